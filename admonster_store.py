@@ -1,0 +1,821 @@
+"""Ad Monster state: workspaces, settings, selections, audit log, confirmations and encrypted tokens in SQLite."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from cryptography.fernet import Fernet, InvalidToken
+
+DB_FILENAME = "admonster.db"
+KEY_FILENAME = "secret.key"
+MEMORY = ":memory:"
+
+SELECTION_KINDS = ("ad_account", "page", "instagram_account")
+AUDIT_OUTCOMES = ("ok", "error", "dry_run", "pending")
+CONFIRM_POLICIES = ("always", "guardrails", "never")
+GUARDRAILS_KEY = "guardrails"
+DEFAULT_GUARDRAILS: dict[str, Any] = {
+    "max_daily_budget": None,
+    "max_budget_increase_pct": 50,
+    "max_spend_cap": None,
+    "confirm_policy": "guardrails",
+}
+SECRET_ARG_KEYS = frozenset({"access_token", "app_secret", "appsecret_proof", "client_secret", "password", "token"})
+API_KEY_PREFIX = "amk_"
+CONFIRMATION_PREFIX = "c-"
+
+Clock = Callable[[], datetime]
+
+# Numbered schema migrations: MIGRATIONS[0] is version 1. Never edit an applied one; append a new script.
+# Later issues append: launches, alert rules/events, performance snapshots, spend ledger, notification outbox.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE workspaces (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_hash TEXT PRIMARY KEY,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX api_keys_workspace ON api_keys(workspace_id);
+    CREATE TABLE settings (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, key)
+    );
+    CREATE TABLE selections (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, kind)
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        interface TEXT NOT NULL,
+        op TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        changes_json TEXT NOT NULL,
+        object_ids_json TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'dry_run', 'pending')),
+        error TEXT,
+        fbtrace_id TEXT,
+        undo_of INTEGER REFERENCES audit_log(id),
+        undone_by INTEGER REFERENCES audit_log(id)
+    );
+    CREATE INDEX audit_log_workspace ON audit_log(workspace_id, id);
+    CREATE TABLE confirmations (
+        id TEXT PRIMARY KEY,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        op TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE INDEX confirmations_workspace ON confirmations(workspace_id, expires_at);
+    CREATE TABLE tokens (
+        workspace_id INTEGER PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        token_encrypted TEXT NOT NULL,
+        app_id TEXT,
+        app_secret_encrypted TEXT,
+        user_id TEXT,
+        expires_at TEXT,
+        scopes_json TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+
+class StoreError(Exception):
+    """A state-layer failure; the message says what happened and how to fix it."""
+
+
+class InvalidArgument(StoreError, ValueError):
+    """A caller passed a value the store does not accept."""
+
+
+class SecretKeyError(StoreError):
+    """The secret key is malformed or does not decrypt the saved tokens."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """An isolation unit: one user or team."""
+
+    id: int
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded write: who, what, the state changes and the outcome."""
+
+    id: int
+    workspace_id: int
+    created_at: str
+    interface: str
+    op: str
+    args: dict[str, Any]
+    summary: str
+    changes: list[dict[str, Any]]
+    object_ids: list[str]
+    outcome: str
+    error: str | None
+    fbtrace_id: str | None
+    undo_of: int | None
+    undone_by: int | None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A spend op waiting for the caller to confirm it by id."""
+
+    id: str
+    workspace_id: int
+    op: str
+    args: dict[str, Any]
+    preview: str
+    created_at: str
+    expires_at: str
+    used_at: str | None
+    status: str  # "pending" | "used" | "expired"
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A decrypted Facebook token with what is known about it; secrets stay out of repr."""
+
+    workspace_id: int
+    kind: str
+    token: str = field(repr=False)
+    app_id: str | None = None
+    app_secret: str | None = field(default=None, repr=False)
+    user_id: str | None = None
+    expires_at: datetime | None = None
+    scopes: list[str] | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    def is_expired(self, at: datetime) -> bool:
+        """True when the token has an expiry at or before `at`."""
+        return self.expires_at is not None and self.expires_at <= _as_utc(at)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return _as_utc(moment).isoformat(timespec="seconds")
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex digest of an API key: the only form the store keeps."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def drop_secret_keys(value: Any) -> Any:
+    """A copy of `value` with every dict key named like a credential removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: drop_secret_keys(v) for k, v in value.items() if str(k).lower() not in SECRET_ARG_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [drop_secret_keys(item) for item in value]
+    return value
+
+
+def normalize_ad_account_id(ad_account_id: str | int) -> str:
+    """'123' or 'act_123' -> 'act_123'."""
+    text = str(ad_account_id).strip()
+    digits = text.removeprefix("act_")
+    if not digits.isdigit():
+        raise InvalidArgument(f"Ad account id {text!r} is not valid. Fix: use a number or act_<number>.")
+    return f"act_{digits}"
+
+
+def _to_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        message = f"{what} is not JSON-serializable ({exc}). Fix: pass numbers, strings, lists, dicts."
+        raise InvalidArgument(message) from None
+
+
+def _coerce_expiry(expires_at: datetime | int | float | str | None) -> str | None:
+    if expires_at is None or expires_at == 0:
+        return None
+    if isinstance(expires_at, datetime):
+        return _iso(expires_at)
+    if isinstance(expires_at, (int, float)):
+        return _iso(datetime.fromtimestamp(expires_at, UTC))
+    try:
+        return _iso(datetime.fromisoformat(str(expires_at)))
+    except ValueError:
+        message = f"Token expiry {expires_at!r} is not a time. Fix: pass a datetime or epoch seconds."
+        raise InvalidArgument(message) from None
+
+
+def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
+    raw = key.encode() if isinstance(key, str) else key
+    try:
+        return Fernet(raw.strip())
+    except (ValueError, TypeError):
+        raise SecretKeyError(
+            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes). Fix: generate one with "
+            "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"."
+        ) from None
+
+
+def _secret_text(secret: Any) -> str:
+    getter = getattr(secret, "get_secret_value", None)
+    return getter() if callable(getter) else secret
+
+
+def load_or_create_key_file(path: Path) -> Fernet:
+    """Read the Fernet key in `path`, creating it with mode 0600 if it does not exist."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _parse_fernet_key(path.read_bytes(), f"Key file {path}")
+    key = Fernet.generate_key()
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(key + b"\n")
+    return Fernet(key)
+
+
+def _resolve_fernet(db_path: str, secret_key: Any, key_file: Path | None) -> Fernet:
+    if secret_key:
+        return _parse_fernet_key(_secret_text(secret_key), "ADMONSTER_SECRET_KEY")
+    if key_file is not None:
+        return load_or_create_key_file(key_file)
+    if db_path == MEMORY:
+        return Fernet(Fernet.generate_key())
+    return load_or_create_key_file(Path(db_path).parent / KEY_FILENAME)
+
+
+def _resolve_db_path(path: str | Path) -> str:
+    if str(path) == MEMORY:
+        return MEMORY
+    db_path = Path(path).expanduser()
+    if db_path.is_dir():
+        db_path = db_path / DB_FILENAME
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    return str(db_path)
+
+
+class Store:
+    """Async access to Ad Monster's SQLite state; every record belongs to one workspace."""
+
+    def __init__(self, db: aiosqlite.Connection, fernet: Fernet, *, path: str = MEMORY, clock: Clock | None = None):
+        self._db = db
+        self._fernet = fernet
+        self.path = path
+        self.clock: Clock = clock or _utc_now
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        secret_key: Any = None,
+        key_file: Path | None = None,
+        clock: Clock | None = None,
+    ) -> Store:
+        """Open (creating if needed) the database at `path` or ':memory:' and apply pending migrations."""
+        db_path = _resolve_db_path(path)
+        fernet = _resolve_fernet(db_path, secret_key, key_file)
+        db = await aiosqlite.connect(db_path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        store = cls(db, fernet, path=db_path, clock=clock)
+        try:
+            await store._configure_connection()
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the database connection."""
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _configure_connection(self) -> None:
+        await self._db.execute("PRAGMA foreign_keys = ON")
+        await self._db.execute("PRAGMA busy_timeout = 5000")
+        if self.path != MEMORY:
+            await self._db.execute("PRAGMA journal_mode = WAL")
+
+    def _now(self) -> datetime:
+        return _as_utc(self.clock())
+
+    # -- migrations ------------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        """The highest migration number applied to this database."""
+        async with self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0])
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = await self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"Database {self.path} has schema version {current}, newer than this Ad Monster knows "
+                f"({len(MIGRATIONS)}). Fix: upgrade Ad Monster or point ADMONSTER_HOME elsewhere."
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            await self._apply_migration(version, MIGRATIONS[version - 1])
+
+    async def _apply_migration(self, version: int, script: str) -> None:
+        applied_at = _iso(self._now())
+        wrapped = (
+            f"BEGIN IMMEDIATE;\n{script}\n;\n"
+            f"INSERT INTO schema_version (version, applied_at) VALUES ({version}, '{applied_at}');\nCOMMIT;"
+        )
+        try:
+            await self._db.executescript(wrapped)
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            if await self.schema_version() >= version:
+                return  # another process applied it first
+            raise StoreError(f"Migration {version} failed: {exc}. Fix: restore a backup of {self.path}.") from exc
+
+    # -- writes helper ---------------------------------------------------------------------------------------
+
+    async def _write(self, sql: str, params: tuple[Any, ...], workspace_id: int) -> aiosqlite.Cursor:
+        try:
+            return await self._db.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise InvalidArgument(
+                    f"Workspace {workspace_id} does not exist. Fix: create it with ensure_workspace()."
+                ) from None
+            raise
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- workspaces and API keys -----------------------------------------------------------------------------
+
+    async def ensure_workspace(self, name: str) -> Workspace:
+        """The workspace called `name`, created if it does not exist yet."""
+        name = (name or "").strip()
+        if not name or len(name) > 100:
+            raise InvalidArgument("Workspace name must be 1-100 characters. Fix: pass a short name such as 'default'.")
+        await self._db.execute(
+            "INSERT OR IGNORE INTO workspaces (name, created_at) VALUES (?, ?)", (name, _iso(self._now()))
+        )
+        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE name = ?", (name,))
+        return Workspace(**dict(row))
+
+    async def get_workspace(self, workspace_id: int) -> Workspace | None:
+        """The workspace with this id, or None."""
+        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE id = ?", (workspace_id,))
+        return Workspace(**dict(row)) if row else None
+
+    async def list_workspaces(self) -> list[Workspace]:
+        """All workspaces, oldest first."""
+        rows = await self._fetchall("SELECT id, name, created_at FROM workspaces ORDER BY id", ())
+        return [Workspace(**dict(row)) for row in rows]
+
+    async def create_api_key(self, workspace_id: int) -> str:
+        """A new API key for the workspace; returned once in plain text, stored only as its SHA-256."""
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        await self._write(
+            "INSERT INTO api_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)",
+            (hash_api_key(key), workspace_id, _iso(self._now())),
+            workspace_id,
+        )
+        return key
+
+    async def workspace_for_api_key(self, key: str) -> Workspace | None:
+        """The workspace an API key belongs to, or None for an unknown key."""
+        if not key:
+            return None
+        row = await self._fetchone(
+            "SELECT w.id, w.name, w.created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id "
+            "WHERE k.key_hash = ?",
+            (hash_api_key(key),),
+        )
+        return Workspace(**dict(row)) if row else None
+
+    # -- settings and guardrails -----------------------------------------------------------------------------
+
+    async def get_setting(self, workspace_id: int, key: str, default: Any = None) -> Any:
+        """The workspace's value for `key`, or `default`."""
+        row = await self._fetchone(
+            "SELECT value_json FROM settings WHERE workspace_id = ? AND key = ?", (workspace_id, key)
+        )
+        return json.loads(row["value_json"]) if row else default
+
+    async def set_setting(self, workspace_id: int, key: str, value: Any) -> None:
+        """Store a JSON value for `key` in the workspace; None removes the setting."""
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidArgument("Setting key must be a non-empty string. Fix: pass a name such as 'guardrails'.")
+        if value is None:
+            await self._db.execute("DELETE FROM settings WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+            return
+        await self._write(
+            "INSERT INTO settings (workspace_id, key, value_json, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, key) DO UPDATE SET value_json = excluded.value_json, "
+            "updated_at = excluded.updated_at",
+            (workspace_id, key, _to_json(value, f"Setting {key!r}"), _iso(self._now())),
+            workspace_id,
+        )
+
+    async def all_settings(self, workspace_id: int) -> dict[str, Any]:
+        """Every setting of the workspace as a dict."""
+        rows = await self._fetchall(
+            "SELECT key, value_json FROM settings WHERE workspace_id = ? ORDER BY key", (workspace_id,)
+        )
+        return {row["key"]: json.loads(row["value_json"]) for row in rows}
+
+    async def guardrails(self, workspace_id: int, ad_account_id: str | int | None = None) -> dict[str, Any]:
+        """Effective guardrails: defaults < workspace 'guardrails' < 'guardrails:act_<id>' for the account."""
+        merged = dict(DEFAULT_GUARDRAILS)
+        merged.update(await self._guardrail_layer(workspace_id, GUARDRAILS_KEY))
+        if ad_account_id is not None:
+            merged.update(await self._guardrail_layer(workspace_id, guardrails_key(ad_account_id)))
+        return merged
+
+    async def _guardrail_layer(self, workspace_id: int, key: str) -> dict[str, Any]:
+        stored = await self.get_setting(workspace_id, key, {})
+        return stored if isinstance(stored, dict) else {}
+
+    async def set_guardrails(
+        self, workspace_id: int, values: dict[str, Any], ad_account_id: str | int | None = None
+    ) -> dict[str, Any]:
+        """Validate and merge guardrail values into the workspace (or one ad account); returns the effective set."""
+        validated = validate_guardrails(values)
+        key = GUARDRAILS_KEY if ad_account_id is None else guardrails_key(ad_account_id)
+        layer = await self._guardrail_layer(workspace_id, key)
+        layer.update(validated)
+        await self.set_setting(workspace_id, key, layer)
+        return await self.guardrails(workspace_id, ad_account_id)
+
+    # -- selections ------------------------------------------------------------------------------------------
+
+    async def get_selection(self, workspace_id: int, kind: str) -> str | None:
+        """The selected ad account, page or Instagram account id, or None."""
+        _check_selection_kind(kind)
+        row = await self._fetchone(
+            "SELECT value FROM selections WHERE workspace_id = ? AND kind = ?", (workspace_id, kind)
+        )
+        return row["value"] if row else None
+
+    async def set_selection(self, workspace_id: int, kind: str, value: str | None) -> None:
+        """Select an ad account, page or Instagram account; None clears the selection."""
+        _check_selection_kind(kind)
+        if value is None or not str(value).strip():
+            await self._db.execute("DELETE FROM selections WHERE workspace_id = ? AND kind = ?", (workspace_id, kind))
+            return
+        await self._write(
+            "INSERT INTO selections (workspace_id, kind, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, kind) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (workspace_id, kind, str(value).strip(), _iso(self._now())),
+            workspace_id,
+        )
+
+    async def all_selections(self, workspace_id: int) -> dict[str, str | None]:
+        """Every selection kind mapped to its value (None when unset)."""
+        rows = await self._fetchall("SELECT kind, value FROM selections WHERE workspace_id = ?", (workspace_id,))
+        found = {row["kind"]: row["value"] for row in rows}
+        return {kind: found.get(kind) for kind in SELECTION_KINDS}
+
+    # -- audit log -------------------------------------------------------------------------------------------
+
+    async def add_audit(
+        self,
+        workspace_id: int,
+        *,
+        interface: str,
+        op: str,
+        args: dict[str, Any],
+        summary: str,
+        changes: list[dict[str, Any]],
+        object_ids: list[str],
+        outcome: str,
+        error: str | None = None,
+        fbtrace_id: str | None = None,
+        undo_of: int | None = None,
+    ) -> int:
+        """Record one write in the audit log and return its id; credential-named keys are dropped."""
+        if outcome not in AUDIT_OUTCOMES:
+            raise InvalidArgument(
+                f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
+            )
+        cursor = await self._write(
+            "INSERT INTO audit_log (workspace_id, created_at, interface, op, args_json, summary, changes_json, "
+            "object_ids_json, outcome, error, fbtrace_id, undo_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                workspace_id,
+                _iso(self._now()),
+                interface,
+                op,
+                _to_json(drop_secret_keys(args or {}), "Audit args"),
+                summary,
+                _to_json(drop_secret_keys(changes or []), "Audit changes"),
+                _to_json([str(object_id) for object_id in object_ids or []], "Audit object ids"),
+                outcome,
+                error,
+                fbtrace_id,
+                undo_of,
+            ),
+            workspace_id,
+        )
+        return int(cursor.lastrowid)
+
+    async def list_audit(self, workspace_id: int, limit: int = 20, op: str | None = None) -> list[AuditEntry]:
+        """The workspace's latest audit entries, newest first, optionally only one op."""
+        limit = max(1, min(int(limit), 1000))
+        if op is None:
+            rows = await self._fetchall(
+                "SELECT * FROM audit_log WHERE workspace_id = ? ORDER BY id DESC LIMIT ?", (workspace_id, limit)
+            )
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM audit_log WHERE workspace_id = ? AND op = ? ORDER BY id DESC LIMIT ?",
+                (workspace_id, op, limit),
+            )
+        return [_audit_from_row(row) for row in rows]
+
+    async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
+        """One audit entry of the workspace, or None."""
+        row = await self._fetchone(
+            "SELECT * FROM audit_log WHERE workspace_id = ? AND id = ?", (workspace_id, audit_id)
+        )
+        return _audit_from_row(row) if row else None
+
+    async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
+        """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
+        if await self.get_audit(workspace_id, undone_by) is None:
+            raise InvalidArgument(
+                f"Audit entry {undone_by} is not in this workspace. Fix: pass the undo's own entry id."
+            )
+        cursor = await self._db.execute(
+            "UPDATE audit_log SET undone_by = ? WHERE workspace_id = ? AND id = ? AND undone_by IS NULL",
+            (undone_by, workspace_id, audit_id),
+        )
+        return cursor.rowcount == 1
+
+    # -- confirmations ---------------------------------------------------------------------------------------
+
+    async def add_confirmation(
+        self, workspace_id: int, *, op: str, args: dict[str, Any], preview: str, ttl_seconds: int = 900
+    ) -> str:
+        """Save a pending spend op and return its short id (like 'c-7f3a9b'), valid for `ttl_seconds`."""
+        now = self._now()
+        args_json = _to_json(args or {}, "Confirmation args")
+        for _attempt in range(20):
+            confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
+            try:
+                await self._write(
+                    "INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (confirmation_id, workspace_id, op, args_json, preview, _iso(now),
+                     _iso(now + timedelta(seconds=ttl_seconds))),
+                    workspace_id,
+                )
+                return confirmation_id
+            except sqlite3.IntegrityError:
+                continue  # id collision: draw another
+        raise StoreError("Could not allocate a confirmation id. Fix: retry the operation.")
+
+    async def take_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
+        """Claim a pending, unexpired confirmation exactly once; None if unknown, used, expired or not ours."""
+        now = _iso(self._now())
+        cursor = await self._db.execute(
+            "UPDATE confirmations SET used_at = ? WHERE workspace_id = ? AND id = ? AND used_at IS NULL "
+            "AND expires_at > ?",
+            (now, workspace_id, _clean_confirmation_id(confirmation_id), now),
+        )
+        if cursor.rowcount != 1:
+            return None
+        return await self.get_confirmation(workspace_id, confirmation_id)
+
+    async def get_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
+        """A confirmation of the workspace with its status (pending, used or expired), without claiming it."""
+        row = await self._fetchone(
+            "SELECT * FROM confirmations WHERE workspace_id = ? AND id = ?",
+            (workspace_id, _clean_confirmation_id(confirmation_id)),
+        )
+        return _confirmation_from_row(row, _iso(self._now())) if row else None
+
+    async def list_confirmations(self, workspace_id: int) -> list[Confirmation]:
+        """The workspace's pending, unexpired confirmations, oldest first."""
+        now = _iso(self._now())
+        rows = await self._fetchall(
+            "SELECT * FROM confirmations WHERE workspace_id = ? AND used_at IS NULL AND expires_at > ? "
+            "ORDER BY created_at, id",
+            (workspace_id, now),
+        )
+        return [_confirmation_from_row(row, now) for row in rows]
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+
+    async def save_token(
+        self,
+        workspace_id: int,
+        *,
+        token: str,
+        kind: str = "user",
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        user_id: str | None = None,
+        expires_at: datetime | int | float | str | None = None,
+        scopes: list[str] | None = None,
+    ) -> None:
+        """Encrypt and save the workspace's token (replacing any previous one)."""
+        token = _secret_text(token)
+        if not token or not isinstance(token, str):
+            raise InvalidArgument("Token is empty. Fix: pass the access token to save.")
+        app_secret = _secret_text(app_secret) if app_secret else None
+        now = _iso(self._now())
+        await self._write(
+            "INSERT INTO tokens (workspace_id, kind, token_encrypted, app_id, app_secret_encrypted, user_id, "
+            "expires_at, scopes_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id) DO UPDATE SET kind = excluded.kind, "
+            "token_encrypted = excluded.token_encrypted, app_id = excluded.app_id, "
+            "app_secret_encrypted = excluded.app_secret_encrypted, user_id = excluded.user_id, "
+            "expires_at = excluded.expires_at, scopes_json = excluded.scopes_json, updated_at = excluded.updated_at",
+            (
+                workspace_id,
+                kind,
+                self._encrypt(token),
+                app_id,
+                self._encrypt(app_secret) if app_secret else None,
+                None if user_id is None else str(user_id),
+                _coerce_expiry(expires_at),
+                None if scopes is None else _to_json(list(scopes), "Token scopes"),
+                now,
+                now,
+            ),
+            workspace_id,
+        )
+
+    async def load_token(self, workspace_id: int) -> StoredToken | None:
+        """The workspace's decrypted token, or None; SecretKeyError if the key cannot decrypt it."""
+        row = await self._fetchone("SELECT * FROM tokens WHERE workspace_id = ?", (workspace_id,))
+        if row is None:
+            return None
+        return StoredToken(
+            workspace_id=row["workspace_id"],
+            kind=row["kind"],
+            token=self._decrypt(row["token_encrypted"]),
+            app_id=row["app_id"],
+            app_secret=self._decrypt(row["app_secret_encrypted"]) if row["app_secret_encrypted"] else None,
+            user_id=row["user_id"],
+            expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
+            scopes=json.loads(row["scopes_json"]) if row["scopes_json"] else None,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def delete_token(self, workspace_id: int) -> bool:
+        """Forget the workspace's token; True if there was one."""
+        cursor = await self._db.execute("DELETE FROM tokens WHERE workspace_id = ?", (workspace_id,))
+        return cursor.rowcount == 1
+
+    def _encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def _decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyError(
+                "The saved token cannot be decrypted with the current secret key. Fix: set ADMONSTER_SECRET_KEY "
+                f"(or restore {KEY_FILENAME} in ADMONSTER_HOME) to the key used when it was saved, "
+                "or run /connect to save a new token."
+            ) from None
+
+
+def guardrails_key(ad_account_id: str | int) -> str:
+    """The setting key holding one ad account's guardrails, e.g. 'guardrails:act_123'."""
+    return f"{GUARDRAILS_KEY}:{normalize_ad_account_id(ad_account_id)}"
+
+
+def validate_guardrails(values: dict[str, Any]) -> dict[str, Any]:
+    """Check guardrail names and values: money in minor units (int >= 0 or None), a known confirm_policy."""
+    if not isinstance(values, dict):
+        raise InvalidArgument("Guardrails must be an object. Fix: pass e.g. {\"max_daily_budget\": 10000}.")
+    unknown = sorted(set(values) - set(DEFAULT_GUARDRAILS))
+    if unknown:
+        raise InvalidArgument(
+            f"Unknown guardrail {', '.join(unknown)}. Fix: use {', '.join(DEFAULT_GUARDRAILS)}."
+        )
+    for name, value in values.items():
+        _check_guardrail_value(name, value)
+    return dict(values)
+
+
+def _check_guardrail_value(name: str, value: Any) -> None:
+    if name == "confirm_policy":
+        if value not in CONFIRM_POLICIES:
+            raise InvalidArgument(f"confirm_policy {value!r} is not known. Fix: use {', '.join(CONFIRM_POLICIES)}.")
+        return
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(
+            f"{name} must be a whole number >= 0 (money in minor units of the account currency) or null. "
+            f"Fix: e.g. {name}=10000 for $100.00."
+        )
+
+
+def _check_selection_kind(kind: str) -> None:
+    if kind not in SELECTION_KINDS:
+        raise InvalidArgument(f"Selection kind {kind!r} is not known. Fix: use {', '.join(SELECTION_KINDS)}.")
+
+
+def _clean_confirmation_id(confirmation_id: str) -> str:
+    return str(confirmation_id or "").strip().lower()
+
+
+def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        created_at=row["created_at"],
+        interface=row["interface"],
+        op=row["op"],
+        args=json.loads(row["args_json"]),
+        summary=row["summary"],
+        changes=json.loads(row["changes_json"]),
+        object_ids=json.loads(row["object_ids_json"]),
+        outcome=row["outcome"],
+        error=row["error"],
+        fbtrace_id=row["fbtrace_id"],
+        undo_of=row["undo_of"],
+        undone_by=row["undone_by"],
+    )
+
+
+def _confirmation_from_row(row: aiosqlite.Row, now_iso: str) -> Confirmation:
+    if row["used_at"]:
+        status = "used"
+    elif row["expires_at"] <= now_iso:
+        status = "expired"
+    else:
+        status = "pending"
+    return Confirmation(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        op=row["op"],
+        args=json.loads(row["args_json"]),
+        preview=row["preview"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        used_at=row["used_at"],
+        status=status,
+    )
+
+
+async def open_store(settings: Any, *, clock: Clock | None = None) -> Store:
+    """Open the store described by a Settings object (its `home` and `secret_key`)."""
+    return await Store.open(Path(settings.home) / DB_FILENAME, secret_key=settings.secret_key, clock=clock)

@@ -1,0 +1,55 @@
+"""The sandbox clock: real time plus an adjustable offset (drives token expiry and usage decay)."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def set(self, epoch: float) -> None:
+        self.offset = epoch - time.time()
+
+    def snapshot(self) -> dict:
+        now = self.now()
+        return {"now": iso(now), "epoch": int(now)}
+
+
+def iso(epoch: float) -> str:
+    """Facebook's time format: 2026-11-22T10:00:00+0000."""
+    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def parse_time(value) -> float | None:
+    """ISO-8601 (with offset, Z, or naive = UTC) or unix seconds; None when unparseable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if 0 <= value < 10**11 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return parse_time(int(text)) if len(text) < 12 else None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if len(text) >= 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,70 @@
+"""Everything one sandbox instance holds: the store, clock, config, usage, faults and stats."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+from .clock import Clock
+from .faults import Faults
+from .store import Store
+from .usage import TIERS, Usage
+
+
+@dataclass
+class Config:
+    latency_ms: int = 0
+    require_appsecret_proof: bool = True
+    access_tier: str = "standard_access"
+
+    def update(self, body: dict) -> None:
+        if "latency_ms" in body:
+            value = body["latency_ms"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 600000:
+                raise ValueError("latency_ms must be a number of milliseconds in [0, 600000]")
+            self.latency_ms = int(value)
+        if "require_appsecret_proof" in body:
+            if not isinstance(body["require_appsecret_proof"], bool):
+                raise ValueError("require_appsecret_proof must be a boolean")
+            self.require_appsecret_proof = body["require_appsecret_proof"]
+        if "access_tier" in body:
+            if body["access_tier"] not in TIERS:
+                raise ValueError(f"access_tier must be one of {sorted(TIERS)}")
+            self.access_tier = body["access_tier"]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_route: Counter = Counter()
+
+    def record(self, route: str) -> None:
+        self.requests += 1
+        self.by_route[route] += 1
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_route.clear()
+
+    def as_dict(self) -> dict:
+        return {"requests": self.requests, "by_route": dict(self.by_route)}
+
+
+class Sandbox:
+    def __init__(self, db_path: str = ":memory:") -> None:
+        self.store = Store(db_path)
+        self.clock = Clock()
+        self.config = Config()
+        self.usage = Usage()
+        self.faults = Faults()
+        self.stats = Stats()
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def reset_runtime(self) -> None:
+        self.usage.reset()
+        self.faults.clear()
+        self.stats.reset()

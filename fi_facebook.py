@@ -1,0 +1,699 @@
+"""The Facebook integration: the op registry, the `facebook` tool's dispatch, and the safety gate.
+
+Every op declared by the fb_* modules lands in one ``Registry``. From it come the help text, the JSON schemas
+(OpenAI and MCP tools), slash-command parsing, dispatch and the docs' op table. ``Facebook.call`` is the one
+path every interface uses: it normalises the arguments the way an LLM means them, validates them with the
+op's model, runs the handler, and passes every write through the safety gate (dry_run, confirmation of
+spend over the workspace guardrails, audit log with before/after state, undo).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+import fb_ad_account
+import fb_campaign
+from fb_utils import (
+    BatchItem,
+    Change,
+    ConfirmationRequired,
+    FacebookError,
+    GraphClient,
+    GraphRequest,
+    OpContext,
+    OpKind,
+    OpResult,
+    OpSet,
+    OpSpec,
+    ValidationError,
+    WritePlan,
+    format_money,
+    get_logger,
+    redact,
+)
+
+OP_MODULES = (fb_ad_account, fb_campaign)
+GATE_ARGS = ("dry_run", "confirm")
+BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
+UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
+UNDOABLE_STATUSES = {"ACTIVE", "PAUSED"}
+SECRET_ARG_NAMES = ("access_token", "app_secret", "appsecret_proof", "client_secret", "token", "password")
+
+log = get_logger("fi_facebook")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Registry:
+    """Every op by name; refuses duplicates; the source of help, schemas and the op table."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, OpSpec] = {}
+
+    @classmethod
+    def from_opsets(cls, opsets: list[OpSet]) -> "Registry":
+        registry = cls()
+        for opset in opsets:
+            for spec in opset:
+                registry.add(spec)
+        return registry
+
+    def add(self, spec: OpSpec) -> None:
+        if spec.name in self._ops or spec.name == "help":
+            raise ValueError(f"op {spec.name!r} is declared twice ({self._ops.get(spec.name, spec).module}, {spec.module})")
+        self._ops[spec.name] = spec
+
+    def get(self, name: str) -> OpSpec | None:
+        return self._ops.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._ops)
+
+    def specs(self) -> list[OpSpec]:
+        return list(self._ops.values())
+
+    def by_module(self) -> dict[str, list[OpSpec]]:
+        grouped: dict[str, list[OpSpec]] = {}
+        for spec in self._ops.values():
+            grouped.setdefault(spec.module, []).append(spec)
+        return grouped
+
+    def closest(self, name: str, count: int = 3) -> list[str]:
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=count, cutoff=0.5)
+        if not close:
+            close = [n for n in names if name and (name in n or n in name)][:count]
+        return close
+
+    def require(self, name: str) -> OpSpec:
+        spec = self.get(name)
+        if spec is None:
+            suggestions = self.closest(name)
+            hint = f"Did you mean {', '.join(suggestions)}? " if suggestions else ""
+            raise ValidationError(
+                f"Unknown op {name!r}",
+                fix=f"{hint}Call op=help to list every op",
+                data={"suggestions": suggestions},
+            )
+        return spec
+
+    # -- schemas -----------------------------------------------------------------------------------------------
+
+    def args_schema(self, spec: OpSpec) -> dict[str, Any]:
+        """The op's JSON schema: its argument model plus the gate's dry_run/confirm for writes."""
+        schema = spec.args_model.model_json_schema()
+        schema.pop("title", None)
+        if spec.kind is not OpKind.READ:
+            props = schema.setdefault("properties", {})
+            props["dry_run"] = {"type": "boolean", "default": False,
+                                "description": "Show the Graph requests this would send (and Facebook's validate_only verdict) without changing anything."}
+            props["confirm"] = {"type": "string",
+                                "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}
+        return schema
+
+    def help_text(self) -> str:
+        lines = ["Ad Monster ops: facebook(op, args). op=help with args={\"op\": NAME} shows one op's schema and an example."]
+        for module, specs in self.by_module().items():
+            lines.append(f"\n{module}:")
+            for spec in specs:
+                lines.append(f"  {spec.name:<26} [{spec.kind.value}] {spec.summary}")
+        lines.append("\nWrites accept dry_run=true; spend ops over the guardrails answer with a confirmation id to pass back as confirm.")
+        return "\n".join(lines)
+
+    def op_help(self, spec: OpSpec) -> OpResult:
+        schema = self.args_schema(spec)
+        example = spec.example or _example_from_schema(schema)
+        lines = [f"{spec.name} ({spec.module}, kind {spec.kind.value})", spec.description, "", "Arguments:"]
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            mark = "required" if name in required else "optional"
+            lines.append(f"  {name} ({_schema_type(prop)}, {mark}): {prop.get('description', '')}".rstrip(": "))
+        lines += ["", f"Example: facebook(op=\"{spec.name}\", args={json.dumps(example)})"]
+        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "module": spec.module,
+                                                      "schema": schema, "example": example})
+
+    def facebook_tool_description(self) -> str:
+        ops = ", ".join(self.names())
+        return ("Run Facebook and Instagram advertising operations on the selected ad account. "
+                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments. "
+                f"Ops: {ops}. Money is in minor units of the account currency (cents for USD, yen for JPY). "
+                "New objects are created PAUSED; writes accept dry_run=true; spend over the guardrails needs confirm.")
+
+    def openai_tools(self, mode: Literal["single", "per-op", "both"] = "single") -> list[dict[str, Any]]:
+        tools = []
+        if mode in ("single", "both"):
+            tools.append({"type": "function", "function": {
+                "name": "facebook", "description": self.facebook_tool_description(),
+                "parameters": {"type": "object", "properties": {
+                    "op": {"type": "string", "description": "The op name, or 'help'."},
+                    "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."}},
+                    "required": ["op"]}}})
+        if mode in ("per-op", "both"):
+            for spec in self.specs():
+                tools.append({"type": "function", "function": {
+                    "name": spec.name, "description": spec.description, "parameters": self.args_schema(spec)}})
+        return tools
+
+    def mcp_tools(self) -> list[dict[str, Any]]:
+        return [{
+            "name": spec.name,
+            "description": spec.description,
+            "inputSchema": self.args_schema(spec),
+            "annotations": {"readOnlyHint": spec.kind is OpKind.READ, "destructiveHint": spec.destructive,
+                            "idempotentHint": spec.idempotent},
+        } for spec in self.specs()]
+
+    def op_table_markdown(self) -> str:
+        lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
+                 "| op | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|"]
+        for spec in self.specs():
+            schema = spec.args_model.model_json_schema()
+            required = set(schema.get("required", []))
+            args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
+            hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
+                                              ("idempotent", spec.idempotent)) if on)
+            lines.append(f"| `{spec.name}` | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
+        return "\n".join(lines) + "\n"
+
+
+def _schema_type(prop: dict[str, Any]) -> str:
+    if "enum" in prop:
+        return "one of " + "|".join(map(str, prop["enum"]))
+    if "anyOf" in prop:
+        return " or ".join(_schema_type(p) for p in prop["anyOf"] if p.get("type") != "null") or "any"
+    if prop.get("type") == "array":
+        return f"list of {_schema_type(prop.get('items', {}))}"
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    return prop.get("type", "any")
+
+
+def _example_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    example: dict[str, Any] = {}
+    for name in schema.get("required", []):
+        prop = schema["properties"].get(name, {})
+        if prop.get("examples"):
+            example[name] = prop["examples"][0]
+        elif "enum" in prop:
+            example[name] = prop["enum"][0]
+        elif prop.get("type") == "integer":
+            example[name] = 1000
+        elif prop.get("type") == "array":
+            example[name] = []
+        else:
+            example[name] = f"<{name}>"
+    return example
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Argument normalisation: accept what an LLM means
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def normalize_call(op: Any, args: Any, top_level: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Turn (op, args, stray top-level keys) into (op name, argument dict), or raise a ValidationError."""
+    parsed = _parse_args(args)
+    if top_level:
+        parsed = {**{k: v for k, v in top_level.items() if v is not None}, **parsed}
+    if isinstance(parsed.get("args"), (dict, str)) and len(parsed) == 1:
+        parsed = _parse_args(parsed["args"])
+    if not op and isinstance(parsed.get("op"), str):
+        op = parsed.pop("op")
+    if not isinstance(op, str) or not op.strip():
+        raise ValidationError("No op given", fix="Pass op, e.g. op=\"list_campaigns\"; op=\"help\" lists them all",
+                              blame_field="op")
+    return op.strip().lower().lstrip("/"), parsed
+
+
+def _parse_args(args: Any) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if isinstance(args, BaseModel):
+        return args.model_dump(exclude_none=True)
+    if isinstance(args, str):
+        text = args.strip()
+        if text in ("", "null", "None", "{}"):
+            return {}
+        try:
+            args = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"args is not valid JSON ({exc.msg} at position {exc.pos})",
+                fix="Send args as a JSON object, e.g. {\"campaign_id\": \"120210000000000001\"}",
+                blame_field="args",
+            ) from None
+        if args is None:
+            return {}
+    if not isinstance(args, dict):
+        raise ValidationError(
+            f"args must be an object, got {type(args).__name__}",
+            fix="Send args as a JSON object of named arguments, e.g. {\"limit\": 10}",
+            blame_field="args",
+        )
+    return dict(args)
+
+
+def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
+    """Validate with the op's model; a failure becomes one readable line naming each bad field."""
+    try:
+        return spec.args_model.model_validate(args)
+    except PydanticValidationError as exc:
+        problems = [_describe_problem(err) for err in exc.errors()[:4]]
+        first_field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
+        raise ValidationError(
+            f"{spec.name}: " + "; ".join(problems),
+            fix=f"Correct the argument(s); op=help with args={{\"op\": \"{spec.name}\"}} shows the schema",
+            blame_field=first_field or None,
+        ) from None
+
+
+def _describe_problem(err: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "args"
+    if err["type"] == "extra_forbidden":
+        return f"unknown argument {where!r}"
+    if err["type"] == "missing":
+        return f"{where} is required"
+    shown = err.get("input")
+    shown_text = json.dumps(shown, default=str)[:60] if shown is not None else "null"
+    return f"{where}: {err['msg'].rstrip('.')} (got {shown_text})"
+
+
+def scrub_args(args: Any) -> Any:
+    """Arguments as they may be stored or logged: secrets dropped, text redacted."""
+    if isinstance(args, dict):
+        return {k: scrub_args(v) for k, v in args.items() if k.lower() not in SECRET_ARG_NAMES}
+    if isinstance(args, list):
+        return [scrub_args(v) for v in args]
+    if isinstance(args, str):
+        return redact(args)
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The safety gate
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def spend_reasons(plan: WritePlan, guardrails: dict[str, Any]) -> list[str]:
+    """Why this plan needs a person's confirmation under the workspace policy; empty when it does not."""
+    policy = guardrails.get("confirm_policy", "guardrails")
+    if policy == "never":
+        return []
+    reasons = []
+    for change in plan.changes:
+        reason = _activation_reason(change) or _budget_reason(change, guardrails, policy) or _spend_cap_reason(change, guardrails, policy)
+        if reason:
+            reasons.append(reason)
+    return reasons
+
+
+def _label(change: Change) -> str:
+    name = f"{change.object_type} {change.object_name}".strip()
+    return f"{name} ({change.object_id})" if change.object_id else f"new {name}"
+
+
+def _money(value: Any, currency: str | None) -> str:
+    if value in (None, ""):
+        return "none"
+    return format_money(value, currency) if currency else str(value)
+
+
+def _activation_reason(change: Change) -> str | None:
+    if change.field == "status" and change.after == "ACTIVE" and change.before != "ACTIVE":
+        return f"would set {_label(change)} ACTIVE, which can start spending"
+    return None
+
+
+def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
+    if change.field not in BUDGET_FIELDS + ("bid_amount",) or change.after in (None, ""):
+        return None
+    before = int(change.before) if change.before not in (None, "", "0") else None
+    after = int(change.after)
+    if before is not None and after <= before:
+        return None
+    what = change.field.replace("_", " ")
+    described = (f"would raise {what} of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}"
+                 if before is not None else f"would set {what} of {_label(change)} to {_money(after, change.currency)}")
+    if policy == "always":
+        return described
+    limit = guardrails.get("max_daily_budget") if change.field == "daily_budget" else None
+    if limit is not None and after > int(limit):
+        return f"{described}, over the max_daily_budget guardrail of {_money(limit, change.currency)}"
+    max_pct = guardrails.get("max_budget_increase_pct")
+    if before and max_pct is not None and (after - before) * 100 > int(max_pct) * before:
+        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+    return None
+
+
+def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
+    if change.field != "spend_cap":
+        return None
+    before = int(change.before or 0)
+    after = int(change.after or 0)
+    raises = after == 0 and before > 0 or (before > 0 and after > before) or (before == 0 and after > 0 and policy == "always")
+    described = (f"would {'remove the spend cap of' if after == 0 else 'set the spend cap of'} {_label(change)}"
+                 + ("" if after == 0 else f" to {_money(after, change.currency)}") + f" (was {_money(before, change.currency) if before else 'no cap'})")
+    limit = guardrails.get("max_spend_cap")
+    if limit is not None and (after == 0 or after > int(limit)):
+        return f"{described}, over the max_spend_cap guardrail of {_money(limit, change.currency)}"
+    if policy == "always" and raises:
+        return described
+    if raises and after == 0:
+        return described
+    return None
+
+
+def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_error: FacebookError | None) -> OpResult:
+    lines = [f"DRY RUN {spec.name}: {plan.summary}. Nothing was changed; it would send {len(plan.requests)} request(s):"]
+    lines += [f"  {request.describe()}" for request in plan.requests[:20]]
+    if len(plan.requests) > 20:
+        lines.append(f"  … and {len(plan.requests) - 20} more")
+    if validation_error is not None:
+        lines.append(f"Facebook validate_only: refused. {validation_error.to_text()}")
+    elif validation is not None:
+        lines.append("Facebook validate_only: accepted.")
+    data = {"dry_run": True, "summary": plan.summary, "requests": [r.to_data() for r in plan.requests],
+            "changes": [_change_data(c) for c in plan.changes]}
+    if validation_error is not None:
+        data["validation"] = validation_error.to_data()
+    elif validation is not None:
+        data["validation"] = {"accepted": True, "response": validation}
+    return OpResult(text="\n".join(lines), data=data, ok=validation_error is None)
+
+
+def _change_data(change: Change) -> dict[str, Any]:
+    return {"object_id": change.object_id, "object_type": change.object_type, "object_name": change.object_name,
+            "field": change.field, "before": change.before, "after": change.after, "currency": change.currency}
+
+
+def _change_from_data(data: dict[str, Any]) -> Change:
+    return Change(**{k: data.get(k) for k in ("object_id", "object_type", "object_name", "field", "before", "after", "currency")})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Meta ops: audit, undo, confirmations, selection (need the store, so they live here, not in an fb_* module)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FacebookContext(OpContext):
+    """OpContext plus the Facebook session, for the meta ops that need the store."""
+
+    facebook: "Facebook | None" = None
+
+
+meta_ops = OpSet("fi_facebook")
+
+
+class AuditLogArgs(BaseModel):
+    """Show the audit log: every write with who, what, before/after and outcome, newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(10, ge=1, le=200, description="How many entries to show (1-200).")
+    op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
+
+
+@meta_ops.op(OpKind.READ)
+async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
+    entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
+    if not entries:
+        return OpResult(text="The audit log is empty: nothing has been written yet.", data={"entries": []})
+    lines = [f"Audit log ({len(entries)} newest):"]
+    for entry in entries:
+        undo = " (undone)" if entry.undone_by else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
+        lines.append(f"  #{entry.id} {entry.created_at[:19]} {entry.interface} {entry.op} → {entry.outcome}: {entry.summary}{undo}")
+    return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
+
+
+def _audit_data(entry: Any) -> dict[str, Any]:
+    return {k: getattr(entry, k) for k in ("id", "created_at", "interface", "op", "args", "summary", "changes", "object_ids",
+                                            "outcome", "error", "fbtrace_id", "undo_of", "undone_by")}
+
+
+class UndoArgs(BaseModel):
+    """Undo a status or budget change recorded in the audit log, restoring each field's earlier value."""
+
+    model_config = ConfigDict(extra="forbid")
+    audit_id: int = Field(..., ge=1, description="The audit log entry to undo (audit_log lists them).")
+
+
+def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Status flips between ACTIVE and PAUSED and budget/cap changes of existing objects; archive and delete are final."""
+    return [c for c in changes or [] if c.get("field") in UNDOABLE_FIELDS and c.get("object_id") and c.get("before") not in (None, "")
+            and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
+
+
+@meta_ops.op(OpKind.SPEND)
+async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan:
+    facebook = ctx.facebook
+    entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
+    if entry is None:
+        raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries", blame_field="audit_id")
+    if entry.undone_by:
+        raise ValidationError(f"Audit entry #{entry.id} was already undone by #{entry.undone_by}", fix="Nothing to do; /audit shows the log")
+    changes = _undoable_changes(entry.changes) if entry.outcome == "ok" else []
+    if not changes:
+        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has no status or budget change to undo",
+                              fix="Only successful status, budget and spend-cap changes can be undone")
+    reverse = [Change(c["object_id"], c["object_type"], c["object_name"], c["field"], c["after"], c["before"], c.get("currency"))
+               for c in changes]
+    updates: dict[str, dict[str, Any]] = {}
+    for change in reverse:
+        updates.setdefault(change.object_id, {})[change.field] = change.after
+
+    async def execute() -> OpResult:
+        results = await ctx.graph.batch([BatchItem("POST", object_id, body=fields) for object_id, fields in updates.items()])
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise failed[0].error
+        lines = [f"Undid #{entry.id} ({entry.op}):"] + [
+            f"  {c.object_type} {c.object_name} ({c.object_id}): {c.field} {_money(c.before, c.currency) if c.field != 'status' else c.before}"
+            f" → {_money(c.after, c.currency) if c.field != 'status' else c.after}" for c in reverse]
+        return OpResult(text="\n".join(lines), data={"undone": entry.id, "changes": [_change_data(c) for c in reverse]})
+
+    return WritePlan(
+        summary=f"undo #{entry.id} ({entry.op})",
+        ad_account_id=None,
+        requests=[GraphRequest("POST", object_id, fields) for object_id, fields in updates.items()],
+        changes=reverse,
+        execute=execute,
+    )
+
+
+class ListConfirmationsArgs(BaseModel):
+    """List the calls waiting for a person's confirmation, with their ids and previews."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@meta_ops.op(OpKind.READ)
+async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
+    pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
+    if not pending:
+        return OpResult(text="No calls are waiting for confirmation.", data={"confirmations": []})
+    lines = ["Waiting for confirmation:"] + [f"  {c.id}: {c.op} — {c.preview}" for c in pending]
+    return OpResult(text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]})
+
+
+class SelectAdAccountArgs(BaseModel):
+    """Select the ad account that later ops use when they are not given one."""
+
+    model_config = ConfigDict(extra="forbid")
+    ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
+
+
+@meta_ops.op(OpKind.READ, name="select_ad_account", idempotent=True)
+async def select_ad_account(ctx: FacebookContext, args: SelectAdAccountArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    info = await ctx.graph.account_info(account_id)
+    await ctx.facebook.store.set_selection(ctx.facebook.workspace.id, "ad_account", account_id)
+    return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
+                    data={"ad_account_id": account_id, "name": info.name, "currency": info.currency})
+
+
+REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dispatch
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Facebook:
+    """One workspace's session: the store, the Graph client, and the one dispatch path for every interface."""
+
+    def __init__(self, store: Any, graph: GraphClient, workspace: Any, registry: Registry = REGISTRY) -> None:
+        self.store = store
+        self.graph = graph
+        self.workspace = workspace
+        self.registry = registry
+
+    async def call(self, op: Any, args: Any = None, *, interface: str = "api", **top_level: Any) -> OpResult:
+        """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults."""
+        try:
+            return await self._call(op, args, interface, top_level)
+        except FacebookError as error:
+            return OpResult.from_error(error)
+        except Exception as error:  # the single boundary for the unexpected: one line, logged with its traceback
+            log.exception("op crashed", op=str(op))
+            return OpResult.from_error(FacebookError(
+                f"Internal error while running {op!r}: {redact(type(error).__name__ + ': ' + str(error))}",
+                fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
+
+    async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any]) -> OpResult:
+        name, arguments = normalize_call(op, args, top_level)
+        if name == "help":
+            return self._help(arguments)
+        if name == "confirm":
+            return await self.confirm(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"), interface)
+        spec = self.registry.require(name)
+        dry_run = _pop_flag(arguments, "dry_run")
+        confirm_id = arguments.pop("confirm", None)
+        if spec.kind is OpKind.READ and (dry_run or confirm_id):
+            raise ValidationError(f"{spec.name} only reads; dry_run and confirm apply to writes",
+                                  fix=f"Call {spec.name} without dry_run/confirm")
+        if confirm_id:
+            return await self.confirm(confirm_id, interface, expected_op=spec.name)
+        model = validate_args(spec, arguments)
+        return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
+
+    async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
+                   dry_run: bool, confirmed: bool) -> OpResult:
+        ctx = await self._context(interface)
+        outcome = await spec.handler(ctx, model)
+        if isinstance(outcome, OpResult):
+            return outcome
+        plan: WritePlan = outcome
+        if dry_run:
+            return await self._dry_run(spec, plan)
+        if not confirmed:
+            guardrails = await self.store.guardrails(self.workspace.id, plan.ad_account_id)
+            reasons = spend_reasons(plan, guardrails)
+            if reasons:
+                return await self._hold_for_confirmation(spec, plan, arguments, reasons)
+        return await self._execute(spec, plan, arguments, interface)
+
+    async def _context(self, interface: str) -> FacebookContext:
+        ws = self.workspace.id
+        return FacebookContext(
+            graph=self.graph, workspace=self.workspace.name, interface=interface,
+            ad_account_id=await self.store.get_selection(ws, "ad_account"),
+            page_id=await self.store.get_selection(ws, "page"),
+            instagram_account_id=await self.store.get_selection(ws, "instagram_account"),
+            facebook=self,
+        )
+
+    def _help(self, arguments: dict[str, Any]) -> OpResult:
+        wanted = arguments.get("op") or arguments.get("name")
+        if wanted:
+            return self.registry.op_help(self.registry.require(str(wanted).strip().lower()))
+        groups = {m: [s.name for s in specs] for m, specs in self.registry.by_module().items()}
+        return OpResult(text=self.registry.help_text(), data={"modules": groups})
+
+    async def _dry_run(self, spec: OpSpec, plan: WritePlan) -> OpResult:
+        validation, validation_error = None, None
+        if plan.validate is not None:
+            try:
+                validation = await plan.validate()
+            except FacebookError as error:
+                validation_error = error
+        return describe_dry_run(spec, plan, validation, validation_error)
+
+    async def _hold_for_confirmation(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], reasons: list[str]) -> OpResult:
+        preview = "; ".join(reasons)
+        confirmation_id = await self.store.add_confirmation(self.workspace.id, op=spec.name, args=arguments, preview=preview)
+        error = ConfirmationRequired(
+            f"{spec.name} {preview}",
+            fix=f"Ask the person first; to go ahead call again with confirm=\"{confirmation_id}\" (in chat: /confirm {confirmation_id})",
+            data={"confirmation_id": confirmation_id, "preview": preview, "op": spec.name,
+                  "changes": [_change_data(c) for c in plan.changes]},
+        )
+        return OpResult.from_error(error)
+
+    async def confirm(self, confirmation_id: Any, interface: str, expected_op: str | None = None) -> OpResult:
+        """Run a call held by the safety gate, once."""
+        if not isinstance(confirmation_id, str) or not confirmation_id.strip():
+            raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /confirm c-7f3a9b",
+                                  blame_field="confirm")
+        held = await self.store.take_confirmation(self.workspace.id, confirmation_id.strip())
+        if held is None:
+            raise ValidationError(f"Confirmation {confirmation_id!r} is unknown, already used or expired",
+                                  fix="Run the op again to get a fresh preview and confirmation id", blame_field="confirm")
+        if expected_op and held.op != expected_op:
+            raise ValidationError(f"Confirmation {confirmation_id} belongs to {held.op}, not {expected_op}",
+                                  fix=f"Call {held.op} with this confirmation id, or /confirm {confirmation_id}")
+        spec = self.registry.require(held.op)
+        model = validate_args(spec, dict(held.args))
+        return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True)
+
+    async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:
+        audit = dict(interface=interface, op=spec.name, args=scrub_args(arguments), summary=plan.summary,
+                     changes=[_change_data(c) for c in plan.changes])
+        try:
+            result = await plan.execute()
+        except FacebookError as error:
+            await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, None), outcome="error",
+                                       error=error.to_text(), fbtrace_id=error.fbtrace_id)
+            log.info("write failed", op=spec.name, error=error.to_text())
+            return OpResult.from_error(error)
+        changes = (result.data or {}).get("changes") if isinstance(result.data, dict) else None
+        if changes:
+            audit["changes"] = changes
+        undo_of = result.data.get("undone") if isinstance(result.data, dict) else None
+        audit_id = await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, result), outcome="ok",
+                                              undo_of=undo_of)
+        if undo_of:
+            await self.store.mark_undone(self.workspace.id, undo_of, audit_id)
+        log.info("write done", op=spec.name, audit_id=audit_id)
+        undo_hint = f" · /undo {audit_id}" if _undoable_changes(audit["changes"]) and not undo_of else ""
+        result.text = f"{result.text}\n(audit #{audit_id}{undo_hint})"
+        if isinstance(result.data, dict):
+            result.data.setdefault("audit_id", audit_id)
+        return result
+
+
+def _pop_flag(arguments: dict[str, Any], name: str) -> bool:
+    value = arguments.pop(name, False)
+    if isinstance(value, str):
+        if value.strip().lower() in ("true", "1", "yes"):
+            return True
+        if value.strip().lower() in ("false", "0", "no", ""):
+            return False
+        raise ValidationError(f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name)
+    return value
+
+
+def _object_ids(plan: WritePlan, result: OpResult | None) -> list[str]:
+    ids = [c.object_id for c in plan.changes if c.object_id]
+    if result is not None and isinstance(result.data, dict):
+        for key in ("id", "campaign_id", "copied_campaign_id"):
+            if isinstance(result.data.get(key), str):
+                ids.append(result.data[key])
+    return sorted(set(ids))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m fi_facebook --op-table` prints the docs' op table."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--op-table"]:
+        sys.stdout.write(REGISTRY.op_table_markdown())
+        return 0
+    sys.stderr.write("usage: python -m fi_facebook --op-table\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
