@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 # (Re)create the virtualenv when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e '.[test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

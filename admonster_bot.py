@@ -226,7 +226,7 @@ async def _ensure_selected_account(facebook: Any) -> str:
             accounts = await facebook.graph.get("me/adaccounts", {"fields": "id", "limit": 1})
             if accounts.get("data"):
                 selected = accounts["data"][0]["id"]
-                await facebook.store.set_selection(ws, "ad_account", selected)
+                await facebook.select("ad_account", selected)
         if not selected:
             return "no ad account"
         info = await facebook.graph.account_info(selected)

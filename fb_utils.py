@@ -10,22 +10,43 @@ Error tree (one function, ``error_from_response``, turns a Graph answer into one
     ├── NotFoundError                 kind=not_found: object missing or not visible (100/33, 803)
     ├── GraphError                    kind=facebook: anything else Facebook refused, with its user title/message
     ├── NetworkError                  kind=network: connection failed, timed out or the answer was lost
+    │   └── ClientClosedError         the GraphClient was used after close()
     └── ConfirmationRequired          kind=confirmation_required: the safety gate wants a confirmation id
 
-Nothing outside ``error_from_response`` reads error JSON.
+Nothing outside ``error_from_response`` reads error JSON; ``ERROR_RULES`` maps every Graph code/subcode we know
+to its class and Fix line.
+
+Sections, top to bottom: errors and their mapping; redaction and structlog logging; the retry policy
+(``should_retry``, ``backoff_delay``, ``jitter``); the ``RateLimiter`` fed by the usage headers; the
+``GraphClient`` (wire format, creates with lookup-before-resend, pagination, multi-id reads, batch, account info);
+money in minor units; the op contract; ids and tags.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
+import hmac
 import inspect
+import json
+import logging
+import math
+import random
 import re
+import sys
+import time
+import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, TextIO
 
+import aiohttp
+import structlog
 from pydantic import BaseModel
+from yarl import URL
 
 # ---------------------------------------------------------------------------------------------------------------
 # Errors
@@ -146,6 +167,1488 @@ class ConfirmationRequired(FacebookError):
 
     kind = "confirmation_required"
     default_fix = "Review the preview, then call again with confirm set to the confirmation id."
+
+
+class ClientClosedError(NetworkError):
+    """The GraphClient was used after ``close()``; a closed client cannot be reopened."""
+
+    default_fix = "Open a new GraphClient; a closed client cannot be reused."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Error mapping: one table, one function
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """How one Graph error code (or code/subcode pair) reaches the caller: which error class and which Fix line."""
+
+    error_class: type[FacebookError]
+    fix: str
+    transient: bool = False
+    blame_field: str | None = None
+
+
+RECONNECT = "reconnect Facebook (/connect) or set a new token"
+
+# Business use case behind each BUC throttle code (Graph API rate-limiting docs; 80007 and 80010-80013 unnamed there).
+BUSINESS_USE_CASE_CODES: dict[int, str] = {
+    80000: "ads_insights",
+    80001: "pages",
+    80002: "instagram",
+    80003: "custom_audience",
+    80004: "ads_management",
+    80005: "leadgen",
+    80006: "messenger",
+    80008: "whatsapp_business_management",
+    80009: "catalog_management",
+    80014: "catalog_batch",
+}
+
+
+def _throttle_rule(code: int) -> ErrorRule:
+    use_case = BUSINESS_USE_CASE_CODES.get(code, "business use case")
+    return ErrorRule(
+        RateLimitError,
+        f"Facebook throttled the {use_case} calls of this business or ad account: wait the time it names, "
+        f"then send fewer {use_case} calls (batch updates, fewer reads)",
+    )
+
+
+_PERMISSION_FIX = (
+    "A permission is missing: reconnect Facebook (/connect) granting ads_management, ads_read and "
+    "business_management, and make sure the user has a role on the ad account"
+)
+
+# (code, subcode) -> rule; (code, None) is the rule for the code when the subcode has none of its own.
+ERROR_RULES: dict[tuple[int, int | None], ErrorRule] = {
+    (1, None): ErrorRule(GraphError, "Facebook hit an unknown error that usually passes: retry in a minute (reads are retried automatically); if it repeats, quote the fbtrace_id to Meta support", transient=True),
+    (1, 99): ErrorRule(GraphError, "Facebook hit an unknown error (1/99): retry in a minute; if it repeats, check the parameters (for insights, that level matches the object) and quote the fbtrace_id", transient=True),
+    (2, None): ErrorRule(GraphError, "Facebook's service is temporarily unavailable: retry in a minute (reads are retried automatically)", transient=True),
+    (3, None): ErrorRule(PermissionDeniedError, "The app lacks the capability for this call: check the app's products and access level in the Meta app dashboard"),
+    (4, None): ErrorRule(RateLimitError, "The app's request limit is reached: wait, then send fewer calls (batch updates, fewer reads)"),
+    (10, None): ErrorRule(PermissionDeniedError, "The app lacks permission for this action: reconnect Facebook (/connect) granting ads_management and ads_read, or ask an admin of the object for access"),
+    (17, None): ErrorRule(RateLimitError, "The user's request limit is reached: wait, then spread the calls out"),
+    (17, 2446079): ErrorRule(RateLimitError, "The user's request limit for the Marketing API is reached: wait the time Facebook names, then spread the calls out"),
+    (32, None): ErrorRule(RateLimitError, "The Page's request limit is reached: wait before calling this Page again"),
+    (100, None): ErrorRule(GraphError, "Facebook rejected a parameter: correct the blamed field as the message says and retry"),
+    (100, 33): ErrorRule(NotFoundError, "The object does not exist or this token cannot see it: check the id (list the objects to find it) and that the user or system user has a role on its ad account"),
+    (100, 1487534): ErrorRule(GraphError, "Too much insights data for one request: use a shorter date range or fewer breakdowns, or run the report asynchronously"),
+    (100, 1487694): ErrorRule(GraphError, "A targeting category is deprecated: search the current interests and behaviors (targeting search) and replace it", blame_field="targeting"),
+    (100, 1713230): ErrorRule(GraphError, "Facebook blocked this custom audience upload: check the audience's terms and permissions for this ad account in Ads Manager, then retry"),
+    (100, 1885272): ErrorRule(GraphError, "Raise the budget to at least the account's minimum daily budget (get_ad_account shows min_daily_budget)", blame_field="daily_budget"),
+    (100, 1885261): ErrorRule(GraphError, "Lower the budget: it is above what Facebook allows for this account (stay within the account's spend cap and limits)", blame_field="daily_budget"),
+    (100, 1885621): ErrorRule(GraphError, "Set the budget on the campaign or on its ad sets, not both: remove daily_budget/lifetime_budget from one of them"),
+    (100, 2490408): ErrorRule(GraphError, "Pick an optimization_goal valid for the campaign's objective (e.g. LINK_CLICKS for OUTCOME_TRAFFIC), or change the objective", blame_field="optimization_goal"),
+    (100, 1504018): ErrorRule(GraphError, "The insights request timed out: use a shorter date range, fewer fields or breakdowns, or an async report"),
+    (102, None): ErrorRule(AuthError, f"The Facebook session is invalid: {RECONNECT}"),
+    (104, None): ErrorRule(AuthError, f"No valid access token reached Facebook: {RECONNECT}"),
+    (190, None): ErrorRule(AuthError, f"The access token is invalid: {RECONNECT}"),
+    (190, 458): ErrorRule(AuthError, "The app was removed from the Facebook account: reconnect Facebook (/connect) to authorize it again"),
+    (190, 459): ErrorRule(AuthError, "The Facebook user is checkpointed: log in at facebook.com to clear the checkpoint, then reconnect (/connect)"),
+    (190, 460): ErrorRule(AuthError, "The Facebook password changed, which revoked the token: reconnect Facebook (/connect)"),
+    (190, 463): ErrorRule(AuthError, f"The token expired: {RECONNECT}"),
+    (190, 464): ErrorRule(AuthError, "The Facebook user is not confirmed: confirm the account at facebook.com, then reconnect (/connect)"),
+    (190, 467): ErrorRule(AuthError, "The user logged out of Facebook, which invalidated the token: reconnect Facebook (/connect)"),
+    **{(code, None): ErrorRule(PermissionDeniedError, _PERMISSION_FIX) for code in range(200, 300)},
+    (272, None): ErrorRule(PermissionDeniedError, "The Marketing API is not enabled for this app or user: add the Marketing API product in the Meta app dashboard and make the user an admin or developer of the app"),
+    (294, None): ErrorRule(PermissionDeniedError, "Managing ads needs the ads_management permission: reconnect Facebook (/connect) and grant it"),
+    (341, None): ErrorRule(RateLimitError, "The application limit is reached: wait, then send fewer calls"),
+    (368, None): ErrorRule(PermissionDeniedError, "Facebook blocked this action as abusive or against its policies: review Account Quality in Business Manager; retrying will not help"),
+    (613, None): ErrorRule(RateLimitError, "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"),
+    (613, 1487742): ErrorRule(RateLimitError, "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)"),
+    (803, None): ErrorRule(NotFoundError, "Some of the requested ids do not exist: check the ids (list the objects to find them)"),
+    (960, None): ErrorRule(GraphError, "A batch item timed out at Facebook: run it again (reads are retried automatically)", transient=True),
+    (2500, None): ErrorRule(GraphError, "Facebook could not parse the request path: check the object id and edge name, and that a token is set"),
+    (2635, None): ErrorRule(GraphError, "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
+    (2654, None): ErrorRule(GraphError, "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
+    **{(code, None): _throttle_rule(code) for code in range(80000, 80015)},
+    (-2, None): ErrorRule(GraphError, "The async report failed at Facebook: start the report again, with a shorter date range if it repeats"),
+    (-2, 2490547): ErrorRule(GraphError, "Generating the async report failed at Facebook: start the report again later, with a shorter date range if it repeats"),
+}
+
+# When Facebook gives no code we fall back on the HTTP status.
+STATUS_CLASSES: dict[int, type[FacebookError]] = {401: AuthError, 403: PermissionDeniedError, 404: NotFoundError, 429: RateLimitError}
+
+DEFAULT_THROTTLE_BACKOFF = 5.0  # seconds, when Facebook throttles without saying for how long
+
+
+def error_rule(code: int | None, subcode: int | None) -> ErrorRule | None:
+    """The rule for a code/subcode pair, falling back to the code's own rule."""
+    if code is None:
+        return None
+    return ERROR_RULES.get((code, subcode)) or ERROR_RULES.get((code, None))
+
+
+def error_from_response(http_status: int | None, body: Any, headers: Mapping[str, str] | None = None) -> FacebookError:
+    """Turn one Graph answer that is not a success into the error the caller should act on."""
+    parsed = _parse_body(body)
+    if isinstance(parsed, dict) and "error" in parsed:
+        return _error_from_error_body(http_status, parsed["error"], headers)
+    if parsed is _NOT_JSON or isinstance(parsed, str):
+        return _error_from_text(http_status, body if parsed is _NOT_JSON else parsed)
+    if parsed is False or (isinstance(parsed, dict) and parsed.get("success") is False):
+        return GraphError(
+            'Facebook answered {"success": false}: the change was not applied',
+            fix="Read the object to see its current state, then retry the change",
+            http_status=http_status,
+            fbtrace_id=_header(headers, "x-fb-trace-id"),
+        )
+    if http_status is not None and http_status >= 500:
+        return NetworkError(f"Facebook answered HTTP {http_status} without an error body", http_status=http_status, is_transient=True)
+    status_class = STATUS_CLASSES.get(http_status or 0, GraphError)
+    return status_class(f"Facebook answered HTTP {http_status} without an error body", http_status=http_status)
+
+
+def _error_from_text(http_status: int | None, text: Any) -> FacebookError:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    snippet = redact(" ".join(str(text or "").split())[:160])
+    if "Service Unavailable" in snippet or (http_status or 0) >= 500 or not snippet:
+        return NetworkError(
+            f"Facebook answered HTTP {http_status} with no usable body" + (f" ({snippet})" if snippet else ""),
+            http_status=http_status,
+            is_transient=True,
+        )
+    return GraphError(f"Facebook answered HTTP {http_status} with a body that is not JSON ({snippet})", http_status=http_status)
+
+
+def _error_from_error_body(http_status: int | None, error: Any, headers: Mapping[str, str] | None) -> FacebookError:
+    if not isinstance(error, dict):  # OAuth endpoints answer {"error": "invalid_request", "error_description": ...}
+        error = {"message": str(error)}
+    code = _int_or_none(error.get("code"))
+    subcode = _int_or_none(error.get("error_subcode"))
+    error_data = _parse_error_data(error.get("error_data"))
+    rule = error_rule(code, subcode)
+    error_class = rule.error_class if rule else _class_for_unknown_code(http_status)
+    facebook_message = redact(str(error.get("message") or f"Facebook error {code}"))
+    user_title = _optional_text(error.get("error_user_title"))
+    user_message = _optional_text(error.get("error_user_msg"))
+    transient = bool(error.get("is_transient")) or bool(rule and rule.transient) or (rule is None and (http_status or 0) >= 500)
+    retry_after, retry_source = (None, None)
+    if error_class is RateLimitError:
+        retry_after, retry_source = throttle_wait_seconds(headers)
+    fix = rule.fix if rule else FacebookError.default_fix if error_class is GraphError else error_class.default_fix
+    if retry_after is not None and retry_source == "facebook":
+        fix = f"{fix} (Facebook asks to wait about {retry_after:.0f} s)"
+    return error_class(
+        user_message or facebook_message,
+        fix=fix,
+        http_status=http_status,
+        code=code,
+        error_subcode=subcode,
+        fbtrace_id=_optional_text(error.get("fbtrace_id")) or _header(headers, "x-fb-trace-id"),
+        blame_field=blame_field_from(error_data) or (rule.blame_field if rule else None),
+        user_title=user_title,
+        user_message=user_message,
+        retry_after=retry_after,
+        is_transient=transient,
+        data=_error_details(error, facebook_message, error_data, retry_source),
+    )
+
+
+def _class_for_unknown_code(http_status: int | None) -> type[FacebookError]:
+    return STATUS_CLASSES.get(http_status or 0, GraphError)
+
+
+def _error_details(error: dict, facebook_message: str, error_data: Any, retry_source: str | None) -> dict[str, Any]:
+    details: dict[str, Any] = {"facebook_message": facebook_message}
+    if error.get("type"):
+        details["facebook_type"] = str(error["type"])
+    if error_data:
+        details["error_data"] = error_data
+    if retry_source:
+        details["retry_after_source"] = retry_source
+    return details
+
+
+def _parse_error_data(value: Any) -> Any:
+    """``error_data`` arrives as an object or, often, as a JSON string of one."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except ValueError:
+            return {"text": redact(value)}
+    return value or {}
+
+
+def blame_field_from(error_data: Any) -> str | None:
+    """``blame_field_specs`` [["targeting", "age_min"]] -> "targeting.age_min" (several joined with ", ")."""
+    if not isinstance(error_data, dict):
+        return None
+    specs = error_data.get("blame_field_specs")
+    if isinstance(specs, list) and specs:
+        paths = [".".join(str(part) for part in spec) if isinstance(spec, list) else str(spec) for spec in specs]
+        return ", ".join(path for path in paths if path) or None
+    field_name = error_data.get("blame_field")
+    return str(field_name) if field_name else None
+
+
+def throttle_wait_seconds(headers: Mapping[str, str] | None) -> tuple[float, str]:
+    """Seconds to wait after a throttle: Facebook's ``estimated_time_to_regain_access`` (minutes), else a default."""
+    minutes = max((entry.get("estimated_time_to_regain_access", 0) for entry in _business_use_case_entries(headers)), default=0, key=_number)
+    if _number(minutes) > 0:
+        return _number(minutes) * 60.0, "facebook"
+    account_usage = parse_usage_header(_header(headers, "x-ad-account-usage"))
+    if isinstance(account_usage, dict) and _number(account_usage.get("acc_id_util_pct")) >= 100:
+        reset = _number(account_usage.get("reset_time_duration"))
+        if reset > 0:
+            return reset, "facebook"
+    return DEFAULT_THROTTLE_BACKOFF, "default"
+
+
+def _business_use_case_entries(headers: Mapping[str, str] | None) -> list[dict]:
+    parsed = parse_usage_header(_header(headers, "x-business-use-case-usage"))
+    if not isinstance(parsed, dict):
+        return []
+    return [entry for entries in parsed.values() if isinstance(entries, list) for entry in entries if isinstance(entry, dict)]
+
+
+def is_ambiguous(error: FacebookError) -> bool:
+    """The request may or may not have been processed: lost connection, timeout, 5xx, or codes 1, 2 and 960."""
+    if isinstance(error, ClientClosedError):
+        return False
+    return isinstance(error, NetworkError) or (error.http_status or 0) >= 500 or error.code in AMBIGUOUS_CODES
+
+
+AMBIGUOUS_CODES = frozenset({1, 2, 960})
+
+
+# Answer parsing shared by single requests and batch items --------------------------------------------------------
+
+_NOT_JSON = object()
+
+
+def _parse_body(body: Any) -> Any:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str):
+        return body
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _NOT_JSON
+
+
+def graph_answer(http_status: int, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    """The data of a successful Graph answer, or raise the error it carries (the SDK's rules, plus HTTP >= 400)."""
+    parsed = _parse_body(body)
+    if _is_success(http_status, parsed):
+        if parsed is None:
+            return {}
+        return {"success": True} if parsed is True else parsed
+    raise error_from_response(http_status, body, headers)
+
+
+def _is_success(http_status: int, parsed: Any) -> bool:
+    if http_status >= 400 or parsed is _NOT_JSON or parsed is False:
+        return False
+    if parsed is None:  # an empty body: success on 200 and 304 (ETag hit), as the SDK does
+        return http_status in (200, 304)
+    if isinstance(parsed, dict):
+        if "error" in parsed:
+            return False
+        if "success" in parsed:
+            return bool(parsed["success"])
+        return "Service Unavailable" not in parsed
+    return not isinstance(parsed, str)  # a bare string is never Graph data (often "Service Unavailable")
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive header lookup over aiohttp's CIMultiDict, a plain dict or a batch item's header list."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _optional_text(value: Any) -> str | None:
+    return redact(str(value)) if value not in (None, "") else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Redaction and logging
+# ---------------------------------------------------------------------------------------------------------------
+
+_REDACTED = "[REDACTED]"
+_SECRET_KEYS = frozenset({"access_token", "appsecret_proof", "app_secret", "client_secret", "fb_exchange_token", "input_token", "password", "secret", "token"})
+_SECRET_PARAM_RE = re.compile(
+    r"(?i)(\b(?:access_token|appsecret_proof|app_secret|client_secret|fb_exchange_token|input_token)\b[\"']?\s*[=:]\s*[\"']?)([^\s&\"',;}\]]+)"
+)
+_USER_TOKEN_RE = re.compile(r"\bEAA[A-Za-z0-9]{10,}")
+_APP_TOKEN_RE = re.compile(r"\b\d{6,20}\|[A-Za-z0-9_\-]{16,}")
+_BEARER_RE = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# Phones need a leading + or separators: a bare run of digits is far more often a Graph id than a phone number.
+_INTERNATIONAL_PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d\s().\-]{6,18}\d(?!\w)")
+_LOCAL_PHONE_RE = re.compile(r"(?<![\w.\-])\(?\d{3}\)?[\s.\-]\d{3}[\s.\-]\d{4}(?![\w\-])")
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub this exact string (a token or app secret we hold) from everything ``redact`` sees."""
+    if value and len(value) >= 8:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove tokens, secrets, Bearer credentials, emails and phone numbers from a piece of text."""
+    if not isinstance(text, str):
+        text = str(text)
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    text = _SECRET_PARAM_RE.sub(lambda m: m.group(1) + _REDACTED, text)
+    text = _USER_TOKEN_RE.sub("[TOKEN]", text)
+    text = _APP_TOKEN_RE.sub("[TOKEN]", text)
+    text = _BEARER_RE.sub(lambda m: m.group(1) + _REDACTED, text)
+    text = _EMAIL_RE.sub("[EMAIL]", text)
+    text = _INTERNATIONAL_PHONE_RE.sub(_phone_or_same, text)
+    return _LOCAL_PHONE_RE.sub("[PHONE]", text)
+
+
+def _phone_or_same(match: re.Match[str]) -> str:
+    digits = sum(ch.isdigit() for ch in match.group(0))
+    return "[PHONE]" if 7 <= digits <= 15 else match.group(0)
+
+
+def redact_value(value: Any, key: str | None = None) -> Any:
+    """``redact`` applied through dicts, lists and exceptions; values under secret-looking keys are dropped whole."""
+    if key is not None and key.lower() in _SECRET_KEYS and value not in (None, ""):
+        return _REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact_value(v) for v in value]
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
+
+
+def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: scrub every value (run after exceptions are formatted, before the renderer)."""
+    return {key: redact_value(value, key) for key, value in event_dict.items()}
+
+
+def configure_logging(level: str | int = "WARNING", json: bool = False, stream: TextIO | None = None) -> None:
+    """Configure structlog: contextvars first, exceptions formatted, then redaction, then the renderer."""
+    numeric_level = level if isinstance(level, int) else logging.getLevelName(str(level).upper())
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"unknown log level {level!r}")
+    renderer = structlog.processors.JSONRenderer(sort_keys=True) if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,  # exception text must exist before redaction sees it
+            redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger named ``name``; configures our defaults (WARNING, redacted) if nobody configured structlog."""
+    if not structlog.is_configured():
+        configure_logging()
+    return structlog.get_logger(name).bind(logger=name)
+
+
+def log_context(**values: Any) -> Any:
+    """Bind ``workspace``, ``op``, ``ad_account_id``… for every log line inside ``with log_context(...)``."""
+    return structlog.contextvars.bound_contextvars(**values)
+
+
+log = get_logger("fb_utils")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Retry policy: decision, backoff, jitter
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def should_retry(
+    error: FacebookError, *, method: str, creates: bool, attempt: int, max_retries: int, idempotent: bool = False
+) -> bool:
+    """Whether to re-send the same request as is (a create's lookup-before-resend is decided apart)."""
+    if attempt >= max_retries or isinstance(error, ClientClosedError):
+        return False
+    if isinstance(error, RateLimitError):
+        return True  # a throttled request was refused, not processed
+    if isinstance(error, (AuthError, PermissionDeniedError, NotFoundError, ValidationError, ConfirmationRequired)):
+        return False
+    safe_to_repeat = not creates and (method.upper() in ("GET", "DELETE") or idempotent)
+    if is_ambiguous(error):
+        return safe_to_repeat
+    return error.is_transient  # Facebook refused it cleanly and says trying again can work
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff: base, 2·base, 4·base… capped."""
+    return min(cap, base * (2 ** max(0, attempt)))
+
+
+def jitter(delay: float, rng: random.Random) -> float:
+    """Spread retries of many clients: a delay between 75 % and 125 % of the given one."""
+    return delay * (0.75 + 0.5 * rng.random())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rate limiting: usage headers, pacing, throttle waits
+# ---------------------------------------------------------------------------------------------------------------
+
+USAGE_HEADERS = ("x-app-usage", "x-ad-account-usage", "x-business-use-case-usage", "x-fb-ads-insights-throttle")
+DEFAULT_USAGE_WINDOW = 300.0  # seconds over which usage decays when Facebook does not say (ad-account score window)
+DEFAULT_REQUEST_COST = 2.0  # percent of a limit one request is assumed to use until we have measured it
+_APP = "app"
+_ACT_RE = re.compile(r"\bact_(\d+)")
+
+
+def parse_usage_header(value: Any) -> Any:
+    """A usage header's JSON (Facebook sends JSON strings); anything unparsable is None."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return value
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class AccountUsage:
+    """Latest usage Facebook reported for one ad account, in percent of each limit."""
+
+    account_id: str
+    ad_account_pct: float = 0.0
+    reset_time_duration: float = 0.0
+    access_tier: str | None = None
+    business_use_case: dict[str, float] = field(default_factory=dict)
+    regain_access_minutes: float = 0.0
+    insights_pct: float = 0.0
+    observed_at: float = 0.0
+
+    def worst(self) -> tuple[float, str]:
+        """The highest usage and what it measures."""
+        candidates = [(self.ad_account_pct, "ad-account usage"), (self.insights_pct, "insights usage")]
+        candidates += [(pct, f"{use_case} usage") for use_case, pct in self.business_use_case.items()]
+        return max(candidates, key=lambda candidate: candidate[0])
+
+
+class RateLimiter:
+    """Paces each ad account below 100 % of its limits and waits out throttles, as the usage headers tell."""
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 75.0,
+        max_wait: float = 120.0,
+        max_pace: float = 60.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_wait: Callable[[str], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.max_wait = max_wait
+        self.max_pace = max_pace
+        self.accounts: dict[str, AccountUsage] = {}
+        self.app_pct = 0.0
+        self._sleep = sleep
+        self._on_wait = on_wait
+        self._clock = clock
+        self._request_cost: dict[str, float] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._slept_total = 0.0
+        self._slept_at: dict[str, float] = {}
+
+    # Reading usage ------------------------------------------------------------------------------------------------
+
+    def observe(self, headers: Mapping[str, str] | None, account: str | None = None) -> list[str]:
+        """Record the usage headers of one answer; returns the ad accounts they were about."""
+        if not headers:
+            return []
+        app = parse_usage_header(_header(headers, "x-app-usage"))
+        if isinstance(app, dict):
+            self.app_pct = max(_number(app.get(k)) for k in ("call_count", "total_time", "total_cputime"))
+        touched: dict[str, dict[str, Any]] = {}
+        ad_account = parse_usage_header(_header(headers, "x-ad-account-usage"))
+        insights = parse_usage_header(_header(headers, "x-fb-ads-insights-throttle"))
+        if account and (isinstance(ad_account, dict) or isinstance(insights, dict)):
+            touched[account] = {"ad_account": ad_account, "insights": insights}
+        business = parse_usage_header(_header(headers, "x-business-use-case-usage"))
+        if isinstance(business, dict):
+            for key, entries in business.items():
+                # The path's account wins: the header keys may be business ids rather than the account's.
+                owner = account or _account_key(str(key))
+                touched.setdefault(owner, {})["business"] = entries
+        for owner, parts in touched.items():
+            self._update(owner, parts)
+        return list(touched)
+
+    def _update(self, account: str, parts: dict[str, Any]) -> None:
+        usage = self.accounts.get(account) or AccountUsage(account)
+        before, _ = usage.worst()
+        elapsed = self._elapsed_since(usage, account)
+        ad_account, insights, business = parts.get("ad_account"), parts.get("insights"), parts.get("business")
+        if isinstance(ad_account, dict):
+            usage.ad_account_pct = _number(ad_account.get("acc_id_util_pct"))
+            usage.reset_time_duration = _number(ad_account.get("reset_time_duration"))
+            usage.access_tier = ad_account.get("ads_api_access_tier") or usage.access_tier
+        if isinstance(insights, dict):
+            usage.insights_pct = max(_number(insights.get("acc_id_util_pct")), _number(insights.get("app_id_util_pct")))
+        if isinstance(business, list):
+            regain = 0.0
+            for entry in business:
+                if isinstance(entry, dict):
+                    use_case = str(entry.get("type") or "business_use_case")
+                    usage.business_use_case[use_case] = max(_number(entry.get(k)) for k in ("call_count", "total_time", "total_cputime"))
+                    regain = max(regain, _number(entry.get("estimated_time_to_regain_access")))
+                    usage.access_tier = entry.get("ads_api_access_tier") or usage.access_tier
+            usage.regain_access_minutes = regain
+        after, _ = usage.worst()
+        self._learn_request_cost(account, usage, before, after, elapsed)
+        usage.observed_at = self._clock()
+        self._slept_at[account] = self._slept_total
+        self.accounts[account] = usage
+
+    def _elapsed_since(self, usage: AccountUsage, account: str) -> float:
+        # Time passes for Facebook while we sleep; an injected sleep may not advance our clock, so count both.
+        if not usage.observed_at:
+            return 0.0
+        return max(self._clock() - usage.observed_at, self._slept_total - self._slept_at.get(account, 0.0))
+
+    def _learn_request_cost(self, account: str, usage: AccountUsage, before: float, after: float, elapsed: float) -> None:
+        if not usage.observed_at:
+            return
+        decayed = before / self._window(usage) * elapsed
+        sample = after - before + decayed
+        if 0 < sample <= 50:
+            previous = self._request_cost.get(account)
+            self._request_cost[account] = sample if previous is None else 0.7 * previous + 0.3 * sample
+
+    def _window(self, usage: AccountUsage | None) -> float:
+        if usage and usage.reset_time_duration > 0:
+            return usage.reset_time_duration
+        return DEFAULT_USAGE_WINDOW
+
+    # Pacing -------------------------------------------------------------------------------------------------------
+
+    def pacing_delay(self, account: str | None) -> tuple[float, str]:
+        """How long to wait before the next request to ``account``, and the sentence saying why."""
+        usage = self.accounts.get(account) if account else None
+        level, label = usage.worst() if usage else (0.0, "")
+        if self.app_pct > level:
+            level, label = self.app_pct, "app usage"
+        if level < self.threshold:
+            return 0.0, ""
+        # Wait so that near 100 % we send no faster than the usage decays: an equilibrium well below the limit.
+        fraction = min(1.0, (level - self.threshold) / max(1.0, 100.0 - self.threshold))
+        window = self._window(usage)
+        decay_per_second = max(level, 1.0) / window
+        cost = self._request_cost.get(account or _APP, DEFAULT_REQUEST_COST)
+        delay = 2.0 * fraction * cost / decay_per_second
+        if usage:
+            delay -= self._elapsed_since(usage, usage.account_id)
+        delay = min(delay, window, self.max_pace)
+        if delay <= 0.01:
+            return 0.0, ""
+        who = account or "the app"
+        return delay, f"Pacing {who}: {label} at {level:.0f}%, waiting {delay:.1f} s"
+
+    async def pace(self, account: str | None) -> float:
+        """Wait as long as ``account`` needs before its next request; returns the seconds waited."""
+        waited = await self._wait_out_block(account)
+        usage = self.accounts.get(account) if account else None
+        if usage and usage.regain_access_minutes > 0:
+            waited += await self._wait_for_regain(account, usage)
+        delay, message = self.pacing_delay(account)
+        if delay > 0:
+            await self._sleep_for(delay, message)
+            waited += delay
+        return waited
+
+    async def _wait_out_block(self, account: str | None) -> float:
+        key = account or _APP
+        remaining = self._blocked_until.get(key, 0.0) - self._clock()
+        if remaining <= 0:
+            return 0.0
+        await self._sleep_for(remaining, f"Waiting {remaining:.0f} s more for Facebook's throttle on {account or 'the app'} to lift")
+        return remaining
+
+    async def _wait_for_regain(self, account: str, usage: AccountUsage) -> float:
+        seconds = usage.regain_access_minutes * 60.0
+        if seconds > self.max_wait:
+            raise RateLimitError(
+                f"Facebook is throttling {account} for about {seconds:.0f} s more",
+                fix=f"Wait about {seconds:.0f} s, then retry; fewer or batched calls help",
+                retry_after=seconds,
+                data={"retry_after_source": "facebook"},
+            )
+        await self._sleep_for(seconds, f"Facebook throttles {account}: waiting {seconds:.0f} s, as Facebook asks")
+        usage.regain_access_minutes = 0.0
+        return seconds
+
+    # Throttles ----------------------------------------------------------------------------------------------------
+
+    async def wait_for_throttle(self, error: FacebookError, account: str | None, attempt: int = 0) -> float:
+        """Wait the time Facebook names after a throttle error, or raise it when that is longer than ``max_wait``."""
+        from_facebook = error.data.get("retry_after_source") == "facebook"
+        wait = error.retry_after if from_facebook and error.retry_after else max(error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait))
+        wait = max(wait, 1.0)
+        who = account or "the app"
+        if wait > self.max_wait:
+            error.retry_after = wait
+            raise error
+        reason = "as Facebook asks" if from_facebook else "before retrying"
+        key = account or _APP
+        until = self._clock() + wait
+        self._blocked_until[key] = until
+        try:
+            await self._sleep_for(wait, f"Facebook throttled {who} (code {error.code}): waiting {wait:.0f} s, {reason}")
+        finally:
+            if self._blocked_until.get(key) == until:
+                del self._blocked_until[key]
+        usage = self.accounts.get(key)
+        if usage:
+            usage.regain_access_minutes = 0.0
+        return wait
+
+    async def _sleep_for(self, seconds: float, message: str) -> None:
+        log.info("graph wait", seconds=round(seconds, 2), reason=message)
+        await _call_maybe_async(self._on_wait, message)
+        await self._sleep(seconds)
+        self._slept_total += seconds
+
+
+async def _call_maybe_async(callback: Callable[[str], Any] | None, message: str) -> None:
+    if callback is None:
+        return
+    result = callback(message)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _account_key(key: str) -> str:
+    return key if key.startswith("act_") else f"act_{key}" if key.isdigit() else key
+
+
+def account_in_path(path: str) -> str | None:
+    """The ad account a Graph path is about (``act_123/campaigns`` -> ``act_123``), if it names one."""
+    match = _ACT_RE.search(path)
+    return f"act_{match.group(1)}" if match else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Graph client: wire format, retries, creates, pagination, multi-id reads, batch, account info
+# ---------------------------------------------------------------------------------------------------------------
+
+GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v26.0"
+BATCH_LIMIT = 50  # items per Graph batch call
+MULTI_ID_LIMIT = 50  # ids per multi-id GET
+BATCH_REQUEUE_ROUNDS = 3  # further rounds for items Facebook answered null or with a retryable error
+ACCOUNT_INFO_TTL = 300.0  # seconds an ad account's currency, minimum budget and time zone stay cached
+DEFAULT_PAGE_SIZE = 100
+LOOKUP_LIMIT = 1000  # objects a create lookup reads at most
+# A create lookup must see paused, archived and in-review objects too; DELETED ones are not the one we just made.
+LOOKUP_STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES")
+ACCOUNT_INFO_FIELDS = "id,name,currency,min_daily_budget,timezone_name,account_status"
+_VERSION_RE = re.compile(r"^v\d+\.\d+$")
+_VERSIONED_PATH_RE = re.compile(r"^v\d+\.\d+(/|$)")
+_AUTH_PARAMS = frozenset({"access_token", "appsecret_proof"})
+_RESULT_REF_RE = re.compile(r"\{result=([^:}]+):\$\.?([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class CreateLookup:
+    """How to find an object a create may have made: list ``list_path`` for ``name`` carrying the ad label ``tag``."""
+
+    list_path: str
+    name: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request inside a Graph batch; ``name``/``depends_on`` and ``{result=name:$.id}`` link items."""
+
+    method: str
+    relative_url: str
+    body: dict[str, Any] | None = None
+    name: str | None = None
+    depends_on: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """The answer to one batch item, in the order the items were given."""
+
+    index: int
+    status: int | None
+    body: Any
+    error: FacebookError | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """What ops need to know about an ad account to talk money: currency, offset, minimum budget, time zone."""
+
+    id: str
+    name: str
+    currency: str
+    offset: int
+    min_daily_budget: int | None
+    timezone_name: str | None
+    account_status: int | None
+
+    def format(self, minor: int | str) -> str:
+        """An amount in this account's minor units, formatted (``$12.34``, ``¥5,000``)."""
+        return format_money(minor, self.currency)
+
+
+def appsecret_proof(access_token: str, app_secret: str) -> str:
+    """hex(HMAC-SHA256(key=app_secret, msg=access_token)), as Facebook checks it."""
+    return hmac.new(app_secret.encode("utf-8"), access_token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def encode_graph_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Parameters as the SDK sends them: nested values (dict, list, bool) JSON-encoded per top-level field."""
+    encoded: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is not None:
+            encoded[str(key)] = _encode_value(value)
+    return encoded
+
+
+def _encode_value(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, (bool, Mapping, list, tuple)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot send {type(value).__name__} to the Graph API")
+
+
+def add_client_tag(data: Mapping[str, Any], tag: str) -> dict[str, Any]:
+    """Create data with the ad label ``tag`` added, so a lookup can recognise the object later."""
+    labels = list(data.get("adlabels") or [])
+    if not any(isinstance(label, Mapping) and label.get("name") == tag for label in labels):
+        labels.append({"name": tag})
+    return {**data, "adlabels": labels}
+
+
+class GraphClient:
+    """Async Graph API client: one pooled aiohttp session, token and appsecret_proof on every call, retries that
+    never duplicate a create, per-account pacing, pagination, multi-id reads and batch."""
+
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        app_secret: str | None = None,
+        base_url: str = GRAPH_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        max_wait: float = 120.0,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_wait: Callable[[str], Any] | None = None,
+        rng: random.Random | None = None,
+        pace_threshold: float = 75.0,
+    ) -> None:
+        if not _VERSION_RE.match(api_version):
+            raise ValidationError(f"{api_version!r} is not a Graph API version", fix="Use the form vNN.0, e.g. v26.0", blame_field="api_version")
+        register_secret(access_token)
+        register_secret(app_secret)
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.request_count = 0
+        self.limiter = RateLimiter(threshold=pace_threshold, max_wait=max_wait, sleep=sleep, on_wait=on_wait)
+        self._auth = {"access_token": access_token}
+        if app_secret:
+            self._auth["appsecret_proof"] = appsecret_proof(access_token, app_secret)
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._account_cache: dict[str, tuple[float, AccountInfo]] = {}
+        self._object_accounts: dict[str, str] = {}
+
+    # Lifecycle ----------------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> "GraphClient":
+        self._ensure_open()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pooled session (if we made it); safe to call twice."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def usage(self) -> dict[str, AccountUsage]:
+        """Latest usage Facebook reported, per ad account."""
+        return dict(self.limiter.accounts)
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("This Graph client is closed")
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        self._ensure_open()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100),
+                headers={"User-Agent": "admonster/0.1 (+aiohttp)"},
+            )
+        return self._session
+
+    # Public calls -------------------------------------------------------------------------------------------------
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
+        """GET a node or edge page; retried on transient failures."""
+        return await self._request("GET", path, params=params)
+
+    async def post(self, path: str, data: Mapping[str, Any] | None = None, *, idempotent: bool = False) -> dict:
+        """POST an update or action; re-sent after an ambiguous failure only when ``idempotent``."""
+        result = await self._request("POST", path, data=data or {}, idempotent=idempotent)
+        log.info("graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result))
+        return result
+
+    async def delete(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
+        """DELETE an object; retried like a read (deleting twice ends the same)."""
+        result = await self._request("DELETE", path, params=params)
+        log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
+        return result
+
+    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None) -> dict:
+        """POST that makes an object. Never re-sent blindly: after an ambiguous failure, ``lookup`` finds out first."""
+        payload = add_client_tag(data, lookup.tag) if lookup else dict(data)
+        account = self._account_for(path)
+        attempt = 0
+        while True:
+            await self.limiter.pace(account)
+            try:
+                result = await self._send_once("POST", path, data=payload, account=account)
+            except FacebookError as error:
+                if should_retry(error, method="POST", creates=True, attempt=attempt, max_retries=self.max_retries):
+                    await self._pause_before_retry(error, account, attempt)
+                    attempt += 1
+                    continue
+                if not is_ambiguous(error):
+                    raise
+                if lookup is None:
+                    raise _create_outcome_unknown(path, error) from error
+                found = await self._find_created(path, lookup, error)
+                if found:
+                    log.info("graph write", method="POST", path=path, result=found, recovered=True)
+                    return {"id": found, "recovered": True}
+                if attempt >= self.max_retries:
+                    raise
+                log.info("graph create not found after ambiguous failure; sending again", path=path, attempt=attempt)
+                await self._pause_before_retry(error, account, attempt)
+                attempt += 1
+                continue
+            log.info("graph write", method="POST", path=path, fields=sorted(payload.keys()), result=_result_summary(result))
+            return result
+
+    async def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> AsyncIterator[list[dict]]:
+        """Yield the ``data`` of each page, following ``paging.next`` to the end or until ``limit`` items."""
+        query = dict(params or {})
+        if "limit" not in query:
+            query["limit"] = min(limit, DEFAULT_PAGE_SIZE) if limit else DEFAULT_PAGE_SIZE
+        next_path: str | None = path
+        seen = 0
+        visited: set[str] = set()
+        while next_path and (limit is None or seen < limit):
+            page = await self._request("GET", next_path, params=query if next_path == path else None)
+            items = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                raise GraphError(f"{path} did not answer a list (no 'data')", fix="Use get() for a single object; get_all/iter_pages read edges")
+            if limit is not None:
+                items = items[: limit - seen]
+            seen += len(items)
+            if items:
+                yield items
+            next_url = (page.get("paging") or {}).get("next")
+            if not items or not next_url or next_url in visited:  # a repeated cursor would loop forever
+                break
+            visited.add(next_url)
+            next_path = next_url
+
+    async def get_all(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None) -> list[dict]:
+        """Every item of an edge (all pages), or the first ``limit``."""
+        items: list[dict] = []
+        async for page in self.iter_pages(path, params, limit=limit):
+            items.extend(page)
+        return items
+
+    async def get_many(self, ids: Sequence[str], fields: str | Sequence[str]) -> dict[str, dict]:
+        """Read many objects by id with multi-id GETs (``?ids=a,b``), 50 ids a request."""
+        field_list = fields if isinstance(fields, str) else ",".join(fields)
+        unique_ids = list(dict.fromkeys(str(object_id) for object_id in ids))
+        found: dict[str, dict] = {}
+        for start in range(0, len(unique_ids), MULTI_ID_LIMIT):
+            chunk = unique_ids[start : start + MULTI_ID_LIMIT]
+            found.update(await self._request("GET", "", params={"ids": ",".join(chunk), "fields": field_list}))
+        return found
+
+    async def account_info(self, ad_account_id: str) -> AccountInfo:
+        """Currency, offset, minimum daily budget, time zone, name and status of an ad account (cached 5 minutes)."""
+        account_id = normalize_ad_account_id(ad_account_id)
+        cached = self._account_cache.get(account_id)
+        if cached and time.monotonic() - cached[0] < ACCOUNT_INFO_TTL:
+            return cached[1]
+        raw = await self.get(account_id, {"fields": ACCOUNT_INFO_FIELDS})
+        currency = str(raw.get("currency") or "USD")
+        info = AccountInfo(
+            id=account_id,
+            name=str(raw.get("name") or account_id),
+            currency=currency,
+            offset=currency_offset(currency),
+            min_daily_budget=_int_or_none(raw.get("min_daily_budget")),
+            timezone_name=raw.get("timezone_name"),
+            account_status=_int_or_none(raw.get("account_status")),
+        )
+        self._account_cache[account_id] = (time.monotonic(), info)
+        return info
+
+    def invalidate_account(self, ad_account_id: str) -> None:
+        """Forget the cached account info (after changing the account)."""
+        self._account_cache.pop(normalize_ad_account_id(ad_account_id), None)
+
+    # Batch --------------------------------------------------------------------------------------------------------
+
+    async def batch(self, items: Sequence[BatchItem]) -> list[BatchResult]:
+        """Run items through Graph batch calls of at most 50, re-queueing items Facebook answered ``null``."""
+        items = list(items)
+        check_batch_items(items)
+        results: list[BatchResult | None] = [None] * len(items)
+        bodies_by_name: dict[str, Any] = {}
+        pending = list(range(len(items)))
+        for round_number in range(BATCH_REQUEUE_ROUNDS + 1):
+            if not pending:
+                break
+            pending = await self._run_batch_round(items, pending, results, bodies_by_name, round_number)
+        for index in pending:
+            results[index] = BatchResult(index, None, None, _not_run_error(items[index], BATCH_REQUEUE_ROUNDS + 1))
+        return [result for result in results if result is not None]
+
+    async def _run_batch_round(
+        self, items: list[BatchItem], pending: list[int], results: list[BatchResult | None], bodies_by_name: dict[str, Any], round_number: int
+    ) -> list[int]:
+        """Send the pending items once; returns the ones to send again."""
+        requeue: list[int] = []
+        throttles: list[tuple[int, FacebookError]] = []
+        last_round = round_number >= BATCH_REQUEUE_ROUNDS
+        sendable = self._prepare_requeued(items, pending, results, bodies_by_name, round_number)
+        for chunk in plan_batch_chunks([items[i] for i in sendable]):
+            indexes = [sendable[position] for position in chunk]
+            try:
+                answers = await self._send_batch_chunk([_resolved_item(items[i], bodies_by_name) for i in indexes])
+            except FacebookError as error:
+                for index in indexes:
+                    results[index] = BatchResult(index, error.http_status, None, error)
+                continue
+            for index, answer in zip(indexes, answers):
+                outcome = self._batch_outcome(index, items[index], answer)
+                if outcome is None:
+                    requeue.append(index)  # Facebook did not run it
+                elif outcome.error and not last_round and self._batch_item_retryable(items[index], outcome.error, round_number):
+                    requeue.append(index)
+                    if isinstance(outcome.error, RateLimitError):
+                        throttles.append((index, outcome.error))
+                else:
+                    results[index] = outcome
+                    if outcome.ok and items[index].name:
+                        bodies_by_name[items[index].name] = outcome.body
+        if throttles:
+            requeue = await self._wait_for_batch_throttle(items, throttles, requeue, results)
+        return sorted(requeue)
+
+    @staticmethod
+    def _batch_item_retryable(item: BatchItem, error: FacebookError, round_number: int) -> bool:
+        return should_retry(error, method=item.method, creates=_is_create_item(item), attempt=round_number, max_retries=BATCH_REQUEUE_ROUNDS)
+
+    def _prepare_requeued(
+        self, items: list[BatchItem], pending: list[int], results: list[BatchResult | None], bodies_by_name: dict[str, Any], round_number: int
+    ) -> list[int]:
+        """Items to send this round; a re-queued child whose parent failed fails too."""
+        if round_number == 0:
+            return pending
+        pending_names = {items[i].name for i in pending if items[i].name}
+        sendable = []
+        for index in pending:
+            parents = _batch_parents(items[index])
+            missing = [p for p in parents if p not in bodies_by_name and p not in pending_names]
+            if missing:
+                results[index] = BatchResult(index, None, None, GraphError(
+                    f"Batch item {index} ({items[index].method} {items[index].relative_url}) was not run: item {missing[0]!r} it depends on failed",
+                    fix="Fix the failed item and run both again",
+                ))
+            else:
+                sendable.append(index)
+        return sendable
+
+    async def _send_batch_chunk(self, chunk: list[BatchItem]) -> list[Any]:
+        creates = any(_is_create_item(item) for item in chunk)
+        payload = {"batch": [batch_item_json(item) for item in chunk], "include_headers": True}
+        # A batch holding creates is one more create: never blindly re-sent; without creates it repeats like a read.
+        answers = await self._request("POST", "", data=payload, idempotent=not creates)
+        if not isinstance(answers, list) or len(answers) != len(chunk):
+            raise GraphError(
+                f"The batch call answered {type(answers).__name__} instead of {len(chunk)} results",
+                fix="Retry; if it repeats, send the items one by one",
+            )
+        return answers
+
+    def _batch_outcome(self, index: int, item: BatchItem, answer: Any) -> BatchResult | None:
+        """The result of one item, or None when Facebook answered null (not run)."""
+        if answer is None:
+            return None
+        if not isinstance(answer, dict):
+            return BatchResult(index, None, None, GraphError(f"Batch item {index} got an answer that is not an object", fix="Run it again"))
+        status = _int_or_none(answer.get("code")) or 0
+        headers = {str(h.get("name")): str(h.get("value")) for h in answer.get("headers") or [] if isinstance(h, dict)}
+        account = self._account_for(item.relative_url)
+        self._remember_accounts(item.relative_url, self.limiter.observe(headers, account), account)
+        try:
+            body = graph_answer(status, answer.get("body"), headers)
+        except FacebookError as error:
+            return BatchResult(index, status, _parse_body(answer.get("body")), error, headers)
+        return BatchResult(index, status, body, None, headers)
+
+    async def _wait_for_batch_throttle(
+        self, items: list[BatchItem], throttles: list[tuple[int, FacebookError]], requeue: list[int], results: list[BatchResult | None]
+    ) -> list[int]:
+        """Wait once for the longest throttle among the items; if that is too long, they fail with it."""
+        index, longest = max(throttles, key=lambda pair: pair[1].retry_after or 0.0)
+        try:
+            await self.limiter.wait_for_throttle(longest, self._account_for(items[index].relative_url), 0)
+        except RateLimitError:
+            throttled = {i for i, _ in throttles}
+            for i, error in throttles:
+                results[i] = BatchResult(i, error.http_status, None, error)
+            return [i for i in requeue if i not in throttled]
+        return requeue
+
+    # One request, with retries -------------------------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, idempotent: bool = False
+    ) -> Any:
+        account = self._account_for(path)
+        attempt = 0
+        while True:
+            await self.limiter.pace(account)
+            try:
+                return await self._send_once(method, path, params=params, data=data, account=account)
+            except FacebookError as error:
+                if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
+                    raise
+                await self._pause_before_retry(error, account, attempt)
+                attempt += 1
+
+    async def _pause_before_retry(self, error: FacebookError, account: str | None, attempt: int) -> None:
+        if isinstance(error, RateLimitError):
+            await self.limiter.wait_for_throttle(error, account, attempt)
+            return
+        delay = jitter(backoff_delay(attempt), self._rng)
+        log.info("graph retry", error=error.to_text(), attempt=attempt + 1, delay=round(delay, 2))
+        await self._sleep(delay)
+
+    async def _send_once(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, account: str | None = None
+    ) -> Any:
+        url, query = self._url_and_query(path, params)
+        session = await self._get_session()
+        form = encode_graph_params(data) if method == "POST" else None
+        started = time.perf_counter()
+        self.request_count += 1
+        try:
+            async with session.request(method, url, params=query, data=form, timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+                text = await response.text(errors="replace")
+                status, headers = response.status, response.headers
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise NetworkError(
+                f"{method} {_loggable_path(path)} timed out after {self.timeout:g} s",
+                is_transient=True,
+                data={"reason": "timeout"},
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(
+                f"{method} {_loggable_path(path)} failed: {redact(type(exc).__name__ + ': ' + str(exc))}",
+                is_transient=True,
+                data={"reason": "connection"},
+            ) from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._remember_accounts(path, self.limiter.observe(headers, account), account)
+        log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
+                  ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))
+        return graph_answer(status, text, headers)
+
+    def _url_and_query(self, path: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
+        if path.startswith(("http://", "https://")):
+            # paging.next is a full URL: keep our base host (a proxy or the sandbox) and our own credentials.
+            next_url = URL(path)
+            query = {k: v for k, v in next_url.query.items() if k not in _AUTH_PARAMS}
+            url = f"{self.base_url}{next_url.path}"
+        else:
+            relative = path.strip().lstrip("/")
+            if not _VERSIONED_PATH_RE.match(relative):
+                relative = f"{self.api_version}/{relative}"
+            url, query = f"{self.base_url}/{relative}", {}
+        query.update(encode_graph_params(params))
+        query.update(self._auth)
+        return url, query
+
+    def _account_for(self, path: str) -> str | None:
+        account = account_in_path(path)
+        if account:
+            return account
+        first = _first_segment(path)
+        return self._object_accounts.get(first) if first else None
+
+    def _remember_accounts(self, path: str, accounts: list[str], account: str | None) -> None:
+        """Learn which ad account an object belongs to from the usage headers, so later calls on it are paced."""
+        first = _first_segment(path)
+        if account is None and first and first.isdigit() and len(accounts) == 1:
+            if len(self._object_accounts) > 10000:
+                self._object_accounts.clear()
+            self._object_accounts[first] = accounts[0]
+
+    async def _find_created(self, path: str, lookup: CreateLookup, cause: FacebookError) -> str | None:
+        """The id of the object carrying ``lookup.tag``, or None; raises when the check itself fails."""
+        params = {
+            "fields": "id,name,adlabels",
+            "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
+            "effective_status": list(LOOKUP_STATUSES),
+        }
+        try:
+            candidates = await self.get_all(lookup.list_path, params, limit=LOOKUP_LIMIT)
+        except FacebookError as lookup_error:
+            raise NetworkError(
+                f"Creating {lookup.name!r} at {_loggable_path(path)} failed ({cause.message}) and checking whether it was "
+                f"created failed too ({lookup_error.message}): it may or may not have been created",
+                fix=f"List {lookup.list_path} and look for {lookup.name!r} before creating it again",
+                data={"create_outcome": "unknown", "client_tag": lookup.tag},
+            ) from lookup_error
+        for candidate in candidates:
+            if lookup.tag in _label_names(candidate.get("adlabels")):
+                return str(candidate.get("id"))
+        return None
+
+
+def _create_outcome_unknown(path: str, error: FacebookError) -> NetworkError:
+    return NetworkError(
+        f"Creating at {_loggable_path(path)} failed ({error.message}): it may or may not have been created",
+        fix="List the objects to check before creating it again",
+        http_status=error.http_status,
+        code=error.code,
+        fbtrace_id=error.fbtrace_id,
+        data={"create_outcome": "unknown"},
+    )
+
+
+def _label_names(labels: Any) -> set[str]:
+    if isinstance(labels, dict):  # an edge-style answer: {"data": [...]}
+        labels = labels.get("data")
+    if isinstance(labels, str):
+        try:
+            labels = json.loads(labels)
+        except ValueError:
+            return set()
+    return {str(label.get("name")) for label in labels or [] if isinstance(label, dict)}
+
+
+def _first_segment(path: str) -> str | None:
+    relative = URL(path).path if path.startswith(("http://", "https://")) else path
+    parts = [part for part in relative.strip("/").split("?")[0].split("/") if part and not _VERSION_RE.match(part)]
+    return parts[0] if parts else None
+
+
+def _loggable_path(path: str) -> str:
+    return redact(path)
+
+
+def _result_summary(result: Any) -> Any:
+    if isinstance(result, dict):
+        return result.get("id") or result.get("success")
+    return None
+
+
+# Batch helpers ----------------------------------------------------------------------------------------------------
+
+
+def batch_item_json(item: BatchItem) -> dict[str, Any]:
+    """One item as the batch endpoint takes it: GET parameters in the URL, other bodies form-encoded."""
+    method = item.method.upper()
+    relative_url = item.relative_url.lstrip("/")
+    entry: dict[str, Any] = {"method": method, "relative_url": relative_url}
+    encoded = encode_graph_params(item.body)
+    if encoded:
+        form = urllib.parse.urlencode(encoded, quote_via=urllib.parse.quote)
+        if method in ("GET", "DELETE"):
+            entry["relative_url"] = relative_url + ("&" if "?" in relative_url else "?") + form
+        else:
+            entry["body"] = form
+    if item.name:
+        entry["name"] = item.name
+        entry["omit_response_on_success"] = False  # we want the parent's answer too
+    if item.depends_on:
+        entry["depends_on"] = item.depends_on
+    return entry
+
+
+def check_batch_items(items: Sequence[BatchItem]) -> None:
+    """Names are unique and every dependency names an earlier item."""
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if item.method.upper() not in ("GET", "POST", "DELETE"):
+            raise ValidationError(f"Batch item {index} has method {item.method!r}", fix="Use GET, POST or DELETE", blame_field="method")
+        for parent in _batch_parents(item):
+            if parent not in seen:
+                raise ValidationError(
+                    f"Batch item {index} depends on {parent!r}, which no earlier item is named",
+                    fix="Name the parent item and put it before the items that use it",
+                    blame_field="depends_on",
+                )
+        if item.name:
+            if item.name in seen:
+                raise ValidationError(f"Two batch items are named {item.name!r}", fix="Give every named item its own name", blame_field="name")
+            seen.add(item.name)
+
+
+def plan_batch_chunks(items: Sequence[BatchItem], limit: int = BATCH_LIMIT) -> list[list[int]]:
+    """Split items into chunks of at most ``limit`` positions, keeping each dependency chain in one chunk."""
+    parent = list(range(len(items)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    index_by_name: dict[str, int] = {}
+    for index, item in enumerate(items):
+        for name in _batch_parents(item):
+            if name in index_by_name:
+                a, b = root(index), root(index_by_name[name])
+                parent[max(a, b)] = min(a, b)
+        if item.name:
+            index_by_name[item.name] = index
+    chains: dict[int, list[int]] = {}
+    for index in range(len(items)):
+        chains.setdefault(root(index), []).append(index)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for members in chains.values():
+        if len(members) > limit:
+            raise ValidationError(
+                f"A chain of {len(members)} dependent batch items does not fit one batch of {limit}",
+                fix=f"Split the work so that no chain of depends_on items is longer than {limit}",
+            )
+        if len(current) + len(members) > limit:
+            chunks.append(sorted(current))
+            current = []
+        current.extend(members)
+    if current:
+        chunks.append(sorted(current))
+    return chunks
+
+
+def _batch_parents(item: BatchItem) -> list[str]:
+    names = [item.depends_on] if item.depends_on else []
+    texts = [item.relative_url] + [v for v in (item.body or {}).values() if isinstance(v, str)]
+    for text in texts:
+        names += [m.group(1) for m in _RESULT_REF_RE.finditer(text) if m.group(1) not in names]
+    return names
+
+
+def _is_create_item(item: BatchItem) -> bool:
+    """A POST to an edge (``act_1/campaigns``, ``123/copies``) makes an object; a POST to ``/{id}`` updates it."""
+    if item.method.upper() != "POST":
+        return False
+    path = item.relative_url.split("?")[0].strip("/")
+    return "/" in path
+
+
+def _resolved_item(item: BatchItem, bodies_by_name: Mapping[str, Any]) -> BatchItem:
+    """A re-queued child whose parent already ran gets the parent's values filled in instead of a reference."""
+    if not item.depends_on or item.depends_on not in bodies_by_name:
+        return item
+    body = {k: _fill_references(v, bodies_by_name) if isinstance(v, str) else v for k, v in (item.body or {}).items()}
+    return BatchItem(item.method, _fill_references(item.relative_url, bodies_by_name), body or None, item.name, None)
+
+
+def _fill_references(text: str, bodies_by_name: Mapping[str, Any]) -> str:
+    """Replace ``{result=name:$.path}`` with values from a parent's answer (lists joined with commas)."""
+
+    def value_for(match: re.Match[str]) -> str:
+        body = bodies_by_name.get(match.group(1))
+        if body is None:
+            return match.group(0)
+        values = _json_path_values(body, [part for part in match.group(2).split(".") if part])
+        return ",".join(str(v) for v in values) if values else match.group(0)
+
+    return _RESULT_REF_RE.sub(value_for, text)
+
+
+def _json_path_values(value: Any, parts: list[str]) -> list[Any]:
+    if not parts:
+        return value if isinstance(value, list) else [value]
+    head, rest = parts[0], parts[1:]
+    if head == "*" and isinstance(value, list):
+        return [found for element in value for found in _json_path_values(element, rest)]
+    if isinstance(value, dict) and head in value:
+        return _json_path_values(value[head], rest)
+    return []
+
+
+def _not_run_error(item: BatchItem, attempts: int) -> GraphError:
+    return GraphError(
+        f"Facebook did not run batch item {item.method} {redact(item.relative_url)} (answered null) in {attempts} attempts: not run by Facebook",
+        fix="Run it again; the other items were applied",
+        is_transient=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Money: minor units by currency
+# ---------------------------------------------------------------------------------------------------------------
+
+# Offset 1 (no minor unit) per Meta's Marketing API currency table; every other supported currency has offset 100.
+ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "IDR", "ISK", "JPY", "KRW", "PYG", "TWD", "VND"})
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "KRW": "₩", "INR": "₹", "CNY": "CN¥", "CAD": "CA$",
+    "AUD": "A$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "TWD": "NT$", "MXN": "MX$", "BRL": "R$", "ILS": "₪",
+    "VND": "₫", "PHP": "₱", "TRY": "₺", "NGN": "₦", "THB": "฿",
+}
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_MINOR_FIX = "Pass a whole number of minor units, e.g. 1500 for $15.00 or 5000 for ¥5,000"
+
+
+def currency_offset(currency: str) -> int:
+    """Minor units per unit as Facebook counts them: 1 for currencies without a minor unit (JPY, KRW…), else 100."""
+    return 1 if _currency_code(currency) in ZERO_DECIMAL_CURRENCIES else 100
+
+
+def format_money(minor: int | str, currency: str) -> str:
+    """An amount in minor units, formatted: ``$1,234.56``, ``¥5,000``, ``€12.00``, ``12.00 SEK``."""
+    code = _currency_code(currency)
+    amount = from_minor(minor, code)
+    sign = "-" if amount < 0 else ""
+    digits = f"{abs(amount):,.0f}" if currency_offset(code) == 1 else f"{abs(amount):,.2f}"
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {code}"
+
+
+def to_minor(major: int | str | Decimal | float, currency: str) -> int:
+    """A major-unit amount (``12.34`` dollars, ``5000`` yen) in Facebook's minor units; refuses extra decimals."""
+    code = _currency_code(currency)
+    amount = _decimal(major, "amount")
+    scaled = amount * currency_offset(code)
+    if scaled != scaled.to_integral_value():
+        places = "no decimals" if currency_offset(code) == 1 else "at most 2 decimals"
+        raise ValidationError(f"{major} {code} has more decimals than {code} allows", fix=f"Give {code} amounts with {places}", blame_field="amount")
+    return int(scaled)
+
+
+def from_minor(minor: int | str, currency: str) -> Decimal:
+    """Facebook's minor units as a Decimal in major units (``1234`` USD -> ``12.34``)."""
+    offset = currency_offset(currency)
+    amount = Decimal(_minor_int(minor)) / offset
+    return amount.quantize(Decimal(1) if offset == 1 else Decimal("0.01"))
+
+
+def _currency_code(currency: Any) -> str:
+    code = str(currency).strip().upper() if isinstance(currency, str) else ""
+    if not _CURRENCY_RE.match(code):
+        raise ValidationError(f"{currency!r} is not a currency code", fix="Use a three-letter ISO 4217 code such as USD, EUR or JPY", blame_field="currency")
+    return code
+
+
+def _minor_int(value: Any) -> int:
+    amount = _decimal(value, "amount")
+    if amount != amount.to_integral_value():
+        raise ValidationError(f"{value!r} is not a whole number of minor units", fix=_MINOR_FIX, blame_field="amount")
+    return int(amount)
+
+
+def _decimal(value: Any, field_name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValidationError(f"{value!r} is not an amount", fix=_MINOR_FIX, blame_field=field_name)
+    try:
+        amount = Decimal(value.strip().replace(",", "") if isinstance(value, str) else str(value) if isinstance(value, float) else value)
+    except (InvalidOperation, ValueError):
+        raise ValidationError(f"{value!r} is not an amount", fix=_MINOR_FIX, blame_field=field_name) from None
+    if not amount.is_finite():
+        raise ValidationError(f"{value!r} is not an amount", fix=_MINOR_FIX, blame_field=field_name)
+    return amount
 
 
 # ---------------------------------------------------------------------------------------------------------------

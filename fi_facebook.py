@@ -355,20 +355,22 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
 
 
 def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
+    """A spend cap limits total spend: removing it, or raising it past the guardrails, can release money."""
     if change.field != "spend_cap":
         return None
-    before = int(change.before or 0)
-    after = int(change.after or 0)
-    raises = after == 0 and before > 0 or (before > 0 and after > before) or (before == 0 and after > 0 and policy == "always")
-    described = (f"would {'remove the spend cap of' if after == 0 else 'set the spend cap of'} {_label(change)}"
-                 + ("" if after == 0 else f" to {_money(after, change.currency)}") + f" (was {_money(before, change.currency) if before else 'no cap'})")
+    before, after = int(change.before or 0), int(change.after or 0)
+    if before == 0 or (after and after <= before):
+        return None
+    described = (f"would remove the spend cap of {_label(change)} (was {_money(before, change.currency)})" if after == 0 else
+                 f"would raise the spend cap of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}")
     limit = guardrails.get("max_spend_cap")
-    if limit is not None and (after == 0 or after > int(limit)):
+    max_pct = guardrails.get("max_budget_increase_pct")
+    if after == 0 or policy == "always":
+        return described
+    if limit is not None and after > int(limit):
         return f"{described}, over the max_spend_cap guardrail of {_money(limit, change.currency)}"
-    if policy == "always" and raises:
-        return described
-    if raises and after == 0:
-        return described
+    if max_pct is not None and (after - before) * 100 > int(max_pct) * before:
+        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
     return None
 
 
@@ -515,7 +517,7 @@ class SelectAdAccountArgs(BaseModel):
 async def select_ad_account(ctx: FacebookContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)
-    await ctx.facebook.store.set_selection(ctx.facebook.workspace.id, "ad_account", account_id)
+    await ctx.facebook.select("ad_account", account_id)
     return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
                     data={"ad_account_id": account_id, "name": info.name, "currency": info.currency})
 
@@ -536,6 +538,7 @@ class Facebook:
         self.graph = graph
         self.workspace = workspace
         self.registry = registry
+        self._selections: dict[str, str | None] | None = None
 
     async def call(self, op: Any, args: Any = None, *, interface: str = "api", **top_level: Any) -> OpResult:
         """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults."""
@@ -582,14 +585,22 @@ class Facebook:
                 return await self._hold_for_confirmation(spec, plan, arguments, reasons)
         return await self._execute(spec, plan, arguments, interface)
 
+    async def selections(self) -> dict[str, str | None]:
+        """The workspace's selected ad account, page and Instagram account (read once, kept current by select())."""
+        if self._selections is None:
+            self._selections = dict(await self.store.all_selections(self.workspace.id))
+        return self._selections
+
+    async def select(self, kind: str, value: str | None) -> None:
+        await self.store.set_selection(self.workspace.id, kind, value)
+        (await self.selections())[kind] = value
+
     async def _context(self, interface: str) -> FacebookContext:
-        ws = self.workspace.id
+        chosen = await self.selections()
         return FacebookContext(
             graph=self.graph, workspace=self.workspace.name, interface=interface,
-            ad_account_id=await self.store.get_selection(ws, "ad_account"),
-            page_id=await self.store.get_selection(ws, "page"),
-            instagram_account_id=await self.store.get_selection(ws, "instagram_account"),
-            facebook=self,
+            ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
+            instagram_account_id=chosen.get("instagram_account"), facebook=self,
         )
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:

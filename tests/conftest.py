@@ -44,3 +44,42 @@ async def sandbox():
 @pytest.fixture
 async def demo_token(sandbox) -> dict:
     return await sandbox.token()
+
+
+@pytest.fixture
+async def store():
+    from admonster_store import Store
+
+    opened = await Store.open(":memory:")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def graph(sandbox, demo_token):
+    from fb_utils import GraphClient
+
+    client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def demo_accounts(graph) -> dict[str, str]:
+    """The demo business's ad accounts by currency, as the sandbox lists them (never hard-coded)."""
+    accounts = await graph.get_all("me/adaccounts", {"fields": "id,currency"})
+    return {a["currency"]: a["id"] for a in accounts}
+
+
+@pytest.fixture
+async def facebook(store, graph, demo_accounts):
+    """The product's dispatch over the real sandbox, with the USD demo account selected."""
+    from fi_facebook import Facebook
+
+    workspace = await store.ensure_workspace("test")
+    await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
+    return Facebook(store, graph, workspace)

@@ -1,0 +1,175 @@
+"""Benchmarks for the foundation, measured side by side in one run and printed as ratios.
+
+    make bench                                  # print the figures
+    .venv/bin/python bench/run.py --markdown docs/benchmarks.md   # also write them to the docs
+
+1. Dispatch overhead: N `get_campaign` tool calls against N raw aiohttp GETs of the same object (target ≤ 1.3×).
+2. Bulk update of 500 campaigns with 20 ms latency injected by the sandbox: bulk_update_campaigns against one
+   request per campaign (targets: ≥ 10× faster, ≤ 11 HTTP requests).
+3. Cold start of `admonster tools --format openai` (target ≤ 0.8 s wall), beside a bare interpreter start.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from admonster_store import Store  # noqa: E402
+from fb_campaign import CAMPAIGN_FIELDS  # noqa: E402
+from fb_sandbox.server import SandboxServer  # noqa: E402
+from fb_utils import GraphClient, appsecret_proof  # noqa: E402
+from fi_facebook import Facebook  # noqa: E402
+
+
+async def _control(session: aiohttp.ClientSession, url: str, path: str, json: dict | None = None, method: str = "POST") -> dict:
+    async with session.request(method, f"{url}/__sandbox/{path}", json=json) as resp:
+        return await resp.json()
+
+
+async def _setup(server: SandboxServer, session: aiohttp.ClientSession):
+    grant = await _control(session, server.url, "tokens")
+    store = await Store.open(":memory:")
+    workspace = await store.ensure_workspace("bench")
+    graph = GraphClient(grant["access_token"], app_secret=grant["app_secret"], base_url=server.url)
+    accounts = await graph.get_all("me/adaccounts", {"fields": "id,currency"})
+    usd = next(a["id"] for a in accounts if a["currency"] == "USD")
+    await store.set_selection(workspace.id, "ad_account", usd)
+    await store.set_setting(workspace.id, "guardrails", {"confirm_policy": "never"})
+    return grant, store, graph, Facebook(store, graph, workspace), usd
+
+
+async def bench_dispatch(calls: int) -> dict:
+    async with SandboxServer(db_path=":memory:", seed=True) as server, aiohttp.ClientSession() as session:
+        grant, store, graph, facebook, usd = await _setup(server, session)
+        campaign_id = (await graph.get(f"{usd}/campaigns", {"fields": "id", "limit": 1}))["data"][0]["id"]
+        params = {"fields": CAMPAIGN_FIELDS, "access_token": grant["access_token"],
+                  "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"])}
+        raw_url = f"{server.url}/{graph.api_version}/{campaign_id}"
+
+        async def raw() -> None:
+            for _ in range(calls):
+                async with session.get(raw_url, params=params) as resp:
+                    await resp.json()
+
+        async def ours() -> None:
+            for _ in range(calls):
+                result = await facebook.call("get_campaign", {"campaign_id": campaign_id})
+                assert result.ok, result.text
+
+        await raw()  # warm both paths (connections, caches)
+        await facebook.call("get_campaign", {"campaign_id": campaign_id})
+        raw_times, our_times = [], []
+        for _ in range(3):  # interleaved rounds, so drift hits both sides alike
+            raw_times.append(await _timed(raw))
+            our_times.append(await _timed(ours))
+        await graph.close()
+        await store.close()
+    raw_s, our_s = min(raw_times), min(our_times)
+    return {"calls": calls, "raw_s": raw_s, "ours_s": our_s, "ratio": our_s / raw_s, "target": "≤ 1.3×", "ok": our_s / raw_s <= 1.3}
+
+
+async def _timed(work) -> float:
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
+
+async def bench_bulk(count: int, latency_ms: int) -> dict:
+    async with SandboxServer(db_path=":memory:", seed=True) as server, aiohttp.ClientSession() as session:
+        grant, store, graph, facebook, usd = await _setup(server, session)
+        await graph.account_info(usd)  # the bot reads the account once at start; not part of the bulk op
+        first = (await _control(session, server.url, "seed", {"campaigns": count, "account_id": usd, "status": "ACTIVE",
+                                                               "name_prefix": "BenchA"}))["ids"]
+        second = (await _control(session, server.url, "seed", {"campaigns": count, "account_id": usd, "status": "ACTIVE",
+                                                                "name_prefix": "BenchB"}))["ids"]
+        await _control(session, server.url, "config", {"latency_ms": latency_ms})
+
+        await _control(session, server.url, "stats/reset")
+        start = time.perf_counter()
+        result = await facebook.call("bulk_update_campaigns", {"campaign_ids": first, "status": "PAUSED"})
+        bulk_s = time.perf_counter() - start
+        bulk_requests = (await _control(session, server.url, "stats", method="GET"))["requests"]
+        assert result.ok, result.text[:500]
+
+        await _control(session, server.url, "stats/reset")
+        start = time.perf_counter()
+        for campaign_id in second:
+            await graph.post(campaign_id, {"status": "PAUSED"})
+        naive_s = time.perf_counter() - start
+        naive_requests = (await _control(session, server.url, "stats", method="GET"))["requests"]
+        await graph.close()
+        await store.close()
+    speedup = naive_s / bulk_s
+    return {"campaigns": count, "latency_ms": latency_ms, "bulk_s": bulk_s, "naive_s": naive_s, "speedup": speedup,
+            "bulk_requests": bulk_requests, "naive_requests": naive_requests, "target": "≥ 10×, ≤ 11 requests",
+            "ok": speedup >= 10 and bulk_requests <= 11}
+
+
+def bench_cold_start(runs: int) -> dict:
+    admonster = [sys.executable, "-m", "admonster_bot", "tools", "--format", "openai"]
+    bare = [sys.executable, "-c", "pass"]
+    ours, base = [], []
+    for _ in range(runs):
+        ours.append(_wall(admonster))
+        base.append(_wall(bare))
+    best = min(ours)
+    return {"runs": runs, "tools_s": best, "tools_median_s": statistics.median(ours), "bare_python_s": min(base),
+            "ratio_to_bare": best / min(base), "ratio_to_budget": best / 0.8, "target": "≤ 0.8 s", "ok": best <= 0.8}
+
+
+def _wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "0"})
+    return time.perf_counter() - start
+
+
+def report(dispatch: dict, bulk: dict, cold: dict) -> str:
+    verdict = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
+    return "\n".join([
+        f"Ad Monster benchmarks · Python {platform.python_version()} · {platform.machine()} · {os.cpu_count()} cores",
+        "",
+        f"1. Dispatch overhead, {dispatch['calls']} get_campaign calls vs raw aiohttp GETs (best of 3 interleaved rounds):",
+        f"   raw {dispatch['raw_s']:.3f} s · ours {dispatch['ours_s']:.3f} s · ratio {dispatch['ratio']:.2f}× "
+        f"(target {dispatch['target']}) {verdict(dispatch['ok'])}",
+        f"2. Bulk update of {bulk['campaigns']} campaigns, {bulk['latency_ms']} ms injected latency:",
+        f"   one request per campaign {bulk['naive_s']:.2f} s ({bulk['naive_requests']} requests) · bulk_update_campaigns "
+        f"{bulk['bulk_s']:.2f} s ({bulk['bulk_requests']} requests) · {bulk['speedup']:.1f}× faster "
+        f"(target {bulk['target']}) {verdict(bulk['ok'])}",
+        f"3. Cold start of `admonster tools --format openai`, best of {cold['runs']}:",
+        f"   {cold['tools_s']:.3f} s (median {cold['tools_median_s']:.3f} s) · bare python {cold['bare_python_s']:.3f} s · "
+        f"{cold['ratio_to_bare']:.1f}× bare · {cold['ratio_to_budget']:.2f}× the 0.8 s budget {verdict(cold['ok'])}",
+    ])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--campaigns", type=int, default=500)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--markdown", type=Path, help="Also write the figures to this Markdown file.")
+    options = parser.parse_args()
+    dispatch = asyncio.run(bench_dispatch(options.calls))
+    bulk = asyncio.run(bench_bulk(options.campaigns, options.latency_ms))
+    cold = bench_cold_start(options.cold_runs)
+    text = report(dispatch, bulk, cold)
+    print(text)
+    if options.markdown:
+        command = "make bench" if len(sys.argv) == 3 else " ".join(["python bench/run.py"] + sys.argv[1:])
+        options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
+    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

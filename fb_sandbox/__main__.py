@@ -1,0 +1,46 @@
+"""`python -m fb_sandbox --port N [--db PATH] [--host 127.0.0.1]`: run the sandbox alone."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from .server import SandboxServer
+
+
+def default_db() -> str:
+    home = Path(os.environ.get("ADMONSTER_HOME", ".admonster"))
+    home.mkdir(parents=True, exist_ok=True)
+    return str(home / "sandbox.db")
+
+
+async def serve(host: str, port: int, db: str) -> None:
+    server = SandboxServer(db_path=db, host=host, port=port)
+    await server.start()
+    print(f"Ad Monster Graph API sandbox on {server.url}  (state: {db})")
+    print(f"Graph base URL: {server.url}/v26.0/")
+    print(f"Get a token:    curl -s -X POST {server.url}/__sandbox/tokens")
+    print("Stop with Ctrl-C.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fb_sandbox", description="Run the Graph API sandbox alone.")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--db", default=None, help="SQLite file (default $ADMONSTER_HOME/sandbox.db); ':memory:' "
+                                                   "for a throwaway sandbox")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.host, args.port, args.db or default_db()))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

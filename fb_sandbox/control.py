@@ -1,0 +1,169 @@
+"""Control endpoints under /__sandbox/ (no token; JSON in, JSON out)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .auth import issue_token
+from .errors import GraphError
+from .faults import FaultSpecError
+from .seed import bulk_campaigns, seed_demo
+from .state import Sandbox
+
+SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _sb(request: web.Request) -> Sandbox:
+    return request.app[SANDBOX_KEY]
+
+
+async def _body(request: web.Request) -> dict:
+    if request.method == "GET":
+        return {k: _scalar(v) for k, v in request.query.items()}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("body must be JSON") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _scalar(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _number(body: dict, name: str, default: float | None = None, *, low: float = 0, high: float = 10**11) -> Any:
+    value = body.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise BadRequest(f"{name} must be a number in [{low}, {high}]")
+    return value
+
+
+@web.middleware
+async def control_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return web.json_response({"error": {"message": str(exc), "type": "SandboxControl", "code": 100}}, status=400)
+    except FaultSpecError as exc:
+        return web.json_response({"error": {"message": str(exc), "type": "SandboxControl", "code": 100}}, status=400)
+    except GraphError as exc:
+        return web.json_response(exc.body(), status=exc.http_status)
+
+
+async def tokens(request: web.Request) -> web.Response:
+    sb, body = _sb(request), await _body(request)
+    expires_in = _number(body, "expires_in", 5184000)
+    scopes = body.get("scopes")
+    if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
+        raise BadRequest("scopes must be a list of strings")
+    return web.json_response(issue_token(sb.store, now=sb.now(), expires_in=expires_in, scopes=scopes))
+
+
+async def reset(request: web.Request) -> web.Response:
+    sb, body = _sb(request), await _body(request)
+    sb.store.wipe()
+    sb.reset_runtime()
+    if body.get("seed", True) is not False:
+        seed_demo(sb)
+    return web.json_response({"success": True, "seeded": body.get("seed", True) is not False})
+
+
+async def seed(request: web.Request) -> web.Response:
+    sb, body = _sb(request), await _body(request)
+    count = int(_number(body, "campaigns", 0, high=100000))
+    accounts = sb.store.list("adaccount")
+    account_id = body.get("account_id") or (accounts[0]["id"] if accounts else None)
+    account = sb.store.get(account_id) if isinstance(account_id, str) else None
+    if account is None or account.type != "adaccount":
+        raise BadRequest(f"unknown ad account {account_id!r}")
+    status = body.get("status", "PAUSED")
+    if status not in ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED"):
+        raise BadRequest("status must be ACTIVE, PAUSED, ARCHIVED or DELETED")
+    prefix = body.get("name_prefix", "Bulk")
+    if not isinstance(prefix, str):
+        raise BadRequest("name_prefix must be a string")
+    budget = _number(body, "daily_budget", 1000, high=10**12)
+    ids = bulk_campaigns(sb, count=count, account_id=account_id, status=status, name_prefix=prefix,
+                         daily_budget=int(budget) if budget else None)
+    return web.json_response({"ids": ids})
+
+
+async def clock(request: web.Request) -> web.Response:
+    sb, body = _sb(request), await _body(request)
+    if "advance" in body:
+        sb.clock.advance(_number(body, "advance", low=-10**10, high=10**10))
+    if "set" in body:
+        sb.clock.set(_number(body, "set", high=10**11))
+    return web.json_response(sb.clock.snapshot())
+
+
+async def config(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    if request.method == "POST":
+        try:
+            sb.config.update(await _body(request))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    return web.json_response(sb.config.as_dict())
+
+
+async def faults(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    if request.method == "POST":
+        return web.json_response(sb.faults.add(await _body(request)).describe())
+    if request.method == "DELETE":
+        sb.faults.clear()
+        return web.json_response({"success": True})
+    return web.json_response({"data": sb.faults.describe()})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(_sb(request).stats.as_dict())
+
+
+async def stats_reset(request: web.Request) -> web.Response:
+    _sb(request).stats.reset()
+    return web.json_response({"success": True})
+
+
+async def objects(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    kind = request.query.get("type", "campaign")
+    account = request.query.get("account_id")
+    rows = sb.store.list(kind, account_id=account)
+    return web.json_response({"data": [{**o, "_type": o.type, "_created": o.created, "_updated": o.updated}
+                                       for o in rows]})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/__sandbox/tokens", tokens)
+    r.add_post("/__sandbox/reset", reset)
+    r.add_post("/__sandbox/seed", seed)
+    r.add_route("GET", "/__sandbox/clock", clock)
+    r.add_route("POST", "/__sandbox/clock", clock)
+    r.add_route("GET", "/__sandbox/config", config)
+    r.add_route("POST", "/__sandbox/config", config)
+    for method in ("GET", "POST", "DELETE"):
+        r.add_route(method, "/__sandbox/faults", faults)
+    r.add_get("/__sandbox/stats", stats)
+    r.add_post("/__sandbox/stats/reset", stats_reset)
+    r.add_get("/__sandbox/objects", objects)

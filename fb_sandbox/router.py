@@ -1,0 +1,129 @@
+"""Graph routing: one `execute` used by direct HTTP calls and by batch items alike."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from . import accounts, batch, campaigns
+from .auth import authenticate
+from .context import Ctx, GraphCall, GraphResult, account_digits
+from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
+from .params import Params
+from .state import Sandbox
+from .store import Obj
+
+Handler = Callable[[Ctx], Any]
+
+ROUTES: list[tuple[str, re.Pattern, Handler]] = [
+    (m, re.compile(rx), h) for m, rx, h in [
+        ("GET", r"me", accounts.get_me),
+        ("GET", r"me/adaccounts", accounts.list_adaccounts),
+        ("GET", r"me/businesses", accounts.list_businesses),
+        ("GET", r"me/accounts", accounts.list_pages),
+        ("GET", r"(act_\d+)", accounts.get_account),
+        ("POST", r"(act_\d+)", accounts.update_account),
+        ("GET", r"(act_\d+)/users", accounts.list_account_users),
+        ("GET", r"(act_\d+)/instagram_accounts", accounts.list_account_instagram),
+        ("GET", r"(act_\d+)/adspixels", accounts.list_account_pixels),
+        ("GET", r"(act_\d+)/campaigns", campaigns.list_campaigns),
+        ("POST", r"(act_\d+)/campaigns", campaigns.create_campaign),
+        ("POST", r"(\d+)/copies", campaigns.copy_campaign),
+        ("GET", r"", lambda ctx: multi_read(ctx)),
+        ("POST", r"", lambda ctx: batch.run_batch(ctx, execute)),
+    ]
+]
+
+NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
+    "campaign": {"GET": campaigns.read_campaign, "POST": campaigns.update_campaign,
+                 "DELETE": campaigns.delete_campaign},
+    **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel")},
+}
+NODE_RE = re.compile(r"(\d+)")
+
+
+def resolve(ctx: Ctx) -> Handler:
+    method, path = ctx.call.method, ctx.call.path
+    path_known = False
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.fullmatch(path)
+        if match:
+            path_known = True
+            if route_method == method:
+                ctx.match = match.groups()
+                return handler
+    node = NODE_RE.fullmatch(path)
+    if node:
+        obj = ctx.load(node.group(1))
+        handler = NODE_METHODS.get(obj.type, {}).get(method)
+        if handler is None:
+            raise unsupported(method, node.group(1))
+        return lambda c: handler(c, obj)
+    if path_known:
+        raise unsupported(method, path.split("/")[0] or "/")
+    raise unknown_path(path)
+
+
+def usage_account(sb: Sandbox, path: str) -> str | None:
+    first = path.split("/", 1)[0]
+    if first.startswith("act_"):
+        return account_digits(first)
+    if first.isdigit():
+        obj = sb.store.get(first)
+        if obj is not None and obj.account_id:
+            return account_digits(obj.account_id)
+    return None
+
+
+def multi_read(ctx: Ctx) -> dict:
+    ids = ctx.p.list("ids")
+    if not ids:
+        raise param_error("Missing the ids parameter (or a node in the path)", field="ids")
+    missing = [str(i) for i in ids if _load_any(ctx, str(i)) is None]
+    if missing:
+        raise GraphError(f"(#803) Some of the aliases you requested do not exist: {','.join(missing)}", 803)
+    out = {}
+    for obj_id in (str(i) for i in ids):
+        sub = Ctx(ctx.sb, GraphCall("GET", obj_id, ctx.call.params, base_url=ctx.call.base_url,
+                                    version=ctx.call.version), ctx.principal, ctx.p)
+        out[obj_id] = resolve(sub)(sub)
+    return out
+
+
+def _load_any(ctx: Ctx, obj_id: str) -> Obj | None:
+    obj = ctx.store.get(obj_id)
+    return obj if obj is not None and ctx.can_see(obj) and (obj.type in NODE_METHODS or obj.type == "adaccount") else None
+
+
+def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
+    """Authenticate, route, charge usage and run one Graph call; errors become Facebook error bodies."""
+    now = sb.now()
+    digits: str | None = None
+    try:
+        principal = authenticate(sb.store, _token(call), call.params.get("appsecret_proof"), now=now,
+                                 require_proof=sb.config.require_appsecret_proof)
+        ctx = Ctx(sb, call, principal, Params(call.params))
+        handler = resolve(ctx)
+        digits = usage_account(sb, call.path)
+        sb.usage.charge(digits, write=call.method != "GET", now=now, tier=sb.config.access_tier)
+        body = handler(ctx)
+        return GraphResult(200, body, _usage_headers(sb, digits, call))
+    except GraphError as err:
+        headers = {**_usage_headers(sb, digits, call), **err.headers}
+        return GraphResult(err.http_status, err.body(), headers)
+    except Exception:  # noqa: BLE001 - last line: never a traceback, always a Graph error body
+        import logging
+
+        logging.getLogger("fb_sandbox").exception("unexpected error on %s %s", call.method, call.path)
+        err = internal_error()
+        return GraphResult(err.http_status, err.body(), _usage_headers(sb, digits, call))
+
+
+def _token(call: GraphCall) -> str | None:
+    from .auth import extract_token
+
+    return extract_token(call.params, call.authorization)
+
+
+def _usage_headers(sb: Sandbox, digits: str | None, call: GraphCall) -> dict[str, str]:
+    return sb.usage.headers(digits, now=sb.now(), tier=sb.config.access_tier,
+                            insights=call.path.endswith("insights"))

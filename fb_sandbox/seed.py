@@ -1,0 +1,120 @@
+"""The demo business seeded on first start, and fast bulk campaign inserts for tests."""
+from __future__ import annotations
+
+import secrets
+
+from .auth import new_token
+from .state import Sandbox
+
+DAY = 86400
+TASKS_ALL = ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE"]
+
+
+def _insert(sb: Sandbox, kind: str, data: dict, *, created: float, account_id: str | None = None,
+            parent_id: str | None = None, obj_id: str | None = None) -> str:
+    obj_id = obj_id or sb.store.new_id(kind)
+    sb.store.insert(kind, obj_id, {"id": obj_id, **data}, account_id=account_id, parent_id=parent_id, now=created)
+    return obj_id
+
+
+def _account(sb: Sandbox, business_id: str, user_ids: list[str], created: float, **data) -> str:
+    digits = sb.store.new_id("adaccount")
+    act = f"act_{digits}"
+    tasks = {user_ids[0]: TASKS_ALL, user_ids[1]: ["ANALYZE"]}
+    base = {"account_id": digits, "account_status": 1, "disable_reason": 0, "balance": "0", "spend_cap": "0",
+            "is_personal": 0, "funding_source_details": {"id": "0", "display_string": "Visa *1234", "type": 1},
+            "capabilities": [], "_business_id": business_id, "_user_tasks": tasks}
+    _insert(sb, "adaccount", {**base, **data}, created=created, obj_id=act, parent_id=business_id)
+    return act
+
+
+def _campaign(sb: Sandbox, act: str, created: float, **data) -> str:
+    defaults = {"buying_type": "AUCTION", "special_ad_categories": [], "special_ad_category_country": [],
+                "source_campaign_id": "0", "adlabels": [], "start_time": created}
+    campaign_id = sb.store.new_id("campaign")
+    sb.store.insert("campaign", campaign_id, {"id": campaign_id, "account_id": act[4:], **defaults, **data},
+                    parent_id=act, account_id=act, now=created)
+    return campaign_id
+
+
+def seed_demo(sb: Sandbox) -> None:
+    store, now = sb.store, sb.now()
+    t0 = now - 400 * DAY
+    app_id = store.new_id("app")
+    store.kv_set("app_id", app_id)
+    store.kv_set("app_secret", secrets.token_hex(16))
+    user = _insert(sb, "user", {"name": "Demo User", "first_name": "Demo", "last_name": "User",
+                                "email": "demo@example.com"}, created=t0)
+    analyst = _insert(sb, "user", {"name": "Alex Analyst", "first_name": "Alex", "last_name": "Analyst"}, created=t0)
+    store.kv_set("demo_user_id", user)
+    business = _insert(sb, "business", {"name": "Demo Business", "verification_status": "verified",
+                                        "_user_ids": [user, analyst]}, created=t0)
+    usd = _account(sb, business, [user, analyst], t0, name="Demo Store (USD)", currency="USD",
+                   min_daily_budget=100, timezone_name="America/Los_Angeles", timezone_id=1,
+                   amount_spent="1234567", balance="4250")
+    jpy = _account(sb, business, [user, analyst], t0 + DAY, name="Demo Tokyo (JPY)", currency="JPY",
+                   min_daily_budget=100, timezone_name="Asia/Tokyo", timezone_id=78, amount_spent="845000")
+    _set_user_accounts(sb, user, [usd, jpy], t0)
+    _set_user_accounts(sb, analyst, [usd, jpy], t0)
+    instagram = _insert(sb, "instagram", {"username": "demo.store", "name": "Demo Store",
+                                          "followers_count": 1280, "_user_ids": [user], "_account_ids": [usd, jpy]},
+                        created=t0)
+    page_token = new_token("EAAP")
+    _insert(sb, "page", {"name": "Demo Page", "category": "Shopping & retail",
+                         "category_list": [{"id": "200600219953504", "name": "Shopping & retail"}],
+                         "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+                         "_instagram_id": instagram, "_page_token": page_token, "_user_ids": [user]}, created=t0)
+    store.add_token(page_token, user, "page", [], now, 0)
+    _insert(sb, "pixel", {"name": "Demo Store Pixel", "code": "<!-- Meta Pixel Code -->",
+                          "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
+    _seed_campaigns(sb, usd, jpy, now)
+
+
+def _set_user_accounts(sb: Sandbox, user_id: str, accounts: list[str], now: float) -> None:
+    user = sb.store.get(user_id)
+    sb.store.update(user_id, {**user, "_account_ids": accounts}, now=now)
+
+
+def _seed_campaigns(sb: Sandbox, usd: str, jpy: str, now: float) -> None:
+    issues = [{"level": "CAMPAIGN", "error_code": 1815869, "error_summary": "Ad account has no payment method",
+               "error_message": "Add a payment method to your ad account to keep your ads running.",
+               "error_type": "HARD_ERROR"}]
+    specs = [  # (account, age in days, fields); inserted oldest first so ids follow created_time
+        (usd, 300, dict(name="Old Test Campaign", objective="OUTCOME_AWARENESS", status="DELETED",
+                        daily_budget="1000")),
+        (usd, 200, dict(name="Black Friday 2025", objective="OUTCOME_SALES", status="ARCHIVED",
+                        daily_budget="20000")),
+        (usd, 90, dict(name="Always-on Prospecting", objective="OUTCOME_SALES", status="ACTIVE",
+                       daily_budget="5000", bid_strategy="LOWEST_COST_WITHOUT_CAP")),
+        (usd, 60, dict(name="Spring Launch - Lifetime", objective="OUTCOME_TRAFFIC", status="PAUSED",
+                       lifetime_budget="150000", stop_time=now + 30 * DAY)),
+        (jpy, 45, dict(name="Tokyo Awareness", objective="OUTCOME_AWARENESS", status="ACTIVE",
+                       daily_budget="3000")),
+        (usd, 30, dict(name="Retargeting - Ad Set Budgets", objective="OUTCOME_SALES", status="ACTIVE",
+                       is_adset_budget_sharing_enabled=False)),
+        (jpy, 20, dict(name="Tokyo App Installs", objective="OUTCOME_APP_PROMOTION", status="PAUSED",
+                       lifetime_budget="500000", stop_time=now + 40 * DAY)),
+        (usd, 10, dict(name="Webinar Leads", objective="OUTCOME_LEADS", status="ACTIVE", daily_budget="3000",
+                       issues_info=issues)),
+    ]
+    for account, age, fields in specs:
+        _campaign(sb, account, now - age * DAY, **fields)
+
+
+def bulk_campaigns(sb: Sandbox, *, count: int, account_id: str, status: str, name_prefix: str,
+                   daily_budget: int | None, objective: str = "OUTCOME_TRAFFIC") -> list[str]:
+    now = sb.now()
+    rows, ids = [], []
+    for i in range(count):
+        campaign_id = sb.store.new_id("campaign")
+        data = {"id": campaign_id, "account_id": account_id[4:], "name": f"{name_prefix} {i + 1:04d}",
+                "objective": objective, "status": status, "buying_type": "AUCTION", "special_ad_categories": [],
+                "special_ad_category_country": [], "source_campaign_id": "0", "adlabels": [], "start_time": now}
+        if daily_budget:
+            data["daily_budget"] = str(daily_budget)
+        else:
+            data["is_adset_budget_sharing_enabled"] = False
+        rows.append(("campaign", campaign_id, data, account_id, account_id, now))
+        ids.append(campaign_id)
+    sb.store.insert_many(rows)
+    return ids

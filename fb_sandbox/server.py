@@ -1,0 +1,214 @@
+"""The sandbox HTTP server: aiohttp app factory, the Graph HTTP handler, and `SandboxServer`."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from . import control
+from .context import DEFAULT_VERSION, GraphCall, GraphResult
+from .control import SANDBOX_KEY
+from .errors import GraphError, internal_error, new_trace_id, param_error
+from .router import execute, usage_account
+from .seed import seed_demo
+from .state import Sandbox
+
+log = logging.getLogger("fb_sandbox")
+VERSION_RE = re.compile(r"v(\d+)\.(\d+)")
+MIN_MAJOR = 20
+MAX_BODY = 64 * 1024 * 1024
+
+
+def split_version(tail: str) -> tuple[str, str]:
+    """'v26.0/act_1/campaigns' -> ('v26.0', 'act_1/campaigns'); an unversioned path gets the default version."""
+    tail = tail.strip("/")
+    first, _, rest = tail.partition("/")
+    match = VERSION_RE.fullmatch(first)
+    if not match:
+        return DEFAULT_VERSION, tail
+    if int(match.group(1)) < MIN_MAJOR:
+        raise GraphError(f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
+                         f"latest version: {DEFAULT_VERSION}.", 2635)
+    return first, rest.strip("/")
+
+
+def route_label(method: str, path: str) -> str:
+    parts = ["act_x" if re.fullmatch(r"act_\d+", s) else "{id}" if s.isdigit() else s for s in path.split("/")]
+    return f"{method} {'/'.join(parts) or '/'}"
+
+
+async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    params: dict[str, Any] = dict(request.query)
+    files: dict[str, bytes] = {}
+    if request.method == "GET" or not request.body_exists:
+        return params, files
+    ctype = request.content_type
+    try:
+        if ctype == "application/json":
+            body = json.loads(await request.read() or b"{}")
+            if not isinstance(body, dict):
+                raise param_error("A JSON request body must be an object")
+            params.update(body)
+        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            for key, value in (await request.post()).items():
+                if isinstance(value, web.FileField):
+                    files[key] = value.file.read()
+                else:
+                    params[key] = value
+        else:
+            text = (await request.read()).decode("utf-8", "replace")
+            params.update(parse_qsl(text, keep_blank_values=True))
+    except GraphError:
+        raise
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - any unparseable body is a client error, never a 500
+        raise param_error("Could not parse the request body") from None
+    return params, files
+
+
+def _response(result: GraphResult, version: str) -> web.Response:
+    headers = {"facebook-api-version": version, "x-fb-trace-id": new_trace_id(), "x-fb-rev": "1000000",
+               **result.headers}
+    return web.Response(status=result.status, headers=headers, content_type="application/json",
+                        text=json.dumps(result.body, separators=(",", ":"), ensure_ascii=False))
+
+
+def _fault_result(sb: Sandbox, fault, path: str) -> GraphResult:
+    err = fault.error()
+    digits = usage_account(sb, path)
+    if fault.kind == "throttle" and digits is None:
+        accounts = sb.store.list("adaccount")
+        digits = accounts[0]["account_id"] if accounts else "0"
+    headers = sb.usage.headers(digits, now=sb.now(), tier=sb.config.access_tier,
+                               regain_minutes=fault.options.get("minutes") if fault.kind == "throttle" else None)
+    return GraphResult(err.http_status, err.body(), headers)
+
+
+async def _transport_fault(request: web.Request, fault) -> web.StreamResponse | None:
+    """Apply a fault that acts on the connection; None means: answer normally."""
+    if fault.kind in ("delay", "timeout"):
+        await asyncio.sleep(fault.options["delay_ms"] / 1000)
+        return None
+    if fault.kind == "unavailable":
+        return web.Response(status=503, text="Service Unavailable", content_type="text/plain")
+    if fault.kind == "drop":
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError()
+    return None
+
+
+async def graph_handler(request: web.Request) -> web.StreamResponse:
+    sb = request.app[SANDBOX_KEY]
+    method = request.method if request.method != "HEAD" else "GET"
+    try:
+        version, path = split_version(request.match_info.get("tail", ""))
+    except GraphError as err:
+        sb.stats.record(route_label(method, request.match_info.get("tail", "")))
+        return _response(GraphResult(err.http_status, err.body(), {}), DEFAULT_VERSION)
+    sb.stats.record(route_label(method, path))
+    if sb.config.latency_ms:
+        await asyncio.sleep(sb.config.latency_ms / 1000)
+    try:
+        params, files = await read_params(request)
+    except GraphError as err:
+        return _response(GraphResult(err.http_status, err.body(), {}), version)
+    override = params.get("method")
+    if isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST"):
+        method = override.upper()
+    if method not in ("GET", "POST", "DELETE"):
+        err = param_error(f"Unsupported method {request.method}")
+        return _response(GraphResult(err.http_status, err.body(), {}), version)
+    call = GraphCall(method, path, params, request.headers.get("Authorization"),
+                     f"{request.scheme}://{request.host}", version, files)
+    return await _run_with_faults(request, sb, call)
+
+
+async def _run_with_faults(request: web.Request, sb: Sandbox, call: GraphCall) -> web.StreamResponse:
+    fault = sb.faults.take(call.method, call.path, "before")
+    if fault is not None:
+        if fault.kind in ("http_500", "error", "throttle", "token_expired"):
+            return _response(_fault_result(sb, fault, call.path), call.version)
+        early = await _transport_fault(request, fault)
+        if early is not None:
+            return early
+    result = execute(sb, call)
+    fault = sb.faults.take(call.method, call.path, "after")
+    if fault is not None:
+        if fault.kind in ("http_500", "error", "throttle", "token_expired"):
+            return _response(_fault_result(sb, fault, call.path), call.version)
+        early = await _transport_fault(request, fault)
+        if early is not None:
+            return early
+    return _response(result, call.version)
+
+
+@web.middleware
+async def last_line(request: web.Request, handler):
+    """Unexpected exceptions become a Facebook code 1 error body instead of a traceback."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        err = internal_error()
+        return web.json_response(err.body(), status=err.http_status)
+
+
+def create_app(db_path: str = ":memory:", seed: bool = True) -> web.Application:
+    sb = Sandbox(db_path)
+    if seed and sb.store.is_empty():
+        seed_demo(sb)
+    app = web.Application(middlewares=[last_line, control.control_errors], client_max_size=MAX_BODY)
+    app[SANDBOX_KEY] = sb
+    control.add_routes(app)
+    app.router.add_route("*", "/{tail:.*}", graph_handler)
+
+    async def close_store(_app: web.Application) -> None:
+        sb.store.close()
+    app.on_cleanup.append(close_store)
+    return app
+
+
+class SandboxServer:
+    """A sandbox on loopback: `await start()` sets `.url`; also an async context manager."""
+
+    def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0, seed: bool = True) -> None:
+        self.db_path, self.host, self.port, self.seed = db_path, host, port, seed
+        self.url: str | None = None
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        assert self.app is not None, "start() first"
+        return self.app[SANDBOX_KEY]
+
+    async def start(self) -> str:
+        self.app = create_app(self.db_path, self.seed)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{self.host}:{self.port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "SandboxServer":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,265 @@
+"""The registry, the facebook tool's argument handling, and the safety gate, over the real sandbox."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fi_facebook
+from fb_utils import OpKind, OpSet
+from fi_facebook import REGISTRY, Registry, normalize_call, spend_reasons
+
+
+# -- registry ---------------------------------------------------------------------------------------------------
+
+
+def test_every_op_has_description_schema_and_kind():
+    assert len(REGISTRY.names()) >= 20
+    for spec in REGISTRY.specs():
+        assert spec.summary and len(spec.summary) > 15, spec.name
+        assert isinstance(spec.kind, OpKind)
+        schema = REGISTRY.args_schema(spec)
+        assert schema["type"] == "object"
+        for name, prop in schema.get("properties", {}).items():
+            assert prop.get("description") or "$ref" in prop or "anyOf" in prop, f"{spec.name}.{name} lacks a description"
+        if spec.kind is not OpKind.READ:
+            assert {"dry_run", "confirm"} <= set(schema["properties"])
+
+
+def test_the_issue_ops_are_registered():
+    wanted = {"list_ad_accounts", "get_ad_account", "account_overview", "update_spend_cap", "list_account_users",
+              "list_campaigns", "get_campaign", "create_campaign", "update_campaign", "pause_campaign", "resume_campaign",
+              "archive_campaign", "delete_campaign", "duplicate_campaign", "bulk_update_campaigns"}
+    assert wanted <= set(REGISTRY.names())
+
+
+def test_registry_refuses_duplicates():
+    first, second = OpSet("a"), OpSet("b")
+    spec = REGISTRY.get("get_campaign")
+    first.specs["get_campaign"] = spec
+    second.specs["get_campaign"] = spec
+    with pytest.raises(ValueError, match="declared twice"):
+        Registry.from_opsets([first, second])
+
+
+def test_objectives_come_from_the_sdk_enum():
+    from facebook_business.adobjects.campaign import Campaign
+
+    schema = REGISTRY.args_schema(REGISTRY.get("create_campaign"))
+    assert set(schema["properties"]["objective"]["enum"]) == {v for k, v in vars(Campaign.Objective).items()
+                                                               if not k.startswith("_") and v.startswith("OUTCOME_")}
+
+
+def test_openai_and_mcp_schemas():
+    single = REGISTRY.openai_tools("single")
+    assert [t["function"]["name"] for t in single] == ["facebook"]
+    both = REGISTRY.openai_tools("both")
+    assert len(both) == len(REGISTRY.names()) + 1
+    mcp = {t["name"]: t for t in REGISTRY.mcp_tools()}
+    assert mcp["list_campaigns"]["annotations"]["readOnlyHint"] is True
+    assert mcp["delete_campaign"]["annotations"]["destructiveHint"] is True
+    json.dumps(both)
+
+
+def test_op_table_lists_every_op():
+    table = REGISTRY.op_table_markdown()
+    for name in REGISTRY.names():
+        assert f"`{name}`" in table
+
+
+# -- argument normalisation ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, top, expected", [
+    (None, None, {}),
+    ("null", None, {}),
+    ("", None, {}),
+    ('{"limit": 5}', None, {"limit": 5}),
+    ({"args": {"limit": 5}}, None, {"limit": 5}),
+    ({}, {"limit": 5}, {"limit": 5}),
+    ('{"args": "{\\"limit\\": 5}"}', None, {"limit": 5}),
+])
+def test_args_accepted_the_way_an_llm_sends_them(args, top, expected):
+    assert normalize_call("list_campaigns", args, top) == ("list_campaigns", expected)
+
+
+async def test_broken_json_is_one_error_line(facebook):
+    result = await facebook.call("list_campaigns", '{"limit": 5')
+    assert not result.ok
+    assert result.text.startswith("ERROR validation: args is not valid JSON")
+    assert "Fix:" in result.text and "\n" not in result.text
+
+
+async def test_unknown_op_suggests_the_closest(facebook):
+    result = await facebook.call("list_campaign")
+    assert result.text.startswith("ERROR validation: Unknown op 'list_campaign'")
+    assert "list_campaigns" in result.data["suggestions"]
+
+
+async def test_wrong_types_and_unknown_fields(facebook):
+    result = await facebook.call("list_campaigns", {"limit": "many", "colour": "red"})
+    assert not result.ok and "limit" in result.text and "unknown argument 'colour'" in result.text
+    result = await facebook.call("update_campaign", {"campaign_id": "123", "daily_budget": -5})
+    assert not result.ok and "daily_budget" in result.text and result.data["blame_field"] == "daily_budget"
+
+
+async def test_help_and_op_help(facebook):
+    result = await facebook.call("help")
+    assert "fb_campaign:" in result.text and "create_campaign" in result.text
+    one = await facebook.call("help", {"op": "create_campaign"})
+    assert "objective" in one.text and one.data["schema"]["required"]
+    assert "Example:" in one.text
+
+
+# -- safety gate -----------------------------------------------------------------------------------------------
+
+
+async def _first_campaign(facebook, status: str) -> dict:
+    listed = await facebook.call("list_campaigns", {"status": [status]})
+    assert listed.ok, listed.text
+    assert listed.data["campaigns"], f"the demo has no {status} campaign"
+    return listed.data["campaigns"][0]
+
+
+async def test_create_is_paused_by_default(facebook):
+    result = await facebook.call("create_campaign", {"name": "Gate default", "objective": "OUTCOME_TRAFFIC", "daily_budget": 2000})
+    assert result.ok, result.text
+    got = await facebook.call("get_campaign", {"campaign_id": result.data["id"]})
+    assert got.data["campaign"]["status"] == "PAUSED"
+
+
+async def test_dry_run_changes_nothing_and_shows_requests(facebook, sandbox):
+    before = await sandbox.control("GET", "objects?type=campaign")
+    result = await facebook.call("create_campaign", {"name": "Dry", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": True})
+    assert result.ok, result.text
+    assert result.text.startswith("DRY RUN create_campaign")
+    assert result.data["requests"][0]["method"] == "POST" and result.data["requests"][0]["path"].endswith("/campaigns")
+    assert result.data["validation"]["accepted"] is True
+    after = await sandbox.control("GET", "objects?type=campaign")
+    assert len(after["data"]) == len(before["data"])
+    assert (await facebook.store.list_audit(facebook.workspace.id)) == []
+
+
+async def test_dry_run_reports_facebook_validation_refusal(facebook, sandbox):
+    # A budget the sandbox refuses as absurdly high (1885261) but our own model lets through.
+    result = await facebook.call("create_campaign", {"name": "Huge", "objective": "OUTCOME_SALES", "daily_budget": 10**12, "dry_run": "true"})
+    assert not result.ok
+    assert "validate_only: refused" in result.text
+
+
+async def test_resume_needs_confirmation_then_runs_once(facebook):
+    paused = await _first_campaign(facebook, "PAUSED")
+    held = await facebook.call("resume_campaign", {"campaign_id": paused["id"]})
+    assert not held.ok and held.text.startswith("ERROR confirmation_required:")
+    confirmation_id = held.data["confirmation_id"]
+    assert f"/confirm {confirmation_id}" in held.text
+    still = await facebook.call("get_campaign", {"campaign_id": paused["id"]})
+    assert still.data["campaign"]["status"] == "PAUSED"
+    done = await facebook.call("confirm", {"confirm": confirmation_id})
+    assert done.ok, done.text
+    now = await facebook.call("get_campaign", {"campaign_id": paused["id"]})
+    assert now.data["campaign"]["status"] == "ACTIVE"
+    again = await facebook.call("confirm", {"confirm": confirmation_id})
+    assert not again.ok and "already used" in again.text
+
+
+async def test_confirm_with_the_wrong_op_is_refused(facebook):
+    paused = await _first_campaign(facebook, "PAUSED")
+    held = await facebook.call("resume_campaign", {"campaign_id": paused["id"]})
+    wrong = await facebook.call("pause_campaign", {"campaign_id": paused["id"], "confirm": held.data["confirmation_id"]})
+    assert not wrong.ok and "belongs to resume_campaign" in wrong.text
+
+
+async def test_budget_raise_over_guardrail_needs_confirmation(facebook):
+    active = await _first_campaign(facebook, "ACTIVE")
+    budget = int(active["daily_budget"])
+    small = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": budget + budget // 10})
+    assert small.ok, small.text  # +10 % is inside the default 50 % guardrail
+    big = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": budget * 3})
+    assert not big.ok and "confirmation_required" in big.text
+    assert "would raise daily budget" in big.text and "$" in big.text
+
+
+async def test_policy_never_and_always(facebook):
+    paused = await _first_campaign(facebook, "PAUSED")
+    await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
+    resumed = await facebook.call("resume_campaign", {"campaign_id": paused["id"]})
+    assert resumed.ok, resumed.text
+    await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "always"})
+    active = await facebook.call("get_campaign", {"campaign_id": paused["id"]})
+    budget = active.data["campaign"].get("daily_budget")
+    if budget:
+        held = await facebook.call("update_campaign", {"campaign_id": paused["id"], "daily_budget": int(budget) + 1})
+        assert "confirmation_required" in held.text
+
+
+async def test_audit_records_before_and_after_and_undo_restores(facebook):
+    active = await _first_campaign(facebook, "ACTIVE")
+    paused = await facebook.call("pause_campaign", {"campaign_id": active["id"]})
+    assert paused.ok, paused.text
+    audit_id = paused.data["audit_id"]
+    entry = await facebook.store.get_audit(facebook.workspace.id, audit_id)
+    assert entry.op == "pause_campaign" and entry.outcome == "ok" and entry.interface == "api"
+    assert entry.changes[0]["before"] == "ACTIVE" and entry.changes[0]["after"] == "PAUSED"
+    assert active["id"] in entry.object_ids
+    held = await facebook.call("undo", {"audit_id": audit_id})  # undoing a pause re-activates: a spend op
+    assert "confirmation_required" in held.text
+    undone = await facebook.call("confirm", {"confirm": held.data["confirmation_id"]})
+    assert undone.ok, undone.text
+    now = await facebook.call("get_campaign", {"campaign_id": active["id"]})
+    assert now.data["campaign"]["status"] == "ACTIVE"
+    entry = await facebook.store.get_audit(facebook.workspace.id, audit_id)
+    assert entry.undone_by
+    twice = await facebook.call("undo", {"audit_id": audit_id})
+    assert not twice.ok and "already undone" in twice.text
+
+
+async def test_budget_undo(facebook):
+    active = await _first_campaign(facebook, "ACTIVE")
+    budget = int(active["daily_budget"])
+    lowered = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": budget // 2})
+    assert lowered.ok, lowered.text
+    undone = await facebook.call("undo", {"audit_id": lowered.data["audit_id"]})  # back up by 100 %: over the guardrail
+    if not undone.ok:
+        undone = await facebook.call("confirm", {"confirm": undone.data["confirmation_id"]})
+    assert undone.ok, undone.text
+    now = await facebook.call("get_campaign", {"campaign_id": active["id"]})
+    assert int(now.data["campaign"]["daily_budget"]) == budget
+
+
+async def test_failed_write_is_audited_with_the_error(facebook, sandbox):
+    paused = await _first_campaign(facebook, "PAUSED")
+    await sandbox.fault(kind="error", code=100, error_subcode=33, method="POST", path=f"^{paused['id']}$",
+                        message="Unsupported post request.", type="GraphMethodException")
+    result = await facebook.call("archive_campaign", {"campaign_id": paused["id"]})
+    assert not result.ok
+    entry = (await facebook.store.list_audit(facebook.workspace.id))[0]
+    assert entry.outcome == "error" and entry.error.startswith("ERROR")
+
+
+async def test_audit_args_have_no_secrets(facebook):
+    result = await facebook.call("create_campaign", {"name": "Mail bob@example.com", "objective": "OUTCOME_TRAFFIC", "dry_run": False})
+    assert result.ok, result.text
+    entry = (await facebook.store.list_audit(facebook.workspace.id))[0]
+    assert "bob@example.com" not in json.dumps(entry.args)
+
+
+def test_spend_reasons_unit_cases():
+    from fb_utils import Change, WritePlan
+
+    def plan(*changes):
+        return WritePlan("x", None, [], list(changes), execute=None)
+
+    guard = {"confirm_policy": "guardrails", "max_budget_increase_pct": 50, "max_daily_budget": 10000}
+    assert spend_reasons(plan(Change("1", "campaign", "A", "status", "PAUSED", "ACTIVE")), guard)
+    assert not spend_reasons(plan(Change("1", "campaign", "A", "status", "ACTIVE", "PAUSED")), guard)
+    assert spend_reasons(plan(Change("1", "campaign", "A", "daily_budget", "1000", "20000", "USD")), guard)
+    assert not spend_reasons(plan(Change("1", "campaign", "A", "daily_budget", "1000", "1400", "USD")), guard)
+    assert spend_reasons(plan(Change("1", "campaign", "A", "daily_budget", "5000", "9000", "USD")), guard)
+    assert spend_reasons(plan(Change("act_1", "ad account", "A", "spend_cap", "5000", "0", "USD")), guard)
+    assert not spend_reasons(plan(Change("1", "campaign", "A", "status", "PAUSED", "ACTIVE")), {"confirm_policy": "never"})
+
+
+def test_fi_facebook_main_prints_the_table(capsys):
+    assert fi_facebook.main(["--op-table"]) == 0
+    assert "| `create_campaign` |" in capsys.readouterr().out
