@@ -127,10 +127,16 @@ def _coerce(raw: str, prop: dict[str, Any], force_list: bool = False) -> Any:
     text = raw.strip()
     if text[:1] in "[{" or text in ("true", "false", "null"):
         with contextlib.suppress(json.JSONDecodeError):
-            return json.loads(text)
+            value = json.loads(text)
+            return [str(v) if isinstance(v, int | float) else v for v in value] if isinstance(value, list) and _items_are_text(prop) else value
     if force_list or _is_array(prop):
-        return [part.strip().upper() if force_list else part.strip() for part in text.split(",") if part.strip()]
+        return [part.strip().upper() if force_list else part.strip() for part in text.strip("[]").split(",") if part.strip()]
     return text
+
+
+def _items_are_text(prop: dict[str, Any]) -> bool:
+    arrays = [prop] + [p for p in prop.get("anyOf", []) if p.get("type") == "array"]
+    return any(p.get("items", {}).get("type") == "string" for p in arrays)
 
 
 def _unknown_command_text(name: str, registry: Any) -> str:

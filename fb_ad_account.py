@@ -14,6 +14,7 @@ from fb_utils import (
     OpKind,
     OpResult,
     OpSet,
+    ValidationError,
     WritePlan,
     format_money,
 )
@@ -146,6 +147,11 @@ async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePla
     if before == args.spend_cap:
         return OpResult(text=f"{name} ({account_id}) already has {cap_text(before, currency)}; nothing to change.",
                         data={"ad_account_id": account_id, "spend_cap": before})
+    spent = int(account.get("amount_spent") or 0)
+    if args.spend_cap and args.spend_cap <= spent:
+        raise ValidationError(
+            f"A spend cap of {format_money(args.spend_cap, currency)} is not above the {format_money(spent, currency)} {name} has already spent",
+            fix=f"Set spend_cap above {spent} ({format_money(spent, currency)}), or 0 to remove the cap", blame_field="spend_cap")
     change = Change(account_id, "ad account", name, "spend_cap", str(before), str(args.spend_cap), currency)
 
     async def execute() -> OpResult:

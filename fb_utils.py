@@ -677,14 +677,14 @@ class RateLimiter:
         *,
         threshold: float = 75.0,
         max_wait: float = 120.0,
-        max_pace: float = 60.0,
+        max_pace: float | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_wait: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
         self.max_wait = max_wait
-        self.max_pace = max_pace
+        self.max_pace = max_wait if max_pace is None else max_pace
         self.accounts: dict[str, AccountUsage] = {}
         self.app_pct = 0.0
         self._sleep = sleep
@@ -705,16 +705,17 @@ class RateLimiter:
         if isinstance(app, dict):
             self.app_pct = max(_number(app.get(k)) for k in ("call_count", "total_time", "total_cputime"))
         touched: dict[str, dict[str, Any]] = {}
+        business = parse_usage_header(_header(headers, "x-business-use-case-usage"))
+        business = business if isinstance(business, dict) else {}
+        if account is None and len(business) == 1:
+            account = _account_key(str(next(iter(business))))  # a call on /{object_id}: the header names its account
+        for key, entries in business.items():
+            # The path's account wins: the header keys may be business ids rather than the account's.
+            touched.setdefault(account or _account_key(str(key)), {})["business"] = entries
         ad_account = parse_usage_header(_header(headers, "x-ad-account-usage"))
         insights = parse_usage_header(_header(headers, "x-fb-ads-insights-throttle"))
         if account and (isinstance(ad_account, dict) or isinstance(insights, dict)):
-            touched[account] = {"ad_account": ad_account, "insights": insights}
-        business = parse_usage_header(_header(headers, "x-business-use-case-usage"))
-        if isinstance(business, dict):
-            for key, entries in business.items():
-                # The path's account wins: the header keys may be business ids rather than the account's.
-                owner = account or _account_key(str(key))
-                touched.setdefault(owner, {})["business"] = entries
+            touched.setdefault(account, {}).update(ad_account=ad_account, insights=insights)
         for owner, parts in touched.items():
             self._update(owner, parts)
         return list(touched)
@@ -752,10 +753,10 @@ class RateLimiter:
         return max(self._clock() - usage.observed_at, self._slept_total - self._slept_at.get(account, 0.0))
 
     def _learn_request_cost(self, account: str, usage: AccountUsage, before: float, after: float, elapsed: float) -> None:
-        if not usage.observed_at:
+        # Only back-to-back answers measure a request's cost: over longer gaps, decay blurs the difference.
+        if not usage.observed_at or elapsed > 0.02 * self._window(usage):
             return
-        decayed = before / self._window(usage) * elapsed
-        sample = after - before + decayed
+        sample = after - before
         if 0 < sample <= 50:
             previous = self._request_cost.get(account)
             self._request_cost[account] = sample if previous is None else 0.7 * previous + 0.3 * sample
@@ -775,15 +776,16 @@ class RateLimiter:
             level, label = self.app_pct, "app usage"
         if level < self.threshold:
             return 0.0, ""
-        # Wait so that near 100 % we send no faster than the usage decays: an equilibrium well below the limit.
+        # Spread the requests left before 100 % over the time the usage needs to reset, more strictly the closer
+        # we get: safe whether Facebook decays usage gradually or drops whole windows at once.
         fraction = min(1.0, (level - self.threshold) / max(1.0, 100.0 - self.threshold))
         window = self._window(usage)
-        decay_per_second = max(level, 1.0) / window
         cost = self._request_cost.get(account or _APP, DEFAULT_REQUEST_COST)
-        delay = 2.0 * fraction * cost / decay_per_second
+        requests_left = (100.0 - level) / cost
+        delay = window if requests_left < 1 else fraction**2 * window / requests_left
         if usage:
             delay -= self._elapsed_since(usage, usage.account_id)
-        delay = min(delay, window, self.max_pace)
+        delay = min(delay, self.max_pace)
         if delay <= 0.01:
             return 0.0, ""
         who = account or "the app"

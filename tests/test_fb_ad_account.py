@@ -29,24 +29,29 @@ async def test_account_overview_is_the_status(facebook):
 
 async def test_update_spend_cap_confirm_and_undo(facebook, demo_accounts):
     account = demo_accounts["USD"]
-    set_cap = await facebook.call("update_spend_cap", {"spend_cap": 100000})
+    spent = int((await facebook.call("get_ad_account")).data["account"]["amount_spent"])
+    cap = (spent // 100 + 1000) * 100  # $1,000 over what the account has spent, in cents
+    set_cap = await facebook.call("update_spend_cap", {"spend_cap": cap})
     assert set_cap.ok, set_cap.text
-    assert "$1,000.00" in set_cap.text
-    raise_cap = await facebook.call("update_spend_cap", {"spend_cap": 500000})
+    assert f"${cap // 100:,}.00" in set_cap.text
+    refused = await facebook.call("update_spend_cap", {"spend_cap": max(spent - 100, 1)})
+    assert refused.text.startswith("ERROR validation:") and "already spent" in refused.text
+    raise_cap = await facebook.call("update_spend_cap", {"spend_cap": cap * 5})
     assert not raise_cap.ok and "confirmation_required" in raise_cap.text  # +400 %: over the default 50 % guardrail
     confirmed = await facebook.call("confirm", {"confirm": raise_cap.data["confirmation_id"]})
     assert confirmed.ok, confirmed.text
     got = await facebook.call("get_ad_account", {"ad_account_id": account})
-    assert got.data["account"]["spend_cap"] == "500000"
+    assert got.data["account"]["spend_cap"] == str(cap * 5)
     undo = await facebook.call("undo", {"audit_id": confirmed.data["audit_id"]})
     assert undo.ok, undo.text
     back = await facebook.call("get_ad_account", {"ad_account_id": account})
-    assert back.data["account"]["spend_cap"] == "100000"
+    assert back.data["account"]["spend_cap"] == str(cap)
 
 
 async def test_removing_the_spend_cap_needs_confirmation(facebook):
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
-    assert (await facebook.call("update_spend_cap", {"spend_cap": 20000})).ok
+    spent = int((await facebook.call("get_ad_account")).data["account"]["amount_spent"])
+    assert (await facebook.call("update_spend_cap", {"spend_cap": spent + 20000})).ok
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "guardrails"})
     removed = await facebook.call("update_spend_cap", {"spend_cap": 0})
     assert "confirmation_required" in removed.text and "remove the spend cap" in removed.text

@@ -121,6 +121,7 @@ async def test_duplicate_campaign_is_paused(facebook):
 async def test_bulk_update_of_120_campaigns_uses_batches(facebook, sandbox, demo_accounts):
     ids = (await sandbox.control("POST", "seed", {"campaigns": 120, "account_id": demo_accounts["USD"], "status": "ACTIVE",
                                                   "name_prefix": "Bulk"}))["ids"]
+    await facebook.graph.account_info(demo_accounts["USD"])  # cached for the session, as the bot does at start
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("bulk_update_campaigns", {"campaign_ids": ids + ["424242424242"], "status": "PAUSED"})
     assert result.data["results"], result.text
