@@ -8,11 +8,12 @@ import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from admonster_config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:  # the config module (pydantic-settings) loads only for commands that need it: `tools` starts fast
+    from admonster_config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ad Monster: run Facebook and Instagram ads from chat.")
 
@@ -203,6 +204,8 @@ async def _connect(settings: Settings, store: Any, workspace: Any, stack: contex
         return server.url, grant["access_token"], grant["app_secret"]
     token = settings.access_token.get_secret_value() if settings.access_token else None
     app_secret = settings.app_secret.get_secret_value() if settings.app_secret else None
+    from admonster_config import ConfigError
+
     if token is None:
         stored = await store.load_token(workspace.id)
         if stored is not None:
@@ -268,12 +271,12 @@ class Chat:
         text = line.strip()
         if not text.startswith("/"):
             return NO_LLM_ANSWER, False
+        if text.split(None, 1)[0].lower() == "/tool":
+            return await self._tool(text)
         try:
             command = parse_slash(text)
             if command.command == "help":
                 return self._help(command), False
-            if command.command == "tool":
-                return await self._tool(command)
             op, args = slash_to_call(command, self.facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
@@ -290,13 +293,12 @@ class Chat:
                 return self.facebook.registry.op_help(spec).text
         return help_text(self.facebook.registry)
 
-    async def _tool(self, command: SlashCommand) -> tuple[str, bool]:
-        if not command.args:
+    async def _tool(self, line: str) -> tuple[str, bool]:
+        """`/tool OP {json}`: the rest of the line after the op is the JSON arguments, taken verbatim."""
+        parts = line.split(None, 2)
+        if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
-        op = command.args[0]
-        raw = " ".join(command.args[1:]) or None
-        extra = {k: v for k, v in command.options}
-        result = await self.facebook.call(op, raw, interface="chat", **extra)
+        result = await self.facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface="chat")
         return result.text, not result.ok
 
     async def run(self, lines: Iterator[str] | None = None) -> None:
@@ -333,6 +335,8 @@ def _escape(text: str) -> str:
 
 
 def _settings_or_exit(**overrides: Any) -> Settings:
+    from admonster_config import ConfigError, load_settings
+
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
@@ -356,6 +360,7 @@ def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMO
 
 
 def _run_or_exit(coro: Any) -> None:
+    from admonster_config import ConfigError
     from fb_utils import FacebookError
 
     try:

@@ -208,11 +208,11 @@ BUSINESS_USE_CASE_CODES: dict[int, str] = {
 
 
 def _throttle_rule(code: int) -> ErrorRule:
-    use_case = BUSINESS_USE_CASE_CODES.get(code, "business use case")
+    use_case = BUSINESS_USE_CASE_CODES.get(code)
+    calls = f"{use_case} calls" if use_case else "calls of one business use case"
     return ErrorRule(
         RateLimitError,
-        f"Facebook throttled the {use_case} calls of this business or ad account: wait the time it names, "
-        f"then send fewer {use_case} calls (batch updates, fewer reads)",
+        f"Facebook throttled this business's {calls}: wait the time it names, then send fewer (batch updates, fewer reads)",
     )
 
 
@@ -821,7 +821,7 @@ class RateLimiter:
                 data={"retry_after_source": "facebook"},
             )
         await self._sleep_for(seconds, f"Facebook throttles {account}: waiting {seconds:.0f} s, as Facebook asks")
-        usage.regain_access_minutes = 0.0
+        self.accounts.pop(account, None)
         return seconds
 
     # Throttles ----------------------------------------------------------------------------------------------------
@@ -835,18 +835,17 @@ class RateLimiter:
         if wait > self.max_wait:
             error.retry_after = wait
             raise error
-        reason = "as Facebook asks" if from_facebook else "before retrying"
+        reason = ", as Facebook asks" if from_facebook else " before retrying"
         key = account or _APP
         until = self._clock() + wait
         self._blocked_until[key] = until
         try:
-            await self._sleep_for(wait, f"Facebook throttled {who} (code {error.code}): waiting {wait:.0f} s, {reason}")
+            await self._sleep_for(wait, f"Facebook throttled {who} (code {error.code}): waiting {wait:.0f} s{reason}")
         finally:
             if self._blocked_until.get(key) == until:
                 del self._blocked_until[key]
-        usage = self.accounts.get(key)
-        if usage:
-            usage.regain_access_minutes = 0.0
+        # The usage the throttle answer reported is over once we waited; the next answer tells the new one.
+        self.accounts.pop(key, None)
         return wait
 
     async def _sleep_for(self, seconds: float, message: str) -> None:
@@ -1591,6 +1590,7 @@ CURRENCY_SYMBOLS: dict[str, str] = {
     "VND": "₫", "PHP": "₱", "TRY": "₺", "NGN": "₦", "THB": "฿",
 }
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_PLAIN_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _MINOR_FIX = "Pass a whole number of minor units, e.g. 1500 for $15.00 or 5000 for ¥5,000"
 
 
@@ -1642,10 +1642,13 @@ def _minor_int(value: Any) -> int:
 
 
 def _decimal(value: Any, field_name: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+    """An amount from an int, a Decimal, a finite float or a plain numeric string ("1234", "12.50", "1,234")."""
+    text = value.strip().replace(",", "") if isinstance(value, str) else None
+    plain = text is not None and _PLAIN_NUMBER_RE.match(text)
+    if isinstance(value, bool) or not (plain or isinstance(value, (int, float, Decimal))):
         raise ValidationError(f"{value!r} is not an amount", fix=_MINOR_FIX, blame_field=field_name)
     try:
-        amount = Decimal(value.strip().replace(",", "") if isinstance(value, str) else str(value) if isinstance(value, float) else value)
+        amount = Decimal(text if text is not None else str(value) if isinstance(value, float) else value)
     except (InvalidOperation, ValueError):
         raise ValidationError(f"{value!r} is not an amount", fix=_MINOR_FIX, blame_field=field_name) from None
     if not amount.is_finite():

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .auth import Principal
-from .errors import GraphError, not_found
+from .errors import not_found
 from .params import Params
 from .state import Sandbox
 from .store import Obj
@@ -76,6 +76,3 @@ def account_digits(act_id: str | None) -> str | None:
     return None
 
 
-def ensure(condition: bool, error: GraphError) -> None:
-    if not condition:
-        raise error

@@ -108,7 +108,7 @@ async def test_fault_drop_after_processes_the_create(sandbox, graph):
                                data=campaign_form(name="Lost answer"))
     objects = (await sandbox.control("GET", f"objects?type=campaign&account_id={USD}"))["data"]
     assert len(objects) == before + 1 and objects[-1]["name"] == "Lost answer"
-    await sandbox.fault(kind="drop", path="^me$")
+    await sandbox.fault(kind="drop", path="^me$", count=2)  # aiohttp re-sends an idempotent GET once
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         with pytest.raises(aiohttp.ClientError):
             await session.get(f"{sandbox.url}/v26.0/me", params=graph.auth())
@@ -180,3 +180,24 @@ async def test_file_db_keeps_state_across_restarts(tmp_path):
         g = Graph(server.url, token)
         assert (await g.get(cid, fields="name")).body["name"] == "Persistent"
         assert len((await g.get(f"{USD}/campaigns", effective_status='["DELETED"]')).body["data"]) == 1
+
+
+async def test_python_m_fb_sandbox_runs_alone(tmp_path):
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fb_sandbox", "--port", str(port), "--db", str(tmp_path / "alone.db"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert f"http://127.0.0.1:{port}" in line
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"http://127.0.0.1:{port}/__sandbox/tokens") as resp:
+                assert "access_token" in await resp.json()
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -264,3 +264,10 @@ def test_spend_reasons_unit_cases():
 def test_fi_facebook_main_prints_the_table(capsys):
     assert fi_facebook.main(["--op-table"]) == 0
     assert "| `create_campaign` |" in capsys.readouterr().out
+
+
+def test_docs_op_table_is_current():
+    from pathlib import Path
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text()
+    assert committed == REGISTRY.op_table_markdown(), "docs/ops.md is stale: run `make docs`"
