@@ -172,11 +172,20 @@ class Runtime:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, interface: str = "chat") -> AsyncIterator[Runtime]:
-    """Open the store, start the embedded sandbox (or point at live Facebook), and build the Facebook session."""
+async def open_runtime(settings: Settings, interface: str = "chat", on_wait: Any = None) -> AsyncIterator[Runtime]:
+    """Open the store, start the embedded sandbox (or point at live Facebook), and build the Facebook session.
+
+    ``on_wait(message)`` hears about rate-limit pauses as they start (the chat prints them); each op's answer
+    also states the pauses it went through.
+    """
     from admonster_store import Store
     from fb_utils import GraphClient, configure_logging
-    from fi_facebook import Facebook
+    from fi_facebook import Facebook, record_wait
+
+    def tell_wait(message: str) -> None:
+        record_wait(message)
+        if on_wait is not None:
+            on_wait(message)
 
     configure_logging(settings.log_level)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -186,7 +195,7 @@ async def open_runtime(settings: Settings, interface: str = "chat") -> AsyncIter
         stack.push_async_callback(store.close)
         workspace = await store.ensure_workspace(settings.workspace)
         base_url, token, app_secret = await _connect(settings, store, workspace, stack)
-        graph = GraphClient(token, app_secret=app_secret, base_url=base_url, api_version=settings.api_version)
+        graph = GraphClient(token, app_secret=app_secret, base_url=base_url, api_version=settings.api_version, on_wait=tell_wait)
         stack.push_async_callback(graph.close)
         facebook = Facebook(store, graph, workspace)
         account_line = await _ensure_selected_account(facebook)
@@ -353,7 +362,7 @@ def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMO
     console = Console(highlight=False, soft_wrap=True)
 
     async def run() -> None:
-        async with open_runtime(settings, "chat") as runtime:
+        async with open_runtime(settings, "chat", on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
             await Chat(runtime, console).run()
 
     _run_or_exit(run())

@@ -584,7 +584,8 @@ def get_logger(name: str) -> Any:
     """A structlog logger named ``name``; configures our defaults (WARNING, redacted) if nobody configured structlog."""
     if not structlog.is_configured():
         configure_logging()
-    return structlog.get_logger(name).bind(logger=name)
+    # A lazy proxy: it follows later configure_logging() calls instead of freezing today's configuration.
+    return structlog.get_logger(name, logger_name=name)
 
 
 def log_context(**values: Any) -> Any:

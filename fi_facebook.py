@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +47,14 @@ UNDOABLE_STATUSES = {"ACTIVE", "PAUSED"}
 SECRET_ARG_NAMES = ("access_token", "app_secret", "appsecret_proof", "client_secret", "token", "password")
 
 log = get_logger("fi_facebook")
+_call_waits: ContextVar[list[str] | None] = ContextVar("admonster_call_waits", default=None)
+
+
+def record_wait(message: str) -> None:
+    """The Graph client's on_wait hook: a pause for Facebook's rate limits is told in the answer of the call it slowed."""
+    waits = _call_waits.get()
+    if waits is not None:
+        waits.append(message)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -542,15 +551,24 @@ class Facebook:
 
     async def call(self, op: Any, args: Any = None, *, interface: str = "api", **top_level: Any) -> OpResult:
         """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults."""
+        waits: list[str] = []
+        token = _call_waits.set(waits)
         try:
-            return await self._call(op, args, interface, top_level)
+            result = await self._call(op, args, interface, top_level)
         except FacebookError as error:
-            return OpResult.from_error(error)
+            result = OpResult.from_error(error)
         except Exception as error:  # the single boundary for the unexpected: one line, logged with its traceback
             log.exception("op crashed", op=str(op))
-            return OpResult.from_error(FacebookError(
+            result = OpResult.from_error(FacebookError(
                 f"Internal error while running {op!r}: {redact(type(error).__name__ + ': ' + str(error))}",
                 fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
+        finally:
+            _call_waits.reset(token)
+        if waits:
+            result.text += "\n(" + "; ".join(waits) + ")"
+            if isinstance(result.data, dict):
+                result.data.setdefault("rate_limit_waits", waits)
+        return result
 
     async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any]) -> OpResult:
         name, arguments = normalize_call(op, args, top_level)

@@ -271,3 +271,26 @@ def test_docs_op_table_is_current():
 
     committed = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text()
     assert committed == REGISTRY.op_table_markdown(), "docs/ops.md is stale: run `make docs`"
+
+
+async def test_rate_limit_wait_is_told_in_the_answer(sandbox, demo_token, store, demo_accounts):
+    from fb_utils import GraphClient
+    from fi_facebook import Facebook, record_wait
+
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:  # the one thing tests may fake: real time
+        slept.append(seconds)
+
+    graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
+                        sleep=fake_sleep, on_wait=record_wait)
+    try:
+        workspace = await store.ensure_workspace("waits")
+        await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
+        await sandbox.fault(kind="throttle", minutes=1, count=1, method="GET", path=r"^act_\d+/campaigns$")
+        result = await Facebook(store, graph, workspace).call("list_campaigns")
+    finally:
+        await graph.close()
+    assert result.ok, result.text
+    assert 60 in slept
+    assert "60 s" in result.text.splitlines()[-1] and result.data["rate_limit_waits"]
