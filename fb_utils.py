@@ -94,11 +94,11 @@ class FacebookError(Exception):
         return self.is_transient or self.retry_after is not None
 
     def to_text(self) -> str:
-        """The one line shown to people and LLMs."""
-        message = self.message.rstrip(". ")
-        if self.blame_field and self.blame_field not in message:
-            message += f" (field: {self.blame_field})"
-        return f"ERROR {self.kind}: {message}. Fix: {self.fix.rstrip('.')}."
+        """The one line shown to people and LLMs (line breaks inside the parts are escaped so it stays one line)."""
+        message = _one_line(self.message).rstrip(". ")
+        if self.blame_field and self.blame_field not in self.message:
+            message += f" (field: {_one_line(self.blame_field)})"
+        return f"ERROR {self.kind}: {message}. Fix: {_one_line(self.fix).rstrip('.')}."
 
     def to_data(self) -> dict[str, Any]:
         """Machine-readable details for ``OpResult.data``."""
@@ -112,6 +112,14 @@ class FacebookError(Exception):
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+# Every character str.splitlines() breaks on, shown escaped instead.
+_LINE_BREAKS = {ord(ch): repr(ch)[1:-1] for ch in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(text: str) -> str:
+    return str(text).translate(_LINE_BREAKS)
 
 
 class ValidationError(FacebookError):
@@ -260,7 +268,7 @@ ERROR_RULES: dict[tuple[int, int | None], ErrorRule] = {
     (613, 1487742): ErrorRule(RateLimitError, "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)"),
     (803, None): ErrorRule(NotFoundError, "Some of the requested ids do not exist: check the ids (list the objects to find them)"),
     (960, None): ErrorRule(GraphError, "A batch item timed out at Facebook: run it again (reads are retried automatically)", transient=True),
-    (2500, None): ErrorRule(GraphError, "Facebook could not parse the request path: check the object id and edge name, and that a token is set"),
+    (2500, None): ErrorRule(GraphError, "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
     (2635, None): ErrorRule(GraphError, "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
     (2654, None): ErrorRule(GraphError, "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
     **{(code, None): _throttle_rule(code) for code in range(80000, 80015)},
@@ -285,7 +293,10 @@ def error_from_response(http_status: int | None, body: Any, headers: Mapping[str
     """Turn one Graph answer that is not a success into the error the caller should act on."""
     parsed = _parse_body(body)
     if isinstance(parsed, dict) and "error" in parsed:
-        return _error_from_error_body(http_status, parsed["error"], headers)
+        error = parsed["error"]
+        if not isinstance(error, dict):  # OAuth endpoints answer {"error": "invalid_request", "error_description": ...}
+            error = {"message": parsed.get("error_description") or str(error)}
+        return _error_from_error_body(http_status, error, headers)
     if parsed is _NOT_JSON or isinstance(parsed, str):
         return _error_from_text(http_status, body if parsed is _NOT_JSON else parsed)
     if parsed is False or (isinstance(parsed, dict) and parsed.get("success") is False):
@@ -314,9 +325,7 @@ def _error_from_text(http_status: int | None, text: Any) -> FacebookError:
     return GraphError(f"Facebook answered HTTP {http_status} with a body that is not JSON ({snippet})", http_status=http_status)
 
 
-def _error_from_error_body(http_status: int | None, error: Any, headers: Mapping[str, str] | None) -> FacebookError:
-    if not isinstance(error, dict):  # OAuth endpoints answer {"error": "invalid_request", "error_description": ...}
-        error = {"message": str(error)}
+def _error_from_error_body(http_status: int | None, error: dict[str, Any], headers: Mapping[str, str] | None) -> FacebookError:
     code = _int_or_none(error.get("code"))
     subcode = _int_or_none(error.get("error_subcode"))
     error_data = _parse_error_data(error.get("error_data"))
@@ -329,7 +338,7 @@ def _error_from_error_body(http_status: int | None, error: Any, headers: Mapping
     retry_after, retry_source = (None, None)
     if error_class is RateLimitError:
         retry_after, retry_source = throttle_wait_seconds(headers)
-    fix = rule.fix if rule else FacebookError.default_fix if error_class is GraphError else error_class.default_fix
+    fix = rule.fix if rule else error_class.default_fix
     if retry_after is not None and retry_source == "facebook":
         fix = f"{fix} (Facebook asks to wait about {retry_after:.0f} s)"
     return error_class(
@@ -387,9 +396,10 @@ def blame_field_from(error_data: Any) -> str | None:
 
 def throttle_wait_seconds(headers: Mapping[str, str] | None) -> tuple[float, str]:
     """Seconds to wait after a throttle: Facebook's ``estimated_time_to_regain_access`` (minutes), else a default."""
-    minutes = max((entry.get("estimated_time_to_regain_access", 0) for entry in _business_use_case_entries(headers)), default=0, key=_number)
-    if _number(minutes) > 0:
-        return _number(minutes) * 60.0, "facebook"
+    entries = _business_use_case_entries(headers)
+    minutes = max((_number(entry.get("estimated_time_to_regain_access")) for entry in entries), default=0.0)
+    if minutes > 0:
+        return minutes * 60.0, "facebook"
     account_usage = parse_usage_header(_header(headers, "x-ad-account-usage"))
     if isinstance(account_usage, dict) and _number(account_usage.get("acc_id_util_pct")) >= 100:
         reset = _number(account_usage.get("reset_time_duration"))
@@ -495,7 +505,9 @@ def _optional_text(value: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 _REDACTED = "[REDACTED]"
-_SECRET_KEYS = frozenset({"access_token", "appsecret_proof", "app_secret", "client_secret", "fb_exchange_token", "input_token", "password", "secret", "token"})
+_SECRET_KEYS = frozenset({
+    "access_token", "appsecret_proof", "app_secret", "client_secret", "fb_exchange_token", "input_token", "password", "secret", "token",
+})
 _SECRET_PARAM_RE = re.compile(
     r"(?i)(\b(?:access_token|appsecret_proof|app_secret|client_secret|fb_exchange_token|input_token)\b[\"']?\s*[=:]\s*[\"']?)([^\s&\"',;}\]]+)"
 )
@@ -575,9 +587,19 @@ def configure_logging(level: str | int = "WARNING", json: bool = False, stream: 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),
         cache_logger_on_first_use=False,
     )
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing (test runners and CLIs swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def get_logger(name: str) -> Any:
@@ -631,7 +653,6 @@ def jitter(delay: float, rng: random.Random) -> float:
 # Rate limiting: usage headers, pacing, throttle waits
 # ---------------------------------------------------------------------------------------------------------------
 
-USAGE_HEADERS = ("x-app-usage", "x-ad-account-usage", "x-business-use-case-usage", "x-fb-ads-insights-throttle")
 DEFAULT_USAGE_WINDOW = 300.0  # seconds over which usage decays when Facebook does not say (ad-account score window)
 DEFAULT_REQUEST_COST = 2.0  # percent of a limit one request is assumed to use until we have measured it
 _APP = "app"
@@ -704,7 +725,7 @@ class RateLimiter:
             return []
         app = parse_usage_header(_header(headers, "x-app-usage"))
         if isinstance(app, dict):
-            self.app_pct = max(_number(app.get(k)) for k in ("call_count", "total_time", "total_cputime"))
+            self.app_pct = _highest_pct(app)
         touched: dict[str, dict[str, Any]] = {}
         business = parse_usage_header(_header(headers, "x-business-use-case-usage"))
         business = business if isinstance(business, dict) else {}
@@ -737,7 +758,7 @@ class RateLimiter:
             for entry in business:
                 if isinstance(entry, dict):
                     use_case = str(entry.get("type") or "business_use_case")
-                    usage.business_use_case[use_case] = max(_number(entry.get(k)) for k in ("call_count", "total_time", "total_cputime"))
+                    usage.business_use_case[use_case] = _highest_pct(entry)
                     regain = max(regain, _number(entry.get("estimated_time_to_regain_access")))
                     usage.access_tier = entry.get("ads_api_access_tier") or usage.access_tier
             usage.regain_access_minutes = regain
@@ -813,7 +834,10 @@ class RateLimiter:
         return remaining
 
     async def _wait_for_regain(self, account: str, usage: AccountUsage) -> float:
-        seconds = usage.regain_access_minutes * 60.0
+        seconds = usage.regain_access_minutes * 60.0 - self._elapsed_since(usage, account)
+        if seconds <= 0:
+            usage.regain_access_minutes = 0.0
+            return 0.0
         if seconds > self.max_wait:
             raise RateLimitError(
                 f"Facebook is throttling {account} for about {seconds:.0f} s more",
@@ -830,8 +854,10 @@ class RateLimiter:
     async def wait_for_throttle(self, error: FacebookError, account: str | None, attempt: int = 0) -> float:
         """Wait the time Facebook names after a throttle error, or raise it when that is longer than ``max_wait``."""
         from_facebook = error.data.get("retry_after_source") == "facebook"
-        wait = error.retry_after if from_facebook and error.retry_after else max(error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait))
-        wait = max(wait, 1.0)
+        if from_facebook and error.retry_after:
+            wait = max(error.retry_after, 1.0)
+        else:  # Facebook named no time: back off, longer on each attempt
+            wait = max(error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait))
         who = account or "the app"
         if wait > self.max_wait:
             error.retry_after = wait
@@ -862,6 +888,11 @@ async def _call_maybe_async(callback: Callable[[str], Any] | None, message: str)
     result = callback(message)
     if inspect.isawaitable(result):
         await result
+
+
+def _highest_pct(usage: Mapping[str, Any]) -> float:
+    """Throttling starts when any of call count, CPU time or total time reaches 100 %."""
+    return max(_number(usage.get(k)) for k in ("call_count", "total_time", "total_cputime"))
 
 
 def _account_key(key: str) -> str:
@@ -1108,7 +1139,7 @@ class GraphClient:
                     log.info("graph write", method="POST", path=path, result=found, recovered=True)
                     return {"id": found, "recovered": True}
                 if attempt >= self.max_retries:
-                    raise
+                    raise _create_not_made(path, lookup, error, attempt + 1) from error
                 log.info("graph create not found after ambiguous failure; sending again", path=path, attempt=attempt)
                 await self._pause_before_retry(error, account, attempt)
                 attempt += 1
@@ -1166,7 +1197,9 @@ class GraphClient:
         if cached and time.monotonic() - cached[0] < ACCOUNT_INFO_TTL:
             return cached[1]
         raw = await self.get(account_id, {"fields": ACCOUNT_INFO_FIELDS})
-        currency = str(raw.get("currency") or "USD")
+        if not raw.get("currency"):  # guessing a currency would misstate every budget by up to 100x
+            raise GraphError(f"Facebook did not return the currency of {account_id}", fix="Check that this token can read the ad account, then retry")
+        currency = str(raw["currency"])
         info = AccountInfo(
             id=account_id,
             name=str(raw.get("name") or account_id),
@@ -1213,8 +1246,9 @@ class GraphClient:
             try:
                 answers = await self._send_batch_chunk([_resolved_item(items[i], bodies_by_name) for i in indexes])
             except FacebookError as error:
+                chunk_error = _batch_call_failed(error, len(indexes))
                 for index in indexes:
-                    results[index] = BatchResult(index, error.http_status, None, error)
+                    results[index] = BatchResult(index, error.http_status, None, chunk_error)
                 continue
             for index, answer in zip(indexes, answers):
                 outcome = self._batch_outcome(index, items[index], answer)
@@ -1281,7 +1315,8 @@ class GraphClient:
         try:
             body = graph_answer(status, answer.get("body"), headers)
         except FacebookError as error:
-            return BatchResult(index, status, _parse_body(answer.get("body")), error, headers)
+            parsed = _parse_body(answer.get("body"))
+            return BatchResult(index, status, answer.get("body") if parsed is _NOT_JSON else parsed, error, headers)
         return BatchResult(index, status, body, None, headers)
 
     async def _wait_for_batch_throttle(
@@ -1336,12 +1371,14 @@ class GraphClient:
                 text = await response.text(errors="replace")
                 status, headers = response.status, response.headers
         except (asyncio.TimeoutError, TimeoutError) as exc:
+            log.debug("graph request failed", method=method, path=_loggable_path(path), reason="timeout", ad_account_id=account)
             raise NetworkError(
                 f"{method} {_loggable_path(path)} timed out after {self.timeout:g} s",
                 is_transient=True,
                 data={"reason": "timeout"},
             ) from exc
         except aiohttp.ClientError as exc:
+            log.debug("graph request failed", method=method, path=_loggable_path(path), reason=type(exc).__name__, ad_account_id=account)
             raise NetworkError(
                 f"{method} {_loggable_path(path)} failed: {redact(type(exc).__name__ + ': ' + str(exc))}",
                 is_transient=True,
@@ -1413,6 +1450,17 @@ def _create_outcome_unknown(path: str, error: FacebookError) -> NetworkError:
         code=error.code,
         fbtrace_id=error.fbtrace_id,
         data={"create_outcome": "unknown"},
+    )
+
+
+def _create_not_made(path: str, lookup: CreateLookup, error: FacebookError, attempts: int) -> NetworkError:
+    return NetworkError(
+        f"Creating {lookup.name!r} at {_loggable_path(path)} failed {attempts} times ({error.message}); "
+        "a check found it was not created",
+        fix="Retry later; nothing was created, so sending it again is safe",
+        http_status=error.http_status,
+        is_transient=True,
+        data={"create_outcome": "not_created"},
     )
 
 
@@ -1569,6 +1617,20 @@ def _json_path_values(value: Any, parts: list[str]) -> list[Any]:
     if isinstance(value, dict) and head in value:
         return _json_path_values(value[head], rest)
     return []
+
+
+def _batch_call_failed(error: FacebookError, count: int) -> FacebookError:
+    """A lost batch call leaves its items' fate unknown; say so instead of implying nothing happened."""
+    if not is_ambiguous(error):
+        return error
+    return NetworkError(
+        f"The batch call failed ({error.message}): its {count} items may or may not have been applied",
+        fix="Read the objects to check their state before running the items again",
+        http_status=error.http_status,
+        code=error.code,
+        fbtrace_id=error.fbtrace_id,
+        data={"batch_outcome": "unknown"},
+    )
 
 
 def _not_run_error(item: BatchItem, attempts: int) -> GraphError:

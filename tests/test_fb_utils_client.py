@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import aiohttp
 import pytest
 from facebook_business.api import _top_level_param_json_encode
 from facebook_business.session import FacebookSession
@@ -125,6 +126,14 @@ async def test_close_is_safe_twice_and_use_after_close_is_refused(make_client, a
     with pytest.raises(ClientClosedError) as caught:
         await client.get(account_id)
     assert caught.value.to_text() == "ERROR network: This Graph client is closed. Fix: Open a new GraphClient; a closed client cannot be reused."
+
+
+async def test_an_injected_session_is_used_and_left_open(sandbox, demo_token, account_id):
+    async with aiohttp.ClientSession() as session:
+        client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, session=session)
+        assert (await client.get(account_id, {"fields": "id"}))["id"] == account_id
+        await client.close()
+        assert not session.closed  # its owner closes it
 
 
 async def test_context_manager_counts_requests(sandbox, demo_token, account_id):

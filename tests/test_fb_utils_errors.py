@@ -59,7 +59,7 @@ CASES = [
     (613, 1487742, RateLimitError, "rate_limit", "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)"),
     (613, None, RateLimitError, "rate_limit", "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"),
     (960, None, GraphError, "facebook", "A batch item timed out at Facebook: run it again (reads are retried automatically)"),
-    (2500, None, GraphError, "facebook", "Facebook could not parse the request path: check the object id and edge name, and that a token is set"),
+    (2500, None, GraphError, "facebook", "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
     (2635, None, GraphError, "facebook", "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
     (2654, None, GraphError, "facebook", "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
     (80000, 2446079, RateLimitError, "rate_limit", THROTTLE_FIX.format("ads_insights calls")),
@@ -240,3 +240,11 @@ def test_tokens_in_error_text_are_redacted():
     assert isinstance(error, NetworkError)
     assert "EAABsecret" not in error.to_text()
     assert "access_token=[REDACTED]" in error.message
+
+
+def test_error_text_is_always_one_line():
+    from fb_utils import ValidationError
+
+    error = ValidationError("unknown argument '\x1e'\nsecond line", fix="Do this\rthen that", blame_field="a\u2028b")
+    assert len(error.to_text().splitlines()) == 1
+    assert error.to_text() == "ERROR validation: unknown argument '\\x1e'\\nsecond line (field: a\\u2028b). Fix: Do this\\rthen that."

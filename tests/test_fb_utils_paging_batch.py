@@ -169,3 +169,26 @@ def test_batch_item_wire_format():
                     "name": "c", "omit_response_on_success": False}
     get = batch_item_json(BatchItem("GET", "1?fields=id", {"limit": 5}, depends_on="c"))
     assert get == {"method": "GET", "relative_url": "1?fields=id&limit=5", "depends_on": "c"}
+
+
+async def test_a_batch_of_updates_is_retried_like_a_read(sandbox, demo_token, seeded):
+    recorded: list[float] = []
+
+    async def record(seconds: float) -> None:
+        recorded.append(seconds)
+
+    async with GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, sleep=record) as graph:
+        await sandbox.fault(kind="http_500", count=1, method="POST", path="^$")
+        results = await graph.batch([BatchItem("POST", cid, {"status": "ACTIVE"}) for cid in seeded[:3]])
+    assert all(r.ok for r in results)
+    assert await requests_on(sandbox, "POST /") == 2 and len(recorded) == 1
+
+
+async def test_a_lost_batch_holding_a_create_is_not_resent(sandbox, client, account_id):
+    await sandbox.fault(kind="drop", count=1, method="POST", path="^$", when="after")
+    item = BatchItem("POST", f"{account_id}/campaigns", {"name": "Batch Create", "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
+                                                         "special_ad_categories": [], "is_adset_budget_sharing_enabled": False})
+    (result,) = await client.batch([item])
+    assert result.error.kind == "network" and "may or may not have been applied" in result.error.message
+    assert await requests_on(sandbox, "POST /") == 1
+    assert len([n for n in (await names_by_id(sandbox)).values() if n == "Batch Create"]) == 1
