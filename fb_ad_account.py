@@ -5,12 +5,13 @@ import json
 from typing import Any
 
 from facebook_business.adobjects.adaccount import AdAccount
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fb_utils import (
     Change,
     GraphRequest,
     OpContext,
+    OpArgs,
     OpKind,
     OpResult,
     OpSet,
@@ -29,10 +30,6 @@ LIST_FIELDS = ",".join([A.id, A.name, A.currency, A.account_status, A.amount_spe
 DETAIL_FIELDS = ",".join([A.id, A.account_id, A.name, A.currency, A.account_status, A.disable_reason, A.amount_spent,
                           A.balance, A.spend_cap, A.min_daily_budget, A.timezone_name, A.business, A.created_time])
 AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def status_name(value: Any) -> str:
@@ -54,7 +51,7 @@ def account_line(account: dict[str, Any], selected: str | None) -> str:
             f" · spent {spent} · {cap_text(account.get('spend_cap'), currency)}")
 
 
-class ListAdAccountsArgs(_Args):
+class ListAdAccountsArgs(OpArgs):
     """List the ad accounts this token can use, with currency, status, amount spent and spend cap (* = selected)."""
 
     limit: int = Field(100, ge=1, le=1000, description="Most accounts to list.")
@@ -72,7 +69,7 @@ async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult
     return OpResult(text="\n".join(lines), data={"accounts": accounts, "selected": ctx.ad_account_id})
 
 
-class GetAdAccountArgs(_Args):
+class GetAdAccountArgs(OpArgs):
     """Show one ad account: currency, status, time zone, spend, balance, spend cap, minimum daily budget."""
 
     ad_account_id: str | None = AdAccountArg
@@ -100,7 +97,7 @@ async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
     return OpResult(text=account_details(account), data={"account": account})
 
 
-class AccountOverviewArgs(_Args):
+class AccountOverviewArgs(OpArgs):
     """The `status` overview: the account, what it has spent, its spend cap, and its active campaigns and those with issues."""
 
     ad_account_id: str | None = AdAccountArg
@@ -130,7 +127,7 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
                                                  "active_daily_budget": daily})
 
 
-class UpdateSpendCapArgs(_Args):
+class UpdateSpendCapArgs(OpArgs):
     """Set the ad account's spend cap (the most it may spend in total), or remove it with 0. Raising or removing it needs confirmation."""
 
     ad_account_id: str | None = AdAccountArg
@@ -165,7 +162,7 @@ async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePla
                      changes=[change], execute=execute, currency=currency)
 
 
-class ListAccountUsersArgs(_Args):
+class ListAccountUsersArgs(OpArgs):
     """List the people with access to the ad account and what each may do (their tasks)."""
 
     ad_account_id: str | None = AdAccountArg

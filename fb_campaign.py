@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
     AccountInfo,
@@ -15,6 +15,7 @@ from fb_utils import (
     CreateLookup,
     GraphRequest,
     OpContext,
+    OpArgs,
     OpKind,
     OpResult,
     OpSet,
@@ -53,10 +54,6 @@ BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00
 
 AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
 CampaignIdArg = Field(..., description="The campaign id (digits).", examples=["120210000000000001"])
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,7 +107,7 @@ async def _read_campaign(ctx: OpContext, campaign_id: str, fields: str = CAMPAIG
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class ListCampaignsArgs(_Args):
+class ListCampaignsArgs(OpArgs):
     """List the campaigns of an ad account with status, objective and budget; filter by status or name, page with `after`."""
 
     ad_account_id: str | None = AdAccountArg
@@ -151,7 +148,7 @@ async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
                                      "campaigns": campaigns, "next_after": next_after})
 
 
-class GetCampaignArgs(_Args):
+class GetCampaignArgs(OpArgs):
     """Show one campaign: status, objective, budget, bid strategy, schedule."""
 
     campaign_id: str = CampaignIdArg
@@ -169,7 +166,7 @@ async def get_campaign(ctx: OpContext, args: GetCampaignArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class CreateCampaignArgs(_Args):
+class CreateCampaignArgs(OpArgs):
     """Create a campaign (PAUSED unless status=ACTIVE is confirmed). Budget on the campaign, or leave it to the ad sets."""
 
     ad_account_id: str | None = AdAccountArg
@@ -272,7 +269,7 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class UpdateCampaignArgs(_Args):
+class UpdateCampaignArgs(OpArgs):
     """Change a campaign's name, status, budget, bid strategy, spend cap or end time (raises need confirmation over the guardrails)."""
 
     campaign_id: str = CampaignIdArg
@@ -369,7 +366,7 @@ async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan
     return update_plan(ctx, campaign, account, updates, "Updated")
 
 
-class CampaignIdArgs(_Args):
+class CampaignIdArgs(OpArgs):
     campaign_id: str = CampaignIdArg
 
 
@@ -421,7 +418,7 @@ async def delete_campaign(ctx: OpContext, args: DeleteCampaignArgs) -> WritePlan
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class DuplicateCampaignArgs(_Args):
+class DuplicateCampaignArgs(OpArgs):
     """Copy a campaign (optionally with its ad sets and ads) through Facebook's /copies; the copy is PAUSED by default."""
 
     campaign_id: str = CampaignIdArg
@@ -461,7 +458,7 @@ async def duplicate_campaign(ctx: OpContext, args: DuplicateCampaignArgs) -> Wri
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class CampaignUpdateItem(_Args):
+class CampaignUpdateItem(OpArgs):
     campaign_id: str = CampaignIdArg
     name: str | None = Field(None, min_length=1, max_length=400)
     status: Literal["ACTIVE", "PAUSED", "ARCHIVED"] | None = None
@@ -469,7 +466,7 @@ class CampaignUpdateItem(_Args):
     lifetime_budget: int | None = Field(None, gt=0)
 
 
-class BulkUpdateCampaignsArgs(_Args):
+class BulkUpdateCampaignsArgs(OpArgs):
     """Update many campaigns at once through Graph batch requests (50 per request); answers one line per campaign."""
 
     ad_account_id: str | None = AdAccountArg

@@ -41,12 +41,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import aiohttp
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from yarl import URL
+
+if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
+    import aiohttp
 
 # ---------------------------------------------------------------------------------------------------------------
 # Errors
@@ -1090,6 +1092,8 @@ class GraphClient:
             raise ClientClosedError("This Graph client is closed")
 
     async def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         self._ensure_open()
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -1361,6 +1365,8 @@ class GraphClient:
     async def _send_once(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, account: str | None = None
     ) -> Any:
+        import aiohttp
+
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
         form = encode_graph_params(data) if method == "POST" else None
@@ -1724,6 +1730,12 @@ def _decimal(value: Any, field_name: str) -> Decimal:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class OpArgs(BaseModel):
+    """Base of every op's argument model: unknown arguments refused, ids sent as numbers taken as the strings they are."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
 class OpKind(str, Enum):
     """How much an op can change: read nothing, write without raising spend, or spend."""
 
@@ -1755,7 +1767,7 @@ class GraphRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        shown = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in self.params.items())
         return f"{self.method} /{self.path.lstrip('/')}" + (f" {{{shown}}}" if shown else "")
 
     def to_data(self) -> dict[str, Any]:

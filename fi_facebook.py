@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
@@ -28,6 +28,7 @@ from fb_utils import (
     GraphClient,
     GraphRequest,
     OpContext,
+    OpArgs,
     OpKind,
     OpResult,
     OpSet,
@@ -425,10 +426,9 @@ class FacebookContext(OpContext):
 meta_ops = OpSet("fi_facebook")
 
 
-class AuditLogArgs(BaseModel):
+class AuditLogArgs(OpArgs):
     """Show the audit log: every write with who, what, before/after and outcome, newest first."""
 
-    model_config = ConfigDict(extra="forbid")
     limit: int = Field(10, ge=1, le=200, description="How many entries to show (1-200).")
     op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
 
@@ -450,10 +450,9 @@ def _audit_data(entry: Any) -> dict[str, Any]:
                                             "outcome", "error", "fbtrace_id", "undo_of", "undone_by")}
 
 
-class UndoArgs(BaseModel):
+class UndoArgs(OpArgs):
     """Undo a status or budget change recorded in the audit log, restoring each field's earlier value."""
 
-    model_config = ConfigDict(extra="forbid")
     audit_id: int = Field(..., ge=1, description="The audit log entry to undo (audit_log lists them).")
 
 
@@ -500,10 +499,9 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan:
     )
 
 
-class ListConfirmationsArgs(BaseModel):
+class ListConfirmationsArgs(OpArgs):
     """List the calls waiting for a person's confirmation, with their ids and previews."""
 
-    model_config = ConfigDict(extra="forbid")
 
 
 @meta_ops.op(OpKind.READ)
@@ -515,10 +513,9 @@ async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) 
     return OpResult(text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]})
 
 
-class SelectAdAccountArgs(BaseModel):
+class SelectAdAccountArgs(OpArgs):
     """Select the ad account that later ops use when they are not given one."""
 
-    model_config = ConfigDict(extra="forbid")
     ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
 
 

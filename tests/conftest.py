@@ -7,6 +7,18 @@ import pytest
 from fb_sandbox.server import SandboxServer
 
 
+def pytest_addoption(parser):
+    """``--record-mode`` for the contract cassettes: ``none`` replays them; other modes record live Graph answers."""
+    parser.addoption(
+        "--record-mode",
+        action="store",
+        default="none",
+        choices=("none", "once", "new_episodes", "all"),
+        help="vcrpy record mode for tests/test_contract_cassettes.py (default none: replay only, never the network; "
+        "all: re-record from the live Graph API, needs ADMONSTER_LIVE_TOKEN)",
+    )
+
+
 class SandboxHandle:
     """A running sandbox plus a small client for its /__sandbox/ control endpoints."""
 

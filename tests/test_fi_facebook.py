@@ -294,3 +294,11 @@ async def test_rate_limit_wait_is_told_in_the_answer(sandbox, demo_token, store,
     assert result.ok, result.text
     assert 60 in slept
     assert "60 s" in result.text.splitlines()[-1] and result.data["rate_limit_waits"]
+
+
+async def test_ids_sent_as_numbers_are_accepted(facebook):
+    listed = await facebook.call("list_campaigns", {"status": ["PAUSED"]})
+    campaign_id = int(listed.data["campaigns"][0]["id"])
+    result = await facebook.call("get_campaign", {"campaign_id": campaign_id})
+    assert result.ok, result.text
+    assert result.data["campaign"]["id"] == str(campaign_id)
