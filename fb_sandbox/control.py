@@ -144,6 +144,12 @@ async def stats_reset(request: web.Request) -> web.Response:
     return web.json_response({"success": True})
 
 
+async def usage_reset(request: web.Request) -> web.Response:
+    """Forget every account's rate-limit score and blocks (benchmarks measure speed, not throttling)."""
+    _sb(request).usage.reset()
+    return web.json_response({"success": True})
+
+
 async def objects(request: web.Request) -> web.Response:
     sb = _sb(request)
     kind = request.query.get("type", "campaign")
@@ -166,4 +172,5 @@ def add_routes(app: web.Application) -> None:
         r.add_route(method, "/__sandbox/faults", faults)
     r.add_get("/__sandbox/stats", stats)
     r.add_post("/__sandbox/stats/reset", stats_reset)
+    r.add_post("/__sandbox/usage/reset", usage_reset)
     r.add_get("/__sandbox/objects", objects)

@@ -113,3 +113,38 @@ def test_bad_config_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="", capture_output=True, text=True,
                             cwd=ROOT, env=env, timeout=60)
     assert result.returncode == 2 and "ADMONSTER_API_VERSION" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(port), "--db", ":memory:"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/__sandbox/tokens", method="POST", data=b"")
+                grant = json.loads(urllib.request.urlopen(request, timeout=2).read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, server.stderr.read() if server.poll() is not None else "no answer"
+                time.sleep(0.2)
+        assert {"access_token", "app_id", "app_secret", "user_id", "expires_at"} <= set(grant)
+        import hashlib
+        import hmac
+
+        proof = hmac.new(grant["app_secret"].encode(), grant["access_token"].encode(), hashlib.sha256).hexdigest()
+        me = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/v26.0/me?fields=id,name&access_token={grant['access_token']}&appsecret_proof={proof}",
+            timeout=5).read())
+        assert me["id"] == grant["user_id"] and me["name"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

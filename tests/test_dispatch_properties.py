@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -56,9 +57,10 @@ def live_dispatch():
         accounts = await graph.get("me/adaccounts", {"fields": "id"})
         await store.set_selection(workspace.id, "ad_account", accounts["data"][0]["id"])
         # Confirm nothing, so random spend calls stop at the gate instead of changing the demo at random.
-        return server, store, graph, Facebook(store, graph, workspace)
+        return server, store, graph, Facebook(store, graph, workspace), grant
 
-    server, store, graph, facebook = loop.run_until_complete(setup())
+    server, store, graph, facebook, grant = loop.run_until_complete(setup())
+    facebook.test_secrets = (grant["access_token"], grant["app_secret"])
     yield loop, facebook
     loop.run_until_complete(graph.close())
     loop.run_until_complete(store.close())
@@ -74,6 +76,8 @@ def test_dispatch_never_crashes(live_dispatch, op, args):
     assert isinstance(result.text, str) and result.text
     assert "Traceback" not in result.text
     assert "Internal error" not in result.text, result.text
+    shown = result.text + json.dumps(result.data, default=str)
+    assert not any(secret in shown for secret in facebook.test_secrets), "a token or app secret leaked into a result"
     if not result.ok:
         first_line = result.text.splitlines()[0] if not result.text.startswith("DRY RUN") else ""
         if first_line:

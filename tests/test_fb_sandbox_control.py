@@ -201,3 +201,29 @@ async def test_python_m_fb_sandbox_runs_alone(tmp_path):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_usage_reset_clears_scores(sandbox, demo_token):
+    import aiohttp
+
+    await sandbox.control("POST", "config", {"access_tier": "development_access"})
+    async with aiohttp.ClientSession() as session:
+        async def usage_pct() -> float:
+            import hashlib
+            import hmac
+            import json as _json
+
+            proof = hmac.new(demo_token["app_secret"].encode(), demo_token["access_token"].encode(), hashlib.sha256).hexdigest()
+            async with session.get(f"{sandbox.url}/v26.0/{account}", params={"fields": "id", "access_token": demo_token["access_token"],
+                                                                              "appsecret_proof": proof}) as resp:
+                return _json.loads(resp.headers["X-Ad-Account-Usage"])["acc_id_util_pct"]
+
+        async with session.post(f"{sandbox.url}/__sandbox/seed", json={"campaigns": 1}) as resp:
+            campaign_id = (await resp.json())["ids"][0]
+        async with session.get(f"{sandbox.url}/__sandbox/objects?type=campaign") as resp:
+            account = "act_" + next(o for o in (await resp.json())["data"] if o["id"] == campaign_id)["account_id"]
+        for _ in range(10):
+            high = await usage_pct()
+        assert high > 10
+        await sandbox.control("POST", "usage/reset")
+        assert await usage_pct() < high
