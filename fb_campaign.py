@@ -49,7 +49,8 @@ CAMPAIGN_FIELDS = ",".join([
     F.created_time, F.updated_time,
 ])
 LIST_FIELDS = ",".join([F.id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget, F.bid_strategy])
-LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s != "DELETED"]
+LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
+EDITABLE_LOOKUP_STATUSES = [s for s in EFFECTIVE_STATUSES if s != "DELETED"]
 BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)."
 
 AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
@@ -111,7 +112,7 @@ class ListCampaignsArgs(OpArgs):
     """List the campaigns of an ad account with status, objective and budget; filter by status or name, page with `after`."""
 
     ad_account_id: str | None = AdAccountArg
-    status: list[EffectiveStatus] | None = Field(None, description="Only campaigns with these effective statuses, e.g. [\"ACTIVE\"]. Default: all but DELETED.")
+    status: list[EffectiveStatus] | None = Field(None, description="Only campaigns with these effective statuses, e.g. [\"ACTIVE\"]. Default: all but ARCHIVED and DELETED, like Ads Manager.")
     name_contains: str | None = Field(None, min_length=1, max_length=200, description="Only campaigns whose name contains this text.")
     limit: int = Field(25, ge=1, le=1000, description="Page size (1-1000).")
     after: str | None = Field(None, description="Cursor from a previous page's `next_after` to get the next page.")
@@ -503,7 +504,7 @@ class BulkUpdateCampaignsArgs(OpArgs):
 async def _read_many(ctx: OpContext, account_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Current state of many campaigns of one account in as few requests as Facebook allows."""
     params = {"fields": LIST_FIELDS + ",account_id", "limit": min(max(len(ids), 1), 1000),
-              "effective_status": json.dumps(LISTABLE_STATUSES),
+              "effective_status": json.dumps(EDITABLE_LOOKUP_STATUSES),
               "filtering": json.dumps([{"field": "id", "operator": "IN", "value": ids}])}
     found = await ctx.graph.get_all(f"{account_id}/campaigns", params)
     return {c["id"]: c for c in found}

@@ -572,11 +572,21 @@ def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) 
     return {key: redact_value(value, key) for key, value in event_dict.items()}
 
 
+_log_level = logging.WARNING
+
+
+def debug_enabled() -> bool:
+    """Whether debug logs are written: per-request logging is skipped entirely when not (it is on the hot path)."""
+    return _log_level <= logging.DEBUG
+
+
 def configure_logging(level: str | int = "WARNING", json: bool = False, stream: TextIO | None = None) -> None:
     """Configure structlog: contextvars first, exceptions formatted, then redaction, then the renderer."""
+    global _log_level
     numeric_level = level if isinstance(level, int) else logging.getLevelName(str(level).upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level {level!r}")
+    _log_level = numeric_level
     renderer = structlog.processors.JSONRenderer(sort_keys=True) if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -1392,8 +1402,9 @@ class GraphClient:
             ) from exc
         elapsed_ms = (time.perf_counter() - started) * 1000
         self._remember_accounts(path, self.limiter.observe(headers, account), account)
-        log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
-                  ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))
+        if debug_enabled():
+            log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
+                      ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))
         return graph_answer(status, text, headers)
 
     def _url_and_query(self, path: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
@@ -1671,9 +1682,20 @@ def currency_offset(currency: str) -> int:
 def format_money(minor: int | str, currency: str) -> str:
     """An amount in minor units, formatted: ``$1,234.56``, ``¥5,000``, ``€12.00``, ``12.00 SEK``."""
     code = _currency_code(currency)
+    if type(minor) is int or (isinstance(minor, str) and minor.isdigit()):  # the common case, without Decimal
+        return _format_whole_minor(int(minor), code)
     amount = from_minor(minor, code)
     sign = "-" if amount < 0 else ""
     digits = f"{abs(amount):,.0f}" if currency_offset(code) == 1 else f"{abs(amount):,.2f}"
+    symbol = CURRENCY_SYMBOLS.get(code)
+    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {code}"
+
+
+def _format_whole_minor(minor: int, code: str) -> str:
+    offset = currency_offset(code)
+    whole, part = divmod(abs(minor), offset)
+    digits = f"{whole:,}" if offset == 1 else f"{whole:,}.{part * 100 // offset:02d}"
+    sign = "-" if minor < 0 else ""
     symbol = CURRENCY_SYMBOLS.get(code)
     return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {code}"
 

@@ -410,7 +410,7 @@ def list_campaigns(ctx: Ctx) -> dict:
     if statuses:
         items = [c for c in items if effective_status(c) in statuses]
     else:
-        items = [c for c in items if c["status"] != "DELETED"]
+        items = [c for c in items if c["status"] not in ("DELETED", "ARCHIVED")]  # Facebook's unfiltered default
     filters = ctx.p.json("filtering")
     if filters not in (None, []):
         items = apply_filtering(items, filters, FILTER_GETTERS, "campaign")

@@ -10,8 +10,13 @@ _TRACE_ALPHABET = string.ascii_letters + string.digits
 
 
 def new_trace_id() -> str:
-    """An fbtrace_id-like token (Facebook's are 11 url-safe characters)."""
-    return "A" + "".join(secrets.choice(_TRACE_ALPHABET) for _ in range(10))
+    """An fbtrace_id-like token (Facebook's are 23 url-safe characters today)."""
+    return "A" + "".join(secrets.choice(_TRACE_ALPHABET) for _ in range(22))
+
+
+def shows_is_transient(code: int, subcode: int | None) -> bool:
+    """Marketing API validation and rate-limit errors carry is_transient; token, lookup and BUC errors do not."""
+    return not (code in (104, 190, 2500) or 80000 <= code <= 80014 or (code == 100 and subcode == 33))
 
 
 class GraphError(Exception):
@@ -49,7 +54,8 @@ class GraphError(Exception):
         err: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
         if self.subcode is not None:
             err["error_subcode"] = self.subcode
-        err["is_transient"] = self.is_transient
+        if shows_is_transient(self.code, self.subcode):
+            err["is_transient"] = bool(self.is_transient)
         if self.user_title:
             err["error_user_title"] = self.user_title
         if self.user_msg:

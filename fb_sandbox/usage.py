@@ -77,13 +77,10 @@ class Usage:
         headers = self.headers(digits, now=now, tier=tier)
         if acc.buc_blocked_until > now and acc.blocked_until <= now:
             return GraphError(
-                "There have been too many calls to this ad-account. Wait a bit and try again. For more info, "
+                "(#80004) There have been too many calls to this ad-account. Wait a bit and try again. For more info, "
                 "please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting#ads-management.",
-                80004, subcode=2446079, is_transient=True, headers=headers)
-        return GraphError("User request limit reached", 17, subcode=2446079, is_transient=True,
-                          user_title="Ad Account Has Too Many API Calls",
-                          user_msg="There have been too many calls from this ad-account. Please wait a bit and try again.",
-                          headers=headers)
+                80004, subcode=2446079, headers=headers)
+        return GraphError("(#17) User request limit reached", 17, subcode=2446079, is_transient=True, headers=headers)
 
     def regain_seconds(self, digits: str, now: float) -> float:
         acc = self._account(digits, now)

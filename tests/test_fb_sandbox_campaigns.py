@@ -114,7 +114,9 @@ async def test_no_budget_campaign_and_lifetime_with_stop(graph):
 async def test_list_filtering_and_status(graph):
     listed = (await graph.get(f"{USD}/campaigns", fields="name,effective_status,issues_info")).body["data"]
     statuses = {c["effective_status"] for c in listed}
-    assert "DELETED" not in statuses and {"ACTIVE", "PAUSED", "ARCHIVED", "WITH_ISSUES"} <= statuses
+    assert not statuses & {"DELETED", "ARCHIVED"} and {"ACTIVE", "PAUSED", "WITH_ISSUES"} <= statuses
+    archived = (await graph.get(f"{USD}/campaigns", effective_status='["ARCHIVED"]', fields="status")).body["data"]
+    assert archived and all(c["status"] == "ARCHIVED" for c in archived)
     with_issues = next(c for c in listed if c["effective_status"] == "WITH_ISSUES")
     assert with_issues["issues_info"][0]["error_summary"]
     deleted = (await graph.get(f"{USD}/campaigns", effective_status='["DELETED"]', fields="status")).body["data"]
