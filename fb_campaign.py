@@ -501,13 +501,19 @@ class BulkUpdateCampaignsArgs(OpArgs):
         return wanted
 
 
+READ_MANY_CHUNK = 1000  # Facebook's largest page: one request reads up to this many campaigns
+
+
 async def _read_many(ctx: OpContext, account_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Current state of many campaigns of one account in as few requests as Facebook allows."""
-    params = {"fields": LIST_FIELDS + ",account_id", "limit": min(max(len(ids), 1), 1000),
-              "effective_status": json.dumps(EDITABLE_LOOKUP_STATUSES),
-              "filtering": json.dumps([{"field": "id", "operator": "IN", "value": ids}])}
-    found = await ctx.graph.get_all(f"{account_id}/campaigns", params)
-    return {c["id"]: c for c in found}
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), READ_MANY_CHUNK):
+        chunk = ids[start:start + READ_MANY_CHUNK]
+        params = {"fields": LIST_FIELDS + ",account_id", "limit": len(chunk),
+                  "effective_status": json.dumps(EDITABLE_LOOKUP_STATUSES),
+                  "filtering": json.dumps([{"field": "id", "operator": "IN", "value": chunk}])}
+        found.update((c["id"], c) for c in await ctx.graph.get_all(f"{account_id}/campaigns", params))
+    return found
 
 
 def _bulk_problem(campaign: dict[str, Any] | None, fields: dict[str, Any], account: AccountInfo) -> str | None:

@@ -668,6 +668,13 @@ def jitter(delay: float, rng: random.Random) -> float:
 DEFAULT_USAGE_WINDOW = 300.0  # seconds over which usage decays when Facebook does not say (ad-account score window)
 DEFAULT_REQUEST_COST = 2.0  # percent of a limit one request is assumed to use until we have measured it
 _APP = "app"
+MAX_QUERY_BYTES = 6000  # a longer GET query string goes as a POST with method=GET
+
+
+def _query_too_long(query: Mapping[str, str]) -> bool:
+    raw = sum(len(k) + len(v) for k, v in query.items())
+    # Percent-encoding at most triples a character: only encode (slow) when the raw size leaves doubt.
+    return raw > MAX_QUERY_BYTES or (raw * 3 > MAX_QUERY_BYTES and len(urllib.parse.urlencode(query)) > MAX_QUERY_BYTES)
 _ACT_RE = re.compile(r"\bact_(\d+)")
 
 
@@ -1380,10 +1387,16 @@ class GraphClient:
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
         form = encode_graph_params(data) if method == "POST" else None
+        wire_method = method
+        if method == "GET" and _query_too_long(query):
+            # Servers refuse request lines over ~8 KB; Graph reads the same call as a POST carrying method=GET.
+            form = {**{k: v for k, v in query.items() if k not in _AUTH_PARAMS}, "method": "GET"}
+            query = {k: v for k, v in query.items() if k in _AUTH_PARAMS}
+            wire_method = "POST"
         started = time.perf_counter()
         self.request_count += 1
         try:
-            async with session.request(method, url, params=query, data=form, timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+            async with session.request(wire_method, url, params=query, data=form, timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
                 text = await response.text(errors="replace")
                 status, headers = response.status, response.headers
         except (asyncio.TimeoutError, TimeoutError) as exc:

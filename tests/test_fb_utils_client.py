@@ -388,3 +388,15 @@ async def test_usage_of_an_object_call_is_credited_to_its_account(make_client, a
     await client.get(campaign_id, {"fields": "id"})
     assert account_id in client.usage
     assert client.usage[account_id].reset_time_duration > 0
+
+
+async def test_overlong_get_goes_as_post_with_method_get(sandbox, graph, demo_accounts):
+    import json as _json
+
+    ids = (await sandbox.control("POST", "seed", {"campaigns": 400, "account_id": demo_accounts["USD"], "name_prefix": "Long"}))["ids"]
+    params = {"fields": "id,name", "limit": 1000, "filtering": _json.dumps([{"field": "id", "operator": "IN", "value": ids}])}
+    assert len(params["filtering"]) > 8000  # longer than a server accepts in a request line
+    await sandbox.control("POST", "stats/reset")
+    found = await graph.get_all(f"{demo_accounts['USD']}/campaigns", params)
+    assert sorted(c["id"] for c in found) == sorted(ids)
+    assert (await sandbox.stats())["requests"] == 1
