@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --markdown docs/benchmarks.md
 
 tools: $(STAMP)
 	$(BIN)/admonster tools --format openai

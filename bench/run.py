@@ -196,7 +196,7 @@ def main() -> int:
     text = report(dispatch, bulk, cold)
     print(text)
     if options.markdown:
-        command = "make bench" if len(sys.argv) == 3 else " ".join(["python bench/run.py"] + sys.argv[1:])
+        command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
     return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] else 1
 
