@@ -176,3 +176,18 @@ async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpRe
         return OpResult(text=f"No users listed for {account_id}.", data={"users": []})
     lines = [f"Users of {account_id}:"] + [f"  {u.get('id')} {u.get('name', '')}: {', '.join(u.get('tasks') or []) or 'no tasks'}" for u in users]
     return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "users": users})
+
+
+class SelectAdAccountArgs(OpArgs):
+    """Select the ad account that later ops use when they are not given one."""
+
+    ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
+
+
+@ops.op(OpKind.READ, idempotent=True)
+async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    info = await ctx.graph.account_info(account_id)
+    return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
+                    data={"ad_account_id": account_id, "name": info.name, "currency": info.currency},
+                    selections={"ad_account": account_id})

@@ -1787,6 +1787,8 @@ class OpResult:
     data: Any = None
     files: list[str] = field(default_factory=list)
     ok: bool = True
+    # Workspace selections the op asks the dispatcher to save, e.g. {"page": "123"}: op modules never touch the store.
+    selections: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_error(cls, error: FacebookError) -> "OpResult":

@@ -513,21 +513,6 @@ async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) 
     return OpResult(text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]})
 
 
-class SelectAdAccountArgs(OpArgs):
-    """Select the ad account that later ops use when they are not given one."""
-
-    ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
-
-
-@meta_ops.op(OpKind.READ, name="select_ad_account", idempotent=True)
-async def select_ad_account(ctx: FacebookContext, args: SelectAdAccountArgs) -> OpResult:
-    account_id = ctx.require_ad_account(args.ad_account_id)
-    info = await ctx.graph.account_info(account_id)
-    await ctx.facebook.select("ad_account", account_id)
-    return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
-                    data={"ad_account_id": account_id, "name": info.name, "currency": info.currency})
-
-
 REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
 
 
@@ -589,6 +574,8 @@ class Facebook:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
+            for kind, value in outcome.selections.items():
+                await self.select(kind, value)
             return outcome
         plan: WritePlan = outcome
         if dry_run:
