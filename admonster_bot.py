@@ -6,7 +6,8 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,9 @@ BOT_COMMANDS: dict[str, BotCommand] = {
     "audit": BotCommand("audit_log", ("limit",), "/audit [N]: the last writes, with undo ids"),
     "undo": BotCommand("undo", ("audit_id",), "/undo N: undo the status or budget change of audit entry N"),
     "confirm": BotCommand("confirm", ("confirm",), "/confirm ID: run a call that was waiting for your confirmation"),
+    "connect": BotCommand("connect", (), "/connect: a link to connect Facebook (sign in and allow the permissions)"),
+    "disconnect": BotCommand("disconnect", (), "/disconnect: revoke Ad Monster's Facebook permissions and delete the token"),
+    "token": BotCommand("token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"),
 }
 LOCAL_COMMANDS = {"help": "/help [op]: this list, or one op's arguments",
                   "tool": "/tool OP {json}: call any op with JSON arguments, e.g. /tool list_campaigns {\"limit\": 5}",
@@ -158,99 +162,24 @@ def help_text(registry: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Runtime: store, sandbox or live Graph, the Facebook session
+# Session start: the selected account for the banner
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    facebook: Any
-    mode: str
-    graph_url: str
-    account_line: str
-
-
-@contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, interface: str = "chat", on_wait: Any = None) -> AsyncIterator[Runtime]:
-    """Open the store, start the embedded sandbox (or point at live Facebook), and build the Facebook session.
-
-    ``on_wait(message)`` hears about rate-limit pauses as they start (the chat prints them); each op's answer
-    also states the pauses it went through.
-    """
-    from admonster_store import Store
-    from fb_utils import GraphClient, configure_logging
-    from fi_facebook import Facebook, record_wait
-
-    def tell_wait(message: str) -> None:
-        record_wait(message)
-        if on_wait is not None:
-            on_wait(message)
-
-    configure_logging(settings.log_level)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-    async with contextlib.AsyncExitStack() as stack:
-        store = await Store.open(settings.home / "admonster.db", secret_key=secret_key)
-        stack.push_async_callback(store.close)
-        workspace = await store.ensure_workspace(settings.workspace)
-        base_url, token, app_secret = await _connect(settings, store, workspace, stack)
-        graph = GraphClient(token, app_secret=app_secret, base_url=base_url, api_version=settings.api_version, on_wait=tell_wait)
-        stack.push_async_callback(graph.close)
-        facebook = Facebook(store, graph, workspace)
-        account_line = await _ensure_selected_account(facebook)
-        yield Runtime(settings, facebook, settings.mode, base_url, account_line)
-
-
-async def _connect(settings: Settings, store: Any, workspace: Any, stack: contextlib.AsyncExitStack) -> tuple[str, str, str | None]:
-    if settings.mode == "SANDBOX":
-        from fb_sandbox.server import SandboxServer
-
-        server = SandboxServer(db_path=str(settings.sandbox_db or settings.home / "sandbox.db"), seed=True)
-        await server.start()
-        stack.push_async_callback(server.stop)
-        grant = await _sandbox_token(server.url)
-        return server.url, grant["access_token"], grant["app_secret"]
-    token = settings.access_token.get_secret_value() if settings.access_token else None
-    app_secret = settings.app_secret.get_secret_value() if settings.app_secret else None
-    from admonster_config import ConfigError
-
-    if token is None:
-        stored = await store.load_token(workspace.id)
-        if stored is not None:
-            token, app_secret = stored.token, stored.app_secret or app_secret
-    if not token:
-        raise ConfigError("LIVE mode has no Facebook token. Fix: set ADMONSTER_ACCESS_TOKEN (and ADMONSTER_APP_SECRET), "
-                          "or unset ADMONSTER_GRAPH_URL to use the embedded sandbox.")
-    return settings.graph_url, token, app_secret
-
-
-async def _sandbox_token(url: str) -> dict[str, Any]:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{url}/__sandbox/tokens") as resp:
-            return await resp.json()
-
-
-async def _ensure_selected_account(facebook: Any) -> str:
-    """Select the first ad account when none is selected; describe the selection for the banner."""
-    ws = facebook.workspace.id
-    selected = await facebook.store.get_selection(ws, "ad_account")
+async def describe_selected_account(facebook: Any) -> str:
+    """The selected ad account, for the banner."""
     from fb_utils import FacebookError
 
+    if facebook.graph is None:
+        return "Facebook not connected: /connect (or admonster token set)"
+    selected = (await facebook.selections()).get("ad_account")
+    if not selected:
+        return "no ad account selected: /accounts, then /use act_…"
     try:
-        if not selected:
-            accounts = await facebook.graph.get("me/adaccounts", {"fields": "id", "limit": 1})
-            if accounts.get("data"):
-                selected = accounts["data"][0]["id"]
-                await facebook.select("ad_account", selected)
-        if not selected:
-            return "no ad account"
         info = await facebook.graph.account_info(selected)
-        return f"{info.name} ({selected}) · {info.currency}"
     except FacebookError as error:
         return f"account unavailable: {error.to_text()}"
+    return f"{info.name} ({selected}) · {info.currency}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -261,57 +190,65 @@ async def _ensure_selected_account(facebook: Any) -> str:
 class Chat:
     """Reads lines, answers slash-commands through the registry, and says what free text needs."""
 
-    def __init__(self, runtime: Runtime, console: Any) -> None:
+    def __init__(self, runtime: Any, workspace: Any, console: Any) -> None:
         self.runtime = runtime
+        self.workspace = workspace
         self.console = console
-        self.facebook = runtime.facebook
 
-    def banner(self) -> None:
+    async def facebook(self) -> Any:
+        return await self.runtime.facebook_for(self.workspace)
+
+    async def banner(self) -> None:
         from rich.panel import Panel
 
         mode = self.runtime.mode
         style = "green" if mode == "SANDBOX" else "bold red"
         where = "embedded sandbox, no real money" if mode == "SANDBOX" else f"{self.runtime.graph_url}: REAL MONEY"
-        self.console.print(Panel.fit(f"[{style}]{mode}[/] · {where}\nAccount: {_escape(self.runtime.account_line)}\n"
-                                     "Type /help for commands, /quit to leave.", title="Ad Monster"))
+        account = await describe_selected_account(await self.facebook())
+        self.console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
+                                     f"Account: {_escape(account)}\nType /help for commands, /quit to leave.",
+                                     title="Ad Monster"))
 
     async def answer(self, line: str) -> tuple[str, bool]:
-        """The reply to one line, and whether it reports a failure."""
+        """The reply to one line (with any unread notices), and whether it reports a failure."""
+        reply, failed = await self._reply(line)
+        notices = self.runtime.notifier and await self.runtime.notifier.inbox_text(self.workspace.id)
+        return (f"{notices}\n{reply}" if notices else reply), failed
+
+    async def _reply(self, line: str) -> tuple[str, bool]:
         text = line.strip()
         if not text.startswith("/"):
             return NO_LLM_ANSWER, False
+        facebook = await self.facebook()
         if text.split(None, 1)[0].lower() == "/tool":
-            return await self._tool(text)
+            return await self._tool(facebook, text)
         try:
             command = parse_slash(text)
             if command.command == "help":
-                return self._help(command), False
-            op, args = slash_to_call(command, self.facebook.registry)
+                return self._help(facebook, command), False
+            op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
-        if op == "confirm":
-            result = await self.facebook.call("confirm", args, interface="chat")
-        else:
-            result = await self.facebook.call(op, args, interface="chat")
+        result = await facebook.call(op, args, interface="chat")
         return result.text, not result.ok
 
-    def _help(self, command: SlashCommand) -> str:
+    def _help(self, facebook: Any, command: SlashCommand) -> str:
         if command.args:
-            spec = self.facebook.registry.get(command.args[0].lstrip("/"))
+            spec = facebook.registry.get(command.args[0].lstrip("/"))
             if spec is not None:
-                return self.facebook.registry.op_help(spec).text
-        return help_text(self.facebook.registry)
+                return facebook.registry.op_help(spec).text
+        return help_text(facebook.registry)
 
-    async def _tool(self, line: str) -> tuple[str, bool]:
+    async def _tool(self, facebook: Any, line: str) -> tuple[str, bool]:
         """`/tool OP {json}`: the rest of the line after the op is the JSON arguments, taken verbatim."""
         parts = line.split(None, 2)
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
-        result = await self.facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface="chat")
+        result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface="chat")
         return result.text, not result.ok
 
     async def run(self, lines: Iterator[str] | None = None) -> None:
-        self.banner()
+        await self.banner()
         for line in lines if lines is not None else self._read_lines():
             if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
                 break
@@ -358,12 +295,20 @@ def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMO
     """Chat with Ad Monster in the terminal (reads piped standard input too, and exits at its end)."""
     from rich.console import Console
 
+    from admonster_runtime import open_runtime
+    from admonster_server import CallbackListener
+
     settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
     console = Console(highlight=False, soft_wrap=True)
 
     async def run() -> None:
-        async with open_runtime(settings, "chat", on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
-            await Chat(runtime, console).run()
+        async with open_runtime(settings, on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
+            listener = CallbackListener(runtime)
+            runtime.callback_url = listener.url  # /connect in chat listens on loopback for Facebook's redirect
+            try:
+                await Chat(runtime, await runtime.workspace(settings.workspace), console).run()
+            finally:
+                await listener.stop()
 
     _run_or_exit(run())
 
@@ -397,13 +342,20 @@ def call(op: str = typer.Argument(..., help="The op name, or help."),
 
     async def run() -> None:
         nonlocal exit_code
-        async with open_runtime(settings, "cli") as runtime:
-            result = await runtime.facebook.call(op, args, interface="cli")
+        async with _runtime(settings) as runtime:
+            facebook = await runtime.facebook_for(await runtime.workspace(settings.workspace))
+            result = await facebook.call(op, args, interface="cli")
             typer.echo(json.dumps(result.data, indent=2, default=str) if json_output else result.text)
             exit_code = 0 if result.ok else 1
 
     _run_or_exit(run())
     raise typer.Exit(exit_code)
+
+
+def _runtime(settings: Any) -> Any:
+    from admonster_runtime import open_runtime
+
+    return open_runtime(settings, on_wait=lambda message: typer.echo(f"… {message}", err=True))
 
 
 @app.command()
@@ -430,6 +382,203 @@ def sandbox(port: int = typer.Option(8765, help="Port on 127.0.0.1."),
     settings = _settings_or_exit()
     settings.home.mkdir(parents=True, exist_ok=True)
     raise typer.Exit(sandbox_main(["--port", str(port), "--host", host, "--db", db or str(settings.sandbox_db or settings.home / "sandbox.db")]))
+
+
+@app.command()
+def serve(host: str = typer.Option(None, help="Interface to listen on (default ADMONSTER_SERVE_HOST, 127.0.0.1)."),
+          port: int = typer.Option(None, help="Port (default ADMONSTER_SERVE_PORT, 8787).")) -> None:
+    """Run the HTTP server: POST /v1/tools/facebook, the OAuth callback, /healthz, and the scheduled jobs."""
+    from admonster_server import serve as run_server
+
+    settings = _settings_or_exit()
+    listen_host, listen_port = host or settings.serve_host, port if port is not None else settings.serve_port
+
+    async def run() -> None:
+        async with _runtime(settings) as runtime:
+            def ready(bound: int) -> None:
+                typer.echo(f"Ad Monster {runtime.mode} serving on http://{listen_host}:{bound} "
+                           f"(OAuth callback {settings.public_url.rstrip('/')}/oauth/facebook/callback); Ctrl-C to stop.")
+
+            await run_server(runtime, listen_host, listen_port, ready=ready)
+
+    _run_or_exit(run())
+
+
+@app.command()
+def connect(workspace: str = typer.Option(None, help="Workspace to connect (default ADMONSTER_WORKSPACE)."),
+            timeout: float = typer.Option(300.0, help="Seconds to wait for the sign-in before giving up.")) -> None:
+    """Connect Facebook: prints a sign-in link and waits on loopback for Facebook's redirect (5 minutes at most)."""
+    from admonster_server import CallbackListener
+
+    settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    outcome = {"ok": False}
+
+    async def run() -> None:
+        async with _runtime(settings) as runtime:
+            listener = CallbackListener(runtime, timeout=timeout)
+            runtime.callback_url = listener.url
+            facebook = await runtime.facebook_for(await runtime.workspace(settings.workspace))
+            result = await facebook.call("connect", interface="cli")
+            typer.echo(result.text)
+            if not result.ok:
+                return
+            typer.echo(f"Waiting for the sign-in on {listener.redirect_uri} …")
+            await listener.done.wait()
+            await listener.stop()
+            outcome["ok"] = listener.succeeded
+            typer.echo("Connected." if listener.succeeded else "Not connected: the link was not completed in time.", err=not listener.succeeded)
+
+    _run_or_exit(run())
+    raise typer.Exit(0 if outcome["ok"] else 1)
+
+
+@app.command()
+def disconnect(workspace: str = typer.Option(None, help="Workspace to disconnect.")) -> None:
+    """Revoke Ad Monster's Facebook permissions (where Facebook allows) and delete the stored token."""
+    _one_op("disconnect", workspace)
+
+
+def _one_op(op: str, workspace: str | None, args: Any = None) -> None:
+    settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    outcome = {"ok": False}
+
+    async def run() -> None:
+        async with _runtime(settings) as runtime:
+            facebook = await runtime.facebook_for(await runtime.workspace(settings.workspace))
+            result = await facebook.call(op, args, interface="cli")
+            typer.echo(result.text, err=not result.ok)
+            outcome["ok"] = result.ok
+
+    _run_or_exit(run())
+    raise typer.Exit(0 if outcome["ok"] else 1)
+
+
+token_app = typer.Typer(help="The workspace's Facebook token.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("set")
+def token_set(workspace: str = typer.Option(None, help="Workspace to store the token for."),
+              kind: str = typer.Option("system_user", help="What the token is: system_user or user.")) -> None:
+    """Read a token from standard input (never the command line), check it with Facebook, then store it encrypted."""
+    settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    token = _read_secret("Paste the Facebook access token (input hidden): ")
+    if not token:
+        typer.echo("ERROR validation: no token on standard input. Fix: pipe it in (admonster token set < token.txt) "
+                   "or paste it at the prompt.", err=True)
+        raise typer.Exit(2)
+    outcome = {"ok": False}
+
+    async def run() -> None:
+        from fb_utils import FacebookError
+
+        async with _runtime(settings) as runtime:
+            ws = await runtime.workspace(settings.workspace)
+            try:
+                health = await runtime.connector.store_checked_token(ws.id, token, kind=kind)
+            except FacebookError as error:
+                typer.echo(error.to_text(), err=True)
+                return
+            if runtime.sandbox_url:
+                await runtime.store.set_setting(ws.id, "sandbox_autoconnect", False)
+            typer.echo(f"Stored. {health.describe(datetime.now(timezone.utc))}")
+            outcome["ok"] = True
+
+    _run_or_exit(run())
+    raise typer.Exit(0 if outcome["ok"] else 1)
+
+
+def _read_secret(prompt: str) -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt).strip()
+    return sys.stdin.read().strip()
+
+
+@token_app.command("status")
+def token_status(workspace: str = typer.Option(None, help="Workspace to check.")) -> None:
+    """Is the token valid, when does it expire, which scopes does it have and which are missing."""
+    _one_op("token_status", workspace)
+
+
+workspace_app = typer.Typer(help="Workspaces: isolated users or teams, each with its own token, selections and logs.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+
+
+@workspace_app.command("create")
+def workspace_create(name: str = typer.Argument(..., help="Workspace name.")) -> None:
+    """Create a workspace (or reuse one of that name) and print a new API key for it, once."""
+    settings = _settings_or_exit()
+    if not name.strip():
+        typer.echo("ERROR validation: the workspace name is empty. Fix: admonster workspace create acme", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        from admonster_store import Store
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
+            ws = await store.ensure_workspace(name.strip())
+            key = await store.create_api_key(ws.id)
+        typer.echo(f"Workspace {name.strip()!r} (id {ws.id}). Its API key, shown only now (Ad Monster keeps only a hash):\n{key}\n"
+                   "Send it as `Authorization: Bearer <key>` to admonster serve.")
+
+    _run_or_exit(run())
+
+
+@workspace_app.command("list")
+def workspace_list() -> None:
+    """List the workspaces."""
+    settings = _settings_or_exit()
+
+    async def run() -> None:
+        from admonster_store import Store
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
+            for ws in await store.list_workspaces():
+                typer.echo(f"{ws.id}\t{ws.name}\t{ws.created_at}")
+
+    _run_or_exit(run())
+
+
+jobs_app = typer.Typer(help="Scheduled jobs (they run inside admonster serve; run one now with `jobs run`).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("run")
+def jobs_run(name: str = typer.Argument(..., help="The job, e.g. token_check.")) -> None:
+    """Run one job now and print what it did."""
+    settings = _settings_or_exit()
+    outcome = {"ok": False}
+
+    async def run() -> None:
+        from admonster_jobs import JobContext, run_job
+
+        async with _runtime(settings) as runtime:
+            context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=settings, sessions=runtime)
+            try:
+                result = await run_job(name, context)
+            except ValueError as exc:
+                typer.echo(f"ERROR validation: {exc}", err=True)
+                return
+            typer.echo("\n".join([result.summary] + [f"  {line}" for line in result.details]))
+            outcome["ok"] = result.ok
+
+    _run_or_exit(run())
+    raise typer.Exit(0 if outcome["ok"] else 1)
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """List the jobs and their schedules."""
+    from admonster_jobs import JOBS
+
+    for job in JOBS.values():
+        typer.echo(f"{job.name}\t{job.schedule}")
 
 
 def main() -> None:

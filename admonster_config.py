@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ADMONSTER_"
@@ -24,7 +24,22 @@ FIX_HINTS: dict[str, str] = {
     "log_level": f"set ADMONSTER_LOG_LEVEL to one of {', '.join(LOG_LEVELS)}",
     "workspace": "set ADMONSTER_WORKSPACE to a non-empty name, e.g. default",
     "llm_base_url": "set ADMONSTER_LLM_BASE_URL to an OpenAI-compatible URL such as http://localhost:11434/v1",
+    "smtp_host": "set ADMONSTER_SMTP_HOST to a mail server host name such as smtp.example.com (no scheme, no port)",
+    "smtp_port": "set ADMONSTER_SMTP_PORT to a port number such as 587 (STARTTLS) or 25",
+    "smtp_username": "set ADMONSTER_SMTP_USERNAME to the SMTP login, or leave it unset",
+    "smtp_password": "set ADMONSTER_SMTP_PASSWORD together with ADMONSTER_SMTP_USERNAME, or unset both",
+    "smtp_from": "set ADMONSTER_SMTP_FROM to a sender address such as admonster@example.com",
+    "smtp_starttls": "set ADMONSTER_SMTP_STARTTLS to true or false",
+    "notify_email": "set ADMONSTER_NOTIFY_EMAIL to an address such as ops@example.com (several: comma-separated)",
+    "notify_webhook_url": "set ADMONSTER_NOTIFY_WEBHOOK_URL to an http(s) URL such as a Slack incoming-webhook URL",
+    "public_url": "set ADMONSTER_PUBLIC_URL to the http(s) address where `admonster serve` is reached",
+    "serve_host": "set ADMONSTER_SERVE_HOST to an interface address such as 127.0.0.1 or 0.0.0.0",
+    "serve_port": "set ADMONSTER_SERVE_PORT to a port number between 0 and 65535",
+    "state_secret": "set ADMONSTER_STATE_SECRET to a random string of at least 16 characters, or leave it unset",
+    "timezone": "set ADMONSTER_TIMEZONE to an IANA time zone such as Europe/Berlin, or leave it unset",
 }
+EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$|^[^@\s,;<>]+@localhost$")
+HTTP_URL_PATTERN = re.compile(r"^https?://[^/\s?#]+")
 
 
 class ConfigError(Exception):
@@ -66,6 +81,40 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint, if it needs one.")
     log_level: str = Field("WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     workspace: str = Field("default", description="Workspace used by the terminal chat and slash-commands.")
+    smtp_host: str | None = Field(
+        None, description="SMTP server for email notifications; unset: no email is sent."
+    )
+    smtp_port: int = Field(587, description="SMTP server port (587 for STARTTLS submission, 25 for plain relay).")
+    smtp_username: str | None = Field(None, description="SMTP login name, if the server requires authentication.")
+    smtp_password: SecretStr | None = Field(
+        None, description="SMTP password (used only to log in; never logged or stored)."
+    )
+    smtp_from: str = Field("admonster@localhost", description="Sender address (From:) of notification emails.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS before logging in.")
+    notify_email: str | None = Field(
+        None,
+        description="Default recipient(s) of email notifications, comma-separated; a workspace's notify_email "
+        "setting overrides it ('' turns email off for that workspace).",
+    )
+    notify_webhook_url: str | None = Field(
+        None,
+        description="Default webhook (http/https; Slack-compatible JSON) for notifications; a workspace's "
+        "notify_webhook_url setting overrides it ('' turns it off).",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8787",
+        description="Address where `admonster serve` is reached; the OAuth callback URL is built on it.",
+    )
+    serve_host: str = Field("127.0.0.1", description="Interface `admonster serve` listens on.")
+    serve_port: int = Field(8787, description="Port `admonster serve` listens on (0 picks a free one).")
+    state_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key that signs OAuth state; default: derived from the secret key (file).",
+    )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone for scheduled jobs (token_check runs daily at 03:00); default: this machine's.",
+    )
 
     @field_validator("home", "sandbox_db", mode="after")
     @classmethod
@@ -128,6 +177,104 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.strip().rstrip("/")
 
+    @field_validator("smtp_host", mode="after")
+    @classmethod
+    def _check_smtp_host(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", value) or "://" in value:
+            raise ValueError("must be a host name such as smtp.example.com")
+        return value
+
+    @field_validator("smtp_port", mode="after")
+    @classmethod
+    def _check_smtp_port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be between 1 and 65535")
+        return value
+
+    @field_validator("serve_port", mode="after")
+    @classmethod
+    def _check_serve_port(cls, value: int) -> int:
+        if not 0 <= value <= 65535:
+            raise ValueError("must be between 0 and 65535")
+        return value
+
+    @field_validator("smtp_username", mode="after")
+    @classmethod
+    def _check_smtp_username(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("smtp_password", mode="after")
+    @classmethod
+    def _check_smtp_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not info.data.get("smtp_username"):
+            raise ValueError("is set but ADMONSTER_SMTP_USERNAME is not")
+        return value
+
+    @field_validator("smtp_from", mode="after")
+    @classmethod
+    def _check_smtp_from(cls, value: str) -> str:
+        value = value.strip()
+        if not EMAIL_PATTERN.match(value):
+            raise ValueError("must be an email address such as admonster@example.com")
+        return value
+
+    @field_validator("notify_email", mode="after")
+    @classmethod
+    def _check_notify_email(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalize_email_list(value)
+
+    @field_validator("notify_webhook_url", mode="after")
+    @classmethod
+    def _check_notify_webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalize_webhook_url(value)
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        value = value.strip()
+        if not HTTP_URL_PATTERN.match(value) or "?" in value or "#" in value:
+            raise ValueError("must be an http(s) URL without query, such as http://127.0.0.1:8787")
+        return value.rstrip("/")
+
+    @field_validator("serve_host", mode="after")
+    @classmethod
+    def _check_serve_host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", value):
+            raise ValueError("must be a host name or IP address such as 127.0.0.1")
+        return value
+
+    @field_validator("state_secret", mode="after")
+    @classmethod
+    def _check_state_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value().strip()) < 16:
+            raise ValueError("is too short (at least 16 characters)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # lazily: tzdata lookup only when set
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known IANA time zone such as Europe/Berlin") from None
+        return value.strip()
+
     @model_validator(mode="after")
     def _default_sandbox_db(self) -> Settings:
         if self.sandbox_db is None:
@@ -145,9 +292,38 @@ class Settings(BaseSettings):
         return self.home / "admonster.db"
 
     @property
+    def smtp_configured(self) -> bool:
+        """True when an SMTP server is set (email notifications can be sent)."""
+        return bool(self.smtp_host)
+
+    @property
+    def oauth_callback_url(self) -> str:
+        """The OAuth redirect URI served by `admonster serve`."""
+        return f"{self.public_url}/oauth/facebook/callback"
+
+    @property
     def llm_configured(self) -> bool:
         """True when an LLM endpoint and model are both set."""
         return bool(self.llm_base_url and self.llm_model)
+
+
+def normalize_email_list(value: str) -> str:
+    """'a@x.com; b@y.org' -> 'a@x.com, b@y.org'; ValueError when any address is malformed."""
+    addresses = [part.strip() for part in re.split(r"[,;]", value) if part.strip()]
+    if not addresses:
+        raise ValueError("must be an email address such as ops@example.com")
+    for address in addresses:
+        if not EMAIL_PATTERN.match(address):
+            raise ValueError("must be email addresses such as ops@example.com, comma-separated")
+    return ", ".join(addresses)
+
+
+def normalize_webhook_url(value: str) -> str:
+    """A stripped http(s) URL; ValueError for any other scheme or a URL without a host."""
+    value = value.strip()
+    if not HTTP_URL_PATTERN.match(value) or any(ch.isspace() for ch in value):
+        raise ValueError("must be an http(s) URL")
+    return value
 
 
 def env_var_name(field_name: str) -> str:

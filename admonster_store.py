@@ -32,11 +32,16 @@ DEFAULT_GUARDRAILS: dict[str, Any] = {
 SECRET_ARG_KEYS = frozenset({"access_token", "app_secret", "appsecret_proof", "client_secret", "password", "token"})
 API_KEY_PREFIX = "amk_"
 CONFIRMATION_PREFIX = "c-"
+NOTIFICATION_CHANNELS = ("inbox", "email", "webhook")
+DELIVERY_CHANNELS = ("email", "webhook")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "read")
+NOTIFICATION_LEVELS = ("info", "warning", "error")
+MAX_ERROR_CHARS = 500
 
 Clock = Callable[[], datetime]
 
 # Numbered schema migrations: MIGRATIONS[0] is version 1. Never edit an applied one; append a new script.
-# Later issues append: launches, alert rules/events, performance snapshots, spend ledger, notification outbox.
+# Later issues append: launches, alert rules/events, performance snapshots, spend ledger.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE workspaces (
@@ -103,6 +108,51 @@ MIGRATIONS: list[str] = [
         scopes_json TEXT,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
+    );
+    """,
+    # 2: OAuth state nonces, token health and warnings, the notification outbox, scheduled job runs.
+    """
+    CREATE TABLE oauth_states (
+        nonce TEXT PRIMARY KEY,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
+    ALTER TABLE tokens ADD COLUMN invalid_reason TEXT;
+    ALTER TABLE tokens ADD COLUMN checked_at TEXT;
+    CREATE TABLE token_warnings (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, key)
+    );
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        channel TEXT NOT NULL CHECK (channel IN ('inbox', 'email', 'webhook')),
+        level TEXT NOT NULL DEFAULT 'info',
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        target TEXT,
+        dedupe_key TEXT,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'read')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE UNIQUE INDEX notifications_dedupe ON notifications(workspace_id, channel, dedupe_key)
+        WHERE dedupe_key IS NOT NULL;
+    CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
+    CREATE INDEX notifications_workspace ON notifications(workspace_id, channel, status, id);
+    CREATE TABLE job_runs (
+        name TEXT PRIMARY KEY,
+        last_run_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        summary TEXT NOT NULL
     );
     """,
 ]
@@ -178,10 +228,52 @@ class StoredToken:
     scopes: list[str] | None = None
     created_at: str = ""
     updated_at: str = ""
+    invalid_reason: str | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible id of this token (for dedupe keys and logs; never the token itself)."""
+        return token_fingerprint(self.token)
 
     def is_expired(self, at: datetime) -> bool:
         """True when the token has an expiry at or before `at`."""
         return self.expires_at is not None and self.expires_at <= _as_utc(at)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message in the outbox: the chat inbox, an email or a webhook call, with its delivery record."""
+
+    id: int
+    workspace_id: int
+    channel: str  # "inbox" | "email" | "webhook"
+    subject: str
+    text: str
+    target: str | None  # email address(es) or webhook URL; None for the inbox
+    status: str  # "pending" | "sent" | "failed" | "read" (inbox, once shown)
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    level: str = "info"
+    dedupe_key: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """The last run of one scheduled job."""
+
+    name: str
+    last_run_at: datetime
+    ok: bool
+    summary: str
+
+
+def token_fingerprint(token: str) -> str:
+    """First 16 hex digits of the token's SHA-256: identifies a token without revealing it."""
+    return hashlib.sha256(_secret_text(token).encode()).hexdigest()[:16]
 
 
 def _utc_now() -> datetime:
@@ -682,7 +774,8 @@ class Store:
             "ON CONFLICT (workspace_id) DO UPDATE SET kind = excluded.kind, "
             "token_encrypted = excluded.token_encrypted, app_id = excluded.app_id, "
             "app_secret_encrypted = excluded.app_secret_encrypted, user_id = excluded.user_id, "
-            "expires_at = excluded.expires_at, scopes_json = excluded.scopes_json, updated_at = excluded.updated_at",
+            "expires_at = excluded.expires_at, scopes_json = excluded.scopes_json, updated_at = excluded.updated_at, "
+            "invalid_reason = NULL, checked_at = NULL",
             (
                 workspace_id,
                 kind,
@@ -714,12 +807,249 @@ class Store:
             scopes=json.loads(row["scopes_json"]) if row["scopes_json"] else None,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            invalid_reason=row["invalid_reason"],
+            checked_at=_parse_time(row["checked_at"]),
         )
 
     async def delete_token(self, workspace_id: int) -> bool:
         """Forget the workspace's token; True if there was one."""
         cursor = await self._db.execute("DELETE FROM tokens WHERE workspace_id = ?", (workspace_id,))
         return cursor.rowcount == 1
+
+    async def mark_token_invalid(self, workspace_id: int, reason: str) -> bool:
+        """Record that the workspace's token stopped working (e.g. error 190); False if there is no token."""
+        reason = _one_line(reason or "the token was rejected by Facebook")
+        cursor = await self._db.execute(
+            "UPDATE tokens SET invalid_reason = ?, checked_at = ? WHERE workspace_id = ?",
+            (reason, _iso(self._now()), workspace_id),
+        )
+        return cursor.rowcount == 1
+
+    async def mark_token_checked(
+        self,
+        workspace_id: int,
+        *,
+        valid: bool,
+        expires_at: datetime | int | float | str | None,
+        scopes: list[str] | None,
+        reason: str | None = None,
+    ) -> bool:
+        """Record a health check (debug_token): validity, expiry (None/0 = never), scopes (None keeps them).
+
+        A valid check clears `invalid_reason`; an invalid one sets it to `reason` (or keeps the one recorded).
+        False if the workspace has no token.
+        """
+        now = _iso(self._now())
+        scopes_json = None if scopes is None else _to_json(list(scopes), "Token scopes")
+        if valid:
+            invalid_sql, invalid_params = "invalid_reason = NULL", ()
+        else:
+            fallback = _one_line(reason) if reason else "the token check found it invalid"
+            invalid_sql = "invalid_reason = CASE WHEN ? IS NOT NULL THEN ? ELSE COALESCE(invalid_reason, ?) END"
+            invalid_params = (reason, fallback, fallback)
+        cursor = await self._db.execute(
+            f"UPDATE tokens SET checked_at = ?, expires_at = ?, scopes_json = COALESCE(?, scopes_json), {invalid_sql} "
+            "WHERE workspace_id = ?",
+            (now, _coerce_expiry(expires_at), scopes_json, *invalid_params, workspace_id),
+        )
+        return cursor.rowcount == 1
+
+    async def record_token_warning(self, workspace_id: int, key: str) -> bool:
+        """True the first time `key` (e.g. 'expiry:7d:<expires_at>', 'invalid:<fingerprint>') is recorded."""
+        key = str(key or "").strip()
+        if not key or len(key) > 200:
+            raise InvalidArgument("Warning key must be 1-200 characters. Fix: pass e.g. 'expiry:7d:<expires_at>'.")
+        cursor = await self._write(
+            "INSERT OR IGNORE INTO token_warnings (workspace_id, key, created_at) VALUES (?, ?, ?)",
+            (workspace_id, key, _iso(self._now())),
+            workspace_id,
+        )
+        return cursor.rowcount == 1
+
+    # -- OAuth state nonces ----------------------------------------------------------------------------------
+
+    async def add_oauth_state(self, workspace_id: int, nonce: str, expires_at: datetime) -> None:
+        """Remember an OAuth `state` nonce bound to the workspace until `expires_at` (single use)."""
+        nonce = str(nonce or "").strip()
+        if not nonce or len(nonce) > 200:
+            raise InvalidArgument("OAuth state nonce must be 1-200 characters. Fix: use secrets.token_urlsafe().")
+        if not isinstance(expires_at, datetime):
+            raise InvalidArgument("OAuth state expiry must be a datetime. Fix: pass now + timedelta(minutes=10).")
+        now = self._now()
+        # Housekeeping: states expired for a day are of no use to anyone.
+        await self._db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (_iso(now - timedelta(days=1)),))
+        try:
+            await self._write(
+                "INSERT INTO oauth_states (nonce, workspace_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (nonce, workspace_id, _iso(now), _iso(expires_at)),
+                workspace_id,
+            )
+        except sqlite3.IntegrityError:
+            raise InvalidArgument("OAuth state nonce is already in use. Fix: draw a new random nonce.") from None
+
+    async def consume_oauth_state(self, nonce: str) -> int | None:
+        """The workspace id bound to `nonce`, exactly once; None when unknown, already used or expired."""
+        nonce = str(nonce or "").strip()
+        if not nonce:
+            return None
+        now = _iso(self._now())
+        cursor = await self._db.execute(
+            "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND used_at IS NULL AND expires_at > ?",
+            (now, nonce, now),
+        )
+        if cursor.rowcount != 1:
+            return None
+        row = await self._fetchone("SELECT workspace_id FROM oauth_states WHERE nonce = ?", (nonce,))
+        return int(row["workspace_id"]) if row else None
+
+    # -- notification outbox ---------------------------------------------------------------------------------
+
+    async def enqueue_notification(
+        self,
+        workspace_id: int,
+        *,
+        channel: str,
+        subject: str,
+        text: str,
+        target: str | None,
+        dedupe_key: str | None = None,
+        level: str = "info",
+    ) -> int | None:
+        """Queue a message; its id, or None when `dedupe_key` was already queued for this workspace and channel."""
+        if channel not in NOTIFICATION_CHANNELS:
+            raise InvalidArgument(
+                f"Notification channel {channel!r} is not known. Fix: use {', '.join(NOTIFICATION_CHANNELS)}."
+            )
+        if level not in NOTIFICATION_LEVELS:
+            raise InvalidArgument(f"Notification level {level!r} is not known. Fix: use {', '.join(NOTIFICATION_LEVELS)}.")
+        subject = _one_line(subject or "")
+        if not subject:
+            raise InvalidArgument("Notification subject is empty. Fix: pass a short subject line.")
+        target = str(target).strip() if target else None
+        if channel in DELIVERY_CHANNELS and not target:
+            raise InvalidArgument(
+                f"A {channel} notification needs a target. Fix: pass the email address or webhook URL."
+            )
+        if channel == "inbox":
+            target = None
+        now = _iso(self._now())
+        try:
+            cursor = await self._write(
+                "INSERT INTO notifications (workspace_id, channel, level, subject, text, target, dedupe_key, status, "
+                "attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                (workspace_id, channel, level, subject, str(text or ""), target, dedupe_key or None, now, now),
+                workspace_id,
+            )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                return None
+            raise
+        return int(cursor.lastrowid)
+
+    async def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
+        """Pending email and webhook messages of every workspace whose next attempt is at or before `now`."""
+        limit = max(1, min(int(limit), 1000))
+        rows = await self._fetchall(
+            "SELECT * FROM notifications WHERE status = 'pending' AND channel IN ('email', 'webhook') "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+            (_iso(now), limit),
+        )
+        return [_notification_from_row(row) for row in rows]
+
+    async def get_notification(self, workspace_id: int, notification_id: int) -> Notification | None:
+        """One message of the workspace, or None."""
+        row = await self._fetchone(
+            "SELECT * FROM notifications WHERE workspace_id = ? AND id = ?", (workspace_id, notification_id)
+        )
+        return _notification_from_row(row) if row else None
+
+    async def mark_notification_sent(self, notification_id: int) -> bool:
+        """Record a successful delivery of a pending message; False if it was not pending."""
+        now = _iso(self._now())
+        cursor = await self._db.execute(
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (now, now, notification_id),
+        )
+        return cursor.rowcount == 1
+
+    async def mark_notification_failed(
+        self, notification_id: int, error: str, next_attempt_at: datetime | None
+    ) -> bool:
+        """Record a failed attempt: retry at `next_attempt_at`, or give up (status 'failed') when it is None."""
+        error = _one_line(str(error or "delivery failed"))[:MAX_ERROR_CHARS]
+        if next_attempt_at is None:
+            cursor = await self._db.execute(
+                "UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (error, notification_id),
+            )
+        else:
+            cursor = await self._db.execute(
+                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (error, _iso(next_attempt_at), notification_id),
+            )
+        return cursor.rowcount == 1
+
+    async def list_notifications(
+        self, workspace_id: int, limit: int = 50, *, channel: str | None = None, status: str | None = None
+    ) -> list[Notification]:
+        """The workspace's messages, newest first, optionally one channel and/or status."""
+        limit = max(1, min(int(limit), 1000))
+        where, params = ["workspace_id = ?"], [workspace_id]
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        rows = await self._fetchall(
+            f"SELECT * FROM notifications WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [_notification_from_row(row) for row in rows]
+
+    async def unread_inbox(self, workspace_id: int) -> list[Notification]:
+        """The workspace's chat-inbox messages not shown yet, oldest first."""
+        rows = await self._fetchall(
+            "SELECT * FROM notifications WHERE workspace_id = ? AND channel = 'inbox' AND status = 'pending' "
+            "ORDER BY id",
+            (workspace_id,),
+        )
+        return [_notification_from_row(row) for row in rows]
+
+    async def mark_inbox_read(self, workspace_id: int, ids: list[int]) -> int:
+        """Mark these inbox messages of the workspace read; returns how many changed (others' ids are ignored)."""
+        ids = [int(i) for i in ids or []]
+        if not ids:
+            return 0
+        marks = ", ".join("?" for _ in ids)
+        cursor = await self._db.execute(
+            f"UPDATE notifications SET status = 'read', sent_at = ? WHERE workspace_id = ? AND channel = 'inbox' "
+            f"AND status = 'pending' AND id IN ({marks})",
+            (_iso(self._now()), workspace_id, *ids),
+        )
+        return cursor.rowcount
+
+    # -- scheduled job runs ----------------------------------------------------------------------------------
+
+    async def record_job_run(self, name: str, *, ran_at: datetime, ok: bool, summary: str) -> None:
+        """Remember when job `name` last ran and how it went."""
+        await self._db.execute(
+            "INSERT INTO job_runs (name, last_run_at, ok, summary) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET last_run_at = excluded.last_run_at, ok = excluded.ok, summary = excluded.summary",
+            (name, _iso(ran_at), 1 if ok else 0, _one_line(summary or "")[:MAX_ERROR_CHARS]),
+        )
+
+    async def last_job_run(self, name: str) -> JobRun | None:
+        """The last recorded run of job `name`, or None."""
+        row = await self._fetchone("SELECT * FROM job_runs WHERE name = ?", (name,))
+        return _job_run_from_row(row) if row else None
+
+    async def list_job_runs(self) -> list[JobRun]:
+        """The last run of every job that ever ran, by name."""
+        rows = await self._fetchall("SELECT * FROM job_runs ORDER BY name", ())
+        return [_job_run_from_row(row) for row in rows]
 
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -793,6 +1123,42 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         fbtrace_id=row["fbtrace_id"],
         undo_of=row["undo_of"],
         undone_by=row["undone_by"],
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _notification_from_row(row: aiosqlite.Row) -> Notification:
+    return Notification(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        channel=row["channel"],
+        subject=row["subject"],
+        text=row["text"],
+        target=row["target"],
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        next_attempt_at=_parse_time(row["next_attempt_at"]) if row["status"] == "pending" else None,
+        sent_at=_parse_time(row["sent_at"]),
+        level=row["level"],
+        dedupe_key=row["dedupe_key"],
+    )
+
+
+def _job_run_from_row(row: aiosqlite.Row) -> JobRun:
+    return JobRun(
+        name=row["name"],
+        last_run_at=datetime.fromisoformat(row["last_run_at"]),
+        ok=bool(row["ok"]),
+        summary=row["summary"],
     )
 
 

@@ -1,23 +1,33 @@
-"""Ops: ad accounts (list, read, overview), spend caps, account users."""
+"""Ops: ad accounts (list, read, overview, create), spend caps, account users, businesses, pages, Instagram accounts."""
 from __future__ import annotations
 
+import difflib
 import json
-from typing import Any
+import re
+from functools import cache
+from typing import Any, Literal
 
 from facebook_business.adobjects.adaccount import AdAccount
-from pydantic import Field
+from facebook_business.adobjects.business import Business
+from pydantic import Field, field_validator
 
 from fb_utils import (
     Change,
+    FacebookError,
     GraphRequest,
+    NetworkError,
+    NotFoundError,
     OpContext,
     OpArgs,
     OpKind,
     OpResult,
     OpSet,
+    PermissionDeniedError,
     ValidationError,
     WritePlan,
+    check_object_id,
     format_money,
+    sdk_enum_values,
 )
 
 ops = OpSet("fb_ad_account")
@@ -162,8 +172,83 @@ async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePla
                      changes=[change], execute=execute, currency=currency)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Who may touch an ad account: its people and their tasks
+# ---------------------------------------------------------------------------------------------------------------
+
+TASKS = sdk_enum_values(AdAccount.Tasks)
+Task = Literal[TASKS]  # type: ignore[valid-type]
+TASK_ORDER = ("MANAGE", "ADVERTISE", "ANALYZE", "DRAFT", "AA_ANALYZE")
+TASK_MEANING = {
+    "MANAGE": "manage its settings, payment and people",
+    "ADVERTISE": "create, edit and publish ads",
+    "ANALYZE": "see performance and reports",
+    "DRAFT": "draft ads",
+    "AA_ANALYZE": "see advanced analytics",
+}
+# What Business Manager grants with each task: an admin can also advertise and analyze, an advertiser can analyze.
+TASK_IMPLIES = {"MANAGE": ("ADVERTISE", "ANALYZE", "DRAFT"), "ADVERTISE": ("ANALYZE", "DRAFT")}
+
+
+def ordered_tasks(tasks: Any) -> list[str]:
+    """Tasks as a list in a stable order (most powerful first), unknown ones kept at the end."""
+    values = [str(t) for t in (tasks or [])]
+    known = [t for t in TASK_ORDER if t in values]
+    return known + sorted(set(values) - set(known))
+
+
+def with_implied_tasks(tasks: list[str]) -> list[str]:
+    full = set(tasks)
+    for task in tasks:
+        full.update(TASK_IMPLIES.get(task, ()))
+    return ordered_tasks(full)
+
+
+def role_of(tasks: Any) -> str:
+    held = set(tasks or [])
+    if "MANAGE" in held:
+        return "admin"
+    if "ADVERTISE" in held:
+        return "advertiser"
+    if "ANALYZE" in held or "AA_ANALYZE" in held:
+        return "analyst"
+    if "DRAFT" in held:
+        return "drafter"
+    return "no access"
+
+
+def tasks_text(tasks: Any) -> str:
+    """Tasks in plain words: 'advertiser: can create, edit and publish ads; see performance and reports [ADVERTISE, ANALYZE]'."""
+    listed = ordered_tasks(tasks)
+    if not listed:
+        return "no access"
+    meanings = "; ".join(TASK_MEANING.get(t, t) for t in listed)
+    return f"{role_of(listed)}: can {meanings} [{', '.join(listed)}]"
+
+
+def user_line(user: dict[str, Any]) -> str:
+    return f"    {user.get('id')} {user.get('name', '')} — {tasks_text(user.get('tasks'))}"
+
+
+async def account_with_business(ctx: OpContext, account_id: str) -> dict[str, Any]:
+    """The account's id, name and owning business ({id, name} or None)."""
+    account = await ctx.graph.get(account_id, {"fields": "id,name,business"})
+    if not isinstance(account.get("business"), dict) or not account["business"].get("id"):
+        account["business"] = None
+    return account
+
+
+def account_label(account: dict[str, Any]) -> str:
+    return f"{account.get('name') or account['id']} ({account['id']})"
+
+
+async def assigned_users(ctx: OpContext, account_id: str, business_id: str) -> list[dict[str, Any]]:
+    users = await ctx.graph.get_all(f"{account_id}/assigned_users", {"business": business_id, "fields": "id,name,tasks"})
+    return [{"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))} for u in users]
+
+
 class ListAccountUsersArgs(OpArgs):
-    """List the people with access to the ad account and what each may do (their tasks)."""
+    """List the people with access to the ad account and what each may do (admin, advertiser, analyst, with their tasks), including the people its business assigned."""
 
     ad_account_id: str | None = AdAccountArg
 
@@ -171,11 +256,145 @@ class ListAccountUsersArgs(OpArgs):
 @ops.op(OpKind.READ)
 async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    users = await ctx.graph.get_all(f"{account_id}/users", {"fields": "id,name,tasks"})
-    if not users:
-        return OpResult(text=f"No users listed for {account_id}.", data={"users": []})
-    lines = [f"Users of {account_id}:"] + [f"  {u.get('id')} {u.get('name', '')}: {', '.join(u.get('tasks') or []) or 'no tasks'}" for u in users]
-    return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "users": users})
+    account = await account_with_business(ctx, account_id)
+    users = [{"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))}
+             for u in await ctx.graph.get_all(f"{account_id}/users", {"fields": "id,name,tasks"})]
+    business = account["business"]
+    lines = [f"People with access to {account_label(account)}:"]
+    lines += ["  On the account:"] + ([user_line(u) for u in users] or ["    nobody listed"])
+    assigned: list[dict[str, Any]] | None = None
+    note = None
+    if business:
+        try:
+            assigned = await assigned_users(ctx, account_id, business["id"])
+        except (PermissionDeniedError, NotFoundError) as error:  # the rest of the answer is still right
+            note = f"  Business-assigned people not shown: {error.message}"
+        if assigned is not None:
+            lines.append(f"  Assigned through the business {business.get('name', '')} ({business['id']}):")
+            lines += [user_line(u) for u in assigned] or ["    nobody assigned"]
+    else:
+        lines.append("  No business owns this account, so nobody is assigned through one.")
+    if note:
+        lines.append(note)
+    if business:
+        lines.append("Change access with assign_account_user or remove_account_user (business users only).")
+    return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "users": users, "business": business,
+                                                 "assigned_users": assigned})
+
+
+def _tasks_list(value: Any) -> Any:
+    """Accept 'analyze', 'ANALYZE,ADVERTISE' or a list, any case."""
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,\s]+", value) if part]
+    if isinstance(value, (list, tuple)):
+        return [v.strip().upper() if isinstance(v, str) else v for v in value]
+    return value
+
+
+class AssignAccountUserArgs(OpArgs):
+    """Give a person of the business that owns the ad account access to it, with the tasks they may do (replaces their current tasks). MANAGE gives full control; ADVERTISE includes ANALYZE."""
+
+    ad_account_id: str | None = AdAccountArg
+    user_id: str = Field(..., description="The business user id of the person (list_account_users shows assigned people; "
+                                          "an unknown id answers with the business's people).", examples=["100000000000001"])
+    tasks: list[Task] = Field(  # type: ignore[valid-type]
+        ["ANALYZE"], min_length=1,
+        description="What the person may do: MANAGE (everything, including people and payment), ADVERTISE (create and publish "
+                    "ads; includes ANALYZE), ANALYZE (see reports), DRAFT (draft ads only), AA_ANALYZE (advanced analytics). "
+                    "Default ANALYZE.")
+
+    _tasks = field_validator("tasks", mode="before")(_tasks_list)
+
+
+async def _business_user(ctx: OpContext, business: dict[str, Any], user_id: str) -> dict[str, Any]:
+    people = await ctx.graph.get_all(f"{business['id']}/business_users", {"fields": "id,name,role"})
+    for person in people:
+        if str(person.get("id")) == user_id:
+            return person
+    shown = ", ".join(f"{p.get('id')} ({p.get('name', '')}, {p.get('role', 'member')})" for p in people[:15]) or "none listed"
+    raise ValidationError(f"User {user_id} is not a person of the business {business.get('name', '')} ({business['id']})",
+                          fix=f"Use one of the business's people: {shown}", blame_field="user_id",
+                          data={"business_users": [{k: p.get(k) for k in ("id", "name", "role")} for p in people]})
+
+
+async def _business_of(ctx: OpContext, account_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    account = await account_with_business(ctx, account_id)
+    if not account["business"]:
+        raise ValidationError(f"{account_label(account)} is not owned by a business: people are assigned to an account through its business",
+                              fix="Move the account into a Business Manager first, or manage access in Ads Manager's account settings",
+                              blame_field="ad_account_id")
+    return account, account["business"]
+
+
+@ops.op(OpKind.WRITE, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
+async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> WritePlan | OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    user_id = check_object_id(args.user_id, "user_id")
+    tasks = with_implied_tasks(list(args.tasks))
+    account, business = await _business_of(ctx, account_id)
+    person = await _business_user(ctx, business, user_id)
+    name = person.get("name") or user_id
+    current = next((u for u in await assigned_users(ctx, account_id, business["id"]) if u["id"] == user_id), None)
+    before = current["tasks"] if current else []
+    if before == tasks:
+        return OpResult(text=f"{name} ({user_id}) already has {tasks_text(tasks)} on {account_label(account)}; nothing to change.",
+                        data={"ad_account_id": account_id, "user_id": user_id, "tasks": tasks})
+    implied = [t for t in tasks if t not in args.tasks]
+    granting = [t for t in TASK_ORDER if t in args.tasks and t in TASK_IMPLIES]
+    notes = f" {' and '.join(granting)} include{'s' if len(granting) == 1 else ''} {', '.join(implied)}." if implied else ""
+    if "MANAGE" in tasks:
+        notes += " MANAGE gives full control of the account, including its people and payment settings."
+    params = {"user": user_id, "tasks": tasks}
+    change = Change(account_id, "ad account", account.get("name") or account_id, f"tasks of {name} ({user_id})", before, tasks)
+
+    async def execute() -> OpResult:
+        await ctx.graph.post(f"{account_id}/assigned_users", params, idempotent=True)  # sets the same tasks again: safe to repeat
+        was = tasks_text(before) if before else "no access"
+        text = f"{name} ({user_id}) on {account_label(account)}: {was} → {tasks_text(tasks)}.{notes}"
+        return OpResult(text=text, data={"ad_account_id": account_id, "user_id": user_id, "before": before, "tasks": tasks,
+                                         "changes": [vars(change).copy()]})
+
+    return WritePlan(summary=f"give {name} ({user_id}) {', '.join(tasks)} on {account_label(account)} (currently {', '.join(before) or 'no access'})",
+                     ad_account_id=account_id, requests=[GraphRequest("POST", f"{account_id}/assigned_users", params)],
+                     changes=[change], execute=execute)
+
+
+class RemoveAccountUserArgs(OpArgs):
+    """Take away a business-assigned person's access to the ad account (all their tasks). They can be assigned again later."""
+
+    ad_account_id: str | None = AdAccountArg
+    user_id: str = Field(..., description="The business user id of the person to remove (list_account_users shows them).", examples=["100000000000001"])
+
+
+@ops.op(OpKind.WRITE, destructive=True, example={"user_id": "100000000000001"})
+async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    user_id = check_object_id(args.user_id, "user_id")
+    account, business = await _business_of(ctx, account_id)
+    assigned = await assigned_users(ctx, account_id, business["id"])
+    current = next((u for u in assigned if u["id"] == user_id), None)
+    if current is None:
+        shown = ", ".join(f"{u['id']} ({u['name']})" for u in assigned[:15]) or "nobody"
+        raise ValidationError(f"User {user_id} is not assigned to {account_label(account)} through the business {business.get('name', '')}",
+                              fix=f"Pick one of the assigned people: {shown}", blame_field="user_id")
+    name = current["name"] or user_id
+    managers = [u for u in assigned if "MANAGE" in u["tasks"]]
+    if managers == [current]:
+        raise ValidationError(f"{name} ({user_id}) is the only person the business lets manage {account_label(account)}; "
+                              "removing them would leave nobody able to change its settings or people",
+                              fix="First give MANAGE to someone else with assign_account_user, then remove this person",
+                              blame_field="user_id")
+    change = Change(account_id, "ad account", account.get("name") or account_id, f"tasks of {name} ({user_id})", current["tasks"], [])
+
+    async def execute() -> OpResult:
+        await ctx.graph.delete(f"{account_id}/assigned_users", {"user": user_id})
+        return OpResult(text=f"Removed {name} ({user_id}) from {account_label(account)} (was {tasks_text(current['tasks'])}).",
+                        data={"ad_account_id": account_id, "user_id": user_id, "before": current["tasks"], "tasks": [],
+                              "changes": [vars(change).copy()]})
+
+    return WritePlan(summary=f"remove {name} ({user_id}) from {account_label(account)} (currently {', '.join(current['tasks']) or 'no tasks'})",
+                     ad_account_id=account_id, requests=[GraphRequest("DELETE", f"{account_id}/assigned_users", {"user": user_id})],
+                     changes=[change], execute=execute)
 
 
 class SelectAdAccountArgs(OpArgs):
@@ -191,3 +410,440 @@ async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResu
     return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
                     data={"ad_account_id": account_id, "name": info.name, "currency": info.currency},
                     selections={"ad_account": account_id})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facebook pages and Instagram accounts (selected per workspace; creative ops use them as defaults)
+# ---------------------------------------------------------------------------------------------------------------
+
+# Never ask for a page's access_token: ops have no use for it, and what is never read cannot leak.
+PAGE_FIELDS = "id,name,category,tasks,instagram_business_account"
+INSTAGRAM_FIELDS = "id,username,name,profile_picture_url"
+
+
+def clean_page(page: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields ops use; anything else Graph sends (a page token above all) is dropped."""
+    instagram = page.get("instagram_business_account")
+    return {"id": str(page.get("id")), "name": page.get("name", ""), "category": page.get("category"),
+            "tasks": [str(t) for t in page.get("tasks") or []],
+            "instagram_account_id": str(instagram["id"]) if isinstance(instagram, dict) and instagram.get("id") else None}
+
+
+async def fetch_pages(ctx: OpContext) -> list[dict[str, Any]]:
+    return [clean_page(p) for p in await ctx.graph.get_all("me/accounts", {"fields": PAGE_FIELDS})]
+
+
+def page_line(page: dict[str, Any], selected: str | None) -> str:
+    mark = "*" if page["id"] == selected else " "
+    instagram = f"Instagram {page['instagram_account_id']}" if page["instagram_account_id"] else "no Instagram account"
+    advertise = "" if "ADVERTISE" in page["tasks"] else " · you cannot advertise for it (no ADVERTISE task)"
+    category = f" · {page['category']}" if page.get("category") else ""
+    return f"{mark} {page['id']} · {page['name']}{category} · your tasks: {', '.join(page['tasks']) or 'none'} · {instagram}{advertise}"
+
+
+def pages_choice(pages: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{p['id']} ({p['name']})" for p in pages[:15]) or "none: this person manages no page"
+
+
+class ListPagesArgs(OpArgs):
+    """List the Facebook pages this person manages, their tasks on each, and whether each has an Instagram account (* = selected; the only page is selected automatically)."""
+
+
+@ops.op(OpKind.READ)
+async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
+    pages = await fetch_pages(ctx)
+    if not pages:
+        return OpResult(text="This person manages no Facebook page. Fix: create a page or get a role on one, then reconnect "
+                             "with pages_show_list (/connect).", data={"pages": [], "selected": None})
+    selected = ctx.page_id
+    selections: dict[str, str | None] = {}
+    notes = []
+    if len(pages) == 1 and not selected:
+        page = pages[0]
+        selected = selections["page"] = page["id"]
+        notes.append(f"Selected {page['name']} ({page['id']}) automatically: it is the only page.")
+        if page["instagram_account_id"] and not ctx.instagram_account_id:
+            selections["instagram_account"] = page["instagram_account_id"]
+            notes.append(f"Selected its Instagram account {page['instagram_account_id']} too.")
+    elif selected and all(p["id"] != selected for p in pages):
+        notes.append(f"The selected page {selected} is not among them any more: choose one with select_page.")
+    elif not selected:
+        notes.append("Choose the page ads run for with select_page.")
+    lines = [f"Pages ({len(pages)}):"] + ["  " + page_line(p, selected) for p in pages] + notes
+    data = {"pages": [{**p, "selected": p["id"] == selected} for p in pages], "selected": selected,
+            "auto_selected": selections.get("page")}
+    return OpResult(text="\n".join(lines), data=data, selections=selections)
+
+
+class SelectPageArgs(OpArgs):
+    """Select the Facebook page that ads and creatives use when none is given (also selects its Instagram account if none is selected)."""
+
+    page_id: str = Field(..., description="The page's id (list_pages shows them).", examples=["100000000000001"])
+
+
+@ops.op(OpKind.READ, idempotent=True)
+async def select_page(ctx: OpContext, args: SelectPageArgs) -> OpResult:
+    page_id = check_object_id(args.page_id, "page_id")
+    pages = await fetch_pages(ctx)
+    page = next((p for p in pages if p["id"] == page_id), None)
+    if page is None:
+        raise ValidationError(f"Page {page_id} is not one of the pages this person manages",
+                              fix=f"Use one of: {pages_choice(pages)}", blame_field="page_id",
+                              data={"pages": [{"id": p["id"], "name": p["name"]} for p in pages]})
+    selections: dict[str, str | None] = {"page": page_id}
+    text = f"Selected page {page['name']} ({page_id}); your tasks on it: {', '.join(page['tasks']) or 'none'}."
+    if "ADVERTISE" not in page["tasks"]:
+        text += " You lack the ADVERTISE task on it: ads for this page will be refused until a page admin grants it."
+    if page["instagram_account_id"] and not ctx.instagram_account_id:
+        selections["instagram_account"] = page["instagram_account_id"]
+        text += f" Also selected its Instagram account {page['instagram_account_id']}."
+    elif not page["instagram_account_id"]:
+        text += " It has no Instagram account linked, so Instagram placements need one from list_instagram_accounts."
+    return OpResult(text=text, data={"page": page, "selected": selections}, selections=selections)
+
+
+async def collect_instagram_accounts(ctx: OpContext, account_id: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Instagram accounts linked to the person's pages and to the ad account, one entry each with its sources."""
+    found: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+
+    def entry(raw: dict[str, Any]) -> dict[str, Any]:
+        ig_id = str(raw.get("id"))
+        item = found.setdefault(ig_id, {"id": ig_id, "username": None, "name": None, "profile_picture_url": None, "sources": []})
+        for key in ("username", "name", "profile_picture_url"):
+            item[key] = item[key] or raw.get(key)
+        return item
+
+    linked = [p for p in await fetch_pages(ctx) if p["instagram_account_id"]]
+    if linked:
+        details: dict[str, dict] = {}
+        try:
+            details = await ctx.graph.get_many([p["instagram_account_id"] for p in linked], INSTAGRAM_FIELDS)
+        except (PermissionDeniedError, NotFoundError) as error:
+            notes.append(f"Instagram details not readable ({error.message}); ids only.")
+        for page in linked:
+            item = entry(details.get(page["instagram_account_id"]) or {"id": page["instagram_account_id"]})
+            item["sources"].append({"type": "page", "id": page["id"], "name": page["name"]})
+    if account_id:
+        try:
+            for raw in await ctx.graph.get_all(f"{account_id}/instagram_accounts", {"fields": "id,username"}):
+                entry(raw)["sources"].append({"type": "ad_account", "id": account_id})
+        except PermissionDeniedError as error:
+            notes.append(f"The Instagram accounts of {account_id} are not readable: {error.message}.")
+    else:
+        notes.append("No ad account selected, so only page-linked accounts are listed.")
+    return list(found.values()), notes
+
+
+def instagram_line(item: dict[str, Any], selected: str | None) -> str:
+    mark = "*" if item["id"] == selected else " "
+    handle = f"@{item['username']}" if item.get("username") else "(username not readable)"
+    name = f" ({item['name']})" if item.get("name") else ""
+    via = ", ".join(f"page {s['name']} ({s['id']})" if s["type"] == "page" else f"ad account {s['id']}" for s in item["sources"])
+    return f"{mark} {item['id']} {handle}{name} · linked via {via}"
+
+
+class ListInstagramAccountsArgs(OpArgs):
+    """List the Instagram accounts ads can run as: those linked to this person's pages and those linked to the ad account (* = selected)."""
+
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.READ)
+async def list_instagram_accounts(ctx: OpContext, args: ListInstagramAccountsArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
+    items, notes = await collect_instagram_accounts(ctx, account_id)
+    selected = ctx.instagram_account_id
+    if not items:
+        text = ("No Instagram account is linked to your pages or the ad account. Fix: link an Instagram professional "
+                "account to your page (Page settings → Linked accounts), then list again.")
+        return OpResult(text="\n".join([text] + notes), data={"instagram_accounts": [], "selected": selected})
+    lines = [f"Instagram accounts ({len(items)}):"] + ["  " + instagram_line(i, selected) for i in items] + notes
+    if not selected:
+        lines.append("Choose the one ads run as with select_instagram_account.")
+    return OpResult(text="\n".join(lines), data={"instagram_accounts": [{**i, "selected": i["id"] == selected} for i in items],
+                                                 "selected": selected})
+
+
+class SelectInstagramAccountArgs(OpArgs):
+    """Select the Instagram account that ads and creatives use for Instagram placements when none is given."""
+
+    instagram_account_id: str = Field(..., description="The Instagram account's id (list_instagram_accounts shows them).",
+                                      examples=["17841400000000001"])
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.READ, idempotent=True)
+async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountArgs) -> OpResult:
+    instagram_id = check_object_id(args.instagram_account_id, "instagram_account_id")
+    account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
+    items, _ = await collect_instagram_accounts(ctx, account_id)
+    item = next((i for i in items if i["id"] == instagram_id), None)
+    if item is None:
+        shown = ", ".join(f"{i['id']} (@{i.get('username') or '?'})" for i in items[:15]) or "none is linked"
+        raise ValidationError(f"Instagram account {instagram_id} is not linked to your pages or to {account_id or 'the ad account'}",
+                              fix=f"Use one of: {shown}", blame_field="instagram_account_id")
+    handle = f"@{item['username']} " if item.get("username") else ""
+    return OpResult(text=f"Selected Instagram account {handle}({instagram_id}).", data={"instagram_account": item},
+                    selections={"instagram_account": instagram_id})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Businesses and new ad accounts
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def fetch_businesses(ctx: OpContext) -> list[dict[str, Any]]:
+    return await ctx.graph.get_all("me/businesses", {"fields": "id,name,verification_status"})
+
+
+class ListBusinessesArgs(OpArgs):
+    """List the Business Managers (businesses) this person belongs to, with their verification status."""
+
+
+@ops.op(OpKind.READ)
+async def list_businesses(ctx: OpContext, args: ListBusinessesArgs) -> OpResult:
+    businesses = await fetch_businesses(ctx)
+    if not businesses:
+        return OpResult(text="This person belongs to no business. Fix: create one at business.facebook.com, then reconnect "
+                             "with business_management (/connect).", data={"businesses": []})
+    lines = [f"Businesses ({len(businesses)}):"] + [
+        f"  {b.get('id')} · {b.get('name', '')} · {str(b.get('verification_status') or 'verification unknown').replace('_', ' ')}"
+        for b in businesses]
+    lines.append("create_ad_account makes a new ad account under one of them.")
+    return OpResult(text="\n".join(lines), data={"businesses": businesses})
+
+
+CURRENCIES = sdk_enum_values(AdAccount.Currency)
+Currency = Literal[CURRENCIES]  # type: ignore[valid-type]
+TIMEZONE_IDS = frozenset(int(v) for v in sdk_enum_values(Business.TimezoneId))
+SPECIAL_ADVERTISERS = ("NONE", "UNFOUND")
+
+
+def _currency(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    code = value.strip().upper()
+    if code not in CURRENCIES:
+        close = difflib.get_close_matches(code, CURRENCIES, n=3, cutoff=0.6)
+        raise ValueError(f"{value!r} is not a currency Facebook accepts for ad accounts; "
+                         + (f"closest: {', '.join(close)}" if close else "use a 3-letter ISO 4217 code such as USD, EUR, GBP or JPY"))
+    return code
+
+
+class CreateAdAccountArgs(OpArgs):
+    """Create a new ad account under a business (Business Manager). It spends nothing until campaigns run in it; its currency and time zone can never be changed later."""
+
+    name: str = Field(..., min_length=1, max_length=100, description="The new account's name.", examples=["Acme Germany"])
+    currency: Currency = Field(  # type: ignore[valid-type]
+        ..., description="Account currency, ISO 4217 (e.g. USD, EUR, JPY): every budget and report of the account uses it; permanent.")
+    timezone: str = Field(..., description="The account's time zone, permanent: an IANA name like Europe/Berlin or America/New_York, "
+                                           "or Facebook's numeric timezone_id (e.g. 47). Days in reports and schedules follow it.",
+                          examples=["Europe/Berlin"])
+    business_id: str | None = Field(None, description="The business that will own the account; defaults to yours when you "
+                                                      "belong to exactly one (list_businesses).", examples=["100000000000001"])
+    end_advertiser: str | None = Field(None, description="Who the ads are for: a page or app id, or NONE / UNFOUND; "
+                                                         "defaults to the selected page, else NONE.")
+    media_agency: str | None = Field(None, description="The media agency's page or app id, if an agency runs it; default NONE.")
+    partner: str | None = Field(None, description="A partner's page or app id; default NONE.")
+
+    _currency = field_validator("currency", mode="before")(_currency)
+
+
+def _party(value: str | None, field_name: str, default: str = "NONE") -> str:
+    """A page/app id, or NONE/UNFOUND, as Facebook takes end_advertiser, media_agency and partner."""
+    if value is None or not str(value).strip():
+        return default
+    text = str(value).strip()
+    if text.upper() in SPECIAL_ADVERTISERS:
+        return text.upper()
+    if not re.fullmatch(r"\d{1,25}", text):
+        raise ValidationError(f"{field_name} {value!r} is neither a page/app id nor NONE or UNFOUND",
+                              fix=f"Pass the numeric page or app id (list_pages shows pages), or NONE", blame_field=field_name)
+    return text
+
+
+def resolve_timezone(value: str) -> tuple[int, str | None]:
+    """(Facebook timezone_id, IANA name) for an IANA name, a city, a TZ_ code or a numeric id; unknown ones refused with the closest names."""
+    text = str(value).strip()
+    names = timezone_names()
+    if re.fullmatch(r"\d{1,4}", text):
+        tz_id = int(text)
+        if tz_id == 0 or tz_id not in TIMEZONE_IDS:
+            raise ValidationError(f"{text} is not a Facebook timezone_id", blame_field="timezone",
+                                  fix=f"Pass an IANA name such as Europe/Berlin, or an id from 1 to {max(TIMEZONE_IDS)}")
+        return tz_id, names[tz_id] if tz_id < len(names) else None
+    key = text.lower().replace(" ", "_")
+    by_key = timezones_by_key()
+    if key in by_key:
+        return by_key[key], names[by_key[key]]
+    cities = [i for i, name in enumerate(names) if name.lower().rsplit("/", 1)[-1] == key and i]
+    if len(cities) == 1:
+        return cities[0], names[cities[0]]
+    choices = [n for n in names[1:]]
+    close = difflib.get_close_matches(text, choices, n=5, cutoff=0.6)
+    city_names = {n.rsplit("/", 1)[-1].lower(): n for n in reversed(choices)}
+    close += [city_names[c] for c in difflib.get_close_matches(key.rsplit("/", 1)[-1], list(city_names), n=5, cutoff=0.6)]
+    close = list(dict.fromkeys([names[i] for i in cities] + close))[:5]
+    raise ValidationError(f"Unknown time zone {value!r}", blame_field="timezone",
+                          fix=("Did you mean " + ", ".join(close) + "? " if close else "")
+                              + "Use an IANA name such as Europe/Berlin or America/New_York, or Facebook's numeric timezone_id",
+                          data={"suggestions": close})
+
+
+@cache
+def timezone_names() -> tuple[str, ...]:
+    """Facebook's time zones by id (index = timezone_id, 0 = TZ_UNKNOWN) as IANA names."""
+    return tuple(_FACEBOOK_TIMEZONES.split())
+
+
+@cache
+def timezones_by_key() -> dict[str, int]:
+    """Lower-case IANA name and Facebook TZ_ code (tz_europe_berlin) → timezone_id."""
+    keys: dict[str, int] = {}
+    for tz_id, name in enumerate(timezone_names()):
+        if tz_id:
+            keys[name.lower()] = tz_id
+            code = re.sub(r"gmt([+-])", lambda m: "gmt_plus_" if m.group(1) == "+" else "gmt_minus_", name.lower())
+            keys.setdefault("tz_" + re.sub(r"[/-]", "_", code), tz_id)
+    return keys
+
+
+@ops.op(OpKind.WRITE, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
+async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WritePlan:
+    timezone_id, timezone_name = resolve_timezone(args.timezone)
+    end_advertiser = _party(args.end_advertiser, "end_advertiser", default=ctx.page_id or "NONE")
+    media_agency = _party(args.media_agency, "media_agency")
+    partner = _party(args.partner, "partner")
+    wanted = check_object_id(args.business_id, "business_id") if args.business_id else None
+    businesses = await fetch_businesses(ctx)
+    business = _pick_business(businesses, wanted)
+    business_id = str(business["id"])
+    path = f"{business_id}/adaccount"
+    payload = {"name": args.name, "currency": args.currency, "timezone_id": timezone_id, "end_advertiser": end_advertiser,
+               "media_agency": media_agency, "partner": partner}
+    zone = f"{timezone_name} (timezone_id {timezone_id})" if timezone_name else f"timezone_id {timezone_id}"
+    where = f"{business.get('name', '')} ({business_id})"
+
+    async def execute() -> OpResult:
+        try:
+            created = await ctx.graph.create(path, payload, lookup=None)  # an ad account carries no label to find it by
+        except FacebookError as error:
+            if (error.data or {}).get("create_outcome") != "unknown":
+                raise
+            raise NetworkError(
+                f"Creating ad account {args.name!r} under {where} failed ({error.message}): it may or may not have been created",
+                fix=f"Do not send it again blindly: run list_ad_accounts and look for {args.name!r} first",
+                data={"create_outcome": "unknown", "business_id": business_id, "name": args.name},
+            ) from error
+        account_id = str(created.get("id") or "")
+        if account_id and not account_id.startswith("act_"):
+            account_id = f"act_{account_id}"
+        text = (f"Created ad account {args.name} ({account_id}) under {where}: currency {args.currency}, time zone {zone}, "
+                f"end advertiser {end_advertiser}. It spends nothing until campaigns run in it. "
+                f"Use it with select_ad_account {account_id} (/use {account_id}).")
+        return OpResult(text=text, data={"id": account_id, "ad_account_id": account_id, "business_id": business_id,
+                                         "name": args.name, "currency": args.currency, "timezone_id": timezone_id,
+                                         "timezone_name": timezone_name, "end_advertiser": end_advertiser,
+                                         "response": {k: v for k, v in created.items() if k != "access_token"}})
+
+    changes = [Change(None, "ad account", args.name, "currency", None, args.currency),
+               Change(None, "ad account", args.name, "timezone_id", None, timezone_id)]
+    return WritePlan(summary=f"create ad account {args.name} under {where}: {args.currency}, {zone}, end advertiser {end_advertiser}",
+                     ad_account_id=None, requests=[GraphRequest("POST", path, payload)], changes=changes, execute=execute,
+                     currency=args.currency)
+
+
+def _pick_business(businesses: list[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
+    shown = ", ".join(f"{b.get('id')} ({b.get('name', '')})" for b in businesses[:15])
+    if wanted:
+        business = next((b for b in businesses if str(b.get("id")) == wanted), None)
+        if business is None:
+            raise ValidationError(f"Business {wanted} is not one this person belongs to", blame_field="business_id",
+                                  fix=f"Use one of: {shown}" if shown else "Join or create a business first (business.facebook.com)")
+        return business
+    if not businesses:
+        raise ValidationError("This person belongs to no business, and ad accounts are created under one", blame_field="business_id",
+                              fix="Create a business at business.facebook.com, then reconnect with business_management (/connect)")
+    if len(businesses) > 1:
+        raise ValidationError(f"You belong to {len(businesses)} businesses: say which one owns the new account", blame_field="business_id",
+                              fix=f"Pass business_id, one of: {shown}")
+    return businesses[0]
+
+
+# Facebook's time zones, index = timezone_id (0 = TZ_UNKNOWN, shown as "-"), from the Marketing API's "Timezone IDs"
+# reference (TZ_AMERICA_LOS_ANGELES = 1 … TZ_WET = 475); each TZ_ code written as the IANA name it stands for.
+# The SDK's Business.TimezoneId lists the valid ids (up to 592) but not their names: newer ids are accepted as numbers.
+_FACEBOOK_TIMEZONES = (
+    "- America/Los_Angeles America/Denver Pacific/Honolulu America/Anchorage America/Phoenix America/Chicago "
+    "America/New_York Asia/Dubai America/Argentina/San_Luis America/Argentina/Buenos_Aires America/Argentina/Salta "
+    "Europe/Vienna Australia/Perth Australia/Broken_Hill Australia/Sydney Europe/Sarajevo Asia/Dhaka Europe/Brussels "
+    "Europe/Sofia Asia/Bahrain America/La_Paz America/Noronha America/Campo_Grande America/Belem America/Sao_Paulo "
+    "America/Nassau America/Dawson America/Vancouver America/Dawson_Creek America/Edmonton America/Rainy_River "
+    "America/Regina America/Atikokan America/Iqaluit America/Toronto America/Blanc-Sablon America/Halifax "
+    "America/St_Johns Europe/Zurich Pacific/Easter America/Santiago Asia/Shanghai America/Bogota America/Costa_Rica "
+    "Asia/Nicosia Europe/Prague Europe/Berlin Europe/Copenhagen America/Santo_Domingo Pacific/Galapagos "
+    "America/Guayaquil Europe/Tallinn Africa/Cairo Atlantic/Canary Europe/Madrid Europe/Helsinki Europe/Paris "
+    "Europe/London Africa/Accra Europe/Athens America/Guatemala Asia/Hong_Kong America/Tegucigalpa Europe/Zagreb "
+    "Europe/Budapest Asia/Jakarta Asia/Makassar Asia/Jayapura Europe/Dublin Asia/Jerusalem Asia/Kolkata Asia/Baghdad "
+    "Atlantic/Reykjavik Europe/Rome America/Jamaica Asia/Amman Asia/Tokyo Africa/Nairobi Asia/Seoul Asia/Kuwait "
+    "Asia/Beirut Asia/Colombo Europe/Vilnius Europe/Luxembourg Europe/Riga Africa/Casablanca Europe/Skopje "
+    "Europe/Malta Indian/Mauritius Indian/Maldives America/Tijuana America/Hermosillo America/Mazatlan "
+    "America/Mexico_City Asia/Kuala_Lumpur Africa/Lagos America/Managua Europe/Amsterdam Europe/Oslo Pacific/Auckland "
+    "Asia/Muscat America/Panama America/Lima Asia/Manila Asia/Karachi Europe/Warsaw America/Puerto_Rico Asia/Gaza "
+    "Atlantic/Azores Europe/Lisbon America/Asuncion Asia/Qatar Europe/Bucharest Europe/Belgrade Europe/Kaliningrad "
+    "Europe/Moscow Europe/Samara Asia/Yekaterinburg Asia/Omsk Asia/Krasnoyarsk Asia/Irkutsk Asia/Yakutsk "
+    "Asia/Vladivostok Asia/Magadan Asia/Kamchatka Asia/Riyadh Europe/Stockholm Asia/Singapore Europe/Ljubljana "
+    "Europe/Bratislava America/El_Salvador Asia/Bangkok Africa/Tunis Europe/Istanbul America/Port_of_Spain "
+    "Asia/Taipei Europe/Kiev America/Montevideo America/Caracas Asia/Ho_Chi_Minh Africa/Johannesburg America/Winnipeg "
+    "America/Detroit Australia/Melbourne Asia/Kathmandu Asia/Baku Africa/Abidjan Africa/Addis_Ababa Africa/Algiers "
+    "Africa/Asmara Africa/Bamako Africa/Bangui Africa/Banjul Africa/Bissau Africa/Blantyre Africa/Brazzaville "
+    "Africa/Bujumbura Africa/Ceuta Africa/Conakry Africa/Dakar Africa/Dar_es_Salaam Africa/Djibouti Africa/Douala "
+    "Africa/El_Aaiun Africa/Freetown Africa/Gaborone Africa/Harare Africa/Juba Africa/Kampala Africa/Khartoum "
+    "Africa/Kigali Africa/Kinshasa Africa/Libreville Africa/Lome Africa/Luanda Africa/Lubumbashi Africa/Lusaka "
+    "Africa/Malabo Africa/Maputo Africa/Maseru Africa/Mbabane Africa/Mogadishu Africa/Monrovia Africa/Ndjamena "
+    "Africa/Niamey Africa/Nouakchott Africa/Ouagadougou Africa/Porto-Novo Africa/Sao_Tome Africa/Tripoli "
+    "Africa/Windhoek America/Adak America/Anguilla America/Antigua America/Araguaina America/Argentina/Catamarca "
+    "America/Argentina/Cordoba America/Argentina/Jujuy America/Argentina/La_Rioja America/Argentina/Mendoza "
+    "America/Argentina/Rio_Gallegos America/Argentina/San_Juan America/Argentina/Tucuman America/Argentina/Ushuaia "
+    "America/Aruba America/Bahia America/Bahia_Banderas America/Barbados America/Belize America/Boa_Vista "
+    "America/Boise America/Cambridge_Bay America/Cancun America/Cayenne America/Cayman America/Chihuahua "
+    "America/Creston America/Cuiaba America/Curacao America/Danmarkshavn America/Dominica America/Eirunepe "
+    "America/Fort_Nelson America/Fortaleza America/Glace_Bay America/Godthab America/Goose_Bay America/Grand_Turk "
+    "America/Grenada America/Guadeloupe America/Guyana America/Havana America/Indiana/Indianapolis "
+    "America/Indiana/Knox America/Indiana/Marengo America/Indiana/Petersburg America/Indiana/Tell_City "
+    "America/Indiana/Vevay America/Indiana/Vincennes America/Indiana/Winamac America/Indianapolis America/Inuvik "
+    "America/Juneau America/Kentucky/Louisville America/Kentucky/Monticello America/Kralendijk America/Lower_Princes "
+    "America/Maceio America/Manaus America/Marigot America/Martinique America/Matamoros America/Menominee "
+    "America/Merida America/Metlakatla America/Miquelon America/Moncton America/Monterrey America/Montreal "
+    "America/Montserrat America/Nipigon America/Nome America/North_Dakota/Beulah America/North_Dakota/Center "
+    "America/North_Dakota/New_Salem America/Ojinaga America/Pangnirtung America/Paramaribo America/Port-au-Prince "
+    "America/Porto_Velho America/Punta_Arenas America/Rankin_Inlet America/Recife America/Resolute America/Rio_Branco "
+    "America/Santarem America/Scoresbysund America/Sitka America/St_Barthelemy America/St_Kitts America/St_Lucia "
+    "America/St_Thomas America/St_Vincent America/Swift_Current America/Thule America/Thunder_Bay America/Tortola "
+    "America/Whitehorse America/Yakutat America/Yellowknife Antarctica/Casey Antarctica/Davis "
+    "Antarctica/DumontDUrville Antarctica/Macquarie Antarctica/Mawson Antarctica/McMurdo Antarctica/Palmer "
+    "Antarctica/Rothera Antarctica/Syowa Antarctica/Troll Antarctica/Vostok Arctic/Longyearbyen Asia/Aden Asia/Almaty "
+    "Asia/Anadyr Asia/Aqtau Asia/Aqtobe Asia/Ashgabat Asia/Atyrau Asia/Barnaul Asia/Bishkek Asia/Brunei Asia/Chita "
+    "Asia/Choibalsan Asia/Damascus Asia/Dili Asia/Dushanbe Asia/Famagusta Asia/Hebron Asia/Hovd Asia/Istanbul "
+    "Asia/Kabul Asia/Khandyga Asia/Kuching Asia/Macau Asia/Novokuznetsk Asia/Novosibirsk Asia/Oral Asia/Phnom_Penh "
+    "Asia/Pontianak Asia/Pyongyang Asia/Qostanay Asia/Qyzylorda Asia/Sakhalin Asia/Samarkand Asia/Srednekolymsk "
+    "Asia/Tashkent Asia/Tbilisi Asia/Tehran Asia/Thimphu Asia/Tomsk Asia/Ulaanbaatar Asia/Urumqi Asia/Ust-Nera "
+    "Asia/Vientiane Asia/Yangon Asia/Yerevan Atlantic/Bermuda Atlantic/Cape_Verde Atlantic/Faroe Atlantic/Madeira "
+    "Atlantic/South_Georgia Atlantic/St_Helena Atlantic/Stanley Australia/Adelaide Australia/Brisbane "
+    "Australia/Currie Australia/Darwin Australia/Eucla Australia/Hobart Australia/Lindeman Australia/Lord_Howe CET "
+    "CST6CDT EET EST EST5EDT Etc/GMT Etc/GMT+0 Etc/GMT+1 Etc/GMT+10 Etc/GMT+11 Etc/GMT+12 Etc/GMT+2 Etc/GMT+3 "
+    "Etc/GMT+4 Etc/GMT+5 Etc/GMT+6 Etc/GMT+7 Etc/GMT+8 Etc/GMT+9 Etc/GMT-0 Etc/GMT-1 Etc/GMT-10 Etc/GMT-11 Etc/GMT-12 "
+    "Etc/GMT-13 Etc/GMT-14 Etc/GMT-2 Etc/GMT-3 Etc/GMT-4 Etc/GMT-5 Etc/GMT-6 Etc/GMT-7 Etc/GMT-8 Etc/GMT-9 Etc/GMT0 "
+    "Etc/Greenwich Etc/Universal Etc/Zulu Europe/Andorra Europe/Astrakhan Europe/Busingen Europe/Chisinau "
+    "Europe/Gibraltar Europe/Guernsey Europe/Isle_of_Man Europe/Jersey Europe/Kirov Europe/Mariehamn Europe/Minsk "
+    "Europe/Monaco Europe/Nicosia Europe/Podgorica Europe/San_Marino Europe/Saratov Europe/Simferopol Europe/Tirane "
+    "Europe/Ulyanovsk Europe/Uzhgorod Europe/Vaduz Europe/Vatican Europe/Volgograd Europe/Zaporozhye GMT HST "
+    "Indian/Antananarivo Indian/Chagos Indian/Christmas Indian/Cocos Indian/Comoro Indian/Kerguelen Indian/Mahe "
+    "Indian/Mayotte Indian/Reunion MET MST MST7MDT PST8PDT Pacific/Apia Pacific/Bougainville Pacific/Chatham "
+    "Pacific/Chuuk Pacific/Efate Pacific/Enderbury Pacific/Fakaofo Pacific/Fiji Pacific/Funafuti Pacific/Gambier "
+    "Pacific/Guadalcanal Pacific/Guam Pacific/Kiritimati Pacific/Kosrae Pacific/Kwajalein Pacific/Majuro "
+    "Pacific/Marquesas Pacific/Midway Pacific/Nauru Pacific/Niue Pacific/Norfolk Pacific/Noumea Pacific/Pago_Pago "
+    "Pacific/Palau Pacific/Pitcairn Pacific/Pohnpei Pacific/Port_Moresby Pacific/Rarotonga Pacific/Saipan "
+    "Pacific/Tahiti Pacific/Tarawa Pacific/Tongatapu Pacific/Wake Pacific/Wallis UTC WET "
+)

@@ -8,11 +8,19 @@ spend over the workspace guardrails, audit log with before/after state, undo).
 """
 from __future__ import annotations
 
+import base64
 import difflib
+import hashlib
+import hmac
 import json
+import secrets
 import sys
+import time
+import urllib.parse
 from contextvars import ContextVar
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -21,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 import fb_ad_account
 import fb_campaign
 from fb_utils import (
+    AuthError,
     BatchItem,
     Change,
     ConfirmationRequired,
@@ -513,6 +522,298 @@ async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) 
     return OpResult(text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]})
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Connecting Facebook: the OAuth code flow and the token lifecycle
+# ---------------------------------------------------------------------------------------------------------------
+
+REQUIRED_SCOPES = ("ads_management", "ads_read", "business_management", "pages_show_list", "pages_read_engagement",
+                   "pages_manage_ads", "instagram_basic")
+ESSENTIAL_SCOPES = ("ads_management",)
+STATE_TTL_SECONDS = 600
+LONG_LIVED_WARNING_DAYS = (7, 1)
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The Facebook app Ad Monster signs in with, and where its OAuth dialog and Graph API live."""
+
+    app_id: str
+    app_secret: str = dataclass_field(repr=False)
+    graph_url: str
+    dialog_url: str
+    api_version: str
+
+    @property
+    def app_token(self) -> str:
+        return f"{self.app_id}|{self.app_secret}"
+
+
+@dataclass
+class TokenHealth:
+    """What Facebook's debug_token says about a workspace's token, in the terms a person needs."""
+
+    connected: bool
+    valid: bool = False
+    kind: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    app_id: str | None = None
+    expires_at: datetime | None = None
+    scopes: list[str] = dataclass_field(default_factory=list)
+    missing_scopes: list[str] = dataclass_field(default_factory=list)
+    reason: str | None = None
+
+    def days_left(self, now: datetime) -> float | None:
+        return None if self.expires_at is None else (self.expires_at - now).total_seconds() / 86400
+
+    def describe(self, now: datetime) -> str:
+        if not self.connected:
+            return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
+        if not self.valid:
+            return f"The Facebook token is not valid: {self.reason or 'Facebook refused it'}. Reconnect with /connect."
+        days = self.days_left(now)
+        expiry = ("never expires" if days is None else
+                  f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")
+        who = f"{self.user_name} ({self.user_id})" if self.user_name else self.user_id or "unknown user"
+        lines = [f"Facebook token valid ({self.kind or 'user'} token of {who}); it {expiry}.",
+                 f"Scopes: {', '.join(self.scopes) or 'none'}."]
+        if self.missing_scopes:
+            lines.append(f"Missing: {', '.join(self.missing_scopes)}. Fix: reconnect with /connect and allow them.")
+        if days is not None and days <= LONG_LIVED_WARNING_DAYS[0]:
+            lines.append("Fix: reconnect soon with /connect; Facebook has no refresh token, a person must sign in again.")
+        return "\n".join(lines)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"connected": self.connected, "valid": self.valid, "kind": self.kind, "user_id": self.user_id,
+                "user_name": self.user_name, "app_id": self.app_id,
+                "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+                "scopes": self.scopes, "missing_scopes": self.missing_scopes, "reason": self.reason}
+
+
+def sign_state(secret: bytes, workspace_id: int, nonce: str, expires_at: int) -> str:
+    """An OAuth `state`: the workspace, a single-use nonce and an expiry, HMAC-signed so it cannot be forged."""
+    payload = base64.urlsafe_b64encode(f"{workspace_id}.{nonce}.{expires_at}".encode()).decode().rstrip("=")
+    signature = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    return f"{payload}.{signature}"
+
+
+def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
+    """The (workspace id, nonce) a state carries, after checking its signature and expiry; ValidationError otherwise."""
+    refused = ValidationError("This sign-in link is not valid (its state was altered or is not ours)",
+                              fix="Start again with /connect and use the new link", blame_field="state")
+    if not isinstance(state, str) or state.count(".") != 1:
+        raise refused
+    payload, signature = state.split(".")
+    expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        raise refused
+    try:
+        workspace_id, nonce, expires_at = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(".")
+        workspace, expiry = int(workspace_id), int(expires_at)
+    except (ValueError, UnicodeDecodeError):
+        raise refused from None
+    if now > expiry:
+        raise ValidationError("This sign-in link expired (links are valid for 10 minutes)",
+                              fix="Start again with /connect and finish within 10 minutes", blame_field="state")
+    return workspace, nonce
+
+
+class Connector:
+    """The OAuth code flow and the token lifecycle for every workspace of one store."""
+
+    def __init__(self, store: Any, app: AppCredentials | None, state_secret: bytes, *, clock: Any = time.time) -> None:
+        self.store = store
+        self.app = app
+        self.state_secret = state_secret
+        self.clock = clock
+
+    def _require_app(self) -> AppCredentials:
+        if self.app is None:
+            raise ValidationError("No Facebook app is configured, so Ad Monster cannot sign anyone in",
+                                  fix="Set ADMONSTER_APP_ID and ADMONSTER_APP_SECRET (or use `admonster token set`)")
+        return self.app
+
+    def _app_client(self) -> GraphClient:
+        app = self._require_app()
+        return GraphClient(app.app_token, app_secret=app.app_secret, base_url=app.graph_url, api_version=app.api_version)
+
+    async def dialog_url(self, workspace_id: int, redirect_uri: str) -> tuple[str, datetime]:
+        """The Facebook sign-in link for a workspace, with a fresh single-use state valid 10 minutes."""
+        app = self._require_app()
+        nonce = secrets.token_urlsafe(16)
+        expires = int(self.clock()) + STATE_TTL_SECONDS
+        await self.store.add_oauth_state(workspace_id, nonce, datetime.fromtimestamp(expires, timezone.utc))
+        query = urllib.parse.urlencode({"client_id": app.app_id, "redirect_uri": redirect_uri, "response_type": "code",
+                                        "scope": ",".join(REQUIRED_SCOPES),
+                                        "state": sign_state(self.state_secret, workspace_id, nonce, expires)})
+        return f"{app.dialog_url}?{query}", datetime.fromtimestamp(expires, timezone.utc)
+
+    async def complete(self, *, state: str | None, code: str | None, error: str | None, error_description: str | None,
+                       redirect_uri: str) -> tuple[int, TokenHealth]:
+        """Finish a sign-in from the callback's query; stores the long-lived token. Raises with a readable reason."""
+        workspace_id, nonce = read_state(self.state_secret, state, self.clock())
+        if await self.store.consume_oauth_state(nonce) != workspace_id:
+            raise ValidationError("This sign-in link was already used", fix="Start again with /connect", blame_field="state")
+        if error:
+            detail = "you chose not to connect" if error == "access_denied" else (error_description or error)
+            raise ValidationError(f"Facebook did not connect: {detail}", fix="Run /connect again and choose Continue")
+        if not code:
+            raise ValidationError("Facebook sent no authorization code", fix="Run /connect again", blame_field="code")
+        app = self._require_app()
+        async with self._app_client() as client:
+            short = await client.get("oauth/access_token", {"client_id": app.app_id, "client_secret": app.app_secret,
+                                                           "redirect_uri": redirect_uri, "code": code})
+            long = await client.get("oauth/access_token", {"grant_type": "fb_exchange_token", "client_id": app.app_id,
+                                                          "client_secret": app.app_secret,
+                                                          "fb_exchange_token": short["access_token"]})
+        health = await self.store_checked_token(workspace_id, long["access_token"], kind="user")
+        return workspace_id, health
+
+    async def inspect(self, token: str) -> TokenHealth:
+        """Ask Facebook's debug_token (and /me/permissions) about a token; never stores anything."""
+        app = self.app
+        if app is not None:
+            client = self._app_client()
+        else:  # no app configured: a token may inspect itself
+            client = GraphClient(token, base_url=self._graph_url(), api_version=self._api_version())
+        async with client:
+            info = (await client.get("debug_token", {"input_token": token})).get("data", {})
+        health = _health_from_debug(info)
+        if health.valid and not self.foreign(health):
+            health = await self._add_permissions_and_name(token, health)
+        return health
+
+    def foreign(self, health: TokenHealth) -> bool:
+        """Whether the token was made for another Facebook app than Ad Monster's."""
+        return self.app is not None and bool(health.app_id) and health.app_id != self.app.app_id
+
+    async def _add_permissions_and_name(self, token: str, health: TokenHealth) -> TokenHealth:
+        app = self.app
+        async with GraphClient(token, app_secret=app.app_secret if app else None, base_url=self._graph_url(),
+                               api_version=self._api_version()) as client:
+            permissions = await client.get_all("me/permissions")
+            me = await client.get("me", {"fields": "id,name"})
+        granted = [p["permission"] for p in permissions if p.get("status") == "granted"]
+        health.scopes = granted or health.scopes
+        health.missing_scopes = [s for s in REQUIRED_SCOPES if s not in health.scopes]
+        health.user_name, health.user_id = me.get("name"), me.get("id") or health.user_id
+        return health
+
+    def _graph_url(self) -> str:
+        return self.app.graph_url if self.app else self._live_graph_url
+
+    def _api_version(self) -> str:
+        return self.app.api_version if self.app else self._live_api_version
+
+    _live_graph_url = "https://graph.facebook.com"
+    _live_api_version = "v26.0"
+
+    async def store_checked_token(self, workspace_id: int, token: str, *, kind: str) -> TokenHealth:
+        """Check a token (right app, valid, ads_management) and only then store it encrypted."""
+        health = await self.inspect(token)
+        if self.foreign(health):
+            raise ValidationError(f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id})",
+                                  fix="Create the token for Ad Monster's app (ADMONSTER_APP_ID) and try again")
+        if not health.valid:
+            raise ValidationError(f"Facebook says this token is not valid: {health.reason or 'unknown reason'}",
+                                  fix="Create a fresh token (or /connect) and try again")
+        missing = [s for s in ESSENTIAL_SCOPES if s not in health.scopes]
+        if missing:
+            raise ValidationError(f"This token lacks {', '.join(missing)}, which every ad operation needs",
+                                  fix="Sign in again and allow managing ads, or give the system user the ads_management permission")
+        await self.store.save_token(workspace_id, token=token, kind=kind, app_id=health.app_id, user_id=health.user_id,
+                                    expires_at=health.expires_at, scopes=health.scopes)
+        return health
+
+    async def status(self, workspace_id: int) -> TokenHealth:
+        """The workspace's token as Facebook sees it now (and recorded as checked)."""
+        stored = await self.store.load_token(workspace_id)
+        if stored is None:
+            return TokenHealth(connected=False)
+        try:
+            health = await self.inspect(stored.token)
+        except AuthError as error:
+            health = TokenHealth(connected=True, valid=False, reason=error.message)
+        if not health.valid:
+            await self.store.mark_token_invalid(workspace_id, health.reason or "invalid")
+        else:
+            await self.store.mark_token_checked(workspace_id, valid=True, expires_at=health.expires_at, scopes=health.scopes)
+        return health
+
+    async def disconnect(self, workspace_id: int) -> str:
+        """Revoke Ad Monster's permissions where Facebook allows it, then forget the token."""
+        stored = await self.store.load_token(workspace_id)
+        if stored is None:
+            return "Facebook was not connected; nothing to do."
+        revoked = "Facebook permissions revoked"
+        try:
+            async with GraphClient(stored.token, app_secret=self.app.app_secret if self.app else None,
+                                   base_url=self._graph_url(), api_version=self._api_version()) as client:
+                await client.delete("me/permissions")
+        except FacebookError as error:
+            revoked = f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's settings if needed"
+        await self.store.delete_token(workspace_id)
+        return f"Disconnected: {revoked}; the stored token is deleted."
+
+
+def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
+    expires = int(info.get("expires_at") or 0)
+    error = info.get("error") or {}
+    scopes = [s for s in info.get("scopes") or [] if isinstance(s, str)]
+    return TokenHealth(
+        connected=True, valid=bool(info.get("is_valid")), kind=str(info.get("type") or "USER").lower(),
+        user_id=info.get("user_id"), app_id=str(info["app_id"]) if info.get("app_id") else None,
+        expires_at=datetime.fromtimestamp(expires, timezone.utc) if expires else None,
+        scopes=scopes, missing_scopes=[s for s in REQUIRED_SCOPES if s not in scopes],
+        reason=error.get("message") if error else (None if info.get("is_valid") else "Facebook marked it invalid"))
+
+
+class ConnectArgs(OpArgs):
+    """Connect Facebook: returns the sign-in link (valid 10 minutes) that grants Ad Monster the permissions its ops need."""
+
+
+@meta_ops.op(OpKind.READ, name="connect")
+async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
+    facebook = ctx.facebook
+    if facebook.connector is None or facebook.callback_url is None:
+        raise ValidationError("Signing in is not available in this interface",
+                              fix="Run `admonster connect`, or `admonster serve` and /connect there")
+    redirect_uri = await facebook.callback_url()
+    url, expires = await facebook.connector.dialog_url(facebook.workspace.id, redirect_uri)
+    return OpResult(text=f"Open this link to connect Facebook (valid until {expires:%H:%M} UTC, usable once):\n{url}\n"
+                         f"It asks for: {', '.join(REQUIRED_SCOPES)}.",
+                    data={"url": url, "expires_at": expires.isoformat(), "scopes": list(REQUIRED_SCOPES)})
+
+
+class TokenStatusArgs(OpArgs):
+    """The Facebook connection's health: valid or not, when it expires, its scopes and the scopes still missing."""
+
+
+@meta_ops.op(OpKind.READ, name="token_status")
+async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
+    facebook = ctx.facebook
+    if facebook.connector is None:
+        raise ValidationError("Token checks are not available in this interface", fix="Use `admonster token status`")
+    health = await facebook.connector.status(facebook.workspace.id)
+    return OpResult(text=health.describe(datetime.now(timezone.utc)), data=health.to_data(), ok=health.connected and health.valid)
+
+
+class DisconnectArgs(OpArgs):
+    """Disconnect Facebook: revoke Ad Monster's permissions where Facebook allows, and delete the stored token."""
+
+
+@meta_ops.op(OpKind.WRITE, name="disconnect", destructive=True)
+async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> OpResult:
+    facebook = ctx.facebook
+    if facebook.connector is None:
+        raise ValidationError("Disconnecting is not available in this interface", fix="Use `admonster disconnect`")
+    text = await facebook.connector.disconnect(facebook.workspace.id)
+    await facebook.store.add_audit(facebook.workspace.id, interface=ctx.interface, op="disconnect", args={},
+                                   summary="disconnect Facebook", changes=[], object_ids=[], outcome="ok")
+    await facebook.after_disconnect()
+    return OpResult(text=text, data={"disconnected": True})
+
+
 REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
 
 
@@ -524,11 +825,15 @@ REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
 class Facebook:
     """One workspace's session: the store, the Graph client, and the one dispatch path for every interface."""
 
-    def __init__(self, store: Any, graph: GraphClient, workspace: Any, registry: Registry = REGISTRY) -> None:
+    def __init__(self, store: Any, graph: GraphClient | None, workspace: Any, registry: Registry = REGISTRY, *,
+                 connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None) -> None:
         self.store = store
         self.graph = graph
         self.workspace = workspace
         self.registry = registry
+        self.connector = connector
+        self.callback_url = callback_url  # async () -> the OAuth redirect URI this interface listens on
+        self._on_disconnect = on_disconnect
         self._selections: dict[str, str | None] | None = None
 
     async def call(self, op: Any, args: Any = None, *, interface: str = "api", **top_level: Any) -> OpResult:
@@ -546,6 +851,8 @@ class Facebook:
                 fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
         finally:
             _call_waits.reset(token)
+        if not result.ok and isinstance(result.data, dict) and result.data.get("error") == "auth" and result.data.get("code") == 190:
+            await self._token_failed(result)
         if waits:
             result.text += "\n(" + "; ".join(waits) + ")"
             if isinstance(result.data, dict):
@@ -556,6 +863,9 @@ class Facebook:
         name, arguments = normalize_call(op, args, top_level)
         if name == "help":
             return self._help(arguments)
+        if self.graph is None and name not in ("connect", "token_status", "disconnect", "audit_log", "list_confirmations"):
+            raise AuthError("Facebook is not connected for this workspace",
+                            fix="Connect with /connect (or `admonster connect`, or `admonster token set`)")
         if name == "confirm":
             return await self.confirm(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"), interface)
         spec = self.registry.require(name)
@@ -586,6 +896,20 @@ class Facebook:
             if reasons:
                 return await self._hold_for_confirmation(spec, plan, arguments, reasons)
         return await self._execute(spec, plan, arguments, interface)
+
+    async def _token_failed(self, result: OpResult) -> None:
+        """A 190 during any op: mark the stored token invalid so status, jobs and the next answer know."""
+        reason = str(result.data.get("message") or "Facebook refused the token")
+        try:
+            await self.store.mark_token_invalid(self.workspace.id, reason)
+        except Exception:  # the store is not the answer: the person still gets the auth error below
+            log.exception("could not mark the token invalid")
+        if "/connect" not in result.text:
+            result.text += " Reconnect with /connect (or `admonster connect`)."
+
+    async def after_disconnect(self) -> None:
+        if self._on_disconnect is not None:
+            await self._on_disconnect(self.workspace)
 
     async def selections(self) -> dict[str, str | None]:
         """The workspace's selected ad account, page and Instagram account (read once, kept current by select())."""

@@ -84,6 +84,10 @@ RENDERERS = {"user": render_user, "business": render_business, "adaccount": rend
 
 
 def read_node(ctx: Ctx, obj: Obj) -> dict:
+    if obj.type == "business_user":
+        from .business import render_business_user
+
+        return render_business_user(ctx, obj, _fields(ctx))
     return RENDERERS[obj.type](ctx, obj, _fields(ctx))
 
 

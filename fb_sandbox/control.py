@@ -6,10 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import issue_token
+from .apps import app_secret, resolve_app
+from .auth import KNOWN_SCOPES, issue_token
 from .errors import GraphError
 from .faults import FaultSpecError
-from .seed import bulk_campaigns, seed_demo
+from .seed import bulk_campaigns, seed_demo, seed_pages
 from .state import Sandbox
 
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
@@ -68,13 +69,39 @@ async def control_errors(request: web.Request, handler):
         return web.json_response(exc.body(), status=exc.http_status)
 
 
+TOKEN_KINDS = {"USER": "user", "SYSTEM_USER": "system_user"}
+
+
 async def tokens(request: web.Request) -> web.Response:
     sb, body = _sb(request), await _body(request)
     expires_in = _number(body, "expires_in", 5184000)
     scopes = body.get("scopes")
     if scopes is not None and (not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)):
         raise BadRequest("scopes must be a list of strings")
-    return web.json_response(issue_token(sb.store, now=sb.now(), expires_in=expires_in, scopes=scopes))
+    unknown = [s for s in scopes or [] if s not in KNOWN_SCOPES]
+    if unknown:
+        raise BadRequest(f"unknown scopes {unknown}; known: {KNOWN_SCOPES}")
+    which = body.get("app")
+    app_id = resolve_app(sb.store, which) if which is None or isinstance(which, str) else None
+    if app_id is None:
+        raise BadRequest('app must be "main", "other" or a sandbox app id')
+    kind = TOKEN_KINDS.get(body.get("type", "USER")) if isinstance(body.get("type", "USER"), str) else None
+    if kind is None:
+        raise BadRequest("type must be USER or SYSTEM_USER")
+    user_id = body.get("user")
+    if user_id is not None:
+        user = sb.store.get(user_id) if isinstance(user_id, str) else None
+        if user is None or user.type != "user":
+            raise BadRequest(f"unknown user {user_id!r}")
+    return web.json_response(issue_token(sb.store, now=sb.now(), expires_in=expires_in, scopes=scopes,
+                                         user_id=user_id, kind=kind, app_id=app_id))
+
+
+async def app_info(request: web.Request) -> web.Response:
+    store = _sb(request).store
+    main = resolve_app(store, "main")
+    return web.json_response({"app_id": main, "app_secret": app_secret(store, main),
+                              "other_app_id": resolve_app(store, "other")})
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -88,6 +115,14 @@ async def reset(request: web.Request) -> web.Response:
 
 async def seed(request: web.Request) -> web.Response:
     sb, body = _sb(request), await _body(request)
+    if "pages" in body:
+        pages = int(_number(body, "pages", 1, high=100))
+        instagram = body.get("instagram", False)
+        if not isinstance(instagram, bool):
+            raise BadRequest("instagram must be a boolean")
+        page_ids, ig_ids = seed_pages(sb, count=pages, instagram=instagram)
+        if "campaigns" not in body:
+            return web.json_response({"ids": page_ids, "instagram_ids": ig_ids})
     count = int(_number(body, "campaigns", 0, high=100000))
     accounts = sb.store.list("adaccount")
     account_id = body.get("account_id") or (accounts[0]["id"] if accounts else None)
@@ -162,6 +197,7 @@ async def objects(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/__sandbox/tokens", tokens)
+    r.add_get("/__sandbox/app", app_info)
     r.add_post("/__sandbox/reset", reset)
     r.add_post("/__sandbox/seed", seed)
     r.add_route("GET", "/__sandbox/clock", clock)

@@ -17,10 +17,13 @@ def _sdk_fields(module: str, cls: str) -> frozenset[str]:
 # node type -> (SDK module, class, extra edge names accepted in fields= and rendered as absent)
 NODE_TYPES = {
     "Campaign": ("campaign", "Campaign", {"adsets", "ads", "insights", "copies", "adrules_governed"}),
-    "AdAccount": ("adaccount", "AdAccount", {"campaigns", "adsets", "ads", "insights", "users", "adspixels"}),
+    "AdAccount": ("adaccount", "AdAccount", {"campaigns", "adsets", "ads", "insights", "users", "adspixels",
+                                              "assigned_users", "instagram_accounts"}),
     "User": ("user", "User", {"adaccounts", "businesses", "accounts", "permissions"}),
-    "Page": ("page", "Page", {"instagram_accounts"}),
-    "Business": ("business", "Business", {"owned_ad_accounts", "client_ad_accounts"}),
+    "Page": ("page", "Page", {"instagram_accounts", "tasks"}),
+    "Business": ("business", "Business", {"owned_ad_accounts", "client_ad_accounts", "business_users"}),
+    "BusinessUser": ("businessuser", "BusinessUser", set()),
+    "AssignedUser": ("assigneduser", "AssignedUser", {"tasks", "permitted_tasks"}),
     "AdsPixel": ("adspixel", "AdsPixel", set()),
     "IGUser": ("iguser", "IGUser", {"username"}),
 }

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from . import accounts, batch, campaigns
-from .auth import authenticate
+from . import accounts, batch, business, campaigns, oauth
+from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
 from .params import Params
@@ -20,6 +20,16 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("GET", r"me/adaccounts", accounts.list_adaccounts),
         ("GET", r"me/businesses", accounts.list_businesses),
         ("GET", r"me/accounts", accounts.list_pages),
+        ("GET", r"me/permissions", oauth.list_permissions),
+        ("DELETE", r"me/permissions", oauth.revoke_permissions),
+        ("DELETE", r"me/permissions/([A-Za-z0-9_]+)", oauth.revoke_permissions),
+        ("GET", r"debug_token", oauth.debug_token),
+        ("GET", r"(\d+)/business_users", business.list_business_users),
+        ("GET", r"(\d+)/owned_ad_accounts", business.list_owned_accounts),
+        ("POST", r"(\d+)/adaccount", business.create_ad_account),
+        ("GET", r"(act_\d+)/assigned_users", business.list_assigned_users),
+        ("POST", r"(act_\d+)/assigned_users", business.assign_user),
+        ("DELETE", r"(act_\d+)/assigned_users", business.remove_user),
         ("GET", r"(act_\d+)", accounts.get_account),
         ("POST", r"(act_\d+)", accounts.update_account),
         ("GET", r"(act_\d+)/users", accounts.list_account_users),
@@ -36,9 +46,13 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
 NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "campaign": {"GET": campaigns.read_campaign, "POST": campaigns.update_campaign,
                  "DELETE": campaigns.delete_campaign},
-    **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel")},
+    **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
+# Routes that take no access_token (the app authenticates with client_id/client_secret).
+NO_TOKEN_ROUTES: dict[str, Handler] = {"oauth/access_token": oauth.access_token}
+# Routes an app token (APPID|APPSECRET) may call; any other route needs a person's token.
+APP_TOKEN_OK = {oauth.debug_token}
 
 
 def resolve(ctx: Ctx) -> Handler:
@@ -99,10 +113,18 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
     now = sb.now()
     digits: str | None = None
     try:
+        if call.path in NO_TOKEN_ROUTES:
+            if call.method not in ("GET", "POST"):
+                raise unsupported(call.method, call.path)
+            ctx = Ctx(sb, call, Principal("", "", "none", []), Params(call.params))
+            return GraphResult(200, NO_TOKEN_ROUTES[call.path](ctx), _usage_headers(sb, None, call))
         principal = authenticate(sb.store, _token(call), call.params.get("appsecret_proof"), now=now,
                                  require_proof=sb.config.require_appsecret_proof)
         ctx = Ctx(sb, call, principal, Params(call.params))
         handler = resolve(ctx)
+        if principal.kind == "app" and handler not in APP_TOKEN_OK:
+            raise GraphError("An active access token must be used to query information about the current user.",
+                             2500)
         digits = usage_account(sb, call.path)
         sb.usage.charge(digits, write=call.method != "GET", now=now, tier=sb.config.access_tier)
         body = handler(ctx)

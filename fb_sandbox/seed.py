@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+from .apps import ensure_apps
 from .auth import new_token
 from .state import Sandbox
 
@@ -57,6 +58,7 @@ def seed_demo(sb: Sandbox) -> None:
     _set_user_accounts(sb, user, [usd, jpy], t0)
     _set_user_accounts(sb, analyst, [usd, jpy], t0)
     instagram = _insert(sb, "instagram", {"username": "demo.store", "name": "Demo Store",
+                                          "profile_picture_url": "https://sandbox.invalid/ig/demo.store.jpg",
                                           "followers_count": 1280, "_user_ids": [user], "_account_ids": [usd, jpy]},
                         created=t0)
     page_token = new_token("EAAP")
@@ -68,6 +70,53 @@ def seed_demo(sb: Sandbox) -> None:
     _insert(sb, "pixel", {"name": "Demo Store Pixel", "code": "<!-- Meta Pixel Code -->",
                           "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
     _seed_campaigns(sb, usd, jpy, now)
+    _seed_business_people(sb, business, user, analyst, t0)
+    ensure_apps(store)
+
+
+def _seed_business_people(sb: Sandbox, business: str, user: str, analyst: str, t0: float) -> None:
+    """Business users (one per person) and a third person, "Casey Creative", with no ad account yet."""
+    casey = _insert(sb, "user", {"name": "Casey Creative", "first_name": "Casey", "last_name": "Creative",
+                                 "_account_ids": []}, created=t0)
+    members = [user, analyst, casey]
+    biz = sb.store.get(business)
+    sb.store.update(business, {**biz, "_user_ids": members}, now=t0)
+    people = [(user, "Demo User", "demo@example.com", "ADMIN"),
+              (analyst, "Alex Analyst", "alex@example.com", "EMPLOYEE"),
+              (casey, "Casey Creative", "casey@example.com", "EMPLOYEE")]
+    for person, name, email, role in people:
+        first, last = name.split(" ", 1)
+        _insert(sb, "business_user", {"name": name, "first_name": first, "last_name": last, "email": email,
+                                      "role": role, "_user_id": person, "_user_ids": members},
+                created=t0, parent_id=business)
+
+
+def seed_pages(sb: Sandbox, *, count: int, instagram: bool, user_id: str | None = None) -> tuple[list[str], list[str]]:
+    """Add `count` pages (each with an Instagram account if asked) to the demo user; -> (page ids, ig ids)."""
+    user = user_id or sb.store.kv_get("demo_user_id")
+    now = sb.now()
+    accounts = [a["id"] for a in sb.store.list("adaccount")
+                if a["id"] in (sb.store.get(user) or {}).get("_account_ids", [])]
+    pages, igs = [], []
+    for _ in range(count):
+        n = len(sb.store.list("page")) + 1
+        ig_id = None
+        if instagram:
+            ig_id = _insert(sb, "instagram", {"username": f"demo.page{n}", "name": f"Demo Page {n}",
+                                              "profile_picture_url": f"https://sandbox.invalid/ig/demo.page{n}.jpg",
+                                              "followers_count": 100 * n, "_user_ids": [user],
+                                              "_account_ids": accounts[:1]}, created=now)
+            igs.append(ig_id)
+        token = new_token("EAAP")
+        data = {"name": f"Demo Page {n}", "category": "Shopping & retail",
+                "category_list": [{"id": "200600219953504", "name": "Shopping & retail"}],
+                "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+                "_page_token": token, "_user_ids": [user]}
+        if ig_id:
+            data["_instagram_id"] = ig_id
+        pages.append(_insert(sb, "page", data, created=now))
+        sb.store.add_token(token, user, "page", [], now, 0)
+    return pages, igs
 
 
 def _set_user_accounts(sb: Sandbox, user_id: str, accounts: list[str], now: float) -> None:

@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from . import control
+from . import control, oauth
+from .apps import ensure_apps
 from .context import DEFAULT_VERSION, GraphCall, GraphResult
 from .control import SANDBOX_KEY
 from .errors import GraphError, internal_error, new_trace_id, param_error
@@ -166,9 +167,13 @@ def create_app(db_path: str = ":memory:", seed: bool = True) -> web.Application:
     sb = Sandbox(db_path)
     if seed and sb.store.is_empty():
         seed_demo(sb)
+    ensure_apps(sb.store)
     app = web.Application(middlewares=[last_line, control.control_errors], client_max_size=MAX_BODY)
     app[SANDBOX_KEY] = sb
     control.add_routes(app)
+    for prefix in ("/{version:v\\d+\\.\\d+}", ""):   # the Login dialog is HTML, outside the Graph router
+        app.router.add_get(prefix + "/dialog/oauth", oauth.dialog)
+        app.router.add_get(prefix + "/dialog/oauth/confirm", oauth.confirm)
     app.router.add_route("*", "/{tail:.*}", graph_handler)
 
     async def close_store(_app: web.Application) -> None:

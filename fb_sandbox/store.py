@@ -41,6 +41,7 @@ ID_BASES = {
     "instagram": 17841400000000000,
     "campaign": 120210000000000000,
     "adlabel": 700000000000000,
+    "business_user": 800000000000000,
 }
 
 
@@ -72,6 +73,9 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(tokens)")}
+        if "meta" not in columns:  # databases from before apps/revocation: migrate in place
+            self.db.execute("ALTER TABLE tokens ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         self.db.close()
@@ -139,14 +143,28 @@ class Store:
 
     # ---- tokens
     def add_token(self, token: str, user_id: str, kind: str, scopes: list[str], issued_at: float,
-                  expires_at: float) -> None:
-        self.db.execute("INSERT INTO tokens VALUES(?,?,?,?,?,?)",
-                        (token, user_id, kind, json.dumps(scopes), issued_at, expires_at))
+                  expires_at: float, meta: dict | None = None) -> None:
+        """`meta`: app_id, declined scopes, revoked flag (a token without app_id belongs to the sandbox's app)."""
+        self.db.execute("INSERT INTO tokens(token, user_id, kind, scopes, issued_at, expires_at, meta) "
+                        "VALUES(?,?,?,?,?,?,?)",
+                        (token, user_id, kind, json.dumps(scopes), issued_at, expires_at, json.dumps(meta or {})))
 
     def get_token(self, token: str) -> dict | None:
         row = self.db.execute("SELECT * FROM tokens WHERE token=?", (token,)).fetchone()
-        if not row:
-            return None
-        out = dict(row)
-        out["scopes"] = json.loads(out["scopes"])
-        return out
+        return _token_row(row) if row else None
+
+    def user_tokens(self, user_id: str) -> list[dict]:
+        return [_token_row(r) for r in self.db.execute("SELECT * FROM tokens WHERE user_id=?", (user_id,))]
+
+    def update_token(self, token: str, *, scopes: list[str] | None = None, meta: dict | None = None) -> None:
+        if scopes is not None:
+            self.db.execute("UPDATE tokens SET scopes=? WHERE token=?", (json.dumps(scopes), token))
+        if meta is not None:
+            self.db.execute("UPDATE tokens SET meta=? WHERE token=?", (json.dumps(meta), token))
+
+
+def _token_row(row: sqlite3.Row) -> dict:
+    out = dict(row)
+    out["scopes"] = json.loads(out["scopes"])
+    out["meta"] = json.loads(out.get("meta") or "{}")
+    return out

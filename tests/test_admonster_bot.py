@@ -98,14 +98,17 @@ def test_tools_prints_openai_schema():
     assert bad.returncode == 2 and bad.stderr.startswith("ERROR validation") and "Traceback" not in bad.stderr
 
 
-def test_live_mode_without_token_is_one_line(tmp_path):
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path), "ADMONSTER_GRAPH_URL": "https://graph.facebook.com"}
-    env.pop("ADMONSTER_ACCESS_TOKEN", None)
-    result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="", capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=60)
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("ERROR config: LIVE mode has no Facebook token")
-    assert "Traceback" not in result.stderr
+def test_live_mode_without_token_says_how_to_connect(tmp_path):
+    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path), "ADMONSTER_GRAPH_URL": "https://graph.facebook.com", "NO_COLOR": "1"}
+    for key in ("ADMONSTER_ACCESS_TOKEN", "ADMONSTER_APP_ID", "ADMONSTER_APP_SECRET"):
+        env.pop(key, None)
+    result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="/campaigns\n/connect\n", capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "LIVE" in result.stdout and "Facebook not connected" in result.stdout
+    assert "ERROR auth: Facebook is not connected" in result.stdout and "/connect" in result.stdout
+    assert "ERROR validation: No Facebook app is configured" in result.stdout and "ADMONSTER_APP_ID" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_bad_config_is_one_line(tmp_path):
@@ -148,3 +151,125 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+class StandaloneSandbox:
+    """`admonster sandbox` in its own process: a stand-in for graph.facebook.com that LIVE mode can point at."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(self.port), "--db",
+                                         str(tmp_path / "standalone.db")], cwd=ROOT, env={**os.environ, "ADMONSTER_HOME": str(tmp_path)},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.app = self._wait_for("GET", "app")
+
+    def _wait_for(self, method: str, path: str) -> dict:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self.control(method, path)
+            except OSError:
+                assert time.monotonic() < deadline and self.process.poll() is None, "the sandbox did not start"
+                time.sleep(0.2)
+
+    def control(self, method: str, path: str, body: dict | None = None) -> dict:
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        request = urllib.request.Request(f"{self.url}/__sandbox/{path}", method=method, data=data,
+                                         headers={"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(request, timeout=5).read())
+
+    def live_env(self, home: Path) -> dict:
+        env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_GRAPH_URL": self.url, "NO_COLOR": "1",
+               "ADMONSTER_APP_ID": self.app["app_id"], "ADMONSTER_APP_SECRET": self.app["app_secret"], "PYTHONUNBUFFERED": "1"}
+        env.pop("ADMONSTER_ACCESS_TOKEN", None)
+        return env
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    sandbox = StandaloneSandbox(tmp_path)
+    yield sandbox
+    sandbox.stop()
+
+
+def _cli(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "admonster_bot", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60)
+
+
+def test_token_set_reads_stdin_and_checks_before_storing(standalone, tmp_path):
+    env = standalone.live_env(tmp_path / "home")
+    other = standalone.control("POST", "tokens", {"app": "other"})["access_token"]
+    refused = _cli(["token", "set"], env, stdin=other + "\n")
+    assert refused.returncode == 1 and "another Facebook app" in refused.stderr and other not in refused.stderr + refused.stdout
+    empty = _cli(["token", "set"], env, stdin="")
+    assert empty.returncode == 2 and "no token on standard input" in empty.stderr
+    good = standalone.control("POST", "tokens", {"type": "SYSTEM_USER", "expires_in": 0})["access_token"]
+    stored = _cli(["token", "set"], env, stdin=good + "\n")
+    assert stored.returncode == 0, stored.stderr
+    assert "Stored." in stored.stdout and "never expires" in stored.stdout and good not in stored.stdout
+    status = _cli(["token", "status"], env)
+    assert status.returncode == 0 and "valid" in status.stdout
+    listed = _cli(["call", "list_ad_accounts"], env)
+    assert listed.returncode == 0 and "Demo Store (USD)" in listed.stdout
+    assert good.encode() not in (tmp_path / "home" / "admonster.db").read_bytes()  # encrypted at rest
+    checked = _cli(["jobs", "run", "token_check"], env)
+    assert checked.returncode == 0, checked.stderr
+    unknown = _cli(["jobs", "run", "token_chek"], env)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("ERROR validation") and "token_check" in unknown.stderr
+
+
+def test_admonster_connect_one_shot_callback(standalone, tmp_path):
+    import urllib.parse
+    import urllib.request
+
+    env = standalone.live_env(tmp_path / "home")
+    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "connect", "--timeout", "60"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in process.stdout:
+            if line.startswith("http"):
+                url = line.strip()
+                break
+        assert url and "dialog/oauth" in url, process.stderr.read()
+        parsed = urllib.parse.urlsplit(url)
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        assert query["redirect_uri"].startswith("http://127.0.0.1:")
+        confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm",
+                                                          query=urllib.parse.urlencode({**query, "decision": "allow"})))
+        page = urllib.request.urlopen(confirm, timeout=10).read().decode()  # follows the redirect to our listener
+        assert "Facebook connected" in page
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Connected." in out
+    status = _cli(["token", "status"], env)
+    assert "valid" in status.stdout and "expires in" in status.stdout
+
+
+def test_workspace_create_prints_a_key_once(tmp_path):
+    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path)}
+    created = _cli(["workspace", "create", "acme"], env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.splitlines()[1].strip()
+    assert key.startswith("amk_")
+    assert key.encode() not in (tmp_path / "admonster.db").read_bytes()
+    listed = _cli(["workspace", "list"], env)
+    assert "acme" in listed.stdout and key not in listed.stdout

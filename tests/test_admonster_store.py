@@ -87,7 +87,7 @@ async def test_failed_migration_rolls_back_whole_script(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
     broken = "CREATE TABLE half_done (id INTEGER); INSERT INTO no_such_table VALUES (1);"
     monkeypatch.setattr(admonster_store, "MIGRATIONS", [*MIGRATIONS, broken])
-    with pytest.raises(StoreError, match="Migration 2 failed"):
+    with pytest.raises(StoreError, match=f"Migration {len(MIGRATIONS) + 1} failed"):
         await Store.open(db_path)
     monkeypatch.setattr(admonster_store, "MIGRATIONS", list(MIGRATIONS))
     async with await Store.open(db_path) as store:

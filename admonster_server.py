@@ -1,0 +1,209 @@
+"""`admonster serve`: the HTTP API (direct tool calls), the OAuth callback, health, and the scheduler; plus the
+one-shot loopback callback listener that `admonster connect` and the terminal chat use."""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+CALLBACK_PATH = "/oauth/facebook/callback"
+RUNTIME_KEY = web.AppKey("runtime", object)
+WORKSPACE_KEY = web.RequestKey("workspace", object)
+MAX_BODY_BYTES = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The OAuth callback page
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _page(title: str, lines: list[str], status: int = 200) -> web.Response:
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5}"
+                "h1{font-size:1.4em}</style></head>"
+                f"<body><h1>{html.escape(title)}</h1>{body}<p>You can close this tab.</p></body></html>")
+    return web.Response(text=document, content_type="text/html", status=status)
+
+
+async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str) -> tuple[bool, web.Response]:
+    """Finish a sign-in from Facebook's redirect; answers a small page saying what happened."""
+    from fb_utils import FacebookError
+
+    query = request.query
+    try:
+        workspace_id, health = await runtime.connector.complete(
+            state=query.get("state"), code=query.get("code"), error=query.get("error"),
+            error_description=query.get("error_description"), redirect_uri=redirect_uri)
+    except FacebookError as error:
+        return False, _page("Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400)
+    workspace = await runtime.store.get_workspace(workspace_id)
+    lines = [f"Workspace “{workspace.name if workspace else workspace_id}” is connected as "
+             f"{health.user_name or health.user_id}.",
+             f"Permissions granted: {', '.join(health.scopes) or 'none'}."]
+    if health.missing_scopes:
+        lines.append(f"Missing permissions: {', '.join(health.missing_scopes)}. Some ops will not work until you "
+                     "connect again and allow them.")
+    if health.expires_at:
+        lines.append(f"The connection lasts until {health.expires_at:%Y-%m-%d} (Ad Monster warns you 7 days and 1 day before).")
+    return True, _page("Facebook connected", lines)
+
+
+class CallbackListener:
+    """A one-shot OAuth callback server on loopback: stops after a successful sign-in or after `timeout` seconds."""
+
+    def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 300.0) -> None:
+        self.runtime = runtime
+        self.host, self.port, self.timeout = host, port, timeout
+        self.done = asyncio.Event()
+        self.succeeded = False
+        self._runner: web.AppRunner | None = None
+        self._stopper: asyncio.Task | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://{self.host}:{self.port}{CALLBACK_PATH}"
+
+    async def url(self) -> str:
+        """Start listening if not yet; the redirect URI to give Facebook."""
+        if self._runner is None:
+            app = web.Application()
+            app.router.add_get(CALLBACK_PATH, self._callback)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._stopper = asyncio.get_running_loop().create_task(self._stop_later())
+        return self.redirect_uri
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        ok, response = await complete_oauth(self.runtime, request, self.redirect_uri)
+        if ok:
+            self.succeeded = True
+            self.done.set()
+        return response
+
+    async def _stop_later(self) -> None:
+        try:
+            await asyncio.wait_for(self.done.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            self.done.set()
+        await asyncio.sleep(0.2)  # let the success page reach the browser
+        await self.stop()
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self.done.set()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _error(status: int, kind: str, message: str, fix: str) -> web.Response:
+    return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
+                              "data": {"error": kind, "message": message, "fix": fix}}, status=status)
+
+
+@web.middleware
+async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every /v1/ request carries a workspace API key as `Authorization: Bearer amk_…`."""
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return _error(401, "auth", "No API key", "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+    runtime = request.app[RUNTIME_KEY]
+    workspace = await runtime.store.workspace_for_api_key(key.strip())
+    if workspace is None:
+        return _error(401, "auth", "Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
+    request[WORKSPACE_KEY] = workspace
+    return await handler(request)
+
+
+async def health(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME_KEY]
+    return web.json_response({"ok": True, "mode": runtime.mode, "time": int(time.time())})
+
+
+async def tool_call(request: web.Request) -> web.Response:
+    """POST /v1/tools/facebook {"op", "args"}: the facebook tool, with the same answers as chat."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "validation", "The body is not JSON", 'Send {"op": "help", "args": {}}')
+    if not isinstance(body, dict):
+        return _error(400, "validation", "The body must be a JSON object", 'Send {"op": "help", "args": {}}')
+    runtime = request.app[RUNTIME_KEY]
+    facebook = await runtime.facebook_for(request[WORKSPACE_KEY])
+    extra = {k: v for k, v in body.items() if k not in ("op", "args")}
+    result = await facebook.call(body.get("op"), body.get("args"), interface="http", **extra)
+    return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files},
+                             dumps=lambda value: json.dumps(value, default=str))
+
+
+async def oauth_callback(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME_KEY]
+    _, response = await complete_oauth(runtime, request, public_callback_url(runtime))
+    return response
+
+
+def public_callback_url(runtime: Any) -> str:
+    return runtime.settings.public_url.rstrip("/") + CALLBACK_PATH
+
+
+def create_app(runtime: Any) -> web.Application:
+    app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
+    app[RUNTIME_KEY] = runtime
+    app.router.add_get("/healthz", health)
+    app.router.add_post("/v1/tools/facebook", tool_call)
+    app.router.add_get(CALLBACK_PATH, oauth_callback)
+    return app
+
+
+async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | None = None, ready: Any = None) -> None:
+    """Run the server until SIGTERM/SIGINT (or `stop`), with the scheduler; drain the outbox before leaving."""
+    async def callback_url() -> str:
+        return public_callback_url(runtime)
+
+    runtime.callback_url = callback_url
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests): `stop` is set by the caller
+            pass
+    runner = web.AppRunner(create_app(runtime), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    scheduler_task = _start_scheduler(runtime, stop)
+    if ready is not None:
+        ready(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    try:
+        await stop.wait()
+    finally:
+        scheduler_task.cancel()
+        await asyncio.gather(scheduler_task, return_exceptions=True)
+        await runner.cleanup()
+        if runtime.notifier is not None:
+            await runtime.notifier.drain(timeout=10)
+
+
+def _start_scheduler(runtime: Any, stop: asyncio.Event) -> asyncio.Task:
+    from admonster_jobs import JOBS, JobContext, Scheduler
+
+    context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime)
+    scheduler = Scheduler(JOBS, context)
+    return asyncio.get_running_loop().create_task(scheduler.run_forever(stop))

@@ -1,0 +1,458 @@
+"""Notifications over real transports: a local SMTP server (aiosmtpd) and a local aiohttp webhook receiver."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from admonster_config import Settings
+from admonster_notify import BACKOFF_SECONDS, MAX_ATTEMPTS, Notifier, redact_text, redact_url
+from admonster_store import Store
+
+SMTP_PASSWORD = "smtp-pa55word-never-shown"
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MailHandler:
+    """aiosmtpd handler that keeps what it receives, or refuses it with 550 while `refuse` is set."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.refuse = False
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            return "550 5.7.1 Relaying denied"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "message": message_from_bytes(envelope.content, policy=default_policy),
+                "authenticated": getattr(session, "authenticated", False),
+            }
+        )
+        return "250 Message accepted"
+
+
+class SmtpServer:
+    """A real SMTP server on loopback, startable and stoppable on a fixed port."""
+
+    def __init__(self, port: int, **options) -> None:
+        self.port = port
+        self.handler = MailHandler()
+        self.options = options
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **self.options)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_server():
+    server = SmtpServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("ADMONSTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(clock):
+    async with await Store.open(":memory:", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def workspace(store):
+    return await store.ensure_workspace("shop")
+
+
+def settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+class Receiver:
+    """A local webhook receiver answering with the statuses queued in `statuses` (then 200)."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.hits: list[dict] = []
+        self.delay = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.hits.append({"path": request.path_qs, "json": body, "content_type": request.content_type})
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.Response(status=status, text="ok" if status < 300 else "upstream says no")
+
+
+@pytest.fixture
+async def receiver(aiohttp_server):
+    state = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", state.handle)
+    server = await aiohttp_server(app)
+    state.url = str(server.make_url("/services/T000/B000/secretXYZ"))
+    return state
+
+
+# -- email ------------------------------------------------------------------------------------------------------
+
+
+async def test_email_is_delivered_to_a_real_smtp_server(store, workspace, clock, smtp_server):
+    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_from="bot@example.com",
+                      notify_email="ops@example.com")
+    async with Notifier(store, config) as notifier:
+        ids = await notifier.notify(workspace.id, "Token expires soon", "Reconnect with /connect.")
+        assert len(ids) == 2  # inbox + email
+        report = await notifier.deliver_due()
+    assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
+    [mail] = smtp_server.handler.messages
+    assert mail["from"] == "bot@example.com" and mail["to"] == ["ops@example.com"]
+    message = mail["message"]
+    assert message["Subject"] == "[Ad Monster] Token expires soon"
+    assert message["To"] == "ops@example.com" and message["From"] == "bot@example.com"
+    assert "Reconnect with /connect." in message.get_content()
+    assert message.get_content_type() == "text/plain"
+    emails = await store.list_notifications(workspace.id, channel="email")
+    assert [(n.status, n.attempts, n.sent_at) for n in emails] == [("sent", 1, clock.now)]
+
+
+async def test_refusing_smtp_server_keeps_message_pending_then_delivers_once(store, workspace, clock, smtp_server):
+    smtp_server.handler.refuse = True
+    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, notify_email="ops@example.com")
+    async with Notifier(store, config) as notifier:
+        await notifier.notify(workspace.id, "Heads up", "body")
+        first = await notifier.deliver_due()
+        assert (first.sent, first.retrying) == (0, 1)
+        [email] = await store.list_notifications(workspace.id, channel="email")
+        assert (email.status, email.attempts) == ("pending", 1)
+        assert "550" in email.last_error and "Relaying denied" in email.last_error
+        assert email.next_attempt_at == clock.now + timedelta(seconds=BACKOFF_SECONDS[0])
+        assert (await notifier.deliver_due()).attempted == 0  # not due yet: no hammering
+        smtp_server.handler.refuse = False
+        clock.advance(BACKOFF_SECONDS[0])
+        second = await notifier.deliver_due()
+        assert second.sent == 1
+        clock.advance(3600)
+        assert (await notifier.deliver_due()).attempted == 0
+    assert len(smtp_server.handler.messages) == 1
+    [email] = await store.list_notifications(workspace.id, channel="email")
+    assert (email.status, email.attempts) == ("sent", 2)
+
+
+async def test_smtp_server_down_then_back(store, workspace, clock):
+    port = free_port()  # nothing listens here yet
+    config = settings(smtp_host="127.0.0.1", smtp_port=port, notify_email="ops@example.com")
+    async with Notifier(store, config, smtp_timeout=3) as notifier:
+        await notifier.notify(workspace.id, "Down", "body")
+        report = await notifier.deliver_due()
+        assert report.retrying == 1
+        [email] = await store.list_notifications(workspace.id, channel="email")
+        assert email.status == "pending" and email.attempts == 1 and email.next_attempt_at > clock.now
+        assert "could not be reached" in email.last_error or "refused" in email.last_error.lower()
+        server = SmtpServer(port)
+        server.start()
+        try:
+            clock.advance(BACKOFF_SECONDS[0])
+            assert (await notifier.deliver_due()).sent == 1
+        finally:
+            server.stop()
+    assert len(server.handler.messages) == 1
+
+
+async def test_smtp_login_works_and_a_wrong_password_is_never_stored_or_logged(store, workspace, clock, capsys):
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    server = SmtpServer(free_port(), authenticator=authenticator, auth_require_tls=False)
+    server.start()
+    try:
+        good = settings(smtp_host="127.0.0.1", smtp_port=server.port, smtp_username="bot",
+                        smtp_password=SMTP_PASSWORD, notify_email="ops@example.com")
+        async with Notifier(store, good) as notifier:
+            await notifier.notify(workspace.id, "Logged in", "body")
+            assert (await notifier.deliver_due()).sent == 1
+        assert server.handler.messages[0]["authenticated"] is True
+
+        bad = settings(smtp_host="127.0.0.1", smtp_port=server.port, smtp_username="bot",
+                       smtp_password="wrong-" + SMTP_PASSWORD, notify_email="ops@example.com")
+        async with Notifier(store, bad) as notifier:
+            await notifier.notify(workspace.id, "Wrong password", "body")
+            report = await notifier.deliver_due()
+        assert report.retrying == 1
+    finally:
+        server.stop()
+    failed = [n for n in await store.list_notifications(workspace.id, channel="email") if n.status == "pending"]
+    assert "535" in failed[0].last_error and "ADMONSTER_SMTP_PASSWORD" in failed[0].last_error
+    everything = " ".join(str(n) for n in await store.list_notifications(workspace.id)) + capsys.readouterr().err
+    assert SMTP_PASSWORD not in everything
+
+
+async def test_email_gives_up_after_max_attempts_with_backoff(store, workspace, clock, smtp_server):
+    smtp_server.handler.refuse = True
+    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, notify_email="ops@example.com")
+    delays = []
+    async with Notifier(store, config) as notifier:
+        await notifier.notify(workspace.id, "Never arrives", "body")
+        for _ in range(MAX_ATTEMPTS):
+            await notifier.deliver_due()
+            [email] = await store.list_notifications(workspace.id, channel="email")
+            if email.next_attempt_at is not None:
+                delays.append((email.next_attempt_at - clock.now).total_seconds())
+                clock.advance((email.next_attempt_at - clock.now).total_seconds())
+        clock.advance(86400)
+        assert (await notifier.deliver_due()).attempted == 0
+    assert delays == [float(s) for s in BACKOFF_SECONDS]
+    [email] = await store.list_notifications(workspace.id, channel="email")
+    assert (email.status, email.attempts) == ("failed", MAX_ATTEMPTS)
+    assert "gave up" in email.last_error
+    assert smtp_server.handler.messages == []
+
+
+async def test_no_email_channel_without_smtp_host(store, workspace):
+    async with Notifier(store, settings(notify_email="ops@example.com")) as notifier:
+        ids = await notifier.notify(workspace.id, "Inbox only", "body")
+    assert [n.channel for n in await store.list_notifications(workspace.id)] == ["inbox"]
+    assert len(ids) == 1
+
+
+# -- webhook ----------------------------------------------------------------------------------------------------
+
+
+async def test_webhook_delivers_slack_style_json(store, workspace, receiver):
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        await notifier.notify(workspace.id, "Token expires in 7 days", "Reconnect with /connect.", level="warning")
+        report = await notifier.deliver_due()
+    assert report.sent == 1
+    [hit] = receiver.hits
+    assert hit["content_type"] == "application/json"
+    assert hit["json"] == {
+        "text": "*Token expires in 7 days*\nReconnect with /connect.",
+        "subject": "Token expires in 7 days",
+        "workspace": "shop",
+        "level": "warning",
+    }
+    [hook] = await store.list_notifications(workspace.id, channel="webhook")
+    assert (hook.status, hook.attempts, hook.target) == ("sent", 1, receiver.url)
+
+
+async def test_webhook_500_then_200_is_retried_and_delivered_once(store, workspace, clock, receiver):
+    receiver.statuses = [500]
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        await notifier.notify(workspace.id, "Retry me", "body")
+        first = await notifier.deliver_due()
+        assert (first.sent, first.retrying, first.failed) == (0, 1, 0)
+        [hook] = await store.list_notifications(workspace.id, channel="webhook")
+        assert hook.status == "pending" and hook.attempts == 1 and "HTTP 500" in hook.last_error
+        assert "secretXYZ" not in hook.last_error and "/…" in hook.last_error
+        clock.advance(BACKOFF_SECONDS[0])
+        assert (await notifier.deliver_due()).sent == 1
+        clock.advance(86400)
+        assert (await notifier.deliver_due()).attempted == 0
+    assert len(receiver.hits) == 2
+    [hook] = await store.list_notifications(workspace.id, channel="webhook")
+    assert (hook.status, hook.attempts) == ("sent", 2)
+
+
+async def test_webhook_404_gives_up_at_once(store, workspace, clock, receiver):
+    receiver.statuses = [404]
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        await notifier.notify(workspace.id, "Nobody home", "body")
+        report = await notifier.deliver_due()
+        assert (report.sent, report.retrying, report.failed) == (0, 0, 1)
+        for _ in range(3):
+            clock.advance(86400)
+            assert (await notifier.deliver_due()).attempted == 0
+    assert len(receiver.hits) == 1
+    [hook] = await store.list_notifications(workspace.id, channel="webhook")
+    assert (hook.status, hook.attempts, hook.next_attempt_at) == ("failed", 1, None)
+    assert "HTTP 404" in hook.last_error and "Fix:" in hook.last_error
+
+
+async def test_webhook_429_and_408_are_retried(store, workspace, clock, receiver):
+    receiver.statuses = [429, 408]
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        await notifier.notify(workspace.id, "Slow down", "body")
+        assert (await notifier.deliver_due()).retrying == 1
+        clock.advance(BACKOFF_SECONDS[0])
+        assert (await notifier.deliver_due()).retrying == 1
+        clock.advance(BACKOFF_SECONDS[1])
+        assert (await notifier.deliver_due()).sent == 1
+
+
+async def test_unreachable_and_slow_webhooks_retry_with_redacted_errors(store, workspace, clock, receiver):
+    dead = f"http://127.0.0.1:{free_port()}/hook/secret-path?token=abc123"
+    receiver.delay = 1.0
+    await store.set_setting(workspace.id, "notify_webhook_url", dead)
+    other = await store.ensure_workspace("other")
+    await store.set_setting(other.id, "notify_webhook_url", receiver.url)
+    async with Notifier(store, settings(), webhook_timeout=0.2) as notifier:
+        await notifier.notify(workspace.id, "Dead", "body")
+        await notifier.notify(other.id, "Slow", "body")
+        report = await notifier.deliver_due()
+    assert report.retrying == 2
+    [dead_hook] = await store.list_notifications(workspace.id, channel="webhook")
+    [slow_hook] = await store.list_notifications(other.id, channel="webhook")
+    assert "could not be reached" in dead_hook.last_error
+    assert "timed out" in slow_hook.last_error
+    for error in (dead_hook.last_error, slow_hook.last_error):
+        assert "secret" not in error and "abc123" not in error and "/…" in error
+
+
+async def test_workspace_settings_override_and_disable_channels(store, workspace, receiver, smtp_server):
+    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, notify_email="global@example.com",
+                      notify_webhook_url="https://hooks.example.com/global")
+    other = await store.ensure_workspace("other")
+    await store.set_setting(workspace.id, "notify_email", "")  # off for this workspace
+    await store.set_setting(workspace.id, "notify_webhook_url", receiver.url)
+    async with Notifier(store, config) as notifier:
+        await notifier.notify(workspace.id, "Mine", "body")
+        await notifier.notify(other.id, "Theirs", "body")
+        assert (await notifier.targets(other.id)) == {
+            "email": "global@example.com", "webhook": "https://hooks.example.com/global",
+        }
+    mine = {n.channel: n.target for n in await store.list_notifications(workspace.id)}
+    theirs = {n.channel: n.target for n in await store.list_notifications(other.id)}
+    assert mine == {"inbox": None, "webhook": receiver.url}
+    assert theirs == {"inbox": None, "email": "global@example.com", "webhook": "https://hooks.example.com/global"}
+
+
+async def test_bad_webhook_url_in_workspace_setting_fails_clearly(store, workspace, clock):
+    await store.set_setting(workspace.id, "notify_webhook_url", "ftp://files.example.com/drop")
+    async with Notifier(store, settings()) as notifier:
+        await notifier.notify(workspace.id, "Wrong scheme", "body")
+        report = await notifier.deliver_due()
+    assert report.failed == 1
+    [hook] = await store.list_notifications(workspace.id, channel="webhook")
+    assert hook.status == "failed" and "not an http(s) URL" in hook.last_error and "/drop" not in hook.last_error
+
+
+# -- inbox, dedupe, drain ---------------------------------------------------------------------------------------
+
+
+async def test_inbox_text_shows_notices_once(store, workspace):
+    other = await store.ensure_workspace("other")
+    async with Notifier(store, settings()) as notifier:
+        assert await notifier.inbox_text(workspace.id) is None
+        await notifier.notify(workspace.id, "First", "one")
+        await notifier.notify(workspace.id, "Second", "two\nlines")
+        await notifier.notify(other.id, "Not yours", "x")
+        text = await notifier.inbox_text(workspace.id)
+        assert text.splitlines() == ["Notices:", "- First: one", "- Second: two lines"]
+        assert await notifier.inbox_text(workspace.id) is None
+        assert "Not yours" in await notifier.inbox_text(other.id)
+
+
+async def test_dedupe_key_queues_each_channel_once(store, workspace, receiver):
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        first = await notifier.notify(workspace.id, "Once", "body", dedupe_key="invalid:abc")
+        again = await notifier.notify(workspace.id, "Once", "body", dedupe_key="invalid:abc")
+    assert len(first) == 2 and again == []
+
+
+async def test_drain_delivers_what_it_can_and_leaves_the_rest_pending(store, workspace, clock, receiver):
+    port = free_port()  # nothing listens here until "the next start"
+    other = await store.ensure_workspace("other")
+    await store.set_setting(other.id, "notify_webhook_url", f"http://127.0.0.1:{port}/hook")
+    async with Notifier(store, settings(notify_webhook_url=receiver.url)) as notifier:
+        await notifier.notify(workspace.id, "Delivered at shutdown", "body")
+        await notifier.notify(other.id, "Kept for later", "body")
+        report = await notifier.drain(timeout=5)
+    assert (report.sent, report.retrying) == (1, 1)
+    [kept] = await store.list_notifications(other.id, channel="webhook")
+    assert (kept.status, kept.attempts) == ("pending", 1)
+
+    late = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", late.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        clock.advance(BACKOFF_SECONDS[0])
+        async with Notifier(store, settings()) as restarted:  # a new process: only the store carries over
+            assert (await restarted.deliver_due()).sent == 1
+    finally:
+        await runner.cleanup()
+    assert [hit["json"]["subject"] for hit in late.hits] == ["Kept for later"]
+    [kept] = await store.list_notifications(other.id, channel="webhook")
+    assert (kept.status, kept.attempts) == ("sent", 2)
+
+
+async def test_drain_respects_its_timeout_and_loses_nothing(store, workspace, receiver):
+    receiver.delay = 3.0
+    async with Notifier(store, settings(notify_webhook_url=receiver.url), webhook_timeout=30) as notifier:
+        await notifier.notify(workspace.id, "Slow receiver", "body")
+        started = time.monotonic()
+        report = await notifier.drain(timeout=0.3)
+        assert time.monotonic() - started < 2
+    assert report.sent == 0
+    [hook] = await store.list_notifications(workspace.id, channel="webhook")
+    assert (hook.status, hook.attempts) == ("pending", 0)
+
+
+# -- redaction helpers ------------------------------------------------------------------------------------------
+
+
+def test_redaction_hides_webhook_paths_queries_and_secrets():
+    url = "https://hooks.slack.com/services/T0/B0/xyzSECRET?token=abc"
+    assert redact_url(url) == "https://hooks.slack.com/…"
+    assert redact_url("not a url") == "<url>"
+    text = redact_text(f"POST {url} failed; password=hunter2 and pw p4ss-word", ["p4ss-word"])
+    assert "xyzSECRET" not in text and "abc" not in text and "hunter2" not in text and "p4ss-word" not in text
+    assert "https://hooks.slack.com/…" in text

@@ -1,0 +1,190 @@
+"""`admonster serve` over real HTTP: API keys, the tool endpoint, workspace isolation tried as an attacker would,
+the OAuth callback route, and a clean SIGTERM shutdown that keeps the outbox."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from admonster_config import load_settings
+from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
+from admonster_server import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, url: str, runtime) -> None:
+        self.url, self.runtime = url, runtime
+
+    async def tool(self, key: str | None, op, args=None, raw: bytes | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        async with aiohttp.ClientSession() as session:
+            if raw is not None:
+                request = session.post(f"{self.url}/v1/tools/facebook", data=raw, headers=headers)
+            else:
+                request = session.post(f"{self.url}/v1/tools/facebook", json={"op": op, "args": args}, headers=headers)
+            async with request as resp:
+                return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def server(tmp_path):
+    port = _free_port()
+    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}")
+    async with open_runtime(settings) as runtime:
+        stop = asyncio.Event()
+        started = asyncio.Event()
+        task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
+        await asyncio.wait_for(started.wait(), 10)
+        try:
+            yield Server(f"http://127.0.0.1:{port}", runtime)
+        finally:
+            stop.set()
+            await task
+
+
+async def _sandbox(runtime, method: str, path: str, json: dict | None = None) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, f"{runtime.sandbox_url}/__sandbox/{path}", json=json) as resp:
+            return await resp.json()
+
+
+async def _workspace_key(runtime, name: str, autoconnect: bool = True) -> tuple[object, str]:
+    workspace = await runtime.store.ensure_workspace(name)
+    if not autoconnect:
+        await runtime.store.set_setting(workspace.id, SANDBOX_AUTOCONNECT, False)
+    return workspace, await runtime.store.create_api_key(workspace.id)
+
+
+async def test_health_needs_no_key(server):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.url}/healthz") as resp:
+            assert resp.status == 200 and (await resp.json())["mode"] == "SANDBOX"
+
+
+@pytest.mark.parametrize("key", [None, "", "amk_not-a-real-key", "Basic abc", "x" * 5000])
+async def test_bad_keys_are_refused(server, key):
+    status, body = await server.tool(key, "list_campaigns")
+    assert status == 401 and body["text"].startswith("ERROR auth:") and "Fix:" in body["text"]
+
+
+async def test_tool_call_answers_like_chat(server):
+    _, key = await _workspace_key(server.runtime, "acme")
+    status, body = await server.tool(key, "list_campaigns", {"limit": 3})
+    assert status == 200 and body["ok"], body
+    assert "Campaigns in Demo Store (USD)" in body["text"] and len(body["data"]["campaigns"]) <= 3
+    status, body = await server.tool(key, None, raw=b"{not json")
+    assert status == 400 and body["text"].startswith("ERROR validation")
+    status, body = await server.tool(key, "list_campaign")
+    assert status == 200 and not body["ok"] and "list_campaigns" in body["text"]
+
+
+async def test_workspaces_cannot_touch_each_other(server):
+    runtime = server.runtime
+    _, key_a = await _workspace_key(runtime, "alpha")
+    workspace_b, key_b = await _workspace_key(runtime, "beta", autoconnect=False)
+
+    listed = (await server.tool(key_a, "list_campaigns", {"status": ["ACTIVE"]}))[1]
+    target = next(c for c in listed["data"]["campaigns"] if c.get("daily_budget"))
+    paused = (await server.tool(key_a, "pause_campaign", {"campaign_id": target["id"]}))[1]
+    assert paused["ok"], paused
+    held = (await server.tool(key_a, "resume_campaign", {"campaign_id": target["id"]}))[1]
+    confirmation = held["data"]["confirmation_id"]
+
+    # B has no Facebook connection of its own and cannot borrow A's.
+    assert (await server.tool(key_b, "list_campaigns"))[1]["text"].startswith("ERROR auth: Facebook is not connected")
+    assert (await server.tool(key_b, "token_status"))[1]["data"]["connected"] is False
+    assert await runtime.store.load_token(workspace_b.id) is None
+
+    # Connected as another Facebook user (one with no ad account), B still reaches nothing of A's.
+    users = await _sandbox(runtime, "GET", "objects?type=user")
+    casey = next(u["id"] for u in users["data"] if u["name"] == "Casey Creative")
+    grant = await _sandbox(runtime, "POST", "tokens", {"user": casey})
+    await runtime.connector.store_checked_token(workspace_b.id, grant["access_token"], kind="user")
+    assert (await server.tool(key_b, "confirm", {"confirm": confirmation}))[1]["text"].startswith("ERROR validation: Confirmation")
+    assert "does not exist" in (await server.tool(key_b, "undo", {"audit_id": paused["data"]["audit_id"]}))[1]["text"]
+    assert (await server.tool(key_b, "audit_log"))[1]["data"]["entries"] == []
+    assert (await server.tool(key_b, "list_confirmations"))[1]["data"]["confirmations"] == []
+    stolen = (await server.tool(key_b, "get_campaign", {"campaign_id": target["id"]}))[1]
+    assert stolen["text"].startswith("ERROR not_found:")
+    foreign = (await server.tool(key_b, "list_campaigns", {"ad_account_id": listed["data"]["ad_account_id"]}))[1]
+    assert not foreign["ok"] and foreign["text"].startswith("ERROR")
+    assert (await server.tool(key_b, "list_ad_accounts"))[1]["data"]["accounts"] == []
+
+    # A's confirmation still works for A, once.
+    done = (await server.tool(key_a, "confirm", {"confirm": confirmation}))[1]
+    assert done["ok"], done
+
+
+async def test_connect_through_the_server_callback(server):
+    runtime = server.runtime
+    workspace, key = await _workspace_key(runtime, "gamma", autoconnect=False)
+    started = (await server.tool(key, "connect"))[1]
+    assert started["ok"], started
+    url = started["data"]["url"]
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    assert query["redirect_uri"] == f"{server.url}/oauth/facebook/callback"
+    parsed = urllib.parse.urlsplit(url)
+    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm",
+                                                      query=urllib.parse.urlencode({**query, "decision": "allow"})))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(confirm) as page:  # follows the redirect to our server's callback
+            assert page.status == 200 and "Facebook connected" in await page.text()
+    assert (await runtime.store.load_token(workspace.id)) is not None
+    assert (await server.tool(key, "list_campaigns"))[1]["ok"]
+
+
+def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
+    home = tmp_path / "home"
+    port = _free_port()
+    env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{_free_port()}/hook"}
+    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        workspace_id = asyncio.run(_enqueue(home))  # a message for a webhook that is down
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    with sqlite3.connect(home / "admonster.db") as db:
+        rows = db.execute("SELECT status FROM notifications WHERE workspace_id = ? AND channel = 'webhook'", (workspace_id,)).fetchall()
+    assert rows and all(status == "pending" for (status,) in rows)
+
+
+async def _enqueue(home: Path) -> int:
+    from admonster_store import Store
+
+    async with await Store.open(home / "admonster.db") as store:
+        workspace = await store.ensure_workspace("outbox")
+        await store.enqueue_notification(workspace.id, channel="webhook", subject="Test", text="kept across shutdown",
+                                         target="http://127.0.0.1:9/hook")
+        return workspace.id
