@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -155,7 +156,13 @@ MIGRATIONS: list[str] = [
         summary TEXT NOT NULL
     );
     """,
+    # 3: API keys are found by their public id, then their hash is compared in constant time.
+    """
+    ALTER TABLE api_keys ADD COLUMN key_id TEXT;
+    CREATE INDEX api_keys_key_id ON api_keys(key_id);
+    """,
 ]
+API_KEY_ID_LENGTH = 12
 
 
 class StoreError(Exception):
@@ -286,6 +293,11 @@ def _as_utc(moment: datetime) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return _as_utc(moment).isoformat(timespec="seconds")
+
+
+def api_key_id(key: str) -> str:
+    """The public part of an API key that finds its row; the secret rest is only ever compared as a hash."""
+    return key[: len(API_KEY_PREFIX) + API_KEY_ID_LENGTH]
 
 
 def hash_api_key(key: str) -> str:
@@ -519,8 +531,8 @@ class Store:
         """A new API key for the workspace; returned once in plain text, stored only as its SHA-256."""
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         await self._write(
-            "INSERT INTO api_keys (key_hash, workspace_id, created_at) VALUES (?, ?, ?)",
-            (hash_api_key(key), workspace_id, _iso(self._now())),
+            "INSERT INTO api_keys (key_hash, key_id, workspace_id, created_at) VALUES (?, ?, ?, ?)",
+            (hash_api_key(key), api_key_id(key), workspace_id, _iso(self._now())),
             workspace_id,
         )
         return key
@@ -529,12 +541,16 @@ class Store:
         """The workspace an API key belongs to, or None for an unknown key."""
         if not key:
             return None
-        row = await self._fetchone(
-            "SELECT w.id, w.name, w.created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id "
-            "WHERE k.key_hash = ?",
-            (hash_api_key(key),),
+        rows = await self._fetchall(
+            "SELECT k.key_hash, w.id, w.name, w.created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id "
+            "WHERE k.key_id = ?",
+            (api_key_id(key),),
         )
-        return Workspace(**dict(row)) if row else None
+        wanted = hash_api_key(key)
+        for row in rows:
+            if hmac.compare_digest(row["key_hash"], wanted):
+                return Workspace(id=row["id"], name=row["name"], created_at=row["created_at"])
+        return None
 
     # -- settings and guardrails -----------------------------------------------------------------------------
 

@@ -286,3 +286,15 @@ async def test_deleting_a_workspace_removes_its_outbox_and_states(tmp_path, cloc
     db.commit()
     for table in ("notifications", "oauth_states", "token_warnings"):
         assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+
+
+async def test_api_key_found_by_public_id_and_checked_by_hash():
+    from admonster_store import Store, api_key_id
+
+    async with await Store.open(":memory:") as store:
+        workspace = await store.ensure_workspace("keys")
+        key = await store.create_api_key(workspace.id)
+        assert (await store.workspace_for_api_key(key)).id == workspace.id
+        forged = api_key_id(key) + ("A" if key[-1] != "A" else "B") * (len(key) - len(api_key_id(key)))
+        assert await store.workspace_for_api_key(forged) is None
+        assert await store.workspace_for_api_key(key[:-1]) is None
