@@ -68,6 +68,8 @@ class Params:
             return default
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(self.raw.get(name), str):
+            return [self.raw[name].strip()]  # one bare id, e.g. ids=17841400000000001
         if not isinstance(value, list):
             raise param_error(f"Param {name} must be an array.", field=name)
         return value

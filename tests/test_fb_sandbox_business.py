@@ -243,3 +243,20 @@ async def test_new_routes_never_5xx(sandbox, demo_token, method, path, query, fo
             assert resp.status < 500, (method, url, kwargs, text)
             if resp.content_type == "application/json":
                 json.loads(text)
+
+
+async def test_multi_id_read_of_a_single_numeric_id(sandbox, demo_token):
+    import hashlib
+    import hmac
+
+    import aiohttp
+
+    proof = hmac.new(demo_token["app_secret"].encode(), demo_token["access_token"].encode(), hashlib.sha256).hexdigest()
+    auth = {"access_token": demo_token["access_token"], "appsecret_proof": proof}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{sandbox.url}/v26.0/me/accounts", params={**auth, "fields": "instagram_business_account"}) as resp:
+            ig = (await resp.json())["data"][0]["instagram_business_account"]["id"]
+        async with session.get(f"{sandbox.url}/v26.0/", params={**auth, "ids": ig, "fields": "id,username"}) as resp:
+            body = await resp.json()
+    assert resp.status == 200, body
+    assert body[ig]["id"] == ig and body[ig]["username"]
