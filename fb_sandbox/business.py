@@ -30,7 +30,7 @@ TASK_ORDER = ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE", "AA_ANALYZE"]
 TIMEZONE_NAMES = {
     1: "America/Los_Angeles", 2: "America/Denver", 3: "Pacific/Honolulu", 4: "America/Anchorage",
     5: "America/Phoenix", 6: "America/Chicago", 7: "America/New_York", 8: "Asia/Dubai",
-    78: "Asia/Tokyo",
+    47: "Europe/Berlin", 57: "Europe/Paris", 58: "Europe/London", 77: "Asia/Tokyo", 78: "Africa/Nairobi",
 }
 NO_ENTITY = ("NONE", "UNFOUND")
 CREATE_PARAMS = ("name", "currency", "timezone_id", "end_advertiser", "media_agency", "partner")

@@ -54,7 +54,7 @@ def seed_demo(sb: Sandbox) -> None:
                    min_daily_budget=100, timezone_name="America/Los_Angeles", timezone_id=1,
                    amount_spent="1234567", balance="4250")
     jpy = _account(sb, business, [user, analyst], t0 + DAY, name="Demo Tokyo (JPY)", currency="JPY",
-                   min_daily_budget=100, timezone_name="Asia/Tokyo", timezone_id=78, amount_spent="845000")
+                   min_daily_budget=100, timezone_name="Asia/Tokyo", timezone_id=77, amount_spent="845000")
     _set_user_accounts(sb, user, [usd, jpy], t0)
     _set_user_accounts(sb, analyst, [usd, jpy], t0)
     instagram = _insert(sb, "instagram", {"username": "demo.store", "name": "Demo Store",

@@ -62,7 +62,7 @@ async def test_create_ad_account_and_it_is_listed(graph):
     pages = await graph.get("me/accounts", fields="id")
     page_id = pages.body["data"][0]["id"]
     answer = await graph.post(f"{biz}/adaccount", {**NEW_ACCOUNT, "name": "Tokyo 2", "currency": "JPY",
-                                                   "timezone_id": "78", "end_advertiser": page_id,
+                                                   "timezone_id": "77", "end_advertiser": page_id,
                                                    "media_agency": biz, "partner": "UNFOUND"})
     assert answer.body["end_advertiser_id"] == page_id and answer.body["media_agency_id"] == biz
     jpy = await graph.get(answer.body["id"], fields="currency,min_daily_budget,timezone_name")
