@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test bench tools sandbox docs clean venv
+.PHONY: chat test bench tools sandbox docs clean venv chromium
 
 # (Re)create the virtualenv when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -17,7 +17,11 @@ venv: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/admonster chat
 
-test: $(STAMP)
+# The browser test drives Debian's Chromium (never a downloaded browser); install it when the machine lacks it.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

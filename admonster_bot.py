@@ -190,10 +190,13 @@ async def describe_selected_account(facebook: Any) -> str:
 class Chat:
     """Reads lines, answers slash-commands through the registry, and says what free text needs."""
 
-    def __init__(self, runtime: Any, workspace: Any, console: Any) -> None:
+    def __init__(self, runtime: Any, workspace: Any, console: Any, *, thread_id: str = "terminal", stream: bool = True) -> None:
         self.runtime = runtime
         self.workspace = workspace
         self.console = console
+        self.thread_id = thread_id
+        self.stream = stream  # print the LLM's text as it arrives (the terminal); else return it whole
+        self._loop: Any = None
 
     async def facebook(self) -> Any:
         return await self.runtime.facebook_for(self.workspace)
@@ -218,7 +221,10 @@ class Chat:
     async def _reply(self, line: str) -> tuple[str, bool]:
         text = line.strip()
         if not text.startswith("/"):
-            return NO_LLM_ANSWER, False
+            settings = getattr(self.runtime, "settings", None)
+            if settings is None or not settings.llm_configured:
+                return NO_LLM_ANSWER, False
+            return await self._llm_reply(text)
         facebook = await self.facebook()
         if text.split(None, 1)[0].lower() == "/tool":
             return await self._tool(facebook, text)
@@ -231,6 +237,38 @@ class Chat:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
         result = await facebook.call(op, args, interface="chat")
         return result.text, not result.ok
+
+    def chat_loop(self) -> Any:
+        """The LLM chat loop for this workspace, built once from the settings."""
+        if self._loop is None:
+            from admonster_llm import ChatLoop, LLMClient
+
+            settings = self.runtime.settings
+            self._loop = ChatLoop(self.runtime.facebook_for, self.runtime.store, LLMClient.from_settings(settings),
+                                  max_rounds=settings.llm_max_tool_rounds)
+        return self._loop
+
+    async def _llm_reply(self, text: str) -> tuple[str, bool]:
+        """Free text to the LLM; its text streams to the console, and only what was not shown is returned."""
+        shown: list[str] = []
+
+        def on_text(fragment: str) -> None:
+            shown.append(fragment)
+            self.console.print(fragment, end="", markup=False, highlight=False, soft_wrap=True)
+            with contextlib.suppress(Exception):
+                self.console.file.flush()
+
+        turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
+                                            on_text=on_text if self.stream else None)
+        if shown:
+            self.console.print()
+        if not turn.ok or not self.stream:
+            return turn.text, not turn.ok
+        return "", False
+
+    async def close(self) -> None:
+        if self._loop is not None:
+            await self._loop.llm.close()
 
     def _help(self, facebook: Any, command: SlashCommand) -> str:
         if command.args:
@@ -255,7 +293,8 @@ class Chat:
             if not line.strip():
                 continue
             reply, failed = await self.answer(line)
-            self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
+            if reply:
+                self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
 
     def _read_lines(self) -> Iterator[str]:
         interactive = sys.stdin.isatty()
@@ -305,9 +344,11 @@ def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMO
         async with open_runtime(settings, on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
             listener = CallbackListener(runtime)
             runtime.callback_url = listener.url  # /connect in chat listens on loopback for Facebook's redirect
+            session = Chat(runtime, await runtime.workspace(settings.workspace), console)
             try:
-                await Chat(runtime, await runtime.workspace(settings.workspace), console).run()
+                await session.run()
             finally:
+                await session.close()
                 await listener.stop()
 
     _run_or_exit(run())
@@ -370,6 +411,19 @@ def tools(format: str = typer.Option("openai", "--format", help="openai or mcp."
 
     schema = REGISTRY.openai_tools(tools_mode) if format == "openai" else REGISTRY.mcp_tools()
     typer.echo(json.dumps(schema, indent=2))
+
+
+@app.command()
+def mcp(tools_mode: str = typer.Option("both", "--tools", help="single (the facebook tool), per-op (one tool per op), or both."),
+        workspace: str = typer.Option(None, help="Workspace to serve (default ADMONSTER_WORKSPACE or 'default').")) -> None:
+    """Serve Ad Monster's tools to an MCP client over stdio (stdout carries only the protocol; logs go to stderr)."""
+    from admonster_mcp import TOOL_MODES, serve_stdio
+
+    if tools_mode not in TOOL_MODES:
+        typer.echo("ERROR validation: --tools must be single, per-op or both. Fix: e.g. admonster mcp --tools both", err=True)
+        raise typer.Exit(2)
+    settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    _run_or_exit(serve_stdio(settings, mode=tools_mode, workspace=settings.workspace))
 
 
 @app.command()

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     )
     llm_model: str | None = Field(None, description="LLM model name used for chat, e.g. gpt-4o-mini or llama3.1.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint, if it needs one.")
+    llm_max_tool_rounds: int = Field(8, ge=1, le=100, description="Most tool-call rounds the LLM may take to answer one message.")
     log_level: str = Field("WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     workspace: str = Field("default", description="Workspace used by the terminal chat and slash-commands.")
     smtp_host: str | None = Field(

@@ -11,6 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+import admonster_mcp
+import admonster_web
+
 CALLBACK_PATH = "/oauth/facebook/callback"
 RUNTIME_KEY = web.AppKey("runtime", object)
 WORKSPACE_KEY = web.RequestKey("workspace", object)
@@ -168,6 +171,8 @@ def create_app(runtime: Any) -> web.Application:
     app.router.add_get("/healthz", health)
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_get(CALLBACK_PATH, oauth_callback)
+    admonster_web.add_routes(app)
+    admonster_mcp.mount_mcp(app, runtime)
     return app
 
 

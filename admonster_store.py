@@ -161,6 +161,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE api_keys ADD COLUMN key_id TEXT;
     CREATE INDEX api_keys_key_id ON api_keys(key_id);
     """,
+    # 4: LLM chat threads: OpenAI-style messages per workspace and thread, in order.
+    """
+    CREATE TABLE chat_messages (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        thread_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+        content TEXT,
+        tool_calls TEXT,
+        tool_call_id TEXT,
+        name TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, thread_id, seq)
+    );
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -764,6 +779,54 @@ class Store:
         )
         return [_confirmation_from_row(row, now) for row in rows]
 
+    # -- chat threads ----------------------------------------------------------------------------------------
+
+    async def append_chat_messages(self, workspace_id: int, thread_id: str, messages: list[dict[str, Any]]) -> int:
+        """Append OpenAI-style messages to a workspace's thread, all or none; returns the new last seq."""
+        thread = _check_thread_id(thread_id)
+        rows = [_chat_row(message) for message in messages]
+        if not rows:
+            return 0
+        created = _iso(self._now())
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            last = await self._fetchone(
+                "SELECT COALESCE(MAX(seq), 0) FROM chat_messages WHERE workspace_id = ? AND thread_id = ?",
+                (workspace_id, thread),
+            )
+            start = int(last[0]) + 1
+            for offset, (role, content, tool_calls, tool_call_id, name) in enumerate(rows):
+                await self._write(
+                    "INSERT INTO chat_messages (workspace_id, thread_id, seq, role, content, tool_calls, tool_call_id, "
+                    "name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (workspace_id, thread, start + offset, role, content, tool_calls, tool_call_id, name, created),
+                    workspace_id,
+                )
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return start + len(rows) - 1
+
+    async def chat_history(self, workspace_id: int, thread_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The last `limit` messages of the workspace's thread, oldest first, as OpenAI message dicts."""
+        thread = _check_thread_id(thread_id)
+        rows = await self._fetchall(
+            "SELECT * FROM (SELECT * FROM chat_messages WHERE workspace_id = ? AND thread_id = ? ORDER BY seq DESC LIMIT ?) "
+            "ORDER BY seq",
+            (workspace_id, thread, max(0, int(limit))),
+        )
+        return [_chat_message_from_row(row) for row in rows]
+
+    async def list_threads(self, workspace_id: int) -> list[dict[str, Any]]:
+        """The workspace's threads, most recently active first: thread_id, messages, started_at, last_at."""
+        rows = await self._fetchall(
+            "SELECT thread_id, COUNT(*) AS messages, MIN(created_at) AS started_at, MAX(created_at) AS last_at "
+            "FROM chat_messages WHERE workspace_id = ? GROUP BY thread_id ORDER BY MAX(created_at) DESC, thread_id",
+            (workspace_id,),
+        )
+        return [dict(row) for row in rows]
+
     # -- tokens ----------------------------------------------------------------------------------------------
 
     async def save_token(
@@ -1098,6 +1161,43 @@ def validate_guardrails(values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         _check_guardrail_value(name, value)
     return dict(values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chat threads (LLM conversation history)
+# ---------------------------------------------------------------------------------------------------------------
+
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+MAX_THREAD_ID_CHARS = 200
+
+
+def _check_thread_id(thread_id: str) -> str:
+    text = str(thread_id or "").strip()
+    if not text or len(text) > MAX_THREAD_ID_CHARS:
+        raise InvalidArgument(f"Thread id {thread_id!r} must be 1 to {MAX_THREAD_ID_CHARS} characters. Fix: e.g. thread_id=\"terminal\".")
+    return text
+
+
+def _chat_row(message: dict[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
+    role = message.get("role")
+    if role not in CHAT_ROLES:
+        raise InvalidArgument(f"Chat message role {role!r} is not known. Fix: use {', '.join(CHAT_ROLES)}.")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        content = json.dumps(content, default=str)
+    tool_calls = message.get("tool_calls")
+    return (role, content, json.dumps(tool_calls) if tool_calls else None, message.get("tool_call_id"), message.get("name"))
+
+
+def _chat_message_from_row(row: aiosqlite.Row) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": row["role"], "content": row["content"]}
+    if row["tool_calls"]:
+        message["tool_calls"] = json.loads(row["tool_calls"])
+    if row["tool_call_id"]:
+        message["tool_call_id"] = row["tool_call_id"]
+    if row["name"]:
+        message["name"] = row["name"]
+    return message
 
 
 def _check_guardrail_value(name: str, value: Any) -> None:

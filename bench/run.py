@@ -7,6 +7,7 @@
 2. Bulk update of 500 campaigns with 20 ms latency injected by the sandbox: bulk_update_campaigns against one
    request per campaign (targets: ≥ 10× faster, ≤ 11 HTTP requests).
 3. Cold start of `admonster tools --format openai` (target ≤ 0.8 s wall), beside a bare interpreter start.
+4. LLM chat loop overhead per tool call, the fake model answering at once (target ≤ 5 ms): bench/llm_loop.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -193,12 +194,15 @@ def main() -> int:
     dispatch = asyncio.run(bench_dispatch(options.calls))
     bulk = asyncio.run(bench_bulk(options.campaigns, options.latency_ms))
     cold = bench_cold_start(options.cold_runs)
-    text = report(dispatch, bulk, cold)
+    from llm_loop import bench_llm_loop, report_line  # 4. the LLM chat loop's overhead per tool call
+
+    chat_loop = asyncio.run(bench_llm_loop())
+    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
-    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] else 1
+    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] else 1
 
 
 if __name__ == "__main__":
