@@ -190,13 +190,15 @@ async def describe_selected_account(facebook: Any) -> str:
 class Chat:
     """Reads lines, answers slash-commands through the registry, and says what free text needs."""
 
-    def __init__(self, runtime: Any, workspace: Any, console: Any, *, thread_id: str = "terminal", stream: bool = True) -> None:
+    def __init__(self, runtime: Any, workspace: Any, console: Any, *, thread_id: str = "terminal", stream: bool = True,
+                 interface: str = "chat") -> None:
+        self.interface = interface
         self.runtime = runtime
         self.workspace = workspace
         self.console = console
         self.thread_id = thread_id
         self.stream = stream  # print the LLM's text as it arrives (the terminal); else return it whole
-        self._loop: Any = None
+        self.last_tool_calls: list[dict[str, Any]] = []  # what the last answer ran: the HTTP chat API reports it
 
     async def facebook(self) -> Any:
         return await self.runtime.facebook_for(self.workspace)
@@ -214,6 +216,7 @@ class Chat:
 
     async def answer(self, line: str) -> tuple[str, bool]:
         """The reply to one line (with any unread notices), and whether it reports a failure."""
+        self.last_tool_calls = []
         reply, failed = await self._reply(line)
         notices = self.runtime.notifier and await self.runtime.notifier.inbox_text(self.workspace.id)
         return (f"{notices}\n{reply}" if notices else reply), failed
@@ -235,18 +238,19 @@ class Chat:
             op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
-        result = await facebook.call(op, args, interface="chat")
+        result = await facebook.call(op, args, interface=self.interface)
+        self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok}]
+        await self._remember(line, result.text)
         return result.text, not result.ok
 
-    def chat_loop(self) -> Any:
-        """The LLM chat loop for this workspace, built once from the settings."""
-        if self._loop is None:
-            from admonster_llm import ChatLoop, LLMClient
+    async def _remember(self, line: str, reply: str) -> None:
+        """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done."""
+        await self.runtime.store.append_chat_messages(self.workspace.id, self.thread_id, [
+            {"role": "user", "content": line.strip()}, {"role": "assistant", "content": reply}])
 
-            settings = self.runtime.settings
-            self._loop = ChatLoop(self.runtime.facebook_for, self.runtime.store, LLMClient.from_settings(settings),
-                                  max_rounds=settings.llm_max_tool_rounds)
-        return self._loop
+    def chat_loop(self) -> Any:
+        """The LLM chat loop (one per process, shared by every conversation)."""
+        return self.runtime.chat_loop()
 
     async def _llm_reply(self, text: str) -> tuple[str, bool]:
         """Free text to the LLM; its text streams to the console, and only what was not shown is returned."""
@@ -259,16 +263,13 @@ class Chat:
                 self.console.file.flush()
 
         turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                            on_text=on_text if self.stream else None)
+                                            on_text=on_text if self.stream else None, interface=self.interface)
+        self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok} for call in turn.tool_calls]
         if shown:
             self.console.print()
         if not turn.ok or not self.stream:
             return turn.text, not turn.ok
         return "", False
-
-    async def close(self) -> None:
-        if self._loop is not None:
-            await self._loop.llm.close()
 
     def _help(self, facebook: Any, command: SlashCommand) -> str:
         if command.args:
@@ -282,7 +283,9 @@ class Chat:
         parts = line.split(None, 2)
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
-        result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface="chat")
+        result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
+        self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok}]
+        await self._remember(line, result.text)
         return result.text, not result.ok
 
     async def run(self, lines: Iterator[str] | None = None) -> None:
@@ -348,7 +351,6 @@ def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMO
             try:
                 await session.run()
             finally:
-                await session.close()
                 await listener.stop()
 
     _run_or_exit(run())

@@ -33,6 +33,7 @@ class Runtime:
         self.callback_url: Callable[[], Any] | None = None  # set by the interface that can receive OAuth callbacks
         self.notifier: Any = None
         self._sessions: dict[int, tuple[str, Facebook]] = {}
+        self._chat_loop: Any = None
 
     @property
     def mode(self) -> str:
@@ -105,7 +106,18 @@ class Runtime:
                            missing_scopes=health.missing_scopes, user_id=health.user_id, app_id=health.app_id,
                            reason=health.reason, checked_at=datetime.now(timezone.utc))
 
+    def chat_loop(self) -> Any:
+        """The LLM chat loop, built once from the settings (its HTTP client is shared by every conversation)."""
+        if self._chat_loop is None:
+            from admonster_llm import ChatLoop, LLMClient
+
+            self._chat_loop = ChatLoop(self.facebook_for, self.store, LLMClient.from_settings(self.settings),
+                                       max_rounds=self.settings.llm_max_tool_rounds)
+        return self._chat_loop
+
     async def close(self) -> None:
+        if self._chat_loop is not None:
+            await self._chat_loop.llm.close()
         for _, facebook in self._sessions.values():
             if facebook.graph is not None:
                 await facebook.graph.close()

@@ -155,6 +155,41 @@ async def tool_call(request: web.Request) -> web.Response:
                              dumps=lambda value: json.dumps(value, default=str))
 
 
+MAX_MESSAGE_CHARS = 20000
+
+
+async def chat(request: web.Request) -> web.Response:
+    """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
+    from admonster_bot import Chat
+
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "validation", "The body is not JSON", 'Send {"thread_id": "t1", "message": "/status"}')
+    thread_id, message = (body.get("thread_id"), body.get("message")) if isinstance(body, dict) else (None, None)
+    if not isinstance(thread_id, str) or not 0 < len(thread_id.strip()) <= 100:
+        return _error(400, "validation", "thread_id must be a non-empty string of at most 100 characters",
+                      'Send {"thread_id": "t1", "message": "/status"}')
+    if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
+        return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
+                      'Send {"thread_id": "t1", "message": "/status"}')
+    runtime = request.app[RUNTIME_KEY]
+    conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id.strip(), stream=False,
+                        interface="http")
+    reply, failed = await conversation.answer(message)
+    return web.json_response({"ok": not failed, "thread_id": thread_id.strip(), "reply": reply,
+                              "tool_calls": conversation.last_tool_calls},
+                             dumps=lambda value: json.dumps(value, default=str))
+
+
+async def thread_history(request: web.Request) -> web.Response:
+    """GET /v1/threads/{id}: the thread's messages, oldest first (only this workspace's)."""
+    runtime = request.app[RUNTIME_KEY]
+    thread_id = request.match_info["thread_id"]
+    messages = await runtime.store.chat_history(request[WORKSPACE_KEY].id, thread_id)
+    return web.json_response({"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str))
+
+
 async def oauth_callback(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     _, response = await complete_oauth(runtime, request, public_callback_url(runtime))
@@ -170,6 +205,8 @@ def create_app(runtime: Any) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", health)
     app.router.add_post("/v1/tools/facebook", tool_call)
+    app.router.add_post("/v1/chat", chat)
+    app.router.add_get("/v1/threads/{thread_id}", thread_history)
     app.router.add_get(CALLBACK_PATH, oauth_callback)
     admonster_web.add_routes(app)
     admonster_mcp.mount_mcp(app, runtime)

@@ -188,3 +188,68 @@ async def _enqueue(home: Path) -> int:
         await store.enqueue_notification(workspace.id, channel="webhook", subject="Test", text="kept across shutdown",
                                          target="http://127.0.0.1:9/hook")
         return workspace.id
+
+
+async def _chat(server: Server, key: str | None, body) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    async with aiohttp.ClientSession() as session:
+        kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
+        async with session.post(f"{server.url}/v1/chat", headers=headers, **kwargs) as resp:
+            return resp.status, await resp.json()
+
+
+async def _thread(server: Server, key: str, thread_id: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.url}/v1/threads/{thread_id}", headers={"Authorization": f"Bearer {key}"}) as resp:
+            return resp.status, await resp.json()
+
+
+async def test_http_chat_answers_slash_commands_and_keeps_the_thread(server):
+    _, key = await _workspace_key(server.runtime, "talk")
+    _, other_key = await _workspace_key(server.runtime, "other-talk")
+    assert (await _chat(server, None, {"thread_id": "t1", "message": "/status"}))[0] == 401
+    status, body = await _chat(server, key, {"thread_id": "t1", "message": "/status"})
+    assert status == 200 and body["ok"], body
+    assert "Ad account Demo Store (USD)" in body["reply"]
+    assert body["tool_calls"] == [{"name": "account_overview", "arguments": {}, "ok": True}]
+    free = (await _chat(server, key, {"thread_id": "t1", "message": "how are my ads?"}))[1]
+    assert "No LLM is configured" in free["reply"] and free["tool_calls"] == []
+    bad = (await _chat(server, key, {"thread_id": "t1", "message": "/pauze 1"}))[1]
+    assert not bad["ok"] and bad["reply"].startswith("ERROR validation") and "/pause" in bad["reply"]
+    for wrong in ({"message": "/status"}, {"thread_id": "t1"}, {"thread_id": "", "message": "x"}, [1, 2], b"{oops"):
+        status, answer = await _chat(server, key, wrong)
+        assert status == 400 and answer["text"].startswith("ERROR validation") and "Fix:" in answer["text"]
+    status, history = await _thread(server, key, "t1")
+    assert status == 200
+    assert [m["content"] for m in history["messages"] if m["role"] == "user"] == ["/status"]
+    assert "Demo Store" in history["messages"][1]["content"]
+    assert (await _thread(server, other_key, "t1"))[1]["messages"] == []  # same thread id, other workspace: nothing
+
+
+async def test_http_chat_with_an_llm(tmp_path):
+    from test_admonster_llm import FakeModel, call, say
+
+    model = await FakeModel().start()
+    port = _free_port()
+    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}",
+                             llm_base_url=model.url, llm_model="fake-model")
+    try:
+        async with open_runtime(settings) as runtime:
+            stop, started = asyncio.Event(), asyncio.Event()
+            task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
+            await asyncio.wait_for(started.wait(), 10)
+            try:
+                server = Server(f"http://127.0.0.1:{port}", runtime)
+                _, key = await _workspace_key(runtime, "llm")
+                model.plan(call("account_overview"), say("Your USD account is active."))
+                status, body = await _chat(server, key, {"thread_id": "plan", "message": "How is my account?"})
+                assert status == 200 and body["ok"], body
+                assert body["reply"] == "Your USD account is active."
+                assert [c["name"] for c in body["tool_calls"]] == ["account_overview"] and body["tool_calls"][0]["ok"]
+                roles = [m["role"] for m in (await _thread(server, key, "plan"))[1]["messages"]]
+                assert roles[0] == "user" and "tool" in roles and roles[-1] == "assistant"
+            finally:
+                stop.set()
+                await task
+    finally:
+        await model.stop()
