@@ -27,7 +27,6 @@ FALLBACK_SYSTEM_PROMPT = (
 LLM_FIX = "Fix: check ADMONSTER_LLM_BASE_URL / ADMONSTER_LLM_MODEL / key"
 DEFAULT_THREAD = "terminal"
 CONFIRM_ID = re.compile(r"confirm=\"(c-[A-Za-z0-9_-]+)\"")
-SMALL_DATA_CHARS = 2000
 
 
 def load_system_prompt(path: Path = SYSTEM_PROMPT_PATH) -> str:
@@ -409,12 +408,9 @@ class ChatLoop:
         return ToolCallRecord(label, {"op": op, "args": args, **top_level}, result.ok, result.text), content
 
     def _tool_content(self, result: Any) -> str:
-        text = result.text
-        if result.data not in (None, {}, []) and result.ok:
-            compact = json.dumps(result.data, separators=(",", ":"), default=str, ensure_ascii=False)
-            if len(compact) <= SMALL_DATA_CHARS:
-                text = f"{text}\ndata: {compact}"
-        return shorten(text, self.max_tool_result_chars)
+        # The op's text is written for an LLM (ids, names, money, next step); its JSON data would double every
+        # round's payload and tokens without telling the model more.
+        return shorten(result.text, self.max_tool_result_chars)
 
     async def _pending_note(self, workspace: Any, history: list[dict[str, Any]]) -> str | None:
         """The confirmations this thread asked about that are still waiting, so 'yes, go ahead' can be acted on."""
