@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -35,11 +36,14 @@ def fake_model_app(rounds: int, campaign_id: str):
     """Calls get_campaign until the current message has `rounds` tool results, then answers with text (SSE)."""
     from aiohttp import web
 
+    user_role, tool_role = re.compile(rb'"role":\s*"user"'), re.compile(rb'"role":\s*"tool"')
+
     async def complete(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        messages = body["messages"]
-        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-        done = sum(1 for m in messages[last_user:] if m["role"] == "tool")
+        # "Answering at once": count the tool results after the last user message in the raw body, without
+        # decoding the whole history, so the model's own work stays out of the loop's figure.
+        raw = await request.read()
+        last_user = max(match.end() for match in user_role.finditer(raw))
+        done = len(tool_role.findall(raw, last_user))
         if done < rounds:
             arguments = json.dumps({"op": "get_campaign", "args": {"campaign_id": campaign_id}})
             deltas = [{"role": "assistant", "tool_calls": [{"index": 0, "id": f"call_{done}", "type": "function",
