@@ -659,7 +659,7 @@ def _party(value: str | None, field_name: str, default: str = "NONE") -> str:
         return text.upper()
     if not re.fullmatch(r"\d{1,25}", text):
         raise ValidationError(f"{field_name} {value!r} is neither a page/app id nor NONE or UNFOUND",
-                              fix=f"Pass the numeric page or app id (list_pages shows pages), or NONE", blame_field=field_name)
+                              fix="Pass the numeric page or app id (list_pages shows pages), or NONE", blame_field=field_name)
     return text
 
 

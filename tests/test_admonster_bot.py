@@ -75,7 +75,7 @@ def test_chat_through_piped_input(tmp_path):
     target = campaign_ids[0]
     second = _chat(tmp_path, [f"/pause {target}", "/audit", f"/get_campaign {target}"])
     assert second.returncode == 0, second.stderr
-    assert f"Paused campaign" in second.stdout and "status ACTIVE → PAUSED" in second.stdout
+    assert "Paused campaign" in second.stdout and "status ACTIVE → PAUSED" in second.stdout
     audit_id = re.search(r"audit #(\d+)", second.stdout).group(1)
     assert f"#{audit_id}" in second.stdout.split("Audit log")[1]
 
@@ -170,7 +170,6 @@ class StandaloneSandbox:
 
     def _wait_for(self, method: str, path: str) -> dict:
         import time
-        import urllib.request
 
         deadline = time.monotonic() + 30
         while True:

@@ -24,19 +24,7 @@ from admonster_jobs import (
 )
 from admonster_notify import Notifier
 from admonster_store import Store, Workspace
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from testkit import FakeClock
 
 
 class StoreSessions:

@@ -5,7 +5,7 @@ import asyncio
 import os
 import socket
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 
@@ -17,21 +17,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from admonster_config import Settings
 from admonster_notify import BACKOFF_SECONDS, MAX_ATTEMPTS, Notifier, redact_text, redact_url
 from admonster_store import Store
+from testkit import FakeClock
 
 SMTP_PASSWORD = "smtp-pa55word-never-shown"
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def free_port() -> int:
