@@ -3,7 +3,6 @@ real `admonster serve` (streamable HTTP) with workspace API keys. Nothing of our
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
 from fi_facebook import REGISTRY
 from fb_utils import OpKind
+from testkit import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -120,15 +120,9 @@ async def test_stdio_single_tool_mode(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 async def server(tmp_path):
-    port = _free_port()
+    port = free_port()
     settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}")
     async with open_runtime(settings) as runtime:
         stop = asyncio.Event()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from datetime import timedelta
 from email import message_from_bytes
@@ -17,15 +16,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from admonster_config import Settings
 from admonster_notify import BACKOFF_SECONDS, MAX_ATTEMPTS, Notifier, redact_text, redact_url
 from admonster_store import Store
-from testkit import FakeClock
+from testkit import FakeClock, free_port
 
 SMTP_PASSWORD = "smtp-pa55word-never-shown"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MailHandler:

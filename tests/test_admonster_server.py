@@ -16,17 +16,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from admonster_config import load_settings
-from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
-from admonster_server import serve
+from admonster_runtime import SANDBOX_AUTOCONNECT
+from testkit import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -46,18 +39,8 @@ class Server:
 
 @pytest.fixture
 async def server(tmp_path):
-    port = _free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}")
-    async with open_runtime(settings) as runtime:
-        stop = asyncio.Event()
-        started = asyncio.Event()
-        task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
-        await asyncio.wait_for(started.wait(), 10)
-        try:
-            yield Server(f"http://127.0.0.1:{port}", runtime)
-        finally:
-            stop.set()
-            await task
+    async with running_server(tmp_path) as (url, runtime):
+        yield Server(url, runtime)
 
 
 async def _sandbox(runtime, method: str, path: str, json: dict | None = None) -> dict:
@@ -153,8 +136,8 @@ async def test_connect_through_the_server_callback(server):
 
 def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
     home = tmp_path / "home"
-    port = _free_port()
-    env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{_free_port()}/hook"}
+    port = free_port()
+    env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook"}
     process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -230,26 +213,16 @@ async def test_http_chat_with_an_llm(tmp_path):
     from test_admonster_llm import FakeModel, call, say
 
     model = await FakeModel().start()
-    port = _free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}",
-                             llm_base_url=model.url, llm_model="fake-model")
     try:
-        async with open_runtime(settings) as runtime:
-            stop, started = asyncio.Event(), asyncio.Event()
-            task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
-            await asyncio.wait_for(started.wait(), 10)
-            try:
-                server = Server(f"http://127.0.0.1:{port}", runtime)
-                _, key = await _workspace_key(runtime, "llm")
-                model.plan(call("account_overview"), say("Your USD account is active."))
-                status, body = await _chat(server, key, {"thread_id": "plan", "message": "How is my account?"})
-                assert status == 200 and body["ok"], body
-                assert body["reply"] == "Your USD account is active."
-                assert [c["name"] for c in body["tool_calls"]] == ["account_overview"] and body["tool_calls"][0]["ok"]
-                roles = [m["role"] for m in (await _thread(server, key, "plan"))[1]["messages"]]
-                assert roles[0] == "user" and "tool" in roles and roles[-1] == "assistant"
-            finally:
-                stop.set()
-                await task
+        async with running_server(tmp_path, llm_base_url=model.url, llm_model="fake-model") as (url, runtime):
+            server = Server(url, runtime)
+            _, key = await _workspace_key(runtime, "llm")
+            model.plan(call("account_overview"), say("Your USD account is active."))
+            status, body = await _chat(server, key, {"thread_id": "plan", "message": "How is my account?"})
+            assert status == 200 and body["ok"], body
+            assert body["reply"] == "Your USD account is active."
+            assert [c["name"] for c in body["tool_calls"]] == ["account_overview"] and body["tool_calls"][0]["ok"]
+            roles = [m["role"] for m in (await _thread(server, key, "plan"))[1]["messages"]]
+            assert roles[0] == "user" and "tool" in roles and roles[-1] == "assistant"
     finally:
         await model.stop()

@@ -3,11 +3,9 @@ clicking through sign-in, connecting Facebook with the sandbox's OAuth dialog, c
 in the page-selection modal and the Instagram account, one chat exchange, a held call confirmed, and the audit log."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
-import socket
 import struct
 import zlib
 from pathlib import Path
@@ -15,22 +13,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from admonster_config import load_settings
-from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
-from admonster_server import serve
+from admonster_runtime import SANDBOX_AUTOCONNECT
 import admonster_web
+from testkit import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Set ADMONSTER_TEST_ARTIFACTS to a folder to keep the browser test's screenshot (console.png) for a look.
 ARTIFACTS = os.environ.get("ADMONSTER_TEST_ARTIFACTS")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Server:
@@ -46,18 +37,8 @@ class Server:
 
 @pytest.fixture
 async def server(tmp_path):
-    port = _free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}")
-    async with open_runtime(settings) as runtime:
-        stop = asyncio.Event()
-        started = asyncio.Event()
-        task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
-        await asyncio.wait_for(started.wait(), 10)
-        try:
-            yield Server(f"http://127.0.0.1:{port}", runtime)
-        finally:
-            stop.set()
-            await task
+    async with running_server(tmp_path) as (url, runtime):
+        yield Server(url, runtime)
 
 
 async def _workspace_key(runtime, name: str) -> tuple[object, str]:

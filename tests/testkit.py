@@ -1,8 +1,13 @@
 """Small helpers shared by the tests (the tests folder is on sys.path, so tests import this by name)."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 
 class FakeClock:
@@ -23,3 +28,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[tuple[str, Any]]:
+    """`admonster serve` in-process on a free port with its own sandbox; yields (base URL, runtime)."""
+    from admonster_config import load_settings
+    from admonster_runtime import open_runtime
+    from admonster_server import serve
+
+    port = free_port()
+    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db",
+                             public_url=f"http://127.0.0.1:{port}", **settings_overrides)
+    async with open_runtime(settings) as runtime:
+        stop, started = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
+        await asyncio.wait_for(started.wait(), 10)
+        try:
+            yield f"http://127.0.0.1:{port}", runtime
+        finally:
+            stop.set()
+            await task
