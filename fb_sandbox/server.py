@@ -132,22 +132,22 @@ async def graph_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _run_with_faults(request: web.Request, sb: Sandbox, call: GraphCall) -> web.StreamResponse:
-    fault = sb.faults.take(call.method, call.path, "before")
-    if fault is not None:
-        if fault.kind in ("http_500", "error", "throttle", "token_expired"):
-            return _response(_fault_result(sb, fault, call.path), call.version)
-        early = await _transport_fault(request, fault)
-        if early is not None:
-            return early
-    result = execute(sb, call)
-    fault = sb.faults.take(call.method, call.path, "after")
-    if fault is not None:
-        if fault.kind in ("http_500", "error", "throttle", "token_expired"):
-            return _response(_fault_result(sb, fault, call.path), call.version)
-        early = await _transport_fault(request, fault)
-        if early is not None:
-            return early
-    return _response(result, call.version)
+    faulted = await _fault_answer(request, sb, call, "before")
+    if faulted is not None:
+        return faulted
+    result = execute(sb, call)  # an "after" fault answers in its place: the work is done, the answer is lost
+    faulted = await _fault_answer(request, sb, call, "after")
+    return faulted if faulted is not None else _response(result, call.version)
+
+
+async def _fault_answer(request: web.Request, sb: Sandbox, call: GraphCall, when: str) -> web.StreamResponse | None:
+    """The answer a pending fault gives instead of the real one, or None when no fault matches."""
+    fault = sb.faults.take(call.method, call.path, when)
+    if fault is None:
+        return None
+    if fault.kind in ("http_500", "error", "throttle", "token_expired"):
+        return _response(_fault_result(sb, fault, call.path), call.version)
+    return await _transport_fault(request, fault)
 
 
 @web.middleware
