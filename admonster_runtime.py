@@ -26,9 +26,7 @@ class Runtime:
         self.graph_url = graph_url
         self.app = app
         self.sandbox_url = sandbox_url
-        self.connector = Connector(store, app, state_secret)
-        if app is None:
-            self.connector._live_graph_url, self.connector._live_api_version = graph_url, settings.api_version
+        self.connector = Connector(store, app, state_secret, graph_url=graph_url, api_version=settings.api_version)
         self.on_wait = on_wait
         self.callback_url: Callable[[], Any] | None = None  # set by the interface that can receive OAuth callbacks
         self.notifier: Any = None

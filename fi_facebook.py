@@ -621,11 +621,14 @@ def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
 class Connector:
     """The OAuth code flow and the token lifecycle for every workspace of one store."""
 
-    def __init__(self, store: Any, app: AppCredentials | None, state_secret: bytes, *, clock: Any = time.time) -> None:
+    def __init__(self, store: Any, app: AppCredentials | None, state_secret: bytes, *, clock: Any = time.time,
+                 graph_url: str = "https://graph.facebook.com", api_version: str = "v26.0") -> None:
         self.store = store
         self.app = app
         self.state_secret = state_secret
         self.clock = clock
+        self.graph_url = app.graph_url if app else graph_url  # where tokens are inspected when no app is configured
+        self.api_version = app.api_version if app else api_version
 
     def _require_app(self) -> AppCredentials:
         if self.app is None:
@@ -675,7 +678,7 @@ class Connector:
         if app is not None:
             client = self._app_client()
         else:  # no app configured: a token may inspect itself
-            client = GraphClient(token, base_url=self._graph_url(), api_version=self._api_version())
+            client = GraphClient(token, base_url=self.graph_url, api_version=self.api_version)
         async with client:
             info = (await client.get("debug_token", {"input_token": token})).get("data", {})
         health = _health_from_debug(info)
@@ -689,8 +692,8 @@ class Connector:
 
     async def _add_permissions_and_name(self, token: str, health: TokenHealth) -> TokenHealth:
         app = self.app
-        async with GraphClient(token, app_secret=app.app_secret if app else None, base_url=self._graph_url(),
-                               api_version=self._api_version()) as client:
+        async with GraphClient(token, app_secret=app.app_secret if app else None, base_url=self.graph_url,
+                               api_version=self.api_version) as client:
             permissions = await client.get_all("me/permissions")
             me = await client.get("me", {"fields": "id,name"})
         granted = [p["permission"] for p in permissions if p.get("status") == "granted"]
@@ -698,15 +701,6 @@ class Connector:
         health.missing_scopes = [s for s in REQUIRED_SCOPES if s not in health.scopes]
         health.user_name, health.user_id = me.get("name"), me.get("id") or health.user_id
         return health
-
-    def _graph_url(self) -> str:
-        return self.app.graph_url if self.app else self._live_graph_url
-
-    def _api_version(self) -> str:
-        return self.app.api_version if self.app else self._live_api_version
-
-    _live_graph_url = "https://graph.facebook.com"
-    _live_api_version = "v26.0"
 
     async def store_checked_token(self, workspace_id: int, token: str, *, kind: str) -> TokenHealth:
         """Check a token (right app, valid, ads_management) and only then store it encrypted."""
@@ -748,7 +742,7 @@ class Connector:
         revoked = "Facebook permissions revoked"
         try:
             async with GraphClient(stored.token, app_secret=self.app.app_secret if self.app else None,
-                                   base_url=self._graph_url(), api_version=self._api_version()) as client:
+                                   base_url=self.graph_url, api_version=self.api_version) as client:
                 await client.delete("me/permissions")
         except FacebookError as error:
             revoked = f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's settings if needed"
