@@ -797,15 +797,18 @@ class DisconnectArgs(OpArgs):
 
 
 @meta_ops.op(OpKind.WRITE, name="disconnect", destructive=True)
-async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> OpResult:
+async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
     facebook = ctx.facebook
     if facebook.connector is None:
         raise ValidationError("Disconnecting is not available in this interface", fix="Use `admonster disconnect`")
-    text = await facebook.connector.disconnect(facebook.workspace.id)
-    await facebook.store.add_audit(facebook.workspace.id, interface=ctx.interface, op="disconnect", args={},
-                                   summary="disconnect Facebook", changes=[], object_ids=[], outcome="ok")
-    await facebook.after_disconnect()
-    return OpResult(text=text, data={"disconnected": True})
+
+    async def execute() -> OpResult:
+        text = await facebook.connector.disconnect(facebook.workspace.id)
+        await facebook.after_disconnect()
+        return OpResult(text=text, data={"disconnected": True})
+
+    return WritePlan(summary="disconnect Facebook: revoke Ad Monster's permissions and delete the stored token",
+                     ad_account_id=None, requests=[GraphRequest("DELETE", "me/permissions")], changes=[], execute=execute)
 
 
 REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])

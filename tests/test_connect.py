@@ -259,3 +259,12 @@ async def test_token_check_warns_before_expiry_as_the_clock_advances(runtime):
     notice = await inbox()
     assert "stopped working" in notice and "/connect" in notice
     assert (await runtime.store.load_token(workspace.id)).invalid_reason
+
+
+async def test_disconnect_dry_run_changes_nothing(runtime):
+    workspace = await runtime.workspace("default")
+    facebook = await runtime.facebook_for(workspace)
+    dry = await facebook.call("disconnect", {"dry_run": True})
+    assert dry.ok and dry.text.startswith("DRY RUN disconnect") and "DELETE /me/permissions" in dry.text
+    assert await runtime.store.load_token(workspace.id) is not None
+    assert (await facebook.call("list_ad_accounts")).ok
