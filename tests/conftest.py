@@ -1,6 +1,8 @@
 """Shared fixtures: a real sandbox server on loopback, a token for its demo user, and a Graph client."""
 from __future__ import annotations
 
+import os
+
 import aiohttp
 import pytest
 
@@ -95,3 +97,20 @@ async def facebook(store, graph, demo_accounts):
     workspace = await store.ensure_workspace("test")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
     return Facebook(store, graph, workspace)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    """No ADMONSTER_* variable or .env from the machine running the tests leaks in."""
+    for name in list(os.environ):
+        if name.startswith("ADMONSTER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock():
+    """A clock the test moves by hand (testkit.FakeClock)."""
+    from testkit import FakeClock
+
+    return FakeClock()

@@ -1,7 +1,6 @@
 """Settings from ADMONSTER_* environment variables and `.env`, with one-line errors."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -9,14 +8,7 @@ from cryptography.fernet import Fernet
 
 from admonster_config import ConfigError, Settings, describe_settings, load_settings
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    """No ADMONSTER_* variable or .env from the machine running the tests leaks in."""
-    for name in list(os.environ):
-        if name.startswith("ADMONSTER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def test_defaults_are_sandbox_mode():

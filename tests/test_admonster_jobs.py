@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,8 @@ from admonster_jobs import (
 )
 from admonster_notify import Notifier
 from admonster_store import Store, Workspace
-from testkit import FakeClock
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 class StoreSessions:
@@ -55,19 +55,6 @@ class StoreSessions:
             reason=reason,
             checked_at=self.store.clock(),
         )
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("ADMONSTER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

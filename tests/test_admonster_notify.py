@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from datetime import timedelta
 from email import message_from_bytes
@@ -16,7 +15,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from admonster_config import Settings
 from admonster_notify import BACKOFF_SECONDS, MAX_ATTEMPTS, Notifier, redact_text, redact_url
 from admonster_store import Store
-from testkit import FakeClock, free_port
+from testkit import free_port
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 SMTP_PASSWORD = "smtp-pa55word-never-shown"
 
@@ -73,19 +74,6 @@ def smtp_server():
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("ADMONSTER_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -19,12 +19,6 @@ from admonster_store import (
     Store,
     StoreError,
 )
-from testkit import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

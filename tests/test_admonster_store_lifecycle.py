@@ -9,12 +9,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from admonster_store import MIGRATIONS, InvalidArgument, Store, token_fingerprint
-from testkit import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
