@@ -27,7 +27,9 @@ from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
+import fb_adset
 import fb_campaign
+import fb_targeting
 from fb_utils import (
     AuthError,
     BatchItem,
@@ -49,7 +51,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_targeting)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")

@@ -329,17 +329,35 @@ def update_campaign(ctx: Ctx, c: Obj) -> dict:
     _state_rules(c, changes)
     merged = {**c, **changes}
     check_rules(ctx, ctx.load_account(c.account_id), merged, changes)
+    _adset_budget_rule(ctx, c, changes)
     if "validate_only" in execution_options(ctx):
         return {"success": True}
     if "adlabels" in changes:
         merged["adlabels"] = resolve_labels(ctx, c.account_id, changes["adlabels"])
     ctx.store.update(c["id"], merged, now=ctx.now)
+    if merged["status"] == "DELETED" and c["status"] != "DELETED":
+        from .adsets import delete_campaign_adsets
+        delete_campaign_adsets(ctx, c["id"])
     return {"success": True}
+
+
+def _adset_budget_rule(ctx: Ctx, c: Obj, changes: dict) -> None:
+    """R4 from the campaign side: no campaign budget while its live ad sets have their own."""
+    sent = [b for b in ("daily_budget", "lifetime_budget") if b in changes and not c.get(b)]
+    if not sent:
+        return
+    if any(a.get("daily_budget") or a.get("lifetime_budget")
+           for a in ctx.store.list("adset", parent_id=c["id"]) if a["status"] != "DELETED"):
+        raise GraphError("Invalid parameter", 100, subcode=1885621, user_title="Budget Set On Both Campaign And Ad Set",
+                         user_msg="The ad sets of this campaign have their own budgets, so the campaign can't have a "
+                                  "campaign budget. Remove the ad set budgets first.", blame=sent[0])
 
 
 def delete_campaign(ctx: Ctx, c: Obj) -> dict:
     if c["status"] != "DELETED":
+        from .adsets import delete_campaign_adsets
         ctx.store.update(c["id"], {**c, "status": "DELETED"}, now=ctx.now)
+        delete_campaign_adsets(ctx, c["id"])
     return {"success": True}
 
 
@@ -351,7 +369,7 @@ def copy_campaign(ctx: Ctx) -> dict:
     option = ctx.p.str("status_option", "PAUSED")
     if option not in STATUS_OPTIONS:
         raise _one_of("status_option", STATUS_OPTIONS)
-    ctx.p.bool("deep_copy", False)
+    deep_copy = ctx.p.bool("deep_copy", False)
     status = source["status"] if option == "INHERITED_FROM_SOURCE" else option
     data = {k: v for k, v in source.items() if k not in ("id", "issues_info")}
     data.update(status=status if status in ("ACTIVE", "PAUSED") else "PAUSED",
@@ -361,8 +379,13 @@ def copy_campaign(ctx: Ctx) -> dict:
             data["start_time" if name == "start_time" else "stop_time"] = _parse_time(ctx, name)
     account = ctx.load_account(source.account_id)
     new_id = insert_campaign(ctx, account, data)
-    return {"copied_campaign_id": new_id,
-            "ad_object_ids": [{"ad_object_type": "campaign", "source_id": source["id"], "copied_id": new_id}]}
+    copied = [{"ad_object_type": "campaign", "source_id": source["id"], "copied_id": new_id}]
+    if deep_copy:
+        from .adsets import deep_copy_adsets
+        strategy = (ctx.p.obj("rename_options") or {}).get("rename_strategy", "DEEP_RENAME")
+        copied += deep_copy_adsets(ctx, source["id"], new_id, option,
+                                   rename=ctx.p.obj("rename_options") is not None and strategy == "DEEP_RENAME")
+    return {"copied_campaign_id": new_id, "ad_object_ids": copied}
 
 
 def _copy_name(ctx: Ctx, name: str) -> str:

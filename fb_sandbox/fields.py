@@ -26,6 +26,9 @@ NODE_TYPES = {
     "AssignedUser": ("assigneduser", "AssignedUser", {"tasks", "permitted_tasks"}),
     "AdsPixel": ("adspixel", "AdsPixel", set()),
     "IGUser": ("iguser", "IGUser", {"username"}),
+    "AdSet": ("adset", "AdSet", {"ads", "insights", "copies", "activities", "adcreatives",
+                                 "delivery_estimate", "targetingsentencelines"}),
+    "AdActivity": ("adactivity", "AdActivity", set()),
 }
 
 

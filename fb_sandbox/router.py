@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from . import accounts, batch, business, campaigns, oauth
+from . import accounts, adsets, batch, business, campaigns, oauth
+from . import estimates, search
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -37,7 +38,15 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("GET", r"(act_\d+)/adspixels", accounts.list_account_pixels),
         ("GET", r"(act_\d+)/campaigns", campaigns.list_campaigns),
         ("POST", r"(act_\d+)/campaigns", campaigns.create_campaign),
-        ("POST", r"(\d+)/copies", campaigns.copy_campaign),
+        ("GET", r"(act_\d+)/adsets", adsets.list_account_adsets),
+        ("POST", r"(act_\d+)/adsets", adsets.create_adset),
+        ("GET", r"(\d+)/adsets", adsets.list_campaign_adsets),
+        ("GET", r"(\d+)/activities", adsets.list_activities),
+        ("POST", r"(\d+)/copies", lambda ctx: copy_node(ctx)),
+        ("GET", r"search", search.search),
+        ("GET", r"(act_\d+)/targetingsentencelines", estimates.targeting_sentence_lines),
+        ("GET", r"(act_\d+)/delivery_estimate", estimates.delivery_estimate),
+        ("GET", r"(act_\d+)/reachestimate", estimates.reach_estimate),
         ("GET", r"", lambda ctx: multi_read(ctx)),
         ("POST", r"", lambda ctx: batch.run_batch(ctx, execute)),
     ]
@@ -46,6 +55,7 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
 NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "campaign": {"GET": campaigns.read_campaign, "POST": campaigns.update_campaign,
                  "DELETE": campaigns.delete_campaign},
+    "adset": {"GET": adsets.read_adset, "POST": adsets.update_adset, "DELETE": adsets.delete_adset},
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
@@ -75,6 +85,12 @@ def resolve(ctx: Ctx) -> Handler:
     if path_known:
         raise unsupported(method, path.split("/")[0] or "/")
     raise unknown_path(path)
+
+
+def copy_node(ctx: Ctx) -> Any:
+    """POST {id}/copies: campaigns and ad sets each copy their own way."""
+    obj = ctx.load(ctx.match[0], types=("campaign", "adset"))
+    return adsets.copy_adset(ctx) if obj.type == "adset" else campaigns.copy_campaign(ctx)
 
 
 def usage_account(sb: Sandbox, path: str) -> str | None:

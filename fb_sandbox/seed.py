@@ -67,9 +67,10 @@ def seed_demo(sb: Sandbox) -> None:
                          "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
                          "_instagram_id": instagram, "_page_token": page_token, "_user_ids": [user]}, created=t0)
     store.add_token(page_token, user, "page", [], now, 0)
-    _insert(sb, "pixel", {"name": "Demo Store Pixel", "code": "<!-- Meta Pixel Code -->",
-                          "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
-    _seed_campaigns(sb, usd, jpy, now)
+    pixel = _insert(sb, "pixel", {"name": "Demo Store Pixel", "code": "<!-- Meta Pixel Code -->",
+                                  "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
+    campaign_ids = _seed_campaigns(sb, usd, jpy, now)
+    _seed_adsets(sb, campaign_ids, pixel, user, now)
     _seed_business_people(sb, business, user, analyst, t0)
     ensure_apps(store)
 
@@ -124,7 +125,7 @@ def _set_user_accounts(sb: Sandbox, user_id: str, accounts: list[str], now: floa
     sb.store.update(user_id, {**user, "_account_ids": accounts}, now=now)
 
 
-def _seed_campaigns(sb: Sandbox, usd: str, jpy: str, now: float) -> None:
+def _seed_campaigns(sb: Sandbox, usd: str, jpy: str, now: float) -> dict[str, tuple[str, str, float]]:
     issues = [{"level": "CAMPAIGN", "error_code": 1815869, "error_summary": "Ad account has no payment method",
                "error_message": "Add a payment method to your ad account to keep your ads running.",
                "error_type": "HARD_ERROR"}]
@@ -146,8 +147,53 @@ def _seed_campaigns(sb: Sandbox, usd: str, jpy: str, now: float) -> None:
         (usd, 10, dict(name="Webinar Leads", objective="OUTCOME_LEADS", status="ACTIVE", daily_budget="3000",
                        issues_info=issues)),
     ]
-    for account, age, fields in specs:
-        _campaign(sb, account, now - age * DAY, **fields)
+    return {fields["name"]: (_campaign(sb, account, now - age * DAY, **fields), account, now - age * DAY)
+            for account, age, fields in specs}
+
+
+def _targeting(countries: list[str], age_min: int, age_max: int, advantage_audience: int) -> dict:
+    return {"geo_locations": {"countries": countries}, "age_min": age_min, "age_max": age_max,
+            "targeting_automation": {"advantage_audience": advantage_audience}}
+
+
+def _seed_adsets(sb: Sandbox, campaigns: dict[str, tuple[str, str, float]], pixel: str, user: str,
+                 now: float) -> None:
+    """Ad sets under the live demo campaigns, each valid under docs/adset_rules.md, with a creation activity."""
+    purchase = {"pixel_id": pixel, "custom_event_type": "PURCHASE"}
+    specs = [  # (campaign name, days after the campaign started, fields)
+        ("Always-on Prospecting", 0, dict(name="Prospecting - Broad US", status="ACTIVE",
+                                          optimization_goal="OFFSITE_CONVERSIONS", promoted_object=purchase,
+                                          targeting=_targeting(["US"], 18, 65, 1))),
+        ("Spring Launch - Lifetime", 0, dict(name="Spring Launch - US & CA", status="PAUSED",
+                                             optimization_goal="LINK_CLICKS", billing_event="LINK_CLICKS",
+                                             targeting=_targeting(["US", "CA"], 21, 55, 0))),
+        ("Tokyo Awareness", 0, dict(name="Tokyo - Reach", status="ACTIVE", optimization_goal="REACH",
+                                    targeting=_targeting(["JP"], 18, 65, 1))),
+        ("Retargeting - Ad Set Budgets", 0, dict(name="Retargeting - Site Visitors", status="ACTIVE",
+                                                 optimization_goal="OFFSITE_CONVERSIONS", promoted_object=purchase,
+                                                 daily_budget="2500", targeting=_targeting(["US"], 25, 54, 0))),
+        ("Retargeting - Ad Set Budgets", 1, dict(name="Retargeting - Cart Abandoners", status="ACTIVE",
+                                                 optimization_goal="LINK_CLICKS", daily_budget="1500",
+                                                 targeting=_targeting(["US", "CA"], 18, 65, 0))),
+    ]
+    actor = (sb.store.get(user) or {}).get("name")
+    rows = []
+    for campaign_name, offset, fields in specs:
+        campaign_id, account, started = campaigns[campaign_name]
+        created = started + offset * DAY
+        adset_id = sb.store.new_id("adset")
+        campaign = sb.store.get(campaign_id)
+        data = {"id": adset_id, "account_id": account[4:], "campaign_id": campaign_id, "billing_event": "IMPRESSIONS",
+                "is_dynamic_creative": False, "adlabels": [], "source_adset_id": "0", "start_time": created,
+                "pacing_type": ["standard"], **fields}
+        if campaign.get("stop_time"):
+            data["end_time"] = campaign["stop_time"]
+        rows.append(("adset", adset_id, data, campaign_id, account, created))
+        activity = {"event_type": "create_ad_set", "_time": created, "extra_data": "{}", "object_id": adset_id,
+                    "object_name": data["name"], "object_type": "ADSET", "actor_id": user, "actor_name": actor,
+                    "translated_event_type": "Ad set created"}
+        rows.append(("activity", sb.store.new_id("activity"), activity, adset_id, account, created))
+    sb.store.insert_many(rows)
 
 
 def bulk_campaigns(sb: Sandbox, *, count: int, account_id: str, status: str, name_prefix: str,
