@@ -39,10 +39,13 @@ from fb_utils import (
     OpSet,
     ValidationError,
     WritePlan,
+    EditedObject,
     check_object_id,
+    describe_change,
     format_money,
     new_client_tag,
     sdk_enum_values,
+    update_plan,
 )
 
 ops = OpSet("fb_adset")
@@ -386,6 +389,31 @@ def promoted_object_needs(objective: str | None, goal: str) -> tuple[str, ...]:
     return ()
 
 
+DEFAULT_EVENT = {"OUTCOME_SALES": "PURCHASE", "OUTCOME_LEADS": "LEAD"}
+
+
+async def default_pixel(ctx: OpContext, account: AccountInfo, objective: str | None, goal: str,
+                        promoted: dict[str, Any]) -> list[str]:
+    """A conversion goal needs a pixel: the account's only pixel is taken (and said); several or none is the caller's call."""
+    pixels = await ctx.graph.get_all(f"{account.id}/adspixels", {"fields": "id,name", "limit": 100})
+    if len(pixels) > 1:
+        listed = ", ".join(f"{p.get('name', '')} ({p['id']})" for p in pixels[:10])
+        raise _rule_error(f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has {len(pixels)}: {listed}",
+                          "Pass promoted_object {\"pixel_id\": \"<one of them>\", \"custom_event_type\": \"PURCHASE\"}",
+                          "promoted_object", 100, 1815430)
+    if not pixels:
+        raise _rule_error(f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has none",
+                          "Install a Meta pixel on the website first, or use optimization_goal LINK_CLICKS or LANDING_PAGE_VIEWS",
+                          "promoted_object", 100, 1815430)
+    pixel = pixels[0]
+    promoted["pixel_id"] = pixel["id"]
+    notes = [f"pixel {pixel.get('name', '')} ({pixel['id']}), the account's only pixel"]
+    if not promoted.get("custom_event_type"):
+        promoted["custom_event_type"] = DEFAULT_EVENT.get(objective or "", "PURCHASE")
+        notes.append(f"conversion event {promoted['custom_event_type']}")
+    return notes
+
+
 def check_promoted_object(objective: str | None, goal: str, promoted: dict[str, Any]) -> None:
     missing = [k for k in promoted_object_needs(objective, goal) if not promoted.get(k)]
     if missing:
@@ -610,6 +638,8 @@ class PreparedAdSet:
 async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[str, Any], account: AccountInfo) -> PreparedAdSet:
     """Check R1-R8, R14, R17 and the targeting (R9-R13, R15) and build the create body; nothing is sent."""
     notes: list[str] = []
+    raw_targeting, automation_note = default_advantage_audience(_decode_targeting(args.targeting))
+    spec = parse_targeting(raw_targeting)
     objective = campaign.get("objective")
     goal = args.optimization_goal or DEFAULT_GOAL.get(objective or "", "LINK_CLICKS")
     if not args.optimization_goal:
@@ -625,9 +655,12 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     check_min_budget("lifetime_budget", args.lifetime_budget, account, start, end)
 
     promoted = args.promoted_object.model_dump(exclude_none=True) if args.promoted_object else {}
-    if "page_id" in promoted_object_needs(objective, goal) and not promoted.get("page_id") and ctx.page_id:
+    needs = promoted_object_needs(objective, goal)
+    if "page_id" in needs and not promoted.get("page_id") and ctx.page_id:
         promoted["page_id"] = ctx.page_id
         notes.append(f"promoted page {ctx.page_id} (the selected page)")
+    if "pixel_id" in needs and not promoted.get("pixel_id"):
+        notes += await default_pixel(ctx, account, objective, goal, promoted)
     check_promoted_object(objective, goal, promoted)
 
     schedule = None
@@ -635,10 +668,8 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
         check_day_parting_budget(bool(args.lifetime_budget))
         schedule = day_parting_schedule(args.day_parting, args.timezone)
 
-    raw, automation_note = default_advantage_audience(_decode_targeting(args.targeting))
     if automation_note:
         notes.append(automation_note)
-    spec = parse_targeting(raw)
     placements_summary = None
     if args.placements:
         plan = recommend_placements(args.creative_type, objective, automatic=args.placements == "automatic")
@@ -833,21 +864,10 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
     return sent
 
 
-def field_changes(obj: dict[str, Any], updates: dict[str, Any], currency: str) -> list[Change]:
-    return [Change(obj["id"], "adset", obj.get("name", ""), field, obj.get(field), value, currency)
-            for field, value in updates.items()
-            if (json.dumps(obj.get(field), sort_keys=True) != json.dumps(value, sort_keys=True) if isinstance(value, (dict, list))
-                else str(obj.get(field)) != str(value))]
-
-
 def describe_changes(changes: list[Change], account: AccountInfo | None = None) -> str:
     parts = []
     for change in changes:
-        if change.field in ("daily_budget", "lifetime_budget", "bid_amount"):
-            before = format_money(change.before, change.currency) if _has(change.before) else "none"
-            after = format_money(change.after, change.currency) if _has(change.after) else "none"
-            parts.append(f"{change.field.replace('_', ' ')} {before} → {after}")
-        elif change.field == "targeting":
+        if change.field == "targeting":
             parts.append(f"targeting → {targeting_text(change.after)}")
         elif change.field == "adset_schedule" and account is not None:
             parts.append(f"day parting → {day_parting_text(change.after, account) if change.after else 'none (runs all day)'}")
@@ -857,36 +877,14 @@ def describe_changes(changes: list[Change], account: AccountInfo | None = None) 
             before = when_text(change.before, account) if _has(change.before) else "none"
             parts.append(f"{change.field.replace('_', ' ')} {before} → {when_text(change.after, account) if _has(change.after) else 'none'}")
         else:
-            parts.append(f"{change.field.replace('_', ' ')} {change.before} → {change.after}")
+            parts.append(describe_change(change))
     return "; ".join(parts)
 
 
-def _change_dicts(changes: list[Change]) -> list[dict[str, Any]]:
-    return [vars(c).copy() for c in changes]
-
-
-def update_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, updates: dict[str, Any], verb: str,
-                extra: str = "") -> WritePlan | OpResult:
-    changes = field_changes(adset, updates, account.currency)
-    name = adset.get("name", "")
-    if not changes:
-        return OpResult(text=f"Ad set {name} ({adset['id']}) already has those values; nothing to change.",
-                        data={"adset_id": adset["id"], "changes": []})
-    sent = {c.field: c.after for c in changes}
-    described = describe_changes(changes, account)
-
-    async def execute() -> OpResult:
-        if sent.get("status") == "DELETED":
-            await ctx.graph.delete(adset["id"])
-        else:
-            await ctx.graph.post(adset["id"], sent, idempotent=True)
-        return OpResult(text=f"{verb} ad set {name} ({adset['id']}): {described}.{extra}",
-                        data={"adset_id": adset["id"], "changes": _change_dicts(changes)})
-
-    method = "DELETE" if sent.get("status") == "DELETED" else "POST"
-    return WritePlan(summary=f"{verb.lower()} ad set {name} ({adset['id']}): {described}",
-                     ad_account_id=account.id, requests=[GraphRequest(method, adset["id"], {} if method == "DELETE" else sent)],
-                     changes=changes, execute=execute, currency=account.currency)
+def adset_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, updates: dict[str, Any], verb: str,
+               extra: str = "") -> WritePlan | OpResult:
+    target = EditedObject(adset, "adset", "ad set", "adset_id", account.id, account.currency)
+    return update_plan(ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra)
 
 
 @ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "daily_budget": 3000})
@@ -902,7 +900,7 @@ async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpR
     budget_field = next((f for f in ("daily_budget", "lifetime_budget") if f in sent and str(adset.get(f)) != str(sent[f])), None)
     if budget_field:
         await check_budget_rate(ctx, adset, account, budget_field)
-    return update_plan(ctx, adset, account, sent, "Updated")
+    return adset_plan(ctx, adset, account, sent, "Updated")
 
 
 class AdSetIdArgs(OpArgs):
@@ -929,7 +927,7 @@ async def _status_change(ctx: OpContext, adset_id: str, status: str, verb: str) 
     adset = await _read_adset(ctx, adset_id)
     account = await _account_of(ctx, adset)
     _check_editable(adset, {"status": status})
-    return update_plan(ctx, adset, account, {"status": status}, verb)
+    return adset_plan(ctx, adset, account, {"status": status}, verb)
 
 
 @ops.op(OpKind.WRITE, idempotent=True)
@@ -1006,7 +1004,7 @@ async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpR
     words = schedule_text(future, account) if future.get("adset_schedule") or start or end else "runs all day, every day"
     if "adset_schedule" in updates and not updates["adset_schedule"]:
         words += "; day parting cleared (runs all day)"
-    return update_plan(ctx, adset, account, updates, "Scheduled", extra=f" Now: {words}.")
+    return adset_plan(ctx, adset, account, updates, "Scheduled", extra=f" Now: {words}.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,12 @@ from fb_utils import (
     OpSet,
     ValidationError,
     WritePlan,
+    EditedObject,
+    change_dicts,
     check_object_id,
+    describe_change,
+    field_changes,
+    update_plan,
     format_money,
     new_client_tag,
     sdk_enum_values,
@@ -314,48 +319,13 @@ def _check_update_allowed(campaign: dict[str, Any], updates: dict[str, Any], acc
     check_min_budget(updates.get("daily_budget"), account, "daily_budget")
 
 
-def field_changes(obj: dict[str, Any], updates: dict[str, Any], object_type: str, currency: str) -> list[Change]:
-    return [Change(obj["id"], object_type, obj.get("name", ""), field, obj.get(field), value, currency)
-            for field, value in updates.items() if str(obj.get(field)) != str(value)]
-
-
 def describe_changes(changes: list[Change]) -> str:
-    parts = []
-    for change in changes:
-        if change.field in ("daily_budget", "lifetime_budget", "spend_cap", "bid_amount"):
-            before = format_money(change.before, change.currency) if change.before not in (None, "", "0") else "none"
-            after = format_money(change.after, change.currency) if change.after not in (None, "", 0, "0") else "none"
-            parts.append(f"{change.field.replace('_', ' ')} {before} → {after}")
-        else:
-            parts.append(f"{change.field.replace('_', ' ')} {change.before} → {change.after}")
-    return "; ".join(parts)
+    return "; ".join(describe_change(c) for c in changes)
 
 
-def _change_dicts(changes: list[Change]) -> list[dict[str, Any]]:
-    return [vars(c).copy() for c in changes]
-
-
-def update_plan(ctx: OpContext, campaign: dict[str, Any], account: AccountInfo, updates: dict[str, Any], verb: str) -> WritePlan | OpResult:
-    changes = field_changes(campaign, updates, "campaign", account.currency)
-    name = campaign.get("name", "")
-    if not changes:
-        return OpResult(text=f"Campaign {name} ({campaign['id']}) already has those values; nothing to change.",
-                        data={"campaign_id": campaign["id"], "changes": []})
-    sent = {c.field: c.after for c in changes}
-
-    async def execute() -> OpResult:
-        if sent.get("status") == "DELETED":
-            await ctx.graph.delete(campaign["id"])
-        else:
-            await ctx.graph.post(campaign["id"], sent, idempotent=True)
-        return OpResult(text=f"{verb} campaign {name} ({campaign['id']}): {describe_changes(changes)}.",
-                        data={"campaign_id": campaign["id"], "changes": _change_dicts(changes)})
-
-    method = "DELETE" if sent.get("status") == "DELETED" else "POST"
-    return WritePlan(summary=f"{verb.lower()} campaign {name} ({campaign['id']}): {describe_changes(changes)}",
-                     ad_account_id=f"act_{campaign['account_id']}" if campaign.get("account_id") else None,
-                     requests=[GraphRequest(method, campaign["id"], {} if method == "DELETE" else sent)],
-                     changes=changes, execute=execute, currency=account.currency)
+def edited_campaign(campaign: dict[str, Any], account: AccountInfo) -> EditedObject:
+    return EditedObject(campaign, "campaign", "campaign", "campaign_id",
+                        f"act_{campaign['account_id']}" if campaign.get("account_id") else None, account.currency)
 
 
 @ops.op(OpKind.SPEND, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
@@ -364,7 +334,7 @@ async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan
     account = await _account_of(ctx, campaign)
     updates = _updates_of(args, {"campaign_id"})
     _check_update_allowed(campaign, updates, account)
-    return update_plan(ctx, campaign, account, updates, "Updated")
+    return update_plan(ctx, edited_campaign(campaign, account), updates, "Updated")
 
 
 class CampaignIdArgs(OpArgs):
@@ -391,7 +361,7 @@ async def _status_change(ctx: OpContext, campaign_id: str, status: str, verb: st
     campaign = await _read_campaign(ctx, campaign_id)
     account = await _account_of(ctx, campaign)
     _check_update_allowed(campaign, {"status": status}, account)
-    return update_plan(ctx, campaign, account, {"status": status}, verb)
+    return update_plan(ctx, edited_campaign(campaign, account), {"status": status}, verb)
 
 
 @ops.op(OpKind.WRITE, idempotent=True)
@@ -560,7 +530,7 @@ async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -
         failed = sum(1 for r in rows if not r["ok"])
         updated = sum(1 for r in rows if r["ok"] and not r.get("unchanged"))
         head = f"Bulk update in {account.name}: {updated} updated, {failed} not updated, {len(wanted)} asked."
-        return OpResult(text="\n".join([head] + lines), data={"results": rows, "changes": _change_dicts(done)}, ok=failed == 0)
+        return OpResult(text="\n".join([head] + lines), data={"results": rows, "changes": change_dicts(done)}, ok=failed == 0)
 
     all_changes = [c for ch in changes_by_id.values() for c in ch]
     return WritePlan(summary=f"bulk update of {len(items)} campaign(s) in {account_id}" + (f", {len(skipped)} skipped" if skipped else ""),

@@ -66,10 +66,10 @@ PLATFORM_POSITIONS: dict[str, tuple[str, ...]] = {
     "audience_network": ("classic", "rewarded_video"),
     "messenger": ("messenger_home", "sponsored_messages", "story"),
     "threads": ("threads_stream",),
+    "whatsapp": ("status",),
 }
 POSITION_FIELDS = {platform: f"{platform}_positions" for platform in PLATFORM_POSITIONS}
-# whatsapp_positions is an SDK field, but WhatsApp is not a platform an ad set may list (docs/adset_rules.md R15).
-ALL_POSITION_FIELDS = (*POSITION_FIELDS.values(), "whatsapp_positions")
+ALL_POSITION_FIELDS = tuple(POSITION_FIELDS.values())
 DEVICE_PLATFORMS = ("mobile", "desktop")
 LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
 
@@ -80,10 +80,10 @@ POSITION_NAMES = {
     "facebook_reels_overlay": "Reels overlay", "profile_feed": "Profile feed", "notification": "Notifications",
     "ig_search": "Search results", "profile_reels": "Profile reels", "classic": "Native, banner and interstitial",
     "rewarded_video": "Rewarded video", "messenger_home": "Inbox", "sponsored_messages": "Sponsored messages",
-    "threads_stream": "Feed",
+    "threads_stream": "Feed", "status": "Status",
 }
 PLATFORM_NAMES = {"facebook": "Facebook", "instagram": "Instagram", "audience_network": "Audience Network",
-                  "messenger": "Messenger", "threads": "Threads"}
+                  "messenger": "Messenger", "threads": "Threads", "whatsapp": "WhatsApp"}
 
 OPTIMIZATION_GOALS = sdk_enum_values(AdSet.OptimizationGoal)
 SPECIAL_AD_CATEGORIES = sdk_enum_values(Campaign.SpecialAdCategories)

@@ -1841,6 +1841,74 @@ class WritePlan:
     currency: str | None = None
 
 
+MONEY_FIELDS = frozenset({"daily_budget", "lifetime_budget", "spend_cap", "bid_amount"})
+
+
+def _differs(before: Any, after: Any) -> bool:
+    if isinstance(after, (dict, list)):
+        return json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True)
+    return str(before) != str(after)
+
+
+def field_changes(obj: dict[str, Any], updates: dict[str, Any], object_type: str, currency: str | None) -> list[Change]:
+    """The updates that really change `obj`, as Change records (the gate, the audit log and undo read these)."""
+    return [Change(obj["id"], object_type, obj.get("name", ""), field, obj.get(field), value, currency)
+            for field, value in updates.items() if _differs(obj.get(field), value)]
+
+
+def describe_change(change: Change) -> str:
+    """One change in words: money formatted in its currency, everything else as before → after."""
+    label = change.field.replace("_", " ")
+    if change.field in MONEY_FIELDS:
+        before = format_money(change.before, change.currency) if change.before not in (None, "", 0, "0") else "none"
+        after = format_money(change.after, change.currency) if change.after not in (None, "", 0, "0") else "none"
+        return f"{label} {before} → {after}"
+    return f"{label} {change.before} → {change.after}"
+
+
+def change_dicts(changes: list[Change]) -> list[dict[str, Any]]:
+    return [vars(c).copy() for c in changes]
+
+
+@dataclass(frozen=True)
+class EditedObject:
+    """The object an update plan changes, in the words the answers use: "campaign", "ad set", "ad"."""
+
+    obj: dict[str, Any]
+    object_type: str          # the audit log's type: campaign, adset, ad
+    label: str                # for people: campaign, ad set, ad
+    id_key: str               # the key of the id in the op's data: campaign_id, adset_id, ad_id
+    ad_account_id: str | None
+    currency: str | None
+
+
+def update_plan(ctx: "OpContext", target: EditedObject, updates: dict[str, Any], verb: str, *,
+                describe: Callable[[list[Change]], str] | None = None, extra: str = "") -> "WritePlan | OpResult":
+    """The WritePlan of a field update (or, for status DELETED, a Graph DELETE); nothing to do when nothing differs."""
+    obj = target.obj
+    changes = field_changes(obj, updates, target.object_type, target.currency)
+    name = obj.get("name", "")
+    if not changes:
+        return OpResult(text=f"{target.label.capitalize()} {name} ({obj['id']}) already has those values; nothing to change.",
+                        data={target.id_key: obj["id"], "changes": []})
+    sent = {c.field: c.after for c in changes}
+    described = (describe or (lambda cs: "; ".join(describe_change(c) for c in cs)))(changes)
+    deleting = sent.get("status") == "DELETED"
+
+    async def execute() -> OpResult:
+        if deleting:
+            await ctx.graph.delete(obj["id"])
+        else:
+            await ctx.graph.post(obj["id"], sent, idempotent=True)
+        return OpResult(text=f"{verb} {target.label} {name} ({obj['id']}): {described}.{extra}",
+                        data={target.id_key: obj["id"], "changes": change_dicts(changes)})
+
+    request = GraphRequest("DELETE", obj["id"], {}) if deleting else GraphRequest("POST", obj["id"], sent)
+    return WritePlan(summary=f"{verb.lower()} {target.label} {name} ({obj['id']}): {described}",
+                     ad_account_id=target.ad_account_id, requests=[request], changes=changes, execute=execute,
+                     currency=target.currency)
+
+
 @dataclass
 class OpContext:
     """Everything an op handler may use: the Graph client and the workspace's current selections."""

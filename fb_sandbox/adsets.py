@@ -30,7 +30,6 @@ BILLING_EVENTS = _enum(AdSet.BillingEvent)
 BID_STRATEGIES = _enum(AdSet.BidStrategy)
 STATUSES = _enum(AdSet.Status)
 STATUS_OPTIONS = _enum(AdSet.StatusOption)
-EXECUTION_OPTIONS = _enum(AdSet.ExecutionOptions)
 DESTINATION_TYPES = _enum(AdSet.DestinationType)
 CUSTOM_EVENT_TYPES = _enum(AdPromotedObject.CustomEventType)
 LIST_EFFECTIVE_STATUSES = sorted(set(_enum(AdSet.EffectiveStatus)) | {"ADSET_PAUSED"})
@@ -197,14 +196,6 @@ def parse_changes(ctx: Ctx, creating: bool) -> dict:
     if "targeting" in p:
         out["targeting"] = p.get("targeting")  # validated later, with the campaign's special ad categories
     return out
-
-
-def execution_options(ctx: Ctx) -> list[str]:
-    options = ctx.p.list("execution_options", [])
-    for i, option in enumerate(options):
-        if option not in EXECUTION_OPTIONS:
-            raise _one_of(f"execution_options[{i}]", EXECUTION_OPTIONS)
-    return options
 
 
 # ---- the campaign an ad set belongs to
@@ -466,7 +457,7 @@ def _budget_change_limit(ctx: Ctx, a: Obj, changed: list[str]) -> None:
 def create_adset(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     changes = parse_changes(ctx, creating=True)
-    options = execution_options(ctx)
+    options = campaigns.execution_options(ctx)
     campaign = load_campaign(ctx, account, changes["campaign_id"])
     objective = campaign.get("objective", "")
     data = {"status": "ACTIVE", "optimization_goal": DEFAULT_GOAL.get(objective, "LINK_CLICKS"),
@@ -511,7 +502,7 @@ def _state_rules(a: Obj, changes: dict) -> None:
 
 def update_adset(ctx: Ctx, a: Obj) -> dict:
     changes = parse_changes(ctx, creating=False)
-    options = execution_options(ctx)
+    options = campaigns.execution_options(ctx)
     if not changes and not options:
         return {"success": True}
     _state_rules(a, changes)

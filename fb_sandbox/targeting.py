@@ -60,6 +60,7 @@ PLATFORM_POSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "audience_network": ("audience_network_positions", ("classic", "rewarded_video")),
     "messenger": ("messenger_positions", ("messenger_home", "sponsored_messages", "story")),
     "threads": ("threads_positions", ("threads_stream",)),
+    "whatsapp": ("whatsapp_positions", ("status",)),
 }
 POSITION_FIELDS = {"facebook_positions", "instagram_positions", "audience_network_positions",
                    "messenger_positions", "threads_positions", "whatsapp_positions"}
@@ -419,8 +420,6 @@ def _placements(spec: dict) -> None:
         for position in given:
             if position not in positions:
                 raise _placement_error(f"{position!r} is not a {platform} position.")
-    if "whatsapp_positions" in spec:
-        raise _placement_error("whatsapp_positions is given but whatsapp is not a publisher platform.")
 
 
 def _placement_error(message: str) -> GraphError:

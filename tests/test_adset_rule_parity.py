@@ -80,7 +80,7 @@ RULES = [
     Rule("R11 special category narrows age", 100, 1487079, "housing", _targeting(age_min=30)),
     Rule("R13 advantage audience with a custom age cap", 100, 1870189, "traffic",
          _targeting(targeting_automation={"advantage_audience": 1}, age_max=40)),
-    Rule("R14 sales without promoted object", 100, 1815430, "sales", _set(optimization_goal="OFFSITE_CONVERSIONS")),
+    Rule("R14 lead form without a page", 100, 1815430, "leads", _set(optimization_goal="LEAD_GENERATION")),
     Rule("R15 instagram positions without instagram", 100, 2490392, "traffic",
          _targeting(publisher_platforms=["facebook"], instagram_positions=["stream"])),
 ]
@@ -92,7 +92,7 @@ async def campaigns(graph, demo_accounts) -> dict[str, str]:
     specs = {
         "traffic": {"objective": "OUTCOME_TRAFFIC", "is_adset_budget_sharing_enabled": False},
         "cbo": {"objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
-        "sales": {"objective": "OUTCOME_SALES", "is_adset_budget_sharing_enabled": False},
+        "leads": {"objective": "OUTCOME_LEADS", "is_adset_budget_sharing_enabled": False},
         "housing": {"objective": "OUTCOME_TRAFFIC", "is_adset_budget_sharing_enabled": False,
                     "special_ad_categories": ["HOUSING"], "special_ad_category_country": ["US"]},
     }

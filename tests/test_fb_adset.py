@@ -248,7 +248,8 @@ RULES = [
     ("R7", "OUTCOME_TRAFFIC", {}, {"daily_budget": None, "lifetime_budget": 90000}, 1885347, "end_time"),
     ("R8 past", "OUTCOME_TRAFFIC", {}, {"end_time": _in(-1)}, 1487181, "end_time"),
     ("R8 order", "OUTCOME_TRAFFIC", {}, {"start_time": _in(5), "end_time": _in(3)}, 1487181, "end_time"),
-    ("R14 sales", "OUTCOME_SALES", {}, {}, 1815430, "promoted_object"),
+    ("R14 sales", "OUTCOME_SALES", {}, {"promoted_object": {"pixel_id": "500000000000001"}}, 1815430, "promoted_object"),
+    ("R14 leads", "OUTCOME_LEADS", {}, {"optimization_goal": "LEAD_GENERATION"}, 1815430, "promoted_object"),
     ("R14 app", "OUTCOME_APP_PROMOTION", {}, {}, 1815430, "promoted_object"),
     ("R17 budget", "OUTCOME_TRAFFIC", {}, {"day_parting": [{"days": ["mon"], "start": "09:00", "end": "17:00"}]}, 2490126, "adset_schedule"),
     ("R17 block", "OUTCOME_TRAFFIC", {}, {"daily_budget": None, "lifetime_budget": 90000, "end_time": _in(5),
@@ -336,6 +337,26 @@ async def test_leads_use_the_selected_page(facebook, sandbox):
     created = await facebook.call("create_adset", _base(campaign["id"], destination_type="ON_AD"))
     assert created.ok, created.text
     assert f"promoted page {pages[0]['id']} (the selected page)" in created.text
+
+
+async def test_sales_take_the_accounts_only_pixel_and_say_so(facebook, demo_accounts):
+    pixels = await facebook.graph.get_all(f"{demo_accounts['USD']}/adspixels", {"fields": "id,name"})
+    assert len(pixels) == 1
+    campaign = await _campaign(facebook, "OUTCOME_SALES")
+    created = await facebook.call("create_adset", _base(campaign["id"]))
+    assert created.ok, created.text
+    got = await facebook.call("get_adset", {"adset_id": created.data["id"]})
+    assert got.data["adset"]["promoted_object"] == {"pixel_id": pixels[0]["id"], "custom_event_type": "PURCHASE"}
+    assert f"({pixels[0]['id']}), the account's only pixel" in created.text and "conversion event PURCHASE" in created.text
+
+
+async def test_sales_without_any_pixel_say_what_to_do(facebook, sandbox, demo_accounts):
+    campaign = await _campaign(facebook, "OUTCOME_SALES", ad_account_id=demo_accounts["JPY"], daily_budget=None)
+    await sandbox.control("POST", "stats/reset")
+    refused = await facebook.call("create_adset", {**_base(campaign["id"]), "daily_budget": 2000})
+    assert not refused.ok and refused.data["error_subcode"] == 1815430
+    assert "has none" in refused.text and "LINK_CLICKS" in refused.text
+    assert await _writes(sandbox) == []
 
 
 # -- pure helpers ---------------------------------------------------------------------------------------------------

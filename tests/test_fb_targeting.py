@@ -263,7 +263,7 @@ def test_r13_advantage_audience_age_limits(ages, ok):
     ({"publisher_platforms": ["facebook"], "facebook_positions": ["feeds"]}, "'feed'"),
     ({"publisher_platforms": ["instagram"], "instagram_positions": ["feed"]}, "not a position of Instagram"),
     ({"publisher_platforms": ["facebook", "tiktok"]}, "tiktok"),
-    ({"publisher_platforms": ["whatsapp"], "whatsapp_positions": ["status"]}, "whatsapp"),
+    ({"publisher_platforms": ["facebook"], "whatsapp_positions": ["status"]}, "whatsapp"),
     ({"publisher_platforms": []}, "empty"),
     ({"device_platforms": ["tv"]}, "mobile and/or desktop"),
 ])
