@@ -1,36 +1,43 @@
-"""Ops: ad sets (list, read, create, update, pause/resume/archive/delete, duplicate, schedule and day parting).
+"""Ops: ad sets, targeting, placements and estimates.
 
-Every rule of docs/adset_rules.md that an ad set create or update can break is checked here, before anything is
-sent, and refused with the code and subcode Facebook would answer; targeting and placements are checked by
-fb_targeting.
+Targeting specs are parsed and checked here (``parse_targeting``: rule R9; ``check_targeting``: R10-R13 and R15),
+and so is every rule of docs/adset_rules.md that an ad set create or update can break: each is refused before
+anything is sent, with the code and subcode Facebook would answer. Also: audience estimates, interest, category and
+location search, placement recommendations, schedules and day parting.
 """
 from __future__ import annotations
 
+import asyncio
+import difflib
 import json
 import math
+import re
 import time
-from dataclasses import dataclass
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from facebook_business.adobjects.adset import AdSet
+import pycountry
 from facebook_business.adobjects.adpromotedobject import AdPromotedObject
+from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import BaseModel, ConfigDict, Field
+from facebook_business.adobjects.flexibletargeting import FlexibleTargeting
+from facebook_business.adobjects.targeting import Targeting
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
 
-from fb_targeting import (
-    apply_placements,
-    check_targeting,
-    describe_targeting_locally,
-    parse_targeting,
-    recommend_placements,
-    targeting_payload,
-)
 from fb_utils import (
     AccountInfo,
     Change,
     CreateLookup,
+    EditedObject,
+    FacebookError,
+    GraphError,
     GraphRequest,
     OpArgs,
     OpContext,
@@ -39,7 +46,6 @@ from fb_utils import (
     OpSet,
     ValidationError,
     WritePlan,
-    EditedObject,
     check_object_id,
     describe_change,
     format_money,
@@ -50,7 +56,1483 @@ from fb_utils import (
 
 ops = OpSet("fb_adset")
 
+# Codes of docs/adset_rules.md.
+CODE = 100
+SUBCODE_INVALID_SPEC = 1487079        # R9, R11
+SUBCODE_NO_LOCATION = 1885364         # R10
+SUBCODE_ADVANTAGE_MISSING = 1870227   # R12
+SUBCODE_ADVANTAGE_AGE = 1870189       # R13
+SUBCODE_PLACEMENTS = 2490392          # R15
+
+MAX_LIST_ENTRIES = 25_000
+MAX_ZIPS_TOTAL = 50_000
+MAX_STRING_CHARS = 1_000
+MAX_DEPTH = 12
+AGE_LOWEST, AGE_HIGHEST, AGE_DEFAULT_MIN = 13, 65, 18
+CITY_RADIUS_RANGE = {"mile": (10, 50), "kilometer": (17, 80)}
+SPECIAL_CITY_RADIUS_MIN = {"mile": 15, "kilometer": 25}
+RESTRICTED_CATEGORIES = ("CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_PRODUCTS_SERVICES")
+
+PLATFORM_POSITIONS: dict[str, tuple[str, ...]] = {
+    "facebook": ("feed", "right_hand_column", "marketplace", "video_feeds", "story", "search", "instream_video",
+                 "facebook_reels", "facebook_reels_overlay", "profile_feed", "notification"),
+    "instagram": ("stream", "story", "explore", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels"),
+    "audience_network": ("classic", "rewarded_video"),
+    "messenger": ("messenger_home", "sponsored_messages", "story"),
+    "threads": ("threads_stream",),
+    "whatsapp": ("status",),
+}
+POSITION_FIELDS = {platform: f"{platform}_positions" for platform in PLATFORM_POSITIONS}
+ALL_POSITION_FIELDS = tuple(POSITION_FIELDS.values())
+DEVICE_PLATFORMS = ("mobile", "desktop")
+LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
+
+POSITION_NAMES = {
+    "feed": "Feed", "stream": "Feed", "story": "Stories", "facebook_reels": "Reels", "reels": "Reels",
+    "explore": "Explore", "explore_home": "Explore home", "marketplace": "Marketplace", "video_feeds": "Video feeds",
+    "right_hand_column": "Right column", "search": "Search results", "instream_video": "In-stream video",
+    "facebook_reels_overlay": "Reels overlay", "profile_feed": "Profile feed", "notification": "Notifications",
+    "ig_search": "Search results", "profile_reels": "Profile reels", "classic": "Native, banner and interstitial",
+    "rewarded_video": "Rewarded video", "messenger_home": "Inbox", "sponsored_messages": "Sponsored messages",
+    "threads_stream": "Feed", "status": "Status",
+}
+PLATFORM_NAMES = {"facebook": "Facebook", "instagram": "Instagram", "audience_network": "Audience Network",
+                  "messenger": "Messenger", "threads": "Threads", "whatsapp": "WhatsApp"}
+
 OPTIMIZATION_GOALS = sdk_enum_values(AdSet.OptimizationGoal)
+SPECIAL_AD_CATEGORIES = sdk_enum_values(Campaign.SpecialAdCategories)
+OptimizationGoal = Literal[OPTIMIZATION_GOALS]  # type: ignore[valid-type]
+SpecialAdCategory = Literal[SPECIAL_AD_CATEGORIES]  # type: ignore[valid-type]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Coercion helpers: take what an LLM obviously means, refuse what is ambiguous (with a Fix)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _refuse(message: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("targeting", "{reason}", {"reason": message, "fix": fix})
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _maybe_json(value: Any, opener: str) -> Any:
+    """A nested value sent as a JSON string (LLMs double-encode) is taken as the JSON it holds."""
+    if isinstance(value, str) and value.strip().startswith(opener):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise _refuse(f"is a string that is not valid JSON ({_shown(value)})",
+                          "Send the value itself (a list or an object), not a string") from None
+    return value
+
+
+def _listify(value: Any, *, split_commas: bool = False) -> Any:
+    value = _maybe_json(value, "[")
+    if value is None or isinstance(value, list):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, str) and split_commas:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [value]
+
+
+def _whole_number(value: Any, what: str) -> int:
+    """'25', 25.0 -> 25; booleans, fractions and words refused."""
+    if isinstance(value, bool):
+        raise _refuse(f"{what} must be a whole number, got {_shown(value)}", f"Send {what} as a number, e.g. 25")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,3}\s*", value):
+        return int(value)
+    raise _refuse(f"{what} must be a whole number, got {_shown(value)}", f"Send {what} as a number, e.g. 25")
+
+
+def _age(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*65\s*\+\s*", value):
+        return 65
+    if isinstance(value, str) and re.search(r"\d\s*[-–]\s*\d", value):
+        raise _refuse(f"is a range ({_shown(value)}), not an age", "Set age_min and age_max separately, e.g. age_min 25 and age_max 45")
+    age = _whole_number(value, "an age")
+    if not AGE_LOWEST <= age <= AGE_HIGHEST:
+        raise _refuse(f"must be from {AGE_LOWEST} to {AGE_HIGHEST}, got {age}",
+                      f"Use an age from {AGE_LOWEST} to {AGE_HIGHEST} (65 means 65 and older)")
+    return age
+
+
+GENDER_WORDS = {"male": [1], "men": [1], "man": [1], "m": [1], "female": [2], "women": [2], "woman": [2], "f": [2],
+                "all": [1, 2], "both": [1, 2]}
+
+
+def _gender(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lower() in ("1", "2"):
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (1, 2):
+        return int(value)
+    raise _refuse(f"must be 1 (men) or 2 (women), got {_shown(value)}", "Use genders [1] for men, [2] for women, or leave genders out for everyone")
+
+
+def _genders(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in GENDER_WORDS:
+        return GENDER_WORDS[value.strip().lower()]
+    value = _listify(value)
+    if isinstance(value, list):
+        out: list[Any] = []
+        for item in value:
+            word = item.strip().lower() if isinstance(item, str) else None
+            out += GENDER_WORDS[word] if word in GENDER_WORDS and word not in ("all", "both") else [item]
+        return out
+    return value
+
+
+def _locale(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, str):
+        raise _refuse(f"must be a numeric locale id, got {_shown(value)}",
+                      "Locales are numbers (e.g. 6 = English (US), 24 = English (UK)); leave locales out for every language")
+    return _whole_number(value, "a locale id")
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _refuse(f"must be a two-letter country code, got {_shown(value)}", "Use ISO 3166-1 alpha-2 codes such as US, GB, DE")
+    code = value.strip().upper()
+    if len(code) == 2 and code.isalpha() and pycountry.countries.get(alpha_2=code) is not None:
+        return code
+    suggestion = _country_suggestion(value)
+    fix = (f"Use {suggestion.alpha_2!r} for {suggestion.name}" if suggestion
+           else "Use ISO 3166-1 alpha-2 codes such as US, GB, DE; search_locations with kinds=['country'] finds them")
+    raise _refuse(f"{_shown(value)} is not an ISO 3166-1 alpha-2 country code", fix)
+
+
+def _country_suggestion(value: str) -> Any:
+    text = value.strip()
+    if text.upper() in ("UK", "EN", "ENGLAND", "GREAT BRITAIN", "BRITAIN"):
+        return pycountry.countries.get(alpha_2="GB")
+    if not text or len(text) > 60:
+        return None
+    try:
+        return pycountry.countries.lookup(text)
+    except LookupError:
+        return None
+
+
+def _lower_code(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _id_item(value: Any, what: str, finder: str) -> Any:
+    value = _maybe_json(value, "{")
+    if isinstance(value, bool):
+        raise _refuse(f"must be an id, got {_shown(value)}", f"Send {what} as [{{\"id\": \"6003139266461\"}}]; {finder} finds ids")
+    if isinstance(value, int):
+        return {"id": str(value)}
+    if isinstance(value, str):
+        if value.strip().isdigit():
+            return {"id": value.strip()}
+        raise _refuse(f"{_shown(value)} is a name, not an id", f"{finder} finds the ids; then send [{{\"id\": \"…\", \"name\": \"…\"}}]")
+    return value
+
+
+def _key_item(value: Any, what: str) -> Any:
+    value = _maybe_json(value, "{")
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        return {"key": str(value).strip()}
+    return value
+
+
+def _digits_id(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,25}", value.strip()):
+        return value.strip()
+    raise _refuse(f"must be a numeric id, got {_shown(value)}", "Use the numeric id from a search op (search_interests, search_targeting_categories, list_custom_audiences)")
+
+
+def _location_key(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and re.fullmatch(r"\d{1,25}", value.strip()):
+        return value.strip()
+    raise _refuse(f"must be a numeric location key, got {_shown(value)}", "search_locations finds keys for regions and cities")
+
+
+def _zip_key(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([A-Za-z]{2}):(\S{1,20})\s*", value)
+        if match and pycountry.countries.get(alpha_2=match.group(1).upper()) is not None:
+            return f"{match.group(1).upper()}:{match.group(2)}"
+    raise _refuse(f"{_shown(value)} is not a zip key (they look like US:94304)",
+                  "Zip keys carry their country: US:94304; search_locations with kinds=['zip'] finds them")
+
+
+def _distance_unit(value: Any) -> Any:
+    words = {"mi": "mile", "mile": "mile", "miles": "mile", "km": "kilometer", "kms": "kilometer",
+             "kilometer": "kilometer", "kilometers": "kilometer", "kilometre": "kilometer", "kilometres": "kilometer"}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    return value
+
+
+def _radius(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise _refuse(f"must be a number, got {_shown(value)}", "Send radius as a number with distance_unit mile or kilometer") from None
+    return value
+
+
+def _advantage(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", "on", "off"):
+        return 1 if value.strip().lower() in ("1", "true", "on") else 0
+    return value
+
+
+CountryCode = Annotated[str, BeforeValidator(_country)]
+Code = Annotated[str, BeforeValidator(_lower_code)]
+Age = Annotated[int | None, BeforeValidator(_age)]
+Gender = Annotated[Literal[1, 2], BeforeValidator(_gender)]
+Locale = Annotated[int, BeforeValidator(_locale)]
+
+
+def _code_list(value: Any) -> Any:
+    return _listify(value, split_commas=True)
+
+
+def _plain_list(value: Any) -> Any:
+    return _listify(value)
+
+
+CodeList = Annotated[list[Code] | None, BeforeValidator(_code_list)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_from_json_string(cls, value: Any) -> Any:
+        return _maybe_json(value, "{")
+
+
+class TargetingItem(_Strict):
+    """One detailed-targeting entry (interest, behavior, life event, …) or audience: its numeric id and name."""
+
+    id: Annotated[str, BeforeValidator(_digits_id)]
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, value: Any) -> Any:
+        return _id_item(value, "items", "search_interests or search_targeting_categories")
+
+
+class AudienceItem(TargetingItem):
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, value: Any) -> Any:
+        return _id_item(value, "audiences", "list_custom_audiences")
+
+
+class Region(_Strict):
+    key: Annotated[str, BeforeValidator(_location_key)]
+    name: str | None = None
+    country: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_key(cls, value: Any) -> Any:
+        return _key_item(value, "regions")
+
+
+class City(_Strict):
+    key: Annotated[str, BeforeValidator(_location_key)]
+    radius: Annotated[float | None, BeforeValidator(_radius)] = None
+    distance_unit: Annotated[Literal["mile", "kilometer"] | None, BeforeValidator(_distance_unit)] = None
+    name: str | None = None
+    region: str | None = None
+    region_id: str | int | None = None
+    country: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_key(cls, value: Any) -> Any:
+        return _key_item(value, "cities")
+
+    @model_validator(mode="after")
+    def _radius_range(self) -> "City":
+        if self.radius is not None:
+            unit = self.distance_unit or "mile"
+            low, high = CITY_RADIUS_RANGE[unit]
+            if not low <= self.radius <= high:
+                raise _refuse(f"radius {self.radius:g} {unit}s is out of range ({low}-{high} {unit}s)",
+                              f"Use a radius from {low} to {high} {unit}s (10-50 miles or 17-80 kilometers)")
+            if self.radius.is_integer():
+                self.radius = int(self.radius)
+        return self
+
+
+class Zip(_Strict):
+    key: Annotated[str, BeforeValidator(_zip_key)]
+    name: str | None = None
+    primary_city_id: str | int | None = None
+    region_id: str | int | None = None
+    country: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_key(cls, value: Any) -> Any:
+        return _key_item(value, "zips")
+
+
+def _list_of(item: Any) -> Any:
+    return Annotated[list[item] | None, BeforeValidator(_plain_list)]
+
+
+class GeoLocations(_Strict):
+    """Where: countries, regions, cities (with radius), zips, custom locations, country groups, markets."""
+
+    countries: Annotated[list[CountryCode] | None, BeforeValidator(_code_list)] = None
+    regions: _list_of(Region) = None
+    cities: _list_of(City) = None
+    zips: _list_of(Zip) = None
+    location_types: Annotated[list[Literal["home", "recent", "travel_in"]] | None, BeforeValidator(_code_list)] = None
+    custom_locations: _list_of(dict[str, Any]) = None
+    country_groups: CodeList = None
+    geo_markets: _list_of(dict[str, Any]) = None
+    electoral_districts: _list_of(dict[str, Any]) = None
+    large_geo_areas: _list_of(dict[str, Any]) = None
+    location_cluster_ids: _list_of(dict[str, Any]) = None
+    medium_geo_areas: _list_of(dict[str, Any]) = None
+    metro_areas: _list_of(dict[str, Any]) = None
+    neighborhoods: _list_of(dict[str, Any]) = None
+    places: _list_of(dict[str, Any]) = None
+    political_districts: _list_of(dict[str, Any]) = None
+    small_geo_areas: _list_of(dict[str, Any]) = None
+    subcities: _list_of(dict[str, Any]) = None
+    subneighborhoods: _list_of(dict[str, Any]) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _country_codes_as_countries(cls, value: Any) -> Any:
+        value = _maybe_json(value, "{")
+        if isinstance(value, str):  # "US" or "US,CA" where an object belongs: the obvious meaning is countries
+            return {"countries": value}
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return {"countries": value}
+        return value
+
+
+# Detailed-targeting fields whose entries are {id, name}; the others of FlexibleTargeting are taken loosely.
+ID_ITEM_FIELDS = ("interests", "behaviors", "life_events", "family_statuses", "industries", "income", "work_positions",
+                  "work_employers", "education_schools", "education_majors")
+_FLEX_LOOSE = [f for f in sdk_enum_values(FlexibleTargeting.Field) if f not in ID_ITEM_FIELDS and f != "custom_audiences"]
+
+
+class _FlexibleFields(_Strict):
+    interests: _list_of(TargetingItem) = None
+    behaviors: _list_of(TargetingItem) = None
+    life_events: _list_of(TargetingItem) = None
+    family_statuses: _list_of(TargetingItem) = None
+    industries: _list_of(TargetingItem) = None
+    income: _list_of(TargetingItem) = None
+    work_positions: _list_of(TargetingItem) = None
+    work_employers: _list_of(TargetingItem) = None
+    education_schools: _list_of(TargetingItem) = None
+    education_majors: _list_of(TargetingItem) = None
+    custom_audiences: _list_of(AudienceItem) = None
+
+
+FlexibleGroup = create_model(  # type: ignore[call-overload]
+    "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
+    **{name: (Any, None) for name in _FLEX_LOOSE},
+)
+
+
+class TargetingAutomation(_Strict):
+    advantage_audience: Annotated[Literal[0, 1] | None, BeforeValidator(_advantage)] = None
+    individual_setting: dict[str, Any] | None = None
+    shared_audiences: Any = None
+    value_expression: Any = None
+    creative_audience_pairing: Any = None
+
+
+# Top-level location keys LLMs put beside geo_locations instead of inside it (the SDK still lists them as legacy).
+_HOISTED_LOCATION_KEYS = {"countries": "countries", "country": "countries", "regions": "regions", "cities": "cities",
+                          "zips": "zips", "location_types": "location_types"}
+
+
+class _PreciseFields(_Strict):
+    geo_locations: GeoLocations | None = None
+    excluded_geo_locations: GeoLocations | None = None
+    age_min: Age = None
+    age_max: Age = None
+    genders: Annotated[list[Gender] | None, BeforeValidator(_genders)] = None
+    locales: _list_of(Locale) = None
+    interests: _list_of(TargetingItem) = None
+    behaviors: _list_of(TargetingItem) = None
+    life_events: _list_of(TargetingItem) = None
+    family_statuses: _list_of(TargetingItem) = None
+    industries: _list_of(TargetingItem) = None
+    income: _list_of(TargetingItem) = None
+    work_positions: _list_of(TargetingItem) = None
+    work_employers: _list_of(TargetingItem) = None
+    education_schools: _list_of(TargetingItem) = None
+    education_majors: _list_of(TargetingItem) = None
+    flexible_spec: _list_of(FlexibleGroup) = None
+    exclusions: FlexibleGroup | None = None
+    custom_audiences: _list_of(AudienceItem) = None
+    excluded_custom_audiences: _list_of(AudienceItem) = None
+    publisher_platforms: CodeList = None
+    facebook_positions: CodeList = None
+    instagram_positions: CodeList = None
+    audience_network_positions: CodeList = None
+    messenger_positions: CodeList = None
+    threads_positions: CodeList = None
+    whatsapp_positions: CodeList = None
+    device_platforms: CodeList = None
+    targeting_automation: TargetingAutomation | None = None
+
+
+_LOOSE_FIELDS = [f for f in sdk_enum_values(Targeting.Field)
+                 if f not in _PreciseFields.model_fields and f not in _HOISTED_LOCATION_KEYS]
+_TargetingBase = create_model(  # type: ignore[call-overload]
+    "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
+
+
+class TargetingSpec(_TargetingBase):  # type: ignore[misc,valid-type]
+    """Facebook's ad set targeting spec, typed where it matters; other SDK fields are taken as given (JSON values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hoist_locations(cls, value: Any) -> Any:
+        value = _maybe_json(value, "{")
+        if not isinstance(value, dict) or not any(k in value for k in _HOISTED_LOCATION_KEYS):
+            return value
+        value = dict(value)
+        geo = _maybe_json(value.get("geo_locations"), "{")
+        geo = dict(geo) if isinstance(geo, dict) else ({} if geo is None else geo)
+        if not isinstance(geo, dict):
+            return value
+        for key, target in _HOISTED_LOCATION_KEYS.items():
+            if key in value and target not in geo:
+                geo[target] = value.pop(key)
+        value["geo_locations"] = geo
+        return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parse_targeting (R9)
+# ---------------------------------------------------------------------------------------------------------------
+
+_KEY_HINTS = {
+    "advantage_audience": "put it inside targeting_automation: {\"advantage_audience\": 1}",
+    "age": "use age_min and age_max", "ages": "use age_min and age_max", "age_range": None,
+    "gender": "use genders: [1] men, [2] women", "locations": "use geo_locations", "location": "use geo_locations",
+    "geo": "use geo_locations", "placements": "use publisher_platforms and <platform>_positions",
+    "platforms": "use publisher_platforms", "devices": "use device_platforms", "languages": "use locales (numeric ids)",
+}
+
+
+def _invalid(message: str, fix: str, blame: str, *, subcode: int = SUBCODE_INVALID_SPEC, rule: str = "R9") -> ValidationError:
+    return ValidationError(message, fix=fix, blame_field=blame, code=CODE, error_subcode=subcode, data={"rule": rule})
+
+
+def _path(field: str, loc: Sequence[Any]) -> str:
+    out = field
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _walk(value: Any, field: str, loc: tuple, depth: int, zips: list[int]) -> ValidationError | None:
+    """Size, depth and JSON-type limits, checked before the model so huge or odd input answers fast and exactly."""
+    where = _path(field, loc)
+    if depth > MAX_DEPTH:
+        return _invalid(f"{where} is nested too deeply (more than {MAX_DEPTH} levels)", "Send a flat targeting spec as in the examples", where)
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_CHARS:
+            return _invalid(f"{where} is {len(value):,} characters long; the limit is {MAX_STRING_CHARS:,}", "Shorten the text", where)
+        return None
+    if value is None or isinstance(value, (bool, int)):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return _invalid(f"{where} is {value}, which is not a number Facebook accepts", "Send a finite number", where)
+        return None
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                return _invalid(f"{where} has a key that is not text ({_shown(key)})", "Use text keys, as in JSON", where)
+            problem = _walk(inner, field, (*loc, key), depth + 1, zips)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        is_zips = bool(loc) and loc[-1] == "zips"
+        if is_zips:
+            zips.append(len(value))
+            if sum(zips) > MAX_ZIPS_TOTAL:
+                return _invalid(f"{where} brings the zip codes to {sum(zips):,}; the limit is {MAX_ZIPS_TOTAL:,} in total",
+                                "Target fewer zip codes, or use regions or cities", where)
+        elif len(value) > MAX_LIST_ENTRIES:
+            return _invalid(f"{where} has {len(value):,} entries; the limit is {MAX_LIST_ENTRIES:,}", "Send fewer entries (split into several ad sets if needed)", where)
+        for index, inner in enumerate(value):
+            problem = _walk(inner, field, (*loc, index), depth + 1, zips)
+            if problem:
+                return problem
+        return None
+    return _invalid(f"{where} holds a {type(value).__name__}, which is not JSON", "Send JSON values only (text, numbers, lists, objects)", where)
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The model class that holds the last key of ``loc`` (to suggest known keys for an unknown one)."""
+    model: Any = TargetingSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = _inner_model(model.model_fields[part].annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    for _ in range(6):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (list, typing.Union, types.UnionType) and args:
+            annotation = args[0]
+        else:
+            return None
+    return None
+
+
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "string": "text", "list": "a list", "dict": "an object",
+               "model": "an object", "bool": "true or false", "literal": None}
+
+
+def _problem_from(err: Mapping[str, Any], field: str) -> ValidationError:
+    loc = tuple(err.get("loc", ()))
+    where = _path(field, loc)
+    kind = str(err.get("type", ""))
+    ctx = err.get("ctx") or {}
+    shown = _shown(err.get("input"))
+    if kind == "targeting":
+        return _invalid(f"{where}: {ctx.get('reason')}", str(ctx.get("fix")), where)
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        parent = _path(field, loc[:-1])
+        model = _model_at(loc[:-1])
+        known = sorted(model.model_fields) if model else []
+        shown_keys = list(_PreciseFields.model_fields) if model is TargetingSpec else known
+        hint = _KEY_HINTS.get(key) if not loc[:-1] else None
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        fix = (hint[0].upper() + hint[1:] if hint else f"Rename it to {close[0]!r}" if close
+               else f"Use known keys such as {', '.join(shown_keys[:30])}{'…' if len(shown_keys) > 30 else ''}")
+        return _invalid(f"{parent} has an unknown key {_shown(key)}", fix, where)
+    if kind == "missing":
+        return _invalid(f"{where} is required", f"Add {loc[-1] if loc else 'it'}", where)
+    if kind.startswith(("model_", "dict_", "model_attributes")):
+        return _invalid(f"{where} must be an object, got {shown}", "Send an object ({…}) here, as in the examples", where)
+    if kind.startswith(("list_", "tuple_", "iterable_")):
+        return _invalid(f"{where} must be a list, got {shown}", "Send a list ([…]) here", where)
+    if kind == "literal_error":
+        return _invalid(f"{where} must be one of {ctx.get('expected')}, got {shown}", f"Use one of {ctx.get('expected')}", where)
+    for prefix, words in _TYPE_WORDS.items():
+        if kind.startswith(prefix) and words:
+            return _invalid(f"{where} must be {words}, got {shown}", f"Send {words} for {loc[-1] if loc else field}", where)
+    return _invalid(f"{where} is not valid ({shown})", "Correct the value as in the examples", where)
+
+
+def parse_problems(raw: Any, field: str = "targeting") -> tuple[TargetingSpec | None, list[ValidationError]]:
+    """The spec, or every R9 problem found in ``raw`` (a dict or a JSON string)."""
+    if isinstance(raw, TargetingSpec):
+        return raw, []
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump(exclude_none=True)
+    if isinstance(raw, (bytes, bytearray)):
+        raw = raw.decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return None, [_invalid(f"{field} is empty", "Send a targeting object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}}", field)]
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, [_invalid(f"{field} is not valid JSON ({exc.msg} at position {exc.pos})",
+                                   "Send a JSON object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}, \"age_min\": 25}", field)]
+        except RecursionError:
+            return None, [_invalid(f"{field} is nested too deeply", "Send a flat targeting spec as in the examples", field)]
+    if not isinstance(raw, Mapping):
+        return None, [_invalid(f"{field} must be an object, got {_shown(raw)}",
+                               "Send a targeting object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}, \"age_min\": 25}", field)]
+    problem = _walk(raw, field, (), 0, [])
+    if problem:
+        return None, [problem]
+    try:
+        spec = TargetingSpec.model_validate(dict(raw))
+    except PydanticValidationError as exc:
+        return None, [_problem_from(err, field) for err in exc.errors(include_url=False)]
+    except RecursionError:
+        return None, [_invalid(f"{field} is nested too deeply", "Send a flat targeting spec as in the examples", field)]
+    problems = _age_order_problems(spec, field)
+    return (None, problems) if problems else (spec, [])
+
+
+def _age_order_problems(spec: TargetingSpec, field: str) -> list[ValidationError]:
+    if spec.age_min is not None and spec.age_max is not None and spec.age_max < spec.age_min:
+        return [_invalid(f"{field}.age_max {spec.age_max} is below age_min {spec.age_min}",
+                         "Make age_max at least age_min (or swap them)", f"{field}.age_max")]
+    return []
+
+
+def combined(problems: Sequence[ValidationError]) -> ValidationError:
+    """One error for several problems: the first one's code and field, every message, all of them in data."""
+    first = problems[0]
+    if len(problems) == 1:
+        first.data.setdefault("problems", [problem_data(first)])
+        return first
+    message = first.message + f"; {len(problems) - 1} more: " + "; ".join(p.message for p in problems[1:4])
+    if len(problems) > 4:
+        message += f"; … ({len(problems) - 4} not shown)"
+    return ValidationError(message, fix=first.fix, blame_field=first.blame_field, code=first.code,
+                           error_subcode=first.error_subcode,
+                           data={"rule": first.data.get("rule"), "problems": [problem_data(p) for p in problems]})
+
+
+def problem_data(problem: ValidationError) -> dict[str, Any]:
+    return {"message": problem.message, "fix": problem.fix, "field": problem.blame_field, "code": problem.code,
+            "error_subcode": problem.error_subcode, "rule": problem.data.get("rule")}
+
+
+def parse_targeting(raw: Any, field: str = "targeting") -> TargetingSpec:
+    """A targeting spec from a dict or JSON string; any R9 problem is one ValidationError (100/1487079) naming the field."""
+    spec, problems = parse_problems(raw, field)
+    if problems:
+        raise combined(problems)
+    assert spec is not None
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# check_targeting (R10, R11, R12, R13, R15)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _has_location(geo: GeoLocations | None) -> bool:
+    return geo is not None and any(getattr(geo, key) for key in LOCATION_KEYS)
+
+
+def _has_custom_audience(spec: TargetingSpec) -> bool:
+    return bool(spec.custom_audiences) or any(group.custom_audiences for group in spec.flexible_spec or [])
+
+
+def targeting_problems(spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True,
+                       field: str = "targeting") -> list[ValidationError]:
+    """Every R10-R13/R15 problem of a parsed spec, in rule order."""
+    problems: list[ValidationError] = []
+    if not _has_location(spec.geo_locations) and not _has_custom_audience(spec):
+        problems.append(_invalid(
+            "targeting has no location: Facebook needs geo_locations (countries, regions, cities, zips, custom_locations, "
+            "country_groups or geo_markets) unless a custom audience is targeted",
+            "Add geo_locations, e.g. {\"countries\": [\"US\"]}; search_locations finds regions and cities",
+            field, subcode=SUBCODE_NO_LOCATION, rule="R10"))
+    problems += _special_category_problems(spec, special_ad_categories, field)
+    automation = spec.targeting_automation.advantage_audience if spec.targeting_automation else None
+    if creating and automation is None:
+        problems.append(_invalid(
+            "targeting.targeting_automation.advantage_audience is required for new ad sets (0 = your audience as given, "
+            "1 = Advantage+ audience may reach beyond it)",
+            "Add \"targeting_automation\": {\"advantage_audience\": 0} (or 1)", field,
+            subcode=SUBCODE_ADVANTAGE_MISSING, rule="R12"))
+    if automation == 1 and ((spec.age_max is not None and spec.age_max != AGE_HIGHEST) or (spec.age_min is not None and spec.age_min > 25)):
+        problems.append(_invalid(
+            f"with Advantage+ audience (advantage_audience 1) age_max must be 65 and age_min at most 25; "
+            f"got age_min {spec.age_min if spec.age_min is not None else 'unset'}, age_max {spec.age_max if spec.age_max is not None else 'unset'}",
+            "Set advantage_audience 0 to keep a strict age range, or use age_min ≤ 25 and age_max 65 (or leave them out)",
+            field, subcode=SUBCODE_ADVANTAGE_AGE, rule="R13"))
+    problems += _placement_problems(spec, field)
+    return problems
+
+
+def _special_category_problems(spec: TargetingSpec, categories: Sequence[str], field: str) -> list[ValidationError]:
+    restricted = sorted({str(c).upper() for c in categories or ()} & set(RESTRICTED_CATEGORIES))
+    if not restricted:
+        return []
+    label = "/".join(restricted)
+    found: list[tuple[str, str]] = []
+    if spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN:
+        found.append((f"age_min must be 18 for special ad category {label} (got {spec.age_min})", "Set age_min 18 or leave it out"))
+    if spec.age_max is not None and spec.age_max != AGE_HIGHEST:
+        found.append((f"age_max must be 65 for special ad category {label} (got {spec.age_max})", "Set age_max 65 or leave it out"))
+    if spec.genders and set(spec.genders) != {1, 2}:
+        found.append((f"special ad category {label} must reach all genders (got genders {spec.genders})", "Leave genders out"))
+    if spec.geo_locations and spec.geo_locations.zips:
+        found.append((f"zip code targeting is not allowed for special ad category {label}", "Use cities (radius at least 15 miles), regions or countries instead of zips"))
+    for city in (spec.geo_locations.cities or []) if spec.geo_locations else []:
+        unit = city.distance_unit or "mile"
+        if city.radius is not None and city.radius < SPECIAL_CITY_RADIUS_MIN[unit]:
+            found.append((f"city {city.key} radius {city.radius:g} {unit}s is under the {SPECIAL_CITY_RADIUS_MIN[unit]} {unit}s "
+                          f"minimum for special ad category {label}", "Use a radius of at least 15 miles (25 kilometers)"))
+    if spec.excluded_custom_audiences:
+        found.append((f"excluded_custom_audiences is not allowed for special ad category {label}", "Remove excluded_custom_audiences"))
+    return [_invalid(message, fix, field, rule="R11") for message, fix in found]
+
+
+def _placement_problems(spec: TargetingSpec, field: str) -> list[ValidationError]:
+    found: list[tuple[str, str]] = []
+    platforms = spec.publisher_platforms
+    if platforms is not None:
+        for platform in platforms:
+            if platform not in PLATFORM_POSITIONS:
+                close = difflib.get_close_matches(platform, list(PLATFORM_POSITIONS), n=1)
+                found.append((f"publisher_platforms has {_shown(platform)}, which is not a platform",
+                              f"Use {close[0]!r}" if close else f"Use some of {', '.join(PLATFORM_POSITIONS)}"))
+        if not platforms:
+            found.append(("publisher_platforms is empty", "List at least one platform, or leave publisher_platforms out for Advantage+ placements"))
+    for position_field in ALL_POSITION_FIELDS:
+        positions = getattr(spec, position_field)
+        if positions is None:
+            continue
+        platform = position_field.removesuffix("_positions")
+        if platforms is None:
+            found.append((f"{position_field} is set but publisher_platforms is not (no publisher_platforms means Advantage+ placements, where positions cannot be chosen)",
+                          f"Add publisher_platforms including {platform!r}, or remove {position_field}"))
+            continue
+        if platform not in platforms:
+            found.append((f"{position_field} is set but {platform!r} is not in publisher_platforms",
+                          f"Add {platform!r} to publisher_platforms or remove {position_field}"))
+            continue
+        valid = PLATFORM_POSITIONS.get(platform, ())
+        for position in positions:
+            if position not in valid:
+                close = difflib.get_close_matches(position, list(valid), n=1)
+                found.append((f"{position_field} has {_shown(position)}, which is not a position of {PLATFORM_NAMES.get(platform, platform)}",
+                              (f"Did you mean {close[0]!r}? " if close else "") + f"Valid: {', '.join(valid)}"))
+    for device in spec.device_platforms or []:
+        if device not in DEVICE_PLATFORMS:
+            found.append((f"device_platforms has {_shown(device)}", "Use mobile and/or desktop"))
+    return [_invalid(message, fix, field, subcode=SUBCODE_PLACEMENTS, rule="R15") for message, fix in found]
+
+
+def check_targeting(spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True,
+                    field: str = "targeting") -> None:
+    """Raise one ValidationError (code/subcode of the first rule broken, all problems in data) if the spec breaks a rule."""
+    problems = targeting_problems(spec, special_ad_categories=special_ad_categories, creating=creating, field=field)
+    if problems:
+        raise combined(problems)
+
+
+def targeting_payload(spec: TargetingSpec) -> dict[str, Any]:
+    """The spec as Graph takes it: JSON-ready, no None values, no read-only effective_* fields."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return {k: v for k, v in data.items() if not k.startswith("effective_")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Placements
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlacementPlan:
+    """Where ads of one ad set should run, and why."""
+
+    automatic: bool
+    publisher_platforms: list[str] = dataclass_field(default_factory=list)
+    positions: dict[str, list[str]] = dataclass_field(default_factory=dict)
+    device_platforms: list[str] = dataclass_field(default_factory=list)
+    reasons: list[str] = dataclass_field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: 'Advantage+ placements' or the platforms with their positions and the devices."""
+        if self.automatic:
+            return "Advantage+ placements (automatic: Facebook picks where the ads run)"
+        parts = []
+        for platform in self.publisher_platforms:
+            names = _unique(POSITION_NAMES.get(p, p) for p in self.positions.get(platform, []))
+            parts.append(f"{PLATFORM_NAMES.get(platform, platform)} ({', '.join(names) if names else 'all positions'})")
+        devices = " and ".join(self.device_platforms) if self.device_platforms else "all devices"
+        return f"Manual placements: {'; '.join(parts)}; on {devices}"
+
+    def targeting_fragment(self) -> dict[str, Any]:
+        """The targeting keys this plan sets (empty for Advantage+ placements)."""
+        if self.automatic:
+            return {}
+        fragment: dict[str, Any] = {"publisher_platforms": list(self.publisher_platforms)}
+        for platform in self.publisher_platforms:
+            if self.positions.get(platform):
+                fragment[POSITION_FIELDS[platform]] = list(self.positions[platform])
+        if self.device_platforms:
+            fragment["device_platforms"] = list(self.device_platforms)
+        return fragment
+
+
+def _unique(items: Any) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+_OBJECTIVE_WORDS = {
+    "REACH": "OUTCOME_AWARENESS", "AWARENESS": "OUTCOME_AWARENESS", "BRAND_AWARENESS": "OUTCOME_AWARENESS",
+    "CONVERSIONS": "OUTCOME_SALES", "SALES": "OUTCOME_SALES", "PURCHASES": "OUTCOME_SALES", "CATALOG_SALES": "OUTCOME_SALES",
+    "LEADS": "OUTCOME_LEADS", "LEAD_GENERATION": "OUTCOME_LEADS", "TRAFFIC": "OUTCOME_TRAFFIC",
+    "LINK_CLICKS": "OUTCOME_TRAFFIC", "ENGAGEMENT": "OUTCOME_ENGAGEMENT", "POST_ENGAGEMENT": "OUTCOME_ENGAGEMENT",
+    "VIDEO_VIEWS": "OUTCOME_ENGAGEMENT", "APP_INSTALLS": "OUTCOME_APP_PROMOTION", "APP_PROMOTION": "OUTCOME_APP_PROMOTION",
+}
+_CREATIVE_WORDS = {"image": "image", "photo": "image", "picture": "image", "single_image": "image", "video": "video",
+                   "reel": "video", "reels": "video", "carousel": "carousel"}
+
+
+def normalize_objective(objective: str | None) -> str | None:
+    """'reach', 'conversions', 'OUTCOME_SALES' -> the OUTCOME_* objective (None stays None)."""
+    if objective is None or not str(objective).strip():
+        return None
+    word = str(objective).strip().upper().replace(" ", "_").replace("-", "_")
+    if word.startswith("OUTCOME_"):
+        return word
+    if word in _OBJECTIVE_WORDS:
+        return _OBJECTIVE_WORDS[word]
+    if f"OUTCOME_{word}" in _OBJECTIVE_WORDS.values():
+        return f"OUTCOME_{word}"
+    raise ValidationError(f"{objective!r} is not a campaign objective", blame_field="objective",
+                          fix="Use an OUTCOME_* objective: OUTCOME_AWARENESS, OUTCOME_TRAFFIC, OUTCOME_ENGAGEMENT, "
+                              "OUTCOME_LEADS, OUTCOME_SALES, OUTCOME_APP_PROMOTION")
+
+
+def recommend_placements(creative_type: str, objective: str | None = None, *, automatic: bool = False,
+                         instagram: bool = True) -> PlacementPlan:
+    """Placements for a creative type and objective (video → Reels/Stories/Feed; carousel → Feed/Explore; image → Feed/Stories)."""
+    kind = _CREATIVE_WORDS.get(str(creative_type).strip().lower())
+    if kind is None:
+        raise ValidationError(f"{creative_type!r} is not a creative type", fix="Use image, video or carousel", blame_field="creative_type")
+    goal = normalize_objective(objective)
+    if automatic:
+        reasons = ["Advantage+ placements: Facebook spreads the budget over every placement where it expects the best "
+                   "results for this objective, which usually lowers the cost per result."]
+        if not instagram:
+            reasons.append("No Instagram account is selected: on Instagram the ads will show the Page's name and picture.")
+        return PlacementPlan(automatic=True, reasons=reasons)
+    facebook: list[str]
+    insta: list[str]
+    reasons: list[str] = []
+    if kind == "video":
+        facebook, insta = ["facebook_reels", "story", "feed"], ["reels", "story", "stream"]
+        reasons.append("Video: Reels and Stories are full-screen vertical video, where video gets the most attention; Feed adds reach.")
+    elif kind == "carousel":
+        facebook, insta = ["feed"], ["stream", "explore"]
+        reasons.append("Carousel: cards are swiped in Feed and Explore; Stories and Reels show only one card at a time.")
+    else:
+        facebook, insta = ["feed", "story"], ["stream", "story"]
+        reasons.append("Image: a single image works in Feed and, cropped to full screen, in Stories.")
+    audience_network: list[str] = []
+    devices = list(DEVICE_PLATFORMS)
+    if goal == "OUTCOME_AWARENESS":
+        facebook += ["marketplace", "video_feeds"] + (["instream_video"] if kind == "video" else ["right_hand_column"])
+        insta += [p for p in ("explore", "explore_home") if p not in insta]
+        audience_network = ["classic"] + (["rewarded_video"] if kind == "video" else [])
+        reasons.append("Awareness/reach: more positions, Audience Network included, so the budget reaches the most people at the lowest cost per person.")
+    elif goal in ("OUTCOME_SALES", "OUTCOME_LEADS"):
+        facebook = ["feed"] + [p for p in facebook if p in ("facebook_reels",)] + (["marketplace"] if kind != "video" else [])
+        insta = ["stream"] + [p for p in insta if p in ("reels", "explore")]
+        reasons.append("Sales/leads (conversions): Feed first, where people click through and buy or sign up; "
+                       "Stories and Audience Network left out because they convert less.")
+    elif goal == "OUTCOME_APP_PROMOTION":
+        devices = ["mobile"]
+        audience_network = ["classic"] + (["rewarded_video"] if kind == "video" else [])
+        reasons.append("App promotion: mobile only (apps are installed on phones); Audience Network adds in-app inventory.")
+    platforms = ["facebook"]
+    positions = {"facebook": _unique(facebook)}
+    if instagram:
+        platforms.append("instagram")
+        positions["instagram"] = _unique(insta)
+    else:
+        reasons.append("Instagram left out: no Instagram account is selected for these ads.")
+    if audience_network:
+        platforms.append("audience_network")
+        positions["audience_network"] = audience_network
+    return PlacementPlan(automatic=False, publisher_platforms=platforms, positions=positions, device_platforms=devices, reasons=reasons)
+
+
+def apply_placements(spec: TargetingSpec, plan: PlacementPlan) -> TargetingSpec:
+    """A copy of ``spec`` with its placements replaced by ``plan``'s (Advantage+: none at all)."""
+    updates: dict[str, Any] = {name: None for name in ALL_POSITION_FIELDS}
+    updates.update(publisher_platforms=None, device_platforms=None)
+    if not plan.automatic:
+        updates["publisher_platforms"] = list(plan.publisher_platforms)
+        for platform in plan.publisher_platforms:
+            if plan.positions.get(platform):
+                updates[POSITION_FIELDS[platform]] = list(plan.positions[platform])
+        updates["device_platforms"] = list(plan.device_platforms) or None
+    return spec.model_copy(update=updates, deep=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Local description
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def country_name(code: str) -> str:
+    country = pycountry.countries.get(alpha_2=code)
+    return getattr(country, "common_name", None) or (country.name if country else code)
+
+
+def _places(geo: GeoLocations) -> list[str]:
+    places = [country_name(c) for c in geo.countries or []]
+    places += [f"region {r.name or r.key}" for r in geo.regions or []]
+    for city in geo.cities or []:
+        radius = f" +{city.radius:g} {'km' if city.distance_unit == 'kilometer' else 'mi'}" if city.radius is not None else ""
+        places.append(f"{city.name or 'city ' + city.key}{radius}")
+    if geo.zips:
+        places.append(f"{len(geo.zips):,} zip code{'s' if len(geo.zips) != 1 else ''}")
+    if geo.custom_locations:
+        places.append(f"{len(geo.custom_locations):,} custom location{'s' if len(geo.custom_locations) != 1 else ''}")
+    places += [f"group {g}" for g in geo.country_groups or []]
+    if geo.geo_markets:
+        places.append(f"{len(geo.geo_markets):,} market{'s' if len(geo.geo_markets) != 1 else ''}")
+    return places
+
+
+def _shorten(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _item_names(items: Sequence[TargetingItem]) -> list[str]:
+    return [item.name or item.id for item in items]
+
+
+def describe_targeting_locally(spec: TargetingSpec) -> str:
+    """One paragraph saying who and where the spec reaches, computed without a request."""
+    sentences = []
+    geo = spec.geo_locations
+    places = _places(geo) if geo else []
+    sentences.append(f"People in {_shorten(places)}" if places else "People anywhere (no location set)")
+    if geo and geo.location_types:
+        sentences[-1] += f" ({' or '.join(t.replace('_', ' ') for t in geo.location_types)})"
+    excluded = _places(spec.excluded_geo_locations) if spec.excluded_geo_locations else []
+    if excluded:
+        sentences[-1] += f", except {_shorten(excluded)}"
+    low = spec.age_min if spec.age_min is not None else AGE_DEFAULT_MIN
+    high = f"{spec.age_max}" if spec.age_max is not None and spec.age_max < AGE_HIGHEST else "65+"
+    genders = {(1,): "men", (2,): "women"}.get(tuple(sorted(set(spec.genders or []))), "all genders")
+    sentences[-1] += f", aged {low}-{high}, {genders}."
+    if spec.locales:
+        sentences.append(f"Languages: {len(spec.locales)} locale{'s' if len(spec.locales) != 1 else ''}.")
+    detail = []
+    for name in ID_ITEM_FIELDS:
+        items = getattr(spec, name) or []
+        if items:
+            detail.append(f"{name.replace('_', ' ')}: {_shorten(_item_names(items))}")
+    if detail:
+        sentences.append("Interested in any of " + "; ".join(detail) + ".")
+    for index, group in enumerate(spec.flexible_spec or []):
+        parts = [f"{name.replace('_', ' ')}: {_shorten(_item_names(getattr(group, name)))}" for name in ID_ITEM_FIELDS if getattr(group, name)]
+        if parts:
+            sentences.append(("Matching any of " if index == 0 else "And any of ") + "; ".join(parts) + ".")
+    if spec.exclusions:
+        parts = [_shorten(_item_names(getattr(spec.exclusions, name))) for name in ID_ITEM_FIELDS if getattr(spec.exclusions, name)]
+        if parts:
+            sentences.append("Excluding people interested in " + "; ".join(parts) + ".")
+    if spec.custom_audiences:
+        sentences.append(f"Custom audiences: {_shorten(_item_names(spec.custom_audiences))}.")
+    if spec.excluded_custom_audiences:
+        sentences.append(f"Excluded audiences: {_shorten(_item_names(spec.excluded_custom_audiences))}.")
+    if spec.publisher_platforms:
+        plan = PlacementPlan(automatic=False, publisher_platforms=list(spec.publisher_platforms),
+                             positions={p: list(getattr(spec, POSITION_FIELDS[p]) or []) for p in spec.publisher_platforms if p in POSITION_FIELDS},
+                             device_platforms=list(spec.device_platforms or []))
+        sentences.append(plan.summary() + ".")
+    else:
+        sentences.append("Advantage+ placements" + (f" on {' and '.join(spec.device_platforms)}" if spec.device_platforms else "") + ".")
+    automation = spec.targeting_automation.advantage_audience if spec.targeting_automation else None
+    if automation is not None:
+        sentences.append("Advantage+ audience on: Facebook may reach beyond these settings." if automation == 1
+                         else "Advantage+ audience off: only this audience.")
+    return " ".join(sentences)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ops: shared pieces
+# ---------------------------------------------------------------------------------------------------------------
+
+AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+TargetingArg = Field(
+    ..., description="The targeting spec (object, or the same as a JSON string): geo_locations {countries [\"US\"], "
+    "regions [{key}], cities [{key, radius, distance_unit}], zips [{key}]}, age_min/age_max 13-65, genders [1 men | 2 women], "
+    "flexible_spec [{interests [{id, name}], behaviors [...]}], custom_audiences [{id}], publisher_platforms, "
+    "<platform>_positions, device_platforms, targeting_automation {advantage_audience 0|1}.",
+    examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45,
+               "targeting_automation": {"advantage_audience": 0}}],
+    json_schema_extra={"type": "object"},
+)
+EXAMPLE_SPEC = {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45, "targeting_automation": {"advantage_audience": 0}}
+
+
+def _spec_json(spec: TargetingSpec) -> str:
+    return json.dumps(targeting_payload(spec), separators=(",", ":"), ensure_ascii=False)
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _size_range(lower: Any, upper: Any) -> str:
+    low, high = _number(lower), _number(upper)
+    if low is None and high is None:
+        return "size unknown"
+    if low is None or high is None or low == high:
+        return f"{(low if low is not None else high):,} people"
+    return f"{low:,}–{high:,} people"
+
+
+def sentence_lines(answer: Any) -> list[str]:
+    """Facebook's targetingsentencelines answer as plain lines ('Location: United States')."""
+    rows: list[Any] = []
+    if isinstance(answer, Mapping):
+        data = answer.get("data")
+        if isinstance(data, list):
+            for entry in data:
+                rows += entry.get("targetingsentencelines") or [] if isinstance(entry, Mapping) else [entry]
+        rows += answer.get("targetingsentencelines") or []
+    lines = []
+    for row in rows:
+        if isinstance(row, Mapping):
+            content = str(row.get("content") or "").strip()
+            children = [str(c) for c in row.get("children") or [] if c not in (None, "")]
+            lines.append(f"{content} {', '.join(children)}".strip())
+        elif row not in (None, ""):
+            lines.append(str(row))
+    return [line for line in lines if line]
+
+
+async def _sentence_lines(ctx: OpContext, account_id: str, spec: TargetingSpec) -> list[str]:
+    answer = await ctx.graph.get(f"{account_id}/targetingsentencelines", {"targeting_spec": _spec_json(spec)})
+    return sentence_lines(answer)
+
+
+async def _campaign_categories(ctx: OpContext, campaign_id: str) -> tuple[list[str], str | None]:
+    campaign = await ctx.graph.get(check_object_id(campaign_id, "campaign_id"), {"fields": "special_ad_categories,account_id,name"})
+    account = f"act_{campaign['account_id']}" if campaign.get("account_id") else None
+    return list(campaign.get("special_ad_categories") or []), account
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ops: validate and describe
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ValidateTargetingArgs(OpArgs):
+    """Check a targeting spec before creating an ad set: every local rule first (all problems listed), then Facebook confirms it."""
+
+    targeting: Any = TargetingArg
+    campaign_id: str | None = Field(None, description="The ad set's campaign: its special ad categories (housing, credit, …) add rules.", examples=["120210000000000001"])
+    special_ad_categories: list[SpecialAdCategory] | None = Field(None, description="Special ad categories, when no campaign_id is given, e.g. [\"HOUSING\"].")
+    creating: bool = Field(True, description="True (default) for a new ad set, where targeting_automation.advantage_audience is required; false for an edit.")
+    ad_account_id: str | None = AdAccountArg
+
+
+def _problem_lines(problems: Sequence[ValidationError]) -> list[str]:
+    lines = []
+    for number, problem in enumerate(problems, 1):
+        lines.append(f"  {number}. {problem.message} [{problem.code}/{problem.error_subcode}, {problem.blame_field}]. Fix: {problem.fix.rstrip('.')}.")
+    return lines
+
+
+@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
+async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpResult:
+    categories = list(args.special_ad_categories or [])
+    account_from_campaign = None
+    if args.campaign_id:
+        categories, account_from_campaign = await _campaign_categories(ctx, args.campaign_id)
+    account_id = ctx.require_ad_account(args.ad_account_id or account_from_campaign)
+    spec, problems = parse_problems(args.targeting)
+    if spec is not None:
+        problems = targeting_problems(spec, special_ad_categories=categories, creating=args.creating)
+    if problems:
+        text = "\n".join([f"Targeting is not valid ({len(problems)} problem{'s' if len(problems) != 1 else ''}); nothing was sent to Facebook:",
+                          *_problem_lines(problems)])
+        return OpResult(text=text, data={"valid": False, "checked_by": "local", "problems": [problem_data(p) for p in problems]})
+    assert spec is not None
+    try:
+        lines = await _sentence_lines(ctx, account_id, spec)
+    except GraphError as error:
+        problem = {"message": error.user_message or error.message, "fix": error.fix, "field": error.blame_field or "targeting",
+                   "code": error.code, "error_subcode": error.error_subcode, "rule": None}
+        text = f"Facebook refused this targeting: {problem['message']} [{error.code}/{error.error_subcode}]. Fix: {error.fix.rstrip('.')}."
+        return OpResult(text=text, data={"valid": False, "checked_by": "facebook", "problems": [problem]})
+    text = "\n".join(["Targeting is valid (Facebook confirmed it):", *[f"  {line}" for line in lines]]
+                     if lines else [f"Targeting is valid. {describe_targeting_locally(spec)}"])
+    return OpResult(text=text, data={"valid": True, "checked_by": "facebook", "problems": [], "sentence_lines": lines,
+                                     "targeting": targeting_payload(spec), "ad_account_id": account_id})
+
+
+class DescribeTargetingArgs(OpArgs):
+    """Say in plain words whom a targeting spec reaches, as Facebook describes it (targeting sentence lines)."""
+
+    targeting: Any = TargetingArg
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC})
+async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    spec = parse_targeting(args.targeting)
+    lines = await _sentence_lines(ctx, account_id, spec)
+    summary = describe_targeting_locally(spec)
+    text = "\n".join(["Targeting:", *[f"  {line}" for line in lines]]) if lines else f"Targeting: {summary}"
+    return OpResult(text=text, data={"sentence_lines": lines, "summary": summary, "targeting": targeting_payload(spec),
+                                     "ad_account_id": account_id})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ops: audience estimate
+# ---------------------------------------------------------------------------------------------------------------
+
+NARROW_AUDIENCE = 50_000
+SPECIFIC_AUDIENCE = 1_000_000
+VERY_BROAD_AUDIENCE = 500_000_000
+
+
+class EstimateAudienceArgs(OpArgs):
+    """Estimate how many people a targeting spec reaches (audience size range, daily reach by budget) and whether it is too narrow or broad."""
+
+    targeting: Any = TargetingArg
+    optimization_goal: OptimizationGoal = Field("REACH", description="The ad set's optimization goal; daily estimates depend on it.")
+    ad_account_id: str | None = AdAccountArg
+
+
+def audience_advice(lower: int | None, upper: int | None) -> tuple[str, str]:
+    """(verdict, advice in words) for an audience size range."""
+    size = upper if upper is not None else lower
+    if size is None:
+        return "unknown", "Facebook gave no size yet; try again in a minute."
+    if size < NARROW_AUDIENCE:
+        return "narrow", (f"Narrow: under {NARROW_AUDIENCE:,} people. Delivery may be slow and costly; widen it "
+                          "(more locations, a wider age range, more interests, or advantage_audience 1).")
+    if size < SPECIFIC_AUDIENCE:
+        return "specific", "Specific: fine for retargeting or a niche offer; a wider audience usually lowers costs."
+    if (lower if lower is not None else size) > VERY_BROAD_AUDIENCE:
+        return "very_broad", (f"Very broad: over {VERY_BROAD_AUDIENCE:,} people. Good for awareness; for sales or leads "
+                              "narrow it with locations, ages or interests, or let the pixel's data guide delivery.")
+    return "balanced", "Balanced: large enough for Facebook to optimise delivery."
+
+
+def _first(answer: Any) -> dict[str, Any]:
+    data = answer.get("data") if isinstance(answer, Mapping) else None
+    if isinstance(data, list):
+        return data[0] if data and isinstance(data[0], Mapping) else {}
+    if isinstance(data, Mapping):
+        return dict(data)
+    return dict(answer) if isinstance(answer, Mapping) else {}
+
+
+def _curve_points(curve: Any, count: int = 3) -> list[dict[str, Any]]:
+    points = [p for p in curve or [] if isinstance(p, Mapping) and _number(p.get("spend")) and _number(p.get("reach")) is not None]
+    if len(points) <= count:
+        return points
+    step = (len(points) - 1) / (count - 1)
+    return [points[round(i * step)] for i in range(count)]
+
+
+@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
+async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    spec = parse_targeting(args.targeting)
+    spec_json = _spec_json(spec)
+    delivery_answer, reach_answer, account = await asyncio.gather(
+        ctx.graph.get(f"{account_id}/delivery_estimate", {"targeting_spec": spec_json, "optimization_goal": args.optimization_goal}),
+        ctx.graph.get(f"{account_id}/reachestimate", {"targeting_spec": spec_json}),
+        ctx.graph.account_info(account_id), return_exceptions=True)
+    for answer in (delivery_answer, account):
+        if isinstance(answer, BaseException):
+            raise answer
+    if isinstance(reach_answer, BaseException) and not isinstance(reach_answer, FacebookError):
+        raise reach_answer  # a Facebook refusal of the older reach estimate alone is noted below; anything else is a bug
+    delivery = _first(delivery_answer)
+    reach = _first(reach_answer) if not isinstance(reach_answer, BaseException) else {}
+    lower = _number(delivery.get("estimate_mau_lower_bound", reach.get("users_lower_bound")))
+    upper = _number(delivery.get("estimate_mau_upper_bound", reach.get("users_upper_bound")))
+    verdict, advice = audience_advice(lower, upper)
+    currency = account.currency
+    lines = [f"Estimated audience: {_size_range(lower, upper)} (monthly active, {args.optimization_goal}).", advice]
+    if reach:
+        lines.insert(1, f"Reach estimate: {_size_range(reach.get('users_lower_bound'), reach.get('users_upper_bound'))}.")
+    dau = _number(delivery.get("estimate_dau"))
+    if dau:
+        lines.insert(-1, f"Daily active in this audience: about {dau:,}.")
+    points = _curve_points(delivery.get("daily_outcomes_curve"))
+    if points:
+        shown = []
+        for point in points:
+            spend = _number(point["spend"]) or 0
+            money = format_money(spend, currency) if currency else f"{spend:,}"
+            shown.append(f"{money}/day → ~{_number(point['reach']):,} people")
+        lines.insert(-1, "Daily reach: " + "; ".join(shown) + ".")
+    if delivery.get("estimate_ready") is False or reach.get("estimate_ready") is False:
+        lines.append("Facebook marks this estimate as not final yet; ask again shortly for a firmer number.")
+    if isinstance(reach_answer, BaseException):
+        lines.append(f"(reach estimate unavailable: {reach_answer.message})")
+    return OpResult(text="\n".join(lines), data={
+        "ad_account_id": account_id, "optimization_goal": args.optimization_goal, "currency": currency,
+        "audience_lower_bound": lower, "audience_upper_bound": upper, "estimate_dau": dau, "verdict": verdict,
+        "advice": advice, "daily_outcomes_curve": delivery.get("daily_outcomes_curve") or [],
+        "reach_estimate": reach or None, "estimate_ready": delivery.get("estimate_ready"), "targeting": targeting_payload(spec)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ops: search
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _path_text(path: Any) -> str:
+    return " > ".join(str(p) for p in path) if isinstance(path, list) else str(path or "")
+
+
+def _audience_text(item: Mapping[str, Any]) -> str:
+    lower, upper = item.get("audience_size_lower_bound"), item.get("audience_size_upper_bound")
+    if lower is None and upper is None:
+        lower = upper = item.get("audience_size")
+    return _size_range(lower, upper)
+
+
+def _interest_line(item: Mapping[str, Any]) -> str:
+    path = _path_text(item.get("path"))
+    return f"{item.get('name')} ({item.get('id')}) · {_audience_text(item)}" + (f" · {path}" if path else "")
+
+
+def _ready_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"id": str(i["id"]), "name": str(i.get("name") or "")} for i in items if i.get("id") is not None]
+
+
+class SearchInterestsArgs(OpArgs):
+    """Find interests to target by keyword: names, ids, audience sizes and categories, ready to put in flexible_spec."""
+
+    query: str = Field(..., min_length=1, max_length=200, description="Keyword, e.g. \"yoga\" or \"running shoes\".", examples=["yoga"])
+    limit: int = Field(10, ge=1, le=100, description="Most results (1-100).")
+    locale: str | None = Field(None, max_length=10, description="Language of the names, e.g. en_US.")
+
+
+@ops.op(OpKind.READ, example={"query": "yoga", "limit": 5})
+async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResult:
+    params: dict[str, Any] = {"type": "adinterest", "q": args.query, "limit": args.limit}
+    if args.locale:
+        params["locale"] = args.locale
+    items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
+    ready = _ready_items(items)
+    if not items:
+        text = f"No interests match {args.query!r}. Try a broader word, or suggest_interests with related interests."
+    else:
+        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items],
+                          "Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting)."])
+    return OpResult(text=text, data={"query": args.query, "results": items, "items": ready,
+                                     "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
+
+
+class SuggestInterestsArgs(OpArgs):
+    """Suggest related interests from ones you already target (by name or id), with ids and audience sizes."""
+
+    interests: list[str] = Field(..., min_length=1, max_length=50, description="Interest names (or ids) to start from, e.g. [\"Yoga\", \"Pilates\"].", examples=[["Yoga"]])
+    limit: int = Field(10, ge=1, le=100, description="Most suggestions (1-100).")
+
+
+@ops.op(OpKind.READ, example={"interests": ["Yoga"], "limit": 5})
+async def suggest_interests(ctx: OpContext, args: SuggestInterestsArgs) -> OpResult:
+    names = [n.strip() for n in args.interests if n.strip()]
+    if not names:
+        raise ValidationError("interests has no names", fix="Pass interest names, e.g. [\"Yoga\"]", blame_field="interests")
+    answer = await ctx.graph.get("search", {"type": "adinterestsuggestion", "interest_list": names, "limit": args.limit})
+    items = [i for i in answer.get("data", []) if isinstance(i, Mapping)][: args.limit]
+    ready = _ready_items(items)
+    if not items:
+        text = f"No suggestions for {', '.join(names)}. Try search_interests with a keyword."
+    else:
+        text = "\n".join([f"Interests related to {', '.join(names)} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
+    return OpResult(text=text, data={"interests_from": names, "results": items, "items": ready,
+                                     "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
+
+
+CATEGORY_FIELDS = {"behaviors": "behaviors", "life_events": "life_events"}
+
+
+class SearchTargetingCategoriesArgs(OpArgs):
+    """Browse behaviors, demographics or life events to target, optionally filtered by a word; gives ids ready for flexible_spec."""
+
+    kind: Literal["behaviors", "demographics", "life_events"] = Field(..., description="Which catalogue: behaviors, demographics (income, family, work, education…) or life_events.")
+    query: str | None = Field(None, max_length=200, description="Only entries whose name or category contains this text.", examples=["parents"])
+    limit: int = Field(25, ge=1, le=500, description="Most results (1-500).")
+
+
+def _category_field(kind: str, item: Mapping[str, Any]) -> str:
+    if kind in CATEGORY_FIELDS:
+        return CATEGORY_FIELDS[kind]
+    declared = str(item.get("type") or "")
+    return declared if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields else "demographics"
+
+
+@ops.op(OpKind.READ, example={"kind": "behaviors", "query": "travel"})
+async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCategoriesArgs) -> OpResult:
+    answer = await ctx.graph.get("search", {"type": "adTargetingCategory", "class": args.kind})
+    items = [i for i in answer.get("data", []) if isinstance(i, Mapping)]
+    if args.query:
+        needle = args.query.strip().lower()
+        items = [i for i in items if needle in str(i.get("name", "")).lower() or needle in _path_text(i.get("path")).lower()
+                 or needle in str(i.get("description", "")).lower()]
+    items = items[: args.limit]
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for item in items:
+        if item.get("id") is not None:
+            grouped.setdefault(_category_field(args.kind, item), []).append({"id": str(item["id"]), "name": str(item.get("name") or "")})
+    what = args.kind.replace("_", " ")
+    if not items:
+        text = f"No {what} match {args.query!r}." if args.query else f"Facebook lists no {what}."
+    else:
+        lines = [f"{what.capitalize()}{' matching ' + repr(args.query) if args.query else ''} ({len(items)}):"]
+        lines += [f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "") for i in items]
+        lines.append("Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting).")
+        text = "\n".join(lines)
+    usable = {k: v for k, v in grouped.items() if k != "demographics"}
+    return OpResult(text=text, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
+                                     "targeting": {"flexible_spec": [usable]} if usable else {}})
+
+
+class SearchLocationsArgs(OpArgs):
+    """Find countries, regions, cities or zip codes to target; gives geo_locations fragments ready to use (cities with an optional radius)."""
+
+    query: str = Field(..., min_length=1, max_length=200, description="Place name, e.g. \"Berlin\", \"California\", \"94304\".", examples=["Berlin"])
+    kinds: list[Literal["country", "region", "city", "zip"]] = Field(
+        default_factory=lambda: ["country", "region", "city", "zip"], min_length=1, description="Which kinds of places to search.")
+    country_code: str | None = Field(None, description="Only places in this country (ISO code, e.g. US).", examples=["DE"])
+    radius: float | None = Field(None, gt=0, description="Radius around cities: 10-50 miles, or 17-80 kilometers with distance_unit=kilometer.")
+    distance_unit: Literal["mile", "kilometer"] = Field("mile", description="Unit of radius.")
+    limit: int = Field(10, ge=1, le=100, description="Most results (1-100).")
+
+
+def _check_radius(radius: float | None, unit: str) -> None:
+    if radius is None:
+        return
+    low, high = CITY_RADIUS_RANGE[unit]
+    if not low <= radius <= high:
+        raise ValidationError(f"radius {radius:g} {unit}s is out of range", blame_field="radius",
+                              fix=f"Use {low}-{high} {unit}s (Facebook: 10-50 miles or 17-80 kilometers)")
+
+
+def location_fragment(items: Sequence[Mapping[str, Any]], radius: float | None = None, distance_unit: str = "mile") -> dict[str, Any]:
+    """geo_locations built from adgeolocation search results (every result included)."""
+    fragment: dict[str, list[Any]] = {}
+    for item in items:
+        kind, key = item.get("type"), item.get("key")
+        if key is None:
+            continue
+        if kind == "country":
+            code = str(item.get("country_code") or key).upper()
+            if code not in fragment.setdefault("countries", []):
+                fragment["countries"].append(code)
+        elif kind == "region":
+            fragment.setdefault("regions", []).append({"key": str(key)})
+        elif kind == "city":
+            city: dict[str, Any] = {"key": str(key)}
+            if radius is not None:
+                city.update(radius=int(radius) if float(radius).is_integer() else radius, distance_unit=distance_unit)
+            fragment.setdefault("cities", []).append(city)
+        elif kind == "zip":
+            fragment.setdefault("zips", []).append({"key": str(key)})
+    return fragment
+
+
+def _location_line(item: Mapping[str, Any]) -> str:
+    where = ", ".join(str(p) for p in (item.get("region"), item.get("country_name") or item.get("country_code")) if p)
+    return f"{item.get('name')} · {item.get('type')} · key {item.get('key')}" + (f" · {where}" if where else "")
+
+
+def _one_fragment(item: Mapping[str, Any], radius: float | None, unit: str) -> dict[str, Any]:
+    return location_fragment([item], radius, unit)
+
+
+@ops.op(OpKind.READ, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
+async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResult:
+    _check_radius(args.radius, args.distance_unit)
+    params: dict[str, Any] = {"type": "adgeolocation", "q": args.query, "location_types": list(dict.fromkeys(args.kinds)), "limit": args.limit}
+    if args.country_code:
+        try:
+            params["country_code"] = _country(args.country_code)
+        except PydanticCustomError as exc:
+            raise ValidationError(f"country_code: {exc.context['reason']}", fix=exc.context["fix"], blame_field="country_code") from None
+    items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
+    places = [{**dict(i), "geo_locations": _one_fragment(i, args.radius, args.distance_unit)} for i in items]
+    if not items:
+        text = f"No {'/'.join(args.kinds)} matches {args.query!r}" + (f" in {args.country_code.upper()}" if args.country_code else "") + "."
+    else:
+        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items],
+                          "Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."])
+    return OpResult(text=text, data={"query": args.query, "results": places,
+                                     "geo_locations": location_fragment(items, args.radius, args.distance_unit)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ops: placements
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class RecommendPlacementsArgs(OpArgs):
+    """Recommend placements (Feed, Stories, Reels, Explore, …) for a creative type and objective, with the reasons and the targeting keys to use."""
+
+    creative_type: Literal["image", "video", "carousel"] = Field(..., description="The ads' format.")
+    objective: str | None = Field(None, description="The campaign objective (OUTCOME_*, or words like reach, conversions).", examples=["OUTCOME_SALES"])
+    automatic: bool = Field(False, description="True for Advantage+ placements (Facebook chooses; usually cheapest).")
+    instagram: bool | None = Field(None, description="Include Instagram; default: yes when an Instagram account is selected.")
+
+
+@ops.op(OpKind.READ, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
+async def recommend_placements_op(ctx: OpContext, args: RecommendPlacementsArgs) -> OpResult:
+    instagram = args.instagram if args.instagram is not None else bool(ctx.instagram_account_id)
+    plan = recommend_placements(args.creative_type, args.objective, automatic=args.automatic, instagram=instagram)
+    fragment = plan.targeting_fragment()
+    lines = [plan.summary() + ".", *[f"  Why: {reason}" for reason in plan.reasons]]
+    if args.instagram is None and not instagram:
+        lines.append("  (Pass instagram=true to include Instagram with the Page's identity, or select an Instagram account.)")
+    return OpResult(text="\n".join(lines), data={"plan": asdict(plan), "targeting": fragment, "summary": plan.summary()})
+
+
+
+# ===============================================================================================================
+# Ad sets
+# ===============================================================================================================
+
 BILLING_EVENTS = sdk_enum_values(AdSet.BillingEvent)
 BID_STRATEGIES = sdk_enum_values(AdSet.BidStrategy)
 EFFECTIVE_STATUSES = sdk_enum_values(AdSet.EffectiveStatus)

@@ -29,7 +29,6 @@ from pydantic import ValidationError as PydanticValidationError
 import fb_ad_account
 import fb_adset
 import fb_campaign
-import fb_targeting
 from fb_utils import (
     AuthError,
     BatchItem,
@@ -51,7 +50,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_targeting)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
