@@ -204,6 +204,7 @@ class Chat:
         self.thread_id = thread_id
         self.stream = stream  # print the LLM's text as it arrives (the terminal); else return it whole
         self.last_tool_calls: list[dict[str, Any]] = []  # what the last answer ran: the HTTP chat API reports it
+        self.progress: TransferProgress | None = None  # the terminal's progress bars, when run() draws them
 
     async def facebook(self) -> Any:
         return await self.runtime.facebook_for(self.workspace)
@@ -294,6 +295,10 @@ class Chat:
         return result.text, not result.ok
 
     async def run(self, lines: Iterator[str] | None = None) -> None:
+        from fb_utils import set_progress_handler
+
+        self.progress = TransferProgress(self.console)
+        set_progress_handler(self.progress)  # uploads in this session report here (fb_utils' progress channel)
         await self.banner()
         for line in lines if lines is not None else self._read_lines():
             if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
@@ -301,6 +306,8 @@ class Chat:
             if not line.strip():
                 continue
             reply, failed = await self.answer(line)
+            if self.progress is not None:
+                self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
             if reply:
                 self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
 
@@ -314,6 +321,36 @@ class Chat:
             if not interactive and line == "":
                 return
             yield line
+
+
+class TransferProgress:
+    """Draws fb_utils' progress channel (long uploads, video processing) as rich progress bars, one per label."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, label: str, sent: int, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        if self._progress is None:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                                      console=self.console, transient=True)
+            self._progress.start()
+        task = self._tasks.get(label)
+        if task is None:
+            task = self._tasks[label] = self._progress.add_task(label, total=max(total, 1))
+        self._progress.update(task, completed=sent, total=max(total, 1))
+        if sent >= total:
+            self._progress.remove_task(self._tasks.pop(label))
+            if not self._tasks:
+                self.close()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress, self._tasks = None, {}
 
 
 def _escape(text: str) -> str:

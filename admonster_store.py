@@ -22,6 +22,8 @@ MEMORY = ":memory:"
 
 SELECTION_KINDS = ("ad_account", "page", "instagram_account")
 AUDIT_OUTCOMES = ("ok", "error", "dry_run", "pending")
+LAUNCH_STATUSES = ("running", "failed", "done", "rolled_back")
+STEP_STATUSES = ("done", "failed", "deleted")
 CONFIRM_POLICIES = ("always", "guardrails", "never")
 GUARDRAILS_KEY = "guardrails"
 DEFAULT_GUARDRAILS: dict[str, Any] = {
@@ -176,6 +178,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (workspace_id, thread_id, seq)
     );
     """,
+    # 5: launches: one-call campaign launches, each step recorded so a failed launch can be resumed or rolled back.
+    """
+    CREATE TABLE launches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'failed', 'done', 'rolled_back')),
+        steps_json TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (workspace_id, key)
+    );
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -234,6 +250,20 @@ class Confirmation:
     expires_at: str
     used_at: str | None
     status: str  # "pending" | "used" | "expired"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One recorded launch: the request (no secrets), its status and each step's outcome, in the order they ran."""
+
+    id: int
+    workspace_id: int
+    key: str
+    request: dict[str, Any]
+    status: str  # "running" | "failed" | "done" | "rolled_back"
+    steps: dict[str, dict[str, Any]]
+    created_at: str
+    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -1130,6 +1160,90 @@ class Store:
         rows = await self._fetchall("SELECT * FROM job_runs ORDER BY name", ())
         return [_job_run_from_row(row) for row in rows]
 
+    # -- launches --------------------------------------------------------------------------------------------
+
+    async def start_launch(self, workspace_id: int, key: str, request: dict[str, Any]) -> Launch:
+        """The launch for `key`, created (status running) if new; a rolled-back one starts again with no steps."""
+        if not key or len(key) > 200:
+            raise InvalidArgument("Launch key must be 1-200 characters. Fix: pass the request's hash.")
+        now = _iso(self._now())
+        request_json = _to_json(drop_secret_keys(request or {}), "Launch request")
+        await self._write(
+            "INSERT OR IGNORE INTO launches (workspace_id, key, request_json, status, steps_json, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'running', '{}', ?, ?)",
+            (workspace_id, key, request_json, now, now),
+            workspace_id,
+        )
+        await self._db.execute(
+            "UPDATE launches SET status = 'running', steps_json = '{}', request_json = ?, updated_at = ? "
+            "WHERE workspace_id = ? AND key = ? AND status = 'rolled_back'",
+            (request_json, now, workspace_id, key),
+        )
+        found = await self.find_launch(workspace_id, key)
+        assert found is not None
+        return found
+
+    async def find_launch(self, workspace_id: int, key: str) -> Launch | None:
+        """The workspace's launch for `key`, or None."""
+        row = await self._fetchone("SELECT * FROM launches WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+        return _launch_from_row(row) if row else None
+
+    async def get_launch(self, workspace_id: int, launch_id: int) -> Launch | None:
+        """One launch of the workspace, or None (another workspace's launch is None too)."""
+        row = await self._fetchone("SELECT * FROM launches WHERE workspace_id = ? AND id = ?", (workspace_id, int(launch_id)))
+        return _launch_from_row(row) if row else None
+
+    async def list_launches(self, workspace_id: int, limit: int = 20) -> list[Launch]:
+        """The workspace's latest launches, newest first."""
+        rows = await self._fetchall(
+            "SELECT * FROM launches WHERE workspace_id = ? ORDER BY id DESC LIMIT ?",
+            (workspace_id, max(1, min(int(limit), 1000))),
+        )
+        return [_launch_from_row(row) for row in rows]
+
+    async def record_launch_step(
+        self,
+        workspace_id: int,
+        launch_id: int,
+        step: str,
+        *,
+        status: str,
+        object_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> Launch:
+        """Record one step's outcome (done, failed or deleted); a failed step marks the launch failed."""
+        if status not in STEP_STATUSES:
+            raise InvalidArgument(f"Step status {status!r} is not known. Fix: use one of {', '.join(STEP_STATUSES)}.")
+        launch = await self.get_launch(workspace_id, launch_id)
+        if launch is None:
+            raise InvalidArgument(f"Launch {launch_id} is not in this workspace. Fix: pass one of its launch ids.")
+        steps = dict(launch.steps)
+        previous = steps.pop(step, {})
+        entry: dict[str, Any] = {"status": status, "object_id": object_id or previous.get("object_id"),
+                                 "data": drop_secret_keys(data if data is not None else previous.get("data") or {}),
+                                 "at": _iso(self._now())}
+        if error is not None:
+            entry["error"] = drop_secret_keys(error)
+        steps[step] = entry  # re-inserted last: the steps stay in the order they last ran
+        steps_json = json.dumps(steps, ensure_ascii=False)
+        launch_status = "failed" if status == "failed" else launch.status
+        await self._db.execute(
+            "UPDATE launches SET steps_json = ?, status = ?, updated_at = ? WHERE workspace_id = ? AND id = ?",
+            (steps_json, launch_status, _iso(self._now()), workspace_id, launch_id),
+        )
+        return await self.get_launch(workspace_id, launch_id)  # type: ignore[return-value]
+
+    async def set_launch_status(self, workspace_id: int, launch_id: int, status: str) -> bool:
+        """Set a launch's status (running, failed, done, rolled_back); False when it is not in this workspace."""
+        if status not in LAUNCH_STATUSES:
+            raise InvalidArgument(f"Launch status {status!r} is not known. Fix: use one of {', '.join(LAUNCH_STATUSES)}.")
+        cursor = await self._db.execute(
+            "UPDATE launches SET status = ?, updated_at = ? WHERE workspace_id = ? AND id = ?",
+            (status, _iso(self._now()), workspace_id, launch_id),
+        )
+        return cursor.rowcount == 1
+
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
 
@@ -1239,6 +1353,19 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         fbtrace_id=row["fbtrace_id"],
         undo_of=row["undo_of"],
         undone_by=row["undone_by"],
+    )
+
+
+def _launch_from_row(row: aiosqlite.Row) -> Launch:
+    return Launch(
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        key=row["key"],
+        request=json.loads(row["request_json"]),
+        status=row["status"],
+        steps=json.loads(row["steps_json"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 

@@ -38,10 +38,11 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -947,11 +948,16 @@ _RESULT_REF_RE = re.compile(r"\{result=([^:}]+):\$\.?([^}]*)\}")
 
 @dataclass(frozen=True)
 class CreateLookup:
-    """How to find an object a create may have made: list ``list_path`` for ``name`` carrying the ad label ``tag``."""
+    """How to find an object a create may have made: list ``list_path`` for ``name`` carrying the ad label ``tag``.
+
+    ``statuses``: the effective statuses the new object may have (default LOOKUP_STATUSES); a new ad starts in
+    PENDING_REVIEW, which a campaign never has.
+    """
 
     list_path: str
     name: str
     tag: str
+    statuses: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -1168,6 +1174,29 @@ class GraphClient:
             log.info("graph write", method="POST", path=path, fields=sorted(payload.keys()), result=_result_summary(result))
             return result
 
+    async def upload(self, path: str, fields: Mapping[str, Any], files: Mapping[str, tuple[str, Any, str]], *,
+                     idempotent: bool = False) -> dict:
+        """Multipart POST: ``files`` maps a field to (filename, bytes | file path | FileRange | async byte stream,
+        content type), streamed from disk. An upload is a create: never re-sent after an ambiguous failure unless
+        ``idempotent`` (content-addressed, like images) and every file can be read again; callers resume otherwise."""
+        account = self._account_for(path)
+        resendable = _resendable(files)
+        attempt = 0
+        while True:
+            await self.limiter.pace(account)
+            try:
+                result = await self._send_once("POST", path, data=fields, account=account, files=files)
+            except FacebookError as error:
+                if resendable and should_retry(error, method="POST", creates=not idempotent, attempt=attempt,
+                                               max_retries=self.max_retries, idempotent=idempotent):
+                    await self._pause_before_retry(error, account, attempt)
+                    attempt += 1
+                    continue
+                raise
+            log.info("graph upload", method="POST", path=path, fields=sorted(fields.keys()), files=sorted(files.keys()),
+                     result=_result_summary(result))
+            return result
+
     async def iter_pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None
     ) -> AsyncIterator[list[dict]]:
@@ -1380,13 +1409,16 @@ class GraphClient:
         await self._sleep(delay)
 
     async def _send_once(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, account: str | None = None
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, account: str | None = None,
+        files: Mapping[str, tuple[str, Any, str]] | None = None,
     ) -> Any:
         import aiohttp
 
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
         form = encode_graph_params(data) if method == "POST" else None
+        if files:
+            form = _multipart_body(form or {}, files)  # built per send: a stream is read once
         wire_method = method
         if method == "GET" and _query_too_long(query):
             # Servers refuse request lines over ~8 KB; Graph reads the same call as a POST carrying method=GET.
@@ -1455,7 +1487,7 @@ class GraphClient:
         params = {
             "fields": "id,name,adlabels",
             "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
-            "effective_status": list(LOOKUP_STATUSES),
+            "effective_status": list(lookup.statuses or LOOKUP_STATUSES),
         }
         try:
             candidates = await self.get_all(lookup.list_path, params, limit=LOOKUP_LIMIT)
@@ -1672,6 +1704,227 @@ def _not_run_error(item: BatchItem, attempts: int) -> GraphError:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Uploads, progress, and URLs from outside (SSRF guard)
+# ---------------------------------------------------------------------------------------------------------------
+
+UPLOAD_BLOCK = 1024 * 1024  # bytes read from disk at a time while streaming an upload
+MAX_FETCH_REDIRECTS = 3
+FETCH_TIMEOUT = 60.0  # seconds for a whole download of an outside URL
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """Bytes ``start``..``end`` (exclusive) of a file on disk, streamed when sent (one chunk of a chunked upload)."""
+
+    path: str
+    start: int
+    end: int
+
+
+async def read_file_blocks(path: str, start: int = 0, end: int | None = None, block: int = UPLOAD_BLOCK) -> AsyncIterator[bytes]:
+    """Yield a file's bytes ``start``..``end`` in blocks, read off the event loop; never the whole file in memory."""
+    loop = asyncio.get_running_loop()
+    handle = await loop.run_in_executor(None, open, path, "rb")
+    try:
+        if start:
+            await loop.run_in_executor(None, handle.seek, start)
+        remaining = None if end is None else end - start
+        while remaining is None or remaining > 0:
+            data = await loop.run_in_executor(None, handle.read, block if remaining is None else min(block, remaining))
+            if not data:
+                break
+            if remaining is not None:
+                remaining -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def _resendable(files: Mapping[str, tuple[str, Any, str]]) -> bool:
+    """Whether every file can be sent again as is (a stream can be read once)."""
+    return all(isinstance(source, (bytes, bytearray, str, FileRange)) or hasattr(source, "__fspath__") for _, source, _ in files.values())
+
+
+def _multipart_body(fields: Mapping[str, str], files: Mapping[str, tuple[str, Any, str]]) -> Any:
+    """A multipart/form-data body: the fields as text parts, the files streamed (sized when the size is known)."""
+    import os
+
+    import aiohttp
+    from aiohttp import payload as aiohttp_payload
+
+    class SizedStream(aiohttp_payload.AsyncIterablePayload):
+        """A stream of known length, so the request carries a Content-Length instead of chunked encoding."""
+
+        def __init__(self, value: Any, size: int | None, **kwargs: Any) -> None:
+            super().__init__(value, **kwargs)
+            self._size = size
+
+    writer = aiohttp.MultipartWriter("form-data")
+    for name, value in fields.items():
+        part = writer.append(value)
+        part.set_content_disposition("form-data", name=name)
+    for name, (filename, source, content_type) in files.items():
+        if isinstance(source, (bytes, bytearray)):
+            part = aiohttp_payload.BytesPayload(bytes(source), content_type=content_type)
+        elif isinstance(source, FileRange):
+            part = SizedStream(read_file_blocks(source.path, source.start, source.end), source.end - source.start, content_type=content_type)
+        elif isinstance(source, str) or hasattr(source, "__fspath__"):
+            path = os.fspath(source)
+            part = SizedStream(read_file_blocks(path), os.path.getsize(path), content_type=content_type)
+        else:
+            part = aiohttp_payload.AsyncIterablePayload(source, content_type=content_type)
+        part.set_content_disposition("form-data", name=name, filename=filename)
+        writer.append_payload(part)
+    return writer
+
+
+# The progress channel: long uploads report (label, sent, total) here; an interface (the terminal chat's progress
+# bar) sets a handler for its context, everything else leaves the default, which ignores the reports.
+ProgressHandler = Callable[[str, int, int], Any]
+_progress_handler: ContextVar[ProgressHandler | None] = ContextVar("admonster_progress", default=None)
+
+
+def set_progress_handler(handler: ProgressHandler | None) -> Any:
+    """Route progress reports of this context to ``handler``; returns the token to reset it with."""
+    return _progress_handler.set(handler)
+
+
+def reset_progress_handler(token: Any) -> None:
+    _progress_handler.reset(token)
+
+
+async def report_progress(label: str, sent: int, total: int) -> None:
+    """Tell this context's progress handler (if any) how far a long transfer is; a failing handler never stops it."""
+    handler = _progress_handler.get()
+    if handler is None:
+        return
+    try:
+        outcome = handler(label, sent, total)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:  # a broken progress bar must not fail an upload
+        log.debug("progress handler failed", label=label)
+
+
+def safe_url(url: str) -> str:
+    """scheme://host[:port]/path of a URL: no query or fragment (a presigned URL's signature is a secret), no user info."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return "(unparseable URL)"
+    if not parsed.scheme or not parsed.host:
+        return redact(url.split("?", 1)[0].split("#", 1)[0])[:200]
+    port = f":{parsed.explicit_port}" if parsed.explicit_port else ""
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of an http(s) URL, the port made explicit (80/443 by default), IPv6 hosts bracketed."""
+    parsed = URL(url)
+    host = (parsed.host or "").lower()
+    return f"[{host}]:{parsed.port}" if ":" in host else f"{host}:{parsed.port}"
+
+
+def _address_problem(address: str) -> str | None:
+    """Why an IP address must not be fetched on a person's behalf, or None when it is public."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        ip = mapped
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):  # most telling first
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: str) -> list[dict[str, Any]]:
+    """Resolve the URL's host; refuse it unless every address is public or host:port is explicitly allowed."""
+    import socket
+
+    host, port = url.host or "", url.port or (443 if url.scheme == "https" else 80)
+    allowed = host_port(str(url)) in {h.lower() for h in allowed_hosts}
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValidationError(f"Could not resolve the host of {shown}: {exc.strerror or exc}",
+                              fix="Check the URL, or download the file and pass its local path", blame_field=blame) from None
+    addresses = []
+    for family, _, proto, _, sockaddr in infos:
+        address = sockaddr[0]
+        problem = None if allowed else _address_problem(address)
+        if problem:
+            raise ValidationError(
+                f"Refused to fetch {shown}: {url.host} is {problem} ({address}), not a public internet address",
+                fix="Pass a public http(s) URL, or download the file and pass its local path", blame_field=blame)
+        addresses.append({"hostname": host, "host": address, "port": port, "family": family, "proto": proto,
+                          "flags": socket.AI_NUMERICHOST})
+    if not addresses:
+        raise ValidationError(f"The host of {shown} has no address", fix="Check the URL", blame_field=blame)
+    return addresses
+
+
+async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str], blame_field: str = "url") -> tuple[bytes, str]:
+    """Download a public http(s) URL at most ``max_bytes`` long; refuses private, loopback, link-local, multicast,
+    reserved and unspecified addresses (unless host:port is in ``allowed_hosts``), re-checked on each of at most 3
+    redirects, with the checked addresses pinned for the connection. Returns (body, content type)."""
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+
+    current = URL(url.strip()) if isinstance(url, str) else URL(str(url))
+    for redirect in range(MAX_FETCH_REDIRECTS + 1):
+        shown = safe_url(str(current))
+        if current.scheme not in ("http", "https") or not current.host:
+            raise ValidationError(f"Refused to fetch {shown}: only http:// and https:// URLs can be fetched",
+                                  fix="Pass an http(s) URL or a local file path", blame_field=blame_field)
+        addresses = await _resolve_public(current, allowed_hosts, shown, blame_field)
+
+        class PinnedResolver(AbstractResolver):
+            """Connect only to the addresses just checked (a second lookup could answer differently)."""
+
+            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
+                return addresses
+
+            async def close(self) -> None:
+                return None
+
+        connector = aiohttp.TCPConnector(resolver=PinnedResolver(), use_dns_cache=False, limit=1)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT)) as session:
+            try:
+                async with session.get(current, allow_redirects=False) as response:
+                    if response.status in (301, 302, 303, 307, 308):
+                        location = response.headers.get("Location")
+                        if not location:
+                            raise ValidationError(f"{shown} redirected without a Location", fix="Pass the final URL", blame_field=blame_field)
+                        current = current.join(URL(location))
+                        continue
+                    if response.status != 200:
+                        raise ValidationError(f"Downloading {shown} failed: HTTP {response.status}",
+                                              fix="Check that the URL is public and not expired", blame_field=blame_field)
+                    declared = response.content_length
+                    if declared is not None and declared > max_bytes:
+                        raise ValidationError(f"{shown} is {declared:,} bytes, over the {max_bytes:,}-byte limit",
+                                              fix="Use a smaller file", blame_field=blame_field)
+                    body = bytearray()
+                    async for block in response.content.iter_chunked(64 * 1024):
+                        body += block
+                        if len(body) > max_bytes:
+                            raise ValidationError(f"{shown} is over the {max_bytes:,}-byte limit (stopped reading)",
+                                                  fix="Use a smaller file", blame_field=blame_field)
+                    return bytes(body), response.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
+                raise ValidationError(f"Downloading {shown} failed: {type(exc).__name__}",
+                                      fix="Check the URL is reachable, or download the file and pass its local path",
+                                      blame_field=blame_field) from None
+    raise ValidationError(f"{safe_url(url)} redirected more than {MAX_FETCH_REDIRECTS} times",
+                          fix="Pass the final URL of the file", blame_field=blame_field)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Money: minor units by currency
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -1839,6 +2092,8 @@ class WritePlan:
     execute: Callable[[], Awaitable[OpResult]]
     validate: Callable[[], Awaitable[Any]] | None = None
     currency: str | None = None
+    # Shown with the gate's confirmation preview when set: a many-object write (a launch) lists every object and budget.
+    confirm_text: str | None = None
 
 
 MONEY_FIELDS = frozenset({"daily_budget", "lifetime_budget", "spend_cap", "bid_amount"})
@@ -1909,9 +2164,73 @@ def update_plan(ctx: "OpContext", target: EditedObject, updates: dict[str, Any],
                      currency=target.currency)
 
 
+class OpRunner(Protocol):
+    """Runs another op's handler without the safety gate, for ops built from other ops (launch_campaign).
+
+    ``plan`` validates ``args`` with the op's model and returns what its handler returns (a WritePlan is not executed).
+    GETs of the placeholder ids in ``objects`` answer from those dicts: a later step can be checked against an
+    object that does not exist yet (an ad set against the campaign about to be created).
+    """
+
+    async def plan(self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None) -> "WritePlan | OpResult":
+        ...
+
+
+LAUNCH_STATUSES = ("running", "failed", "done", "rolled_back")
+
+
+@dataclass
+class LaunchRecord:
+    """One multi-step launch as the journal holds it: the request, its status and each step's outcome.
+
+    ``steps`` maps a step name ("campaign", "adset", "image:0", "creative:0", "ad:0", "activate:campaign", …) to
+    ``{"status": "done"|"failed"|"deleted", "object_id", "data", "error"}``, in the order the steps ran.
+    """
+
+    id: int
+    key: str
+    request: dict[str, Any]
+    status: str
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+    def done(self, step: str) -> dict[str, Any] | None:
+        """The step's record when it finished (and was not rolled back), else None."""
+        entry = self.steps.get(step)
+        return entry if entry and entry.get("status") == "done" else None
+
+    def failed_step(self) -> tuple[str, dict[str, Any]] | None:
+        return next(((name, entry) for name, entry in self.steps.items() if entry.get("status") == "failed"), None)
+
+
+class LaunchJournal(Protocol):
+    """Where a multi-step launch records each step, so it can be resumed or rolled back (the store, in fi_facebook)."""
+
+    async def find(self, key: str) -> LaunchRecord | None: ...
+
+    async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
+        """A new launch for ``key``, or the existing one (a rolled-back launch starts again empty)."""
+        ...
+
+    async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None: ...
+
+    async def step_failed(self, launch_id: int, step: str, error: dict[str, Any]) -> None: ...
+
+    async def step_deleted(self, launch_id: int, step: str) -> None: ...
+
+    async def finish(self, launch_id: int, status: str) -> None: ...
+
+    async def get(self, launch_id: int) -> LaunchRecord | None: ...
+
+
 @dataclass
 class OpContext:
-    """Everything an op handler may use: the Graph client and the workspace's current selections."""
+    """Everything an op handler may use: the Graph client, the workspace's current selections, and capabilities.
+
+    ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches. Both are given by
+    fi_facebook and are None where no session exists (plain tests of a handler).
+    """
 
     graph: "GraphClient"
     workspace: str = "default"
@@ -1919,6 +2238,8 @@ class OpContext:
     ad_account_id: str | None = None
     page_id: str | None = None
     instagram_account_id: str | None = None
+    ops: OpRunner | None = None
+    journal: LaunchJournal | None = None
 
     def require_ad_account(self, explicit: str | None = None) -> str:
         """The ad account an op works on: the one passed, else the selected one."""

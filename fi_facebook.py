@@ -29,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 import fb_ad_account
 import fb_adset
 import fb_campaign
+import fb_creative
 from fb_utils import (
     AuthError,
     BatchItem,
@@ -37,6 +38,7 @@ from fb_utils import (
     FacebookError,
     GraphClient,
     GraphRequest,
+    LaunchRecord,
     OpContext,
     OpArgs,
     OpKind,
@@ -50,7 +52,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign, fb_adset)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
@@ -925,6 +927,7 @@ class Facebook:
             graph=self.graph, workspace=self.workspace.name, interface=interface,
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
+            ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id),
         )
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:
@@ -944,7 +947,7 @@ class Facebook:
         return describe_dry_run(spec, plan, validation, validation_error)
 
     async def _hold_for_confirmation(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], reasons: list[str]) -> OpResult:
-        preview = "; ".join(reasons)
+        preview = "; ".join(reasons) + (f". {plan.confirm_text}" if plan.confirm_text else "")
         confirmation_id = await self.store.add_confirmation(self.workspace.id, op=spec.name, args=arguments, preview=preview)
         error = ConfirmationRequired(
             f"{spec.name} {preview}",
@@ -984,8 +987,11 @@ class Facebook:
         if changes:
             audit["changes"] = changes
         undo_of = result.data.get("undone") if isinstance(result.data, dict) else None
-        audit_id = await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, result), outcome="ok",
-                                              undo_of=undo_of)
+        # A write that did part of its work (a launch stopped at a step, a bulk update with failures) is audited as an
+        # error with the objects it did change, so the log never reads "ok" for half a job.
+        failed_line = None if result.ok else (result.text.splitlines() or [""])[0]
+        audit_id = await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, result),
+                                              outcome="ok" if result.ok else "error", error=failed_line, undo_of=undo_of)
         if undo_of:
             await self.store.mark_undone(self.workspace.id, undo_of, audit_id)
         log.info("write done", op=spec.name, audit_id=audit_id)
@@ -994,6 +1000,131 @@ class Facebook:
         if isinstance(result.data, dict):
             result.data.setdefault("audit_id", audit_id)
         return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Capabilities for ops built from other ops: running an op's handler without the gate, and the launch journal
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class PlannedObjectsGraph:
+    """``ctx.graph`` for pre-checks: reads of placeholder ids answer from the objects about to be created.
+
+    Everything else goes to the real Graph client. Writing to a placeholder is refused: it does not exist yet.
+    """
+
+    def __init__(self, graph: GraphClient, objects: dict[str, dict[str, Any]]) -> None:
+        self._graph = graph
+        self._objects = {str(k): dict(v) for k, v in objects.items()}
+
+    def _placeholder(self, path: str) -> tuple[str, bool] | None:
+        parts = [p for p in str(path).split("?")[0].strip("/").split("/") if p]
+        if parts and parts[0] in self._objects:
+            return parts[0], len(parts) > 1
+        return None
+
+    def _answer(self, object_id: str, params: Any) -> dict[str, Any]:
+        obj = {**self._objects[object_id], "id": object_id}
+        fields = (params or {}).get("fields") if isinstance(params, dict) else None
+        if isinstance(fields, str) and fields:
+            wanted = {f.strip().split("{")[0] for f in fields.split(",")} | {"id"}
+            obj = {k: v for k, v in obj.items() if k in wanted}
+        return obj
+
+    async def get(self, path: str, params: Any = None) -> dict:
+        found = self._placeholder(path)
+        if found is None:
+            return await self._graph.get(path, params)
+        object_id, edge = found
+        return {"data": []} if edge else self._answer(object_id, params)
+
+    async def get_all(self, path: str, params: Any = None, *, limit: int | None = None) -> list[dict]:
+        if self._placeholder(path) is not None:
+            return []  # an object not created yet has no children
+        return await self._graph.get_all(path, params, limit=limit)
+
+    async def get_many(self, ids: Any, fields: Any) -> dict[str, dict]:
+        ids = [str(i) for i in ids]
+        planned = {i: self._answer(i, {"fields": fields if isinstance(fields, str) else ",".join(fields)})
+                   for i in ids if i in self._objects}
+        rest = [i for i in ids if i not in self._objects]
+        return {**planned, **(await self._graph.get_many(rest, fields) if rest else {})}
+
+    def _refuse_write(self, path: str) -> None:
+        if self._placeholder(path) is not None:
+            raise ValidationError(f"{path} is a placeholder for an object not created yet",
+                                  fix="This is a bug in Ad Monster: pre-checks must not write")
+
+    async def post(self, path: str, data: Any = None, **kwargs: Any) -> dict:
+        self._refuse_write(path)
+        return await self._graph.post(path, data, **kwargs)
+
+    async def create(self, path: str, data: Any, **kwargs: Any) -> dict:
+        self._refuse_write(path)
+        return await self._graph.create(path, data, **kwargs)
+
+    async def delete(self, path: str, params: Any = None) -> dict:
+        self._refuse_write(path)
+        return await self._graph.delete(path, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._graph, name)
+
+
+class GatelessOpRunner:
+    """``ctx.ops``: validates arguments with the registry and runs an op's handler without the safety gate.
+
+    The caller (launch_campaign) is itself a gated op: its one confirmation, dry run and audit entry cover the
+    steps it runs through here.
+    """
+
+    def __init__(self, facebook: "Facebook", interface: str) -> None:
+        self._facebook = facebook
+        self._interface = interface
+
+    async def plan(self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None) -> WritePlan | OpResult:
+        spec = self._facebook.registry.require(op)
+        model = validate_args(spec, dict(args))
+        ctx = await self._facebook._context(self._interface)
+        if objects:
+            ctx.graph = PlannedObjectsGraph(ctx.graph, objects)  # type: ignore[assignment]
+        return await spec.handler(ctx, model)
+
+
+class StoreJournal:
+    """``ctx.journal``: the workspace's launches in the store (the launches table)."""
+
+    def __init__(self, store: Any, workspace_id: int) -> None:
+        self._store = store
+        self._workspace_id = workspace_id
+
+    @staticmethod
+    def _record(launch: Any) -> LaunchRecord | None:
+        if launch is None:
+            return None
+        return LaunchRecord(id=launch.id, key=launch.key, request=launch.request, status=launch.status,
+                            steps=launch.steps, created_at=launch.created_at, updated_at=launch.updated_at)
+
+    async def find(self, key: str) -> LaunchRecord | None:
+        return self._record(await self._store.find_launch(self._workspace_id, key))
+
+    async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
+        return self._record(await self._store.start_launch(self._workspace_id, key, request))  # type: ignore[return-value]
+
+    async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
+        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="done", object_id=object_id, data=data)
+
+    async def step_failed(self, launch_id: int, step: str, error: dict[str, Any]) -> None:
+        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="failed", error=error)
+
+    async def step_deleted(self, launch_id: int, step: str) -> None:
+        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="deleted")
+
+    async def finish(self, launch_id: int, status: str) -> None:
+        await self._store.set_launch_status(self._workspace_id, launch_id, status)
+
+    async def get(self, launch_id: int) -> LaunchRecord | None:
+        return self._record(await self._store.get_launch(self._workspace_id, launch_id))
 
 
 def _pop_flag(arguments: dict[str, Any], name: str) -> bool:
@@ -1017,6 +1148,7 @@ def _object_ids(plan: WritePlan, result: OpResult | None) -> list[str]:
         for key in ("id", "campaign_id", "copied_campaign_id"):
             if isinstance(result.data.get(key), str):
                 ids.append(result.data[key])
+        ids += [str(i) for i in result.data.get("object_ids") or [] if isinstance(i, (str, int))]
     return sorted(set(ids))
 
 

@@ -8,6 +8,8 @@
    request per campaign (targets: ≥ 10× faster, ≤ 11 HTTP requests).
 3. Cold start of `admonster tools --format openai` (target ≤ 0.8 s wall), beside a bare interpreter start.
 4. LLM chat loop overhead per tool call, the fake model answering at once (target ≤ 5 ms): bench/llm_loop.py.
+5. Chunked upload of a 200 MB video: peak RSS delta of the uploading process (target < 64 MB) and throughput beside
+   plain aiohttp POSTs of the same chunks: bench/upload.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -189,6 +191,7 @@ def main() -> int:
     parser.add_argument("--campaigns", type=int, default=500)
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--upload-mb", type=int, default=200, help="Size of the video file the upload benchmark sends.")
     parser.add_argument("--markdown", type=Path, help="Also write the figures to this Markdown file.")
     options = parser.parse_args()
     dispatch = asyncio.run(bench_dispatch(options.calls))
@@ -197,12 +200,15 @@ def main() -> int:
     from llm_loop import bench_llm_loop, report_line  # 4. the LLM chat loop's overhead per tool call
 
     chat_loop = asyncio.run(bench_llm_loop())
-    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop)])
+    from upload import bench_upload, report_line as upload_report_line  # 5. chunked video upload: memory and throughput
+
+    upload = asyncio.run(bench_upload(options.upload_mb))
+    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
-    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] else 1
+    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] and upload["ok"] else 1
 
 
 if __name__ == "__main__":

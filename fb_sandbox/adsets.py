@@ -521,6 +521,9 @@ def update_adset(ctx: Ctx, a: Obj) -> dict:
         merged["adlabels"] = campaigns.resolve_labels(ctx, a.account_id, changes["adlabels"])
     _normalize(merged)
     ctx.store.update(a["id"], merged, now=ctx.now)
+    if merged["status"] in ("ARCHIVED", "DELETED") and merged["status"] != a["status"]:
+        from .ads import cascade_status
+        cascade_status(ctx, a["id"], merged["status"])
     for event, extra in _activities_for(a, merged, account["currency"]):
         record_activity(ctx, merged, event, extra, account_id=a.account_id)
     return {"success": True}
@@ -531,6 +534,8 @@ def delete_adset(ctx: Ctx, a: Obj) -> dict:
         ctx.store.update(a["id"], {**a, "status": "DELETED"}, now=ctx.now)
         record_activity(ctx, a, "update_ad_set_run_status", {"old_value": a["status"], "new_value": "DELETED"},
                         account_id=a.account_id)
+    from .ads import cascade_status
+    cascade_status(ctx, a["id"], "DELETED")
     return {"success": True}
 
 
@@ -560,7 +565,7 @@ def copy_adset(ctx: Ctx) -> dict:
     option = ctx.p.str("status_option", "PAUSED")
     if option not in STATUS_OPTIONS:
         raise _one_of("status_option", STATUS_OPTIONS)
-    ctx.p.bool("deep_copy", False)
+    deep_copy = ctx.p.bool("deep_copy", False)
     target_id = ctx.p.str("campaign_id") or source["campaign_id"]
     if not target_id.isdigit():
         raise param_error("Param campaign_id must be a valid campaign id", field="campaign_id")
@@ -575,8 +580,13 @@ def copy_adset(ctx: Ctx) -> dict:
         changes.update({b: data[b] for b in BUDGETS if data.get(b)})
     check_rules(ctx, account, campaign, data, changes, creating=target_id != source["campaign_id"])
     new_id = insert_adset(ctx, account, data)
-    return {"copied_adset_id": new_id,
-            "ad_object_ids": [{"ad_object_type": "ad_set", "source_id": source["id"], "copied_id": new_id}]}
+    copied = [{"ad_object_type": "ad_set", "source_id": source["id"], "copied_id": new_id}]
+    if deep_copy:
+        from .ads import copy_adset_ads
+        rename = ctx.p.obj("rename_options") is not None and \
+            (ctx.p.obj("rename_options") or {}).get("rename_strategy", "DEEP_RENAME") == "DEEP_RENAME"
+        copied += copy_adset_ads(ctx, source["id"], new_id, option, rename)
+    return {"copied_adset_id": new_id, "ad_object_ids": copied}
 
 
 def deep_copy_adsets(ctx: Ctx, source_campaign_id: str, new_campaign_id: str, status: str,
@@ -592,6 +602,8 @@ def deep_copy_adsets(ctx: Ctx, source_campaign_id: str, new_campaign_id: str, st
                          name=name)
         new_id = insert_adset(ctx, account, data)
         out.append({"ad_object_type": "ad_set", "source_id": source["id"], "copied_id": new_id})
+        from .ads import copy_adset_ads
+        out += copy_adset_ads(ctx, source["id"], new_id, status, rename)
     return out
 
 

@@ -210,3 +210,9 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/__sandbox/stats/reset", stats_reset)
     r.add_post("/__sandbox/usage/reset", usage_reset)
     r.add_get("/__sandbox/objects", objects)
+    from .media import add_routes as add_media_routes
+
+    add_media_routes(app, SANDBOX_KEY)
+    from .previews import preview_page
+
+    r.add_get("/__sandbox/preview/{token}", preview_page)

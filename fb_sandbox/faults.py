@@ -11,7 +11,8 @@ from .errors import GraphError
 TRANSPORT_KINDS = {"unavailable", "delay", "timeout", "drop"}
 RESPONSE_KINDS = {"http_500", "error", "throttle", "token_expired"}
 ITEM_KINDS = {"batch_null"}
-KINDS = TRANSPORT_KINDS | RESPONSE_KINDS | ITEM_KINDS
+MEDIA_KINDS = {"video_chunk"}   # consumed by media.py: a transfer refused with 1363037 + resume offsets
+KINDS = TRANSPORT_KINDS | RESPONSE_KINDS | ITEM_KINDS | MEDIA_KINDS
 METHODS = {"*", "GET", "POST", "DELETE"}
 
 
@@ -124,6 +125,16 @@ class Faults:
         kinds = (ITEM_KINDS | RESPONSE_KINDS) if item else (TRANSPORT_KINDS | RESPONSE_KINDS)
         for fault in self.pending:
             if fault.kind in kinds and fault.matches(method, path, when):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.pending.remove(fault)
+                return fault
+        return None
+
+    def take_media(self, kind: str, method: str, path: str, when: str) -> Fault | None:
+        """Consume one use of the first pending fault of this handler-level kind (e.g. video_chunk)."""
+        for fault in self.pending:
+            if fault.kind == kind and fault.matches(method, path, when):
                 fault.count -= 1
                 if fault.count <= 0:
                     self.pending.remove(fault)

@@ -29,6 +29,11 @@ NODE_TYPES = {
     "AdSet": ("adset", "AdSet", {"ads", "insights", "copies", "activities", "adcreatives",
                                  "delivery_estimate", "targetingsentencelines"}),
     "AdActivity": ("adactivity", "AdActivity", set()),
+    "AdCreative": ("adcreative", "AdCreative", {"previews"}),
+    "Ad": ("ad", "Ad", {"previews", "insights", "copies", "adcreatives", "leads", "targetingsentencelines"}),
+    "AdPreview": ("adpreview", "AdPreview", set()),
+    "AdImage": ("adimage", "AdImage", set()),
+    "AdVideo": ("advideo", "AdVideo", {"thumbnails"}),
 }
 
 

@@ -5,7 +5,8 @@ import re
 from typing import Any, Callable
 
 from . import accounts, adsets, batch, business, campaigns, oauth
-from . import estimates, search
+from . import estimates, media, search
+from . import ads, creatives, previews
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -44,6 +45,20 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("GET", r"(\d+)/activities", adsets.list_activities),
         ("POST", r"(\d+)/copies", lambda ctx: copy_node(ctx)),
         ("GET", r"search", search.search),
+        ("GET", r"(act_\d+)/adcreatives", creatives.list_creatives),
+        ("POST", r"(act_\d+)/adcreatives", creatives.create_creative),
+        ("GET", r"(act_\d+)/ads", ads.list_account_ads),
+        ("POST", r"(act_\d+)/ads", ads.create_ad),
+        ("GET", r"(\d+)/ads", ads.list_node_ads),
+        ("GET", r"(\d+)/adcreatives", ads.list_node_creatives),
+        ("GET", r"(\d+)/previews", previews.node_previews),
+        ("GET", r"(act_\d+)/generatepreviews", previews.generate_previews),
+        ("GET", r"(act_\d+)/adimages", media.list_images),
+        ("POST", r"(act_\d+)/adimages", media.upload_images),
+        ("DELETE", r"(act_\d+)/adimages", media.delete_image),
+        ("GET", r"(act_\d+)/advideos", media.list_videos),
+        ("POST", r"(act_\d+)/advideos", media.create_video),
+        ("GET", r"(\d+)/thumbnails", media.list_thumbnails),
         ("GET", r"(act_\d+)/targetingsentencelines", estimates.targeting_sentence_lines),
         ("GET", r"(act_\d+)/delivery_estimate", estimates.delivery_estimate),
         ("GET", r"(act_\d+)/reachestimate", estimates.reach_estimate),
@@ -56,6 +71,10 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "campaign": {"GET": campaigns.read_campaign, "POST": campaigns.update_campaign,
                  "DELETE": campaigns.delete_campaign},
     "adset": {"GET": adsets.read_adset, "POST": adsets.update_adset, "DELETE": adsets.delete_adset},
+    "adcreative": {"GET": creatives.read_creative, "POST": creatives.update_creative,
+                   "DELETE": creatives.delete_creative},
+    "ad": {"GET": ads.read_ad, "POST": ads.update_ad, "DELETE": ads.delete_ad},
+    "video": {"GET": media.read_video, "POST": media.update_video, "DELETE": media.delete_video},
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
@@ -89,7 +108,9 @@ def resolve(ctx: Ctx) -> Handler:
 
 def copy_node(ctx: Ctx) -> Any:
     """POST {id}/copies: campaigns and ad sets each copy their own way."""
-    obj = ctx.load(ctx.match[0], types=("campaign", "adset"))
+    obj = ctx.load(ctx.match[0], types=("campaign", "adset", "ad"))
+    if obj.type == "ad":
+        return ads.copy_ad(ctx)
     return adsets.copy_adset(ctx) if obj.type == "adset" else campaigns.copy_campaign(ctx)
 
 

@@ -71,6 +71,8 @@ def seed_demo(sb: Sandbox) -> None:
                                   "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
     campaign_ids = _seed_campaigns(sb, usd, jpy, now)
     _seed_adsets(sb, campaign_ids, pixel, user, now)
+    from .ads import seed_demo_ads
+    seed_demo_ads(sb, now)
     _seed_business_people(sb, business, user, analyst, t0)
     ensure_apps(store)
 

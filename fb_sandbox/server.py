@@ -8,7 +8,9 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.multipart import BodyPartReader, MultipartReader
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import control, oauth
 from .apps import ensure_apps
@@ -55,7 +57,9 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, b
             if not isinstance(body, dict):
                 raise param_error("A JSON request body must be an object")
             params.update(body)
-        elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        elif ctype == "multipart/form-data":
+            await _read_multipart(request, params, files)
+        elif ctype == "application/x-www-form-urlencoded":
             for key, value in (await request.post()).items():
                 if isinstance(value, web.FileField):
                     files[key] = value.file.read()
@@ -71,6 +75,33 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, b
     except Exception:  # noqa: BLE001 - any unparseable body is a client error, never a 500
         raise param_error("Could not parse the request body") from None
     return params, files
+
+
+class _FlatMultipartReader(MultipartReader):
+    """Every part is a field or a file: the SDK's video uploader labels its chunk `multipart/form-data`, which
+    aiohttp's own form parser would take for a nested multipart without a boundary."""
+
+    def _get_part_reader(self, headers):
+        if headers.get(hdrs.CONTENT_TYPE, "").lower().startswith("multipart/"):
+            headers = CIMultiDictProxy(CIMultiDict({**headers, hdrs.CONTENT_TYPE: "application/octet-stream"}))
+        return super()._get_part_reader(headers)
+
+
+async def _read_multipart(request: web.Request, params: dict[str, Any], files: dict[str, bytes]) -> None:
+    reader, total = _FlatMultipartReader(request.headers, request.content), 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise param_error("Every multipart part needs a name")
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            total += len(chunk)
+            if total > MAX_BODY:
+                raise web.HTTPRequestEntityTooLarge(MAX_BODY, total)
+            data += chunk
+        if part.filename is not None:
+            files[part.name] = bytes(part.decode(data))
+        else:
+            params[part.name] = bytes(part.decode(data)).decode(part.get_charset("utf-8"))
 
 
 def _response(result: GraphResult, version: str) -> web.Response:

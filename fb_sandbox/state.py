@@ -15,6 +15,8 @@ class Config:
     latency_ms: int = 0
     require_appsecret_proof: bool = True
     access_tier: str = "standard_access"
+    video_chunk_bytes: int = 4 * 1024 * 1024      # chunked video uploads: bytes per transfer
+    video_processing_seconds: int = 30            # simulated seconds from finish to ready
 
     def update(self, body: dict) -> None:
         if "latency_ms" in body:
@@ -30,6 +32,12 @@ class Config:
             if body["access_tier"] not in TIERS:
                 raise ValueError(f"access_tier must be one of {sorted(TIERS)}")
             self.access_tier = body["access_tier"]
+        for name, low, high in (("video_chunk_bytes", 1, 60 * 1024 * 1024), ("video_processing_seconds", 0, 86400)):
+            if name in body:
+                value = body[name]
+                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    raise ValueError(f"{name} must be an integer in [{low}, {high}]")
+                setattr(self, name, value)
 
     def as_dict(self) -> dict:
         return asdict(self)
