@@ -32,6 +32,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    CLIENT_TAG_DESCRIPTION,
+    CLIENT_TAG_PATTERN,
     AccountInfo,
     Change,
     CreateLookup,
@@ -2105,6 +2107,7 @@ class CreateAdSetArgs(OpArgs):
     timezone: Literal["viewer", "account"] = Field("viewer", description="Day parting hours in each viewer's time zone (viewer) or the ad account's (account).")
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE, which can start spending and needs confirmation.")
     ad_account_id: str | None = AdAccountArg
+    client_tag: str | None = Field(None, pattern=CLIENT_TAG_PATTERN, description=CLIENT_TAG_DESCRIPTION)
 
 
 @dataclass
@@ -2212,12 +2215,13 @@ async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
     prepared = await prepare_create(ctx, args, campaign, account)
     data = prepared.data
     summary = create_summary(args, prepared, campaign, account)
-    tag = new_client_tag()
+    tag = args.client_tag or new_client_tag()
     path = f"{account.id}/adsets"
     send = {**data, "adlabels": [{"name": tag}]}
 
     async def execute() -> OpResult:
-        created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag))
+        created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
+                                         look_first=bool(args.client_tag))
         recovered = " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
         text = (f"Created ad set {args.name} ({created['id']}) {args.status} in campaign {campaign.get('name')}{recovered}: "
                 f"{summary}. Next: add ads with a creative.")

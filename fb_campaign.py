@@ -19,6 +19,8 @@ from fb_utils import (
     OpKind,
     OpResult,
     OpSet,
+    CLIENT_TAG_DESCRIPTION,
+    CLIENT_TAG_PATTERN,
     ValidationError,
     WritePlan,
     EditedObject,
@@ -187,6 +189,7 @@ class CreateCampaignArgs(OpArgs):
     spend_cap: int | None = Field(None, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description="ISO-8601 start, e.g. 2026-12-01T09:00:00+00:00.")
     stop_time: datetime | None = Field(None, description="ISO-8601 end; required with lifetime_budget.")
+    client_tag: str | None = Field(None, pattern=CLIENT_TAG_PATTERN, description=CLIENT_TAG_DESCRIPTION)
 
     @field_validator("special_ad_category_country")
     @classmethod
@@ -247,12 +250,13 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
     account = await ctx.graph.account_info(account_id)
     check_min_budget(args.daily_budget, account, "daily_budget")
     data = create_payload(args)
-    tag = new_client_tag()
+    tag = args.client_tag or new_client_tag()
     path = f"{account_id}/campaigns"
     send = {**data, "adlabels": [{"name": tag}]}
 
     async def execute() -> OpResult:
-        created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag))
+        created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
+                                         look_first=bool(args.client_tag))
         recovered = " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
                 f"{budget_text(data, account.currency)}{recovered}. Next: add an ad set with a budget and targeting.")

@@ -1079,8 +1079,10 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
         enhancements = ("standard enhancements OPT_OUT (the default: Facebook shows it as made; pass standard_enhancements=OPT_IN "
                         "to let it adjust)" if args.standard_enhancements == "OPT_OUT" else "standard enhancements OPT_IN (Facebook may adjust it)")
         recovered = " (its first answer was lost; found it instead of creating it twice)" if created["recovered"] else ""
+        thumbnail = "; thumbnail: the video's preferred thumbnail (pass thumbnail to choose another)" \
+            if args.kind == "video" and not args.thumbnail else ""
         text = (f"{_uploads_text(resolver.uploaded)}Created {args.kind} creative {args.name} ({created['id']}) for {where}; "
-                f"{enhancements}{recovered}. It spends nothing by itself.\n"
+                f"{enhancements}{thumbnail}{recovered}. It spends nothing by itself.\n"
                 f"Next: preview_ad creative_id={created['id']}, then create an ad with this creative_id in an ad set.")
         return OpResult(text=text, data={"id": created["id"], "creative_id": created["id"], "ad_account_id": account_id,
                                          "kind": args.kind, "name": args.name, "page_id": page_id, "instagram_account_id": instagram,
@@ -1883,7 +1885,7 @@ class Media:
 def check_image_source(source: str, step: str, field_name: str) -> Media:
     """M1 and the URL checks, before anything is sent: fb_creative's image checks, plus the SSRF checks needing no fetch."""
     text = source.strip()
-    kind = check_image_reference(text, field_name)  # noqa: F821
+    kind = check_image_reference(text, field_name)
     if kind == "hash":
         return Media(step, "image", text.lower(), field_name, False, text.lower(), text.lower())
     if kind == "url":
@@ -1896,7 +1898,7 @@ def check_image_source(source: str, step: str, field_name: str) -> Media:
 def check_video_source(source: str, step: str, field_name: str) -> Media:
     """M3 before anything is sent (a file Facebook takes, 1 byte to 10 GB), or a video id to check for M4."""
     text = source.strip()
-    if check_video_reference(text, field_name) == "id":  # noqa: F821
+    if check_video_reference(text, field_name) == "id":
         return Media(step, "video", text, field_name, False, text, text)
     stat = Path(text).expanduser().stat()
     return Media(step, "video", text, field_name, True, "1" + "0" * 14, f"{Path(text).resolve()}:{stat.st_size}:{int(stat.st_mtime)}")
@@ -2089,7 +2091,7 @@ def build_creative_body(prepared: PreparedLaunch, creative: PreparedCreative, va
     post = None
     if spec.kind == "page_post":
         post = spec.post_id if "_" in str(spec.post_id) else f"{prepared.page_id}_{spec.post_id}"
-    return creative_spec(  # noqa: F821  (fb_creative's own function after the merge)
+    return creative_spec(
         spec.kind, page_id=prepared.page_id, instagram_user_id=prepared.instagram_user_id, message=spec.message,
         link=spec.link, headline=spec.headline, description=spec.description, call_to_action=spec.call_to_action,
         image_hash=values.get("image") if spec.kind == "image" else None,
@@ -2152,14 +2154,14 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
         creative = PreparedCreative(index, name, spec, media, {})
         stand_ins = {role: m.stand_in for role, m in media.items()}
         if spec.kind == "video" and "image" not in media:
-            stand_ins["thumbnail_url"] = PENDING_THUMBNAIL  # noqa: F821
+            stand_ins["thumbnail_url"] = PENDING_THUMBNAIL
         try:
             creative.body = build_creative_body(prepared, creative, stand_ins)
-            check_creative_locally(creative.body)  # noqa: F821
+            check_creative_locally(creative.body)
         except FacebookError as error:
             raise _stopped_before_writing(f"creative {name!r} (creatives[{index}])", error) from None
         creatives.append(creative)
-    resolver = MediaResolver(ctx, account_id)  # noqa: F821
+    resolver = MediaResolver(ctx, account_id)
     for item in prepared.media():
         if item.kind == "video" and not item.upload:
             await _check_video_ready(ctx, item)
@@ -2178,7 +2180,9 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
     request = args.model_dump(mode="json", exclude_none=True)
     request.update(ad_account_id=account_id, page_id=page_id)
     prepared.request = request
-    prepared.key = launch_key(account_id, {**request, "instagram_user_id": instagram_user_id}, fingerprints)
+    # The status is left out: the same launch asked again with status ACTIVE activates what the first one built.
+    keyed = {k: v for k, v in request.items() if k != "status"}
+    prepared.key = launch_key(account_id, {**keyed, "instagram_user_id": instagram_user_id}, fingerprints)
     prepared.requests = _requests(prepared, campaign_plan, adset_plan)
     prepared.changes = _changes(prepared, campaign_plan, adset_plan)
     return prepared
@@ -2225,16 +2229,20 @@ def _changes(prepared: PreparedLaunch, campaign_plan: Any, adset_plan: Any) -> l
     return changes
 
 
-def launch_summary(prepared: PreparedLaunch) -> str:
+def launch_budget_words(prepared: PreparedLaunch) -> str:
     args, currency = prepared.args, prepared.account.currency
     budget_owner = args.campaign if (args.campaign.daily_budget or args.campaign.lifetime_budget) else args.adset
     budget = (f"{format_money(budget_owner.daily_budget, currency)}/day" if budget_owner.daily_budget else
               f"{format_money(budget_owner.lifetime_budget, currency)} lifetime" if budget_owner.lifetime_budget else "no budget")
-    where = "campaign budget" if budget_owner is args.campaign else "ad set budget"
+    return f"{'campaign budget' if budget_owner is args.campaign else 'ad set budget'} {budget}"
+
+
+def launch_summary(prepared: PreparedLaunch) -> str:
+    args = prepared.args
     uploads = [m for m in prepared.media() if m.upload]
     kinds = ", ".join(f"{c.name} ({c.spec.kind})" for c in prepared.creatives)
     return (f"launch campaign {args.campaign.name} ({args.status}) in {prepared.account.name} ({prepared.account.id}): "
-            f"{args.campaign.objective}, {where} {budget}; ad set {prepared.adset_args['name']}; "
+            f"{args.campaign.objective}, {launch_budget_words(prepared)}; ad set {prepared.adset_args['name']}; "
             f"{len(uploads)} upload(s); {len(prepared.creatives)} creative(s): {kinds}; {len(prepared.ads)} ad(s): "
             + ", ".join(n for n, _ in prepared.ads))
 
@@ -2294,7 +2302,7 @@ class LaunchRun:
         account_id = prepared.account.id
 
         async def make_campaign() -> tuple[str, dict, str]:
-            plan = await ctx.ops.plan("create_campaign", prepared.campaign_args)
+            plan = await ctx.ops.plan("create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")})
             result = await plan.execute()
             return result.data["id"], {"name": prepared.args.campaign.name}, f"campaign {prepared.args.campaign.name} ({result.data['id']}) PAUSED" + (
                 " (recovered a lost answer)" if result.data.get("recovered") else "")
@@ -2302,7 +2310,8 @@ class LaunchRun:
         campaign_id = (await self.step("campaign", make_campaign))["object_id"]
 
         async def make_adset() -> tuple[str, dict, str]:
-            plan = await ctx.ops.plan("create_adset", {**prepared.adset_args, "campaign_id": campaign_id})
+            plan = await ctx.ops.plan("create_adset", {**prepared.adset_args, "campaign_id": campaign_id,
+                                                       "client_tag": step_tag(prepared.key, "adset")})
             result = await plan.execute()
             return result.data["id"], {"name": prepared.adset_args["name"]}, f"ad set {prepared.adset_args['name']} ({result.data['id']}) PAUSED" + (
                 " (recovered a lost answer)" if result.data.get("recovered") else "")
@@ -2348,7 +2357,7 @@ class LaunchRun:
     async def _upload(self, item: Media) -> tuple[str, dict, str]:
         account_id = self.prepared.account.id
         if item.kind == "image":
-            uploaded = await upload_image_source(self.ctx, account_id, item.source)  # noqa: F821
+            uploaded = await upload_image_source(self.ctx, account_id, item.source)
             return uploaded["hash"], {"source": item.source, "hash": uploaded["hash"]}, f"image {Path(item.source).name} uploaded (hash {uploaded['hash']})"
         reported: list[int] = []
 
@@ -2359,15 +2368,15 @@ class LaunchRun:
                 reported.append(quarter)
                 self.lines.append(f"    video {Path(item.source).name}: {quarter}% uploaded")
 
-        uploaded = await upload_video_file(self.ctx, account_id, item.source, title=Path(item.source).stem, on_progress=progress, wait=True)  # noqa: F821
+        uploaded = await upload_video_file(self.ctx, account_id, item.source, title=Path(item.source).stem, on_progress=progress, wait=True)
         return uploaded["video_id"], {"source": item.source, "video_id": uploaded["video_id"]}, f"video {Path(item.source).name} uploaded ({uploaded['video_id']})"
 
     async def _creative(self, creative: PreparedCreative, step: str, values: dict[str, str]) -> tuple[str, dict, str]:
         by_role = {role: values[m.step] for role, m in creative.media.items()}
         if creative.spec.kind == "video" and "image" not in by_role:
-            by_role["thumbnail_url"] = await MediaResolver(self.ctx, self.prepared.account.id).thumbnail(by_role["video"])  # noqa: F821
+            by_role["thumbnail_url"] = await MediaResolver(self.ctx, self.prepared.account.id).thumbnail(by_role["video"])
         body = build_creative_body(self.prepared, creative, by_role)
-        created = await create_creative_from_spec(self.ctx, self.prepared.account.id, creative.name, body,  # noqa: F821
+        created = await create_creative_from_spec(self.ctx, self.prepared.account.id, creative.name, body,
                                                   tag=step_tag(self.prepared.key, step))
         recovered = " (recovered a lost answer)" if created.get("recovered") else ""
         return created["id"], {"name": creative.name, "kind": creative.spec.kind}, f"creative {creative.name} ({created['id']}, {creative.spec.kind}){recovered}"
@@ -2414,8 +2423,9 @@ def done_result(record: LaunchRecord, outcome: dict[str, Any], lines: list[str],
     if notes:
         text.append("Chosen for you: " + "; ".join(notes) + ".")
     if status == "PAUSED":
-        text.append("Everything is PAUSED: nothing spends. Ads go to review first (usually minutes); to start, resume_campaign "
-                    f"{outcome['campaign_id']} (asks for confirmation) or relaunch with status ACTIVE.")
+        text.append("Everything is PAUSED: nothing spends. Ads go to review first (usually minutes); to start, launch the same "
+                    "request again with status ACTIVE: it switches the campaign, ad set and ads on (after your confirmation) "
+                    "and creates nothing new.")
     else:
         text.append("Everything is ACTIVE: the ads deliver once approved in review (usually minutes).")
     return OpResult(text="\n".join(text), data={"launch_id": record.id, "status": "done", **outcome, "notes": notes,
@@ -2471,6 +2481,8 @@ def earlier_run_result(record: LaunchRecord) -> OpResult:
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
     earlier = await ctx.journal.find(prepared.key)
+    if earlier is not None and earlier.status == "done" and args.status == "ACTIVE" and earlier.done("activate:campaign") is None:
+        return activation_plan(ctx, prepared, earlier)
     if earlier is not None and earlier.status != "rolled_back" and (earlier.status == "done" or created_objects(earlier) or earlier.failed_step()):
         return earlier_run_result(earlier)
 
@@ -2484,6 +2496,23 @@ async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan
     return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=prepared.requests,
                      changes=prepared.changes, execute=execute, currency=prepared.account.currency,
                      confirm_text=f"The launch: {summary}")
+
+
+def activation_plan(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord) -> WritePlan:
+    """A finished PAUSED launch asked again with status ACTIVE: switch its ads, ad set and campaign on, nothing else."""
+    outcome = _outcome_of(record)
+
+    async def execute() -> OpResult:
+        return await run_launch(ctx, prepared, record, "Activated")
+
+    changes = [Change(outcome["campaign_id"], "campaign", prepared.args.campaign.name, "status", "PAUSED", "ACTIVE"),
+               Change(outcome["adset_id"], "adset", (record.done("adset") or {}).get("data", {}).get("name", ""), "status", "PAUSED", "ACTIVE")]
+    changes += [Change(ad_id, "ad", "", "status", "PAUSED", "ACTIVE") for ad_id in outcome["ad_ids"]]
+    requests = [GraphRequest("POST", c.object_id, {"status": "ACTIVE"}) for c in reversed(changes)]
+    summary = (f"activate launch #{record.id}: campaign {prepared.args.campaign.name} ({outcome['campaign_id']}), its ad set "
+               f"and {len(outcome['ad_ids'])} ad(s) switch to ACTIVE; {launch_budget_words(prepared)}")
+    return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=requests, changes=changes,
+                     execute=execute, currency=prepared.account.currency, confirm_text=f"The launch: {summary}")
 
 
 class LaunchIdArgs(OpArgs):

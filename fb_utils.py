@@ -1143,10 +1143,17 @@ class GraphClient:
         log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
         return result
 
-    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None) -> dict:
-        """POST that makes an object. Never re-sent blindly: after an ambiguous failure, ``lookup`` finds out first."""
+    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None, look_first: bool = False) -> dict:
+        """POST that makes an object. Never re-sent blindly: after an ambiguous failure, ``lookup`` finds out first.
+
+        ``look_first``: the tag is the caller's idempotency key, so an object already carrying it is returned, not made again.
+        """
         payload = add_client_tag(data, lookup.tag) if lookup else dict(data)
         account = self._account_for(path)
+        if look_first and lookup is not None:
+            existing = await self.find_tagged(lookup)
+            if existing:
+                return {"id": existing, "recovered": True}
         attempt = 0
         while True:
             await self.limiter.pace(account)
@@ -1482,15 +1489,19 @@ class GraphClient:
                 self._object_accounts.clear()
             self._object_accounts[first] = accounts[0]
 
+    async def find_tagged(self, lookup: CreateLookup) -> str | None:
+        """The id of an object named ``lookup.name`` carrying the ad label ``lookup.tag``, or None."""
+        params = {"fields": "id,name,adlabels", "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
+                  "effective_status": list(lookup.statuses or LOOKUP_STATUSES)}
+        for candidate in await self.get_all(lookup.list_path, params, limit=LOOKUP_LIMIT):
+            if lookup.tag in _label_names(candidate.get("adlabels")):
+                return str(candidate.get("id"))
+        return None
+
     async def _find_created(self, path: str, lookup: CreateLookup, cause: FacebookError) -> str | None:
         """The id of the object carrying ``lookup.tag``, or None; raises when the check itself fails."""
-        params = {
-            "fields": "id,name,adlabels",
-            "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
-            "effective_status": list(lookup.statuses or LOOKUP_STATUSES),
-        }
         try:
-            candidates = await self.get_all(lookup.list_path, params, limit=LOOKUP_LIMIT)
+            return await self.find_tagged(lookup)
         except FacebookError as lookup_error:
             raise NetworkError(
                 f"Creating {lookup.name!r} at {_loggable_path(path)} failed ({cause.message}) and checking whether it was "
@@ -1498,10 +1509,6 @@ class GraphClient:
                 fix=f"List {lookup.list_path} and look for {lookup.name!r} before creating it again",
                 data={"create_outcome": "unknown", "client_tag": lookup.tag},
             ) from lookup_error
-        for candidate in candidates:
-            if lookup.tag in _label_names(candidate.get("adlabels")):
-                return str(candidate.get("id"))
-        return None
 
 
 def _create_outcome_unknown(path: str, error: FacebookError) -> NetworkError:
@@ -2094,6 +2101,11 @@ class WritePlan:
     currency: str | None = None
     # Shown with the gate's confirmation preview when set: a many-object write (a launch) lists every object and budget.
     confirm_text: str | None = None
+
+
+CLIENT_TAG_DESCRIPTION = ("Idempotency key for programs: an ad label put on the new object. A create with a tag that an object of "
+                          "the same name already carries returns that object instead of making another (letters, digits, - _ . :).")
+CLIENT_TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 
 MONEY_FIELDS = frozenset({"daily_budget", "lifetime_budget", "spend_cap", "bid_amount"})

@@ -296,6 +296,48 @@ async def test_fault_at_each_step_then_resume_finishes_without_duplicates(facebo
     assert finished.ok and finished.data["already_launched"]
 
 
+async def test_fault_at_the_video_upload_step_then_resume(facebook, sandbox, tmp_path, fast_video):
+    name = "Clip"
+    args = launch_args(tmp_path, name)
+    args["creatives"] = [{"kind": "video", "name": "Clip video", "video": video_file(tmp_path, "clip.mp4"),
+                          "thumbnail": image_file(tmp_path, "clip.png", 0x20), "message": "Watch", "link": LINK}]
+    await sandbox.fault(kind="error", method="POST", path=r"^act_\d+/advideos$", code=1, message="An unknown error occurred",
+                        count=10)
+    failed = await facebook.call("launch_campaign", args)
+    assert not failed.ok and failed.data["failed_step"].startswith("video"), failed.text
+    await sandbox.control("DELETE", "faults")
+    resumed = await facebook.call("resume_launch", {"launch_id": failed.data["launch_id"]})
+    assert resumed.ok, resumed.text
+    for type_, _ in KINDS:
+        assert len(await _live(sandbox, type_, name)) == 1, type_
+
+
+async def test_crash_before_recording_a_step_is_recovered_by_its_tag(facebook, sandbox, tmp_path):
+    """The process died after Facebook made the campaign and ad set but before the journal said so: resume finds them."""
+    name = "Crash"
+    failed = await _launch_failing_at(facebook, sandbox, tmp_path, name, r"^act_\d+/adcreatives$")
+    launch_id = failed.data["launch_id"]
+    for step in ("campaign", "adset"):   # forget both, as a crash between the create and the journal would
+        await facebook.store.record_launch_step(facebook.workspace.id, launch_id, step, status="failed", error={"message": "crash"})
+    resumed = await facebook.call("resume_launch", {"launch_id": launch_id})
+    assert resumed.ok, resumed.text
+    assert resumed.text.count("recovered") >= 2
+    for type_, _ in KINDS:
+        assert len(await _live(sandbox, type_, name)) == 1, type_
+
+
+async def test_create_with_the_same_client_tag_twice_makes_one_object(facebook, sandbox):
+    args = {"name": "Tagged", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000, "client_tag": "order-1234"}
+    first = await facebook.call("create_campaign", args)
+    second = await facebook.call("create_campaign", args)
+    assert first.ok and second.ok, (first.text, second.text)
+    assert first.data["id"] == second.data["id"] and second.data["recovered"]
+    assert len(await _live(sandbox, "campaign", "Tagged")) == 1
+    adset = {"campaign_id": first.data["id"], "name": "Tagged set", "targeting": US, "client_tag": "order-1234-set"}
+    one, two = await facebook.call("create_adset", adset), await facebook.call("create_adset", adset)
+    assert one.ok and two.ok and one.data["id"] == two.data["id"]
+
+
 @pytest.mark.parametrize("step, path", STEP_FAULTS)
 async def test_fault_at_each_step_then_rollback_leaves_no_orphans(facebook, sandbox, tmp_path, step, path):
     name = f"Rollback {step}"
@@ -377,6 +419,23 @@ async def test_dry_run_lists_every_request_and_sends_none(facebook, sandbox, tmp
 
 
 # -- ACTIVE through one confirmation ---------------------------------------------------------------------------
+
+
+async def test_paused_launch_asked_again_active_switches_it_on_and_creates_nothing(facebook, sandbox, tmp_path):
+    first = await facebook.call("launch_campaign", launch_args(tmp_path, "Later"))
+    assert first.ok and "launch the same request again with status ACTIVE" in first.text
+    counts = {t: len(await _live(sandbox, t, "Later")) for t in ("campaign", "adset", "ad")}
+    held = await facebook.call("launch_campaign", launch_args(tmp_path, "Later", status="ACTIVE"))
+    assert not held.ok and held.data["error"] == "confirmation_required"
+    assert f"activate launch #{first.data['launch_id']}" in held.text
+    done = await facebook.call("confirm", {"confirm": held.data["confirmation_id"]})
+    assert done.ok, done.text
+    assert done.data["campaign_id"] == first.data["campaign_id"] and done.data["ad_ids"] == first.data["ad_ids"]
+    assert {t: len(await _live(sandbox, t, "Later")) for t in ("campaign", "adset", "ad")} == counts
+    assert (await facebook.call("get_campaign", {"campaign_id": first.data["campaign_id"]})).data["campaign"]["status"] == "ACTIVE"
+    assert (await facebook.call("get_ad", {"ad_id": first.data["ad_ids"][0]})).data["ad"]["status"] == "ACTIVE"
+    again = await facebook.call("launch_campaign", launch_args(tmp_path, "Later", status="ACTIVE"))
+    assert again.ok and again.data.get("already_launched"), again.text
 
 
 async def test_active_launch_is_one_confirmation_and_activates_last(facebook, sandbox, tmp_path):
