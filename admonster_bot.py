@@ -69,6 +69,10 @@ BOT_COMMANDS: dict[str, BotCommand] = {
     "connect": BotCommand("connect", (), "/connect: a link to connect Facebook (sign in and allow the permissions)"),
     "disconnect": BotCommand("disconnect", (), "/disconnect: revoke Ad Monster's Facebook permissions and delete the token"),
     "token": BotCommand("token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"),
+    "alerts": BotCommand("list_alerts", (), "/alerts: the alert rules, their thresholds, actions and when they last fired"),
+    "report": BotCommand("weekly_report", (), "/report: the last 7 days against the 7 before, top campaigns, recommendations"),
+    "spend": BotCommand("spend_report", ("date_preset",),
+                        "/spend [yesterday|last_7d|…] [since=… until=…] [fee_pct=…]: spend per account and campaign, with fee"),
 }
 LOCAL_COMMANDS = {"help": "/help [op]: this list, or one op's arguments",
                   "tool": "/tool OP {json}: call any op with JSON arguments, e.g. /tool list_campaigns {\"limit\": 5}",
@@ -657,7 +661,8 @@ def jobs_run(name: str = typer.Argument(..., help="The job, e.g. token_check."))
         from admonster_jobs import JobContext, run_job
 
         async with _runtime(settings) as runtime:
-            context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=settings, sessions=runtime)
+            context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=settings, sessions=runtime,
+                                 time_source=runtime.time_source)
             try:
                 result = await run_job(name, context)
             except ValueError as exc:

@@ -1,7 +1,11 @@
 """Ad Monster scheduled jobs: a registry (`JOBS`), the jobs themselves, and the `Scheduler` inside `admonster serve`.
 
 Jobs: `token_check` (daily at 03:00 local time) checks every workspace's Facebook token and warns 7 days and
-1 day before it expires and once when it stops working; `outbox` (every 60 s) delivers due notifications.
+1 day before it expires and once when it stops working; `outbox` (every 60 s) delivers due notifications;
+`alerts` (hourly) evaluates alert rules; `insights_sync` (daily 04:00) keeps yesterday's snapshots;
+`weekly_report` (Mondays 08:00) sends the weekly report; `spend_billing` (daily 06:00) writes the spend ledger and
+pauses/resumes campaigns on billing problems. The Facebook jobs call ops through each workspace's `fi_facebook`
+session (`FacebookSessions.facebook_for`, interface "job"); in sandbox mode their "now" is the sandbox's clock.
 `admonster jobs run NAME` runs one on demand through `run_job`. The product provides the `Sessions` object
 (the workspaces and a token's health from `/debug_token`); this module only defines its shape.
 """
@@ -62,7 +66,27 @@ class Every:
         return f"every {self.seconds:g}s"
 
 
-Schedule = DailyAt | Every
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class Weekly:
+    """Once a week on `weekday` (0 = Monday) at hour:minute in the scheduler's time zone."""
+
+    weekday: int
+    hour: int
+    minute: int = 0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.weekday <= 6 and 0 <= self.hour <= 23 and 0 <= self.minute <= 59):
+            raise ValueError(f"Weekly({self.weekday}, {self.hour}, {self.minute}) is not a time of the week. "
+                             "Fix: weekday 0-6 (Monday 0), hour 0-23, minute 0-59.")
+
+    def __str__(self) -> str:
+        return f"weekly on {WEEKDAYS[self.weekday].capitalize()} at {self.hour:02d}:{self.minute:02d}"
+
+
+Schedule = DailyAt | Every | Weekly
 
 
 # -- the product seam ------------------------------------------------------------------------------------------
@@ -95,6 +119,15 @@ class Sessions(Protocol):
         ...
 
 
+@runtime_checkable
+class FacebookSessions(Protocol):
+    """What the Facebook jobs (alerts, insights_sync, weekly_report, spend_billing) need besides `Sessions`:
+    a workspace's `fi_facebook.Facebook` session; jobs call ops through its `call(op, args, interface="job")`."""
+
+    async def facebook_for(self, workspace: Workspace) -> Any:
+        ...
+
+
 # -- jobs ------------------------------------------------------------------------------------------------------
 
 
@@ -108,11 +141,23 @@ class JobContext:
     sessions: Sessions
     clock: Clock | None = None
     tz: tzinfo | None = None  # None: this machine's local time
+    # The runtime's clock when it is not this machine's (the sandbox's in sandbox mode): read before each run.
+    time_source: Callable[[], Awaitable[datetime]] | None = None
+    _offset: timedelta | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
-        """The current time, timezone-aware."""
+        """The current time, timezone-aware: the clock given, else the runtime's (as last read), else the store's."""
+        if self.clock is None and self._offset is not None:
+            return datetime.now(UTC) + self._offset
         moment = (self.clock or self.store.clock)()
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+    async def sync_clock(self) -> None:
+        """Read the runtime's clock (the sandbox's `GET /__sandbox/clock`); `now()` follows it from then on."""
+        if self.time_source is not None:
+            moment = await self.time_source()
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+            self._offset = moment - datetime.now(UTC)
 
     def local(self, moment: datetime) -> datetime:
         """`moment` in the jobs' time zone."""
@@ -272,12 +317,140 @@ async def deliver_outbox(ctx: JobContext) -> JobResult:
     return JobResult("outbox", True, str(report), list(report.errors))
 
 
+# -- Facebook jobs: every one reaches Facebook through the workspace's fi_facebook session (interface "job") --
+
+BILLING_PROBLEM_STATUSES = {3: "UNSETTLED", 8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD"}
+ACCOUNT_ACTIVE = 1
+
+
+async def _connected(ctx: JobContext) -> list[tuple[Workspace, Any]]:
+    """(workspace, Facebook session) for every workspace connected to Facebook."""
+    if not isinstance(ctx.sessions, FacebookSessions):
+        return []
+    found = []
+    for workspace in await ctx.sessions.workspaces():
+        if await ctx.store.load_token(workspace.id) is None:
+            continue  # never connect a workspace behind the person's back (the sandbox would sign in its demo user)
+        facebook = await ctx.sessions.facebook_for(workspace)
+        if getattr(facebook, "graph", None) is not None:
+            found.append((workspace, facebook))
+    return found
+
+
+async def _each_workspace(ctx: JobContext, name: str, work: Callable[[Workspace, Any], Awaitable[str]]) -> JobResult:
+    """Run `work` for every connected workspace; one workspace's failure is reported and the others still run."""
+    details, ok = [], True
+    sessions = await _connected(ctx)
+    for workspace, facebook in sessions:
+        try:
+            details.append(f"{workspace.name}: {await work(workspace, facebook)}")
+        except Exception as exc:  # noqa: BLE001 - one workspace must not stop the others
+            ok = False
+            details.append(f"{workspace.name}: failed ({type(exc).__name__}: {exc})")
+            log.warning("job_workspace_failed", job=name, workspace=workspace.name, error=f"{type(exc).__name__}: {exc}")
+    summary = f"{len(sessions)} workspace(s)" + (": " + "; ".join(details) if details else ": none connected to Facebook")
+    return JobResult(name, ok, summary[:400], details)
+
+
+def _first_line(text: str) -> str:
+    return (text or "").splitlines()[0] if text else ""
+
+
+async def alerts_job(ctx: JobContext) -> JobResult:
+    """Evaluate every workspace's alert rules; each firing is sent to chat, email and webhook."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("evaluate_alerts", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        fired = (result.data or {}).get("fired", [])
+        for event in fired:
+            await ctx.notifier.notify(workspace.id, event["subject"], event["text"],
+                                      dedupe_key=f"alert:{event['rule_id']}:{event['fired_at']}",
+                                      level="error" if event.get("outcome") == "failed" else "warning")
+        return f"{(result.data or {}).get('checked', 0)} rule(s) checked, {len(fired)} fired"
+
+    return await _each_workspace(ctx, "alerts", work)
+
+
+async def insights_sync_job(ctx: JobContext) -> JobResult:
+    """Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("sync_snapshots", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        return _first_line(result.text)
+
+    return await _each_workspace(ctx, "insights_sync", work)
+
+
+async def weekly_report_job(ctx: JobContext) -> JobResult:
+    """Send each workspace its weekly report (last 7 days against the 7 before) through the outbox."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("weekly_report", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        period = (result.data or {}).get("period", {})
+        subject = f"Weekly report {period.get('since', '')} to {period.get('until', '')}".strip()
+        await ctx.notifier.notify(workspace.id, subject, result.text, dedupe_key=f"weekly:{period.get('until')}", level="info")
+        return subject
+
+    return await _each_workspace(ctx, "weekly_report", work)
+
+
+async def spend_billing_job(ctx: JobContext) -> JobResult:
+    """Write yesterday's spend per ad account; pause on a billing problem, resume what was paused once it is fixed."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("sync_spend", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        done = [_first_line(result.text)]
+        for account in (result.data or {}).get("accounts", []):
+            status, account_id = account.get("account_status"), account["ad_account_id"]
+            if status in BILLING_PROBLEM_STATUSES and not account.get("billing_paused"):
+                paused = await facebook.call("billing_failed", {"ad_account_id": account_id}, interface="job")
+                await ctx.notifier.notify(
+                    workspace.id, f"Billing problem on {account.get('name') or account_id}: campaigns paused",
+                    f"Facebook reports ad account {account_id} as {BILLING_PROBLEM_STATUSES[status]}. {paused.text}",
+                    dedupe_key=f"billing_failed:{account_id}:{(paused.data or {}).get('pause_id')}", level="error")
+                done.append(f"{account_id} {BILLING_PROBLEM_STATUSES[status]}: {_first_line(paused.text)}")
+            elif status == ACCOUNT_ACTIVE and account.get("billing_paused"):
+                resumed = await facebook.call("billing_recovered", {"ad_account_id": account_id}, interface="job")
+                if resumed.ok:
+                    subject = f"Billing fixed on {account.get('name') or account_id}: campaigns resumed"
+                    text = resumed.text
+                else:
+                    confirm = (resumed.data or {}).get("confirmation_id")
+                    subject = f"Billing fixed on {account.get('name') or account_id}: resume the paused campaigns?"
+                    text = (f"Facebook reports ad account {account_id} active again. "
+                            + (f"Resuming needs your confirmation: /confirm {confirm}. " if confirm else "")
+                            + resumed.text)
+                await ctx.notifier.notify(workspace.id, subject, text,
+                                          dedupe_key=f"billing_recovered:{account_id}:{account.get('pause_id')}",
+                                          level="info" if resumed.ok else "warning")
+                done.append(f"{account_id} active again: {_first_line(resumed.text)}")
+        return "; ".join(done)
+
+    return await _each_workspace(ctx, "spend_billing", work)
+
+
 JOBS: dict[str, JobSpec] = {
     "token_check": JobSpec(
         "token_check", DailyAt(3, 0), token_check,
         "Check every workspace's Facebook token; warn before expiry and when it stops working.",
     ),
     "outbox": JobSpec("outbox", Every(60), deliver_outbox, "Deliver due email and webhook notifications."),
+    "alerts": JobSpec("alerts", Every(3600), alerts_job,
+                      "Evaluate alert rules; notify, pause or scale as each rule says, once per cooldown."),
+    "insights_sync": JobSpec("insights_sync", DailyAt(4, 0), insights_sync_job,
+                             "Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."),
+    "weekly_report": JobSpec("weekly_report", Weekly(0, 8, 0), weekly_report_job,
+                             "Send the weekly report: last 7 days against the 7 before, top campaigns, recommendations."),
+    "spend_billing": JobSpec("spend_billing", DailyAt(6, 0), spend_billing_job,
+                             "Write yesterday's spend per ad account; pause on billing problems, resume once fixed."),
 }
 
 
@@ -315,6 +488,7 @@ async def run_job(name: str, context: JobContext, jobs: Mapping[str, JobSpec] | 
     spec = jobs.get(str(name).strip())
     if spec is None:
         raise unknown_job_error(name, jobs)
+    await context.sync_clock()
     return await _run_spec(spec, context)
 
 
@@ -356,9 +530,9 @@ class Scheduler:
         at = time(schedule.hour, schedule.minute)
         local_after = self._local(after)
         day = local_after.date()
-        for _ in range(3):
+        for _ in range(10):
             candidate = self._at(day, at)
-            if candidate > after:
+            if candidate > after and (not isinstance(schedule, Weekly) or day.weekday() == schedule.weekday):
                 return candidate
             day += timedelta(days=1)
         raise AssertionError("unreachable: a later day always has the time")
@@ -413,6 +587,7 @@ class Scheduler:
         log.info("scheduler_started", jobs=sorted(self.jobs), tz=str(self.tz or "local"))
         while not stop_event.is_set():
             try:
+                await self.context.sync_clock()
                 await self.run_pending(self.now())
                 wait = min(MAX_IDLE_SECONDS, await self.seconds_until_next(self.now()))
             except asyncio.CancelledError:

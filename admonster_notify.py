@@ -383,12 +383,7 @@ class Notifier:
                 f"Webhook {shown or 'URL'} is not an http(s) URL. Fix: set notify_webhook_url to an https:// URL.",
                 retry=False,
             ) from None
-        payload = {
-            "text": f"*{item.subject}*\n{item.text}",
-            "subject": item.subject,
-            "workspace": await self._workspace_name(item.workspace_id),
-            "level": item.level,
-        }
+        payload = webhook_payload(url, item.subject, item.text, await self._workspace_name(item.workspace_id), item.level)
         session = await self._http()
         try:
             async with session.post(
@@ -408,6 +403,65 @@ class Notifier:
         if status >= 500 or status in RETRYABLE_HTTP:
             raise DeliveryError(detail, retry=True, retry_after=retry_after)
         raise DeliveryError(f"{detail}. Fix: check notify_webhook_url.", retry=False)
+
+
+SLACK_HOSTS = ("hooks.slack.com",)
+DISCORD_HOSTS = ("discord.com", "discordapp.com")
+SLACK_SECTION_MAX = 3000  # Slack's limit for a section block's text
+SLACK_HEADER_MAX = 150
+DISCORD_CONTENT_MAX = 2000
+DISCORD_TITLE_MAX = 256
+DISCORD_DESCRIPTION_MAX = 4096
+DISCORD_COLORS = {"info": 0x3B82F6, "warning": 0xF59E0B, "error": 0xDC2626}
+LEVEL_ICONS = {"info": "ℹ️", "warning": "⚠️", "error": "🛑"}
+
+
+def webhook_kind(url: str) -> str:
+    """"slack", "discord" or "generic", by the webhook URL's host (subdomains included: ptb.discord.com)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return "generic"
+    if any(host == h or host.endswith("." + h) for h in SLACK_HOSTS):
+        return "slack"
+    if any(host == h or host.endswith("." + h) for h in DISCORD_HOSTS) and "/api/webhooks/" in urlsplit(url).path:
+        return "discord"
+    return "generic"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def webhook_payload(url: str, subject: str, text: str, workspace: str, level: str) -> dict[str, Any]:
+    """The JSON body for a webhook in its destination's own format.
+
+    Slack incoming webhooks take ``text`` (the notification fallback) and Block Kit ``blocks``; Discord webhooks take
+    ``content`` and ``embeds``; anything else gets Ad Monster's generic JSON (text, subject, workspace, level).
+    """
+    kind = webhook_kind(url)
+    icon = LEVEL_ICONS.get(level, "")
+    if kind == "slack":
+        return {
+            "text": _clip(f"{icon} *{subject}*\n{text}".strip(), SLACK_SECTION_MAX),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": _clip(subject, SLACK_HEADER_MAX), "emoji": True}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text or subject, SLACK_SECTION_MAX)}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} Ad Monster · workspace {workspace} · {level}".strip()}]},
+            ],
+        }
+    if kind == "discord":
+        return {
+            "content": _clip(f"{icon} **{subject}**".strip(), DISCORD_CONTENT_MAX),
+            "embeds": [{
+                "title": _clip(subject, DISCORD_TITLE_MAX),
+                "description": _clip(text or subject, DISCORD_DESCRIPTION_MAX),
+                "color": DISCORD_COLORS.get(level, DISCORD_COLORS["info"]),
+                "footer": {"text": f"Ad Monster · workspace {workspace} · {level}"},
+            }],
+            "allowed_mentions": {"parse": []},  # a campaign named "@everyone" must not ping a server
+        }
+    return {"text": f"*{subject}*\n{text}", "subject": subject, "workspace": workspace, "level": level}
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -1,6 +1,7 @@
 """One Ad Monster process: settings, store, the embedded sandbox or live Facebook, and a Facebook session per workspace."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ class Runtime:
         self.callback_url: Callable[[], Any] | None = None  # set by the interface that can receive OAuth callbacks
         self.notifier: Any = None
         self._sessions: dict[int, tuple[str, Facebook]] = {}
+        self._sessions_lock = asyncio.Lock()
         self._chat_loop: Any = None
 
     @property
@@ -44,7 +46,15 @@ class Runtime:
         return await self.store.list_workspaces()
 
     async def facebook_for(self, workspace: Any) -> Facebook:
-        """The workspace's Facebook session; rebuilt when its stored token changed, graph-less when not connected."""
+        """The workspace's Facebook session; rebuilt when its stored token changed, graph-less when not connected.
+
+        One caller at a time: a scheduled job and a request asking at once must share one session, not each build
+        (and close) the other's Graph client.
+        """
+        async with self._sessions_lock:
+            return await self._facebook_for(workspace)
+
+    async def _facebook_for(self, workspace: Any) -> Facebook:
         from fb_utils import GraphClient
         from fi_facebook import Facebook, record_wait
 
@@ -66,11 +76,21 @@ class Runtime:
             graph = GraphClient(token, app_secret=self.app.app_secret if self.app else self._live_app_secret(),
                                 base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait)
         facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
-                            on_disconnect=self._forget_session)
+                            on_disconnect=self._forget_session, clock=self.time_source)
         self._sessions[workspace.id] = (stamp, facebook)
         if graph is not None:
             await _default_selections(facebook)
         return facebook
+
+    @property
+    def time_source(self) -> Callable[[], Any] | None:
+        """The clock jobs and automations use when it is not this machine's: the sandbox's, in sandbox mode."""
+        return self.sandbox_now if self.sandbox_url else None
+
+    async def sandbox_now(self) -> datetime:
+        """The sandbox's simulated time (`GET /__sandbox/clock`): delivery, token expiry and cooldowns follow it."""
+        answer = await _sandbox_call(self.sandbox_url, "GET", "clock")
+        return datetime.fromtimestamp(float(answer["epoch"]), timezone.utc)
 
     def _live_app_secret(self) -> str | None:
         secret = self.settings.app_secret

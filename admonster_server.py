@@ -246,6 +246,7 @@ async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | Non
 def _start_scheduler(runtime: Any, stop: asyncio.Event) -> asyncio.Task:
     from admonster_jobs import JOBS, JobContext, Scheduler
 
-    context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime)
+    context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
+                         time_source=runtime.time_source)
     scheduler = Scheduler(JOBS, context)
     return asyncio.get_running_loop().create_task(scheduler.run_forever(stop))

@@ -44,7 +44,6 @@ MAX_ERROR_CHARS = 500
 Clock = Callable[[], datetime]
 
 # Numbered schema migrations: MIGRATIONS[0] is version 1. Never edit an applied one; append a new script.
-# Later issues append: launches, alert rules/events, performance snapshots, spend ledger.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE workspaces (
@@ -192,6 +191,74 @@ MIGRATIONS: list[str] = [
         UNIQUE (workspace_id, key)
     );
     """,
+    # 6: insights automation: alert rules and the events they fired, daily performance snapshots, the spend ledger,
+    # and the campaigns paused because an ad account's billing failed (resumed exactly, later).
+    """
+    CREATE TABLE alert_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('account', 'campaign', 'adset', 'ad')),
+        ad_account_id TEXT,
+        currency TEXT,
+        metric TEXT NOT NULL,
+        operator TEXT NOT NULL CHECK (operator IN ('>', '>=', '<', '<=')),
+        threshold REAL NOT NULL,
+        window TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('notify', 'pause', 'scale')),
+        scale_pct INTEGER,
+        max_budget INTEGER,
+        cooldown_hours REAL NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        last_fired_at TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (workspace_id, name)
+    );
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        rule_id INTEGER REFERENCES alert_rules(id) ON DELETE SET NULL,
+        rule_name TEXT NOT NULL,
+        fired_at TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        value REAL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX alert_events_workspace ON alert_events(workspace_id, id);
+    CREATE TABLE perf_snapshots (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        object_id TEXT NOT NULL,
+        level TEXT NOT NULL,
+        day TEXT NOT NULL,
+        metrics_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, object_id, day)
+    );
+    CREATE INDEX perf_snapshots_day ON perf_snapshots(workspace_id, day);
+    CREATE TABLE spend_ledger (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        ad_account_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        spend_minor INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        fee_minor INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, ad_account_id, day)
+    );
+    CREATE TABLE billing_pauses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        ad_account_id TEXT NOT NULL,
+        object_ids_json TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        resumed_at TEXT
+    );
+    CREATE INDEX billing_pauses_open ON billing_pauses(workspace_id, ad_account_id, resumed_at);
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -264,6 +331,87 @@ class Launch:
     steps: dict[str, dict[str, Any]]
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A workspace's alert: when `metric` over `window` of `object_id` crosses `threshold`, do `action`.
+
+    Money thresholds (spend, cpc, cpm, cpa) and `max_budget` are in minor units of `currency`.
+    """
+
+    id: int
+    workspace_id: int
+    name: str
+    object_id: str
+    level: str
+    ad_account_id: str | None
+    currency: str | None
+    metric: str
+    operator: str
+    threshold: float
+    window: str
+    action: str
+    scale_pct: int | None
+    max_budget: int | None
+    cooldown_hours: float
+    enabled: bool
+    last_fired_at: datetime | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One time a rule fired: the value seen, the action taken and how it went."""
+
+    id: int
+    workspace_id: int
+    rule_id: int | None
+    rule_name: str
+    fired_at: datetime
+    object_id: str
+    value: float | None
+    action: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One object's metrics for one day (the account's day), as insights reported them."""
+
+    workspace_id: int
+    object_id: str
+    level: str
+    day: str
+    metrics: dict[str, Any]
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ad account's spend on one day, in minor units of its currency, with the agency fee on it."""
+
+    workspace_id: int
+    ad_account_id: str
+    day: str
+    spend_minor: int
+    currency: str
+    fee_minor: int
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class BillingPause:
+    """The campaigns Ad Monster paused because an ad account's billing failed; resumed_at once they run again."""
+
+    id: int
+    workspace_id: int
+    ad_account_id: str
+    object_ids: list[str]
+    reason: str
+    created_at: str
+    resumed_at: str | None
 
 
 @dataclass(frozen=True)
@@ -1244,6 +1392,199 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    # -- alert rules and events ------------------------------------------------------------------------------
+
+    async def add_alert_rule(
+        self,
+        workspace_id: int,
+        *,
+        name: str,
+        object_id: str,
+        level: str,
+        metric: str,
+        operator: str,
+        threshold: float,
+        window: str,
+        action: str,
+        cooldown_hours: float,
+        ad_account_id: str | None = None,
+        currency: str | None = None,
+        scale_pct: int | None = None,
+        max_budget: int | None = None,
+        enabled: bool = True,
+    ) -> AlertRule:
+        """Save a new alert rule; its name is unique in the workspace."""
+        name = _one_line(name or "")
+        if not name or len(name) > 200:
+            raise InvalidArgument("Alert name must be 1-200 characters. Fix: pass a short name such as 'CPA too high'.")
+        try:
+            cursor = await self._write(
+                "INSERT INTO alert_rules (workspace_id, name, object_id, level, ad_account_id, currency, metric, operator, "
+                "threshold, window, action, scale_pct, max_budget, cooldown_hours, enabled, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (workspace_id, name, str(object_id), level, ad_account_id, currency, metric, operator, float(threshold),
+                 window, action, scale_pct, max_budget, float(cooldown_hours), 1 if enabled else 0, _iso(self._now())),
+                workspace_id,
+            )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise InvalidArgument(f"An alert named {name!r} already exists. Fix: pick another name or delete it first.") from None
+            raise InvalidArgument(f"Alert rule refused by the database ({exc}). Fix: check level, operator and action.") from None
+        rule = await self.get_alert_rule(workspace_id, int(cursor.lastrowid))
+        assert rule is not None
+        return rule
+
+    async def get_alert_rule(self, workspace_id: int, rule_id: int) -> AlertRule | None:
+        """One alert rule of the workspace, or None."""
+        row = await self._fetchone("SELECT * FROM alert_rules WHERE workspace_id = ? AND id = ?", (workspace_id, int(rule_id)))
+        return _alert_rule_from_row(row) if row else None
+
+    async def list_alert_rules(self, workspace_id: int, *, enabled_only: bool = False) -> list[AlertRule]:
+        """The workspace's alert rules, oldest first."""
+        where = " AND enabled = 1" if enabled_only else ""
+        rows = await self._fetchall(f"SELECT * FROM alert_rules WHERE workspace_id = ?{where} ORDER BY id", (workspace_id,))
+        return [_alert_rule_from_row(row) for row in rows]
+
+    async def delete_alert_rule(self, workspace_id: int, rule_id: int) -> bool:
+        """Delete one alert rule of the workspace (its events stay, without the rule); False when it is not there."""
+        cursor = await self._db.execute("DELETE FROM alert_rules WHERE workspace_id = ? AND id = ?", (workspace_id, int(rule_id)))
+        return cursor.rowcount == 1
+
+    async def record_alert_fired(
+        self,
+        workspace_id: int,
+        rule_id: int,
+        *,
+        fired_at: datetime,
+        value: float | None,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> AlertEvent:
+        """Record that a rule fired at `fired_at` (its cooldown starts then) and what its action did."""
+        rule = await self.get_alert_rule(workspace_id, rule_id)
+        if rule is None:
+            raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace. Fix: pass one of its rule ids.")
+        at = _iso(_as_utc(fired_at))
+        await self._db.execute("UPDATE alert_rules SET last_fired_at = ? WHERE workspace_id = ? AND id = ?",
+                               (at, workspace_id, rule.id))
+        cursor = await self._write(
+            "INSERT INTO alert_events (workspace_id, rule_id, rule_name, fired_at, object_id, value, action, outcome, "
+            "detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (workspace_id, rule.id, rule.name, at, rule.object_id, value, rule.action, _one_line(outcome)[:MAX_ERROR_CHARS],
+             _to_json(drop_secret_keys(detail or {}), "Alert event detail")),
+            workspace_id,
+        )
+        row = await self._fetchone("SELECT * FROM alert_events WHERE id = ?", (int(cursor.lastrowid),))
+        return _alert_event_from_row(row)
+
+    async def list_alert_events(self, workspace_id: int, *, rule_id: int | None = None, limit: int = 50) -> list[AlertEvent]:
+        """The workspace's alert events, newest first (optionally one rule's)."""
+        where, params = "workspace_id = ?", [workspace_id]
+        if rule_id is not None:
+            where += " AND rule_id = ?"
+            params.append(int(rule_id))
+        rows = await self._fetchall(f"SELECT * FROM alert_events WHERE {where} ORDER BY id DESC LIMIT ?",
+                                    (*params, max(1, min(int(limit), 1000))))
+        return [_alert_event_from_row(row) for row in rows]
+
+    # -- daily performance snapshots -------------------------------------------------------------------------
+
+    async def upsert_snapshot(self, workspace_id: int, object_id: str, level: str, day: str, metrics: dict[str, Any]) -> bool:
+        """Keep one object's metrics for one day (replacing that day's earlier ones); True when new or changed."""
+        day = _check_day(day)
+        metrics_json = json.dumps(metrics, sort_keys=True, ensure_ascii=False)
+        row = await self._fetchone("SELECT level, metrics_json FROM perf_snapshots WHERE workspace_id = ? AND object_id = ? AND day = ?",
+                                   (workspace_id, str(object_id), day))
+        if row is not None and row["metrics_json"] == metrics_json and row["level"] == level:
+            return False
+        await self._write(
+            "INSERT INTO perf_snapshots (workspace_id, object_id, level, day, metrics_json, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, object_id, day) DO UPDATE SET level = excluded.level, "
+            "metrics_json = excluded.metrics_json, updated_at = excluded.updated_at",
+            (workspace_id, str(object_id), level, day, metrics_json, _iso(self._now())),
+            workspace_id,
+        )
+        return True
+
+    async def list_snapshots(
+        self, workspace_id: int, since: str, until: str, *, level: str | None = None, object_ids: list[str] | None = None
+    ) -> list[Snapshot]:
+        """Snapshots with `since` <= day <= `until`, by day then object."""
+        where, params = ["workspace_id = ?", "day >= ?", "day <= ?"], [workspace_id, _check_day(since), _check_day(until)]
+        if level is not None:
+            where.append("level = ?")
+            params.append(level)
+        if object_ids is not None:
+            if not object_ids:
+                return []
+            where.append(f"object_id IN ({', '.join('?' for _ in object_ids)})")
+            params.extend(str(i) for i in object_ids)
+        rows = await self._fetchall(f"SELECT * FROM perf_snapshots WHERE {' AND '.join(where)} ORDER BY day, object_id", tuple(params))
+        return [Snapshot(workspace_id=row["workspace_id"], object_id=row["object_id"], level=row["level"], day=row["day"],
+                         metrics=json.loads(row["metrics_json"]), updated_at=row["updated_at"]) for row in rows]
+
+    # -- spend ledger ----------------------------------------------------------------------------------------
+
+    async def record_spend(
+        self, workspace_id: int, ad_account_id: str, day: str, *, spend_minor: int, currency: str, fee_minor: int = 0
+    ) -> LedgerEntry:
+        """Write (or overwrite) one ad account's spend for one day."""
+        account = normalize_ad_account_id(ad_account_id)
+        day = _check_day(day)
+        if int(spend_minor) < 0 or int(fee_minor) < 0:
+            raise InvalidArgument("Spend and fee cannot be negative. Fix: pass amounts in minor units, 0 or more.")
+        await self._write(
+            "INSERT INTO spend_ledger (workspace_id, ad_account_id, day, spend_minor, currency, fee_minor, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, ad_account_id, day) DO UPDATE SET "
+            "spend_minor = excluded.spend_minor, currency = excluded.currency, fee_minor = excluded.fee_minor, "
+            "updated_at = excluded.updated_at",
+            (workspace_id, account, day, int(spend_minor), str(currency).upper(), int(fee_minor), _iso(self._now())),
+            workspace_id,
+        )
+        [entry] = await self.list_spend(workspace_id, day, day, ad_account_id=account)
+        return entry
+
+    async def list_spend(self, workspace_id: int, since: str, until: str, *, ad_account_id: str | None = None) -> list[LedgerEntry]:
+        """Ledger entries with `since` <= day <= `until`, by day then account."""
+        where, params = ["workspace_id = ?", "day >= ?", "day <= ?"], [workspace_id, _check_day(since), _check_day(until)]
+        if ad_account_id is not None:
+            where.append("ad_account_id = ?")
+            params.append(normalize_ad_account_id(ad_account_id))
+        rows = await self._fetchall(f"SELECT * FROM spend_ledger WHERE {' AND '.join(where)} ORDER BY day, ad_account_id", tuple(params))
+        return [LedgerEntry(workspace_id=row["workspace_id"], ad_account_id=row["ad_account_id"], day=row["day"],
+                            spend_minor=row["spend_minor"], currency=row["currency"], fee_minor=row["fee_minor"],
+                            updated_at=row["updated_at"]) for row in rows]
+
+    # -- billing pauses --------------------------------------------------------------------------------------
+
+    async def add_billing_pause(self, workspace_id: int, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPause:
+        """Record exactly which objects were paused because the account's billing failed."""
+        cursor = await self._write(
+            "INSERT INTO billing_pauses (workspace_id, ad_account_id, object_ids_json, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+            (workspace_id, normalize_ad_account_id(ad_account_id), json.dumps([str(i) for i in object_ids]),
+             _one_line(reason or "billing failed")[:MAX_ERROR_CHARS], _iso(self._now())),
+            workspace_id,
+        )
+        row = await self._fetchone("SELECT * FROM billing_pauses WHERE id = ?", (int(cursor.lastrowid),))
+        return _billing_pause_from_row(row)
+
+    async def open_billing_pauses(self, workspace_id: int, ad_account_id: str | None = None) -> list[BillingPause]:
+        """The billing pauses not resumed yet, oldest first (optionally one account's)."""
+        where, params = "workspace_id = ? AND resumed_at IS NULL", [workspace_id]
+        if ad_account_id is not None:
+            where += " AND ad_account_id = ?"
+            params.append(normalize_ad_account_id(ad_account_id))
+        rows = await self._fetchall(f"SELECT * FROM billing_pauses WHERE {where} ORDER BY id", tuple(params))
+        return [_billing_pause_from_row(row) for row in rows]
+
+    async def mark_billing_resumed(self, workspace_id: int, pause_id: int) -> bool:
+        """Mark a billing pause resumed; False when it is not open in this workspace."""
+        cursor = await self._db.execute(
+            "UPDATE billing_pauses SET resumed_at = ? WHERE workspace_id = ? AND id = ? AND resumed_at IS NULL",
+            (_iso(self._now()), workspace_id, int(pause_id)),
+        )
+        return cursor.rowcount == 1
+
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
 
@@ -1371,6 +1712,41 @@ def _launch_from_row(row: aiosqlite.Row) -> Launch:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _check_day(day: Any) -> str:
+    text = day.isoformat() if hasattr(day, "isoformat") else str(day)
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise InvalidArgument(f"{day!r} is not a day. Fix: pass YYYY-MM-DD, e.g. 2026-03-01.") from None
+    return text
+
+
+def _alert_rule_from_row(row: aiosqlite.Row) -> AlertRule:
+    return AlertRule(
+        id=row["id"], workspace_id=row["workspace_id"], name=row["name"], object_id=row["object_id"], level=row["level"],
+        ad_account_id=row["ad_account_id"], currency=row["currency"], metric=row["metric"], operator=row["operator"],
+        threshold=row["threshold"], window=row["window"], action=row["action"], scale_pct=row["scale_pct"],
+        max_budget=row["max_budget"], cooldown_hours=row["cooldown_hours"], enabled=bool(row["enabled"]),
+        last_fired_at=_parse_time(row["last_fired_at"]), created_at=row["created_at"],
+    )
+
+
+def _alert_event_from_row(row: aiosqlite.Row) -> AlertEvent:
+    return AlertEvent(
+        id=row["id"], workspace_id=row["workspace_id"], rule_id=row["rule_id"], rule_name=row["rule_name"],
+        fired_at=datetime.fromisoformat(row["fired_at"]), object_id=row["object_id"], value=row["value"],
+        action=row["action"], outcome=row["outcome"], detail=json.loads(row["detail_json"]),
+    )
+
+
+def _billing_pause_from_row(row: aiosqlite.Row) -> BillingPause:
+    return BillingPause(
+        id=row["id"], workspace_id=row["workspace_id"], ad_account_id=row["ad_account_id"],
+        object_ids=json.loads(row["object_ids_json"]), reason=row["reason"], created_at=row["created_at"],
+        resumed_at=row["resumed_at"],
+    )
 
 
 def _parse_time(value: str | None) -> datetime | None:

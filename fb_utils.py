@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import math
+import os
 import random
 import re
 import sys
@@ -40,8 +41,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import structlog
@@ -2237,11 +2240,125 @@ class LaunchJournal(Protocol):
 
 
 @dataclass
+class AlertRuleRecord:
+    """An alert rule as ``ctx.records`` holds it. Money thresholds and ``max_budget`` are minor units of ``currency``."""
+
+    id: int
+    name: str
+    object_id: str
+    level: str                 # account, campaign, adset, ad
+    metric: str                # spend, cpc, cpm, ctr, cpa, roas, frequency, impressions, results
+    operator: str              # >, >=, <, <=
+    threshold: float
+    window: str                # today, yesterday, last_3d, last_7d
+    action: str                # notify, pause, scale
+    cooldown_hours: float
+    ad_account_id: str | None = None
+    currency: str | None = None
+    scale_pct: int | None = None
+    max_budget: int | None = None
+    enabled: bool = True
+    last_fired_at: datetime | None = None
+
+
+@dataclass
+class SnapshotRecord:
+    """One object's metrics for one day (the ad account's day), as insights reported them."""
+
+    object_id: str
+    level: str
+    day: str                   # YYYY-MM-DD
+    metrics: dict[str, Any]
+
+
+@dataclass
+class SpendRecord:
+    """One ad account's spend for one day in minor units of its currency, with the agency fee on it."""
+
+    ad_account_id: str
+    day: str
+    spend_minor: int
+    currency: str
+    fee_minor: int = 0
+
+
+@dataclass
+class BillingPauseRecord:
+    """The objects paused because an ad account's billing failed; ``resumed_at`` set once they were resumed."""
+
+    id: int
+    ad_account_id: str
+    object_ids: list[str]
+    reason: str
+    created_at: str = ""
+    resumed_at: str | None = None
+
+
+class InsightsRecords(Protocol):
+    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses (the store, in fi_facebook).
+
+    ``now`` is the runtime's clock (the sandbox's clock in sandbox mode), so cooldowns follow simulated time.
+    """
+
+    async def now(self) -> datetime: ...
+
+    async def setting(self, key: str, default: Any = None) -> Any: ...
+
+    async def add_alert(self, rule: AlertRuleRecord) -> AlertRuleRecord:
+        """Save a new rule (its ``id`` is ignored and assigned); a duplicate name is a ValidationError."""
+        ...
+
+    async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]: ...
+
+    async def delete_alert(self, rule_id: int) -> AlertRuleRecord | None:
+        """Delete a rule; the deleted rule, or None when the workspace has no such rule."""
+        ...
+
+    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str,
+                          detail: dict[str, Any]) -> None:
+        """Record a firing: the event, and the rule's ``last_fired_at`` (its cooldown starts at ``at``)."""
+        ...
+
+    async def put_snapshot(self, snapshot: SnapshotRecord) -> bool:
+        """Keep one object's day (one per object and day); True when new or changed."""
+        ...
+
+    async def snapshots(self, since: str, until: str, *, level: str | None = None) -> list[SnapshotRecord]: ...
+
+    async def put_spend(self, entry: SpendRecord) -> None: ...
+
+    async def spend(self, since: str, until: str, *, ad_account_id: str | None = None) -> list[SpendRecord]: ...
+
+    async def open_billing_pauses(self, ad_account_id: str) -> list[BillingPauseRecord]:
+        """The account's billing pauses not resumed yet, oldest first."""
+        ...
+
+    async def add_billing_pause(self, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPauseRecord: ...
+
+    async def billing_resumed(self, pause_id: int) -> None: ...
+
+
+class GatedRunner(Protocol):
+    """``ctx.gate``: runs another op through the safety gate without a person (automations: alerts, billing guard).
+
+    A write runs and is audited exactly as if called directly (the interface is the caller's, "job" for jobs). A
+    write the workspace policy would hold for confirmation is not run: ``run`` answers a not-ok OpResult saying why.
+    """
+
+    async def run(self, op: str, args: dict[str, Any]) -> OpResult: ...
+
+    async def guardrails(self, ad_account_id: str | None) -> dict[str, Any]:
+        """The workspace's effective guardrails for the account (max_daily_budget, max_budget_increase_pct, ...)."""
+        ...
+
+
+@dataclass
 class OpContext:
     """Everything an op handler may use: the Graph client, the workspace's current selections, and capabilities.
 
-    ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches. Both are given by
-    fi_facebook and are None where no session exists (plain tests of a handler).
+    ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches; ``records`` keeps alert
+    rules, snapshots, the spend ledger and billing pauses; ``gate`` runs an op through the safety gate without a
+    person. All are given by fi_facebook and are None where no session exists (plain tests of a handler).
     """
 
     graph: "GraphClient"
@@ -2252,6 +2369,8 @@ class OpContext:
     instagram_account_id: str | None = None
     ops: OpRunner | None = None
     journal: LaunchJournal | None = None
+    records: InsightsRecords | None = None
+    gate: GatedRunner | None = None
 
     def require_ad_account(self, explicit: str | None = None) -> str:
         """The ad account an op works on: the one passed, else the selected one."""
@@ -2381,3 +2500,10 @@ def dataclass_to_dict(obj: Any) -> Any:
 def sdk_enum_values(enum_cls: type) -> tuple[str, ...]:
     """The values of one of the facebook_business SDK's enum holder classes (e.g. Campaign.Objective), sorted."""
     return tuple(sorted(v for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, str)))
+
+
+def output_folder(out_dir: str | None, default_name: str) -> Path:
+    """Where an op writes its files: ``out_dir`` (``~`` expanded) or ``./<default_name>/``, created if missing."""
+    folder = Path(os.path.expanduser(out_dir)) if out_dir else Path.cwd() / default_name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

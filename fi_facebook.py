@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -30,9 +31,12 @@ import fb_ad_account
 import fb_adset
 import fb_campaign
 import fb_creative
+import fb_insights
 from fb_utils import (
+    AlertRuleRecord,
     AuthError,
     BatchItem,
+    BillingPauseRecord,
     Change,
     ConfirmationRequired,
     FacebookError,
@@ -45,6 +49,8 @@ from fb_utils import (
     OpResult,
     OpSet,
     OpSpec,
+    SnapshotRecord,
+    SpendRecord,
     ValidationError,
     WritePlan,
     format_money,
@@ -52,7 +58,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
@@ -826,8 +832,10 @@ class Facebook:
     """One workspace's session: the store, the Graph client, and the one dispatch path for every interface."""
 
     def __init__(self, store: Any, graph: GraphClient | None, workspace: Any, registry: Registry = REGISTRY, *,
-                 connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None) -> None:
+                 connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None,
+                 clock: Callable[[], Awaitable[datetime]] | None = None) -> None:
         self.store = store
+        self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
         self.workspace = workspace
         self.registry = registry
@@ -897,6 +905,33 @@ class Facebook:
                 return await self._hold_for_confirmation(spec, plan, arguments, reasons)
         return await self._execute(spec, plan, arguments, interface)
 
+    async def now(self) -> datetime:
+        """The current time for automations (cooldowns, "yesterday"): the runtime's clock, else the store's."""
+        moment = await self.clock() if self.clock is not None else self.store.clock()
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+    async def run_gated(self, op: str, args: dict[str, Any], interface: str) -> OpResult:
+        """Run an op through the safety gate with nobody to confirm: audited as usual; held writes are not run."""
+        try:
+            spec = self.registry.require(op)
+            arguments = dict(args)
+            model = validate_args(spec, arguments)
+            ctx = await self._context(interface)
+            outcome = await spec.handler(ctx, model)
+            if isinstance(outcome, OpResult):
+                return outcome
+            guardrails = await self.store.guardrails(self.workspace.id, outcome.ad_account_id)
+            reasons = spend_reasons(outcome, guardrails)
+            if reasons:
+                error = ConfirmationRequired(
+                    f"{spec.name} was not run: it {'; '.join(reasons)}, and nobody is there to confirm it",
+                    fix="Run it yourself and confirm, or change the workspace guardrails",
+                    data={"op": spec.name, "reasons": reasons, "changes": [_change_data(c) for c in outcome.changes]})
+                return OpResult.from_error(error)
+            return await self._execute(spec, outcome, arguments, interface)
+        except FacebookError as error:
+            return OpResult.from_error(error)
+
     async def _token_failed(self, result: OpResult) -> None:
         """A 190 during any op: mark the stored token invalid so status, jobs and the next answer know."""
         reason = str(result.data.get("message") or "Facebook refused the token")
@@ -928,6 +963,7 @@ class Facebook:
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id),
+            records=StoreRecords(self), gate=JobGate(self, interface),
         )
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:
@@ -1125,6 +1161,93 @@ class StoreJournal:
 
     async def get(self, launch_id: int) -> LaunchRecord | None:
         return self._record(await self._store.get_launch(self._workspace_id, launch_id))
+
+
+class StoreRecords:
+    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses in the store."""
+
+    def __init__(self, facebook: "Facebook") -> None:
+        self._facebook = facebook
+        self._store = facebook.store
+        self._ws = facebook.workspace.id
+
+    async def now(self) -> datetime:
+        return await self._facebook.now()
+
+    async def setting(self, key: str, default: Any = None) -> Any:
+        return await self._store.get_setting(self._ws, key, default)
+
+    @staticmethod
+    def _rule(row: Any) -> AlertRuleRecord:
+        return AlertRuleRecord(
+            id=row.id, name=row.name, object_id=row.object_id, level=row.level, metric=row.metric, operator=row.operator,
+            threshold=row.threshold, window=row.window, action=row.action, cooldown_hours=row.cooldown_hours,
+            ad_account_id=row.ad_account_id, currency=row.currency, scale_pct=row.scale_pct, max_budget=row.max_budget,
+            enabled=row.enabled, last_fired_at=row.last_fired_at)
+
+    async def add_alert(self, rule: AlertRuleRecord) -> AlertRuleRecord:
+        from admonster_store import InvalidArgument  # the store's refusal becomes the op's validation error
+
+        fields = {k: v for k, v in vars(rule).items() if k not in ("id", "last_fired_at")}
+        try:
+            return self._rule(await self._store.add_alert_rule(self._ws, **fields))
+        except InvalidArgument as exc:
+            message, _, fix = str(exc).partition(" Fix: ")
+            raise ValidationError(message, fix=fix or "Correct the rule", blame_field="name") from None
+
+    async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]:
+        return [self._rule(r) for r in await self._store.list_alert_rules(self._ws, enabled_only=enabled_only)]
+
+    async def delete_alert(self, rule_id: int) -> AlertRuleRecord | None:
+        row = await self._store.get_alert_rule(self._ws, rule_id)
+        if row is None or not await self._store.delete_alert_rule(self._ws, rule_id):
+            return None
+        return self._rule(row)
+
+    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str, detail: dict[str, Any]) -> None:
+        await self._store.record_alert_fired(self._ws, rule_id, fired_at=at, value=value, outcome=outcome, detail=detail)
+
+    async def put_snapshot(self, snapshot: SnapshotRecord) -> bool:
+        return await self._store.upsert_snapshot(self._ws, snapshot.object_id, snapshot.level, snapshot.day, snapshot.metrics)
+
+    async def snapshots(self, since: str, until: str, *, level: str | None = None) -> list[SnapshotRecord]:
+        return [SnapshotRecord(s.object_id, s.level, s.day, s.metrics)
+                for s in await self._store.list_snapshots(self._ws, since, until, level=level)]
+
+    async def put_spend(self, entry: SpendRecord) -> None:
+        await self._store.record_spend(self._ws, entry.ad_account_id, entry.day, spend_minor=entry.spend_minor,
+                                       currency=entry.currency, fee_minor=entry.fee_minor)
+
+    async def spend(self, since: str, until: str, *, ad_account_id: str | None = None) -> list[SpendRecord]:
+        return [SpendRecord(e.ad_account_id, e.day, e.spend_minor, e.currency, e.fee_minor)
+                for e in await self._store.list_spend(self._ws, since, until, ad_account_id=ad_account_id)]
+
+    @staticmethod
+    def _pause(row: Any) -> BillingPauseRecord:
+        return BillingPauseRecord(row.id, row.ad_account_id, list(row.object_ids), row.reason, row.created_at, row.resumed_at)
+
+    async def open_billing_pauses(self, ad_account_id: str) -> list[BillingPauseRecord]:
+        return [self._pause(row) for row in await self._store.open_billing_pauses(self._ws, ad_account_id)]
+
+    async def add_billing_pause(self, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPauseRecord:
+        return self._pause(await self._store.add_billing_pause(self._ws, ad_account_id, object_ids, reason))
+
+    async def billing_resumed(self, pause_id: int) -> None:
+        await self._store.mark_billing_resumed(self._ws, pause_id)
+
+
+class JobGate:
+    """``ctx.gate``: another op through the safety gate with nobody to confirm (audited under the caller's interface)."""
+
+    def __init__(self, facebook: "Facebook", interface: str) -> None:
+        self._facebook = facebook
+        self._interface = interface
+
+    async def run(self, op: str, args: dict[str, Any]) -> OpResult:
+        return await self._facebook.run_gated(op, args, self._interface)
+
+    async def guardrails(self, ad_account_id: str | None) -> dict[str, Any]:
+        return await self._facebook.store.guardrails(self._facebook.workspace.id, ad_account_id)
 
 
 def _pop_flag(arguments: dict[str, Any], name: str) -> bool:

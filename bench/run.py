@@ -10,6 +10,8 @@
 4. LLM chat loop overhead per tool call, the fake model answering at once (target ≤ 5 ms): bench/llm_loop.py.
 5. Chunked upload of a 200 MB video: peak RSS delta of the uploading process (target < 64 MB) and throughput beside
    plain aiohttp POSTs of the same chunks: bench/upload.py.
+6. Insights: a 90-day ad-level daily report for 1 000 ads (90 000 rows) through the async report path, summarized
+   by streaming vs loaded whole: wall time and peak RSS of each (target: streaming under 200 MB): bench/insights.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -192,6 +194,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--upload-mb", type=int, default=200, help="Size of the video file the upload benchmark sends.")
+    parser.add_argument("--insight-ads", type=int, default=1000, help="Ads in the insights benchmark's scenario.")
+    parser.add_argument("--insight-days", type=int, default=90, help="Days of history in the insights benchmark's scenario.")
     parser.add_argument("--markdown", type=Path, help="Also write the figures to this Markdown file.")
     options = parser.parse_args()
     dispatch = asyncio.run(bench_dispatch(options.calls))
@@ -203,12 +207,16 @@ def main() -> int:
     from upload import bench_upload, report_line as upload_report_line  # 5. chunked video upload: memory and throughput
 
     upload = asyncio.run(bench_upload(options.upload_mb))
-    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload)])
+    from insights import bench_insights, report_line as insights_report_line  # 6. insights: streaming vs whole list
+
+    insights = asyncio.run(bench_insights(options.insight_ads, options.insight_days))
+    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload),
+                      *insights_report_line(insights)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
-    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] and upload["ok"] else 1
+    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] and upload["ok"] and insights["ok"] else 1
 
 
 if __name__ == "__main__":

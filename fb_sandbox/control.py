@@ -143,6 +143,8 @@ async def seed(request: web.Request) -> web.Response:
 
 async def clock(request: web.Request) -> web.Response:
     sb, body = _sb(request), await _body(request)
+    if request.method == "POST":  # days completed so far are simulated with the objects as they are now
+        _settle_delivery(sb)
     if "advance" in body:
         sb.clock.advance(_number(body, "advance", low=-10**10, high=10**10))
     if "set" in body:
@@ -194,6 +196,43 @@ async def objects(request: web.Request) -> web.Response:
                                        for o in rows]})
 
 
+def _settle_delivery(sb: Sandbox) -> None:
+    from . import delivery
+    try:
+        delivery.settle(sb)
+    except Exception:  # noqa: BLE001 - moving the clock never fails because of the simulation
+        import logging
+        logging.getLogger("fb_sandbox").exception("delivery simulation failed")
+
+
+async def delivery_route(request: web.Request) -> web.Response:
+    """GET: seed and simulated days per account. POST {"seed": n} (future days only), {"true_effects":
+    {ad_id: multiplier}}, {"scenario": {...}} (delivery.create_scenario)."""
+    from . import delivery
+    sb = _sb(request)
+    if request.method == "POST":
+        body = await _body(request)
+        out: dict[str, Any] = {}
+        if "seed" in body:
+            seed_value = body["seed"]
+            if isinstance(seed_value, bool) or not isinstance(seed_value, int):
+                raise BadRequest("seed must be an integer")
+            delivery.set_seed(sb, seed_value)
+        if "true_effects" in body:
+            effects = body["true_effects"]
+            if not isinstance(effects, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in effects.values()):
+                raise BadRequest("true_effects must map ad ids to non-negative numbers")
+            delivery.set_true_effects(sb, effects)
+        if "scenario" in body:
+            try:
+                out["scenario"] = delivery.create_scenario(sb, body["scenario"])
+            except delivery.ScenarioError as exc:
+                raise BadRequest(str(exc)) from None
+        return web.json_response({**delivery.status(sb), **out})
+    return web.json_response(delivery.status(sb))
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/__sandbox/tokens", tokens)
@@ -210,6 +249,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/__sandbox/stats/reset", stats_reset)
     r.add_post("/__sandbox/usage/reset", usage_reset)
     r.add_get("/__sandbox/objects", objects)
+    r.add_route("GET", "/__sandbox/delivery", delivery_route)
+    r.add_route("POST", "/__sandbox/delivery", delivery_route)
     from .media import add_routes as add_media_routes
 
     add_media_routes(app, SANDBOX_KEY)

@@ -34,6 +34,8 @@ NODE_TYPES = {
     "AdPreview": ("adpreview", "AdPreview", set()),
     "AdImage": ("adimage", "AdImage", set()),
     "AdVideo": ("advideo", "AdVideo", {"thumbnails"}),
+    "AdsInsights": ("adsinsights", "AdsInsights", set()),
+    "AdReportRun": ("adreportrun", "AdReportRun", {"insights"}),
 }
 
 

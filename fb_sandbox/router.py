@@ -7,6 +7,7 @@ from typing import Any, Callable
 from . import accounts, adsets, batch, business, campaigns, oauth
 from . import estimates, media, search
 from . import ads, creatives, previews
+from . import insights
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -62,6 +63,10 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("GET", r"(act_\d+)/targetingsentencelines", estimates.targeting_sentence_lines),
         ("GET", r"(act_\d+)/delivery_estimate", estimates.delivery_estimate),
         ("GET", r"(act_\d+)/reachestimate", estimates.reach_estimate),
+        ("GET", r"(act_\d+)/insights", insights.get_insights),
+        ("POST", r"(act_\d+)/insights", insights.start_report_run),
+        ("GET", r"(\d+)/insights", insights.get_insights),
+        ("POST", r"(\d+)/insights", insights.start_report_run),
         ("GET", r"", lambda ctx: multi_read(ctx)),
         ("POST", r"", lambda ctx: batch.run_batch(ctx, execute)),
     ]
@@ -75,6 +80,7 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
                    "DELETE": creatives.delete_creative},
     "ad": {"GET": ads.read_ad, "POST": ads.update_ad, "DELETE": ads.delete_ad},
     "video": {"GET": media.read_video, "POST": media.update_video, "DELETE": media.delete_video},
+    "report_run": {"GET": insights.read_report_run},
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")

@@ -19,6 +19,7 @@ from admonster_jobs import (
     Scheduler,
     Sessions,
     TokenStatus,
+    Weekly,
     run_job,
 )
 from admonster_notify import Notifier
@@ -86,6 +87,10 @@ def test_sessions_fake_implements_the_protocol(store):
 def test_registry_has_the_documented_jobs():
     assert JOBS["token_check"].schedule == DailyAt(3, 0)
     assert JOBS["outbox"].schedule == Every(60)
+    assert JOBS["alerts"].schedule == Every(3600)
+    assert JOBS["insights_sync"].schedule == DailyAt(4, 0)
+    assert JOBS["weekly_report"].schedule == Weekly(0, 8, 0)
+    assert JOBS["spend_billing"].schedule == DailyAt(6, 0)
     assert all(spec.name == name and spec.description for name, spec in JOBS.items())
 
 
@@ -224,7 +229,7 @@ async def test_unknown_job_names_the_closest(context):
     with pytest.raises(ValueError, match="Unknown job 'token_chek'. Did you mean token_check?") as caught:
         await run_job("token_chek", context)
     assert "\n" not in str(caught.value) and "outbox" in str(caught.value)
-    with pytest.raises(ValueError, match="Fix: use one of outbox, token_check"):
+    with pytest.raises(ValueError, match="Fix: use one of alerts, insights_sync, outbox, spend_billing, token_check, weekly_report"):
         await run_job("zzz", context)
 
 
@@ -275,6 +280,17 @@ def test_next_run_defaults_to_machine_local_time(store, clock):
     result = scheduler.next_run("daily", after)
     assert after < result <= after + timedelta(days=1, hours=1)
     assert (result.astimezone().hour, result.astimezone().minute) == (3, 0)
+
+
+def test_next_run_weekly_monday_morning(context):
+    weekly = JobSpec("weekly", Weekly(0, 8, 0), None)
+    scheduler = Scheduler([weekly], context, tz="Asia/Tokyo")
+    # 2026-03-01 is a Sunday; Monday 08:00 in Tokyo is 2026-03-01 23:00 UTC.
+    assert scheduler.next_run("weekly", utc(2026, 3, 1, 12, 0)) == utc(2026, 3, 1, 23, 0)
+    assert scheduler.next_run("weekly", utc(2026, 3, 1, 23, 0)) == utc(2026, 3, 8, 23, 0)  # strictly after: a week on
+    assert str(weekly.schedule) == "weekly on Monday at 08:00"
+    with pytest.raises(ValueError):
+        Weekly(7, 8)
 
 
 def test_next_run_every_and_the_timezone_setting(store):
@@ -381,7 +397,10 @@ async def test_scheduler_delivers_the_outbox_and_drain_keeps_the_rest(context, s
     await store.set_setting(shop.id, "notify_webhook_url", str(server.make_url("/hook")))
     await context.notifier.notify(shop.id, "Queued", "body")
     scheduler = Scheduler(JOBS, context, tz="UTC")
-    [outbox] = await scheduler.run_pending(clock.now)
+    ran = {r.name: r for r in await scheduler.run_pending(clock.now)}
+    assert sorted(ran) == ["alerts", "outbox"]  # the never-run interval jobs start at once
+    assert ran["alerts"].ok and "none connected to Facebook" in ran["alerts"].summary  # these sessions have no Facebook
+    outbox = ran["outbox"]
     assert outbox.name == "outbox" and outbox.summary == "0 sent, 1 retrying, 0 failed"
     clock.advance(60)
     report = await context.notifier.drain(timeout=5)  # shutdown: one more try, still 500

@@ -425,3 +425,78 @@ def test_redaction_hides_webhook_paths_queries_and_secrets():
     text = redact_text(f"POST {url} failed; password=hunter2 and pw p4ss-word", ["p4ss-word"])
     assert "xyzSECRET" not in text and "abc" not in text and "hunter2" not in text and "p4ss-word" not in text
     assert "https://hooks.slack.com/…" in text
+
+
+# -- webhook formats: Slack and Discord by host ----------------------------------------------------------------
+
+
+class LoopbackResolver:
+    """Resolves every host to 127.0.0.1, so a real local receiver answers for hooks.slack.com and discord.com."""
+
+    async def resolve(self, host, port=0, family=0):
+        import socket
+
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
+                 "flags": socket.AI_NUMERICHOST}]
+
+    async def close(self):
+        return None
+
+
+@pytest.fixture
+async def loopback_session():
+    import aiohttp
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=LoopbackResolver()))
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+@pytest.mark.parametrize("host", ["hooks.slack.com", "discord.com", "discordapp.com", "ptb.discord.com", "example.org"])
+async def test_webhook_payload_matches_the_destination(store, workspace, receiver, loopback_session, host):
+    port = receiver.url.split("://", 1)[1].split("/", 1)[0].split(":")[1]
+    path = "/services/T000/B000/secretXYZ" if "slack" in host else "/api/webhooks/123/token-abc"
+    await store.set_setting(workspace.id, "notify_webhook_url", f"http://{host}:{port}{path}")
+    async with Notifier(store, settings(), http_session=loopback_session) as notifier:
+        await notifier.notify(workspace.id, "Alert CPA over $20: cpa $25.10",
+                              "CPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. Action pause: paused.",
+                              level="warning")
+        report = await notifier.deliver_due()
+    assert report.sent == 1, report.errors
+    [hit] = receiver.hits
+    body = hit["json"]
+    assert hit["path"] == path and hit["content_type"] == "application/json"
+    if host == "hooks.slack.com":
+        assert set(body) == {"text", "blocks"}
+        assert "*Alert CPA over $20: cpa $25.10*" in body["text"]
+        header, section, context = body["blocks"]
+        assert header == {"type": "header", "text": {"type": "plain_text", "text": "Alert CPA over $20: cpa $25.10", "emoji": True}}
+        assert section["type"] == "section" and section["text"]["type"] == "mrkdwn" and "Action pause: paused." in section["text"]["text"]
+        assert context["type"] == "context" and "workspace shop" in context["elements"][0]["text"]
+    elif "discord" in host:
+        assert set(body) == {"content", "embeds", "allowed_mentions"}
+        assert "**Alert CPA over $20: cpa $25.10**" in body["content"] and body["allowed_mentions"] == {"parse": []}
+        [embed] = body["embeds"]
+        assert embed["title"] == "Alert CPA over $20: cpa $25.10" and "Action pause: paused." in embed["description"]
+        assert isinstance(embed["color"], int) and "workspace shop" in embed["footer"]["text"]
+    else:  # any other host: the generic JSON
+        assert body == {"text": "*Alert CPA over $20: cpa $25.10*\nCPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. "
+                                "Action pause: paused.", "subject": "Alert CPA over $20: cpa $25.10", "workspace": "shop",
+                        "level": "warning"}
+
+
+def test_webhook_payloads_stay_within_the_destinations_limits():
+    from admonster_notify import webhook_kind, webhook_payload
+
+    assert webhook_kind("https://hooks.slack.com/services/T/B/x") == "slack"
+    assert webhook_kind("https://discord.com/api/webhooks/1/x") == "discord"
+    assert webhook_kind("https://discord.com/channels/1") == "generic"  # not a webhook URL
+    assert webhook_kind("https://hooks.slack.com.evil.example/x") == "generic"
+    long = "x" * 10000
+    slack = webhook_payload("https://hooks.slack.com/services/T/B/x", "s" * 400, long, "shop", "info")
+    assert len(slack["blocks"][0]["text"]["text"]) <= 150 and len(slack["blocks"][1]["text"]["text"]) <= 3000
+    discord = webhook_payload("https://discord.com/api/webhooks/1/x", "s" * 400, long, "shop", "error")
+    assert len(discord["content"]) <= 2000 and len(discord["embeds"][0]["title"]) <= 256
+    assert len(discord["embeds"][0]["description"]) <= 4096

@@ -1,0 +1,969 @@
+"""Simulated delivery: per day × ad × breakdown rows that insights read (docs/insights_contract.md,
+"Delivery simulation"; docs/sandbox.md "Delivery simulation").
+
+How it works
+- Days are the ad account's time zone. A day is simulated once it is complete (the sandbox clock is past its
+  end), lazily: `ensure_simulated` (called by insights, and by `POST /__sandbox/clock` before the clock moves)
+  simulates every missing complete day in order, with the objects' state *at that moment*, and persists the
+  result; history never changes afterwards (a status change takes effect from the first day not yet simulated).
+- An ad delivers on a day when it, its ad set and its campaign are ACTIVE (configured status), it is approved
+  (not PENDING_REVIEW or DISAPPROVED — ads.py's review: approved REVIEW_SECONDS after submission, unless its
+  creative breaks a policy), within the start/end times of ad set and campaign, and — with day parting
+  (adset_schedule) — in the scheduled hours; partial days and unscheduled hours cut delivery in proportion to a
+  fixed hourly traffic curve.
+- Budget: the ad set's daily budget, or the campaign's (shared equally by its delivering ad sets); a lifetime
+  budget is spread evenly over the remaining days (remaining budget / days left). Within an ad set, better
+  creatives (higher CTR) get more of the budget. Every ad's spend is floored, so spend never exceeds a budget.
+- Shape: impressions = spend / CPM, CPM from a base times targeting breadth (estimates.audience_size: narrow is
+  expensive), the placement mix and the goal; impressions are capped by the audience (narrow audiences can't
+  spend everything). CTR per creative comes from a hash of its content (0.4 %–2.5 %, ×1.3 video, ×1.15
+  carousel); link clicks ≤ clicks, landing page views ≤ link clicks; add to cart / initiate checkout /
+  purchases (values ~ lognormal around a per-account order value) only when the ad set promotes a pixel
+  (purchases only for custom_event_type PURCHASE); leads for OUTCOME_LEADS. Randomness comes from
+  a hash of f"{seed}:{day}:{ad_id}", so rows are deterministic for a seed.
+- Storage: one row per ad-day (table delivery_days, primary key (account_id, day, ad_id)) plus a breakdown
+  template per ad-set targeting (delivery_templates). The template is a list of cells (age, gender, country,
+  publisher_platform, platform_position, impression_device) with integer weights, built by merging the
+  cumulative shares of four marginals (age×gender, country, placement, device) so each breakdown that
+  insights allows gets its own distribution. `iter_rows` splits an ad-day over its cells at read time with
+  chained cumulative rounding, which preserves every total exactly and keeps child ≤ parent in every cell
+  (clicks ≤ impressions, link clicks ≤ clicks, …).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from dataclasses import dataclass
+from statistics import NormalDist
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from typing import Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+from .money import CURRENCIES
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One simulated day of one ad in one breakdown cell. Money in minor units of the account currency.
+
+    Every metric is additive across cells and days except `reach` / `unique_clicks`, which are the ad-day's
+    people split over the cells (additive across cells of one ad-day, not across days or ads; see
+    object_reach for a de-duplicated reach over a period)."""
+    day: date
+    account_id: str
+    campaign_id: str
+    adset_id: str
+    ad_id: str
+    age: str
+    gender: str
+    country: str
+    publisher_platform: str
+    platform_position: str
+    impression_device: str
+    impressions: int
+    reach: int
+    clicks: int
+    unique_clicks: int
+    link_clicks: int
+    spend: int
+    landing_page_views: int
+    post_engagements: int
+    video_views: int
+    leads: int
+    add_to_cart: int
+    initiate_checkout: int
+    purchases: int
+    purchase_value: int
+
+
+METRICS = ("impressions", "reach", "clicks", "unique_clicks", "link_clicks", "spend", "landing_page_views",
+           "post_engagements", "video_views", "leads", "add_to_cart", "initiate_checkout", "purchases",
+           "purchase_value")
+# Each metric is split over the cells in proportion to its parent's split (chained cumulative rounding).
+PARENT = {"reach": "impressions", "clicks": "impressions", "unique_clicks": "clicks", "link_clicks": "clicks",
+          "spend": "impressions", "landing_page_views": "link_clicks", "post_engagements": "impressions",
+          "video_views": "impressions", "leads": "clicks", "add_to_cart": "landing_page_views",
+          "initiate_checkout": "add_to_cart", "purchases": "initiate_checkout", "purchase_value": "purchases"}
+_IDX = {m: i for i, m in enumerate(METRICS)}
+_CHAIN = [(_IDX[m], _IDX[PARENT[m]]) for m in METRICS[1:]]
+DEFAULT_SEED = 1
+S = 1_000_000                 # template weights are integers summing to S
+DAY = 86400
+MAX_HISTORY_DAYS = 37 * 31    # insights reach back 37 months at most
+AGE_BUCKETS = (("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44), ("45-54", 45, 54), ("55-64", 55, 64),
+               ("65+", 65, 65))
+UNKNOWN_GENDER_SHARE = 0.02
+# targeting position -> (insights platform_position, share of automatic placements' impressions)
+POSITIONS = {
+    "facebook": {"feed": ("feed", 35), "right_hand_column": ("right_hand_column", 2),
+                 "marketplace": ("marketplace", 5), "video_feeds": ("video_feeds", 3),
+                 "story": ("facebook_stories", 7), "search": ("search", 1), "instream_video": ("instream_video", 3),
+                 "facebook_reels": ("facebook_reels", 6), "facebook_reels_overlay": ("facebook_reels_overlay", 1),
+                 "profile_feed": ("facebook_profile_feed", 1), "notification": ("notification", 0.5)},
+    "instagram": {"stream": ("feed", 18), "story": ("instagram_stories", 9), "explore": ("instagram_explore", 2),
+                  "explore_home": ("instagram_explore_grid_home", 1), "reels": ("instagram_reels", 8),
+                  "profile_feed": ("instagram_profile_feed", 1), "ig_search": ("instagram_search", 0.5),
+                  "profile_reels": ("instagram_profile_reels", 0.5)},
+    "audience_network": {"classic": ("an_classic", 3), "rewarded_video": ("rewarded_video", 1)},
+    "messenger": {"messenger_home": ("messenger_inbox", 1), "sponsored_messages": ("sponsored_messages", 0.2),
+                  "story": ("messenger_stories", 0.5)},
+    "threads": {"threads_stream": ("threads_feed", 0.5)},
+    "whatsapp": {"status": ("whatsapp_status", 0.5)},
+}
+AUTOMATIC = [("facebook", "feed"), ("instagram", "stream"), ("instagram", "story"), ("instagram", "reels"),
+             ("facebook", "story"), ("facebook", "facebook_reels"), ("facebook", "marketplace"),
+             ("facebook", "video_feeds"), ("audience_network", "classic"), ("instagram", "explore"),
+             ("messenger", "messenger_home")]
+DESKTOP_POSITIONS = {("facebook", p) for p in ("feed", "right_hand_column", "marketplace", "video_feeds", "search",
+                                               "instream_video")}
+PLATFORM_CPM = {"facebook": 1.0, "instagram": 1.25, "audience_network": 0.45, "messenger": 0.8, "threads": 0.9,
+                "whatsapp": 0.9}
+DEVICES = (("desktop", 0.08), ("ipad", 0.02), ("iphone", 0.45), ("android_smartphone", 0.45))
+HOURLY = (2, 1.5, 1, 1, 1, 1.5, 2.5, 3.5, 4, 4.5, 4.5, 5, 5, 5, 5, 5, 5, 5.5, 6, 6.5, 6.5, 6, 5, 3.5)
+GOAL_FACTORS = {  # goal -> (CPM factor, CTR factor, conversion factor)
+    "REACH": (0.55, 0.5, 0.5), "IMPRESSIONS": (0.6, 0.55, 0.5), "AD_RECALL_LIFT": (0.6, 0.5, 0.5),
+    "THRUPLAY": (0.8, 0.7, 0.6), "LINK_CLICKS": (1.1, 1.25, 0.9), "LANDING_PAGE_VIEWS": (1.15, 1.2, 1.0),
+    "OFFSITE_CONVERSIONS": (1.3, 1.0, 1.4), "VALUE": (1.4, 1.0, 1.5), "LEAD_GENERATION": (1.2, 1.0, 1.3),
+    "QUALITY_LEAD": (1.3, 1.0, 1.2), "POST_ENGAGEMENT": (0.8, 0.9, 0.6)}
+CPM_USD = 7.0
+USD_RATE = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "CAD": 1.37, "AUD": 1.52, "JPY": 150.0, "KRW": 1350.0,
+            "TWD": 32.0, "CLP": 950.0, "VND": 25000.0, "HUF": 360.0, "ISK": 138.0, "IDR": 16000.0,
+            "COP": 4000.0, "CRC": 510.0, "PYG": 7400.0}
+CURRENCY_COUNTRY = {"USD": "US", "EUR": "DE", "GBP": "GB", "CAD": "CA", "AUD": "AU", "JPY": "JP", "KRW": "KR",
+                    "TWD": "TW", "CLP": "CL", "VND": "VN", "HUF": "HU", "ISK": "IS", "IDR": "ID", "COP": "CO",
+                    "CRC": "CR", "PYG": "PY"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS delivery_days (
+    account_id TEXT NOT NULL, day TEXT NOT NULL, ad_id TEXT NOT NULL, adset_id TEXT NOT NULL,
+    campaign_id TEXT NOT NULL, tpl INTEGER NOT NULL,
+    audience INTEGER NOT NULL,  -- the ad set's reachable pool that day: min(audience size, 30 days at budget)
+    impressions INTEGER, reach INTEGER, clicks INTEGER, unique_clicks INTEGER, link_clicks INTEGER, spend INTEGER,
+    landing_page_views INTEGER, post_engagements INTEGER, video_views INTEGER, leads INTEGER, add_to_cart INTEGER,
+    initiate_checkout INTEGER, purchases INTEGER, purchase_value INTEGER,
+    PRIMARY KEY (account_id, day, ad_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_templates (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL,
+    cells TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS delivery_accounts (account_id TEXT PRIMARY KEY, first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL);
+"""
+_KV_READY = "delivery:ready"      # kv is wiped on /__sandbox/reset: then the delivery tables are stale
+_KV_SEED = "delivery:seed"
+_KV_EFFECTS = "delivery:true_effects"
+
+
+# ---- storage
+
+def _db(sb):
+    db = sb.store.db
+    if getattr(sb, "_delivery_schema", None) is not db:
+        db.executescript(SCHEMA)
+        sb._delivery_schema = db
+        sb._delivery_templates = {}
+    if not sb.store.kv_get(_KV_READY):
+        with sb.store.lock:
+            for table in ("delivery_days", "delivery_templates", "delivery_accounts"):
+                db.execute(f"DELETE FROM {table}")
+            sb._delivery_templates = {}
+            sb.store.kv_set(_KV_READY, True)
+    return db
+
+
+def get_seed(sb) -> int:
+    _db(sb)
+    return int(sb.store.kv_get(_KV_SEED, DEFAULT_SEED))
+
+
+def set_seed(sb, seed: int) -> None:
+    """The seed of days simulated from now on (history already simulated stays)."""
+    _db(sb)
+    sb.store.kv_set(_KV_SEED, int(seed))
+
+
+def true_effects(sb) -> dict[str, float]:
+    return dict(sb.store.kv_get(_KV_EFFECTS, {}) or {})
+
+
+def set_true_effects(sb, effects: dict[str, float]) -> None:
+    """Multipliers on CTR and conversion rates per ad id (for experiments with a known answer)."""
+    _db(sb)
+    sb.store.kv_set(_KV_EFFECTS, {**true_effects(sb), **{str(k): float(v) for k, v in effects.items()}})
+
+
+def _template_id(sb, cells: list, cum: list[int]) -> int:
+    key = hashlib.sha1(json.dumps([cells, cum], separators=(",", ":")).encode()).hexdigest()
+    cache = sb._delivery_templates
+    if key in cache:
+        return cache[key]
+    db = sb.store.db
+    row = db.execute("SELECT id FROM delivery_templates WHERE key=?", (key,)).fetchone()
+    if row is None:
+        db.execute("INSERT INTO delivery_templates(key, cells) VALUES(?, ?)",
+                   (key, json.dumps({"cells": cells, "cum": cum}, separators=(",", ":"))))
+        row = db.execute("SELECT id FROM delivery_templates WHERE key=?", (key,)).fetchone()
+    cache[key] = row[0]
+    return row[0]
+
+
+def _template(sb, tpl: int) -> tuple[list, list[int]]:
+    cache = sb._delivery_templates
+    hit = cache.get(("id", tpl))
+    if hit is None:
+        row = sb.store.db.execute("SELECT cells FROM delivery_templates WHERE id=?", (tpl,)).fetchone()
+        data = json.loads(row[0])
+        hit = cache[("id", tpl)] = ([tuple(c) for c in data["cells"]], data["cum"])
+    return hit
+
+
+# ---- time
+
+def account_tz(account: dict) -> ZoneInfo | timezone:
+    try:
+        return ZoneInfo(account.get("timezone_name") or "UTC")
+    except Exception:  # noqa: BLE001 - an unknown zone falls back to UTC
+        return timezone.utc
+
+
+def _account(sb, account_id: str) -> dict:
+    account = sb.store.get(account_id)
+    if account is None or account.type != "adaccount":
+        raise KeyError(f"unknown ad account {account_id!r}")
+    return account
+
+
+def account_today(sb, account_id: str) -> date:
+    """Today in the ad account's time zone, per the sandbox clock."""
+    return datetime.fromtimestamp(sb.now(), account_tz(_account(sb, account_id))).date()
+
+
+def day_bounds(day: date, tz) -> tuple[float, float]:
+    start = datetime.combine(day, dtime(0), tz).timestamp()
+    return start, datetime.combine(day + timedelta(days=1), dtime(0), tz).timestamp()
+
+
+def _local_day(epoch: float, tz) -> date:
+    return datetime.fromtimestamp(epoch, tz).date()
+
+
+# ---- shaping
+
+def _u(*parts) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def creative_ctr(creative: dict | None) -> float:
+    """Base click-through rate of a creative, from a hash of its content: 0.4 %–2.5 %, video ×1.3,
+    carousel ×1.15."""
+    creative = creative or {}
+    content = {k: creative.get(k) for k in ("name", "object_story_spec", "object_story_id", "asset_feed_spec",
+                                            "_kind", "title", "body")}
+    ctr = 0.004 + 0.021 * _u("ctr", json.dumps(content, sort_keys=True, default=str))
+    kind = creative.get("_kind") or ""
+    if kind == "video" or (creative.get("object_story_spec") or {}).get("video_data"):
+        ctr *= 1.3
+    elif kind == "carousel":
+        ctr *= 1.15
+    return ctr
+
+
+def _cum(weights: list[float]) -> list[int]:
+    """Integer cumulative weights 0..S (cumulative rounding: exact total)."""
+    total = sum(weights)
+    out, acc = [0], 0.0
+    for w in weights:
+        acc += w
+        out.append(int(round(acc / total * S)))
+    out[-1] = S
+    return out
+
+
+def _marginals(targeting: dict, account: dict) -> tuple[list, list, list, list]:
+    from .estimates import _age_weight
+    t = targeting or {}
+    lo, hi = int(t.get("age_min", 18) or 18), int(t.get("age_max", 65) or 65)
+    genders = set(t.get("genders") or [1, 2])
+    ages = []
+    for label, a, b in AGE_BUCKETS:
+        w = sum(_age_weight(x) for x in range(max(a, lo), min(b, hi) + 1))
+        if w > 0:
+            ages.append((label, w))
+    if not ages:
+        ages = [("25-34", 1.0)]
+    total_age = sum(w for _, w in ages)
+    gender_share = {"female": 0.51 if 2 in genders else 0, "male": 0.49 if 1 in genders else 0}
+    known = sum(gender_share.values())
+    age_gender = []
+    for label, w in ages:
+        for g in ("female", "male"):
+            if gender_share[g]:
+                age_gender.append(((label, g), w / total_age * gender_share[g] / known *
+                                   (1 - (UNKNOWN_GENDER_SHARE if len(genders) > 1 else 0))))
+    if len(genders) > 1:  # people with no gender on their profile: one cell, in the biggest age bucket
+        age_gender.append(((max(ages, key=lambda x: x[1])[0], "unknown"), UNKNOWN_GENDER_SHARE))
+
+    countries: dict[str, float] = {}
+    try:
+        from .targeting import catalog
+        cat = catalog()
+        geo = t.get("geo_locations") or {}
+        for c in geo.get("countries", []):
+            countries[c] = countries.get(c, 0) + ((cat.place("countries", c) or {}).get("audience") or 1_000_000)
+        for kind in ("regions", "cities", "zips"):
+            for item in geo.get(kind, []):
+                place = cat.place(kind, item["key"] if isinstance(item, dict) else item) or {}
+                code = place.get("country_code")
+                if code and code not in countries:
+                    countries[code] = place.get("audience") or 100_000
+    except Exception:  # noqa: BLE001 - any odd geo spec falls back to the account's country
+        pass
+    if not countries:
+        countries = {CURRENCY_COUNTRY.get(account.get("currency", "USD"), "US"): 1.0}
+    country_list = sorted(countries.items(), key=lambda kv: -kv[1])
+
+    platforms = t.get("publisher_platforms")
+    devices_wanted = set(t.get("device_platforms") or ["mobile", "desktop"])
+    if platforms:
+        chosen = []
+        for p in platforms:
+            field = f"{p}_positions"
+            for pos in (t.get(field) or POSITIONS.get(p, {}).keys()):
+                if pos in POSITIONS.get(p, {}):
+                    chosen.append((p, pos))
+    else:
+        chosen = list(AUTOMATIC)
+    if devices_wanted == {"desktop"}:
+        chosen = [c for c in chosen if c in DESKTOP_POSITIONS] or [("facebook", "feed")]
+    placements = [((p, POSITIONS[p][pos][0]), POSITIONS[p][pos][1]) for p, pos in chosen]
+    merged: dict = {}
+    for key, w in placements:  # instagram "stream" and facebook "feed" are both platform_position "feed"
+        merged[key] = merged.get(key, 0) + w
+    placements = list(merged.items())
+    has_desktop_slot = "desktop" in devices_wanted and any(c in DESKTOP_POSITIONS for c in chosen)
+    if devices_wanted == {"desktop"}:
+        devices = [("desktop", 1.0)]
+    else:
+        devices = [(d, w) for d, w in DEVICES if d != "desktop" or has_desktop_slot]
+    return age_gender, country_list, placements, devices
+
+
+def build_template(targeting: dict, account: dict) -> tuple[list, list[int], float]:
+    """-> (cells [(age, gender, country, platform, position, device)], cumulative weights 0..S, placement CPM
+    factor). The four marginals' cumulative shares are merged: each cell takes the value of each marginal at
+    its start, so every marginal is kept exactly (in weights) with few cells."""
+    age_gender, countries, placements, devices = _marginals(targeting, account)
+    margs = [age_gender, countries, placements, devices]
+    cums = [_cum([w for _, w in m]) for m in margs]
+    points = sorted(set().union(*[set(c) for c in cums]))
+    cells, cum = [], [0]
+    idx = [0, 0, 0, 0]
+    for p0, p1 in zip(points, points[1:]):
+        for k in range(4):
+            while cums[k][idx[k] + 1] <= p0:
+                idx[k] += 1
+        (age, gender), country = margs[0][idx[0]][0], margs[1][idx[1]][0]
+        (platform, position), device = margs[2][idx[2]][0], margs[3][idx[3]][0]
+        cells.append((age, gender, country, platform, position, device))
+        cum.append(p1)
+    total_w = sum(w for _, w in placements)
+    cpm_factor = sum(PLATFORM_CPM.get(p, 1.0) * w for (p, _), w in placements) / total_w
+    return cells, cum, cpm_factor
+
+
+def _audience(targeting: dict) -> int:
+    from .estimates import audience_size
+    try:
+        return max(1000, audience_size(targeting or {}))
+    except Exception:  # noqa: BLE001 - a spec the estimator doesn't know: a mid-size audience
+        return 2_000_000
+
+
+def _schedule_weights(schedule: list) -> list[list[float]] | None:
+    """Per weekday (0 = Sunday), the traffic weight of each hour that's scheduled (0 when not)."""
+    if not schedule:
+        return None
+    out = [[0.0] * 24 for _ in range(7)]
+    for block in schedule:
+        start, end = int(block.get("start_minute", 0)) // 60, int(block.get("end_minute", 1440)) // 60
+        for d in block.get("days", []):
+            for h in range(max(0, start), min(24, end)):
+                out[int(d)][h] = HOURLY[h]
+    return out
+
+
+_HOURLY_TOTAL = sum(HOURLY)
+
+
+def _fraction(day_start: float, day_end: float, window: tuple[float, float], weekday: int,
+              schedule: list[list[float]] | None) -> float:
+    """Share of the day's traffic inside [window) and the schedule."""
+    lo, hi = max(day_start, window[0]), min(day_end, window[1])
+    if hi <= lo:
+        return 0.0
+    if schedule is None and lo == day_start and hi == day_end:
+        return 1.0
+    hour = (day_end - day_start) / 24
+    total = 0.0
+    for h in range(24):
+        h0 = day_start + h * hour
+        overlap = min(hi, h0 + hour) - max(lo, h0)
+        if overlap > 0:
+            weight = HOURLY[h] if schedule is None else schedule[weekday][h]
+            total += weight * overlap / hour
+    return total / _HOURLY_TOTAL
+
+
+_NORMAL = NormalDist()
+_U32 = struct.Struct("<16I")
+_blake = hashlib.blake2b
+
+
+def _uniforms(key: str) -> list[float]:
+    """16 deterministic uniforms in [0, 1) for one ad-day (a hash: cheaper than seeding a Random)."""
+    return [x * 2.3283064365386963e-10 for x in _U32.unpack(_blake(key.encode(), digest_size=64).digest())]
+
+
+# ---- simulation
+
+class _Plan:
+    """An account's objects, loaded once for a run of days."""
+
+    def __init__(self, sb, account: dict, only_ads: set[str] | None) -> None:
+        store = sb.store
+        self.sb, self.account = sb, account
+        aid = account["id"]
+        self.tz = account_tz(account)
+        currency = account.get("currency", "USD")
+        self.minor = 10 ** CURRENCIES.get(currency, ("", 2))[1]
+        self.rate = USD_RATE.get(currency, 1.0)
+        self.aov = (35 + 75 * _u("aov", aid)) * self.rate * self.minor
+        self.campaigns = {c["id"]: c for c in store.list("campaign", account_id=aid)}
+        self.adsets = {s["id"]: s for s in store.list("adset", account_id=aid)}
+        self.effects = true_effects(sb)
+        ads = [a for a in store.list("ad", account_id=aid) if only_ads is None or a["id"] in only_ads]
+        creative_cache: dict[str, dict | None] = {}
+        from .ads import REVIEW_SECONDS
+        self.ads = []   # live candidates: (ad, adset, campaign, window, ctr, conv)
+        for a in ads:
+            s, c = self.adsets.get(a.get("adset_id")), self.campaigns.get(a.get("campaign_id"))
+            if s is None or c is None or "ACTIVE" != a.get("status") or s.get("status") != "ACTIVE" \
+                    or c.get("status") != "ACTIVE":
+                continue
+            review = a.get("_review") or {}
+            if review.get("violation"):
+                continue
+            cid = (a.get("creative") or {}).get("id")
+            if cid not in creative_cache:
+                creative_cache[cid] = store.get(cid) if cid else None
+            creative = creative_cache[cid]
+            start = max(a.created, review.get("submitted", a.created) + REVIEW_SECONDS,
+                        float(s.get("start_time") or s.created), float(c.get("start_time") or c.created))
+            ends = [float(x) for x in (s.get("end_time"), c.get("stop_time")) if x]
+            end = min(ends) if ends else float("inf")
+            effect = float(self.effects.get(a["id"], 1.0))
+            ctr = creative_ctr(creative) * effect
+            conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True,
+                                                       default=str))) * effect
+            video = (creative or {}).get("_kind") == "video"
+            self.ads.append((a, s, c, (start, end), ctr, conv, video))
+        self.adset_info: dict[str, tuple] = {}
+        for s in {x[1]["id"]: x[1] for x in self.ads}.values():
+            targeting = s.get("targeting") or {}
+            cells, cum, cpm_factor = build_template(targeting, account)
+            tpl = _template_id(sb, cells, cum)
+            audience = _audience(targeting)
+            breadth = min(3.0, max(0.6, (5_000_000 / audience) ** 0.18))
+            goal = s.get("optimization_goal", "")
+            g_cpm, g_ctr, g_conv = GOAL_FACTORS.get(goal, (1.0, 1.0, 1.0))
+            cpm_minor = CPM_USD * breadth * cpm_factor * g_cpm * self.rate * self.minor
+            promoted = s.get("promoted_object") or {}
+            pixel = bool(promoted.get("pixel_id"))
+            purchase = pixel and promoted.get("custom_event_type") == "PURCHASE"
+            self.adset_info[s["id"]] = (tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase,
+                                        _schedule_weights(s.get("adset_schedule") or []))
+        # lifetime budgets: spend so far per object
+        self.spent: dict[str, int] = {}
+        db = sb.store.db
+        for col in ("adset_id", "campaign_id"):
+            for oid, total in db.execute(f"SELECT {col}, SUM(spend) FROM delivery_days WHERE account_id=? "
+                                         f"GROUP BY {col}", (aid,)):
+                self.spent[oid] = int(total or 0)
+
+    def _lifetime_allowance(self, obj: dict, end_key: str, day: date) -> float:
+        budget = int(obj["lifetime_budget"])
+        remaining = max(0, budget - self.spent.get(obj["id"], 0))
+        end = obj.get(end_key)
+        if end:
+            last = _local_day(float(end) - 1, self.tz)
+            days_left = max(1, (last - day).days + 1)
+        else:
+            days_left = 30
+        return remaining / days_left
+
+    def simulate_day(self, day: date, seed: int) -> list[tuple]:
+        day_start, day_end = day_bounds(day, self.tz)
+        weekday = (day.weekday() + 1) % 7   # 0 = Sunday, as adset_schedule counts
+        live = []
+        for entry in self.ads:
+            a, s, c, window, ctr, conv, video = entry
+            if window[0] >= day_end or window[1] <= day_start:
+                continue
+            info = self.adset_info[s["id"]]
+            f = _fraction(day_start, day_end, window, weekday, info[7])
+            if f > 0:
+                live.append((entry, f))
+        if not live:
+            return []
+        # budgets: ad set allowance for the day (campaign budget shared by delivering ad sets)
+        by_adset: dict[str, list] = {}
+        for item in live:
+            by_adset.setdefault(item[0][1]["id"], []).append(item)
+        by_campaign: dict[str, list[str]] = {}
+        for sid in by_adset:
+            by_campaign.setdefault(self.adsets[sid]["campaign_id"], []).append(sid)
+        allowance: dict[str, float] = {}
+        for cid, sids in by_campaign.items():
+            c = self.campaigns[cid]
+            if c.get("daily_budget"):
+                campaign_budget = float(int(c["daily_budget"]))
+            elif c.get("lifetime_budget"):
+                campaign_budget = self._lifetime_allowance(c, "stop_time", day)
+            else:
+                campaign_budget = None
+            for sid in sids:
+                s = self.adsets[sid]
+                if campaign_budget is not None:
+                    allowance[sid] = campaign_budget / len(sids)
+                elif s.get("daily_budget"):
+                    allowance[sid] = float(int(s["daily_budget"]))
+                elif s.get("lifetime_budget"):
+                    allowance[sid] = self._lifetime_allowance(s, "end_time", day)
+                else:
+                    allowance[sid] = 0.0
+        rows = []
+        iso = day.isoformat()
+        aid = self.account["id"]
+        for sid, items in by_adset.items():
+            tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase, _ = self.adset_info[sid]
+            objective = self.campaigns[self.adsets[sid]["campaign_id"]].get("objective", "")
+            leads_on = objective == "OUTCOME_LEADS"
+            weekend = 1.08 if weekday in (0, 6) else 1.0
+            weights = [entry[4] ** 1.5 for entry, _ in items]
+            total_w = sum(weights)
+            daily_people = audience * 0.3
+            # the people this ad set can reach at its budget (what object_reach de-duplicates over)
+            pool = int(min(audience, max(1000, 30 * allowance[sid] * 1000 / cpm_minor)))
+            for (entry, f), w in zip(items, weights):
+                a, s, c, window, ctr, conv, video = entry
+                u = _uniforms(f"{seed}:{iso}:{a['id']}")
+                share = w / total_w
+                target = allowance[sid] * share * f * (0.88 + 0.12 * u[0])
+                cpm = cpm_minor * (0.9 + 0.2 * u[1]) * weekend
+                cap = int(daily_people * share * f)
+                impressions = int(target * 1000 / cpm)
+                if impressions > cap:
+                    impressions = cap
+                if impressions <= 0:
+                    continue
+                spend = min(int(impressions * cpm / 1000), int(target))
+                freq = min(4.0, 1.0 + impressions / max(daily_people * share, 1.0))
+                reach = max(1, int(impressions / freq))
+                x = impressions * ctr * g_ctr * (0.85 + 0.3 * u[2])
+                clicks = min(impressions, int(x) + (u[3] < x - int(x)))
+                x = clicks * (0.86 + 0.08 * u[4])
+                unique = min(reach, int(x) + (u[5] < x - int(x)))
+                x = clicks * (0.55 + 0.2 * u[6])
+                link = int(x) + (u[7] < x - int(x))
+                x = link * (0.6 + 0.25 * u[8])
+                lpv = int(x) + (u[9] < x - int(x))
+                x = impressions * 0.004 * (0.7 + 0.6 * u[10])
+                engagements = min(impressions, clicks + int(x) + (u[11] < x - int(x)))
+                views = leads = atc = ic = purchases = value = 0
+                if video:
+                    x = impressions * 0.25 * (0.8 + 0.4 * u[10])
+                    views = min(impressions, int(x) + (u[12] < x - int(x)))
+                if leads_on:
+                    x = clicks * 0.09 * conv * g_conv
+                    leads = min(clicks, int(x) + (u[13] < x - int(x)))
+                if pixel:
+                    x = lpv * 0.14 * conv * g_conv
+                    atc = min(lpv, int(x) + (u[12] < x - int(x)))
+                    x = atc * 0.5
+                    ic = int(x) + (u[13] < x - int(x))
+                    if purchase:
+                        x = ic * 0.55 * min(1.0, conv)
+                        purchases = int(x) + (u[14] < x - int(x))
+                        if purchases:  # a sum of lognormal order values, approximated by one lognormal
+                            sigma = 0.6 / math.sqrt(purchases)
+                            z = _NORMAL.inv_cdf(min(max(u[15], 1e-9), 1 - 1e-9))
+                            value = int(purchases * self.aov * math.exp(sigma * z - sigma * sigma / 2))
+                spend = max(0, spend)
+                self.spent[sid] = self.spent.get(sid, 0) + spend
+                self.spent[c["id"]] = self.spent.get(c["id"], 0) + spend
+                rows.append((aid, iso, a["id"], sid, c["id"], tpl, pool, impressions, reach, clicks, unique,
+                             link, spend, lpv, engagements, views, leads, atc, ic, purchases, value))
+        return rows
+
+
+_INSERT = ("INSERT OR IGNORE INTO delivery_days VALUES(" + ",".join("?" * 21) + ")")
+
+
+def _simulate(sb, account: dict, days: Iterable[date], only_ads: set[str] | None = None) -> int:
+    days = list(days)
+    if not days:
+        return 0
+    plan = _Plan(sb, account, only_ads)
+    seed = get_seed(sb)
+    rows: list[tuple] = []
+    for day in days:
+        rows.extend(plan.simulate_day(day, seed))
+    db = sb.store.db
+    db.execute("BEGIN")
+    try:
+        db.executemany(_INSERT, rows)
+        db.execute("COMMIT")
+    except Exception:
+        db.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def _state(sb, account_id: str) -> tuple[date, date] | None:
+    row = sb.store.db.execute("SELECT first_day, last_day FROM delivery_accounts WHERE account_id=?",
+                              (account_id,)).fetchone()
+    return (date.fromisoformat(row[0]), date.fromisoformat(row[1])) if row else None
+
+
+def _set_state(sb, account_id: str, first: date, last: date) -> None:
+    sb.store.db.execute("INSERT OR REPLACE INTO delivery_accounts(account_id, first_day, last_day) VALUES(?,?,?)",
+                        (account_id, first.isoformat(), last.isoformat()))
+
+
+def ensure_simulated(sb, account_id: str, until_day: date) -> None:
+    """Simulate the account's missing complete days up to until_day (inclusive; never today or later), in
+    order, with the objects' current state, and persist them. Idempotent."""
+    _db(sb)
+    with sb.store.lock:
+        account = _account(sb, account_id)
+        tz = account_tz(account)
+        today = datetime.fromtimestamp(sb.now(), tz).date()
+        until = min(until_day, today - timedelta(days=1))
+        state = _state(sb, account_id)
+        if state is None:
+            ads = sb.store.list("ad", account_id=account_id)
+            if not ads:
+                return
+            first = max(min(_local_day(a.created, tz) for a in ads), today - timedelta(days=MAX_HISTORY_DAYS))
+            start = first
+        else:
+            first, last = state
+            start = last + timedelta(days=1)
+        if until < start:
+            return
+        _simulate(sb, account, (start + timedelta(days=i) for i in range((until - start).days + 1)))
+        _set_state(sb, account_id, first, until)
+
+
+def settle(sb) -> None:
+    """Simulate every account's complete days (called before the sandbox clock moves)."""
+    _db(sb)
+    for account in sb.store.list("adaccount"):
+        ensure_simulated(sb, account["id"], date.max - timedelta(days=2))
+
+
+# ---- reading
+
+def _where(account_id: str, since: date, until: date, campaign_ids, adset_ids, ad_ids) -> tuple[str, list]:
+    sql = " WHERE account_id=? AND day>=? AND day<=?"
+    args: list = [account_id, since.isoformat(), until.isoformat()]
+    for col, ids in (("campaign_id", campaign_ids), ("adset_id", adset_ids), ("ad_id", ad_ids)):
+        if ids is not None:
+            ids = [str(i) for i in ids]
+            if not ids:
+                return sql + " AND 0", args
+            sql += f" AND {col} IN ({','.join('?' * len(ids))})"
+            args += ids
+    return sql, args
+
+
+_COLUMNS = "day, campaign_id, adset_id, ad_id, tpl, audience, " + ", ".join(METRICS)
+
+
+def iter_day_totals(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
+                    ad_ids=None) -> Iterator[DeliveryRow]:
+    """One row per ad-day with the day's totals (breakdown columns empty): the fast path when no breakdown is
+    asked. Reads what is stored (call ensure_simulated first)."""
+    _db(sb)
+    sql, args = _where(account_id, since, until, campaign_ids, adset_ids, ad_ids)
+    days: dict[str, date] = {}
+    for r in sb.store.db.execute(f"SELECT {_COLUMNS} FROM delivery_days{sql} ORDER BY day, ad_id", args):
+        day = days.get(r[0]) or days.setdefault(r[0], date.fromisoformat(r[0]))
+        yield DeliveryRow(day, account_id, r[1], r[2], r[3], "", "", "", "", "", "", *r[6:])
+
+
+BREAKDOWNS = ("age", "gender", "country", "publisher_platform", "platform_position", "impression_device")
+
+
+def _bounds(totals, points: list[int]) -> list[list[int] | None]:
+    """Chained cumulative rounding: per metric, its cumulative amount at each template point (0..S). Pointwise,
+    so any subset of points gives the same numbers; exact totals at S, and a child metric never exceeds its
+    parent between two points."""
+    out: list[list[int] | None] = [None] * len(METRICS)
+    imp = totals[0]
+    out[0] = [imp * c // S for c in points]
+    for child, parent in _CHAIN:
+        x, pb = totals[child], out[parent]
+        out[child] = [x * c // totals[parent] for c in pb] if x and pb is not None else None
+    return out
+
+
+def split(totals, cum: list[int]) -> list[list[int]]:
+    """Per cell of a template (cumulative weights `cum`), the metric values (METRICS order); sums are exact."""
+    b = _bounds(totals, cum)
+    return [[(bb[k + 1] - bb[k]) if bb is not None else 0 for bb in b] for k in range(len(cum) - 1)]
+
+
+def _groups(sb, tpl: int, dims: tuple[str, ...] | None) -> tuple[list[int], list[tuple[tuple, list]]]:
+    """Template cells grouped by the breakdown dims: (points, [(6 labels with "" for other dims, runs)]) where
+    runs are (i, j) index pairs into points."""
+    cache = sb._delivery_templates
+    key = ("groups", tpl, dims)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    cells, cum = _template(sb, tpl)
+    keep = [i for i, name in enumerate(BREAKDOWNS) if dims is None or name in dims]
+    runs: dict[tuple, list[list[int]]] = {}
+    prev = None
+    for k, cell in enumerate(cells):
+        label = tuple(cell[i] if i in keep else "" for i in range(6))
+        if label == prev:
+            runs[label][-1][1] = k + 1
+        else:
+            runs.setdefault(label, []).append([k, k + 1])
+        prev = label
+    needed = sorted({cum[i] for rs in runs.values() for r in rs for i in r})
+    where = {c: i for i, c in enumerate(needed)}
+    groups = [(label, [(where[cum[a]], where[cum[b]]) for a, b in rs]) for label, rs in runs.items()]
+    hit = cache[key] = (needed, groups)
+    return hit
+
+
+def iter_rows(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
+              ad_ids=None, breakdowns: Iterable[str] | None = None) -> Iterator[DeliveryRow]:
+    """The stored rows per day × ad × breakdown cell (cells with impressions only), ordered by day and ad.
+    Reads what is stored: call ensure_simulated(sb, account_id, until) first.
+
+    `breakdowns` (optional, for speed): the breakdown columns the caller will group by; the others come back
+    as "" and the cells are pre-summed over them (() = one row per ad-day, like iter_day_totals). The numbers
+    are exactly the sums of the full cells'."""
+    _db(sb)
+    dims = None if breakdowns is None else tuple(sorted(set(breakdowns)))
+    if dims is not None and not set(dims) <= set(BREAKDOWNS):
+        raise ValueError(f"breakdowns must be among {BREAKDOWNS}")
+    sql, args = _where(account_id, since, until, campaign_ids, adset_ids, ad_ids)
+    days: dict[str, date] = {}
+    make = DeliveryRow
+    for r in sb.store.db.execute(f"SELECT {_COLUMNS} FROM delivery_days{sql} ORDER BY day, ad_id", args):
+        points, groups = _groups(sb, r[4], dims)
+        totals = r[6:]
+        day = days.get(r[0]) or days.setdefault(r[0], date.fromisoformat(r[0]))
+        if len(groups) == 1:
+            yield make(day, account_id, r[1], r[2], r[3], *groups[0][0], *totals)
+            continue
+        b = _bounds(totals, points)
+        imp = b[0]
+        for label, runs in groups:
+            if len(runs) == 1:
+                i, j = runs[0]
+                if imp[j] == imp[i]:
+                    continue
+                yield make(day, account_id, r[1], r[2], r[3], *label,
+                           *[(bb[j] - bb[i]) if bb is not None else 0 for bb in b])
+            else:
+                values = [sum(bb[j] - bb[i] for i, j in runs) if bb is not None else 0 for bb in b]
+                if values[0]:
+                    yield make(day, account_id, r[1], r[2], r[3], *label, *values)
+
+
+def dedup_reach(reach_sum: int, audience: int) -> int:
+    """People reached over several ad-days of one pool of A people (the `audience` column: the ad set's
+    reachable pool, min(audience size, ~30 days of impressions at its budget)): A·(1 − e^(−Σreach/A)), never
+    above Σreach."""
+    if reach_sum <= 0:
+        return 0
+    audience = max(audience, 1)
+    return min(reach_sum, max(1, int(round(audience * (1 - math.exp(-reach_sum / audience))))))
+
+
+def object_reach(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
+                 ad_ids=None) -> int:
+    """De-duplicated reach of the selected rows over the period: per ad set dedup_reach(Σ daily reach, its
+    audience), then the ad sets combined the same way over the sum of their audiences (at least the largest
+    ad set's reach). Deterministic and sub-additive."""
+    _db(sb)
+    sql, args = _where(account_id, since, until, campaign_ids, adset_ids, ad_ids)
+    per_adset = sb.store.db.execute(f"SELECT adset_id, SUM(reach), MAX(audience) FROM delivery_days{sql} "
+                                    "GROUP BY adset_id", args).fetchall()
+    if not per_adset:
+        return 0
+    reaches = [dedup_reach(int(r or 0), int(a or 1)) for _, r, a in per_adset]
+    if len(reaches) == 1:
+        return reaches[0]
+    audience = sum(int(a or 1) for _, _, a in per_adset)
+    return max(max(reaches), dedup_reach(sum(reaches), audience))
+
+
+def status(sb) -> dict:
+    _db(sb)
+    out = {"seed": get_seed(sb), "simulated_days": {}, "first_day": {}, "last_day": {}, "rows": {}}
+    for account_id, first, last in sb.store.db.execute("SELECT account_id, first_day, last_day "
+                                                       "FROM delivery_accounts ORDER BY account_id"):
+        out["simulated_days"][account_id] = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
+        out["first_day"][account_id], out["last_day"][account_id] = first, last
+    for account_id, n in sb.store.db.execute("SELECT account_id, COUNT(*) FROM delivery_days GROUP BY account_id"):
+        out["rows"][account_id] = n
+    out["true_effects"] = true_effects(sb)
+    return out
+
+
+# ---- scenarios (POST /__sandbox/delivery {"scenario": {...}})
+
+class ScenarioError(ValueError):
+    pass
+
+
+def _int(spec: dict, name: str, default: int | None, low: int, high: int) -> int | None:
+    value = spec.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ScenarioError(f"scenario.{name} must be an integer in [{low}, {high}]")
+    return value
+
+
+def create_scenario(sb, spec: dict) -> dict:
+    """A campaign, its ad sets, creatives and N ACTIVE approved ads, backdated `days` days (to midnight in the
+    account's time zone), with their history simulated. Keys: ads (1), days (30), adsets (1), creatives (1),
+    daily_budget (minor units per ad set; default 2000 per ad in it), lifetime_budget (per ad set, instead;
+    ends `end_days` (7) days after today), objective (OUTCOME_SALES), optimization_goal, pixel (true for
+    OUTCOME_SALES: promotes the account's pixel with PURCHASE), targeting (US 18-65), adset_schedule,
+    account_id (the first ad account), effects ([multiplier per ad] → true_effects), name."""
+    import time as _time
+    from .ads import REVIEW_SECONDS, new_review
+    began = _time.perf_counter()
+    _db(sb)
+    if not isinstance(spec, dict):
+        raise ScenarioError("scenario must be an object")
+    store = sb.store
+    n_ads = _int(spec, "ads", 1, 1, 100_000)
+    n_days = _int(spec, "days", 30, 0, MAX_HISTORY_DAYS)
+    n_adsets = _int(spec, "adsets", 1, 1, n_ads)
+    n_creatives = _int(spec, "creatives", 1, 1, n_ads)
+    account_id = spec.get("account_id") or next((a["id"] for a in store.list("adaccount")), None)
+    account = store.get(account_id) if isinstance(account_id, str) else None
+    if account is None or account.type != "adaccount":
+        raise ScenarioError(f"unknown ad account {account_id!r}")
+    per_adset = math.ceil(n_ads / n_adsets)
+    daily = _int(spec, "daily_budget", None, 1, 10**12)
+    lifetime = _int(spec, "lifetime_budget", None, 1, 10**13)
+    if daily is None and lifetime is None:
+        daily = 2000 * per_adset
+    objective = spec.get("objective", "OUTCOME_SALES")
+    pixel_wanted = spec.get("pixel", objective == "OUTCOME_SALES")
+    goal = spec.get("optimization_goal") or ("OFFSITE_CONVERSIONS" if pixel_wanted else
+                                             {"OUTCOME_LEADS": "LEAD_GENERATION", "OUTCOME_AWARENESS": "REACH"}
+                                             .get(objective, "LINK_CLICKS"))
+    targeting = spec.get("targeting") or {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65}
+    if not isinstance(targeting, dict):
+        raise ScenarioError("scenario.targeting must be an object")
+    effects = spec.get("effects") or []
+    if not isinstance(effects, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                for e in effects):
+        raise ScenarioError("scenario.effects must be a list of numbers")
+    name = str(spec.get("name") or "Scenario")
+    tz = account_tz(account)
+    today = datetime.fromtimestamp(sb.now(), tz).date()
+    first_day = today - timedelta(days=n_days)
+    t0 = day_bounds(first_day, tz)[0] - REVIEW_SECONDS
+    digits = account["id"][4:]
+    rows: list[tuple] = []
+    promoted = None
+    if pixel_wanted:
+        pixel = next(iter(store.list("pixel", account_id=account["id"])), None)
+        if pixel is None:
+            pixel_id = store.new_id("pixel")
+            rows.append(("pixel", pixel_id, {"id": pixel_id, "name": f"{name} Pixel", "code": ""}, account["id"],
+                         account["id"], t0))
+        else:
+            pixel_id = pixel["id"]
+        promoted = {"pixel_id": pixel_id, "custom_event_type": "PURCHASE"}
+    campaign_id = store.new_id("campaign")
+    rows.append(("campaign", campaign_id, {
+        "id": campaign_id, "account_id": digits, "name": name, "objective": objective, "status": "ACTIVE",
+        "buying_type": "AUCTION", "special_ad_categories": [], "special_ad_category_country": [],
+        "source_campaign_id": "0", "adlabels": [], "start_time": t0, "is_adset_budget_sharing_enabled": False},
+        account["id"], account["id"], t0))
+    end_time = day_bounds(today + timedelta(days=_int(spec, "end_days", 7, 1, 3650)), tz)[0] if lifetime else None
+    adset_ids = []
+    for i in range(n_adsets):
+        sid = store.new_id("adset")
+        data = {"id": sid, "account_id": digits, "campaign_id": campaign_id, "name": f"{name} - ad set {i + 1}",
+                "status": "ACTIVE", "optimization_goal": goal, "billing_event": "IMPRESSIONS",
+                "is_dynamic_creative": False, "adlabels": [], "source_adset_id": "0", "start_time": t0,
+                "pacing_type": ["standard"], "targeting": targeting}
+        if lifetime:
+            data.update(lifetime_budget=str(lifetime), end_time=end_time)
+        else:
+            data["daily_budget"] = str(daily)
+        if spec.get("adset_schedule"):
+            data.update(adset_schedule=spec["adset_schedule"], pacing_type=["day_parting"])
+        if promoted:
+            data["promoted_object"] = promoted
+        rows.append(("adset", sid, data, campaign_id, account["id"], t0))
+        adset_ids.append(sid)
+    page = next(iter(store.list("page")), None)
+    page_id = page["id"] if page else "0"
+    creative_ids, creative_data = [], {}
+    for i in range(n_creatives):
+        cid = store.new_id("adcreative")
+        link = {"link": f"https://scenario.example.com/{i + 1}", "message": f"{name}: offer number {i + 1}",
+                "name": f"Offer {i + 1}", "call_to_action": {"type": "SHOP_NOW"}}
+        data = {"id": cid, "account_id": digits, "name": f"{name} - creative {i + 1}", "status": "ACTIVE",
+                "adlabels": [], "object_story_spec": {"page_id": page_id, "link_data": link}, "object_type": "SHARE",
+                "_kind": "link", "_cards": [], "_page_id": page_id, "_media": {}, "call_to_action_type": "SHOP_NOW"}
+        rows.append(("adcreative", cid, data, account["id"], account["id"], t0))
+        creative_ids.append(cid)
+        creative_data[cid] = data
+    ad_ids = []
+    for i in range(n_ads):
+        ad_id = store.new_id("ad")
+        sid, cid = adset_ids[i // per_adset], creative_ids[i % n_creatives]
+        data = {"id": ad_id, "account_id": digits, "name": f"{name} - ad {i + 1}", "status": "ACTIVE",
+                "adset_id": sid, "campaign_id": campaign_id, "source_ad_id": "0", "creative": {"id": cid},
+                "adlabels": [], "_review": new_review(t0, creative_data[cid])}
+        rows.append(("ad", ad_id, data, sid, account["id"], t0))
+        ad_ids.append(ad_id)
+    store.insert_many(rows)
+    if effects:
+        set_true_effects(sb, {ad_ids[i]: e for i, e in enumerate(effects[:n_ads])})
+    created = _time.perf_counter() - began
+    with store.lock:
+        state = _state(sb, account["id"])
+        if state is not None and n_days:
+            first, last = state
+            new_last = min(last, today - timedelta(days=1))
+            if new_last >= first_day:
+                _simulate(sb, account, (first_day + timedelta(days=i) for i in range((new_last - first_day).days + 1)),
+                          set(ad_ids))
+            _set_state(sb, account["id"], min(first, first_day), last)
+        ensure_simulated(sb, account["id"], today - timedelta(days=1))
+    count = sb.store.db.execute("SELECT COUNT(*) FROM delivery_days WHERE account_id=? AND campaign_id=?",
+                                (account["id"], campaign_id)).fetchone()[0]
+    return {"account_id": account["id"], "campaign_id": campaign_id, "adset_ids": adset_ids,
+            "creative_ids": creative_ids, "ad_ids": ad_ids, "first_day": first_day.isoformat(),
+            "ad_days": count, "seconds": {"create": round(created, 3),
+                                          "simulate": round(_time.perf_counter() - began - created, 3)}}
