@@ -249,7 +249,7 @@ class Chat:
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
         result = await facebook.call(op, args, interface=self.interface)
-        self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok}]
+        self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok, "files": list(result.files or [])}]
         await self._remember(line, result.text)
         return result.text, not result.ok
 
@@ -274,7 +274,8 @@ class Chat:
 
         turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
                                             on_text=on_text if self.stream else None, interface=self.interface)
-        self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok} for call in turn.tool_calls]
+        self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
+                                for call in turn.tool_calls]
         if shown:
             self.console.print()
         if not turn.ok or not self.stream:
@@ -294,7 +295,8 @@ class Chat:
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
         result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
-        self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok}]
+        self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
+                                 "files": list(result.files or [])}]
         await self._remember(line, result.text)
         return result.text, not result.ok
 

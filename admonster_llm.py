@@ -51,6 +51,7 @@ class ToolCallRecord:
     arguments: Any
     ok: bool
     result_text: str
+    files: list[str] = field(default_factory=list)  # the files the op wrote (charts, exports, previews)
 
 
 @dataclass
@@ -410,7 +411,8 @@ class ChatLoop:
         result = await facebook.call(op, args, interface=interface, **top_level)
         content = self._tool_content(result)
         label = str(op) if op else "facebook"
-        return ToolCallRecord(label, {"op": op, "args": args, **top_level}, result.ok, result.text), content
+        return ToolCallRecord(label, {"op": op, "args": args, **top_level}, result.ok, result.text,
+                              list(result.files or [])), content
 
     def _tool_content(self, result: Any) -> str:
         # The op's text is written for an LLM (ids, names, money, next step); its JSON data would double every

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import secrets
 import signal
 import time
-from typing import Any
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -18,6 +22,7 @@ CALLBACK_PATH = "/oauth/facebook/callback"
 RUNTIME_KEY = web.AppKey("runtime", object)
 WORKSPACE_KEY = web.RequestKey("workspace", object)
 MAX_BODY_BYTES = 1 << 20
+FILES_PREFIX = "/v1/files/"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,6 +139,124 @@ async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse
     return await handler(request)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Files that ops write (charts, previews, CSV and PDF exports), offered over HTTP to the workspace that made them
+# ---------------------------------------------------------------------------------------------------------------
+
+# Only these kinds are offered; anything else an op writes stays a local path. Images and PDF open in the browser,
+# the rest download (an HTML preview never runs as a page of this origin).
+FILE_TYPES = {
+    ".png": ("image/png", "inline"),
+    ".jpg": ("image/jpeg", "inline"),
+    ".jpeg": ("image/jpeg", "inline"),
+    ".pdf": ("application/pdf", "inline"),
+    ".csv": ("text/csv", "attachment"),
+    ".html": ("text/html", "attachment"),
+}
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    workspace_id: Any
+    path: Path
+    name: str
+    content_type: str
+    disposition: str
+    size: int
+    mtime_ns: int
+    expires_at: float
+
+
+class FileShelf:
+    """Files that op results named, each under an unguessable id for one workspace, for `ttl` seconds (in memory,
+    at most `limit` entries, the oldest dropped first). A URL holds the id and the file's name, never a key or token;
+    the route still asks for the workspace's API key. A file changed or removed since it was offered is not served."""
+
+    def __init__(self, *, ttl: float = 24 * 3600, limit: int = 2000, clock: Callable[[], float] = time.time) -> None:
+        self.ttl, self.limit, self.clock = ttl, limit, clock
+        self._entries: OrderedDict[str, SharedFile] = OrderedDict()
+
+    def offer(self, workspace_id: Any, path: str) -> str | None:
+        """The URL for one file an op wrote, or None when it is not a kind the server hands out (or is gone)."""
+        try:
+            resolved = Path(path).resolve(strict=True)
+            stat = resolved.stat()
+        except (OSError, RuntimeError, ValueError):
+            return None
+        kind = FILE_TYPES.get(resolved.suffix.lower())
+        if kind is None or not resolved.is_file():
+            return None
+        self._expire()
+        file_id = secrets.token_urlsafe(24)
+        self._entries[file_id] = SharedFile(workspace_id, resolved, resolved.name, kind[0], kind[1], stat.st_size,
+                                            stat.st_mtime_ns, self.clock() + self.ttl)
+        while len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+        return f"{FILES_PREFIX}{file_id}/{_url_name(resolved.name)}"
+
+    def urls(self, workspace_id: Any, paths: list[str] | None) -> list[str | None]:
+        """One entry per path, in order (None where a path is not offered)."""
+        return [self.offer(workspace_id, path) for path in paths or []]
+
+    def find(self, workspace_id: Any, file_id: str, name: str) -> SharedFile | None:
+        self._expire()
+        entry = self._entries.get(file_id)
+        if entry is None or entry.workspace_id != workspace_id or name not in (entry.name, _url_name(entry.name)):
+            return None
+        try:
+            stat = entry.path.stat()
+        except OSError:
+            return None
+        if not entry.path.is_file() or (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
+            return None
+        return entry
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for file_id in [k for k, v in self._entries.items() if v.expires_at <= now]:
+            del self._entries[file_id]
+
+
+def _url_name(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+FILES_KEY = web.AppKey("files", FileShelf)
+
+
+def _with_file_urls(request: web.Request, files: list[str] | None) -> list[str | None]:
+    return request.app[FILES_KEY].urls(request[WORKSPACE_KEY].id, files)
+
+
+async def serve_file(request: web.Request) -> web.StreamResponse:
+    """GET /v1/files/{id}/{name}: a file an op wrote for this workspace (404 for anything else)."""
+    entry = request.app[FILES_KEY].find(request[WORKSPACE_KEY].id, request.match_info["file_id"],
+                                        request.match_info["name"])
+    if entry is None:
+        return _error(404, "not_found", "No such file for this workspace (links last 24 hours)",
+                      "Run the op again for a fresh link")
+    quoted = _url_name(entry.name)
+    headers = {
+        "Content-Type": entry.content_type,
+        "Content-Disposition": f"{entry.disposition}; filename=\"{quoted}\"; filename*=UTF-8''{quoted}",
+        "X-Content-Type-Options": "nosniff",
+        # Nothing in a file runs as this origin (Chromium shows no PDF in a sandboxed document, so PDF is spared).
+        "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+                                   + ("" if entry.content_type == "application/pdf" else "; sandbox"),
+        "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer",
+    }
+    try:
+        body = await asyncio.to_thread(entry.path.read_bytes)
+    except OSError:
+        return _error(404, "not_found", "The file is gone from disk", "Run the op again")
+    if len(body) != entry.size:
+        return _error(404, "not_found", "The file changed since it was offered", "Run the op again")
+    return web.Response(body=body, headers=headers)
+
+
 async def health(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     return web.json_response({"ok": True, "mode": runtime.mode, "time": int(time.time())})
@@ -151,7 +274,8 @@ async def tool_call(request: web.Request) -> web.Response:
     facebook = await runtime.facebook_for(request[WORKSPACE_KEY])
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", **extra)
-    return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files},
+    return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
+                              "file_urls": _with_file_urls(request, result.files)},
                              dumps=lambda value: json.dumps(value, default=str))
 
 
@@ -177,8 +301,16 @@ async def chat(request: web.Request) -> web.Response:
     conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id.strip(), stream=False,
                         interface="http")
     reply, failed = await conversation.answer(message)
+    tool_calls, files, file_urls = [], [], []
+    for call in conversation.last_tool_calls:
+        call = dict(call)
+        call["files"] = list(call.get("files") or [])
+        call["file_urls"] = _with_file_urls(request, call["files"])
+        files += call["files"]
+        file_urls += call["file_urls"]
+        tool_calls.append(call)
     return web.json_response({"ok": not failed, "thread_id": thread_id.strip(), "reply": reply,
-                              "tool_calls": conversation.last_tool_calls},
+                              "tool_calls": tool_calls, "files": files, "file_urls": file_urls},
                              dumps=lambda value: json.dumps(value, default=str))
 
 
@@ -203,10 +335,12 @@ def public_callback_url(runtime: Any) -> str:
 def create_app(runtime: Any) -> web.Application:
     app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
     app[RUNTIME_KEY] = runtime
+    app[FILES_KEY] = FileShelf()
     app.router.add_get("/healthz", health)
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_post("/v1/chat", chat)
     app.router.add_get("/v1/threads/{thread_id}", thread_history)
+    app.router.add_get(FILES_PREFIX + "{file_id}/{name}", serve_file)
     app.router.add_get(CALLBACK_PATH, oauth_callback)
     admonster_web.add_routes(app)
     admonster_mcp.mount_mcp(app, runtime)

@@ -4,7 +4,9 @@ fetched from outside) that talks to the same `/v1/` API as every other client.
 The page is served at `/` and `/console`; its files at `/console/static/<name>`. It holds no secrets and does no
 work on the server: the person pastes their workspace API key once (kept in the tab's sessionStorage) and the page
 sends it as `Authorization: Bearer <key>` to `POST /v1/tools/facebook` (connect, token health, selections, audit log,
-confirmations) and `POST /v1/chat`.
+confirmations) and `POST /v1/chat`. Files that ops wrote (charts, previews, exports) come back as `file_urls`; the page
+fetches them with the same header and shows pictures inline through `blob:` URLs (hence `img-src blob:`), other files
+as download links.
 
 The files live in the folder `admonster_web_static/` beside this module (found there in a checkout and in an
 editable install). A regular wheel installs that folder as data files under `sys.prefix` (pyproject's
@@ -28,7 +30,7 @@ STATIC_PREFIX = "/console/static/"
 
 # The page loads only its own files and talks only to its own origin; nothing may frame it.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

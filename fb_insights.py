@@ -1300,6 +1300,13 @@ CPC_RISE_PCT = 25.0
 MIN_CLICKS_FOR_CPC = 20
 FATIGUE_FREQUENCY = 3.0
 BUDGET_LIMITED_SHARE = 0.95
+# A budget-limited "winner" must beat the median CPA/ROAS clearly: by WINNER_MARGIN_PCT and by WINNER_Z standard
+# errors. Conversions are counts, so with n of them a CPA is uncertain by about 1/√n (a ROAS more: order values
+# vary, coefficient of variation ORDER_VALUE_CV), and the median is about as noisy; without this, one of three
+# equal ad sets beats the median by 10–25 % from noise alone every other week, which is no reason to raise its budget.
+WINNER_MARGIN_PCT = 20.0
+WINNER_Z = 2.5
+ORDER_VALUE_CV = 0.66
 UNDERSPEND_SHARE = 0.5
 LEARNING_RESULTS = 50
 SCALE_STEP_PCT = 20
@@ -1393,6 +1400,14 @@ async def recommendations(ctx: OpContext, args: RecommendationsArgs) -> OpResult
                                      "recommendations": [r.to_dict() for r in found]})
 
 
+def _clearly_better(ratio: float, count: int, value_cv: float = 0.0) -> bool:
+    """`ratio` (> 1: better than the median) is more than noise for a figure built on `count` conversions: at
+    least WINNER_MARGIN_PCT better and WINNER_Z standard errors of a difference of two such figures away."""
+    if count <= 0 or ratio < 1 + WINNER_MARGIN_PCT / 100:
+        return False
+    return math.log(ratio) * math.sqrt(count / (2 * (1 + value_cv * value_cv))) >= WINNER_Z
+
+
 def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_ad: Mapping[str, Mapping[str, MetricRow]],
                    latest: str | None, reach_7d: Mapping[str, MetricRow], adsets: Sequence[dict], campaigns: Sequence[dict],
                    ads: Sequence[dict]) -> list[Recommendation]:
@@ -1471,10 +1486,12 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
         name = name_of.get(holder_id, holder_id)
         spent = f"spent {money(m.spend_minor, currency)} of {money(budget * days, currency)} ({share:.0%}) over {days} day{'s' if days != 1 else ''}"
         better = []
-        if d["cpa"] is not None and median_cpa is not None and d["cpa"] < median_cpa:
-            better.append(f"CPA {money(d['cpa'], currency)} beats the median {money(median_cpa, currency)}")
-        if d["roas"] is not None and median_roas is not None and d["roas"] > median_roas:
-            better.append(f"ROAS {d['roas']:.2f}× beats the median {median_roas:.2f}×")
+        if d["cpa"] and median_cpa and _clearly_better(median_cpa / d["cpa"], m.conversions):
+            better.append(f"CPA {money(d['cpa'], currency)} beats the median {money(median_cpa, currency)} "
+                          f"by {(median_cpa - d['cpa']) / median_cpa:.0%} ({m.conversions:,} conversions)")
+        if d["roas"] and median_roas and _clearly_better(d["roas"] / median_roas, m.purchases, ORDER_VALUE_CV):
+            better.append(f"ROAS {d['roas']:.2f}× beats the median {median_roas:.2f}× by "
+                          f"{(d['roas'] - median_roas) / median_roas:.0%} ({m.purchases:,} purchases)")
         if share >= BUDGET_LIMITED_SHARE and better:
             new_budget = int(math.ceil(budget * (100 + SCALE_STEP_PCT) / 100))
             op = "update_campaign" if kind == "campaign" else "update_adset"
@@ -1561,6 +1578,11 @@ def _value(m: MetricRow, metric: str) -> float | None:
         return float(m.impressions)
     if metric == "results":
         return float(results_of(m))
+    if metric == "cpa":  # cost per result, for the same results the reports show
+        results = results_of(m)
+        return m.spend_minor / results if results else None
+    if metric == "roas" and not m.purchase_value_minor:
+        return None  # no purchase values: ROAS is undefined, not zero
     return derived(m)[metric]
 
 

@@ -80,6 +80,74 @@
     return { ok: Boolean(body.ok), text: body.text || "", data: body.data || {} };
   }
 
+  // ---------------------------------------------------------------- files ops wrote (charts, exports, previews)
+
+  // A file URL is /v1/files/<id>/<name>: it needs the key in the Authorization header, which <img> and <a> cannot
+  // send, so the bytes are fetched here and shown through a blob: URL.
+  const IMAGE_NAME = /\.(png|jpe?g)$/i;
+
+  function fileName(url) {
+    const last = String(url).split("/").pop() || "file";
+    try {
+      return decodeURIComponent(last);
+    } catch (error) {
+      return last;
+    }
+  }
+
+  async function fetchFile(url) {
+    const response = await fetch(url, { headers: { "Authorization": "Bearer " + state.key } });
+    if (response.status === 401) {
+      signOut("ERROR auth: the API key was refused.");
+      throw new SignedOut("refused");
+    }
+    if (!response.ok) throw new Error(response.status === 404 ? "this link has expired: run the op again" : `HTTP ${response.status}`);
+    return response.blob();
+  }
+
+  async function download(url, name, note) {
+    note.textContent = "";
+    try {
+      const blobUrl = URL.createObjectURL(await fetchFile(url));
+      const link = el("a", { href: blobUrl, download: name, hidden: true });
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(blobUrl), 60_000);
+    } catch (error) {
+      if (!(error instanceof SignedOut)) note.textContent = ` (${name}: ${error.message})`;
+    }
+  }
+
+  // Pictures inline, every file also as a download link with its name.
+  function showFiles(item, urls) {
+    const list = (urls || []).filter((url) => typeof url === "string" && url.startsWith("/v1/files/"));
+    if (!list.length) return;
+    const box = el("div", { class: "files" });
+    for (const url of list) {
+      const name = fileName(url);
+      const note = el("span", { class: "error" });
+      const link = el("a", { href: "#", class: "file-link", download: name, title: "Download " + name,
+        onclick: (event) => { event.preventDefault(); download(url, name, note); } }, name);
+      if (IMAGE_NAME.test(name)) {
+        const img = el("img", { alt: name, class: "file-image", title: "Click to enlarge or shrink",
+          onclick: () => img.classList.toggle("large") });
+        const figure = el("figure", {}, img, el("figcaption", {}, link, note));
+        box.appendChild(figure);
+        fetchFile(url).then((blob) => {
+          img.src = URL.createObjectURL(blob);
+          const log = $("chat-log");
+          img.addEventListener("load", () => { log.scrollTop = log.scrollHeight; }, { once: true });
+        }).catch((error) => {
+          if (!(error instanceof SignedOut)) note.textContent = ` (the picture could not be shown: ${error.message})`;
+        });
+      } else {
+        box.appendChild(el("p", { class: "file" }, link, note));
+      }
+    }
+    item.appendChild(box);
+  }
+
   // ---------------------------------------------------------------- sign in / out
 
   async function signIn(key) {
@@ -381,7 +449,7 @@
     return id;
   }
 
-  function chatLine(kind, text, tools) {
+  function chatLine(kind, text, tools, fileUrls) {
     const log = $("chat-log");
     const item = el("li", { class: kind }, el("span", { class: "who", text: kind === "you" ? "You: " : kind === "bot" ? "Ad Monster: " : "" }), text);
     if (tools && tools.length) {
@@ -389,6 +457,7 @@
         (t.arguments && t.arguments.op) || (t.args && t.args.op))) || "tool").join(", ");
       item.appendChild(el("span", { class: "tools", text: "Tools used: " + names }));
     }
+    showFiles(item, fileUrls);
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
     return item;
@@ -409,7 +478,8 @@
         chatLine("note", "Chat needs an LLM (ADMONSTER_LLM_BASE_URL): this server has no chat endpoint yet. " +
           "The sections above still do everything.");
       } else if (typeof body.reply === "string") {
-        chatLine("bot", body.reply, body.tool_calls);
+        const fileUrls = body.file_urls || (body.tool_calls || []).flatMap((t) => (t && t.file_urls) || []);
+        chatLine("bot", body.reply, body.tool_calls, fileUrls);
       } else {
         chatLine("note", firstLine(body.text) || `The chat answered HTTP ${status} without a reply.`);
       }

@@ -220,10 +220,12 @@ async def delivery_route(request: web.Request) -> web.Response:
             delivery.set_seed(sb, seed_value)
         if "true_effects" in body:
             effects = body["true_effects"]
-            if not isinstance(effects, dict) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in effects.values()):
-                raise BadRequest("true_effects must map ad ids to non-negative numbers")
-            delivery.set_true_effects(sb, effects)
+            if not isinstance(effects, dict):
+                raise BadRequest("true_effects must map ad ids to non-negative numbers or {\"ctr\", \"cvr\"} objects")
+            try:
+                delivery.set_true_effects(sb, effects)
+            except ValueError as exc:
+                raise BadRequest(f"true_effects: {exc}") from None
         if "scenario" in body:
             try:
                 out["scenario"] = delivery.create_scenario(sb, body["scenario"])
@@ -231,6 +233,42 @@ async def delivery_route(request: web.Request) -> web.Response:
                 raise BadRequest(str(exc)) from None
         return web.json_response({**delivery.status(sb), **out})
     return web.json_response(delivery.status(sb))
+
+
+ACCOUNT_STATUSES = (1, 2, 3, 7, 8, 9, 100, 101, 201, 202)
+ACCOUNT_FIELDS = ("id", "name", "account_status", "disable_reason", "currency", "timezone_name")
+
+
+async def account_route(request: web.Request) -> web.Response:
+    """GET: an ad account's status fields. POST {"account_status": n, "disable_reason": n}: set them (a billing
+    failure is 3 UNSETTLED; 1 ACTIVE again). Days already simulated keep their delivery; from the next simulated
+    day an account outside ACTIVE/IN_GRACE_PERIOD delivers nothing."""
+    sb = _sb(request)
+    account_id = request.match_info["account_id"]
+    if not account_id.startswith("act_"):
+        account_id = f"act_{account_id}"
+    account = sb.store.get(account_id)
+    if account is None or account.type != "adaccount":
+        raise BadRequest(f"unknown ad account {account_id!r}")
+    if request.method == "POST":
+        body = await _body(request)
+        unknown = sorted(set(body) - {"account_status", "disable_reason"})
+        if unknown or not body:
+            raise BadRequest("body takes account_status and/or disable_reason")
+        changes: dict[str, Any] = {}
+        if "account_status" in body:
+            status = body["account_status"]
+            if isinstance(status, bool) or status not in ACCOUNT_STATUSES:
+                raise BadRequest(f"account_status must be one of {list(ACCOUNT_STATUSES)}")
+            changes["account_status"] = status
+        if "disable_reason" in body:
+            changes["disable_reason"] = int(_number(body, "disable_reason", high=100))
+        elif changes.get("account_status") == 1:
+            changes["disable_reason"] = 0
+        _settle_delivery(sb)  # the days completed so far were delivered under the old status
+        sb.store.update(account_id, {**account, **changes}, now=sb.now())
+        account = sb.store.get(account_id)
+    return web.json_response({k: account.get(k) for k in ACCOUNT_FIELDS})
 
 
 def add_routes(app: web.Application) -> None:
@@ -251,6 +289,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/__sandbox/objects", objects)
     r.add_route("GET", "/__sandbox/delivery", delivery_route)
     r.add_route("POST", "/__sandbox/delivery", delivery_route)
+    r.add_route("GET", "/__sandbox/accounts/{account_id}", account_route)
+    r.add_route("POST", "/__sandbox/accounts/{account_id}", account_route)
     from .media import add_routes as add_media_routes
 
     add_media_routes(app, SANDBOX_KEY)

@@ -10,13 +10,15 @@ How it works
   (not PENDING_REVIEW or DISAPPROVED — ads.py's review: approved REVIEW_SECONDS after submission, unless its
   creative breaks a policy), within the start/end times of ad set and campaign, and — with day parting
   (adset_schedule) — in the scheduled hours; partial days and unscheduled hours cut delivery in proportion to a
-  fixed hourly traffic curve.
+  fixed hourly traffic curve. Only an ad account with account_status 1 (ACTIVE) or 9 (IN_GRACE_PERIOD) delivers.
 - Budget: the ad set's daily budget, or the campaign's (shared equally by its delivering ad sets); a lifetime
   budget is spread evenly over the remaining days (remaining budget / days left). Within an ad set, better
   creatives (higher CTR) get more of the budget. Every ad's spend is floored, so spend never exceeds a budget.
 - Shape: impressions = spend / CPM, CPM from a base times targeting breadth (estimates.audience_size: narrow is
-  expensive), the placement mix and the goal; impressions are capped by the audience (narrow audiences can't
-  spend everything). CTR per creative comes from a hash of its content (0.4 %–2.5 %, ×1.3 video, ×1.15
+  expensive), the placement mix, the goal and the ad set's CPM trend (scenario cpm_growth_per_day); impressions
+  are capped by the audience (narrow audiences can't spend everything: they underspend) and a saturation factor
+  (impressions so far per person of the audience) raises the day's frequency, so a small audience's frequency
+  climbs day after day. A scenario's audience_size replaces the targeting's estimate. CTR per creative comes from a hash of its content (0.4 %–2.5 %, ×1.3 video, ×1.15
   carousel); link clicks ≤ clicks, landing page views ≤ link clicks; add to cart / initiate checkout /
   purchases (values ~ lognormal around a per-account order value) only when the ad set promotes a pixel
   (purchases only for custom_event_type PURCHASE); leads for OUTCOME_LEADS. Randomness comes from
@@ -89,6 +91,11 @@ PARENT = {"reach": "impressions", "clicks": "impressions", "unique_clicks": "cli
 _IDX = {m: i for i, m in enumerate(METRICS)}
 _CHAIN = [(_IDX[m], _IDX[PARENT[m]]) for m in METRICS[1:]]
 DEFAULT_SEED = 1
+DELIVERING_ACCOUNT_STATUSES = (1, 9)   # ACTIVE, IN_GRACE_PERIOD; any other account_status stops delivery
+DAILY_ACTIVE_SHARE = 0.3      # the share of an audience an ad set can show to in a day (caps impressions)
+PACING_LOW = 0.96             # a budget-limited ad set spends 96–100 % of its daily allowance
+SATURATION = 0.2              # per-day frequency × (1 + 0.2 × impressions per person so far)
+MAX_DAILY_FREQUENCY = 6.0
 S = 1_000_000                 # template weights are integers summing to S
 DAY = 86400
 MAX_HISTORY_DAYS = 37 * 31    # insights reach back 37 months at most
@@ -182,14 +189,34 @@ def set_seed(sb, seed: int) -> None:
     sb.store.kv_set(_KV_SEED, int(seed))
 
 
-def true_effects(sb) -> dict[str, float]:
+def true_effects(sb) -> dict[str, float | dict[str, float]]:
     return dict(sb.store.kv_get(_KV_EFFECTS, {}) or {})
 
 
-def set_true_effects(sb, effects: dict[str, float]) -> None:
-    """Multipliers on CTR and conversion rates per ad id (for experiments with a known answer)."""
+def effect_value(value) -> float | dict[str, float]:
+    """A true effect as stored: a number (CTR and conversion rates both) or {"ctr": m, "cvr": m} (each defaults
+    to 1). ValueError for anything else (negative numbers, other keys)."""
+    if isinstance(value, dict):
+        if not value or set(value) - {"ctr", "cvr"}:
+            raise ValueError('a true effect object takes "ctr" and/or "cvr"')
+        return {k: effect_value(v) for k, v in value.items()}
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
+        raise ValueError("a true effect is a number in [0, 1000] or {\"ctr\": m, \"cvr\": m}")
+    return float(value)
+
+
+def effect_multipliers(value) -> tuple[float, float]:
+    """(CTR multiplier, conversion-rate multiplier) of a stored true effect."""
+    if isinstance(value, dict):
+        return float(value.get("ctr", 1.0)), float(value.get("cvr", 1.0))
+    return float(value), float(value)
+
+
+def set_true_effects(sb, effects: dict[str, float | dict]) -> None:
+    """Multipliers on CTR and conversion rates per ad id (for experiments with a known answer): a number
+    multiplies both, {"ctr": m, "cvr": m} each on its own."""
     _db(sb)
-    sb.store.kv_set(_KV_EFFECTS, {**true_effects(sb), **{str(k): float(v) for k, v in effects.items()}})
+    sb.store.kv_set(_KV_EFFECTS, {**true_effects(sb), **{str(k): effect_value(v) for k, v in effects.items()}})
 
 
 def _template_id(sb, cells: list, cum: list[int]) -> int:
@@ -443,7 +470,9 @@ class _Plan:
         self.campaigns = {c["id"]: c for c in store.list("campaign", account_id=aid)}
         self.adsets = {s["id"]: s for s in store.list("adset", account_id=aid)}
         self.effects = true_effects(sb)
-        ads = [a for a in store.list("ad", account_id=aid) if only_ads is None or a["id"] in only_ads]
+        # A disabled or unsettled account (billing failed, closed, …) delivers nothing; a grace period still does.
+        delivering = int(account.get("account_status", 1) or 1) in DELIVERING_ACCOUNT_STATUSES
+        ads = [a for a in store.list("ad", account_id=aid) if delivering and (only_ads is None or a["id"] in only_ads)]
         creative_cache: dict[str, dict | None] = {}
         from .ads import REVIEW_SECONDS
         self.ads = []   # live candidates: (ad, adset, campaign, window, ctr, conv)
@@ -463,10 +492,10 @@ class _Plan:
                         float(s.get("start_time") or s.created), float(c.get("start_time") or c.created))
             ends = [float(x) for x in (s.get("end_time"), c.get("stop_time")) if x]
             end = min(ends) if ends else float("inf")
-            effect = float(self.effects.get(a["id"], 1.0))
-            ctr = creative_ctr(creative) * effect
+            ctr_effect, cvr_effect = effect_multipliers(self.effects.get(a["id"], 1.0))
+            ctr = creative_ctr(creative) * ctr_effect
             conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True,
-                                                       default=str))) * effect
+                                                       default=str))) * cvr_effect
             video = (creative or {}).get("_kind") == "video"
             self.ads.append((a, s, c, (start, end), ctr, conv, video))
         self.adset_info: dict[str, tuple] = {}
@@ -474,7 +503,7 @@ class _Plan:
             targeting = s.get("targeting") or {}
             cells, cum, cpm_factor = build_template(targeting, account)
             tpl = _template_id(sb, cells, cum)
-            audience = _audience(targeting)
+            audience = int(s.get("_audience_size") or 0) or _audience(targeting)
             breadth = min(3.0, max(0.6, (5_000_000 / audience) ** 0.18))
             goal = s.get("optimization_goal", "")
             g_cpm, g_ctr, g_conv = GOAL_FACTORS.get(goal, (1.0, 1.0, 1.0))
@@ -482,15 +511,20 @@ class _Plan:
             promoted = s.get("promoted_object") or {}
             pixel = bool(promoted.get("pixel_id"))
             purchase = pixel and promoted.get("custom_event_type") == "PURCHASE"
+            growth = float(s.get("_cpm_growth_per_day") or 0.0)
+            start_day = _local_day(float(s.get("start_time") or s.created), self.tz)
             self.adset_info[s["id"]] = (tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase,
-                                        _schedule_weights(s.get("adset_schedule") or []))
-        # lifetime budgets: spend so far per object
+                                        _schedule_weights(s.get("adset_schedule") or []), growth, start_day)
+        # lifetime budgets: spend so far per object; saturation: impressions so far per ad set
         self.spent: dict[str, int] = {}
+        self.shown: dict[str, int] = {}
         db = sb.store.db
         for col in ("adset_id", "campaign_id"):
-            for oid, total in db.execute(f"SELECT {col}, SUM(spend) FROM delivery_days WHERE account_id=? "
-                                         f"GROUP BY {col}", (aid,)):
+            for oid, total, shown in db.execute(f"SELECT {col}, SUM(spend), SUM(impressions) FROM delivery_days "
+                                                f"WHERE account_id=? GROUP BY {col}", (aid,)):
                 self.spent[oid] = int(total or 0)
+                if col == "adset_id":
+                    self.shown[oid] = int(shown or 0)
 
     def _lifetime_allowance(self, obj: dict, end_key: str, day: date) -> float:
         budget = int(obj["lifetime_budget"])
@@ -547,21 +581,25 @@ class _Plan:
         iso = day.isoformat()
         aid = self.account["id"]
         for sid, items in by_adset.items():
-            tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase, _ = self.adset_info[sid]
+            tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase, _, growth, start_day = self.adset_info[sid]
             objective = self.campaigns[self.adsets[sid]["campaign_id"]].get("objective", "")
             leads_on = objective == "OUTCOME_LEADS"
             weekend = 1.08 if weekday in (0, 6) else 1.0
+            trend = (1.0 + growth) ** max(0, (day - start_day).days) if growth else 1.0
             weights = [entry[4] ** 1.5 for entry, _ in items]
             total_w = sum(weights)
-            daily_people = audience * 0.3
+            daily_people = audience * DAILY_ACTIVE_SHARE
+            # saturation: the impressions each person of the pool has had so far; the same people see it more
+            pressure = self.shown.get(sid, 0) / max(audience, 1)
+            repeat = min(MAX_DAILY_FREQUENCY / 2, 1.0 + SATURATION * pressure)
             # the people this ad set can reach at its budget (what object_reach de-duplicates over)
             pool = int(min(audience, max(1000, 30 * allowance[sid] * 1000 / cpm_minor)))
             for (entry, f), w in zip(items, weights):
                 a, s, c, window, ctr, conv, video = entry
                 u = _uniforms(f"{seed}:{iso}:{a['id']}")
                 share = w / total_w
-                target = allowance[sid] * share * f * (0.88 + 0.12 * u[0])
-                cpm = cpm_minor * (0.9 + 0.2 * u[1]) * weekend
+                target = allowance[sid] * share * f * (PACING_LOW + (1 - PACING_LOW) * u[0])
+                cpm = cpm_minor * (0.9 + 0.2 * u[1]) * weekend * trend
                 cap = int(daily_people * share * f)
                 impressions = int(target * 1000 / cpm)
                 if impressions > cap:
@@ -569,7 +607,7 @@ class _Plan:
                 if impressions <= 0:
                     continue
                 spend = min(int(impressions * cpm / 1000), int(target))
-                freq = min(4.0, 1.0 + impressions / max(daily_people * share, 1.0))
+                freq = min(MAX_DAILY_FREQUENCY, (1.0 + impressions / max(daily_people * share, 1.0)) * repeat)
                 reach = max(1, int(impressions / freq))
                 x = impressions * ctr * g_ctr * (0.85 + 0.3 * u[2])
                 clicks = min(impressions, int(x) + (u[3] < x - int(x)))
@@ -601,6 +639,7 @@ class _Plan:
                             z = _NORMAL.inv_cdf(min(max(u[15], 1e-9), 1 - 1e-9))
                             value = int(purchases * self.aov * math.exp(sigma * z - sigma * sigma / 2))
                 spend = max(0, spend)
+                self.shown[sid] = self.shown.get(sid, 0) + impressions
                 self.spent[sid] = self.spent.get(sid, 0) + spend
                 self.spent[c["id"]] = self.spent.get(c["id"], 0) + spend
                 rows.append((aid, iso, a["id"], sid, c["id"], tpl, pool, impressions, reach, clicks, unique,
@@ -845,13 +884,66 @@ def _int(spec: dict, name: str, default: int | None, low: int, high: int) -> int
     return value
 
 
+def _per_adset(spec: dict, name: str, n_adsets: int, check) -> list:
+    """A scenario knob given once for every ad set or as a list with one value per ad set."""
+    value = spec.get(name)
+    values = value if isinstance(value, list) else [value] * n_adsets
+    if len(values) != n_adsets:
+        raise ScenarioError(f"scenario.{name} must be one value or a list of {n_adsets} (one per ad set)")
+    return [None if v is None else check(v) for v in values]
+
+
+def _audience_value(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 10**10:
+        raise ScenarioError("scenario.audience_size must be an integer in [100, 10000000000] (or a list per ad set)")
+    return value
+
+
+def _growth_value(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -0.5 <= value <= 1:
+        raise ScenarioError("scenario.cpm_growth_per_day must be a number in [-0.5, 1] (or a list per ad set)")
+    return float(value)
+
+
+def _scenario_effects(spec: dict, n_ads: int) -> dict[int, float | dict]:
+    """effects (a list, one per ad in order) and true_effects ({ad index: …}) → {ad index: stored effect}."""
+    out: dict[int, float | dict] = {}
+    effects = spec.get("effects") or []
+    if not isinstance(effects, list):
+        raise ScenarioError("scenario.effects must be a list of numbers (or {\"ctr\", \"cvr\"} objects)")
+    by_index = spec.get("true_effects") or {}
+    if not isinstance(by_index, dict):
+        raise ScenarioError("scenario.true_effects must map ad indexes (0-based) to a multiplier or "
+                            "{\"ctr\": m, \"cvr\": m}")
+    try:
+        for i, value in enumerate(effects[:n_ads]):
+            out[i] = effect_value(value)
+        for key, value in by_index.items():
+            index = int(key)
+            if not 0 <= index < n_ads:
+                raise ScenarioError(f"scenario.true_effects: ad index {key} is not in [0, {n_ads - 1}]")
+            out[index] = effect_value(value)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(f"scenario effects: {exc}") from None
+    return out
+
+
+POLICY_BREAKING_TEXT = "Miracle cure: feel young again"   # ads.policy_violation → DISAPPROVED
+
+
 def create_scenario(sb, spec: dict) -> dict:
     """A campaign, its ad sets, creatives and N ACTIVE approved ads, backdated `days` days (to midnight in the
     account's time zone), with their history simulated. Keys: ads (1), days (30), adsets (1), creatives (1),
     daily_budget (minor units per ad set; default 2000 per ad in it), lifetime_budget (per ad set, instead;
     ends `end_days` (7) days after today), objective (OUTCOME_SALES), optimization_goal, pixel (true for
     OUTCOME_SALES: promotes the account's pixel with PURCHASE), targeting (US 18-65), adset_schedule,
-    account_id (the first ad account), effects ([multiplier per ad] → true_effects), name."""
+    account_id (the first ad account), name; knobs: effects ([multiplier or {"ctr","cvr"} per ad] →
+    true_effects), true_effects ({ad index: multiplier or {"ctr": m, "cvr": m}}), audience_size (people the ad
+    sets can reach, instead of the targeting's estimate: small → underspends, frequency climbs),
+    cpm_growth_per_day (CPM × (1 + g)^days since the ad set started: CPC rises day by day) — both one value or
+    a list per ad set — and disapproved (the last N ads get a creative that breaks an ad policy)."""
     import time as _time
     from .ads import REVIEW_SECONDS, new_review
     began = _time.perf_counter()
@@ -880,10 +972,10 @@ def create_scenario(sb, spec: dict) -> dict:
     targeting = spec.get("targeting") or {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65}
     if not isinstance(targeting, dict):
         raise ScenarioError("scenario.targeting must be an object")
-    effects = spec.get("effects") or []
-    if not isinstance(effects, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool)
-                                                for e in effects):
-        raise ScenarioError("scenario.effects must be a list of numbers")
+    effects = _scenario_effects(spec, n_ads)
+    audiences = _per_adset(spec, "audience_size", n_adsets, _audience_value)
+    growths = _per_adset(spec, "cpm_growth_per_day", n_adsets, _growth_value)
+    n_disapproved = _int(spec, "disapproved", 0, 0, n_ads)
     name = str(spec.get("name") or "Scenario")
     tz = account_tz(account)
     today = datetime.fromtimestamp(sb.now(), tz).date()
@@ -923,6 +1015,10 @@ def create_scenario(sb, spec: dict) -> dict:
             data.update(adset_schedule=spec["adset_schedule"], pacing_type=["day_parting"])
         if promoted:
             data["promoted_object"] = promoted
+        if audiences[i]:
+            data["_audience_size"] = audiences[i]
+        if growths[i]:
+            data["_cpm_growth_per_day"] = growths[i]
         rows.append(("adset", sid, data, campaign_id, account["id"], t0))
         adset_ids.append(sid)
     page = next(iter(store.list("page")), None)
@@ -938,10 +1034,23 @@ def create_scenario(sb, spec: dict) -> dict:
         rows.append(("adcreative", cid, data, account["id"], account["id"], t0))
         creative_ids.append(cid)
         creative_data[cid] = data
+    bad_creative = None
+    if n_disapproved:
+        bad_creative = store.new_id("adcreative")
+        link = {"link": "https://scenario.example.com/miracle", "message": POLICY_BREAKING_TEXT,
+                "name": "Miracle offer", "call_to_action": {"type": "SHOP_NOW"}}
+        data = {"id": bad_creative, "account_id": digits, "name": f"{name} - policy-breaking creative",
+                "status": "ACTIVE", "adlabels": [], "object_story_spec": {"page_id": page_id, "link_data": link},
+                "object_type": "SHARE", "_kind": "link", "_cards": [], "_page_id": page_id, "_media": {},
+                "call_to_action_type": "SHOP_NOW"}
+        rows.append(("adcreative", bad_creative, data, account["id"], account["id"], t0))
+        creative_data[bad_creative] = data
     ad_ids = []
     for i in range(n_ads):
         ad_id = store.new_id("ad")
         sid, cid = adset_ids[i // per_adset], creative_ids[i % n_creatives]
+        if bad_creative and i >= n_ads - n_disapproved:
+            cid = bad_creative
         data = {"id": ad_id, "account_id": digits, "name": f"{name} - ad {i + 1}", "status": "ACTIVE",
                 "adset_id": sid, "campaign_id": campaign_id, "source_ad_id": "0", "creative": {"id": cid},
                 "adlabels": [], "_review": new_review(t0, creative_data[cid])}
@@ -949,7 +1058,7 @@ def create_scenario(sb, spec: dict) -> dict:
         ad_ids.append(ad_id)
     store.insert_many(rows)
     if effects:
-        set_true_effects(sb, {ad_ids[i]: e for i, e in enumerate(effects[:n_ads])})
+        set_true_effects(sb, {ad_ids[i]: e for i, e in effects.items()})
     created = _time.perf_counter() - began
     with store.lock:
         state = _state(sb, account["id"])
@@ -965,5 +1074,6 @@ def create_scenario(sb, spec: dict) -> dict:
                                 (account["id"], campaign_id)).fetchone()[0]
     return {"account_id": account["id"], "campaign_id": campaign_id, "adset_ids": adset_ids,
             "creative_ids": creative_ids, "ad_ids": ad_ids, "first_day": first_day.isoformat(),
+            "disapproved_ad_ids": ad_ids[n_ads - n_disapproved:] if n_disapproved else [],
             "ad_days": count, "seconds": {"create": round(created, 3),
                                           "simulate": round(_time.perf_counter() - began - created, 3)}}

@@ -194,7 +194,8 @@ async def test_http_chat_answers_slash_commands_and_keeps_the_thread(server):
     status, body = await _chat(server, key, {"thread_id": "t1", "message": "/status"})
     assert status == 200 and body["ok"], body
     assert "Ad account Demo Store (USD)" in body["reply"]
-    assert body["tool_calls"] == [{"name": "account_overview", "arguments": {}, "ok": True}]
+    assert body["tool_calls"] == [{"name": "account_overview", "arguments": {}, "ok": True, "files": [], "file_urls": []}]
+    assert body["files"] == [] and body["file_urls"] == []
     free = (await _chat(server, key, {"thread_id": "t1", "message": "how are my ads?"}))[1]
     assert "No LLM is configured" in free["reply"] and free["tool_calls"] == []
     bad = (await _chat(server, key, {"thread_id": "t1", "message": "/pauze 1"}))[1]
@@ -226,3 +227,85 @@ async def test_http_chat_with_an_llm(tmp_path):
             assert roles[0] == "user" and "tool" in roles and roles[-1] == "assistant"
     finally:
         await model.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files ops write (charts, exports, previews): offered to their workspace only
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def _get(server: Server, key: str | None, path: str) -> tuple[int, dict, bytes]:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + path, headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
+    runtime = server.runtime
+    workspace, key = await _workspace_key(runtime, "charts")
+    _, other_key = await _workspace_key(runtime, "snoop")
+    status, body = await server.tool(key, "chart_insights", {"date_preset": "last_30d", "out_dir": str(tmp_path / "out")})
+    assert status == 200 and body["ok"], body
+    [path], [url] = body["files"], body["file_urls"]
+    assert url.startswith("/v1/files/") and url.endswith("/" + Path(path).name)
+    file_id = url.split("/")[3]
+    assert len(file_id) >= 30 and key not in url and "amk_" not in url and "token" not in url.lower()
+
+    status, headers, data = await _get(server, key, url)
+    assert status == 200 and data == Path(path).read_bytes() and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert headers["Content-Type"] == "image/png" and headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Disposition"].startswith("inline;")
+
+    # Another workspace, no key, an unknown id, a wrong name, path tricks: nothing.
+    assert (await _get(server, other_key, url))[0] == 404
+    assert (await _get(server, None, url))[0] == 401
+    assert (await _get(server, key, f"/v1/files/{'A' * 32}/{Path(path).name}"))[0] == 404
+    assert (await _get(server, key, f"/v1/files/{file_id}/other.png"))[0] == 404
+    for trick in (f"/v1/files/{file_id}/..%2f..%2fpyproject.toml", f"/v1/files/{file_id}/%2e%2e",
+                  f"/v1/files/{file_id}/../../pyproject.toml", "/v1/files/../../admonster_server.py",
+                  f"/v1/files/{file_id}%2f..%2f/{Path(path).name}", f"/v1/files/{file_id}/{path.replace('/', '%2f')}"):
+        status, _, data = await _get(server, key, trick)
+        assert status in (401, 404), trick
+        assert b"import" not in data and b"PNG" not in data, trick
+
+    # A CSV export downloads (attachment), as text/csv.
+    status, body = await server.tool(key, "export_insights", {"date_preset": "last_7d", "out_dir": str(tmp_path / "out")})
+    assert body["ok"], body
+    status, headers, data = await _get(server, key, body["file_urls"][0])
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert headers["Content-Disposition"].startswith("attachment;") and data == Path(body["files"][0]).read_bytes()
+
+    # A file changed on disk after it was offered is not served (whoever changed it).
+    Path(path).write_bytes(b"not the chart")
+    assert (await _get(server, key, url))[0] == 404
+
+
+async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
+    _, key = await _workspace_key(server.runtime, "chat-charts")
+    out = tmp_path / "chat-out"
+    status, body = await _chat(server, key, {"thread_id": "c1", "message": f'/tool chart_insights {{"out_dir": "{out}"}}'})
+    assert status == 200 and body["ok"], body
+    [call] = body["tool_calls"]
+    assert call["name"] == "chart_insights" and len(call["files"]) == 1 and call["file_urls"][0].startswith("/v1/files/")
+    assert body["file_urls"] == call["file_urls"] and body["files"] == call["files"]
+    status, headers, data = await _get(server, key, call["file_urls"][0])
+    assert status == 200 and headers["Content-Type"] == "image/png" and data[:4] == b"\x89PNG"
+
+
+def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
+    from admonster_server import FileShelf
+
+    now = [1000.0]
+    shelf = FileShelf(ttl=60, limit=2, clock=lambda: now[0])
+    png, script = tmp_path / "a.png", tmp_path / "run.sh"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    script.write_text("echo hi")
+    assert shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)]) == [None, None, None]
+    first = shelf.offer(1, str(png))
+    file_id = first.split("/")[3]
+    assert shelf.find(1, file_id, "a.png") is not None and shelf.find(2, file_id, "a.png") is None
+    now[0] += 61
+    assert shelf.find(1, file_id, "a.png") is None  # expired
+    ids = [shelf.offer(1, str(png)).split("/")[3] for _ in range(3)]
+    assert shelf.find(1, ids[0], "a.png") is None and shelf.find(1, ids[2], "a.png") is not None  # oldest dropped

@@ -152,7 +152,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         external: list[str] = []
         page.on("request", lambda request: external.append(request.url)
-                if not request.url.startswith(("http://127.0.0.1", "data:")) else None)
+                if not request.url.startswith(("http://127.0.0.1", "data:", "blob:http://127.0.0.1")) else None)
         try:
             await page.goto(server.url + "/")
             await expect(page.get_by_text("Sandbox mode")).to_be_visible()
@@ -225,6 +225,39 @@ async def test_console_in_a_real_browser(server, tmp_path):
             else:
                 await expect(page.locator("#chat-log li.note")).to_contain_text("Chat needs an LLM (ADMONSTER_LLM_BASE_URL)")
 
+            # A chart: the picture is shown in the chat, fetched with the key (the file URL alone is refused).
+            out = tmp_path / "out"
+            await page.get_by_label("Message").fill(f'/tool chart_insights {{"date_preset": "last_30d", "out_dir": "{out}"}}')
+            await page.get_by_role("button", name="Send").click()
+            if chat_exists:
+                chart = page.locator("#chat-log li.bot img.file-image")
+                await expect(chart).to_have_count(1, timeout=30_000)
+                await page.wait_for_function("() => { const i = document.querySelector('#chat-log img.file-image');"
+                                             " return i && i.complete && i.naturalWidth > 0; }", timeout=15_000)
+                assert await chart.evaluate("i => i.naturalWidth") == 1200
+                assert (await chart.get_attribute("src")).startswith("blob:http://127.0.0.1")
+                assert re.fullmatch(r"chart-.*\.png", await chart.get_attribute("alt"))
+                file_url = await page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
+                                               ".find(n => n.includes('/v1/files/'))")
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(file_url) as resp:  # no key: nothing
+                        assert resp.status == 401
+                await expect(page.locator("#chat-log li.bot").last).to_contain_text("Tools used: chart_insights")
+                await page.locator("#chat-log li.bot").last.screenshot(path=str(tmp_path / "console-chart.png"))
+
+                # A CSV export: a download link with the file's name.
+                await page.get_by_label("Message").fill(f'/tool export_insights {{"date_preset": "last_7d", "out_dir": "{out}"}}')
+                await page.get_by_role("button", name="Send").click()
+                link = page.locator("#chat-log li.bot a.file-link", has_text=re.compile(r"\.csv$"))
+                await expect(link).to_have_count(1, timeout=30_000)
+                async with page.expect_download() as download_info:
+                    await link.click()
+                download = await download_info.value
+                saved = tmp_path / "downloaded.csv"
+                await download.save_as(saved)
+                assert download.suggested_filename.endswith(".csv")
+                assert saved.read_bytes() == next(out.glob("*.csv")).read_bytes()
+
             # A call the safety gate holds appears under Pending confirmations; confirming it writes the audit log.
             campaigns = (await server.tool(key, "list_campaigns", {"status": ["ACTIVE"]}))["data"]["campaigns"]
             target = campaigns[0]
@@ -248,10 +281,13 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await browser.close()
 
     data = shot.read_bytes()
+    if ARTIFACTS:
+        Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
+    if ARTIFACTS and (tmp_path / "console-chart.png").exists():
+        shutil.copyfile(tmp_path / "console-chart.png", Path(ARTIFACTS) / "console-chart.png")
     width, height = _png_size(data)
     assert width >= 1000 and height >= 800 and len(data) > 30_000 and _png_is_not_blank(data)
     if ARTIFACTS:
-        Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, Path(ARTIFACTS) / "console.png")
     assert not page_errors, page_errors
     assert not external, f"the console fetched from outside: {external}"

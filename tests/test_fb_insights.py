@@ -163,7 +163,7 @@ def test_rule_frequency_over_3_is_creative_fatigue():
 
 
 def test_rule_budget_limited_winner_scales_and_underspender_is_named():
-    winner = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=5)    # $10/day on a $10 budget, CPA $2
+    winner = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=8)    # $10/day on a $10 budget, CPA $1.25
     loser = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=1)     # CPA $10
     lazy = _m(impressions=500, clicks=5, spend_minor=300, purchases=1)          # $3/day of $50
     stats, days = _ad_stats({"1": ("w", winner, winner), "2": ("l", loser, loser), "3": ("u", lazy, lazy)})
