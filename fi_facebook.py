@@ -29,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
 import fb_adset
+import fb_audience
 import fb_campaign
 import fb_creative
 import fb_insights
@@ -58,7 +59,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
@@ -315,10 +316,37 @@ def _describe_problem(err: dict[str, Any]) -> str:
     return f"{where}: {err['msg'].rstrip('.')} (got {shown_text})"
 
 
+def withhold_pii(spec: OpSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """Arguments without the customer data an op marks (json_schema_extra {"pii": ...}): "rows" keeps a file path
+    (a string) and withholds inline rows; any other mark withholds the value whole."""
+    marks = {name: info.json_schema_extra["pii"] for name, info in spec.args_model.model_fields.items()
+             if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")}
+    if not marks or not isinstance(args, dict):
+        return args
+
+    def withheld(mark: Any, value: Any) -> Any:
+        if mark == "rows" and isinstance(value, str):
+            return value
+        return f"<customer data withheld: {len(value)} rows>" if isinstance(value, list) else "<customer data withheld>"
+
+    return {k: withheld(marks[k], v) if k in marks else v for k, v in args.items()}
+
+
+# Arguments that carry people's personal data (Conversions API user data, customer-list rows): kept out of the
+# audit log and logs whole, with only their size said.
+PERSONAL_DATA_ARG_NAMES = frozenset({"user_data", "rows", "users", "customers", "data"})
+
+
+def _personal_data_stand_in(value: Any) -> str:
+    size = f"{len(value)} item(s)" if isinstance(value, (list, dict)) else "a value"
+    return f"<personal data withheld: {size}>"
+
+
 def scrub_args(args: Any) -> Any:
-    """Arguments as they may be stored or logged: secrets dropped, text redacted."""
+    """Arguments as they may be stored or logged: secrets dropped, personal data withheld, text redacted."""
     if isinstance(args, dict):
-        return {k: scrub_args(v) for k, v in args.items() if k.lower() not in SECRET_ARG_NAMES}
+        return {k: _personal_data_stand_in(v) if k.lower() in PERSONAL_DATA_ARG_NAMES else scrub_args(v)
+                for k, v in args.items() if k.lower() not in SECRET_ARG_NAMES}
     if isinstance(args, list):
         return [scrub_args(v) for v in args]
     if isinstance(args, str):
@@ -1010,7 +1038,7 @@ class Facebook:
         return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True)
 
     async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:
-        audit = dict(interface=interface, op=spec.name, args=scrub_args(arguments), summary=plan.summary,
+        audit = dict(interface=interface, op=spec.name, args=scrub_args(withhold_pii(spec, arguments)), summary=plan.summary,
                      changes=[_change_data(c) for c in plan.changes])
         try:
             result = await plan.execute()

@@ -8,6 +8,7 @@ from . import accounts, adsets, batch, business, campaigns, oauth
 from . import estimates, media, search
 from . import ads, creatives, previews
 from . import insights
+from . import audiences, pixels
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -37,7 +38,18 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("POST", r"(act_\d+)", accounts.update_account),
         ("GET", r"(act_\d+)/users", accounts.list_account_users),
         ("GET", r"(act_\d+)/instagram_accounts", accounts.list_account_instagram),
-        ("GET", r"(act_\d+)/adspixels", accounts.list_account_pixels),
+        ("GET", r"(act_\d+)/adspixels", pixels.list_pixels),
+        ("POST", r"(act_\d+)/adspixels", pixels.create_pixel),
+        ("GET", r"(\d+)/stats", pixels.pixel_stats),
+        ("POST", r"(\d+)/events", pixels.post_events),
+        ("GET", r"(act_\d+)/customconversions", pixels.list_conversions),
+        ("POST", r"(act_\d+)/customconversions", pixels.create_conversion),
+        ("GET", r"(act_\d+)/customaudiences", audiences.list_audiences),
+        ("POST", r"(act_\d+)/customaudiences", audiences.create_audience),
+        ("POST", r"(\d+)/users", audiences.add_users),
+        ("DELETE", r"(\d+)/users", audiences.remove_users),
+        ("POST", r"(\d+)/usersreplace", audiences.replace_users),
+        ("GET", r"(act_\d+)/saved_audiences", audiences.list_saved),
         ("GET", r"(act_\d+)/campaigns", campaigns.list_campaigns),
         ("POST", r"(act_\d+)/campaigns", campaigns.create_campaign),
         ("GET", r"(act_\d+)/adsets", adsets.list_account_adsets),
@@ -81,7 +93,13 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "ad": {"GET": ads.read_ad, "POST": ads.update_ad, "DELETE": ads.delete_ad},
     "video": {"GET": media.read_video, "POST": media.update_video, "DELETE": media.delete_video},
     "report_run": {"GET": insights.read_report_run},
-    **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "pixel", "business_user")},
+    "customaudience": {"GET": audiences.read_audience, "POST": audiences.update_audience,
+                       "DELETE": audiences.delete_audience},
+    "savedaudience": {"GET": audiences.read_saved},
+    "customconversion": {"GET": pixels.read_conversion, "POST": pixels.update_conversion,
+                         "DELETE": pixels.delete_conversion},
+    "pixel": {"GET": pixels.read_pixel, "POST": pixels.update_pixel},
+    **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
 # Routes that take no access_token (the app authenticates with client_id/client_secret).

@@ -69,6 +69,14 @@ def seed_demo(sb: Sandbox) -> None:
     store.add_token(page_token, user, "page", [], now, 0)
     pixel = _insert(sb, "pixel", {"name": "Demo Store Pixel", "code": "<!-- Meta Pixel Code -->",
                                   "_last_fired": now - 3600}, created=t0, account_id=usd, parent_id=usd)
+    for name, targeting, size in (
+            ("US Adults 25-54", {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 54}, 120_000_000),
+            ("Shoppers - US & CA", {"geo_locations": {"countries": ["US", "CA"]}, "age_min": 18, "age_max": 65,
+                                    "interests": [{"id": "6003107902433", "name": "Online shopping"}]}, 48_000_000)):
+        _insert(sb, "savedaudience", {"name": name, "targeting": targeting, "description": "",
+                                      "approximate_count_lower_bound": size,
+                                      "approximate_count_upper_bound": int(size * 1.18)},
+                created=t0, account_id=usd, parent_id=usd)
     campaign_ids = _seed_campaigns(sb, usd, jpy, now)
     _seed_adsets(sb, campaign_ids, pixel, user, now)
     from .ads import seed_demo_ads

@@ -49,6 +49,9 @@ ID_BASES = {
     "video": 1200000000000000,
     "upload_session": 1210000000000000,
     "report_run": 1400000000000000,
+    "customaudience": 120215000000000000,
+    "savedaudience": 120216000000000000,
+    "customconversion": 1500000000000000,
 }
 
 

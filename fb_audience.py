@@ -1,0 +1,1539 @@
+"""Ops: custom audiences (customer lists, website, engagement), lookalikes and saved audiences.
+
+Customer-list uploads read a CSV file (or a list of rows) one row at a time, normalize every value by Facebook's
+rules and SHA-256 it (EXTERN_ID and MADID are sent as they are; values that already are 64-hex SHA-256 pass
+through), and send them in sessions of at most 10,000 rows a request. Raw values never leave this module: not in
+logs, not in results, not in the audit log (the plan shows counts only). Invalid rows are counted and reported by
+row number, never by value, and never sent. ``normalize_and_hash`` is public: fb_audience_capi uses it too.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field as dataclass_field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Literal
+
+import pycountry
+from facebook_business.adobjects.adspixelstatsresult import AdsPixelStatsResult
+from facebook_business.adobjects.customaudience import CustomAudience
+from facebook_business.adobjects.customconversion import CustomConversion
+from facebook_business.adobjects.serverside.action_source import ActionSource
+from facebook_business.adobjects.serverside.normalize import Normalize
+from pydantic import Field, field_validator, model_validator
+
+from fb_utils import (
+    Change,
+    EditedObject,
+    FacebookError,
+    GraphRequest,
+    OpArgs,
+    OpContext,
+    OpKind,
+    OpResult,
+    OpSet,
+    ValidationError,
+    WritePlan,
+    backoff_delay,
+    check_object_id,
+    get_logger,
+    is_ambiguous,
+    output_folder,
+    report_progress,
+    sdk_enum_values,
+    update_plan,
+)
+
+ops = OpSet("fb_audience")
+log = get_logger("fb_audience")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Normalization and hashing (pure)
+# ---------------------------------------------------------------------------------------------------------------
+
+SCHEMA_KEYS = ("EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN",
+               "EXTERN_ID", "MADID")
+UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
+# Conversions API user_data keys → the same rules ("DOB" is the full date, YYYYMMDD).
+CAPI_KEYS = {"em": "EMAIL", "ph": "PHONE", "fn": "FN", "ln": "LN", "ct": "CT", "st": "ST", "zp": "ZIP",
+             "country": "COUNTRY", "ge": "GEN", "db": "DOB", "external_id": "EXTERN_ID"}
+
+_ALIASES = {
+    "EMAIL": ("email", "e-mail", "email_address", "e-mail address", "mail", "emailaddress", "em"),
+    "PHONE": ("phone", "phone_number", "phone number", "telephone", "tel", "mobile", "mobile_phone", "cell", "ph"),
+    "FN": ("fn", "first_name", "first name", "firstname", "given_name", "forename"),
+    "LN": ("ln", "last_name", "last name", "lastname", "surname", "family_name"),
+    "CT": ("ct", "city", "town"),
+    "ST": ("st", "state", "region", "province"),
+    "ZIP": ("zip", "zipcode", "zip_code", "zip code", "postal_code", "postal code", "postcode", "zp"),
+    "COUNTRY": ("country", "country_code", "country code"),
+    "DOBY": ("doby", "birth_year", "year_of_birth", "dob_year"),
+    "DOBM": ("dobm", "birth_month", "month_of_birth", "dob_month"),
+    "DOBD": ("dobd", "birth_day", "day_of_birth", "dob_day"),
+    "GEN": ("gen", "gender", "sex", "ge"),
+    "EXTERN_ID": ("extern_id", "external_id", "externalid", "customer_id", "user_id"),
+    "MADID": ("madid", "mobile_advertiser_id", "advertising_id", "idfa", "aaid", "gaid", "maid"),
+}
+ALIASES: dict[str, str] = {}
+for _key, _names in _ALIASES.items():
+    for _name in _names:
+        ALIASES[re.sub(r"[\s_\-]", "", _name.lower())] = _key
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MONTHS = {m: i for i, names in enumerate(
+    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
+     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
+     ("dec", "december")], start=1) for m in names}
+_GENDERS = {"m": "m", "male": "m", "man": "m", "boy": "m", "mr": "m", "masculine": "m",
+            "f": "f", "female": "f", "woman": "f", "girl": "f", "ms": "f", "mrs": "f", "feminine": "f"}
+_COUNTRY_ALIASES = {"uk": "gb", "england": "gb", "scotland": "gb", "wales": "gb", "usa": "us", "america": "us"}
+
+
+def schema_key(name: str) -> str | None:
+    """The schema key a column header (or CAPI key) means: 'E-mail' → EMAIL, 'first_name' → FN; None if unknown."""
+    text = str(name).strip()
+    if text.upper() in SCHEMA_KEYS or text.upper() == "DOB":
+        return text.upper()
+    return ALIASES.get(re.sub(r"[\s_\-]", "", text.lower()))
+
+
+def _letters(value: str) -> str:
+    """Unicode letters only, lowercased (NFC, so a decomposed é equals a composed one)."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", value).lower() if ch.isalpha())
+
+
+def _country(value: str) -> str | None:
+    text = value.strip()
+    letters = re.sub(r"[^a-z]", "", text.lower())
+    if letters in _COUNTRY_ALIASES:
+        return _COUNTRY_ALIASES[letters]
+    if len(letters) == 2 and Normalize.is_valid_country_code(letters):
+        return letters
+    try:
+        return pycountry.countries.lookup(text).alpha_2.lower()
+    except LookupError:
+        return None
+
+
+def _phone(value: str) -> str | None:
+    text = value.strip()
+    if re.search(r"[^\d\s+().\-/]", text) or "+" in text[1:]:
+        return None  # letters (an extension, a note) or a + in the middle: not one phone number
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("+"):
+        digits = digits.lstrip("0")  # "+0044…" means what "+44…" does
+    elif digits.startswith("00"):
+        digits = digits[2:]  # international call prefix
+    elif digits.startswith("0"):
+        return None  # a national number: no country code to send
+    number = Normalize.get_international_number(digits)
+    return number if number and 7 <= len(number) <= 15 else None
+
+
+def _int_in(value: str, low: int, high: int, width: int) -> str | None:
+    text = value.strip()
+    if not text.isdigit() or len(text) > width:
+        return None
+    number = int(text)
+    return f"{number:0{width}d}" if low <= number <= high else None
+
+
+def _dob(value: str) -> str | None:
+    digits = re.sub(r"\D", "", value)
+    if len(digits) != 8:
+        return None
+    try:
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+    return digits if 1900 <= int(digits[:4]) <= date.today().year else None
+
+
+def normalize_value(key: str, value: str) -> str | None:
+    """``value`` normalized by Facebook's rules for ``key`` (not hashed); None when it is not a valid value."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
+    if k == "EMAIL":
+        email = text.lower()
+        return email if _EMAIL_RE.match(email) else None
+    if k == "PHONE":
+        return _phone(text)
+    if k in ("FN", "LN", "CT"):
+        return _letters(text) or None
+    if k == "ST":
+        return _letters(text) or None
+    if k == "ZIP":
+        zip_code = Normalize.normalize_field_skip_hashing("zp", text)  # lowercased, no spaces, before the first "-"
+        return zip_code if zip_code and zip_code.isalnum() else None
+    if k == "COUNTRY":
+        return _country(text)
+    if k == "DOBY":
+        return _int_in(text, 1900, date.today().year, 4) if len(text) == 4 else None
+    if k == "DOBM":
+        month = text.lower().rstrip(".")
+        return f"{_MONTHS[month]:02d}" if month in _MONTHS else _int_in(text, 1, 12, 2)
+    if k == "DOBD":
+        return _int_in(text, 1, 31, 2)
+    if k == "DOB":
+        return _dob(text)
+    if k == "GEN":
+        return _GENDERS.get(_letters(text))
+    if k == "EXTERN_ID":
+        return text
+    if k == "MADID":
+        madid = text.lower()
+        return madid if _UUID_RE.match(madid) else None
+    raise ValueError(f"unknown customer data key {key!r}")
+
+
+def normalize_and_hash(key: str, value: str) -> str | None:
+    """What Facebook is sent for one value: normalized then SHA-256 (hex); EXTERN_ID / MADID (and CAPI external_id)
+    normalized only; an already-hashed 64-hex value passes through. None when the value is not valid for the key."""
+    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
+    if k in UNHASHED_KEYS:
+        return normalize_value(k, value)
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if _SHA256_RE.match(text):
+        return text
+    normalized = normalize_value(k, value)
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest() if normalized is not None else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading customer files row by row (pure)
+# ---------------------------------------------------------------------------------------------------------------
+
+MAX_BATCH_ROWS = 10_000
+MAX_CHUNK_ATTEMPTS = 3
+MAX_REPORTED_INVALID = 100
+
+
+@dataclass
+class Schema:
+    keys: list[str]             # schema keys in sending order
+    columns: list[int]          # the source column of each key
+    ignored: list[str]          # header cells we do not know (names only: headers are not customer data)
+
+
+def detect_schema(header: list[Any]) -> Schema:
+    keys: list[str] = []
+    columns: list[int] = []
+    ignored: list[str] = []
+    for index, cell in enumerate(header):
+        key = schema_key(str(cell)) if cell is not None else None
+        if key == "DOB":
+            key = None
+        if key is None:
+            ignored.append(str(cell)[:40])
+            continue
+        if key in keys:
+            raise ValidationError(f"Two columns mean {key} ({header[columns[keys.index(key)]]!s:.40} and {str(cell):.40})",
+                                  fix="Keep one column for each kind of customer data", blame_field="source")
+        keys.append(key)
+        columns.append(index)
+    if not keys:
+        raise ValidationError(
+            "No customer data column recognized in the header",
+            fix=f"Name the columns with Facebook's keys ({', '.join(SCHEMA_KEYS)}) or common names like email, phone, first_name",
+            blame_field="source")
+    return Schema(keys, columns, ignored)
+
+
+@dataclass
+class InvalidRow:
+    row: int
+    fields: list[str]
+
+
+@dataclass
+class Prepared:
+    """One row ready to send (hashed values) or the reason it is not (field names only)."""
+
+    row: int
+    values: list[str] | None
+    bad_fields: list[str] = dataclass_field(default_factory=list)
+
+
+def prepare_row(schema: Schema, row_number: int, cells: list[Any]) -> Prepared:
+    values: list[str] = []
+    bad: list[str] = []
+    for key, column in zip(schema.keys, schema.columns):
+        raw = cells[column] if column < len(cells) else ""
+        raw = "" if raw is None else str(raw)
+        if not raw.strip():
+            values.append("")
+            continue
+        sent = normalize_and_hash(key, raw)
+        if sent is None:
+            bad.append(key)
+        values.append(sent or "")
+    if bad:
+        return Prepared(row_number, None, bad)
+    if not any(values):
+        return Prepared(row_number, None, ["(empty row)"])
+    return Prepared(row_number, values)
+
+
+def _open_csv(path: str) -> Any:
+    full = os.path.expanduser(path)
+    if not os.path.isfile(full):
+        raise ValidationError(f"No file at {path}", fix="Pass the path of a CSV file with a header row, or rows", blame_field="source")
+    return open(full, newline="", encoding="utf-8-sig")
+
+
+def _csv_header(path: str) -> list[str]:
+    with _open_csv(path) as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise ValidationError(f"{path} is empty", fix="The first row must name the columns (email, phone, …)", blame_field="source")
+    return header
+
+
+def _count_csv_rows(path: str) -> int:
+    with _open_csv(path) as handle:
+        reader = csv.reader(handle)
+        return max(0, sum(1 for _ in reader) - 1)
+
+
+def source_header(source: str | list[Any]) -> list[str]:
+    if isinstance(source, str):
+        return _csv_header(source)
+    if not source:
+        raise ValidationError("rows is empty", fix="Pass at least one row", blame_field="source")
+    first = source[0]
+    if isinstance(first, dict):
+        return [str(k) for k in first]
+    return [str(c) for c in first]
+
+
+def source_total(source: str | list[Any]) -> int:
+    if isinstance(source, str):
+        return _count_csv_rows(source)
+    return len(source) if isinstance(source[0], dict) else len(source) - 1
+
+
+def iter_source_rows(source: str | list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """(row number, cells) of each data row. CSV rows are numbered as in the file (the header is row 1); rows of a
+    list of dicts from 1; rows of a list of lists as in the list (its header is row 1). Streams a CSV row by row."""
+    if isinstance(source, str):
+        with _open_csv(source) as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            for number, cells in enumerate(reader, start=2):
+                if cells:
+                    yield number, cells
+        return
+    if isinstance(source[0], dict):
+        header = list(source[0])
+        for number, row in enumerate(source, start=1):
+            yield number, [row.get(name, "") if isinstance(row, dict) else "" for name in header]
+        return
+    for number, row in enumerate(source[1:], start=2):
+        yield number, list(row) if isinstance(row, (list, tuple)) else []
+
+
+def iter_batches(schema: Schema, source: str | list[Any], invalid: list[InvalidRow], counts: dict[str, int],
+                 size: int = MAX_BATCH_ROWS) -> Iterator[list[list[str]]]:
+    """Batches of at most ``size`` hashed rows; invalid rows go to ``invalid`` (first MAX_REPORTED_INVALID) and ``counts``."""
+    batch: list[list[str]] = []
+    for number, cells in iter_source_rows(source):
+        counts["read"] += 1
+        prepared = prepare_row(schema, number, cells)
+        if prepared.values is None:
+            counts["invalid"] += 1
+            if len(invalid) < MAX_REPORTED_INVALID:
+                invalid.append(InvalidRow(prepared.row, prepared.bad_fields))
+            continue
+        batch.append(prepared.values)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared argument pieces
+# ---------------------------------------------------------------------------------------------------------------
+
+AdAccountArg = Field(None, description="Ad account id (act_123…); default: the selected one.")
+AudienceIdArg = Field(..., description="Custom audience id (digits); list_audiences shows them.")
+CUSTOMER_FILE_SOURCES = sdk_enum_values(CustomAudience.CustomerFileSource)
+CustomerFileSource = Literal[CUSTOMER_FILE_SOURCES]  # type: ignore[valid-type]
+AUDIENCE_FIELDS = ("id,name,description,subtype,approximate_count_lower_bound,approximate_count_upper_bound,"
+                   "delivery_status,operation_status,customer_file_source,retention_days,rule,lookalike_spec,"
+                   "time_updated,account_id")
+LIST_FIELDS = "id,name,subtype,approximate_count_lower_bound,approximate_count_upper_bound,delivery_status,time_updated"
+SAVED_FIELDS = "id,name,description,targeting,approximate_count_lower_bound,approximate_count_upper_bound,sentence_lines,time_updated"
+
+
+def _size_text(obj: dict[str, Any]) -> str:
+    low, high = obj.get("approximate_count_lower_bound"), obj.get("approximate_count_upper_bound")
+    try:
+        low_i, high_i = int(low), int(high)
+    except (TypeError, ValueError):
+        return "size unknown"
+    if low_i < 0 or high_i < 0:
+        return "size not yet known"
+    return f"{low_i:,}–{high_i:,} people"
+
+
+def _delivery_text(obj: dict[str, Any]) -> str:
+    status = obj.get("delivery_status")
+    if isinstance(status, dict):
+        return str(status.get("description") or status.get("code") or "unknown")
+    return str(status) if status else "unknown"
+
+
+def audience_line(obj: dict[str, Any]) -> str:
+    return f"{obj.get('name', '')} ({obj.get('id')}) {obj.get('subtype', '')}: {_size_text(obj)}; delivery {_delivery_text(obj)}"
+
+
+def _create_plan(ctx: OpContext, account_id: str, payload: dict[str, Any], label: str, next_step: str) -> WritePlan:
+    path = f"{account_id}/customaudiences"
+
+    async def execute() -> OpResult:
+        created = await ctx.graph.post(path, payload)
+        return OpResult(text=f"Created {label} {payload['name']} ({created['id']}) in {account_id}. {next_step}",
+                        data={"id": created["id"], "audience_id": created["id"], "ad_account_id": account_id,
+                              "subtype": payload.get("subtype")})
+
+    return WritePlan(summary=f"create {label} {payload['name']} in {account_id}", ad_account_id=account_id,
+                     requests=[GraphRequest("POST", path, payload)],
+                     changes=[Change(None, "customaudience", payload["name"], "subtype", None, payload.get("subtype"))],
+                     execute=execute)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Customer-list audiences
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class CreateCustomerListAudienceArgs(OpArgs):
+    """Create an empty customer-list custom audience; fill it with add_users (hashed emails, phones, …)."""
+
+    ad_account_id: str | None = AdAccountArg
+    name: str = Field(..., min_length=1, max_length=200, description="Audience name.", examples=["Newsletter subscribers"])
+    description: str | None = Field(None, max_length=500, description="What the list is.")
+    customer_file_source: CustomerFileSource = Field(
+        "USER_PROVIDED_ONLY", description="Where the data came from: USER_PROVIDED_ONLY (your customers gave it to you), "
+        "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.")
+
+
+@ops.op(OpKind.WRITE, example={"name": "Newsletter subscribers"})
+async def create_customer_list_audience(ctx: OpContext, args: CreateCustomerListAudienceArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    payload: dict[str, Any] = {"name": args.name, "subtype": "CUSTOM", "customer_file_source": args.customer_file_source}
+    if args.description:
+        payload["description"] = args.description
+    return _create_plan(ctx, account_id, payload, "customer list audience",
+                        "Next: add_users with a CSV file (email, phone, first_name, …).")
+
+
+class UsersArgs(OpArgs):
+    """Add customers to a customer-list audience from a CSV file or rows (values are normalized and SHA-256 hashed here)."""
+
+    audience_id: str = AudienceIdArg
+    source: str | list[dict[str, Any]] | list[list[Any]] = Field(
+        ..., description="Path of a CSV file whose header names the columns (EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, "
+        "DOBY, DOBM, DOBD, GEN, EXTERN_ID, MADID or common names like email, phone_number, first_name), or rows: a list "
+        "of objects keyed by those names, or a list of lists whose first row is the header.",
+        json_schema_extra={"pii": "rows"})
+
+    @field_validator("audience_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return check_object_id(value, "audience_id")
+
+    @model_validator(mode="after")
+    def _source(self) -> "UsersArgs":
+        if isinstance(self.source, list) and not self.source:
+            raise ValueError("source has no rows")
+        if isinstance(self.source, str) and not self.source.strip():
+            raise ValueError("source: pass a CSV path or rows")
+        return self
+
+
+class RemoveUsersArgs(UsersArgs):
+    """Remove customers from a customer-list audience (same CSV or rows as add_users; matched by their hashes)."""
+
+
+class ReplaceUsersArgs(UsersArgs):
+    """Replace all customers of a customer-list audience with the ones in a CSV file or rows (keeps the audience's ads learning)."""
+
+
+@dataclass
+class UploadOutcome:
+    read: int = 0
+    sent: int = 0
+    invalid: int = 0
+    received: int = 0
+    invalid_by_facebook: int = 0
+    batches: int = 0
+    retried_batches: list[int] = dataclass_field(default_factory=list)
+    invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
+
+
+async def _send_batch(ctx: OpContext, method: str, path: str, params: dict[str, Any], seq: int, outcome: UploadOutcome) -> dict:
+    """Send one batch; a transient or ambiguous failure re-sends this batch alone, at most MAX_CHUNK_ATTEMPTS times."""
+    attempt = 0
+    while True:
+        try:
+            if method == "DELETE":
+                # A 10,000-row payload is far too long for a query string: Graph reads a POST carrying method=DELETE.
+                return await ctx.graph.post(path, {**params, "method": "DELETE"}, idempotent=True)
+            return await ctx.graph.post(path, params, idempotent=True)
+        except FacebookError as error:
+            attempt += 1
+            if attempt >= MAX_CHUNK_ATTEMPTS or not (error.retryable or is_ambiguous(error)):
+                error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
+                              "rows_sent": outcome.sent, "session": params["session"]}
+                raise
+            if seq not in outcome.retried_batches:
+                outcome.retried_batches.append(seq)
+            log.info("audience batch retry", batch_seq=seq, attempt=attempt, error_code=error.code)
+            await asyncio.sleep(backoff_delay(attempt - 1, base=0.2, cap=5.0))
+
+
+async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any], mode: str) -> tuple[UploadOutcome, Schema]:
+    """Stream ``source`` to /{id}/users (add), DELETE /{id}/users (remove) or /{id}/usersreplace (replace)."""
+    schema = detect_schema(source_header(source))
+    total = source_total(source)
+    method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
+    path = f"{audience_id}/{edge}"
+    session_id = secrets.randbelow(2**52) + 1  # JSON-safe integer (JavaScript clients read it too)
+    outcome = UploadOutcome()
+    counts = {"read": 0, "invalid": 0}
+    # Each batch with the number of rows read when it was complete (the look-ahead below reads one batch further).
+    batches = ((batch, counts["read"]) for batch in iter_batches(schema, source, outcome.invalid_rows, counts))
+    pending = next(batches, None)
+    seq = 0
+    while pending is not None:
+        current, read_so_far = pending
+        pending = upcoming = next(batches, None)  # look ahead one batch: the last one says so
+        seq += 1
+        session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": upcoming is None,
+                   "estimated_num_total": total}
+        params = {"payload": {"schema": schema.keys, "data": current},
+                  "session": session}
+        answer = await _send_batch(ctx, method, path, params, seq, outcome)
+        outcome.batches += 1
+        outcome.sent += len(current)
+        outcome.received += int(answer.get("num_received", len(current)) or 0)
+        outcome.invalid_by_facebook += int(answer.get("num_invalid_entries", 0) or 0)
+        await report_progress(f"audience {audience_id}: {mode} users", read_so_far if upcoming else total, total)
+        log.info("audience batch sent", audience_id=audience_id, mode=mode, batch_seq=seq, rows=len(current))
+    outcome.read, outcome.invalid = counts["read"], counts["invalid"]
+    return outcome, schema
+
+
+def _source_label(source: str | list[Any]) -> str:
+    return f"CSV {os.path.basename(source)}" if isinstance(source, str) else "rows"
+
+
+def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
+    schema = detect_schema(source_header(args.source))  # refuse a bad header before anything is planned
+    total = source_total(args.source)
+    verb = {"add": "Added", "remove": "Removed", "replace": "Replaced the list with"}[mode]
+    method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
+    shown = {"payload": {"schema": schema.keys, "data": f"<{total} rows, normalized and SHA-256 hashed>"},
+             "session": {"batches_of": MAX_BATCH_ROWS, "estimated_num_total": total}}
+
+    async def execute() -> OpResult:
+        outcome, sent_schema = await upload_users(ctx, args.audience_id, args.source, mode)
+        rows = ", ".join(str(r.row) for r in outcome.invalid_rows[:20])
+        more = f" (first: rows {rows}{'…' if outcome.invalid > 20 else ''})" if outcome.invalid else ""
+        retried = f" Batches {outcome.retried_batches} failed once and were re-sent alone." if outcome.retried_batches else ""
+        fb_invalid = f" Facebook marked {outcome.invalid_by_facebook} entries invalid." if outcome.invalid_by_facebook else ""
+        ignored = f" Ignored columns: {', '.join(sent_schema.ignored)}." if sent_schema.ignored else ""
+        text = (f"{verb} {outcome.sent} customers ({', '.join(schema.keys)}) {'to' if mode == 'add' else 'of' if mode == 'replace' else 'from'} "
+                f"audience {args.audience_id} in {outcome.batches} batch(es); {outcome.invalid} invalid row(s) not sent{more}."
+                f"{retried}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows the size.")
+        return OpResult(text=text, data={
+            "audience_id": args.audience_id, "mode": mode, "schema": schema.keys, "rows_read": outcome.read,
+            "rows_sent": outcome.sent, "num_received": outcome.received, "invalid_rows": outcome.invalid,
+            "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
+            "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
+            "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored})
+
+    what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
+    return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "
+                             f"{'to' if mode == 'add' else 'in' if mode == 'replace' else 'from'} audience {args.audience_id}",
+                     ad_account_id=None, requests=[GraphRequest(method, f"{args.audience_id}/{edge}", shown)],
+                     changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)], execute=execute)
+
+
+@ops.op(OpKind.WRITE, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+async def add_users(ctx: OpContext, args: UsersArgs) -> WritePlan:
+    return _users_plan(ctx, args, "add")
+
+
+@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
+async def remove_users(ctx: OpContext, args: RemoveUsersArgs) -> WritePlan:
+    return _users_plan(ctx, args, "remove")
+
+
+@ops.op(OpKind.WRITE, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
+    return _users_plan(ctx, args, "replace")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Website, engagement and lookalike audiences
+# ---------------------------------------------------------------------------------------------------------------
+
+DAY = 86_400
+
+
+def _rule(source_id: str, source_type: str, retention_days: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    rule: dict[str, Any] = {"event_sources": [{"id": source_id, "type": source_type}], "retention_seconds": retention_days * DAY}
+    if filters:
+        rule["filter"] = {"operator": "and", "filters": filters}
+    return {"inclusions": {"operator": "or", "rules": [rule]}}
+
+
+class CreateWebsiteAudienceArgs(OpArgs):
+    """Create a website custom audience: people whose browser fired the pixel on matching URLs or events."""
+
+    ad_account_id: str | None = AdAccountArg
+    name: str = Field(..., min_length=1, max_length=200, description="Audience name.")
+    pixel_id: str = Field(..., description="Pixel (dataset) id that records the visits.")
+    url_contains: str | None = Field(None, min_length=1, max_length=500, description="Only visits to URLs containing this text.")
+    url_equals: str | None = Field(None, min_length=1, max_length=2000, description="Only visits to exactly this URL.")
+    event: str | None = Field(None, min_length=1, max_length=100, description="Only people who fired this event, e.g. Purchase, AddToCart, ViewContent.")
+    retention_days: int = Field(30, ge=1, le=180, description="How long people stay in the audience after their visit (1–180 days).")
+    description: str | None = Field(None, max_length=500)
+
+    @field_validator("pixel_id")
+    @classmethod
+    def _pixel(cls, value: str) -> str:
+        return check_object_id(value, "pixel_id")
+
+    @model_validator(mode="after")
+    def _one_url_rule(self) -> "CreateWebsiteAudienceArgs":
+        if self.url_contains and self.url_equals:
+            raise ValueError("pass url_contains or url_equals, not both")
+        return self
+
+
+@ops.op(OpKind.WRITE, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
+async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    filters: list[dict[str, Any]] = []
+    if args.url_contains:
+        filters.append({"field": "url", "operator": "i_contains", "value": args.url_contains})
+    if args.url_equals:
+        filters.append({"field": "url", "operator": "eq", "value": args.url_equals})
+    if args.event:
+        filters.append({"field": "event", "operator": "eq", "value": args.event})
+    payload: dict[str, Any] = {"name": args.name, "subtype": "WEBSITE", "pixel_id": args.pixel_id,
+                               "retention_days": args.retention_days,
+                               "rule": json.dumps(_rule(args.pixel_id, "pixel", args.retention_days, filters))}
+    if args.description:
+        payload["description"] = args.description
+    return _create_plan(ctx, account_id, payload, "website audience", "It fills as the pixel sees matching visits.")
+
+
+PAGE_EVENTS = ("page_engaged", "page_visited", "page_liked", "page_messaged", "page_cta_clicked", "page_or_post_save",
+               "page_post_interaction")
+IG_EVENTS = ("ig_business_profile_all", "ig_business_profile_engaged", "ig_business_profile_visit",
+             "ig_user_messaged_business", "ig_business_profile_ad_saved", "ig_business_profile_post_saved")
+
+
+class CreateEngagementAudienceArgs(OpArgs):
+    """Create an engagement custom audience: people who interacted with a Facebook page or an Instagram account."""
+
+    ad_account_id: str | None = AdAccountArg
+    name: str = Field(..., min_length=1, max_length=200, description="Audience name.")
+    source_type: Literal["page", "instagram"] = Field("page", description="page (a Facebook page) or instagram (an Instagram business account).")
+    source_id: str | None = Field(None, description="Page id or Instagram account id; default: the selected one.")
+    event: str = Field("page_engaged", description=f"What people did. Page: {', '.join(PAGE_EVENTS)}. Instagram: {', '.join(IG_EVENTS)}.")
+    retention_days: int = Field(365, ge=1, le=730, description="How far back to look (1–365 days for pages, up to 730 for Instagram).")
+    description: str | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _event_fits_source(self) -> "CreateEngagementAudienceArgs":
+        if self.source_type == "instagram" and self.event == "page_engaged":
+            self.event = "ig_business_profile_all"
+        allowed = PAGE_EVENTS if self.source_type == "page" else IG_EVENTS
+        if self.event not in allowed:
+            raise ValueError(f"event {self.event!r} does not fit source_type {self.source_type}: use one of {', '.join(allowed)}")
+        if self.source_type == "page" and self.retention_days > 365:
+            raise ValueError("page engagement audiences look back at most 365 days")
+        return self
+
+
+@ops.op(OpKind.WRITE, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
+async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudienceArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    selected = ctx.page_id if args.source_type == "page" else ctx.instagram_account_id
+    source_id = args.source_id or selected
+    if not source_id:
+        raise ValidationError(f"No {args.source_type} given and none selected",
+                              fix=f"Pass source_id (the {'page' if args.source_type == 'page' else 'Instagram account'} id) or select one with /use",
+                              blame_field="source_id")
+    source_id = check_object_id(source_id, "source_id")
+    source_kind = "page" if args.source_type == "page" else "ig_business"
+    payload: dict[str, Any] = {"name": args.name, "subtype": "ENGAGEMENT",
+                               "rule": json.dumps(_rule(source_id, source_kind, args.retention_days,
+                                                        [{"field": "event", "operator": "eq", "value": args.event}]))}
+    if args.description:
+        payload["description"] = args.description
+    return _create_plan(ctx, account_id, payload, "engagement audience", "Facebook fills it over the next hours.")
+
+
+class CreateLookalikeArgs(OpArgs):
+    """Create a lookalike audience of people similar to a source audience, in one country (one size or several tiers)."""
+
+    ad_account_id: str | None = AdAccountArg
+    origin_audience_id: str = Field(..., description="Source custom audience id (at least 100 matched people in the country).")
+    country: str = Field(..., description="Two-letter country code (or name) where to find similar people, e.g. US.")
+    ratio: int = Field(1, ge=1, le=20, description="Size as a percent of the country's population, 1–20 (1 = most similar).")
+    tiers: list[int] | None = Field(None, min_length=2, max_length=6, description="Several sizes in percent, e.g. [1, 3, 5]: "
+                                    "one audience per tier, each the band between the previous tier and this one (0–1 %, 1–3 %, 3–5 %).")
+    name: str | None = Field(None, max_length=200, description="Name (tiers add their band); default: 'Lookalike (US, 1%) - <origin id>'.")
+
+    @field_validator("origin_audience_id")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        return check_object_id(value, "origin_audience_id")
+
+    @field_validator("country")
+    @classmethod
+    def _country_code(cls, value: str) -> str:
+        code = _country(value)
+        if code is None:
+            raise ValueError(f"{value!r} is not a country: use a two-letter ISO code such as US")
+        return code.upper()
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        if any(not 1 <= t <= 20 for t in value) or len(set(value)) != len(value):
+            raise ValueError("tiers are distinct percents from 1 to 20")
+        return sorted(value)
+
+
+@ops.op(OpKind.WRITE, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
+async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    path = f"{account_id}/customaudiences"
+    bands = list(zip([0] + (args.tiers or [])[:-1], args.tiers)) if args.tiers else [(0, args.ratio)]
+    payloads = []
+    for start, end in bands:
+        spec: dict[str, Any] = {"ratio": round(end / 100, 2), "country": args.country}
+        band = f"{end}%" if start == 0 else f"{start}-{end}%"
+        if start:
+            spec["starting_ratio"] = round(start / 100, 2)
+        base = args.name or f"Lookalike ({args.country}, {{band}}) - {args.origin_audience_id}"
+        name = base.replace("{band}", band) if "{band}" in base else (f"{base} {band}" if args.tiers else base)
+        payloads.append({"name": name, "subtype": "LOOKALIKE", "origin_audience_id": args.origin_audience_id,
+                         "lookalike_spec": json.dumps(spec)})
+
+    async def execute() -> OpResult:
+        made = []
+        for payload in payloads:
+            created = await ctx.graph.post(path, payload)
+            made.append({"id": created["id"], "name": payload["name"], "lookalike_spec": json.loads(payload["lookalike_spec"])})
+        lines = [f"Created {len(made)} lookalike audience(s) of {args.origin_audience_id} in {args.country}:"]
+        lines += [f"  {m['name']} ({m['id']})" for m in made]
+        lines.append("Facebook builds them over 6–24 hours; get_audience shows the size.")
+        return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "audiences": made,
+                                                     "audience_ids": [m["id"] for m in made]})
+
+    return WritePlan(summary=f"create {len(payloads)} lookalike audience(s) of {args.origin_audience_id} in {args.country}",
+                     ad_account_id=account_id, requests=[GraphRequest("POST", path, p) for p in payloads],
+                     changes=[Change(None, "customaudience", p["name"], "subtype", None, "LOOKALIKE") for p in payloads],
+                     execute=execute)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading, updating and deleting
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ListAudiencesArgs(OpArgs):
+    """List the custom and lookalike audiences of an ad account with their size and delivery status."""
+
+    ad_account_id: str | None = AdAccountArg
+    limit: int = Field(50, ge=1, le=500, description="Most audiences to show.")
+
+
+@ops.op(OpKind.READ)
+async def list_audiences(ctx: OpContext, args: ListAudiencesArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    audiences = await ctx.graph.get_all(f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)},
+                                        limit=args.limit)
+    if not audiences:
+        text = f"No custom audiences in {account_id}. Next: create_customer_list_audience or create_website_audience."
+    else:
+        text = "\n".join([f"Custom audiences in {account_id}, {len(audiences)} shown:"] + ["  " + audience_line(a) for a in audiences])
+    return OpResult(text=text, data={"ad_account_id": account_id, "audiences": audiences})
+
+
+class GetAudienceArgs(OpArgs):
+    """Show one custom audience: type, size range, delivery and operation status, rule or lookalike spec."""
+
+    audience_id: str = AudienceIdArg
+
+
+async def _read_audience(ctx: OpContext, audience_id: str) -> dict[str, Any]:
+    return await ctx.graph.get(check_object_id(audience_id, "audience_id"), {"fields": AUDIENCE_FIELDS})
+
+
+@ops.op(OpKind.READ)
+async def get_audience(ctx: OpContext, args: GetAudienceArgs) -> OpResult:
+    audience = await _read_audience(ctx, args.audience_id)
+    lines = [audience_line(audience)]
+    if audience.get("description"):
+        lines.append(f"Description: {audience['description']}")
+    operation = audience.get("operation_status")
+    if isinstance(operation, dict) and operation.get("description"):
+        lines.append(f"Operation: {operation['description']}")
+    if audience.get("retention_days"):
+        lines.append(f"Retention: {audience['retention_days']} days")
+    if audience.get("lookalike_spec"):
+        lines.append(f"Lookalike spec: {json.dumps(audience['lookalike_spec'], default=str)}")
+    return OpResult(text="\n".join(lines), data={"audience": audience})
+
+
+class UpdateAudienceArgs(OpArgs):
+    """Rename a custom audience, change its description, or (website audiences) its retention."""
+
+    audience_id: str = AudienceIdArg
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=500)
+    retention_days: int | None = Field(None, ge=1, le=180, description="Website audiences: days people stay in (1–180).")
+
+    @model_validator(mode="after")
+    def _something(self) -> "UpdateAudienceArgs":
+        if not self.model_dump(exclude={"audience_id"}, exclude_none=True):
+            raise ValueError("nothing to change: pass name, description or retention_days")
+        return self
+
+
+def _edited(audience: dict[str, Any]) -> EditedObject:
+    account = audience.get("account_id")
+    return EditedObject(audience, "customaudience", "audience", "audience_id",
+                        f"act_{account}" if account and not str(account).startswith("act_") else account, None)
+
+
+@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
+async def update_audience(ctx: OpContext, args: UpdateAudienceArgs) -> WritePlan | OpResult:
+    audience = await _read_audience(ctx, args.audience_id)
+    updates = args.model_dump(exclude={"audience_id"}, exclude_none=True)
+    return update_plan(ctx, _edited(audience), updates, "Updated")
+
+
+class DeleteAudienceArgs(OpArgs):
+    """Delete a custom or lookalike audience (ad sets using it lose that targeting)."""
+
+    audience_id: str = AudienceIdArg
+
+
+@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+async def delete_audience(ctx: OpContext, args: DeleteAudienceArgs) -> WritePlan:
+    audience = await _read_audience(ctx, args.audience_id)
+    name, audience_id = audience.get("name", ""), audience["id"]
+
+    async def execute() -> OpResult:
+        await ctx.graph.delete(audience_id)
+        return OpResult(text=f"Deleted audience {name} ({audience_id}).", data={"audience_id": audience_id, "deleted": True})
+
+    return WritePlan(summary=f"delete audience {name} ({audience_id})", ad_account_id=_edited(audience).ad_account_id,
+                     requests=[GraphRequest("DELETE", audience_id, {})],
+                     changes=[Change(audience_id, "customaudience", name, "status", "ACTIVE", "DELETED")], execute=execute)
+
+
+class ListSavedAudiencesArgs(OpArgs):
+    """List the saved audiences (stored targeting specs) of an ad account."""
+
+    ad_account_id: str | None = AdAccountArg
+    limit: int = Field(50, ge=1, le=500, description="Most saved audiences to show.")
+
+
+@ops.op(OpKind.READ)
+async def list_saved_audiences(ctx: OpContext, args: ListSavedAudiencesArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    saved = await ctx.graph.get_all(f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)},
+                                    limit=args.limit)
+    if not saved:
+        text = f"No saved audiences in {account_id}."
+    else:
+        text = "\n".join([f"Saved audiences in {account_id}, {len(saved)} shown:"]
+                         + [f"  {s.get('name', '')} ({s.get('id')}): {_size_text(s)}" for s in saved])
+    return OpResult(text=text, data={"ad_account_id": account_id, "saved_audiences": saved})
+
+
+class GetSavedAudienceArgs(OpArgs):
+    """Show one saved audience: its targeting spec and size."""
+
+    saved_audience_id: str = Field(..., description="Saved audience id; list_saved_audiences shows them.")
+
+
+@ops.op(OpKind.READ)
+async def get_saved_audience(ctx: OpContext, args: GetSavedAudienceArgs) -> OpResult:
+    saved = await ctx.graph.get(check_object_id(args.saved_audience_id, "saved_audience_id"), {"fields": SAVED_FIELDS})
+    lines = [f"{saved.get('name', '')} ({saved.get('id')}): {_size_text(saved)}"]
+    sentences = saved.get("sentence_lines")
+    if isinstance(sentences, list):
+        for line in sentences:
+            if isinstance(line, dict):
+                lines.append(f"  {line.get('content', '')} {', '.join(map(str, line.get('children', [])))}".rstrip())
+    if saved.get("targeting"):
+        lines.append(f"Targeting: {json.dumps(saved['targeting'], default=str)}")
+    return OpResult(text="\n".join(lines), data={"saved_audience": saved})
+
+
+# ===============================================================================================================
+# Pixels, custom conversions, the Conversions API and the Google Tag Manager export
+# ===============================================================================================================
+
+STANDARD_EVENTS = (
+    "PageView", "ViewContent", "Search", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo",
+    "Purchase", "Lead", "CompleteRegistration", "Contact", "CustomizeProduct", "Donate", "FindLocation", "Schedule",
+    "StartTrial", "SubmitApplication", "Subscribe",
+)
+_STANDARD_BY_LOWER = {name.lower(): name for name in STANDARD_EVENTS}
+StandardEvent = Literal[STANDARD_EVENTS]  # type: ignore[valid-type]
+
+# Custom conversion event types (the SDK's CustomConversion.CustomEventType) for each standard event.
+EVENT_TYPE_OF = {
+    "ViewContent": "CONTENT_VIEW", "Search": "SEARCH", "AddToCart": "ADD_TO_CART", "AddToWishlist": "ADD_TO_WISHLIST",
+    "InitiateCheckout": "INITIATED_CHECKOUT", "AddPaymentInfo": "ADD_PAYMENT_INFO", "Purchase": "PURCHASE", "Lead": "LEAD",
+    "CompleteRegistration": "COMPLETE_REGISTRATION", "Contact": "CONTACT", "CustomizeProduct": "CUSTOMIZE_PRODUCT",
+    "Donate": "DONATE", "FindLocation": "FIND_LOCATION", "Schedule": "SCHEDULE", "StartTrial": "START_TRIAL",
+    "SubmitApplication": "SUBMIT_APPLICATION", "Subscribe": "SUBSCRIBE", "PageView": "OTHER",
+}
+assert set(EVENT_TYPE_OF.values()) <= set(sdk_enum_values(CustomConversion.CustomEventType))
+
+ACTION_SOURCES = tuple(sorted(source.value for source in ActionSource))
+ActionSourceName = Literal[ACTION_SOURCES]  # type: ignore[valid-type]
+STATS_AGGREGATIONS = sdk_enum_values(AdsPixelStatsResult.Aggregation)
+StatsAggregation = Literal[STATS_AGGREGATIONS]  # type: ignore[valid-type]
+
+CAPI_BATCH = 1_000
+MAX_EVENT_AGE = timedelta(days=7)
+MAX_FUTURE = timedelta(minutes=1)
+MAX_EVENTS_PER_CALL = 100_000
+
+# user_data: normalized then hashed (the SDK's UserData.normalize rules) vs sent as they are.
+HASHED_FIELDS = ("em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country")
+PLAIN_FIELDS = ("external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "lead_id",
+                "anon_id", "fb_login_id", "madid", "page_id", "ctwa_clid")
+PLAIN_LIST_FIELDS = ("external_id",)
+USER_DATA_ALIASES = {"email": "em", "phone": "ph", "first_name": "fn", "last_name": "ln", "date_of_birth": "db",
+                     "birthday": "db", "gender": "ge", "city": "ct", "state": "st", "zip": "zp", "zip_code": "zp",
+                     "postal_code": "zp", "country_code": "country", "ip": "client_ip_address",
+                     "user_agent": "client_user_agent"}
+FIELD_WORDS = {"em": "email", "ph": "phone number", "fn": "first name", "ln": "last name", "db": "date of birth",
+               "ge": "gender", "ct": "city", "st": "state", "zp": "zip code", "country": "country code"}
+FIELD_FIXES = {
+    "em": "Send an email address like name@example.com (or its SHA-256 hex)",
+    "ph": "Send the phone number with its country code, e.g. +1 650 555 1234 (or its SHA-256 hex)",
+    "db": "Send the date of birth as YYYYMMDD or YYYY-MM-DD, e.g. 19900131 (or its SHA-256 hex)",
+    "ge": "Send m or f (male/female accepted) or its SHA-256 hex",
+    "country": "Send a 2-letter ISO 3166-1 country code, e.g. us (or its SHA-256 hex)",
+}
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d")
+_CUSTOM_EVENT_RE = re.compile(r"^[A-Za-z0-9_\-. ]{1,50}$")
+
+PixelIdArg = Field(..., description="The pixel (dataset) id, digits; list_pixels shows them.", examples=["1234567890123456"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# user_data normalization and hashing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _bad_user_data(where: str, field: str, reason: str | None = None) -> ValidationError:
+    # Never echoes the value: it is personal data.
+    word = FIELD_WORDS.get(field, field)
+    return ValidationError(f"{where}.{field} is not a valid {word}" + (f" ({reason})" if reason else ""),
+                           fix=FIELD_FIXES.get(field, f"Send {field} as text (or its SHA-256 hex)"),
+                           blame_field=f"{where}.{field}")
+
+
+def _prepare(field: str, value: str) -> str:
+    """What the SDK's Normalize leaves to the caller: dates to YYYYMMDD, genders to m/f."""
+    text = value.strip()
+    if _HEX64.match(text):
+        return text
+    if field == "db":
+        for fmt in _DATE_FORMATS:
+            try:
+                return datetime.strptime(text, fmt).strftime("%Y%m%d")
+            except ValueError:
+                continue
+        raise ValueError("date of birth")
+    if field == "ge":
+        gender = _GENDERS.get(text.lower())
+        if gender is None:
+            raise ValueError("gender")
+        return gender
+    return text
+
+
+def hash_user_field(field: str, value: str, where: str = "user_data") -> str:
+    """One user_data value normalized and SHA-256 hashed as the SDK does; a 64-hex value is taken as already hashed."""
+    if not isinstance(value, str) or not value.strip():
+        raise _bad_user_data(where, field, "empty or not text")
+    try:
+        hashed = Normalize.normalize_field(field, _prepare(field, value))
+    except (TypeError, ValueError):
+        raise _bad_user_data(where, field) from None
+    if not hashed or not _HEX64.match(hashed):
+        raise _bad_user_data(where, field)
+    return hashed
+
+
+def normalize_user_data(raw: Any, where: str = "user_data") -> dict[str, Any]:
+    """user_data ready to send: hashed fields as lists of SHA-256 hex, the not-hashed ones as they are."""
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{where} must be an object", fix="Send user_data like {\"em\": \"name@example.com\", \"client_user_agent\": \"…\"}",
+                              blame_field=where)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = USER_DATA_ALIASES.get(str(key).lower(), str(key).lower())
+        if value is None or value == [] or value == "":
+            continue
+        if field in HASHED_FIELDS:
+            values = value if isinstance(value, list) else [value]
+            hashed = [hash_user_field(field, v, where) for v in values]
+            out[field] = list(dict.fromkeys(out.get(field, []) + hashed))
+        elif field in PLAIN_FIELDS:
+            if field in PLAIN_LIST_FIELDS:
+                values = value if isinstance(value, list) else [value]
+                out[field] = [str(v) for v in values]
+            elif isinstance(value, (str, int)) and not isinstance(value, bool):
+                out[field] = str(value)
+            else:
+                raise ValidationError(f"{where}.{field} must be text", fix=f"Send {field} as a string", blame_field=f"{where}.{field}")
+        else:
+            raise ValidationError(
+                f"{where} has an unknown key {str(key)[:30]!r}",
+                fix="Use em, ph, fn, ln, db, ge, ct, st, zp, country (hashed for you) or " + ", ".join(PLAIN_FIELDS),
+                blame_field=f"{where}.{str(key)[:30]}")
+    if not out:
+        raise ValidationError(f"{where} has no customer information", fix="Give at least one of em, ph, external_id, "
+                              "client_ip_address + client_user_agent, fbc or fbp", blame_field=where)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ServerEvent(OpArgs):
+    """One Conversions API event."""
+
+    event_name: str = Field(..., min_length=1, max_length=50, description="A standard event (" + ", ".join(STANDARD_EVENTS)
+                            + ") or a custom event name.", examples=["Purchase"])
+    event_time: int | float | str | None = Field(None, description="When it happened: unix seconds or ISO 8601 (default now). "
+                                                 "At most 7 days old, not in the future.")
+    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two deduplicate.")
+    event_source_url: str | None = Field(None, max_length=2000, description="The page URL where it happened (website events).")
+    action_source: ActionSourceName = Field("website", description="Where the conversion happened.")
+    user_data: dict[str, Any] = Field(..., description="Customer information, raw or SHA-256 hashed: em, ph, fn, ln, db, ge, ct, st, "
+                                      "zp, country (normalized and hashed for you); external_id, client_ip_address, "
+                                      "client_user_agent, fbc, fbp (sent as they are).")
+    custom_data: dict[str, Any] | None = Field(None, description="value, currency (3 letters), content_ids, content_type, "
+                                               "contents, num_items, order_id, …")
+    opt_out: bool | None = Field(None, description="true: use this event for attribution only, not ad optimization.")
+
+
+def _event_time(value: Any, now: float, where: str) -> int:
+    if value is None:
+        return int(now)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d{9,11}", text):
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{where}.event_time {text[:40]!r} is not a time", fix="Use unix seconds or ISO 8601, e.g. 2026-03-01T12:00:00Z",
+                              blame_field=f"{where}.event_time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp())
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def prepare_event(event: ServerEvent, index: int, now: float) -> dict[str, Any]:
+    """One event as Facebook takes it, checked: time window, names, custom_data; user_data hashed."""
+    where = f"events[{index}]"
+    name = _STANDARD_BY_LOWER.get(event.event_name.strip().lower(), event.event_name.strip())
+    if name not in STANDARD_EVENTS and not _CUSTOM_EVENT_RE.match(name):
+        raise ValidationError(f"{where}.event_name {name[:50]!r} is neither a standard event nor a valid custom name",
+                              fix="Use a standard event (e.g. Purchase) or a custom name of letters, digits, _ - . and spaces",
+                              blame_field=f"{where}.event_name")
+    ts = _event_time(event.event_time, now, where)
+    if ts < now - MAX_EVENT_AGE.total_seconds():
+        raise ValidationError(f"{where} ({name}) happened at {_iso(ts)}, more than 7 days ago: Facebook refuses events older than 7 days",
+                              fix="Drop that event or send only events from the last 7 days", blame_field=f"{where}.event_time")
+    if ts > now + MAX_FUTURE.total_seconds():
+        raise ValidationError(f"{where} ({name}) has event_time {_iso(ts)}, in the future",
+                              fix="Send the time the event happened (unix seconds, UTC), not a later one", blame_field=f"{where}.event_time")
+    if event.action_source == "website" and not event.event_source_url:
+        raise ValidationError(f"{where} ({name}) is a website event without event_source_url",
+                              fix="Add event_source_url (the page URL), or set action_source to where it happened",
+                              blame_field=f"{where}.event_source_url")
+    user_data = normalize_user_data(event.user_data, f"{where}.user_data")
+    if event.action_source == "website" and "client_user_agent" not in user_data:
+        raise ValidationError(f"{where} ({name}) is a website event without user_data.client_user_agent",
+                              fix="Add the browser's user agent as user_data.client_user_agent (Facebook requires it for website events)",
+                              blame_field=f"{where}.user_data.client_user_agent")
+    body: dict[str, Any] = {"event_name": name, "event_time": ts, "action_source": event.action_source, "user_data": user_data}
+    if event.event_id:
+        body["event_id"] = event.event_id
+    if event.event_source_url:
+        body["event_source_url"] = event.event_source_url
+    if event.opt_out is not None:
+        body["opt_out"] = event.opt_out
+    if event.custom_data:
+        body["custom_data"] = _custom_data(event.custom_data, f"{where}.custom_data", name)
+    return body
+
+
+def _custom_data(raw: dict[str, Any], where: str, name: str) -> dict[str, Any]:
+    data = dict(raw)
+    if data.get("currency") is not None:
+        currency = Normalize.normalize_field_skip_hashing("currency", str(data["currency"])) if str(data["currency"]).strip() else None
+        if not currency or len(currency) != 3:
+            raise ValidationError(f"{where}.currency must be a 3-letter code", fix="Use an ISO 4217 code, e.g. USD", blame_field=f"{where}.currency")
+        data["currency"] = currency.upper()
+    if data.get("value") is not None:
+        try:
+            value = float(data["value"])
+        except (TypeError, ValueError):
+            raise ValidationError(f"{where}.value must be a number", fix="Send value as a number in major units, e.g. 49.99",
+                                  blame_field=f"{where}.value") from None
+        data["value"] = value
+        if "currency" not in data:
+            raise ValidationError(f"{where} has a value without currency", fix="Add currency, e.g. USD", blame_field=f"{where}.currency")
+    if name == "Purchase" and (data.get("value") is None or "currency" not in data):
+        raise ValidationError(f"{where}: a Purchase needs value and currency", fix="Add custom_data.value and custom_data.currency",
+                              blame_field=where)
+    ids = data.get("content_ids")
+    if ids is not None:
+        data["content_ids"] = [str(i) for i in (ids if isinstance(ids, list) else [ids])]
+    return data
+
+
+class SendEventsArgs(OpArgs):
+    """Send server events to a pixel through the Conversions API (user data normalized and SHA-256 hashed here; batches of 1,000)."""
+
+    pixel_id: str = PixelIdArg
+    events: list[ServerEvent] = Field(..., min_length=1, max_length=MAX_EVENTS_PER_CALL,
+                                      description="The events; every one is checked before any is sent.")
+    test_event_code: str | None = Field(None, max_length=100, description="Test code from Events Manager > Test events: "
+                                        "the events show there and do not count.")
+
+
+def _event_summary(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e["event_name"]] = counts.get(e["event_name"], 0) + 1
+    return counts
+
+
+@ops.op(OpKind.WRITE, example={"pixel_id": "1234567890123456", "events": [{
+    "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
+    "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
+    "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]})
+async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
+    pixel_id = check_object_id(args.pixel_id, "pixel_id")
+    now = time.time()
+    bodies = [prepare_event(event, index, now) for index, event in enumerate(args.events)]
+    batches = [bodies[i:i + CAPI_BATCH] for i in range(0, len(bodies), CAPI_BATCH)]
+    path = f"{pixel_id}/events"
+    extra = {"test_event_code": args.test_event_code} if args.test_event_code else {}
+    counts = _event_summary(bodies)
+    shown_counts = ", ".join(f"{n} {name}" for name, n in counts.items())
+
+    async def execute() -> OpResult:
+        received, answers = 0, []
+        for number, batch in enumerate(batches, start=1):
+            first = (number - 1) * CAPI_BATCH
+            try:
+                answer = await ctx.graph.post(path, {"data": batch, **extra})
+            except FacebookError as error:
+                return _batch_failed(error, pixel_id, number, len(batches), first, len(batch), received, answers, len(bodies))
+            got = int(answer.get("events_received", 0) or 0)
+            received += got
+            answers.append({"batch": number, "events": len(batch), "events_received": got,
+                            "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
+        test = f" as test events (code {args.test_event_code})" if args.test_event_code else ""
+        text = (f"Sent {len(bodies)} event(s) to pixel {pixel_id}{test} in {len(batches)} request(s): Facebook received "
+                f"{received} ({shown_counts}).")
+        if received != len(bodies):
+            text += f" {len(bodies) - received} were not counted as received."
+        return OpResult(text=text, data={"pixel_id": pixel_id, "events_sent": len(bodies), "events_received": received,
+                                         "requests": len(batches), "batches": answers, "event_counts": counts,
+                                         "test_event_code": args.test_event_code, "object_ids": [pixel_id]})
+
+    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed>", **extra}) for b in batches]
+    return WritePlan(summary=f"send {len(bodies)} server event(s) ({shown_counts}) to pixel {pixel_id} in {len(batches)} request(s)",
+                     ad_account_id=None, requests=requests,
+                     changes=[Change(pixel_id, "pixel", pixel_id, "events_sent", None, len(bodies))], execute=execute)
+
+
+def _batch_failed(error: FacebookError, pixel_id: str, number: int, total: int, first: int, size: int, received: int,
+                  answers: list[dict[str, Any]], count: int) -> OpResult:
+    last = first + size - 1
+    done = "Request 1 was" if number == 2 else f"Requests 1–{number - 1} were"
+    before = f"{done} accepted ({received} events received)." if number > 1 else "Nothing was received."
+    after = ("" if number == total else f" Request {total} was not sent." if number + 1 == total
+             else f" Requests {number + 1}–{total} were not sent.")
+    found = re.search(r"data\[(\d+)\]", f"{error.blame_field or ''} {error.user_message or ''} {error.message}")
+    culprit = f" The bad event is events[{first + int(found.group(1))}] of your list." if found else ""
+    reason = error.to_text().split(": ", 1)[-1]
+    text = (f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
+            f"{pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
+            f"{size} events were received.{culprit} {before}{after} Facebook said: {reason}")
+    data = {**error.to_data(), "pixel_id": pixel_id, "failed_batch": number, "batches_total": total,
+            "failed_event_index": first + int(found.group(1)) if found else None,
+            "failed_events": [first, last], "events_sent": count, "events_received": received, "batches": answers,
+            "object_ids": [pixel_id]}
+    return OpResult(text=text, data=data, ok=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pixels
+# ---------------------------------------------------------------------------------------------------------------
+
+PIXEL_FIELDS = "id,name,code,creation_time,last_fired_time,is_unavailable,owner_ad_account,data_use_setting"
+
+
+class CreatePixelArgs(OpArgs):
+    """Create a Meta pixel (dataset) in the ad account, to receive browser and server events."""
+
+    name: str = Field(..., min_length=1, max_length=100, description="Pixel name.", examples=["Shop pixel"])
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.WRITE, example={"name": "Shop pixel"})
+async def create_pixel(ctx: OpContext, args: CreatePixelArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    path = f"{account_id}/adspixels"
+
+    async def execute() -> OpResult:
+        made = await ctx.graph.post(path, {"name": args.name})
+        pixel_id = str(made["id"])
+        return OpResult(text=f"Created pixel {args.name} ({pixel_id}) in {account_id}. Next: gtm_export pixel_id={pixel_id} "
+                             f"for the browser tags, send_events for server events.",
+                        data={"pixel_id": pixel_id, "name": args.name, "ad_account_id": account_id, "object_ids": [pixel_id]})
+
+    return WritePlan(summary=f"create pixel {args.name} in {account_id}", ad_account_id=account_id,
+                     requests=[GraphRequest("POST", path, {"name": args.name})],
+                     changes=[Change(None, "pixel", args.name, "created", None, args.name)], execute=execute)
+
+
+class ListPixelsArgs(OpArgs):
+    """List the ad account's pixels: id, name, when each last fired."""
+
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.READ)
+async def list_pixels(ctx: OpContext, args: ListPixelsArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": "id,name,creation_time,last_fired_time,is_unavailable"})
+    if not pixels:
+        return OpResult(text=f"No pixels in {account_id}. Create one with create_pixel.", data={"ad_account_id": account_id, "pixels": []})
+    lines = [f"Pixels in {account_id}:"]
+    lines += [f"  {p.get('id')} · {p.get('name', '')} · last fired {p.get('last_fired_time') or 'never'}" for p in pixels]
+    return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "pixels": pixels})
+
+
+class GetPixelArgs(OpArgs):
+    """Show one pixel: name, base code, creation and last-fired time."""
+
+    pixel_id: str = PixelIdArg
+
+
+@ops.op(OpKind.READ)
+async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
+    pixel_id = check_object_id(args.pixel_id, "pixel_id")
+    pixel = await ctx.graph.get(pixel_id, {"fields": PIXEL_FIELDS})
+    text = (f"Pixel {pixel.get('name', '')} ({pixel_id}): created {pixel.get('creation_time', '?')}, "
+            f"last fired {pixel.get('last_fired_time') or 'never'}.")
+    return OpResult(text=text, data={"pixel_id": pixel_id, "pixel": pixel})
+
+
+PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
+           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
+
+
+class PixelStatsArgs(OpArgs):
+    """Event counts a pixel received (browser and server, duplicates by event_id counted once), grouped by event or another aggregation."""
+
+    pixel_id: str = PixelIdArg
+    period: Literal[tuple(PERIODS)] = Field("last_24h", description="How far back to count.")  # type: ignore[valid-type]
+    aggregation: StatsAggregation = Field("event", description="How to group the counts (event: per event name).")
+
+
+@ops.op(OpKind.READ)
+async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
+    pixel_id = check_object_id(args.pixel_id, "pixel_id")
+    now = int(time.time())
+    start = now - int(PERIODS[args.period].total_seconds())
+    end = now + int(MAX_FUTURE.total_seconds())  # the end is exclusive: include events stamped this very second
+    answer = await ctx.graph.get(f"{pixel_id}/stats", {"aggregation": args.aggregation, "start_time": start, "end_time": end})
+    rows = answer.get("data", []) if isinstance(answer, dict) else []
+    totals: dict[str, int] = {}
+    for bucket in rows:
+        for item in bucket.get("data", []) if isinstance(bucket, dict) else []:
+            key = str(item.get("value"))
+            try:
+                totals[key] = totals.get(key, 0) + int(item.get("count", 0))
+            except (TypeError, ValueError):
+                continue
+    if not totals:
+        text = f"Pixel {pixel_id} received no events in the {args.period.replace('_', ' ')}."
+    else:
+        text = f"Pixel {pixel_id}, {args.period.replace('_', ' ')}, by {args.aggregation}: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])) + "."
+    return OpResult(text=text, data={"pixel_id": pixel_id, "period": args.period, "aggregation": args.aggregation,
+                                     "start_time": start, "end_time": end, "totals": totals, "stats": rows})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Custom conversions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ConversionRule(OpArgs):
+    """Which events count: a URL rule or an event parameter rule (one of them)."""
+
+    url_contains: str | None = Field(None, max_length=500, description="Count events whose page URL contains this (case-insensitive).")
+    url_equals: str | None = Field(None, max_length=2000, description="Count events whose page URL is exactly this.")
+    parameter: str | None = Field(None, max_length=100, description="A custom_data parameter to test, e.g. value or content_category.")
+    operator: Literal["eq", "neq", "contains", "gt", "gte", "lt", "lte"] = Field("eq", description="How parameter is compared.")
+    parameter_value: str | float | None = Field(None, description="What parameter is compared with.")
+
+
+def conversion_rule(event: str, rule: ConversionRule) -> dict[str, Any]:
+    parts = [{"event": {"eq": event}}]
+    given = [n for n in ("url_contains", "url_equals", "parameter") if getattr(rule, n) is not None]
+    if len(given) != 1:
+        raise ValidationError("rule needs exactly one of url_contains, url_equals, parameter", blame_field="rule",
+                              fix='e.g. rule {"url_contains": "thank-you"} or {"parameter": "value", "operator": "gt", "parameter_value": 100}')
+    if rule.url_contains is not None:
+        parts.append({"url": {"i_contains": rule.url_contains}})
+    elif rule.url_equals is not None:
+        parts.append({"url": {"eq": rule.url_equals}})
+    else:
+        if rule.parameter_value is None:
+            raise ValidationError("rule.parameter needs parameter_value", fix="Add parameter_value, e.g. 100", blame_field="rule.parameter_value")
+        op = "i_contains" if rule.operator == "contains" else rule.operator
+        parts.append({rule.parameter: {op: rule.parameter_value}})
+    return {"and": parts}
+
+
+class CreateCustomConversionArgs(OpArgs):
+    """Create a custom conversion: a pixel's standard event narrowed by a URL or parameter rule, usable as an optimization goal."""
+
+    name: str = Field(..., min_length=1, max_length=100, description="Name.", examples=["Checkout thank-you"])
+    pixel_id: str = PixelIdArg
+    event: StandardEvent = Field("Purchase", description="The standard event it is built on.")
+    rule: ConversionRule = Field(..., description="url_contains, url_equals or parameter (+ operator, parameter_value).")
+    default_value: float | None = Field(None, ge=0, description="Value given to each conversion without its own, in the account currency's major units (e.g. 25.00).")
+    description: str | None = Field(None, max_length=500, description="Description.")
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.WRITE, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
+                               "rule": {"url_contains": "thank-you"}, "default_value": 25})
+async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionArgs) -> WritePlan:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    pixel_id = check_object_id(args.pixel_id, "pixel_id")
+    body: dict[str, Any] = {"name": args.name, "event_source_id": pixel_id, "custom_event_type": EVENT_TYPE_OF[args.event],
+                            "rule": json.dumps(conversion_rule(args.event, args.rule), separators=(",", ":"))}
+    if args.default_value is not None:
+        body["default_conversion_value"] = args.default_value
+    if args.description:
+        body["description"] = args.description
+    path = f"{account_id}/customconversions"
+
+    async def execute() -> OpResult:
+        made = await ctx.graph.post(path, body)
+        cc_id = str(made["id"])
+        return OpResult(text=f"Created custom conversion {args.name} ({cc_id}) on pixel {pixel_id}: {args.event} where {body['rule']}.",
+                        data={"custom_conversion_id": cc_id, **body, "ad_account_id": account_id, "object_ids": [cc_id]})
+
+    return WritePlan(summary=f"create custom conversion {args.name} ({args.event}) on pixel {pixel_id}", ad_account_id=account_id,
+                     requests=[GraphRequest("POST", path, body)],
+                     changes=[Change(None, "customconversion", args.name, "created", None, args.name)], execute=execute)
+
+
+class ListCustomConversionsArgs(OpArgs):
+    """List the ad account's custom conversions: id, name, event type, rule, pixel."""
+
+    ad_account_id: str | None = AdAccountArg
+
+
+@ops.op(OpKind.READ)
+async def list_custom_conversions(ctx: OpContext, args: ListCustomConversionsArgs) -> OpResult:
+    account_id = ctx.require_ad_account(args.ad_account_id)
+    items = await ctx.graph.get_all(f"{account_id}/customconversions",
+                                    {"fields": "id,name,custom_event_type,rule,pixel,default_conversion_value,is_archived"})
+    if not items:
+        return OpResult(text=f"No custom conversions in {account_id}.", data={"ad_account_id": account_id, "custom_conversions": []})
+    lines = [f"Custom conversions in {account_id}:"]
+    lines += [f"  {c.get('id')} · {c.get('name', '')} · {c.get('custom_event_type', '')} · {c.get('rule', '')}" for c in items]
+    return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "custom_conversions": items})
+
+
+class DeleteCustomConversionArgs(OpArgs):
+    """Delete a custom conversion (ad sets optimizing for it stop getting its signal)."""
+
+    custom_conversion_id: str = Field(..., description="The custom conversion id (list_custom_conversions).")
+
+
+@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionArgs) -> WritePlan:
+    cc_id = check_object_id(args.custom_conversion_id, "custom_conversion_id")
+    current = await ctx.graph.get(cc_id, {"fields": "id,name"})
+    name = current.get("name", "")
+
+    async def execute() -> OpResult:
+        await ctx.graph.delete(cc_id)
+        return OpResult(text=f"Deleted custom conversion {name} ({cc_id}).", data={"custom_conversion_id": cc_id, "object_ids": [cc_id]})
+
+    return WritePlan(summary=f"delete custom conversion {name} ({cc_id})", ad_account_id=None,
+                     requests=[GraphRequest("DELETE", cc_id, {})],
+                     changes=[Change(cc_id, "customconversion", name, "status", "ACTIVE", "DELETED")], execute=execute)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Google Tag Manager export
+# ---------------------------------------------------------------------------------------------------------------
+
+GTM_DATA_LAYER_KEYS = ("value", "currency", "content_ids", "event_id")
+GTM_EVENTS_WITH_VALUE = frozenset({"ViewContent", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo", "Purchase",
+                                   "Lead", "CompleteRegistration", "Subscribe", "StartTrial", "Donate", "Search"})
+GTM_EVENTS_WITH_CONTENT = frozenset({"ViewContent", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo", "Purchase",
+                                     "CustomizeProduct", "Search"})
+GTM_DEFAULT_DIR = "admonster-gtm"
+
+
+def _dlv_name(key: str) -> str:
+    return f"DLV - {key}"
+
+
+def pixel_base_code(pixel_id: str) -> str:
+    return ("<!-- Meta Pixel Code -->\n<script>\n"
+            "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?\n"
+            "n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;\n"
+            "n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;\n"
+            "t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}(window,\n"
+            "document,'script','https://connect.facebook.net/en_US/fbevents.js');\n"
+            f"fbq('init', '{pixel_id}');\nfbq('track', 'PageView');\n</script>\n"
+            f'<noscript><img height="1" width="1" style="display:none" '
+            f'src="https://www.facebook.com/tr?id={pixel_id}&ev=PageView&noscript=1"/></noscript>\n<!-- End Meta Pixel Code -->')
+
+
+def event_tag_html(event: str) -> str:
+    params = []
+    if event in GTM_EVENTS_WITH_VALUE:
+        params += [f"value: {{{{{_dlv_name('value')}}}}}", f"currency: {{{{{_dlv_name('currency')}}}}}"]
+    if event in GTM_EVENTS_WITH_CONTENT:
+        params += [f"content_ids: {{{{{_dlv_name('content_ids')}}}}}", "content_type: 'product'"]
+    return (f"<script>\n  fbq('track', '{event}', {{{', '.join(params)}}}, "
+            f"{{eventID: {{{{{_dlv_name('event_id')}}}}}}});\n</script>")
+
+
+def gtm_container(pixel_id: str, events: list[str], *, export_time: datetime | None = None) -> dict[str, Any]:
+    """A GTM container export (exportFormatVersion 2): base pixel tag on All Pages, one tag per event on its dataLayer event."""
+    ids = {"accountId": "0", "containerId": "0"}
+    triggers: list[dict[str, Any]] = [{**ids, "triggerId": "1", "name": "All Pages", "type": "PAGEVIEW"}]
+    variables = [{**ids, "variableId": str(n), "name": _dlv_name(key), "type": "v", "formatValue": {},
+                  "parameter": [{"type": "INTEGER", "key": "dataLayerVersion", "value": "2"},
+                                {"type": "BOOLEAN", "key": "setDefaultValue", "value": "false"},
+                                {"type": "TEMPLATE", "key": "name", "value": key}]}
+                 for n, key in enumerate(GTM_DATA_LAYER_KEYS, start=1)]
+    base_name = "Meta Pixel - Base Code"
+    tags: list[dict[str, Any]] = [{
+        **ids, "tagId": "1", "name": base_name, "type": "html", "firingTriggerId": ["1"], "tagFiringOption": "ONCE_PER_LOAD",
+        "parameter": [{"type": "TEMPLATE", "key": "html", "value": pixel_base_code(pixel_id)},
+                      {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"}],
+    }]
+    for event in events:
+        if event == "PageView":
+            continue  # the base code tracks PageView on every page
+        trigger_id = str(len(triggers) + 1)
+        triggers.append({**ids, "triggerId": trigger_id, "name": f"Event - {event}", "type": "CUSTOM_EVENT",
+                         "customEventFilter": [{"type": "EQUALS", "parameter": [
+                             {"type": "TEMPLATE", "key": "arg0", "value": "{{_event}}"},
+                             {"type": "TEMPLATE", "key": "arg1", "value": event}]}]})
+        tags.append({**ids, "tagId": str(len(tags) + 1), "name": f"Meta Pixel - {event}", "type": "html",
+                     "firingTriggerId": [trigger_id], "tagFiringOption": "ONCE_PER_EVENT",
+                     "setupTag": [{"tagName": base_name, "stopOnSetupFailure": True}],
+                     "parameter": [{"type": "TEMPLATE", "key": "html", "value": event_tag_html(event)},
+                                   {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"}]})
+    when = export_time or datetime.now(timezone.utc)
+    return {
+        "exportFormatVersion": 2,
+        "exportTime": when.strftime("%Y-%m-%d %H:%M:%S"),
+        "containerVersion": {
+            "path": "accounts/0/containers/0/versions/0", **ids, "containerVersionId": "0",
+            "name": f"Meta Pixel {pixel_id}",
+            "container": {"path": "accounts/0/containers/0", **ids, "name": f"Meta Pixel {pixel_id}", "publicId": "GTM-XXXXXXX",
+                          "usageContext": ["WEB"]},
+            "tag": tags, "trigger": triggers, "variable": variables,
+            "builtInVariable": [{**ids, "type": "EVENT", "name": "Event"}, {**ids, "type": "PAGE_URL", "name": "Page URL"}],
+        },
+    }
+
+
+class GtmExportArgs(OpArgs):
+    """Write a Google Tag Manager container (JSON to import in GTM: Admin > Import Container) with the Meta Pixel base code and one tag per event, deduplicating with server events by event_id."""
+
+    pixel_id: str = PixelIdArg
+    events: list[StandardEvent] = Field(..., min_length=1, max_length=len(STANDARD_EVENTS),
+                                        description="Standard events to tag; each fires on a dataLayer event of the same name.",
+                                        examples=[["ViewContent", "AddToCart", "Purchase"]])
+    out_dir: str | None = Field(None, max_length=1000, description=f"Folder for the file (default ./{GTM_DEFAULT_DIR}/).")
+
+
+@ops.op(OpKind.READ, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
+async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
+    pixel_id = check_object_id(args.pixel_id, "pixel_id")
+    pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})
+    events = list(dict.fromkeys(args.events))
+    container = gtm_container(pixel_id, events)
+    target = output_folder(args.out_dir, GTM_DEFAULT_DIR) / f"gtm-meta-pixel-{pixel_id}.json"
+    target.write_text(json.dumps(container, indent=2, ensure_ascii=False), encoding="utf-8")
+    tagged = [e for e in events if e != "PageView"]
+    text = (f"Wrote {target}: GTM container for pixel {pixel.get('name', '')} ({pixel_id}) with the base code on All Pages"
+            + (f" and tags for {', '.join(tagged)}" if tagged else "") + ". Import it in GTM (Admin > Import Container, merge). "
+            "Each tag fires on dataLayer.push({event: '<EventName>', value, currency, content_ids, event_id}); send the same "
+            "event_id with send_events so Facebook deduplicates browser and server events.")
+    return OpResult(text=text, data={"pixel_id": pixel_id, "events": events, "file": str(target),
+                                     "tags": len(container["containerVersion"]["tag"])}, files=[str(target)])

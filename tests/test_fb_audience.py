@@ -1,0 +1,330 @@
+"""Audience ops: normalization and hashing by Facebook's rules, customer-file streaming in sessions, retries of one
+failed batch, PII kept out of logs, results and the audit log; website, engagement and lookalike audiences."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import pytest
+
+import fb_audience
+from fb_audience import detect_schema, iter_batches, normalize_and_hash, prepare_row, schema_key
+from fb_utils import ValidationError, configure_logging, reset_progress_handler, set_progress_handler
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+ALREADY = sha("someone@example.com")
+
+# (key, raw value, the normalized text Facebook's rules give (hashed here independently), or None = invalid)
+TABLE = [
+    ("EMAIL", "  John.Doe@Example.COM ", "john.doe@example.com"),
+    ("EMAIL", "\tMIXED@Case.Org\n", "mixed@case.org"),
+    ("EMAIL", "not an email", None),
+    ("EMAIL", "two words@example.com", None),
+    ("PHONE", "+1 (650) 555-1234", "16505551234"),
+    ("PHONE", "1-650-555-1234", "16505551234"),
+    ("PHONE", "+44 20 7946 0958", "442079460958"),
+    ("PHONE", "0044 20 7946 0958", "442079460958"),
+    ("PHONE", "+49.30.1234567", "49301234567"),
+    ("PHONE", "020 7946 0958", None),          # national number: no country code
+    ("PHONE", "555-CALL-NOW", None),
+    ("PHONE", "12", None),
+    ("FN", "José", "josé"),
+    ("FN", "Jose\u0301", "josé"),               # decomposed accent: same as composed
+    ("FN", "  MARY-JANE ", "maryjane"),
+    ("LN", "O'Brien", "obrien"),
+    ("LN", "Müller", "müller"),
+    ("LN", "山田", "山田"),
+    ("LN", "1234", None),
+    ("CT", "New York", "newyork"),
+    ("CT", "São Paulo", "sãopaulo"),
+    ("ST", "CA", "ca"),
+    ("ZIP", "94025-1234", "94025"),
+    ("ZIP", " 94025 ", "94025"),
+    ("ZIP", "SW1A 1AA", "sw1a1aa"),
+    ("COUNTRY", "US", "us"),
+    ("COUNTRY", " gb ", "gb"),
+    ("COUNTRY", "United States", "us"),
+    ("COUNTRY", "Germany", "de"),
+    ("COUNTRY", "USA", "us"),
+    ("COUNTRY", "UK", "gb"),
+    ("COUNTRY", "Atlantis", None),
+    ("DOBY", "1985", "1985"),
+    ("DOBY", "85", None),
+    ("DOBY", "1800", None),
+    ("DOBM", "3", "03"),
+    ("DOBM", "03", "03"),
+    ("DOBM", "March", "03"),
+    ("DOBM", "13", None),
+    ("DOBD", "7", "07"),
+    ("DOBD", "31", "31"),
+    ("DOBD", "32", None),
+    ("GEN", "Female", "f"),
+    ("GEN", "M", "m"),
+    ("GEN", "man", "m"),
+    ("GEN", "woman", "f"),
+    ("GEN", "unknown", None),
+]
+
+
+@pytest.mark.parametrize("key,raw,normalized", TABLE)
+def test_normalize_and_hash_table(key, raw, normalized):
+    expected = sha(normalized) if normalized is not None else None
+    assert normalize_and_hash(key, raw) == expected
+
+
+@pytest.mark.parametrize("key", ["EMAIL", "PHONE", "FN", "ZIP", "COUNTRY"])
+def test_already_hashed_values_pass_through(key):
+    assert normalize_and_hash(key, ALREADY) == ALREADY
+    assert normalize_and_hash(key, "  " + ALREADY.upper() + " ") == ALREADY
+
+
+def test_extern_id_and_madid_are_not_hashed():
+    assert normalize_and_hash("EXTERN_ID", "  cust-00042 ") == "cust-00042"
+    madid = "AB12CD34-0000-1111-2222-333344445555"
+    assert normalize_and_hash("MADID", madid) == madid.lower()  # the SDK's multi-key path would hash it
+    assert normalize_and_hash("MADID", "not-a-device-id") is None
+    assert normalize_and_hash("external_id", "x1") == "x1"
+
+
+def test_capi_keys_follow_the_same_rules():
+    assert normalize_and_hash("em", " A@B.Co ") == sha("a@b.co")
+    assert normalize_and_hash("ph", "+1 650 555 1234") == sha("16505551234")
+    assert normalize_and_hash("db", "1985-03-07") == sha("19850307")
+    assert normalize_and_hash("db", "1985-02-30") is None
+    assert normalize_and_hash("ge", "Male") == sha("m")
+
+
+@pytest.mark.parametrize("header,key", [("email", "EMAIL"), ("E-mail", "EMAIL"), ("Email Address", "EMAIL"),
+                                        ("phone_number", "PHONE"), ("first_name", "FN"), ("Last Name", "LN"),
+                                        ("zip_code", "ZIP"), ("gender", "GEN"), ("external_id", "EXTERN_ID"),
+                                        ("IDFA", "MADID"), ("notes", None)])
+def test_schema_detection_from_aliases(header, key):
+    assert schema_key(header) == key
+
+
+def test_header_without_known_columns_or_with_duplicates_is_refused():
+    with pytest.raises(ValidationError):
+        detect_schema(["notes", "comment"])
+    with pytest.raises(ValidationError):
+        detect_schema(["email", "E-mail"])
+    schema = detect_schema(["Email", "notes", "Phone"])
+    assert schema.keys == ["EMAIL", "PHONE"] and schema.columns == [0, 2] and schema.ignored == ["notes"]
+
+
+def test_invalid_rows_are_counted_by_number_and_never_kept():
+    rows = [["email", "phone", "fn"],
+            ["good@example.com", "+1 650 555 1234", "Ann"],
+            ["bad-email", "+1 650 555 1234", "Bob"],          # row 3
+            ["", "", ""],                                     # row 4: empty
+            ["", "+44 20 7946 0958", ""],
+            ["ok@example.com", "0650 555", "Cy"]]            # row 6: national phone
+    schema = detect_schema(rows[0])
+    invalid, counts = [], {"read": 0, "invalid": 0}
+    batches = list(iter_batches(schema, rows, invalid, counts))
+    assert counts == {"read": 5, "invalid": 3}
+    assert [(r.row, r.fields) for r in invalid] == [(3, ["EMAIL"]), (4, ["(empty row)"]), (6, ["PHONE"])]
+    sent = [v for batch in batches for v in batch]
+    assert sent == [[sha("good@example.com"), sha("16505551234"), sha("ann")], ["", sha("442079460958"), ""]]
+    assert prepare_row(schema, 9, ["x@y.zz"]).values == [sha("x@y.zz"), "", ""]  # short row: missing cells empty
+
+
+def test_csv_is_streamed_in_batches(tmp_path):
+    path = tmp_path / "list.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Email", "Country"])
+        for i in range(25):
+            writer.writerow([f"u{i}@example.com", "us"])
+    schema = detect_schema(fb_audience.source_header(str(path)))
+    invalid, counts = [], {"read": 0, "invalid": 0}
+    sizes = [len(b) for b in iter_batches(schema, str(path), invalid, counts, size=10)]
+    assert sizes == [10, 10, 5] and fb_audience.source_total(str(path)) == 25 and not invalid
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end through the dispatcher and the sandbox
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def write_csv(path, count: int, *, bad_every: int = 0) -> list[str]:
+    """A customer file of ``count`` rows; every ``bad_every``-th row has a broken email. Returns the raw emails."""
+    emails = []
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["E-mail", "phone_number", "first_name", "Country"])
+        for i in range(count):
+            email = f"Person.{i}@Example.com" if not (bad_every and i % bad_every == 0) else f"broken{i}.example.com"
+            emails.append(email)
+            writer.writerow([email, f"+1 650 {i % 1000:03d} {i % 10000:04d}", f"Zoë{i}", "United States"])
+    return emails
+
+
+async def _new_list(facebook, name="Customers") -> str:
+    created = await facebook.call("create_customer_list_audience", {"name": name, "description": "test list"})
+    assert created.ok, created.text
+    return created.data["audience_id"]
+
+
+def _users_requests(stats: dict) -> int:
+    return sum(n for route, n in stats["by_route"].items() if route.endswith("/users") or route.endswith("/usersreplace"))
+
+
+async def test_25000_rows_go_in_three_session_batches(facebook, sandbox, tmp_path):
+    audience_id = await _new_list(facebook)
+    path = tmp_path / "big.csv"
+    write_csv(path, 25_000)
+    progress = []
+    token = set_progress_handler(lambda label, sent, total: progress.append((sent, total)))
+    await sandbox.control("POST", "stats/reset")
+    try:
+        result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    finally:
+        reset_progress_handler(token)
+    assert result.ok, result.text
+    assert _users_requests(await sandbox.stats()) == 3
+    assert result.data["batches"] == 3 and result.data["rows_sent"] == 25_000 and result.data["num_received"] == 25_000
+    assert result.data["invalid_rows"] == 0 and result.data["schema"] == ["EMAIL", "PHONE", "FN", "COUNTRY"]
+    assert progress == [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)]
+    got = await facebook.call("get_audience", {"audience_id": audience_id})
+    assert got.ok and ("people" in got.text or "size" in got.text)
+
+
+async def test_failed_batch_is_retried_alone(facebook, sandbox, graph, tmp_path):
+    graph.max_retries = 0  # the op's own bounded retry is what is tested here
+    audience_id = await _new_list(facebook)
+    path = tmp_path / "list.csv"
+    write_csv(path, 25_000)
+    injected = []
+
+    async def fail_next_batch(label, sent, total):
+        if sent == 10_000 and not injected:  # batch 1 is in; batch 2's first attempt fails
+            injected.append(await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=1))
+
+    token = set_progress_handler(fail_next_batch)
+    await sandbox.control("POST", "stats/reset")
+    try:
+        result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    finally:
+        reset_progress_handler(token)
+    assert result.ok, result.text
+    assert injected and result.data["retried_batches"] == [2]
+    assert _users_requests(await sandbox.stats()) == 4  # 3 batches + batch 2 once more; batches 1 and 3 not re-sent
+    assert result.data["num_received"] == 25_000
+
+
+async def test_batch_that_keeps_failing_stops_with_a_clear_error(facebook, sandbox, graph, tmp_path):
+    graph.max_retries = 0
+    audience_id = await _new_list(facebook)
+    path = tmp_path / "list.csv"
+    write_csv(path, 50)
+    await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=10)
+    await sandbox.control("POST", "stats/reset")
+    result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    assert not result.ok and result.text.startswith("ERROR")
+    assert _users_requests(await sandbox.stats()) == fb_audience.MAX_CHUNK_ATTEMPTS
+
+
+async def test_no_raw_pii_in_logs_results_or_audit(facebook, sandbox, store, tmp_path):
+    stream = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=stream)
+    try:
+        audience_id = await _new_list(facebook)
+        path = tmp_path / "list.csv"
+        emails = write_csv(path, 40, bad_every=7)
+        from_file = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+        rows = [{"email": "Secret.Person@Example.org", "first_name": "Zebedee", "phone": "+1 415 555 0199",
+                 "zip": "94107-1234"},
+                {"email": "oops-no-at-sign", "first_name": "Quentinette", "phone": "", "zip": ""}]
+        inline = await facebook.call("add_users", {"audience_id": audience_id, "source": rows})
+        removed = await facebook.call("remove_users", {"audience_id": audience_id, "source": rows[:1]})
+        audit = await facebook.call("audit_log", {"limit": 10})
+    finally:
+        configure_logging()
+    assert from_file.ok and inline.ok and removed.ok, (from_file.text, inline.text, removed.text)
+    assert from_file.data["invalid_rows"] == 6 and from_file.data["rows_sent"] == 34
+    assert [r["row"] for r in from_file.data["invalid_row_numbers"]] == [2, 9, 16, 23, 30, 37]
+    assert inline.data["invalid_row_numbers"] == [{"row": 2, "fields": ["EMAIL"]}]
+    raw_values = emails + ["Zoë0", "zoë0", "Secret.Person@Example.org", "secret.person@example.org", "Zebedee",
+                           "zebedee", "Quentinette", "oops-no-at-sign", "415 555 0199", "14155550199", "94107"]
+    produced = stream.getvalue() + json.dumps([r.data for r in (from_file, inline, removed, audit)], default=str)
+    produced += "".join(r.text for r in (from_file, inline, removed, audit))
+    entries = await store.list_audit(facebook.workspace.id, limit=20)
+    produced += json.dumps([vars(e) if hasattr(e, "__dict__") else e for e in entries], default=str)
+    assert stream.getvalue()  # the logs were captured
+    leaked = [v for v in raw_values if v in produced]
+    assert leaked == []
+
+
+async def test_dry_run_shows_counts_not_values(facebook, tmp_path):
+    audience_id = await _new_list(facebook)
+    path = tmp_path / "list.csv"
+    emails = write_csv(path, 12)
+    dry = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path), "dry_run": True})
+    assert dry.ok and "12" in dry.text
+    assert not any(e in dry.text or e in json.dumps(dry.data) for e in emails)
+
+
+async def test_replace_users_and_bad_header(facebook, tmp_path):
+    audience_id = await _new_list(facebook)
+    replaced = await facebook.call("replace_users", {"audience_id": audience_id,
+                                                     "source": [["EMAIL", "MADID"], ["a@b.co", "AB12CD34-0000-1111-2222-333344445555"]]})
+    assert replaced.ok, replaced.text
+    assert replaced.data["rows_sent"] == 1 and replaced.data["schema"] == ["EMAIL", "MADID"]
+    bad = await facebook.call("add_users", {"audience_id": audience_id, "source": [["notes"], ["x"]]})
+    assert not bad.ok and "ERROR validation" in bad.text
+
+
+async def test_website_engagement_lookalike_and_crud(facebook, graph, demo_accounts):
+    account = demo_accounts["USD"]
+    pixels = await graph.get_all(f"{account}/adspixels", {"fields": "id"})
+    assert pixels
+    website = await facebook.call("create_website_audience", {"name": "Cart 30d", "pixel_id": pixels[0]["id"],
+                                                              "url_contains": "/cart", "retention_days": 30})
+    assert website.ok, website.text
+    too_long = await facebook.call("create_website_audience", {"name": "x", "pixel_id": pixels[0]["id"], "retention_days": 181})
+    assert not too_long.ok and "retention_days" in too_long.text
+    pages = await graph.get_all("me/accounts", {"fields": "id"})
+    engaged = await facebook.call("create_engagement_audience", {"name": "Engagers", "source_id": pages[0]["id"],
+                                                                 "event": "page_engaged", "retention_days": 90})
+    assert engaged.ok, engaged.text
+
+    source = await _new_list(facebook, "Seed list")
+    rows = [["email"]] + [[f"buyer{i}@example.com"] for i in range(3000)]
+    filled = await facebook.call("add_users", {"audience_id": source, "source": rows})
+    assert filled.ok, filled.text
+    tiers = await facebook.call("create_lookalike", {"origin_audience_id": source, "country": "United States", "tiers": [1, 3, 5]})
+    assert tiers.ok, tiers.text
+    assert len(tiers.data["audience_ids"]) == 3
+    specs = [a["lookalike_spec"] for a in tiers.data["audiences"]]
+    assert [(s.get("starting_ratio", 0), s["ratio"]) for s in specs] == [(0, 0.01), (0.01, 0.03), (0.03, 0.05)]
+    assert {s["country"] for s in specs} == {"US"}
+    bad_ratio = await facebook.call("create_lookalike", {"origin_audience_id": source, "country": "US", "ratio": 25})
+    assert not bad_ratio.ok
+
+    listed = await facebook.call("list_audiences")
+    assert listed.ok
+    ids = {a["id"] for a in listed.data["audiences"]}
+    assert {website.data["audience_id"], engaged.data["audience_id"], source, *tiers.data["audience_ids"]} <= ids
+    got = await facebook.call("get_audience", {"audience_id": source})
+    assert got.ok and got.data["audience"]["id"] == source
+    renamed = await facebook.call("update_audience", {"audience_id": source, "name": "Seed list v2"})
+    assert renamed.ok, renamed.text
+    assert (await facebook.call("get_audience", {"audience_id": source})).data["audience"]["name"] == "Seed list v2"
+    deleted = await facebook.call("delete_audience", {"audience_id": website.data["audience_id"]})
+    assert deleted.ok, deleted.text
+    gone = await facebook.call("get_audience", {"audience_id": website.data["audience_id"]})
+    assert not gone.ok
+
+
+async def test_saved_audiences(facebook):
+    listed = await facebook.call("list_saved_audiences")
+    assert listed.ok, listed.text
+    for saved in listed.data["saved_audiences"][:1]:
+        got = await facebook.call("get_saved_audience", {"saved_audience_id": saved["id"]})
+        assert got.ok and got.data["saved_audience"]["id"] == saved["id"]

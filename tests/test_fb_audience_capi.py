@@ -1,0 +1,277 @@
+"""Pixels, custom conversions, Conversions API events and the GTM export (fb_audience) against the sandbox."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+
+import pytest
+
+from fb_audience import (
+    CreateCustomConversionArgs,
+    GtmExportArgs,
+    ListCustomConversionsArgs,
+    ListPixelsArgs,
+    PixelStatsArgs,
+    SendEventsArgs,
+    STANDARD_EVENTS,
+    create_custom_conversion,
+    delete_custom_conversion,
+    DeleteCustomConversionArgs,
+    gtm_container,
+    gtm_export,
+    list_custom_conversions,
+    list_pixels,
+    normalize_user_data,
+    pixel_stats,
+    send_events,
+)
+from fb_utils import OpContext, ValidationError
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+UA = "Mozilla/5.0 (test)"
+
+
+def event(n: int, name: str = "Purchase", at: float | None = None, **extra) -> dict:
+    body = {"event_name": name, "event_id": f"ev-{n}", "event_source_url": "https://shop.example.com/thanks",
+            "user_data": {"em": f"Buyer{n}@Example.com ", "client_user_agent": UA, "client_ip_address": "203.0.113.7"},
+            "custom_data": {"value": 10 + n % 7, "currency": "usd", "content_ids": [f"SKU-{n}"]}}
+    if at is not None:
+        body["event_time"] = int(at)
+    body.update(extra)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure: normalization and hashing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_user_data_normalized_and_hashed_like_hashlib():
+    already = sha("someone@example.com")
+    out = normalize_user_data({
+        "em": ["  John.Doe+Tag@Example.COM ", already.upper()],
+        "ph": "+1 (650) 555-1234",
+        "fn": "  Émilie ",
+        "ln": "O'Brien",
+        "db": "1990-01-31",
+        "ge": "Female",
+        "ct": "San Francisco 94",
+        "st": "C.A.",
+        "zp": "94025-1234",
+        "country": "US",
+        "external_id": "user-42",
+        "client_ip_address": "203.0.113.7",
+        "client_user_agent": UA,
+        "fbc": "fb.1.1554763741205.AbCdEfGh",
+        "fbp": "fb.1.1558571054389.1098115397",
+    })
+    assert out["em"] == [sha("john.doe+tag@example.com"), already]
+    assert out["ph"] == [sha("16505551234")]
+    assert out["fn"] == [sha("émilie")]
+    assert out["ln"] == [sha("o'brien")]
+    assert out["db"] == [sha("19900131")]
+    assert out["ge"] == [sha("f")]
+    assert out["ct"] == [sha("sanfrancisco")]
+    assert out["st"] == [sha("ca")]
+    assert out["zp"] == [sha("94025")]
+    assert out["country"] == [sha("us")]
+    # Not hashed: sent as they are.
+    assert out["external_id"] == ["user-42"]
+    assert out["client_ip_address"] == "203.0.113.7"
+    assert out["client_user_agent"] == UA
+    assert out["fbc"] == "fb.1.1554763741205.AbCdEfGh"
+    assert out["fbp"] == "fb.1.1558571054389.1098115397"
+
+
+def test_user_data_aliases_and_duplicates():
+    out = normalize_user_data({"email": ["a@b.co", " A@B.CO"], "phone": "0044 20 7946 0958"})
+    assert out["em"] == [sha("a@b.co")]
+    assert out["ph"] == [sha("442079460958")]
+
+
+@pytest.mark.parametrize("field,value", [("em", "not-an-email"), ("ph", "0123"), ("country", "Atlantis"),
+                                         ("db", "31/31/1990"), ("ge", "robot")])
+def test_bad_user_data_refused_without_echoing_it(field, value):
+    with pytest.raises(ValidationError) as caught:
+        normalize_user_data({field: value, "client_user_agent": UA}, "events[3].user_data")
+    text = caught.value.to_text()
+    assert f"events[3].user_data.{field}" in text
+    assert value not in text
+
+
+def test_unknown_key_and_empty_user_data_refused():
+    with pytest.raises(ValidationError, match="unknown key"):
+        normalize_user_data({"shoe_size": "44"})
+    with pytest.raises(ValidationError, match="no customer information"):
+        normalize_user_data({"em": ""})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure: the GTM container
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_container(container: dict, pixel_id: str, events: list[str]) -> None:
+    assert container["exportFormatVersion"] == 2
+    version = container["containerVersion"]
+    tags, triggers, variables = version["tag"], version["trigger"], version["variable"]
+    trigger_ids = {t["triggerId"] for t in triggers}
+    assert len(trigger_ids) == len(triggers)
+    assert len({t["tagId"] for t in tags}) == len(tags)
+    tag_names = {t["name"] for t in tags}
+    for tag in tags:
+        assert tag["type"] == "html"
+        assert tag["firingTriggerId"] and set(tag["firingTriggerId"]) <= trigger_ids
+        for setup in tag.get("setupTag", []):
+            assert setup["tagName"] in tag_names
+    known = {v["name"] for v in variables} | {"_event"}  # _event: the built-in Event variable
+    assert any(b["type"] == "EVENT" for b in version["builtInVariable"])
+    blob = json.dumps(version)
+    referenced = set(re.findall(r"\{\{([^{}]+)\}\}", blob))
+    assert referenced and referenced <= known
+    for v in variables:
+        assert v["type"] == "v"
+        assert {p["key"] for p in v["parameter"]} >= {"name", "dataLayerVersion"}
+    # Base code on All Pages.
+    all_pages = next(t for t in triggers if t["type"] == "PAGEVIEW")
+    base = next(t for t in tags if all_pages["triggerId"] in t["firingTriggerId"])
+    base_html = next(p["value"] for p in base["parameter"] if p["key"] == "html")
+    assert f"fbq('init', '{pixel_id}')" in base_html and "fbevents.js" in base_html
+    # One tag per event with eventID for deduplication, on a custom event trigger of that name.
+    by_id = {t["triggerId"]: t for t in triggers}
+    for name in events:
+        if name == "PageView":
+            continue
+        tag = next(t for t in tags if f"fbq('track', '{name}'" in next(p["value"] for p in t["parameter"] if p["key"] == "html"))
+        html = next(p["value"] for p in tag["parameter"] if p["key"] == "html")
+        assert "eventID: {{DLV - event_id}}" in html
+        trigger = by_id[tag["firingTriggerId"][0]]
+        assert trigger["type"] == "CUSTOM_EVENT"
+        assert trigger["customEventFilter"][0]["parameter"][1]["value"] == name
+
+
+def test_gtm_container_every_standard_event():
+    container = gtm_container("1234567890", list(STANDARD_EVENTS))
+    _check_container(container, "1234567890", list(STANDARD_EVENTS))
+    assert len(container["containerVersion"]["tag"]) == len(STANDARD_EVENTS)  # base + 17 (PageView is the base's)
+    json.loads(json.dumps(container))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end against the sandbox
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ctx(graph, demo_accounts):
+    return OpContext(graph=graph, ad_account_id=demo_accounts["USD"])
+
+
+@pytest.fixture
+async def pixel_id(ctx):
+    result = await list_pixels(ctx, ListPixelsArgs())
+    assert result.data["pixels"], result.text
+    return result.data["pixels"][0]["id"]
+
+
+def _event_posts(stats: dict) -> int:
+    return sum(n for route, n in stats["by_route"].items() if route.startswith("POST") and "events" in route)
+
+
+async def _send(ctx, pixel_id, events, **extra):
+    plan = await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": events, **extra}))
+    return plan, await plan.execute()
+
+
+async def test_old_event_refused_locally_nothing_sent(ctx, pixel_id, sandbox):
+    before = _event_posts(await sandbox.stats())
+    now = time.time()
+    events = [event(0, at=now - 60), event(1, at=now - 8 * 86400), event(2)]
+    with pytest.raises(ValidationError) as caught:
+        await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": events}))
+    assert "events[1]" in caught.value.to_text() and "7 days" in caught.value.to_text()
+    with pytest.raises(ValidationError, match=r"events\[0\].*future"):
+        await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": [event(0, at=now + 600)]}))
+    assert _event_posts(await sandbox.stats()) == before
+
+
+async def test_2500_events_sent_in_3_requests(ctx, pixel_id, sandbox):
+    before = _event_posts(await sandbox.stats())
+    events = [event(n, name=STANDARD_EVENTS[n % len(STANDARD_EVENTS)]) for n in range(2500)]
+    plan, result = await _send(ctx, pixel_id, events)
+    assert len(plan.requests) == 3
+    assert result.ok, result.text
+    assert result.data["events_received"] == 2500
+    assert [b["events"] for b in result.data["batches"]] == [1000, 1000, 500]
+    assert _event_posts(await sandbox.stats()) - before == 3
+    blob = result.text + json.dumps(result.data) + json.dumps([r.to_data() for r in plan.requests])
+    assert "buyer1@example.com" not in blob.lower() and "203.0.113.7" not in blob
+
+
+async def test_batch_refused_by_facebook_reported(ctx, pixel_id, sandbox):
+    # The sandbox clock runs 2 hours ahead: an event 7 days minus 1 hour old passes our check but not Facebook's.
+    await sandbox.control("POST", "clock", {"advance": 7200})
+    now = time.time()
+    events = [event(n) for n in range(1500)]
+    events[1200] = event(1200, at=now - 7 * 86400 + 3600)
+    before = _event_posts(await sandbox.stats())
+    _, result = await _send(ctx, pixel_id, events)
+    assert not result.ok
+    assert result.data["failed_batch"] == 2 and result.data["failed_events"] == [1000, 1499]
+    assert result.data["events_received"] == 1000
+    assert "request 2 of 2" in result.text and "events[1000]–events[1499]" in result.text
+    assert result.data["failed_event_index"] == 1200 and "events[1200]" in result.text and "event_time" in result.text
+    assert _event_posts(await sandbox.stats()) - before == 2
+
+
+async def test_dedup_visible_in_pixel_stats(ctx, pixel_id):
+    first = await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))
+    base = first.data["totals"].get("Lead", 0)
+    lead = [event(n, name="Lead", custom_data=None) for n in range(5)]
+    _, sent = await _send(ctx, pixel_id, lead)
+    assert sent.data["events_received"] == 5
+    _, again = await _send(ctx, pixel_id, lead[:3] + [event(9, name="Lead", custom_data=None)])
+    assert again.ok
+    stats = await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))
+    assert stats.data["totals"]["Lead"] - base == 6  # 3 duplicates by event_id + event_name counted once
+    assert "Lead" in stats.text
+
+
+async def test_test_events_not_counted(ctx, pixel_id):
+    base = (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))).data["totals"].get("Schedule", 0)
+    _, result = await _send(ctx, pixel_id, [event(1, name="Schedule", custom_data=None)], test_event_code="TEST123")
+    assert result.ok and "TEST123" in result.text
+    after = (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))).data["totals"].get("Schedule", 0)
+    assert after == base
+
+
+async def test_custom_conversion_lifecycle(ctx, pixel_id):
+    plan = await create_custom_conversion(ctx, CreateCustomConversionArgs.model_validate(
+        {"name": "Thank-you purchases", "pixel_id": pixel_id, "event": "Purchase", "rule": {"url_contains": "thank-you"},
+         "default_value": 25}))
+    made = await plan.execute()
+    cc_id = made.data["custom_conversion_id"]
+    assert json.loads(made.data["rule"]) == {"and": [{"event": {"eq": "Purchase"}}, {"url": {"i_contains": "thank-you"}}]}
+    listed = await list_custom_conversions(ctx, ListCustomConversionsArgs())
+    assert cc_id in {c["id"] for c in listed.data["custom_conversions"]}
+    with pytest.raises(ValidationError, match="exactly one"):
+        await create_custom_conversion(ctx, CreateCustomConversionArgs.model_validate(
+            {"name": "x", "pixel_id": pixel_id, "rule": {"url_contains": "a", "url_equals": "b"}}))
+    deleted = await (await delete_custom_conversion(ctx, DeleteCustomConversionArgs(custom_conversion_id=cc_id))).execute()
+    assert cc_id in deleted.text
+    listed = await list_custom_conversions(ctx, ListCustomConversionsArgs())
+    assert cc_id not in {c["id"] for c in listed.data["custom_conversions"] if c.get("is_archived") is not True}
+
+
+async def test_gtm_export_file(ctx, pixel_id, tmp_path):
+    events = ["PageView", "ViewContent", "AddToCart", "Purchase", "Lead"]
+    result = await gtm_export(ctx, GtmExportArgs(pixel_id=pixel_id, events=events, out_dir=str(tmp_path / "gtm")))
+    assert result.files and result.files[0].startswith(str(tmp_path / "gtm"))
+    container = json.loads(open(result.files[0], encoding="utf-8").read())
+    _check_container(container, pixel_id, events)
