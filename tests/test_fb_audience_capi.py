@@ -275,3 +275,17 @@ async def test_gtm_export_file(ctx, pixel_id, tmp_path):
     assert result.files and result.files[0].startswith(str(tmp_path / "gtm"))
     container = json.loads(open(result.files[0], encoding="utf-8").read())
     _check_container(container, pixel_id, events)
+
+
+async def test_sent_events_leave_no_personal_data_in_the_audit_log(facebook):
+    pixels = await facebook.call("list_pixels")
+    pixel = pixels.data["pixels"][0]["id"]
+    events = [event(n, name="Lead") | {"user_data": {"em": f"Buyer{n}@Example.com", "fn": "Zoë", "ct": "Berlin",
+                                                      "client_user_agent": UA, "client_ip_address": "203.0.113.7"}}
+              for n in range(3)]
+    sent = await facebook.call("send_events", {"pixel_id": pixel, "events": events})
+    assert sent.ok, sent.text
+    entry = (await facebook.store.list_audit(facebook.workspace.id, op="send_events"))[0]
+    stored = json.dumps(entry.args, ensure_ascii=False).lower()
+    assert "buyer0@example.com" not in stored and "zoë" not in stored and "berlin" not in stored
+    assert "personal data withheld" in stored
