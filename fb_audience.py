@@ -9,8 +9,10 @@ row number, never by value, and never sent. ``normalize_and_hash`` is public: fb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
+from hashlib import sha256
 import json
 import os
 import re
@@ -125,18 +127,33 @@ def _country(value: str) -> str | None:
         return None
 
 
+_PHONE_JUNK_RE = re.compile(r"[^\d\s+().\-/]")
+_NON_DIGIT_RE = re.compile(r"\D")
+_INTL_PREFIX_RE = re.compile(r"^\+?0{0,2}")  # as Normalize.get_international_number
+_INTL_NUMBER_RE = re.compile(r"^\d{1,4}\(?\d{2,3}\)?\d{4,}$")  # as Normalize.get_international_number
+
+
+def _international_number(digits: str) -> str | None:
+    """Normalize.get_international_number with its patterns compiled once (it compiles one per call)."""
+    digits = _INTL_PREFIX_RE.sub("", digits)
+    if digits.startswith("0"):
+        return None
+    matched = _INTL_NUMBER_RE.match(digits)
+    return matched.group() if matched else None
+
+
 def _phone(value: str) -> str | None:
     text = value.strip()
-    if re.search(r"[^\d\s+().\-/]", text) or "+" in text[1:]:
+    if _PHONE_JUNK_RE.search(text) or "+" in text[1:]:
         return None  # letters (an extension, a note) or a + in the middle: not one phone number
-    digits = re.sub(r"\D", "", text)
+    digits = _NON_DIGIT_RE.sub("", text)
     if text.startswith("+"):
         digits = digits.lstrip("0")  # "+0044…" means what "+44…" does
     elif digits.startswith("00"):
         digits = digits[2:]  # international call prefix
     elif digits.startswith("0"):
         return None  # a national number: no country code to send
-    number = Normalize.get_international_number(digits)
+    number = _international_number(digits)
     return number if number and 7 <= len(number) <= 15 else None
 
 
@@ -270,16 +287,45 @@ class Prepared:
     bad_fields: list[str] = dataclass_field(default_factory=list)
 
 
+def _hash_email(value: str) -> str | None:
+    """normalize_and_hash("EMAIL", value) for a non-blank str, without the per-call key lookups."""
+    text = value.strip().lower()
+    if len(text) == 64 and _SHA256_RE.match(text):
+        return text
+    return sha256(text.encode("utf-8")).hexdigest() if _EMAIL_RE.match(text) else None
+
+
+def _hash_phone(value: str) -> str | None:
+    """normalize_and_hash("PHONE", value) for a non-blank str, without the per-call key lookups."""
+    text = value.strip()
+    if len(text) == 64 and _SHA256_RE.match(text.lower()):
+        return text.lower()
+    number = _phone(text)
+    return sha256(number.encode("utf-8")).hexdigest() if number is not None else None
+
+
+_FAST_HASHERS = {"EMAIL": _hash_email, "PHONE": _hash_phone}
+
+
+def _hasher(key: str) -> Any:
+    """The function normalize_and_hash(key, ·) is for a non-blank str value (resolved once per schema key)."""
+    fast = _FAST_HASHERS.get(key)
+    return fast if fast is not None else (lambda value: normalize_and_hash(key, value))
+
+
 def prepare_row(schema: Schema, row_number: int, cells: list[Any]) -> Prepared:
     values: list[str] = []
     bad: list[str] = []
-    for key, column in zip(schema.keys, schema.columns):
+    hashers = schema.__dict__.get("_hashers")
+    if hashers is None:
+        hashers = schema.__dict__["_hashers"] = [_hasher(key) for key in schema.keys]
+    for key, column, hasher in zip(schema.keys, schema.columns, hashers):
         raw = cells[column] if column < len(cells) else ""
-        raw = "" if raw is None else str(raw)
+        raw = "" if raw is None else raw if type(raw) is str else str(raw)
         if not raw.strip():
             values.append("")
             continue
-        sent = normalize_and_hash(key, raw)
+        sent = hasher(raw)
         if sent is None:
             bad.append(key)
         values.append(sent or "")
@@ -305,10 +351,21 @@ def _csv_header(path: str) -> list[str]:
     return header
 
 
+_ROW_COUNTS: dict[tuple[str, int, int], int] = {}
+
+
 def _count_csv_rows(path: str) -> int:
     with _open_csv(path) as handle:
+        stat = os.fstat(handle.fileno())
+        key = (os.path.abspath(os.path.expanduser(path)), stat.st_mtime_ns, stat.st_size)
+        if key in _ROW_COUNTS:  # the plan and the upload of one add_users both ask: count an unchanged file once
+            return _ROW_COUNTS[key]
         reader = csv.reader(handle)
-        return max(0, sum(1 for _ in reader) - 1)
+        count = max(0, sum(1 for _ in reader) - 1)
+    if len(_ROW_COUNTS) > 64:
+        _ROW_COUNTS.clear()
+    _ROW_COUNTS[key] = count
+    return count
 
 
 def source_header(source: str | list[Any]) -> list[str]:
@@ -523,24 +580,41 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     # Each batch with the number of rows read when it was complete (the look-ahead below reads one batch further).
     batches = ((batch, counts["read"]) for batch in iter_batches(schema, source, outcome.invalid_rows, counts))
     pending = next(batches, None)
+    upcoming = next(batches, None) if pending is not None else None  # look ahead one batch: the last one says so
     seq = 0
-    while pending is not None:
-        current, read_so_far = pending
-        pending = upcoming = next(batches, None)  # look ahead one batch: the last one says so
-        seq += 1
-        session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": upcoming is None,
-                   "estimated_num_total": total}
-        params = {"payload": {"schema": schema.keys, "data": current},
-                  "session": session}
-        answer = await _send_batch(ctx, method, path, params, seq, outcome)
-        outcome.batches += 1
-        outcome.sent += len(current)
-        outcome.received += int(answer.get("num_received", len(current)) or 0)
-        outcome.invalid_by_facebook += int(answer.get("num_invalid_entries", 0) or 0)
-        await report_progress(f"audience {audience_id}: {mode} users", read_so_far if upcoming else total, total)
-        log.info("audience batch sent", audience_id=audience_id, mode=mode, batch_seq=seq, rows=len(current))
+    preparing: asyncio.Future | None = None
+    try:
+        while pending is not None:
+            current, read_so_far = pending
+            # The batch after the upcoming one is read and hashed in a worker thread while this one is in flight.
+            preparing = asyncio.ensure_future(asyncio.to_thread(next, batches, None)) if upcoming is not None else None
+            seq += 1
+            await _send_one(ctx, method, path, audience_id, mode, schema, session_id, seq, current, read_so_far,
+                            upcoming is None, total, outcome)
+            pending, upcoming = upcoming, (await preparing if preparing is not None else None)
+            preparing = None
+    finally:
+        if preparing is not None:  # a batch failed: let the worker finish before the file is closed
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(preparing)
     outcome.read, outcome.invalid = counts["read"], counts["invalid"]
     return outcome, schema
+
+
+async def _send_one(ctx: OpContext, method: str, path: str, audience_id: str, mode: str, schema: Schema, session_id: int,
+                seq: int, current: list[list[str]], read_so_far: int, last: bool, total: int, outcome: UploadOutcome) -> None:
+    """Send one batch of a users session and count it in ``outcome``."""
+    session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": last,
+               "estimated_num_total": total}
+    params = {"payload": {"schema": schema.keys, "data": current},
+              "session": session}
+    answer = await _send_batch(ctx, method, path, params, seq, outcome)
+    outcome.batches += 1
+    outcome.sent += len(current)
+    outcome.received += int(answer.get("num_received", len(current)) or 0)
+    outcome.invalid_by_facebook += int(answer.get("num_invalid_entries", 0) or 0)
+    await report_progress(f"audience {audience_id}: {mode} users", total if last else read_so_far, total)
+    log.info("audience batch sent", audience_id=audience_id, mode=mode, batch_seq=seq, rows=len(current))
 
 
 def _source_label(source: str | list[Any]) -> str:

@@ -1020,6 +1020,9 @@ def encode_graph_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return encoded
 
 
+LARGE_FORM_CHARS = 256 * 1024
+
+
 def _encode_value(value: Any) -> str:
     if isinstance(value, Enum):
         value = value.value
@@ -1429,6 +1432,9 @@ class GraphClient:
         form = encode_graph_params(data) if method == "POST" else None
         if files:
             form = _multipart_body(form or {}, files)  # built per send: a stream is read once
+        elif form and sum(len(v) for v in form.values()) > LARGE_FORM_CHARS:
+            # Graph reads JSON bodies like forms; url-encoding megabytes (audience uploads) costs far more than JSON.
+            form = aiohttp.BytesPayload(json.dumps(form).encode(), content_type="application/json")
         wire_method = method
         if method == "GET" and _query_too_long(query):
             # Servers refuse request lines over ~8 KB; Graph reads the same call as a POST carrying method=GET.

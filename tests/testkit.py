@@ -43,7 +43,7 @@ async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIter
     async with open_runtime(settings) as runtime:
         stop, started = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(started.wait(), 30)  # the first jobs may be busy simulating delivery on a loaded machine
         try:
             yield f"http://127.0.0.1:{port}", runtime
         finally:
