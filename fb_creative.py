@@ -60,6 +60,7 @@ from fb_utils import (
     host_port,
     new_client_tag,
     normalize_ad_account_id,
+    output_folder,
     report_progress,
     safe_url,
     sdk_enum_values,
@@ -1314,8 +1315,7 @@ async def render_png(chromium: str, url: str, png_path: str, width: int, height:
 @ops.op(OpKind.READ, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True})
 async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     label, stem, previews = await _preview_bodies(ctx, args)
-    folder = Path(os.path.expanduser(args.out_dir)) if args.out_dir else Path.cwd() / DEFAULT_PREVIEW_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(args.out_dir, DEFAULT_PREVIEW_DIR)
     files: list[str] = []
     for preview in previews:
         target = folder / f"{stem}-{preview.format}.html"

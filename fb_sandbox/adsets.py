@@ -69,8 +69,7 @@ ACTIVITY_TITLES = {
 }
 
 
-def _one_of(name: str, values: list[str]) -> GraphError:
-    return param_error(f"Param {name} must be one of {{{', '.join(values)}}}", field=name)
+_one_of = campaigns._one_of
 
 
 def _invalid(subcode: int, title: str, msg: str, blame: str, code: int = 100, **kw: Any) -> GraphError:
