@@ -29,6 +29,7 @@ class Fault:
     path: str | None = None
     when: str = "before"
     options: dict[str, Any] = field(default_factory=dict)
+    skip: int = 0  # matching requests let through before the fault starts answering
 
     def matches(self, method: str, path: str, when: str) -> bool:
         if self.count <= 0 or self.when != when:
@@ -39,7 +40,7 @@ class Fault:
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": self.kind, "count": self.count, "remaining": self.count,
-                "method": self.method, "path": self.path, "when": self.when, **self.options}
+                "method": self.method, "path": self.path, "when": self.when, "skip": self.skip, **self.options}
 
     def error(self) -> GraphError:
         """The Graph error a response-kind fault answers."""
@@ -110,14 +111,15 @@ class Faults:
             except re.error as exc:
                 raise FaultSpecError(f"path is not a valid regular expression: {exc}") from None
         count = _int_option(spec, "count", 1, 1, 10**6)
-        options = {k: v for k, v in spec.items() if k not in ("kind", "count", "method", "path", "when")}
+        skip = _int_option(spec, "skip", 0, 0, 10**6)
+        options = {k: v for k, v in spec.items() if k not in ("kind", "count", "method", "path", "when", "skip")}
         if kind in ("delay", "timeout"):
             options["delay_ms"] = _int_option(spec, "delay_ms", 30000 if kind == "timeout" else 1000, 0, 600000)
         if kind == "throttle":
             options["minutes"] = _int_option(spec, "minutes", 1, 0, 1440)
         if kind == "error":
             _validate_error_options(options)
-        fault = Fault(f"fault_{next(self._ids)}", kind, count, method, path, when, options)
+        fault = Fault(f"fault_{next(self._ids)}", kind, count, method, path, when, options, skip)
         self.pending.append(fault)
         return fault
 
@@ -125,6 +127,9 @@ class Faults:
         kinds = (ITEM_KINDS | RESPONSE_KINDS) if item else (TRANSPORT_KINDS | RESPONSE_KINDS)
         for fault in self.pending:
             if fault.kind in kinds and fault.matches(method, path, when):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.count -= 1
                 if fault.count <= 0:
                     self.pending.remove(fault)
@@ -135,6 +140,9 @@ class Faults:
         """Consume one use of the first pending fault of this handler-level kind (e.g. video_chunk)."""
         for fault in self.pending:
             if fault.kind == kind and fault.matches(method, path, when):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.count -= 1
                 if fault.count <= 0:
                     self.pending.remove(fault)

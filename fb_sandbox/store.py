@@ -108,11 +108,13 @@ class Store:
         return self.db.execute("SELECT COUNT(*) FROM objects").fetchone()[0] == 0
 
     def wipe(self) -> None:
+        """Empty every table: objects, tokens, and the side tables of modules (audience members, received events)."""
         with self.lock:
-            self.db.execute("DELETE FROM objects")
-            self.db.execute("DELETE FROM tokens")
-            self.db.execute("DELETE FROM kv")
-            self.db.execute("DELETE FROM sqlite_sequence WHERE name='objects'")
+            tables = [row[0] for row in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            for table in tables:
+                self.db.execute(f'DELETE FROM "{table}"')
+            self.db.execute("DELETE FROM sqlite_sequence")
 
     # ---- objects
     def insert(self, type_: str, obj_id: str, data: dict, *, parent_id: str | None = None,

@@ -8,6 +8,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fb_audience
 from fb_audience import detect_schema, iter_batches, normalize_and_hash, prepare_row, schema_key
@@ -134,6 +136,60 @@ def test_invalid_rows_are_counted_by_number_and_never_kept():
     assert prepare_row(schema, 9, ["x@y.zz"]).values == [sha("x@y.zz"), "", ""]  # short row: missing cells empty
 
 
+PHONE_TEXT = st.text(alphabet="0123456789 +()-./x\t٣", max_size=24)
+EMAIL_TEXT = st.one_of(st.emails(), st.text(alphabet="aB@.- _\té0", max_size=20),
+                       st.just(ALREADY), st.just(ALREADY.upper()), st.just("6" * 64))
+
+
+@settings(max_examples=400, deadline=None)
+@given(PHONE_TEXT)
+def test_fast_phone_path_agrees_with_the_reference_rules(text):
+    """The bytes path decides ASCII digits with punctuation; everything else goes to _phone: both always agree."""
+    text = text.strip()
+    if text:
+        expected = fb_audience._phone(text)
+        assert fb_audience._phone_digits(text) == (expected.encode() if expected is not None else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(EMAIL_TEXT, st.one_of(PHONE_TEXT, st.just(ALREADY))), min_size=1, max_size=30))
+def test_column_hashing_agrees_with_normalize_and_hash_value_by_value(rows):
+    for key, column, hasher in (("EMAIL", 0, fb_audience._hash_email_column), ("PHONE", 1, fb_audience._hash_phone_column)):
+        values = [row[column] for row in rows]
+        expected = ["" if not v.strip() else normalize_and_hash(key, v) for v in values]
+        assert hasher(values) == expected
+
+
+CELL = st.text(alphabet="ab@.1 +-é\t", max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(CELL, min_size=0, max_size=4), min_size=0, max_size=40),
+       st.sampled_from(["\n", "\r\n"]), st.booleans(), st.integers(min_value=1, max_value=7))
+def test_quote_free_csv_is_read_as_csv_reader_reads_it(tmp_path_factory, rows, newline, final_break, size):
+    """The split fast paths (whole blocks, then line by line for ragged or blank lines) give csv.reader's rows."""
+    lines = ["email,phone,fn"] + [",".join(row) for row in rows]
+    path = tmp_path_factory.mktemp("csv") / "list.csv"
+    path.write_text(newline.join(lines) + (newline if final_break else ""), encoding="utf-8", newline="")
+    schema = detect_schema(["email", "phone", "fn"])
+    with open(path, newline="", encoding="utf-8") as handle:
+        records = list(csv.reader(handle))[1:]
+    expected = [(n, [r[i] if i < len(r) else "" for i in range(3)]) for n, r in enumerate(records, start=2) if r]
+    got = [(n, [chunk.columns[i][k] for i in range(3)])
+           for chunk in fb_audience._chunks(schema, str(path), size) for k, n in enumerate(chunk.numbers)]
+    assert got == expected
+    assert fb_audience.source_total(str(path)) == len(records)
+
+
+def test_csv_with_quotes_goes_through_csv_reader(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('email,notes\n"a@b.co","one, two"\n"c@d.co","multi\nline"\nx@y.zz,\n', encoding="utf-8")
+    schema = detect_schema(["email", "notes"])
+    chunks = list(fb_audience._chunks(schema, str(path), 10))
+    assert [c.numbers for c in chunks] == [[2, 3, 4]] and chunks[0].columns == [["a@b.co", "c@d.co", "x@y.zz"]]
+    assert fb_audience.source_total(str(path)) == 3
+
+
 def test_csv_is_streamed_in_batches(tmp_path):
     path = tmp_path / "list.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -200,22 +256,26 @@ async def test_failed_batch_is_retried_alone(facebook, sandbox, graph, tmp_path)
     audience_id = await _new_list(facebook)
     path = tmp_path / "list.csv"
     write_csv(path, 25_000)
-    injected = []
-
-    async def fail_next_batch(label, sent, total):
-        if sent == 10_000 and not injected:  # batch 1 is in; batch 2's first attempt fails
-            injected.append(await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=1))
-
-    token = set_progress_handler(fail_next_batch)
+    await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=1, skip=1)  # batch 2's first try
     await sandbox.control("POST", "stats/reset")
-    try:
-        result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
-    finally:
-        reset_progress_handler(token)
+    result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
     assert result.ok, result.text
-    assert injected and result.data["retried_batches"] == [2]
+    assert result.data["retried_batches"] == [2]
     assert _users_requests(await sandbox.stats()) == 4  # 3 batches + batch 2 once more; batches 1 and 3 not re-sent
     assert result.data["num_received"] == 25_000
+
+
+async def test_last_batch_waits_for_every_other_batch(facebook, sandbox, tmp_path):
+    """Batches travel two at a time; the last one closes the session, so it goes only when all others have arrived.
+    Batch 1 is held back by the sandbox here: batch 2 overtakes it, batch 3 must still wait for it."""
+    audience_id = await _new_list(facebook)
+    path = tmp_path / "list.csv"
+    write_csv(path, 25_000)
+    await sandbox.fault(kind="delay", method="POST", path=r"^\d+/users$", count=1, delay_ms=1500)
+    result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    assert result.ok, result.text
+    assert result.data["batches"] == 3 and result.data["num_received"] == 25_000 and not result.data["retried_batches"]
+    assert fb_audience.BATCHES_IN_FLIGHT == 2
 
 
 async def test_batch_that_keeps_failing_stops_with_a_clear_error(facebook, sandbox, graph, tmp_path):

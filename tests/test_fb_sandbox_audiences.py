@@ -310,3 +310,37 @@ async def test_capi_dedup_within_48_hours_only(graph, sandbox):
     later = event(event_id="order-1", event_time=int(time.time()) + 49 * 3600 - 10)
     assert (await graph.post(f"{pixel}/events", {"data": json.dumps([later])})).status == 200
     assert (await stats(graph, pixel))["Purchase"] == 2
+
+
+async def test_a_person_is_the_same_in_any_case_or_padding_and_removal_finds_them(graph):
+    """Lowercase rows take the sandbox's fast path, uppercase or padded ones its careful path: one identity."""
+    aid = await new_list(graph)
+    rows = [[h(f"p{i}@example.com").upper(), f" {h(f'+1650555{i:04d}')} "] for i in range(300)]
+    assert (await graph.post(f"{aid}/users", users_form(["EMAIL", "PHONE"], rows, 21))).status == 200
+    size = (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"]
+    again = [[e.strip().lower(), p.strip()] for e, p in rows]
+    assert (await graph.post(f"{aid}/users", users_form(["EMAIL", "PHONE"], again, 22))).status == 200
+    assert (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"] == size > 0
+    removed = await graph.call("DELETE", f"{aid}/users", data=users_form(["EMAIL", "PHONE"], again, 23))
+    assert removed.status == 200 and removed.body["num_invalid_entries"] == 0
+    assert (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"] == 0
+
+
+async def test_reset_forgets_audience_members_and_received_events(graph, sandbox):
+    aid = await new_list(graph)
+    await fill(graph, aid, 500)
+    pixel = await pixel_of(graph)
+    assert (await graph.post(f"{pixel}/events", {"data": json.dumps([event()])})).status == 200
+    db = sandbox.server.sandbox.store.db
+    assert db.execute("SELECT COUNT(*) FROM audience_batches").fetchone()[0] > 0
+    assert db.execute("SELECT COUNT(*) FROM capi_events").fetchone()[0] > 0
+    await sandbox.control("POST", "reset", {"seed": True})
+    assert db.execute("SELECT COUNT(*) FROM audience_batches").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM capi_events").fetchone()[0] == 0
+
+
+async def test_fault_skip_lets_the_first_matching_requests_through(graph, sandbox):
+    aid = await new_list(graph)
+    await sandbox.fault(kind="http_500", count=1, skip=2, method="POST", path=f"{aid}/users$")
+    statuses = [(await graph.post(f"{aid}/users", users_form("EMAIL", emails(i, 1), 30 + i))).status for i in range(4)]
+    assert statuses == [200, 200, 500, 200]

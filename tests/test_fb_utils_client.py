@@ -2,6 +2,7 @@
 pacing and throttle waits. Only the client's ``sleep`` is replaced: a recorder that moves the sandbox clock instead."""
 from __future__ import annotations
 
+import json
 import random
 import re
 
@@ -400,3 +401,13 @@ async def test_overlong_get_goes_as_post_with_method_get(sandbox, graph, demo_ac
     found = await graph.get_all(f"{demo_accounts['USD']}/campaigns", params)
     assert sorted(c["id"] for c in found) == sorted(ids)
     assert (await sandbox.stats())["requests"] == 1
+
+
+def test_a_large_body_is_one_json_object_with_nested_values_embedded_once():
+    from fb_utils import RawJSON, encode_graph_params, graph_json_body
+
+    params = {"payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3}, "session": RawJSON('{"batch_seq":2}'),
+              "name": "Q4 \"list\"", "limit": 5, "flag": True, "skipped": None}
+    body = json.loads(graph_json_body(params, encode_graph_params(params)))
+    assert body == {"payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3}, "session": {"batch_seq": 2},
+                    "name": 'Q4 "list"', "limit": "5", "flag": True}
