@@ -2,7 +2,8 @@
 
 Jobs: `token_check` (daily at 03:00 local time) checks every workspace's Facebook token and warns 7 days and
 1 day before it expires and once when it stops working; `outbox` (every 60 s) delivers due notifications;
-`alerts` (hourly) evaluates alert rules; `insights_sync` (daily 04:00) keeps yesterday's snapshots;
+`alerts` (hourly) evaluates alert rules; `experiments` (hourly) checks running A/B tests (stop losers, declare and
+scale winners); `insights_sync` (daily 04:00) keeps yesterday's snapshots;
 `weekly_report` (Mondays 08:00) sends the weekly report; `spend_billing` (daily 06:00) writes the spend ledger and
 pauses/resumes campaigns on billing problems. The Facebook jobs call ops through each workspace's `fi_facebook`
 session (`FacebookSessions.facebook_for`, interface "job"); in sandbox mode their "now" is the sandbox's clock.
@@ -121,7 +122,7 @@ class Sessions(Protocol):
 
 @runtime_checkable
 class FacebookSessions(Protocol):
-    """What the Facebook jobs (alerts, insights_sync, weekly_report, spend_billing) need besides `Sessions`:
+    """What the Facebook jobs (alerts, experiments, insights_sync, weekly_report, spend_billing) need besides `Sessions`:
     a workspace's `fi_facebook.Facebook` session; jobs call ops through its `call(op, args, interface="job")`."""
 
     async def facebook_for(self, workspace: Workspace) -> Any:
@@ -373,6 +374,23 @@ async def alerts_job(ctx: JobContext) -> JobResult:
     return await _each_workspace(ctx, "alerts", work)
 
 
+async def experiments_job(ctx: JobContext) -> JobResult:
+    """Check every workspace's running A/B tests; each decision (stop, winner, pause, scale) is sent as a notice."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("evaluate_experiments", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        for event in (result.data or {}).get("events", []):
+            await ctx.notifier.notify(
+                workspace.id, event["subject"], event["text"],
+                dedupe_key=f"experiment:{event['experiment_id']}:{event['action']}:{event['at']}",
+                level=event.get("level") or "info")
+        return _first_line(result.text)
+
+    return await _each_workspace(ctx, "experiments", work)
+
+
 async def insights_sync_job(ctx: JobContext) -> JobResult:
     """Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."""
 
@@ -445,6 +463,9 @@ JOBS: dict[str, JobSpec] = {
     "outbox": JobSpec("outbox", Every(60), deliver_outbox, "Deliver due email and webhook notifications."),
     "alerts": JobSpec("alerts", Every(3600), alerts_job,
                       "Evaluate alert rules; notify, pause or scale as each rule says, once per cooldown."),
+    "experiments": JobSpec("experiments", Every(3600), experiments_job,
+                           "Check running A/B tests: stop clear losers, declare winners at the chosen certainty or when "
+                           "time is up, pause losers, scale winners within the guardrails."),
     "insights_sync": JobSpec("insights_sync", DailyAt(4, 0), insights_sync_job,
                              "Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."),
     "weekly_report": JobSpec("weekly_report", Weekly(0, 8, 0), weekly_report_job,

@@ -39,6 +39,9 @@ NOTIFICATION_CHANNELS = ("inbox", "email", "webhook")
 DELIVERY_CHANNELS = ("email", "webhook")
 NOTIFICATION_STATUSES = ("pending", "sent", "failed", "read")
 NOTIFICATION_LEVELS = ("info", "warning", "error")
+EXPERIMENT_STATUSES = ("running", "completed", "stopped")  # the same as fb_utils.EXPERIMENT_STATUSES
+VARIANT_STATES = ("running", "stopped", "winner", "loser")  # the same as fb_utils.VARIANT_STATES
+EXPERIMENT_UPDATABLE = ("status", "plan", "variants", "study_id", "winner", "outcome", "last_scaled_at", "started_at", "ends_at")
 MAX_ERROR_CHARS = 500
 
 Clock = Callable[[], datetime]
@@ -259,6 +262,40 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX billing_pauses_open ON billing_pauses(workspace_id, ad_account_id, resumed_at);
     """,
+    # 7: A/B experiments: the plan, each variant's objects and state, the last evaluation, and what each check did.
+    """
+    CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        plan_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'stopped')),
+        ad_account_id TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        variants_json TEXT NOT NULL DEFAULT '[]',
+        study_id TEXT,
+        winner TEXT,
+        outcome_json TEXT NOT NULL DEFAULT '{}',
+        started_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        last_scaled_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (workspace_id, key),
+        UNIQUE (workspace_id, name)
+    );
+    CREATE INDEX experiments_status ON experiments(workspace_id, status, id);
+    CREATE TABLE experiment_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX experiment_events_experiment ON experiment_events(workspace_id, experiment_id, id);
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -412,6 +449,45 @@ class BillingPause:
     reason: str
     created_at: str
     resumed_at: str | None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One A/B test: the plan it came from, each variant's objects and state, and the last evaluation.
+
+    ``variants`` is one dict per variant in the plan's order (``name``, object ids, ``state``: running, stopped, winner
+    or loser); times are ISO-8601 UTC strings.
+    """
+
+    id: int
+    workspace_id: int
+    key: str
+    name: str
+    plan: dict[str, Any]
+    status: str  # "running" | "completed" | "stopped"
+    ad_account_id: str
+    currency: str
+    variants: list[dict[str, Any]]
+    study_id: str | None
+    winner: str | None
+    outcome: dict[str, Any]
+    started_at: str
+    ends_at: str
+    last_scaled_at: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ExperimentEntry:
+    """One thing an experiment did (launched, variant_stopped, winner, scaled, ...), with its details."""
+
+    id: int
+    workspace_id: int
+    experiment_id: int
+    at: str
+    action: str
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -1585,6 +1661,163 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    # -- A/B experiments -------------------------------------------------------------------------------------
+
+    async def add_experiment(
+        self,
+        workspace_id: int,
+        *,
+        key: str,
+        name: str,
+        plan: dict[str, Any],
+        ad_account_id: str,
+        currency: str,
+        variants: list[dict[str, Any]],
+        started_at: datetime | str,
+        ends_at: datetime | str,
+        status: str = "running",
+        study_id: str | None = None,
+        winner: str | None = None,
+        outcome: dict[str, Any] | None = None,
+        last_scaled_at: datetime | str | None = None,
+    ) -> Experiment:
+        """Save a new experiment; its key (the plan's hash) and its name are each unique in the workspace."""
+        key = str(key or "").strip()
+        if not key or len(key) > 200:
+            raise InvalidArgument("Experiment key must be 1-200 characters. Fix: pass the plan's hash.")
+        name = _one_line(name or "")
+        if not name or len(name) > 200:
+            raise InvalidArgument("Experiment name must be 1-200 characters. Fix: pass a short name such as 'Headline test'.")
+        if not isinstance(plan, dict):
+            raise InvalidArgument("Experiment plan must be an object. Fix: pass the plan as a dict.")
+        started, ends = _check_time(started_at, "started_at"), _check_time(ends_at, "ends_at")
+        if ends <= started:
+            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+        existing = await self._experiment_conflict(workspace_id, key, name)
+        if existing is not None:
+            raise existing
+        now = _iso(self._now())
+        try:
+            cursor = await self._write(
+                "INSERT INTO experiments (workspace_id, key, name, plan_json, status, ad_account_id, currency, variants_json, "
+                "study_id, winner, outcome_json, started_at, ends_at, last_scaled_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (workspace_id, key, name, _to_json(drop_secret_keys(plan), "Experiment plan"), _check_experiment_status(status),
+                 normalize_ad_account_id(ad_account_id), _check_currency(currency), _variants_json(variants),
+                 _optional_text(study_id, "study_id"), _optional_text(winner, "winner"),
+                 _to_json(drop_secret_keys(outcome or {}), "Experiment outcome"), started, ends,
+                 _check_time(last_scaled_at, "last_scaled_at") if last_scaled_at is not None else None, now, now),
+                workspace_id,
+            )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):  # another writer took the key or name between the check and the insert
+                raise (await self._experiment_conflict(workspace_id, key, name)
+                       or InvalidArgument(f"Experiment {name!r} already exists. Fix: pick another name.")) from None
+            raise InvalidArgument(f"Experiment refused by the database ({exc}). Fix: check status and variants.") from None
+        experiment = await self.get_experiment(workspace_id, int(cursor.lastrowid))
+        assert experiment is not None
+        return experiment
+
+    async def _experiment_conflict(self, workspace_id: int, key: str, name: str) -> InvalidArgument | None:
+        """The refusal for a key or name already used in the workspace, naming the experiment that has it."""
+        same_key = await self.find_experiment(workspace_id, key)
+        if same_key is not None:
+            return InvalidArgument(
+                f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan. "
+                f"Fix: check experiment {same_key.id} instead, or change the plan to start a new one."
+            )
+        row = await self._fetchone("SELECT id, status FROM experiments WHERE workspace_id = ? AND name = ?", (workspace_id, name))
+        if row is not None:
+            return InvalidArgument(
+                f"An experiment named {name!r} already exists (experiment {row['id']}, {row['status']}). "
+                f"Fix: pick another name, or check experiment {row['id']}."
+            )
+        return None
+
+    async def find_experiment(self, workspace_id: int, key: str) -> Experiment | None:
+        """The workspace's experiment started from the plan with this key, or None."""
+        row = await self._fetchone("SELECT * FROM experiments WHERE workspace_id = ? AND key = ?", (workspace_id, str(key)))
+        return _experiment_from_row(row) if row else None
+
+    async def get_experiment(self, workspace_id: int, experiment_id: int) -> Experiment | None:
+        """One experiment of the workspace, or None (another workspace's experiment is None too)."""
+        row = await self._fetchone("SELECT * FROM experiments WHERE workspace_id = ? AND id = ?",
+                                   (workspace_id, int(experiment_id)))
+        return _experiment_from_row(row) if row else None
+
+    async def list_experiments(self, workspace_id: int, status: str | None = None) -> list[Experiment]:
+        """The workspace's experiments, newest first (only those with `status` when given)."""
+        where, params = "workspace_id = ?", [workspace_id]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(_check_experiment_status(status))
+        rows = await self._fetchall(f"SELECT * FROM experiments WHERE {where} ORDER BY id DESC", tuple(params))
+        return [_experiment_from_row(row) for row in rows]
+
+    async def update_experiment(self, workspace_id: int, experiment_id: int, **fields: Any) -> Experiment | None:
+        """Change some of status, plan, variants, study_id, winner, outcome, last_scaled_at, started_at and ends_at
+        (an experiment launched PAUSED starts its clock when it is switched on); None when the experiment is not in
+        this workspace."""
+        unknown = sorted(set(fields) - set(EXPERIMENT_UPDATABLE))
+        if unknown:
+            raise InvalidArgument(f"Experiment field {', '.join(unknown)} cannot be changed. "
+                                  f"Fix: change only {', '.join(EXPERIMENT_UPDATABLE)}.")
+        columns: dict[str, Any] = {}
+        for field_name, value in fields.items():
+            if field_name == "status":
+                columns["status"] = _check_experiment_status(value)
+            elif field_name == "variants":
+                columns["variants_json"] = _variants_json(value)
+            elif field_name == "outcome":
+                columns["outcome_json"] = _to_json(drop_secret_keys(value or {}), "Experiment outcome")
+            elif field_name == "plan":
+                columns["plan_json"] = _to_json(drop_secret_keys(value or {}), "Experiment plan")
+            elif field_name in ("study_id", "winner"):
+                columns[field_name] = _optional_text(value, field_name)
+            elif field_name == "last_scaled_at":
+                columns[field_name] = _check_time(value, field_name) if value is not None else None
+            else:  # started_at, ends_at
+                columns[field_name] = _check_time(value, field_name)
+        current = await self.get_experiment(workspace_id, experiment_id)
+        if current is None:
+            return None
+        started, ends = columns.get("started_at", current.started_at), columns.get("ends_at", current.ends_at)
+        if ends <= started:
+            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+        columns["updated_at"] = _iso(self._now())
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        await self._db.execute(f"UPDATE experiments SET {assignments} WHERE workspace_id = ? AND id = ?",
+                               (*columns.values(), workspace_id, current.id))
+        return await self.get_experiment(workspace_id, current.id)
+
+    async def add_experiment_event(
+        self, workspace_id: int, experiment_id: int, action: str, detail: dict[str, Any] | None = None, *,
+        at: datetime | str,
+    ) -> ExperimentEntry:
+        """Record one thing an experiment did at `at` (launched, variant_stopped, winner, scaled, ...)."""
+        action = _one_line(action or "")
+        if not action or len(action) > 100:
+            raise InvalidArgument("Experiment event action must be 1-100 characters. Fix: pass e.g. 'winner'.")
+        experiment = await self.get_experiment(workspace_id, experiment_id)
+        if experiment is None:
+            raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace. Fix: pass one of its experiment ids.")
+        cursor = await self._write(
+            "INSERT INTO experiment_events (workspace_id, experiment_id, at, action, detail_json) VALUES (?, ?, ?, ?, ?)",
+            (workspace_id, experiment.id, _check_time(at, "at"), action,
+             _to_json(drop_secret_keys(detail or {}), "Experiment event detail")),
+            workspace_id,
+        )
+        row = await self._fetchone("SELECT * FROM experiment_events WHERE id = ?", (int(cursor.lastrowid),))
+        return _experiment_entry_from_row(row)
+
+    async def list_experiment_events(self, workspace_id: int, experiment_id: int) -> list[ExperimentEntry]:
+        """One experiment's events, oldest first (none for another workspace's experiment)."""
+        rows = await self._fetchall(
+            "SELECT * FROM experiment_events WHERE workspace_id = ? AND experiment_id = ? ORDER BY id",
+            (workspace_id, int(experiment_id)),
+        )
+        return [_experiment_entry_from_row(row) for row in rows]
+
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
 
@@ -1747,6 +1980,67 @@ def _billing_pause_from_row(row: aiosqlite.Row) -> BillingPause:
         object_ids=json.loads(row["object_ids_json"]), reason=row["reason"], created_at=row["created_at"],
         resumed_at=row["resumed_at"],
     )
+
+
+def _experiment_from_row(row: aiosqlite.Row) -> Experiment:
+    return Experiment(
+        id=row["id"], workspace_id=row["workspace_id"], key=row["key"], name=row["name"], plan=json.loads(row["plan_json"]),
+        status=row["status"], ad_account_id=row["ad_account_id"], currency=row["currency"],
+        variants=json.loads(row["variants_json"]), study_id=row["study_id"], winner=row["winner"],
+        outcome=json.loads(row["outcome_json"]), started_at=row["started_at"], ends_at=row["ends_at"],
+        last_scaled_at=row["last_scaled_at"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _experiment_entry_from_row(row: aiosqlite.Row) -> ExperimentEntry:
+    return ExperimentEntry(
+        id=row["id"], workspace_id=row["workspace_id"], experiment_id=row["experiment_id"], at=row["at"],
+        action=row["action"], detail=json.loads(row["detail_json"]),
+    )
+
+
+def _check_experiment_status(status: Any) -> str:
+    if status not in EXPERIMENT_STATUSES:
+        raise InvalidArgument(f"Experiment status {status!r} is not known. Fix: use one of {', '.join(EXPERIMENT_STATUSES)}.")
+    return str(status)
+
+
+def _variants_json(variants: Any) -> str:
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise InvalidArgument("Experiment variants must be a list of objects. Fix: pass one dict per variant.")
+    for variant in variants:
+        state = variant.get("state", "running")
+        if state not in VARIANT_STATES:
+            raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}. "
+                                  f"Fix: use one of {', '.join(VARIANT_STATES)}.")
+    return _to_json(drop_secret_keys(variants), "Experiment variants")
+
+
+def _check_currency(currency: Any) -> str:
+    text = str(currency or "").strip().upper()
+    if len(text) != 3 or not text.isalpha():
+        raise InvalidArgument(f"Currency {currency!r} is not an ISO 4217 code. Fix: pass the ad account's currency, e.g. USD.")
+    return text
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text or len(text) > 200:
+        raise InvalidArgument(f"{what} must be 1-200 characters or null. Fix: pass the id or name, or leave it out.")
+    return text
+
+
+def _check_time(value: datetime | str | None, what: str) -> str:
+    """A datetime or ISO-8601 string as the store's ISO UTC text (a time without a zone is UTC)."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    try:
+        return _iso(datetime.fromisoformat(str(value)))
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{what} {value!r} is not a time. Fix: pass a datetime or ISO-8601 text, "
+                              "e.g. 2026-03-01T12:00:00+00:00.") from None
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -2367,6 +2367,80 @@ class InsightsRecords(Protocol):
     async def billing_resumed(self, pause_id: int) -> None: ...
 
 
+EXPERIMENT_STATUSES = ("running", "completed", "stopped")
+VARIANT_STATES = ("running", "stopped", "winner", "loser")
+
+
+@dataclass
+class ExperimentRecord:
+    """One A/B test as the workspace keeps it: the plan, the objects of each variant, and what happened so far.
+
+    ``variants`` holds one dict per variant, in the plan's order: ``{"name", "launch_id", "campaign_id", "adset_id",
+    "ad_ids", "state": running|stopped|winner|loser, "reason", "changed_at"}``. ``outcome`` is the last evaluation
+    (statistics per variant, the decision, what was learned). Times are ISO-8601 strings (UTC).
+    """
+
+    id: int
+    key: str
+    name: str
+    plan: dict[str, Any]
+    status: str
+    ad_account_id: str
+    currency: str
+    variants: list[dict[str, Any]]
+    started_at: str
+    ends_at: str
+    study_id: str | None = None
+    winner: str | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+    last_scaled_at: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass
+class ExperimentEvent:
+    """One thing an experiment did: launched, variant_stopped, winner, no_winner, losers_paused, scaled, scale_held,
+    stopped or failed, with its details (numbers, object ids, the op's answer)."""
+
+    id: int
+    experiment_id: int
+    at: str
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ExperimentRecords(Protocol):
+    """``ctx.experiments``: the workspace's A/B tests and their events (the store, in fi_facebook)."""
+
+    async def now(self) -> datetime: ...
+
+    async def find_experiment(self, key: str) -> ExperimentRecord | None:
+        """The experiment launched from the plan with this key, if any."""
+        ...
+
+    async def add_experiment(self, record: ExperimentRecord) -> ExperimentRecord:
+        """Save a new experiment (``id``, ``created_at`` and ``updated_at`` are assigned); a key or name already used
+        in the workspace is a ValidationError naming the existing experiment."""
+        ...
+
+    async def get_experiment(self, experiment_id: int) -> ExperimentRecord | None: ...
+
+    async def experiments(self, *, status: str | None = None) -> list[ExperimentRecord]:
+        """The workspace's experiments, newest first (only those with ``status`` when given)."""
+        ...
+
+    async def update_experiment(self, record: ExperimentRecord) -> None:
+        """Save the record's status, plan, variants, study_id, winner, outcome, started_at, ends_at and last_scaled_at."""
+        ...
+
+    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime) -> ExperimentEvent: ...
+
+    async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
+        """The experiment's events, oldest first."""
+        ...
+
+
 class GatedRunner(Protocol):
     """``ctx.gate``: runs another op through the safety gate without a person (automations: alerts, billing guard).
 
@@ -2387,7 +2461,7 @@ class OpContext:
 
     ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches; ``records`` keeps alert
     rules, snapshots, the spend ledger and billing pauses; ``gate`` runs an op through the safety gate without a
-    person. All are given by fi_facebook and are None where no session exists (plain tests of a handler).
+    person; ``experiments`` keeps the workspace's A/B tests. All are given by fi_facebook and are None where no session exists (plain tests of a handler).
     """
 
     graph: "GraphClient"
@@ -2400,6 +2474,7 @@ class OpContext:
     journal: LaunchJournal | None = None
     records: InsightsRecords | None = None
     gate: GatedRunner | None = None
+    experiments: ExperimentRecords | None = None
 
     def require_ad_account(self, explicit: str | None = None) -> str:
         """The ad account an op works on: the one passed, else the selected one."""

@@ -32,6 +32,7 @@ import fb_adset
 import fb_audience
 import fb_campaign
 import fb_creative
+import fb_experiments
 import fb_insights
 from fb_utils import (
     AlertRuleRecord,
@@ -40,6 +41,8 @@ from fb_utils import (
     BillingPauseRecord,
     Change,
     ConfirmationRequired,
+    ExperimentEvent,
+    ExperimentRecord,
     FacebookError,
     GraphClient,
     GraphRequest,
@@ -59,7 +62,7 @@ from fb_utils import (
     redact,
 )
 
-OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience)
+OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience, fb_experiments)
 GATE_ARGS = ("dry_run", "confirm")
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
@@ -991,7 +994,7 @@ class Facebook:
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id),
-            records=StoreRecords(self), gate=JobGate(self, interface),
+            records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self),
         )
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:
@@ -1262,6 +1265,73 @@ class StoreRecords:
 
     async def billing_resumed(self, pause_id: int) -> None:
         await self._store.mark_billing_resumed(self._ws, pause_id)
+
+
+class StoreExperiments:
+    """``ctx.experiments``: the workspace's A/B tests and their events in the store (experiments, experiment_events)."""
+
+    def __init__(self, facebook: "Facebook") -> None:
+        self._facebook = facebook
+        self._store = facebook.store
+        self._ws = facebook.workspace.id
+
+    async def now(self) -> datetime:
+        return await self._facebook.now()
+
+    @staticmethod
+    def _record(row: Any) -> ExperimentRecord | None:
+        if row is None:
+            return None
+        return ExperimentRecord(
+            id=row.id, key=row.key, name=row.name, plan=row.plan, status=row.status, ad_account_id=row.ad_account_id,
+            currency=row.currency, variants=row.variants, started_at=row.started_at, ends_at=row.ends_at,
+            study_id=row.study_id, winner=row.winner, outcome=row.outcome, last_scaled_at=row.last_scaled_at,
+            created_at=row.created_at, updated_at=row.updated_at)
+
+    @staticmethod
+    def _event(row: Any) -> ExperimentEvent:
+        return ExperimentEvent(id=row.id, experiment_id=row.experiment_id, at=row.at, action=row.action, detail=row.detail)
+
+    async def _refusals(self, work: Awaitable[Any], fix: str, blame_field: str | None = None) -> Any:
+        from admonster_store import InvalidArgument  # the store's refusal becomes the op's validation error
+
+        try:
+            return await work
+        except InvalidArgument as exc:
+            message, _, said = str(exc).partition(" Fix: ")
+            raise ValidationError(message, fix=said or fix, blame_field=blame_field) from None
+
+    async def find_experiment(self, key: str) -> ExperimentRecord | None:
+        return self._record(await self._store.find_experiment(self._ws, key))
+
+    async def add_experiment(self, record: ExperimentRecord) -> ExperimentRecord:
+        fields = {k: v for k, v in vars(record).items() if k not in ("id", "created_at", "updated_at")}
+        row = await self._refusals(self._store.add_experiment(self._ws, **fields), "Correct the plan", blame_field="name")
+        return self._record(row)  # type: ignore[return-value]
+
+    async def get_experiment(self, experiment_id: int) -> ExperimentRecord | None:
+        return self._record(await self._store.get_experiment(self._ws, experiment_id))
+
+    async def experiments(self, *, status: str | None = None) -> list[ExperimentRecord]:
+        rows = await self._refusals(self._store.list_experiments(self._ws, status), "Pass a known status", blame_field="status")
+        return [self._record(row) for row in rows]  # type: ignore[misc]
+
+    async def update_experiment(self, record: ExperimentRecord) -> None:
+        saved = await self._refusals(self._store.update_experiment(
+            self._ws, record.id, status=record.status, plan=record.plan, variants=record.variants, study_id=record.study_id,
+            winner=record.winner, outcome=record.outcome, last_scaled_at=record.last_scaled_at,
+            started_at=record.started_at, ends_at=record.ends_at), "Correct the experiment")
+        if saved is None:
+            raise ValidationError(f"Experiment {record.id} is not in this workspace", fix="Pass one of its experiment ids",
+                                  blame_field="experiment_id")
+
+    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime) -> ExperimentEvent:
+        row = await self._refusals(self._store.add_experiment_event(self._ws, experiment_id, action, detail, at=at),
+                                   "Pass one of the workspace's experiment ids", blame_field="experiment_id")
+        return self._event(row)
+
+    async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
+        return [self._event(row) for row in await self._store.list_experiment_events(self._ws, experiment_id)]
 
 
 class JobGate:

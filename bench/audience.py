@@ -13,7 +13,9 @@ in a fresh subprocess (clean peak RSS):
   is_raw=True) over the same rows read with csv.reader in 10,000-row chunks (as an SDK user sending sessions would;
   nothing is sent).
 
-Wall time, rows per second and peak RSS (VmHWM) of each are printed side by side, with the ratio of speeds.
+Each side runs twice, interleaved (SDK, ours, SDK, ours), and the best run of each is kept: single runs on a small
+shared VM move by a fifth either way. Wall time, rows per second and peak RSS (VmHWM) of each are printed side by side,
+with the ratio of speeds.
 Targets: ours end to end at least as fast as the SDK's hashing alone, ours peak RSS under 300 MB.
 """
 from __future__ import annotations
@@ -148,22 +150,29 @@ def run_child(kind: str, path: Path, url: str | None = None) -> dict:
 # -- the parent: the file, the sandbox, the side-by-side ----------------------------------------------------------
 
 
-async def bench_audience(rows: int = 1_000_000) -> dict:
+async def bench_audience(rows: int = 1_000_000, rounds: int = 2) -> dict:
+    """Each side ``rounds`` times, interleaved (SDK, ours, SDK, ours…), the best run of each kept: this VM's noise
+    moves single runs by a fifth either way."""
     from run import external_sandbox
 
     with tempfile.TemporaryDirectory(prefix="admonster-bench-") as folder:
         path = Path(folder) / "customers.csv"
         await asyncio.to_thread(make_csv, path, rows)
         size_mb = path.stat().st_size / 1024 / 1024
-        sdk = await asyncio.to_thread(run_child, "sdk", path)
+        sdk_runs, our_runs = [], []
         async with external_sandbox() as url:
-            ours = await asyncio.to_thread(run_child, "ours", path, url)
+            for _ in range(rounds):
+                sdk_runs.append(await asyncio.to_thread(run_child, "sdk", path))
+                our_runs.append(await asyncio.to_thread(run_child, "ours", path, url))
+    sdk, ours = min(sdk_runs, key=lambda r: r["seconds"]), min(our_runs, key=lambda r: r["seconds"])
     ours_rate, sdk_rate = ours["rows"] / ours["seconds"], sdk["rows"] / sdk["seconds"]
-    peak_mb = ours["rss_peak_kb"] / 1024
-    return {"rows": rows, "file_mb": size_mb, "ours": ours, "sdk": sdk, "ours_rate": ours_rate, "sdk_rate": sdk_rate,
-            "ratio": ours_rate / sdk_rate, "ours_peak_mb": peak_mb, "sdk_peak_mb": sdk["rss_peak_kb"] / 1024,
+    peak_mb = max(r["rss_peak_kb"] for r in our_runs) / 1024
+    return {"rows": rows, "rounds": rounds, "file_mb": size_mb, "ours": ours, "sdk": sdk, "ours_rate": ours_rate,
+            "sdk_rate": sdk_rate, "ratio": ours_rate / sdk_rate, "ours_peak_mb": peak_mb,
+            "sdk_peak_mb": max(r["rss_peak_kb"] for r in sdk_runs) / 1024,
+            "ours_all": [round(r["seconds"], 2) for r in our_runs], "sdk_all": [round(r["seconds"], 2) for r in sdk_runs],
             "target": f"≥ 1.0× the SDK's hashing speed, peak RSS < {RSS_TARGET_MB:.0f} MB",
-            "ok": ours_rate >= sdk_rate and peak_mb < RSS_TARGET_MB and ours["rows"] == rows}
+            "ok": ours_rate >= sdk_rate and peak_mb < RSS_TARGET_MB and all(r["rows"] == rows for r in our_runs)}
 
 
 def report_line(result: dict) -> list[str]:
@@ -171,7 +180,8 @@ def report_line(result: dict) -> list[str]:
     verdict = "PASS" if result["ok"] else "MISS"
     return [f"7. Customer list: {result['rows']:,}-row CSV (EMAIL, PHONE; {result['file_mb']:.0f} MB, {o['invalid']:,} invalid rows) "
             f"normalized, SHA-256 hashed and uploaded to the sandbox in its own process, beside the SDK's "
-            f"CustomAudience.format_params hashing the same rows in {CHUNK:,}-row chunks (nothing sent), each side in a fresh subprocess:",
+            f"CustomAudience.format_params hashing the same rows in {CHUNK:,}-row chunks (nothing sent), each side in a fresh subprocess, "
+            f"best of {result['rounds']} interleaved rounds (all runs: ours {result['ours_all']} s, SDK {result['sdk_all']} s):",
             f"   ours end to end (add_users, {o['batches']} batches, {o['sent']:,} rows sent) {o['seconds']:.2f} s "
             f"({result['ours_rate']:,.0f} rows/s, peak RSS {result['ours_peak_mb']:.0f} MB) · SDK hashing alone {s['seconds']:.2f} s "
             f"({result['sdk_rate']:,.0f} rows/s, peak RSS {result['sdk_peak_mb']:.0f} MB) · {result['ratio']:.2f}× the SDK's speed "
@@ -181,6 +191,7 @@ def report_line(result: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", choices=("ours", "sdk"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -191,7 +202,7 @@ def main() -> int:
     if options.child == "sdk":
         print(json.dumps(child_sdk(options.file)))
         return 0
-    result = asyncio.run(bench_audience(options.rows))
+    result = asyncio.run(bench_audience(options.rows, options.rounds))
     print("\n".join(report_line(result)))
     return 0 if result["ok"] else 1
 

@@ -30,6 +30,14 @@ How it works
   insights allows gets its own distribution. `iter_rows` splits an ad-day over its cells at read time with
   chained cumulative rounding, which preserves every total exactly and keeps child ≤ parent in every cell
   (clicks ≤ impressions, link clicks ≤ clicks, …).
+- Split tests (studies.py): while a SPLIT_TEST ad study runs (start_time <= t < end_time, before its
+  canceled_time), the ad sets of each cell (named directly, or through the cell's campaigns) reach only the
+  cell's treatment_percentage of their audience: the reachable people (the 30 % daily cap, the saturation
+  pressure and the pool that reach is de-duplicated over) are multiplied by treatment_percentage / 100, for the
+  share of the ad set's traffic that day inside the study's window. Each cell is its own slice of people, so cells never
+  share saturation; CPM still comes from the targeting's full audience (a random split doesn't change the
+  auction). Study windows are absolute times, so days simulated later still see when a study ran, ended early
+  or was canceled.
 """
 from __future__ import annotations
 
@@ -193,15 +201,23 @@ def true_effects(sb) -> dict[str, float | dict[str, float]]:
     return dict(sb.store.kv_get(_KV_EFFECTS, {}) or {})
 
 
+EFFECT_KEYS = {"ctr", "cvr", "ctr_rate", "cvr_rate"}
+
+
 def effect_value(value) -> float | dict[str, float]:
-    """A true effect as stored: a number (CTR and conversion rates both) or {"ctr": m, "cvr": m} (each defaults
-    to 1). ValueError for anything else (negative numbers, other keys)."""
+    """A true effect as stored: a number (CTR and conversion rates both) or an object with "ctr" and "cvr"
+    multipliers (each defaults to 1) and/or "ctr_rate" (the ad's own click-through rate, 0-0.5, in place of the one
+    its creative's content gives) and "cvr_rate" (its conversion factor, 0-10, in place of the creative's 0.7-1.3):
+    with rates, variants whose creatives differ can have exactly the same truth. ValueError for anything else."""
     if isinstance(value, dict):
-        if not value or set(value) - {"ctr", "cvr"}:
-            raise ValueError('a true effect object takes "ctr" and/or "cvr"')
-        return {k: effect_value(v) for k, v in value.items()}
+        if not value or set(value) - EFFECT_KEYS:
+            raise ValueError('a true effect object takes "ctr", "cvr", "ctr_rate" and/or "cvr_rate"')
+        out = {k: effect_value(v) for k, v in value.items()}
+        if not 0 <= out.get("ctr_rate", 0) <= 0.5 or not 0 <= out.get("cvr_rate", 0) <= 10:
+            raise ValueError("ctr_rate is a rate in [0, 0.5] and cvr_rate a factor in [0, 10]")
+        return out
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
-        raise ValueError("a true effect is a number in [0, 1000] or {\"ctr\": m, \"cvr\": m}")
+        raise ValueError("a true effect is a number in [0, 1000] or {\"ctr\": m, \"cvr\": m, \"ctr_rate\": r, \"cvr_rate\": f}")
     return float(value)
 
 
@@ -210,6 +226,13 @@ def effect_multipliers(value) -> tuple[float, float]:
     if isinstance(value, dict):
         return float(value.get("ctr", 1.0)), float(value.get("cvr", 1.0))
     return float(value), float(value)
+
+
+def effect_rates(value) -> tuple[float | None, float | None]:
+    """(click-through rate, conversion factor) a stored true effect sets in place of the creative's, or None."""
+    if isinstance(value, dict):
+        return value.get("ctr_rate"), value.get("cvr_rate")
+    return None, None
 
 
 def set_true_effects(sb, effects: dict[str, float | dict]) -> None:
@@ -492,12 +515,22 @@ class _Plan:
                         float(s.get("start_time") or s.created), float(c.get("start_time") or c.created))
             ends = [float(x) for x in (s.get("end_time"), c.get("stop_time")) if x]
             end = min(ends) if ends else float("inf")
-            ctr_effect, cvr_effect = effect_multipliers(self.effects.get(a["id"], 1.0))
-            ctr = creative_ctr(creative) * ctr_effect
-            conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True,
-                                                       default=str))) * cvr_effect
+            effect = self.effects.get(a["id"], 1.0)
+            ctr_effect, cvr_effect = effect_multipliers(effect)
+            ctr_rate, cvr_rate = effect_rates(effect)
+            ctr = (creative_ctr(creative) if ctr_rate is None else ctr_rate) * ctr_effect
+            conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True, default=str))
+                    if cvr_rate is None else cvr_rate) * cvr_effect
             video = (creative or {}).get("_kind") == "video"
             self.ads.append((a, s, c, (start, end), ctr, conv, video))
+        # split tests: ad set -> [(start, end, share of its audience)] from the cells naming it or its campaign
+        from .studies import split_windows
+        split_adsets, split_campaigns = split_windows(store)
+        self.splits: dict[str, list[tuple[float, float, float]]] = {}
+        for sid, s in self.adsets.items():
+            windows = split_adsets.get(sid, []) + split_campaigns.get(s.get("campaign_id"), [])
+            if windows:
+                self.splits[sid] = windows
         self.adset_info: dict[str, tuple] = {}
         for s in {x[1]["id"]: x[1] for x in self.ads}.values():
             targeting = s.get("targeting") or {}
@@ -536,6 +569,21 @@ class _Plan:
         else:
             days_left = 30
         return remaining / days_left
+
+    def _split_share(self, sid: str, day_start: float, day_end: float, weekday: int,
+                     live: tuple[float, float]) -> float:
+        """The share of its audience an ad set reaches on a day: 1 outside split tests; a cell's
+        treatment_percentage / 100 for the part of the ad set's traffic that day (its ads' live hours, its
+        schedule) inside the study's window."""
+        schedule = self.adset_info[sid][7]
+        total = _fraction(day_start, day_end, live, weekday, schedule)
+        if total <= 0:
+            return 1.0
+        share = 1.0
+        for start, end, pct in self.splits[sid]:
+            inside = _fraction(day_start, day_end, (max(live[0], start), min(live[1], end)), weekday, schedule)
+            share -= min(1.0, inside / total) * (1.0 - pct)
+        return max(0.01, share)
 
     def simulate_day(self, day: date, seed: int) -> list[tuple]:
         day_start, day_end = day_bounds(day, self.tz)
@@ -588,6 +636,9 @@ class _Plan:
             trend = (1.0 + growth) ** max(0, (day - start_day).days) if growth else 1.0
             weights = [entry[4] ** 1.5 for entry, _ in items]
             total_w = sum(weights)
+            if sid in self.splits:   # a split-test cell reaches only its share of the people
+                live = (min(entry[3][0] for entry, _ in items), max(entry[3][1] for entry, _ in items))
+                audience = audience * self._split_share(sid, day_start, day_end, weekday, live)
             daily_people = audience * DAILY_ACTIVE_SHARE
             # saturation: the impressions each person of the pool has had so far; the same people see it more
             pressure = self.shown.get(sid, 0) / max(audience, 1)
@@ -930,6 +981,48 @@ def _scenario_effects(spec: dict, n_ads: int) -> dict[int, float | dict]:
     return out
 
 
+def _study_spec(spec: dict, n_adsets: int, account: dict) -> dict | None:
+    """scenario.study: true, or {"name", "end_days" (7: the study ends at midnight N days after today),
+    "treatment_percentages" (one per ad set, summing to 100; default an equal split)}. None when absent/false."""
+    from .studies import MAX_CELLS, MIN_CELLS
+    value = spec.get("study")
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"name", "end_days", "treatment_percentages"}:
+        raise ScenarioError('scenario.study must be true or {"name", "end_days", "treatment_percentages"}')
+    if not MIN_CELLS <= n_adsets <= MAX_CELLS:
+        raise ScenarioError(f"scenario.study puts each ad set in its own cell: it needs {MIN_CELLS} to {MAX_CELLS} "
+                            f"ad sets (scenario.adsets), not {n_adsets}")
+    if not account.get("_business_id"):
+        raise ScenarioError(f"scenario.study: ad account {account['id']} belongs to no business")
+    _int(value, "end_days", 7, 1, 30)
+    pcts = value.get("treatment_percentages")
+    if pcts is not None and (not isinstance(pcts, list) or len(pcts) != n_adsets
+                             or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 100 for p in pcts)
+                             or sum(pcts) != 100):
+        raise ScenarioError(f"scenario.study.treatment_percentages must be {n_adsets} integers from 1 to 100 "
+                            "summing to 100 (one per ad set)")
+    return value
+
+
+def _scenario_study(sb, value: dict, account: dict, adset_ids: list[str], name: str, t0: float, today: date,
+                    tz) -> tuple[str, list[str]]:
+    """A SPLIT_TEST study of the account's business with one cell per ad set, from the scenario's start (at most
+    30 days before its end) to midnight end_days after today."""
+    from .studies import MAX_DAYS, SPLIT_TEST, insert_study
+    end = day_bounds(today + timedelta(days=value.get("end_days", 7)), tz)[0]
+    start = max(t0, end - MAX_DAYS * DAY)
+    n = len(adset_ids)
+    pcts = value.get("treatment_percentages") or [100 // n + (1 if i < 100 % n else 0) for i in range(n)]
+    cells = [{"name": f"Cell {chr(ord('A') + i)}", "treatment_percentage": pct, "adsets": [sid]}
+             for i, (sid, pct) in enumerate(zip(adset_ids, pcts))]
+    return insert_study(sb.store, business_id=account["_business_id"], name=str(value.get("name") or f"{name} test"),
+                        study_type=SPLIT_TEST, start=start, end=end, cells=cells, now=sb.now(),
+                        user_id=sb.store.kv_get("demo_user_id"))
+
+
 POLICY_BREAKING_TEXT = "Miracle cure: feel young again"   # ads.policy_violation → DISAPPROVED
 
 
@@ -943,7 +1036,9 @@ def create_scenario(sb, spec: dict) -> dict:
     true_effects), true_effects ({ad index: multiplier or {"ctr": m, "cvr": m}}), audience_size (people the ad
     sets can reach, instead of the targeting's estimate: small → underspends, frequency climbs),
     cpm_growth_per_day (CPM × (1 + g)^days since the ad set started: CPC rises day by day) — both one value or
-    a list per ad set — and disapproved (the last N ads get a creative that breaks an ad policy)."""
+    a list per ad set — disapproved (the last N ads get a creative that breaks an ad policy) and study (true or
+    {name, end_days, treatment_percentages}: the ad sets, one per cell, in a SPLIT_TEST study of the account's
+    business; the answer adds study_id and cell_ids)."""
     import time as _time
     from .ads import REVIEW_SECONDS, new_review
     began = _time.perf_counter()
@@ -976,6 +1071,7 @@ def create_scenario(sb, spec: dict) -> dict:
     audiences = _per_adset(spec, "audience_size", n_adsets, _audience_value)
     growths = _per_adset(spec, "cpm_growth_per_day", n_adsets, _growth_value)
     n_disapproved = _int(spec, "disapproved", 0, 0, n_ads)
+    study_spec = _study_spec(spec, n_adsets, account)
     name = str(spec.get("name") or "Scenario")
     tz = account_tz(account)
     today = datetime.fromtimestamp(sb.now(), tz).date()
@@ -1059,6 +1155,7 @@ def create_scenario(sb, spec: dict) -> dict:
     store.insert_many(rows)
     if effects:
         set_true_effects(sb, {ad_ids[i]: e for i, e in effects.items()})
+    study = _scenario_study(sb, study_spec, account, adset_ids, name, t0, today, tz) if study_spec is not None else None
     created = _time.perf_counter() - began
     with store.lock:
         state = _state(sb, account["id"])
@@ -1075,5 +1172,6 @@ def create_scenario(sb, spec: dict) -> dict:
     return {"account_id": account["id"], "campaign_id": campaign_id, "adset_ids": adset_ids,
             "creative_ids": creative_ids, "ad_ids": ad_ids, "first_day": first_day.isoformat(),
             "disapproved_ad_ids": ad_ids[n_ads - n_disapproved:] if n_disapproved else [],
+            **({"study_id": study[0], "cell_ids": study[1]} if study else {}),
             "ad_days": count, "seconds": {"create": round(created, 3),
                                           "simulate": round(_time.perf_counter() - began - created, 3)}}

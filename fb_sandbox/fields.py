@@ -39,6 +39,8 @@ NODE_TYPES = {
     "AdVideo": ("advideo", "AdVideo", {"thumbnails"}),
     "AdsInsights": ("adsinsights", "AdsInsights", set()),
     "AdReportRun": ("adreportrun", "AdReportRun", {"insights"}),
+    "AdStudy": ("adstudy", "AdStudy", set()),
+    "AdStudyCell": ("adstudycell", "AdStudyCell", {"adaccounts", "adsets", "campaigns"}),
 }
 
 

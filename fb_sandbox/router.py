@@ -9,6 +9,7 @@ from . import estimates, media, search
 from . import ads, creatives, previews
 from . import insights
 from . import audiences, pixels
+from . import studies
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -50,6 +51,10 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("DELETE", r"(\d+)/users", audiences.remove_users),
         ("POST", r"(\d+)/usersreplace", audiences.replace_users),
         ("GET", r"(act_\d+)/saved_audiences", audiences.list_saved),
+        ("GET", r"(act_\d+)/ad_studies", studies.list_account_studies),
+        ("GET", r"(\d+)/ad_studies", studies.list_studies),
+        ("POST", r"(\d+)/ad_studies", studies.create_study),
+        ("GET", r"(\d+)/cells", studies.list_cells),
         ("GET", r"(act_\d+)/campaigns", campaigns.list_campaigns),
         ("POST", r"(act_\d+)/campaigns", campaigns.create_campaign),
         ("GET", r"(act_\d+)/adsets", adsets.list_account_adsets),
@@ -99,9 +104,12 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "customconversion": {"GET": pixels.read_conversion, "POST": pixels.update_conversion,
                          "DELETE": pixels.delete_conversion},
     "pixel": {"GET": pixels.read_pixel, "POST": pixels.update_pixel},
+    "adstudy": {"GET": studies.read_study, "POST": studies.update_study, "DELETE": studies.delete_study},
+    "adstudycell": {"GET": studies.read_cell},
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
+STUDY_TYPES = ("adstudy", "adstudycell")   # visible to the members of their business (studies.load_study)
 # Routes that take no access_token (the app authenticates with client_id/client_secret).
 NO_TOKEN_ROUTES: dict[str, Handler] = {"oauth/access_token": oauth.access_token}
 # Routes an app token (APPID|APPSECRET) may call; any other route needs a person's token.
@@ -120,7 +128,7 @@ def resolve(ctx: Ctx) -> Handler:
                 return handler
     node = NODE_RE.fullmatch(path)
     if node:
-        obj = ctx.load(node.group(1))
+        obj = _load_node(ctx, node.group(1))
         handler = NODE_METHODS.get(obj.type, {}).get(method)
         if handler is None:
             raise unsupported(method, node.group(1))
@@ -128,6 +136,14 @@ def resolve(ctx: Ctx) -> Handler:
     if path_known:
         raise unsupported(method, path.split("/")[0] or "/")
     raise unknown_path(path)
+
+
+def _load_node(ctx: Ctx, obj_id: str) -> Obj:
+    """A node the caller may see; studies and their cells are visible to the members of their business."""
+    raw = ctx.store.get(obj_id)
+    if raw is not None and raw.type in STUDY_TYPES:
+        return studies.load_study(ctx, obj_id)
+    return ctx.load(obj_id)
 
 
 def copy_node(ctx: Ctx) -> Any:
@@ -166,6 +182,11 @@ def multi_read(ctx: Ctx) -> dict:
 
 def _load_any(ctx: Ctx, obj_id: str) -> Obj | None:
     obj = ctx.store.get(obj_id)
+    if obj is not None and obj.type in STUDY_TYPES:
+        try:
+            return studies.load_study(ctx, obj_id)
+        except GraphError:
+            return None
     return obj if obj is not None and ctx.can_see(obj) and (obj.type in NODE_METHODS or obj.type == "adaccount") else None
 
 

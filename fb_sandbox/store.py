@@ -52,6 +52,9 @@ ID_BASES = {
     "customaudience": 120215000000000000,
     "savedaudience": 120216000000000000,
     "customconversion": 1500000000000000,
+    "adstudy": 1600000000000000,
+    "adstudycell": 1610000000000000,
+    "adstudyobjective": 1620000000000000,
 }
 
 
