@@ -42,6 +42,7 @@ from fb_utils import (
     format_money,
     get_logger,
     output_folder,
+    scaled_budget,
 )
 
 ops = OpSet("fb_experiments")
@@ -735,17 +736,8 @@ async def _scale(ctx: OpContext, record: ExperimentRecord, now: datetime) -> tup
     winner = _variant(record, record.winner or "")
     adset = await ctx.graph.get(winner["adset_id"], {"fields": "id,daily_budget"})
     current = int(adset.get("daily_budget") or winner["daily_budget"])
-    wanted = current * (100 + rules.scale_pct) // 100
-    limits = {"the experiment's cap": rules.max_daily_budget or 3 * int(winner["daily_budget"])}
-    guardrails = await ctx.gate.guardrails(record.ad_account_id)
-    if guardrails.get("max_daily_budget") is not None:
-        limits["the max_daily_budget guardrail"] = int(guardrails["max_daily_budget"])
-    if guardrails.get("max_budget_increase_pct") is not None:
-        limits["the max_budget_increase_pct guardrail"] = current * (100 + int(guardrails["max_budget_increase_pct"])) // 100
-    target, held_by = wanted, None
-    for reason, limit in limits.items():
-        if limit < target:
-            target, held_by = limit, reason
+    cap = ("the experiment's cap", rules.max_daily_budget or 3 * int(winner["daily_budget"]))
+    target, held_by = scaled_budget(current, rules.scale_pct, cap, await ctx.gate.guardrails(record.ad_account_id))
     money = lambda v: _money(v, record.currency)  # noqa: E731
     if target <= current:
         record.outcome["scaling_done"] = True

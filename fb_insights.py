@@ -47,6 +47,7 @@ from fb_utils import (
     normalize_ad_account_id,
     output_folder,
     report_progress,
+    scaled_budget,
 )
 
 ops = OpSet("fb_insights")
@@ -1798,16 +1799,8 @@ async def _scale(ctx: OpContext, rule: AlertRuleRecord) -> tuple[str, str]:
     if not current:
         return "failed", f"{LEVEL_LABELS[rule.level]} {rule.object_id} has no daily budget to scale"
     wanted = current * (100 + int(rule.scale_pct or 0)) // 100
-    limits = {"the rule's cap": int(rule.max_budget or wanted)}
     guardrails = await ctx.gate.guardrails(rule.ad_account_id) if ctx.gate else {}
-    if guardrails.get("max_daily_budget") is not None:
-        limits["the max_daily_budget guardrail"] = int(guardrails["max_daily_budget"])
-    if guardrails.get("max_budget_increase_pct") is not None:
-        limits["the max_budget_increase_pct guardrail"] = current * (100 + int(guardrails["max_budget_increase_pct"])) // 100
-    target, held_by = wanted, None
-    for reason, limit in limits.items():
-        if limit < target:
-            target, held_by = limit, reason
+    target, held_by = scaled_budget(current, int(rule.scale_pct or 0), ("the rule's cap", int(rule.max_budget or wanted)), guardrails)
     if target <= current:
         return "capped", f"daily budget stays {money(current)}: already at {held_by}"
     result = await ctx.gate.run(UPDATE_OPS[rule.level], {f"{rule.level}_id": rule.object_id, "daily_budget": target})

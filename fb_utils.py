@@ -2143,6 +2143,22 @@ CLIENT_TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MONEY_FIELDS = frozenset({"daily_budget", "lifetime_budget", "spend_cap", "bid_amount"})
 
 
+def scaled_budget(current: int, scale_pct: int, cap: tuple[str, int], guardrails: Mapping[str, Any]) -> tuple[int, str | None]:
+    """One scaling step of a daily budget (minor units): ``current`` raised by ``scale_pct`` %, held by the caller's
+    ``cap`` (its name, its amount) and the guardrails max_daily_budget and max_budget_increase_pct. The new budget and
+    the name of what held it (None when nothing did)."""
+    limits = {cap[0]: int(cap[1])}
+    if guardrails.get("max_daily_budget") is not None:
+        limits["the max_daily_budget guardrail"] = int(guardrails["max_daily_budget"])
+    if guardrails.get("max_budget_increase_pct") is not None:
+        limits["the max_budget_increase_pct guardrail"] = current * (100 + int(guardrails["max_budget_increase_pct"])) // 100
+    target, held_by = current * (100 + int(scale_pct)) // 100, None
+    for reason, limit in limits.items():
+        if limit < target:
+            target, held_by = limit, reason
+    return target, held_by
+
+
 def _differs(before: Any, after: Any) -> bool:
     if isinstance(after, (dict, list)):
         return json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True)
