@@ -301,10 +301,11 @@ def _shown(metric: str, n: VariantNumbers, draws: Any, result_kind: str) -> tupl
     """The metric as people read it, with its 95 % interval (cost per result: spend per result, lower is better)."""
     import numpy
 
+    if not n.impressions:
+        return None, None, None  # no delivery: an interval would only repeat the prior
     if metric == "ctr":
-        value = n.clicks / n.impressions * 100 if n.impressions else None
         low, high = numpy.percentile(draws, [2.5, 97.5]) * 100
-        return value, float(low), float(high)
+        return n.clicks / n.impressions * 100, float(low), float(high)
     if metric == "roas":
         value = n.value / n.spend if n.spend else None
         low, high = numpy.percentile(draws, [2.5, 97.5])
@@ -492,6 +493,9 @@ def next_steps(record: ExperimentRecord, stats: list[VariantStats], now: datetim
     running = [s for s in stats if any(v["name"] == s.name and v.get("state", "running") == "running" for v in record.variants)]
     waiting = [s.name for s in running if not s.enough]
     leader = max(stats, key=lambda s: s.p_best)
+    if not any(s.numbers.impressions for s in stats):
+        return (f"Next hourly check: nothing yet, no variant has delivered (ads go to review first, or the test is PAUSED); "
+                f"time is up {_parse(record.ends_at).strftime('%Y-%m-%d %H:%M')} UTC.")
     parts = []
     if waiting:
         parts.append(f"waiting for data from {', '.join(waiting)} (each needs {rules.min_impressions:,} impressions and "
@@ -981,9 +985,10 @@ def render_experiment_png(record: ExperimentRecord, stats: list[VariantStats], p
     figure, axes = plt.subplots(figsize=(10, 6), dpi=100)
     try:
         bars = axes.bar([s.name for s in stats], values, yerr=[lows, highs], capsize=8, color=colors)
-        for bar, s in zip(bars, stats):
-            axes.annotate(f"{s.p_best:.0%} best", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                          xytext=(0, 12), textcoords="offset points", ha="center", weight="bold")
+        for bar, s, above in zip(bars, stats, highs):
+            axes.annotate(f"{s.p_best:.0%} chance best", (bar.get_x() + bar.get_width() / 2, bar.get_height() + above),
+                          xytext=(0, 6), textcoords="offset points", ha="center", weight="bold")
+        axes.margins(y=0.12)
         unit = {"ctr": "CTR (%)", "roas": "ROAS (×)"}.get(metric, f"{metric_name(metric, kind)} ({record.currency})")
         axes.set_ylabel(unit)
         axes.set_title(f"Experiment #{record.id} {record.name}: {unit}, 95% intervals"
