@@ -71,6 +71,9 @@ BOT_COMMANDS: dict[str, BotCommand] = {
     "token": BotCommand("token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"),
     "alerts": BotCommand("list_alerts", (), "/alerts: the alert rules, their thresholds, actions and when they last fired"),
     "report": BotCommand("weekly_report", (), "/report: the last 7 days against the 7 before, top campaigns, recommendations"),
+    "abtest": BotCommand("launch_experiment", ("plan_file",), "/abtest PLAN.yaml [status=ACTIVE]: launch an A/B test from a plan file (PAUSED by default)"),
+    "experiments": BotCommand("list_experiments", ("status",), "/experiments [running|completed|stopped]: the A/B tests and their winners"),
+    "experiment": BotCommand("experiment_status", ("experiment_id",), "/experiment ID: how an A/B test is going and what happens next"),
     "spend": BotCommand("spend_report", ("date_preset",),
                         "/spend [yesterday|last_7d|…] [since=… until=…] [fee_pct=…]: spend per account and campaign, with fee"),
 }

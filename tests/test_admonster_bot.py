@@ -33,6 +33,9 @@ def test_parse_slash_into_a_frozen_command():
     ("/bulk_update_campaigns campaign_ids=[\"1\",\"2\"] status=PAUSED", "bulk_update_campaigns",
      {"campaign_ids": ["1", "2"], "status": "PAUSED"}),
     ("/undo 4", "undo", {"audit_id": "4"}),
+    ("/abtest plan.yaml status=ACTIVE", "launch_experiment", {"plan_file": "plan.yaml", "status": "ACTIVE"}),
+    ("/experiments running", "list_experiments", {"status": "running"}),
+    ("/experiment 3", "experiment_status", {"experiment_id": "3"}),
 ])
 def test_slash_commands_map_onto_ops(line, op, args):
     assert slash_to_call(parse_slash(line), REGISTRY) == (op, args)

@@ -134,9 +134,15 @@ async def test_a_plan_file_in_yaml_launches_like_arguments(fb, tmp_path):
 
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan(tmp_path, "From file")), encoding="utf-8")
-    launched = await launch(fb, {"plan_file": str(path)})
+    from admonster_bot import parse_slash, slash_to_call
+
+    op, args = slash_to_call(parse_slash(f"/abtest {path}"), fb.registry)
+    launched = await launch(fb, {**args})
+    assert op == "launch_experiment" and launched["split_test"]
     again = await fb.call("launch_experiment", plan(tmp_path, "From file"))
     assert again.data["already_launched"] and again.data["experiment_id"] == launched["experiment_id"]
+    listed = await fb.call(*slash_to_call(parse_slash("/experiments running"), fb.registry))
+    assert [e["name"] for e in listed.data["experiments"]] == ["From file"]
 
 
 # -- the hourly check ------------------------------------------------------------------------------------------
@@ -296,3 +302,23 @@ async def test_an_audience_test_without_a_split_test_says_audiences_may_overlap(
     specs = [(await graph.get(cid, {"fields": "object_story_spec"}))["object_story_spec"] for cid in creative_ids]
     links = {spec["link_data"]["link"] for spec in specs}
     assert links == {"https://example.com/a"}  # the shared creative, the same in both
+
+
+async def test_cost_per_purchase_decides_a_sales_test(fb, sandbox, graph, tmp_path):
+    """The default metric end to end: purchases counted from the pixel the launch picked, gamma-Poisson per dollar."""
+    args = plan(tmp_path, "Sales", metric="cost_per_result", campaign={"objective": "OUTCOME_SALES"}, daily_budget=10000,
+                rules={"min_results": 3}, status="ACTIVE")
+    launched = await launch(fb, args)
+    effects = {ad: {"ctr_rate": 0.015, "cvr_rate": rate} for v, rate in zip(launched["variants"], [1.5, 0.4]) for ad in v["ad_ids"]}
+    await sandbox.control("POST", "delivery", {"true_effects": effects})
+    events = []
+    for _ in range(7):
+        await advance(sandbox, DAY)
+        events += (await check(fb))["events"]
+        if any(e["action"] == "winner" for e in events):
+            break
+    assert [e for e in events if e["action"] == "winner"][0]["text"].startswith("Experiment #1 Sales: A wins"), events
+    status = await fb.call("experiment_status", {"experiment_id": launched["experiment_id"]})
+    a, b = status.data["stats"]
+    assert a["results"] > b["results"] >= 0 and a["metric"] < (b["metric"] or float("inf"))  # A's purchases cost less
+    assert "cost per purchase" in status.text and "$" in status.text
