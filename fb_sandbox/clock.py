@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = float(offset)
 
     def now(self) -> float:
         return time.time() + self.offset

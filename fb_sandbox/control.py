@@ -107,6 +107,7 @@ async def app_info(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     sb, body = _sb(request), await _body(request)
     sb.store.wipe()
+    sb.keep_clock()  # a reset keeps the clock
     sb.reset_runtime()
     if body.get("seed", True) is not False:
         seed_demo(sb)
@@ -146,9 +147,9 @@ async def clock(request: web.Request) -> web.Response:
     if request.method == "POST":  # days completed so far are simulated with the objects as they are now
         _settle_delivery(sb)
     if "advance" in body:
-        sb.clock.advance(_number(body, "advance", low=-10**10, high=10**10))
+        sb.move_clock(advance=_number(body, "advance", low=-10**10, high=10**10))
     if "set" in body:
-        sb.clock.set(_number(body, "set", high=10**11))
+        sb.move_clock(to=_number(body, "set", high=10**11))
     return web.json_response(sb.clock.snapshot())
 
 

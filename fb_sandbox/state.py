@@ -60,10 +60,13 @@ class Stats:
         return {"requests": self.requests, "by_route": dict(self.by_route)}
 
 
+CLOCK_OFFSET_KEY = "clock:offset"
+
+
 class Sandbox:
     def __init__(self, db_path: str = ":memory:") -> None:
         self.store = Store(db_path)
-        self.clock = Clock()
+        self.clock = Clock(self.store.kv_get(CLOCK_OFFSET_KEY, 0.0) or 0.0)  # a restart continues at the simulated time
         self.config = Config()
         self.usage = Usage()
         self.faults = Faults()
@@ -71,6 +74,18 @@ class Sandbox:
 
     def now(self) -> float:
         return self.clock.now()
+
+    def move_clock(self, *, advance: float | None = None, to: float | None = None) -> None:
+        """Move the clock and keep its offset with the state, so the objects and days simulated under it never end up
+        in the future of a restarted sandbox."""
+        if advance is not None:
+            self.clock.advance(advance)
+        if to is not None:
+            self.clock.set(to)
+        self.keep_clock()
+
+    def keep_clock(self) -> None:
+        self.store.kv_set(CLOCK_OFFSET_KEY, self.clock.offset)
 
     def reset_runtime(self) -> None:
         self.usage.reset()

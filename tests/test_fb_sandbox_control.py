@@ -227,3 +227,26 @@ async def test_usage_reset_clears_scores(sandbox, demo_token):
         assert high > 10
         await sandbox.control("POST", "usage/reset")
         assert await usage_pct() < high
+
+
+async def test_the_clock_is_kept_with_the_state_file(tmp_path):
+    """A sandbox started again on the same file continues at the simulated time (and a reset keeps the clock)."""
+    from conftest import SandboxHandle
+    from fb_sandbox.server import SandboxServer
+
+    path = str(tmp_path / "sandbox.db")
+    first = SandboxServer(db_path=path, seed=True)
+    await first.start()
+    try:
+        moved = await SandboxHandle(first).control("POST", "clock", {"advance": 3 * 86400})
+    finally:
+        await first.stop()
+    again = SandboxServer(db_path=path, seed=True)
+    await again.start()
+    try:
+        handle = SandboxHandle(again)
+        assert abs((await handle.control("GET", "clock"))["epoch"] - moved["epoch"]) < 30
+        await handle.control("POST", "reset", {"seed": True})
+        assert (await handle.control("GET", "clock"))["epoch"] - time.time() > 3 * 86400 - 30
+    finally:
+        await again.stop()
