@@ -48,6 +48,7 @@ from fb_utils import (
     OpSet,
     ValidationError,
     WritePlan,
+    add_status_ops,
     check_object_id,
     describe_change,
     format_money,
@@ -2389,26 +2390,6 @@ async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpR
     return adset_plan(ctx, adset, account, sent, "Updated")
 
 
-class AdSetIdArgs(OpArgs):
-    adset_id: str = AdSetIdArg
-
-
-class PauseAdSetArgs(AdSetIdArgs):
-    """Pause an ad set: its ads stop delivering until it is resumed."""
-
-
-class ResumeAdSetArgs(AdSetIdArgs):
-    """Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy."""
-
-
-class ArchiveAdSetArgs(AdSetIdArgs):
-    """Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted."""
-
-
-class DeleteAdSetArgs(AdSetIdArgs):
-    """Delete an ad set (and with it its ads). This cannot be undone."""
-
-
 async def _status_change(ctx: OpContext, adset_id: str, status: str, verb: str) -> WritePlan | OpResult:
     adset = await _read_adset(ctx, adset_id)
     account = await _account_of(ctx, adset)
@@ -2416,24 +2397,12 @@ async def _status_change(ctx: OpContext, adset_id: str, status: str, verb: str) 
     return adset_plan(ctx, adset, account, {"status": status}, verb)
 
 
-@ops.op(OpKind.WRITE, idempotent=True)
-async def pause_adset(ctx: OpContext, args: PauseAdSetArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.adset_id, "PAUSED", "Paused")
-
-
-@ops.op(OpKind.SPEND, idempotent=True)
-async def resume_adset(ctx: OpContext, args: ResumeAdSetArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.adset_id, "ACTIVE", "Resumed")
-
-
-@ops.op(OpKind.WRITE, idempotent=True)
-async def archive_adset(ctx: OpContext, args: ArchiveAdSetArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.adset_id, "ARCHIVED", "Archived")
-
-
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
-async def delete_adset(ctx: OpContext, args: DeleteAdSetArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.adset_id, "DELETED", "Deleted")
+add_status_ops(ops, "adset", "adset_id", AdSetIdArg, {
+    "pause": "Pause an ad set: its ads stop delivering until it is resumed.",
+    "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
+    "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
+    "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
+}, _status_change)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from fb_utils import (
     ValidationError,
     WritePlan,
     EditedObject,
+    add_status_ops,
     change_dicts,
     check_object_id,
     describe_change,
@@ -341,26 +342,6 @@ async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan
     return update_plan(ctx, edited_campaign(campaign, account), updates, "Updated")
 
 
-class CampaignIdArgs(OpArgs):
-    campaign_id: str = CampaignIdArg
-
-
-class PauseCampaignArgs(CampaignIdArgs):
-    """Pause a campaign: delivery stops until it is resumed."""
-
-
-class ResumeCampaignArgs(CampaignIdArgs):
-    """Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy."""
-
-
-class ArchiveCampaignArgs(CampaignIdArgs):
-    """Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted."""
-
-
-class DeleteCampaignArgs(CampaignIdArgs):
-    """Delete a campaign (and with it its ad sets and ads). This cannot be undone."""
-
-
 async def _status_change(ctx: OpContext, campaign_id: str, status: str, verb: str) -> WritePlan | OpResult:
     campaign = await _read_campaign(ctx, campaign_id)
     account = await _account_of(ctx, campaign)
@@ -368,24 +349,12 @@ async def _status_change(ctx: OpContext, campaign_id: str, status: str, verb: st
     return update_plan(ctx, edited_campaign(campaign, account), {"status": status}, verb)
 
 
-@ops.op(OpKind.WRITE, idempotent=True)
-async def pause_campaign(ctx: OpContext, args: PauseCampaignArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.campaign_id, "PAUSED", "Paused")
-
-
-@ops.op(OpKind.SPEND, idempotent=True)
-async def resume_campaign(ctx: OpContext, args: ResumeCampaignArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.campaign_id, "ACTIVE", "Resumed")
-
-
-@ops.op(OpKind.WRITE, idempotent=True)
-async def archive_campaign(ctx: OpContext, args: ArchiveCampaignArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.campaign_id, "ARCHIVED", "Archived")
-
-
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
-async def delete_campaign(ctx: OpContext, args: DeleteCampaignArgs) -> WritePlan | OpResult:
-    return await _status_change(ctx, args.campaign_id, "DELETED", "Deleted")
+add_status_ops(ops, "campaign", "campaign_id", CampaignIdArg, {
+    "pause": "Pause a campaign: delivery stops until it is resumed.",
+    "resume": "Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy.",
+    "archive": "Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted.",
+    "delete": "Delete a campaign (and with it its ad sets and ads). This cannot be undone.",
+}, _status_change)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from fb_utils import (
     RateLimitError,
     ValidationError,
     WritePlan,
+    add_status_ops,
     backoff_delay,
     check_object_id,
     fetch_public_url,
@@ -1639,50 +1640,18 @@ async def update_ad(ctx: OpContext, args: UpdateAdArgs) -> WritePlan | OpResult:
     return update_plan(ctx, _edited_ad(ad, await _currency(ctx, ad)), updates, "Updated", extra=extra)
 
 
-class AdIdArgs(OpArgs):
-    ad_id: str = AdIdArg
-
-
-class PauseAdArgs(AdIdArgs):
-    """Pause an ad: it stops delivering until it is resumed."""
-
-
-class ResumeAdArgs(AdIdArgs):
-    """Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy."""
-
-
-class ArchiveAdArgs(AdIdArgs):
-    """Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted."""
-
-
-class DeleteAdArgs(AdIdArgs):
-    """Delete an ad. This cannot be undone."""
-
-
 async def _ad_status_change(ctx: OpContext, ad_id: str, status: str, verb: str) -> WritePlan | OpResult:
     ad = await _read_ad(ctx, ad_id)
     _check_ad_editable(ad, {"status": status})
     return update_plan(ctx, _edited_ad(ad, await _currency(ctx, ad)), {"status": status}, verb)
 
 
-@ops.op(OpKind.WRITE, idempotent=True)
-async def pause_ad(ctx: OpContext, args: PauseAdArgs) -> WritePlan | OpResult:
-    return await _ad_status_change(ctx, args.ad_id, "PAUSED", "Paused")
-
-
-@ops.op(OpKind.SPEND, idempotent=True)
-async def resume_ad(ctx: OpContext, args: ResumeAdArgs) -> WritePlan | OpResult:
-    return await _ad_status_change(ctx, args.ad_id, "ACTIVE", "Resumed")
-
-
-@ops.op(OpKind.WRITE, idempotent=True)
-async def archive_ad(ctx: OpContext, args: ArchiveAdArgs) -> WritePlan | OpResult:
-    return await _ad_status_change(ctx, args.ad_id, "ARCHIVED", "Archived")
-
-
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
-async def delete_ad(ctx: OpContext, args: DeleteAdArgs) -> WritePlan | OpResult:
-    return await _ad_status_change(ctx, args.ad_id, "DELETED", "Deleted")
+add_status_ops(ops, "ad", "ad_id", AdIdArg, {
+    "pause": "Pause an ad: it stops delivering until it is resumed.",
+    "resume": "Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy.",
+    "archive": "Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted.",
+    "delete": "Delete an ad. This cannot be undone.",
+}, _ad_status_change)
 
 
 class DuplicateAdArgs(OpArgs):

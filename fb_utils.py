@@ -2567,6 +2567,29 @@ class OpSet:
         return iter(self.specs.values())
 
 
+# action, new status, past-tense verb, kind, destructive
+STATUS_OPS = (("pause", "PAUSED", "Paused", OpKind.WRITE, False), ("resume", "ACTIVE", "Resumed", OpKind.SPEND, False),
+              ("archive", "ARCHIVED", "Archived", OpKind.WRITE, False), ("delete", "DELETED", "Deleted", OpKind.WRITE, True))
+StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpResult"]]
+
+
+def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange) -> None:
+    """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
+    change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description."""
+    from pydantic import create_model
+
+    for action, status, verb, kind, destructive in STATUS_OPS:
+        model = create_model(f"{action.title()}{noun.title().replace('_', '')}Args", __base__=OpArgs, __doc__=docs[action],
+                             **{id_field: (str, id_arg)})
+
+        async def handler(ctx: OpContext, args: BaseModel, _status: str = status, _verb: str = verb) -> "WritePlan | OpResult":
+            return await change(ctx, getattr(args, id_field), _status, _verb)
+
+        handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
+        handler.__annotations__ = {**handler.__annotations__, "args": model}
+        ops.op(kind, destructive=destructive, idempotent=True)(handler)
+
+
 def _args_model_of(handler: OpHandler) -> type[BaseModel]:
     hints = inspect.get_annotations(handler, eval_str=True)
     params = list(inspect.signature(handler).parameters)
