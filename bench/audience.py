@@ -13,7 +13,7 @@ in a fresh subprocess (clean peak RSS):
   is_raw=True) over the same rows read with csv.reader in 10,000-row chunks (as an SDK user sending sessions would;
   nothing is sent).
 
-Each side runs twice, interleaved (SDK, ours, SDK, ours), and the best run of each is kept: single runs on a small
+Each side runs three times, interleaved (SDK, ours, SDK, ours…), and the best run of each is kept: single runs on a small
 shared VM move by a fifth either way. Wall time, rows per second and peak RSS (VmHWM) of each are printed side by side,
 with the ratio of speeds.
 Targets: ours end to end at least as fast as the SDK's hashing alone, ours peak RSS under 300 MB.
@@ -150,7 +150,7 @@ def run_child(kind: str, path: Path, url: str | None = None) -> dict:
 # -- the parent: the file, the sandbox, the side-by-side ----------------------------------------------------------
 
 
-async def bench_audience(rows: int = 1_000_000, rounds: int = 2) -> dict:
+async def bench_audience(rows: int = 1_000_000, rounds: int = 3) -> dict:
     """Each side ``rounds`` times, interleaved (SDK, ours, SDK, ours…), the best run of each kept: this VM's noise
     moves single runs by a fifth either way."""
     from run import external_sandbox
@@ -191,7 +191,7 @@ def report_line(result: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", choices=("ours", "sdk"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)

@@ -432,28 +432,33 @@ def _row_problem(schema: list[str], row: Any) -> tuple[str, Any] | tuple[None, l
     return None, values
 
 
+def _clean_batch(schema: list[str], rows: list) -> list[str] | None:
+    """The rows joined with "|", when every row is a list of lowercase hashes or blanks (what clients send) and none
+    is empty: checked for the whole batch in one pass. None when any row needs the careful path."""
+    if any(key in PLAIN_KEYS for key in schema) or any(type(row) is not list for row in rows):
+        return None
+    try:
+        texts = list(map("|".join, rows))
+    except TypeError:  # a value that is not a string
+        return None
+    line = r"\|".join([_HEX_CELL] * len(schema))
+    if "|" * (len(schema) - 1) in texts or not re.fullmatch(f"(?:{line}\n)*", "\n".join(texts) + "\n"):
+        return None
+    return texts
+
+
 def _rows(schema: list[str], rows: list) -> tuple[list[int], int, dict]:
     """The identities of the valid rows, the number of invalid rows, and samples of the invalid ones per key.
 
-    Rows of lowercase hashes (what a client sends) are checked at once, as one string per row; any other row takes
-    the careful path, value by value."""
+    A batch of lowercase hashes (what a client sends) is checked at once; any other batch row by row, value by value."""
+    texts = _clean_batch(schema, rows)
+    if texts is not None:
+        header, blake2b = ("|".join(schema) + "\n").encode(), hashlib.blake2b
+        return [int.from_bytes(blake2b(header + text.encode(), digest_size=8).digest(), "big") >> 1 for text in texts], 0, {}
     valid: list[int] = []
     invalid = 0
     samples: dict[str, list] = {}
-    plain = any(key in PLAIN_KEYS for key in schema)
-    whole_row = None if plain else re.compile(r"\|".join([_HEX_CELL] * len(schema)))
-    header = ("|".join(schema) + "\n").encode()
-    empty = "|" * (len(schema) - 1)
-    blake2b = hashlib.blake2b
     for row in rows:
-        if whole_row is not None and type(row) is list and len(row) == len(schema):
-            try:
-                joined = "|".join(row)
-            except TypeError:
-                joined = None
-            if joined is not None and joined != empty and whole_row.fullmatch(joined):
-                valid.append(int.from_bytes(blake2b(header + joined.encode(), digest_size=8).digest(), "big") >> 1)
-                continue
         problem, found = _row_problem(schema, row)
         if problem is None:
             valid.append(_person(schema, found))
