@@ -597,7 +597,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
             raise
     budgets = [v.daily_budget or args.daily_budget for v in args.variants]
     how = ("in a Facebook split test (one cell per variant: audiences do not overlap)" if split else
-           "as equal-budget variants (no split test: " + ("the account belongs to no business" if business_id is None and args.split_test != "no"
+           f"as {'separate' if args.variable == 'budget' else 'equal-budget'} variants (no split test: " + ("the account belongs to no business" if business_id is None and args.split_test != "no"
                                                          else "more than 5 variants" if business_id else "split_test=no")
            + "; their audiences may overlap, so the comparison is less clean)")
     summary = (f"experiment {args.name}: {len(args.variants)} variants of the {args.variable.replace('_', ' ')} "
