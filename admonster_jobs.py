@@ -362,13 +362,13 @@ async def alerts_job(ctx: JobContext) -> JobResult:
 
     async def work(workspace: Workspace, facebook: Any) -> str:
         result = await facebook.call("evaluate_alerts", {}, interface="job")
-        if not result.ok:
-            raise RuntimeError(_first_line(result.text))
         fired = (result.data or {}).get("fired", [])
-        for event in fired:
+        for event in fired:  # a failed action is announced too, before the job fails
             await ctx.notifier.notify(workspace.id, event["subject"], event["text"],
                                       dedupe_key=f"alert:{event['rule_id']}:{event['fired_at']}",
                                       level="error" if event.get("outcome") == "failed" else "warning")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
         return f"{(result.data or {}).get('checked', 0)} rule(s) checked, {len(fired)} fired"
 
     return await _each_workspace(ctx, "alerts", work)
@@ -379,13 +379,13 @@ async def experiments_job(ctx: JobContext) -> JobResult:
 
     async def work(workspace: Workspace, facebook: Any) -> str:
         result = await facebook.call("evaluate_experiments", {}, interface="job")
-        if not result.ok:
-            raise RuntimeError(_first_line(result.text))
-        for event in (result.data or {}).get("events", []):
+        for event in (result.data or {}).get("events", []):  # a failed action is announced too, before the job fails
             await ctx.notifier.notify(
                 workspace.id, event["subject"], event["text"],
                 dedupe_key=f"experiment:{event['experiment_id']}:{event['action']}:{event['at']}",
                 level=event.get("level") or "info")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
         return _first_line(result.text)
 
     return await _each_workspace(ctx, "experiments", work)

@@ -322,3 +322,25 @@ async def test_cost_per_purchase_decides_a_sales_test(fb, sandbox, graph, tmp_pa
     a, b = status.data["stats"]
     assert a["results"] > b["results"] >= 0 and a["metric"] < (b["metric"] or float("inf"))  # A's purchases cost less
     assert "cost per purchase" in status.text and "$" in status.text
+
+
+async def test_a_failed_action_is_announced_and_the_job_says_it_failed(runtime, tmp_path):
+    from admonster_jobs import JobContext, run_job
+    from admonster_runtime import _sandbox_call
+
+    ctx = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
+                     time_source=runtime.time_source, tz=UTC)
+    workspace = await runtime.workspace("default")
+    facebook = await runtime.facebook_for(workspace)
+    launched = await launch(facebook, plan(tmp_path, "Refused", status="ACTIVE"))
+    effects = {ad: {"ctr_rate": rate} for v, rate in zip(launched["variants"], [0.004, 0.02]) for ad in v["ad_ids"]}
+    await _sandbox_call(runtime.sandbox_url, "POST", "delivery", {"true_effects": effects})
+    await _sandbox_call(runtime.sandbox_url, "POST", "clock", {"advance": 4 * DAY})
+    loser = launched["variants"][0]["campaign_id"]
+    await _sandbox_call(runtime.sandbox_url, "POST", "faults", {"kind": "error", "method": "POST", "path": f"^{loser}$",
+                                                               "count": 5, "message": "(#100) The campaign is locked"})
+    result = await run_job("experiments", ctx)
+    assert not result.ok, result.summary
+    notices = {n.subject: n for n in await runtime.store.list_notifications(workspace.id, channel="inbox")}
+    assert "Experiment Refused: failed" in notices and "locked" in notices["Experiment Refused: failed"].text
+    assert "Experiment Refused: winner" in notices
