@@ -1194,8 +1194,9 @@ class StoreJournal:
         return self._record(await self._store.get_launch(self._workspace_id, launch_id))
 
 
-class StoreRecords:
-    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses in the store."""
+class _WorkspaceRecords:
+    """One workspace's rows in the store, as op capabilities see them: the session's clock, and the store's refusals
+    (InvalidArgument, "… Fix: …") turned into the op's ValidationError."""
 
     def __init__(self, facebook: "Facebook") -> None:
         self._facebook = facebook
@@ -1204,6 +1205,19 @@ class StoreRecords:
 
     async def now(self) -> datetime:
         return await self._facebook.now()
+
+    async def _refusals(self, work: Awaitable[Any], fix: str, blame_field: str | None = None) -> Any:
+        from admonster_store import InvalidArgument
+
+        try:
+            return await work
+        except InvalidArgument as exc:
+            message, _, said = str(exc).partition(" Fix: ")
+            raise ValidationError(message, fix=said or fix, blame_field=blame_field) from None
+
+
+class StoreRecords(_WorkspaceRecords):
+    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses in the store."""
 
     async def setting(self, key: str, default: Any = None) -> Any:
         return await self._store.get_setting(self._ws, key, default)
@@ -1217,14 +1231,8 @@ class StoreRecords:
             enabled=row.enabled, last_fired_at=row.last_fired_at)
 
     async def add_alert(self, rule: AlertRuleRecord) -> AlertRuleRecord:
-        from admonster_store import InvalidArgument  # the store's refusal becomes the op's validation error
-
         fields = {k: v for k, v in vars(rule).items() if k not in ("id", "last_fired_at")}
-        try:
-            return self._rule(await self._store.add_alert_rule(self._ws, **fields))
-        except InvalidArgument as exc:
-            message, _, fix = str(exc).partition(" Fix: ")
-            raise ValidationError(message, fix=fix or "Correct the rule", blame_field="name") from None
+        return self._rule(await self._refusals(self._store.add_alert_rule(self._ws, **fields), "Correct the rule", blame_field="name"))
 
     async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]:
         return [self._rule(r) for r in await self._store.list_alert_rules(self._ws, enabled_only=enabled_only)]
@@ -1267,16 +1275,8 @@ class StoreRecords:
         await self._store.mark_billing_resumed(self._ws, pause_id)
 
 
-class StoreExperiments:
+class StoreExperiments(_WorkspaceRecords):
     """``ctx.experiments``: the workspace's A/B tests and their events in the store (experiments, experiment_events)."""
-
-    def __init__(self, facebook: "Facebook") -> None:
-        self._facebook = facebook
-        self._store = facebook.store
-        self._ws = facebook.workspace.id
-
-    async def now(self) -> datetime:
-        return await self._facebook.now()
 
     @staticmethod
     def _record(row: Any) -> ExperimentRecord | None:
@@ -1291,15 +1291,6 @@ class StoreExperiments:
     @staticmethod
     def _event(row: Any) -> ExperimentEvent:
         return ExperimentEvent(id=row.id, experiment_id=row.experiment_id, at=row.at, action=row.action, detail=row.detail)
-
-    async def _refusals(self, work: Awaitable[Any], fix: str, blame_field: str | None = None) -> Any:
-        from admonster_store import InvalidArgument  # the store's refusal becomes the op's validation error
-
-        try:
-            return await work
-        except InvalidArgument as exc:
-            message, _, said = str(exc).partition(" Fix: ")
-            raise ValidationError(message, fix=said or fix, blame_field=blame_field) from None
 
     async def find_experiment(self, key: str) -> ExperimentRecord | None:
         return self._record(await self._store.find_experiment(self._ws, key))

@@ -3,23 +3,17 @@ true effect per variant found by the hourly check, no winner without one, the st
 cooled down, every action audited, status, report (with its chart), list and stop; and the `experiments` job."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
 from fi_facebook import Facebook
 from test_fb_ads_launch import image_file
+from testkit import job_context, sandbox_clock
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 HOUR, DAY = 3600, 86400
 US = {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 54}
-
-
-def sandbox_clock(sandbox):
-    async def now() -> datetime:
-        return datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], UTC)
-
-    return now
 
 
 @pytest.fixture
@@ -269,11 +263,10 @@ async def runtime(tmp_path):
 
 
 async def test_the_experiments_job_decides_and_announces_through_the_outbox(runtime, tmp_path):
-    from admonster_jobs import JobContext, run_job
+    from admonster_jobs import run_job
     from admonster_runtime import _sandbox_call
 
-    ctx = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                     time_source=runtime.time_source, tz=UTC)
+    ctx = job_context(runtime)
     workspace = await runtime.workspace("default")
     facebook = await runtime.facebook_for(workspace)
     launched = await launch(facebook, plan(tmp_path, "Job test", status="ACTIVE"))
@@ -325,11 +318,10 @@ async def test_cost_per_purchase_decides_a_sales_test(fb, sandbox, graph, tmp_pa
 
 
 async def test_a_failed_action_is_announced_and_the_job_says_it_failed(runtime, tmp_path):
-    from admonster_jobs import JobContext, run_job
+    from admonster_jobs import run_job
     from admonster_runtime import _sandbox_call
 
-    ctx = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                     time_source=runtime.time_source, tz=UTC)
+    ctx = job_context(runtime)
     workspace = await runtime.workspace("default")
     facebook = await runtime.facebook_for(workspace)
     launched = await launch(facebook, plan(tmp_path, "Refused", status="ACTIVE"))

@@ -8,16 +8,10 @@ import pytest
 
 from fb_insights import parse_row, totals
 from fi_facebook import Facebook
+from testkit import job_context, sandbox_clock
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 DAY = 86400
-
-
-def sandbox_clock(sandbox):
-    async def now() -> datetime:
-        return datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], UTC)
-
-    return now
 
 
 @pytest.fixture
@@ -303,13 +297,6 @@ async def runtime(tmp_path):
     settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db")
     async with open_runtime(settings) as opened:
         yield opened
-
-
-def job_context(runtime):
-    from admonster_jobs import JobContext
-
-    return JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                      time_source=runtime.time_source, tz=UTC)
 
 
 async def control(runtime, method: str, path: str, json: dict | None = None) -> dict:

@@ -49,3 +49,19 @@ async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIter
         finally:
             stop.set()
             await task
+
+
+def sandbox_clock(sandbox: Any):
+    """The sandbox's clock as a Facebook session's ``clock`` (ops' "now" follows the simulated time)."""
+    async def now() -> datetime:
+        return datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], UTC)
+
+    return now
+
+
+def job_context(runtime: Any) -> Any:
+    """A JobContext over an opened runtime (sandbox mode): its store, notifier and time source."""
+    from admonster_jobs import JobContext
+
+    return JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
+                      time_source=runtime.time_source, tz=UTC)
