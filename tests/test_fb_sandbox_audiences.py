@@ -332,10 +332,10 @@ async def test_reset_forgets_audience_members_and_received_events(graph, sandbox
     pixel = await pixel_of(graph)
     assert (await graph.post(f"{pixel}/events", {"data": json.dumps([event()])})).status == 200
     db = sandbox.server.sandbox.store.db
-    assert db.execute("SELECT COUNT(*) FROM audience_batches").fetchone()[0] > 0
+    assert db.execute("SELECT COUNT(*) FROM audience_people").fetchone()[0] > 0
     assert db.execute("SELECT COUNT(*) FROM capi_events").fetchone()[0] > 0
     await sandbox.control("POST", "reset", {"seed": True})
-    assert db.execute("SELECT COUNT(*) FROM audience_batches").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM audience_people").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM capi_events").fetchone()[0] == 0
 
 
