@@ -1,30 +1,29 @@
 """Ops: custom audiences (customer lists, website, engagement), lookalikes and saved audiences.
 
-Customer-list uploads read a CSV file (or a list of rows) one row at a time, normalize every value by Facebook's
-rules and SHA-256 it (EXTERN_ID and MADID are sent as they are; values that already are 64-hex SHA-256 pass
-through), and send them in sessions of at most 10,000 rows a request. Raw values never leave this module: not in
-logs, not in results, not in the audit log (the plan shows counts only). Invalid rows are counted and reported by
-row number, never by value, and never sent. ``normalize_and_hash`` is public: fb_audience_capi uses it too.
+Customer-list uploads read a CSV file (or a list of rows) a block at a time, normalize every value by Facebook's
+rules and SHA-256 it (fb_hashing: EXTERN_ID and MADID are sent as they are; values that already are 64-hex SHA-256
+pass through), and send them in sessions of at most 10,000 rows a request. A large quote-free CSV file is hashed by
+worker processes, one per core, each on its own part of the file, while this process only sends. Raw values never
+leave the hashing: not in logs, not in results, not in the audit log (the plan shows counts only). Invalid rows are
+counted and reported by row number, never by value, and never sent.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import csv
-import hashlib
 import itertools
 import json
 import os
 import re
 import secrets
+import sys
 import time
-import unicodedata
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field as dataclass_field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-import pycountry
 from facebook_business.adobjects.adspixelstatsresult import AdsPixelStatsResult
 from facebook_business.adobjects.customaudience import CustomAudience
 from facebook_business.adobjects.customconversion import CustomConversion
@@ -54,206 +53,37 @@ from fb_utils import (
     sdk_enum_values,
     update_plan,
 )
-
-try:  # CPython's own SHA-256: a quarter faster than OpenSSL's for the short values of customer lists (no EVP setup)
-    from _sha256 import sha256
-except ImportError:  # pragma: no cover - other Pythons (3.12 renamed it _sha2)
-    from hashlib import sha256
+import fb_hashing
+from fb_hashing import (  # the pure customer-data layer (and its worker processes); see fb_hashing's text
+    MAX_BATCH_ROWS,
+    NOT_UTF8_FIX,
+    SCHEMA_KEYS,
+    Chunk,
+    CustomerFileError,
+    MAX_REPORTED_INVALID,
+    InvalidRow,
+    Schema,
+    Span,
+    _chunk_of_rows,
+    _country,
+    _GENDERS,
+    hash_chunk,
+    hashed_batches,
+    payload_json,
+    schema_key,
+    span_chunks,
+)
 
 ops = OpSet("fb_audience")
 log = get_logger("fb_audience")
 
 # ---------------------------------------------------------------------------------------------------------------
-# Normalization and hashing (pure)
-# ---------------------------------------------------------------------------------------------------------------
-
-SCHEMA_KEYS = ("EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN",
-               "EXTERN_ID", "MADID")
-UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
-# Conversions API user_data keys → the same rules ("DOB" is the full date, YYYYMMDD).
-CAPI_KEYS = {"em": "EMAIL", "ph": "PHONE", "fn": "FN", "ln": "LN", "ct": "CT", "st": "ST", "zp": "ZIP",
-             "country": "COUNTRY", "ge": "GEN", "db": "DOB", "external_id": "EXTERN_ID"}
-
-_ALIASES = {
-    "EMAIL": ("email", "e-mail", "email_address", "e-mail address", "mail", "emailaddress", "em"),
-    "PHONE": ("phone", "phone_number", "phone number", "telephone", "tel", "mobile", "mobile_phone", "cell", "ph"),
-    "FN": ("fn", "first_name", "first name", "firstname", "given_name", "forename"),
-    "LN": ("ln", "last_name", "last name", "lastname", "surname", "family_name"),
-    "CT": ("ct", "city", "town"),
-    "ST": ("st", "state", "region", "province"),
-    "ZIP": ("zip", "zipcode", "zip_code", "zip code", "postal_code", "postal code", "postcode", "zp"),
-    "COUNTRY": ("country", "country_code", "country code"),
-    "DOBY": ("doby", "birth_year", "year_of_birth", "dob_year"),
-    "DOBM": ("dobm", "birth_month", "month_of_birth", "dob_month"),
-    "DOBD": ("dobd", "birth_day", "day_of_birth", "dob_day"),
-    "GEN": ("gen", "gender", "sex", "ge"),
-    "EXTERN_ID": ("extern_id", "external_id", "externalid", "customer_id", "user_id"),
-    "MADID": ("madid", "mobile_advertiser_id", "advertising_id", "idfa", "aaid", "gaid", "maid"),
-}
-ALIASES: dict[str, str] = {}
-for _key, _names in _ALIASES.items():
-    for _name in _names:
-        ALIASES[re.sub(r"[\s_\-]", "", _name.lower())] = _key
-
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_MONTHS = {m: i for i, names in enumerate(
-    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
-     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
-     ("dec", "december")], start=1) for m in names}
-_GENDERS = {"m": "m", "male": "m", "man": "m", "boy": "m", "mr": "m", "masculine": "m",
-            "f": "f", "female": "f", "woman": "f", "girl": "f", "ms": "f", "mrs": "f", "feminine": "f"}
-_COUNTRY_ALIASES = {"uk": "gb", "england": "gb", "scotland": "gb", "wales": "gb", "usa": "us", "america": "us"}
-
-
-def schema_key(name: str) -> str | None:
-    """The schema key a column header (or CAPI key) means: 'E-mail' → EMAIL, 'first_name' → FN; None if unknown."""
-    text = str(name).strip()
-    if text.upper() in SCHEMA_KEYS or text.upper() == "DOB":
-        return text.upper()
-    return ALIASES.get(re.sub(r"[\s_\-]", "", text.lower()))
-
-
-def _letters(value: str) -> str:
-    """Unicode letters only, lowercased (NFC, so a decomposed é equals a composed one)."""
-    return "".join(ch for ch in unicodedata.normalize("NFC", value).lower() if ch.isalpha())
-
-
-def _country(value: str) -> str | None:
-    text = value.strip()
-    letters = re.sub(r"[^a-z]", "", text.lower())
-    if letters in _COUNTRY_ALIASES:
-        return _COUNTRY_ALIASES[letters]
-    if len(letters) == 2 and Normalize.is_valid_country_code(letters):
-        return letters
-    try:
-        return pycountry.countries.lookup(text).alpha_2.lower()
-    except LookupError:
-        return None
-
-
-_PHONE_JUNK_RE = re.compile(r"[^\d\s+().\-/]")
-_NON_DIGIT_RE = re.compile(r"\D")
-_INTL_PREFIX_RE = re.compile(r"^\+?0{0,2}")  # as Normalize.get_international_number
-_INTL_NUMBER_RE = re.compile(r"^\d{1,4}\(?\d{2,3}\)?\d{4,}$")  # as Normalize.get_international_number
-
-
-def _international_number(digits: str) -> str | None:
-    """Normalize.get_international_number with its patterns compiled once (it compiles one per call)."""
-    digits = _INTL_PREFIX_RE.sub("", digits)
-    if digits.startswith("0"):
-        return None
-    matched = _INTL_NUMBER_RE.match(digits)
-    return matched.group() if matched else None
-
-
-def _phone(value: str) -> str | None:
-    text = value.strip()
-    if _PHONE_JUNK_RE.search(text) or "+" in text[1:]:
-        return None  # letters (an extension, a note) or a + in the middle: not one phone number
-    digits = _NON_DIGIT_RE.sub("", text)
-    if text.startswith("+"):
-        digits = digits.lstrip("0")  # "+0044…" means what "+44…" does
-    elif digits.startswith("00"):
-        digits = digits[2:]  # international call prefix
-    elif digits.startswith("0"):
-        return None  # a national number: no country code to send
-    number = _international_number(digits)
-    return number if number and 7 <= len(number) <= 15 else None
-
-
-def _int_in(value: str, low: int, high: int, width: int) -> str | None:
-    text = value.strip()
-    if not text.isdigit() or len(text) > width:
-        return None
-    number = int(text)
-    return f"{number:0{width}d}" if low <= number <= high else None
-
-
-def _dob(value: str) -> str | None:
-    digits = re.sub(r"\D", "", value)
-    if len(digits) != 8:
-        return None
-    try:
-        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError:
-        return None
-    return digits if 1900 <= int(digits[:4]) <= date.today().year else None
-
-
-def normalize_value(key: str, value: str) -> str | None:
-    """``value`` normalized by Facebook's rules for ``key`` (not hashed); None when it is not a valid value."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
-    if k == "EMAIL":
-        email = text.lower()
-        return email if _EMAIL_RE.match(email) else None
-    if k == "PHONE":
-        return _phone(text)
-    if k in ("FN", "LN", "CT"):
-        return _letters(text) or None
-    if k == "ST":
-        return _letters(text) or None
-    if k == "ZIP":
-        zip_code = Normalize.normalize_field_skip_hashing("zp", text)  # lowercased, no spaces, before the first "-"
-        return zip_code if zip_code and zip_code.isalnum() else None
-    if k == "COUNTRY":
-        return _country(text)
-    if k == "DOBY":
-        return _int_in(text, 1900, date.today().year, 4) if len(text) == 4 else None
-    if k == "DOBM":
-        month = text.lower().rstrip(".")
-        return f"{_MONTHS[month]:02d}" if month in _MONTHS else _int_in(text, 1, 12, 2)
-    if k == "DOBD":
-        return _int_in(text, 1, 31, 2)
-    if k == "DOB":
-        return _dob(text)
-    if k == "GEN":
-        return _GENDERS.get(_letters(text))
-    if k == "EXTERN_ID":
-        return text
-    if k == "MADID":
-        madid = text.lower()
-        return madid if _UUID_RE.match(madid) else None
-    raise ValueError(f"unknown customer data key {key!r}")
-
-
-def normalize_and_hash(key: str, value: str) -> str | None:
-    """What Facebook is sent for one value: normalized then SHA-256 (hex); EXTERN_ID / MADID (and CAPI external_id)
-    normalized only; an already-hashed 64-hex value passes through. None when the value is not valid for the key."""
-    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
-    if k in UNHASHED_KEYS:
-        return normalize_value(k, value)
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if _SHA256_RE.match(text):
-        return text
-    normalized = normalize_value(k, value)
-    return hashlib.sha256(normalized.encode("utf-8")).hexdigest() if normalized is not None else None
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Reading customer files row by row (pure)
 # ---------------------------------------------------------------------------------------------------------------
 
-MAX_BATCH_ROWS = 10_000
 MAX_CHUNK_ATTEMPTS = 3
 BATCHES_IN_FLIGHT = 2  # a second batch travels while Facebook stores the first
 BATCHES_AHEAD = 2      # hashed batches waiting to be sent (bounds memory: about 1.5 MB each)
-MAX_REPORTED_INVALID = 100
-
-
-@dataclass
-class Schema:
-    keys: list[str]             # schema keys in sending order
-    columns: list[int]          # the source column of each key
-    ignored: list[str]          # header cells we do not know (names only: headers are not customer data)
 
 
 def detect_schema(header: list[Any]) -> Schema:
@@ -281,127 +111,12 @@ def detect_schema(header: list[Any]) -> Schema:
 
 
 @dataclass
-class InvalidRow:
-    row: int
-    fields: list[str]
-
-
-@dataclass
 class Prepared:
     """One row ready to send (hashed values) or the reason it is not (field names only)."""
 
     row: int
     values: list[str] | None
     bad_fields: list[str] = dataclass_field(default_factory=list)
-
-
-_PHONE_PUNCTUATION = b" +().-/"
-
-
-def _phone_digits(text: str) -> bytes | None:
-    """_phone(text), encoded, for a stripped, non-blank value: ASCII digits with common punctuation are decided here
-    (bytes operations, several times faster), anything else by _phone itself, so both always agree."""
-    digits = text.encode().translate(None, _PHONE_PUNCTUATION)
-    if not digits.isdigit():
-        number = _phone(text)
-        return None if number is None else number.encode()
-    if text.find("+", 1) != -1:
-        return None  # a + in the middle: not one phone number
-    if text[0] == "+":
-        digits = digits.lstrip(b"0")  # "+0044…" means what "+44…" does
-    elif digits.startswith(b"00"):
-        digits = digits[2:]  # international call prefix
-    elif digits[:1] == b"0":
-        return None  # a national number: no country code to send
-    number = digits.lstrip(b"0")
-    if len(digits) - len(number) > 2:  # as _international_number: at most two more leading zeros are dropped
-        return None
-    return number if 7 <= len(number) <= 15 else None
-
-
-def _hash_email_column(values: list[str]) -> list[str | None]:
-    """normalize_and_hash("EMAIL", ·) of each value: "" for a blank one, None for an invalid one. Whole-column steps
-    (every value hashed, then the few blank, hashed or invalid ones put right) cost far less per value in Python."""
-    texts = [value.strip().lower() for value in values]
-    out: list[str | None] = [sha256(text).hexdigest() for text in map(str.encode, texts)]
-    for index in _positions(list(map(bool, map(_EMAIL_RE.match, texts))), False):
-        text = texts[index]
-        out[index] = "" if not text else text if len(text) == 64 and _SHA256_RE.match(text) else None
-    return out
-
-
-def _hash_phone_column(values: list[str]) -> list[str | None]:
-    """normalize_and_hash("PHONE", ·) of each value: "" for a blank one, None for an invalid one."""
-    texts = [value.strip() for value in values]
-    numbers = [_phone_digits(text) if text else "" for text in texts]
-    out: list[str | None] = [sha256(number).hexdigest() if number else number for number in numbers]
-    for index in _positions(numbers, None):
-        text = texts[index].lower()
-        if len(text) == 64 and _SHA256_RE.match(text):
-            out[index] = text  # already hashed
-    return out
-
-
-def _hash_any_column(key: str) -> Any:
-    def hash_column(values: list[str]) -> list[str | None]:
-        return [normalize_and_hash(key, value) if value.strip() else "" for value in values]
-    return hash_column
-
-
-_COLUMN_HASHERS = {"EMAIL": _hash_email_column, "PHONE": _hash_phone_column}
-
-
-def _column(rows: list[list[Any]], index: int) -> list[str]:
-    """One column of ``rows`` as strings ("" where a row is short or the cell is None)."""
-    return ["" if index >= len(cells) or cells[index] is None else cells[index] if type(cells[index]) is str
-            else str(cells[index]) for cells in rows]
-
-
-def _positions(items: list[Any], value: Any) -> Iterator[int]:
-    """The indexes at which ``value`` sits in ``items`` (list.index scans in C: invalid rows are few)."""
-    index = -1
-    with contextlib.suppress(ValueError):
-        while True:
-            index = items.index(value, index + 1)
-            yield index
-
-
-@dataclass
-class Chunk:
-    """Source rows, a chunk at a time: their numbers and the cells of each schema column (strings)."""
-
-    numbers: list[int]
-    columns: list[list[str]]
-
-
-def _chunk_of_rows(schema: Schema, numbers: list[int], rows: list[list[Any]]) -> Chunk:
-    return Chunk(numbers, [_column(rows, index) for index in schema.columns])
-
-
-def hash_chunk(schema: Schema, chunk: Chunk) -> tuple[list[list[str]], list[InvalidRow]]:
-    """The chunk's rows normalized and hashed, column by column (several times faster than row by row; lists of
-    strings also keep the garbage collector idle, where a tuple per row would wake it), and the invalid rows with the
-    fields that make them so (names only)."""
-    hashed = [(_COLUMN_HASHERS.get(key) or _hash_any_column(key))(column)
-              for key, column in zip(schema.keys, chunk.columns)]
-    bad: dict[int, list[str]] = {}
-    for key, column in zip(schema.keys, hashed):
-        for index in _positions(column, None):
-            bad.setdefault(index, []).append(key)
-    for index in _positions(hashed[0], ""):
-        if index not in bad and not any(column[index] for column in hashed):
-            bad[index] = ["(empty row)"]
-    skipped = sorted(bad)
-    if skipped:
-        hashed = [_without(column, skipped) for column in hashed]
-    return hashed, [InvalidRow(chunk.numbers[index], bad[index]) for index in skipped]
-
-
-def _without(items: list[str], skipped: list[int]) -> list[str]:
-    """``items`` without the (sorted) indexes ``skipped``, copied slice by slice."""
-    starts = [0, *(index + 1 for index in skipped)]
-    ends = [*skipped, len(items)]
-    return list(itertools.chain.from_iterable(items[start:end] for start, end in zip(starts, ends)))
 
 
 def hash_rows(schema: Schema, numbers: list[int], rows: list[list[Any]]) -> tuple[list[list[str]], list[InvalidRow]]:
@@ -421,8 +136,19 @@ def _open_csv(path: str) -> Any:
     return open(full, newline="", encoding="utf-8-sig")
 
 
+@contextlib.contextmanager
+def _customer_file_errors() -> Iterator[None]:
+    """A file that cannot be read as it is becomes one ValidationError with its fix (never a value from it)."""
+    try:
+        yield
+    except CustomerFileError as error:
+        raise ValidationError(str(error), fix=error.fix, blame_field="source") from None
+    except UnicodeDecodeError:
+        raise ValidationError("The file is not UTF-8 text", fix=NOT_UTF8_FIX, blame_field="source") from None
+
+
 def _csv_header(path: str) -> list[str]:
-    with _open_csv(path) as handle:
+    with _open_csv(path) as handle, _customer_file_errors():
         header = next(csv.reader(handle), None)
     if not header:
         raise ValidationError(f"{path} is empty", fix="The first row must name the columns (email, phone, …)", blame_field="source")
@@ -431,27 +157,31 @@ def _csv_header(path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class CsvShape:
-    rows: int       # data rows (csv.reader records after the header, blank lines included)
-    simple: bool    # no quote character and no lone carriage return: every line is one record, split at commas
+    rows: int               # data rows (csv.reader records after the header, blank lines included)
+    simple: bool            # no quote character and no lone carriage return: every line is one record, split at commas
+    data: Span | None = None  # a simple file's data lines: from the line after the header to the end
 
 
 _CSV_SHAPES: dict[tuple[str, int, int], CsvShape] = {}
 
 
-def _scan_csv(handle: Any) -> CsvShape:
+def _scan_csv(handle: Any, size: int) -> CsvShape:
     """Count the records of a CSV file reading bytes (fast); a file with quotes is counted by csv.reader (exact)."""
-    lines, simple, last = 0, True, b"\n"
+    lines, simple, last, data_start = 0, True, b"\n", None
     raw = handle.buffer
     while chunk := raw.read(1 << 20):
+        if data_start is None and b"\n" in chunk:
+            data_start = raw.tell() - len(chunk) + chunk.index(b"\n") + 1
         lines += chunk.count(b"\n")
         simple = simple and b'"' not in chunk and chunk.count(b"\r") == chunk.count(b"\r\n")
         last = chunk[-1:]
     lines += last != b"\n"  # a last line without a line break
     if simple:
-        return CsvShape(max(0, lines - 1), True)
+        return CsvShape(max(0, lines - 1), True, Span(size if data_start is None else data_start, size, 2))
     raw.seek(0)
     handle.seek(0)
-    return CsvShape(max(0, sum(1 for _ in csv.reader(handle)) - 1), False)
+    with _customer_file_errors():
+        return CsvShape(max(0, sum(1 for _ in csv.reader(handle)) - 1), False)
 
 
 def _csv_shape(path: str) -> CsvShape:
@@ -460,7 +190,7 @@ def _csv_shape(path: str) -> CsvShape:
         key = (os.path.abspath(os.path.expanduser(path)), stat.st_mtime_ns, stat.st_size)
         if key in _CSV_SHAPES:  # the plan and the upload of one add_users both ask: scan an unchanged file once
             return _CSV_SHAPES[key]
-        shape = _scan_csv(handle)
+        shape = _scan_csv(handle, stat.st_size)
     if len(_CSV_SHAPES) > 64:
         _CSV_SHAPES.clear()
     _CSV_SHAPES[key] = shape
@@ -496,42 +226,19 @@ def _list_rows(rows: list[Any]) -> Iterator[tuple[int, list[Any]]]:
         yield number, list(row) if isinstance(row, (list, tuple)) else []
 
 
-def _split_block(lines: list[str], width: int) -> list[list[str]] | None:
-    """The cells of a block of simple CSV lines, column by column, when every line has ``width`` cells (one split of
-    the whole block, then slices: no per-line work in Python); None for ragged or blank lines."""
-    if not lines or list(map(str.count, lines, itertools.repeat(","))).count(width - 1) != len(lines):
-        return None
-    text = "".join(lines).replace("\r\n", "\n")
-    if text.endswith("\n"):
-        text = text[:-1]
-    if "\n\n" in text or text.startswith("\n"):
-        return None
-    cells = text.replace("\n", ",").split(",")
-    return [cells[index::width] for index in range(width)] if len(cells) == width * len(lines) else None
-
-
 def _csv_chunks(schema: Schema, path: str, size: int) -> Iterator[Chunk]:
-    """The rows of a CSV file, ``size`` records at a time. A file without quotes is split at commas (what csv.reader
-    does with it, several times faster); a block whose lines all have the header's width, in one go."""
-    simple = _csv_shape(path).simple
-    with _open_csv(path) as handle:
-        records = None if simple else csv.reader(handle)
-        header = next(records, None) if records is not None else handle.readline().rstrip("\r\n").split(",")
-        width, first = len(header or []), 2
-        while True:
-            if records is None:
-                lines = list(itertools.islice(handle, size))
-                columns = _split_block(lines, width)
-                if columns is not None:
-                    yield Chunk(list(range(first, first + len(lines))), [columns[i] for i in schema.columns])
-                    first += len(lines)
-                    continue
-                rows = [line.rstrip("\r\n").split(",") for line in lines]
-                rows = [[] if row == [""] else row for row in rows] if [""] in rows else rows
-            else:
-                rows = list(itertools.islice(records, size))
-            if not rows:
-                return
+    """The rows of a CSV file, ``size`` records at a time. A file without quotes is read in blocks of lines split at
+    commas (what csv.reader does with it, several times faster); any other through csv.reader."""
+    shape, width = _csv_shape(path), len(_csv_header(path))
+    if shape.simple and shape.data is not None:
+        with open(os.path.expanduser(path), "rb") as raw, _customer_file_errors():
+            yield from span_chunks(raw, shape.data, width, schema.columns, size)
+        return
+    with _open_csv(path) as handle, _customer_file_errors():
+        records = csv.reader(handle)
+        next(records, None)
+        first = 2
+        while rows := list(itertools.islice(records, size)):
             numbers = list(range(first, first + len(rows)))
             first += len(rows)
             if [] in rows:  # blank lines are not rows
@@ -551,32 +258,54 @@ def _chunks(schema: Schema, source: str | list[Any], size: int) -> Iterator[Chun
 
 
 def marked_batches(schema: Schema, source: str | list[Any], invalid: list[InvalidRow], counts: dict[str, int],
-                   size: int = MAX_BATCH_ROWS) -> Iterator[tuple[list[list[str]], bool]]:
-    """(batch, is it the last one) for batches of ``size`` hashed rows (the last one shorter), each batch a list of
-    columns; invalid rows go to ``invalid`` (the first MAX_REPORTED_INVALID) and ``counts``. Reads ``size`` source
-    rows at a time (and one chunk ahead, to know which batch is the last), never the whole source."""
-    batch: list[list[str]] = [[] for _ in schema.keys]
-    chunks = _chunks(schema, source, size)
-    chunk = next(chunks, None)
-    while chunk is not None:
-        counts["read"] += len(chunk.numbers)
-        sent, refused = hash_chunk(schema, chunk)
-        counts["invalid"] += len(refused)
-        invalid.extend(refused[:MAX_REPORTED_INVALID - len(invalid)])
-        for column, values in zip(batch, sent):
-            column.extend(values)
-        chunk = next(chunks, None)
-        while len(batch[0]) >= size:
-            full, batch = [column[:size] for column in batch], [column[size:] for column in batch]
-            yield full, chunk is None and not batch[0]
-    if batch[0]:
-        yield batch, True
+                   size: int = MAX_BATCH_ROWS) -> Iterator[tuple[list[list[str]], bool, int]]:
+    """(batch, is it the last one, source rows read up to it) for batches of ``size`` hashed rows (the last one
+    shorter), each batch a list of columns; invalid rows go to ``invalid`` (the first MAX_REPORTED_INVALID) and
+    ``counts``. Reads ``size`` source rows at a time (and one batch ahead, to know which batch is the last), never the
+    whole source."""
+    batches = hashed_batches(schema, _chunks(schema, source, size), invalid, counts, size)
+    batch, read = next(batches, None), counts["read"]
+    while batch is not None:
+        following, read_next = next(batches, None), counts["read"]
+        yield batch, following is None, read
+        batch, read = following, read_next
 
 
 def iter_batches(schema: Schema, source: str | list[Any], invalid: list[InvalidRow], counts: dict[str, int],
                  size: int = MAX_BATCH_ROWS) -> Iterator[list[list[str]]]:
     """Batches of ``size`` hashed rows (the last one shorter), row by row; see marked_batches."""
-    return ([list(row) for row in zip(*batch)] for batch, _ in marked_batches(schema, source, invalid, counts, size))
+    return ([list(row) for row in zip(*batch)] for batch, _, _ in marked_batches(schema, source, invalid, counts, size))
+
+
+def line_spans(path: str, data: Span, parts: int) -> list[Span]:
+    """``data`` (whole lines of a file) cut into about ``parts`` spans of similar byte size, each of whole lines: one
+    forward pass counting line breaks up to each cut."""
+    targets = [data.start + (data.end - data.start) * part // parts for part in range(1, parts)]
+    cuts = [(data.start, data.first_row)]
+    with open(os.path.expanduser(path), "rb") as raw:
+        raw.seek(data.start)
+        position, line, ends_line = data.start, data.first_row, True
+        for target in targets:
+            while position < target:
+                piece = raw.read(min(1 << 20, target - position))
+                if not piece:
+                    break
+                position, line, ends_line = position + len(piece), line + piece.count(b"\n"), piece.endswith(b"\n")
+            while not ends_line:  # finish the line the cut fell in
+                piece = raw.read(1 << 16)
+                if not piece:
+                    position, ends_line = data.end, True
+                    break
+                found = piece.find(b"\n")
+                if found < 0:
+                    position += len(piece)
+                    continue
+                position, line, ends_line = position + found + 1, line + 1, True
+                raw.seek(position)
+            if position < data.end and position > cuts[-1][0]:
+                cuts.append((position, line))
+    bounds = [*cuts, (data.end, 0)]
+    return [Span(start, end, first) for (start, first), (end, _) in zip(bounds, bounds[1:]) if end > start]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -733,38 +462,174 @@ class ReadyBatch:
     read_so_far: int
 
 
-def payload_json(schema: Schema, columns: list[list[str]]) -> str:
-    """The users payload as JSON text, from a batch's columns. Hashed values are 64 hex digits or empty, so their rows
-    are joined as they are (five times faster than json.dumps); EXTERN_ID and MADID values go through json.dumps."""
-    if UNHASHED_KEYS.intersection(schema.keys):
-        return json.dumps({"schema": schema.keys, "data": list(zip(*columns))}, separators=(",", ":"))
-    rows = '"],["'.join(map('","'.join, zip(*columns)))
-    return f'{{"schema":{json.dumps(schema.keys)},"data":[["{rows}"]]}}'
-
-
-def _next_ready(batches: Iterator[tuple[list[list[str]], bool]], schema: Schema, counts: dict[str, int]) -> ReadyBatch | None:
-    batch, last = next(batches, (None, True))
+def _next_ready(batches: Iterator[tuple[list[list[str]], bool, int]], schema: Schema) -> ReadyBatch | None:
+    batch, last, read = next(batches, (None, True, 0))
     if batch is None:
         return None
-    return ReadyBatch(RawJSON(payload_json(schema, batch)), len(batch[0]), last, counts["read"])
+    return ReadyBatch(RawJSON(payload_json(schema, batch)), len(batch[0]), last, read)
 
 
-async def _prepare_ahead(batches: Iterator[tuple[list[list[str]], bool]], schema: Schema, counts: dict[str, int],
-                         ready: asyncio.Queue, working: list[asyncio.Future]) -> None:
-    """Read, hash and encode batches in a worker thread, BATCHES_AHEAD ahead of the sender; None marks the end."""
+async def _prepare_ahead(batches: Iterator[tuple[list[list[str]], bool, int]], schema: Schema, ready: asyncio.Queue,
+                         working: list[asyncio.Future]) -> None:
+    """Read, hash and encode batches in a worker thread, BATCHES_AHEAD ahead of the sender; None marks the end, an
+    exception (a file that cannot be read) is handed over as it is."""
     while True:
-        working[:] = [asyncio.ensure_future(asyncio.to_thread(_next_ready, batches, schema, counts))]
-        item = await asyncio.shield(working[0])  # cancelled, the sender still waits for the thread's batch
+        working[:] = [asyncio.ensure_future(asyncio.to_thread(_next_ready, batches, schema))]
+        try:
+            item = await asyncio.shield(working[0])  # cancelled, the sender still waits for the thread's batch
+        except Exception as error:  # noqa: BLE001 - the sender raises it
+            await ready.put(error)
+            return
         await ready.put(item)
         if item is None or item.last:
             return
 
 
+async def _thread_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
+                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+    """The source's batches, read, hashed and encoded in a thread of this process while earlier ones travel."""
+    with _customer_file_errors():
+        batches = marked_batches(schema, source, invalid, counts)
+        ready: asyncio.Queue = asyncio.Queue(maxsize=BATCHES_AHEAD)
+        working: list[asyncio.Future] = []
+        preparing = asyncio.ensure_future(_prepare_ahead(batches, schema, ready, working))
+        try:
+            while (item := await ready.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+                if item.last:
+                    return
+        finally:  # let the thread finish its batch before the file is closed
+            preparing.cancel()
+            for future in (preparing, *working):
+                with contextlib.suppress(BaseException):
+                    await future
+
+
+HASH_WORKERS_MAX = 4
+ROWS_PER_HASH_WORKER = 50_000  # a smaller part is hashed sooner in a thread than a process starts
+
+
+def hash_workers(shape: CsvShape) -> int:
+    """How many worker processes hash a file of this shape: one per core, at most HASH_WORKERS_MAX, each with at least
+    ROWS_PER_HASH_WORKER rows; 0 (a thread of this process does it) for small or quoted files and single cores."""
+    count = min(os.cpu_count() or 1, HASH_WORKERS_MAX, shape.rows // ROWS_PER_HASH_WORKER)
+    return count if shape.simple and shape.data is not None and count >= 2 else 0
+
+
+class HashWorkerFailed(Exception):
+    """A hashing worker process could not start (the upload falls back to a thread) or stopped without finishing."""
+
+
+async def _start_worker(job: dict[str, Any]) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, fb_hashing.__file__, json.dumps(job), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+    except (OSError, ValueError) as error:
+        raise HashWorkerFailed(f"a hashing process could not start ({type(error).__name__})") from None
+
+
+async def _read_frame(worker: asyncio.subprocess.Process) -> tuple[dict[str, Any], bytes]:
+    """One frame of a worker's output (see fb_hashing): its head and its payload."""
+    try:
+        line = await worker.stdout.readline()  # type: ignore[union-attr]
+        head = json.loads(line) if line else None
+        body = await worker.stdout.readexactly(head["bytes"]) if head and head.get("bytes") else b""  # type: ignore[union-attr]
+    except (asyncio.IncompleteReadError, ValueError):
+        head = None
+    if head is None:  # the process ended without its closing frame: name its error's type, never its text
+        await worker.wait()
+        last = (await worker.stderr.read()).decode(errors="replace").strip().splitlines()[-1:]  # type: ignore[union-attr]
+        kind = last[0].split(":", 1)[0][:80] if last else f"exit code {worker.returncode}"
+        raise HashWorkerFailed(f"a hashing process stopped early ({kind})")
+    return head, body
+
+
+async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: int, counts: dict[str, int],
+                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+    """The file's batches, hashed by ``workers`` processes side by side (fb_hashing), each on its own part of the file.
+
+    One batch is held back until another arrives or every worker has finished: the one left over is the last."""
+    assert shape.data is not None
+    spans = await asyncio.to_thread(line_spans, path, shape.data, workers)
+    common = {"path": os.path.abspath(os.path.expanduser(path)), "width": len(_csv_header(path)), "keys": schema.keys,
+              "columns": schema.columns, "size": MAX_BATCH_ROWS}
+    processes: list[asyncio.subprocess.Process] = []
+    reading: dict[asyncio.Future, int] = {}
+    try:
+        for span in spans:
+            processes.append(await _start_worker({**common, "start": span.start, "end": span.end,
+                                                  "first_row": span.first_row}))
+        read = [0] * len(processes)
+        reading.update({asyncio.ensure_future(_read_frame(worker)): index for index, worker in enumerate(processes)})
+        held: ReadyBatch | None = None
+        while reading:
+            done, _ = await asyncio.wait(reading, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                index = reading.pop(future)
+                head, body = future.result()
+                if head.get("done"):
+                    if "error" in head:
+                        raise ValidationError(head["error"], fix=head["fix"], blame_field="source")
+                    counts["read"] += head["read"]
+                    counts["invalid"] += head["invalid"]
+                    invalid.extend(InvalidRow(row, fields) for row, fields in head["invalid_rows"])
+                    continue
+                read[index] = head["read"]
+                if held is not None:
+                    yield held
+                held = ReadyBatch(RawJSON(body.decode()), head["rows"], False, sum(read))
+                reading[asyncio.ensure_future(_read_frame(processes[index]))] = index
+        invalid.sort(key=lambda row: row.row)
+        del invalid[MAX_REPORTED_INVALID:]
+        if held is not None:
+            held.last = True
+            yield held
+    finally:
+        for future in reading:
+            future.cancel()
+        for worker in processes:
+            if worker.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.kill()
+            with contextlib.suppress(BaseException):
+                await worker.wait()
+
+
+async def _source_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
+                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+    """The source's batches, from worker processes for a large quote-free CSV file (a thread if none can start),
+    otherwise from a thread of this process."""
+    shape = _csv_shape(source) if isinstance(source, str) else None
+    workers = hash_workers(shape) if shape is not None else 0
+    if workers:
+        batches = _worker_batches(source, shape, schema, workers, counts, invalid)  # type: ignore[arg-type]
+        try:
+            first = await batches.__anext__()
+        except StopAsyncIteration:
+            return
+        except HashWorkerFailed as error:  # nothing was sent yet: start again in a thread
+            counts.update(read=0, invalid=0)
+            invalid.clear()
+            log.info("hashing in a thread", reason=str(error))
+        else:
+            async with contextlib.aclosing(batches):
+                yield first
+                async for batch in batches:
+                    yield batch
+            return
+    async with contextlib.aclosing(_thread_batches(schema, source, counts, invalid)) as batches:
+        async for batch in batches:
+            yield batch
+
+
 async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any], mode: str) -> tuple[UploadOutcome, Schema]:
     """Stream ``source`` to /{id}/users (add), DELETE /{id}/users (remove) or /{id}/usersreplace (replace).
 
-    Batches are prepared in a worker thread while earlier ones travel; at most BATCHES_IN_FLIGHT are sent at once, and
-    the last one (last_batch_flag, which closes the session) only after all the others have arrived."""
+    Batches are prepared (by worker processes or a thread) while earlier ones travel; at most BATCHES_IN_FLIGHT are
+    sent at once, and the last one (last_batch_flag, which closes the session) only after all the others have arrived."""
     schema = detect_schema(source_header(source))
     total = source_total(source)
     method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
@@ -772,10 +637,6 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     session_id = secrets.randbelow(2**52) + 1  # JSON-safe integer (JavaScript clients read it too)
     outcome = UploadOutcome()
     counts = {"read": 0, "invalid": 0}
-    batches = marked_batches(schema, source, outcome.invalid_rows, counts)
-    ready: asyncio.Queue = asyncio.Queue(maxsize=BATCHES_AHEAD)
-    working: list[asyncio.Future] = []
-    preparing = asyncio.ensure_future(_prepare_ahead(batches, schema, counts, ready, working))
     sending: set[asyncio.Future] = set()
 
     def send(batch: ReadyBatch, seq: int) -> None:
@@ -791,18 +652,21 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
                 task.result()
 
     try:
-        seq = 0
-        while (batch := await ready.get()) is not None:
-            seq += 1
-            await settle(0 if batch.last else BATCHES_IN_FLIGHT - 1)
-            send(batch, seq)
-            if batch.last:
-                break
-        await settle(0)
-    finally:  # after a failure: stop sending, and let the worker thread finish its batch before the file is closed
-        for task in (preparing, *sending):
+        async with contextlib.aclosing(_source_batches(schema, source, counts, outcome.invalid_rows)) as batches:
+            seq = 0
+            async for batch in batches:
+                seq += 1
+                await settle(0 if batch.last else BATCHES_IN_FLIGHT - 1)
+                send(batch, seq)
+            await settle(0)
+    except HashWorkerFailed as error:
+        raise FacebookError(f"Hashing the customer file stopped: {error}; {outcome.batches} batches "
+                            f"({outcome.sent:,} rows) were sent before it",
+                            fix="Run the same upload again: people already added are not counted twice") from None
+    finally:  # after a failure: stop sending
+        for task in sending:
             task.cancel()
-        for future in (preparing, *working, *sending):
+        for future in sending:
             with contextlib.suppress(BaseException):
                 await future
     outcome.read, outcome.invalid = counts["read"], counts["invalid"]

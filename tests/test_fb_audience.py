@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fb_audience
-from fb_audience import detect_schema, iter_batches, normalize_and_hash, prepare_row, schema_key
+import fb_hashing
+from fb_audience import detect_schema, iter_batches, prepare_row
+from fb_hashing import normalize_and_hash, schema_key
 from fb_utils import ValidationError, configure_logging, reset_progress_handler, set_progress_handler
 
 
@@ -147,14 +149,14 @@ def test_fast_phone_path_agrees_with_the_reference_rules(text):
     """The bytes path decides ASCII digits with punctuation; everything else goes to _phone: both always agree."""
     text = text.strip()
     if text:
-        expected = fb_audience._phone(text)
-        assert fb_audience._phone_digits(text) == (expected.encode() if expected is not None else None)
+        expected = fb_hashing._phone(text)
+        assert fb_hashing._phone_digits(text) == (expected.encode() if expected is not None else None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(EMAIL_TEXT, st.one_of(PHONE_TEXT, st.just(ALREADY))), min_size=1, max_size=30))
 def test_column_hashing_agrees_with_normalize_and_hash_value_by_value(rows):
-    for key, column, hasher in (("EMAIL", 0, fb_audience._hash_email_column), ("PHONE", 1, fb_audience._hash_phone_column)):
+    for key, column, hasher in (("EMAIL", 0, fb_hashing._hash_email_column), ("PHONE", 1, fb_hashing._hash_phone_column)):
         values = [row[column] for row in rows]
         expected = ["" if not v.strip() else normalize_and_hash(key, v) for v in values]
         assert hasher(values) == expected
