@@ -10,6 +10,7 @@ counted and reported by row number, never by value, and never sent.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import csv
 import itertools
@@ -168,10 +169,15 @@ _CSV_SHAPES: dict[tuple[str, int, int], CsvShape] = {}
 def _scan_csv(handle: Any, size: int) -> CsvShape:
     """Count the records of a CSV file reading bytes (fast); a file with quotes is counted by csv.reader (exact)."""
     lines, simple, last, data_start = 0, True, b"\n", None
-    raw = handle.buffer
+    raw, text = handle.buffer, codecs.getincrementaldecoder("utf-8")()
     while chunk := raw.read(1 << 20):
         if data_start is None and b"\n" in chunk:
             data_start = raw.tell() - len(chunk) + chunk.index(b"\n") + 1
+        try:  # refused here, before anything is sent, rather than halfway through the upload
+            text.decode(chunk)
+        except UnicodeDecodeError as error:
+            line = lines + chunk.count(b"\n", 0, max(0, error.start)) + 1
+            raise CustomerFileError(f"Line {line} of the file is not UTF-8 text", NOT_UTF8_FIX) from None
         lines += chunk.count(b"\n")
         simple = simple and b'"' not in chunk and chunk.count(b"\r") == chunk.count(b"\r\n")
         last = chunk[-1:]
@@ -180,8 +186,7 @@ def _scan_csv(handle: Any, size: int) -> CsvShape:
         return CsvShape(max(0, lines - 1), True, Span(size if data_start is None else data_start, size, 2))
     raw.seek(0)
     handle.seek(0)
-    with _customer_file_errors():
-        return CsvShape(max(0, sum(1 for _ in csv.reader(handle)) - 1), False)
+    return CsvShape(max(0, sum(1 for _ in csv.reader(handle)) - 1), False)
 
 
 def _csv_shape(path: str) -> CsvShape:
@@ -190,7 +195,8 @@ def _csv_shape(path: str) -> CsvShape:
         key = (os.path.abspath(os.path.expanduser(path)), stat.st_mtime_ns, stat.st_size)
         if key in _CSV_SHAPES:  # the plan and the upload of one add_users both ask: scan an unchanged file once
             return _CSV_SHAPES[key]
-        shape = _scan_csv(handle, stat.st_size)
+        with _customer_file_errors():
+            shape = _scan_csv(handle, stat.st_size)
     if len(_CSV_SHAPES) > 64:
         _CSV_SHAPES.clear()
     _CSV_SHAPES[key] = shape
@@ -426,6 +432,7 @@ class UploadOutcome:
     received: int = 0
     invalid_by_facebook: int = 0
     batches: int = 0
+    hash_processes: int = 0     # worker processes that hashed the file (0: a thread of this process)
     retried_batches: list[int] = dataclass_field(default_factory=list)
     invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
 
@@ -562,6 +569,7 @@ async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: i
         for span in spans:
             processes.append(await _start_worker({**common, "start": span.start, "end": span.end,
                                                   "first_row": span.first_row}))
+        counts["processes"] = len(processes)
         read = [0] * len(processes)
         reading.update({asyncio.ensure_future(_read_frame(worker)): index for index, worker in enumerate(processes)})
         held: ReadyBatch | None = None
@@ -611,7 +619,7 @@ async def _source_batches(schema: Schema, source: str | list[Any], counts: dict[
         except StopAsyncIteration:
             return
         except HashWorkerFailed as error:  # nothing was sent yet: start again in a thread
-            counts.update(read=0, invalid=0)
+            counts.update(read=0, invalid=0, processes=0)
             invalid.clear()
             log.info("hashing in a thread", reason=str(error))
         else:
@@ -629,7 +637,8 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     """Stream ``source`` to /{id}/users (add), DELETE /{id}/users (remove) or /{id}/usersreplace (replace).
 
     Batches are prepared (by worker processes or a thread) while earlier ones travel; at most BATCHES_IN_FLIGHT are
-    sent at once, and the last one (last_batch_flag, which closes the session) only after all the others have arrived."""
+    sent at once. The first one (which opens the session) travels alone, and the last one (last_batch_flag, which
+    closes it) only after all the others have arrived."""
     schema = detect_schema(source_header(source))
     total = source_total(source)
     method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
@@ -658,6 +667,8 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
                 seq += 1
                 await settle(0 if batch.last else BATCHES_IN_FLIGHT - 1)
                 send(batch, seq)
+                if seq == 1:  # the first batch opens the session (a replace starts there): the others follow it
+                    await settle(0)
             await settle(0)
     except HashWorkerFailed as error:
         raise FacebookError(f"Hashing the customer file stopped: {error}; {outcome.batches} batches "
@@ -669,7 +680,7 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
         for future in sending:
             with contextlib.suppress(BaseException):
                 await future
-    outcome.read, outcome.invalid = counts["read"], counts["invalid"]
+    outcome.read, outcome.invalid, outcome.hash_processes = counts["read"], counts["invalid"], counts.get("processes", 0)
     return outcome, schema
 
 
@@ -713,7 +724,8 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
             "rows_sent": outcome.sent, "num_received": outcome.received, "invalid_rows": outcome.invalid,
             "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
             "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
-            "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored})
+            "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored,
+            "hash_processes": outcome.hash_processes})
 
     what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
     return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "

@@ -268,15 +268,16 @@ async def test_failed_batch_is_retried_alone(facebook, sandbox, graph, tmp_path)
 
 
 async def test_last_batch_waits_for_every_other_batch(facebook, sandbox, tmp_path):
-    """Batches travel two at a time; the last one closes the session, so it goes only when all others have arrived.
-    Batch 1 is held back by the sandbox here: batch 2 overtakes it, batch 3 must still wait for it."""
+    """The first batch opens the session and travels alone; then batches travel two at a time; the last one closes
+    the session, so it goes only when all others have arrived. Batch 2 is held back by the sandbox here: batch 3
+    overtakes it, batch 4 must still wait for it (a last batch sent early would be refused: the session is closed)."""
     audience_id = await _new_list(facebook)
     path = tmp_path / "list.csv"
-    write_csv(path, 25_000)
-    await sandbox.fault(kind="delay", method="POST", path=r"^\d+/users$", count=1, delay_ms=1500)
+    write_csv(path, 35_000)
+    await sandbox.fault(kind="delay", method="POST", path=r"^\d+/users$", count=1, skip=1, delay_ms=1500)
     result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
     assert result.ok, result.text
-    assert result.data["batches"] == 3 and result.data["num_received"] == 25_000 and not result.data["retried_batches"]
+    assert result.data["batches"] == 4 and result.data["num_received"] == 35_000 and not result.data["retried_batches"]
     assert fb_audience.BATCHES_IN_FLIGHT == 2
 
 
@@ -390,3 +391,113 @@ async def test_saved_audiences(facebook):
     for saved in listed.data["saved_audiences"][:1]:
         got = await facebook.call("get_saved_audience", {"saved_audience_id": saved["id"]})
         assert got.ok and got.data["saved_audience"]["id"] == saved["id"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Large files: hashed by worker processes, one per core, each on its own part of the file
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hash_in_processes(monkeypatch):
+    """Files of a few thousand rows are hashed by three worker processes here (normally from 50,000 rows a process,
+    one per core), whatever the machine's number of cores."""
+    monkeypatch.setattr(fb_audience, "ROWS_PER_HASH_WORKER", 2_000)
+    monkeypatch.setattr(fb_audience.os, "cpu_count", lambda: 3)
+
+
+def _members(sandbox, audience_id: str) -> set[int]:
+    """The people the sandbox holds for an audience (their identities)."""
+    from fb_sandbox import audiences
+
+    store = sandbox.server.sandbox.store
+    return audiences._people(store.db, store.get(audience_id)["_members_key"])
+
+
+async def test_worker_processes_send_what_a_thread_sends(facebook, sandbox, tmp_path, monkeypatch):
+    path = tmp_path / "big.csv"
+    write_csv(path, 25_000, bad_every=997)
+    by_thread = await facebook.call("add_users", {"audience_id": await _new_list(facebook, "thread"), "source": str(path)})
+    monkeypatch.setattr(fb_audience, "ROWS_PER_HASH_WORKER", 2_000)
+    monkeypatch.setattr(fb_audience.os, "cpu_count", lambda: 3)
+    progress = []
+    token = set_progress_handler(lambda label, sent, total: progress.append((sent, total)))
+    await sandbox.control("POST", "stats/reset")
+    try:
+        audience_id = await _new_list(facebook, "processes")
+        by_processes = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    finally:
+        reset_progress_handler(token)
+    assert by_thread.ok and by_processes.ok, (by_thread.text, by_processes.text)
+    assert by_thread.data["hash_processes"] == 0 and by_processes.data["hash_processes"] == 3
+    for key in ("rows_read", "rows_sent", "num_received", "invalid_rows", "invalid_row_numbers", "num_invalid_entries"):
+        assert by_processes.data[key] == by_thread.data[key], key
+    assert [r["row"] for r in by_processes.data["invalid_row_numbers"]] == [i + 2 for i in range(0, 25_000, 997)]
+    assert by_processes.data["rows_sent"] == 25_000 - 26
+    assert _members(sandbox, audience_id) == _members(sandbox, by_thread.data["audience_id"])
+    assert _users_requests(await sandbox.stats()) == by_processes.data["batches"] == 3  # each process's part: one batch
+    assert progress[-1] == (25_000, 25_000) and [sent for sent, _ in progress] == sorted(sent for sent, _ in progress)
+
+
+async def test_last_batch_from_worker_processes_closes_the_session(facebook, sandbox, tmp_path, hash_in_processes):
+    """The batch that carries last_batch_flag is sent after every other batch has arrived, whichever process made it:
+    a replace swaps the list in exactly once, with every row."""
+    path = tmp_path / "big.csv"
+    write_csv(path, 36_000)
+    audience_id = await _new_list(facebook)
+    first = await facebook.call("add_users", {"audience_id": audience_id, "source": str(tmp_path / "first.csv")}) \
+        if write_csv(tmp_path / "first.csv", 500) else None
+    await sandbox.fault(kind="delay", method="POST", path=r"^\d+/usersreplace$", count=1, delay_ms=1000)
+    replaced = await facebook.call("replace_users", {"audience_id": audience_id, "source": str(path)})
+    assert first.ok and replaced.ok, (first.text, replaced.text)
+    assert replaced.data["hash_processes"] == 3 and replaced.data["batches"] >= 4 and replaced.data["num_received"] == 36_000
+    assert len(_members(sandbox, audience_id)) == 36_000
+
+
+async def test_file_that_is_not_utf8_is_refused_before_anything_is_sent(facebook, sandbox, tmp_path, hash_in_processes):
+    path = tmp_path / "latin1.csv"
+    write_csv(path, 12_000)
+    with open(path, "ab") as handle:
+        handle.write("Jos\u00e9@example.com,+1 650 555 0100,Jos\u00e9,Spain\n".encode("latin-1"))
+    audience_id = await _new_list(facebook)
+    await sandbox.control("POST", "stats/reset")
+    result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
+    assert not result.ok and "Line 12002 of the file is not UTF-8 text" in result.text and "CSV UTF-8" in result.text
+    assert "Jos" not in result.text and "Traceback" not in result.text
+    assert _users_requests(await sandbox.stats()) == 0
+
+
+async def test_hashing_falls_back_to_a_thread_when_no_process_can_start(facebook, sandbox, tmp_path, hash_in_processes,
+                                                                        monkeypatch):
+    monkeypatch.setattr(fb_audience.sys, "executable", str(tmp_path / "no-such-python"))
+    path = tmp_path / "big.csv"
+    write_csv(path, 9_000)
+    result = await facebook.call("add_users", {"audience_id": await _new_list(facebook), "source": str(path)})
+    assert result.ok, result.text
+    assert result.data["hash_processes"] == 0 and result.data["rows_sent"] == 9_000
+
+
+async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(facebook, sandbox, tmp_path,
+                                                                                hash_in_processes, monkeypatch):
+    """A worker that ends without its closing frame: the upload stops with one line naming the error's type only
+    (its message could hold a customer's value), and how much was sent before."""
+    crashing = tmp_path / "crashing_worker.py"
+    crashing.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(fb_hashing.__file__).rsplit('/', 1)[0]!r})\n"
+        "import fb_hashing\n"
+        "job = json.loads(sys.argv[1])\n"
+        "class Out:  # the second and third parts: every batch, then a crash instead of the closing frame\n"
+        "    def write(self, data):\n"
+        "        if job['first_row'] > 2 and data.startswith(b'{\"done\"'):\n"
+        "            raise ValueError('could not read secret.person@example.org')\n"
+        "        sys.stdout.buffer.write(data)\n"
+        "    def flush(self):\n"
+        "        sys.stdout.buffer.flush()\n"
+        "fb_hashing.work(job, Out())\n", encoding="utf-8")
+    monkeypatch.setattr(fb_hashing, "__file__", str(crashing))
+    path = tmp_path / "big.csv"
+    write_csv(path, 9_000)
+    result = await facebook.call("add_users", {"audience_id": await _new_list(facebook), "source": str(path)})
+    assert not result.ok and "a hashing process stopped early (ValueError)" in result.text
+    assert "secret.person" not in result.text and "Run the same upload again" in result.text
