@@ -673,7 +673,8 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     except HashWorkerFailed as error:
         raise FacebookError(f"Hashing the customer file stopped: {error}; {outcome.batches} batches "
                             f"({outcome.sent:,} rows) were sent before it",
-                            fix="Run the same upload again: people already added are not counted twice") from None
+                            fix="Run the same upload again: people already added are not counted twice",
+                            data={"batches_done": outcome.batches, "rows_sent": outcome.sent}) from None
     finally:  # after a failure: stop sending
         for task in sending:
             task.cancel()

@@ -406,18 +406,23 @@ def _decoded(lines: list[bytes], first_row: int) -> str:
 
 
 def split_block(text: str, width: int) -> list[list[str]] | None:
-    """The cells of a block of quote-free CSV lines, column by column, when every line has ``width`` cells (one split
-    of the whole block, then slices: no per-line work in Python); None for ragged or blank lines."""
-    text = text.replace("\r\n", "\n")
+    """The cells of a block of quote-free CSV lines, column by column, when every line has ``width`` cells; None for
+    ragged or blank lines. One split of the whole block, then slices: no per-line work in Python. Each line break is
+    kept at the end of its line's last cell, so the count of breaks among the last cells proves every line's width."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     if text.endswith("\n"):
         text = text[:-1]
-    if not text or "\n\n" in text or text.startswith("\n"):
+    if not text or (width == 1 and ("\n\n" in text or text.startswith("\n"))):  # wider, a blank line is ragged
         return None
-    lines = text.split("\n")
-    if list(map(str.count, lines, itertools.repeat(","))).count(width - 1) != len(lines):
+    lines = text.count("\n") + 1
+    cells = text.replace("\n", "\n,").split(",")
+    if len(cells) != width * lines:
         return None
-    cells = text.replace("\n", ",").split(",")
-    return [cells[index::width] for index in range(width)]
+    last = "".join(cells[width - 1::width])
+    if last.count("\n") != lines - 1:
+        return None
+    return [cells[index::width] for index in range(width - 1)] + [last.split("\n")]
 
 
 def block_chunk(text: str, first_row: int, width: int, columns: list[int]) -> Chunk:

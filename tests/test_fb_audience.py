@@ -479,17 +479,18 @@ async def test_hashing_falls_back_to_a_thread_when_no_process_can_start(facebook
 
 async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(facebook, sandbox, tmp_path,
                                                                                 hash_in_processes, monkeypatch):
-    """A worker that ends without its closing frame: the upload stops with one line naming the error's type only
-    (its message could hold a customer's value), and how much was sent before."""
+    """A worker that ends without its closing frame after batches were sent: the upload stops with one line naming
+    the error's type only (its message could hold a customer's value), and how much was sent before."""
     crashing = tmp_path / "crashing_worker.py"
     crashing.write_text(
-        "import json, sys\n"
+        "import json, sys, time\n"
         f"sys.path.insert(0, {str(fb_hashing.__file__).rsplit('/', 1)[0]!r})\n"
         "import fb_hashing\n"
         "job = json.loads(sys.argv[1])\n"
         "class Out:  # the second and third parts: every batch, then a crash instead of the closing frame\n"
         "    def write(self, data):\n"
         "        if job['first_row'] > 2 and data.startswith(b'{\"done\"'):\n"
+        "            time.sleep(2)  # the first part's batches go first\n"
         "            raise ValueError('could not read secret.person@example.org')\n"
         "        sys.stdout.buffer.write(data)\n"
         "    def flush(self):\n"
@@ -501,3 +502,4 @@ async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(
     result = await facebook.call("add_users", {"audience_id": await _new_list(facebook), "source": str(path)})
     assert not result.ok and "a hashing process stopped early (ValueError)" in result.text
     assert "secret.person" not in result.text and "Run the same upload again" in result.text
+    assert "were sent before it" in result.text and result.data["rows_sent"] > 0
