@@ -433,6 +433,7 @@ class UploadOutcome:
     invalid_by_facebook: int = 0
     batches: int = 0
     hash_processes: int = 0     # worker processes that hashed the file (0: a thread of this process)
+    hash_process_peak_kb: int = 0  # the largest peak memory among them
     retried_batches: list[int] = dataclass_field(default_factory=list)
     invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
 
@@ -584,6 +585,7 @@ async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: i
                     counts["read"] += head["read"]
                     counts["invalid"] += head["invalid"]
                     invalid.extend(InvalidRow(row, fields) for row, fields in head["invalid_rows"])
+                    counts["process_peak_kb"] = max(counts.get("process_peak_kb", 0), head.get("peak_rss_kb") or 0)
                     continue
                 read[index] = head["read"]
                 if held is not None:
@@ -681,7 +683,8 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
         for future in sending:
             with contextlib.suppress(BaseException):
                 await future
-    outcome.read, outcome.invalid, outcome.hash_processes = counts["read"], counts["invalid"], counts.get("processes", 0)
+    outcome.read, outcome.invalid = counts["read"], counts["invalid"]
+    outcome.hash_processes, outcome.hash_process_peak_kb = counts.get("processes", 0), counts.get("process_peak_kb", 0)
     return outcome, schema
 
 
@@ -726,7 +729,7 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
             "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
             "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
             "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored,
-            "hash_processes": outcome.hash_processes})
+            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb})
 
     what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
     return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "

@@ -7,8 +7,8 @@ such worker per core on a large quote-free CSV file: each reads its own byte ran
 a time, and writes finished users payloads to its standard output; the parent only sends them.
 
 The worker's output, one frame per batch: a JSON line ``{"rows", "read", "bytes"}`` then ``bytes`` bytes of payload
-JSON; at the end one JSON line ``{"done": true, "read", "invalid", "invalid_rows"}`` (invalid rows by number and field
-names, never values), or ``{"done": true, "error", "fix"}`` when the file cannot be read. Nothing else is printed:
+JSON; at the end one JSON line ``{"done": true, "read", "invalid", "invalid_rows", "peak_rss_kb"}`` (invalid rows by number
+and field names, never values), or ``{"done": true, "error", "fix"}`` when the file cannot be read. Nothing else is printed:
 values never leave the worker except hashed.
 """
 from __future__ import annotations
@@ -484,7 +484,17 @@ def work(job: dict[str, Any], out: BinaryIO) -> None:
                      "fix": "Check that the file is still there and readable, then run the upload again"})
         return
     _frame(out, {"done": True, "read": counts["read"], "invalid": counts["invalid"],
-                 "invalid_rows": [[row.row, row.fields] for row in invalid]})
+                 "invalid_rows": [[row.row, row.fields] for row in invalid], "peak_rss_kb": _peak_rss_kb()})
+
+
+def _peak_rss_kb() -> int | None:
+    """This process's peak resident memory (VmHWM), where /proc tells it."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    return None
 
 
 def main(argv: list[str]) -> int:

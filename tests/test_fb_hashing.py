@@ -75,8 +75,8 @@ def test_worker_writes_payload_frames_then_a_closing_frame(tmp_path):
     sent = [row for p in payloads for row in p["data"]]
     assert sent[0] == [fb_hashing.normalize_and_hash("EMAIL", rows[0].split(",")[0]),
                        fb_hashing.normalize_and_hash("PHONE", rows[0].split(",")[1])]
-    assert closing == {"done": True, "read": 27, "invalid": 2,
-                       "invalid_rows": [[27, ["EMAIL", "PHONE"]], [28, ["(empty row)"]]]}
+    assert closing["peak_rss_kb"] > 0 and closing == {"done": True, "read": 27, "invalid": 2, "peak_rss_kb": closing["peak_rss_kb"],
+                                                      "invalid_rows": [[27, ["EMAIL", "PHONE"]], [28, ["(empty row)"]]]}
     assert b"Person" not in out.getvalue() and b"broken" not in out.getvalue()
 
 
