@@ -149,6 +149,7 @@ def _customer_file_errors() -> Iterator[None]:
 
 
 def _csv_header(path: str) -> list[str]:
+    _csv_shape(path)  # a file that is not UTF-8 is refused by its line first (the scan is kept for the upload)
     with _open_csv(path) as handle, _customer_file_errors():
         header = next(csv.reader(handle), None)
     if not header:
@@ -182,6 +183,10 @@ def _scan_csv(handle: Any, size: int) -> CsvShape:
         simple = simple and b'"' not in chunk and chunk.count(b"\r") == chunk.count(b"\r\n")
         last = chunk[-1:]
     lines += last != b"\n"  # a last line without a line break
+    try:
+        text.decode(b"", final=True)
+    except UnicodeDecodeError:  # the file ends inside a character
+        raise CustomerFileError(f"Line {lines} of the file is not UTF-8 text", NOT_UTF8_FIX) from None
     if simple:
         return CsvShape(max(0, lines - 1), True, Span(size if data_start is None else data_start, size, 2))
     raw.seek(0)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 from pathlib import Path
 
@@ -16,19 +15,9 @@ def default_db() -> str:
     return str(home / "sandbox.db")
 
 
-def tune_collector() -> None:
-    """A server process's collector settings: the state loaded at start (seed data, targeting set) is frozen out of
-    collections, and the young generation collects every 50,000 new containers rather than 700. Big request bodies
-    (10,000-row audience uploads parse into 10,000 lists) otherwise make it walk the whole heap many times a request:
-    half the time of parsing them."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 async def serve(host: str, port: int, db: str) -> None:
     server = SandboxServer(db_path=db, host=host, port=port)
     await server.start()
-    tune_collector()
     print(f"Ad Monster Graph API sandbox on {server.url}  (state: {db})")
     print(f"Graph base URL: {server.url}/v26.0/")
     print(f"Get a token:    curl -s -X POST {server.url}/__sandbox/tokens")

@@ -503,3 +503,15 @@ async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(
     assert not result.ok and "a hashing process stopped early (ValueError)" in result.text
     assert "secret.person" not in result.text and "Run the same upload again" in result.text
     assert "were sent before it" in result.text and result.data["rows_sent"] > 0
+
+
+@pytest.mark.parametrize("content, line", [(b"email\na@b.co\nx@y.co\xc3", 3), (b"email\na@b.co\n\xff@y.co\nc@d.co\n", 3),
+                                           (b"em\xe4il\na@b.co\n", 1)])
+async def test_small_file_that_is_not_utf8_is_refused_with_its_line(facebook, sandbox, tmp_path, content, line):
+    path = tmp_path / "list.csv"
+    path.write_bytes(content)
+    await sandbox.control("POST", "stats/reset")
+    result = await facebook.call("add_users", {"audience_id": await _new_list(facebook), "source": str(path)})
+    assert not result.ok and "not UTF-8 text" in result.text and "CSV UTF-8" in result.text
+    assert f"Line {line} of the file is not UTF-8 text" in result.text
+    assert _users_requests(await sandbox.stats()) == 0
