@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -45,6 +46,21 @@ def route_label(method: str, path: str) -> str:
     return f"{method} {'/'.join(parts) or '/'}"
 
 
+LARGE_BODY = 256 * 1024
+
+
+def _parse_json_body(raw: bytes) -> Any:
+    """A JSON body, parsed with the cyclic collector paused when it is large: a 10,000-row users batch becomes 10,000
+    lists, and each 700 new ones would otherwise make the collector walk the young objects again (half the parse)."""
+    if len(raw) < LARGE_BODY or not gc.isenabled():
+        return json.loads(raw)
+    gc.disable()
+    try:
+        return json.loads(raw)
+    finally:
+        gc.enable()
+
+
 async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
     params: dict[str, Any] = dict(request.query)
     files: dict[str, bytes] = {}
@@ -53,7 +69,7 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, b
     ctype = request.content_type
     try:
         if ctype == "application/json":
-            body = json.loads(await request.read() or b"{}")
+            body = _parse_json_body(await request.read() or b"{}")
             if not isinstance(body, dict):
                 raise param_error("A JSON request body must be an object")
             params.update(body)
