@@ -344,3 +344,24 @@ async def test_fault_skip_lets_the_first_matching_requests_through(graph, sandbo
     await sandbox.fault(kind="http_500", count=1, skip=2, method="POST", path=f"{aid}/users$")
     statuses = [(await graph.post(f"{aid}/users", users_form("EMAIL", emails(i, 1), 30 + i))).status for i in range(4)]
     assert statuses == [200, 200, 500, 200]
+
+
+async def test_a_person_is_the_same_whatever_else_the_batch_holds(graph, sandbox):
+    """Identities come from the values and their keys: the same email alone, beside a blank phone, or in capitals
+    (the careful path), is one person; with a phone it is another row, so another person."""
+    aid = await new_list(graph)
+    db, store = sandbox.server.sandbox.store.db, sandbox.server.sandbox.store
+    from fb_sandbox import audiences
+
+    alone = emails(0, 50)
+    with_blank_phone = [[e, ""] for [e] in alone]
+    in_capitals = [[e.upper(), ""] for [e] in alone]
+    with_phone = [[e, h(f"+1650555{i:04d}")] for i, [e] in enumerate(alone)]
+    sizes = []
+    for seq, (schema, rows) in enumerate([("EMAIL", alone), (["EMAIL", "PHONE"], with_blank_phone),
+                                          (["EMAIL", "PHONE"], in_capitals), (["EMAIL_SHA256", "PHONE"], with_blank_phone),
+                                          (["EMAIL", "PHONE"], with_phone)], start=1):
+        answer = await graph.post(f"{aid}/users", users_form(schema, rows, 40 + seq))
+        assert answer.status == 200 and answer.body["num_invalid_entries"] == 0, answer.body
+        sizes.append(len(audiences._people(db, store.get(aid)["_members_key"])))
+    assert sizes == [50, 50, 50, 50, 100]
