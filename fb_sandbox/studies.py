@@ -14,6 +14,7 @@ reach only treatment_percentage % of their audience, a slice of its own (cells n
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -262,10 +263,8 @@ def _lenient_json(value: Any) -> Any:
     """cells as sent: JSON, or the relaxed form of Meta's curl example (`[{name:"Group A",adsets:[1]}]`)."""
     if not isinstance(value, str):
         return value
-    try:
+    with contextlib.suppress(ValueError):  # strict JSON first; then the relaxed form
         return json.loads(value)
-    except ValueError:
-        pass
     relaxed = re.sub(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:', r'\1"\2":', value)
     try:
         return json.loads(relaxed)

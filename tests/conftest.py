@@ -114,3 +114,9 @@ def clock():
     from testkit import FakeClock
 
     return FakeClock()
+
+
+@pytest.fixture
+async def two(store):
+    """Two workspaces of the test's store (whichever `store` fixture the module uses)."""
+    return await store.ensure_workspace("alpha"), await store.ensure_workspace("beta")

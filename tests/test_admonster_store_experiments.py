@@ -30,11 +30,6 @@ async def add(store: Store, workspace_id: int, **overrides) -> admonster_store.E
     return await store.add_experiment(workspace_id, **{**fields, **overrides})
 
 
-@pytest.fixture
-async def two(store):
-    return await store.ensure_workspace("alpha"), await store.ensure_workspace("beta")
-
-
 # -- migration 7 ------------------------------------------------------------------------------------------------
 
 

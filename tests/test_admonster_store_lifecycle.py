@@ -17,11 +17,6 @@ async def store(clock):
         yield opened
 
 
-@pytest.fixture
-async def two(store):
-    return await store.ensure_workspace("alpha"), await store.ensure_workspace("beta")
-
-
 # -- migration --------------------------------------------------------------------------------------------------
 
 

@@ -262,16 +262,22 @@ async def runtime(tmp_path):
         yield opened
 
 
+async def launched_in_runtime(runtime, tmp_path, name: str):
+    """A job context, the default workspace and a running two-variant experiment in it whose B clicks five times more."""
+    from admonster_runtime import _sandbox_call
+
+    workspace = await runtime.workspace("default")
+    launched = await launch(await runtime.facebook_for(workspace), plan(tmp_path, name, status="ACTIVE"))
+    effects = {ad: {"ctr_rate": rate} for v, rate in zip(launched["variants"], [0.004, 0.02]) for ad in v["ad_ids"]}
+    await _sandbox_call(runtime.sandbox_url, "POST", "delivery", {"true_effects": effects})
+    return job_context(runtime), workspace, launched
+
+
 async def test_the_experiments_job_decides_and_announces_through_the_outbox(runtime, tmp_path):
     from admonster_jobs import run_job
     from admonster_runtime import _sandbox_call
 
-    ctx = job_context(runtime)
-    workspace = await runtime.workspace("default")
-    facebook = await runtime.facebook_for(workspace)
-    launched = await launch(facebook, plan(tmp_path, "Job test", status="ACTIVE"))
-    effects = {ad: {"ctr_rate": rate} for v, rate in zip(launched["variants"], [0.004, 0.02]) for ad in v["ad_ids"]}
-    await _sandbox_call(runtime.sandbox_url, "POST", "delivery", {"true_effects": effects})
+    ctx, workspace, launched = await launched_in_runtime(runtime, tmp_path, "Job test")
     first = await run_job("experiments", ctx)
     assert first.ok and "nothing to do" in first.summary, first.summary
     await _sandbox_call(runtime.sandbox_url, "POST", "clock", {"advance": 4 * DAY})
@@ -321,12 +327,7 @@ async def test_a_failed_action_is_announced_and_the_job_says_it_failed(runtime, 
     from admonster_jobs import run_job
     from admonster_runtime import _sandbox_call
 
-    ctx = job_context(runtime)
-    workspace = await runtime.workspace("default")
-    facebook = await runtime.facebook_for(workspace)
-    launched = await launch(facebook, plan(tmp_path, "Refused", status="ACTIVE"))
-    effects = {ad: {"ctr_rate": rate} for v, rate in zip(launched["variants"], [0.004, 0.02]) for ad in v["ad_ids"]}
-    await _sandbox_call(runtime.sandbox_url, "POST", "delivery", {"true_effects": effects})
+    ctx, workspace, launched = await launched_in_runtime(runtime, tmp_path, "Refused")
     await _sandbox_call(runtime.sandbox_url, "POST", "clock", {"advance": 4 * DAY})
     loser = launched["variants"][0]["campaign_id"]
     await _sandbox_call(runtime.sandbox_url, "POST", "faults", {"kind": "error", "method": "POST", "path": f"^{loser}$",
