@@ -19,10 +19,14 @@ How it works
   are capped by the audience (narrow audiences can't spend everything: they underspend) and a saturation factor
   (impressions so far per person of the audience) raises the day's frequency, so a small audience's frequency
   climbs day after day. A scenario's audience_size replaces the targeting's estimate. CTR per creative comes from a hash of its content (0.4 %–2.5 %, ×1.3 video, ×1.15
-  carousel); link clicks ≤ clicks, landing page views ≤ link clicks; add to cart / initiate checkout /
-  purchases (values ~ lognormal around a per-account order value) only when the ad set promotes a pixel
-  (purchases only for custom_event_type PURCHASE); leads for OUTCOME_LEADS. Randomness comes from
-  a hash of f"{seed}:{day}:{ad_id}", so rows are deterministic for a seed.
+  carousel). Counts are drawn, not rounded: clicks are binomial in the impressions, link clicks in the clicks,
+  landing page views in the link clicks, add to cart / initiate checkout / purchases each in the step before
+  (values ~ lognormal around a per-account order value) only when the ad set promotes a pixel (purchases only for
+  custom_event_type PURCHASE); leads (binomial in the clicks) for OUTCOME_LEADS. On top of the draws, each day
+  multiplies an ad's CTR and conversion rate by a lognormal factor of mean 1 (see "noise" below: one part shared by
+  the account's ads that day, one the ad's own), so equal ads differ from day to day by more than chance, as live
+  ones do. Randomness comes from generators seeded by a hash of (seed, day, ad id) and (seed, day, account id), so
+  rows are deterministic for a seed.
 - Storage: one row per ad-day (table delivery_days, primary key (account_id, day, ad_id)) plus a breakdown
   template per ad-set targeting (delivery_templates). The template is a list of cells (age, gender, country,
   publisher_platform, platform_position, impression_device) with integer weights, built by merging the
@@ -44,9 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import struct
 from dataclasses import dataclass
-from statistics import NormalDist
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from typing import Iterable, Iterator
 from zoneinfo import ZoneInfo
@@ -466,14 +468,114 @@ def _fraction(day_start: float, day_end: float, window: tuple[float, float], wee
     return total / _HOURLY_TOTAL
 
 
-_NORMAL = NormalDist()
-_U32 = struct.Struct("<16I")
-_blake = hashlib.blake2b
+# ---- noise: the draws of one ad-day (docs/sandbox.md "Noise"; bench/experiments.py draws from these same functions)
+
+# Day-level overdispersion. Counts are binomial draws, and on top of that every rate an ad has on a day is multiplied
+# by a lognormal factor of mean 1: exp(MARKET·z_market + AD·z_ad − (MARKET² + AD²)/2). z_market is one draw per ad
+# account and day, shared by all its ads (weekday, auction pressure: variants move together, so it cancels in a
+# comparison); z_ad is each ad's own draw (its luck in the auction that day: why two identical ads differ by more than
+# chance). The sizes are modelling choices (no public source measures them): docs/sandbox.md says so.
+MARKET_DAY_SIGMA = 0.10
+AD_DAY_SIGMA = 0.05
+LINK_CLICK_SHARE, LANDING_VIEW_SHARE, UNIQUE_CLICK_SHARE = 0.65, 0.72, 0.9
+ENGAGEMENT_RATE, VIDEO_VIEW_RATE, LEAD_RATE = 0.004, 0.25, 0.09
+ADD_TO_CART_RATE, CHECKOUT_RATE, PURCHASE_RATE = 0.14, 0.5, 0.55
+ORDER_VALUE_SIGMA = 0.6    # log-sd of one order's value around the account's average order value
 
 
-def _uniforms(key: str) -> list[float]:
-    """16 deterministic uniforms in [0, 1) for one ad-day (a hash: cheaper than seeding a Random)."""
-    return [x * 2.3283064365386963e-10 for x in _U32.unpack(_blake(key.encode(), digest_size=64).digest())]
+class SeededDraws:
+    """Generators seeded by a hash of parts (deterministic for a seed, day and ad). Calling it re-seeds one PCG64 and
+    returns its generator, valid until the next call: ten times cheaper than making a generator per ad-day."""
+
+    def __init__(self) -> None:
+        import numpy
+
+        self._bits = numpy.random.PCG64(0)
+        self._generator = numpy.random.Generator(self._bits)
+        self._state = self._bits.state
+
+    def __call__(self, *parts) -> "numpy.random.Generator":
+        digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=32).digest()
+        self._state["state"] = {"state": int.from_bytes(digest[:16], "little"), "inc": int.from_bytes(digest[16:], "little") | 1}
+        self._state["has_uint32"] = self._state["uinteger"] = 0
+        self._bits.state = self._state
+        return self._generator
+
+
+# The functions below take numbers (the sandbox, one ad-day at a time) or numpy arrays (the calibration bench,
+# thousands of experiments at once); with numbers they stay in plain Python, which is several times faster.
+
+def _is_array(value) -> bool:
+    return hasattr(value, "shape")
+
+
+def _within(value, low: float, high: float):
+    if _is_array(value):
+        return value.clip(low, high)
+    return min(high, max(low, float(value)))
+
+
+def day_factor(market_z, ad_z):
+    """The multiplier of a rate on one day (mean 1), from the market's and the ad's standard normal draws."""
+    exponent = MARKET_DAY_SIGMA * market_z + AD_DAY_SIGMA * ad_z - (MARKET_DAY_SIGMA ** 2 + AD_DAY_SIGMA ** 2) / 2
+    if _is_array(exponent):
+        import numpy
+
+        return numpy.exp(exponent)
+    return math.exp(exponent)
+
+
+def paced_target(rng, allowance, cpm):
+    """(what the day's pacing aims to spend, the day's CPM): 96–100 % of the allowance, the CPM ±10 %."""
+    pace, price = rng.random((2,) + allowance.shape) if _is_array(allowance) else rng.random(2).tolist()
+    return allowance * (PACING_LOW + (1 - PACING_LOW) * pace), cpm * (0.9 + 0.2 * price)
+
+
+def bought(target, cpm, cap=None):
+    """(impressions, spend) that a target buys at a CPM, at most cap impressions; spend never exceeds the target."""
+    if _is_array(target) or _is_array(cpm):
+        import numpy
+
+        impressions = numpy.floor(target * 1000 / cpm).astype(numpy.int64)
+        if cap is not None:
+            impressions = numpy.minimum(impressions, cap)
+        return impressions, numpy.minimum(numpy.floor(impressions * cpm / 1000), numpy.floor(target)).astype(numpy.int64)
+    impressions = int(target * 1000 / cpm)
+    if cap is not None:
+        impressions = min(impressions, int(cap))
+    return impressions, min(int(impressions * cpm / 1000), int(target))
+
+
+def binomial(rng, n, p):
+    """A binomial draw (p held to [0, 1])."""
+    return rng.binomial(n, _within(p, 0.0, 1.0))
+
+
+def draw_clicks(rng, impressions, ctr, factor):
+    """Clicks of a day: binomial in the impressions at the ad's CTR times the day's factor."""
+    return binomial(rng, impressions, ctr * factor)
+
+
+def draw_purchases(rng, landing_page_views, conv, factor):
+    """(add to cart, initiate checkout, purchases) of a day: each step binomial in the one before; conv (the ad's
+    conversion factor, ~1) times the day's factor scales the first step, and the last up to a factor of 1."""
+    add_to_cart = binomial(rng, landing_page_views, ADD_TO_CART_RATE * conv * factor)
+    checkout = binomial(rng, add_to_cart, CHECKOUT_RATE)
+    return add_to_cart, checkout, binomial(rng, checkout, PURCHASE_RATE * _within(conv, 0.0, 1.0))
+
+
+def draw_order_value(rng, purchases, average_order_value):
+    """The value of a day's purchases: a sum of lognormal orders, approximated by one lognormal of the same mean."""
+    if _is_array(purchases):
+        import numpy
+
+        sigma = ORDER_VALUE_SIGMA / numpy.sqrt(numpy.maximum(purchases, 1))
+        value = purchases * average_order_value * numpy.exp(sigma * rng.standard_normal(purchases.shape) - sigma * sigma / 2)
+        return numpy.floor(value).astype(numpy.int64)
+    if not purchases:
+        return 0
+    sigma = ORDER_VALUE_SIGMA / math.sqrt(purchases)
+    return int(purchases * average_order_value * math.exp(sigma * float(rng.standard_normal()) - sigma * sigma / 2))
 
 
 # ---- simulation
@@ -484,6 +586,7 @@ class _Plan:
     def __init__(self, sb, account: dict, only_ads: set[str] | None) -> None:
         store = sb.store
         self.sb, self.account = sb, account
+        self.draws = SeededDraws()
         aid = account["id"]
         self.tz = account_tz(account)
         currency = account.get("currency", "USD")
@@ -628,6 +731,7 @@ class _Plan:
         rows = []
         iso = day.isoformat()
         aid = self.account["id"]
+        market_ctr_z, market_conv_z = self.draws(seed, iso, aid, "market").standard_normal(2).tolist()
         for sid, items in by_adset.items():
             tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase, _, growth, start_day = self.adset_info[sid]
             objective = self.campaigns[self.adsets[sid]["campaign_id"]].get("objective", "")
@@ -647,48 +751,31 @@ class _Plan:
             pool = int(min(audience, max(1000, 30 * allowance[sid] * 1000 / cpm_minor)))
             for (entry, f), w in zip(items, weights):
                 a, s, c, window, ctr, conv, video = entry
-                u = _uniforms(f"{seed}:{iso}:{a['id']}")
+                rng = self.draws(seed, iso, a["id"])
                 share = w / total_w
-                target = allowance[sid] * share * f * (PACING_LOW + (1 - PACING_LOW) * u[0])
-                cpm = cpm_minor * (0.9 + 0.2 * u[1]) * weekend * trend
-                cap = int(daily_people * share * f)
-                impressions = int(target * 1000 / cpm)
-                if impressions > cap:
-                    impressions = cap
+                target, cpm = paced_target(rng, allowance[sid] * share * f, cpm_minor * weekend * trend)
+                impressions, spend = bought(target, cpm, int(daily_people * share * f))
                 if impressions <= 0:
                     continue
-                spend = min(int(impressions * cpm / 1000), int(target))
                 freq = min(MAX_DAILY_FREQUENCY, (1.0 + impressions / max(daily_people * share, 1.0)) * repeat)
                 reach = max(1, int(impressions / freq))
-                x = impressions * ctr * g_ctr * (0.85 + 0.3 * u[2])
-                clicks = min(impressions, int(x) + (u[3] < x - int(x)))
-                x = clicks * (0.86 + 0.08 * u[4])
-                unique = min(reach, int(x) + (u[5] < x - int(x)))
-                x = clicks * (0.55 + 0.2 * u[6])
-                link = int(x) + (u[7] < x - int(x))
-                x = link * (0.6 + 0.25 * u[8])
-                lpv = int(x) + (u[9] < x - int(x))
-                x = impressions * 0.004 * (0.7 + 0.6 * u[10])
-                engagements = min(impressions, clicks + int(x) + (u[11] < x - int(x)))
+                own_ctr_z, own_conv_z = rng.standard_normal(2).tolist()
+                clicks = int(draw_clicks(rng, impressions, ctr * g_ctr, day_factor(market_ctr_z, own_ctr_z)))
+                unique = min(reach, int(binomial(rng, clicks, UNIQUE_CLICK_SHARE)))
+                link = int(binomial(rng, clicks, LINK_CLICK_SHARE))
+                lpv = int(binomial(rng, link, LANDING_VIEW_SHARE))
+                engagements = clicks + int(binomial(rng, impressions - clicks, ENGAGEMENT_RATE))
+                conv_factor = day_factor(market_conv_z, own_conv_z)
                 views = leads = atc = ic = purchases = value = 0
                 if video:
-                    x = impressions * 0.25 * (0.8 + 0.4 * u[10])
-                    views = min(impressions, int(x) + (u[12] < x - int(x)))
+                    views = int(binomial(rng, impressions, VIDEO_VIEW_RATE))
                 if leads_on:
-                    x = clicks * 0.09 * conv * g_conv
-                    leads = min(clicks, int(x) + (u[13] < x - int(x)))
+                    leads = int(binomial(rng, clicks, LEAD_RATE * conv * g_conv * conv_factor))
                 if pixel:
-                    x = lpv * 0.14 * conv * g_conv
-                    atc = min(lpv, int(x) + (u[12] < x - int(x)))
-                    x = atc * 0.5
-                    ic = int(x) + (u[13] < x - int(x))
-                    if purchase:
-                        x = ic * 0.55 * min(1.0, conv)
-                        purchases = int(x) + (u[14] < x - int(x))
-                        if purchases:  # a sum of lognormal order values, approximated by one lognormal
-                            sigma = 0.6 / math.sqrt(purchases)
-                            z = _NORMAL.inv_cdf(min(max(u[15], 1e-9), 1 - 1e-9))
-                            value = int(purchases * self.aov * math.exp(sigma * z - sigma * sigma / 2))
+                    atc, ic, purchases = (int(v) for v in draw_purchases(rng, lpv, conv * g_conv, conv_factor))
+                    if not purchase:
+                        purchases = 0
+                    value = int(draw_order_value(rng, purchases, self.aov))
                 spend = max(0, spend)
                 self.shown[sid] = self.shown.get(sid, 0) + impressions
                 self.spent[sid] = self.spent.get(sid, 0) + spend
