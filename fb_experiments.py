@@ -1,24 +1,29 @@
 """Experiments: A/B tests from a plan to a winner.
 
 A plan names a hypothesis, the one variable under test (creative, audience, placement, optimization goal or budget),
-2-5 variants, the primary metric (cost per result, CTR or ROAS), a daily budget per variant, a duration, and the rules
-that stop losers and scale the winner. ``launch_experiment`` builds every variant with ``launch_campaign`` (one
-campaign, ad set and ad each; checked before anything is sent; PAUSED unless asked ACTIVE; the same plan twice
-creates nothing twice) and, when the ad account belongs to a business, puts them in a Facebook split test
-(``ad_studies`` of type SPLIT_TEST, one cell per variant) so their audiences do not overlap.
+2-10 variants, the primary metric (cost per result, CTR or ROAS), a daily budget per variant, a duration, and the rules
+that stop losers and scale the winner. ``launch_experiment`` sizes the plan first (what lift it can detect at its
+budget and duration, from the account's recent delivery; an under-powered plan waits for a person's confirmation),
+then builds every variant with ``launch_campaign`` (one campaign, ad set and ad each; checked before anything is sent;
+PAUSED unless asked ACTIVE; the same plan twice creates nothing twice) and, when the ad account belongs to a business,
+puts them in a Facebook split test (``ad_studies`` of type SPLIT_TEST, one cell per variant) so their audiences do not
+overlap.
 
-The comparison is Bayesian: CTR as beta-binomial (clicks of impressions), cost per result and ROAS as gamma-Poisson
-(results per unit of spend; ROAS times the variant's average order value). Each variant gets its metric, a 95 %
-credible interval and the probability of being best, from 20,000 posterior draws seeded by the experiment, so the
-same numbers give the same answer. ``evaluate_experiments`` (the hourly ``experiments`` job) applies the rules
-through the safety gate, so every pause and budget change is audited like a person's.
+The comparison is an always-valid sequential test on daily numbers (docs/experiments.md): each pair of variants gets
+a confidence sequence for the ratio of their rates (a mixture SPRT on the log ratio, whose variance counts chance and
+the day-to-day spread the data show), valid however often it is checked, with the error shared by all pairs. A
+variant wins when its sequence against every other one lies above zero; while 3 or more run, one that another
+beats that way is stopped. ``evaluate_experiments`` (the hourly ``experiments`` job) applies the rules through the
+safety gate, so every pause and budget change is audited like a person's. bench/experiments.py measures the error
+rates this gives.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -48,8 +53,9 @@ from fb_utils import (
 ops = OpSet("fb_experiments")
 log = get_logger("fb_experiments")
 
-DRAWS = 20_000
 SPLIT_TEST_MAX_CELLS = 5
+MAX_VARIANTS = 10
+SPLIT_TEST_MAX_DAYS = 30      # unverified: the sandbox's limit (docs/graph_api_verified.md, "Split tests")
 DEFAULT_OUT_DIR = "experiments"
 VARIABLES = ("creative", "audience", "placement", "optimization_goal", "budget")
 METRICS = ("cost_per_result", "ctr", "roas")
@@ -72,11 +78,10 @@ class _Spec(BaseModel):
 class ExperimentRules(_Spec):
     """When to stop a loser, declare a winner, and how far to scale it."""
 
-    certainty: float = Field(0.95, ge=0.5, le=0.999, description="Probability of being best by min_lift at which a variant wins (0.95 = 95 %).")
-    min_lift: float = Field(0.05, ge=0, le=1, description="How much better than every other variant the winner must be (0.05 = 5 %): differences smaller than this are noise for a decision.")
+    certainty: float = Field(0.95, ge=0.5, le=0.999, description="How sure a decision must be, however often the test is checked (0.95: at most a 5 % chance that a winner or a stop is noise).")
+    min_lift: float = Field(0.2, gt=0, le=5, description="The smallest lift worth finding (0.2 = 20 % more clicks per impression, results or revenue per unit spent): the plan is sized to find it with 80 % chance, and launch asks for a confirmation when its budget and duration cannot.")
     min_impressions: int = Field(1000, ge=0, description="Impressions every variant needs before any decision.")
     min_results: int = Field(10, ge=0, description="Results (or clicks, for CTR) every variant needs before any decision.")
-    stop_below: float = Field(0.05, ge=0, le=0.5, description="With 3+ variants running, one whose chance of being best falls below this is paused.")
     scale_pct: int = Field(20, ge=0, le=100, description="The winner's daily budget grows by this much per step (0: no scaling).")
     max_daily_budget: int | None = Field(None, gt=0, description="The most the winner's daily budget may reach, minor units (default 3× the variant budget).")
     scale_cooldown_hours: float = Field(24, ge=1, le=24 * 30, description="Hours between two scaling steps.")
@@ -133,9 +138,9 @@ class LaunchExperimentArgs(OpArgs):
     campaign: dict[str, Any] = Field(..., description="Shared campaign fields: objective (and special_ad_categories); no budget (each variant has its own).")
     adset: dict[str, Any] = Field(..., description="Shared ad set fields: targeting, optimization_goal, promoted_object, …")
     creative: dict[str, Any] | None = Field(None, description="The shared creative (all variables but creative).")
-    variants: list[VariantSpec] = Field(..., min_length=2, max_length=10, description="2-10 variants (split tests take at most 5).")
+    variants: list[VariantSpec] = Field(..., description="2-10 variants (split tests take at most 5).")
     daily_budget: int = Field(..., gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
-    duration_days: int = Field(7, ge=1, le=30, description="How long the test runs (1-30 days; 7 is a good default).")
+    duration_days: int = Field(7, description=f"How long the test runs (1-{SPLIT_TEST_MAX_DAYS} days; 7 is a good default).")
     rules: ExperimentRules = Field(default_factory=ExperimentRules, description="Stop, winner and scaling rules.")
     split_test: Literal["auto", "yes", "no"] = Field("auto", description="auto: a Facebook split test when the account has a business and ≤5 variants; yes: require it; no: plain variants.")
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE (one confirmation).")
@@ -149,6 +154,23 @@ class LaunchExperimentArgs(OpArgs):
             loaded = _load_plan_file(str(data["plan_file"]))
             return {**loaded, **data}
         return data
+
+    @field_validator("duration_days")
+    @classmethod
+    def _duration_within_the_split_test_limit(cls, value: int) -> int:
+        if not 1 <= value <= SPLIT_TEST_MAX_DAYS:
+            raise ValueError(f"duration_days is {value}: a test runs 1 to {SPLIT_TEST_MAX_DAYS} days (a Facebook split test lasts at most "
+                             f"{SPLIT_TEST_MAX_DAYS}); for a longer look, run a second test after this one")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _two_to_ten_variants(cls, value: list[VariantSpec]) -> list[VariantSpec]:
+        if len(value) < 2:
+            raise ValueError(f"a test compares at least 2 variants, and this plan has {len(value)}: add the variant to compare against")
+        if len(value) > MAX_VARIANTS:
+            raise ValueError(f"a test compares at most {MAX_VARIANTS} variants, and this plan has {len(value)}: split it into smaller tests")
+        return value
 
     @field_validator("campaign")
     @classmethod
@@ -210,13 +232,276 @@ def variant_launch(args: LaunchExperimentArgs, variant: VariantSpec, account_id:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Statistics (pure)
+# Statistics (pure): always-valid comparisons on daily numbers. docs/experiments.md has the math in plain words, its
+# references and the calibration (bench/experiments.py) that measures the error rates these choices give.
 # ---------------------------------------------------------------------------------------------------------------
+
+# Assumptions. Each is stated to the person where it matters, and the data take over from the first as days accrue.
+# sd (log scale) of a variant's own day-to-day rate factor beyond chance, a floor under what the data show. Rates per
+# unit spent also move with the day's price of impressions, so they get more.
+ASSUMED_DAY_SPREAD = {"ctr": 0.05, "cost_per_result": 0.10, "roas": 0.10}
+ASSUMED_SPREAD_DAYS = 3     # that assumption weighs as much as this many days of evidence
+SPREAD_CONFIDENCE = 0.8     # the spread used is the upper 80 % bound of its estimate: a low estimate would crown noise
+SPREAD_MIN_DAY_RESULTS = 5  # a day enters the spread estimate when both variants of a pair have this many results
+ORDER_VALUE_CV2 = 1.0       # squared coefficient of variation of one order's value (ROAS): one order ≈ two results of noise
+PLANNED_POWER = 0.8         # a plan is sized so that a true min_lift is found with this chance
+DEFAULT_TAU2 = 0.01         # the mixture's width for tests launched before plans were sized (lifts around 10 %)
+
+
+@dataclass(frozen=True)
+class Design:
+    """What a test fixes before it sees data: its certainty, how many variants share the error, the mixture's width."""
+
+    certainty: float = 0.95
+    variants: int = 2
+    tau2: float = DEFAULT_TAU2
+    assumed_spread: float = ASSUMED_DAY_SPREAD["ctr"]
+
+    @property
+    def pair_alpha(self) -> float:
+        """The error each pair of variants may make: 1 − certainty shared equally by every pair (Bonferroni)."""
+        return (1 - self.certainty) / (self.variants * (self.variants - 1) / 2)
+
+
+def half_width(variance: Any, tau2: float, alpha: float) -> Any:
+    """Half the width (log scale) of the mixture SPRT's confidence sequence around a normal estimate with this variance:
+    it holds at every look at once, with probability 1 − alpha (Robbins 1970; Johari, Pekelis & Walsh 2017)."""
+    import numpy
+
+    variance = numpy.asarray(variance, dtype=float)
+    return numpy.sqrt(variance * (variance + tau2) / tau2 * (2 * math.log(1 / alpha) + numpy.log((variance + tau2) / variance)))
+
+
+def _mixture_cost(ratio: Any, alpha: float) -> Any:
+    import numpy
+
+    return (1 + ratio) / ratio * (2 * math.log(1 / alpha) + numpy.log1p(ratio))
+
+
+def best_tau2(variance: float, alpha: float) -> float:
+    """The mixture width that makes the confidence sequence narrowest when the estimate's variance is `variance`
+    (the plan's last day): τ² = r·variance for the r that minimizes (1 + r)/r · (2 ln(1/α) + ln(1 + r))."""
+    import numpy
+
+    ratios = numpy.geomspace(0.1, 1000, 400)
+    return float(ratios[numpy.argmin(_mixture_cost(ratios, alpha))] * variance)
+
+
+@dataclass
+class Evidence:
+    """Per variant (the last axis): its log rate and that estimate's variance; and the day-to-day spread used (squared)."""
+
+    log_rate: Any
+    variance: Any
+    spread2: Any
+
+
+def weigh(exposure: Any, count: Any, effective: Any, assumed_spread: float) -> Evidence:
+    """The evidence from daily numbers shaped (…, variants, days): what each variant was exposed to (impressions or
+    spend), its count (clicks, results or value) and its count in results-worth of noise (`effective`). A variant's
+    rate is its total count over its total exposure; its variance is chance (1 / results) plus the day-to-day spread
+    weighted by how its exposure fell over the days: the day, not the impression, is the unit of that spread."""
+    import numpy
+
+    exposure, count, effective = (numpy.asarray(a, dtype=float) for a in (exposure, count, effective))
+    total_exposure, total_count, total_effective = exposure.sum(-1), count.sum(-1), effective.sum(-1)
+    unit = numpy.where(total_effective > 0, total_count / numpy.maximum(total_effective, 1e-300), 1.0)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        log_rate = numpy.where(total_exposure > 0, numpy.log((total_count + 0.5 * unit) / total_exposure), numpy.nan)
+        shares2 = ((exposure / total_exposure[..., None]) ** 2).sum(-1)
+    spread2 = day_spread2(exposure, count, effective, unit, assumed_spread)
+    variance = 1 / (total_effective + 0.5) + spread2[..., None] * numpy.nan_to_num(shares2)
+    return Evidence(log_rate, variance, spread2)
+
+
+def day_spread2(exposure: Any, count: Any, effective: Any, unit: Any, assumed_spread: float) -> Any:
+    """The variance (log scale) of a variant's own day-to-day factor: measured from how much each pair's daily log
+    ratio moves beyond what chance explains, pooled with the assumed spread (worth ASSUMED_SPREAD_DAYS days), and
+    never below it. A shift all variants share on a day (a weekend, the auction) cancels in the ratio and is not
+    counted, as it does not blur a comparison."""
+    import numpy
+
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        daily = numpy.where(exposure > 0, numpy.log((count + 0.5 * unit[..., None]) / numpy.maximum(exposure, 1e-300)), 0.0)
+    chance = 1 / (effective + 0.5)
+    usable = (effective >= SPREAD_MIN_DAY_RESULTS) & (exposure > 0)
+    variants = exposure.shape[-2]
+    excess = numpy.zeros(exposure.shape[:-2])
+    freedom = numpy.zeros(exposure.shape[:-2])
+    for i in range(variants):
+        for j in range(i + 1, variants):
+            both = usable[..., i, :] & usable[..., j, :]
+            days = both.sum(-1)
+            gap = numpy.where(both, daily[..., i, :] - daily[..., j, :], 0.0)
+            mean = gap.sum(-1) / numpy.maximum(days, 1)
+            moved = (numpy.where(both, gap - mean[..., None], 0.0) ** 2).sum(-1)
+            expected = numpy.where(both, chance[..., i, :] + chance[..., j, :], 0.0).sum(-1) * numpy.maximum(days - 1, 0) / numpy.maximum(days, 1)
+            excess += moved - expected
+            freedom += numpy.maximum(days - 1, 0)
+    measured = numpy.where(freedom > 0, excess / (2 * numpy.maximum(freedom, 1)), 0.0)
+    days_of_evidence = freedom * 2 / variants   # pairs share their variants: K − 1 independent gaps a day, not K(K − 1)/2
+    pooled = (ASSUMED_SPREAD_DAYS * assumed_spread ** 2 + days_of_evidence * measured) / (ASSUMED_SPREAD_DAYS + days_of_evidence)
+    return numpy.maximum(pooled * spread_inflation(days_of_evidence), assumed_spread ** 2)
+
+
+def spread_inflation(days_of_evidence: Any) -> Any:
+    """How much the pooled spread estimate is raised to its upper SPREAD_CONFIDENCE bound: ν / χ²(1 − confidence, ν)
+    for its ν degrees of freedom (the assumption's and the data's; Wilson–Hilferty's approximation of the quantile)."""
+    import numpy
+    from statistics import NormalDist
+
+    freedom = ASSUMED_SPREAD_DAYS + numpy.asarray(days_of_evidence, dtype=float)
+    z = NormalDist().inv_cdf(1 - SPREAD_CONFIDENCE)
+    quantile = freedom * (1 - 2 / (9 * freedom) + z * numpy.sqrt(2 / (9 * freedom))) ** 3
+    return freedom / quantile
+
+
+def pair_gap(evidence: Evidence, design: Design) -> tuple[Any, Any]:
+    """(how much better each variant's rate is than each other's, log scale: [..., i, j] = i over j; the half-width of
+    its confidence sequence at the design's pair level)."""
+    gap = evidence.log_rate[..., :, None] - evidence.log_rate[..., None, :]
+    variance = evidence.variance[..., :, None] + evidence.variance[..., None, :]
+    return gap, half_width(variance, design.tau2, design.pair_alpha)
+
+
+def verdicts(evidence: Evidence, running: Any, ready: Any, design: Design) -> tuple[Any, Any]:
+    """What the rule concludes at one look, for arrays shaped (…, variants): the winner's index (−1 for none) — the
+    running variant whose confidence sequence against every other running one lies above zero — and which variants
+    to stop — running ones that another running variant beats that way, while 3 or more run (at most all but two,
+    the worst first). Nothing is concluded where `ready` (…) is false."""
+    import numpy
+
+    running = numpy.asarray(running, dtype=bool)
+    ready = numpy.asarray(ready, dtype=bool)
+    gap, width = pair_gap(evidence, design)
+    with numpy.errstate(invalid="ignore"):
+        beats = (gap - width) > 0                       # nan (a variant without delivery) beats nothing
+    variants = running.shape[-1]
+    idle = ~running[..., None, :] | numpy.eye(variants, dtype=bool)
+    wins = running & ready[..., None] & (beats | idle).all(-1)
+    winner = numpy.where(wins.any(-1), wins.argmax(-1), -1)
+    beaten = (beats & running[..., :, None]).any(-2) & running & ready[..., None] & (winner < 0)[..., None]
+    room = numpy.maximum(running.sum(-1) - 2, 0)
+    worst_first = numpy.argsort(numpy.where(beaten, evidence.log_rate, numpy.inf), axis=-1).argsort(axis=-1)
+    stops = beaten & (worst_first < room[..., None])
+    return winner, stops
+
+
+def metric_series(metric: str, *, impressions: Any, spend: Any, clicks: Any, results: Any, value: Any) -> tuple[Any, Any, Any]:
+    """(exposure, count, effective count) of a metric from delivery numbers (numbers or arrays): CTR is clicks per
+    impression; cost per result compares results per unit spent (more is a lower cost); ROAS compares value per unit
+    spent, whose noise is that of results widened by the spread of order values."""
+    if metric == "ctr":
+        return impressions, clicks, clicks
+    if metric == "roas":
+        return spend, value, results / (1 + ORDER_VALUE_CV2)
+    return spend, results, results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sizing a plan (pure): what a test can find at its budget and duration
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What one impression brings, from the account's recent delivery or stated defaults (money in minor units)."""
+
+    cpm: float                      # cost of 1,000 impressions
+    ctr: float                      # clicks per impression
+    results_per_impression: float
+    value_per_result: float
+    source: str                     # where the numbers come from, for the person
+
+
+def effective_per_day(metric: str, baseline: Baseline, daily_budget: int) -> float:
+    """A variant's expected daily count in results-worth of noise: clicks (CTR), results (cost per result) or results
+    discounted for the spread of order values (ROAS)."""
+    impressions = daily_budget * 1000 / baseline.cpm if baseline.cpm > 0 else 0.0
+    if metric == "ctr":
+        return impressions * baseline.ctr
+    results = impressions * baseline.results_per_impression
+    return results / (1 + ORDER_VALUE_CV2) if metric == "roas" else results
+
+
+def horizon_variance(per_day: float, days: float, spread: float) -> float:
+    """The variance of a two-variant log ratio after `days` days of `per_day` effective results each, with the spread
+    raised as the test will raise it after that many days."""
+    if per_day <= 0 or days <= 0:
+        return math.inf
+    return 2 * (1 / (per_day * days) + spread ** 2 * float(spread_inflation(days - 1)) / days)
+
+
+def detectable_lift(metric: str, per_day: float, days: float, certainty: float, variants: int) -> tuple[float, float]:
+    """(the smallest true lift the test finds with PLANNED_POWER chance by its last day, the mixture width τ² that
+    makes it smallest). The last-day approximation is conservative: a test can also stop earlier."""
+    from statistics import NormalDist
+
+    variance = horizon_variance(per_day, days, ASSUMED_DAY_SPREAD[metric])
+    if not math.isfinite(variance):
+        return math.inf, DEFAULT_TAU2
+    alpha = Design(certainty, variants).pair_alpha
+    tau2 = best_tau2(variance, alpha)
+    edge = float(half_width(variance, tau2, alpha)) + NormalDist().inv_cdf(PLANNED_POWER) * math.sqrt(variance)
+    return math.expm1(edge), tau2
+
+
+@dataclass
+class Sizing:
+    """What a plan can find: the detectable lift at its budget and duration, and what finding min_lift would take."""
+
+    lift: float                     # detectable at the plan's budget and duration
+    min_lift: float                 # what the plan wants to detect
+    tau2: float
+    per_day: float                  # effective results per variant per day
+    planned: float                  # effective results per variant over the duration
+    days_needed: int | None         # for min_lift at the plan's budget (None: not within SPLIT_TEST_MAX_DAYS)
+    budget_needed: int | None       # for min_lift within the plan's duration (None: no budget reaches it)
+    longer: tuple[int, int] | None  # when no budget reaches it in time: the shortest (days, daily budget) that does
+    baseline: Baseline
+
+    @property
+    def enough(self) -> bool:
+        return self.lift <= self.min_lift
+
+
+def _budget_for(metric: str, baseline: Baseline, days: int, min_lift: float, certainty: float, variants: int,
+                start: int) -> int | None:
+    """The smallest daily budget (to 1 %) at which a plan of `days` days detects min_lift; None if none does."""
+    def finds(budget: int) -> bool:
+        return detectable_lift(metric, effective_per_day(metric, baseline, budget), days, certainty, variants)[0] <= min_lift
+
+    low, high = 1, max(start, 1) * 10_000
+    if not finds(high):
+        return None
+    while high - low > max(1, low // 100):
+        middle = (low + high) // 2
+        low, high = (low, middle) if finds(middle) else (middle, high)
+    return high
+
+
+def size_plan(metric: str, baseline: Baseline, daily_budget: int, days: int, min_lift: float, certainty: float,
+              variants: int) -> Sizing:
+    """Size a plan: what it can detect, and the duration or daily budget it would need to detect min_lift."""
+    per_day = effective_per_day(metric, baseline, daily_budget)
+    lift, tau2 = detectable_lift(metric, per_day, days, certainty, variants)
+    days_needed = next((d for d in range(1, SPLIT_TEST_MAX_DAYS + 1)
+                        if detectable_lift(metric, per_day, d, certainty, variants)[0] <= min_lift), None)
+    budget_needed = _budget_for(metric, baseline, days, min_lift, certainty, variants, daily_budget)
+    longer = None
+    if budget_needed is None and days_needed is None:
+        for more in range(days + 1, SPLIT_TEST_MAX_DAYS + 1):
+            budget = _budget_for(metric, baseline, more, min_lift, certainty, variants, daily_budget)
+            if budget is not None:
+                longer = (more, budget)
+                break
+    return Sizing(lift, min_lift, tau2, per_day, per_day * days, days_needed, budget_needed, longer, baseline)
 
 
 @dataclass
 class VariantNumbers:
-    """What a variant delivered so far (money in minor units)."""
+    """What a variant delivered (money in minor units): its totals, and per day (oldest first) the same numbers with
+    `name` holding the date."""
 
     name: str
     spend: int = 0
@@ -224,117 +509,7 @@ class VariantNumbers:
     clicks: int = 0
     results: int = 0
     value: int = 0   # purchase value, for ROAS
-
-
-@dataclass
-class VariantStats:
-    name: str
-    numbers: VariantNumbers
-    metric: float | None            # cost per result (minor units), CTR (percent) or ROAS (×)
-    low: float | None               # 95 % credible interval
-    high: float | None
-    p_best: float
-    enough: bool                    # met min_impressions and min_results
-    p_best_by_lift: float = 0.0     # chance of beating every other variant by at least min_lift
-
-
-def _rng(seed_text: str) -> Any:
-    import numpy
-
-    return numpy.random.default_rng(int(hashlib.sha256(seed_text.encode()).hexdigest()[:16], 16))
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A weak prior centred on all variants pooled, worth one result (or one click): a variant without data is as
-    good as the average, and very uncertain, instead of best or worst by default."""
-
-    ctr: float
-    rate: float     # results per minor unit of spend
-
-
-def pooled_prior(numbers: list[VariantNumbers], result_kind: str) -> Prior:
-    clicks, impressions = sum(n.clicks for n in numbers), sum(n.impressions for n in numbers)
-    results = sum(_results(n, result_kind) for n in numbers)
-    spend = sum(n.spend for n in numbers)
-    return Prior(ctr=(clicks + 1) / (impressions + 2), rate=(results + 1) / (spend + 1) if spend else 1.0)
-
-
-def _results(n: VariantNumbers, result_kind: str) -> float:
-    return n.results / 1000 if result_kind == "impressions" else n.results
-
-
-def _posterior(metric: str, n: VariantNumbers, rng: Any, result_kind: str, prior: Prior) -> Any:
-    """DRAWS samples of the metric's posterior, oriented so that larger is better (cost per result: results per spend)."""
-    if metric == "ctr":
-        return rng.beta(1 + n.clicks, 1 / prior.ctr - 1 + max(0, n.impressions - n.clicks), DRAWS)
-    rate = rng.gamma(1 + _results(n, result_kind), 1.0 / (1 / prior.rate + n.spend), DRAWS)
-    if metric == "roas":
-        order_value = n.value / n.results if n.results else 0.0
-        return rate * order_value
-    return rate
-
-
-def compare(metric: str, numbers: list[VariantNumbers], rules: ExperimentRules, *, seed: str,
-            result_kind: str = "purchases") -> list[VariantStats]:
-    """Each variant's metric, 95 % interval and probability of being best (ties share the win)."""
-    import numpy
-
-    rng = _rng(seed)
-    prior = pooled_prior(numbers, result_kind)
-    draws = numpy.stack([_posterior(metric, n, rng, result_kind, prior) for n in numbers])
-    best = draws.max(axis=0)
-    winners = draws == best
-    shares = winners / winners.sum(axis=0)
-    out = []
-    for index, n in enumerate(numbers):
-        p_best = float(shares[index].mean())
-        others = numpy.delete(draws, index, axis=0).max(axis=0) if len(numbers) > 1 else numpy.zeros(DRAWS)
-        by_lift = float((draws[index] > others * (1 + rules.min_lift)).mean())
-        value, low, high = _shown(metric, n, draws[index], result_kind)
-        enough = n.impressions >= rules.min_impressions and (n.clicks if metric == "ctr" else n.results) >= rules.min_results
-        out.append(VariantStats(n.name, n, value, low, high, p_best, enough, by_lift))
-    return out
-
-
-def _shown(metric: str, n: VariantNumbers, draws: Any, result_kind: str) -> tuple[float | None, float | None, float | None]:
-    """The metric as people read it, with its 95 % interval (cost per result: spend per result, lower is better)."""
-    import numpy
-
-    if not n.impressions:
-        return None, None, None  # no delivery: an interval would only repeat the prior
-    if metric == "ctr":
-        low, high = numpy.percentile(draws, [2.5, 97.5]) * 100
-        return n.clicks / n.impressions * 100, float(low), float(high)
-    if metric == "roas":
-        value = n.value / n.spend if n.spend else None
-        low, high = numpy.percentile(draws, [2.5, 97.5])
-        return value, float(low), float(high)
-    per = 1000 if result_kind == "impressions" else 1
-    value = n.spend / n.results * per if n.results else None
-    rates = draws[draws > 0]
-    if not len(rates) or not n.spend:
-        return value, None, None
-    low, high = numpy.percentile(1.0 / rates, [2.5, 97.5]) * (per / 1000 if result_kind == "impressions" else 1)
-    return value, float(low), float(high)
-
-
-def lift(metric: str, numbers: list[VariantNumbers], winner: str, runner_up: str, *, seed: str, result_kind: str) -> tuple[float, float, float]:
-    """How much better the winner is than the runner-up: median relative improvement and its 95 % interval."""
-    import numpy
-
-    rng = _rng(seed + ":lift")
-    by_name = {n.name: n for n in numbers}
-    prior = pooled_prior(numbers, result_kind)
-    a = _posterior(metric, by_name[winner], rng, result_kind, prior)
-    b = _posterior(metric, by_name[runner_up], rng, result_kind, prior)
-    with numpy.errstate(divide="ignore", invalid="ignore"):
-        ratio = numpy.where(b > 0, a / b - 1.0, numpy.nan)
-    ratio = ratio[numpy.isfinite(ratio)]
-    if not len(ratio):
-        return 0.0, 0.0, 0.0
-    low, mid, high = numpy.percentile(ratio, [2.5, 50, 97.5])
-    return float(mid), float(low), float(high)
+    daily: list["VariantNumbers"] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -377,34 +552,151 @@ def _result_kind(record_or_plan: dict[str, Any]) -> str:
 
 
 async def _numbers(ctx: OpContext, record: ExperimentRecord, now: datetime) -> list[VariantNumbers]:
-    """Every variant's delivery since the start, from its campaign's insights."""
+    """Every variant's delivery since the start, per day of the ad account (Facebook's days), from one insights read
+    of the variants' campaigns."""
     kind = _result_kind(record.plan)
     account = await ctx.graph.account_info(record.ad_account_id)
-    zone = ZoneInfo(account.timezone_name) if account.timezone_name else UTC  # Facebook's days are the account's
+    zone = ZoneInfo(account.timezone_name) if account.timezone_name else UTC
     start = _parse(record.started_at).astimezone(zone).date()
-    since, until = start.isoformat(), max(now.astimezone(zone).date(), start).isoformat()
+    campaign_ids = [v["campaign_id"] for v in record.variants]
+    answer = await ctx.ops.plan("get_insights", {
+        "object_id": record.ad_account_id, "level": "campaign", "time_increment": 1, "limit": 1,
+        "since": start.isoformat(), "until": max(now.astimezone(zone).date(), start).isoformat(),
+        "filtering": [{"field": "campaign.id", "operator": "IN", "value": campaign_ids}]})
+    if not isinstance(answer, OpResult) or not answer.ok:
+        said = getattr(answer, "text", "") or "no answer"
+        raise FacebookError(f"Could not read the experiment's numbers: {said.splitlines()[0]}")
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in (answer.data or {}).get("rows") or []:
+        rows.setdefault(str(row.get("campaign_id")), []).append(row)
     out = []
     for variant in record.variants:
-        answer = await ctx.ops.plan("get_insights", {"object_id": variant["campaign_id"], "since": since, "until": until})
-        if not isinstance(answer, OpResult) or not answer.ok:
-            raise FacebookError(f"Could not read the insights of variant {variant['name']}: "
-                                f"{getattr(answer, 'text', '').splitlines()[0] if getattr(answer, 'text', '') else 'no answer'}")
-        totals = (answer.data or {}).get("totals") or {}
-        results = int(totals.get(kind, 0) or 0)
-        out.append(VariantNumbers(variant["name"], spend=int(totals.get("spend_minor", 0) or 0),
-                                  impressions=int(totals.get("impressions", 0) or 0), clicks=int(totals.get("clicks", 0) or 0),
-                                  results=results, value=int(totals.get("purchase_value_minor", 0) or 0)))
+        daily = [_day_numbers(str(row.get("date_start")), row, kind)
+                 for row in sorted(rows.get(variant["campaign_id"], []), key=lambda r: str(r.get("date_start")))]
+        out.append(VariantNumbers(variant["name"], spend=sum(d.spend for d in daily), impressions=sum(d.impressions for d in daily),
+                                  clicks=sum(d.clicks for d in daily), results=sum(d.results for d in daily),
+                                  value=sum(d.value for d in daily), daily=daily))
     return out
 
 
+def _day_numbers(day: str, row: dict[str, Any], kind: str) -> VariantNumbers:
+    number = lambda key: int(row.get(key) or 0)  # noqa: E731
+    return VariantNumbers(day, spend=number("spend_minor"), impressions=number("impressions"), clicks=number("clicks"),
+                          results=number(kind), value=number("purchase_value_minor"))
+
+
 def _rules(record: ExperimentRecord) -> ExperimentRules:
-    return ExperimentRules(**(record.plan.get("rules") or {}))
+    """The plan's rules (a rule an earlier version kept, such as stop_below, no longer applies and is left out)."""
+    kept = {k: v for k, v in (record.plan.get("rules") or {}).items() if k in ExperimentRules.model_fields}
+    return ExperimentRules(**kept)
 
 
-async def _stats(ctx: OpContext, record: ExperimentRecord, now: datetime) -> list[VariantStats]:
-    numbers = await _numbers(ctx, record, now)
-    return compare(record.plan.get("metric", "cost_per_result"), numbers, _rules(record), seed=record.key,
-                   result_kind=_result_kind(record.plan))
+def _metric(record_or_plan: dict[str, Any]) -> str:
+    return str(record_or_plan.get("metric") or "cost_per_result")
+
+
+def _design(record: ExperimentRecord) -> Design:
+    metric = _metric(record.plan)
+    sizing = record.plan.get("sizing") or {}
+    return Design(_rules(record).certainty, len(record.variants), float(sizing.get("tau2") or DEFAULT_TAU2), ASSUMED_DAY_SPREAD[metric])
+
+
+def _arrays(metric: str, numbers: list[VariantNumbers]) -> tuple[Any, Any, Any]:
+    """(exposure, count, effective) per variant and day, the days aligned across variants (a day without delivery is 0)."""
+    import numpy
+
+    days = sorted({d.name for n in numbers for d in n.daily})
+    index = {day: i for i, day in enumerate(days)}
+    columns = {key: numpy.zeros((len(numbers), max(1, len(days)))) for key in ("impressions", "spend", "clicks", "results", "value")}
+    for row, n in enumerate(numbers):
+        for d in n.daily:
+            for key, table in columns.items():
+                table[row, index[d.name]] = getattr(d, key)
+    return metric_series(metric, **columns)
+
+
+@dataclass
+class VariantStats:
+    """One variant as a person reads it: its metric, an interval valid at every check, and whether it has enough data."""
+
+    name: str
+    numbers: VariantNumbers
+    metric: float | None            # cost per result (minor units), CTR (percent) or ROAS (×)
+    low: float | None
+    high: float | None
+    enough: bool                    # met min_impressions and min_results
+
+
+@dataclass
+class Comparison:
+    """How much better `name` does than `against` on the metric's own terms (relative rate: clicks per impression,
+    results or revenue per unit spent), with the interval the test holds at every check."""
+
+    name: str
+    against: str
+    lift: float
+    low: float
+    high: float
+
+    @property
+    def settled(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+@dataclass
+class Assessment:
+    """Everything one check concludes about an experiment."""
+
+    stats: list[VariantStats]
+    comparisons: list[Comparison]   # the leader against every other variant that delivered
+    leader: str | None              # the variant with the best rate so far (None before any delivery)
+    winner: str | None
+    stops: list[str]
+    ready: bool                     # every running variant has enough data for a decision
+    spread: float                   # the day-to-day spread used (sd of a variant's daily factor, log scale)
+    design: Design
+
+
+def _shown(metric: str, kind: str, n: VariantNumbers, log_rate: float, width: float) -> tuple[float | None, float | None, float | None]:
+    """The metric as people read it with its interval (from the log rate ± the half-width)."""
+    if not n.impressions or not math.isfinite(log_rate):
+        return None, None, None
+    low, high = math.exp(log_rate - width), math.exp(log_rate + width)
+    if metric == "ctr":
+        return n.clicks / n.impressions * 100, low * 100, high * 100
+    if metric == "roas":
+        return (n.value / n.spend if n.spend else None), low, high
+    per = 1000 if kind == "impressions" else 1
+    return (n.spend / n.results * per if n.results else None), per / high, per / low
+
+
+def assess(record: ExperimentRecord, numbers: list[VariantNumbers]) -> Assessment:
+    """The rule applied once to the numbers so far (pure: the same numbers give the same answer)."""
+    import numpy
+
+    metric, kind, rules, design = _metric(record.plan), _result_kind(record.plan), _rules(record), _design(record)
+    evidence = weigh(*_arrays(metric, numbers), design.assumed_spread)
+    running = numpy.array([v.get("state", "running") == "running" for v in record.variants])
+    enough = [n.impressions >= rules.min_impressions and (n.clicks if metric == "ctr" else n.results) >= rules.min_results for n in numbers]
+    ready = all(e for e, r in zip(enough, running) if r)
+    winner, stops = verdicts(evidence, running, numpy.array(ready), design)
+    gap, width = pair_gap(evidence, design)
+    own_width = half_width(evidence.variance, design.tau2, design.pair_alpha)
+    stats = [VariantStats(n.name, n, *_shown(metric, kind, n, float(evidence.log_rate[i]), float(own_width[i])), enough[i])
+             for i, n in enumerate(numbers)]
+    candidates = [i for i in range(len(numbers)) if numpy.isfinite(evidence.log_rate[i])]   # every variant that delivered
+    leader = max(candidates, key=lambda i: evidence.log_rate[i]) if candidates else None
+    comparisons = [] if leader is None else [
+        Comparison(numbers[leader].name, numbers[j].name, math.expm1(gap[leader, j]), math.expm1(gap[leader, j] - width[leader, j]),
+                   math.expm1(gap[leader, j] + width[leader, j]))
+        for j in candidates if j != leader]
+    return Assessment(stats, comparisons, numbers[leader].name if leader is not None else None,
+                      numbers[int(winner)].name if winner >= 0 else None, [numbers[i].name for i in numpy.flatnonzero(stops)],
+                      ready, math.sqrt(float(evidence.spread2)), design)
+
+
+async def _assess(ctx: OpContext, record: ExperimentRecord, now: datetime) -> Assessment:
+    return assess(record, await _numbers(ctx, record, now))
 
 
 def metric_text(metric: str, value: float | None, currency: str, result_kind: str) -> str:
@@ -425,30 +717,82 @@ def metric_name(metric: str, result_kind: str) -> str:
     return f"cost per {RESULT_WORDS.get(result_kind, 'result')}"
 
 
-def stats_lines(record: ExperimentRecord, stats: list[VariantStats]) -> list[str]:
-    metric, kind, currency = record.plan.get("metric", "cost_per_result"), _result_kind(record.plan), record.currency
+def _percent(value: float) -> str:
+    """A change in whole percent, rounded (never floored), signed with a true minus."""
+    rounded = round(value * 100)
+    return f"{'+' if rounded > 0 else '−' if rounded < 0 else ''}{abs(rounded)}%"
+
+
+def comparison_words(metric: str, kind: str, comparison: Comparison) -> str:
+    """A comparison as a person says it: "B's CTR is 18% higher than A's (interval +6% to +31%)"; for cost per result,
+    more results per unit spent reads as a lower cost."""
+    lift, low, high = comparison.lift, comparison.low, comparison.high
+    if metric == "cost_per_result":   # the cost ratio is 1 / (1 + lift)
+        lift, low, high = (1 / (1 + x) - 1 for x in (lift, high, low))
+    direction = "higher" if lift >= 0 else "lower"
+    name = metric_name(metric, kind)
+    return (f"{comparison.name}'s {name} is {abs(round(lift * 100))}% {direction} than {comparison.against}'s "
+            f"(interval {_percent(low)} to {_percent(high)})")
+
+
+def comparison_line(record: ExperimentRecord, comparison: Comparison) -> str:
+    verdict = (f"{comparison.name} is better" if comparison.low > 0 else f"{comparison.against} is better" if comparison.high < 0
+               else "not clear yet (the interval still includes no difference)")
+    return f"- {comparison_words(_metric(record.plan), _result_kind(record.plan), comparison)}: {verdict}"
+
+
+def stats_lines(record: ExperimentRecord, assessment: Assessment) -> list[str]:
+    metric, kind, currency = _metric(record.plan), _result_kind(record.plan), record.currency
     states = {v["name"]: v.get("state", "running") for v in record.variants}
     lines = []
-    for s in stats:
+    for s in assessment.stats:
         n = s.numbers
-        interval = (f" (95% interval {metric_text(metric, s.low, currency, kind)}–{metric_text(metric, s.high, currency, kind)})"
+        if not n.impressions:
+            lines.append(f"- {s.name} [{states.get(s.name, 'running')}]: no delivery yet")
+            continue
+        interval = (f" (interval {metric_text(metric, s.low, currency, kind)} to {metric_text(metric, s.high, currency, kind)})"
                     if s.low is not None and s.high is not None else "")
-        lines.append(f"- {s.name} [{states.get(s.name, 'running')}]: {metric_name(metric, kind)} "
-                     f"{metric_text(metric, s.metric, currency, kind)}{interval}; {s.p_best:.0%} chance of being best; "
-                     f"spent {format_money(n.spend, currency)}, {n.impressions:,} impressions, {n.clicks:,} clicks, "
-                     f"{n.results:,} {RESULT_WORDS.get(kind, 'result')}s{'' if s.enough else ' (not enough data yet)'}")
+        result_word = RESULT_WORDS.get(kind, "result")
+        lines.append(f"- {s.name} [{states.get(s.name, 'running')}]: {metric_name(metric, kind)} {metric_text(metric, s.metric, currency, kind)}"
+                     f"{interval}; spent {format_money(n.spend, currency)}, {n.impressions:,} impressions, {n.clicks:,} clicks, "
+                     f"{n.results:,} {result_word if n.results == 1 else _plural(result_word)}{'' if s.enough else ' (not enough data yet)'}")
+    lines += [comparison_line(record, c) for c in assessment.comparisons]
     return lines
 
 
-def _stats_data(stats: list[VariantStats]) -> list[dict[str, Any]]:
-    return [{"name": s.name, "metric": s.metric, "low": s.low, "high": s.high, "p_best": round(s.p_best, 4),
-             "p_best_by_lift": round(s.p_best_by_lift, 4),
-             "enough": s.enough, "spend_minor": s.numbers.spend, "impressions": s.numbers.impressions,
-             "clicks": s.numbers.clicks, "results": s.numbers.results, "value_minor": s.numbers.value} for s in stats]
+def _plural(word: str) -> str:
+    return word if word.endswith("impressions") else word + "s"
+
+
+def progress_line(record: ExperimentRecord, assessment: Assessment) -> str | None:
+    """How far the test is toward the sample it was sized for, and how much day-to-day noise it allows for."""
+    sizing = record.plan.get("sizing") or {}
+    planned = sizing.get("planned")
+    metric, kind = _metric(record.plan), _result_kind(record.plan)
+    unit = "clicks" if metric == "ctr" else _plural(RESULT_WORDS.get(kind, "result"))
+    running = [s for s in assessment.stats if any(v["name"] == s.name and v.get("state", "running") == "running" for v in record.variants)]
+    if not planned or not running:
+        return None
+    have = min((s.numbers.clicks if metric == "ctr" else s.numbers.results) for s in running)
+    target = round(planned * (1 + ORDER_VALUE_CV2) if metric == "roas" else planned)
+    sample = (f"{have:,} of the {target:,} {unit} per variant this test was sized for ({have / target:.0%})" if have < target
+              else f"{have:,} {unit} per variant, past the {target:,} this test was sized for")
+    return (f"Sample: {sample}; it was sized to find a lift of {sizing.get('lift', 0):.0%} or more. Day-to-day noise allowed "
+            f"for: {assessment.spread:.0%} (never less than {assessment.design.assumed_spread:.0%}; more while few days are in).")
+
+
+def _stats_data(assessment: Assessment) -> dict[str, Any]:
+    return {"variants": [{"name": s.name, "metric": s.metric, "low": s.low, "high": s.high, "enough": s.enough,
+                          "spend_minor": s.numbers.spend, "impressions": s.numbers.impressions, "clicks": s.numbers.clicks,
+                          "results": s.numbers.results, "value_minor": s.numbers.value} for s in assessment.stats],
+            "comparisons": [{"name": c.name, "against": c.against, "lift": round(c.lift, 4), "low": round(c.low, 4),
+                             "high": round(c.high, 4), "settled": c.settled} for c in assessment.comparisons],
+            "leader": assessment.leader, "ready": assessment.ready, "day_spread": round(assessment.spread, 4),
+            "certainty": assessment.design.certainty}
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Decisions (pure): what the rules do with a set of statistics
+# Decisions (pure): what the rules do with an assessment
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -460,29 +804,35 @@ class Decision:
     reason: str = ""
 
 
-def decide(record: ExperimentRecord, stats: list[VariantStats], now: datetime) -> Decision:
-    """The rules applied once: a winner at the chosen certainty (every running variant with enough data), losers
-    clearly worse stopped while 3+ run, and at the end of the duration either the winner or no winner."""
-    rules = _rules(record)
-    running = {v["name"] for v in record.variants if v.get("state", "running") == "running"}
-    by_name = {s.name: s for s in stats}
+def _against(assessment: Assessment, record: ExperimentRecord, name: str) -> str:
+    metric, kind = _metric(record.plan), _result_kind(record.plan)
+    return "; ".join(comparison_words(metric, kind, c) for c in assessment.comparisons if c.name == name)
+
+
+def decide(record: ExperimentRecord, assessment: Assessment, now: datetime) -> Decision:
+    """The rules applied once: a winner when the test is sure enough that one variant beats every other; losers that
+    another variant beats stopped while 3+ run; at the end of the duration either the winner or no winner."""
+    certainty = f"{assessment.design.certainty:.0%}"
     time_up = now >= _parse(record.ends_at)
-    ready = all(by_name[name].enough for name in running)
-    leader = max(stats, key=lambda s: s.p_best)
-    margin = f" by at least {rules.min_lift:.0%}" if rules.min_lift else ""
-    if ready and leader.name in running and leader.p_best_by_lift >= rules.certainty:
-        return Decision(winner=leader.name, time_up=time_up,
-                        reason=f"{leader.name} is best{margin} with {leader.p_best_by_lift:.1%} probability (needed {rules.certainty:.0%})")
+    if assessment.winner:
+        return Decision(winner=assessment.winner, time_up=time_up,
+                        reason=f"{certainty} sure it beats every other variant: {_against(assessment, record, assessment.winner)}")
     if time_up:
-        return Decision(time_up=True, reason=(f"time is up and no variant reached {rules.certainty:.0%} certainty of being "
-                                              f"best{margin} (the leader, {leader.name}, has {leader.p_best_by_lift:.1%})"))
-    stop = [name for name in sorted(running, key=lambda n: by_name[n].p_best)
-            if by_name[name].enough and by_name[name].p_best < rules.stop_below]
-    stop = stop[:max(0, len(running) - 2)]  # a test keeps at least two variants running
-    return Decision(stop=stop or None, reason="; ".join(f"{n} has only {by_name[n].p_best:.1%} chance of being best" for n in stop))
+        best = (f"; the closest: {_against(assessment, record, assessment.leader)}" if assessment.leader and assessment.comparisons else "")
+        return Decision(time_up=True, reason=f"time is up and no variant was {certainty} sure to beat every other{best}")
+    if assessment.stops:
+        metric, kind = _metric(record.plan), _result_kind(record.plan)
+        reasons = [f"{c.against} is clearly worse: {comparison_words(metric, kind, c)}"
+                   for c in assessment.comparisons if c.against in assessment.stops]
+        return Decision(stop=assessment.stops, reason="; ".join(reasons) or f"{', '.join(assessment.stops)} clearly worse")
+    return Decision()
 
 
-def next_steps(record: ExperimentRecord, stats: list[VariantStats], now: datetime) -> str:
+def _when(text: str) -> str:
+    return _parse(text).astimezone(UTC).strftime("%a %d %b %Y %H:%M UTC")
+
+
+def next_steps(record: ExperimentRecord, assessment: Assessment, now: datetime) -> str:
     """What the hourly check will do next, in plain words."""
     rules = _rules(record)
     if record.status != "running":
@@ -490,22 +840,22 @@ def next_steps(record: ExperimentRecord, stats: list[VariantStats], now: datetim
             return (f"{record.winner} won; the hourly check raises its daily budget by {rules.scale_pct}% at most every "
                     f"{rules.scale_cooldown_hours:g} h, up to the cap and the workspace guardrails.")
         return "Nothing: the experiment is over."
-    running = [s for s in stats if any(v["name"] == s.name and v.get("state", "running") == "running" for v in record.variants)]
+    end = _when(record.ends_at)
+    if not any(s.numbers.impressions for s in assessment.stats):
+        return (f"Next hourly check: nothing to decide yet, no variant has delivered (ads go to review first, or the test is "
+                f"PAUSED). The test ends {end}.")
+    running = [s for s in assessment.stats if any(v["name"] == s.name and v.get("state", "running") == "running" for v in record.variants)]
     waiting = [s.name for s in running if not s.enough]
-    leader = max(stats, key=lambda s: s.p_best)
-    if not any(s.numbers.impressions for s in stats):
-        return (f"Next hourly check: nothing yet, no variant has delivered (ads go to review first, or the test is PAUSED); "
-                f"time is up {_parse(record.ends_at).strftime('%Y-%m-%d %H:%M')} UTC.")
     parts = []
     if waiting:
         parts.append(f"waiting for data from {', '.join(waiting)} (each needs {rules.min_impressions:,} impressions and "
-                     f"{rules.min_results} {'clicks' if record.plan.get('metric') == 'ctr' else 'results'})")
-    margin = f" by at least {rules.min_lift:.0%}" if rules.min_lift else ""
-    parts.append(f"{leader.name} wins once its chance of being best{margin} reaches {rules.certainty:.0%} (now {leader.p_best_by_lift:.0%})")
+                     f"{rules.min_results} {'clicks' if _metric(record.plan) == 'ctr' else 'results'} before any decision)")
+    certainty = f"{assessment.design.certainty:.0%}"
+    parts.append(f"a variant wins once it beats every other with {certainty} certainty (its interval against each lies above no difference)"
+                 + (f"; {assessment.leader} leads so far" if assessment.leader else ""))
     if len(running) > 2:
-        parts.append(f"a variant falling below {rules.stop_below:.0%} is paused")
-    parts.append(f"time is up {_parse(record.ends_at).strftime('%Y-%m-%d %H:%M')} UTC: then the leader wins only if it is "
-                 f"that certain, otherwise every variant is paused with no winner")
+        parts.append("a variant that another beats that clearly is paused")
+    parts.append(f"the test ends {end}: without a winner by then, every variant is paused and none is declared")
     return "Next hourly check: " + "; ".join(parts) + "."
 
 
@@ -567,6 +917,123 @@ async def _run_variant(plan: WritePlan | OpResult) -> OpResult:
     return await plan.execute() if isinstance(plan, WritePlan) else plan
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Sizing at launch: the baseline from the account's recent delivery
+# ---------------------------------------------------------------------------------------------------------------
+
+HISTORY_MIN_IMPRESSIONS = 10_000   # fewer, and the account's CPM is estimated by Facebook for the plan's audience instead
+HISTORY_MIN_CLICKS = 100
+HISTORY_MIN_RESULTS = 20
+# Assumed where the account's history is too thin, and said so: a typical link CTR, and results per click.
+DEFAULT_CTR = 0.01
+DEFAULT_RESULTS_PER_CLICK = {"purchases": 0.02, "leads": 0.08, "link_clicks": 0.6, "clicks": 1.0}
+
+
+async def _history(ctx: OpContext, account_id: str) -> dict[str, Any]:
+    answer = await ctx.ops.plan("get_insights", {"object_id": account_id, "date_preset": "last_30d", "limit": 1})
+    return (answer.data or {}).get("totals") or {} if isinstance(answer, OpResult) and answer.ok else {}
+
+
+async def _estimated_cpm(ctx: OpContext, account_id: str, targeting: Any, goal: str, daily_budget: int) -> float | None:
+    """The CPM Facebook's delivery estimate gives the plan's audience at about its budget (None when it gives none)."""
+    try:
+        answer = await ctx.ops.plan("estimate_audience", {"targeting": targeting, "optimization_goal": goal, "ad_account_id": account_id})
+    except FacebookError:
+        return None
+    if not isinstance(answer, OpResult) or not answer.ok:
+        return None
+    points = [p for p in (answer.data or {}).get("daily_outcomes_curve") or []
+              if int(p.get("impressions") or 0) > 0 and int(p.get("spend") or 0) > 0]
+    if not points:
+        return None
+    nearest = min(points, key=lambda p: abs(int(p["spend"]) - daily_budget))
+    return int(nearest["spend"]) / int(nearest["impressions"]) * 1000
+
+
+def _planned_field(plans: list[Any], name: str) -> Any:
+    """A field the first variant's launch would send to create its ad set (its resolved goal, its targeting)."""
+    for request in _planned_requests(plans):
+        if request.path.endswith("/adsets") and name in request.params:
+            return request.params[name]
+    return None
+
+
+async def baseline_for(ctx: OpContext, account_id: str, args: LaunchExperimentArgs, plans: list[Any]) -> Baseline | None:
+    """What one impression brings in this account: its last 30 days where they say enough, else Facebook's delivery
+    estimate for the CPM and stated defaults for the rates; None when neither gives a CPM."""
+    kind = RESULT_OF_OBJECTIVE.get(str(args.campaign.get("objective", "")).upper(), "purchases")
+    totals = await _history(ctx, account_id)
+    impressions, spend = int(totals.get("impressions") or 0), int(totals.get("spend_minor") or 0)
+    clicks, results = int(totals.get("clicks") or 0), int(totals.get(kind) or 0)
+    notes = []
+    if impressions >= HISTORY_MIN_IMPRESSIONS and spend > 0:
+        cpm = spend / impressions * 1000
+        notes.append("CPM from the account's last 30 days")
+    else:
+        goal = _planned_field(plans, "optimization_goal") or "REACH"
+        targeting = _planned_field(plans, "targeting") or args.adset.get("targeting") or {}
+        cpm = await _estimated_cpm(ctx, account_id, targeting, str(goal), min(v.daily_budget or args.daily_budget for v in args.variants))
+        if cpm is None:
+            return None
+        notes.append("CPM from Facebook's delivery estimate for this audience")
+    if clicks >= HISTORY_MIN_CLICKS:
+        ctr = clicks / impressions
+        notes.append(f"CTR {ctr:.2%} from its history")
+    else:
+        ctr = DEFAULT_CTR
+        notes.append(f"CTR assumed {ctr:.0%} (too few clicks in its history)")
+    if kind == "impressions":
+        per_impression = 1.0
+    elif results >= HISTORY_MIN_RESULTS:
+        per_impression = results / impressions
+        notes.append(f"{_plural(RESULT_WORDS[kind])} per impression from its history")
+    else:
+        per_click = DEFAULT_RESULTS_PER_CLICK.get(kind, 1.0)
+        per_impression = ctr * per_click
+        notes.append(f"{per_click:.0%} of clicks assumed to become {_plural(RESULT_WORDS[kind])} (too few in its history)")
+    value = int(totals.get("purchase_value_minor") or 0)
+    purchases = int(totals.get("purchases") or 0)
+    return Baseline(cpm, ctr, per_impression, value / purchases if purchases else 0.0, "; ".join(notes))
+
+
+def sizing_data(sizing: Sizing) -> dict[str, Any]:
+    return {"lift": round(sizing.lift, 4), "min_lift": sizing.min_lift, "tau2": sizing.tau2, "per_day": round(sizing.per_day, 2),
+            "planned": round(sizing.planned, 1), "days_needed": sizing.days_needed, "budget_needed": sizing.budget_needed,
+            "longer": list(sizing.longer) if sizing.longer else None, "power": PLANNED_POWER, "source": sizing.baseline.source,
+            "baseline": {"cpm_minor": round(sizing.baseline.cpm, 2), "ctr": sizing.baseline.ctr,
+                         "results_per_impression": sizing.baseline.results_per_impression}}
+
+
+def _sample_words(metric: str, kind: str, sizing: Sizing) -> str:
+    unit = "clicks" if metric == "ctr" else _plural(RESULT_WORDS.get(kind, "result"))
+    planned = sizing.planned * (1 + ORDER_VALUE_CV2) if metric == "roas" else sizing.planned
+    return f"about {round(planned):,} {unit} per variant"
+
+
+def sizing_sentence(metric: str, kind: str, sizing: Sizing, days: int) -> str:
+    """What the plan can find, for the summary a person confirms."""
+    found = ("finds nothing measurable" if not math.isfinite(sizing.lift) else
+             f"can find a lift of {sizing.lift:.0%} or more with {PLANNED_POWER:.0%} chance")
+    return f"sized: in {days} days it {found} ({_sample_words(metric, kind, sizing)}; {sizing.baseline.source})"
+
+
+def underpowered_reason(sizing: Sizing, days: int, budget: int, currency: str) -> str:
+    """Why an under-powered plan needs a person's yes, and what would fix it."""
+    want = f"{sizing.min_lift:.0%}"
+    can = f"a lift of {sizing.lift:.0%} or more" if math.isfinite(sizing.lift) else "no lift at all"
+    fixes = []
+    if sizing.budget_needed is not None:
+        fixes.append(f"{_money(sizing.budget_needed, currency)} a day per variant")
+    if sizing.days_needed is not None:
+        fixes.append(f"{sizing.days_needed} days at this budget")
+    if not fixes and sizing.longer:
+        fixes.append(f"{sizing.longer[0]} days at {_money(sizing.longer[1], currency)} a day per variant")
+    fix = (f"finding {want} takes " + " or ".join(fixes)) if fixes else \
+        f"no budget finds {want} within {SPLIT_TEST_MAX_DAYS} days: test a bigger change, or raise rules.min_lift"
+    return (f"would launch a test that can only find {can} in {days} days at {_money(budget, currency)} a day per variant "
+            f"(the plan wants {want}): {fix}")
+
+
 @ops.op(OpKind.SPEND, example={"plan_file": "experiments/creative-test.yaml"})
 async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> WritePlan | OpResult:
     records = _experiments(ctx)
@@ -604,6 +1071,16 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                f"({', '.join(v.name for v in args.variants)}), {metric_name(args.metric, RESULT_OF_OBJECTIVE.get(str(args.campaign.get('objective')).upper(), 'purchases'))} "
                f"decides, {args.duration_days} days, daily budget {', '.join(_money(b, account.currency) for b in sorted(set(budgets)))} "
                f"per variant (at most {_money(sum(budgets) * args.duration_days, account.currency)} over the test), {how}; {args.status}")
+    kind = RESULT_OF_OBJECTIVE.get(str(args.campaign.get("objective")).upper(), "purchases")
+    baseline = await baseline_for(ctx, account_id, args, plans)
+    sizing = None if baseline is None else size_plan(args.metric, baseline, min(budgets), args.duration_days, args.rules.min_lift,
+                                                     args.rules.certainty, len(args.variants))
+    if sizing is None:
+        attention = [f"would launch a test nothing can size: the account has no delivery in its last 30 days and Facebook "
+                     f"gave no delivery estimate, so it may find nothing in {args.duration_days} days"]
+    else:
+        summary += "; " + sizing_sentence(args.metric, kind, sizing, args.duration_days)
+        attention = [] if sizing.enough else [underpowered_reason(sizing, args.duration_days, min(budgets), account.currency)]
     requests = _planned_requests(plans)
     if split:
         requests.append(GraphRequest("POST", f"{business_id}/ad_studies", {"name": _study_name(args, key), "type": "SPLIT_TEST",
@@ -629,14 +1106,17 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                      "daily_budget": b, "state": "running", "reason": "", "changed_at": _iso(start)}
                     for v, o, b in zip(args.variants, outcomes, budgets)]
         record = await records.add_experiment(ExperimentRecord(
-            id=0, key=key, name=args.name, plan=args.model_dump(mode="json", exclude={"plan_file"}), status="running",
+            id=0, key=key, name=args.name, status="running",
+            plan={**args.model_dump(mode="json", exclude={"plan_file"}), "sizing": sizing_data(sizing) if sizing else None},
             ad_account_id=account_id, currency=account.currency, variants=variants, started_at=_iso(start),
             ends_at=_iso(end), study_id=study_id))
         await records.add_experiment_event(record.id, "launched", {"variants": variants, "study_id": study_id,
                                                                    "status": args.status}, start)
-        lines = [f"Launched experiment #{record.id} {args.name}: {len(variants)} variants {how}, until {_iso(end)[:16]} UTC."]
+        lines = [f"Launched experiment #{record.id} {args.name}: {len(variants)} variants {how}, until {_when(record.ends_at)}."]
         lines += [f"- {v['name']}: campaign {v['campaign_id']}, ad set {v['adset_id']}, daily budget "
                   f"{_money(v['daily_budget'], account.currency)}" for v in variants]
+        if sizing is not None:
+            lines.append(sizing_sentence(args.metric, kind, sizing, args.duration_days).capitalize() + ".")
         lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status ACTIVE."
                      if args.status == "PAUSED" else "The variants deliver once their ads pass review.")
         lines.append(f"The hourly experiments job checks it; experiment_status with experiment_id={record.id} shows the numbers.")
@@ -645,7 +1125,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                                                                                           [v["campaign_id"], v["adset_id"], *v["ad_ids"]]]})
 
     return WritePlan(summary=summary, ad_account_id=account_id, requests=requests, changes=_planned_changes(plans),
-                     execute=execute, currency=account.currency, confirm_text=f"The experiment: {summary}")
+                     execute=execute, currency=account.currency, confirm_text=f"The experiment: {summary}", attention=attention)
 
 
 async def _activation_plan(ctx: OpContext, args: LaunchExperimentArgs, record: ExperimentRecord) -> WritePlan:
@@ -693,7 +1173,7 @@ class Step:
     action: str                     # variant_stopped | winner | no_winner | scale
     variants: list[str]
     reason: str
-    stats: list[VariantStats] | None = None
+    assessment: Assessment | None = None
 
 
 class EvaluateExperimentsArgs(OpArgs):
@@ -758,15 +1238,15 @@ async def _scale(ctx: OpContext, record: ExperimentRecord, now: datetime) -> tup
 
 async def _plan_steps(ctx: OpContext, record: ExperimentRecord, now: datetime) -> list[Step]:
     if record.status == "running":
-        stats = await _stats(ctx, record, now)
-        record.outcome = {**record.outcome, "stats": _stats_data(stats), "checked_at": _iso(now)}
-        decision = decide(record, stats, now)
+        assessment = await _assess(ctx, record, now)
+        record.outcome = {**record.outcome, "stats": _stats_data(assessment), "checked_at": _iso(now)}
+        decision = decide(record, assessment, now)
         if decision.winner:
-            return [Step(record, "winner", [decision.winner], decision.reason, stats)]
+            return [Step(record, "winner", [decision.winner], decision.reason, assessment)]
         if decision.time_up:
-            return [Step(record, "no_winner", [], decision.reason, stats)]
+            return [Step(record, "no_winner", [], decision.reason, assessment)]
         if decision.stop:
-            return [Step(record, "variant_stopped", decision.stop, decision.reason, stats)]
+            return [Step(record, "variant_stopped", decision.stop, decision.reason, assessment)]
         await _experiments(ctx).update_experiment(record)  # the latest numbers, for status and reports
         return []
     if _scaling_due(record, now):
@@ -862,24 +1342,29 @@ class ExperimentIdArgs(OpArgs):
 
 
 class ExperimentStatusArgs(ExperimentIdArgs):
-    """How an experiment is going: per variant the metric with its 95% interval, the chance of being best, the spend,
-    and what the hourly check will do next."""
+    """How an experiment is going: per variant the metric with an interval valid at every check, how the leader compares
+    with each other variant, the progress toward the sample the test was sized for, the spend, and what the hourly
+    check will do next."""
 
 
 @ops.op(OpKind.READ, example={"experiment_id": 1})
 async def experiment_status(ctx: OpContext, args: ExperimentStatusArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)
-    stats = await _stats(ctx, record, now)
+    assessment = await _assess(ctx, record, now)
     kind = _result_kind(record.plan)
-    spent = sum(s.numbers.spend for s in stats)
+    spent = sum(s.numbers.spend for s in assessment.stats)
     head = (f"Experiment #{record.id} {record.name} ({record.status}{', winner ' + record.winner if record.winner else ''}): "
-            f"{record.plan.get('variable', '').replace('_', ' ')} test, {metric_name(record.plan.get('metric', 'cost_per_result'), kind)} "
-            f"decides; {_parse(record.started_at).strftime('%Y-%m-%d')} to {_parse(record.ends_at).strftime('%Y-%m-%d')}; "
+            f"{record.plan.get('variable', '').replace('_', ' ')} test, {metric_name(_metric(record.plan), kind)} "
+            f"decides; {_when(record.started_at)} to {_when(record.ends_at)}; "
             f"spent {_money(spent, record.currency)}{'; Facebook split test ' + record.study_id if record.study_id else ''}.")
-    lines = [head, f"Hypothesis: {record.plan.get('hypothesis', '')}"] + stats_lines(record, stats) + [next_steps(record, stats, now)]
-    return OpResult(text="\n".join(lines), data={"experiment": _record_data(record), "stats": _stats_data(stats),
-                                                 "spend_minor": spent, "next": next_steps(record, stats, now)})
+    lines = [head, f"Hypothesis: {record.plan.get('hypothesis', '')}"] + stats_lines(record, assessment)
+    progress = progress_line(record, assessment)
+    lines += [progress] if progress else []
+    lines.append(next_steps(record, assessment, now))
+    return OpResult(text="\n".join(lines), data={"experiment": _record_data(record), "stats": _stats_data(assessment),
+                                                 "sizing": record.plan.get("sizing"), "spend_minor": spent,
+                                                 "next": next_steps(record, assessment, now)})
 
 
 def _record_data(record: ExperimentRecord) -> dict[str, Any]:
@@ -950,48 +1435,53 @@ class ReportExperimentArgs(ExperimentIdArgs):
     out_dir: str | None = Field(None, description=f"Folder for the chart (default ./{DEFAULT_OUT_DIR}/).")
 
 
-def learned(record: ExperimentRecord, stats: list[VariantStats]) -> str:
-    metric, kind = record.plan.get("metric", "cost_per_result"), _result_kind(record.plan)
-    ranked = sorted(stats, key=lambda s: s.p_best, reverse=True)
-    if len(ranked) < 2:
-        return "Only one variant has numbers: nothing was compared."
-    first, second = ranked[0], ranked[1]
-    mid, low, high = lift(metric, [s.numbers for s in stats], first.name, second.name, seed=record.key, result_kind=kind)
-    if metric == "cost_per_result":
-        words = lambda x: f"{(1 - 1 / (1 + x)):.0%} lower"  # noqa: E731 - more results per unit spent is a lower cost
-        change = f"{metric_name(metric, kind)} {words(mid)} (95% interval {words(low)} to {words(high)})"
-    else:
-        change = f"{metric_name(metric, kind)} {mid:+.0%} (95% interval {low:+.0%} to {high:+.0%})"
-    verdict = (f"The hypothesis held: {first.name} beat {second.name}" if record.winner == first.name else
-               f"No clear answer yet: {first.name} leads {second.name}" if record.status == "running" else
-               f"Not proven: {first.name} led {second.name} but never reached {_rules(record).certainty:.0%} certainty")
-    return f"{verdict} with {change}; {first.p_best:.0%} chance of being best."
+def learned(record: ExperimentRecord, assessment: Assessment) -> str:
+    """What the test showed, in one sentence: the leader against its closest rival, with the interval."""
+    if not assessment.comparisons:
+        return "Nothing was compared: fewer than two variants have delivered."
+    closest = min(assessment.comparisons, key=lambda c: c.lift)
+    words = comparison_words(_metric(record.plan), _result_kind(record.plan), closest)
+    if record.winner == closest.name:
+        return f"The hypothesis held: {closest.name} won; {words}."
+    if record.status == "running":
+        return f"No clear answer yet: {closest.name} leads; {words}."
+    return (f"Not proven: {closest.name} led ({words}), but the test was never {assessment.design.certainty:.0%} sure "
+            f"that it beats every other variant.")
 
 
-def render_experiment_png(record: ExperimentRecord, stats: list[VariantStats], path: Path) -> Path:
-    """The metric per variant with its 95% interval (bars) and the chance of being best (labels): 1000×600 PNG."""
+def _against_leader(metric: str, comparison: Comparison) -> float:
+    """How a variant's metric compares with the leader's, as the metric reads (−0.15: CTR 15 % lower; +0.2: cost 20 %
+    higher)."""
+    return comparison.lift if metric == "cost_per_result" else 1 / (1 + comparison.lift) - 1
+
+
+def render_experiment_png(record: ExperimentRecord, assessment: Assessment, path: Path) -> Path:
+    """The metric per variant with its interval (bars), each labelled against the leader: 1000×600 PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric, kind = record.plan.get("metric", "cost_per_result"), _result_kind(record.plan)
+    metric, kind, stats = _metric(record.plan), _result_kind(record.plan), assessment.stats
     scale = 1 / (100 if metric == "cost_per_result" and record.currency.upper() not in ("JPY", "KRW") else 1)
-    values = [(s.metric or 0) * (scale if metric == "cost_per_result" else 1) for s in stats]
-    lows = [max(0.0, v - (s.low or s.metric or 0) * (scale if metric == "cost_per_result" else 1)) for v, s in zip(values, stats)]
-    highs = [max(0.0, (s.high or s.metric or 0) * (scale if metric == "cost_per_result" else 1) - v) for v, s in zip(values, stats)]
+    shown = lambda value: (value or 0) * (scale if metric == "cost_per_result" else 1)  # noqa: E731
+    values = [shown(s.metric) for s in stats]
+    lows = [max(0.0, v - shown(s.low if s.low is not None else s.metric)) for v, s in zip(values, stats)]
+    highs = [max(0.0, shown(s.high if s.high is not None else s.metric) - v) for v, s in zip(values, stats)]
     colors = ["#2e7d32" if s.name == record.winner else "#9e9e9e" if any(v["name"] == s.name and v.get("state") in ("stopped", "loser")
                                                                           for v in record.variants) else "#1565c0" for s in stats]
+    versus = {c.against: f"{_percent(_against_leader(metric, c))} vs {c.name}" for c in assessment.comparisons}
     figure, axes = plt.subplots(figsize=(10, 6), dpi=100)
     try:
         bars = axes.bar([s.name for s in stats], values, yerr=[lows, highs], capsize=8, color=colors)
         for bar, s, above in zip(bars, stats, highs):
-            axes.annotate(f"{s.p_best:.0%} chance best", (bar.get_x() + bar.get_width() / 2, bar.get_height() + above),
+            label = "leader" if s.name == assessment.leader else versus.get(s.name, "no delivery")
+            axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height() + above),
                           xytext=(0, 6), textcoords="offset points", ha="center", weight="bold")
         axes.margins(y=0.12)
         unit = {"ctr": "CTR (%)", "roas": "ROAS (×)"}.get(metric, f"{metric_name(metric, kind)} ({record.currency})")
         axes.set_ylabel(unit)
-        axes.set_title(f"Experiment #{record.id} {record.name}: {unit}, 95% intervals"
+        axes.set_title(f"Experiment #{record.id} {record.name}: {unit}, intervals valid at every check"
                        + (f" · winner {record.winner}" if record.winner else ""))
         axes.grid(axis="y", alpha=0.3)
         figure.tight_layout()
@@ -1005,23 +1495,23 @@ def render_experiment_png(record: ExperimentRecord, stats: list[VariantStats], p
 async def report_experiment(ctx: OpContext, args: ReportExperimentArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)
-    stats = await _stats(ctx, record, now)
+    assessment = await _assess(ctx, record, now)
     events = await _experiments(ctx).experiment_events(record.id)
     folder = output_folder(args.out_dir, DEFAULT_OUT_DIR)
-    chart = render_experiment_png(record, stats, folder / f"experiment-{record.id}.png")
+    chart = render_experiment_png(record, assessment, folder / f"experiment-{record.id}.png")
     kind = _result_kind(record.plan)
     lines = [f"Experiment #{record.id} {record.name}: {record.status}" + (f", winner {record.winner}" if record.winner else ", no winner"),
              f"Hypothesis: {record.plan.get('hypothesis', '')}",
-             f"Tested: the {record.plan.get('variable', '').replace('_', ' ')}; decided on {metric_name(record.plan.get('metric', 'cost_per_result'), kind)}; "
-             f"{record.started_at[:10]} to {record.ends_at[:10]}{'; Facebook split test ' + record.study_id if record.study_id else '; variants could overlap (no split test)'}.",
-             f"Learned: {learned(record, stats)}"]
-    lines += stats_lines(record, stats)
+             f"Tested: the {record.plan.get('variable', '').replace('_', ' ')}; decided on {metric_name(_metric(record.plan), kind)}; "
+             f"{_when(record.started_at)} to {_when(record.ends_at)}{'; Facebook split test ' + record.study_id if record.study_id else '; variants could overlap (no split test)'}.",
+             f"Learned: {learned(record, assessment)}"]
+    lines += stats_lines(record, assessment)
     if record.outcome.get("decision"):
         lines.append(f"Decision: {record.outcome['decision']}.")
     lines.append("What happened:")
-    lines += [f"- {e.at[:16]} {e.action.replace('_', ' ')}" + (f": {e.detail.get('text')}" if e.detail.get("text") else "") for e in events]
+    lines += [f"- {_when(e.at)} {e.action.replace('_', ' ')}" + (f": {e.detail.get('text')}" if e.detail.get("text") else "") for e in events]
     lines.append(f"Chart: {chart}")
-    return OpResult(text="\n".join(lines), data={"experiment": _record_data(record), "stats": _stats_data(stats),
-                                                 "learned": learned(record, stats),
+    return OpResult(text="\n".join(lines), data={"experiment": _record_data(record), "stats": _stats_data(assessment),
+                                                 "learned": learned(record, assessment),
                                                  "events": [{"at": e.at, "action": e.action, "detail": e.detail} for e in events]},
                     files=[str(chart)])

@@ -2133,6 +2133,9 @@ class WritePlan:
     currency: str | None = None
     # Shown with the gate's confirmation preview when set: a many-object write (a launch) lists every object and budget.
     confirm_text: str | None = None
+    # Why a person must say yes even though no guardrail is crossed (an experiment too small to find what it wants),
+    # each phrased like the gate's reasons: "would launch a test that can only find …".
+    attention: list[str] = field(default_factory=list)
 
 
 CLIENT_TAG_DESCRIPTION = ("Idempotency key for programs: an ad label put on the new object. A create with a tag that an object of "

@@ -364,10 +364,10 @@ def scrub_args(args: Any) -> Any:
 
 def spend_reasons(plan: WritePlan, guardrails: dict[str, Any]) -> list[str]:
     """Why this plan needs a person's confirmation under the workspace policy; empty when it does not."""
+    reasons = list(plan.attention)   # not about money, so no confirm_policy waives them
     policy = guardrails.get("confirm_policy", "guardrails")
     if policy == "never":
-        return []
-    reasons = []
+        return reasons
     for change in plan.changes:
         reason = _activation_reason(change) or _budget_reason(change, guardrails, policy) or _spend_cap_reason(change, guardrails, policy)
         if reason:
@@ -442,8 +442,9 @@ def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_
         lines.append(f"Facebook validate_only: refused. {validation_error.to_text()}")
     elif validation is not None:
         lines.append("Facebook validate_only: accepted.")
+    lines += [f"Needs a person's confirmation: it {reason}." for reason in plan.attention]
     data = {"dry_run": True, "summary": plan.summary, "requests": [r.to_data() for r in plan.requests],
-            "changes": [_change_data(c) for c in plan.changes]}
+            "changes": [_change_data(c) for c in plan.changes], "attention": list(plan.attention)}
     if validation_error is not None:
         data["validation"] = validation_error.to_data()
     elif validation is not None:
