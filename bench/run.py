@@ -14,6 +14,9 @@
    by streaming vs loaded whole: wall time and peak RSS of each (target: streaming under 200 MB): bench/insights.py.
 7. Customer list: a 1,000,000-row CSV (email, phone) normalized, hashed and uploaded by add_users, beside the SDK's
    CustomAudience.format_params hashing the same rows (targets: ≥ the SDK's speed, peak RSS < 300 MB): bench/audience.py.
+8. Experiments calibration: thousands of simulated A/A, A/A/B and A/B tests with the sandbox's noise model, the rule in
+   use beside the one it replaced (targets: false winners ≤ 5 %, false stops ≤ 5 %, power ≥ 80 % for a 20 % lift at
+   the planned budget and duration): bench/experiments.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -206,6 +209,7 @@ def main() -> int:
     parser.add_argument("--insight-ads", type=int, default=1000, help="Ads in the insights benchmark's scenario.")
     parser.add_argument("--insight-days", type=int, default=90, help="Days of history in the insights benchmark's scenario.")
     parser.add_argument("--audience-rows", type=int, default=1_000_000, help="Rows in the customer-list benchmark's CSV.")
+    parser.add_argument("--experiment-runs", type=int, default=4000, help="Simulated tests per cell in the experiments calibration.")
     parser.add_argument("--markdown", type=Path, help="Also write the figures to this Markdown file.")
     options = parser.parse_args()
     dispatch = asyncio.run(bench_dispatch(options.calls))
@@ -223,13 +227,16 @@ def main() -> int:
     from audience import bench_audience, report_line as audience_report_line  # 7. customer list vs the SDK's hashing
 
     audience = asyncio.run(bench_audience(options.audience_rows))
+    from experiments import bench_experiments, report_line as experiments_report_line  # 8. the experiments' error rates
+
+    experiments = bench_experiments(options.experiment_runs)
     text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload),
-                      *insights_report_line(insights), *audience_report_line(audience)])
+                      *insights_report_line(insights), *audience_report_line(audience), *experiments_report_line(experiments)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
-    return 0 if dispatch["ok"] and bulk["ok"] and cold["ok"] and chat_loop["ok"] and upload["ok"] and insights["ok"] and audience["ok"] else 1
+    return 0 if all(item["ok"] for item in (dispatch, bulk, cold, chat_loop, upload, insights, audience, experiments)) else 1
 
 
 if __name__ == "__main__":
