@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test bench tools sandbox docs clean venv chromium
+.PHONY: chat test bench tools sandbox docs clean venv chromium faketime
 
 # (Re)create the virtualenv when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -21,7 +21,11 @@ chat: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: $(STAMP) chromium
+# Tests must pass on any date; faketime runs them on another: faketime '2027-02-28 23:59:30' .venv/bin/python -m pytest
+faketime:
+	@command -v faketime >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null)
+
+test: $(STAMP) chromium faketime
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

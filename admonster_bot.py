@@ -6,7 +6,6 @@ import contextlib
 import json
 import shlex
 import sys
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -588,7 +587,7 @@ def token_set(workspace: str = typer.Option(None, help="Workspace to store the t
                 return
             if runtime.sandbox_url:
                 await runtime.store.set_setting(ws.id, "sandbox_autoconnect", False)
-            typer.echo(f"Stored. {health.describe(datetime.now(timezone.utc))}")
+            typer.echo(f"Stored. {health.describe(await runtime.now())}")
             outcome["ok"] = True
 
     _run_or_exit(run())

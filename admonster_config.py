@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ FIX_HINTS: dict[str, str] = {
     "serve_port": "set ADMONSTER_SERVE_PORT to a port number between 0 and 65535",
     "state_secret": "set ADMONSTER_STATE_SECRET to a random string of at least 16 characters, or leave it unset",
     "timezone": "set ADMONSTER_TIMEZONE to an IANA time zone such as Europe/Berlin, or leave it unset",
+    "sandbox_clock_start": "set ADMONSTER_SANDBOX_CLOCK_START to a time such as 2026-03-02T20:00:00Z, or leave it unset",
 }
 EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$|^[^@\s,;<>]+@localhost$")
 HTTP_URL_PATTERN = re.compile(r"^https?://[^/\s?#]+")
@@ -74,6 +76,10 @@ class Settings(BaseSettings):
         None, description="Fernet key that encrypts saved tokens; default: a generated <home>/secret.key file."
     )
     sandbox_db: Path | None = Field(None, description="SQLite file of the embedded sandbox; default <home>/sandbox.db.")
+    sandbox_clock_start: datetime | None = Field(
+        None, description="Where a new embedded sandbox's simulated clock starts (ISO 8601, UTC unless it says); "
+        "default: now. A sandbox that already has state keeps its own clock.",
+    )
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM endpoint (OpenAI, Ollama, vLLM, llama.cpp)."
     )
@@ -121,6 +127,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("sandbox_clock_start", mode="after")
+    @classmethod
+    def _utc_unless_said(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
     @field_validator("graph_url", mode="after")
     @classmethod

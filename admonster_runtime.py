@@ -87,6 +87,10 @@ class Runtime:
         """The clock jobs and automations use when it is not this machine's: the sandbox's, in sandbox mode."""
         return self.sandbox_now if self.sandbox_url else None
 
+    async def now(self) -> datetime:
+        """The session clock outside any op (token texts, checks): the sandbox's in sandbox mode, else this machine's."""
+        return await self.sandbox_now() if self.sandbox_url else datetime.now(timezone.utc)
+
     async def sandbox_now(self) -> datetime:
         """The sandbox's simulated time (`GET /__sandbox/clock`): delivery, token expiry and cooldowns follow it."""
         answer = await _sandbox_call(self.sandbox_url, "GET", "clock")
@@ -122,7 +126,7 @@ class Runtime:
         health = await self.connector.status(workspace.id)
         return TokenStatus(valid=health.valid, expires_at=health.expires_at, scopes=health.scopes,
                            missing_scopes=health.missing_scopes, user_id=health.user_id, app_id=health.app_id,
-                           reason=health.reason, checked_at=datetime.now(timezone.utc))
+                           reason=health.reason, checked_at=await self.now())
 
     def chat_loop(self) -> Any:
         """The LLM chat loop, built once from the settings (its HTTP client is shared by every conversation)."""
@@ -206,7 +210,9 @@ async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | No
         if settings.mode == "SANDBOX":
             from fb_sandbox.server import SandboxServer
 
-            server = SandboxServer(db_path=str(settings.sandbox_db or settings.home / "sandbox.db"), seed=True)
+            start = settings.sandbox_clock_start
+            server = SandboxServer(db_path=str(settings.sandbox_db or settings.home / "sandbox.db"), seed=True,
+                                   clock_start=start.timestamp() if start else None)
             await server.start()
             stack.push_async_callback(server.stop)
             sandbox_url = server.url

@@ -12,7 +12,6 @@ import difflib
 import json
 import math
 import re
-import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -1825,18 +1824,19 @@ def check_budget_owner(campaign: dict[str, Any], daily: int | None, lifetime: in
                           "daily_budget", 100, 1885621)
 
 
-def schedule_days(start: datetime | None, end: datetime | None) -> int:
-    begin = start or datetime.now(timezone.utc)
-    return max(1, math.ceil((end - begin).total_seconds() / 86400)) if end else 1
+def schedule_days(start: datetime | None, end: datetime | None, now: datetime) -> int:
+    """The days an ad set runs: from its start (or now, when it has none) to its end."""
+    return max(1, math.ceil((end - (start or now)).total_seconds() / 86400)) if end else 1
 
 
 def check_min_budget(field: str, amount: int | None, account: AccountInfo, start: datetime | None = None,
-                     end: datetime | None = None) -> None:
-    """R6: at least the account's minimum per day (a lifetime budget: that minimum × the days it runs)."""
+                     end: datetime | None = None, *, now: datetime) -> None:
+    """R6: at least the account's minimum per day (a lifetime budget: that minimum × the days it runs from ``start``,
+    or from ``now`` when it has no start)."""
     minimum = account.min_daily_budget
     if amount is None or not minimum:
         return
-    days = schedule_days(start, end) if field == "lifetime_budget" else 1
+    days = schedule_days(start, end, now) if field == "lifetime_budget" else 1
     needed = minimum * days
     if amount < needed:
         per = f" ({format_money(minimum, account.currency)} a day × {days} days)" if field == "lifetime_budget" else ""
@@ -1846,12 +1846,12 @@ def check_min_budget(field: str, amount: int | None, account: AccountInfo, start
                           field, 100, 1885272)
 
 
-def check_times(start: datetime | None, end: datetime | None, lifetime: bool, now: datetime | None = None) -> None:
-    """R7 and R8: a lifetime budget needs an end; the end comes after the start and lies in the future."""
+def check_times(start: datetime | None, end: datetime | None, lifetime: bool, now: datetime) -> None:
+    """R7 and R8: a lifetime budget needs an end; the end comes after the start and lies in the future (``now``: the
+    session's clock)."""
     if lifetime and end is None:
         raise _rule_error("A lifetime budget needs end_time (when the ad set stops)",
-                          "Pass end_time, e.g. 2026-12-31T23:00:00, or use daily_budget", "end_time", 100, 1885347)
-    now = now or datetime.now(timezone.utc)
+                          f"Pass end_time, e.g. {now + timedelta(days=30):%Y-%m-%d}T23:00:00, or use daily_budget", "end_time", 100, 1885347)
     if end is not None and end <= now:
         raise _rule_error(f"end_time {end.isoformat()} is in the past", "Pick an end_time in the future", "end_time", 100, 1487181)
     if end is not None and start is not None and end <= start:
@@ -2135,10 +2135,10 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     check_billing(goal, billing)
     check_bid(args.bid_strategy or campaign.get("bid_strategy"), args.bid_amount, args.bid_constraints)
     check_budget_owner(campaign, args.daily_budget, args.lifetime_budget, account)
-    start, end = local_time(args.start_time, account), local_time(args.end_time, account)
-    check_times(start, end, bool(args.lifetime_budget))
-    check_min_budget("daily_budget", args.daily_budget, account)
-    check_min_budget("lifetime_budget", args.lifetime_budget, account, start, end)
+    start, end, now = local_time(args.start_time, account), local_time(args.end_time, account), await ctx.now()
+    check_times(start, end, bool(args.lifetime_budget), now)
+    check_min_budget("daily_budget", args.daily_budget, account, now=now)
+    check_min_budget("lifetime_budget", args.lifetime_budget, account, start, end, now=now)
 
     promoted = args.promoted_object.model_dump(exclude_none=True) if args.promoted_object else {}
     needs = promoted_object_needs(objective, goal)
@@ -2274,10 +2274,9 @@ def _check_editable(adset: dict[str, Any], updates: dict[str, Any]) -> None:
                               fix="Use duplicate_adset to run it again, or delete_adset")
 
 
-async def budget_changes_last_hour(ctx: OpContext, adset_id: str, now: float | None = None) -> list[datetime]:
-    """When this ad set's budget changed in the last hour, from its activity log (R16)."""
-    now = time.time() if now is None else now
-    since = int(now - 3600)
+async def budget_changes_last_hour(ctx: OpContext, adset_id: str, now: datetime) -> list[datetime]:
+    """When this ad set's budget changed in the hour before ``now`` (the session's clock), from its activity log (R16)."""
+    since = int(now.timestamp()) - 3600
     events = await ctx.graph.get_all(f"{adset_id}/activities", {"fields": "event_type,event_time", "since": since})
     times = []
     for event in events:
@@ -2285,15 +2284,16 @@ async def budget_changes_last_hour(ctx: OpContext, adset_id: str, now: float | N
             continue
         moment = parse_graph_time(event.get("event_time"))
         if moment is None or moment.timestamp() >= since:
-            times.append(moment or datetime.fromtimestamp(now, tz=timezone.utc))
+            times.append(moment or now)
     return sorted(times)
 
 
 async def check_budget_rate(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, field: str) -> None:
-    changes = await budget_changes_last_hour(ctx, adset["id"])
+    now = await ctx.now()
+    changes = await budget_changes_last_hour(ctx, adset["id"], now)
     if len(changes) >= BUDGET_CHANGES_PER_HOUR:
         next_at = changes[-BUDGET_CHANGES_PER_HOUR] + timedelta(hours=1)
-        wait = max(1, math.ceil((next_at - datetime.now(timezone.utc)).total_seconds() / 60))
+        wait = max(1, math.ceil((next_at - now).total_seconds() / 60))
         raise _rule_error(f"The budget of ad set {adset.get('name')} ({adset['id']}) already changed {len(changes)} times in the "
                           f"last hour; Facebook allows {BUDGET_CHANGES_PER_HOUR}",
                           f"Change it again after {when_text(next_at, account)} ({account.timezone_name or 'UTC'}), in about {wait} min",
@@ -2324,12 +2324,13 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
                                   blame_field=budget_field)
     start = local_time(args.start_time, account) or parse_graph_time(adset.get("start_time"))
     end = local_time(args.end_time, account) or parse_graph_time(adset.get("end_time"))
+    now = await ctx.now()
     if "start_time" in updates or "end_time" in updates:
-        check_times(start, end, _has(adset.get("lifetime_budget")) or "lifetime_budget" in updates)
-    check_min_budget("daily_budget", updates.get("daily_budget"), account)
+        check_times(start, end, _has(adset.get("lifetime_budget")) or "lifetime_budget" in updates, now)
+    check_min_budget("daily_budget", updates.get("daily_budget"), account, now=now)
     lifetime = updates.get("lifetime_budget") or (int(adset["lifetime_budget"]) if _has(adset.get("lifetime_budget")) and end else None)
     if lifetime and ("lifetime_budget" in updates or "end_time" in updates or "start_time" in updates):
-        check_min_budget("lifetime_budget", lifetime, account, start, end)
+        check_min_budget("lifetime_budget", lifetime, account, start, end, now=now)
     goal = updates.get("optimization_goal") or adset.get("optimization_goal")
     if "optimization_goal" in updates:
         check_goal(campaign.get("objective"), goal)
@@ -2448,9 +2449,10 @@ async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpR
     start = local_time(args.start_time, account) if args.start_time else parse_graph_time(adset.get("start_time"))
     end = local_time(args.end_time, account) if args.end_time else parse_graph_time(adset.get("end_time"))
     if args.start_time or args.end_time:
-        check_times(start, end, has_lifetime)
+        now = await ctx.now()
+        check_times(start, end, has_lifetime, now)
         if has_lifetime:
-            check_min_budget("lifetime_budget", int(adset["lifetime_budget"]), account, start, end)
+            check_min_budget("lifetime_budget", int(adset["lifetime_budget"]), account, start, end, now=now)
     if args.start_time:
         updates["start_time"] = _graph_time(start)
     if args.end_time:

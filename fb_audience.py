@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
@@ -1332,7 +1331,7 @@ def _event_summary(events: list[dict[str, Any]]) -> dict[str, int]:
     "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]})
 async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
-    now = time.time()
+    now = (await ctx.now()).timestamp()
     bodies = [prepare_event(event, index, now) for index, event in enumerate(args.events)]
     batches = [bodies[i:i + CAPI_BATCH] for i in range(0, len(bodies), CAPI_BATCH)]
     path = f"{pixel_id}/events"
@@ -1465,7 +1464,7 @@ class PixelStatsArgs(OpArgs):
 @ops.op(OpKind.READ)
 async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
-    now = int(time.time())
+    now = int((await ctx.now()).timestamp())
     start = now - int(PERIODS[args.period].total_seconds())
     end = now + int(MAX_FUTURE.total_seconds())  # the end is exclusive: include events stamped this very second
     answer = await ctx.graph.get(f"{pixel_id}/stats", {"aggregation": args.aggregation, "start_time": start, "end_time": end})

@@ -213,11 +213,17 @@ def normalize_filtering(filtering: Any) -> tuple[dict, ...]:
     return tuple(out)
 
 
+async def session_today(ctx: OpContext) -> date:
+    """Today's date (UTC) on the session's clock."""
+    return (await ctx.now()).date()
+
+
 def build_query(object_id: str, *, level: str | None = None, fields: Sequence[str] | None = None, date_preset: str | None = None,
                 since: str | None = None, until: str | None = None, time_increment: int | str | None = None,
                 breakdowns: Sequence[str] = (), filtering: Any = None, sort: Sequence[str] | str | None = None,
-                summary: bool = False, today: date | None = None) -> InsightsQuery:
-    """Check every argument against the contract and build the query; refuses before any request is sent."""
+                summary: bool = False, today: date) -> InsightsQuery:
+    """Check every argument against the contract and build the query; refuses before any request is sent. ``today``
+    (the session's, see ``session_today``) bounds how far back ``since`` may go."""
     object_id = check_object(object_id)
     if level is not None and level not in LEVELS:
         raise _refuse(f"{level!r} is not an insights level{_closest(str(level), LEVELS)}", "level", LEVELS)
@@ -237,7 +243,7 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
         start, stop = _parse_day(since, "since"), _parse_day(until, "until")
         if start > stop:
             raise _refuse(f"since {since} is after until {until}", "since", fix="Give since on or before until")
-        oldest = _months_back(today or date.today(), MAX_MONTHS_BACK)
+        oldest = _months_back(today, MAX_MONTHS_BACK)
         if start < oldest:
             raise _refuse(f"since {since} is more than {MAX_MONTHS_BACK} months back (Facebook keeps insights since {oldest})",
                           "since", fix=f"Give since on or after {oldest}")
@@ -606,7 +612,8 @@ async def fetch_insights(ctx: OpContext, object_id: str, *, level: str | None = 
                          timeout: float = REPORT_WAIT_SECONDS) -> InsightsResult:
     """Every row of an insights query; switches to an async report run by itself when Facebook says 1487534."""
     query = build_query(object_id, level=level, fields=fields, date_preset=date_preset, since=since, until=until,
-                        time_increment=time_increment, breakdowns=breakdowns, filtering=filtering, sort=sort, summary=summary)
+                        time_increment=time_increment, breakdowns=breakdowns, filtering=filtering, sort=sort, summary=summary,
+                        today=await session_today(ctx))
     state = _FetchState()
     rows: list[dict] = []
     async for page in _query_pages(ctx, query, state, timeout):
@@ -617,7 +624,7 @@ async def fetch_insights(ctx: OpContext, object_id: str, *, level: str | None = 
 async def iter_insights(ctx: OpContext, object_id: str, *, timeout: float = REPORT_WAIT_SECONDS,
                         _state: _FetchState | None = None, **query_args: Any) -> AsyncIterator[dict]:
     """The rows of an insights query one at a time, page by page (never all in memory); async by itself on 1487534."""
-    query = build_query(object_id, **query_args)
+    query = build_query(object_id, today=await session_today(ctx), **query_args)
     async for page in _query_pages(ctx, query, _state or _FetchState(), timeout):
         for row in page:
             yield row
@@ -812,10 +819,11 @@ class QueryArgs(OpArgs):
     filtering: dict[str, Any] | list[dict[str, Any]] | None = FilteringArg
     sort: list[str] | str | None = SortArg
 
-    def query(self, ctx: OpContext, *, summary: bool = False) -> InsightsQuery:
+    async def query(self, ctx: OpContext, *, summary: bool = False) -> InsightsQuery:
         return build_query(self.object_id or ctx.require_ad_account(), level=self.level, fields=self.fields,
                            date_preset=self.date_preset, since=self.since, until=self.until, time_increment=self.time_increment,
-                           breakdowns=self.breakdowns, filtering=self.filtering, sort=self.sort, summary=summary)
+                           breakdowns=self.breakdowns, filtering=self.filtering, sort=self.sort, summary=summary,
+                           today=await session_today(ctx))
 
 
 async def _currency_of(ctx: OpContext, object_id: str) -> AccountInfo:
@@ -857,7 +865,7 @@ class GetInsightsArgs(QueryArgs):
 
 @ops.op(OpKind.READ, example={"level": "campaign", "date_preset": "last_7d"})
 async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
-    query = args.query(ctx, summary=True)
+    query = await args.query(ctx, summary=True)
     account = await _currency_of(ctx, query.object_id)
     state = _FetchState()
     aggregate = Aggregator(account.currency)
@@ -943,7 +951,7 @@ def _show(name: str, value: float | None, currency: str) -> str:
 
 
 async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period: Any) -> tuple[MetricRow, str | None, str | None]:
-    query = build_query(object_id, fields=("date_start", "date_stop") + BASE_METRICS, **period)
+    query = build_query(object_id, fields=("date_start", "date_stop") + BASE_METRICS, today=await session_today(ctx), **period)
     total = MetricRow(currency=currency)
     start = stop = None
     async for page in _query_pages(ctx, query, _FetchState()):
@@ -958,11 +966,12 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
     period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
-    build_query(objects[0], **period)  # every argument checked before any request
+    today = await session_today(ctx)
+    build_query(objects[0], today=today, **period)  # every argument checked before any request
     if (args.compare_since is None) != (args.compare_until is None):
         raise _refuse("compare_since and compare_until go together", "compare_since", fix="Give both, or neither for the period just before")
     if args.compare_since:
-        build_query(objects[0], since=args.compare_since, until=args.compare_until)
+        build_query(objects[0], since=args.compare_since, until=args.compare_until, today=today)
     account = await _currency_of(ctx, objects[0])
     currency = account.currency
     if len(objects) == 1:
@@ -1020,7 +1029,7 @@ class CreateReportArgs(QueryArgs):
 
 @ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
 async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
-    query = args.query(ctx)
+    query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
     return OpResult(text=f"Started async report {run_id} for {query.object_id} · {query.period}. "
                          f"Next: report_status with report_run_id {run_id}, then get_report_results.",
@@ -1122,7 +1131,7 @@ class ExportInsightsArgs(QueryArgs):
 
 @ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
 async def export_insights(ctx: OpContext, args: ExportInsightsArgs) -> OpResult:
-    query = args.query(ctx)
+    query = await args.query(ctx)
     account = await _currency_of(ctx, query.object_id)
     name = args.filename or f"insights-{query.object_id}-{query.level or 'own'}-{query.period}.csv"
     target = output_folder(args.out_dir, DEFAULT_OUT_DIR) / _slug(Path(name).name)
@@ -1159,15 +1168,15 @@ async def _daily_series(ctx: OpContext, query: InsightsQuery, currency: str) -> 
     return series, state
 
 
-def _daily_query(object_id: str, args: Any) -> InsightsQuery:
-    return build_query(object_id, fields=("date_start", "date_stop") + BASE_METRICS, time_increment=1,
+def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
+    return build_query(object_id, fields=("date_start", "date_stop") + BASE_METRICS, time_increment=1, today=today,
                        date_preset=args.date_preset or (None if args.since else "last_30d"), since=args.since, until=args.until,
                        filtering=getattr(args, "filtering", None))
 
 
 @ops.op(OpKind.READ, example={"date_preset": "last_30d"})
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
-    query = _daily_query(args.object_id or ctx.require_ad_account(), args)
+    query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
     series, state = await _daily_series(ctx, query, account.currency)
     if not series:
@@ -1192,7 +1201,8 @@ class ExportReportArgs(OpArgs):
 
 
 async def _campaign_totals(ctx: OpContext, account_id: str, currency: str, **period: Any) -> dict[str, MetricRow]:
-    query = build_query(account_id, level="campaign", fields=("campaign_id", "campaign_name") + BASE_METRICS, **period)
+    query = build_query(account_id, level="campaign", fields=("campaign_id", "campaign_name") + BASE_METRICS,
+                        today=await session_today(ctx), **period)
     found: dict[str, MetricRow] = {}
     async for page in _query_pages(ctx, query, _FetchState()):
         for raw in page:
@@ -1211,7 +1221,7 @@ def _previous_range(start: str, stop: str) -> dict[str, str]:
 @ops.op(OpKind.READ, example={"date_preset": "last_30d"})
 async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    query = _daily_query(account_id, args)
+    query = _daily_query(account_id, args, await session_today(ctx))
     account = await ctx.graph.account_info(account_id)
     series, _ = await _daily_series(ctx, query, account.currency)
     period = {"date_preset": query.date_preset, "since": query.since, "until": query.until}
@@ -1605,14 +1615,9 @@ async def _account_of(ctx: OpContext, object_id: str, level: str) -> AccountInfo
     return await ctx.graph.account_info(f"act_{obj['account_id']}")
 
 
-async def _now(ctx: OpContext) -> datetime:
-    moment = await ctx.records.now() if ctx.records is not None else datetime.now(UTC)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 async def _yesterday(ctx: OpContext, account: AccountInfo) -> date:
     """Yesterday in the ad account's time zone (Facebook's days are the account's)."""
-    now = await _now(ctx)
+    now = await ctx.now()
     zone = ZoneInfo(account.timezone_name) if account.timezone_name else UTC
     return now.astimezone(zone).date() - timedelta(days=1)
 
@@ -1828,7 +1833,7 @@ async def _act(ctx: OpContext, firing: _Firing) -> tuple[str, str]:
 @ops.op(OpKind.SPEND)
 async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult | WritePlan:
     records = _records(ctx)
-    now = await _now(ctx)
+    now = await ctx.now()
     rules = [r for r in await records.alerts(enabled_only=True) if args.alert_id in (None, r.id)]
     firing: list[_Firing] = []
     lines, cooling = [], 0

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
@@ -2343,12 +2343,7 @@ class BillingPauseRecord:
 
 
 class InsightsRecords(Protocol):
-    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses (the store, in fi_facebook).
-
-    ``now`` is the runtime's clock (the sandbox's clock in sandbox mode), so cooldowns follow simulated time.
-    """
-
-    async def now(self) -> datetime: ...
+    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses (the store, in fi_facebook)."""
 
     async def setting(self, key: str, default: Any = None) -> Any: ...
 
@@ -2480,7 +2475,8 @@ class OpContext:
 
     ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches; ``records`` keeps alert
     rules, snapshots, the spend ledger and billing pauses; ``gate`` runs an op through the safety gate without a
-    person; ``experiments`` keeps the workspace's A/B tests. All are given by fi_facebook and are None where no session exists (plain tests of a handler).
+    person; ``experiments`` keeps the workspace's A/B tests; ``clock`` is the session's clock (``now``). All are given by
+    fi_facebook and are None where no session exists (plain tests of a handler).
     """
 
     graph: "GraphClient"
@@ -2494,6 +2490,13 @@ class OpContext:
     records: InsightsRecords | None = None
     gate: GatedRunner | None = None
     experiments: ExperimentRecords | None = None
+    clock: Callable[[], Awaitable[datetime]] | None = None
+
+    async def now(self) -> datetime:
+        """The session's current time (UTC): the sandbox's simulated clock in sandbox mode, this machine's in live mode
+        or where no session exists. Anything compared with a time Facebook gives or checks comes from here."""
+        moment = await self.clock() if self.clock is not None else datetime.now(timezone.utc)
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
     def require_ad_account(self, explicit: str | None = None) -> str:
         """The ad account an op works on: the one passed, else the selected one."""

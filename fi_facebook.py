@@ -830,7 +830,7 @@ async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResu
     if facebook.connector is None:
         raise ValidationError("Token checks are not available in this interface", fix="Use `admonster token status`")
     health = await facebook.connector.status(facebook.workspace.id)
-    return OpResult(text=health.describe(datetime.now(timezone.utc)), data=health.to_data(), ok=health.connected and health.valid)
+    return OpResult(text=health.describe(await ctx.now()), data=health.to_data(), ok=health.connected and health.valid)
 
 
 class DisconnectArgs(OpArgs):
@@ -995,7 +995,7 @@ class Facebook:
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id),
-            records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self),
+            records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self), clock=self.now,
         )
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:

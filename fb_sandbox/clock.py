@@ -1,4 +1,5 @@
-"""The sandbox clock: real time plus an adjustable offset (drives token expiry and usage decay)."""
+"""The sandbox clock: real time plus an adjustable offset, or frozen at a moment that moves only when told (drives
+delivery days, token expiry and usage decay)."""
 from __future__ import annotations
 
 import time
@@ -6,21 +7,39 @@ from datetime import datetime, timezone
 
 
 class Clock:
-    def __init__(self, offset: float = 0.0) -> None:
+    def __init__(self, offset: float = 0.0, frozen_at: float | None = None) -> None:
         self.offset = float(offset)
+        self.frozen_at = None if frozen_at is None else float(frozen_at)
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_at is not None
 
     def now(self) -> float:
-        return time.time() + self.offset
+        return self.frozen_at if self.frozen_at is not None else time.time() + self.offset
 
     def advance(self, seconds: float) -> None:
-        self.offset += seconds
+        if self.frozen_at is not None:
+            self.frozen_at += seconds
+        else:
+            self.offset += seconds
 
     def set(self, epoch: float) -> None:
-        self.offset = epoch - time.time()
+        if self.frozen_at is not None:
+            self.frozen_at = float(epoch)
+        else:
+            self.offset = epoch - time.time()
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop at the current moment, or run on from the moment it was stopped at."""
+        if frozen and self.frozen_at is None:
+            self.frozen_at = self.now()
+        elif not frozen and self.frozen_at is not None:
+            self.offset, self.frozen_at = self.frozen_at - time.time(), None
 
     def snapshot(self) -> dict:
         now = self.now()
-        return {"now": iso(now), "epoch": int(now)}
+        return {"now": iso(now), "epoch": int(now), "frozen": self.frozen}
 
 
 def iso(epoch: float) -> str:

@@ -143,13 +143,17 @@ async def seed(request: web.Request) -> web.Response:
 
 
 async def clock(request: web.Request) -> web.Response:
-    sb, body = _sb(request), await _body(request)
-    if request.method == "POST":  # days completed so far are simulated with the objects as they are now
-        _settle_delivery(sb)
-    if "advance" in body:
-        sb.move_clock(advance=_number(body, "advance", low=-10**10, high=10**10))
-    if "set" in body:
-        sb.move_clock(to=_number(body, "set", high=10**11))
+    """GET: the simulated time and whether it is frozen. POST {"advance": seconds} or {"set": epoch}, and/or
+    {"frozen": true|false}: a frozen clock moves only when told; unfrozen, it runs on from where it stood."""
+    sb = _sb(request)
+    if request.method == "POST":
+        body = await _body(request)
+        frozen = body.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise BadRequest("frozen must be true or false")
+        advance, to = _number(body, "advance", low=-10**10, high=10**10), _number(body, "set", high=10**11)
+        _settle_delivery(sb)  # days completed so far are simulated with the objects as they are now
+        sb.move_clock(frozen=frozen, advance=advance, to=to)
     return web.json_response(sb.clock.snapshot())
 
 

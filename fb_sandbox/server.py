@@ -210,8 +210,9 @@ async def last_line(request: web.Request, handler):
         return web.json_response(err.body(), status=err.http_status)
 
 
-def create_app(db_path: str = ":memory:", seed: bool = True) -> web.Application:
-    sb = Sandbox(db_path)
+def create_app(db_path: str = ":memory:", seed: bool = True, clock_start: float | None = None) -> web.Application:
+    """The sandbox app; a new sandbox's simulated clock starts at ``clock_start`` (epoch seconds), else now."""
+    sb = Sandbox(db_path, clock_start)
     if seed and sb.store.is_empty():
         seed_demo(sb)
     ensure_apps(sb.store)
@@ -230,10 +231,11 @@ def create_app(db_path: str = ":memory:", seed: bool = True) -> web.Application:
 
 
 class SandboxServer:
-    """A sandbox on loopback: `await start()` sets `.url`; also an async context manager."""
+    """A sandbox on loopback: `await start()` sets `.url`; also an async context manager. ``clock_start``: see create_app."""
 
-    def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0, seed: bool = True) -> None:
-        self.db_path, self.host, self.port, self.seed = db_path, host, port, seed
+    def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0, seed: bool = True,
+                 clock_start: float | None = None) -> None:
+        self.db_path, self.host, self.port, self.seed, self.clock_start = db_path, host, port, seed, clock_start
         self.url: str | None = None
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
@@ -244,7 +246,7 @@ class SandboxServer:
         return self.app[SANDBOX_KEY]
 
     async def start(self) -> str:
-        self.app = create_app(self.db_path, self.seed)
+        self.app = create_app(self.db_path, self.seed, self.clock_start)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

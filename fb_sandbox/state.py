@@ -61,12 +61,16 @@ class Stats:
 
 
 CLOCK_OFFSET_KEY = "clock:offset"
+CLOCK_FROZEN_KEY = "clock:frozen_at"
 
 
 class Sandbox:
-    def __init__(self, db_path: str = ":memory:") -> None:
+    def __init__(self, db_path: str = ":memory:", clock_start: float | None = None) -> None:
+        """``clock_start``: the epoch a new (empty) sandbox's clock starts at; a restart continues at its simulated time."""
         self.store = Store(db_path)
-        self.clock = Clock(self.store.kv_get(CLOCK_OFFSET_KEY, 0.0) or 0.0)  # a restart continues at the simulated time
+        self.clock = Clock(self.store.kv_get(CLOCK_OFFSET_KEY, 0.0) or 0.0, self.store.kv_get(CLOCK_FROZEN_KEY))
+        if clock_start is not None and self.store.is_empty():
+            self.move_clock(to=clock_start)
         self.config = Config()
         self.usage = Usage()
         self.faults = Faults()
@@ -75,9 +79,11 @@ class Sandbox:
     def now(self) -> float:
         return self.clock.now()
 
-    def move_clock(self, *, advance: float | None = None, to: float | None = None) -> None:
-        """Move the clock and keep its offset with the state, so the objects and days simulated under it never end up
-        in the future of a restarted sandbox."""
+    def move_clock(self, *, advance: float | None = None, to: float | None = None, frozen: bool | None = None) -> None:
+        """Move (or freeze, or unfreeze) the clock and keep it with the state, so the objects and days simulated under
+        it never end up in the future of a restarted sandbox."""
+        if frozen is not None:
+            self.clock.freeze(frozen)
         if advance is not None:
             self.clock.advance(advance)
         if to is not None:
@@ -86,6 +92,7 @@ class Sandbox:
 
     def keep_clock(self) -> None:
         self.store.kv_set(CLOCK_OFFSET_KEY, self.clock.offset)
+        self.store.kv_set(CLOCK_FROZEN_KEY, self.clock.frozen_at)
 
     def reset_runtime(self) -> None:
         self.usage.reset()

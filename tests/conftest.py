@@ -7,6 +7,7 @@ import aiohttp
 import pytest
 
 from fb_sandbox.server import SandboxServer
+from testkit import SANDBOX_START, sandbox_clock
 
 
 def pytest_addoption(parser):
@@ -47,7 +48,7 @@ class SandboxHandle:
 
 @pytest.fixture
 async def sandbox():
-    server = SandboxServer(db_path=":memory:", seed=True)
+    server = SandboxServer(db_path=":memory:", seed=True, clock_start=SANDBOX_START.timestamp())
     await server.start()
     try:
         yield SandboxHandle(server)
@@ -90,13 +91,13 @@ async def demo_accounts(graph) -> dict[str, str]:
 
 
 @pytest.fixture
-async def facebook(store, graph, demo_accounts):
-    """The product's dispatch over the real sandbox, with the USD demo account selected."""
+async def facebook(store, graph, demo_accounts, sandbox):
+    """The product's dispatch over the real sandbox, with the USD demo account selected; its "now" is the sandbox's."""
     from fi_facebook import Facebook
 
     workspace = await store.ensure_workspace("test")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
-    return Facebook(store, graph, workspace)
+    return Facebook(store, graph, workspace, clock=sandbox_clock(sandbox))
 
 
 @pytest.fixture

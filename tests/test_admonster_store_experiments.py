@@ -319,7 +319,7 @@ async def test_store_experiments_refusals_become_validation_errors(facebook, sto
     assert caught.value.blame_field == "status" and "running, completed, stopped" in caught.value.fix
 
     # Another workspace's session sees none of it and cannot change it.
-    other = Facebook(store, graph, await store.ensure_workspace("other"))
+    other = Facebook(store, graph, await store.ensure_workspace("other"), clock=facebook.clock)
     theirs = StoreExperiments(other)
     assert await theirs.get_experiment(saved.id) is None and await theirs.experiments() == []
     with pytest.raises(ValidationError, match=f"Experiment {saved.id} is not in this workspace"):
@@ -346,11 +346,12 @@ async def count_experiments(ctx, args: CountArgs) -> OpResult:
     return OpResult(text=f"{len(listed)} experiment(s)", data={"names": [e.name for e in listed]})
 
 
-async def test_op_handlers_get_ctx_experiments_from_the_dispatcher(store, graph):
+async def test_op_handlers_get_ctx_experiments_from_the_dispatcher(store, graph, sandbox):
     from fi_facebook import Facebook, Registry
+    from testkit import sandbox_clock
 
     workspace = await store.ensure_workspace("ops")
-    facebook = Facebook(store, graph, workspace, registry=Registry.from_opsets([probe]))
+    facebook = Facebook(store, graph, workspace, registry=Registry.from_opsets([probe]), clock=sandbox_clock(sandbox))
     await store.add_experiment(workspace.id, key="k1", name="Creative test", plan={}, ad_account_id="act_1", currency="USD",
                                variants=variants("running"), started_at="2026-03-01T00:00:00+00:00",
                                ends_at="2026-03-08T00:00:00+00:00")

@@ -8,19 +8,21 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
 
 from fb_utils import FacebookError
+from testkit import SANDBOX_START
 
 TARGETING = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
              "targeting_automation": {"advantage_audience": 0}}
 
 
 def _iso(delta: timedelta) -> str:
-    return (datetime.now(timezone.utc) + delta).replace(microsecond=0).isoformat()
+    """A time `delta` from the sandbox's start (the sandbox's clock, give or take the seconds a test takes)."""
+    return (SANDBOX_START + delta).replace(microsecond=0).isoformat()
 
 
 @dataclass

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fi_facebook import REGISTRY
+from testkit import SANDBOX_START, sandbox_clock
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**15, max_value=10**15),
                          st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
@@ -44,7 +45,7 @@ def live_dispatch():
     loop = asyncio.new_event_loop()
 
     async def setup():
-        server = SandboxServer(db_path=":memory:", seed=True)
+        server = SandboxServer(db_path=":memory:", seed=True, clock_start=SANDBOX_START.timestamp())
         await server.start()
         import aiohttp
 
@@ -57,7 +58,7 @@ def live_dispatch():
         accounts = await graph.get("me/adaccounts", {"fields": "id"})
         await store.set_selection(workspace.id, "ad_account", accounts["data"][0]["id"])
         # Confirm nothing, so random spend calls stop at the gate instead of changing the demo at random.
-        return server, store, graph, Facebook(store, graph, workspace), grant
+        return server, store, graph, Facebook(store, graph, workspace, clock=sandbox_clock(server)), grant
 
     server, store, graph, facebook, grant = loop.run_until_complete(setup())
     facebook.test_secrets = (grant["access_token"], grant["app_secret"])

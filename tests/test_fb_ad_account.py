@@ -71,10 +71,11 @@ async def test_select_ad_account(facebook, demo_accounts):
     assert listed.data["currency"] == "JPY"
 
 
-async def test_no_account_selected_says_how_to_fix(store, graph):
+async def test_no_account_selected_says_how_to_fix(store, graph, sandbox):
     from fi_facebook import Facebook
+    from testkit import sandbox_clock
 
     workspace = await store.ensure_workspace("empty")
-    result = await Facebook(store, graph, workspace).call("list_campaigns")
+    result = await Facebook(store, graph, workspace, clock=sandbox_clock(sandbox)).call("list_campaigns")
     assert result.text.startswith("ERROR validation: No ad account given and none selected")
     assert "/use" in result.text

@@ -1,15 +1,19 @@
 """Ad set ops end to end through dispatch, over HTTP against the sandbox; the rules of docs/adset_rules.md."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import time
+from datetime import timedelta
 
 import pytest
+
+from testkit import SANDBOX_START
 
 US = {"geo_locations": {"countries": ["US"]}}
 
 
 def _in(days: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=days)).replace(microsecond=0).isoformat()
+    """A time `days` from the sandbox's start (its clock stays within minutes of it where this is used)."""
+    return (SANDBOX_START + timedelta(days=days)).replace(microsecond=0).isoformat()
 
 
 async def _objects(sandbox, type_: str = "adset") -> list[dict]:
@@ -292,6 +296,38 @@ async def test_r16_fifth_budget_change_in_an_hour_is_refused(facebook, sandbox):
     assert not refused.ok
     assert (refused.data["code"], refused.data["error_subcode"], refused.data["blame_field"]) == (613, 1487632, "daily_budget")
     assert "4 times in the last hour" in refused.text and "Change it again after" in refused.text
+    assert await _writes(sandbox) == []
+
+
+async def test_r16_counts_the_changes_of_the_sessions_last_hour(store, sandbox, demo_accounts):
+    """The hour is the session's: with the sandbox's clock days ahead of this machine, an ad set whose budget changed
+    once a day on earlier simulated days can change again, and a fifth change within one simulated hour is refused."""
+    from fb_utils import GraphClient
+    from fi_facebook import Facebook
+    from testkit import sandbox_clock
+
+    day = 86400
+    await sandbox.control("POST", "clock", {"set": int(time.time()) + 3 * day})
+    token = await sandbox.token(expires_in=0)  # never expires, however far the clock had to jump
+    workspace = await store.ensure_workspace("ahead")
+    await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
+    async with GraphClient(token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url) as graph:
+        facebook = Facebook(store, graph, workspace, clock=sandbox_clock(sandbox))
+        campaign = await _campaign(facebook)
+        adset_id = (await _adset(facebook, campaign["id"], "Scaled daily", daily_budget=3000))["id"]
+        budgets = iter(range(2900, 1900, -100))
+        for _ in range(5):
+            changed = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+            assert changed.ok, changed.text
+            await sandbox.control("POST", "clock", {"advance": day})
+        for _ in range(4):
+            changed = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+            assert changed.ok, changed.text
+        await sandbox.control("POST", "stats/reset")
+        refused = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+    assert (refused.data["code"], refused.data["error_subcode"], refused.data["blame_field"]) == (613, 1487632, "daily_budget")
+    assert refused.text.startswith("ERROR validation:") and "already changed 4 times in the last hour" in refused.text
+    assert "in about 60 min" in refused.text, refused.text
     assert await _writes(sandbox) == []
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 
 import pytest
 
@@ -28,6 +27,7 @@ from fb_audience import (
     send_events,
 )
 from fb_utils import OpContext, ValidationError
+from testkit import sandbox_clock
 
 
 def sha(text: str) -> str:
@@ -169,8 +169,12 @@ def test_gtm_container_every_standard_event():
 
 
 @pytest.fixture
-async def ctx(graph, demo_accounts):
-    return OpContext(graph=graph, ad_account_id=demo_accounts["USD"])
+async def ctx(graph, demo_accounts, sandbox):
+    return OpContext(graph=graph, ad_account_id=demo_accounts["USD"], clock=sandbox_clock(sandbox))
+
+
+async def _sandbox_now(sandbox) -> int:
+    return (await sandbox.control("GET", "clock"))["epoch"]
 
 
 @pytest.fixture
@@ -191,7 +195,7 @@ async def _send(ctx, pixel_id, events, **extra):
 
 async def test_old_event_refused_locally_nothing_sent(ctx, pixel_id, sandbox):
     before = _event_posts(await sandbox.stats())
-    now = time.time()
+    now = await _sandbox_now(sandbox)
     events = [event(0, at=now - 60), event(1, at=now - 8 * 86400), event(2)]
     with pytest.raises(ValidationError) as caught:
         await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": events}))
@@ -215,13 +219,15 @@ async def test_2500_events_sent_in_3_requests(ctx, pixel_id, sandbox):
 
 
 async def test_batch_refused_by_facebook_reported(ctx, pixel_id, sandbox):
-    # The sandbox clock runs 2 hours ahead: an event 7 days minus 1 hour old passes our check but not Facebook's.
-    await sandbox.control("POST", "clock", {"advance": 7200})
-    now = time.time()
+    # Planned at once, sent 2 hours later (a confirmation that waited): an event 7 days minus 1 hour old when checked
+    # is more than 7 days old when Facebook receives it.
+    now = await _sandbox_now(sandbox)
     events = [event(n) for n in range(1500)]
     events[1200] = event(1200, at=now - 7 * 86400 + 3600)
+    plan = await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": events}))
+    await sandbox.control("POST", "clock", {"advance": 7200})
     before = _event_posts(await sandbox.stats())
-    _, result = await _send(ctx, pixel_id, events)
+    result = await plan.execute()
     assert not result.ok
     assert result.data["failed_batch"] == 2 and result.data["failed_events"] == [1000, 1499]
     assert result.data["events_received"] == 1000

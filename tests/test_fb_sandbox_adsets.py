@@ -4,11 +4,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
 from test_fb_sandbox_helpers import JPY, USD, campaign_form, graph  # noqa: F401
+from testkit import SANDBOX_START
 
 TARGETING = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
              "targeting_automation": {"advantage_audience": 0}}
@@ -19,7 +20,8 @@ ALL_FIELDS = ("id,account_id,campaign_id,name,status,configured_status,effective
 
 
 def _iso(**delta) -> str:
-    return (datetime.now(timezone.utc) + timedelta(**delta)).replace(microsecond=0).isoformat()
+    """A time `delta` from the sandbox's start (its clock stays within minutes of it where this is used)."""
+    return (SANDBOX_START + timedelta(**delta)).replace(microsecond=0).isoformat()
 
 
 def form(campaign_id: str, **overrides) -> dict:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 from test_fb_sandbox_helpers import USD, graph  # noqa: F401
+from testkit import SANDBOX_START
+
+START = int(SANDBOX_START.timestamp())  # the sandbox's clock as each test begins (it runs on from there)
 
 
 def h(value: str) -> str:
@@ -40,7 +42,7 @@ async def fill(graph, audience: str, n: int, session_id: int = 7) -> None:
 
 
 def event(**overrides) -> dict:
-    body = {"event_name": "Purchase", "event_time": int(time.time()) - 60, "action_source": "website",
+    body = {"event_name": "Purchase", "event_time": START - 60, "action_source": "website",
             "event_source_url": "https://shop.example/checkout",
             "user_data": {"em": [h("a@example.com")], "client_ip_address": "1.2.3.4", "fbp": "fb.1.1.1"},
             "custom_data": {"value": 12.5, "currency": "USD"}}
@@ -49,8 +51,8 @@ def event(**overrides) -> dict:
 
 
 async def stats(graph, pixel: str, aggregation: str = "event") -> dict[str, int]:
-    answer = await graph.get(f"{pixel}/stats", aggregation=aggregation, start_time=str(int(time.time()) - 8 * 86400),
-                             end_time=str(int(time.time()) + 3 * 86400))
+    answer = await graph.get(f"{pixel}/stats", aggregation=aggregation, start_time=str(START - 8 * 86400),
+                             end_time=str(START + 3 * 86400))
     assert answer.status == 200, answer.body
     out: dict[str, int] = {}
     for bucket in answer.body["data"]:
@@ -268,7 +270,7 @@ async def test_capi_events_objects_and_json_strings_feed_stats(graph):
 
 async def test_capi_one_bad_event_rejects_the_batch(graph):
     pixel = await pixel_of(graph)
-    now = int(time.time())
+    now = START
     bad_events = [
         (event(event_name=None), "event_name"),
         (event(event_time=now - 8 * 86400), "event_time"),
@@ -307,7 +309,7 @@ async def test_capi_dedup_within_48_hours_only(graph, sandbox):
     await graph.post(f"{pixel}/events", {"data": json.dumps([other_name])})
     assert await stats(graph, pixel) == {"Purchase": 1, "AddToCart": 1}
     await sandbox.control("POST", "clock", {"advance": 49 * 3600})
-    later = event(event_id="order-1", event_time=int(time.time()) + 49 * 3600 - 10)
+    later = event(event_id="order-1", event_time=START + 49 * 3600 - 10)
     assert (await graph.post(f"{pixel}/events", {"data": json.dumps([later])})).status == 200
     assert (await stats(graph, pixel))["Purchase"] == 2
 

@@ -134,6 +134,60 @@ async def test_clock(sandbox):
     assert fixed["epoch"] == 1795000000 and fixed["now"].endswith("+0000")
 
 
+async def test_a_new_sandbox_starts_its_clock_where_told(aiohttp_client, tmp_path):
+    """`clock_start` sets a new sandbox's simulated time (the demo is seeded at it); a sandbox started again on a file
+    that has state keeps its own clock."""
+    from conftest import SandboxHandle
+    from fb_sandbox.server import SandboxServer, create_app
+    from testkit import SANDBOX_START
+
+    start = int(SANDBOX_START.timestamp())
+    bare = await aiohttp_client(create_app(clock_start=start))
+    assert (await (await bare.get("/__sandbox/clock")).json())["epoch"] - start in range(0, 30)
+    path = str(tmp_path / "sandbox.db")
+    async with SandboxServer(db_path=path, clock_start=start) as server:
+        handle = SandboxHandle(server)
+        clock = await handle.control("GET", "clock")
+        assert clock["epoch"] - start in range(0, 30) and clock["frozen"] is False
+        seeded = (await handle.control("GET", "objects?type=campaign"))["data"]
+        assert seeded and max(o["_created"] for o in seeded) <= clock["epoch"] + 1
+        moved = await handle.control("POST", "clock", {"advance": 86400})
+    async with SandboxServer(db_path=path, clock_start=start) as server:
+        assert (await SandboxHandle(server).control("GET", "clock"))["epoch"] - moved["epoch"] in range(0, 30)
+
+
+async def test_a_frozen_clock_moves_only_when_told(sandbox):
+    epoch = 1_800_000_000
+    frozen = await sandbox.control("POST", "clock", {"set": epoch, "frozen": True})
+    assert frozen == {"now": "2027-01-15T08:00:00+0000", "epoch": epoch, "frozen": True}
+    await asyncio.sleep(1.1)
+    assert await sandbox.control("GET", "clock") == frozen
+    assert (await sandbox.control("POST", "clock", {"advance": 3600}))["epoch"] == epoch + 3600
+    token = await sandbox.token(expires_in=60)
+    assert token["expires_at"] == epoch + 3600 + 60
+    running = await sandbox.control("POST", "clock", {"frozen": False})
+    assert running["frozen"] is False and running["epoch"] - (epoch + 3600) in (0, 1)
+    await asyncio.sleep(1.1)
+    assert (await sandbox.control("GET", "clock"))["epoch"] > epoch + 3600
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{sandbox.url}/__sandbox/clock", json={"frozen": "yes"}) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["message"] == "frozen must be true or false"
+
+
+async def test_a_frozen_clock_survives_a_restart_and_a_reset(tmp_path):
+    from conftest import SandboxHandle
+    from fb_sandbox.server import SandboxServer
+
+    path, epoch = str(tmp_path / "sandbox.db"), 1_800_000_000
+    async with SandboxServer(db_path=path) as server:
+        await SandboxHandle(server).control("POST", "clock", {"set": epoch, "frozen": True})
+    async with SandboxServer(db_path=path) as server:
+        handle = SandboxHandle(server)
+        assert await handle.control("GET", "clock") == {"now": "2027-01-15T08:00:00+0000", "epoch": epoch, "frozen": True}
+        await handle.control("POST", "reset", {"seed": True})
+        assert (await handle.control("GET", "clock"))["epoch"] == epoch
+
+
 async def test_config_latency(sandbox, graph):
     config = await sandbox.control("POST", "config", {"latency_ms": 150})
     assert config["latency_ms"] == 150 and (await sandbox.control("GET", "config"))["latency_ms"] == 150

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fb_sandbox import delivery
 from fb_sandbox.server import SandboxServer
+from testkit import SANDBOX_START
 
 FIXED_EPOCH = 1_767_268_800 + 12 * 3600     # 2026-01-01 12:00 UTC: same days in every sandbox of a test
 DAY = 86400
@@ -52,7 +53,7 @@ async def test_deterministic_for_a_seed(sandbox):
     assert rows_a
     others = []
     for seed in (None, 7):
-        server = SandboxServer(db_path=":memory:", seed=True)
+        server = SandboxServer(db_path=":memory:", seed=True, clock_start=SANDBOX_START.timestamp())
         await server.start()
         try:
             from conftest import SandboxHandle

@@ -8,6 +8,7 @@ import pytest
 import fi_facebook
 from fb_utils import OpKind, OpSet
 from fi_facebook import REGISTRY, Registry, normalize_call, spend_reasons
+from testkit import sandbox_clock
 
 
 # -- registry ---------------------------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ async def test_rate_limit_wait_is_told_in_the_answer(sandbox, demo_token, store,
         workspace = await store.ensure_workspace("waits")
         await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
         await sandbox.fault(kind="throttle", minutes=1, count=1, method="GET", path=r"^act_\d+/campaigns$")
-        result = await Facebook(store, graph, workspace).call("list_campaigns")
+        result = await Facebook(store, graph, workspace, clock=sandbox_clock(sandbox)).call("list_campaigns")
     finally:
         await graph.close()
     assert result.ok, result.text

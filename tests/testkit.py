@@ -9,6 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# Where every test sandbox's clock starts: a fixed day, so no test depends on the date it runs. 20:00 UTC is 12:00 in
+# Los Angeles and 05:00 next morning in Tokyo (the demo accounts' zones): hours from any midnight, a week before DST.
+SANDBOX_START = datetime(2026, 3, 2, 20, 0, 0, tzinfo=UTC)
+
 
 class FakeClock:
     """A clock tests move by hand."""
@@ -38,7 +42,7 @@ async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIter
     from admonster_server import serve
 
     port = free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db",
+    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", sandbox_clock_start=SANDBOX_START,
                              public_url=f"http://127.0.0.1:{port}", **settings_overrides)
     async with open_runtime(settings) as runtime:
         stop, started = asyncio.Event(), asyncio.Event()
@@ -52,9 +56,13 @@ async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIter
 
 
 def sandbox_clock(sandbox: Any):
-    """The sandbox's clock as a Facebook session's ``clock`` (ops' "now" follows the simulated time)."""
+    """The clock of a sandbox (anything with its ``url``) as a Facebook session's ``clock``: ops' "now" follows the
+    simulated time, as `admonster_runtime` makes it in sandbox mode."""
     async def now() -> datetime:
-        return datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], UTC)
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.get(f"{sandbox.url}/__sandbox/clock") as answer:
+            return datetime.fromtimestamp((await answer.json())["epoch"], UTC)
 
     return now
 
