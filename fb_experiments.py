@@ -525,8 +525,8 @@ def _experiments(ctx: OpContext) -> ExperimentRecords:
 
 
 async def _now(ctx: OpContext) -> datetime:
-    moment = await _experiments(ctx).now()
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    _experiments(ctx)   # experiments need a workspace session: say so before anything else
+    return await ctx.now()
 
 
 def _iso(moment: datetime) -> str:

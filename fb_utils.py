@@ -2427,8 +2427,6 @@ class ExperimentEvent:
 class ExperimentRecords(Protocol):
     """``ctx.experiments``: the workspace's A/B tests and their events (the store, in fi_facebook)."""
 
-    async def now(self) -> datetime: ...
-
     async def find_experiment(self, key: str) -> ExperimentRecord | None:
         """The experiment launched from the plan with this key, if any."""
         ...

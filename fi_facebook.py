@@ -1196,16 +1196,12 @@ class StoreJournal:
 
 
 class _WorkspaceRecords:
-    """One workspace's rows in the store, as op capabilities see them: the session's clock, and the store's refusals
-    (InvalidArgument, "… Fix: …") turned into the op's ValidationError."""
+    """One workspace's rows in the store, as op capabilities see them, with the store's refusals (InvalidArgument,
+    "… Fix: …") turned into the op's ValidationError."""
 
     def __init__(self, facebook: "Facebook") -> None:
-        self._facebook = facebook
         self._store = facebook.store
         self._ws = facebook.workspace.id
-
-    async def now(self) -> datetime:
-        return await self._facebook.now()
 
     async def _refusals(self, work: Awaitable[Any], fix: str, blame_field: str | None = None) -> Any:
         from admonster_store import InvalidArgument

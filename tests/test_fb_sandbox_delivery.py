@@ -303,3 +303,45 @@ async def test_scenario_route_speed(sandbox):
     elapsed = time.perf_counter() - began
     print(f"\nscenario 300 ads x 90 days: {elapsed:.2f}s ({scenario['ad_days']} ad-days; {scenario['seconds']})")
     assert len(scenario["ad_ids"]) == 300 and scenario["ad_days"] >= 300 * 89
+
+
+async def test_equal_ads_differ_by_more_than_chance_day_after_day(sandbox):
+    """The noise model: counts are binomial draws, and each day moves every ad's rate by a factor of its own (log-sd
+    AD_DAY_SIGMA) on top of one the account's ads share (MARKET_DAY_SIGMA). Sixty identical ads, paired: the final CTR gaps
+    of the pairs spread by more than one binomial standard error, as live A/A tests do, and the day-to-day gaps by about
+    what the model says; the shared part moves every ad's day together."""
+    import math
+    import statistics
+
+    await sandbox.control("POST", "clock", {"set": FIXED_EPOCH})
+    await sandbox.control("POST", "delivery", {"seed": 3})
+    scenario = await _scenario(sandbox, ads=60, adsets=60, creatives=1, days=14, daily_budget=20_000, objective="OUTCOME_TRAFFIC",
+                               pixel=False)
+    rows = _totals(_sb(sandbox), scenario)
+    by_ad: dict[str, dict] = defaultdict(dict)
+    for r in rows:
+        by_ad[r.ad_id][r.day] = r
+    ads = scenario["ad_ids"]
+    days = sorted(set.intersection(*(set(by_ad[a]) for a in ads)))
+    assert len(days) >= 13 and all(by_ad[a][d].clicks < by_ad[a][d].impressions for a in ads for d in days)
+
+    def rate(ad: str, d=None) -> tuple[int, int]:
+        picked = [by_ad[ad][d]] if d else [by_ad[ad][x] for x in days]
+        return sum(r.clicks for r in picked), sum(r.impressions for r in picked)
+
+    finals, daily_ratio = [], []
+    for first, second in zip(ads[0::2], ads[1::2]):
+        (c1, n1), (c2, n2) = rate(first), rate(second)
+        pooled = (c1 + c2) / (n1 + n2)
+        finals.append((c1 / n1 - c2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)))
+        for d in days:
+            (x1, m1), (x2, m2) = rate(first, d), rate(second, d)
+            daily_ratio.append((math.log(x1 / m1) - math.log(x2 / m2)) ** 2 / (1 / x1 + 1 / x2))
+    spread = statistics.pstdev(finals)
+    assert spread > 1.0, spread                                            # wider than the binomial alone
+    excess = statistics.fmean(daily_ratio)                                 # 1 = chance alone
+    clicks_a_day = statistics.fmean(by_ad[a][d].clicks for a in ads for d in days)
+    expected = 1 + 2 * delivery.AD_DAY_SIGMA ** 2 / (2 / clicks_a_day)
+    assert 1.1 < excess and abs(excess - expected) < 0.25 * expected, (excess, expected)
+    market = [statistics.fmean(by_ad[a][d].clicks / by_ad[a][d].impressions for a in ads) for d in days]
+    assert statistics.pstdev(market) / statistics.fmean(market) > 0.5 * delivery.MARKET_DAY_SIGMA   # days move together
