@@ -325,7 +325,7 @@ async def test_store_experiments_refusals_become_validation_errors(facebook, sto
     with pytest.raises(ValidationError, match=f"Experiment {saved.id} is not in this workspace"):
         await theirs.update_experiment(replace(saved, status="stopped"))
     with pytest.raises(ValidationError, match=f"Experiment {saved.id} is not in this workspace") as caught:
-        await theirs.add_experiment_event(saved.id, "stopped", {}, await theirs.now())
+        await theirs.add_experiment_event(saved.id, "stopped", {}, await other.now())
     assert caught.value.blame_field == "experiment_id"
     assert (await experiments.get_experiment(saved.id)).status == "running"
     assert await experiments.experiment_events(saved.id) == []
