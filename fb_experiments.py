@@ -1004,17 +1004,20 @@ def sizing_data(sizing: Sizing) -> dict[str, Any]:
                          "results_per_impression": sizing.baseline.results_per_impression}}
 
 
-def _sample_words(metric: str, kind: str, sizing: Sizing) -> str:
+def _sample_words(metric: str, kind: str, sizing: Sizing, days: int, budget: int) -> str:
     unit = "clicks" if metric == "ctr" else _plural(RESULT_WORDS.get(kind, "result"))
     planned = sizing.planned * (1 + ORDER_VALUE_CV2) if metric == "roas" else sizing.planned
-    return f"about {round(planned):,} {unit} per variant"
+    impressions = budget * 1000 / sizing.baseline.cpm * days if sizing.baseline.cpm > 0 else 0
+    return f"about {round(planned):,} {unit} from {round(impressions, -3 if impressions >= 10_000 else 0):,.0f} impressions per variant"
 
 
-def sizing_sentence(metric: str, kind: str, sizing: Sizing, days: int) -> str:
-    """What the plan can find, for the summary a person confirms."""
+def sizing_sentence(metric: str, kind: str, sizing: Sizing, days: int, budget: int) -> str:
+    """What the plan can find and how long finding min_lift takes, for the summary a person confirms."""
     found = ("finds nothing measurable" if not math.isfinite(sizing.lift) else
              f"can find a lift of {sizing.lift:.0%} or more with {PLANNED_POWER:.0%} chance")
-    return f"sized: in {days} days it {found} ({_sample_words(metric, kind, sizing)}; {sizing.baseline.source})"
+    sooner = (f"; {sizing.min_lift:.0%} takes {sizing.days_needed} day{'s' if sizing.days_needed > 1 else ''} at this budget"
+              if sizing.enough and sizing.days_needed and sizing.days_needed < days else "")
+    return f"sized: in {days} days it {found} ({_sample_words(metric, kind, sizing, days, budget)}{sooner}; {sizing.baseline.source})"
 
 
 def underpowered_reason(sizing: Sizing, days: int, budget: int, currency: str) -> str:
@@ -1079,7 +1082,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
         attention = [f"would launch a test nothing can size: the account has no delivery in its last 30 days and Facebook "
                      f"gave no delivery estimate, so it may find nothing in {args.duration_days} days"]
     else:
-        summary += "; " + sizing_sentence(args.metric, kind, sizing, args.duration_days)
+        summary += "; " + sizing_sentence(args.metric, kind, sizing, args.duration_days, min(budgets))
         attention = [] if sizing.enough else [underpowered_reason(sizing, args.duration_days, min(budgets), account.currency)]
     requests = _planned_requests(plans)
     if split:
@@ -1116,7 +1119,8 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
         lines += [f"- {v['name']}: campaign {v['campaign_id']}, ad set {v['adset_id']}, daily budget "
                   f"{_money(v['daily_budget'], account.currency)}" for v in variants]
         if sizing is not None:
-            lines.append(sizing_sentence(args.metric, kind, sizing, args.duration_days).capitalize() + ".")
+            said = sizing_sentence(args.metric, kind, sizing, args.duration_days, min(budgets))
+            lines.append(said[0].upper() + said[1:] + ".")
         lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status ACTIVE."
                      if args.status == "PAUSED" else "The variants deliver once their ads pass review.")
         lines.append(f"The hourly experiments job checks it; experiment_status with experiment_id={record.id} shows the numbers.")
