@@ -155,6 +155,21 @@ async def test_an_under_powered_plan_waits_for_a_yes_and_says_what_it_can_find(w
     assert [await status_of(world.graph, v["campaign_id"]) for v in big.data["variants"]] == ["PAUSED", "PAUSED"]
 
 
+async def test_without_history_the_plan_is_sized_from_facebooks_estimate_or_said_to_be_unsized(world, tmp_path):
+    account = (await world.store.all_selections(world.fb.workspace.id))["ad_account"]
+    for campaign in await world.graph.get_all(f"{account}/campaigns", {"fields": "id"}):
+        await world.graph.post(campaign["id"], {"status": "PAUSED"})
+    await advance(world.sandbox, 32 * DAY)                                # 30 days without any delivery
+    estimated = await world.fb.call("launch_experiment", {**plan(tmp_path, "Fresh"), "dry_run": True})
+    assert estimated.ok and "CPM from Facebook's delivery estimate for this audience" in estimated.text, estimated.text
+    assert "CTR assumed 1% (too few clicks in its history)" in estimated.text
+    await world.sandbox.fault(kind="error", method="GET", path="delivery_estimate", count=10, message="(#100) Estimate unavailable")
+    unsized = await world.fb.call("launch_experiment", plan(tmp_path, "Fresh"))
+    assert not unsized.ok and unsized.data["error"] == "confirmation_required"
+    assert "would launch a test nothing can size" in unsized.text.splitlines()[0]
+    assert await live(world.sandbox, "campaign", "Fresh") == []
+
+
 async def test_bad_plans_are_one_clear_line_and_send_nothing(world, tmp_path):
     await world.sandbox.control("POST", "stats/reset")
     same = plan(tmp_path, "Same")
