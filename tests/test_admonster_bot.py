@@ -12,6 +12,7 @@ import pytest
 
 from admonster_bot import SlashCommand, SlashSyntaxError, parse_slash, slash_to_call
 from fi_facebook import REGISTRY
+from testkit import SANDBOX_START_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,7 @@ def test_bad_slash_commands(line, fragment):
 
 
 def _chat(home: Path, lines: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_BASE_URL", "ADMONSTER_LLM_MODEL"):
         env.pop(key, None)
     return subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="\n".join(lines) + "\n", text=True,
@@ -129,7 +130,7 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path)}
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path)}
     server = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(port), "--db", ":memory:"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -167,7 +168,8 @@ class StandaloneSandbox:
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(self.port), "--db",
-                                         str(tmp_path / "standalone.db")], cwd=ROOT, env={**os.environ, "ADMONSTER_HOME": str(tmp_path)},
+                                         str(tmp_path / "standalone.db")], cwd=ROOT,
+                                        env={**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path)},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.app = self._wait_for("GET", "app")
 
