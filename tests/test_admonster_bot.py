@@ -12,7 +12,7 @@ import pytest
 
 from admonster_bot import SlashCommand, SlashSyntaxError, parse_slash, slash_to_call
 from fi_facebook import REGISTRY
-from testkit import SANDBOX_START_ENV
+from testkit import SANDBOX_START, SANDBOX_START_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +144,7 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
                 assert time.monotonic() < deadline, server.stderr.read() if server.poll() is not None else "no answer"
                 time.sleep(0.2)
         assert {"access_token", "app_id", "app_secret", "user_id", "expires_at"} <= set(grant)
+        assert 0 <= grant["expires_at"] - SANDBOX_START.timestamp() - 60 * 86400 < 60  # its clock began there
         import hashlib
         import hmac
 
@@ -158,7 +159,8 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
 
 
 class StandaloneSandbox:
-    """`admonster sandbox` in its own process: a stand-in for graph.facebook.com that LIVE mode can point at."""
+    """`admonster sandbox` in its own process: a stand-in for graph.facebook.com that LIVE mode can point at (its
+    clock is this machine's, as Facebook's and the product's are in live mode)."""
 
     def __init__(self, tmp_path: Path) -> None:
         import socket
@@ -168,8 +170,7 @@ class StandaloneSandbox:
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(self.port), "--db",
-                                         str(tmp_path / "standalone.db")], cwd=ROOT,
-                                        env={**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path)},
+                                         str(tmp_path / "standalone.db")], cwd=ROOT, env={**os.environ, "ADMONSTER_HOME": str(tmp_path)},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.app = self._wait_for("GET", "app")
 
