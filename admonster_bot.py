@@ -487,7 +487,9 @@ def sandbox(port: int = typer.Option(8765, help="Port on 127.0.0.1."),
 
     settings = _settings_or_exit()
     settings.home.mkdir(parents=True, exist_ok=True)
-    raise typer.Exit(sandbox_main(["--port", str(port), "--host", host, "--db", db or str(settings.sandbox_db or settings.home / "sandbox.db")]))
+    start = settings.sandbox_clock_start
+    raise typer.Exit(sandbox_main(["--port", str(port), "--host", host, "--db", db or str(settings.sandbox_db or settings.home / "sandbox.db"),
+                                   *(["--clock-start", str(start.timestamp())] if start else [])]))
 
 
 @app.command()

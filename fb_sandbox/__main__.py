@@ -1,4 +1,4 @@
-"""`python -m fb_sandbox --port N [--db PATH] [--host 127.0.0.1]`: run the sandbox alone."""
+"""`python -m fb_sandbox --port N [--db PATH] [--host 127.0.0.1] [--clock-start EPOCH]`: run the sandbox alone."""
 from __future__ import annotations
 
 import argparse
@@ -15,8 +15,8 @@ def default_db() -> str:
     return str(home / "sandbox.db")
 
 
-async def serve(host: str, port: int, db: str) -> None:
-    server = SandboxServer(db_path=db, host=host, port=port)
+async def serve(host: str, port: int, db: str, clock_start: float | None = None) -> None:
+    server = SandboxServer(db_path=db, host=host, port=port, clock_start=clock_start)
     await server.start()
     print(f"Ad Monster Graph API sandbox on {server.url}  (state: {db})")
     print(f"Graph base URL: {server.url}/v26.0/")
@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--db", default=None, help="SQLite file (default $ADMONSTER_HOME/sandbox.db); ':memory:' "
                                                    "for a throwaway sandbox")
+    parser.add_argument("--clock-start", type=float, default=None, metavar="EPOCH",
+                        help="unix seconds where a new sandbox's simulated clock starts (default: now)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port, args.db or default_db()))
+        asyncio.run(serve(args.host, args.port, args.db or default_db(), args.clock_start))
     except KeyboardInterrupt:
         pass
     return 0

@@ -12,6 +12,7 @@ import pytest
 
 from admonster_bot import SlashCommand, SlashSyntaxError, parse_slash, slash_to_call
 from fi_facebook import REGISTRY
+from testkit import SANDBOX_START, SANDBOX_START_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,7 @@ def test_bad_slash_commands(line, fragment):
 
 
 def _chat(home: Path, lines: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_BASE_URL", "ADMONSTER_LLM_MODEL"):
         env.pop(key, None)
     return subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="\n".join(lines) + "\n", text=True,
@@ -129,7 +130,7 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path)}
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path)}
     server = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(port), "--db", ":memory:"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -143,6 +144,7 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
                 assert time.monotonic() < deadline, server.stderr.read() if server.poll() is not None else "no answer"
                 time.sleep(0.2)
         assert {"access_token", "app_id", "app_secret", "user_id", "expires_at"} <= set(grant)
+        assert 0 <= grant["expires_at"] - SANDBOX_START.timestamp() - 60 * 86400 < 60  # its clock began there
         import hashlib
         import hmac
 
@@ -157,7 +159,8 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
 
 
 class StandaloneSandbox:
-    """`admonster sandbox` in its own process: a stand-in for graph.facebook.com that LIVE mode can point at."""
+    """`admonster sandbox` in its own process: a stand-in for graph.facebook.com that LIVE mode can point at (its
+    clock is this machine's, as Facebook's and the product's are in live mode)."""
 
     def __init__(self, tmp_path: Path) -> None:
         import socket

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from admonster_config import load_settings
 from admonster_llm import ChatLoop, LLMClient, bounded_history, load_system_prompt, parse_tool_arguments, shorten
 from admonster_runtime import open_runtime
+from testkit import SANDBOX_START_ENV, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 Step = dict[str, Any] | Callable[[list[dict[str, Any]]], dict[str, Any]]
@@ -130,8 +130,7 @@ async def model():
 
 @pytest.fixture
 async def runtime(tmp_path, model):
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", llm_base_url=model.url,
-                             llm_model="fake-model", llm_api_key=None)
+    settings = sandbox_settings(tmp_path, llm_base_url=model.url, llm_model="fake-model", llm_api_key=None)
     async with open_runtime(settings) as opened:
         yield opened
 
@@ -407,7 +406,7 @@ def test_system_prompt_from_docs_with_fallback(tmp_path):
 async def test_admonster_chat_streams_the_model_text(tmp_path, model):
     model.plan(call("account_overview"),
                lambda messages: say("Your account " + re.search(r"Ad account ([^\n]+)", last_tool(messages)).group(1) + " is fine."))
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
            "ADMONSTER_LLM_BASE_URL": model.url, "ADMONSTER_LLM_MODEL": "fake-model"}
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_API_KEY"):
         env.pop(key, None)

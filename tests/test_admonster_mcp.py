@@ -14,13 +14,12 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from admonster_config import load_settings
 from admonster_mcp import OUTPUT_SCHEMA, build_tools
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
 from fi_facebook import REGISTRY
 from fb_utils import OpKind
-from testkit import free_port
+from testkit import SANDBOX_START_ENV, free_port, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -29,7 +28,7 @@ TIMEOUT = 60
 @asynccontextmanager
 async def stdio_session(home: Path, *args: str):
     params = StdioServerParameters(command=sys.executable, args=["-m", "admonster_bot", "mcp", *args],
-                                   env={"ADMONSTER_HOME": str(home)}, cwd=str(ROOT))
+                                   env={**SANDBOX_START_ENV, "ADMONSTER_HOME": str(home)}, cwd=str(ROOT))
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await asyncio.wait_for(session.initialize(), TIMEOUT)
@@ -123,7 +122,7 @@ async def test_stdio_single_tool_mode(tmp_path):
 @pytest.fixture
 async def server(tmp_path):
     port = free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", public_url=f"http://127.0.0.1:{port}")
+    settings = sandbox_settings(tmp_path, public_url=f"http://127.0.0.1:{port}")
     async with open_runtime(settings) as runtime:
         stop = asyncio.Event()
         started = asyncio.Event()

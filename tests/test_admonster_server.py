@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
-from testkit import free_port, running_server
+from testkit import SANDBOX_START_ENV, free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,8 @@ async def test_connect_through_the_server_callback(server):
 def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
     home = tmp_path / "home"
     port = free_port()
-    env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook"}
+    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home),
+           "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook"}
     process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

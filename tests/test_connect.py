@@ -5,19 +5,18 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
-from datetime import datetime, timezone
 
 import aiohttp
 import pytest
 
-from admonster_config import load_settings
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import CallbackListener
+from testkit import job_context, sandbox_settings
 
 
 @pytest.fixture
 async def runtime(tmp_path):
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db")
+    settings = sandbox_settings(tmp_path)
     async with open_runtime(settings) as opened:
         yield opened
 
@@ -83,10 +82,10 @@ async def test_full_oauth_flow(runtime, listener):
     assert listener.succeeded
     stored = await runtime.store.load_token(workspace.id)
     assert stored is not None and stored.kind == "user"
-    assert stored.expires_at and 55 < (stored.expires_at - datetime.now(timezone.utc)).days <= 60  # long-lived
+    assert stored.expires_at and 55 < (stored.expires_at - await runtime.sandbox_now()).days <= 60  # long-lived
     facebook = await runtime.facebook_for(workspace)
     status = await facebook.call("token_status")
-    assert status.ok and "valid" in status.text and "expires in" in status.text
+    assert status.ok and "valid" in status.text and "expires in 60 day(s)" in status.text  # on the session's clock
     assert status.data["missing_scopes"] == []
     assert stored.token not in status.text + str(status.data)
     listed = await facebook.call("list_campaigns")
@@ -223,16 +222,14 @@ async def test_disconnect_revokes_and_forgets(runtime):
 
 
 async def test_token_check_warns_before_expiry_as_the_clock_advances(runtime):
-    """The real token_check job over the real runtime: the sandbox clock moves, Facebook's debug_token follows it."""
-    from datetime import timedelta
-
-    from admonster_jobs import JobContext, run_job
+    """The real token_check job over the real runtime: the sandbox clock moves, Facebook's debug_token and the job's
+    "now" follow it."""
+    from admonster_jobs import run_job
 
     workspace = await runtime.workspace("default")
     await runtime.facebook_for(workspace)  # the sandbox demo connection, valid 60 days
     advanced = {"seconds": 0}
-    context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                         clock=lambda: datetime.now(timezone.utc) + timedelta(seconds=advanced["seconds"]))
+    context = job_context(runtime)
 
     async def advance_to(days: float) -> None:
         step = days * 86400 - advanced["seconds"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -299,36 +299,59 @@ async def test_r16_fifth_budget_change_in_an_hour_is_refused(facebook, sandbox):
     assert await _writes(sandbox) == []
 
 
-async def test_r16_counts_the_changes_of_the_sessions_last_hour(store, sandbox, demo_accounts):
-    """The hour is the session's: with the sandbox's clock days ahead of this machine, an ad set whose budget changed
-    once a day on earlier simulated days can change again, and a fifth change within one simulated hour is refused."""
+DAY = 86400
+
+
+@pytest.fixture
+async def ahead(store, sandbox, demo_accounts):
+    """A session over the sandbox with its clock 3 days ahead of this machine's, the USD demo account selected."""
     from fb_utils import GraphClient
     from fi_facebook import Facebook
     from testkit import sandbox_clock
 
-    day = 86400
-    await sandbox.control("POST", "clock", {"set": int(time.time()) + 3 * day})
+    await sandbox.control("POST", "clock", {"set": int(time.time()) + 3 * DAY})
     token = await sandbox.token(expires_in=0)  # never expires, however far the clock had to jump
     workspace = await store.ensure_workspace("ahead")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
     async with GraphClient(token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url) as graph:
-        facebook = Facebook(store, graph, workspace, clock=sandbox_clock(sandbox))
-        campaign = await _campaign(facebook)
-        adset_id = (await _adset(facebook, campaign["id"], "Scaled daily", daily_budget=3000))["id"]
-        budgets = iter(range(2900, 1900, -100))
-        for _ in range(5):
-            changed = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
-            assert changed.ok, changed.text
-            await sandbox.control("POST", "clock", {"advance": day})
-        for _ in range(4):
-            changed = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
-            assert changed.ok, changed.text
-        await sandbox.control("POST", "stats/reset")
-        refused = await facebook.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+        yield Facebook(store, graph, workspace, clock=sandbox_clock(sandbox))
+
+
+async def test_r16_counts_the_changes_of_the_sessions_last_hour(ahead, sandbox):
+    """The hour is the session's: with the sandbox's clock days ahead of this machine, an ad set whose budget changed
+    once a day on earlier simulated days can change again, and a fifth change within one simulated hour is refused."""
+    campaign = await _campaign(ahead)
+    adset_id = (await _adset(ahead, campaign["id"], "Scaled daily", daily_budget=3000))["id"]
+    budgets = iter(range(2900, 1900, -100))
+    for _ in range(5):
+        changed = await ahead.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+        assert changed.ok, changed.text
+        await sandbox.control("POST", "clock", {"advance": DAY})
+    for _ in range(4):
+        changed = await ahead.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
+        assert changed.ok, changed.text
+    await sandbox.control("POST", "stats/reset")
+    refused = await ahead.call("update_adset", {"adset_id": adset_id, "daily_budget": next(budgets)})
     assert (refused.data["code"], refused.data["error_subcode"], refused.data["blame_field"]) == (613, 1487632, "daily_budget")
     assert refused.text.startswith("ERROR validation:") and "already changed 4 times in the last hour" in refused.text
     assert "in about 60 min" in refused.text, refused.text
     assert await _writes(sandbox) == []
+
+
+async def test_r6_r8_end_times_and_lifetime_days_count_from_the_sessions_now(ahead, sandbox, demo_accounts):
+    """With the sandbox's clock days ahead of this machine, "the past" and the days a lifetime budget covers are the
+    session's: an end a day before the sandbox's now is refused before sending; one 5 days after it needs 5 days' minimum."""
+    now = datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], timezone.utc)
+    minimum = (await ahead.graph.account_info(demo_accounts["USD"])).min_daily_budget
+    campaign = await _campaign(ahead)
+    lifetime = {"campaign_id": campaign["id"], "name": "Five days", "targeting": US, "lifetime_budget": 5 * minimum}
+    await sandbox.control("POST", "stats/reset")
+    past = await ahead.call("create_adset", {**lifetime, "end_time": (now - timedelta(days=1)).isoformat()})
+    assert past.text.startswith("ERROR validation:") and "in the past" in past.text, past.text
+    assert (past.data["error_subcode"], past.data["blame_field"]) == (1487181, "end_time")
+    assert await _writes(sandbox) == []
+    created = await ahead.call("create_adset", {**lifetime, "end_time": (now + timedelta(days=5)).isoformat()})
+    assert created.ok, created.text
 
 
 async def test_daily_lifetime_switch_refused(facebook, sandbox):

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import csv
 import struct
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -276,6 +276,20 @@ async def _clock_running(sandbox, step: int = 5):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_since_reaches_back_37_months_from_the_sessions_today(facebook, sandbox):
+    """The bound counts from the session's today (the sandbox's date, however far it is from this machine's)."""
+    today = datetime.fromtimestamp((await sandbox.control("GET", "clock"))["epoch"], UTC).date()
+    months = today.year * 12 + today.month - 1 - fi.MAX_MONTHS_BACK
+    oldest = date(months // 12, months % 12 + 1, min(today.day, 28))
+    reached = await facebook.call("get_insights", {"since": oldest.isoformat(), "until": today.isoformat()})
+    assert reached.ok, reached.text
+    await sandbox.control("POST", "stats/reset")
+    too_old = await facebook.call("get_insights", {"since": (oldest - timedelta(days=1)).isoformat(), "until": today.isoformat()})
+    assert too_old.text.startswith("ERROR validation:") and too_old.data["blame_field"] == "since", too_old.text
+    assert f"Facebook keeps insights since {oldest}" in too_old.text
+    assert (await sandbox.stats())["requests"] == 0
 
 
 async def test_switches_to_async_on_1487534_with_progress(graph, sandbox, demo_accounts, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from fb_insights import parse_row, totals
 from fi_facebook import Facebook
-from testkit import job_context, sandbox_clock
+from testkit import SANDBOX_START_ENV, job_context, sandbox_clock, sandbox_settings
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 DAY = 86400
@@ -291,10 +291,9 @@ async def test_billing_recovered_skips_campaigns_a_person_changed_meanwhile(fb, 
 
 @pytest.fixture
 async def runtime(tmp_path):
-    from admonster_config import load_settings
     from admonster_runtime import open_runtime
 
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db")
+    settings = sandbox_settings(tmp_path)
     async with open_runtime(settings) as opened:
         yield opened
 
@@ -383,7 +382,7 @@ def test_admonster_jobs_run_by_name(tmp_path):
     from pathlib import Path
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADMONSTER_")},
-           "ADMONSTER_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
+           **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "admonster_bot", *args], capture_output=True, text=True,

@@ -11,6 +11,7 @@ from datetime import UTC, date, timedelta
 import pytest
 
 from fb_insights import derived, money, parse_row
+from testkit import sandbox_settings
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 BUDGET = 5000  # $50.00 a day per ad set
@@ -279,10 +280,9 @@ async def test_a_failed_account_stops_delivering(graph, sandbox, demo_accounts):
 
 @pytest.fixture
 async def runtime(tmp_path):
-    from admonster_config import load_settings
     from admonster_runtime import open_runtime
 
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db")
+    settings = sandbox_settings(tmp_path)
     async with open_runtime(settings) as opened:
         yield opened
 

@@ -12,6 +12,7 @@ from typing import Any
 # Where every test sandbox's clock starts: a fixed day, so no test depends on the date it runs. 20:00 UTC is 12:00 in
 # Los Angeles and 05:00 next morning in Tokyo (the demo accounts' zones): hours from any midnight, a week before DST.
 SANDBOX_START = datetime(2026, 3, 2, 20, 0, 0, tzinfo=UTC)
+SANDBOX_START_ENV = {"ADMONSTER_SANDBOX_CLOCK_START": SANDBOX_START.isoformat()}  # the same, for the product as a process
 
 
 class FakeClock:
@@ -34,16 +35,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def sandbox_settings(tmp_path: Path, **overrides: Any) -> Any:
+    """Settings for a runtime whose embedded sandbox lives under ``tmp_path`` and starts its clock at SANDBOX_START."""
+    from admonster_config import load_settings
+
+    return load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", sandbox_clock_start=SANDBOX_START,
+                         **overrides)
+
+
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[tuple[str, Any]]:
     """`admonster serve` in-process on a free port with its own sandbox; yields (base URL, runtime)."""
-    from admonster_config import load_settings
     from admonster_runtime import open_runtime
     from admonster_server import serve
 
     port = free_port()
-    settings = load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", sandbox_clock_start=SANDBOX_START,
-                             public_url=f"http://127.0.0.1:{port}", **settings_overrides)
+    settings = sandbox_settings(tmp_path, public_url=f"http://127.0.0.1:{port}", **settings_overrides)
     async with open_runtime(settings) as runtime:
         stop, started = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
