@@ -9,6 +9,7 @@ delivery seed, so no outcome depends on the date the suite runs or on how long a
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,7 @@ async def world_at(start: datetime, seed: int = SEED) -> AsyncIterator[World]:
     try:
         await sandbox.control("POST", "clock", {"frozen": True})
         await sandbox.control("POST", "delivery", {"seed": seed})
-        token = await sandbox.token()
+        token = await sandbox.token(expires_in=0)   # never expires, however far a test moves the clock
         graph = GraphClient(token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url)
         accounts = {a["currency"]: a["id"] for a in await graph.get_all("me/adaccounts", {"fields": "id,currency"})}
         workspace = await store.ensure_workspace("experiments")
@@ -285,8 +286,9 @@ async def test_the_stop_rule_pauses_only_the_clear_loser_once(world, tmp_path):
 
 
 async def test_the_winner_scales_day_after_day_on_the_session_clock(world, tmp_path):
-    """Six daily scaling steps in a row, days ahead of this machine's clock: Facebook's four budget changes an hour are
-    counted in the sandbox's hour, so no step is refused; then the cap and the guardrails hold the budget."""
+    """Six daily scaling steps in a row with the sandbox's clock days ahead of this machine's: Facebook's four budget
+    changes an hour are counted in the session's hour (not the machine's, where every step would fall in the last
+    hour), so no step is refused; then the cooldown and the guardrails hold the budget."""
     rules = {"scale_pct": 10, "max_daily_budget": 60_000, "scale_cooldown_hours": 24}
     launched = await launch(world.fb, plan(tmp_path, "Scale", status="ACTIVE", rules=rules, daily_budget=6000))
     variants = launched["variants"]
@@ -297,6 +299,7 @@ async def test_the_winner_scales_day_after_day_on_the_session_clock(world, tmp_p
             break
     else:
         pytest.fail("no winner in 4 days")
+    await world.sandbox.control("POST", "clock", {"set": int(time.time()) + 3 * DAY})   # the steps' dates do not matter
     winner_adset = variants[0]["adset_id"]
 
     async def budget() -> int:
