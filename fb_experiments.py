@@ -1177,7 +1177,6 @@ class Step:
     action: str                     # variant_stopped | winner | no_winner | scale
     variants: list[str]
     reason: str
-    assessment: Assessment | None = None
 
 
 class EvaluateExperimentsArgs(OpArgs):
@@ -1246,11 +1245,11 @@ async def _plan_steps(ctx: OpContext, record: ExperimentRecord, now: datetime) -
         record.outcome = {**record.outcome, "stats": _stats_data(assessment), "checked_at": _iso(now)}
         decision = decide(record, assessment, now)
         if decision.winner:
-            return [Step(record, "winner", [decision.winner], decision.reason, assessment)]
+            return [Step(record, "winner", [decision.winner], decision.reason)]
         if decision.time_up:
-            return [Step(record, "no_winner", [], decision.reason, assessment)]
+            return [Step(record, "no_winner", [], decision.reason)]
         if decision.stop:
-            return [Step(record, "variant_stopped", decision.stop, decision.reason, assessment)]
+            return [Step(record, "variant_stopped", decision.stop, decision.reason)]
         await _experiments(ctx).update_experiment(record)  # the latest numbers, for status and reports
         return []
     if _scaling_due(record, now):
