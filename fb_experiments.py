@@ -138,9 +138,11 @@ class LaunchExperimentArgs(OpArgs):
     campaign: dict[str, Any] = Field(..., description="Shared campaign fields: objective (and special_ad_categories); no budget (each variant has its own).")
     adset: dict[str, Any] = Field(..., description="Shared ad set fields: targeting, optimization_goal, promoted_object, …")
     creative: dict[str, Any] | None = Field(None, description="The shared creative (all variables but creative).")
-    variants: list[VariantSpec] = Field(..., description="2-10 variants (split tests take at most 5).")
+    variants: list[VariantSpec] = Field(..., description="2-10 variants (split tests take at most 5).",
+                                        json_schema_extra={"minItems": 2, "maxItems": MAX_VARIANTS})
     daily_budget: int = Field(..., gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
-    duration_days: int = Field(7, description=f"How long the test runs (1-{SPLIT_TEST_MAX_DAYS} days; 7 is a good default).")
+    duration_days: int = Field(7, description=f"How long the test runs (1-{SPLIT_TEST_MAX_DAYS} days; 7 is a good default).",
+                               json_schema_extra={"minimum": 1, "maximum": SPLIT_TEST_MAX_DAYS})
     rules: ExperimentRules = Field(default_factory=ExperimentRules, description="Stop, winner and scaling rules.")
     split_test: Literal["auto", "yes", "no"] = Field("auto", description="auto: a Facebook split test when the account has a business and ≤5 variants; yes: require it; no: plain variants.")
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE (one confirmation).")
