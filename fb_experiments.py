@@ -238,7 +238,7 @@ def variant_launch(args: LaunchExperimentArgs, variant: VariantSpec, account_id:
 # references and the calibration (bench/experiments.py) that measures the error rates these choices give.
 # ---------------------------------------------------------------------------------------------------------------
 
-# Assumptions. Each is stated to the person where it matters, and the data take over from the first as days accrue.
+# Assumptions, each stated to the person where it matters. The first is a floor the data can only raise:
 # sd (log scale) of a variant's own day-to-day rate factor beyond chance, a floor under what the data show. Rates per
 # unit spent also move with the day's price of impressions, so they get more.
 ASSUMED_DAY_SPREAD = {"ctr": 0.05, "cost_per_result": 0.10, "roas": 0.10}
@@ -412,7 +412,6 @@ class Baseline:
     cpm: float                      # cost of 1,000 impressions
     ctr: float                      # clicks per impression
     results_per_impression: float
-    value_per_result: float
     source: str                     # where the numbers come from, for the person
 
 
@@ -993,9 +992,7 @@ async def baseline_for(ctx: OpContext, account_id: str, args: LaunchExperimentAr
         per_click = DEFAULT_RESULTS_PER_CLICK.get(kind, 1.0)
         per_impression = ctr * per_click
         notes.append(f"{per_click:.0%} of clicks assumed to become {_plural(RESULT_WORDS[kind])} (too few in its history)")
-    value = int(totals.get("purchase_value_minor") or 0)
-    purchases = int(totals.get("purchases") or 0)
-    return Baseline(cpm, ctr, per_impression, value / purchases if purchases else 0.0, "; ".join(notes))
+    return Baseline(cpm, ctr, per_impression, "; ".join(notes))
 
 
 def sizing_data(sizing: Sizing) -> dict[str, Any]:

@@ -215,7 +215,7 @@ class Row:
 def plan_budget(metric: str, days: int, variants: int, rules: ExperimentRules) -> tuple[int, int, float]:
     """(daily budget, days, mixture width) that fb_experiments.size_plan gives a plan wanting a 20 % lift: the budget
     for the duration, or, where no budget reaches it in time, the shortest longer plan that does."""
-    baseline = Baseline(cpm=CPM, ctr=CTR, results_per_impression=PURCHASES_PER_IMPRESSION, value_per_result=0.0, source="truth")
+    baseline = Baseline(cpm=CPM, ctr=CTR, results_per_impression=PURCHASES_PER_IMPRESSION, source="truth")
     sizing = size_plan(metric, baseline, 3000, days, 0.20, rules.certainty, variants)
     if sizing.budget_needed is None and sizing.longer is not None:
         days = sizing.longer[0]

@@ -195,7 +195,7 @@ def test_rules_an_earlier_version_kept_are_ignored_when_read_back():
 # -- sizing ------------------------------------------------------------------------------------------------------
 
 
-BASELINE = Baseline(cpm=700, ctr=0.012, results_per_impression=0.0002, value_per_result=5000, source="test")
+BASELINE = Baseline(cpm=700, ctr=0.012, results_per_impression=0.0002, source="test")
 
 
 def test_a_bigger_budget_or_a_longer_test_finds_smaller_lifts():
