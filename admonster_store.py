@@ -21,7 +21,8 @@ KEY_FILENAME = "secret.key"
 MEMORY = ":memory:"
 
 SELECTION_KINDS = ("ad_account", "page", "instagram_account")
-AUDIT_OUTCOMES = ("ok", "error", "dry_run", "pending")
+AUDIT_OUTCOMES = ("ok", "error", "dry_run", "pending", "unknown")
+UNSETTLED_OUTCOMES = ("pending", "unknown")
 LAUNCH_STATUSES = ("running", "failed", "done", "rolled_back")
 STEP_STATUSES = ("done", "failed", "deleted")
 CONFIRM_POLICIES = ("always", "guardrails", "never")
@@ -296,6 +297,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX experiment_events_experiment ON experiment_events(workspace_id, experiment_id, id);
     """,
+    # 8: exactly-once writes (docs/exactly-once.md): an audit entry is written `pending` before its request, with the
+    # client tags it sends, and settled after (`ok`, `error`, or `unknown` when the answer was lost); a confirmation
+    # keeps the exact changes it previewed, so a confirm never applies them to a state that moved.
+    """
+    CREATE TABLE audit_log_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        interface TEXT NOT NULL,
+        op TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        changes_json TEXT NOT NULL,
+        object_ids_json TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'dry_run', 'pending', 'unknown')),
+        error TEXT,
+        fbtrace_id TEXT,
+        undo_of INTEGER REFERENCES audit_log_new(id),
+        undone_by INTEGER REFERENCES audit_log_new(id),
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        settled_at TEXT
+    );
+    INSERT INTO audit_log_new (id, workspace_id, created_at, interface, op, args_json, summary, changes_json,
+                               object_ids_json, outcome, error, fbtrace_id, undo_of, undone_by, settled_at)
+        SELECT id, workspace_id, created_at, interface, op, args_json, summary, changes_json, object_ids_json, outcome,
+               error, fbtrace_id, undo_of, undone_by, created_at FROM audit_log;
+    DROP TABLE audit_log;
+    ALTER TABLE audit_log_new RENAME TO audit_log;
+    CREATE INDEX audit_log_workspace ON audit_log(workspace_id, id);
+    CREATE INDEX audit_log_unsettled ON audit_log(workspace_id, outcome) WHERE outcome IN ('pending', 'unknown');
+    ALTER TABLE confirmations ADD COLUMN changes_json TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -339,6 +372,8 @@ class AuditEntry:
     fbtrace_id: str | None
     undo_of: int | None
     undone_by: int | None
+    tags: list[str] = field(default_factory=list)   # client tags the write sent (how reconcile finds its objects)
+    settled_at: str | None = None                   # None while pending or unknown
 
 
 @dataclass(frozen=True)
@@ -920,18 +955,22 @@ class Store:
         error: str | None = None,
         fbtrace_id: str | None = None,
         undo_of: int | None = None,
+        tags: list[str] | None = None,
     ) -> int:
-        """Record one write in the audit log and return its id; credential-named keys are dropped."""
+        """Record one write in the audit log and return its id; credential-named keys are dropped. A `pending` entry is
+        written before its request and settled after it (settle_audit)."""
         if outcome not in AUDIT_OUTCOMES:
             raise InvalidArgument(
                 f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
             )
+        now = _iso(self._now())
         cursor = await self._write(
             "INSERT INTO audit_log (workspace_id, created_at, interface, op, args_json, summary, changes_json, "
-            "object_ids_json, outcome, error, fbtrace_id, undo_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "object_ids_json, outcome, error, fbtrace_id, undo_of, tags_json, settled_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 workspace_id,
-                _iso(self._now()),
+                now,
                 interface,
                 op,
                 _to_json(drop_secret_keys(args or {}), "Audit args"),
@@ -942,10 +981,52 @@ class Store:
                 error,
                 fbtrace_id,
                 undo_of,
+                _to_json([str(tag) for tag in tags or []], "Audit tags"),
+                None if outcome in UNSETTLED_OUTCOMES else now,
             ),
             workspace_id,
         )
         return int(cursor.lastrowid)
+
+    async def settle_audit(
+        self,
+        workspace_id: int,
+        audit_id: int,
+        *,
+        outcome: str,
+        object_ids: list[str] | None = None,
+        changes: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+        fbtrace_id: str | None = None,
+        undo_of: int | None = None,
+    ) -> bool:
+        """Settle a pending or unknown entry as `ok`, `error` or `unknown` (object ids and changes replaced when given);
+        False when the entry is not unsettled (another process settled it first)."""
+        if outcome not in ("ok", "error", "unknown"):
+            raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}. Fix: pass one of those.")
+        sets = ["outcome = ?", "error = ?", "settled_at = ?"]
+        values: list[Any] = [outcome, error, None if outcome == "unknown" else _iso(self._now())]
+        for column, value, what in (("object_ids_json", object_ids, "Audit object ids"), ("changes_json", changes, "Audit changes")):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                values.append(_to_json(drop_secret_keys([str(v) for v in value] if column == "object_ids_json" else value), what))
+        for column, value in (("fbtrace_id", fbtrace_id), ("undo_of", undo_of)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                values.append(value)
+        cursor = await self._db.execute(
+            f"UPDATE audit_log SET {', '.join(sets)} WHERE workspace_id = ? AND id = ? AND outcome IN ('pending', 'unknown')",
+            (*values, workspace_id, audit_id),
+        )
+        return cursor.rowcount == 1
+
+    async def unsettled_audit(self, workspace_id: int) -> list[AuditEntry]:
+        """The workspace's entries still pending or unknown (a crash mid-write, a lost answer), oldest first."""
+        rows = await self._fetchall(
+            "SELECT * FROM audit_log WHERE workspace_id = ? AND outcome IN ('pending', 'unknown') ORDER BY id",
+            (workspace_id,),
+        )
+        return [_audit_from_row(row) for row in rows]
 
     async def list_audit(self, workspace_id: int, limit: int = 20, op: str | None = None) -> list[AuditEntry]:
         """The workspace's latest audit entries, newest first, optionally only one op."""
@@ -1927,6 +2008,8 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         fbtrace_id=row["fbtrace_id"],
         undo_of=row["undo_of"],
         undone_by=row["undone_by"],
+        tags=json.loads(row["tags_json"]),
+        settled_at=row["settled_at"],
     )
 
 

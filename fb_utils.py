@@ -10,6 +10,7 @@ Error tree (one function, ``error_from_response``, turns a Graph answer into one
     ├── NotFoundError                 kind=not_found: object missing or not visible (100/33, 803)
     ├── GraphError                    kind=facebook: anything else Facebook refused, with its user title/message
     ├── NetworkError                  kind=network: connection failed, timed out or the answer was lost
+    │   ├── OutcomeUnknownError       kind=outcome_unknown: a write was sent, its answer lost, and it was not repeated
     │   └── ClientClosedError         the GraphClient was used after close()
     └── ConfirmationRequired          kind=confirmation_required: the safety gate wants a confirmation id
 
@@ -181,6 +182,15 @@ class ConfirmationRequired(FacebookError):
 
     kind = "confirmation_required"
     default_fix = "Review the preview, then call again with confirm set to the confirmation id."
+
+
+class OutcomeUnknownError(NetworkError):
+    """A write reached Facebook (or may have) and its answer was lost, and looking did not settle whether it happened.
+    It was not repeated: ``reconcile`` looks again later. ``data`` carries what to look for (``client_tag``, the
+    intended change)."""
+
+    kind = "outcome_unknown"
+    default_fix = "Nothing was repeated. Run /reconcile (the reconcile op) in a few minutes to see whether it happened"
 
 
 class ClientClosedError(NetworkError):
