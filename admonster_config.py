@@ -39,6 +39,8 @@ FIX_HINTS: dict[str, str] = {
     "state_secret": "set ADMONSTER_STATE_SECRET to a random string of at least 16 characters, or leave it unset",
     "timezone": "set ADMONSTER_TIMEZONE to an IANA time zone such as Europe/Berlin, or leave it unset",
     "sandbox_clock_start": "set ADMONSTER_SANDBOX_CLOCK_START to a time such as 2026-03-02T20:00:00Z, or leave it unset",
+    "graph_timeout": "set ADMONSTER_GRAPH_TIMEOUT to a number of seconds between 1 and 600, e.g. 60",
+    "write_settle_seconds": "set ADMONSTER_WRITE_SETTLE_SECONDS to a number of seconds between 0 and 3600, e.g. 90",
 }
 EMAIL_PATTERN = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$|^[^@\s,;<>]+@localhost$")
 HTTP_URL_PATTERN = re.compile(r"^https?://[^/\s?#]+")
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
     sandbox_clock_start: datetime | None = Field(
         None, description="Where a new embedded sandbox's simulated clock starts (ISO 8601, UTC unless it says); "
         "default: now. A sandbox that already has state keeps its own clock.",
+    )
+    graph_timeout: float = Field(60.0, ge=1, le=600, description="Seconds a Graph API request may take before the client gives up on its answer.")
+    write_settle_seconds: float = Field(
+        90.0, ge=0, le=3600,
+        description="After a create's answer is lost, how long (seconds) to keep looking for the object before calling it "
+        "absent; Facebook may finish a request after the client gave up (docs/exactly-once.md).",
     )
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible LLM endpoint (OpenAI, Ollama, vLLM, llama.cpp)."

@@ -3,7 +3,8 @@
 Jobs: `token_check` (daily at 03:00 local time) checks every workspace's Facebook token and warns 7 days and
 1 day before it expires and once when it stops working; `outbox` (every 60 s) delivers due notifications;
 `alerts` (hourly) evaluates alert rules; `experiments` (hourly) checks running A/B tests (stop losers, declare and
-scale winners); `insights_sync` (daily 04:00) keeps yesterday's snapshots;
+scale winners); `reconcile` (hourly) settles writes whose outcome was lost or cut short; `insights_sync` (daily 04:00)
+keeps yesterday's snapshots;
 `weekly_report` (Mondays 08:00) sends the weekly report; `spend_billing` (daily 06:00) writes the spend ledger and
 pauses/resumes campaigns on billing problems. The Facebook jobs call ops through each workspace's `fi_facebook`
 session (`FacebookSessions.facebook_for`, interface "job"); in sandbox mode their "now" is the sandbox's clock.
@@ -391,6 +392,24 @@ async def experiments_job(ctx: JobContext) -> JobResult:
     return await _each_workspace(ctx, "experiments", work)
 
 
+async def reconcile_job(ctx: JobContext) -> JobResult:
+    """Settle every workspace's writes whose outcome was lost or cut short, from what Facebook shows; each write that
+    turns out to have happened (or not) is announced, since the person was told its outcome was unknown."""
+
+    async def work(workspace: Workspace, facebook: Any) -> str:
+        result = await facebook.call("reconcile", {}, interface="job")
+        if not result.ok:
+            raise RuntimeError(_first_line(result.text))
+        for settled in (result.data or {}).get("settled", []):
+            line = next((x for x in result.text.splitlines() if x.startswith(f"- #{settled['audit_id']} ")), "")
+            await ctx.notifier.notify(workspace.id, f"Write #{settled['audit_id']} settled: {settled['outcome']}",
+                                      line.lstrip("- "), dedupe_key=f"reconcile:{settled['audit_id']}",
+                                      level="info" if settled["outcome"] == "ok" else "warning")
+        return _first_line(result.text)
+
+    return await _each_workspace(ctx, "reconcile", work)
+
+
 async def insights_sync_job(ctx: JobContext) -> JobResult:
     """Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."""
 
@@ -466,6 +485,8 @@ JOBS: dict[str, JobSpec] = {
     "experiments": JobSpec("experiments", Every(3600), experiments_job,
                            "Check running A/B tests: stop clear losers, declare winners at the chosen certainty or when "
                            "time is up, pause losers, scale winners within the guardrails."),
+    "reconcile": JobSpec("reconcile", Every(3600), reconcile_job,
+                         "Settle writes whose outcome was lost or cut short (a timeout, a crash), from what Facebook shows."),
     "insights_sync": JobSpec("insights_sync", DailyAt(4, 0), insights_sync_job,
                              "Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."),
     "weekly_report": JobSpec("weekly_report", Weekly(0, 8, 0), weekly_report_job,

@@ -74,7 +74,8 @@ class Runtime:
         graph = None
         if token:
             graph = GraphClient(token, app_secret=self.app.app_secret if self.app else self._live_app_secret(),
-                                base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait)
+                                base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait,
+                                timeout=self.settings.graph_timeout, settle_window=self.settings.write_settle_seconds)
         facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
                             on_disconnect=self._forget_session, clock=self.time_source)
         self._sessions[workspace.id] = (stamp, facebook)

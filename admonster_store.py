@@ -389,6 +389,7 @@ class Confirmation:
     expires_at: str
     used_at: str | None
     status: str  # "pending" | "used" | "expired"
+    changes: list[dict[str, Any]] = field(default_factory=list)   # exactly what the preview showed
 
 
 @dataclass(frozen=True)
@@ -1061,22 +1062,33 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    async def release_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
+        """Take back mark_undone when the undo `undone_by` provably changed nothing; False if another undo holds it."""
+        cursor = await self._db.execute(
+            "UPDATE audit_log SET undone_by = NULL WHERE workspace_id = ? AND id = ? AND undone_by = ?",
+            (workspace_id, audit_id, undone_by),
+        )
+        return cursor.rowcount == 1
+
     # -- confirmations ---------------------------------------------------------------------------------------
 
     async def add_confirmation(
-        self, workspace_id: int, *, op: str, args: dict[str, Any], preview: str, ttl_seconds: int = 900
+        self, workspace_id: int, *, op: str, args: dict[str, Any], preview: str, ttl_seconds: int = 900,
+        changes: list[dict[str, Any]] | None = None,
     ) -> str:
-        """Save a pending spend op and return its short id (like 'c-7f3a9b'), valid for `ttl_seconds`."""
+        """Save a pending spend op with the exact changes its preview showed, and return its short id (like 'c-7f3a9b'),
+        valid for `ttl_seconds`."""
         now = self._now()
         args_json = _to_json(args or {}, "Confirmation args")
+        changes_json = _to_json(changes or [], "Confirmation changes")
         for _attempt in range(20):
             confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
             try:
                 await self._write(
-                    "INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at, changes_json) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (confirmation_id, workspace_id, op, args_json, preview, _iso(now),
-                     _iso(now + timedelta(seconds=ttl_seconds))),
+                     _iso(now + timedelta(seconds=ttl_seconds)), changes_json),
                     workspace_id,
                 )
                 return confirmation_id
@@ -1095,6 +1107,10 @@ class Store:
         if cursor.rowcount != 1:
             return None
         return await self.get_confirmation(workspace_id, confirmation_id)
+
+    async def reject_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
+        """Cancel a pending confirmation (it can no longer be confirmed); None if unknown, used, expired or not ours."""
+        return await self.take_confirmation(workspace_id, confirmation_id)
 
     async def get_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """A confirmation of the workspace with its status (pending, used or expired), without claiming it."""
@@ -2175,6 +2191,7 @@ def _confirmation_from_row(row: aiosqlite.Row, now_iso: str) -> Confirmation:
         expires_at=row["expires_at"],
         used_at=row["used_at"],
         status=status,
+        changes=json.loads(row["changes_json"]),
     )
 
 

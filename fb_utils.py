@@ -950,6 +950,10 @@ BATCH_REQUEUE_ROUNDS = 3  # further rounds for items Facebook answered null or w
 ACCOUNT_INFO_TTL = 300.0  # seconds an ad account's currency, minimum budget and time zone stay cached
 DEFAULT_PAGE_SIZE = 100
 LOOKUP_LIMIT = 1000  # objects a create lookup reads at most
+# After a create's answer is lost, how long to keep looking for the object before calling it absent (seconds). A request
+# the client gave up on (60 s timeout) may still finish on Facebook's side; 90 s covers the client's timeout plus a
+# margin for that (Facebook documents no bound: unverified). A setting: ADMONSTER_WRITE_SETTLE_SECONDS.
+DEFAULT_SETTLE_WINDOW = 90.0
 # A create lookup must see paused, archived and in-review objects too; DELETED ones are not the one we just made.
 LOOKUP_STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES")
 ACCOUNT_INFO_FIELDS = "id,name,currency,min_daily_budget,timezone_name,account_status"
@@ -1096,6 +1100,7 @@ class GraphClient:
         api_version: str = DEFAULT_API_VERSION,
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
+        settle_window: float = DEFAULT_SETTLE_WINDOW,
         max_retries: int = 3,
         max_wait: float = 120.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -1110,6 +1115,7 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.timeout = timeout
+        self.settle_window = settle_window
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.request_count = 0
@@ -1207,15 +1213,14 @@ class GraphClient:
                 if not is_ambiguous(error):
                     raise
                 if lookup is None:
-                    raise _create_outcome_unknown(path, error) from error
-                found = await self._find_created(path, lookup, error)
+                    raise _outcome_unknown(path, error, "it may or may not have been created") from error
+                found = await self._settle_create(path, lookup, error)
                 if found:
                     log.info("graph write", method="POST", path=path, result=found, recovered=True)
                     return {"id": found, "recovered": True}
                 if attempt >= self.max_retries:
                     raise _create_not_made(path, lookup, error, attempt + 1) from error
-                log.info("graph create not found after ambiguous failure; sending again", path=path, attempt=attempt)
-                await self._pause_before_retry(error, account, attempt)
+                log.info("graph create absent over the settle window; sending again", path=path, attempt=attempt)
                 attempt += 1
                 continue
             log.info("graph write", method="POST", path=path, fields=sorted(payload.keys()), result=_result_summary(result))
@@ -1443,6 +1448,8 @@ class GraphClient:
                 return await self._send_once(method, path, params=params, data=data, account=account)
             except FacebookError as error:
                 if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
+                    if method != "GET" and is_ambiguous(error):
+                        raise _outcome_unknown(path, error, "it may or may not have been applied") from error
                     raise
                 await self._pause_before_retry(error, account, attempt)
                 attempt += 1
@@ -1540,27 +1547,38 @@ class GraphClient:
                 return str(candidate.get("id"))
         return None
 
-    async def _find_created(self, path: str, lookup: CreateLookup, cause: FacebookError) -> str | None:
-        """The id of the object carrying ``lookup.tag``, or None; raises when the check itself fails."""
-        try:
-            return await self.find_tagged(lookup)
-        except FacebookError as lookup_error:
-            raise NetworkError(
-                f"Creating {lookup.name!r} at {_loggable_path(path)} failed ({cause.message}) and checking whether it was "
-                f"created failed too ({lookup_error.message}): it may or may not have been created",
-                fix=f"List {lookup.list_path} and look for {lookup.name!r} before creating it again",
-                data={"create_outcome": "unknown", "client_tag": lookup.tag},
-            ) from lookup_error
+    async def _settle_create(self, path: str, lookup: CreateLookup, cause: FacebookError) -> str | None:
+        """After a create's answer was lost: the id of the object carrying ``lookup.tag``, looked for again and again
+        (1 s, 2 s, 4 s … apart) until the settle window has passed, since Facebook may finish a request after the client
+        gave up on it. None only when every look over the whole window found nothing: absence proven. A look that fails
+        proves nothing: OutcomeUnknownError, and the create is not repeated."""
+        waited, pause = 0.0, 1.0
+        while True:
+            try:
+                found = await self.find_tagged(lookup)
+            except FacebookError as lookup_error:
+                raise OutcomeUnknownError(
+                    f"Creating {lookup.name!r} at {_loggable_path(path)} failed ({cause.message}) and looking for it failed too "
+                    f"({lookup_error.message}): it may or may not have been created, and it was not sent again",
+                    fbtrace_id=cause.fbtrace_id,
+                    data={"create_outcome": "unknown", "client_tag": lookup.tag, "list_path": lookup.list_path, "name": lookup.name},
+                ) from lookup_error
+            remaining = self.settle_window - waited
+            if found or remaining <= 0:
+                return found
+            await self._sleep(min(pause, remaining))
+            waited += min(pause, remaining)
+            pause *= 2
 
 
-def _create_outcome_unknown(path: str, error: FacebookError) -> NetworkError:
-    return NetworkError(
-        f"Creating at {_loggable_path(path)} failed ({error.message}): it may or may not have been created",
-        fix="List the objects to check before creating it again",
+def _outcome_unknown(path: str, error: FacebookError, what: str) -> OutcomeUnknownError:
+    """A write whose answer was lost (after any allowed re-sends): not repeated, its outcome to be settled later."""
+    return OutcomeUnknownError(
+        f"{_loggable_path(path)}: the answer was lost ({error.message}); {what}, and it was not sent again",
         http_status=error.http_status,
         code=error.code,
         fbtrace_id=error.fbtrace_id,
-        data={"create_outcome": "unknown"},
+        data={**error.data, "create_outcome": "unknown", "write_outcome": "unknown"},
     )
 
 

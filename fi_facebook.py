@@ -41,6 +41,7 @@ from fb_utils import (
     BillingPauseRecord,
     Change,
     ConfirmationRequired,
+    CreateLookup,
     ExperimentEvent,
     ExperimentRecord,
     FacebookError,
@@ -53,12 +54,14 @@ from fb_utils import (
     OpResult,
     OpSet,
     OpSpec,
+    OutcomeUnknownError,
     SnapshotRecord,
     SpendRecord,
     ValidationError,
     WritePlan,
     format_money,
     get_logger,
+    is_ambiguous,
     redact,
 )
 
@@ -71,6 +74,7 @@ SECRET_ARG_NAMES = ("access_token", "app_secret", "appsecret_proof", "client_sec
 
 log = get_logger("fi_facebook")
 _call_waits: ContextVar[list[str] | None] = ContextVar("admonster_call_waits", default=None)
+_current_audit: ContextVar[int | None] = ContextVar("admonster_current_audit", default=None)  # the write the gate runs
 
 
 def record_wait(message: str) -> None:
@@ -452,6 +456,31 @@ def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_
     return OpResult(text="\n".join(lines), data=data, ok=validation_error is None)
 
 
+def _comparable(changes: list[Change] | list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """What a preview promised, in a form two plans can be compared by: each change's object, field, before and after."""
+    rows = [c if isinstance(c, dict) else _change_data(c) for c in changes]
+    return sorted(tuple(str(row.get(k)) for k in ("object_id", "object_type", "field", "before", "after")) for row in rows)
+
+
+def _described(change: dict[str, Any]) -> str:
+    label = f"{change.get('object_type') or ''} {change.get('object_name') or ''}".strip() or "the object"
+    money = change.get("field") in BUDGET_FIELDS + ("spend_cap", "bid_amount")
+    value = (lambda v: _money(v, change.get("currency"))) if money else (lambda v: "none" if v in (None, "") else str(v))
+    return f"{label} {change.get('field', '').replace('_', ' ')} {value(change.get('before'))} → {value(change.get('after'))}"
+
+
+def _confirmation_gone(confirmation_id: str, known: Any) -> ValidationError:
+    """One line for a confirmation id that cannot run: used, expired, or not this workspace's."""
+    if known is not None and known.status == "used":
+        return ValidationError(f"Confirmation {confirmation_id} was already used or cancelled", blame_field="confirm",
+                               fix="Nothing was run again; run the op again for a fresh preview if you still want it")
+    if known is not None and known.status == "expired":
+        return ValidationError(f"Confirmation {confirmation_id} expired at {known.expires_at[:16].replace('T', ' ')} UTC",
+                               fix="Run the op again for a fresh preview and confirmation id", blame_field="confirm")
+    return ValidationError(f"Confirmation {confirmation_id!r} is unknown in this workspace",
+                           fix="/confirmations lists the calls waiting for you; run the op again for a fresh one", blame_field="confirm")
+
+
 def _change_data(change: Change) -> dict[str, Any]:
     return {"object_id": change.object_id, "object_type": change.object_type, "object_name": change.object_name,
             "field": change.field, "before": change.before, "after": change.after, "currency": change.currency}
@@ -513,40 +542,184 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @meta_ops.op(OpKind.SPEND)
-async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan:
+async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
+    """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
+    An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
     facebook = ctx.facebook
     entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
     if entry is None:
         raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries", blame_field="audit_id")
-    if entry.undone_by:
-        raise ValidationError(f"Audit entry #{entry.id} was already undone by #{entry.undone_by}", fix="Nothing to do; /audit shows the log")
-    changes = _undoable_changes(entry.changes) if entry.outcome == "ok" else []
-    if not changes:
-        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has no status or budget change to undo",
-                              fix="Only successful status, budget and spend-cap changes can be undone")
-    reverse = [Change(c["object_id"], c["object_type"], c["object_name"], c["field"], c["after"], c["before"], c.get("currency"))
-               for c in changes]
+    if entry.outcome in ("pending", "unknown"):
+        verdict = await _what_facebook_shows(ctx, entry, facebook)
+        if verdict.outcome != "unknown":
+            await facebook.store.settle_audit(facebook.workspace.id, entry.id, outcome=verdict.outcome, object_ids=verdict.object_ids,
+                                              error=None if verdict.outcome == "ok" else verdict.words)
+            entry = await facebook.store.get_audit(facebook.workspace.id, entry.id)
+    _check_undoable(entry)
+    changes = _undoable_changes(entry.changes)
+    current = await _current_values(ctx.graph, changes)
+    reverse = [Change(c["object_id"], c["object_type"], c["object_name"], c["field"], current[(c["object_id"], c["field"])],
+                      c["before"], c.get("currency"))
+               for c in changes if str(current[(c["object_id"], c["field"])]) != str(c["before"])]
+    if not reverse:
+        return OpResult(text=f"Nothing to undo for #{entry.id} ({entry.op}): Facebook already shows the earlier values.",
+                        data={"undone": None, "changes": []})
+    moved = [c for c in changes if str(current[(c["object_id"], c["field"])]) not in (str(c["after"]), str(c["before"]))]
     updates: dict[str, dict[str, Any]] = {}
     for change in reverse:
         updates.setdefault(change.object_id, {})[change.field] = change.after
 
     async def execute() -> OpResult:
+        mine = _current_audit.get()
+        if mine is not None and not await facebook.store.mark_undone(facebook.workspace.id, entry.id, mine):
+            holder = (await facebook.store.get_audit(facebook.workspace.id, entry.id)).undone_by
+            raise ValidationError(f"Audit entry #{entry.id} is already undone, or being undone, by #{holder}",
+                                  fix="Nothing was sent; /audit shows the log")
         results = await ctx.graph.batch([BatchItem("POST", object_id, body=fields) for object_id, fields in updates.items()])
         failed = [r for r in results if not r.ok]
         if failed:
+            if mine is not None and not is_ambiguous(failed[0].error) and len(failed) == len(results):
+                await facebook.store.release_undone(facebook.workspace.id, entry.id, mine)
             raise failed[0].error
-        lines = [f"Undid #{entry.id} ({entry.op}):"] + [
-            f"  {c.object_type} {c.object_name} ({c.object_id}): {c.field} {_money(c.before, c.currency) if c.field != 'status' else c.before}"
-            f" → {_money(c.after, c.currency) if c.field != 'status' else c.after}" for c in reverse]
+        lines = [f"Undid #{entry.id} ({entry.op}):"] + [f"  {_change_words(c)}" for c in reverse]
+        lines += [f"  (it had changed since: {c['object_type']} {c['object_id']} showed {c['field']} "
+                  f"{_value_words(current[(c['object_id'], c['field'])], c)} instead of {_value_words(c['after'], c)})" for c in moved]
         return OpResult(text="\n".join(lines), data={"undone": entry.id, "changes": [_change_data(c) for c in reverse]})
 
     return WritePlan(
-        summary=f"undo #{entry.id} ({entry.op})",
+        summary=f"undo #{entry.id} ({entry.op}): " + "; ".join(_change_words(c) for c in reverse),
         ad_account_id=None,
         requests=[GraphRequest("POST", object_id, fields) for object_id, fields in updates.items()],
         changes=reverse,
         execute=execute,
     )
+
+
+def _check_undoable(entry: Any) -> None:
+    if entry.undone_by:
+        raise ValidationError(f"Audit entry #{entry.id} was already undone by #{entry.undone_by}", fix="Nothing to do; /audit shows the log")
+    if entry.outcome in ("pending", "unknown"):
+        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has an unknown outcome: Facebook does not show yet whether it happened",
+                              fix=f"Try /undo {entry.id} again in a few minutes, or /reconcile")
+    if entry.outcome != "ok" or not _undoable_changes(entry.changes):
+        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has no status or budget change to undo",
+                              fix="Only successful status, budget and spend-cap changes can be undone")
+
+
+async def _current_values(graph: GraphClient, changes: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    """Each changed field's value on Facebook now, by (object id, field)."""
+    fields: dict[str, set[str]] = {}
+    for change in changes:
+        fields.setdefault(change["object_id"], set()).add(change["field"])
+    out = {}
+    for object_id, names in fields.items():
+        node = await graph.get(object_id, {"fields": ",".join(sorted(names))})
+        out.update({(object_id, name): node.get(name) for name in names})
+    return out
+
+
+def _value_words(value: Any, change: Any) -> str:
+    currency = change.get("currency") if isinstance(change, dict) else change.currency
+    field_name = change.get("field") if isinstance(change, dict) else change.field
+    return str(value) if field_name == "status" else _money(value, currency)
+
+
+def _change_words(change: Change) -> str:
+    return (f"{change.object_type} {change.object_name} ({change.object_id}): {change.field} {_value_words(change.before, change)}"
+            f" → {_value_words(change.after, change)}")
+
+
+class ReconcileArgs(OpArgs):
+    """Settle writes whose outcome is unknown (the answer was lost) or still pending (the process stopped mid-write): look
+    at Facebook for what each would have made or changed, and record what it shows. Nothing is ever sent again."""
+
+    audit_id: int | None = Field(None, ge=1, description="Only this audit entry (default: every unsettled one).")
+
+
+@dataclass
+class Verdict:
+    """What Facebook shows about one unsettled write."""
+
+    outcome: str                  # ok | error | unknown
+    words: str                    # for the person
+    object_ids: list[str] | None = None
+
+
+@meta_ops.op(OpKind.READ)
+async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
+    facebook = ctx.facebook
+    entries = await facebook.store.unsettled_audit(facebook.workspace.id)
+    if args.audit_id is not None:
+        entries = [e for e in entries if e.id == args.audit_id]
+        if not entries:
+            entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
+            if entry is None:
+                raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries",
+                                      blame_field="audit_id")
+            return OpResult(text=f"Audit entry #{entry.id} ({entry.op}) is already settled: {entry.outcome}.",
+                            data={"settled": [], "entry": _audit_data(entry)})
+    if not entries:
+        return OpResult(text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []})
+    lines, settled, still_open = [], [], []
+    for entry in entries:
+        verdict = await _what_facebook_shows(ctx, entry, facebook)
+        if verdict.outcome != "unknown" or entry.outcome == "pending":
+            await facebook.store.settle_audit(facebook.workspace.id, entry.id, outcome=verdict.outcome, object_ids=verdict.object_ids,
+                                              error=None if verdict.outcome == "ok" else verdict.words)
+        (still_open if verdict.outcome == "unknown" else settled).append({"audit_id": entry.id, "op": entry.op, "outcome": verdict.outcome,
+                                                                          "object_ids": verdict.object_ids or []})
+        lines.append(f"- #{entry.id} {entry.op} ({entry.summary}): {verdict.words}")
+    head = (f"Reconciled {len(settled)} of {len(entries)} unsettled write(s)"
+            + (f"; {len(still_open)} still unknown, checked again by the hourly reconcile job" if still_open else "") + ":")
+    return OpResult(text="\n".join([head, *lines]), data={"settled": settled, "open": still_open})
+
+
+async def _what_facebook_shows(ctx: FacebookContext, entry: Any, facebook: "Facebook") -> Verdict:
+    """Look up an unsettled write: its creates by client tag, its updates by the fields' current values."""
+    age = (facebook.store.clock() - datetime.fromisoformat(entry.created_at)).total_seconds()
+    settled_for_sure = age >= (facebook.graph.settle_window if facebook.graph else 0)
+    try:
+        if entry.tags:
+            return await _creates_shown(ctx.graph, entry.tags, settled_for_sure)
+        changes = [c for c in entry.changes if c.get("object_id") and c.get("field")]
+        if changes:
+            return await _updates_shown(ctx.graph, changes)
+    except FacebookError as error:
+        return Verdict("unknown", f"still unknown: looking at Facebook failed ({error.message})")
+    return Verdict("unknown", "still unknown: this kind of write leaves nothing to look up "
+                              "(events and customer lists are safe to send again: duplicates are dropped)")
+
+
+def _lookup_of(tag: dict[str, str]) -> CreateLookup:
+    edge = tag["path"].rstrip("/").rsplit("/", 1)[-1]
+    return CreateLookup(tag["path"], tag["name"], tag["tag"], statuses=fb_creative.LOOKUP_AD_STATUSES if edge == "ads" else None)
+
+
+async def _creates_shown(graph: GraphClient, tags: list[dict[str, str]], settled_for_sure: bool) -> Verdict:
+    found = {t["tag"]: await graph.find_tagged(_lookup_of(t)) for t in tags if t.get("path")}
+    made = [object_id for object_id in found.values() if object_id]
+    if len(made) == len(found):
+        return Verdict("ok", f"it happened: Facebook shows {', '.join(made)}", made)
+    if not settled_for_sure:
+        return Verdict("unknown", "still unknown: too soon to be sure it did not land (Facebook can finish a request late)")
+    missing = ", ".join(t["name"] or t["tag"] for t in tags if not found.get(t["tag"]))
+    if made:
+        return Verdict("error", f"only part of it happened: Facebook shows {', '.join(made)}, not {missing}", made)
+    return Verdict("error", f"it did not happen: nothing on Facebook carries its tag ({missing}); run it again if you still want it", [])
+
+
+async def _updates_shown(graph: GraphClient, changes: list[dict[str, Any]]) -> Verdict:
+    by_object: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        by_object.setdefault(str(change["object_id"]), []).append(change)
+    now = await _current_values(graph, changes)
+    shown = [(c, str(now[(str(c["object_id"]), c["field"])])) for c in changes]
+    if all(value == str(c["after"]) for c, value in shown):
+        return Verdict("ok", "it happened: Facebook shows the new values", list(by_object))
+    if all(value == str(c["before"]) for c, value in shown):
+        return Verdict("error", "it did not happen: Facebook still shows the earlier values", list(by_object))
+    return Verdict("unknown", "still unknown: Facebook shows values that are neither the earlier nor the intended ones "
+                              "(changed since?); look at the objects", list(by_object))
 
 
 class ListConfirmationsArgs(OpArgs):
@@ -908,6 +1081,8 @@ class Facebook:
                             fix="Connect with /connect (or `admonster connect`, or `admonster token set`)")
         if name == "confirm":
             return await self.confirm(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"), interface)
+        if name == "reject":
+            return await self.reject(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"))
         spec = self.registry.require(name)
         dry_run = _pop_flag(arguments, "dry_run")
         confirm_id = arguments.pop("confirm", None)
@@ -920,7 +1095,7 @@ class Facebook:
         return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
 
     async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
-                   dry_run: bool, confirmed: bool) -> OpResult:
+                   dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
@@ -930,6 +1105,8 @@ class Facebook:
         plan: WritePlan = outcome
         if dry_run:
             return await self._dry_run(spec, plan)
+        if previewed is not None and _comparable(plan.changes) != _comparable(previewed):
+            return await self._hold_moved(spec, plan, arguments, previewed)
         if not confirmed:
             guardrails = await self.store.guardrails(self.workspace.id, plan.ad_account_id)
             reasons = spend_reasons(plan, guardrails)
@@ -1014,9 +1191,19 @@ class Facebook:
                 validation_error = error
         return describe_dry_run(spec, plan, validation, validation_error)
 
+    async def _hold_moved(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], previewed: list[dict[str, Any]]) -> OpResult:
+        """A confirm whose object moved since its preview: nothing runs; a new preview of the change as it would be now."""
+        before = "; ".join(_described(c) for c in previewed) or "nothing"
+        now = "; ".join(_described(_change_data(c)) for c in plan.changes) or "nothing"
+        guardrails = await self.store.guardrails(self.workspace.id, plan.ad_account_id)
+        reasons = [f"changed since the preview, so nothing was run: the preview showed {before}; now it would be {now}",
+                   *spend_reasons(plan, guardrails)]
+        return await self._hold_for_confirmation(spec, plan, arguments, reasons)
+
     async def _hold_for_confirmation(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], reasons: list[str]) -> OpResult:
         preview = "; ".join(reasons) + (f". {plan.confirm_text}" if plan.confirm_text else "")
-        confirmation_id = await self.store.add_confirmation(self.workspace.id, op=spec.name, args=arguments, preview=preview)
+        confirmation_id = await self.store.add_confirmation(self.workspace.id, op=spec.name, args=arguments, preview=preview,
+                                                            changes=[_change_data(c) for c in plan.changes])
         error = ConfirmationRequired(
             f"{spec.name} {preview}",
             fix=f"Ask the person first; to go ahead call again with confirm=\"{confirmation_id}\" (in chat: /confirm {confirmation_id})",
@@ -1030,44 +1217,90 @@ class Facebook:
         if not isinstance(confirmation_id, str) or not confirmation_id.strip():
             raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /confirm c-7f3a9b",
                                   blame_field="confirm")
-        held = await self.store.take_confirmation(self.workspace.id, confirmation_id.strip())
+        confirmation_id = confirmation_id.strip()
+        known = await self.store.get_confirmation(self.workspace.id, confirmation_id)
+        if known is not None and expected_op and known.op != expected_op:
+            raise ValidationError(f"Confirmation {confirmation_id} belongs to {known.op}, not {expected_op}",
+                                  fix=f"Call {known.op} with this confirmation id, or /confirm {confirmation_id}")
+        held = await self.store.take_confirmation(self.workspace.id, confirmation_id)
         if held is None:
-            raise ValidationError(f"Confirmation {confirmation_id!r} is unknown, already used or expired",
-                                  fix="Run the op again to get a fresh preview and confirmation id", blame_field="confirm")
-        if expected_op and held.op != expected_op:
-            raise ValidationError(f"Confirmation {confirmation_id} belongs to {held.op}, not {expected_op}",
-                                  fix=f"Call {held.op} with this confirmation id, or /confirm {confirmation_id}")
+            raise _confirmation_gone(confirmation_id, known)
         spec = self.registry.require(held.op)
         model = validate_args(spec, dict(held.args))
-        return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True)
+        return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True, previewed=held.changes)
+
+    async def reject(self, confirmation_id: Any) -> OpResult:
+        """Cancel a call waiting for confirmation: it can no longer run."""
+        if not isinstance(confirmation_id, str) or not confirmation_id.strip():
+            raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /reject c-7f3a9b",
+                                  blame_field="confirm")
+        confirmation_id = confirmation_id.strip()
+        known = await self.store.get_confirmation(self.workspace.id, confirmation_id)
+        rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
+        if rejected is None:
+            raise _confirmation_gone(confirmation_id, known)
+        return OpResult(text=f"Cancelled {rejected.id}: {rejected.op} will not run. Nothing was sent.",
+                        data={"rejected": rejected.id, "op": rejected.op})
 
     async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:
-        audit = dict(interface=interface, op=spec.name, args=scrub_args(withhold_pii(spec, arguments)), summary=plan.summary,
-                     changes=[_change_data(c) for c in plan.changes])
+        """Run a write: audited `pending` (with the client tags it sends and the intended change) before anything is
+        sent, settled after: `ok`, `error` only when Facebook's answer proves nothing changed, `unknown` when the answer
+        was lost. A crash or Ctrl-C in between leaves the pending entry for `reconcile` (docs/exactly-once.md)."""
+        audit_id = await self.store.add_audit(
+            self.workspace.id, interface=interface, op=spec.name, args=scrub_args(withhold_pii(spec, arguments)),
+            summary=plan.summary, changes=[_change_data(c) for c in plan.changes], object_ids=_object_ids(plan, None),
+            outcome="pending", tags=plan_tags(plan))
+        token = _current_audit.set(audit_id)
         try:
             result = await plan.execute()
         except FacebookError as error:
-            await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, None), outcome="error",
-                                       error=error.to_text(), fbtrace_id=error.fbtrace_id)
-            log.info("write failed", op=spec.name, error=error.to_text())
-            return OpResult.from_error(error)
+            outcome = "unknown" if is_ambiguous(error) else "error"
+            await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
+                                          fbtrace_id=error.fbtrace_id)
+            log.info("write failed", op=spec.name, outcome=outcome, error=error.to_text())
+            failed = OpResult.from_error(error)
+            failed.text += f"\n(audit #{audit_id})"
+            if isinstance(failed.data, dict):
+                failed.data.update(audit_id=audit_id, outcome=outcome)
+            return failed
+        finally:
+            _current_audit.reset(token)
         changes = (result.data or {}).get("changes") if isinstance(result.data, dict) else None
-        if changes:
-            audit["changes"] = changes
         undo_of = result.data.get("undone") if isinstance(result.data, dict) else None
+        outcome = _result_outcome(result)
         # A write that did part of its work (a launch stopped at a step, a bulk update with failures) is audited as an
-        # error with the objects it did change, so the log never reads "ok" for half a job.
+        # error (or unknown) with the objects it did change, so the log never reads "ok" for half a job.
         failed_line = None if result.ok else (result.text.splitlines() or [""])[0]
-        audit_id = await self.store.add_audit(self.workspace.id, **audit, object_ids=_object_ids(plan, result),
-                                              outcome="ok" if result.ok else "error", error=failed_line, undo_of=undo_of)
-        if undo_of:
-            await self.store.mark_undone(self.workspace.id, undo_of, audit_id)
-        log.info("write done", op=spec.name, audit_id=audit_id)
-        undo_hint = f" · /undo {audit_id}" if _undoable_changes(audit["changes"]) and not undo_of else ""
+        await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, object_ids=_object_ids(plan, result),
+                                      changes=changes or None, error=failed_line, undo_of=undo_of)
+        log.info("write done", op=spec.name, audit_id=audit_id, outcome=outcome)
+        undo_hint = f" · /undo {audit_id}" if outcome == "ok" and _undoable_changes(changes or [_change_data(c) for c in plan.changes]) and not undo_of else ""
         result.text = f"{result.text}\n(audit #{audit_id}{undo_hint})"
         if isinstance(result.data, dict):
             result.data.setdefault("audit_id", audit_id)
         return result
+
+
+def _result_outcome(result: OpResult) -> str:
+    """ok, or for a failed answer: unknown when the failure was a lost answer, else error."""
+    if result.ok:
+        return "ok"
+    data = result.data if isinstance(result.data, dict) else {}
+    return "unknown" if data.get("error") == OutcomeUnknownError.kind or data.get("outcome") == "unknown" else "error"
+
+
+def plan_tags(plan: WritePlan) -> list[dict[str, str]]:
+    """How to find what a plan's creates make: for each create request carrying a client tag (an ad label), the edge it
+    posts to, the new object's name and the tag (reconcile looks them up after a crash or a lost answer)."""
+    found = []
+    for request in plan.requests:
+        labels = request.params.get("adlabels") if isinstance(request.params, dict) else None
+        if request.method != "POST" or not isinstance(labels, list):
+            continue
+        for label in labels:
+            if isinstance(label, dict) and label.get("name"):
+                found.append({"tag": str(label["name"]), "path": request.path, "name": str(request.params.get("name") or "")})
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------------

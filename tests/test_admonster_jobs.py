@@ -89,11 +89,12 @@ def test_registry_has_the_documented_jobs():
     assert JOBS["outbox"].schedule == Every(60)
     assert JOBS["alerts"].schedule == Every(3600)
     assert JOBS["experiments"].schedule == Every(3600)
+    assert JOBS["reconcile"].schedule == Every(3600)
     assert JOBS["insights_sync"].schedule == DailyAt(4, 0)
     assert JOBS["weekly_report"].schedule == Weekly(0, 8, 0)
     assert JOBS["spend_billing"].schedule == DailyAt(6, 0)
     assert all(spec.name == name and spec.description for name, spec in JOBS.items())
-    assert list(JOBS) == ["token_check", "outbox", "alerts", "experiments", "insights_sync", "weekly_report",
+    assert list(JOBS) == ["token_check", "outbox", "alerts", "experiments", "reconcile", "insights_sync", "weekly_report",
                           "spend_billing"]
     assert JOBS["experiments"].description.startswith("Check running A/B tests: stop clear losers")
 
@@ -233,7 +234,7 @@ async def test_unknown_job_names_the_closest(context):
     with pytest.raises(ValueError, match="Unknown job 'token_chek'. Did you mean token_check?") as caught:
         await run_job("token_chek", context)
     assert "\n" not in str(caught.value) and "outbox" in str(caught.value)
-    with pytest.raises(ValueError, match="Fix: use one of alerts, experiments, insights_sync, outbox, spend_billing, token_check, weekly_report"):
+    with pytest.raises(ValueError, match="Fix: use one of alerts, experiments, insights_sync, outbox, reconcile, spend_billing, token_check, weekly_report"):
         await run_job("zzz", context)
 
 
@@ -402,8 +403,8 @@ async def test_scheduler_delivers_the_outbox_and_drain_keeps_the_rest(context, s
     await context.notifier.notify(shop.id, "Queued", "body")
     scheduler = Scheduler(JOBS, context, tz="UTC")
     ran = {r.name: r for r in await scheduler.run_pending(clock.now)}
-    assert sorted(ran) == ["alerts", "experiments", "outbox"]  # the never-run interval jobs start at once
-    for job in ("alerts", "experiments"):  # these sessions have no Facebook
+    assert sorted(ran) == ["alerts", "experiments", "outbox", "reconcile"]  # the never-run interval jobs start at once
+    for job in ("alerts", "experiments", "reconcile"):  # these sessions have no Facebook
         assert ran[job].ok and "none connected to Facebook" in ran[job].summary
     outbox = ran["outbox"]
     assert outbox.name == "outbox" and outbox.summary == "0 sent, 1 retrying, 0 failed"

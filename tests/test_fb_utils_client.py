@@ -2,6 +2,7 @@
 pacing and throttle waits. Only the client's ``sleep`` is replaced: a recorder that moves the sandbox clock instead."""
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -19,6 +20,7 @@ from fb_utils import (
     GraphError,
     NetworkError,
     NotFoundError,
+    OutcomeUnknownError,
     RateLimitError,
     ValidationError,
     appsecret_proof,
@@ -56,7 +58,7 @@ async def make_client(sandbox, demo_token):
     def make(**options) -> tuple[GraphClient, Waits]:
         waits = Waits(sandbox)
         client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
-                             sleep=waits.sleep, on_wait=waits.on_wait, rng=random.Random(7), **options)
+                             **{"sleep": waits.sleep, "on_wait": waits.on_wait, "rng": random.Random(7), **options})
         clients.append(client)
         return client, waits
 
@@ -237,16 +239,30 @@ async def test_a_create_whose_answer_is_lost_is_recovered_not_duplicated(sandbox
     assert await route_count(sandbox, "GET act_x/campaigns") == 1
 
 
-async def test_a_create_that_never_arrived_is_sent_again_once(sandbox, make_client, account_id):
-    client, waits = make_client()
+async def test_a_create_that_never_arrived_is_sent_again_once_absence_is_proven(sandbox, make_client, account_id):
+    """A lost answer is followed by looks for the tag over the whole settle window (1 s, 2 s, 4 s … apart): only when
+    none found it is the create sent again, once."""
+    client, waits = make_client(settle_window=10)
     edge, tag = f"{account_id}/campaigns", new_client_tag()
     await sandbox.fault(kind="drop", count=1, method="POST", path=CAMPAIGNS_EDGE, when="before")
     created = await client.create(edge, campaign_data("Never Arrived"), lookup=CreateLookup(edge, "Never Arrived", tag))
     made = await campaigns_named(sandbox, "Never Arrived")
     assert len(made) == 1 and created == {"id": made[0]["id"]}
     assert await route_count(sandbox, "POST act_x/campaigns") == 2
-    assert await route_count(sandbox, "GET act_x/campaigns") == 1
-    assert len(waits.sleeps) == 1
+    assert await route_count(sandbox, "GET act_x/campaigns") == 5        # at 0, 1, 3, 7 and 10 s of the window
+    assert waits.sleeps == [1.0, 2.0, 4.0, 3.0] and sum(waits.sleeps) == 10
+
+
+async def test_a_create_that_lands_late_is_found_not_made_twice(sandbox, make_client, account_id):
+    """Facebook finishes a request after the client gave up on it (the sandbox's timeout fault delays the create past
+    the client's timeout): the looks over the settle window find it, and nothing is sent again."""
+    client, _ = make_client(timeout=0.3, settle_window=30, sleep=asyncio.sleep)  # real waits: the write lands after 1.5 s
+    edge, tag = f"{account_id}/campaigns", new_client_tag()
+    await sandbox.fault(kind="timeout", count=1, method="POST", path=CAMPAIGNS_EDGE, delay_ms=1500)
+    created = await client.create(edge, campaign_data("Late Write"), lookup=CreateLookup(edge, "Late Write", tag))
+    made = await campaigns_named(sandbox, "Late Write")
+    assert len(made) == 1 and created == {"id": made[0]["id"], "recovered": True}
+    assert await route_count(sandbox, "POST act_x/campaigns") == 1
 
 
 async def test_a_same_named_object_without_our_tag_is_not_taken_for_ours(sandbox, make_client, account_id):
@@ -266,9 +282,9 @@ async def test_when_the_lookup_fails_too_the_create_says_it_may_have_happened(sa
     await sandbox.fault(kind="http_500", count=5, method="GET", path=CAMPAIGNS_EDGE)
     with pytest.raises(NetworkError) as caught:
         await client.create(edge, campaign_data("Unknown Fate"), lookup=CreateLookup(edge, "Unknown Fate", tag))
-    assert "it may or may not have been created" in caught.value.message
-    assert caught.value.fix == f"List {edge} and look for 'Unknown Fate' before creating it again"
-    assert caught.value.data["create_outcome"] == "unknown"
+    assert "it may or may not have been created, and it was not sent again" in caught.value.message
+    assert isinstance(caught.value, OutcomeUnknownError) and "reconcile" in caught.value.fix
+    assert caught.value.data["create_outcome"] == "unknown" and caught.value.data["client_tag"] == tag
     assert len(await campaigns_named(sandbox, "Unknown Fate")) == 1  # made once, never sent twice
 
 
