@@ -347,6 +347,9 @@ def create_app(runtime: Any) -> web.Application:
     return app
 
 
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
 async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | None = None, ready: Any = None) -> None:
     """Run the server until SIGTERM/SIGINT (or `stop`), with the scheduler; drain the outbox before leaving."""
     async def callback_url() -> str:
@@ -370,8 +373,12 @@ async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | Non
     try:
         await stop.wait()
     finally:
-        scheduler_task.cancel()
-        await asyncio.gather(scheduler_task, return_exceptions=True)
+        # A job in the middle of a write finishes it (the scheduler stops at its next turn); past the grace period it is
+        # cancelled and its write stays audited `pending` for reconcile. In-flight requests get aiohttp's shutdown timeout.
+        done, _ = await asyncio.wait({scheduler_task}, timeout=SHUTDOWN_GRACE_SECONDS)
+        if not done:
+            scheduler_task.cancel()
+            await asyncio.gather(scheduler_task, return_exceptions=True)
         await runner.cleanup()
         if runtime.notifier is not None:
             await runtime.notifier.drain(timeout=10)

@@ -31,6 +31,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    Amount,
+    check_max_budget,
     CLIENT_TAG_DESCRIPTION,
     CLIENT_TAG_PATTERN,
     AccountInfo,
@@ -2094,10 +2096,10 @@ class CreateAdSetArgs(OpArgs):
     optimization_goal: OptimizationGoal | None = Field(None, description="What Facebook optimises delivery for; default by the campaign objective (TRAFFIC → LINK_CLICKS, SALES → OFFSITE_CONVERSIONS, LEADS → LEAD_GENERATION, AWARENESS → REACH, ENGAGEMENT → POST_ENGAGEMENT, APP_PROMOTION → APP_INSTALLS).")
     billing_event: BillingEvent | None = Field(None, description="What you pay for; default IMPRESSIONS (valid for every goal).")
     bid_strategy: BidStrategy | None = Field(None, description="Bid strategy of the ad set (when the campaign has no budget); COST_CAP and LOWEST_COST_WITH_BID_CAP need bid_amount.")
-    bid_amount: int | None = Field(None, gt=0, description=f"Bid cap or cost cap per result. {BUDGET_NOTE}")
+    bid_amount: Amount | None = Field(None, gt=0, description=f"Bid cap or cost cap per result. {BUDGET_NOTE}")
     bid_constraints: dict[str, Any] | None = Field(None, description="For LOWEST_COST_WITH_MIN_ROAS: {\"roas_average_floor\": 10000} (ROAS × 10 000).")
-    daily_budget: int | None = Field(None, gt=0, description=f"Daily budget of the ad set (only when the campaign has no budget). {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"Total budget of the ad set (needs end_time; needed for day_parting). {BUDGET_NOTE}")
+    daily_budget: Amount | None = Field(None, gt=0, description=f"Daily budget of the ad set (only when the campaign has no budget). {BUDGET_NOTE}")
+    lifetime_budget: Amount | None = Field(None, gt=0, description=f"Total budget of the ad set (needs end_time; needed for day_parting). {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description=f"When delivery may start (default: as soon as it is active). {TIME_NOTE}")
     end_time: datetime | None = Field(None, description=f"When delivery stops; required with lifetime_budget. {TIME_NOTE}")
     promoted_object: PromotedObject | None = Field(None, description="Required for conversions (pixel_id + custom_event_type), lead forms and page likes (page_id; default the selected page), app installs (application_id + object_store_url).")
@@ -2139,6 +2141,8 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     check_times(start, end, bool(args.lifetime_budget), now)
     check_min_budget("daily_budget", args.daily_budget, account, now=now)
     check_min_budget("lifetime_budget", args.lifetime_budget, account, start, end, now=now)
+    check_max_budget("daily_budget", args.daily_budget, account)
+    check_max_budget("lifetime_budget", args.lifetime_budget, account)
 
     promoted = args.promoted_object.model_dump(exclude_none=True) if args.promoted_object else {}
     needs = promoted_object_needs(objective, goal)
@@ -2255,9 +2259,9 @@ class UpdateAdSetArgs(OpArgs):
     adset_id: str = AdSetIdArg
     name: str | None = Field(None, min_length=1, max_length=400, description="New name.")
     status: Literal["ACTIVE", "PAUSED"] | None = Field(None, description="ACTIVE (can start spending) or PAUSED.")
-    daily_budget: int | None = Field(None, gt=0, description=f"New daily budget. {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"New lifetime budget. {BUDGET_NOTE}")
-    bid_amount: int | None = Field(None, gt=0, description=f"New bid cap / cost cap. {BUDGET_NOTE}")
+    daily_budget: Amount | None = Field(None, gt=0, description=f"New daily budget. {BUDGET_NOTE}")
+    lifetime_budget: Amount | None = Field(None, gt=0, description=f"New lifetime budget. {BUDGET_NOTE}")
+    bid_amount: Amount | None = Field(None, gt=0, description=f"New bid cap / cost cap. {BUDGET_NOTE}")
     bid_strategy: BidStrategy | None = Field(None, description="New bid strategy; COST_CAP and LOWEST_COST_WITH_BID_CAP need a bid_amount.")
     targeting: dict[str, Any] | str | None = Field(None, description="A complete new targeting spec (replaces the current one entirely; get_adset shows it).")
     optimization_goal: OptimizationGoal | None = Field(None, description="New optimization goal (must fit the campaign's objective).")
@@ -2328,6 +2332,8 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
     if "start_time" in updates or "end_time" in updates:
         check_times(start, end, _has(adset.get("lifetime_budget")) or "lifetime_budget" in updates, now)
     check_min_budget("daily_budget", updates.get("daily_budget"), account, now=now)
+    for field in ("daily_budget", "lifetime_budget"):
+        check_max_budget(field, updates.get(field), account)
     lifetime = updates.get("lifetime_budget") or (int(adset["lifetime_budget"]) if _has(adset.get("lifetime_budget")) and end else None)
     if lifetime and ("lifetime_budget" in updates or "end_time" in updates or "start_time" in updates):
         check_min_budget("lifetime_budget", lifetime, account, start, end, now=now)

@@ -9,6 +9,8 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    Amount,
+    check_max_budget,
     AccountInfo,
     BatchItem,
     Change,
@@ -184,10 +186,10 @@ class CreateCampaignArgs(OpArgs):
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE, which starts spending and needs confirmation.")
     special_ad_categories: list[SpecialAdCategory] = Field(default_factory=list, description="Required by Facebook for credit, employment, housing, social issues/politics, gambling; empty (or NONE) otherwise.")
     special_ad_category_country: list[str] | None = Field(None, description="ISO country codes where the special category applies, e.g. [\"US\"].")
-    daily_budget: int | None = Field(None, gt=0, description=f"Campaign daily budget. {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}")
+    daily_budget: Amount | None = Field(None, gt=0, description=f"Campaign daily budget. {BUDGET_NOTE}")
+    lifetime_budget: Amount | None = Field(None, gt=0, description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}")
     bid_strategy: BidStrategy | None = Field(None, description="Bid strategy; needs a campaign budget.")
-    spend_cap: int | None = Field(None, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
+    spend_cap: Amount | None = Field(None, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description="ISO-8601 start, e.g. 2026-12-01T09:00:00+00:00.")
     stop_time: datetime | None = Field(None, description="ISO-8601 end; required with lifetime_budget.")
     client_tag: str | None = Field(None, pattern=CLIENT_TAG_PATTERN, description=CLIENT_TAG_DESCRIPTION)
@@ -250,6 +252,8 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
     check_min_budget(args.daily_budget, account, "daily_budget")
+    check_max_budget("daily_budget", args.daily_budget, account)
+    check_max_budget("lifetime_budget", args.lifetime_budget, account)
     data = create_payload(args)
     tag = args.client_tag or new_client_tag()
     path = f"{account_id}/campaigns"
@@ -286,10 +290,10 @@ class UpdateCampaignArgs(OpArgs):
     campaign_id: str = CampaignIdArg
     name: str | None = Field(None, min_length=1, max_length=400, description="New name.")
     status: Literal["ACTIVE", "PAUSED"] | None = Field(None, description="ACTIVE (starts spending) or PAUSED.")
-    daily_budget: int | None = Field(None, gt=0, description=f"New daily budget. {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"New lifetime budget. {BUDGET_NOTE}")
+    daily_budget: Amount | None = Field(None, gt=0, description=f"New daily budget. {BUDGET_NOTE}")
+    lifetime_budget: Amount | None = Field(None, gt=0, description=f"New lifetime budget. {BUDGET_NOTE}")
     bid_strategy: BidStrategy | None = Field(None, description="New bid strategy.")
-    spend_cap: int | None = Field(None, ge=0, description=f"New spend cap; 0 removes it. {BUDGET_NOTE}")
+    spend_cap: Amount | None = Field(None, ge=0, description=f"New spend cap; 0 removes it. {BUDGET_NOTE}")
     stop_time: datetime | None = Field(None, description="New ISO-8601 end time.")
 
     @model_validator(mode="after")
@@ -322,6 +326,8 @@ def _check_update_allowed(campaign: dict[str, Any], updates: dict[str, Any], acc
         raise ValidationError(f"Campaign {campaign.get('name')} has no campaign budget: its budgets are on its ad sets",
                               fix="Change the ad sets' budgets instead")
     check_min_budget(updates.get("daily_budget"), account, "daily_budget")
+    for field in ("daily_budget", "lifetime_budget"):
+        check_max_budget(field, updates.get(field), account)
 
 
 def describe_changes(changes: list[Change]) -> str:
@@ -406,8 +412,8 @@ class CampaignUpdateItem(OpArgs):
     campaign_id: str = CampaignIdArg
     name: str | None = Field(None, min_length=1, max_length=400)
     status: Literal["ACTIVE", "PAUSED", "ARCHIVED"] | None = None
-    daily_budget: int | None = Field(None, gt=0)
-    lifetime_budget: int | None = Field(None, gt=0)
+    daily_budget: Amount | None = Field(None, gt=0)
+    lifetime_budget: Amount | None = Field(None, gt=0)
 
 
 class BulkUpdateCampaignsArgs(OpArgs):
@@ -416,8 +422,8 @@ class BulkUpdateCampaignsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
     campaign_ids: list[str] | None = Field(None, max_length=5000, description="Campaigns that all get the same change (status, daily_budget, lifetime_budget).")
     status: Literal["ACTIVE", "PAUSED", "ARCHIVED"] | None = Field(None, description="New status for every campaign in campaign_ids.")
-    daily_budget: int | None = Field(None, gt=0, description=f"New daily budget for every campaign in campaign_ids. {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"New lifetime budget for every campaign in campaign_ids. {BUDGET_NOTE}")
+    daily_budget: Amount | None = Field(None, gt=0, description=f"New daily budget for every campaign in campaign_ids. {BUDGET_NOTE}")
+    lifetime_budget: Amount | None = Field(None, gt=0, description=f"New lifetime budget for every campaign in campaign_ids. {BUDGET_NOTE}")
     updates: list[CampaignUpdateItem] | None = Field(None, max_length=5000, description="Per-campaign changes: [{campaign_id, name?, status?, daily_budget?, lifetime_budget?}].")
 
     @model_validator(mode="after")

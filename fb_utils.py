@@ -46,10 +46,10 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from yarl import URL
 
 if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
@@ -2005,6 +2005,44 @@ CURRENCY_SYMBOLS: dict[str, str] = {
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _PLAIN_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _MINOR_FIX = "Pass a whole number of minor units, e.g. 1500 for $15.00 or 5000 for ¥5,000"
+
+
+# The widest amount Facebook takes: budgets, bids and caps are integers of minor units (the spec's "unsigned int"; a
+# $1M budget in VND needs more than 32 bits, so 64: the width is unverified).
+GRAPH_AMOUNT_MAX = 2**63 - 1
+# Facebook refuses a daily or lifetime budget over 1,000,000 USD (error 1885261): Marketing API, out-of-cycle change
+# "Budget Limits Enforcement", 2017-03-08, all versions since. In other currencies the cap is taken as 1,000,000 times
+# the account's min_daily_budget (Facebook's about-$1 minimum in that currency): an approximation, unverified.
+MAX_BUDGET_USD = 1_000_000
+
+
+def check_amount_range(value: int | None) -> int | None:
+    """An amount of minor units Facebook can take at all (pydantic validator: a ValueError is one clear line)."""
+    if value is not None and value > GRAPH_AMOUNT_MAX:
+        raise ValueError(f"{value:,} is more than Facebook takes for an amount (at most {GRAPH_AMOUNT_MAX:,} minor units); "
+                         "amounts are minor units, e.g. 1500 for $15.00")
+    return value
+
+
+Amount = Annotated[int, AfterValidator(check_amount_range)]   # a money field in minor units
+
+
+def max_budget(account: "AccountInfo") -> int | None:
+    """The largest daily or lifetime budget Facebook takes in this account (minor units), or None when unknown."""
+    if (account.currency or "").upper() == "USD":
+        return MAX_BUDGET_USD * 100
+    return account.min_daily_budget * MAX_BUDGET_USD if account.min_daily_budget else None
+
+
+def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> None:
+    """A budget over Facebook's cap is refused before any preview (Facebook would refuse it with 100/1885261)."""
+    ceiling = max_budget(account)
+    if amount is not None and ceiling is not None and amount > ceiling:
+        raise ValidationError(
+            f"{field} {format_money(amount, account.currency)} is over the most Facebook allows for a budget "
+            f"({format_money(ceiling, account.currency)}, about 1,000,000 USD)",
+            fix=f"Use a {field} of at most {ceiling} ({format_money(ceiling, account.currency)}); amounts are minor units of {account.currency}",
+            blame_field=field, code=100, error_subcode=1885261)
 
 
 def currency_offset(currency: str) -> int:
