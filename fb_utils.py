@@ -2040,7 +2040,7 @@ def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> 
     if amount is not None and ceiling is not None and amount > ceiling:
         raise ValidationError(
             f"{field} {format_money(amount, account.currency)} is over the most Facebook allows for a budget "
-            f"({format_money(ceiling, account.currency)}, about 1,000,000 USD)",
+            f"({format_money(ceiling, account.currency)}{'' if account.currency.upper() == 'USD' else ', about 1,000,000 USD'})",
             fix=f"Use a {field} of at most {ceiling} ({format_money(ceiling, account.currency)}); amounts are minor units of {account.currency}",
             blame_field=field, code=100, error_subcode=1885261)
 

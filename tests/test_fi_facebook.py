@@ -143,10 +143,27 @@ async def test_dry_run_changes_nothing_and_shows_requests(facebook, sandbox):
 
 
 async def test_dry_run_reports_facebook_validation_refusal(facebook, sandbox):
-    # A budget the sandbox refuses as absurdly high (1885261) but our own model lets through.
-    result = await facebook.call("create_campaign", {"name": "Huge", "objective": "OUTCOME_SALES", "daily_budget": 10**12, "dry_run": "true"})
+    # Something only Facebook knows refuses it (here a fault stands in for it): the dry run says so.
+    await sandbox.fault(kind="error", method="POST", path=r"^act_\d+/campaigns$", error_subcode=1885183,
+                        message="(#100) The ad account is not allowed to create campaigns right now")
+    result = await facebook.call("create_campaign", {"name": "Refused", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": "true"})
     assert not result.ok
-    assert "validate_only: refused" in result.text
+    assert "validate_only: refused" in result.text and "not allowed to create campaigns" in result.text
+
+
+async def test_an_impossible_budget_is_one_line_before_any_preview(facebook, sandbox):
+    active = await _first_campaign(facebook, "ACTIVE", with_daily_budget=True)
+    await sandbox.control("POST", "stats/reset")
+    huge = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": 99999999999999999999})
+    assert not huge.ok and huge.text.startswith("ERROR validation:") and len(huge.text.splitlines()) == 1
+    assert "more than Facebook takes for an amount" in huge.text and "confirmation_id" not in huge.data
+    over = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": 100_000_001})
+    assert not over.ok and "over the most Facebook allows for a budget ($1,000,000.00)" in over.text
+    assert over.data["error_subcode"] == 1885261 and "confirmation_id" not in over.data
+    at_cap = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": 100_000_000, "dry_run": True})
+    assert at_cap.ok, at_cap.text   # exactly $1,000,000 is allowed
+    now = await facebook.call("get_campaign", {"campaign_id": active["id"]})
+    assert now.data["campaign"]["daily_budget"] == active["daily_budget"]             # nothing changed anywhere
 
 
 async def test_resume_needs_confirmation_then_runs_once(facebook):
