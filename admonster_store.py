@@ -372,7 +372,7 @@ class AuditEntry:
     fbtrace_id: str | None
     undo_of: int | None
     undone_by: int | None
-    tags: list[str] = field(default_factory=list)   # client tags the write sent (how reconcile finds its objects)
+    tags: list[dict[str, str]] = field(default_factory=list)   # {"tag", "path", "name"}: how reconcile finds its creates
     settled_at: str | None = None                   # None while pending or unknown
 
 
@@ -956,10 +956,11 @@ class Store:
         error: str | None = None,
         fbtrace_id: str | None = None,
         undo_of: int | None = None,
-        tags: list[str] | None = None,
+        tags: list[dict[str, str]] | None = None,
     ) -> int:
         """Record one write in the audit log and return its id; credential-named keys are dropped. A `pending` entry is
-        written before its request and settled after it (settle_audit)."""
+        written before its request and settled after it (settle_audit); `tags` say how to find what its creates make
+        ({"tag", "path", "name"} each)."""
         if outcome not in AUDIT_OUTCOMES:
             raise InvalidArgument(
                 f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
@@ -982,7 +983,7 @@ class Store:
                 error,
                 fbtrace_id,
                 undo_of,
-                _to_json([str(tag) for tag in tags or []], "Audit tags"),
+                _to_json([{k: str(v) for k, v in tag.items()} for tag in tags or []], "Audit tags"),
                 None if outcome in UNSETTLED_OUTCOMES else now,
             ),
             workspace_id,

@@ -1213,7 +1213,7 @@ class GraphClient:
                 if not is_ambiguous(error):
                     raise
                 if lookup is None:
-                    raise _outcome_unknown(path, error, "it may or may not have been created") from error
+                    raise _outcome_unknown("POST", path, error, "it may or may not have been created") from error
                 found = await self._settle_create(path, lookup, error)
                 if found:
                     log.info("graph write", method="POST", path=path, result=found, recovered=True)
@@ -1449,7 +1449,7 @@ class GraphClient:
             except FacebookError as error:
                 if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
                     if method != "GET" and is_ambiguous(error):
-                        raise _outcome_unknown(path, error, "it may or may not have been applied") from error
+                        raise _outcome_unknown(method, path, error, "it may or may not have been applied") from error
                     raise
                 await self._pause_before_retry(error, account, attempt)
                 attempt += 1
@@ -1571,10 +1571,19 @@ class GraphClient:
             pause *= 2
 
 
-def _outcome_unknown(path: str, error: FacebookError, what: str) -> OutcomeUnknownError:
+def _lost_how(error: FacebookError) -> str:
+    reason = (error.data or {}).get("reason")
+    if reason == "timeout":
+        return "no answer came in time"
+    if reason == "connection":
+        return "the connection dropped before the answer came"
+    return f"Facebook answered with an error that does not say whether it was done ({_one_line(error.message)})"
+
+
+def _outcome_unknown(method: str, path: str, error: FacebookError, what: str) -> OutcomeUnknownError:
     """A write whose answer was lost (after any allowed re-sends): not repeated, its outcome to be settled later."""
     return OutcomeUnknownError(
-        f"{_loggable_path(path)}: the answer was lost ({error.message}); {what}, and it was not sent again",
+        f"The answer to {method} {_loggable_path(path)} was lost: {_lost_how(error)}; {what}, and it was not sent again",
         http_status=error.http_status,
         code=error.code,
         fbtrace_id=error.fbtrace_id,
