@@ -439,3 +439,41 @@ async def test_open_store_uses_settings_home_and_key(tmp_path):
     assert not (tmp_path / "h" / "secret.key").exists()
     async with await Store.open(tmp_path / "h", secret_key=key) as store:
         assert (await store.load_token(workspace.id)).token == "t"
+
+
+async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_through_migration_8(tmp_path, monkeypatch):
+    """Migration 8 rebuilds the audit table (outcomes pending/unknown, client tags, settled_at) and gives confirmations
+    the changes they previewed: an existing home from the last release upgrades in place."""
+    db_path = tmp_path / "admonster.db"
+    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:7])
+    async with await Store.open(db_path) as old:   # rows as the version 7 code wrote them
+        workspace = await old.ensure_workspace("legacy")
+        columns = "(workspace_id, created_at, interface, op, args_json, summary, changes_json, object_ids_json, outcome, undo_of)"
+        await old._db.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:00:00+00:00', 'api', 'pause_campaign', "
+                              "'{}', 'pause', '[]', '[\"1\"]', 'ok', NULL)", (workspace.id,))
+        await old._db.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:01:00+00:00', 'api', 'undo', "
+                              "'{}', 'undo', '[]', '[\"1\"]', 'ok', 1)", (workspace.id,))
+        await old._db.execute("UPDATE audit_log SET undone_by = 2 WHERE id = 1")
+        await old._db.execute("INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
+                              "VALUES ('c-abcdef', ?, 'resume_campaign', '{}', 'would resume', '2026-03-02T20:00:00+00:00', "
+                              "'2126-03-02T20:00:00+00:00')", (workspace.id,))
+        await old._db.commit()
+        first, undo, held = 1, 2, "c-abcdef"
+        assert await old.schema_version() == 7
+    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
+    async with await Store.open(db_path) as upgraded:
+        assert await upgraded.schema_version() == len(MIGRATIONS)
+        kept = await upgraded.get_audit(workspace.id, first)
+        assert (kept.outcome, kept.undone_by, kept.tags, kept.settled_at) == ("ok", undo, [], kept.created_at)
+        assert (await upgraded.get_confirmation(workspace.id, held)).changes == []
+        pending = await upgraded.add_audit(workspace.id, interface="api", op="create_campaign", args={}, summary="s",
+                                           changes=[], object_ids=[], outcome="pending",
+                                           tags=[{"tag": "am-1", "path": "act_1/campaigns", "name": "X"}])
+        assert [e.id for e in await upgraded.unsettled_audit(workspace.id)] == [pending]
+        assert await upgraded.settle_audit(workspace.id, pending, outcome="unknown", error="lost")
+        assert (await upgraded.get_audit(workspace.id, pending)).settled_at is None
+        assert await upgraded.settle_audit(workspace.id, pending, outcome="ok", object_ids=["5"])
+        assert not await upgraded.settle_audit(workspace.id, pending, outcome="error")   # settled once
+        settled = await upgraded.get_audit(workspace.id, pending)
+        assert (settled.outcome, settled.object_ids, settled.tags[0]["name"]) == ("ok", ["5"], "X") and settled.settled_at
+        assert await upgraded.unsettled_audit(workspace.id) == []
