@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -36,11 +37,13 @@ from fb_utils import (
     EditedObject,
     FacebookError,
     GraphRequest,
+    NetworkError,
     OpArgs,
     OpContext,
     OpKind,
     OpResult,
     OpSet,
+    OutcomeUnknownError,
     RawJSON,
     ValidationError,
     WritePlan,
@@ -1214,7 +1217,10 @@ class ServerEvent(OpArgs):
                             + ") or a custom event name.", examples=["Purchase"])
     event_time: int | float | str | None = Field(None, description="When it happened: unix seconds or ISO 8601 (default now). "
                                                  "At most 7 days old, not in the future.")
-    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two deduplicate.")
+    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two "
+                                 "deduplicate, e.g. the order number. Without one, an id is derived from the event's content "
+                                 "(name, time if given, hashed customer data, custom_data, source, URL): the same event sent "
+                                 "again counts once. Give event_time or event_id to count two identical events apart.")
     event_source_url: str | None = Field(None, max_length=2000, description="The page URL where it happened (website events).")
     action_source: ActionSourceName = Field("website", description="Where the conversion happened.")
     user_data: dict[str, Any] = Field(..., description="Customer information, raw or SHA-256 hashed: em, ph, fn, ln, db, ge, ct, st, "
@@ -1272,15 +1278,43 @@ def prepare_event(event: ServerEvent, index: int, now: float) -> dict[str, Any]:
                               fix="Add the browser's user agent as user_data.client_user_agent (Facebook requires it for website events)",
                               blame_field=f"{where}.user_data.client_user_agent")
     body: dict[str, Any] = {"event_name": name, "event_time": ts, "action_source": event.action_source, "user_data": user_data}
-    if event.event_id:
-        body["event_id"] = event.event_id
     if event.event_source_url:
         body["event_source_url"] = event.event_source_url
     if event.opt_out is not None:
         body["opt_out"] = event.opt_out
     if event.custom_data:
         body["custom_data"] = _custom_data(event.custom_data, f"{where}.custom_data", name)
+    body["event_id"] = event.event_id or derived_event_id(body, timed=event.event_time is not None)
     return body
+
+
+# Meta counts a server event once: "If we find a match between events sent within 48 hours of each other, we only
+# consider the first one", matching on event_name and event_id (Conversions API "Server Event Parameters", event_name
+# and event_id; "Handling Duplicate Pixel and Conversions API Events", developers.facebook.com/docs/marketing-api/
+# conversions-api/deduplicate-pixel-and-server-events, Graph API v25.0). So every event we send carries an event_id:
+# the caller's, or this one, derived from what identifies the event, so that sending it again (after an answer was
+# lost) is dropped as a duplicate instead of counted twice.
+DERIVED_EVENT_ID_PREFIX = "am1-"  # "am": Ad Monster; "1": the derivation below (change it only with a new prefix)
+
+
+def derived_event_id(body: dict[str, Any], *, timed: bool) -> str:
+    """The id of an event the caller gave none: "am1-" and 32 hex digits of a SHA-256 over the event's identity.
+
+    The identity is the event_name, the event_time when the caller gave one (a time filled in with "now" would differ
+    on every re-send), the action_source, the event_source_url, the user_data with every value SHA-256 hashed (the
+    normalized, already hashed fields as they are; the plain ones such as the IP address hashed here, so no personal
+    data enters the id in the clear) and sorted, and the custom_data, all as canonical JSON (sorted keys). opt_out and
+    test codes are not part of it: they say how to use an event, not which event it is."""
+    user: dict[str, list[str]] = {}
+    for field, value in body["user_data"].items():
+        values = value if isinstance(value, list) else [value]
+        user[field] = sorted(str(v) if field in HASHED_FIELDS else hashlib.sha256(str(v).encode()).hexdigest()
+                             for v in values)
+    identity = {"event_name": body["event_name"], "event_time": body["event_time"] if timed else None,
+                "action_source": body["action_source"], "event_source_url": body.get("event_source_url"),
+                "user_data": user, "custom_data": body.get("custom_data")}
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return DERIVED_EVENT_ID_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _custom_data(raw: dict[str, Any], where: str, name: str) -> dict[str, Any]:
@@ -1325,6 +1359,45 @@ def _event_summary(events: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class EventsRun:
+    """One send_events call as it goes: the prepared events, cut into requests of CAPI_BATCH, and what came back."""
+
+    pixel_id: str
+    bodies: list[dict[str, Any]]
+    test_event_code: str | None
+    derived_ids: int                      # events whose event_id was derived from their content
+    received: int = 0
+    answers: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+    @property
+    def batches(self) -> list[list[dict[str, Any]]]:
+        return [self.bodies[i:i + CAPI_BATCH] for i in range(0, len(self.bodies), CAPI_BATCH)]
+
+    def span(self, number: int) -> tuple[int, int]:
+        """events[first]–events[last] of request ``number`` (from 1)."""
+        first = (number - 1) * CAPI_BATCH
+        return first, min(len(self.bodies), first + CAPI_BATCH) - 1
+
+    def id_data(self) -> dict[str, Any]:
+        return {"event_ids_derived": self.derived_ids, "event_ids_given": len(self.bodies) - self.derived_ids,
+                "event_ids": [b["event_id"] for b in self.bodies[:EVENT_IDS_SHOWN]]}
+
+
+EVENT_IDS_SHOWN = 100  # the first event ids in a result's data (a call can hold 100,000 events)
+
+
+def event_ids_line(derived: int, total: int) -> str:
+    """How the events got their ids, in words (empty when the caller gave every one)."""
+    if not derived:
+        return ""
+    if derived == total:
+        return ("Each event got an id derived from its content (you gave none), so sending the same event again "
+                "counts it once.")
+    return (f"{derived} of the {total} events got an id derived from their content (they had no event_id), so sending "
+            "the same event again counts it once; the others carry yours.")
+
+
 @ops.op(OpKind.WRITE, example={"pixel_id": "1234567890123456", "events": [{
     "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
     "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
@@ -1333,56 +1406,105 @@ async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = (await ctx.now()).timestamp()
     bodies = [prepare_event(event, index, now) for index, event in enumerate(args.events)]
-    batches = [bodies[i:i + CAPI_BATCH] for i in range(0, len(bodies), CAPI_BATCH)]
+    run = EventsRun(pixel_id, bodies, args.test_event_code, derived_ids=sum(1 for e in args.events if not e.event_id))
+    batches = run.batches
     path = f"{pixel_id}/events"
     extra = {"test_event_code": args.test_event_code} if args.test_event_code else {}
     counts = _event_summary(bodies)
     shown_counts = ", ".join(f"{n} {name}" for name, n in counts.items())
 
     async def execute() -> OpResult:
-        received, answers = 0, []
         for number, batch in enumerate(batches, start=1):
-            first = (number - 1) * CAPI_BATCH
             try:
                 answer = await ctx.graph.post(path, {"data": batch, **extra})
             except FacebookError as error:
-                return _batch_failed(error, pixel_id, number, len(batches), first, len(batch), received, answers, len(bodies))
+                if is_ambiguous(error):
+                    raise events_outcome_unknown(error, run, number) from None
+                return _batch_failed(error, run, number)
             got = int(answer.get("events_received", 0) or 0)
-            received += got
-            answers.append({"batch": number, "events": len(batch), "events_received": got,
-                            "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
+            run.received += got
+            run.answers.append({"batch": number, "events": len(batch), "events_received": got,
+                                "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
         test = f" as test events (code {args.test_event_code})" if args.test_event_code else ""
         text = (f"Sent {len(bodies)} event(s) to pixel {pixel_id}{test} in {len(batches)} request(s): Facebook received "
-                f"{received} ({shown_counts}).")
-        if received != len(bodies):
-            text += f" {len(bodies) - received} were not counted as received."
-        return OpResult(text=text, data={"pixel_id": pixel_id, "events_sent": len(bodies), "events_received": received,
-                                         "requests": len(batches), "batches": answers, "event_counts": counts,
-                                         "test_event_code": args.test_event_code, "object_ids": [pixel_id]})
+                f"{run.received} ({shown_counts}).")
+        if run.received != len(bodies):
+            text += f" {len(bodies) - run.received} were not counted as received."
+        ids_line = event_ids_line(run.derived_ids, len(bodies))
+        return OpResult(text=f"{text}\n{ids_line}" if ids_line else text, data={
+            "pixel_id": pixel_id, "events_sent": len(bodies), "events_received": run.received, "requests": len(batches),
+            "batches": run.answers, "event_counts": counts, "test_event_code": args.test_event_code,
+            **run.id_data(), "object_ids": [pixel_id]})
 
-    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed>", **extra}) for b in batches]
+    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed, each with an event_id>", **extra})
+                for b in batches]
     return WritePlan(summary=f"send {len(bodies)} server event(s) ({shown_counts}) to pixel {pixel_id} in {len(batches)} request(s)",
                      ad_account_id=None, requests=requests,
                      changes=[Change(pixel_id, "pixel", pixel_id, "events_sent", None, len(bodies))], execute=execute)
 
 
-def _batch_failed(error: FacebookError, pixel_id: str, number: int, total: int, first: int, size: int, received: int,
-                  answers: list[dict[str, Any]], count: int) -> OpResult:
-    last = first + size - 1
+def _earlier_requests(run: EventsRun, number: int, total: int) -> tuple[str, str]:
+    """What became of the requests before and after request ``number``, in words."""
     done = "Request 1 was" if number == 2 else f"Requests 1–{number - 1} were"
-    before = f"{done} accepted ({received} events received)." if number > 1 else "Nothing was received."
+    before = f"{done} accepted ({run.received} events received)." if number > 1 else ""
     after = ("" if number == total else f" Request {total} was not sent." if number + 1 == total
              else f" Requests {number + 1}–{total} were not sent.")
+    return before, after
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def lost_answer_cause(error: FacebookError) -> str:
+    """Why an answer is missing, in a few words."""
+    if isinstance(error, NetworkError):
+        return "the request timed out" if error.data.get("reason") == "timeout" else "the connection dropped"
+    return "Facebook answered with a server error"
+
+
+def resend_command(run: EventsRun) -> str:
+    test = f', "test_event_code": "{run.test_event_code}"' if run.test_event_code else ""
+    return f'/tool send_events {{"pixel_id": "{run.pixel_id}"{test}, "events": [the same events]}}'
+
+
+def events_outcome_unknown(error: FacebookError, run: EventsRun, number: int) -> OutcomeUnknownError:
+    """Request ``number`` went out and its answer was lost: Facebook may have counted its events. Every event carries an
+    event_id, so the same call again is safe (Facebook drops the repeats); that is what the person is told."""
+    total = len(run.batches)
+    first, last = run.span(number)
+    size = last - first + 1
+    before, after = _earlier_requests(run, number, total)
+    message = (f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
+               f"{_plural(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
+               f"{before}{after}").strip()
+    fix = ("Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
+           f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}")
+    data = {"outcome": "unknown", "safe_to_resend": True, "pixel_id": run.pixel_id, "unknown_batch": number,
+            "batches_total": total, "unknown_events": [first, last], "events_sent": last + 1,
+            "events_received": run.received, "events_not_sent": len(run.bodies) - last - 1, "batches": run.answers,
+            "cause": error.to_text(), "fbtrace_id": error.fbtrace_id, "resend": {"op": "send_events", "same_arguments": True},
+            **run.id_data(), "object_ids": [run.pixel_id]}
+    return OutcomeUnknownError(message, fix=fix, http_status=error.http_status, code=error.code,
+                               error_subcode=error.error_subcode, fbtrace_id=error.fbtrace_id, data=data)
+
+
+def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult:
+    """Facebook refused request ``number`` with a clear error: none of its events were received."""
+    total = len(run.batches)
+    first, last = run.span(number)
+    before, after = _earlier_requests(run, number, total)
+    before = before or "Nothing was received."
     found = re.search(r"data\[(\d+)\]", f"{error.blame_field or ''} {error.user_message or ''} {error.message}")
     culprit = f" The bad event is events[{first + int(found.group(1))}] of your list." if found else ""
     reason = error.to_text().split(": ", 1)[-1]
     text = (f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
-            f"{pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
-            f"{size} events were received.{culprit} {before}{after} Facebook said: {reason}")
-    data = {**error.to_data(), "pixel_id": pixel_id, "failed_batch": number, "batches_total": total,
+            f"{run.pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
+            f"{last - first + 1} events were received.{culprit} {before}{after} Facebook said: {reason}")
+    data = {**error.to_data(), "pixel_id": run.pixel_id, "failed_batch": number, "batches_total": total,
             "failed_event_index": first + int(found.group(1)) if found else None,
-            "failed_events": [first, last], "events_sent": count, "events_received": received, "batches": answers,
-            "object_ids": [pixel_id]}
+            "failed_events": [first, last], "events_sent": len(run.bodies), "events_received": run.received,
+            "batches": run.answers, **run.id_data(), "object_ids": [run.pixel_id]}
     return OpResult(text=text, data=data, ok=False)
 
 
