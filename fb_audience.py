@@ -431,10 +431,21 @@ class ReplaceUsersArgs(UsersArgs):
     """Replace all customers of a customer-list audience with the ones in a CSV file or rows (keeps the audience's ads learning)."""
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def lost_answer_cause(error: FacebookError) -> str:
+    """Why an answer is missing, in a few words."""
+    if isinstance(error, NetworkError):
+        return "the request timed out" if error.data.get("reason") == "timeout" else "the connection dropped"
+    return "Facebook answered with a server error"
+
+
 @dataclass
 class UploadOutcome:
     read: int = 0
-    sent: int = 0
+    sent: int = 0               # rows of the batches known to have arrived (by their answer or by the session)
     invalid: int = 0
     received: int = 0
     invalid_by_facebook: int = 0
@@ -443,27 +454,71 @@ class UploadOutcome:
     hash_process_peak_kb: int = 0  # the largest peak memory among them
     retried_batches: list[int] = dataclass_field(default_factory=list)
     invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
+    lost: list["LostBatch"] = dataclass_field(default_factory=list)  # sent, answer lost: arrival not known yet
+    attempts: dict[int, int] = dataclass_field(default_factory=dict)  # batch_seq -> times sent
+    confirmed_by_session: list[int] = dataclass_field(default_factory=list)  # batches whose arrival the session proved
+    session: dict[str, Any] | None = None  # the session as last read, when it was read
 
 
-async def _send_batch(ctx: OpContext, method: str, path: str, params: dict[str, Any], seq: int, outcome: UploadOutcome) -> dict:
-    """Send one batch; a transient or ambiguous failure re-sends this batch alone, at most MAX_CHUNK_ATTEMPTS times."""
-    attempt = 0
+@dataclass(frozen=True)
+class UsersSession:
+    """One users session: where its batches go and what identifies it."""
+
+    audience_id: str
+    mode: str           # add, remove or replace
+    schema: Schema
+    session_id: int
+    total: int          # source rows (estimated_num_total)
+
+    @property
+    def method(self) -> str:
+        return "DELETE" if self.mode == "remove" else "POST"
+
+    @property
+    def path(self) -> str:
+        return f"{self.audience_id}/{'usersreplace' if self.mode == 'replace' else 'users'}"
+
+
+@dataclass
+class LostBatch:
+    """A batch sent whose answer never came (or was a refusal naming the session): the session's count decides."""
+
+    seq: int
+    batch: "ReadyBatch"
+    error: FacebookError
+    refused: bool = False  # Facebook answered with a clear refusal (e.g. the session is already finished)
+
+
+async def _send_batch(ctx: OpContext, upload: UsersSession, params: dict[str, Any], seq: int,
+                      outcome: UploadOutcome) -> dict:
+    """Send one batch. A clean refusal that says trying again can work (a throttle, a transient code) is re-sent here,
+    at most MAX_CHUNK_ATTEMPTS times in all; an ambiguous failure is never re-sent blindly: the caller reads the
+    session (see settle_lost_batches)."""
     while True:
+        outcome.attempts[seq] = outcome.attempts.get(seq, 0) + 1
         try:
-            if method == "DELETE":
+            if upload.method == "DELETE":
                 # A 10,000-row payload is far too long for a query string: Graph reads a POST carrying method=DELETE.
-                return await ctx.graph.post(path, {**params, "method": "DELETE"}, idempotent=True)
-            return await ctx.graph.post(path, params, idempotent=True)
+                return await ctx.graph.post(upload.path, {**params, "method": "DELETE"})
+            return await ctx.graph.post(upload.path, params)
         except FacebookError as error:
-            attempt += 1
-            if attempt >= MAX_CHUNK_ATTEMPTS or not (error.retryable or is_ambiguous(error)):
-                error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
-                              "rows_sent": outcome.sent, "session": params["session"]}
+            if is_ambiguous(error) or outcome.attempts[seq] >= MAX_CHUNK_ATTEMPTS or not error.retryable:
                 raise
-            if seq not in outcome.retried_batches:
-                outcome.retried_batches.append(seq)
-            log.info("audience batch retry", batch_seq=seq, attempt=attempt, error_code=error.code)
-            await asyncio.sleep(backoff_delay(attempt - 1, base=0.2, cap=5.0))
+            _note_retry(outcome, seq, error)
+            await asyncio.sleep(backoff_delay(outcome.attempts[seq] - 1, base=0.2, cap=5.0))
+
+
+def _note_retry(outcome: UploadOutcome, seq: int, error: FacebookError) -> None:
+    if seq not in outcome.retried_batches:
+        outcome.retried_batches.append(seq)
+    log.info("audience batch retry", batch_seq=seq, attempt=outcome.attempts.get(seq, 0) + 1, error_code=error.code)
+
+
+def _failed_batch(error: FacebookError, seq: int, outcome: UploadOutcome, upload: UsersSession) -> FacebookError:
+    """A batch Facebook did not take (its refusal is clear, or the session shows the batch missing)."""
+    error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
+                  "rows_sent": outcome.sent, "session": {"session_id": upload.session_id}}
+    return error
 
 
 @dataclass
@@ -647,27 +702,28 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
 
     Batches are prepared (by worker processes or a thread) while earlier ones travel; at most BATCHES_IN_FLIGHT are
     sent at once. The first one (which opens the session) travels alone, and the last one (last_batch_flag, which
-    closes it) only after all the others have arrived."""
+    closes it) only after all the others have arrived. A batch whose answer is lost is settled by reading the session
+    before anything else is sent (settle_lost_batches)."""
     schema = detect_schema(source_header(source))
-    total = source_total(source)
-    method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
-    path = f"{audience_id}/{edge}"
-    session_id = secrets.randbelow(2**52) + 1  # JSON-safe integer (JavaScript clients read it too)
+    upload = UsersSession(audience_id, mode, schema, secrets.randbelow(2**52) + 1,  # JSON-safe (JavaScript reads it)
+                          source_total(source))
     outcome = UploadOutcome()
     counts = {"read": 0, "invalid": 0}
     sending: set[asyncio.Future] = set()
 
     def send(batch: ReadyBatch, seq: int) -> None:
-        sending.add(asyncio.ensure_future(_send_one(ctx, method, path, audience_id, mode, schema, session_id, seq,
-                                                    batch, total, outcome)))
+        sending.add(asyncio.ensure_future(_send_one(ctx, upload, seq, batch, outcome)))
 
     async def settle(until: int) -> None:
-        """Wait until at most ``until`` sends are in flight; a failed one raises its error."""
-        while len(sending) > until:
+        """Wait until at most ``until`` sends are in flight; a failed one raises its error. A lost answer stops
+        everything until the session has said whether that batch arrived."""
+        while len(sending) > until or (outcome.lost and sending):
             done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
             sending.difference_update(done)
             for task in done:
                 task.result()
+        if outcome.lost:
+            await settle_lost_batches(ctx, upload, outcome)
 
     try:
         async with contextlib.aclosing(_source_batches(schema, source, counts, outcome.invalid_rows)) as batches:
@@ -695,17 +751,176 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     return outcome, schema
 
 
-async def _send_one(ctx: OpContext, method: str, path: str, audience_id: str, mode: str, schema: Schema, session_id: int,
-                    seq: int, batch: ReadyBatch, total: int, outcome: UploadOutcome) -> None:
-    """Send one batch of a users session and count it in ``outcome``."""
-    session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": batch.last, "estimated_num_total": total}
-    answer = await _send_batch(ctx, method, path, {"payload": batch.payload, "session": session}, seq, outcome)
+async def _send_one(ctx: OpContext, upload: UsersSession, seq: int, batch: ReadyBatch, outcome: UploadOutcome) -> None:
+    """Send one batch of a users session and count it in ``outcome``; a lost answer, or a refusal naming the session,
+    is kept in ``outcome.lost`` for the session to settle."""
+    session = {"session_id": upload.session_id, "batch_seq": seq, "last_batch_flag": batch.last,
+               "estimated_num_total": upload.total}
+    try:
+        answer = await _send_batch(ctx, upload, {"payload": batch.payload, "session": session}, seq, outcome)
+    except FacebookError as error:
+        if not (is_ambiguous(error) or _names_the_session(error)):
+            raise _failed_batch(error, seq, outcome, upload) from None
+        outcome.lost.append(LostBatch(seq, batch, error, refused=not is_ambiguous(error)))
+        log.info("audience batch answer lost", audience_id=upload.audience_id, batch_seq=seq, error_code=error.code)
+        return
+    _count_arrived(outcome, batch, int(answer.get("num_received", batch.rows) or 0),
+                   int(answer.get("num_invalid_entries", 0) or 0))
+    await report_progress(f"audience {upload.audience_id}: {upload.mode} users",
+                          upload.total if batch.last else batch.read_so_far, upload.total)
+    log.info("audience batch sent", audience_id=upload.audience_id, mode=upload.mode, batch_seq=seq, rows=batch.rows)
+
+
+def _count_arrived(outcome: UploadOutcome, batch: ReadyBatch, received: int, invalid: int) -> None:
     outcome.batches += 1
     outcome.sent += batch.rows
-    outcome.received += int(answer.get("num_received", batch.rows) or 0)
-    outcome.invalid_by_facebook += int(answer.get("num_invalid_entries", 0) or 0)
-    await report_progress(f"audience {audience_id}: {mode} users", total if batch.last else batch.read_so_far, total)
-    log.info("audience batch sent", audience_id=audience_id, mode=mode, batch_seq=seq, rows=batch.rows)
+    outcome.received += received
+    outcome.invalid_by_facebook += invalid
+
+
+def _names_the_session(error: FacebookError) -> bool:
+    """A clear refusal blamed on the session parameter (e.g. the session is already finished: its last batch arrived).
+    Whether our batch is in it, only the session's count can tell."""
+    return (error.blame_field or "").split(".")[0] == "session"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lost answers: the upload session's count decides (never a blind re-send)
+# ---------------------------------------------------------------------------------------------------------------
+#
+# Meta documents reading an upload session: GET /{custom-audience-id}/sessions?session_id=N answers CustomAudienceSession
+# nodes whose num_received is the "Number of entries received in the current session" (Marketing API reference,
+# "Custom Audience Sessions" and "Custom Audience Session", v25.0; the SDK's CustomAudience.get_sessions and
+# CustomAudienceSession.Field agree). Every row of a batch counts as an entry received, invalid ones included. So once
+# no other batch is in flight, the session holds exactly the rows of the batches known to have arrived, plus those of
+# the lost batches that did arrive. Its stage is not used: the only documented value, "uploading", stays after the
+# last batch (facebook-java-business-sdk issue #492).
+
+SESSION_FIELDS = "session_id,num_received,num_invalid_entries,num_matched,stage,start_time,end_time"
+LATE_WRITE_SECONDS = 5.0  # a request our side gave up on (timeout, dropped connection) may still land this much later
+
+
+class SessionVerdict:
+    ARRIVED = "arrived"   # the session counts every row of the lost batches
+    MISSING = "missing"   # the session counts none of them (proven only after LATE_WRITE_SECONDS for a timeout)
+    UNKNOWN = "unknown"   # unreadable, or a count that fits neither
+
+
+async def read_upload_session(ctx: OpContext, upload: UsersSession) -> dict[str, Any] | None:
+    """The session as Facebook holds it; None when Facebook has no such session (no batch of it arrived)."""
+    answer = await ctx.graph.get(f"{upload.audience_id}/sessions",
+                                 {"session_id": upload.session_id, "fields": SESSION_FIELDS})
+    for session in answer.get("data", []) if isinstance(answer, dict) else []:
+        if str(session.get("session_id")) == str(upload.session_id):
+            return session
+    return None
+
+
+def _received(session: dict[str, Any] | None) -> int | None:
+    if session is None:
+        return 0
+    try:
+        return int(session.get("num_received"))
+    except (TypeError, ValueError):
+        return None
+
+
+async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> str:
+    """Did the lost batches arrive? Read while nothing else is in flight; an absence after a timeout or a dropped
+    connection is believed only when a second read, LATE_WRITE_SECONDS later, still shows it."""
+    lost_rows = sum(lost.batch.rows for lost in outcome.lost)
+    reads = 2 if any(isinstance(lost.error, NetworkError) and not lost.refused for lost in outcome.lost) else 1
+    for attempt in range(reads):
+        if attempt:
+            await asyncio.sleep(LATE_WRITE_SECONDS)
+        try:
+            outcome.session = await read_upload_session(ctx, upload)
+        except FacebookError as error:
+            outcome.session = {"read_error": error.to_text()}
+            return SessionVerdict.UNKNOWN
+        received = _received(outcome.session)
+        if outcome.session is None and outcome.sent:
+            return SessionVerdict.UNKNOWN  # batches arrived, yet no session: nothing to judge by
+        if received == outcome.sent + lost_rows:
+            return SessionVerdict.ARRIVED
+        if received != outcome.sent:
+            return SessionVerdict.UNKNOWN
+    return SessionVerdict.MISSING
+
+
+async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> None:
+    """Settle every lost batch before anything else is sent: counted when the session shows it arrived, sent again
+    only when the session proves it missing, otherwise the upload stops with its outcome unknown."""
+    while outcome.lost:
+        verdict = await session_verdict(ctx, upload, outcome)
+        lost, outcome.lost = outcome.lost, []
+        if verdict == SessionVerdict.ARRIVED:
+            _count_confirmed(upload, outcome, lost)
+            continue
+        if verdict == SessionVerdict.UNKNOWN:
+            raise users_outcome_unknown(upload, outcome, lost)
+        for item in lost:  # proven missing: Facebook did not take it
+            if item.refused or outcome.attempts.get(item.seq, 0) >= MAX_CHUNK_ATTEMPTS:
+                raise _failed_batch(item.error, item.seq, outcome, upload)
+            _note_retry(outcome, item.seq, item.error)
+            await asyncio.sleep(backoff_delay(outcome.attempts.get(item.seq, 1) - 1, base=0.2, cap=5.0))
+            await _send_one(ctx, upload, item.seq, item.batch, outcome)
+
+
+def _count_confirmed(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> None:
+    """Lost batches the session shows arrived: counted, with the session's own totals."""
+    for item in lost:
+        _count_arrived(outcome, item.batch, item.batch.rows, 0)
+        outcome.confirmed_by_session.append(item.seq)
+    session = outcome.session or {}
+    with contextlib.suppress(TypeError, ValueError):
+        outcome.received = int(session.get("num_received"))
+        outcome.invalid_by_facebook = int(session.get("num_invalid_entries"))
+    log.info("audience batches confirmed by the session", audience_id=upload.audience_id,
+             batch_seqs=[item.seq for item in lost])
+
+
+MODE_RERUN = {"add": "run the same add_users again: people already in the list are not added twice",
+              "remove": "run the same remove_users again: people already removed stay removed",
+              "replace": "run the same replace_users again: the list ends up as one complete run leaves it"}
+
+
+def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> OutcomeUnknownError:
+    """The session cannot prove whether the lost batches arrived: say so, with what to do (nothing was re-sent)."""
+    seqs = [item.seq for item in lost]
+    last = any(item.batch.last for item in lost)
+    which = f"batch {seqs[0]}" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))}"
+    which += " (the last)" if last else ""
+    session = outcome.session or {}
+    if "read_error" in session:
+        why = "the upload session could not be read"
+    elif outcome.session is None:
+        why = "Facebook shows no upload session for it"
+    else:
+        why = (f"the upload session counts {_received(session) or 0:,} rows where {outcome.sent:,} or "
+               f"{outcome.sent + sum(i.batch.rows for i in lost):,} would settle it")
+    rows = sum(item.batch.rows for item in lost)
+    message = (f"The answer to {which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')}) was lost "
+               f"({lost_answer_cause(lost[0].error)}) and {why}: Facebook may have received it. "
+               f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again")
+    fix = (f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
+           f"{MODE_RERUN[upload.mode]}")
+    data = {"outcome": "unknown", "audience_id": upload.audience_id, "mode": upload.mode,
+            "session_id": upload.session_id, "lost_batches": seqs, "last_batch_lost": last, "rows_in_lost_batches": rows,
+            "batches_done": outcome.batches, "rows_sent": outcome.sent, "cause": lost[0].error.to_text(),
+            "session": session or None, "safe_to_rerun": True}
+    return OutcomeUnknownError(message, fix=fix, http_status=lost[0].error.http_status, code=lost[0].error.code,
+                               fbtrace_id=lost[0].error.fbtrace_id, data=data)
+
+
+def confirmed_line(outcome: UploadOutcome) -> str:
+    """The batches whose answers were lost and whose arrival the upload session showed, in words."""
+    seqs = outcome.confirmed_by_session
+    if not seqs:
+        return ""
+    which = f"batch {seqs[0]} was" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))} were"
+    return (f" The answer to {which} lost; Facebook's upload session shows {outcome.received:,} rows received, "
+            f"every row sent, so nothing was sent twice.")
 
 
 def _source_label(source: str | list[Any]) -> str:
@@ -725,18 +940,22 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
         rows = ", ".join(str(r.row) for r in outcome.invalid_rows[:20])
         more = f" (first: rows {rows}{'…' if outcome.invalid > 20 else ''})" if outcome.invalid else ""
         retried = f" Batches {outcome.retried_batches} failed once and were re-sent alone." if outcome.retried_batches else ""
+        confirmed = confirmed_line(outcome)
         fb_invalid = f" Facebook marked {outcome.invalid_by_facebook} entries invalid." if outcome.invalid_by_facebook else ""
         ignored = f" Ignored columns: {', '.join(sent_schema.ignored)}." if sent_schema.ignored else ""
         text = (f"{verb} {outcome.sent} customers ({', '.join(schema.keys)}) {'to' if mode == 'add' else 'of' if mode == 'replace' else 'from'} "
                 f"audience {args.audience_id} in {outcome.batches} batch(es); {outcome.invalid} invalid row(s) not sent{more}."
-                f"{retried}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows the size.")
+                f"{retried}{confirmed}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows "
+                "the size.")
         return OpResult(text=text, data={
             "audience_id": args.audience_id, "mode": mode, "schema": schema.keys, "rows_read": outcome.read,
             "rows_sent": outcome.sent, "num_received": outcome.received, "invalid_rows": outcome.invalid,
             "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
             "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
             "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored,
-            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb})
+            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb,
+            "confirmed_by_session": outcome.confirmed_by_session,
+            **({"session": outcome.session} if outcome.confirmed_by_session else {})})
 
     what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
     return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "
@@ -1450,17 +1669,6 @@ def _earlier_requests(run: EventsRun, number: int, total: int) -> tuple[str, str
     after = ("" if number == total else f" Request {total} was not sent." if number + 1 == total
              else f" Requests {number + 1}–{total} were not sent.")
     return before, after
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def lost_answer_cause(error: FacebookError) -> str:
-    """Why an answer is missing, in a few words."""
-    if isinstance(error, NetworkError):
-        return "the request timed out" if error.data.get("reason") == "timeout" else "the connection dropped"
-    return "Facebook answered with a server error"
 
 
 def resend_command(run: EventsRun) -> str:

@@ -391,11 +391,11 @@ async def test_lost_answer_is_unknown_and_resending_counts_the_purchase_once(fac
 async def test_answer_after_the_timeout_is_unknown_and_later_requests_wait(sandbox, demo_token, ctx, pixel_id):
     from fb_utils import GraphClient, OutcomeUnknownError
 
-    short = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=0.5)
+    short = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=2.0)
     try:
         quick = OpContext(graph=short, clock=sandbox_clock(sandbox))
         await sandbox.fault(kind="timeout", when="after", method="POST", path=r"^\d+/events$", count=1, skip=1,
-                            delay_ms=1500)
+                            delay_ms=4000)
         plan = await send_events(quick, SendEventsArgs.model_validate(
             {"pixel_id": pixel_id, "events": [event(n, name="Lead", custom_data=None) for n in range(2500)]}))
         with pytest.raises(OutcomeUnknownError) as caught:
