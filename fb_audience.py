@@ -6,6 +6,11 @@ pass through), and send them in sessions of at most 10,000 rows a request. A lar
 worker processes, one per core, each on its own part of the file, while this process only sends. Raw values never
 leave the hashing: not in logs, not in results, not in the audit log (the plan shows counts only). Invalid rows are
 counted and reported by row number, never by value, and never sent.
+
+Writes are replay-safe. A users batch whose answer is lost is never sent again blindly: the upload session's count
+(GET /{audience_id}/sessions) says whether it arrived (counted), is missing (sent again) or cannot tell (the upload
+stops, its outcome unknown). Every Conversions API event carries an event_id (the caller's, or one derived from its
+content: derived_event_id), so the same events sent again after a lost answer are dropped by Facebook as duplicates.
 """
 from __future__ import annotations
 
@@ -791,10 +796,12 @@ def _names_the_session(error: FacebookError) -> bool:
 # Meta documents reading an upload session: GET /{custom-audience-id}/sessions?session_id=N answers CustomAudienceSession
 # nodes whose num_received is the "Number of entries received in the current session" (Marketing API reference,
 # "Custom Audience Sessions" and "Custom Audience Session", v25.0; the SDK's CustomAudience.get_sessions and
-# CustomAudienceSession.Field agree). Every row of a batch counts as an entry received, invalid ones included. So once
-# no other batch is in flight, the session holds exactly the rows of the batches known to have arrived, plus those of
-# the lost batches that did arrive. Its stage is not used: the only documented value, "uploading", stays after the
-# last batch (facebook-java-business-sdk issue #492).
+# CustomAudienceSession.Field agree). We take every row of a batch as an entry received, invalid ones included (the
+# users answer counts those apart, in num_invalid_entries). So once no other batch is in flight, the session holds the
+# rows of the batches known to have arrived, plus those of the lost batches that did arrive; any other count proves
+# nothing and leaves the outcome unknown. Its stage is not used: the only value on record, "uploading", stays after the
+# last batch (facebook-java-business-sdk issue #492). A refusal blamed on the session parameter (the sandbox's answer
+# to a batch for a finished session) is checked the same way: Meta documents no text for it.
 
 SESSION_FIELDS = "session_id,num_received,num_invalid_entries,num_matched,stage,start_time,end_time"
 LATE_WRITE_SECONDS = 5.0  # a request our side gave up on (timeout, dropped connection) may still land this much later
@@ -900,8 +907,10 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
         why = (f"the upload session counts {_received(session) or 0:,} rows where {outcome.sent:,} or "
                f"{outcome.sent + sum(i.batch.rows for i in lost):,} would settle it")
     rows = sum(item.batch.rows for item in lost)
-    message = (f"The answer to {which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')}) was lost "
-               f"({lost_answer_cause(lost[0].error)}) and {why}: Facebook may have received it. "
+    what = f"{which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')})"
+    head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
+            if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
+    message = (f"{head} and {why}: Facebook may have received it. "
                f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again")
     fix = (f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
            f"{MODE_RERUN[upload.mode]}")
