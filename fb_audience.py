@@ -863,6 +863,8 @@ async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: Upl
         lost, outcome.lost = outcome.lost, []
         if verdict == SessionVerdict.ARRIVED:
             _count_confirmed(upload, outcome, lost)
+            done = upload.total if any(i.batch.last for i in lost) else max(i.batch.read_so_far for i in lost)
+            await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
             continue
         if verdict == SessionVerdict.UNKNOWN:
             raise users_outcome_unknown(upload, outcome, lost)

@@ -559,8 +559,14 @@ async def test_last_batch_whose_answer_is_lost_is_confirmed_by_the_session(quick
     write_csv(path, 12_000)
     await sandbox.fault(**fault, when="after", method="POST", path=r"^\d+/users(replace)?$", count=1, skip=1)
     await sandbox.control("POST", "stats/reset")
-    result = await facebook.call(op, {"audience_id": audience_id, "source": str(path)})
+    progress = []
+    token = set_progress_handler(lambda label, sent, total: progress.append((sent, total)))
+    try:
+        result = await facebook.call(op, {"audience_id": audience_id, "source": str(path)})
+    finally:
+        reset_progress_handler(token)
     assert result.ok, result.text
+    assert progress == [(10_000, 12_000), (12_000, 12_000)]
     assert "The answer to batch 2 was lost; Facebook's upload session shows 12,000 rows received" in result.text
     assert result.data["confirmed_by_session"] == [2] and result.data["batches"] == 2
     assert result.data["num_received"] == 12_000 and result.data["session"]["num_received"] == "12000"
