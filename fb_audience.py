@@ -799,7 +799,7 @@ def _names_the_session(error: FacebookError) -> bool:
 # CustomAudienceSession.Field agree). We take every row of a batch as an entry received, invalid ones included (the
 # users answer counts those apart, in num_invalid_entries). So once no other batch is in flight, the session holds the
 # rows of the batches known to have arrived, plus those of the lost batches that did arrive; any other count proves
-# nothing and leaves the outcome unknown. Its stage is not used: the only value on record, "uploading", stays after the
+# nothing and leaves the outcome unknown (so does a count that two lost batches of one size could both explain). Its stage is not used: the only value on record, "uploading", stays after the
 # last batch (facebook-java-business-sdk issue #492). A refusal blamed on the session parameter (the sandbox's answer
 # to a batch for a finished session) is checked the same way: Meta documents no text for it.
 
@@ -807,10 +807,26 @@ SESSION_FIELDS = "session_id,num_received,num_invalid_entries,num_matched,stage,
 LATE_WRITE_SECONDS = 5.0  # a request our side gave up on (timeout, dropped connection) may still land this much later
 
 
+@dataclass
 class SessionVerdict:
-    ARRIVED = "arrived"   # the session counts every row of the lost batches
-    MISSING = "missing"   # the session counts none of them (proven only after LATE_WRITE_SECONDS for a timeout)
-    UNKNOWN = "unknown"   # unreadable, or a count that fits neither
+    """Which lost batches the session shows arrived, and which it shows missing."""
+
+    arrived: list[LostBatch]
+    missing: list[LostBatch]
+
+
+def arrived_subset(extra_rows: int, rows: list[int]) -> tuple[int, ...] | None:
+    """The one set of lost batches (their indexes in ``rows``) whose rows make up the ``extra_rows`` the session counts
+    beyond the batches known to have arrived; None when no set does, or several do (two lost batches of one size, one
+    of them arrived: the count cannot say which)."""
+    fits = [combo for size in range(len(rows) + 1) for combo in itertools.combinations(range(len(rows)), size)
+            if sum(rows[i] for i in combo) == extra_rows]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _may_land_late(lost: LostBatch) -> bool:
+    """A request our side gave up on (timeout, dropped connection) may still be processed after we look."""
+    return isinstance(lost.error, NetworkError) and not lost.refused
 
 
 async def read_upload_session(ctx: OpContext, upload: UsersSession) -> dict[str, Any] | None:
@@ -832,43 +848,46 @@ def _received(session: dict[str, Any] | None) -> int | None:
         return None
 
 
-async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> str:
-    """Did the lost batches arrive? Read while nothing else is in flight; an absence after a timeout or a dropped
-    connection is believed only when a second read, LATE_WRITE_SECONDS later, still shows it."""
-    lost_rows = sum(lost.batch.rows for lost in outcome.lost)
-    reads = 2 if any(isinstance(lost.error, NetworkError) and not lost.refused for lost in outcome.lost) else 1
-    for attempt in range(reads):
+async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> SessionVerdict | None:
+    """Which lost batches arrived, by the session's count, read while nothing else is in flight; None when the count
+    cannot tell. A batch lost to a timeout or a dropped connection is believed missing only when a second read,
+    LATE_WRITE_SECONDS later, still shows it missing."""
+    lost = outcome.lost
+    verdict = None
+    for attempt in range(2):
         if attempt:
             await asyncio.sleep(LATE_WRITE_SECONDS)
         try:
             outcome.session = await read_upload_session(ctx, upload)
         except FacebookError as error:
             outcome.session = {"read_error": error.to_text()}
-            return SessionVerdict.UNKNOWN
+            return None
         received = _received(outcome.session)
-        if outcome.session is None and outcome.sent:
-            return SessionVerdict.UNKNOWN  # batches arrived, yet no session: nothing to judge by
-        if received == outcome.sent + lost_rows:
-            return SessionVerdict.ARRIVED
-        if received != outcome.sent:
-            return SessionVerdict.UNKNOWN
-    return SessionVerdict.MISSING
+        if received is None or (outcome.session is None and outcome.sent):
+            return None  # no count, or batches arrived yet no session: nothing to judge by
+        subset = arrived_subset(received - outcome.sent, [item.batch.rows for item in lost])
+        if subset is None:
+            return None
+        verdict = SessionVerdict([lost[i] for i in subset], [item for i, item in enumerate(lost) if i not in subset])
+        if not any(_may_land_late(item) for item in verdict.missing):
+            break
+    return verdict
 
 
 async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> None:
     """Settle every lost batch before anything else is sent: counted when the session shows it arrived, sent again
-    only when the session proves it missing, otherwise the upload stops with its outcome unknown."""
+    only when the session proves it missing; when the session cannot tell, the upload stops with its outcome unknown."""
     while outcome.lost:
         verdict = await session_verdict(ctx, upload, outcome)
         lost, outcome.lost = outcome.lost, []
-        if verdict == SessionVerdict.ARRIVED:
-            _count_confirmed(upload, outcome, lost)
-            done = upload.total if any(i.batch.last for i in lost) else max(i.batch.read_so_far for i in lost)
-            await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
-            continue
-        if verdict == SessionVerdict.UNKNOWN:
+        if verdict is None:
             raise users_outcome_unknown(upload, outcome, lost)
-        for item in lost:  # proven missing: Facebook did not take it
+        if verdict.arrived:
+            _count_confirmed(upload, outcome, verdict.arrived)
+            done = upload.total if any(i.batch.last for i in verdict.arrived) else max(
+                i.batch.read_so_far for i in verdict.arrived)
+            await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
+        for item in verdict.missing:  # proven missing: Facebook did not take it
             if item.refused or outcome.attempts.get(item.seq, 0) >= MAX_CHUNK_ATTEMPTS:
                 raise _failed_batch(item.error, item.seq, outcome, upload)
             _note_retry(outcome, item.seq, item.error)
@@ -901,18 +920,19 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
     which = f"batch {seqs[0]}" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))}"
     which += " (the last)" if last else ""
     session = outcome.session or {}
+    them = "it" if len(lost) == 1 else "them"
     if "read_error" in session:
         why = "the upload session could not be read"
     elif outcome.session is None:
-        why = "Facebook shows no upload session for it"
+        why = f"Facebook shows no upload session for {them}"
     else:
-        why = (f"the upload session counts {_received(session) or 0:,} rows where {outcome.sent:,} or "
-               f"{outcome.sent + sum(i.batch.rows for i in lost):,} would settle it")
+        why = (f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
+               f"{'it' if len(lost) == 1 else 'each'} arrived")
     rows = sum(item.batch.rows for item in lost)
     what = f"{which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')})"
     head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
             if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
-    message = (f"{head} and {why}: Facebook may have received it. "
+    message = (f"{head} and {why}: Facebook may have received {them}. "
                f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again")
     fix = (f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
            f"{MODE_RERUN[upload.mode]}")
