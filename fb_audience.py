@@ -6,6 +6,11 @@ pass through), and send them in sessions of at most 10,000 rows a request. A lar
 worker processes, one per core, each on its own part of the file, while this process only sends. Raw values never
 leave the hashing: not in logs, not in results, not in the audit log (the plan shows counts only). Invalid rows are
 counted and reported by row number, never by value, and never sent.
+
+Writes are replay-safe. A users batch whose answer is lost is never sent again blindly: the upload session's count
+(GET /{audience_id}/sessions) says whether it arrived (counted), is missing (sent again) or cannot tell (the upload
+stops, its outcome unknown). Every Conversions API event carries an event_id (the caller's, or one derived from its
+content: derived_event_id), so the same events sent again after a lost answer are dropped by Facebook as duplicates.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -36,11 +42,13 @@ from fb_utils import (
     EditedObject,
     FacebookError,
     GraphRequest,
+    NetworkError,
     OpArgs,
     OpContext,
     OpKind,
     OpResult,
     OpSet,
+    OutcomeUnknownError,
     RawJSON,
     ValidationError,
     WritePlan,
@@ -428,10 +436,21 @@ class ReplaceUsersArgs(UsersArgs):
     """Replace all customers of a customer-list audience with the ones in a CSV file or rows (keeps the audience's ads learning)."""
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def lost_answer_cause(error: FacebookError) -> str:
+    """Why an answer is missing, in a few words."""
+    if isinstance(error, NetworkError):
+        return "the request timed out" if error.data.get("reason") == "timeout" else "the connection dropped"
+    return "Facebook answered with a server error"
+
+
 @dataclass
 class UploadOutcome:
     read: int = 0
-    sent: int = 0
+    sent: int = 0               # rows of the batches known to have arrived (by their answer or by the session)
     invalid: int = 0
     received: int = 0
     invalid_by_facebook: int = 0
@@ -440,27 +459,71 @@ class UploadOutcome:
     hash_process_peak_kb: int = 0  # the largest peak memory among them
     retried_batches: list[int] = dataclass_field(default_factory=list)
     invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
+    lost: list["LostBatch"] = dataclass_field(default_factory=list)  # sent, answer lost: arrival not known yet
+    attempts: dict[int, int] = dataclass_field(default_factory=dict)  # batch_seq -> times sent
+    confirmed_by_session: list[int] = dataclass_field(default_factory=list)  # batches whose arrival the session proved
+    session: dict[str, Any] | None = None  # the session as last read, when it was read
 
 
-async def _send_batch(ctx: OpContext, method: str, path: str, params: dict[str, Any], seq: int, outcome: UploadOutcome) -> dict:
-    """Send one batch; a transient or ambiguous failure re-sends this batch alone, at most MAX_CHUNK_ATTEMPTS times."""
-    attempt = 0
+@dataclass(frozen=True)
+class UsersSession:
+    """One users session: where its batches go and what identifies it."""
+
+    audience_id: str
+    mode: str           # add, remove or replace
+    schema: Schema
+    session_id: int
+    total: int          # source rows (estimated_num_total)
+
+    @property
+    def method(self) -> str:
+        return "DELETE" if self.mode == "remove" else "POST"
+
+    @property
+    def path(self) -> str:
+        return f"{self.audience_id}/{'usersreplace' if self.mode == 'replace' else 'users'}"
+
+
+@dataclass
+class LostBatch:
+    """A batch sent whose answer never came (or was a refusal naming the session): the session's count decides."""
+
+    seq: int
+    batch: "ReadyBatch"
+    error: FacebookError
+    refused: bool = False  # Facebook answered with a clear refusal (e.g. the session is already finished)
+
+
+async def _send_batch(ctx: OpContext, upload: UsersSession, params: dict[str, Any], seq: int,
+                      outcome: UploadOutcome) -> dict:
+    """Send one batch. A clean refusal that says trying again can work (a throttle, a transient code) is re-sent here,
+    at most MAX_CHUNK_ATTEMPTS times in all; an ambiguous failure is never re-sent blindly: the caller reads the
+    session (see settle_lost_batches)."""
     while True:
+        outcome.attempts[seq] = outcome.attempts.get(seq, 0) + 1
         try:
-            if method == "DELETE":
+            if upload.method == "DELETE":
                 # A 10,000-row payload is far too long for a query string: Graph reads a POST carrying method=DELETE.
-                return await ctx.graph.post(path, {**params, "method": "DELETE"}, idempotent=True)
-            return await ctx.graph.post(path, params, idempotent=True)
+                return await ctx.graph.post(upload.path, {**params, "method": "DELETE"})
+            return await ctx.graph.post(upload.path, params)
         except FacebookError as error:
-            attempt += 1
-            if attempt >= MAX_CHUNK_ATTEMPTS or not (error.retryable or is_ambiguous(error)):
-                error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
-                              "rows_sent": outcome.sent, "session": params["session"]}
+            if is_ambiguous(error) or outcome.attempts[seq] >= MAX_CHUNK_ATTEMPTS or not error.retryable:
                 raise
-            if seq not in outcome.retried_batches:
-                outcome.retried_batches.append(seq)
-            log.info("audience batch retry", batch_seq=seq, attempt=attempt, error_code=error.code)
-            await asyncio.sleep(backoff_delay(attempt - 1, base=0.2, cap=5.0))
+            _note_retry(outcome, seq, error)
+            await asyncio.sleep(backoff_delay(outcome.attempts[seq] - 1, base=0.2, cap=5.0))
+
+
+def _note_retry(outcome: UploadOutcome, seq: int, error: FacebookError) -> None:
+    if seq not in outcome.retried_batches:
+        outcome.retried_batches.append(seq)
+    log.info("audience batch retry", batch_seq=seq, attempt=outcome.attempts.get(seq, 0) + 1, error_code=error.code)
+
+
+def _failed_batch(error: FacebookError, seq: int, outcome: UploadOutcome, upload: UsersSession) -> FacebookError:
+    """A batch Facebook did not take (its refusal is clear, or the session shows the batch missing)."""
+    error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
+                  "rows_sent": outcome.sent, "session": {"session_id": upload.session_id}}
+    return error
 
 
 @dataclass
@@ -644,27 +707,28 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
 
     Batches are prepared (by worker processes or a thread) while earlier ones travel; at most BATCHES_IN_FLIGHT are
     sent at once. The first one (which opens the session) travels alone, and the last one (last_batch_flag, which
-    closes it) only after all the others have arrived."""
+    closes it) only after all the others have arrived. A batch whose answer is lost is settled by reading the session
+    before anything else is sent (settle_lost_batches)."""
     schema = detect_schema(source_header(source))
-    total = source_total(source)
-    method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
-    path = f"{audience_id}/{edge}"
-    session_id = secrets.randbelow(2**52) + 1  # JSON-safe integer (JavaScript clients read it too)
+    upload = UsersSession(audience_id, mode, schema, secrets.randbelow(2**52) + 1,  # JSON-safe (JavaScript reads it)
+                          source_total(source))
     outcome = UploadOutcome()
     counts = {"read": 0, "invalid": 0}
     sending: set[asyncio.Future] = set()
 
     def send(batch: ReadyBatch, seq: int) -> None:
-        sending.add(asyncio.ensure_future(_send_one(ctx, method, path, audience_id, mode, schema, session_id, seq,
-                                                    batch, total, outcome)))
+        sending.add(asyncio.ensure_future(_send_one(ctx, upload, seq, batch, outcome)))
 
     async def settle(until: int) -> None:
-        """Wait until at most ``until`` sends are in flight; a failed one raises its error."""
-        while len(sending) > until:
+        """Wait until at most ``until`` sends are in flight; a failed one raises its error. A lost answer stops
+        everything until the session has said whether that batch arrived."""
+        while len(sending) > until or (outcome.lost and sending):
             done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
             sending.difference_update(done)
             for task in done:
                 task.result()
+        if outcome.lost:
+            await settle_lost_batches(ctx, upload, outcome)
 
     try:
         async with contextlib.aclosing(_source_batches(schema, source, counts, outcome.invalid_rows)) as batches:
@@ -692,17 +756,202 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     return outcome, schema
 
 
-async def _send_one(ctx: OpContext, method: str, path: str, audience_id: str, mode: str, schema: Schema, session_id: int,
-                    seq: int, batch: ReadyBatch, total: int, outcome: UploadOutcome) -> None:
-    """Send one batch of a users session and count it in ``outcome``."""
-    session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": batch.last, "estimated_num_total": total}
-    answer = await _send_batch(ctx, method, path, {"payload": batch.payload, "session": session}, seq, outcome)
+async def _send_one(ctx: OpContext, upload: UsersSession, seq: int, batch: ReadyBatch, outcome: UploadOutcome) -> None:
+    """Send one batch of a users session and count it in ``outcome``; a lost answer, or a refusal naming the session,
+    is kept in ``outcome.lost`` for the session to settle."""
+    session = {"session_id": upload.session_id, "batch_seq": seq, "last_batch_flag": batch.last,
+               "estimated_num_total": upload.total}
+    try:
+        answer = await _send_batch(ctx, upload, {"payload": batch.payload, "session": session}, seq, outcome)
+    except FacebookError as error:
+        if not (is_ambiguous(error) or _names_the_session(error)):
+            raise _failed_batch(error, seq, outcome, upload) from None
+        outcome.lost.append(LostBatch(seq, batch, error, refused=not is_ambiguous(error)))
+        log.info("audience batch answer lost", audience_id=upload.audience_id, batch_seq=seq, error_code=error.code)
+        return
+    _count_arrived(outcome, batch, int(answer.get("num_received", batch.rows) or 0),
+                   int(answer.get("num_invalid_entries", 0) or 0))
+    await report_progress(f"audience {upload.audience_id}: {upload.mode} users",
+                          upload.total if batch.last else batch.read_so_far, upload.total)
+    log.info("audience batch sent", audience_id=upload.audience_id, mode=upload.mode, batch_seq=seq, rows=batch.rows)
+
+
+def _count_arrived(outcome: UploadOutcome, batch: ReadyBatch, received: int, invalid: int) -> None:
     outcome.batches += 1
     outcome.sent += batch.rows
-    outcome.received += int(answer.get("num_received", batch.rows) or 0)
-    outcome.invalid_by_facebook += int(answer.get("num_invalid_entries", 0) or 0)
-    await report_progress(f"audience {audience_id}: {mode} users", total if batch.last else batch.read_so_far, total)
-    log.info("audience batch sent", audience_id=audience_id, mode=mode, batch_seq=seq, rows=batch.rows)
+    outcome.received += received
+    outcome.invalid_by_facebook += invalid
+
+
+def _names_the_session(error: FacebookError) -> bool:
+    """A clear refusal blamed on the session parameter (e.g. the session is already finished: its last batch arrived).
+    Whether our batch is in it, only the session's count can tell."""
+    return (error.blame_field or "").split(".")[0] == "session"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lost answers: the upload session's count decides (never a blind re-send)
+# ---------------------------------------------------------------------------------------------------------------
+#
+# Meta documents reading an upload session: GET /{custom-audience-id}/sessions?session_id=N answers CustomAudienceSession
+# nodes whose num_received is the "Number of entries received in the current session" (Marketing API reference,
+# "Custom Audience Sessions" and "Custom Audience Session", v25.0; the SDK's CustomAudience.get_sessions and
+# CustomAudienceSession.Field agree). We take every row of a batch as an entry received, invalid ones included (the
+# users answer counts those apart, in num_invalid_entries). So once no other batch is in flight, the session holds the
+# rows of the batches known to have arrived, plus those of the lost batches that did arrive; any other count proves
+# nothing and leaves the outcome unknown (so does a count that two lost batches of one size could both explain). Its stage is not used: the only value on record, "uploading", stays after the
+# last batch (facebook-java-business-sdk issue #492). A refusal blamed on the session parameter (the sandbox's answer
+# to a batch for a finished session) is checked the same way: Meta documents no text for it.
+
+SESSION_FIELDS = "session_id,num_received,num_invalid_entries,num_matched,stage,start_time,end_time"
+LATE_WRITE_SECONDS = 5.0  # a request our side gave up on (timeout, dropped connection) may still land this much later
+
+
+@dataclass
+class SessionVerdict:
+    """Which lost batches the session shows arrived, and which it shows missing."""
+
+    arrived: list[LostBatch]
+    missing: list[LostBatch]
+
+
+def arrived_subset(extra_rows: int, rows: list[int]) -> tuple[int, ...] | None:
+    """The one set of lost batches (their indexes in ``rows``) whose rows make up the ``extra_rows`` the session counts
+    beyond the batches known to have arrived; None when no set does, or several do (two lost batches of one size, one
+    of them arrived: the count cannot say which)."""
+    fits = [combo for size in range(len(rows) + 1) for combo in itertools.combinations(range(len(rows)), size)
+            if sum(rows[i] for i in combo) == extra_rows]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _may_land_late(lost: LostBatch) -> bool:
+    """A request our side gave up on (timeout, dropped connection) may still be processed after we look."""
+    return isinstance(lost.error, NetworkError) and not lost.refused
+
+
+async def read_upload_session(ctx: OpContext, upload: UsersSession) -> dict[str, Any] | None:
+    """The session as Facebook holds it; None when Facebook has no such session (no batch of it arrived)."""
+    answer = await ctx.graph.get(f"{upload.audience_id}/sessions",
+                                 {"session_id": upload.session_id, "fields": SESSION_FIELDS})
+    for session in answer.get("data", []) if isinstance(answer, dict) else []:
+        if str(session.get("session_id")) == str(upload.session_id):
+            return session
+    return None
+
+
+def _received(session: dict[str, Any] | None) -> int | None:
+    if session is None:
+        return 0
+    try:
+        return int(session.get("num_received"))
+    except (TypeError, ValueError):
+        return None
+
+
+async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> SessionVerdict | None:
+    """Which lost batches arrived, by the session's count, read while nothing else is in flight; None when the count
+    cannot tell. A batch lost to a timeout or a dropped connection is believed missing only when a second read,
+    LATE_WRITE_SECONDS later, still shows it missing."""
+    lost = outcome.lost
+    verdict = None
+    for attempt in range(2):
+        if attempt:
+            await asyncio.sleep(LATE_WRITE_SECONDS)
+        try:
+            outcome.session = await read_upload_session(ctx, upload)
+        except FacebookError as error:
+            outcome.session = {"read_error": error.to_text()}
+            return None
+        received = _received(outcome.session)
+        if received is None or (outcome.session is None and outcome.sent):
+            return None  # no count, or batches arrived yet no session: nothing to judge by
+        subset = arrived_subset(received - outcome.sent, [item.batch.rows for item in lost])
+        if subset is None:
+            return None
+        verdict = SessionVerdict([lost[i] for i in subset], [item for i, item in enumerate(lost) if i not in subset])
+        if not any(_may_land_late(item) for item in verdict.missing):
+            break
+    return verdict
+
+
+async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> None:
+    """Settle every lost batch before anything else is sent: counted when the session shows it arrived, sent again
+    only when the session proves it missing; when the session cannot tell, the upload stops with its outcome unknown."""
+    while outcome.lost:
+        verdict = await session_verdict(ctx, upload, outcome)
+        lost, outcome.lost = outcome.lost, []
+        if verdict is None:
+            raise users_outcome_unknown(upload, outcome, lost)
+        if verdict.arrived:
+            _count_confirmed(upload, outcome, verdict.arrived)
+            done = upload.total if any(i.batch.last for i in verdict.arrived) else max(
+                i.batch.read_so_far for i in verdict.arrived)
+            await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
+        for item in verdict.missing:  # proven missing: Facebook did not take it
+            if item.refused or outcome.attempts.get(item.seq, 0) >= MAX_CHUNK_ATTEMPTS:
+                raise _failed_batch(item.error, item.seq, outcome, upload)
+            _note_retry(outcome, item.seq, item.error)
+            await asyncio.sleep(backoff_delay(outcome.attempts.get(item.seq, 1) - 1, base=0.2, cap=5.0))
+            await _send_one(ctx, upload, item.seq, item.batch, outcome)
+
+
+def _count_confirmed(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> None:
+    """Lost batches the session shows arrived: counted, with the session's own totals."""
+    for item in lost:
+        _count_arrived(outcome, item.batch, item.batch.rows, 0)
+        outcome.confirmed_by_session.append(item.seq)
+    session = outcome.session or {}
+    with contextlib.suppress(TypeError, ValueError):
+        outcome.received = int(session.get("num_received"))
+        outcome.invalid_by_facebook = int(session.get("num_invalid_entries"))
+    log.info("audience batches confirmed by the session", audience_id=upload.audience_id,
+             batch_seqs=[item.seq for item in lost])
+
+
+MODE_RERUN = {"add": "run the same add_users again: people already in the list are not added twice",
+              "remove": "run the same remove_users again: people already removed stay removed",
+              "replace": "run the same replace_users again: the list ends up as one complete run leaves it"}
+
+
+def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> OutcomeUnknownError:
+    """The session cannot prove whether the lost batches arrived: say so, with what to do (nothing was re-sent)."""
+    seqs = [item.seq for item in lost]
+    last = any(item.batch.last for item in lost)
+    which = f"batch {seqs[0]}" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))}"
+    which += " (the last)" if last else ""
+    session = outcome.session or {}
+    them = "it" if len(lost) == 1 else "them"
+    if "read_error" in session:
+        why = "the upload session could not be read"
+    elif outcome.session is None:
+        why = f"Facebook shows no upload session for {them}"
+    else:
+        why = (f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
+               f"{'it' if len(lost) == 1 else 'each'} arrived")
+    rows = sum(item.batch.rows for item in lost)
+    what = f"{which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')})"
+    head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
+            if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
+    message = (f"{head} and {why}: Facebook may have received {them}. "
+               f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again")
+    fix = (f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
+           f"{MODE_RERUN[upload.mode]}")
+    data = {"outcome": "unknown", "audience_id": upload.audience_id, "mode": upload.mode,
+            "session_id": upload.session_id, "lost_batches": seqs, "last_batch_lost": last, "rows_in_lost_batches": rows,
+            "batches_done": outcome.batches, "rows_sent": outcome.sent, "cause": lost[0].error.to_text(),
+            "session": session or None, "safe_to_rerun": True}
+    return OutcomeUnknownError(message, fix=fix, http_status=lost[0].error.http_status, code=lost[0].error.code,
+                               fbtrace_id=lost[0].error.fbtrace_id, data=data)
+
+
+def confirmed_line(outcome: UploadOutcome) -> str:
+    """The batches whose answers were lost and whose arrival the upload session showed, in words."""
+    seqs = outcome.confirmed_by_session
+    if not seqs:
+        return ""
+    which = f"batch {seqs[0]} was" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))} were"
+    return (f" The answer to {which} lost; Facebook's upload session shows {outcome.received:,} rows received, "
+            f"every row sent, so nothing was sent twice.")
 
 
 def _source_label(source: str | list[Any]) -> str:
@@ -722,18 +971,22 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
         rows = ", ".join(str(r.row) for r in outcome.invalid_rows[:20])
         more = f" (first: rows {rows}{'…' if outcome.invalid > 20 else ''})" if outcome.invalid else ""
         retried = f" Batches {outcome.retried_batches} failed once and were re-sent alone." if outcome.retried_batches else ""
+        confirmed = confirmed_line(outcome)
         fb_invalid = f" Facebook marked {outcome.invalid_by_facebook} entries invalid." if outcome.invalid_by_facebook else ""
         ignored = f" Ignored columns: {', '.join(sent_schema.ignored)}." if sent_schema.ignored else ""
         text = (f"{verb} {outcome.sent} customers ({', '.join(schema.keys)}) {'to' if mode == 'add' else 'of' if mode == 'replace' else 'from'} "
                 f"audience {args.audience_id} in {outcome.batches} batch(es); {outcome.invalid} invalid row(s) not sent{more}."
-                f"{retried}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows the size.")
+                f"{retried}{confirmed}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows "
+                "the size.")
         return OpResult(text=text, data={
             "audience_id": args.audience_id, "mode": mode, "schema": schema.keys, "rows_read": outcome.read,
             "rows_sent": outcome.sent, "num_received": outcome.received, "invalid_rows": outcome.invalid,
             "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
             "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
             "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored,
-            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb})
+            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb,
+            "confirmed_by_session": outcome.confirmed_by_session,
+            **({"session": outcome.session} if outcome.confirmed_by_session else {})})
 
     what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
     return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "
@@ -1214,7 +1467,10 @@ class ServerEvent(OpArgs):
                             + ") or a custom event name.", examples=["Purchase"])
     event_time: int | float | str | None = Field(None, description="When it happened: unix seconds or ISO 8601 (default now). "
                                                  "At most 7 days old, not in the future.")
-    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two deduplicate.")
+    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two "
+                                 "deduplicate, e.g. the order number. Without one, an id is derived from the event's content "
+                                 "(name, time if given, hashed customer data, custom_data, source, URL): the same event sent "
+                                 "again counts once. Give event_time or event_id to count two identical events apart.")
     event_source_url: str | None = Field(None, max_length=2000, description="The page URL where it happened (website events).")
     action_source: ActionSourceName = Field("website", description="Where the conversion happened.")
     user_data: dict[str, Any] = Field(..., description="Customer information, raw or SHA-256 hashed: em, ph, fn, ln, db, ge, ct, st, "
@@ -1272,15 +1528,43 @@ def prepare_event(event: ServerEvent, index: int, now: float) -> dict[str, Any]:
                               fix="Add the browser's user agent as user_data.client_user_agent (Facebook requires it for website events)",
                               blame_field=f"{where}.user_data.client_user_agent")
     body: dict[str, Any] = {"event_name": name, "event_time": ts, "action_source": event.action_source, "user_data": user_data}
-    if event.event_id:
-        body["event_id"] = event.event_id
     if event.event_source_url:
         body["event_source_url"] = event.event_source_url
     if event.opt_out is not None:
         body["opt_out"] = event.opt_out
     if event.custom_data:
         body["custom_data"] = _custom_data(event.custom_data, f"{where}.custom_data", name)
+    body["event_id"] = event.event_id or derived_event_id(body, timed=event.event_time is not None)
     return body
+
+
+# Meta counts a server event once: "If we find a match between events sent within 48 hours of each other, we only
+# consider the first one", matching on event_name and event_id (Conversions API "Server Event Parameters", event_name
+# and event_id; "Handling Duplicate Pixel and Conversions API Events", developers.facebook.com/docs/marketing-api/
+# conversions-api/deduplicate-pixel-and-server-events, Graph API v25.0). So every event we send carries an event_id:
+# the caller's, or this one, derived from what identifies the event, so that sending it again (after an answer was
+# lost) is dropped as a duplicate instead of counted twice.
+DERIVED_EVENT_ID_PREFIX = "am1-"  # "am": Ad Monster; "1": the derivation below (change it only with a new prefix)
+
+
+def derived_event_id(body: dict[str, Any], *, timed: bool) -> str:
+    """The id of an event the caller gave none: "am1-" and 32 hex digits of a SHA-256 over the event's identity.
+
+    The identity is the event_name, the event_time when the caller gave one (a time filled in with "now" would differ
+    on every re-send), the action_source, the event_source_url, the user_data with every value SHA-256 hashed (the
+    normalized, already hashed fields as they are; the plain ones such as the IP address hashed here, so no personal
+    data enters the id in the clear) and sorted, and the custom_data, all as canonical JSON (sorted keys). opt_out and
+    test codes are not part of it: they say how to use an event, not which event it is."""
+    user: dict[str, list[str]] = {}
+    for field, value in body["user_data"].items():
+        values = value if isinstance(value, list) else [value]
+        user[field] = sorted(str(v) if field in HASHED_FIELDS else hashlib.sha256(str(v).encode()).hexdigest()
+                             for v in values)
+    identity = {"event_name": body["event_name"], "event_time": body["event_time"] if timed else None,
+                "action_source": body["action_source"], "event_source_url": body.get("event_source_url"),
+                "user_data": user, "custom_data": body.get("custom_data")}
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return DERIVED_EVENT_ID_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _custom_data(raw: dict[str, Any], where: str, name: str) -> dict[str, Any]:
@@ -1325,6 +1609,45 @@ def _event_summary(events: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class EventsRun:
+    """One send_events call as it goes: the prepared events, cut into requests of CAPI_BATCH, and what came back."""
+
+    pixel_id: str
+    bodies: list[dict[str, Any]]
+    test_event_code: str | None
+    derived_ids: int                      # events whose event_id was derived from their content
+    received: int = 0
+    answers: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+    @property
+    def batches(self) -> list[list[dict[str, Any]]]:
+        return [self.bodies[i:i + CAPI_BATCH] for i in range(0, len(self.bodies), CAPI_BATCH)]
+
+    def span(self, number: int) -> tuple[int, int]:
+        """events[first]–events[last] of request ``number`` (from 1)."""
+        first = (number - 1) * CAPI_BATCH
+        return first, min(len(self.bodies), first + CAPI_BATCH) - 1
+
+    def id_data(self) -> dict[str, Any]:
+        return {"event_ids_derived": self.derived_ids, "event_ids_given": len(self.bodies) - self.derived_ids,
+                "event_ids": [b["event_id"] for b in self.bodies[:EVENT_IDS_SHOWN]]}
+
+
+EVENT_IDS_SHOWN = 100  # the first event ids in a result's data (a call can hold 100,000 events)
+
+
+def event_ids_line(derived: int, total: int) -> str:
+    """How the events got their ids, in words (empty when the caller gave every one)."""
+    if not derived:
+        return ""
+    if derived == total:
+        return ("Each event got an id derived from its content (you gave none), so sending the same event again "
+                "counts it once.")
+    return (f"{derived} of the {total} events got an id derived from their content (they had no event_id), so sending "
+            "the same event again counts it once; the others carry yours.")
+
+
 @ops.op(OpKind.WRITE, example={"pixel_id": "1234567890123456", "events": [{
     "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
     "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
@@ -1333,56 +1656,94 @@ async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = (await ctx.now()).timestamp()
     bodies = [prepare_event(event, index, now) for index, event in enumerate(args.events)]
-    batches = [bodies[i:i + CAPI_BATCH] for i in range(0, len(bodies), CAPI_BATCH)]
+    run = EventsRun(pixel_id, bodies, args.test_event_code, derived_ids=sum(1 for e in args.events if not e.event_id))
+    batches = run.batches
     path = f"{pixel_id}/events"
     extra = {"test_event_code": args.test_event_code} if args.test_event_code else {}
     counts = _event_summary(bodies)
     shown_counts = ", ".join(f"{n} {name}" for name, n in counts.items())
 
     async def execute() -> OpResult:
-        received, answers = 0, []
         for number, batch in enumerate(batches, start=1):
-            first = (number - 1) * CAPI_BATCH
             try:
                 answer = await ctx.graph.post(path, {"data": batch, **extra})
             except FacebookError as error:
-                return _batch_failed(error, pixel_id, number, len(batches), first, len(batch), received, answers, len(bodies))
+                if is_ambiguous(error):
+                    raise events_outcome_unknown(error, run, number) from None
+                return _batch_failed(error, run, number)
             got = int(answer.get("events_received", 0) or 0)
-            received += got
-            answers.append({"batch": number, "events": len(batch), "events_received": got,
-                            "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
+            run.received += got
+            run.answers.append({"batch": number, "events": len(batch), "events_received": got,
+                                "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
         test = f" as test events (code {args.test_event_code})" if args.test_event_code else ""
         text = (f"Sent {len(bodies)} event(s) to pixel {pixel_id}{test} in {len(batches)} request(s): Facebook received "
-                f"{received} ({shown_counts}).")
-        if received != len(bodies):
-            text += f" {len(bodies) - received} were not counted as received."
-        return OpResult(text=text, data={"pixel_id": pixel_id, "events_sent": len(bodies), "events_received": received,
-                                         "requests": len(batches), "batches": answers, "event_counts": counts,
-                                         "test_event_code": args.test_event_code, "object_ids": [pixel_id]})
+                f"{run.received} ({shown_counts}).")
+        if run.received != len(bodies):
+            text += f" {len(bodies) - run.received} were not counted as received."
+        ids_line = event_ids_line(run.derived_ids, len(bodies))
+        return OpResult(text=f"{text}\n{ids_line}" if ids_line else text, data={
+            "pixel_id": pixel_id, "events_sent": len(bodies), "events_received": run.received, "requests": len(batches),
+            "batches": run.answers, "event_counts": counts, "test_event_code": args.test_event_code,
+            **run.id_data(), "object_ids": [pixel_id]})
 
-    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed>", **extra}) for b in batches]
+    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed, each with an event_id>", **extra})
+                for b in batches]
     return WritePlan(summary=f"send {len(bodies)} server event(s) ({shown_counts}) to pixel {pixel_id} in {len(batches)} request(s)",
                      ad_account_id=None, requests=requests,
                      changes=[Change(pixel_id, "pixel", pixel_id, "events_sent", None, len(bodies))], execute=execute)
 
 
-def _batch_failed(error: FacebookError, pixel_id: str, number: int, total: int, first: int, size: int, received: int,
-                  answers: list[dict[str, Any]], count: int) -> OpResult:
-    last = first + size - 1
+def _earlier_requests(run: EventsRun, number: int, total: int) -> tuple[str, str]:
+    """What became of the requests before and after request ``number``, in words."""
     done = "Request 1 was" if number == 2 else f"Requests 1–{number - 1} were"
-    before = f"{done} accepted ({received} events received)." if number > 1 else "Nothing was received."
+    before = f"{done} accepted ({run.received} events received)." if number > 1 else ""
     after = ("" if number == total else f" Request {total} was not sent." if number + 1 == total
              else f" Requests {number + 1}–{total} were not sent.")
+    return before, after
+
+
+def resend_command(run: EventsRun) -> str:
+    test = f', "test_event_code": "{run.test_event_code}"' if run.test_event_code else ""
+    return f'/tool send_events {{"pixel_id": "{run.pixel_id}"{test}, "events": [the same events]}}'
+
+
+def events_outcome_unknown(error: FacebookError, run: EventsRun, number: int) -> OutcomeUnknownError:
+    """Request ``number`` went out and its answer was lost: Facebook may have counted its events. Every event carries an
+    event_id, so the same call again is safe (Facebook drops the repeats); that is what the person is told."""
+    total = len(run.batches)
+    first, last = run.span(number)
+    size = last - first + 1
+    before, after = _earlier_requests(run, number, total)
+    message = (f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
+               f"{_plural(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
+               f"{before}{after}").strip()
+    fix = ("Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
+           f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}")
+    data = {"outcome": "unknown", "safe_to_resend": True, "pixel_id": run.pixel_id, "unknown_batch": number,
+            "batches_total": total, "unknown_events": [first, last], "events_sent": last + 1,
+            "events_received": run.received, "events_not_sent": len(run.bodies) - last - 1, "batches": run.answers,
+            "cause": error.to_text(), "fbtrace_id": error.fbtrace_id, "resend": {"op": "send_events", "same_arguments": True},
+            **run.id_data(), "object_ids": [run.pixel_id]}
+    return OutcomeUnknownError(message, fix=fix, http_status=error.http_status, code=error.code,
+                               error_subcode=error.error_subcode, fbtrace_id=error.fbtrace_id, data=data)
+
+
+def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult:
+    """Facebook refused request ``number`` with a clear error: none of its events were received."""
+    total = len(run.batches)
+    first, last = run.span(number)
+    before, after = _earlier_requests(run, number, total)
+    before = before or "Nothing was received."
     found = re.search(r"data\[(\d+)\]", f"{error.blame_field or ''} {error.user_message or ''} {error.message}")
     culprit = f" The bad event is events[{first + int(found.group(1))}] of your list." if found else ""
     reason = error.to_text().split(": ", 1)[-1]
     text = (f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
-            f"{pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
-            f"{size} events were received.{culprit} {before}{after} Facebook said: {reason}")
-    data = {**error.to_data(), "pixel_id": pixel_id, "failed_batch": number, "batches_total": total,
+            f"{run.pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
+            f"{last - first + 1} events were received.{culprit} {before}{after} Facebook said: {reason}")
+    data = {**error.to_data(), "pixel_id": run.pixel_id, "failed_batch": number, "batches_total": total,
             "failed_event_index": first + int(found.group(1)) if found else None,
-            "failed_events": [first, last], "events_sent": count, "events_received": received, "batches": answers,
-            "object_ids": [pixel_id]}
+            "failed_events": [first, last], "events_sent": len(run.bodies), "events_received": run.received,
+            "batches": run.answers, **run.id_data(), "object_ids": [run.pixel_id]}
     return OpResult(text=text, data=data, ok=False)
 
 

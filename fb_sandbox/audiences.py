@@ -21,7 +21,7 @@ from typing import Any
 
 from .clock import iso
 from .context import Ctx
-from .errors import GraphError, param_error
+from .errors import GraphError, param_error, unknown_field
 from .fields import parse_fields, select
 from .paging import paginate
 from .store import Obj
@@ -340,7 +340,7 @@ def _users(ctx: Ctx, mode: str) -> dict:
     if state is None:
         if mode == "replace" and session["batch_seq"] != 1:
             raise param_error("A replace session must start with batch_seq 1", field="session")
-        state = {"mode": mode, "received": 0, "invalid": 0, "seqs": [], "closed": False,
+        state = {"mode": mode, "received": 0, "invalid": 0, "seqs": [], "closed": False, "started": int(ctx.now),
                  "key": a["_members_key"] + (f":r{sid}" if mode == "replace" else "")}
     elif state["mode"] != mode:
         raise param_error(f"The session {sid} was started by another operation ({state['mode']})", field="session")
@@ -367,6 +367,46 @@ def _users(ctx: Ctx, mode: str) -> dict:
     ctx.store.update(a["id"], {**a, **changes, "_sessions": sessions}, now=ctx.now)
     return {"audience_id": a["id"], "session_id": session["session_id"], "num_received": len(rows),
             "num_invalid_entries": invalid, "invalid_entry_samples": samples}
+
+
+# ---- upload sessions: GET /{audience_id}/sessions
+#
+# Meta's reference "Custom Audience Sessions" (GET /v25.0/{custom-audience-id}/sessions; page updated 2019-05-18, so
+# it predates every version the sandbox serves): one parameter, session_id (int64), and the answer {"data": [...],
+# "paging": {}} of CustomAudienceSession nodes. "Custom Audience Session" lists their fields, all strings: end_time,
+# num_invalid_entries, num_matched, num_received ("Number of entries received in the current session"), progress,
+# session_id, stage, start_time; the SDK agrees (CustomAudienceSession.Field, CustomAudience.get_sessions with
+# session_id). The values follow the one live answer on record (facebook/facebook-java-business-sdk issue #492,
+# 2025-09): {"session_id":"653573199724136401","start_time":"1757326241","end_time":"0","num_received":"10000",
+# "num_matched":"-1","num_invalid_entries":"0","progress":"0","stage":"uploading"}, read after the last batch was
+# sent. No later stage is documented, so the sandbox never invents one: every session it holds reads like that answer
+# (its counts are the session's own).
+SESSION_FIELDS = ("session_id", "start_time", "end_time", "num_received", "num_matched", "num_invalid_entries",
+                  "progress", "stage")
+
+
+def list_sessions(ctx: Ctx) -> dict:
+    a = _load(ctx, ctx.match[0])
+    names = parse_fields(ctx.p.get("fields")) or list(SESSION_FIELDS)
+    for name in names:
+        if name not in SESSION_FIELDS:
+            raise unknown_field(name, "CustomAudienceSession")
+    wanted = None
+    if "session_id" in ctx.p:
+        wanted = ctx.p.int("session_id")
+        if wanted is None or wanted < 0:
+            raise param_error("Param session_id must be a non-negative integer", field="session_id")
+    sessions = [(int(sid), state) for sid, state in (a.get("_sessions") or {}).items()
+                if wanted is None or int(sid) == wanted]
+    sessions.sort(key=lambda item: item[1].get("started", 0), reverse=True)  # newest first
+    return {"data": [_render_session(sid, state, names) for sid, state in sessions], "paging": {}}
+
+
+def _render_session(session_id: int, state: dict, names: list[str]) -> dict:
+    values = {"session_id": str(session_id), "start_time": str(state.get("started", 0)), "end_time": "0",
+              "num_received": str(state["received"]), "num_matched": "-1", "num_invalid_entries": str(state["invalid"]),
+              "progress": "0", "stage": "uploading"}
+    return {name: values[name] for name in names}
 
 
 def _payload(ctx: Ctx) -> tuple[list[str], list]:

@@ -23,6 +23,9 @@ from .store import Obj
 MAX_EVENTS = 1000
 MAX_AGE = 7 * 86400
 MAX_FUTURE = 60
+# Meta: "If we find a match between events sent within 48 hours of each other, we only consider the first one", by
+# event_name and event_id (Conversions API "Server Event Parameters" and "Handling Duplicate Pixel and Conversions
+# API Events", Graph API v25.0 docs; see docs/graph_api_verified.md).
 DEDUP_WINDOW = 48 * 3600
 ACTION_SOURCES = {"website", "app", "email", "phone_call", "chat", "physical_store", "system_generated",
                   "business_messaging", "other"}

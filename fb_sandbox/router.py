@@ -50,6 +50,7 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("POST", r"(\d+)/users", audiences.add_users),
         ("DELETE", r"(\d+)/users", audiences.remove_users),
         ("POST", r"(\d+)/usersreplace", audiences.replace_users),
+        ("GET", r"(\d+)/sessions", audiences.list_sessions),
         ("GET", r"(act_\d+)/saved_audiences", audiences.list_saved),
         ("GET", r"(act_\d+)/ad_studies", studies.list_account_studies),
         ("GET", r"(\d+)/ad_studies", studies.list_studies),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 
@@ -26,7 +27,7 @@ from fb_audience import (
     pixel_stats,
     send_events,
 )
-from fb_utils import OpContext, ValidationError
+from fb_utils import OpContext, ValidationError, configure_logging
 from testkit import sandbox_clock
 
 
@@ -295,3 +296,148 @@ async def test_sent_events_leave_no_personal_data_in_the_audit_log(facebook):
     stored = json.dumps(entry.args, ensure_ascii=False).lower()
     assert "buyer0@example.com" not in stored and "zoë" not in stored and "berlin" not in stored
     assert "personal data withheld" in stored
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Replay safety: every event carries an event_id; a lost answer is "unknown", never "not received"
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def purchase(n: int, **extra) -> dict:
+    """A Purchase without an event_id (the product derives one), at the sandbox's now unless extra says when."""
+    body = {"event_name": "Purchase", "event_source_url": "https://shop.example.com/thanks",
+            "user_data": {"em": f"Buyer{n}@Example.com", "ph": "+1 650 555 0199", "client_user_agent": UA,
+                          "client_ip_address": "203.0.113.7"},
+            "custom_data": {"value": 99, "currency": "USD", "content_ids": [f"SKU-{n}"]}}
+    body.update(extra)
+    return body
+
+
+async def _purchases(ctx, pixel_id) -> int:
+    stats = await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))
+    return stats.data["totals"].get("Purchase", 0)
+
+
+async def _duplicates(graph, pixel_id) -> int:
+    return int((await graph.get(pixel_id, {"fields": "duplicate_entries"}))["duplicate_entries"])
+
+
+async def test_same_event_sent_twice_without_an_event_id_counts_once(ctx, pixel_id, graph, sandbox):
+    now = await _sandbox_now(sandbox)
+    base = await _purchases(ctx, pixel_id)
+    events = [purchase(1), purchase(2, event_time=now - 120)]  # one with no time given, one with
+    plan, first = await _send(ctx, pixel_id, events)
+    assert first.ok, first.text
+    assert "Each event got an id derived from its content" in first.text
+    assert first.data["event_ids_derived"] == 2 and first.data["event_ids_given"] == 0
+    ids = first.data["event_ids"]
+    assert len(set(ids)) == 2 and all(i.startswith("am1-") and len(i) == 36 for i in ids)
+    assert "each with an event_id" in plan.requests[0].describe()
+    await sandbox.control("POST", "clock", {"advance": 600})  # ten minutes later: same content, same ids
+    _, again = await _send(ctx, pixel_id, events)
+    assert again.ok and again.data["event_ids"] == ids
+    assert await _purchases(ctx, pixel_id) - base == 2
+    assert await _duplicates(graph, pixel_id) == 2
+    # Other content is another event: a different order, or the same one at another time the caller gave.
+    _, other = await _send(ctx, pixel_id, [purchase(3), purchase(2, event_time=now - 60)])
+    assert set(other.data["event_ids"]).isdisjoint(ids)
+    assert await _purchases(ctx, pixel_id) - base == 4
+
+
+async def test_given_event_ids_are_kept_and_mixed_ones_said_so(ctx, pixel_id):
+    _, result = await _send(ctx, pixel_id, [purchase(1, event_id="order-1001"), purchase(2)])
+    assert result.ok, result.text
+    assert result.data["event_ids"][0] == "order-1001" and result.data["event_ids"][1].startswith("am1-")
+    assert "1 of the 2 events got an id derived from their content" in result.text
+
+
+def test_derived_event_id_follows_the_normalized_content():
+    from fb_audience import ServerEvent, prepare_event
+
+    raw = purchase(1, event_time=1_700_000_000)
+    body = prepare_event(ServerEvent.model_validate(raw), 0, 1_700_000_100)
+    same = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_000, user_data={
+        "email": "  buyer1@example.COM", "phone": "16505550199", "client_user_agent": UA,
+        "client_ip_address": "203.0.113.7"})), 0, 1_700_000_100)
+    assert body["event_id"] == same["event_id"]  # the same person however written: the same event
+    moved = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_001)), 0, 1_700_000_100)
+    other_ip = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_000, user_data={
+        **raw["user_data"], "client_ip_address": "203.0.113.8"})), 0, 1_700_000_100)
+    assert len({body["event_id"], moved["event_id"], other_ip["event_id"]}) == 3
+
+
+async def test_lost_answer_is_unknown_and_resending_counts_the_purchase_once(facebook, sandbox, graph):
+    pixel_id = (await facebook.call("list_pixels")).data["pixels"][0]["id"]
+    ctx = OpContext(graph=graph, clock=sandbox_clock(sandbox))
+    base = await _purchases(ctx, pixel_id)
+    await sandbox.fault(kind="drop", when="after", method="POST", path=r"^\d+/events$", count=1)
+    lost = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(1)]})
+    assert not lost.ok
+    line = lost.text.splitlines()[0]
+    assert line.startswith("ERROR outcome_unknown: The answer to request 1 of 1 to pixel")
+    assert "was lost (the connection dropped): Facebook may have received them" in line
+    assert "Sending them again is safe" in line and "event_id" in line
+    assert f'/tool send_events {{"pixel_id": "{pixel_id}", "events": [the same events]}}' in line
+    assert "not received" not in lost.text and "none of those" not in lost.text and "Nothing was" not in lost.text
+    assert lost.data["outcome"] == "unknown" and lost.data["safe_to_resend"] is True
+    assert lost.data["error"] == "outcome_unknown" and lost.data["event_ids_derived"] == 1
+    assert await _purchases(ctx, pixel_id) - base == 1  # Facebook did count it: only its answer was lost
+    again = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(1)]})
+    assert again.ok, again.text
+    assert again.data["event_ids"] == lost.data["event_ids"]
+    assert await _purchases(ctx, pixel_id) - base == 1  # the $99 purchase is counted once
+
+
+async def test_answer_after_the_timeout_is_unknown_and_later_requests_wait(sandbox, demo_token, ctx, pixel_id):
+    from fb_utils import GraphClient, OutcomeUnknownError
+
+    short = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=2.0)
+    try:
+        quick = OpContext(graph=short, clock=sandbox_clock(sandbox))
+        await sandbox.fault(kind="timeout", when="after", method="POST", path=r"^\d+/events$", count=1, skip=1,
+                            delay_ms=4000)
+        plan = await send_events(quick, SendEventsArgs.model_validate(
+            {"pixel_id": pixel_id, "events": [event(n, name="Lead", custom_data=None) for n in range(2500)]}))
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await plan.execute()
+    finally:
+        await short.close()
+    text = caught.value.to_text()
+    assert "request 2 of 3" in text and "events[1000]–events[1999], 1,000 events" in text
+    assert "(the request timed out)" in text and "may have received them" in text
+    assert "Request 1 was accepted (1000 events received). Request 3 was not sent." in text
+    assert caught.value.data["outcome"] == "unknown" and caught.value.data["events_not_sent"] == 500
+    assert caught.value.data["events_received"] == 1000 and caught.value.data["unknown_events"] == [1000, 1999]
+
+
+async def test_refused_events_are_still_reported_not_received(ctx, pixel_id, sandbox):
+    await sandbox.fault(kind="error", method="POST", path=r"^\d+/events$", count=1, code=100, error_subcode=2804019,
+                        message="Invalid parameter", error_user_msg="Event 0 (user_data): invalid.")
+    _, result = await _send(ctx, pixel_id, [purchase(1)])
+    assert not result.ok and "none of those 1 events were received" in result.text
+    assert "Nothing was received." in result.text and "outcome" not in result.data
+
+
+async def test_no_personal_data_in_answers_errors_or_logs_of_lost_and_refused_sends(facebook, sandbox, store):
+    stream = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=stream)
+    try:
+        pixel_id = (await facebook.call("list_pixels")).data["pixels"][0]["id"]
+        await sandbox.fault(kind="drop", when="after", method="POST", path=r"^\d+/events$", count=1)
+        lost = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(7)]})
+        await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/events$", count=1)
+        failed = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(8)]})
+        await sandbox.fault(kind="error", method="POST", path=r"^\d+/events$", count=1)
+        refused = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(9)]})
+        sent = await facebook.call("send_events", {"pixel_id": pixel_id, "events": [purchase(10)]})
+    finally:
+        configure_logging()
+    assert not lost.ok and not failed.ok and not refused.ok and sent.ok
+    assert failed.data["outcome"] == "unknown" and "server error" in failed.text
+    entries = await store.list_audit(facebook.workspace.id, limit=20)
+    produced = stream.getvalue() + json.dumps([r.data for r in (lost, failed, refused, sent)], default=str)
+    produced += "".join(r.text for r in (lost, failed, refused, sent))
+    produced += json.dumps([vars(e) if hasattr(e, "__dict__") else e for e in entries], default=str)
+    assert stream.getvalue()
+    raw = [f"buyer{n}@example.com" for n in (7, 8, 9, 10)] + ["650 555 0199", "16505550199", "203.0.113.7"]
+    assert [v for v in raw if v in produced.lower()] == []

@@ -155,6 +155,52 @@ async def test_fault_fails_one_users_request_and_retry_succeeds(graph, sandbox):
     assert (await graph.post(f"{aid}/users", users_form("EMAIL", emails(50, 50), 11, 2, True))).status == 200
 
 
+async def test_upload_sessions_edge_shows_what_each_session_received(graph):
+    """GET /{audience_id}/sessions (Meta's "Custom Audience Sessions" reference): CustomAudienceSession nodes, every
+    value a string, shaped like the live answer in facebook-java-business-sdk issue #492; session_id picks one."""
+    aid = await new_list(graph)
+    assert (await graph.get(f"{aid}/sessions")).body == {"data": [], "paging": {}}
+    await graph.post(f"{aid}/users", users_form("EMAIL", emails(0, 30) + [["not-a-hash"]], 21, 1, False))
+    await graph.post(f"{aid}/users", users_form("EMAIL", emails(30, 20), 21, 2, True))
+    await graph.call("DELETE", f"{aid}/users", data=users_form("EMAIL", emails(0, 5), 22))
+    listed = (await graph.get(f"{aid}/sessions")).body["data"]
+    assert {s["session_id"] for s in listed} == {"21", "22"}
+    one = await graph.get(f"{aid}/sessions", session_id="21")
+    assert one.status == 200, one.body
+    assert one.body["data"] == [{"session_id": "21", "start_time": str(START), "end_time": "0", "num_received": "51",
+                                 "num_matched": "-1", "num_invalid_entries": "1", "progress": "0",
+                                 "stage": "uploading"}]
+    picked = (await graph.get(f"{aid}/sessions", session_id="22", fields="num_received,stage")).body["data"]
+    assert picked == [{"num_received": "5", "stage": "uploading"}]
+    assert (await graph.get(f"{aid}/sessions", session_id="23")).body["data"] == []
+    unknown = await graph.get(f"{aid}/sessions", fields="num_received,rows")
+    assert unknown.status == 400 and "(rows)" in unknown.error["message"]
+    assert (await graph.get(f"{aid}/sessions", session_id="x")).status == 400
+
+
+async def test_official_sdk_reads_upload_sessions(graph, sandbox, demo_token):
+    """The SDK's CustomAudience.get_sessions (every CustomAudienceSession field) works against the sandbox unchanged."""
+    import asyncio
+
+    from facebook_business.adobjects.customaudience import CustomAudience
+    from facebook_business.adobjects.customaudiencesession import CustomAudienceSession
+    from facebook_business.api import FacebookAdsApi
+
+    aid = await new_list(graph)
+    await graph.post(f"{aid}/users", users_form("EMAIL", emails(0, 12), 31))
+    fields = [v for k, v in vars(CustomAudienceSession.Field).items() if not k.startswith("_")]
+
+    def read() -> list[dict]:
+        api = FacebookAdsApi.init(demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"],
+                                  api_version="v26.0")
+        api._session.GRAPH = sandbox.url
+        return [s.export_all_data() for s in CustomAudience(aid).get_sessions(fields=fields, params={"session_id": 31})]
+
+    sessions = await asyncio.to_thread(read)
+    assert len(sessions) == 1 and set(sessions[0]) == set(fields)
+    assert sessions[0]["session_id"] == "31" and sessions[0]["num_received"] == "12"
+
+
 async def test_lookalike_duplicates_and_small_source_2654(graph):
     small = await new_list(graph, "Small")
     await fill(graph, small, 50)
