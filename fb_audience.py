@@ -38,6 +38,8 @@ from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import Field, field_validator, model_validator
 
 from fb_utils import (
+    lost_answer_cause,
+    DEFAULT_SETTLE_WINDOW,
     Change,
     EditedObject,
     FacebookError,
@@ -440,13 +442,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-def lost_answer_cause(error: FacebookError) -> str:
-    """Why an answer is missing, in a few words."""
-    if isinstance(error, NetworkError):
-        return "the request timed out" if error.data.get("reason") == "timeout" else "the connection dropped"
-    return "Facebook answered with a server error"
-
-
 @dataclass
 class UploadOutcome:
     read: int = 0
@@ -804,7 +799,6 @@ def _names_the_session(error: FacebookError) -> bool:
 # to a batch for a finished session) is checked the same way: Meta documents no text for it.
 
 SESSION_FIELDS = "session_id,num_received,num_invalid_entries,num_matched,stage,start_time,end_time"
-LATE_WRITE_SECONDS = 5.0  # a request our side gave up on (timeout, dropped connection) may still land this much later
 
 
 @dataclass
@@ -850,13 +844,14 @@ def _received(session: dict[str, Any] | None) -> int | None:
 
 async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadOutcome) -> SessionVerdict | None:
     """Which lost batches arrived, by the session's count, read while nothing else is in flight; None when the count
-    cannot tell. A batch lost to a timeout or a dropped connection is believed missing only when a second read,
-    LATE_WRITE_SECONDS later, still shows it missing."""
+    cannot tell. A batch lost to a timeout or a dropped connection is believed missing only when a second read, the
+    Graph client's settle window later (Facebook may finish a request after the client gave up), still shows it
+    missing."""
     lost = outcome.lost
     verdict = None
     for attempt in range(2):
         if attempt:
-            await asyncio.sleep(LATE_WRITE_SECONDS)
+            await asyncio.sleep(getattr(ctx.graph, "settle_window", DEFAULT_SETTLE_WINDOW))
         try:
             outcome.session = await read_upload_session(ctx, upload)
         except FacebookError as error:

@@ -1571,23 +1571,27 @@ class GraphClient:
             pause *= 2
 
 
-def _lost_how(error: FacebookError) -> str:
-    reason = (error.data or {}).get("reason")
-    if reason == "timeout":
+def lost_answer_cause(error: FacebookError) -> str:
+    """Why a write's answer is missing, in a few words for a person: no answer in time, a dropped connection, or a
+    server error that does not say whether it was done."""
+    data = error.data or {}
+    if data.get("lost_how"):
+        return str(data["lost_how"])
+    if data.get("reason") == "timeout":
         return "no answer came in time"
-    if reason == "connection":
+    if data.get("reason") == "connection":
         return "the connection dropped before the answer came"
-    return f"Facebook answered with an error that does not say whether it was done ({_one_line(error.message)})"
+    return f"Facebook answered with a server error that does not say whether it was done ({_one_line(error.message)})"
 
 
 def _outcome_unknown(method: str, path: str, error: FacebookError, what: str) -> OutcomeUnknownError:
     """A write whose answer was lost (after any allowed re-sends): not repeated, its outcome to be settled later."""
     return OutcomeUnknownError(
-        f"The answer to {method} {_loggable_path(path)} was lost: {_lost_how(error)}; {what}, and it was not sent again",
+        f"The answer to {method} {_loggable_path(path)} was lost: {lost_answer_cause(error)}; {what}, and it was not sent again",
         http_status=error.http_status,
         code=error.code,
         fbtrace_id=error.fbtrace_id,
-        data={**error.data, "create_outcome": "unknown", "write_outcome": "unknown"},
+        data={**error.data, "create_outcome": "unknown", "write_outcome": "unknown", "lost_how": lost_answer_cause(error)},
     )
 
 
