@@ -55,7 +55,7 @@ class Runtime:
             return await self._facebook_for(workspace)
 
     async def _facebook_for(self, workspace: Any) -> Facebook:
-        from fb_utils import GraphClient
+        from fb_utils import GraphClient, SingleFlightPolicy
         from fi_facebook import Facebook, record_wait
 
         token, kind = await self._token_for(workspace)
@@ -76,7 +76,8 @@ class Runtime:
             graph = GraphClient(token, app_secret=self.app.app_secret if self.app else self._live_app_secret(),
                                 base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait)
         facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
-                            on_disconnect=self._forget_session, clock=self.time_source)
+                            on_disconnect=self._forget_session, clock=self.time_source,
+                            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds))
         self._sessions[workspace.id] = (stamp, facebook)
         if graph is not None:
             await _default_selections(facebook)

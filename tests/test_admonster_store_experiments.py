@@ -43,7 +43,7 @@ async def test_a_version_6_database_gains_the_experiment_tables_and_keeps_its_da
         assert await old.schema_version() == 6
     monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
     async with await Store.open(db_path) as upgraded:
-        assert await upgraded.schema_version() == len(MIGRATIONS) == 7
+        assert await upgraded.schema_version() == len(MIGRATIONS) >= 7
         assert (await upgraded.get_alert_rule(workspace.id, rule.id)).name == "CPA"
         created = await add(upgraded, workspace.id)
         assert (await upgraded.get_experiment(workspace.id, created.id)).name == "Headline test"
