@@ -1501,17 +1501,14 @@ def ad_create_body(name: str, adset_id: str, creative_id: str, status: str, trac
     return body
 
 
-def ad_lookup(account_id: str, name: str, tag: str) -> CreateLookup:
-    return CreateLookup(list_path=f"{account_id}/ads", name=name, tag=tag, statuses=LOOKUP_AD_STATUSES)
-
-
 async def create_ad_object(ctx: OpContext, account_id: str, body: dict[str, Any], tag: str, *,
                            look_first: bool = False) -> dict[str, Any]:
     """POST act_x/ads with a client tag; a lost answer is recovered by the tag instead of creating the ad twice.
 
     ``look_first``: the tag may already be on an ad (a resumed launch step), which is then answered instead."""
-    return await ctx.graph.create(f"{account_id}/ads", {**body, "adlabels": [{"name": tag}]},
-                                  lookup=ad_lookup(account_id, body["name"], tag), look_first=look_first)
+    path = f"{account_id}/ads"
+    return await ctx.graph.create(path, {**body, "adlabels": [{"name": tag}]}, look_first=look_first,
+                                  lookup=CreateLookup(list_path=path, name=body["name"], tag=tag, statuses=LOOKUP_AD_STATUSES))
 
 
 def check_ad_parents(adset: dict[str, Any], creative: dict[str, Any]) -> str:
