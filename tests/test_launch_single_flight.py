@@ -103,6 +103,20 @@ async def test_a_lease_left_by_a_killed_process_expires_and_the_next_call_takes_
     assert await _counts(sandbox, "Taken over") == {"campaign": 1, "adset": 1, "adcreative": 1, "ad": 1}
 
 
+async def test_a_running_launch_renews_its_lease_so_a_slow_step_is_not_taken_over(facebook, sandbox, tmp_path):
+    """The lease lasts 1 s and the ad's create takes 2.5 s: renewed every third of a second, it stays with the first."""
+    args = launch_args(tmp_path, "Slow")
+    await sandbox.fault(kind="delay", method="POST", path=r"^act_\d+/ads$", delay_ms=2500)
+    sessions = [_session(facebook, lease_seconds=1, wait_seconds=30) for _ in range(2)]
+    first = asyncio.create_task(sessions[0].call("launch_campaign", args))
+    while not (launches := await facebook.store.list_launches(facebook.workspace.id)) or "creative:0" not in launches[0].steps:
+        await asyncio.sleep(0.05)
+    second = await sessions[1].call("launch_campaign", args)
+    assert (await first).ok and second.ok, second.text
+    assert _ids(second.data) == _ids((await first).data)
+    assert await _counts(sandbox, "Slow") == {"campaign": 1, "adset": 1, "adcreative": 1, "ad": 1}
+
+
 # -- a run killed between a create and its journal entry -------------------------------------------------------
 
 
