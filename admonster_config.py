@@ -130,6 +130,15 @@ class Settings(BaseSettings):
         None,
         description="IANA time zone for scheduled jobs (token_check runs daily at 03:00); default: this machine's.",
     )
+    launch_lease_seconds: float = Field(
+        30.0, ge=1, le=3600,
+        description="How long a running launch's lock lasts unless renewed (it is renewed every third of this): a launch "
+        "whose process was killed can be taken over this long after.",
+    )
+    launch_wait_seconds: float = Field(
+        120.0, ge=0, le=3600,
+        description="How long the same launch asked again while it runs waits for the first before saying it is still running.",
+    )
 
     @field_validator("home", "sandbox_db", mode="after")
     @classmethod

@@ -55,7 +55,7 @@ class Runtime:
             return await self._facebook_for(workspace)
 
     async def _facebook_for(self, workspace: Any) -> Facebook:
-        from fb_utils import GraphClient
+        from fb_utils import GraphClient, SingleFlightPolicy
         from fi_facebook import Facebook, record_wait
 
         token, kind = await self._token_for(workspace)
@@ -77,7 +77,8 @@ class Runtime:
                                 base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait,
                                 timeout=self.settings.graph_timeout, settle_window=self.settings.write_settle_seconds)
         facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
-                            on_disconnect=self._forget_session, clock=self.time_source)
+                            on_disconnect=self._forget_session, clock=self.time_source,
+                            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds))
         self._sessions[workspace.id] = (stamp, facebook)
         if graph is not None:
             await _default_selections(facebook)

@@ -329,6 +329,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_unsettled ON audit_log(workspace_id, outcome) WHERE outcome IN ('pending', 'unknown');
     ALTER TABLE confirmations ADD COLUMN changes_json TEXT NOT NULL DEFAULT '[]';
     """,
+    # 9: single-flight leases: a launch or an experiment runs in one request at a time, across processes sharing this
+    # file. A lease names its owner and expires unless renewed, so one left by a killed process frees itself shortly.
+    """
+    CREATE TABLE leases (
+        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, key)
+    );
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -404,6 +416,17 @@ class Launch:
     steps: dict[str, dict[str, Any]]
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may run the launch or experiment named `key` now: `owner` until `expires_at` (ISO-8601 UTC, milliseconds)."""
+
+    workspace_id: int
+    key: str
+    owner: str
+    claimed_at: str
+    expires_at: str
 
 
 @dataclass(frozen=True)
@@ -1566,6 +1589,44 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    # -- single-flight leases --------------------------------------------------------------------------------
+
+    async def claim_lease(self, workspace_id: int, key: str, owner: str, seconds: float) -> Lease:
+        """Take the lease on `key` for `owner` for `seconds` unless another owner holds one that has not expired.
+
+        One atomic statement, so two requests or two processes sharing this file never both get it. Returns the lease
+        as it stands afterwards: its `owner` says whether the claim won.
+        """
+        key, owner = _lease_names(key, owner)
+        now = self._now()
+        await self._write(
+            "INSERT INTO leases (workspace_id, key, owner, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (workspace_id, key) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, "
+            "expires_at = excluded.expires_at WHERE leases.expires_at <= excluded.claimed_at",
+            (workspace_id, key, owner, _lease_time(now), _lease_time(now + _lease_length(seconds))),
+            workspace_id,
+        )
+        row = await self._fetchone("SELECT * FROM leases WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+        assert row is not None
+        return _lease_from_row(row)
+
+    async def renew_lease(self, workspace_id: int, key: str, owner: str, seconds: float) -> bool:
+        """Push the lease's expiry `seconds` from now; False when `owner` no longer holds it (another took it over)."""
+        key, owner = _lease_names(key, owner)
+        cursor = await self._db.execute(
+            "UPDATE leases SET expires_at = ? WHERE workspace_id = ? AND key = ? AND owner = ?",
+            (_lease_time(self._now() + _lease_length(seconds)), workspace_id, key, owner),
+        )
+        return cursor.rowcount == 1
+
+    async def release_lease(self, workspace_id: int, key: str, owner: str) -> bool:
+        """Give the lease up (only its owner can); False when `owner` did not hold it."""
+        key, owner = _lease_names(key, owner)
+        cursor = await self._db.execute(
+            "DELETE FROM leases WHERE workspace_id = ? AND key = ? AND owner = ?", (workspace_id, key, owner)
+        )
+        return cursor.rowcount == 1
+
     # -- alert rules and events ------------------------------------------------------------------------------
 
     async def add_alert_rule(
@@ -2028,6 +2089,29 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         tags=json.loads(row["tags_json"]),
         settled_at=row["settled_at"],
     )
+
+
+def _lease_names(key: str, owner: str) -> tuple[str, str]:
+    key, owner = str(key or "").strip(), str(owner or "").strip()
+    if not key or len(key) > 200 or not owner or len(owner) > 200:
+        raise InvalidArgument("Lease key and owner must be 1-200 characters. Fix: pass the launch key and a request id.")
+    return key, owner
+
+
+def _lease_length(seconds: float) -> timedelta:
+    if not 0 < float(seconds) <= 86400:
+        raise InvalidArgument(f"Lease length {seconds!r} is not 0-86400 seconds. Fix: pass e.g. 30.")
+    return timedelta(seconds=float(seconds))
+
+
+def _lease_time(moment: datetime) -> str:
+    """Lease times to the millisecond, in one format, so SQL compares them as text."""
+    return _as_utc(moment).isoformat(timespec="milliseconds")
+
+
+def _lease_from_row(row: aiosqlite.Row) -> Lease:
+    return Lease(workspace_id=row["workspace_id"], key=row["key"], owner=row["owner"], claimed_at=row["claimed_at"],
+                 expires_at=row["expires_at"])
 
 
 def _launch_from_row(row: aiosqlite.Row) -> Launch:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adcreative import AdCreative
 from facebook_business.adobjects.adpreview import AdPreview
+from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -43,6 +44,7 @@ from fb_utils import (
     GraphError,
     GraphRequest,
     LaunchRecord,
+    Lease,
     NetworkError,
     NotFoundError,
     OpArgs,
@@ -57,6 +59,7 @@ from fb_utils import (
     backoff_delay,
     check_object_id,
     fetch_public_url,
+    find_all_tagged,
     format_money,
     host_port,
     new_client_tag,
@@ -65,6 +68,7 @@ from fb_utils import (
     report_progress,
     safe_url,
     sdk_enum_values,
+    single_flight,
     update_plan,
 )
 
@@ -445,10 +449,13 @@ def _resume_offsets(error: FacebookError) -> tuple[int, int] | None:
 
 
 async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title: str | None = None,
-                            on_progress: Callable[[int, int], Any] | None = None, wait: bool = True,
-                            wait_seconds: float = VIDEO_WAIT_SECONDS) -> dict:
+                            description: str | None = None, on_progress: Callable[[int, int], Any] | None = None,
+                            wait: bool = True, wait_seconds: float = VIDEO_WAIT_SECONDS) -> dict:
     """Chunked upload (start / transfer / finish) streamed from disk in the chunks Facebook names, resuming from the
-    offsets it names after a failed chunk; then waits for processing unless ``wait`` is false. {"video_id", ...}"""
+    offsets it names after a failed chunk; then waits for processing unless ``wait`` is false. {"video_id", ...}
+
+    ``description`` is set with the title at the finish phase (a launch puts its step's tag there, to find the upload
+    again instead of repeating it)."""
     account_id = normalize_ad_account_id(account_id)
     video = check_video_file(path)
     edge = f"{account_id}/advideos"
@@ -482,8 +489,8 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
         chunks += 1
         offset, end = int(answer["start_offset"]), int(answer["end_offset"])
         await _tell(on_progress, label, min(offset, video.size), video.size)
-    await ctx.graph.post(edge, {"upload_phase": "finish", "upload_session_id": session_id, "title": title or video.name},
-                         idempotent=True)
+    await ctx.graph.post(edge, _drop_none({"upload_phase": "finish", "upload_session_id": session_id,
+                                           "title": title or video.name, "description": description}), idempotent=True)
     uploaded_s = time.monotonic() - started
     result = {"video_id": video_id, "id": video_id, "title": title or video.name, "size": video.size, "chunks": chunks,
               "resumed": resumed, "resumes": resumes, "upload_seconds": round(uploaded_s, 2), "status": "processing", "waited_seconds": 0.0}
@@ -492,6 +499,22 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
         result.update(status=status.get("video_status", "processing"), waited_seconds=round(waited, 1),
                       processing_progress=status.get("processing_progress"))
     return result
+
+
+VIDEO_LOOKUP_LIMIT = 200  # the newest videos of the account a launch looks through for its own finished upload
+
+
+async def find_finished_upload(ctx: OpContext, account_id: str, tag: str) -> str | None:
+    """The newest video of the account whose description carries ``tag`` and whose bytes all arrived (Facebook keeps a
+    finished upload; an unfinished session cannot be picked up again without its id), or None."""
+    videos = await ctx.graph.get_all(f"{normalize_ad_account_id(account_id)}/advideos", {"fields": "id,description,status"},
+                                     limit=VIDEO_LOOKUP_LIMIT)
+    for video in videos:
+        status = video.get("status") if isinstance(video.get("status"), dict) else {}
+        uploaded = (status.get("uploading_phase") or {}).get("status") == "complete"
+        if tag in str(video.get("description") or "") and uploaded and status.get("video_status") != "error":
+            return str(video["id"])
+    return None
 
 
 def _upload_stopped(video: VideoFile, offset: int, failures: int, error: FacebookError) -> FacebookError:
@@ -697,13 +720,17 @@ def _check_video_data(video_data: dict) -> None:
     _check_cta(video_data.get("call_to_action"), None, "video_data")
 
 
-async def create_creative_from_spec(ctx: OpContext, account_id: str, name: str, body: dict, *, tag: str | None = None) -> dict:
-    """POST act_x/adcreatives with ``body`` after the local checks; never created twice (client tag + lookup)."""
+async def create_creative_from_spec(ctx: OpContext, account_id: str, name: str, body: dict, *, tag: str | None = None,
+                                    look_first: bool = False) -> dict:
+    """POST act_x/adcreatives with ``body`` after the local checks; never created twice (client tag + lookup).
+
+    ``look_first``: the tag may already be on a creative (a resumed launch step), which is then answered instead."""
     account_id = normalize_ad_account_id(account_id)
     check_creative_locally(body)
     tag = tag or new_client_tag()
     path = f"{account_id}/adcreatives"
-    created = await ctx.graph.create(path, {"name": name, **body}, lookup=CreateLookup(list_path=path, name=name, tag=tag))
+    created = await ctx.graph.create(path, {"name": name, **body}, lookup=CreateLookup(list_path=path, name=name, tag=tag),
+                                     look_first=look_first)
     return {"id": str(created["id"]), "creative_id": str(created["id"]), "name": name, "recovered": bool(created.get("recovered")),
             "tag": tag}
 
@@ -1474,10 +1501,13 @@ def ad_create_body(name: str, adset_id: str, creative_id: str, status: str, trac
     return body
 
 
-async def create_ad_object(ctx: OpContext, account_id: str, body: dict[str, Any], tag: str) -> dict[str, Any]:
-    """POST act_x/ads with a client tag; a lost answer is recovered by the tag instead of creating the ad twice."""
+async def create_ad_object(ctx: OpContext, account_id: str, body: dict[str, Any], tag: str, *,
+                           look_first: bool = False) -> dict[str, Any]:
+    """POST act_x/ads with a client tag; a lost answer is recovered by the tag instead of creating the ad twice.
+
+    ``look_first``: the tag may already be on an ad (a resumed launch step), which is then answered instead."""
     path = f"{account_id}/ads"
-    return await ctx.graph.create(path, {**body, "adlabels": [{"name": tag}]},
+    return await ctx.graph.create(path, {**body, "adlabels": [{"name": tag}]}, look_first=look_first,
                                   lookup=CreateLookup(list_path=path, name=body["name"], tag=tag, statuses=LOOKUP_AD_STATUSES))
 
 
@@ -2080,6 +2110,40 @@ def step_tag(key: str, step: str) -> str:
     return "am-" + hashlib.sha256(f"{key}:{step}".encode()).hexdigest()[:16]
 
 
+def launch_lock(key: str) -> str:
+    """The single-flight lease of a launch in the store: one request at a time runs, resumes or rolls it back."""
+    return f"launch:{key}"
+
+
+def adset_name(args: LaunchCampaignArgs) -> str:
+    return args.adset.name or f"{args.campaign.name} · ad set"
+
+
+def creative_name(args: LaunchCampaignArgs, index: int) -> str:
+    spec = args.creatives[index]
+    return spec.name or f"{args.campaign.name} · {spec.kind.replace('_', ' ')} {index + 1}"
+
+
+def planned_ads(args: LaunchCampaignArgs) -> list[tuple[str, int]]:
+    """(ad name, creative index) of each ad: the ads asked for, or one per creative named after it."""
+    names = [creative_name(args, i) for i in range(len(args.creatives))]
+    by_name = {name: i for i, name in enumerate(names)} | {c.name: i for i, c in enumerate(args.creatives) if c.name}
+    wanted = args.ads or [LaunchAdSpec(creative=i) for i in range(len(args.creatives))]
+    ads = []
+    for ad in wanted:
+        index = int(ad.creative) if isinstance(ad.creative, int) or str(ad.creative).isdigit() else by_name[ad.creative]
+        ads.append((ad.name or names[index], index))
+    return ads
+
+
+def launch_objects(args: LaunchCampaignArgs) -> list[tuple[str, str, str]]:
+    """(step, kind, name) of every object a launch creates, in the order it creates them; each step's tag is on it."""
+    objects = [("campaign", "campaign", args.campaign.name), ("adset", "adset", adset_name(args))]
+    objects += [(f"creative:{i}", "creative", creative_name(args, i)) for i in range(len(args.creatives))]
+    objects += [(f"ad:{n}", "ad", name) for n, (name, _) in enumerate(planned_ads(args))]
+    return objects
+
+
 async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLaunch:
     """Every rule of every step checked, before the first write; raises the first refusal, naming its step."""
     if ctx.ops is None or ctx.journal is None:
@@ -2097,9 +2161,8 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
 
     targeting, placement_args, placement_notes = await _placements(ctx, args, bool(instagram_user_id))
     notes += placement_notes
-    adset_name = args.adset.name or f"{args.campaign.name} · ad set"
     adset_args = {**args.adset.model_dump(mode="json", exclude_none=True, exclude={"placements", "targeting", "name"}),
-                  "name": adset_name, "targeting": targeting, **placement_args, "status": "PAUSED", "ad_account_id": account_id}
+                  "name": adset_name(args), "targeting": targeting, **placement_args, "status": "PAUSED", "ad_account_id": account_id}
     try:
         adset_plan = await ctx.ops.plan("create_adset", {**adset_args, "campaign_id": PLANNED_CAMPAIGN_ID},
                                         objects={PLANNED_CAMPAIGN_ID: _planned_campaign(args, account)})
@@ -2114,7 +2177,7 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
                               campaign_args=campaign_args, adset_args=adset_args, creatives=creatives, ads=[], key="", request={},
                               notes=notes)
     for index, spec in enumerate(args.creatives):
-        name = spec.name or f"{args.campaign.name} · {spec.kind.replace('_', ' ')} {index + 1}"
+        name = creative_name(args, index)
         media = _creative_media(index, spec)
         for item in media.values():  # one file used twice is uploaded once
             first = next((m for c in creatives for m in c.media.values() if (m.kind, m.source) == (item.kind, item.source)), None)
@@ -2140,11 +2203,7 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
             except FacebookError as error:
                 raise _stopped_before_writing(f"image {item.field_name}", error) from None
 
-    by_name = {c.name: c.index for c in creatives} | {c.spec.name: c.index for c in creatives if c.spec.name}
-    wanted = args.ads or [LaunchAdSpec(creative=i) for i in range(len(creatives))]
-    for ad in wanted:
-        index = int(ad.creative) if isinstance(ad.creative, int) or str(ad.creative).isdigit() else by_name[ad.creative]
-        prepared.ads.append((ad.name or creatives[index].name, index))
+    prepared.ads = planned_ads(args)
 
     request = args.model_dump(mode="json", exclude_none=True)
     request.update(ad_account_id=account_id, page_id=page_id)
@@ -2237,12 +2296,19 @@ def step_words(step: str) -> str:
 
 
 class LaunchRun:
-    """Runs a prepared launch's steps in order, skipping the ones the journal holds as done."""
+    """Runs a prepared launch's steps in order, skipping the ones the journal holds as done.
 
-    def __init__(self, ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord) -> None:
+    It runs holding the launch's lease (``single_flight``). ``look_first``: a step not recorded as done may still have
+    made its object (a run killed between the create and the journal), so each create first looks for the step's tag;
+    only the first run of a launch just recorded skips that.
+    """
+
+    def __init__(self, ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, lease: Lease, *, look_first: bool) -> None:
         self.ctx = ctx
         self.prepared = prepared
         self.record = record
+        self.lease = lease
+        self.look_first = look_first
         self.lines: list[str] = []
 
     async def step(self, name: str, action: Any) -> dict[str, Any]:
@@ -2250,6 +2316,7 @@ class LaunchRun:
         if done:
             self.lines.append(f"  = {step_words(name)}: {done.get('object_id')} (done before)")
             return done
+        self.lease.ensure_held()
         try:
             object_id, data, line = await action()
         except FacebookError as error:
@@ -2292,7 +2359,7 @@ class LaunchRun:
             if not item.upload:
                 values[item.step] = item.source
                 continue
-            values[item.step] = (await self.step(item.step, lambda item=item: self._upload(item)))["object_id"]
+            values[item.step] = (await self.step(item.step, lambda item=item: self._upload(item, step_tag(prepared.key, item.step))))["object_id"]
 
         creative_ids: dict[int, str] = {}
         for creative in prepared.creatives:
@@ -2305,7 +2372,7 @@ class LaunchRun:
 
             async def make_ad(name: str = name, index: int = index, step: str = step) -> tuple[str, dict, str]:
                 body = ad_create_body(name, adset_id, creative_ids[index], "PAUSED")
-                created = await create_ad_object(ctx, account_id, body, step_tag(prepared.key, step))
+                created = await create_ad_object(ctx, account_id, body, step_tag(prepared.key, step), look_first=self.look_first)
                 return created["id"], {"name": name, "creative_id": creative_ids[index]}, f"ad {name} ({created['id']}) PAUSED" + (
                     " (recovered a lost answer)" if created.get("recovered") else "")
 
@@ -2323,11 +2390,15 @@ class LaunchRun:
         return {"campaign_id": campaign_id, "adset_id": adset_id, "creative_ids": [creative_ids[i] for i in sorted(creative_ids)],
                 "ad_ids": ad_ids, "uploads": {k: v for k, v in values.items()}}
 
-    async def _upload(self, item: Media) -> tuple[str, dict, str]:
+    async def _upload(self, item: Media, tag: str) -> tuple[str, dict, str]:
         account_id = self.prepared.account.id
-        if item.kind == "image":
+        if item.kind == "image":  # sent again on a resume: Facebook keeps an image once, under the md5 of its bytes
             uploaded = await upload_image_source(self.ctx, account_id, item.source)
             return uploaded["hash"], {"source": item.source, "hash": uploaded["hash"]}, f"image {Path(item.source).name} uploaded (hash {uploaded['hash']})"
+        found = await find_finished_upload(self.ctx, account_id, tag) if self.look_first else None
+        if found:
+            await wait_for_video(self.ctx, found)
+            return found, {"source": item.source, "video_id": found}, f"video {Path(item.source).name} found already uploaded ({found})"
         reported: list[int] = []
 
         def progress(sent: int, total: int) -> None:
@@ -2337,7 +2408,8 @@ class LaunchRun:
                 reported.append(quarter)
                 self.lines.append(f"    video {Path(item.source).name}: {quarter}% uploaded")
 
-        uploaded = await upload_video_file(self.ctx, account_id, item.source, title=Path(item.source).stem, on_progress=progress, wait=True)
+        uploaded = await upload_video_file(self.ctx, account_id, item.source, title=Path(item.source).stem,
+                                           description=f"Uploaded by Ad Monster ({tag})", on_progress=progress, wait=True)
         return uploaded["video_id"], {"source": item.source, "video_id": uploaded["video_id"]}, f"video {Path(item.source).name} uploaded ({uploaded['video_id']})"
 
     async def _creative(self, creative: PreparedCreative, step: str, values: dict[str, str]) -> tuple[str, dict, str]:
@@ -2346,7 +2418,7 @@ class LaunchRun:
             by_role["thumbnail_url"] = await MediaResolver(self.ctx, self.prepared.account.id).thumbnail(by_role["video"])
         body = build_creative_body(self.prepared, creative, by_role)
         created = await create_creative_from_spec(self.ctx, self.prepared.account.id, creative.name, body,
-                                                  tag=step_tag(self.prepared.key, step))
+                                                  tag=step_tag(self.prepared.key, step), look_first=self.look_first)
         recovered = " (recovered a lost answer)" if created.get("recovered") else ""
         return created["id"], {"name": creative.name, "kind": creative.spec.kind}, f"creative {creative.name} ({created['id']}, {creative.spec.kind}){recovered}"
 
@@ -2409,8 +2481,9 @@ def _outcome_of(record: LaunchRecord) -> dict[str, Any]:
             "creative_ids": ids("creative"), "ad_ids": ids("ad")}
 
 
-async def run_launch(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, head_verb: str) -> OpResult:
-    run = LaunchRun(ctx, prepared, record)
+async def run_launch(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, head_verb: str, lease: Lease, *,
+                     look_first: bool) -> OpResult:
+    run = LaunchRun(ctx, prepared, record, lease, look_first=look_first)
     try:
         outcome = await run.run()
     except StepFailed as failed:
@@ -2442,6 +2515,22 @@ def earlier_run_result(record: LaunchRecord) -> OpResult:
     return result
 
 
+def needs_activation(record: LaunchRecord, status: str) -> bool:
+    """A finished PAUSED launch asked again with status ACTIVE: its objects exist, switching them on is left."""
+    return record.status == "done" and status == "ACTIVE" and record.done("activate:campaign") is None
+
+
+async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) -> OpResult:
+    """Run (or continue) the launch holding its lease. A request that waited for another one running the same launch
+    reports that launch's objects (every step is done), creating nothing; one whose launch failed is told how to go on."""
+    async with single_flight(ctx.journal, launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
+        first_run = await ctx.journal.find(prepared.key) is None
+        record = await ctx.journal.start(prepared.key, prepared.request)
+        if record.status == "failed":
+            return earlier_run_result(record)
+        return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
+
+
 @ops.op(OpKind.SPEND, example={
     "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
     "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
@@ -2450,16 +2539,15 @@ def earlier_run_result(record: LaunchRecord) -> OpResult:
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
     earlier = await ctx.journal.find(prepared.key)
-    if earlier is not None and earlier.status == "done" and args.status == "ACTIVE" and earlier.done("activate:campaign") is None:
+    if earlier is not None and needs_activation(earlier, args.status):
         return activation_plan(ctx, prepared, earlier)
-    if earlier is not None and earlier.status != "rolled_back" and (earlier.status == "done" or created_objects(earlier) or earlier.failed_step()):
+    if earlier is not None and earlier.status in ("done", "failed"):
         return earlier_run_result(earlier)
+    # New, rolled back, or running: here or in another process now (then this one waits for it), or in a process that
+    # was killed (then this one takes over once its lease expires and continues from the last recorded step).
 
     async def execute() -> OpResult:
-        record = await ctx.journal.start(prepared.key, prepared.request)
-        if record.status == "done":
-            return earlier_run_result(record)
-        return await run_launch(ctx, prepared, record, "Launched")
+        return await launch_once(ctx, prepared, "Launched")
 
     summary = launch_summary(prepared)
     return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=prepared.requests,
@@ -2472,7 +2560,7 @@ def activation_plan(ctx: OpContext, prepared: PreparedLaunch, record: LaunchReco
     outcome = _outcome_of(record)
 
     async def execute() -> OpResult:
-        return await run_launch(ctx, prepared, record, "Activated")
+        return await launch_once(ctx, prepared, "Activated")
 
     changes = [Change(outcome["campaign_id"], "campaign", prepared.args.campaign.name, "status", "PAUSED", "ACTIVE"),
                Change(outcome["adset_id"], "adset", (record.done("adset") or {}).get("data", {}).get("name", ""), "status", "PAUSED", "ACTIVE")]
@@ -2493,7 +2581,9 @@ class ResumeLaunchArgs(LaunchIdArgs):
 
 
 class RollbackLaunchArgs(LaunchIdArgs):
-    """Undo a launch: deletes the ads, creatives, ad set and campaign it created (newest first); uploaded media stay."""
+    """Undo a launch: deletes the ads, creatives, ad set and campaign it created (ads first, the campaign last), also any
+    an interrupted run made without recording them (found by the launch's tags); objects already gone count as done;
+    uploaded media stay."""
 
 
 class GetLaunchArgs(LaunchIdArgs):
@@ -2545,9 +2635,13 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
     remaining = [c for c in prepared.changes if not _change_done(record, c)]
 
     async def execute() -> OpResult:
-        await ctx.journal.finish(record.id, "running")
-        fresh = await ctx.journal.get(record.id) or record
-        return await run_launch(ctx, prepared, fresh, "Resumed and finished")
+        async with single_flight(ctx.journal, launch_lock(record.key), f"launch #{record.id}") as lease:
+            current = await ctx.journal.get(record.id) or record
+            if current.status in ("done", "rolled_back"):  # another request finished or undid it while this one waited
+                return earlier_run_result(current) if current.status == "done" else rolled_back_result(current)
+            await ctx.journal.finish(record.id, "running")
+            current.status = "running"
+            return await run_launch(ctx, prepared, current, "Resumed and finished", lease, look_first=True)
 
     summary = f"resume launch #{record.id}: " + launch_summary(prepared)
     return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=prepared.requests, changes=remaining,
@@ -2565,41 +2659,108 @@ def _change_done(record: LaunchRecord, change: Change) -> bool:
     return record.done(step) is not None
 
 
+# Dependents first: Facebook refuses to delete a creative an ad uses, and an ad set's ads go with it.
+ROLLBACK_ORDER = ("ad", "creative", "adset", "campaign")
+CAMPAIGN_LIVE_STATUSES = tuple(s for s in sdk_enum_values(Campaign.EffectiveStatus) if s != "DELETED")
+ADSET_LIVE_STATUSES = tuple(s for s in sdk_enum_values(AdSet.EffectiveStatus) if s != "DELETED")
+TAGGED_EDGES = {"campaign": ("campaigns", CAMPAIGN_LIVE_STATUSES), "adset": ("adsets", ADSET_LIVE_STATUSES),
+                "creative": ("adcreatives", None), "ad": ("ads", LOOKUP_AD_STATUSES)}
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    kind: str            # ad, creative, adset, campaign
+    object_id: str
+    words: str           # "creative Summer · image 1 (120…)"
+    step: str | None     # its journal step; None for an object the journal never heard of (a run killed after the create)
+
+
+async def rollback_targets(ctx: OpContext, record: LaunchRecord) -> tuple[list[RollbackTarget], list[str]]:
+    """What a rollback deletes, in ROLLBACK_ORDER: the journal's objects, and every object carrying one of the launch's
+    step tags that the journal does not hold. Also the notes for the answer."""
+    targets = [RollbackTarget(step.split(":")[0], object_id, words, step) for step, object_id, words in created_objects(record)
+               if step.split(":")[0] in OBJECT_STEPS]
+    notes: list[str] = []
+    try:
+        args = LaunchCampaignArgs.model_validate(record.request)
+    except PydanticValidationError:
+        notes.append("objects outside the journal were not looked for: the launch's recorded request no longer validates")
+        args = None
+    known = {t.object_id for t in targets}
+    account = str(record.request.get("ad_account_id") or "")
+    for step, kind, name in launch_objects(args) if args is not None and account else []:
+        edge, statuses = TAGGED_EDGES[kind]
+        lookup = CreateLookup(f"{normalize_ad_account_id(account)}/{edge}", name, step_tag(record.key, step), statuses)
+        for object_id in await find_all_tagged(ctx.graph, lookup):
+            if object_id not in known:
+                known.add(object_id)
+                targets.append(RollbackTarget(kind, object_id, f"{step_words(step)} {name} ({object_id})", None))
+    targets.sort(key=lambda t: ROLLBACK_ORDER.index(t.kind))
+    return targets, notes
+
+
+async def delete_unless_gone(ctx: OpContext, object_id: str) -> bool:
+    """Delete the object; False when it was already gone (not found, or already DELETED), which counts as done."""
+    try:
+        current = await ctx.graph.get(object_id, {"fields": "id,status"})
+        if current.get("status") == "DELETED":
+            return False
+        await ctx.graph.delete(object_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+def rolled_back_result(record: LaunchRecord) -> OpResult:
+    return OpResult(text=f"Launch #{record.id} is already rolled back; nothing left to delete.",
+                    data={"launch_id": record.id, "status": "rolled_back", "deleted": [], "already_gone": []})
+
+
+async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[RollbackTarget], notes: list[str], lease: Lease) -> OpResult:
+    deleted: list[str] = []
+    gone: list[str] = []
+    lines = [f"Rolled back launch #{record.id}:"]
+    for target in targets:
+        lease.ensure_held()
+        try:
+            removed = await delete_unless_gone(ctx, target.object_id)
+        except FacebookError as error:
+            lines.append(f"  ✗ {target.words}: {error.to_text()}")
+            text = "\n".join([f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {target.words}: {error.message}. "
+                              f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."] + lines[1:])
+            return OpResult(text=text, ok=False, data={"launch_id": record.id, "deleted": deleted, "already_gone": gone,
+                                                       "failed": target.object_id, "error": error.to_data(), "object_ids": deleted})
+        if target.step:
+            await ctx.journal.step_deleted(record.id, target.step)
+        (deleted if removed else gone).append(target.object_id)
+        orphan = "" if target.step else " (made by an interrupted run, not in the journal)"
+        lines.append(f"  {'deleted' if removed else 'already gone:'} {target.words}{orphan}")
+    await ctx.journal.finish(record.id, "rolled_back")
+    if not targets:
+        lines.append("  nothing had been created")
+    uploads = [w for s, _, w in created_objects(record) if s.split(":")[0] in ("image", "video")]
+    if uploads:
+        lines.append("Uploaded media stay in the ad account's library (Facebook keeps them; they cost nothing): " + "; ".join(uploads) + ".")
+    lines += [f"Note: {note}." for note in notes]
+    return OpResult(text="\n".join(lines), data={"launch_id": record.id, "status": "rolled_back", "deleted": deleted,
+                                                 "already_gone": gone, "orphans": [t.object_id for t in targets if not t.step],
+                                                 "kept_media": uploads, "object_ids": deleted})
+
+
 @ops.op(OpKind.WRITE, destructive=True, idempotent=True)
 async def rollback_launch(ctx: OpContext, args: RollbackLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "rolled_back":
-        return OpResult(text=f"Launch #{record.id} is already rolled back; nothing left to delete.",
-                        data={"launch_id": record.id, "status": "rolled_back", "deleted": []})
-    targets = [(step, object_id, words) for step, object_id, words in created_objects(record) if step.split(":")[0] in OBJECT_STEPS]
-    order = {"ad": 0, "creative": 1, "adset": 2, "campaign": 3}
-    targets.sort(key=lambda t: order[t[0].split(":")[0]])
-    uploads = [w for s, _, w in created_objects(record) if s.split(":")[0] in ("image", "video")]
+        return rolled_back_result(record)
+    targets, _ = await rollback_targets(ctx, record)
 
     async def execute() -> OpResult:
-        deleted, lines = [], [f"Rolled back launch #{record.id}:"]
-        for step, object_id, words in targets:
-            try:
-                await ctx.graph.delete(object_id)
-            except NotFoundError:
-                pass  # already gone: deleting twice ends the same
-            except FacebookError as error:
-                lines.append(f"  ✗ {words}: {error.to_text()}")
-                text = "\n".join([f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {words}: {error.message}. "
-                                  f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."] + lines[1:])
-                return OpResult(text=text, ok=False, data={"launch_id": record.id, "deleted": deleted, "failed": object_id,
-                                                           "error": error.to_data()})
-            await ctx.journal.step_deleted(record.id, step)
-            deleted.append(object_id)
-            lines.append(f"  deleted {words}")
-        await ctx.journal.finish(record.id, "rolled_back")
-        if not targets:
-            lines.append("  nothing had been created")
-        if uploads:
-            lines.append("Uploaded media stay in the ad account's library (Facebook keeps them; they cost nothing): " + "; ".join(uploads) + ".")
-        return OpResult(text="\n".join(lines), data={"launch_id": record.id, "status": "rolled_back", "deleted": deleted,
-                                                     "kept_media": uploads, "object_ids": deleted})
+        async with single_flight(ctx.journal, launch_lock(record.key), f"launch #{record.id}") as lease:
+            current = await ctx.journal.get(record.id) or record  # as it stands once no other request runs it
+            if current.status == "rolled_back":
+                return rolled_back_result(current)
+            return await roll_back(ctx, current, *await rollback_targets(ctx, current), lease)
 
-    changes = [Change(object_id, step.split(":")[0], words, "status", None, "DELETED") for step, object_id, words in targets]
+    changes = [Change(t.object_id, t.kind, t.words, "status", None, "DELETED") for t in targets]
     return WritePlan(summary=f"roll back launch #{record.id}: delete {len(targets)} object(s)", ad_account_id=None,
-                     requests=[GraphRequest("DELETE", object_id) for _, object_id, _ in targets], changes=changes, execute=execute)
+                     requests=[GraphRequest("DELETE", t.object_id) for t in targets], changes=changes, execute=execute)

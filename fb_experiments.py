@@ -48,6 +48,7 @@ from fb_utils import (
     get_logger,
     output_folder,
     scaled_budget,
+    single_flight,
 )
 
 ops = OpSet("fb_experiments")
@@ -1036,6 +1037,31 @@ def underpowered_reason(sizing: Sizing, days: int, budget: int, currency: str) -
             f"(the plan wants {want}): {fix}")
 
 
+def launched_before(existing: ExperimentRecord) -> OpResult:
+    """The answer to a plan launched again (one after the other, or at the same time): the experiment it made."""
+    return OpResult(text=(f"Experiment #{existing.id} {existing.name} was launched from this plan on "
+                          f"{existing.started_at[:10]}: nothing was created again. experiment_status with "
+                          f"experiment_id={existing.id} shows how it is going."),
+                    data={"experiment_id": existing.id, "already_launched": True, "status": existing.status,
+                          "variants": existing.variants})
+
+
+def experiment_lock(key: str) -> str:
+    """The single-flight lease of one plan in the store: one request at a time builds or switches on its experiment."""
+    return f"experiment:{key}"
+
+
+async def save_experiment(records: ExperimentRecords, record: ExperimentRecord) -> tuple[ExperimentRecord, bool]:
+    """The experiment saved, and True; or the one the store already holds for its plan (it refuses a second), and False."""
+    try:
+        return await records.add_experiment(record), True
+    except ValidationError:
+        existing = await records.find_experiment(record.key)
+        if existing is None:
+            raise
+        return existing, False
+
+
 @ops.op(OpKind.SPEND, example={"plan_file": "experiments/creative-test.yaml"})
 async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> WritePlan | OpResult:
     records = _experiments(ctx)
@@ -1044,10 +1070,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
     if existing is not None and args.status == "ACTIVE" and existing.plan.get("status") == "PAUSED" and existing.status == "running":
         return await _activation_plan(ctx, args, existing)
     if existing is not None:
-        return OpResult(text=(f"Experiment #{existing.id} {existing.name} was launched from this plan on "
-                              f"{existing.started_at[:10]}: nothing was created again. experiment_status with "
-                              f"experiment_id={existing.id} shows how it is going."),
-                        data={"experiment_id": existing.id, "already_launched": True, "status": existing.status})
+        return launched_before(existing)
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
     business_id = await _business_of(ctx, account_id) if args.split_test != "no" else None
@@ -1089,6 +1112,11 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                                                                           "cells": f"<{len(args.variants)} cells, one campaign each>"}))
 
     async def execute() -> OpResult:
+        async with single_flight(ctx.journal, experiment_lock(key), f"launch of experiment {args.name}"):
+            existing = await records.find_experiment(key)  # made by the same plan sent at the same time
+            return launched_before(existing) if existing is not None else await build()
+
+    async def build() -> OpResult:
         outcomes = []
         for variant, plan in zip(args.variants, plans):
             result = await _run_variant(plan)
@@ -1107,11 +1135,13 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                      "adset_id": str(o.data["adset_id"]), "ad_ids": [str(a) for a in o.data.get("ad_ids") or []],
                      "daily_budget": b, "state": "running", "reason": "", "changed_at": _iso(start)}
                     for v, o, b in zip(args.variants, outcomes, budgets)]
-        record = await records.add_experiment(ExperimentRecord(
+        record, saved = await save_experiment(records, ExperimentRecord(
             id=0, key=key, name=args.name, status="running",
             plan={**args.model_dump(mode="json", exclude={"plan_file"}), "sizing": sizing_data(sizing) if sizing else None},
             ad_account_id=account_id, currency=account.currency, variants=variants, started_at=_iso(start),
             ends_at=_iso(end), study_id=study_id))
+        if not saved:
+            return launched_before(record)
         await records.add_experiment_event(record.id, "launched", {"variants": variants, "study_id": study_id,
                                                                    "status": args.status}, start)
         lines = [f"Launched experiment #{record.id} {args.name}: {len(variants)} variants {how}, until {_when(record.ends_at)}."]
@@ -1138,6 +1168,16 @@ async def _activation_plan(ctx: OpContext, args: LaunchExperimentArgs, record: E
     plans = [await ctx.ops.plan("launch_campaign", launch) for launch in launches]
 
     async def execute() -> OpResult:
+        async with single_flight(ctx.journal, experiment_lock(record.key), f"activation of experiment {record.name}"):
+            current = await records.get_experiment(record.id) or record
+            if current.plan.get("status") == "ACTIVE":  # switched on by the same request sent at the same time
+                return OpResult(text=f"Experiment #{current.id} {current.name} is already ACTIVE (since {current.started_at[:16]} "
+                                     f"UTC): nothing was switched twice.",
+                                data={"experiment_id": current.id, "activated": True, "already_active": True,
+                                      "ends_at": current.ends_at, "object_ids": []})
+            return await activate()
+
+    async def activate() -> OpResult:
         for variant, plan in zip(args.variants, plans):
             result = await _run_variant(plan)
             if not result.ok:

@@ -12,6 +12,7 @@ Error tree (one function, ``error_from_response``, turns a Graph answer into one
     ├── NetworkError                  kind=network: connection failed, timed out or the answer was lost
     │   ├── OutcomeUnknownError       kind=outcome_unknown: a write was sent, its answer lost, and it was not repeated
     │   └── ClientClosedError         the GraphClient was used after close()
+    ├── BusyError                     kind=busy: the same launch is running in another request; nothing was sent
     └── ConfirmationRequired          kind=confirmation_required: the safety gate wants a confirmation id
 
 Nothing outside ``error_from_response`` reads error JSON; ``ERROR_RULES`` maps every Graph code/subcode we know
@@ -25,6 +26,7 @@ money in minor units; the op contract; ids and tags.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -33,6 +35,7 @@ import json
 import logging
 import math
 import os
+import platform
 import random
 import re
 import sys
@@ -197,6 +200,14 @@ class ClientClosedError(NetworkError):
     """The GraphClient was used after ``close()``; a closed client cannot be reopened."""
 
     default_fix = "Open a new GraphClient; a closed client cannot be reused."
+
+
+class BusyError(FacebookError):
+    """The same launch (or experiment) is running in another request, here or in another process; nothing was sent."""
+
+    kind = "busy"
+    default_fix = ("Ask again in a minute with the same request: once the running one has finished it reports what that "
+                   "built, and creates nothing twice")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1540,9 +1551,7 @@ class GraphClient:
 
     async def find_tagged(self, lookup: CreateLookup) -> str | None:
         """The id of an object named ``lookup.name`` carrying the ad label ``lookup.tag``, or None."""
-        params = {"fields": "id,name,adlabels", "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
-                  "effective_status": list(lookup.statuses or LOOKUP_STATUSES)}
-        for candidate in await self.get_all(lookup.list_path, params, limit=LOOKUP_LIMIT):
+        for candidate in await self.get_all(lookup.list_path, tag_lookup_params(lookup), limit=LOOKUP_LIMIT):
             if lookup.tag in _label_names(candidate.get("adlabels")):
                 return str(candidate.get("id"))
         return None
@@ -1569,6 +1578,19 @@ class GraphClient:
             await self._sleep(min(pause, remaining))
             waited += min(pause, remaining)
             pause *= 2
+
+
+def tag_lookup_params(lookup: CreateLookup) -> dict[str, Any]:
+    """The list query that finds objects named ``lookup.name`` in the statuses a tagged object may have."""
+    return {"fields": "id,name,adlabels", "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
+            "effective_status": list(lookup.statuses or LOOKUP_STATUSES)}
+
+
+async def find_all_tagged(graph: "GraphClient", lookup: CreateLookup) -> list[str]:
+    """The ids of every object named ``lookup.name`` carrying the ad label ``lookup.tag`` (a lost answer, or a process
+    killed between a create and its record, can have left more than one), oldest first as Facebook lists newest first."""
+    found = await graph.get_all(lookup.list_path, tag_lookup_params(lookup), limit=LOOKUP_LIMIT)
+    return [str(c["id"]) for c in reversed(found) if lookup.tag in _label_names(c.get("adlabels"))]
 
 
 def lost_answer_cause(error: FacebookError) -> str:
@@ -2364,6 +2386,103 @@ class LaunchJournal(Protocol):
     async def finish(self, launch_id: int, status: str) -> None: ...
 
     async def get(self, launch_id: int) -> LaunchRecord | None: ...
+
+    # Single flight: a lease on a key in the store, so one launch (or experiment) runs in one request at a time.
+    policy: "SingleFlightPolicy"
+
+    async def claim(self, key: str, owner: str) -> "LeaseHolder":
+        """Take ``key``'s lease for ``owner`` unless another owner holds it unexpired; who holds it afterwards."""
+        ...
+
+    async def renew(self, key: str, owner: str) -> bool:
+        """Extend ``owner``'s lease; False when it lost it (it expired and another request took it over)."""
+        ...
+
+    async def release(self, key: str, owner: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class SingleFlightPolicy:
+    """How long a lease lasts unless renewed (a killed process's lease frees itself after at most this), how often a
+    running launch renews it, and how long a second request for the same launch waits for the first."""
+
+    lease_seconds: float = 30.0
+    wait_seconds: float = 120.0
+
+    @property
+    def renew_every(self) -> float:
+        return self.lease_seconds / 3
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    owner: str
+    claimed_at: str   # ISO-8601 UTC
+    expires_at: str
+
+
+LEASE_PROCESS = f"process {os.getpid()} on {platform.node() or 'this machine'}"
+
+
+class Lease:
+    """One request's hold on a key: taken by ``single_flight``, renewed in the background, checked before each write."""
+
+    def __init__(self, journal: LaunchJournal, key: str, what: str) -> None:
+        self.journal = journal
+        self.key = key
+        self.what = what
+        self.owner = f"{LEASE_PROCESS} ({uuid.uuid4().hex[:8]})"
+        self.lost = False
+
+    async def acquire(self) -> None:
+        """Claim the lease, waiting (with growing pauses) while another request holds it, up to the policy's wait."""
+        deadline = time.monotonic() + self.journal.policy.wait_seconds
+        pause = 0.05
+        while True:
+            holder = await self.journal.claim(self.key, self.owner)
+            if holder.owner == self.owner:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BusyError(f"The {self.what} is still running in another request ({holder.owner}, since "
+                                f"{holder.claimed_at[11:19]} UTC); this one waited "
+                                f"{self.journal.policy.wait_seconds:g} s and sent nothing",
+                                retry_after=60.0, data={"lease_key": self.key, "lease_owner": holder.owner})
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
+
+    async def keep_renewed(self) -> None:
+        while not self.lost:
+            await asyncio.sleep(self.journal.policy.renew_every)
+            try:
+                self.lost = not await self.journal.renew(self.key, self.owner)
+            except Exception:  # noqa: BLE001  (the store is busy or gone: the lease runs on until its expiry)
+                log.warning("lease renewal failed", key=self.key, exc_info=True)
+
+    def ensure_held(self) -> None:
+        """Before a write: refuse when the lease was lost, since another request may be running the same steps now."""
+        if self.lost:
+            raise BusyError(f"The {self.what} stopped: its lease expired and another request took it over, so this one "
+                            "sends nothing more", data={"lease_key": self.key})
+
+
+@contextlib.asynccontextmanager
+async def single_flight(journal: LaunchJournal, key: str, what: str) -> AsyncIterator[Lease]:
+    """Run the block as the only holder of ``key`` in the store: the same key asked at the same time (in this process
+    or another sharing the store) waits for the first, up to the policy's wait, then raises BusyError naming the
+    holder. The lease is renewed while the block runs and released after it; a killed process's lease expires."""
+    lease = Lease(journal, key, what)
+    await lease.acquire()
+    renewing = asyncio.create_task(lease.keep_renewed())
+    try:
+        yield lease
+    finally:
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
+        try:
+            await journal.release(key, lease.owner)
+        except Exception:  # noqa: BLE001  (the lease then expires on its own)
+            log.warning("lease release failed", key=key, exc_info=True)
 
 
 @dataclass

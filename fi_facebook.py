@@ -48,6 +48,7 @@ from fb_utils import (
     GraphClient,
     GraphRequest,
     LaunchRecord,
+    LeaseHolder,
     OpContext,
     OpArgs,
     OpKind,
@@ -55,6 +56,7 @@ from fb_utils import (
     OpSet,
     OpSpec,
     OutcomeUnknownError,
+    SingleFlightPolicy,
     SnapshotRecord,
     SpendRecord,
     ValidationError,
@@ -1038,8 +1040,10 @@ class Facebook:
 
     def __init__(self, store: Any, graph: GraphClient | None, workspace: Any, registry: Registry = REGISTRY, *,
                  connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None,
-                 clock: Callable[[], Awaitable[datetime]] | None = None) -> None:
+                 clock: Callable[[], Awaitable[datetime]] | None = None,
+                 single_flight: SingleFlightPolicy = SingleFlightPolicy()) -> None:
         self.store = store
+        self.single_flight = single_flight  # the launch leases: how long one lasts, how long a second request waits
         self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
         self.workspace = workspace
@@ -1171,7 +1175,7 @@ class Facebook:
             graph=self.graph, workspace=self.workspace.name, interface=interface,
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
-            ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id),
+            ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id, self.single_flight),
             records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self), clock=self.now,
         )
 
@@ -1393,11 +1397,12 @@ class GatelessOpRunner:
 
 
 class StoreJournal:
-    """``ctx.journal``: the workspace's launches in the store (the launches table)."""
+    """``ctx.journal``: the workspace's launches in the store (the launches table) and their leases (the leases table)."""
 
-    def __init__(self, store: Any, workspace_id: int) -> None:
+    def __init__(self, store: Any, workspace_id: int, policy: SingleFlightPolicy = SingleFlightPolicy()) -> None:
         self._store = store
         self._workspace_id = workspace_id
+        self.policy = policy
 
     @staticmethod
     def _record(launch: Any) -> LaunchRecord | None:
@@ -1426,6 +1431,16 @@ class StoreJournal:
 
     async def get(self, launch_id: int) -> LaunchRecord | None:
         return self._record(await self._store.get_launch(self._workspace_id, launch_id))
+
+    async def claim(self, key: str, owner: str) -> LeaseHolder:
+        lease = await self._store.claim_lease(self._workspace_id, key, owner, self.policy.lease_seconds)
+        return LeaseHolder(owner=lease.owner, claimed_at=lease.claimed_at, expires_at=lease.expires_at)
+
+    async def renew(self, key: str, owner: str) -> bool:
+        return await self._store.renew_lease(self._workspace_id, key, owner, self.policy.lease_seconds)
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._store.release_lease(self._workspace_id, key, owner)
 
 
 class _WorkspaceRecords:

@@ -1,0 +1,65 @@
+"""Single-flight leases in the store (migration 9): one owner at a time per key, across connections to one file (as two
+processes sharing ADMONSTER_HOME have), taken over only once expired, renewed and released only by their owner."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from admonster_store import InvalidArgument, Store
+
+
+@pytest.fixture
+async def two_processes(tmp_path, clock):
+    """Two connections to one database file, as two processes sharing one home have; both read the test's clock."""
+    first = await Store.open(tmp_path / "admonster.db", key_file=tmp_path / "k", clock=clock)
+    second = await Store.open(tmp_path / "admonster.db", key_file=tmp_path / "k", clock=clock)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_lease_has_one_owner_until_it_expires(two_processes, clock):
+    first, second = two_processes
+    workspace = (await first.ensure_workspace("w")).id
+    held = await first.claim_lease(workspace, "launch:k", "A", 30)
+    assert held.owner == "A" and held.expires_at > held.claimed_at
+    refused = await second.claim_lease(workspace, "launch:k", "B", 30)
+    assert refused.owner == "A" and refused.claimed_at == held.claimed_at
+    assert (await second.claim_lease(workspace, "launch:other", "B", 30)).owner == "B"   # keys are independent
+
+    clock.advance(29)
+    assert await first.renew_lease(workspace, "launch:k", "A", 30)          # renewed: it now ends 30 s from here
+    clock.advance(29)
+    assert (await second.claim_lease(workspace, "launch:k", "B", 30)).owner == "A"
+    clock.advance(2)                                                        # A stopped renewing (killed): B takes over
+    assert (await second.claim_lease(workspace, "launch:k", "B", 30)).owner == "B"
+    assert not await first.renew_lease(workspace, "launch:k", "A", 30)      # A learns it lost the lease
+    assert not await first.release_lease(workspace, "launch:k", "A")        # and cannot free B's
+    assert (await first.claim_lease(workspace, "launch:k", "A", 30)).owner == "B"
+    assert await second.release_lease(workspace, "launch:k", "B")
+    assert (await first.claim_lease(workspace, "launch:k", "A", 30)).owner == "A"
+
+
+async def test_claims_at_the_same_moment_have_one_winner(two_processes):
+    first, second = two_processes
+    workspace = (await first.ensure_workspace("w")).id
+    claims = await asyncio.gather(*[(first if n % 2 else second).claim_lease(workspace, "launch:race", f"owner {n}", 30)
+                                    for n in range(10)])
+    winners = {lease.owner for lease in claims}
+    assert len(winners) == 1
+    assert sum(1 for n, lease in enumerate(claims) if lease.owner == f"owner {n}") == 1
+
+
+async def test_leases_belong_to_a_workspace_and_refuse_bad_values(two_processes):
+    first, _ = two_processes
+    one, two = (await first.ensure_workspace("one")).id, (await first.ensure_workspace("two")).id
+    assert (await first.claim_lease(one, "launch:k", "A", 30)).owner == "A"
+    assert (await first.claim_lease(two, "launch:k", "B", 30)).owner == "B"
+    for key, owner, seconds in (("", "A", 30), ("k", "", 30), ("k", "A", 0), ("k" * 201, "A", 30)):
+        with pytest.raises(InvalidArgument, match="Fix:"):
+            await first.claim_lease(one, key, owner, seconds)
+    with pytest.raises(InvalidArgument, match="create it with ensure_workspace"):
+        await first.claim_lease(999, "launch:k", "A", 30)
