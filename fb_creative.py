@@ -1932,6 +1932,7 @@ class PreparedLaunch:
     notes: list[str] = field(default_factory=list)
     requests: list[GraphRequest] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    planned: tuple[list[GraphRequest], list[GraphRequest]] = ([], [])  # the campaign's and the ad set's requests, untagged
 
     def media(self) -> list[Media]:
         seen: dict[str, Media] = {}
@@ -2211,7 +2212,8 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
     # The status is left out: the same launch asked again with status ACTIVE activates what the first one built.
     keyed = {k: v for k, v in request.items() if k != "status"}
     prepared.key = launch_key(account_id, {**keyed, "instagram_user_id": instagram_user_id}, fingerprints)
-    prepared.requests = _requests(prepared, campaign_plan, adset_plan)
+    prepared.planned = (list(getattr(campaign_plan, "requests", [])), list(getattr(adset_plan, "requests", [])))
+    prepared.requests = _requests(prepared)
     prepared.changes = _changes(prepared, campaign_plan, adset_plan)
     return prepared
 
@@ -2228,19 +2230,29 @@ async def _check_video_ready(ctx: OpContext, item: Media) -> None:
                        item.field_name, code=100, error_subcode=1885252)
 
 
-def _requests(prepared: PreparedLaunch, campaign_plan: Any, adset_plan: Any) -> list[GraphRequest]:
+def _step_tagged(request: GraphRequest, key: str, step: str) -> GraphRequest:
+    """The request as the step sends it: carrying the step's tag (the audit entry records it, reconcile looks for it)."""
+    return GraphRequest(request.method, request.path, {**request.params, "adlabels": [{"name": step_tag(key, step)}]})
+
+
+def _requests(prepared: PreparedLaunch) -> list[GraphRequest]:
+    """What the launch sends, each create with the tag its step sends (``prepared.key``'s): the gate audits these tags
+    before the first write, so `reconcile` finds what a killed run made. Called again when a resume takes the key over."""
     account_id = prepared.account.id
+    campaign_requests, adset_requests = prepared.planned
     requests: list[GraphRequest] = []
-    requests += getattr(campaign_plan, "requests", [])
-    requests += getattr(adset_plan, "requests", [])
+    requests += [_step_tagged(r, prepared.key, "campaign") if r.method == "POST" else r for r in campaign_requests]
+    requests += [_step_tagged(r, prepared.key, "adset") if r.method == "POST" else r for r in adset_requests]
     for item in prepared.media():
         if item.upload:
             edge = "adimages" if item.kind == "image" else "advideos"
             requests.append(GraphRequest("POST", f"{account_id}/{edge}", {"source": item.source}))
     for creative in prepared.creatives:
-        requests.append(GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}))
-    for name, index in prepared.ads:
-        requests.append(GraphRequest("POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")))
+        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}),
+                                     prepared.key, f"creative:{creative.index}"))
+    for number, (name, index) in enumerate(prepared.ads):
+        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")),
+                                     prepared.key, f"ad:{number}"))
     if prepared.args.status == "ACTIVE":
         requests += [GraphRequest("POST", f"<ad {n}>", {"status": "ACTIVE"}) for n, _ in prepared.ads]
         requests += [GraphRequest("POST", "<ad set>", {"status": "ACTIVE"}), GraphRequest("POST", "<campaign>", {"status": "ACTIVE"})]
@@ -2632,6 +2644,7 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
                               fix=f"rollback_launch with launch_id={record.id}, then launch again") from None
     prepared = await prepare_launch(ctx, launch_args)
     prepared.key = record.key  # tags of the remaining steps stay those of the first run
+    prepared.requests = _requests(prepared)
     remaining = [c for c in prepared.changes if not _change_done(record, c)]
 
     async def execute() -> OpResult:
