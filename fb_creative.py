@@ -37,6 +37,7 @@ from yarl import URL
 from fb_utils import (
     AccountInfo,
     Change,
+    DEFAULT_SETTLE_WINDOW,
     CreateLookup,
     EditedObject,
     FacebookError,
@@ -48,6 +49,7 @@ from fb_utils import (
     NetworkError,
     NotFoundError,
     OpArgs,
+    OutcomeUnknownError,
     OpContext,
     OpKind,
     OpResult,
@@ -2329,7 +2331,12 @@ class LaunchRun:
             self.lines.append(f"  = {step_words(name)}: {done.get('object_id')} (done before)")
             return done
         self.lease.ensure_held()
+        creates = name.split(":")[0] in OBJECT_STEPS
         try:
+            if creates:
+                await self._settle_interrupted(name, self.record.steps.get(name))
+                self.lease.ensure_held()
+                await self.ctx.journal.step_sending(self.record.id, name, {"sent_at": time.time()})
             object_id, data, line = await action()
         except FacebookError as error:
             await self.ctx.journal.step_failed(self.record.id, name, {**error.to_data(), "text": error.to_text()})
@@ -2344,6 +2351,27 @@ class LaunchRun:
         self.record.steps[name] = entry
         self.lines.append(f"  ✓ {line}")
         return entry
+
+    async def _settle_interrupted(self, name: str, entry: dict[str, Any] | None) -> None:
+        """A create an earlier run sent and never saw answered (its process was killed with the request on the wire, or
+        the answer was lost and the look for it failed) may still land: Facebook finishes requests the client gave up
+        on. So before this run sends it again, it looks for the step's tag until the settle window has passed since that
+        send (the create then finds the object instead of making a second). A look that fails stops the step, unsent."""
+        sent_at = _interrupted_send(entry)
+        if sent_at is None:
+            return
+        lookup = self._lookup(name)
+        deadline = sent_at + float(getattr(self.ctx.graph, "settle_window", DEFAULT_SETTLE_WINDOW))
+        pause = 0.25
+        while not await self.ctx.graph.find_tagged(lookup) and (left := deadline - time.time()) > 0:
+            self.lease.ensure_held()
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 4.0)
+
+    def _lookup(self, name: str) -> CreateLookup:
+        kind, object_name = next((k, n) for step, k, n in launch_objects(self.prepared.args) if step == name)
+        edge, statuses = TAGGED_EDGES[kind]
+        return CreateLookup(f"{self.prepared.account.id}/{edge}", object_name, step_tag(self.prepared.key, name), statuses)
 
     async def run(self) -> dict[str, Any]:
         ctx, prepared = self.ctx, self.prepared
@@ -2438,6 +2466,18 @@ class LaunchRun:
 # -- answers ----------------------------------------------------------------------------------------------------
 
 OBJECT_STEPS = ("campaign", "adset", "creative", "ad")
+
+
+def _interrupted_send(entry: dict[str, Any] | None) -> float | None:
+    """When (epoch seconds) an earlier run sent this step's create without learning whether it landed, else None: the
+    step is still marked sending (that run was killed), or it failed with its outcome unknown."""
+    if not entry:
+        return None
+    unknown = entry.get("status") == "failed" and (entry.get("error") or {}).get("error") == OutcomeUnknownError.kind
+    sent_at = (entry.get("data") or {}).get("sent_at")
+    if (entry.get("status") == "sending" or unknown) and isinstance(sent_at, (int, float)):
+        return float(sent_at)
+    return None
 
 
 def created_objects(record: LaunchRecord) -> list[tuple[str, str, str]]:

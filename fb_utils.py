@@ -2348,7 +2348,8 @@ class LaunchRecord:
     """One multi-step launch as the journal holds it: the request, its status and each step's outcome.
 
     ``steps`` maps a step name ("campaign", "adset", "image:0", "creative:0", "ad:0", "activate:campaign", …) to
-    ``{"status": "done"|"failed"|"deleted", "object_id", "data", "error"}``, in the order the steps ran.
+    ``{"status": "sending"|"done"|"failed"|"deleted", "object_id", "data", "error"}``, in the order the steps ran.
+    ``sending``: the step's create was about to go out (``data.sent_at``) and no answer was recorded: a run killed then.
     """
 
     id: int
@@ -2375,6 +2376,10 @@ class LaunchJournal(Protocol):
 
     async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
         """A new launch for ``key``, or the existing one (a rolled-back launch starts again empty)."""
+        ...
+
+    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
+        """Before a step's create goes out: a later run knows it may have landed (``data["sent_at"]``, epoch seconds)."""
         ...
 
     async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None: ...

@@ -1417,6 +1417,9 @@ class StoreJournal:
     async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
         return self._record(await self._store.start_launch(self._workspace_id, key, request))  # type: ignore[return-value]
 
+    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
+        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="sending", data=data)
+
     async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
         await self._store.record_launch_step(self._workspace_id, launch_id, step, status="done", object_id=object_id, data=data)
 
