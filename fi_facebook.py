@@ -1227,8 +1227,8 @@ class Facebook:
             raise ValidationError(f"Confirmation {confirmation_id} belongs to {known.op}, not {expected_op}",
                                   fix=f"Call {known.op} with this confirmation id, or /confirm {confirmation_id}")
         held = await self.store.take_confirmation(self.workspace.id, confirmation_id)
-        if held is None:
-            raise _confirmation_gone(confirmation_id, known)
+        if held is None:  # as it stands now: another request may have taken it since it was read above
+            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
         spec = self.registry.require(held.op)
         model = validate_args(spec, dict(held.args))
         return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True, previewed=held.changes)
@@ -1239,10 +1239,9 @@ class Facebook:
             raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /reject c-7f3a9b",
                                   blame_field="confirm")
         confirmation_id = confirmation_id.strip()
-        known = await self.store.get_confirmation(self.workspace.id, confirmation_id)
         rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
         if rejected is None:
-            raise _confirmation_gone(confirmation_id, known)
+            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
         return OpResult(text=f"Cancelled {rejected.id}: {rejected.op} will not run. Nothing was sent.",
                         data={"rejected": rejected.id, "op": rejected.op})
 
