@@ -2578,8 +2578,8 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
     async with single_flight(ctx.journal, launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
         first_run = await ctx.journal.find(prepared.key) is None
         record = await ctx.journal.start(prepared.key, prepared.request)
-        if record.status == "failed":
-            return earlier_run_result(record)
+        if record.status == "failed" or (record.status == "done" and not needs_activation(record, prepared.args.status)):
+            return earlier_run_result(record)  # another request ran it while this one waited: this one made nothing
         return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
 
 
