@@ -1210,7 +1210,7 @@ class GraphClient:
         if look_first and lookup is not None:
             existing = await self.find_tagged(lookup)
             if existing:
-                return {"id": existing, "recovered": True}
+                return {"id": existing, "recovered": True, "found_first": True}
         attempt = 0
         while True:
             await self.limiter.pace(account)
@@ -1578,6 +1578,16 @@ class GraphClient:
             await self._sleep(min(pause, remaining))
             waited += min(pause, remaining)
             pause *= 2
+
+
+def recovered_words(created: Mapping[str, Any]) -> str:
+    """How an answer says that a create found its object instead of making it: already there under the caller's client
+    tag (another request made it), or made by this request's first try, whose answer was lost."""
+    if created.get("found_first"):
+        return " (one carrying this client_tag already existed; found it instead of creating it twice)"
+    if created.get("recovered"):
+        return " (its first answer was lost; found it instead of creating it twice)"
+    return ""
 
 
 def tag_lookup_params(lookup: CreateLookup) -> dict[str, Any]:

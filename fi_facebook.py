@@ -65,6 +65,7 @@ from fb_utils import (
     get_logger,
     is_ambiguous,
     redact,
+    single_flight,
 )
 
 OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience, fb_experiments)
@@ -1255,7 +1256,7 @@ class Facebook:
             outcome="pending", tags=plan_tags(plan))
         token = _current_audit.set(audit_id)
         try:
-            result = await plan.execute()
+            result = await self._execute_once_per_client_tag(plan, arguments.get("client_tag"))
         except FacebookError as error:
             outcome = "unknown" if is_ambiguous(error) else "error"
             await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
@@ -1282,6 +1283,17 @@ class Facebook:
         if isinstance(result.data, dict):
             result.data.setdefault("audit_id", audit_id)
         return result
+
+
+    async def _execute_once_per_client_tag(self, plan: WritePlan, client_tag: Any) -> OpResult:
+        """A create carrying the caller's client_tag runs as the only one with that tag (a lease in the store, so across
+        requests and processes sharing it): the same create asked twice at once would otherwise have both look for the
+        tag, both find nothing and both create. The second runs after the first and finds its object."""
+        if not isinstance(client_tag, str) or not client_tag:
+            return await plan.execute()
+        journal = StoreJournal(self.store, self.workspace.id, self.single_flight)
+        async with single_flight(journal, f"client_tag:{client_tag}", f"create with client_tag {client_tag}"):
+            return await plan.execute()
 
 
 def _result_outcome(result: OpResult) -> str:
