@@ -24,7 +24,7 @@ SELECTION_KINDS = ("ad_account", "page", "instagram_account")
 AUDIT_OUTCOMES = ("ok", "error", "dry_run", "pending", "unknown")
 UNSETTLED_OUTCOMES = ("pending", "unknown")
 LAUNCH_STATUSES = ("running", "failed", "done", "rolled_back")
-STEP_STATUSES = ("done", "failed", "deleted")
+STEP_STATUSES = ("sending", "done", "failed", "deleted")  # sending: a create about to go out, its answer not recorded
 CONFIRM_POLICIES = ("always", "guardrails", "never")
 GUARDRAILS_KEY = "guardrails"
 DEFAULT_GUARDRAILS: dict[str, Any] = {
@@ -1557,7 +1557,8 @@ class Store:
         data: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> Launch:
-        """Record one step's outcome (done, failed or deleted); a failed step marks the launch failed."""
+        """Record one step's outcome (done, failed or deleted), or that its create is being sent; a failed step marks the
+        launch failed."""
         if status not in STEP_STATUSES:
             raise InvalidArgument(f"Step status {status!r} is not known. Fix: use one of {', '.join(STEP_STATUSES)}.")
         launch = await self.get_launch(workspace_id, launch_id)

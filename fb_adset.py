@@ -54,6 +54,7 @@ from fb_utils import (
     describe_change,
     format_money,
     new_client_tag,
+    recovered_words,
     sdk_enum_values,
     update_plan,
 )
@@ -2227,7 +2228,7 @@ async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
     async def execute() -> OpResult:
         created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
                                          look_first=bool(args.client_tag))
-        recovered = " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
+        recovered = recovered_words(created)
         text = (f"Created ad set {args.name} ({created['id']}) {args.status} in campaign {campaign.get('name')}{recovered}: "
                 f"{summary}. Next: add ads with a creative.")
         return OpResult(text=text, data={"id": created["id"], "adset_id": created["id"], "campaign_id": campaign["id"],

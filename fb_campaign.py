@@ -34,6 +34,7 @@ from fb_utils import (
     update_plan,
     format_money,
     new_client_tag,
+    recovered_words,
     sdk_enum_values,
 )
 
@@ -262,7 +263,7 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
     async def execute() -> OpResult:
         created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
                                          look_first=bool(args.client_tag))
-        recovered = " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
+        recovered = recovered_words(created)
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
                 f"{budget_text(data, account.currency)}{recovered}. Next: add an ad set with a budget and targeting.")
         return OpResult(text=text, data={"id": created["id"], "campaign_id": created["id"], "status": args.status,

@@ -37,6 +37,7 @@ from yarl import URL
 from fb_utils import (
     AccountInfo,
     Change,
+    DEFAULT_SETTLE_WINDOW,
     CreateLookup,
     EditedObject,
     FacebookError,
@@ -48,6 +49,7 @@ from fb_utils import (
     NetworkError,
     NotFoundError,
     OpArgs,
+    OutcomeUnknownError,
     OpContext,
     OpKind,
     OpResult,
@@ -1932,6 +1934,7 @@ class PreparedLaunch:
     notes: list[str] = field(default_factory=list)
     requests: list[GraphRequest] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    planned: tuple[list[GraphRequest], list[GraphRequest]] = ([], [])  # the campaign's and the ad set's requests, untagged
 
     def media(self) -> list[Media]:
         seen: dict[str, Media] = {}
@@ -2211,7 +2214,8 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
     # The status is left out: the same launch asked again with status ACTIVE activates what the first one built.
     keyed = {k: v for k, v in request.items() if k != "status"}
     prepared.key = launch_key(account_id, {**keyed, "instagram_user_id": instagram_user_id}, fingerprints)
-    prepared.requests = _requests(prepared, campaign_plan, adset_plan)
+    prepared.planned = (list(getattr(campaign_plan, "requests", [])), list(getattr(adset_plan, "requests", [])))
+    prepared.requests = _requests(prepared)
     prepared.changes = _changes(prepared, campaign_plan, adset_plan)
     return prepared
 
@@ -2228,19 +2232,29 @@ async def _check_video_ready(ctx: OpContext, item: Media) -> None:
                        item.field_name, code=100, error_subcode=1885252)
 
 
-def _requests(prepared: PreparedLaunch, campaign_plan: Any, adset_plan: Any) -> list[GraphRequest]:
+def _step_tagged(request: GraphRequest, key: str, step: str) -> GraphRequest:
+    """The request as the step sends it: carrying the step's tag (the audit entry records it, reconcile looks for it)."""
+    return GraphRequest(request.method, request.path, {**request.params, "adlabels": [{"name": step_tag(key, step)}]})
+
+
+def _requests(prepared: PreparedLaunch) -> list[GraphRequest]:
+    """What the launch sends, each create with the tag its step sends (``prepared.key``'s): the gate audits these tags
+    before the first write, so `reconcile` finds what a killed run made. Called again when a resume takes the key over."""
     account_id = prepared.account.id
+    campaign_requests, adset_requests = prepared.planned
     requests: list[GraphRequest] = []
-    requests += getattr(campaign_plan, "requests", [])
-    requests += getattr(adset_plan, "requests", [])
+    requests += [_step_tagged(r, prepared.key, "campaign") if r.method == "POST" else r for r in campaign_requests]
+    requests += [_step_tagged(r, prepared.key, "adset") if r.method == "POST" else r for r in adset_requests]
     for item in prepared.media():
         if item.upload:
             edge = "adimages" if item.kind == "image" else "advideos"
             requests.append(GraphRequest("POST", f"{account_id}/{edge}", {"source": item.source}))
     for creative in prepared.creatives:
-        requests.append(GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}))
-    for name, index in prepared.ads:
-        requests.append(GraphRequest("POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")))
+        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}),
+                                     prepared.key, f"creative:{creative.index}"))
+    for number, (name, index) in enumerate(prepared.ads):
+        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")),
+                                     prepared.key, f"ad:{number}"))
     if prepared.args.status == "ACTIVE":
         requests += [GraphRequest("POST", f"<ad {n}>", {"status": "ACTIVE"}) for n, _ in prepared.ads]
         requests += [GraphRequest("POST", "<ad set>", {"status": "ACTIVE"}), GraphRequest("POST", "<campaign>", {"status": "ACTIVE"})]
@@ -2317,7 +2331,12 @@ class LaunchRun:
             self.lines.append(f"  = {step_words(name)}: {done.get('object_id')} (done before)")
             return done
         self.lease.ensure_held()
+        creates = name.split(":")[0] in OBJECT_STEPS
         try:
+            if creates:
+                await self._settle_interrupted(name, self.record.steps.get(name))
+                self.lease.ensure_held()
+                await self.ctx.journal.step_sending(self.record.id, name, {"sent_at": time.time()})
             object_id, data, line = await action()
         except FacebookError as error:
             await self.ctx.journal.step_failed(self.record.id, name, {**error.to_data(), "text": error.to_text()})
@@ -2332,6 +2351,27 @@ class LaunchRun:
         self.record.steps[name] = entry
         self.lines.append(f"  ✓ {line}")
         return entry
+
+    async def _settle_interrupted(self, name: str, entry: dict[str, Any] | None) -> None:
+        """A create an earlier run sent and never saw answered (its process was killed with the request on the wire, or
+        the answer was lost and the look for it failed) may still land: Facebook finishes requests the client gave up
+        on. So before this run sends it again, it looks for the step's tag until the settle window has passed since that
+        send (the create then finds the object instead of making a second). A look that fails stops the step, unsent."""
+        sent_at = _interrupted_send(entry)
+        if sent_at is None:
+            return
+        lookup = self._lookup(name)
+        deadline = sent_at + float(getattr(self.ctx.graph, "settle_window", DEFAULT_SETTLE_WINDOW))
+        pause = 0.25
+        while not await self.ctx.graph.find_tagged(lookup) and (left := deadline - time.time()) > 0:
+            self.lease.ensure_held()
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 4.0)
+
+    def _lookup(self, name: str) -> CreateLookup:
+        kind, object_name = next((k, n) for step, k, n in launch_objects(self.prepared.args) if step == name)
+        edge, statuses = TAGGED_EDGES[kind]
+        return CreateLookup(f"{self.prepared.account.id}/{edge}", object_name, step_tag(self.prepared.key, name), statuses)
 
     async def run(self) -> dict[str, Any]:
         ctx, prepared = self.ctx, self.prepared
@@ -2426,6 +2466,18 @@ class LaunchRun:
 # -- answers ----------------------------------------------------------------------------------------------------
 
 OBJECT_STEPS = ("campaign", "adset", "creative", "ad")
+
+
+def _interrupted_send(entry: dict[str, Any] | None) -> float | None:
+    """When (epoch seconds) an earlier run sent this step's create without learning whether it landed, else None: the
+    step is still marked sending (that run was killed), or it failed with its outcome unknown."""
+    if not entry:
+        return None
+    unknown = entry.get("status") == "failed" and (entry.get("error") or {}).get("error") == OutcomeUnknownError.kind
+    sent_at = (entry.get("data") or {}).get("sent_at")
+    if (entry.get("status") == "sending" or unknown) and isinstance(sent_at, (int, float)):
+        return float(sent_at)
+    return None
 
 
 def created_objects(record: LaunchRecord) -> list[tuple[str, str, str]]:
@@ -2526,8 +2578,8 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
     async with single_flight(ctx.journal, launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
         first_run = await ctx.journal.find(prepared.key) is None
         record = await ctx.journal.start(prepared.key, prepared.request)
-        if record.status == "failed":
-            return earlier_run_result(record)
+        if record.status == "failed" or (record.status == "done" and not needs_activation(record, prepared.args.status)):
+            return earlier_run_result(record)  # another request ran it while this one waited: this one made nothing
         return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
 
 
@@ -2632,6 +2684,7 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
                               fix=f"rollback_launch with launch_id={record.id}, then launch again") from None
     prepared = await prepare_launch(ctx, launch_args)
     prepared.key = record.key  # tags of the remaining steps stay those of the first run
+    prepared.requests = _requests(prepared)
     remaining = [c for c in prepared.changes if not _change_done(record, c)]
 
     async def execute() -> OpResult:

@@ -1210,7 +1210,7 @@ class GraphClient:
         if look_first and lookup is not None:
             existing = await self.find_tagged(lookup)
             if existing:
-                return {"id": existing, "recovered": True}
+                return {"id": existing, "recovered": True, "found_first": True}
         attempt = 0
         while True:
             await self.limiter.pace(account)
@@ -1578,6 +1578,16 @@ class GraphClient:
             await self._sleep(min(pause, remaining))
             waited += min(pause, remaining)
             pause *= 2
+
+
+def recovered_words(created: Mapping[str, Any]) -> str:
+    """How an answer says that a create found its object instead of making it: already there under the caller's client
+    tag (another request made it), or made by this request's first try, whose answer was lost."""
+    if created.get("found_first"):
+        return " (one carrying this client_tag already existed; found it instead of creating it twice)"
+    if created.get("recovered"):
+        return " (its first answer was lost; found it instead of creating it twice)"
+    return ""
 
 
 def tag_lookup_params(lookup: CreateLookup) -> dict[str, Any]:
@@ -2348,7 +2358,8 @@ class LaunchRecord:
     """One multi-step launch as the journal holds it: the request, its status and each step's outcome.
 
     ``steps`` maps a step name ("campaign", "adset", "image:0", "creative:0", "ad:0", "activate:campaign", …) to
-    ``{"status": "done"|"failed"|"deleted", "object_id", "data", "error"}``, in the order the steps ran.
+    ``{"status": "sending"|"done"|"failed"|"deleted", "object_id", "data", "error"}``, in the order the steps ran.
+    ``sending``: the step's create was about to go out (``data.sent_at``) and no answer was recorded: a run killed then.
     """
 
     id: int
@@ -2375,6 +2386,10 @@ class LaunchJournal(Protocol):
 
     async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
         """A new launch for ``key``, or the existing one (a rolled-back launch starts again empty)."""
+        ...
+
+    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
+        """Before a step's create goes out: a later run knows it may have landed (``data["sent_at"]``, epoch seconds)."""
         ...
 
     async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None: ...

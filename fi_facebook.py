@@ -65,6 +65,7 @@ from fb_utils import (
     get_logger,
     is_ambiguous,
     redact,
+    single_flight,
 )
 
 OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience, fb_experiments)
@@ -1227,8 +1228,8 @@ class Facebook:
             raise ValidationError(f"Confirmation {confirmation_id} belongs to {known.op}, not {expected_op}",
                                   fix=f"Call {known.op} with this confirmation id, or /confirm {confirmation_id}")
         held = await self.store.take_confirmation(self.workspace.id, confirmation_id)
-        if held is None:
-            raise _confirmation_gone(confirmation_id, known)
+        if held is None:  # as it stands now: another request may have taken it since it was read above
+            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
         spec = self.registry.require(held.op)
         model = validate_args(spec, dict(held.args))
         return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True, previewed=held.changes)
@@ -1239,10 +1240,9 @@ class Facebook:
             raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /reject c-7f3a9b",
                                   blame_field="confirm")
         confirmation_id = confirmation_id.strip()
-        known = await self.store.get_confirmation(self.workspace.id, confirmation_id)
         rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
         if rejected is None:
-            raise _confirmation_gone(confirmation_id, known)
+            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
         return OpResult(text=f"Cancelled {rejected.id}: {rejected.op} will not run. Nothing was sent.",
                         data={"rejected": rejected.id, "op": rejected.op})
 
@@ -1256,7 +1256,7 @@ class Facebook:
             outcome="pending", tags=plan_tags(plan))
         token = _current_audit.set(audit_id)
         try:
-            result = await plan.execute()
+            result = await self._execute_once_per_client_tag(plan, arguments.get("client_tag"))
         except FacebookError as error:
             outcome = "unknown" if is_ambiguous(error) else "error"
             await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
@@ -1283,6 +1283,17 @@ class Facebook:
         if isinstance(result.data, dict):
             result.data.setdefault("audit_id", audit_id)
         return result
+
+
+    async def _execute_once_per_client_tag(self, plan: WritePlan, client_tag: Any) -> OpResult:
+        """A create carrying the caller's client_tag runs as the only one with that tag (a lease in the store, so across
+        requests and processes sharing it): the same create asked twice at once would otherwise have both look for the
+        tag, both find nothing and both create. The second runs after the first and finds its object."""
+        if not isinstance(client_tag, str) or not client_tag:
+            return await plan.execute()
+        journal = StoreJournal(self.store, self.workspace.id, self.single_flight)
+        async with single_flight(journal, f"client_tag:{client_tag}", f"create with client_tag {client_tag}"):
+            return await plan.execute()
 
 
 def _result_outcome(result: OpResult) -> str:
@@ -1416,6 +1427,9 @@ class StoreJournal:
 
     async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
         return self._record(await self._store.start_launch(self._workspace_id, key, request))  # type: ignore[return-value]
+
+    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
+        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="sending", data=data)
 
     async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
         await self._store.record_launch_step(self._workspace_id, launch_id, step, status="done", object_id=object_id, data=data)
