@@ -1024,9 +1024,11 @@ class Store:
         error: str | None = None,
         fbtrace_id: str | None = None,
         undo_of: int | None = None,
+        tags: list[dict[str, str]] | None = None,
     ) -> bool:
-        """Settle a pending or unknown entry as `ok`, `error` or `unknown` (object ids and changes replaced when given);
-        False when the entry is not unsettled (another process settled it first)."""
+        """Settle a pending or unknown entry as `ok`, `error` or `unknown` (object ids, changes and tags replaced when
+        given: a lost answer can name more to look up, e.g. an upload session); False when the entry is not unsettled
+        (another process settled it first)."""
         if outcome not in ("ok", "error", "unknown"):
             raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}. Fix: pass one of those.")
         sets = ["outcome = ?", "error = ?", "settled_at = ?"]
@@ -1039,6 +1041,9 @@ class Store:
             if value is not None:
                 sets.append(f"{column} = ?")
                 values.append(value)
+        if tags is not None:
+            sets.append("tags_json = ?")
+            values.append(_to_json([{k: str(v) for k, v in tag.items()} for tag in tags], "Audit tags"))
         cursor = await self._db.execute(
             f"UPDATE audit_log SET {', '.join(sets)} WHERE workspace_id = ? AND id = ? AND outcome IN ('pending', 'unknown')",
             (*values, workspace_id, audit_id),

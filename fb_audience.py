@@ -39,7 +39,8 @@ from pydantic import Field, field_validator, model_validator
 
 from fb_utils import (
     lost_answer_cause,
-    DEFAULT_SETTLE_WINDOW,
+    NOT_DONE,
+    USERS_SESSION_LOOKUP,
     Change,
     EditedObject,
     FacebookError,
@@ -54,6 +55,7 @@ from fb_utils import (
     RawJSON,
     ValidationError,
     WritePlan,
+    add_lookup,
     backoff_delay,
     check_object_id,
     get_logger,
@@ -825,10 +827,14 @@ def _may_land_late(lost: LostBatch) -> bool:
 
 async def read_upload_session(ctx: OpContext, upload: UsersSession) -> dict[str, Any] | None:
     """The session as Facebook holds it; None when Facebook has no such session (no batch of it arrived)."""
-    answer = await ctx.graph.get(f"{upload.audience_id}/sessions",
-                                 {"session_id": upload.session_id, "fields": SESSION_FIELDS})
+    return await read_session(ctx.graph, upload.audience_id, upload.session_id)
+
+
+async def read_session(graph: Any, audience_id: str, session_id: int | str) -> dict[str, Any] | None:
+    """One users session of an audience as Facebook holds it, or None when Facebook has no such session."""
+    answer = await graph.get(f"{audience_id}/sessions", {"session_id": session_id, "fields": SESSION_FIELDS})
     for session in answer.get("data", []) if isinstance(answer, dict) else []:
-        if str(session.get("session_id")) == str(upload.session_id):
+        if str(session.get("session_id")) == str(session_id):
             return session
     return None
 
@@ -851,7 +857,7 @@ async def session_verdict(ctx: OpContext, upload: UsersSession, outcome: UploadO
     verdict = None
     for attempt in range(2):
         if attempt:
-            await asyncio.sleep(getattr(ctx.graph, "settle_window", DEFAULT_SETTLE_WINDOW))
+            await ctx.graph.settle_pause()
         try:
             outcome.session = await read_upload_session(ctx, upload)
         except FacebookError as error:
@@ -883,8 +889,10 @@ async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: Upl
                 i.batch.read_so_far for i in verdict.arrived)
             await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
         for item in verdict.missing:  # proven missing: Facebook did not take it
-            if item.refused or outcome.attempts.get(item.seq, 0) >= MAX_CHUNK_ATTEMPTS:
+            if item.refused:
                 raise _failed_batch(item.error, item.seq, outcome, upload)
+            if outcome.attempts.get(item.seq, 0) >= MAX_CHUNK_ATTEMPTS:
+                raise batch_not_received(upload, outcome, item)
             _note_retry(outcome, item.seq, item.error)
             await asyncio.sleep(backoff_delay(outcome.attempts.get(item.seq, 1) - 1, base=0.2, cap=5.0))
             await _send_one(ctx, upload, item.seq, item.batch, outcome)
@@ -901,6 +909,38 @@ def _count_confirmed(upload: UsersSession, outcome: UploadOutcome, lost: list[Lo
         outcome.invalid_by_facebook = int(session.get("num_invalid_entries"))
     log.info("audience batches confirmed by the session", audience_id=upload.audience_id,
              batch_seqs=[item.seq for item in lost])
+
+
+def batch_not_received(upload: UsersSession, outcome: UploadOutcome, item: LostBatch) -> NetworkError:
+    """A batch whose answers were lost and that the upload session showed missing after each of its sends: Facebook
+    did not take it (an error: the session proves it, whatever the lost answers were)."""
+    sends = outcome.attempts.get(item.seq, 1)
+    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({_plural(item.batch.rows, 'row')}) was not "
+               f"received: it was sent {sends} times and each time Facebook's upload session showed it missing (the last "
+               f"answer: {lost_answer_cause(item.error)}). {outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived")
+    return NetworkError(message, fix=f"Try again in a few minutes: {MODE_RERUN[upload.mode]}", http_status=item.error.http_status,
+                        fbtrace_id=item.error.fbtrace_id,
+                        data={"write_outcome": NOT_DONE, "failed_batch_seq": item.seq, "batches_done": outcome.batches,
+                              "rows_sent": outcome.sent, "session": {"session_id": upload.session_id}})
+
+
+def session_lookup(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> dict[str, str]:
+    """How reconcile settles lost batches later: the session's count, against the rows known to have arrived and the
+    rows of the lost batches."""
+    return {"kind": USERS_SESSION_LOOKUP, "path": f"{upload.audience_id}/sessions", "tag": str(upload.session_id),
+            "name": f"{upload.mode} users of audience {upload.audience_id}", "rows_arrived": str(outcome.sent),
+            "rows_lost": str(sum(item.batch.rows for item in lost))}
+
+
+async def lost_rows_shown(graph: Any, lookup: dict[str, str]) -> tuple[str, int | None]:
+    """What the upload session shows of the lost batches a lookup names: "arrived" (all of them), "missing" (none) or
+    "unclear" (a count neither explains), with the session's count."""
+    audience_id = lookup["path"].split("/", 1)[0]
+    received = _received(await read_session(graph, audience_id, lookup["tag"]))
+    arrived, lost = int(lookup["rows_arrived"]), int(lookup["rows_lost"])
+    if received == arrived + lost:
+        return "arrived", received
+    return ("missing" if received == arrived else "unclear"), received
 
 
 MODE_RERUN = {"add": "run the same add_users again: people already in the list are not added twice",
@@ -935,8 +975,8 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
             "session_id": upload.session_id, "lost_batches": seqs, "last_batch_lost": last, "rows_in_lost_batches": rows,
             "batches_done": outcome.batches, "rows_sent": outcome.sent, "cause": lost[0].error.to_text(),
             "session": session or None, "safe_to_rerun": True}
-    return OutcomeUnknownError(message, fix=fix, http_status=lost[0].error.http_status, code=lost[0].error.code,
-                               fbtrace_id=lost[0].error.fbtrace_id, data=data)
+    return add_lookup(OutcomeUnknownError(message, fix=fix, http_status=lost[0].error.http_status, code=lost[0].error.code,
+                                          fbtrace_id=lost[0].error.fbtrace_id, data=data), session_lookup(upload, outcome, lost))
 
 
 def confirmed_line(outcome: UploadOutcome) -> str:
@@ -1732,8 +1772,11 @@ def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult
     found = re.search(r"data\[(\d+)\]", f"{error.blame_field or ''} {error.user_message or ''} {error.message}")
     culprit = f" The bad event is events[{first + int(found.group(1))}] of your list." if found else ""
     reason = error.to_text().split(": ", 1)[-1]
+    # An invalid event rejects its whole request; a throttle, an expired token or a missing permission rejects it too,
+    # but then no event is to blame.
+    why = "one invalid event rejects the whole request, so" if error.kind in ("facebook", "validation") else "so"
     text = (f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
-            f"{run.pixel_id} (events[{first}]–events[{last}]); one invalid event rejects the whole request, so none of those "
+            f"{run.pixel_id} (events[{first}]–events[{last}]); {why} none of those "
             f"{last - first + 1} events were received.{culprit} {before}{after} Facebook said: {reason}")
     data = {**error.to_data(), "pixel_id": run.pixel_id, "failed_batch": number, "batches_total": total,
             "failed_event_index": first + int(found.group(1)) if found else None,

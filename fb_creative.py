@@ -35,6 +35,7 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    IMAGE_LOOKUP,
     AccountInfo,
     Change,
     DEFAULT_SETTLE_WINDOW,
@@ -57,6 +58,7 @@ from fb_utils import (
     RateLimitError,
     ValidationError,
     WritePlan,
+    add_lookup,
     add_status_ops,
     backoff_delay,
     check_object_id,
@@ -64,6 +66,7 @@ from fb_utils import (
     find_all_tagged,
     format_money,
     host_port,
+    is_ambiguous,
     new_client_tag,
     normalize_ad_account_id,
     output_folder,
@@ -390,8 +393,11 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     info = check_image_bytes(data, name)
     filename = _image_filename(name, info.format)
     # As the SDK sends it: the multipart field is named after the file, and the answer is keyed by that name.
-    answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
-                                    idempotent=True)  # an image is stored under its md5: sending it twice stores it once
+    try:
+        answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
+                                        idempotent=True)  # an image is stored under its md5: sending it twice stores it once
+    except OutcomeUnknownError as error:
+        raise add_lookup(error, image_lookup(account_id, data, filename))
     images = answer.get("images") if isinstance(answer, dict) else None
     if not isinstance(images, dict) or not images:
         raise GraphError(f"Facebook answered the image upload of {name} without an image", fix="Try the upload again")
@@ -399,6 +405,17 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     return {"hash": image.get("hash"), "url": image.get("url"), "width": _int(image.get("width")) or info.width,
             "height": _int(image.get("height")) or info.height, "name": image.get("name") or key or filename,
             "size": info.size, "format": info.format}
+
+
+def image_lookup(account_id: str, data: bytes, filename: str) -> dict[str, str]:
+    """How reconcile finds an image whose upload answer was lost: Facebook keeps an image under the md5 of its bytes."""
+    return {"kind": IMAGE_LOOKUP, "path": f"{account_id}/adimages", "tag": hashlib.md5(data).hexdigest(), "name": filename}
+
+
+async def image_in_library(graph: Any, lookup: dict[str, str]) -> str | None:
+    """The hash of the image ``lookup`` names when the ad account's library holds it, else None."""
+    found = await graph.get(lookup["path"], {"hashes": [lookup["tag"]], "fields": "hash"})
+    return lookup["tag"] if any(image.get("hash") == lookup["tag"] for image in found.get("data", [])) else None
 
 
 async def upload_image_source(ctx: OpContext, account_id: str, source: str) -> dict:
@@ -865,7 +882,7 @@ async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
                 f"{_size_text(image['size'])} {image['format'].upper()}.\n"
                 f"Use it with create_creative image=\"{image['hash']}\" (or as a carousel card's image); the hash works in "
                 "this ad account only.")
-        return OpResult(text=text, data={"ad_account_id": account_id, **image, "object_ids": []})
+        return OpResult(text=text, data={"ad_account_id": account_id, **image, "object_ids": [image["hash"]]})
 
     return WritePlan(summary=f"upload image {shown} to {account_id}", ad_account_id=account_id,
                      requests=[GraphRequest("POST", path, {"filename": shown})],
@@ -2504,8 +2521,10 @@ def failure_result(record: LaunchRecord, step: str, error: FacebookError, lines:
     text = [head, f"Next: {fix}."]
     text += lines
     text.append("Created so far (all PAUSED, nothing spends): " + ("; ".join(w for _, _, w in made) if made else "nothing"))
+    # A step whose answer was lost leaves the launch's outcome unknown (the audit says so until reconcile looks).
     return OpResult(text="\n".join(text), ok=False,
                     data={"launch_id": record.id, "status": "failed", "failed_step": step, "error": error.to_data(),
+                          "outcome": "unknown" if is_ambiguous(error) else "error",
                           "created": [{"step": s, "id": i} for s, i, _ in made], "object_ids": _object_ids(record),
                           "next": [{"op": "resume_launch", "args": {"launch_id": record.id}},
                                    {"op": "rollback_launch", "args": {"launch_id": record.id}}]})

@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
 
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -443,10 +443,32 @@ def _business_use_case_entries(headers: Mapping[str, str] | None) -> list[dict]:
 
 
 def is_ambiguous(error: FacebookError) -> bool:
-    """The request may or may not have been processed: lost connection, timeout, 5xx, or codes 1, 2 and 960."""
-    if isinstance(error, ClientClosedError):
+    """The request may or may not have been processed: lost connection, timeout, 5xx, or codes 1, 2 and 960 (unless a
+    look at Facebook since has proven that nothing was done)."""
+    if isinstance(error, ClientClosedError) or proven_not_done(error):
         return False
     return isinstance(error, NetworkError) or (error.http_status or 0) >= 500 or error.code in AMBIGUOUS_CODES
+
+
+def proven_not_done(error: FacebookError) -> bool:
+    """The write failed ambiguously, but looking at Facebook afterwards proved it did not happen (a create looked for
+    over the whole settle window, a users batch the upload session shows missing): an error, not an unknown outcome."""
+    return (error.data or {}).get("write_outcome") == NOT_DONE
+
+
+NOT_DONE = "not_done"  # error.data["write_outcome"] of a failure Facebook was seen not to have carried out
+
+# What reconcile looks up for a write besides ad-labelled creates (the audit entry's tags carry a "kind"): an image by
+# the md5 of its bytes, a customer-list upload by its session's count. A lost answer names them in error.data["lookups"].
+_Error = TypeVar("_Error", bound=FacebookError)
+IMAGE_LOOKUP = "image"
+USERS_SESSION_LOOKUP = "users_session"
+
+
+def add_lookup(error: _Error, lookup: dict[str, str]) -> _Error:
+    """``error`` (a lost answer) naming one more thing reconcile can look up to settle it."""
+    error.data = {**(error.data or {}), "lookups": [*(error.data or {}).get("lookups", []), lookup]}
+    return error
 
 
 AMBIGUOUS_CODES = frozenset({1, 2, 960})
@@ -1224,7 +1246,7 @@ class GraphClient:
                 if not is_ambiguous(error):
                     raise
                 if lookup is None:
-                    raise _outcome_unknown("POST", path, error, "it may or may not have been created") from error
+                    raise _outcome_unknown("POST", path, error, "it may or may not have been created", attempt + 1) from error
                 found = await self._settle_create(path, lookup, error)
                 if found:
                     log.info("graph write", method="POST", path=path, result=found, recovered=True)
@@ -1241,7 +1263,8 @@ class GraphClient:
                      idempotent: bool = False) -> dict:
         """Multipart POST: ``files`` maps a field to (filename, bytes | file path | FileRange | async byte stream,
         content type), streamed from disk. An upload is a create: never re-sent after an ambiguous failure unless
-        ``idempotent`` (content-addressed, like images) and every file can be read again; callers resume otherwise."""
+        ``idempotent`` (content-addressed, like images) and every file can be read again; callers resume otherwise.
+        An upload whose last answer is lost is OutcomeUnknownError: it may have been stored."""
         account = self._account_for(path)
         resendable = _resendable(files)
         attempt = 0
@@ -1255,6 +1278,8 @@ class GraphClient:
                     await self._pause_before_retry(error, account, attempt)
                     attempt += 1
                     continue
+                if is_ambiguous(error):
+                    raise _outcome_unknown("POST", path, error, "it may or may not have been stored", attempt + 1) from error
                 raise
             log.info("graph upload", method="POST", path=path, fields=sorted(fields.keys()), files=sorted(files.keys()),
                      result=_result_summary(result))
@@ -1460,7 +1485,7 @@ class GraphClient:
             except FacebookError as error:
                 if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
                     if method != "GET" and is_ambiguous(error):
-                        raise _outcome_unknown(method, path, error, "it may or may not have been applied") from error
+                        raise _outcome_unknown(method, path, error, "it may or may not have been applied", attempt + 1) from error
                     raise
                 await self._pause_before_retry(error, account, attempt)
                 attempt += 1
@@ -1549,6 +1574,10 @@ class GraphClient:
                 self._object_accounts.clear()
             self._object_accounts[first] = accounts[0]
 
+    async def settle_pause(self) -> None:
+        """Wait one settle window, through the client's sleep: long enough for a request it gave up on to land."""
+        await self._sleep(self.settle_window)
+
     async def find_tagged(self, lookup: CreateLookup) -> str | None:
         """The id of an object named ``lookup.name`` carrying the ad label ``lookup.tag``, or None."""
         for candidate in await self.get_all(lookup.list_path, tag_lookup_params(lookup), limit=LOOKUP_LIMIT):
@@ -1567,8 +1596,9 @@ class GraphClient:
                 found = await self.find_tagged(lookup)
             except FacebookError as lookup_error:
                 raise OutcomeUnknownError(
-                    f"Creating {lookup.name!r} at {_loggable_path(path)} failed ({cause.message}) and looking for it failed too "
-                    f"({lookup_error.message}): it may or may not have been created, and it was not sent again",
+                    f"The answer to creating {lookup.name!r} at {_loggable_path(path)} was lost ({lost_answer_cause(cause)}) and "
+                    f"looking for it got no answer either ({lookup_error.message}): it may or may not have been created, and "
+                    "it was not sent again",
                     fbtrace_id=cause.fbtrace_id,
                     data={"create_outcome": "unknown", "client_tag": lookup.tag, "list_path": lookup.list_path, "name": lookup.name},
                 ) from lookup_error
@@ -1616,10 +1646,14 @@ def lost_answer_cause(error: FacebookError) -> str:
     return f"Facebook answered with a server error that does not say whether it was done ({_one_line(error.message)})"
 
 
-def _outcome_unknown(method: str, path: str, error: FacebookError, what: str) -> OutcomeUnknownError:
-    """A write whose answer was lost (after any allowed re-sends): not repeated, its outcome to be settled later."""
+def _outcome_unknown(method: str, path: str, error: FacebookError, what: str, sends: int = 1) -> OutcomeUnknownError:
+    """A write whose answer was lost (after ``sends`` sends, the allowed re-sends included): not repeated, its outcome to
+    be settled later."""
+    request = f"{method} {_loggable_path(path)}"
+    lost = (f"The answer to {request} was lost: {lost_answer_cause(error)}" if sends == 1 else
+            f"{request} was sent {sends} times and no answer told what happened (the last: {lost_answer_cause(error)})")
     return OutcomeUnknownError(
-        f"The answer to {method} {_loggable_path(path)} was lost: {lost_answer_cause(error)}; {what}, and it was not sent again",
+        f"{lost}; {what}, and it was not sent again",
         http_status=error.http_status,
         code=error.code,
         fbtrace_id=error.fbtrace_id,
@@ -1634,7 +1668,7 @@ def _create_not_made(path: str, lookup: CreateLookup, error: FacebookError, atte
         fix="Retry later; nothing was created, so sending it again is safe",
         http_status=error.http_status,
         is_transient=True,
-        data={"create_outcome": "not_created"},
+        data={"create_outcome": "not_created", "write_outcome": NOT_DONE},
     )
 
 

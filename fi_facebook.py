@@ -59,6 +59,8 @@ from fb_utils import (
     SingleFlightPolicy,
     SnapshotRecord,
     SpendRecord,
+    IMAGE_LOOKUP,
+    USERS_SESSION_LOOKUP,
     ValidationError,
     WritePlan,
     format_money,
@@ -678,13 +680,17 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
 
 
 async def _what_facebook_shows(ctx: FacebookContext, entry: Any, facebook: "Facebook") -> Verdict:
-    """Look up an unsettled write: its creates by client tag, its updates by the fields' current values."""
+    """Look up an unsettled write: its creates by client tag, an image by its hash, a customer-list upload by its
+    session's count, its updates by the fields' current values."""
     age = (facebook.store.clock() - datetime.fromisoformat(entry.created_at)).total_seconds()
     settled_for_sure = age >= (facebook.graph.settle_window if facebook.graph else 0)
     try:
+        sessions = [t for t in entry.tags if t.get("kind") == USERS_SESSION_LOOKUP]
+        if sessions:
+            return await _users_upload_shown(ctx.graph, sessions[0], settled_for_sure)
         if entry.tags:
             return await _creates_shown(ctx.graph, entry.tags, settled_for_sure)
-        changes = [c for c in entry.changes if c.get("object_id") and c.get("field")]
+        changes = [c for c in entry.changes if _shown_as_a_field(c)]
         if changes:
             return await _updates_shown(ctx.graph, changes)
     except FacebookError as error:
@@ -693,13 +699,28 @@ async def _what_facebook_shows(ctx: FacebookContext, entry: Any, facebook: "Face
                               "(events and customer lists are safe to send again: duplicates are dropped)")
 
 
+def _shown_as_a_field(change: dict[str, Any]) -> bool:
+    """A change reconcile can read back: a Graph field of an existing object, read before the write (a status or a
+    budget may have had no earlier value). A count of events sent or of customers added is no field to read."""
+    field_name = str(change.get("field") or "")
+    return bool(change.get("object_id") and field_name.isidentifier()
+                and (change.get("before") not in (None, "") or field_name in UNDOABLE_FIELDS))
+
+
 def _lookup_of(tag: dict[str, str]) -> CreateLookup:
     edge = tag["path"].rstrip("/").rsplit("/", 1)[-1]
     return CreateLookup(tag["path"], tag["name"], tag["tag"], statuses=fb_creative.LOOKUP_AD_STATUSES if edge == "ads" else None)
 
 
+async def _look_for(graph: GraphClient, tag: dict[str, str]) -> str | None:
+    """The id of what one tag names (an image: its hash), or None when Facebook does not show it."""
+    if tag.get("kind") == IMAGE_LOOKUP:
+        return await fb_creative.image_in_library(graph, tag)
+    return await graph.find_tagged(_lookup_of(tag))
+
+
 async def _creates_shown(graph: GraphClient, tags: list[dict[str, str]], settled_for_sure: bool) -> Verdict:
-    found = {t["tag"]: await graph.find_tagged(_lookup_of(t)) for t in tags if t.get("path")}
+    found = {t["tag"]: await _look_for(graph, t) for t in tags if t.get("path")}
     made = [object_id for object_id in found.values() if object_id]
     if len(made) == len(found):
         return Verdict("ok", f"it happened: Facebook shows {', '.join(made)}", made)
@@ -709,6 +730,23 @@ async def _creates_shown(graph: GraphClient, tags: list[dict[str, str]], settled
     if made:
         return Verdict("error", f"only part of it happened: Facebook shows {', '.join(made)}, not {missing}", made)
     return Verdict("error", f"it did not happen: nothing on Facebook carries its tag ({missing}); run it again if you still want it", [])
+
+
+async def _users_upload_shown(graph: GraphClient, lookup: dict[str, str], settled_for_sure: bool) -> Verdict:
+    """Lost batches of a customer-list upload, settled by the upload session's count of rows received."""
+    shown, received = await fb_audience.lost_rows_shown(graph, lookup)
+    audience_id = lookup["path"].split("/", 1)[0]
+    if shown == "arrived":
+        return Verdict("ok", f"it happened: the upload session shows every row received ({received:,})", [audience_id])
+    if shown == "unclear":
+        return Verdict("unknown", f"still unknown: the upload session's count ({received} rows received) tells neither "
+                                  "that the lost batches arrived nor that they did not", [audience_id])
+    if not settled_for_sure:
+        return Verdict("unknown", "still unknown: too soon to be sure the lost batches did not land (Facebook can finish a "
+                                  "request late)", [audience_id])
+    earlier = f"only the {received:,} rows of the earlier batches" if received else "no row of it"
+    return Verdict("error", f"it did not happen: the upload session holds {earlier}; run the same upload again (people "
+                            "already in the list are not added twice)", [audience_id])
 
 
 async def _updates_shown(graph: GraphClient, changes: list[dict[str, Any]]) -> Verdict:
@@ -1259,8 +1297,9 @@ class Facebook:
             result = await self._execute_once_per_client_tag(plan, arguments.get("client_tag"))
         except FacebookError as error:
             outcome = "unknown" if is_ambiguous(error) else "error"
+            lookups = (error.data or {}).get("lookups") if outcome == "unknown" else None
             await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
-                                          fbtrace_id=error.fbtrace_id)
+                                          fbtrace_id=error.fbtrace_id, tags=[*plan_tags(plan), *lookups] if lookups else None)
             log.info("write failed", op=spec.name, outcome=outcome, error=error.to_text())
             failed = OpResult.from_error(error)
             failed.text += f"\n(audit #{audit_id})"

@@ -283,13 +283,15 @@ async def test_last_batch_waits_for_every_other_batch(facebook, sandbox, tmp_pat
 
 async def test_batch_that_keeps_failing_stops_with_a_clear_error(facebook, sandbox, graph, tmp_path):
     graph.max_retries = 0
+    graph.settle_window = 0.2  # the late-write wait before the session is read again: short here
     audience_id = await _new_list(facebook)
     path = tmp_path / "list.csv"
     write_csv(path, 50)
     await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=10)
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
-    assert not result.ok and result.text.startswith("ERROR")
+    assert not result.ok and result.text.startswith("ERROR network: Batch 1 of the upload") and "was not received" in result.text
+    assert result.data["outcome"] == "error"   # the session showed it missing after every send: not unknown
     assert _users_requests(await sandbox.stats()) == fb_audience.MAX_CHUNK_ATTEMPTS
 
 
