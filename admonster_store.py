@@ -1006,7 +1006,7 @@ class Store:
                 error,
                 fbtrace_id,
                 undo_of,
-                _to_json([{k: str(v) for k, v in tag.items()} for tag in tags or []], "Audit tags"),
+                _tags_json(tags or []),
                 None if outcome in UNSETTLED_OUTCOMES else now,
             ),
             workspace_id,
@@ -1026,9 +1026,9 @@ class Store:
         undo_of: int | None = None,
         tags: list[dict[str, str]] | None = None,
     ) -> bool:
-        """Settle a pending or unknown entry as `ok`, `error` or `unknown` (object ids, changes and tags replaced when
-        given: a lost answer can name more to look up, e.g. an upload session); False when the entry is not unsettled
-        (another process settled it first)."""
+        """Settle a pending or unknown entry as `ok`, `error` or `unknown` (object ids and changes replaced when given;
+        ``tags`` added to those it has: a lost answer can name more to look up, e.g. an upload session); False when the
+        entry is not unsettled (another process settled it first)."""
         if outcome not in ("ok", "error", "unknown"):
             raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}. Fix: pass one of those.")
         sets = ["outcome = ?", "error = ?", "settled_at = ?"]
@@ -1041,12 +1041,27 @@ class Store:
             if value is not None:
                 sets.append(f"{column} = ?")
                 values.append(value)
-        if tags is not None:
+        if tags:
+            entry = await self.get_audit(workspace_id, audit_id)
             sets.append("tags_json = ?")
-            values.append(_to_json([{k: str(v) for k, v in tag.items()} for tag in tags], "Audit tags"))
+            values.append(_tags_json([*(entry.tags if entry else []), *tags]))
         cursor = await self._db.execute(
             f"UPDATE audit_log SET {', '.join(sets)} WHERE workspace_id = ? AND id = ? AND outcome IN ('pending', 'unknown')",
             (*values, workspace_id, audit_id),
+        )
+        return cursor.rowcount == 1
+
+    async def note_audit_made(self, workspace_id: int, audit_id: int, object_id: str, lookup: dict[str, str]) -> bool:
+        """While a write runs: record an object it has made so far and how reconcile looks at it (a video upload's id,
+        known after its first phase), so a crash before the answer leaves no unrecorded object. False when the entry
+        is no longer pending."""
+        entry = await self.get_audit(workspace_id, audit_id)
+        if entry is None or entry.outcome != "pending":
+            return False
+        object_ids = sorted({*entry.object_ids, str(object_id)})
+        cursor = await self._db.execute(
+            "UPDATE audit_log SET object_ids_json = ?, tags_json = ? WHERE workspace_id = ? AND id = ? AND outcome = 'pending'",
+            (_to_json(object_ids, "Audit object ids"), _tags_json([*entry.tags, lookup]), workspace_id, audit_id),
         )
         return cursor.rowcount == 1
 
@@ -2074,6 +2089,15 @@ def _check_selection_kind(kind: str) -> None:
 
 def _clean_confirmation_id(confirmation_id: str) -> str:
     return str(confirmation_id or "").strip().lower()
+
+
+def _tags_json(tags: list[dict[str, Any]]) -> str:
+    """An audit entry's lookups as stored: strings only, each once, in the order they came."""
+    unique: dict[str, dict[str, str]] = {}
+    for tag in tags:
+        text = {k: str(v) for k, v in tag.items()}
+        unique.setdefault(json.dumps(text, sort_keys=True), text)
+    return _to_json(list(unique.values()), "Audit tags")
 
 
 def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:

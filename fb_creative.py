@@ -36,6 +36,7 @@ from yarl import URL
 
 from fb_utils import (
     IMAGE_LOOKUP,
+    VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
     Change,
     DEFAULT_SETTLE_WINDOW,
@@ -467,6 +468,22 @@ def _resume_offsets(error: FacebookError) -> tuple[int, int] | None:
     return (start, end) if start is not None and end is not None else None
 
 
+def video_upload_lookup(video_id: str, title: str) -> dict[str, str]:
+    """How reconcile settles a video upload cut short: the video's upload phase, as Facebook shows it."""
+    return {"kind": VIDEO_UPLOAD_LOOKUP, "path": video_id, "tag": video_id, "name": title}
+
+
+async def video_upload_shown(graph: Any, lookup: dict[str, str]) -> str:
+    """Whether the upload a lookup names finished: "complete", "in_progress" (its chunks never all arrived or it was
+    never finished) or "gone" (Facebook has no such video)."""
+    try:
+        video = await graph.get(lookup["path"], {"fields": "status"})
+    except NotFoundError:
+        return "gone"
+    phase = ((video.get("status") or {}).get("uploading_phase") or {}).get("status")
+    return "complete" if phase == "complete" else "in_progress"
+
+
 async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title: str | None = None,
                             description: str | None = None, on_progress: Callable[[int, int], Any] | None = None,
                             wait: bool = True, wait_seconds: float = VIDEO_WAIT_SECONDS) -> dict:
@@ -482,6 +499,7 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
     started = time.monotonic()
     start = await ctx.graph.post(edge, {"upload_phase": "start", "file_size": video.size})
     session_id, video_id = str(start["upload_session_id"]), str(start["video_id"])
+    await ctx.record_made(video_id, video_upload_lookup(video_id, title or video.name))
     offset, end = int(start["start_offset"]), int(start["end_offset"])
     await _tell(on_progress, label, 0, video.size)
     chunks = resumed = failures = 0

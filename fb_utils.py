@@ -463,6 +463,7 @@ NOT_DONE = "not_done"  # error.data["write_outcome"] of a failure Facebook was s
 _Error = TypeVar("_Error", bound=FacebookError)
 IMAGE_LOOKUP = "image"
 USERS_SESSION_LOOKUP = "users_session"
+VIDEO_UPLOAD_LOOKUP = "video_upload"
 
 
 def add_lookup(error: _Error, lookup: dict[str, str]) -> _Error:
@@ -2720,7 +2721,8 @@ class OpContext:
 
     ``ops`` runs other ops' handlers without the gate; ``journal`` records resumable launches; ``records`` keeps alert
     rules, snapshots, the spend ledger and billing pauses; ``gate`` runs an op through the safety gate without a
-    person; ``experiments`` keeps the workspace's A/B tests; ``clock`` is the session's clock (``now``). All are given by
+    person; ``experiments`` keeps the workspace's A/B tests; ``clock`` is the session's clock (``now``); ``on_made`` records
+    an object a running write made in its audit entry (``record_made``). All are given by
     fi_facebook and are None where no session exists (plain tests of a handler).
     """
 
@@ -2736,6 +2738,13 @@ class OpContext:
     gate: GatedRunner | None = None
     experiments: ExperimentRecords | None = None
     clock: Callable[[], Awaitable[datetime]] | None = None
+    on_made: Callable[[str, dict[str, str]], Awaitable[Any]] | None = None
+
+    async def record_made(self, object_id: str, lookup: dict[str, str]) -> None:
+        """Tell the running write's audit entry about an object made before its answer comes (a video upload's id after
+        its first phase) and how reconcile looks at it, so a crash in between leaves no unrecorded object."""
+        if self.on_made is not None:
+            await self.on_made(object_id, lookup)
 
     async def now(self) -> datetime:
         """The session's current time (UTC): the sandbox's simulated clock in sandbox mode, this machine's in live mode

@@ -61,6 +61,7 @@ from fb_utils import (
     SpendRecord,
     IMAGE_LOOKUP,
     USERS_SESSION_LOOKUP,
+    VIDEO_UPLOAD_LOOKUP,
     ValidationError,
     WritePlan,
     format_money,
@@ -688,8 +689,12 @@ async def _what_facebook_shows(ctx: FacebookContext, entry: Any, facebook: "Face
         sessions = [t for t in entry.tags if t.get("kind") == USERS_SESSION_LOOKUP]
         if sessions:
             return await _users_upload_shown(ctx.graph, sessions[0], settled_for_sure)
-        if entry.tags:
-            return await _creates_shown(ctx.graph, entry.tags, settled_for_sure)
+        creates = [t for t in entry.tags if t.get("kind") != VIDEO_UPLOAD_LOOKUP]
+        if creates:
+            return await _creates_shown(ctx.graph, creates, settled_for_sure)
+        videos = [t for t in entry.tags if t.get("kind") == VIDEO_UPLOAD_LOOKUP]
+        if videos:
+            return await _video_uploads_shown(ctx.graph, videos, settled_for_sure)
         changes = [c for c in entry.changes if _shown_as_a_field(c)]
         if changes:
             return await _updates_shown(ctx.graph, changes)
@@ -730,6 +735,19 @@ async def _creates_shown(graph: GraphClient, tags: list[dict[str, str]], settled
     if made:
         return Verdict("error", f"only part of it happened: Facebook shows {', '.join(made)}, not {missing}", made)
     return Verdict("error", f"it did not happen: nothing on Facebook carries its tag ({missing}); run it again if you still want it", [])
+
+
+async def _video_uploads_shown(graph: GraphClient, lookups: list[dict[str, str]], settled_for_sure: bool) -> Verdict:
+    """Video uploads cut short (a crash or Ctrl-C between their phases), settled by each video's upload phase."""
+    shown = {lookup["tag"]: await fb_creative.video_upload_shown(graph, lookup) for lookup in lookups}
+    held = [video_id for video_id, phase in shown.items() if phase != "gone"]    # an unfinished upload is an object too
+    if all(phase == "complete" for phase in shown.values()):
+        return Verdict("ok", f"it happened: the upload of video {', '.join(shown)} finished", held)
+    if not settled_for_sure:
+        return Verdict("unknown", "still unknown: too soon to be sure the upload will not finish", held)
+    unfinished = ", ".join(video_id for video_id, phase in shown.items() if phase != "complete")
+    return Verdict("error", f"it did not happen: the upload of video {unfinished} never finished (Facebook does not use "
+                            "an unfinished upload); upload the file again", held)
 
 
 async def _users_upload_shown(graph: GraphClient, lookup: dict[str, str], settled_for_sure: bool) -> Verdict:
@@ -1216,7 +1234,13 @@ class Facebook:
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id, self.single_flight),
             records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self), clock=self.now,
+            on_made=self._note_made,
         )
+
+    async def _note_made(self, object_id: str, lookup: dict[str, str]) -> None:
+        audit_id = _current_audit.get()
+        if audit_id is not None:
+            await self.store.note_audit_made(self.workspace.id, audit_id, object_id, lookup)
 
     def _help(self, arguments: dict[str, Any]) -> OpResult:
         wanted = arguments.get("op") or arguments.get("name")
@@ -1299,7 +1323,7 @@ class Facebook:
             outcome = "unknown" if is_ambiguous(error) else "error"
             lookups = (error.data or {}).get("lookups") if outcome == "unknown" else None
             await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
-                                          fbtrace_id=error.fbtrace_id, tags=[*plan_tags(plan), *lookups] if lookups else None)
+                                          fbtrace_id=error.fbtrace_id, tags=lookups)
             log.info("write failed", op=spec.name, outcome=outcome, error=error.to_text())
             failed = OpResult.from_error(error)
             failed.text += f"\n(audit #{audit_id})"

@@ -6,6 +6,7 @@ confirmation runs only the change it previewed."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -205,3 +206,46 @@ async def test_a_confirmation_can_be_rejected_and_unknown_ids_are_one_line(fast)
     unknown = await fast.call("confirm", {"confirm": "c-000000"})
     assert not unknown.ok and "unknown in this workspace" in unknown.text and len(unknown.text.splitlines()) == 1
     assert await budget_of(fast, campaign["id"]) == int(campaign["daily_budget"])
+
+
+# -- a video upload cut short ---------------------------------------------------------------------------------------
+
+VIDEOS = r"^act_\d+/advideos$"
+
+
+async def _cut_short(fb, sandbox, tmp_path, *, skip: int) -> "object":
+    """upload_video cancelled (Ctrl-C) while its request number skip+1 (start, transfer chunks, finish) is on the wire."""
+    from test_fb_ads_launch import video_file
+
+    await sandbox.fault(kind="delay", method="POST", path=VIDEOS, skip=skip, delay_ms=400)
+    call = asyncio.create_task(fb.call("upload_video", {"path": video_file(tmp_path), "title": "Cut short", "wait": False}))
+    await asyncio.sleep(0.2)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    [pending] = await fb.store.unsettled_audit(fb.workspace.id)
+    return pending
+
+
+async def test_a_video_upload_cut_between_its_phases_names_its_video_and_reconcile_says_it_never_finished(fast, sandbox, tmp_path):
+    pending = await _cut_short(fast, sandbox, tmp_path, skip=1)          # cut while its first chunk is on the wire
+    [video_id] = pending.object_ids
+    shown = await fast.graph.get(video_id, {"fields": "status"})            # the object Facebook made at the start phase
+    assert pending.op == "upload_video" and shown["status"]["uploading_phase"]["status"] == "in_progress", shown
+    assert [(t["kind"], t["tag"]) for t in pending.tags] == [("video_upload", video_id)]
+    too_soon = await fast.call("reconcile", {})
+    assert "still unknown: too soon" in too_soon.text, too_soon.text
+    assert (await entry(fast, pending.id)).object_ids == [video_id]
+    fast.store.clock = lambda: datetime.now(UTC) + timedelta(seconds=fast.graph.settle_window)   # a settle window later
+    reconciled = await fast.call("reconcile", {})
+    assert f"it did not happen: the upload of video {video_id} never finished" in reconciled.text, reconciled.text
+    assert (await entry(fast, pending.id)).outcome == "error"
+
+
+async def test_a_video_upload_cut_while_its_finish_lands_is_reconciled_as_done(fast, sandbox, tmp_path):
+    pending = await _cut_short(fast, sandbox, tmp_path, skip=2)          # the file is one chunk: start, transfer, finish
+    await asyncio.sleep(0.5)                                             # the finish lands meanwhile
+    reconciled = await fast.call("reconcile", {})
+    assert f"it happened: the upload of video {pending.object_ids[0]} finished" in reconciled.text, reconciled.text
+    settled = await entry(fast, pending.id)
+    assert settled.outcome == "ok" and settled.object_ids == pending.object_ids
