@@ -302,3 +302,6 @@ def add_routes(app: web.Application) -> None:
     from .previews import preview_page
 
     r.add_get("/__sandbox/preview/{token}", preview_page)
+    from .edges import picture_file
+
+    r.add_get("/__sandbox/media/picture/{name}", picture_file)

@@ -10,6 +10,8 @@ from . import ads, creatives, previews
 from . import insights
 from . import audiences, pixels
 from . import studies
+from . import edges
+from .fields import CURRENT
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
@@ -110,6 +112,7 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
+EDGE_RE = re.compile(r"(me|act_\d+|\d+)/([A-Za-z0-9_]+)")
 STUDY_TYPES = ("adstudy", "adstudycell")   # visible to the members of their business (studies.load_study)
 # Routes that take no access_token (the app authenticates with client_id/client_secret).
 NO_TOKEN_ROUTES: dict[str, Handler] = {"oauth/access_token": oauth.access_token}
@@ -126,7 +129,10 @@ def resolve(ctx: Ctx) -> Handler:
             path_known = True
             if route_method == method:
                 ctx.match = match.groups()
-                return handler
+                return _with_spec_fallback(ctx, handler) if method == "GET" else handler
+    spec_handler = _spec_edge(ctx) if method == "GET" else None
+    if spec_handler is not None:
+        return spec_handler
     node = NODE_RE.fullmatch(path)
     if node:
         obj = _load_node(ctx, node.group(1))
@@ -137,6 +143,41 @@ def resolve(ctx: Ctx) -> Handler:
     if path_known:
         raise unsupported(method, path.split("/")[0] or "/")
     raise unknown_path(path)
+
+
+def _with_spec_fallback(ctx: Ctx, handler: Handler) -> Handler:
+    """A route that serves `{id}/{edge}` for some node types only (e.g. `{id}/adsets` for campaigns): on a node of
+    another type whose SDK class has that edge, the spec edge answers instead of "Unsupported get request"."""
+    if EDGE_RE.fullmatch(ctx.call.path) is None:
+        return handler
+    try:
+        fallback = _spec_edge(ctx)
+    except GraphError:
+        return handler
+    if fallback is None:
+        return handler
+    node_id = ctx.call.path.split("/", 1)[0]
+
+    def run(c: Ctx) -> Any:
+        try:
+            return handler(c)
+        except GraphError as err:
+            if err.subcode == 33 and f"'{node_id}'" in err.message:
+                return fallback(c)
+            raise
+    return run
+
+
+def _spec_edge(ctx: Ctx) -> Handler | None:
+    """GET {node}/{edge} for an edge of the node's SDK class that no route serves (fb_sandbox/edges.py)."""
+    match = EDGE_RE.fullmatch(ctx.call.path)
+    if match is None:
+        return None
+    node_id, edge = match.groups()
+    if node_id == "me":
+        node_id = ctx.principal.user_id
+    obj = _load_node(ctx, node_id)
+    return edges.spec_edge(ctx, obj, edge)
 
 
 def _load_node(ctx: Ctx, obj_id: str) -> Obj:
@@ -204,13 +245,17 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         principal = authenticate(sb.store, _token(call), call.params.get("appsecret_proof"), now=now,
                                  require_proof=sb.config.require_appsecret_proof)
         ctx = Ctx(sb, call, principal, Params(call.params))
-        handler = resolve(ctx)
-        if principal.kind == "app" and handler not in APP_TOKEN_OK:
-            raise GraphError("An active access token must be used to query information about the current user.",
-                             2500)
-        digits = usage_account(sb, call.path)
-        sb.usage.charge(digits, write=call.method != "GET", now=now, tier=sb.config.access_tier)
-        body = handler(ctx)
+        current = CURRENT.set(ctx)
+        try:
+            handler = resolve(ctx)
+            if principal.kind == "app" and handler not in APP_TOKEN_OK:
+                raise GraphError("An active access token must be used to query information about the current "
+                                 "user.", 2500)
+            digits = usage_account(sb, call.path)
+            sb.usage.charge(digits, write=call.method != "GET", now=now, tier=sb.config.access_tier)
+            body = handler(ctx)
+        finally:
+            CURRENT.reset(current)
         return GraphResult(200, body, _usage_headers(sb, digits, call))
     except GraphError as err:
         headers = {**_usage_headers(sb, digits, call), **err.headers}
