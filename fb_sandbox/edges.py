@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from . import spec
 from .accounts import render_account, render_instagram, render_page, render_pixel
-from .context import Ctx
+from .context import Ctx, GraphResult
 from .fields import parse_fields, select
 from .paging import paginate
 from .rules import rule
@@ -19,9 +19,10 @@ rule("edges.from_spec", "Every GET edge of a served node type's SDK class (the `
      "no spec edge keeps `(#2500) Unknown path components`", source="facebook_business SDK adobjects "
      "(https://github.com/facebook/facebook-business-sdk-codegen api_specs)", since="SDK 26.0.3", verified=True,
      area="edges")
-rule("edges.page_picture", "`/{page|user}/picture` and `fields=picture` answer `{\"data\": {\"url\", "
-     "\"is_silhouette\", \"height\", \"width\"}}` (the `redirect=false` form; the sandbox never redirects)",
-     source="https://developers.facebook.com/docs/graph-api/reference/page/picture/", since="any", verified=True,
+rule("edges.page_picture", "`/{page|user}/picture` redirects (302) to the image unless `redirect=0|false`, which "
+     "answers `{\"data\": {\"url\", \"is_silhouette\", \"height\", \"width\"}}`; `fields=picture` answers "
+     "that data form", source="https://developers.facebook.com/docs/graph-api/reference/page/picture/ ; "
+     "https://developers.facebook.com/docs/graph-api/reference/user/picture/", since="any", verified=True,
      area="edges")
 rule("edges.recommendations", "`/act_x/recommendations` (AdAccount.get_recommendations, target "
      "AdAccountRecommendations) answers an empty list: the sandbox makes no recommendations",
@@ -51,6 +52,8 @@ def picture(ctx: Ctx, obj: Obj) -> dict:
     width = ctx.p.int("width") or ctx.p.int("height") or size
     height = ctx.p.int("height") or width
     url = f"{ctx.call.base_url}/__sandbox/media/picture/{obj['id']}.png?width={width}&height={height}"
+    if ctx.p.bool("redirect", True):      # the edge's default: a 302 to the image (redirect=0|false: the data)
+        return GraphResult(302, None, {"Location": url})
     return {"data": {"height": height, "is_silhouette": False, "url": url, "width": width}}
 
 

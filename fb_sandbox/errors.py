@@ -106,3 +106,22 @@ def unknown_field(field: str, node_type: str) -> GraphError:
 
 def internal_error() -> GraphError:
     return GraphError("An unknown error has occurred.", 1, subcode=99, is_transient=True, http_status=500)
+
+
+from .rules import rule  # noqa: E402 - the registry has no dependencies; declarations below document the shapes above
+
+rule("errors.body", "Error bodies `{\"error\": {message, type, code, error_subcode, is_transient, error_user_title, "
+     "error_user_msg, error_data, fbtrace_id}}`; is_transient shown on Marketing API validation and rate-limit errors",
+     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=True,
+     area="errors")
+rule("errors.unknown_path", "A path that is no node or edge answers `(#2500) Unknown path components: /x`",
+     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=False,
+     area="errors")
+rule("errors.unsupported_get", "A node the caller cannot see, or a method a node does not support, answers 100/33 "
+     "`Unsupported get request. Object with ID 'x' does not exist...` (GraphMethodException)",
+     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=True,
+     area="errors")
+rule("errors.nonexisting_field", "A name that is neither a field nor an edge of the node answers `(#100) Tried "
+     "accessing nonexisting field (x) on node type (Node)`",
+     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=False,
+     area="errors")

@@ -294,6 +294,8 @@ def read_edge(node_id: str, field: str) -> Any:
         params.update(field.modifiers)
         if field.children is not None:
             params["fields"] = ",".join(c.source() for c in field.children)
+    if field == "picture":
+        params.setdefault("redirect", "false")     # as a field, a picture is its data, never a redirect
     return _sub_call(f"{node_id}/{field}", params)
 
 

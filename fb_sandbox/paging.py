@@ -170,3 +170,10 @@ def apply_filtering(items: Iterable[Obj], filters: Any, getters: dict[str, Calla
                               field="filtering")
         checks.append((getters[field], op, spec.get("value")))
     return [o for o in items if all(_test(op, get(o), value) for get, op, value in checks)]
+
+
+from .rules import rule  # noqa: E402
+
+rule("paging.cursors", "Edges page with cursors: `paging.cursors.before/after`, `next`/`previous` full URLs only when "
+     "there is a page there, `limit` (default 25), `summary=true` adds `summary.total_count`",
+     source="https://developers.facebook.com/docs/graph-api/results", since="any", verified=True, area="edges")

@@ -256,6 +256,8 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
             body = handler(ctx)
         finally:
             CURRENT.reset(current)
+        if isinstance(body, GraphResult):            # a handler that answers other than 200 (a redirect)
+            return GraphResult(body.status, body.body, {**_usage_headers(sb, digits, call), **body.headers})
         return GraphResult(200, body, _usage_headers(sb, digits, call))
     except GraphError as err:
         headers = {**_usage_headers(sb, digits, call), **err.headers}

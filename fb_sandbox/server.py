@@ -19,6 +19,7 @@ from .context import DEFAULT_VERSION, GraphCall, GraphResult
 from .control import SANDBOX_KEY
 from .errors import GraphError, internal_error, new_trace_id, param_error
 from .router import execute, usage_account
+from .rules import rule
 from .seed import seed_demo
 from .state import Sandbox
 
@@ -26,6 +27,12 @@ log = logging.getLogger("fb_sandbox")
 VERSION_RE = re.compile(r"v(\d+)\.(\d+)")
 MIN_MAJOR = 20
 MAX_BODY = 64 * 1024 * 1024
+
+
+rule("versions.deprecated", "A version older than v20 answers `(#2635) You are calling a deprecated version of the "
+     "Ads API. Please update to the latest version: vXX.`; an unversioned path gets the default version",
+     source="https://developers.facebook.com/blog/post/2024/04/16/upcoming-change-in-marketing-api-version-"
+     "deprecation", since="2024-05", verified=True, area="versions")
 
 
 def split_version(tail: str) -> tuple[str, str]:
