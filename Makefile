@@ -39,6 +39,7 @@ sandbox: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m fi_facebook --op-table > docs/ops.md
+	$(BIN)/python -m fb_sandbox.rules > docs/fidelity.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .admonster
