@@ -181,6 +181,14 @@ def parse_tree(value: Any) -> list[Field]:
     return _Parser(text).fields()
 
 
+def iter_fields(fields: list[Field]):
+    """Every field of a parse tree, nested ones included (e.g. `any(f.alias for f in iter_fields(tree))`)."""
+    for f in fields:
+        yield f
+        if f.children:
+            yield from iter_fields(f.children)
+
+
 def parse_fields(value: Any) -> list[Field]:
     """Top-level fields of a fields= value, first occurrence of each name: "a,b{c,d},e.limit(5)" -> [a, b, e]."""
     out: list[Field] = []

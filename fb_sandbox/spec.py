@@ -3,15 +3,16 @@
 except which SDK class stands for which stored node type).
 
 - Fields: the string constants of `<Node>.Field`.
-- Edges: each `get_<x>` / `create_<x>` / `delete_<x>` method of the class builds a `FacebookRequest(...)` with
-  `method='GET'|'POST'|'DELETE'`, `endpoint='/<edge>'` and `target_class=<Class>`; the edge name is the endpoint
-  (not the method name: `Business.get_ads_pixels` is the edge `adspixels`). `endpoint='/'` is the node itself.
+- Edges: each `get_<x>` / `create_<x>` / `delete_<x>` method of the class builds a `FacebookRequest` with a method
+  (GET, POST, DELETE), an `endpoint` ('/<edge>') and a `target_class`; the edge name is the endpoint, not the
+  method name (`Business.get_ads_pixels` is the edge `adspixels`). `endpoint='/'` is the node itself.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -24,7 +25,6 @@ SERVED: dict[str, str] = {
     "adstudycell": "AdStudyCell", "report_run": "AdReportRun",
 }
 
-_DEF_RE = re.compile(r"^    def (get|create|delete)_(\w+)\(self", re.MULTILINE)
 _METHOD_RE = re.compile(r"method='(GET|POST|DELETE)'")
 _ENDPOINT_RE = re.compile(r"endpoint='/([^']*)'")
 _TARGET_RE = re.compile(r"target_class=(\w+)")
@@ -50,21 +50,49 @@ def fields(cls_name: str) -> frozenset[str]:
 
 @lru_cache(maxsize=None)
 def edges(cls_name: str) -> dict[str, Edge]:
-    """edge name -> Edge, read from the FacebookRequest each get_/create_/delete_ method of the class builds."""
-    source = inspect.getsource(_klass(cls_name))
-    starts = [m.start() for m in _DEF_RE.finditer(source)] + [len(source)]
+    """edge name -> Edge: each get_/create_/delete_ method of the class is asked for its request (`pending=True`
+    builds the FacebookRequest without sending it) and its `_method`/`_endpoint`/`_target_class` are read. A method
+    the SDK cannot build (one imports a module with a syntax error in SDK 26.0.3) is read from its source instead."""
+    from facebook_business.api import FacebookRequest
+
+    klass = _klass(cls_name)
+    node = klass("0")
     out: dict[str, Edge] = {}
-    for begin, end in zip(starts, starts[1:]):
-        body = source[begin:end]
-        method, endpoint = _METHOD_RE.search(body), _ENDPOINT_RE.search(body)
-        if method is None or endpoint is None or not endpoint.group(1):
+    for name in sorted(vars(klass)):
+        if not re.match(r"(get|create|delete)_", name) or not callable(getattr(klass, name)):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                request = getattr(node, name)(pending=True)
+        except Exception:  # noqa: BLE001 - read the method's source instead
+            request = None
+        if isinstance(request, FacebookRequest):
+            method, endpoint = request._method, request._endpoint.strip("/")
+            target = getattr(request._target_class, "__name__", "")
+        else:
+            found = _from_source(getattr(klass, name))
+            if found is None:
+                continue
+            method, endpoint, target = found
+        if not endpoint:
             continue                      # `endpoint='/'`: the node itself (api_get/api_update/api_delete)
-        edge = out.setdefault(endpoint.group(1), Edge(endpoint.group(1)))
-        edge.methods.add(method.group(1))
-        target = _TARGET_RE.search(body)
-        if target is not None and (method.group(1) == "GET" or not edge.target):
-            edge.target = target.group(1)
+        edge = out.setdefault(endpoint, Edge(endpoint))
+        edge.methods.add(method)
+        if method == "GET" or not edge.target:
+            edge.target = target
     return out
+
+
+def _from_source(fn) -> tuple[str, str, str] | None:
+    try:
+        body = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+    method, endpoint, target = _METHOD_RE.search(body), _ENDPOINT_RE.search(body), _TARGET_RE.search(body)
+    if method is None or endpoint is None:
+        return None
+    return method.group(1), endpoint.group(1).strip("/"), target.group(1) if target else ""
 
 
 def get_edges(cls_name: str) -> frozenset[str]:

@@ -8,7 +8,7 @@ import json
 import aiohttp
 
 from fb_sandbox import spec
-from fb_sandbox.fields import parse_fields
+from fb_sandbox.fields import iter_fields, parse_fields, parse_tree
 from test_fb_sandbox_helpers import USD, Graph, graph  # noqa: F401 - graph is a fixture
 
 CHUNK = 30
@@ -216,3 +216,15 @@ def test_field_syntax_parse_tree():
     assert fields[1].children == ["spend", "actions"]
     assert fields[2].modifiers == {"limit": "5"} and fields[2].children[1].children == ["id"]
     assert parse_fields(fields[2].source())[0].source() == "adsets.limit(5){name,ads{id}}"
+    nested_alias = parse_tree("campaigns{name.as(title)},id")
+    assert [f.alias for f in iter_fields(nested_alias)] == [None, "title", None]
+
+
+def test_edge_names_come_from_the_sdk_requests():
+    """The edge is the request's endpoint, not the method's name (Business.get_ads_pixels -> adspixels)."""
+    assert {"adspixels", "owned_pages", "business_users"} <= spec.get_edges("Business")
+    assert "ads_pixels" not in spec.get_edges("Business")
+    assert {"activities", "impacting_ad_studies", "recommendations"} <= spec.get_edges("AdAccount")
+    assert "budget_schedules" in spec.get_edges("Campaign") and "business_users" in spec.get_edges("User")
+    assert spec.edges("Business")["adspixels"].target == "AdsPixel"
+    assert "picture" in spec.get_edges("Page") and "picture" not in spec.fields("Page")
