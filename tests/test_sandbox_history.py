@@ -9,24 +9,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import AsyncIterator
 
-from conftest import SandboxHandle
+from conftest import SandboxHandle, running_sandbox
 from fb_sandbox import delivery
-from fb_sandbox.server import SandboxServer
 from fb_utils import GraphClient
 from testkit import SANDBOX_START
 
 NOW = SANDBOX_START.timestamp() + 3600      # frozen here in both sandboxes: the same days everywhere
 DAY = 86400
-
-
-@asynccontextmanager
-async def twin() -> AsyncIterator[SandboxHandle]:
-    server = SandboxServer(db_path=":memory:", seed=True, clock_start=SANDBOX_START.timestamp())
-    await server.start()
-    try:
-        yield SandboxHandle(server)
-    finally:
-        await server.stop()
 
 
 async def freeze(*sandboxes: SandboxHandle, at: float = NOW) -> None:
@@ -73,7 +62,7 @@ async def spending_campaign(sandbox: SandboxHandle, currency: str) -> tuple[str,
 
 async def test_pausing_a_campaign_before_any_report_keeps_the_spend_it_had(facebook, sandbox):
     """The issue's case: pause a demo campaign before anything was read; /spend last_30d still shows its spend."""
-    async with twin() as untouched:
+    async with running_sandbox() as untouched:
         await freeze(sandbox, untouched)
         account_id, campaign_id = await spending_campaign(sandbox, "USD")
         had = await daily_spend(untouched, campaign_id)            # read first, nothing changed
@@ -89,7 +78,7 @@ async def test_pausing_a_campaign_before_any_report_keeps_the_spend_it_had(faceb
 
 
 async def test_a_budget_change_never_rewrites_past_spend_in_yen(sandbox):
-    async with twin() as untouched:
+    async with running_sandbox() as untouched:
         await freeze(sandbox, untouched)
         _, campaign_id = await spending_campaign(sandbox, "JPY")
         had = await daily_spend(untouched, campaign_id)
@@ -110,7 +99,7 @@ async def test_a_budget_change_never_rewrites_past_spend_in_yen(sandbox):
 
 
 async def test_a_campaign_paused_mid_day_delivers_that_day_until_the_pause(sandbox):
-    async with twin() as untouched:
+    async with running_sandbox() as untouched:
         await freeze(sandbox, untouched)
         made = [(await handle.control("POST", "delivery", {"scenario": {"ads": 1, "adsets": 1, "days": 3,
                                                                        "name": "Mid-day pause"}}))["scenario"]
