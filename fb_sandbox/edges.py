@@ -15,8 +15,8 @@ from .rules import rule
 from .store import Obj
 
 rule("edges.from_spec", "Every GET edge of a served node type's SDK class (the `endpoint` of each get_<x> method's "
-     "FacebookRequest) answers: the sandbox's data where it has it, else `{\"data\": []}` with paging; a path that is "
-     "no spec edge keeps `(#2500) Unknown path components`", source="facebook_business SDK adobjects "
+     "FacebookRequest) answers: the sandbox's data where it has it, else `{\"data\": []}` (an empty page carries no "
+     "cursors, as every sandbox edge); a path that is no spec edge keeps `(#2500) Unknown path components`", source="facebook_business SDK adobjects "
      "(https://github.com/facebook/facebook-business-sdk-codegen api_specs)", since="SDK 26.0.3", verified=True,
      area="edges")
 rule("edges.page_picture", "`/{page|user}/picture` redirects (302) to the image unless `redirect=0|false`, which "

@@ -6,6 +6,8 @@ import secrets
 import string
 from typing import Any
 
+from .rules import rule
+
 _TRACE_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -107,8 +109,6 @@ def unknown_field(field: str, node_type: str) -> GraphError:
 def internal_error() -> GraphError:
     return GraphError("An unknown error has occurred.", 1, subcode=99, is_transient=True, http_status=500)
 
-
-from .rules import rule  # noqa: E402 - the registry has no dependencies; declarations below document the shapes above
 
 rule("errors.body", "Error bodies `{\"error\": {message, type, code, error_subcode, is_transient, error_user_title, "
      "error_user_msg, error_data, fbtrace_id}}`; is_transient shown on Marketing API validation and rate-limit errors",

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from .errors import param_error
 from .params import Params, to_int
+from .rules import rule
 from .store import Obj
 
 MAX_LIMIT = 1000
@@ -171,8 +172,6 @@ def apply_filtering(items: Iterable[Obj], filters: Any, getters: dict[str, Calla
         checks.append((getters[field], op, spec.get("value")))
     return [o for o in items if all(_test(op, get(o), value) for get, op, value in checks)]
 
-
-from .rules import rule  # noqa: E402
 
 rule("paging.cursors", "Edges page with cursors: `paging.cursors.before/after`, `next`/`previous` full URLs only when "
      "there is a page there, `limit` (default 25), `summary=true` adds `summary.total_count`",
