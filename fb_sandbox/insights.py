@@ -1085,7 +1085,8 @@ def start_report_run(ctx: Ctx) -> dict:
     duration = max(MIN_RUN_SECONDS, len(result.rows) / ROWS_PER_SECOND)
     data = {"id": run_id, "account_id": account["id"][4:], "_node_id": node["id"], "_params": params,
             "_rows": len(result.rows), "_duration": duration, "_started": ctx.now,
-            "_failure": (fault.options.get("message") or "Async job failed") if fault else None,
+            "_failure": (fault.options.get("message") or "Generating the report failed. Try again later.")
+            if fault else None,
             "date_start": query.since.isoformat(), "date_stop": query.until.isoformat(),
             "level": query.level, "fields": list(query.fields), "breakdowns": list(query.breakdowns)}
     ctx.store.insert("report_run", run_id, data, parent_id=node["id"], account_id=account["id"], now=ctx.now)
@@ -1127,14 +1128,31 @@ def read_report_run(ctx: Ctx, run: Obj) -> dict:
         if name.startswith("_"):
             return None
         return run.get(name)
-    return select("AdReportRun", parse_fields(ctx.p.get("fields")), RUN_DEFAULT_FIELDS, value)
+    default = RUN_DEFAULT_FIELDS
+    if status == "Job Failed" and _version_number(ctx.call.version) >= 25:
+        default = RUN_DEFAULT_FIELDS + list(RUN_ERROR_FIELDS)
+    return select("AdReportRun", parse_fields(ctx.p.get("fields")), default, value)
+
+
+# Since v25.0 a failed run answers these as default fields ("Version 25.0",
+# https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/version25.0 ;
+# "Enhanced Error Messaging for Ads Insights Async API", Jan 8, 2026,
+# https://developers.facebook.com/blog/post/2026/01/08/enhanced-error-messaging-for-ads-insights-async-api/).
+# Values: -2/2490547 "Report Failed" (ERROR_CODES_DOC in breakdowns.py).
+RUN_ERROR_FIELDS = ("error_code", "error_subcode", "error_message", "error_user_title", "error_user_msg")
+
+
+def _version_number(version: str) -> float:
+    try:
+        return float(str(version).lstrip("v"))
+    except ValueError:
+        return 0.0
 
 
 def _failure_fields(run: Obj) -> dict:
     return {"error_code": -2, "error_subcode": 2490547, "error_message": run["_failure"],
-            "error_user_title": "Report Couldn't Be Completed",
-            "error_user_msg": "The async report run failed. Start a new run, or ask for less data "
-                              "(a shorter date range, fewer breakdowns)."}
+            "error_user_title": "Report Failed",
+            "error_user_msg": "Generating the report failed. Try again later."}
 
 
 def report_results(ctx: Ctx, run: Obj) -> dict:
