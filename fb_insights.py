@@ -288,10 +288,12 @@ def check_breakdowns(breakdowns: Sequence[str], action_breakdowns: Sequence[str]
                      level: str) -> str | None:
     """Meta's combination rules (BREAKDOWNS_DOC): refuse what Meta cannot answer, before anything is sent; answer a
     note when the combination is one the docs say nothing about (sent anyway, marked unverified)."""
-    actions = tuple(action_breakdowns) or ("action_type",)        # Meta adds action_type when none is given
-    cols = _columns(breakdowns, actions)
+    # Meta adds action_type when no action breakdown is given; the table's exact entries (app_id + skan_conversion_id)
+    # are asked without action fields, so either reading may match.
+    readings = [tuple(action_breakdowns)] if action_breakdowns else [(), ("action_type",)]
     documented = any(cols == set(entry) or (star and set(entry) <= cols and cols - set(entry) <= _JOINABLE)
-                     for entry, star in DOCUMENTED_PERMUTATIONS)
+                     for cols in (_columns(breakdowns, a) for a in readings) for entry, star in DOCUMENTED_PERMUTATIONS)
+    cols = _columns(breakdowns, readings[-1])
     core = cols - _JOINABLE
     if not documented and not (len(core) <= 1 and not core & _EXACT_ONLY):
         named = [c for c in (*breakdowns, *action_breakdowns)]

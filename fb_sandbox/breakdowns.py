@@ -76,6 +76,12 @@ ONLY_WITH_FIELD = {"app_id": "total_postbacks", "skan_conversion_id": "total_pos
 REGION_UNSUPPORTED = ("video_p25_watched_actions", "video_p50_watched_actions", "video_p75_watched_actions",
                       "video_p95_watched_actions", "video_p100_watched_actions", "video_avg_time_watched_actions")
 DMA_UNSUPPORTED = ("estimated_ad_recall_rate", "video_thruplay_watched_actions")
+# BREAKDOWNS_DOC "Restrictions for off-Meta action metrics" (since April 27, 2021): with a Type 1 breakdown the
+# off-Meta (pixel) action metrics are not returned; on-Meta ones (link clicks, engagement, leads on forms) are.
+TYPE1_BREAKDOWNS = frozenset({"region", "dma", *("hourly_stats_aggregated_by_audience_time_zone",
+                                                 "hourly_stats_aggregated_by_advertiser_time_zone")})
+OFF_META_ACTIONS = frozenset({"landing_page_view", "add_to_cart", "initiate_checkout", "purchase",
+                              "offsite_conversion.fb_pixel_purchase", "omni_purchase"})
 IDENTITY_FIELDS = frozenset({"account_id", "account_name", "campaign_id", "campaign_name", "adset_id", "adset_name",
                              "ad_id", "ad_name", "date_start", "date_stop", "objective", "optimization_goal",
                              "account_currency", "buying_type", "attribution_setting", "created_time",
@@ -90,7 +96,16 @@ def columns(breakdowns, action_breakdowns) -> frozenset[str]:
 
 def combination(breakdowns, action_breakdowns) -> str:
     """'documented' (in the table), 'single' (one breakdown alone: the doc's generic list), 'unverified' (a mix
-    the table says nothing about: served with a note), or 'invalid' (columns the table only combines otherwise)."""
+    the table says nothing about: served with a note), or 'invalid' (columns the table only combines otherwise).
+    With no action_breakdowns given, Meta adds action_type: either reading may match (the table's exact entries
+    such as app_id + skan_conversion_id are asked without action fields)."""
+    if not action_breakdowns:
+        found = {_classify(breakdowns, ()), _classify(breakdowns, ("action_type",))}
+        return next(k for k in ("documented", "single", "unverified", "invalid") if k in found)
+    return _classify(breakdowns, action_breakdowns)
+
+
+def _classify(breakdowns, action_breakdowns) -> str:
     cols = columns(breakdowns, action_breakdowns)
     for entry, star in PERMUTATIONS:
         if cols == entry or (star and entry <= cols and cols - entry <= JOINABLE):

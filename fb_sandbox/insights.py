@@ -129,8 +129,8 @@ def parse_query(sb: Sandbox, account: Obj, node: Obj, p: Params) -> Query:
     level = _level(p, node_type)
     fields = _fields(p, level)
     breakdowns = _breakdowns(p)
+    _combination(breakdowns, _listish(p, "action_breakdowns"), fields, level)
     action_breakdowns = _action_breakdowns(p)
-    _combination(breakdowns, action_breakdowns, fields, level)
     windows = _windows(p)
     today = delivery.account_today(sb, account["id"])
     since, until, buckets = _time(p, account, today)
@@ -184,7 +184,7 @@ def _combination(breakdowns: list[str], action_breakdowns: list[str], fields: li
     -> 100 (the message other clients quote; unverified text); metrics with no data for these breakdowns ->
     2/1504041 "Invalid Breakdowns" (ERROR_CODES_DOC)."""
     if bd.combination(breakdowns, action_breakdowns) == "invalid":
-        cols = ",".join(sorted({*action_breakdowns, *breakdowns}))
+        cols = ",".join(sorted({*(action_breakdowns or ["action_type"]), *breakdowns}))
         raise _error(f"Current combination of data breakdown columns ({cols}) is invalid ", "breakdowns")
     conflict = bd.field_conflict(fields, breakdowns, level)
     if conflict:
@@ -840,6 +840,8 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
     dims = [a for a in q.action_breakdowns if a not in ("action_type", "action_device")]
     per_ad = _per_ad_actions(q)
     seed_account = q.account["id"]
+    if bd.TYPE1_BREAKDOWNS & set(q.breakdowns):     # BREAKDOWNS_DOC: no off-Meta action metrics with Type 1
+        kinds = tuple((t, i) for t, i in kinds if t not in bd.OFF_META_ACTIONS)
 
     def fmt(amount: int, g: Group, spend: int) -> str | None:
         if kind == "count":
@@ -906,8 +908,10 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
 
 
 def _roas(q: Query, kind: str) -> Callable[[Group], list | None]:
+    type1 = bool(bd.TYPE1_BREAKDOWNS & set(q.breakdowns))
+
     def render(g: Group) -> list | None:
-        if not g.sums[PVAL] or not g.sums[SPEND]:
+        if type1 or not g.sums[PVAL] or not g.sums[SPEND]:
             return None
         return [{"action_type": kind, "value": decimal_text(g.sums[PVAL] / g.sums[SPEND])}]
     return render
@@ -915,6 +919,8 @@ def _roas(q: Query, kind: str) -> Callable[[Group], list | None]:
 
 def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group], Any]:
     """How one field of a row renders, as Facebook sends it; a None value leaves the field out."""
+    if name in HOURLY_ZERO and any(b in bd.HOURLY for b in q.breakdowns):
+        return lambda g: "0"        # BREAKDOWNS_DOC: reach and frequency (unique fields) return 0 with hourly
     if name in INTEGER:
         number = NUMERIC[name]
         return lambda g: str(number(g, q))
@@ -923,8 +929,6 @@ def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group],
     if name in NUMERIC:
         ratio = NUMERIC[name]
         return lambda g: None if (v := ratio(g, q)) is None else decimal_text(v)
-    if name in HOURLY_ZERO and any(b in bd.HOURLY for b in q.breakdowns):
-        return lambda g: "0"        # BREAKDOWNS_DOC: reach and frequency (unique fields) return 0 with hourly
     if name == "actions":
         return _actions(q, ACTION_TYPES, "count")
     if name == "conversions":
