@@ -391,8 +391,8 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
     notes = [n for n in (check_breakdowns(chosen_breakdowns, chosen_actions, chosen, effective_level or ""),) if n]
     gone = [w for w in windows if w in WINDOWS_WITHOUT_DATA]
     if gone:
-        notes.append(f"Note: {' and '.join(gone)} return no data since 2026-01-12 (Meta, all API versions); "
-                     "use 1d_view or 7d_click/28d_click.")
+        notes.append(f"Note: {' and '.join(gone)} {'has' if len(gone) == 1 else 'have'} no data since 2026-01-12 "
+                     "(Meta, all API versions); use 1d_view or 7d_click/28d_click.")
     sort_list = tuple([sort] if isinstance(sort, str) else (sort or ()))
     for item in sort_list:
         match = re.fullmatch(r"(.+)_(ascending|descending)", str(item))
@@ -1243,7 +1243,8 @@ async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
     query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
     return OpResult(text=f"Started async report {run_id} for {query.object_id} · {query.period}. "
-                         f"Next: report_status with report_run_id {run_id}, then get_report_results.",
+                         f"Next: report_status with report_run_id {run_id}, then get_report_results."
+                         + "".join(f"\n{note}" for note in query.notes),
                     data={"report_run_id": run_id, "params": query.params()})
 
 

@@ -24,7 +24,6 @@ import hashlib
 import json
 from datetime import date
 from functools import lru_cache
-from typing import Any, Callable
 
 
 def _enum(cls_name: str) -> tuple[str, ...]:
@@ -340,5 +339,3 @@ def window_counts(count: int, seed_parts: tuple, windows, today: date) -> dict[s
         out["28d_view"] = out["7d_view"] + int(view * 0.4)
     return {w: out[w] for w in windows if w in out}
 
-
-Splitter = Callable[..., Any]

@@ -116,7 +116,7 @@ async def test_attribution_windows_show_per_window_values(facebook):
     assert result.data["params"]["action_attribution_windows"] == "1d_click,7d_click,28d_click,1d_view,7d_view"
     windows = result.data["attribution_windows"]
     assert "7d_view" not in windows                        # Meta: no data since 2026-01-12
-    assert "7d_view and" not in result.text and "7d_view return no data since 2026-01-12" in result.text
+    assert "7d_view and" not in result.text and "7d_view has no data since 2026-01-12" in result.text
     for action_type, default in windows["value"].items():
         assert windows["1d_click"][action_type] <= windows["7d_click"][action_type] <= windows["28d_click"][action_type]
         assert windows["7d_click"][action_type] + windows["1d_view"][action_type] == default
