@@ -189,9 +189,10 @@ class AdContext:
     """What an ad's breakdown values come from: its creative, page, pixel and seed."""
 
     def __init__(self, store, ad_id: str, seed: int) -> None:
-        ad = store.get(ad_id) or {}
-        adset = store.get(ad.get("adset_id", "")) or {}
-        creative = store.get(((ad.get("creative") or {}).get("id")) or "") or {}
+        get = store.get if store is not None else (lambda _id: None)      # no store: the summary row's "no ad"
+        ad = get(ad_id) or {}
+        adset = get(ad.get("adset_id", "")) or {}
+        creative = get(((ad.get("creative") or {}).get("id")) or "") or {}
         self.ad_id, self.seed = ad_id, seed
         self.creative = dict(creative)
         self.creative_id = creative.get("id") if creative else None

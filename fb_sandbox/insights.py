@@ -593,6 +593,9 @@ def split_count(amount: int, weights: list[float]) -> list[int]:
     return out
 
 
+_NO_AD = bd.AdContext(None, "", 0)
+
+
 class _Ads:
     """Per-ad breakdown contexts (creative, page, pixel), loaded once per computation."""
 
@@ -851,14 +854,14 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
         return decimal_text(spend / q.minor / amount) if amount else None
 
     def render(g: Group) -> list | None:
-        if per_ad or by_device:
-            sources = sorted(g.devices.items(), key=lambda kv: str(kv[0])) if g.devices is not None else []
-        else:
-            sources = [(None, g.sums)]
+        if (per_ad or by_device) and g.devices is not None:
+            sources = sorted(g.devices.items(), key=lambda kv: str(kv[0]))
+        else:                                        # the summary row: its sums, no ad or device of its own
+            sources = [((None, None) if per_ad else None, g.sums)]
         entries: dict[tuple, list[int]] = {}
         for source, sums in sources:
             ad_id, device = source if per_ad else (None, source)
-            ad = g.ads(ad_id) if per_ad and g.ads is not None else None
+            ad = (g.ads(ad_id) if g.ads is not None else _NO_AD) if per_ad else None
             for action_type, index in kinds:
                 amount = sums[index]
                 if not amount:

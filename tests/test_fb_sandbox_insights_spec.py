@@ -91,8 +91,11 @@ async def test_every_sdk_action_breakdown_splits_each_action_type(sandbox, graph
     if bd.combination([], asked) == "invalid":
         asked = [action_breakdown]                   # carousel cards are documented alone
     answer = await graph.get(f"{camp}/insights", fields="actions", date_preset="last_7d",
-                             action_breakdowns=",".join(asked))
+                             action_breakdowns=",".join(asked), default_summary="true")
     assert answer.status == 200, answer.body
+    summary, data = action_totals([answer.body["summary"]]), action_totals(answer.body["data"])
+    assert summary.keys() == data.keys()                    # the summary row too (reactions: a share per ad, floored)
+    assert all(abs(summary[k] - data[k]) <= (2 if k == "post_reaction" else 0) for k in data), (summary, data)
     entries = [a for r in answer.body["data"] for a in r.get("actions", [])]
     assert all(action_breakdown in a for a in entries)
     if "action_type" not in asked:
