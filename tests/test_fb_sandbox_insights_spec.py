@@ -189,3 +189,22 @@ async def test_a_failed_run_answers_its_error_fields_by_default(sandbox, graph):
     await sandbox.control("POST", "clock", {"advance": 5})
     done = (await graph.get(healthy)).body
     assert done["async_status"] == "Job Completed" and "error_code" not in done
+
+
+def test_carousel_cards_split_link_clicks_over_the_creatives_cards():
+    """A carousel ad's link clicks go to its cards (ids and names from the creative), summing to the count."""
+    from fb_sandbox.insights import split_count
+
+    store = {"9": {"adset_id": "8", "creative": {"id": "7"}}, "8": {"promoted_object": {"pixel_id": "6"}},
+             "7": {"id": "7", "_kind": "carousel", "_page_id": "5",
+                   "_cards": [{"name": "Red"}, {"name": "Blue"}, {"name": "Green"}]}}
+    ad = bd.AdContext(store, "9", seed=1)
+    shown, share, pairs = bd.action_values("action_carousel_card_name", ad, "link_click")
+    assert (shown, share) == ("link_click", 1.0) and [p for p, _ in pairs] == ["Red", "Blue", "Green"]
+    counts = split_count(101, [w for _, w in pairs])
+    assert sum(counts) == 101 and counts[0] > counts[2]
+    ids = [p for p, _ in bd.action_values("action_carousel_card_id", ad, "link_click")[2]]
+    assert len(set(ids)) == 3 and all(i.isdigit() for i in ids)
+    assert bd.action_values("action_carousel_card_id", ad, "purchase") is None           # only clicks on cards
+    assert bd.action_values("action_target_id", ad, "purchase")[2] == [("6", 1.0)]       # the pixel
+    assert bd.action_values("action_target_id", ad, "post_engagement")[2] == [("5", 1.0)]  # the page
