@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import Field, model_validator
 
 from fb_utils import (
@@ -60,18 +61,62 @@ LEVELS = ("account", "campaign", "adset", "ad")
 DATE_PRESETS = ("today", "yesterday", "this_month", "last_month", "this_quarter", "maximum", "last_3d", "last_7d",
                 "last_14d", "last_28d", "last_30d", "last_90d", "last_week_mon_sun", "last_week_sun_sat",
                 "this_week_mon_today", "this_week_sun_today", "this_year", "last_year")
-BREAKDOWNS = ("age", "gender", "country", "publisher_platform", "platform_position", "impression_device", "device_platform")
-BREAKDOWN_SETS = frozenset({frozenset({b}) for b in BREAKDOWNS} | {
-    frozenset({"age", "gender"}),
-    frozenset({"publisher_platform", "platform_position"}),
-    frozenset({"publisher_platform", "platform_position", "impression_device"}),
-})
-ACTION_BREAKDOWNS = ("action_type", "action_device", "action_destination")
+
+
+def _sdk_enum(cls: type) -> tuple[str, ...]:
+    return tuple(sorted(v for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, str)))
+
+
+# Meta's spec (the SDK's AdsInsights enums, generated from Meta's API specs): never a hand list.
+BREAKDOWNS = _sdk_enum(AdsInsights.Breakdowns)
+ACTION_BREAKDOWNS = _sdk_enum(AdsInsights.ActionBreakdowns)
+ATTRIBUTION_WINDOWS = _sdk_enum(AdsInsights.ActionAttributionWindows)
+SDK_FIELDS = _sdk_enum(AdsInsights.Field)
+SDK_LIST_FIELDS = frozenset(name for name, kind in AdsInsights._field_types.items() if str(kind).startswith("list<"))
+
+# Combination rules: "Insights API Breakdowns" (BREAKDOWNS_DOC; read 2026-12-06 in its v25.0 copy and the English
+# page updated May 8, 2026). The permutation table: entries marked * may add action_type, action_target_id and
+# action_destination; the others are exact. Carousel card id and name count as one column.
+BREAKDOWNS_DOC = "https://developers.facebook.com/docs/marketing-api/insights/breakdowns"
+METRIC_AVAILABILITY = "https://developers.facebook.com/blog/post/2025/10/16/ads-insights-api-metric-availability-updates/"
+_CAROUSEL = "action_carousel_card_id/name"
+_JOINABLE = frozenset({"action_type", "action_target_id", "action_destination"})
+DOCUMENTED_PERMUTATIONS: tuple[tuple[tuple[str, ...], bool], ...] = tuple((tuple(c.split("+")), star) for c, star in (
+    ("action_converted_product_id", False), ("action_type", True), ("action_type+action_converted_product_id", False),
+    ("action_target_id", True), ("action_device", True), ("action_device+impression_device", True),
+    ("action_device+publisher_platform", True), ("action_device+publisher_platform+impression_device", True),
+    ("action_device+publisher_platform+platform_position", True),
+    ("action_device+publisher_platform+platform_position+impression_device", True), ("action_reaction", False),
+    ("action_type+action_reaction", False), ("age", True), ("gender", True), ("age+gender", True),
+    ("app_id+skan_conversion_id", False), ("country", True), ("region", True), ("publisher_platform", True),
+    ("publisher_platform+impression_device", True), ("publisher_platform+platform_position", True),
+    ("publisher_platform+platform_position+impression_device", True), ("product_id", True),
+    ("hourly_stats_aggregated_by_advertiser_time_zone", True), ("hourly_stats_aggregated_by_audience_time_zone", True),
+    (_CAROUSEL, False), (f"{_CAROUSEL}+impression_device", False), (f"{_CAROUSEL}+country", False),
+    (f"{_CAROUSEL}+age", False), (f"{_CAROUSEL}+gender", False), (f"{_CAROUSEL}+age+gender", False)))
+_TABLE_COLUMNS = frozenset(c for cols, _ in DOCUMENTED_PERMUTATIONS for c in cols)
+_EXACT_ONLY = frozenset({_CAROUSEL, "action_reaction", "action_converted_product_id", "app_id", "skan_conversion_id"})
+HOURLY_BREAKDOWNS = ("hourly_stats_aggregated_by_advertiser_time_zone", "hourly_stats_aggregated_by_audience_time_zone")
+NO_BREAKDOWN_FIELDS = ("app_store_clicks", "newsfeed_avg_position", "newsfeed_clicks", "relevance_score", "newsfeed_impressions")
+ASSET_BREAKDOWNS = ("ad_format_asset", "body_asset", "call_to_action_asset", "description_asset", "image_asset",
+                    "link_url_asset", "title_asset", "video_asset")
+ASSET_METRICS = ("impressions", "clicks", "spend", "reach", "actions", "action_values")
+ONLY_WITH_FIELD = {"app_id": "total_postbacks", "skan_conversion_id": "total_postbacks",
+                   "skan_campaign_id": "total_postbacks_detailed", "is_conversion_id_modeled": "total_postbacks_detailed"}
+REGION_UNSUPPORTED = ("video_p25_watched_actions", "video_p50_watched_actions", "video_p75_watched_actions",
+                      "video_p95_watched_actions", "video_p100_watched_actions", "video_avg_time_watched_actions")
+DMA_UNSUPPORTED = ("estimated_ad_recall_rate", "video_thruplay_watched_actions")
+# 7d_view and 28d_view return no data from 2026-01-12, all versions (METRIC_AVAILABILITY).
+WINDOWS_WITHOUT_DATA = ("7d_view", "28d_view")
+PER_WINDOW_SHOWN = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+
 ID_FIELDS = ("account_id", "account_name", "campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name")
 METRIC_FIELDS = ("impressions", "reach", "frequency", "clicks", "unique_clicks", "inline_link_clicks", "ctr", "cpc",
                  "cpm", "cpp", "spend", "actions", "action_values", "cost_per_action_type", "conversions", "purchase_roas")
-FIELDS = ID_FIELDS + ("date_start", "date_stop") + METRIC_FIELDS + ("objective", "optimization_goal", "account_currency")
-LIST_FIELDS = ("actions", "action_values", "cost_per_action_type", "conversions", "purchase_roas")
+DIM_FIELDS = ID_FIELDS + ("date_start", "date_stop", "objective", "optimization_goal", "account_currency")
+FIELDS = tuple(dict.fromkeys(DIM_FIELDS + METRIC_FIELDS + SDK_FIELDS))      # the SDK's AdsInsights.Field, ours first
+LIST_FIELDS = tuple(sorted(SDK_LIST_FIELDS | {"actions", "action_values", "cost_per_action_type", "conversions",
+                                              "purchase_roas"}))
 FILTER_OPERATORS = ("EQUAL", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL",
                     "IN_RANGE", "NOT_IN_RANGE", "CONTAIN", "NOT_CONTAIN", "IN", "NOT_IN", "ANY", "ALL", "NONE")
 FILTER_ID_FIELDS = {"campaign_id": "campaign.id", "adset_id": "adset.id", "ad_id": "ad.id"}
@@ -120,6 +165,9 @@ class InsightsQuery:
     filtering: tuple[dict, ...] = ()
     sort: tuple[str, ...] = ()
     summary: bool = False
+    action_breakdowns: tuple[str, ...] = ()
+    attribution_windows: tuple[str, ...] = ()
+    notes: tuple[str, ...] = dataclass_field(default=(), compare=False)   # warnings for the answer's text
 
     def params(self) -> dict[str, Any]:
         """The Graph parameters, as the SDK would send them."""
@@ -134,6 +182,10 @@ class InsightsQuery:
             params["time_increment"] = self.time_increment
         if self.breakdowns:
             params["breakdowns"] = ",".join(self.breakdowns)
+        if self.action_breakdowns:
+            params["action_breakdowns"] = ",".join(self.action_breakdowns)
+        if self.attribution_windows:
+            params["action_attribution_windows"] = ",".join(self.attribution_windows)
         if self.filtering:
             params["filtering"] = list(self.filtering)
         if self.sort:
@@ -218,10 +270,77 @@ async def session_today(ctx: OpContext) -> date:
     return (await ctx.now()).date()
 
 
+def _columns(breakdowns: Sequence[str], action_breakdowns: Sequence[str]) -> frozenset[str]:
+    return frozenset(_CAROUSEL if c in ("action_carousel_card_id", "action_carousel_card_name") else c
+                     for c in (*breakdowns, *action_breakdowns))
+
+
+def _documented_with(cols: frozenset[str]) -> list[str]:
+    """The documented permutations that share a column with the request (for the fix)."""
+    out = []
+    for entry, star in DOCUMENTED_PERMUTATIONS:
+        if set(entry) & (cols - _JOINABLE) and len(entry) > 1 or (set(entry) & cols - _JOINABLE and star):
+            out.append(" + ".join(entry) + (" (+ action_type)" if star else ""))
+    return out[:8]
+
+
+def check_breakdowns(breakdowns: Sequence[str], action_breakdowns: Sequence[str], fields: Sequence[str],
+                     level: str) -> str | None:
+    """Meta's combination rules (BREAKDOWNS_DOC): refuse what Meta cannot answer, before anything is sent; answer a
+    note when the combination is one the docs say nothing about (sent anyway, marked unverified)."""
+    # Meta adds action_type when no action breakdown is given; the table's exact entries (app_id + skan_conversion_id)
+    # are asked without action fields, so either reading may match.
+    readings = [tuple(action_breakdowns)] if action_breakdowns else [(), ("action_type",)]
+    documented = any(cols == set(entry) or (star and set(entry) <= cols and cols - set(entry) <= _JOINABLE)
+                     for cols in (_columns(breakdowns, a) for a in readings) for entry, star in DOCUMENTED_PERMUTATIONS)
+    cols = _columns(breakdowns, readings[-1])
+    core = cols - _JOINABLE
+    if not documented and not (len(core) <= 1 and not core & _EXACT_ONLY):
+        named = [c for c in (*breakdowns, *action_breakdowns)]
+        if core <= _TABLE_COLUMNS:
+            options = _documented_with(cols)
+            raise _refuse(f"breakdowns {' + '.join(named)} cannot be combined (Meta answers only its documented "
+                          "permutations)", "breakdowns",
+                          fix="Ask them in separate requests" + (f", or use one of: {'; '.join(options)}" if options else ""))
+    chosen, asked = set(breakdowns), set(fields)
+    if chosen and (bad := sorted(asked & set(NO_BREAKDOWN_FIELDS))):
+        raise _refuse(f"{bad[0]} cannot be requested with any breakdown", "fields", fix=f"Drop {bad[0]}, or the breakdowns")
+    hourly = chosen & set(HOURLY_BREAKDOWNS)
+    if hourly:
+        if bad := sorted(f for f in asked if f.startswith("video_")):
+            raise _refuse(f"{bad[0]} cannot be requested with an hourly breakdown", "fields",
+                          fix=f"Drop the video fields, or ask them without {min(hourly)}")
+        if bad := sorted(f for f in asked if f.startswith("unique_") or f in ("reach", "frequency", "cpp")):
+            raise _refuse(f"hourly breakdowns do not support {bad[0]} (Meta answers 0)", "fields",
+                          fix="Drop reach, frequency and unique_* fields, or the hourly breakdown")
+    if "frequency_value" in chosen and "reach" not in asked:
+        raise _refuse("the frequency_value breakdown is used with reach only", "fields", fix="Add reach to fields")
+    if "region" in chosen and (bad := sorted(asked & set(REGION_UNSUPPORTED))):
+        raise _refuse(f"{bad[0]} does not support the region breakdown", "fields", fix=f"Drop {bad[0]}, or use country")
+    if "dma" in chosen and (bad := sorted(asked & set(DMA_UNSUPPORTED))):
+        raise _refuse(f"{bad[0]} is not available with the dma breakdown", "fields", fix=f"Drop {bad[0]}, or use region")
+    if "place_page_id" in chosen and level == "account":
+        raise _refuse("place_page_id cannot be asked at the account level", "level", fix="Use level campaign, adset or ad")
+    if chosen & set(ASSET_BREAKDOWNS):
+        bad = sorted(f for f in asked if f not in ASSET_METRICS and f not in DIM_FIELDS and f not in chosen)
+        if bad:
+            raise _refuse(f"{bad[0]} is not available with dynamic creative asset breakdowns", "fields",
+                          fix=f"Ask only {', '.join(ASSET_METRICS)} (plus ids and dates)")
+    for name, needed in ONLY_WITH_FIELD.items():
+        if name in chosen and needed not in asked:
+            raise _refuse(f"the {name} breakdown is only supported with the {needed} field", "fields",
+                          fix=f"Add {needed} to fields")
+    if not documented and len(core) > 1:
+        return (f"Note: {' + '.join(sorted(core))} is not in Meta's documented breakdown permutations "
+                "(unverified: Facebook may refuse it).")
+    return None
+
+
 def build_query(object_id: str, *, level: str | None = None, fields: Sequence[str] | None = None, date_preset: str | None = None,
                 since: str | None = None, until: str | None = None, time_increment: int | str | None = None,
                 breakdowns: Sequence[str] = (), filtering: Any = None, sort: Sequence[str] | str | None = None,
-                summary: bool = False, today: date) -> InsightsQuery:
+                summary: bool = False, action_breakdowns: Sequence[str] = (), attribution_windows: Sequence[str] = (),
+                today: date) -> InsightsQuery:
     """Check every argument against the contract and build the query; refuses before any request is sent. ``today``
     (the session's, see ``session_today``) bounds how far back ``since`` may go."""
     object_id = check_object(object_id)
@@ -258,10 +377,22 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
     for name in chosen_breakdowns:
         if name not in BREAKDOWNS:
             raise _refuse(f"{name} is not a breakdown{_closest(name, BREAKDOWNS)}", "breakdowns", BREAKDOWNS)
-    if len(chosen_breakdowns) > 1 and frozenset(chosen_breakdowns) not in BREAKDOWN_SETS:
-        combos = sorted(" + ".join(sorted(s)) for s in BREAKDOWN_SETS if len(s) > 1)
-        raise _refuse(f"breakdowns {' + '.join(chosen_breakdowns)} cannot be combined", "breakdowns",
-                      fix=f"Use one breakdown alone, or one of these combinations: {'; '.join(combos)}")
+    chosen_actions = tuple(dict.fromkeys(action_breakdowns or ()))
+    for name in chosen_actions:
+        if name not in ACTION_BREAKDOWNS:
+            raise _refuse(f"{name} is not an action breakdown{_closest(name, ACTION_BREAKDOWNS)}", "action_breakdowns",
+                          ACTION_BREAKDOWNS)
+    windows = tuple(dict.fromkeys(attribution_windows or ()))
+    for name in windows:
+        if name not in ATTRIBUTION_WINDOWS:
+            raise _refuse(f"{name} is not an attribution window{_closest(name, ATTRIBUTION_WINDOWS)}", "attribution_windows",
+                          fix="Use e.g. 1d_click, 7d_click, 28d_click, 1d_view, 1d_ev")
+    effective_level = level or ("account" if object_id.startswith("act_") else None)
+    notes = [n for n in (check_breakdowns(chosen_breakdowns, chosen_actions, chosen, effective_level or ""),) if n]
+    gone = [w for w in windows if w in WINDOWS_WITHOUT_DATA]
+    if gone:
+        notes.append(f"Note: {' and '.join(gone)} {'has' if len(gone) == 1 else 'have'} no data since 2026-01-12 "
+                     "(Meta, all API versions); use 1d_view or 7d_click/28d_click.")
     sort_list = tuple([sort] if isinstance(sort, str) else (sort or ()))
     for item in sort_list:
         match = re.fullmatch(r"(.+)_(ascending|descending)", str(item))
@@ -269,7 +400,8 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
             raise _refuse(f"{item!r} is not a sort order", "sort", fix="Use <field>_ascending or <field>_descending, e.g. spend_descending")
     return InsightsQuery(object_id=object_id, level=level, fields=chosen, date_preset=date_preset, since=since, until=until,
                          time_increment=increment, breakdowns=chosen_breakdowns, filtering=normalize_filtering(filtering),
-                         sort=sort_list, summary=summary)
+                         sort=sort_list, summary=summary, action_breakdowns=chosen_actions, attribution_windows=windows,
+                         notes=tuple(notes))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -361,14 +493,52 @@ def _minor(value: Any, offset: int) -> int:
 def _action_value(items: Any, types: Sequence[str]) -> float:
     if not isinstance(items, list):
         return 0.0
-    found = {str(item.get("action_type")): item.get("value") for item in items if isinstance(item, Mapping)}
+    found: dict[str, float] = {}
+    for item in items:   # with action breakdowns one type has several entries (one per value): they add up
+        if isinstance(item, Mapping):
+            try:
+                value = float(item.get("value"))
+            except (TypeError, ValueError):
+                continue
+            key = str(item.get("action_type"))
+            found[key] = found.get(key, 0.0) + value
     for action_type in types:  # the first type present wins: the omni and pixel figures count the same events
         if action_type in found:
-            try:
-                return float(found[action_type])
-            except (TypeError, ValueError):
-                return 0.0
+            return found[action_type]
     return 0.0
+
+
+def add_windows(into: dict[str, dict[str, float]], row: Mapping[str, Any], windows: Sequence[str]) -> None:
+    """Sum a row's per-window action values (action_attribution_windows) by window and action type."""
+    for item in row.get("actions") or ():
+        if not isinstance(item, Mapping):
+            continue
+        for window in ("value", *windows):
+            if window in item:
+                try:
+                    amount = float(item[window])
+                except (TypeError, ValueError):
+                    continue
+                per = into.setdefault(window, {})
+                key = str(item.get("action_type"))
+                per[key] = per.get(key, 0.0) + amount
+
+
+def windows_line(by_window: Mapping[str, Mapping[str, float]], windows: Sequence[str]) -> list[str]:
+    """One line per main action type: its count in each attribution window asked, and the default ('value')."""
+    lines = []
+    for action_type in ("purchase", "offsite_conversion.fb_pixel_purchase", "lead", "add_to_cart", "link_click"):
+        default = (by_window.get("value") or {}).get(action_type)
+        if default is None:
+            continue
+        parts = [f"{w} {int((by_window.get(w) or {}).get(action_type, 0)):,}" for w in windows
+                 if w in by_window and w not in WINDOWS_WITHOUT_DATA]
+        missing = [w for w in windows if w not in by_window or w in WINDOWS_WITHOUT_DATA]
+        lines.append(f"{action_type} by attribution window: " + " · ".join(parts + [f"default {int(default):,}"])
+                     + (f" (no data: {', '.join(missing)})" if missing else ""))
+        if len(lines) == 3:
+            break
+    return lines
 
 
 def parse_row(row: Mapping[str, Any], currency: str) -> MetricRow:
@@ -549,6 +719,26 @@ async def report_run_status(ctx: OpContext, run_id: str) -> dict:
     return await ctx.graph.get(check_object_id(run_id, "report_run_id"))
 
 
+REPORT_ERROR_DOC = "https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/version25.0"
+
+
+def report_failure(run_id: str, status: Mapping[str, Any]) -> GraphError:
+    """A failed report run as one clear error. Since v25.0 GET /{report_run_id} carries error_code, error_subcode,
+    error_message, error_user_title and error_user_msg on a failed run (REPORT_ERROR_DOC); older answers have only
+    async_status, then Meta's documented -2/2490547 "Report Failed" stands in."""
+    code = status.get("error_code")
+    subcode = status.get("error_subcode")
+    title, user_msg, message = status.get("error_user_title"), status.get("error_user_msg"), status.get("error_message")
+    reason = user_msg or message or "Generating the report failed"
+    text = f"The async insights report {run_id} failed: " + (f"{title}: " if title else "") + str(reason).rstrip(".")
+    return GraphError(text, code=int(code) if isinstance(code, (int, str)) and str(code).lstrip("-").isdigit() else -2,
+                      error_subcode=int(subcode) if isinstance(subcode, (int, str)) and str(subcode).isdigit() else 2490547,
+                      user_title=title, user_message=user_msg,
+                      data={"report_run_id": run_id, "async_status": status.get("async_status"),
+                            "error_message": message},
+                      fix="Start the report again later (create_report), with a shorter date range or fewer breakdowns if it repeats")
+
+
 async def wait_for_report(ctx: OpContext, run_id: str, *, timeout: float = REPORT_WAIT_SECONDS,
                           sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> dict:
     """Poll a report run with backoff until it completes (progress reported); raises if it fails or times out."""
@@ -563,8 +753,7 @@ async def wait_for_report(ctx: OpContext, run_id: str, *, timeout: float = REPOR
         if state == "Job Completed":
             return status
         if state in REPORT_FAILED:
-            raise GraphError(f"The async insights report {run_id} ended with '{state}'", code=-2, error_subcode=2490547,
-                             fix="Start the report again later, with a shorter date range if it repeats")
+            raise report_failure(run_id, status)
         if time.monotonic() - started > timeout:
             raise GraphError(f"The async insights report {run_id} is not done after {timeout:.0f} s ({state}, {percent}%)",
                              is_transient=True, data={"report_run_id": run_id},
@@ -609,10 +798,12 @@ async def fetch_insights(ctx: OpContext, object_id: str, *, level: str | None = 
                          date_preset: str | None = None, since: str | None = None, until: str | None = None,
                          time_increment: int | str | None = None, breakdowns: Sequence[str] = (), filtering: Any = None,
                          sort: Sequence[str] | str | None = None, summary: bool = False,
+                         action_breakdowns: Sequence[str] = (), attribution_windows: Sequence[str] = (),
                          timeout: float = REPORT_WAIT_SECONDS) -> InsightsResult:
     """Every row of an insights query; switches to an async report run by itself when Facebook says 1487534."""
     query = build_query(object_id, level=level, fields=fields, date_preset=date_preset, since=since, until=until,
                         time_increment=time_increment, breakdowns=breakdowns, filtering=filtering, sort=sort, summary=summary,
+                        action_breakdowns=action_breakdowns, attribution_windows=attribution_windows,
                         today=await session_today(ctx))
     state = _FetchState()
     rows: list[dict] = []
@@ -796,9 +987,17 @@ PresetArg = Field(None, description="Relative period, e.g. last_7d, last_30d (de
 SinceArg = Field(None, description="First day YYYY-MM-DD (with until), at most 37 months back; days in the ad account's time zone.")
 UntilArg = Field(None, description="Last day YYYY-MM-DD (with since).")
 IncrementArg = Field(None, description="Rows per time bucket: 1 (daily) to 90 days, 'monthly', or 'all_days' (default).")
-BreakdownsArg = Field(default_factory=list, description="Split rows by: age, gender, country, publisher_platform, platform_position, "
-                      "impression_device, device_platform. Combinations: age+gender; publisher_platform+platform_position"
-                      "(+impression_device); others alone.")
+BreakdownsArg = Field(default_factory=list, description="Split rows by any of Meta's insights breakdowns, e.g. age, gender, country, "
+                      "region, dma, publisher_platform, platform_position, impression_device, device_platform, "
+                      "hourly_stats_aggregated_by_advertiser_time_zone, frequency_value (with reach), product_id, "
+                      "media_type. Combinations are Meta's documented ones: age+gender; publisher_platform+"
+                      "platform_position(+impression_device); most others alone.")
+ActionBreakdownsArg = Field(default_factory=list, description="Split the actions lists by: action_type (default), action_device, "
+                            "action_destination, action_target_id, action_reaction, action_video_sound, action_video_type, "
+                            "action_carousel_card_id/name and Meta's other action breakdowns.")
+WindowsArg = Field(default_factory=list, description="Attribution windows to show per action, e.g. ['1d_click', '7d_click', "
+                   "'28d_click', '1d_view', '1d_ev']; 'value' stays the account's default attribution. 7d_view and "
+                   "28d_view return no data since 2026-01-12.")
 FieldsArg = Field(None, description="Columns (default: ids and names of the level, dates, impressions, reach, clicks, link clicks, "
                   "spend, actions, action values, ctr, cpc, cpm).")
 FilteringArg = Field(None, description='Only some rows: {"campaign_id": ["123"]}, {"spend": {"GREATER_THAN": 10}}, or Facebook\'s '
@@ -815,6 +1014,8 @@ class QueryArgs(OpArgs):
     until: str | None = UntilArg
     time_increment: int | str | None = IncrementArg
     breakdowns: list[str] = BreakdownsArg
+    action_breakdowns: list[str] = ActionBreakdownsArg
+    attribution_windows: list[str] = WindowsArg
     fields: list[str] | None = FieldsArg
     filtering: dict[str, Any] | list[dict[str, Any]] | None = FilteringArg
     sort: list[str] | str | None = SortArg
@@ -823,6 +1024,7 @@ class QueryArgs(OpArgs):
         return build_query(self.object_id or ctx.require_ad_account(), level=self.level, fields=self.fields,
                            date_preset=self.date_preset, since=self.since, until=self.until, time_increment=self.time_increment,
                            breakdowns=self.breakdowns, filtering=self.filtering, sort=self.sort, summary=summary,
+                           action_breakdowns=self.action_breakdowns, attribution_windows=self.attribution_windows,
                            today=await session_today(ctx))
 
 
@@ -840,7 +1042,8 @@ async def _currency_of(ctx: OpContext, object_id: str) -> AccountInfo:
 def _kwargs(query: InsightsQuery) -> dict[str, Any]:
     return {"level": query.level, "fields": query.fields, "date_preset": query.date_preset, "since": query.since,
             "until": query.until, "time_increment": query.time_increment, "breakdowns": query.breakdowns,
-            "filtering": list(query.filtering) or None, "sort": list(query.sort) or None, "summary": query.summary}
+            "filtering": list(query.filtering) or None, "sort": list(query.sort) or None, "summary": query.summary,
+            "action_breakdowns": query.action_breakdowns, "attribution_windows": query.attribution_windows}
 
 
 def _how(result: InsightsResult | _FetchState) -> str:
@@ -870,8 +1073,11 @@ async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
     state = _FetchState()
     aggregate = Aggregator(account.currency)
     kept: list[MetricRow] = []
+    by_window: dict[str, dict[str, float]] = {}
     async for page in _query_pages(ctx, query, state):
         for raw in page:
+            if query.attribution_windows:
+                add_windows(by_window, raw, query.attribution_windows)
             parsed = aggregate.add_raw(raw)
             if len(kept) < DATA_ROWS_CAP:
                 kept.append(parsed)
@@ -883,10 +1089,13 @@ async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
             f"{' · ' + query.time_increment + '-day buckets' if query.time_increment and query.time_increment.isdigit() else ''}"
             f" · {aggregate.count:,} row{'s' if aggregate.count != 1 else ''}{_how(state)}")
     if not aggregate.count:
-        return OpResult(text=f"{head}.\nNo delivery in this period.",
-                        data={"rows": [], "totals": total.to_dict(), "currency": account.currency, "params": query.params()})
+        return OpResult(text="\n".join([f"{head}.", *query.notes, "No delivery in this period."]),
+                        data={"rows": [], "totals": total.to_dict(), "currency": account.currency, "params": query.params(),
+                              "notes": list(query.notes)})
     shown = sorted(kept, key=lambda r: r.spend_minor, reverse=True)[: args.limit]
-    lines = [head + ".", f"Totals ({account.currency}): {summary_line(total)}"]
+    lines = [head + ".", *query.notes, f"Totals ({account.currency}): {summary_line(total)}"]
+    if query.attribution_windows:
+        lines += windows_line(by_window, query.attribution_windows)
     if aggregate.count > 1 or row_label(shown[0]) != "all":
         lines.append(f"Top {len(shown)} by spend:")
         lines += [f"- {row_label(r)}: {summary_line(r)}" for r in shown]
@@ -895,7 +1104,9 @@ async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
     return OpResult(text="\n".join(lines), data={
         "rows": [r.to_dict() for r in kept], "row_count": aggregate.count, "truncated": aggregate.count > DATA_ROWS_CAP,
         "totals": total.to_dict(), "summary": state.summary, "currency": account.currency, "params": query.params(),
-        "report_run_id": state.report_run_id})
+        "report_run_id": state.report_run_id, "notes": list(query.notes),
+        "attribution_windows": {w: {k: int(v) if float(v).is_integer() else v for k, v in per.items()}
+                                for w, per in by_window.items()} if query.attribution_windows else None})
 
 
 COMPARED = ("spend_minor", "impressions", "clicks", "link_clicks", "conversions", "ctr", "cpc", "cpm", "cpa", "roas")
@@ -1032,7 +1243,8 @@ async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
     query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
     return OpResult(text=f"Started async report {run_id} for {query.object_id} · {query.period}. "
-                         f"Next: report_status with report_run_id {run_id}, then get_report_results.",
+                         f"Next: report_status with report_run_id {run_id}, then get_report_results."
+                         + "".join(f"\n{note}" for note in query.notes),
                     data={"report_run_id": run_id, "params": query.params()})
 
 
@@ -1047,8 +1259,13 @@ async def report_status(ctx: OpContext, args: ReportStatusArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     state = status.get("async_status")
     percent = _int(status.get("async_percent_completion"))
-    nxt = (" Next: get_report_results." if state == "Job Completed" else
-           " Start it again with create_report." if state in REPORT_FAILED else " Ask again in a little while.")
+    if state in REPORT_FAILED:
+        failure = report_failure(args.report_run_id, status)
+        return OpResult(text=f"Report {args.report_run_id}: {state}. {failure.message}. Start it again with create_report.",
+                        data={**status, "error": {"code": failure.code, "error_subcode": failure.error_subcode,
+                                                  "error_user_title": status.get("error_user_title"),
+                                                  "error_user_msg": status.get("error_user_msg")}})
+    nxt = " Next: get_report_results." if state == "Job Completed" else " Ask again in a little while."
     return OpResult(text=f"Report {args.report_run_id}: {state}, {percent}%.{nxt}", data=status)
 
 

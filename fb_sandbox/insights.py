@@ -10,6 +10,7 @@ keep their computed `Result` in memory per sandbox, so paging a 90 000-row repor
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import weakref
 from functools import cached_property
@@ -19,6 +20,7 @@ from operator import add, attrgetter
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from . import breakdowns as bd
 from . import delivery
 from .context import Ctx
 from .errors import GraphError, param_error
@@ -32,12 +34,8 @@ from .store import Obj
 LEVELS = ("account", "campaign", "adset", "ad")
 LEVEL_OF_TYPE = {"adaccount": "account", "campaign": "campaign", "adset": "adset", "ad": "ad"}
 LEVEL_ATTR = {"account": "account_id", "campaign": "campaign_id", "adset": "adset_id", "ad": "ad_id"}
-BREAKDOWNS = ("age", "gender", "country", "publisher_platform", "platform_position", "impression_device",
-              "device_platform")
-ALLOWED_COMBINATIONS = {frozenset([b]) for b in BREAKDOWNS} | {
-    frozenset(["age", "gender"]), frozenset(["publisher_platform", "platform_position"]),
-    frozenset(["publisher_platform", "platform_position", "impression_device"])}
-ACTION_BREAKDOWNS = ("action_type", "action_device", "action_destination")
+BREAKDOWNS = bd.BREAKDOWNS                    # Meta's spec (the SDK's AdsInsights.Breakdowns), see breakdowns.py
+ACTION_BREAKDOWNS = bd.ACTION_BREAKDOWNS
 PRESETS = ("today", "yesterday", "this_month", "last_month", "this_quarter", "last_quarter", "maximum",
            "data_maximum", "last_3d", "last_7d", "last_14d", "last_28d", "last_30d", "last_90d", "last_week_mon_sun",
            "last_week_sun_sat", "this_week_mon_today", "this_week_sun_today", "this_year", "last_year")
@@ -61,10 +59,11 @@ ACTION_TYPES = (("link_click", LINK), ("landing_page_view", LPV), ("post_engagem
 VALUE_TYPES = (("purchase", PVAL), ("offsite_conversion.fb_pixel_purchase", PVAL))
 CONVERSION_TYPES = (("lead", LEAD), ("add_to_cart", ATC), ("initiate_checkout", IC), ("purchase", PUR))
 # action_destination has no delivery column: the sandbox names where each action type happens.
-ACTION_DESTINATIONS = {"link_click": "website", "landing_page_view": "website", "post_engagement": "post",
-                       "video_view": "post", "lead": "lead_form", "add_to_cart": "website",
-                       "initiate_checkout": "website", "purchase": "website",
-                       "offsite_conversion.fb_pixel_purchase": "website"}
+ACTION_DESTINATIONS = bd.ACTION_DESTINATIONS
+# A split metric follows its parent's split (chained cumulative rounding: exact sums, child <= parent per cell).
+SPLIT_CHAIN = ((CLK, IMP), (SPEND, IMP), (ENG, IMP), (VID, IMP), (REACH, IMP), (LINK, CLK), (LEAD, CLK),
+               (UCLK, CLK), (LPV, LINK), (ATC, LPV), (IC, ATC), (PUR, IC), (PVAL, PUR))
+SPLIT_SCALE = 1_000_000
 ID_FILTERS = ("campaign", "adset", "ad")
 OBJECT_FILTER_FIELDS = ("id", "name", "effective_status")
 
@@ -95,6 +94,7 @@ class Query:
     sorts: tuple[tuple[str, bool], ...]      # (field, descending)
     summary: tuple[str, ...] | None
     today: date                    # the account's today: buckets stop there, delivery is simulated up to it
+    windows: tuple[str, ...] = ()  # action_attribution_windows
 
     @cached_property
     def currency(self) -> str:
@@ -129,7 +129,9 @@ def parse_query(sb: Sandbox, account: Obj, node: Obj, p: Params) -> Query:
     level = _level(p, node_type)
     fields = _fields(p, level)
     breakdowns = _breakdowns(p)
+    _combination(breakdowns, _listish(p, "action_breakdowns"), fields, level)
     action_breakdowns = _action_breakdowns(p)
+    windows = _windows(p)
     today = delivery.account_today(sb, account["id"])
     since, until, buckets = _time(p, account, today)
     object_filters, row_filters = _filtering(p, breakdowns)
@@ -137,7 +139,7 @@ def parse_query(sb: Sandbox, account: Obj, node: Obj, p: Params) -> Query:
     summary = _summary(p, fields)
     return Query(account, node_type, node["id"], level, tuple(fields), tuple(breakdowns), tuple(action_breakdowns),
                  tuple(buckets), since, until, tuple(object_filters), tuple(row_filters), tuple(sorts), summary,
-                 today)
+                 today, tuple(windows))
 
 
 def _level(p: Params, node_type: str) -> str:
@@ -174,11 +176,32 @@ def _breakdowns(p: Params) -> list[str]:
         if name not in BREAKDOWNS:
             raise _error(f"breakdowns[{i}] must be one of the following values: {', '.join(BREAKDOWNS)} "
                          f"(got '{name}')", "breakdowns")
-    unique = list(dict.fromkeys(names))
-    if unique and frozenset(unique) not in ALLOWED_COMBINATIONS:
-        raise _error(f"Current combination of data breakdown columns ({','.join(['action_type', *unique])}) is "
-                     "invalid ", "breakdowns")
-    return unique
+    return list(dict.fromkeys(names))
+
+
+def _combination(breakdowns: list[str], action_breakdowns: list[str], fields: list[str], level: str) -> None:
+    """Meta's documented combination rules (breakdowns.py): columns the permutation table only combines otherwise
+    -> 100 (the message other clients quote; unverified text); metrics with no data for these breakdowns ->
+    2/1504041 "Invalid Breakdowns" (ERROR_CODES_DOC)."""
+    if bd.combination(breakdowns, action_breakdowns) == "invalid":
+        cols = ",".join(sorted({*(action_breakdowns or ["action_type"]), *breakdowns}))
+        raise _error(f"Current combination of data breakdown columns ({cols}) is invalid ", "breakdowns")
+    conflict = bd.field_conflict(fields, breakdowns, level)
+    if conflict:
+        raise GraphError(f"Invalid Breakdowns: {conflict}. No data is available for the requested metrics and "
+                         "breakdowns. Try different metrics or breakdowns.", 2, subcode=1504041,
+                         user_title="Invalid Breakdowns",
+                         user_msg="No data is available for the requested metrics and breakdowns. Try different "
+                                  "metrics or breakdowns. See Breakdowns.")
+
+
+def _windows(p: Params) -> list[str]:
+    names = _listish(p, "action_attribution_windows")
+    for i, name in enumerate(names):
+        if name not in bd.ATTRIBUTION_WINDOWS:
+            raise _error(f"action_attribution_windows[{i}] must be one of the following values: "
+                         f"{', '.join(bd.ATTRIBUTION_WINDOWS)} (got '{name}')", "action_attribution_windows")
+    return list(dict.fromkeys(names))
 
 
 def _action_breakdowns(p: Params) -> list[str]:
@@ -371,7 +394,8 @@ class Group:
     bucket: int
     cells: tuple
     sums: list
-    devices: dict | None = None                       # impression_device -> sums (action_device breakdown)
+    devices: dict | None = None                       # impression_device (or (ad, device)) -> sums, for actions
+    ads: Any = None                                   # _Ads, when action breakdowns need each ad's context
     reach: int = 0
     unique_clicks: int = 0
     context: tuple | None = None                      # (campaign, adset, ad) objects, set when rendered
@@ -469,6 +493,8 @@ def _id_order(obj_id: str) -> tuple:
 
 
 def _aggregate(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict[tuple, Group]:
+    if _needs_ads(q):
+        return _aggregate_split(sb, q, scope)
     raw_cells = [("impression_device" if b == "device_platform" else b) for b in q.breakdowns]
     device_index = None
     if "action_device" in q.action_breakdowns:
@@ -480,26 +506,47 @@ def _aggregate(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict
     if not raw_cells:
         return _aggregate_objects(sb, q, scope, bucket_of)
     daily = _cell_days(sb, q, scope, raw_cells)
-    audience = _audiences(sb, q, scope, bucket_of)
     platform_index = [i for i, b in enumerate(q.breakdowns) if b == "device_platform"]
+
+    def entries():
+        for key, sums in daily.items():
+            cells = key[3:3 + visible]
+            if platform_index:
+                cells = tuple(_device_platform(c) if i in platform_index else c for i, c in enumerate(cells))
+            yield key[0], key[1], key[2], cells, key[device_index] if device_index is not None else None, None, sums
+    return _fold(sb, q, scope, bucket_of, entries(), device_index is not None, False)
+
+
+def _needs_ads(q: Query) -> bool:
+    """Breakdowns the delivery template does not hold, or action breakdowns whose values come from each ad (its
+    creative, page, pixel): rows are then split per ad-day (breakdowns.py)."""
+    return any(b not in bd.TEMPLATE and b != "device_platform" for b in q.breakdowns) or _per_ad_actions(q)
+
+
+def _per_ad_actions(q: Query) -> bool:
+    return any(a not in ("action_type", "action_device", "action_destination") for a in q.action_breakdowns)
+
+
+def _fold(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], bucket_of: dict, entries: Iterable[tuple],
+          by_device: bool, by_ad: bool) -> dict[tuple, Group]:
+    """(object, ad set, day, cells, device, ad, sums) entries folded into groups per (object, bucket, cells)."""
+    audience = _audiences(sb, q, scope, bucket_of)
     groups: dict[tuple, Group] = {}
     people: dict[tuple, dict[str, list[int]]] = {}      # (object, bucket) -> ad set -> [Σ reach, Σ unique clicks]
-    for key, sums in daily.items():
-        obj_id, adset_id, day, cells = key[0], key[1], key[2], key[3:3 + visible]
-        if platform_index:
-            cells = tuple(_device_platform(c) if i in platform_index else c for i, c in enumerate(cells))
+    for obj_id, adset_id, day, cells, device, ad_id, sums in entries:
         for bucket in bucket_of.get(day, ()):
             gkey = (obj_id, bucket, cells)
             group = groups.get(gkey)
             if group is None:
                 group = groups[gkey] = Group(obj_id, bucket, cells, list(sums),
-                                             devices={} if device_index is not None else None)
+                                             devices={} if by_device or by_ad else None)
             else:
                 group.sums[:] = map(add, group.sums, sums)
-            if device_index is not None:
-                per = group.devices.get(key[device_index])
+            if by_device or by_ad:
+                source = (ad_id, device) if by_ad else device
+                per = group.devices.get(source)
                 if per is None:
-                    group.devices[key[device_index]] = list(sums)
+                    group.devices[source] = list(sums)
                 else:
                     per[:] = map(add, per, sums)
             by_adset = people.get((obj_id, bucket))
@@ -512,6 +559,96 @@ def _aggregate(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict
             else:
                 by_adset[adset_id] = [sums[REACH], sums[UCLK]]
     _set_people(groups, people, audience)
+    return groups
+
+
+def split_sums(sums: list, weights: list[float]) -> list[list[int]]:
+    """One cell's METRICS split over weights by chained cumulative rounding: every metric sums exactly to the cell's,
+    and a child metric follows its parent's split (SPLIT_CHAIN)."""
+    total = sum(weights) or 1.0
+    cum, acc = [0], 0.0
+    for w in weights:
+        acc += w
+        cum.append(int(round(acc / total * SPLIT_SCALE)))
+    cum[-1] = SPLIT_SCALE
+    bounds: list = [None] * len(METRICS)
+    bounds[IMP] = [sums[IMP] * c // SPLIT_SCALE for c in cum]
+    for child, parent in SPLIT_CHAIN:
+        x, whole = sums[child], sums[parent]
+        bounds[child] = ([x * b // whole for b in bounds[parent]] if whole
+                         else [x * c // SPLIT_SCALE for c in cum])
+    return [[b[k + 1] - b[k] for b in bounds] for k in range(len(weights))]
+
+
+def split_count(amount: int, weights: list[float]) -> list[int]:
+    """An integer amount over weights by cumulative rounding (exact sum)."""
+    total = sum(weights) or 1.0
+    out, acc, prev = [], 0.0, 0
+    for w in weights:
+        acc += w
+        point = int(round(acc / total * amount))
+        out.append(point - prev)
+        prev = point
+    out[-1] += amount - prev
+    return out
+
+
+_NO_AD = bd.AdContext(None, "", 0)
+
+
+class _Ads:
+    """Per-ad breakdown contexts (creative, page, pixel), loaded once per computation."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb, self.seed, self.cache = sb, delivery.get_seed(sb), {}
+
+    def __call__(self, ad_id: str) -> bd.AdContext:
+        ctx = self.cache.get(ad_id)
+        if ctx is None:
+            ctx = self.cache[ad_id] = bd.AdContext(self.sb.store, ad_id, self.seed)
+        return ctx
+
+
+def _aggregate_split(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict[tuple, Group]:
+    """Per ad-day rows of the template breakdowns asked, each split over the breakdowns the template does not hold
+    (breakdowns.split_values), then folded like the template path; per-ad action sources kept for rendering."""
+    template = [b for b in bd.TEMPLATE if b in q.breakdowns
+                or (b == "impression_device" and ("device_platform" in q.breakdowns
+                                                  or "action_device" in q.action_breakdowns))
+                or (b == "country" and any(x in q.breakdowns for x in ("region", "dma", "comscore_market")))]
+    extras = [b for b in q.breakdowns if b not in bd.TEMPLATE and b != "device_platform"]
+    by_device = "action_device" in q.action_breakdowns
+    by_ad = _per_ad_actions(q)
+    ads = _Ads(sb)
+    level_attr = LEVEL_ATTR[q.level]
+    values_of = attrgetter(*METRICS)
+    bucket_of = _bucket_index(q.buckets, q.today)
+
+    def entries():
+        for row in delivery.iter_rows(sb, q.account["id"], q.since, min(q.until, q.today), breakdowns=template,
+                                      **_scope_ids(scope)):
+            sums = list(values_of(row))
+            cells = {b: getattr(row, b) for b in template}
+            pieces = [({}, sums)]
+            for name in extras:
+                ad = ads(row.ad_id)
+                out = []
+                for labels, part in pieces:
+                    if not any(part):
+                        continue
+                    pairs = bd.split_values(name, ad, cells, part[IMP] / part[REACH] if part[REACH] else 1.0)
+                    for (label, _), piece in zip(pairs, split_sums(part, [w for _, w in pairs])):
+                        if any(piece):
+                            out.append(({**labels, name: label}, piece))
+                pieces = out
+            for labels, piece in pieces:
+                shown = tuple(_device_platform(cells["impression_device"]) if b == "device_platform"
+                              else cells[b] if b in cells else labels[b] for b in q.breakdowns)
+                yield (getattr(row, level_attr), row.adset_id, row.day, shown,
+                       cells.get("impression_device") if by_device else None, row.ad_id if by_ad else None, piece)
+    groups = _fold(sb, q, scope, bucket_of, entries(), by_device, by_ad)
+    for group in groups.values():
+        group.ads = ads
     return groups
 
 
@@ -658,6 +795,7 @@ NUMERIC: dict[str, Callable[[Group, Query], float | int | None]] = {
     "cost_per_inline_link_click": lambda g, q: _ratio(_spend(g, q), g.sums[LINK]),
     "cost_per_unique_click": lambda g, q: _ratio(_spend(g, q), g.unique_clicks),
 }
+HOURLY_ZERO = ("reach", "frequency", "unique_clicks", "unique_ctr", "cpp", "cost_per_unique_click")
 INTEGER = {"impressions", "clicks", "inline_link_clicks", "reach", "unique_clicks"}
 TEXT = ("account_id", "account_name", "campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name",
         "date_start", "date_stop", "objective", "optimization_goal", "account_currency")
@@ -695,34 +833,88 @@ def money_text(minor: int, q: Query) -> str:
     return f"{whole}.{cents:0{digits}d}"
 
 
-def _actions(q: Query, kinds: tuple, value: Callable[[list, int], str]) -> Callable[[Group], list | None]:
-    """A renderer for an actions-like list: [{"action_type", "value"}] (plus action_device/destination)."""
+def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None]:
+    """A renderer for an actions-like list: [{<action breakdowns>, "action_type", "value", <windows>}]. `kind` is
+    count, money or cost. Values per action breakdown come from breakdowns.action_values (per ad when they depend
+    on it); each action type's entries sum to its total. Attribution windows add per-window values
+    (breakdowns.window_counts)."""
     by_device = "action_device" in q.action_breakdowns
-    destination = "action_destination" in q.action_breakdowns
     with_type = "action_type" in q.action_breakdowns
+    dims = [a for a in q.action_breakdowns if a not in ("action_type", "action_device")]
+    per_ad = _per_ad_actions(q)
+    seed_account = q.account["id"]
+    if bd.TYPE1_BREAKDOWNS & set(q.breakdowns):     # BREAKDOWNS_DOC: no off-Meta action metrics with Type 1
+        kinds = tuple((t, i) for t, i in kinds if t not in bd.OFF_META_ACTIONS)
+
+    def fmt(amount: int, g: Group, spend: int) -> str | None:
+        if kind == "count":
+            return str(amount)
+        if kind == "money":
+            return money_text(amount, q)
+        return decimal_text(spend / q.minor / amount) if amount else None
 
     def render(g: Group) -> list | None:
-        sources = sorted(g.devices.items()) if by_device and g.devices is not None else ((None, g.sums),)
-        out = []
-        for device, sums in sources:
+        if (per_ad or by_device) and g.devices is not None:
+            sources = sorted(g.devices.items(), key=lambda kv: str(kv[0]))
+        else:                                        # the summary row: its sums, no ad or device of its own
+            sources = [((None, None) if per_ad else None, g.sums)]
+        entries: dict[tuple, list[int]] = {}
+        for source, sums in sources:
+            ad_id, device = source if per_ad else (None, source)
+            ad = (g.ads(ad_id) if g.ads is not None else _NO_AD) if per_ad else None
             for action_type, index in kinds:
-                if sums[index]:
-                    entry = {}
-                    if by_device:
-                        entry["action_device"] = device
-                    if destination:
-                        entry["action_destination"] = ACTION_DESTINATIONS[action_type]
-                    if with_type:
-                        entry["action_type"] = action_type
-                    entry["value"] = value(sums, index)
-                    out.append(entry)
+                amount = sums[index]
+                if not amount:
+                    continue
+                shown, parts = action_type, [((), amount)]
+                for dim in dims:
+                    found = bd.action_values(dim, ad, action_type)
+                    if found is None:
+                        parts = []
+                        break
+                    shown, share, pairs = found
+                    weights = [w for _, w in pairs]
+                    out = []
+                    for labels, part in parts:
+                        part = part if share == 1.0 else int(part * share)
+                        out += [(labels + ((dim, label),), piece)
+                                for (label, _), piece in zip(pairs, split_count(part, weights)) if piece]
+                    parts = out
+                for labels, part in parts:
+                    key = (device, labels, shown)
+                    slot = entries.get(key)
+                    if slot is None:
+                        entries[key] = [part, sums[SPEND]]
+                    else:
+                        slot[0] += part
+                        slot[1] += sums[SPEND]
+        out = []
+        for (device, labels, shown), (amount, spend) in entries.items():
+            value = fmt(amount, g, spend)
+            if value is None:
+                continue
+            entry: dict[str, Any] = {}
+            if by_device:
+                entry["action_device"] = device
+            entry.update(labels)
+            if with_type:
+                entry["action_type"] = shown
+            entry["value"] = value
+            if q.windows:
+                for window, n in bd.window_counts(amount, (seed_account, shown), q.windows, q.today).items():
+                    text = fmt(n, g, spend)
+                    if text is not None:
+                        entry[window] = text
+            out.append(entry)
         return out or None
     return render
 
 
 def _roas(q: Query, kind: str) -> Callable[[Group], list | None]:
+    type1 = bool(bd.TYPE1_BREAKDOWNS & set(q.breakdowns))
+
     def render(g: Group) -> list | None:
-        if not g.sums[PVAL] or not g.sums[SPEND]:
+        if type1 or not g.sums[PVAL] or not g.sums[SPEND]:
             return None
         return [{"action_type": kind, "value": decimal_text(g.sums[PVAL] / g.sums[SPEND])}]
     return render
@@ -730,6 +922,8 @@ def _roas(q: Query, kind: str) -> Callable[[Group], list | None]:
 
 def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group], Any]:
     """How one field of a row renders, as Facebook sends it; a None value leaves the field out."""
+    if name in HOURLY_ZERO and any(b in bd.HOURLY for b in q.breakdowns):
+        return lambda g: "0"        # BREAKDOWNS_DOC: reach and frequency (unique fields) return 0 with hourly
     if name in INTEGER:
         number = NUMERIC[name]
         return lambda g: str(number(g, q))
@@ -739,13 +933,13 @@ def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group],
         ratio = NUMERIC[name]
         return lambda g: None if (v := ratio(g, q)) is None else decimal_text(v)
     if name == "actions":
-        return _actions(q, ACTION_TYPES, lambda s, i: str(s[i]))
+        return _actions(q, ACTION_TYPES, "count")
     if name == "conversions":
-        return _actions(q, CONVERSION_TYPES, lambda s, i: str(s[i]))
+        return _actions(q, CONVERSION_TYPES, "count")
     if name in ("action_values", "conversion_values"):
-        return _actions(q, VALUE_TYPES, lambda s, i: money_text(s[i], q))
+        return _actions(q, VALUE_TYPES, "money")
     if name == "cost_per_action_type":
-        return _actions(q, ACTION_TYPES, lambda s, i: decimal_text(s[SPEND] / q.minor / s[i]))
+        return _actions(q, ACTION_TYPES, "cost")
     if name in ("purchase_roas", "website_purchase_roas"):
         return _roas(q, "omni_purchase" if name == "purchase_roas" else "offsite_conversion.fb_pixel_purchase")
     if name in q.breakdowns:
@@ -805,7 +999,7 @@ def render_rows(result: Result, groups: Iterable[Group], names: Iterable[str]) -
                 row[name] = value
         row["date_start"], row["date_stop"] = dates[g.bucket] if g.bucket >= 0 else whole
         if g.bucket >= 0:
-            row.update(zip(q.breakdowns, g.cells))
+            row.update((b, json.loads(c) if b in bd.ASSET_BREAKDOWNS else c) for b, c in zip(q.breakdowns, g.cells))
         out.append(row)
     return out
 
@@ -898,7 +1092,8 @@ def start_report_run(ctx: Ctx) -> dict:
     duration = max(MIN_RUN_SECONDS, len(result.rows) / ROWS_PER_SECOND)
     data = {"id": run_id, "account_id": account["id"][4:], "_node_id": node["id"], "_params": params,
             "_rows": len(result.rows), "_duration": duration, "_started": ctx.now,
-            "_failure": (fault.options.get("message") or "Async job failed") if fault else None,
+            "_failure": (fault.options.get("message") or "Generating the report failed. Try again later.")
+            if fault else None,
             "date_start": query.since.isoformat(), "date_stop": query.until.isoformat(),
             "level": query.level, "fields": list(query.fields), "breakdowns": list(query.breakdowns)}
     ctx.store.insert("report_run", run_id, data, parent_id=node["id"], account_id=account["id"], now=ctx.now)
@@ -940,14 +1135,31 @@ def read_report_run(ctx: Ctx, run: Obj) -> dict:
         if name.startswith("_"):
             return None
         return run.get(name)
-    return select("AdReportRun", parse_fields(ctx.p.get("fields")), RUN_DEFAULT_FIELDS, value)
+    default = RUN_DEFAULT_FIELDS
+    if status == "Job Failed" and _version_number(ctx.call.version) >= 25:
+        default = RUN_DEFAULT_FIELDS + list(RUN_ERROR_FIELDS)
+    return select("AdReportRun", parse_fields(ctx.p.get("fields")), default, value)
+
+
+# Since v25.0 a failed run answers these as default fields ("Version 25.0",
+# https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/version25.0 ;
+# "Enhanced Error Messaging for Ads Insights Async API", Jan 8, 2026,
+# https://developers.facebook.com/blog/post/2026/01/08/enhanced-error-messaging-for-ads-insights-async-api/).
+# Values: -2/2490547 "Report Failed" (ERROR_CODES_DOC in breakdowns.py).
+RUN_ERROR_FIELDS = ("error_code", "error_subcode", "error_message", "error_user_title", "error_user_msg")
+
+
+def _version_number(version: str) -> float:
+    try:
+        return float(str(version).lstrip("v"))
+    except ValueError:
+        return 0.0
 
 
 def _failure_fields(run: Obj) -> dict:
     return {"error_code": -2, "error_subcode": 2490547, "error_message": run["_failure"],
-            "error_user_title": "Report Couldn't Be Completed",
-            "error_user_msg": "The async report run failed. Start a new run, or ask for less data "
-                              "(a shorter date range, fewer breakdowns)."}
+            "error_user_title": "Report Failed",
+            "error_user_msg": "Generating the report failed. Try again later."}
 
 
 def report_results(ctx: Ctx, run: Obj) -> dict:
