@@ -1251,9 +1251,11 @@ class GraphClient:
         log.info("graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result))
         return result
 
-    async def delete(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
-        """DELETE an object; retried like a read (deleting twice ends the same)."""
-        result = await self._request("DELETE", path, params=params)
+    async def delete(self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None) -> dict:
+        """DELETE an object; retried like a read (deleting twice ends the same). ``data`` goes in the request body (a
+        custom audience's users to remove: far too long for a query string, and a POST with method=DELETE is refused to
+        new apps); such a DELETE changes a list, so after an ambiguous failure it is never re-sent blindly."""
+        result = await self._request("DELETE", path, params=params, data=data)
         log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
         return result
 
@@ -1526,7 +1528,8 @@ class GraphClient:
             try:
                 return await self._send_once(method, path, params=params, data=data, account=account)
             except FacebookError as error:
-                if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
+                retry_as = "POST" if method == "DELETE" and data is not None else method  # a DELETE with a body is a change
+                if not should_retry(error, method=retry_as, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
                     if method != "GET" and is_ambiguous(error):
                         raise _outcome_unknown(method, path, error, "it may or may not have been applied", attempt + 1) from error
                     raise
@@ -1549,7 +1552,7 @@ class GraphClient:
 
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
-        form = encode_graph_params(data) if method == "POST" else None
+        form = encode_graph_params(data) if method == "POST" or (method == "DELETE" and data is not None) else None
         if files:
             form = _multipart_body(form or {}, files)  # built per send: a stream is read once
         elif form and sum(len(v) for v in form.values()) > LARGE_FORM_CHARS:

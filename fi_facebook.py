@@ -1449,9 +1449,9 @@ class PlannedObjectsGraph:
         self._refuse_write(path)
         return await self._graph.create(path, data, **kwargs)
 
-    async def delete(self, path: str, params: Any = None) -> dict:
+    async def delete(self, path: str, params: Any = None, **kwargs: Any) -> dict:
         self._refuse_write(path)
-        return await self._graph.delete(path, params)
+        return await self._graph.delete(path, params, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._graph, name)

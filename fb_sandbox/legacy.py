@@ -38,12 +38,12 @@ from .errors import GraphError, param_error
 LEGACY_CUTOFF = datetime(2026, 11, 4, tzinfo=UTC).timestamp()
 LEGACY_SOURCE = "https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/"
 LEGACY = {
-    "multi_id": "Multi-ID requests (ids)",
+    "multi_id": "Multi-ID request (ids)",
     "method_override": "HTTP method override (method)",
-    "field_alias": "Field aliases (.as())",
+    "field_alias": "Field alias (.as())",
     "date_format": "Date formatting (date_format)",
-    "jsonp": "JSONP callbacks (callback)",
-    "async_batch": "Asynchronous batch requests (async_batch_requests)",
+    "jsonp": "JSONP callback (callback)",
+    "async_batch": "Asynchronous batch request (async_batch_requests)",
 }
 CONTENT = ("standard_enhancements", "instagram_explore")
 LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
