@@ -4,8 +4,13 @@
 How it works
 - Days are the ad account's time zone. A day is simulated once it is complete (the sandbox clock is past its
   end), lazily: `ensure_simulated` (called by insights, and by `POST /__sandbox/clock` before the clock moves)
-  simulates every missing complete day in order, with the objects' state *at that moment*, and persists the
-  result; history never changes afterwards (a status change takes effect from the first day not yet simulated).
+  simulates every missing complete day in order and persists the result; history never changes afterwards. Every
+  day is computed from the state the objects had on that day: before a campaign, ad set, ad or ad account changes
+  (any update, a cascade or `/__sandbox` account change included: `before_change`, a hook on the store), the days
+  completed so far are simulated with the state they had, so a pause or a budget change never rewrites the past.
+  Within the day in progress, status changes are kept with their times (`_status_log` on the object), so a campaign
+  paused at 14:00 delivers that day until 14:00; a budget or targeting change in the day in progress applies to the
+  whole of that day (Meta paces a day's budget over the rest of the day: modelling choice, unverified).
 - An ad delivers on a day when it, its ad set and its campaign are ACTIVE (configured status), it is approved
   (not PENDING_REVIEW or DISAPPROVED — ads.py's review: approved REVIEW_SECONDS after submission, unless its
   creative breaks a policy), within the start/end times of ad set and campaign, and — with day parting
@@ -601,11 +606,10 @@ class _Plan:
         ads = [a for a in store.list("ad", account_id=aid) if delivering and (only_ads is None or a["id"] in only_ads)]
         creative_cache: dict[str, dict | None] = {}
         from .ads import REVIEW_SECONDS
-        self.ads = []   # live candidates: (ad, adset, campaign, window, ctr, conv)
+        self.ads = []   # live candidates: (ad, adset, campaign, live periods, ctr, conv, video)
         for a in ads:
             s, c = self.adsets.get(a.get("adset_id")), self.campaigns.get(a.get("campaign_id"))
-            if s is None or c is None or "ACTIVE" != a.get("status") or s.get("status") != "ACTIVE" \
-                    or c.get("status") != "ACTIVE":
+            if s is None or c is None:
                 continue
             review = a.get("_review") or {}
             if review.get("violation"):
@@ -618,6 +622,9 @@ class _Plan:
                         float(s.get("start_time") or s.created), float(c.get("start_time") or c.created))
             ends = [float(x) for x in (s.get("end_time"), c.get("stop_time")) if x]
             end = min(ends) if ends else float("inf")
+            periods = live_periods(a, s, c, (start, end))
+            if not periods:
+                continue
             effect = self.effects.get(a["id"], 1.0)
             ctr_effect, cvr_effect = effect_multipliers(effect)
             ctr_rate, cvr_rate = effect_rates(effect)
@@ -625,7 +632,7 @@ class _Plan:
             conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True, default=str))
                     if cvr_rate is None else cvr_rate) * cvr_effect
             video = (creative or {}).get("_kind") == "video"
-            self.ads.append((a, s, c, (start, end), ctr, conv, video))
+            self.ads.append((a, s, c, periods, ctr, conv, video))
         # split tests: ad set -> [(start, end, share of its audience)] from the cells naming it or its campaign
         from .studies import split_windows
         split_adsets, split_campaigns = split_windows(store)
@@ -693,11 +700,11 @@ class _Plan:
         weekday = (day.weekday() + 1) % 7   # 0 = Sunday, as adset_schedule counts
         live = []
         for entry in self.ads:
-            a, s, c, window, ctr, conv, video = entry
-            if window[0] >= day_end or window[1] <= day_start:
+            a, s, c, periods, ctr, conv, video = entry
+            if all(end <= day_start or start >= day_end for start, end in periods):
                 continue
             info = self.adset_info[s["id"]]
-            f = _fraction(day_start, day_end, window, weekday, info[7])
+            f = sum(_fraction(day_start, day_end, period, weekday, info[7]) for period in periods)
             if f > 0:
                 live.append((entry, f))
         if not live:
@@ -741,7 +748,7 @@ class _Plan:
             weights = [entry[4] ** 1.5 for entry, _ in items]
             total_w = sum(weights)
             if sid in self.splits:   # a split-test cell reaches only its share of the people
-                live = (min(entry[3][0] for entry, _ in items), max(entry[3][1] for entry, _ in items))
+                live = (min(p[0] for entry, _ in items for p in entry[3]), max(p[1] for entry, _ in items for p in entry[3]))
                 audience = audience * self._split_share(sid, day_start, day_end, weekday, live)
             daily_people = audience * DAILY_ACTIVE_SHARE
             # saturation: the impressions each person of the pool has had so far; the same people see it more
@@ -750,7 +757,7 @@ class _Plan:
             # the people this ad set can reach at its budget (what object_reach de-duplicates over)
             pool = int(min(audience, max(1000, 30 * allowance[sid] * 1000 / cpm_minor)))
             for (entry, f), w in zip(items, weights):
-                a, s, c, window, ctr, conv, video = entry
+                a, s, c, _, ctr, conv, video = entry
                 rng = self.draws(seed, iso, a["id"])
                 share = w / total_w
                 target, cpm = paced_target(rng, allowance[sid] * share * f, cpm_minor * weekend * trend)
@@ -817,6 +824,48 @@ def _state(sb, account_id: str) -> tuple[date, date] | None:
 def _set_state(sb, account_id: str, first: date, last: date) -> None:
     sb.store.db.execute("INSERT OR REPLACE INTO delivery_accounts(account_id, first_day, last_day) VALUES(?,?,?)",
                         (account_id, first.isoformat(), last.isoformat()))
+
+
+DELIVERY_TYPES = frozenset({"campaign", "adset", "ad", "adaccount"})
+
+
+def before_change(sb, stored, data: dict, now: float) -> None:
+    """The store's hook before an object is updated: fix the history of its ad account up to yesterday (the days
+    completed so far were delivered under the state they had), and log a status change with its time."""
+    if stored.type not in DELIVERY_TYPES:
+        return
+    account_id = stored["id"] if stored.type == "adaccount" else stored.account_id
+    if account_id and sb.store.get(account_id) is not None:
+        ensure_simulated(sb, account_id, date.max - timedelta(days=2))
+    if stored.type != "adaccount" and data.get("status") != stored.get("status"):
+        data["_status_log"] = [*(stored.get("_status_log") or []), [now, stored.get("status"), data.get("status")]]
+
+
+def active_periods(obj: dict) -> list[tuple[float, float]]:
+    """When the object's configured status was ACTIVE, from its status log (before the first change it had the
+    change's old status; with no log, its status now holds throughout)."""
+    log = obj.get("_status_log") or []
+    status, since = (log[0][1] if log else obj.get("status")), float("-inf")
+    periods = []
+    for at, _, new in log:
+        if status == "ACTIVE" and at > since:
+            periods.append((since, float(at)))
+        status, since = new, float(at)
+    if status == "ACTIVE":
+        periods.append((since, float("inf")))
+    return periods
+
+
+def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(max(x0, y0), min(x1, y1)) for x0, x1 in a for y0, y1 in b if max(x0, y0) < min(x1, y1)]
+
+
+def live_periods(ad: dict, adset: dict, campaign: dict, window: tuple[float, float]) -> list[tuple[float, float]]:
+    """When an ad could deliver: it, its ad set and its campaign ACTIVE at once, inside its start/end window."""
+    periods = [window]
+    for obj in (ad, adset, campaign):
+        periods = _overlap(periods, active_periods(obj))
+    return periods
 
 
 def ensure_simulated(sb, account_id: str, until_day: date) -> None:

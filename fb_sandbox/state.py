@@ -74,6 +74,8 @@ class Sandbox:
     def __init__(self, db_path: str = ":memory:", clock_start: float | None = None) -> None:
         """``clock_start``: the epoch a new (empty) sandbox's clock starts at; a restart continues at its simulated time."""
         self.store = Store(db_path)
+        from .delivery import before_change
+        self.store.before_update.append(lambda stored, data, now: before_change(self, stored, data, now))
         self.clock = Clock(self.store.kv_get(CLOCK_OFFSET_KEY, 0.0) or 0.0, self.store.kv_get(CLOCK_FROZEN_KEY))
         if clock_start is not None and self.store.is_empty():
             self.move_clock(to=clock_start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -82,6 +82,9 @@ class Store:
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.lock = threading.RLock()
+        # Called with (the object as stored, its new data, now) before an update is written; a hook may add to the
+        # new data (delivery keeps a status log) and must not update objects itself.
+        self.before_update: list[Callable[[Obj, dict, float], None]] = []
         if path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -144,6 +147,11 @@ class Store:
         return _row_to_obj(row) if row else None
 
     def update(self, obj_id: str, data: dict, *, now: float) -> None:
+        if self.before_update:
+            stored = self.get(obj_id)
+            if stored is not None:
+                for hook in self.before_update:
+                    hook(stored, data, now)
         self.db.execute("UPDATE objects SET data=?, updated=? WHERE id=?", (json.dumps(data), now, obj_id))
 
     def list(self, type_: str, *, account_id: str | None = None, parent_id: str | None = None) -> list[Obj]:

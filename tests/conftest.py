@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
@@ -131,14 +133,21 @@ class SandboxHandle:
         return await self.control("GET", "stats")
 
 
-@pytest.fixture
-async def sandbox():
+@asynccontextmanager
+async def running_sandbox() -> AsyncIterator[SandboxHandle]:
+    """A seeded sandbox in memory whose clock starts at SANDBOX_START: two started together hold the same objects."""
     server = SandboxServer(db_path=":memory:", seed=True, clock_start=SANDBOX_START.timestamp())
     await server.start()
     try:
         yield SandboxHandle(server)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def sandbox():
+    async with running_sandbox() as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -82,13 +82,14 @@ async def test_status_route_seed_and_idempotence(sandbox):
     before = _rows(sb, scenario)
     delivery.ensure_simulated(sb, scenario["account_id"], delivery.account_today(sb, scenario["account_id"]))
     assert _rows(sb, scenario) == before
-    # history never changes: pausing now stops future days only
+    # history never changes: pausing now stops delivery from now on (the day in progress until the pause)
     ad = sb.store.get(scenario["ad_ids"][0])
     sb.store.update(ad["id"], {**ad, "status": "PAUSED"}, now=sb.now())
+    paused_on = delivery.account_today(sb, scenario["account_id"])
     await sandbox.control("POST", "clock", {"advance": 2 * DAY})
     after = _rows(sb, scenario)
     assert [r for r in after if r.day <= before[-1].day] == before
-    new_days = [r for r in after if r.day > before[-1].day]
+    new_days = [r for r in after if r.day > paused_on]
     assert new_days and {r.ad_id for r in new_days} == {scenario["ad_ids"][1]}
     bad = await _raw(sandbox, {"scenario": {"ads": 0}})
     assert bad == 400
@@ -121,10 +122,12 @@ async def test_only_eligible_ads_deliver(sandbox, graph):
     paused_campaign = await _scenario(sandbox, ads=1, days=0, name="Paused campaign")
     campaign = sb.store.get(paused_campaign["campaign_id"])
     sb.store.update(campaign["id"], {**campaign, "status": "PAUSED"}, now=sb.now())
+    changed_on = delivery.account_today(sb, scenario["account_id"])   # ads 0 and the campaign ran until now today
     await sandbox.control("POST", "clock", {"advance": 3 * DAY})
     rows = _rows(sb, scenario)
-    assert {r.ad_id for r in rows} == {ads[4]}
-    assert not _rows(sb, paused_campaign)
+    assert {r.ad_id for r in rows if r.day > changed_on} == {ads[4]}
+    assert {r.ad_id for r in rows} <= {ads[0], ads[4]}
+    assert not [r for r in _rows(sb, paused_campaign) if r.day > changed_on]
     assert _rows(sb, pending)                      # approved after its review, it delivers
 
 
