@@ -223,3 +223,17 @@ async def test_status_and_token_check_warn_on_the_session_clock(december_sandbox
         assert overview.text.splitlines()[-1] == line and overview.data["api_version_warning"] == line
         checked = await facebook.call("token_status")
         assert checked.text.splitlines()[-1] == line
+
+
+async def test_startup_says_it_once_when_the_version_ends_soon(tmp_path, capsys, clean_environment):
+    from admonster_config import load_settings
+    from admonster_runtime import open_runtime
+
+    december = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    for version, expected in (("v25.0", "Graph API v25.0 ends on 23 Feb 2027 (in 79 days)"), (DEFAULT_API_VERSION, None)):
+        settings = load_settings(home=tmp_path / version, sandbox_db=tmp_path / f"{version}.db",
+                                 sandbox_clock_start=december, api_version=version)
+        async with open_runtime(settings):
+            pass
+        lines = [line for line in capsys.readouterr().err.splitlines() if "Graph API" in line]
+        assert lines == ([f"{expected}: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION}"] if expected else [])
