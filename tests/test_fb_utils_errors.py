@@ -7,6 +7,7 @@ import json
 import pytest
 
 from fb_utils import (
+    DEFAULT_API_VERSION,
     AuthError,
     FacebookError,
     GraphClient,
@@ -60,7 +61,7 @@ CASES = [
     (613, None, RateLimitError, "rate_limit", "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"),
     (960, None, GraphError, "facebook", "A batch item timed out at Facebook: run it again (reads are retried automatically)"),
     (2500, None, GraphError, "facebook", "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
-    (2635, None, GraphError, "facebook", "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
+    (2635, None, GraphError, "facebook", f"This Graph API version is deprecated: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION} (the newest)"),
     (2654, None, GraphError, "facebook", "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
     (80000, 2446079, RateLimitError, "rate_limit", THROTTLE_FIX.format("ads_insights calls")),
     (80001, 2446079, RateLimitError, "rate_limit", THROTTLE_FIX.format("pages calls")),
