@@ -216,6 +216,7 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         if used and legacy.is_new_app(app_created(sb.store, principal.app_id)):
             raise legacy.refusal(used[0])
         aliases = legacy.strip_aliases(call.params) if "field_alias" in used else {}
+        jsonp = legacy.check_callback(call.params["callback"]) if "jsonp" in used else None
         ctx = Ctx(sb, call, principal, Params(call.params))
         handler = resolve(ctx)
         if principal.kind == "app" and handler not in APP_TOKEN_OK:
@@ -226,7 +227,6 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         body = legacy.apply_aliases(handler(ctx), aliases)
         if "date_format" in used and isinstance(call.params.get("date_format"), str):
             body = legacy.apply_date_format(body, call.params["date_format"])
-        jsonp = legacy.check_callback(call.params["callback"]) if "jsonp" in used else None
         return GraphResult(200, body, _usage_headers(sb, digits, call), jsonp)
     except GraphError as err:
         headers = {**_usage_headers(sb, digits, call), **err.headers}

@@ -74,6 +74,7 @@ async def test_an_old_app_still_gets_every_legacy_feature(sandbox, graph, demo_t
     jsonp = answers["jsonp"]
     assert jsonp.headers["Content-Type"].startswith("text/javascript")
     assert jsonp.body.startswith("/**/ handle(") and json.loads(jsonp.body[len("/**/ handle("):-2])["name"] == "Demo User"
+    assert (await graph.get("me", callback="alert(1)//")).error["code"] == 100  # a callback name, nothing else
     set_id = answers["async_batch"].body["id"]
     request_set = (await graph.get(set_id, fields="name,is_completed,total_count,success_count,error_count")).body
     assert request_set == {"id": set_id, "name": "rename", "is_completed": True, "total_count": 1, "success_count": 1,
