@@ -31,6 +31,7 @@ CASES = [
     (2, None, GraphError, "facebook", "Facebook's service is temporarily unavailable: retry in a minute (reads are retried automatically)"),
     (4, None, RateLimitError, "rate_limit", "The app's request limit is reached: wait, then send fewer calls (batch updates, fewer reads)"),
     (10, None, PermissionDeniedError, "permission", "The app lacks permission for this action: reconnect Facebook (/connect) granting ads_management and ads_read, or ask an admin of the object for access"),
+    (12, None, GraphError, "facebook", "Facebook refused a deprecated Graph feature (apps created after 4 Nov 2026 may not use multi-id reads, method override, field aliases, date_format, JSONP or async batch): this is a bug in Ad Monster, report it with the fbtrace_id"),
     (17, 2446079, RateLimitError, "rate_limit", "The user's request limit for the Marketing API is reached: wait the time Facebook names, then spread the calls out"),
     (32, None, RateLimitError, "rate_limit", "The Page's request limit is reached: wait before calling this Page again"),
     (100, None, GraphError, "facebook", "Facebook rejected a parameter: correct the blamed field as the message says and retry"),
