@@ -1,6 +1,7 @@
 """Shared fixtures: a real sandbox server on loopback, a token for its demo user, and a Graph client."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ def pytest_configure(config):
         handle, path = tempfile.mkstemp(prefix="admonster-forbidden-", suffix=".jsonl")
         os.close(handle)
         os.environ[FORBIDDEN_LOG_ENV] = path
+        _forbidden["ours"] = True
     _forbidden["path"] = os.environ[FORBIDDEN_LOG_ENV]
     _forbidden["offset"] = os.path.getsize(_forbidden["path"])
 
@@ -78,6 +80,13 @@ def pytest_sessionfinish(session, exitstatus):
     failures, _ = forbidden_verdict()
     if failures and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+def pytest_unconfigure(config):
+    if _forbidden.get("ours") and _forbidden["path"]:
+        with contextlib.suppress(OSError):
+            os.remove(_forbidden["path"])
+        os.environ.pop(FORBIDDEN_LOG_ENV, None)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
