@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fb_utils import DEFAULT_API_VERSION
+
 ENV_PREFIX = "ADMONSTER_"
 SANDBOX = "sandbox"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -17,7 +19,7 @@ API_VERSION_PATTERN = re.compile(r"^v\d+\.\d+$")
 FIX_HINTS: dict[str, str] = {
     "home": "set ADMONSTER_HOME to a folder path, e.g. ~/.admonster",
     "graph_url": "set ADMONSTER_GRAPH_URL to 'sandbox' or a URL such as https://graph.facebook.com",
-    "api_version": "set ADMONSTER_API_VERSION to a Graph API version such as v26.0",
+    "api_version": f"set ADMONSTER_API_VERSION to a Graph API version such as {DEFAULT_API_VERSION} (the newest)",
     "secret_key": (
         "set ADMONSTER_SECRET_KEY to a Fernet key made with: python -c "
         "\"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
         SANDBOX,
         description="'sandbox' starts the embedded sandbox; a URL such as https://graph.facebook.com goes live.",
     )
-    api_version: str = Field("v26.0", description="Graph API version used in request paths, e.g. v26.0.")
+    api_version: str = Field(DEFAULT_API_VERSION, description=f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}.")
     access_token: SecretStr | None = Field(
         None, description="Facebook access token (live mode) used until /connect saves one."
     )
@@ -165,7 +167,7 @@ class Settings(BaseSettings):
     def _check_api_version(cls, value: str) -> str:
         value = value.strip()
         if not API_VERSION_PATTERN.match(value):
-            raise ValueError("must look like v26.0")
+            raise ValueError(f"must look like {DEFAULT_API_VERSION}")
         return value
 
     @field_validator("secret_key", mode="after")

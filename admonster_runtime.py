@@ -98,6 +98,12 @@ class Runtime:
         answer = await _sandbox_call(self.sandbox_url, "GET", "clock")
         return datetime.fromtimestamp(float(answer["epoch"]), timezone.utc)
 
+    async def version_warning(self) -> str | None:
+        """One line when the configured Graph API version ends within 90 days on the session clock, else None."""
+        from fb_utils import api_version_warning
+
+        return api_version_warning(self.settings.api_version, (await self.now()).date())
+
     def _live_app_secret(self) -> str | None:
         secret = self.settings.app_secret
         return secret.get_secret_value() if secret else None
@@ -231,4 +237,9 @@ async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | No
 
         runtime.notifier = Notifier(store, settings)
         stack.push_async_callback(runtime.notifier.close)
+        warning = await runtime.version_warning()
+        if warning:  # one plain line at startup when the configured Graph API version ends within 90 days
+            import sys
+
+            print(warning, file=sys.stderr)
         yield runtime

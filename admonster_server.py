@@ -259,7 +259,11 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
 
 async def health(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
-    return web.json_response({"ok": True, "mode": runtime.mode, "time": int(time.time())})
+    body = {"ok": True, "mode": runtime.mode, "time": int(time.time()), "api_version": runtime.settings.api_version}
+    warning = await runtime.version_warning()
+    if warning:  # the configured Graph API version ends within 90 days
+        body["api_version_warning"] = warning
+    return web.json_response(body)
 
 
 async def tool_call(request: web.Request) -> web.Response:

@@ -12,7 +12,9 @@ from facebook_business.adobjects.business import Business
 from pydantic import Field, field_validator
 
 from fb_utils import (
+    DEFAULT_API_VERSION,
     Change,
+    api_version_warning,
     FacebookError,
     GraphRequest,
     NetworkError,
@@ -133,8 +135,12 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
     for campaign in troubled:
         issue = (campaign.get("issues_info") or [{}])[0]
         lines.append(f"  ISSUE {campaign['id']} {campaign.get('name')}: {issue.get('error_summary') or issue.get('error_message') or 'with issues'}")
-    return OpResult(text="\n".join(lines), data={"account": account, "active_campaigns": active, "campaigns_with_issues": troubled,
-                                                 "active_daily_budget": daily})
+    data = {"account": account, "active_campaigns": active, "campaigns_with_issues": troubled, "active_daily_budget": daily}
+    warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), (await ctx.now()).date())
+    if warning:  # the configured Graph API version ends within 90 days
+        lines.append(warning)
+        data["api_version_warning"] = warning
+    return OpResult(text="\n".join(lines), data=data)
 
 
 class UpdateSpendCapArgs(OpArgs):

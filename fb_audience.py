@@ -500,8 +500,10 @@ async def _send_batch(ctx: OpContext, upload: UsersSession, params: dict[str, An
         outcome.attempts[seq] = outcome.attempts.get(seq, 0) + 1
         try:
             if upload.method == "DELETE":
-                # A 10,000-row payload is far too long for a query string: Graph reads a POST carrying method=DELETE.
-                return await ctx.graph.post(upload.path, {**params, "method": "DELETE"})
+                # A 10,000-row payload is far too long for a query string: it goes in the DELETE's body, as Meta's
+                # Custom Audiences guide sends it (curl -X DELETE with the payload as form data). A POST carrying
+                # method=DELETE (HTTP method override) is refused to apps created after 2026-11-04 (Graph API v27.0 blog).
+                return await ctx.graph.delete(upload.path, data=params)
             return await ctx.graph.post(upload.path, params)
         except FacebookError as error:
             if is_ambiguous(error) or outcome.attempts[seq] >= MAX_CHUNK_ATTEMPTS or not error.retryable:

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
@@ -211,6 +211,42 @@ class BusyError(FacebookError):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Graph API versions: declared once here; every other mention (config, dispatch, error texts) derives from it
+# ---------------------------------------------------------------------------------------------------------------
+
+# Version -> (released, end of life; None when Meta says "TBD"). Source: Meta's "Marketing API version history"
+# (the Marketing API end-of-life dates, earlier than Graph API's own for v22-v25), read 2026-12-06.
+API_VERSIONS_SOURCE = "https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions.md"
+API_VERSIONS: dict[str, tuple[date, date | None]] = {
+    "v22.0": (date(2025, 1, 21), date(2026, 2, 19)),
+    "v23.0": (date(2025, 5, 29), date(2026, 6, 9)),
+    "v24.0": (date(2025, 10, 8), date(2026, 11, 10)),
+    "v25.0": (date(2026, 2, 18), date(2027, 2, 23)),
+    "v26.0": (date(2026, 7, 29), None),
+    "v27.0": (date(2026, 11, 4), None),
+}
+# The newest version (released 2026-11-04). The installed facebook_business SDK is 26.x (its API_VERSION is v26.0): we
+# talk to Graph ourselves and only read the SDK's specs, so nothing ties us to its version (docs: README, Configuration).
+DEFAULT_API_VERSION = "v27.0"
+VERSION_WARNING_DAYS = 90  # warn when the configured version ends within this many days
+
+
+def api_version_warning(version: str, today: date) -> str | None:
+    """One plain line when ``version`` ends within VERSION_WARNING_DAYS of ``today`` (or has ended), else None."""
+    end = API_VERSIONS.get(version, (None, None))[1]
+    if end is None:
+        return None
+    days = (end - today).days
+    fix = f"set ADMONSTER_API_VERSION={DEFAULT_API_VERSION}"
+    when = f"{end.day} {end:%b %Y}"
+    if days < 0:
+        return f"Graph API {version} ended on {when}: {fix}"
+    if days > VERSION_WARNING_DAYS:
+        return None
+    return f"Graph API {version} ends on {when} ({'today' if days == 0 else f'in {days} day' + ('s' if days != 1 else '')}): {fix}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Error mapping: one table, one function
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -295,8 +331,12 @@ ERROR_RULES: dict[tuple[int, int | None], ErrorRule] = {
     (613, 1487742): ErrorRule(RateLimitError, "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)"),
     (803, None): ErrorRule(NotFoundError, "Some of the requested ids do not exist: check the ids (list the objects to find them)"),
     (960, None): ErrorRule(GraphError, "A batch item timed out at Facebook: run it again (reads are retried automatically)", transient=True),
+    # Graph's "deprecated API" code; the sandbox answers it to a new app using a legacy Graph feature (blocked for apps
+    # created after 2026-11-04, Graph API v27.0 blog; Meta's exact code is not documented: unverified). Ad Monster
+    # sends none of them (tests/conftest.py proves it), so meeting it is a bug to report.
+    (12, None): ErrorRule(GraphError, "Facebook refused a deprecated Graph feature (apps created after 4 Nov 2026 may not use multi-id reads, method override, field aliases, date_format, JSONP or async batch): this is a bug in Ad Monster, report it with the fbtrace_id"),
     (2500, None): ErrorRule(GraphError, "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
-    (2635, None): ErrorRule(GraphError, "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
+    (2635, None): ErrorRule(GraphError, f"This Graph API version is deprecated: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION} (the newest)"),
     (2654, None): ErrorRule(GraphError, "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
     **{(code, None): _throttle_rule(code) for code in range(80000, 80015)},
     (-2, None): ErrorRule(GraphError, "The async report failed at Facebook: start the report again, with a shorter date range if it repeats"),
@@ -716,7 +756,7 @@ def jitter(delay: float, rng: random.Random) -> float:
 DEFAULT_USAGE_WINDOW = 300.0  # seconds over which usage decays when Facebook does not say (ad-account score window)
 DEFAULT_REQUEST_COST = 2.0  # percent of a limit one request is assumed to use until we have measured it
 _APP = "app"
-MAX_QUERY_BYTES = 6000  # a longer GET query string goes as a POST with method=GET
+MAX_QUERY_BYTES = 6000  # a longer GET query string goes inside a one-item synchronous batch (POST body)
 
 
 def _query_too_long(query: Mapping[str, str]) -> bool:
@@ -973,13 +1013,11 @@ def account_in_path(path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Graph client: wire format, retries, creates, pagination, multi-id reads, batch, account info
+# Graph client: wire format, retries, creates, pagination, reads of many ids, batch, account info
 # ---------------------------------------------------------------------------------------------------------------
 
 GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v26.0"
 BATCH_LIMIT = 50  # items per Graph batch call
-MULTI_ID_LIMIT = 50  # ids per multi-id GET
 BATCH_REQUEUE_ROUNDS = 3  # further rounds for items Facebook answered null or with a retryable error
 ACCOUNT_INFO_TTL = 300.0  # seconds an ad account's currency, minimum budget and time zone stay cached
 DEFAULT_PAGE_SIZE = 100
@@ -1123,7 +1161,7 @@ def add_client_tag(data: Mapping[str, Any], tag: str) -> dict[str, Any]:
 
 class GraphClient:
     """Async Graph API client: one pooled aiohttp session, token and appsecret_proof on every call, retries that
-    never duplicate a create, per-account pacing, pagination, multi-id reads and batch."""
+    never duplicate a create, per-account pacing, pagination, reads of many ids (batch) and batch."""
 
     def __init__(
         self,
@@ -1143,7 +1181,7 @@ class GraphClient:
         pace_threshold: float = 75.0,
     ) -> None:
         if not _VERSION_RE.match(api_version):
-            raise ValidationError(f"{api_version!r} is not a Graph API version", fix="Use the form vNN.0, e.g. v26.0", blame_field="api_version")
+            raise ValidationError(f"{api_version!r} is not a Graph API version", fix=f"Use the form vNN.0, e.g. {DEFAULT_API_VERSION}", blame_field="api_version")
         register_secret(access_token)
         register_secret(app_secret)
         self.base_url = base_url.rstrip("/")
@@ -1217,9 +1255,11 @@ class GraphClient:
         log.info("graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result))
         return result
 
-    async def delete(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
-        """DELETE an object; retried like a read (deleting twice ends the same)."""
-        result = await self._request("DELETE", path, params=params)
+    async def delete(self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None) -> dict:
+        """DELETE an object; retried like a read (deleting twice ends the same). ``data`` goes in the request body (a
+        custom audience's users to remove: far too long for a query string, and a POST with method=DELETE is refused to
+        new apps); such a DELETE changes a list, so after an ambiguous failure it is never re-sent blindly."""
+        result = await self._request("DELETE", path, params=params, data=data)
         log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
         return result
 
@@ -1320,13 +1360,21 @@ class GraphClient:
         return items
 
     async def get_many(self, ids: Sequence[str], fields: str | Sequence[str]) -> dict[str, dict]:
-        """Read many objects by id with multi-id GETs (``?ids=a,b``), 50 ids a request."""
+        """Read many objects by id: one GET per object inside synchronous Graph batches (50 a call). Multi-id reads
+        (``?ids=a,b``) are refused to apps created after 2026-11-04 (Graph API v27.0 blog, see docs/sandbox.md);
+        synchronous batch stays allowed. An object that does not exist or is not visible is left out of the answer;
+        any other item error is raised (the first one)."""
         field_list = fields if isinstance(fields, str) else ",".join(fields)
         unique_ids = list(dict.fromkeys(str(object_id) for object_id in ids))
+        results = await self.batch([BatchItem("GET", object_id, {"fields": field_list}) for object_id in unique_ids])
         found: dict[str, dict] = {}
-        for start in range(0, len(unique_ids), MULTI_ID_LIMIT):
-            chunk = unique_ids[start : start + MULTI_ID_LIMIT]
-            found.update(await self._request("GET", "", params={"ids": ",".join(chunk), "fields": field_list}))
+        for object_id, result in zip(unique_ids, results):
+            if result.ok and isinstance(result.body, dict):
+                found[object_id] = result.body
+            elif isinstance(result.error, NotFoundError):
+                continue
+            elif result.error is not None:
+                raise result.error
         return found
 
     async def account_info(self, ad_account_id: str) -> AccountInfo:
@@ -1484,7 +1532,8 @@ class GraphClient:
             try:
                 return await self._send_once(method, path, params=params, data=data, account=account)
             except FacebookError as error:
-                if not should_retry(error, method=method, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
+                retry_as = "POST" if method == "DELETE" and data is not None else method  # a DELETE with a body is a change
+                if not should_retry(error, method=retry_as, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
                     if method != "GET" and is_ambiguous(error):
                         raise _outcome_unknown(method, path, error, "it may or may not have been applied", attempt + 1) from error
                     raise
@@ -1507,17 +1556,17 @@ class GraphClient:
 
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
-        form = encode_graph_params(data) if method == "POST" else None
+        form = encode_graph_params(data) if method == "POST" or (method == "DELETE" and data is not None) else None
         if files:
             form = _multipart_body(form or {}, files)  # built per send: a stream is read once
         elif form and sum(len(v) for v in form.values()) > LARGE_FORM_CHARS:
             form = aiohttp.BytesPayload(graph_json_body(data or {}, form), content_type="application/json")
-        wire_method = method
+        wire_method, unwrap = method, False
         if method == "GET" and _query_too_long(query):
-            # Servers refuse request lines over ~8 KB; Graph reads the same call as a POST carrying method=GET.
-            form = {**{k: v for k, v in query.items() if k not in _AUTH_PARAMS}, "method": "GET"}
-            query = {k: v for k, v in query.items() if k in _AUTH_PARAMS}
-            wire_method = "POST"
+            # Servers refuse request lines over ~8 KB and HTTP method override (POST with method=GET) is refused to apps
+            # created after 2026-11-04: the GET goes as the one item of a synchronous batch, its query in the POST body.
+            url, query, form = self._long_get_as_batch(url, query)
+            wire_method, unwrap = "POST", True
         started = time.perf_counter()
         self.request_count += 1
         try:
@@ -1543,7 +1592,29 @@ class GraphClient:
         if debug_enabled():
             log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
                       ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))
+        if unwrap:
+            return self._unwrap_single_batch(method, path, graph_answer(status, text, headers), account)
         return graph_answer(status, text, headers)
+
+    def _long_get_as_batch(self, url: str, query: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
+        """A too-long GET as a one-item synchronous batch: (root url, auth-only query, form with the batch)."""
+        relative = url[len(self.base_url):].lstrip("/") if url.startswith(self.base_url) else url
+        version = relative.split("/", 1)[0] if _VERSIONED_PATH_RE.match(relative) else self.api_version
+        relative = relative[len(version):].lstrip("/") if relative.startswith(version) else relative
+        rest = urllib.parse.urlencode({k: v for k, v in query.items() if k not in _AUTH_PARAMS}, quote_via=urllib.parse.quote)
+        item = {"method": "GET", "relative_url": f"{relative}?{rest}" if rest else relative}
+        form = {"batch": json.dumps([item], separators=(",", ":")), "include_headers": "true"}
+        return f"{self.base_url}/{version}/", {k: v for k, v in query.items() if k in _AUTH_PARAMS}, form
+
+    def _unwrap_single_batch(self, method: str, path: str, answers: Any, account: str | None) -> Any:
+        """The answer of a one-item batch, as if the request had been sent alone (its errors raised the same way)."""
+        if not isinstance(answers, list) or len(answers) != 1 or not isinstance(answers[0], dict):
+            raise NetworkError(f"{method} {_loggable_path(path)}: Facebook did not run the request (batch answered {str(answers)[:80]})",
+                               is_transient=True, data={"reason": "batch_not_run"})
+        answer = answers[0]
+        headers = {str(h.get("name")): str(h.get("value")) for h in answer.get("headers") or [] if isinstance(h, dict)}
+        self._remember_accounts(path, self.limiter.observe(headers, account), account)
+        return graph_answer(_int_or_none(answer.get("code")) or 0, answer.get("body"), headers)
 
     def _url_and_query(self, path: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, str]]:
         if path.startswith(("http://", "https://")):

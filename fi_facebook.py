@@ -42,6 +42,8 @@ from fb_utils import (
     Change,
     ConfirmationRequired,
     CreateLookup,
+    DEFAULT_API_VERSION,
+    api_version_warning,
     ExperimentEvent,
     ExperimentRecord,
     FacebookError,
@@ -895,7 +897,7 @@ class Connector:
     """The OAuth code flow and the token lifecycle for every workspace of one store."""
 
     def __init__(self, store: Any, app: AppCredentials | None, state_secret: bytes, *, clock: Any = time.time,
-                 graph_url: str = "https://graph.facebook.com", api_version: str = "v26.0") -> None:
+                 graph_url: str = "https://graph.facebook.com", api_version: str = DEFAULT_API_VERSION) -> None:
         self.store = store
         self.app = app
         self.state_secret = state_secret
@@ -1062,7 +1064,12 @@ async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResu
     if facebook.connector is None:
         raise ValidationError("Token checks are not available in this interface", fix="Use `admonster token status`")
     health = await facebook.connector.status(facebook.workspace.id)
-    return OpResult(text=health.describe(await ctx.now()), data=health.to_data(), ok=health.connected and health.valid)
+    now = await ctx.now()
+    text, data = health.describe(now), health.to_data()
+    warning = api_version_warning(facebook.connector.api_version, now.date())
+    if warning:  # the configured Graph API version ends within 90 days
+        text, data = f"{text}\n{warning}", {**data, "api_version_warning": warning}
+    return OpResult(text=text, data=data, ok=health.connected and health.valid)
 
 
 class DisconnectArgs(OpArgs):
@@ -1442,9 +1449,9 @@ class PlannedObjectsGraph:
         self._refuse_write(path)
         return await self._graph.create(path, data, **kwargs)
 
-    async def delete(self, path: str, params: Any = None) -> dict:
+    async def delete(self, path: str, params: Any = None, **kwargs: Any) -> dict:
         self._refuse_write(path)
-        return await self._graph.delete(path, params)
+        return await self._graph.delete(path, params, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._graph, name)

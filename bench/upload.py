@@ -70,10 +70,10 @@ async def child_ours(url: str, grant: dict, account: str, path: str) -> dict:
 
 async def child_plain(url: str, grant: dict, account: str, path: str) -> dict:
     """The same file, the same start/transfer/finish, with nothing but aiohttp: the floor our client is held to."""
-    from fb_utils import appsecret_proof
+    from fb_utils import DEFAULT_API_VERSION, appsecret_proof
 
     params = {"access_token": grant["access_token"], "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"])}
-    endpoint = f"{url}/v26.0/{account}/advideos"
+    endpoint = f"{url}/{DEFAULT_API_VERSION}/{account}/advideos"
     size = os.path.getsize(path)
     requests = 0
 
@@ -87,7 +87,7 @@ async def child_plain(url: str, grant: dict, account: str, path: str) -> dict:
             return answer
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-        async with session.get(f"{url}/v26.0/me", params=params) as resp:
+        async with session.get(f"{url}/{DEFAULT_API_VERSION}/me", params=params) as resp:
             await resp.read()
         before = peak_rss_kb()
         started = time.perf_counter()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .server import SandboxServer
+from .versions import DEFAULT_VERSION, served_versions
 
 
 def default_db() -> str:
@@ -19,7 +20,7 @@ async def serve(host: str, port: int, db: str, clock_start: float | None = None)
     server = SandboxServer(db_path=db, host=host, port=port, clock_start=clock_start)
     await server.start()
     print(f"Ad Monster Graph API sandbox on {server.url}  (state: {db})")
-    print(f"Graph base URL: {server.url}/v26.0/")
+    print(f"Graph base URL: {server.url}/{DEFAULT_VERSION}/ (serves {', '.join(served_versions(server.sandbox.now()))})")
     print(f"Get a token:    curl -s -X POST {server.url}/__sandbox/tokens")
     print("Stop with Ctrl-C.", flush=True)
     try:

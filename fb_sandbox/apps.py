@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 from .store import Store
 
 APP_NAME = "Ad Monster (sandbox)"
 OTHER_APP_NAME = "Some Other App (sandbox)"
+
+
+# When the sandbox's apps were created. Every Ad Monster user brings a newly created app, so both sandbox apps are
+# "new" for Meta's legacy-feature block of 2026-11-04 (legacy.py); POST /__sandbox/apps makes one "old" for a test.
+NEW_APP_CREATED = datetime(2026, 11, 20, tzinfo=UTC).timestamp()
+
+
+def app_created(store: Store, app_id: str | None) -> float:
+    """The app's creation time (epoch seconds); an app never given one is new."""
+    value = store.kv_get(f"app_created:{app_id}") if app_id else None
+    return float(value) if value is not None else NEW_APP_CREATED
+
+
+def set_app_created(store: Store, app_id: str, epoch: float) -> None:
+    store.kv_set(f"app_created:{app_id}", float(epoch))
 
 
 def ensure_apps(store: Store) -> None:

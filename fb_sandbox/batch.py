@@ -147,3 +147,47 @@ def run_batch(ctx: Ctx, execute: Callable) -> list:
         else:
             out.append(None if result is None else _encode(result, include_headers))
     return out
+
+
+# ---- asynchronous batch (POST act_x/async_batch_requests): an "old" app's legacy feature (legacy.py) --------------
+# Meta's "Ad Account Async Batch Requests" reference: `adbatch` (list of {name, relative_url, body}, required) and
+# `name` (required); answers {"id"} of an async request set, read with GET /{id} (fields id, owner_id, name,
+# is_completed, total_count, success_count, error_count…; "Asynchronous and Batch Requests",
+# https://developers.facebook.com/documentation/ads-commerce/marketing-api/asyncrequests.md). The sandbox runs the
+# requests at once (they are complete when the set is read).
+ASYNC_SET_DEFAULT = ["id", "owner_id", "name", "is_completed"]
+ASYNC_SET_FIELDS = ASYNC_SET_DEFAULT + ["total_count", "initial_count", "in_progress_count", "success_count",
+                                        "error_count", "canceled_count"]
+
+
+def run_async_batch(ctx: Ctx, execute: Callable) -> dict:
+    act = ctx.load_account(ctx.match[0])
+    name = ctx.p.str("name", required=True)
+    items = ctx.p.json("adbatch")
+    if not isinstance(items, list) or not items:
+        raise GraphError("(#194) Missing at least one required parameter: adbatch", 194)
+    ok = errors = 0
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("relative_url"), str):
+            raise param_error("Each adbatch item needs a name, a relative_url and a body", field="adbatch")
+        try:
+            call = _build_call(ctx, {"method": "POST", **item}, {})
+        except (Unresolved, ValueError) as exc:
+            raise param_error(str(exc), field="adbatch") from None
+        result = execute(ctx.sb, call)
+        ok, errors = ok + (result.status == 200), errors + (result.status != 200)
+    set_id = ctx.store.new_id("asyncrequestset")
+    data = {"id": set_id, "owner_id": act["account_id"], "name": name, "is_completed": True, "total_count": len(items),
+            "initial_count": 0, "in_progress_count": 0, "success_count": ok, "error_count": errors, "canceled_count": 0}
+    ctx.store.insert("asyncrequestset", set_id, data, parent_id=act["id"], account_id=act["id"], now=ctx.now)
+    return {"id": set_id}
+
+
+def read_async_set(ctx: Ctx, obj) -> dict:
+    from .fields import parse_fields
+
+    requested = parse_fields(ctx.p.get("fields")) or ASYNC_SET_DEFAULT
+    unknown = [f for f in requested if f not in ASYNC_SET_FIELDS]
+    if unknown:
+        raise param_error(f"Tried accessing nonexisting field ({unknown[0]}) on node type (AdAsyncRequestSet)")
+    return {f: obj[f] for f in ["id", *requested] if f in obj}

@@ -10,8 +10,7 @@ from .errors import not_found
 from .params import Params
 from .state import Sandbox
 from .store import Obj
-
-DEFAULT_VERSION = "v26.0"
+from .versions import DEFAULT_VERSION
 
 
 @dataclass
@@ -23,6 +22,7 @@ class GraphCall:
     base_url: str = ""
     version: str = DEFAULT_VERSION
     files: dict[str, bytes] = field(default_factory=dict)
+    method_override: bool = False  # an HTTP POST carried method=GET/DELETE (a legacy feature, see legacy.py)
 
 
 @dataclass
@@ -30,6 +30,7 @@ class GraphResult:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    jsonp: str | None = None       # answer as JSONP `/**/ name(body);` (an old app's `callback`, legacy.py)
 
 
 @dataclass

@@ -6,7 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .apps import app_secret, resolve_app
+from datetime import UTC, datetime
+
+from .apps import app_created, app_secret, resolve_app, set_app_created
 from .auth import KNOWN_SCOPES, issue_token
 from .errors import GraphError
 from .faults import FaultSpecError
@@ -97,11 +99,39 @@ async def tokens(request: web.Request) -> web.Response:
                                          user_id=user_id, kind=kind, app_id=app_id))
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
 async def app_info(request: web.Request) -> web.Response:
     store = _sb(request).store
-    main = resolve_app(store, "main")
-    return web.json_response({"app_id": main, "app_secret": app_secret(store, main),
-                              "other_app_id": resolve_app(store, "other")})
+    main, other = resolve_app(store, "main"), resolve_app(store, "other")
+    return web.json_response({"app_id": main, "app_secret": app_secret(store, main), "other_app_id": other,
+                              "created_time": _iso(app_created(store, main)),
+                              "other_created_time": _iso(app_created(store, other))})
+
+
+async def set_app(request: web.Request) -> web.Response:
+    """POST /__sandbox/apps {"app": "main"|"other"|id, "created_time": ISO-8601 or epoch}: when the app was created
+    (an app created before 2026-11-04 is "old" and may still use the legacy Graph features, legacy.py)."""
+    sb, body = _sb(request), await _body(request)
+    which = body.get("app", "main")
+    app_id = resolve_app(sb.store, which) if isinstance(which, str) else None
+    if app_id is None:
+        raise BadRequest('app must be "main", "other" or a sandbox app id')
+    created = body.get("created_time")
+    if isinstance(created, str):
+        try:
+            moment = datetime.fromisoformat(created.replace("+0000", "+00:00").replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest("created_time must be ISO-8601 (2026-01-31T00:00:00+0000) or epoch seconds") from None
+        epoch = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    else:
+        epoch = _number(body, "created_time", None)
+        if epoch is None:
+            raise BadRequest("created_time is required")
+    set_app_created(sb.store, app_id, epoch)
+    return web.json_response({"app_id": app_id, "created_time": _iso(epoch)})
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -280,6 +310,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/__sandbox/tokens", tokens)
     r.add_get("/__sandbox/app", app_info)
+    r.add_post("/__sandbox/apps", set_app)
     r.add_post("/__sandbox/reset", reset)
     r.add_post("/__sandbox/seed", seed)
     r.add_route("GET", "/__sandbox/clock", clock)

@@ -15,6 +15,7 @@ from .auth import (DATA_ACCESS_DAYS, KNOWN_SCOPES, LONG_LIVED, SHORT_LIVED, TOKE
 from .context import Ctx
 from .errors import GraphError, param_error
 from .state import Sandbox
+from .versions import DEFAULT_VERSION
 
 CODE_TTL = 600                 # seconds of sandbox clock an authorization code stays usable
 CODE_RE = re.compile(r"AQ[A-Za-z0-9_-]{40,400}")
@@ -84,7 +85,7 @@ async def dialog(request: web.Request) -> web.Response:
                      for k in DIALOG_PARAMS if k in q)
     boxes = "".join(f"<li><label><input type='checkbox' name='granted' value='{s}' checked> {s}</label></li>"
                     for s in scopes)
-    version = request.match_info.get("version") or "v26.0"
+    version = request.match_info.get("version") or DEFAULT_VERSION
     body = (f"<h1>{html.escape(user['name'])}: {html.escape(app)} would like to manage your ads, "
             f"Pages and business assets</h1>"
             f"<p>{html.escape(app)} is requesting the following permissions:</p>"

@@ -11,6 +11,8 @@ from . import insights
 from . import audiences, pixels
 from . import studies
 from . import edges
+from . import legacy
+from .apps import app_created
 from .fields import CURRENT
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
@@ -87,6 +89,7 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
         ("POST", r"(act_\d+)/insights", insights.start_report_run),
         ("GET", r"(\d+)/insights", insights.get_insights),
         ("POST", r"(\d+)/insights", insights.start_report_run),
+        ("POST", r"(act_\d+)/async_batch_requests", lambda ctx: batch.run_async_batch(ctx, execute)),
         ("GET", r"", lambda ctx: multi_read(ctx)),
         ("POST", r"", lambda ctx: batch.run_batch(ctx, execute)),
     ]
@@ -109,6 +112,7 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
     "pixel": {"GET": pixels.read_pixel, "POST": pixels.update_pixel},
     "adstudy": {"GET": studies.read_study, "POST": studies.update_study, "DELETE": studies.delete_study},
     "adstudycell": {"GET": studies.read_cell},
+    "asyncrequestset": {"GET": batch.read_async_set},
     **{t: {"GET": accounts.read_node} for t in ("user", "business", "page", "instagram", "business_user")},
 }
 NODE_RE = re.compile(r"(\d+)")
@@ -242,8 +246,18 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
                 raise unsupported(call.method, call.path)
             ctx = Ctx(sb, call, Principal("", "", "none", []), Params(call.params))
             return GraphResult(200, NO_TOKEN_ROUTES[call.path](ctx), _usage_headers(sb, None, call))
+        used = legacy.legacy_features(call)
+        forbidden = used + ([] if call.path == "" and call.method == "POST" else legacy.forbidden_content(call.params))
+        if forbidden:
+            app_id = _token_app_quietly(sb, call)
+            legacy.record(sb, call, forbidden, app_id=app_id,
+                          new_app=None if app_id is None else legacy.is_new_app(app_created(sb.store, app_id)))
         principal = authenticate(sb.store, _token(call), call.params.get("appsecret_proof"), now=now,
                                  require_proof=sb.config.require_appsecret_proof)
+        if used and legacy.is_new_app(app_created(sb.store, principal.app_id)):
+            raise legacy.refusal(used[0])
+        aliases = legacy.strip_aliases(call.params) if "field_alias" in used else {}
+        jsonp = legacy.check_callback(call.params["callback"]) if "jsonp" in used else None
         ctx = Ctx(sb, call, principal, Params(call.params))
         current = CURRENT.set(ctx)
         try:
@@ -258,7 +272,10 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
             CURRENT.reset(current)
         if isinstance(body, GraphResult):            # a handler that answers other than 200 (a redirect)
             return GraphResult(body.status, body.body, {**_usage_headers(sb, digits, call), **body.headers})
-        return GraphResult(200, body, _usage_headers(sb, digits, call))
+        body = legacy.apply_aliases(body, aliases)
+        if "date_format" in used and isinstance(call.params.get("date_format"), str):
+            body = legacy.apply_date_format(body, call.params["date_format"])
+        return GraphResult(200, body, _usage_headers(sb, digits, call), jsonp)
     except GraphError as err:
         headers = {**_usage_headers(sb, digits, call), **err.headers}
         return GraphResult(err.http_status, err.body(), headers)
@@ -268,6 +285,19 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         logging.getLogger("fb_sandbox").exception("unexpected error on %s %s", call.method, call.path)
         err = internal_error()
         return GraphResult(err.http_status, err.body(), _usage_headers(sb, digits, call))
+
+
+def _token_app_quietly(sb: Sandbox, call: GraphCall) -> str | None:
+    """The app a call's token belongs to, or None (the token is checked properly afterwards)."""
+    from .auth import app_token_app, token_app
+
+    token = _token(call)
+    if not token:
+        return None
+    if "|" in token:
+        return app_token_app(sb.store, token)
+    row = sb.store.get_token(token)
+    return token_app(sb.store, row) if row else None
 
 
 def _token(call: GraphCall) -> str | None:

@@ -16,35 +16,37 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from . import control, oauth
 from .apps import ensure_apps
 from .context import DEFAULT_VERSION, GraphCall, GraphResult
+from .versions import NEWEST, version_state
 from .control import SANDBOX_KEY
-from .errors import GraphError, internal_error, new_trace_id, param_error
+from .errors import GraphError, internal_error, new_trace_id, param_error, unknown_path
 from .router import execute, usage_account
 from .rules import rule
 from .seed import seed_demo
 from .state import Sandbox
 
 log = logging.getLogger("fb_sandbox")
-VERSION_RE = re.compile(r"v(\d+)\.(\d+)")
-MIN_MAJOR = 20
 MAX_BODY = 64 * 1024 * 1024
 
 
-rule("versions.deprecated", "A version older than v20 answers `(#2635) You are calling a deprecated version of the "
-     "Ads API. Please update to the latest version: vXX.`; an unversioned path gets the default version",
-     source="https://developers.facebook.com/blog/post/2024/04/16/upcoming-change-in-marketing-api-version-"
-     "deprecation", since="2024-05", verified=True, area="versions")
+rule("versions.deprecated", "A version past its end of life (versions.py, by the sandbox clock) answers `(#2635) You are "
+     "calling a deprecated version of the Ads API. Please update to the latest version: vXX.`; an unversioned path gets "
+     "the default version", source="https://developers.facebook.com/blog/post/2024/04/16/upcoming-change-in-marketing-"
+     "api-version-deprecation", since="2024-05", verified=True, area="versions")
 
 
-def split_version(tail: str) -> tuple[str, str]:
-    """'v26.0/act_1/campaigns' -> ('v26.0', 'act_1/campaigns'); an unversioned path gets the default version."""
+def split_version(tail: str, now: float) -> tuple[str, str]:
+    """'v26.0/act_1/campaigns' -> ('v26.0', 'act_1/campaigns'); an unversioned path gets the default version. An
+    expired version answers 2635, a version that does not exist 2500 (see versions.py for the sources)."""
     tail = tail.strip("/")
     first, _, rest = tail.partition("/")
-    match = VERSION_RE.fullmatch(first)
-    if not match:
+    if not re.fullmatch(r"v\d+(\.\d+)?", first):
         return DEFAULT_VERSION, tail
-    if int(match.group(1)) < MIN_MAJOR:
+    state = version_state(first, now)
+    if state == "expired":
         raise GraphError(f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
-                         f"latest version: {DEFAULT_VERSION}.", 2635)
+                         f"latest version: {NEWEST}.", 2635)
+    if state == "unknown":
+        raise unknown_path(tail)
     return first, rest.strip("/")
 
 
@@ -130,8 +132,11 @@ async def _read_multipart(request: web.Request, params: dict[str, Any], files: d
 def _response(result: GraphResult, version: str) -> web.Response:
     headers = {"facebook-api-version": version, "x-fb-trace-id": new_trace_id(), "x-fb-rev": "1000000",
                **result.headers}
-    return web.Response(status=result.status, headers=headers, content_type="application/json",
-                        text=json.dumps(result.body, separators=(",", ":"), ensure_ascii=False))
+    text = json.dumps(result.body, separators=(",", ":"), ensure_ascii=False)
+    if result.jsonp:   # an old app's JSONP callback (legacy.py)
+        return web.Response(status=result.status, headers=headers, content_type="text/javascript",
+                            text=f"/**/ {result.jsonp}({text});")
+    return web.Response(status=result.status, headers=headers, content_type="application/json", text=text)
 
 
 def _fault_result(sb: Sandbox, fault, path: str) -> GraphResult:
@@ -163,7 +168,7 @@ async def graph_handler(request: web.Request) -> web.StreamResponse:
     sb = request.app[SANDBOX_KEY]
     method = request.method if request.method != "HEAD" else "GET"
     try:
-        version, path = split_version(request.match_info.get("tail", ""))
+        version, path = split_version(request.match_info.get("tail", ""), sb.now())
     except GraphError as err:
         sb.stats.record(route_label(method, request.match_info.get("tail", "")))
         return _response(GraphResult(err.http_status, err.body(), {}), DEFAULT_VERSION)
@@ -175,13 +180,14 @@ async def graph_handler(request: web.Request) -> web.StreamResponse:
     except GraphError as err:
         return _response(GraphResult(err.http_status, err.body(), {}), version)
     override = params.get("method")
-    if isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST"):
+    overridden = isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST")
+    if overridden:   # HTTP method override: a legacy feature, refused for new apps (legacy.py)
         method = override.upper()
     if method not in ("GET", "POST", "DELETE"):
         err = param_error(f"Unsupported method {request.method}")
         return _response(GraphResult(err.http_status, err.body(), {}), version)
     call = GraphCall(method, path, params, request.headers.get("Authorization"),
-                     f"{request.scheme}://{request.host}", version, files)
+                     f"{request.scheme}://{request.host}", version, files, method_override=overridden)
     return await _run_with_faults(request, sb, call)
 
 

@@ -47,17 +47,23 @@ class Stats:
     def __init__(self) -> None:
         self.requests = 0
         self.by_route: Counter = Counter()
+        self.forbidden: dict[str, Counter] = {}   # app id -> feature -> requests (legacy.py)
 
     def record(self, route: str) -> None:
         self.requests += 1
         self.by_route[route] += 1
 
+    def forbid(self, features: list[str], app_id: str | None) -> None:
+        self.forbidden.setdefault(app_id or "unknown", Counter()).update(features)
+
     def reset(self) -> None:
         self.requests = 0
         self.by_route.clear()
+        self.forbidden.clear()
 
     def as_dict(self) -> dict:
-        return {"requests": self.requests, "by_route": dict(self.by_route)}
+        return {"requests": self.requests, "by_route": dict(self.by_route),
+                "forbidden": {app: dict(counts) for app, counts in self.forbidden.items()}}
 
 
 CLOCK_OFFSET_KEY = "clock:offset"

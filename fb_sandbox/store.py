@@ -55,6 +55,7 @@ ID_BASES = {
     "adstudy": 1600000000000000,
     "adstudycell": 1610000000000000,
     "adstudyobjective": 1620000000000000,
+    "asyncrequestset": 1700000000000000,
 }
 
 

@@ -7,6 +7,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from admonster_config import ConfigError, Settings, describe_settings, load_settings
+from fb_utils import DEFAULT_API_VERSION
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
@@ -17,7 +18,7 @@ def test_defaults_are_sandbox_mode():
     assert settings.home == Path(".admonster")
     assert settings.sandbox_db == Path(".admonster") / "sandbox.db"
     assert settings.store_path == Path(".admonster") / "admonster.db"
-    assert (settings.api_version, settings.log_level, settings.workspace) == ("v26.0", "WARNING", "default")
+    assert (settings.api_version, settings.log_level, settings.workspace) == (DEFAULT_API_VERSION, "WARNING", "default")
     assert settings.access_token is None and settings.secret_key is None
     assert settings.llm_configured is False
 
@@ -79,7 +80,7 @@ def test_secrets_never_appear_in_repr(monkeypatch):
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("ADMONSTER_API_VERSION", "26.0", "ADMONSTER_API_VERSION must look like v26.0. Fix:"),
+        ("ADMONSTER_API_VERSION", "26.0", f"ADMONSTER_API_VERSION must look like {DEFAULT_API_VERSION}. Fix:"),
         ("ADMONSTER_GRAPH_URL", "graph.facebook.com", "ADMONSTER_GRAPH_URL must be 'sandbox' or an http(s) URL"),
         ("ADMONSTER_LOG_LEVEL", "loud", "ADMONSTER_LOG_LEVEL must be one of DEBUG"),
         ("ADMONSTER_SECRET_KEY", "short-key-value", "ADMONSTER_SECRET_KEY is not a valid Fernet key"),
@@ -118,4 +119,4 @@ def test_describe_settings_covers_every_field():
     rows = describe_settings()
     assert [row[0] for row in rows] == [f"ADMONSTER_{name.upper()}" for name in Settings.model_fields]
     assert all(description for _, _, description in rows)
-    assert ("ADMONSTER_API_VERSION", "v26.0") == rows[[r[0] for r in rows].index("ADMONSTER_API_VERSION")][:2]
+    assert ("ADMONSTER_API_VERSION", DEFAULT_API_VERSION) == rows[[r[0] for r in rows].index("ADMONSTER_API_VERSION")][:2]

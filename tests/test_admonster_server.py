@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
+from fb_utils import DEFAULT_API_VERSION
 from testkit import SANDBOX_START_ENV, free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,9 @@ async def _workspace_key(runtime, name: str, autoconnect: bool = True) -> tuple[
 async def test_health_needs_no_key(server):
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{server.url}/healthz") as resp:
-            assert resp.status == 200 and (await resp.json())["mode"] == "SANDBOX"
+            body = await resp.json()
+            assert resp.status == 200 and body["mode"] == "SANDBOX"
+            assert body["api_version"] == DEFAULT_API_VERSION and "api_version_warning" not in body  # no end date yet
 
 
 @pytest.mark.parametrize("key", [None, "", "amk_not-a-real-key", "Basic abc", "x" * 5000])

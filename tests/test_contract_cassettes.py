@@ -43,7 +43,7 @@ from fb_utils import (
 
 CASSETTES = Path(__file__).parent / "cassettes"
 GRAPH_URL = "https://graph.facebook.com"
-API_VERSION = "v26.0"
+API_VERSION = "v26.0"  # the version the cassettes were recorded with (live Graph); the product default is fb_utils.DEFAULT_API_VERSION
 SECRET_PARAMS = ("access_token", "appsecret_proof")
 FILTERED = "FILTERED"
 LIVE_TOKEN_ENV = "ADMONSTER_LIVE_TOKEN"

@@ -72,6 +72,14 @@ def campaign_form(**overrides) -> dict:
     return {k: v for k, v in form.items() if v is not None}
 
 
+OLD_APP_CREATED = "2025-06-01T00:00:00+0000"  # before 2026-11-04: the legacy Graph features still work (legacy.py)
+
+
+async def make_old_app(sandbox, app: str = "main") -> None:
+    """Give the sandbox app a creation date before Meta's 2026-11-04 legacy-feature block."""
+    await sandbox.control("POST", "apps", {"app": app, "created_time": OLD_APP_CREATED})
+
+
 @pytest.fixture
 async def graph(sandbox, demo_token) -> Graph:
     return Graph(sandbox.url, demo_token)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import urllib.parse
 from pathlib import Path
 
 import pycountry
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from fb_sandbox import estimates
 from fb_sandbox.errors import GraphError
 from fb_sandbox.targeting import DATA_DIR, catalog, validate_targeting
-from test_fb_sandbox_helpers import USD, graph  # noqa: F401
+from test_fb_sandbox_helpers import USD, Answer, graph  # noqa: F401
 
 US = {"geo_locations": {"countries": ["US"]}}
 
@@ -27,9 +28,14 @@ def place(kind: str, name: str, country: str) -> str:
 
 
 async def estimate(graph, edge: str, spec, **extra):
-    """GET act_x/<edge> with targeting_spec; sent as a POST with method=GET so huge specs fit."""
+    """GET act_x/<edge> with targeting_spec, sent as the one item of a synchronous batch so huge specs fit (the POST
+    with method=GET that used to carry them is refused to new apps since 2026-11-04)."""
     text = spec if isinstance(spec, str) else json.dumps(spec)
-    return await graph.post(f"{USD}/{edge}", {"method": "GET", "targeting_spec": text, **extra})
+    query = urllib.parse.urlencode({"targeting_spec": text, **extra})
+    answer = await graph.post("", {"batch": json.dumps([{"method": "GET", "relative_url": f"{USD}/{edge}?{query}"}])})
+    assert answer.status == 200 and isinstance(answer.body, list), answer.body
+    item = answer.body[0]
+    return Answer(item["code"], json.loads(item["body"]), {h["name"]: h["value"] for h in item.get("headers", [])})
 
 
 async def reach(graph, spec) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from fb_utils import (
+    DEFAULT_API_VERSION,
     AuthError,
     FacebookError,
     GraphClient,
@@ -30,6 +31,7 @@ CASES = [
     (2, None, GraphError, "facebook", "Facebook's service is temporarily unavailable: retry in a minute (reads are retried automatically)"),
     (4, None, RateLimitError, "rate_limit", "The app's request limit is reached: wait, then send fewer calls (batch updates, fewer reads)"),
     (10, None, PermissionDeniedError, "permission", "The app lacks permission for this action: reconnect Facebook (/connect) granting ads_management and ads_read, or ask an admin of the object for access"),
+    (12, None, GraphError, "facebook", "Facebook refused a deprecated Graph feature (apps created after 4 Nov 2026 may not use multi-id reads, method override, field aliases, date_format, JSONP or async batch): this is a bug in Ad Monster, report it with the fbtrace_id"),
     (17, 2446079, RateLimitError, "rate_limit", "The user's request limit for the Marketing API is reached: wait the time Facebook names, then spread the calls out"),
     (32, None, RateLimitError, "rate_limit", "The Page's request limit is reached: wait before calling this Page again"),
     (100, None, GraphError, "facebook", "Facebook rejected a parameter: correct the blamed field as the message says and retry"),
@@ -60,7 +62,7 @@ CASES = [
     (613, None, RateLimitError, "rate_limit", "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"),
     (960, None, GraphError, "facebook", "A batch item timed out at Facebook: run it again (reads are retried automatically)"),
     (2500, None, GraphError, "facebook", "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
-    (2635, None, GraphError, "facebook", "This Graph API version is deprecated: use a current version (GraphClient api_version, default v26.0)"),
+    (2635, None, GraphError, "facebook", f"This Graph API version is deprecated: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION} (the newest)"),
     (2654, None, GraphError, "facebook", "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
     (80000, 2446079, RateLimitError, "rate_limit", THROTTLE_FIX.format("ads_insights calls")),
     (80001, 2446079, RateLimitError, "rate_limit", THROTTLE_FIX.format("pages calls")),

@@ -72,11 +72,14 @@ def test_a_next_url_keeps_our_base_host_and_our_credentials(sandbox, client):
     assert query["access_token"] != "THEIRS" and "appsecret_proof" in query
 
 
-async def test_get_many_reads_by_id_in_chunks_of_50(sandbox, client, seeded):
-    found = await client.get_many(seeded[:120], ["id", "name"])
-    assert set(found) == set(seeded[:120])
+async def test_get_many_reads_by_id_in_synchronous_batches_of_50(sandbox, client, seeded):
+    await sandbox.control("POST", "stats/reset")
+    found = await client.get_many(seeded[:120] + ["424242424242"], ["id", "name"])
+    assert set(found) == set(seeded[:120])  # an id that does not exist is left out
     assert found[seeded[0]]["name"] == "Paged 0001"
-    assert await requests_on(sandbox, "GET /") == 3
+    stats = await sandbox.stats()
+    assert stats["by_route"].get("POST /") == 3 and "GET /" not in stats["by_route"]  # never a multi-id GET
+    assert stats["forbidden"] == {}
 
 
 # Batch ----------------------------------------------------------------------------------------------------------------
