@@ -25,6 +25,8 @@ import json
 from datetime import date
 from functools import lru_cache
 
+from .rules import rule
+
 
 def _enum(cls_name: str) -> tuple[str, ...]:
     from facebook_business.adobjects.adsinsights import AdsInsights
@@ -44,6 +46,20 @@ METRIC_AVAILABILITY = ("https://developers.facebook.com/blog/post/2025/10/16/"
 
 # ---- combination rules (BREAKDOWNS_DOC "Combining breakdowns")
 
+rule("insights.breakdowns_from_spec", "Every breakdown, action breakdown and attribution window the spec lists is "
+     "accepted and served, rows summing to the unbroken totals", source="facebook_business AdsInsights.Breakdowns, "
+     ".ActionBreakdowns, .ActionAttributionWindows (SDK 26.x)", since="v26.0", verified=True, area="insights")
+rule("insights.permutations", "Breakdown columns combine only as the documented permutation table lists (code 100 "
+     "'Current combination of data breakdown columns (…) is invalid': the text is unverified)", source=BREAKDOWNS_DOC,
+     since="v25.0", verified=True, area="insights")
+rule("insights.invalid_breakdowns", "Metrics a breakdown cannot give (video fields with hourly, frequency_value "
+     "without reach, region/dma limits) answer 2/1504041 Invalid Breakdowns", source=f"{BREAKDOWNS_DOC} ; "
+     f"{ERROR_CODES_DOC}", since="v25.0", verified=True, area="insights")
+rule("insights.view_windows_gone", "action_attribution_windows 7d_view and 28d_view return no data", source=METRIC_AVAILABILITY,
+     since="2026-01-12 (all versions)", verified=True, area="insights")
+rule("insights.frequency_buckets", "frequency_value buckets, action_video_sound/type labels and the default value of a "
+     "breakdown without data are the sandbox's own", source="no Meta source found (modelling choice)", since="v25.0",
+     verified=False, area="insights")
 CAROUSEL = "action_carousel_card"                     # the table writes "action_carousel_card_id / _name"
 JOINABLE = frozenset({"action_type", "action_target_id", "action_destination"})   # what "*" entries may add
 PERMUTATIONS: tuple[tuple[frozenset[str], bool], ...] = tuple((frozenset(cols.split(",")), star) for cols, star in (

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import GraphError, param_error
+from .rules import rule
 
 LEGACY_CUTOFF = datetime(2026, 11, 4, tzinfo=UTC).timestamp()
 LEGACY_SOURCE = "https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/"
@@ -47,6 +48,10 @@ LEGACY = {
 }
 CONTENT = ("standard_enhancements", "instagram_explore")
 LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
+for _feature, _words in LEGACY.items():
+    rule(f"legacy.{_feature}", f"{_words}: refused with (#12) for apps created on or after 2026-11-04; an older app "
+         "still gets it (the error code and text, and what makes an app 'new', are unverified)",
+         source=LEGACY_SOURCE, since="2026-11-04 (all versions)", verified=True, area="legacy features")
 ALIAS_RE = re.compile(r"\.as\(([^()]*)\)")
 ASYNC_BATCH_RE = re.compile(r"act_\d+/async_batch_requests")
 CALLBACK_RE = re.compile(r"[A-Za-z_$][\w$.]{0,99}")

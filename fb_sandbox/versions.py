@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from .rules import rule
+
 VERSION_RE = re.compile(r"v(\d+)\.(\d+)")
 VERSIONS_SOURCE = ("https://developers.facebook.com/documentation/ads-commerce/marketing-api/"
                    "marketing-api-changelog/versions.md")
@@ -28,6 +30,10 @@ VERSIONS: dict[str, tuple[str, str | None]] = {
     "v26.0": ("2026-07-29", None),
     "v27.0": ("2026-11-04", None),
 }
+rule("versions.served", "Versions are served from release to expiry on the sandbox clock (v22.0–v27.0 table)",
+     source=VERSIONS_SOURCE, since="2026-11-04", verified=True, area="versions")
+rule("versions.unknown", "A version after the newest answers 2500 Unknown path components",
+     source="https://github.com/arsduo/koala/issues/611 (third-party)", since="any", verified=False, area="versions")
 NEWEST = max(VERSIONS, key=lambda v: int(VERSION_RE.fullmatch(v).group(1)))  # type: ignore[union-attr]
 DEFAULT_VERSION = NEWEST   # an unversioned call gets the newest version (an app's default version is its newest)
 
