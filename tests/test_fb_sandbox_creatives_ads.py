@@ -562,6 +562,12 @@ async def test_generatepreviews(api, sandbox, world):
                                creative=json.dumps({"creative_id": world["creative"]})), 100, 1487242, "creative")
     refused_with(await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative="nope"),
                  100, None, "creative")
+    # Standard Enhancements are deprecated "for opt-in and preview" (v22.0 blog): refused here too; features are fine
+    bundle = {**spec, "degrees_of_freedom_spec": {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_IN"}}}}
+    refused_with(await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative=json.dumps(bundle)),
+                 100, 3858504, "degrees_of_freedom_spec")
+    features = {**spec, "degrees_of_freedom_spec": DOF}
+    assert (await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative=json.dumps(features))).status == 200
 
 
 async def test_preview_errors(api, sandbox, world):
