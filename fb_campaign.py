@@ -58,6 +58,8 @@ CAMPAIGN_FIELDS = ",".join([
     F.id, F.account_id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget,
     F.budget_remaining, F.bid_strategy, F.spend_cap, F.special_ad_categories, F.start_time, F.stop_time,
     F.created_time, F.updated_time,
+    # v24.0+ budget sharing; v23.0+ read-only Advantage+ state (docs/adset_rules.md, "Changelog rules")
+    F.is_adset_budget_sharing_enabled, F.advantage_state_info,
 ])
 LIST_FIELDS = ",".join([F.id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget, F.bid_strategy])
 LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
@@ -98,6 +100,14 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
         lines.append(f"  bid strategy {campaign['bid_strategy']}")
     if campaign.get("spend_cap") not in (None, "", "0"):
         lines.append(f"  spend cap {format_money(campaign['spend_cap'], currency)}")
+    if campaign.get("is_adset_budget_sharing_enabled") is not None and budget_text(campaign, currency) == "budget on ad sets":
+        lines.append("  ad set budget sharing " + ("on (up to 20%)" if campaign["is_adset_budget_sharing_enabled"] else "off"))
+    advantage = campaign.get("advantage_state_info") if isinstance(campaign.get("advantage_state_info"), dict) else {}
+    if advantage.get("advantage_state"):
+        levers = ", ".join(f"{name} {advantage[key]}" for key, name in (
+            ("advantage_budget_state", "budget"), ("advantage_audience_state", "audience"),
+            ("advantage_placement_state", "placements")) if advantage.get(key))
+        lines.append(f"  Advantage+ state {advantage['advantage_state']}" + (f" ({levers})" if levers else ""))
     categories = campaign.get("special_ad_categories") or []
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):

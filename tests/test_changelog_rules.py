@@ -171,6 +171,8 @@ async def test_budget_sharing_required_without_campaign_budget(graph, facebook, 
     assert shared.ok and "share up to 20%" in shared.text, shared.text
     read = await graph.get(shared.data["id"], {"fields": "is_adset_budget_sharing_enabled"})
     assert read["is_adset_budget_sharing_enabled"] is True
+    shown = await facebook.call("get_campaign", {"campaign_id": shared.data["id"]})
+    assert "ad set budget sharing on" in shown.text, shown.text
 
 
 @pytest.mark.parametrize("kind", ["AUTOMATED_SHOPPING_ADS", "SMART_APP_PROMOTION"])
@@ -182,7 +184,7 @@ async def test_asc_and_aac_creation_refused(versions, demo_accounts, kind):
         assert refused.value.code == 100 and "no longer" in str(refused.value)
 
 
-async def test_advantage_state_info_reflects_the_three_levers(graph, demo_accounts):
+async def test_advantage_state_info_reflects_the_three_levers(graph, facebook, demo_accounts):
     account = demo_accounts["USD"]
     pixel = (await graph.get_all(f"{account}/adspixels", {"fields": "id"}))[0]["id"]
     campaign = (await graph.post(f"{account}/campaigns", {"name": "Sales", "objective": "OUTCOME_SALES", "status": "PAUSED",
@@ -196,6 +198,8 @@ async def test_advantage_state_info_reflects_the_three_levers(graph, demo_accoun
     after = (await graph.get(campaign, {"fields": "advantage_state_info"}))["advantage_state_info"]
     assert after == {"advantage_state": "advantage_plus_sales", "advantage_budget_state": "ENABLED",
                      "advantage_audience_state": "ENABLED", "advantage_placement_state": "ENABLED"}
+    shown = await facebook.call("get_campaign", {"campaign_id": campaign})
+    assert shown.ok and "Advantage+ state advantage_plus_sales (budget ENABLED" in shown.text, shown.text
 
 
 # ---- lookalikes ---------------------------------------------------------------------------------------------------
