@@ -2051,6 +2051,25 @@ def _decode_targeting(raw: Any) -> Any:
     return raw
 
 
+def default_device_expansion(raw: Any, objective: str | None, api_version: str) -> tuple[Any, str | None]:
+    """v27.0+: a new Sales ad set that targets specific mobile devices or operating systems also reaches other mobile
+    devices unless targeting_automation.individual_setting.device = 0 (v27 blog,
+    https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/). Keep the
+    person's devices as given (0) unless they chose; say so."""
+    match = re.match(r"v(\d+)", api_version or "")
+    if not isinstance(raw, dict) or objective != "OUTCOME_SALES" or not match or int(match.group(1)) < 27:
+        return raw, None
+    if not (raw.get("user_os") or raw.get("user_device")):
+        return raw, None
+    automation = raw.get("targeting_automation") if isinstance(raw.get("targeting_automation"), dict) else {}
+    individual = automation.get("individual_setting") if isinstance(automation.get("individual_setting"), dict) else {}
+    if "device" in individual:
+        return raw, None
+    chosen = {**raw, "targeting_automation": {**automation, "individual_setting": {**individual, "device": 0}}}
+    return chosen, ("kept to the devices/operating systems you chose (individual_setting.device 0; from API v27 Facebook "
+                    "otherwise also reaches other mobile devices for Sales ad sets: pass device 1 to allow it)")
+
+
 def default_advantage_audience(raw: Any) -> tuple[Any, str | None]:
     """Facebook requires targeting_automation.advantage_audience (R12); choose it the way the person most likely means."""
     if not isinstance(raw, dict):
@@ -2191,8 +2210,11 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     """Check R1-R8, R14, R17 and the targeting (R9-R13, R15) and build the create body; nothing is sent."""
     notes: list[str] = []
     raw_targeting, automation_note = default_advantage_audience(_decode_targeting(args.targeting))
-    spec = parse_targeting(raw_targeting)
     objective = campaign.get("objective")
+    raw_targeting, device_note = default_device_expansion(raw_targeting, objective, ctx.graph.api_version)
+    if device_note:
+        notes.append(device_note)
+    spec = parse_targeting(raw_targeting)
     goal = args.optimization_goal or DEFAULT_GOAL.get(objective or "", "LINK_CLICKS")
     if not args.optimization_goal:
         notes.append(f"optimization goal {goal} (the default for {objective})")

@@ -238,3 +238,34 @@ async def test_lookalike_country_refused_from_v27(versions, facebook, store, san
     assert not needs.ok and "country" in needs.text and "Fix:" in needs.text
     located = await v26.call("create_lookalike", {"origin_audience_id": source, "country": "US", "ratio": 4})
     assert located.ok and located.data["audiences"][0]["lookalike_spec"]["country"] == "US", located.text
+
+
+# ---- v27 device default -------------------------------------------------------------------------------------------
+
+
+async def test_v27_sales_device_expansion_default(versions, demo_accounts, store, sandbox):
+    """v27 blog: new Sales ad sets targeting specific devices/OS also reach other mobile devices unless
+    individual_setting.device = 0. The sandbox shows the default on read (unverified); the client keeps the person's
+    devices (sends 0) and says so."""
+    from fi_facebook import Facebook
+
+    account = demo_accounts["USD"]
+    pixel = (await versions[27].get_all(f"{account}/adspixels", {"fields": "id"}))[0]["id"]
+    campaign = await _campaign(versions[27], account, objective="OUTCOME_SALES")
+    spec = {**US, "targeting_automation": {"advantage_audience": 0}, "user_os": ["iOS"]}
+    body = _adset(campaign, spec, optimization_goal="OFFSITE_CONVERSIONS",
+                  promoted_object=json.dumps({"pixel_id": pixel, "custom_event_type": "PURCHASE"}))
+    for version, expected in ((26, None), (27, 1)):
+        made = await versions[version].post(f"{account}/adsets", body)
+        read = (await versions[version].get(made["id"], {"fields": "targeting"}))["targeting"]
+        assert (read["targeting_automation"].get("individual_setting") or {}).get("device") == expected, read
+    workspace = await store.ensure_workspace("test")
+    v27 = Facebook(store, versions[27], workspace, clock=sandbox_clock(sandbox))
+    created = await v27.call("create_adset", {"campaign_id": campaign, "name": "iOS buyers", "optimization_goal": "OFFSITE_CONVERSIONS",
+                                              "billing_event": "IMPRESSIONS", "daily_budget": 2000, "targeting": spec,
+                                              "promoted_object": {"pixel_id": pixel, "custom_event_type": "PURCHASE"}})
+    assert created.ok, created.text
+    assert created.data["targeting"]["targeting_automation"]["individual_setting"] == {"device": 0}
+    assert "individual_setting.device 0" in created.text
+    read = (await versions[27].get(created.data["id"], {"fields": "targeting"}))["targeting"]
+    assert read["targeting_automation"]["individual_setting"]["device"] == 0
