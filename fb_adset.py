@@ -103,7 +103,8 @@ REMOVED_POSITIONS: dict[tuple[str, str], str] = {
 }
 POSITION_FIELDS = {platform: f"{platform}_positions" for platform in PLATFORM_POSITIONS}
 ALL_POSITION_FIELDS = tuple(POSITION_FIELDS.values())
-DEVICE_PLATFORMS = ("mobile", "desktop")
+DEVICE_PLATFORMS = ("mobile", "desktop")  # what recommend_placements chooses from
+VALID_DEVICE_PLATFORMS = sdk_enum_values(Targeting.DevicePlatforms)  # Meta's spec: connected_tv, desktop, mobile
 LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
 
 POSITION_NAMES = {
@@ -868,8 +869,8 @@ def _placement_problems(spec: TargetingSpec, field: str) -> list[ValidationError
                 found.append((f"{position_field} has {_shown(position)}, which is not a position of {PLATFORM_NAMES.get(platform, platform)}",
                               (f"Did you mean {close[0]!r}? " if close else "") + f"Valid: {', '.join(valid)}"))
     for device in spec.device_platforms or []:
-        if device not in DEVICE_PLATFORMS:
-            found.append((f"device_platforms has {_shown(device)}", "Use mobile and/or desktop"))
+        if device not in VALID_DEVICE_PLATFORMS:
+            found.append((f"device_platforms has {_shown(device)}", f"Use some of {', '.join(VALID_DEVICE_PLATFORMS)}"))
     found += _placement_dependencies(spec)
     return [_invalid(message, fix, field, subcode=SUBCODE_PLACEMENTS, rule="R15") for message, fix in found]
 

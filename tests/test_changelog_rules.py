@@ -269,3 +269,21 @@ async def test_v27_sales_device_expansion_default(versions, demo_accounts, store
     assert "individual_setting.device 0" in created.text
     read = (await versions[27].get(created.data["id"], {"fields": "targeting"}))["targeting"]
     assert read["targeting_automation"]["individual_setting"]["device"] == 0
+
+
+def test_position_fields_are_the_sdk_targeting_fields():
+    """The SDK's Targeting has a *_positions field for every platform both sides know, and no other (its values have
+    no enum in the SDK: they are the documented ones, without what Meta removed)."""
+    from facebook_business.adobjects.targeting import Targeting
+
+    import fb_adset
+    from fb_sandbox import targeting as sandbox_targeting
+
+    sdk = {v for k, v in vars(Targeting.Field).items()
+           if isinstance(v, str) and v.endswith("_positions") and not v.startswith(("effective_", "work_"))}
+    assert set(fb_adset.POSITION_FIELDS.values()) == sdk
+    assert sandbox_targeting.POSITION_FIELDS == sdk
+    assert "explore" not in fb_adset.PLATFORM_POSITIONS["instagram"] and "video_feeds" not in fb_adset.PLATFORM_POSITIONS["facebook"]
+    assert "story" not in fb_adset.PLATFORM_POSITIONS["messenger"]
+    sdk_devices = {v for k, v in vars(Targeting.DevicePlatforms).items() if not k.startswith("_")}
+    assert sandbox_targeting.DEVICE_PLATFORMS == sdk_devices == set(fb_adset.VALID_DEVICE_PLATFORMS)

@@ -279,7 +279,7 @@ def test_r13_advantage_audience_age_limits(ages, ok):
     ({"publisher_platforms": ["facebook", "tiktok"]}, "tiktok"),
     ({"publisher_platforms": ["facebook"], "whatsapp_positions": ["status"]}, "whatsapp"),
     ({"publisher_platforms": []}, "empty"),
-    ({"device_platforms": ["tv"]}, "mobile and/or desktop"),
+    ({"device_platforms": ["tv"]}, "connected_tv, desktop, mobile"),
     # placements Meta removed: told, never sent
     ({"publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, "Instagram Explore is no longer a placement"),
     ({"publisher_platforms": ["facebook"], "facebook_positions": ["video_feeds"]}, "video feeds is no longer a placement"),
