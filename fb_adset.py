@@ -78,18 +78,33 @@ CITY_RADIUS_RANGE = {"mile": (10, 50), "kilometer": (17, 80)}
 SPECIAL_CITY_RADIUS_MIN = {"mile": 15, "kilometer": 25}
 RESTRICTED_CATEGORIES = ("CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_PRODUCTS_SERVICES")
 
+# Positions per platform (docs/adset_rules.md R15). The SDK's Targeting lists the *_positions fields but no enum of
+# their values, so the values are the documented ones, without the positions Meta removed (REMOVED_POSITIONS).
 PLATFORM_POSITIONS: dict[str, tuple[str, ...]] = {
-    "facebook": ("feed", "right_hand_column", "marketplace", "video_feeds", "story", "search", "instream_video",
+    "facebook": ("feed", "right_hand_column", "marketplace", "story", "search", "instream_video",
                  "facebook_reels", "facebook_reels_overlay", "profile_feed", "notification"),
-    "instagram": ("stream", "story", "explore", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels"),
+    "instagram": ("stream", "story", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels"),
     "audience_network": ("classic", "rewarded_video"),
-    "messenger": ("messenger_home", "sponsored_messages", "story"),
+    "messenger": ("messenger_home", "sponsored_messages"),
     "threads": ("threads_stream",),
     "whatsapp": ("status",),
 }
+# Positions Meta removed: never sent; a person who names one is told it is gone (one line, with the fix).
+REMOVED_POSITIONS: dict[tuple[str, str], str] = {
+    # v24.0: "Facebook video feeds placement is no longer available" (Meta Business SDK 24.0.0 release note,
+    # https://github.com/facebook/facebook-php-business-sdk/releases/tag/24.0.0); the value name is unverified.
+    ("facebook", "video_feeds"): "Facebook video feeds is no longer a placement (Meta removed it in v24.0)",
+    # v26.0: Instagram Explore removed, "returns errors if specified" ("Introducing Graph API v26.0 and Marketing API
+    # v26.0", https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/).
+    ("instagram", "explore"): "Instagram Explore is no longer a placement (Meta removed it in v26.0)",
+    # v26.0 from 2026-07-29, every version from 2026-10-27: Messenger `story` silently dropped (same blog; Meta SDK
+    # v26.0.0 release note). Facebook would drop it without a word; we say so instead of sending it.
+    ("messenger", "story"): "Messenger Stories is no longer a placement (Meta drops it silently since v26.0, all versions since 2026-10-27)",
+}
 POSITION_FIELDS = {platform: f"{platform}_positions" for platform in PLATFORM_POSITIONS}
 ALL_POSITION_FIELDS = tuple(POSITION_FIELDS.values())
-DEVICE_PLATFORMS = ("mobile", "desktop")
+DEVICE_PLATFORMS = ("mobile", "desktop")  # what recommend_placements chooses from
+VALID_DEVICE_PLATFORMS = sdk_enum_values(Targeting.DevicePlatforms)  # Meta's spec: connected_tv, desktop, mobile
 LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
 
 POSITION_NAMES = {
@@ -773,10 +788,16 @@ def targeting_problems(spec: TargetingSpec, *, special_ad_categories: Sequence[s
             field, subcode=SUBCODE_NO_LOCATION, rule="R10"))
     problems += _special_category_problems(spec, special_ad_categories, field)
     automation = spec.targeting_automation.advantage_audience if spec.targeting_automation else None
-    if creating and automation is None:
+    # R12, v23.0+ (special ad categories too from v26.0): on create, a restricted setup needs an explicit flag; a
+    # default or relaxed one defaults to 1. "Version 23.0"
+    # https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/version23.0 ;
+    # https://developers.facebook.com/blog/post/2025/06/13/marketing-api-changes-to-advantage-plus-audience-behaviors/ ;
+    # v26 blog https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/
+    restricted = restricted_setup(spec) if creating and automation is None else []
+    if restricted:
         problems.append(_invalid(
-            "targeting.targeting_automation.advantage_audience is required for new ad sets (0 = your audience as given, "
-            "1 = Advantage+ audience may reach beyond it)",
+            f"targeting.targeting_automation.advantage_audience is required for a new ad set with a non-default "
+            f"{', '.join(restricted)} setting (0 = your audience as given, 1 = Advantage+ audience may reach beyond it)",
             "Add \"targeting_automation\": {\"advantage_audience\": 0} (or 1)", field,
             subcode=SUBCODE_ADVANTAGE_MISSING, rule="R12"))
     if automation == 1 and ((spec.age_max is not None and spec.age_max != AGE_HIGHEST) or (spec.age_min is not None and spec.age_min > 25)):
@@ -839,14 +860,57 @@ def _placement_problems(spec: TargetingSpec, field: str) -> list[ValidationError
             continue
         valid = PLATFORM_POSITIONS.get(platform, ())
         for position in positions:
-            if position not in valid:
+            if (platform, position) in REMOVED_POSITIONS:
+                others = [p for p in valid if p != position]
+                found.append((REMOVED_POSITIONS[(platform, position)],
+                              f"Remove {position!r} from {position_field}" + (f" (still available: {', '.join(others)})" if others else "")))
+            elif position not in valid:
                 close = difflib.get_close_matches(position, list(valid), n=1)
                 found.append((f"{position_field} has {_shown(position)}, which is not a position of {PLATFORM_NAMES.get(platform, platform)}",
                               (f"Did you mean {close[0]!r}? " if close else "") + f"Valid: {', '.join(valid)}"))
     for device in spec.device_platforms or []:
-        if device not in DEVICE_PLATFORMS:
-            found.append((f"device_platforms has {_shown(device)}", "Use mobile and/or desktop"))
+        if device not in VALID_DEVICE_PLATFORMS:
+            found.append((f"device_platforms has {_shown(device)}", f"Use some of {', '.join(VALID_DEVICE_PLATFORMS)}"))
+    found += _placement_dependencies(spec)
     return [_invalid(message, fix, field, subcode=SUBCODE_PLACEMENTS, rule="R15") for message, fix in found]
+
+
+def _placement_dependencies(spec: TargetingSpec) -> list[tuple[str, str]]:
+    """Placements that only run together with another (checked before sending; codes unverified)."""
+    found: list[tuple[str, str]] = []
+    platforms = spec.publisher_platforms or []
+    instagram = spec.instagram_positions
+    # Threads needs instagram in publisher_platforms and the Instagram stream (Feed) placement ("Threads App Ads",
+    # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ad-creative/threads-ads/creation/app-ads).
+    if "threads" in platforms and ("instagram" not in platforms or (instagram is not None and "stream" not in instagram)):
+        found.append(("Threads ads run only together with Instagram Feed",
+                      "Add 'instagram' to publisher_platforms with 'stream' in instagram_positions, or remove threads"))
+    # WhatsApp Status only with Instagram Stories; no standalone Status campaigns ("Create ad creatives with WhatsApp
+    # identity", https://developers.facebook.com/documentation/ads-commerce/marketing-api/ads-in-whatsapp-status/whatsapp-identity).
+    if "whatsapp" in platforms and ("instagram" not in platforms or (instagram is not None and "story" not in instagram)):
+        found.append(("WhatsApp Status ads run only together with Instagram Stories",
+                      "Add 'instagram' to publisher_platforms with 'story' in instagram_positions, or remove whatsapp"))
+    return found
+
+
+def restricted_setup(spec: TargetingSpec) -> list[str]:
+    """Why a spec is neither Meta's "default" nor "relaxed" setup (R12): non-default age, gender, custom-audience
+    inclusion or detailed-targeting inclusion without its relaxation (individual_setting age/gender = 1,
+    targeting_relaxation_types.custom_audience = 1, targeting_optimization expansion_all: mapping unverified)."""
+    individual = (spec.targeting_automation.individual_setting if spec.targeting_automation else None) or {}
+    relax = spec.targeting_relaxation_types if isinstance(spec.targeting_relaxation_types, dict) else {}
+    found = []
+    if ((spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN) or (spec.age_max is not None and spec.age_max != AGE_HIGHEST)) \
+            and individual.get("age") != 1:
+        found.append("age")
+    if spec.genders and set(spec.genders) != {1, 2} and individual.get("gender") != 1:
+        found.append("gender")
+    if _has_custom_audience(spec) and relax.get("custom_audience") != 1:
+        found.append("custom audience")
+    groups = [spec, *(spec.flexible_spec or [])]
+    if any(getattr(group, name, None) for group in groups for name in ID_ITEM_FIELDS) and spec.targeting_optimization != "expansion_all":
+        found.append("detailed targeting")
+    return found
 
 
 def check_targeting(spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True,
@@ -939,7 +1003,7 @@ def normalize_objective(objective: str | None) -> str | None:
 
 def recommend_placements(creative_type: str, objective: str | None = None, *, automatic: bool = False,
                          instagram: bool = True) -> PlacementPlan:
-    """Placements for a creative type and objective (video → Reels/Stories/Feed; carousel → Feed/Explore; image → Feed/Stories)."""
+    """Placements for a creative type and objective (video → Reels/Stories/Feed; carousel → Feed; image → Feed/Stories; never a removed position)."""
     kind = _CREATIVE_WORDS.get(str(creative_type).strip().lower())
     if kind is None:
         raise ValidationError(f"{creative_type!r} is not a creative type", fix="Use image, video or carousel", blame_field="creative_type")
@@ -957,21 +1021,21 @@ def recommend_placements(creative_type: str, objective: str | None = None, *, au
         facebook, insta = ["facebook_reels", "story", "feed"], ["reels", "story", "stream"]
         reasons.append("Video: Reels and Stories are full-screen vertical video, where video gets the most attention; Feed adds reach.")
     elif kind == "carousel":
-        facebook, insta = ["feed"], ["stream", "explore"]
-        reasons.append("Carousel: cards are swiped in Feed and Explore; Stories and Reels show only one card at a time.")
+        facebook, insta = ["feed"], ["stream", "profile_feed"]
+        reasons.append("Carousel: cards are swiped in Feed; Stories and Reels show only one card at a time.")
     else:
         facebook, insta = ["feed", "story"], ["stream", "story"]
         reasons.append("Image: a single image works in Feed and, cropped to full screen, in Stories.")
     audience_network: list[str] = []
     devices = list(DEVICE_PLATFORMS)
     if goal == "OUTCOME_AWARENESS":
-        facebook += ["marketplace", "video_feeds"] + (["instream_video"] if kind == "video" else ["right_hand_column"])
-        insta += [p for p in ("explore", "explore_home") if p not in insta]
+        facebook += ["marketplace", "profile_feed"] + (["instream_video"] if kind == "video" else ["right_hand_column"])
+        insta += [p for p in ("reels", "profile_feed") if p not in insta]
         audience_network = ["classic"] + (["rewarded_video"] if kind == "video" else [])
         reasons.append("Awareness/reach: more positions, Audience Network included, so the budget reaches the most people at the lowest cost per person.")
     elif goal in ("OUTCOME_SALES", "OUTCOME_LEADS"):
         facebook = ["feed"] + [p for p in facebook if p in ("facebook_reels",)] + (["marketplace"] if kind != "video" else [])
-        insta = ["stream"] + [p for p in insta if p in ("reels", "explore")]
+        insta = ["stream"] + [p for p in insta if p in ("reels", "profile_feed")]
         reasons.append("Sales/leads (conversions): Feed first, where people click through and buy or sign up; "
                        "Stories and Audience Network left out because they convert less.")
     elif goal == "OUTCOME_APP_PROMOTION":
@@ -1988,6 +2052,25 @@ def _decode_targeting(raw: Any) -> Any:
     return raw
 
 
+def default_device_expansion(raw: Any, objective: str | None, api_version: str) -> tuple[Any, str | None]:
+    """v27.0+: a new Sales ad set that targets specific mobile devices or operating systems also reaches other mobile
+    devices unless targeting_automation.individual_setting.device = 0 (v27 blog,
+    https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/). Keep the
+    person's devices as given (0) unless they chose; say so."""
+    match = re.match(r"v(\d+)", api_version or "")
+    if not isinstance(raw, dict) or objective != "OUTCOME_SALES" or not match or int(match.group(1)) < 27:
+        return raw, None
+    if not (raw.get("user_os") or raw.get("user_device")):
+        return raw, None
+    automation = raw.get("targeting_automation") if isinstance(raw.get("targeting_automation"), dict) else {}
+    individual = automation.get("individual_setting") if isinstance(automation.get("individual_setting"), dict) else {}
+    if "device" in individual:
+        return raw, None
+    chosen = {**raw, "targeting_automation": {**automation, "individual_setting": {**individual, "device": 0}}}
+    return chosen, ("kept to the devices/operating systems you chose (individual_setting.device 0; from API v27 Facebook "
+                    "otherwise also reaches other mobile devices for Sales ad sets: pass device 1 to allow it)")
+
+
 def default_advantage_audience(raw: Any) -> tuple[Any, str | None]:
     """Facebook requires targeting_automation.advantage_audience (R12); choose it the way the person most likely means."""
     if not isinstance(raw, dict):
@@ -2128,8 +2211,11 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     """Check R1-R8, R14, R17 and the targeting (R9-R13, R15) and build the create body; nothing is sent."""
     notes: list[str] = []
     raw_targeting, automation_note = default_advantage_audience(_decode_targeting(args.targeting))
-    spec = parse_targeting(raw_targeting)
     objective = campaign.get("objective")
+    raw_targeting, device_note = default_device_expansion(raw_targeting, objective, ctx.graph.api_version)
+    if device_note:
+        notes.append(device_note)
+    spec = parse_targeting(raw_targeting)
     goal = args.optimization_goal or DEFAULT_GOAL.get(objective or "", "LINK_CLICKS")
     if not args.optimization_goal:
         notes.append(f"optimization goal {goal} (the default for {objective})")

@@ -1151,12 +1151,19 @@ async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudie
     return _create_plan(ctx, account_id, payload, "engagement audience", "Facebook fills it over the next hours.")
 
 
+def lookalike_takes_country(api_version: str) -> bool:
+    """True before API v27.0, when lookalike_spec still takes (and needs) a country."""
+    match = re.match(r"v(\d+)", api_version or "")
+    return not match or int(match.group(1)) < 27
+
+
 class CreateLookalikeArgs(OpArgs):
-    """Create a lookalike audience of people similar to a source audience, in one country (one size or several tiers)."""
+    """Create a lookalike audience of people similar to a source audience (one size or several tiers); before API v27 in one country."""
 
     ad_account_id: str | None = AdAccountArg
     origin_audience_id: str = Field(..., description="Source custom audience id (at least 100 matched people in the country).")
-    country: str = Field(..., description="Two-letter country code (or name) where to find similar people, e.g. US.")
+    country: str | None = Field(None, description="Two-letter country code (or name) where to find similar people, e.g. US. "
+                                "Needed before API v27; from v27 Facebook takes the locations from the ad sets that use the lookalike, so it is not sent.")
     ratio: int = Field(1, ge=1, le=20, description="Size as a percent of the country's population, 1–20 (1 = most similar).")
     tiers: list[int] | None = Field(None, min_length=2, max_length=6, description="Several sizes in percent, e.g. [1, 3, 5]: "
                                     "one audience per tier, each the band between the previous tier and this one (0–1 %, 1–3 %, 3–5 %).")
@@ -1169,7 +1176,9 @@ class CreateLookalikeArgs(OpArgs):
 
     @field_validator("country")
     @classmethod
-    def _country_code(cls, value: str) -> str:
+    def _country_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         code = _country(value)
         if code is None:
             raise ValueError(f"{value!r} is not a country: use a two-letter ISO code such as US")
@@ -1189,14 +1198,28 @@ class CreateLookalikeArgs(OpArgs):
 async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/customaudiences"
+    # v27.0+: lookalike_spec no longer takes country or location_spec; locations come from the ad sets that target
+    # the lookalike (Meta Business SDK v27.0.0 release note,
+    # https://github.com/meta/facebook-nodejs-business-sdk/releases/tag/v27.0.0). Before v27 a country is required.
+    located = lookalike_takes_country(ctx.graph.api_version)
+    if located and not args.country:
+        raise ValidationError(f"A lookalike needs a country on API {ctx.graph.api_version}", blame_field="country",
+                              fix="Pass country, e.g. US (from API v27 Facebook takes it from the ad sets instead)")
+    country = args.country if located else None
+    note = "" if located or not args.country else (
+        f"\nCountry {args.country} was not sent: from API v27 a lookalike's locations come from the ad sets that target it.")
+    where = f" in {country}" if country else " (locations from the ad sets that use it)"
     bands = list(zip([0] + (args.tiers or [])[:-1], args.tiers)) if args.tiers else [(0, args.ratio)]
     payloads = []
     for start, end in bands:
-        spec: dict[str, Any] = {"ratio": round(end / 100, 2), "country": args.country}
+        spec: dict[str, Any] = {"ratio": round(end / 100, 2)}
+        if country:
+            spec["country"] = country
         band = f"{end}%" if start == 0 else f"{start}-{end}%"
         if start:
             spec["starting_ratio"] = round(start / 100, 2)
-        base = args.name or f"Lookalike ({args.country}, {{band}}) - {args.origin_audience_id}"
+        base = args.name or (f"Lookalike ({country}, {{band}}) - {args.origin_audience_id}" if country
+                             else f"Lookalike ({{band}}) - {args.origin_audience_id}")
         name = base.replace("{band}", band) if "{band}" in base else (f"{base} {band}" if args.tiers else base)
         payloads.append({"name": name, "subtype": "LOOKALIKE", "origin_audience_id": args.origin_audience_id,
                          "lookalike_spec": json.dumps(spec)})
@@ -1206,13 +1229,13 @@ async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePl
         for payload in payloads:
             created = await ctx.graph.post(path, payload)
             made.append({"id": created["id"], "name": payload["name"], "lookalike_spec": json.loads(payload["lookalike_spec"])})
-        lines = [f"Created {len(made)} lookalike audience(s) of {args.origin_audience_id} in {args.country}:"]
+        lines = [f"Created {len(made)} lookalike audience(s) of {args.origin_audience_id}{where}:"]
         lines += [f"  {m['name']} ({m['id']})" for m in made]
-        lines.append("Facebook builds them over 6–24 hours; get_audience shows the size.")
+        lines.append("Facebook builds them over 6–24 hours; get_audience shows the size." + note)
         return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "audiences": made,
                                                      "audience_ids": [m["id"] for m in made]})
 
-    return WritePlan(summary=f"create {len(payloads)} lookalike audience(s) of {args.origin_audience_id} in {args.country}",
+    return WritePlan(summary=f"create {len(payloads)} lookalike audience(s) of {args.origin_audience_id}{where}",
                      ad_account_id=account_id, requests=[GraphRequest("POST", path, p) for p in payloads],
                      changes=[Change(None, "customaudience", p["name"], "subtype", None, "LOOKALIKE") for p in payloads],
                      execute=execute)

@@ -58,6 +58,8 @@ CAMPAIGN_FIELDS = ",".join([
     F.id, F.account_id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget,
     F.budget_remaining, F.bid_strategy, F.spend_cap, F.special_ad_categories, F.start_time, F.stop_time,
     F.created_time, F.updated_time,
+    # v24.0+ budget sharing; v23.0+ read-only Advantage+ state (docs/adset_rules.md, "Changelog rules")
+    F.is_adset_budget_sharing_enabled, F.advantage_state_info,
 ])
 LIST_FIELDS = ",".join([F.id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget, F.bid_strategy])
 LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
@@ -98,6 +100,14 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
         lines.append(f"  bid strategy {campaign['bid_strategy']}")
     if campaign.get("spend_cap") not in (None, "", "0"):
         lines.append(f"  spend cap {format_money(campaign['spend_cap'], currency)}")
+    if campaign.get("is_adset_budget_sharing_enabled") is not None and budget_text(campaign, currency) == "budget on ad sets":
+        lines.append("  ad set budget sharing " + ("on (up to 20%)" if campaign["is_adset_budget_sharing_enabled"] else "off"))
+    advantage = campaign.get("advantage_state_info") if isinstance(campaign.get("advantage_state_info"), dict) else {}
+    if advantage.get("advantage_state"):
+        levers = ", ".join(f"{name} {advantage[key]}" for key, name in (
+            ("advantage_budget_state", "budget"), ("advantage_audience_state", "audience"),
+            ("advantage_placement_state", "placements")) if advantage.get(key))
+        lines.append(f"  Advantage+ state {advantage['advantage_state']}" + (f" ({levers})" if levers else ""))
     categories = campaign.get("special_ad_categories") or []
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):
@@ -193,6 +203,8 @@ class CreateCampaignArgs(OpArgs):
     spend_cap: Amount | None = Field(None, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description="ISO-8601 start, e.g. 2026-12-01T09:00:00+00:00.")
     stop_time: datetime | None = Field(None, description="ISO-8601 end; required with lifetime_budget.")
+    adset_budget_sharing: bool = Field(False, description="Without a campaign budget: let ad sets share up to 20% of their daily budgets "
+                                       "with each other (true) or not (false, default). Ignored with a campaign budget.")
     client_tag: str | None = Field(None, pattern=CLIENT_TAG_PATTERN, description=CLIENT_TAG_DESCRIPTION)
 
     @field_validator("special_ad_category_country")
@@ -244,7 +256,9 @@ def create_payload(args: CreateCampaignArgs) -> dict[str, Any]:
                 "stop_time": args.stop_time and _graph_time(args.stop_time)}
     data.update({k: v for k, v in optional.items() if v is not None})
     if not (args.daily_budget or args.lifetime_budget):
-        data["is_adset_budget_sharing_enabled"] = False
+        # v24.0+: required (true or false) when the campaign has no campaign budget ("Ad set budget sharing",
+        # https://developers.facebook.com/documentation/ads-commerce/marketing-api/bidding/guides/adset-budget-sharing)
+        data["is_adset_budget_sharing_enabled"] = args.adset_budget_sharing
     return data
 
 
@@ -264,8 +278,12 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
         created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
                                          look_first=bool(args.client_tag))
         recovered = recovered_words(created)
+        sharing = ""
+        if "is_adset_budget_sharing_enabled" in data:
+            sharing = (" (ad sets may share up to 20% of their budgets)" if data["is_adset_budget_sharing_enabled"]
+                       else " (ad sets keep their own budgets; adset_budget_sharing=true lets them share up to 20%)")
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
-                f"{budget_text(data, account.currency)}{recovered}. Next: add an ad set with a budget and targeting.")
+                f"{budget_text(data, account.currency)}{sharing}{recovered}. Next: add an ad set with a budget and targeting.")
         return OpResult(text=text, data={"id": created["id"], "campaign_id": created["id"], "status": args.status,
                                          "ad_account_id": account_id, "recovered": bool(created.get("recovered"))})
 

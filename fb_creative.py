@@ -8,6 +8,7 @@ after a lost chunk. URLs are fetched through ``fetch_public_url`` (no private, l
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import html
 import ipaddress
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adcreative import AdCreative
+from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeaturesSpec
 from facebook_business.adobjects.adpreview import AdPreview
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
@@ -94,6 +96,22 @@ CallToActionType = Literal[CALL_TO_ACTION_TYPES]  # type: ignore[valid-type]
 NON_LINK_CTAS = frozenset(t for t in ("NO_BUTTON", "CALL", "CALL_NOW", "CALL_ME", "AUDIO_CALL", "VIDEO_CALL", "MESSAGE_PAGE",
                                       "WHATSAPP_MESSAGE", "BUY_VIA_MESSAGE") if t in CALL_TO_ACTION_TYPES)
 ENROLL_STATUSES = ("OPT_IN", "OPT_OUT")
+# C4, Advantage+ creative features (docs/creative_rules.md). The keys are Meta's spec: the SDK's AdCreativeFeaturesSpec
+# (image_templates, image_touchups, text_optimizations, inline_comment, video_auto_crop, image_animation,
+# video_filtering, ...), never a hand list. The Standard Enhancements bundle is deprecated from v22.0 ("Marketing API
+# v22.0 Impacts to Advantage+ Creative Enhancements",
+# https://developers.facebook.com/blog/post/2025/01/17/marketing-api-v22-impacts-to-advantage-plus-creative-enhancements/);
+# sending it on a create is refused (unverified: third-party reports of 100/3858504, pipeboard-co/meta-ads-mcp PR #102).
+DEPRECATED_FEATURES = ("standard_enhancements",)
+CREATIVE_FEATURES = tuple(f for f in sdk_enum_values(AdCreativeFeaturesSpec.Field) if f not in DEPRECATED_FEATURES)
+# The individual features that have the bundle's effect, per kind, v22.0+ ("Standard Enhancements for Advantage+
+# Creative", https://developers.facebook.com/documentation/ads-commerce/marketing-api/advantage-catalog-ads/standard-enhancements;
+# Meta's prose names image_templates, the SDK spells it so).
+STANDARD_SET: dict[str, tuple[str, ...]] = {
+    "image": tuple(f for f in ("image_templates", "image_touchups", "text_optimizations", "inline_comment") if f in CREATIVE_FEATURES),
+    "video": tuple(f for f in ("video_auto_crop", "text_optimizations", "inline_comment") if f in CREATIVE_FEATURES),
+}
+EnrollStatus = Literal["OPT_IN", "OPT_OUT"]
 AD_FORMATS = sdk_enum_values(AdPreview.AdFormat)
 PREVIEW_FORMATS = {
     "desktop_feed": AdPreview.AdFormat.desktop_feed_standard,
@@ -609,12 +627,16 @@ def _drop_none(values: dict) -> dict:
 def creative_spec(kind: str, *, page_id: str | None, instagram_user_id: str | None, message: str | None, link: str | None,
                   headline: str | None, description: str | None, call_to_action: Any, image_hash: str | None = None,
                   video_id: str | None = None, thumbnail_hash: str | None = None, cards: list[dict] | None = None,
-                  object_story_id: str | None = None, enhancements: str = "OPT_OUT", thumbnail_url: str | None = None) -> dict:
+                  object_story_id: str | None = None, enhancements: dict[str, str] | None = None, thumbnail_url: str | None = None) -> dict:
     """The Graph body of a creative (without its name); raises ValidationError per C1-C7.
 
     ``cards``: [{"link", "image_hash" | "video_id" (+ "image_hash" thumbnail), "headline", "description", "call_to_action"}].
+    ``enhancements``: {feature: OPT_IN|OPT_OUT} (see ``enhancement_features``); None sends no degrees_of_freedom_spec.
     """
-    body: dict[str, Any] = {"degrees_of_freedom_spec": {"creative_features_spec": {"standard_enhancements": {"enroll_status": enhancements}}}}
+    body: dict[str, Any] = {}
+    if enhancements:
+        body["degrees_of_freedom_spec"] = {"creative_features_spec": {
+            feature: {"enroll_status": status} for feature, status in enhancements.items()}}
     if kind == "page_post":
         body["object_story_id"] = object_story_id
         if instagram_user_id:
@@ -685,16 +707,72 @@ def _check_cta(cta: Any, fallback_link: str | None, where: str) -> None:
     _check_link(target, f"{where} call_to_action link")
 
 
+def _check_features(dof: Any) -> None:
+    """C4: optional degrees_of_freedom_spec.creative_features_spec of individual features, never standard_enhancements."""
+    if dof is None:
+        return
+    features = dof.get("creative_features_spec") if isinstance(dof, dict) else None
+    if not isinstance(dof, dict) or not isinstance(features, (dict, type(None))):
+        raise ValidationError("degrees_of_freedom_spec must be {\"creative_features_spec\": {feature: {\"enroll_status\": …}}}",
+                              fix="Pass enhancements as {\"text_optimizations\": \"OPT_OUT\"}", code=100, blame_field="degrees_of_freedom_spec")
+    for feature, value in (features or {}).items():
+        if feature in DEPRECATED_FEATURES:
+            raise rule_error("C4", "standard_enhancements was deprecated by Meta in v22.0 and is refused on a new creative",
+                             "Name individual features instead, e.g. enhancements={\"image_touchups\": \"OPT_OUT\"}, or "
+                             "enhancements=OPT_OUT for the set that replaced it")
+        if feature not in CREATIVE_FEATURES:
+            close = difflib.get_close_matches(str(feature), CREATIVE_FEATURES, n=1)
+            raise ValidationError(f"{str(feature)[:64]!r} is not an Advantage+ creative feature",
+                                  fix=(f"Did you mean {close[0]!r}? " if close else "") + "Features: " + ", ".join(CREATIVE_FEATURES),
+                                  code=100, blame_field="degrees_of_freedom_spec")
+        status = value.get("enroll_status") if isinstance(value, dict) else None
+        if status not in ENROLL_STATUSES:
+            raise ValidationError(f"{feature} enroll_status must be OPT_IN or OPT_OUT (got {status!r})",
+                                  fix=f"Pass enhancements={{\"{feature}\": \"OPT_OUT\"}} or OPT_IN", code=100,
+                                  blame_field="degrees_of_freedom_spec")
+
+
+def enhancement_features(kind: str, value: str | dict[str, str] | None) -> dict[str, str] | None:
+    """The features to send for an ``enhancements`` argument: None (send none: Facebook's defaults), OPT_IN/OPT_OUT
+    (the individual features that replaced standard enhancements for an image or a video), or {feature: OPT_IN|OPT_OUT}."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if kind not in STANDARD_SET:
+            raise ValidationError(f"enhancements={value} names no features for a {kind} creative (Meta documents the "
+                                  "standard set for single image and single video only)",
+                                  fix="Name the features, e.g. enhancements={\"text_optimizations\": \"OPT_OUT\"}",
+                                  code=100, blame_field="enhancements")
+        return {feature: value for feature in STANDARD_SET[kind]}
+    return dict(value)
+
+
+def describe_features(features: dict[str, str] | None) -> str:
+    """One phrase for the person: which Advantage+ creative features were chosen."""
+    if not features:
+        return ("no Advantage+ creative features chosen (Facebook applies its defaults; pass enhancements=OPT_OUT to "
+                "keep it as made)")
+    by_status: dict[str, list[str]] = {}
+    for feature, status in features.items():
+        by_status.setdefault(status, []).append(feature)
+    return "; ".join(f"{', '.join(names)} {status}" for status, names in sorted(by_status.items()))
+
+
+def _enhancements_alias(data: Any) -> Any:
+    """standard_enhancements (the deprecated bundle) given as an argument means the features that replaced it."""
+    if isinstance(data, dict) and "standard_enhancements" in data:
+        data = dict(data)
+        value = data.pop("standard_enhancements")
+        if data.get("enhancements") is None and value is not None:
+            data["enhancements"] = value
+    return data
+
+
 def check_creative_locally(body: dict) -> None:
     """Refuse a creative body Facebook would refuse (docs/creative_rules.md C1-C7), with the same code and subcode."""
     if not isinstance(body, dict):
         raise ValidationError("A creative body must be an object", fix="Build it with creative_spec", blame_field="object_story_spec")
-    enhancements = (((body.get("degrees_of_freedom_spec") or {}).get("creative_features_spec") or {})
-                    .get("standard_enhancements") or {}).get("enroll_status")
-    if enhancements not in ENROLL_STATUSES:
-        raise rule_error("C4", "degrees_of_freedom_spec.creative_features_spec.standard_enhancements.enroll_status must be "
-                         f"OPT_IN or OPT_OUT (got {enhancements!r})",
-                         "Pass standard_enhancements OPT_OUT (keep the creative as made) or OPT_IN (let Facebook adjust it)")
+    _check_features(body.get("degrees_of_freedom_spec"))
     instagram = body.get("instagram_user_id") or body.get("instagram_actor_id")
     story = body.get("object_story_spec")
     if story is None and "object_story_id" in body:
@@ -1021,8 +1099,16 @@ class CreativeContentArgs(OpArgs):
     object_story_id: str | None = Field(None, description="kind=page_post: the post id, <page_id>_<post_id>.")
     page_id: str | None = Field(None, description="Facebook page the ad runs as; default the selected page.")
     instagram_account_id: str | None = Field(None, description="Instagram account for Instagram placements; default the selected one.")
-    standard_enhancements: Literal["OPT_IN", "OPT_OUT"] = Field("OPT_OUT", description="OPT_OUT (default: the creative runs as made) or OPT_IN (Facebook may adjust brightness, crop, text).")
+    enhancements: EnrollStatus | dict[str, EnrollStatus] | None = Field(
+        None, description="Advantage+ creative features: none (default: Facebook's defaults), OPT_OUT or OPT_IN (image/video: "
+                          "the set that replaced standard enhancements: templates, touch-ups, text optimizations, comments, "
+                          "video auto-crop), or per feature, e.g. {\"text_optimizations\": \"OPT_OUT\"}.")
     ad_account_id: str | None = AdAccountArg
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standard_enhancements(cls, data: Any) -> Any:
+        return _enhancements_alias(data)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "CreativeContentArgs":
@@ -1072,7 +1158,8 @@ def _spec_from_args(args: CreativeContentArgs, page_id: str | None, instagram: s
     return creative_spec(args.kind, page_id=page_id, instagram_user_id=instagram, message=args.message, link=args.link,
                          headline=args.headline, description=args.description, call_to_action=args.call_to_action,
                          image_hash=image_hash, video_id=video_id, thumbnail_hash=thumbnail_hash, thumbnail_url=thumbnail_url,
-                         cards=cards, object_story_id=args.object_story_id, enhancements=args.standard_enhancements)
+                         cards=cards, object_story_id=args.object_story_id,
+                         enhancements=enhancement_features(args.kind, args.enhancements))
 
 
 def _pending_spec(args: CreativeContentArgs, page_id: str | None, instagram: str | None) -> dict:
@@ -1142,8 +1229,8 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
         where = f"page {page_id}" if page_id else "its page post"
         if instagram:
             where += f" and Instagram account {instagram}"
-        enhancements = ("standard enhancements OPT_OUT (the default: Facebook shows it as made; pass standard_enhancements=OPT_IN "
-                        "to let it adjust)" if args.standard_enhancements == "OPT_OUT" else "standard enhancements OPT_IN (Facebook may adjust it)")
+        features = enhancement_features(args.kind, args.enhancements)
+        enhancements = describe_features(features)
         recovered = " (its first answer was lost; found it instead of creating it twice)" if created["recovered"] else ""
         thumbnail = "; thumbnail: the video's preferred thumbnail (pass thumbnail to choose another)" \
             if args.kind == "video" and not args.thumbnail else ""
@@ -1152,7 +1239,7 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
                 f"Next: preview_ad creative_id={created['id']}, then create an ad with this creative_id in an ad set.")
         return OpResult(text=text, data={"id": created["id"], "creative_id": created["id"], "ad_account_id": account_id,
                                          "kind": args.kind, "name": args.name, "page_id": page_id, "instagram_account_id": instagram,
-                                         "standard_enhancements": args.standard_enhancements, "uploaded": resolver.uploaded,
+                                         "enhancements": features or {}, "uploaded": resolver.uploaded,
                                          "body": body, "recovered": created["recovered"]})
 
     return WritePlan(summary=f"create {args.kind} creative {args.name} in {account_id}", ad_account_id=account_id,
@@ -1202,10 +1289,10 @@ def describe_creative(creative: dict) -> str:
         lines.append(f"  carousel of {len(content['child_attachments'])} cards")
     if (content.get("call_to_action") or {}).get("type"):
         lines.append(f"  button {content['call_to_action']['type']}")
-    enroll = ((((creative.get("degrees_of_freedom_spec") or {}).get("creative_features_spec") or {}).get("standard_enhancements") or {})
-              .get("enroll_status"))
-    if enroll:
-        lines.append(f"  standard enhancements {enroll}")
+    features = ((creative.get("degrees_of_freedom_spec") or {}).get("creative_features_spec") or {})
+    chosen = {name: (value or {}).get("enroll_status") for name, value in features.items() if isinstance(value, dict)}
+    if chosen:
+        lines.append(f"  Advantage+ creative features: {describe_features({k: v for k, v in chosen.items() if v})}")
     return "\n".join(lines)
 
 
@@ -1238,13 +1325,19 @@ class PreviewAdArgs(OpArgs):
     object_story_id: str | None = Field(None, description="Page post id (with kind=page_post).")
     page_id: str | None = Field(None, description="Page (with kind); default the selected page.")
     instagram_account_id: str | None = Field(None, description="Instagram account (with kind); default the selected one.")
-    standard_enhancements: Literal["OPT_IN", "OPT_OUT"] = Field("OPT_OUT", description="With kind: OPT_OUT (default) or OPT_IN.")
+    enhancements: EnrollStatus | dict[str, EnrollStatus] | None = Field(
+        None, description="With kind: Advantage+ creative features, as for create_creative (OPT_OUT, OPT_IN or per feature).")
     formats: list[PreviewFormat] = Field(default_factory=lambda: ["mobile_feed", "instagram_feed"], min_length=1, max_length=7,
                                          description="Placements to preview: desktop_feed, mobile_feed, instagram_feed, instagram_story, "
                                                      "instagram_reels, facebook_reels, facebook_story.")
     png: bool = Field(False, description="Also render each preview to a PNG with headless Chromium (when installed).")
     out_dir: str | None = Field(None, max_length=1000, description=f"Folder for the files (default ./{DEFAULT_PREVIEW_DIR}/).")
     ad_account_id: str | None = AdAccountArg
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standard_enhancements(cls, data: Any) -> Any:
+        return _enhancements_alias(data)
 
     @model_validator(mode="after")
     def _one_subject(self) -> "PreviewAdArgs":

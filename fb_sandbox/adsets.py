@@ -22,7 +22,7 @@ from .money import fmt
 from .paging import apply_filtering, paginate
 from .params import to_int
 from .store import Obj
-from .targeting import validate_targeting
+from .targeting import api_version, validate_targeting
 
 _enum = campaigns._enum
 OPTIMIZATION_GOALS = _enum(AdSet.OptimizationGoal)
@@ -400,10 +400,30 @@ def _targeting(ctx: Ctx, a: dict, campaign: dict, changes: dict, creating: bool)
         if creating:
             raise param_error("The parameter targeting is required", field="targeting")
         return
+    # R12 applies on create only: "updating an existing ad set will not exhibit this behavior on any version"
+    # (Version 23.0 changelog, docs/adset_rules.md)
     spec = validate_targeting(ctx, changes["targeting"],
                               special_ad_categories=list(campaign.get("special_ad_categories") or []),
-                              creating=True)
+                              creating=creating)
+    if creating:
+        _device_default(ctx, spec, campaign)
     changes["targeting"] = a["targeting"] = spec
+
+
+def _device_default(ctx: Ctx, spec: dict, campaign: dict) -> None:
+    """v27.0+: "Reach more people across other mobile devices" is on for new eligible Sales ad sets that target
+    specific mobile devices or operating systems unless targeting_automation.individual_setting.device = 0 ("Introducing
+    Graph API v27.0 and Marketing API v27.0",
+    https://developers.facebook.com/blog/post/2026/11/04/introducing-graph-api-v27-and-marketing-api-v27/; all versions
+    about 90 days later, date not announced). Shown on read as individual_setting.device = 1: unverified."""
+    if api_version(ctx) < 27 or campaign.get("objective") != "OUTCOME_SALES":
+        return
+    if not (spec.get("user_os") or spec.get("user_device")):
+        return
+    auto = spec.setdefault("targeting_automation", {})
+    individual = auto.setdefault("individual_setting", {})
+    if isinstance(individual, dict):
+        individual.setdefault("device", 1)
 
 
 # ---- activities

@@ -25,6 +25,7 @@ from .errors import GraphError, param_error, unknown_field
 from .fields import parse_fields, select
 from .paging import paginate
 from .store import Obj
+from .targeting import api_version
 
 SUBTYPES = {"CUSTOM", "WEBSITE", "LOOKALIKE", "ENGAGEMENT"}
 FILE_SOURCES = {"USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"}
@@ -133,7 +134,8 @@ def render_audience(ctx: Ctx, a: Obj, names: list[str]) -> dict:
             return json.dumps(a["rule"]) if a.get("rule") is not None else None
         if name == "lookalike_spec" and a.get("lookalike_spec"):
             spec = {k: v for k, v in a["lookalike_spec"].items() if not k.startswith("_")}
-            return {**spec, "country": ",".join(a["lookalike_spec"].get("_countries", []))}
+            countries = a["lookalike_spec"].get("_countries", [])
+            return {**spec, "country": ",".join(countries)} if countries else spec
         return a.get(name)
     return select("CustomAudience", names, DEFAULT_FIELDS, value)
 
@@ -223,7 +225,7 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
     starting = spec.get("starting_ratio", 0)
     if isinstance(starting, bool) or not isinstance(starting, (int, float)) or not 0 <= starting < ratio:
         raise param_error("lookalike_spec.starting_ratio must be a number below ratio", field="lookalike_spec")
-    countries = _lookalike_countries(spec)
+    countries = _lookalike_countries(ctx, spec)
     origin = ctx.store.get(origin_id)
     if origin is None or origin.type != "customaudience" or origin.account_id != account["id"]:
         raise param_error(f"The source audience {origin_id} does not exist in this ad account",
@@ -243,13 +245,26 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
             raise GraphError("(#2654) A lookalike audience with the same source, ratio and location already "
                              f"exists: {other['id']}", 2654, user_title="Duplicate lookalike audience",
                              user_msg=f"Use the existing lookalike audience {other['id']}.")
-    size = int(sum(COUNTRY_POPULATION.get(c, 20_000_000) for c in countries) * (ratio - starting))
+    population = sum(COUNTRY_POPULATION.get(c, 20_000_000) for c in countries) if countries \
+        else sum(COUNTRY_POPULATION.values())  # v27+: no country, sized over every country the sandbox knows
+    size = int(population * (ratio - starting))
     stored = {**spec, "ratio": ratio, "starting_ratio": starting, "_countries": countries,
               "origin": [{"id": origin_id, "name": origin.get("name"), "type": "custom_audience"}]}
     return {"origin_audience_id": origin_id, "lookalike_spec": stored, "_size": size}
 
 
-def _lookalike_countries(spec: dict) -> list[str]:
+def _lookalike_countries(ctx: Ctx, spec: dict) -> list[str]:
+    # v27.0+: lookalike creation no longer accepts country or location_spec in lookalike_spec; delivery locations
+    # come from the ad sets that target the lookalike (Meta Business SDK v27.0.0 release note,
+    # https://github.com/meta/facebook-nodejs-business-sdk/releases/tag/v27.0.0). Error code and text undocumented:
+    # 100 here is unverified. Before v27 a country (or location_spec countries) is required.
+    if api_version(ctx) >= 27:
+        given = [k for k in ("country", "location_spec") if k in spec]
+        if given:
+            raise param_error(f"lookalike_spec.{given[0]} is no longer accepted (v27.0+): a lookalike audience's "
+                              "locations come from the ad sets that target it. Remove country and location_spec.",
+                              field="lookalike_spec")
+        return []
     if isinstance(spec.get("country"), str) and re.fullmatch(r"[A-Za-z]{2}", spec["country"]):
         return [spec["country"].upper()]
     location = spec.get("location_spec")

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from facebook_business.adobjects.adcreative import AdCreative
+from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeaturesSpec
 
 from . import campaigns, media
 from .context import Ctx
@@ -29,6 +30,18 @@ NON_LINK_CTAS = {"CALL", "CALL_ME", "CALL_NOW", "AUDIO_CALL", "VIDEO_CALL", "MES
                  "OPEN_INSTANT_APP", "VIDEO_ANNOTATION", "SAY_THANKS", "JOIN_CHANNEL", "VIEW_CHANNEL"}
 STORY_KEYS = {"page_id", "instagram_user_id", "instagram_actor_id", "link_data", "video_data", "photo_data"}
 ENROLL_STATUSES = ["OPT_IN", "OPT_OUT"]
+# C4: Advantage+ creative features, each {"enroll_status": OPT_IN|OPT_OUT}. The keys are Meta's spec (the SDK's
+# AdCreativeFeaturesSpec, generated from it: image_templates, image_touchups, text_optimizations, inline_comment,
+# video_auto_crop, image_animation and video_filtering (OCC 2026-06-28), ...), never a hand list.
+# The Standard Enhancements bundle is deprecated from v22.0 (all later versions): "Marketing API v22.0 Impacts to
+# Advantage+ Creative Enhancements" https://developers.facebook.com/blog/post/2025/01/17/marketing-api-v22-impacts-to-advantage-plus-creative-enhancements/
+# and "Standard Enhancements for Advantage+ Creative" https://developers.facebook.com/documentation/ads-commerce/marketing-api/advantage-catalog-ads/standard-enhancements
+# Sending it on POST is refused; GET may still show it (unverified: third-party reports of subcode 3858504
+# "Including standard enhancements field in creative has been deprecated",
+# https://github.com/pipeboard-co/meta-ads-mcp/pull/102). The sandbox serves v25-v27 only, all after v22.
+DEPRECATED_FEATURES = frozenset({"standard_enhancements"})
+CREATIVE_FEATURES = frozenset(v for k, v in vars(AdCreativeFeaturesSpec.Field).items()
+                              if not k.startswith("_") and isinstance(v, str)) - DEPRECATED_FEATURES
 MAX_CARDS, MIN_CARDS = 10, 2
 MAX_NAME = 400
 MAX_LONG_TEXT = 5000     # message, caption: sandbox limit (Facebook truncates long primary text on display)
@@ -300,21 +313,34 @@ def _instagram_rule(ctx: Ctx, account_id: str, page: Obj, value: Any) -> str:
 
 
 def dof_rule(spec: Any) -> dict:
-    """C4: standard_enhancements.enroll_status must be chosen on create."""
-    status = None
-    if isinstance(spec, dict):
-        features = spec.get("creative_features_spec")
-        enhancements = features.get("standard_enhancements") if isinstance(features, dict) else None
-        status = enhancements.get("enroll_status") if isinstance(enhancements, dict) else None
-    if status not in ENROLL_STATUSES:
-        raise _rule(3858504, "Standard Enhancements Choice Required",
-                    "Choose whether this creative uses standard enhancements: set degrees_of_freedom_spec."
-                    "creative_features_spec.standard_enhancements.enroll_status to OPT_IN or OPT_OUT.",
+    """C4: degrees_of_freedom_spec is optional; its creative_features_spec holds individual Advantage+ creative
+    features (keys from the SDK's AdCreativeFeaturesSpec) each with enroll_status OPT_IN or OPT_OUT; the deprecated
+    standard_enhancements bundle is refused (sources next to CREATIVE_FEATURES)."""
+    if not isinstance(spec, dict):
+        raise param_error("Param degrees_of_freedom_spec must be a JSON object", field="degrees_of_freedom_spec")
+    features = spec.get("creative_features_spec")
+    if features is None:
+        return spec
+    if not isinstance(features, dict):
+        raise param_error("Param degrees_of_freedom_spec[creative_features_spec] must be a JSON object",
+                          field="degrees_of_freedom_spec")
+    if any(key in DEPRECATED_FEATURES for key in features):
+        raise _rule(3858504, "Standard Enhancements Deprecated",
+                    "Including standard enhancements field in creative has been deprecated. Opt in or out of "
+                    "individual Advantage+ creative features instead (e.g. image_touchups, text_optimizations).",
                     "degrees_of_freedom_spec")
+    for key, value in features.items():
+        if key not in CREATIVE_FEATURES:
+            raise param_error(f"Param degrees_of_freedom_spec[creative_features_spec][{str(key)[:64]}] is not a "
+                              "valid Advantage+ creative feature", field="degrees_of_freedom_spec")
+        status = value.get("enroll_status") if isinstance(value, dict) else None
+        if status not in ENROLL_STATUSES:
+            raise param_error(f"Param degrees_of_freedom_spec[creative_features_spec][{key}][enroll_status] must be "
+                              "one of {OPT_IN, OPT_OUT}", field="degrees_of_freedom_spec")
     return spec
 
 
-def build_creative(ctx: Ctx, account: Obj, raw: dict, *, require_dof: bool = True) -> dict:
+def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
     """Validate a creative spec (parameters of POST act_x/adcreatives) into the data to store."""
     p = Params(raw)
     account_id = account["id"]
@@ -362,8 +388,9 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict, *, require_dof: bool = Tru
     else:
         raise param_error("The creative needs object_story_spec (page_id and link_data, video_data or photo_data) "
                           "or object_story_id", field="object_story_spec")
-    if require_dof or "degrees_of_freedom_spec" in p:
-        data["degrees_of_freedom_spec"] = dof_rule(p.obj("degrees_of_freedom_spec"))
+    dof = p.obj("degrees_of_freedom_spec") if "degrees_of_freedom_spec" in p else None
+    if dof is not None:
+        data["degrees_of_freedom_spec"] = dof_rule(dof)
     if "url_tags" in p:
         tags = p.str("url_tags")
         if len(tags) > 1024:

@@ -151,7 +151,7 @@ def generate_previews(ctx: Ctx) -> dict:
                              user_msg=f"The creative {str(creative_id)[:40]} isn't a creative of the ad account "
                                       f"{account['id']}.", blame="creative")
         return _answer(ctx, "c", creative["id"], ad_format)
-    data = creatives.build_creative(ctx, account, spec, require_dof=False)
+    data = creatives.build_creative(ctx, account, spec)
     encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
     key = hashlib.sha256(f"{account['id']}:{encoded}".encode()).hexdigest()[:20]
     ctx.store.kv_set(SPEC_PREFIX + key, {**data, "id": key})

@@ -17,7 +17,7 @@ from typing import Any
 import pycountry
 from facebook_business.adobjects.targeting import Targeting
 
-from .context import Ctx
+from .context import DEFAULT_VERSION, Ctx
 from .errors import GraphError
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -64,10 +64,22 @@ PLATFORM_POSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 POSITION_FIELDS = {"facebook_positions", "instagram_positions", "audience_network_positions",
                    "messenger_positions", "threads_positions", "whatsapp_positions"}
-DEVICE_PLATFORMS = frozenset({"mobile", "desktop"})
+DEVICE_PLATFORMS = frozenset(v for k, v in vars(Targeting.DevicePlatforms).items()
+                             if not k.startswith("_") and isinstance(v, str))  # Meta's spec: mobile, desktop, connected_tv
 RESTRICTED_CATEGORIES = frozenset({"CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_PRODUCTS_SERVICES"})
 
 MAX_LIST = 25_000
+
+# ---- changelog rules by version (docs/adset_rules.md, "Changelog rules"); sources next to each rule below.
+V26_RELEASED = 1785283200.0      # 2026-07-29 00:00 UTC: Marketing API v26.0
+ALL_VERSIONS_2026_10_27 = 1793059200.0  # 2026-10-27 00:00 UTC: v26 changes reach every version
+
+
+def api_version(ctx: Ctx | None) -> int:
+    """The major version of the request (the path's vNN.0, as fb_sandbox/context.py records it)."""
+    text = ctx.call.version if ctx is not None else DEFAULT_VERSION
+    match = re.match(r"v(\d+)", str(text or DEFAULT_VERSION))
+    return int(match.group(1)) if match else int(re.match(r"v(\d+)", DEFAULT_VERSION).group(1))
 MAX_ZIPS = 50_000
 MAX_STRING = 1_000
 MAX_DEPTH = 8
@@ -395,7 +407,7 @@ def _group_value(name: str, value: Any, root: str) -> Any:
 
 # ---- placements (R15)
 
-def _placements(spec: dict) -> None:
+def _placements(spec: dict, version: int, now: float | None) -> None:
     for name in ("publisher_platforms", "device_platforms", *POSITION_FIELDS):
         if name in spec:
             for item in _list(spec[name], name):
@@ -420,10 +432,54 @@ def _placements(spec: dict) -> None:
         for position in given:
             if position not in positions:
                 raise _placement_error(f"{position!r} is not a {platform} position.")
+    _placement_changes(spec, version, now)
 
 
-def _placement_error(message: str) -> GraphError:
-    return _rule(message, 2490392, "Placements are not consistent")
+def _placement_changes(spec: dict, version: int, now: float | None) -> None:
+    """Placements Meta removed, by version (each rule cites its source and the version it applies from)."""
+    # Facebook video feeds: no longer available from v24.0, "using it returns an error" (Meta Business SDK 24.0.0
+    # release note, https://github.com/facebook/facebook-php-business-sdk/releases/tag/24.0.0). The position name
+    # video_feeds and the error code are unverified.
+    if version >= 24 and "video_feeds" in (spec.get("facebook_positions") or []):
+        raise _placement_error("The Facebook video feeds placement is no longer available (v24.0+): remove video_feeds "
+                               "from facebook_positions.", title="Placement Not Available")
+    # Instagram Explore: removed from v26.0, "returns errors if specified" ("Introducing Graph API v26.0 and Marketing
+    # API v26.0", https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/;
+    # Meta SDK v26.0.0 release). Code and message not documented: 100/2490392 here is unverified. explore_home is a
+    # distinct position that Meta did not name: kept.
+    if version >= 26 and "explore" in (spec.get("instagram_positions") or []):
+        raise _placement_error("The Instagram Explore placement is no longer available (v26.0+): remove explore from "
+                               "instagram_positions.", title="Placement Not Available")
+    # Messenger Stories: `story` is silently removed from messenger_positions on create and update, v26.0 calls from
+    # 2026-07-29, every version from 2026-10-27 (v26 blog above; Meta SDK v26.0.0 "silently removed"). Whether an
+    # emptied list is dropped is unverified; an empty list would mean no position, so the key goes.
+    messenger = spec.get("messenger_positions")
+    if messenger and "story" in messenger and (version >= 26 or (now is not None and now >= ALL_VERSIONS_2026_10_27)):
+        kept = [p for p in messenger if p != "story"]
+        if kept:
+            spec["messenger_positions"] = kept
+        else:
+            del spec["messenger_positions"]
+    platforms = spec.get("publisher_platforms") or []
+    instagram = spec.get("instagram_positions")
+    # Threads: publisher_platforms needs both instagram and threads, threads_positions ["threads_stream"], and the
+    # Instagram stream (feed) placement selected ("Threads App Ads", updated 2026-06-17,
+    # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ad-creative/threads-ads/creation/app-ads).
+    # Code unverified.
+    if "threads" in platforms and ("instagram" not in platforms or (instagram is not None and "stream" not in instagram)):
+        raise _placement_error("Threads ads also need Instagram Feed: add instagram to publisher_platforms with stream "
+                               "in instagram_positions.", title="Threads Needs Instagram Feed")
+    # WhatsApp Status: only with Instagram Stories selected; no standalone Status campaigns ("Create ad creatives with
+    # WhatsApp identity", updated 2026-06-24,
+    # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ads-in-whatsapp-status/whatsapp-identity).
+    # Code unverified.
+    if "whatsapp" in platforms and ("instagram" not in platforms or (instagram is not None and "story" not in instagram)):
+        raise _placement_error("WhatsApp Status ads also need Instagram Stories: add instagram to publisher_platforms "
+                               "with story in instagram_positions.", title="WhatsApp Status Needs Instagram Stories")
+
+
+def _placement_error(message: str, title: str = "Placements are not consistent") -> GraphError:
+    return _rule(message, 2490392, title)
 
 
 # ---- the whole spec
@@ -465,9 +521,10 @@ def validate_targeting(ctx: Ctx | None, raw: Any, *, special_ad_categories: list
     zips = sum(len(out.get(g, {}).get("zips", [])) for g in ("geo_locations", "excluded_geo_locations"))
     if zips > MAX_ZIPS:
         raise invalid(f"At most {MAX_ZIPS} zip codes may be targeted.", "geo_locations")
-    _placements(out)
+    version = api_version(ctx)
+    _placements(out, version, ctx.now if ctx is not None else None)
     _location_required(out)
-    _automation_rules(out, creating)
+    _automation_rules(out, creating, version, special_ad_categories or [])
     _special_categories(out, special_ad_categories or [])
     out.setdefault("age_min", 18)
     out.setdefault("age_max", 65)
@@ -495,11 +552,56 @@ def _location_required(spec: dict) -> None:
                 "Location Required")
 
 
-def _automation_rules(spec: dict, creating: bool) -> None:
+DEFAULT_AGES = {"age_min": 18, "age_max": 65}
+
+
+def restricted_setup(spec: dict) -> list[str]:
+    """What makes a targeting spec neither "default" nor "relaxed" (v23.0 Advantage+ audience rule): non-default age,
+    gender, custom-audience inclusion or detailed-targeting inclusion, each without its relaxation setting.
+    Relaxations read as targeting_automation.individual_setting {age, gender} = 1 (Version 23.0 changelog),
+    targeting_relaxation_types.custom_audience = 1 ("Advantage custom audience") and targeting_optimization =
+    expansion_all (Advantage detailed targeting): that mapping is unverified."""
     auto = spec.get("targeting_automation") or {}
-    if creating and "advantage_audience" not in auto:
-        raise _rule("To create your ad set, you need to enable or disable the Advantage audience feature: set "
-                    "targeting_automation.advantage_audience to 1 or 0.", 1870227, "Advantage Audience Flag Required")
+    individual = auto.get("individual_setting") if isinstance(auto.get("individual_setting"), dict) else {}
+    relax = spec.get("targeting_relaxation_types") if isinstance(spec.get("targeting_relaxation_types"), dict) else {}
+    found = []
+    ages = any(key in spec and spec[key] != value for key, value in DEFAULT_AGES.items())
+    if ages and individual.get("age") != 1:
+        found.append("age")
+    if spec.get("genders") and sorted(spec["genders"]) != [1, 2] and individual.get("gender") != 1:
+        found.append("gender")
+    groups = [spec, *[g for g in spec.get("flexible_spec") or [] if isinstance(g, dict)]]
+    if any(g.get("custom_audiences") for g in groups) and relax.get("custom_audience") != 1:
+        found.append("custom audience")
+    if any(g.get(key) for g in groups for key in (*CATEGORY_FIELDS, *INT_LIST_FIELDS)) \
+            and spec.get("targeting_optimization") != "expansion_all":
+        found.append("detailed targeting")
+    return found
+
+
+def _automation_rules(spec: dict, creating: bool, version: int, categories: list[str]) -> None:
+    """R12. advantage_audience on create (updates never), v23.0+: it defaults to 1 for a default or relaxed setup,
+    otherwise an explicit 1 or 0 is required ("Version 23.0",
+    https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/version23.0 ;
+    "Marketing API: Changes to Advantage+ audience behaviours",
+    https://developers.facebook.com/blog/post/2025/06/13/marketing-api-changes-to-advantage-plus-audience-behaviors/).
+    Special ad category (housing, employment, credit, financial) campaigns follow the same rule from v26.0 (v26 blog,
+    https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/); before
+    v26 they take the restricted audience as given (stored 0: unverified). The error code/subcode/title are a
+    third-party observation (100/1870227 "Advantage Audience Flag Required"): unverified."""
+    auto = spec.get("targeting_automation") or {}
+    if creating and "advantage_audience" not in auto and version >= 23:
+        restricted = restricted_setup(spec)
+        special = bool(RESTRICTED_CATEGORIES & {str(c) for c in categories})
+        if not restricted:
+            spec["targeting_automation"] = {**auto, "advantage_audience": 1}
+            return
+        if special and version < 26:
+            spec["targeting_automation"] = {**auto, "advantage_audience": 0}
+            return
+        raise _rule(f"To create your ad set with a non-default {', '.join(restricted)} setting, you need to enable or "
+                    "disable the Advantage audience feature: set targeting_automation.advantage_audience to 1 or 0.",
+                    1870227, "Advantage Audience Flag Required")
     if auto.get("advantage_audience") == 1:
         if ("age_max" in spec and spec["age_max"] != 65) or spec.get("age_min", 18) > 25:
             raise _rule("With Advantage audience on, age_max must be 65 and age_min at most 25: widen the ages or "

@@ -85,6 +85,17 @@ RULES = [
     Rule("R14 lead form without a page", 100, 1815430, "leads", _set(optimization_goal="LEAD_GENERATION")),
     Rule("R15 instagram positions without instagram", 100, 2490392, "traffic",
          _targeting(publisher_platforms=["facebook"], instagram_positions=["stream"])),
+    # placements Meta removed: Instagram Explore (v26.0 blog), Facebook video feeds (SDK 24.0.0 release note)
+    Rule("R15 Instagram Explore removed in v26", 100, 2490392, "traffic",
+         _targeting(publisher_platforms=["instagram"], instagram_positions=["stream", "explore"])),
+    Rule("R15 Facebook video feeds removed in v24", 100, 2490392, "traffic",
+         _targeting(publisher_platforms=["facebook"], facebook_positions=["feed", "video_feeds"])),
+    # documented dependencies: Threads needs Instagram Feed, WhatsApp Status needs Instagram Stories
+    Rule("R15 Threads without Instagram Feed", 100, 2490392, "traffic",
+         _targeting(publisher_platforms=["instagram", "threads"], instagram_positions=["story"],
+                    threads_positions=["threads_stream"])),
+    Rule("R15 WhatsApp Status without Instagram Stories", 100, 2490392, "traffic",
+         _targeting(publisher_platforms=["whatsapp"], whatsapp_positions=["status"])),
 ]
 
 
@@ -152,8 +163,15 @@ async def test_sandbox_and_client_refuse_alike(rule: Rule, graph, sandbox, faceb
 
 
 async def test_r12_advantage_flag_both_sides(graph, facebook, sandbox, campaigns, demo_accounts):
-    """Facebook requires the Advantage audience flag; validate_targeting names the same rule, create_adset fills it and says so."""
-    spec = {k: v for k, v in TARGETING.items() if k != "targeting_automation"}
+    """v23.0+: a restricted setup (here a custom age range) needs the Advantage audience flag on create; validate_targeting
+    names the same rule, create_adset fills it and says so. A default setup needs none (Facebook defaults it to 1)."""
+    default = {k: v for k, v in TARGETING.items() if k != "targeting_automation"}
+    made = await graph.post(f"{demo_accounts['USD']}/adsets", _graph_body({**_valid_body(campaigns["traffic"]), "targeting": default}))
+    read = await graph.get(made["id"], {"fields": "targeting"})
+    assert read["targeting"]["targeting_automation"]["advantage_audience"] == 1
+    checked_default = await facebook.call("validate_targeting", {"targeting": default})
+    assert not any(p.get("error_subcode") == 1870227 for p in checked_default.data.get("problems", [])), checked_default.data
+    spec = {**default, "age_min": 30}
     body = {**_valid_body(campaigns["traffic"]), "targeting": spec}
     with pytest.raises(FacebookError) as refused:
         await graph.post(f"{demo_accounts['USD']}/adsets", _graph_body(body))

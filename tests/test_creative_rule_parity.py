@@ -12,7 +12,7 @@ import pytest
 
 from fb_utils import FacebookError
 
-ENHANCEMENTS = {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}
+ENHANCEMENTS = {"creative_features_spec": {"image_touchups": {"enroll_status": "OPT_OUT"}}}
 
 
 @pytest.fixture
@@ -103,14 +103,26 @@ async def test_c3_call_to_action_type(facebook, sandbox, graph, demo_accounts, m
     assert "call_to_action" in error.get("message", "") + str(error.get("blame_field", ""))
 
 
-async def test_c4_enhancements_choice_required_and_filled(facebook, sandbox, graph, demo_accounts, media):
-    refused = await _sandbox_refuses(graph, demo_accounts["USD"], _link_spec(media["page_id"], media["hash"]), enhancements=False)
-    assert (refused.code, refused.error_subcode) == (100, 3858504)
+async def test_c4_standard_enhancements_refused_alike_and_no_spec_accepted(facebook, sandbox, graph, demo_accounts, media):
+    """C4 (v22.0+, blog 2025-01-17): the bundle is refused on both sides (3858504, unverified); no spec is fine."""
+    body = {"name": "Parity", "object_story_spec": json.dumps(_link_spec(media["page_id"], media["hash"])),
+            "degrees_of_freedom_spec": json.dumps({"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}})}
+    with pytest.raises(FacebookError) as refused:
+        await graph.post(f"{demo_accounts['USD']}/adcreatives", body)
+    assert (refused.value.code, refused.value.error_subcode) == (100, 3858504)
     await facebook.select("page", media["page_id"])
+    error = await _client_refuses(facebook, sandbox, {"kind": "image", "image": media["hash"], "link": "https://example.com",
+                                                      "enhancements": {"standard_enhancements": "OPT_OUT"}})
+    assert (error["code"], error["error_subcode"]) == (100, 3858504) and "v22" in error["message"]
     created = await facebook.call("create_creative", {"name": "Parity", "kind": "image", "image": media["hash"],
                                                       "link": "https://example.com"})
     assert created.ok, created.text
-    assert "OPT_OUT" in created.text
+    assert "degrees_of_freedom_spec" not in created.data["body"] and "no Advantage+ creative features" in created.text
+    chosen = await facebook.call("create_creative", {"name": "Parity 2", "kind": "image", "image": media["hash"],
+                                                     "link": "https://example.com", "enhancements": {"text_optimizations": "OPT_OUT"}})
+    assert chosen.ok, chosen.text
+    stored = await graph.get(chosen.data["id"], {"fields": "degrees_of_freedom_spec"})
+    assert stored["degrees_of_freedom_spec"] == {"creative_features_spec": {"text_optimizations": {"enroll_status": "OPT_OUT"}}}
 
 
 async def test_m4_video_must_be_ready_and_c6_thumbnail(facebook, sandbox, graph, demo_accounts, media, tmp_path):

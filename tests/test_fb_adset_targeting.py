@@ -236,12 +236,26 @@ def test_r11_allows_the_allowed():
               "age_min": 18, "age_max": 65, "genders": [1, 2], **AUTOMATION}, special_ad_categories=["housing"])
 
 
-def test_r12_advantage_audience_required_only_when_creating():
-    error = refused(US)
+@pytest.mark.parametrize("restricted, words", [
+    ({"age_min": 30}, "age"), ({"genders": [2]}, "gender"),
+    ({"interests": [{"id": "6003107902433", "name": "Association football"}]}, "detailed targeting"),
+    ({"flexible_spec": [{"interests": [{"id": "6003107902433"}]}]}, "detailed targeting"),
+    ({"custom_audiences": [{"id": "23850000000000001"}]}, "custom audience"),
+])
+def test_r12_advantage_audience_required_only_for_a_restricted_setup_on_create(restricted, words):
+    """v23.0+: default setups default to 1, restricted ones need an explicit 1 or 0 (only on create)."""
+    error = refused({**US, **restricted})
     assert (error.code, error.error_subcode, error.blame_field) == (100, 1870227, "targeting")
-    assert "advantage_audience" in error.message
-    accepted(US, creating=False)
-    accepted({**US, "targeting_automation": {"advantage_audience": 1}})
+    assert "advantage_audience" in error.message and words in error.message
+    accepted({**US, **restricted}, creating=False)
+    accepted({**US, **restricted, "targeting_automation": {"advantage_audience": 0}})
+
+
+def test_r12_default_or_relaxed_setup_needs_no_flag():
+    accepted(US)
+    accepted({**US, "age_min": 18, "age_max": 65, "genders": [1, 2]})
+    accepted({**US, "age_min": 30, "targeting_automation": {"individual_setting": {"age": 1}}})
+    accepted({**US, "interests": [{"id": "6003107902433"}], "targeting_optimization": "expansion_all"})
 
 
 @pytest.mark.parametrize("ages, ok", [
@@ -265,7 +279,16 @@ def test_r13_advantage_audience_age_limits(ages, ok):
     ({"publisher_platforms": ["facebook", "tiktok"]}, "tiktok"),
     ({"publisher_platforms": ["facebook"], "whatsapp_positions": ["status"]}, "whatsapp"),
     ({"publisher_platforms": []}, "empty"),
-    ({"device_platforms": ["tv"]}, "mobile and/or desktop"),
+    ({"device_platforms": ["tv"]}, "connected_tv, desktop, mobile"),
+    # placements Meta removed: told, never sent
+    ({"publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, "Instagram Explore is no longer a placement"),
+    ({"publisher_platforms": ["facebook"], "facebook_positions": ["video_feeds"]}, "video feeds is no longer a placement"),
+    ({"publisher_platforms": ["messenger"], "messenger_positions": ["story"]}, "Messenger Stories is no longer a placement"),
+    # documented dependencies
+    ({"publisher_platforms": ["threads"], "threads_positions": ["threads_stream"]}, "Threads ads run only together with Instagram Feed"),
+    ({"publisher_platforms": ["instagram", "threads"], "instagram_positions": ["story"]}, "Instagram Feed"),
+    ({"publisher_platforms": ["whatsapp"], "whatsapp_positions": ["status"]}, "WhatsApp Status ads run only together with Instagram Stories"),
+    ({"publisher_platforms": ["instagram", "whatsapp"], "instagram_positions": ["stream"]}, "Instagram Stories"),
 ])
 def test_r15_placements_consistent(placements, fragment):
     error = refused({**US, **AUTOMATION, **placements})
@@ -300,10 +323,18 @@ def test_video_goes_to_reels_stories_and_feed():
     assert "Reels" in plan.summary() and "Stories" in plan.summary() and plan.reasons
 
 
-def test_carousel_goes_to_feed_and_explore():
+def test_carousel_goes_to_feed_never_explore():
     plan = recommend_placements("carousel")
-    assert plan.positions == {"facebook": ["feed"], "instagram": ["stream", "explore"]}
-    assert "Explore" in plan.summary() and any("Carousel" in r for r in plan.reasons)
+    assert plan.positions == {"facebook": ["feed"], "instagram": ["stream", "profile_feed"]}
+    assert "Explore" not in plan.summary() and any("Carousel" in r for r in plan.reasons)
+
+
+def test_placements_with_dependencies_accepted():
+    accepted({**US, **AUTOMATION, "publisher_platforms": ["instagram", "threads"], "instagram_positions": ["stream"],
+              "threads_positions": ["threads_stream"]})
+    accepted({**US, **AUTOMATION, "publisher_platforms": ["instagram", "whatsapp"], "instagram_positions": ["story"],
+              "whatsapp_positions": ["status"]})
+    accepted({**US, **AUTOMATION, "publisher_platforms": ["instagram", "threads", "whatsapp"]})  # all Instagram positions
 
 
 def test_image_goes_to_feed_and_stories():
@@ -359,6 +390,8 @@ def test_recommended_plans_pass_the_rules(kind, objective, automatic, instagram)
     check_targeting(spec)
     payload = targeting_payload(spec)
     assert "messenger_positions" not in payload
+    from fb_adset import REMOVED_POSITIONS
+    assert not [(p, x) for p, xs in plan.positions.items() for x in xs if (p, x) in REMOVED_POSITIONS]  # never explore
     assert payload.get("publisher_platforms") == (None if automatic else plan.publisher_platforms)
     assert parse_targeting(payload) == spec
 

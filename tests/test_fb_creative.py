@@ -135,13 +135,14 @@ def test_creative_spec_shapes():
     link_data = image["object_story_spec"]["link_data"]
     assert link_data == {"link": PAGE_LINK, "message": "Hello", "name": "Sale", "description": "All week", "image_hash": "a" * 32,
                          "call_to_action": {"type": "SHOP_NOW", "value": {"link": PAGE_LINK}}}
-    assert image["degrees_of_freedom_spec"]["creative_features_spec"]["standard_enhancements"]["enroll_status"] == "OPT_OUT"
+    assert "degrees_of_freedom_spec" not in image  # no Advantage+ creative features unless asked (C4)
     video = creative_spec("video", video_id="123", thumbnail_url="https://cdn.example.com/t.jpg", **spec_args(call_to_action=None))
     video_data = video["object_story_spec"]["video_data"]
     assert video_data["image_url"] == "https://cdn.example.com/t.jpg" and video_data["title"] == "Sale"
     assert video_data["call_to_action"] == {"type": "LEARN_MORE", "value": {"link": PAGE_LINK}}
     cards = [{"link": f"https://example.com/{i}", "image_hash": "b" * 32, "headline": f"Card {i}"} for i in range(3)]
-    carousel = creative_spec("carousel", cards=cards, **spec_args(link=None, enhancements="OPT_IN"))
+    carousel = creative_spec("carousel", cards=cards, **spec_args(link=None, enhancements={"text_optimizations": "OPT_IN"}))
+    assert carousel["degrees_of_freedom_spec"] == {"creative_features_spec": {"text_optimizations": {"enroll_status": "OPT_IN"}}}
     assert len(carousel["object_story_spec"]["link_data"]["child_attachments"]) == 3
     assert carousel["object_story_spec"]["link_data"]["link"] == "https://example.com/0"
     post = creative_spec("page_post", object_story_id="400000000000001_55", **spec_args())
@@ -155,7 +156,7 @@ def test_creative_spec_shapes():
     ("carousel", {"cards": [{"link": PAGE_LINK, "image_hash": "a" * 32}, {"link": PAGE_LINK}]}, "C2"),
     ("image", {"call_to_action": "BUY_IT_NOW_PLEASE"}, "C3"),
     ("video", {"link": None, "call_to_action": "SHOP_NOW", "thumbnail_hash": "a" * 32}, "C3"),
-    ("image", {"enhancements": "MAYBE"}, "C4"),
+    ("image", {"enhancements": {"standard_enhancements": "OPT_OUT"}}, "C4"),
     ("image", {"instagram_user_id": "@brand"}, "C5"),
     ("video", {"thumbnail_hash": None}, "C6"),
     ("image", {"link": "example.com/sale"}, "C7"),
@@ -174,14 +175,41 @@ def test_creative_rules_refused_locally_with_their_codes(kind, overrides, rule):
 def test_c3_message_lists_the_sdk_types():
     with pytest.raises(ValidationError) as caught:
         check_creative_locally({"object_story_spec": {"page_id": "1", "link_data": {"link": PAGE_LINK, "call_to_action": {"type": "NOPE"}}},
-                                "degrees_of_freedom_spec": {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}})
+                                "degrees_of_freedom_spec": {"creative_features_spec": {"image_touchups": {"enroll_status": "OPT_OUT"}}}})
     assert "(#100) Param call_to_action[type] must be one of {" in caught.value.message and "SHOP_NOW" in caught.value.message
 
 
-def test_c4_required_on_any_body():
+def test_c4_no_spec_is_fine_standard_enhancements_refused():
+    body = {"object_story_spec": {"page_id": "1", "link_data": {"link": PAGE_LINK, "image_hash": "a" * 32}}}
+    check_creative_locally(body)  # no degrees_of_freedom_spec: accepted since v22
     with pytest.raises(ValidationError) as caught:
-        check_creative_locally({"object_story_spec": {"page_id": "1", "link_data": {"link": PAGE_LINK, "image_hash": "a" * 32}}})
-    assert caught.value.error_subcode == 3858504 and caught.value.blame_field == "degrees_of_freedom_spec"
+        check_creative_locally({**body, "degrees_of_freedom_spec": {"creative_features_spec": {
+            "standard_enhancements": {"enroll_status": "OPT_OUT"}}}})
+    assert (caught.value.code, caught.value.error_subcode, caught.value.blame_field) == (100, 3858504, "degrees_of_freedom_spec")
+    assert "v22" in caught.value.message and "enhancements=" in caught.value.fix
+
+
+@pytest.mark.parametrize("features, words", [
+    ({"image_touchup": {"enroll_status": "OPT_IN"}}, "image_touchups"),       # a close match is suggested
+    ({"text_optimizations": {"enroll_status": "MAYBE"}}, "OPT_IN or OPT_OUT"),
+])
+def test_c4_feature_names_from_the_sdk_and_enroll_status(features, words):
+    body = {"object_story_spec": {"page_id": "1", "link_data": {"link": PAGE_LINK, "image_hash": "a" * 32}},
+            "degrees_of_freedom_spec": {"creative_features_spec": features}}
+    with pytest.raises(ValidationError) as caught:
+        check_creative_locally(body)
+    assert caught.value.code == 100 and words in caught.value.message + caught.value.fix
+
+
+def test_c4_feature_list_is_the_sdk_spec_and_standard_set_is_documented():
+    from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeaturesSpec
+    sdk = {v for k, v in vars(AdCreativeFeaturesSpec.Field).items() if not k.startswith("_")}
+    assert set(fb_creative.CREATIVE_FEATURES) == sdk - {"standard_enhancements"}
+    assert {"image_animation", "video_filtering"} <= set(fb_creative.CREATIVE_FEATURES)  # OCC 2026-06-28
+    assert fb_creative.enhancement_features("video", "OPT_OUT") == {
+        "video_auto_crop": "OPT_OUT", "text_optimizations": "OPT_OUT", "inline_comment": "OPT_OUT"}
+    with pytest.raises(ValidationError):
+        fb_creative.enhancement_features("carousel", "OPT_OUT")  # Meta documents the set for single image/video only
 
 
 # -- the SSRF guard --------------------------------------------------------------------------------------------------
@@ -373,7 +401,7 @@ async def test_image_creative_from_a_path_uploads_first(studio, sandbox, tmp_pat
     result = await studio.call("create_creative", {"kind": "image", "name": "Hero", "image": str(path), "link": PAGE_LINK,
                                                    "message": "Summer sale", "headline": "30% off", "call_to_action": "SHOP_NOW"})
     assert result.ok, result.text
-    assert "Uploaded first: image" in result.text and "OPT_OUT (the default" in result.text
+    assert "Uploaded first: image" in result.text and "no Advantage+ creative features chosen" in result.text
     got = await studio.call("get_creative", {"creative_id": result.data["id"]})
     assert got.ok, got.text
     spec = got.data["creative"]["object_story_spec"]
@@ -389,6 +417,11 @@ async def test_image_creative_from_hash_and_url(studio, sandbox):
                                                     "standard_enhancements": "OPT_IN"})
     assert by_hash.ok, by_hash.text
     assert "OPT_IN" in by_hash.text and "Uploaded first" not in by_hash.text
+    # standard_enhancements (deprecated bundle) as an argument means the individual features that replaced it
+    assert by_hash.data["body"]["degrees_of_freedom_spec"]["creative_features_spec"] == {
+        f: {"enroll_status": "OPT_IN"} for f in ("image_templates", "image_touchups", "text_optimizations", "inline_comment")}
+    shown = await studio.call("get_creative", {"creative_id": by_hash.data["id"]})
+    assert "Advantage+ creative features: image_templates" in shown.text and "standard" not in shown.text
     by_url = await studio.call("create_creative", {"kind": "image", "name": "By URL", "image": f"{sandbox.url}/__sandbox/files/sample.jpg",
                                                    "link": PAGE_LINK})
     assert by_url.ok, by_url.text

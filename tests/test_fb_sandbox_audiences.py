@@ -202,9 +202,13 @@ async def test_official_sdk_reads_upload_sessions(graph, sandbox, demo_token):
 
 
 async def test_lookalike_duplicates_and_small_source_2654(graph):
+    """Lookalikes with a country, as before v27.0 (v27 takes none: tests/test_changelog_rules.py)."""
+    async def post(path: str, data: dict):
+        return await graph.call("POST", path, data=data, version="v26.0")
+
     small = await new_list(graph, "Small")
     await fill(graph, small, 50)
-    refused = await graph.post(f"{USD}/customaudiences", {
+    refused = await post(f"{USD}/customaudiences", {
         "name": "LAL", "subtype": "LOOKALIKE", "origin_audience_id": small,
         "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"})})
     assert refused.status == 400 and refused.error["code"] == 2654
@@ -212,19 +216,19 @@ async def test_lookalike_duplicates_and_small_source_2654(graph):
     await fill(graph, source, 1000)
     spec = {"name": "LAL 1% US", "subtype": "LOOKALIKE", "origin_audience_id": source,
             "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"})}
-    created = await graph.post(f"{USD}/customaudiences", spec)
+    created = await post(f"{USD}/customaudiences", spec)
     assert created.status == 200, created.body
     lal = (await graph.get(created.body["id"], fields="subtype,lookalike_spec,approximate_count_lower_bound,"
                                                       "delivery_status")).body
     assert lal["subtype"] == "LOOKALIKE" and lal["lookalike_spec"]["ratio"] == 0.01
     assert lal["approximate_count_lower_bound"] > 1_000_000 and lal["delivery_status"]["code"] == 200
-    duplicate = await graph.post(f"{USD}/customaudiences", spec)
+    duplicate = await post(f"{USD}/customaudiences", spec)
     assert duplicate.status == 400 and duplicate.error["code"] == 2654
-    other = await graph.post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
+    other = await post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
         {"ratio": 0.02, "location_spec": {"geo_locations": {"countries": ["US"]}}})})
     assert other.status == 200
     for ratio in (0.005, 0.25):
-        bad = await graph.post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
+        bad = await post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
             {"ratio": ratio, "country": "CA"})})
         assert bad.status == 400 and bad.error["code"] == 100
     upload = await graph.post(f"{created.body['id']}/users", users_form("EMAIL", emails(0, 1)))

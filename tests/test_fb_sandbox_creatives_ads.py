@@ -11,7 +11,7 @@ import pytest
 
 from test_fb_sandbox_helpers import JPY, USD, Graph, campaign_form
 
-DOF = {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}
+DOF = {"creative_features_spec": {"image_touchups": {"enroll_status": "OPT_OUT"}, "text_optimizations": {"enroll_status": "OPT_IN"}}}
 TARGETING = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
              "targeting_automation": {"advantage_audience": 0}}
 CREATIVE_FIELDS = ("id,account_id,name,object_story_spec,object_type,status,thumbnail_url,image_hash,image_url,"
@@ -272,11 +272,25 @@ async def test_c3_link_cta_needs_a_link_and_c4_enroll_status(api, sandbox, world
     assert (await api.post(f"{USD}/adcreatives", enc({"object_story_spec": spec, "degrees_of_freedom_spec": DOF}))
             ).status == 200
     link = link_spec(world["page"], world["image"])
-    for dof in (None, {}, {"creative_features_spec": {"standard_enhancements": {"enroll_status": "MAYBE"}}}):
+    # C4 (v22.0+): no spec, or individual features (SDK AdCreativeFeaturesSpec keys) with OPT_IN/OPT_OUT
+    for dof in (None, {}, {"creative_features_spec": {"image_animation": {"enroll_status": "OPT_IN"},
+                                                      "video_filtering": {"enroll_status": "OPT_OUT"}}}):
+        body = {"object_story_spec": link} if dof is None else {"object_story_spec": link, "degrees_of_freedom_spec": dof}
+        answer = await api.post(f"{USD}/adcreatives", enc(body))
+        assert answer.status == 200, answer.body
+        got = (await api.get(answer.body["id"], fields="degrees_of_freedom_spec")).body
+        assert got.get("degrees_of_freedom_spec") == dof, got
+    # the deprecated bundle is refused on POST (third-party observed 3858504, unverified)
+    answer = await api.post(f"{USD}/adcreatives", enc({"object_story_spec": link, "degrees_of_freedom_spec": {
+        "creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}}))
+    error = refused_with(answer, 100, 3858504, "degrees_of_freedom_spec")
+    assert "deprecated" in error["error_user_msg"]
+    for dof, words in (({"creative_features_spec": {"not_a_feature": {"enroll_status": "OPT_IN"}}}, "not a valid"),
+                       ({"creative_features_spec": {"image_touchups": {"enroll_status": "MAYBE"}}}, "OPT_IN, OPT_OUT"),
+                       ("OPT_IN", "JSON object")):
         answer = await api.post(f"{USD}/adcreatives", enc({"object_story_spec": link, "degrees_of_freedom_spec": dof}))
-        refused_with(answer, 100, 3858504, "degrees_of_freedom_spec")
-    answer = await api.post(f"{USD}/adcreatives", enc({"object_story_spec": link, "degrees_of_freedom_spec": "OPT_IN"}))
-    refused_with(answer, 100, None, "degrees_of_freedom_spec")  # not even an object
+        error = refused_with(answer, 100, None, "degrees_of_freedom_spec")
+        assert words in error["message"], error
 
 
 async def test_video_becomes_usable_when_ready(api, sandbox, world):
@@ -548,6 +562,12 @@ async def test_generatepreviews(api, sandbox, world):
                                creative=json.dumps({"creative_id": world["creative"]})), 100, 1487242, "creative")
     refused_with(await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative="nope"),
                  100, None, "creative")
+    # Standard Enhancements are deprecated "for opt-in and preview" (v22.0 blog): refused here too; features are fine
+    bundle = {**spec, "degrees_of_freedom_spec": {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_IN"}}}}
+    refused_with(await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative=json.dumps(bundle)),
+                 100, 3858504, "degrees_of_freedom_spec")
+    features = {**spec, "degrees_of_freedom_spec": DOF}
+    assert (await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD", creative=json.dumps(features))).status == 200
 
 
 async def test_preview_errors(api, sandbox, world):

@@ -12,7 +12,7 @@ import pytest
 from test_fb_sandbox_helpers import JPY, USD, Graph, campaign_form, graph, make_old_app  # noqa: F401 - graph is a fixture
 
 DAY = 86400
-DOF = {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}
+DOF = {"creative_features_spec": {"image_touchups": {"enroll_status": "OPT_OUT"}, "text_optimizations": {"enroll_status": "OPT_IN"}}}
 BROAD = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
          "targeting_automation": {"advantage_audience": 0}}
 # ~6 000 people: a $100 daily budget can't buy enough impressions in it (an audience-limited ad set)

@@ -187,6 +187,14 @@ BAD_SPECS = [
     ({**US, "publisher_platforms": ["myspace"]}, 2490392, ["targeting"]),
     ({**US, "device_platforms": ["tv"]}, 2490392, ["targeting"]),
     ({**US, "publisher_platforms": ["messenger"], "messenger_positions": ["threads_stream"]}, 2490392, ["targeting"]),
+    # placements Meta removed (v24 video feeds, v26 Instagram Explore; the served default version is v26 or later)
+    ({**US, "publisher_platforms": ["facebook"], "facebook_positions": ["feed", "video_feeds"]}, 2490392, ["targeting"]),
+    ({**US, "publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, 2490392, ["targeting"]),
+    # Threads needs Instagram Feed; WhatsApp Status needs Instagram Stories
+    ({**US, "publisher_platforms": ["threads"], "threads_positions": ["threads_stream"]}, 2490392, ["targeting"]),
+    ({**US, "publisher_platforms": ["instagram", "threads"], "instagram_positions": ["reels"]}, 2490392, ["targeting"]),
+    ({**US, "publisher_platforms": ["whatsapp"], "whatsapp_positions": ["status"]}, 2490392, ["targeting"]),
+    ({**US, "publisher_platforms": ["instagram", "whatsapp"], "instagram_positions": ["stream"]}, 2490392, ["targeting"]),
 ]
 
 
@@ -199,10 +207,31 @@ async def test_invalid_specs_are_refused_like_facebook(graph, spec, subcode, bla
     assert answer.blame() == blame and answer.error["error_user_msg"]
 
 
-def test_r12_advantage_audience_required_on_create():
+@pytest.mark.parametrize("restricted", [
+    {"age_min": 30}, {"age_max": 50}, {"genders": [1]}, {"interests": "first"}, {"flexible_spec": "first"},
+])
+def test_r12_advantage_audience_required_on_create_for_a_restricted_setup(restricted):
+    """v23.0+ (Version 23.0 changelog): a restricted setup needs an explicit flag on create; updates never."""
+    first = {"id": catalog().categories["interests"][0]["id"]}
+    if restricted.get("interests") == "first":
+        restricted = {"interests": [first]}
+    elif restricted.get("flexible_spec") == "first":
+        restricted = {"flexible_spec": [{"interests": [first]}]}
     with pytest.raises(GraphError) as caught:
-        validate_targeting(None, US, special_ad_categories=[])
+        validate_targeting(None, {**US, **restricted}, special_ad_categories=[])
     assert (caught.value.code, caught.value.subcode, caught.value.blame) == (100, 1870227, ["targeting"])
+    assert "advantage_audience" in caught.value.body()["error"]["error_user_msg"]
+    assert validate_targeting(None, {**US, **restricted}, special_ad_categories=[], creating=False)
+
+
+@pytest.mark.parametrize("setup", [
+    {}, {"age_min": 18, "age_max": 65, "genders": [1, 2]},                               # default
+    {"age_min": 30, "targeting_automation": {"individual_setting": {"age": 1}}},          # relaxed
+    {"genders": [2], "targeting_automation": {"individual_setting": {"gender": 1}}},
+])
+def test_r12_default_or_relaxed_setup_defaults_advantage_audience_to_1(setup):
+    spec = validate_targeting(None, {**US, **setup}, special_ad_categories=[])
+    assert spec["targeting_automation"]["advantage_audience"] == 1
     assert validate_targeting(None, US, special_ad_categories=[], creating=False)["age_min"] == 18
     spec = validate_targeting(None, {**US, "targeting_automation": {"advantage_audience": 0}, "age_max": 40},
                               special_ad_categories=[])
