@@ -23,8 +23,7 @@ from testkit import SANDBOX_START, sandbox_clock
 # any line from an unmarked test means the product sent it: the session fails.
 FORBIDDEN_LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
 # Found in product requests on this branch and removed on another: reported as expected failures, not errors.
-PENDING_FORBIDDEN = {"standard_enhancements": "fixed on branch creative-placements",
-                     "instagram_explore": "fixed on branch creative-placements"}
+PENDING_FORBIDDEN: dict[str, str] = {}   # feature -> why a product request may still carry it (none: the check is strict)
 _forbidden: dict = {"path": None, "offset": 0, "deliberate": 0, "product": []}
 
 
