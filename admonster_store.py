@@ -1619,17 +1619,19 @@ class Store:
         as it stands afterwards: its `owner` says whether the claim won.
         """
         key, owner = _lease_names(key, owner)
-        now = self._now()
-        await self._write(
-            "INSERT INTO leases (workspace_id, key, owner, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (workspace_id, key) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, "
-            "expires_at = excluded.expires_at WHERE leases.expires_at <= excluded.claimed_at",
-            (workspace_id, key, owner, _lease_time(now), _lease_time(now + _lease_length(seconds))),
-            workspace_id,
-        )
-        row = await self._fetchone("SELECT * FROM leases WHERE workspace_id = ? AND key = ?", (workspace_id, key))
-        assert row is not None
-        return _lease_from_row(row)
+        while True:
+            now = self._now()
+            await self._write(
+                "INSERT INTO leases (workspace_id, key, owner, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (workspace_id, key) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, "
+                "expires_at = excluded.expires_at WHERE leases.expires_at <= excluded.claimed_at",
+                (workspace_id, key, owner, _lease_time(now), _lease_time(now + _lease_length(seconds))),
+                workspace_id,
+            )
+            row = await self._fetchone("SELECT * FROM leases WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+            if row is not None:
+                return _lease_from_row(row)
+            # The holder released it between the two statements: the key is free, so claim again.
 
     async def renew_lease(self, workspace_id: int, key: str, owner: str, seconds: float) -> bool:
         """Push the lease's expiry `seconds` from now; False when `owner` no longer holds it (another took it over)."""

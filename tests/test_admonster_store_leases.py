@@ -53,6 +53,24 @@ async def test_claims_at_the_same_moment_have_one_winner(two_processes):
     assert sum(1 for n, lease in enumerate(claims) if lease.owner == f"owner {n}") == 1
 
 
+async def test_a_claim_racing_a_release_always_answers_with_the_lease_as_it_stands(two_processes):
+    """A winner releasing at once while the other connection claims: the loser's look can fall between the release and
+    its own claim; it claims again instead of finding no lease (a launch asked twice at once once crashed there)."""
+    first, second = two_processes
+    workspace = (await first.ensure_workspace("w")).id
+
+    async def claim_and_release(store: Store, owner: str) -> str:
+        lease = await store.claim_lease(workspace, "launch:churn", owner, 30)
+        if lease.owner == owner:
+            assert await store.release_lease(workspace, "launch:churn", owner)
+        return lease.owner
+
+    for round_ in range(100):
+        names = [f"{n} of round {round_}" for n in range(6)]
+        owners = await asyncio.gather(*[claim_and_release(first if n % 2 else second, name) for n, name in enumerate(names)])
+        assert set(owners) <= set(names), owners
+
+
 async def test_leases_belong_to_a_workspace_and_refuse_bad_values(two_processes):
     first, _ = two_processes
     one, two = (await first.ensure_workspace("one")).id, (await first.ensure_workspace("two")).id
