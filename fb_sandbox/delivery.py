@@ -134,10 +134,12 @@ POSITIONS = {
     "threads": {"threads_stream": ("threads_feed", 0.5)},
     "whatsapp": {"status": ("whatsapp_status", 0.5)},
 }
+# Automatic (Advantage+) placements deliver to the positions Meta still offers: not Facebook video feeds (removed in
+# v24.0, Meta Business SDK 24.0.0 release note) nor Instagram Explore (removed in v26.0, "Introducing Graph API v26.0
+# and Marketing API v26.0", 2026-07-29); docs/adset_rules.md "Changelog rules".
 AUTOMATIC = [("facebook", "feed"), ("instagram", "stream"), ("instagram", "story"), ("instagram", "reels"),
              ("facebook", "story"), ("facebook", "facebook_reels"), ("facebook", "marketplace"),
-             ("facebook", "video_feeds"), ("audience_network", "classic"), ("instagram", "explore"),
-             ("messenger", "messenger_home")]
+             ("audience_network", "classic"), ("instagram", "explore_home"), ("messenger", "messenger_home")]
 DESKTOP_POSITIONS = {("facebook", p) for p in ("feed", "right_hand_column", "marketplace", "video_feeds", "search",
                                                "instream_video")}
 PLATFORM_CPM = {"facebook": 1.0, "instagram": 1.25, "audience_network": 0.45, "messenger": 0.8, "threads": 0.9,
