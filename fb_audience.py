@@ -823,8 +823,9 @@ def arrived_subset(extra_rows: int, rows: list[int]) -> tuple[int, ...] | None:
 
 
 def _may_land_late(lost: LostBatch) -> bool:
-    """A request our side gave up on (timeout, dropped connection) may still be processed after we look."""
-    return isinstance(lost.error, NetworkError) and not lost.refused
+    """A request our side gave up on (timeout, dropped connection: no answer at all) may still be processed after we
+    look; one Facebook answered, even with a server error, was done with when it answered."""
+    return isinstance(lost.error, NetworkError) and lost.error.http_status is None and not lost.refused
 
 
 async def read_upload_session(ctx: OpContext, upload: UsersSession) -> dict[str, Any] | None:
