@@ -135,7 +135,12 @@ def _check_error(rule: Rule, code: Any, subcode: Any) -> None:
     assert (code, subcode) == (rule.code, rule.subcode), f"{rule.rule}: got {code}/{subcode}"
 
 
-@pytest.mark.parametrize("rule", RULES, ids=[r.rule for r in RULES])
+# A rule about a forbidden placement sends it on purpose, to see both sides refuse it (tests/conftest.py's check).
+SENDS_FORBIDDEN = {"R15 Instagram Explore removed in v26"}
+
+
+@pytest.mark.parametrize("rule", [pytest.param(r, id=r.rule, marks=[pytest.mark.sends_forbidden] * (r.rule in SENDS_FORBIDDEN))
+                                  for r in RULES])
 async def test_sandbox_and_client_refuse_alike(rule: Rule, graph, sandbox, facebook, campaigns, demo_accounts):
     account = demo_accounts["USD"]
     body = _valid_body(campaigns[rule.campaign])

@@ -53,6 +53,7 @@ async def _sandbox_now(sandbox) -> datetime:
 # ---- placements -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.sends_forbidden  # sends explore on purpose: refused from v26 on
 async def test_instagram_explore_refused_from_v26_only(versions, demo_accounts):
     """v26 blog: Explore "returns errors if specified" (code undocumented: 100/2490392 unverified)."""
     account = demo_accounts["USD"]

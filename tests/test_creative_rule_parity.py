@@ -103,6 +103,7 @@ async def test_c3_call_to_action_type(facebook, sandbox, graph, demo_accounts, m
     assert "call_to_action" in error.get("message", "") + str(error.get("blame_field", ""))
 
 
+@pytest.mark.sends_forbidden  # sends standard_enhancements on purpose: refused
 async def test_c4_standard_enhancements_refused_alike_and_no_spec_accepted(facebook, sandbox, graph, demo_accounts, media):
     """C4 (v22.0+, blog 2025-01-17): the bundle is refused on both sides (3858504, unverified); no spec is fine."""
     body = {"name": "Parity", "object_story_spec": json.dumps(_link_spec(media["page_id"], media["hash"])),

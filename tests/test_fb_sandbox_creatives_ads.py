@@ -262,6 +262,7 @@ async def test_creative_rules_refused(api, sandbox, world):
     assert await count(sandbox, "adcreative") == before
 
 
+@pytest.mark.sends_forbidden  # sends standard_enhancements on purpose: refused
 async def test_c3_link_cta_needs_a_link_and_c4_enroll_status(api, sandbox, world):
     video = await upload_video(api, sandbox)
     spec = {"page_id": world["page"], "video_data": {"video_id": video, "image_hash": world["image"],
@@ -545,6 +546,7 @@ async def test_preview_content_per_kind(api, sandbox, world):
     assert "Video text" in page and "Watch it" in page and 'class="play"' in page and "Watch more" in page
 
 
+@pytest.mark.sends_forbidden  # sends standard_enhancements on purpose: refused
 async def test_generatepreviews(api, sandbox, world):
     by_id = await api.get(f"{USD}/generatepreviews", ad_format="MOBILE_FEED_STANDARD",
                           creative=json.dumps({"creative_id": world["creative"]}))

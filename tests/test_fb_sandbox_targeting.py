@@ -189,7 +189,8 @@ BAD_SPECS = [
     ({**US, "publisher_platforms": ["messenger"], "messenger_positions": ["threads_stream"]}, 2490392, ["targeting"]),
     # placements Meta removed (v24 video feeds, v26 Instagram Explore; the served default version is v26 or later)
     ({**US, "publisher_platforms": ["facebook"], "facebook_positions": ["feed", "video_feeds"]}, 2490392, ["targeting"]),
-    ({**US, "publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, 2490392, ["targeting"]),
+    pytest.param({**US, "publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, 2490392,
+                 ["targeting"], marks=pytest.mark.sends_forbidden),   # sent on purpose: refused
     # Threads needs Instagram Feed; WhatsApp Status needs Instagram Stories
     ({**US, "publisher_platforms": ["threads"], "threads_positions": ["threads_stream"]}, 2490392, ["targeting"]),
     ({**US, "publisher_platforms": ["instagram", "threads"], "instagram_positions": ["reels"]}, 2490392, ["targeting"]),
