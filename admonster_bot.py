@@ -6,7 +6,7 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -255,13 +255,17 @@ class Chat:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
         result = await facebook.call(op, args, interface=self.interface)
         self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok, "files": list(result.files or [])}]
-        await self._remember(line, result.text)
+        await self._remember(line, result.text, (op, args))
         return result.text, not result.ok
 
-    async def _remember(self, line: str, reply: str) -> None:
-        """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done."""
-        await self.runtime.store.append_chat_messages(self.workspace.id, self.thread_id, [
-            {"role": "user", "content": line.strip()}, {"role": "assistant", "content": reply}])
+    async def _remember(self, line: str, reply: str, call: tuple[str, Any]) -> None:
+        """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done: with
+        personal data withheld, as the audit log keeps it (fi_facebook.chat_messages_at_rest)."""
+        from fi_facebook import chat_messages_at_rest, command_line_at_rest
+
+        text = command_line_at_rest(line.strip(), *call)
+        await self.runtime.store.append_chat_messages(self.workspace.id, self.thread_id, chat_messages_at_rest([
+            {"role": "user", "content": text}, {"role": "assistant", "content": reply}], [call]))
 
     def chat_loop(self) -> Any:
         """The LLM chat loop (one per process, shared by every conversation)."""
@@ -302,7 +306,7 @@ class Chat:
         result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
         self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
                                  "files": list(result.files or [])}]
-        await self._remember(line, result.text)
+        await self._remember(line, result.text, (parts[1], parts[2] if len(parts) > 2 else None))
         return result.text, not result.ok
 
     async def run(self, lines: Iterator[str] | None = None) -> None:
@@ -488,8 +492,10 @@ def sandbox(port: int = typer.Option(8765, help="Port on 127.0.0.1."),
     """Run the Graph API sandbox alone, so any client can be pointed at it."""
     from fb_sandbox.__main__ import main as sandbox_main
 
+    from admonster_store import private_folder
+
     settings = _settings_or_exit()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     start = settings.sandbox_clock_start
     raise typer.Exit(sandbox_main(["--port", str(port), "--host", host, "--db", db or str(settings.sandbox_db or settings.home / "sandbox.db"),
                                    *(["--clock-start", str(start.timestamp())] if start else [])]))
@@ -619,41 +625,130 @@ app.add_typer(workspace_app, name="workspace")
 
 @workspace_app.command("create")
 def workspace_create(name: str = typer.Argument(..., help="Workspace name.")) -> None:
-    """Create a workspace (or reuse one of that name) and print a new API key for it, once."""
-    settings = _settings_or_exit()
-    if not name.strip():
+    """Create a workspace and print its first API key, once (an existing workspace is left as it is)."""
+    name = name.strip()
+    if not name:
         typer.echo("ERROR validation: the workspace name is empty. Fix: admonster workspace create acme", err=True)
         raise typer.Exit(2)
+    outcome = {"exists": False}
 
-    async def run() -> None:
-        from admonster_store import Store
-
-        settings.home.mkdir(parents=True, exist_ok=True)
-        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
-            ws = await store.ensure_workspace(name.strip())
-            key = await store.create_api_key(ws.id)
-        typer.echo(f"Workspace {name.strip()!r} (id {ws.id}). Its API key, shown only now (Ad Monster keeps only a hash):\n{key}\n"
+    async def run(store: Any) -> None:
+        if await store.find_workspace(name) is not None:
+            outcome["exists"] = True
+            typer.echo(f"ERROR validation: workspace {name} exists. Fix: use `admonster workspace keys create {name}` "
+                       "for another key", err=True)
+            return
+        ws = await store.ensure_workspace(name)
+        key = await store.create_api_key(ws.id)
+        typer.echo(f"Workspace {name!r} (id {ws.id}). Its API key, shown only now (Ad Monster keeps only a hash):\n{key}\n"
                    "Send it as `Authorization: Bearer <key>` to admonster serve.")
 
+    _with_store(run)
+    if outcome["exists"]:
+        raise typer.Exit(1)
+
+
+def _with_store(action: Callable[[Any], Awaitable[None]]) -> None:
+    """Open the home's store, run `action` with it, close it; errors as one line."""
+    settings = _settings_or_exit()
+
+    async def run() -> None:
+        from admonster_store import Store, private_folder
+
+        private_folder(settings.home)
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
+            await action(store)
+
     _run_or_exit(run())
+
+
+keys_app = typer.Typer(help="A workspace's API keys: list, create, rotate and revoke them.", no_args_is_help=True)
+workspace_app.add_typer(keys_app, name="keys")
+
+
+async def _existing_workspace(store: Any, name: str) -> Any:
+    workspace = await store.find_workspace(name)
+    if workspace is None:
+        typer.echo(f"ERROR not_found: there is no workspace {name.strip()!r}. Fix: `admonster workspace list` shows them; "
+                   f"`admonster workspace create {name.strip()}` makes it", err=True)
+        raise typer.Exit(1)
+    return workspace
+
+
+@keys_app.command("list")
+def keys_list(workspace: str = typer.Argument(..., help="Workspace name.")) -> None:
+    """The workspace's keys: public id, created, revoked (never the secret)."""
+
+    async def run(store: Any) -> None:
+        ws = await _existing_workspace(store, workspace)
+        keys = await store.list_api_keys(ws.id)
+        if not keys:
+            typer.echo(f"Workspace {ws.name!r} has no API keys. Make one: admonster workspace keys create {ws.name}")
+        for key in keys:
+            typer.echo(f"{key.key_id}…\tcreated {key.created_at}\t" + (f"revoked {key.revoked_at}" if key.revoked_at else "valid"))
+
+    _with_store(run)
+
+
+@keys_app.command("create")
+def keys_create(workspace: str = typer.Argument(..., help="Workspace name.")) -> None:
+    """Another API key for the workspace, printed once."""
+
+    async def run(store: Any) -> None:
+        ws = await _existing_workspace(store, workspace)
+        key = await store.create_api_key(ws.id)
+        typer.echo(f"New API key for {ws.name!r}, shown only now (Ad Monster keeps only a hash):\n{key}")
+
+    _with_store(run)
+
+
+@keys_app.command("rotate")
+def keys_rotate(workspace: str = typer.Argument(..., help="Workspace name."),
+                key_id: str = typer.Argument(..., help="The key to replace: its id from `keys list` (or the whole key).")) -> None:
+    """Replace a key: a new one is made and the old one revoked in one step; the new key is printed once."""
+
+    async def run(store: Any) -> None:
+        ws = await _existing_workspace(store, workspace)
+        rotated = await store.rotate_api_key(ws.id, key_id)
+        if rotated is None:
+            _no_such_key(ws.name, key_id)
+        key, old = rotated
+        typer.echo(f"Revoked {old.key_id}…. New API key for {ws.name!r}, shown only now:\n{key}")
+
+    _with_store(run)
+
+
+@keys_app.command("revoke")
+def keys_revoke(workspace: str = typer.Argument(..., help="Workspace name."),
+                key_id: str = typer.Argument(..., help="The key: its id from `keys list` (or the whole key).")) -> None:
+    """Revoke a key: requests with it are refused (401) from now on."""
+
+    async def run(store: Any) -> None:
+        ws = await _existing_workspace(store, workspace)
+        revoked = await store.revoke_api_key(ws.id, key_id)
+        if revoked is None:
+            _no_such_key(ws.name, key_id)
+        typer.echo(f"Revoked {revoked.key_id}… of {ws.name!r}: requests with it now get 401.")
+
+    _with_store(run)
+
+
+def _no_such_key(workspace: str, key_id: str) -> None:
+    typer.echo(f"ERROR not_found: workspace {workspace!r} has no valid key {key_id.strip()[:24]!r}. "
+               f"Fix: `admonster workspace keys list {workspace}` shows its key ids", err=True)
+    raise typer.Exit(1)
 
 
 @workspace_app.command("list")
 def workspace_list() -> None:
     """List the workspaces."""
-    settings = _settings_or_exit()
 
-    async def run() -> None:
-        from admonster_store import Store
+    async def run(store: Any) -> None:
+        for ws in await store.list_workspaces():
+            typer.echo(f"{ws.id}\t{ws.name}\t{ws.created_at}")
 
-        settings.home.mkdir(parents=True, exist_ok=True)
-        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
-            for ws in await store.list_workspaces():
-                typer.echo(f"{ws.id}\t{ws.name}\t{ws.created_at}")
-
-    _run_or_exit(run())
+    _with_store(run)
 
 
 jobs_app = typer.Typer(help="Scheduled jobs (they run inside admonster serve; run one now with `jobs run`).", no_args_is_help=True)

@@ -389,7 +389,9 @@ class ChatLoop:
                 done = (f" Before that, {len(turn.tool_calls)} tool call(s) ran: "
                         f"{', '.join(r.name for r in turn.tool_calls)} (see /audit).")
             return ChatTurn(text=f"{error}{done}", tool_calls=turn.tool_calls, rounds=turn.rounds, ok=False)
-        await self.store.append_chat_messages(workspace.id, thread_id, new)
+        from fi_facebook import chat_messages_at_rest
+
+        await self.store.append_chat_messages(workspace.id, thread_id, chat_messages_at_rest(new))
         return turn
 
     async def _run_tool(self, facebook: Any, call: dict[str, Any], interface: str) -> tuple[ToolCallRecord, str]:

@@ -322,7 +322,10 @@ async def thread_history(request: web.Request) -> web.Response:
     """GET /v1/threads/{id}: the thread's messages, oldest first (only this workspace's)."""
     runtime = request.app[RUNTIME_KEY]
     thread_id = request.match_info["thread_id"]
-    messages = await runtime.store.chat_history(request[WORKSPACE_KEY].id, thread_id)
+    from fi_facebook import chat_messages_at_rest
+
+    # Stored turns are already kept without personal data; passing them through again covers rows older than that.
+    messages = chat_messages_at_rest(await runtime.store.chat_history(request[WORKSPACE_KEY].id, thread_id))
     return web.json_response({"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str))
 
 

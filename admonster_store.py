@@ -1,6 +1,7 @@
 """Ad Monster state: workspaces, settings, selections, audit log, confirmations and encrypted tokens in SQLite."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -341,6 +342,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (workspace_id, key)
     );
     """,
+    # 10: API keys can be listed, rotated and revoked (`admonster workspace keys`): a revoked key keeps its row (so the
+    # list says when) and stops authenticating at once.
+    """
+    ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -597,6 +603,15 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class ApiKeyInfo:
+    """What may be shown of an API key: its public id (the prefix that finds it) and times; never the secret."""
+
+    key_id: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
 class JobRun:
     """The last run of one scheduled job."""
 
@@ -695,6 +710,9 @@ def load_or_create_key_file(path: Path) -> Fernet:
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+                os.chmod(path, PRIVATE_FILE_MODE)
         return _parse_fernet_key(path.read_bytes(), f"Key file {path}")
     key = Fernet.generate_key()
     with os.fdopen(descriptor, "wb") as handle:
@@ -719,8 +737,31 @@ def _resolve_db_path(path: str | Path) -> str:
     db_path = Path(path).expanduser()
     if db_path.is_dir():
         db_path = db_path / DB_FILENAME
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(db_path.parent)
     return str(db_path)
+
+
+PRIVATE_FOLDER_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+DB_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def private_folder(path: Path) -> Path:
+    """Create `path` (and its parents) if needed and make it 0700: the home holds tokens, keys and people's data."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER_MODE)
+    if path.stat().st_mode & 0o777 != PRIVATE_FOLDER_MODE:
+        os.chmod(path, PRIVATE_FOLDER_MODE)
+    return path
+
+
+def tighten_db_files(db_path: str) -> None:
+    """Make the database and its WAL, SHM and journal files 0600 (an older home may have left them 0644)."""
+    if db_path == MEMORY:
+        return
+    for suffix in DB_FILE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if os.stat(db_path + suffix).st_mode & 0o777 != PRIVATE_FILE_MODE:
+                os.chmod(db_path + suffix, PRIVATE_FILE_MODE)
 
 
 class Store:
@@ -746,6 +787,10 @@ class Store:
         """Open (creating if needed) the database at `path` or ':memory:' and apply pending migrations."""
         db_path = _resolve_db_path(path)
         fernet = _resolve_fernet(db_path, secret_key, key_file)
+        if db_path != MEMORY and not os.path.exists(db_path):
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database file's mode.
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+        tighten_db_files(db_path)
         db = await aiosqlite.connect(db_path, isolation_level=None)
         db.row_factory = aiosqlite.Row
         store = cls(db, fernet, path=db_path, clock=clock)
@@ -755,6 +800,7 @@ class Store:
         except BaseException:
             await db.close()
             raise
+        tighten_db_files(db_path)  # the WAL and SHM files now exist
         return store
 
     async def close(self) -> None:
@@ -865,13 +911,61 @@ class Store:
         )
         return key
 
+    async def find_workspace(self, name: str) -> Workspace | None:
+        """The workspace called `name`, or None (nothing is created)."""
+        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE name = ?", ((name or "").strip(),))
+        return Workspace(**dict(row)) if row else None
+
+    async def list_api_keys(self, workspace_id: int) -> list[ApiKeyInfo]:
+        """The workspace's API keys, oldest first: their public ids and times, never the secret."""
+        rows = await self._fetchall(
+            "SELECT key_id, created_at, revoked_at FROM api_keys WHERE workspace_id = ? ORDER BY created_at, rowid",
+            (workspace_id,),
+        )
+        return [ApiKeyInfo(key_id=row["key_id"] or "(made before key ids)", created_at=row["created_at"],
+                           revoked_at=row["revoked_at"]) for row in rows]
+
+    async def revoke_api_key(self, workspace_id: int, key_id: str) -> ApiKeyInfo | None:
+        """Revoke the workspace's key with this public id (or the whole key): it stops authenticating at once.
+        None when the workspace has no such key that is still valid."""
+        wanted = api_key_id((key_id or "").strip())
+        now = _iso(self._now())
+        cursor = await self._db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND key_id = ? AND revoked_at IS NULL",
+            (now, workspace_id, wanted),
+        )
+        if cursor.rowcount < 1:
+            return None
+        row = await self._fetchone(
+            "SELECT key_id, created_at, revoked_at FROM api_keys WHERE workspace_id = ? AND key_id = ? ORDER BY rowid DESC",
+            (workspace_id, wanted),
+        )
+        return ApiKeyInfo(key_id=row["key_id"], created_at=row["created_at"], revoked_at=row["revoked_at"])
+
+    async def rotate_api_key(self, workspace_id: int, key_id: str) -> tuple[str, ApiKeyInfo] | None:
+        """A new key for the workspace and the old one revoked, in one transaction; None (nothing changed) when the
+        workspace has no valid key with that id."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            revoked = await self.revoke_api_key(workspace_id, key_id)
+            if revoked is None:
+                await self._db.execute("ROLLBACK")
+                return None
+            key = await self.create_api_key(workspace_id)
+            await self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
+        return key, revoked
+
     async def workspace_for_api_key(self, key: str) -> Workspace | None:
-        """The workspace an API key belongs to, or None for an unknown key."""
+        """The workspace an API key belongs to, or None for an unknown or revoked key."""
         if not key:
             return None
         rows = await self._fetchall(
             "SELECT k.key_hash, w.id, w.name, w.created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id "
-            "WHERE k.key_id = ?",
+            "WHERE k.key_id = ? AND k.revoked_at IS NULL",
             (api_key_id(key),),
         )
         wanted = hash_api_key(key)
@@ -1123,7 +1217,8 @@ class Store:
         """Save a pending spend op with the exact changes its preview showed, and return its short id (like 'c-7f3a9b'),
         valid for `ttl_seconds`."""
         now = self._now()
-        args_json = _to_json(args or {}, "Confirmation args")
+        # Encrypted with the store's key: a held add_users or send_events needs its people's data to run later.
+        args_json = self._encrypt(_to_json(args or {}, "Confirmation args"))
         changes_json = _to_json(changes or [], "Confirmation changes")
         for _attempt in range(20):
             confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
@@ -1162,7 +1257,7 @@ class Store:
             "SELECT * FROM confirmations WHERE workspace_id = ? AND id = ?",
             (workspace_id, _clean_confirmation_id(confirmation_id)),
         )
-        return _confirmation_from_row(row, _iso(self._now())) if row else None
+        return _confirmation_from_row(row, _iso(self._now()), self._args_json) if row else None
 
     async def list_confirmations(self, workspace_id: int) -> list[Confirmation]:
         """The workspace's pending, unexpired confirmations, oldest first."""
@@ -1172,7 +1267,7 @@ class Store:
             "ORDER BY created_at, id",
             (workspace_id, now),
         )
-        return [_confirmation_from_row(row, now) for row in rows]
+        return [_confirmation_from_row(row, now, self._args_json) for row in rows]
 
     # -- chat threads ----------------------------------------------------------------------------------------
 
@@ -2000,6 +2095,10 @@ class Store:
         )
         return [_experiment_entry_from_row(row) for row in rows]
 
+    def _args_json(self, stored: str) -> str:
+        """A confirmation's args as JSON text: encrypted since schema 10, plain JSON in rows written before."""
+        return stored if stored.lstrip().startswith("{") else self._decrypt(stored)
+
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
 
@@ -2109,7 +2208,7 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         created_at=row["created_at"],
         interface=row["interface"],
         op=row["op"],
-        args=json.loads(row["args_json"]),
+        args=json.loads(args_json(row["args_json"])),
         summary=row["summary"],
         changes=json.loads(row["changes_json"]),
         object_ids=json.loads(row["object_ids_json"]),
@@ -2291,7 +2390,7 @@ def _job_run_from_row(row: aiosqlite.Row) -> JobRun:
     )
 
 
-def _confirmation_from_row(row: aiosqlite.Row, now_iso: str) -> Confirmation:
+def _confirmation_from_row(row: aiosqlite.Row, now_iso: str, args_json: Callable[[str], str]) -> Confirmation:
     if row["used_at"]:
         status = "used"
     elif row["expires_at"] <= now_iso:
@@ -2302,7 +2401,7 @@ def _confirmation_from_row(row: aiosqlite.Row, now_iso: str) -> Confirmation:
         id=row["id"],
         workspace_id=row["workspace_id"],
         op=row["op"],
-        args=json.loads(row["args_json"]),
+        args=json.loads(args_json(row["args_json"])),
         preview=row["preview"],
         created_at=row["created_at"],
         expires_at=row["expires_at"],

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sys
 import time
@@ -367,6 +368,125 @@ def scrub_args(args: Any) -> Any:
     if isinstance(args, str):
         return redact(args)
     return args
+
+
+def args_at_rest(spec: OpSpec | None, args: Any) -> Any:
+    """An op's arguments as anything may keep them (audit log, chat history): the customer data the op marks withheld,
+    personal-data arguments withheld, secrets dropped, emails/phones/tokens in text redacted. Declared once."""
+    return scrub_args(withhold_pii(spec, args) if spec is not None and isinstance(args, dict) else args)
+
+
+def _personal_values(value: Any, found: set[str], inside: bool = False, key: str = "") -> None:
+    """Collect the text of every value args_at_rest withholds (so the same values are masked in free text)."""
+    inside = inside or key.lower() in PERSONAL_DATA_ARG_NAMES
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _personal_values(v, found, inside, str(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _personal_values(v, found, inside)
+    elif inside and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        if len(text) >= 4:
+            found.add(text)
+
+
+def _call_at_rest(op: Any, args: Any, found: set[str]) -> tuple[Any, bool]:
+    """(args as stored, whether they could be read); the withheld values join `found`."""
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            return None, False
+    spec = REGISTRY.get(str(op).strip().lower().lstrip("/")) if isinstance(op, str) and op.strip() else None
+    if spec is not None and isinstance(args, dict):
+        marks = {n for n, info in spec.args_model.model_fields.items()
+                 if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")}
+        for name in marks & set(args):
+            value = args[name]
+            if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+                value = value[1:]  # a header row names columns ("email"): masking those words would say nothing
+            if not (isinstance(value, str) and withhold_pii(spec, {name: value})[name] == value):
+                _personal_values(value, found, inside=True)
+    _personal_values(args, found)
+    return args_at_rest(spec, args), True
+
+
+def _text_at_rest(text: str, found: set[str]) -> str:
+    for value in sorted(found, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[WITHHELD]", text)
+    return redact(text)
+
+
+def _tool_line_at_rest(line: str, found: set[str]) -> str | None:
+    """A typed `/tool OP {json}` line with its arguments as stored; None when the line is not one."""
+    parts = line.strip().split(None, 2)
+    if len(parts) < 2 or parts[0].lower() != "/tool":
+        return None
+    stored, readable = _call_at_rest(parts[1], parts[2] if len(parts) > 2 else "", found)
+    if not readable:
+        return f"/tool {redact(parts[1])} <arguments not kept: not valid JSON>"
+    return f"/tool {redact(parts[1])} {json.dumps(stored, ensure_ascii=False, default=str)}" if len(parts) > 2 else redact(line)
+
+
+def command_line_at_rest(line: str, op: Any, args: Any) -> str:
+    """A typed slash-command as the chat history keeps it: `/add_users 123 source=[…]` whose arguments carry personal
+    data becomes `/tool add_users {…withheld…}`; `/tool` lines are left to chat_messages_at_rest."""
+    if line.lower().startswith("/tool") or not isinstance(args, dict):
+        return line
+    stored, _ = _call_at_rest(op, args, set())
+    return line if stored == args else f"/tool {op} {json.dumps(stored, ensure_ascii=False, default=str)}"
+
+
+def chat_messages_at_rest(messages: list[dict[str, Any]], calls: list[tuple[Any, Any]] | None = None) -> list[dict[str, Any]]:
+    """One chat turn as the chat history keeps it: tool arguments through args_at_rest, and every text (what the person
+    typed, the replies, tool results) redacted, with the personal values the turn's calls carried masked wherever they
+    appear. `calls` are (op, args) the turn ran that its messages do not show (a slash-command's)."""
+    found: set[str] = set()
+    for op, args in calls or []:
+        _call_at_rest(op, args, found)
+    kept: list[dict[str, Any]] = []
+    for message in messages:
+        message = dict(message)
+        if message.get("tool_calls"):
+            message["tool_calls"] = [_tool_call_at_rest(call, found) for call in message["tool_calls"]]
+        kept.append(message)
+    lines: dict[int, str] = {}
+    for index, message in enumerate(kept):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            line = _tool_line_at_rest(message["content"], found)
+            if line is not None:
+                lines[index] = line
+    for index, message in enumerate(kept):
+        content = message.get("content")
+        if index in lines:
+            message["content"] = _text_at_rest(lines[index], found)
+        elif isinstance(content, str):
+            message["content"] = _text_at_rest(content, found)
+        elif content is not None:
+            message["content"] = _text_at_rest(json.dumps(content, default=str), found)
+    return kept
+
+
+def _tool_call_at_rest(call: Any, found: set[str]) -> Any:
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return call
+    function = dict(call["function"])
+    name, raw = function.get("name"), function.get("arguments")
+    try:
+        parsed = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        function["arguments"] = redact(str(raw)) if raw is not None else raw
+    elif name == "facebook":
+        stored, _ = _call_at_rest(parsed.get("op"), parsed.get("args"), found)
+        rest, _ = _call_at_rest(None, {k: v for k, v in parsed.items() if k not in ("op", "args")}, found)
+        function["arguments"] = json.dumps({**rest, "op": parsed.get("op"), "args": stored}, default=str)
+    else:
+        stored, _ = _call_at_rest(name, parsed, found)
+        function["arguments"] = json.dumps(stored, default=str)
+    return {**call, "function": function}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1320,7 +1440,7 @@ class Facebook:
         sent, settled after: `ok`, `error` only when Facebook's answer proves nothing changed, `unknown` when the answer
         was lost. A crash or Ctrl-C in between leaves the pending entry for `reconcile` (docs/exactly-once.md)."""
         audit_id = await self.store.add_audit(
-            self.workspace.id, interface=interface, op=spec.name, args=scrub_args(withhold_pii(spec, arguments)),
+            self.workspace.id, interface=interface, op=spec.name, args=args_at_rest(spec, arguments),
             summary=plan.summary, changes=[_change_data(c) for c in plan.changes], object_ids=_object_ids(plan, None),
             outcome="pending", tags=plan_tags(plan))
         token = _current_audit.set(audit_id)
