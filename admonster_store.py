@@ -2208,7 +2208,7 @@ def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
         created_at=row["created_at"],
         interface=row["interface"],
         op=row["op"],
-        args=json.loads(args_json(row["args_json"])),
+        args=json.loads(row["args_json"]),
         summary=row["summary"],
         changes=json.loads(row["changes_json"]),
         object_ids=json.loads(row["object_ids_json"]),
