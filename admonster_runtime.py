@@ -204,7 +204,7 @@ def state_secret_for(settings: Settings) -> bytes:
 async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | None = None,
                        start_sandbox: bool = True) -> AsyncIterator[Runtime]:
     """Open the store, start the embedded sandbox (or point at live Facebook), and build the runtime."""
-    from admonster_store import Store, private_folder
+    from admonster_store import Store, private_db_file, private_folder
     from fb_utils import configure_logging
     from fi_facebook import AppCredentials
 
@@ -219,9 +219,11 @@ async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | No
             from fb_sandbox.server import SandboxServer
 
             start = settings.sandbox_clock_start
-            server = SandboxServer(db_path=str(settings.sandbox_db or settings.home / "sandbox.db"), seed=True,
-                                   clock_start=start.timestamp() if start else None)
+            sandbox_db = str(settings.sandbox_db or settings.home / "sandbox.db")
+            private_db_file(sandbox_db)  # the sandbox holds its (fake) users' tokens: private like the store
+            server = SandboxServer(db_path=sandbox_db, seed=True, clock_start=start.timestamp() if start else None)
             await server.start()
+            private_db_file(sandbox_db)
             stack.push_async_callback(server.stop)
             sandbox_url = server.url
             known = await _sandbox_call(sandbox_url, "GET", "app")

@@ -754,6 +754,17 @@ def private_folder(path: Path) -> Path:
     return path
 
 
+def private_db_file(db_path: str) -> None:
+    """Create the SQLite file 0600 before SQLite opens it (its -wal and -shm files take the database file's mode),
+    and tighten an older one's files."""
+    if db_path == MEMORY:
+        return
+    if not os.path.exists(db_path):
+        with contextlib.suppress(FileNotFoundError):  # no folder yet: whoever opens it makes it (and reports that)
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    tighten_db_files(db_path)
+
+
 def tighten_db_files(db_path: str) -> None:
     """Make the database and its WAL, SHM and journal files 0600 (an older home may have left them 0644)."""
     if db_path == MEMORY:
@@ -787,10 +798,7 @@ class Store:
         """Open (creating if needed) the database at `path` or ':memory:' and apply pending migrations."""
         db_path = _resolve_db_path(path)
         fernet = _resolve_fernet(db_path, secret_key, key_file)
-        if db_path != MEMORY and not os.path.exists(db_path):
-            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database file's mode.
-            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
-        tighten_db_files(db_path)
+        private_db_file(db_path)
         db = await aiosqlite.connect(db_path, isolation_level=None)
         db.row_factory = aiosqlite.Row
         store = cls(db, fernet, path=db_path, clock=clock)
