@@ -75,9 +75,35 @@ def forbidden_verdict() -> tuple[list, list]:
     return failures, pending
 
 
+# ---- Every Ad Monster database the suite wrote is private (issue 18) ------------------------------------------------
+# At the end of the session every admonster.db (and its -wal, -shm, -journal) under this session's tmp folders is 0600
+# and its folder 0700; tests/test_pii_at_rest.py scans a realistic session's home byte by byte for personal data.
+_private: dict = {"wrong": []}
+
+
+def private_files_verdict(root: Path | None) -> list[str]:
+    """Database files under `root` that are not 0600, or whose folder is not 0700."""
+    import stat
+
+    if root is None or not root.is_dir():
+        return []
+    wrong = []
+    for path in root.rglob("admonster.db*"):
+        if not path.is_file() or not path.name.removeprefix("admonster.db") in ("", "-wal", "-shm", "-journal"):
+            continue
+        mode, folder = stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)
+        if mode != 0o600 or folder != 0o700:
+            wrong.append(f"{path.relative_to(root)} {oct(mode)} in a {oct(folder)} folder")
+    return wrong
+
+
 def pytest_sessionfinish(session, exitstatus):
     failures, _ = forbidden_verdict()
     if failures and session.exitstatus == 0:
+        session.exitstatus = 1
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    _private["wrong"] = private_files_verdict(getattr(factory, "_basetemp", None))
+    if _private["wrong"] and session.exitstatus == 0:
         session.exitstatus = 1
 
 
@@ -93,6 +119,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     failures, pending = forbidden_verdict()
     write = terminalreporter.write_line
+    if _private["wrong"]:
+        terminalreporter.section("FAILED: database files the suite wrote are not private (issue 18)", red=True)
+        for line in _private["wrong"][:30]:
+            write(line)
     if failures:
         terminalreporter.section("FAILED: the product sent forbidden Graph requests (issue 17)", red=True)
         for nodeid, line in failures[:30]:
