@@ -413,8 +413,9 @@ def _call_at_rest(op: Any, args: Any, found: set[str]) -> tuple[Any, bool]:
 
 
 def _text_at_rest(text: str, found: set[str]) -> str:
-    for value in sorted(found, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[WITHHELD]", text)
+    if found:  # one pattern for all the values, longest first: a call may carry thousands of rows
+        either = "|".join(re.escape(value) for value in sorted(found, key=len, reverse=True))
+        text = re.sub(rf"(?<!\w)(?:{either})(?!\w)", "[WITHHELD]", text)
     return redact(text)
 
 
@@ -482,7 +483,8 @@ def _tool_call_at_rest(call: Any, found: set[str]) -> Any:
     elif name == "facebook":
         stored, _ = _call_at_rest(parsed.get("op"), parsed.get("args"), found)
         rest, _ = _call_at_rest(None, {k: v for k, v in parsed.items() if k not in ("op", "args")}, found)
-        function["arguments"] = json.dumps({**rest, "op": parsed.get("op"), "args": stored}, default=str)
+        kept_call = {**rest, "op": parsed.get("op")} | ({"args": stored} if "args" in parsed else {})
+        function["arguments"] = json.dumps(kept_call, default=str)
     else:
         stored, _ = _call_at_rest(name, parsed, found)
         function["arguments"] = json.dumps(stored, default=str)

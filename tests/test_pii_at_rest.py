@@ -176,3 +176,30 @@ async def test_confirmations_held_before_encryption_still_run(tmp_path, monkeypa
     with sqlite3.connect(db_path) as db:
         stored = db.execute("SELECT args_json FROM confirmations WHERE id = ?", (new_id,)).fetchone()[0]
     assert EMAILS[0] not in stored and not stored.startswith("{")
+
+
+def test_a_turn_is_kept_without_its_personal_values():
+    from fi_facebook import chat_messages_at_rest, command_line_at_rest
+
+    rows = [["email", "phone"], [EMAILS[0], PHONES[0]], [EMAILS[1], PHONES[3]]]
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "facebook", "arguments": json.dumps({"op": "add_users", "args": {"audience_id": "9", "source": rows}})}}
+    bare = {"id": "c2", "type": "function", "function": {"name": "facebook", "arguments": json.dumps({"op": "help"})}}
+    kept = chat_messages_at_rest([
+        {"role": "user", "content": f"add {EMAILS[0]} and {PHONES[3]} please"},
+        {"role": "assistant", "content": None, "tool_calls": [call, bare]},
+        {"role": "tool", "tool_call_id": "c1", "content": f"ERROR validation: source.1: bad phone (got \"{PHONES[0]}\")"},
+        {"role": "assistant", "content": "Done: 2 rows; the email column was read."}])
+    text = json.dumps(kept)
+    assert not any(value in text for value in (EMAILS[0], EMAILS[1], PHONES[0], PHONES[3]))
+    assert kept[0]["content"] == "add [WITHHELD] and [WITHHELD] please"
+    assert json.loads(kept[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "op": "add_users", "args": {"audience_id": "9", "source": "<customer data withheld: 3 rows>"}}
+    assert json.loads(kept[1]["tool_calls"][1]["function"]["arguments"]) == {"op": "help"}
+    assert kept[3]["content"] == "Done: 2 rows; the email column was read."  # the header's words are not masked
+    csv_path = {"audience_id": "9", "source": "/home/me/customers.csv"}
+    assert command_line_at_rest("/add_users 9 source=/home/me/customers.csv", "add_users", csv_path) == \
+        "/add_users 9 source=/home/me/customers.csv"  # a path is not personal data: the line is kept as typed
+    typed = f"/add_users 9 source='[{{\"email\": \"{EMAILS[2]}\"}}]'"
+    assert command_line_at_rest(typed, "add_users", {"audience_id": "9", "source": [{"email": EMAILS[2]}]}) == \
+        '/tool add_users {"audience_id": "9", "source": "<customer data withheld: 1 rows>"}'
