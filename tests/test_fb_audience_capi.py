@@ -278,7 +278,7 @@ async def test_custom_conversion_lifecycle(ctx, pixel_id):
 
 async def test_gtm_export_file(ctx, pixel_id, tmp_path):
     events = ["PageView", "ViewContent", "AddToCart", "Purchase", "Lead"]
-    result = await gtm_export(ctx, GtmExportArgs(pixel_id=pixel_id, events=events, out_dir=str(tmp_path / "gtm")))
+    result = await gtm_export(ctx, GtmExportArgs(pixel_id=pixel_id, events=events, out_dir="gtm"))
     assert result.files and result.files[0].startswith(str(tmp_path / "gtm"))
     container = json.loads(open(result.files[0], encoding="utf-8").read())
     _check_container(container, pixel_id, events)
