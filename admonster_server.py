@@ -261,7 +261,7 @@ async def upload_file(request: web.Request) -> web.Response:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "file"
     folder = _files_dir(request) / UPLOADS_DIR
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    stored = f"{secrets.token_urlsafe(12)}-{safe}"
+    stored = f"{secrets.token_hex(12)}-{safe}"
     target = folder / stored
     partial = folder / f".{stored}.part"
     size = 0

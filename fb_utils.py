@@ -40,6 +40,7 @@ import random
 import re
 import secrets
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -3005,8 +3006,8 @@ def _outside(out_dir: str, field_name: str = "out_dir") -> ValidationError:
 def output_folder(ctx: "OpContext", out_dir: str | None, default_name: str) -> Path:
     """Where an op writes its files: the folder ``out_dir`` (relative, default ``default_name``) inside the workspace's
     own folder ``ctx.files_dir``, created if missing. Absolute paths, ``~``, ``..`` and symlinks leading out are refused.
-    Without a session (a handler called bare) the base is the current folder."""
-    base = Path(ctx.files_dir) if ctx.files_dir is not None else Path.cwd()
+    Without a session (a handler called bare) the base is a folder under the system's temporary folder."""
+    base = Path(ctx.files_dir) if ctx.files_dir is not None else Path(tempfile.gettempdir()) / "admonster" / "bare"
     sub = (out_dir or default_name).strip()
     parts = Path(sub).parts
     if (not sub or "\\" in sub or "\x00" in sub or sub.startswith("~") or Path(sub).is_absolute()
@@ -3032,7 +3033,7 @@ def output_file(ctx: "OpContext", out_dir: str | None, default_name: str, name: 
                               fix=f"Give a file name without folders, e.g. spend.csv (out_dir names a folder inside "
                                   "the workspace's files)", blame_field=field_name)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "file"
-    return output_folder(ctx, out_dir, default_name) / f"{secrets.token_urlsafe(12)}-{safe[:150]}"
+    return output_folder(ctx, out_dir, default_name) / f"{secrets.token_hex(12)}-{safe[:150]}"
 
 
 def _not_uploaded(value: str, field_name: str) -> ValidationError:
@@ -3054,7 +3055,7 @@ def confine_input_paths(arguments: Any, files_dir: Path | None, interface: str) 
         text = value.strip()
         if text.lower().startswith(("http://", "https://")) or _HASH_OR_ID_RE.match(text):
             return value
-        if uploads is not None and re.fullmatch(r"[A-Za-z0-9_-]{16}-[A-Za-z0-9._-]{1,150}", text):
+        if uploads is not None and re.fullmatch(r"[0-9a-f]{24}-[A-Za-z0-9._-]{1,150}", text):
             candidate = uploads / text
             if candidate.is_file() and not candidate.is_symlink():
                 return str(candidate.resolve())
