@@ -73,6 +73,7 @@ from fb_utils import (
     new_client_tag,
     normalize_ad_account_id,
     output_file,
+    readable_name,
     report_progress,
     safe_url,
     sdk_enum_values,
@@ -973,7 +974,7 @@ async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
             image = await upload_image_source(ctx, account_id, args.source)
         else:
             data = await asyncio.to_thread(Path(os.path.expanduser(args.source.strip())).read_bytes)
-            image = await upload_image_bytes(ctx, account_id, data, args.name or os.path.basename(args.source.strip()))
+            image = await upload_image_bytes(ctx, account_id, data, args.name or readable_name(args.source))
         text = (f"Uploaded {image['name']} to {account_id}: hash {image['hash']}, {image['width']}×{image['height']} px, "
                 f"{_size_text(image['size'])} {image['format'].upper()}.\n"
                 f"Use it with create_creative image=\"{image['hash']}\" (or as a carousel card's image); the hash works in "

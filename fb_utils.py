@@ -3036,6 +3036,13 @@ def output_file(ctx: "OpContext", out_dir: str | None, default_name: str, name: 
     return output_folder(ctx, out_dir, default_name) / f"{secrets.token_hex(12)}-{safe[:150]}"
 
 
+def readable_name(path: str) -> str:
+    """A file's name as the person gave it: an uploaded or written file's name without its random token."""
+    name = os.path.basename(str(path).strip())
+    match = re.fullmatch(r"[0-9a-f]{24}-(.+)", name)
+    return match.group(1) if match else name
+
+
 def _not_uploaded(value: str, field_name: str) -> ValidationError:
     # The same line whether the path exists, is forbidden or is missing: a remote caller learns nothing about the disk.
     return ValidationError(f"{field_name} {value[:80]!r} is not a file uploaded to this workspace or an http(s) URL",

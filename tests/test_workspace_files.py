@@ -160,6 +160,7 @@ async def test_upload_route_serves_its_own_workspace_only(tenants, monkeypatch):
 
     used = await alpha.tool("upload_image", {"source": stored})
     assert used["ok"] and len(used["data"]["hash"]) == 32, used
+    assert used["data"]["name"] == "summer-sale.png"  # the person's name, without the random token
     assert str(alpha.runtime.settings.home) not in used["text"]
     refused = await beta.tool("upload_image", {"source": stored})
     missing = await beta.tool("upload_image", {"source": "0" * 24 + "-summer-sale.png"})
