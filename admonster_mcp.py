@@ -28,7 +28,8 @@ ToolsMode = Literal["single", "per-op", "both"]
 TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
 FACEBOOK_TOOL = "facebook"
 MCP_PATH = "/mcp"
-INTERFACE = "mcp"
+INTERFACE = "mcp"  # stdio: the person at this machine
+HTTP_INTERFACE = "mcp_http"  # /mcp on `admonster serve`: a remote caller (fb_utils.REMOTE_INTERFACES)
 WORKSPACE_SCOPE_KEY = "admonster.workspace"
 MAX_BODY_BYTES = 1 << 20
 
@@ -162,7 +163,8 @@ def server_version() -> str:
         return "0"
 
 
-def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None) -> Server:
+def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None, *,
+                 interface: str = INTERFACE) -> Server:
     """A low-level MCP Server whose tools are the registry's, each call run by the session `resolve(ctx)` gives."""
     registry = _registry(registry)
     tools = build_tools(mode, registry)
@@ -179,9 +181,9 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             facebook = await resolve(ctx)
             if name == FACEBOOK_TOOL:
                 extra = {k: v for k, v in arguments.items() if k not in ("op", "args")}
-                result = await facebook.call(arguments.get("op"), arguments.get("args"), interface=INTERFACE, **extra)
+                result = await facebook.call(arguments.get("op"), arguments.get("args"), interface=interface, **extra)
             else:
-                result = await facebook.call(name, arguments, interface=INTERFACE)
+                result = await facebook.call(name, arguments, interface=interface)
             return to_call_result(result)
         except FacebookError as error:  # e.g. no workspace for this request
             return error_result(error)
@@ -238,7 +240,7 @@ class McpHttp:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
         self.runtime = runtime
-        self.server = build_server(self._resolve, mode)
+        self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE)
         self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
                                                     max_request_body_size=MAX_BODY_BYTES)
         self._stop = asyncio.Event()

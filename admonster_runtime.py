@@ -78,7 +78,8 @@ class Runtime:
                                 timeout=self.settings.graph_timeout, settle_window=self.settings.write_settle_seconds)
         facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
                             on_disconnect=self._forget_session, clock=self.time_source,
-                            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds))
+                            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds),
+                            files_home=self.settings.home)
         self._sessions[workspace.id] = (stamp, facebook)
         if graph is not None:
             await _default_selections(facebook)

@@ -176,12 +176,16 @@ class FileShelf:
         self.ttl, self.limit, self.clock = ttl, limit, clock
         self._entries: OrderedDict[str, SharedFile] = OrderedDict()
 
-    def offer(self, workspace_id: Any, path: str) -> str | None:
-        """The URL for one file an op wrote, or None when it is not a kind the server hands out (or is gone)."""
+    def offer(self, workspace_id: Any, path: str, folder: Path) -> str | None:
+        """The URL for one file an op wrote, or None when it is not a kind the server hands out, is gone, or is not in
+        the workspace's own folder `folder` (a name relative to it, as remote callers get them, or a full path)."""
         try:
-            resolved = Path(path).resolve(strict=True)
+            root = folder.resolve()
+            resolved = (folder / path).resolve(strict=True)
             stat = resolved.stat()
         except (OSError, RuntimeError, ValueError):
+            return None
+        if not resolved.is_relative_to(root):
             return None
         kind = FILE_TYPES.get(resolved.suffix.lower())
         if kind is None or not resolved.is_file():
@@ -194,9 +198,9 @@ class FileShelf:
             self._entries.popitem(last=False)
         return f"{FILES_PREFIX}{file_id}/{_url_name(resolved.name)}"
 
-    def urls(self, workspace_id: Any, paths: list[str] | None) -> list[str | None]:
+    def urls(self, workspace_id: Any, paths: list[str] | None, folder: Path) -> list[str | None]:
         """One entry per path, in order (None where a path is not offered)."""
-        return [self.offer(workspace_id, path) for path in paths or []]
+        return [self.offer(workspace_id, path, folder) for path in paths or []]
 
     def find(self, workspace_id: Any, file_id: str, name: str) -> SharedFile | None:
         self._expire()
@@ -226,8 +230,62 @@ def _url_name(name: str) -> str:
 FILES_KEY = web.AppKey("files", FileShelf)
 
 
+def _files_dir(request: web.Request) -> Path:
+    from fb_utils import workspace_files_dir
+
+    return workspace_files_dir(request.app[RUNTIME_KEY].settings.home, request[WORKSPACE_KEY].id)
+
+
 def _with_file_urls(request: web.Request, files: list[str] | None) -> list[str | None]:
-    return request.app[FILES_KEY].urls(request[WORKSPACE_KEY].id, files)
+    return request.app[FILES_KEY].urls(request[WORKSPACE_KEY].id, files, _files_dir(request))
+
+
+UPLOAD_MAX_BYTES = 512 << 20  # images are at most 30 MB on Facebook; a video for ads fits comfortably
+UPLOAD_CHUNK = 1 << 16
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    """POST /v1/files?name=<file name>: the raw body is stored (streamed, at most UPLOAD_MAX_BYTES) in the workspace's
+    own uploads folder; the answer's `file` is the name to pass as an op's `source`/`path`/`image`/`video`/`plan_file`.
+    Only this workspace can use it."""
+    import re
+
+    from fb_utils import UPLOADS_DIR
+
+    fix = "Send the file as the body of POST /v1/files?name=photo.jpg (at most 512 MB)"
+    name = (request.query.get("name") or "").strip()
+    if not name or len(name) > 150 or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
+        return _error(400, "validation", "name must be a plain file name of at most 150 characters", fix)
+    if request.content_length is not None and request.content_length > UPLOAD_MAX_BYTES:
+        return _error(413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "file"
+    folder = _files_dir(request) / UPLOADS_DIR
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    stored = f"{secrets.token_hex(12)}-{safe}"
+    target = folder / stored
+    partial = folder / f".{stored}.part"
+    size = 0
+    try:
+        with open(partial, "xb") as handle:
+            async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > UPLOAD_MAX_BYTES:
+                    raise ValueError("too large")
+                await asyncio.to_thread(handle.write, chunk)
+        if size == 0:
+            raise EOFError("empty")
+        partial.rename(target)
+    except ValueError:
+        partial.unlink(missing_ok=True)
+        return _error(413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL")
+    except EOFError:
+        partial.unlink(missing_ok=True)
+        return _error(400, "validation", "The body is empty", fix)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return web.json_response({"ok": True, "text": f"Uploaded {name} ({size} bytes): pass \"{stored}\" as the op's source.",
+                              "file": stored, "size": size})
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
@@ -348,6 +406,7 @@ def create_app(runtime: Any) -> web.Application:
     app.router.add_post("/v1/chat", chat)
     app.router.add_get("/v1/threads/{thread_id}", thread_history)
     app.router.add_get(FILES_PREFIX + "{file_id}/{name}", serve_file)
+    app.router.add_post("/v1/files", upload_file)
     app.router.add_get(CALLBACK_PATH, oauth_callback)
     admonster_web.add_routes(app)
     admonster_mcp.mount_mcp(app, runtime)

@@ -60,7 +60,7 @@ from fb_utils import (
     check_object_id,
     get_logger,
     is_ambiguous,
-    output_folder,
+    output_file,
     report_progress,
     sdk_enum_values,
     update_plan,
@@ -2107,7 +2107,7 @@ class GtmExportArgs(OpArgs):
     events: list[StandardEvent] = Field(..., min_length=1, max_length=len(STANDARD_EVENTS),
                                         description="Standard events to tag; each fires on a dataLayer event of the same name.",
                                         examples=[["ViewContent", "AddToCart", "Purchase"]])
-    out_dir: str | None = Field(None, max_length=1000, description=f"Folder for the file (default ./{GTM_DEFAULT_DIR}/).")
+    out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).")
 
 
 @ops.op(OpKind.READ, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
@@ -2116,7 +2116,7 @@ async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})
     events = list(dict.fromkeys(args.events))
     container = gtm_container(pixel_id, events)
-    target = output_folder(args.out_dir, GTM_DEFAULT_DIR) / f"gtm-meta-pixel-{pixel_id}.json"
+    target = output_file(ctx, args.out_dir, GTM_DEFAULT_DIR, f"gtm-meta-pixel-{pixel_id}.json")
     target.write_text(json.dumps(container, indent=2, ensure_ascii=False), encoding="utf-8")
     tagged = [e for e in events if e != "PageView"]
     text = (f"Wrote {target}: GTM container for pixel {pixel.get('name', '')} ({pixel_id}) with the base code on All Pages"

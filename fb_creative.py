@@ -72,7 +72,8 @@ from fb_utils import (
     is_ambiguous,
     new_client_tag,
     normalize_ad_account_id,
-    output_folder,
+    output_file,
+    readable_name,
     report_progress,
     safe_url,
     sdk_enum_values,
@@ -973,7 +974,7 @@ async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
             image = await upload_image_source(ctx, account_id, args.source)
         else:
             data = await asyncio.to_thread(Path(os.path.expanduser(args.source.strip())).read_bytes)
-            image = await upload_image_bytes(ctx, account_id, data, args.name or os.path.basename(args.source.strip()))
+            image = await upload_image_bytes(ctx, account_id, data, args.name or readable_name(args.source))
         text = (f"Uploaded {image['name']} to {account_id}: hash {image['hash']}, {image['width']}×{image['height']} px, "
                 f"{_size_text(image['size'])} {image['format'].upper()}.\n"
                 f"Use it with create_creative image=\"{image['hash']}\" (or as a carousel card's image); the hash works in "
@@ -1331,7 +1332,7 @@ class PreviewAdArgs(OpArgs):
                                          description="Placements to preview: desktop_feed, mobile_feed, instagram_feed, instagram_story, "
                                                      "instagram_reels, facebook_reels, facebook_story.")
     png: bool = Field(False, description="Also render each preview to a PNG with headless Chromium (when installed).")
-    out_dir: str | None = Field(None, max_length=1000, description=f"Folder for the files (default ./{DEFAULT_PREVIEW_DIR}/).")
+    out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {DEFAULT_PREVIEW_DIR}).")
     ad_account_id: str | None = AdAccountArg
 
     @model_validator(mode="before")
@@ -1473,7 +1474,8 @@ async def render_png(chromium: str, url: str, png_path: str, width: int, height:
 @ops.op(OpKind.READ, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True})
 async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     label, stem, previews = await _preview_bodies(ctx, args)
-    folder = output_folder(args.out_dir, DEFAULT_PREVIEW_DIR)
+    folder = output_file(ctx, args.out_dir, DEFAULT_PREVIEW_DIR, stem)  # an unguessable folder of its own
+    folder.mkdir()
     files: list[str] = []
     for preview in previews:
         target = folder / f"{stem}-{preview.format}.html"

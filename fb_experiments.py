@@ -46,7 +46,7 @@ from fb_utils import (
     WritePlan,
     format_money,
     get_logger,
-    output_folder,
+    output_file,
     scaled_budget,
     single_flight,
 )
@@ -1474,7 +1474,7 @@ class ReportExperimentArgs(ExperimentIdArgs):
     """What an experiment taught: the hypothesis, each variant's numbers with intervals, the decision and by how much
     the winner beat the runner-up, every action taken, and a chart (PNG)."""
 
-    out_dir: str | None = Field(None, description=f"Folder for the chart (default ./{DEFAULT_OUT_DIR}/).")
+    out_dir: str | None = Field(None, description=f"Folder inside the workspace's own files folder (relative; default {DEFAULT_OUT_DIR}).")
 
 
 def learned(record: ExperimentRecord, assessment: Assessment) -> str:
@@ -1539,7 +1539,8 @@ async def report_experiment(ctx: OpContext, args: ReportExperimentArgs) -> OpRes
     now = await _now(ctx)
     assessment = await _assess(ctx, record, now)
     events = await _experiments(ctx).experiment_events(record.id)
-    folder = output_folder(args.out_dir, DEFAULT_OUT_DIR)
+    folder = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"experiment-{record.id}")  # an unguessable folder
+    folder.mkdir()
     chart = render_experiment_png(record, assessment, folder / f"experiment-{record.id}.png")
     kind = _result_kind(record.plan)
     lines = [f"Experiment #{record.id} {record.name}: {record.status}" + (f", winner {record.winner}" if record.winner else ", no winner"),

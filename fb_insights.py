@@ -46,7 +46,7 @@ from fb_utils import (
     currency_offset,
     format_money,
     normalize_ad_account_id,
-    output_folder,
+    output_file,
     report_progress,
     scaled_budget,
 )
@@ -1003,7 +1003,7 @@ FieldsArg = Field(None, description="Columns (default: ids and names of the leve
 FilteringArg = Field(None, description='Only some rows: {"campaign_id": ["123"]}, {"spend": {"GREATER_THAN": 10}}, or Facebook\'s '
                      '[{"field": "campaign.id", "operator": "IN", "value": ["123"]}].')
 SortArg = Field(None, description="Row order, e.g. ['spend_descending'] or 'impressions_ascending'.")
-OutDirArg = Field(None, max_length=1000, description=f"Folder for the file (default ./{DEFAULT_OUT_DIR}/).")
+OutDirArg = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {DEFAULT_OUT_DIR}).")
 
 
 class QueryArgs(OpArgs):
@@ -1296,7 +1296,7 @@ async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpRe
         if cursor:
             text.append(f"More: get_report_results with after={cursor}, or all=true for a CSV of every row.")
         return OpResult(text="\n".join(text), data={"rows": rows, "next_after": cursor, "currency": account.currency})
-    target = output_folder(args.out_dir, DEFAULT_OUT_DIR) / f"report-{args.report_run_id}.csv"
+    target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"report-{args.report_run_id}.csv")
     state = _FetchState()
     first = await ctx.graph.get(f"{args.report_run_id}/insights", {"limit": ASYNC_PAGE_SIZE})
     aggregate = Aggregator(account.currency)
@@ -1351,9 +1351,7 @@ async def export_insights(ctx: OpContext, args: ExportInsightsArgs) -> OpResult:
     query = await args.query(ctx)
     account = await _currency_of(ctx, query.object_id)
     name = args.filename or f"insights-{query.object_id}-{query.level or 'own'}-{query.period}.csv"
-    target = output_folder(args.out_dir, DEFAULT_OUT_DIR) / _slug(Path(name).name)
-    if target.suffix.lower() != ".csv":
-        target = target.with_name(target.name + ".csv")
+    target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, name if name.lower().endswith(".csv") else name + ".csv")
     state = _FetchState()
     aggregate = Aggregator(account.currency)
     count = await _write_csv(_rows_of(_query_pages(ctx, query, state)), target, csv_columns(query), aggregate)
@@ -1398,7 +1396,7 @@ async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     series, state = await _daily_series(ctx, query, account.currency)
     if not series:
         return OpResult(text=f"{query.object_id}: no delivery in {query.period}; nothing to chart.", data={"days": 0})
-    target = output_folder(args.out_dir, DEFAULT_OUT_DIR) / f"chart-{_slug(query.object_id)}-{_slug(query.period)}.png"
+    target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"chart-{_slug(query.object_id)}-{_slug(query.period)}.png")
     title = f"{account.name if query.object_id == account.id else query.object_id} · {query.period}"
     await asyncio.to_thread(render_chart_png, series, target, title=title, currency=account.currency)
     total = totals(series.values(), account.currency)
@@ -1473,7 +1471,7 @@ async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     if not section:
         section = ["No movement to report."]
     label = f"{start}..{stop}" if start else query.period
-    target = output_folder(args.out_dir, DEFAULT_OUT_DIR) / f"report-{_slug(account_id)}-{_slug(label)}.pdf"
+    target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"report-{_slug(account_id)}-{_slug(label)}.pdf")
     top = sorted(campaigns.values(), key=lambda m: m.spend_minor, reverse=True)[: args.top]
     pages = await asyncio.to_thread(_write_pdf, target, account, label, total, series, top, section_title, section)
     return OpResult(text=f"PDF report of {account.name} ({account_id}), {label}, {pages} pages: {target.resolve()}. "

@@ -38,7 +38,9 @@ import os
 import platform
 import random
 import re
+import secrets
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -2810,6 +2812,7 @@ class OpContext:
     experiments: ExperimentRecords | None = None
     clock: Callable[[], Awaitable[datetime]] | None = None
     on_made: Callable[[str, dict[str, str]], Awaitable[Any]] | None = None
+    files_dir: Path | None = None  # the workspace's own folder (workspace_files_dir): every file an op writes goes in it
 
     async def record_made(self, object_id: str, lookup: dict[str, str]) -> None:
         """Tell the running write's audit entry about an object made before its answer comes (a video upload's id after
@@ -2976,8 +2979,124 @@ def sdk_enum_values(enum_cls: type) -> tuple[str, ...]:
     return tuple(sorted(v for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, str)))
 
 
-def output_folder(out_dir: str | None, default_name: str) -> Path:
-    """Where an op writes its files: ``out_dir`` (``~`` expanded) or ``./<default_name>/``, created if missing."""
-    folder = Path(os.path.expanduser(out_dir)) if out_dir else Path.cwd() / default_name
+# ---------------------------------------------------------------------------------------------------------------
+# Files: every file an op writes lives in its workspace's own folder; local paths as op inputs are confined by interface
+# ---------------------------------------------------------------------------------------------------------------
+
+# Interfaces whose caller is not the person at this machine: the HTTP API (the web console and chat over HTTP use
+# it) and MCP over HTTP. They never see a server path and may only read files their workspace uploaded (or URLs).
+REMOTE_INTERFACES = frozenset({"http", "mcp_http"})
+UPLOADS_DIR = "uploads"
+# The argument names (at any depth) that may hold a local file path an op reads.
+INPUT_PATH_FIELDS = frozenset({"source", "path", "plan_file", "image", "video", "thumbnail"})
+_HASH_OR_ID_RE = re.compile(r"^(?:[0-9a-fA-F]{32}|\d{1,40})$")
+
+
+def workspace_files_dir(home: str | Path, workspace_id: Any) -> Path:
+    """A workspace's own folder for the files its ops write and the files it uploads: ``<home>/files/<workspace id>``."""
+    return Path(home) / "files" / str(workspace_id)
+
+
+def _outside(out_dir: str, field_name: str = "out_dir") -> ValidationError:
+    return ValidationError(f"{field_name} {out_dir!r} is not a folder inside this workspace's files",
+                           fix=f"Give a relative folder name such as reports, or leave {field_name} out "
+                               "(files always go to the workspace's own folder)", blame_field=field_name)
+
+
+def output_folder(ctx: "OpContext", out_dir: str | None, default_name: str) -> Path:
+    """Where an op writes its files: the folder ``out_dir`` (relative, default ``default_name``) inside the workspace's
+    own folder ``ctx.files_dir``, created if missing. Absolute paths, ``~``, ``..`` and symlinks leading out are refused.
+    Without a session (a handler called bare) the base is a folder under the system's temporary folder."""
+    base = Path(ctx.files_dir) if ctx.files_dir is not None else Path(tempfile.gettempdir()) / "admonster" / "bare"
+    sub = (out_dir or default_name).strip()
+    parts = Path(sub).parts
+    if (not sub or "\\" in sub or "\x00" in sub or sub.startswith("~") or Path(sub).is_absolute()
+            or any(part == ".." for part in parts)):
+        raise _outside(out_dir or sub)
+    base.mkdir(parents=True, exist_ok=True)
+    root = base.resolve()
+    folder = base / sub
+    if not folder.resolve().is_relative_to(root):  # a symlink on the way leads out: nothing is created there
+        raise _outside(out_dir or sub)
     folder.mkdir(parents=True, exist_ok=True)
+    if not folder.resolve().is_relative_to(root):
+        raise _outside(out_dir or sub)
     return folder
+
+
+def output_file(ctx: "OpContext", out_dir: str | None, default_name: str, name: str, *, field_name: str = "filename") -> Path:
+    """A new file in ``output_folder``: an unguessable random token, then ``name`` (the person's file name, kept readable).
+    ``name`` is a plain file name: a path in it is refused rather than followed."""
+    text = str(name).strip()
+    if not text or "/" in text or "\\" in text or "\x00" in text or text in (".", ".."):
+        raise ValidationError(f"{field_name} {name!r} is not a plain file name",
+                              fix=f"Give a file name without folders, e.g. spend.csv (out_dir names a folder inside "
+                                  "the workspace's files)", blame_field=field_name)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "file"
+    return output_folder(ctx, out_dir, default_name) / f"{secrets.token_hex(12)}-{safe[:150]}"
+
+
+def readable_name(path: str) -> str:
+    """A file's name as the person gave it: an uploaded or written file's name without its random token."""
+    name = os.path.basename(str(path).strip())
+    match = re.fullmatch(r"[0-9a-f]{24}-(.+)", name)
+    return match.group(1) if match else name
+
+
+def _not_uploaded(value: str, field_name: str) -> ValidationError:
+    # The same line whether the path exists, is forbidden or is missing: a remote caller learns nothing about the disk.
+    return ValidationError(f"{field_name} {value[:80]!r} is not a file uploaded to this workspace or an http(s) URL",
+                           fix="Upload the file with POST /v1/files and pass the name it answers, or pass an http(s) URL",
+                           blame_field=field_name)
+
+
+def confine_input_paths(arguments: Any, files_dir: Path | None, interface: str) -> Any:
+    """Local files an op reads, by interface. A value naming a file this workspace uploaded (``POST /v1/files``) becomes
+    its path, for every interface. A remote caller (REMOTE_INTERFACES) may otherwise pass only http(s) URLs, image
+    hashes and ids: any other string in a path field is refused with one line that never says whether it exists. The
+    local terminal, stdio MCP and jobs read the person's own files as before."""
+    uploads = (files_dir / UPLOADS_DIR) if files_dir is not None else None
+    remote = interface in REMOTE_INTERFACES
+
+    def one(key: str, value: str) -> str:
+        text = value.strip()
+        if text.lower().startswith(("http://", "https://")) or _HASH_OR_ID_RE.match(text):
+            return value
+        if uploads is not None and re.fullmatch(r"[0-9a-f]{24}-[A-Za-z0-9._-]{1,150}", text):
+            candidate = uploads / text
+            if candidate.is_file() and not candidate.is_symlink():
+                return str(candidate.resolve())
+        if remote:
+            raise _not_uploaded(text, key)
+        return value
+
+    def walk(value: Any, key: str | None) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, None if isinstance(v, list) else key) for v in value]
+        if isinstance(value, str) and key in INPUT_PATH_FIELDS:
+            return one(key, value)
+        return value
+
+    return walk(arguments, None)
+
+
+def hide_server_paths(value: Any, files_dir: Path | None) -> Any:
+    """An answer for a remote caller: the workspace folder's path becomes nothing (names stay relative to it)."""
+    if files_dir is None:
+        return value
+    prefixes = sorted({str(files_dir) + os.sep, str(Path(files_dir).resolve()) + os.sep}, key=len, reverse=True)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            for prefix in prefixes:
+                item = item.replace(prefix, "")
+            return item
+        if isinstance(item, dict):
+            return {walk(k): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)

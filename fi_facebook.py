@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import sys
+import tempfile
 import time
 import urllib.parse
 from contextvars import ContextVar
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -36,6 +38,10 @@ import fb_creative
 import fb_experiments
 import fb_insights
 from fb_utils import (
+    REMOTE_INTERFACES,
+    confine_input_paths,
+    hide_server_paths,
+    workspace_files_dir,
     AlertRuleRecord,
     AuthError,
     BatchItem,
@@ -1227,8 +1233,12 @@ class Facebook:
     def __init__(self, store: Any, graph: GraphClient | None, workspace: Any, registry: Registry = REGISTRY, *,
                  connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None,
                  clock: Callable[[], Awaitable[datetime]] | None = None,
-                 single_flight: SingleFlightPolicy = SingleFlightPolicy()) -> None:
+                 single_flight: SingleFlightPolicy = SingleFlightPolicy(), files_home: Path | None = None) -> None:
         self.store = store
+        # The workspace's own folder for the files its ops write and it uploads (ADMONSTER_HOME/files/<id>); without a
+        # home (a bare session in tests) a folder under the system's temporary folder.
+        self.files_dir = workspace_files_dir(files_home if files_home is not None
+                                             else Path(tempfile.gettempdir()) / "admonster", workspace.id)
         self.single_flight = single_flight  # the launch leases: how long one lasts, how long a second request waits
         self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
@@ -1254,6 +1264,10 @@ class Facebook:
                 fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
         finally:
             _call_waits.reset(token)
+        if interface in REMOTE_INTERFACES:  # a remote caller never sees a server path
+            result.text = hide_server_paths(result.text, self.files_dir)
+            result.data = hide_server_paths(result.data, self.files_dir)
+            result.files = hide_server_paths(result.files, self.files_dir)
         if not result.ok and isinstance(result.data, dict) and result.data.get("error") == "auth" and result.data.get("code") == 190:
             await self._token_failed(result)
         if waits:
@@ -1281,6 +1295,7 @@ class Facebook:
                                   fix=f"Call {spec.name} without dry_run/confirm")
         if confirm_id:
             return await self.confirm(confirm_id, interface, expected_op=spec.name)
+        arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
         return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
 
@@ -1363,7 +1378,7 @@ class Facebook:
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id, self.single_flight),
             records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self), clock=self.now,
-            on_made=self._note_made,
+            on_made=self._note_made, files_dir=self.files_dir,
         )
 
     async def _note_made(self, object_id: str, lookup: dict[str, str]) -> None:

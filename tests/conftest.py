@@ -225,13 +225,13 @@ async def demo_accounts(graph) -> dict[str, str]:
 
 
 @pytest.fixture
-async def facebook(store, graph, demo_accounts, sandbox):
+async def facebook(store, graph, demo_accounts, sandbox, tmp_path):
     """The product's dispatch over the real sandbox, with the USD demo account selected; its "now" is the sandbox's."""
     from fi_facebook import Facebook
 
     workspace = await store.ensure_workspace("test")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
-    return Facebook(store, graph, workspace, clock=sandbox_clock(sandbox))
+    return Facebook(store, graph, workspace, clock=sandbox_clock(sandbox), files_home=tmp_path / "home")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
-from fb_utils import DEFAULT_API_VERSION
+from fb_utils import DEFAULT_API_VERSION, workspace_files_dir
 from testkit import SANDBOX_START_ENV, free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,9 +249,11 @@ async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
     runtime = server.runtime
     workspace, key = await _workspace_key(runtime, "charts")
     _, other_key = await _workspace_key(runtime, "snoop")
-    status, body = await server.tool(key, "chart_insights", {"date_preset": "last_30d", "out_dir": str(tmp_path / "out")})
+    status, body = await server.tool(key, "chart_insights", {"date_preset": "last_30d", "out_dir": "out"})
     assert status == 200 and body["ok"], body
-    [path], [url] = body["files"], body["file_urls"]
+    [name], [url] = body["files"], body["file_urls"]
+    assert not Path(name).is_absolute() and str(runtime.settings.home) not in body["text"]  # no server path shown
+    path = str(workspace_files_dir(runtime.settings.home, workspace.id) / name)
     assert url.startswith("/v1/files/") and url.endswith("/" + Path(path).name)
     file_id = url.split("/")[3]
     assert len(file_id) >= 30 and key not in url and "amk_" not in url and "token" not in url.lower()
@@ -274,11 +276,12 @@ async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
         assert b"import" not in data and b"PNG" not in data, trick
 
     # A CSV export downloads (attachment), as text/csv.
-    status, body = await server.tool(key, "export_insights", {"date_preset": "last_7d", "out_dir": str(tmp_path / "out")})
+    status, body = await server.tool(key, "export_insights", {"date_preset": "last_7d", "out_dir": "out"})
     assert body["ok"], body
     status, headers, data = await _get(server, key, body["file_urls"][0])
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
-    assert headers["Content-Disposition"].startswith("attachment;") and data == Path(body["files"][0]).read_bytes()
+    assert headers["Content-Disposition"].startswith("attachment;")
+    assert data == (workspace_files_dir(runtime.settings.home, workspace.id) / body["files"][0]).read_bytes()
 
     # A file changed on disk after it was offered is not served (whoever changed it).
     Path(path).write_bytes(b"not the chart")
@@ -287,8 +290,7 @@ async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
 
 async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
     _, key = await _workspace_key(server.runtime, "chat-charts")
-    out = tmp_path / "chat-out"
-    status, body = await _chat(server, key, {"thread_id": "c1", "message": f'/tool chart_insights {{"out_dir": "{out}"}}'})
+    status, body = await _chat(server, key, {"thread_id": "c1", "message": '/tool chart_insights {"out_dir": "chat-out"}'})
     assert status == 200 and body["ok"], body
     [call] = body["tool_calls"]
     assert call["name"] == "chart_insights" and len(call["files"]) == 1 and call["file_urls"][0].startswith("/v1/files/")
@@ -305,11 +307,12 @@ def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
     png, script = tmp_path / "a.png", tmp_path / "run.sh"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
     script.write_text("echo hi")
-    assert shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)]) == [None, None, None]
-    first = shelf.offer(1, str(png))
+    assert shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)], tmp_path) == [None, None, None]
+    assert shelf.offer(1, str(png), tmp_path / "elsewhere") is None  # outside the workspace's folder: never offered
+    first = shelf.offer(1, "a.png", tmp_path)
     file_id = first.split("/")[3]
     assert shelf.find(1, file_id, "a.png") is not None and shelf.find(2, file_id, "a.png") is None
     now[0] += 61
     assert shelf.find(1, file_id, "a.png") is None  # expired
-    ids = [shelf.offer(1, str(png)).split("/")[3] for _ in range(3)]
+    ids = [shelf.offer(1, str(png), tmp_path).split("/")[3] for _ in range(3)]
     assert shelf.find(1, ids[0], "a.png") is None and shelf.find(1, ids[2], "a.png") is not None  # oldest dropped

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
+from fb_utils import workspace_files_dir
 import admonster_web
 from testkit import running_server
 
@@ -226,8 +227,8 @@ async def test_console_in_a_real_browser(server, tmp_path):
                 await expect(page.locator("#chat-log li.note")).to_contain_text("Chat needs an LLM (ADMONSTER_LLM_BASE_URL)")
 
             # A chart: the picture is shown in the chat, fetched with the key (the file URL alone is refused).
-            out = tmp_path / "out"
-            await page.get_by_label("Message").fill(f'/tool chart_insights {{"date_preset": "last_30d", "out_dir": "{out}"}}')
+            out = workspace_files_dir(runtime.settings.home, workspace.id) / "out"
+            await page.get_by_label("Message").fill('/tool chart_insights {"date_preset": "last_30d", "out_dir": "out"}')
             await page.get_by_role("button", name="Send").click()
             if chat_exists:
                 chart = page.locator("#chat-log li.bot img.file-image")
@@ -236,7 +237,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
                                              " return i && i.complete && i.naturalWidth > 0; }", timeout=15_000)
                 assert await chart.evaluate("i => i.naturalWidth") == 1200
                 assert (await chart.get_attribute("src")).startswith("blob:http://127.0.0.1")
-                assert re.fullmatch(r"chart-.*\.png", await chart.get_attribute("alt"))
+                assert re.fullmatch(r"[0-9a-f]{24}-chart-.*\.png", await chart.get_attribute("alt"))
                 file_url = await page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
                                                ".find(n => n.includes('/v1/files/'))")
                 async with aiohttp.ClientSession() as session:
@@ -246,7 +247,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
                 await page.locator("#chat-log li.bot").last.screenshot(path=str(tmp_path / "console-chart.png"))
 
                 # A CSV export: a download link with the file's name.
-                await page.get_by_label("Message").fill(f'/tool export_insights {{"date_preset": "last_7d", "out_dir": "{out}"}}')
+                await page.get_by_label("Message").fill('/tool export_insights {"date_preset": "last_7d", "out_dir": "out"}')
                 await page.get_by_role("button", name="Send").click()
                 link = page.locator("#chat-log li.bot a.file-link", has_text=re.compile(r"\.csv$"))
                 await expect(link).to_have_count(1, timeout=30_000)

@@ -514,7 +514,7 @@ async def _creative(studio, sandbox) -> str:
 async def test_preview_html_files_per_format(studio, sandbox, tmp_path):
     creative_id = await _creative(studio, sandbox)
     result = await studio.call("preview_ad", {"creative_id": creative_id, "formats": ["mobile_feed", "instagram_story", "desktop_feed"],
-                                              "out_dir": str(tmp_path / "previews")})
+                                              "out_dir": "previews"})
     assert result.ok, result.text
     assert len(result.files) == 3 and all(f.endswith(".html") for f in result.files)
     for file, expected in zip(result.files, ("MOBILE_FEED_STANDARD", "INSTAGRAM_STORY", "DESKTOP_FEED_STANDARD")):
@@ -525,7 +525,7 @@ async def test_preview_html_files_per_format(studio, sandbox, tmp_path):
 
 async def test_preview_of_a_draft_spec_defaults_to_two_formats(studio, sandbox, tmp_path):
     uploaded = await studio.call("upload_image", {"source": f"{sandbox.url}/__sandbox/files/sample.jpg"})
-    result = await studio.call("preview_ad", {"kind": "image", "image": uploaded.data["hash"], "link": PAGE_LINK, "out_dir": str(tmp_path)})
+    result = await studio.call("preview_ad", {"kind": "image", "image": uploaded.data["hash"], "link": PAGE_LINK, "out_dir": "out"})
     assert result.ok, result.text
     assert [p["format"] for p in result.data["previews"]] == ["mobile_feed", "instagram_feed"]
     bad = await studio.call("preview_ad", {"kind": "image", "image": "./local.png", "link": PAGE_LINK})
@@ -535,7 +535,7 @@ async def test_preview_of_a_draft_spec_defaults_to_two_formats(studio, sandbox, 
 @pytest.mark.skipif(not any(shutil.which(n) for n in fb_creative.CHROMIUM_NAMES), reason="no Chromium binary on PATH")
 async def test_preview_png_from_chromium(studio, sandbox, tmp_path):
     creative_id = await _creative(studio, sandbox)
-    result = await studio.call("preview_ad", {"creative_id": creative_id, "formats": ["mobile_feed"], "png": True, "out_dir": str(tmp_path)})
+    result = await studio.call("preview_ad", {"creative_id": creative_id, "formats": ["mobile_feed"], "png": True, "out_dir": "out"})
     assert result.ok, result.text
     pngs = [f for f in result.files if f.endswith(".png")]
     assert len(pngs) == 1, result.text
@@ -549,7 +549,7 @@ async def test_preview_png_from_chromium(studio, sandbox, tmp_path):
 async def test_preview_without_chromium_still_gives_html(studio, sandbox, tmp_path, monkeypatch):
     creative_id = await _creative(studio, sandbox)
     monkeypatch.setattr(fb_creative, "find_chromium", lambda: None)
-    result = await studio.call("preview_ad", {"creative_id": creative_id, "png": True, "out_dir": str(tmp_path)})
+    result = await studio.call("preview_ad", {"creative_id": creative_id, "png": True, "out_dir": "out"})
     assert result.ok and "Chromium is not installed" in result.text
     assert len(result.files) == 2 and all(f.endswith(".html") for f in result.files)
 

@@ -341,7 +341,7 @@ async def test_status_before_and_after_delivery_report_and_stop(world, tmp_path)
     assert status.ok and "Next hourly check" in status.text and "(interval " in status.text
     assert "Sample: " in status.text and "this test was sized for" in status.text and "UTC" in status.text
     assert sum(s["spend_minor"] for s in status.data["stats"]["variants"]) == status.data["spend_minor"] > 0
-    report = await world.fb.call("report_experiment", {"experiment_id": launched["experiment_id"], "out_dir": str(tmp_path / "out")})
+    report = await world.fb.call("report_experiment", {"experiment_id": launched["experiment_id"], "out_dir": "out"})
     assert report.ok and "Learned: No clear answer yet" in report.text and report.files
     png = open(report.files[0], "rb").read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

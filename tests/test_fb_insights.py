@@ -338,7 +338,7 @@ async def test_async_report_lifecycle_ops(facebook, sandbox, tmp_path):
     assert len(first.data["rows"]) == 5 and first.data["next_after"] and "after=" in first.text
     second = await facebook.call("get_report_results", {"report_run_id": run_id, "limit": 5, "after": first.data["next_after"]})
     assert second.ok and {r["ad_id"] + r["date_start"] for r in second.data["rows"]}.isdisjoint(r["ad_id"] + r["date_start"] for r in first.data["rows"])
-    everything = await facebook.call("get_report_results", {"report_run_id": run_id, "all": True, "out_dir": str(tmp_path)})
+    everything = await facebook.call("get_report_results", {"report_run_id": run_id, "all": True, "out_dir": "out"})
     assert everything.ok, everything.text
     with open(everything.files[0], newline="") as handle:
         lines = list(csv.DictReader(handle))
@@ -349,10 +349,10 @@ async def test_async_report_lifecycle_ops(facebook, sandbox, tmp_path):
 
 async def test_export_insights_csv_parses_back_to_the_rows(facebook, graph, demo_accounts, tmp_path):
     args = {"level": "ad", "date_preset": "last_14d", "time_increment": 1, "breakdowns": ["gender"]}
-    result = await facebook.call("export_insights", {**args, "out_dir": str(tmp_path)})
+    result = await facebook.call("export_insights", {**args, "out_dir": "out"})
     assert result.ok, result.text
     path = result.files[0]
-    assert path.endswith(".csv") and str(tmp_path) in path and path in result.text
+    assert path.endswith(".csv") and path.startswith(str(facebook.files_dir / "out") + "/") and path in result.text
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader)
@@ -369,14 +369,14 @@ async def test_export_insights_csv_parses_back_to_the_rows(facebook, graph, demo
 
 
 async def test_chart_insights_writes_a_1200x700_png(facebook, tmp_path):
-    result = await facebook.call("chart_insights", {"date_preset": "last_14d", "out_dir": str(tmp_path)})
+    result = await facebook.call("chart_insights", {"date_preset": "last_14d", "out_dir": "out"})
     assert result.ok, result.text
     assert result.files and result.files[0] in result.text and result.data["days"] > 1
     assert _png_size(result.files[0]) == (1200, 700)
 
 
 async def test_export_report_writes_a_pdf_with_several_pages(facebook, tmp_path):
-    result = await facebook.call("export_report", {"date_preset": "last_14d", "out_dir": str(tmp_path)})
+    result = await facebook.call("export_report", {"date_preset": "last_14d", "out_dir": "out"})
     assert result.ok, result.text
     data = open(result.files[0], "rb").read()
     assert data.startswith(b"%PDF") and result.data["pages"] > 1
@@ -395,7 +395,7 @@ async def test_export_report_takes_a_registered_section(facebook, tmp_path, monk
 
     monkeypatch.setattr(fi, "_report_sections", [])
     fi.register_report_section(provider)
-    result = await facebook.call("export_report", {"date_preset": "last_7d", "out_dir": str(tmp_path)})
+    result = await facebook.call("export_report", {"date_preset": "last_7d", "out_dir": "out"})
     assert result.ok and result.data["section"] == "Recommendations" and calls and calls[0][1] <= calls[0][2]
 
 
