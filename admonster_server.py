@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import secrets
 import signal
 import time
@@ -127,12 +128,11 @@ async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse
     """Every /v1/ request carries a workspace API key as `Authorization: Bearer amk_…`."""
     if not request.path.startswith("/v1/"):
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return _error(401, "auth", "No API key", "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+    key, problem = admonster_mcp.bearer_key(request.headers.get("Authorization", ""))
+    if key is None:
+        return _error(401, "auth", problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
     runtime = request.app[RUNTIME_KEY]
-    workspace = await runtime.store.workspace_for_api_key(key.strip())
+    workspace = await runtime.store.workspace_for_api_key(key)
     if workspace is None:
         return _error(401, "auth", "Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
     request[WORKSPACE_KEY] = workspace
@@ -266,18 +266,42 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _json_body(request: web.Request, example: str) -> Any:
+    """The request's JSON, bounded in size and depth before parsing (fb_utils.load_json_bounded); a bad body is an
+    error response (400/413 with one line), returned instead of the value."""
+    from fb_utils import ValidationError, load_json_bounded
+
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "validation", f"The body is over the {MAX_BODY_BYTES:,}-byte limit", "Send less")
+    try:
+        return load_json_bounded(raw, what="The body", max_bytes=MAX_BODY_BYTES)
+    except ValidationError as error:
+        return _error(error.http_status or 400, "validation", error.message, f"{error.fix.rstrip('.')}; e.g. {example}")
+
+
+THREAD_ID = re.compile(r"[\w.:@-]{1,100}")
+
+
+def thread_id_problem(thread_id: Any) -> str | None:
+    """Why a thread id is refused (1 to 100 letters, digits, and . _ : @ -), or None."""
+    if not isinstance(thread_id, str) or not THREAD_ID.fullmatch(thread_id.strip()):
+        return "thread_id must be 1 to 100 letters, digits, or . _ : @ -"
+    return None
+
+
 async def tool_call(request: web.Request) -> web.Response:
     """POST /v1/tools/facebook {"op", "args"}: the facebook tool, with the same answers as chat."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "validation", "The body is not JSON", 'Send {"op": "help", "args": {}}')
+    body = await _json_body(request, '{"op": "help", "args": {}}')
+    if isinstance(body, web.Response):
+        return body
     if not isinstance(body, dict):
         return _error(400, "validation", "The body must be a JSON object", 'Send {"op": "help", "args": {}}')
     runtime = request.app[RUNTIME_KEY]
     facebook = await runtime.facebook_for(request[WORKSPACE_KEY])
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
-    result = await facebook.call(body.get("op"), body.get("args"), interface="http", **extra)
+    result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
     return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
                               "file_urls": _with_file_urls(request, result.files)},
                              dumps=lambda value: json.dumps(value, default=str))
@@ -290,14 +314,13 @@ async def chat(request: web.Request) -> web.Response:
     """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
     from admonster_bot import Chat
 
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "validation", "The body is not JSON", 'Send {"thread_id": "t1", "message": "/status"}')
+    body = await _json_body(request, '{"thread_id": "t1", "message": "/status"}')
+    if isinstance(body, web.Response):
+        return body
     thread_id, message = (body.get("thread_id"), body.get("message")) if isinstance(body, dict) else (None, None)
-    if not isinstance(thread_id, str) or not 0 < len(thread_id.strip()) <= 100:
-        return _error(400, "validation", "thread_id must be a non-empty string of at most 100 characters",
-                      'Send {"thread_id": "t1", "message": "/status"}')
+    problem = thread_id_problem(thread_id)
+    if problem:
+        return _error(400, "validation", problem, 'Send {"thread_id": "t1", "message": "/status"}')
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
         return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
                       'Send {"thread_id": "t1", "message": "/status"}')
@@ -322,6 +345,9 @@ async def thread_history(request: web.Request) -> web.Response:
     """GET /v1/threads/{id}: the thread's messages, oldest first (only this workspace's)."""
     runtime = request.app[RUNTIME_KEY]
     thread_id = request.match_info["thread_id"]
+    problem = thread_id_problem(thread_id)
+    if problem:
+        return _error(400, "validation", problem, "Use the thread_id you chat with, e.g. GET /v1/threads/t1")
     messages = await runtime.store.chat_history(request[WORKSPACE_KEY].id, thread_id)
     return web.json_response({"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str))
 
