@@ -380,6 +380,29 @@ def create_app(runtime: Any) -> web.Application:
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
+class ServerLog:
+    """aiohttp's server logger, except that a request aiohttp's parser refuses (a control byte in a header, a bad
+    request line: the client's fault, already answered 400) is one warning line, not a traceback in the log."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self._logger = logging.getLogger("aiohttp.server")
+
+    def exception(self, message: str, *args: Any, exc_info: Any = True, **kw: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            first = (str(exc_info.message) or type(exc_info).__name__).splitlines()[0][:200]
+            self._logger.warning(f"{message}: refused a malformed request ({exc_info.code}): %s", *args, first)
+            return
+        self._logger.exception(message, *args, exc_info=exc_info, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+
 async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | None = None, ready: Any = None) -> None:
     """Run the server until SIGTERM/SIGINT (or `stop`), with the scheduler; drain the outbox before leaving."""
     async def callback_url() -> str:
@@ -393,7 +416,7 @@ async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | Non
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests): `stop` is set by the caller
             pass
-    runner = web.AppRunner(create_app(runtime), access_log=None)
+    runner = web.AppRunner(create_app(runtime), access_log=None, logger=ServerLog())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -275,6 +275,9 @@ class ServerThread:
         self.thread.join(60)
 
 
+FUZZ_ANSWERS: list[tuple[str, int]] = []  # (path, status) of every fuzzed request, to show the fuzzer reached the ops
+
+
 class Errors(logging.Handler):
     """Every log record at ERROR or with a traceback, from any logger (aiohttp's "Error handling request" included)."""
 
@@ -296,6 +299,12 @@ def fuzz_server(tmp_path_factory):
     yield server
     server.stop()
     logging.getLogger().removeHandler(errors)
+    if FUZZ_ANSWERS:  # the fuzzer got past the key check and ran ops, not only 401s and 404s
+        from collections import Counter
+
+        counts = Counter(FUZZ_ANSWERS)
+        print("fuzzed answers:", sorted(counts.items()))
+        assert counts["/v1/tools/facebook", 200] >= 30 and counts["/v1/chat", 200] >= 10, counts
 
 
 JSON_VALUES = st.recursive(
@@ -310,31 +319,37 @@ TOOL_BODIES = st.fixed_dictionaries(
                                                        "source", "self", "interface", "args", "dry_run", "confirm"]),
                                       JSON_VALUES, max_size=4) | JSON_VALUES | st.just(DEEP),
               "self": JSON_VALUES, "interface": JSON_VALUES, "top_level": JSON_VALUES})
-CHAT_BODIES = st.fixed_dictionaries({"thread_id": st.text(max_size=120) | st.just("t" * 5000) | JSON_VALUES,
+CHAT_LINES = st.sampled_from(["/status", "/help", f"/undo {BIG_ID}", "/tool undo {\"audit_id\": 1e999}", "hello",
+                              "/experiment " + "9" * 40, "/tool " + "[" * 5000, "/budget x y z", "/tool help \"", "/use act_1"])
+CHAT_BODIES = st.fixed_dictionaries({
+    "thread_id": st.one_of(st.just("t1"), st.just("t1"), st.just("t1"), st.sampled_from(["t" * 5000, "a/b", "", " "]),
+                           st.text(max_size=120), JSON_VALUES),
+    "message": st.one_of(CHAT_LINES, CHAT_LINES, st.text(min_size=1, max_size=40), JSON_VALUES)})
+BODIES = st.fixed_dictionaries({"thread_id": st.sampled_from(["t1"] * 6 + ["t" * 5000, "a/b", "", " "]) | st.text(max_size=120) | JSON_VALUES,
                                      "message": st.sampled_from(["/status", "/help", f"/undo {BIG_ID}", "/tool undo {\"audit_id\": 1e999}",
                                                                  "/experiment " + "9" * 40, "/tool " + "[" * 5000]) | st.text(max_size=40) | JSON_VALUES})
 BODIES = st.one_of(TOOL_BODIES.map(json.dumps), CHAT_BODIES.map(json.dumps), JSON_VALUES.map(json.dumps),
                    st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
                    st.integers(min_value=1, max_value=30_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
                    st.text(max_size=200)).map(lambda text: text.encode("utf-8", "surrogatepass")) | st.binary(max_size=200)
-PATHS = st.sampled_from(["/v1/tools/facebook", "/v1/chat", "/mcp", "/v1/threads/t1", "/v1/threads/" + "t" * 5000,
+PATHS = st.sampled_from(["/v1/tools/facebook"] * 4 + ["/v1/chat"] * 3 + ["/mcp"] * 2 + [ "/v1/threads/t1", "/v1/threads/" + "t" * 5000,
                          "/v1/files/abc/x.png", "/healthz", "/", "/console", "/console/static/console.js",
                          "/console/static/..%2f..%2fsecret.key", "/oauth/facebook/callback?state=x&code=y", "/v1/",
                          "/v1/threads/%00", "/nope"]) | st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
                                                                  max_size=60).map(lambda p: "/" + p.replace("#", ""))
-AUTH = st.sampled_from(["valid", "none", "Bearer ", "Bearer amk_nope", "Basic xyz", "Bearer " + "k" * 5000]) | \
+AUTH = st.sampled_from(["valid"] * 12 + ["none", "Bearer ", "Bearer amk_nope", "Basic xyz", "Bearer " + "k" * 5000]) | \
     st.binary(min_size=1, max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b and b"\x00" not in b)
 
 
-@settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-@given(method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE"]), path=PATHS, auth=AUTH, body=BODIES,
-       content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]))
-def test_fuzz_http_routes_never_answer_500_or_a_traceback(fuzz_server, capfd, method, path, auth, body, content_type):
-    connection = http.client.HTTPConnection(fuzz_server.url.removeprefix("http://"), timeout=60)
+def _send(server: ServerThread, capfd: pytest.CaptureFixture, method: str, path: str, auth: str | bytes, body: bytes,
+          content_type: str) -> None:
+    """One request with raw control over its bytes; asserts no 500, no crash text in the answer or in the server's log."""
+    server.errors.records.clear()
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=60)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
         if auth == "valid":
-            connection.putheader("Authorization", f"Bearer {fuzz_server.key}")
+            connection.putheader("Authorization", f"Bearer {server.key}")
         elif isinstance(auth, bytes):
             connection.putheader("Authorization", b"Bearer " + auth)
         elif auth != "none":
@@ -353,4 +368,36 @@ def test_fuzz_http_routes_never_answer_500_or_a_traceback(fuzz_server, capfd, me
     _no_crash_text(answer)
     out, err = capfd.readouterr()  # what the server printed or logged while answering
     _no_crash_text(out + err)
-    assert not fuzz_server.errors.records, [r.getMessage() for r in fuzz_server.errors.records]
+    assert not server.errors.records, [(r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in server.errors.records]
+    FUZZ_ANSWERS.append((path[:40], response.status))
+
+
+def _encoded(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    return strategy.map(lambda text: text.encode("utf-8", "surrogatepass"))
+
+
+HOSTILE_BODIES = _encoded(st.one_of(st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
+                                    st.integers(min_value=1, max_value=30_000).map(lambda n: '{"op": "help", "args": ' * n + "1" + "}" * n),
+                                    st.text(max_size=100))) | st.binary(max_size=100)
+API_REQUESTS = st.one_of(
+    st.tuples(st.just("/v1/tools/facebook"), _encoded(TOOL_BODIES.map(json.dumps))),
+    st.tuples(st.just("/v1/tools/facebook"), _encoded(TOOL_BODIES.map(json.dumps))),
+    st.tuples(st.just("/v1/chat"), _encoded(CHAT_BODIES.map(json.dumps))),
+    st.tuples(st.just("/v1/chat"), _encoded(CHAT_BODIES.map(json.dumps))),
+    st.tuples(st.sampled_from(["/v1/tools/facebook", "/v1/chat", "/mcp"]), HOSTILE_BODIES))
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=API_REQUESTS)
+def test_fuzz_api_bodies_never_answer_500_or_a_traceback(fuzz_server, capfd, request):
+    """Signed-in requests with fuzzed JSON (ops, args, stray keys, thread ids, chat lines, deep nesting, bytes)."""
+    path, body = request
+    _send(fuzz_server, capfd, "POST", path, "valid", body, "application/json")
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE"]), path=PATHS, auth=AUTH, body=BODIES,
+       content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]))
+def test_fuzz_http_routes_never_answer_500_or_a_traceback(fuzz_server, capfd, method, path, auth, body, content_type):
+    """Any method, path, Authorization header (raw bytes too), content type and body."""
+    _send(fuzz_server, capfd, method, path, auth, body, content_type)
