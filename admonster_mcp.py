@@ -314,8 +314,8 @@ class McpHttp:
                                      status=413)
         try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
             load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
-        except ValidationError as error:
-            return web.json_response({"ok": False, "text": error.to_text(), "data": error.to_data()},
+        except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
+            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
                                      status=error.http_status or 400)
         return await self._bridge(request, body, workspace)
 

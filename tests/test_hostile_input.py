@@ -111,7 +111,8 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
             assert status == 200 and not body["ok"] and "levels deep" in body["reply"], body
             async with session.post(url + "/mcp", data=DEEP.encode(), headers={"Content-Type": "application/json",
                                                                                "Accept": "application/json, text/event-stream"}) as resp:
-                assert resp.status == 400 and "levels deep" in (await resp.json())["text"]
+                error = (await resp.json())["error"]  # a JSON-RPC parse error carrying our one line
+                assert resp.status == 400 and error["code"] == -32700 and "levels deep" in error["message"]
             # over the body limit: 413 with one line
             status, body = await post("/v1/tools/facebook", b'{"op": "help", "args": "' + b"x" * (1 << 20) + b'"}')
             assert status == 413 and body["text"].startswith("ERROR validation") and "limit" in body["text"]
