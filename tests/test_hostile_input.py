@@ -402,3 +402,15 @@ def test_fuzz_api_bodies_never_answer_500_or_a_traceback(fuzz_server, capfd, req
 def test_fuzz_http_routes_never_answer_500_or_a_traceback(fuzz_server, capfd, method, path, auth, body, content_type):
     """Any method, path, Authorization header (raw bytes too), content type and body."""
     _send(fuzz_server, capfd, method, path, auth, body, content_type)
+
+
+def test_llm_tool_arguments_are_bounded_too():
+    from admonster_llm import parse_tool_arguments
+
+    for raw in (DEEP, "{" * 100 + "}" * 100, "x" * ((1 << 20) + 1)):
+        parsed, problem = parse_tool_arguments(raw)
+        assert parsed == {} and problem.startswith("ERROR validation") and "\n" not in problem
+    for raw in ("1" * 5000, '{"op": NaN'):
+        parsed, problem = parse_tool_arguments(raw)
+        assert parsed == {} and problem.startswith("ERROR validation: the tool call's arguments are not valid JSON")
+    assert parse_tool_arguments('{"op": "help", "self": 1}') == ({"op": "help", "self": 1}, None)
