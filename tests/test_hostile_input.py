@@ -414,3 +414,39 @@ def test_llm_tool_arguments_are_bounded_too():
         parsed, problem = parse_tool_arguments(raw)
         assert parsed == {} and problem.startswith("ERROR validation: the tool call's arguments are not valid JSON")
     assert parse_tool_arguments('{"op": "help", "self": 1}') == ({"op": "help", "self": 1}, None)
+
+
+def test_stdio_mcp_survives_a_deep_line_and_checks_the_next_call(tmp_path):
+    """`admonster mcp` (stdio): the SDK parses each line itself; a 50k-deep line crashes nothing (no answer, no
+    traceback) and the next call's stray key and out-of-range id are one validation line."""
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+             {"jsonrpc": "2.0", "method": "notifications/initialized"}, DEEP,
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+              "params": {"name": "facebook", "arguments": {"op": "undo", "args": {"audit_id": 1}, "self": 1}}},
+             {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+              "params": {"name": "undo", "arguments": {"audit_id": 2**64}}}]
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(tmp_path))
+    watchdog = threading.Timer(120, process.kill)  # a missing answer fails the test instead of hanging it
+    watchdog.start()
+    try:
+        process.stdin.write(text)
+        process.stdin.flush()
+        answers: dict[int, dict] = {}
+        while len(answers) < 3:  # stdin stays open until the answers are in (closing it ends the session)
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-2000:]
+            answer = json.loads(line)
+            answers[answer.get("id")] = answer
+        process.stdin.close()
+        err = process.stderr.read()
+        process.wait(60)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+    _no_crash_text(err)
+    assert "unknown argument 'self'" in answers[2]["result"]["content"][0]["text"]
+    assert answers[3]["result"]["isError"] and answers[3]["result"]["content"][0]["text"].startswith("ERROR validation")
