@@ -143,9 +143,13 @@ def _is_array(prop: dict[str, Any]) -> bool:
 
 def _coerce(raw: str, prop: dict[str, Any], force_list: bool = False) -> Any:
     """A slash word as the op expects it: JSON when it looks like JSON, comma lists for list fields, else text."""
+    from fb_utils import MAX_JSON_DEPTH, json_depth
+
     text = raw.strip()
     if text[:1] in "[{" or text in ("true", "false", "null"):
-        with contextlib.suppress(json.JSONDecodeError):
+        if json_depth(text) > MAX_JSON_DEPTH:  # bounded before parsing: json recurses once per level
+            raise SlashSyntaxError(f"a value nests more than {MAX_JSON_DEPTH} levels deep")
+        with contextlib.suppress(ValueError):  # not JSON (or NaN/an over-long number): taken as text
             value = json.loads(text)
             return [str(v) if isinstance(v, int | float) else v for v in value] if isinstance(value, list) and _items_are_text(prop) else value
     if force_list or _is_array(prop):
@@ -320,7 +324,10 @@ class Chat:
                 break
             if not line.strip():
                 continue
-            reply, failed = await self.answer(line)
+            try:
+                reply, failed = await self.answer(line)
+            except Exception as error:  # a bad line is one ERROR line and the chat goes on (the log has the details)
+                reply, failed = _crash_line(error), True
             if self.progress is not None:
                 self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
             if reply:
@@ -366,6 +373,17 @@ class TransferProgress:
         if self._progress is not None:
             self._progress.stop()
         self._progress, self._tasks = None, {}
+
+
+def _crash_line(error: BaseException) -> str:
+    """One line for a chat line that failed unexpectedly; the traceback goes to the log, never to the screen."""
+    from fb_utils import FacebookError, get_logger, redact
+
+    if isinstance(error, FacebookError):
+        return error.to_text()
+    get_logger("admonster_bot").error("chat line crashed", error=redact(f"{type(error).__name__}: {error}")[:300])
+    return (f"ERROR internal: that line could not be handled ({type(error).__name__}). "
+            "Fix: check the command with /help and try again.")
 
 
 def _escape(text: str) -> str:

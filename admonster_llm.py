@@ -410,7 +410,7 @@ class ChatLoop:
             text = (f"ERROR validation: there is no tool named {name!r}. Fix: call the facebook tool, e.g. "
                     "{\"op\": \"list_campaigns\", \"args\": {\"limit\": 5}}; op=\"help\" lists the ops")
             return ToolCallRecord(name or "?", raw, False, text), text
-        result = await facebook.call(op, args, interface=interface, **top_level)
+        result = await facebook.call(op, args, interface=interface, top_level=top_level)
         content = self._tool_content(result)
         label = str(op) if op else "facebook"
         return ToolCallRecord(label, {"op": op, "args": args, **top_level}, result.ok, result.text,
@@ -452,9 +452,15 @@ def parse_tool_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if isinstance(raw, dict):
         return dict(raw), None
+    if isinstance(raw, (str, bytes)):
+        from fb_utils import MAX_JSON_DEPTH, json_depth
+
+        if len(raw) > (1 << 20) or json_depth(raw if isinstance(raw, str) else raw.decode("utf-8", "replace")) > MAX_JSON_DEPTH:
+            return {}, ("ERROR validation: the tool call's arguments are too large or nest too deep. Nothing was run. "
+                        "Fix: send one flat JSON object, e.g. {\"op\": \"list_campaigns\", \"args\": {\"limit\": 5}}")
     try:
         value = json.loads(raw)
-    except (TypeError, json.JSONDecodeError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         where = f" ({exc.msg} at character {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
         return {}, (f"ERROR validation: the tool call's arguments are not valid JSON{where}: {_short(str(raw), 120)!r}. "
                     "Nothing was run. Fix: send the arguments as one JSON object, e.g. "

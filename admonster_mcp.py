@@ -22,7 +22,7 @@ import mcp_types as types
 from aiohttp import web
 from mcp.server.lowlevel import Server
 
-from fb_utils import FacebookError, OpKind, ValidationError, get_logger
+from fb_utils import FacebookError, OpKind, ValidationError, get_logger, load_json_bounded
 
 ToolsMode = Literal["single", "per-op", "both"]
 TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
@@ -181,7 +181,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             facebook = await resolve(ctx)
             if name == FACEBOOK_TOOL:
                 extra = {k: v for k, v in arguments.items() if k not in ("op", "args")}
-                result = await facebook.call(arguments.get("op"), arguments.get("args"), interface=interface, **extra)
+                result = await facebook.call(arguments.get("op"), arguments.get("args"), interface=interface, top_level=extra)
             else:
                 result = await facebook.call(name, arguments, interface=interface)
             return to_call_result(result)
@@ -225,6 +225,21 @@ async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | Non
 # ---------------------------------------------------------------------------------------------------------------
 # Streamable HTTP on aiohttp: `/mcp` on `admonster serve`
 # ---------------------------------------------------------------------------------------------------------------
+
+
+MAX_API_KEY_CHARS = 200
+
+
+def bearer_key(header: str) -> tuple[str | None, str]:
+    """The API key of an `Authorization: Bearer <key>` header, or (None, why it is refused): missing, not printable
+    ASCII (aiohttp hands non-UTF-8 bytes on as surrogates), or too long. Shared by every /v1/ route and /mcp."""
+    scheme, _, key = (header or "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return None, "No API key"
+    if len(key) > MAX_API_KEY_CHARS or not (key.isascii() and key.isprintable()):
+        return None, "The API key is not a valid key (printable ASCII, at most 200 characters)"
+    return key, ""
 
 
 def _auth_error(message: str, fix: str) -> web.Response:
@@ -281,10 +296,10 @@ class McpHttp:
     # -- requests -----------------------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return _auth_error("No API key", "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
-        workspace = await self.runtime.store.workspace_for_api_key(key.strip())
+        key, problem = bearer_key(request.headers.get("Authorization", ""))
+        if key is None:
+            return _auth_error(problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+        workspace = await self.runtime.store.workspace_for_api_key(key)
         if workspace is None:
             return _auth_error("Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
         if request.method != "POST":  # stateless: no standalone SSE stream to GET, no session to DELETE
@@ -299,6 +314,11 @@ class McpHttp:
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"ok": False, "text": "ERROR validation: The request body is too large. Fix: send less."},
                                      status=413)
+        try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
+            load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
+        except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
+            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
+                                     status=error.http_status or 400)
         return await self._bridge(request, body, workspace)
 
     async def _bridge(self, request: web.Request, body: bytes, workspace: Any) -> web.StreamResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import secrets
 import signal
 import time
@@ -127,12 +128,11 @@ async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse
     """Every /v1/ request carries a workspace API key as `Authorization: Bearer amk_…`."""
     if not request.path.startswith("/v1/"):
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return _error(401, "auth", "No API key", "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+    key, problem = admonster_mcp.bearer_key(request.headers.get("Authorization", ""))
+    if key is None:
+        return _error(401, "auth", problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
     runtime = request.app[RUNTIME_KEY]
-    workspace = await runtime.store.workspace_for_api_key(key.strip())
+    workspace = await runtime.store.workspace_for_api_key(key)
     if workspace is None:
         return _error(401, "auth", "Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
     request[WORKSPACE_KEY] = workspace
@@ -324,18 +324,42 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _json_body(request: web.Request, example: str) -> Any:
+    """The request's JSON, bounded in size and depth before parsing (fb_utils.load_json_bounded); a bad body is an
+    error response (400/413 with one line), returned instead of the value."""
+    from fb_utils import ValidationError, load_json_bounded
+
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "validation", f"The body is over the {MAX_BODY_BYTES:,}-byte limit", "Send less")
+    try:
+        return load_json_bounded(raw, what="The body", max_bytes=MAX_BODY_BYTES)
+    except ValidationError as error:
+        return _error(error.http_status or 400, "validation", error.message, f"{error.fix.rstrip('.')}; e.g. {example}")
+
+
+THREAD_ID = re.compile(r"[\w.:@-]{1,100}")
+
+
+def thread_id_problem(thread_id: Any) -> str | None:
+    """Why a thread id is refused (1 to 100 letters, digits, and . _ : @ -), or None."""
+    if not isinstance(thread_id, str) or not THREAD_ID.fullmatch(thread_id.strip()):
+        return "thread_id must be 1 to 100 letters, digits, or . _ : @ -"
+    return None
+
+
 async def tool_call(request: web.Request) -> web.Response:
     """POST /v1/tools/facebook {"op", "args"}: the facebook tool, with the same answers as chat."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "validation", "The body is not JSON", 'Send {"op": "help", "args": {}}')
+    body = await _json_body(request, '{"op": "help", "args": {}}')
+    if isinstance(body, web.Response):
+        return body
     if not isinstance(body, dict):
         return _error(400, "validation", "The body must be a JSON object", 'Send {"op": "help", "args": {}}')
     runtime = request.app[RUNTIME_KEY]
     facebook = await runtime.facebook_for(request[WORKSPACE_KEY])
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
-    result = await facebook.call(body.get("op"), body.get("args"), interface="http", **extra)
+    result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
     return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
                               "file_urls": _with_file_urls(request, result.files)},
                              dumps=lambda value: json.dumps(value, default=str))
@@ -348,14 +372,13 @@ async def chat(request: web.Request) -> web.Response:
     """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
     from admonster_bot import Chat
 
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "validation", "The body is not JSON", 'Send {"thread_id": "t1", "message": "/status"}')
+    body = await _json_body(request, '{"thread_id": "t1", "message": "/status"}')
+    if isinstance(body, web.Response):
+        return body
     thread_id, message = (body.get("thread_id"), body.get("message")) if isinstance(body, dict) else (None, None)
-    if not isinstance(thread_id, str) or not 0 < len(thread_id.strip()) <= 100:
-        return _error(400, "validation", "thread_id must be a non-empty string of at most 100 characters",
-                      'Send {"thread_id": "t1", "message": "/status"}')
+    problem = thread_id_problem(thread_id)
+    if problem:
+        return _error(400, "validation", problem, 'Send {"thread_id": "t1", "message": "/status"}')
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
         return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
                       'Send {"thread_id": "t1", "message": "/status"}')
@@ -380,6 +403,9 @@ async def thread_history(request: web.Request) -> web.Response:
     """GET /v1/threads/{id}: the thread's messages, oldest first (only this workspace's)."""
     runtime = request.app[RUNTIME_KEY]
     thread_id = request.match_info["thread_id"]
+    problem = thread_id_problem(thread_id)
+    if problem:
+        return _error(400, "validation", problem, "Use the thread_id you chat with, e.g. GET /v1/threads/t1")
     from fi_facebook import chat_messages_at_rest
 
     # Stored turns are already kept without personal data; passing them through again covers rows older than that.
@@ -416,6 +442,29 @@ def create_app(runtime: Any) -> web.Application:
 SHUTDOWN_GRACE_SECONDS = 30.0
 
 
+class ServerLog:
+    """aiohttp's server logger, except that a request aiohttp's parser refuses (a control byte in a header, a bad
+    request line: the client's fault, already answered 400) is one warning line, not a traceback in the log."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self._logger = logging.getLogger("aiohttp.server")
+
+    def exception(self, message: str, *args: Any, exc_info: Any = True, **kw: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            first = (str(exc_info.message) or type(exc_info).__name__).splitlines()[0][:200]
+            self._logger.warning(f"{message}: refused a malformed request ({exc_info.code}): %s", *args, first)
+            return
+        self._logger.exception(message, *args, exc_info=exc_info, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+
 async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | None = None, ready: Any = None) -> None:
     """Run the server until SIGTERM/SIGINT (or `stop`), with the scheduler; drain the outbox before leaving."""
     async def callback_url() -> str:
@@ -429,7 +478,7 @@ async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | Non
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests): `stop` is set by the caller
             pass
-    runner = web.AppRunner(create_app(runtime), access_log=None)
+    runner = web.AppRunner(create_app(runtime), access_log=None, logger=ServerLog())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -141,6 +141,92 @@ class ValidationError(FacebookError):
     default_fix = "Correct the argument and call again; `help` with this op shows its schema."
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile input: one guard for every interface that parses JSON (HTTP, MCP, chat /tool, CLI call) and for integers
+# ---------------------------------------------------------------------------------------------------------------
+
+MAX_JSON_BYTES = 1 << 20  # the HTTP servers' body limit too
+MAX_JSON_DEPTH = 64  # no op argument nests deeper than a handful of levels; Python's json recurses per level
+INT64_MAX = (1 << 63) - 1  # SQLite's INTEGER and Python's C paths (struct, sqlite3) stop here
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text (brackets inside strings ignored), without recursing."""
+    if text.count("[") + text.count("{") == 0:
+        return 0
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json_bounded(data: str | bytes | bytearray, *, what: str = "The JSON", max_bytes: int = MAX_JSON_BYTES,
+                      max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON that came from outside, bounded before parsing: over `max_bytes` → ValidationError (HTTP 413),
+    nested deeper than `max_depth`, not UTF-8, not JSON, NaN/Infinity or an integer beyond int64 → ValidationError
+    (HTTP 400). Never RecursionError, MemoryError or a traceback."""
+    size = len(data)
+    if size > max_bytes:
+        raise ValidationError(f"{what} is {size:,} bytes, over the {max_bytes:,}-byte limit",
+                              fix="Send less: split the request, or upload large files and pass their URL",
+                              http_status=413)
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{what} is not UTF-8 text", fix="Send UTF-8 encoded JSON", http_status=400) from None
+    depth = json_depth(data)
+    if depth > max_depth:
+        raise ValidationError(f"{what} nests {depth} levels deep, over the limit of {max_depth}",
+                              fix="Send flatter JSON (op arguments nest a few levels at most)", http_status=400)
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{what} is not valid JSON ({exc.msg} at position {exc.pos})",
+                              fix='Send a JSON object, e.g. {"op": "help", "args": {}}', http_status=400) from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, or an integer too long to convert
+        raise ValidationError(f"{what} is not valid JSON ({str(exc)[:80]})",
+                              fix="Send plain JSON numbers (no NaN or Infinity, at most 19 digits)", http_status=400) from None
+    check_json_ints(value, what=what)
+    return value
+
+
+def check_json_ints(value: Any, *, what: str = "args", max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse integers outside SQLite's int64 and non-finite floats anywhere in a decoded value (one line naming
+    where), so no id or number reaches SQLite or a C conversion as an OverflowError. Deeper than `max_depth` is refused."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > max_depth:
+            raise ValidationError(f"{what} nests more than {max_depth} levels deep", fix="Send flatter JSON",
+                                  http_status=400)
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if not -INT64_MAX - 1 <= item <= INT64_MAX:
+                raise ValidationError(f"{where or what} is out of range (integers are at most {INT64_MAX})",
+                                      fix="Pass an id or number that exists; ids are at most 19 digits",
+                                      blame_field=where or None, http_status=400)
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise ValidationError(f"{where or what} is not a finite number", fix="Pass a plain number",
+                                      blame_field=where or None, http_status=400)
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(item))
+
+
 class AuthError(FacebookError):
     """The access token is invalid, expired or revoked (code 190 and related)."""
 
@@ -2088,6 +2174,21 @@ async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: 
     return addresses
 
 
+def parse_web_url(url: Any, blame_field: str = "url") -> URL:
+    """A URL from outside as a yarl URL; one that yarl refuses (a backslash or userinfo trick in the authority, a bad
+    port, control characters) is a ValidationError naming it, never a ValueError."""
+    text = url.strip() if isinstance(url, str) else str(url)
+    try:
+        parsed = URL(text)
+        parsed.port, parsed.host  # noqa: B018 - both are parsed lazily and may raise
+    except (ValueError, TypeError, UnicodeError):
+        parsed = None
+    if parsed is None or "\\" in text.split("?", 1)[0].split("#", 1)[0] or parsed.user is not None or parsed.password is not None:
+        raise ValidationError(f"{blame_field} is not a plain web address ({redact(text[:80])!r}): backslashes and "
+                              "user@ parts are refused", fix="Pass a plain https://host/path URL", blame_field=blame_field)
+    return parsed
+
+
 async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str], blame_field: str = "url") -> tuple[bytes, str]:
     """Download a public http(s) URL at most ``max_bytes`` long; refuses private, loopback, link-local, multicast,
     reserved and unspecified addresses (unless host:port is in ``allowed_hosts``), re-checked on each of at most 3
@@ -2095,7 +2196,7 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
     import aiohttp
     from aiohttp.abc import AbstractResolver
 
-    current = URL(url.strip()) if isinstance(url, str) else URL(str(url))
+    current = parse_web_url(url, blame_field)
     for redirect in range(MAX_FETCH_REDIRECTS + 1):
         shown = safe_url(str(current))
         if current.scheme not in ("http", "https") or not current.host:
@@ -2120,7 +2221,7 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
                         location = response.headers.get("Location")
                         if not location:
                             raise ValidationError(f"{shown} redirected without a Location", fix="Pass the final URL", blame_field=blame_field)
-                        current = current.join(URL(location))
+                        current = current.join(parse_web_url(location, blame_field))
                         continue
                     if response.status != 200:
                         raise ValidationError(f"Downloading {shown} failed: HTTP {response.status}",

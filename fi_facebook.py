@@ -51,6 +51,8 @@ from fb_utils import (
     CreateLookup,
     DEFAULT_API_VERSION,
     api_version_warning,
+    check_json_ints,
+    load_json_bounded,
     ExperimentEvent,
     ExperimentRecord,
     FacebookError,
@@ -274,7 +276,7 @@ def normalize_call(op: Any, args: Any, top_level: dict[str, Any] | None = None) 
     """Turn (op, args, stray top-level keys) into (op name, argument dict), or raise a ValidationError."""
     parsed = _parse_args(args)
     if top_level:
-        parsed = {**{k: v for k, v in top_level.items() if v is not None}, **parsed}
+        parsed = {**{str(k): v for k, v in top_level.items() if v is not None}, **parsed}
     if isinstance(parsed.get("args"), (dict, str)) and len(parsed) == 1:
         parsed = _parse_args(parsed["args"])
     if not op and isinstance(parsed.get("op"), str):
@@ -294,14 +296,7 @@ def _parse_args(args: Any) -> dict[str, Any]:
         text = args.strip()
         if text in ("", "null", "None", "{}"):
             return {}
-        try:
-            args = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"args is not valid JSON ({exc.msg} at position {exc.pos})",
-                fix="Send args as a JSON object, e.g. {\"campaign_id\": \"120210000000000001\"}",
-                blame_field="args",
-            ) from None
+        args = load_json_bounded(text, what="args")  # bounded size and depth: one line, never a RecursionError
         if args is None:
             return {}
     if not isinstance(args, dict):
@@ -316,7 +311,9 @@ def _parse_args(args: Any) -> dict[str, Any]:
 def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
     """Validate with the op's model; a failure becomes one readable line naming each bad field."""
     try:
-        return spec.args_model.model_validate(args)
+        model = spec.args_model.model_validate(args)
+        check_json_ints(model.model_dump(), what=spec.name)  # ids beyond int64 never reach SQLite (OverflowError)
+        return model
     except PydanticValidationError as exc:
         problems = [_describe_problem(err) for err in exc.errors()[:4]]
         first_field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
@@ -1249,8 +1246,12 @@ class Facebook:
         self._on_disconnect = on_disconnect
         self._selections: dict[str, str | None] | None = None
 
-    async def call(self, op: Any, args: Any = None, *, interface: str = "api", **top_level: Any) -> OpResult:
-        """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults."""
+    async def call(self, op: Any, args: Any = None, /, *, interface: str = "api", top_level: dict[str, Any] | None = None,
+                   **more: Any) -> OpResult:
+        """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults.
+        Stray top-level keys of a request body come as the `top_level` dict (any key, even "self" or "interface",
+        becomes an argument the op's model then accepts or refuses as unknown: one line naming it)."""
+        top_level = {**more, **(top_level or {})}
         waits: list[str] = []
         token = _call_waits.set(waits)
         try:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import sys
 from pathlib import Path
 
 from .server import SandboxServer
@@ -42,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(args.host, args.port, args.db or default_db(), args.clock_start))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # one line, never a traceback
+        if exc.errno == errno.EADDRINUSE:
+            print(f"ERROR system: port {args.port} is in use: choose another with --port", file=sys.stderr)
+        else:
+            print(f"ERROR system: the sandbox could not start on {args.host}:{args.port} ({exc.strerror or exc}). "
+                  "Fix: choose another --host/--port", file=sys.stderr)
+        return 1
     return 0
 
 
