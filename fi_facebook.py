@@ -398,8 +398,8 @@ def _call_at_rest(op: Any, args: Any, found: set[str]) -> tuple[Any, bool]:
     """(args as stored, whether they could be read); the withheld values join `found`."""
     if isinstance(args, str):
         try:
-            args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError:
+            args = load_json_bounded(args, what="The arguments") if args.strip() else {}
+        except FacebookError:
             return None, False
     spec = REGISTRY.get(str(op).strip().lower().lstrip("/")) if isinstance(op, str) and op.strip() else None
     if spec is not None and isinstance(args, dict):
@@ -478,8 +478,8 @@ def _tool_call_at_rest(call: Any, found: set[str]) -> Any:
     function = dict(call["function"])
     name, raw = function.get("name"), function.get("arguments")
     try:
-        parsed = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
+        parsed = load_json_bounded(raw, what="The tool call's arguments") if isinstance(raw, str) else raw
+    except FacebookError:
         parsed = None
     if not isinstance(parsed, dict):
         function["arguments"] = redact(str(raw)) if raw is not None else raw
