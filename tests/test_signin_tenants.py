@@ -126,22 +126,22 @@ async def test_a_link_completed_without_its_cookie_is_refused(server):
 
 async def test_switching_to_another_facebook_user_needs_confirmation(server):
     url, runtime = server
-    alpha, alpha_key = await workspace(runtime, "alpha", connected=True)  # the sandbox signs alpha in as Demo User
+    alpha, alpha_key = await workspace(runtime, "alpha", connected=True)  # the sandbox signs alpha in as its demo user
     async with browser() as session:
         before = await tool(session, url, alpha_key, "token_status")
-        assert before["ok"] and before["data"]["user_name"] == "Demo User"
-        analyst = await sandbox_user(runtime, "Alex Analyst")
+        assert before["ok"] and before["data"]["user_name"] == "Demo User (alpha)"
+        analyst = await sandbox_user(runtime, "Alex Analyst (alpha)")
         status, page = await consent(session, await make_link(session, url, alpha_key), user=analyst)
         assert status == 409
-        assert "This workspace is connected to Demo User; connect it to Alex Analyst instead?" in page
+        assert "This workspace is connected to Demo User (alpha); connect it to Alex Analyst (alpha) instead?" in page
         assert "/connect --switch" in page
         assert (await runtime.store.load_token(alpha.id)).user_id == before["data"]["user_id"]
         # the same user again needs no confirmation
-        status, page = await consent(session, await make_link(session, url, alpha_key))
+        status, page = await consent(session, await make_link(session, url, alpha_key), user=before["data"]["user_id"])
         assert status == 200 and "Facebook connected" in page
         # with switch, the sign-in moves the workspace
         status, page = await consent(session, await make_link(session, url, alpha_key, switch=True), user=analyst)
-        assert status == 200 and "Alex Analyst" in page, page
+        assert status == 200 and "Alex Analyst (alpha)" in page, page
         assert (await runtime.store.load_token(alpha.id)).user_id == analyst
 
 
@@ -157,9 +157,9 @@ async def test_chat_connect_switch_sets_the_cookie_and_allows_the_switch(server)
         call = answer["tool_calls"][0]
         assert call["name"] == "connect" and call["arguments"] == {"switch": True}, call
         link = next(word for word in answer["reply"].split() if "/dialog/oauth?" in word)
-        analyst = await sandbox_user(runtime, "Alex Analyst")
+        analyst = await sandbox_user(runtime, "Alex Analyst (alpha)")
         status, page = await consent(session, link, user=analyst)
-        assert status == 200 and "Alex Analyst" in page
+        assert status == 200 and "Alex Analyst (alpha)" in page
         assert (await runtime.store.load_token(alpha.id)).user_id == analyst
 
 
@@ -203,9 +203,12 @@ async def test_links_are_not_made_where_nothing_can_be_bound(server):
 async def test_disconnect_is_per_workspace_and_revokes_with_the_last_one(server):
     url, runtime = server
     alpha, alpha_key = await workspace(runtime, "alpha", connected=True)
-    beta, beta_key = await workspace(runtime, "beta", connected=True)
+    beta, beta_key = await workspace(runtime, "beta", connected=False)
     async with browser() as session:
         assert (await tool(session, url, alpha_key, "list_campaigns"))["ok"]
+        alpha_user = (await runtime.store.load_token(alpha.id)).user_id
+        status, page = await consent(session, await make_link(session, url, beta_key), user=alpha_user)  # same person
+        assert status == 200 and "Demo User (alpha)" in page, page
         assert (await tool(session, url, beta_key, "list_campaigns"))["ok"]
         alpha_token = (await runtime.store.load_token(alpha.id)).token
         beta_token = (await runtime.store.load_token(beta.id)).token
@@ -231,3 +234,41 @@ async def test_disconnect_is_per_workspace_and_revokes_with_the_last_one(server)
         for token in (alpha_token, beta_token):  # the last one revoked the app for the user: both tokens are dead
             status, answer = await graph_get(runtime, token, "me/permissions")
             assert status in (400, 401, 403) and answer["error"]["code"] == 190, answer
+
+
+async def test_sandbox_workspaces_have_worlds_of_their_own(server):
+    url, runtime = server
+    default, default_key = await workspace(runtime, "default", connected=True)
+    alpha, alpha_key = await workspace(runtime, "alpha", connected=True)
+    beta, beta_key = await workspace(runtime, "beta", connected=True)
+    seen: dict[str, dict] = {}
+    async with browser() as session:
+        for name, key in (("default", default_key), ("alpha", alpha_key), ("beta", beta_key)):
+            accounts = await tool(session, url, key, "list_ad_accounts")
+            campaigns = await tool(session, url, key, "list_campaigns")
+            assert accounts["ok"] and campaigns["ok"], (accounts, campaigns)
+            seen[name] = {"accounts": {a["id"] for a in accounts["data"]["accounts"]},
+                          "campaigns": {c["id"] for c in campaigns["data"]["campaigns"]},
+                          "names": sorted(c["name"] for c in campaigns["data"]["campaigns"]),
+                          "user": (await runtime.store.load_token((await runtime.store.ensure_workspace(name)).id)).user_id}
+        async with aiohttp.ClientSession() as plain:  # `default` keeps the seeded demo user
+            async with plain.get(f"{runtime.sandbox_url}/__sandbox/objects", params={"type": "user"}) as resp:
+                names = {u["id"]: u["name"] for u in (await resp.json())["data"]}
+        assert names[seen["default"]["user"]] == "Demo User"
+        assert names[seen["alpha"]["user"]] == "Demo User (alpha)" and names[seen["beta"]["user"]] == "Demo User (beta)"
+        for one, other in (("default", "alpha"), ("default", "beta"), ("alpha", "beta")):
+            assert len(seen[one]["accounts"]) == 2 and not seen[one]["accounts"] & seen[other]["accounts"]
+            assert seen[one]["campaigns"] and not seen[one]["campaigns"] & seen[other]["campaigns"]
+            assert seen[one]["names"] == seen[other]["names"]  # the same demo world, different objects
+        # by id: beta reads none of alpha's campaigns or ad accounts, and changes nothing there
+        for campaign_id in sorted(seen["alpha"]["campaigns"])[:3]:
+            answer = await tool(session, url, beta_key, "get_campaign", {"campaign_id": campaign_id})
+            assert not answer["ok"], answer
+        for account_id in seen["alpha"]["accounts"]:
+            answer = await tool(session, url, beta_key, "list_campaigns", {"ad_account_id": account_id})
+            assert not answer["ok"], answer
+        target = sorted(seen["alpha"]["campaigns"])[-1]
+        answer = await tool(session, url, beta_key, "pause_campaign", {"campaign_id": target})
+        assert not answer["ok"], answer
+        # the workspace keeps its world across sessions
+        assert (await runtime.store.get_setting(alpha.id, "sandbox_user")) == seen["alpha"]["user"]
