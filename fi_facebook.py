@@ -1090,27 +1090,29 @@ class Connector:
             await self.store.mark_token_checked(workspace_id, valid=True, expires_at=health.expires_at, scopes=health.scopes)
         return health
 
-    async def disconnect(self, workspace_id: int) -> str:
+    async def disconnect(self, workspace_id: int) -> tuple[str, bool]:
         """Forget this workspace's token; revoke Ad Monster's permissions (`DELETE /me/permissions`, which acts on the
-        Facebook user and app, not on one token) only when no other workspace holds a token of the same user and app."""
+        Facebook user and app, not on one token) only when no other workspace holds a token of the same user and app.
+        -> (what happened, whether the app was revoked)."""
         stored = await self.store.load_token(workspace_id)
         if stored is None:
-            return "Facebook was not connected; nothing to do."
+            return "Facebook was not connected; nothing to do.", False
         others = (await self.store.token_holders(stored.user_id, stored.app_id, exclude_workspace=workspace_id)
                   if stored.user_id else 0)
         if others:
             await self.store.delete_token(workspace_id)
             return (f"Disconnected this workspace: its stored token is deleted. Ad Monster keeps access for {others} other "
-                    "workspace(s) of the same Facebook user, so the app was not revoked.")
-        revoked = "Facebook permissions revoked"
+                    "workspace(s) of the same Facebook user, so the app was not revoked."), False
+        revoked, done = "Facebook permissions revoked", True
         try:
             async with GraphClient(stored.token, app_secret=self.app.app_secret if self.app else None,
                                    base_url=self.graph_url, api_version=self.api_version) as client:
                 await client.delete("me/permissions")
         except FacebookError as error:
-            revoked = f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's settings if needed"
+            revoked, done = (f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's "
+                             "settings if needed"), False
         await self.store.delete_token(workspace_id)
-        return f"Disconnected: {revoked}; the stored token is deleted."
+        return f"Disconnected: {revoked}; the stored token is deleted.", done
 
 
 def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
@@ -1174,10 +1176,9 @@ async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan
         raise ValidationError("Disconnecting is not available in this interface", fix="Use `admonster disconnect`")
 
     async def execute() -> OpResult:
-        text = await facebook.connector.disconnect(facebook.workspace.id)
+        text, revoked = await facebook.connector.disconnect(facebook.workspace.id)
         await facebook.after_disconnect()
-        return OpResult(text=text, data={"disconnected": True, "revoked": "not revoked" not in text
-                                         and "did not revoke" not in text})
+        return OpResult(text=text, data={"disconnected": True, "revoked": revoked})
 
     return WritePlan(summary="disconnect Facebook from this workspace: delete its stored token, and revoke Ad Monster's "
                              "permissions unless another workspace uses the same Facebook user",
