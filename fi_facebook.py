@@ -1093,7 +1093,12 @@ class Connector:
     async def disconnect(self, workspace_id: int) -> tuple[str, bool]:
         """Forget this workspace's token; revoke Ad Monster's permissions (`DELETE /me/permissions`, which acts on the
         Facebook user and app, not on one token) only when no other workspace holds a token of the same user and app.
-        -> (what happened, whether the app was revoked)."""
+        -> (what happened, whether the app was revoked).
+
+        Source: https://developers.facebook.com/docs/graph-api/reference/user/permissions (DELETE
+        /{user-id}/permissions[/{permission-name}] with a user or app token of the app; all versions). That removing
+        every permission de-authorizes the app for the user, so every token of that user for the app stops working, is
+        Facebook Login's revoking guide, not quoted on that page: unverified here, and what the sandbox does."""
         stored = await self.store.load_token(workspace_id)
         if stored is None:
             return "Facebook was not connected; nothing to do.", False
