@@ -68,8 +68,10 @@ BOT_COMMANDS: dict[str, BotCommand] = {
     "reject": BotCommand("reject", ("confirm",), "/reject ID: cancel a call that was waiting for your confirmation"),
     "confirmations": BotCommand("list_confirmations", (), "/confirmations: the calls waiting for your confirmation"),
     "reconcile": BotCommand("reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"),
-    "connect": BotCommand("connect", (), "/connect: a link to connect Facebook (sign in and allow the permissions)"),
-    "disconnect": BotCommand("disconnect", (), "/disconnect: revoke Ad Monster's Facebook permissions and delete the token"),
+    "connect": BotCommand("connect", (), "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
+                          "--switch lets it move this workspace to another Facebook user"),
+    "disconnect": BotCommand("disconnect", (), "/disconnect: delete this workspace's Facebook token (and revoke Ad Monster's "
+                             "permissions when no other workspace uses the same Facebook user)"),
     "token": BotCommand("token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"),
     "alerts": BotCommand("list_alerts", (), "/alerts: the alert rules, their thresholds, actions and when they last fired"),
     "report": BotCommand("weekly_report", (), "/report: the last 7 days against the 7 before, top campaigns, recommendations"),
@@ -97,9 +99,14 @@ def parse_slash(line: str) -> SlashCommand:
     if not words:
         return SlashCommand("help")
     head, rest = words[0].lower(), words[1:]
+    rest = [f"{w[2:].replace('-', '_')}=true" if _is_flag(w) else w for w in rest]  # --switch is switch=true
     args = tuple(w for w in rest if not _is_option(w))
     options = tuple(tuple(w.split("=", 1)) for w in rest if _is_option(w))
     return SlashCommand(head, args, options)  # type: ignore[arg-type]
+
+
+def _is_flag(word: str) -> bool:
+    return word.startswith("--") and "=" not in word and word[2:].replace("-", "_").isidentifier()
 
 
 def _is_option(word: str) -> bool:
@@ -541,7 +548,8 @@ def serve(host: str = typer.Option(None, help="Interface to listen on (default A
 
 @app.command()
 def connect(workspace: str = typer.Option(None, help="Workspace to connect (default ADMONSTER_WORKSPACE)."),
-            timeout: float = typer.Option(300.0, help="Seconds to wait for the sign-in before giving up.")) -> None:
+            timeout: float = typer.Option(300.0, help="Seconds to wait for the sign-in before giving up."),
+            switch: bool = typer.Option(False, "--switch", help="Allow moving the workspace to another Facebook user.")) -> None:
     """Connect Facebook: prints a sign-in link and waits on loopback for Facebook's redirect (5 minutes at most)."""
     from admonster_server import CallbackListener
 
@@ -553,7 +561,7 @@ def connect(workspace: str = typer.Option(None, help="Workspace to connect (defa
             listener = CallbackListener(runtime, timeout=timeout)
             runtime.callback_url = listener.url
             facebook = await runtime.facebook_for(await runtime.workspace(settings.workspace))
-            result = await facebook.call("connect", interface="cli")
+            result = await facebook.call("connect", {"switch": switch} if switch else None, interface="cli")
             typer.echo(result.text)
             if not result.ok:
                 return
@@ -569,7 +577,7 @@ def connect(workspace: str = typer.Option(None, help="Workspace to connect (defa
 
 @app.command()
 def disconnect(workspace: str = typer.Option(None, help="Workspace to disconnect.")) -> None:
-    """Revoke Ad Monster's Facebook permissions (where Facebook allows) and delete the stored token."""
+    """Delete this workspace's Facebook token; revoke Ad Monster's permissions unless another workspace uses the same user."""
     _one_op("disconnect", workspace)
 
 

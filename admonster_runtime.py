@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from fi_facebook import AppCredentials, Facebook
 
 SANDBOX_AUTOCONNECT = "sandbox_autoconnect"
+SANDBOX_USER = "sandbox_user"  # the sandbox demo user a workspace other than `default` signs in as
+DEFAULT_WORKSPACE = "default"
 
 
 class Runtime:
@@ -114,12 +117,28 @@ class Runtime:
         if stored is not None:
             return stored.token, stored.kind
         if self.sandbox_url and await self.store.get_setting(workspace.id, SANDBOX_AUTOCONNECT, True):
-            grant = await _sandbox_call(self.sandbox_url, "POST", "tokens")
+            grant = await _sandbox_call(self.sandbox_url, "POST", "tokens", await self._sandbox_user(workspace) or None)
+            if "access_token" not in grant and workspace.name != DEFAULT_WORKSPACE:  # the sandbox was reset: a new world
+                await self.store.set_setting(workspace.id, SANDBOX_USER, None)
+                grant = await _sandbox_call(self.sandbox_url, "POST", "tokens", await self._sandbox_user(workspace))
             await self.connector.store_checked_token(workspace.id, grant["access_token"], kind="sandbox")
             return grant["access_token"], "sandbox"
         if not self.sandbox_url and self.settings.access_token and workspace.name == self.settings.workspace:
             return self.settings.access_token.get_secret_value(), "environment"
         return None, None
+
+    async def _sandbox_user(self, workspace: Any) -> dict:
+        """Who the workspace signs in as in sandbox mode: `default` is the seeded Demo User; every other workspace
+        gets a demo world of its own (`POST /__sandbox/users`: user, business, ad accounts, page), made once, so
+        workspaces never share sandbox objects."""
+        if workspace.name == DEFAULT_WORKSPACE:
+            return {}
+        user_id = await self.store.get_setting(workspace.id, SANDBOX_USER, None)
+        if not user_id:
+            label = re.sub(r"[^A-Za-z0-9_.-]", "-", workspace.name)[:40] or f"ws{workspace.id}"
+            user_id = (await _sandbox_call(self.sandbox_url, "POST", "users", {"label": label}))["user_id"]
+            await self.store.set_setting(workspace.id, SANDBOX_USER, user_id)
+        return {"user": user_id}
 
     async def _forget_session(self, workspace: Any) -> None:
         cached = self._sessions.pop(workspace.id, None)

@@ -40,15 +40,37 @@ def _page(title: str, lines: list[str], status: int = 200) -> web.Response:
     return web.Response(text=document, content_type="text/html", status=status)
 
 
-async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str) -> tuple[bool, web.Response]:
-    """Finish a sign-in from Facebook's redirect; answers a small page saying what happened."""
+SIGNIN_COOKIE = "admonster_signin_"  # + the workspace id: one pending sign-in per workspace and browser
+
+
+def signin_cookie_name(workspace_id: int) -> str:
+    return f"{SIGNIN_COOKIE}{workspace_id}"
+
+
+async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str,
+                         binding_secret: str | None = None) -> tuple[bool, web.Response]:
+    """Finish a sign-in from Facebook's redirect; answers a small page saying what happened.
+
+    `binding_secret`: what this callback knows of who asked for the link: the terminal listener's own secret, or
+    (None) the browser's sign-in cookie for the workspace the state names."""
     from fb_utils import FacebookError
+    from fi_facebook import SigninElsewhere, SwitchNeeded
 
     query = request.query
+    if binding_secret is None:
+        workspace_id = await runtime.connector.state_workspace(query.get("state"))
+        if workspace_id is not None:
+            binding_secret = request.cookies.get(signin_cookie_name(workspace_id))
     try:
         workspace_id, health = await runtime.connector.complete(
             state=query.get("state"), code=query.get("code"), error=query.get("error"),
-            error_description=query.get("error_description"), redirect_uri=redirect_uri)
+            error_description=query.get("error_description"), redirect_uri=redirect_uri, binding_secret=binding_secret)
+    except SigninElsewhere as error:
+        return False, _page("Sign-in refused", [error.message + "; start again from your own console.",
+                                                f"Fix: {error.fix}."], status=403)
+    except SwitchNeeded as error:
+        return False, _page("Connect this workspace to another Facebook user?", [error.message + ".",
+                                                                                 f"Fix: {error.fix}."], status=409)
     except FacebookError as error:
         return False, _page("Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400)
     workspace = await runtime.store.get_workspace(workspace_id)
@@ -73,13 +95,18 @@ class CallbackListener:
         self.succeeded = False
         self._runner: web.AppRunner | None = None
         self._stopper: asyncio.Task | None = None
+        self._secret = secrets.token_urlsafe(32)  # binds the links this terminal makes to this listener only
 
     @property
     def redirect_uri(self) -> str:
         return f"http://{self.host}:{self.port}{CALLBACK_PATH}"
 
     async def url(self) -> str:
-        """Start listening if not yet; the redirect URI to give Facebook."""
+        """Start listening if not yet; the redirect URI to give Facebook. Binds the link being made (in the caller's
+        context) to this listener: only this process's loopback callback can complete it."""
+        from fi_facebook import bind_signin
+
+        bind_signin(self._secret)
         if self._runner is None:
             app = web.Application()
             app.router.add_get(CALLBACK_PATH, self._callback)
@@ -92,7 +119,7 @@ class CallbackListener:
         return self.redirect_uri
 
     async def _callback(self, request: web.Request) -> web.Response:
-        ok, response = await complete_oauth(self.runtime, request, self.redirect_uri)
+        ok, response = await complete_oauth(self.runtime, request, self.redirect_uri, binding_secret=self._secret)
         if ok:
             self.succeeded = True
             self.done.set()
@@ -359,10 +386,30 @@ async def tool_call(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     facebook = await runtime.facebook_for(request[WORKSPACE_KEY])
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
+    binding = _bind_signin_to_browser()
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
-    return web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
-                              "file_urls": _with_file_urls(request, result.files)},
-                             dumps=lambda value: json.dumps(value, default=str))
+    response = web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
+                                  "file_urls": _with_file_urls(request, result.files)},
+                                 dumps=lambda value: json.dumps(value, default=str))
+    return _with_signin_cookie(request, response, binding)
+
+
+def _bind_signin_to_browser() -> Any:
+    """A fresh secret that a sign-in link made by this request is bound to (fi_facebook.bind_signin)."""
+    from fi_facebook import bind_signin
+
+    return bind_signin(secrets.token_urlsafe(32))
+
+
+def _with_signin_cookie(request: web.Request, response: web.StreamResponse, binding: Any) -> web.StreamResponse:
+    """When this request made a sign-in link, give the browser its secret as an HttpOnly, SameSite=Lax cookie that
+    only the OAuth callback receives: the link then works in this browser only."""
+    if binding.used:
+        runtime = request.app[RUNTIME_KEY]
+        response.set_cookie(signin_cookie_name(request[WORKSPACE_KEY].id), binding.secret, path=CALLBACK_PATH,
+                            max_age=600, httponly=True, samesite="Lax",
+                            secure=runtime.settings.public_url.startswith("https://"))
+    return response
 
 
 MAX_MESSAGE_CHARS = 20000
@@ -385,6 +432,7 @@ async def chat(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id.strip(), stream=False,
                         interface="http")
+    binding = _bind_signin_to_browser()
     reply, failed = await conversation.answer(message)
     tool_calls, files, file_urls = [], [], []
     for call in conversation.last_tool_calls:
@@ -394,9 +442,10 @@ async def chat(request: web.Request) -> web.Response:
         files += call["files"]
         file_urls += call["file_urls"]
         tool_calls.append(call)
-    return web.json_response({"ok": not failed, "thread_id": thread_id.strip(), "reply": reply,
-                              "tool_calls": tool_calls, "files": files, "file_urls": file_urls},
-                             dumps=lambda value: json.dumps(value, default=str))
+    response = web.json_response({"ok": not failed, "thread_id": thread_id.strip(), "reply": reply,
+                                  "tool_calls": tool_calls, "files": files, "file_urls": file_urls},
+                                 dumps=lambda value: json.dumps(value, default=str))
+    return _with_signin_cookie(request, response, binding)
 
 
 async def thread_history(request: web.Request) -> web.Response:

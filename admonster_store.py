@@ -347,6 +347,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;
     """,
+    # 11: a sign-in link is bound to whoever asked for it: the SHA-256 of the browser cookie's nonce (the console) or
+    # of the terminal listener's secret; and whether it may move the workspace to another Facebook user.
+    """
+    ALTER TABLE oauth_states ADD COLUMN binding_hash TEXT;
+    ALTER TABLE oauth_states ADD COLUMN allow_switch INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 API_KEY_ID_LENGTH = 12
 
@@ -1445,8 +1451,10 @@ class Store:
 
     # -- OAuth state nonces ----------------------------------------------------------------------------------
 
-    async def add_oauth_state(self, workspace_id: int, nonce: str, expires_at: datetime) -> None:
-        """Remember an OAuth `state` nonce bound to the workspace until `expires_at` (single use)."""
+    async def add_oauth_state(self, workspace_id: int, nonce: str, expires_at: datetime, *,
+                              binding_hash: str | None = None, allow_switch: bool = False) -> None:
+        """Remember an OAuth `state` nonce bound to the workspace until `expires_at` (single use), and to the browser
+        or terminal that asked for it (`binding_hash`)."""
         nonce = str(nonce or "").strip()
         if not nonce or len(nonce) > 200:
             raise InvalidArgument("OAuth state nonce must be 1-200 characters. Fix: use secrets.token_urlsafe().")
@@ -1457,8 +1465,9 @@ class Store:
         await self._db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (_iso(now - timedelta(days=1)),))
         try:
             await self._write(
-                "INSERT INTO oauth_states (nonce, workspace_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (nonce, workspace_id, _iso(now), _iso(expires_at)),
+                "INSERT INTO oauth_states (nonce, workspace_id, created_at, expires_at, binding_hash, allow_switch) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (nonce, workspace_id, _iso(now), _iso(expires_at), binding_hash, 1 if allow_switch else 0),
                 workspace_id,
             )
         except sqlite3.IntegrityError:
@@ -1478,6 +1487,19 @@ class Store:
             return None
         row = await self._fetchone("SELECT workspace_id FROM oauth_states WHERE nonce = ?", (nonce,))
         return int(row["workspace_id"]) if row else None
+
+    async def oauth_state_binding(self, nonce: str) -> tuple[str | None, bool] | None:
+        """(binding hash, switch allowed) of a state nonce, used or not; None when unknown."""
+        row = await self._fetchone("SELECT binding_hash, allow_switch FROM oauth_states WHERE nonce = ?",
+                                   (str(nonce or "").strip(),))
+        return None if row is None else (row["binding_hash"], bool(row["allow_switch"]))
+
+    async def token_holders(self, user_id: str, app_id: str | None, *, exclude_workspace: int) -> int:
+        """How many other workspaces hold a token of this Facebook user for this app."""
+        row = await self._fetchone(
+            "SELECT COUNT(*) AS n FROM tokens WHERE user_id = ? AND COALESCE(app_id, '') = COALESCE(?, '') "
+            "AND workspace_id != ?", (str(user_id), app_id, exclude_workspace))
+        return int(row["n"]) if row else 0
 
     # -- notification outbox ---------------------------------------------------------------------------------
 

@@ -1018,6 +1018,42 @@ def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
     return workspace, nonce
 
 
+class SigninBinding:
+    """Who asked for a sign-in link: the SHA-256 of a secret only that browser (an HttpOnly cookie) or that terminal's
+    loopback listener holds. The interface sets it (`bind_signin`) before the `connect` op runs; the link's state is
+    stored with it and the callback refuses a completion that does not present the same secret."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.used = False  # set when a link was made with it (the console then sets its cookie)
+
+    @property
+    def digest(self) -> str:
+        return binding_digest(self.secret)
+
+
+def binding_digest(secret: str | None) -> str:
+    return hashlib.sha256(("admonster signin\0" + (secret or "")).encode()).hexdigest()
+
+
+SIGNIN_BINDING: ContextVar[SigninBinding | None] = ContextVar("admonster_signin_binding", default=None)
+
+
+def bind_signin(secret: str) -> SigninBinding:
+    """Bind the sign-in links made from here on (in this request or task) to `secret`."""
+    binding = SigninBinding(secret)
+    SIGNIN_BINDING.set(binding)
+    return binding
+
+
+class SigninElsewhere(ValidationError):
+    """A sign-in link completed by another browser or terminal than the one that asked for it."""
+
+
+class SwitchNeeded(ValidationError):
+    """A sign-in as another Facebook user than the one the workspace is connected to, without `switch`."""
+
+
 class Connector:
     """The OAuth code flow and the token lifecycle for every workspace of one store."""
 
@@ -1040,21 +1076,46 @@ class Connector:
         app = self._require_app()
         return GraphClient(app.app_token, app_secret=app.app_secret, base_url=app.graph_url, api_version=app.api_version)
 
-    async def dialog_url(self, workspace_id: int, redirect_uri: str) -> tuple[str, datetime]:
-        """The Facebook sign-in link for a workspace, with a fresh single-use state valid 10 minutes."""
+    async def dialog_url(self, workspace_id: int, redirect_uri: str, *, switch: bool = False) -> tuple[str, datetime]:
+        """The Facebook sign-in link for a workspace, with a fresh single-use state valid 10 minutes, bound to the
+        browser or terminal that asked for it (`bind_signin`); `switch` lets it move the workspace to another user."""
         app = self._require_app()
+        binding = SIGNIN_BINDING.get()
+        if binding is None:
+            raise ValidationError("Sign-in links are made only by the console, the chat or the terminal, which can bind "
+                                  "them to the person who asked", fix="Press Connect Facebook in the console, or run "
+                                  "`admonster connect` in a terminal")
         nonce = secrets.token_urlsafe(16)
         expires = int(self.clock()) + STATE_TTL_SECONDS
-        await self.store.add_oauth_state(workspace_id, nonce, datetime.fromtimestamp(expires, timezone.utc))
+        await self.store.add_oauth_state(workspace_id, nonce, datetime.fromtimestamp(expires, timezone.utc),
+                                         binding_hash=binding.digest, allow_switch=switch)
+        binding.used = True
         query = urllib.parse.urlencode({"client_id": app.app_id, "redirect_uri": redirect_uri, "response_type": "code",
                                         "scope": ",".join(REQUIRED_SCOPES),
                                         "state": sign_state(self.state_secret, workspace_id, nonce, expires)})
         return f"{app.dialog_url}?{query}", datetime.fromtimestamp(expires, timezone.utc)
 
+    async def state_workspace(self, state: str | None) -> int | None:
+        """The workspace a (well-signed) state names, else None: which sign-in cookie the callback reads."""
+        try:
+            return read_state(self.state_secret, state, self.clock())[0]
+        except ValidationError:
+            return None
+
     async def complete(self, *, state: str | None, code: str | None, error: str | None, error_description: str | None,
-                       redirect_uri: str) -> tuple[int, TokenHealth]:
-        """Finish a sign-in from the callback's query; stores the long-lived token. Raises with a readable reason."""
+                       redirect_uri: str, binding_secret: str | None = None) -> tuple[int, TokenHealth]:
+        """Finish a sign-in from the callback's query; stores the long-lived token. Raises with a readable reason.
+
+        `binding_secret` is what the completing browser (its cookie) or terminal (its listener) holds: it must be the
+        secret the link was made with, else nothing happens (the link is not even used up)."""
         workspace_id, nonce = read_state(self.state_secret, state, self.clock())
+        bound = await self.store.oauth_state_binding(nonce)
+        if bound is not None and (not bound[0] or not binding_secret
+                                  or not hmac.compare_digest(bound[0], binding_digest(binding_secret))):
+            raise SigninElsewhere("This sign-in link was started in another browser",
+                                  fix="Start again from your own console (or terminal) with Connect Facebook or /connect",
+                                  blame_field="state")
+        allow_switch = bool(bound and bound[1])
         if await self.store.consume_oauth_state(nonce) != workspace_id:
             raise ValidationError("This sign-in link was already used", fix="Start again with /connect", blame_field="state")
         if error:
@@ -1069,8 +1130,26 @@ class Connector:
             long = await client.get("oauth/access_token", {"grant_type": "fb_exchange_token", "client_id": app.app_id,
                                                           "client_secret": app.app_secret,
                                                           "fb_exchange_token": short["access_token"]})
-        health = await self.store_checked_token(workspace_id, long["access_token"], kind="user")
+        health = await self.inspect(long["access_token"])
+        current = await self.store.load_token(workspace_id)
+        if (current is not None and current.user_id and health.user_id and str(current.user_id) != str(health.user_id)
+                and not allow_switch):
+            before = await self._user_name(current.token) or f"Facebook user {current.user_id}"
+            after = health.user_name or f"Facebook user {health.user_id}"
+            raise SwitchNeeded(f"This workspace is connected to {before}; connect it to {after} instead? "
+                               "Nothing was changed",
+                               fix=f"To move this workspace to {after}, press Connect to another Facebook user in the "
+                                   "console (or run /connect --switch) and sign in again")
+        health = await self.store_checked_token(workspace_id, long["access_token"], kind="user", checked=health)
         return workspace_id, health
+
+    async def _user_name(self, token: str) -> str | None:
+        try:
+            async with GraphClient(token, app_secret=self.app.app_secret if self.app else None, base_url=self.graph_url,
+                                   api_version=self.api_version) as client:
+                return (await client.get("me", {"fields": "name"})).get("name")
+        except FacebookError:
+            return None
 
     async def inspect(self, token: str) -> TokenHealth:
         """Ask Facebook's debug_token (and /me/permissions) about a token; never stores anything."""
@@ -1102,9 +1181,11 @@ class Connector:
         health.user_name, health.user_id = me.get("name"), me.get("id") or health.user_id
         return health
 
-    async def store_checked_token(self, workspace_id: int, token: str, *, kind: str) -> TokenHealth:
-        """Check a token (right app, valid, ads_management) and only then store it encrypted."""
-        health = await self.inspect(token)
+    async def store_checked_token(self, workspace_id: int, token: str, *, kind: str,
+                                  checked: TokenHealth | None = None) -> TokenHealth:
+        """Check a token (right app, valid, ads_management) and only then store it encrypted (`checked`: an
+        `inspect` of it just made)."""
+        health = checked or await self.inspect(token)
         if self.foreign(health):
             raise ValidationError(f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id})",
                                   fix="Create the token for Ad Monster's app (ADMONSTER_APP_ID) and try again")
@@ -1134,20 +1215,34 @@ class Connector:
             await self.store.mark_token_checked(workspace_id, valid=True, expires_at=health.expires_at, scopes=health.scopes)
         return health
 
-    async def disconnect(self, workspace_id: int) -> str:
-        """Revoke Ad Monster's permissions where Facebook allows it, then forget the token."""
+    async def disconnect(self, workspace_id: int) -> tuple[str, bool]:
+        """Forget this workspace's token; revoke Ad Monster's permissions (`DELETE /me/permissions`, which acts on the
+        Facebook user and app, not on one token) only when no other workspace holds a token of the same user and app.
+        -> (what happened, whether the app was revoked).
+
+        Source: https://developers.facebook.com/docs/graph-api/reference/user/permissions (DELETE
+        /{user-id}/permissions[/{permission-name}] with a user or app token of the app; all versions). That removing
+        every permission de-authorizes the app for the user, so every token of that user for the app stops working, is
+        Facebook Login's revoking guide, not quoted on that page: unverified here, and what the sandbox does."""
         stored = await self.store.load_token(workspace_id)
         if stored is None:
-            return "Facebook was not connected; nothing to do."
-        revoked = "Facebook permissions revoked"
+            return "Facebook was not connected; nothing to do.", False
+        others = (await self.store.token_holders(stored.user_id, stored.app_id, exclude_workspace=workspace_id)
+                  if stored.user_id else 0)
+        if others:
+            await self.store.delete_token(workspace_id)
+            return (f"Disconnected this workspace: its stored token is deleted. Ad Monster keeps access for {others} other "
+                    "workspace(s) of the same Facebook user, so the app was not revoked."), False
+        revoked, done = "Facebook permissions revoked", True
         try:
             async with GraphClient(stored.token, app_secret=self.app.app_secret if self.app else None,
                                    base_url=self.graph_url, api_version=self.api_version) as client:
                 await client.delete("me/permissions")
         except FacebookError as error:
-            revoked = f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's settings if needed"
+            revoked, done = (f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's "
+                             "settings if needed"), False
         await self.store.delete_token(workspace_id)
-        return f"Disconnected: {revoked}; the stored token is deleted."
+        return f"Disconnected: {revoked}; the stored token is deleted.", done
 
 
 def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
@@ -1165,6 +1260,9 @@ def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
 class ConnectArgs(OpArgs):
     """Connect Facebook: returns the sign-in link (valid 10 minutes) that grants Ad Monster the permissions its ops need."""
 
+    switch: bool = Field(False, description="Allow this sign-in to move the workspace to another Facebook user than the "
+                                            "one it is connected to (without it, such a sign-in is refused).")
+
 
 @meta_ops.op(OpKind.READ, name="connect")
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
@@ -1173,7 +1271,7 @@ async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
         raise ValidationError("Signing in is not available in this interface",
                               fix="Run `admonster connect`, or `admonster serve` and /connect there")
     redirect_uri = await facebook.callback_url()
-    url, expires = await facebook.connector.dialog_url(facebook.workspace.id, redirect_uri)
+    url, expires = await facebook.connector.dialog_url(facebook.workspace.id, redirect_uri, switch=args.switch)
     return OpResult(text=f"Open this link to connect Facebook (valid until {expires:%H:%M} UTC, usable once):\n{url}\n"
                          f"It asks for: {', '.join(REQUIRED_SCOPES)}.",
                     data={"url": url, "expires_at": expires.isoformat(), "scopes": list(REQUIRED_SCOPES)})
@@ -1208,11 +1306,12 @@ async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan
         raise ValidationError("Disconnecting is not available in this interface", fix="Use `admonster disconnect`")
 
     async def execute() -> OpResult:
-        text = await facebook.connector.disconnect(facebook.workspace.id)
+        text, revoked = await facebook.connector.disconnect(facebook.workspace.id)
         await facebook.after_disconnect()
-        return OpResult(text=text, data={"disconnected": True})
+        return OpResult(text=text, data={"disconnected": True, "revoked": revoked})
 
-    return WritePlan(summary="disconnect Facebook: revoke Ad Monster's permissions and delete the stored token",
+    return WritePlan(summary="disconnect Facebook from this workspace: delete its stored token, and revoke Ad Monster's "
+                             "permissions unless another workspace uses the same Facebook user",
                      ad_account_id=None, requests=[GraphRequest("DELETE", "me/permissions")], changes=[], execute=execute)
 
 

@@ -214,14 +214,17 @@
       details.appendChild(el("li", { class: "error", text: firstLine(result.text) }));
     }
     $("connect").textContent = data.connected ? "Connect again" : "Connect Facebook";
+    $("connect-switch").hidden = !data.connected;
     $("disconnect").disabled = !data.connected;
     for (const id of ["ad-account", "instagram-account", "choose-page"]) $(id).disabled = !state.connected;
   }
 
-  async function connect() {
+  // The link works in this browser only: the answer sets an HttpOnly sign-in cookie that the callback checks.
+  // `switchUser` lets the sign-in move this workspace to another Facebook user (else such a sign-in is refused).
+  async function connect(switchUser) {
     say("connection-message", "");
     clear($("connect-link"));
-    const result = await op("connect");
+    const result = await op("connect", switchUser === true ? { switch: true } : {});
     if (!result.ok || !result.data.url) {
       say("connection-message", firstLine(result.text), "error");
       return;
@@ -280,7 +283,7 @@
   }
 
   async function disconnect() {
-    if (!window.confirm("Disconnect Facebook from this workspace? Ad Monster deletes its token and asks Facebook to revoke it.")) return;
+    if (!window.confirm("Disconnect Facebook from this workspace? Ad Monster deletes this workspace's token, and asks Facebook to revoke the app only when no other workspace uses the same Facebook user.")) return;
     stopPolling();
     const result = await op("disconnect");
     say("connection-message", firstLine(result.text), result.ok ? "ok" : "error");
@@ -589,7 +592,8 @@
       await signIn(key);
     }, "login-error"));
     $("sign-out").addEventListener("click", () => signOut());
-    $("connect").addEventListener("click", guard(connect, "connection-message"));
+    $("connect").addEventListener("click", guard(() => connect(false), "connection-message"));
+    $("connect-switch").addEventListener("click", guard(() => connect(true), "connection-message"));
     $("disconnect").addEventListener("click", guard(disconnect, "connection-message"));
     $("refresh-token").addEventListener("click", guard(() => refreshAll(), "connection-message"));
     $("ad-account").addEventListener("change", guard(selectAdAccount, "ad-account-message"));

@@ -433,15 +433,17 @@ def _demo_png(name: str) -> bytes:
     return _DEMO_CACHE[name]
 
 
-def seed_demo_ads(sb, now: float) -> None:
-    """Images, creatives and ads under the seeded ad sets: approved, parent-paused, paused and one DISAPPROVED."""
+def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, page_id: str | None = None) -> None:
+    """Images, creatives and ads under the seeded ad sets: approved, parent-paused, paused and one DISAPPROVED.
+    `accounts` ({"USD": act, "JPY": act}) and `page_id`: the demo world to fill (default: the first one)."""
     import hashlib
 
     from .media import media_files
 
     store = sb.store
-    adsets = {a["name"]: a for a in store.list("adset")}
-    page = next((p for p in store.list("page")), None)
+    scope = None if accounts is None else {act[4:] for act in accounts.values()}
+    adsets = {a["name"]: a for a in store.list("adset") if scope is None or a["account_id"] in scope}
+    page = store.get(page_id) if page_id else next((p for p in store.list("page")), None)
     if page is None:
         return
     files, rows, hashes = media_files(sb), [], {}
@@ -492,7 +494,7 @@ def seed_demo_ads(sb, now: float) -> None:
                 "creative": {"id": creative_id}, "adlabels": [], "_review": new_review(created, creative_row)}
         rows.append(("ad", ad_id, data, adset["id"], f"act_{adset['account_id']}", created))
 
-    accounts = {a["currency"]: a["id"] for a in store.list("adaccount")}
+    accounts = accounts or {a["currency"]: a["id"] for a in store.list("adaccount")}
     usd, jpy = accounts.get("USD"), accounts.get("JPY")
     t0 = now - 60 * 86400
     if usd:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from .apps import app_created, app_secret, resolve_app, set_app_created
 from .auth import KNOWN_SCOPES, issue_token
 from .errors import GraphError
 from .faults import FaultSpecError
-from .seed import bulk_campaigns, seed_demo, seed_pages
+from .seed import bulk_campaigns, seed_another_world, seed_demo, seed_pages
 from .state import Sandbox
 
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
@@ -172,6 +173,16 @@ async def seed(request: web.Request) -> web.Response:
     return web.json_response({"ids": ids})
 
 
+async def users(request: web.Request) -> web.Response:
+    """POST /__sandbox/users {"label": "beta"}: one more demo world (user, business, USD and JPY ad accounts, page,
+    pixel, campaigns) with fresh ids, so that tenants of one client never share objects; -> its ids."""
+    sb, body = _sb(request), await _body(request)
+    label = body.get("label", "")
+    if not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", label):
+        raise BadRequest("label must be 1-40 letters, digits, '.', '_' or '-'")
+    return web.json_response(seed_another_world(sb, label))
+
+
 async def clock(request: web.Request) -> web.Response:
     """GET: the simulated time and whether it is frozen. POST {"advance": seconds} or {"set": epoch}, and/or
     {"frozen": true|false}: a frozen clock moves only when told; unfrozen, it runs on from where it stood."""
@@ -313,6 +324,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/__sandbox/apps", set_app)
     r.add_post("/__sandbox/reset", reset)
     r.add_post("/__sandbox/seed", seed)
+    r.add_post("/__sandbox/users", users)
     r.add_route("GET", "/__sandbox/clock", clock)
     r.add_route("POST", "/__sandbox/clock", clock)
     r.add_route("GET", "/__sandbox/config", config)

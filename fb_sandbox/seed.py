@@ -40,15 +40,32 @@ def _campaign(sb: Sandbox, act: str, created: float, **data) -> str:
 
 def seed_demo(sb: Sandbox) -> None:
     store, now = sb.store, sb.now()
-    t0 = now - 400 * DAY
     app_id = store.new_id("app")
     store.kv_set("app_id", app_id)
     store.kv_set("app_secret", secrets.token_hex(16))
-    user = _insert(sb, "user", {"name": "Demo User", "first_name": "Demo", "last_name": "User",
+    world = seed_world(sb, now)
+    store.kv_set("demo_user_id", world["user_id"])
+    _seed_business_people(sb, world["business_id"], world["user_id"], world["analyst_id"], now - 400 * DAY)
+    ensure_apps(store)
+
+
+def seed_another_world(sb: Sandbox, label: str) -> dict:
+    """One more demo world (`POST /__sandbox/users`): its own user, analyst, business, USD and JPY ad accounts,
+    Instagram account, page, pixel, saved audiences, campaigns, ad sets and ads, with fresh ids, from the same code
+    as the first demo world; the user's name carries `label` ("Demo User (beta)")."""
+    return seed_world(sb, sb.now(), label=label)
+
+
+def seed_world(sb: Sandbox, now: float, *, label: str | None = None) -> dict:
+    """A demo world; -> its ids. Without `label`, the first one (the insert order fixes the ids: keep it)."""
+    store = sb.store
+    t0 = now - 400 * DAY
+    tag = f" ({label})" if label else ""
+    user = _insert(sb, "user", {"name": f"Demo User{tag}", "first_name": "Demo", "last_name": f"User{tag}",
                                 "email": "demo@example.com"}, created=t0)
-    analyst = _insert(sb, "user", {"name": "Alex Analyst", "first_name": "Alex", "last_name": "Analyst"}, created=t0)
-    store.kv_set("demo_user_id", user)
-    business = _insert(sb, "business", {"name": "Demo Business", "verification_status": "verified",
+    analyst = _insert(sb, "user", {"name": f"Alex Analyst{tag}", "first_name": "Alex", "last_name": f"Analyst{tag}"},
+                      created=t0)
+    business = _insert(sb, "business", {"name": f"Demo Business{tag}", "verification_status": "verified",
                                         "_user_ids": [user, analyst]}, created=t0)
     usd = _account(sb, business, [user, analyst], t0, name="Demo Store (USD)", currency="USD",
                    min_daily_budget=100, timezone_name="America/Los_Angeles", timezone_id=1,
@@ -57,12 +74,12 @@ def seed_demo(sb: Sandbox) -> None:
                    min_daily_budget=100, timezone_name="Asia/Tokyo", timezone_id=77, amount_spent="845000")
     _set_user_accounts(sb, user, [usd, jpy], t0)
     _set_user_accounts(sb, analyst, [usd, jpy], t0)
-    instagram = _insert(sb, "instagram", {"username": "demo.store", "name": "Demo Store",
+    instagram = _insert(sb, "instagram", {"username": "demo.store" + (f".{label}" if label else ""), "name": "Demo Store",
                                           "profile_picture_url": "https://sandbox.invalid/ig/demo.store.jpg",
                                           "followers_count": 1280, "_user_ids": [user], "_account_ids": [usd, jpy]},
                         created=t0)
     page_token = new_token("EAAP")
-    _insert(sb, "page", {"name": "Demo Page", "category": "Shopping & retail",
+    page = _insert(sb, "page", {"name": f"Demo Page{tag}", "category": "Shopping & retail",
                          "category_list": [{"id": "200600219953504", "name": "Shopping & retail"}],
                          "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
                          "_instagram_id": instagram, "_page_token": page_token, "_user_ids": [user]}, created=t0)
@@ -80,9 +97,9 @@ def seed_demo(sb: Sandbox) -> None:
     campaign_ids = _seed_campaigns(sb, usd, jpy, now)
     _seed_adsets(sb, campaign_ids, pixel, user, now)
     from .ads import seed_demo_ads
-    seed_demo_ads(sb, now)
-    _seed_business_people(sb, business, user, analyst, t0)
-    ensure_apps(store)
+    seed_demo_ads(sb, now, accounts={"USD": usd, "JPY": jpy}, page_id=page)
+    return {"user_id": user, "analyst_id": analyst, "business_id": business, "ad_account_ids": [usd, jpy],
+            "page_id": page, "instagram_id": instagram, "pixel_id": pixel}
 
 
 def _seed_business_people(sb: Sandbox, business: str, user: str, analyst: str, t0: float) -> None:
