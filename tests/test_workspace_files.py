@@ -4,8 +4,6 @@ callers read only files their workspace uploaded (POST /v1/files) and never lear
 local terminal still reads the person's own files."""
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import aiohttp
@@ -13,17 +11,8 @@ import pytest
 
 import admonster_server
 from fb_utils import UPLOADS_DIR, workspace_files_dir
+from test_fb_creative import png_bytes
 from testkit import running_server
-
-
-def png_bytes(width: int = 600, height: int = 400) -> bytes:
-    raw = b"".join(b"\x00" + b"\x10\x80\xc0" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 class Tenant:
