@@ -86,8 +86,9 @@
   // send, so the bytes are fetched here and shown through a blob: URL.
   const IMAGE_NAME = /\.(png|jpe?g)$/i;
 
+  // A file's name as the person gave it: the server's unguessable prefix (24 hex digits and "-") is left out.
   function fileName(url) {
-    const last = String(url).split("/").pop() || "file";
+    const last = (String(url).split("/").pop() || "file").replace(/^[0-9a-f]{24}-/, "");
     try {
       return decodeURIComponent(last);
     } catch (error) {

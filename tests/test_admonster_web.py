@@ -237,7 +237,8 @@ async def test_console_in_a_real_browser(server, tmp_path):
                                              " return i && i.complete && i.naturalWidth > 0; }", timeout=15_000)
                 assert await chart.evaluate("i => i.naturalWidth") == 1200
                 assert (await chart.get_attribute("src")).startswith("blob:http://127.0.0.1")
-                assert re.fullmatch(r"[0-9a-f]{24}-chart-.*\.png", await chart.get_attribute("alt"))
+                # the person reads the file's own name; the server's unguessable prefix stays in the URL only
+                assert re.fullmatch(r"chart-act_\d+-last_30d\.png", await chart.get_attribute("alt"))
                 file_url = await page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
                                                ".find(n => n.includes('/v1/files/'))")
                 async with aiohttp.ClientSession() as session:
