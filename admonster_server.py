@@ -147,8 +147,7 @@ class CallbackListener:
 
 
 def _error(status: int, kind: str, message: str, fix: str) -> web.Response:
-    return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
-                              "data": {"error": kind, "message": message, "fix": fix}}, status=status)
+    return admonster_mcp.error_response(status, kind, message, fix)
 
 
 @web.middleware

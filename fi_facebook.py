@@ -1019,8 +1019,8 @@ def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
     """The (workspace id, nonce) a state carries, after checking its signature and expiry; ValidationError otherwise."""
     refused = ValidationError("This sign-in link is not valid (its state was altered or is not ours)",
                               fix="Start again with /connect and use the new link", blame_field="state")
-    if not isinstance(state, str) or state.count(".") != 1:
-        raise refused
+    if not isinstance(state, str) or state.count(".") != 1 or not state.isascii():  # ours is base64 and hex:
+        raise refused  # anything else is refused before hmac.compare_digest (it raises TypeError on non-ASCII text)
     payload, signature = state.split(".")
     expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature, expected):
