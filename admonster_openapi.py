@@ -83,11 +83,13 @@ def op_components(registry: Any) -> tuple[dict[str, Any], list[str]]:
     calls = {**{name: schema for name, schema in DISPATCHER_CALLS.items()},
              **{spec.name: _ref(f"args.{spec.name}") for spec in specs}}
     for name, args in calls.items():
+        spec = registry.get(name)
         schemas[f"call.{name}"] = {
             "type": "object", "required": ["op"], "additionalProperties": False,
-            "description": (DISPATCHER_CALLS[name]["description"] if name in DISPATCHER_CALLS
-                            else registry.get(name).summary),
+            "description": DISPATCHER_CALLS[name]["description"] if spec is None else spec.summary,
             "properties": {"op": {"const": name}, "args": args}}
+        if spec is not None and spec.example:  # the example the op declares (op=help shows the same)
+            schemas[f"call.{name}"]["examples"] = [{"op": name, "args": spec.example}]
     return schemas, list(calls)
 
 
@@ -161,13 +163,19 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
     }
 
 
-def mcp_components() -> dict[str, Any]:
-    """JSON-RPC over /mcp (MCP streamable HTTP, stateless, JSON answers); tool names from admonster_mcp.build_tools."""
-    from admonster_mcp import build_tools
+def mcp_components(registry: Any) -> dict[str, Any]:
+    """JSON-RPC over /mcp (MCP streamable HTTP, stateless, JSON answers). The tools are admonster_mcp.build_tools':
+    the facebook tool takes a ToolCall, each op's own tool the op's arguments (`args.<op>`)."""
+    from admonster_mcp import FACEBOOK_TOOL, build_tools
 
-    names = [tool.name for tool in build_tools("both")]
     request_id = {"type": ["integer", "string"]}
+    tool_calls = []
+    for tool in build_tools("both", registry):
+        arguments = _ref("ToolCall") if tool.name == FACEBOOK_TOOL else _ref(f"args.{tool.name}")
+        tool_calls.append({"type": "object", "required": ["name"], "title": tool.name,
+                           "properties": {"name": {"const": tool.name}, "arguments": arguments}})
     return {
+        "McpToolCall": {"oneOf": tool_calls},
         "JsonRpcRequest": {"oneOf": [
             {"type": "object", "required": ["jsonrpc", "id", "method", "params"], "title": "initialize",
              "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"const": "initialize"},
@@ -180,8 +188,7 @@ def mcp_components() -> dict[str, Any]:
              "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"enum": ["tools/list", "ping"]}}},
             {"type": "object", "required": ["jsonrpc", "id", "method", "params"], "title": "tools/call",
              "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"const": "tools/call"},
-                            "params": {"type": "object", "required": ["name"],
-                                       "properties": {"name": {"enum": names}, "arguments": {"type": "object"}}}}},
+                            "params": _ref("McpToolCall")}},
             {"type": "object", "required": ["jsonrpc", "method"], "title": "notification",
              "properties": {"jsonrpc": {"const": "2.0"}, "method": {"const": "notifications/initialized"}}}]},
         "JsonRpcResponse": {
@@ -346,7 +353,7 @@ def build_document(app: Any, registry: Any = None, *, server_url: str | None = N
     if missing:
         raise UndocumentedRoute("Routes without a description in admonster_openapi.OPERATIONS: " + ", ".join(missing))
     op_schemas, op_names = op_components(registry)
-    schemas = {**shape_components(op_names), **mcp_components(), "ThreadId": _thread_id_schema(), **op_schemas}
+    schemas = {**shape_components(op_names), **mcp_components(registry), "ThreadId": _thread_id_schema(), **op_schemas}
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "Ad Monster HTTP API", "version": server_version(),

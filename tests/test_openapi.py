@@ -3,6 +3,7 @@ describes against a real `admonster serve` (sandbox mode, a workspace with an AP
 document says (status, content type, body schema), no "Internal error" or traceback in any answer or in the log."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from openapi_spec_validator import validate
 
-from admonster_openapi import OPERATIONS, UndocumentedRoute, app_routes, build_document
+from admonster_openapi import OPERATIONS, UndocumentedRoute, _refs, app_routes, build_document
 from admonster_server import create_app
 from fi_facebook import DISPATCHER_CALLS, REGISTRY
 from testkit import Errors, ServerThread, running_server
@@ -91,6 +92,7 @@ def test_a_route_without_a_description_fails_the_build():
 # Schemathesis against the live server
 # ---------------------------------------------------------------------------------------------------------------
 
+TEXTS = []
 ANSWERS: list[tuple[str, str, int, float]] = []  # (operation, op, status, seconds) of every fuzzed request
 MAX_EXAMPLES = 40
 # The document is generated the same way the server does it (the served one is checked equal below): schemathesis
@@ -113,16 +115,24 @@ def live_api(tmp_path_factory):
     logging.getLogger().removeHandler(errors)
 
 
-def _check(case, live_api, capfd) -> None:
+def _check(case, live_api, capfd, key: str) -> None:
     live_api.errors.records.clear()
-    headers = {"Authorization": f"Bearer {live_api.key}"}
+    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}  # (a missing or bad key: test_hostile_input)
+    headers = {"Authorization": f"Bearer {key}"}
     if case.path == "/mcp":
         headers["Accept"] = "application/json, text/event-stream"
     started = time.monotonic()
     response = case.call(base_url=live_api.url, headers=headers, timeout=60)
     seconds = time.monotonic() - started
     op = case.body.get("op") if isinstance(case.body, dict) else None
+    if case.path == "/mcp" and isinstance(case.body, dict) and isinstance(case.body.get("params"), dict):
+        op = case.body["params"].get("name")
     ANSWERS.append((f"{case.method} {case.path}", str(op), response.status_code, seconds))
+    try:
+        j = response.json()
+        TEXTS.append((str(op), j.get("ok"), (j.get("text") or str(j.get("result", j.get("error"))))[:90]))
+    except Exception:
+        pass
     case.validate_response(response, checks=[schemathesis.checks.not_a_server_error,
                                              schemathesis.checks.status_code_conformance,
                                              schemathesis.checks.content_type_conformance,
@@ -136,7 +146,8 @@ def _check(case, live_api, capfd) -> None:
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_schemathesis_every_operation(label, live_api, capfd):
+def test_schemathesis_every_operation(label, live_api, capfd, fuzz_key):
+    key = fuzz_key
     method, path = label.split(" ", 1)
     operation = SCHEMA[path][method]
     strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
@@ -145,14 +156,88 @@ def test_schemathesis_every_operation(label, live_api, capfd):
               suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def fuzz(case):
-        _check(case, live_api, capfd)
+        _check(case, live_api, capfd, key)
 
     fuzz()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every op, through the tool route and through /mcp: the document narrowed to one op's call, fuzzed the same way
+# ---------------------------------------------------------------------------------------------------------------
+
+CALLS = list(DOCUMENT["components"]["schemas"]["ToolCall"]["discriminator"]["mapping"])
+OP_EXAMPLES = {"POST /v1/tools/facebook": (8, 4), "POST /mcp": (3, 2)}  # (positive, negative) examples per op
+
+
+def _one_call_document(route: str, name: str) -> dict:
+    """The document with only `route`, whose body is one op's call (tool route: call.<op>; /mcp: a tools/call of the
+    op's own tool), and the components that needs."""
+    method, path = route.split(" ", 1)
+    operation = copy.deepcopy(DOCUMENT["paths"][path][method.lower()])
+    schemas = DOCUMENT["components"]["schemas"]
+    if path == "/mcp":
+        body = {"type": "object", "required": ["jsonrpc", "id", "method", "params"],
+                "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": "integer"}, "method": {"const": "tools/call"},
+                               "params": next(t for t in schemas["McpToolCall"]["oneOf"] if t["title"] == name)}}
+    else:
+        body = {"$ref": f"#/components/schemas/call.{name}"}
+    operation["requestBody"]["content"]["application/json"]["schema"] = body
+    needed, todo = set(), _refs([operation, DOCUMENT["components"]["responses"]])
+    while todo:
+        ref = todo.pop()
+        if ref not in needed:
+            needed.add(ref)
+            todo |= _refs(schemas[ref])
+    return {**DOCUMENT, "paths": {path: {method.lower(): operation}},
+            "components": {**DOCUMENT["components"], "schemas": {ref: schemas[ref] for ref in needed}}}
+
+
+@pytest.mark.parametrize("route,name", [(route, name) for route in OP_EXAMPLES for name in CALLS
+                                        if route == "POST /v1/tools/facebook" or REGISTRY.get(name) is not None])
+def test_schemathesis_every_op(route, name, live_api, capfd, fuzz_key):
+    key = fuzz_key
+    method, path = route.split(" ", 1)
+    schema = schemathesis.openapi.from_dict(_one_call_document(route, name))
+    operation = schema[path][method]
+    # the op's declared example (and its arguments' examples and defaults), then generated calls that fit the schema
+    # and calls that do not
+    runs = [(strategy, 1) for strategy in schema.get_strategies_from_examples(operation)]
+    runs += [(operation.as_strategy(mode), examples)
+             for mode, examples in zip((GenerationMode.POSITIVE, GenerationMode.NEGATIVE), OP_EXAMPLES[route])]
+    for strategy, examples in runs:
+        @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=strategy)
+        def fuzz(case):
+            _check(case, live_api, capfd, key)
+
+        fuzz()
+
+
+WORKSPACE = {"key": None, "count": 0}
+
+
+@pytest.fixture
+def fuzz_key(live_api):
+    """The API key the fuzz tests use: the same workspace from test to test, a new one once an op (disconnect) left it
+    without Facebook, so the ops after it are fuzzed connected, as a person would call them."""
+    if WORKSPACE["key"] is None:
+        WORKSPACE["count"] += 1
+        WORKSPACE["key"] = live_api.new_key(f"fuzz-{WORKSPACE['count']}")
+    yield WORKSPACE["key"]
+    answer = requests.post(live_api.url + "/v1/tools/facebook", json={"op": "token_status"}, timeout=60,
+                           headers={"Authorization": f"Bearer {WORKSPACE['key']}"}).json()
+    if not (answer["data"] or {}).get("connected"):
+        WORKSPACE["key"] = None
 
 
 def test_zz_report():
     counts = Counter((a, s) for a, _, s, _ in ANSWERS)
     print(sorted(counts.items()))
-    slow = sorted(ANSWERS, key=lambda a: -a[3])[:15]
+    slow = sorted(ANSWERS, key=lambda a: -a[3])[:25]
     print(slow)
     print(len(ANSWERS), len({o for _, o, _, _ in ANSWERS}))
+    print("WORKSPACES", WORKSPACE["count"])
+    print("OKS", Counter(ok for _, ok, _ in TEXTS))
+    print("OKOPS", sorted({o for o, ok, _ in TEXTS if ok}))
+    for t, n in Counter(t[:50] for _, ok, t in TEXTS if not ok).most_common(40): print(n, t)

@@ -113,6 +113,14 @@ class ServerThread:
             self.ready.set()
             await self._stop.wait()
 
+    def new_key(self, name: str) -> str:
+        """An API key of a new workspace `name` on the running server."""
+        async def create() -> str:
+            workspace = await self.runtime.store.ensure_workspace(name)
+            return await self.runtime.store.create_api_key(workspace.id)
+
+        return asyncio.run_coroutine_threadsafe(create(), self.loop).result(60)
+
     def start(self) -> ServerThread:
         self.thread.start()
         assert self.ready.wait(90) and self.error is None, self.error
