@@ -125,6 +125,7 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
                 "text": {"type": "string", "description": "ERROR <kind>: <message>. Fix: <fix>."},
                 "data": {"type": "object", "required": ["error", "message", "fix"],
                          "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}}}}},
+        "OpName": {"enum": op_names, "description": "Every op the facebook tool runs (the registry's, and help, confirm, reject)."},
         "ToolCall": {
             "description": "One call of the facebook tool: an op and its arguments (op=help lists every op). A failed "
                            "call still answers 200, with ok=false and one line saying why.",
@@ -138,7 +139,8 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
         "ChatRequest": {
             "type": "object", "required": ["thread_id", "message"],
             "properties": {"thread_id": _ref("ThreadId"),
-                           "message": {"type": "string", "minLength": 1, "description": "What the person says, or a /command."}}},
+                           "message": {"type": "string", "minLength": 1, "examples": _chat_commands(),
+                                       "description": "What the person says, or a /command (/help lists them)."}}},
         "ChatReply": {
             "type": "object", "required": ["ok", "thread_id", "reply", "tool_calls", "files", "file_urls"],
             "properties": {
@@ -161,6 +163,13 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
             "properties": {"ok": {"const": True}, "mode": {"type": "string"}, "time": {"type": "integer"},
                            "api_version": {"type": "string"}, "api_version_warning": {"type": "string"}}},
     }
+
+
+def _chat_commands() -> list[str]:
+    """Every chat command, bare (admonster_bot's BOT_COMMANDS and LOCAL_COMMANDS), and a /tool call."""
+    from admonster_bot import BOT_COMMANDS, LOCAL_COMMANDS
+
+    return [f"/{name}" for name in [*BOT_COMMANDS, *LOCAL_COMMANDS]] + ['/tool list_campaigns {"limit": 5}']
 
 
 def mcp_components(registry: Any) -> dict[str, Any]:

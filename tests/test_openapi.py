@@ -64,6 +64,9 @@ def test_every_op_is_in_the_document_with_the_schema_that_validates_it():
     schemas = document["components"]["schemas"]
     calls = schemas["ToolCall"]["discriminator"]["mapping"]
     assert set(calls) == set(REGISTRY.names()) | set(DISPATCHER_CALLS) and len(calls) == len(REGISTRY.names()) + 3
+    assert schemas["OpName"]["enum"] == list(calls)
+    tools = [branch["properties"]["name"]["const"] for branch in schemas["McpToolCall"]["oneOf"]]
+    assert tools == ["facebook", *REGISTRY.names()]  # admonster_mcp.build_tools("both")
     for spec in REGISTRY.specs():
         documented = schemas[f"args.{spec.name}"]
         declared = REGISTRY.args_schema(spec)  # what help, MCP and the OpenAI tools show: the same properties
