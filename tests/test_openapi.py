@@ -1,6 +1,10 @@
 """`GET /openapi.json` describes the whole HTTP API (issue 18, item 3), and schemathesis fuzzes every operation it
 describes against a real `admonster serve` (sandbox mode, a workspace with an API key): no 5xx, every answer as the
-document says (status, content type, body schema), no "Internal error" or traceback in any answer or in the log."""
+document says (status, content type, body schema), no "Internal error" or traceback in any answer or in the log.
+
+schemathesis' pytest loader (`schemathesis.pytest.from_fixture`) fails under pytest 9 ('Function' object has no
+attribute '_nodeid'), so the tests draw schemathesis' strategies (`as_strategy`, `get_strategies_from_examples`) with
+Hypothesis themselves and run schemathesis' checks on each answer (`case.validate_response`)."""
 from __future__ import annotations
 
 import copy
