@@ -1,5 +1,5 @@
-"""`admonster serve`: the HTTP API (direct tool calls), the OAuth callback, health, and the scheduler; plus the
-one-shot loopback callback listener that `admonster connect` and the terminal chat use."""
+"""`admonster serve`: the HTTP API (direct tool calls), its OpenAPI description, the OAuth callback, health, and the
+scheduler; plus the one-shot loopback callback listener that `admonster connect` and the terminal chat use."""
 from __future__ import annotations
 
 import asyncio
