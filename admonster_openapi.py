@@ -76,7 +76,7 @@ def op_components(registry: Any) -> tuple[dict[str, Any], list[str]]:
         schemas[f"args.{spec.name}"] = schema
     # The models an op's arguments use inside them; an op's own model is `args.<op>` (a model used inside another's
     # arguments stays under its name too).
-    used = _refs(list(schemas.values()) + [definitions[name] for name in definitions if name not in op_models])
+    used = component_refs(list(schemas.values()) + [definitions[name] for name in definitions if name not in op_models])
     for name, schema in definitions.items():
         if name not in op_models or name in used:
             schemas[name] = schema
@@ -93,7 +93,8 @@ def op_components(registry: Any) -> tuple[dict[str, Any], list[str]]:
     return schemas, list(calls)
 
 
-def _refs(values: Any) -> set[str]:
+def component_refs(values: Any) -> set[str]:
+    """The names of the components `values` refer to (#/components/schemas/NAME), at any depth."""
     found: set[str] = set()
 
     def walk(value: Any) -> None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from openapi_spec_validator import validate
 
-from admonster_openapi import OPERATIONS, UndocumentedRoute, _refs, app_routes, build_document
+from admonster_openapi import OPERATIONS, UndocumentedRoute, component_refs, app_routes, build_document
 from admonster_server import create_app
 from fi_facebook import DISPATCHER_CALLS, REGISTRY
 from testkit import Errors, ServerThread, running_server
@@ -266,12 +266,12 @@ def _one_call_document(route: str, name: str) -> dict:
     else:
         body = {"$ref": f"#/components/schemas/call.{name}"}
     operation["requestBody"]["content"]["application/json"]["schema"] = body
-    needed, todo = set(), _refs([operation, DOCUMENT["components"]["responses"]])
+    needed, todo = set(), component_refs([operation, DOCUMENT["components"]["responses"]])
     while todo:
         ref = todo.pop()
         if ref not in needed:
             needed.add(ref)
-            todo |= _refs(schemas[ref])
+            todo |= component_refs(schemas[ref])
     return {**DOCUMENT, "paths": {path: {method.lower(): operation}},
             "components": {**DOCUMENT["components"], "schemas": {ref: schemas[ref] for ref in needed}}}
 
