@@ -11,6 +11,8 @@ import copy
 import json
 import logging
 import os
+import random
+import re
 import time
 from collections import Counter
 
@@ -216,14 +218,18 @@ def _check(case, live_api, capfd, key: str) -> None:
     assert not live_api.errors.records, [(r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in live_api.errors.records]
 
 
-def _fuzz(schema, operation, examples: tuple[int, int], live_api, capfd, key: str) -> None:
+def _fuzz(schema, operation, examples: tuple[int, int], live_api, capfd, key: str, ids: dict | None = None) -> None:
     """The operation's documented examples (one request each), then `examples` generated requests that fit the
-    document (positive) and that do not (negative), each through _check. Deterministic (derandomize)."""
+    document (positive; `*_id` arguments often set to one of `ids`) and that do not (negative), each through _check.
+    Deterministic (derandomize)."""
     runs = [(strategy, 1) for strategy in schema.get_strategies_from_examples(operation)]
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     if not (operation.definition.raw.get("parameters") or operation.definition.raw.get("requestBody")):
         modes = modes[:1]  # nothing to send that the document does not allow
     runs += [(operation.as_strategy(mode), count) for mode, count in zip(modes, examples)]
+    if ids:
+        strategy, count = runs[-2] if len(modes) == 2 else runs[-1]
+        runs.append((st.tuples(strategy, st.integers(0, 2**32)).map(lambda drawn: _with_ids(*drawn, ids)), count))
     for strategy, count in runs:
         @settings(max_examples=count, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
@@ -284,11 +290,59 @@ OP_PARAMS = [(route, name) for route in OP_EXAMPLES for name in CALLS
 def test_schemathesis_every_op(route, name, live_api, capfd, fuzz_key):
     method, path = route.split(" ", 1)
     schema = schemathesis.openapi.from_dict(_one_call_document(route, name))
-    _fuzz(schema, schema[path][method], OP_EXAMPLES[route], live_api, capfd, fuzz_key)
+    _fuzz(schema, schema[path][method], OP_EXAMPLES[route], live_api, capfd, fuzz_key, _workspace_ids(live_api, fuzz_key))
     RAN.add((route, name))
 
 
 WORKSPACE = {"key": None, "count": 0}
+IDS: dict[str, dict[str, list[str]]] = {}  # API key -> {argument name: ids of that workspace's objects of that kind}
+ID_TEXT = re.compile(r"(act_)?[0-9]{1,25}")
+
+
+def _workspace_ids(live_api, key: str) -> dict[str, list[str]]:
+    """Ids of the workspace's own objects by the argument that takes them, from every list_* op that needs no argument
+    (the registry says which): an item of `campaigns` is a `campaign_id`, a field `adset_id` an `adset_id`; "*" holds
+    them all. The fuzz puts them in generated `*_id` arguments, so calls reach past "not found" into the ops' checks."""
+    if key not in IDS:
+        found: dict[str, set[str]] = {}
+
+        def add(kind: str, value) -> None:
+            if isinstance(value, str) and ID_TEXT.fullmatch(value):
+                found.setdefault(kind, set()).add(value)
+                found.setdefault("*", set()).add(value)
+
+        def collect(value, kind: str | None = None) -> None:
+            if isinstance(value, dict):
+                for name, item in value.items():
+                    if name == "id" and kind:
+                        add(kind, item)
+                    elif name.endswith("_id"):
+                        add(name, item)
+                    items_kind = re.sub(r"(ss)es$|s$", r"\1", name) + "_id" if isinstance(item, list) else None
+                    collect(item, items_kind)
+            elif isinstance(value, list):
+                for item in value:
+                    collect(item, kind)
+
+        for spec in REGISTRY.specs():
+            if spec.name.startswith("list_") and not REGISTRY.args_schema(spec).get("required"):
+                collect(requests.post(live_api.url + "/v1/tools/facebook", json={"op": spec.name}, timeout=60,
+                                      headers={"Authorization": f"Bearer {key}"}).json().get("data"))
+        IDS[key] = {kind: sorted(values) for kind, values in found.items()}
+    return IDS[key]
+
+
+def _with_ids(case, seed: int, ids: dict[str, list[str]]):
+    """The case with most of its `*_id` arguments (tool call args, or an MCP tool's arguments) set to a real id of
+    that kind (any id where the workspace has none of it)."""
+    chooser = random.Random(seed)
+    body = case.body if isinstance(case.body, dict) else {}
+    args = body.get("args") if "op" in body else (body.get("params") or {}).get("arguments")
+    if isinstance(args, dict):
+        for name in [name for name in args if name.endswith("_id")]:
+            if chooser.random() < 0.8:
+                args[name] = chooser.choice(ids.get(name) or ids["*"])
+    return case
 
 
 @pytest.fixture
