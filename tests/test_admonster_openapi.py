@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import re
-import time
 from collections import Counter
 
 import aiohttp
@@ -22,10 +21,10 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.generation import GenerationMode
 from openapi_spec_validator import validate
+from schemathesis.generation import GenerationMode
 
-from admonster_openapi import OPERATIONS, UndocumentedRoute, component_refs, app_routes, build_document
+from admonster_openapi import OPERATIONS, UndocumentedRoute, app_routes, build_document, component_refs
 from admonster_server import create_app
 from fi_facebook import DISPATCHER_CALLS, REGISTRY
 from testkit import Errors, ServerThread, running_server
@@ -144,6 +143,20 @@ async def test_found_by_schemathesis_over_http(tmp_path, caplog):
                                     data=b"[" + b" " * (2 << 20) + b"]") as answer:
                 assert answer.status == 413
                 _error_shape(await answer.json())
+            # send_events with an event_time no calendar holds: one validation line (was "Internal error": ValueError
+            # "year 932898081 is out of range" while writing the refusal)
+            async with session.post(url + "/v1/tools/facebook", headers=auth, json={"op": "list_pixels"}) as answer:
+                pixel_id = (await answer.json())["data"]["pixels"][0]["id"]
+            for event_time, words in ((29_440_000_000_000_000, "in the future"), (-(10**17), "more than 7 days ago"),
+                                      (1e300, "in the future")):
+                event = {"event_name": "Purchase", "event_time": event_time, "action_source": "website",
+                         "event_source_url": "https://shop.example.com/thanks",
+                         "user_data": {"em": "jane@example.com", "client_user_agent": "Mozilla/5.0"}}
+                async with session.post(url + "/v1/tools/facebook", headers=auth,
+                                        json={"op": "send_events", "args": {"pixel_id": pixel_id, "events": [event]}}) as answer:
+                    body = await answer.json()
+                    assert answer.status == 200 and not body["ok"] and body["text"].startswith("ERROR validation"), body
+                    assert words in body["text"] and "no calendar date" in body["text"], body["text"]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
