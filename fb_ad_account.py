@@ -21,7 +21,9 @@ from fb_utils import (
     NotFoundError,
     OpContext,
     OpArgs,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     PermissionDeniedError,
@@ -69,7 +71,7 @@ class ListAdAccountsArgs(OpArgs):
     limit: int = Field(100, ge=1, le=1000, description="Most accounts to list.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult:
     accounts = await ctx.graph.get_all("me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit)
     if not accounts:
@@ -102,7 +104,7 @@ def account_details(account: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -115,7 +117,7 @@ class AccountOverviewArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -147,10 +149,10 @@ class UpdateSpendCapArgs(OpArgs):
     """Set the ad account's spend cap (the most it may spend in total), or remove it with 0. Raising or removing it needs confirmation."""
 
     ad_account_id: str | None = AdAccountArg
-    spend_cap: int = Field(..., ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
+    spend_cap: int = Field(..., json_schema_extra=MONEY_UNIT, ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
 
 
-@ops.op(OpKind.SPEND, example={"ad_account_id": "act_1234567890", "spend_cap": 500000})
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, example={"ad_account_id": "act_1234567890", "spend_cap": 500000})
 async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": "id,name,currency,spend_cap,amount_spent"})
@@ -259,7 +261,7 @@ class ListAccountUsersArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await account_with_business(ctx, account_id)
@@ -332,7 +334,7 @@ async def _business_of(ctx: OpContext, account_id: str) -> tuple[dict[str, Any],
     return account, account["business"]
 
 
-@ops.op(OpKind.WRITE, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
 async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -372,7 +374,7 @@ class RemoveAccountUserArgs(OpArgs):
     user_id: str = Field(..., description="The business user id of the person to remove (list_account_users shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.WRITE, destructive=True, example={"user_id": "100000000000001"})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, destructive=True, example={"user_id": "100000000000001"})
 async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -409,7 +411,7 @@ class SelectAdAccountArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)
@@ -455,7 +457,7 @@ class ListPagesArgs(OpArgs):
     """List the Facebook pages this person manages, their tasks on each, and whether each has an Instagram account (* = selected; the only page is selected automatically)."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
     pages = await fetch_pages(ctx)
     if not pages:
@@ -487,7 +489,7 @@ class SelectPageArgs(OpArgs):
     page_id: str = Field(..., description="The page's id (list_pages shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_page(ctx: OpContext, args: SelectPageArgs) -> OpResult:
     page_id = check_object_id(args.page_id, "page_id")
     pages = await fetch_pages(ctx)
@@ -555,7 +557,7 @@ class ListInstagramAccountsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_instagram_accounts(ctx: OpContext, args: ListInstagramAccountsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
     items, notes = await collect_instagram_accounts(ctx, account_id)
@@ -579,7 +581,7 @@ class SelectInstagramAccountArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountArgs) -> OpResult:
     instagram_id = check_object_id(args.instagram_account_id, "instagram_account_id")
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
@@ -607,7 +609,7 @@ class ListBusinessesArgs(OpArgs):
     """List the Business Managers (businesses) this person belongs to, with their verification status."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_businesses(ctx: OpContext, args: ListBusinessesArgs) -> OpResult:
     businesses = await fetch_businesses(ctx)
     if not businesses:
@@ -715,7 +717,7 @@ def timezones_by_key() -> dict[str, int]:
     return keys
 
 
-@ops.op(OpKind.WRITE, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
 async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WritePlan:
     timezone_id, timezone_name = resolve_timezone(args.timezone)
     end_advertiser = _party(args.end_advertiser, "end_advertiser", default=ctx.page_id or "NONE")

@@ -45,6 +45,7 @@ from fb_utils import (
     OpArgs,
     OpContext,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     ValidationError,
@@ -1242,7 +1243,7 @@ def _problem_lines(problems: Sequence[ValidationError]) -> list[str]:
     return lines
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
 async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpResult:
     categories = list(args.special_ad_categories or [])
     account_from_campaign = None
@@ -1277,7 +1278,7 @@ class DescribeTargetingArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC})
 async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1338,7 +1339,7 @@ def _curve_points(curve: Any, count: int = 3) -> list[dict[str, Any]]:
     return [points[round(i * step)] for i in range(count)]
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
 async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1416,7 +1417,7 @@ class SearchInterestsArgs(OpArgs):
     locale: str | None = Field(None, max_length=10, description="Language of the names, e.g. en_US.")
 
 
-@ops.op(OpKind.READ, example={"query": "yoga", "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "yoga", "limit": 5})
 async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResult:
     params: dict[str, Any] = {"type": "adinterest", "q": args.query, "limit": args.limit}
     if args.locale:
@@ -1439,7 +1440,7 @@ class SuggestInterestsArgs(OpArgs):
     limit: int = Field(10, ge=1, le=100, description="Most suggestions (1-100).")
 
 
-@ops.op(OpKind.READ, example={"interests": ["Yoga"], "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"interests": ["Yoga"], "limit": 5})
 async def suggest_interests(ctx: OpContext, args: SuggestInterestsArgs) -> OpResult:
     names = [n.strip() for n in args.interests if n.strip()]
     if not names:
@@ -1473,7 +1474,7 @@ def _category_field(kind: str, item: Mapping[str, Any]) -> str:
     return declared if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields else "demographics"
 
 
-@ops.op(OpKind.READ, example={"kind": "behaviors", "query": "travel"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"kind": "behaviors", "query": "travel"})
 async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCategoriesArgs) -> OpResult:
     answer = await ctx.graph.get("search", {"type": "adTargetingCategory", "class": args.kind})
     items = [i for i in answer.get("data", []) if isinstance(i, Mapping)]
@@ -1552,7 +1553,7 @@ def _one_fragment(item: Mapping[str, Any], radius: float | None, unit: str) -> d
     return location_fragment([item], radius, unit)
 
 
-@ops.op(OpKind.READ, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
 async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResult:
     _check_radius(args.radius, args.distance_unit)
     params: dict[str, Any] = {"type": "adgeolocation", "q": args.query, "location_types": list(dict.fromkeys(args.kinds)), "limit": args.limit}
@@ -1586,7 +1587,7 @@ class RecommendPlacementsArgs(OpArgs):
     instagram: bool | None = Field(None, description="Include Instagram; default: yes when an Instagram account is selected.")
 
 
-@ops.op(OpKind.READ, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
 async def recommend_placements_op(ctx: OpContext, args: RecommendPlacementsArgs) -> OpResult:
     instagram = args.instagram if args.instagram is not None else bool(ctx.instagram_account_id)
     plan = recommend_placements(args.creative_type, args.objective, automatic=args.automatic, instagram=instagram)
@@ -2103,7 +2104,7 @@ class ListAdSetsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` ad sets in total when set together).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
 async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
     if args.campaign_id:
         campaign = await _read_campaign(ctx, args.campaign_id)
@@ -2143,7 +2144,7 @@ class GetAdSetArgs(OpArgs):
     adset_id: str = AdSetIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
 async def get_adset(ctx: OpContext, args: GetAdSetArgs) -> OpResult:
     adset = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, adset)
@@ -2291,7 +2292,7 @@ def create_summary(args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dic
     return text
 
 
-@ops.op(OpKind.SPEND, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
                                "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45},
                                "placements": "recommended"})
 async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
@@ -2468,7 +2469,7 @@ def adset_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, upda
     return update_plan(ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra)
 
 
-@ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "daily_budget": 3000})
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "daily_budget": 3000})
 async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpResult:
     updates = _updates_of(args, {"adset_id"})
     if not updates:
@@ -2496,7 +2497,7 @@ add_status_ops(ops, "adset", "adset_id", AdSetIdArg, {
     "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
-}, _status_change)
+}, _status_change, TaskGroup.ADSETS_TARGETING)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2519,7 +2520,7 @@ class SetScheduleArgs(OpArgs):
 
 
 # SPEND: a later end_time lets a daily budget keep spending.
-@ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "timezone": "account",
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "timezone": "account",
                                "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]})
 async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpResult:
     given = args.model_fields_set - {"adset_id", "timezone"}
@@ -2572,7 +2573,7 @@ class DuplicateAdSetArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING)
 async def duplicate_adset(ctx: OpContext, args: DuplicateAdSetArgs) -> WritePlan:
     source = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, source)

@@ -49,6 +49,7 @@ from fb_utils import (
     OpArgs,
     OpContext,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     OutcomeUnknownError,
@@ -398,7 +399,7 @@ class CreateCustomerListAudienceArgs(OpArgs):
         "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.")
 
 
-@ops.op(OpKind.WRITE, example={"name": "Newsletter subscribers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"})
 async def create_customer_list_audience(ctx: OpContext, args: CreateCustomerListAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     payload: dict[str, Any] = {"name": args.name, "subtype": "CUSTOM", "customer_file_source": args.customer_file_source}
@@ -1033,17 +1034,17 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
                      changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)], execute=execute)
 
 
-@ops.op(OpKind.WRITE, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"audience_id": "23850000000000001", "source": "customers.csv"})
 async def add_users(ctx: OpContext, args: UsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "add")
 
 
-@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
 async def remove_users(ctx: OpContext, args: RemoveUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "remove")
 
 
-@ops.op(OpKind.WRITE, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
 async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "replace")
 
@@ -1086,7 +1087,7 @@ class CreateWebsiteAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
 async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     filters: list[dict[str, Any]] = []
@@ -1133,7 +1134,7 @@ class CreateEngagementAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
 async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     selected = ctx.page_id if args.source_type == "page" else ctx.instagram_account_id
@@ -1195,7 +1196,7 @@ class CreateLookalikeArgs(OpArgs):
         return sorted(value)
 
 
-@ops.op(OpKind.WRITE, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
 async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/customaudiences"
@@ -1254,7 +1255,7 @@ class ListAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most audiences to show.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_audiences(ctx: OpContext, args: ListAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     audiences = await ctx.graph.get_all(f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)},
@@ -1276,7 +1277,7 @@ async def _read_audience(ctx: OpContext, audience_id: str) -> dict[str, Any]:
     return await ctx.graph.get(check_object_id(audience_id, "audience_id"), {"fields": AUDIENCE_FIELDS})
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_audience(ctx: OpContext, args: GetAudienceArgs) -> OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     lines = [audience_line(audience)]
@@ -1313,7 +1314,7 @@ def _edited(audience: dict[str, Any]) -> EditedObject:
                         f"act_{account}" if account and not str(account).startswith("act_") else account, None)
 
 
-@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
 async def update_audience(ctx: OpContext, args: UpdateAudienceArgs) -> WritePlan | OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     updates = args.model_dump(exclude={"audience_id"}, exclude_none=True)
@@ -1326,7 +1327,7 @@ class DeleteAudienceArgs(OpArgs):
     audience_id: str = AudienceIdArg
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
 async def delete_audience(ctx: OpContext, args: DeleteAudienceArgs) -> WritePlan:
     audience = await _read_audience(ctx, args.audience_id)
     name, audience_id = audience.get("name", ""), audience["id"]
@@ -1347,7 +1348,7 @@ class ListSavedAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most saved audiences to show.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_saved_audiences(ctx: OpContext, args: ListSavedAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     saved = await ctx.graph.get_all(f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)},
@@ -1366,7 +1367,7 @@ class GetSavedAudienceArgs(OpArgs):
     saved_audience_id: str = Field(..., description="Saved audience id; list_saved_audiences shows them.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_saved_audience(ctx: OpContext, args: GetSavedAudienceArgs) -> OpResult:
     saved = await ctx.graph.get(check_object_id(args.saved_audience_id, "saved_audience_id"), {"fields": SAVED_FIELDS})
     lines = [f"{saved.get('name', '')} ({saved.get('id')}): {_size_text(saved)}"]
@@ -1709,7 +1710,7 @@ def event_ids_line(derived: int, total: int) -> str:
             "the same event again counts it once; the others carry yours.")
 
 
-@ops.op(OpKind.WRITE, example={"pixel_id": "1234567890123456", "events": [{
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": [{
     "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
     "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
     "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]})
@@ -1825,7 +1826,7 @@ class CreatePixelArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, example={"name": "Shop pixel"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Shop pixel"})
 async def create_pixel(ctx: OpContext, args: CreatePixelArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/adspixels"
@@ -1848,7 +1849,7 @@ class ListPixelsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_pixels(ctx: OpContext, args: ListPixelsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": "id,name,creation_time,last_fired_time,is_unavailable"})
@@ -1865,7 +1866,7 @@ class GetPixelArgs(OpArgs):
     pixel_id: str = PixelIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": PIXEL_FIELDS})
@@ -1886,7 +1887,7 @@ class PixelStatsArgs(OpArgs):
     aggregation: StatsAggregation = Field("event", description="How to group the counts (event: per event name).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = int((await ctx.now()).timestamp())
@@ -1956,7 +1957,7 @@ class CreateCustomConversionArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
                                "rule": {"url_contains": "thank-you"}, "default_value": 25})
 async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
@@ -1986,7 +1987,7 @@ class ListCustomConversionsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_custom_conversions(ctx: OpContext, args: ListCustomConversionsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     items = await ctx.graph.get_all(f"{account_id}/customconversions",
@@ -2004,7 +2005,7 @@ class DeleteCustomConversionArgs(OpArgs):
     custom_conversion_id: str = Field(..., description="The custom conversion id (list_custom_conversions).")
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
 async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionArgs) -> WritePlan:
     cc_id = check_object_id(args.custom_conversion_id, "custom_conversion_id")
     current = await ctx.graph.get(cc_id, {"fields": "id,name"})
@@ -2110,7 +2111,7 @@ class GtmExportArgs(OpArgs):
     out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).")
 
 
-@ops.op(OpKind.READ, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
 async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})

@@ -19,6 +19,7 @@ from fb_utils import (
     OpContext,
     OpArgs,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     CLIENT_TAG_DESCRIPTION,
@@ -140,7 +141,7 @@ class ListCampaignsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` campaigns in total when set together).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
 async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -176,7 +177,7 @@ class GetCampaignArgs(OpArgs):
     campaign_id: str = CampaignIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
 async def get_campaign(ctx: OpContext, args: GetCampaignArgs) -> OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -262,7 +263,7 @@ def create_payload(args: CreateCampaignArgs) -> dict[str, Any]:
     return data
 
 
-@ops.op(OpKind.SPEND, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
 async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -358,7 +359,7 @@ def edited_campaign(campaign: dict[str, Any], account: AccountInfo) -> EditedObj
                         f"act_{campaign['account_id']}" if campaign.get("account_id") else None, account.currency)
 
 
-@ops.op(OpKind.SPEND, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
 async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan | OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -379,7 +380,7 @@ add_status_ops(ops, "campaign", "campaign_id", CampaignIdArg, {
     "resume": "Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete a campaign (and with it its ad sets and ads). This cannot be undone.",
-}, _status_change)
+}, _status_change, TaskGroup.CAMPAIGNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,7 +397,7 @@ class DuplicateCampaignArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS)
 async def duplicate_campaign(ctx: OpContext, args: DuplicateCampaignArgs) -> WritePlan:
     source = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, source)
@@ -494,7 +495,7 @@ def _bulk_problem(campaign: dict[str, Any] | None, fields: dict[str, Any], accou
     return None
 
 
-@ops.op(OpKind.SPEND, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"})
 async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)

@@ -39,7 +39,9 @@ from fb_utils import (
     GraphRequest,
     OpArgs,
     OpContext,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     ValidationError,
@@ -84,7 +86,7 @@ class ExperimentRules(_Spec):
     min_impressions: int = Field(1000, ge=0, description="Impressions every variant needs before any decision.")
     min_results: int = Field(10, ge=0, description="Results (or clicks, for CTR) every variant needs before any decision.")
     scale_pct: int = Field(20, ge=0, le=100, description="The winner's daily budget grows by this much per step (0: no scaling).")
-    max_daily_budget: int | None = Field(None, gt=0, description="The most the winner's daily budget may reach, minor units (default 3× the variant budget).")
+    max_daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="The most the winner's daily budget may reach, minor units (default 3× the variant budget).")
     scale_cooldown_hours: float = Field(24, ge=1, le=24 * 30, description="Hours between two scaling steps.")
 
 
@@ -96,7 +98,7 @@ class VariantSpec(_Spec):
     targeting: dict[str, Any] | None = Field(None, description="variable audience: the ad set targeting.")
     placement: dict[str, Any] | None = Field(None, description="variable placement: publisher_platforms and *_positions, merged into the targeting.")
     optimization_goal: str | None = Field(None, description="variable optimization_goal: the ad set's goal.")
-    daily_budget: int | None = Field(None, gt=0, description="variable budget: this variant's daily budget in minor units.")
+    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="variable budget: this variant's daily budget in minor units.")
 
 
 _VALUE_OF = {"creative": "creative", "audience": "targeting", "placement": "placement",
@@ -141,7 +143,7 @@ class LaunchExperimentArgs(OpArgs):
     creative: dict[str, Any] | None = Field(None, description="The shared creative (all variables but creative).")
     variants: list[VariantSpec] = Field(..., description="2-10 variants (split tests take at most 5).",
                                         json_schema_extra={"minItems": 2, "maxItems": MAX_VARIANTS})
-    daily_budget: int = Field(..., gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
+    daily_budget: int = Field(..., json_schema_extra=MONEY_UNIT, gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
     duration_days: int = Field(7, description=f"How long the test runs (1-{SPLIT_TEST_MAX_DAYS} days; 7 is a good default).",
                                json_schema_extra={"minimum": 1, "maximum": SPLIT_TEST_MAX_DAYS})
     rules: ExperimentRules = Field(default_factory=ExperimentRules, description="Stop, winner and scaling rules.")
@@ -1062,7 +1064,7 @@ async def save_experiment(records: ExperimentRecords, record: ExperimentRecord) 
         return existing, False
 
 
-@ops.op(OpKind.SPEND, example={"plan_file": "experiments/creative-test.yaml"})
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS, example={"plan_file": "experiments/creative-test.yaml"})
 async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> WritePlan | OpResult:
     records = _experiments(ctx)
     key = plan_key(args)
@@ -1344,7 +1346,7 @@ async def _apply(ctx: OpContext, step: Step, now: datetime) -> list[dict[str, An
     return out
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS)
 async def evaluate_experiments(ctx: OpContext, args: EvaluateExperimentsArgs) -> OpResult | WritePlan:
     records = _experiments(ctx)
     now = await _now(ctx)
@@ -1389,7 +1391,7 @@ class ExperimentStatusArgs(ExperimentIdArgs):
     check will do next."""
 
 
-@ops.op(OpKind.READ, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
 async def experiment_status(ctx: OpContext, args: ExperimentStatusArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)
@@ -1422,7 +1424,7 @@ class ListExperimentsArgs(OpArgs):
     status: Literal["running", "completed", "stopped"] | None = Field(None, description="Only experiments in this status.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS)
 async def list_experiments(ctx: OpContext, args: ListExperimentsArgs) -> OpResult:
     found = await _experiments(ctx).experiments(status=args.status)
     if not found:
@@ -1440,7 +1442,7 @@ class StopExperimentArgs(ExperimentIdArgs):
     reason: str | None = Field(None, max_length=300, description="Why (kept with the experiment).")
 
 
-@ops.op(OpKind.WRITE, example={"experiment_id": 1, "reason": "budget needed elsewhere"})
+@ops.op(OpKind.WRITE, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1, "reason": "budget needed elsewhere"})
 async def stop_experiment(ctx: OpContext, args: StopExperimentArgs) -> WritePlan | OpResult:
     record = await _get_record(ctx, args.experiment_id)
     if record.status != "running":
@@ -1533,7 +1535,7 @@ def render_experiment_png(record: ExperimentRecord, assessment: Assessment, path
     return path
 
 
-@ops.op(OpKind.READ, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
 async def report_experiment(ctx: OpContext, args: ReportExperimentArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)

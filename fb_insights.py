@@ -34,7 +34,9 @@ from fb_utils import (
     GraphError,
     OpArgs,
     OpContext,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     SnapshotRecord,
@@ -1066,7 +1068,7 @@ class GetInsightsArgs(QueryArgs):
     limit: int = Field(10, ge=1, le=200, description="Rows shown in the text (data holds every row up to 2,000).")
 
 
-@ops.op(OpKind.READ, example={"level": "campaign", "date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "campaign", "date_preset": "last_7d"})
 async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
     query = await args.query(ctx, summary=True)
     account = await _currency_of(ctx, query.object_id)
@@ -1173,7 +1175,7 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
     return total, start, stop
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"})
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
     period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
@@ -1238,7 +1240,7 @@ class CreateReportArgs(QueryArgs):
     """
 
 
-@ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
 async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
     query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
@@ -1254,7 +1256,7 @@ class ReportStatusArgs(OpArgs):
     report_run_id: str = Field(..., description="The id create_report answered.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def report_status(ctx: OpContext, args: ReportStatusArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     state = status.get("async_status")
@@ -1279,7 +1281,7 @@ class GetReportResultsArgs(OpArgs):
     out_dir: str | None = OutDirArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     if status.get("async_status") != "Job Completed":
@@ -1346,7 +1348,7 @@ class ExportInsightsArgs(QueryArgs):
     filename: str | None = Field(None, max_length=200, description="File name (default insights-<object>-<level>-<period>.csv).")
 
 
-@ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
 async def export_insights(ctx: OpContext, args: ExportInsightsArgs) -> OpResult:
     query = await args.query(ctx)
     account = await _currency_of(ctx, query.object_id)
@@ -1389,7 +1391,7 @@ def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
                        filtering=getattr(args, "filtering", None))
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
@@ -1433,7 +1435,7 @@ def _previous_range(start: str, stop: str) -> dict[str, str]:
     return {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
 async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     query = _daily_query(account_id, args, await session_today(ctx))
@@ -1595,7 +1597,7 @@ def _median(values: Iterable[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def recommendations(ctx: OpContext, args: RecommendationsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -1887,7 +1889,7 @@ class CreateAlertArgs(OpArgs):
     window: Window = Field("today", description="The period the metric covers: today, yesterday, last_3d or last_7d.")
     action: Action = Field("notify", description="notify (chat, email, webhook), pause the object, or scale its daily budget.")
     scale_pct: int | None = Field(None, ge=1, le=100, description="For scale: raise the daily budget by this percent.")
-    max_budget: int | None = Field(None, gt=0, description="For scale (required): never raise the daily budget past this, in minor units.")
+    max_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="For scale (required): never raise the daily budget past this, in minor units.")
     cooldown_hours: float = Field(24, gt=0, le=720, description="After acting, wait this long before acting again.")
 
     @model_validator(mode="after")
@@ -1922,7 +1924,7 @@ def _rule_data(rule: AlertRuleRecord) -> dict[str, Any]:
     return data
 
 
-@ops.op(OpKind.WRITE, example={"name": "CPA over $20", "object_id": "120210000000000003", "level": "campaign",
+@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, example={"name": "CPA over $20", "object_id": "120210000000000003", "level": "campaign",
                                "metric": "cpa", "operator": ">", "threshold": 2000, "window": "today", "action": "pause"})
 async def create_alert(ctx: OpContext, args: CreateAlertArgs) -> WritePlan:
     records = _records(ctx)
@@ -1953,7 +1955,7 @@ class ListAlertsArgs(OpArgs):
     """List the alert rules: what each watches, its threshold and action, its cooldown and when it last fired."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def list_alerts(ctx: OpContext, args: ListAlertsArgs) -> OpResult:
     rules = await _records(ctx).alerts()
     if not rules:
@@ -1969,7 +1971,7 @@ class DeleteAlertArgs(OpArgs):
     alert_id: int = Field(..., ge=1, description="The rule's id, e.g. 3 for #3.")
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, destructive=True, idempotent=True)
 async def delete_alert(ctx: OpContext, args: DeleteAlertArgs) -> WritePlan:
     records = _records(ctx)
     rule = next((r for r in await records.alerts() if r.id == args.alert_id), None)
@@ -2045,7 +2047,7 @@ async def _act(ctx: OpContext, firing: _Firing) -> tuple[str, str]:
         return "failed", error.to_text()
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.AUTOMATION)
 async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     now = await ctx.now()
@@ -2107,7 +2109,7 @@ class SyncSnapshotsArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def sync_snapshots(ctx: OpContext, args: SyncSnapshotsArgs) -> OpResult:
     records = _records(ctx)
     kept, changed, days = 0, 0, set()
@@ -2200,7 +2202,7 @@ async def _recommendations(ctx: OpContext, account: AccountInfo) -> list[str]:
     return [line[2:] for line in found.text.splitlines() if line.startswith("- ")][:5]
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def weekly_report(ctx: OpContext, args: WeeklyReportArgs) -> OpResult:
     lines, accounts, period = [], [], {}
     for account in await _accounts(ctx, args.ad_account_id):
@@ -2274,7 +2276,7 @@ def _fee(spend: int, pct: float) -> int:
     return int(spend * pct / 100 + 0.5)
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
     pct = await _fee_pct(ctx, args.fee_pct)
     period = f"{args.since} to {args.until}" if args.since else args.date_preset
@@ -2311,7 +2313,7 @@ class SyncSpendArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday in the account's time zone.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def sync_spend(ctx: OpContext, args: SyncSpendArgs) -> OpResult:
     records = _records(ctx)
     pct = await _fee_pct(ctx, None)
@@ -2339,7 +2341,7 @@ class BillingFailedArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.WRITE)
+@ops.op(OpKind.WRITE, group=TaskGroup.SAFETY)
 async def billing_failed(ctx: OpContext, args: BillingFailedArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))
@@ -2378,7 +2380,7 @@ class BillingRecoveredArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
 async def billing_recovered(ctx: OpContext, args: BillingRecoveredArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
 
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from yarl import URL
 
 if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
@@ -2278,7 +2278,10 @@ def check_amount_range(value: int | None) -> int | None:
     return value
 
 
-Amount = Annotated[int, AfterValidator(check_amount_range)]   # a money field in minor units
+# A money field in minor units. Its JSON schema says so (``"x-unit": "minor"``), so help can explain the unit in the
+# account's currency ("in cents of USD: 5000 = $50.00") and an LLM reading the schema sees it too.
+MONEY_UNIT = {"x-unit": "minor"}
+Amount = Annotated[int, AfterValidator(check_amount_range), Field(json_schema_extra=MONEY_UNIT)]
 
 
 def max_budget(account: "AccountInfo") -> int | None:
@@ -2389,6 +2392,35 @@ class OpKind(str, Enum):
     READ = "read"
     WRITE = "write"
     SPEND = "spend"
+
+
+class TaskGroup(str, Enum):
+    """What a person is doing when they reach for an op: /help groups by it (in this order) and MCP toolsets come from it.
+    Every op declares one (``@ops.op(kind, group=TaskGroup.CAMPAIGNS)``)."""
+
+    CONNECT = "connect"
+    ACCOUNTS = "accounts"
+    CAMPAIGNS = "campaigns"
+    ADSETS_TARGETING = "adsets_targeting"
+    CREATIVES_LAUNCH = "creatives_launch"
+    INSIGHTS_REPORTS = "insights_reports"
+    AUTOMATION = "automation"
+    AUDIENCES_TRACKING = "audiences_tracking"
+    EXPERIMENTS = "experiments"
+    SAFETY = "safety"
+
+    @property
+    def label(self) -> str:
+        """The heading a person reads: "Ad sets & targeting"."""
+        return TASK_GROUP_LABELS[self]
+
+
+TASK_GROUP_LABELS = {
+    TaskGroup.CONNECT: "Connect", TaskGroup.ACCOUNTS: "Accounts", TaskGroup.CAMPAIGNS: "Campaigns",
+    TaskGroup.ADSETS_TARGETING: "Ad sets & targeting", TaskGroup.CREATIVES_LAUNCH: "Creatives & launch",
+    TaskGroup.INSIGHTS_REPORTS: "Insights & reports", TaskGroup.AUTOMATION: "Automation",
+    TaskGroup.AUDIENCES_TRACKING: "Audiences & tracking", TaskGroup.EXPERIMENTS: "Experiments", TaskGroup.SAFETY: "Safety",
+}
 
 
 @dataclass
@@ -2955,6 +2987,7 @@ class OpSpec:
     destructive: bool = False
     idempotent: bool = False
     example: dict[str, Any] | None = None
+    group: TaskGroup | None = None  # the task it serves, for /help and toolsets (tests require one on every op)
 
     @property
     def description(self) -> str:
@@ -2976,13 +3009,14 @@ class OpSet:
         destructive: bool = False,
         idempotent: bool = False,
         example: dict[str, Any] | None = None,
+        group: TaskGroup | None = None,
     ) -> Callable[[OpHandler], OpHandler]:
         def register(handler: OpHandler) -> OpHandler:
             op_name = name or handler.__name__
             if op_name in self.specs:
                 raise ValueError(f"op {op_name!r} declared twice in {self.module}")
             args_model = _args_model_of(handler)
-            summary = (inspect.cleandoc(args_model.__doc__ or "").splitlines() or [op_name])[0]
+            summary = first_paragraph(args_model.__doc__ or "") or op_name
             self.specs[op_name] = OpSpec(
                 name=op_name,
                 module=self.module,
@@ -2993,6 +3027,7 @@ class OpSet:
                 destructive=destructive,
                 idempotent=idempotent or kind is OpKind.READ,
                 example=example,
+                group=group,
             )
             return handler
 
@@ -3008,7 +3043,8 @@ STATUS_OPS = (("pause", "PAUSED", "Paused", OpKind.WRITE, False), ("resume", "AC
 StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpResult"]]
 
 
-def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange) -> None:
+def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange,
+                   group: TaskGroup) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
     change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description."""
     from pydantic import create_model
@@ -3022,7 +3058,13 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
 
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
         handler.__annotations__ = {**handler.__annotations__, "args": model}
-        ops.op(kind, destructive=destructive, idempotent=True)(handler)
+        ops.op(kind, destructive=destructive, idempotent=True, group=group)(handler)
+
+
+def first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph on one line: an op's summary is a whole sentence, never cut at a line break."""
+    paragraph = inspect.cleandoc(doc).split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
 
 
 def _args_model_of(handler: OpHandler) -> type[BaseModel]:

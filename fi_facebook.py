@@ -63,6 +63,7 @@ from fb_utils import (
     OpContext,
     OpArgs,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     OpSpec,
@@ -75,6 +76,7 @@ from fb_utils import (
     VIDEO_UPLOAD_LOOKUP,
     ValidationError,
     WritePlan,
+    currency_offset,
     format_money,
     get_logger,
     is_ambiguous,
@@ -173,25 +175,36 @@ class Registry:
                                 "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}
         return schema
 
+    def by_group(self) -> dict[TaskGroup | None, list[OpSpec]]:
+        """The ops by task group, in the groups' order (None last: an op declared without one)."""
+        grouped: dict[TaskGroup | None, list[OpSpec]] = {group: [] for group in TaskGroup}
+        for spec in self._ops.values():
+            grouped.setdefault(spec.group, []).append(spec)
+        return {group: specs for group, specs in grouped.items() if specs}
+
     def help_text(self) -> str:
         lines = ["Ad Monster ops: facebook(op, args). op=help with args={\"op\": NAME} shows one op's schema and an example."]
-        for module, specs in self.by_module().items():
-            lines.append(f"\n{module}:")
+        for group, specs in self.by_group().items():
+            lines.append(f"\n{group.label if group else 'Other'}:")
             for spec in specs:
-                lines.append(f"  {spec.name:<26} [{spec.kind.value}] {spec.summary}")
+                lines.append(f"  {spec.name:<26} [{spec.kind.value}] {first_sentence(spec.summary)}")
         lines.append("\nWrites accept dry_run=true; spend ops over the guardrails answer with a confirmation id to pass back as confirm.")
         return "\n".join(lines)
 
-    def op_help(self, spec: OpSpec) -> OpResult:
+    def example(self, spec: OpSpec) -> dict[str, Any]:
+        """The op's example arguments: declared on the op where the schema cannot make a good one, else from the schema."""
+        return dict(spec.example) if spec.example is not None else _example_from_schema(self.args_schema(spec))
+
+    def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None) -> OpResult:
+        """One op's help: what it does, every argument (nested types expanded, defaults, money units) and an example.
+        The LLM's form by default (facebook(op=…)); a chat passes its own example line (/tool OP {…})."""
         schema = self.args_schema(spec)
-        example = spec.example or _example_from_schema(schema)
-        lines = [f"{spec.name} ({spec.module}, kind {spec.kind.value})", spec.description, "", "Arguments:"]
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
-            mark = "required" if name in required else "optional"
-            lines.append(f"  {name} ({_schema_type(prop)}, {mark}): {prop.get('description', '')}".rstrip(": "))
-        lines += ["", f"Example: facebook(op=\"{spec.name}\", args={json.dumps(example)})"]
-        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "module": spec.module,
+        example = self.example(spec)
+        group = f"{spec.group.label}, " if spec.group else ""
+        lines = [f"{spec.name} ({group}{KIND_WORDS[spec.kind]})", spec.description, "", "Arguments:"]
+        lines += argument_lines(schema, currency) or ["  none"]
+        lines += ["", "Example:", "  " + (example_line or f"facebook(op=\"{spec.name}\", args={json.dumps(example, ensure_ascii=False)})")]
+        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "group": spec.group.value if spec.group else None,
                                                       "schema": schema, "example": example})
 
     def facebook_tool_description(self) -> str:
@@ -227,44 +240,164 @@ class Registry:
 
     def op_table_markdown(self) -> str:
         lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
-                 "| op | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|"]
-        for spec in self.specs():
+                 "| op | task | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
+        for spec in [spec for specs in self.by_group().values() for spec in specs]:
             schema = spec.args_model.model_json_schema()
             required = set(schema.get("required", []))
             args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
             hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
                                               ("idempotent", spec.idempotent)) if on)
-            lines.append(f"| `{spec.name}` | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
+            task = spec.group.label if spec.group else ""
+            lines.append(f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
         return "\n".join(lines) + "\n"
 
 
-def _schema_type(prop: dict[str, Any]) -> str:
-    if "enum" in prop:
-        return "one of " + "|".join(map(str, prop["enum"]))
-    if "anyOf" in prop:
-        return " or ".join(_schema_type(p) for p in prop["anyOf"] if p.get("type") != "null") or "any"
-    if prop.get("type") == "array":
-        return f"list of {_schema_type(prop.get('items', {}))}"
-    if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
-    return prop.get("type", "any")
+KIND_WORDS = {OpKind.READ: "reads only", OpKind.WRITE: "changes things, never raises spend",
+              OpKind.SPEND: "can start or raise spending: asks to confirm over the guardrails"}
+_PLAIN_TYPES = {"string": "text", "integer": "whole number", "number": "number", "boolean": "true/false", "object": "object",
+                "null": "nothing"}
+_FORMATS = {"date-time": "date and time (ISO 8601, e.g. 2026-03-01T09:00:00-08:00)", "date": "date (YYYY-MM-DD)",
+            "uri": "URL"}
+_MINOR_UNIT_NAMES = {"USD": "cents", "EUR": "cents", "CAD": "cents", "AUD": "cents", "NZD": "cents", "HKD": "cents",
+                     "SGD": "cents", "MXN": "centavos", "BRL": "centavos", "GBP": "pence", "INR": "paise"}
+MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
+
+
+def first_sentence(text: str) -> str:
+    """The first whole sentence of a summary (a person's /help line), never cut inside one."""
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", text)
+    return text[: match.start()] if match else text
+
+
+def money_words(currency: str | None) -> str:
+    """How a minor-units amount reads: 'in cents of USD: 5000 = $50.00', 'in whole JPY: 5000 = ¥5,000'."""
+    if not currency:
+        return "money in minor units of the account's currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)"
+    code = currency.upper()
+    try:
+        example = format_money(5000, code)
+    except ValidationError:
+        return f"money in minor units of {currency}"
+    if currency_offset(code) == 1:
+        return f"money in whole {code}: 5000 = {example}"
+    return f"money in {_MINOR_UNIT_NAMES.get(code, 'hundredths')} of {code}: 5000 = {example}"
+
+
+def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A property with its $ref (or allOf of one $ref) replaced by the definition, keeping the property's own keys."""
+    ref = prop.get("$ref") or (prop.get("allOf", [{}])[0].get("$ref") if len(prop.get("allOf", [])) == 1 else None)
+    if not ref:
+        return prop
+    target = defs.get(ref.rsplit("/", 1)[-1], {})
+    merged = {**target, **{k: v for k, v in prop.items() if k not in ("$ref", "allOf")}}
+    merged["x-ref"] = ref.rsplit("/", 1)[-1]
+    return merged
+
+
+def _variants(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The non-null alternatives of a property (anyOf/oneOf), each resolved."""
+    options = prop.get("anyOf") or prop.get("oneOf")
+    if not options:
+        return [_resolve(prop, defs)]
+    return [_resolve(option, defs) for option in options if option.get("type") != "null"]
+
+
+def plain_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A schema type in words: 'text', 'list of whole number', 'one of A, B', 'object (Targeting)'."""
+    words = []
+    for option in _variants(prop, defs):
+        if "enum" in option or "const" in option:
+            values = option.get("enum", [option.get("const")])
+            words.append("one of " + ", ".join(map(str, values)))
+        elif option.get("type") == "array" or "items" in option:
+            words.append("list of " + plain_type(option.get("items", {}), defs))
+        elif option.get("type") == "object" or "properties" in option:
+            extra = option.get("additionalProperties")
+            if isinstance(extra, dict) and extra and "properties" not in option:
+                words.append("map of text to " + plain_type(extra, defs))
+            else:
+                words.append("object")
+        elif option.get("format") in _FORMATS and option.get("type") == "string":
+            words.append(_FORMATS[option["format"]])
+        else:
+            words.append(_PLAIN_TYPES.get(option.get("type", ""), "any value"))
+    unique = list(dict.fromkeys(words))
+    return " or ".join(unique) or "any value"
+
+
+def _is_money(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    return any(option.get("x-unit") == "minor" for option in [prop, *_variants(prop, defs)])
+
+
+def _nested_object(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
+    """The object schema with fields inside a property (itself, or its list's items), if any."""
+    for option in _variants(prop, defs):
+        if option.get("properties"):
+            return option
+        items = _resolve(option.get("items", {}), defs) if option.get("type") == "array" else {}
+        for item in _variants(items, defs) if items else []:
+            if item.get("properties"):
+                return item
+    return None
+
+
+def argument_lines(schema: dict[str, Any], currency: str | None = None, *, indent: int = 2, defs: dict[str, Any] | None = None,
+                   seen: tuple[str, ...] = ()) -> list[str]:
+    """Every argument of a schema on its own line: type in words (nested objects expanded below it, list item types,
+    enum values), required or optional, default, money unit in the account's currency, and the description."""
+    defs = schema.get("$defs", {}) if defs is None else defs
+    required = set(schema.get("required", []))
+    lines = []
+    for name, raw in schema.get("properties", {}).items():
+        prop = _resolve(raw, defs)
+        facts = [plain_type(prop, defs), "required" if name in required else "optional"]
+        if "default" in prop and prop["default"] not in (None, [], {}):
+            facts.append(f"default {json.dumps(prop['default'], ensure_ascii=False)}")
+        if _is_money(prop, defs):
+            facts.append(money_words(currency))
+        description = " ".join(str(prop.get("description", "")).split())
+        lines.append(f"{' ' * indent}{name} ({'; '.join(facts)})" + (f": {description}" if description else ""))
+        nested = _nested_object(prop, defs)
+        if nested is not None:
+            ref = nested.get("x-ref", "")
+            if ref in seen or len(seen) >= MAX_HELP_DEPTH:
+                lines.append(f"{' ' * (indent + 4)}(fields as above)")
+            else:
+                lines += argument_lines(nested, currency, indent=indent + 4, defs=defs, seen=(*seen, ref))
+    return lines
 
 
 def _example_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    example: dict[str, Any] = {}
-    for name in schema.get("required", []):
-        prop = schema["properties"].get(name, {})
-        if prop.get("examples"):
-            example[name] = prop["examples"][0]
-        elif "enum" in prop:
-            example[name] = prop["enum"][0]
-        elif prop.get("type") == "integer":
-            example[name] = 1000
-        elif prop.get("type") == "array":
-            example[name] = []
-        else:
-            example[name] = f"<{name}>"
-    return example
+    """Example arguments from a schema: each required field from its declared examples, default or type."""
+    defs = schema.get("$defs", {})
+    return {name: _example_value(name, schema.get("properties", {}).get(name, {}), defs)
+            for name in schema.get("required", [])}
+
+
+def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> Any:
+    prop = _resolve(raw, defs)
+    if prop.get("examples"):
+        return prop["examples"][0]
+    if prop.get("default") is not None:
+        return prop["default"]
+    option = (_variants(prop, defs) or [{}])[0]
+    if option.get("examples"):
+        return option["examples"][0]
+    if "enum" in option or "const" in option:
+        return option.get("enum", [option.get("const")])[0]
+    kind = option.get("type")
+    if kind in ("integer", "number"):
+        low = option.get("minimum", option.get("exclusiveMinimum", 0) + 1)
+        return max(int(low), 1000 if option.get("x-unit") == "minor" else 1)
+    if kind == "boolean":
+        return False
+    if kind == "array" and depth < MAX_HELP_DEPTH:
+        return [_example_value(name, option.get("items", {}), defs, depth + 1)] * max(1, option.get("minItems", 1))
+    if option.get("properties") and depth < MAX_HELP_DEPTH:
+        return {field: _example_value(field, option["properties"][field], defs, depth + 1) for field in option.get("required", [])}
+    if kind == "object":
+        return {}
+    return f"<{name}>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -645,7 +778,7 @@ class AuditLogArgs(OpArgs):
     op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
     if not entries:
@@ -674,7 +807,7 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
 
 
-@meta_ops.op(OpKind.SPEND)
+@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
 async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
     An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
@@ -778,7 +911,7 @@ class Verdict:
     object_ids: list[str] | None = None
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
     facebook = ctx.facebook
     entries = await facebook.store.unsettled_audit(facebook.workspace.id)
@@ -913,7 +1046,7 @@ class ListConfirmationsArgs(OpArgs):
 
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
     pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
     if not pending:
@@ -1264,7 +1397,7 @@ class ConnectArgs(OpArgs):
                                             "one it is connected to (without it, such a sign-in is refused).")
 
 
-@meta_ops.op(OpKind.READ, name="connect")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect")
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None or facebook.callback_url is None:
@@ -1281,7 +1414,7 @@ class TokenStatusArgs(OpArgs):
     """The Facebook connection's health: valid or not, when it expires, its scopes and the scopes still missing."""
 
 
-@meta_ops.op(OpKind.READ, name="token_status")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status")
 async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1299,7 +1432,7 @@ class DisconnectArgs(OpArgs):
     """Disconnect Facebook: revoke Ad Monster's permissions where Facebook allows, and delete the stored token."""
 
 
-@meta_ops.op(OpKind.WRITE, name="disconnect", destructive=True)
+@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True)
 async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1490,8 +1623,8 @@ class Facebook:
         wanted = arguments.get("op") or arguments.get("name")
         if wanted:
             return self.registry.op_help(self.registry.require(str(wanted).strip().lower()))
-        groups = {m: [s.name for s in specs] for m, specs in self.registry.by_module().items()}
-        return OpResult(text=self.registry.help_text(), data={"modules": groups})
+        groups = {(g.value if g else "other"): [s.name for s in specs] for g, specs in self.registry.by_group().items()}
+        return OpResult(text=self.registry.help_text(), data={"groups": groups})
 
     async def _dry_run(self, spec: OpSpec, plan: WritePlan) -> OpResult:
         validation, validation_error = None, None

@@ -27,6 +27,24 @@ def test_every_op_has_description_schema_and_kind():
             assert {"dry_run", "confirm"} <= set(schema["properties"])
 
 
+def test_every_op_declares_its_task_group():
+    from fb_utils import TaskGroup
+
+    missing = [spec.name for spec in REGISTRY.specs() if not isinstance(spec.group, TaskGroup)]
+    assert not missing, f"ops without a task group (add group=TaskGroup.… to their @ops.op): {missing}"
+    assert set(REGISTRY.by_group()) == set(TaskGroup)  # every group a person sees in /help has ops
+    assert all(len(spec.summary.splitlines()) == 1 for spec in REGISTRY.specs())
+
+
+def test_money_fields_say_their_unit_in_the_schema():
+    money = {(spec.name, name) for spec in REGISTRY.specs()
+             for name, prop in REGISTRY.args_schema(spec).get("properties", {}).items()
+             if "x-unit" in str(prop)}
+    assert {("create_campaign", "daily_budget"), ("update_adset", "bid_amount"), ("update_spend_cap", "spend_cap")} <= money
+    launch = REGISTRY.args_schema(REGISTRY.get("launch_campaign"))["$defs"]
+    assert launch["LaunchCampaignSpec"]["properties"]["daily_budget"]["anyOf"][0]["x-unit"] == "minor"
+
+
 def test_the_issue_ops_are_registered():
     wanted = {"list_ad_accounts", "get_ad_account", "account_overview", "update_spend_cap", "list_account_users",
               "list_campaigns", "get_campaign", "create_campaign", "update_campaign", "pause_campaign", "resume_campaign",
@@ -106,7 +124,8 @@ async def test_wrong_types_and_unknown_fields(facebook):
 
 async def test_help_and_op_help(facebook):
     result = await facebook.call("help")
-    assert "fb_campaign:" in result.text and "create_campaign" in result.text
+    assert "\nCampaigns:\n" in result.text and "create_campaign" in result.text and "fb_campaign" not in result.text
+    assert "create_campaign" in result.data["groups"]["campaigns"]
     one = await facebook.call("help", {"op": "create_campaign"})
     assert "objective" in one.text and one.data["schema"]["required"]
     assert "Example:" in one.text
