@@ -46,6 +46,7 @@ class BotCommand:
     positional: tuple[str, ...]
     usage: str
     list_fields: tuple[str, ...] = field(default=())
+    group: str | None = None  # the TaskGroup value, only for a command whose op is not in the registry (/confirm)
 
 
 BOT_COMMANDS: dict[str, BotCommand] = {
@@ -64,8 +65,8 @@ BOT_COMMANDS: dict[str, BotCommand] = {
                          "/budget ID AMOUNT: set a campaign's daily budget, in minor units (cents for USD, yen for JPY)"),
     "audit": BotCommand("audit_log", ("limit",), "/audit [N]: the last writes, with undo ids"),
     "undo": BotCommand("undo", ("audit_id",), "/undo N: undo the status or budget change of audit entry N"),
-    "confirm": BotCommand("confirm", ("confirm",), "/confirm ID: run a call that was waiting for your confirmation"),
-    "reject": BotCommand("reject", ("confirm",), "/reject ID: cancel a call that was waiting for your confirmation"),
+    "confirm": BotCommand("confirm", ("confirm",), "/confirm ID: run a call that was waiting for your confirmation", group="safety"),
+    "reject": BotCommand("reject", ("confirm",), "/reject ID: cancel a call that was waiting for your confirmation", group="safety"),
     "confirmations": BotCommand("list_confirmations", (), "/confirmations: the calls waiting for your confirmation"),
     "reconcile": BotCommand("reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"),
     "connect": BotCommand("connect", (), "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
@@ -178,12 +179,151 @@ def _unknown_command_text(name: str, registry: Any) -> str:
     return f"unknown command /{name}. {hint}/help lists the commands"
 
 
+HELP_INTRO = ("Commands by task. WORDS in capitals are yours to fill in; key=value sets any other argument, and dry_run=true "
+              "previews a change without making it. /help COMMAND explains one (every argument and an example); "
+              "/tool OP {json} runs any op with JSON arguments; /quit leaves.")
+STATUS_NOUNS = {"campaign": "a campaign", "adset": "an ad set", "ad": "an ad"}
+
+
 def help_text(registry: Any) -> str:
-    lines = ["Commands:"] + [f"  {c.usage}" for c in BOT_COMMANDS.values()] + [f"  {u}" for u in LOCAL_COMMANDS.values()]
-    lines.append("Every op is also a command: /OP word… key=value (e.g. /get_campaign 120210000000000001). Writes accept dry_run=true.")
-    lines.append("")
-    lines.append(registry.help_text())
+    """/help for a person: every command and op grouped by task, one whole line each, in the form a person types."""
+    from fb_utils import STATUS_OPS, TaskGroup
+    from fi_facebook import first_sentence
+
+    sections: dict[Any, list[str]] = {group: [] for group in TaskGroup}
+    for command in BOT_COMMANDS.values():
+        if registry.get(command.op) is None and command.group:
+            sections[TaskGroup(command.group)].append(command.usage)
+    families = _status_families(registry, [action for action, *_ in STATUS_OPS])
+    listed: set[str] = set()
+    for group, specs in registry.by_group().items():
+        for spec in specs:
+            if spec.name in listed:
+                continue
+            family = families.get(spec.name)
+            if family:
+                listed.update(family)
+                noun = spec.name.split("_", 1)[1]
+                forms = " · ".join(slash_form(registry.get(name), registry) for name in family)
+                sections.setdefault(group, []).append(f"{forms}: pause, resume (asks to confirm), archive or delete "
+                                                      f"{STATUS_NOUNS.get(noun, noun)} (delete cannot be undone)")
+                continue
+            listed.add(spec.name)
+            command = _command_for_op(spec.name)
+            line = command.usage if command else f"{slash_form(spec, registry)}: {first_sentence(spec.summary)}"
+            sections.setdefault(group, []).append(line)
+    lines = [HELP_INTRO]
+    for group, entries in sections.items():
+        if entries:
+            lines += ["", f"{group.label if group else 'Other'}:"] + [f"  {entry}" for entry in entries]
     return "\n".join(lines)
+
+
+def _status_families(registry: Any, actions: list[str]) -> dict[str, list[str]]:
+    """pause_X, resume_X, archive_X and delete_X of one noun, listed as one help line (keyed by the first of them)."""
+    families = {}
+    for spec in registry.specs():
+        action, _, noun = spec.name.partition("_")
+        if action == actions[0] and noun:
+            names = [f"{each}_{noun}" for each in actions]
+            if all(registry.get(name) for name in names):
+                families[spec.name] = names
+    return families
+
+
+def _command_for_op(op: str) -> BotCommand | None:
+    return next((command for command in BOT_COMMANDS.values() if command.op == op), None)
+
+
+def _command_name(command: BotCommand) -> str:
+    return next(name for name, each in BOT_COMMANDS.items() if each is command)
+
+
+def slash_form(spec: Any, registry: Any) -> str:
+    """How a person types an op: its chat command (/pause ID), /OP WORDS when every required argument is a word
+    (text, number, choice or a comma list of them), else /tool OP {…} for JSON arguments."""
+    command = _command_for_op(spec.name)
+    if command is not None:
+        return command.usage.split(": ", 1)[0]
+    schema = registry.args_schema(spec)
+    required = schema.get("required", [])
+    if all(_is_word(schema["properties"].get(name, {}), schema.get("$defs", {})) for name in required):
+        return " ".join([f"/{spec.name}", *(name.upper() for name in required)])
+    return f"/tool {spec.name} {{…}}"
+
+
+def _is_word(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    from fi_facebook import _variants
+
+    options = _variants(prop, defs)
+    for option in options:
+        item = option.get("items", {}) if option.get("type") == "array" else option
+        if "$ref" in item or item.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in item:
+            return False
+    return bool(options)
+
+
+def op_help_for_person(name: str, registry: Any, currency: str | None = None) -> tuple[str, bool]:
+    """/help NAME: a chat command's or an op's arguments explained and a runnable example; "did you mean" otherwise."""
+    name = name.strip().lstrip("/").lower()
+    if name in LOCAL_COMMANDS:
+        return LOCAL_COMMANDS[name], False
+    command = BOT_COMMANDS.get(name)
+    spec = registry.get(command.op if command else name)
+    if spec is None and command is not None:  # /confirm and /reject: the gate's own commands
+        return command.usage, False
+    if spec is None:
+        return _unknown_help_text(name, registry), True
+    example = registry.example(spec)
+    example_line = f"/tool {spec.name} {json.dumps(example, ensure_ascii=False)}"
+    short = _slash_example(command or _command_for_op(spec.name), spec, registry, example)
+    if short:
+        example_line = f"{short}   (or {example_line})"
+    form = slash_form(spec, registry) if command is None else command.usage.split(": ", 1)[0]
+    usage = f"{form}, runs {spec.name}" if form.split()[0].lstrip("/") != spec.name and not form.startswith("/tool") else form
+    return registry.op_help(spec, currency=currency, example_line=example_line, usage=usage).text, False
+
+
+def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example: dict[str, Any]) -> str | None:
+    """The example as a slash line (/budget 120… 8000, /get_campaign 120…), when words can carry every argument;
+    None when it needs JSON (then /tool is the form)."""
+    if command is None and slash_form(spec, registry).startswith("/tool"):
+        return None
+    head = f"/{_command_name(command)}" if command else f"/{spec.name}"
+    positional = command.positional if command else _required_fields(spec)
+    words: list[str] = []
+    for name in positional:
+        if name not in example:
+            break
+        words.append(_slash_word(example[name]))
+    taken = set(positional[: len(words)])
+    options = [f"{name}={_slash_word(value)}" for name, value in example.items() if name not in taken]
+    if any(word is None for word in words) or any("None" == o.split("=", 1)[1] for o in options):
+        return None
+    return " ".join([head, *words, *options])
+
+
+def _slash_word(value: Any) -> str | None:
+    """One example value as a slash word: text as it is (quoted when it has spaces), numbers, comma lists; else None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return shlex.quote(value) if value else None
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+        joined = ",".join(map(str, value))
+        return None if " " in joined else joined
+    return None
+
+
+def _unknown_help_text(name: str, registry: Any) -> str:
+    import difflib
+
+    known = list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or [k for k in known if name and name in k][:3]
+    hint = f" Did you mean {', '.join('/' + c for c in close)}?" if close else ""
+    return f"There is no command or op called {name!r}.{hint} /help lists them all, grouped by task."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,6 +345,19 @@ async def describe_selected_account(facebook: Any) -> str:
     except FacebookError as error:
         return f"account unavailable: {error.to_text()}"
     return f"{info.name} ({selected}) · {info.currency}"
+
+
+async def _selected_currency(facebook: Any) -> str | None:
+    """The selected ad account's currency, so help can say what 5000 means there; None when it is not known."""
+    from fb_utils import FacebookError
+
+    selected = (await facebook.selections()).get("ad_account") if facebook.graph is not None else None
+    if not selected:
+        return None
+    try:
+        return (await facebook.graph.account_info(selected)).currency or None
+    except FacebookError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,7 +413,7 @@ class Chat:
         try:
             command = parse_slash(text)
             if command.command == "help":
-                return self._help(facebook, command), False
+                return await self._help(facebook, command)
             op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
@@ -302,12 +455,10 @@ class Chat:
             return turn.text, not turn.ok
         return "", False
 
-    def _help(self, facebook: Any, command: SlashCommand) -> str:
-        if command.args:
-            spec = facebook.registry.get(command.args[0].lstrip("/"))
-            if spec is not None:
-                return facebook.registry.op_help(spec).text
-        return help_text(facebook.registry)
+    async def _help(self, facebook: Any, command: SlashCommand) -> tuple[str, bool]:
+        if not command.args:
+            return help_text(facebook.registry), False
+        return op_help_for_person(command.args[0], facebook.registry, await _selected_currency(facebook))
 
     async def _tool(self, facebook: Any, line: str) -> tuple[str, bool]:
         """`/tool OP {json}`: the rest of the line after the op is the JSON arguments, taken verbatim."""

@@ -195,13 +195,14 @@ class Registry:
         """The op's example arguments: declared on the op where the schema cannot make a good one, else from the schema."""
         return dict(spec.example) if spec.example is not None else _example_from_schema(self.args_schema(spec))
 
-    def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None) -> OpResult:
+    def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None,
+                usage: str | None = None) -> OpResult:
         """One op's help: what it does, every argument (nested types expanded, defaults, money units) and an example.
         The LLM's form by default (facebook(op=…)); a chat passes its own example line (/tool OP {…})."""
         schema = self.args_schema(spec)
         example = self.example(spec)
         group = f"{spec.group.label}, " if spec.group else ""
-        lines = [f"{spec.name} ({group}{KIND_WORDS[spec.kind]})", spec.description, "", "Arguments:"]
+        lines = [f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]})", spec.description, "", "Arguments:"]
         lines += argument_lines(schema, currency) or ["  none"]
         lines += ["", "Example:", "  " + (example_line or f"facebook(op=\"{spec.name}\", args={json.dumps(example, ensure_ascii=False)})")]
         return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "group": spec.group.value if spec.group else None,
@@ -397,6 +398,10 @@ def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: 
         return {field: _example_value(field, option["properties"][field], defs, depth + 1) for field in option.get("required", [])}
     if kind == "object":
         return {}
+    if name == "ad_account_id":
+        return "act_1234567890"
+    if name.endswith("_id"):  # Graph ids are strings of digits: a made-up one validates, and Facebook answers "not found"
+        return "1234567890123456"
     return f"<{name}>"
 
 
