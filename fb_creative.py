@@ -2720,7 +2720,7 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
 @ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={
     "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
     "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
-    "creatives": [{"kind": "image", "image": "/path/to/summer.jpg", "message": "Summer sale: 30% off",
+    "creatives": [{"kind": "image", "image": "./banner.jpg", "message": "Summer sale: 30% off",
                    "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]})
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
