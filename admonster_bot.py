@@ -50,7 +50,7 @@ class BotCommand:
 
 
 BOT_COMMANDS: dict[str, BotCommand] = {
-    "status": BotCommand("account_overview", ("ad_account_id",), "/status [act_…]: the account, its spend and active campaigns"),
+    "status": BotCommand("account_overview", ("ad_account_id",), "/status [act_…]: spend today and yesterday, each delivering campaign's daily budget, and what needs attention"),
     "accounts": BotCommand("list_ad_accounts", (), "/accounts: the ad accounts you can use"),
     "use": BotCommand("select_ad_account", ("ad_account_id",), "/use act_…: select the ad account later commands use"),
     "campaigns": BotCommand("list_campaigns", ("status",), "/campaigns [ACTIVE,PAUSED] [after=…]: list campaigns", ("status",)),

@@ -1,11 +1,14 @@
 """Ops: ad accounts (list, read, overview, create), spend caps, account users, businesses, pages, Instagram accounts."""
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import re
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.business import Business
@@ -32,6 +35,7 @@ from fb_utils import (
     check_object_id,
     format_money,
     sdk_enum_values,
+    to_minor,
 )
 
 ops = OpSet("fb_ad_account")
@@ -112,33 +116,150 @@ async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
 
 
 class AccountOverviewArgs(OpArgs):
-    """The `status` overview: the account, what it has spent, its spend cap, and its active campaigns and those with issues."""
+    """The `status` overview: the account, its spend today and yesterday, each delivering campaign's daily budget (its own or its ad sets'), and what needs attention.
+
+    Attention lists disapproved ads, active campaigns without an active ad set, budgets nearly spent today, a spend cap
+    nearly reached and a Facebook token about to expire, each with the command that fixes it.
+    """
 
     ad_account_id: str | None = AdAccountArg
+
+
+LIVE_STATUSES = ("ACTIVE", "WITH_ISSUES", "IN_PROCESS")  # effective statuses that deliver (or will once reviewed)
+DELIVERY_WORDS = {"ACTIVE": "delivering", "WITH_ISSUES": "delivering with issues", "IN_PROCESS": "being processed"}
+NEARLY_SPENT = 0.9  # a budget or spend cap counts as nearly spent from 90 % of it
+TOKEN_WARNING_DAYS = 7  # the token warning starts a week before expiry, as the token_check job warns
+
+
+async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, level: str = "account") -> dict[str, int]:
+    """Spend by object (or {"account": n}) for a date preset, in minor units; insights give major-unit strings."""
+    fields = "spend" if level == "account" else "campaign_id,spend"
+    rows = await ctx.graph.get_all(f"{account_id}/insights", {"fields": fields, "date_preset": preset, "level": level})
+    spent: dict[str, int] = {}
+    for row in rows:
+        key = row.get("campaign_id") or "account"
+        spent[key] = spent.get(key, 0) + to_minor(row.get("spend") or 0, currency)
+    return spent
+
+
+def _local_day(now: Any, timezone_name: str | None, days_back: int = 0) -> str:
+    """The account's calendar day (Facebook's today/yesterday are in the account's time zone): 'Mon 2 Mar'."""
+    try:
+        zone = ZoneInfo(timezone_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    day = (now.astimezone(zone) - timedelta(days=days_back)).date()
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def campaign_budget(campaign: dict[str, Any], adsets: list[dict[str, Any]], currency: str) -> tuple[int, str, str]:
+    """A campaign's daily budget, where it lives and in words: its own (CBO), else the sum of its live ad sets'."""
+    if campaign.get("daily_budget") not in (None, "", "0"):
+        amount = int(campaign["daily_budget"])
+        return amount, "campaign", f"{format_money(amount, currency)}/day (campaign budget)"
+    if campaign.get("lifetime_budget") not in (None, "", "0"):
+        return 0, "campaign", f"{format_money(campaign['lifetime_budget'], currency)} lifetime (campaign budget)"
+    amount = sum(int(a.get("daily_budget") or 0) for a in adsets)
+    lifetime = sum(int(a.get("lifetime_budget") or 0) for a in adsets)
+    count = f"{len(adsets)} ad set{'s' if len(adsets) != 1 else ''}"
+    words = f"{format_money(amount, currency)}/day across {count}" if amount or not lifetime else ""
+    if lifetime:
+        words += (" + " if words else "") + f"{format_money(lifetime, currency)} lifetime across {count}"
+    return amount, "ad sets", words
+
+
+async def _token_days_left(ctx: OpContext) -> float | None:
+    """Days until the workspace's token expires (None: never, or not known here)."""
+    if ctx.ops is None:
+        return None
+    try:
+        result = await ctx.ops.plan("token_status", {})
+    except FacebookError:
+        return None
+    expires = (getattr(result, "data", None) or {}).get("expires_at")
+    if not expires:
+        return None
+    return (datetime.fromisoformat(expires) - await ctx.now()).total_seconds() / 86400
 
 
 @ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
-    currency = account.get("currency", "")
-    page = await ctx.graph.get(f"{account_id}/campaigns", {
-        "fields": "id,name,effective_status,daily_budget,lifetime_budget,issues_info", "limit": 50, "summary": "true",
-        "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
+    currency = account.get("currency") or "USD"
+    live = json.dumps(list(LIVE_STATUSES))
+    page, adsets, ads, today, yesterday, by_campaign, days_left = await asyncio.gather(
+        ctx.graph.get(f"{account_id}/campaigns", {
+            "fields": "id,name,effective_status,daily_budget,lifetime_budget,issues_info", "limit": 100, "summary": "true",
+            "effective_status": live}),
+        ctx.graph.get_all(f"{account_id}/adsets", {"fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
+                                                  "effective_status": live, "limit": 100}, limit=500),
+        ctx.graph.get_all(f"{account_id}/ads", {"fields": "id,name,campaign_id,effective_status",
+                                               "effective_status": json.dumps(["DISAPPROVED"]), "limit": 100}, limit=100),
+        _spend(ctx, account_id, "today", currency), _spend(ctx, account_id, "yesterday", currency),
+        _spend(ctx, account_id, "today", currency, level="campaign"), _token_days_left(ctx))
     campaigns = page.get("data", [])
     total = (page.get("summary") or {}).get("total_count", len(campaigns))
-    active = [c for c in campaigns if c.get("effective_status") == "ACTIVE"]
+    now = await ctx.now()
+    zone = account.get("timezone_name") or "UTC"
+    lines = [account_details(account),
+             f"  spend today ({_local_day(now, zone)}, {zone}) {format_money(today.get('account', 0), currency)}, "
+             f"yesterday ({_local_day(now, zone, 1)}) {format_money(yesterday.get('account', 0), currency)}"]
+    adsets_of: dict[str, list[dict[str, Any]]] = {}
+    for adset in adsets:
+        adsets_of.setdefault(str(adset.get("campaign_id")), []).append(adset)
+    attention: list[dict[str, Any]] = []
+    summaries, daily_total = [], 0
+    for campaign in campaigns:
+        cid, name = campaign["id"], campaign.get("name", "")
+        own = adsets_of.get(cid, [])
+        amount, source, words = campaign_budget(campaign, own, currency)
+        daily_total += amount
+        spent = by_campaign.get(cid, 0)
+        summaries.append({"id": cid, "name": name, "effective_status": campaign.get("effective_status"),
+                          "daily_budget": amount, "budget_source": source, "active_adsets": len(own), "spend_today": spent})
+        delivery = DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
+        lines.append(f"    {cid} {name} · {delivery} · {words} · spent today {format_money(spent, currency)}")
+        if not own:
+            attention.append({"kind": "no_active_adset", "object_id": cid,
+                              "text": f"{name} ({cid}) is active but has no active ad set, so it delivers nothing. "
+                                      f"/adsets {cid} lists them; /resume_adset ID turns one on"})
+        elif amount and spent >= NEARLY_SPENT * amount:
+            attention.append({"kind": "budget_nearly_spent", "object_id": cid,
+                              "text": f"{name} ({cid}) has spent {format_money(spent, currency)} of its "
+                                      f"{format_money(amount, currency)} today ({round(100 * spent / amount)} %). "
+                                      + (f"/budget {cid} AMOUNT raises it" if source == "campaign"
+                                         else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it")})
+        if campaign.get("effective_status") == "WITH_ISSUES":
+            issue = (campaign.get("issues_info") or [{}])[0]
+            attention.append({"kind": "campaign_issue", "object_id": cid,
+                              "text": f"{name} ({cid}): {issue.get('error_summary') or issue.get('error_message') or 'Facebook reports issues'}. "
+                                      f"/get_campaign {cid} shows it"})
+    active_count = sum(1 for c in campaigns if c.get("effective_status") == "ACTIVE")
+    lines.insert(2, f"  {len(campaigns)} campaign{'s' if len(campaigns) != 1 else ''} delivering or in process "
+                    f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all"
+                    + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "") + (":" if campaigns else ""))
+    for ad in ads:
+        attention.append({"kind": "ad_disapproved", "object_id": ad["id"],
+                          "text": f"The ad {ad.get('name', '')} ({ad['id']}) was disapproved and does not deliver. "
+                                  f"/get_ad {ad['id']} shows Facebook's reasons and the fix"})
+    cap, spent_total = int(account.get("spend_cap") or 0), int(account.get("amount_spent") or 0)
+    if cap and spent_total >= NEARLY_SPENT * cap:
+        attention.append({"kind": "spend_cap_nearly_reached", "object_id": account_id,
+                          "text": f"The account has spent {format_money(spent_total, currency)} of its "
+                                  f"{format_money(cap, currency)} spend cap ({round(100 * spent_total / cap)} %); delivery "
+                                  f"stops at the cap. /update_spend_cap AMOUNT raises it"})
+    if days_left is not None and days_left <= TOKEN_WARNING_DAYS:
+        attention.append({"kind": "token_expiring", "object_id": None,
+                          "text": f"The Facebook connection expires in {max(round(days_left), 0)} day(s). /connect renews it"})
+    lines.append("  Needs attention:" if attention else "  Nothing needs attention.")
+    lines += [f"    - {item['text']}" for item in attention]
     troubled = [c for c in campaigns if c.get("effective_status") == "WITH_ISSUES"]
-    daily = sum(int(c.get("daily_budget") or 0) for c in active)
-    lines = [account_details(account), f"  active campaigns {len(active)} (of {total} delivering or in process), "
-                                       f"combined campaign daily budgets {format_money(daily, currency)}"]
-    lines += [f"    {c['id']} {c.get('name')}" + (f" · {format_money(c['daily_budget'], currency)}/day" if c.get("daily_budget") else "")
-              for c in active[:10]]
-    for campaign in troubled:
-        issue = (campaign.get("issues_info") or [{}])[0]
-        lines.append(f"  ISSUE {campaign['id']} {campaign.get('name')}: {issue.get('error_summary') or issue.get('error_message') or 'with issues'}")
-    data = {"account": account, "active_campaigns": active, "campaigns_with_issues": troubled, "active_daily_budget": daily}
-    warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), (await ctx.now()).date())
+    data = {"account": account, "active_campaigns": [c for c in campaigns if c.get("effective_status") == "ACTIVE"],
+            "campaigns_with_issues": troubled, "campaigns": summaries, "active_daily_budget": daily_total,
+            "spend_today": today.get("account", 0), "spend_yesterday": yesterday.get("account", 0), "timezone": zone,
+            "attention": attention}
+    warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), now.date())
     if warning:  # the configured Graph API version ends within 90 days
         lines.append(warning)
         data["api_version_warning"] = warning
