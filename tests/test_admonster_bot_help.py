@@ -132,3 +132,26 @@ async def test_every_ops_example_runs_through_the_chat_without_a_validation_erro
             await listener.stop()
         assert not refused, f"{len(refused)} of {ran} examples were refused:\n" + "\n".join(refused)
         assert ran == len(REGISTRY.names())
+
+
+async def test_status_in_the_chat_warns_of_a_token_about_to_expire(tmp_path):
+    """/status as a person types it: the figures in the account's currency and zone, and the expiring connection
+    named with the command that renews it."""
+    import aiohttp
+    from rich.console import Console
+
+    from admonster_runtime import open_runtime
+
+    async with open_runtime(sandbox_settings(tmp_path)) as runtime:
+        workspace = await runtime.workspace("default")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{runtime.sandbox_url}/__sandbox/tokens", json={"expires_in": 3 * 86400}) as answer:
+                token = (await answer.json())["access_token"]
+        await runtime.connector.store_checked_token(workspace.id, token, kind="sandbox")
+        chat = Chat(runtime, workspace, Console(file=io.StringIO()), stream=False)
+        reply, failed = await chat.answer("/status")
+        assert not failed, reply
+        assert "The Facebook connection expires in 3 day(s). /connect renews it" in reply
+        assert re.search(r"spend today \(\w{3} \d+ \w{3}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply)
+        assert "/day across" in reply or "/day (campaign budget)" in reply
+        assert "combined campaign daily budgets" not in reply
