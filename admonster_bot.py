@@ -323,7 +323,7 @@ def _unknown_help_text(name: str, registry: Any) -> str:
     known = list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or [k for k in known if name and name in k][:3]
     hint = f" Did you mean {', '.join('/' + c for c in close)}?" if close else ""
-    return f"There is no command or op called {name!r}.{hint} /help lists them all, grouped by task."
+    return f"There is no command or op called {name[:60]!r}.{hint} /help lists them all, grouped by task."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,6 +465,11 @@ class Chat:
         parts = line.split(None, 2)
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
+        name = parts[1].strip().lower()
+        if facebook.registry.get(name) is None and name not in ("help", "confirm", "reject"):
+            close = facebook.registry.closest(name)
+            hint = f"did you mean {', '.join('/tool ' + c for c in close)}? " if close else ""
+            return f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.", True
         result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
         self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
                                  "files": list(result.files or [])}]

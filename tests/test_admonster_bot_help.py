@@ -155,3 +155,18 @@ async def test_status_in_the_chat_warns_of_a_token_about_to_expire(tmp_path):
         assert re.search(r"spend today \(\w{3} \d+ \w{3}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply)
         assert "/day across" in reply or "/day (campaign budget)" in reply
         assert "combined campaign daily budgets" not in reply
+
+
+async def test_unknown_names_in_the_chat_get_did_you_mean(tmp_path):
+    from rich.console import Console
+
+    from admonster_runtime import open_runtime
+
+    async with open_runtime(sandbox_settings(tmp_path)) as runtime:
+        chat = Chat(runtime, await runtime.workspace("default"), Console(file=io.StringIO()), stream=False)
+        reply, failed = await chat.answer("/tool list_campaign {}")
+        assert failed and reply.startswith("ERROR validation: there is no op called 'list_campaign'. Fix: did you mean /tool list_campaigns")
+        reply, failed = await chat.answer("/help creat_campaign")
+        assert failed and "Did you mean /create_campaign" in reply and len(reply.splitlines()) == 1
+        reply, failed = await chat.answer("/help")
+        assert not failed and reply.splitlines()[2] == "Connect:" and "fb_campaign" not in reply
