@@ -159,6 +159,8 @@ def campaign_budget(campaign: dict[str, Any], adsets: list[dict[str, Any]], curr
         return amount, "campaign", f"{format_money(amount, currency)}/day (campaign budget)"
     if campaign.get("lifetime_budget") not in (None, "", "0"):
         return 0, "campaign", f"{format_money(campaign['lifetime_budget'], currency)} lifetime (campaign budget)"
+    if not adsets:
+        return 0, "ad sets", "no budget (its ad sets hold it, and none is active)"
     amount = sum(int(a.get("daily_budget") or 0) for a in adsets)
     lifetime = sum(int(a.get("lifetime_budget") or 0) for a in adsets)
     count = f"{len(adsets)} ad set{'s' if len(adsets) != 1 else ''}"
@@ -180,6 +182,19 @@ async def _token_days_left(ctx: OpContext) -> float | None:
     if not expires:
         return None
     return (datetime.fromisoformat(expires) - await ctx.now()).total_seconds() / 86400
+
+
+def budget_nearly_spent(campaign: dict[str, Any], amount: int, source: str, spent: int, currency: str) -> dict[str, Any] | None:
+    """The attention item for a campaign that has spent 90 % or more of its daily budget today (None otherwise), with
+    the command that raises the budget where it lives."""
+    if not amount or spent < NEARLY_SPENT * amount:
+        return None
+    cid = campaign["id"]
+    fix = (f"/budget {cid} AMOUNT raises it" if source == "campaign"
+           else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it")
+    return {"kind": "budget_nearly_spent", "object_id": cid,
+            "text": f"{campaign.get('name', '')} ({cid}) has spent {format_money(spent, currency)} of its "
+                    f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}"}
 
 
 @ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
@@ -214,22 +229,19 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
         cid, name = campaign["id"], campaign.get("name", "")
         own = adsets_of.get(cid, [])
         amount, source, words = campaign_budget(campaign, own, currency)
-        daily_total += amount
+        daily_total += amount if own else 0  # a campaign without an active ad set spends nothing today
         spent = by_campaign.get(cid, 0)
         summaries.append({"id": cid, "name": name, "effective_status": campaign.get("effective_status"),
                           "daily_budget": amount, "budget_source": source, "active_adsets": len(own), "spend_today": spent})
-        delivery = DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
+        delivery = (DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
+                    if own else "not delivering: no active ad set")
         lines.append(f"    {cid} {name} · {delivery} · {words} · spent today {format_money(spent, currency)}")
         if not own:
             attention.append({"kind": "no_active_adset", "object_id": cid,
                               "text": f"{name} ({cid}) is active but has no active ad set, so it delivers nothing. "
                                       f"/adsets {cid} lists them; /resume_adset ID turns one on"})
-        elif amount and spent >= NEARLY_SPENT * amount:
-            attention.append({"kind": "budget_nearly_spent", "object_id": cid,
-                              "text": f"{name} ({cid}) has spent {format_money(spent, currency)} of its "
-                                      f"{format_money(amount, currency)} today ({round(100 * spent / amount)} %). "
-                                      + (f"/budget {cid} AMOUNT raises it" if source == "campaign"
-                                         else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it")})
+        elif budget_nearly_spent(campaign, amount, source, spent, currency):
+            attention.append(budget_nearly_spent(campaign, amount, source, spent, currency))
         if campaign.get("effective_status") == "WITH_ISSUES":
             issue = (campaign.get("issues_info") or [{}])[0]
             attention.append({"kind": "campaign_issue", "object_id": cid,
@@ -237,7 +249,7 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
                                       f"/get_campaign {cid} shows it"})
     active_count = sum(1 for c in campaigns if c.get("effective_status") == "ACTIVE")
     lines.insert(2, f"  {len(campaigns)} campaign{'s' if len(campaigns) != 1 else ''} delivering or in process "
-                    f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all"
+                    f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all where an ad set is active"
                     + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "") + (":" if campaigns else ""))
     for ad in ads:
         attention.append({"kind": "ad_disapproved", "object_id": ad["id"],

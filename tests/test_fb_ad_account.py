@@ -130,10 +130,11 @@ async def test_status_budget_per_campaign_from_the_campaign_or_its_active_ad_set
                                                          "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
     adsets = await graph.get_all(f"{account}/adsets", {"fields": "campaign_id,daily_budget,effective_status",
                                                       "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
-    expected_total = sum(int(c.get("daily_budget") or 0) or sum(int(a.get("daily_budget") or 0) for a in adsets
-                                                               if a["campaign_id"] == c["id"]) for c in listed)
+    live_sets_of = {c["id"]: [a for a in adsets if a["campaign_id"] == c["id"]] for c in listed}
+    expected_total = sum(int(c.get("daily_budget") or 0) or sum(int(a.get("daily_budget") or 0) for a in live_sets_of[c["id"]])
+                         for c in listed if live_sets_of[c["id"]])  # a campaign without an active ad set spends nothing
     assert result.data["active_daily_budget"] == expected_total
-    assert f"daily budgets ${expected_total / 100:,.2f} in all" in result.text
+    assert f"daily budgets ${expected_total / 100:,.2f} in all where an ad set is active" in result.text
     attention = {(item["kind"], item["object_id"]): item["text"] for item in result.data["attention"]}
     assert f"/adsets {empty}" in attention[("no_active_adset", empty)]
     assert ("no_active_adset", abo) not in attention and ("no_active_adset", cbo) not in attention
@@ -184,4 +185,18 @@ def test_status_budget_words_and_the_daily_budget_rule():
     assert campaign_budget({"id": "1", "daily_budget": "5000"}, sets, "JPY") == (5000, "campaign", "¥5,000/day (campaign budget)")
     assert campaign_budget({"id": "1", "lifetime_budget": "150000"}, [], "USD")[2] == "$1,500.00 lifetime (campaign budget)"
     assert campaign_budget({"id": "1"}, [{"lifetime_budget": "20000"}], "USD")[2] == "$200.00 lifetime across 1 ad set"
-    assert 0 < NEARLY_SPENT < 1
+    assert campaign_budget({"id": "1"}, [], "USD")[:2] == (0, "ad sets")
+
+
+def test_status_flags_a_daily_budget_nearly_spent_today():
+    # The sandbox simulates a day once it is over, so "today" is checked on the rule itself with Facebook-shaped values.
+    from fb_ad_account import NEARLY_SPENT, budget_nearly_spent
+
+    campaign = {"id": "120210000000000042", "name": "Summer"}
+    assert budget_nearly_spent(campaign, 5000, "campaign", int(5000 * NEARLY_SPENT) - 1, "USD") is None
+    item = budget_nearly_spent(campaign, 5000, "campaign", 4600, "USD")
+    assert item["text"] == ("Summer (120210000000000042) has spent $46.00 of its $50.00 daily budget today (92 %). "
+                            "/budget 120210000000000042 AMOUNT raises it")
+    abo = budget_nearly_spent(campaign, 13000, "ad sets", 13000, "JPY")
+    assert "¥13,000 of its ¥13,000 daily budget today (100 %)" in abo["text"] and "/update_adset ID daily_budget=AMOUNT" in abo["text"]
+    assert budget_nearly_spent(campaign, 0, "ad sets", 500, "USD") is None
