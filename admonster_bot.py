@@ -239,10 +239,10 @@ def _command_name(command: BotCommand) -> str:
     return next(name for name, each in BOT_COMMANDS.items() if each is command)
 
 
-def slash_form(spec: Any, registry: Any) -> str:
-    """How a person types an op: its chat command (/pause ID), /OP WORDS when every required argument is a word
-    (text, number, choice or a comma list of them), else /tool OP {…} for JSON arguments."""
-    command = _command_for_op(spec.name)
+def slash_form(spec: Any, registry: Any, *, shortcut: bool = True) -> str:
+    """How a person types an op: its chat command (/pause ID) unless shortcut=False, /OP WORDS when every required
+    argument is a word (text, number, choice or a comma list of them), else /tool OP {…} for JSON arguments."""
+    command = _command_for_op(spec.name) if shortcut else None
     if command is not None:
         return command.usage.split(": ", 1)[0]
     schema = registry.args_schema(spec)
@@ -276,18 +276,23 @@ def op_help_for_person(name: str, registry: Any, currency: str | None = None) ->
         return _unknown_help_text(name, registry), True
     example = registry.example(spec)
     example_line = f"/tool {spec.name} {json.dumps(example, ensure_ascii=False)}"
-    short = _slash_example(command or _command_for_op(spec.name), spec, registry, example)
+    short = _slash_example(command, spec, registry, example)  # asked by op name: the op's own form, not a shortcut's
     if short:
         example_line = f"{short}   (or {example_line})"
-    form = slash_form(spec, registry) if command is None else command.usage.split(": ", 1)[0]
-    usage = f"{form}, runs {spec.name}" if form.split()[0].lstrip("/") != spec.name and not form.startswith("/tool") else form
+    if command is not None:
+        usage = f"{command.usage.split(': ', 1)[0]}, runs {spec.name}"
+    else:
+        usage = slash_form(spec, registry, shortcut=False)
+        shortcut = _command_for_op(spec.name)
+        if shortcut is not None:
+            usage += f" (shortcut: {shortcut.usage.split(': ', 1)[0]})"
     return registry.op_help(spec, currency=currency, example_line=example_line, usage=usage).text, False
 
 
 def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example: dict[str, Any]) -> str | None:
     """The example as a slash line (/budget 120… 8000, /get_campaign 120…), when words can carry every argument;
     None when it needs JSON (then /tool is the form)."""
-    if command is None and slash_form(spec, registry).startswith("/tool"):
+    if command is None and slash_form(spec, registry, shortcut=False).startswith("/tool"):
         return None
     head = f"/{_command_name(command)}" if command else f"/{spec.name}"
     positional = command.positional if command else _required_fields(spec)

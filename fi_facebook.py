@@ -261,6 +261,7 @@ _FORMATS = {"date-time": "date and time (ISO 8601, e.g. 2026-03-01T09:00:00-08:0
             "uri": "URL"}
 _MINOR_UNIT_NAMES = {"USD": "cents", "EUR": "cents", "CAD": "cents", "AUD": "cents", "NZD": "cents", "HKD": "cents",
                      "SGD": "cents", "MXN": "centavos", "BRL": "centavos", "GBP": "pence", "INR": "paise"}
+_GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]*\)\.?")
 MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
 
 
@@ -357,6 +358,8 @@ def argument_lines(schema: dict[str, Any], currency: str | None = None, *, inden
         if _is_money(prop, defs):
             facts.append(money_words(currency))
         description = " ".join(str(prop.get("description", "")).split())
+        if _is_money(prop, defs):  # the unit is said once, in the account's currency, not again in general terms
+            description = _GENERIC_MONEY_NOTE.sub("", description).strip()
         lines.append(f"{' ' * indent}{name} ({'; '.join(facts)})" + (f": {description}" if description else ""))
         nested = _nested_object(prop, defs)
         if nested is not None:
