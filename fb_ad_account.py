@@ -10,8 +10,11 @@ from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.business import Business
+from facebook_business.adobjects.campaign import Campaign
 from pydantic import Field, field_validator
 
 from fb_utils import (
@@ -125,7 +128,12 @@ class AccountOverviewArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-LIVE_STATUSES = ("ACTIVE", "WITH_ISSUES", "IN_PROCESS")  # effective statuses that deliver (or will once reviewed)
+# Effective statuses that deliver (or will once processed), and the ad status that never does: values of the SDK's
+# Campaign/AdSet/Ad.EffectiveStatus enums, checked against them here.
+LIVE_STATUSES = ("ACTIVE", "WITH_ISSUES", "IN_PROCESS")
+DISAPPROVED = "DISAPPROVED"
+assert set(LIVE_STATUSES) <= set(sdk_enum_values(Campaign.EffectiveStatus)) & set(sdk_enum_values(AdSet.EffectiveStatus))
+assert DISAPPROVED in sdk_enum_values(Ad.EffectiveStatus)
 DELIVERY_WORDS = {"ACTIVE": "delivering", "WITH_ISSUES": "delivering with issues", "IN_PROCESS": "being processed"}
 NEARLY_SPENT = 0.9  # a budget or spend cap counts as nearly spent from 90 % of it
 TOKEN_WARNING_DAYS = 7  # the token warning starts a week before expiry, as the token_check job warns
@@ -143,7 +151,8 @@ async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, le
 
 
 def _local_day(now: Any, timezone_name: str | None, days_back: int = 0) -> str:
-    """The account's calendar day (Facebook's today/yesterday are in the account's time zone): 'Mon 2 Mar'."""
+    """The account's calendar day, 'Mon 2 Mar': insights days, today and yesterday included, are the ad account's
+    time zone (docs/insights_contract.md "Endpoint"; https://developers.facebook.com/docs/marketing-api/insights)."""
     try:
         zone = ZoneInfo(timezone_name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -210,7 +219,7 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
         ctx.graph.get_all(f"{account_id}/adsets", {"fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
                                                   "effective_status": live, "limit": 100}, limit=500),
         ctx.graph.get_all(f"{account_id}/ads", {"fields": "id,name,campaign_id,effective_status",
-                                               "effective_status": json.dumps(["DISAPPROVED"]), "limit": 100}, limit=100),
+                                               "effective_status": json.dumps([DISAPPROVED]), "limit": 100}, limit=100),
         _spend(ctx, account_id, "today", currency), _spend(ctx, account_id, "yesterday", currency),
         _spend(ctx, account_id, "today", currency, level="campaign"), _token_days_left(ctx))
     campaigns = page.get("data", [])
