@@ -173,7 +173,7 @@ def _items_are_text(prop: dict[str, Any]) -> bool:
 def _unknown_command_text(name: str, registry: Any) -> str:
     import difflib
 
-    known = list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()
+    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"Did you mean {', '.join('/' + c for c in close)}? " if close else ""
     return f"unknown command /{name}. {hint}/help lists the commands"
@@ -325,7 +325,7 @@ def _slash_word(value: Any) -> str | None:
 def _unknown_help_text(name: str, registry: Any) -> str:
     import difflib
 
-    known = list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()
+    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or [k for k in known if name and name in k][:3]
     hint = f" Did you mean {', '.join('/' + c for c in close)}?" if close else ""
     return f"There is no command or op called {name[:60]!r}.{hint} /help lists them all, grouped by task."

@@ -69,6 +69,9 @@ def test_help_for_unknown_names_suggests_and_never_lists_everything():
     assert failed and "Did you mean /campaigns" in text and len(text.splitlines()) == 1
     text, failed = op_help_for_person("no_such_op_at_all", REGISTRY)
     assert failed and "There is no command or op called 'no_such_op_at_all'" in text and len(text.splitlines()) == 1
+    text, _ = op_help_for_person("nope", REGISTRY)
+    suggested = re.findall(r"/(\w+)", text.split("Did you mean")[1].split("?")[0]) if "Did you mean" in text else []
+    assert len(suggested) == len(set(suggested)), text  # /undo is a command and an op: suggested once
     assert op_help_for_person("tool", REGISTRY) == (LOCAL_COMMANDS["tool"], False)
 
 
