@@ -279,14 +279,14 @@ def op_help_for_person(name: str, registry: Any, currency: str | None = None) ->
     short = _slash_example(command, spec, registry, example)  # asked by op name: the op's own form, not a shortcut's
     if short:
         example_line = f"{short}   (or {example_line})"
+    note = None
     if command is not None:
         usage = f"{command.usage.split(': ', 1)[0]}, runs {spec.name}"
     else:
         usage = slash_form(spec, registry, shortcut=False)
         shortcut = _command_for_op(spec.name)
-        if shortcut is not None:
-            usage += f" (shortcut: {shortcut.usage.split(': ', 1)[0]})"
-    return registry.op_help(spec, currency=currency, example_line=example_line, usage=usage).text, False
+        note = f"shortcut {shortcut.usage.split(': ', 1)[0]}" if shortcut is not None else None
+    return registry.op_help(spec, currency=currency, example_line=example_line, usage=usage, note=note).text, False
 
 
 def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example: dict[str, Any]) -> str | None:

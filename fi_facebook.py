@@ -196,13 +196,14 @@ class Registry:
         return dict(spec.example) if spec.example is not None else _example_from_schema(self.args_schema(spec))
 
     def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None,
-                usage: str | None = None) -> OpResult:
+                usage: str | None = None, note: str | None = None) -> OpResult:
         """One op's help: what it does, every argument (nested types expanded, defaults, money units) and an example.
         The LLM's form by default (facebook(op=…)); a chat passes its own example line (/tool OP {…})."""
         schema = self.args_schema(spec)
         example = self.example(spec)
         group = f"{spec.group.label}, " if spec.group else ""
-        lines = [f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]})", spec.description, "", "Arguments:"]
+        lines = [f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]}{'; ' + note if note else ''})", spec.description, "",
+                 "Arguments:"]
         lines += argument_lines(schema, currency) or ["  none"]
         lines += ["", "Example:", "  " + (example_line or f"facebook(op=\"{spec.name}\", args={json.dumps(example, ensure_ascii=False)})")]
         return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "group": spec.group.value if spec.group else None,
@@ -265,10 +266,17 @@ _GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]
 MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
 
 
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.")
+
+
 def first_sentence(text: str) -> str:
-    """The first whole sentence of a summary (a person's /help line), never cut inside one."""
-    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(])", text)
-    return text[: match.start()] if match else text
+    """The first whole sentence of a summary (a person's /help line), never cut inside one: not after an
+    abbreviation (e.g.), nor inside brackets."""
+    for match in re.finditer(r"(?<=[.!?])\s+(?=[A-Z(])", text):
+        head = text[: match.start()]
+        if head.count("(") == head.count(")") and not head.lower().endswith(_ABBREVIATIONS):
+            return head
+    return text
 
 
 def money_words(currency: str | None) -> str:

@@ -173,3 +173,11 @@ async def test_unknown_names_in_the_chat_get_did_you_mean(tmp_path):
         assert failed and "Did you mean /create_campaign" in reply and len(reply.splitlines()) == 1
         reply, failed = await chat.answer("/help")
         assert not failed and reply.splitlines()[2] == "Connect:" and "fb_campaign" not in reply
+
+
+def test_a_help_line_is_a_whole_sentence():
+    from fi_facebook import first_sentence
+
+    assert first_sentence("Pause it (e.g. Summer Sale. Or not). Then more.") == "Pause it (e.g. Summer Sale. Or not)."
+    assert first_sentence("Use a button, e.g. SHOP_NOW. Second.") == "Use a button, e.g. SHOP_NOW."
+    assert first_sentence("One sentence only") == "One sentence only"
