@@ -3183,6 +3183,88 @@ def confine_input_paths(arguments: Any, files_dir: Path | None, interface: str) 
     return walk(arguments, None)
 
 
+# An op argument marked json_schema_extra={"arguments_file": True} names a JSON or YAML file that holds more of the
+# op's arguments (launch_experiment's plan_file). It is read before validation, in one place, so that what the file
+# says is confined like typed arguments and a held confirmation keeps the content it showed, not the file's name.
+ARGUMENTS_FILE_MARK = "arguments_file"
+
+
+def arguments_file_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name, info in model.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(ARGUMENTS_FILE_MARK)]
+
+
+def load_arguments_file(path: str, field_name: str) -> dict[str, Any]:
+    """The object a .json, .yaml or .yml file holds; one clear line when it is missing, unreadable or not an object."""
+    full = os.path.expanduser(path)
+    kind = "YAML" if full.lower().endswith((".yaml", ".yml")) else "JSON"
+    fix = f"Give {field_name} as the path of a .json, .yaml or .yml file holding one object"
+    try:
+        with open(full, encoding="utf-8") as handle:
+            text = handle.read(MAX_ARGUMENTS_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError):
+        raise ValidationError(f"no readable {field_name} at {path}", fix=fix, blame_field=field_name) from None
+    if len(text) > MAX_ARGUMENTS_FILE_BYTES:
+        raise ValidationError(f"the {field_name} {path} is over {MAX_ARGUMENTS_FILE_BYTES:,} characters", fix=fix,
+                              blame_field=field_name)
+    try:
+        if kind == "YAML":
+            import yaml
+
+            loaded = yaml.safe_load(text)
+        else:
+            loaded = load_json_bounded(text.encode("utf-8"), what=f"The {field_name}")
+    except ValidationError as error:
+        raise ValidationError(f"the {field_name} {path} is not valid JSON: {error.message}", fix=fix,
+                              blame_field=field_name) from None
+    except Exception as error:  # noqa: BLE001 - any YAML parse error is one line about the file
+        raise ValidationError(f"the {field_name} {path} is not valid YAML: {str(error).splitlines()[0][:200]}", fix=fix,
+                              blame_field=field_name) from None
+    if not isinstance(loaded, dict):
+        raise ValidationError(f"the {field_name} {path} must hold one object of arguments", fix=fix, blame_field=field_name)
+    check_json_ints(loaded, what=f"The {field_name}")
+    return loaded
+
+
+MAX_ARGUMENTS_FILE_BYTES = 1 << 20
+
+
+def _against_folder(value: Any, folder: Path, key: str | None = None) -> Any:
+    """Relative local paths in a file's arguments, resolved against the file's own folder (URLs, hashes, ids and
+    absolute paths as they are)."""
+    if isinstance(value, dict):
+        return {k: _against_folder(v, folder, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_against_folder(v, folder, key) for v in value]
+    if isinstance(value, str) and key in INPUT_PATH_FIELDS:
+        text = value.strip()
+        if text and not (text.lower().startswith(("http://", "https://")) or _HASH_OR_ID_RE.match(text)
+                         or text.startswith("~") or os.path.isabs(text)):
+            return str(folder / text)
+    return value
+
+
+def expand_arguments_files(model: type[BaseModel], arguments: Any, files_dir: Path | None, interface: str) -> Any:
+    """The arguments with each arguments file an op's model marks read in (arguments given beside it win). The file's
+    own path is confined first (confine_input_paths); for the local terminal, its relative paths are resolved against
+    the file's folder; for remote callers its paths stay as written, to be confined like typed ones."""
+    if not isinstance(arguments, dict):
+        return arguments
+    for name in arguments_file_fields(model):
+        value = arguments.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a file path", fix=f"Give {name} as the path of a .yaml or .json file",
+                                  blame_field=name)
+        path = confine_input_paths({name: value}, files_dir, interface)[name]
+        loaded = load_arguments_file(path, name)
+        if interface not in REMOTE_INTERFACES:
+            loaded = _against_folder(loaded, Path(os.path.expanduser(path)).parent)
+        arguments = {**{k: v for k, v in loaded.items() if k != name}, **{k: v for k, v in arguments.items() if k != name}}
+    return arguments
+
+
 def hide_server_paths(value: Any, files_dir: Path | None) -> Any:
     """An answer for a remote caller: the workspace folder's path becomes nothing (names stay relative to it)."""
     if files_dir is None:

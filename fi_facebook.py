@@ -40,6 +40,7 @@ import fb_insights
 from fb_utils import (
     REMOTE_INTERFACES,
     confine_input_paths,
+    expand_arguments_files,
     hide_server_paths,
     workspace_files_dir,
     AlertRuleRecord,
@@ -1395,6 +1396,7 @@ class Facebook:
                                   fix=f"Call {spec.name} without dry_run/confirm")
         if confirm_id:
             return await self.confirm(confirm_id, interface, expected_op=spec.name)
+        arguments = expand_arguments_files(spec.args_model, arguments, self.files_dir, interface)
         arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
         return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
