@@ -31,6 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    next_page_lines,
     Amount,
     check_max_budget,
     CLIENT_TAG_DESCRIPTION,
@@ -1492,10 +1493,10 @@ async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCateg
     else:
         lines = [f"{what.capitalize()}{' matching ' + repr(args.query) if args.query else ''} ({len(items)}):"]
         lines += [f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "") for i in items]
-        lines.append("Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting).")
         text = "\n".join(lines)
     usable = {k: v for k, v in grouped.items() if k != "demographics"}
-    return OpResult(text=text, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
+    hints = ["Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting)."] if items else []
+    return OpResult(text=text, hints=hints, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
                                      "targeting": {"flexible_spec": [usable]} if usable else {}})
 
 
@@ -2126,14 +2127,17 @@ async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
         adsets = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not adsets:
         text = f"No ad sets in {where} match."
     else:
         lines = [f"Ad sets in {where}, {len(adsets)} shown:"] + ["  " + adset_line(a, account) for a in adsets]
         if next_after:
-            lines.append(f"More: list_adsets with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_adsets", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
                                      "adsets": adsets, "next_after": next_after})
 
 

@@ -9,6 +9,7 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    next_page_lines,
     Amount,
     check_max_budget,
     AccountInfo,
@@ -158,15 +159,18 @@ async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
         campaigns = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not campaigns:
         text = f"No campaigns in {account.name} ({account_id}) match."
     else:
         lines = [f"Campaigns in {account.name} ({account_id}), {len(campaigns)} shown:"]
         lines += ["  " + campaign_line(c, account.currency) for c in campaigns]
         if next_after:
-            lines.append(f"More: list_campaigns with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_campaigns", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account_id, "currency": account.currency,
                                      "campaigns": campaigns, "next_after": next_after})
 
 

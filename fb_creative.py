@@ -37,6 +37,7 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    next_page_lines,
     IMAGE_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
@@ -1734,14 +1735,17 @@ async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
         ads = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not ads:
         text = f"No ads in {where} match."
     else:
         lines = [f"Ads in {where}, {len(ads)} shown:"] + ["  " + ad_line(a) for a in ads]
         if next_after:
-            lines.append(f"More: list_ads with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_ads", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ads": ads, "next_after": next_after})
+    return OpResult(text=text, hints=hints, data={"ads": ads, "next_after": next_after})
 
 
 class GetAdArgs(OpArgs):

@@ -28,6 +28,7 @@ from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import Field, model_validator
 
 from fb_utils import (
+    next_page_lines,
     AccountInfo,
     AlertRuleRecord,
     FacebookError,
@@ -1293,9 +1294,12 @@ async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpRe
         page_total = totals(parsed, account.currency)
         text = [f"Report {args.report_run_id}: {len(rows)} rows in this page ({account.currency}): {summary_line(page_total)}"]
         text += [f"- {row_label(r)}: {summary_line(r)}" for r in parsed[:10]]
+        hints = []
         if cursor:
-            text.append(f"More: get_report_results with after={cursor}, or all=true for a CSV of every row.")
-        return OpResult(text="\n".join(text), data={"rows": rows, "next_after": cursor, "currency": account.currency})
+            more, hint = next_page_lines("get_report_results", args, cursor, every="all=true, a CSV of every row,")
+            text.append(more)
+            hints.append(hint)
+        return OpResult(text="\n".join(text), hints=hints, data={"rows": rows, "next_after": cursor, "currency": account.currency})
     target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"report-{args.report_run_id}.csv")
     state = _FetchState()
     first = await ctx.graph.get(f"{args.report_run_id}/insights", {"limit": ASYNC_PAGE_SIZE})

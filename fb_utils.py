@@ -86,10 +86,12 @@ class FacebookError(Exception):
         retry_after: float | None = None,
         is_transient: bool = False,
         data: dict[str, Any] | None = None,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.fix = fix or self.default_fix
+        self.hint = hint  # the fix for an LLM (op and argument names); a person reads `fix`, which names a command
         self.http_status = http_status
         self.code = code
         self.error_subcode = error_subcode
@@ -105,12 +107,14 @@ class FacebookError(Exception):
     def retryable(self) -> bool:
         return self.is_transient or self.retry_after is not None
 
-    def to_text(self) -> str:
-        """The one line shown to people and LLMs (line breaks inside the parts are escaped so it stays one line)."""
+    def to_text(self, *, for_llm: bool = False) -> str:
+        """The one line shown to a person (its fix names a command), or to an LLM (its fix names the call: `hint`)
+        (line breaks inside the parts are escaped so it stays one line)."""
         message = _one_line(self.message).rstrip(". ")
         if self.blame_field and self.blame_field not in self.message:
             message += f" (field: {_one_line(self.blame_field)})"
-        return f"ERROR {self.kind}: {message}. Fix: {_one_line(self.fix).rstrip('.')}."
+        fix = self.hint if for_llm and self.hint else self.fix
+        return f"ERROR {self.kind}: {message}. Fix: {_one_line(fix).rstrip('.')}."
 
     def to_data(self) -> dict[str, Any]:
         """Machine-readable details for ``OpResult.data``."""
@@ -269,10 +273,16 @@ class NetworkError(FacebookError):
 
 
 class ConfirmationRequired(FacebookError):
-    """The safety gate holds a spend op until it is called again with ``confirm`` set to the given id."""
+    """The safety gate holds a spend op until it is called again with ``confirm`` set to the given id. Not a failure
+    to a person: a question, with the two commands that answer it."""
 
     kind = "confirmation_required"
     default_fix = "Review the preview, then call again with confirm set to the confirmation id."
+
+    def person_text(self) -> str:
+        held = self.data.get("confirmation_id", "")
+        preview = _one_line(str(self.data.get("preview") or self.message)).strip().rstrip(".")
+        return f"Waiting for your confirmation: this {preview}.\nTo go ahead: /confirm {held} · to drop it: /reject {held}"
 
 
 class OutcomeUnknownError(NetworkError):
@@ -2383,6 +2393,34 @@ class OpArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+def slash_command(op: str, args: Mapping[str, Any]) -> str:
+    """The command a person types for this call: `/op key=value …` (lists comma-joined, objects as JSON, quoted where
+    the chat's parser needs it)."""
+    import shlex
+
+    words = [f"/{op}"]
+    for key, value in args.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, (dict, list, tuple)):
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        else:
+            text = str(value.value if isinstance(value, Enum) else value)
+        words.append(shlex.quote(f"{key}={text}"))
+    return " ".join(words)
+
+
+def next_page_lines(op: str, args: BaseModel, after: str, *, every: str = "all_pages=true") -> tuple[str, str]:
+    """(the person's line, the LLM's hint) that fetch the next page of a list: the same filters, from `after`."""
+    given = args.model_dump(mode="json", exclude_defaults=True, exclude={"after"})
+    return (f"More: {slash_command(op, {**given, 'after': after})} (or {every} for every page)",
+            f"More: call {op} with after=\"{after}\" and the same filters (or {every}).")
+
+
 class OpKind(str, Enum):
     """How much an op can change: read nothing, write without raising spend, or spend."""
 
@@ -2393,7 +2431,7 @@ class OpKind(str, Enum):
 
 @dataclass
 class OpResult:
-    """What every op answers: short exact text for a person or an LLM, JSON data for programs, optional files."""
+    """What every op answers: short exact text for a person (with hints for an LLM), JSON data for programs, files."""
 
     text: str
     data: Any = None
@@ -2402,9 +2440,26 @@ class OpResult:
     # Workspace selections the op asks the dispatcher to save, e.g. {"page": "123"}: op modules never touch the store.
     selections: dict[str, str | None] = field(default_factory=dict)
 
+    # Two voices from one result. A person reads `text` alone (chat, console, slash-commands); an LLM reads `llm_text`
+    # (MCP, the chat loop's tool results, the HTTP tool route's `llm_text`): `text` followed by `hints` (op names,
+    # argument names, `data.` paths), or `llm` whole where the LLM's wording differs (an error's fix naming the call).
+    hints: list[str] = field(default_factory=list)
+    llm: str | None = None
+
+    @property
+    def llm_text(self) -> str:
+        return self.llm if self.llm is not None else "\n".join([self.text, *self.hints])
+
+    @property
+    def held(self) -> bool:
+        """Waiting for a person's confirmation: not done, and not a failure either."""
+        return not self.ok and isinstance(self.data, dict) and self.data.get("error") == ConfirmationRequired.kind
+
     @classmethod
     def from_error(cls, error: FacebookError) -> "OpResult":
-        return cls(text=error.to_text(), data=error.to_data(), ok=False)
+        text = error.person_text() if isinstance(error, ConfirmationRequired) else error.to_text()
+        llm = error.to_text(for_llm=True)
+        return cls(text=text, data=error.to_data(), ok=False, llm=None if llm == text else llm)
 
 
 @dataclass(frozen=True)

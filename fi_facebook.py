@@ -320,20 +320,24 @@ def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
         first_field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
         raise ValidationError(
             f"{spec.name}: " + "; ".join(problems),
-            fix=f"Correct the argument(s); op=help with args={{\"op\": \"{spec.name}\"}} shows the schema",
+            fix=f"/help {spec.name} explains each argument, with an example",
+            hint=f"op=help with args={{\"op\": \"{spec.name}\"}} gives the argument schema",
             blame_field=first_field or None,
         ) from None
 
 
 def _describe_problem(err: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "args"
+    where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown argument {where!r}"
     if err["type"] == "missing":
         return f"{where} is required"
+    message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
+    if not where:  # a check of the arguments together: its words say what is wrong
+        return message
     shown = err.get("input")
-    shown_text = json.dumps(shown, default=str)[:60] if shown is not None else "null"
-    return f"{where}: {err['msg'].rstrip('.')} (got {shown_text})"
+    shown_text = json.dumps(shown, default=str, ensure_ascii=False)[:60] if shown is not None else "null"
+    return f"{where}: {message} (got {shown_text})"
 
 
 def withhold_pii(spec: OpSpec, args: dict[str, Any]) -> dict[str, Any]:
@@ -547,8 +551,13 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
         return f"{described}, over the max_daily_budget guardrail of {_money(limit, change.currency)}"
     max_pct = guardrails.get("max_budget_increase_pct")
     if before and max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
+
+
+def _percent_more(before: int, after: int) -> int:
+    """How much more `after` is than `before`, in whole percent rounded half up (30 -> 80 is 167, not 166)."""
+    return ((after - before) * 200 + before) // (2 * before)
 
 
 def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
@@ -567,7 +576,7 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     if limit is not None and after > int(limit):
         return f"{described}, over the max_spend_cap guardrail of {_money(limit, change.currency)}"
     if max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
 
 
