@@ -1424,12 +1424,14 @@ async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResul
         params["locale"] = args.locale
     items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
     ready = _ready_items(items)
+    hints = []
     if not items:
-        text = f"No interests match {args.query!r}. Try a broader word, or suggest_interests with related interests."
+        text = f"No interests match {args.query!r}. Try a broader word."
+        hints.append("suggest_interests with interests=[…] (names you already target) finds related ones.")
     else:
-        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items],
-                          "Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting)."])
-    return OpResult(text=text, data={"query": args.query, "results": items, "items": ready,
+        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
+        hints.append("Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting).")
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": items, "items": ready,
                                      "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
 
 
@@ -1567,9 +1569,10 @@ async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResul
     if not items:
         text = f"No {'/'.join(args.kinds)} matches {args.query!r}" + (f" in {args.country_code.upper()}" if args.country_code else "") + "."
     else:
-        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items],
-                          "Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."])
-    return OpResult(text=text, data={"query": args.query, "results": places,
+        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items]])
+    hints = ["Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."
+             ] if items else []
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": places,
                                      "geo_locations": location_fragment(items, args.radius, args.distance_unit)})
 
 
