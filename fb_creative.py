@@ -2438,9 +2438,18 @@ STEP_WORDS = {"campaign": "campaign", "adset": "ad set", "image": "image upload"
 
 
 def step_words(step: str) -> str:
+    """A launch step as a person says it: "image:0" is the "image upload of creative 1", "ad:2" is "ad 3",
+    "video:1.0" the "video upload of creative 2, card 1" (steps count from 0, people from 1)."""
     kind, _, rest = step.partition(":")
     words = STEP_WORDS.get(kind, kind)
-    return f"{words} {rest}".strip() if kind not in ("campaign", "adset") else words
+    if kind in ("campaign", "adset") or not rest:
+        return words
+    numbers = [int(part) + 1 for part in rest.replace(":", ".").split(".") if part.isdigit()]
+    if not numbers:
+        return f"{words} {rest}"
+    if kind in ("image", "video"):
+        return f"{words} of creative {numbers[0]}" + (f", card {numbers[1]}" if len(numbers) > 1 else "")
+    return f"{words} {numbers[0]}"
 
 
 class LaunchRun:

@@ -2314,6 +2314,11 @@ def currency_offset(currency: str) -> int:
     return 1 if _currency_code(currency) in ZERO_DECIMAL_CURRENCIES else 100
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 purchase', '2 purchases', '1,204 link clicks': a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def format_money(minor: int | str, currency: str) -> str:
     """An amount in minor units, formatted: ``$1,234.56``, ``¥5,000``, ``€12.00``, ``12.00 SEK``."""
     code = _currency_code(currency)

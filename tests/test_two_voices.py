@@ -44,3 +44,12 @@ async def test_every_ops_example_answers_a_person_in_plain_words(facebook):
             assert "confirm=" in result.llm_text, spec.name
     assert problems == [], "\n".join(problems)
     assert tried == sum(spec.example is not None for spec in facebook.registry.specs()) >= 40 and with_hints >= 1
+
+
+def test_launch_steps_and_counts_read_as_people_say_them():
+    from fb_creative import step_words
+    from fb_utils import counted
+
+    assert [step_words(s) for s in ("campaign", "image:0", "video:1.0", "creative:0", "ad:2")] == [
+        "campaign", "image upload of creative 1", "video upload of creative 2, card 1", "creative 1", "ad 3"]
+    assert [counted(n, "purchase") for n in (0, 1, 2, 1204)] == ["0 purchases", "1 purchase", "2 purchases", "1,204 purchases"]
