@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
 from facebook_business.adobjects.adpromotedobject import AdPromotedObject
@@ -31,6 +30,9 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    account_zone,
+    parse_graph_time,
+    when_text,
     next_page_lines,
     Amount,
     check_max_budget,
@@ -1682,43 +1684,11 @@ def _rule_error(message: str, fix: str, field: str, code: int, subcode: int | No
     return ValidationError(message, fix=fix, blame_field=field, code=code, error_subcode=subcode)
 
 
-def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
-    try:
-        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
-
-
-def parse_graph_time(value: Any) -> datetime | None:
-    """Facebook's times ('2026-12-01T09:00:00-0800', ISO with colon, or unix seconds) as aware datetimes."""
-    if value in (None, "", 0, "0"):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
-    text = str(value).replace("Z", "+00:00")
-    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
-
-
 def local_time(value: datetime | None, account: AccountInfo) -> datetime | None:
     """A time the caller gave: one without an offset means the ad account's time zone, as in Ads Manager."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=account_zone(account))
-
-
-def when_text(value: Any, account: AccountInfo) -> str:
-    moment = parse_graph_time(value)
-    if moment is None:
-        return str(value)
-    return moment.astimezone(account_zone(account)).strftime("%a %d %b %Y %H:%M")
 
 
 def budget_text(adset: dict[str, Any], currency: str) -> str:

@@ -9,6 +9,7 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    when_text,
     next_page_lines,
     Amount,
     check_max_budget,
@@ -113,7 +114,7 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):
         if campaign.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {campaign[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(campaign[key], account)}")
     return "\n".join(lines)
 
 

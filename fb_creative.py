@@ -37,6 +37,7 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    when_text,
     next_page_lines,
     IMAGE_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
@@ -1604,7 +1605,7 @@ def ad_line(ad: dict[str, Any]) -> str:
     return f"{ad['id']} · {ad.get('name', '')} · {ad.get('effective_status') or ad.get('status')} · ad set {ad.get('adset_id', '?')} · creative {creative}"
 
 
-def ad_details(ad: dict[str, Any]) -> str:
+def ad_details(ad: dict[str, Any], account: AccountInfo | None = None) -> str:
     creative = ad.get("creative") or {}
     lines = [f"Ad {ad.get('name')} ({ad['id']})" + (f" in {_ad_account_of(ad)}" if ad.get("account_id") else ""),
              f"  status {ad.get('status')} (effective {review_text(ad)})",
@@ -1614,7 +1615,7 @@ def ad_details(ad: dict[str, Any]) -> str:
         lines.append(f"  tracking {json.dumps(ad['tracking_specs'], sort_keys=True)}")
     for key in ("created_time", "updated_time"):
         if ad.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {ad[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(ad[key], account)}")
     return "\n".join(lines)
 
 
@@ -1757,7 +1758,8 @@ class GetAdArgs(OpArgs):
 @ops.op(OpKind.READ)
 async def get_ad(ctx: OpContext, args: GetAdArgs) -> OpResult:
     ad = await _read_ad(ctx, args.ad_id)
-    return OpResult(text=ad_details(ad), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
+    account = await ctx.graph.account_info(f"act_{ad['account_id']}") if ad.get("account_id") else None
+    return OpResult(text=ad_details(ad, account), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
 
 
 class UpdateAdArgs(OpArgs):

@@ -52,6 +52,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -2312,6 +2313,48 @@ def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> 
 def currency_offset(currency: str) -> int:
     """Minor units per unit as Facebook counts them: 1 for currencies without a minor unit (JPY, KRW…), else 100."""
     return 1 if _currency_code(currency) in ZERO_DECIMAL_CURRENCIES else 100
+
+
+# ---- times as people read them: in the account's zone, the zone named
+
+def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
+    try:
+        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def parse_graph_time(value: Any) -> datetime | None:
+    """Facebook's times ('2026-12-01T09:00:00-0800', ISO with colon, or unix seconds) as aware datetimes."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def when_text(value: Any, account: AccountInfo | None) -> str:
+    """A Graph time as a person reads it, in the ad account's time zone (UTC without one), zone named:
+    'Thu 22 Oct 2026 19:10 PDT'."""
+    moment = parse_graph_time(value)
+    if moment is None:
+        return str(value)
+    return format_moment(moment, account_zone(account) if account is not None else timezone.utc)
+
+
+def format_moment(moment: datetime, zone: Any = timezone.utc) -> str:
+    """An aware time in `zone`, with the zone's name: 'Thu 22 Oct 2026 19:10 UTC'."""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone)
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname() or 'UTC'}"
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

@@ -41,6 +41,7 @@ from fb_utils import (
     REMOTE_INTERFACES,
     confine_input_paths,
     expand_arguments_files,
+    when_text,
     hide_server_paths,
     workspace_files_dir,
     AlertRuleRecord,
@@ -663,7 +664,8 @@ async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     lines = [f"Audit log ({len(entries)} newest):"]
     for entry in entries:
         undo = " (undone)" if entry.undone_by else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
-        lines.append(f"  #{entry.id} {entry.created_at[:19]} {entry.interface} {entry.op} → {entry.outcome}: {entry.summary}{undo}")
+        lines.append(f"  #{entry.id} {when_text(entry.created_at, None)} {entry.interface} {entry.op} → {entry.outcome}: "
+                     f"{entry.summary}{undo}")
     return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
 
 
