@@ -982,7 +982,8 @@ class TokenHealth:
         if not self.connected:
             return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
         if not self.valid:
-            return f"The Facebook token is not valid: {self.reason or 'Facebook refused it'}. Reconnect with /connect."
+            reason = (self.reason or "Facebook refused it").strip().rstrip(".")
+            return f"The Facebook token is not valid: {reason}. Reconnect with /connect."
         days = self.days_left(now)
         expiry = ("never expires" if days is None else
                   f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")

@@ -53,3 +53,14 @@ def test_launch_steps_and_counts_read_as_people_say_them():
     assert [step_words(s) for s in ("campaign", "image:0", "video:1.0", "creative:0", "ad:2")] == [
         "campaign", "image upload of creative 1", "video upload of creative 2, card 1", "creative 1", "ad 3"]
     assert [counted(n, "purchase") for n in (0, 1, 2, 1204)] == ["0 purchases", "1 purchase", "2 purchases", "1,204 purchases"]
+
+
+def test_an_invalid_token_reads_with_one_full_stop():
+    from datetime import UTC, datetime
+
+    from fi_facebook import TokenHealth
+
+    said = TokenHealth(connected=True, valid=False, reason="Error validating access token: Session has expired.").describe(
+        datetime(2026, 12, 6, tzinfo=UTC))
+    assert said == "The Facebook token is not valid: Error validating access token: Session has expired. Reconnect with /connect."
+    assert machine_hints(said) == []
