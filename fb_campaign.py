@@ -9,6 +9,9 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    slash_command,
+    when_text,
+    next_page_lines,
     Amount,
     check_max_budget,
     AccountInfo,
@@ -113,7 +116,7 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):
         if campaign.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {campaign[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(campaign[key], account)}")
     return "\n".join(lines)
 
 
@@ -159,15 +162,18 @@ async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
         campaigns = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not campaigns:
         text = f"No campaigns in {account.name} ({account_id}) match."
     else:
         lines = [f"Campaigns in {account.name} ({account_id}), {len(campaigns)} shown:"]
         lines += ["  " + campaign_line(c, account.currency) for c in campaigns]
         if next_after:
-            lines.append(f"More: list_campaigns with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_campaigns", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account_id, "currency": account.currency,
                                      "campaigns": campaigns, "next_after": next_after})
 
 
@@ -283,8 +289,14 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
         if "is_adset_budget_sharing_enabled" in data:
             sharing = (" (ad sets may share up to 20% of their budgets)" if data["is_adset_budget_sharing_enabled"]
                        else " (ad sets keep their own budgets; adset_budget_sharing=true lets them share up to 20%)")
+        campaign_budget = bool(data.get("daily_budget") or data.get("lifetime_budget"))
+        next_adset = {"campaign_id": created["id"], "name": f"{args.name} - ad set 1",
+                      "targeting": {"geo_locations": {"countries": ["US"]}},
+                      **({} if campaign_budget else {"daily_budget": max(account.min_daily_budget or 0, 1000)})}
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
-                f"{budget_text(data, account.currency)}{sharing}{recovered}. Next: add an ad set with a budget and targeting.")
+                f"{budget_text(data, account.currency)}{sharing}{recovered}.\nNext, an ad set "
+                + ("(its budget comes from the campaign)" if campaign_budget else "with its own daily budget")
+                + f": {slash_command('create_adset', next_adset)}")
         return OpResult(text=text, data={"id": created["id"], "campaign_id": created["id"], "status": args.status,
                                          "ad_account_id": account_id, "recovered": bool(created.get("recovered"))})
 
