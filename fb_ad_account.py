@@ -36,6 +36,7 @@ from fb_utils import (
     ValidationError,
     WritePlan,
     check_object_id,
+    counted,
     format_money,
     sdk_enum_values,
     to_minor,
@@ -151,14 +152,14 @@ async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, le
 
 
 def _local_day(now: Any, timezone_name: str | None, days_back: int = 0) -> str:
-    """The account's calendar day, 'Mon 2 Mar': insights days, today and yesterday included, are the ad account's
+    """The account's calendar day, 'Mon 02 Mar 2026': insights days, today and yesterday included, are the ad account's
     time zone (docs/insights_contract.md "Endpoint"; https://developers.facebook.com/docs/marketing-api/insights)."""
     try:
         zone = ZoneInfo(timezone_name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     day = (now.astimezone(zone) - timedelta(days=days_back)).date()
-    return f"{day:%a} {day.day} {day:%b}"
+    return f"{day:%a %d %b %Y}"  # as format_moment writes a day
 
 
 def campaign_budget(campaign: dict[str, Any], adsets: list[dict[str, Any]], currency: str) -> tuple[int, str, str]:
@@ -172,7 +173,7 @@ def campaign_budget(campaign: dict[str, Any], adsets: list[dict[str, Any]], curr
         return 0, "ad sets", "no budget (its ad sets hold it, and none is active)"
     amount = sum(int(a.get("daily_budget") or 0) for a in adsets)
     lifetime = sum(int(a.get("lifetime_budget") or 0) for a in adsets)
-    count = f"{len(adsets)} ad set{'s' if len(adsets) != 1 else ''}"
+    count = counted(len(adsets), "ad set")
     words = f"{format_money(amount, currency)}/day across {count}" if amount or not lifetime else ""
     if lifetime:
         words += (" + " if words else "") + f"{format_money(lifetime, currency)} lifetime across {count}"
@@ -257,7 +258,7 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
                               "text": f"{name} ({cid}): {issue.get('error_summary') or issue.get('error_message') or 'Facebook reports issues'}. "
                                       f"/get_campaign {cid} shows it"})
     active_count = sum(1 for c in campaigns if c.get("effective_status") == "ACTIVE")
-    lines.insert(2, f"  {len(campaigns)} campaign{'s' if len(campaigns) != 1 else ''} delivering or in process "
+    lines.insert(2, f"  {counted(len(campaigns), 'campaign')} delivering or in process "
                     f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all where an ad set is active"
                     + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "") + (":" if campaigns else ""))
     for ad in ads:

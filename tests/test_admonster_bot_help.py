@@ -155,7 +155,7 @@ async def test_status_in_the_chat_warns_of_a_token_about_to_expire(tmp_path):
         reply, failed = await chat.answer("/status")
         assert not failed, reply
         assert "The Facebook connection expires in 3 day(s). /connect renews it" in reply
-        assert re.search(r"spend today \(\w{3} \d+ \w{3}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply)
+        assert re.search(r"spend today \(\w{3} \d\d \w{3} \d{4}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply)
         assert "/day across" in reply or "/day (campaign budget)" in reply
         assert "combined campaign daily budgets" not in reply
 

@@ -154,9 +154,9 @@ async def test_status_spend_today_and_yesterday_in_the_accounts_days(facebook, g
     assert spent["yesterday"] > 0  # the demo delivered yesterday: the figure is not a default zero
     now = await sandbox_clock(sandbox)()
     local = now.astimezone(ZoneInfo(account["timezone_name"]))
-    assert (f"spend today ({local:%a} {local.day} {local:%b}, {account['timezone_name']}) "
+    assert (f"spend today ({local:%a %d %b %Y}, {account['timezone_name']}) "
             f"{format_money(spent['today'], 'USD')}, yesterday") in result.text
-    assert f"yesterday ({(local - timedelta(days=1)):%a} {(local - timedelta(days=1)).day}" in result.text
+    assert f"yesterday ({(local - timedelta(days=1)):%a %d %b %Y})" in result.text
     assert f"{format_money(spent['yesterday'], 'USD')}" in result.text
     assert (result.data["spend_today"], result.data["spend_yesterday"]) == (spent["today"], spent["yesterday"])
 
