@@ -90,6 +90,18 @@ def _example_files(folder) -> None:
             for name, message in (("A", "Spring is here"), ("B", "Spring sale"))]}), encoding="utf-8")
 
 
+def registry_example(name: str) -> dict:
+    return REGISTRY.example(REGISTRY.get(name))
+
+
+def _leaves(value) -> list:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
 def _same_call(slash_line: str, tool_line: str) -> bool:
     """The slash example and its /tool form make the same validated arguments (numbers typed as words included)."""
     from admonster_bot import parse_slash, slash_to_call
@@ -129,7 +141,9 @@ async def test_every_ops_example_runs_through_the_chat_without_a_validation_erro
                 reply, _ = await chat.answer(first)
                 ran += 1
                 argument_error = re.search(rf"ERROR validation: ({name}: |No \w+ file at)", reply)
-                if argument_error or "ERROR internal" in reply or "Traceback" in reply:
+                # Any other refusal must be about a value the example made up (an id this account does not have).
+                about_a_value = "ERROR validation" not in reply or any(str(v) in reply for v in _leaves(registry_example(name)))
+                if argument_error or not about_a_value or "ERROR internal" in reply or "Traceback" in reply:
                     refused.append(f"{first}\n    -> {reply[:300]}")
         finally:
             await listener.stop()
