@@ -253,9 +253,9 @@ def slash_form(spec: Any, registry: Any, *, shortcut: bool = True) -> str:
 
 
 def _is_word(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
-    from fi_facebook import _variants
+    from fi_facebook import schema_variants
 
-    options = _variants(prop, defs)
+    options = schema_variants(prop, defs)
     for option in options:
         item = option.get("items", {}) if option.get("type") == "array" else option
         if "$ref" in item or item.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in item:

@@ -138,12 +138,6 @@ class Registry:
     def specs(self) -> list[OpSpec]:
         return list(self._ops.values())
 
-    def by_module(self) -> dict[str, list[OpSpec]]:
-        grouped: dict[str, list[OpSpec]] = {}
-        for spec in self._ops.values():
-            grouped.setdefault(spec.module, []).append(spec)
-        return grouped
-
     def closest(self, name: str, count: int = 3) -> list[str]:
         names = self.names()
         close = difflib.get_close_matches(name, names, n=count, cutoff=0.5)
@@ -306,7 +300,7 @@ def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _variants(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+def schema_variants(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
     """The non-null alternatives of a property (anyOf/oneOf), each resolved."""
     options = prop.get("anyOf") or prop.get("oneOf")
     if not options:
@@ -317,7 +311,7 @@ def _variants(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]
 def plain_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     """A schema type in words: 'text', 'list of whole number', 'one of A, B', 'object (Targeting)'."""
     words = []
-    for option in _variants(prop, defs):
+    for option in schema_variants(prop, defs):
         if "enum" in option or "const" in option:
             values = option.get("enum", [option.get("const")])
             words.append("one of " + ", ".join(map(str, values)))
@@ -338,16 +332,16 @@ def plain_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
 
 
 def _is_money(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
-    return any(option.get("x-unit") == "minor" for option in [prop, *_variants(prop, defs)])
+    return any(option.get("x-unit") == "minor" for option in [prop, *schema_variants(prop, defs)])
 
 
 def _nested_object(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
     """The object schema with fields inside a property (itself, or its list's items), if any."""
-    for option in _variants(prop, defs):
+    for option in schema_variants(prop, defs):
         if option.get("properties"):
             return option
         items = _resolve(option.get("items", {}), defs) if option.get("type") == "array" else {}
-        for item in _variants(items, defs) if items else []:
+        for item in schema_variants(items, defs) if items else []:
             if item.get("properties"):
                 return item
     return None
@@ -394,7 +388,7 @@ def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: 
         return prop["examples"][0]
     if prop.get("default") is not None:
         return prop["default"]
-    option = (_variants(prop, defs) or [{}])[0]
+    option = (schema_variants(prop, defs) or [{}])[0]
     if option.get("examples"):
         return option["examples"][0]
     if "enum" in option or "const" in option:
