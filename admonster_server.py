@@ -115,11 +115,13 @@ class CallbackListener:
     chat can say "Facebook connected" while its prompt waits."""
 
     def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 300.0,
-                 one_shot: bool = True, on_outcome: Callable[[SigninOutcome], Any] | None = None) -> None:
+                 one_shot: bool = True, on_outcome: Callable[[SigninOutcome], Any] | None = None,
+                 link_seconds: float | None = None) -> None:
         self.runtime = runtime
         self.host, self.port, self.timeout = host, port, timeout
         self.one_shot = one_shot
         self.on_outcome = on_outcome
+        self.link_seconds = link_seconds  # how long a link keeps it open (default: the link's lifetime, and a margin)
         self.done = asyncio.Event()
         self.succeeded = False
         self._requested_port = port
@@ -156,7 +158,8 @@ class CallbackListener:
             self._deadline = loop.time() + self.timeout if self.one_shot else 0.0
             self._stopper = loop.create_task(self._stop_later())
         if not self.one_shot:  # the link being made is valid STATE_TTL_SECONDS; a little more for a slow browser
-            self._deadline = max(self._deadline, loop.time() + STATE_TTL_SECONDS + 30)
+            keep = self.link_seconds if self.link_seconds is not None else STATE_TTL_SECONDS + 30
+            self._deadline = max(self._deadline, loop.time() + keep)
         return self.redirect_uri
 
     async def _callback(self, request: web.Request) -> web.Response:

@@ -348,6 +348,7 @@ class PromptInput:
             return tool_json_open(self.session.default_buffer.text)
 
         @bindings.add("enter", filter=_tool_call_open)
+        @bindings.add("c-j", filter=_tool_call_open)
         def _next_line(event: Any) -> None:
             event.current_buffer.insert_text("\n")
 
