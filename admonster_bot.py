@@ -296,12 +296,14 @@ class Chat:
             with contextlib.suppress(Exception):
                 self.console.file.flush()
 
-        turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                            on_text=on_text if self.stream else None, interface=self.interface)
+        try:
+            turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
+                                                on_text=on_text if self.stream else None, interface=self.interface)
+        finally:  # also when Ctrl-C cancels the turn mid-sentence: what comes next starts on its own line
+            if shown:
+                self.console.print()
         self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
                                 for call in turn.tool_calls]
-        if shown:
-            self.console.print()
         if not turn.ok or not self.stream:
             return turn.text, not turn.ok
         return "", False
