@@ -364,8 +364,13 @@ class Chat:
                 return _crash_line(error), True
         from admonster_terminal import sigint_cancels
 
-        before = await self._last_audit_id()
-        task = asyncio.ensure_future(self.answer(line))
+        mark: dict[str, int] = {}
+
+        async def marked_answer() -> tuple[str, bool]:
+            mark["audit_id"] = await self._last_audit_id()  # what the log held before: the cancel line says what is new
+            return await self.answer(line)
+
+        task = asyncio.ensure_future(marked_answer())
         with sigint_cancels(task) as interrupt:
             try:
                 return await task
@@ -374,16 +379,19 @@ class Chat:
                     raise
             except Exception as error:
                 return _crash_line(error), True
-        return await self._cancelled_text(before), False
+        return await self._cancelled_text(mark.get("audit_id")), False
 
     async def _last_audit_id(self) -> int:
         latest = await self.runtime.store.list_audit(self.workspace.id, limit=1)
         return latest[0].id if latest else 0
 
-    async def _cancelled_text(self, before: int) -> str:
-        """What a cancelled command left: the writes it had started stay in the audit log (docs/exactly-once.md)."""
+    async def _cancelled_text(self, before: int | None) -> str:
+        """What a cancelled command left: the writes it had started stay in the audit log (docs/exactly-once.md).
+        `before`: the last audit id before it began (None: cancelled before it began)."""
         if self.progress is not None:
             self.progress.close()
+        if before is None:
+            return "Cancelled. Nothing was written."
         entries = [e for e in await self.runtime.store.list_audit(self.workspace.id, limit=50) if e.id > before]
         if not entries:
             return "Cancelled. Nothing was written."

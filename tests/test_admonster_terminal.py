@@ -266,6 +266,15 @@ def test_terminal_chat_in_a_pty(tmp_path):
     assert "Cancelled. Write #" in cancelled and "(pause_campaign) had started and is recorded as pending" in cancelled
     term.prompt()
     _control(sandbox, "DELETE", "faults")
+    # A read cancelled the same way wrote nothing, and says so.
+    _control(sandbox, "POST", "faults", {"kind": "delay", "delay_ms": 600_000, "method": "GET", "path": "/campaigns$"})
+    term.child.send("/campaigns\r")
+    _wait_until(lambda: not any(f["remaining"] for f in _control(sandbox, "GET", "faults")["data"]),
+                "the campaigns read to reach the sandbox")
+    term.child.sendintr()
+    term.expect("Cancelled. Nothing was written.")
+    term.prompt()
+    _control(sandbox, "DELETE", "faults")
     term.command("/campaigns ACTIVE", "Campaigns in")
 
     # (c) Arrow-up recalls the previous line.
