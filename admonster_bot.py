@@ -271,7 +271,7 @@ class Chat:
         result = await facebook.call(op, args, interface=self.interface)
         self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok, "files": list(result.files or [])}]
         await self._remember(line, result.text, (op, args))
-        return result.text, not result.ok
+        return result.text, not result.ok and not result.held
 
     async def _remember(self, line: str, reply: str, call: tuple[str, Any]) -> None:
         """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done: with
@@ -324,7 +324,7 @@ class Chat:
         self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
                                  "files": list(result.files or [])}]
         await self._remember(line, result.text, (parts[1], parts[2] if len(parts) > 2 else None))
-        return result.text, not result.ok
+        return result.text, not result.ok and not result.held
 
     async def run(self, source: Any = None) -> bool:
         """Answer commands until /quit or the end of input; True when any answer was an error (a piped run's exit

@@ -447,7 +447,8 @@ async def tool_call(request: web.Request) -> web.Response:
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
     binding = _bind_signin_to_browser()
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
-    response = web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
+    response = web.json_response({"ok": result.ok, "held": result.held, "text": result.text, "llm_text": result.llm_text,
+                                  "data": result.data, "files": result.files,
                                   "file_urls": _with_file_urls(request, result.files)},
                                  dumps=lambda value: json.dumps(value, default=str))
     return _with_signin_cookie(request, response, binding)

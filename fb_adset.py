@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
 from facebook_business.adobjects.adpromotedobject import AdPromotedObject
@@ -31,6 +30,10 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    account_zone,
+    parse_graph_time,
+    when_text,
+    next_page_lines,
     Amount,
     check_max_budget,
     CLIENT_TAG_DESCRIPTION,
@@ -1423,12 +1426,14 @@ async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResul
         params["locale"] = args.locale
     items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
     ready = _ready_items(items)
+    hints = []
     if not items:
-        text = f"No interests match {args.query!r}. Try a broader word, or suggest_interests with related interests."
+        text = f"No interests match {args.query!r}. Try a broader word."
+        hints.append("suggest_interests with interests=[…] (names you already target) finds related ones.")
     else:
-        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items],
-                          "Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting)."])
-    return OpResult(text=text, data={"query": args.query, "results": items, "items": ready,
+        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
+        hints.append("Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting).")
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": items, "items": ready,
                                      "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
 
 
@@ -1492,10 +1497,10 @@ async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCateg
     else:
         lines = [f"{what.capitalize()}{' matching ' + repr(args.query) if args.query else ''} ({len(items)}):"]
         lines += [f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "") for i in items]
-        lines.append("Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting).")
         text = "\n".join(lines)
     usable = {k: v for k, v in grouped.items() if k != "demographics"}
-    return OpResult(text=text, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
+    hints = ["Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting)."] if items else []
+    return OpResult(text=text, hints=hints, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
                                      "targeting": {"flexible_spec": [usable]} if usable else {}})
 
 
@@ -1566,9 +1571,10 @@ async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResul
     if not items:
         text = f"No {'/'.join(args.kinds)} matches {args.query!r}" + (f" in {args.country_code.upper()}" if args.country_code else "") + "."
     else:
-        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items],
-                          "Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."])
-    return OpResult(text=text, data={"query": args.query, "results": places,
+        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items]])
+    hints = ["Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."
+             ] if items else []
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": places,
                                      "geo_locations": location_fragment(items, args.radius, args.distance_unit)})
 
 
@@ -1678,43 +1684,11 @@ def _rule_error(message: str, fix: str, field: str, code: int, subcode: int | No
     return ValidationError(message, fix=fix, blame_field=field, code=code, error_subcode=subcode)
 
 
-def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
-    try:
-        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
-
-
-def parse_graph_time(value: Any) -> datetime | None:
-    """Facebook's times ('2026-12-01T09:00:00-0800', ISO with colon, or unix seconds) as aware datetimes."""
-    if value in (None, "", 0, "0"):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
-    text = str(value).replace("Z", "+00:00")
-    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
-
-
 def local_time(value: datetime | None, account: AccountInfo) -> datetime | None:
     """A time the caller gave: one without an offset means the ad account's time zone, as in Ads Manager."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=account_zone(account))
-
-
-def when_text(value: Any, account: AccountInfo) -> str:
-    moment = parse_graph_time(value)
-    if moment is None:
-        return str(value)
-    return moment.astimezone(account_zone(account)).strftime("%a %d %b %Y %H:%M")
 
 
 def budget_text(adset: dict[str, Any], currency: str) -> str:
@@ -2126,14 +2100,17 @@ async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
         adsets = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not adsets:
         text = f"No ad sets in {where} match."
     else:
         lines = [f"Ad sets in {where}, {len(adsets)} shown:"] + ["  " + adset_line(a, account) for a in adsets]
         if next_after:
-            lines.append(f"More: list_adsets with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_adsets", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
                                      "adsets": adsets, "next_after": next_after})
 
 

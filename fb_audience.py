@@ -38,6 +38,7 @@ from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import Field, field_validator, model_validator
 
 from fb_utils import (
+    counted,
     lost_answer_cause,
     NOT_DONE,
     USERS_SESSION_LOOKUP,
@@ -438,10 +439,6 @@ class RemoveUsersArgs(UsersArgs):
 
 class ReplaceUsersArgs(UsersArgs):
     """Replace all customers of a customer-list audience with the ones in a CSV file or rows (keeps the audience's ads learning)."""
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass
@@ -918,7 +915,7 @@ def batch_not_received(upload: UsersSession, outcome: UploadOutcome, item: LostB
     """A batch whose answers were lost and that the upload session showed missing after each of its sends: Facebook
     did not take it (an error: the session proves it, whatever the lost answers were)."""
     sends = outcome.attempts.get(item.seq, 1)
-    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({_plural(item.batch.rows, 'row')}) was not "
+    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({counted(item.batch.rows, 'row')}) was not "
                f"received: it was sent {sends} times and each time Facebook's upload session showed it missing (the last "
                f"answer: {lost_answer_cause(item.error)}). {outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived")
     return NetworkError(message, fix=f"Try again in a few minutes: {MODE_RERUN[upload.mode]}", http_status=item.error.http_status,
@@ -967,7 +964,7 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
         why = (f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
                f"{'it' if len(lost) == 1 else 'each'} arrived")
     rows = sum(item.batch.rows for item in lost)
-    what = f"{which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')})"
+    what = f"{which} of the upload to audience {upload.audience_id} ({counted(rows, 'row')})"
     head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
             if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
     message = (f"{head} and {why}: Facebook may have received {them}. "
@@ -1776,7 +1773,7 @@ def events_outcome_unknown(error: FacebookError, run: EventsRun, number: int) ->
     size = last - first + 1
     before, after = _earlier_requests(run, number, total)
     message = (f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
-               f"{_plural(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
+               f"{counted(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
                f"{before}{after}").strip()
     fix = ("Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
            f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}")

@@ -9,6 +9,8 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    when_text,
+    next_page_lines,
     Amount,
     check_max_budget,
     AccountInfo,
@@ -112,7 +114,7 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):
         if campaign.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {campaign[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(campaign[key], account)}")
     return "\n".join(lines)
 
 
@@ -158,15 +160,18 @@ async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
         campaigns = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not campaigns:
         text = f"No campaigns in {account.name} ({account_id}) match."
     else:
         lines = [f"Campaigns in {account.name} ({account_id}), {len(campaigns)} shown:"]
         lines += ["  " + campaign_line(c, account.currency) for c in campaigns]
         if next_after:
-            lines.append(f"More: list_campaigns with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_campaigns", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account_id, "currency": account.currency,
                                      "campaigns": campaigns, "next_after": next_after})
 
 

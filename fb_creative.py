@@ -37,6 +37,8 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    when_text,
+    next_page_lines,
     IMAGE_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
@@ -1603,7 +1605,7 @@ def ad_line(ad: dict[str, Any]) -> str:
     return f"{ad['id']} · {ad.get('name', '')} · {ad.get('effective_status') or ad.get('status')} · ad set {ad.get('adset_id', '?')} · creative {creative}"
 
 
-def ad_details(ad: dict[str, Any]) -> str:
+def ad_details(ad: dict[str, Any], account: AccountInfo | None = None) -> str:
     creative = ad.get("creative") or {}
     lines = [f"Ad {ad.get('name')} ({ad['id']})" + (f" in {_ad_account_of(ad)}" if ad.get("account_id") else ""),
              f"  status {ad.get('status')} (effective {review_text(ad)})",
@@ -1613,7 +1615,7 @@ def ad_details(ad: dict[str, Any]) -> str:
         lines.append(f"  tracking {json.dumps(ad['tracking_specs'], sort_keys=True)}")
     for key in ("created_time", "updated_time"):
         if ad.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {ad[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(ad[key], account)}")
     return "\n".join(lines)
 
 
@@ -1734,14 +1736,17 @@ async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
         ads = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not ads:
         text = f"No ads in {where} match."
     else:
         lines = [f"Ads in {where}, {len(ads)} shown:"] + ["  " + ad_line(a) for a in ads]
         if next_after:
-            lines.append(f"More: list_ads with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_ads", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ads": ads, "next_after": next_after})
+    return OpResult(text=text, hints=hints, data={"ads": ads, "next_after": next_after})
 
 
 class GetAdArgs(OpArgs):
@@ -1753,7 +1758,8 @@ class GetAdArgs(OpArgs):
 @ops.op(OpKind.READ)
 async def get_ad(ctx: OpContext, args: GetAdArgs) -> OpResult:
     ad = await _read_ad(ctx, args.ad_id)
-    return OpResult(text=ad_details(ad), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
+    account = await ctx.graph.account_info(f"act_{ad['account_id']}") if ad.get("account_id") else None
+    return OpResult(text=ad_details(ad, account), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
 
 
 class UpdateAdArgs(OpArgs):
@@ -2434,9 +2440,18 @@ STEP_WORDS = {"campaign": "campaign", "adset": "ad set", "image": "image upload"
 
 
 def step_words(step: str) -> str:
+    """A launch step as a person says it: "image:0" is the "image upload of creative 1", "ad:2" is "ad 3",
+    "video:1.0" the "video upload of creative 2, card 1" (steps count from 0, people from 1)."""
     kind, _, rest = step.partition(":")
     words = STEP_WORDS.get(kind, kind)
-    return f"{words} {rest}".strip() if kind not in ("campaign", "adset") else words
+    if kind in ("campaign", "adset") or not rest:
+        return words
+    numbers = [int(part) + 1 for part in rest.replace(":", ".").split(".") if part.isdigit()]
+    if not numbers:
+        return f"{words} {rest}"
+    if kind in ("image", "video"):
+        return f"{words} of creative {numbers[0]}" + (f", card {numbers[1]}" if len(numbers) > 1 else "")
+    return f"{words} {numbers[0]}"
 
 
 class LaunchRun:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fb_utils import (
+    ARGUMENTS_FILE_MARK,
     Change,
     ExperimentRecord,
     ExperimentRecords,
@@ -103,27 +103,6 @@ _VALUE_OF = {"creative": "creative", "audience": "targeting", "placement": "plac
              "optimization_goal": "optimization_goal", "budget": "daily_budget"}
 
 
-def _load_plan_file(path: str) -> dict[str, Any]:
-    full = os.path.expanduser(path)
-    if not os.path.isfile(full):
-        raise ValueError(f"no plan file at {path}: give the path of a .json, .yaml or .yml file")
-    with open(full, encoding="utf-8") as handle:
-        text = handle.read()
-    try:
-        if full.lower().endswith((".yaml", ".yml")):
-            import yaml
-
-            loaded = yaml.safe_load(text)
-        else:
-            loaded = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is one clear line about the file
-        raise ValueError(f"the plan file {path} is not valid {'YAML' if full.lower().endswith(('.yaml', '.yml')) else 'JSON'}: "
-                         f"{str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"the plan file {path} must hold one object (name, hypothesis, variable, variants, …)")
-    return loaded
-
-
 class LaunchExperimentArgs(OpArgs):
     """Launch an A/B test from a plan: every variant built with launch_campaign, in a Facebook split test when it fits.
 
@@ -131,7 +110,9 @@ class LaunchExperimentArgs(OpArgs):
     Everything is created PAUSED unless status is ACTIVE (one confirmation). The same plan twice creates nothing twice.
     """
 
-    plan_file: str | None = Field(None, description="A JSON or YAML file holding the plan (the fields below).")
+    plan_file: str | None = Field(None, description="A JSON or YAML file holding the plan (the fields below); relative "
+                                  "paths in it (images, videos) are read from the plan's own folder.",
+                                  json_schema_extra={ARGUMENTS_FILE_MARK: True})
     name: str = Field(..., min_length=1, max_length=200, description="Experiment name (unique in the workspace).")
     hypothesis: str = Field(..., min_length=3, max_length=1000, description="What you expect, e.g. 'A lifestyle photo lowers cost per purchase'.")
     variable: Literal["creative", "audience", "placement", "optimization_goal", "budget"] = Field(..., description="The one thing the variants differ in.")
@@ -149,14 +130,6 @@ class LaunchExperimentArgs(OpArgs):
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE (one confirmation).")
     ad_account_id: str | None = Field(None, description="Ad account id (act_123…); default: the selected one.")
     page_id: str | None = Field(None, description="The page the ads speak for; default the selected page.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("plan_file"):
-            loaded = _load_plan_file(str(data["plan_file"]))
-            return {**loaded, **data}
-        return data
 
     @field_validator("duration_days")
     @classmethod

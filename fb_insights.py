@@ -28,6 +28,8 @@ from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import Field, model_validator
 
 from fb_utils import (
+    counted,
+    next_page_lines,
     AccountInfo,
     AlertRuleRecord,
     FacebookError,
@@ -614,16 +616,16 @@ def money(minor: float | int | None, currency: str) -> str:
 def summary_line(m: MetricRow) -> str:
     """One line: spend, impressions, clicks with CTR and CPC, CPM, and conversions with CPA and ROAS."""
     d = derived(m)
-    parts = [f"spend {money(m.spend_minor, m.currency)}", f"{m.impressions:,} impressions", f"{m.clicks:,} clicks"
+    parts = [f"spend {money(m.spend_minor, m.currency)}", counted(m.impressions, "impression"), counted(m.clicks, "click")
              + (f" (CTR {d['ctr']:.2f}%, CPC {money(d['cpc'], m.currency)})" if d["ctr"] is not None and d["cpc"] is not None else ""),
              f"CPM {money(d['cpm'], m.currency)}"]
     if m.link_clicks:
-        parts.append(f"{m.link_clicks:,} link clicks")
+        parts.append(counted(m.link_clicks, "link click"))
     if m.purchases:
-        parts.append(f"{m.purchases:,} purchases (value {money(m.purchase_value_minor, m.currency)}"
+        parts.append(f"{counted(m.purchases, 'purchase')} (value {money(m.purchase_value_minor, m.currency)}"
                      + (f", ROAS {d['roas']:.2f}×" if d["roas"] is not None else "") + ")")
     if m.leads:
-        parts.append(f"{m.leads:,} leads")
+        parts.append(counted(m.leads, "lead"))
     if d["cpa"] is not None:
         parts.append(f"CPA {money(d['cpa'], m.currency)}")
     return " · ".join(parts)
@@ -1293,9 +1295,12 @@ async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpRe
         page_total = totals(parsed, account.currency)
         text = [f"Report {args.report_run_id}: {len(rows)} rows in this page ({account.currency}): {summary_line(page_total)}"]
         text += [f"- {row_label(r)}: {summary_line(r)}" for r in parsed[:10]]
+        hints = []
         if cursor:
-            text.append(f"More: get_report_results with after={cursor}, or all=true for a CSV of every row.")
-        return OpResult(text="\n".join(text), data={"rows": rows, "next_after": cursor, "currency": account.currency})
+            more, hint = next_page_lines("get_report_results", args, cursor, every="all=true, a CSV of every row,")
+            text.append(more)
+            hints.append(hint)
+        return OpResult(text="\n".join(text), hints=hints, data={"rows": rows, "next_after": cursor, "currency": account.currency})
     target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"report-{args.report_run_id}.csv")
     state = _FetchState()
     first = await ctx.graph.get(f"{args.report_run_id}/insights", {"limit": ASYNC_PAGE_SIZE})
@@ -1717,7 +1722,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
                           f"by {(median_cpa - d['cpa']) / median_cpa:.0%} ({m.conversions:,} conversions)")
         if d["roas"] and median_roas and _clearly_better(d["roas"] / median_roas, m.purchases, ORDER_VALUE_CV):
             better.append(f"ROAS {d['roas']:.2f}× beats the median {median_roas:.2f}× by "
-                          f"{(d['roas'] - median_roas) / median_roas:.0%} ({m.purchases:,} purchases)")
+                          f"{(d['roas'] - median_roas) / median_roas:.0%} ({counted(m.purchases, 'purchase')})")
         if share >= BUDGET_LIMITED_SHARE and better:
             new_budget = int(math.ceil(budget * (100 + SCALE_STEP_PCT) / 100))
             op = "update_campaign" if kind == "campaign" else "update_adset"

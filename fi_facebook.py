@@ -40,6 +40,8 @@ import fb_insights
 from fb_utils import (
     REMOTE_INTERFACES,
     confine_input_paths,
+    expand_arguments_files,
+    when_text,
     hide_server_paths,
     workspace_files_dir,
     AlertRuleRecord,
@@ -319,20 +321,24 @@ def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
         first_field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
         raise ValidationError(
             f"{spec.name}: " + "; ".join(problems),
-            fix=f"Correct the argument(s); op=help with args={{\"op\": \"{spec.name}\"}} shows the schema",
+            fix=f"/help {spec.name} explains each argument, with an example",
+            hint=f"op=help with args={{\"op\": \"{spec.name}\"}} gives the argument schema",
             blame_field=first_field or None,
         ) from None
 
 
 def _describe_problem(err: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "args"
+    where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown argument {where!r}"
     if err["type"] == "missing":
         return f"{where} is required"
+    message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
+    if not where:  # a check of the arguments together: its words say what is wrong
+        return message
     shown = err.get("input")
-    shown_text = json.dumps(shown, default=str)[:60] if shown is not None else "null"
-    return f"{where}: {err['msg'].rstrip('.')} (got {shown_text})"
+    shown_text = json.dumps(shown, default=str, ensure_ascii=False)[:60] if shown is not None else "null"
+    return f"{where}: {message} (got {shown_text})"
 
 
 def withhold_pii(spec: OpSpec, args: dict[str, Any]) -> dict[str, Any]:
@@ -546,8 +552,13 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
         return f"{described}, over the max_daily_budget guardrail of {_money(limit, change.currency)}"
     max_pct = guardrails.get("max_budget_increase_pct")
     if before and max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
+
+
+def _percent_more(before: int, after: int) -> int:
+    """How much more `after` is than `before`, in whole percent rounded half up (30 -> 80 is 167, not 166)."""
+    return ((after - before) * 200 + before) // (2 * before)
 
 
 def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
@@ -566,7 +577,7 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     if limit is not None and after > int(limit):
         return f"{described}, over the max_spend_cap guardrail of {_money(limit, change.currency)}"
     if max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
 
 
@@ -653,7 +664,8 @@ async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     lines = [f"Audit log ({len(entries)} newest):"]
     for entry in entries:
         undo = " (undone)" if entry.undone_by else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
-        lines.append(f"  #{entry.id} {entry.created_at[:19]} {entry.interface} {entry.op} → {entry.outcome}: {entry.summary}{undo}")
+        lines.append(f"  #{entry.id} {when_text(entry.created_at, None)} {entry.interface} {entry.op} → {entry.outcome}: "
+                     f"{entry.summary}{undo}")
     return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
 
 
@@ -970,7 +982,8 @@ class TokenHealth:
         if not self.connected:
             return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
         if not self.valid:
-            return f"The Facebook token is not valid: {self.reason or 'Facebook refused it'}. Reconnect with /connect."
+            reason = (self.reason or "Facebook refused it").strip().rstrip(".")
+            return f"The Facebook token is not valid: {reason}. Reconnect with /connect."
         days = self.days_left(now)
         expiry = ("never expires" if days is None else
                   f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")
@@ -1395,6 +1408,7 @@ class Facebook:
                                   fix=f"Call {spec.name} without dry_run/confirm")
         if confirm_id:
             return await self.confirm(confirm_id, interface, expected_op=spec.name)
+        arguments = expand_arguments_files(spec.args_model, arguments, self.files_dir, interface)
         arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
         return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)

@@ -37,7 +37,7 @@ async def test_update_spend_cap_confirm_and_undo(facebook, demo_accounts):
     refused = await facebook.call("update_spend_cap", {"spend_cap": max(spent - 100, 1)})
     assert refused.text.startswith("ERROR validation:") and "already spent" in refused.text
     raise_cap = await facebook.call("update_spend_cap", {"spend_cap": cap * 5})
-    assert not raise_cap.ok and "confirmation_required" in raise_cap.text  # +400 %: over the default 50 % guardrail
+    assert not raise_cap.ok and raise_cap.held  # +400 %: over the default 50 % guardrail
     confirmed = await facebook.call("confirm", {"confirm": raise_cap.data["confirmation_id"]})
     assert confirmed.ok, confirmed.text
     got = await facebook.call("get_ad_account", {"ad_account_id": account})
@@ -54,7 +54,7 @@ async def test_removing_the_spend_cap_needs_confirmation(facebook):
     assert (await facebook.call("update_spend_cap", {"spend_cap": spent + 20000})).ok
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "guardrails"})
     removed = await facebook.call("update_spend_cap", {"spend_cap": 0})
-    assert "confirmation_required" in removed.text and "remove the spend cap" in removed.text
+    assert removed.held and "remove the spend cap" in removed.text
 
 
 async def test_list_account_users(facebook):
