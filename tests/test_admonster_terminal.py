@@ -246,6 +246,11 @@ def test_terminal_chat_in_a_pty(tmp_path):
     term.expect("Facebook connected: Workspace “default” is connected as Demo User.")
     sandbox = _sandbox_base(link)
 
+    # Tab completes a slash-command.
+    term.child.send("/confirmat\t\r")  # as typed, "/confirmat" would be an unknown command
+    assert "unknown command" not in term.expect("No calls are waiting for confirmation.")
+    term.prompt()
+
     # (d) A multi-line /tool paste is one call: one answer, one audit entry; typed line by line, the same.
     term.paste(PASTE % "One")
     term.expect("Created campaign Pasted One (")
