@@ -247,7 +247,11 @@ def test_terminal_chat_in_a_pty(tmp_path):
     sandbox = _sandbox_base(link)
 
     # Tab completes a slash-command.
-    term.child.send("/confirmat\t\r")  # as typed, "/confirmat" would be an unknown command
+    term.child.send("/confirmat")
+    term.expect("/confirmat")
+    term.child.send("\t")
+    term.expect("ions")  # the completion drawn (only the new letters may be redrawn)
+    term.child.send("\r")  # as typed, "/confirmat" would be an unknown command
     assert "unknown command" not in term.expect("No calls are waiting for confirmation.")
     term.prompt()
 
