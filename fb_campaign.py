@@ -9,6 +9,7 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    slash_command,
     when_text,
     next_page_lines,
     Amount,
@@ -287,8 +288,14 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
         if "is_adset_budget_sharing_enabled" in data:
             sharing = (" (ad sets may share up to 20% of their budgets)" if data["is_adset_budget_sharing_enabled"]
                        else " (ad sets keep their own budgets; adset_budget_sharing=true lets them share up to 20%)")
+        campaign_budget = bool(data.get("daily_budget") or data.get("lifetime_budget"))
+        next_adset = {"campaign_id": created["id"], "name": f"{args.name} - ad set 1",
+                      "targeting": {"geo_locations": {"countries": ["US"]}},
+                      **({} if campaign_budget else {"daily_budget": max(account.min_daily_budget or 0, 1000)})}
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
-                f"{budget_text(data, account.currency)}{sharing}{recovered}. Next: add an ad set with a budget and targeting.")
+                f"{budget_text(data, account.currency)}{sharing}{recovered}.\nNext, an ad set "
+                + ("(its budget comes from the campaign)" if campaign_budget else "with its own daily budget")
+                + f": {slash_command('create_adset', next_adset)}")
         return OpResult(text=text, data={"id": created["id"], "campaign_id": created["id"], "status": args.status,
                                          "ad_account_id": account_id, "recovered": bool(created.get("recovered"))})
 

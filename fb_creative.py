@@ -32,7 +32,7 @@ from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeature
 from facebook_business.adobjects.adpreview import AdPreview
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
@@ -1013,16 +1013,18 @@ async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
 class UploadVideoArgs(OpArgs):
     """Upload a video file (MP4, MOV, WebM… up to 10 GB) in chunks, resuming after a lost chunk; waits for Facebook to process it unless wait=false."""
 
-    path: str = Field(..., min_length=1, max_length=4000, description="Local path of the video file.", examples=["./promo.mp4"])
+    source: str = Field(..., min_length=1, max_length=4000, validation_alias=AliasChoices("source", "path"),
+                        description="The video file: a local path (as upload_image's source; `path` is read too).",
+                        examples=["./promo.mp4"])
     title: str | None = Field(None, min_length=1, max_length=255, description="Video title (default: the file name).")
     ad_account_id: str | None = AdAccountArg
     wait: bool = Field(True, description="Wait (bounded, about 5 minutes) until processing is finished and the video is ready to use.")
 
 
-@ops.op(OpKind.WRITE, example={"path": "./promo.mp4", "title": "Spring promo"})
+@ops.op(OpKind.WRITE, example={"source": "./promo.mp4", "title": "Spring promo"})
 async def upload_video(ctx: OpContext, args: UploadVideoArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    video = check_video_file(args.path)
+    video = check_video_file(args.source)
     edge = f"{account_id}/advideos"
 
     async def execute() -> OpResult:

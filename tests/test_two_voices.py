@@ -64,3 +64,20 @@ def test_an_invalid_token_reads_with_one_full_stop():
         datetime(2026, 12, 6, tzinfo=UTC))
     assert said == "The Facebook token is not valid: Error validating access token: Session has expired. Reconnect with /connect."
     assert machine_hints(said) == []
+
+
+async def test_the_next_step_after_a_new_campaign_works_as_typed(facebook):
+    """create_campaign ends with the ad set command a person can type: with a campaign budget it carries none (an ad
+    set budget there is refused), without one it carries a daily budget. Both run as printed."""
+    from admonster_bot import parse_slash, slash_to_call
+
+    for name, budget in (("Voices CBO", {"daily_budget": 5000}), ("Voices ABO", {})):
+        made = await facebook.call("create_campaign", {"name": name, "objective": "OUTCOME_TRAFFIC", **budget})
+        assert made.ok, made.text
+        [step] = [line for line in made.text.splitlines() if line.startswith("Next, an ad set")]
+        command = step.split(": ", 1)[1]
+        assert ("daily_budget=" in command) is (not budget), command
+        op, args = slash_to_call(parse_slash(command), facebook.registry)
+        adset = await facebook.call(op, args)
+        assert adset.ok, (command, adset.text)
+        assert adset.data["campaign_id"] == made.data["id"]
