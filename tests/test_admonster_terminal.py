@@ -18,7 +18,6 @@ from pathlib import Path
 
 import aiohttp
 import pexpect
-import pytest
 
 from admonster_bot import line_at_rest
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
