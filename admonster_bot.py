@@ -6,11 +6,13 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from admonster_terminal import RecentIds
 
 if TYPE_CHECKING:  # the config module (pydantic-settings) loads only for commands that need it: `tools` starts fast
     from admonster_config import Settings
@@ -383,6 +385,8 @@ class Chat:
         self.stream = stream  # print the LLM's text as it arrives (the terminal); else return it whole
         self.last_tool_calls: list[dict[str, Any]] = []  # what the last answer ran: the HTTP chat API reports it
         self.progress: TransferProgress | None = None  # the terminal's progress bars, when run() draws them
+        self.banner_console = console  # piped runs print the banner on standard error
+        self.recent_ids = RecentIds()  # ids seen in answers, for the prompt's completion
 
     async def facebook(self) -> Any:
         return await self.runtime.facebook_for(self.workspace)
@@ -394,7 +398,7 @@ class Chat:
         style = "green" if mode == "SANDBOX" else "bold red"
         where = "embedded sandbox, no real money" if mode == "SANDBOX" else f"{self.runtime.graph_url}: REAL MONEY"
         account = await describe_selected_account(await self.facebook())
-        self.console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
+        self.banner_console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
                                      f"Account: {_escape(account)}\nType /help for commands, /quit to leave.",
                                      title="Ad Monster"))
 
@@ -450,12 +454,14 @@ class Chat:
             with contextlib.suppress(Exception):
                 self.console.file.flush()
 
-        turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                            on_text=on_text if self.stream else None, interface=self.interface)
+        try:
+            turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
+                                                on_text=on_text if self.stream else None, interface=self.interface)
+        finally:  # also when Ctrl-C cancels the turn mid-sentence: what comes next starts on its own line
+            if shown:
+                self.console.print()
         self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
                                 for call in turn.tool_calls]
-        if shown:
-            self.console.print()
         if not turn.ok or not self.stream:
             return turn.text, not turn.ok
         return "", False
@@ -481,36 +487,118 @@ class Chat:
         await self._remember(line, result.text, (parts[1], parts[2] if len(parts) > 2 else None))
         return result.text, not result.ok and not result.held
 
-    async def run(self, lines: Iterator[str] | None = None) -> None:
+    async def run(self, source: Any = None) -> bool:
+        """Answer commands until /quit or the end of input; True when any answer was an error (a piped run's exit
+        status). `source` gives the commands (admonster_terminal's PromptInput, PipedInput or ListInput); by default
+        standard input, read without blocking the event loop."""
+        from admonster_terminal import QUIT_WORDS, PipedInput
         from fb_utils import set_progress_handler
 
         self.progress = TransferProgress(self.console)
         set_progress_handler(self.progress)  # uploads in this session report here (fb_utils' progress channel)
         await self.banner()
-        for line in lines if lines is not None else self._read_lines():
-            if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
-                break
-            if not line.strip():
-                continue
-            try:
-                reply, failed = await self.answer(line)
-            except Exception as error:  # a bad line is one ERROR line and the chat goes on (the log has the details)
-                reply, failed = _crash_line(error), True
-            if self.progress is not None:
-                self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
-            if reply:
-                self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
+        source = source if source is not None else PipedInput(sys.stdin)
+        failed_any = False
+        try:
+            while (line := await source.read()) is not None:
+                if line.strip().lower() in QUIT_WORDS:
+                    break
+                if not line.strip():
+                    continue
+                reply, failed = await self._answer_line(line, cancellable=source.interactive)
+                failed_any = failed_any or failed
+                if self.progress is not None:
+                    self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
+                if reply:
+                    self.recent_ids.remember(reply)
+                    self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
+        finally:
+            source.close()
+        return failed_any
 
-    def _read_lines(self) -> Iterator[str]:
-        interactive = sys.stdin.isatty()
-        while True:
+    async def _answer_line(self, line: str, *, cancellable: bool) -> tuple[str, bool]:
+        """One command's answer; at the terminal, Ctrl-C while it runs cancels it and answers "Cancelled. …"."""
+        if not cancellable:
             try:
-                line = self.console.input("[bold cyan]you>[/] ") if interactive else sys.stdin.readline()
-            except (EOFError, KeyboardInterrupt):
-                return
-            if not interactive and line == "":
-                return
-            yield line
+                return await self.answer(line)
+            except Exception as error:  # a bad line is one ERROR line and the chat goes on (the log has the details)
+                return _crash_line(error), True
+        from admonster_terminal import sigint_cancels
+
+        mark: dict[str, int] = {}
+
+        async def marked_answer() -> tuple[str, bool]:
+            mark["audit_id"] = await self._last_audit_id()  # what the log held before: the cancel line says what is new
+            return await self.answer(line)
+
+        task = asyncio.ensure_future(marked_answer())
+        with sigint_cancels(task) as interrupt:
+            try:
+                return await task
+            except asyncio.CancelledError:
+                if not interrupt.pressed:
+                    raise
+            except Exception as error:
+                return _crash_line(error), True
+        return await self._cancelled_text(mark.get("audit_id")), False
+
+    async def _last_audit_id(self) -> int:
+        latest = await self.runtime.store.list_audit(self.workspace.id, limit=1)
+        return latest[0].id if latest else 0
+
+    async def _cancelled_text(self, before: int | None) -> str:
+        """What a cancelled command left: the writes it had started stay in the audit log (docs/exactly-once.md).
+        `before`: the last audit id before it began (None: cancelled before it began)."""
+        if self.progress is not None:
+            self.progress.close()
+        if before is None:
+            return "Cancelled. Nothing was written."
+        entries = [e for e in await self.runtime.store.list_audit(self.workspace.id, limit=50) if e.id > before]
+        if not entries:
+            return "Cancelled. Nothing was written."
+        words = []
+        for entry in sorted(entries, key=lambda e: e.id):
+            if entry.outcome == "pending":
+                words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is "
+                             f"not known, nothing more is sent, and /reconcile {entry.id} looks at Facebook to settle it")
+            else:
+                words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
+        text = "; ".join(words)
+        return f"Cancelled. {text[:1].upper()}{text[1:]}. /audit shows the log."
+
+    def sign_in_finished(self, outcome: Any) -> None:
+        """The loopback callback's news, printed as it happens (above the prompt while it waits)."""
+        text = f"{outcome.title}: {' '.join(outcome.lines)}"
+        self.console.print(_escape(text), style="green" if outcome.ok else "red", highlight=False)
+
+    def history_line(self, text: str) -> str:
+        """A prompt history entry as the history file keeps it: each command the way the chat history stores what the
+        person typed (personal data withheld, docs/security.md "Personal data at rest")."""
+        from admonster_terminal import split_commands
+
+        return "\n".join(line_at_rest(command, self.registry) for command in split_commands(text.split("\n")))
+
+    @property
+    def registry(self) -> Any:
+        from fi_facebook import REGISTRY
+
+        return REGISTRY
+
+
+def line_at_rest(line: str, registry: Any) -> str:
+    """One typed command as stored at rest: a slash-command that carried personal data in the /tool form with the data
+    withheld, then every text redacted (fi_facebook.command_line_at_rest and chat_messages_at_rest)."""
+    from fi_facebook import chat_messages_at_rest, command_line_at_rest
+
+    text = line.strip()
+    call = None
+    if text.startswith("/") and text.split(None, 1)[0].lower() != "/tool":
+        with contextlib.suppress(SlashSyntaxError, ValueError):
+            command = parse_slash(text)
+            if command.command not in LOCAL_COMMANDS:
+                call = slash_to_call(command, registry)
+    stored = command_line_at_rest(text, *call) if call else text
+    return chat_messages_at_rest([{"role": "user", "content": stored}], [call] if call else None)[0]["content"]
 
 
 class TransferProgress:
@@ -577,26 +665,47 @@ def _settings_or_exit(**overrides: Any) -> Settings:
 
 @app.command()
 def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMONSTER_WORKSPACE or 'default').")) -> None:
-    """Chat with Ad Monster in the terminal (reads piped standard input too, and exits at its end)."""
+    """Chat with Ad Monster in the terminal (reads piped standard input too, exits at its end, with status 1 when a line
+    failed)."""
     from rich.console import Console
 
     from admonster_runtime import open_runtime
     from admonster_server import CallbackListener
+    from admonster_terminal import terminal_is_interactive
 
     settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    interactive = terminal_is_interactive()
     console = Console(highlight=False, soft_wrap=True)
+    chatter = console if interactive else Console(highlight=False, soft_wrap=True, stderr=True)  # not an answer
+    outcome = {"failed": False}
 
     async def run() -> None:
-        async with open_runtime(settings, on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
-            listener = CallbackListener(runtime)
-            runtime.callback_url = listener.url  # /connect in chat listens on loopback for Facebook's redirect
+        async with open_runtime(settings, on_wait=lambda message: chatter.print(f"… {message}", style="yellow")) as runtime:
             session = Chat(runtime, await runtime.workspace(settings.workspace), console)
+            session.banner_console = chatter
+            # /connect in chat listens on loopback for Facebook's redirect, as long as the link it made is valid
+            listener = CallbackListener(runtime, one_shot=False, on_outcome=session.sign_in_finished)
+            runtime.callback_url = listener.url
             try:
-                await session.run()
+                outcome["failed"] = await session.run(_prompt(session, settings, console) if interactive else None)
             finally:
                 await listener.stop()
 
     _run_or_exit(run())
+    if outcome["failed"] and not interactive:
+        raise typer.Exit(1)
+
+
+def _prompt(session: Chat, settings: Any, console: Any) -> Any:
+    """The interactive prompt: history in $ADMONSTER_HOME/terminal_history/<workspace id>.txt (0600, redacted),
+    completion of commands, op names and recent ids."""
+    from admonster_terminal import PromptInput, chat_completer, history_path, private_history
+
+    registry = session.registry
+    commands = {name: command.usage for name, command in BOT_COMMANDS.items()} | dict(LOCAL_COMMANDS)
+    return PromptInput(history=private_history(history_path(settings.home, session.workspace.id), session.history_line),
+                       completer=chat_completer(commands, registry.names, session.recent_ids),
+                       say=lambda text: console.print(text, style="yellow", highlight=False))
 
 
 def _run_or_exit(coro: Any) -> None:
