@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -67,8 +68,8 @@ BOT_COMMANDS: dict[str, BotCommand] = {
                          "/budget ID AMOUNT: set a campaign's daily budget, in minor units (cents for USD, yen for JPY)"),
     "audit": BotCommand("audit_log", ("limit",), "/audit [N]: the last writes, with undo ids"),
     "undo": BotCommand("undo", ("audit_id",), "/undo N: undo the status or budget change of audit entry N"),
-    "confirm": BotCommand("confirm", ("confirm",), "/confirm ID: run a call that was waiting for your confirmation", group="safety"),
-    "reject": BotCommand("reject", ("confirm",), "/reject ID: cancel a call that was waiting for your confirmation", group="safety"),
+    "confirm": BotCommand("confirm", ("confirm",), "/confirm [ID]: run a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
+    "reject": BotCommand("reject", ("confirm",), "/reject [ID]: cancel a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
     "confirmations": BotCommand("list_confirmations", (), "/confirmations: the calls waiting for your confirmation"),
     "reconcile": BotCommand("reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"),
     "connect": BotCommand("connect", (), "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
@@ -423,6 +424,12 @@ class Chat:
             command = parse_slash(text)
             if command.command == "help":
                 return await self._help(facebook, command)
+            if command.command in ("confirm", "reject") and not command.args and not command.options:
+                waiting = await self._last_waiting()
+                if waiting is None:
+                    return ("Nothing this conversation asked about is waiting for your confirmation. "
+                            "/confirmations lists what is waiting, with the ids to /confirm or /reject."), False
+                command = SlashCommand(command.command, (waiting,), ())
             op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
@@ -430,6 +437,18 @@ class Chat:
         self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok, "files": list(result.files or [])}]
         await self._remember(line, result.text, (op, args))
         return result.text, not result.ok and not result.held
+
+    async def _last_waiting(self) -> str | None:
+        """The confirmation this conversation last asked the person about, while it still waits: what a bare
+        `/confirm` or `/reject` answers (from the thread's history, so it holds across the console's requests too)."""
+        from fb_utils import ASKED_CONFIRMATION
+
+        for message in reversed(await self.runtime.store.chat_history(self.workspace.id, self.thread_id, limit=40)):
+            found = ASKED_CONFIRMATION.search(str(message.get("content") or ""))
+            if found:
+                held = await self.runtime.store.get_confirmation(self.workspace.id, found.group(1))
+                return found.group(1) if held is not None and held.status == "pending" else None
+        return None
 
     async def _remember(self, line: str, reply: str, call: tuple[str, Any]) -> None:
         """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done: with

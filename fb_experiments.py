@@ -1015,8 +1015,9 @@ def underpowered_reason(sizing: Sizing, days: int, budget: int, currency: str) -
 def launched_before(existing: ExperimentRecord) -> OpResult:
     """The answer to a plan launched again (one after the other, or at the same time): the experiment it made."""
     return OpResult(text=(f"Experiment #{existing.id} {existing.name} was launched from this plan on "
-                          f"{existing.started_at[:10]}: nothing was created again. experiment_status with "
-                          f"experiment_id={existing.id} shows how it is going."),
+                          f"{existing.started_at[:10]}: nothing was created again. /experiment {existing.id} shows how it "
+                          "is going."),
+                    hints=[f"experiment_status with experiment_id={existing.id} shows how it is going."],
                     data={"experiment_id": existing.id, "already_launched": True, "status": existing.status,
                           "variants": existing.variants})
 
@@ -1125,10 +1126,11 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
         if sizing is not None:
             said = sizing_sentence(args.metric, kind, sizing, args.duration_days, min(budgets))
             lines.append(said[0].upper() + said[1:] + ".")
-        lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status ACTIVE."
+        lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status=ACTIVE."
                      if args.status == "PAUSED" else "The variants deliver once their ads pass review.")
-        lines.append(f"The hourly experiments job checks it; experiment_status with experiment_id={record.id} shows the numbers.")
-        return OpResult(text="\n".join(lines), data={"experiment_id": record.id, "study_id": study_id, "variants": variants,
+        lines.append(f"The hourly experiments check looks at it; /experiment {record.id} shows the numbers.")
+        return OpResult(text="\n".join(lines), hints=[f"experiment_status with experiment_id={record.id} shows the numbers."],
+                        data={"experiment_id": record.id, "study_id": study_id, "variants": variants,
                                                       "split_test": split, "object_ids": [i for v in variants for i in
                                                                                           [v["campaign_id"], v["adset_id"], *v["ad_ids"]]]})
 

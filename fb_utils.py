@@ -273,6 +273,10 @@ class NetworkError(FacebookError):
     default_fix = "Check connectivity to the Graph API (ADMONSTER_GRAPH_URL) and retry; reads are retried automatically."
 
 
+# How a held call's id reads in a conversation: the person's "/confirm c-…" or the LLM's `confirm="c-…"`.
+ASKED_CONFIRMATION = re.compile(r"(?:/confirm |confirm=\")(c-[0-9a-f]+)")
+
+
 class ConfirmationRequired(FacebookError):
     """The safety gate holds a spend op until it is called again with ``confirm`` set to the given id. Not a failure
     to a person: a question, with the two commands that answer it."""

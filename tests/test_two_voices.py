@@ -11,7 +11,7 @@ MACHINE_HINTS = {
     "a call with arguments": re.compile(r"\b[a-z]+_[a-z_]+ with [a-z_]+="),
     "a \\u escape": re.compile(r"\\u[0-9a-fA-F]{4}"),
     "pydantic's wording": re.compile(r"Value error,|\bargs: "),
-    "a double stop": re.compile(r"[^.]\.\.(?![.\d])"),
+    "a double stop": re.compile(r"[A-Za-z)]\.\.(?![.\d])"),
 }
 
 
@@ -81,3 +81,39 @@ async def test_the_next_step_after_a_new_campaign_works_as_typed(facebook):
         adset = await facebook.call(op, args)
         assert adset.ok, (command, adset.text)
         assert adset.data["campaign_id"] == made.data["id"]
+
+
+async def test_a_bare_confirm_answers_what_this_conversation_asked_across_requests(tmp_path):
+    """The console sends each line as its own request: `/confirm` alone still finds the call this thread asked about,
+    and only while it waits; another thread's held call is never run by it."""
+    import aiohttp
+
+    from testkit import running_server
+
+    async with running_server(tmp_path) as (url, runtime):
+        workspace = await runtime.store.ensure_workspace("voices")
+        key = await runtime.store.create_api_key(workspace.id)
+
+        async def say(thread: str, message: str) -> dict:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"{url}/v1/chat", json={"thread_id": thread, "message": message},
+                                        headers={"Authorization": f"Bearer {key}"}) as resp:
+                    assert resp.status == 200
+                    return await resp.json()
+
+        nothing = await say("t1", "/confirm")
+        assert nothing["ok"] and "Nothing this conversation asked about" in nothing["reply"]
+        facebook = await runtime.facebook_for(workspace)
+        active = (await facebook.call("list_campaigns", {"status": ["ACTIVE"]})).data["campaigns"]
+        target = next(c for c in active if c.get("daily_budget"))
+        raised = int(target["daily_budget"]) * 2
+        held = await say("t1", f"/budget {target['id']} {raised}")
+        assert held["ok"] and held["reply"].startswith("Waiting for your confirmation"), held
+        other = await say("t2", "/confirm")  # another conversation: nothing of its own waits
+        assert "Nothing this conversation asked about" in other["reply"]
+        done = await say("t1", "/confirm")
+        assert done["ok"] and "Nothing" not in done["reply"], done
+        now = await facebook.call("get_campaign", {"campaign_id": target["id"]})
+        assert int(now.data["campaign"]["daily_budget"]) == raised
+        again = await say("t1", "/confirm")  # used: it no longer waits
+        assert "Nothing this conversation asked about" in again["reply"]
