@@ -699,6 +699,12 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
     return None
 
 
+def _one_line_preview(preview: str, limit: int = 160) -> str:
+    """A held call's preview, short: its first clause, cut at a word."""
+    first = " ".join(str(preview or "").split()).split("; ")[0].rstrip(".")
+    return first if len(first) <= limit else first[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _percent_more(before: int, after: int) -> int:
     """How much more `after` is than `before`, in whole percent rounded half up (30 -> 80 is 167, not 166)."""
     return ((after - before) * 200 + before) // (2 * before)
@@ -1706,7 +1712,9 @@ class Facebook:
         rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
         if rejected is None:
             raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
-        return OpResult(text=f"Cancelled {rejected.id}: {rejected.op} will not run. Nothing was sent.",
+        what = _one_line_preview(rejected.preview)
+        return OpResult(text=f"Dropped {rejected.id}: nothing was sent, and it cannot run any more ({what}).",
+                        hints=[f"The held {rejected.op} call {rejected.id} is rejected."],
                         data={"rejected": rejected.id, "op": rejected.op})
 
     async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:

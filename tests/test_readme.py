@@ -54,7 +54,7 @@ def test_the_chat_table_runs_as_printed_in_order(tmp_path):
     # the table's promises, in its order: a pause, a held resume that /confirm runs, a held budget that /reject drops,
     # an undo, and a created campaign whose next step is a command
     order = ["Paused campaign", "Waiting for your confirmation", "Resumed campaign", "Waiting for your confirmation",
-             "Cancelled c-", "Undid #2", "Created campaign Summer Sale", "Next, an ad set", "Commands by task",
+             "Dropped c-", "Undid #2", "Created campaign Summer Sale", "Next, an ad set", "Commands by task",
              "Example:"]
     at = 0
     for words in order:
