@@ -4,13 +4,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from admonster_terminal import RecentIds
 
 if TYPE_CHECKING:  # the config module (pydantic-settings) loads only for commands that need it: `tools` starts fast
     from admonster_config import Settings
@@ -46,10 +49,11 @@ class BotCommand:
     positional: tuple[str, ...]
     usage: str
     list_fields: tuple[str, ...] = field(default=())
+    group: str | None = None  # the TaskGroup value, only for a command whose op is not in the registry (/confirm)
 
 
 BOT_COMMANDS: dict[str, BotCommand] = {
-    "status": BotCommand("account_overview", ("ad_account_id",), "/status [act_…]: the account, its spend and active campaigns"),
+    "status": BotCommand("account_overview", ("ad_account_id",), "/status [act_…]: spend today and yesterday, each delivering campaign's daily budget, and what needs attention"),
     "accounts": BotCommand("list_ad_accounts", (), "/accounts: the ad accounts you can use"),
     "use": BotCommand("select_ad_account", ("ad_account_id",), "/use act_…: select the ad account later commands use"),
     "campaigns": BotCommand("list_campaigns", ("status",), "/campaigns [ACTIVE,PAUSED] [after=…]: list campaigns", ("status",)),
@@ -64,8 +68,8 @@ BOT_COMMANDS: dict[str, BotCommand] = {
                          "/budget ID AMOUNT: set a campaign's daily budget, in minor units (cents for USD, yen for JPY)"),
     "audit": BotCommand("audit_log", ("limit",), "/audit [N]: the last writes, with undo ids"),
     "undo": BotCommand("undo", ("audit_id",), "/undo N: undo the status or budget change of audit entry N"),
-    "confirm": BotCommand("confirm", ("confirm",), "/confirm ID: run a call that was waiting for your confirmation"),
-    "reject": BotCommand("reject", ("confirm",), "/reject ID: cancel a call that was waiting for your confirmation"),
+    "confirm": BotCommand("confirm", ("confirm",), "/confirm [ID]: run a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
+    "reject": BotCommand("reject", ("confirm",), "/reject [ID]: cancel a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
     "confirmations": BotCommand("list_confirmations", (), "/confirmations: the calls waiting for your confirmation"),
     "reconcile": BotCommand("reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"),
     "connect": BotCommand("connect", (), "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
@@ -172,18 +176,162 @@ def _items_are_text(prop: dict[str, Any]) -> bool:
 def _unknown_command_text(name: str, registry: Any) -> str:
     import difflib
 
-    known = list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()
+    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"Did you mean {', '.join('/' + c for c in close)}? " if close else ""
     return f"unknown command /{name}. {hint}/help lists the commands"
 
 
+HELP_INTRO = ("Commands by task. WORDS in capitals are yours to fill in; key=value sets any other argument, and dry_run=true "
+              "previews a change without making it. /help COMMAND explains one (every argument and an example); "
+              "/tool OP {json} runs any op with JSON arguments; /quit leaves.")
+STATUS_NOUNS = {"campaign": "a campaign", "adset": "an ad set", "ad": "an ad"}
+
+
 def help_text(registry: Any) -> str:
-    lines = ["Commands:"] + [f"  {c.usage}" for c in BOT_COMMANDS.values()] + [f"  {u}" for u in LOCAL_COMMANDS.values()]
-    lines.append("Every op is also a command: /OP word… key=value (e.g. /get_campaign 120210000000000001). Writes accept dry_run=true.")
-    lines.append("")
-    lines.append(registry.help_text())
+    """/help for a person: every command and op grouped by task, one whole line each, in the form a person types."""
+    from fb_utils import STATUS_OPS, TaskGroup
+    from fi_facebook import first_sentence
+
+    sections: dict[Any, list[str]] = {group: [] for group in TaskGroup}
+    for command in BOT_COMMANDS.values():
+        if registry.get(command.op) is None and command.group:
+            sections[TaskGroup(command.group)].append(command.usage)
+    families = _status_families(registry, [action for action, *_ in STATUS_OPS])
+    listed: set[str] = set()
+    for group, specs in registry.by_group().items():
+        for spec in specs:
+            if spec.name in listed:
+                continue
+            family = families.get(spec.name)
+            if family:
+                listed.update(family)
+                noun = spec.name.split("_", 1)[1]
+                forms = " · ".join(slash_form(registry.get(name), registry) for name in family)
+                sections.setdefault(group, []).append(f"{forms}: pause, resume (asks to confirm), archive or delete "
+                                                      f"{STATUS_NOUNS.get(noun, noun)} (delete cannot be undone)")
+                continue
+            listed.add(spec.name)
+            command = _command_for_op(spec.name)
+            line = command.usage if command else f"{slash_form(spec, registry)}: {first_sentence(spec.summary)}"
+            sections.setdefault(group, []).append(line)
+    lines = [HELP_INTRO]
+    for group, entries in sections.items():
+        if entries:
+            lines += ["", f"{group.label if group else 'Other'}:"] + [f"  {entry}" for entry in entries]
     return "\n".join(lines)
+
+
+def _status_families(registry: Any, actions: list[str]) -> dict[str, list[str]]:
+    """pause_X, resume_X, archive_X and delete_X of one noun, listed as one help line (keyed by the first of them)."""
+    families = {}
+    for spec in registry.specs():
+        action, _, noun = spec.name.partition("_")
+        if action == actions[0] and noun:
+            names = [f"{each}_{noun}" for each in actions]
+            if all(registry.get(name) for name in names):
+                families[spec.name] = names
+    return families
+
+
+def _command_for_op(op: str) -> BotCommand | None:
+    return next((command for command in BOT_COMMANDS.values() if command.op == op), None)
+
+
+def _command_name(command: BotCommand) -> str:
+    return next(name for name, each in BOT_COMMANDS.items() if each is command)
+
+
+def slash_form(spec: Any, registry: Any, *, shortcut: bool = True) -> str:
+    """How a person types an op: its chat command (/pause ID) unless shortcut=False, /OP WORDS when every required
+    argument is a word (text, number, choice or a comma list of them), else /tool OP {…} for JSON arguments."""
+    command = _command_for_op(spec.name) if shortcut else None
+    if command is not None:
+        return command.usage.split(": ", 1)[0]
+    schema = registry.args_schema(spec)
+    required = schema.get("required", [])
+    if all(_is_word(schema["properties"].get(name, {}), schema.get("$defs", {})) for name in required):
+        return " ".join([f"/{spec.name}", *(name.upper() for name in required)])
+    return f"/tool {spec.name} {{…}}"
+
+
+def _is_word(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    from fi_facebook import schema_variants
+
+    options = schema_variants(prop, defs)
+    for option in options:
+        item = option.get("items", {}) if option.get("type") == "array" else option
+        if "$ref" in item or item.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in item:
+            return False
+    return bool(options)
+
+
+def op_help_for_person(name: str, registry: Any, currency: str | None = None) -> tuple[str, bool]:
+    """/help NAME: a chat command's or an op's arguments explained and a runnable example; "did you mean" otherwise."""
+    name = name.strip().lstrip("/").lower()
+    if name in LOCAL_COMMANDS:
+        return LOCAL_COMMANDS[name], False
+    command = BOT_COMMANDS.get(name)
+    spec = registry.get(command.op if command else name)
+    if spec is None and command is not None:  # /confirm and /reject: the gate's own commands
+        return command.usage, False
+    if spec is None:
+        return _unknown_help_text(name, registry), True
+    example = registry.example(spec)
+    example_line = f"/tool {spec.name} {json.dumps(example, ensure_ascii=False)}"
+    short = _slash_example(command, spec, registry, example)  # asked by op name: the op's own form, not a shortcut's
+    if short:
+        example_line = f"{short}   (or {example_line})"
+    note = None
+    if command is not None:
+        usage = f"{command.usage.split(': ', 1)[0]}, runs {spec.name}"
+    else:
+        usage = slash_form(spec, registry, shortcut=False)
+        shortcut = _command_for_op(spec.name)
+        note = f"shortcut {shortcut.usage.split(': ', 1)[0]}" if shortcut is not None else None
+    return registry.op_help(spec, currency=currency, example_line=example_line, usage=usage, note=note).text, False
+
+
+def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example: dict[str, Any]) -> str | None:
+    """The example as a slash line (/budget 120… 8000, /get_campaign 120…), when words can carry every argument;
+    None when it needs JSON (then /tool is the form)."""
+    if command is None and slash_form(spec, registry, shortcut=False).startswith("/tool"):
+        return None
+    head = f"/{_command_name(command)}" if command else f"/{spec.name}"
+    positional = command.positional if command else _required_fields(spec)
+    words: list[str] = []
+    for name in positional:
+        if name not in example:
+            break
+        words.append(_slash_word(example[name]))
+    taken = set(positional[: len(words)])
+    options = [f"{name}={_slash_word(value)}" for name, value in example.items() if name not in taken]
+    if any(word is None for word in words) or any("None" == o.split("=", 1)[1] for o in options):
+        return None
+    return " ".join([head, *words, *options])
+
+
+def _slash_word(value: Any) -> str | None:
+    """One example value as a slash word: text as it is (quoted when it has spaces), numbers, comma lists; else None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return shlex.quote(value) if value else None
+    if isinstance(value, list) and value and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+        joined = ",".join(map(str, value))
+        return None if " " in joined else joined
+    return None
+
+
+def _unknown_help_text(name: str, registry: Any) -> str:
+    import difflib
+
+    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or [k for k in known if name and name in k][:3]
+    hint = f" Did you mean {', '.join('/' + c for c in close)}?" if close else ""
+    return f"There is no command or op called {name[:60]!r}.{hint} /help lists them all, grouped by task."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -207,6 +355,19 @@ async def describe_selected_account(facebook: Any) -> str:
     return f"{info.name} ({selected}) · {info.currency}"
 
 
+async def _selected_currency(facebook: Any) -> str | None:
+    """The selected ad account's currency, so help can say what 5000 means there; None when it is not known."""
+    from fb_utils import FacebookError
+
+    selected = (await facebook.selections()).get("ad_account") if facebook.graph is not None else None
+    if not selected:
+        return None
+    try:
+        return (await facebook.graph.account_info(selected)).currency or None
+    except FacebookError:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Chat
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,6 +386,8 @@ class Chat:
         self.stream = stream  # print the LLM's text as it arrives (the terminal); else return it whole
         self.last_tool_calls: list[dict[str, Any]] = []  # what the last answer ran: the HTTP chat API reports it
         self.progress: TransferProgress | None = None  # the terminal's progress bars, when run() draws them
+        self.banner_console = console  # piped runs print the banner on standard error
+        self.recent_ids = RecentIds()  # ids seen in answers, for the prompt's completion
 
     async def facebook(self) -> Any:
         return await self.runtime.facebook_for(self.workspace)
@@ -236,7 +399,7 @@ class Chat:
         style = "green" if mode == "SANDBOX" else "bold red"
         where = "embedded sandbox, no real money" if mode == "SANDBOX" else f"{self.runtime.graph_url}: REAL MONEY"
         account = await describe_selected_account(await self.facebook())
-        self.console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
+        self.banner_console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
                                      f"Account: {_escape(account)}\nType /help for commands, /quit to leave.",
                                      title="Ad Monster"))
 
@@ -260,14 +423,32 @@ class Chat:
         try:
             command = parse_slash(text)
             if command.command == "help":
-                return self._help(facebook, command), False
+                return await self._help(facebook, command)
+            if command.command in ("confirm", "reject") and not command.args and not command.options:
+                waiting = await self._last_waiting()
+                if waiting is None:
+                    return ("Nothing this conversation asked about is waiting for your confirmation. "
+                            "/confirmations lists what is waiting, with the ids to /confirm or /reject."), False
+                command = SlashCommand(command.command, (waiting,), ())
             op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
             return f"ERROR validation: {exc}. Fix: /help shows how to write each command.", True
         result = await facebook.call(op, args, interface=self.interface)
         self.last_tool_calls = [{"name": op, "arguments": args, "ok": result.ok, "files": list(result.files or [])}]
         await self._remember(line, result.text, (op, args))
-        return result.text, not result.ok
+        return result.text, not result.ok and not result.held
+
+    async def _last_waiting(self) -> str | None:
+        """The confirmation this conversation last asked the person about, while it still waits: what a bare
+        `/confirm` or `/reject` answers (from the thread's history, so it holds across the console's requests too)."""
+        from fb_utils import ASKED_CONFIRMATION
+
+        for message in reversed(await self.runtime.store.chat_history(self.workspace.id, self.thread_id, limit=40)):
+            found = ASKED_CONFIRMATION.search(str(message.get("content") or ""))
+            if found:
+                held = await self.runtime.store.get_confirmation(self.workspace.id, found.group(1))
+                return found.group(1) if held is not None and held.status == "pending" else None
+        return None
 
     async def _remember(self, line: str, reply: str, call: tuple[str, Any]) -> None:
         """Operator commands join the thread's history, so the LLM (and GET /v1/threads) see what was done: with
@@ -292,64 +473,151 @@ class Chat:
             with contextlib.suppress(Exception):
                 self.console.file.flush()
 
-        turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                            on_text=on_text if self.stream else None, interface=self.interface)
+        try:
+            turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
+                                                on_text=on_text if self.stream else None, interface=self.interface)
+        finally:  # also when Ctrl-C cancels the turn mid-sentence: what comes next starts on its own line
+            if shown:
+                self.console.print()
         self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
                                 for call in turn.tool_calls]
-        if shown:
-            self.console.print()
         if not turn.ok or not self.stream:
             return turn.text, not turn.ok
         return "", False
 
-    def _help(self, facebook: Any, command: SlashCommand) -> str:
-        if command.args:
-            spec = facebook.registry.get(command.args[0].lstrip("/"))
-            if spec is not None:
-                return facebook.registry.op_help(spec).text
-        return help_text(facebook.registry)
+    async def _help(self, facebook: Any, command: SlashCommand) -> tuple[str, bool]:
+        if not command.args:
+            return help_text(facebook.registry), False
+        return op_help_for_person(command.args[0], facebook.registry, await _selected_currency(facebook))
 
     async def _tool(self, facebook: Any, line: str) -> tuple[str, bool]:
         """`/tool OP {json}`: the rest of the line after the op is the JSON arguments, taken verbatim."""
         parts = line.split(None, 2)
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
+        name = parts[1].strip().lower()
+        if facebook.registry.get(name) is None and name not in ("help", "confirm", "reject"):
+            close = facebook.registry.closest(name)
+            hint = f"did you mean {', '.join('/tool ' + c for c in close)}? " if close else ""
+            return f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.", True
         result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
         self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
                                  "files": list(result.files or [])}]
         await self._remember(line, result.text, (parts[1], parts[2] if len(parts) > 2 else None))
-        return result.text, not result.ok
+        return result.text, not result.ok and not result.held
 
-    async def run(self, lines: Iterator[str] | None = None) -> None:
+    async def run(self, source: Any = None) -> bool:
+        """Answer commands until /quit or the end of input; True when any answer was an error (a piped run's exit
+        status). `source` gives the commands (admonster_terminal's PromptInput, PipedInput or ListInput); by default
+        standard input, read without blocking the event loop."""
+        from admonster_terminal import QUIT_WORDS, PipedInput
         from fb_utils import set_progress_handler
 
         self.progress = TransferProgress(self.console)
         set_progress_handler(self.progress)  # uploads in this session report here (fb_utils' progress channel)
         await self.banner()
-        for line in lines if lines is not None else self._read_lines():
-            if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
-                break
-            if not line.strip():
-                continue
-            try:
-                reply, failed = await self.answer(line)
-            except Exception as error:  # a bad line is one ERROR line and the chat goes on (the log has the details)
-                reply, failed = _crash_line(error), True
-            if self.progress is not None:
-                self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
-            if reply:
-                self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
+        source = source if source is not None else PipedInput(sys.stdin)
+        failed_any = False
+        try:
+            while (line := await source.read()) is not None:
+                if line.strip().lower() in QUIT_WORDS:
+                    break
+                if not line.strip():
+                    continue
+                reply, failed = await self._answer_line(line, cancellable=source.interactive)
+                failed_any = failed_any or failed
+                if self.progress is not None:
+                    self.progress.close()  # a transfer that stopped early leaves no bar behind the answer
+                if reply:
+                    self.recent_ids.remember(reply)
+                    self.console.print(_escape(reply), style="red" if failed else None, highlight=False)
+        finally:
+            source.close()
+        return failed_any
 
-    def _read_lines(self) -> Iterator[str]:
-        interactive = sys.stdin.isatty()
-        while True:
+    async def _answer_line(self, line: str, *, cancellable: bool) -> tuple[str, bool]:
+        """One command's answer; at the terminal, Ctrl-C while it runs cancels it and answers "Cancelled. …"."""
+        if not cancellable:
             try:
-                line = self.console.input("[bold cyan]you>[/] ") if interactive else sys.stdin.readline()
-            except (EOFError, KeyboardInterrupt):
-                return
-            if not interactive and line == "":
-                return
-            yield line
+                return await self.answer(line)
+            except Exception as error:  # a bad line is one ERROR line and the chat goes on (the log has the details)
+                return _crash_line(error), True
+        from admonster_terminal import sigint_cancels
+
+        mark: dict[str, int] = {}
+
+        async def marked_answer() -> tuple[str, bool]:
+            mark["audit_id"] = await self._last_audit_id()  # what the log held before: the cancel line says what is new
+            return await self.answer(line)
+
+        task = asyncio.ensure_future(marked_answer())
+        with sigint_cancels(task) as interrupt:
+            try:
+                return await task
+            except asyncio.CancelledError:
+                if not interrupt.pressed:
+                    raise
+            except Exception as error:
+                return _crash_line(error), True
+        return await self._cancelled_text(mark.get("audit_id")), False
+
+    async def _last_audit_id(self) -> int:
+        latest = await self.runtime.store.list_audit(self.workspace.id, limit=1)
+        return latest[0].id if latest else 0
+
+    async def _cancelled_text(self, before: int | None) -> str:
+        """What a cancelled command left: the writes it had started stay in the audit log (docs/exactly-once.md).
+        `before`: the last audit id before it began (None: cancelled before it began)."""
+        if self.progress is not None:
+            self.progress.close()
+        if before is None:
+            return "Cancelled. Nothing was written."
+        entries = [e for e in await self.runtime.store.list_audit(self.workspace.id, limit=50) if e.id > before]
+        if not entries:
+            return "Cancelled. Nothing was written."
+        words = []
+        for entry in sorted(entries, key=lambda e: e.id):
+            if entry.outcome == "pending":
+                words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is "
+                             f"not known, nothing more is sent, and /reconcile {entry.id} looks at Facebook to settle it")
+            else:
+                words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
+        text = "; ".join(words)
+        return f"Cancelled. {text[:1].upper()}{text[1:]}. /audit shows the log."
+
+    def sign_in_finished(self, outcome: Any) -> None:
+        """The loopback callback's news, printed as it happens (above the prompt while it waits)."""
+        text = f"{outcome.title}: {' '.join(outcome.lines)}"
+        self.console.print(_escape(text), style="green" if outcome.ok else "red", highlight=False)
+
+    def history_line(self, text: str) -> str:
+        """A prompt history entry as the history file keeps it: each command the way the chat history stores what the
+        person typed (personal data withheld, docs/security.md "Personal data at rest")."""
+        from admonster_terminal import split_commands
+
+        return "\n".join(line_at_rest(command, self.registry) for command in split_commands(text.split("\n")))
+
+    @property
+    def registry(self) -> Any:
+        from fi_facebook import REGISTRY
+
+        return REGISTRY
+
+
+def line_at_rest(line: str, registry: Any) -> str:
+    """One typed command as stored at rest: a slash-command that carried personal data in the /tool form with the data
+    withheld, then every text redacted (fi_facebook.command_line_at_rest and chat_messages_at_rest)."""
+    from fi_facebook import chat_messages_at_rest, command_line_at_rest
+
+    text = line.strip()
+    call = None
+    if text.startswith("/") and text.split(None, 1)[0].lower() != "/tool":
+        with contextlib.suppress(SlashSyntaxError, ValueError):
+            command = parse_slash(text)
+            if command.command not in LOCAL_COMMANDS:
+                call = slash_to_call(command, registry)
+    stored = command_line_at_rest(text, *call) if call else text
+    return chat_messages_at_rest([{"role": "user", "content": stored}], [call] if call else None)[0]["content"]
 
 
 class TransferProgress:
@@ -416,26 +684,47 @@ def _settings_or_exit(**overrides: Any) -> Settings:
 
 @app.command()
 def chat(workspace: str = typer.Option(None, help="Workspace name (default: ADMONSTER_WORKSPACE or 'default').")) -> None:
-    """Chat with Ad Monster in the terminal (reads piped standard input too, and exits at its end)."""
+    """Chat with Ad Monster in the terminal (reads piped standard input too, exits at its end, with status 1 when a line
+    failed)."""
     from rich.console import Console
 
     from admonster_runtime import open_runtime
     from admonster_server import CallbackListener
+    from admonster_terminal import terminal_is_interactive
 
     settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
+    interactive = terminal_is_interactive()
     console = Console(highlight=False, soft_wrap=True)
+    chatter = console if interactive else Console(highlight=False, soft_wrap=True, stderr=True)  # not an answer
+    outcome = {"failed": False}
 
     async def run() -> None:
-        async with open_runtime(settings, on_wait=lambda message: console.print(f"… {message}", style="yellow")) as runtime:
-            listener = CallbackListener(runtime)
-            runtime.callback_url = listener.url  # /connect in chat listens on loopback for Facebook's redirect
+        async with open_runtime(settings, on_wait=lambda message: chatter.print(f"… {message}", style="yellow")) as runtime:
             session = Chat(runtime, await runtime.workspace(settings.workspace), console)
+            session.banner_console = chatter
+            # /connect in chat listens on loopback for Facebook's redirect, as long as the link it made is valid
+            listener = CallbackListener(runtime, one_shot=False, on_outcome=session.sign_in_finished)
+            runtime.callback_url = listener.url
             try:
-                await session.run()
+                outcome["failed"] = await session.run(_prompt(session, settings, console) if interactive else None)
             finally:
                 await listener.stop()
 
     _run_or_exit(run())
+    if outcome["failed"] and not interactive:
+        raise typer.Exit(1)
+
+
+def _prompt(session: Chat, settings: Any, console: Any) -> Any:
+    """The interactive prompt: history in $ADMONSTER_HOME/terminal_history/<workspace id>.txt (0600, redacted),
+    completion of commands, op names and recent ids."""
+    from admonster_terminal import PromptInput, chat_completer, history_path, private_history
+
+    registry = session.registry
+    commands = {name: command.usage for name, command in BOT_COMMANDS.items()} | dict(LOCAL_COMMANDS)
+    return PromptInput(history=private_history(history_path(settings.home, session.workspace.id), session.history_line),
+                       completer=chat_completer(commands, registry.names, session.recent_ids),
+                       say=lambda text: console.print(text, style="yellow", highlight=False))
 
 
 def _run_or_exit(coro: Any) -> None:

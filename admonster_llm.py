@@ -417,9 +417,9 @@ class ChatLoop:
                               list(result.files or [])), content
 
     def _tool_content(self, result: Any) -> str:
-        # The op's text is written for an LLM (ids, names, money, next step); its JSON data would double every
+        # The op's text with its hints for an LLM (ids, names, money, the next call); its JSON data would double every
         # round's payload and tokens without telling the model more.
-        return shorten(result.text, self.max_tool_result_chars)
+        return shorten(result.llm_text, self.max_tool_result_chars)
 
     async def _pending_note(self, workspace: Any, history: list[dict[str, Any]]) -> str | None:
         """The confirmations this thread asked about that are still waiting, so 'yes, go ahead' can be acted on."""

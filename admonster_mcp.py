@@ -123,7 +123,7 @@ def structured(data: Any) -> dict[str, Any]:
 
 def to_call_result(result: Any) -> types.CallToolResult:
     """An OpResult as a CallToolResult: its text, its data as structured content, isError when it failed."""
-    text = result.text
+    text = result.llm_text
     if result.files:
         text += "\n" + "\n".join(f"file: {path}" for path in result.files)
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)],

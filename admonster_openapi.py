@@ -133,8 +133,11 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
             "oneOf": [_ref(f"call.{name}") for name in op_names],
             "discriminator": {"propertyName": "op", "mapping": {name: SCHEMAS + f"call.{name}" for name in op_names}}},
         "ToolResult": {
-            "type": "object", "required": ["ok", "text", "data", "files", "file_urls"],
-            "properties": {"ok": {"type": "boolean"}, "text": {"type": "string", "description": "The answer, as chat shows it."},
+            "type": "object", "required": ["ok", "held", "text", "llm_text", "data", "files", "file_urls"],
+            "properties": {"ok": {"type": "boolean"},
+                           "held": {"type": "boolean", "description": "Waiting for a person's confirmation (ok is false)."},
+                           "text": {"type": "string", "description": "The answer, as chat shows it to a person."},
+                           "llm_text": {"type": "string", "description": "The same answer for an LLM: with hints (op and argument names)."},
                            "data": {"description": "The op's data (on failure: error, message, fix)."},
                            "files": files, "file_urls": file_urls}},
         "ChatRequest": {

@@ -1,8 +1,9 @@
 """`admonster serve`: the HTTP API (direct tool calls), its OpenAPI description, the OAuth callback, health, and the
-scheduler; plus the one-shot loopback callback listener that `admonster connect` and the terminal chat use."""
+scheduler; plus the loopback callback listener that `admonster connect` and the terminal chat use."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import re
@@ -48,9 +49,29 @@ def signin_cookie_name(workspace_id: int) -> str:
     return f"{SIGNIN_COOKIE}{workspace_id}"
 
 
+@dataclass(frozen=True)
+class SigninOutcome:
+    """What a sign-in callback did: the page's title and lines (the terminal chat prints them too) and its status."""
+
+    ok: bool
+    title: str
+    lines: list[str]
+    status: int = 200
+
+    def page(self) -> web.Response:
+        return _page(self.title, self.lines, status=self.status)
+
+
 async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str,
                          binding_secret: str | None = None) -> tuple[bool, web.Response]:
-    """Finish a sign-in from Facebook's redirect; answers a small page saying what happened.
+    """Finish a sign-in from Facebook's redirect; answers a small page saying what happened."""
+    outcome = await oauth_outcome(runtime, request, redirect_uri, binding_secret)
+    return outcome.ok, outcome.page()
+
+
+async def oauth_outcome(runtime: Any, request: web.Request, redirect_uri: str,
+                        binding_secret: str | None = None) -> SigninOutcome:
+    """Finish a sign-in from Facebook's redirect and say what happened.
 
     `binding_secret`: what this callback knows of who asked for the link: the terminal listener's own secret, or
     (None) the browser's sign-in cookie for the workspace the state names."""
@@ -67,13 +88,13 @@ async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str,
             state=query.get("state"), code=query.get("code"), error=query.get("error"),
             error_description=query.get("error_description"), redirect_uri=redirect_uri, binding_secret=binding_secret)
     except SigninElsewhere as error:
-        return False, _page("Sign-in refused", [error.message + "; start again from your own console.",
-                                                f"Fix: {error.fix}."], status=403)
+        return SigninOutcome(False, "Sign-in refused", [error.message + "; start again from your own console.",
+                                                        f"Fix: {error.fix}."], status=403)
     except SwitchNeeded as error:
-        return False, _page("Connect this workspace to another Facebook user?", [error.message + ".",
-                                                                                 f"Fix: {error.fix}."], status=409)
+        return SigninOutcome(False, "Connect this workspace to another Facebook user?", [error.message + ".",
+                                                                                         f"Fix: {error.fix}."], status=409)
     except FacebookError as error:
-        return False, _page("Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400)
+        return SigninOutcome(False, "Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400)
     workspace = await runtime.store.get_workspace(workspace_id)
     lines = [f"Workspace “{workspace.name if workspace else workspace_id}” is connected as "
              f"{health.user_name or health.user_id}.",
@@ -83,17 +104,29 @@ async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str,
                      "connect again and allow them.")
     if health.expires_at:
         lines.append(f"The connection lasts until {health.expires_at:%Y-%m-%d} (Ad Monster warns you 7 days and 1 day before).")
-    return True, _page("Facebook connected", lines)
+    return SigninOutcome(True, "Facebook connected", lines)
 
 
 class CallbackListener:
-    """A one-shot OAuth callback server on loopback: stops after a successful sign-in or after `timeout` seconds."""
+    """The OAuth callback on loopback for the terminal.
 
-    def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 300.0) -> None:
+    One-shot (`admonster connect`): stops after a successful sign-in or after `timeout` seconds. Otherwise (the chat):
+    open as long as a link it made is valid (each new link keeps it open for that link's lifetime, fi_facebook's
+    STATE_TTL_SECONDS), then closed; the next link starts it again. `on_outcome(outcome)` hears every callback, so the
+    chat can say "Facebook connected" while its prompt waits."""
+
+    def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 300.0,
+                 one_shot: bool = True, on_outcome: Callable[[SigninOutcome], Any] | None = None,
+                 link_seconds: float | None = None) -> None:
         self.runtime = runtime
         self.host, self.port, self.timeout = host, port, timeout
+        self.one_shot = one_shot
+        self.on_outcome = on_outcome
+        self.link_seconds = link_seconds  # how long a link keeps it open (default: the link's lifetime, and a margin)
         self.done = asyncio.Event()
         self.succeeded = False
+        self._requested_port = port
+        self._deadline = 0.0
         self._runner: web.AppRunner | None = None
         self._stopper: asyncio.Task | None = None
         self._secret = secrets.token_urlsafe(32)  # binds the links this terminal makes to this listener only
@@ -102,43 +135,69 @@ class CallbackListener:
     def redirect_uri(self) -> str:
         return f"http://{self.host}:{self.port}{CALLBACK_PATH}"
 
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None
+
     async def url(self) -> str:
         """Start listening if not yet; the redirect URI to give Facebook. Binds the link being made (in the caller's
         context) to this listener: only this process's loopback callback can complete it."""
-        from fi_facebook import bind_signin
+        from fi_facebook import STATE_TTL_SECONDS, bind_signin
 
         bind_signin(self._secret)
+        loop = asyncio.get_running_loop()
         if self._runner is None:
+            self.done = asyncio.Event()
             app = web.Application()
             app.router.add_get(CALLBACK_PATH, self._callback)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self._requested_port)
             await site.start()
+            self._runner = runner
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            self._stopper = asyncio.get_running_loop().create_task(self._stop_later())
+            self._deadline = loop.time() + self.timeout if self.one_shot else 0.0
+            self._stopper = loop.create_task(self._stop_later())
+        if not self.one_shot:  # the link being made is valid STATE_TTL_SECONDS; a little more for a slow browser
+            keep = self.link_seconds if self.link_seconds is not None else STATE_TTL_SECONDS + 30
+            self._deadline = max(self._deadline, loop.time() + keep)
         return self.redirect_uri
 
     async def _callback(self, request: web.Request) -> web.Response:
-        ok, response = await complete_oauth(self.runtime, request, self.redirect_uri, binding_secret=self._secret)
-        if ok:
+        outcome = await oauth_outcome(self.runtime, request, self.redirect_uri, binding_secret=self._secret)
+        if outcome.ok:
             self.succeeded = True
-            self.done.set()
-        return response
+            if self.one_shot:
+                self.done.set()
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:  # the page must reach the browser whatever the terminal does with the news
+                pass
+        return outcome.page()
 
     async def _stop_later(self) -> None:
-        try:
-            await asyncio.wait_for(self.done.wait(), self.timeout)
-        except asyncio.TimeoutError:
-            self.done.set()
+        loop = asyncio.get_running_loop()
+        while not self.done.is_set() and (remaining := self._deadline - loop.time()) > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.done.wait(), remaining)  # the chat's deadline may have moved meanwhile
         await asyncio.sleep(0.2)  # let the success page reach the browser
-        await self.stop()
+        await self._close()
 
-    async def stop(self) -> None:
+    async def _close(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        self.port = self._requested_port
         self.done.set()
+
+    async def stop(self) -> None:
+        stopper, self._stopper = self._stopper, None
+        if stopper is not None and stopper is not asyncio.current_task():
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+        await self._close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,7 +447,8 @@ async def tool_call(request: web.Request) -> web.Response:
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
     binding = _bind_signin_to_browser()
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
-    response = web.json_response({"ok": result.ok, "text": result.text, "data": result.data, "files": result.files,
+    response = web.json_response({"ok": result.ok, "held": result.held, "text": result.text, "llm_text": result.llm_text,
+                                  "data": result.data, "files": result.files,
                                   "file_urls": _with_file_urls(request, result.files)},
                                  dumps=lambda value: json.dumps(value, default=str))
     return _with_signin_cookie(request, response, binding)

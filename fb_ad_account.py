@@ -1,14 +1,20 @@
 """Ops: ad accounts (list, read, overview, create), spend caps, account users, businesses, pages, Instagram accounts."""
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import re
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.business import Business
+from facebook_business.adobjects.campaign import Campaign
 from pydantic import Field, field_validator
 
 from fb_utils import (
@@ -21,15 +27,19 @@ from fb_utils import (
     NotFoundError,
     OpContext,
     OpArgs,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     PermissionDeniedError,
     ValidationError,
     WritePlan,
     check_object_id,
+    counted,
     format_money,
     sdk_enum_values,
+    to_minor,
 )
 
 ops = OpSet("fb_ad_account")
@@ -69,7 +79,7 @@ class ListAdAccountsArgs(OpArgs):
     limit: int = Field(100, ge=1, le=1000, description="Most accounts to list.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult:
     accounts = await ctx.graph.get_all("me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit)
     if not accounts:
@@ -102,7 +112,7 @@ def account_details(account: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -110,33 +120,168 @@ async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
 
 
 class AccountOverviewArgs(OpArgs):
-    """The `status` overview: the account, what it has spent, its spend cap, and its active campaigns and those with issues."""
+    """The `status` overview: the account, its spend today and yesterday, each delivering campaign's daily budget (its own or its ad sets'), and what needs attention.
+
+    Attention lists disapproved ads, active campaigns without an active ad set, budgets nearly spent today, a spend cap
+    nearly reached and a Facebook token about to expire, each with the command that fixes it.
+    """
 
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+# Effective statuses that deliver (or will once processed), and the ad status that never does: values of the SDK's
+# Campaign/AdSet/Ad.EffectiveStatus enums, checked against them here.
+LIVE_STATUSES = ("ACTIVE", "WITH_ISSUES", "IN_PROCESS")
+DISAPPROVED = "DISAPPROVED"
+assert set(LIVE_STATUSES) <= set(sdk_enum_values(Campaign.EffectiveStatus)) & set(sdk_enum_values(AdSet.EffectiveStatus))
+assert DISAPPROVED in sdk_enum_values(Ad.EffectiveStatus)
+DELIVERY_WORDS = {"ACTIVE": "delivering", "WITH_ISSUES": "delivering with issues", "IN_PROCESS": "being processed"}
+NEARLY_SPENT = 0.9  # a budget or spend cap counts as nearly spent from 90 % of it
+TOKEN_WARNING_DAYS = 7  # the token warning starts a week before expiry, as the token_check job warns
+
+
+async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, level: str = "account") -> dict[str, int]:
+    """Spend by object (or {"account": n}) for a date preset, in minor units; insights give major-unit strings."""
+    fields = "spend" if level == "account" else "campaign_id,spend"
+    rows = await ctx.graph.get_all(f"{account_id}/insights", {"fields": fields, "date_preset": preset, "level": level})
+    spent: dict[str, int] = {}
+    for row in rows:
+        key = row.get("campaign_id") or "account"
+        spent[key] = spent.get(key, 0) + to_minor(row.get("spend") or 0, currency)
+    return spent
+
+
+def _local_day(now: Any, timezone_name: str | None, days_back: int = 0) -> str:
+    """The account's calendar day, 'Mon 02 Mar 2026': insights days, today and yesterday included, are the ad account's
+    time zone (docs/insights_contract.md "Endpoint"; https://developers.facebook.com/docs/marketing-api/insights)."""
+    try:
+        zone = ZoneInfo(timezone_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    day = (now.astimezone(zone) - timedelta(days=days_back)).date()
+    return f"{day:%a %d %b %Y}"  # as format_moment writes a day
+
+
+def campaign_budget(campaign: dict[str, Any], adsets: list[dict[str, Any]], currency: str) -> tuple[int, str, str]:
+    """A campaign's daily budget, where it lives and in words: its own (CBO), else the sum of its live ad sets'."""
+    if campaign.get("daily_budget") not in (None, "", "0"):
+        amount = int(campaign["daily_budget"])
+        return amount, "campaign", f"{format_money(amount, currency)}/day (campaign budget)"
+    if campaign.get("lifetime_budget") not in (None, "", "0"):
+        return 0, "campaign", f"{format_money(campaign['lifetime_budget'], currency)} lifetime (campaign budget)"
+    if not adsets:
+        return 0, "ad sets", "no budget (its ad sets hold it, and none is active)"
+    amount = sum(int(a.get("daily_budget") or 0) for a in adsets)
+    lifetime = sum(int(a.get("lifetime_budget") or 0) for a in adsets)
+    count = counted(len(adsets), "ad set")
+    words = f"{format_money(amount, currency)}/day across {count}" if amount or not lifetime else ""
+    if lifetime:
+        words += (" + " if words else "") + f"{format_money(lifetime, currency)} lifetime across {count}"
+    return amount, "ad sets", words
+
+
+async def _token_days_left(ctx: OpContext) -> float | None:
+    """Days until the workspace's token expires (None: never, or not known here)."""
+    if ctx.ops is None:
+        return None
+    try:
+        result = await ctx.ops.plan("token_status", {})
+    except FacebookError:
+        return None
+    expires = (getattr(result, "data", None) or {}).get("expires_at")
+    if not expires:
+        return None
+    return (datetime.fromisoformat(expires) - await ctx.now()).total_seconds() / 86400
+
+
+def budget_nearly_spent(campaign: dict[str, Any], amount: int, source: str, spent: int, currency: str) -> dict[str, Any] | None:
+    """The attention item for a campaign that has spent 90 % or more of its daily budget today (None otherwise), with
+    the command that raises the budget where it lives."""
+    if not amount or spent < NEARLY_SPENT * amount:
+        return None
+    cid = campaign["id"]
+    fix = (f"/budget {cid} AMOUNT raises it" if source == "campaign"
+           else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it")
+    return {"kind": "budget_nearly_spent", "object_id": cid,
+            "text": f"{campaign.get('name', '')} ({cid}) has spent {format_money(spent, currency)} of its "
+                    f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}"}
+
+
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
-    currency = account.get("currency", "")
-    page = await ctx.graph.get(f"{account_id}/campaigns", {
-        "fields": "id,name,effective_status,daily_budget,lifetime_budget,issues_info", "limit": 50, "summary": "true",
-        "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
+    currency = account.get("currency") or "USD"
+    live = json.dumps(list(LIVE_STATUSES))
+    page, adsets, ads, today, yesterday, by_campaign, days_left = await asyncio.gather(
+        ctx.graph.get(f"{account_id}/campaigns", {
+            "fields": "id,name,effective_status,daily_budget,lifetime_budget,issues_info", "limit": 100, "summary": "true",
+            "effective_status": live}),
+        ctx.graph.get_all(f"{account_id}/adsets", {"fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
+                                                  "effective_status": live, "limit": 100}, limit=500),
+        ctx.graph.get_all(f"{account_id}/ads", {"fields": "id,name,campaign_id,effective_status",
+                                               "effective_status": json.dumps([DISAPPROVED]), "limit": 100}, limit=100),
+        _spend(ctx, account_id, "today", currency), _spend(ctx, account_id, "yesterday", currency),
+        _spend(ctx, account_id, "today", currency, level="campaign"), _token_days_left(ctx))
     campaigns = page.get("data", [])
     total = (page.get("summary") or {}).get("total_count", len(campaigns))
-    active = [c for c in campaigns if c.get("effective_status") == "ACTIVE"]
+    now = await ctx.now()
+    zone = account.get("timezone_name") or "UTC"
+    lines = [account_details(account),
+             f"  spend today ({_local_day(now, zone)}, {zone}) {format_money(today.get('account', 0), currency)}, "
+             f"yesterday ({_local_day(now, zone, 1)}) {format_money(yesterday.get('account', 0), currency)}"]
+    adsets_of: dict[str, list[dict[str, Any]]] = {}
+    for adset in adsets:
+        adsets_of.setdefault(str(adset.get("campaign_id")), []).append(adset)
+    attention: list[dict[str, Any]] = []
+    summaries, daily_total = [], 0
+    for campaign in campaigns:
+        cid, name = campaign["id"], campaign.get("name", "")
+        own = adsets_of.get(cid, [])
+        amount, source, words = campaign_budget(campaign, own, currency)
+        daily_total += amount if own else 0  # a campaign without an active ad set spends nothing today
+        spent = by_campaign.get(cid, 0)
+        summaries.append({"id": cid, "name": name, "effective_status": campaign.get("effective_status"),
+                          "daily_budget": amount, "budget_source": source, "active_adsets": len(own), "spend_today": spent})
+        delivery = (DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
+                    if own else "not delivering: no active ad set")
+        lines.append(f"    {cid} {name} · {delivery} · {words} · spent today {format_money(spent, currency)}")
+        if not own:
+            attention.append({"kind": "no_active_adset", "object_id": cid,
+                              "text": f"{name} ({cid}) is active but has no active ad set, so it delivers nothing. "
+                                      f"/adsets {cid} lists them; /resume_adset ID turns one on"})
+        elif budget_nearly_spent(campaign, amount, source, spent, currency):
+            attention.append(budget_nearly_spent(campaign, amount, source, spent, currency))
+        if campaign.get("effective_status") == "WITH_ISSUES":
+            issue = (campaign.get("issues_info") or [{}])[0]
+            attention.append({"kind": "campaign_issue", "object_id": cid,
+                              "text": f"{name} ({cid}): {issue.get('error_summary') or issue.get('error_message') or 'Facebook reports issues'}. "
+                                      f"/get_campaign {cid} shows it"})
+    active_count = sum(1 for c in campaigns if c.get("effective_status") == "ACTIVE")
+    lines.insert(2, f"  {counted(len(campaigns), 'campaign')} delivering or in process "
+                    f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all where an ad set is active"
+                    + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "") + (":" if campaigns else ""))
+    for ad in ads:
+        attention.append({"kind": "ad_disapproved", "object_id": ad["id"],
+                          "text": f"The ad {ad.get('name', '')} ({ad['id']}) was disapproved and does not deliver. "
+                                  f"/get_ad {ad['id']} shows Facebook's reasons and the fix"})
+    cap, spent_total = int(account.get("spend_cap") or 0), int(account.get("amount_spent") or 0)
+    if cap and spent_total >= NEARLY_SPENT * cap:
+        attention.append({"kind": "spend_cap_nearly_reached", "object_id": account_id,
+                          "text": f"The account has spent {format_money(spent_total, currency)} of its "
+                                  f"{format_money(cap, currency)} spend cap ({round(100 * spent_total / cap)} %); delivery "
+                                  f"stops at the cap. /update_spend_cap AMOUNT raises it"})
+    if days_left is not None and days_left <= TOKEN_WARNING_DAYS:
+        attention.append({"kind": "token_expiring", "object_id": None,
+                          "text": f"The Facebook connection expires in {max(round(days_left), 0)} day(s). /connect renews it"})
+    lines.append("  Needs attention:" if attention else "  Nothing needs attention.")
+    lines += [f"    - {item['text']}" for item in attention]
     troubled = [c for c in campaigns if c.get("effective_status") == "WITH_ISSUES"]
-    daily = sum(int(c.get("daily_budget") or 0) for c in active)
-    lines = [account_details(account), f"  active campaigns {len(active)} (of {total} delivering or in process), "
-                                       f"combined campaign daily budgets {format_money(daily, currency)}"]
-    lines += [f"    {c['id']} {c.get('name')}" + (f" · {format_money(c['daily_budget'], currency)}/day" if c.get("daily_budget") else "")
-              for c in active[:10]]
-    for campaign in troubled:
-        issue = (campaign.get("issues_info") or [{}])[0]
-        lines.append(f"  ISSUE {campaign['id']} {campaign.get('name')}: {issue.get('error_summary') or issue.get('error_message') or 'with issues'}")
-    data = {"account": account, "active_campaigns": active, "campaigns_with_issues": troubled, "active_daily_budget": daily}
-    warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), (await ctx.now()).date())
+    data = {"account": account, "active_campaigns": [c for c in campaigns if c.get("effective_status") == "ACTIVE"],
+            "campaigns_with_issues": troubled, "campaigns": summaries, "active_daily_budget": daily_total,
+            "spend_today": today.get("account", 0), "spend_yesterday": yesterday.get("account", 0), "timezone": zone,
+            "attention": attention}
+    warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), now.date())
     if warning:  # the configured Graph API version ends within 90 days
         lines.append(warning)
         data["api_version_warning"] = warning
@@ -147,10 +292,10 @@ class UpdateSpendCapArgs(OpArgs):
     """Set the ad account's spend cap (the most it may spend in total), or remove it with 0. Raising or removing it needs confirmation."""
 
     ad_account_id: str | None = AdAccountArg
-    spend_cap: int = Field(..., ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
+    spend_cap: int = Field(..., json_schema_extra=MONEY_UNIT, ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
 
 
-@ops.op(OpKind.SPEND, example={"ad_account_id": "act_1234567890", "spend_cap": 500000})
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, example={"ad_account_id": "act_1234567890", "spend_cap": 500000})
 async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": "id,name,currency,spend_cap,amount_spent"})
@@ -259,7 +404,7 @@ class ListAccountUsersArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await account_with_business(ctx, account_id)
@@ -332,7 +477,7 @@ async def _business_of(ctx: OpContext, account_id: str) -> tuple[dict[str, Any],
     return account, account["business"]
 
 
-@ops.op(OpKind.WRITE, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
 async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -372,7 +517,7 @@ class RemoveAccountUserArgs(OpArgs):
     user_id: str = Field(..., description="The business user id of the person to remove (list_account_users shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.WRITE, destructive=True, example={"user_id": "100000000000001"})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, destructive=True, example={"user_id": "100000000000001"})
 async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -409,7 +554,7 @@ class SelectAdAccountArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)
@@ -455,7 +600,7 @@ class ListPagesArgs(OpArgs):
     """List the Facebook pages this person manages, their tasks on each, and whether each has an Instagram account (* = selected; the only page is selected automatically)."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
     pages = await fetch_pages(ctx)
     if not pages:
@@ -487,7 +632,7 @@ class SelectPageArgs(OpArgs):
     page_id: str = Field(..., description="The page's id (list_pages shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_page(ctx: OpContext, args: SelectPageArgs) -> OpResult:
     page_id = check_object_id(args.page_id, "page_id")
     pages = await fetch_pages(ctx)
@@ -555,7 +700,7 @@ class ListInstagramAccountsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_instagram_accounts(ctx: OpContext, args: ListInstagramAccountsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
     items, notes = await collect_instagram_accounts(ctx, account_id)
@@ -579,7 +724,7 @@ class SelectInstagramAccountArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
 async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountArgs) -> OpResult:
     instagram_id = check_object_id(args.instagram_account_id, "instagram_account_id")
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
@@ -607,7 +752,7 @@ class ListBusinessesArgs(OpArgs):
     """List the Business Managers (businesses) this person belongs to, with their verification status."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
 async def list_businesses(ctx: OpContext, args: ListBusinessesArgs) -> OpResult:
     businesses = await fetch_businesses(ctx)
     if not businesses:
@@ -715,7 +860,7 @@ def timezones_by_key() -> dict[str, int]:
     return keys
 
 
-@ops.op(OpKind.WRITE, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
 async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WritePlan:
     timezone_id, timezone_name = resolve_timezone(args.timezone)
     end_advertiser = _party(args.end_advertiser, "end_advertiser", default=ctx.page_id or "NONE")

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pycountry
 from facebook_business.adobjects.adpromotedobject import AdPromotedObject
@@ -31,6 +30,10 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    account_zone,
+    parse_graph_time,
+    when_text,
+    next_page_lines,
     Amount,
     check_max_budget,
     CLIENT_TAG_DESCRIPTION,
@@ -45,6 +48,7 @@ from fb_utils import (
     OpArgs,
     OpContext,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     ValidationError,
@@ -1242,7 +1246,7 @@ def _problem_lines(problems: Sequence[ValidationError]) -> list[str]:
     return lines
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
 async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpResult:
     categories = list(args.special_ad_categories or [])
     account_from_campaign = None
@@ -1277,7 +1281,7 @@ class DescribeTargetingArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC})
 async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1338,7 +1342,7 @@ def _curve_points(curve: Any, count: int = 3) -> list[dict[str, Any]]:
     return [points[round(i * step)] for i in range(count)]
 
 
-@ops.op(OpKind.READ, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
 async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1416,19 +1420,21 @@ class SearchInterestsArgs(OpArgs):
     locale: str | None = Field(None, max_length=10, description="Language of the names, e.g. en_US.")
 
 
-@ops.op(OpKind.READ, example={"query": "yoga", "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "yoga", "limit": 5})
 async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResult:
     params: dict[str, Any] = {"type": "adinterest", "q": args.query, "limit": args.limit}
     if args.locale:
         params["locale"] = args.locale
     items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
     ready = _ready_items(items)
+    hints = []
     if not items:
-        text = f"No interests match {args.query!r}. Try a broader word, or suggest_interests with related interests."
+        text = f"No interests match {args.query!r}. Try a broader word."
+        hints.append("suggest_interests with interests=[…] (names you already target) finds related ones.")
     else:
-        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items],
-                          "Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting)."])
-    return OpResult(text=text, data={"query": args.query, "results": items, "items": ready,
+        text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
+        hints.append("Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting).")
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": items, "items": ready,
                                      "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
 
 
@@ -1439,7 +1445,7 @@ class SuggestInterestsArgs(OpArgs):
     limit: int = Field(10, ge=1, le=100, description="Most suggestions (1-100).")
 
 
-@ops.op(OpKind.READ, example={"interests": ["Yoga"], "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"interests": ["Yoga"], "limit": 5})
 async def suggest_interests(ctx: OpContext, args: SuggestInterestsArgs) -> OpResult:
     names = [n.strip() for n in args.interests if n.strip()]
     if not names:
@@ -1473,7 +1479,7 @@ def _category_field(kind: str, item: Mapping[str, Any]) -> str:
     return declared if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields else "demographics"
 
 
-@ops.op(OpKind.READ, example={"kind": "behaviors", "query": "travel"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"kind": "behaviors", "query": "travel"})
 async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCategoriesArgs) -> OpResult:
     answer = await ctx.graph.get("search", {"type": "adTargetingCategory", "class": args.kind})
     items = [i for i in answer.get("data", []) if isinstance(i, Mapping)]
@@ -1492,10 +1498,10 @@ async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCateg
     else:
         lines = [f"{what.capitalize()}{' matching ' + repr(args.query) if args.query else ''} ({len(items)}):"]
         lines += [f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "") for i in items]
-        lines.append("Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting).")
         text = "\n".join(lines)
     usable = {k: v for k, v in grouped.items() if k != "demographics"}
-    return OpResult(text=text, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
+    hints = ["Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting)."] if items else []
+    return OpResult(text=text, hints=hints, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
                                      "targeting": {"flexible_spec": [usable]} if usable else {}})
 
 
@@ -1552,7 +1558,7 @@ def _one_fragment(item: Mapping[str, Any], radius: float | None, unit: str) -> d
     return location_fragment([item], radius, unit)
 
 
-@ops.op(OpKind.READ, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
 async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResult:
     _check_radius(args.radius, args.distance_unit)
     params: dict[str, Any] = {"type": "adgeolocation", "q": args.query, "location_types": list(dict.fromkeys(args.kinds)), "limit": args.limit}
@@ -1566,9 +1572,10 @@ async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResul
     if not items:
         text = f"No {'/'.join(args.kinds)} matches {args.query!r}" + (f" in {args.country_code.upper()}" if args.country_code else "") + "."
     else:
-        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items],
-                          "Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."])
-    return OpResult(text=text, data={"query": args.query, "results": places,
+        text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items]])
+    hints = ["Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."
+             ] if items else []
+    return OpResult(text=text, hints=hints, data={"query": args.query, "results": places,
                                      "geo_locations": location_fragment(items, args.radius, args.distance_unit)})
 
 
@@ -1586,7 +1593,7 @@ class RecommendPlacementsArgs(OpArgs):
     instagram: bool | None = Field(None, description="Include Instagram; default: yes when an Instagram account is selected.")
 
 
-@ops.op(OpKind.READ, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
 async def recommend_placements_op(ctx: OpContext, args: RecommendPlacementsArgs) -> OpResult:
     instagram = args.instagram if args.instagram is not None else bool(ctx.instagram_account_id)
     plan = recommend_placements(args.creative_type, args.objective, automatic=args.automatic, instagram=instagram)
@@ -1678,43 +1685,11 @@ def _rule_error(message: str, fix: str, field: str, code: int, subcode: int | No
     return ValidationError(message, fix=fix, blame_field=field, code=code, error_subcode=subcode)
 
 
-def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
-    try:
-        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
-
-
-def parse_graph_time(value: Any) -> datetime | None:
-    """Facebook's times ('2026-12-01T09:00:00-0800', ISO with colon, or unix seconds) as aware datetimes."""
-    if value in (None, "", 0, "0"):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
-    text = str(value).replace("Z", "+00:00")
-    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
-
-
 def local_time(value: datetime | None, account: AccountInfo) -> datetime | None:
     """A time the caller gave: one without an offset means the ad account's time zone, as in Ads Manager."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=account_zone(account))
-
-
-def when_text(value: Any, account: AccountInfo) -> str:
-    moment = parse_graph_time(value)
-    if moment is None:
-        return str(value)
-    return moment.astimezone(account_zone(account)).strftime("%a %d %b %Y %H:%M")
 
 
 def budget_text(adset: dict[str, Any], currency: str) -> str:
@@ -2103,7 +2078,7 @@ class ListAdSetsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` ad sets in total when set together).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
 async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
     if args.campaign_id:
         campaign = await _read_campaign(ctx, args.campaign_id)
@@ -2126,14 +2101,17 @@ async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
         adsets = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not adsets:
         text = f"No ad sets in {where} match."
     else:
         lines = [f"Ad sets in {where}, {len(adsets)} shown:"] + ["  " + adset_line(a, account) for a in adsets]
         if next_after:
-            lines.append(f"More: list_adsets with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_adsets", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
                                      "adsets": adsets, "next_after": next_after})
 
 
@@ -2143,7 +2121,7 @@ class GetAdSetArgs(OpArgs):
     adset_id: str = AdSetIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
 async def get_adset(ctx: OpContext, args: GetAdSetArgs) -> OpResult:
     adset = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, adset)
@@ -2291,7 +2269,7 @@ def create_summary(args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dic
     return text
 
 
-@ops.op(OpKind.SPEND, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
                                "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45},
                                "placements": "recommended"})
 async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
@@ -2468,7 +2446,7 @@ def adset_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, upda
     return update_plan(ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra)
 
 
-@ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "daily_budget": 3000})
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "daily_budget": 3000})
 async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpResult:
     updates = _updates_of(args, {"adset_id"})
     if not updates:
@@ -2496,7 +2474,7 @@ add_status_ops(ops, "adset", "adset_id", AdSetIdArg, {
     "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
-}, _status_change)
+}, _status_change, TaskGroup.ADSETS_TARGETING)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2519,7 +2497,7 @@ class SetScheduleArgs(OpArgs):
 
 
 # SPEND: a later end_time lets a daily budget keep spending.
-@ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "timezone": "account",
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "timezone": "account",
                                "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]})
 async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpResult:
     given = args.model_fields_set - {"adset_id", "timezone"}
@@ -2572,7 +2550,7 @@ class DuplicateAdSetArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING)
 async def duplicate_adset(ctx: OpContext, args: DuplicateAdSetArgs) -> WritePlan:
     source = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, source)

@@ -38,6 +38,7 @@ from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import Field, field_validator, model_validator
 
 from fb_utils import (
+    counted,
     lost_answer_cause,
     NOT_DONE,
     USERS_SESSION_LOOKUP,
@@ -49,6 +50,7 @@ from fb_utils import (
     OpArgs,
     OpContext,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     OutcomeUnknownError,
@@ -398,7 +400,7 @@ class CreateCustomerListAudienceArgs(OpArgs):
         "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.")
 
 
-@ops.op(OpKind.WRITE, example={"name": "Newsletter subscribers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"})
 async def create_customer_list_audience(ctx: OpContext, args: CreateCustomerListAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     payload: dict[str, Any] = {"name": args.name, "subtype": "CUSTOM", "customer_file_source": args.customer_file_source}
@@ -438,10 +440,6 @@ class RemoveUsersArgs(UsersArgs):
 
 class ReplaceUsersArgs(UsersArgs):
     """Replace all customers of a customer-list audience with the ones in a CSV file or rows (keeps the audience's ads learning)."""
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass
@@ -918,7 +916,7 @@ def batch_not_received(upload: UsersSession, outcome: UploadOutcome, item: LostB
     """A batch whose answers were lost and that the upload session showed missing after each of its sends: Facebook
     did not take it (an error: the session proves it, whatever the lost answers were)."""
     sends = outcome.attempts.get(item.seq, 1)
-    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({_plural(item.batch.rows, 'row')}) was not "
+    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({counted(item.batch.rows, 'row')}) was not "
                f"received: it was sent {sends} times and each time Facebook's upload session showed it missing (the last "
                f"answer: {lost_answer_cause(item.error)}). {outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived")
     return NetworkError(message, fix=f"Try again in a few minutes: {MODE_RERUN[upload.mode]}", http_status=item.error.http_status,
@@ -967,7 +965,7 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
         why = (f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
                f"{'it' if len(lost) == 1 else 'each'} arrived")
     rows = sum(item.batch.rows for item in lost)
-    what = f"{which} of the upload to audience {upload.audience_id} ({_plural(rows, 'row')})"
+    what = f"{which} of the upload to audience {upload.audience_id} ({counted(rows, 'row')})"
     head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
             if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
     message = (f"{head} and {why}: Facebook may have received {them}. "
@@ -1033,17 +1031,17 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
                      changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)], execute=execute)
 
 
-@ops.op(OpKind.WRITE, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"audience_id": "23850000000000001", "source": "customers.csv"})
 async def add_users(ctx: OpContext, args: UsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "add")
 
 
-@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
 async def remove_users(ctx: OpContext, args: RemoveUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "remove")
 
 
-@ops.op(OpKind.WRITE, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
 async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "replace")
 
@@ -1086,7 +1084,7 @@ class CreateWebsiteAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
 async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     filters: list[dict[str, Any]] = []
@@ -1133,7 +1131,7 @@ class CreateEngagementAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
 async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     selected = ctx.page_id if args.source_type == "page" else ctx.instagram_account_id
@@ -1195,7 +1193,7 @@ class CreateLookalikeArgs(OpArgs):
         return sorted(value)
 
 
-@ops.op(OpKind.WRITE, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
 async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/customaudiences"
@@ -1254,7 +1252,7 @@ class ListAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most audiences to show.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_audiences(ctx: OpContext, args: ListAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     audiences = await ctx.graph.get_all(f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)},
@@ -1276,7 +1274,7 @@ async def _read_audience(ctx: OpContext, audience_id: str) -> dict[str, Any]:
     return await ctx.graph.get(check_object_id(audience_id, "audience_id"), {"fields": AUDIENCE_FIELDS})
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_audience(ctx: OpContext, args: GetAudienceArgs) -> OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     lines = [audience_line(audience)]
@@ -1313,7 +1311,7 @@ def _edited(audience: dict[str, Any]) -> EditedObject:
                         f"act_{account}" if account and not str(account).startswith("act_") else account, None)
 
 
-@ops.op(OpKind.WRITE, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
 async def update_audience(ctx: OpContext, args: UpdateAudienceArgs) -> WritePlan | OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     updates = args.model_dump(exclude={"audience_id"}, exclude_none=True)
@@ -1326,7 +1324,7 @@ class DeleteAudienceArgs(OpArgs):
     audience_id: str = AudienceIdArg
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
 async def delete_audience(ctx: OpContext, args: DeleteAudienceArgs) -> WritePlan:
     audience = await _read_audience(ctx, args.audience_id)
     name, audience_id = audience.get("name", ""), audience["id"]
@@ -1347,7 +1345,7 @@ class ListSavedAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most saved audiences to show.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_saved_audiences(ctx: OpContext, args: ListSavedAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     saved = await ctx.graph.get_all(f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)},
@@ -1366,7 +1364,7 @@ class GetSavedAudienceArgs(OpArgs):
     saved_audience_id: str = Field(..., description="Saved audience id; list_saved_audiences shows them.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_saved_audience(ctx: OpContext, args: GetSavedAudienceArgs) -> OpResult:
     saved = await ctx.graph.get(check_object_id(args.saved_audience_id, "saved_audience_id"), {"fields": SAVED_FIELDS})
     lines = [f"{saved.get('name', '')} ({saved.get('id')}): {_size_text(saved)}"]
@@ -1713,7 +1711,7 @@ def event_ids_line(derived: int, total: int) -> str:
             "the same event again counts it once; the others carry yours.")
 
 
-@ops.op(OpKind.WRITE, example={"pixel_id": "1234567890123456", "events": [{
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": [{
     "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
     "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
     "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]})
@@ -1780,7 +1778,7 @@ def events_outcome_unknown(error: FacebookError, run: EventsRun, number: int) ->
     size = last - first + 1
     before, after = _earlier_requests(run, number, total)
     message = (f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
-               f"{_plural(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
+               f"{counted(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
                f"{before}{after}").strip()
     fix = ("Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
            f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}")
@@ -1829,7 +1827,7 @@ class CreatePixelArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, example={"name": "Shop pixel"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Shop pixel"})
 async def create_pixel(ctx: OpContext, args: CreatePixelArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/adspixels"
@@ -1852,7 +1850,7 @@ class ListPixelsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_pixels(ctx: OpContext, args: ListPixelsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": "id,name,creation_time,last_fired_time,is_unavailable"})
@@ -1869,7 +1867,7 @@ class GetPixelArgs(OpArgs):
     pixel_id: str = PixelIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": PIXEL_FIELDS})
@@ -1890,7 +1888,7 @@ class PixelStatsArgs(OpArgs):
     aggregation: StatsAggregation = Field("event", description="How to group the counts (event: per event name).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = int((await ctx.now()).timestamp())
@@ -1960,7 +1958,7 @@ class CreateCustomConversionArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
                                "rule": {"url_contains": "thank-you"}, "default_value": 25})
 async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
@@ -1990,7 +1988,7 @@ class ListCustomConversionsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
 async def list_custom_conversions(ctx: OpContext, args: ListCustomConversionsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     items = await ctx.graph.get_all(f"{account_id}/customconversions",
@@ -2008,7 +2006,7 @@ class DeleteCustomConversionArgs(OpArgs):
     custom_conversion_id: str = Field(..., description="The custom conversion id (list_custom_conversions).")
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
 async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionArgs) -> WritePlan:
     cc_id = check_object_id(args.custom_conversion_id, "custom_conversion_id")
     current = await ctx.graph.get(cc_id, {"fields": "id,name"})
@@ -2114,7 +2112,7 @@ class GtmExportArgs(OpArgs):
     out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).")
 
 
-@ops.op(OpKind.READ, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
 async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})

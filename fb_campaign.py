@@ -9,6 +9,9 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    slash_command,
+    when_text,
+    next_page_lines,
     Amount,
     check_max_budget,
     AccountInfo,
@@ -19,6 +22,7 @@ from fb_utils import (
     OpContext,
     OpArgs,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     CLIENT_TAG_DESCRIPTION,
@@ -112,7 +116,7 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
     lines.append(f"  special ad categories {', '.join(categories) if categories else 'none'}")
     for key in ("start_time", "stop_time", "created_time"):
         if campaign.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {campaign[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(campaign[key], account)}")
     return "\n".join(lines)
 
 
@@ -140,7 +144,7 @@ class ListCampaignsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` campaigns in total when set together).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
 async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -158,15 +162,18 @@ async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
         campaigns = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not campaigns:
         text = f"No campaigns in {account.name} ({account_id}) match."
     else:
         lines = [f"Campaigns in {account.name} ({account_id}), {len(campaigns)} shown:"]
         lines += ["  " + campaign_line(c, account.currency) for c in campaigns]
         if next_after:
-            lines.append(f"More: list_campaigns with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_campaigns", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ad_account_id": account_id, "currency": account.currency,
+    return OpResult(text=text, hints=hints, data={"ad_account_id": account_id, "currency": account.currency,
                                      "campaigns": campaigns, "next_after": next_after})
 
 
@@ -176,7 +183,7 @@ class GetCampaignArgs(OpArgs):
     campaign_id: str = CampaignIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
 async def get_campaign(ctx: OpContext, args: GetCampaignArgs) -> OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -262,7 +269,7 @@ def create_payload(args: CreateCampaignArgs) -> dict[str, Any]:
     return data
 
 
-@ops.op(OpKind.SPEND, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
 async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -282,8 +289,14 @@ async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan
         if "is_adset_budget_sharing_enabled" in data:
             sharing = (" (ad sets may share up to 20% of their budgets)" if data["is_adset_budget_sharing_enabled"]
                        else " (ad sets keep their own budgets; adset_budget_sharing=true lets them share up to 20%)")
+        campaign_budget = bool(data.get("daily_budget") or data.get("lifetime_budget"))
+        next_adset = {"campaign_id": created["id"], "name": f"{args.name} - ad set 1",
+                      "targeting": {"geo_locations": {"countries": ["US"]}},
+                      **({} if campaign_budget else {"daily_budget": max(account.min_daily_budget or 0, 1000)})}
         text = (f"Created campaign {args.name} ({created['id']}) {args.status} in {account.name}: {args.objective}, "
-                f"{budget_text(data, account.currency)}{sharing}{recovered}. Next: add an ad set with a budget and targeting.")
+                f"{budget_text(data, account.currency)}{sharing}{recovered}.\nNext, an ad set "
+                + ("(its budget comes from the campaign)" if campaign_budget else "with its own daily budget")
+                + f": {slash_command('create_adset', next_adset)}")
         return OpResult(text=text, data={"id": created["id"], "campaign_id": created["id"], "status": args.status,
                                          "ad_account_id": account_id, "recovered": bool(created.get("recovered"))})
 
@@ -358,7 +371,7 @@ def edited_campaign(campaign: dict[str, Any], account: AccountInfo) -> EditedObj
                         f"act_{campaign['account_id']}" if campaign.get("account_id") else None, account.currency)
 
 
-@ops.op(OpKind.SPEND, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
 async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan | OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -379,7 +392,7 @@ add_status_ops(ops, "campaign", "campaign_id", CampaignIdArg, {
     "resume": "Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete a campaign (and with it its ad sets and ads). This cannot be undone.",
-}, _status_change)
+}, _status_change, TaskGroup.CAMPAIGNS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -396,7 +409,7 @@ class DuplicateCampaignArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS)
 async def duplicate_campaign(ctx: OpContext, args: DuplicateCampaignArgs) -> WritePlan:
     source = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, source)
@@ -494,7 +507,7 @@ def _bulk_problem(campaign: dict[str, Any] | None, fields: dict[str, Any], accou
     return None
 
 
-@ops.op(OpKind.SPEND, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"})
 async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)

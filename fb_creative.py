@@ -32,11 +32,13 @@ from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeature
 from facebook_business.adobjects.adpreview import AdPreview
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    when_text,
+    next_page_lines,
     IMAGE_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
@@ -55,7 +57,9 @@ from fb_utils import (
     OpArgs,
     OutcomeUnknownError,
     OpContext,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     RateLimitError,
@@ -960,7 +964,7 @@ class UploadImageArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, idempotent=True, example={"source": "./banner.jpg"})
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, idempotent=True, example={"source": "./banner.jpg"})
 async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     kind = check_image_reference(args.source, "source")
@@ -997,7 +1001,7 @@ class ListImagesArgs(OpArgs):
     limit: int = Field(25, ge=1, le=500, description="How many images (1-500).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     images = await ctx.graph.get_all(f"{account_id}/adimages", {"fields": "hash,name,width,height,url,created_time"}, limit=args.limit)
@@ -1011,16 +1015,18 @@ async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
 class UploadVideoArgs(OpArgs):
     """Upload a video file (MP4, MOV, WebM… up to 10 GB) in chunks, resuming after a lost chunk; waits for Facebook to process it unless wait=false."""
 
-    path: str = Field(..., min_length=1, max_length=4000, description="Local path of the video file.", examples=["./promo.mp4"])
+    source: str = Field(..., min_length=1, max_length=4000, validation_alias=AliasChoices("source", "path"),
+                        description="The video file: a local path (as upload_image's source; `path` is read too).",
+                        examples=["./promo.mp4"])
     title: str | None = Field(None, min_length=1, max_length=255, description="Video title (default: the file name).")
     ad_account_id: str | None = AdAccountArg
     wait: bool = Field(True, description="Wait (bounded, about 5 minutes) until processing is finished and the video is ready to use.")
 
 
-@ops.op(OpKind.WRITE, example={"path": "./promo.mp4", "title": "Spring promo"})
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"source": "./promo.mp4", "title": "Spring promo"})
 async def upload_video(ctx: OpContext, args: UploadVideoArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    video = check_video_file(args.path)
+    video = check_video_file(args.source)
     edge = f"{account_id}/advideos"
 
     async def execute() -> OpResult:
@@ -1051,7 +1057,7 @@ class GetVideoStatusArgs(OpArgs):
     video_id: str = Field(..., description="The video id (digits) from upload_video.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def get_video_status(ctx: OpContext, args: GetVideoStatusArgs) -> OpResult:
     video_id = check_object_id(args.video_id, "video_id")
     video = await ctx.graph.get(video_id, {"fields": "id,title,status,length"})
@@ -1209,7 +1215,7 @@ def _uploads_text(uploaded: list[dict]) -> str:
     return ("Uploaded first: " + "; ".join(parts) + ".\n") if parts else ""
 
 
-@ops.op(OpKind.WRITE, example={"kind": "image", "name": "Summer · image", "image": "./banner.jpg", "link": "https://example.com/sale",
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"kind": "image", "name": "Summer · image", "image": "./banner.jpg", "link": "https://example.com/sale",
                                "message": "Summer sale: 30% off", "headline": "Shop the sale", "call_to_action": "SHOP_NOW"})
 async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
@@ -1257,7 +1263,7 @@ class ListCreativesArgs(OpArgs):
     limit: int = Field(25, ge=1, le=500, description="How many creatives (1-500).")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def list_creatives(ctx: OpContext, args: ListCreativesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     creatives = await ctx.graph.get_all(f"{account_id}/adcreatives", {"fields": "id,name,status,object_type,thumbnail_url"}, limit=args.limit)
@@ -1297,7 +1303,7 @@ def describe_creative(creative: dict) -> str:
     return "\n".join(lines)
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
     creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": CREATIVE_FIELDS})
     return OpResult(text=describe_creative(creative), data={"creative": creative})
@@ -1471,7 +1477,7 @@ async def render_png(chromium: str, url: str, png_path: str, width: int, height:
         raise RuntimeError(f"Chromium wrote no screenshot (exit {process.returncode}: {last[0][:200]})")
 
 
-@ops.op(OpKind.READ, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True})
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True})
 async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     label, stem, previews = await _preview_bodies(ctx, args)
     folder = output_file(ctx, args.out_dir, DEFAULT_PREVIEW_DIR, stem)  # an unguessable folder of its own
@@ -1603,7 +1609,7 @@ def ad_line(ad: dict[str, Any]) -> str:
     return f"{ad['id']} · {ad.get('name', '')} · {ad.get('effective_status') or ad.get('status')} · ad set {ad.get('adset_id', '?')} · creative {creative}"
 
 
-def ad_details(ad: dict[str, Any]) -> str:
+def ad_details(ad: dict[str, Any], account: AccountInfo | None = None) -> str:
     creative = ad.get("creative") or {}
     lines = [f"Ad {ad.get('name')} ({ad['id']})" + (f" in {_ad_account_of(ad)}" if ad.get("account_id") else ""),
              f"  status {ad.get('status')} (effective {review_text(ad)})",
@@ -1613,7 +1619,7 @@ def ad_details(ad: dict[str, Any]) -> str:
         lines.append(f"  tracking {json.dumps(ad['tracking_specs'], sort_keys=True)}")
     for key in ("created_time", "updated_time"):
         if ad.get(key):
-            lines.append(f"  {key.replace('_', ' ')} {ad[key]}")
+            lines.append(f"  {key.replace('_', ' ')} {when_text(ad[key], account)}")
     return "\n".join(lines)
 
 
@@ -1667,7 +1673,7 @@ class CreateAdArgs(OpArgs):
     tracking_specs: list[dict[str, Any]] | None = Field(None, description="Conversion tracking specs, e.g. [{\"action.type\": [\"offsite_conversion\"], \"fb_pixel\": [\"<pixel id>\"]}].")
 
 
-@ops.op(OpKind.SPEND, example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"})
 async def create_ad(ctx: OpContext, args: CreateAdArgs) -> WritePlan:
     adset = await ctx.graph.get(check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,campaign_id,status,effective_status"})
     creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": "id,name,account_id"})
@@ -1711,7 +1717,7 @@ class ListAdsArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
     if args.adset_id:
         path, where = f"{check_object_id(args.adset_id, 'adset_id')}/ads", f"ad set {args.adset_id}"
@@ -1734,14 +1740,17 @@ async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
         ads = page.get("data", [])
         paging = page.get("paging", {})
         next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
+    hints: list[str] = []
     if not ads:
         text = f"No ads in {where} match."
     else:
         lines = [f"Ads in {where}, {len(ads)} shown:"] + ["  " + ad_line(a) for a in ads]
         if next_after:
-            lines.append(f"More: list_ads with after=\"{next_after}\" (or all_pages=true).")
+            more, hint = next_page_lines("list_ads", args, next_after)
+            lines.append(more)
+            hints.append(hint)
         text = "\n".join(lines)
-    return OpResult(text=text, data={"ads": ads, "next_after": next_after})
+    return OpResult(text=text, hints=hints, data={"ads": ads, "next_after": next_after})
 
 
 class GetAdArgs(OpArgs):
@@ -1750,10 +1759,11 @@ class GetAdArgs(OpArgs):
     ad_id: str = AdIdArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def get_ad(ctx: OpContext, args: GetAdArgs) -> OpResult:
     ad = await _read_ad(ctx, args.ad_id)
-    return OpResult(text=ad_details(ad), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
+    account = await ctx.graph.account_info(f"act_{ad['account_id']}") if ad.get("account_id") else None
+    return OpResult(text=ad_details(ad, account), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
 
 
 class UpdateAdArgs(OpArgs):
@@ -1783,7 +1793,7 @@ def _edited_ad(ad: dict[str, Any], currency: str | None) -> EditedObject:
     return EditedObject(ad, "ad", "ad", "ad_id", _ad_account_of(ad), currency)
 
 
-@ops.op(OpKind.SPEND, example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"})
 async def update_ad(ctx: OpContext, args: UpdateAdArgs) -> WritePlan | OpResult:
     ad = await _read_ad(ctx, args.ad_id)
     updates: dict[str, Any] = {k: v for k, v in (("name", args.name), ("status", args.status)) if v is not None}
@@ -1813,7 +1823,7 @@ add_status_ops(ops, "ad", "ad_id", AdIdArg, {
     "resume": "Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete an ad. This cannot be undone.",
-}, _ad_status_change)
+}, _ad_status_change, TaskGroup.CREATIVES_LAUNCH)
 
 
 class DuplicateAdArgs(OpArgs):
@@ -1825,7 +1835,7 @@ class DuplicateAdArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH)
 async def duplicate_ad(ctx: OpContext, args: DuplicateAdArgs) -> WritePlan:
     source = await _read_ad(ctx, args.ad_id)
     if source.get("status") == "DELETED":
@@ -1882,12 +1892,12 @@ class LaunchCampaignSpec(_Spec):
 
     name: str = Field(..., min_length=1, max_length=400, description="Campaign name.", examples=["Summer Sale"])
     objective: Objective = Field(..., description="What the campaign optimises for (OUTCOME_*).", examples=["OUTCOME_TRAFFIC"])
-    daily_budget: int | None = Field(None, gt=0, description=f"Campaign daily budget (then the ad set has none). {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}")
+    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Campaign daily budget (then the ad set has none). {BUDGET_NOTE}")
+    lifetime_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}")
     special_ad_categories: list[SpecialAdCategory] = Field(default_factory=list, description="Credit, employment, housing, politics, gambling; empty otherwise.")
     special_ad_category_country: list[str] | None = Field(None, description="ISO country codes where the special category applies.")
     bid_strategy: str | None = Field(None, description="Campaign bid strategy (needs a campaign budget).")
-    spend_cap: int | None = Field(None, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
+    spend_cap: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description="ISO-8601 start.")
     stop_time: datetime | None = Field(None, description="ISO-8601 end; required with lifetime_budget.")
 
@@ -1899,9 +1909,9 @@ class LaunchAdSetSpec(_Spec):
     targeting: dict[str, Any] | str = Field(..., description="Targeting spec: geo_locations {countries, regions, cities, zips}, age_min, age_max, genders, interests, custom_audiences, … (as create_adset takes it).", examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}])
     optimization_goal: str | None = Field(None, description="Delivery goal; default by the objective (TRAFFIC → LINK_CLICKS, …).")
     billing_event: str | None = Field(None, description="What you pay for; default IMPRESSIONS.")
-    bid_amount: int | None = Field(None, gt=0, description=f"Bid or cost cap per result. {BUDGET_NOTE}")
-    daily_budget: int | None = Field(None, gt=0, description=f"Ad set daily budget (only when the campaign has none). {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, gt=0, description=f"Ad set lifetime budget (needs end_time). {BUDGET_NOTE}")
+    bid_amount: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Bid or cost cap per result. {BUDGET_NOTE}")
+    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Ad set daily budget (only when the campaign has none). {BUDGET_NOTE}")
+    lifetime_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Ad set lifetime budget (needs end_time). {BUDGET_NOTE}")
     start_time: datetime | None = Field(None, description="When delivery may start (ISO-8601).")
     end_time: datetime | None = Field(None, description="When delivery stops (ISO-8601); required with lifetime_budget.")
     placements: Literal["recommended", "automatic"] | None = Field("recommended", description="\"recommended\" (default): placements chosen for the creatives' format; \"automatic\": Advantage+ placements; null: what the targeting says.")
@@ -2434,9 +2444,18 @@ STEP_WORDS = {"campaign": "campaign", "adset": "ad set", "image": "image upload"
 
 
 def step_words(step: str) -> str:
+    """A launch step as a person says it: "image:0" is the "image upload of creative 1", "ad:2" is "ad 3",
+    "video:1.0" the "video upload of creative 2, card 1" (steps count from 0, people from 1)."""
     kind, _, rest = step.partition(":")
     words = STEP_WORDS.get(kind, kind)
-    return f"{words} {rest}".strip() if kind not in ("campaign", "adset") else words
+    if kind in ("campaign", "adset") or not rest:
+        return words
+    numbers = [int(part) + 1 for part in rest.replace(":", ".").split(".") if part.isdigit()]
+    if not numbers:
+        return f"{words} {rest}"
+    if kind in ("image", "video"):
+        return f"{words} of creative {numbers[0]}" + (f", card {numbers[1]}" if len(numbers) > 1 else "")
+    return f"{words} {numbers[0]}"
 
 
 class LaunchRun:
@@ -2715,10 +2734,10 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
         return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
 
 
-@ops.op(OpKind.SPEND, example={
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={
     "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
     "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
-    "creatives": [{"kind": "image", "image": "/path/to/summer.jpg", "message": "Summer sale: 30% off",
+    "creatives": [{"kind": "image", "image": "./banner.jpg", "message": "Summer sale: 30% off",
                    "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]})
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
@@ -2784,7 +2803,7 @@ async def _record(ctx: OpContext, launch_id: int) -> LaunchRecord:
     return record
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
 async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
     record = await _record(ctx, args.launch_id)
     lines = [f"Launch #{record.id}: {record.status} (campaign {record.request.get('campaign', {}).get('name', '?')}, "
@@ -2800,7 +2819,7 @@ async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
                                                  "request": record.request})
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH)
 async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "done":
@@ -2932,7 +2951,7 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
                                                  "kept_media": uploads, "object_ids": deleted})
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, destructive=True, idempotent=True)
 async def rollback_launch(ctx: OpContext, args: RollbackLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "rolled_back":

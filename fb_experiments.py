@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fb_utils import (
+    ARGUMENTS_FILE_MARK,
     Change,
     ExperimentRecord,
     ExperimentRecords,
@@ -39,7 +39,9 @@ from fb_utils import (
     GraphRequest,
     OpArgs,
     OpContext,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     ValidationError,
@@ -84,7 +86,7 @@ class ExperimentRules(_Spec):
     min_impressions: int = Field(1000, ge=0, description="Impressions every variant needs before any decision.")
     min_results: int = Field(10, ge=0, description="Results (or clicks, for CTR) every variant needs before any decision.")
     scale_pct: int = Field(20, ge=0, le=100, description="The winner's daily budget grows by this much per step (0: no scaling).")
-    max_daily_budget: int | None = Field(None, gt=0, description="The most the winner's daily budget may reach, minor units (default 3× the variant budget).")
+    max_daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="The most the winner's daily budget may reach, minor units (default 3× the variant budget).")
     scale_cooldown_hours: float = Field(24, ge=1, le=24 * 30, description="Hours between two scaling steps.")
 
 
@@ -96,32 +98,11 @@ class VariantSpec(_Spec):
     targeting: dict[str, Any] | None = Field(None, description="variable audience: the ad set targeting.")
     placement: dict[str, Any] | None = Field(None, description="variable placement: publisher_platforms and *_positions, merged into the targeting.")
     optimization_goal: str | None = Field(None, description="variable optimization_goal: the ad set's goal.")
-    daily_budget: int | None = Field(None, gt=0, description="variable budget: this variant's daily budget in minor units.")
+    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="variable budget: this variant's daily budget in minor units.")
 
 
 _VALUE_OF = {"creative": "creative", "audience": "targeting", "placement": "placement",
              "optimization_goal": "optimization_goal", "budget": "daily_budget"}
-
-
-def _load_plan_file(path: str) -> dict[str, Any]:
-    full = os.path.expanduser(path)
-    if not os.path.isfile(full):
-        raise ValueError(f"no plan file at {path}: give the path of a .json, .yaml or .yml file")
-    with open(full, encoding="utf-8") as handle:
-        text = handle.read()
-    try:
-        if full.lower().endswith((".yaml", ".yml")):
-            import yaml
-
-            loaded = yaml.safe_load(text)
-        else:
-            loaded = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is one clear line about the file
-        raise ValueError(f"the plan file {path} is not valid {'YAML' if full.lower().endswith(('.yaml', '.yml')) else 'JSON'}: "
-                         f"{str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"the plan file {path} must hold one object (name, hypothesis, variable, variants, …)")
-    return loaded
 
 
 class LaunchExperimentArgs(OpArgs):
@@ -131,7 +112,9 @@ class LaunchExperimentArgs(OpArgs):
     Everything is created PAUSED unless status is ACTIVE (one confirmation). The same plan twice creates nothing twice.
     """
 
-    plan_file: str | None = Field(None, description="A JSON or YAML file holding the plan (the fields below).")
+    plan_file: str | None = Field(None, description="A JSON or YAML file holding the plan (the fields below); relative "
+                                  "paths in it (images, videos) are read from the plan's own folder.",
+                                  json_schema_extra={ARGUMENTS_FILE_MARK: True})
     name: str = Field(..., min_length=1, max_length=200, description="Experiment name (unique in the workspace).")
     hypothesis: str = Field(..., min_length=3, max_length=1000, description="What you expect, e.g. 'A lifestyle photo lowers cost per purchase'.")
     variable: Literal["creative", "audience", "placement", "optimization_goal", "budget"] = Field(..., description="The one thing the variants differ in.")
@@ -141,7 +124,7 @@ class LaunchExperimentArgs(OpArgs):
     creative: dict[str, Any] | None = Field(None, description="The shared creative (all variables but creative).")
     variants: list[VariantSpec] = Field(..., description="2-10 variants (split tests take at most 5).",
                                         json_schema_extra={"minItems": 2, "maxItems": MAX_VARIANTS})
-    daily_budget: int = Field(..., gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
+    daily_budget: int = Field(..., json_schema_extra=MONEY_UNIT, gt=0, description="Daily budget of each variant in minor units (cents): equal budgets keep the test fair.")
     duration_days: int = Field(7, description=f"How long the test runs (1-{SPLIT_TEST_MAX_DAYS} days; 7 is a good default).",
                                json_schema_extra={"minimum": 1, "maximum": SPLIT_TEST_MAX_DAYS})
     rules: ExperimentRules = Field(default_factory=ExperimentRules, description="Stop, winner and scaling rules.")
@@ -149,14 +132,6 @@ class LaunchExperimentArgs(OpArgs):
     status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE (one confirmation).")
     ad_account_id: str | None = Field(None, description="Ad account id (act_123…); default: the selected one.")
     page_id: str | None = Field(None, description="The page the ads speak for; default the selected page.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("plan_file"):
-            loaded = _load_plan_file(str(data["plan_file"]))
-            return {**loaded, **data}
-        return data
 
     @field_validator("duration_days")
     @classmethod
@@ -1040,8 +1015,9 @@ def underpowered_reason(sizing: Sizing, days: int, budget: int, currency: str) -
 def launched_before(existing: ExperimentRecord) -> OpResult:
     """The answer to a plan launched again (one after the other, or at the same time): the experiment it made."""
     return OpResult(text=(f"Experiment #{existing.id} {existing.name} was launched from this plan on "
-                          f"{existing.started_at[:10]}: nothing was created again. experiment_status with "
-                          f"experiment_id={existing.id} shows how it is going."),
+                          f"{existing.started_at[:10]}: nothing was created again. /experiment {existing.id} shows how it "
+                          "is going."),
+                    hints=[f"experiment_status with experiment_id={existing.id} shows how it is going."],
                     data={"experiment_id": existing.id, "already_launched": True, "status": existing.status,
                           "variants": existing.variants})
 
@@ -1062,7 +1038,7 @@ async def save_experiment(records: ExperimentRecords, record: ExperimentRecord) 
         return existing, False
 
 
-@ops.op(OpKind.SPEND, example={"plan_file": "experiments/creative-test.yaml"})
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS, example={"plan_file": "experiments/creative-test.yaml"})
 async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> WritePlan | OpResult:
     records = _experiments(ctx)
     key = plan_key(args)
@@ -1150,10 +1126,11 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
         if sizing is not None:
             said = sizing_sentence(args.metric, kind, sizing, args.duration_days, min(budgets))
             lines.append(said[0].upper() + said[1:] + ".")
-        lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status ACTIVE."
+        lines.append("Everything is PAUSED: nothing spends until you launch the same plan with status=ACTIVE."
                      if args.status == "PAUSED" else "The variants deliver once their ads pass review.")
-        lines.append(f"The hourly experiments job checks it; experiment_status with experiment_id={record.id} shows the numbers.")
-        return OpResult(text="\n".join(lines), data={"experiment_id": record.id, "study_id": study_id, "variants": variants,
+        lines.append(f"The hourly experiments check looks at it; /experiment {record.id} shows the numbers.")
+        return OpResult(text="\n".join(lines), hints=[f"experiment_status with experiment_id={record.id} shows the numbers."],
+                        data={"experiment_id": record.id, "study_id": study_id, "variants": variants,
                                                       "split_test": split, "object_ids": [i for v in variants for i in
                                                                                           [v["campaign_id"], v["adset_id"], *v["ad_ids"]]]})
 
@@ -1344,7 +1321,7 @@ async def _apply(ctx: OpContext, step: Step, now: datetime) -> list[dict[str, An
     return out
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS)
 async def evaluate_experiments(ctx: OpContext, args: EvaluateExperimentsArgs) -> OpResult | WritePlan:
     records = _experiments(ctx)
     now = await _now(ctx)
@@ -1389,7 +1366,7 @@ class ExperimentStatusArgs(ExperimentIdArgs):
     check will do next."""
 
 
-@ops.op(OpKind.READ, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
 async def experiment_status(ctx: OpContext, args: ExperimentStatusArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)
@@ -1422,7 +1399,7 @@ class ListExperimentsArgs(OpArgs):
     status: Literal["running", "completed", "stopped"] | None = Field(None, description="Only experiments in this status.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS)
 async def list_experiments(ctx: OpContext, args: ListExperimentsArgs) -> OpResult:
     found = await _experiments(ctx).experiments(status=args.status)
     if not found:
@@ -1440,7 +1417,7 @@ class StopExperimentArgs(ExperimentIdArgs):
     reason: str | None = Field(None, max_length=300, description="Why (kept with the experiment).")
 
 
-@ops.op(OpKind.WRITE, example={"experiment_id": 1, "reason": "budget needed elsewhere"})
+@ops.op(OpKind.WRITE, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1, "reason": "budget needed elsewhere"})
 async def stop_experiment(ctx: OpContext, args: StopExperimentArgs) -> WritePlan | OpResult:
     record = await _get_record(ctx, args.experiment_id)
     if record.status != "running":
@@ -1533,7 +1510,7 @@ def render_experiment_png(record: ExperimentRecord, assessment: Assessment, path
     return path
 
 
-@ops.op(OpKind.READ, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
 async def report_experiment(ctx: OpContext, args: ReportExperimentArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)

@@ -28,13 +28,17 @@ from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import Field, model_validator
 
 from fb_utils import (
+    counted,
+    next_page_lines,
     AccountInfo,
     AlertRuleRecord,
     FacebookError,
     GraphError,
     OpArgs,
     OpContext,
+    MONEY_UNIT,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     SnapshotRecord,
@@ -614,16 +618,16 @@ def money(minor: float | int | None, currency: str) -> str:
 def summary_line(m: MetricRow) -> str:
     """One line: spend, impressions, clicks with CTR and CPC, CPM, and conversions with CPA and ROAS."""
     d = derived(m)
-    parts = [f"spend {money(m.spend_minor, m.currency)}", f"{m.impressions:,} impressions", f"{m.clicks:,} clicks"
+    parts = [f"spend {money(m.spend_minor, m.currency)}", counted(m.impressions, "impression"), counted(m.clicks, "click")
              + (f" (CTR {d['ctr']:.2f}%, CPC {money(d['cpc'], m.currency)})" if d["ctr"] is not None and d["cpc"] is not None else ""),
              f"CPM {money(d['cpm'], m.currency)}"]
     if m.link_clicks:
-        parts.append(f"{m.link_clicks:,} link clicks")
+        parts.append(counted(m.link_clicks, "link click"))
     if m.purchases:
-        parts.append(f"{m.purchases:,} purchases (value {money(m.purchase_value_minor, m.currency)}"
+        parts.append(f"{counted(m.purchases, 'purchase')} (value {money(m.purchase_value_minor, m.currency)}"
                      + (f", ROAS {d['roas']:.2f}×" if d["roas"] is not None else "") + ")")
     if m.leads:
-        parts.append(f"{m.leads:,} leads")
+        parts.append(counted(m.leads, "lead"))
     if d["cpa"] is not None:
         parts.append(f"CPA {money(d['cpa'], m.currency)}")
     return " · ".join(parts)
@@ -1066,7 +1070,7 @@ class GetInsightsArgs(QueryArgs):
     limit: int = Field(10, ge=1, le=200, description="Rows shown in the text (data holds every row up to 2,000).")
 
 
-@ops.op(OpKind.READ, example={"level": "campaign", "date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "campaign", "date_preset": "last_7d"})
 async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
     query = await args.query(ctx, summary=True)
     account = await _currency_of(ctx, query.object_id)
@@ -1173,7 +1177,7 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
     return total, start, stop
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"})
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
     period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
@@ -1238,7 +1242,7 @@ class CreateReportArgs(QueryArgs):
     """
 
 
-@ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
 async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
     query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
@@ -1254,7 +1258,7 @@ class ReportStatusArgs(OpArgs):
     report_run_id: str = Field(..., description="The id create_report answered.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def report_status(ctx: OpContext, args: ReportStatusArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     state = status.get("async_status")
@@ -1279,7 +1283,7 @@ class GetReportResultsArgs(OpArgs):
     out_dir: str | None = OutDirArg
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     if status.get("async_status") != "Job Completed":
@@ -1293,9 +1297,12 @@ async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpRe
         page_total = totals(parsed, account.currency)
         text = [f"Report {args.report_run_id}: {len(rows)} rows in this page ({account.currency}): {summary_line(page_total)}"]
         text += [f"- {row_label(r)}: {summary_line(r)}" for r in parsed[:10]]
+        hints = []
         if cursor:
-            text.append(f"More: get_report_results with after={cursor}, or all=true for a CSV of every row.")
-        return OpResult(text="\n".join(text), data={"rows": rows, "next_after": cursor, "currency": account.currency})
+            more, hint = next_page_lines("get_report_results", args, cursor, every="all=true, a CSV of every row,")
+            text.append(more)
+            hints.append(hint)
+        return OpResult(text="\n".join(text), hints=hints, data={"rows": rows, "next_after": cursor, "currency": account.currency})
     target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"report-{args.report_run_id}.csv")
     state = _FetchState()
     first = await ctx.graph.get(f"{args.report_run_id}/insights", {"limit": ASYNC_PAGE_SIZE})
@@ -1346,7 +1353,7 @@ class ExportInsightsArgs(QueryArgs):
     filename: str | None = Field(None, max_length=200, description="File name (default insights-<object>-<level>-<period>.csv).")
 
 
-@ops.op(OpKind.READ, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
 async def export_insights(ctx: OpContext, args: ExportInsightsArgs) -> OpResult:
     query = await args.query(ctx)
     account = await _currency_of(ctx, query.object_id)
@@ -1389,7 +1396,7 @@ def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
                        filtering=getattr(args, "filtering", None))
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
@@ -1433,7 +1440,7 @@ def _previous_range(start: str, stop: str) -> dict[str, str]:
     return {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
 
 
-@ops.op(OpKind.READ, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
 async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     query = _daily_query(account_id, args, await session_today(ctx))
@@ -1595,7 +1602,7 @@ def _median(values: Iterable[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def recommendations(ctx: OpContext, args: RecommendationsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -1717,7 +1724,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
                           f"by {(median_cpa - d['cpa']) / median_cpa:.0%} ({m.conversions:,} conversions)")
         if d["roas"] and median_roas and _clearly_better(d["roas"] / median_roas, m.purchases, ORDER_VALUE_CV):
             better.append(f"ROAS {d['roas']:.2f}× beats the median {median_roas:.2f}× by "
-                          f"{(d['roas'] - median_roas) / median_roas:.0%} ({m.purchases:,} purchases)")
+                          f"{(d['roas'] - median_roas) / median_roas:.0%} ({counted(m.purchases, 'purchase')})")
         if share >= BUDGET_LIMITED_SHARE and better:
             new_budget = int(math.ceil(budget * (100 + SCALE_STEP_PCT) / 100))
             op = "update_campaign" if kind == "campaign" else "update_adset"
@@ -1887,7 +1894,7 @@ class CreateAlertArgs(OpArgs):
     window: Window = Field("today", description="The period the metric covers: today, yesterday, last_3d or last_7d.")
     action: Action = Field("notify", description="notify (chat, email, webhook), pause the object, or scale its daily budget.")
     scale_pct: int | None = Field(None, ge=1, le=100, description="For scale: raise the daily budget by this percent.")
-    max_budget: int | None = Field(None, gt=0, description="For scale (required): never raise the daily budget past this, in minor units.")
+    max_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description="For scale (required): never raise the daily budget past this, in minor units.")
     cooldown_hours: float = Field(24, gt=0, le=720, description="After acting, wait this long before acting again.")
 
     @model_validator(mode="after")
@@ -1922,7 +1929,7 @@ def _rule_data(rule: AlertRuleRecord) -> dict[str, Any]:
     return data
 
 
-@ops.op(OpKind.WRITE, example={"name": "CPA over $20", "object_id": "120210000000000003", "level": "campaign",
+@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, example={"name": "CPA over $20", "object_id": "120210000000000003", "level": "campaign",
                                "metric": "cpa", "operator": ">", "threshold": 2000, "window": "today", "action": "pause"})
 async def create_alert(ctx: OpContext, args: CreateAlertArgs) -> WritePlan:
     records = _records(ctx)
@@ -1953,7 +1960,7 @@ class ListAlertsArgs(OpArgs):
     """List the alert rules: what each watches, its threshold and action, its cooldown and when it last fired."""
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def list_alerts(ctx: OpContext, args: ListAlertsArgs) -> OpResult:
     rules = await _records(ctx).alerts()
     if not rules:
@@ -1969,7 +1976,7 @@ class DeleteAlertArgs(OpArgs):
     alert_id: int = Field(..., ge=1, description="The rule's id, e.g. 3 for #3.")
 
 
-@ops.op(OpKind.WRITE, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, destructive=True, idempotent=True)
 async def delete_alert(ctx: OpContext, args: DeleteAlertArgs) -> WritePlan:
     records = _records(ctx)
     rule = next((r for r in await records.alerts() if r.id == args.alert_id), None)
@@ -2045,7 +2052,7 @@ async def _act(ctx: OpContext, firing: _Firing) -> tuple[str, str]:
         return "failed", error.to_text()
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.AUTOMATION)
 async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     now = await ctx.now()
@@ -2107,7 +2114,7 @@ class SyncSnapshotsArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def sync_snapshots(ctx: OpContext, args: SyncSnapshotsArgs) -> OpResult:
     records = _records(ctx)
     kept, changed, days = 0, 0, set()
@@ -2200,7 +2207,7 @@ async def _recommendations(ctx: OpContext, account: AccountInfo) -> list[str]:
     return [line[2:] for line in found.text.splitlines() if line.startswith("- ")][:5]
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def weekly_report(ctx: OpContext, args: WeeklyReportArgs) -> OpResult:
     lines, accounts, period = [], [], {}
     for account in await _accounts(ctx, args.ad_account_id):
@@ -2274,7 +2281,7 @@ def _fee(spend: int, pct: float) -> int:
     return int(spend * pct / 100 + 0.5)
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
     pct = await _fee_pct(ctx, args.fee_pct)
     period = f"{args.since} to {args.until}" if args.since else args.date_preset
@@ -2311,7 +2318,7 @@ class SyncSpendArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday in the account's time zone.")
 
 
-@ops.op(OpKind.READ)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
 async def sync_spend(ctx: OpContext, args: SyncSpendArgs) -> OpResult:
     records = _records(ctx)
     pct = await _fee_pct(ctx, None)
@@ -2339,7 +2346,7 @@ class BillingFailedArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.WRITE)
+@ops.op(OpKind.WRITE, group=TaskGroup.SAFETY)
 async def billing_failed(ctx: OpContext, args: BillingFailedArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))
@@ -2378,7 +2385,7 @@ class BillingRecoveredArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.SPEND)
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
 async def billing_recovered(ctx: OpContext, args: BillingRecoveredArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))

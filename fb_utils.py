@@ -52,9 +52,10 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from yarl import URL
 
 if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
@@ -86,10 +87,12 @@ class FacebookError(Exception):
         retry_after: float | None = None,
         is_transient: bool = False,
         data: dict[str, Any] | None = None,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.fix = fix or self.default_fix
+        self.hint = hint  # the fix for an LLM (op and argument names); a person reads `fix`, which names a command
         self.http_status = http_status
         self.code = code
         self.error_subcode = error_subcode
@@ -105,12 +108,14 @@ class FacebookError(Exception):
     def retryable(self) -> bool:
         return self.is_transient or self.retry_after is not None
 
-    def to_text(self) -> str:
-        """The one line shown to people and LLMs (line breaks inside the parts are escaped so it stays one line)."""
+    def to_text(self, *, for_llm: bool = False) -> str:
+        """The one line shown to a person (its fix names a command), or to an LLM (its fix names the call: `hint`)
+        (line breaks inside the parts are escaped so it stays one line)."""
         message = _one_line(self.message).rstrip(". ")
         if self.blame_field and self.blame_field not in self.message:
             message += f" (field: {_one_line(self.blame_field)})"
-        return f"ERROR {self.kind}: {message}. Fix: {_one_line(self.fix).rstrip('.')}."
+        fix = self.hint if for_llm and self.hint else self.fix
+        return f"ERROR {self.kind}: {message}. Fix: {_one_line(fix).rstrip('.')}."
 
     def to_data(self) -> dict[str, Any]:
         """Machine-readable details for ``OpResult.data``."""
@@ -268,11 +273,21 @@ class NetworkError(FacebookError):
     default_fix = "Check connectivity to the Graph API (ADMONSTER_GRAPH_URL) and retry; reads are retried automatically."
 
 
+# How a held call's id reads in a conversation: the person's "/confirm c-…" or the LLM's `confirm="c-…"`.
+ASKED_CONFIRMATION = re.compile(r"(?:/confirm |confirm=\")(c-[0-9a-f]+)")
+
+
 class ConfirmationRequired(FacebookError):
-    """The safety gate holds a spend op until it is called again with ``confirm`` set to the given id."""
+    """The safety gate holds a spend op until it is called again with ``confirm`` set to the given id. Not a failure
+    to a person: a question, with the two commands that answer it."""
 
     kind = "confirmation_required"
     default_fix = "Review the preview, then call again with confirm set to the confirmation id."
+
+    def person_text(self) -> str:
+        held = self.data.get("confirmation_id", "")
+        preview = _one_line(str(self.data.get("preview") or self.message)).strip().rstrip(".")
+        return f"Waiting for your confirmation: this {preview}.\nTo go ahead: /confirm {held} · to drop it: /reject {held}"
 
 
 class OutcomeUnknownError(NetworkError):
@@ -2278,7 +2293,10 @@ def check_amount_range(value: int | None) -> int | None:
     return value
 
 
-Amount = Annotated[int, AfterValidator(check_amount_range)]   # a money field in minor units
+# A money field in minor units. Its JSON schema says so (``"x-unit": "minor"``), so help can explain the unit in the
+# account's currency ("in cents of USD: 5000 = $50.00") and an LLM reading the schema sees it too.
+MONEY_UNIT = {"x-unit": "minor"}
+Amount = Annotated[int, AfterValidator(check_amount_range), Field(json_schema_extra=MONEY_UNIT)]
 
 
 def max_budget(account: "AccountInfo") -> int | None:
@@ -2302,6 +2320,53 @@ def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> 
 def currency_offset(currency: str) -> int:
     """Minor units per unit as Facebook counts them: 1 for currencies without a minor unit (JPY, KRW…), else 100."""
     return 1 if _currency_code(currency) in ZERO_DECIMAL_CURRENCIES else 100
+
+
+# ---- times as people read them: in the account's zone, the zone named
+
+def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
+    try:
+        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def parse_graph_time(value: Any) -> datetime | None:
+    """Facebook's times ('2026-12-01T09:00:00-0800', ISO with colon, or unix seconds) as aware datetimes."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    text = str(value).replace("Z", "+00:00")
+    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None
+
+
+def when_text(value: Any, account: AccountInfo | None) -> str:
+    """A Graph time as a person reads it, in the ad account's time zone (UTC without one), zone named:
+    'Thu 22 Oct 2026 19:10 PDT'."""
+    moment = parse_graph_time(value)
+    if moment is None:
+        return str(value)
+    return format_moment(moment, account_zone(account) if account is not None else timezone.utc)
+
+
+def format_moment(moment: datetime, zone: Any = timezone.utc) -> str:
+    """An aware time in `zone`, with the zone's name: 'Thu 22 Oct 2026 19:10 UTC'."""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone)
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname() or 'UTC'}"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 purchase', '2 purchases', '1,204 link clicks': a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def format_money(minor: int | str, currency: str) -> str:
@@ -2383,6 +2448,34 @@ class OpArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+def slash_command(op: str, args: Mapping[str, Any]) -> str:
+    """The command a person types for this call: `/op key=value …` (lists comma-joined, objects as JSON, quoted where
+    the chat's parser needs it)."""
+    import shlex
+
+    words = [f"/{op}"]
+    for key, value in args.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, (dict, list, tuple)):
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        else:
+            text = str(value.value if isinstance(value, Enum) else value)
+        words.append(shlex.quote(f"{key}={text}"))
+    return " ".join(words)
+
+
+def next_page_lines(op: str, args: BaseModel, after: str, *, every: str = "all_pages=true") -> tuple[str, str]:
+    """(the person's line, the LLM's hint) that fetch the next page of a list: the same filters, from `after`."""
+    given = args.model_dump(mode="json", exclude_defaults=True, exclude={"after"})
+    return (f"More: {slash_command(op, {**given, 'after': after})} (or {every} for every page)",
+            f"More: call {op} with after=\"{after}\" and the same filters (or {every}).")
+
+
 class OpKind(str, Enum):
     """How much an op can change: read nothing, write without raising spend, or spend."""
 
@@ -2391,9 +2484,38 @@ class OpKind(str, Enum):
     SPEND = "spend"
 
 
+class TaskGroup(str, Enum):
+    """What a person is doing when they reach for an op: /help groups by it (in this order) and MCP toolsets come from it.
+    Every op declares one (``@ops.op(kind, group=TaskGroup.CAMPAIGNS)``)."""
+
+    CONNECT = "connect"
+    ACCOUNTS = "accounts"
+    CAMPAIGNS = "campaigns"
+    ADSETS_TARGETING = "adsets_targeting"
+    CREATIVES_LAUNCH = "creatives_launch"
+    INSIGHTS_REPORTS = "insights_reports"
+    AUTOMATION = "automation"
+    AUDIENCES_TRACKING = "audiences_tracking"
+    EXPERIMENTS = "experiments"
+    SAFETY = "safety"
+
+    @property
+    def label(self) -> str:
+        """The heading a person reads: "Ad sets & targeting"."""
+        return TASK_GROUP_LABELS[self]
+
+
+TASK_GROUP_LABELS = {
+    TaskGroup.CONNECT: "Connect", TaskGroup.ACCOUNTS: "Accounts", TaskGroup.CAMPAIGNS: "Campaigns",
+    TaskGroup.ADSETS_TARGETING: "Ad sets & targeting", TaskGroup.CREATIVES_LAUNCH: "Creatives & launch",
+    TaskGroup.INSIGHTS_REPORTS: "Insights & reports", TaskGroup.AUTOMATION: "Automation",
+    TaskGroup.AUDIENCES_TRACKING: "Audiences & tracking", TaskGroup.EXPERIMENTS: "Experiments", TaskGroup.SAFETY: "Safety",
+}
+
+
 @dataclass
 class OpResult:
-    """What every op answers: short exact text for a person or an LLM, JSON data for programs, optional files."""
+    """What every op answers: short exact text for a person (with hints for an LLM), JSON data for programs, files."""
 
     text: str
     data: Any = None
@@ -2402,9 +2524,26 @@ class OpResult:
     # Workspace selections the op asks the dispatcher to save, e.g. {"page": "123"}: op modules never touch the store.
     selections: dict[str, str | None] = field(default_factory=dict)
 
+    # Two voices from one result. A person reads `text` alone (chat, console, slash-commands); an LLM reads `llm_text`
+    # (MCP, the chat loop's tool results, the HTTP tool route's `llm_text`): `text` followed by `hints` (op names,
+    # argument names, `data.` paths), or `llm` whole where the LLM's wording differs (an error's fix naming the call).
+    hints: list[str] = field(default_factory=list)
+    llm: str | None = None
+
+    @property
+    def llm_text(self) -> str:
+        return self.llm if self.llm is not None else "\n".join([self.text, *self.hints])
+
+    @property
+    def held(self) -> bool:
+        """Waiting for a person's confirmation: not done, and not a failure either."""
+        return not self.ok and isinstance(self.data, dict) and self.data.get("error") == ConfirmationRequired.kind
+
     @classmethod
     def from_error(cls, error: FacebookError) -> "OpResult":
-        return cls(text=error.to_text(), data=error.to_data(), ok=False)
+        text = error.person_text() if isinstance(error, ConfirmationRequired) else error.to_text()
+        llm = error.to_text(for_llm=True)
+        return cls(text=text, data=error.to_data(), ok=False, llm=None if llm == text else llm)
 
 
 @dataclass(frozen=True)
@@ -2955,6 +3094,7 @@ class OpSpec:
     destructive: bool = False
     idempotent: bool = False
     example: dict[str, Any] | None = None
+    group: TaskGroup | None = None  # the task it serves, for /help and toolsets (tests require one on every op)
 
     @property
     def description(self) -> str:
@@ -2976,13 +3116,14 @@ class OpSet:
         destructive: bool = False,
         idempotent: bool = False,
         example: dict[str, Any] | None = None,
+        group: TaskGroup | None = None,
     ) -> Callable[[OpHandler], OpHandler]:
         def register(handler: OpHandler) -> OpHandler:
             op_name = name or handler.__name__
             if op_name in self.specs:
                 raise ValueError(f"op {op_name!r} declared twice in {self.module}")
             args_model = _args_model_of(handler)
-            summary = (inspect.cleandoc(args_model.__doc__ or "").splitlines() or [op_name])[0]
+            summary = first_paragraph(args_model.__doc__ or "") or op_name
             self.specs[op_name] = OpSpec(
                 name=op_name,
                 module=self.module,
@@ -2993,6 +3134,7 @@ class OpSet:
                 destructive=destructive,
                 idempotent=idempotent or kind is OpKind.READ,
                 example=example,
+                group=group,
             )
             return handler
 
@@ -3008,7 +3150,8 @@ STATUS_OPS = (("pause", "PAUSED", "Paused", OpKind.WRITE, False), ("resume", "AC
 StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpResult"]]
 
 
-def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange) -> None:
+def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange,
+                   group: TaskGroup) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
     change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description."""
     from pydantic import create_model
@@ -3022,7 +3165,13 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
 
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
         handler.__annotations__ = {**handler.__annotations__, "args": model}
-        ops.op(kind, destructive=destructive, idempotent=True)(handler)
+        ops.op(kind, destructive=destructive, idempotent=True, group=group)(handler)
+
+
+def first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph on one line: an op's summary is a whole sentence, never cut at a line break."""
+    paragraph = inspect.cleandoc(doc).split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
 
 
 def _args_model_of(handler: OpHandler) -> type[BaseModel]:
@@ -3181,6 +3330,88 @@ def confine_input_paths(arguments: Any, files_dir: Path | None, interface: str) 
         return value
 
     return walk(arguments, None)
+
+
+# An op argument marked json_schema_extra={"arguments_file": True} names a JSON or YAML file that holds more of the
+# op's arguments (launch_experiment's plan_file). It is read before validation, in one place, so that what the file
+# says is confined like typed arguments and a held confirmation keeps the content it showed, not the file's name.
+ARGUMENTS_FILE_MARK = "arguments_file"
+
+
+def arguments_file_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name, info in model.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(ARGUMENTS_FILE_MARK)]
+
+
+def load_arguments_file(path: str, field_name: str) -> dict[str, Any]:
+    """The object a .json, .yaml or .yml file holds; one clear line when it is missing, unreadable or not an object."""
+    full = os.path.expanduser(path)
+    kind = "YAML" if full.lower().endswith((".yaml", ".yml")) else "JSON"
+    fix = f"Give {field_name} as the path of a .json, .yaml or .yml file holding one object"
+    try:
+        with open(full, encoding="utf-8") as handle:
+            text = handle.read(MAX_ARGUMENTS_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError):
+        raise ValidationError(f"no readable {field_name} at {path}", fix=fix, blame_field=field_name) from None
+    if len(text) > MAX_ARGUMENTS_FILE_BYTES:
+        raise ValidationError(f"the {field_name} {path} is over {MAX_ARGUMENTS_FILE_BYTES:,} characters", fix=fix,
+                              blame_field=field_name)
+    try:
+        if kind == "YAML":
+            import yaml
+
+            loaded = yaml.safe_load(text)
+        else:
+            loaded = load_json_bounded(text.encode("utf-8"), what=f"The {field_name}")
+    except ValidationError as error:
+        raise ValidationError(f"the {field_name} {path} is not valid JSON: {error.message}", fix=fix,
+                              blame_field=field_name) from None
+    except Exception as error:  # noqa: BLE001 - any YAML parse error is one line about the file
+        raise ValidationError(f"the {field_name} {path} is not valid YAML: {str(error).splitlines()[0][:200]}", fix=fix,
+                              blame_field=field_name) from None
+    if not isinstance(loaded, dict):
+        raise ValidationError(f"the {field_name} {path} must hold one object of arguments", fix=fix, blame_field=field_name)
+    check_json_ints(loaded, what=f"The {field_name}")
+    return loaded
+
+
+MAX_ARGUMENTS_FILE_BYTES = 1 << 20
+
+
+def _against_folder(value: Any, folder: Path, key: str | None = None) -> Any:
+    """Relative local paths in a file's arguments, resolved against the file's own folder (URLs, hashes, ids and
+    absolute paths as they are)."""
+    if isinstance(value, dict):
+        return {k: _against_folder(v, folder, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_against_folder(v, folder, key) for v in value]
+    if isinstance(value, str) and key in INPUT_PATH_FIELDS:
+        text = value.strip()
+        if text and not (text.lower().startswith(("http://", "https://")) or _HASH_OR_ID_RE.match(text)
+                         or text.startswith("~") or os.path.isabs(text)):
+            return str(folder / text)
+    return value
+
+
+def expand_arguments_files(model: type[BaseModel], arguments: Any, files_dir: Path | None, interface: str) -> Any:
+    """The arguments with each arguments file an op's model marks read in (arguments given beside it win). The file's
+    own path is confined first (confine_input_paths); for the local terminal, its relative paths are resolved against
+    the file's folder; for remote callers its paths stay as written, to be confined like typed ones."""
+    if not isinstance(arguments, dict):
+        return arguments
+    for name in arguments_file_fields(model):
+        value = arguments.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a file path", fix=f"Give {name} as the path of a .yaml or .json file",
+                                  blame_field=name)
+        path = confine_input_paths({name: value}, files_dir, interface)[name]
+        loaded = load_arguments_file(path, name)
+        if interface not in REMOTE_INTERFACES:
+            loaded = _against_folder(loaded, Path(os.path.expanduser(path)).parent)
+        arguments = {**{k: v for k, v in loaded.items() if k != name}, **{k: v for k, v in arguments.items() if k != name}}
+    return arguments
 
 
 def hide_server_paths(value: Any, files_dir: Path | None) -> Any:

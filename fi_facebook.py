@@ -40,6 +40,8 @@ import fb_insights
 from fb_utils import (
     REMOTE_INTERFACES,
     confine_input_paths,
+    expand_arguments_files,
+    when_text,
     hide_server_paths,
     workspace_files_dir,
     AlertRuleRecord,
@@ -63,6 +65,7 @@ from fb_utils import (
     OpContext,
     OpArgs,
     OpKind,
+    TaskGroup,
     OpResult,
     OpSet,
     OpSpec,
@@ -75,6 +78,7 @@ from fb_utils import (
     VIDEO_UPLOAD_LOOKUP,
     ValidationError,
     WritePlan,
+    currency_offset,
     format_money,
     get_logger,
     is_ambiguous,
@@ -146,12 +150,6 @@ class Registry:
     def specs(self) -> list[OpSpec]:
         return list(self._ops.values())
 
-    def by_module(self) -> dict[str, list[OpSpec]]:
-        grouped: dict[str, list[OpSpec]] = {}
-        for spec in self._ops.values():
-            grouped.setdefault(spec.module, []).append(spec)
-        return grouped
-
     def closest(self, name: str, count: int = 3) -> list[str]:
         names = self.names()
         close = difflib.get_close_matches(name, names, n=count, cutoff=0.5)
@@ -191,25 +189,38 @@ class Registry:
                 "confirm": {"type": "string",
                             "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}}
 
+    def by_group(self) -> dict[TaskGroup | None, list[OpSpec]]:
+        """The ops by task group, in the groups' order (None last: an op declared without one)."""
+        grouped: dict[TaskGroup | None, list[OpSpec]] = {group: [] for group in TaskGroup}
+        for spec in self._ops.values():
+            grouped.setdefault(spec.group, []).append(spec)
+        return {group: specs for group, specs in grouped.items() if specs}
+
     def help_text(self) -> str:
         lines = ["Ad Monster ops: facebook(op, args). op=help with args={\"op\": NAME} shows one op's schema and an example."]
-        for module, specs in self.by_module().items():
-            lines.append(f"\n{module}:")
+        for group, specs in self.by_group().items():
+            lines.append(f"\n{group.label if group else 'Other'}:")
             for spec in specs:
-                lines.append(f"  {spec.name:<26} [{spec.kind.value}] {spec.summary}")
+                lines.append(f"  {spec.name:<26} [{spec.kind.value}] {first_sentence(spec.summary)}")
         lines.append("\nWrites accept dry_run=true; spend ops over the guardrails answer with a confirmation id to pass back as confirm.")
         return "\n".join(lines)
 
-    def op_help(self, spec: OpSpec) -> OpResult:
+    def example(self, spec: OpSpec) -> dict[str, Any]:
+        """The op's example arguments: declared on the op where the schema cannot make a good one, else from the schema."""
+        return dict(spec.example) if spec.example is not None else _example_from_schema(self.args_schema(spec))
+
+    def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None,
+                usage: str | None = None, note: str | None = None) -> OpResult:
+        """One op's help: what it does, every argument (nested types expanded, defaults, money units) and an example.
+        The LLM's form by default (facebook(op=…)); a chat passes its own example line (/tool OP {…})."""
         schema = self.args_schema(spec)
-        example = spec.example or _example_from_schema(schema)
-        lines = [f"{spec.name} ({spec.module}, kind {spec.kind.value})", spec.description, "", "Arguments:"]
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
-            mark = "required" if name in required else "optional"
-            lines.append(f"  {name} ({_schema_type(prop)}, {mark}): {prop.get('description', '')}".rstrip(": "))
-        lines += ["", f"Example: facebook(op=\"{spec.name}\", args={json.dumps(example)})"]
-        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "module": spec.module,
+        example = self.example(spec)
+        group = f"{spec.group.label}, " if spec.group else ""
+        lines = [f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]}{'; ' + note if note else ''})", spec.description, "",
+                 "Arguments:"]
+        lines += argument_lines(schema, currency) or ["  none"]
+        lines += ["", "Example:", "  " + (example_line or f"facebook(op=\"{spec.name}\", args={json.dumps(example, ensure_ascii=False)})")]
+        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "group": spec.group.value if spec.group else None,
                                                       "schema": schema, "example": example})
 
     def facebook_tool_description(self) -> str:
@@ -245,44 +256,178 @@ class Registry:
 
     def op_table_markdown(self) -> str:
         lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
-                 "| op | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|"]
-        for spec in self.specs():
+                 "| op | task | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
+        for spec in [spec for specs in self.by_group().values() for spec in specs]:
             schema = spec.args_model.model_json_schema()
             required = set(schema.get("required", []))
             args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
             hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
                                               ("idempotent", spec.idempotent)) if on)
-            lines.append(f"| `{spec.name}` | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
+            task = spec.group.label if spec.group else ""
+            lines.append(f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
         return "\n".join(lines) + "\n"
 
 
-def _schema_type(prop: dict[str, Any]) -> str:
-    if "enum" in prop:
-        return "one of " + "|".join(map(str, prop["enum"]))
-    if "anyOf" in prop:
-        return " or ".join(_schema_type(p) for p in prop["anyOf"] if p.get("type") != "null") or "any"
-    if prop.get("type") == "array":
-        return f"list of {_schema_type(prop.get('items', {}))}"
-    if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
-    return prop.get("type", "any")
+KIND_WORDS = {OpKind.READ: "reads only", OpKind.WRITE: "changes things, never raises spend",
+              OpKind.SPEND: "can start or raise spending: asks to confirm over the guardrails"}
+_PLAIN_TYPES = {"string": "text", "integer": "whole number", "number": "number", "boolean": "true/false", "object": "object",
+                "null": "nothing"}
+_FORMATS = {"date-time": "date and time (ISO 8601, e.g. 2026-03-01T09:00:00-08:00)", "date": "date (YYYY-MM-DD)",
+            "uri": "URL"}
+_MINOR_UNIT_NAMES = {"USD": "cents", "EUR": "cents", "CAD": "cents", "AUD": "cents", "NZD": "cents", "HKD": "cents",
+                     "SGD": "cents", "MXN": "centavos", "BRL": "centavos", "GBP": "pence", "INR": "paise"}
+_GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]*\)\.?")
+MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
+
+
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.")
+
+
+def first_sentence(text: str) -> str:
+    """The first whole sentence of a summary (a person's /help line), never cut inside one: not after an
+    abbreviation (e.g.), nor inside brackets."""
+    for match in re.finditer(r"(?<=[.!?])\s+(?=[A-Z(])", text):
+        head = text[: match.start()]
+        if head.count("(") == head.count(")") and not head.lower().endswith(_ABBREVIATIONS):
+            return head
+    return text
+
+
+def money_words(currency: str | None) -> str:
+    """How a minor-units amount reads: 'in cents of USD: 5000 = $50.00', 'in whole JPY: 5000 = ¥5,000'."""
+    if not currency:
+        return "money in minor units of the account's currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)"
+    code = currency.upper()
+    try:
+        example = format_money(5000, code)
+    except ValidationError:
+        return f"money in minor units of {currency}"
+    if currency_offset(code) == 1:
+        return f"money in whole {code}: 5000 = {example}"
+    return f"money in {_MINOR_UNIT_NAMES.get(code, 'hundredths')} of {code}: 5000 = {example}"
+
+
+def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A property with its $ref (or allOf of one $ref) replaced by the definition, keeping the property's own keys."""
+    ref = prop.get("$ref") or (prop.get("allOf", [{}])[0].get("$ref") if len(prop.get("allOf", [])) == 1 else None)
+    if not ref:
+        return prop
+    target = defs.get(ref.rsplit("/", 1)[-1], {})
+    merged = {**target, **{k: v for k, v in prop.items() if k not in ("$ref", "allOf")}}
+    merged["x-ref"] = ref.rsplit("/", 1)[-1]
+    return merged
+
+
+def schema_variants(prop: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The non-null alternatives of a property (anyOf/oneOf), each resolved."""
+    options = prop.get("anyOf") or prop.get("oneOf")
+    if not options:
+        return [_resolve(prop, defs)]
+    return [_resolve(option, defs) for option in options if option.get("type") != "null"]
+
+
+def plain_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A schema type in words: 'text', 'list of whole number', 'one of A, B', 'object (Targeting)'."""
+    words = []
+    for option in schema_variants(prop, defs):
+        if "enum" in option or "const" in option:
+            values = option.get("enum", [option.get("const")])
+            words.append("one of " + ", ".join(map(str, values)))
+        elif option.get("type") == "array" or "items" in option:
+            words.append("list of " + plain_type(option.get("items", {}), defs))
+        elif option.get("type") == "object" or "properties" in option:
+            extra = option.get("additionalProperties")
+            if isinstance(extra, dict) and extra and "properties" not in option:
+                words.append("map of text to " + plain_type(extra, defs))
+            else:
+                words.append("object")
+        elif option.get("format") in _FORMATS and option.get("type") == "string":
+            words.append(_FORMATS[option["format"]])
+        else:
+            words.append(_PLAIN_TYPES.get(option.get("type", ""), "any value"))
+    unique = list(dict.fromkeys(words))
+    return " or ".join(unique) or "any value"
+
+
+def _is_money(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    return any(option.get("x-unit") == "minor" for option in [prop, *schema_variants(prop, defs)])
+
+
+def _nested_object(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
+    """The object schema with fields inside a property (itself, or its list's items), if any."""
+    for option in schema_variants(prop, defs):
+        if option.get("properties"):
+            return option
+        items = _resolve(option.get("items", {}), defs) if option.get("type") == "array" else {}
+        for item in schema_variants(items, defs) if items else []:
+            if item.get("properties"):
+                return item
+    return None
+
+
+def argument_lines(schema: dict[str, Any], currency: str | None = None, *, indent: int = 2, defs: dict[str, Any] | None = None,
+                   seen: tuple[str, ...] = ()) -> list[str]:
+    """Every argument of a schema on its own line: type in words (nested objects expanded below it, list item types,
+    enum values), required or optional, default, money unit in the account's currency, and the description."""
+    defs = schema.get("$defs", {}) if defs is None else defs
+    required = set(schema.get("required", []))
+    lines = []
+    for name, raw in schema.get("properties", {}).items():
+        prop = _resolve(raw, defs)
+        facts = [plain_type(prop, defs), "required" if name in required else "optional"]
+        if "default" in prop and prop["default"] not in (None, [], {}):
+            facts.append(f"default {json.dumps(prop['default'], ensure_ascii=False)}")
+        if _is_money(prop, defs):
+            facts.append(money_words(currency))
+        description = " ".join(str(prop.get("description", "")).split())
+        if _is_money(prop, defs):  # the unit is said once, in the account's currency, not again in general terms
+            description = _GENERIC_MONEY_NOTE.sub("", description).strip()
+        lines.append(f"{' ' * indent}{name} ({'; '.join(facts)})" + (f": {description}" if description else ""))
+        nested = _nested_object(prop, defs)
+        if nested is not None:
+            ref = nested.get("x-ref", "")
+            if ref in seen or len(seen) >= MAX_HELP_DEPTH:
+                lines.append(f"{' ' * (indent + 4)}(fields as above)")
+            else:
+                lines += argument_lines(nested, currency, indent=indent + 4, defs=defs, seen=(*seen, ref))
+    return lines
 
 
 def _example_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    example: dict[str, Any] = {}
-    for name in schema.get("required", []):
-        prop = schema["properties"].get(name, {})
-        if prop.get("examples"):
-            example[name] = prop["examples"][0]
-        elif "enum" in prop:
-            example[name] = prop["enum"][0]
-        elif prop.get("type") == "integer":
-            example[name] = 1000
-        elif prop.get("type") == "array":
-            example[name] = []
-        else:
-            example[name] = f"<{name}>"
-    return example
+    """Example arguments from a schema: each required field from its declared examples, default or type."""
+    defs = schema.get("$defs", {})
+    return {name: _example_value(name, schema.get("properties", {}).get(name, {}), defs)
+            for name in schema.get("required", [])}
+
+
+def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> Any:
+    prop = _resolve(raw, defs)
+    if prop.get("examples"):
+        return prop["examples"][0]
+    if prop.get("default") is not None:
+        return prop["default"]
+    option = (schema_variants(prop, defs) or [{}])[0]
+    if option.get("examples"):
+        return option["examples"][0]
+    if "enum" in option or "const" in option:
+        return option.get("enum", [option.get("const")])[0]
+    kind = option.get("type")
+    if kind in ("integer", "number"):
+        low = option.get("minimum", option.get("exclusiveMinimum", 0) + 1)
+        return max(int(low), 1000 if option.get("x-unit") == "minor" else 1)
+    if kind == "boolean":
+        return False
+    if kind == "array" and depth < MAX_HELP_DEPTH:
+        return [_example_value(name, option.get("items", {}), defs, depth + 1)] * max(1, option.get("minItems", 1))
+    if option.get("properties") and depth < MAX_HELP_DEPTH:
+        return {field: _example_value(field, option["properties"][field], defs, depth + 1) for field in option.get("required", [])}
+    if kind == "object":
+        return {}
+    if name == "ad_account_id":
+        return "act_1234567890"
+    if name.endswith("_id"):  # Graph ids are strings of digits: a made-up one validates, and Facebook answers "not found"
+        return "1234567890123456"
+    return f"<{name}>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -337,20 +482,24 @@ def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
         first_field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
         raise ValidationError(
             f"{spec.name}: " + "; ".join(problems),
-            fix=f"Correct the argument(s); op=help with args={{\"op\": \"{spec.name}\"}} shows the schema",
+            fix=f"/help {spec.name} explains each argument, with an example",
+            hint=f"op=help with args={{\"op\": \"{spec.name}\"}} gives the argument schema",
             blame_field=first_field or None,
         ) from None
 
 
 def _describe_problem(err: dict[str, Any]) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "args"
+    where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown argument {where!r}"
     if err["type"] == "missing":
         return f"{where} is required"
+    message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
+    if not where:  # a check of the arguments together: its words say what is wrong
+        return message
     shown = err.get("input")
-    shown_text = json.dumps(shown, default=str)[:60] if shown is not None else "null"
-    return f"{where}: {err['msg'].rstrip('.')} (got {shown_text})"
+    shown_text = json.dumps(shown, default=str, ensure_ascii=False)[:60] if shown is not None else "null"
+    return f"{where}: {message} (got {shown_text})"
 
 
 def withhold_pii(spec: OpSpec, args: dict[str, Any]) -> dict[str, Any]:
@@ -564,8 +713,19 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
         return f"{described}, over the max_daily_budget guardrail of {_money(limit, change.currency)}"
     max_pct = guardrails.get("max_budget_increase_pct")
     if before and max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
+
+
+def _one_line_preview(preview: str, limit: int = 160) -> str:
+    """A held call's preview, short: its first clause, cut at a word."""
+    first = " ".join(str(preview or "").split()).split("; ")[0].rstrip(".")
+    return first if len(first) <= limit else first[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _percent_more(before: int, after: int) -> int:
+    """How much more `after` is than `before`, in whole percent rounded half up (30 -> 80 is 167, not 166)."""
+    return ((after - before) * 200 + before) // (2 * before)
 
 
 def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -> str | None:
@@ -584,7 +744,7 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     if limit is not None and after > int(limit):
         return f"{described}, over the max_spend_cap guardrail of {_money(limit, change.currency)}"
     if max_pct is not None and (after - before) * 100 > int(max_pct) * before:
-        return f"{described} (+{(after - before) * 100 // before}%, over the {max_pct}% increase guardrail)"
+        return f"{described} (+{_percent_more(before, after)} %, over the {max_pct} % increase guardrail)"
     return None
 
 
@@ -663,7 +823,7 @@ class AuditLogArgs(OpArgs):
     op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
     if not entries:
@@ -671,7 +831,8 @@ async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     lines = [f"Audit log ({len(entries)} newest):"]
     for entry in entries:
         undo = " (undone)" if entry.undone_by else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
-        lines.append(f"  #{entry.id} {entry.created_at[:19]} {entry.interface} {entry.op} → {entry.outcome}: {entry.summary}{undo}")
+        lines.append(f"  #{entry.id} {when_text(entry.created_at, None)} {entry.interface} {entry.op} → {entry.outcome}: "
+                     f"{entry.summary}{undo}")
     return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
 
 
@@ -692,7 +853,7 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
 
 
-@meta_ops.op(OpKind.SPEND)
+@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
 async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
     An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
@@ -796,7 +957,7 @@ class Verdict:
     object_ids: list[str] | None = None
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
     facebook = ctx.facebook
     entries = await facebook.store.unsettled_audit(facebook.workspace.id)
@@ -931,7 +1092,7 @@ class ListConfirmationsArgs(OpArgs):
 
 
 
-@meta_ops.op(OpKind.READ)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
 async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
     pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
     if not pending:
@@ -988,7 +1149,8 @@ class TokenHealth:
         if not self.connected:
             return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
         if not self.valid:
-            return f"The Facebook token is not valid: {self.reason or 'Facebook refused it'}. Reconnect with /connect."
+            reason = (self.reason or "Facebook refused it").strip().rstrip(".")
+            return f"The Facebook token is not valid: {reason}. Reconnect with /connect."
         days = self.days_left(now)
         expiry = ("never expires" if days is None else
                   f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")
@@ -1282,7 +1444,7 @@ class ConnectArgs(OpArgs):
                                             "one it is connected to (without it, such a sign-in is refused).")
 
 
-@meta_ops.op(OpKind.READ, name="connect")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect")
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None or facebook.callback_url is None:
@@ -1299,7 +1461,7 @@ class TokenStatusArgs(OpArgs):
     """The Facebook connection's health: valid or not, when it expires, its scopes and the scopes still missing."""
 
 
-@meta_ops.op(OpKind.READ, name="token_status")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status")
 async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1317,7 +1479,7 @@ class DisconnectArgs(OpArgs):
     """Disconnect Facebook: revoke Ad Monster's permissions where Facebook allows, and delete the stored token."""
 
 
-@meta_ops.op(OpKind.WRITE, name="disconnect", destructive=True)
+@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True)
 async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1413,6 +1575,7 @@ class Facebook:
                                   fix=f"Call {spec.name} without dry_run/confirm")
         if confirm_id:
             return await self.confirm(confirm_id, interface, expected_op=spec.name)
+        arguments = expand_arguments_files(spec.args_model, arguments, self.files_dir, interface)
         arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
         return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
@@ -1508,8 +1671,8 @@ class Facebook:
         wanted = arguments.get("op") or arguments.get("name")
         if wanted:
             return self.registry.op_help(self.registry.require(str(wanted).strip().lower()))
-        groups = {m: [s.name for s in specs] for m, specs in self.registry.by_module().items()}
-        return OpResult(text=self.registry.help_text(), data={"modules": groups})
+        groups = {(g.value if g else "other"): [s.name for s in specs] for g, specs in self.registry.by_group().items()}
+        return OpResult(text=self.registry.help_text(), data={"groups": groups})
 
     async def _dry_run(self, spec: OpSpec, plan: WritePlan) -> OpResult:
         validation, validation_error = None, None
@@ -1567,7 +1730,9 @@ class Facebook:
         rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
         if rejected is None:
             raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
-        return OpResult(text=f"Cancelled {rejected.id}: {rejected.op} will not run. Nothing was sent.",
+        what = _one_line_preview(rejected.preview)
+        return OpResult(text=f"Dropped {rejected.id}: nothing was sent, and it cannot run any more ({what}).",
+                        hints=[f"The held {rejected.op} call {rejected.id} is rejected."],
                         data={"rejected": rejected.id, "op": rejected.op})
 
     async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:

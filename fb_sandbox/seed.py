@@ -52,8 +52,11 @@ def seed_demo(sb: Sandbox) -> None:
 def seed_another_world(sb: Sandbox, label: str) -> dict:
     """One more demo world (`POST /__sandbox/users`): its own user, analyst, business, USD and JPY ad accounts,
     Instagram account, page, pixel, saved audiences, campaigns, ad sets and ads, with fresh ids, from the same code
-    as the first demo world; the user's name carries `label` ("Demo User (beta)")."""
-    return seed_world(sb, sb.now(), label=label)
+    as the first demo world (its business people and their roles too); the user's name carries `label`
+    ("Demo User (beta)")."""
+    world = seed_world(sb, sb.now(), label=label)
+    _seed_business_people(sb, world["business_id"], world["user_id"], world["analyst_id"], sb.now() - 400 * DAY)
+    return world
 
 
 def seed_world(sb: Sandbox, now: float, *, label: str | None = None) -> dict:

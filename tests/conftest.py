@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
@@ -78,7 +79,7 @@ def forbidden_verdict() -> tuple[list, list]:
 # ---- Every Ad Monster database the suite wrote is private (issue 18) ------------------------------------------------
 # At the end of the session every admonster.db (and its -wal, -shm, -journal) under this session's tmp folders is 0600
 # and its folder 0700; tests/test_pii_at_rest.py scans a realistic session's home byte by byte for personal data.
-_private: dict = {"wrong": []}
+_private: dict = {"wrong": [], "leaks": []}
 
 
 def private_files_verdict(root: Path | None) -> list[str]:
@@ -97,13 +98,49 @@ def private_files_verdict(root: Path | None) -> list[str]:
     return wrong
 
 
+# What must never be found in the files Ad Monster writes under a home (its database and WAL, its files folder):
+# raw emails, phone numbers written the way people write them, access tokens as the sandbox (and Facebook) issue them
+# (EAA…), and whole API keys (amk_…; the store keeps only their hashes and a 12-character public id). The app secret
+# (32 hex digits, like any hash) is searched by value in tests/test_pii_at_rest.py. The sandbox's own sandbox.db plays Facebook and may
+# hold what Facebook holds; the home's secret.key is the key itself.
+AT_REST_NEEDLES = {
+    "email": re.compile(rb"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"),
+    "phone": re.compile(rb"\+[1-9]\d{0,2}[ (.-]\d[\d ().-]{6,}\d|\+[1-9]\d{9,14}(?!\d)"),
+    "access token": re.compile(rb"EAA[A-Za-z0-9]{60,}"),
+    "API key": re.compile(rb"amk_[A-Za-z0-9_-]{40,}"),
+}
+
+
+def _product_files(home: Path) -> list[Path]:
+    files = [p for p in home.glob("admonster.db*") if p.is_file()]
+    return files + [p for p in (home / "files").rglob("*") if p.is_file()]
+
+
+def home_leaks_verdict(root: Path | None) -> list[str]:
+    """Every (home, file, kind) under `root` where a file Ad Monster wrote holds a raw email, phone, token or API key
+    (issue 18: scanned after the whole suite, in every ADMONSTER_HOME it made)."""
+    if root is None or not root.is_dir():
+        return []
+    found = set()
+    for database in root.rglob("admonster.db"):
+        for path in _product_files(database.parent):
+            data = path.read_bytes()
+            for kind, pattern in AT_REST_NEEDLES.items():
+                match = pattern.search(data)
+                if match:
+                    found.add(f"{path.relative_to(root)}: {kind} {match.group()[:6].decode(errors='replace')}…")
+    return sorted(found)
+
+
 def pytest_sessionfinish(session, exitstatus):
     failures, _ = forbidden_verdict()
     if failures and session.exitstatus == 0:
         session.exitstatus = 1
     factory = getattr(session.config, "_tmp_path_factory", None)
-    _private["wrong"] = private_files_verdict(getattr(factory, "_basetemp", None))
-    if _private["wrong"] and session.exitstatus == 0:
+    basetemp = getattr(factory, "_basetemp", None)
+    _private["wrong"] = private_files_verdict(basetemp)
+    _private["leaks"] = home_leaks_verdict(basetemp)
+    if (_private["wrong"] or _private["leaks"]) and session.exitstatus == 0:
         session.exitstatus = 1
 
 
@@ -122,6 +159,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _private["wrong"]:
         terminalreporter.section("FAILED: database files the suite wrote are not private (issue 18)", red=True)
         for line in _private["wrong"][:30]:
+            write(line)
+    if _private.get("leaks"):
+        terminalreporter.section("FAILED: personal data or secrets in the files Ad Monster wrote (issue 18)", red=True)
+        for line in _private["leaks"][:30]:
             write(line)
     if failures:
         terminalreporter.section("FAILED: the product sent forbidden Graph requests (issue 17)", red=True)

@@ -237,7 +237,8 @@ async def test_confirmation_flow_in_words(runtime, model):
 
     model.plan(call("resume_campaign", {"campaign_id": target}), ask)
     first = await loop.reply(workspace, "confirm", f"resume campaign {target}")
-    assert first.tool_calls[0].result_text.startswith("ERROR confirmation_required")
+    assert first.tool_calls[0].result_text.startswith("Waiting for your confirmation")
+    assert not first.tool_calls[0].ok
     assert first.confirmation_id and re.fullmatch(r"c-[0-9a-f]+", first.confirmation_id)
     assert first.confirmation_id in first.text
     assert "PAUSED" in (await facebook.call("get_campaign", {"campaign_id": target})).text  # nothing ran yet

@@ -88,7 +88,7 @@ async def test_stdio_lists_and_calls_tools(tmp_path):
 
         helped = await session.call_tool("facebook", {"op": "help"})
         assert not helped.is_error and "list_campaigns" in _text(helped)
-        assert "modules" in helped.structured_content
+        assert "list_campaigns" in helped.structured_content["groups"]["campaigns"]  # by task group
         one = await session.call_tool("facebook", {"op": "help", "args": {"op": "pause_campaign"}})
         assert not one.is_error and one.structured_content["op"] == "pause_campaign"
 

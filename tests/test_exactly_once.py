@@ -200,7 +200,7 @@ async def test_a_confirmation_can_be_rejected_and_unknown_ids_are_one_line(fast)
     campaign = await campaign_with_budget(fast)
     held = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) * 3})
     rejected = await fast.call("reject", {"confirm": held.data["confirmation_id"]})
-    assert rejected.ok and "will not run. Nothing was sent." in rejected.text
+    assert rejected.ok and "nothing was sent, and it cannot run any more" in rejected.text
     after = await fast.call("confirm", {"confirm": held.data["confirmation_id"]})
     assert not after.ok and "already used or cancelled" in after.text
     unknown = await fast.call("confirm", {"confirm": "c-000000"})

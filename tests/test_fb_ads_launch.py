@@ -118,7 +118,7 @@ async def test_ads_end_to_end_review_states_and_disapproval(facebook, sandbox, t
         assert listed.ok, listed.text
         assert {created.data["id"], refused.data["id"]} <= {a["id"] for a in listed.data["ads"]}
     page = await facebook.call("list_ads", {"adset_id": adset_id, "limit": 1})
-    assert len(page.data["ads"]) == 1 and page.data["next_after"] and "More: list_ads" in page.text
+    assert len(page.data["ads"]) == 1 and page.data["next_after"] and "More: /list_ads" in page.text
     second = await facebook.call("list_ads", {"adset_id": adset_id, "limit": 1, "after": page.data["next_after"]})
     assert second.data["ads"][0]["id"] != page.data["ads"][0]["id"]
     disapproved = await facebook.call("list_ads", {"adset_id": adset_id, "status": ["PENDING_REVIEW"]})

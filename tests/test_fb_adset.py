@@ -81,7 +81,8 @@ async def test_list_by_campaign_and_account_with_paging(facebook):
         after = page.data["next_after"]
         if not after:
             break
-        assert "More: list_adsets with after=" in page.text
+        assert f"More: /list_adsets campaign_id={campaign['id']} limit=2 after=" in page.text
+        assert f'call list_adsets with after="{after}"' in page.llm_text
     assert pages == 3 and sorted(seen) == sorted(ids)
     assert "$20.00/day" in page.text and "LINK_CLICKS" in page.text
     everything = await facebook.call("list_adsets", {"name_contains": "Paged set", "all_pages": True})
@@ -105,7 +106,7 @@ async def test_update_pause_resume_archive_delete(facebook, sandbox):
     assert got.data["adset"]["targeting"]["geo_locations"]["countries"] == ["CA"]
     assert "nothing to change" in (await facebook.call("pause_adset", {"adset_id": adset_id})).text
     resumed = await facebook.call("resume_adset", {"adset_id": adset_id})
-    assert "confirmation_required" in resumed.text
+    assert resumed.held
     confirmed = await facebook.call("resume_adset", {"adset_id": adset_id, "confirm": resumed.data["confirmation_id"]})
     assert confirmed.ok, confirmed.text
     assert (await facebook.call("get_adset", {"adset_id": adset_id})).data["adset"]["status"] == "ACTIVE"
@@ -126,7 +127,7 @@ async def test_create_active_needs_confirmation(facebook, sandbox):
     before = len(await _objects(sandbox))
     result = await facebook.call("create_adset", {"campaign_id": campaign["id"], "name": "Live", "targeting": US,
                                                   "daily_budget": 2000, "status": "ACTIVE"})
-    assert not result.ok and result.text.startswith("ERROR confirmation_required:")
+    assert result.held and result.text.startswith("Waiting for your confirmation:"), result.text
     assert len(await _objects(sandbox)) == before
 
 
@@ -157,7 +158,7 @@ async def test_duplicate_into_same_and_other_campaign(facebook):
     new = (await facebook.call("get_adset", {"adset_id": moved.data["adset_id"]})).data["adset"]
     assert new["campaign_id"] == other["id"] and new["name"] == "Original (B)"
     active = await facebook.call("duplicate_adset", {"adset_id": source["id"], "status_option": "ACTIVE"})
-    assert "confirmation_required" in active.text
+    assert active.held
 
 
 async def test_set_schedule_day_parting_in_account_time(facebook, demo_accounts):

@@ -29,17 +29,22 @@ async def test_status_filter(facebook):
 async def test_pagination_over_250_campaigns(facebook, sandbox, demo_accounts):
     seeded = await sandbox.control("POST", "seed", {"campaigns": 250, "account_id": demo_accounts["USD"], "name_prefix": "Paged"})
     assert len(seeded["ids"]) == 250
-    seen, after, pages = [], None, 0
+    from admonster_bot import parse_slash, slash_to_call
+
+    # A person follows the command each page ends with, as typed; the LLM's hint names the call instead.
+    seen, pages = [], 0
+    op, args = "list_campaigns", {"name_contains": "Paged", "limit": 100}
     while True:
-        args = {"name_contains": "Paged", "limit": 100, **({"after": after} if after else {})}
-        page = await facebook.call("list_campaigns", args)
+        page = await facebook.call(op, args)
         assert page.ok, page.text
         seen += [c["id"] for c in page.data["campaigns"]]
         pages += 1
-        after = page.data["next_after"]
-        if not after:
+        if not page.data["next_after"]:
             break
-        assert "More: list_campaigns with after=" in page.text
+        [more] = [line for line in page.text.splitlines() if line.startswith("More: /")]
+        assert "name_contains=Paged" in more and "limit=100" in more and "list_campaigns with" not in page.text
+        assert f'call list_campaigns with after="{page.data["next_after"]}"' in page.llm_text
+        op, args = slash_to_call(parse_slash(more.removeprefix("More: ").split(" (or ")[0]), facebook.registry)
     assert pages == 3 and sorted(seen) == sorted(seeded["ids"])
     everything = await facebook.call("list_campaigns", {"name_contains": "Paged", "all_pages": True, "limit": 100})
     assert len(everything.data["campaigns"]) == 100
@@ -115,7 +120,7 @@ async def test_duplicate_campaign_is_paused(facebook):
     assert new.data["campaign"]["status"] == "PAUSED"
     assert new.data["campaign"]["name"] == source["name"] + " - Copy"
     active_copy = await facebook.call("duplicate_campaign", {"campaign_id": source["id"], "status_option": "ACTIVE"})
-    assert "confirmation_required" in active_copy.text
+    assert active_copy.held
 
 
 async def test_bulk_update_of_120_campaigns_uses_batches(facebook, sandbox, demo_accounts):

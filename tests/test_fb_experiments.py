@@ -177,7 +177,7 @@ async def test_bad_plans_are_one_clear_line_and_send_nothing(world, tmp_path):
     same["variants"][1]["creative"] = dict(same["variants"][0]["creative"])
     one = plan(tmp_path, "One")
     one["variants"] = one["variants"][:1]
-    for args, words in ((same, "same creative"), ({**plan(tmp_path, "No file"), "plan_file": str(tmp_path / "none.yaml")}, "no plan file"),
+    for args, words in ((same, "same creative"), ({**plan(tmp_path, "No file"), "plan_file": str(tmp_path / "none.yaml")}, "no readable plan_file"),
                         (plan(tmp_path, "Budget", campaign={"objective": "OUTCOME_TRAFFIC", "daily_budget": 5000}), "budgets belong"),
                         (one, "at least 2 variants"), (plan(tmp_path, "Long", duration_days=45), "a Facebook split test lasts at most 30")):
         result = await world.fb.call("launch_experiment", args)

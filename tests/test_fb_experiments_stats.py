@@ -30,7 +30,7 @@ from fb_experiments import (
     verdicts,
     weigh,
 )
-from fb_utils import ExperimentRecord
+from fb_utils import ExperimentRecord, ValidationError, expand_arguments_files
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 CREATIVE = {"kind": "image", "image": "a.png", "link": "https://example.com", "message": "Hi"}
@@ -91,16 +91,26 @@ def test_plan_files_in_json_and_yaml_give_the_same_plan_and_key(tmp_path):
 
     (tmp_path / "p.json").write_text(json.dumps(plan()), encoding="utf-8")
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(plan()), encoding="utf-8")
-    from_json = LaunchExperimentArgs(plan_file=str(tmp_path / "p.json"))
-    from_yaml = LaunchExperimentArgs(plan_file=str(tmp_path / "p.yaml"))
-    assert plan_key(from_json) == plan_key(from_yaml) == plan_key(LaunchExperimentArgs(**plan()))
-    assert plan_key(LaunchExperimentArgs(**plan(status="ACTIVE"))) == plan_key(from_json)  # the status is not the plan
-    assert plan_key(LaunchExperimentArgs(**plan(duration_days=8))) != plan_key(from_json)
+    def from_file(name: str) -> LaunchExperimentArgs:
+        return LaunchExperimentArgs(**expand_arguments_files(LaunchExperimentArgs, {"plan_file": str(tmp_path / name)},
+                                                             None, "chat"))
+
+    from_json, from_yaml = from_file("p.json"), from_file("p.yaml")
+    # the plan's relative image names are read from the plan's own folder
+    assert [v.creative["image"] for v in from_json.variants] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    beside = plan(variants=[{"name": v["name"], "creative": {**v["creative"], "image": str(tmp_path / v["creative"]["image"])}}
+                            for v in plan()["variants"]])
+    assert plan_key(from_json) == plan_key(from_yaml) == plan_key(LaunchExperimentArgs(**beside))
+    assert plan_key(LaunchExperimentArgs(**{**beside, "status": "ACTIVE"})) == plan_key(from_json)  # not the plan
+    assert plan_key(LaunchExperimentArgs(**{**beside, "duration_days": 8})) != plan_key(from_json)
     (tmp_path / "bad.yaml").write_text("name: [unclosed", encoding="utf-8")
-    with pytest.raises(PydanticError, match="not valid YAML"):
-        LaunchExperimentArgs(plan_file=str(tmp_path / "bad.yaml"))
-    with pytest.raises(PydanticError, match="no plan file"):
-        LaunchExperimentArgs(plan_file=str(tmp_path / "missing.json"))
+    with pytest.raises(ValidationError, match="not valid YAML"):
+        from_file("bad.yaml")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ValidationError, match="must hold one object"):
+        from_file("list.json")
+    with pytest.raises(ValidationError, match="no readable plan_file"):
+        from_file("missing.json")
 
 
 def test_each_variant_launch_differs_only_in_the_variable():

@@ -27,6 +27,24 @@ def test_every_op_has_description_schema_and_kind():
             assert {"dry_run", "confirm"} <= set(schema["properties"])
 
 
+def test_every_op_declares_its_task_group():
+    from fb_utils import TaskGroup
+
+    missing = [spec.name for spec in REGISTRY.specs() if not isinstance(spec.group, TaskGroup)]
+    assert not missing, f"ops without a task group (add group=TaskGroup.… to their @ops.op): {missing}"
+    assert set(REGISTRY.by_group()) == set(TaskGroup)  # every group a person sees in /help has ops
+    assert all(len(spec.summary.splitlines()) == 1 for spec in REGISTRY.specs())
+
+
+def test_money_fields_say_their_unit_in_the_schema():
+    money = {(spec.name, name) for spec in REGISTRY.specs()
+             for name, prop in REGISTRY.args_schema(spec).get("properties", {}).items()
+             if "x-unit" in str(prop)}
+    assert {("create_campaign", "daily_budget"), ("update_adset", "bid_amount"), ("update_spend_cap", "spend_cap")} <= money
+    launch = REGISTRY.args_schema(REGISTRY.get("launch_campaign"))["$defs"]
+    assert launch["LaunchCampaignSpec"]["properties"]["daily_budget"]["x-unit"] == "minor"
+
+
 def test_the_issue_ops_are_registered():
     wanted = {"list_ad_accounts", "get_ad_account", "account_overview", "update_spend_cap", "list_account_users",
               "list_campaigns", "get_campaign", "create_campaign", "update_campaign", "pause_campaign", "resume_campaign",
@@ -102,11 +120,20 @@ async def test_wrong_types_and_unknown_fields(facebook):
     assert not result.ok and "limit" in result.text and "unknown argument 'colour'" in result.text
     result = await facebook.call("update_campaign", {"campaign_id": "123", "daily_budget": -5})
     assert not result.ok and "daily_budget" in result.text and result.data["blame_field"] == "daily_budget"
+    # Two voices: the person's fix is a command to type, the LLM's names the call; values read as typed (no escapes).
+    yen = await facebook.call("update_campaign", {"campaign_id": "123", "daily_budget": "\u00a54,000"})
+    assert not yen.ok and '(got "¥4,000")' in yen.text and "\\u00a5" not in yen.text, yen.text
+    assert yen.text.endswith("Fix: /help update_campaign explains each argument, with an example.")
+    assert 'op=help with args={"op": "update_campaign"}' in yen.llm_text and "op=help" not in yen.text
+    # A check over the arguments together reads as its own words, without pydantic's "Value error," or "args:".
+    together = await facebook.call("update_campaign", {"campaign_id": "123"})
+    assert not together.ok and "Value error" not in together.text and "args:" not in together.text, together.text
 
 
 async def test_help_and_op_help(facebook):
     result = await facebook.call("help")
-    assert "fb_campaign:" in result.text and "create_campaign" in result.text
+    assert "\nCampaigns:\n" in result.text and "create_campaign" in result.text and "fb_campaign" not in result.text
+    assert "create_campaign" in result.data["groups"]["campaigns"]
     one = await facebook.call("help", {"op": "create_campaign"})
     assert "objective" in one.text and one.data["schema"]["required"]
     assert "Example:" in one.text
@@ -169,9 +196,14 @@ async def test_an_impossible_budget_is_one_line_before_any_preview(facebook, san
 async def test_resume_needs_confirmation_then_runs_once(facebook):
     paused = await _first_campaign(facebook, "PAUSED")
     held = await facebook.call("resume_campaign", {"campaign_id": paused["id"]})
-    assert not held.ok and held.text.startswith("ERROR confirmation_required:")
+    assert not held.ok and held.held and held.data["error"] == "confirmation_required"
     confirmation_id = held.data["confirmation_id"]
-    assert f"/confirm {confirmation_id}" in held.text
+    # Two voices: the person reads a question and the two commands that answer it; the LLM also reads how to call.
+    assert held.text.startswith(f"Waiting for your confirmation: this would set campaign {paused['name']}")
+    assert f"/confirm {confirmation_id}" in held.text and f"/reject {confirmation_id}" in held.text
+    assert "ERROR" not in held.text and "confirm=" not in held.text and "resume_campaign" not in held.text
+    assert held.llm_text.startswith("ERROR confirmation_required: resume_campaign would set")
+    assert f'call again with confirm="{confirmation_id}"' in held.llm_text
     still = await facebook.call("get_campaign", {"campaign_id": paused["id"]})
     assert still.data["campaign"]["status"] == "PAUSED"
     done = await facebook.call("confirm", {"confirm": confirmation_id})
@@ -195,8 +227,13 @@ async def test_budget_raise_over_guardrail_needs_confirmation(facebook):
     small = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": budget + budget // 10})
     assert small.ok, small.text  # +10 % is inside the default 50 % guardrail
     big = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": budget * 3})
-    assert not big.ok and "confirmation_required" in big.text
+    assert not big.ok and big.held
     assert "would raise daily budget" in big.text and "$" in big.text
+    raised = budget + budget // 10
+    odd = raised * 8 // 3  # +166.67 %: rounds to 167, never floors to 166
+    held = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": odd})
+    expected = round((odd - raised) * 100 / raised)
+    assert held.held and f"(+{expected} %, over the 50 % increase guardrail)" in held.text, (expected, held.text)
 
 
 async def test_policy_never_and_always(facebook):
@@ -209,7 +246,7 @@ async def test_policy_never_and_always(facebook):
     budget = active.data["campaign"].get("daily_budget")
     if budget:
         held = await facebook.call("update_campaign", {"campaign_id": paused["id"], "daily_budget": int(budget) + 1})
-        assert "confirmation_required" in held.text
+        assert held.held
 
 
 async def test_audit_records_before_and_after_and_undo_restores(facebook):
@@ -222,7 +259,7 @@ async def test_audit_records_before_and_after_and_undo_restores(facebook):
     assert entry.changes[0]["before"] == "ACTIVE" and entry.changes[0]["after"] == "PAUSED"
     assert active["id"] in entry.object_ids
     held = await facebook.call("undo", {"audit_id": audit_id})  # undoing a pause re-activates: a spend op
-    assert "confirmation_required" in held.text
+    assert held.held
     undone = await facebook.call("confirm", {"confirm": held.data["confirmation_id"]})
     assert undone.ok, undone.text
     now = await facebook.call("get_campaign", {"campaign_id": active["id"]})

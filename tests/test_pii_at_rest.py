@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import aiohttp
 
 from admonster_store import DB_FILE_SUFFIXES, MIGRATIONS, Store
+from conftest import home_leaks_verdict, private_files_verdict
 from testkit import SANDBOX_START, free_port
 
 EMAILS = ("roberta.quill@example.com", "zed.buyer@example.org", "ann.lee@example.net")
@@ -203,3 +206,32 @@ def test_a_turn_is_kept_without_its_personal_values():
     typed = f"/add_users 9 source='[{{\"email\": \"{EMAILS[2]}\"}}]'"
     assert command_line_at_rest(typed, "add_users", {"audience_id": "9", "source": [{"email": EMAILS[2]}]}) == \
         '/tool add_users {"audience_id": "9", "source": "<customer data withheld: 1 rows>"}'
+
+
+def test_the_suite_wide_scan_finds_what_it_looks_for():
+    """After the whole suite, conftest scans every home the suite made (issue 18's "Done when"): the scan itself must
+    find a planted email, formatted phone, token and API key, keep to Ad Monster's own files, flag loose permissions,
+    and pass a clean home."""
+    with tempfile.TemporaryDirectory() as scratch:  # outside the suite's tmp folders, which the session's scan reads
+        _scan_planted_homes(Path(scratch))
+
+
+def _scan_planted_homes(tmp_path: Path) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir(mode=0o700)
+    (clean / "admonster.db").write_bytes(b"workspace alpha act_100000000000001 2026-12-06T18:23:01+00:00 amk_pedWcz8y-_n1")
+    (clean / "admonster.db").chmod(0o600)
+    (clean / "sandbox.db").write_bytes(f"EAAS{secrets.token_hex(80)}".encode())  # Facebook's own records (the sandbox)
+    assert home_leaks_verdict(tmp_path) == [] and private_files_verdict(tmp_path) == []
+
+    dirty = tmp_path / "dirty"
+    (dirty / "files" / "1" / "out").mkdir(parents=True)
+    (dirty / "admonster.db").write_bytes(f"{EMAILS[1]} and {PHONES[1]}".encode())
+    (dirty / "admonster.db-wal").write_bytes(f"EAAS{secrets.token_hex(80)}".encode())
+    (dirty / "files" / "1" / "out" / "x.csv").write_bytes(f"amk_{secrets.token_urlsafe(32)}".encode())
+    found = " ".join(home_leaks_verdict(tmp_path))
+    for kind in ("email", "phone", "access token", "API key"):
+        assert kind in found, (kind, found)
+    assert "clean" not in found and "admonster.db-wal" in found and "x.csv" in found
+    assert EMAILS[1] not in found  # the report names the kind, not the value
+    assert any(line.startswith("dirty/admonster.db ") for line in private_files_verdict(tmp_path))

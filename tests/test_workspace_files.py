@@ -201,3 +201,70 @@ async def test_local_chat_still_reads_the_persons_own_files(tenants, tmp_path):
     # Files still go to the workspace's folder for local callers, shown with their full path there.
     chart = await facebook.call("chart_insights", {"date_preset": "last_7d"}, interface="chat")
     assert chart.ok and Path(chart.files[0]).is_relative_to(alpha.folder) and chart.files[0] in chart.text
+
+
+def _plan_with_images(images: list[str]) -> dict:
+    return {"name": "Photo test", "hypothesis": "A warmer photo gets more clicks", "variable": "creative",
+            "metric": "ctr", "campaign": {"objective": "OUTCOME_TRAFFIC"},
+            "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}}, "daily_budget": 3000,
+            "variants": [{"name": label, "creative": {"kind": "image", "image": image, "message": f"Offer {label}",
+                                                      "link": "https://example.com/offer", "headline": f"Look {label}"}}
+                         for label, image in zip("AB", images)]}
+
+
+async def test_an_uploaded_plan_cannot_name_server_files(tenants, tmp_path):
+    """What a plan file says is confined like typed arguments: beta's uploaded plan naming alpha's chart or any server
+    file is refused with the same one line as a missing file, and nothing is created; naming its own uploads works."""
+    import yaml
+
+    alpha, beta = tenants
+    chart = await alpha.tool("chart_insights", {"date_preset": "last_7d"})
+    server_file = tmp_path / "server.png"
+    server_file.write_bytes(png_bytes(640, 480))
+    texts = set()
+    for images in ([str(alpha.folder / chart["files"][0]), str(server_file)], [chart["files"][0], "/no/such.png"]):
+        status, upload = await beta.upload("plan.yaml", yaml.safe_dump(_plan_with_images(images)).encode())
+        assert status == 200, upload
+        answer = await beta.tool("launch_experiment", {"plan_file": upload["file"]})
+        text = _one_line(answer)
+        assert "is not a file uploaded to this workspace" in text, answer
+        texts.add(text.replace(repr(images[0][:80]), "X"))
+    assert len(texts) == 1  # an existing server file and a missing one read the same
+    campaigns = await beta.tool("list_campaigns", {})
+    assert campaigns["ok"] and campaigns["data"]["campaigns"], campaigns  # the demo world's own
+    assert not [c for c in campaigns["data"]["campaigns"] if c["name"].startswith("Photo test")], campaigns
+
+    names = []
+    for index in range(2):
+        status, upload = await beta.upload(f"photo-{index}.png", png_bytes(1080 + 120 * index, 1080 + 120 * index))
+        names.append(upload["file"])
+    status, upload = await beta.upload("plan.yaml", yaml.safe_dump(_plan_with_images(names)).encode())
+    held = await beta.tool("launch_experiment", {"plan_file": upload["file"]})
+    assert held["data"].get("error") == "confirmation_required" or held["ok"], held
+
+
+async def test_a_local_plan_reads_its_images_beside_it_and_its_confirmation_keeps_what_it_showed(tenants, tmp_path):
+    """The terminal's `/abtest folder/plan.yaml` finds `lifestyle.jpg` beside the plan (not in the chat's working
+    folder); a held launch runs the plan it showed even if the file changes before /confirm."""
+    import yaml
+
+    from admonster_bot import Chat
+
+    alpha, _ = tenants
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    for index, name in enumerate(("lifestyle.png", "product.png")):
+        (folder / name).write_bytes(png_bytes(1080 + 120 * index, 1080 + 120 * index))
+    plan_path = folder / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump({**_plan_with_images(["lifestyle.png", "product.png"]), "status": "ACTIVE"}))
+    chat = Chat(alpha.runtime, alpha.workspace, console=None, thread_id="plans", stream=False)
+    held, failed = await chat.answer(f"/abtest {plan_path}")
+    assert "No image file" not in held and "confirm" in held.lower(), held  # held for its ACTIVE status, images found
+    facebook = await alpha.runtime.facebook_for(alpha.workspace)
+    pending = await facebook.call("list_confirmations", {})
+    [confirmation] = pending.data["confirmations"]
+    plan_path.write_text(yaml.safe_dump({**_plan_with_images(["lifestyle.png", "product.png"]), "name": "Changed"}))
+    done = await facebook.call("confirm", {"confirm": confirmation["id"]})
+    assert done.ok, done.text
+    listed = await facebook.call("list_experiments", {})
+    assert [e["name"] for e in listed.data["experiments"]] == ["Photo test"]
