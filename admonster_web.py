@@ -24,7 +24,9 @@ STATIC_FOLDER = "admonster_web_static"
 STATIC_FILES = {
     "console.js": "text/javascript",
     "console.css": "text/css",
+    "favicon.svg": "image/svg+xml",
 }
+FAVICON = "favicon.svg"  # also answered at /favicon.ico, where browsers look when a page names no icon
 INDEX_FILE = "index.html"
 STATIC_PREFIX = "/console/static/"
 
@@ -69,8 +71,13 @@ async def static(request: web.Request) -> web.Response:
     return _file(name, content_type)
 
 
+async def favicon(request: web.Request) -> web.Response:
+    return _file(FAVICON, STATIC_FILES[FAVICON])
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the console on an `admonster_server.create_app` application."""
     app.router.add_get("/", index)
     app.router.add_get("/console", index)
     app.router.add_get(STATIC_PREFIX + "{name}", static)
+    app.router.add_get("/favicon.ico", favicon)
