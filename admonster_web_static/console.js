@@ -600,6 +600,7 @@
         text: `${item.username ? "@" + item.username : "(username not readable)"} · ${item.id}` }));
     }
     const chosen = items.find((i) => i.selected);
+    $("instagram-id").textContent = chosen ? chosen.id : "";
     if (chosen) {
       current.appendChild(document.createTextNode("Ads run on Instagram as "));
       current.appendChild(el("strong", { text: chosen.username ? "@" + chosen.username : chosen.id }));
@@ -727,12 +728,21 @@
   function attachCards(item, text, pending) {
     const ids = new Set(String(text || "").match(CONFIRMATION_ID) || []);
     const cards = pending.filter((c) => ids.has(c.id)).map((c) => confirmationCard(c));
-    if (cards.length) item.appendChild(el("ul", { class: "confirm-cards" }, ...cards));
+    if (!cards.length) return;
+    const body = item.querySelector(".md");
+    if (body && /^Waiting for your confirmation/.test(String(text).trim()) && ids.size === 1) body.hidden = true;
+    item.appendChild(el("ul", { class: "confirm-cards" }, ...cards));
   }
 
   function sentence(preview) {
     const text = String(preview || "").trim();
     return (/^would /.test(text) ? "This " + text : text).replace(/[.]?$/, ".");
+  }
+
+  function settleCard(card, name) {
+    const actions = card.querySelector(".actions");
+    if (actions) actions.remove();
+    card.querySelector(".confirm-title strong").textContent = name === "confirm" ? "Confirmed" : "Rejected";
   }
 
   function confirmationCard(pending) {
@@ -753,7 +763,7 @@
       status.classList.toggle("ok", result.ok);
       status.classList.toggle("error", !result.ok);
       card.classList.add(result.ok ? (name === "confirm" ? "done" : "dropped") : "failed");
-      if (result.ok) card.querySelector(".actions").remove();
+      if (result.ok) settleCard(card, name);
       else confirm.disabled = reject.disabled = false;
       await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
     }, "confirmations-message");
@@ -788,8 +798,7 @@
     const result = await op(name, { confirm: id });
     say("confirmations-message", firstLine(result.text), result.ok ? "ok" : "error");
     for (const card of document.querySelectorAll(`.confirm-card[data-confirmation="${id}"]`)) {
-      const actions = card.querySelector(".actions");
-      if (result.ok && actions) actions.remove();
+      if (result.ok) settleCard(card, name);
       card.querySelector(".message").textContent = firstLine(result.text);
     }
     await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
@@ -855,10 +864,11 @@
     const totals = clear($("campaign-totals"));
     if (!state.connected) return;
     const period = $("period").value;
-    say("campaigns-message", "Loading…");
+    $("campaign-table").setAttribute("aria-busy", "true");
     const [list, insights] = await Promise.all([op("list_campaigns", { all_pages: true }),
       op("get_insights", { level: "campaign", date_preset: period })]);
     if (!list.ok) {
+      $("campaign-table").removeAttribute("aria-busy");
       say("campaigns-message", firstLine(list.text), "error");
       return;
     }
@@ -885,25 +895,27 @@
         actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Resume " + name,
           onclick: guard(() => campaignAction("resume_campaign", { campaign_id: campaign.id }), "campaigns-message") }, "Resume"));
       }
-      const budgetCell = el("td", { class: "budget" }, budgetText(campaign, currency));
+      const budgetCell = el("td", { class: "budget", "data-label": "Budget" }, budgetText(campaign, currency));
       if (campaign.daily_budget || campaign.lifetime_budget) {
         actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Edit budget of " + name,
           onclick: () => editBudget(campaign, budgetCell, currency) }, "Edit budget"));
       }
       rows.appendChild(el("tr", { "data-campaign": campaign.id },
         el("th", { scope: "row" }, el("span", { class: "name", text: name }), el("span", { class: "hint id-line", text: campaign.id })),
-        el("td", {}, el("span", { class: "delivery " + delivery.toLowerCase(), text: DELIVERY[delivery] ||
+        el("td", { "data-label": "Delivery" }, el("span", { class: "delivery " + delivery.toLowerCase(), text: DELIVERY[delivery] ||
           delivery.toLowerCase().replace(/_/g, " ") })),
         budgetCell,
-        el("td", { class: "num" }, row ? count(result.value) : "—", el("span", { class: "hint unit", text: row ? " " + result.noun : "" })),
-        el("td", { class: "num", text: row && result.value ? money(spent / result.value, currency) : "—" }),
-        el("td", { class: "num", text: row ? money(spent, currency) : money(0, currency) }),
+        el("td", { class: "num", "data-label": "Results" }, el("span", {}, row ? count(result.value) : "—",
+          el("span", { class: "hint unit", text: row ? " " + result.noun : "" }))),
+        el("td", { class: "num", "data-label": "Cost per result", text: row && result.value ? money(spent / result.value, currency) : "—" }),
+        el("td", { class: "num", "data-label": "Amount spent", text: row ? money(spent, currency) : money(0, currency) }),
         actions));
     }
     if (state.campaigns.length) {
       totals.appendChild(el("tr", {}, el("th", { scope: "row", colspan: 5, text: `Total · ${PERIODS[period] || period}` }),
         el("td", { class: "num", text: money(spend, currency) }), el("td", {})));
     }
+    $("campaign-table").removeAttribute("aria-busy");
     say("campaigns-message", insights.ok ? "" : "Spend and results could not be read: " + firstLine(insights.text),
       insights.ok ? "" : "error");
   }
@@ -919,8 +931,8 @@
       await loadConfirmations();
       return;
     }
-    say("campaigns-message", firstLine(result.text), result.ok ? "ok" : "error");
     if (result.ok) await Promise.all([loadCampaigns(), loadAudit()]);
+    say("campaigns-message", firstLine(result.text), result.ok ? "ok" : "error");
   }
 
   function editBudget(campaign, cell, currency) {
@@ -969,6 +981,14 @@
       return;
     }
     say("chart-message", "");
+    state.chart = { result, period, chosen };
+    drawChart();
+  }
+
+  function drawChart() {
+    if (!state.chart) return;
+    const { result, period, chosen } = state.chart;
+    const box = clear($("chart"));
     const currency = result.data.currency || state.currency;
     const rows = (result.data.rows || []).slice().sort((a, b) => String(a.date_start).localeCompare(String(b.date_start)));
     const totals = result.data.totals || {};
@@ -979,7 +999,7 @@
       box.appendChild(el("p", { class: "hint", text: "No spend in this period." }));
       return;
     }
-    const W = 720, H = 240, left = 64, right = 44, top = 16, bottom = 28;
+    const W = Math.max(280, Math.round(box.clientWidth || 720)), H = W < 500 ? 200 : 240, left = 58, right = 34, top = 16, bottom = 28;
     const plotW = W - left - right, plotH = H - top - bottom;
     const maxSpend = Math.max(1, ...rows.map((r) => Number(r.spend_minor || 0)));
     const maxResult = Math.max(1, ...rows.map((r) => Number(r[metric[0]] || 0)));
@@ -995,7 +1015,7 @@
         count(Math.round(maxResult * fraction))));
     }
     const points = [];
-    const labelEvery = Math.ceil(rows.length / 8);
+    const labelEvery = Math.ceil(rows.length / Math.max(3, Math.floor(plotW / 64)));
     rows.forEach((row, index) => {
       const spent = Number(row.spend_minor || 0);
       const height = (spent / maxSpend) * plotH;
@@ -1077,6 +1097,11 @@
     $("refresh-confirmations").addEventListener("click", guard(loadConfirmations, "confirmations-message"));
     $("refresh-audit").addEventListener("click", guard(loadAudit, "audit-message"));
     $("new-chat").addEventListener("click", newConversation);
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(drawChart, 150);
+    });
     $("period").addEventListener("change", guard(loadOverview, "campaigns-message"));
     $("refresh-campaigns").addEventListener("click", guard(loadOverview, "campaigns-message"));
     window.addEventListener("focus", () => {  // back from the sign-in window: look at once
