@@ -391,7 +391,14 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await page.get_by_label("Message").fill("/status")
         await page.get_by_role("button", name="Send").click()
         await expect(page.locator("#chat-log li.bot")).to_have_count(1, timeout=20_000)
+        await page.get_by_label("Message").fill("/help")
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.locator("#chat-log li.bot")).to_have_count(2, timeout=20_000)
+        await expect(page.locator("#chat-log li.bot").last).to_contain_text("list_campaigns")
         await check_layout(page, "console-chat-375", tmp_path)
+        await page.locator("#chat-log li.bot").last.screenshot(path=str(tmp_path / "console-help-375.png"))
+        if ARTIFACTS:
+            shutil.copyfile(tmp_path / "console-help-375.png", Path(ARTIFACTS) / "console-help-375.png")
         assert not page.errors, page.errors
         assert not page.missing, f"404s: {page.missing}"
 
