@@ -171,9 +171,14 @@
       const aligned = para.filter((line) => ALIGNED.test(line)).length >= 2;
       const node = el(aligned ? "pre" : "p", { class: aligned ? "aligned" : "" });
       para.forEach((line, index) => {
-        if (index) node.appendChild(document.createTextNode("\n"));
-        if (aligned) node.appendChild(document.createTextNode(line));
-        else inline(node, line);
+        if (aligned) {
+          if (index) node.appendChild(document.createTextNode("\n"));
+          node.appendChild(document.createTextNode(line));
+          return;
+        }
+        // One block per line, its leading spaces as an indent that wrapped lines keep (a hanging indent).
+        const depth = Math.min(4, Math.floor((/^ */.exec(line)[0].length) / 2));
+        node.appendChild(inline(el("span", { class: "line indent-" + depth }), line.replace(/^ +/, "")));
       });
       box.appendChild(node);
       para = [];

@@ -396,7 +396,9 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await expect(page.locator("#chat-log li.bot")).to_have_count(2, timeout=20_000)
         await expect(page.locator("#chat-log li.bot").last).to_contain_text("list_campaigns")
         await check_layout(page, "console-chat-375", tmp_path)
-        await page.locator("#chat-log li.bot").last.screenshot(path=str(tmp_path / "console-help-375.png"))
+        await page.evaluate("() => { const log = document.getElementById('chat-log');"
+                            " log.scrollTop = log.querySelector('li.bot:last-child').offsetTop - log.offsetTop; }")
+        await page.locator("#chat-section").screenshot(path=str(tmp_path / "console-help-375.png"))
         if ARTIFACTS:
             shutil.copyfile(tmp_path / "console-help-375.png", Path(ARTIFACTS) / "console-help-375.png")
         assert not page.errors, page.errors
