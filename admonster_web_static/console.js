@@ -860,7 +860,14 @@
   }
 
   async function loadOverview() {
-    if (!state.connected) return;
+    if (!state.connected) {
+      clear($("campaign-rows")).appendChild(el("tr", {}, el("td", { colspan: 7, text: "Connect Facebook to see your campaigns." })));
+      clear($("campaign-totals"));
+      clear($("chart"));
+      $("chart-caption").textContent = "";
+      state.chart = null;
+      return;
+    }
     await Promise.all([loadCampaigns(), loadChart()]);
   }
 
@@ -1006,8 +1013,14 @@
     }
     const W = Math.max(280, Math.round(box.clientWidth || 720)), H = W < 500 ? 200 : 240, left = 58, right = 34, top = 16, bottom = 28;
     const plotW = W - left - right, plotH = H - top - bottom;
-    const maxSpend = Math.max(1, ...rows.map((r) => Number(r.spend_minor || 0)));
-    const maxResult = Math.max(1, ...rows.map((r) => Number(r[metric[0]] || 0)));
+    // Axis tops rounded up to 1, 2 or 5 times a power of ten, so the half-way labels are round too.
+    const nice = (value) => {
+      const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
+      return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= value);
+    };
+    const unit = fractionDigits(currency) ? 100 : 1;
+    const maxSpend = nice(Math.max(1, ...rows.map((r) => Number(r.spend_minor || 0))) / unit) * unit;
+    const maxResult = Math.max(2, nice(Math.max(1, ...rows.map((r) => Number(r[metric[0]] || 0)))));
     const step = plotW / rows.length;
     const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg",
       "aria-label": `Daily spend and ${metric[1].toLowerCase()}, ${PERIODS[period]}` });
