@@ -840,7 +840,7 @@
     OUTCOME_LEADS: ["leads", "lead", "leads"],
     OUTCOME_TRAFFIC: ["link_clicks", "link click", "link clicks"],
     OUTCOME_ENGAGEMENT: ["clicks", "click", "clicks"],
-    OUTCOME_AWARENESS: ["impressions", "impression", "impressions"],
+    OUTCOME_AWARENESS: ["impressions", "impression", "impressions", 1000],  // cost per 1,000, as CPM
   };
   const DELIVERY = { ACTIVE: "Active", PAUSED: "Off", CAMPAIGN_PAUSED: "Off", WITH_ISSUES: "With issues",
     IN_PROCESS: "In process", PENDING_REVIEW: "In review", DISAPPROVED: "Not approved", ARCHIVED: "Archived",
@@ -848,9 +848,9 @@
   const PERIODS = { today: "Today", yesterday: "Yesterday", last_7d: "Last 7 days", last_30d: "Last 30 days" };
 
   function resultOf(campaign, row) {
-    const [field, one, many] = RESULTS[campaign.objective] || ["link_clicks", "link click", "link clicks"];
+    const [field, one, many, per] = RESULTS[campaign.objective] || ["link_clicks", "link click", "link clicks"];
     const value = row ? Number(row[field] || 0) : 0;
-    return { value, noun: value === 1 ? one : many };
+    return { value, noun: value === 1 ? one : many, per: per || 1 };
   }
 
   function budgetText(campaign, currency) {
@@ -919,7 +919,8 @@
         budgetCell,
         el("td", { class: "num", "data-label": "Results" }, el("span", {}, row ? count(result.value) : "—",
           el("span", { class: "hint unit", text: row ? " " + result.noun : "" }))),
-        el("td", { class: "num", "data-label": "Cost per result", text: row && result.value ? money(spent / result.value, currency) : "—" }),
+        el("td", { class: "num", "data-label": "Cost per result", text: row && result.value ?
+          money(spent * result.per / result.value, currency) + (result.per > 1 ? ` per ${count(result.per)}` : "") : "—" }),
         el("td", { class: "num", "data-label": "Amount spent", text: row ? money(spent, currency) : money(0, currency) }),
         actions));
     }
@@ -1013,10 +1014,10 @@
     }
     const W = Math.max(280, Math.round(box.clientWidth || 720)), H = W < 500 ? 200 : 240, left = 58, right = 34, top = 16, bottom = 28;
     const plotW = W - left - right, plotH = H - top - bottom;
-    // Axis tops rounded up to 1, 2 or 5 times a power of ten, so the half-way labels are round too.
+    // Axis tops rounded up to a round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten).
     const nice = (value) => {
       const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
-      return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= value);
+      return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * power).find((top) => top >= value);
     };
     const unit = fractionDigits(currency) ? 100 : 1;
     const maxSpend = nice(Math.max(1, ...rows.map((r) => Number(r.spend_minor || 0))) / unit) * unit;

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
-from fb_utils import workspace_files_dir
+from fb_utils import format_money, workspace_files_dir
 import admonster_web
 from testkit import running_server
 
@@ -195,6 +195,12 @@ async def test_console_in_a_real_browser(server, tmp_path):
             jpy_campaigns = (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"]
             await expect(page.locator("#campaign-rows tr[data-campaign]")).to_have_count(len(jpy_campaigns))
             await expect(page.locator("#campaign-totals")).to_contain_text("¥")
+            # An awareness campaign's result is impressions, its cost per 1,000 (as Ads Manager's CPM).
+            awareness = next(c for c in jpy_campaigns if c["objective"] == "OUTCOME_AWARENESS")
+            week = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "last_7d"}))["data"]["rows"]
+            seen = next(r for r in week if r["campaign_id"] == awareness["id"])
+            cost = page.locator(f'#campaign-rows tr[data-campaign="{awareness["id"]}"] td[data-label="Cost per result"]')
+            await expect(cost).to_have_text(format_money(round(seen["spend_minor"] * 1000 / seen["impressions"]), "JPY") + " per 1,000")
 
             # The page-selection modal: the only page was selected automatically; select it from its card.
             pages = (await server.tool(key, "list_pages"))["data"]["pages"]
