@@ -324,6 +324,7 @@
     $("login").hidden = true;
     $("console").hidden = false;
     $("sign-out").hidden = false;
+    $("jump").hidden = false;
     await loadMe();
     showToken(status);
     await loadHistory();
@@ -352,6 +353,7 @@
     state.key = null;
     $("console").hidden = true;
     $("sign-out").hidden = true;
+    $("jump").hidden = true;
     $("workspace").hidden = true;
     clear($("chat-log"));
     $("login").hidden = false;
@@ -785,6 +787,8 @@
       return;
     }
     const pending = result.data.confirmations || [];
+    $("jump-confirmations").textContent = pending.length ? `Confirmations (${pending.length} waiting)` : "Confirmations";
+    $("jump-confirmations").classList.toggle("waiting", pending.length > 0);
     if (!pending.length) {
       list.appendChild(el("li", { text: "Nothing is waiting for confirmation." }));
       return;

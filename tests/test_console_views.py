@@ -204,12 +204,14 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         held = (await server.tool(key, "list_confirmations"))["data"]["confirmations"]
         assert [c["op"] for c in held] == ["resume_campaign"]
         await expect(page.locator("#confirmations")).to_contain_text(held[0]["id"])  # the side panel has it too
+        await expect(page.get_by_role("navigation", name="Sections").get_by_role("link", name="Confirmations (1 waiting)")).to_be_visible()
         await cards.first.get_by_role("button", name="Reject").click()
         await expect(cards.first).to_contain_text(f"Cancelled {held[0]['id']}")
         await expect(cards.first.locator(".confirm-title")).to_contain_text("Rejected")
         await expect(cards.first.get_by_role("button")).to_have_count(0)
         assert (await server.tool(key, "list_confirmations"))["data"]["confirmations"] == []
         assert _campaign((await status())["data"]["campaigns"], "Always-on Prospecting")["status"] == "PAUSED"
+        await expect(page.locator("#jump-confirmations")).to_have_text("Confirmations")
 
         # Resume again and Confirm: it runs, the row is Active again, the audit log has it.
         await page.get_by_role("button", name="Resume Always-on Prospecting").click()
@@ -387,6 +389,10 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         selected = (await server.tool(key, "list_ad_accounts"))["data"]["selected"]
         await expect(page.locator("#ad-account-id")).to_contain_text(selected)
         await check_layout(page, "console-375", tmp_path)
+
+        # The section links jump down the long phone page.
+        await page.get_by_role("navigation", name="Sections").get_by_role("link", name="Chat").click()
+        await expect(page.locator("#chat-section")).to_be_in_viewport()
 
         await page.get_by_label("Message").fill("/status")
         await page.get_by_role("button", name="Send").click()
