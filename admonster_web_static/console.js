@@ -914,7 +914,7 @@
       const budgetCell = el("td", { class: "budget", "data-label": "Budget" }, budgetText(campaign, currency));
       if (campaign.daily_budget || campaign.lifetime_budget) {
         actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Edit budget of " + name,
-          onclick: () => editBudget(campaign, budgetCell, currency) }, "Edit budget"));
+          onclick: (event) => editBudget(campaign, budgetCell, currency, event.currentTarget) }, "Edit budget"));
       }
       rows.appendChild(el("tr", { "data-campaign": campaign.id },
         el("th", { scope: "row" }, el("span", { class: "name", text: name }), el("span", { class: "hint id-line", text: campaign.id })),
@@ -952,7 +952,7 @@
     say("campaigns-message", firstLine(result.text), result.ok ? "ok" : "error");
   }
 
-  function editBudget(campaign, cell, currency) {
+  function editBudget(campaign, cell, currency, opener) {
     if (cell.querySelector("form")) return;
     const field = campaign.daily_budget ? "daily_budget" : "lifetime_budget";
     const digits = fractionDigits(currency);
@@ -960,7 +960,10 @@
     const label = `New ${field === "daily_budget" ? "daily" : "lifetime"} budget of ${campaign.name || campaign.id} (${currency})`;
     const input = el("input", { type: "number", min: 0, step: digits ? "0.01" : "1", value: current.toFixed(digits),
       "aria-label": label, inputmode: "decimal", required: true });
-    const restore = () => { clear(cell).appendChild(document.createTextNode(budgetText(campaign, currency))); };
+    const restore = () => {  // back to the amount, the focus back on the button that opened the edit
+      clear(cell).appendChild(document.createTextNode(budgetText(campaign, currency)));
+      if (opener && opener.isConnected) opener.focus();
+    };
     const form = el("form", { class: "budget-form" }, input,
       el("button", { type: "submit", "aria-label": "Save budget of " + (campaign.name || campaign.id) }, "Save"),
       el("button", { type: "button", class: "secondary", onclick: restore }, "Cancel"));

@@ -240,6 +240,7 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         await page.get_by_role("button", name="Edit budget of Always-on Prospecting").click()
         await page.get_by_label(re.compile("New daily budget of Always-on Prospecting")).press("Escape")
         await expect(row.locator("td.budget form")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Edit budget of Always-on Prospecting")).to_be_focused()
         await page.get_by_role("button", name="Edit budget of Always-on Prospecting").click()
         await page.get_by_label(re.compile("New daily budget of Always-on Prospecting")).fill("45")
         await page.get_by_role("button", name="Save budget of Always-on Prospecting").click()
