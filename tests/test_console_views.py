@@ -338,6 +338,14 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         if ARTIFACTS:
             shutil.copyfile(tmp_path / "console-chat-card.png", Path(ARTIFACTS) / "console-chat-card.png")
 
+        # Reject from the side panel: the call is dropped, and its card in the chat says so.
+        await page.locator("#confirmations").get_by_role("button", name=f"Reject {pending[0]['id']}").click()
+        await expect(page.locator("#confirmations")).to_contain_text("Nothing is waiting for confirmation.")
+        await expect(page.locator("#confirmations-message")).to_contain_text(f"Cancelled {pending[0]['id']}")
+        await expect(waiting.locator(".confirm-title")).to_contain_text("Rejected")
+        await expect(waiting.get_by_role("button")).to_have_count(0)
+        assert (await server.tool(key, "list_confirmations"))["data"]["confirmations"] == []
+
         # A new conversation starts empty, and stays the current one after a reload.
         await page.get_by_role("button", name="New conversation").click()
         await expect(log.locator("li.you")).to_have_count(0)
