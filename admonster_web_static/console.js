@@ -787,6 +787,16 @@
       return;
     }
     const pending = result.data.confirmations || [];
+    // Cards of calls decided elsewhere (a typed /confirm, another tab, expiry) lose their buttons.
+    const waitingIds = new Set(pending.map((item) => item.id));
+    for (const card of document.querySelectorAll(".confirm-card")) {
+      const actions = card.querySelector(".actions");
+      if (actions && !waitingIds.has(card.dataset.confirmation)) {
+        actions.remove();
+        card.querySelector(".confirm-title strong").textContent = "No longer waiting";
+        card.classList.add("dropped");
+      }
+    }
     $("jump-confirmations").textContent = pending.length ? `Confirmations (${pending.length} waiting)` : "Confirmations";
     $("jump-confirmations").classList.toggle("waiting", pending.length > 0);
     if (!pending.length) {

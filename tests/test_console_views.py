@@ -302,10 +302,21 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         assert _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
                          "Always-on Prospecting")["status"] == "PAUSED"
 
+        # A card whose call is decided by a typed /confirm loses its buttons.
+        await box.fill(f'/tool update_campaign {{"campaign_id": "{webinar["id"]}", "daily_budget": 20000}}')
+        await box.press("Enter")
+        typed = log.locator("li.bot").nth(3).locator(".confirm-card")
+        await expect(typed).to_have_count(1, timeout=20_000)
+        typed_id = await typed.get_attribute("data-confirmation")
+        await box.fill(f"/confirm {typed_id}")
+        await box.press("Enter")
+        await expect(typed.locator(".confirm-title")).to_contain_text("No longer waiting", timeout=20_000)
+        await expect(typed.get_by_role("button")).to_have_count(0)
+
         # One more held call left waiting: after a reload its card is still there, with the whole history.
         await box.fill(f"/tool resume_campaign {{\"campaign_id\": \"{prospecting['id']}\"}}")
         await box.press("Enter")
-        await expect(log.locator("li.bot").nth(3).locator(".confirm-card")).to_have_count(1, timeout=20_000)
+        await expect(log.locator("li.bot").nth(5).locator(".confirm-card")).to_have_count(1, timeout=20_000)
         thread = await page.evaluate("() => Object.entries(localStorage).find(([k]) => k.startsWith('admonster.thread.'))[1]")
         # An answer in Markdown (as an LLM writes them) joins the thread: a table, a list, bold and code.
         await server.runtime.store.append_chat_messages(workspace.id, thread, chat_messages_at_rest([
@@ -315,14 +326,14 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
                                              "- first point\n- second point\n\n1. one\n2. two"}]))
         await page.reload()
         await expect(page.locator("#token-status")).to_contain_text("Token valid", timeout=20_000)
-        await expect(log.locator("li.you")).to_have_count(5)
-        await expect(log.locator("li.bot")).to_have_count(5)
+        await expect(log.locator("li.you")).to_have_count(7)
+        await expect(log.locator("li.bot")).to_have_count(7)
         await expect(log.locator("li.you").first).to_have_text("You: /status")
         waiting = log.locator(".confirm-card")
         await expect(waiting).to_have_count(1)  # the used and the rejected ones get no card
         pending = (await server.tool(key, "list_confirmations"))["data"]["confirmations"]
         await expect(waiting).to_have_attribute("data-confirmation", pending[0]["id"])
-        await expect(log.locator("li.bot").nth(3).locator(".md")).to_be_hidden()  # the card says it, with buttons
+        await expect(log.locator("li.bot").nth(5).locator(".md")).to_be_hidden()  # the card says it, with buttons
         await expect(waiting.get_by_role("button", name="Reject")).to_be_visible()
         markdown = log.locator("li.bot").last
         await expect(markdown.locator("table th")).to_have_text(["Campaign", "Spend"])
@@ -334,7 +345,7 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         await expect(markdown.locator("h4")).to_have_text("This week")
         assert "**" not in await markdown.inner_text() and "|---" not in await markdown.inner_text()
         await check_layout(page, "console-chat-1280", tmp_path)
-        await log.locator("li.bot").nth(3).screenshot(path=str(tmp_path / "console-chat-card.png"))
+        await log.locator("li.bot").nth(5).screenshot(path=str(tmp_path / "console-chat-card.png"))
         if ARTIFACTS:
             shutil.copyfile(tmp_path / "console-chat-card.png", Path(ARTIFACTS) / "console-chat-card.png")
 
