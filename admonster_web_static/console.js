@@ -197,13 +197,15 @@
       }
       if (/^\s*\|.*\|\s*$/.test(line) && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
         flush();
+        // "---:" right-aligns a column, ":---:" centres it
+        const align = tableCells(lines[i + 1]).map((rule) => (/^:.*:$/.test(rule) ? "center" : /:$/.test(rule) ? "num" : ""));
         const head = el("tr", {});
-        for (const cell of tableCells(line)) head.appendChild(inline(el("th", { scope: "col" }), cell));
+        tableCells(line).forEach((cell, k) => head.appendChild(inline(el("th", { scope: "col", class: align[k] || "" }), cell)));
         const body = el("tbody", {});
         i += 2;
         while (i < lines.length && /^\s*\|.*\|\s*$/.test(lines[i])) {
           const row = el("tr", {});
-          for (const cell of tableCells(lines[i])) row.appendChild(inline(el("td", {}), cell));
+          tableCells(lines[i]).forEach((cell, k) => row.appendChild(inline(el("td", { class: align[k] || "" }), cell)));
           body.appendChild(row);
           i += 1;
         }

@@ -338,6 +338,7 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         markdown = log.locator("li.bot").last
         await expect(markdown.locator("table th")).to_have_text(["Campaign", "Spend"])
         await expect(markdown.locator("table tbody tr")).to_have_count(2)
+        assert await markdown.locator("table tbody td").nth(1).evaluate("e => getComputedStyle(e).textAlign") == "right"
         await expect(markdown.locator("ul li")).to_have_text(["first point", "second point"])
         await expect(markdown.locator("ol li")).to_have_count(2)
         await expect(markdown.locator("strong")).to_have_text("Spend")
