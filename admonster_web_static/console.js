@@ -850,13 +850,15 @@
 
   // ---------------------------------------------------------------- campaigns (like Ads Manager's table) and the chart
 
-  // What counts as a result for each objective, as Ads Manager reports it by default (the insights row's fields).
+  // What counts as a result, by the campaign's objective (fields of fb_insights' rows). Ads Manager's "Results" follow
+  // each ad set's optimization goal ("based on the objective and ad delivery optimization selected"); this per-objective
+  // default is our approximation, UNVERIFIED against Ads Manager for mixed goals. Awareness: cost per 1,000, as CPM.
   const RESULTS = {
     OUTCOME_SALES: ["purchases", "purchase", "purchases"],
     OUTCOME_LEADS: ["leads", "lead", "leads"],
     OUTCOME_TRAFFIC: ["link_clicks", "link click", "link clicks"],
     OUTCOME_ENGAGEMENT: ["clicks", "click", "clicks"],
-    OUTCOME_AWARENESS: ["impressions", "impression", "impressions", 1000],  // cost per 1,000, as CPM
+    OUTCOME_AWARENESS: ["impressions", "impression", "impressions", 1000],
   };
   const DELIVERY = { ACTIVE: "Active", PAUSED: "Off", CAMPAIGN_PAUSED: "Off", WITH_ISSUES: "With issues",
     IN_PROCESS: "In process", PENDING_REVIEW: "In review", DISAPPROVED: "Not approved", ARCHIVED: "Archived",
