@@ -178,7 +178,7 @@ async def test_rollback_deletes_dependents_first_with_orphans_and_counts_the_gon
 
     rolled = await facebook.call("rollback_launch", {"launch_id": done.data["launch_id"]})
     assert rolled.ok, rolled.text
-    assert rolled.data["already_gone"] == [ad1] and f"already gone: ad 1 Undo second ({ad1})" in rolled.text
+    assert rolled.data["already_gone"] == [ad1] and f"already gone: ad 2 Undo second ({ad1})" in rolled.text  # steps count from 1 (b5d1793)
     assert set(rolled.data["orphans"]) == {ad0, creative0} and "not in the journal" in rolled.text
     kinds = {ad0: 0, ad1: 0, creative0: 1, creative1: 1, done.data["adset_id"]: 2, done.data["campaign_id"]: 3}
     assert [kinds[i] for i in rolled.data["deleted"]] == sorted(kinds[i] for i in rolled.data["deleted"])
