@@ -808,7 +808,7 @@
     for (const item of pending) {
       list.appendChild(el("li", {},
         el("code", { text: item.id }),
-        el("span", { text: `${item.op}: ${item.preview}` }),
+        el("span", { text: sentence(item.preview) }),
         el("button", { type: "button", "aria-label": "Confirm " + item.id, onclick: guard(() => decideCall("confirm", item.id), "confirmations-message") }, "Confirm"),
         el("button", { type: "button", class: "secondary", "aria-label": "Reject " + item.id, onclick: guard(() => decideCall("reject", item.id), "confirmations-message") }, "Reject")));
     }
@@ -839,12 +839,12 @@
     }
     for (const entry of entries) {
       rows.appendChild(el("tr", {},
-        el("td", { text: "#" + entry.id }),
-        el("td", { text: String(entry.created_at || "").replace("T", " ").slice(0, 19) }),
-        el("td", { text: entry.interface || "" }),
-        el("td", {}, el("code", { text: entry.op || "" })),
-        el("td", { class: entry.outcome === "ok" ? "" : "error", text: entry.outcome + (entry.undone_by ? " (undone)" : "") }),
-        el("td", { text: entry.summary || entry.error || "" })));
+        el("td", { "data-label": "#", text: "#" + entry.id }),
+        el("td", { "data-label": "When (UTC)", text: String(entry.created_at || "").replace("T", " ").slice(0, 19) }),
+        el("td", { "data-label": "Via", text: entry.interface || "" }),
+        el("td", { "data-label": "Op" }, el("code", { text: entry.op || "" })),
+        el("td", { "data-label": "Outcome", class: entry.outcome === "ok" ? "" : "error", text: entry.outcome + (entry.undone_by ? " (undone)" : "") }),
+        el("td", { "data-label": "Summary", class: "summary", text: entry.summary || entry.error || "" })));
     }
   }
 

@@ -411,6 +411,27 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await expect(page.locator("#ad-account-id")).to_contain_text(selected)
         await check_layout(page, "console-375", tmp_path)
 
+        # The actions at phone width: pause, resume held as a card and confirmed, a budget raise held and rejected.
+        await pause.click()
+        await expect(page.locator("#campaigns-message")).to_contain_text("Paused campaign Always-on Prospecting")
+        cards = page.locator("#campaign-cards .confirm-card")
+        await page.get_by_role("button", name="Resume Always-on Prospecting").click()
+        await expect(cards).to_have_count(1)
+        await cards.first.get_by_role("button", name="Confirm").click()
+        await expect(cards.first.locator(".confirm-title")).to_contain_text("Confirmed")
+        await expect(prospecting.locator('td[data-label="Delivery"]')).to_have_text("Active")
+        await page.get_by_role("button", name="Edit budget of Always-on Prospecting").click()
+        budget = page.get_by_label(re.compile("New daily budget of Always-on Prospecting"))
+        await budget.fill("500")
+        await budget.press("Enter")
+        await expect(cards).to_have_count(2)
+        await expect(cards.last).to_contain_text("from $50.00 to $500.00")
+        await check_layout(page, "console-card-375", tmp_path)
+        await cards.last.get_by_role("button", name="Reject").click()
+        await expect(cards.last.locator(".confirm-title")).to_contain_text("Rejected")
+        after = _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"], "Always-on Prospecting")
+        assert after["status"] == "ACTIVE" and after["daily_budget"] == "5000"
+
         # The section links jump down the long phone page.
         await page.get_by_role("navigation", name="Sections").get_by_role("link", name="Chat").click()
         await expect(page.locator("#chat-section")).to_be_in_viewport()
