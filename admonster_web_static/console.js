@@ -929,6 +929,9 @@
       if (campaign.daily_budget || campaign.lifetime_budget) {
         actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Edit budget of " + name,
           onclick: (event) => editBudget(campaign, budgetCell, currency, event.currentTarget) }, "Edit budget"));
+      } else {  // the budgets live on the ad sets: list them in the chat, where /tool update_adset changes one
+        actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Ad sets of " + name,
+          onclick: () => askChat("/adsets " + campaign.id) }, "Ad sets"));
       }
       rows.appendChild(el("tr", { "data-campaign": campaign.id },
         el("th", { scope: "row" }, el("span", { class: "name", text: name }), el("span", { class: "hint id-line", text: campaign.id })),
@@ -964,6 +967,14 @@
     }
     if (result.ok) await Promise.all([loadCampaigns(), loadAudit()]);
     say("campaigns-message", firstLine(result.text), result.ok ? "ok" : "error");
+  }
+
+  function askChat(line) {
+    const box = $("chat-message");
+    box.value = line;
+    $("chat-section").scrollIntoView({ block: "start" });
+    box.focus();
+    $("chat-form").requestSubmit();
   }
 
   function editBudget(campaign, cell, currency, opener) {

@@ -171,6 +171,12 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         await expect(cells.nth(3)).to_have_text(format_money(round(insight["spend_minor"] / insight["purchases"]), currency))
         await expect(cells.nth(4)).to_have_text(format_money(insight["spend_minor"], currency))
         await expect(page.locator(f'#campaign-rows tr[data-campaign="{on_adsets["id"]}"] td.budget')).to_have_text("On ad sets")
+        adsets = (await server.tool(key, "list_adsets", {"campaign_id": on_adsets["id"]}))["data"]["adsets"]
+        await page.get_by_role("button", name=f"Ad sets of {on_adsets['name']}").click()  # their budgets, in the chat
+        await expect(page.locator("#chat-log li.you")).to_have_text(f"You: /adsets {on_adsets['id']}")
+        answer = page.locator("#chat-log li.bot").last
+        await expect(answer).to_contain_text(adsets[0]["name"], timeout=20_000)
+        await expect(page.get_by_label("Message")).to_be_focused()
         await expect(page.locator(f'#campaign-rows tr[data-campaign="{webinar["id"]}"] td').nth(0)).to_have_text("With issues")
         total = sum(r["spend_minor"] for r in week)
         await expect(page.locator("#campaign-totals")).to_contain_text("Total · Last 7 days")
