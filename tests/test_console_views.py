@@ -212,7 +212,7 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         await expect(page.locator("#confirmations")).to_contain_text(held[0]["id"])  # the side panel has it too
         await expect(page.get_by_role("navigation", name="Sections").get_by_role("link", name="Confirmations (1 waiting)")).to_be_visible()
         await cards.first.get_by_role("button", name="Reject").click()
-        await expect(cards.first).to_contain_text(f"Cancelled {held[0]['id']}")
+        await expect(cards.first).to_contain_text(f"Dropped {held[0]['id']}")
         await expect(cards.first.locator(".confirm-title")).to_contain_text("Rejected")
         await expect(cards.first.get_by_role("button")).to_have_count(0)
         assert (await server.tool(key, "list_confirmations"))["data"]["confirmations"] == []
@@ -304,7 +304,7 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         card = log.locator("li.bot").nth(2).locator(".confirm-card")
         await expect(card).to_have_count(1, timeout=20_000)
         await card.get_by_role("button", name="Reject").click()
-        await expect(card).to_contain_text("will not run")
+        await expect(card).to_contain_text("nothing was sent")
         assert _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
                          "Always-on Prospecting")["status"] == "PAUSED"
 
@@ -359,7 +359,7 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         # Reject from the side panel: the call is dropped, and its card in the chat says so.
         await page.locator("#confirmations").get_by_role("button", name=f"Reject {pending[0]['id']}").click()
         await expect(page.locator("#confirmations")).to_contain_text("Nothing is waiting for confirmation.")
-        await expect(page.locator("#confirmations-message")).to_contain_text(f"Cancelled {pending[0]['id']}")
+        await expect(page.locator("#confirmations-message")).to_contain_text(f"Dropped {pending[0]['id']}")
         await expect(waiting.locator(".confirm-title")).to_contain_text("Rejected")
         await expect(waiting.get_by_role("button")).to_have_count(0)
         assert (await server.tool(key, "list_confirmations"))["data"]["confirmations"] == []
@@ -448,7 +448,7 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await page.get_by_label("Message").fill("/help")
         await page.get_by_role("button", name="Send").click()
         await expect(page.locator("#chat-log li.bot")).to_have_count(2, timeout=20_000)
-        await expect(page.locator("#chat-log li.bot").last).to_contain_text("list_campaigns")
+        await expect(page.locator("#chat-log li.bot").last).to_contain_text("Campaigns:")
         await check_layout(page, "console-chat-375", tmp_path)
         await page.evaluate("() => { const log = document.getElementById('chat-log');"
                             " log.scrollTop = log.querySelector('li.bot:last-child').offsetTop - log.offsetTop; }")
