@@ -825,6 +825,14 @@
     await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
   }
 
+
+  // A stored UTC time in the viewer's own time zone, the zone named: "Sun 06 Dec 2026, 11:18 PST".
+  function viewerTime(iso) {
+    const moment = new Date(String(iso || ""));
+    if (Number.isNaN(moment.getTime())) return String(iso || "");
+    return new Intl.DateTimeFormat(undefined, { weekday: "short", day: "2-digit", month: "short", year: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" }).format(moment);
+  }
   async function loadAudit() {
     const rows = clear($("audit-rows"));
     const result = await op("audit_log", { limit: 20 });
@@ -840,7 +848,7 @@
     for (const entry of entries) {
       rows.appendChild(el("tr", {},
         el("td", { "data-label": "#", text: "#" + entry.id }),
-        el("td", { "data-label": "When (UTC)", text: String(entry.created_at || "").replace("T", " ").slice(0, 19) }),
+        el("td", { "data-label": "When", text: viewerTime(entry.created_at) }),
         el("td", { "data-label": "Via", text: entry.interface || "" }),
         el("td", { "data-label": "Op" }, el("code", { text: entry.op || "" })),
         el("td", { "data-label": "Outcome", class: entry.outcome === "ok" ? "" : "error", text: entry.outcome + (entry.undone_by ? " (undone)" : "") }),

@@ -147,7 +147,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         # A fresh, empty profile for this run (Playwright's launch makes one; --user-data-dir is its to set).
-        context = await browser.new_context(viewport={"width": 1280, "height": 1400})
+        context = await browser.new_context(viewport={"width": 1280, "height": 1400}, timezone_id="Asia/Tokyo")
         page = await context.new_page()
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))
@@ -286,6 +286,15 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await expect(audit.locator("tr", has_text="pause_campaign")).to_be_visible()
             entries = (await server.tool(key, "audit_log"))["data"]["entries"]
             assert entries[0]["op"] == "resume_campaign" and entries[0]["outcome"] == "ok"
+            # times in the viewer's zone, named (the browser here is in Tokyo): never the stored UTC string
+            from datetime import datetime
+            from zoneinfo import ZoneInfo
+
+            stored = datetime.fromisoformat(entries[0]["created_at"])
+            when = await audit.locator("tr", has_text="resume_campaign").locator("td").nth(1).inner_text()
+            in_tokyo = stored.astimezone(ZoneInfo("Asia/Tokyo"))
+            assert f"{in_tokyo:%H:%M}" in when and ("GMT+9" in when or "JST" in when), when
+            assert entries[0]["created_at"][:16].replace("T", " ") not in when
 
             shot = tmp_path / "console.png"
             await page.screenshot(path=str(shot), full_page=True)
