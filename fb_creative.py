@@ -1314,6 +1314,10 @@ async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+PREVIEW_CONTENT_FIELDS = ("message", "link", "headline", "description", "call_to_action", "image", "video", "thumbnail",
+                          "cards", "object_story_id", "page_id", "instagram_account_id", "enhancements", "ad_account_id")
+
+
 class PreviewAdArgs(OpArgs):
     """Preview an ad, a creative, or a creative not made yet, in feed/story/reels formats; saves HTML files (and PNGs with png=true)."""
 
@@ -1351,8 +1355,11 @@ class PreviewAdArgs(OpArgs):
         given = [n for n in ("ad_id", "creative_id", "kind") if getattr(self, n)]
         if len(given) != 1:
             raise ValueError("pass exactly one of ad_id, creative_id, or kind with the creative's content")
-        if not self.kind and any(getattr(self, f) for f in ("image", "video", "cards", "object_story_id", "message", "link")):
-            raise ValueError("creative content fields go with kind, not with ad_id or creative_id")
+        # An ad or a creative is previewed as it is: a content field (or a page, an account) beside its id would be
+        # silently ignored, so it is refused and the caller learns it had no effect.
+        content = [f for f in PREVIEW_CONTENT_FIELDS if getattr(self, f) not in (None, [], {})]
+        if not self.kind and content:
+            raise ValueError(f"{', '.join(content)} go(es) with kind (a creative not made yet), not with ad_id or creative_id")
         if self.kind:
             try:
                 content_args(self)
@@ -2178,9 +2185,19 @@ def _planned_campaign(args: LaunchCampaignArgs, account: AccountInfo) -> dict[st
             "stop_time": c.stop_time.isoformat() if c.stop_time else None, "account_id": account.id.removeprefix("act_")}
 
 
+# The media fields each launch creative kind reads; any other one given would be ignored without a word, so it is refused
+# (as create_creative refuses them: CreativeContentArgs._kind_fields). A video's picture may come as image or thumbnail.
+LAUNCH_KIND_MEDIA = {"image": ("image",), "video": ("video", "thumbnail", "image"), "carousel": ("cards",),
+                     "page_post": ("post_id",)}
+
+
 def _creative_media(index: int, spec: LaunchCreativeSpec) -> dict[str, Media]:
     where = f"creatives[{index}]"
     media: dict[str, Media] = {}
+    foreign = [f for f in ("image", "video", "thumbnail", "cards", "post_id") if getattr(spec, f) and f not in LAUNCH_KIND_MEDIA[spec.kind]]
+    if foreign:
+        raise _invalid(f"{where}: kind={spec.kind} does not take {', '.join(foreign)}",
+                       f"Leave {', '.join(foreign)} out, or set kind to the creative's type", f"{where}.{foreign[0]}")
     if spec.kind == "image":
         if not spec.image:
             raise _invalid(f"{where}: an image creative needs image", "Pass image: a file path, an https URL or an image hash", f"{where}.image")
