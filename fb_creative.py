@@ -2157,17 +2157,35 @@ async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool)
 
 
 async def _page(ctx: OpContext, args: LaunchCampaignArgs) -> tuple[str, list[str]]:
-    if args.page_id:
-        return check_object_id(args.page_id, "page_id"), []
-    if ctx.page_id:
-        return ctx.page_id, []
-    pages = await ctx.graph.get_all("me/accounts", {"fields": "id,name"})
+    pages = await ctx.graph.get_all("me/accounts", {"fields": "id,name,tasks"})
+    chosen = check_object_id(args.page_id, "page_id") if args.page_id else ctx.page_id
+    posts = [(i, str(c.post_id).split("_", 1)[0]) for i, c in enumerate(args.creatives)
+             if c.kind == "page_post" and c.post_id and "_" in str(c.post_id)]  # <page id>_<post id>: that page's post
+    for index, post_page in posts:
+        check_pages_you_advertise_for(pages, [post_page], f"creatives[{index}].post_id")
+    if chosen:
+        check_pages_you_advertise_for(pages, [chosen], "page_id")
+        return chosen, []
     if len(pages) == 1:
         return str(pages[0]["id"]), [f"page {pages[0].get('name', '')} ({pages[0]['id']}), your only page"]
     listed = ", ".join(f"{p.get('name', '')} ({p['id']})" for p in pages[:10]) or "none"
     raise ValidationError("No page given and none selected: ads speak for a Facebook page",
                           fix=f"Pass page_id, or select one with /use page <id>; your pages: {listed}", blame_field="page_id",
                           code=100, error_subcode=1443048)
+
+
+def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str], field_name: str) -> None:
+    """Refuse, before anything is created, a page the person cannot advertise for. Source: "User must have Admin or
+    Editor role for this page" (object_story_spec.page_id, https://developers.facebook.com/docs/marketing-api/reference/ad-creative-object-story-spec/,
+    all versions); the pages a user has a role on are GET /me/accounts, each with its tasks. That the role shows as the
+    ADVERTISE task is unverified (a page listed without tasks passes). A page of another user (another workspace's) is
+    refused here rather than after the campaign and ad set were made."""
+    yours = {str(p["id"]): p for p in pages if "ADVERTISE" in (p.get("tasks") or ["ADVERTISE"])}
+    for page_id in wanted:
+        if str(page_id) not in yours:
+            listed = ", ".join(f"{p.get('name', '')} ({i})" for i, p in list(yours.items())[:10]) or "none"
+            raise ValidationError(f"Nothing was created: page {page_id} is not a page you can advertise for",
+                                  fix=f"Use one of your pages: {listed}", blame_field=field_name, code=100)
 
 
 def _campaign_args(args: LaunchCampaignArgs, account_id: str) -> dict[str, Any]:

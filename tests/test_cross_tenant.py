@@ -389,6 +389,9 @@ def _fit_creative_kind(args: dict, path: tuple[str, ...], beta: World) -> dict:
     return args
 
 
+CREATIVE_MEDIA_FIELDS = ("video", "thumbnail", "object_story_id", "post_id")
+
+
 def _passes_validation(spec: Any, args: dict) -> bool:
     try:
         validate_args(spec, {k: v for k, v in args.items() if k not in GATE_ARGS})
@@ -417,8 +420,9 @@ def registry_attempts(alpha: World, beta: World) -> list[Attempt]:
                 if isinstance(sent, int) and not _takes_an_integer(prop):
                     value = str(sent)
                 shapes = []
+                media = "cards" in path or name in CREATIVE_MEDIA_FIELDS  # its creative kind decides if it is read
                 for start in (base, required):
-                    for fitted in (False, True):
+                    for fitted in ((True, False) if media else (False, True)):
                         args = _fit_creative_kind(start, path, beta) if fitted else copy.deepcopy(start)
                         _set_at(args, path, value)
                         shapes.append(args)
@@ -468,6 +472,7 @@ class Verdicts:
     by_interface: dict[str, int] = field(default_factory=dict)
     kinds_tried: dict[str, set[str]] = field(default_factory=dict)
     refused_by_validation: list[str] = field(default_factory=list)
+    confirmed_holds: int = 0
 
     def secrets(self) -> list[str]:
         """What of alpha's must not be in beta's answers: names, Graph ids, hashes, file names, the thread, links."""
@@ -506,7 +511,7 @@ class Verdicts:
         if leaked:
             problems.append(f"alpha's {leaked[:3]} in the answer")
             at = echo_free.find(leaked[0])
-            problems.append(f"context {echo_free[max(0, at - 80):at + 40]!r}")
+            problems.append(f"near {echo_free[max(0, at - 80):at + 40]!r}")
         if problems:
             self.successes.append(f"{interface} {label}: {'; '.join(problems)} :: {text[:200]!r}")
         elif re.match(r"ERROR validation: \w+: ", first) and "unknown argument" not in first:
@@ -518,11 +523,23 @@ async def mcp_call(tenant: Caller, op: str, args: dict) -> tuple[int, Any]:
     return await tenant.post("/mcp", call, {"Accept": "application/json, text/event-stream"})
 
 
+def _held(answer: Any) -> str | None:
+    """The confirmation id of a call the safety gate held, if it was held."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    return data.get("confirmation_id") if isinstance(data, dict) and data.get("error") == "confirmation_required" else None
+
+
 async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thread: str) -> None:
     for attempt in attempts:
         status, answer = await beta.post("/v1/tools/facebook", {"op": attempt.op, "args": attempt.args})
         ok, text = (answer.get("ok"), answer.get("text", "")) if isinstance(answer, dict) else (True, str(answer))
         verdicts.judge("http", attempt.label, attempt.kind, attempt.sent, status, bool(ok), text, answer)
+        held = _held(answer)
+        if held:  # the gate is no wall between tenants: beta confirms its own held call, and that must fail too
+            verdicts.confirmed_holds += 1
+            status, answer = await beta.post("/v1/tools/facebook", {"op": "confirm", "args": {"confirm": held}})
+            verdicts.judge("http", f"{attempt.label} (confirmed)", attempt.kind, attempt.sent, status,
+                           bool(answer.get("ok")), answer.get("text", ""), answer)
 
         status, answer = await mcp_call(beta, attempt.op, attempt.args)
         result = answer.get("result", {}) if isinstance(answer, dict) else {}
@@ -628,8 +645,12 @@ def test_every_id_and_path_argument_has_a_kind():
 
 async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     alpha_tenant, beta_tenant = tenants
+    async with aiohttp.ClientSession() as session:  # videos are ready at once, so creatives can use them
+        async with session.post(f"{alpha_tenant.runtime.sandbox_url}/__sandbox/config",
+                                json={"video_processing_seconds": 0}) as resp:
+            assert resp.status == 200
     alpha = await build_world(alpha_tenant, "alpha", full=True)
-    beta = await build_world(beta_tenant, "beta", full=False)
+    beta = await build_world(beta_tenant, "beta", full=True)
     shared = {k: v for k, v in alpha.ids.items() if k not in STORE_INTEGER_KINDS and v in beta.ids.values()}
     assert not shared, f"the two worlds share {shared}"
     before = await snapshot(alpha)
@@ -662,7 +683,6 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
         print(f"\ncross-tenant: {verdicts.attempts} attempts ({len(attempts)} from the registry, "
               f"{dict(sorted(verdicts.by_interface.items()))}), {len(verdicts.successes)} successes, "
               f"{len(verdicts.kinds_tried)} kinds, {len(verdicts.refused_by_validation)} stopped by argument validation")
-    Path("/tmp/xtenant-successes.txt").write_text("\n".join(verdicts.successes + ["--"] + verdicts.refused_by_validation))
     assert verdicts.successes == [], "\n".join(verdicts.successes[:40])
     assert changed == [], "alpha's objects changed:\n" + "\n".join(changed[:40])
     # Coverage: every kind of alpha's object was tried, over every interface.
@@ -673,3 +693,23 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     for kind in ("confirmation", "audit_entry", "launch", "experiment", "alert"):
         assert "chat-command" in verdicts.kinds_tried[kind] or kind in ("launch", "alert"), kind
     assert verdicts.attempts >= 300, verdicts.attempts
+
+
+async def test_sign_in_links_across_browsers_give_nothing(tmp_path):
+    """One case each way (tests/test_signin_tenants.py has the detail): a link beta made, completed in alpha's browser,
+    and a link alpha made, completed in beta's browser, are refused and change no token."""
+    async with running_server(tmp_path) as (url, runtime):
+        alpha, alpha_key = await signin_workspace(runtime, "alpha", connected=True)
+        beta, beta_key = await signin_workspace(runtime, "beta", connected=False)
+        async with browser() as alpha_browser, browser() as beta_browser:
+            assert (await Caller(url, runtime, alpha, alpha_key).tool("token_status", {}))["ok"]
+            alpha_token = await runtime.store.load_token(alpha.id)
+            beta_link = await make_link(beta_browser, url, beta_key)
+            alpha_link = await make_link(alpha_browser, url, alpha_key, switch=True)  # even a link allowed to switch
+            status, page = await consent(alpha_browser, beta_link)  # alpha's person completes beta's link
+            assert status == 403 and "started in another browser" in page, page
+            assert await runtime.store.load_token(beta.id) is None  # beta got no token of alpha's person
+            status, page = await consent(beta_browser, alpha_link)  # beta's person completes alpha's link
+            assert status == 403 and "started in another browser" in page, page
+            assert (await runtime.store.load_token(alpha.id)).token == alpha_token.token  # alpha not rebound
+            assert "Traceback" not in page and str(runtime.settings.home) not in page
