@@ -557,8 +557,9 @@ async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thre
 
 
 # Fields that move by themselves while the sandbox delivers (spend, counts, times of reading): not alpha's doing.
-VOLATILE = re.compile(r"spend|amount_spent|balance|impressions|clicks|reach|updated_time|_count|count_|insights|"
-                      r"last_fired|delivery|effective_status|issues|stats|next|checked|age|now|as_of|approximate")
+VOLATILE = re.compile(r"^(?:spend|amount_spent|balance|budget_remaining|impressions|clicks|reach|insights|stats|"
+                      r"updated_time|effective_status|issues_info|delivery\w*|last_fired\w*|approximate_count\w*|"
+                      r"\w+_count|count_\w+)$")
 
 
 def _stable(value: Any) -> Any:
@@ -654,6 +655,10 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     shared = {k: v for k, v in alpha.ids.items() if k not in STORE_INTEGER_KINDS and v in beta.ids.values()}
     assert not shared, f"the two worlds share {shared}"
     before = await snapshot(alpha)
+    seen = json.dumps(before, default=str)  # the snapshot sees what alpha made, so a change to it would show
+    unseen = [name for name in alpha.names if name not in seen]
+    assert unseen == [n for n in alpha.names if n.endswith("planned test")], unseen  # a plan file alpha never launched
+    assert alpha.ids["confirmation"] in seen and before["thread"] and before["files"] and before["audit"]["entries"]
     verdicts = Verdicts(alpha, str(alpha_tenant.runtime.settings.home))
 
     attempts = registry_attempts(alpha, beta)
@@ -692,7 +697,7 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
         assert {"http", "mcp", "chat"} <= verdicts.kinds_tried.get(kind, set()), (kind, verdicts.kinds_tried.get(kind))
     for kind in ("confirmation", "audit_entry", "launch", "experiment", "alert"):
         assert "chat-command" in verdicts.kinds_tried[kind] or kind in ("launch", "alert"), kind
-    assert verdicts.attempts >= 300, verdicts.attempts
+    assert len(attempts) >= 250 and verdicts.attempts >= 3 * len(attempts), (len(attempts), verdicts.attempts)
 
 
 async def test_sign_in_links_across_browsers_give_nothing(tmp_path):
