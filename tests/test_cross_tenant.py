@@ -518,9 +518,17 @@ class Verdicts:
             self.refused_by_validation.append(f"{label}: {first[:160]}")
 
 
-async def mcp_call(tenant: Caller, op: str, args: dict) -> tuple[int, Any]:
-    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "facebook", "arguments": {"op": op, "args": args}}}
+async def mcp_call(tenant: Caller, op: str, args: dict, *, per_op: bool = False) -> tuple[int, Any]:
+    """tools/call on /mcp: the `facebook` tool, or (per_op) the op's own tool (`admonster serve` offers both)."""
+    params = {"name": op, "arguments": args} if per_op else {"name": "facebook", "arguments": {"op": op, "args": args}}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
     return await tenant.post("/mcp", call, {"Accept": "application/json, text/event-stream"})
+
+
+def _mcp_verdict(answer: Any) -> tuple[bool, str]:
+    result = answer.get("result", {}) if isinstance(answer, dict) else {}
+    text = (result.get("content") or [{}])[0].get("text", "") if result else str(answer)
+    return not result.get("isError", False) if result else True, text
 
 
 def _held(answer: Any) -> str | None:
@@ -542,9 +550,10 @@ async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thre
                            bool(answer.get("ok")), answer.get("text", ""), answer)
 
         status, answer = await mcp_call(beta, attempt.op, attempt.args)
-        result = answer.get("result", {}) if isinstance(answer, dict) else {}
-        text = (result.get("content") or [{}])[0].get("text", "") if result else str(answer)
-        verdicts.judge("mcp", attempt.label, attempt.kind, attempt.sent, status, not result.get("isError"), text, answer)
+        verdicts.judge("mcp", attempt.label, attempt.kind, attempt.sent, status, *_mcp_verdict(answer), answer)
+        if REGISTRY.get(attempt.op) is not None:  # the op's own MCP tool
+            status, answer = await mcp_call(beta, attempt.op, attempt.args, per_op=True)
+            verdicts.judge("mcp-op", attempt.label, attempt.kind, attempt.sent, status, *_mcp_verdict(answer), answer)
 
         line = f"/tool {attempt.op} {json.dumps(attempt.args)}"
         status, answer = await beta.post("/v1/chat", {"thread_id": thread, "message": line})
@@ -694,10 +703,10 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     every_kind = {kind for kinds in ARG_KINDS.values() for kind in kinds}
     assert every_kind <= set(alpha.ids), every_kind - set(alpha.ids)
     for kind in every_kind:
-        assert {"http", "mcp", "chat"} <= verdicts.kinds_tried.get(kind, set()), (kind, verdicts.kinds_tried.get(kind))
+        assert {"http", "mcp", "mcp-op", "chat"} <= verdicts.kinds_tried.get(kind, set()), (kind, verdicts.kinds_tried.get(kind))
     for kind in ("confirmation", "audit_entry", "launch", "experiment", "alert"):
         assert "chat-command" in verdicts.kinds_tried[kind] or kind in ("launch", "alert"), kind
-    assert len(attempts) >= 250 and verdicts.attempts >= 3 * len(attempts), (len(attempts), verdicts.attempts)
+    assert len(attempts) >= 250 and verdicts.attempts >= 4 * len(attempts) - 2, (len(attempts), verdicts.attempts)
 
 
 async def test_sign_in_links_across_browsers_give_nothing(tmp_path):
