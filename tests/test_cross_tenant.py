@@ -71,12 +71,12 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "audit_id": ("audit_entry",),
     "confirm": ("confirmation",),
     # files an op reads: alpha's upload by its stored name and by its server path, alpha's written file likewise
-    "source": ("uploaded_file", "uploaded_file_path", "written_file", "written_file_path"),
-    "path": ("uploaded_file", "uploaded_file_path", "written_file_path"),
-    "plan_file": ("uploaded_file", "uploaded_file_path", "written_file_path"),
+    "source": ("uploaded_file", "uploaded_csv", "uploaded_file_path", "written_file", "written_file_path"),
+    "path": ("uploaded_video", "uploaded_file", "uploaded_file_path", "written_file_path"),
+    "plan_file": ("uploaded_plan", "uploaded_file_path", "written_file", "written_file_path"),
     "image": ("image_hash", "uploaded_file", "uploaded_file_path"),
     "thumbnail": ("image_hash", "uploaded_file", "uploaded_file_path"),
-    "video": ("video", "uploaded_file", "uploaded_file_path"),
+    "video": ("video", "uploaded_video", "uploaded_file_path"),
     # files an op writes: into alpha's folder
     "out_dir": ("folder_path", "folder_relative"),
     "filename": ("folder_relative_file",),
@@ -426,7 +426,7 @@ def registry_attempts(alpha: World, beta: World) -> list[Attempt]:
                         args = _fit_creative_kind(start, path, beta) if fitted else copy.deepcopy(start)
                         _set_at(args, path, value)
                         shapes.append(args)
-                if kind.endswith("_path") or kind.startswith("uploaded") or kind.startswith("written"):
+                if kind.endswith("_path") or _is_file_name(kind):
                     chosen = shapes[0]  # a path is refused before validation (fb_utils.confine_input_paths)
                 else:
                     chosen = next((a for a in shapes if _passes_validation(spec, a)), shapes[0])
@@ -455,6 +455,11 @@ def command_attempts(alpha: World) -> list[tuple[str, str, Any, str]]:
     return lines
 
 
+def _is_file_name(kind: str) -> bool:
+    """A kind whose value is the name of a file alpha uploaded or an op wrote for alpha (random token, then a name)."""
+    return kind.startswith(("uploaded_", "written_")) and not kind.endswith("_path")
+
+
 # -- verdicts -------------------------------------------------------------------------------------------------------------
 
 
@@ -478,7 +483,7 @@ class Verdicts:
         """What of alpha's must not be in beta's answers: names, Graph ids, hashes, file names, the thread, links."""
         found = set(self.alpha.names) | {self.alpha.thread} | {u.split("/")[-2] for u in self.alpha.file_urls}
         for kind, value in self.alpha.ids.items():
-            if kind in ("uploaded_file", "written_file"):
+            if _is_file_name(kind):
                 found.add(Path(value).name)  # its random token makes it alpha's alone
             elif kind not in STORE_INTEGER_KINDS and not kind.endswith("_path") and not kind.startswith("folder"):
                 found.add(str(value))  # (server paths are caught by the home check, folders hold no secret)
@@ -498,7 +503,7 @@ class Verdicts:
             problems.append("crash text")
         # Nothing of alpha's in the answer, but the echo of what beta sent (a path beta typed may be named back).
         echo_free = whole
-        echoes = {str(sent), str(sent)[:80], str(sent)[:60]} | ({Path(str(sent)).name} if kind.endswith("file") else set())
+        echoes = {str(sent), str(sent)[:80], str(sent)[:60]} | ({Path(str(sent)).name} if _is_file_name(kind) else set())
         echoes |= {part for part in str(sent).split("_") if len(part) >= 8}  # a post id is <page id>_<post id>
         for value in sorted(echoes, key=len, reverse=True):  # errors quote at most 80 characters of a value
             echo_free = echo_free.replace(value, "<sent>")
