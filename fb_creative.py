@@ -2175,7 +2175,8 @@ async def _page(ctx: OpContext, args: LaunchCampaignArgs) -> tuple[str, list[str
 
 
 def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str], field_name: str) -> None:
-    """Refuse, before anything is created, a page the person cannot advertise for. Source: "User must have Admin or
+    """Refuse, before anything is created, a page the person cannot advertise for (rule C1, docs/creative_rules.md,
+    with the code and subcode Facebook answers the creative with). Source: "User must have Admin or
     Editor role for this page" (object_story_spec.page_id, https://developers.facebook.com/docs/marketing-api/reference/ad-creative-object-story-spec/,
     all versions); the pages a user has a role on are GET /me/accounts, each with its tasks. That the role shows as the
     ADVERTISE task is unverified (a page listed without tasks passes). A page of another user (another workspace's) is
@@ -2184,8 +2185,8 @@ def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str]
     for page_id in wanted:
         if str(page_id) not in yours:
             listed = ", ".join(f"{p.get('name', '')} ({i})" for i, p in list(yours.items())[:10]) or "none"
-            raise ValidationError(f"Nothing was created: page {page_id} is not a page you can advertise for",
-                                  fix=f"Use one of your pages: {listed}", blame_field=field_name, code=100)
+            raise rule_error("C1", f"Nothing was created: page {page_id} is not a page you can advertise for",
+                             f"Use one of your pages: {listed}", blame_field=field_name)
 
 
 def _campaign_args(args: LaunchCampaignArgs, account_id: str) -> dict[str, Any]:

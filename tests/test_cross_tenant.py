@@ -98,6 +98,10 @@ STORE_INTEGER_KINDS = {"launch", "experiment", "alert", "audit_entry"}
 # Which of beta's own files stands for a file an op's example names (by argument, else by the example's extension).
 OWN_FILE_KINDS = {"image": "image_hash", "thumbnail": "image_hash", "video": "video", ".csv": "uploaded_csv",
                   ".mp4": "uploaded_video", ".yaml": "uploaded_plan", ".yml": "uploaded_plan", ".json": "uploaded_plan"}
+# Creative fields read only by some creative kinds (the call is fitted so the kind reads them); the level an object id of
+# each kind goes with.
+CREATIVE_MEDIA_FIELDS = ("video", "thumbnail", "object_story_id", "post_id")
+LEVEL_OF_KIND = {"ad_account": "account", "campaign": "campaign", "adset": "adset", "ad": "ad"}
 US = {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}
 LINK = "https://example.com/sale"
 
@@ -351,6 +355,8 @@ def _own_objects(value: Any, world: World, key: str | None = None) -> Any:
 
 @dataclass(frozen=True)
 class Attempt:
+    """One call beta makes: an op with alpha's object of one kind in one argument."""
+
     op: str
     where: str  # the argument's path, e.g. creatives[].image
     kind: str
@@ -397,12 +403,6 @@ def _fit_creative_kind(args: dict, path: tuple[str, ...], beta: World) -> dict:
     else:
         container.update(kind="image", image=beta.ids["image_hash"])
     return args
-
-
-CREATIVE_MEDIA_FIELDS = ("video", "thumbnail", "object_story_id", "post_id")
-
-
-LEVEL_OF_KIND = {"ad_account": "account", "campaign": "campaign", "adset": "adset", "ad": "ad"}
 
 
 def _fit_level_and_items(args: dict, path: tuple[str, ...], kind: str, schema: dict, base: dict) -> None:
