@@ -77,8 +77,7 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "client_tag": ("client_tag",),
     "after": ("cursor",),
     # files an op reads: alpha's upload by its stored name and by its server path, alpha's written file likewise
-    "source": ("uploaded_file", "uploaded_csv", "uploaded_file_path", "written_file", "written_file_path"),
-    "path": ("uploaded_video", "uploaded_file", "uploaded_file_path", "written_file_path"),
+    "source": ("uploaded_file", "uploaded_csv", "uploaded_video", "uploaded_file_path", "written_file", "written_file_path"),
     "plan_file": ("uploaded_plan", "uploaded_file_path", "written_file", "written_file_path"),
     "image": ("image_hash", "uploaded_file", "uploaded_file_path"),
     "thumbnail": ("image_hash", "uploaded_file", "uploaded_file_path"),
@@ -192,7 +191,7 @@ async def build_world(tenant: Tenant, label: str, *, full: bool) -> World:
     movie.unlink()
     assert status == 200, body
     ids["uploaded_video"] = body["file"]
-    ids["video"] = _new_id(await tenant.tool("upload_video", {"path": body["file"], "title": name("promo"), "wait": False}),
+    ids["video"] = _new_id(await tenant.tool("upload_video", {"source": body["file"], "title": name("promo"), "wait": False}),
                        "upload_video")
     plan = {"name": name("planned test"), "hypothesis": "A warmer photo gets more clicks", "variable": "creative",
             "metric": "ctr", "campaign": {"objective": "OUTCOME_TRAFFIC"}, "adset": {"targeting": US},
@@ -221,7 +220,10 @@ async def build_world(tenant: Tenant, label: str, *, full: bool) -> World:
     ids["page_post"] = creative.get("effective_object_story_id") or f"{ids['page']}_1"
     ids["custom_audience"] = _new_id(await tenant.tool("create_customer_list_audience", {"name": name("customers")}),
                                  "create_customer_list_audience")
-    rows = "email\n" + "".join(f"{label}.person{i}@example.com\n" for i in range(400))
+    # Hashed as Facebook takes them (SHA-256 of the normalized email): no raw email lands in the uploads folder, which
+    # the suite-wide scan of every home would rightly flag.
+    rows = "email\n" + "".join(hashlib.sha256(f"{label}.person{i}@example.com".encode()).hexdigest() + "\n"
+                                for i in range(400))
     status, body = await tenant.upload(f"{label}-customers.csv", rows.encode())
     assert status == 200, body
     ids["uploaded_csv"] = body["file"]
@@ -544,7 +546,8 @@ class Verdicts:
         if self.home in echo_free:
             problems.append("a server path")
         first = text.strip().splitlines()[0] if text.strip() else ""
-        if not ok and (not first.startswith("ERROR ") or "Fix:" not in first and "Fix:" not in text):
+        held = '"error": "confirmation_required"' in whole  # a question (/confirm, /reject): beta's confirm is judged next
+        if not ok and not held and (not first.startswith("ERROR ") or "Fix:" not in first and "Fix:" not in text):
             problems.append(f"not one clear line: {text[:120]!r}")
         leaked = [s for s in self.secrets() if re.search(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])", echo_free)]
         if leaked:
@@ -735,7 +738,8 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     with capsys.disabled():
         print(f"\ncross-tenant: {verdicts.attempts} attempts ({len(attempts)} from the registry, "
               f"{dict(sorted(verdicts.by_interface.items()))}), {len(verdicts.successes)} successes, "
-              f"{len(verdicts.kinds_tried)} kinds, {len(verdicts.refused_by_validation)} stopped by argument validation")
+              f"{len(verdicts.kinds_tried)} kinds, {len(verdicts.refused_by_validation)} stopped by argument validation, "
+              f"{verdicts.confirmed_holds} held calls confirmed by beta")
     assert verdicts.successes == [], "\n".join(verdicts.successes[:40])
     assert changed == [], "alpha's objects changed:\n" + "\n".join(changed[:40])
     # Every attempt reached the op: none stopped at the argument model, where it would prove nothing.
