@@ -162,6 +162,12 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
             "properties": {"ok": {"const": True}, "text": {"type": "string"},
                            "file": {"type": "string", "description": "The name to pass as an op's source, path, image, video or plan_file."},
                            "size": {"type": "integer", "minimum": 1}}},
+        "Me": {
+            "type": "object", "required": ["workspace", "mode", "zero_decimal_currencies"],
+            "properties": {"workspace": {"type": "object", "required": ["id", "name"],
+                                         "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
+                           "mode": {"type": "string"},
+                           "zero_decimal_currencies": {"type": "array", "items": {"type": "string"}}}},
         "Health": {
             "type": "object", "required": ["ok", "mode", "time", "api_version"],
             "properties": {"ok": {"const": True}, "mode": {"type": "string"}, "time": {"type": "integer"},
@@ -241,6 +247,12 @@ def _console_media() -> dict[str, Any]:
     return {media: {"schema": {"type": "string"}} for media in dict.fromkeys(STATIC_FILES.values())}
 
 
+def _favicon_media() -> dict[str, Any]:
+    from admonster_web import FAVICON, STATIC_FILES
+
+    return {STATIC_FILES[FAVICON]: {"schema": {"type": "string"}}}
+
+
 def _html_page(statuses: dict[str, str]) -> dict[str, Any]:
     return {status: _text(description, "text/html") for status, description in statuses.items()}
 
@@ -272,6 +284,10 @@ OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "parameters": [{"name": "thread_id", "in": "path", "required": True, "schema": _ref("ThreadId")}],
         "responses": {"200": _json(_ref("Thread"), "The messages (none for a thread never used)."),
                       "400": _error("Not a valid thread id."), "401": UNAUTHORIZED}},
+    ("GET", "/v1/me"): lambda: {
+        "operationId": "me", "tags": ["api"], "security": SECURED,
+        "summary": "Whose key this is (the workspace's id and name), the mode, and the currencies without a minor unit.",
+        "responses": {"200": _json(_ref("Me"), "The key's workspace."), "401": UNAUTHORIZED}},
     ("POST", "/v1/files"): lambda: {
         "operationId": "upload_file", "tags": ["api"], "security": SECURED,
         "summary": "Upload a file (streamed) into the workspace's own folder, to pass to an op as its source.",
@@ -311,6 +327,10 @@ OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"enum": _console_files()}}],
         "responses": {"200": {"description": "The file.", "content": _console_media()},
                       "404": _text("No such console file.")}},
+    ("GET", "/favicon.ico"): lambda: {
+        "operationId": "favicon", "tags": ["console"], "security": [],
+        "summary": "The console's icon, where browsers look for one.",
+        "responses": {"200": {"description": "The icon.", "content": _favicon_media()}}},
     ("POST", "/mcp"): lambda: {
         "operationId": "mcp", "tags": ["mcp"], "security": SECURED,
         "summary": "MCP over streamable HTTP (stateless, JSON answers): JSON-RPC messages; the tools are the ops.",

@@ -522,6 +522,18 @@ async def thread_history(request: web.Request) -> web.Response:
     return web.json_response({"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str))
 
 
+async def me(request: web.Request) -> web.Response:
+    """GET /v1/me: who the API key is (the workspace's id and name), the mode, and the currencies Facebook counts
+    without a minor unit (fb_utils.ZERO_DECIMAL_CURRENCIES): the web console shows the name and turns the minor
+    units of op answers into money with them. Nothing here needs Facebook."""
+    from fb_utils import ZERO_DECIMAL_CURRENCIES
+
+    runtime = request.app[RUNTIME_KEY]
+    workspace = request[WORKSPACE_KEY]
+    return web.json_response({"workspace": {"id": workspace.id, "name": workspace.name}, "mode": runtime.mode,
+                              "zero_decimal_currencies": sorted(ZERO_DECIMAL_CURRENCIES)})
+
+
 async def oauth_callback(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     _, response = await complete_oauth(runtime, request, public_callback_url(runtime))
@@ -557,6 +569,7 @@ def create_app(runtime: Any) -> web.Application:
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_post("/v1/chat", chat)
     app.router.add_get("/v1/threads/{thread_id}", thread_history)
+    app.router.add_get("/v1/me", me)
     app.router.add_get(FILES_PREFIX + "{file_id}/{name}", serve_file)
     app.router.add_post("/v1/files", upload_file)
     app.router.add_get(CALLBACK_PATH, oauth_callback)

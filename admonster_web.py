@@ -1,12 +1,13 @@
 """The web console of `admonster serve`: one static page (HTML, CSS, a little JavaScript, no build step, nothing
 fetched from outside) that talks to the same `/v1/` API as every other client.
 
-The page is served at `/` and `/console`; its files at `/console/static/<name>`. It holds no secrets and does no
-work on the server: the person pastes their workspace API key once (kept in the tab's sessionStorage) and the page
-sends it as `Authorization: Bearer <key>` to `POST /v1/tools/facebook` (connect, token health, selections, audit log,
-confirmations) and `POST /v1/chat`. Files that ops wrote (charts, previews, exports) come back as `file_urls`; the page
-fetches them with the same header and shows pictures inline through `blob:` URLs (hence `img-src blob:`), other files
-as download links.
+The page is served at `/` and `/console`; its files at `/console/static/<name>` (its icon also at `/favicon.ico`).
+It holds no secrets and does no work on the server: the person pastes their workspace API key once (kept in the
+tab's sessionStorage) and the page sends it as `Authorization: Bearer <key>` to `POST /v1/tools/facebook` (connect,
+token health, selections, audit log, confirmations, campaigns and insights) and `POST /v1/chat`, reads the thread's
+history from `GET /v1/threads/{id}` (the thread id kept in localStorage) and the workspace's name from `GET /v1/me`.
+Files that ops wrote (charts, previews, exports) come back as `file_urls`; the page fetches them with the same
+header and shows pictures inline through `blob:` URLs (hence `img-src blob:`), other files as download links.
 
 The files live in the folder `admonster_web_static/` beside this module (found there in a checkout and in an
 editable install). A regular wheel installs that folder as data files under `sys.prefix` (pyproject's
@@ -24,7 +25,9 @@ STATIC_FOLDER = "admonster_web_static"
 STATIC_FILES = {
     "console.js": "text/javascript",
     "console.css": "text/css",
+    "favicon.svg": "image/svg+xml",
 }
+FAVICON = "favicon.svg"  # also answered at /favicon.ico, where browsers look when a page names no icon
 INDEX_FILE = "index.html"
 STATIC_PREFIX = "/console/static/"
 
@@ -69,8 +72,13 @@ async def static(request: web.Request) -> web.Response:
     return _file(name, content_type)
 
 
+async def favicon(request: web.Request) -> web.Response:
+    return _file(FAVICON, STATIC_FILES[FAVICON])
+
+
 def add_routes(app: web.Application) -> None:
     """Mount the console on an `admonster_server.create_app` application."""
     app.router.add_get("/", index)
     app.router.add_get("/console", index)
     app.router.add_get(STATIC_PREFIX + "{name}", static)
+    app.router.add_get("/favicon.ico", favicon)

@@ -514,6 +514,11 @@ async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -
     wanted = args.per_campaign()
     current = await _read_many(ctx, account_id, list(wanted))
     skipped = {cid: problem for cid, fields in wanted.items() if (problem := _bulk_problem(current.get(cid), fields, account))}
+    if wanted and len(skipped) == len(wanted):  # nothing to send: refused before anything is audited as a write
+        shown = "; ".join(f"{cid} {problem}" for cid, problem in list(skipped.items())[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        raise ValidationError(f"No campaign to update in {account.name}: {shown}{more}",
+                              fix="list_campaigns shows this account's campaigns", blame_field="campaign_ids")
     changes_by_id = {cid: field_changes(current[cid], fields, "campaign", account.currency)
                      for cid, fields in wanted.items() if cid not in skipped}
     changes_by_id = {cid: ch for cid, ch in changes_by_id.items() if ch}

@@ -1314,6 +1314,10 @@ async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+PREVIEW_CONTENT_FIELDS = ("message", "link", "headline", "description", "call_to_action", "image", "video", "thumbnail",
+                          "cards", "object_story_id", "page_id", "instagram_account_id", "enhancements", "ad_account_id")
+
+
 class PreviewAdArgs(OpArgs):
     """Preview an ad, a creative, or a creative not made yet, in feed/story/reels formats; saves HTML files (and PNGs with png=true)."""
 
@@ -1351,8 +1355,11 @@ class PreviewAdArgs(OpArgs):
         given = [n for n in ("ad_id", "creative_id", "kind") if getattr(self, n)]
         if len(given) != 1:
             raise ValueError("pass exactly one of ad_id, creative_id, or kind with the creative's content")
-        if not self.kind and any(getattr(self, f) for f in ("image", "video", "cards", "object_story_id", "message", "link")):
-            raise ValueError("creative content fields go with kind, not with ad_id or creative_id")
+        # An ad or a creative is previewed as it is: a content field (or a page, an account) beside its id would be
+        # silently ignored, so it is refused and the caller learns it had no effect.
+        content = [f for f in PREVIEW_CONTENT_FIELDS if getattr(self, f) not in (None, [], {})]
+        if not self.kind and content:
+            raise ValueError(f"{', '.join(content)} go(es) with kind (a creative not made yet), not with ad_id or creative_id")
         if self.kind:
             try:
                 content_args(self)
@@ -2150,17 +2157,36 @@ async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool)
 
 
 async def _page(ctx: OpContext, args: LaunchCampaignArgs) -> tuple[str, list[str]]:
-    if args.page_id:
-        return check_object_id(args.page_id, "page_id"), []
-    if ctx.page_id:
-        return ctx.page_id, []
-    pages = await ctx.graph.get_all("me/accounts", {"fields": "id,name"})
+    pages = await ctx.graph.get_all("me/accounts", {"fields": "id,name,tasks"})
+    chosen = check_object_id(args.page_id, "page_id") if args.page_id else ctx.page_id
+    posts = [(i, str(c.post_id).split("_", 1)[0]) for i, c in enumerate(args.creatives)
+             if c.kind == "page_post" and c.post_id and "_" in str(c.post_id)]  # <page id>_<post id>: that page's post
+    for index, post_page in posts:
+        check_pages_you_advertise_for(pages, [post_page], f"creatives[{index}].post_id")
+    if chosen:
+        check_pages_you_advertise_for(pages, [chosen], "page_id")
+        return chosen, []
     if len(pages) == 1:
         return str(pages[0]["id"]), [f"page {pages[0].get('name', '')} ({pages[0]['id']}), your only page"]
     listed = ", ".join(f"{p.get('name', '')} ({p['id']})" for p in pages[:10]) or "none"
     raise ValidationError("No page given and none selected: ads speak for a Facebook page",
                           fix=f"Pass page_id, or select one with /use page <id>; your pages: {listed}", blame_field="page_id",
                           code=100, error_subcode=1443048)
+
+
+def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str], field_name: str) -> None:
+    """Refuse, before anything is created, a page the person cannot advertise for (rule C1, docs/creative_rules.md,
+    with the code and subcode Facebook answers the creative with). Source: "User must have Admin or
+    Editor role for this page" (object_story_spec.page_id, https://developers.facebook.com/docs/marketing-api/reference/ad-creative-object-story-spec/,
+    all versions); the pages a user has a role on are GET /me/accounts, each with its tasks. That the role shows as the
+    ADVERTISE task is unverified (a page listed without tasks passes). A page of another user (another workspace's) is
+    refused here rather than after the campaign and ad set were made."""
+    yours = {str(p["id"]): p for p in pages if "ADVERTISE" in (p.get("tasks") or ["ADVERTISE"])}
+    for page_id in wanted:
+        if str(page_id) not in yours:
+            listed = ", ".join(f"{p.get('name', '')} ({i})" for i, p in list(yours.items())[:10]) or "none"
+            raise rule_error("C1", f"Nothing was created: page {page_id} is not a page you can advertise for",
+                             f"Use one of your pages: {listed}", blame_field=field_name)
 
 
 def _campaign_args(args: LaunchCampaignArgs, account_id: str) -> dict[str, Any]:
@@ -2178,9 +2204,19 @@ def _planned_campaign(args: LaunchCampaignArgs, account: AccountInfo) -> dict[st
             "stop_time": c.stop_time.isoformat() if c.stop_time else None, "account_id": account.id.removeprefix("act_")}
 
 
+# The media fields each launch creative kind reads; any other one given would be ignored without a word, so it is refused
+# (as create_creative refuses them: CreativeContentArgs._kind_fields). A video's picture may come as image or thumbnail.
+LAUNCH_KIND_MEDIA = {"image": ("image",), "video": ("video", "thumbnail", "image"), "carousel": ("cards",),
+                     "page_post": ("post_id",)}
+
+
 def _creative_media(index: int, spec: LaunchCreativeSpec) -> dict[str, Media]:
     where = f"creatives[{index}]"
     media: dict[str, Media] = {}
+    foreign = [f for f in ("image", "video", "thumbnail", "cards", "post_id") if getattr(spec, f) and f not in LAUNCH_KIND_MEDIA[spec.kind]]
+    if foreign:
+        raise _invalid(f"{where}: kind={spec.kind} does not take {', '.join(foreign)}",
+                       f"Leave {', '.join(foreign)} out, or set kind to the creative's type", f"{where}.{foreign[0]}")
     if spec.kind == "image":
         if not spec.image:
             raise _invalid(f"{where}: an image creative needs image", "Pass image: a file path, an https URL or an image hash", f"{where}.image")

@@ -1282,6 +1282,12 @@ class GetReportResultsArgs(OpArgs):
     all: bool = Field(False, description="Write every row to a CSV file instead of one page.")
     out_dir: str | None = OutDirArg
 
+    @model_validator(mode="after")
+    def _out_dir_with_all(self) -> "GetReportResultsArgs":
+        if self.out_dir is not None and not self.all:  # one page is answered, not written: out_dir would be ignored
+            raise ValueError("out_dir goes with all=true (only the CSV of every row is written to a file)")
+        return self
+
 
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpResult:
@@ -1605,6 +1611,14 @@ def _median(values: Iterable[float]) -> float | None:
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
 async def recommendations(ctx: OpContext, args: RecommendationsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
+    if args.campaign_id:  # read first: a campaign this user cannot see is Facebook's error, never an empty answer
+        campaign = await ctx.graph.get(check_object_id(args.campaign_id, "campaign_id"), {"fields": "id,account_id"})
+        owner = f"act_{campaign.get('account_id')}" if campaign.get("account_id") else account_id
+        if args.ad_account_id is None:
+            account_id = owner
+        elif owner != account_id:
+            raise ValidationError(f"Campaign {args.campaign_id} is not in ad account {account_id}",
+                                  fix=f"Leave ad_account_id out (the campaign's account is {owner})", blame_field="campaign_id")
     account = await ctx.graph.account_info(account_id)
     currency = account.currency
     filtering = {"campaign_id": [check_object_id(args.campaign_id, "campaign_id")]} if args.campaign_id else None
@@ -2057,6 +2071,9 @@ async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult 
     records = _records(ctx)
     now = await ctx.now()
     rules = [r for r in await records.alerts(enabled_only=True) if args.alert_id in (None, r.id)]
+    if args.alert_id is not None and not rules:  # an id of no rule here (another workspace's, or gone): say so
+        raise ValidationError(f"Alert #{args.alert_id} does not exist in this workspace (or is disabled)",
+                              fix="Run list_alerts to see the rule ids", blame_field="alert_id")
     firing: list[_Firing] = []
     lines, cooling = [], 0
     for rule in rules:

@@ -4,12 +4,15 @@
 
 (() => {
   const KEY_STORAGE = "admonster.apiKey";
-  const THREAD_STORAGE = "admonster.threadId";
+  const THREAD_STORAGE = "admonster.thread.";  // + the workspace id, in localStorage: history survives a reload
+  const SVG = "http://www.w3.org/2000/svg";
+  const OFFLINE_TEXT = "The Ad Monster server did not answer. Check that `admonster serve` is running, then try again.";
   const CONNECT_POLL_MS = 2000;
   const CONNECT_POLL_LIMIT_MS = 10 * 60 * 1000;
 
   const $ = (id) => document.getElementById(id);
-  const state = { key: null, connected: false, tokenStamp: "", pages: [], selectedPage: null, pollTimer: null, poll: null };
+  const state = { key: null, connected: false, tokenStamp: "", pages: [], selectedPage: null, pollTimer: null, poll: null,
+    workspace: null, zeroDecimal: new Set(["JPY"]), campaigns: [], currency: "USD" };
 
   // ---------------------------------------------------------------- DOM helpers (text only)
 
@@ -59,8 +62,10 @@
         body: JSON.stringify(body),
       });
     } catch (error) {
-      return { status: 0, body: { ok: false, text: "ERROR network: the Ad Monster server did not answer. Fix: check that `admonster serve` is running." } };
+      offline(true);
+      return { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
     }
+    offline(false);
     let parsed = null;
     try {
       parsed = await response.json();
@@ -74,10 +79,166 @@
     return { status: response.status, body: parsed || {} };
   }
 
-  // One op of the facebook tool; resolves to {ok, text, data}.
+  async function get(path) {
+    let response;
+    try {
+      response = await fetch(path, { headers: { "Authorization": "Bearer " + state.key } });
+    } catch (error) {
+      offline(true);
+      return { status: 0, body: null };
+    }
+    offline(false);
+    let parsed = null;
+    try {
+      parsed = await response.json();
+    } catch (error) {
+      parsed = null;
+    }
+    if (response.status === 401) {
+      signOut(parsed && parsed.text ? parsed.text : "ERROR auth: the API key was refused.");
+      throw new SignedOut("refused");
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  function offline(down) {
+    const banner = $("offline");
+    if (banner) banner.hidden = !down;
+  }
+
+  // One op of the facebook tool; resolves to {ok, held, text, data}.
   async function op(name, args) {
     const { body } = await post("/v1/tools/facebook", { op: name, args: args || {} });
-    return { ok: Boolean(body.ok), text: body.text || "", data: body.data || {} };
+    return { ok: Boolean(body.ok), held: Boolean(body.held), text: body.text || "", data: body.data || {} };
+  }
+
+  // ---------------------------------------------------------------- money (minor units, as Facebook counts them)
+
+  function fractionDigits(currency) {
+    return state.zeroDecimal.has(String(currency || "").toUpperCase()) ? 0 : 2;
+  }
+
+  function money(minor, currency) {
+    const code = String(currency || state.currency || "USD").toUpperCase();
+    const digits = fractionDigits(code);
+    const amount = Number(minor || 0) / (digits ? 100 : 1);
+    try {
+      return new Intl.NumberFormat("en-US", { style: "currency", currency: code, minimumFractionDigits: digits,
+        maximumFractionDigits: digits }).format(amount);
+    } catch (error) {
+      return amount.toFixed(digits) + " " + code;
+    }
+  }
+
+  function count(value) {
+    return Number(value || 0).toLocaleString("en-US");
+  }
+
+  // ---------------------------------------------------------------- Markdown (a small subset), built with DOM methods
+
+  // Inline: `code`, **bold**, *emphasis*. Everything else stays text.
+  function inline(parent, text) {
+    const pattern = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*)/g;
+    let last = 0;
+    let match;
+    while ((match = pattern.exec(text)) !== null) {
+      if (match.index > last) parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      const token = match[0];
+      if (match[1]) parent.appendChild(el("code", { text: token.slice(1, -1) }));
+      else if (match[2]) parent.appendChild(el("strong", { text: token.slice(2, -2) }));
+      else parent.appendChild(el("em", { text: token.slice(1, -1) }));
+      last = match.index + token.length;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+    return parent;
+  }
+
+  function tableCells(line) {
+    return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+  }
+
+  const TABLE_RULE = /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/;
+  const LIST_ITEM = /^(\s*)([-*•]|\d+[.)])\s+(.*)$/;
+  // Columns lined up with runs of spaces (help, tables printed as text): kept in a fixed-width font.
+  const ALIGNED = /\S {2,}\S/;
+
+  function renderMarkdown(text) {
+    const box = el("div", { class: "md" });
+    const lines = String(text || "").replace(/\r\n/g, "\n").split("\n");
+    let para = [];
+    const flush = () => {
+      if (!para.length) return;
+      const aligned = para.filter((line) => ALIGNED.test(line)).length >= 2;
+      const node = el(aligned ? "pre" : "p", { class: aligned ? "aligned" : "" });
+      para.forEach((line, index) => {
+        if (aligned) {
+          if (index) node.appendChild(document.createTextNode("\n"));
+          node.appendChild(document.createTextNode(line));
+          return;
+        }
+        // One block per line, its leading spaces as an indent that wrapped lines keep (a hanging indent).
+        const depth = Math.min(4, Math.floor((/^ */.exec(line)[0].length) / 2));
+        node.appendChild(inline(el("span", { class: "line indent-" + depth }), line.replace(/^ +/, "")));
+      });
+      box.appendChild(node);
+      para = [];
+    };
+    let i = 0;
+    while (i < lines.length) {
+      const line = lines[i];
+      if (/^\s*```/.test(line)) {
+        flush();
+        const code = [];
+        i += 1;
+        while (i < lines.length && !/^\s*```/.test(lines[i])) code.push(lines[i++]);
+        i += 1;
+        box.appendChild(el("pre", {}, el("code", { text: code.join("\n") })));
+        continue;
+      }
+      if (/^\s*\|.*\|\s*$/.test(line) && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+        flush();
+        // "---:" right-aligns a column, ":---:" centres it
+        const align = tableCells(lines[i + 1]).map((rule) => (/^:.*:$/.test(rule) ? "center" : /:$/.test(rule) ? "num" : ""));
+        const head = el("tr", {});
+        tableCells(line).forEach((cell, k) => head.appendChild(inline(el("th", { scope: "col", class: align[k] || "" }), cell)));
+        const body = el("tbody", {});
+        i += 2;
+        while (i < lines.length && /^\s*\|.*\|\s*$/.test(lines[i])) {
+          const row = el("tr", {});
+          tableCells(lines[i]).forEach((cell, k) => row.appendChild(inline(el("td", { class: align[k] || "" }), cell)));
+          body.appendChild(row);
+          i += 1;
+        }
+        box.appendChild(el("div", { class: "table-scroll" }, el("table", {}, el("thead", {}, head), body)));
+        continue;
+      }
+      const heading = /^(#{1,6})\s+(.*)$/.exec(line);
+      if (heading) {
+        flush();
+        box.appendChild(inline(el("h" + Math.min(6, heading[1].length + 2), { class: "md-heading" }), heading[2]));
+        i += 1;
+        continue;
+      }
+      const item = LIST_ITEM.exec(line);
+      if (item && !(para.length && /^\s/.test(line))) {
+        flush();
+        const ordered = /\d/.test(item[2]);
+        const list = el(ordered ? "ol" : "ul", {});
+        while (i < lines.length) {
+          const next = LIST_ITEM.exec(lines[i]);
+          if (!next || /\d/.test(next[2]) !== ordered) break;
+          list.appendChild(inline(el("li", { class: next[1].length >= 2 ? "nested" : "" }), next[3]));
+          i += 1;
+        }
+        box.appendChild(list);
+        continue;
+      }
+      if (!line.trim()) flush();
+      else para.push(line);
+      i += 1;
+    }
+    flush();
+    return box;
   }
 
   // ---------------------------------------------------------------- files ops wrote (charts, exports, previews)
@@ -165,8 +326,27 @@
     $("login").hidden = true;
     $("console").hidden = false;
     $("sign-out").hidden = false;
+    $("jump").hidden = false;
+    await loadMe();
     showToken(status);
+    await loadHistory();
     await refreshAll(status);
+  }
+
+  // The workspace this key belongs to (GET /v1/me): its name in the header, and the currencies without cents.
+  async function loadMe() {
+    const { status, body } = await get("/v1/me");
+    const badge = $("workspace");
+    if (status !== 200 || !body || !body.workspace) {
+      badge.hidden = true;
+      return;
+    }
+    state.workspace = body.workspace;
+    if (Array.isArray(body.zero_decimal_currencies)) state.zeroDecimal = new Set(body.zero_decimal_currencies);
+    clear(badge);
+    badge.appendChild(document.createTextNode("Workspace "));
+    badge.appendChild(el("strong", { text: body.workspace.name }));
+    badge.hidden = false;
   }
 
   function signOut(reason) {
@@ -175,6 +355,9 @@
     state.key = null;
     $("console").hidden = true;
     $("sign-out").hidden = true;
+    $("jump").hidden = true;
+    $("workspace").hidden = true;
+    clear($("chat-log"));
     $("login").hidden = false;
     $("api-key").value = "";
     if (reason) {
@@ -310,6 +493,9 @@
       select.appendChild(el("option", { value: account.id, selected: account.id === result.data.selected,
         text: `${account.name || account.id} · ${account.currency || ""} · ${account.id}` }));
     }
+    const chosen = accounts.find((a) => a.id === result.data.selected);
+    $("ad-account-id").textContent = chosen ? `${chosen.id} · ${chosen.currency || ""}` : "";
+    if (chosen && chosen.currency) state.currency = chosen.currency;
     if (!accounts.length) say("ad-account-message", firstLine(result.text), "error");
   }
 
@@ -321,6 +507,7 @@
     say("ad-account-message", firstLine(result.text), result.ok ? "ok" : "error");
     await loadAdAccounts();
     await loadInstagram();
+    await loadOverview();
   }
 
   // ---------------------------------------------------------------- pages (the page selection modal)
@@ -422,6 +609,7 @@
         text: `${item.username ? "@" + item.username : "(username not readable)"} · ${item.id}` }));
     }
     const chosen = items.find((i) => i.selected);
+    $("instagram-id").textContent = chosen ? chosen.id : "";
     if (chosen) {
       current.appendChild(document.createTextNode("Ads run on Instagram as "));
       current.appendChild(el("strong", { text: chosen.username ? "@" + chosen.username : chosen.id }));
@@ -442,20 +630,55 @@
 
   // ---------------------------------------------------------------- chat
 
-  function threadId() {
-    let id = sessionStorage.getItem(THREAD_STORAGE);
-    if (!id) {
-      const bytes = new Uint8Array(8);
-      crypto.getRandomValues(bytes);
-      id = "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      sessionStorage.setItem(THREAD_STORAGE, id);
-    }
+  function threadKey() {
+    return THREAD_STORAGE + (state.workspace ? state.workspace.id : "default");
+  }
+
+  function newThreadId() {
+    const bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    const id = "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem(threadKey(), id);
     return id;
+  }
+
+  function threadId() {
+    return localStorage.getItem(threadKey()) || newThreadId();
+  }
+
+  // The thread's turns as the server keeps them (GET /v1/threads/{id}): what was said survives a reload.
+  async function loadHistory() {
+    const log = clear($("chat-log"));
+    const { status, body } = await get("/v1/threads/" + encodeURIComponent(threadId()));
+    if (status !== 200 || !body) {
+      if (status) say("chat-message-status", "The earlier messages could not be loaded (HTTP " + status + ").", "error");
+      return;
+    }
+    const turns = (body.messages || []).filter((m) => (m.role === "user" || m.role === "assistant") &&
+      typeof m.content === "string" && m.content.trim());
+    const items = turns.map((m) => chatLine(m.role === "user" ? "you" : "bot", m.content));
+    if (!turns.length) {
+      log.appendChild(el("li", { class: "empty", text: "No messages yet. Type /status, /campaigns or /help, or ask in your own words." }));
+      return;
+    }
+    const pending = await pendingConfirmations();
+    turns.forEach((m, index) => { if (m.role === "assistant") attachCards(items[index], m.content, pending); });
+  }
+
+  function newConversation() {
+    newThreadId();
+    clear($("chat-log"));
+    $("chat-log").appendChild(el("li", { class: "empty", text: "A new conversation. The earlier one stays on the server." }));
+    say("chat-message-status", "");
+    $("chat-message").focus();
   }
 
   function chatLine(kind, text, tools, fileUrls) {
     const log = $("chat-log");
-    const item = el("li", { class: kind }, el("span", { class: "who", text: kind === "you" ? "You: " : kind === "bot" ? "Ad Monster: " : "" }), text);
+    for (const empty of log.querySelectorAll("li.empty")) empty.remove();
+    const who = el("span", { class: "who", text: kind === "you" ? "You: " : kind === "bot" ? "Ad Monster: " : "" });
+    const item = kind === "bot" ? el("li", { class: kind }, who, renderMarkdown(text))
+      : el("li", { class: kind }, who, text);
     if (tools && tools.length) {
       const names = tools.map((t) => (t && (t.op || t.name || (t.function && t.function.name) ||
         (t.arguments && t.arguments.op) || (t.args && t.args.op))) || "tool").join(", ");
@@ -483,12 +706,14 @@
           "The sections above still do everything.");
       } else if (typeof body.reply === "string") {
         const fileUrls = body.file_urls || (body.tool_calls || []).flatMap((t) => (t && t.file_urls) || []);
-        chatLine("bot", body.reply, body.tool_calls, fileUrls);
+        const item = chatLine("bot", body.reply, body.tool_calls, fileUrls);
+        attachCards(item, body.reply, await pendingConfirmations());
       } else {
         chatLine("note", firstLine(body.text) || `The chat answered HTTP ${status} without a reply.`);
       }
       say("chat-message-status", "");
-      await Promise.all([loadAudit(), loadConfirmations()]);
+      if (status) await Promise.all([loadAudit(), loadConfirmations()]);
+      if (status && (body.tool_calls || []).some((t) => t && t.ok && WRITES_CAMPAIGNS.test(String(t.name || "")))) await loadOverview();
     } catch (error) {
       if (!(error instanceof SignedOut)) say("chat-message-status", String(error), "error");
     } finally {
@@ -498,6 +723,64 @@
 
   // ---------------------------------------------------------------- confirmations and audit log
 
+  // ---------------------------------------------------------------- confirmation cards (the same gate as /confirm)
+
+  const CONFIRMATION_ID = /\bc-[0-9a-f]{4,}\b/g;
+  const WRITES_CAMPAIGNS = /campaign|confirm|reject|undo|budget|adset/;
+
+  async function pendingConfirmations() {
+    const result = await op("list_confirmations");
+    return result.ok ? (result.data.confirmations || []) : [];
+  }
+
+  // A card for every confirmation id the answer names that is still waiting (used or rejected ones get none).
+  function attachCards(item, text, pending) {
+    const ids = new Set(String(text || "").match(CONFIRMATION_ID) || []);
+    const cards = pending.filter((c) => ids.has(c.id)).map((c) => confirmationCard(c));
+    if (!cards.length) return;
+    const body = item.querySelector(".md");
+    if (body && /^Waiting for your confirmation/.test(String(text).trim()) && ids.size === 1) body.hidden = true;
+    item.appendChild(el("ul", { class: "confirm-cards" }, ...cards));
+  }
+
+  function sentence(preview) {
+    const text = String(preview || "").trim();
+    return (/^would /.test(text) ? "This " + text : text).replace(/[.]?$/, ".");
+  }
+
+  function settleCard(card, name) {
+    const actions = card.querySelector(".actions");
+    if (actions) actions.remove();
+    card.querySelector(".confirm-title strong").textContent = name === "confirm" ? "Confirmed" : "Rejected";
+  }
+
+  function confirmationCard(pending) {
+    const status = el("p", { class: "message", role: "status" });
+    const confirm = el("button", { type: "button", class: "confirm", "aria-label": "Confirm " + pending.id }, "Confirm");
+    const reject = el("button", { type: "button", class: "secondary reject", "aria-label": "Reject " + pending.id }, "Reject");
+    const card = el("li", { class: "confirm-card", "data-confirmation": pending.id, "aria-label": "Confirmation " + pending.id },
+      el("p", { class: "confirm-title" }, el("strong", { text: "Waiting for your confirmation" }), " ",
+        el("code", { text: pending.id })),
+      el("p", { text: sentence(pending.preview) }),
+      el("div", { class: "actions" }, confirm, reject),
+      status);
+    const decide = (name) => guard(async () => {
+      confirm.disabled = reject.disabled = true;
+      status.textContent = name === "confirm" ? "Running…" : "Cancelling…";
+      const result = await op(name, { confirm: pending.id });
+      status.textContent = firstLine(result.text);
+      status.classList.toggle("ok", result.ok);
+      status.classList.toggle("error", !result.ok);
+      card.classList.add(result.ok ? (name === "confirm" ? "done" : "dropped") : "failed");
+      if (result.ok) settleCard(card, name);
+      else confirm.disabled = reject.disabled = false;
+      await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
+    }, "confirmations-message");
+    confirm.addEventListener("click", decide("confirm"));
+    reject.addEventListener("click", decide("reject"));
+    return card;
+  }
+
   async function loadConfirmations() {
     const list = clear($("confirmations"));
     const result = await op("list_confirmations");
@@ -506,6 +789,18 @@
       return;
     }
     const pending = result.data.confirmations || [];
+    // Cards of calls decided elsewhere (a typed /confirm, another tab, expiry) lose their buttons.
+    const waitingIds = new Set(pending.map((item) => item.id));
+    for (const card of document.querySelectorAll(".confirm-card")) {
+      const actions = card.querySelector(".actions");
+      if (actions && !waitingIds.has(card.dataset.confirmation)) {
+        actions.remove();
+        card.querySelector(".confirm-title strong").textContent = "No longer waiting";
+        card.classList.add("dropped");
+      }
+    }
+    $("jump-confirmations").textContent = pending.length ? `Confirmations (${pending.length} waiting)` : "Confirmations";
+    $("jump-confirmations").classList.toggle("waiting", pending.length > 0);
     if (!pending.length) {
       list.appendChild(el("li", { text: "Nothing is waiting for confirmation." }));
       return;
@@ -513,18 +808,31 @@
     for (const item of pending) {
       list.appendChild(el("li", {},
         el("code", { text: item.id }),
-        el("span", { text: `${item.op}: ${item.preview}` }),
-        el("button", { type: "button", "aria-label": "Confirm " + item.id, onclick: () => confirmCall(item.id) }, "Confirm")));
+        el("span", { text: sentence(item.preview) }),
+        el("button", { type: "button", "aria-label": "Confirm " + item.id, onclick: guard(() => decideCall("confirm", item.id), "confirmations-message") }, "Confirm"),
+        el("button", { type: "button", class: "secondary", "aria-label": "Reject " + item.id, onclick: guard(() => decideCall("reject", item.id), "confirmations-message") }, "Reject")));
     }
   }
 
-  async function confirmCall(id) {
-    say("confirmations-message", "Running " + id + "…");
-    const result = await op("confirm", { confirm: id });
+  async function decideCall(name, id) {
+    say("confirmations-message", (name === "confirm" ? "Running " : "Cancelling ") + id + "…");
+    const result = await op(name, { confirm: id });
     say("confirmations-message", firstLine(result.text), result.ok ? "ok" : "error");
-    await Promise.all([loadConfirmations(), loadAudit()]);
+    for (const card of document.querySelectorAll(`.confirm-card[data-confirmation="${id}"]`)) {
+      if (result.ok) settleCard(card, name);
+      card.querySelector(".message").textContent = firstLine(result.text);
+    }
+    await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
   }
 
+
+  // A stored UTC time in the viewer's own time zone, the zone named: "Sun 06 Dec 2026, 11:18 PST".
+  function viewerTime(iso) {
+    const moment = new Date(String(iso || ""));
+    if (Number.isNaN(moment.getTime())) return String(iso || "");
+    return new Intl.DateTimeFormat(undefined, { weekday: "short", day: "2-digit", month: "short", year: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" }).format(moment);
+  }
   async function loadAudit() {
     const rows = clear($("audit-rows"));
     const result = await op("audit_log", { limit: 20 });
@@ -539,13 +847,250 @@
     }
     for (const entry of entries) {
       rows.appendChild(el("tr", {},
-        el("td", { text: "#" + entry.id }),
-        el("td", { text: String(entry.created_at || "").replace("T", " ").slice(0, 19) }),
-        el("td", { text: entry.interface || "" }),
-        el("td", {}, el("code", { text: entry.op || "" })),
-        el("td", { class: entry.outcome === "ok" ? "" : "error", text: entry.outcome + (entry.undone_by ? " (undone)" : "") }),
-        el("td", { text: entry.summary || entry.error || "" })));
+        el("td", { "data-label": "#", text: "#" + entry.id }),
+        el("td", { "data-label": "When", text: viewerTime(entry.created_at) }),
+        el("td", { "data-label": "Via", text: entry.interface || "" }),
+        el("td", { "data-label": "Op" }, el("code", { text: entry.op || "" })),
+        el("td", { "data-label": "Outcome", class: entry.outcome === "ok" ? "" : "error", text: entry.outcome + (entry.undone_by ? " (undone)" : "") }),
+        el("td", { "data-label": "Summary", class: "summary", text: entry.summary || entry.error || "" })));
     }
+  }
+
+  // ---------------------------------------------------------------- campaigns (like Ads Manager's table) and the chart
+
+  // What counts as a result, by the campaign's objective (fields of fb_insights' rows). Ads Manager's "Results" follow
+  // each ad set's optimization goal ("based on the objective and ad delivery optimization selected"); this per-objective
+  // default is our approximation, UNVERIFIED against Ads Manager for mixed goals. Awareness: cost per 1,000, as CPM.
+  const RESULTS = {
+    OUTCOME_SALES: ["purchases", "purchase", "purchases"],
+    OUTCOME_LEADS: ["leads", "lead", "leads"],
+    OUTCOME_TRAFFIC: ["link_clicks", "link click", "link clicks"],
+    OUTCOME_ENGAGEMENT: ["clicks", "click", "clicks"],
+    OUTCOME_AWARENESS: ["impressions", "impression", "impressions", 1000],
+  };
+  const DELIVERY = { ACTIVE: "Active", PAUSED: "Off", CAMPAIGN_PAUSED: "Off", WITH_ISSUES: "With issues",
+    IN_PROCESS: "In process", PENDING_REVIEW: "In review", DISAPPROVED: "Not approved", ARCHIVED: "Archived",
+    DELETED: "Deleted", ADSET_PAUSED: "Ad sets off" };
+  const PERIODS = { today: "Today", yesterday: "Yesterday", last_7d: "Last 7 days", last_30d: "Last 30 days" };
+
+  function resultOf(campaign, row) {
+    const [field, one, many, per] = RESULTS[campaign.objective] || ["link_clicks", "link click", "link clicks"];
+    const value = row ? Number(row[field] || 0) : 0;
+    return { value, noun: value === 1 ? one : many, per: per || 1 };
+  }
+
+  function budgetText(campaign, currency) {
+    if (campaign.daily_budget) return money(campaign.daily_budget, currency) + "/day";
+    if (campaign.lifetime_budget) return money(campaign.lifetime_budget, currency) + " lifetime";
+    return "On ad sets";
+  }
+
+  async function loadOverview() {
+    if (!state.connected) {
+      clear($("campaign-rows")).appendChild(el("tr", {}, el("td", { colspan: 7, text: "Connect Facebook to see your campaigns." })));
+      clear($("campaign-totals"));
+      clear($("chart"));
+      $("chart-caption").textContent = "";
+      state.chart = null;
+      return;
+    }
+    await Promise.all([loadCampaigns(), loadChart()]);
+  }
+
+  async function loadCampaigns() {
+    const rows = clear($("campaign-rows"));
+    const totals = clear($("campaign-totals"));
+    if (!state.connected) return;
+    const period = $("period").value;
+    $("campaign-table").setAttribute("aria-busy", "true");
+    const [list, insights] = await Promise.all([op("list_campaigns", { all_pages: true }),
+      op("get_insights", { level: "campaign", date_preset: period })]);
+    if (!list.ok) {
+      $("campaign-table").removeAttribute("aria-busy");
+      say("campaigns-message", firstLine(list.text), "error");
+      return;
+    }
+    const currency = list.data.currency || state.currency;
+    state.currency = currency;
+    const byCampaign = new Map(((insights.ok && insights.data.rows) || []).map((row) => [row.campaign_id, row]));
+    state.campaigns = list.data.campaigns || [];
+    if (!state.campaigns.length) {
+      rows.appendChild(el("tr", {}, el("td", { colspan: 7, text: "No campaigns in this ad account yet." })));
+    }
+    let spend = 0;
+    for (const campaign of state.campaigns) {
+      const row = byCampaign.get(campaign.id);
+      const spent = row ? Number(row.spend_minor || 0) : 0;
+      spend += spent;
+      const result = resultOf(campaign, row);
+      const delivery = campaign.effective_status || campaign.status || "";
+      const name = campaign.name || campaign.id;
+      const actions = el("td", { class: "row-actions" });
+      if (campaign.status === "ACTIVE") {
+        actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Pause " + name,
+          onclick: guard(() => campaignAction("pause_campaign", { campaign_id: campaign.id }), "campaigns-message") }, "Pause"));
+      } else if (campaign.status === "PAUSED") {
+        actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Resume " + name,
+          onclick: guard(() => campaignAction("resume_campaign", { campaign_id: campaign.id }), "campaigns-message") }, "Resume"));
+      }
+      const budgetCell = el("td", { class: "budget", "data-label": "Budget" }, budgetText(campaign, currency));
+      if (campaign.daily_budget || campaign.lifetime_budget) {
+        actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Edit budget of " + name,
+          onclick: (event) => editBudget(campaign, budgetCell, currency, event.currentTarget) }, "Edit budget"));
+      } else {  // the budgets live on the ad sets: list them in the chat, where /tool update_adset changes one
+        actions.appendChild(el("button", { type: "button", class: "secondary", "aria-label": "Ad sets of " + name,
+          onclick: () => askChat("/adsets " + campaign.id) }, "Ad sets"));
+      }
+      rows.appendChild(el("tr", { "data-campaign": campaign.id },
+        el("th", { scope: "row" }, el("span", { class: "name", text: name }), el("span", { class: "hint id-line", text: campaign.id })),
+        el("td", { "data-label": "Delivery" }, el("span", { class: "delivery " + delivery.toLowerCase(), text: DELIVERY[delivery] ||
+          delivery.toLowerCase().replace(/_/g, " ") })),
+        budgetCell,
+        el("td", { class: "num", "data-label": "Results" }, el("span", {}, row ? count(result.value) : "—",
+          el("span", { class: "hint unit", text: row ? " " + result.noun : "" }))),
+        el("td", { class: "num", "data-label": "Cost per result", text: row && result.value ?
+          money(spent * result.per / result.value, currency) + (result.per > 1 ? ` per ${count(result.per)}` : "") : "—" }),
+        el("td", { class: "num", "data-label": "Amount spent", text: row ? money(spent, currency) : money(0, currency) }),
+        actions));
+    }
+    if (state.campaigns.length) {
+      totals.appendChild(el("tr", {}, el("th", { scope: "row", colspan: 5, text: `Total · ${PERIODS[period] || period}` }),
+        el("td", { class: "num", text: money(spend, currency) }), el("td", {})));
+    }
+    $("campaign-table").removeAttribute("aria-busy");
+    say("campaigns-message", insights.ok ? "" : "Spend and results could not be read: " + firstLine(insights.text),
+      insights.ok ? "" : "error");
+  }
+
+  // Pause, resume and budget changes go through the same gate as everywhere: a held change shows its card here.
+  async function campaignAction(name, args) {
+    say("campaigns-message", "Working…");
+    const result = await op(name, args);
+    if (result.held && result.data.confirmation_id) {
+      say("campaigns-message", "");
+      $("campaign-cards").appendChild(confirmationCard({ id: result.data.confirmation_id, op: result.data.op || name,
+        preview: result.data.preview || result.text }));
+      await loadConfirmations();
+      return;
+    }
+    if (result.ok) await Promise.all([loadCampaigns(), loadAudit()]);
+    say("campaigns-message", firstLine(result.text), result.ok ? "ok" : "error");
+  }
+
+  function askChat(line) {
+    const box = $("chat-message");
+    box.value = line;
+    $("chat-section").scrollIntoView({ block: "start" });
+    box.focus();
+    $("chat-form").requestSubmit();
+  }
+
+  function editBudget(campaign, cell, currency, opener) {
+    if (cell.querySelector("form")) return;
+    const field = campaign.daily_budget ? "daily_budget" : "lifetime_budget";
+    const digits = fractionDigits(currency);
+    const current = Number(campaign[field]) / (digits ? 100 : 1);
+    const label = `New ${field === "daily_budget" ? "daily" : "lifetime"} budget of ${campaign.name || campaign.id} (${currency})`;
+    const input = el("input", { type: "number", min: 0, step: digits ? "0.01" : "1", value: current.toFixed(digits),
+      "aria-label": label, inputmode: "decimal", required: true });
+    const restore = () => {  // back to the amount, the focus back on the button that opened the edit
+      clear(cell).appendChild(document.createTextNode(budgetText(campaign, currency)));
+      if (opener && opener.isConnected) opener.focus();
+    };
+    const form = el("form", { class: "budget-form" }, input,
+      el("button", { type: "submit", "aria-label": "Save budget of " + (campaign.name || campaign.id) }, "Save"),
+      el("button", { type: "button", class: "secondary", onclick: restore }, "Cancel"));
+    form.addEventListener("keydown", (event) => { if (event.key === "Escape") restore(); });
+    form.addEventListener("submit", guard(async (event) => {
+      event.preventDefault();
+      const minor = Math.round(Number(input.value) * (digits ? 100 : 1));
+      if (!Number.isFinite(minor) || minor <= 0) {
+        say("campaigns-message", `Give the budget in ${currency}, more than zero.`, "error");
+        return;
+      }
+      await campaignAction("update_campaign", { campaign_id: campaign.id, [field]: minor });
+    }, "campaigns-message"));
+    clear(cell).appendChild(form);
+    input.focus();
+    input.select();
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    for (const child of children) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    return node;
+  }
+
+  // Daily spend as bars and results (purchases, else leads, else link clicks) as a line, drawn as SVG.
+  async function loadChart() {
+    const box = clear($("chart"));
+    const chosen = $("period").value;
+    const period = chosen === "last_30d" ? "last_30d" : "last_7d";
+    const result = await op("get_insights", { date_preset: period, time_increment: 1 });
+    if (!result.ok) {
+      say("chart-message", firstLine(result.text), "error");
+      $("chart-caption").textContent = "";
+      return;
+    }
+    say("chart-message", "");
+    state.chart = { result, period, chosen };
+    drawChart();
+  }
+
+  function drawChart() {
+    if (!state.chart) return;
+    const { result, period, chosen } = state.chart;
+    const box = clear($("chart"));
+    const currency = result.data.currency || state.currency;
+    const rows = (result.data.rows || []).slice().sort((a, b) => String(a.date_start).localeCompare(String(b.date_start)));
+    const totals = result.data.totals || {};
+    const metric = totals.purchases ? ["purchases", "Purchases"] : totals.leads ? ["leads", "Leads"] : ["link_clicks", "Link clicks"];
+    $("chart-caption").textContent = `${PERIODS[period]}${chosen !== period ? " (the chart shows at least a week)" : ""}: ` +
+      `${money(totals.spend_minor || 0, currency)} spent · ${count(totals[metric[0]] || 0)} ${metric[1].toLowerCase()}`;
+    if (!rows.length) {
+      box.appendChild(el("p", { class: "hint", text: "No spend in this period." }));
+      return;
+    }
+    const W = Math.max(280, Math.round(box.clientWidth || 720)), H = W < 500 ? 200 : 240, left = 58, right = 34, top = 16, bottom = 28;
+    const plotW = W - left - right, plotH = H - top - bottom;
+    // Axis tops rounded up to a round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten).
+    const nice = (value) => {
+      const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
+      return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * power).find((top) => top >= value);
+    };
+    const unit = fractionDigits(currency) ? 100 : 1;
+    const maxSpend = nice(Math.max(1, ...rows.map((r) => Number(r.spend_minor || 0))) / unit) * unit;
+    const maxResult = Math.max(2, nice(Math.max(1, ...rows.map((r) => Number(r[metric[0]] || 0)))));
+    const step = plotW / rows.length;
+    const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg",
+      "aria-label": `Daily spend and ${metric[1].toLowerCase()}, ${PERIODS[period]}` });
+    chart.appendChild(svg("title", {}, `Daily spend (bars) and ${metric[1].toLowerCase()} (line), ${PERIODS[period]}`));
+    for (const fraction of [0, 0.5, 1]) {
+      const y = top + plotH - fraction * plotH;
+      chart.appendChild(svg("line", { x1: left, x2: W - right, y1: y, y2: y, class: "grid" }));
+      chart.appendChild(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end", class: "axis spend" }, money(maxSpend * fraction, currency)));
+      chart.appendChild(svg("text", { x: W - right + 6, y: y + 4, "text-anchor": "start", class: "axis result" },
+        count(Math.round(maxResult * fraction))));
+    }
+    const points = [];
+    const labelEvery = Math.ceil(rows.length / Math.max(3, Math.floor(plotW / 64)));
+    rows.forEach((row, index) => {
+      const spent = Number(row.spend_minor || 0);
+      const height = (spent / maxSpend) * plotH;
+      const x = left + index * step;
+      const bar = svg("rect", { x: x + step * 0.15, y: top + plotH - height, width: step * 0.7, height: Math.max(height, 0.5), class: "bar" });
+      bar.appendChild(svg("title", {}, `${row.date_start}: ${money(spent, currency)} spent, ${count(row[metric[0]] || 0)} ${metric[1].toLowerCase()}`));
+      chart.appendChild(bar);
+      points.push(`${(x + step / 2).toFixed(1)},${(top + plotH - (Number(row[metric[0]] || 0) / maxResult) * plotH).toFixed(1)}`);
+      if (index % labelEvery === 0) {
+        chart.appendChild(svg("text", { x: x + step / 2, y: H - 8, "text-anchor": "middle", class: "axis" }, String(row.date_start).slice(5)));
+      }
+    });
+    chart.appendChild(svg("polyline", { points: points.join(" "), class: "line" }));
+    box.appendChild(chart);
+    box.appendChild(el("p", { class: "legend" }, el("span", { class: "key bar-key", "aria-hidden": "true" }), " Spend (left axis)  ",
+      el("span", { class: "key line-key", "aria-hidden": "true" }), ` ${metric[1]} (right axis)`));
   }
 
   // ---------------------------------------------------------------- everything
@@ -556,7 +1101,7 @@
       await loadAdAccounts();
       await loadPages();
       await loadInstagram();
-      await Promise.all([loadConfirmations(), loadAudit()]);
+      await Promise.all([loadConfirmations(), loadAudit(), loadOverview()]);
     } catch (error) {
       if (!(error instanceof SignedOut)) throw error;
     }
@@ -610,6 +1155,14 @@
     });
     $("refresh-confirmations").addEventListener("click", guard(loadConfirmations, "confirmations-message"));
     $("refresh-audit").addEventListener("click", guard(loadAudit, "audit-message"));
+    $("new-chat").addEventListener("click", newConversation);
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(drawChart, 150);
+    });
+    $("period").addEventListener("change", guard(loadOverview, "campaigns-message"));
+    $("refresh-campaigns").addEventListener("click", guard(loadOverview, "campaigns-message"));
     window.addEventListener("focus", () => {  // back from the sign-in window: look at once
       if (state.key && state.pollTimer && state.poll) {
         clearTimeout(state.pollTimer);

@@ -82,6 +82,10 @@ def param_error(message: str, *, field: str | None = None, subcode: int | None =
 
 
 def not_found(object_id: str) -> GraphError:
+    """An object that does not exist or that this token may not see (another user's: one workspace's objects seen with
+    another's token): error 100, subcode 33, the same words for both, so the answer tells nothing of what exists.
+    Source: https://developers.facebook.com/docs/graph-api/guides/error-handling/ (all versions: the error shape, code
+    100); the message and subcode 33 are those of Facebook's answers, not listed in the guide (unverified there)."""
     return GraphError(
         f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
         "missing permissions, or does not support this operation. Please read the Graph API "

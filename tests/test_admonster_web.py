@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from admonster_runtime import SANDBOX_AUTOCONNECT
-from fb_utils import workspace_files_dir
+from fb_utils import format_money, workspace_files_dir
 import admonster_web
 from testkit import running_server
 
@@ -147,7 +147,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         # A fresh, empty profile for this run (Playwright's launch makes one; --user-data-dir is its to set).
-        context = await browser.new_context(viewport={"width": 1280, "height": 1400})
+        context = await browser.new_context(viewport={"width": 1280, "height": 1400}, timezone_id="Asia/Tokyo")
         page = await context.new_page()
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))
@@ -169,6 +169,7 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await expect(page.locator("#token-status")).to_contain_text("Not connected")
             await expect(page.get_by_role("combobox", name="Ad account")).to_be_disabled()
             await expect(page.get_by_role("button", name="Disconnect")).to_be_disabled()
+            await expect(page.locator("#campaign-rows")).to_have_text("Connect Facebook to see your campaigns.")
 
             # Connect: the sandbox's consent dialog opens in a window; Continue lands on our callback page.
             async with page.expect_popup() as popup_info:
@@ -190,6 +191,16 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await select.select_option(jpy["id"])
             await expect(page.locator("#ad-account-message")).to_contain_text(f"Selected {jpy['name']} ({jpy['id']}), currency JPY")
             assert await runtime.store.get_selection(workspace.id, "ad_account") == jpy["id"]
+            # The campaign table follows the account: its campaigns, in yen.
+            jpy_campaigns = (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"]
+            await expect(page.locator("#campaign-rows tr[data-campaign]")).to_have_count(len(jpy_campaigns))
+            await expect(page.locator("#campaign-totals")).to_contain_text("¥")
+            # An awareness campaign's result is impressions, its cost per 1,000 (as Ads Manager's CPM).
+            awareness = next(c for c in jpy_campaigns if c["objective"] == "OUTCOME_AWARENESS")
+            week = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "last_7d"}))["data"]["rows"]
+            seen = next(r for r in week if r["campaign_id"] == awareness["id"])
+            cost = page.locator(f'#campaign-rows tr[data-campaign="{awareness["id"]}"] td[data-label="Cost per result"]')
+            await expect(cost).to_have_text(format_money(round(seen["spend_minor"] * 1000 / seen["impressions"]), "JPY") + " per 1,000")
 
             # The page-selection modal: the only page was selected automatically; select it from its card.
             pages = (await server.tool(key, "list_pages"))["data"]["pages"]
@@ -275,6 +286,15 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await expect(audit.locator("tr", has_text="pause_campaign")).to_be_visible()
             entries = (await server.tool(key, "audit_log"))["data"]["entries"]
             assert entries[0]["op"] == "resume_campaign" and entries[0]["outcome"] == "ok"
+            # times in the viewer's zone, named (the browser here is in Tokyo): never the stored UTC string
+            from datetime import datetime
+            from zoneinfo import ZoneInfo
+
+            stored = datetime.fromisoformat(entries[0]["created_at"])
+            when = await audit.locator("tr", has_text="resume_campaign").locator("td").nth(1).inner_text()
+            in_tokyo = stored.astimezone(ZoneInfo("Asia/Tokyo"))
+            assert f"{in_tokyo:%H:%M}" in when and ("GMT+9" in when or "JST" in when), when
+            assert entries[0]["created_at"][:16].replace("T", " ") not in when
 
             shot = tmp_path / "console.png"
             await page.screenshot(path=str(shot), full_page=True)

@@ -534,3 +534,14 @@ async def test_launches_in_the_store_are_per_workspace_and_restart_after_rollbac
     await store.set_launch_status(one.id, first.id, "rolled_back")
     again = await store.start_launch(one.id, "k", {"campaign": {"name": "X"}})
     assert again.id == first.id and again.status == "running" and again.steps == {}
+
+
+async def test_a_page_that_is_not_yours_stops_the_launch_before_anything_is_created(facebook, sandbox, tmp_path):
+    await sandbox.control("POST", "stats/reset")
+    for args in (launch_args(tmp_path, "Foreign page", page_id="400000000000099"),
+                 launch_args(tmp_path, "Foreign post", creatives=[{"kind": "page_post", "post_id": "400000000000099_7"}])):
+        result = await facebook.call("launch_campaign", args)
+        assert not result.ok and "Nothing was created: page 400000000000099 is not a page you can advertise for" in result.text
+        assert result.data["code"] == 100 and result.data["error_subcode"] == 1443048, result.data  # rule C1
+    assert await _posts(sandbox) == []
+

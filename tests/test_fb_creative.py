@@ -523,6 +523,14 @@ async def test_preview_html_files_per_format(studio, sandbox, tmp_path):
     assert [p["ad_format"] for p in result.data["previews"]] == ["MOBILE_FEED_STANDARD", "INSTAGRAM_STORY", "DESKTOP_FEED_STANDARD"]
 
 
+async def test_preview_of_a_made_creative_refuses_content_it_would_ignore(studio, sandbox):
+    creative_id = await _creative(studio, sandbox)
+    for extra in ({"page_id": "400000000000001"}, {"thumbnail": "0" * 32}, {"headline": "Other"},
+                  {"ad_account_id": "act_100000000000001"}):
+        result = await studio.call("preview_ad", {"creative_id": creative_id, **extra})
+        assert not result.ok and f"{next(iter(extra))} go(es) with kind" in result.text, result.text
+
+
 async def test_preview_of_a_draft_spec_defaults_to_two_formats(studio, sandbox, tmp_path):
     uploaded = await studio.call("upload_image", {"source": f"{sandbox.url}/__sandbox/files/sample.jpg"})
     result = await studio.call("preview_ad", {"kind": "image", "image": uploaded.data["hash"], "link": PAGE_LINK, "out_dir": "out"})

@@ -440,3 +440,15 @@ async def test_recommendations_over_the_sandbox(facebook, graph, sandbox, demo_a
     assert after.ok, after.text
     assert not [r for r in after.data["recommendations"] if r["rule"] == "learning_phase" and r["object_id"] == learning[0]["object_id"]]
     assert [r for r in after.data["recommendations"] if r["rule"] == "ad_issues"]
+
+
+async def test_recommendations_read_the_campaign_first(facebook, graph, demo_accounts):
+    # A campaign this person cannot see is Facebook's error, never "no recommendations"; a campaign of another of the
+    # person's accounts is recommended on in its own account unless ad_account_id names a different one.
+    unseen = await facebook.call("recommendations", {"campaign_id": "120219999999999999"})
+    assert not unseen.ok and unseen.text.startswith("ERROR not_found: Unsupported get request"), unseen.text
+    tokyo = (await graph.get_all(f"{demo_accounts['JPY']}/campaigns", {"fields": "id"}))[0]["id"]
+    own = await facebook.call("recommendations", {"campaign_id": tokyo})
+    assert own.ok and own.data["account_id"] == demo_accounts["JPY"], own.text
+    mixed = await facebook.call("recommendations", {"campaign_id": tokyo, "ad_account_id": demo_accounts["USD"]})
+    assert not mixed.ok and f"Campaign {tokyo} is not in ad account {demo_accounts['USD']}" in mixed.text

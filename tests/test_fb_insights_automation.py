@@ -108,6 +108,9 @@ async def test_condition_not_met_does_not_fire(fb, demo_accounts):
                 operator=">", threshold=10**12, window="last_7d")
     result = await fb.call("evaluate_alerts", interface="job")
     assert result.ok and result.data["fired"] == [] and "none fired" in result.text
+    # An id of no rule here (another workspace's, or deleted) is said so, not "checked 0, none fired".
+    unknown = await fb.call("evaluate_alerts", {"alert_id": 999999})
+    assert not unknown.ok and unknown.text.startswith("ERROR validation: Alert #999999 does not exist in this workspace")
 
 
 async def test_pause_action_pauses_and_is_audited(fb, graph, store, demo_accounts):
