@@ -1296,6 +1296,7 @@ class GraphClient:
         self.request_count = 0
         self.limiter = RateLimiter(threshold=pace_threshold, max_wait=max_wait, sleep=sleep, on_wait=on_wait)
         self._auth = {"access_token": access_token}
+        self.access_token = access_token
         if app_secret:
             self._auth["appsecret_proof"] = appsecret_proof(access_token, app_secret)
         self._session = session

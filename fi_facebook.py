@@ -1141,6 +1141,7 @@ class TokenHealth:
     scopes: list[str] = dataclass_field(default_factory=list)
     missing_scopes: list[str] = dataclass_field(default_factory=list)
     reason: str | None = None
+    source: str | None = None  # where an unstored token comes from (the environment), else None: the store
 
     def days_left(self, now: datetime) -> float | None:
         return None if self.expires_at is None else (self.expires_at - now).total_seconds() / 86400
@@ -1150,13 +1151,17 @@ class TokenHealth:
             return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
         if not self.valid:
             reason = (self.reason or "Facebook refused it").strip().rstrip(".")
-            return f"The Facebook token is not valid: {reason}. Reconnect with /connect."
+            where = f" (from {self.source})" if self.source else ""
+            return f"The Facebook token{where} is not valid: {reason}. Reconnect with /connect."
         days = self.days_left(now)
         expiry = ("never expires" if days is None else
                   f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")
         who = f"{self.user_name} ({self.user_id})" if self.user_name else self.user_id or "unknown user"
         lines = [f"Facebook token valid ({self.kind or 'user'} token of {who}); it {expiry}.",
                  f"Scopes: {', '.join(self.scopes) or 'none'}."]
+        if self.source:
+            lines.append(f"It comes from {self.source}, not from a sign-in; /connect signs in and keeps the token for "
+                         "this workspace.")
         if self.missing_scopes:
             lines.append(f"Missing: {', '.join(self.missing_scopes)}. Fix: reconnect with /connect and allow them.")
         if days is not None and days <= LONG_LIVED_WARNING_DAYS[0]:
@@ -1167,7 +1172,7 @@ class TokenHealth:
         return {"connected": self.connected, "valid": self.valid, "kind": self.kind, "user_id": self.user_id,
                 "user_name": self.user_name, "app_id": self.app_id,
                 "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-                "scopes": self.scopes, "missing_scopes": self.missing_scopes, "reason": self.reason}
+                "scopes": self.scopes, "missing_scopes": self.missing_scopes, "reason": self.reason, "source": self.source}
 
 
 def sign_state(secret: bytes, workspace_id: int, nonce: str, expires_at: int) -> str:
@@ -1380,9 +1385,17 @@ class Connector:
                                     expires_at=health.expires_at, scopes=health.scopes)
         return health
 
-    async def status(self, workspace_id: int) -> TokenHealth:
-        """The workspace's token as Facebook sees it now (and recorded as checked)."""
+    async def status(self, workspace_id: int, unstored: str | None = None) -> TokenHealth:
+        """The workspace's token as Facebook sees it now (and recorded as checked). `unstored`: the token the session
+        uses when none is stored (ADMONSTER_ACCESS_TOKEN), checked the same way and said to be from there."""
         stored = await self.store.load_token(workspace_id)
+        if stored is None and unstored:
+            try:
+                health = await self.inspect(unstored)
+            except AuthError as error:
+                health = TokenHealth(connected=True, valid=False, reason=error.message)
+            health.source = "ADMONSTER_ACCESS_TOKEN"
+            return health
         if stored is None:
             return TokenHealth(connected=False)
         try:
@@ -1466,7 +1479,10 @@ async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResu
     facebook = ctx.facebook
     if facebook.connector is None:
         raise ValidationError("Token checks are not available in this interface", fix="Use `admonster token status`")
-    health = await facebook.connector.status(facebook.workspace.id)
+    unstored = None
+    if facebook.graph is not None and await facebook.store.load_token(facebook.workspace.id) is None:
+        unstored = facebook.graph.access_token  # the session's token comes from the environment
+    health = await facebook.connector.status(facebook.workspace.id, unstored=unstored)
     now = await ctx.now()
     text, data = health.describe(now), health.to_data()
     warning = api_version_warning(facebook.connector.api_version, now.date())

@@ -278,3 +278,18 @@ def test_workspace_create_prints_a_key_once(tmp_path):
     assert key.encode() not in (tmp_path / "admonster.db").read_bytes()
     listed = _cli(["workspace", "list"], env)
     assert "acme" in listed.stdout and key not in listed.stdout
+
+
+def test_token_reports_the_environment_token_the_session_uses(standalone, tmp_path):
+    """LIVE mode with ADMONSTER_ACCESS_TOKEN and nothing stored: /token checks that token and says where it is from
+    (it used to say "not connected" while every op worked)."""
+    env = standalone.live_env(tmp_path / "home")
+    token = standalone.control("POST", "tokens", {})["access_token"]
+    env["ADMONSTER_ACCESS_TOKEN"] = token
+    status = _cli(["chat"], env, stdin="/token\n")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Facebook token valid" in status.stdout and "It comes from ADMONSTER_ACCESS_TOKEN" in status.stdout
+    assert "not connected" not in status.stdout and token not in status.stdout + status.stderr
+    env["ADMONSTER_ACCESS_TOKEN"] = token[:-6] + "XXXXXX"
+    bad = _cli(["chat"], env, stdin="/token\n")
+    assert "The Facebook token (from ADMONSTER_ACCESS_TOKEN) is not valid" in bad.stdout, bad.stdout
