@@ -717,6 +717,21 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
     return None
 
 
+def commands_in_fix(text: str, op_names: list[str]) -> str:
+    """An error line as a person reads it: in its fix, the ops it names become commands to type ("resume_launch with
+    launch_id=5" -> "/resume_launch launch_id=5", "list_alerts" -> "/list_alerts"); the LLM keeps the original."""
+    head, _, fix = text.partition(" Fix: ")
+    names = "|".join(sorted((re.escape(n) for n in op_names), key=len, reverse=True))
+
+    def plain(words: str) -> str:
+        words = re.sub(rf"(?<![/\w])({names}) with (\w+=[^\s,;)]+(?: and \w+=[^\s,;)]+)*)",
+                       lambda m: f"/{m.group(1)} {m.group(2).replace(' and ', ' ')}", words)
+        return re.sub(rf"(?<![/\w])({names})(?![\w(])", r"/\1", words)
+
+    parts = fix.split("`")  # what is quoted (a shell command) stays as it is
+    return f"{head} Fix: " + "`".join(plain(part) if i % 2 == 0 else part for i, part in enumerate(parts))
+
+
 def _one_line_preview(preview: str, limit: int = 160) -> str:
     """A held call's preview, short: its first clause, cut at a word."""
     first = " ".join(str(preview or "").split()).split("; ")[0].rstrip(".")
@@ -1560,6 +1575,8 @@ class Facebook:
                 fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
         finally:
             _call_waits.reset(token)
+        if not result.ok and not result.held and result.llm is None and " Fix: " in result.text:
+            result.llm, result.text = result.text, commands_in_fix(result.text, self.registry.names())
         if interface in REMOTE_INTERFACES:  # a remote caller never sees a server path
             result.text = hide_server_paths(result.text, self.files_dir)
             result.data = hide_server_paths(result.data, self.files_dir)

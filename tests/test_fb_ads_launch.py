@@ -275,7 +275,9 @@ async def test_fault_at_each_step_then_resume_finishes_without_duplicates(facebo
     failed = await _launch_failing_at(facebook, sandbox, tmp_path, name, path)
     assert failed.data["failed_step"].split(":")[0] == step
     assert failed.text.startswith("ERROR facebook: launch #") and "The sandbox refused this step" in failed.text
-    assert "resume_launch with launch_id=" in failed.text and "rollback_launch with launch_id=" in failed.text
+    # the person reads the commands to type; the LLM reads the calls
+    assert "/resume_launch launch_id=" in failed.text and "/rollback_launch launch_id=" in failed.text
+    assert "resume_launch with launch_id=" in failed.llm_text and "rollback_launch with launch_id=" in failed.llm_text
     assert "Created so far" in failed.text
     launch_id = failed.data["launch_id"]
     assert [n["op"] for n in failed.data["next"]] == ["resume_launch", "rollback_launch"]
@@ -283,7 +285,7 @@ async def test_fault_at_each_step_then_resume_finishes_without_duplicates(facebo
     assert entry.outcome == "error" and set(failed.data["object_ids"]) <= set(entry.object_ids)
 
     again = await facebook.call("launch_campaign", launch_args(tmp_path, name))
-    assert not again.ok and again.data["already_launched"] and f"resume_launch with launch_id={launch_id}" in again.text
+    assert not again.ok and again.data["already_launched"] and f"/resume_launch launch_id={launch_id}" in again.text
 
     resumed = await facebook.call("resume_launch", {"launch_id": launch_id})
     assert resumed.ok, resumed.text

@@ -200,6 +200,7 @@ async def test_bulk_update_of_only_unknown_campaigns_is_refused_before_any_write
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("bulk_update_campaigns", {"campaign_ids": ["424242424242", "434343434343"], "status": "PAUSED"})
     assert not result.ok and result.text.startswith("ERROR validation: No campaign to update in ") and "\n" not in result.text
-    assert "424242424242 not found in this ad account" in result.text and "Fix: list_campaigns" in result.text
+    assert "424242424242 not found in this ad account" in result.text and "Fix: /list_campaigns" in result.text
+    assert "Fix: list_campaigns" in result.llm_text
     assert await facebook.store.list_audit(facebook.workspace.id) == []
     assert not [r for r in (await sandbox.stats())["by_route"] if not r.startswith("GET")]

@@ -117,3 +117,17 @@ async def test_a_bare_confirm_answers_what_this_conversation_asked_across_reques
         assert int(now.data["campaign"]["daily_budget"]) == raised
         again = await say("t1", "/confirm")  # used: it no longer waits
         assert "Nothing this conversation asked about" in again["reply"]
+
+
+async def test_an_errors_fix_names_commands_for_a_person_and_calls_for_an_llm(facebook):
+    """The ops a fix names are commands a person can type (`/list_alerts`, `/resume_launch launch_id=5`); the LLM
+    keeps the call's own words; a quoted shell command is left as it is."""
+    from fi_facebook import commands_in_fix
+
+    gone = await facebook.call("delete_alert", {"alert_id": 987654})
+    assert not gone.ok and "Fix: " in gone.text
+    fix, llm_fix = gone.text.split(" Fix: ")[1], gone.llm_text.split(" Fix: ")[1]
+    assert "/list_alerts" in fix and "/list_alerts" not in llm_fix and "list_alerts" in llm_fix, (fix, llm_fix)
+    names = facebook.registry.names()
+    assert commands_in_fix("ERROR x: y. Fix: resume_launch with launch_id=5 and after=x, or `admonster connect`.", names) \
+        == "ERROR x: y. Fix: /resume_launch launch_id=5 after=x, or `admonster connect`."
