@@ -377,8 +377,9 @@ class Chat:
     """Reads lines, answers slash-commands through the registry, and says what free text needs."""
 
     def __init__(self, runtime: Any, workspace: Any, console: Any, *, thread_id: str = "terminal", stream: bool = True,
-                 interface: str = "chat") -> None:
+                 interface: str = "chat", relay: Callable[[str], Any] | None = None) -> None:
         self.interface = interface
+        self.relay = relay  # not printing (stream=False): the LLM's text as it arrives goes here too (the HTTP stream)
         self.runtime = runtime
         self.workspace = workspace
         self.console = console
@@ -475,7 +476,7 @@ class Chat:
 
         try:
             turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                                on_text=on_text if self.stream else None, interface=self.interface)
+                                                on_text=on_text if self.stream else self.relay, interface=self.interface)
         finally:  # also when Ctrl-C cancels the turn mid-sentence: what comes next starts on its own line
             if shown:
                 self.console.print()

@@ -278,6 +278,20 @@ OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
         "responses": {"200": _json(_ref("ChatReply"), "The reply; ok=false when the turn failed."),
                       "400": BAD_BODY, "401": UNAUTHORIZED, "413": TOO_LARGE}},
+    ("POST", "/v1/chat/stream"): lambda: {
+        "operationId": "chat_stream", "tags": ["api"], "security": SECURED,
+        "summary": "The same chat turn, answered as JSON lines while it runs: {\"text\": …} for each piece of the LLM's "
+                   "reply as it arrives, then {\"done\": true, …} with /v1/chat's whole answer.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
+        "responses": {"200": {"description": "JSON lines (application/x-ndjson); the last one is the whole answer.",
+                              "content": {"application/x-ndjson": {"schema": {
+                                  "description": "One line: a piece of the reply, or the last line: /v1/chat's answer "
+                                                 "with done=true.",
+                                  "oneOf": [{"type": "object", "required": ["text"], "additionalProperties": False,
+                                             "properties": {"text": {"type": "string"}}},
+                                            {"allOf": [_ref("ChatReply"), {"type": "object", "required": ["done"],
+                                                       "properties": {"done": {"const": True}}}]}]}}}},
+                      "400": BAD_BODY, "401": UNAUTHORIZED, "413": TOO_LARGE}},
     ("GET", "/v1/threads/{thread_id}"): lambda: {
         "operationId": "thread_history", "tags": ["api"], "security": SECURED,
         "summary": "A thread's messages, oldest first (this workspace's only; personal data withheld).",

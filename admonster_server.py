@@ -475,10 +475,8 @@ def _with_signin_cookie(request: web.Request, response: web.StreamResponse, bind
 MAX_MESSAGE_CHARS = 20000
 
 
-async def chat(request: web.Request) -> web.Response:
-    """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
-    from admonster_bot import Chat
-
+async def _chat_turn(request: web.Request) -> tuple[str, str] | web.Response:
+    """(thread_id, message) of a chat request, or the one-line 400/413 answer."""
     body = await _json_body(request, '{"thread_id": "t1", "message": "/status"}')
     if isinstance(body, web.Response):
         return body
@@ -489,11 +487,57 @@ async def chat(request: web.Request) -> web.Response:
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
         return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
                       'Send {"thread_id": "t1", "message": "/status"}')
-    runtime = request.app[RUNTIME_KEY]
-    conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id.strip(), stream=False,
-                        interface="http")
+    return thread_id.strip(), message
+
+
+async def chat(request: web.Request) -> web.Response:
+    """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
+    from admonster_bot import Chat
+
+    turn = await _chat_turn(request)
+    if isinstance(turn, web.Response):
+        return turn
+    thread_id, message = turn
+    conversation = Chat(request.app[RUNTIME_KEY], request[WORKSPACE_KEY], console=None, thread_id=thread_id,
+                        stream=False, interface="http")
     binding = _bind_signin_to_browser()
     reply, failed = await conversation.answer(message)
+    response = web.json_response(_chat_reply(request, conversation, thread_id, reply, failed),
+                                 dumps=lambda value: json.dumps(value, default=str))
+    return _with_signin_cookie(request, response, binding)
+
+
+async def chat_stream(request: web.Request) -> web.StreamResponse:
+    """POST /v1/chat/stream: the same turn as /v1/chat, answered as JSON lines while it runs: {"text": …} for each
+    piece of the LLM's reply as it arrives, then {"done": true, …} holding /v1/chat's whole answer."""
+    from admonster_bot import Chat
+
+    turn = await _chat_turn(request)
+    if isinstance(turn, web.Response):
+        return turn
+    thread_id, message = turn
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
+                                           "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    binding = _bind_signin_to_browser()
+    # The headers leave before the turn runs: the sign-in cookie goes with them in case the turn makes a link.
+    runtime = request.app[RUNTIME_KEY]
+    response.set_cookie(signin_cookie_name(request[WORKSPACE_KEY].id), binding.secret, path=CALLBACK_PATH, max_age=600,
+                        httponly=True, samesite="Lax", secure=runtime.settings.public_url.startswith("https://"))
+    await response.prepare(request)
+
+    async def relay(fragment: str) -> None:
+        await response.write((json.dumps({"text": fragment}, ensure_ascii=False) + "\n").encode())
+
+    conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id, stream=False,
+                        interface="http", relay=relay)
+    reply, failed = await conversation.answer(message)
+    done = {"done": True, **_chat_reply(request, conversation, thread_id, reply, failed)}
+    await response.write((json.dumps(done, default=str, ensure_ascii=False) + "\n").encode())
+    await response.write_eof()
+    return response
+
+
+def _chat_reply(request: web.Request, conversation: Any, thread_id: str, reply: str, failed: bool) -> dict[str, Any]:
     tool_calls, files, file_urls = [], [], []
     for call in conversation.last_tool_calls:
         call = dict(call)
@@ -502,10 +546,8 @@ async def chat(request: web.Request) -> web.Response:
         files += call["files"]
         file_urls += call["file_urls"]
         tool_calls.append(call)
-    response = web.json_response({"ok": not failed, "thread_id": thread_id.strip(), "reply": reply,
-                                  "tool_calls": tool_calls, "files": files, "file_urls": file_urls},
-                                 dumps=lambda value: json.dumps(value, default=str))
-    return _with_signin_cookie(request, response, binding)
+    return {"ok": not failed, "thread_id": thread_id, "reply": reply, "tool_calls": tool_calls, "files": files,
+            "file_urls": file_urls}
 
 
 async def thread_history(request: web.Request) -> web.Response:
@@ -568,6 +610,7 @@ def create_app(runtime: Any) -> web.Application:
     app.router.add_get("/healthz", health)
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_post("/v1/chat", chat)
+    app.router.add_post("/v1/chat/stream", chat_stream)
     app.router.add_get("/v1/threads/{thread_id}", thread_history)
     app.router.add_get("/v1/me", me)
     app.router.add_get(FILES_PREFIX + "{file_id}/{name}", serve_file)

@@ -79,6 +79,54 @@
     return { status: response.status, body: parsed || {} };
   }
 
+  // POST whose answer comes as JSON lines while the server works (/v1/chat/stream): `onText` gets each {"text"} piece;
+  // the last line, {"done": true, …}, is the answer. A refusal (JSON, not lines) reads as post() reads it.
+  async function postStream(path, body, onText) {
+    let response;
+    try {
+      response = await fetch(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Authorization": "Bearer " + state.key },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      offline(true);
+      return { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
+    }
+    offline(false);
+    const lines = /ndjson/.test(response.headers.get("Content-Type") || "");
+    if (!lines || !response.body) {
+      let parsed = null;
+      try { parsed = await response.json(); } catch (error) { parsed = null; }
+      parsed = parsed || { ok: false, text: `ERROR server: HTTP ${response.status} without a JSON answer.` };
+      if (response.status === 401) {
+        signOut(parsed.text || "ERROR auth: the API key was refused.");
+        throw new SignedOut(parsed.text);
+      }
+      return { status: response.status, body: parsed };
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    let done = null;
+    const take = (line) => {
+      if (!line.trim()) return;
+      const piece = JSON.parse(line);
+      if (piece.done) done = piece;
+      else if (typeof piece.text === "string") onText(piece.text);
+    };
+    for (;;) {
+      const { value, done: finished } = await reader.read();
+      buffered += decoder.decode(value || new Uint8Array(), { stream: !finished });
+      const complete = buffered.split("\n");
+      buffered = complete.pop();
+      complete.forEach(take);
+      if (finished) break;
+    }
+    take(buffered);
+    return { status: response.status, body: done || { ok: false, text: "ERROR server: the answer ended early." } };
+  }
+
   async function get(path) {
     let response;
     try {
@@ -676,8 +724,9 @@
   function chatLine(kind, text, tools, fileUrls) {
     const log = $("chat-log");
     for (const empty of log.querySelectorAll("li.empty")) empty.remove();
-    const who = el("span", { class: "who", text: kind === "you" ? "You: " : kind === "bot" ? "Ad Monster: " : "" });
+    const who = el("span", { class: "who", text: kind === "you" ? "You: " : kind.startsWith("bot") ? "Ad Monster: " : "" });
     const item = kind === "bot" ? el("li", { class: kind }, who, renderMarkdown(text))
+      : kind === "bot streaming" ? el("li", { class: kind, "aria-busy": "true" }, who, el("span", { class: "md" }))
       : el("li", { class: kind }, who, text);
     if (tools && tools.length) {
       const names = tools.map((t) => (t && (t.op || t.name || (t.function && t.function.name) ||
@@ -700,7 +749,17 @@
     $("chat-send").disabled = true;
     say("chat-message-status", "Ad Monster is working…");
     try {
-      const { status, body } = await post("/v1/chat", { thread_id: threadId(), message });
+      // Free text goes to the LLM: its words appear as they come; commands answer at once, whole.
+      let streaming = null;
+      const onText = (piece) => {
+        if (!streaming) streaming = chatLine("bot streaming", "");
+        streaming.lastChild.textContent += piece;
+        $("chat-log").scrollTop = $("chat-log").scrollHeight;
+      };
+      const { status, body } = message.startsWith("/")
+        ? await post("/v1/chat", { thread_id: threadId(), message })
+        : await postStream("/v1/chat/stream", { thread_id: threadId(), message }, onText);
+      if (streaming) streaming.remove();  // replaced by the whole answer, rendered
       if (status === 404 || status === 405) {
         chatLine("note", "Chat needs an LLM (ADMONSTER_LLM_BASE_URL): this server has no chat endpoint yet. " +
           "The sections above still do everything.");
