@@ -536,6 +536,10 @@ class McpHttp:
         self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE)
         self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
                                                     max_request_body_size=MAX_BODY_BYTES)
+        # A tools/call asking for progress (`_meta.progressToken`) is answered as an SSE stream instead, so its
+        # notifications/progress reach the caller before the result (stateless: one stream per POST).
+        self.streaming = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=False,
+                                                      max_request_body_size=MAX_BODY_BYTES)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -554,7 +558,7 @@ class McpHttp:
         started = asyncio.Event()
 
         async def run() -> None:  # one task owns the manager's task group from start to stop
-            async with self.manager.run():
+            async with self.manager.run(), self.streaming.run():
                 started.set()
                 await self._stop.wait()
 
@@ -593,13 +597,13 @@ class McpHttp:
             return web.json_response({"ok": False, "text": "ERROR validation: The request body is too large. Fix: send less."},
                                      status=413)
         try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
-            load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
+            message = load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
         except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
             return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
                                      status=error.http_status or 400)
-        return await self._bridge(request, body, workspace)
+        return await self._bridge(request, body, workspace, streaming=wants_progress(message))
 
-    async def _bridge(self, request: web.Request, body: bytes, workspace: Any) -> web.StreamResponse:
+    async def _bridge(self, request: web.Request, body: bytes, workspace: Any, *, streaming: bool = False) -> web.StreamResponse:
         """Run one request through the ASGI session manager, streaming its answer back through aiohttp."""
         host, port = (request.transport.get_extra_info("sockname") or ("127.0.0.1", 0))[:2] if request.transport else ("127.0.0.1", 0)
         scope: dict[str, Any] = {
@@ -648,13 +652,20 @@ class McpHttp:
                     answered.set()
 
         try:
-            await self.manager.handle_request(scope, receive, send)
+            await (self.streaming if streaming else self.manager).handle_request(scope, receive, send)
         finally:
             answered.set()
         if response is None:
             return web.json_response({"ok": False, "text": "ERROR system: The MCP endpoint gave no answer. Fix: try again."},
                                      status=500)
         return response
+
+
+def wants_progress(message: Any) -> bool:
+    """Whether a JSON-RPC body is a request carrying a progress token (then answered as SSE, which can carry progress)."""
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and meta.get("progressToken") is not None and "id" in message
 
 
 def mount_mcp(app: web.Application, runtime: Any, *, mode: str = "both", path: str = MCP_PATH) -> McpHttp:

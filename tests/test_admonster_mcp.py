@@ -368,3 +368,22 @@ async def test_http_chart_resource_is_the_workspace_own(server):
         with pytest.raises(Exception, match="No resource"):
             await session.read_resource(uri)
         assert uri not in {str(r.uri) for r in (await session.list_resources()).resources}
+
+
+async def test_http_progress_reaches_the_caller(server, tmp_path):
+    """Over stateless HTTP a call asking for progress is answered as an SSE stream, which carries the notifications."""
+    url, runtime = server
+    key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
+    data = _mp4(tmp_path / "clip.mp4", 9_000_000).read_bytes()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/v1/files", params={"name": "clip.mp4"}, data=data,
+                             headers={"Authorization": f"Bearer {key}"}) as resp:
+            name = (await resp.json())["file"]
+    async with http_session(url, key) as session:
+        seen, on_progress = _collector()
+        uploaded = await session.call_tool("upload_video", {"source": name, "wait": False}, progress_callback=on_progress)
+        assert not uploaded.is_error, _text(uploaded)
+        assert len(seen) >= 3 and seen[-1][:2] == (9_000_000, 9_000_000) and seen[-1][2].endswith("9.0 of 9.0 MB")
+        assert [p for p, _, _ in seen] == sorted({p for p, _, _ in seen})
+        plain = await session.call_tool("list_campaigns", {"limit": 1})  # without a token: the plain JSON answer
+        assert not plain.is_error
