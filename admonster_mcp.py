@@ -167,25 +167,33 @@ INLINE_IMAGE_BYTES = 256 * 1024
 class CallProgress:
     """The progress reports of one tools/call (uploads, video processing, customer-list rows, launch steps, async report
     percent: fb_utils.report_progress) as MCP progress against the request's own token. The handler is set in the call's
-    context (a ContextVar), so two calls at once never mix. MCP wants each notification's progress above the last: a
-    report of a new label (a new phase) continues from where the last one ended, and a report that would not move
-    forward is not sent. Without a progress token in the request, the SDK sends nothing."""
+    context (a ContextVar), so two calls at once never mix. MCP wants each notification's progress above the last:
+    a phase (a label) that starts after the one before it finished continues from where that one ended; a label that
+    reports while the current phase is unfinished (an image upload inside a launch step) moves progress within the
+    current unit only (3 steps done + 0.999), keeping the phase's total; a report that would not move forward is not
+    sent. Without a progress token in the request, the SDK sends nothing."""
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self.label: str | None = None
+        self.phase: str | None = None
         self.base = 0.0
-        self.last = 0.0
-        self.sent = 0
+        self.done = 0
+        self.total = 0
+        self.last: float | None = None
 
     async def __call__(self, label: str, done: int, total: int) -> None:
-        if label != self.label:
-            self.label, self.base = label, self.last
-        progress = self.base + max(done, 0)
-        if self.sent and progress <= self.last:
+        done, total = max(done, 0), max(total, done, 1)
+        if self.phase is None or (label != self.phase and self.done >= self.total):
+            self.phase, self.base = label, self.last or 0.0
+        if label == self.phase:
+            self.done, self.total = done, total
+            progress, whole = self.base + done, self.base + total
+        else:
+            progress, whole = self.base + self.done + min(done / total, 0.999), self.base + self.total
+        if self.last is not None and progress <= self.last:
             return
-        self.last, self.sent = progress, self.sent + 1
-        await self.session.report_progress(progress, self.base + max(total, done, 1), progress_message(label, done, total))
+        self.last = progress
+        await self.session.report_progress(progress, whole, progress_message(label, done, total))
 
 
 def progress_message(label: str, done: int, total: int) -> str:

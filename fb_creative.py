@@ -416,12 +416,15 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     account_id = normalize_ad_account_id(account_id)
     info = check_image_bytes(data, name)
     filename = _image_filename(name, info.format)
+    label = f"uploading image {filename}"  # one request: 0 bytes before it, all of them once Facebook has answered
+    await report_progress(label, 0, len(data))
     # As the SDK sends it: the multipart field is named after the file, and the answer is keyed by that name.
     try:
         answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
                                         idempotent=True)  # an image is stored under its md5: sending it twice stores it once
     except OutcomeUnknownError as error:
         raise add_lookup(error, image_lookup(account_id, data, filename))
+    await report_progress(label, len(data), len(data))
     images = answer.get("images") if isinstance(answer, dict) else None
     if not isinstance(images, dict) or not images:
         raise GraphError(f"Facebook answered the image upload of {name} without an image", fix="Try the upload again")

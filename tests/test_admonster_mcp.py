@@ -269,6 +269,11 @@ async def test_stdio_progress_during_video_upload_and_launch(tmp_path):
         steps = [m for _, _, m in seen if m and m.startswith("launch steps")]
         # campaign, ad set, the image, the creative, the ad: five steps, each reported as it is done
         assert steps == [f"launch steps: {n} of 5" for n in range(6)], seen
+        # the image's upload inside its step moves progress within that step: 2 steps done + 0.999 of 5
+        image = [(p, t, m) for p, t, m in seen if m and m.startswith("uploading image ad.png")]
+        size = (tmp_path / "ad.png").stat().st_size
+        assert image == [(2.999, 5, f"uploading image ad.png: {size} of {size}")], seen
+        assert all(t == 5 for _, t, _ in seen)
         progress = [p for p, _, _ in seen]
         assert progress == sorted(set(progress))
 
