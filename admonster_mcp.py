@@ -210,15 +210,11 @@ def progress_message(label: str, done: int, total: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def last_audit_id(facebook: Any) -> int:
-    latest = await facebook.store.list_audit(facebook.workspace.id, limit=1)
-    return latest[0].id if latest else 0
-
-
-async def cancelled_text(facebook: Any, tool: str, before: int) -> str:
+async def cancelled_text(facebook: Any, tool: str, started: list[int]) -> str:
     """What a cancelled call left (the same truth as the terminal's Ctrl-C, docs/exactly-once.md): a write that had
-    started stays in the audit log as pending, nothing more is sent for it, and `reconcile` settles it."""
-    entries = [e for e in await facebook.store.list_audit(facebook.workspace.id, limit=50) if e.id > before]
+    started stays in the audit log as pending, nothing more is sent for it, and `reconcile` settles it. `started`: the
+    audit entries this call wrote (fi_facebook.collect_audits), so a call running beside it is never counted."""
+    entries = [e for e in await facebook.store.list_audit(facebook.workspace.id, limit=200) if e.id in started] if started else []
     if not entries:
         return f"The cancelled call {tool} wrote nothing."
     words = []
@@ -274,6 +270,8 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools)
 
+    from fi_facebook import collect_audits, stop_collecting_audits
+
     shelf = _file_shelf()
     cancelled: dict[Any, list[str]] = {}  # per workspace: what its cancelled calls left, said on its next call
 
@@ -289,18 +287,19 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             if name not in names:
                 return error_result(unknown_tool_error(name, names, registry))
             facebook = await resolve(ctx)
-            before = await last_audit_id(facebook)
-            token = set_progress_handler(CallProgress(ctx.session))
+            started: list[int] = []
+            token, audits = set_progress_handler(CallProgress(ctx.session)), collect_audits(started)
             try:
                 result = await run(facebook, name, arguments)
             except BaseException as stop:  # notifications/cancelled: the SDK cancels this request's scope
                 if isinstance(stop, anyio.get_cancelled_exc_class()):
                     with anyio.CancelScope(shield=True):
-                        note = await cancelled_text(facebook, _called(name, arguments), before)
+                        note = await cancelled_text(facebook, _called(name, arguments), started)
                         cancelled.setdefault(facebook.workspace.id, []).append(note)
                         log.info("mcp tool call cancelled", tool=name, left=note)
                 raise
             finally:
+                stop_collecting_audits(audits)
                 reset_progress_handler(token)
             answer = to_call_result(result, resources=shelve_files(shelf, facebook, result.files))
             return with_cancelled_notes(answer, cancelled.pop(facebook.workspace.id, []))
