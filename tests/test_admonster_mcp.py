@@ -277,6 +277,17 @@ async def test_stdio_progress_during_video_upload_and_launch(tmp_path):
         progress = [p for p, _, _ in seen]
         assert progress == sorted(set(progress))
 
+        # two calls at once: each gets only its own progress
+        (first, on_first), (second, on_second) = _collector(), _collector()
+        both = await asyncio.wait_for(asyncio.gather(
+            session.call_tool("upload_video", {"source": str(_mp4(tmp_path / "one.mp4", 9_000_000)), "wait": False},
+                              progress_callback=on_first),
+            session.call_tool("upload_video", {"source": str(_mp4(tmp_path / "two.mp4", 9_000_000)), "wait": False},
+                              progress_callback=on_second)), TIMEOUT)
+        assert not any(result.is_error for result in both)
+        assert len(first) >= 3 and all("one.mp4" in m for _, _, m in first), first
+        assert len(second) >= 3 and all("two.mp4" in m for _, _, m in second), second
+
         # a call without a progress token gets no notifications, and the same answer
         seen, _ = _collector()
         quiet = await session.call_tool("upload_video", {"source": str(video), "title": "Again", "wait": False})
