@@ -265,6 +265,11 @@ class FileShelf:
     def offer(self, workspace_id: Any, path: str, folder: Path) -> str | None:
         """The URL for one file an op wrote, or None when it is not a kind the server hands out, is gone, or is not in
         the workspace's own folder `folder` (a name relative to it, as remote callers get them, or a full path)."""
+        shelved = self.shelve(workspace_id, path, folder)
+        return None if shelved is None else f"{FILES_PREFIX}{shelved[0]}/{_url_name(shelved[1].name)}"
+
+    def shelve(self, workspace_id: Any, path: str, folder: Path) -> tuple[str, SharedFile] | None:
+        """(id, entry) for one file an op wrote (what `offer` puts in a URL; MCP makes it a resource), or None."""
         try:
             root = folder.resolve()
             resolved = (folder / path).resolve(strict=True)
@@ -282,7 +287,7 @@ class FileShelf:
                                             stat.st_mtime_ns, self.clock() + self.ttl)
         while len(self._entries) > self.limit:
             self._entries.popitem(last=False)
-        return f"{FILES_PREFIX}{file_id}/{_url_name(resolved.name)}"
+        return file_id, self._entries[file_id]
 
     def urls(self, workspace_id: Any, paths: list[str] | None, folder: Path) -> list[str | None]:
         """One entry per path, in order (None where a path is not offered)."""
@@ -300,6 +305,11 @@ class FileShelf:
         if not entry.path.is_file() or (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
             return None
         return entry
+
+    def shelved(self, workspace_id: Any) -> list[tuple[str, SharedFile]]:
+        """The workspace's files still on offer, newest first."""
+        self._expire()
+        return [(k, v) for k, v in reversed(self._entries.items()) if v.workspace_id == workspace_id]
 
     def _expire(self) -> None:
         now = self.clock()

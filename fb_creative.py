@@ -416,12 +416,15 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     account_id = normalize_ad_account_id(account_id)
     info = check_image_bytes(data, name)
     filename = _image_filename(name, info.format)
+    label = f"uploading image {filename}"  # one request: 0 bytes before it, all of them once Facebook has answered
+    await report_progress(label, 0, len(data))
     # As the SDK sends it: the multipart field is named after the file, and the answer is keyed by that name.
     try:
         answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
                                         idempotent=True)  # an image is stored under its md5: sending it twice stores it once
     except OutcomeUnknownError as error:
         raise add_lookup(error, image_lookup(account_id, data, filename))
+    await report_progress(label, len(data), len(data))
     images = answer.get("images") if isinstance(answer, dict) else None
     if not isinstance(images, dict) or not images:
         raise GraphError(f"Facebook answered the image upload of {name} without an image", fix="Try the upload again")
@@ -2494,6 +2497,9 @@ def step_words(step: str) -> str:
     return f"{words} {numbers[0]}"
 
 
+LAUNCH_PROGRESS = "launch steps"  # the progress channel's label for a launch: steps done of the launch's steps
+
+
 class LaunchRun:
     """Runs a prepared launch's steps in order, skipping the ones the journal holds as done.
 
@@ -2509,11 +2515,14 @@ class LaunchRun:
         self.lease = lease
         self.look_first = look_first
         self.lines: list[str] = []
+        self.total_steps = 0  # set by run(): what the progress channel counts ("launch steps", n of total)
+        self.finished_steps = 0
 
     async def step(self, name: str, action: Any) -> dict[str, Any]:
         done = self.record.done(name)
         if done:
             self.lines.append(f"  = {step_words(name)}: {done.get('object_id')} (done before)")
+            await self._count_step()
             return done
         self.lease.ensure_held()
         creates = name.split(":")[0] in OBJECT_STEPS
@@ -2535,7 +2544,12 @@ class LaunchRun:
         entry = {"status": "done", "object_id": object_id, "data": data}
         self.record.steps[name] = entry
         self.lines.append(f"  ✓ {line}")
+        await self._count_step()
         return entry
+
+    async def _count_step(self) -> None:
+        self.finished_steps += 1
+        await report_progress(LAUNCH_PROGRESS, self.finished_steps, max(self.total_steps, self.finished_steps))
 
     async def _settle_interrupted(self, name: str, entry: dict[str, Any] | None) -> None:
         """A create an earlier run sent and never saw answered (its process was killed with the request on the wire, or
@@ -2561,6 +2575,9 @@ class LaunchRun:
     async def run(self) -> dict[str, Any]:
         ctx, prepared = self.ctx, self.prepared
         account_id = prepared.account.id
+        self.total_steps = (2 + sum(1 for item in prepared.media() if item.upload) + len(prepared.creatives) + len(prepared.ads)
+                            + (len(prepared.ads) + 2 if prepared.args.status == "ACTIVE" else 0))
+        await report_progress(LAUNCH_PROGRESS, 0, self.total_steps)
 
         async def make_campaign() -> tuple[str, dict, str]:
             plan = await ctx.ops.plan("create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")})

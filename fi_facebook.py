@@ -108,6 +108,17 @@ SECRET_ARG_NAMES = ("access_token", "app_secret", "appsecret_proof", "client_sec
 log = get_logger("fi_facebook")
 _call_waits: ContextVar[list[str] | None] = ContextVar("admonster_call_waits", default=None)
 _current_audit: ContextVar[int | None] = ContextVar("admonster_current_audit", default=None)  # the write the gate runs
+# The audit entries a caller's context started (an interface that may cancel a call says afterwards what it left).
+_call_audits: ContextVar[list[int] | None] = ContextVar("admonster_call_audits", default=None)
+
+
+def collect_audits(into: list[int] | None) -> Any:
+    """Append the id of every audit entry written in this context to `into` (None: stop); returns the reset token."""
+    return _call_audits.set(into)
+
+
+def stop_collecting_audits(token: Any) -> None:
+    _call_audits.reset(token)
 
 
 def record_wait(message: str) -> None:
@@ -1776,6 +1787,9 @@ class Facebook:
             self.workspace.id, interface=interface, op=spec.name, args=args_at_rest(spec, arguments),
             summary=plan.summary, changes=[_change_data(c) for c in plan.changes], object_ids=_object_ids(plan, None),
             outcome="pending", tags=plan_tags(plan))
+        started = _call_audits.get()
+        if started is not None:
+            started.append(audit_id)
         token = _current_audit.set(audit_id)
         try:
             result = await self._execute_once_per_client_tag(plan, arguments.get("client_tag"))

@@ -3,6 +3,8 @@ real `admonster serve` (streamable HTTP) with workspace API keys. Nothing of our
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -206,3 +208,198 @@ async def test_http_raw_requests_are_answered_not_crashed(server):
             answer = await resp.json()
             assert resp.status == 200 and answer["id"] == 7 and answer["result"]["isError"] is True
             assert answer["result"]["content"][0]["text"].startswith("ERROR validation")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress, cancellation, resources, prompts (issue 20, items 4 and 5)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _mp4(path: Path, size: int) -> Path:
+    with open(path, "wb") as handle:
+        handle.write(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom")
+        handle.truncate(size)
+    return path
+
+
+def _png(path: Path) -> Path:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    width = height = 600
+    rows = b"".join(b"\x00" + bytes((i + y) % 256 for i in range(width * 3)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return path
+
+
+def _collector():
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    return seen, on_progress
+
+
+async def test_stdio_progress_during_video_upload_and_launch(tmp_path):
+    video = _mp4(tmp_path / "promo.mp4", 9_000_000)
+    async with stdio_session(tmp_path / "home") as session:
+        seen, on_progress = _collector()
+        uploaded = await asyncio.wait_for(session.call_tool("upload_video", {"source": str(video), "title": "Promo", "wait": False},
+                                                            progress_callback=on_progress), TIMEOUT)
+        assert not uploaded.is_error, _text(uploaded)
+        assert uploaded.structured_content["chunks"] >= 2
+        uploads = [s for s in seen if s[2] and s[2].startswith("uploading")]
+        assert len(uploads) >= 3, seen  # the start, then one per chunk
+        assert uploads[-1][2].endswith("9.0 of 9.0 MB") and uploads[-1][0] == uploads[-1][1]
+        progress = [p for p, _, _ in seen]
+        assert progress == sorted(set(progress)), "MCP progress must increase with each notification"
+
+        seen, on_progress = _collector()
+        launch = {"campaign": {"name": "Progress", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+                  "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}},
+                  "creatives": [{"kind": "image", "image": str(_png(tmp_path / "ad.png")), "message": "Sale",
+                                 "link": "https://shop.example.com", "headline": "Sale", "call_to_action": "SHOP_NOW"}]}
+        launched = await asyncio.wait_for(session.call_tool("launch_campaign", launch, progress_callback=on_progress), TIMEOUT)
+        assert not launched.is_error, _text(launched)
+        steps = [m for _, _, m in seen if m and m.startswith("launch steps")]
+        # campaign, ad set, the image, the creative, the ad: five steps, each reported as it is done
+        assert steps == [f"launch steps: {n} of 5" for n in range(6)], seen
+        # the image's upload inside its step moves progress within that step: 2 steps done + 0.999 of 5
+        image = [(p, t, m) for p, t, m in seen if m and m.startswith("uploading image ad.png")]
+        size = (tmp_path / "ad.png").stat().st_size
+        assert image == [(2.999, 5, f"uploading image ad.png: {size} of {size}")], seen
+        assert all(t == 5 for _, t, _ in seen)
+        progress = [p for p, _, _ in seen]
+        assert progress == sorted(set(progress))
+
+        # two calls at once: each gets only its own progress
+        (first, on_first), (second, on_second) = _collector(), _collector()
+        both = await asyncio.wait_for(asyncio.gather(
+            session.call_tool("upload_video", {"source": str(_mp4(tmp_path / "one.mp4", 9_000_000)), "wait": False},
+                              progress_callback=on_first),
+            session.call_tool("upload_video", {"source": str(_mp4(tmp_path / "two.mp4", 9_000_000)), "wait": False},
+                              progress_callback=on_second)), TIMEOUT)
+        assert not any(result.is_error for result in both)
+        assert len(first) >= 3 and all("one.mp4" in m for _, _, m in first), first
+        assert len(second) >= 3 and all("two.mp4" in m for _, _, m in second), second
+
+        # a call without a progress token gets no notifications, and the same answer
+        seen, _ = _collector()
+        quiet = await session.call_tool("upload_video", {"source": str(video), "title": "Again", "wait": False})
+        assert not quiet.is_error and seen == []
+
+
+async def test_stdio_cancelled_upload_stays_pending_and_the_next_call_says_so(tmp_path):
+    video = _mp4(tmp_path / "big.mp4", 60_000_000)
+    async with stdio_session(tmp_path / "home") as session:
+        started = asyncio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if message and message.startswith("uploading") and progress > 0:
+                started.set()
+
+        call = asyncio.create_task(session.call_tool("upload_video", {"source": str(video), "title": "Big"},
+                                                     progress_callback=on_progress))
+        await asyncio.wait_for(started.wait(), TIMEOUT)
+        call.cancel()  # the SDK client sends notifications/cancelled for the request
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        audit = await asyncio.wait_for(session.call_tool("audit_log", {"limit": 5}), TIMEOUT)
+        assert not audit.is_error, _text(audit)
+        entries = [e for e in audit.structured_content["entries"] if e["op"] == "upload_video"]
+        assert len(entries) == 1 and entries[0]["outcome"] == "pending", audit.structured_content
+        said = audit.structured_content["cancelled_calls"]
+        assert len(said) == 1 and f"write #{entries[0]['id']} (upload_video) had started and is recorded as pending" in said[0]
+        assert f"reconcile with audit_id={entries[0]['id']}" in _text(audit)
+        again = await session.call_tool("audit_log", {"limit": 1})
+        assert "cancelled_calls" not in again.structured_content  # said once
+
+
+async def test_stdio_resources_and_prompts(tmp_path):
+    home = tmp_path / "home"
+    async with stdio_session(home) as session:
+        listed = {str(r.uri): r for r in (await session.list_resources()).resources}
+        assert {"admonster://audit", "admonster://ops", "admonster://fidelity"} <= set(listed)
+        templates = (await session.list_resource_templates()).resource_templates
+        assert [t.uri_template for t in templates] == ["admonster://files/{id}/{name}"]
+        ops = (await session.read_resource("admonster://ops")).contents[0]
+        assert ops.mime_type == "text/markdown" and ops.text == REGISTRY.op_table_markdown()
+        from fb_sandbox.rules import fidelity_markdown
+
+        assert (await session.read_resource("admonster://fidelity")).contents[0].text == fidelity_markdown()
+
+        chart = await asyncio.wait_for(session.call_tool("chart_insights", {"date_preset": "last_30d"}), TIMEOUT)
+        assert not chart.is_error, _text(chart)
+        links = [block for block in chart.content if block.type == "resource_link"]
+        assert len(links) == 1 and links[0].mime_type == "image/png" and str(links[0].uri).startswith("admonster://files/")
+        assert str(links[0].uri) in _text(chart)
+        on_disk = next(home.rglob(links[0].name)).read_bytes()
+        images = [block for block in chart.content if block.type == "image"]
+        assert len(on_disk) > 1000 and base64.b64decode(images[0].data) == on_disk  # small PNG: inline too
+        read = (await session.read_resource(str(links[0].uri))).contents[0]
+        assert read.mime_type == "image/png" and base64.b64decode(read.blob) == on_disk
+        assert str(links[0].uri) in {str(r.uri) for r in (await session.list_resources()).resources}
+        with pytest.raises(Exception, match="No resource"):
+            await session.read_resource("admonster://files/not-an-id/chart.png")
+
+        audit = json.loads((await session.read_resource("admonster://audit")).contents[0].text)
+        assert "entries" in audit
+
+        prompts = {p.name: p for p in (await session.list_prompts()).prompts}
+        assert set(prompts) == {"weekly_review", "launch_from_brief", "find_waste"}
+        assert [a.name for a in prompts["launch_from_brief"].arguments if a.required] == ["brief"]
+        brief = await session.get_prompt("launch_from_brief", {"brief": "Summer sale, US women 25-45, $50 a day"})
+        text = brief.messages[0].content.text
+        assert "Summer sale, US women 25-45" in text and "launch_campaign" in text and "dry_run" in text
+        from admonster_mcp import PROMPTS
+
+        for prompt in PROMPTS.values():  # every op a prompt names exists
+            assert set(prompt.ops) <= set(REGISTRY.names()), prompt.name
+        with pytest.raises(Exception, match="needs brief"):
+            await session.get_prompt("launch_from_brief", {})
+        with pytest.raises(Exception, match="Unknown prompt"):
+            await session.get_prompt("make_money", {})
+
+
+async def test_http_chart_resource_is_the_workspace_own(server):
+    url, runtime = server
+    key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
+    other_key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("beta")).id)
+    async with http_session(url, key) as session:
+        chart = await session.call_tool("chart_insights", {"date_preset": "last_30d", "out_dir": "out"})
+        assert not chart.is_error, _text(chart)
+        link = next(block for block in chart.content if block.type == "resource_link")
+        uri = str(link.uri)
+        assert str(runtime.settings.home) not in json.dumps(chart.model_dump(mode="json"))  # never a server path
+        read = (await session.read_resource(uri)).contents[0]
+        on_disk = next(Path(runtime.settings.home).rglob(link.name)).read_bytes()
+        assert base64.b64decode(read.blob) == on_disk
+    async with http_session(url, other_key) as session:
+        with pytest.raises(Exception, match="No resource"):
+            await session.read_resource(uri)
+        assert uri not in {str(r.uri) for r in (await session.list_resources()).resources}
+
+
+async def test_http_progress_reaches_the_caller(server, tmp_path):
+    """Over stateless HTTP a call asking for progress is answered as an SSE stream, which carries the notifications."""
+    url, runtime = server
+    key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
+    data = _mp4(tmp_path / "clip.mp4", 9_000_000).read_bytes()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/v1/files", params={"name": "clip.mp4"}, data=data,
+                             headers={"Authorization": f"Bearer {key}"}) as resp:
+            name = (await resp.json())["file"]
+    async with http_session(url, key) as session:
+        seen, on_progress = _collector()
+        uploaded = await session.call_tool("upload_video", {"source": name, "wait": False}, progress_callback=on_progress)
+        assert not uploaded.is_error, _text(uploaded)
+        assert len(seen) >= 3 and seen[-1][:2] == (9_000_000, 9_000_000) and seen[-1][2].endswith("9.0 of 9.0 MB")
+        assert [p for p, _, _ in seen] == sorted({p for p, _, _ in seen})
+        plain = await session.call_tool("list_campaigns", {"limit": 1})  # without a token: the plain JSON answer
+        assert not plain.is_error
