@@ -281,7 +281,9 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         await expect(log.locator("li.you")).to_have_text("You: /status")
         await expect(log.locator("li.bot")).to_have_count(1, timeout=20_000)
         await expect(log.locator("li.bot").first).to_contain_text("Demo Store")
-        # Tab from the message box reaches the Send button next.
+        # Tab from the message box reaches the Send button next (once the answer is in and Send is enabled again:
+        # a disabled button takes no focus).
+        await expect(page.locator("#chat-send")).to_be_enabled()
         await box.focus()
         await page.keyboard.press("Tab")
         assert await page.evaluate("document.activeElement.id") == "chat-send"
