@@ -496,7 +496,7 @@ class Chat:
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
         name = parts[1].strip().lower()
-        if facebook.registry.get(name) is None and name not in ("help", "confirm", "reject"):
+        if facebook.registry.get(name) is None and name not in ("help", "find_ops", "confirm", "reject"):
             close = facebook.registry.closest(name)
             hint = f"did you mean {', '.join('/tool ' + c for c in close)}? " if close else ""
             return f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.", True
@@ -777,7 +777,7 @@ TOOLSETS_HELP = ("Toolsets (task groups) whose ops get their own tool, comma-sep
 
 
 def _tool_selection_or_exit(command: str, tools_mode: str, toolsets: str | None) -> tuple[str, ...] | None:
-    from admonster_mcp import TOOL_MODES, parse_toolsets
+    from admonster_tools import TOOL_MODES, parse_toolsets
     from fb_utils import ValidationError
 
     if tools_mode not in TOOL_MODES:
@@ -803,12 +803,12 @@ def tools(format: str = typer.Option("openai", "--format", help="openai or mcp."
         raise typer.Exit(2)
     mode = tools_mode or ("single" if format == "openai" else "both")
     chosen = _tool_selection_or_exit("admonster tools", mode, toolsets)
-    from admonster_mcp import build_tools, openai_tools, tool_dicts
+    from admonster_tools import ToolSelection, openai_tools, tool_list  # the builder `admonster mcp` serves from
 
     if format == "openai":
         schema = openai_tools(mode, toolsets=chosen, read_only=read_only)
     else:
-        schema = tool_dicts(build_tools(mode, toolsets=chosen, read_only=read_only))
+        schema = tool_list(ToolSelection(mode, chosen, read_only))
     typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))
 
 
@@ -997,7 +997,7 @@ def workspace_mcp(name: str = typer.Argument(..., help="Workspace name."),
                   read_only: bool = typer.Option(False, "--read-only/--read-write", help="Only ops that read.")) -> None:
     """What /mcp on `admonster serve` lists for this workspace's keys (its toolsets, read-only); the same flags as
     `admonster mcp`. Without options it returns to the default (core ops, read-write)."""
-    from admonster_mcp import MCP_SETTING
+    from admonster_tools import MCP_SETTING
 
     chosen = _tool_selection_or_exit("admonster workspace mcp", "both", toolsets)
 

@@ -6,9 +6,9 @@ with ``--tools single|per-op|both``. Which ops get their own tool is a selection
 (the registry's task groups) named with ``--toolsets``, else the ops declared core; ``--read-only`` keeps read ops
 only. Beside them sit ``find_ops`` (ranked ops for a query), ``list_toolsets`` and ``enable_toolset`` (adds a
 toolset's tools for the rest of the session and sends ``notifications/tools/list_changed``). Every op stays
-reachable through the `facebook` tool whatever is listed. Every call goes through ``Facebook.call(..., interface="mcp")``, so answers and
-errors are the same one-line texts chat shows; an op's failure comes back as a tool error (isError), never as a
-protocol error.
+reachable through the `facebook` tool whatever is listed (admonster_tools builds every list). Every call goes
+through ``Facebook.call(..., interface="mcp")``, so answers and errors are the same one-line texts chat shows; an
+op's failure comes back as a tool error (isError), never as a protocol error.
 
 Over HTTP, each request carries ``Authorization: Bearer <workspace API key>``; the key's workspace decides which
 Facebook session serves the call. The SDK's ``StreamableHTTPSessionManager`` (an ASGI app, stateless, JSON responses)
@@ -20,38 +20,25 @@ import asyncio
 import difflib
 import json
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import mcp_types as types
 from aiohttp import web
 from mcp.server.lowlevel import NotificationOptions, Server
 
-from fb_utils import FacebookError, OpKind, ValidationError, get_logger, load_json_bounded
+import admonster_tools
+from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, MCP_SETTING,
+                             OUTPUT_SCHEMA, TOOL_MODES, ToolSelection, enable_toolset_plan, find_ops_result,
+                             list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
+from fb_utils import FacebookError, OpKind, OpResult, ValidationError, get_logger, load_json_bounded
 
 ToolsMode = Literal["single", "per-op", "both"]
-TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
-FACEBOOK_TOOL = "facebook"
-FIND_OPS_TOOL = "find_ops"
-LIST_TOOLSETS_TOOL = "list_toolsets"
-ENABLE_TOOLSET_TOOL = "enable_toolset"
-META_TOOLS = (FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, ENABLE_TOOLSET_TOOL)
-ALL_TOOLSETS = "all"  # --toolsets all: every op as its own tool
-DEFAULT_TOOLSETS = "default"  # --toolsets default: the core ops (what no --toolsets serves)
-MCP_SETTING = "mcp_tools"  # the workspace setting /mcp reads: {"toolsets": [...], "read_only": bool}
 MCP_PATH = "/mcp"
 INTERFACE = "mcp"  # stdio: the person at this machine
 HTTP_INTERFACE = "mcp_http"  # /mcp on `admonster serve`: a remote caller (fb_utils.REMOTE_INTERFACES)
 WORKSPACE_SCOPE_KEY = "admonster.workspace"
 MAX_BODY_BYTES = 1 << 20
-
-# What every op answers as structured content: its data object (non-object data is wrapped as {"result": …}).
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "The op's data: the same JSON the HTTP API returns as `data` (non-object data under `result`).",
-    "additionalProperties": True,
-}
 
 log = get_logger("admonster_mcp")
 
@@ -72,145 +59,17 @@ def _registry(registry: Any = None) -> Any:
     return REGISTRY
 
 
-def _title(name: str) -> str:
-    return name.replace("_", " ").capitalize()
-
-
-@dataclass(frozen=True)
-class ToolSelection:
-    """Which tools a server lists. `toolsets` None means the default: the ops declared core (OpSpec.core); names are
-    the registry's toolsets, "default" (the core ops) or "all". `read_only` keeps only read ops and refuses any other
-    op through the facebook tool too. `enabled` are the toolsets enable_toolset added in this session."""
-
-    mode: str = "both"
-    toolsets: tuple[str, ...] | None = None
-    read_only: bool = False
-    enabled: tuple[str, ...] = ()
-
-    def with_enabled(self, name: str) -> "ToolSelection":
-        return ToolSelection(self.mode, self.toolsets, self.read_only, tuple(dict.fromkeys((*self.enabled, name))))
-
-    def allows(self, spec: Any) -> bool:
-        """Whether this server may run the op at all (read-only refuses writes, through any tool)."""
-        return not self.read_only or spec.kind is OpKind.READ
-
-
-def parse_toolsets(value: str | Iterable[str] | None, registry: Any = None) -> tuple[str, ...] | None:
-    """`a,b` (or a list) as toolset names, checked against the registry: one line with a fix for an unknown one."""
-    if value is None:
-        return None
-    names = [part.strip().lower() for part in (value.split(",") if isinstance(value, str) else value)]
-    names = [name for name in names if name]
-    known = [*_registry(registry).toolsets(), DEFAULT_TOOLSETS, ALL_TOOLSETS]
-    for name in names:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-            raise ValidationError(f"Unknown toolset {name!r}", fix=(f"Did you mean {close[0]}? " if close else "")
-                                  + f"Toolsets: {', '.join(known)}", blame_field="toolsets")
-    return tuple(dict.fromkeys(names)) or None
-
-
-def selected_specs(selection: ToolSelection, registry: Any = None) -> list[Any]:
-    """The ops that get their own tool under a selection, in registry order."""
-    registry = _registry(registry)
-    names = set(selection.toolsets or (DEFAULT_TOOLSETS,)) | set(selection.enabled)
-    chosen = []
-    for spec in registry.specs():
-        group = spec.group.value if spec.group is not None else None
-        if ALL_TOOLSETS in names or group in names or (DEFAULT_TOOLSETS in names and spec.core):
-            if selection.allows(spec):
-                chosen.append(spec)
-    return chosen
-
-
-def facebook_tool(registry: Any = None, *, read_only: bool = False) -> types.Tool:
-    registry = _registry(registry)
-    description = registry.facebook_tool_description()
-    if read_only:
-        description += " This server is read-only: only ops that read run."
-    return types.Tool(
-        name=FACEBOOK_TOOL,
-        title="Facebook ads",
-        description=description,
-        input_schema={"type": "object", "properties": {
-            "op": {"type": "string", "description": "The op name, 'help', or 'find_ops' (args={'query': ...})."},
-            "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."}},
-            "required": ["op"]},
-        output_schema=OUTPUT_SCHEMA,
-        annotations=types.ToolAnnotations(title="Facebook ads", read_only_hint=read_only, destructive_hint=not read_only,
-                                          idempotent_hint=read_only, open_world_hint=True),
-    )
-
-
-def op_tool(spec: Any, registry: Any = None) -> types.Tool:
-    registry = _registry(registry)
-    return types.Tool(
-        name=spec.name,
-        title=_title(spec.name),
-        description=spec.description,
-        input_schema=registry.args_schema(spec),
-        output_schema=OUTPUT_SCHEMA,
-        annotations=types.ToolAnnotations(title=_title(spec.name), read_only_hint=spec.kind is OpKind.READ,
-                                          destructive_hint=bool(spec.destructive), idempotent_hint=bool(spec.idempotent),
-                                          open_world_hint=True),
-    )
-
-
-def _read_hints(title: str) -> types.ToolAnnotations:
-    return types.ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                                 open_world_hint=False)
-
-
-def meta_tools(registry: Any = None, *, dynamic: bool = True) -> list[types.Tool]:
-    """find_ops, and (where the list can change at run time) list_toolsets and enable_toolset."""
-    registry = _registry(registry)
-    toolsets = list(registry.toolsets())
-    tools = [types.Tool(
-        name=FIND_OPS_TOOL, title="Find ops",
-        description="Find the ops for a task in plain words (e.g. 'pause campaigns spending too much'): ranked op names, "
-                    "one line each. Run one with the facebook tool (op=NAME) or its own tool once its toolset is enabled.",
-        input_schema={"type": "object", "properties": {
-            "query": {"type": "string", "description": "What you want to do, in plain words."},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8, "description": "How many ops at most."}},
-            "required": ["query"]},
-        output_schema=OUTPUT_SCHEMA, annotations=_read_hints("Find ops"))]
-    if dynamic:
-        tools.append(types.Tool(
-            name=LIST_TOOLSETS_TOOL, title="List toolsets",
-            description="The toolsets (groups of ops by task), their ops, and which are enabled in this session.",
-            input_schema={"type": "object", "properties": {}}, output_schema=OUTPUT_SCHEMA,
-            annotations=_read_hints("List toolsets")))
-        tools.append(types.Tool(
-            name=ENABLE_TOOLSET_TOOL, title="Enable toolset",
-            description="Add a toolset's ops as tools for the rest of this session (the tool list changes: "
-                        f"tools/list_changed). Toolsets: {', '.join(toolsets)}.",
-            input_schema={"type": "object", "properties": {
-                "name": {"type": "string", "enum": toolsets, "description": "The toolset to enable."}}, "required": ["name"]},
-            output_schema=OUTPUT_SCHEMA, annotations=_read_hints("Enable toolset")))
-    return tools
-
-
 def build_tools(mode: str = "both", registry: Any = None, *, toolsets: tuple[str, ...] | None = None,
                 read_only: bool = False, enabled: tuple[str, ...] = (), dynamic: bool = True) -> list[types.Tool]:
-    """The MCP tools for a mode and a selection: `single` (just `facebook`), `per-op` (find_ops, the toolset tools
-    and one tool per selected op) or `both` (the facebook tool and all of that). The one builder of tool lists:
-    `admonster mcp`, `/mcp` and `admonster tools` all list what this returns."""
-    if mode not in TOOL_MODES:
-        raise ValueError(f"tools mode must be one of {', '.join(TOOL_MODES)}, not {mode!r}")
+    """The MCP tools for a mode and a selection (admonster_tools.tool_list, the one builder): `single` (just
+    `facebook`), `per-op` (find_ops, list_toolsets, enable_toolset and one tool per selected op) or `both`."""
     registry = _registry(registry)
     selection = ToolSelection(mode, parse_toolsets(toolsets, registry), read_only, tuple(enabled))
-    tools: list[types.Tool] = []
-    if mode in ("single", "both"):
-        tools.append(facebook_tool(registry, read_only=read_only))
-    if mode in ("per-op", "both"):
-        tools.extend(meta_tools(registry, dynamic=dynamic))
-        tools.extend(op_tool(spec, registry) for spec in selected_specs(selection, registry))
-    return tools
+    return tools_for(selection, registry, dynamic=dynamic)
 
 
 def tools_for(selection: ToolSelection, registry: Any = None, *, dynamic: bool = True) -> list[types.Tool]:
-    return build_tools(selection.mode, registry, toolsets=selection.toolsets, read_only=selection.read_only,
-                       enabled=selection.enabled, dynamic=dynamic)
+    return [types.Tool.model_validate(tool) for tool in tool_list(selection, registry, dynamic=dynamic)]
 
 
 def tool_dicts(tools: list[types.Tool]) -> list[dict[str, Any]]:
@@ -218,13 +77,12 @@ def tool_dicts(tools: list[types.Tool]) -> list[dict[str, Any]]:
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
 
 
-def openai_tools(mode: str = "single", registry: Any = None, *, toolsets: tuple[str, ...] | None = None,
-                 read_only: bool = False) -> list[dict[str, Any]]:
-    """The same selection as OpenAI function tools (no list_toolsets/enable_toolset: an OpenAI tool list is fixed).
-    Each tool name is an op the facebook(op, args) dispatcher runs (find_ops included)."""
-    return [{"type": "function", "function": {"name": tool.name, "description": tool.description,
-                                              "parameters": tool.input_schema}}
-            for tool in build_tools(mode, registry, toolsets=toolsets, read_only=read_only, dynamic=False)]
+def facebook_tool(registry: Any = None, *, read_only: bool = False) -> types.Tool:
+    return types.Tool.model_validate(admonster_tools.facebook_tool(_registry(registry), read_only=read_only))
+
+
+def op_tool(spec: Any, registry: Any = None) -> types.Tool:
+    return types.Tool.model_validate(admonster_tools.op_tool(spec, _registry(registry)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,24 +146,12 @@ def server_version() -> str:
         return "0"
 
 
+class _OnlyConnection:
+    """Stands for the server's single connection where the SDK's request context names none."""
+
+
 # Resolves the tool selection serving one MCP request (stdio: the command line's; HTTP: the workspace's setting).
 SelectionResolver = Callable[[Any], Awaitable[ToolSelection]]
-
-
-def list_toolsets_result(selection: ToolSelection, registry: Any = None) -> Any:
-    """list_toolsets as an OpResult: each toolset, its ops (those this server may run) and whether it is listed."""
-    from fb_utils import OpResult, TaskGroup
-
-    registry = _registry(registry)
-    listed = {spec.name for spec in selected_specs(selection, registry)}
-    rows, lines = [], [f"Toolsets{' (read-only server)' if selection.read_only else ''}; enable one with enable_toolset:"]
-    for name, specs in registry.toolsets().items():
-        ops = [spec.name for spec in specs if selection.allows(spec)]
-        enabled = bool(ops) and all(op in listed for op in ops)
-        rows.append({"name": name, "label": TaskGroup(name).label, "ops": ops, "enabled": enabled})
-        lines.append(f"  {name:<20} {'enabled' if enabled else 'not enabled':<11} {len(ops):>3} ops: {', '.join(ops)}")
-    lines.append("Any op also runs through the facebook tool (op=NAME); find_ops finds ops for a task.")
-    return OpResult(text="\n".join(lines), data={"toolsets": rows, "read_only": selection.read_only})
 
 
 def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None, *,
@@ -315,13 +161,18 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
     The tools listed follow the selection (`selection_for(ctx)`, else mode/toolsets/read_only) plus the toolsets
     enable_toolset added in this MCP session; a stateless server (HTTP today) keeps no session, so enable_toolset
     there only says which ops the toolset has."""
-    from fb_utils import OpResult
     from fi_facebook import normalize_call
 
     registry = _registry(registry)
     base = ToolSelection(mode, parse_toolsets(toolsets, registry), read_only)
     listings: dict[ToolSelection, tuple[list[types.Tool], frozenset[str]]] = {}
+    # Toolsets enabled per MCP connection. The SDK builds a ServerSession per request around the connection, which it
+    # keeps as `_connection` (no public accessor in mcp 2.3); where it is missing, the server's one connection (stdio).
     enabled_in: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+    only_connection = _OnlyConnection()
+
+    def connection_of(ctx: Any) -> Any:
+        return getattr(ctx.session, "_connection", None) or only_connection
 
     def listing(selection: ToolSelection) -> tuple[list[types.Tool], frozenset[str]]:
         if selection not in listings:
@@ -331,24 +182,15 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
 
     async def selection_of(ctx: Any) -> ToolSelection:
         selection = await selection_for(ctx) if selection_for is not None else base
-        for name in enabled_in.get(ctx.session, ()):
+        for name in enabled_in.get(connection_of(ctx), ()):
             selection = selection.with_enabled(name)
         return selection
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=listing(await selection_of(ctx))[0])
 
-    async def enable_toolset(ctx: Any, selection: ToolSelection, arguments: dict[str, Any]) -> Any:
-        name = arguments.get("name")
-        known = list(registry.toolsets())
-        if not isinstance(name, str) or name.strip().lower() not in known:
-            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-            raise ValidationError(f"Unknown toolset {name!r}", fix=(f"Did you mean {close[0]}? " if close else "")
-                                  + f"Toolsets: {', '.join(known)}", blame_field="name")
-        name = name.strip().lower()
-        before = {spec.name for spec in selected_specs(selection, registry)}
-        after = selection.with_enabled(name)
-        added = [spec.name for spec in selected_specs(after, registry) if spec.name not in before]
+    async def enable_toolset(ctx: Any, selection: ToolSelection, arguments: dict[str, Any]) -> OpResult:
+        name, added = enable_toolset_plan(selection, arguments, registry)
         data = {"toolset": name, "added": added, "listed": not stateless}
         if stateless:
             return OpResult(text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This endpoint is stateless "
@@ -357,17 +199,10 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
                             data=data)
         if not added:
             return OpResult(text=f"Toolset {name} adds nothing: its ops are already listed.", data=data)
-        enabled_in[ctx.session] = (*enabled_in.get(ctx.session, ()), name)
+        enabled_in[connection_of(ctx)] = (*enabled_in.get(connection_of(ctx), ()), name)
         await ctx.session.send_tool_list_changed()
         return OpResult(text=f"Enabled toolset {name}: {len(added)} tools added ({', '.join(added)}). "
                              "tools/list shows them now.", data=data)
-
-    def find_ops(arguments: dict[str, Any], selection: ToolSelection) -> Any:
-        unknown = sorted(set(arguments) - {"query", "limit"})
-        if unknown:
-            raise ValidationError(f"find_ops takes query and limit, not {', '.join(unknown)}",
-                                  fix='Pass {"query": "what you want to do"}', blame_field=unknown[0])
-        return registry.find_ops_result(arguments.get("query"), arguments.get("limit", 8), selection.allows)
 
     def refuse_in_read_only(name: str) -> None:
         spec = registry.get(name)
@@ -386,11 +221,11 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
                 extra = {k: v for k, v in arguments.items() if k not in ("op", "args")}
                 op, op_args = normalize_call(arguments.get("op"), arguments.get("args"), extra)
                 if op == FIND_OPS_TOOL:
-                    return to_call_result(find_ops(op_args, selection))
+                    return to_call_result(find_ops_result(op_args, selection, registry))
                 if selection.read_only:
                     refuse_in_read_only(op)
             if name == FIND_OPS_TOOL:
-                return to_call_result(find_ops(arguments, selection))
+                return to_call_result(find_ops_result(arguments, selection, registry))
             if name == LIST_TOOLSETS_TOOL:
                 return to_call_result(list_toolsets_result(selection, registry))
             if name == ENABLE_TOOLSET_TOOL:
@@ -611,19 +446,6 @@ class McpHttp:
             return web.json_response({"ok": False, "text": "ERROR system: The MCP endpoint gave no answer. Fix: try again."},
                                      status=500)
         return response
-
-
-def selection_from_setting(value: Any, mode: str = "both") -> ToolSelection:
-    """A workspace's stored MCP setting as a selection; a setting the registry no longer knows (a toolset renamed)
-    falls back to the default rather than failing every request (logged)."""
-    if not isinstance(value, dict):
-        return ToolSelection(mode)
-    try:
-        toolsets = parse_toolsets(value.get("toolsets"))
-    except ValidationError as error:
-        log.warning("workspace MCP setting ignored", problem=error.to_text())
-        toolsets = None
-    return ToolSelection(mode, toolsets, bool(value.get("read_only", False)))
 
 
 def mount_mcp(app: web.Application, runtime: Any, *, mode: str = "both", path: str = MCP_PATH) -> McpHttp:

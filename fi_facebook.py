@@ -275,7 +275,8 @@ class Registry:
     def facebook_tool_description(self) -> str:
         ops = ", ".join(self.names())
         return ("Run Facebook and Instagram advertising operations on the selected ad account. "
-                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments. "
+                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments; "
+                "op='find_ops' with args={'query': 'what you want to do'} ranks the ops for a task. "
                 f"Ops: {ops}. Money is in minor units of the account currency (cents for USD, yen for JPY). "
                 "New objects are created PAUSED; writes accept dry_run=true; spend over the guardrails needs confirm.")
 
@@ -293,15 +294,6 @@ class Registry:
                 tools.append({"type": "function", "function": {
                     "name": spec.name, "description": spec.description, "parameters": self.args_schema(spec)}})
         return tools
-
-    def mcp_tools(self) -> list[dict[str, Any]]:
-        return [{
-            "name": spec.name,
-            "description": spec.description,
-            "inputSchema": self.args_schema(spec),
-            "annotations": {"readOnlyHint": spec.kind is OpKind.READ, "destructiveHint": spec.destructive,
-                            "idempotentHint": spec.idempotent},
-        } for spec in self.specs()]
 
     def op_table_markdown(self) -> str:
         lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
