@@ -297,14 +297,15 @@ class Registry:
 
     def op_table_markdown(self) -> str:
         lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
-                 "| op | task | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
+                 "The task is the op's MCP toolset (`admonster mcp --toolsets NAME`); `core` ops are listed by MCP by default.", "",
+                 "| op | task (toolset) | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
         for spec in [spec for specs in self.by_group().values() for spec in specs]:
             schema = spec.args_model.model_json_schema()
             required = set(schema.get("required", []))
             args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
             hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
-                                              ("idempotent", spec.idempotent)) if on)
-            task = spec.group.label if spec.group else ""
+                                              ("idempotent", spec.idempotent), ("core", spec.core)) if on)
+            task = f"{spec.group.label} (`{spec.group.value}`)" if spec.group else ""
             lines.append(f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
         return "\n".join(lines) + "\n"
 
