@@ -75,6 +75,17 @@ def test_find_ops_ranks_the_op_for_a_plain_request():
         REGISTRY.find_ops_result("  ")
 
 
+async def test_find_ops_is_an_op_of_the_facebook_tool(facebook):
+    found = await facebook.call("find_ops", {"query": "pause campaigns spending too much", "limit": 3}, interface="api")
+    assert found.ok and [op["op"] for op in found.data["ops"]][0] == "pause_campaign" and len(found.data["ops"]) == 3
+    assert "pause_campaign" in found.text and "facebook(op=NAME" in found.llm_text
+    for bad in ({"query": ""}, {"query": "pause", "limit": 0}, {"query": "pause", "limt": 3}):
+        refused = await facebook.call("find_ops", bad, interface="api")
+        assert not refused.ok and refused.text.startswith("ERROR validation") and "Fix:" in refused.text
+    nothing = await facebook.call("find_ops", {"query": "zzzqqq"}, interface="api")
+    assert nothing.ok and nothing.data["ops"] == []
+
+
 def test_toolset_names_are_checked_with_a_fix():
     assert parse_toolsets("campaigns, insights_reports") == ("campaigns", "insights_reports")
     assert parse_toolsets(None) is None and parse_toolsets("") is None
