@@ -846,7 +846,7 @@ def sandbox(port: int = typer.Option(8765, help="Port on 127.0.0.1."),
 @app.command()
 def serve(host: str = typer.Option(None, help="Interface to listen on (default ADMONSTER_SERVE_HOST, 127.0.0.1)."),
           port: int = typer.Option(None, help="Port (default ADMONSTER_SERVE_PORT, 8787).")) -> None:
-    """Run the HTTP server: POST /v1/tools/facebook, the OAuth callback, /healthz, and the scheduled jobs."""
+    """Run the HTTP server: POST /v1/tools/facebook, the OAuth callback, /healthz, /openapi.json, and the scheduled jobs."""
     from admonster_server import serve as run_server
 
     settings = _settings_or_exit()

@@ -300,10 +300,15 @@ def bearer_key(header: str) -> tuple[str | None, str]:
     return key, ""
 
 
+def error_response(status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None) -> web.Response:
+    """The HTTP API's refusal (every /v1/ route and /mcp; /openapi.json's `Error`): one line with a fix, and the same
+    as data."""
+    return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
+                              "data": {"error": kind, "message": message, "fix": fix}}, status=status, headers=headers)
+
+
 def _auth_error(message: str, fix: str) -> web.Response:
-    return web.json_response({"ok": False, "text": f"ERROR auth: {message}. Fix: {fix}.",
-                              "data": {"error": "auth", "message": message, "fix": fix}},
-                             status=401, headers={"WWW-Authenticate": 'Bearer realm="admonster"'})
+    return error_response(401, "auth", message, fix, headers={"WWW-Authenticate": 'Bearer realm="admonster"'})
 
 
 class McpHttp:
@@ -372,17 +377,14 @@ class McpHttp:
         if workspace is None:
             return _auth_error("Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
         if request.method != "POST":  # stateless: no standalone SSE stream to GET, no session to DELETE
-            return web.json_response({"ok": False, "text": f"ERROR validation: {request.method} is not served on /mcp "
-                                      "(stateless streamable HTTP). Fix: POST JSON-RPC messages to /mcp."},
-                                     status=405, headers={"Allow": "POST"})
+            return error_response(405, "validation", f"{request.method} is not served on /mcp (stateless streamable HTTP)",
+                                  "POST JSON-RPC messages to /mcp", headers={"Allow": "POST"})
         if self._task is None:
-            return web.json_response({"ok": False, "text": "ERROR system: The MCP endpoint is not running. Fix: restart admonster serve."},
-                                     status=503)
+            return error_response(503, "system", "The MCP endpoint is not running", "restart admonster serve")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"ok": False, "text": "ERROR validation: The request body is too large. Fix: send less."},
-                                     status=413)
+            return error_response(413, "validation", "The request body is too large", "send less")
         try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
             load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
         except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
@@ -443,8 +445,7 @@ class McpHttp:
         finally:
             answered.set()
         if response is None:
-            return web.json_response({"ok": False, "text": "ERROR system: The MCP endpoint gave no answer. Fix: try again."},
-                                     status=500)
+            return error_response(500, "system", "The MCP endpoint gave no answer", "try again")
         return response
 
 

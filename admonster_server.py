@@ -1,5 +1,5 @@
-"""`admonster serve`: the HTTP API (direct tool calls), the OAuth callback, health, and the scheduler; plus the
-loopback callback listener that `admonster connect` and the terminal chat use."""
+"""`admonster serve`: the HTTP API (direct tool calls), its OpenAPI description, the OAuth callback, health, and the
+scheduler; plus the loopback callback listener that `admonster connect` and the terminal chat use."""
 from __future__ import annotations
 
 import asyncio
@@ -19,6 +19,7 @@ from aiohttp import web
 
 import admonster_mcp
 import admonster_web
+from admonster_openapi import OPENAPI_PATH
 
 CALLBACK_PATH = "/oauth/facebook/callback"
 RUNTIME_KEY = web.AppKey("runtime", object)
@@ -205,8 +206,7 @@ class CallbackListener:
 
 
 def _error(status: int, kind: str, message: str, fix: str) -> web.Response:
-    return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
-                              "data": {"error": kind, "message": message, "fix": fix}}, status=status)
+    return admonster_mcp.error_response(status, kind, message, fix)
 
 
 @web.middleware
@@ -544,10 +544,27 @@ def public_callback_url(runtime: Any) -> str:
     return runtime.settings.public_url.rstrip("/") + CALLBACK_PATH
 
 
+OPENAPI_KEY = web.AppKey("openapi", dict)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """GET /openapi.json: the OpenAPI 3.1 description of this API, built from the route table and the op registry on
+    the first request (admonster_openapi). Served without an API key: it shows the op list `admonster tools` prints."""
+    from admonster_openapi import build_document
+
+    cache = request.app[OPENAPI_KEY]
+    if "document" not in cache:
+        cache["document"] = await asyncio.to_thread(build_document, request.app,
+                                                    server_url=request.app[RUNTIME_KEY].settings.public_url)
+    return web.json_response(cache["document"])
+
+
 def create_app(runtime: Any) -> web.Application:
     app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
     app[RUNTIME_KEY] = runtime
     app[FILES_KEY] = FileShelf()
+    app[OPENAPI_KEY] = {}
+    app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get("/healthz", health)
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_post("/v1/chat", chat)

@@ -1559,7 +1559,11 @@ def _event_time(value: Any, now: float, where: str) -> int:
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    """A unix time as a UTC date; the number itself when no calendar date has it (year 0 or past 9999)."""
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (ValueError, OverflowError, OSError):
+        return f"{ts} (unix seconds, no calendar date)"
 
 
 def prepare_event(event: ServerEvent, index: int, now: float) -> dict[str, Any]:

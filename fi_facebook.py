@@ -89,6 +89,18 @@ from fb_utils import (
 
 OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience, fb_experiments)
 GATE_ARGS = ("dry_run", "confirm")
+# Calls the dispatcher answers itself (Facebook._call) besides the registry's ops, with the arguments it reads: the
+# HTTP API's description (/openapi.json) lists them with the ops.
+DISPATCHER_CALLS: dict[str, dict[str, Any]] = {
+    "help": {"type": "object", "additionalProperties": False, "description": "Every op; with op, one op's arguments and an example.",
+             "properties": {"op": {"type": "string", "description": "The op to describe."}}},
+    "confirm": {"type": "object", "additionalProperties": False, "required": ["confirm"],
+                "description": "Run a call that was held for confirmation.",
+                "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
+    "reject": {"type": "object", "additionalProperties": False, "required": ["confirm"],
+               "description": "Cancel a call that was held for confirmation.",
+               "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
+}
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
 UNDOABLE_STATUSES = {"ACTIVE", "PAUSED"}
@@ -166,12 +178,18 @@ class Registry:
         schema = spec.args_model.model_json_schema()
         schema.pop("title", None)
         if spec.kind is not OpKind.READ:
-            props = schema.setdefault("properties", {})
-            props["dry_run"] = {"type": "boolean", "default": False,
-                                "description": "Show the Graph requests this would send (and Facebook's validate_only verdict) without changing anything."}
-            props["confirm"] = {"type": "string",
-                                "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}
+            schema.setdefault("properties", {}).update(self.gate_properties(spec))
         return schema
+
+    @staticmethod
+    def gate_properties(spec: OpSpec) -> dict[str, Any]:
+        """The arguments the write gate adds to every write's own (none for reads): dry_run and confirm."""
+        if spec.kind is OpKind.READ:
+            return {}
+        return {"dry_run": {"type": "boolean", "default": False,
+                            "description": "Show the Graph requests this would send (and Facebook's validate_only verdict) without changing anything."},
+                "confirm": {"type": "string",
+                            "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}}
 
     def by_group(self) -> dict[TaskGroup | None, list[OpSpec]]:
         """The ops by task group, in the groups' order (None last: an op declared without one)."""
@@ -1245,8 +1263,8 @@ def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
     """The (workspace id, nonce) a state carries, after checking its signature and expiry; ValidationError otherwise."""
     refused = ValidationError("This sign-in link is not valid (its state was altered or is not ours)",
                               fix="Start again with /connect and use the new link", blame_field="state")
-    if not isinstance(state, str) or state.count(".") != 1:
-        raise refused
+    if not isinstance(state, str) or state.count(".") != 1 or not state.isascii():  # ours is base64 and hex:
+        raise refused  # anything else is refused before hmac.compare_digest (it raises TypeError on non-ASCII text)
     payload, signature = state.split(".")
     expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature, expected):

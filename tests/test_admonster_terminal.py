@@ -355,8 +355,8 @@ def test_piped_runs_exit_status_and_banner_on_stderr(tmp_path):
 def test_piped_multi_line_tool_block_is_one_call(tmp_path):
     block = (PASTE % "Piped") + "\n/audit\n" + _readme_tool_block() + "\n"
     result = _piped(tmp_path, block)
-    assert result.returncode == 1, result.stderr  # the README's image path is a placeholder: that one line fails
+    assert result.returncode == 0, result.stderr  # the README's launch uploads examples/boots.jpg, which exists
     out = result.stdout
     assert out.count("Created campaign Pasted Piped (") == 1 and "No LLM is configured" not in out
-    assert "boots.png" in out and out.count("ERROR") == 1
-    assert [op for op, _ in _audit(tmp_path)] == ["create_campaign"]
+    assert "image boots.jpg uploaded" in out and "ERROR" not in out
+    assert [op for op, _ in _audit(tmp_path)] == ["create_campaign", "launch_campaign"]

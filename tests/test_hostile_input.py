@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from admonster_bot import SlashSyntaxError, parse_slash, slash_to_call
 from fb_utils import MAX_JSON_DEPTH, ValidationError, load_json_bounded
 from fi_facebook import REGISTRY, validate_args
-from testkit import SANDBOX_START_ENV, free_port, running_server
+from testkit import SANDBOX_START_ENV, Errors, ServerThread, free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP = "[" * 50_000 + "]" * 50_000
@@ -238,57 +238,7 @@ def test_fuzz_slash_parser_never_raises_anything_but_a_one_line_error(command, w
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class ServerThread:
-    """`admonster serve` (testkit.running_server) on its own event loop in a thread, for synchronous Hypothesis tests."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.url = self.key = ""
-        self.error: BaseException | None = None
-        self._stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.loop.run_until_complete(self._serve())
-        except BaseException as error:  # reported by start()
-            self.error = error
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        async with running_server(self.tmp_path) as (url, runtime):
-            workspace = await runtime.store.ensure_workspace("fuzz")
-            self.url, self.key = url, await runtime.store.create_api_key(workspace.id)
-            self.ready.set()
-            await self._stop.wait()
-
-    def start(self) -> ServerThread:
-        self.thread.start()
-        assert self.ready.wait(90) and self.error is None, self.error
-        return self
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(60)
-
-
 FUZZ_ANSWERS: list[tuple[str, int]] = []  # (path, status) of every fuzzed request, to show the fuzzer reached the ops
-
-
-class Errors(logging.Handler):
-    """Every log record at ERROR or with a traceback, from any logger (aiohttp's "Error handling request" included)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.exc_info or record.levelno >= logging.ERROR:
-            self.records.append(record)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,3 +82,63 @@ def job_context(runtime: Any) -> Any:
 
     return JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
                       time_source=runtime.time_source, tz=UTC)
+
+
+class ServerThread:
+    """`admonster serve` (testkit.running_server) on its own event loop in a thread, for synchronous Hypothesis tests."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.url = self.key = ""
+        self.runtime: Any = None
+        self.error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported by start()
+            self.error = error
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with running_server(self.tmp_path) as (url, runtime):
+            workspace = await runtime.store.ensure_workspace("fuzz")
+            self.url, self.key = url, await runtime.store.create_api_key(workspace.id)
+            self.runtime = runtime
+            self.ready.set()
+            await self._stop.wait()
+
+    def new_key(self, name: str) -> str:
+        """An API key of a new workspace `name` on the running server."""
+        async def create() -> str:
+            workspace = await self.runtime.store.ensure_workspace(name)
+            return await self.runtime.store.create_api_key(workspace.id)
+
+        return asyncio.run_coroutine_threadsafe(create(), self.loop).result(60)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        assert self.ready.wait(90) and self.error is None, self.error
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(60)
+
+
+class Errors(logging.Handler):
+    """Every log record at ERROR or with a traceback, from any logger (aiohttp's "Error handling request" included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or record.levelno >= logging.ERROR:
+            self.records.append(record)
