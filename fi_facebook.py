@@ -94,6 +94,11 @@ GATE_ARGS = ("dry_run", "confirm")
 DISPATCHER_CALLS: dict[str, dict[str, Any]] = {
     "help": {"type": "object", "additionalProperties": False, "description": "Every op; with op, one op's arguments and an example.",
              "properties": {"op": {"type": "string", "description": "The op to describe."}}},
+    "find_ops": {"type": "object", "additionalProperties": False, "required": ["query"],
+                 "description": "The ops for a task in plain words, best first, one line each.",
+                 "properties": {"query": {"type": "string", "description": "What you want to do, in plain words."},
+                                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                                          "description": "How many ops at most."}}},
     "confirm": {"type": "object", "additionalProperties": False, "required": ["confirm"],
                 "description": "Run a call that was held for confirmation.",
                 "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
@@ -139,7 +144,7 @@ class Registry:
         return registry
 
     def add(self, spec: OpSpec) -> None:
-        if spec.name in self._ops or spec.name in PSEUDO_OPS:
+        if spec.name in self._ops or spec.name in DISPATCHER_CALLS:  # help, find_ops, confirm, reject: the dispatcher's
             raise ValueError(f"op {spec.name!r} is declared twice ({self._ops.get(spec.name, spec).module}, {spec.module})")
         self._ops[spec.name] = spec
 
@@ -340,8 +345,6 @@ _GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]
 MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
 
 
-# Names the dispatcher answers itself (never a registered op): help, and find_ops (ranked ops for a query).
-PSEUDO_OPS = ("help", "find_ops")
 _STOP_WORDS = frozenset("a an and are as at be by can do for from how i in into is it its me my of on or our show "
                         "that the their them these this those to too use want we what when which who why will with you "
                         "your much many very all any some".split())
