@@ -497,7 +497,7 @@ class Chat:
         if len(parts) < 2:
             return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
         name = parts[1].strip().lower()
-        if facebook.registry.get(name) is None and name not in ("help", "confirm", "reject"):
+        if facebook.registry.get(name) is None and name not in ("help", "find_ops", "confirm", "reject"):
             close = facebook.registry.closest(name)
             hint = f"did you mean {', '.join('/tool ' + c for c in close)}? " if close else ""
             return f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.", True
@@ -773,31 +773,59 @@ def _runtime(settings: Any) -> Any:
     return open_runtime(settings, on_wait=lambda message: typer.echo(f"… {message}", err=True))
 
 
+TOOLSETS_HELP = ("Toolsets (task groups) whose ops get their own tool, comma-separated: e.g. campaigns,insights_reports; "
+                 "'default' is the core ops (the default), 'all' every op. `admonster mcp` lists them via list_toolsets.")
+
+
+def _tool_selection_or_exit(command: str, tools_mode: str, toolsets: str | None) -> tuple[str, ...] | None:
+    from admonster_tools import TOOL_MODES, parse_toolsets
+    from fb_utils import ValidationError
+
+    if tools_mode not in TOOL_MODES:
+        typer.echo(f"ERROR validation: --tools must be single, per-op or both. Fix: e.g. {command} --tools both", err=True)
+        raise typer.Exit(2)
+    try:
+        return parse_toolsets(toolsets)
+    except ValidationError as error:
+        typer.echo(error.to_text(), err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def tools(format: str = typer.Option("openai", "--format", help="openai or mcp."),
-          tools_mode: str = typer.Option("single", "--tools", help="single (the facebook tool), per-op, or both.")) -> None:
-    """Print the tool schemas generated from the op registry."""
-    if format not in ("openai", "mcp") or tools_mode not in ("single", "per-op", "both"):
-        typer.echo("ERROR validation: --format must be openai or mcp and --tools single, per-op or both. "
-                   "Fix: e.g. admonster tools --format openai --tools both", err=True)
+          tools_mode: str = typer.Option(None, "--tools", help="single (the facebook tool), per-op, or both "
+                                         "(default: single for openai, both for mcp, as `admonster mcp` serves)."),
+          toolsets: str = typer.Option(None, "--toolsets", help=TOOLSETS_HELP),
+          read_only: bool = typer.Option(False, "--read-only", help="Only ops that read.")) -> None:
+    """Print the tool schemas generated from the op registry: with --format mcp, exactly what `admonster mcp` lists
+    with the same flags."""
+    if format not in ("openai", "mcp"):
+        typer.echo("ERROR validation: --format must be openai or mcp. Fix: e.g. admonster tools --format openai --tools both", err=True)
         raise typer.Exit(2)
-    from fi_facebook import REGISTRY
+    mode = tools_mode or ("single" if format == "openai" else "both")
+    chosen = _tool_selection_or_exit("admonster tools", mode, toolsets)
+    from admonster_tools import ToolSelection, openai_tools, tool_list  # the builder `admonster mcp` serves from
 
-    schema = REGISTRY.openai_tools(tools_mode) if format == "openai" else REGISTRY.mcp_tools()
-    typer.echo(json.dumps(schema, indent=2))
+    if format == "openai":
+        schema = openai_tools(mode, toolsets=chosen, read_only=read_only)
+    else:
+        schema = tool_list(ToolSelection(mode, chosen, read_only))
+    typer.echo(json.dumps(schema, indent=2, ensure_ascii=False))
 
 
 @app.command()
 def mcp(tools_mode: str = typer.Option("both", "--tools", help="single (the facebook tool), per-op (one tool per op), or both."),
+        toolsets: str = typer.Option(None, "--toolsets", help=TOOLSETS_HELP),
+        read_only: bool = typer.Option(False, "--read-only", help="Serve only ops that read; any other op is refused."),
         workspace: str = typer.Option(None, help="Workspace to serve (default ADMONSTER_WORKSPACE or 'default').")) -> None:
-    """Serve Ad Monster's tools to an MCP client over stdio (stdout carries only the protocol; logs go to stderr)."""
-    from admonster_mcp import TOOL_MODES, serve_stdio
+    """Serve Ad Monster's tools to an MCP client over stdio (stdout carries only the protocol; logs go to stderr).
+    By default: the facebook tool, find_ops, list_toolsets, enable_toolset and the core ops; enable_toolset adds
+    a toolset's tools during the session."""
+    from admonster_mcp import serve_stdio
 
-    if tools_mode not in TOOL_MODES:
-        typer.echo("ERROR validation: --tools must be single, per-op or both. Fix: e.g. admonster mcp --tools both", err=True)
-        raise typer.Exit(2)
+    chosen = _tool_selection_or_exit("admonster mcp", tools_mode, toolsets)
     settings = _settings_or_exit(**({"workspace": workspace} if workspace else {}))
-    _run_or_exit(serve_stdio(settings, mode=tools_mode, workspace=settings.workspace))
+    _run_or_exit(serve_stdio(settings, mode=tools_mode, workspace=settings.workspace, toolsets=chosen, read_only=read_only))
 
 
 @app.command()
@@ -962,6 +990,26 @@ def workspace_create(name: str = typer.Argument(..., help="Workspace name.")) ->
     _with_store(run)
     if outcome["exists"]:
         raise typer.Exit(1)
+
+
+@workspace_app.command("mcp")
+def workspace_mcp(name: str = typer.Argument(..., help="Workspace name."),
+                  toolsets: str = typer.Option(None, "--toolsets", help=TOOLSETS_HELP),
+                  read_only: bool = typer.Option(False, "--read-only/--read-write", help="Only ops that read.")) -> None:
+    """What /mcp on `admonster serve` lists for this workspace's keys (its toolsets, read-only); the same flags as
+    `admonster mcp`. Without options it returns to the default (core ops, read-write)."""
+    from admonster_tools import MCP_SETTING
+
+    chosen = _tool_selection_or_exit("admonster workspace mcp", "both", toolsets)
+
+    async def run(store: Any) -> None:
+        ws = await _existing_workspace(store, name)
+        value = {"toolsets": list(chosen), "read_only": read_only} if chosen or read_only else None
+        await store.set_setting(ws.id, MCP_SETTING, value)
+        typer.echo(f"/mcp for workspace {name!r}: toolsets {', '.join(chosen) if chosen else 'default (core ops)'}"
+                   f"{', read-only' if read_only else ''}.")
+
+    _with_store(run)
 
 
 def _with_store(action: Callable[[Any], Awaitable[None]]) -> None:

@@ -2,9 +2,13 @@
 
 The tools come from the op registry: every op as its own tool (input schema from its argument model, structured
 output, read-only / destructive / idempotent annotations) and/or the single `facebook` tool ({op, args}), chosen
-with ``--tools single|per-op|both``. Every call goes through ``Facebook.call(..., interface="mcp")``, so answers and
-errors are the same one-line texts chat shows; an op's failure comes back as a tool error (isError), never as a
-protocol error.
+with ``--tools single|per-op|both``. Which ops get their own tool is a selection (``ToolSelection``): the toolsets
+(the registry's task groups) named with ``--toolsets``, else the ops declared core; ``--read-only`` keeps read ops
+only. Beside them sit ``find_ops`` (ranked ops for a query), ``list_toolsets`` and ``enable_toolset`` (adds a
+toolset's tools for the rest of the session and sends ``notifications/tools/list_changed``). Every op stays
+reachable through the `facebook` tool whatever is listed (admonster_tools builds every list). Every call goes
+through ``Facebook.call(..., interface="mcp")``, so answers and errors are the same one-line texts chat shows; an
+op's failure comes back as a tool error (isError), never as a protocol error.
 
 Over HTTP, each request carries ``Authorization: Bearer <workspace API key>``; the key's workspace decides which
 Facebook session serves the call. The SDK's ``StreamableHTTPSessionManager`` (an ASGI app, stateless, JSON responses)
@@ -16,6 +20,7 @@ import asyncio
 import base64
 import difflib
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,27 +29,22 @@ from urllib.parse import quote, unquote
 import anyio
 import mcp_types as types
 from aiohttp import web
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
-from fb_utils import (FacebookError, OpKind, ValidationError, get_logger, load_json_bounded, reset_progress_handler,
-                      set_progress_handler)
+import admonster_tools
+from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, MCP_SETTING,
+                             OUTPUT_SCHEMA, TOOL_MODES, ToolSelection, enable_toolset_plan, find_ops_result,
+                             list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
+from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, get_logger, load_json_bounded,
+                      reset_progress_handler, set_progress_handler)
 
 ToolsMode = Literal["single", "per-op", "both"]
-TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
-FACEBOOK_TOOL = "facebook"
 MCP_PATH = "/mcp"
 INTERFACE = "mcp"  # stdio: the person at this machine
 HTTP_INTERFACE = "mcp_http"  # /mcp on `admonster serve`: a remote caller (fb_utils.REMOTE_INTERFACES)
 WORKSPACE_SCOPE_KEY = "admonster.workspace"
 MAX_BODY_BYTES = 1 << 20
-
-# What every op answers as structured content: its data object (non-object data is wrapped as {"result": …}).
-OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "The op's data: the same JSON the HTTP API returns as `data` (non-object data under `result`).",
-    "additionalProperties": True,
-}
 
 log = get_logger("admonster_mcp")
 
@@ -65,51 +65,30 @@ def _registry(registry: Any = None) -> Any:
     return REGISTRY
 
 
-def _title(name: str) -> str:
-    return name.replace("_", " ").capitalize()
-
-
-def facebook_tool(registry: Any = None) -> types.Tool:
+def build_tools(mode: str = "both", registry: Any = None, *, toolsets: tuple[str, ...] | None = None,
+                read_only: bool = False, enabled: tuple[str, ...] = (), dynamic: bool = True) -> list[types.Tool]:
+    """The MCP tools for a mode and a selection (admonster_tools.tool_list, the one builder): `single` (just
+    `facebook`), `per-op` (find_ops, list_toolsets, enable_toolset and one tool per selected op) or `both`."""
     registry = _registry(registry)
-    return types.Tool(
-        name=FACEBOOK_TOOL,
-        title="Facebook ads",
-        description=registry.facebook_tool_description(),
-        input_schema={"type": "object", "properties": {
-            "op": {"type": "string", "description": "The op name, or 'help'."},
-            "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."}},
-            "required": ["op"]},
-        output_schema=OUTPUT_SCHEMA,
-        annotations=types.ToolAnnotations(title="Facebook ads", read_only_hint=False, destructive_hint=True,
-                                          idempotent_hint=False, open_world_hint=True),
-    )
+    selection = ToolSelection(mode, parse_toolsets(toolsets, registry), read_only, tuple(enabled))
+    return tools_for(selection, registry, dynamic=dynamic)
+
+
+def tools_for(selection: ToolSelection, registry: Any = None, *, dynamic: bool = True) -> list[types.Tool]:
+    return [types.Tool.model_validate(tool) for tool in tool_list(selection, registry, dynamic=dynamic)]
+
+
+def tool_dicts(tools: list[types.Tool]) -> list[dict[str, Any]]:
+    """Tools as MCP's JSON (camelCase, no nulls): what tools/list sends."""
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
+
+
+def facebook_tool(registry: Any = None, *, read_only: bool = False) -> types.Tool:
+    return types.Tool.model_validate(admonster_tools.facebook_tool(_registry(registry), read_only=read_only))
 
 
 def op_tool(spec: Any, registry: Any = None) -> types.Tool:
-    registry = _registry(registry)
-    return types.Tool(
-        name=spec.name,
-        title=_title(spec.name),
-        description=spec.description,
-        input_schema=registry.args_schema(spec),
-        output_schema=OUTPUT_SCHEMA,
-        annotations=types.ToolAnnotations(title=_title(spec.name), read_only_hint=spec.kind is OpKind.READ,
-                                          destructive_hint=bool(spec.destructive), idempotent_hint=bool(spec.idempotent),
-                                          open_world_hint=True),
-    )
-
-
-def build_tools(mode: str = "both", registry: Any = None) -> list[types.Tool]:
-    """The MCP tools for a mode: `single` (just `facebook`), `per-op` (one per op) or `both`."""
-    if mode not in TOOL_MODES:
-        raise ValueError(f"tools mode must be one of {', '.join(TOOL_MODES)}, not {mode!r}")
-    registry = _registry(registry)
-    tools: list[types.Tool] = []
-    if mode in ("single", "both"):
-        tools.append(facebook_tool(registry))
-    if mode in ("per-op", "both"):
-        tools.extend(op_tool(spec, registry) for spec in registry.specs())
-    return tools
+    return types.Tool.model_validate(admonster_tools.op_tool(spec, _registry(registry)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -237,8 +216,12 @@ def unknown_tool_error(name: str, tool_names: list[str], registry: Any = None) -
     close = difflib.get_close_matches(name, tool_names, n=3, cutoff=0.5)
     if not close:
         close = [n for n in tool_names if name and (name in n or n in name)][:3]
-    if FACEBOOK_TOOL in tool_names and registry.get(name) is not None:
-        fix = f'Call the facebook tool with op="{name}" (this server lists only the facebook tool)'
+    spec = registry.get(name)
+    if FACEBOOK_TOOL in tool_names and spec is not None and ENABLE_TOOLSET_TOOL in tool_names and spec.group is not None:
+        fix = (f'Call the facebook tool with op="{name}", or enable_toolset with name="{spec.group.value}" '
+               "to list it as a tool")
+    elif FACEBOOK_TOOL in tool_names and spec is not None:
+        fix = f'Call the facebook tool with op="{name}" (this server does not list it as a tool)'
     elif close:
         fix = f"Did you mean {', '.join(close)}? tools/list shows every tool"
     else:
@@ -260,15 +243,69 @@ def server_version() -> str:
         return "0"
 
 
+class _OnlyConnection:
+    """Stands for the server's single connection where the SDK's request context names none."""
+
+
+# Resolves the tool selection serving one MCP request (stdio: the command line's; HTTP: the workspace's setting).
+SelectionResolver = Callable[[Any], Awaitable[ToolSelection]]
+
+
 def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None, *,
-                 interface: str = INTERFACE) -> Server:
-    """A low-level MCP Server whose tools are the registry's, each call run by the session `resolve(ctx)` gives."""
+                 interface: str = INTERFACE, toolsets: tuple[str, ...] | None = None, read_only: bool = False,
+                 selection_for: SelectionResolver | None = None, stateless: bool = False) -> Server:
+    """A low-level MCP Server whose tools are the registry's, each call run by the session `resolve(ctx)` gives.
+    The tools listed follow the selection (`selection_for(ctx)`, else mode/toolsets/read_only) plus the toolsets
+    enable_toolset added in this MCP session; a stateless server (HTTP today) keeps no session, so enable_toolset
+    there only says which ops the toolset has."""
+    from fi_facebook import normalize_call
+
     registry = _registry(registry)
-    tools = build_tools(mode, registry)
-    names = [tool.name for tool in tools]
+    base = ToolSelection(mode, parse_toolsets(toolsets, registry), read_only)
+    listings: dict[ToolSelection, tuple[list[types.Tool], frozenset[str]]] = {}
+    # Toolsets enabled per MCP connection. The SDK builds a ServerSession per request around the connection, which it
+    # keeps as `_connection` (no public accessor in mcp 2.3); where it is missing, the server's one connection (stdio).
+    enabled_in: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+    only_connection = _OnlyConnection()
+
+    def connection_of(ctx: Any) -> Any:
+        return getattr(ctx.session, "_connection", None) or only_connection
+
+    def listing(selection: ToolSelection) -> tuple[list[types.Tool], frozenset[str]]:
+        if selection not in listings:
+            tools = tools_for(selection, registry)
+            listings[selection] = (tools, frozenset(tool.name for tool in tools))
+        return listings[selection]
+
+    async def selection_of(ctx: Any) -> ToolSelection:
+        selection = await selection_for(ctx) if selection_for is not None else base
+        for name in enabled_in.get(connection_of(ctx), ()):
+            selection = selection.with_enabled(name)
+        return selection
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=tools)
+        return types.ListToolsResult(tools=listing(await selection_of(ctx))[0])
+
+    async def enable_toolset(ctx: Any, selection: ToolSelection, arguments: dict[str, Any]) -> OpResult:
+        name, added = enable_toolset_plan(selection, arguments, registry)
+        data = {"toolset": name, "added": added, "listed": not stateless}
+        if stateless:
+            return OpResult(text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This endpoint is stateless "
+                                 "(HTTP), so its tool list cannot change during a session: run these through the "
+                                 "facebook tool (op=NAME), or set the workspace's toolsets (admonster workspace mcp).",
+                            data=data)
+        if not added:
+            return OpResult(text=f"Toolset {name} adds nothing: its ops are already listed.", data=data)
+        enabled_in[connection_of(ctx)] = (*enabled_in.get(connection_of(ctx), ()), name)
+        await ctx.session.send_tool_list_changed()
+        return OpResult(text=f"Enabled toolset {name}: {len(added)} tools added ({', '.join(added)}). "
+                             "tools/list shows them now.", data=data)
+
+    def refuse_in_read_only(name: str) -> None:
+        spec = registry.get(name)
+        if name in ("confirm", "reject") or (spec is not None and spec.kind is not OpKind.READ):
+            raise ValidationError(f"{name} changes things, and this MCP server is read-only",
+                                  fix="Use an MCP server started without --read-only to make changes")
 
     from fi_facebook import collect_audits, stop_collecting_audits
 
@@ -284,8 +321,23 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         name, arguments = params.name, dict(params.arguments or {})
         try:
+            selection = await selection_of(ctx)
+            names = listing(selection)[1]
             if name not in names:
-                return error_result(unknown_tool_error(name, names, registry))
+                return error_result(unknown_tool_error(name, sorted(names), registry))
+            if name == FACEBOOK_TOOL:  # find_ops and the read-only rule are this server's, before any session
+                extra = {k: v for k, v in arguments.items() if k not in ("op", "args")}
+                op, op_args = normalize_call(arguments.get("op"), arguments.get("args"), extra)
+                if op == FIND_OPS_TOOL:
+                    return to_call_result(find_ops_result(op_args, selection, registry))
+                if selection.read_only:
+                    refuse_in_read_only(op)
+            if name == FIND_OPS_TOOL:
+                return to_call_result(find_ops_result(arguments, selection, registry))
+            if name == LIST_TOOLSETS_TOOL:
+                return to_call_result(list_toolsets_result(selection, registry))
+            if name == ENABLE_TOOLSET_TOOL:
+                return to_call_result(await enable_toolset(ctx, selection, arguments))
             facebook = await resolve(ctx)
             started: list[int] = []
             token, audits = set_progress_handler(CallProgress(ctx.session)), collect_audits(started)
@@ -482,12 +534,18 @@ def _prompts() -> dict[str, McpPrompt]:
     return {prompt.name: prompt for prompt in prompts}
 
 
+def initialization_options(server: Server) -> Any:
+    """The server's capabilities, tools.listChanged declared: enable_toolset changes the list during a session."""
+    return server.create_initialization_options(NotificationOptions(tools_changed=True))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # stdio: `admonster mcp`
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | None = None) -> None:
+async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | None = None,
+                      toolsets: tuple[str, ...] | None = None, read_only: bool = False) -> None:
     """Serve MCP on stdin/stdout for one workspace; stdout carries nothing but the protocol (logs go to stderr)."""
     import sys
 
@@ -503,8 +561,8 @@ async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | Non
             async def resolve(ctx: Any) -> Any:
                 return await runtime.facebook_for(chosen)
 
-            server = build_server(resolve, mode)
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+            server = build_server(resolve, mode, toolsets=toolsets, read_only=read_only)
+            await server.run(read_stream, write_stream, initialization_options(server))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -545,7 +603,9 @@ class McpHttp:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
         self.runtime = runtime
-        self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE)
+        self.mode = mode
+        self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE, selection_for=self._selection,
+                                   stateless=True)
         self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
                                                     max_request_body_size=MAX_BODY_BYTES)
         # A tools/call asking for progress (`_meta.progressToken`) is answered as an SSE stream instead, so its
@@ -555,12 +615,21 @@ class McpHttp:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    async def _resolve(self, ctx: Any) -> Any:
+    @staticmethod
+    def _workspace(ctx: Any) -> Any:
         request = getattr(ctx, "request", None)
         workspace = request.scope.get(WORKSPACE_SCOPE_KEY) if request is not None else None
         if workspace is None:  # cannot happen behind handle(): refuse rather than guess a workspace
             raise ValidationError("This MCP request has no workspace", fix="Send Authorization: Bearer <workspace API key>")
-        return await self.runtime.facebook_for(workspace)
+        return workspace
+
+    async def _resolve(self, ctx: Any) -> Any:
+        return await self.runtime.facebook_for(self._workspace(ctx))
+
+    async def _selection(self, ctx: Any) -> ToolSelection:
+        """The workspace's MCP setting (admonster workspace mcp NAME --toolsets … --read-only), else the default."""
+        return selection_from_setting(await self.runtime.store.get_setting(self._workspace(ctx).id, MCP_SETTING, None),
+                                      self.mode)
 
     # -- lifecycle (aiohttp signals) ----------------------------------------------------------------------------
 

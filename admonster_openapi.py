@@ -183,14 +183,20 @@ def _chat_commands() -> list[str]:
 
 
 def mcp_components(registry: Any) -> dict[str, Any]:
-    """JSON-RPC over /mcp (MCP streamable HTTP, stateless, JSON answers). The tools are admonster_mcp.build_tools':
-    the facebook tool takes a ToolCall, each op's own tool the op's arguments (`args.<op>`)."""
+    """JSON-RPC over /mcp (MCP streamable HTTP, stateless, JSON answers). The tools are admonster_mcp.build_tools'
+    with every toolset (what a workspace lists is its setting, a subset): the facebook tool takes a ToolCall, each
+    op's own tool the op's arguments (`args.<op>`), find_ops/list_toolsets/enable_toolset their own schemas."""
     from admonster_mcp import FACEBOOK_TOOL, build_tools
 
     request_id = {"type": ["integer", "string"]}
     tool_calls = []
-    for tool in build_tools("both", registry):
-        arguments = _ref("ToolCall") if tool.name == FACEBOOK_TOOL else _ref(f"args.{tool.name}")
+    for tool in build_tools("both", registry, toolsets=("all",)):
+        if tool.name == FACEBOOK_TOOL:
+            arguments = _ref("ToolCall")
+        elif registry.get(tool.name) is not None:
+            arguments = _ref(f"args.{tool.name}")
+        else:
+            arguments = tool.input_schema
         tool_calls.append({"type": "object", "required": ["name"], "title": tool.name,
                            "properties": {"name": {"const": tool.name}, "arguments": arguments}})
     return {

@@ -79,7 +79,7 @@ class ListAdAccountsArgs(OpArgs):
     limit: int = Field(100, ge=1, le=1000, description="Most accounts to list.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True)
 async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult:
     accounts = await ctx.graph.get_all("me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit)
     if not accounts:
@@ -207,7 +207,7 @@ def budget_nearly_spent(campaign: dict[str, Any], amount: int, source: str, spen
                     f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}"}
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True)
 async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -554,7 +554,7 @@ class SelectAdAccountArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True, core=True)
 async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)

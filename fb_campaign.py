@@ -144,7 +144,7 @@ class ListCampaignsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` campaigns in total when set together).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True)
 async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -183,7 +183,7 @@ class GetCampaignArgs(OpArgs):
     campaign_id: str = CampaignIdArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True)
 async def get_campaign(ctx: OpContext, args: GetCampaignArgs) -> OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -392,7 +392,7 @@ add_status_ops(ops, "campaign", "campaign_id", CampaignIdArg, {
     "resume": "Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete a campaign (and with it its ad sets and ads). This cannot be undone.",
-}, _status_change, TaskGroup.CAMPAIGNS)
+}, _status_change, TaskGroup.CAMPAIGNS, core=("pause",))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3096,6 +3096,9 @@ class OpSpec:
     idempotent: bool = False
     example: dict[str, Any] | None = None
     group: TaskGroup | None = None  # the task it serves, for /help and toolsets (tests require one on every op)
+    # In the small set an MCP client lists before it enables any toolset (`admonster mcp` by default): the everyday
+    # account and campaign basics. Declared on the op, so the default tool list is derived, never hand-listed.
+    core: bool = False
 
     @property
     def description(self) -> str:
@@ -3118,6 +3121,7 @@ class OpSet:
         idempotent: bool = False,
         example: dict[str, Any] | None = None,
         group: TaskGroup | None = None,
+        core: bool = False,
     ) -> Callable[[OpHandler], OpHandler]:
         def register(handler: OpHandler) -> OpHandler:
             op_name = name or handler.__name__
@@ -3136,6 +3140,7 @@ class OpSet:
                 idempotent=idempotent or kind is OpKind.READ,
                 example=example,
                 group=group,
+                core=core,
             )
             return handler
 
@@ -3152,9 +3157,10 @@ StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpRes
 
 
 def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange,
-                   group: TaskGroup) -> None:
+                   group: TaskGroup, core: tuple[str, ...] = ()) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
-    change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description."""
+    change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description;
+    the actions named in ``core`` are core ops (OpSpec.core)."""
     from pydantic import create_model
 
     for action, status, verb, kind, destructive in STATUS_OPS:
@@ -3166,7 +3172,7 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
 
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
         handler.__annotations__ = {**handler.__annotations__, "args": model}
-        ops.op(kind, destructive=destructive, idempotent=True, group=group)(handler)
+        ops.op(kind, destructive=destructive, idempotent=True, group=group, core=action in core)(handler)
 
 
 def first_paragraph(doc: str) -> str:

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import sys
@@ -93,6 +94,11 @@ GATE_ARGS = ("dry_run", "confirm")
 DISPATCHER_CALLS: dict[str, dict[str, Any]] = {
     "help": {"type": "object", "additionalProperties": False, "description": "Every op; with op, one op's arguments and an example.",
              "properties": {"op": {"type": "string", "description": "The op to describe."}}},
+    "find_ops": {"type": "object", "additionalProperties": False, "required": ["query"],
+                 "description": "The ops for a task in plain words, best first, one line each.",
+                 "properties": {"query": {"type": "string", "description": "What you want to do, in plain words."},
+                                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                                          "description": "How many ops at most."}}},
     "confirm": {"type": "object", "additionalProperties": False, "required": ["confirm"],
                 "description": "Run a call that was held for confirmation.",
                 "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
@@ -138,6 +144,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._ops: dict[str, OpSpec] = {}
+        self._search_cache: dict[str, list[tuple[set[str], float]]] = {}
 
     @classmethod
     def from_opsets(cls, opsets: list[OpSet]) -> "Registry":
@@ -148,7 +155,7 @@ class Registry:
         return registry
 
     def add(self, spec: OpSpec) -> None:
-        if spec.name in self._ops or spec.name == "help":
+        if spec.name in self._ops or spec.name in DISPATCHER_CALLS:  # help, find_ops, confirm, reject: the dispatcher's
             raise ValueError(f"op {spec.name!r} is declared twice ({self._ops.get(spec.name, spec).module}, {spec.module})")
         self._ops[spec.name] = spec
 
@@ -207,6 +214,71 @@ class Registry:
             grouped.setdefault(spec.group, []).append(spec)
         return {group: specs for group, specs in grouped.items() if specs}
 
+    def toolsets(self) -> dict[str, list[OpSpec]]:
+        """The MCP toolsets: one per task group (its value, e.g. "campaigns"), in /help's order, with its ops."""
+        return {group.value: specs for group, specs in self.by_group().items() if group is not None}
+
+    def core_specs(self) -> list[OpSpec]:
+        """The ops declared core (OpSpec.core): what an MCP client lists before it enables a toolset."""
+        return [spec for spec in self._ops.values() if spec.core]
+
+    def find_ops(self, query: str, limit: int = 8, allowed: Callable[[OpSpec], bool] | None = None) -> list[tuple[OpSpec, float]]:
+        """Ops ranked for a plain-words query ("pause campaigns spending too much"): keyword scoring over each op's
+        name, summary, argument names, task group and description (words reduced to a crude stem). A word counts by
+        the best field it appears in, weighted by how rare it is among the ops (idf), and an op whose name the query
+        covers whole gets a bonus. Best first."""
+        wanted = list(dict.fromkeys(word for word in _search_words(query) if word not in _STOP_WORDS))
+        if not wanted:
+            return []
+        fields = {spec.name: self._search_fields(spec) for spec in self._ops.values()}
+        total = len(fields)
+        rarity = {word: math.log(1 + total / max(1, sum(any(word in words for words, _ in f) for f in fields.values())))
+                  for word in wanted}
+        ranked: list[tuple[OpSpec, float]] = []
+        for spec in self._ops.values():
+            if allowed is not None and not allowed(spec):
+                continue
+            own = fields[spec.name]
+            score = sum(max((weight for words, weight in own if word in words), default=0.0) * rarity[word] for word in wanted)
+            if not score:
+                continue
+            name_words = own[0][0]
+            score += 2.0 * len(name_words & set(wanted)) / len(name_words)
+            ranked.append((spec, round(score, 2)))
+        ranked.sort(key=lambda item: (-item[1], len(item[0].name), item[0].name))
+        return ranked[:max(1, limit)]
+
+    def _search_fields(self, spec: OpSpec) -> list[tuple[set[str], float]]:
+        """The op's words by field, the name first: (words, weight)."""
+        cached = self._search_cache.get(spec.name)
+        if cached is None:
+            arguments = " ".join(spec.args_model.model_json_schema().get("properties", {}))
+            group = f"{spec.group.value} {spec.group.label}" if spec.group else ""
+            cached = [(set(_search_words(spec.name)), 4.0), (set(_search_words(spec.summary)), 2.0),
+                      (set(_search_words(arguments)), 1.5), (set(_search_words(group)), 1.0),
+                      (set(_search_words(spec.description)), 1.0)]
+            self._search_cache[spec.name] = cached
+        return cached
+
+    def find_ops_result(self, query: Any, limit: Any = 8, allowed: Callable[[OpSpec], bool] | None = None) -> OpResult:
+        """find_ops as an answer: one line per op (name, kind, first sentence), the names as data."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationError("find_ops needs a query", fix='Pass query, e.g. {"query": "pause campaigns spending too much"}',
+                                  blame_field="query")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
+            raise ValidationError("find_ops limit must be a whole number from 1 to 50", fix="Pass limit=8, or leave it out",
+                                  blame_field="limit")
+        found = self.find_ops(query, limit, allowed)
+        if not found:
+            return OpResult(text=f"No op matches {query.strip()!r}.", data={"query": query, "ops": []},
+                            hints=["op='help' lists every op by task group."])
+        lines = [f"Ops for {query.strip()!r}, best first:"]
+        lines += [f"  {spec.name:<26} [{spec.kind.value}] {first_sentence(spec.summary)}" for spec, _ in found]
+        ops = [{"op": spec.name, "kind": spec.kind.value, "toolset": spec.group.value if spec.group else None,
+                "summary": first_sentence(spec.summary), "score": score} for spec, score in found]
+        return OpResult(text="\n".join(lines), data={"query": query, "ops": ops},
+                        hints=["Call one with facebook(op=NAME, args={...}); op='help' with args={'op': NAME} shows its arguments."])
+
     def help_text(self) -> str:
         lines = ["Ad Monster ops: facebook(op, args). op=help with args={\"op\": NAME} shows one op's schema and an example."]
         for group, specs in self.by_group().items():
@@ -237,7 +309,8 @@ class Registry:
     def facebook_tool_description(self) -> str:
         ops = ", ".join(self.names())
         return ("Run Facebook and Instagram advertising operations on the selected ad account. "
-                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments. "
+                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments; "
+                "op='find_ops' with args={'query': 'what you want to do'} ranks the ops for a task. "
                 f"Ops: {ops}. Money is in minor units of the account currency (cents for USD, yen for JPY). "
                 "New objects are created PAUSED; writes accept dry_run=true; spend over the guardrails needs confirm.")
 
@@ -256,25 +329,17 @@ class Registry:
                     "name": spec.name, "description": spec.description, "parameters": self.args_schema(spec)}})
         return tools
 
-    def mcp_tools(self) -> list[dict[str, Any]]:
-        return [{
-            "name": spec.name,
-            "description": spec.description,
-            "inputSchema": self.args_schema(spec),
-            "annotations": {"readOnlyHint": spec.kind is OpKind.READ, "destructiveHint": spec.destructive,
-                            "idempotentHint": spec.idempotent},
-        } for spec in self.specs()]
-
     def op_table_markdown(self) -> str:
         lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
-                 "| op | task | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
+                 "The task is the op's MCP toolset (`admonster mcp --toolsets NAME`); `core` ops are listed by MCP by default.", "",
+                 "| op | task (toolset) | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
         for spec in [spec for specs in self.by_group().values() for spec in specs]:
             schema = spec.args_model.model_json_schema()
             required = set(schema.get("required", []))
             args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
             hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
-                                              ("idempotent", spec.idempotent)) if on)
-            task = spec.group.label if spec.group else ""
+                                              ("idempotent", spec.idempotent), ("core", spec.core)) if on)
+            task = f"{spec.group.label} (`{spec.group.value}`)" if spec.group else ""
             lines.append(f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
         return "\n".join(lines) + "\n"
 
@@ -289,6 +354,26 @@ _MINOR_UNIT_NAMES = {"USD": "cents", "EUR": "cents", "CAD": "cents", "AUD": "cen
                      "SGD": "cents", "MXN": "centavos", "BRL": "centavos", "GBP": "pence", "INR": "paise"}
 _GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]*\)\.?")
 MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
+
+
+_STOP_WORDS = frozenset("a an and are as at be by can do for from how i in into is it its me my of on or our show "
+                        "that the their them these this those to too use want we what when which who why will with you "
+                        "your much many very all any some".split())
+_SUFFIXES = ("ing", "ies", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    """A crude English stem, enough to meet "campaigns"/"campaign", "spending"/"spend", "paused"/"pause"."""
+    for suffix in _SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word.rstrip("e") if len(word) > 3 else word
+
+
+def _search_words(text: str) -> list[str]:
+    text = re.sub(r"\bad sets?\b", "adset", text.lower().replace("_", " "))  # "ad set" is one word in op names
+    return [_stem(word) for word in re.findall(r"[a-z0-9]+", text)]
 
 
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.")
@@ -1604,6 +1689,12 @@ class Facebook:
         name, arguments = normalize_call(op, args, top_level)
         if name == "help":
             return self._help(arguments)
+        if name == "find_ops":
+            unknown = sorted(set(arguments) - {"query", "limit"})
+            if unknown:
+                raise ValidationError(f"find_ops takes query and limit, not {', '.join(unknown)}",
+                                      fix='Pass {"query": "what you want to do"}', blame_field=unknown[0])
+            return self.registry.find_ops_result(arguments.get("query"), arguments.get("limit", 8))
         if self.graph is None and name not in ("connect", "token_status", "disconnect", "audit_log", "list_confirmations"):
             raise AuthError("Facebook is not connected for this workspace",
                             fix="Connect with /connect (or `admonster connect`, or `admonster token set`)")

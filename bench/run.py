@@ -17,6 +17,8 @@
 8. Experiments calibration: thousands of simulated A/A, A/A/B and A/B tests with the sandbox's noise model, the rule in
    use beside the one it replaced (targets: false winners ≤ 5 %, false stops ≤ 5 %, power ≥ 80 % for a 20 % lift at
    the planned budget and duration): bench/experiments.py.
+9. MCP tools/list size as the official MCP client receives it: default, each toolset, read-only, everything (target:
+   default ≤ 30 KB), beside the figures issue 20 quotes (Meta's hosted Ads MCP ~813 KB): bench/mcp_tools.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -230,13 +232,18 @@ def main() -> int:
     from experiments import bench_experiments, report_line as experiments_report_line  # 8. the experiments' error rates
 
     experiments = bench_experiments(options.experiment_runs)
+    from mcp_tools import bench_mcp_tools, report_line as mcp_tools_report_line  # 9. what tools/list costs an agent
+
+    mcp_tools = asyncio.run(bench_mcp_tools())
     text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload),
-                      *insights_report_line(insights), *audience_report_line(audience), *experiments_report_line(experiments)])
+                      *insights_report_line(insights), *audience_report_line(audience), *experiments_report_line(experiments),
+                      *mcp_tools_report_line(mcp_tools)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
-    return 0 if all(item["ok"] for item in (dispatch, bulk, cold, chat_loop, upload, insights, audience, experiments)) else 1
+    return 0 if all(item["ok"] for item in (dispatch, bulk, cold, chat_loop, upload, insights, audience, experiments,
+                                            mcp_tools)) else 1
 
 
 if __name__ == "__main__":

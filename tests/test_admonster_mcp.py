@@ -17,6 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from admonster_mcp import OUTPUT_SCHEMA, build_tools
+from admonster_tools import MCP_SETTING, META_TOOLS
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
 from fi_facebook import REGISTRY
@@ -28,11 +29,11 @@ TIMEOUT = 60
 
 
 @asynccontextmanager
-async def stdio_session(home: Path, *args: str):
+async def stdio_session(home: Path, *args: str, message_handler=None):
     params = StdioServerParameters(command=sys.executable, args=["-m", "admonster_bot", "mcp", *args],
                                    env={**SANDBOX_START_ENV, "ADMONSTER_HOME": str(home)}, cwd=str(ROOT))
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, message_handler=message_handler) as session:
             await asyncio.wait_for(session.initialize(), TIMEOUT)
             yield session
 
@@ -47,15 +48,15 @@ def _text(result) -> str:
 
 
 def test_tools_follow_the_registry():
-    both = {tool.name: tool for tool in build_tools("both")}
-    assert set(both) == {"facebook", *REGISTRY.names()}
+    both = {tool.name: tool for tool in build_tools("both", toolsets=("all",))}
+    assert set(both) == {"facebook", *META_TOOLS, *REGISTRY.names()}
     for spec in REGISTRY.specs():
         tool = both[spec.name]
         assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == OUTPUT_SCHEMA
         assert tool.annotations.read_only_hint is (spec.kind is OpKind.READ)
         assert tool.annotations.destructive_hint is spec.destructive and tool.annotations.idempotent_hint is spec.idempotent
     assert [t.name for t in build_tools("single")] == ["facebook"]
-    assert {t.name for t in build_tools("per-op")} == set(REGISTRY.names())
+    assert {t.name for t in build_tools("per-op", toolsets=("all",))} == {*META_TOOLS, *REGISTRY.names()}
     with pytest.raises(ValueError):
         build_tools("some")
 
@@ -66,10 +67,10 @@ def test_tools_follow_the_registry():
 
 
 async def test_stdio_lists_and_calls_tools(tmp_path):
-    async with stdio_session(tmp_path / "home") as session:
+    async with stdio_session(tmp_path / "home", "--toolsets", "all") as session:
         listed = (await session.list_tools()).tools
         tools = {tool.name: tool for tool in listed}
-        assert set(tools) == {"facebook", *REGISTRY.names()}
+        assert set(tools) == {"facebook", *META_TOOLS, *REGISTRY.names()}
         for spec in REGISTRY.specs():
             hints = tools[spec.name].annotations
             assert hints.read_only_hint is (spec.kind is OpKind.READ), spec.name
@@ -149,15 +150,16 @@ async def http_session(url: str, key: str | None):
 
 async def test_http_lists_and_calls_tools_per_workspace(server):
     url, runtime = server
-    await runtime.store.ensure_workspace("acme")
-    key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
+    acme = await runtime.store.ensure_workspace("acme")
+    await runtime.store.set_setting(acme.id, MCP_SETTING, {"toolsets": ["all"]})  # every op as a tool
+    key = await runtime.store.create_api_key(acme.id)
     other = await runtime.store.ensure_workspace("beta")
     await runtime.store.set_setting(other.id, SANDBOX_AUTOCONNECT, False)
     other_key = await runtime.store.create_api_key(other.id)
 
     async with http_session(url, key) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-        assert set(tools) == {"facebook", *REGISTRY.names()}
+        assert set(tools) == {"facebook", *META_TOOLS, *REGISTRY.names()}
         assert tools["list_campaigns"].annotations.read_only_hint is True
         listed = await session.call_tool("list_campaigns", {"limit": 2})
         assert not listed.is_error, _text(listed)
@@ -171,7 +173,7 @@ async def test_http_lists_and_calls_tools_per_workspace(server):
     async with http_session(url, other_key) as session:
         refused = await session.call_tool("list_campaigns", {})
         assert refused.is_error and _text(refused).startswith("ERROR auth: Facebook is not connected")
-        status = await session.call_tool("token_status", {})
+        status = await session.call_tool("facebook", {"op": "token_status"})  # beta lists the default tools
         assert status.structured_content["connected"] is False
     assert await runtime.store.load_token(other.id) is None
 

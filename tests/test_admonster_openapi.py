@@ -25,6 +25,7 @@ from openapi_spec_validator import validate
 from schemathesis.generation import GenerationMode
 
 from admonster_openapi import OPERATIONS, UndocumentedRoute, app_routes, build_document, component_refs
+from admonster_tools import META_TOOLS
 from admonster_server import create_app
 from fi_facebook import DISPATCHER_CALLS, REGISTRY
 from testkit import Errors, ServerThread, running_server
@@ -68,10 +69,10 @@ def test_every_op_is_in_the_document_with_the_schema_that_validates_it():
     document = build_document(create_app(_Runtime()))
     schemas = document["components"]["schemas"]
     calls = schemas["ToolCall"]["discriminator"]["mapping"]
-    assert set(calls) == set(REGISTRY.names()) | set(DISPATCHER_CALLS) and len(calls) == len(REGISTRY.names()) + 3
+    assert set(calls) == set(REGISTRY.names()) | set(DISPATCHER_CALLS) and len(calls) == len(REGISTRY.names()) + len(DISPATCHER_CALLS)
     assert schemas["OpName"]["enum"] == list(calls)
     tools = [branch["properties"]["name"]["const"] for branch in schemas["McpToolCall"]["oneOf"]]
-    assert tools == ["facebook", *REGISTRY.names()]  # admonster_mcp.build_tools("both")
+    assert tools == ["facebook", *META_TOOLS, *REGISTRY.names()]  # admonster_mcp.build_tools("both", toolsets=("all",))
     for spec in REGISTRY.specs():
         documented = schemas[f"args.{spec.name}"]
         declared = REGISTRY.args_schema(spec)  # what help, MCP and the OpenAI tools show: the same properties

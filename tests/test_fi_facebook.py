@@ -74,7 +74,9 @@ def test_openai_and_mcp_schemas():
     assert [t["function"]["name"] for t in single] == ["facebook"]
     both = REGISTRY.openai_tools("both")
     assert len(both) == len(REGISTRY.names()) + 1
-    mcp = {t["name"]: t for t in REGISTRY.mcp_tools()}
+    from admonster_tools import ToolSelection, tool_list
+
+    mcp = {t["name"]: t for t in tool_list(ToolSelection("per-op", ("all",)))}
     assert mcp["list_campaigns"]["annotations"]["readOnlyHint"] is True
     assert mcp["delete_campaign"]["annotations"]["destructiveHint"] is True
     json.dumps(both)

@@ -107,19 +107,23 @@ class ServerThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         async with running_server(self.tmp_path) as (url, runtime):
-            workspace = await runtime.store.ensure_workspace("fuzz")
-            self.url, self.key = url, await runtime.store.create_api_key(workspace.id)
+            self.url, self.key = url, await self._workspace_key(runtime, "fuzz")
             self.runtime = runtime
             self.ready.set()
             await self._stop.wait()
 
     def new_key(self, name: str) -> str:
         """An API key of a new workspace `name` on the running server."""
-        async def create() -> str:
-            workspace = await self.runtime.store.ensure_workspace(name)
-            return await self.runtime.store.create_api_key(workspace.id)
+        return asyncio.run_coroutine_threadsafe(self._workspace_key(self.runtime, name), self.loop).result(60)
 
-        return asyncio.run_coroutine_threadsafe(create(), self.loop).result(60)
+    @staticmethod
+    async def _workspace_key(runtime: Any, name: str) -> str:
+        """A key of workspace `name`, whose /mcp lists every op as a tool (the fuzz calls each op's own tool)."""
+        from admonster_tools import MCP_SETTING
+
+        workspace = await runtime.store.ensure_workspace(name)
+        await runtime.store.set_setting(workspace.id, MCP_SETTING, {"toolsets": ["all"]})
+        return await runtime.store.create_api_key(workspace.id)
 
     def start(self) -> ServerThread:
         self.thread.start()
