@@ -249,7 +249,7 @@ def _collector():
 
 async def test_stdio_progress_during_video_upload_and_launch(tmp_path):
     video = _mp4(tmp_path / "promo.mp4", 9_000_000)
-    async with stdio_session(tmp_path / "home") as session:
+    async with stdio_session(tmp_path / "home", "--toolsets", "all") as session:
         seen, on_progress = _collector()
         uploaded = await asyncio.wait_for(session.call_tool("upload_video", {"source": str(video), "title": "Promo", "wait": False},
                                                             progress_callback=on_progress), TIMEOUT)
@@ -298,7 +298,7 @@ async def test_stdio_progress_during_video_upload_and_launch(tmp_path):
 
 async def test_stdio_cancelled_upload_stays_pending_and_the_next_call_says_so(tmp_path):
     video = _mp4(tmp_path / "big.mp4", 60_000_000)
-    async with stdio_session(tmp_path / "home") as session:
+    async with stdio_session(tmp_path / "home", "--toolsets", "all") as session:
         started = asyncio.Event()
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -325,7 +325,7 @@ async def test_stdio_cancelled_upload_stays_pending_and_the_next_call_says_so(tm
 
 async def test_stdio_resources_and_prompts(tmp_path):
     home = tmp_path / "home"
-    async with stdio_session(home) as session:
+    async with stdio_session(home, "--toolsets", "all") as session:
         listed = {str(r.uri): r for r in (await session.list_resources()).resources}
         assert {"admonster://audit", "admonster://ops", "admonster://fidelity"} <= set(listed)
         templates = (await session.list_resource_templates()).resource_templates
@@ -374,7 +374,9 @@ async def test_http_chart_resource_is_the_workspace_own(server):
     key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
     other_key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("beta")).id)
     async with http_session(url, key) as session:
-        chart = await session.call_tool("chart_insights", {"date_preset": "last_30d", "out_dir": "out"})
+        # /mcp lists the default core tools: an op of another toolset runs through the facebook tool
+        chart = await session.call_tool("facebook", {"op": "chart_insights",
+                                                     "args": {"date_preset": "last_30d", "out_dir": "out"}})
         assert not chart.is_error, _text(chart)
         link = next(block for block in chart.content if block.type == "resource_link")
         uri = str(link.uri)
@@ -399,7 +401,8 @@ async def test_http_progress_reaches_the_caller(server, tmp_path):
             name = (await resp.json())["file"]
     async with http_session(url, key) as session:
         seen, on_progress = _collector()
-        uploaded = await session.call_tool("upload_video", {"source": name, "wait": False}, progress_callback=on_progress)
+        uploaded = await session.call_tool("facebook", {"op": "upload_video", "args": {"source": name, "wait": False}},
+                                           progress_callback=on_progress)
         assert not uploaded.is_error, _text(uploaded)
         assert len(seen) >= 3 and seen[-1][:2] == (9_000_000, 9_000_000) and seen[-1][2].endswith("9.0 of 9.0 MB")
         assert [p for p, _, _ in seen] == sorted({p for p, _, _ in seen})
