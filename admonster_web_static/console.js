@@ -53,19 +53,24 @@
 
   class SignedOut extends Error {}
 
-  async function post(path, body) {
-    let response;
+  // The POST both post() and postStream() send; null when the server did not answer.
+  async function send(path, body) {
     try {
-      response = await fetch(path, {
+      const response = await fetch(path, {
         method: "POST",
         headers: { "Content-Type": "application/json", "Authorization": "Bearer " + state.key },
         body: JSON.stringify(body),
       });
+      offline(false);
+      return response;
     } catch (error) {
       offline(true);
-      return { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
+      return null;
     }
-    offline(false);
+  }
+
+  // A whole JSON answer; a refused key signs out.
+  async function answerOf(response) {
     let parsed = null;
     try {
       parsed = await response.json();
@@ -79,32 +84,17 @@
     return { status: response.status, body: parsed || {} };
   }
 
+  async function post(path, body) {
+    const response = await send(path, body);
+    return response ? answerOf(response) : { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
+  }
+
   // POST whose answer comes as JSON lines while the server works (/v1/chat/stream): `onText` gets each {"text"} piece;
   // the last line, {"done": true, …}, is the answer. A refusal (JSON, not lines) reads as post() reads it.
   async function postStream(path, body, onText) {
-    let response;
-    try {
-      response = await fetch(path, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "Authorization": "Bearer " + state.key },
-        body: JSON.stringify(body),
-      });
-    } catch (error) {
-      offline(true);
-      return { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
-    }
-    offline(false);
-    const lines = /ndjson/.test(response.headers.get("Content-Type") || "");
-    if (!lines || !response.body) {
-      let parsed = null;
-      try { parsed = await response.json(); } catch (error) { parsed = null; }
-      parsed = parsed || { ok: false, text: `ERROR server: HTTP ${response.status} without a JSON answer.` };
-      if (response.status === 401) {
-        signOut(parsed.text || "ERROR auth: the API key was refused.");
-        throw new SignedOut(parsed.text);
-      }
-      return { status: response.status, body: parsed };
-    }
+    const response = await send(path, body);
+    if (!response) return { status: 0, body: { ok: false, text: OFFLINE_TEXT } };
+    if (!/ndjson/.test(response.headers.get("Content-Type") || "") || !response.body) return answerOf(response);
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
