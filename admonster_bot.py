@@ -576,14 +576,9 @@ class Chat:
         entries = [e for e in await self.runtime.store.list_audit(self.workspace.id, limit=50) if e.id > before]
         if not entries:
             return "Cancelled. Nothing was written."
-        words = []
-        for entry in sorted(entries, key=lambda e: e.id):
-            if entry.outcome == "pending":
-                words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is "
-                             f"not known, nothing more is sent, and /reconcile {entry.id} looks at Facebook to settle it")
-            else:
-                words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
-        text = "; ".join(words)
+        from fi_facebook import cancelled_writes_text
+
+        text = cancelled_writes_text(entries, for_llm=False)
         return f"Cancelled. {text[:1].upper()}{text[1:]}. /audit shows the log."
 
     def sign_in_finished(self, outcome: Any) -> None:

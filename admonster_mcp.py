@@ -196,14 +196,9 @@ async def cancelled_text(facebook: Any, tool: str, started: list[int]) -> str:
     entries = [e for e in await facebook.store.list_audit(facebook.workspace.id, limit=200) if e.id in started] if started else []
     if not entries:
         return f"The cancelled call {tool} wrote nothing."
-    words = []
-    for entry in sorted(entries, key=lambda e: e.id):
-        if entry.outcome == "pending":
-            words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is not "
-                         f"known, nothing more is sent, and reconcile with audit_id={entry.id} looks at Facebook to settle it")
-        else:
-            words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
-    return f"The cancelled call {tool}: " + "; ".join(words) + "."
+    from fi_facebook import cancelled_writes_text
+
+    return f"The cancelled call {tool}: " + cancelled_writes_text(entries, for_llm=True) + "."
 
 
 def error_result(error: FacebookError) -> types.CallToolResult:

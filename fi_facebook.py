@@ -813,6 +813,20 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
     return None
 
 
+def cancelled_writes_text(entries: list[Any], *, for_llm: bool) -> str:
+    """What a cancelled call's audit entries say, oldest first: a write under way is pending (never sent again;
+    reconcile settles it), a finished one says how it ended. A person gets /reconcile N, an LLM the call."""
+    words = []
+    for entry in sorted(entries, key=lambda e: e.id):
+        if entry.outcome == "pending":
+            settle = f"reconcile with audit_id={entry.id}" if for_llm else f"/reconcile {entry.id}"
+            words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is not "
+                         f"known, nothing more is sent, and {settle} looks at Facebook to settle it")
+        else:
+            words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
+    return "; ".join(words)
+
+
 def commands_in_fix(text: str, op_names: list[str]) -> str:
     """An error line as a person reads it: in its fix, the ops it names become commands to type ("resume_launch with
     launch_id=5" -> "/resume_launch launch_id=5", "list_alerts" -> "/list_alerts"); the LLM keeps the original."""
