@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from fb_utils import format_money
+from test_admonster_web import server  # noqa: F401 - the same server fixture (admonster serve + a tool helper)
 from testkit import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,23 +42,6 @@ LAYOUT_PROBE = """() => {
   }
   return { scrollWidth: document.documentElement.scrollWidth, vw, wide, overlaps };
 }"""
-
-
-class Server:
-    def __init__(self, url: str, runtime) -> None:
-        self.url, self.runtime = url, runtime
-
-    async def tool(self, key: str, op: str, args: dict | None = None) -> dict:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}/v1/tools/facebook", json={"op": op, "args": args or {}},
-                                    headers={"Authorization": f"Bearer {key}"}) as resp:
-                return await resp.json()
-
-
-@pytest.fixture
-async def server(tmp_path):
-    async with running_server(tmp_path) as (url, runtime):
-        yield Server(url, runtime)
 
 
 async def _key(runtime, name: str) -> tuple[object, str]:
