@@ -834,9 +834,9 @@ def commands_in_fix(text: str, op_names: list[str]) -> str:
     names = "|".join(sorted((re.escape(n) for n in op_names), key=len, reverse=True))
 
     def plain(words: str) -> str:
-        words = re.sub(rf"(?<![/\w])({names}) with (\w+=[^\s,;)]+(?: and \w+=[^\s,;)]+)*)",
+        words = re.sub(rf"(?<![/\w])(?<!/tool )(?<!/help )({names}) with (\w+=[^\s,;)]+(?: and \w+=[^\s,;)]+)*)",
                        lambda m: f"/{m.group(1)} {m.group(2).replace(' and ', ' ')}", words)
-        return re.sub(rf"(?<![/\w])({names})(?![\w(])", r"/\1", words)
+        return re.sub(rf"(?<![/\w])(?<!/tool )(?<!/help )({names})(?![\w(])", r"/\1", words)
 
     parts = fix.split("`")  # what is quoted (a shell command) stays as it is
     return f"{head} Fix: " + "`".join(plain(part) if i % 2 == 0 else part for i, part in enumerate(parts))

@@ -632,7 +632,8 @@ async def test_session_that_cannot_be_read_leaves_the_outcome_unknown(facebook, 
                            f"{audience_id} (2,000 rows) was lost (the connection dropped before the answer came) and the upload session could "
                            "not be read: Facebook may have received it. 1 earlier batch(es) (10,000 rows) arrived; "
                            "nothing was sent again.")
-    assert "Fix: See in a few hours whether the audience grew" in line and "run the same add_users again" in line
+    assert "Fix: See in a few hours whether the audience grew" in line and "run the same /add_users again" in line
+    assert "run the same add_users again" in result.llm_text  # the LLM reads the op, the person the command
     assert "fail" not in result.text.lower()
     assert result.data["outcome"] == "unknown" and result.data["lost_batches"] == [2] and result.data["last_batch_lost"]
     assert "read_error" in result.data["session"]

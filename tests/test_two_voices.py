@@ -131,3 +131,5 @@ async def test_an_errors_fix_names_commands_for_a_person_and_calls_for_an_llm(fa
     names = facebook.registry.names()
     assert commands_in_fix("ERROR x: y. Fix: resume_launch with launch_id=5 and after=x, or `admonster connect`.", names) \
         == "ERROR x: y. Fix: /resume_launch launch_id=5 after=x, or `admonster connect`."
+    for command in ('/tool send_events {"pixel_id": "1"}', "/help create_adset"):  # already commands: left as they are
+        assert commands_in_fix(f"ERROR x: y. Fix: {command}.", names) == f"ERROR x: y. Fix: {command}."
