@@ -173,7 +173,9 @@ class CallbackListener:
             try:
                 self.on_outcome(outcome)
             except Exception:  # the page must reach the browser whatever the terminal does with the news
-                pass
+                from fb_utils import get_logger
+
+                get_logger(__name__).exception("the sign-in news could not be shown")
         return outcome.page()
 
     async def _stop_later(self) -> None:

@@ -166,7 +166,7 @@ class PipedInput:
             try:
                 for line in iter(self._stream.readline, ""):
                     put(line)
-            except (OSError, ValueError, UnicodeDecodeError):
+            except (OSError, ValueError, UnicodeDecodeError):  # unreadable input ends the session as its end does
                 pass
             put(None)
 

@@ -31,7 +31,7 @@ from test_fb_creative import mp4_file, png_bytes
 from test_signin_tenants import browser, consent, make_link
 from test_signin_tenants import workspace as signin_workspace
 from test_workspace_files import Tenant
-from testkit import running_server
+from testkit import running_server, workspaces_on_a_server
 
 # Arguments that name a file an op writes (fb_utils.output_folder / output_file); INPUT_PATH_FIELDS are those it reads.
 OUTPUT_PATH_FIELDS = frozenset({"out_dir", "filename"})
@@ -676,12 +676,8 @@ def _differences(before: Any, after: Any, where: str = "") -> list[str]:
 
 @pytest.fixture
 async def tenants(tmp_path):
-    async with running_server(tmp_path) as (url, runtime):
-        made = []
-        for name in ("alpha", "beta"):
-            workspace = await runtime.store.ensure_workspace(name)
-            made.append(Caller(url, runtime, workspace, await runtime.store.create_api_key(workspace.id)))
-        yield made
+    async with workspaces_on_a_server(tmp_path) as (url, runtime, made):
+        yield [Caller(url, runtime, workspace, key) for workspace, key in made]
 
 
 def test_every_id_and_path_argument_has_a_kind():

@@ -12,7 +12,7 @@ import pytest
 import admonster_server
 from fb_utils import UPLOADS_DIR, workspace_files_dir
 from test_fb_creative import png_bytes
-from testkit import running_server
+from testkit import workspaces_on_a_server
 
 
 class Tenant:
@@ -55,12 +55,8 @@ class Tenant:
 
 @pytest.fixture
 async def tenants(tmp_path):
-    async with running_server(tmp_path) as (url, runtime):
-        made = []
-        for name in ("alpha", "beta"):
-            workspace = await runtime.store.ensure_workspace(name)
-            made.append(Tenant(url, runtime, workspace, await runtime.store.create_api_key(workspace.id)))
-        yield made
+    async with workspaces_on_a_server(tmp_path) as (url, runtime, made):
+        yield [Tenant(url, runtime, workspace, key) for workspace, key in made]
 
 
 def _files_under(folder: Path) -> set[Path]:

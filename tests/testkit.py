@@ -64,6 +64,18 @@ async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIter
             await task
 
 
+@contextlib.asynccontextmanager
+async def workspaces_on_a_server(tmp_path: Path, names: tuple[str, ...] = ("alpha", "beta")):
+    """`admonster serve` (running_server) with one workspace and API key per name: yields (url, runtime,
+    [(workspace, key), …]). Each sandbox workspace gets a demo world of its own."""
+    async with running_server(tmp_path) as (url, runtime):
+        made = []
+        for name in names:
+            workspace = await runtime.store.ensure_workspace(name)
+            made.append((workspace, await runtime.store.create_api_key(workspace.id)))
+        yield url, runtime, made
+
+
 def sandbox_clock(sandbox: Any):
     """The clock of a sandbox (anything with its ``url``) as a Facebook session's ``clock``: ops' "now" follows the
     simulated time, as `admonster_runtime` makes it in sandbox mode."""
