@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
@@ -65,8 +65,10 @@ from fb_utils import (
     LeaseHolder,
     OpContext,
     OpArgs,
+    OpData,
     OpKind,
     TaskGroup,
+    structured_data,
     OpResult,
     OpSet,
     OpSpec,
@@ -79,6 +81,7 @@ from fb_utils import (
     VIDEO_UPLOAD_LOOKUP,
     ValidationError,
     WritePlan,
+    change_dicts,
     currency_offset,
     format_money,
     get_logger,
@@ -145,6 +148,8 @@ class Registry:
     def __init__(self) -> None:
         self._ops: dict[str, OpSpec] = {}
         self._search_cache: dict[str, list[tuple[set[str], float]]] = {}
+        self._result_schemas: dict[str, dict[str, Any]] = {}
+        self._result_validators: dict[str, Any] = {}
 
     @classmethod
     def from_opsets(cls, opsets: list[OpSet]) -> "Registry":
@@ -196,6 +201,33 @@ class Registry:
         if spec.kind is not OpKind.READ:
             schema.setdefault("properties", {}).update(self.gate_properties(spec))
         return schema
+
+    def result_schema(self, spec: OpSpec) -> dict[str, Any]:
+        """What the op answers as structured content (MCP's outputSchema): its declared result model; for a write,
+        that or the gate's dry-run preview (DryRunData). Titles are left out (they repeat the names)."""
+        cached = self._result_schemas.get(spec.name)
+        if cached is None:
+            if spec.result is None:
+                raise ValueError(f"op {spec.name} declares no result model (@ops.op(..., result=Model))")
+            cached = model_output_schema(spec.result if spec.kind is OpKind.READ else spec.result | DryRunData)
+            self._result_schemas[spec.name] = cached
+        return cached
+
+    def result_problems(self, spec: OpSpec, data: Any) -> list[str]:
+        """Where an answer's data differs from what the op declares (empty when it conforms), checked the way an MCP
+        client checks structured content: JSON Schema against the JSON it receives. A write's dry run is checked
+        against the dry-run model, anything else against the op's own (so a difference is named, not just "neither")."""
+        from jsonschema import Draft202012Validator
+
+        content = structured_data(data)
+        shape = DryRunData if content.get("dry_run") is True and spec.kind is not OpKind.READ else spec.result
+        key = f"{spec.name}:{shape.__name__}"
+        validator = self._result_validators.get(key)
+        if validator is None:
+            self.result_schema(spec)  # the whole schema must build too
+            validator = self._result_validators[key] = Draft202012Validator(model_output_schema(shape))
+        return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:300]}"
+                for error in validator.iter_errors(content)]
 
     @staticmethod
     def gate_properties(spec: OpSpec) -> dict[str, Any]:
@@ -873,6 +905,57 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     return None
 
 
+# Tests set ADMONSTER_CHECK_RESULTS to a file (tests/conftest.py; the servers they start inherit it): every answer an
+# op gives is then checked against its declared result model, and each difference is a crash of that call plus one
+# line in the file, which fails the test that caused it.
+CHECK_RESULTS_ENV = "ADMONSTER_CHECK_RESULTS"
+
+
+class ResultMismatch(AssertionError):
+    """An op answered data its result model does not allow: a bug, never the caller's fault."""
+
+
+def check_result(registry: "Registry", spec: OpSpec, result: OpResult) -> None:
+    """In tests (CHECK_RESULTS_ENV set): the answer's data against the op's result model."""
+    import os
+
+    log_path = os.environ.get(CHECK_RESULTS_ENV)
+    if not log_path or not result.ok or spec.result is None:
+        return
+    problems = registry.result_problems(spec, result.data)
+    if problems:
+        found = f"{spec.name} answered data its result model refuses: " + "; ".join(problems[:5])
+        with open(log_path, "a", encoding="utf-8") as log_file:
+            log_file.write(json.dumps({"op": spec.name, "problems": problems[:5]}) + "\n")
+        raise ResultMismatch(found)
+
+
+class DryRunData(OpData):
+    """A write's dry run: the Graph requests it would send and the changes it would make; nothing was sent."""
+
+    dry_run: Literal[True]
+    summary: str
+    requests: list[GraphRequest]
+    changes: list[Change]
+    attention: list[str] = Field(description="Why a person would have to confirm it, beside the guardrails.")
+    validation: dict[str, Any] | None = Field(None, description="Facebook's validate_only verdict, where it was asked.")
+
+
+def model_output_schema(shapes: Any) -> dict[str, Any]:
+    """A result model (or a union of them) as an MCP outputSchema: a JSON Schema of an object, without titles."""
+    return {"type": "object", **_without_titles(TypeAdapter(shapes).json_schema(mode="serialization"))}
+
+
+def _without_titles(schema: Any) -> Any:
+    """A schema without what only repeats (titles) or says nothing (a null default): tools/list stays small."""
+    if isinstance(schema, dict):
+        return {key: _without_titles(value) for key, value in schema.items()
+                if not (key == "title" and isinstance(value, str)) and not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    return schema
+
+
 def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_error: FacebookError | None) -> OpResult:
     lines = [f"DRY RUN {spec.name}: {plan.summary}. Nothing was changed; it would send {len(plan.requests)} request(s):"]
     lines += [f"  {request.describe()}" for request in plan.requests[:20]]
@@ -918,8 +1001,7 @@ def _confirmation_gone(confirmation_id: str, known: Any) -> ValidationError:
 
 
 def _change_data(change: Change) -> dict[str, Any]:
-    return {"object_id": change.object_id, "object_type": change.object_type, "object_name": change.object_name,
-            "field": change.field, "before": change.before, "after": change.after, "currency": change.currency}
+    return change_dicts([change])[0]
 
 
 def _change_from_data(data: dict[str, Any]) -> Change:
@@ -1731,6 +1813,13 @@ class Facebook:
 
     async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
                    dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
+        result = await self._run_op(spec, model, arguments, interface, dry_run=dry_run, confirmed=confirmed,
+                                    previewed=previewed)
+        check_result(self.registry, spec, result)
+        return result
+
+    async def _run_op(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
+                      dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):

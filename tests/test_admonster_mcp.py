@@ -16,7 +16,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from admonster_mcp import OUTPUT_SCHEMA, build_tools
+from admonster_mcp import build_tools
 from admonster_tools import MCP_SETTING, META_TOOLS
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
@@ -52,7 +52,7 @@ def test_tools_follow_the_registry():
     assert set(both) == {"facebook", *META_TOOLS, *REGISTRY.names()}
     for spec in REGISTRY.specs():
         tool = both[spec.name]
-        assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == OUTPUT_SCHEMA
+        assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == REGISTRY.result_schema(spec)
         assert tool.annotations.read_only_hint is (spec.kind is OpKind.READ)
         assert tool.annotations.destructive_hint is spec.destructive and tool.annotations.idempotent_hint is spec.idempotent
     assert [t.name for t in build_tools("single")] == ["facebook"]
