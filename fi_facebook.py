@@ -924,6 +924,17 @@ def check_result(registry: "Registry", spec: OpSpec, result: OpResult) -> None:
     if not log_path or spec.result is None or is_error_answer(result):
         return
     _report_mismatch(log_path, spec.name, registry.result_problems(spec, result.data))
+    if spec.name not in _checked_here:  # once per op and process: the suite's summary counts the ops checked
+        _checked_here.add(spec.name)
+        _append_line(log_path, {"op": spec.name, "checked": True})
+
+
+_checked_here: set[str] = set()
+
+
+def _append_line(log_path: str, line: dict[str, Any]) -> None:
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        log_file.write(json.dumps(line) + "\n")
 
 
 def is_error_answer(result: OpResult) -> bool:
@@ -954,8 +965,7 @@ def _error_data_problems(content: dict[str, Any]) -> list[Any]:
 def _report_mismatch(log_path: str, op: str, problems: list[str], *, error: bool = False) -> None:
     if problems:
         found = f"{op} answered {'an error' if error else 'data'} its model refuses: " + "; ".join(problems[:5])
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            log_file.write(json.dumps({"op": op, "problems": problems[:5]}) + "\n")
+        _append_line(log_path, {"op": op, "problems": problems[:5]})
         raise ResultMismatch(found)
 
 

@@ -32,6 +32,7 @@ _forbidden: dict = {"deliberate": 0, "product": []}
 # starts; a difference crashes that call and adds one line to the file, attributed here to the running test. Any line
 # fails the session.
 _mismatches: list = []
+_checked_ops: set = set()  # ops whose answers the check saw (once per op and process)
 
 
 class ChildLog:
@@ -91,7 +92,11 @@ def pytest_runtest_protocol(item, nextitem):
         _forbidden["deliberate"] += len(lines)
     else:
         _forbidden["product"].extend((item.nodeid, line) for line in lines)
-    _mismatches.extend((item.nodeid, line) for line in RESULT_LOG.new_lines())
+    for line in RESULT_LOG.new_lines():
+        if line.get("checked"):
+            _checked_ops.add(line["op"])
+        else:
+            _mismatches.append((item.nodeid, line))
 
 
 def forbidden_verdict() -> tuple[list, list]:
@@ -189,6 +194,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("FAILED: personal data or secrets in the files Ad Monster wrote (issue 18)", red=True)
         for line in _private["leaks"][:30]:
             write(line)
+    if _checked_ops:
+        from fi_facebook import REGISTRY
+
+        unseen = sorted(set(REGISTRY.names()) - _checked_ops)
+        write(f"typed results: the answers of {len(_checked_ops & set(REGISTRY.names()))} of {len(REGISTRY.names())} ops "
+              f"were checked against their models" + (f"; never answered in this run: {', '.join(unseen)}" if unseen else ""))
     if _mismatches:
         terminalreporter.section("FAILED: ops answered data their result models refuse (issue 20)", red=True)
         for nodeid, line in _mismatches[:30]:
