@@ -2491,7 +2491,9 @@ def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
     loosely (an SDK enum lags the API, so an enum is a string; a nested object is a JSON object)."""
     if type_name.startswith("list<") and type_name.endswith(">"):
         return list[_sdk_python_type(type_name[5:-1], sdk_class)]  # type: ignore[misc]
-    if type_name.startswith("map<") or type_name in ("Object", "dict"):
+    if type_name == "list":
+        return list[Any]
+    if type_name.startswith("map<") or type_name in ("Object", "object", "dict", "mixed", "file"):
         return Any
     scalar = {"string": str, "datetime": str, "bool": bool, "int": int, "unsigned int": int, "int64": int,
               "float": float, "double": float, "Decimal": float}.get(type_name)
