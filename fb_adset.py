@@ -1815,7 +1815,7 @@ class CreatedAdSet(OpData):
     id: str
     adset_id: str
     campaign_id: str
-    status: str
+    status: Literal["PAUSED", "ACTIVE"]
     ad_account_id: str
     notes: list[str] = Field(description="What was chosen on the caller's behalf (defaults).")
     targeting: dict[str, Any] = Field(description="The targeting spec sent.")
