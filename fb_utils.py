@@ -2466,6 +2466,27 @@ class OpData(BaseModel):
     audit_id: int | None = Field(None, description="A write's entry in the audit log.")
 
 
+class ErrorData(BaseModel):
+    """What every failed answer carries as data (FacebookError.to_data; MCP: structured content with isError): the
+    kind, the one-line message and fix, whether trying again may help, Facebook's codes where Facebook answered, and
+    details of the kind (suggestions, a confirmation's id and changes, an unknown write's audit id)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The kind: validation, auth, permission, rate_limit, facebook, confirmation_required, …")
+    message: str
+    fix: str
+    retryable: bool
+    code: int | None = Field(None, description="Facebook's error code, where Facebook answered.")
+    error_subcode: int | None = None
+    fbtrace_id: str | None = None
+    blame_field: str | None = Field(None, description="The argument at fault.")
+    user_title: str | None = None
+    user_message: str | None = None
+    retry_after: float | None = Field(None, description="Seconds to wait before trying again.")
+    http_status: int | None = None
+
+
 def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
     """One field type of Meta's spec (the SDK's ``_field_types`` strings) as a Python type; enums and nested objects
     loosely (an SDK enum lags the API, so an enum is a string; a nested object is a JSON object)."""

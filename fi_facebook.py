@@ -65,6 +65,7 @@ from fb_utils import (
     LeaseHolder,
     OpContext,
     OpArgs,
+    ErrorData,
     OpData,
     OpKind,
     TaskGroup,
@@ -920,13 +921,41 @@ def check_result(registry: "Registry", spec: OpSpec, result: OpResult) -> None:
     import os
 
     log_path = os.environ.get(CHECK_RESULTS_ENV)
-    if not log_path or not result.ok or spec.result is None:
+    if not log_path or spec.result is None or is_error_answer(result):
         return
-    problems = registry.result_problems(spec, result.data)
+    _report_mismatch(log_path, spec.name, registry.result_problems(spec, result.data))
+
+
+def is_error_answer(result: OpResult) -> bool:
+    """A failure told as an error (FacebookError.to_data: ErrorData), not an op's own answer that is not ok (a bulk
+    update with some objects refused answers its own model, with isError)."""
+    return not result.ok and isinstance(result.data, dict) and "error" in result.data and "fix" in result.data
+
+
+def check_error(op: Any, result: OpResult) -> None:
+    """In tests: an error's data against ErrorData (every error, whatever raised it)."""
+    import os
+
+    log_path = os.environ.get(CHECK_RESULTS_ENV)
+    if log_path and is_error_answer(result):
+        problems = [f"{'/'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                    for e in _error_data_problems(structured_data(result.data))]
+        _report_mismatch(log_path, str(op), problems, error=True)
+
+
+def _error_data_problems(content: dict[str, Any]) -> list[Any]:
+    try:
+        ErrorData.model_validate(content, strict=True)
+    except PydanticValidationError as error:
+        return error.errors()
+    return []
+
+
+def _report_mismatch(log_path: str, op: str, problems: list[str], *, error: bool = False) -> None:
     if problems:
-        found = f"{spec.name} answered data its result model refuses: " + "; ".join(problems[:5])
+        found = f"{op} answered {'an error' if error else 'data'} its model refuses: " + "; ".join(problems[:5])
         with open(log_path, "a", encoding="utf-8") as log_file:
-            log_file.write(json.dumps({"op": spec.name, "problems": problems[:5]}) + "\n")
+            log_file.write(json.dumps({"op": op, "problems": problems[:5]}) + "\n")
         raise ResultMismatch(found)
 
 
@@ -1871,6 +1900,7 @@ class Facebook:
             result.text += "\n(" + "; ".join(waits) + ")"
             if isinstance(result.data, dict):
                 result.data.setdefault("rate_limit_waits", waits)
+        check_error(op, result)
         return result
 
     async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any]) -> OpResult:

@@ -21,7 +21,8 @@ from admonster_tools import MCP_SETTING, META_TOOLS
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
 from fi_facebook import REGISTRY
-from fb_utils import OpKind
+from fb_utils import ErrorData, OpKind
+from jsonschema import Draft202012Validator
 from testkit import SANDBOX_START_ENV, free_port, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,18 @@ async def test_stdio_lists_and_calls_tools(tmp_path):
 
         dry = await session.call_tool("pause_campaign", {"campaign_id": campaigns[0]["id"], "dry_run": True})
         assert not dry.is_error and dry.structured_content["dry_run"] is True
+
+        # Typed results (issue 20, item 3): what each tool answers validates against the outputSchema it listed (the
+        # client checked too), and an error's structured content is the error model.
+        one_campaign = await session.call_tool("get_campaign", {"campaign_id": campaigns[0]["id"]})
+        for name, answer in (("list_campaigns", listed_campaigns), ("pause_campaign", dry), ("get_campaign", one_campaign)):
+            assert not answer.is_error and tools[name].output_schema == REGISTRY.result_schema(REGISTRY.require(name))
+            Draft202012Validator(tools[name].output_schema).validate(answer.structured_content)
+        assert one_campaign.structured_content["campaign"]["id"] == campaigns[0]["id"]
+        for failed in (bad, unknown, unknown_op):
+            error = ErrorData.model_validate(failed.structured_content, strict=True)
+            assert error.error == "validation" and error.fix and error.retryable is False
+        assert ErrorData.model_validate(bad.structured_content).blame_field == "limit"
 
 
 async def test_stdio_single_tool_mode(tmp_path):

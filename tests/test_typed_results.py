@@ -10,8 +10,8 @@ import json
 import pytest
 
 from fb_utils import OpKind, graph_object
-from fi_facebook import CHECK_RESULTS_ENV, DryRunData, REGISTRY, ResultMismatch, check_result
-from fb_utils import OpResult
+from fi_facebook import CHECK_RESULTS_ENV, DryRunData, REGISTRY, ResultMismatch, check_error, check_result
+from fb_utils import OpResult, ValidationError
 
 
 def test_every_op_declares_a_result_model():
@@ -58,11 +58,17 @@ def test_a_difference_is_named_and_logged(tmp_path, monkeypatch):
     assert any(p.startswith("campaigns/0/daily_budget:") for p in problems)  # Meta's spec: a budget is a string
     log = tmp_path / "mismatches.jsonl"
     monkeypatch.setenv(CHECK_RESULTS_ENV, str(log))
-    with pytest.raises(ResultMismatch, match="list_campaigns answered data its result model refuses"):
+    with pytest.raises(ResultMismatch, match="list_campaigns answered data its model refuses"):
         check_result(REGISTRY, spec, OpResult(text="x", data=drifted))
     assert json.loads(log.read_text())["op"] == "list_campaigns"
-    check_result(REGISTRY, spec, OpResult(text="x", data=drifted, ok=False))  # errors carry the error model instead
-    assert len(log.read_text().splitlines()) == 1
+    with pytest.raises(ResultMismatch):  # an op's own answer that is not ok (a partial failure) is its model's too
+        check_result(REGISTRY, spec, OpResult(text="x", data=drifted, ok=False))
+    error = OpResult.from_error(ValidationError("Unknown op 'x'", fix="Call op=help", data={"suggestions": []}))
+    check_result(REGISTRY, spec, error)  # an error answers the error model instead
+    check_error("x", error)
+    with pytest.raises(ResultMismatch, match="answered an error its model refuses: retryable"):
+        check_error("x", OpResult(text="x", ok=False, data={**error.data, "retryable": "no"}))
+    assert len(log.read_text().splitlines()) == 3
 
 
 def test_graph_objects_are_typed_from_metas_spec():
