@@ -343,7 +343,7 @@ async def test_async_report_lifecycle_ops(facebook, sandbox, tmp_path):
     with open(everything.files[0], newline="") as handle:
         lines = list(csv.DictReader(handle))
     direct = await facebook.call("get_insights", {"level": "ad", "date_preset": "last_14d", "time_increment": 1})
-    assert len(lines) == everything.data["rows"] == direct.data["row_count"]
+    assert len(lines) == everything.data["row_count"] == direct.data["row_count"]
     assert everything.data["totals"]["spend_minor"] == direct.data["totals"]["spend_minor"]
 
 
