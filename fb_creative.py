@@ -59,6 +59,7 @@ from fb_utils import (
     NotFoundError,
     OpArgs,
     OpData,
+    ErrorData,
     OutcomeUnknownError,
     OpContext,
     MONEY_UNIT,
@@ -2066,20 +2067,41 @@ BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00
 # ---- What the ops answer as data ------------------------------------------------------------------------------------
 
 
-class LaunchDone(OpData):
-    """A launch that finished (now, or in an earlier request: already_launched)."""
+class LaunchStepRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: str = Field(description="campaign, adset, image:0, video:1.0, creative:0, ad:0, ...")
+    id: str = Field(description="The object (or image hash, video id) it made.")
+
+
+class NextCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op: str
+    args: dict[str, Any]
+
+
+class LaunchOutcome(OpData):
+    """A launch done (now, or in an earlier request: already_launched), or stopped at a step (status failed, an answer
+    that is not ok: resume_launch continues it, rollback_launch undoes it)."""
 
     launch_id: int
-    status: Literal["done"]
+    status: Literal["done", "failed"]
     already_launched: bool = Field(description="True when this request made nothing: the same launch ran before.")
-    campaign_id: str
-    adset_id: str
-    creative_ids: list[str]
-    ad_ids: list[str]
-    uploads: dict[str, str] = Field(None, description="Each media step (image:0, video:1.0, ...) -> the image hash or video id "
-                                                      "used; absent when the launch ran before.")
-    notes: list[str] = Field(None, description="What was chosen for you (page, placements, ...); absent when the launch ran before.")
-    object_ids: list[str] = Field(description="The campaign, ad set, creatives and ads the launch created.")
+    object_ids: list[str] = Field(description="The campaign, ad set, creatives and ads the launch created (so far).")
+    campaign_id: str = Field(None, description="done: the campaign.")
+    adset_id: str = Field(None, description="done: the ad set.")
+    creative_ids: list[str] = Field(None, description="done: the creatives.")
+    ad_ids: list[str] = Field(None, description="done: the ads.")
+    uploads: dict[str, str] = Field(None, description="done by this request: each media step (image:0, video:1.0, ...) -> the "
+                                                      "image hash or video id used.")
+    notes: list[str] = Field(None, description="done by this request: what was chosen for you (page, placements, ...).")
+    failed_step: str = Field(None, description="failed: the step that stopped it.")
+    error: ErrorData = Field(None, description="failed: what stopped it.")
+    outcome: Literal["error", "unknown"] = Field(None, description="failed: unknown when the step's answer was lost (it may "
+                                                                   "have made its object; resume_launch finds it).")
+    created: list[LaunchStepRef] = Field(None, description="failed: what the launch created so far (all PAUSED).")
+    next: list[NextCall] = Field(None, description="failed: the calls that go on from here.")
 
 
 class LaunchStep(BaseModel):
@@ -2103,13 +2125,19 @@ class LaunchData(OpData):
 
 
 class RolledBackLaunch(OpData):
+    """A launch rolled back (now, or before), or a rollback stopped at an object (an answer that is not ok: call again)."""
+
     launch_id: int
-    status: Literal["rolled_back"]
+    status: Literal[LAUNCH_STATUSES] = Field(  # type: ignore[valid-type]
+        description="rolled_back; when the rollback stopped, the launch's status as it stays (done, failed or running).")
     deleted: list[str] = Field(description="Ids of the objects this call deleted (nothing when it was rolled back before).")
     already_gone: list[str] = Field(description="Ids of objects that were already deleted or not found.")
-    orphans: list[str] = Field(description="Ids of objects an interrupted run made without recording them (found by tag).")
-    kept_media: list[str] = Field(description="Uploaded media that stay in the ad account's library, in words.")
     object_ids: list[str] = Field(description="The objects deleted.")
+    orphans: list[str] = Field(None, description="rolled_back: ids of objects an interrupted run made without recording them "
+                                                 "(found by the launch's tags).")
+    kept_media: list[str] = Field(None, description="rolled_back: uploaded media that stay in the ad account's library, in words.")
+    failed: str = Field(None, description="Stopped: the object it could not delete.")
+    error: ErrorData = Field(None, description="Stopped: why.")
 
 
 class _Spec(BaseModel):
@@ -2927,7 +2955,7 @@ def failure_result(record: LaunchRecord, step: str, error: FacebookError, lines:
     text.append("Created so far (all PAUSED, nothing spends): " + ("; ".join(w for _, _, w in made) if made else "nothing"))
     # A step whose answer was lost leaves the launch's outcome unknown (the audit says so until reconcile looks).
     return OpResult(text="\n".join(text), ok=False,
-                    data={"launch_id": record.id, "status": "failed", "failed_step": step, "error": error.to_data(),
+                    data={"launch_id": record.id, "status": "failed", "already_launched": False, "failed_step": step, "error": error.to_data(),
                           "outcome": "unknown" if is_ambiguous(error) else "error",
                           "created": [{"step": s, "id": i} for s, i, _ in made], "object_ids": _object_ids(record),
                           "next": [{"op": "resume_launch", "args": {"launch_id": record.id}},
@@ -3011,7 +3039,7 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
     "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
     "creatives": [{"kind": "image", "image": "./banner.jpg", "message": "Summer sale: 30% off",
                    "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]},
-        result=LaunchDone)
+        result=LaunchOutcome)
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
     earlier = await ctx.journal.find(prepared.key)
@@ -3092,7 +3120,7 @@ async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
                                                  "request": record.request})
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchDone)
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchOutcome)
 async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "done":
@@ -3214,7 +3242,7 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
             lines.append(f"  ✗ {target.words}: {error.to_text()}")
             text = "\n".join([f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {target.words}: {error.message}. "
                               f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."] + lines[1:])
-            return OpResult(text=text, ok=False, data={"launch_id": record.id, "deleted": deleted, "already_gone": gone,
+            return OpResult(text=text, ok=False, data={"launch_id": record.id, "status": record.status, "deleted": deleted, "already_gone": gone,
                                                        "failed": target.object_id, "error": error.to_data(), "object_ids": deleted})
         if target.step:
             await ctx.journal.step_deleted(record.id, target.step)
