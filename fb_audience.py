@@ -1958,6 +1958,9 @@ def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult
 
 PIXEL_FIELDS = "id,name,code,creation_time,last_fired_time,is_unavailable,owner_ad_account,data_use_setting"
 PIXEL_LIST_FIELDS = "id,name,creation_time,last_fired_time,is_unavailable"
+PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
+           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
+Period = Literal[tuple(PERIODS)]  # type: ignore[valid-type]
 
 ListedPixel = graph_object(AdsPixel, PIXEL_LIST_FIELDS, name="ListedPixel")
 PixelObject = graph_object(AdsPixel, PIXEL_FIELDS, name="PixelObject")
@@ -1987,8 +1990,8 @@ class PixelData(OpData):
 
 class PixelStats(OpData):
     pixel_id: str
-    period: str = Field(description="last_hour, last_24h, last_48h, last_7d or last_28d.")
-    aggregation: str
+    period: Period
+    aggregation: StatsAggregation
     start_time: int = Field(description="Unix seconds.")
     end_time: int = Field(description="Unix seconds (exclusive).")
     totals: dict[str, int] = Field(description="Count per aggregated value (per event name for aggregation=event).")
@@ -2051,15 +2054,11 @@ async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     return OpResult(text=text, data={"pixel_id": pixel_id, "pixel": pixel})
 
 
-PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
-           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
-
-
 class PixelStatsArgs(OpArgs):
     """Event counts a pixel received (browser and server, duplicates by event_id counted once), grouped by event or another aggregation."""
 
     pixel_id: str = PixelIdArg
-    period: Literal[tuple(PERIODS)] = Field("last_24h", description="How far back to count.")  # type: ignore[valid-type]
+    period: Period = Field("last_24h", description="How far back to count.")
     aggregation: StatsAggregation = Field("event", description="How to group the counts (event: per event name).")
 
 

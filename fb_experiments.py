@@ -1049,7 +1049,7 @@ class SizingBaseline(BaseModel):
 class SizingData(BaseModel):
     """What a plan can find at its budget and duration (sizing_data), kept with the plan."""
 
-    lift: float = Field(description="The lift the plan finds with `power` chance by its last day.")
+    lift: float | None = Field(description="The lift the plan finds with `power` chance by its last day; null: nothing measurable.")
     min_lift: float
     tau2: float
     per_day: float = Field(description="Effective results per variant per day.")
@@ -1063,7 +1063,8 @@ class SizingData(BaseModel):
 
 
 def sizing_data(sizing: Sizing) -> dict[str, Any]:
-    return {"lift": round(sizing.lift, 4), "min_lift": sizing.min_lift, "tau2": sizing.tau2, "per_day": round(sizing.per_day, 2),
+    lift = round(sizing.lift, 4) if math.isfinite(sizing.lift) else None  # JSON has no Infinity: nothing measurable is null
+    return {"lift": lift, "min_lift": sizing.min_lift, "tau2": sizing.tau2, "per_day": round(sizing.per_day, 2),
             "planned": round(sizing.planned, 1), "days_needed": sizing.days_needed, "budget_needed": sizing.budget_needed,
             "longer": list(sizing.longer) if sizing.longer else None, "power": PLANNED_POWER, "source": sizing.baseline.source,
             "baseline": {"cpm_minor": round(sizing.baseline.cpm, 2), "ctr": sizing.baseline.ctr,
@@ -1471,8 +1472,8 @@ class ExperimentData(BaseModel):
     name: str
     status: Literal["running", "completed", "stopped"]
     winner: str | None
-    variable: str = Field(description="What the variants differ in: creative, audience, placement, optimization_goal or budget.")
-    metric: str = Field(description="cost_per_result, ctr or roas.")
+    variable: Literal[VARIABLES] = Field(description="What the variants differ in.")  # type: ignore[valid-type]
+    metric: Literal[METRICS] = Field(description="The primary metric the winner is chosen on.")  # type: ignore[valid-type]
     ad_account_id: str
     currency: str
     study_id: str | None = Field(description="The Facebook split test; null when the variants are not in one.")
