@@ -382,7 +382,7 @@ class CreatedAudience(OpData):
     id: str
     audience_id: str = Field(description="The new audience's id (same as id).")
     ad_account_id: str
-    subtype: str = Field(description="CUSTOM (customer list), WEBSITE or ENGAGEMENT.")
+    subtype: Literal["CUSTOM", "WEBSITE", "ENGAGEMENT"] = Field(description="CUSTOM: a customer list.")
 
 
 def _create_plan(ctx: OpContext, account_id: str, payload: dict[str, Any], label: str, next_step: str) -> WritePlan:
@@ -1329,8 +1329,8 @@ async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePl
 ListedAudience = graph_object(CustomAudience, LIST_FIELDS, name="ListedAudience")
 AudienceObject = graph_object(CustomAudience, AUDIENCE_FIELDS, name="AudienceObject")
 ChangedAudience = changed_data("audience_id")
-# The SDK types sentence_lines as a bare "list", which graph_object reads as an object: a list of Meta's
-# sentence objects ({"content", "children"}) is what Facebook answers.
+# The SDK types sentence_lines as a bare "list" (SavedAudience._field_types), which graph_object reads as an object
+# (it knows list<…> only): typed here as the list the spec names.
 SavedAudienceObject = graph_object(SavedAudience, SAVED_FIELDS, name="SavedAudienceObject",
                                    extra_fields={"sentence_lines": list[Any]})
 
