@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import inspect
@@ -2755,8 +2756,10 @@ class ChangedData(OpData):
     changes: list[Change]
 
 
+@functools.cache
 def changed_data(id_key: str) -> type[OpData]:
-    """The result model of update_plan's answers for objects named by `id_key` (campaign_id, adset_id, ad_id)."""
+    """The result model of update_plan's answers for objects named by `id_key` (campaign_id, adset_id, ad_id): one
+    model per key, however many modules ask for it."""
     from pydantic import create_model
 
     return create_model(f"Changed{id_key.title().replace('_', '')}", __base__=ChangedData,
@@ -3279,7 +3282,9 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
                    group: TaskGroup, core: tuple[str, ...] = (), result: type[OpData] | None = None) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
     change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description;
-    the actions named in ``core`` are core ops (OpSpec.core)."""
+    the actions named in ``core`` are core ops (OpSpec.core). Each answers ``result``, by default update_plan's answer
+    (``changed_data(id_field)``): what ``change`` returns when it goes through update_plan."""
+    result = result or changed_data(id_field)
     from pydantic import create_model
 
     for action, status, verb, kind, destructive in STATUS_OPS:

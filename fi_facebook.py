@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
@@ -1062,6 +1062,67 @@ class FacebookContext(OpContext):
 meta_ops = OpSet("fi_facebook")
 
 
+class MetaRow(BaseModel):
+    """A nested row of a meta op's answer: its keys are exactly these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- What the audit ops answer as data (their result models: MCP's outputSchema) -----------------------------------
+
+
+class AuditEntryData(MetaRow):
+    """One write of the audit log."""
+
+    id: int
+    created_at: str = Field(description="When it was recorded (ISO-8601, UTC).")
+    interface: str = Field(description="Where it came from: chat, console, mcp, api, cli, job, …")
+    op: str
+    args: dict[str, Any] = Field(description="Its arguments (without secrets).")
+    summary: str
+    changes: list[Change] = Field(description="The fields it changed (or meant to), with before and after.")
+    object_ids: list[str] = Field(description="The objects it made or changed.")
+    # A str, not a Literal of the store's AUDIT_OUTCOMES: a read op's schema names no dry run (tests/test_typed_results.py).
+    outcome: str = Field(description="ok, error, pending (sent, no answer yet) or unknown (the answer was lost); "
+                                     "reconcile settles the last two.")
+    error: str | None
+    fbtrace_id: str | None
+    undo_of: int | None = Field(description="The entry this one undid.")
+    undone_by: int | None = Field(description="The entry that undid this one.")
+
+
+class AuditLog(OpData):
+    entries: list[AuditEntryData] = Field(description="Newest first.")
+
+
+class UndoData(OpData):
+    undone: int | None = Field(description="The audit entry undone (null: Facebook already showed the earlier values).")
+    changes: list[Change] = Field(description="The fields set back (none when nothing needed it).")
+
+
+class SettledWrite(MetaRow):
+    audit_id: int
+    op: str
+    outcome: Literal["ok", "error", "unknown"]
+    object_ids: list[str]
+
+
+class ReconcileData(OpData):
+    settled: list[SettledWrite] = Field(description="Writes whose outcome is now recorded.")
+    open: list[SettledWrite] = Field(description="Writes still unknown (the hourly reconcile job looks again).")
+    entry: AuditEntryData = Field(None, description="With audit_id, when that entry was already settled: the entry.")
+
+
+class PendingConfirmation(MetaRow):
+    id: str = Field(description="Pass it as confirm (or /confirm it).")
+    op: str
+    preview: str
+
+
+class ConfirmationList(OpData):
+    confirmations: list[PendingConfirmation]
+
+
 class AuditLogArgs(OpArgs):
     """Show the audit log: every write with who, what, before/after and outcome, newest first."""
 
@@ -1069,7 +1130,7 @@ class AuditLogArgs(OpArgs):
     op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=AuditLog)
 async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
     if not entries:
@@ -1099,7 +1160,7 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
 
 
-@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, result=UndoData)
 async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
     An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
@@ -1203,7 +1264,7 @@ class Verdict:
     object_ids: list[str] | None = None
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ReconcileData)
 async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
     facebook = ctx.facebook
     entries = await facebook.store.unsettled_audit(facebook.workspace.id)
@@ -1215,7 +1276,7 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
                 raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries",
                                       blame_field="audit_id")
             return OpResult(text=f"Audit entry #{entry.id} ({entry.op}) is already settled: {entry.outcome}.",
-                            data={"settled": [], "entry": _audit_data(entry)})
+                            data={"settled": [], "open": [], "entry": _audit_data(entry)})
     if not entries:
         return OpResult(text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []})
     lines, settled, still_open = [], [], []
@@ -1338,7 +1399,7 @@ class ListConfirmationsArgs(OpArgs):
 
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ConfirmationList)
 async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
     pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
     if not pending:
@@ -1696,6 +1757,37 @@ def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
         reason=error.get("message") if error else (None if info.get("is_valid") else "Facebook marked it invalid"))
 
 
+# ---- What the connection ops answer as data ----
+
+
+class SigninLink(OpData):
+    url: str = Field(description="The Facebook sign-in link (single use).")
+    expires_at: str = Field(description="When the link expires (ISO-8601, UTC; 10 minutes).")
+    scopes: list[str] = Field(description="The permissions it asks for.")
+
+
+class TokenHealthData(OpData):
+    """TokenHealth.to_data: the token as Facebook's debug_token sees it (ok only when connected and valid)."""
+
+    connected: bool
+    valid: bool
+    kind: str | None = Field(description="user, system_user, page, app… (null: not connected).")
+    user_id: str | None
+    user_name: str | None
+    app_id: str | None
+    expires_at: str | None = Field(description="ISO-8601 (null: never expires, or not connected).")
+    scopes: list[str]
+    missing_scopes: list[str] = Field(description="Permissions Ad Monster asks for that the token lacks.")
+    reason: str | None = Field(description="Why it is not valid.")
+    source: str | None = Field(description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store.")
+    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")
+
+
+class Disconnected(OpData):
+    disconnected: Literal[True]
+    revoked: bool = Field(description="Whether Facebook's permissions for Ad Monster were revoked.")
+
+
 class ConnectArgs(OpArgs):
     """Connect Facebook: returns the sign-in link (valid 10 minutes) that grants Ad Monster the permissions its ops need."""
 
@@ -1703,7 +1795,7 @@ class ConnectArgs(OpArgs):
                                             "one it is connected to (without it, such a sign-in is refused).")
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect", result=SigninLink)
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None or facebook.callback_url is None:
@@ -1720,7 +1812,7 @@ class TokenStatusArgs(OpArgs):
     """The Facebook connection's health: valid or not, when it expires, its scopes and the scopes still missing."""
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status", result=TokenHealthData)
 async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1741,7 +1833,7 @@ class DisconnectArgs(OpArgs):
     """Disconnect Facebook: revoke Ad Monster's permissions where Facebook allows, and delete the stored token."""
 
 
-@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True)
+@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True, result=Disconnected)
 async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
     facebook = ctx.facebook
     if facebook.connector is None:
