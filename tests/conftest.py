@@ -308,11 +308,13 @@ def postgres_server():
     """A running PostgreSQL server: host, port, superuser, url(dbname, driver="postgresql+asyncpg")."""
     import pgserver
 
-    existing = os.environ.get(pgserver.TEST_DATABASE_URL_ENV)
+    existing, unavailable = os.environ.get(pgserver.TEST_DATABASE_URL_ENV), None
     try:
         server = pgserver.server_from_url(existing) if existing else pgserver.start_server()
     except pgserver.PostgresUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+        unavailable = str(error)
+    if unavailable:  # outside the except block: one line, no chained exception
+        pytest.fail(unavailable, pytrace=False)
     try:
         yield server
     finally:

@@ -35,6 +35,7 @@ from urllib.parse import quote, unquote, urlsplit
 TEST_DATABASE_URL_ENV = "ADMONSTER_TEST_DATABASE_URL"
 FOLDER_PREFIX = "admonster-pg-"
 SUPERUSER = "postgres"
+DEBIAN_ROOT = "/usr/lib/postgresql"     # Debian's packages install each major version's programs in <root>/<version>/bin
 MISSING = ("PostgreSQL's initdb and pg_ctl were not found (PATH, /usr/lib/postgresql/*/bin): run `make test`, which "
            "installs Debian's postgresql package, or set ADMONSTER_TEST_DATABASE_URL to an existing server")
 
@@ -65,7 +66,7 @@ def find_binaries() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(os.path.realpath(initdb)).parent
     versions = []
-    for folder in glob.glob("/usr/lib/postgresql/*/bin"):
+    for folder in glob.glob(f"{DEBIAN_ROOT}/*/bin"):
         version = Path(folder).parent.name
         if os.access(f"{folder}/initdb", os.X_OK) and os.access(f"{folder}/pg_ctl", os.X_OK) and version.isdigit():
             versions.append((int(version), Path(folder)))
