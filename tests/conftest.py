@@ -79,6 +79,8 @@ def forbidden_verdict() -> tuple[list, list]:
 # ---- Every Ad Monster database the suite wrote is private (issue 18) ------------------------------------------------
 # At the end of the session every admonster.db (and its -wal, -shm, -journal) under this session's tmp folders is 0600
 # and its folder 0700; tests/test_pii_at_rest.py scans a realistic session's home byte by byte for personal data.
+# The scans cover SQLite homes under basetemp only: the test PostgreSQL server's data folder is kept outside basetemp
+# (tests/pgserver.py; tests/test_pgserver.py checks it), owned by the postgres user, and removed at session end.
 _private: dict = {"wrong": [], "leaks": []}
 
 
