@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import difflib
 import json
 import weakref
 from collections.abc import Awaitable, Callable
@@ -34,9 +33,9 @@ from mcp.shared.exceptions import MCPError
 
 import admonster_tools
 from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, MCP_SETTING,
-                             OUTPUT_SCHEMA, TOOL_MODES, ToolSelection, enable_toolset_plan, find_ops_result,
+                             ToolSelection, enable_toolset_plan, find_ops_result,
                              list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
-from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, get_logger, load_json_bounded,
+from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, closest_names, get_logger, load_json_bounded,
                       reset_progress_handler, set_progress_handler)
 
 ToolsMode = Literal["single", "per-op", "both"]
@@ -208,9 +207,7 @@ def error_result(error: FacebookError) -> types.CallToolResult:
 
 def unknown_tool_error(name: str, tool_names: list[str], registry: Any = None) -> FacebookError:
     registry = _registry(registry)
-    close = difflib.get_close_matches(name, tool_names, n=3, cutoff=0.5)
-    if not close:
-        close = [n for n in tool_names if name and (name in n or n in name)][:3]
+    close = closest_names(name, tool_names)
     spec = registry.get(name)
     if FACEBOOK_TOOL in tool_names and spec is not None and ENABLE_TOOLSET_TOOL in tool_names and spec.group is not None:
         fix = (f'Call the facebook tool with op="{name}", or enable_toolset with name="{spec.group.value}" '
@@ -431,7 +428,7 @@ FILES_TEMPLATE = types.ResourceTemplate(name="file", title="A file an op wrote",
 
 
 def _file_shelf() -> Any:
-    from admonster_server import FileShelf  # the same shelf `/files/…` serves over HTTP: kinds, ids, expiry
+    from admonster_files import FileShelf  # the same shelf `/files/…` serves over HTTP: kinds, ids, expiry
 
     return FileShelf()
 

@@ -177,7 +177,7 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
 
 def _chat_commands() -> list[str]:
     """Every chat command, bare (admonster_bot's BOT_COMMANDS and LOCAL_COMMANDS), and a /tool call."""
-    from admonster_bot import BOT_COMMANDS, LOCAL_COMMANDS
+    from admonster_chat import BOT_COMMANDS, LOCAL_COMMANDS
 
     return [f"/{name}" for name in [*BOT_COMMANDS, *LOCAL_COMMANDS]] + ['/tool list_campaigns {"limit": 5}']
 
@@ -230,13 +230,13 @@ def mcp_components(registry: Any) -> dict[str, Any]:
 
 
 def _thread_id_schema() -> dict[str, Any]:
-    from admonster_server import THREAD_ID
+    from admonster_chat import THREAD_ID
 
     return {"type": "string", "pattern": f"^{THREAD_ID.pattern}$", "description": "A conversation's id (you choose it)."}
 
 
 def _file_media() -> dict[str, Any]:
-    from admonster_server import FILE_TYPES
+    from admonster_files import FILE_TYPES
 
     return {media: {"schema": {"type": "string", "format": "binary"}} for media, _ in dict.fromkeys(FILE_TYPES.values())}
 

@@ -16,8 +16,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from admonster_mcp import OUTPUT_SCHEMA, build_tools
-from admonster_tools import MCP_SETTING, META_TOOLS
+from admonster_mcp import build_tools
+from admonster_tools import MCP_SETTING, META_TOOLS, OUTPUT_SCHEMA
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import serve
 from fi_facebook import REGISTRY

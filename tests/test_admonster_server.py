@@ -303,7 +303,7 @@ async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
 
 
 def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
-    from admonster_server import FileShelf
+    from admonster_files import FileShelf
 
     now = [1000.0]
     shelf = FileShelf(ttl=60, limit=2, clock=lambda: now[0])
