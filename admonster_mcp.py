@@ -682,9 +682,19 @@ def _principal(workspace: Any) -> Any:
     return AuthenticatedUser(AccessToken(token="", client_id=_client_id(workspace), scopes=[], subject=str(workspace.id)))
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(url: str) -> str:
+    """A URL's origin as browsers write the Origin header: scheme://host[:port], lower case, no default port."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:  # a port that is not a number: matches no origin
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != DEFAULT_PORTS.get(scheme) else "")
 
 
 def is_initialize(message: Any) -> bool:
@@ -721,7 +731,7 @@ class McpHttp:
                                                      max_request_body_size=MAX_BODY_BYTES)
         self.sessionless = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
                                                         max_request_body_size=MAX_BODY_BYTES)
-        self.origin = _origin(runtime.settings.public_url)
+        self.origin = web_origin(runtime.settings.public_url)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
         _mask_sdk_session_ids()
@@ -814,7 +824,7 @@ class McpHttp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is not None and origin.lower() != self.origin:  # MCP transport spec: a bad Origin gets 403
+        if origin is not None and web_origin(origin) != self.origin:  # MCP transport spec: a bad Origin gets 403
             return mcp_refusal(403, "permission", "Requests from this web origin may not use /mcp",
                                f"Call /mcp from a program (no Origin header) or from a page of {self.origin} "
                                "(ADMONSTER_PUBLIC_URL)")

@@ -326,6 +326,7 @@ async def test_http_origin_metadata_and_public_url(tmp_path):
                     assert resp.status == 403  # before the key: a page learns nothing about keys either
                     assert (await resp.json())["text"].startswith("ERROR permission: Requests from this web origin")
                 assert (await _initialize(http, url, key, Origin=public))[0] == 200
+                assert (await _initialize(http, url, key, Origin="https://ADS.example.com:443"))[0] == 200  # the same origin
                 assert (await _initialize(http, url, key))[0] == 200  # programs send no Origin
         finally:
             stop.set()
