@@ -23,11 +23,10 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 import admonster_mcp
 from admonster_mcp import OUTPUT_SCHEMA, build_tools, resource_metadata_url
 from admonster_tools import MCP_SETTING, META_TOOLS
-from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
-from admonster_server import serve
+from admonster_runtime import SANDBOX_AUTOCONNECT
 from fi_facebook import REGISTRY
 from fb_utils import OpKind
-from testkit import SANDBOX_START_ENV, free_port, running_server, sandbox_settings
+from testkit import SANDBOX_START_ENV, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -294,43 +293,35 @@ async def test_http_raw_requests_are_answered_not_crashed(server):
 async def test_http_origin_metadata_and_public_url(tmp_path):
     """Protected-resource metadata (RFC 9728) at both well-known URLs, named from ADMONSTER_PUBLIC_URL (here not the
     address the server listens on, as behind a proxy); an Origin other than that URL's is refused 403 (DNS rebinding)."""
-    port, public = free_port(), "https://ads.example.com"
-    async with open_runtime(sandbox_settings(tmp_path, public_url=public)) as runtime:
-        stop, started = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
-        await asyncio.wait_for(started.wait(), 30)
-        url = f"http://127.0.0.1:{port}"
+    public = "https://ads.example.com"
+    async with running_server(tmp_path, public_url=public) as (url, runtime):
         key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
-        try:
-            async with aiohttp.ClientSession() as http:
-                for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
-                    async with http.get(url + path) as resp:  # public: no key
-                        assert resp.status == 200
-                        document = await resp.json()
-                    assert document == {"resource": f"{public}/mcp", "bearer_methods_supported": ["header"],
-                                        "resource_name": document["resource_name"],
-                                        "resource_documentation": f"{public}/console#login"}
-                    assert "API key" in document["resource_name"]
-                async with create_mcp_http_client() as client:  # the SDK's own OAuth discovery, from our 401
-                    refused = await client.post(f"{url}/mcp", json=INITIALIZE, headers=ACCEPT)
-                assert refused.status_code == 401
-                found = extract_resource_metadata_from_www_auth(refused)
-                assert found == f"{public}/.well-known/oauth-protected-resource/mcp"
-                assert build_protected_resource_metadata_discovery_urls(found, f"{public}/mcp")[:2] == [
-                    found, f"{public}/.well-known/oauth-protected-resource/mcp"]
+        async with aiohttp.ClientSession() as http:
+            for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
+                async with http.get(url + path) as resp:  # public: no key
+                    assert resp.status == 200
+                    document = await resp.json()
+                assert document == {"resource": f"{public}/mcp", "bearer_methods_supported": ["header"],
+                                    "resource_name": document["resource_name"],
+                                    "resource_documentation": f"{public}/console#login"}
+                assert "API key" in document["resource_name"]
+            async with create_mcp_http_client() as client:  # the SDK's own OAuth discovery, from our 401
+                refused = await client.post(f"{url}/mcp", json=INITIALIZE, headers=ACCEPT)
+            assert refused.status_code == 401
+            found = extract_resource_metadata_from_www_auth(refused)
+            assert found == f"{public}/.well-known/oauth-protected-resource/mcp"
+            assert build_protected_resource_metadata_discovery_urls(found, f"{public}/mcp")[:2] == [
+                found, f"{public}/.well-known/oauth-protected-resource/mcp"]
 
-                for origin in ("http://evil.example", f"http://127.0.0.1:{port}", "null"):
-                    status, session_id = await _initialize(http, url, key, Origin=origin)
-                    assert status == 403 and session_id is None, origin
-                async with http.post(f"{url}/mcp", json=INITIALIZE, headers={**ACCEPT, "Origin": "http://evil.example"}) as resp:
-                    assert resp.status == 403  # before the key: a page learns nothing about keys either
-                    assert (await resp.json())["text"].startswith("ERROR permission: Requests from this web origin")
-                assert (await _initialize(http, url, key, Origin=public))[0] == 200
-                assert (await _initialize(http, url, key, Origin="https://ADS.example.com:443"))[0] == 200  # the same origin
-                assert (await _initialize(http, url, key))[0] == 200  # programs send no Origin
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
+            for origin in ("http://evil.example", url, "null"):  # url: where it listens, not its public URL
+                status, session_id = await _initialize(http, url, key, Origin=origin)
+                assert status == 403 and session_id is None, origin
+            async with http.post(f"{url}/mcp", json=INITIALIZE, headers={**ACCEPT, "Origin": "http://evil.example"}) as resp:
+                assert resp.status == 403  # before the key: a page learns nothing about keys either
+                assert (await resp.json())["text"].startswith("ERROR permission: Requests from this web origin")
+            assert (await _initialize(http, url, key, Origin=public))[0] == 200
+            assert (await _initialize(http, url, key, Origin="https://ADS.example.com:443"))[0] == 200  # the same origin
+            assert (await _initialize(http, url, key))[0] == 200  # programs send no Origin
 
 
 async def test_http_sessions_expire_are_capped_and_end_with_the_server(tmp_path, monkeypatch):
