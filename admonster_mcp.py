@@ -292,8 +292,26 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             selection = selection.with_enabled(name)
         return selection
 
+    # The selection each connection was last told about (it listed it, or heard list_changed for it).
+    announced: weakref.WeakKeyDictionary[Any, ToolSelection] = weakref.WeakKeyDictionary()
+
+    async def tell_if_changed(ctx: Any, selection: ToolSelection) -> None:
+        """A session that listed its tools hears when the list changed without its asking (the workspace's setting,
+        `admonster workspace mcp`, changed while it was open): list_changed on the connection's own channel, which is
+        the session's GET stream over HTTP (nothing is sent when it has none open)."""
+        connection = connection_of(ctx)
+        before = announced.get(connection)
+        announced[connection] = selection
+        if before is not None and before != selection:
+            try:
+                await ctx.session.send_tool_list_changed()
+            except Exception:  # best effort: the call itself goes on
+                log.debug("mcp list_changed not sent", exc_info=True)
+
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=listing(await selection_of(ctx))[0])
+        selection = await selection_of(ctx)
+        announced[connection_of(ctx)] = selection
+        return types.ListToolsResult(tools=listing(selection)[0])
 
     async def enable_toolset(ctx: Any, selection: ToolSelection, arguments: dict[str, Any]) -> OpResult:
         name, added = enable_toolset_plan(selection, arguments, registry)
@@ -307,6 +325,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         if not added:
             return OpResult(text=f"Toolset {name} adds nothing: its ops are already listed.", data=data)
         enabled_in[connection_of(ctx)] = (*enabled_in.get(connection_of(ctx), ()), name)
+        announced[connection_of(ctx)] = selection.with_enabled(name)
         # On this call's own stream (over HTTP: the POST's SSE answer, before the result), so the client hears it
         # whether or not it keeps the session's GET stream open.
         await ctx.session.send_notification(types.ToolListChangedNotification(), related_request_id=ctx.request_id)
@@ -334,6 +353,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         name, arguments = params.name, dict(params.arguments or {})
         try:
             selection = await selection_of(ctx)
+            await tell_if_changed(ctx, selection)
             names = listing(selection)[1]
             if name not in names:
                 return error_result(unknown_tool_error(name, sorted(names), registry))

@@ -210,11 +210,22 @@ async def _initialize(http: aiohttp.ClientSession, url: str, key: str, **headers
     return status, session_id
 
 
-async def _ping(http: aiohttp.ClientSession, url: str, key: str, session_id: str) -> tuple[int, dict | str]:
+async def _rpc(http: aiohttp.ClientSession, url: str, key: str, session_id: str, method: str,
+               params: dict | None = None) -> tuple[int, dict | str]:
+    """One JSON-RPC request in a session: the status and the answer (a refusal's JSON, or the last message of the
+    SSE stream a session answers with)."""
     headers = {"Authorization": f"Bearer {key}", **ACCEPT, "Mcp-Session-Id": session_id}
-    async with http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=headers) as resp:
+    message = {"jsonrpc": "2.0", "id": 2, "method": method, **({"params": params} if params is not None else {})}
+    async with http.post(f"{url}/mcp", json=message, headers=headers) as resp:
         body = await resp.text()
-        return resp.status, json.loads(body) if resp.content_type == "application/json" else body
+        if resp.content_type == "application/json":
+            return resp.status, json.loads(body)
+        data = [line[5:] for line in body.splitlines() if line.startswith("data:")]
+        return resp.status, json.loads(data[-1]) if data else body
+
+
+async def _ping(http: aiohttp.ClientSession, url: str, key: str, session_id: str) -> tuple[int, dict | str]:
+    return await _rpc(http, url, key, session_id, "ping")
 
 
 async def test_http_session_lifecycle_and_binding(server, caplog):
@@ -266,6 +277,39 @@ async def test_http_session_lifecycle_and_binding(server, caplog):
     logged = caplog.text
     assert session_id[:8] + "…" in logged  # the SDK logged the session (created), shortened
     assert session_id not in logged and not re.search(r"\b[0-9a-f]{32}\b", logged)
+
+
+async def test_http_setting_change_reaches_an_open_session_on_its_stream(server):
+    """The operator changes the workspace's MCP setting while a session is open: the session's GET stream carries
+    notifications/tools/list_changed (a server-initiated message), and its next tools/list shows the new list."""
+    url, runtime = server
+    workspace = await runtime.store.ensure_workspace("acme")
+    key = await runtime.store.create_api_key(workspace.id)
+    async with aiohttp.ClientSession() as http:
+        _, session_id = await _initialize(http, url, key)
+        _, listed = await _rpc(http, url, key, session_id, "tools/list")
+        core = {spec.name for spec in REGISTRY.specs() if spec.core}
+        assert {tool["name"] for tool in listed["result"]["tools"]} == {"facebook", *META_TOOLS, *core}
+        async with http.get(f"{url}/mcp", headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream",
+                                                   "Mcp-Session-Id": session_id}) as stream:
+            assert stream.status == 200
+            _, found = await _rpc(http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}})
+            assert found["result"]["isError"] is False  # nothing changed: nothing said
+            await runtime.store.set_setting(workspace.id, MCP_SETTING, {"toolsets": ["automation"]})
+            _, found = await _rpc(http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}})
+            assert found["result"]["isError"] is False
+
+            async def next_message() -> dict:
+                async for line in stream.content:
+                    if line.startswith(b"data:"):
+                        return json.loads(line[5:])
+                raise AssertionError("the stream ended")
+
+            assert await asyncio.wait_for(next_message(), TIMEOUT) == {"jsonrpc": "2.0",
+                                                                       "method": "notifications/tools/list_changed"}
+        _, listed = await _rpc(http, url, key, session_id, "tools/list")
+        automation = {spec.name for spec in REGISTRY.toolsets()["automation"]}
+        assert {tool["name"] for tool in listed["result"]["tools"]} == {"facebook", *META_TOOLS, *automation}
 
 
 async def test_http_raw_requests_are_answered_not_crashed(server):
