@@ -729,7 +729,8 @@ class McpHttp:
       the protected-resource metadata (`WWW-Authenticate: Bearer resource_metadata=…`).
     - initialize opens a session (the SDK's StreamableHTTPSessionManager, stateful, answers as SSE so progress and
       list_changed arrive before a result); its answer carries `Mcp-Session-Id`, which every later request of the
-      session sends. GET opens the session's standalone SSE stream, DELETE ends the session.
+      session sends. GET opens the session's standalone SSE stream (list_changed when the workspace's MCP setting
+      changes under an open session), DELETE ends the session.
     - A session belongs to the workspace whose key opened it: an unknown, expired, ended or another workspace's
       session id is answered 404 alike (the client then initializes again, as the spec says).
     - Sessions end after SESSION_IDLE_SECONDS without a request in flight; at most MAX_SESSIONS live, and
