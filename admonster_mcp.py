@@ -437,10 +437,10 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         return prompt.render(dict(params.arguments or {}))
 
     return McpServer("admonster", version=server_version(), title="Ad Monster",
-                  instructions=registry.facebook_tool_description(),
-                  on_list_tools=list_tools, on_call_tool=call_tool,
-                  on_list_resources=list_resources, on_list_resource_templates=list_templates,
-                  on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+                     instructions=registry.facebook_tool_description(),
+                     on_list_tools=list_tools, on_call_tool=call_tool,
+                     on_list_resources=list_resources, on_list_resource_templates=list_templates,
+                     on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
 
 
 # ---------------------------------------------------------------------------------------------------------------
