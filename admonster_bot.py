@@ -199,12 +199,17 @@ def serve(host: str = typer.Option(None, help="Interface to listen on (default A
     """Run the HTTP server: POST /v1/tools/facebook, the OAuth callback, /healthz, /openapi.json, and the scheduled jobs."""
     from admonster_server import serve as run_server
 
-    settings = _settings_or_exit()
-    listen_host, listen_port = host or settings.serve_host, port if port is not None else settings.serve_port
+    overrides = {name: value for name, value in (("serve_host", host), ("serve_port", port)) if value is not None}
+    settings = _settings_or_exit(**overrides)
+    listen_host, listen_port = settings.serve_host, settings.serve_port
 
     async def run() -> None:
         async with _runtime(settings) as runtime:
             def ready(bound: int) -> None:
+                if settings.public_url_is_derived:  # port 0: the URL names the port the system picked
+                    from admonster_config import listening_url
+
+                    settings.public_url = listening_url(listen_host, bound)
                 typer.echo(f"Ad Monster {runtime.mode} serving on http://{listen_host}:{bound} "
                            f"(OAuth callback {settings.public_url.rstrip('/')}/oauth/facebook/callback); Ctrl-C to stop.")
 
