@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fb_utils import DEFAULT_API_VERSION
@@ -52,6 +52,13 @@ class ConfigError(Exception):
     """A configuration value is wrong; the message is one line naming the variable and the fix."""
 
 
+def listening_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches a server listening on host:port by (loopback for a wildcard)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::", "[::]") else host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     """Every setting of Ad Monster, read from ADMONSTER_* environment variables and a `.env` file."""
 
@@ -62,6 +69,8 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
     )
+
+    _public_url_derived: bool = PrivateAttr(False)
 
     home: Path = Field(Path(".admonster"), description="Folder for Ad Monster's database, key file and sandbox data.")
     graph_url: str = Field(
@@ -120,7 +129,8 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(
         "http://127.0.0.1:8787",
-        description="Address where `admonster serve` is reached; the OAuth callback URL is built on it.",
+        description="Address where `admonster serve` is reached; the OAuth callback URL and MCP's resource metadata are "
+        "built on it. Unset: where `serve` listens (its host, loopback for 0.0.0.0, and its port).",
     )
     serve_host: str = Field("127.0.0.1", description="Interface `admonster serve` listens on.")
     serve_port: int = Field(8787, description="Port `admonster serve` listens on (0 picks a free one).")
@@ -305,6 +315,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("is not a known IANA time zone such as Europe/Berlin") from None
         return value.strip()
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        """Without ADMONSTER_PUBLIC_URL, `admonster serve` is reached where it listens."""
+        if "public_url" not in self.model_fields_set:
+            self.public_url = listening_url(self.serve_host, self.serve_port)
+            self._public_url_derived = True
+        return self
+
+    @property
+    def public_url_is_derived(self) -> bool:
+        """True when ADMONSTER_PUBLIC_URL is not set (the URL follows where `serve` listens)."""
+        return self._public_url_derived
 
     @model_validator(mode="after")
     def _default_sandbox_db(self) -> Settings:

@@ -14,7 +14,6 @@ session (`FacebookSessions.facebook_for`, interface "job"); in sandbox mode thei
 from __future__ import annotations
 
 import asyncio
-import difflib
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from admonster_notify import Notifier
 from admonster_store import SecretKeyError, Store, Workspace
-from fb_utils import get_logger
+from fb_utils import closest_names, get_logger
 
 log = get_logger("admonster_jobs")
 
@@ -505,7 +504,7 @@ def resolve_tz(value: tzinfo | str | None) -> tzinfo | None:
 
 def unknown_job_error(name: str, jobs: Mapping[str, JobSpec]) -> ValueError:
     """The error for a job name that does not exist, naming the closest ones."""
-    close = difflib.get_close_matches(str(name), list(jobs), n=3, cutoff=0.4)
+    close = closest_names(name, jobs, cutoff=0.4)
     hint = f"Did you mean {', '.join(close)}? " if close else ""
     return ValueError(f"Unknown job {name!r}. {hint}Fix: use one of {', '.join(sorted(jobs))}.")
 

@@ -10,21 +10,23 @@ reachable through the `facebook` tool whatever is listed (admonster_tools builds
 through ``Facebook.call(..., interface="mcp")``, so answers and errors are the same one-line texts chat shows; an
 op's failure comes back as a tool error (isError), never as a protocol error.
 
-Over HTTP, each request carries ``Authorization: Bearer <workspace API key>``; the key's workspace decides which
-Facebook session serves the call. The SDK's ``StreamableHTTPSessionManager`` (an ASGI app, stateless, JSON responses)
-is bridged into the aiohttp server and lives as long as the aiohttp app does.
+Over HTTP (``McpHttp``), each request carries ``Authorization: Bearer <workspace API key>``; the key's workspace
+decides which Facebook session serves the call. The SDK's ``StreamableHTTPSessionManager`` (an ASGI app, stateful:
+one MCP session per client, SSE answers) is bridged into the aiohttp server and lives as long as the aiohttp app does;
+a session belongs to the workspace that opened it. The protected-resource metadata (RFC 9728) is served beside it.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
-import difflib
 import json
+import logging
+import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import mcp_types as types
@@ -34,9 +36,9 @@ from mcp.shared.exceptions import MCPError
 
 import admonster_tools
 from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, MCP_SETTING,
-                             OUTPUT_SCHEMA, TOOL_MODES, ToolSelection, enable_toolset_plan, find_ops_result,
+                             ToolSelection, enable_toolset_plan, find_ops_result,
                              list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
-from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, get_logger, load_json_bounded,
+from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, closest_names, get_logger, load_json_bounded,
                       reset_progress_handler, set_progress_handler, structured_data)
 
 ToolsMode = Literal["single", "per-op", "both"]
@@ -198,9 +200,7 @@ def error_result(error: FacebookError) -> types.CallToolResult:
 
 def unknown_tool_error(name: str, tool_names: list[str], registry: Any = None) -> FacebookError:
     registry = _registry(registry)
-    close = difflib.get_close_matches(name, tool_names, n=3, cutoff=0.5)
-    if not close:
-        close = [n for n in tool_names if name and (name in n or n in name)][:3]
+    close = closest_names(name, tool_names)
     spec = registry.get(name)
     if FACEBOOK_TOOL in tool_names and spec is not None and ENABLE_TOOLSET_TOOL in tool_names and spec.group is not None:
         fix = (f'Call the facebook tool with op="{name}", or enable_toolset with name="{spec.group.value}" '
@@ -236,13 +236,24 @@ class _OnlyConnection:
 SelectionResolver = Callable[[Any], Awaitable[ToolSelection]]
 
 
+class McpServer(Server):
+    """The SDK's low-level server, declaring `tools.listChanged` however it is served: stdio passes its options, but
+    the SDK's HTTP session manager answers each session's initialize with the server's default options."""
+
+    def create_initialization_options(self, notification_options: NotificationOptions | None = None,
+                                      *args: Any, **kwargs: Any) -> Any:
+        return super().create_initialization_options(notification_options or NotificationOptions(tools_changed=True),
+                                                     *args, **kwargs)
+
+
 def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None, *,
                  interface: str = INTERFACE, toolsets: tuple[str, ...] | None = None, read_only: bool = False,
-                 selection_for: SelectionResolver | None = None, stateless: bool = False) -> Server:
+                 selection_for: SelectionResolver | None = None,
+                 in_session: Callable[[Any], bool] | None = None) -> Server:
     """A low-level MCP Server whose tools are the registry's, each call run by the session `resolve(ctx)` gives.
     The tools listed follow the selection (`selection_for(ctx)`, else mode/toolsets/read_only) plus the toolsets
-    enable_toolset added in this MCP session; a stateless server (HTTP today) keeps no session, so enable_toolset
-    there only says which ops the toolset has."""
+    enable_toolset added in this MCP session. `in_session(ctx)`: whether a request belongs to a session (HTTP: it
+    carries Mcp-Session-Id; stdio: always); enable_toolset outside one only says which ops the toolset has."""
     from fi_facebook import normalize_call
 
     registry = _registry(registry)
@@ -268,21 +279,43 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             selection = selection.with_enabled(name)
         return selection
 
+    # The selection each connection was last told about (it listed it, or heard list_changed for it).
+    announced: weakref.WeakKeyDictionary[Any, ToolSelection] = weakref.WeakKeyDictionary()
+
+    async def tell_if_changed(ctx: Any, selection: ToolSelection) -> None:
+        """A session that listed its tools hears when the list changed without its asking (the workspace's setting,
+        `admonster workspace mcp`, changed while it was open): list_changed on the connection's own channel, which is
+        the session's GET stream over HTTP (nothing is sent when it has none open)."""
+        connection = connection_of(ctx)
+        before = announced.get(connection)
+        announced[connection] = selection
+        if before is not None and before != selection:
+            try:
+                await ctx.session.send_tool_list_changed()
+            except Exception:  # best effort: the call itself goes on
+                log.debug("mcp list_changed not sent", exc_info=True)
+
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=listing(await selection_of(ctx))[0])
+        selection = await selection_of(ctx)
+        announced[connection_of(ctx)] = selection
+        return types.ListToolsResult(tools=listing(selection)[0])
 
     async def enable_toolset(ctx: Any, selection: ToolSelection, arguments: dict[str, Any]) -> OpResult:
         name, added = enable_toolset_plan(selection, arguments, registry)
-        data = {"toolset": name, "added": added, "listed": not stateless}
-        if stateless:
-            return OpResult(text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This endpoint is stateless "
-                                 "(HTTP), so its tool list cannot change during a session: run these through the "
-                                 "facebook tool (op=NAME), or set the workspace's toolsets (admonster workspace mcp).",
-                            data=data)
+        kept = in_session is None or in_session(ctx)
+        data = {"toolset": name, "added": added, "listed": kept}
+        if not kept:
+            return OpResult(text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This request belongs to no MCP "
+                                 "session (no Mcp-Session-Id), so no tool list can change for it: run these through the "
+                                 "facebook tool (op=NAME), or initialize a session (MCP clients do) and enable the "
+                                 "toolset there.", data=data)
         if not added:
             return OpResult(text=f"Toolset {name} adds nothing: its ops are already listed.", data=data)
         enabled_in[connection_of(ctx)] = (*enabled_in.get(connection_of(ctx), ()), name)
-        await ctx.session.send_tool_list_changed()
+        announced[connection_of(ctx)] = selection.with_enabled(name)
+        # On this call's own stream (over HTTP: the POST's SSE answer, before the result), so the client hears it
+        # whether or not it keeps the session's GET stream open.
+        await ctx.session.send_notification(types.ToolListChangedNotification(), related_request_id=ctx.request_id)
         return OpResult(text=f"Enabled toolset {name}: {len(added)} tools added ({', '.join(added)}). "
                              "tools/list shows them now.", data=data)
 
@@ -307,6 +340,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         name, arguments = params.name, dict(params.arguments or {})
         try:
             selection = await selection_of(ctx)
+            await tell_if_changed(ctx, selection)
             names = listing(selection)[1]
             if name not in names:
                 return error_result(unknown_tool_error(name, sorted(names), registry))
@@ -389,11 +423,11 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
                                            f"{', '.join(PROMPTS)}")
         return prompt.render(dict(params.arguments or {}))
 
-    return Server("admonster", version=server_version(), title="Ad Monster",
-                  instructions=registry.facebook_tool_description(),
-                  on_list_tools=list_tools, on_call_tool=call_tool,
-                  on_list_resources=list_resources, on_list_resource_templates=list_templates,
-                  on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+    return McpServer("admonster", version=server_version(), title="Ad Monster",
+                     instructions=registry.facebook_tool_description(),
+                     on_list_tools=list_tools, on_call_tool=call_tool,
+                     on_list_resources=list_resources, on_list_resource_templates=list_templates,
+                     on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -421,7 +455,7 @@ FILES_TEMPLATE = types.ResourceTemplate(name="file", title="A file an op wrote",
 
 
 def _file_shelf() -> Any:
-    from admonster_server import FileShelf  # the same shelf `/files/…` serves over HTTP: kinds, ids, expiry
+    from admonster_files import FileShelf  # the same shelf `/files/…` serves over HTTP: kinds, ids, expiry
 
     return FileShelf()
 
@@ -556,6 +590,13 @@ async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | Non
 
 
 MAX_API_KEY_CHARS = 200
+SESSION_HEADER = "Mcp-Session-Id"
+# A session ends after this long with no request in flight (an open GET stream counts as one): the SDK's idle timeout.
+SESSION_IDLE_SECONDS = 30 * 60
+MAX_SESSIONS = 1000  # live sessions on one server; one more initialize is answered 503
+MAX_SESSIONS_PER_WORKSPACE = 50  # so one workspace's forgotten sessions cannot fill the server for the others: 429
+WELL_KNOWN_RESOURCE = "/.well-known/oauth-protected-resource"  # RFC 9728 section 3
+JSONRPC_INVALID_REQUEST = -32600
 
 
 def bearer_key(header: str) -> tuple[str | None, str]:
@@ -571,18 +612,120 @@ def bearer_key(header: str) -> tuple[str | None, str]:
 
 
 def error_response(status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None) -> web.Response:
-    """The HTTP API's refusal (every /v1/ route and /mcp; /openapi.json's `Error`): one line with a fix, and the same
-    as data."""
+    """The HTTP API's refusal (every /v1/ route; /openapi.json's `Error`): one line with a fix, and the same as data."""
     return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
                               "data": {"error": kind, "message": message, "fix": fix}}, status=status, headers=headers)
 
 
-def _auth_error(message: str, fix: str) -> web.Response:
-    return error_response(401, "auth", message, fix, headers={"WWW-Authenticate": 'Bearer realm="admonster"'})
+def mcp_refusal(status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A refusal of /mcp: the API's error shape (error_response) that is also a JSON-RPC error without an id, so an
+    MCP client shows the same one line (the official client surfaces the JSON-RPC error of a 4xx/5xx answer)."""
+    text = f"ERROR {kind}: {message}. Fix: {fix}."
+    data = {"error": kind, "message": message, "fix": fix}
+    return web.json_response({"jsonrpc": "2.0", "id": None,
+                              "error": {"code": JSONRPC_INVALID_REQUEST, "message": text, "data": data},
+                              "ok": False, "text": text, "data": data}, status=status, headers=headers)
+
+
+def resource_url(settings: Any) -> str:
+    """/mcp as the server names itself (ADMONSTER_PUBLIC_URL): the protected resource of RFC 9728."""
+    return settings.public_url.rstrip("/") + MCP_PATH
+
+
+def resource_metadata_url(settings: Any) -> str:
+    """Where /mcp's protected-resource metadata is: the well-known prefix inserted before the path (RFC 9728 3.1)."""
+    return settings.public_url.rstrip("/") + WELL_KNOWN_RESOURCE + MCP_PATH
+
+
+def protected_resource_metadata(settings: Any) -> dict[str, Any]:
+    """RFC 9728 section 2 metadata for /mcp (MCP authorization spec 2025-06-18, "Authorization Server Discovery").
+    No `authorization_servers`: Ad Monster has no OAuth authorization server, its keys are issued by the operator
+    (`admonster workspace create`, the console), so the document tells a client where to send the key and where to read
+    how to get one, not where to obtain a token (docs/security.md, "MCP over HTTP")."""
+    return {"resource": resource_url(settings), "bearer_methods_supported": ["header"],
+            "resource_name": "Ad Monster MCP (workspace API key as bearer)",
+            "resource_documentation": settings.public_url.rstrip("/") + "/console#login"}
+
+
+def short_session_id(session_id: str | None) -> str:
+    """A session id as logs may show it: its first 8 characters."""
+    return f"{session_id[:8]}…" if session_id else "-"
+
+
+class _SessionIdFilter(logging.Filter):
+    """The SDK's session manager and transport log whole session ids (created, terminated, idle, refused): a record
+    keeps only the first 8 characters of each (the SDK's ids are 32 hex digits, uuid4().hex)."""
+
+    PATTERN = re.compile(r"\b([0-9a-f]{8})[0-9a-f]{24}\b")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.PATTERN.sub(r"\1…", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+SDK_SESSION_LOGGERS = ("mcp.server.streamable_http_manager", "mcp.server.streamable_http")
+
+
+def _mask_sdk_session_ids() -> None:
+    for name in SDK_SESSION_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _SessionIdFilter) for f in logger.filters):
+            logger.addFilter(_SessionIdFilter())
+
+
+def _client_id(workspace: Any) -> str:
+    return f"workspace:{workspace.id}"
+
+
+def _principal(workspace: Any) -> Any:
+    """The request's user as the SDK's session manager reads it (`scope["user"]`): it binds each session to the
+    principal that opened it and answers 404 to any other, a second lock behind ours."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    return AuthenticatedUser(AccessToken(token="", client_id=_client_id(workspace), scopes=[], subject=str(workspace.id)))
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(url: str) -> str:
+    """A URL's origin as browsers write the Origin header: scheme://host[:port], lower case, no default port."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:  # a port that is not a number: matches no origin
+        return url
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != DEFAULT_PORTS.get(scheme) else "")
+
+
+def is_initialize(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("method") == "initialize" and "id" in message
 
 
 class McpHttp:
-    """The SDK's session manager (stateless, JSON responses) behind API-key auth, bridged from aiohttp to ASGI."""
+    """`/mcp`: MCP streamable HTTP (the transport of MCP 2025-06-18 / 2025-11-25) behind workspace API keys, bridged
+    from aiohttp to the SDK's ASGI session managers.
+
+    - Every request (initialize, POST, GET, DELETE) carries `Authorization: Bearer <workspace API key>`; a 401 names
+      the protected-resource metadata (`WWW-Authenticate: Bearer resource_metadata=…`).
+    - initialize opens a session (the SDK's StreamableHTTPSessionManager, stateful, answers as SSE so progress and
+      list_changed arrive before a result); its answer carries `Mcp-Session-Id`, which every later request of the
+      session sends. GET opens the session's standalone SSE stream (list_changed when the workspace's MCP setting
+      changes under an open session), DELETE ends the session.
+    - A session belongs to the workspace whose key opened it: an unknown, expired, ended or another workspace's
+      session id is answered 404 alike (the client then initializes again, as the spec says).
+    - Sessions end after SESSION_IDLE_SECONDS without a request in flight; at most MAX_SESSIONS live, and
+      MAX_SESSIONS_PER_WORKSPACE per workspace. Stopping the server ends them all (and their SSE streams).
+    - An Origin header (a web page) must be the server's own (ADMONSTER_PUBLIC_URL's): the spec's DNS-rebinding rule.
+    - A POST without Mcp-Session-Id that is not initialize is answered without a session (stateless, one JSON
+      answer): one-shot callers (curl, scripts) keep working; it gets no progress and enable_toolset cannot list.
+    """
 
     def __init__(self, runtime: Any, mode: str = "both") -> None:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -590,15 +733,16 @@ class McpHttp:
         self.runtime = runtime
         self.mode = mode
         self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE, selection_for=self._selection,
-                                   stateless=True)
-        self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
-                                                    max_request_body_size=MAX_BODY_BYTES)
-        # A tools/call asking for progress (`_meta.progressToken`) is answered as an SSE stream instead, so its
-        # notifications/progress reach the caller before the result (stateless: one stream per POST).
-        self.streaming = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=False,
-                                                      max_request_body_size=MAX_BODY_BYTES)
+                                   in_session=self._in_session)
+        self.sessions = StreamableHTTPSessionManager(app=self.server, json_response=False,
+                                                     session_idle_timeout=SESSION_IDLE_SECONDS, max_sessions=MAX_SESSIONS,
+                                                     max_request_body_size=MAX_BODY_BYTES)
+        self.sessionless = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
+                                                        max_request_body_size=MAX_BODY_BYTES)
+        self.origin = web_origin(runtime.settings.public_url)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
+        _mask_sdk_session_ids()
 
     @staticmethod
     def _workspace(ctx: Any) -> Any:
@@ -608,6 +752,12 @@ class McpHttp:
             raise ValidationError("This MCP request has no workspace", fix="Send Authorization: Bearer <workspace API key>")
         return workspace
 
+    @staticmethod
+    def _in_session(ctx: Any) -> bool:
+        """Whether this request belongs to an MCP session (so enable_toolset can change what tools/list shows)."""
+        request = getattr(ctx, "request", None)
+        return request is not None and request.headers.get(SESSION_HEADER) is not None
+
     async def _resolve(self, ctx: Any) -> Any:
         return await self.runtime.facebook_for(self._workspace(ctx))
 
@@ -616,6 +766,35 @@ class McpHttp:
         return selection_from_setting(await self.runtime.store.get_setting(self._workspace(ctx).id, MCP_SETTING, None),
                                       self.mode)
 
+    # -- sessions ----------------------------------------------------------------------------------------------
+
+    def _owners(self) -> dict[str, Any]:
+        # Who opened each live session, as the SDK records it (mcp 2.3 has no public accessor); it forgets a session
+        # as soon as it ends (DELETE, idle timeout, shutdown), so this is also the count of live sessions.
+        return self.sessions._session_owners
+
+    def owner_of(self, session_id: str) -> str | None:
+        owner = self._owners().get(session_id)
+        return owner.get("client_id") if owner else None
+
+    def open_sessions(self, workspace: Any | None = None) -> int:
+        owners = list(self._owners().values())
+        if workspace is None:
+            return len(owners)
+        return sum(1 for owner in owners if owner.get("client_id") == _client_id(workspace))
+
+    def _admission(self, workspace: Any) -> web.Response | None:
+        idle = f"an idle session ends after {SESSION_IDLE_SECONDS / 60:g} minutes"
+        if self.open_sessions() >= MAX_SESSIONS:
+            return mcp_refusal(503, "system", f"This server has {MAX_SESSIONS} MCP sessions open, its limit",
+                               f"Try again later: {idle}", headers={"Retry-After": "60"})
+        if self.open_sessions(workspace) >= MAX_SESSIONS_PER_WORKSPACE:
+            return mcp_refusal(429, "rate_limit", f"This workspace has {MAX_SESSIONS_PER_WORKSPACE} MCP sessions open, "
+                                                  "its limit",
+                               f"End the sessions you no longer use (an MCP client sends DELETE /mcp when it closes), "
+                               f"or wait: {idle}", headers={"Retry-After": "60"})
+        return None
+
     # -- lifecycle (aiohttp signals) ----------------------------------------------------------------------------
 
     async def start(self, app: web.Application | None = None) -> None:
@@ -623,8 +802,8 @@ class McpHttp:
             return
         started = asyncio.Event()
 
-        async def run() -> None:  # one task owns the manager's task group from start to stop
-            async with self.manager.run(), self.streaming.run():
+        async def run() -> None:  # one task owns the managers' task groups from start to stop
+            async with self.sessions.run(), self.sessionless.run():
                 started.set()
                 await self._stop.wait()
 
@@ -636,6 +815,8 @@ class McpHttp:
             self._task.result()  # raises what stopped the manager
 
     async def stop(self, app: web.Application | None = None) -> None:
+        """End every session (their SSE streams end with them) and the managers; called on shutdown, before aiohttp
+        waits for open requests."""
         self._stop.set()
         task, self._task = self._task, None
         if task is not None:
@@ -643,31 +824,66 @@ class McpHttp:
 
     # -- requests -----------------------------------------------------------------------------------------------
 
+    def _auth_error(self, message: str, fix: str, *, invalid: bool) -> web.Response:
+        challenge = f'Bearer realm="admonster", resource_metadata="{resource_metadata_url(self.runtime.settings)}"'
+        if invalid:  # RFC 6750 3.1: an error code only when a credential was presented
+            challenge += ', error="invalid_token"'
+        return mcp_refusal(401, "auth", message, fix, headers={"WWW-Authenticate": challenge})
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        key, problem = bearer_key(request.headers.get("Authorization", ""))
+        origin = request.headers.get("Origin")
+        if origin is not None and web_origin(origin) != self.origin:  # MCP transport spec: a bad Origin gets 403
+            return mcp_refusal(403, "permission", "Requests from this web origin may not use /mcp",
+                               f"Call /mcp from a program (no Origin header) or from a page of {self.origin} "
+                               "(ADMONSTER_PUBLIC_URL)")
+        header = request.headers.get("Authorization", "")
+        key, problem = bearer_key(header)
         if key is None:
-            return _auth_error(problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+            return self._auth_error(problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)",
+                                    invalid=bool(header.strip().partition(" ")[2].strip()))
         workspace = await self.runtime.store.workspace_for_api_key(key)
         if workspace is None:
-            return _auth_error("Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
-        if request.method != "POST":  # stateless: no standalone SSE stream to GET, no session to DELETE
-            return error_response(405, "validation", f"{request.method} is not served on /mcp (stateless streamable HTTP)",
-                                  "POST JSON-RPC messages to /mcp", headers={"Allow": "POST"})
+            return self._auth_error("Unknown API key", "Check the key, or create a workspace key with admonster "
+                                                       "workspace create NAME", invalid=True)
         if self._task is None:
-            return error_response(503, "system", "The MCP endpoint is not running", "restart admonster serve")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(413, "validation", "The request body is too large", "send less")
-        try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
-            message = load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
-        except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
-            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
-                                     status=error.http_status or 400)
-        return await self._bridge(request, body, workspace, streaming=wants_progress(message))
+            return mcp_refusal(503, "system", "The MCP endpoint is not running", "restart admonster serve")
+        session_id = request.headers.get(SESSION_HEADER)
+        if session_id is not None and self.owner_of(session_id) != _client_id(workspace):
+            # unknown, expired, ended or another workspace's: one answer, so a session id tells nothing
+            return mcp_refusal(404, "not_found", "No MCP session with this Mcp-Session-Id for this API key",
+                               "Start a new session: send initialize without Mcp-Session-Id (MCP clients do this when "
+                               "they reconnect)")
+        body, message = b"", None
+        if request.method == "POST":
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return mcp_refusal(413, "validation", "The request body is too large", "send less")
+            try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
+                message = load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
+            except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
+                return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
+                                         status=error.http_status or 400)
+        elif session_id is None:
+            return mcp_refusal(400, "validation", f"{request.method} /mcp needs the Mcp-Session-Id of an open session",
+                               "POST an initialize request first and send the Mcp-Session-Id header its answer carries")
+        if session_id is not None:
+            response = await self._bridge(request, body, workspace, self.sessions)
+            if request.method == "DELETE":
+                log.info("mcp session ended by the client", workspace=workspace.name, session=short_session_id(session_id))
+            return response
+        if is_initialize(message):
+            refused = self._admission(workspace)
+            if refused is not None:
+                return refused
+            response = await self._bridge(request, body, workspace, self.sessions)
+            log.info("mcp session opened", workspace=workspace.name,
+                     session=short_session_id(response.headers.get(SESSION_HEADER)))
+            return response
+        return await self._bridge(request, body, workspace, self.sessionless)
 
-    async def _bridge(self, request: web.Request, body: bytes, workspace: Any, *, streaming: bool = False) -> web.StreamResponse:
-        """Run one request through the ASGI session manager, streaming its answer back through aiohttp."""
+    async def _bridge(self, request: web.Request, body: bytes, workspace: Any, manager: Any) -> web.StreamResponse:
+        """Run one request through an ASGI session manager, streaming its answer back through aiohttp."""
         host, port = (request.transport.get_extra_info("sockname") or ("127.0.0.1", 0))[:2] if request.transport else ("127.0.0.1", 0)
         scope: dict[str, Any] = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
@@ -675,7 +891,7 @@ class McpHttp:
             "raw_path": request.raw_path.split("?", 1)[0].encode(), "query_string": request.query_string.encode(),
             "root_path": "", "headers": [(k.lower(), v) for k, v in request.raw_headers],
             "client": (request.remote or "", 0), "server": (host, port), "state": {},
-            WORKSPACE_SCOPE_KEY: workspace,
+            "user": _principal(workspace), WORKSPACE_SCOPE_KEY: workspace,
         }
         answered = asyncio.Event()
         sent_body = False
@@ -715,28 +931,29 @@ class McpHttp:
                     answered.set()
 
         try:
-            await (self.streaming if streaming else self.manager).handle_request(scope, receive, send)
+            await manager.handle_request(scope, receive, send)
         finally:
             answered.set()
         if response is None:
-            return error_response(500, "system", "The MCP endpoint gave no answer", "try again")
+            return mcp_refusal(500, "system", "The MCP endpoint gave no answer", "try again")
         return response
 
-
-def wants_progress(message: Any) -> bool:
-    """Whether a JSON-RPC body is a request carrying a progress token (then answered as SSE, which can carry progress)."""
-    params = message.get("params") if isinstance(message, dict) else None
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and meta.get("progressToken") is not None and "id" in message
+    async def metadata(self, request: web.Request) -> web.Response:
+        """RFC 9728 protected-resource metadata of /mcp: public, as the RFC means it to be."""
+        return web.json_response(protected_resource_metadata(self.runtime.settings),
+                                 headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=3600"})
 
 
 def mount_mcp(app: web.Application, runtime: Any, *, mode: str = "both", path: str = MCP_PATH) -> McpHttp:
-    """Serve MCP (streamable HTTP) at `path` on an aiohttp app; the session manager starts and stops with the app."""
+    """Serve MCP (streamable HTTP) at `path` on an aiohttp app, and its protected-resource metadata (RFC 9728) at the
+    well-known URLs; the session managers start and stop with the app."""
     endpoint = McpHttp(runtime, mode)
     for method in ("GET", "POST", "DELETE"):
         app.router.add_route(method, path, endpoint.handle)
+    app.router.add_get(WELL_KNOWN_RESOURCE, endpoint.metadata)
+    app.router.add_get(WELL_KNOWN_RESOURCE + path, endpoint.metadata)
     app.on_startup.append(endpoint.start)
-    app.on_shutdown.append(endpoint.stop)  # before aiohttp waits for open connections
+    app.on_shutdown.append(endpoint.stop)  # before aiohttp waits for open connections (SSE streams end first)
     app.on_cleanup.append(endpoint.stop)
     return endpoint
 

@@ -43,6 +43,13 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
 
 
 UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
+SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+MCP_SESSION_PARAMETER = {"name": "Mcp-Session-Id", "in": "header", "required": False, "schema": {"type": "string"},
+                         "description": "The session id initialize's answer carried (absent: initialize, or a request "
+                                        "answered without a session)."}
+NO_SESSION = _error("No session with this id for this key's workspace (unknown, expired, ended or another's): "
+                    "initialize again.")
+FOREIGN_ORIGIN = _error("An Origin header that is not ADMONSTER_PUBLIC_URL's (a web page of another site).")
 BAD_BODY = _error("The body is not a JSON object of the right shape, is not UTF-8, or is nested too deep: one line and a fix.")
 TOO_LARGE = _error("The body is over the size limit.")
 SECURED = [{BEARER: []}]
@@ -177,13 +184,13 @@ def shape_components(op_names: list[str]) -> dict[str, Any]:
 
 def _chat_commands() -> list[str]:
     """Every chat command, bare (admonster_bot's BOT_COMMANDS and LOCAL_COMMANDS), and a /tool call."""
-    from admonster_bot import BOT_COMMANDS, LOCAL_COMMANDS
+    from admonster_chat import BOT_COMMANDS, LOCAL_COMMANDS
 
     return [f"/{name}" for name in [*BOT_COMMANDS, *LOCAL_COMMANDS]] + ['/tool list_campaigns {"limit": 5}']
 
 
 def mcp_components(registry: Any) -> dict[str, Any]:
-    """JSON-RPC over /mcp (MCP streamable HTTP, stateless, JSON answers). The tools are admonster_mcp.build_tools'
+    """JSON-RPC over /mcp (MCP streamable HTTP, sessions). The tools are admonster_mcp.build_tools'
     with every toolset (what a workspace lists is its setting, a subset): the facebook tool takes a ToolCall, each
     op's own tool the op's arguments (`args.<op>`), find_ops/list_toolsets/enable_toolset their own schemas."""
     from admonster_mcp import FACEBOOK_TOOL, build_tools
@@ -216,6 +223,13 @@ def mcp_components(registry: Any) -> dict[str, Any]:
                             "params": _ref("McpToolCall")}},
             {"type": "object", "required": ["jsonrpc", "method"], "title": "notification",
              "properties": {"jsonrpc": {"const": "2.0"}, "method": {"const": "notifications/initialized"}}}]},
+        "ProtectedResourceMetadata": {
+            "type": "object", "required": ["resource", "bearer_methods_supported"],
+            "description": "RFC 9728 section 2 (admonster_mcp.protected_resource_metadata). No authorization_servers: "
+                           "keys are issued by the operator (admonster workspace create, the console).",
+            "properties": {"resource": {"type": "string", "format": "uri"},
+                           "bearer_methods_supported": {"type": "array", "items": {"const": "header"}},
+                           "resource_name": {"type": "string"}, "resource_documentation": {"type": "string", "format": "uri"}}},
         "JsonRpcResponse": {
             "type": "object", "required": ["jsonrpc"],
             "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["integer", "string", "null"]}, "result": {},
@@ -230,13 +244,13 @@ def mcp_components(registry: Any) -> dict[str, Any]:
 
 
 def _thread_id_schema() -> dict[str, Any]:
-    from admonster_server import THREAD_ID
+    from admonster_chat import THREAD_ID
 
     return {"type": "string", "pattern": f"^{THREAD_ID.pattern}$", "description": "A conversation's id (you choose it)."}
 
 
 def _file_media() -> dict[str, Any]:
-    from admonster_server import FILE_TYPES
+    from admonster_files import FILE_TYPES
 
     return {media: {"schema": {"type": "string", "format": "binary"}} for media, _ in dict.fromkeys(FILE_TYPES.values())}
 
@@ -353,24 +367,48 @@ OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "responses": {"200": {"description": "The icon.", "content": _favicon_media()}}},
     ("POST", "/mcp"): lambda: {
         "operationId": "mcp", "tags": ["mcp"], "security": SECURED,
-        "summary": "MCP over streamable HTTP (stateless, JSON answers): JSON-RPC messages; the tools are the ops.",
-        "description": "Send `Accept: application/json, text/event-stream` (the MCP transport's rule).",
+        "summary": "MCP over streamable HTTP: JSON-RPC messages; the tools are the ops. initialize opens a session "
+                   "(its answer carries Mcp-Session-Id; session requests are answered as SSE); a request without a "
+                   "session id that is not initialize is answered without one (one JSON answer).",
+        "description": "Send `Accept: application/json, text/event-stream` (the MCP transport's rule). An `Origin` "
+                       "header must be ADMONSTER_PUBLIC_URL's origin.",
+        "parameters": [MCP_SESSION_PARAMETER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JsonRpcRequest")}}},
-        "responses": {"200": _json(_ref("JsonRpcResponse"), "The JSON-RPC answer (a failed tool call is a result with isError)."),
+        "responses": {"200": {"description": "The JSON-RPC answer (a failed tool call is a result with isError): JSON "
+                                             "without a session, an SSE stream (progress, then the answer) in one.",
+                              "content": {"application/json": {"schema": _ref("JsonRpcResponse")}, **SSE}},
                       "202": {"description": "A notification, accepted (no body)."},
                       "400": _json(_ref("JsonRpcResponse"), "Not JSON, too deep, or not a JSON-RPC message: a JSON-RPC error."),
-                      "401": UNAUTHORIZED,
+                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION,
                       "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks application/json and text/event-stream."),
                       "413": _error("The body is too large."),
-                      "415": _json(_ref("JsonRpcResponse"), "The body is not application/json.")}},
+                      "415": _json(_ref("JsonRpcResponse"), "The body is not application/json."),
+                      "429": _error("initialize: this workspace has its maximum of MCP sessions open."),
+                      "503": _error("initialize: the server has its maximum of MCP sessions open.")}},
     ("GET", "/mcp"): lambda: {
         "operationId": "mcp_get", "tags": ["mcp"], "security": SECURED,
-        "summary": "Not served (stateless: no event stream to open); answers 405.",
-        "responses": {"401": UNAUTHORIZED, "405": _error("Only POST is served on /mcp.")}},
+        "summary": "The session's standalone SSE stream (server-initiated messages), open until the session ends.",
+        "parameters": [{**MCP_SESSION_PARAMETER, "required": True}],
+        "responses": {"200": {"description": "The event stream.", "content": SSE},
+                      "400": _error("No Mcp-Session-Id: initialize first."),
+                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION,
+                      "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks text/event-stream."),
+                      "409": _json(_ref("JsonRpcResponse"), "The session already has its stream open.")}},
     ("DELETE", "/mcp"): lambda: {
         "operationId": "mcp_delete", "tags": ["mcp"], "security": SECURED,
-        "summary": "Not served (stateless: no session to end); answers 405.",
-        "responses": {"401": UNAUTHORIZED, "405": _error("Only POST is served on /mcp.")}},
+        "summary": "End the session (its streams end; its id then answers 404).",
+        "parameters": [{**MCP_SESSION_PARAMETER, "required": True}],
+        "responses": {"200": {"description": "The session ended."},
+                      "400": _error("No Mcp-Session-Id: there is no session to end."),
+                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION}},
+    ("GET", "/.well-known/oauth-protected-resource"): lambda: {
+        "operationId": "protected_resource_metadata", "tags": ["mcp"], "security": [],
+        "summary": "OAuth protected-resource metadata of /mcp (RFC 9728): the workspace API key is the bearer.",
+        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")}},
+    ("GET", "/.well-known/oauth-protected-resource/mcp"): lambda: {
+        "operationId": "protected_resource_metadata_mcp", "tags": ["mcp"], "security": [],
+        "summary": "The same metadata at the URL RFC 9728 derives from /mcp (the well-known prefix before the path).",
+        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")}},
 }
 
 

@@ -10,7 +10,6 @@ import re
 import secrets
 import signal
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,13 +18,14 @@ from aiohttp import web
 
 import admonster_mcp
 import admonster_web
+from admonster_chat import thread_id_problem
+from admonster_files import FILES_PREFIX, FileShelf, _url_name
 from admonster_openapi import OPENAPI_PATH
 
 CALLBACK_PATH = "/oauth/facebook/callback"
 RUNTIME_KEY = web.AppKey("runtime", object)
 WORKSPACE_KEY = web.RequestKey("workspace", object)
 MAX_BODY_BYTES = 1 << 20
-FILES_PREFIX = "/v1/files/"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -231,100 +231,6 @@ async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse
 # Files that ops write (charts, previews, CSV and PDF exports), offered over HTTP to the workspace that made them
 # ---------------------------------------------------------------------------------------------------------------
 
-# Only these kinds are offered; anything else an op writes stays a local path. Images and PDF open in the browser,
-# the rest download (an HTML preview never runs as a page of this origin).
-FILE_TYPES = {
-    ".png": ("image/png", "inline"),
-    ".jpg": ("image/jpeg", "inline"),
-    ".jpeg": ("image/jpeg", "inline"),
-    ".pdf": ("application/pdf", "inline"),
-    ".csv": ("text/csv", "attachment"),
-    ".html": ("text/html", "attachment"),
-}
-
-
-@dataclass(frozen=True)
-class SharedFile:
-    workspace_id: Any
-    path: Path
-    name: str
-    content_type: str
-    disposition: str
-    size: int
-    mtime_ns: int
-    expires_at: float
-
-
-class FileShelf:
-    """Files that op results named, each under an unguessable id for one workspace, for `ttl` seconds (in memory,
-    at most `limit` entries, the oldest dropped first). A URL holds the id and the file's name, never a key or token;
-    the route still asks for the workspace's API key. A file changed or removed since it was offered is not served."""
-
-    def __init__(self, *, ttl: float = 24 * 3600, limit: int = 2000, clock: Callable[[], float] = time.time) -> None:
-        self.ttl, self.limit, self.clock = ttl, limit, clock
-        self._entries: OrderedDict[str, SharedFile] = OrderedDict()
-
-    def offer(self, workspace_id: Any, path: str, folder: Path) -> str | None:
-        """The URL for one file an op wrote, or None when it is not a kind the server hands out, is gone, or is not in
-        the workspace's own folder `folder` (a name relative to it, as remote callers get them, or a full path)."""
-        shelved = self.shelve(workspace_id, path, folder)
-        return None if shelved is None else f"{FILES_PREFIX}{shelved[0]}/{_url_name(shelved[1].name)}"
-
-    def shelve(self, workspace_id: Any, path: str, folder: Path) -> tuple[str, SharedFile] | None:
-        """(id, entry) for one file an op wrote (what `offer` puts in a URL; MCP makes it a resource), or None."""
-        try:
-            root = folder.resolve()
-            resolved = (folder / path).resolve(strict=True)
-            stat = resolved.stat()
-        except (OSError, RuntimeError, ValueError):
-            return None
-        if not resolved.is_relative_to(root):
-            return None
-        kind = FILE_TYPES.get(resolved.suffix.lower())
-        if kind is None or not resolved.is_file():
-            return None
-        self._expire()
-        file_id = secrets.token_urlsafe(24)
-        self._entries[file_id] = SharedFile(workspace_id, resolved, resolved.name, kind[0], kind[1], stat.st_size,
-                                            stat.st_mtime_ns, self.clock() + self.ttl)
-        while len(self._entries) > self.limit:
-            self._entries.popitem(last=False)
-        return file_id, self._entries[file_id]
-
-    def urls(self, workspace_id: Any, paths: list[str] | None, folder: Path) -> list[str | None]:
-        """One entry per path, in order (None where a path is not offered)."""
-        return [self.offer(workspace_id, path, folder) for path in paths or []]
-
-    def find(self, workspace_id: Any, file_id: str, name: str) -> SharedFile | None:
-        self._expire()
-        entry = self._entries.get(file_id)
-        if entry is None or entry.workspace_id != workspace_id or name not in (entry.name, _url_name(entry.name)):
-            return None
-        try:
-            stat = entry.path.stat()
-        except OSError:
-            return None
-        if not entry.path.is_file() or (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns):
-            return None
-        return entry
-
-    def shelved(self, workspace_id: Any) -> list[tuple[str, SharedFile]]:
-        """The workspace's files still on offer, newest first."""
-        self._expire()
-        return [(k, v) for k, v in reversed(self._entries.items()) if v.workspace_id == workspace_id]
-
-    def _expire(self) -> None:
-        now = self.clock()
-        for file_id in [k for k, v in self._entries.items() if v.expires_at <= now]:
-            del self._entries[file_id]
-
-
-def _url_name(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
-
-
 FILES_KEY = web.AppKey("files", FileShelf)
 
 
@@ -346,7 +252,6 @@ async def upload_file(request: web.Request) -> web.Response:
     """POST /v1/files?name=<file name>: the raw body is stored (streamed, at most UPLOAD_MAX_BYTES) in the workspace's
     own uploads folder; the answer's `file` is the name to pass as an op's `source`/`path`/`image`/`video`/`plan_file`.
     Only this workspace can use it."""
-    import re
 
     from fb_utils import UPLOADS_DIR
 
@@ -437,14 +342,6 @@ async def _json_body(request: web.Request, example: str) -> Any:
         return _error(error.http_status or 400, "validation", error.message, f"{error.fix.rstrip('.')}; e.g. {example}")
 
 
-THREAD_ID = re.compile(r"[\w.:@-]{1,100}")
-
-
-def thread_id_problem(thread_id: Any) -> str | None:
-    """Why a thread id is refused (1 to 100 letters, digits, and . _ : @ -), or None."""
-    if not isinstance(thread_id, str) or not THREAD_ID.fullmatch(thread_id.strip()):
-        return "thread_id must be 1 to 100 letters, digits, or . _ : @ -"
-    return None
 
 
 async def tool_call(request: web.Request) -> web.Response:
@@ -504,7 +401,7 @@ async def _chat_turn(request: web.Request) -> tuple[str, str] | web.Response:
 
 async def chat(request: web.Request) -> web.Response:
     """POST /v1/chat {"thread_id", "message"}: the bot's reply and the tool calls it made (slash-commands too)."""
-    from admonster_bot import Chat
+    from admonster_chat import Chat
 
     turn = await _chat_turn(request)
     if isinstance(turn, web.Response):
@@ -522,7 +419,7 @@ async def chat(request: web.Request) -> web.Response:
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     """POST /v1/chat/stream: the same turn as /v1/chat, answered as JSON lines while it runs: {"text": …} for each
     piece of the LLM's reply as it arrives, then {"done": true, …} holding /v1/chat's whole answer."""
-    from admonster_bot import Chat
+    from admonster_chat import Chat
 
     turn = await _chat_turn(request)
     if isinstance(turn, web.Response):

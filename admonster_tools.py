@@ -10,14 +10,13 @@ Kept free of the MCP SDK and aiohttp: `admonster tools` starts in well under a s
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from fb_utils import OpData, OpKind, OpResult, TaskGroup, ValidationError
+from fb_utils import OpData, OpKind, OpResult, TaskGroup, ValidationError, closest_names
 
 TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
 FACEBOOK_TOOL = "facebook"
@@ -116,7 +115,7 @@ class ToolSelection:
 
 
 def unknown_toolset(name: Any, known: list[str], field: str) -> ValidationError:
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
+    close = closest_names(name, known, 1)
     return ValidationError(f"Unknown toolset {name!r}", fix=(f"Did you mean {close[0]}? " if close else "")
                            + f"Toolsets: {', '.join(known)}", blame_field=field)
 

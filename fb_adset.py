@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import pycountry
@@ -33,10 +33,11 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    list_page,
+    list_text,
     account_zone,
     parse_graph_time,
     when_text,
-    next_page_lines,
     Amount,
     check_max_budget,
     CLIENT_TAG_DESCRIPTION,
@@ -2258,30 +2259,8 @@ async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
     else:
         account = await ctx.graph.account_info(ctx.require_ad_account(args.ad_account_id))
         path, where = f"{account.id}/adsets", f"{account.name} ({account.id})"
-    params: dict[str, Any] = {"fields": LIST_FIELDS, "limit": args.limit,
-                              "effective_status": json.dumps(args.status or LISTABLE_STATUSES)}
-    if args.name_contains:
-        params["filtering"] = json.dumps([{"field": "name", "operator": "CONTAIN", "value": args.name_contains}])
-    if args.after:
-        params["after"] = args.after
-    next_after = None
-    if args.all_pages:
-        adsets = await ctx.graph.get_all(path, params, limit=args.limit if args.limit != 25 else None)
-    else:
-        page = await ctx.graph.get(path, params)
-        adsets = page.get("data", [])
-        paging = page.get("paging", {})
-        next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
-    hints: list[str] = []
-    if not adsets:
-        text = f"No ad sets in {where} match."
-    else:
-        lines = [f"Ad sets in {where}, {len(adsets)} shown:"] + ["  " + adset_line(a, account) for a in adsets]
-        if next_after:
-            more, hint = next_page_lines("list_adsets", args, next_after)
-            lines.append(more)
-            hints.append(hint)
-        text = "\n".join(lines)
+    adsets, next_after = await list_page(ctx.graph, path, args, LIST_FIELDS, LISTABLE_STATUSES)
+    text, hints = list_text("list_adsets", args, "ad sets", where, adsets, lambda a: adset_line(a, account), next_after)
     return OpResult(text=text, hints=hints, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
                                      "adsets": adsets, "next_after": next_after})
 

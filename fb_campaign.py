@@ -9,9 +9,10 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    list_page,
+    list_text,
     slash_command,
     when_text,
-    next_page_lines,
     Amount,
     check_max_budget,
     AccountInfo,
@@ -199,31 +200,9 @@ class ListCampaignsArgs(OpArgs):
 async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
-    params: dict[str, Any] = {"fields": LIST_FIELDS, "limit": args.limit,
-                              "effective_status": json.dumps(args.status or LISTABLE_STATUSES)}
-    if args.name_contains:
-        params["filtering"] = json.dumps([{"field": "name", "operator": "CONTAIN", "value": args.name_contains}])
-    if args.after:
-        params["after"] = args.after
-    next_after = None
-    if args.all_pages:
-        campaigns = await ctx.graph.get_all(f"{account_id}/campaigns", params, limit=args.limit if args.limit != 25 else None)
-    else:
-        page = await ctx.graph.get(f"{account_id}/campaigns", params)
-        campaigns = page.get("data", [])
-        paging = page.get("paging", {})
-        next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
-    hints: list[str] = []
-    if not campaigns:
-        text = f"No campaigns in {account.name} ({account_id}) match."
-    else:
-        lines = [f"Campaigns in {account.name} ({account_id}), {len(campaigns)} shown:"]
-        lines += ["  " + campaign_line(c, account.currency) for c in campaigns]
-        if next_after:
-            more, hint = next_page_lines("list_campaigns", args, next_after)
-            lines.append(more)
-            hints.append(hint)
-        text = "\n".join(lines)
+    campaigns, next_after = await list_page(ctx.graph, f"{account_id}/campaigns", args, LIST_FIELDS, LISTABLE_STATUSES)
+    text, hints = list_text("list_campaigns", args, "campaigns", f"{account.name} ({account_id})", campaigns,
+                            lambda c: campaign_line(c, account.currency), next_after)
     return OpResult(text=text, hints=hints, data={"ad_account_id": account_id, "currency": account.currency,
                                      "campaigns": campaigns, "next_after": next_after})
 

@@ -39,8 +39,9 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    list_page,
+    list_text,
     when_text,
-    next_page_lines,
     IMAGE_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
@@ -1906,30 +1907,8 @@ async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
     else:
         account_id = ctx.require_ad_account(args.ad_account_id)
         path, where = f"{account_id}/ads", account_id
-    params: dict[str, Any] = {"fields": LIST_FIELDS, "limit": args.limit,
-                              "effective_status": json.dumps(args.status or LISTABLE_AD_STATUSES)}
-    if args.name_contains:
-        params["filtering"] = json.dumps([{"field": "name", "operator": "CONTAIN", "value": args.name_contains}])
-    if args.after:
-        params["after"] = args.after
-    next_after = None
-    if args.all_pages:
-        ads = await ctx.graph.get_all(path, params, limit=args.limit if args.limit != 25 else None)
-    else:
-        page = await ctx.graph.get(path, params)
-        ads = page.get("data", [])
-        paging = page.get("paging", {})
-        next_after = paging.get("cursors", {}).get("after") if paging.get("next") else None
-    hints: list[str] = []
-    if not ads:
-        text = f"No ads in {where} match."
-    else:
-        lines = [f"Ads in {where}, {len(ads)} shown:"] + ["  " + ad_line(a) for a in ads]
-        if next_after:
-            more, hint = next_page_lines("list_ads", args, next_after)
-            lines.append(more)
-            hints.append(hint)
-        text = "\n".join(lines)
+    ads, next_after = await list_page(ctx.graph, path, args, LIST_FIELDS, LISTABLE_AD_STATUSES)
+    text, hints = list_text("list_ads", args, "ads", where, ads, ad_line, next_after)
     return OpResult(text=text, hints=hints, data={"ads": ads, "next_after": next_after})
 
 

@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -2579,6 +2579,34 @@ def next_page_lines(op: str, args: BaseModel, after: str, *, every: str = "all_p
             f"More: call {op} with after=\"{after}\" and the same filters (or {every}).")
 
 
+async def list_page(graph: Any, path: str, args: Any, fields: str, statuses: Sequence[str]) -> tuple[list[dict[str, Any]], str | None]:
+    """One list op's read of campaigns, ad sets or ads (`args`: status, name_contains, limit, after, all_pages): the
+    objects and the cursor of the next page (None on the last page, and after all_pages, which follows every page up to
+    `limit` objects when limit was given)."""
+    params: dict[str, Any] = {"fields": fields, "limit": args.limit, "effective_status": json.dumps(args.status or list(statuses))}
+    if args.name_contains:
+        params["filtering"] = json.dumps([{"field": "name", "operator": "CONTAIN", "value": args.name_contains}])
+    if args.after:
+        params["after"] = args.after
+    if args.all_pages:
+        return await graph.get_all(path, params, limit=args.limit if "limit" in args.model_fields_set else None), None
+    page = await graph.get(path, params)
+    paging = page.get("paging", {})
+    return page.get("data", []), paging.get("cursors", {}).get("after") if paging.get("next") else None
+
+
+def list_text(op: str, args: BaseModel, what: str, where: str, rows: list[dict[str, Any]],
+              line: Callable[[dict[str, Any]], str], next_after: str | None) -> tuple[str, list[str]]:
+    """A list op's answer for a person (one line per object, and the command for the next page) and the LLM's hints."""
+    if not rows:
+        return f"No {what} in {where} match.", []
+    lines = [f"{what.capitalize()} in {where}, {len(rows)} shown:"] + ["  " + line(row) for row in rows]
+    if not next_after:
+        return "\n".join(lines), []
+    more, hint = next_page_lines(op, args, next_after)
+    return "\n".join([*lines, more]), [hint]
+
+
 class OpKind(str, Enum):
     """How much an op can change: read nothing, write without raising spend, or spend."""
 
@@ -3297,6 +3325,16 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
         handler.__annotations__ = {**handler.__annotations__, "args": model}
         ops.op(kind, destructive=destructive, idempotent=True, group=group, core=action in core, result=result)(handler)
+
+
+def closest_names(name: Any, known: Iterable[str], count: int = 3, cutoff: float = 0.5) -> list[str]:
+    """The known names nearest a mistyped one, for "Did you mean …": by spelling (difflib), else those that contain it
+    or that it contains. The one way every unknown op, command, tool, toolset or job is answered."""
+    import difflib
+
+    text, names = str(name or ""), list(known)
+    close = difflib.get_close_matches(text, names, n=count, cutoff=cutoff)
+    return close or [known_name for known_name in names if text and (text in known_name or known_name in text)][:count]
 
 
 def first_paragraph(doc: str) -> str:

@@ -9,7 +9,6 @@ spend over the workspace guardrails, audit log with before/after state, undo).
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import hmac
 import json
@@ -83,6 +82,7 @@ from fb_utils import (
     ValidationError,
     WritePlan,
     change_dicts,
+    closest_names,
     currency_offset,
     format_money,
     get_logger,
@@ -175,11 +175,7 @@ class Registry:
         return list(self._ops.values())
 
     def closest(self, name: str, count: int = 3) -> list[str]:
-        names = self.names()
-        close = difflib.get_close_matches(name, names, n=count, cutoff=0.5)
-        if not close:
-            close = [n for n in names if name and (name in n or n in name)][:count]
-        return close
+        return closest_names(name, self.names(), count)
 
     def require(self, name: str) -> OpSpec:
         spec = self.get(name)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from admonster_bot import SlashCommand, SlashSyntaxError, parse_slash, slash_to_call
+from admonster_chat import SlashCommand, SlashSyntaxError, parse_slash, slash_to_call
 from fi_facebook import REGISTRY
 from testkit import SANDBOX_START, SANDBOX_START_ENV
 

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from admonster_bot import BOT_COMMANDS, LOCAL_COMMANDS, Chat, help_text, op_help_for_person
+from admonster_chat import BOT_COMMANDS, LOCAL_COMMANDS, Chat, help_text, op_help_for_person
 from fb_utils import TaskGroup
 from fi_facebook import REGISTRY
 from test_fb_creative import jpeg_header, mp4_file
@@ -104,7 +104,7 @@ def _leaves(value) -> list:
 
 def _same_call(slash_line: str, tool_line: str) -> bool:
     """The slash example and its /tool form make the same validated arguments (numbers typed as words included)."""
-    from admonster_bot import parse_slash, slash_to_call
+    from admonster_chat import parse_slash, slash_to_call
     from fi_facebook import validate_args
 
     op, words = slash_to_call(parse_slash(slash_line), REGISTRY)

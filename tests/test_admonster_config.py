@@ -120,3 +120,15 @@ def test_describe_settings_covers_every_field():
     assert [row[0] for row in rows] == [f"ADMONSTER_{name.upper()}" for name in Settings.model_fields]
     assert all(description for _, _, description in rows)
     assert ("ADMONSTER_API_VERSION", DEFAULT_API_VERSION) == rows[[r[0] for r in rows].index("ADMONSTER_API_VERSION")][:2]
+
+
+def test_the_public_url_follows_where_serve_listens_unless_set():
+    from admonster_config import listening_url, load_settings
+
+    derived = load_settings(serve_port=8799)
+    assert derived.public_url == "http://127.0.0.1:8799" and derived.public_url_is_derived
+    assert derived.oauth_callback_url == "http://127.0.0.1:8799/oauth/facebook/callback"
+    assert load_settings(serve_host="0.0.0.0", serve_port=9000).public_url == "http://127.0.0.1:9000"
+    chosen = load_settings(serve_port=8799, public_url="https://ads.example.com/")
+    assert chosen.public_url == "https://ads.example.com" and not chosen.public_url_is_derived
+    assert listening_url("::1", 80) == "http://[::1]:80"

@@ -133,13 +133,14 @@ async def test_found_by_schemathesis_over_http(tmp_path, caplog):
                 assert answer.status == 400 and "not valid" in await answer.text()
             # /mcp's own refusals have the API's error shape (405, 413 had no data)
             auth = {"Authorization": f"Bearer {key}"}
-            for method in ("GET", "DELETE"):
+            for method in ("GET", "DELETE"):  # without a session: nothing to stream or end
                 async with session.request(method, url + "/mcp", headers=auth) as answer:
-                    assert answer.status == 405 and answer.headers["Allow"] == "POST"
+                    assert answer.status == 400
                     body = await answer.json()
                     _error_shape(body)
-                    assert body["text"] == (f"ERROR validation: {method} is not served on /mcp (stateless streamable HTTP). "
-                                            "Fix: POST JSON-RPC messages to /mcp.")
+                    assert body["text"] == (f"ERROR validation: {method} /mcp needs the Mcp-Session-Id of an open session. "
+                                            "Fix: POST an initialize request first and send the Mcp-Session-Id header its "
+                                            "answer carries.")
             async with session.post(url + "/mcp", headers={**auth, "Content-Type": "application/json"},
                                     data=b"[" + b" " * (2 << 20) + b"]") as answer:
                 assert answer.status == 413

@@ -3,6 +3,7 @@ the OAuth callback route, and a clean SIGTERM shutdown that keeps the outbox."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -157,6 +159,8 @@ def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
                 assert process.poll() is None, process.stderr.read()
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", timeout=10) as page:
+            assert json.load(page)["resource"] == f"http://127.0.0.1:{port}/mcp"  # --port, not the default 8787
         workspace_id = asyncio.run(_enqueue(home))  # a message for a webhook that is down
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
@@ -303,7 +307,7 @@ async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
 
 
 def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
-    from admonster_server import FileShelf
+    from admonster_files import FileShelf
 
     now = [1000.0]
     shelf = FileShelf(ttl=60, limit=2, clock=lambda: now[0])

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pexpect
 
-from admonster_bot import line_at_rest
+from admonster_chat import line_at_rest
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import CallbackListener
 from admonster_terminal import (MAX_COMMAND_CHARS, ListInput, RecentIds, chat_completer, history_path, private_history,

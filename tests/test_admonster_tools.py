@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import mcp_types as types
 import pytest
@@ -151,57 +152,71 @@ def test_openai_tools_are_the_mcp_selection():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def test_default_list_is_small_and_enable_toolset_changes_it(tmp_path):
+def list_changed_listener() -> tuple[asyncio.Event, Any]:
+    """An Event set when the server sends notifications/tools/list_changed, and the ClientSession message_handler."""
     changed = asyncio.Event()
 
     async def on_message(message) -> None:
         if isinstance(message, types.ToolListChangedNotification):
             changed.set()
 
+    return changed, on_message
+
+
+async def check_default_list_and_toolset_discovery(session: Any, changed: asyncio.Event) -> types.ListToolsResult:
+    """Issue 20's done-when, over any transport: the default list is at most 30 KB, any op is two calls away, and
+    enable_toolset adds a toolset's tools (the client hears list_changed, lists again, calls one). The first list."""
+    assert session.initialize_result.capabilities.tools.list_changed is True
+    first = await session.list_tools()
+    size = listed_bytes(first)
+    assert size <= MAX_DEFAULT_LIST_BYTES, f"default tools/list is {size} bytes"
+    names = {tool.name for tool in first.tools}
+    assert names == {"facebook", *META_TOOLS, *core_names()}
+
+    # find_ops, then the op through the facebook tool: any op in two calls
+    found = await session.call_tool("find_ops", {"query": "list the ad sets of a campaign"})
+    assert not found.is_error and found.structured_content["ops"][0]["op"] == "list_adsets"
+    via_facebook = await session.call_tool("facebook", {"op": "find_ops", "args": {"query": "upload a video"}})
+    assert via_facebook.structured_content["ops"][0]["op"] == "upload_video"
+    campaigns = (await session.call_tool("list_campaigns", {"limit": 1})).structured_content["campaigns"]
+    adsets = await session.call_tool("facebook", {"op": "list_adsets", "args": {"campaign_id": campaigns[0]["id"]}})
+    assert not adsets.is_error, _text(adsets)
+
+    not_listed = await session.call_tool("list_adsets", {"campaign_id": campaigns[0]["id"]})
+    assert not_listed.is_error and 'enable_toolset with name="adsets_targeting"' in _text(not_listed)
+
+    toolsets = await session.call_tool("list_toolsets", {})
+    rows = {row["name"]: row for row in toolsets.structured_content["toolsets"]}
+    assert list(rows) == list(REGISTRY.toolsets()) and rows["adsets_targeting"]["enabled"] is False
+
+    assert not changed.is_set()
+    enabled = await session.call_tool("enable_toolset", {"name": "adsets_targeting"})
+    assert not enabled.is_error, _text(enabled)
+    await asyncio.wait_for(changed.wait(), TIMEOUT)
+    added = {spec.name for spec in REGISTRY.toolsets()["adsets_targeting"]}
+    assert set(enabled.structured_content["added"]) == added and enabled.structured_content["listed"] is True
+    second = await session.list_tools()
+    assert {tool.name for tool in second.tools} == names | added
+    assert listed_bytes(second) > size
+
+    direct = await session.call_tool("list_adsets", {"campaign_id": campaigns[0]["id"]})
+    assert not direct.is_error, _text(direct)
+    assert direct.structured_content == adsets.structured_content  # the same op, the same answer
+
+    again = await session.call_tool("enable_toolset", {"name": "adsets_targeting"})
+    assert not again.is_error and again.structured_content["added"] == []
+    unknown = await session.call_tool("enable_toolset", {"name": "adset"})
+    assert unknown.is_error and _text(unknown).startswith("ERROR validation") and "adsets_targeting" in _text(unknown)
+    return first
+
+
+async def test_default_list_is_small_and_enable_toolset_changes_it(tmp_path):
+    changed, on_message = list_changed_listener()
     async with stdio_session(tmp_path / "home", message_handler=on_message) as session:
-        assert session.initialize_result.capabilities.tools.list_changed is True
-        first = await session.list_tools()
-        size = listed_bytes(first)
-        assert size <= MAX_DEFAULT_LIST_BYTES, f"default tools/list is {size} bytes"
-        names = {tool.name for tool in first.tools}
-        assert names == {"facebook", *META_TOOLS, *core_names()}
+        first = await check_default_list_and_toolset_discovery(session, changed)
         printed = _tools_cli("--format", "mcp")
         assert json.loads(printed.stdout) == [tool.model_dump(mode="json", by_alias=True, exclude_none=True)
                                               for tool in first.tools]  # `admonster tools` prints what is served
-
-        # find_ops, then the op through the facebook tool: any op in two calls
-        found = await session.call_tool("find_ops", {"query": "list the ad sets of a campaign"})
-        assert not found.is_error and found.structured_content["ops"][0]["op"] == "list_adsets"
-        via_facebook = await session.call_tool("facebook", {"op": "find_ops", "args": {"query": "upload a video"}})
-        assert via_facebook.structured_content["ops"][0]["op"] == "upload_video"
-        campaigns = (await session.call_tool("list_campaigns", {"limit": 1})).structured_content["campaigns"]
-        adsets = await session.call_tool("facebook", {"op": "list_adsets", "args": {"campaign_id": campaigns[0]["id"]}})
-        assert not adsets.is_error, _text(adsets)
-
-        not_listed = await session.call_tool("list_adsets", {"campaign_id": campaigns[0]["id"]})
-        assert not_listed.is_error and 'enable_toolset with name="adsets_targeting"' in _text(not_listed)
-
-        toolsets = await session.call_tool("list_toolsets", {})
-        rows = {row["name"]: row for row in toolsets.structured_content["toolsets"]}
-        assert list(rows) == list(REGISTRY.toolsets()) and rows["adsets_targeting"]["enabled"] is False
-
-        enabled = await session.call_tool("enable_toolset", {"name": "adsets_targeting"})
-        assert not enabled.is_error, _text(enabled)
-        await asyncio.wait_for(changed.wait(), TIMEOUT)
-        added = {spec.name for spec in REGISTRY.toolsets()["adsets_targeting"]}
-        assert set(enabled.structured_content["added"]) == added
-        second = await session.list_tools()
-        assert {tool.name for tool in second.tools} == names | added
-        assert listed_bytes(second) > size
-
-        direct = await session.call_tool("list_adsets", {"campaign_id": campaigns[0]["id"]})
-        assert not direct.is_error, _text(direct)
-        assert direct.structured_content == adsets.structured_content  # the same op, the same answer
-
-        again = await session.call_tool("enable_toolset", {"name": "adsets_targeting"})
-        assert not again.is_error and again.structured_content["added"] == []
-        unknown = await session.call_tool("enable_toolset", {"name": "adset"})
-        assert unknown.is_error and _text(unknown).startswith("ERROR validation") and "adsets_targeting" in _text(unknown)
 
 
 async def test_read_only_server_serves_and_runs_no_write(tmp_path):
@@ -233,18 +248,37 @@ async def test_toolsets_flag_serves_only_those(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+async def test_http_default_list_and_enable_toolset_changes_it(server):  # noqa: F811 (the fixture)
+    """The same done-when over /mcp with the official streamable HTTP client: the session keeps its toolsets."""
+    url, runtime = server
+    key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
+    changed, on_message = list_changed_listener()
+    async with http_session(url, key, message_handler=on_message) as session:
+        await check_default_list_and_toolset_discovery(session, changed)
+
+
 async def test_http_lists_what_the_workspace_setting_says(server):  # noqa: F811 (the fixture)
+    """The workspace's setting is each session's base list; a toolset enabled in one session is that session's only
+    (another session of the workspace, or of another workspace, never sees it)."""
     url, runtime = server
     workspace = await runtime.store.ensure_workspace("acme")
     key = await runtime.store.create_api_key(workspace.id)
+    other_key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("beta")).id)
+    default = {"facebook", *META_TOOLS, *core_names()}
+    automation = {spec.name for spec in REGISTRY.toolsets()["automation"]}
 
-    async with http_session(url, key) as session:
+    async with http_session(url, key) as session, http_session(url, key) as sibling, \
+            http_session(url, other_key) as stranger:
         listed = await session.list_tools()
-        assert {tool.name for tool in listed.tools} == {"facebook", *META_TOOLS, *core_names()}
+        assert {tool.name for tool in listed.tools} == default
         assert listed_bytes(listed) <= MAX_DEFAULT_LIST_BYTES
-        stateless = await session.call_tool("enable_toolset", {"name": "automation"})
-        assert not stateless.is_error and "stateless" in _text(stateless)
-        assert {tool.name for tool in (await session.list_tools()).tools} == {"facebook", *META_TOOLS, *core_names()}
+        enabled = await session.call_tool("enable_toolset", {"name": "automation"})
+        assert not enabled.is_error and enabled.structured_content["listed"] is True, _text(enabled)
+        assert {tool.name for tool in (await session.list_tools()).tools} == default | automation
+        for other in (sibling, stranger):
+            assert {tool.name for tool in (await other.list_tools()).tools} == default
+            refused = await other.call_tool(sorted(automation)[0], {})
+            assert refused.is_error and 'enable_toolset with name="automation"' in _text(refused)
 
     await runtime.store.set_setting(workspace.id, MCP_SETTING, {"toolsets": ["automation"], "read_only": True})
     async with http_session(url, key) as session:

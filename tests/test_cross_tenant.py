@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from admonster_bot import BOT_COMMANDS
+from admonster_chat import BOT_COMMANDS
 from fb_utils import INPUT_PATH_FIELDS, UPLOADS_DIR, ValidationError
 from fi_facebook import GATE_ARGS, REGISTRY, _example_from_schema, validate_args
 from test_fb_creative import mp4_file, png_bytes

@@ -29,7 +29,7 @@ async def test_status_filter(facebook):
 async def test_pagination_over_250_campaigns(facebook, sandbox, demo_accounts):
     seeded = await sandbox.control("POST", "seed", {"campaigns": 250, "account_id": demo_accounts["USD"], "name_prefix": "Paged"})
     assert len(seeded["ids"]) == 250
-    from admonster_bot import parse_slash, slash_to_call
+    from admonster_chat import parse_slash, slash_to_call
 
     # A person follows the command each page ends with, as typed; the LLM's hint names the call instead.
     seen, pages = [], 0

@@ -220,7 +220,7 @@ async def test_a_plan_file_in_yaml_launches_like_arguments(world, tmp_path):
 
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan(tmp_path, "From file")), encoding="utf-8")
-    from admonster_bot import parse_slash, slash_to_call
+    from admonster_chat import parse_slash, slash_to_call
 
     op, args = slash_to_call(parse_slash(f"/abtest {path}"), world.fb.registry)
     launched = await launch(world.fb, {**args})

@@ -401,7 +401,7 @@ def test_admonster_jobs_run_by_name(tmp_path):
 
 
 async def test_slash_commands_alerts_report_spend(fb, demo_accounts):
-    from admonster_bot import parse_slash, slash_to_call
+    from admonster_chat import parse_slash, slash_to_call
     from fi_facebook import REGISTRY
 
     assert slash_to_call(parse_slash("/alerts"), REGISTRY) == ("list_alerts", {})

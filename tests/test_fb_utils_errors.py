@@ -250,3 +250,13 @@ def test_error_text_is_always_one_line():
     error = ValidationError("unknown argument '\x1e'\nsecond line", fix="Do this\rthen that", blame_field="a\u2028b")
     assert len(error.to_text().splitlines()) == 1
     assert error.to_text() == "ERROR validation: unknown argument '\\x1e'\\nsecond line (field: a\\u2028b). Fix: Do this\\rthen that."
+
+
+def test_closest_names_by_spelling_then_by_containing():
+    from fb_utils import closest_names
+
+    ops = ["list_campaigns", "get_campaign", "pause_campaign", "list_adsets", "token_status"]
+    assert closest_names("list_campain", ops)[0] == "list_campaigns"
+    assert closest_names("token", ops) == ["token_status"]  # too short to be spelled alike: contained
+    assert closest_names("zzz", ops) == [] and closest_names(None, ops) == [] and closest_names("", ops) == []
+    assert len(closest_names("campaign", ops, 2)) == 2

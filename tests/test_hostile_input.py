@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from admonster_bot import SlashSyntaxError, parse_slash, slash_to_call
+from admonster_chat import SlashSyntaxError, parse_slash, slash_to_call
 from fb_utils import MAX_JSON_DEPTH, ValidationError, load_json_bounded
 from fi_facebook import REGISTRY, validate_args
 from testkit import SANDBOX_START_ENV, Errors, ServerThread, free_port, running_server

@@ -69,7 +69,7 @@ def test_an_invalid_token_reads_with_one_full_stop():
 async def test_the_next_step_after_a_new_campaign_works_as_typed(facebook):
     """create_campaign ends with the ad set command a person can type: with a campaign budget it carries none (an ad
     set budget there is refused), without one it carries a daily budget. Both run as printed."""
-    from admonster_bot import parse_slash, slash_to_call
+    from admonster_chat import parse_slash, slash_to_call
 
     for name, budget in (("Voices CBO", {"daily_budget": 5000}), ("Voices ABO", {})):
         made = await facebook.call("create_campaign", {"name": name, "objective": "OUTCOME_TRAFFIC", **budget})

@@ -244,7 +244,7 @@ async def test_a_local_plan_reads_its_images_beside_it_and_its_confirmation_keep
     folder); a held launch runs the plan it showed even if the file changes before /confirm."""
     import yaml
 
-    from admonster_bot import Chat
+    from admonster_chat import Chat
 
     alpha, _ = tenants
     folder = tmp_path / "campaigns"

@@ -47,12 +47,13 @@ def sandbox_settings(tmp_path: Path, **overrides: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[tuple[str, Any]]:
-    """`admonster serve` in-process on a free port with its own sandbox; yields (base URL, runtime)."""
+    """`admonster serve` in-process on a free port with its own sandbox; yields (base URL, runtime). Its public URL is
+    that address unless `public_url` says otherwise (a server behind a proxy)."""
     from admonster_runtime import open_runtime
     from admonster_server import serve
 
     port = free_port()
-    settings = sandbox_settings(tmp_path, public_url=f"http://127.0.0.1:{port}", **settings_overrides)
+    settings = sandbox_settings(tmp_path, **{"public_url": f"http://127.0.0.1:{port}", **settings_overrides})
     async with open_runtime(settings) as runtime:
         stop, started = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(serve(runtime, "127.0.0.1", port, stop=stop, ready=lambda _: started.set()))
