@@ -2461,9 +2461,12 @@ class OpData(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rate_limit_waits: list[str] | None = Field(None, description="Waits for Facebook's rate limits during this call.")
-    cancelled_calls: list[str] | None = Field(None, description="MCP: what this workspace's last cancelled calls left.")
-    audit_id: int | None = Field(None, description="A write's entry in the audit log.")
+    # Keys the dispatcher may add to any answer; described once here and in README, not in every tool's schema:
+    # rate_limit_waits (waits for Facebook's rate limits during the call), cancelled_calls (MCP: what this workspace's
+    # last cancelled calls left), audit_id (a write's entry in the audit log).
+    rate_limit_waits: list[str] = None  # type: ignore[assignment]
+    cancelled_calls: list[str] = None  # type: ignore[assignment]
+    audit_id: int = None  # type: ignore[assignment]
 
 
 class ErrorData(BaseModel):

@@ -206,7 +206,10 @@ class Registry:
         if cached is None:
             if spec.result is None:
                 raise ValueError(f"op {spec.name} declares no result model (@ops.op(..., result=Model))")
-            cached = model_output_schema(spec.result if spec.kind is OpKind.READ else spec.result | DryRunData)
+            cached = model_output_schema(spec.result)
+            if spec.kind is not OpKind.READ:  # or its dry run, the same for every write: described once (DryRunData)
+                cached = {"type": "object", "anyOf": [{key: value for key, value in cached.items() if key != "$defs"},
+                                                      DRY_RUN_BRANCH], **({"$defs": cached["$defs"]} if "$defs" in cached else {})}
             self._result_schemas[spec.name] = cached
         return cached
 
@@ -974,6 +977,15 @@ class DryRunData(OpData):
     changes: list[Change]
     attention: list[str] = Field(description="Why a person would have to confirm it, beside the guardrails.")
     validation: dict[str, Any] | None = Field(None, description="Facebook's validate_only verdict, where it was asked.")
+
+
+# A write's outputSchema allows its dry run in this short form (every write's dry run is a DryRunData, checked in full
+# in the tests; README describes it), so forty-odd write tools do not each carry the same 2 KB.
+DRY_RUN_BRANCH: dict[str, Any] = {
+    "type": "object", "required": ["dry_run", "requests", "changes"],
+    "description": "dry_run=true: the preview (DryRunData: summary, requests, changes, attention, validation); nothing was sent.",
+    "properties": {"dry_run": {"const": True}, "requests": {"type": "array"}, "changes": {"type": "array"}},
+}
 
 
 def model_output_schema(shapes: Any) -> dict[str, Any]:
