@@ -39,7 +39,7 @@ from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, 
                              ToolSelection, enable_toolset_plan, find_ops_result,
                              list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
 from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, closest_names, get_logger, load_json_bounded,
-                      reset_progress_handler, set_progress_handler)
+                      reset_progress_handler, set_progress_handler, structured_data)
 
 ToolsMode = Literal["single", "per-op", "both"]
 MCP_PATH = "/mcp"
@@ -98,16 +98,6 @@ def op_tool(spec: Any, registry: Any = None) -> types.Tool:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def structured(data: Any) -> dict[str, Any]:
-    """An op's data as an MCP structured-content object."""
-    safe = _json_safe(data)
-    return safe if isinstance(safe, dict) else {"result": safe}
-
-
 def to_call_result(result: Any, resources: list[tuple[str, Any] | None] | None = None) -> types.CallToolResult:
     """An OpResult as a CallToolResult: its text, its data as structured content, isError when it failed. `resources`:
     per file of the result, its (id, shelf entry) when it is offered as a resource: the answer then carries a resource
@@ -134,7 +124,7 @@ def to_call_result(result: Any, resources: list[tuple[str, Any] | None] | None =
     if names:
         text += "\n" + "\n".join(names)
     return types.CallToolResult(content=[types.TextContent(type="text", text=text), *links],
-                                structured_content=structured(result.data), is_error=not result.ok)
+                                structured_content=structured_data(result.data), is_error=not result.ok)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,7 +195,7 @@ async def cancelled_text(facebook: Any, tool: str, started: list[int]) -> str:
 
 def error_result(error: FacebookError) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=error.to_text())],
-                                structured_content=structured(error.to_data()), is_error=True)
+                                structured_content=structured_data(error.to_data()), is_error=True)
 
 
 def unknown_tool_error(name: str, tool_names: list[str], registry: Any = None) -> FacebookError:
@@ -412,7 +402,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         facebook = await resolve(ctx)
         if uri == AUDIT_URI:
             result = await facebook.call("audit_log", {"limit": 100}, interface=interface)
-            return _text_contents(uri, "application/json", json.dumps(structured(result.data), indent=1))
+            return _text_contents(uri, "application/json", json.dumps(structured_data(result.data), indent=1))
         entry = find_file(shelf, facebook.workspace.id, uri)
         if entry is None:  # unknown, expired, changed, or another workspace's: the same answer, so ids leak nothing
             raise MCPError(RESOURCE_NOT_FOUND, f"No resource {uri} for this workspace. Fix: resources/list shows what "

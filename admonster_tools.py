@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fb_utils import OpKind, OpResult, TaskGroup, ValidationError, closest_names
+from pydantic import BaseModel, Field
+
+from fb_utils import OpData, OpKind, OpResult, TaskGroup, ValidationError, closest_names
 
 TOOL_MODES: tuple[str, ...] = ("single", "per-op", "both")
 FACEBOOK_TOOL = "facebook"
@@ -32,6 +34,53 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "description": "The op's data: the same JSON the HTTP API returns as `data` (non-object data under `result`).",
     "additionalProperties": True,
 }
+
+
+class FoundOp(BaseModel):
+    op: str
+    kind: str = Field(description="read, write or spend.")
+    toolset: str | None
+    summary: str
+    score: float
+
+
+class FindOpsData(OpData):
+    """find_ops: the ops for a query, best first."""
+
+    query: str
+    ops: list[FoundOp]
+
+
+class ToolsetRow(BaseModel):
+    name: str
+    label: str
+    ops: list[str]
+    enabled: bool = Field(description="Whether its ops are listed as tools now.")
+
+
+class ListToolsetsData(OpData):
+    """list_toolsets: every toolset and its ops."""
+
+    toolsets: list[ToolsetRow]
+    read_only: bool
+
+
+class EnableToolsetData(OpData):
+    """enable_toolset: the toolset and the op tools it added."""
+
+    toolset: str
+    added: list[str]
+    listed: bool = Field(description="Whether tools/list now shows them (false where the list cannot change).")
+
+
+META_RESULTS: dict[str, type[OpData]] = {FIND_OPS_TOOL: FindOpsData, LIST_TOOLSETS_TOOL: ListToolsetsData,
+                                         ENABLE_TOOLSET_TOOL: EnableToolsetData}
+
+
+def meta_output_schema(name: str) -> dict[str, Any]:
+    from fi_facebook import model_output_schema
+
+    return model_output_schema(META_RESULTS[name])
 
 
 def _registry(registry: Any = None) -> Any:
@@ -136,7 +185,8 @@ def facebook_tool(registry: Any = None, *, read_only: bool = False) -> dict[str,
 def op_tool(spec: Any, registry: Any = None) -> dict[str, Any]:
     registry = _registry(registry)
     return {"name": spec.name, "title": _title(spec.name), "description": spec.description,
-            "inputSchema": registry.args_schema(spec), "outputSchema": OUTPUT_SCHEMA,
+            "inputSchema": registry.args_schema(spec),
+            "outputSchema": registry.result_schema(spec) if spec.result is not None else OUTPUT_SCHEMA,
             "annotations": _hints(_title(spec.name), read_only=spec.kind is OpKind.READ,
                                   destructive=bool(spec.destructive), idempotent=bool(spec.idempotent))}
 
@@ -154,11 +204,12 @@ def meta_tools(registry: Any = None, *, dynamic: bool = True) -> list[dict[str, 
                   "query": {"type": "string", "description": "What you want to do, in plain words."},
                   "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
                             "description": "How many ops at most."}}, "required": ["query"]},
-              "outputSchema": OUTPUT_SCHEMA, "annotations": _hints("Find ops", **local)}]
+              "outputSchema": meta_output_schema(FIND_OPS_TOOL), "annotations": _hints("Find ops", **local)}]
     if dynamic:
         tools.append({"name": LIST_TOOLSETS_TOOL, "title": "List toolsets",
                       "description": "The toolsets (groups of ops by task), their ops, and which are enabled now.",
-                      "inputSchema": {"type": "object", "properties": {}}, "outputSchema": OUTPUT_SCHEMA,
+                      "inputSchema": {"type": "object", "properties": {}},
+                      "outputSchema": meta_output_schema(LIST_TOOLSETS_TOOL),
                       "annotations": _hints("List toolsets", **local)})
         tools.append({"name": ENABLE_TOOLSET_TOOL, "title": "Enable toolset",
                       "description": "Add a toolset's ops as tools for the rest of this session (the server sends "
@@ -166,7 +217,8 @@ def meta_tools(registry: Any = None, *, dynamic: bool = True) -> list[dict[str, 
                       "inputSchema": {"type": "object", "properties": {
                           "name": {"type": "string", "enum": toolsets, "description": "The toolset to enable."}},
                           "required": ["name"]},
-                      "outputSchema": OUTPUT_SCHEMA, "annotations": _hints("Enable toolset", **local)})
+                      "outputSchema": meta_output_schema(ENABLE_TOOLSET_TOOL),
+                      "annotations": _hints("Enable toolset", **local)})
     return tools
 
 

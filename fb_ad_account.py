@@ -15,7 +15,7 @@ from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.business import Business
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fb_utils import (
     DEFAULT_API_VERSION,
@@ -27,6 +27,7 @@ from fb_utils import (
     NotFoundError,
     OpContext,
     OpArgs,
+    OpData,
     MONEY_UNIT,
     OpKind,
     TaskGroup,
@@ -38,6 +39,7 @@ from fb_utils import (
     check_object_id,
     counted,
     format_money,
+    graph_object,
     sdk_enum_values,
     to_minor,
 )
@@ -52,6 +54,27 @@ LIST_FIELDS = ",".join([A.id, A.name, A.currency, A.account_status, A.amount_spe
 DETAIL_FIELDS = ",".join([A.id, A.account_id, A.name, A.currency, A.account_status, A.disable_reason, A.amount_spent,
                           A.balance, A.spend_cap, A.min_daily_budget, A.timezone_name, A.business, A.created_time])
 AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+
+# ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
+
+
+class Row(BaseModel):
+    """A nested row of an answer: its keys are exactly these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ListedAdAccount = graph_object(AdAccount, LIST_FIELDS, name="ListedAdAccount")
+AdAccountObject = graph_object(AdAccount, DETAIL_FIELDS, name="AdAccountObject")
+
+
+class AdAccountList(OpData):
+    accounts: list[ListedAdAccount]  # type: ignore[valid-type]
+    selected: str | None = Field(description="The workspace's selected ad account (null: none selected).")
+
+
+class AdAccountData(OpData):
+    account: AdAccountObject  # type: ignore[valid-type]
 
 
 def status_name(value: Any) -> str:
@@ -79,12 +102,12 @@ class ListAdAccountsArgs(OpArgs):
     limit: int = Field(100, ge=1, le=1000, description="Most accounts to list.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True, result=AdAccountList)
 async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult:
     accounts = await ctx.graph.get_all("me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit)
     if not accounts:
         return OpResult(text="This token sees no ad accounts. Fix: connect a user with access to an ad account (/connect).",
-                        data={"accounts": []})
+                        data={"accounts": [], "selected": ctx.ad_account_id})
     lines = [f"Ad accounts ({len(accounts)}):"] + ["  " + account_line(a, ctx.ad_account_id) for a in accounts]
     if not ctx.ad_account_id:
         lines.append("Select one with /use act_… (select_ad_account).")
@@ -112,7 +135,7 @@ def account_details(account: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, result=AdAccountData)
 async def get_ad_account(ctx: OpContext, args: GetAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -138,6 +161,46 @@ assert DISAPPROVED in sdk_enum_values(Ad.EffectiveStatus)
 DELIVERY_WORDS = {"ACTIVE": "delivering", "WITH_ISSUES": "delivering with issues", "IN_PROCESS": "being processed"}
 NEARLY_SPENT = 0.9  # a budget or spend cap counts as nearly spent from 90 % of it
 TOKEN_WARNING_DAYS = 7  # the token warning starts a week before expiry, as the token_check job warns
+C = Campaign.Field
+OVERVIEW_CAMPAIGN_FIELDS = ",".join([C.id, C.name, C.effective_status, C.daily_budget, C.lifetime_budget, C.issues_info])
+ATTENTION_KINDS = ("no_active_adset", "budget_nearly_spent", "campaign_issue", "ad_disapproved", "spend_cap_nearly_reached",
+                   "token_expiring")
+
+# ---- What account_overview answers ----
+OverviewCampaign = graph_object(Campaign, OVERVIEW_CAMPAIGN_FIELDS, name="OverviewCampaign")
+
+
+class CampaignBudgetSummary(Row):
+    """One delivering campaign: its daily budget where it lives and its spend today (minor units)."""
+
+    id: str
+    name: str
+    effective_status: str | None
+    daily_budget: int = Field(description="Daily budget in minor units: the campaign's own, else the sum of its active ad sets' (0 with a lifetime budget).")
+    budget_source: Literal["campaign", "ad sets"]
+    active_adsets: int
+    spend_today: int = Field(description="Spend today in minor units (the account's day).")
+
+
+class AttentionItem(Row):
+    """Something that needs a person's attention, with the command that fixes it in `text`."""
+
+    kind: Literal[ATTENTION_KINDS]  # type: ignore[valid-type]
+    object_id: str | None = Field(description="The campaign, ad or ad account concerned (null for the token).")
+    text: str
+
+
+class AccountOverview(OpData):
+    account: AdAccountObject  # type: ignore[valid-type]
+    active_campaigns: list[OverviewCampaign]  # type: ignore[valid-type]
+    campaigns_with_issues: list[OverviewCampaign]  # type: ignore[valid-type]
+    campaigns: list[CampaignBudgetSummary] = Field(description="Delivering or in-process campaigns (up to 100).")
+    active_daily_budget: int = Field(description="Daily budgets of the campaigns with an active ad set, minor units.")
+    spend_today: int = Field(description="The account's spend today, minor units.")
+    spend_yesterday: int = Field(description="The account's spend yesterday, minor units.")
+    timezone: str = Field(description="The account's time zone (IANA): its days.")
+    attention: list[AttentionItem]
+    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")
 
 
 async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, level: str = "account") -> dict[str, int]:
@@ -207,7 +270,7 @@ def budget_nearly_spent(campaign: dict[str, Any], amount: int, source: str, spen
                     f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}"}
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True, result=AccountOverview)
 async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": DETAIL_FIELDS})
@@ -215,7 +278,7 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
     live = json.dumps(list(LIVE_STATUSES))
     page, adsets, ads, today, yesterday, by_campaign, days_left = await asyncio.gather(
         ctx.graph.get(f"{account_id}/campaigns", {
-            "fields": "id,name,effective_status,daily_budget,lifetime_budget,issues_info", "limit": 100, "summary": "true",
+            "fields": OVERVIEW_CAMPAIGN_FIELDS, "limit": 100, "summary": "true",
             "effective_status": live}),
         ctx.graph.get_all(f"{account_id}/adsets", {"fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
                                                   "effective_status": live, "limit": 100}, limit=500),
@@ -295,7 +358,14 @@ class UpdateSpendCapArgs(OpArgs):
     spend_cap: int = Field(..., json_schema_extra=MONEY_UNIT, ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, example={"ad_account_id": "act_1234567890", "spend_cap": 500000})
+class SpendCapData(OpData):
+    ad_account_id: str
+    spend_cap: int = Field(description="The account's spend cap now, minor units; 0: no cap.")
+    changes: list[Change] = Field(description="The change made (none when the account already had this cap).")
+
+
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, example={"ad_account_id": "act_1234567890", "spend_cap": 500000},
+        result=SpendCapData)
 async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": "id,name,currency,spend_cap,amount_spent"})
@@ -304,7 +374,7 @@ async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePla
     name = account.get("name", "")
     if before == args.spend_cap:
         return OpResult(text=f"{name} ({account_id}) already has {cap_text(before, currency)}; nothing to change.",
-                        data={"ad_account_id": account_id, "spend_cap": before})
+                        data={"ad_account_id": account_id, "spend_cap": before, "changes": []})
     spent = int(account.get("amount_spent") or 0)
     if args.spend_cap and args.spend_cap <= spent:
         raise ValidationError(
@@ -381,9 +451,14 @@ def user_line(user: dict[str, Any]) -> str:
     return f"    {user.get('id')} {user.get('name', '')} — {tasks_text(user.get('tasks'))}"
 
 
+ACCOUNT_BUSINESS_FIELDS = ",".join([A.id, A.name, A.business])
+# A Business as Graph nests it in an ad account's `business` field (its default fields).
+BUSINESS_REF_FIELDS = ",".join([Business.Field.id, Business.Field.name])
+
+
 async def account_with_business(ctx: OpContext, account_id: str) -> dict[str, Any]:
     """The account's id, name and owning business ({id, name} or None)."""
-    account = await ctx.graph.get(account_id, {"fields": "id,name,business"})
+    account = await ctx.graph.get(account_id, {"fields": ACCOUNT_BUSINESS_FIELDS})
     if not isinstance(account.get("business"), dict) or not account["business"].get("id"):
         account["business"] = None
     return account
@@ -398,13 +473,43 @@ async def assigned_users(ctx: OpContext, account_id: str, business_id: str) -> l
     return [{"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))} for u in users]
 
 
+# ---- What the people ops answer ----
+BusinessRef = graph_object(Business, BUSINESS_REF_FIELDS, name="BusinessRef")
+
+
+class AccountUser(Row):
+    """A person with access to the ad account and their tasks (most powerful first)."""
+
+    id: str
+    name: str
+    tasks: list[str] = Field(description="AdAccount.Tasks values: MANAGE, ADVERTISE, ANALYZE, DRAFT, AA_ANALYZE.")
+
+
+class AccountUsers(OpData):
+    ad_account_id: str
+    users: list[AccountUser] = Field(description="People on the account itself.")
+    business: BusinessRef | None = Field(description="The business that owns the account (null: none).")  # type: ignore[valid-type]
+    assigned_users: list[AccountUser] | None = Field(
+        description="People the business assigned (null: no business, or not readable with this token).")
+
+
+class AccountUserAccess(OpData):
+    """A person's tasks on the ad account after an assign or a removal."""
+
+    ad_account_id: str
+    user_id: str
+    before: list[str] = Field(description="Their tasks before ([]: no access).")
+    tasks: list[str] = Field(description="Their tasks now ([]: removed).")
+    changes: list[Change] = Field(description="The change made (none when they already had these tasks).")
+
+
 class ListAccountUsersArgs(OpArgs):
     """List the people with access to the ad account and what each may do (admin, advertiser, analyst, with their tasks), including the people its business assigned."""
 
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, result=AccountUsers)
 async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await account_with_business(ctx, account_id)
@@ -477,7 +582,8 @@ async def _business_of(ctx: OpContext, account_id: str) -> tuple[dict[str, Any],
     return account, account["business"]
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]},
+        result=AccountUserAccess)
 async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -489,7 +595,7 @@ async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> Wr
     before = current["tasks"] if current else []
     if before == tasks:
         return OpResult(text=f"{name} ({user_id}) already has {tasks_text(tasks)} on {account_label(account)}; nothing to change.",
-                        data={"ad_account_id": account_id, "user_id": user_id, "tasks": tasks})
+                        data={"ad_account_id": account_id, "user_id": user_id, "before": before, "tasks": tasks, "changes": []})
     implied = [t for t in tasks if t not in args.tasks]
     granting = [t for t in TASK_ORDER if t in args.tasks and t in TASK_IMPLIES]
     notes = f" {' and '.join(granting)} include{'s' if len(granting) == 1 else ''} {', '.join(implied)}." if implied else ""
@@ -517,7 +623,8 @@ class RemoveAccountUserArgs(OpArgs):
     user_id: str = Field(..., description="The business user id of the person to remove (list_account_users shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, destructive=True, example={"user_id": "100000000000001"})
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, destructive=True, example={"user_id": "100000000000001"},
+        result=AccountUserAccess)
 async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -554,7 +661,13 @@ class SelectAdAccountArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True, core=True)
+class SelectedAdAccount(OpData):
+    ad_account_id: str
+    name: str
+    currency: str
+
+
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True, core=True, result=SelectedAdAccount)
 async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)
@@ -570,6 +683,70 @@ async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResu
 # Never ask for a page's access_token: ops have no use for it, and what is never read cannot leak.
 PAGE_FIELDS = "id,name,category,tasks,instagram_business_account"
 INSTAGRAM_FIELDS = "id,username,name,profile_picture_url"
+
+
+# ---- What the page and Instagram ops answer ----
+
+
+class PageData(Row):
+    """A Facebook page this person manages, as the ops keep it (never its access token)."""
+
+    id: str
+    name: str
+    category: str | None
+    tasks: list[str] = Field(description="This person's tasks on the page, e.g. ADVERTISE, MANAGE.")
+    instagram_account_id: str | None = Field(description="The Instagram business account linked to the page (null: none).")
+
+
+class ListedPage(PageData):
+    selected: bool
+
+
+class PageList(OpData):
+    pages: list[ListedPage]
+    selected: str | None = Field(description="The workspace's selected page (null: none).")
+    auto_selected: str | None = Field(description="The page this call selected because it is the only one (null: none).")
+
+
+class PageSelections(Row):
+    """What a select call saved for the workspace."""
+
+    page: str
+    instagram_account: str = Field(None, description="Present when the page's Instagram account was selected too.")
+
+
+class SelectedPage(OpData):
+    page: PageData
+    selected: PageSelections
+
+
+class InstagramSource(Row):
+    """Where an Instagram account is linked: a page (with its name) or the ad account."""
+
+    type: Literal["page", "ad_account"]
+    id: str
+    name: str = Field(None, description="The page's name (pages only).")
+
+
+class InstagramAccountData(Row):
+    id: str
+    username: str | None
+    name: str | None
+    profile_picture_url: str | None
+    sources: list[InstagramSource]
+
+
+class ListedInstagramAccount(InstagramAccountData):
+    selected: bool
+
+
+class InstagramAccountList(OpData):
+    instagram_accounts: list[ListedInstagramAccount]
+    selected: str | None = Field(description="The workspace's selected Instagram account (null: none).")
+
+
+class SelectedInstagramAccount(OpData):
+    instagram_account: InstagramAccountData
 
 
 def clean_page(page: dict[str, Any]) -> dict[str, Any]:
@@ -600,12 +777,12 @@ class ListPagesArgs(OpArgs):
     """List the Facebook pages this person manages, their tasks on each, and whether each has an Instagram account (* = selected; the only page is selected automatically)."""
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, result=PageList)
 async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
     pages = await fetch_pages(ctx)
     if not pages:
         return OpResult(text="This person manages no Facebook page. Fix: create a page or get a role on one, then reconnect "
-                             "with pages_show_list (/connect).", data={"pages": [], "selected": None})
+                             "with pages_show_list (/connect).", data={"pages": [], "selected": ctx.page_id, "auto_selected": None})
     selected = ctx.page_id
     selections: dict[str, str | None] = {}
     notes = []
@@ -632,7 +809,7 @@ class SelectPageArgs(OpArgs):
     page_id: str = Field(..., description="The page's id (list_pages shows them).", examples=["100000000000001"])
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True, result=SelectedPage)
 async def select_page(ctx: OpContext, args: SelectPageArgs) -> OpResult:
     page_id = check_object_id(args.page_id, "page_id")
     pages = await fetch_pages(ctx)
@@ -700,7 +877,7 @@ class ListInstagramAccountsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, result=InstagramAccountList)
 async def list_instagram_accounts(ctx: OpContext, args: ListInstagramAccountsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
     items, notes = await collect_instagram_accounts(ctx, account_id)
@@ -724,7 +901,7 @@ class SelectInstagramAccountArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, idempotent=True, result=SelectedInstagramAccount)
 async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountArgs) -> OpResult:
     instagram_id = check_object_id(args.instagram_account_id, "instagram_account_id")
     account_id = ctx.require_ad_account(args.ad_account_id) if args.ad_account_id or ctx.ad_account_id else None
@@ -744,15 +921,23 @@ async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountA
 # ---------------------------------------------------------------------------------------------------------------
 
 
+BUSINESS_FIELDS = ",".join([Business.Field.id, Business.Field.name, Business.Field.verification_status])
+ListedBusiness = graph_object(Business, BUSINESS_FIELDS, name="ListedBusiness")
+
+
+class BusinessList(OpData):
+    businesses: list[ListedBusiness]  # type: ignore[valid-type]
+
+
 async def fetch_businesses(ctx: OpContext) -> list[dict[str, Any]]:
-    return await ctx.graph.get_all("me/businesses", {"fields": "id,name,verification_status"})
+    return await ctx.graph.get_all("me/businesses", {"fields": BUSINESS_FIELDS})
 
 
 class ListBusinessesArgs(OpArgs):
     """List the Business Managers (businesses) this person belongs to, with their verification status."""
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS)
+@ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, result=BusinessList)
 async def list_businesses(ctx: OpContext, args: ListBusinessesArgs) -> OpResult:
     businesses = await fetch_businesses(ctx)
     if not businesses:
@@ -860,7 +1045,20 @@ def timezones_by_key() -> dict[str, int]:
     return keys
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"})
+class CreatedAdAccount(OpData):
+    id: str
+    ad_account_id: str = Field(description="The new account, act_<digits>.")
+    business_id: str
+    name: str
+    currency: str
+    timezone_id: int = Field(description="Facebook's timezone_id.")
+    timezone_name: str | None = Field(description="Its IANA name (null for an id newer than Ad Monster's table).")
+    end_advertiser: str
+    response: dict[str, Any] = Field(description="Facebook's answer to the create.")
+
+
+@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"},
+        result=CreatedAdAccount)
 async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WritePlan:
     timezone_id, timezone_name = resolve_timezone(args.timezone)
     end_advertiser = _party(args.end_advertiser, "end_advertiser", default=ctx.page_id or "NONE")

@@ -20,10 +20,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import pycountry
+from facebook_business.adobjects.adaccountreachestimate import AdAccountReachEstimate
+from facebook_business.adobjects.adaccounttargetingunified import AdAccountTargetingUnified
 from facebook_business.adobjects.adpromotedobject import AdPromotedObject
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.campaign import Campaign
 from facebook_business.adobjects.flexibletargeting import FlexibleTargeting
+from facebook_business.adobjects.outcomepredictionpoint import OutcomePredictionPoint
 from facebook_business.adobjects.targeting import Targeting
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -48,6 +51,7 @@ from fb_utils import (
     GraphRequest,
     OpArgs,
     OpContext,
+    OpData,
     OpKind,
     TaskGroup,
     OpResult,
@@ -55,9 +59,11 @@ from fb_utils import (
     ValidationError,
     WritePlan,
     add_status_ops,
+    changed_data,
     check_object_id,
     describe_change,
     format_money,
+    graph_object,
     new_client_tag,
     recovered_words,
     sdk_enum_values,
@@ -1230,6 +1236,42 @@ async def _campaign_categories(ctx: OpContext, campaign_id: str) -> tuple[list[s
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class Row(BaseModel):
+    """A nested row of an answer: its keys are exactly these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+TargetingDict = Field(description="The targeting spec as Ad Monster sends it to Facebook (a Targeting object).")
+
+
+class TargetingProblem(Row):
+    """One reason a targeting spec is refused, with the code and subcode Facebook gives (docs/adset_rules.md)."""
+
+    message: str
+    fix: str
+    field: str | None = Field(description="The argument or targeting key at fault.")
+    code: int | None
+    error_subcode: int | None
+    rule: str | None = Field(description="The rule of docs/adset_rules.md (R9…R15); null for Facebook's own refusal.")
+
+
+class TargetingCheck(OpData):
+    valid: bool
+    checked_by: Literal["local", "facebook"] = Field(description="local: refused before anything was sent; facebook: Facebook's answer.")
+    problems: list[TargetingProblem]
+    ad_account_id: str
+    sentence_lines: list[str] = Field(None, description="Facebook's description of the audience (valid specs only).")
+    targeting: dict[str, Any] = Field(None, description="The spec as it would be sent (valid specs only).")
+
+
+class TargetingDescription(OpData):
+    sentence_lines: list[str] = Field(description="Facebook's targeting sentence lines ('Location: United States').")
+    summary: str = Field(description="Ad Monster's own one-line description.")
+    targeting: dict[str, Any] = TargetingDict
+    ad_account_id: str
+
+
 class ValidateTargetingArgs(OpArgs):
     """Check a targeting spec before creating an ad set: every local rule first (all problems listed), then Facebook confirms it."""
 
@@ -1247,7 +1289,8 @@ def _problem_lines(problems: Sequence[ValidationError]) -> list[str]:
     return lines
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []},
+        result=TargetingCheck)
 async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpResult:
     categories = list(args.special_ad_categories or [])
     account_from_campaign = None
@@ -1260,7 +1303,8 @@ async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpR
     if problems:
         text = "\n".join([f"Targeting is not valid ({len(problems)} problem{'s' if len(problems) != 1 else ''}); nothing was sent to Facebook:",
                           *_problem_lines(problems)])
-        return OpResult(text=text, data={"valid": False, "checked_by": "local", "problems": [problem_data(p) for p in problems]})
+        return OpResult(text=text, data={"valid": False, "checked_by": "local", "problems": [problem_data(p) for p in problems],
+                                         "ad_account_id": account_id})
     assert spec is not None
     try:
         lines = await _sentence_lines(ctx, account_id, spec)
@@ -1268,7 +1312,8 @@ async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpR
         problem = {"message": error.user_message or error.message, "fix": error.fix, "field": error.blame_field or "targeting",
                    "code": error.code, "error_subcode": error.error_subcode, "rule": None}
         text = f"Facebook refused this targeting: {problem['message']} [{error.code}/{error.error_subcode}]. Fix: {error.fix.rstrip('.')}."
-        return OpResult(text=text, data={"valid": False, "checked_by": "facebook", "problems": [problem]})
+        return OpResult(text=text, data={"valid": False, "checked_by": "facebook", "problems": [problem],
+                                         "ad_account_id": account_id})
     text = "\n".join(["Targeting is valid (Facebook confirmed it):", *[f"  {line}" for line in lines]]
                      if lines else [f"Targeting is valid. {describe_targeting_locally(spec)}"])
     return OpResult(text=text, data={"valid": True, "checked_by": "facebook", "problems": [], "sentence_lines": lines,
@@ -1282,7 +1327,7 @@ class DescribeTargetingArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC}, result=TargetingDescription)
 async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1296,6 +1341,28 @@ async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpR
 # ---------------------------------------------------------------------------------------------------------------
 # Ops: audience estimate
 # ---------------------------------------------------------------------------------------------------------------
+
+# Facebook's delivery estimate answers its daily outcomes curve as OutcomePredictionPoints (Meta's spec, the SDK);
+# the reach estimate with AdAccountReachEstimate's fields (asked without `fields`: its default fields).
+CurvePoint = graph_object(OutcomePredictionPoint, list(OutcomePredictionPoint._field_types), name="CurvePoint")
+ReachEstimate = graph_object(AdAccountReachEstimate, list(AdAccountReachEstimate._field_types), name="ReachEstimate")
+VERDICTS = ("unknown", "narrow", "specific", "very_broad", "balanced")
+
+
+class AudienceEstimate(OpData):
+    ad_account_id: str
+    optimization_goal: str
+    currency: str
+    audience_lower_bound: int | None = Field(description="Monthly active people, lower bound (null: Facebook gave none yet).")
+    audience_upper_bound: int | None = Field(description="Monthly active people, upper bound (null: Facebook gave none yet).")
+    estimate_dau: int | None = Field(description="Daily active people in the audience (null: not given).")
+    verdict: Literal[VERDICTS]  # type: ignore[valid-type]
+    advice: str
+    daily_outcomes_curve: list[CurvePoint] = Field(description="Daily reach by daily spend (spend in minor units).")  # type: ignore[valid-type]
+    reach_estimate: ReachEstimate | None = Field(description="The older reach estimate (null: Facebook refused or gave none).")  # type: ignore[valid-type]
+    estimate_ready: bool | None = Field(description="False while Facebook's estimate is not final (null: not said).")
+    targeting: dict[str, Any] = TargetingDict
+
 
 NARROW_AUDIENCE = 50_000
 SPECIFIC_AUDIENCE = 1_000_000
@@ -1343,7 +1410,8 @@ def _curve_points(curve: Any, count: int = 3) -> list[dict[str, Any]]:
     return [points[round(i * step)] for i in range(count)]
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"},
+        result=AudienceEstimate)
 async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
@@ -1393,6 +1461,61 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Targeting search results (/search type=adinterest, adinterestsuggestion, adTargetingCategory): the SDK's
+# TargetingSearch declares no fields, so they are typed by AdAccountTargetingUnified, Meta's spec of a targeting
+# search/browse entry (id, name, audience_size_lower_bound/upper_bound, path, description, type, …).
+TargetingEntry = graph_object(AdAccountTargetingUnified, list(AdAccountTargetingUnified._field_types), name="TargetingEntry")
+
+
+class TargetingRef(Row):
+    """An entry as targeting takes it: {id, name}."""
+
+    id: str
+    name: str
+
+
+ReadyTargeting = Field(description="A targeting fragment with every result, ready to merge: {flexible_spec: [...]}; {} without results.")
+
+
+class InterestSearch(OpData):
+    query: str
+    results: list[TargetingEntry]  # type: ignore[valid-type]
+    items: list[TargetingRef]
+    targeting: dict[str, Any] = ReadyTargeting
+
+
+class InterestSuggestions(OpData):
+    interests_from: list[str]
+    results: list[TargetingEntry]  # type: ignore[valid-type]
+    items: list[TargetingRef]
+    targeting: dict[str, Any] = ReadyTargeting
+
+
+class CategorySearch(OpData):
+    kind: Literal["behaviors", "demographics", "life_events"]
+    query: str | None
+    results: list[TargetingEntry]  # type: ignore[valid-type]
+    by_field: dict[str, list[TargetingRef]] = Field(description="Results by the flexible_spec field that takes them.")
+    targeting: dict[str, Any] = ReadyTargeting
+
+
+class FoundLocation(BaseModel):
+    """An adgeolocation search result (Facebook's keys: key, name, type, country_code, region, …) and its fragment."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    name: str
+    type: str = Field(description="country, region, city, zip, …")
+    geo_locations: dict[str, Any] = Field(description="geo_locations targeting just this place.")
+
+
+class LocationSearch(OpData):
+    query: str
+    results: list[FoundLocation]
+    geo_locations: dict[str, Any] = Field(description="geo_locations targeting every result.")
+
+
 def _path_text(path: Any) -> str:
     return " > ".join(str(p) for p in path) if isinstance(path, list) else str(path or "")
 
@@ -1421,7 +1544,7 @@ class SearchInterestsArgs(OpArgs):
     locale: str | None = Field(None, max_length=10, description="Language of the names, e.g. en_US.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "yoga", "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "yoga", "limit": 5}, result=InterestSearch)
 async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResult:
     params: dict[str, Any] = {"type": "adinterest", "q": args.query, "limit": args.limit}
     if args.locale:
@@ -1446,7 +1569,7 @@ class SuggestInterestsArgs(OpArgs):
     limit: int = Field(10, ge=1, le=100, description="Most suggestions (1-100).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"interests": ["Yoga"], "limit": 5})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"interests": ["Yoga"], "limit": 5}, result=InterestSuggestions)
 async def suggest_interests(ctx: OpContext, args: SuggestInterestsArgs) -> OpResult:
     names = [n.strip() for n in args.interests if n.strip()]
     if not names:
@@ -1480,7 +1603,7 @@ def _category_field(kind: str, item: Mapping[str, Any]) -> str:
     return declared if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields else "demographics"
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"kind": "behaviors", "query": "travel"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"kind": "behaviors", "query": "travel"}, result=CategorySearch)
 async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCategoriesArgs) -> OpResult:
     answer = await ctx.graph.get("search", {"type": "adTargetingCategory", "class": args.kind})
     items = [i for i in answer.get("data", []) if isinstance(i, Mapping)]
@@ -1559,7 +1682,8 @@ def _one_fragment(item: Mapping[str, Any], radius: float | None, unit: str) -> d
     return location_fragment([item], radius, unit)
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"},
+        result=LocationSearch)
 async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResult:
     _check_radius(args.radius, args.distance_unit)
     params: dict[str, Any] = {"type": "adgeolocation", "q": args.query, "location_types": list(dict.fromkeys(args.kinds)), "limit": args.limit}
@@ -1585,6 +1709,12 @@ async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResul
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class PlacementsData(OpData):
+    plan: PlacementPlan
+    targeting: dict[str, Any] = Field(description="The targeting keys the plan sets ({} for Advantage+ placements).")
+    summary: str
+
+
 class RecommendPlacementsArgs(OpArgs):
     """Recommend placements (Feed, Stories, Reels, Explore, …) for a creative type and objective, with the reasons and the targeting keys to use."""
 
@@ -1594,7 +1724,8 @@ class RecommendPlacementsArgs(OpArgs):
     instagram: bool | None = Field(None, description="Include Instagram; default: yes when an Instagram account is selected.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"})
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"},
+        result=PlacementsData)
 async def recommend_placements_op(ctx: OpContext, args: RecommendPlacementsArgs) -> OpResult:
     instagram = args.instagram if args.instagram is not None else bool(ctx.instagram_account_id)
     plan = recommend_placements(args.creative_type, args.objective, automatic=args.automatic, instagram=instagram)
@@ -1661,6 +1792,46 @@ C = Campaign.Field
 CAMPAIGN_FIELDS = ",".join([C.id, C.name, C.account_id, C.objective, C.status, C.daily_budget, C.lifetime_budget,
                             C.bid_strategy, C.special_ad_categories])
 LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
+
+# ---- What the ad set ops answer as data (their result models: MCP's outputSchema) ---------------------------------
+ListedAdSet = graph_object(AdSet, LIST_FIELDS, name="ListedAdSet")
+AdSetObject = graph_object(AdSet, ADSET_FIELDS, name="AdSetObject")
+ChangedAdSet = changed_data("adset_id")  # update_adset, set_schedule and the status ops (update_plan's answer)
+
+
+class AdSetList(OpData):
+    ad_account_id: str
+    campaign_id: str | None = Field(description="The campaign listed (null: every ad set of the ad account).")
+    currency: str
+    adsets: list[ListedAdSet]  # type: ignore[valid-type]
+    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page.")
+
+
+class AdSetData(OpData):
+    adset: AdSetObject  # type: ignore[valid-type]
+    currency: str
+
+
+class CreatedAdSet(OpData):
+    id: str
+    adset_id: str
+    campaign_id: str
+    status: Literal["PAUSED", "ACTIVE"]
+    ad_account_id: str
+    notes: list[str] = Field(description="What was chosen on the caller's behalf (defaults).")
+    targeting: dict[str, Any] = Field(description="The targeting spec sent.")
+    recovered: bool = Field(description="True when the create's answer was lost and the ad set was found afterwards.")
+
+
+class CopiedAdSet(OpData):
+    adset_id: str = Field(description="The copy.")
+    copied_adset_id: str
+    source_adset_id: str
+    campaign_id: str = Field(description="The copy's campaign.")
+    status: str
+    ad_object_ids: list[dict[str, Any]] = Field(description="Facebook's copied objects: {ad_object_type, source_id, copied_id}.")
+
+
 BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)."
 TIME_NOTE = "ISO-8601, e.g. 2026-12-01T09:00:00-08:00; without an offset it is read in the ad account's time zone."
 
@@ -2079,7 +2250,7 @@ class ListAdSetsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` ad sets in total when set together).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, result=AdSetList)
 async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
     if args.campaign_id:
         campaign = await _read_campaign(ctx, args.campaign_id)
@@ -2100,7 +2271,7 @@ class GetAdSetArgs(OpArgs):
     adset_id: str = AdSetIdArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING)
+@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, result=AdSetData)
 async def get_adset(ctx: OpContext, args: GetAdSetArgs) -> OpResult:
     adset = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, adset)
@@ -2250,7 +2421,7 @@ def create_summary(args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dic
 
 @ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
                                "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45},
-                               "placements": "recommended"})
+                               "placements": "recommended"}, result=CreatedAdSet)
 async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign, args.ad_account_id)
@@ -2425,7 +2596,8 @@ def adset_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, upda
     return update_plan(ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra)
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "daily_budget": 3000})
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "daily_budget": 3000},
+        result=ChangedAdSet)
 async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpResult:
     updates = _updates_of(args, {"adset_id"})
     if not updates:
@@ -2453,7 +2625,7 @@ add_status_ops(ops, "adset", "adset_id", AdSetIdArg, {
     "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
-}, _status_change, TaskGroup.ADSETS_TARGETING)
+}, _status_change, TaskGroup.ADSETS_TARGETING, result=ChangedAdSet)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2477,7 +2649,8 @@ class SetScheduleArgs(OpArgs):
 
 # SPEND: a later end_time lets a daily budget keep spending.
 @ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "timezone": "account",
-                               "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]})
+                               "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]},
+        result=ChangedAdSet)
 async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpResult:
     given = args.model_fields_set - {"adset_id", "timezone"}
     if not given:
@@ -2529,7 +2702,7 @@ class DuplicateAdSetArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING)
+@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, result=CopiedAdSet)
 async def duplicate_adset(ctx: OpContext, args: DuplicateAdSetArgs) -> WritePlan:
     source = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, source)

@@ -30,12 +30,16 @@ from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+from facebook_business.adobjects.adspixel import AdsPixel
+from facebook_business.adobjects.adspixelstats import AdsPixelStats
 from facebook_business.adobjects.adspixelstatsresult import AdsPixelStatsResult
 from facebook_business.adobjects.customaudience import CustomAudience
+from facebook_business.adobjects.customaudiencesession import CustomAudienceSession
 from facebook_business.adobjects.customconversion import CustomConversion
+from facebook_business.adobjects.savedaudience import SavedAudience
 from facebook_business.adobjects.serverside.action_source import ActionSource
 from facebook_business.adobjects.serverside.normalize import Normalize
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
     counted,
@@ -49,6 +53,7 @@ from fb_utils import (
     NetworkError,
     OpArgs,
     OpContext,
+    OpData,
     OpKind,
     TaskGroup,
     OpResult,
@@ -59,8 +64,10 @@ from fb_utils import (
     WritePlan,
     add_lookup,
     backoff_delay,
+    changed_data,
     check_object_id,
     get_logger,
+    graph_object,
     is_ambiguous,
     output_file,
     report_progress,
@@ -369,6 +376,15 @@ def audience_line(obj: dict[str, Any]) -> str:
     return f"{obj.get('name', '')} ({obj.get('id')}) {obj.get('subtype', '')}: {_size_text(obj)}; delivery {_delivery_text(obj)}"
 
 
+class CreatedAudience(OpData):
+    """A custom audience created (customer list, website or engagement): the answer of _create_plan."""
+
+    id: str
+    audience_id: str = Field(description="The new audience's id (same as id).")
+    ad_account_id: str
+    subtype: Literal["CUSTOM", "WEBSITE", "ENGAGEMENT"] = Field(description="CUSTOM: a customer list.")
+
+
 def _create_plan(ctx: OpContext, account_id: str, payload: dict[str, Any], label: str, next_step: str) -> WritePlan:
     path = f"{account_id}/customaudiences"
 
@@ -400,7 +416,7 @@ class CreateCustomerListAudienceArgs(OpArgs):
         "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"}, result=CreatedAudience)
 async def create_customer_list_audience(ctx: OpContext, args: CreateCustomerListAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     payload: dict[str, Any] = {"name": args.name, "subtype": "CUSTOM", "customer_file_source": args.customer_file_source}
@@ -994,6 +1010,41 @@ def _source_label(source: str | list[Any]) -> str:
     return f"CSV {os.path.basename(source)}" if isinstance(source, str) else "rows"
 
 
+# What add_users, remove_users and replace_users answer. The users session as Facebook holds it
+# (GET /{audience_id}/sessions) is typed from Meta's spec: its counts are strings there.
+UploadSession = graph_object(CustomAudienceSession, SESSION_FIELDS, name="UploadSession")
+
+
+class InvalidRowData(BaseModel):
+    """A row that was not sent, by number and the fields that failed (never its values)."""
+
+    row: int = Field(description="Row number in the source (a CSV file's header is row 1).")
+    fields: list[str] = Field(description="The schema keys whose values could not be normalized.")
+
+
+class UsersUploaded(OpData):
+    """add_users, remove_users or replace_users done: what was read, sent and what Facebook counted."""
+
+    audience_id: str
+    mode: Literal["add", "remove", "replace"]
+    schema_: list[str] = Field(alias="schema", description="The schema keys sent (EMAIL, PHONE, FN, …), in order.")
+    rows_read: int
+    rows_sent: int = Field(description="Rows of the batches known to have arrived.")
+    num_received: int = Field(description="Entries Facebook counted as received.")
+    invalid_rows: int = Field(description="Rows not sent because a value could not be normalized.")
+    invalid_row_numbers: list[InvalidRowData]
+    num_invalid_entries: int = Field(description="Entries Facebook marked invalid.")
+    batches: int
+    retried_batches: list[int] = Field(description="batch_seq of the batches sent again after a failure.")
+    ignored_columns: list[str] = Field(description="Header cells that name no schema key (not sent).")
+    hash_processes: int = Field(description="Worker processes that hashed the file (0: a thread of this process).")
+    hash_process_peak_rss_kb: int
+    confirmed_by_session: list[int] = Field(description="batch_seq of the batches whose answer was lost and whose "
+                                            "arrival the upload session showed.")
+    session: UploadSession = Field(None, description="The upload session as last read; only when confirmed_by_session "  # type: ignore[valid-type]
+                                   "is not empty.")
+
+
 def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
     schema = detect_schema(source_header(args.source))  # refuse a bad header before anything is planned
     total = source_total(args.source)
@@ -1031,17 +1082,20 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
                      changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)], execute=execute)
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"audience_id": "23850000000000001", "source": "customers.csv"},
+        result=UsersUploaded)
 async def add_users(ctx: OpContext, args: UsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "add")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"},
+        result=UsersUploaded)
 async def remove_users(ctx: OpContext, args: RemoveUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "remove")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"},
+        result=UsersUploaded)
 async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "replace")
 
@@ -1049,6 +1103,30 @@ async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
 # ---------------------------------------------------------------------------------------------------------------
 # Website, engagement and lookalike audiences
 # ---------------------------------------------------------------------------------------------------------------
+
+# Website and engagement audiences answer CreatedAudience (_create_plan); a lookalike call answers these.
+
+
+class SentLookalikeSpec(BaseModel):
+    """The lookalike_spec sent for one audience (Meta's LookalikeSpec: ratio and starting_ratio are fractions)."""
+
+    ratio: float = Field(description="Size as a fraction of the population, 0.01–0.20.")
+    starting_ratio: float = Field(None, description="Tiers: where this band starts (absent for the first band).")
+    country: str = Field(None, description="Two-letter country code (absent from API v27: the ad sets give the locations).")
+
+
+class CreatedLookalikeAudience(BaseModel):
+    id: str
+    name: str
+    lookalike_spec: SentLookalikeSpec
+
+
+class CreatedLookalikes(OpData):
+    """create_lookalike done: one audience, or one per tier."""
+
+    ad_account_id: str
+    audiences: list[CreatedLookalikeAudience]
+    audience_ids: list[str]
 
 DAY = 86_400
 
@@ -1084,7 +1162,8 @@ class CreateWebsiteAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"},
+        result=CreatedAudience)
 async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     filters: list[dict[str, Any]] = []
@@ -1131,7 +1210,8 @@ class CreateEngagementAudienceArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"},
+        result=CreatedAudience)
 async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     selected = ctx.page_id if args.source_type == "page" else ctx.instagram_account_id
@@ -1193,7 +1273,8 @@ class CreateLookalikeArgs(OpArgs):
         return sorted(value)
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]},
+        result=CreatedLookalikes)
 async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/customaudiences"
@@ -1245,6 +1326,38 @@ async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePl
 # ---------------------------------------------------------------------------------------------------------------
 
 
+ListedAudience = graph_object(CustomAudience, LIST_FIELDS, name="ListedAudience")
+AudienceObject = graph_object(CustomAudience, AUDIENCE_FIELDS, name="AudienceObject")
+ChangedAudience = changed_data("audience_id")
+# The SDK types sentence_lines as a bare "list" (SavedAudience._field_types), which graph_object reads as an object
+# (it knows list<…> only): typed here as the list the spec names.
+SavedAudienceObject = graph_object(SavedAudience, SAVED_FIELDS, name="SavedAudienceObject",
+                                   extra_fields={"sentence_lines": list[Any]})
+
+
+class AudienceList(OpData):
+    ad_account_id: str
+    audiences: list[ListedAudience]  # type: ignore[valid-type]
+
+
+class AudienceData(OpData):
+    audience: AudienceObject  # type: ignore[valid-type]
+
+
+class DeletedAudience(OpData):
+    audience_id: str
+    deleted: Literal[True]
+
+
+class SavedAudienceList(OpData):
+    ad_account_id: str
+    saved_audiences: list[SavedAudienceObject]  # type: ignore[valid-type]
+
+
+class SavedAudienceData(OpData):
+    saved_audience: SavedAudienceObject  # type: ignore[valid-type]
+
+
 class ListAudiencesArgs(OpArgs):
     """List the custom and lookalike audiences of an ad account with their size and delivery status."""
 
@@ -1252,7 +1365,7 @@ class ListAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most audiences to show.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=AudienceList)
 async def list_audiences(ctx: OpContext, args: ListAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     audiences = await ctx.graph.get_all(f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)},
@@ -1274,7 +1387,7 @@ async def _read_audience(ctx: OpContext, audience_id: str) -> dict[str, Any]:
     return await ctx.graph.get(check_object_id(audience_id, "audience_id"), {"fields": AUDIENCE_FIELDS})
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=AudienceData)
 async def get_audience(ctx: OpContext, args: GetAudienceArgs) -> OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     lines = [audience_line(audience)]
@@ -1311,7 +1424,8 @@ def _edited(audience: dict[str, Any]) -> EditedObject:
                         f"act_{account}" if account and not str(account).startswith("act_") else account, None)
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"},
+        result=ChangedAudience)
 async def update_audience(ctx: OpContext, args: UpdateAudienceArgs) -> WritePlan | OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     updates = args.model_dump(exclude={"audience_id"}, exclude_none=True)
@@ -1324,7 +1438,7 @@ class DeleteAudienceArgs(OpArgs):
     audience_id: str = AudienceIdArg
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True, result=DeletedAudience)
 async def delete_audience(ctx: OpContext, args: DeleteAudienceArgs) -> WritePlan:
     audience = await _read_audience(ctx, args.audience_id)
     name, audience_id = audience.get("name", ""), audience["id"]
@@ -1345,7 +1459,7 @@ class ListSavedAudiencesArgs(OpArgs):
     limit: int = Field(50, ge=1, le=500, description="Most saved audiences to show.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=SavedAudienceList)
 async def list_saved_audiences(ctx: OpContext, args: ListSavedAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     saved = await ctx.graph.get_all(f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)},
@@ -1364,7 +1478,7 @@ class GetSavedAudienceArgs(OpArgs):
     saved_audience_id: str = Field(..., description="Saved audience id; list_saved_audiences shows them.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=SavedAudienceData)
 async def get_saved_audience(ctx: OpContext, args: GetSavedAudienceArgs) -> OpResult:
     saved = await ctx.graph.get(check_object_id(args.saved_audience_id, "saved_audience_id"), {"fields": SAVED_FIELDS})
     lines = [f"{saved.get('name', '')} ({saved.get('id')}): {_size_text(saved)}"]
@@ -1517,6 +1631,34 @@ def normalize_user_data(raw: Any, where: str = "user_data") -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------------------------------------------
+
+EVENT_IDS_SHOWN = 100  # the first event ids in a result's data (a call can hold 100,000 events)
+
+
+class EventsRequestAnswer(BaseModel):
+    """One request of CAPI_BATCH events and Facebook's answer to it."""
+
+    batch: int = Field(description="The request's number, from 1.")
+    events: int
+    events_received: int
+    fbtrace_id: str | None
+    messages: list[Any]
+
+
+class EventsSent(OpData):
+    """send_events done: every request answered."""
+
+    pixel_id: str
+    events_sent: int
+    events_received: int = Field(description="What Facebook counted as received (duplicates by event_id included).")
+    requests: int
+    batches: list[EventsRequestAnswer]
+    event_counts: dict[str, int] = Field(description="Events sent per event_name.")
+    test_event_code: str | None
+    event_ids_derived: int = Field(description="Events whose event_id was derived from their content.")
+    event_ids_given: int
+    event_ids: list[str] = Field(description=f"The first {EVENT_IDS_SHOWN} event ids, in the events' order.")
+    object_ids: list[str]
 
 
 class ServerEvent(OpArgs):
@@ -1697,9 +1839,6 @@ class EventsRun:
                 "event_ids": [b["event_id"] for b in self.bodies[:EVENT_IDS_SHOWN]]}
 
 
-EVENT_IDS_SHOWN = 100  # the first event ids in a result's data (a call can hold 100,000 events)
-
-
 def event_ids_line(derived: int, total: int) -> str:
     """How the events got their ids, in words (empty when the caller gave every one)."""
     if not derived:
@@ -1714,7 +1853,7 @@ def event_ids_line(derived: int, total: int) -> str:
 @ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": [{
     "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
     "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
-    "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]})
+    "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]}, result=EventsSent)
 async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = (await ctx.now()).timestamp()
@@ -1818,6 +1957,45 @@ def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult
 # ---------------------------------------------------------------------------------------------------------------
 
 PIXEL_FIELDS = "id,name,code,creation_time,last_fired_time,is_unavailable,owner_ad_account,data_use_setting"
+PIXEL_LIST_FIELDS = "id,name,creation_time,last_fired_time,is_unavailable"
+PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
+           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
+Period = Literal[tuple(PERIODS)]  # type: ignore[valid-type]
+
+ListedPixel = graph_object(AdsPixel, PIXEL_LIST_FIELDS, name="ListedPixel")
+PixelObject = graph_object(AdsPixel, PIXEL_FIELDS, name="PixelObject")
+# GET /{pixel_id}/stats answers AdsPixelStatsResult buckets, each holding AdsPixelStats rows (Meta's spec types the
+# bucket's data as list<AdsPixelStats>): both typed from the SDK, every field of each.
+PixelStatsRow = graph_object(AdsPixelStats, list(AdsPixelStats._field_types), name="PixelStatsRow")
+PixelStatsBucket = graph_object(AdsPixelStatsResult, list(AdsPixelStatsResult._field_types), name="PixelStatsBucket",
+                                extra_fields={"data": list[PixelStatsRow]})  # type: ignore[valid-type]
+
+
+class CreatedPixel(OpData):
+    pixel_id: str
+    name: str
+    ad_account_id: str
+    object_ids: list[str]
+
+
+class PixelList(OpData):
+    ad_account_id: str
+    pixels: list[ListedPixel]  # type: ignore[valid-type]
+
+
+class PixelData(OpData):
+    pixel_id: str
+    pixel: PixelObject  # type: ignore[valid-type]
+
+
+class PixelStats(OpData):
+    pixel_id: str
+    period: Period
+    aggregation: StatsAggregation
+    start_time: int = Field(description="Unix seconds.")
+    end_time: int = Field(description="Unix seconds (exclusive).")
+    totals: dict[str, int] = Field(description="Count per aggregated value (per event name for aggregation=event).")
+    stats: list[PixelStatsBucket] = Field(description="Facebook's answer: hourly buckets of counts.")  # type: ignore[valid-type]
 
 
 class CreatePixelArgs(OpArgs):
@@ -1827,7 +2005,7 @@ class CreatePixelArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Shop pixel"})
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Shop pixel"}, result=CreatedPixel)
 async def create_pixel(ctx: OpContext, args: CreatePixelArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/adspixels"
@@ -1850,10 +2028,10 @@ class ListPixelsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=PixelList)
 async def list_pixels(ctx: OpContext, args: ListPixelsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": "id,name,creation_time,last_fired_time,is_unavailable"})
+    pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": PIXEL_LIST_FIELDS})
     if not pixels:
         return OpResult(text=f"No pixels in {account_id}. Create one with create_pixel.", data={"ad_account_id": account_id, "pixels": []})
     lines = [f"Pixels in {account_id}:"]
@@ -1867,7 +2045,7 @@ class GetPixelArgs(OpArgs):
     pixel_id: str = PixelIdArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=PixelData)
 async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": PIXEL_FIELDS})
@@ -1876,19 +2054,15 @@ async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     return OpResult(text=text, data={"pixel_id": pixel_id, "pixel": pixel})
 
 
-PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
-           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
-
-
 class PixelStatsArgs(OpArgs):
     """Event counts a pixel received (browser and server, duplicates by event_id counted once), grouped by event or another aggregation."""
 
     pixel_id: str = PixelIdArg
-    period: Literal[tuple(PERIODS)] = Field("last_24h", description="How far back to count.")  # type: ignore[valid-type]
+    period: Period = Field("last_24h", description="How far back to count.")
     aggregation: StatsAggregation = Field("event", description="How to group the counts (event: per event name).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=PixelStats)
 async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = int((await ctx.now()).timestamp())
@@ -1916,6 +2090,33 @@ async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 # Custom conversions
 # ---------------------------------------------------------------------------------------------------------------
+
+CONVERSION_FIELDS = "id,name,custom_event_type,rule,pixel,default_conversion_value,is_archived"
+ListedCustomConversion = graph_object(CustomConversion, CONVERSION_FIELDS, name="ListedCustomConversion")
+
+
+class CreatedCustomConversion(OpData):
+    """create_custom_conversion done: the new id and the fields sent."""
+
+    custom_conversion_id: str
+    name: str
+    event_source_id: str = Field(description="The pixel.")
+    custom_event_type: str
+    rule: str = Field(description="The rule as sent (JSON text).")
+    default_conversion_value: float = Field(None, description="Only when given.")
+    description: str = Field(None, description="Only when given.")
+    ad_account_id: str
+    object_ids: list[str]
+
+
+class CustomConversionList(OpData):
+    ad_account_id: str
+    custom_conversions: list[ListedCustomConversion]  # type: ignore[valid-type]
+
+
+class DeletedCustomConversion(OpData):
+    custom_conversion_id: str
+    object_ids: list[str]
 
 
 class ConversionRule(OpArgs):
@@ -1959,7 +2160,7 @@ class CreateCustomConversionArgs(OpArgs):
 
 
 @ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
-                               "rule": {"url_contains": "thank-you"}, "default_value": 25})
+                               "rule": {"url_contains": "thank-you"}, "default_value": 25}, result=CreatedCustomConversion)
 async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
@@ -1988,11 +2189,11 @@ class ListCustomConversionsArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING)
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=CustomConversionList)
 async def list_custom_conversions(ctx: OpContext, args: ListCustomConversionsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     items = await ctx.graph.get_all(f"{account_id}/customconversions",
-                                    {"fields": "id,name,custom_event_type,rule,pixel,default_conversion_value,is_archived"})
+                                    {"fields": CONVERSION_FIELDS})
     if not items:
         return OpResult(text=f"No custom conversions in {account_id}.", data={"ad_account_id": account_id, "custom_conversions": []})
     lines = [f"Custom conversions in {account_id}:"]
@@ -2006,7 +2207,7 @@ class DeleteCustomConversionArgs(OpArgs):
     custom_conversion_id: str = Field(..., description="The custom conversion id (list_custom_conversions).")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True, result=DeletedCustomConversion)
 async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionArgs) -> WritePlan:
     cc_id = check_object_id(args.custom_conversion_id, "custom_conversion_id")
     current = await ctx.graph.get(cc_id, {"fields": "id,name"})
@@ -2031,6 +2232,13 @@ GTM_EVENTS_WITH_VALUE = frozenset({"ViewContent", "AddToCart", "AddToWishlist", 
 GTM_EVENTS_WITH_CONTENT = frozenset({"ViewContent", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo", "Purchase",
                                      "CustomizeProduct", "Search"})
 GTM_DEFAULT_DIR = "admonster-gtm"
+
+
+class GtmExported(OpData):
+    pixel_id: str
+    events: list[str] = Field(description="The standard events tagged (duplicates dropped).")
+    file: str = Field(description="The container JSON written (a workspace file for remote callers).")
+    tags: int = Field(description="Tags in the container (the base code and one per event).")
 
 
 def _dlv_name(key: str) -> str:
@@ -2112,7 +2320,8 @@ class GtmExportArgs(OpArgs):
     out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]})
+@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]},
+        result=GtmExported)
 async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})

@@ -22,8 +22,11 @@ from fb_utils import (
     GraphRequest,
     OpContext,
     OpArgs,
+    OpData,
     OpKind,
     TaskGroup,
+    changed_data,
+    graph_object,
     OpResult,
     OpSet,
     CLIENT_TAG_DESCRIPTION,
@@ -67,6 +70,54 @@ CAMPAIGN_FIELDS = ",".join([
     F.is_adset_budget_sharing_enabled, F.advantage_state_info,
 ])
 LIST_FIELDS = ",".join([F.id, F.name, F.objective, F.status, F.effective_status, F.daily_budget, F.lifetime_budget, F.bid_strategy])
+
+# ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
+ListedCampaign = graph_object(Campaign, LIST_FIELDS, name="ListedCampaign")
+CampaignObject = graph_object(Campaign, CAMPAIGN_FIELDS, name="CampaignObject")
+ChangedCampaign = changed_data("campaign_id")
+
+
+class CampaignList(OpData):
+    ad_account_id: str
+    currency: str
+    campaigns: list[ListedCampaign]  # type: ignore[valid-type]
+    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page.")
+
+
+class CampaignData(OpData):
+    campaign: CampaignObject  # type: ignore[valid-type]
+    currency: str
+
+
+class CreatedCampaign(OpData):
+    id: str
+    campaign_id: str
+    status: str
+    ad_account_id: str
+    recovered: bool = Field(description="True when the create's answer was lost and the campaign was found afterwards.")
+
+
+class CopiedCampaign(OpData):
+    campaign_id: str
+    copied_campaign_id: str
+    source_campaign_id: str
+    status: str
+    ad_object_ids: list[Any]
+
+
+class BulkRow(BaseModel):
+    campaign_id: str
+    ok: bool
+    error: dict[str, Any] | None = None
+    skipped: str | None = None
+    unchanged: bool | None = None
+
+
+class BulkUpdated(OpData):
+    results: list[BulkRow]
+    changes: list[Change]
+
+
 LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
 EDITABLE_LOOKUP_STATUSES = [s for s in EFFECTIVE_STATUSES if s != "DELETED"]
 BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)."
@@ -145,7 +196,7 @@ class ListCampaignsArgs(OpArgs):
     all_pages: bool = Field(False, description="Follow every page (up to `limit` campaigns in total when set together).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True, result=CampaignList)
 async def list_campaigns(ctx: OpContext, args: ListCampaignsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -162,7 +213,7 @@ class GetCampaignArgs(OpArgs):
     campaign_id: str = CampaignIdArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True)
+@ops.op(OpKind.READ, group=TaskGroup.CAMPAIGNS, core=True, result=CampaignData)
 async def get_campaign(ctx: OpContext, args: GetCampaignArgs) -> OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -248,7 +299,8 @@ def create_payload(args: CreateCampaignArgs) -> dict[str, Any]:
     return data
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+        result=CreatedCampaign)
 async def create_campaign(ctx: OpContext, args: CreateCampaignArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
@@ -350,7 +402,8 @@ def edited_campaign(campaign: dict[str, Any], account: AccountInfo) -> EditedObj
                         f"act_{campaign['account_id']}" if campaign.get("account_id") else None, account.currency)
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_id": "120210000000000001", "daily_budget": 8000})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_id": "120210000000000001", "daily_budget": 8000},
+        result=ChangedCampaign)
 async def update_campaign(ctx: OpContext, args: UpdateCampaignArgs) -> WritePlan | OpResult:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign)
@@ -371,7 +424,7 @@ add_status_ops(ops, "campaign", "campaign_id", CampaignIdArg, {
     "resume": "Resume (activate) a paused campaign: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive a campaign: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete a campaign (and with it its ad sets and ads). This cannot be undone.",
-}, _status_change, TaskGroup.CAMPAIGNS, core=("pause",))
+}, _status_change, TaskGroup.CAMPAIGNS, core=("pause",), result=ChangedCampaign)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,7 +441,7 @@ class DuplicateCampaignArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS)
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, result=CopiedCampaign)
 async def duplicate_campaign(ctx: OpContext, args: DuplicateCampaignArgs) -> WritePlan:
     source = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, source)
@@ -486,7 +539,8 @@ def _bulk_problem(campaign: dict[str, Any] | None, fields: dict[str, Any], accou
     return None
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CAMPAIGNS, example={"campaign_ids": ["120210000000000001", "120210000000000002"], "status": "PAUSED"},
+        result=BulkUpdated)
 async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)

@@ -29,8 +29,10 @@ from typing import Any, Literal
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adcreative import AdCreative
 from facebook_business.adobjects.adcreativefeaturesspec import AdCreativeFeaturesSpec
+from facebook_business.adobjects.adimage import AdImage
 from facebook_business.adobjects.adpreview import AdPreview
 from facebook_business.adobjects.adset import AdSet
+from facebook_business.adobjects.advideo import AdVideo
 from facebook_business.adobjects.campaign import Campaign
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -51,11 +53,14 @@ from fb_utils import (
     FileRange,
     GraphError,
     GraphRequest,
+    LAUNCH_STATUSES,
     LaunchRecord,
     Lease,
     NetworkError,
     NotFoundError,
     OpArgs,
+    OpData,
+    ErrorData,
     OutcomeUnknownError,
     OpContext,
     MONEY_UNIT,
@@ -69,10 +74,12 @@ from fb_utils import (
     add_lookup,
     add_status_ops,
     backoff_delay,
+    changed_data,
     check_object_id,
     fetch_public_url,
     find_all_tagged,
     format_money,
+    graph_object,
     host_port,
     is_ambiguous,
     new_client_tag,
@@ -958,6 +965,73 @@ class MediaResolver:
 # Ops: images and videos
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
+IMAGE_LIST_FIELDS = "hash,name,width,height,url,created_time"
+VIDEO_STATUS_FIELDS = "id,title,status,length"
+ListedImage = graph_object(AdImage, IMAGE_LIST_FIELDS, name="ListedImage")
+VideoObject = graph_object(AdVideo, VIDEO_STATUS_FIELDS, name="VideoObject")
+
+
+class StoredImage(BaseModel):
+    """An image stored in the ad account's library (what upload_image_bytes answers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hash: str = Field(description="The image hash: how creatives name the image (in this ad account only).")
+    url: str = Field(description="Facebook's URL of the stored image.")
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
+    name: str
+    size: int = Field(description="Bytes.")
+    format: str = Field(description="jpeg, png, gif, bmp, tiff or webp.")
+
+
+class ChunkResume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: int = Field(description="Byte offset of the chunk that failed.")
+    error: int | str = Field(description="Facebook's error subcode, else the error kind.")
+    next: int = Field(description="Offset the upload went on from.")
+
+
+class StoredVideo(BaseModel):
+    """A video uploaded in chunks (what upload_video_file answers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str
+    id: str = Field(description="The same video id.")
+    title: str
+    size: int = Field(description="Bytes.")
+    chunks: int = Field(description="Chunks sent.")
+    resumed: int = Field(description="Chunks sent again after a failure.")
+    resumes: list[ChunkResume]
+    upload_seconds: float
+    status: str = Field(description="Facebook's video_status after the wait: ready, processing or error.")
+    waited_seconds: float = Field(description="Seconds spent waiting for processing (0 with wait=false).")
+    processing_progress: int | None = Field(None, description="Percent processed when the wait ended (absent with wait=false).")
+
+
+class UploadedImage(OpData, StoredImage):
+    ad_account_id: str
+    object_ids: list[str] = Field(description="The image hash.")
+
+
+class ImageList(OpData):
+    ad_account_id: str
+    images: list[ListedImage]  # type: ignore[valid-type]
+
+
+class UploadedVideo(OpData, StoredVideo):
+    ad_account_id: str
+    object_ids: list[str] = Field(description="The video id.")
+
+
+class VideoState(OpData):
+    video_id: str
+    video_status: str = Field(description="ready, processing, error, or unknown when Facebook answered no status.")
+    video: VideoObject  # type: ignore[valid-type]
+
 
 class UploadImageArgs(OpArgs):
     """Upload an image (local path or public http(s) URL; JPEG, PNG, GIF, BMP, TIFF or WebP up to 30 MB) to the ad account's image library and get its hash."""
@@ -968,7 +1042,7 @@ class UploadImageArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, idempotent=True, example={"source": "./banner.jpg"})
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, idempotent=True, example={"source": "./banner.jpg"}, result=UploadedImage)
 async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     kind = check_image_reference(args.source, "source")
@@ -1005,10 +1079,10 @@ class ListImagesArgs(OpArgs):
     limit: int = Field(25, ge=1, le=500, description="How many images (1-500).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=ImageList)
 async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    images = await ctx.graph.get_all(f"{account_id}/adimages", {"fields": "hash,name,width,height,url,created_time"}, limit=args.limit)
+    images = await ctx.graph.get_all(f"{account_id}/adimages", {"fields": IMAGE_LIST_FIELDS}, limit=args.limit)
     if not images:
         return OpResult(text=f"No images in {account_id}. Upload one with upload_image.", data={"ad_account_id": account_id, "images": []})
     lines = [f"Images in {account_id}, {len(images)} shown:"]
@@ -1027,7 +1101,8 @@ class UploadVideoArgs(OpArgs):
     wait: bool = Field(True, description="Wait (bounded, about 5 minutes) until processing is finished and the video is ready to use.")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"source": "./promo.mp4", "title": "Spring promo"})
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"source": "./promo.mp4", "title": "Spring promo"},
+        result=UploadedVideo)
 async def upload_video(ctx: OpContext, args: UploadVideoArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     video = check_video_file(args.source)
@@ -1061,10 +1136,10 @@ class GetVideoStatusArgs(OpArgs):
     video_id: str = Field(..., description="The video id (digits) from upload_video.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=VideoState)
 async def get_video_status(ctx: OpContext, args: GetVideoStatusArgs) -> OpResult:
     video_id = check_object_id(args.video_id, "video_id")
-    video = await ctx.graph.get(video_id, {"fields": "id,title,status,length"})
+    video = await ctx.graph.get(video_id, {"fields": VIDEO_STATUS_FIELDS})
     status = video.get("status") if isinstance(video.get("status"), dict) else {}
     state = status.get("video_status", "unknown")
     progress = status.get("processing_progress")
@@ -1076,6 +1151,45 @@ async def get_video_status(ctx: OpContext, args: GetVideoStatusArgs) -> OpResult
 # ---------------------------------------------------------------------------------------------------------------
 # Ops: creatives
 # ---------------------------------------------------------------------------------------------------------------
+
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+CREATIVE_FIELDS = "id,name,account_id,status,object_type,object_story_spec,object_story_id,thumbnail_url,degrees_of_freedom_spec,call_to_action_type"
+CREATIVE_LIST_FIELDS = "id,name,status,object_type,thumbnail_url"
+ListedCreative = graph_object(AdCreative, CREATIVE_LIST_FIELDS, name="ListedCreative")
+CreativeObject = graph_object(AdCreative, CREATIVE_FIELDS, name="CreativeObject")
+
+
+class UploadedImageMedium(StoredImage):
+    kind: Literal["image"]
+    source: str = Field(description="The path or URL (without its query) the image came from.")
+
+
+class UploadedVideoMedium(StoredVideo):
+    kind: Literal["video"]
+    source: str = Field(description="The path the video came from.")
+
+
+class CreatedCreative(OpData):
+    id: str
+    creative_id: str = Field(description="The same id.")
+    ad_account_id: str
+    kind: CreativeKind
+    name: str
+    page_id: str | None = Field(description="The page the ad runs as; null for a page post creative without page_id.")
+    instagram_account_id: str | None
+    enhancements: dict[str, EnrollStatus] = Field(description="Advantage+ creative features sent (feature -> OPT_IN/OPT_OUT).")
+    uploaded: list[UploadedImageMedium | UploadedVideoMedium] = Field(description="Media uploaded first, from paths or URLs.")
+    body: dict[str, Any] = Field(description="The creative as sent to act_<id>/adcreatives (object_story_spec and the rest).")
+    recovered: bool = Field(description="True when the create's answer was lost and the creative was found afterwards.")
+
+
+class CreativeList(OpData):
+    ad_account_id: str
+    creatives: list[ListedCreative]  # type: ignore[valid-type]
+
+
+class CreativeData(OpData):
+    creative: CreativeObject  # type: ignore[valid-type]
 
 
 class Card(BaseModel):
@@ -1220,7 +1334,8 @@ def _uploads_text(uploaded: list[dict]) -> str:
 
 
 @ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"kind": "image", "name": "Summer · image", "image": "./banner.jpg", "link": "https://example.com/sale",
-                               "message": "Summer sale: 30% off", "headline": "Shop the sale", "call_to_action": "SHOP_NOW"})
+                               "message": "Summer sale: 30% off", "headline": "Shop the sale", "call_to_action": "SHOP_NOW"},
+        result=CreatedCreative)
 async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     page_id = args.page_id or ctx.page_id
@@ -1257,9 +1372,6 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
                      requests=requests, changes=[Change(None, "creative", args.name, "kind", None, args.kind)], execute=execute)
 
 
-CREATIVE_FIELDS = "id,name,account_id,status,object_type,object_story_spec,object_story_id,thumbnail_url,degrees_of_freedom_spec,call_to_action_type"
-
-
 class ListCreativesArgs(OpArgs):
     """List the ad account's creatives: id, name, type."""
 
@@ -1267,10 +1379,10 @@ class ListCreativesArgs(OpArgs):
     limit: int = Field(25, ge=1, le=500, description="How many creatives (1-500).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=CreativeList)
 async def list_creatives(ctx: OpContext, args: ListCreativesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    creatives = await ctx.graph.get_all(f"{account_id}/adcreatives", {"fields": "id,name,status,object_type,thumbnail_url"}, limit=args.limit)
+    creatives = await ctx.graph.get_all(f"{account_id}/adcreatives", {"fields": CREATIVE_LIST_FIELDS}, limit=args.limit)
     if not creatives:
         return OpResult(text=f"No creatives in {account_id}. Make one with create_creative.", data={"ad_account_id": account_id, "creatives": []})
     lines = [f"Creatives in {account_id}, {len(creatives)} shown:"]
@@ -1307,7 +1419,7 @@ def describe_creative(creative: dict) -> str:
     return "\n".join(lines)
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=CreativeData)
 async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
     creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": CREATIVE_FIELDS})
     return OpResult(text=describe_creative(creative), data={"creative": creative})
@@ -1316,6 +1428,27 @@ async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 # Ops: previews (HTML files, PNGs through headless Chromium)
 # ---------------------------------------------------------------------------------------------------------------
+
+
+# ---- What the op answers as data ----------------------------------------------------------------------------------
+
+
+class PreviewFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: PreviewFormat
+    ad_format: str = Field(description="Facebook's AdPreview.AdFormat it was asked as.")
+    html: str = Field(description="The HTML file written (absolute path).")
+    png: str | None = Field(description="The PNG written with png=true; null without one.")
+    src: str | None = Field(description="The preview's web address in Facebook's iframe; null when it has none.")
+    png_error: str | None = Field(description="Why no PNG was made with png=true; null otherwise.")
+
+
+class Previews(OpData):
+    subject: str = Field(description="What was previewed, in words.")
+    out_dir: str = Field(description="The folder the files were written to (absolute path).")
+    chromium: str | None = Field(description="The Chromium used for PNGs; null when none was used or found.")
+    previews: list[PreviewFile]
 
 
 PREVIEW_CONTENT_FIELDS = ("message", "link", "headline", "description", "call_to_action", "image", "video", "thumbnail",
@@ -1488,7 +1621,8 @@ async def render_png(chromium: str, url: str, png_path: str, width: int, height:
         raise RuntimeError(f"Chromium wrote no screenshot (exit {process.returncode}: {last[0][:200]})")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True})
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True},
+        result=Previews)
 async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     label, stem, previews = await _preview_bodies(ctx, args)
     folder = output_file(ctx, args.out_dir, DEFAULT_PREVIEW_DIR, stem)  # an unguessable folder of its own
@@ -1548,6 +1682,41 @@ AdStatusOption = Literal[AD_STATUS_OPTIONS]  # type: ignore[valid-type]
 LISTABLE_AD_STATUSES = [s for s in AD_EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
 LOOKUP_AD_STATUSES = tuple(s for s in AD_EFFECTIVE_STATUSES if s != "DELETED")  # a new ad is in review, not ACTIVE/PAUSED
 DEAD_STATUSES = ("DELETED", "ARCHIVED")
+
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+ListedAd = graph_object(Ad, LIST_FIELDS, name="ListedAd")
+AdObject = graph_object(Ad, AD_FIELDS, name="AdObject")
+ChangedAd = changed_data("ad_id")
+
+
+class AdList(OpData):
+    ads: list[ListedAd]  # type: ignore[valid-type]
+    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page or with all_pages.")
+
+
+class AdData(OpData):
+    ad: AdObject  # type: ignore[valid-type]
+    review: str = Field(description="The delivery/review state in words, with Facebook's reasons and the fix when refused.")
+    reasons: list[str] = Field(description="Why Facebook refused or limited the ad (ad_review_feedback, issues_info).")
+
+
+class CreatedAd(OpData):
+    id: str
+    ad_id: str = Field(description="The same id.")
+    adset_id: str
+    creative_id: str
+    status: Literal["PAUSED", "ACTIVE"]
+    ad_account_id: str
+    recovered: bool = Field(description="True when the create's answer was lost and the ad was found afterwards.")
+
+
+class CopiedAd(OpData):
+    ad_id: str = Field(description="The copy.")
+    id: str = Field(description="The copy (same id).")
+    copied_ad_id: str = Field(description="The copy (same id).")
+    source_ad_id: str
+    adset_id: str = Field(description="The copy's ad set.")
+    status: str = Field(description="The copy's status.")
 
 # docs/creative_rules.md, A1.
 SUBCODE_AD_ADSET = 1487079
@@ -1684,7 +1853,8 @@ class CreateAdArgs(OpArgs):
     tracking_specs: list[dict[str, Any]] | None = Field(None, description="Conversion tracking specs, e.g. [{\"action.type\": [\"offsite_conversion\"], \"fb_pixel\": [\"<pixel id>\"]}].")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"},
+        result=CreatedAd)
 async def create_ad(ctx: OpContext, args: CreateAdArgs) -> WritePlan:
     adset = await ctx.graph.get(check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,campaign_id,status,effective_status"})
     creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": "id,name,account_id"})
@@ -1728,7 +1898,7 @@ class ListAdsArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=AdList)
 async def list_ads(ctx: OpContext, args: ListAdsArgs) -> OpResult:
     if args.adset_id:
         path, where = f"{check_object_id(args.adset_id, 'adset_id')}/ads", f"ad set {args.adset_id}"
@@ -1748,7 +1918,7 @@ class GetAdArgs(OpArgs):
     ad_id: str = AdIdArg
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=AdData)
 async def get_ad(ctx: OpContext, args: GetAdArgs) -> OpResult:
     ad = await _read_ad(ctx, args.ad_id)
     account = await ctx.graph.account_info(f"act_{ad['account_id']}") if ad.get("account_id") else None
@@ -1782,7 +1952,8 @@ def _edited_ad(ad: dict[str, Any], currency: str | None) -> EditedObject:
     return EditedObject(ad, "ad", "ad", "ad_id", _ad_account_of(ad), currency)
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"})
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"},
+        result=ChangedAd)
 async def update_ad(ctx: OpContext, args: UpdateAdArgs) -> WritePlan | OpResult:
     ad = await _read_ad(ctx, args.ad_id)
     updates: dict[str, Any] = {k: v for k, v in (("name", args.name), ("status", args.status)) if v is not None}
@@ -1812,7 +1983,7 @@ add_status_ops(ops, "ad", "ad_id", AdIdArg, {
     "resume": "Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy.",
     "archive": "Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted.",
     "delete": "Delete an ad. This cannot be undone.",
-}, _ad_status_change, TaskGroup.CREATIVES_LAUNCH)
+}, _ad_status_change, TaskGroup.CREATIVES_LAUNCH, result=ChangedAd)
 
 
 class DuplicateAdArgs(OpArgs):
@@ -1824,7 +1995,7 @@ class DuplicateAdArgs(OpArgs):
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, result=CopiedAd)
 async def duplicate_ad(ctx: OpContext, args: DuplicateAdArgs) -> WritePlan:
     source = await _read_ad(ctx, args.ad_id)
     if source.get("status") == "DELETED":
@@ -1870,6 +2041,82 @@ Objective = Literal[OBJECTIVES]  # type: ignore[valid-type]
 SpecialAdCategory = Literal[SPECIAL_AD_CATEGORIES]  # type: ignore[valid-type]
 CallToAction = Literal[CALL_TO_ACTIONS]  # type: ignore[valid-type]
 BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)."
+
+
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+
+
+class LaunchStepRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: str = Field(description="campaign, adset, image:0, video:1.0, creative:0, ad:0, ...")
+    id: str = Field(description="The object (or image hash, video id) it made.")
+
+
+class NextCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op: str
+    args: dict[str, Any]
+
+
+class LaunchOutcome(OpData):
+    """A launch done (now, or in an earlier request: already_launched), or stopped at a step (status failed, an answer
+    that is not ok: resume_launch continues it, rollback_launch undoes it)."""
+
+    launch_id: int
+    status: Literal["done", "failed"]
+    already_launched: bool = Field(description="True when this request made nothing: the same launch ran before.")
+    object_ids: list[str] = Field(description="The campaign, ad set, creatives and ads the launch created (so far).")
+    campaign_id: str = Field(None, description="done: the campaign.")
+    adset_id: str = Field(None, description="done: the ad set.")
+    creative_ids: list[str] = Field(None, description="done: the creatives.")
+    ad_ids: list[str] = Field(None, description="done: the ads.")
+    uploads: dict[str, str] = Field(None, description="done by this request: each media step (image:0, video:1.0, ...) -> the "
+                                                      "image hash or video id used.")
+    notes: list[str] = Field(None, description="done by this request: what was chosen for you (page, placements, ...).")
+    failed_step: str = Field(None, description="failed: the step that stopped it.")
+    error: ErrorData = Field(None, description="failed: what stopped it.")
+    outcome: Literal["error", "unknown"] = Field(None, description="failed: unknown when the step's answer was lost (it may "
+                                                                   "have made its object; resume_launch finds it).")
+    created: list[LaunchStepRef] = Field(None, description="failed: what the launch created so far (all PAUSED).")
+    next: list[NextCall] = Field(None, description="failed: the calls that go on from here.")
+
+
+class LaunchStep(BaseModel):
+    """One step of a launch as the journal holds it (LaunchRecord.steps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["sending", "done", "failed", "deleted"]
+    object_id: str | None = Field(description="The object the step made; null until it made one.")
+    data: dict[str, Any] = Field(description="What the step recorded (name, kind, sent_at, ...).")
+    at: str = Field(description="When the step was last recorded (ISO 8601, UTC).")
+    error: dict[str, Any] = Field(None, description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
+
+
+class LaunchData(OpData):
+    launch_id: int
+    status: Literal[LAUNCH_STATUSES]  # type: ignore[valid-type]
+    steps: dict[str, LaunchStep] = Field(description="Step name (campaign, adset, image:0, creative:0, ad:0, activate:campaign, "
+                                                     "...) -> its record, in the order the steps last ran.")
+    request: dict[str, Any] = Field(description="The launch_campaign arguments as recorded.")
+
+
+class RolledBackLaunch(OpData):
+    """A launch rolled back (now, or before), or a rollback stopped at an object (an answer that is not ok: call again)."""
+
+    launch_id: int
+    status: Literal[LAUNCH_STATUSES] = Field(  # type: ignore[valid-type]
+        description="rolled_back; when the rollback stopped, the launch's status as it stays (done, failed or running).")
+    deleted: list[str] = Field(description="Ids of the objects this call deleted (nothing when it was rolled back before).")
+    already_gone: list[str] = Field(description="Ids of objects that were already deleted or not found.")
+    object_ids: list[str] = Field(description="The objects deleted.")
+    orphans: list[str] = Field(None, description="rolled_back: ids of objects an interrupted run made without recording them "
+                                                 "(found by the launch's tags).")
+    kept_media: list[str] = Field(None, description="rolled_back: uploaded media that stay in the ad account's library, in words.")
+    failed: str = Field(None, description="Stopped: the object it could not delete.")
+    error: ErrorData = Field(None, description="Stopped: why.")
 
 
 class _Spec(BaseModel):
@@ -2687,7 +2934,7 @@ def failure_result(record: LaunchRecord, step: str, error: FacebookError, lines:
     text.append("Created so far (all PAUSED, nothing spends): " + ("; ".join(w for _, _, w in made) if made else "nothing"))
     # A step whose answer was lost leaves the launch's outcome unknown (the audit says so until reconcile looks).
     return OpResult(text="\n".join(text), ok=False,
-                    data={"launch_id": record.id, "status": "failed", "failed_step": step, "error": error.to_data(),
+                    data={"launch_id": record.id, "status": "failed", "already_launched": False, "failed_step": step, "error": error.to_data(),
                           "outcome": "unknown" if is_ambiguous(error) else "error",
                           "created": [{"step": s, "id": i} for s, i, _ in made], "object_ids": _object_ids(record),
                           "next": [{"op": "resume_launch", "args": {"launch_id": record.id}},
@@ -2704,8 +2951,8 @@ def done_result(record: LaunchRecord, outcome: dict[str, Any], lines: list[str],
                     "and creates nothing new.")
     else:
         text.append("Everything is ACTIVE: the ads deliver once approved in review (usually minutes).")
-    return OpResult(text="\n".join(text), data={"launch_id": record.id, "status": "done", **outcome, "notes": notes,
-                                                "object_ids": _object_ids(record)})
+    return OpResult(text="\n".join(text), data={"launch_id": record.id, "status": "done", "already_launched": False, **outcome,
+                                                "notes": notes, "object_ids": _object_ids(record)})
 
 
 def _outcome_of(record: LaunchRecord) -> dict[str, Any]:
@@ -2770,7 +3017,8 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
     "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
     "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
     "creatives": [{"kind": "image", "image": "./banner.jpg", "message": "Summer sale: 30% off",
-                   "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]})
+                   "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]},
+        result=LaunchOutcome)
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
     earlier = await ctx.journal.find(prepared.key)
@@ -2835,7 +3083,7 @@ async def _record(ctx: OpContext, launch_id: int) -> LaunchRecord:
     return record
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchData)
 async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
     record = await _record(ctx, args.launch_id)
     lines = [f"Launch #{record.id}: {record.status} (campaign {record.request.get('campaign', {}).get('name', '?')}, "
@@ -2851,7 +3099,7 @@ async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
                                                  "request": record.request})
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH)
+@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchOutcome)
 async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "done":
@@ -2873,8 +3121,11 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
     async def execute() -> OpResult:
         async with single_flight(ctx.journal, launch_lock(record.key), f"launch #{record.id}") as lease:
             current = await ctx.journal.get(record.id) or record
-            if current.status in ("done", "rolled_back"):  # another request finished or undid it while this one waited
-                return earlier_run_result(current) if current.status == "done" else rolled_back_result(current)
+            if current.status == "done":  # another request finished it while this one waited
+                return earlier_run_result(current)
+            if current.status == "rolled_back":  # another request undid it while this one waited: as when asked after
+                raise ValidationError(f"Launch #{record.id} was rolled back while this request waited; there is nothing to resume",
+                                      fix="Run launch_campaign again with the same request to launch it anew")
             await ctx.journal.finish(record.id, "running")
             current.status = "running"
             return await run_launch(ctx, prepared, current, "Resumed and finished", lease, look_first=True)
@@ -2947,9 +3198,15 @@ async def delete_unless_gone(ctx: OpContext, object_id: str) -> bool:
     return True
 
 
+def _kept_media(record: LaunchRecord) -> list[str]:
+    """The media a launch uploaded, in words: a rollback leaves them in the ad account's library."""
+    return [w for s, _, w in created_objects(record) if s.split(":")[0] in ("image", "video")]
+
+
 def rolled_back_result(record: LaunchRecord) -> OpResult:
     return OpResult(text=f"Launch #{record.id} is already rolled back; nothing left to delete.",
-                    data={"launch_id": record.id, "status": "rolled_back", "deleted": [], "already_gone": []})
+                    data={"launch_id": record.id, "status": "rolled_back", "deleted": [], "already_gone": [], "orphans": [],
+                          "kept_media": _kept_media(record), "object_ids": []})
 
 
 async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[RollbackTarget], notes: list[str], lease: Lease) -> OpResult:
@@ -2964,7 +3221,7 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
             lines.append(f"  ✗ {target.words}: {error.to_text()}")
             text = "\n".join([f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {target.words}: {error.message}. "
                               f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."] + lines[1:])
-            return OpResult(text=text, ok=False, data={"launch_id": record.id, "deleted": deleted, "already_gone": gone,
+            return OpResult(text=text, ok=False, data={"launch_id": record.id, "status": record.status, "deleted": deleted, "already_gone": gone,
                                                        "failed": target.object_id, "error": error.to_data(), "object_ids": deleted})
         if target.step:
             await ctx.journal.step_deleted(record.id, target.step)
@@ -2974,7 +3231,7 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
     await ctx.journal.finish(record.id, "rolled_back")
     if not targets:
         lines.append("  nothing had been created")
-    uploads = [w for s, _, w in created_objects(record) if s.split(":")[0] in ("image", "video")]
+    uploads = _kept_media(record)
     if uploads:
         lines.append("Uploaded media stay in the ad account's library (Facebook keeps them; they cost nothing): " + "; ".join(uploads) + ".")
     lines += [f"Note: {note}." for note in notes]
@@ -2983,7 +3240,7 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
                                                  "kept_media": uploads, "object_ids": deleted})
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, destructive=True, idempotent=True, result=RolledBackLaunch)
 async def rollback_launch(ctx: OpContext, args: RollbackLaunchArgs) -> WritePlan | OpResult:
     record = await _record(ctx, args.launch_id)
     if record.status == "rolled_back":

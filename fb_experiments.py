@@ -39,6 +39,7 @@ from fb_utils import (
     GraphRequest,
     OpArgs,
     OpContext,
+    OpData,
     MONEY_UNIT,
     OpKind,
     TaskGroup,
@@ -758,6 +759,43 @@ def progress_line(record: ExperimentRecord, assessment: Assessment) -> str | Non
             f"for: {assessment.spread:.0%} (never less than {assessment.design.assumed_spread:.0%}; more while few days are in).")
 
 
+class VariantStatsData(BaseModel):
+    """One variant's numbers so far and its metric with an interval valid at every check."""
+
+    name: str
+    metric: float | None = Field(description="Cost per result (minor units), CTR (percent) or ROAS (×); null before it can be computed.")
+    low: float | None = Field(description="The interval's low end; null before any delivery.")
+    high: float | None
+    enough: bool = Field(description="Met rules.min_impressions and rules.min_results.")
+    spend_minor: int
+    impressions: int
+    clicks: int
+    results: int
+    value_minor: int = Field(description="Purchase value (for ROAS), minor units.")
+
+
+class ComparisonData(BaseModel):
+    """The leader against one other variant: relative lift of its rate with the interval the test holds."""
+
+    name: str
+    against: str
+    lift: float
+    low: float
+    high: float
+    settled: bool = Field(description="The interval excludes 0: the difference is decided at the plan's certainty.")
+
+
+class ExperimentStats(BaseModel):
+    """One check's statistics (_stats_data)."""
+
+    variants: list[VariantStatsData]
+    comparisons: list[ComparisonData]
+    leader: str | None = Field(description="The variant with the best rate so far; null before any delivery.")
+    ready: bool = Field(description="Every running variant has enough data for a decision.")
+    day_spread: float = Field(description="The day-to-day spread used (sd of a variant's daily factor, log scale).")
+    certainty: float
+
+
 def _stats_data(assessment: Assessment) -> dict[str, Any]:
     return {"variants": [{"name": s.name, "metric": s.metric, "low": s.low, "high": s.high, "enough": s.enough,
                           "spend_minor": s.numbers.spend, "impressions": s.numbers.impressions, "clicks": s.numbers.clicks,
@@ -839,6 +877,37 @@ def next_steps(record: ExperimentRecord, assessment: Assessment, now: datetime) 
 # ---------------------------------------------------------------------------------------------------------------
 # Launch
 # ---------------------------------------------------------------------------------------------------------------
+
+
+class ExperimentVariant(BaseModel):
+    """One variant as the experiment keeps it: the objects launch_campaign built and its state."""
+
+    name: str
+    launch_id: int = Field(description="The launch_campaign journal entry that built it.")
+    campaign_id: str
+    adset_id: str
+    ad_ids: list[str]
+    daily_budget: int = Field(description="Minor units, as launched.")
+    state: Literal["running", "stopped", "winner", "loser"]
+    reason: str = Field(description="Why it is in this state (empty while running as launched).")
+    changed_at: str = Field(description="When the state last changed (ISO-8601, UTC).")
+
+
+class LaunchedExperiment(OpData):
+    """launch_experiment's answer. Built: experiment_id, study_id, variants, split_test. The same plan again:
+    experiment_id, already_launched, status, variants. A PAUSED experiment launched again with status ACTIVE:
+    experiment_id, activated, ends_at (and already_active when another request switched it on first)."""
+
+    experiment_id: int
+    study_id: str | None = Field(None, description="Built: the Facebook split test (ad study); null when there is none.")
+    variants: list[ExperimentVariant] = Field(None, description="Built, or launched before: the variants.")
+    split_test: bool = Field(None, description="Built: whether the variants are cells of a Facebook split test.")
+    already_launched: Literal[True] = Field(None, description="The plan had been launched before: nothing was created.")
+    status: Literal["running", "completed", "stopped"] = Field(None, description="Launched before: the experiment's status.")
+    activated: Literal[True] = Field(None, description="Switched to ACTIVE.")
+    already_active: Literal[True] = Field(None, description="Already switched on by the same request sent at the same time.")
+    ends_at: str = Field(None, description="Activated: when the test ends (ISO-8601, UTC).")
+    object_ids: list[str] = Field(None, description="Built or activated: the objects created or switched on.")
 
 
 def _money(minor: int, currency: str) -> str:
@@ -971,8 +1040,31 @@ async def baseline_for(ctx: OpContext, account_id: str, args: LaunchExperimentAr
     return Baseline(cpm, ctr, per_impression, "; ".join(notes))
 
 
+class SizingBaseline(BaseModel):
+    cpm_minor: float = Field(description="Cost of 1,000 impressions, minor units.")
+    ctr: float = Field(description="Clicks per impression.")
+    results_per_impression: float
+
+
+class SizingData(BaseModel):
+    """What a plan can find at its budget and duration (sizing_data), kept with the plan."""
+
+    lift: float | None = Field(description="The lift the plan finds with `power` chance by its last day; null: nothing measurable.")
+    min_lift: float
+    tau2: float
+    per_day: float = Field(description="Effective results per variant per day.")
+    planned: float = Field(description="Effective results per variant over the duration.")
+    days_needed: int | None = Field(description="Days to find min_lift at this budget; null: not within the split test limit.")
+    budget_needed: int | None = Field(description="Daily budget per variant (minor units) to find min_lift in the duration; null: none does.")
+    longer: list[int] | None = Field(description="When no budget does in time: the shortest [days, daily budget] that does.")
+    power: float
+    source: str = Field(description="Where the baseline numbers come from, in words.")
+    baseline: SizingBaseline
+
+
 def sizing_data(sizing: Sizing) -> dict[str, Any]:
-    return {"lift": round(sizing.lift, 4), "min_lift": sizing.min_lift, "tau2": sizing.tau2, "per_day": round(sizing.per_day, 2),
+    lift = round(sizing.lift, 4) if math.isfinite(sizing.lift) else None  # JSON has no Infinity: nothing measurable is null
+    return {"lift": lift, "min_lift": sizing.min_lift, "tau2": sizing.tau2, "per_day": round(sizing.per_day, 2),
             "planned": round(sizing.planned, 1), "days_needed": sizing.days_needed, "budget_needed": sizing.budget_needed,
             "longer": list(sizing.longer) if sizing.longer else None, "power": PLANNED_POWER, "source": sizing.baseline.source,
             "baseline": {"cpm_minor": round(sizing.baseline.cpm, 2), "ctr": sizing.baseline.ctr,
@@ -1038,7 +1130,7 @@ async def save_experiment(records: ExperimentRecords, record: ExperimentRecord) 
         return existing, False
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS, example={"plan_file": "experiments/creative-test.yaml"})
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS, example={"plan_file": "experiments/creative-test.yaml"}, result=LaunchedExperiment)
 async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> WritePlan | OpResult:
     records = _experiments(ctx)
     key = plan_key(args)
@@ -1185,6 +1277,23 @@ async def _activation_plan(ctx: OpContext, args: LaunchExperimentArgs, record: E
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class CheckEvent(BaseModel):
+    """One thing the check did, as it is announced (notifications read these)."""
+
+    experiment_id: int
+    action: Literal["variant_stopped", "winner", "no_winner", "scaled", "scale_held", "failed"]
+    at: str = Field(description="ISO-8601, UTC.")
+    level: Literal["info", "warning", "error"]
+    subject: str
+    text: str
+
+
+class ExperimentsChecked(OpData):
+    checked: int = Field(description="Running experiments looked at.")
+    events: list[CheckEvent] = Field(description="What was done; empty when there was nothing to do.")
+    object_ids: list[str] = Field(None, description="The campaigns and ad sets acted on (absent when there was nothing to do).")
+
+
 @dataclass
 class Step:
     """One thing the check does to one experiment (shown before it runs, announced after)."""
@@ -1321,7 +1430,7 @@ async def _apply(ctx: OpContext, step: Step, now: datetime) -> list[dict[str, An
     return out
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS)
+@ops.op(OpKind.SPEND, group=TaskGroup.EXPERIMENTS, result=ExperimentsChecked)
 async def evaluate_experiments(ctx: OpContext, args: EvaluateExperimentsArgs) -> OpResult | WritePlan:
     records = _experiments(ctx)
     now = await _now(ctx)
@@ -1356,6 +1465,54 @@ async def evaluate_experiments(ctx: OpContext, args: EvaluateExperimentsArgs) ->
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class ExperimentData(BaseModel):
+    """An experiment as the workspace keeps it (_record_data)."""
+
+    id: int
+    name: str
+    status: Literal["running", "completed", "stopped"]
+    winner: str | None
+    variable: Literal[VARIABLES] = Field(description="What the variants differ in.")  # type: ignore[valid-type]
+    metric: Literal[METRICS] = Field(description="The primary metric the winner is chosen on.")  # type: ignore[valid-type]
+    ad_account_id: str
+    currency: str
+    study_id: str | None = Field(description="The Facebook split test; null when the variants are not in one.")
+    started_at: str
+    ends_at: str
+    variants: list[ExperimentVariant]
+    last_scaled_at: str | None
+
+
+class ExperimentStatusData(OpData):
+    experiment: ExperimentData
+    stats: ExperimentStats
+    sizing: SizingData | None = Field(description="What the plan was sized to find; null when nothing could size it.")
+    spend_minor: int
+    next: str = Field(description="What the hourly check will do next, in words.")
+
+
+class ExperimentList(OpData):
+    experiments: list[ExperimentData]
+
+
+class StoppedExperiment(OpData):
+    experiment: ExperimentData
+    object_ids: list[str] = Field(None, description="The campaigns paused (absent when the experiment had already ended).")
+
+
+class ExperimentHistoryEntry(BaseModel):
+    at: str
+    action: str
+    detail: dict[str, Any]
+
+
+class ExperimentReport(OpData):
+    experiment: ExperimentData
+    stats: ExperimentStats
+    learned: str = Field(description="What the test showed, in one sentence.")
+    events: list[ExperimentHistoryEntry] = Field(description="Everything the experiment did, oldest first.")
+
+
 class ExperimentIdArgs(OpArgs):
     experiment_id: int = Field(..., ge=1, description="The experiment's id (list_experiments shows them).")
 
@@ -1366,7 +1523,7 @@ class ExperimentStatusArgs(ExperimentIdArgs):
     check will do next."""
 
 
-@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1}, result=ExperimentStatusData)
 async def experiment_status(ctx: OpContext, args: ExperimentStatusArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)
@@ -1399,7 +1556,7 @@ class ListExperimentsArgs(OpArgs):
     status: Literal["running", "completed", "stopped"] | None = Field(None, description="Only experiments in this status.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS)
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, result=ExperimentList)
 async def list_experiments(ctx: OpContext, args: ListExperimentsArgs) -> OpResult:
     found = await _experiments(ctx).experiments(status=args.status)
     if not found:
@@ -1417,7 +1574,7 @@ class StopExperimentArgs(ExperimentIdArgs):
     reason: str | None = Field(None, max_length=300, description="Why (kept with the experiment).")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1, "reason": "budget needed elsewhere"})
+@ops.op(OpKind.WRITE, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1, "reason": "budget needed elsewhere"}, result=StoppedExperiment)
 async def stop_experiment(ctx: OpContext, args: StopExperimentArgs) -> WritePlan | OpResult:
     record = await _get_record(ctx, args.experiment_id)
     if record.status != "running":
@@ -1510,7 +1667,7 @@ def render_experiment_png(record: ExperimentRecord, assessment: Assessment, path
     return path
 
 
-@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1})
+@ops.op(OpKind.READ, group=TaskGroup.EXPERIMENTS, example={"experiment_id": 1}, result=ExperimentReport)
 async def report_experiment(ctx: OpContext, args: ReportExperimentArgs) -> OpResult:
     record = await _get_record(ctx, args.experiment_id)
     now = await _now(ctx)

@@ -24,18 +24,21 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from facebook_business.adobjects.adreportrun import AdReportRun
 from facebook_business.adobjects.adsinsights import AdsInsights
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fb_utils import (
     counted,
     next_page_lines,
     AccountInfo,
     AlertRuleRecord,
+    Change,
     FacebookError,
     GraphError,
     OpArgs,
     OpContext,
+    OpData,
     MONEY_UNIT,
     OpKind,
     TaskGroup,
@@ -49,10 +52,12 @@ from fb_utils import (
     check_object_id,
     currency_offset,
     format_money,
+    graph_object,
     normalize_ad_account_id,
     output_file,
     report_progress,
     scaled_budget,
+    sdk_enum_values,
 )
 
 ops = OpSet("fb_insights")
@@ -592,6 +597,44 @@ def derived(m: MetricRow) -> dict[str, float | None]:
     }
 
 
+class Metrics(BaseModel):
+    """A MetricRow's numbers as the ops answer them (``MetricRow.to_dict`` without dims): counts, money in minor units of
+    the account currency, and the ratios derived from them (null where the denominator is zero)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    impressions: int
+    reach: int = Field(description="Summed over rows it is an upper bound: Facebook's reach is not additive.")
+    clicks: int
+    link_clicks: int
+    landing_page_views: int
+    leads: int
+    purchases: int
+    spend_minor: int = Field(description="Minor units of the account currency (cents for USD, yen for JPY).")
+    purchase_value_minor: int = Field(description="Minor units of the account currency.")
+    ctr: float | None = Field(description="Clicks per 100 impressions (percent).")
+    cpc: float | None = Field(description="Spend per click, minor units.")
+    cpm: float | None = Field(description="Spend per 1,000 impressions, minor units.")
+    frequency: float | None = Field(description="Impressions per person reached.")
+    cpa: float | None = Field(description="Spend per conversion (purchases + leads), minor units.")
+    roas: float | None = Field(description="Purchase value per spend.")
+
+
+# An insights row as Facebook sends it (numbers as strings), typed from Meta's spec (the SDK's AdsInsights field types)
+# for the columns the ops ask for by default and read (ids, names, dates, the metrics); any other field asked for comes
+# as Facebook sends it. (Typing all of AdsInsights' ~150 fields would make each outputSchema ~20 KB larger.)
+InsightsObject = graph_object(AdsInsights, DIM_FIELDS + METRIC_FIELDS, name="InsightsObject")
+# The columns a MetricRow keeps as they came: ids, names, dates typed; breakdown values (not in the SDK's field types)
+# and other fields as they came.
+InsightsDims = graph_object(AdsInsights, DIM_FIELDS, name="InsightsDims")
+
+
+class InsightsRow(Metrics, InsightsDims):  # type: ignore[misc,valid-type]
+    """One row (MetricRow.to_dict): its columns as Facebook sent them (breakdown values too), then the numbers."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 def results_of(m: MetricRow, optimization_goal: str | None = None) -> int:
     """The results that count for an ad set's optimization goal (conversions, else link clicks)."""
     goal = (optimization_goal or "").upper()
@@ -1058,6 +1101,49 @@ def _how(result: InsightsResult | _FetchState) -> str:
 # Ops: reading
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
+
+
+class InsightsData(OpData):
+    rows: list[InsightsRow] = Field(description="Every row up to 2,000 (truncated says when there were more).")
+    row_count: int = Field(description="Rows Facebook answered.")
+    truncated: bool = Field(description="More rows than data holds: export_insights writes them all.")
+    totals: Metrics
+    summary: InsightsObject | None = Field(description="Facebook's summary row (deduplicated reach); null when it sent none.")  # type: ignore[valid-type]
+    currency: str
+    params: dict[str, Any] = Field(description="The Graph parameters sent to /insights.")
+    report_run_id: str | None = Field(description="The async report run used when the data was too much for one request.")
+    notes: list[str] = Field(description="What was adjusted in the query, and why.")
+    attribution_windows: dict[str, dict[str, float]] | None = Field(
+        description="With attribution_windows: window (and 'value', the default) -> action type -> count; null otherwise.")
+
+
+class MetricChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: float | None
+    previous: float | None
+    delta: float | None
+    pct_change: float | None = Field(description="Percent change; null when the previous value is zero or unknown.")
+
+
+class NamedMetrics(Metrics):
+    name: str = Field(description="The object's name (its id for an ad account).")
+
+
+class InsightsComparison(OpData):
+    """One object over two periods (object_id, current, previous, comparison), or several side by side (objects)."""
+
+    period: str = Field(description="The period compared (a date preset or since..until).")
+    currency: str
+    object_id: str = Field(None, description="One object: the object compared.")
+    compared_with: str = Field(None, description="One object: the period compared with (since..until).")
+    current: Metrics = Field(None, description="One object: the totals of the period.")
+    previous: Metrics = Field(None, description="One object: the totals of the period compared with.")
+    comparison: dict[str, MetricChange] | None = Field(
+        None, description="One object: metric -> change; null when the period had no delivery (nothing to compare).")
+    objects: dict[str, NamedMetrics] = Field(None, description="Several objects: object id -> its totals over the period.")
+
 
 class GetInsightsArgs(QueryArgs):
     """Performance numbers (spend, impressions, clicks, CTR, CPC, CPM, conversions, ROAS) of an account, campaign, ad set or ad.
@@ -1070,7 +1156,7 @@ class GetInsightsArgs(QueryArgs):
     limit: int = Field(10, ge=1, le=200, description="Rows shown in the text (data holds every row up to 2,000).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "campaign", "date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "campaign", "date_preset": "last_7d"}, result=InsightsData)
 async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
     query = await args.query(ctx, summary=True)
     account = await _currency_of(ctx, query.object_id)
@@ -1094,8 +1180,9 @@ async def get_insights(ctx: OpContext, args: GetInsightsArgs) -> OpResult:
             f" · {aggregate.count:,} row{'s' if aggregate.count != 1 else ''}{_how(state)}")
     if not aggregate.count:
         return OpResult(text="\n".join([f"{head}.", *query.notes, "No delivery in this period."]),
-                        data={"rows": [], "totals": total.to_dict(), "currency": account.currency, "params": query.params(),
-                              "notes": list(query.notes)})
+                        data={"rows": [], "row_count": 0, "truncated": False, "totals": total.to_dict(), "summary": state.summary,
+                              "currency": account.currency, "params": query.params(), "report_run_id": state.report_run_id,
+                              "notes": list(query.notes), "attribution_windows": {} if query.attribution_windows else None})
     shown = sorted(kept, key=lambda r: r.spend_minor, reverse=True)[: args.limit]
     lines = [head + ".", *query.notes, f"Totals ({account.currency}): {summary_line(total)}"]
     if query.attribution_windows:
@@ -1177,7 +1264,7 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
     return total, start, stop
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"}, result=InsightsComparison)
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
     period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
@@ -1195,8 +1282,10 @@ async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResul
             before = {"since": args.compare_since, "until": args.compare_until}
         else:
             if not start and not args.since:
-                return OpResult(text=f"{objects[0]}: no delivery in {args.date_preset or f'{args.since}..{args.until}'}; nothing to compare.",
-                                data={"object_id": objects[0], "current": current.to_dict(), "comparison": None})
+                label = str(period["date_preset"])  # no since here: the preset asked, else last_7d
+                return OpResult(text=f"{objects[0]}: no delivery in {label}; nothing to compare.",
+                                data={"object_id": objects[0], "currency": currency, "period": label, "current": current.to_dict(),
+                                      "comparison": None})
             first, last = date.fromisoformat(args.since or start), date.fromisoformat(args.until or stop)
             length = (last - first).days + 1
             before = {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
@@ -1234,6 +1323,44 @@ async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResul
 # Ops: async reports
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+# GET /{report_run_id} is sent without fields (Facebook answers its default ones), so any field of Meta's spec may come.
+ReportRunObject = graph_object(AdReportRun, sdk_enum_values(AdReportRun.Field), name="ReportRunObject")
+
+
+class ReportStarted(OpData):
+    report_run_id: str
+    params: dict[str, Any] = Field(description="The Graph parameters the report was started with.")
+
+
+class ReportFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: int
+    error_subcode: int
+    error_user_title: str | None
+    error_user_msg: str | None
+
+
+class ReportRunStatus(OpData, ReportRunObject):  # type: ignore[misc,valid-type]
+    """The report run as Facebook answers it (async_status, async_percent_completion, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: ReportFailure = Field(None, description="A failed or skipped run: Facebook's error (absent otherwise).")
+
+
+class ReportResults(OpData):
+    """One page of rows (rows, next_after), or with all=true the CSV of every row (path, row_count, totals)."""
+
+    currency: str
+    rows: list[InsightsObject] = Field(None, description="One page: the rows as Facebook sent them.")  # type: ignore[valid-type]
+    next_after: str | None = Field(None, description="One page: the cursor of the next page; null on the last page.")
+    path: str = Field(None, description="all=true: the CSV file written.")
+    row_count: int = Field(None, description="all=true: the rows written.")
+    totals: Metrics = Field(None, description="all=true: the totals of every row.")
+
+
 
 class CreateReportArgs(QueryArgs):
     """Start an async insights report (for big reports: many objects, days or breakdowns); answers its report_run_id.
@@ -1242,7 +1369,8 @@ class CreateReportArgs(QueryArgs):
     """
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_90d", "time_increment": 1},
+        result=ReportStarted)
 async def create_report(ctx: OpContext, args: CreateReportArgs) -> OpResult:
     query = await args.query(ctx)
     run_id = await start_report_run(ctx, query)
@@ -1258,7 +1386,7 @@ class ReportStatusArgs(OpArgs):
     report_run_id: str = Field(..., description="The id create_report answered.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=ReportRunStatus)
 async def report_status(ctx: OpContext, args: ReportStatusArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     state = status.get("async_status")
@@ -1289,7 +1417,7 @@ class GetReportResultsArgs(OpArgs):
         return self
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=ReportResults)
 async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpResult:
     status = await report_run_status(ctx, args.report_run_id)
     if status.get("async_status") != "Job Completed":
@@ -1316,7 +1444,8 @@ async def get_report_results(ctx: OpContext, args: GetReportResultsArgs) -> OpRe
     count = await _write_csv(_rows_of(_follow(ctx, first, state)), target, None, aggregate)
     return OpResult(text=f"Report {args.report_run_id}: {count:,} rows written to {target} ({account.currency} totals: "
                          f"{summary_line(aggregate.total)}).",
-                    data={"path": str(target), "rows": count, "totals": aggregate.total.to_dict()}, files=[str(target)])
+                    data={"path": str(target), "row_count": count, "totals": aggregate.total.to_dict(), "currency": account.currency},
+                    files=[str(target)])
 
 
 async def _rows_of(pages: AsyncIterator[list[dict]]) -> AsyncIterator[dict]:
@@ -1351,6 +1480,33 @@ async def _write_csv(rows: AsyncIterator[dict], target: Path, columns: Sequence[
 # Ops: files
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+
+
+class InsightsExport(OpData):
+    path: str = Field(description="The CSV file written (absolute path).")
+    rows: int = Field(description="Rows written.")
+    columns: list[str] = Field(description="The CSV's header.")
+    totals: Metrics
+    currency: str
+    report_run_id: str | None = Field(description="The async report run used when the data was too much for one request.")
+
+
+class InsightsChart(OpData):
+    days: int = Field(description="Days charted (0: no delivery, no file).")
+    path: str = Field(None, description="The PNG written (absolute path); absent when there was nothing to chart.")
+    totals: Metrics = Field(None, description="The totals of the days charted; absent when there was nothing to chart.")
+
+
+class PdfReport(OpData):
+    path: str = Field(description="The PDF written (absolute path).")
+    pages: int
+    totals: Metrics
+    period: str = Field(description="since..until, or the date preset.")
+    campaigns: list[InsightsRow] = Field(description="The top campaigns by spend (campaign_id, campaign_name, numbers).")
+    section: str = Field(description="The title of the last page: Recommendations or Top movers.")
+
+
 
 class ExportInsightsArgs(QueryArgs):
     """Write insights rows to a CSV file (header row, one line per row, numbers unformatted), streamed to disk."""
@@ -1359,7 +1515,8 @@ class ExportInsightsArgs(QueryArgs):
     filename: str | None = Field(None, max_length=200, description="File name (default insights-<object>-<level>-<period>.csv).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"level": "ad", "date_preset": "last_30d", "time_increment": 1},
+        result=InsightsExport)
 async def export_insights(ctx: OpContext, args: ExportInsightsArgs) -> OpResult:
     query = await args.query(ctx)
     account = await _currency_of(ctx, query.object_id)
@@ -1402,7 +1559,7 @@ def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
                        filtering=getattr(args, "filtering", None))
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"}, result=InsightsChart)
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
@@ -1446,7 +1603,7 @@ def _previous_range(start: str, stop: str) -> dict[str, str]:
     return {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"})
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_30d"}, result=PdfReport)
 async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     query = _daily_query(account_id, args, await session_today(ctx))
@@ -1552,6 +1709,35 @@ SCALE_STEP_PCT = 20
 ISSUE_STATUSES = ("WITH_ISSUES", "DISAPPROVED")
 
 
+# ---- What the op answers as data ----------------------------------------------------------------------------------
+
+
+class RecommendedAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op: str = Field(description="The op that acts on the recommendation.")
+    args: dict[str, Any] = Field(description="Its arguments.")
+
+
+class RecommendationRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str = Field(description="The rule that fired: low_ctr, cpc_rising, creative_fatigue, budget_limited_winner, "
+                                  "underspending, learning_phase or ad_issues.")
+    object_id: str
+    object_name: str
+    reason: str = Field(description="Why, with the numbers behind it.")
+    action: RecommendedAction | None = Field(description="The op call that acts on it; null when it is advice only.")
+    severity: str = Field(description="info, opportunity, warning or critical.")
+
+
+class Recommendations(OpData):
+    account_id: str = Field(description="The ad account (act_<digits>).")
+    currency: str
+    latest_day: str | None = Field(description="The last day with data (YYYY-MM-DD); null when there was none.")
+    recommendations: list[RecommendationRow]
+
+
 class RecommendationsArgs(OpArgs):
     """Rule-based advice for an ad account with the numbers behind each: low CTR, rising CPC, creative fatigue,
     budget-limited winners to scale, underspending, learning phase, ads with issues; each names the op call that acts on it."""
@@ -1608,7 +1794,7 @@ def _median(values: Iterable[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=Recommendations)
 async def recommendations(ctx: OpContext, args: RecommendationsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     if args.campaign_id:  # read first: a campaign this user cannot see is Facebook's error, never an empty answer
@@ -1889,6 +2075,45 @@ def _show_metric(metric: str, value: float | None, currency: str | None) -> str:
 # Alert rules
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the ops answer as data ------------------------------------------------------------------------------------
+
+
+class AlertRule(BaseModel):
+    """An alert rule (AlertRuleRecord). Money thresholds and max_budget are minor units of currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    name: str
+    object_id: str
+    level: Level
+    metric: Metric
+    operator: Operator
+    threshold: float
+    window: Window
+    action: Action
+    cooldown_hours: float
+    ad_account_id: str | None
+    currency: str | None
+    scale_pct: int | None = Field(description="action scale: the percent a firing raises the daily budget by; null otherwise.")
+    max_budget: int | None = Field(description="action scale: the daily budget it never passes (minor units); null otherwise.")
+    enabled: bool
+    last_fired_at: str | None = Field(description="When it last acted (ISO 8601, UTC); null if never.")
+
+
+class AlertCreated(OpData):
+    alert: AlertRule
+    currency: str
+
+
+class AlertList(OpData):
+    alerts: list[AlertRule]
+
+
+class AlertDeleted(OpData):
+    deleted: AlertRule
+
+
 
 class CreateAlertArgs(OpArgs):
     """Create an alert rule: when a metric of a campaign, ad set, ad or account crosses a threshold, notify, pause or scale.
@@ -1944,7 +2169,8 @@ def _rule_data(rule: AlertRuleRecord) -> dict[str, Any]:
 
 
 @ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, example={"name": "CPA over $20", "object_id": "120210000000000003", "level": "campaign",
-                               "metric": "cpa", "operator": ">", "threshold": 2000, "window": "today", "action": "pause"})
+                               "metric": "cpa", "operator": ">", "threshold": 2000, "window": "today", "action": "pause"},
+        result=AlertCreated)
 async def create_alert(ctx: OpContext, args: CreateAlertArgs) -> WritePlan:
     records = _records(ctx)
     object_id = normalize_ad_account_id(args.object_id) if args.level == "account" else check_object_id(args.object_id, "object_id")
@@ -1974,7 +2200,7 @@ class ListAlertsArgs(OpArgs):
     """List the alert rules: what each watches, its threshold and action, its cooldown and when it last fired."""
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION, result=AlertList)
 async def list_alerts(ctx: OpContext, args: ListAlertsArgs) -> OpResult:
     rules = await _records(ctx).alerts()
     if not rules:
@@ -1990,7 +2216,7 @@ class DeleteAlertArgs(OpArgs):
     alert_id: int = Field(..., ge=1, description="The rule's id, e.g. 3 for #3.")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, destructive=True, idempotent=True)
+@ops.op(OpKind.WRITE, group=TaskGroup.AUTOMATION, destructive=True, idempotent=True, result=AlertDeleted)
 async def delete_alert(ctx: OpContext, args: DeleteAlertArgs) -> WritePlan:
     records = _records(ctx)
     rule = next((r for r in await records.alerts() if r.id == args.alert_id), None)
@@ -2008,6 +2234,34 @@ async def delete_alert(ctx: OpContext, args: DeleteAlertArgs) -> WritePlan:
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluating alerts
 # ---------------------------------------------------------------------------------------------------------------
+
+# ---- What the op answers as data ----------------------------------------------------------------------------------
+
+
+class FiredAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: int
+    rule: str = Field(description="The rule's name.")
+    fired_at: str = Field(description="ISO 8601, UTC.")
+    object_id: str
+    metric: Metric
+    value: float = Field(description="The metric's value that crossed the threshold (money in minor units).")
+    threshold: float
+    action: Action
+    outcome: Literal["notified", "paused", "scaled", "capped", "failed"]
+    detail: str = Field(description="What the action did, in words.")
+    currency: str | None
+    subject: str = Field(description="A notification's subject line.")
+    text: str = Field(description="A notification's text.")
+
+
+class AlertsChecked(OpData):
+    checked: int = Field(description="Enabled rules checked.")
+    cooling: int = Field(description="Rules skipped: within their cooldown.")
+    fired: list[FiredAlert]
+    object_ids: list[str] = Field(None, description="The objects acted on; absent when none fired.")
+
 
 
 class EvaluateAlertsArgs(OpArgs):
@@ -2066,7 +2320,7 @@ async def _act(ctx: OpContext, firing: _Firing) -> tuple[str, str]:
         return "failed", error.to_text()
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.AUTOMATION)
+@ops.op(OpKind.SPEND, group=TaskGroup.AUTOMATION, result=AlertsChecked)
 async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     now = await ctx.now()
@@ -2120,6 +2374,23 @@ async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult 
 # Snapshots
 # ---------------------------------------------------------------------------------------------------------------
 
+# ---- What the op answers as data ----------------------------------------------------------------------------------
+
+
+class AccountSnapshots(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ad_account_id: str
+    day: str = Field(description="YYYY-MM-DD, in the account's time zone.")
+    snapshots: int = Field(description="Objects kept for that day.")
+
+
+class SnapshotsSynced(OpData):
+    kept: int = Field(description="Snapshots written (campaigns, ad sets, ads and accounts).")
+    changed: int = Field(description="Of those, new or different from what was kept.")
+    accounts: list[AccountSnapshots]
+
+
 
 class SyncSnapshotsArgs(OpArgs):
     """Keep one day's metrics (default yesterday, in each account's time zone) of every campaign, ad set and ad as snapshots.
@@ -2131,7 +2402,7 @@ class SyncSnapshotsArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION, result=SnapshotsSynced)
 async def sync_snapshots(ctx: OpContext, args: SyncSnapshotsArgs) -> OpResult:
     records = _records(ctx)
     kept, changed, days = 0, 0, set()
@@ -2161,6 +2432,43 @@ async def sync_snapshots(ctx: OpContext, args: SyncSnapshotsArgs) -> OpResult:
 # ---------------------------------------------------------------------------------------------------------------
 # Weekly report
 # ---------------------------------------------------------------------------------------------------------------
+
+# ---- What the op answers as data ----------------------------------------------------------------------------------
+
+
+class WeekMetrics(Metrics):
+    results: int = Field(description="Conversions, else link clicks.")
+
+
+class TopCampaign(WeekMetrics):
+    campaign_id: str
+    name: str
+
+
+class WeeklyAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ad_account_id: str
+    name: str
+    currency: str
+    source: Literal["snapshots", "insights"] = Field(description="Where the week's numbers came from.")
+    current: WeekMetrics = Field(description="The last 7 full days.")
+    previous: WeekMetrics = Field(description="The 7 days before.")
+    top_campaigns: list[TopCampaign]
+    recommendations: list[str]
+
+
+class DayRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: str = Field(description="YYYY-MM-DD")
+    until: str = Field(description="YYYY-MM-DD")
+
+
+class WeeklyReport(OpData):
+    accounts: list[WeeklyAccount]
+    period: DayRange | None = Field(description="The last account's week; null when there was no ad account.")
+
 
 
 class WeeklyReportArgs(OpArgs):
@@ -2224,9 +2532,9 @@ async def _recommendations(ctx: OpContext, account: AccountInfo) -> list[str]:
     return [line[2:] for line in found.text.splitlines() if line.startswith("- ")][:5]
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=WeeklyReport)
 async def weekly_report(ctx: OpContext, args: WeeklyReportArgs) -> OpResult:
-    lines, accounts, period = [], [], {}
+    lines, accounts, period = [], [], None
     for account in await _accounts(ctx, args.ad_account_id):
         until = await _yesterday(ctx, account)
         since = until - timedelta(days=6)
@@ -2254,13 +2562,78 @@ async def weekly_report(ctx: OpContext, args: WeeklyReportArgs) -> OpResult:
                          "top_campaigns": [{"campaign_id": c, "name": n, **_data(m)} for c, n, m in top],
                          "recommendations": tips})
     if not accounts:
-        return OpResult(text="No ad accounts to report on.", data={"accounts": [], "period": {}})
+        return OpResult(text="No ad accounts to report on.", data={"accounts": [], "period": None})
     return OpResult(text="Weekly report\n" + "\n".join(lines), data={"accounts": accounts, "period": period})
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Spend: report, ledger, billing guard
 # ---------------------------------------------------------------------------------------------------------------
+
+# ---- What the ops answer as data (money in minor units of each account's currency) --------------------------------
+
+
+class CampaignSpend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    name: str
+    spend_minor: int
+
+
+class SpendSum(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spend_minor: int
+    fee_minor: int = Field(description="The agency fee on the spend.")
+    total_minor: int = Field(description="Spend plus fee.")
+
+
+class AccountSpend(SpendSum):
+    ad_account_id: str
+    name: str
+    currency: str
+    campaigns: list[CampaignSpend] = Field(description="By spend, highest first.")
+
+
+class SpendReport(OpData):
+    period: str = Field(description="The date preset, or 'since to until'.")
+    fee_pct: float = Field(description="The agency fee in percent of spend.")
+    accounts: list[AccountSpend]
+    totals: dict[str, SpendSum] = Field(description="Currency -> the sums over its accounts.")
+
+
+class LedgerAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ad_account_id: str
+    name: str
+    day: str = Field(description="YYYY-MM-DD, in the account's time zone.")
+    spend_minor: int
+    currency: str
+    account_status: int | None = Field(description="Facebook's account_status (1 active, 3 unsettled, 9 in grace period, ...).")
+    billing_paused: bool = Field(description="Campaigns of it are paused for billing (billing_recovered resumes them).")
+    pause_id: int | None = Field(description="The latest open billing pause; null when none.")
+
+
+class SpendSynced(OpData):
+    accounts: list[LedgerAccount]
+
+
+class BillingPaused(OpData):
+    ad_account_id: str
+    paused: list[str] = Field(description="The campaigns paused (billing_recovered resumes exactly these).")
+    pause_id: int | None = Field(description="The billing pause record; null when there was nothing to pause.")
+    changes: list[Change]
+    object_ids: list[str] = Field(None, description="The campaigns paused; absent when there was nothing to pause.")
+
+
+class BillingResumed(OpData):
+    ad_account_id: str
+    resumed: list[str] = Field(description="The campaigns resumed.")
+    changes: list[Change]
+    object_ids: list[str] = Field(None, description="The campaigns resumed; absent when there was nothing to resume.")
+
 
 
 class SpendReportArgs(OpArgs):
@@ -2298,7 +2671,7 @@ def _fee(spend: int, pct: float) -> int:
     return int(spend * pct / 100 + 0.5)
 
 
-@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS)
+@ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=SpendReport)
 async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
     pct = await _fee_pct(ctx, args.fee_pct)
     period = f"{args.since} to {args.until}" if args.since else args.date_preset
@@ -2335,7 +2708,7 @@ class SyncSpendArgs(OpArgs):
     day: date | None = Field(None, description="The day (YYYY-MM-DD); default yesterday in the account's time zone.")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION)
+@ops.op(OpKind.READ, group=TaskGroup.AUTOMATION, result=SpendSynced)
 async def sync_spend(ctx: OpContext, args: SyncSpendArgs) -> OpResult:
     records = _records(ctx)
     pct = await _fee_pct(ctx, None)
@@ -2363,7 +2736,7 @@ class BillingFailedArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.SAFETY)
+@ops.op(OpKind.WRITE, group=TaskGroup.SAFETY, result=BillingPaused)
 async def billing_failed(ctx: OpContext, args: BillingFailedArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))
@@ -2371,7 +2744,7 @@ async def billing_failed(ctx: OpContext, args: BillingFailedArgs) -> OpResult | 
     active = [c for c in campaigns if c.get("status") == "ACTIVE"]
     if not active:
         return OpResult(text=f"{account.name} ({account.id}) has no ACTIVE campaign; nothing to pause.",
-                        data={"ad_account_id": account.id, "paused": [], "pause_id": None})
+                        data={"ad_account_id": account.id, "paused": [], "pause_id": None, "changes": []})
     if ctx.ops is None:
         raise ValidationError("billing_failed needs a workspace session", fix="Call it through Ad Monster")
     inner = await ctx.ops.plan("bulk_update_campaigns", {"ad_account_id": account.id,
@@ -2402,7 +2775,7 @@ class BillingRecoveredArgs(OpArgs):
     ad_account_id: str = Field(..., description="The ad account, act_<id>.")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
+@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, result=BillingResumed)
 async def billing_recovered(ctx: OpContext, args: BillingRecoveredArgs) -> OpResult | WritePlan:
     records = _records(ctx)
     account = await ctx.graph.account_info(normalize_ad_account_id(args.ad_account_id))
@@ -2410,14 +2783,14 @@ async def billing_recovered(ctx: OpContext, args: BillingRecoveredArgs) -> OpRes
     ids = list(dict.fromkeys(i for p in pauses for i in p.object_ids))
     if not pauses:
         return OpResult(text=f"No campaigns of {account.name} ({account.id}) are paused for billing; nothing to resume.",
-                        data={"ad_account_id": account.id, "resumed": []})
+                        data={"ad_account_id": account.id, "resumed": [], "changes": []})
     current = await ctx.graph.get_many(ids, "id,name,status") if ids else {}
     still_paused = [i for i in ids if (current.get(i) or {}).get("status") == "PAUSED"]
     if not still_paused:
         for pause in pauses:
             await records.billing_resumed(pause.id)
         return OpResult(text=f"None of the {len(ids)} campaign(s) paused for billing on {account.name} is still paused; "
-                             "nothing to resume (record closed).", data={"ad_account_id": account.id, "resumed": []})
+                             "nothing to resume (record closed).", data={"ad_account_id": account.id, "resumed": [], "changes": []})
     if ctx.ops is None:
         raise ValidationError("billing_recovered needs a workspace session", fix="Call it through Ad Monster")
     inner = await ctx.ops.plan("bulk_update_campaigns", {"ad_account_id": account.id, "campaign_ids": still_paused,

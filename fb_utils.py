@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import inspect
@@ -2449,6 +2450,110 @@ class OpArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Typed results: what an op answers as data, declared on the op (MCP's outputSchema; every answer is checked in tests)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class OpData(BaseModel):
+    """Base of every op's result model (``@ops.op(..., result=Model)``): the JSON an op answers as ``OpResult.data``.
+    Unknown keys are refused, so a result cannot drift from its declaration unnoticed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Keys the dispatcher may add to any answer; described once here and in README, not in every tool's schema:
+    # rate_limit_waits (waits for Facebook's rate limits during the call), cancelled_calls (MCP: what this workspace's
+    # last cancelled calls left), audit_id (a write's entry in the audit log).
+    rate_limit_waits: list[str] = None  # type: ignore[assignment]
+    cancelled_calls: list[str] = None  # type: ignore[assignment]
+    audit_id: int = None  # type: ignore[assignment]
+
+
+class ErrorData(BaseModel):
+    """What every failed answer carries as data (FacebookError.to_data; MCP: structured content with isError): the
+    kind, the one-line message and fix, whether trying again may help, Facebook's codes where Facebook answered, and
+    details of the kind (suggestions, a confirmation's id and changes, an unknown write's audit id)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The kind: validation, auth, permission, rate_limit, facebook, confirmation_required, …")
+    message: str
+    fix: str
+    retryable: bool
+    code: int | None = Field(None, description="Facebook's error code, where Facebook answered.")
+    error_subcode: int | None = None
+    fbtrace_id: str | None = None
+    blame_field: str | None = Field(None, description="The argument at fault.")
+    user_title: str | None = None
+    user_message: str | None = None
+    retry_after: float | None = Field(None, description="Seconds to wait before trying again.")
+    http_status: int | None = None
+
+
+def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
+    """One field type of Meta's spec (the SDK's ``_field_types`` strings) as a Python type; enums and nested objects
+    loosely (an SDK enum lags the API, so an enum is a string; a nested object is a JSON object)."""
+    if type_name.startswith("list<") and type_name.endswith(">"):
+        return list[_sdk_python_type(type_name[5:-1], sdk_class)]  # type: ignore[misc]
+    if type_name == "list":
+        return list[Any]
+    if type_name.startswith("map<") or type_name in ("Object", "object", "dict", "mixed", "file"):
+        return Any
+    scalar = {"string": str, "datetime": str, "bool": bool, "int": int, "unsigned int": int, "int64": int,
+              "float": float, "double": float, "Decimal": float}.get(type_name)
+    if scalar is not None:
+        return scalar
+    if isinstance(getattr(sdk_class, type_name.rsplit(".", 1)[-1], None), type):  # Campaign.Status and the like
+        return str
+    return dict[str, Any]
+
+
+def graph_object(sdk_class: type, fields: Sequence[str] | str, *, name: str | None = None,
+                 extra_fields: Mapping[str, Any] | None = None) -> type[BaseModel]:
+    """A Graph object as Facebook returns it for ``fields`` (a list or the comma-joined ``fields=`` parameter; nested
+    ``name{…}`` and ``name.limit(…)`` count as ``name``), each field typed from Meta's spec: the SDK class's
+    ``_field_types``. Every field may be missing (Facebook leaves out empty ones) and other keys are kept.
+    ``extra_fields``: keys Ad Monster adds to the object (name -> type). A field the SDK does not know is an error
+    here, so a list of fields can only name what Meta's spec has."""
+    from pydantic import create_model
+
+    wanted = _field_names(fields)
+    known: dict[str, str] = dict(getattr(sdk_class, "_field_types", {}))
+    unknown = [f for f in wanted if f not in known]
+    if unknown:
+        raise ValueError(f"{sdk_class.__name__} has no field {', '.join(unknown)} in the SDK (Meta's spec)")
+    # Facebook leaves out a field it has no value for (it does not send null), so each is optional but not nullable.
+    definitions: dict[str, Any] = {"id": (str, None)}
+    definitions.update({f: (_sdk_python_type(known[f], sdk_class), None) for f in wanted})
+    definitions.update({f: (kind, None) for f, kind in (extra_fields or {}).items()})
+    return create_model(name or f"Graph{sdk_class.__name__}", __config__=ConfigDict(extra="allow"),
+                        __doc__=f"A Facebook {sdk_class.__name__} (fields typed from Meta's spec)", **definitions)
+
+
+def _field_names(fields: Sequence[str] | str) -> list[str]:
+    text = fields if isinstance(fields, str) else ",".join(fields)
+    names, depth, current = [], 0, ""
+    for char in text:
+        if char in "{(":
+            depth += 1
+        elif char in "})":
+            depth -= 1
+        if char == "," and depth == 0:
+            names.append(current)
+            current = ""
+        else:
+            current += char
+    names.append(current)
+    return list(dict.fromkeys(re.split(r"[{.(]", n.strip(), maxsplit=1)[0] for n in names if n.strip()))
+
+
+def structured_data(data: Any) -> dict[str, Any]:
+    """An op's data as the structured content a program receives (MCP's structuredContent; what results are checked
+    against): JSON (datetimes and decimals as strings), an object (other data under `result`)."""
+    safe = json.loads(json.dumps(data, default=str))
+    return safe if isinstance(safe, dict) else {"result": safe}
+
+
 def slash_command(op: str, args: Mapping[str, Any]) -> str:
     """The command a person types for this call: `/op key=value …` (lists comma-joined, objects as JSON, quoted where
     the chat's parser needs it)."""
@@ -2674,6 +2779,22 @@ def describe_change(change: Change) -> str:
 
 def change_dicts(changes: list[Change]) -> list[dict[str, Any]]:
     return [vars(c).copy() for c in changes]
+
+
+class ChangedData(OpData):
+    """An update's answer: the object and the changes made (none when it already had those values)."""
+
+    changes: list[Change]
+
+
+@functools.cache
+def changed_data(id_key: str) -> type[OpData]:
+    """The result model of update_plan's answers for objects named by `id_key` (campaign_id, adset_id, ad_id): one
+    model per key, however many modules ask for it."""
+    from pydantic import create_model
+
+    return create_model(f"Changed{id_key.title().replace('_', '')}", __base__=ChangedData,
+                        **{id_key: (str, Field(description="The object changed."))})
 
 
 @dataclass(frozen=True)
@@ -3127,6 +3248,8 @@ class OpSpec:
     # In the small set an MCP client lists before it enables any toolset (`admonster mcp` by default): the everyday
     # account and campaign basics. Declared on the op, so the default tool list is derived, never hand-listed.
     core: bool = False
+    # What the op answers as data (OpResult.data): the MCP outputSchema, checked against every answer in the tests.
+    result: type[OpData] | None = None
 
     @property
     def description(self) -> str:
@@ -3150,6 +3273,7 @@ class OpSet:
         example: dict[str, Any] | None = None,
         group: TaskGroup | None = None,
         core: bool = False,
+        result: type[OpData] | None = None,
     ) -> Callable[[OpHandler], OpHandler]:
         def register(handler: OpHandler) -> OpHandler:
             op_name = name or handler.__name__
@@ -3169,6 +3293,7 @@ class OpSet:
                 example=example,
                 group=group,
                 core=core,
+                result=result,
             )
             return handler
 
@@ -3185,10 +3310,12 @@ StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpRes
 
 
 def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange,
-                   group: TaskGroup, core: tuple[str, ...] = ()) -> None:
+                   group: TaskGroup, core: tuple[str, ...] = (), result: type[OpData] | None = None) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
     change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description;
-    the actions named in ``core`` are core ops (OpSpec.core)."""
+    the actions named in ``core`` are core ops (OpSpec.core). Each answers ``result``, by default update_plan's answer
+    (``changed_data(id_field)``): what ``change`` returns when it goes through update_plan."""
+    result = result or changed_data(id_field)
     from pydantic import create_model
 
     for action, status, verb, kind, destructive in STATUS_OPS:
@@ -3200,7 +3327,7 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
 
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
         handler.__annotations__ = {**handler.__annotations__, "args": model}
-        ops.op(kind, destructive=destructive, idempotent=True, group=group, core=action in core)(handler)
+        ops.op(kind, destructive=destructive, idempotent=True, group=group, core=action in core, result=result)(handler)
 
 
 def closest_names(name: Any, known: Iterable[str], count: int = 3, cutoff: float = 0.5) -> list[str]:

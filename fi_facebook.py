@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
@@ -64,8 +64,11 @@ from fb_utils import (
     LeaseHolder,
     OpContext,
     OpArgs,
+    ErrorData,
+    OpData,
     OpKind,
     TaskGroup,
+    structured_data,
     OpResult,
     OpSet,
     OpSpec,
@@ -78,6 +81,7 @@ from fb_utils import (
     VIDEO_UPLOAD_LOOKUP,
     ValidationError,
     WritePlan,
+    change_dicts,
     closest_names,
     currency_offset,
     format_money,
@@ -145,6 +149,8 @@ class Registry:
     def __init__(self) -> None:
         self._ops: dict[str, OpSpec] = {}
         self._search_cache: dict[str, list[tuple[set[str], float]]] = {}
+        self._result_schemas: dict[str, dict[str, Any]] = {}
+        self._result_validators: dict[str, Any] = {}
 
     @classmethod
     def from_opsets(cls, opsets: list[OpSet]) -> "Registry":
@@ -192,6 +198,36 @@ class Registry:
         if spec.kind is not OpKind.READ:
             schema.setdefault("properties", {}).update(self.gate_properties(spec))
         return schema
+
+    def result_schema(self, spec: OpSpec) -> dict[str, Any]:
+        """What the op answers as structured content (MCP's outputSchema): its declared result model; for a write,
+        that or the gate's dry-run preview (DryRunData). Titles are left out (they repeat the names)."""
+        cached = self._result_schemas.get(spec.name)
+        if cached is None:
+            if spec.result is None:
+                raise ValueError(f"op {spec.name} declares no result model (@ops.op(..., result=Model))")
+            cached = model_output_schema(spec.result)
+            if spec.kind is not OpKind.READ:  # or its dry run, the same for every write: described once (DryRunData)
+                cached = {"type": "object", "anyOf": [{key: value for key, value in cached.items() if key != "$defs"},
+                                                      DRY_RUN_BRANCH], **({"$defs": cached["$defs"]} if "$defs" in cached else {})}
+            self._result_schemas[spec.name] = cached
+        return cached
+
+    def result_problems(self, spec: OpSpec, data: Any) -> list[str]:
+        """Where an answer's data differs from what the op declares (empty when it conforms), checked the way an MCP
+        client checks structured content: JSON Schema against the JSON it receives. A write's dry run is checked
+        against the dry-run model, anything else against the op's own (so a difference is named, not just "neither")."""
+        from jsonschema import Draft202012Validator
+
+        content = structured_data(data)
+        shape = DryRunData if content.get("dry_run") is True and spec.kind is not OpKind.READ else spec.result
+        key = f"{spec.name}:{shape.__name__}"
+        validator = self._result_validators.get(key)
+        if validator is None:
+            self.result_schema(spec)  # the whole schema must build too
+            validator = self._result_validators[key] = Draft202012Validator(model_output_schema(shape))
+        return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:300]}"
+                for error in validator.iter_errors(content)]
 
     @staticmethod
     def gate_properties(spec: OpSpec) -> dict[str, Any]:
@@ -869,6 +905,104 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     return None
 
 
+# Tests set ADMONSTER_CHECK_RESULTS to a file (tests/conftest.py; the servers they start inherit it): every answer an
+# op gives is then checked against its declared result model, and each difference is a crash of that call plus one
+# line in the file, which fails the test that caused it.
+CHECK_RESULTS_ENV = "ADMONSTER_CHECK_RESULTS"
+
+
+class ResultMismatch(AssertionError):
+    """An op answered data its result model does not allow: a bug, never the caller's fault."""
+
+
+def check_result(registry: "Registry", spec: OpSpec, result: OpResult) -> None:
+    """In tests (CHECK_RESULTS_ENV set): the answer's data against the op's result model."""
+    import os
+
+    log_path = os.environ.get(CHECK_RESULTS_ENV)
+    if not log_path or spec.result is None or is_error_answer(result):
+        return
+    _report_mismatch(log_path, spec.name, registry.result_problems(spec, result.data))
+    if spec.name not in _checked_here:  # once per op and process: the suite's summary counts the ops checked
+        _checked_here.add(spec.name)
+        _append_line(log_path, {"op": spec.name, "checked": True})
+
+
+_checked_here: set[str] = set()
+
+
+def _append_line(log_path: str, line: dict[str, Any]) -> None:
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        log_file.write(json.dumps(line) + "\n")
+
+
+def is_error_answer(result: OpResult) -> bool:
+    """A failure told as an error (FacebookError.to_data: ErrorData), not an op's own answer that is not ok (a bulk
+    update with some objects refused answers its own model, with isError)."""
+    return not result.ok and isinstance(result.data, dict) and "error" in result.data and "fix" in result.data
+
+
+def check_error(op: Any, result: OpResult) -> None:
+    """In tests: an error's data against ErrorData (every error, whatever raised it)."""
+    import os
+
+    log_path = os.environ.get(CHECK_RESULTS_ENV)
+    if log_path and is_error_answer(result):
+        problems = [f"{'/'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                    for e in _error_data_problems(structured_data(result.data))]
+        _report_mismatch(log_path, str(op), problems, error=True)
+
+
+def _error_data_problems(content: dict[str, Any]) -> list[Any]:
+    try:
+        ErrorData.model_validate(content, strict=True)
+    except PydanticValidationError as error:
+        return error.errors()
+    return []
+
+
+def _report_mismatch(log_path: str, op: str, problems: list[str], *, error: bool = False) -> None:
+    if problems:
+        found = f"{op} answered {'an error' if error else 'data'} its model refuses: " + "; ".join(problems[:5])
+        _append_line(log_path, {"op": op, "problems": problems[:5]})
+        raise ResultMismatch(found)
+
+
+class DryRunData(OpData):
+    """A write's dry run: the Graph requests it would send and the changes it would make; nothing was sent."""
+
+    dry_run: Literal[True]
+    summary: str
+    requests: list[GraphRequest]
+    changes: list[Change]
+    attention: list[str] = Field(description="Why a person would have to confirm it, beside the guardrails.")
+    validation: dict[str, Any] | None = Field(None, description="Facebook's validate_only verdict, where it was asked.")
+
+
+# A write's outputSchema allows its dry run in this short form (every write's dry run is a DryRunData, checked in full
+# in the tests; README describes it), so forty-odd write tools do not each carry the same 2 KB.
+DRY_RUN_BRANCH: dict[str, Any] = {
+    "type": "object", "required": ["dry_run", "requests", "changes"],
+    "description": "dry_run=true: the preview (DryRunData: summary, requests, changes, attention, validation); nothing was sent.",
+    "properties": {"dry_run": {"const": True}, "requests": {"type": "array"}, "changes": {"type": "array"}},
+}
+
+
+def model_output_schema(shapes: Any) -> dict[str, Any]:
+    """A result model (or a union of them) as an MCP outputSchema: a JSON Schema of an object, without titles."""
+    return {"type": "object", **_without_titles(TypeAdapter(shapes).json_schema(mode="serialization"))}
+
+
+def _without_titles(schema: Any) -> Any:
+    """A schema without what only repeats (titles) or says nothing (a null default): tools/list stays small."""
+    if isinstance(schema, dict):
+        return {key: _without_titles(value) for key, value in schema.items()
+                if not (key == "title" and isinstance(value, str)) and not (key == "default" and value is None)}
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    return schema
+
+
 def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_error: FacebookError | None) -> OpResult:
     lines = [f"DRY RUN {spec.name}: {plan.summary}. Nothing was changed; it would send {len(plan.requests)} request(s):"]
     lines += [f"  {request.describe()}" for request in plan.requests[:20]]
@@ -914,8 +1048,7 @@ def _confirmation_gone(confirmation_id: str, known: Any) -> ValidationError:
 
 
 def _change_data(change: Change) -> dict[str, Any]:
-    return {"object_id": change.object_id, "object_type": change.object_type, "object_name": change.object_name,
-            "field": change.field, "before": change.before, "after": change.after, "currency": change.currency}
+    return change_dicts([change])[0]
 
 
 def _change_from_data(data: dict[str, Any]) -> Change:
@@ -937,6 +1070,67 @@ class FacebookContext(OpContext):
 meta_ops = OpSet("fi_facebook")
 
 
+class MetaRow(BaseModel):
+    """A nested row of a meta op's answer: its keys are exactly these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- What the audit ops answer as data (their result models: MCP's outputSchema) -----------------------------------
+
+
+class AuditEntryData(MetaRow):
+    """One write of the audit log."""
+
+    id: int
+    created_at: str = Field(description="When it was recorded (ISO-8601, UTC).")
+    interface: str = Field(description="Where it came from: chat, console, mcp, api, cli, job, …")
+    op: str
+    args: dict[str, Any] = Field(description="Its arguments (without secrets).")
+    summary: str
+    changes: list[Change] = Field(description="The fields it changed (or meant to), with before and after.")
+    object_ids: list[str] = Field(description="The objects it made or changed.")
+    # A str, not a Literal of the store's AUDIT_OUTCOMES: a read op's schema names no dry run (tests/test_typed_results.py).
+    outcome: str = Field(description="ok, error, pending (sent, no answer yet) or unknown (the answer was lost); "
+                                     "reconcile settles the last two.")
+    error: str | None
+    fbtrace_id: str | None
+    undo_of: int | None = Field(description="The entry this one undid.")
+    undone_by: int | None = Field(description="The entry that undid this one.")
+
+
+class AuditLog(OpData):
+    entries: list[AuditEntryData] = Field(description="Newest first.")
+
+
+class UndoData(OpData):
+    undone: int | None = Field(description="The audit entry undone (null: Facebook already showed the earlier values).")
+    changes: list[Change] = Field(description="The fields set back (none when nothing needed it).")
+
+
+class SettledWrite(MetaRow):
+    audit_id: int
+    op: str
+    outcome: Literal["ok", "error", "unknown"]
+    object_ids: list[str]
+
+
+class ReconcileData(OpData):
+    settled: list[SettledWrite] = Field(description="Writes whose outcome is now recorded.")
+    open: list[SettledWrite] = Field(description="Writes still unknown (the hourly reconcile job looks again).")
+    entry: AuditEntryData = Field(None, description="With audit_id, when that entry was already settled: the entry.")
+
+
+class PendingConfirmation(MetaRow):
+    id: str = Field(description="Pass it as confirm (or /confirm it).")
+    op: str
+    preview: str
+
+
+class ConfirmationList(OpData):
+    confirmations: list[PendingConfirmation]
+
+
 class AuditLogArgs(OpArgs):
     """Show the audit log: every write with who, what, before/after and outcome, newest first."""
 
@@ -944,7 +1138,7 @@ class AuditLogArgs(OpArgs):
     op: str | None = Field(None, description="Only entries of this op, e.g. pause_campaign.")
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=AuditLog)
 async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
     if not entries:
@@ -974,7 +1168,7 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
 
 
-@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, result=UndoData)
 async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
     An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
@@ -1078,7 +1272,7 @@ class Verdict:
     object_ids: list[str] | None = None
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ReconcileData)
 async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
     facebook = ctx.facebook
     entries = await facebook.store.unsettled_audit(facebook.workspace.id)
@@ -1090,7 +1284,7 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
                 raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries",
                                       blame_field="audit_id")
             return OpResult(text=f"Audit entry #{entry.id} ({entry.op}) is already settled: {entry.outcome}.",
-                            data={"settled": [], "entry": _audit_data(entry)})
+                            data={"settled": [], "open": [], "entry": _audit_data(entry)})
     if not entries:
         return OpResult(text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []})
     lines, settled, still_open = [], [], []
@@ -1213,7 +1407,7 @@ class ListConfirmationsArgs(OpArgs):
 
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY)
+@meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ConfirmationList)
 async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
     pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
     if not pending:
@@ -1571,6 +1765,37 @@ def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
         reason=error.get("message") if error else (None if info.get("is_valid") else "Facebook marked it invalid"))
 
 
+# ---- What the connection ops answer as data ----
+
+
+class SigninLink(OpData):
+    url: str = Field(description="The Facebook sign-in link (single use).")
+    expires_at: str = Field(description="When the link expires (ISO-8601, UTC; 10 minutes).")
+    scopes: list[str] = Field(description="The permissions it asks for.")
+
+
+class TokenHealthData(OpData):
+    """TokenHealth.to_data: the token as Facebook's debug_token sees it (ok only when connected and valid)."""
+
+    connected: bool
+    valid: bool
+    kind: str | None = Field(description="user, system_user, page, app… (null: not connected).")
+    user_id: str | None
+    user_name: str | None
+    app_id: str | None
+    expires_at: str | None = Field(description="ISO-8601 (null: never expires, or not connected).")
+    scopes: list[str]
+    missing_scopes: list[str] = Field(description="Permissions Ad Monster asks for that the token lacks.")
+    reason: str | None = Field(description="Why it is not valid.")
+    source: str | None = Field(description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store.")
+    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")
+
+
+class Disconnected(OpData):
+    disconnected: Literal[True]
+    revoked: bool = Field(description="Whether Facebook's permissions for Ad Monster were revoked.")
+
+
 class ConnectArgs(OpArgs):
     """Connect Facebook: returns the sign-in link (valid 10 minutes) that grants Ad Monster the permissions its ops need."""
 
@@ -1578,7 +1803,7 @@ class ConnectArgs(OpArgs):
                                             "one it is connected to (without it, such a sign-in is refused).")
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect", result=SigninLink)
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None or facebook.callback_url is None:
@@ -1595,7 +1820,7 @@ class TokenStatusArgs(OpArgs):
     """The Facebook connection's health: valid or not, when it expires, its scopes and the scopes still missing."""
 
 
-@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status")
+@meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status", result=TokenHealthData)
 async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1616,7 +1841,7 @@ class DisconnectArgs(OpArgs):
     """Disconnect Facebook: revoke Ad Monster's permissions where Facebook allows, and delete the stored token."""
 
 
-@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True)
+@meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True, result=Disconnected)
 async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
     facebook = ctx.facebook
     if facebook.connector is None:
@@ -1693,6 +1918,7 @@ class Facebook:
             result.text += "\n(" + "; ".join(waits) + ")"
             if isinstance(result.data, dict):
                 result.data.setdefault("rate_limit_waits", waits)
+        check_error(op, result)
         return result
 
     async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any]) -> OpResult:
@@ -1727,6 +1953,13 @@ class Facebook:
 
     async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
                    dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
+        result = await self._run_op(spec, model, arguments, interface, dry_run=dry_run, confirmed=confirmed,
+                                    previewed=previewed)
+        check_result(self.registry, spec, result)
+        return result
+
+    async def _run_op(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
+                      dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):

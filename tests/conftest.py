@@ -25,46 +25,78 @@ from testkit import SANDBOX_START, sandbox_clock
 FORBIDDEN_LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
 # Found in product requests on this branch and removed on another: reported as expected failures, not errors.
 PENDING_FORBIDDEN: dict[str, str] = {}   # feature -> why a product request may still carry it (none: the check is strict)
-_forbidden: dict = {"path": None, "offset": 0, "deliberate": 0, "product": []}
+_forbidden: dict = {"deliberate": 0, "product": []}
+
+# ---- Every answer an op gives matches its declared result model (issue 20: MCP's outputSchema) ---------------------
+# fi_facebook checks each answer when ADMONSTER_CHECK_RESULTS names a file, in this process and in every server a test
+# starts; a difference crashes that call and adds one line to the file, attributed here to the running test. Any line
+# fails the session.
+_mismatches: list = []
+_checked_ops: set = set()  # ops whose answers the check saw (once per op and process)
+
+
+class ChildLog:
+    """A JSON-lines file named by an environment variable (inherited by child processes), read test by test."""
+
+    def __init__(self, env: str, prefix: str) -> None:
+        self.env, self.prefix, self.path, self.offset, self.ours = env, prefix, None, 0, False
+
+    def open(self) -> None:
+        import tempfile
+
+        if not os.environ.get(self.env):
+            handle, path = tempfile.mkstemp(prefix=self.prefix, suffix=".jsonl")
+            os.close(handle)
+            os.environ[self.env] = path
+            self.ours = True
+        self.path = os.environ[self.env]
+        self.offset = os.path.getsize(self.path)
+
+    def new_lines(self) -> list[dict]:
+        import json
+
+        if not self.path or not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8") as log:
+            log.seek(self.offset)
+            text = log.read()
+        complete = text[: text.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        if self.ours and self.path:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+            os.environ.pop(self.env, None)
+
+
+FORBIDDEN_LOG = ChildLog(FORBIDDEN_LOG_ENV, "admonster-forbidden-")
+RESULT_LOG = ChildLog("ADMONSTER_CHECK_RESULTS", "admonster-results-")
 
 
 def pytest_configure(config):
-    import tempfile
-
     config.addinivalue_line("markers", "sends_forbidden: the test sends a legacy Graph feature, standard_enhancements "
                                        "or Explore on purpose (to check the sandbox's refusal or the old-app path)")
-    if not os.environ.get(FORBIDDEN_LOG_ENV):
-        handle, path = tempfile.mkstemp(prefix="admonster-forbidden-", suffix=".jsonl")
-        os.close(handle)
-        os.environ[FORBIDDEN_LOG_ENV] = path
-        _forbidden["ours"] = True
-    _forbidden["path"] = os.environ[FORBIDDEN_LOG_ENV]
-    _forbidden["offset"] = os.path.getsize(_forbidden["path"])
-
-
-def _new_forbidden_lines() -> list[dict]:
-    import json
-
-    path = _forbidden["path"]
-    if not path or not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as log:
-        log.seek(_forbidden["offset"])
-        text = log.read()
-    complete = text[: text.rfind("\n") + 1]
-    _forbidden["offset"] += len(complete.encode("utf-8"))
-    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+    FORBIDDEN_LOG.open()
+    RESULT_LOG.open()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    _new_forbidden_lines()  # anything written between tests is not this test's
+    FORBIDDEN_LOG.new_lines()  # anything written between tests is not this test's
+    RESULT_LOG.new_lines()
     yield
-    lines = _new_forbidden_lines()
+    lines = FORBIDDEN_LOG.new_lines()
     if item.get_closest_marker("sends_forbidden"):
         _forbidden["deliberate"] += len(lines)
     else:
         _forbidden["product"].extend((item.nodeid, line) for line in lines)
+    for line in RESULT_LOG.new_lines():
+        if line.get("checked"):
+            _checked_ops.add(line["op"])
+        else:
+            _mismatches.append((item.nodeid, line))
 
 
 def forbidden_verdict() -> tuple[list, list]:
@@ -136,7 +168,7 @@ def home_leaks_verdict(root: Path | None) -> list[str]:
 
 def pytest_sessionfinish(session, exitstatus):
     failures, _ = forbidden_verdict()
-    if failures and session.exitstatus == 0:
+    if (failures or _mismatches) and session.exitstatus == 0:
         session.exitstatus = 1
     factory = getattr(session.config, "_tmp_path_factory", None)
     basetemp = getattr(factory, "_basetemp", None)
@@ -147,10 +179,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_unconfigure(config):
-    if _forbidden.get("ours") and _forbidden["path"]:
-        with contextlib.suppress(OSError):
-            os.remove(_forbidden["path"])
-        os.environ.pop(FORBIDDEN_LOG_ENV, None)
+    FORBIDDEN_LOG.close()
+    RESULT_LOG.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -166,6 +196,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("FAILED: personal data or secrets in the files Ad Monster wrote (issue 18)", red=True)
         for line in _private["leaks"][:30]:
             write(line)
+    if _checked_ops:
+        from fi_facebook import REGISTRY
+
+        unseen = sorted(set(REGISTRY.names()) - _checked_ops)
+        whole = not config.args or all(Path(a).resolve() == (config.rootpath / "tests").resolve() for a in config.args)
+        write(f"typed results: the answers of {len(_checked_ops & set(REGISTRY.names()))} of {len(REGISTRY.names())} ops "
+              f"were checked against their models" + (f"; never answered in this run: {', '.join(unseen)}" if unseen and whole else ""))
+    if _mismatches:
+        terminalreporter.section("FAILED: ops answered data their result models refuse (issue 20)", red=True)
+        for nodeid, line in _mismatches[:30]:
+            write(f"{nodeid}: {line['op']}: {'; '.join(line['problems'])}")
     if failures:
         terminalreporter.section("FAILED: the product sent forbidden Graph requests (issue 17)", red=True)
         for nodeid, line in failures[:30]:
@@ -279,9 +320,10 @@ async def facebook(store, graph, demo_accounts, sandbox, tmp_path):
 
 @pytest.fixture
 def clean_environment(monkeypatch, tmp_path):
-    """No ADMONSTER_* variable or .env from the machine running the tests leaks in."""
+    """No ADMONSTER_* variable or .env from the machine running the tests leaks in (the suite's own result check stays:
+    every answer in these tests is checked against its result model too)."""
     for name in list(os.environ):
-        if name.startswith("ADMONSTER_"):
+        if name.startswith("ADMONSTER_") and name != RESULT_LOG.env:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

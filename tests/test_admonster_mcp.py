@@ -22,10 +22,11 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 import admonster_mcp
 from admonster_mcp import build_tools, resource_metadata_url
-from admonster_tools import MCP_SETTING, META_TOOLS, OUTPUT_SCHEMA
+from admonster_tools import MCP_SETTING, META_TOOLS
 from admonster_runtime import SANDBOX_AUTOCONNECT
 from fi_facebook import REGISTRY
-from fb_utils import OpKind
+from fb_utils import ErrorData, OpKind
+from jsonschema import Draft202012Validator
 from testkit import SANDBOX_START_ENV, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def test_tools_follow_the_registry():
     assert set(both) == {"facebook", *META_TOOLS, *REGISTRY.names()}
     for spec in REGISTRY.specs():
         tool = both[spec.name]
-        assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == OUTPUT_SCHEMA
+        assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == REGISTRY.result_schema(spec)
         assert tool.annotations.read_only_hint is (spec.kind is OpKind.READ)
         assert tool.annotations.destructive_hint is spec.destructive and tool.annotations.idempotent_hint is spec.idempotent
     assert [t.name for t in build_tools("single")] == ["facebook"]
@@ -109,6 +110,18 @@ async def test_stdio_lists_and_calls_tools(tmp_path):
 
         dry = await session.call_tool("pause_campaign", {"campaign_id": campaigns[0]["id"], "dry_run": True})
         assert not dry.is_error and dry.structured_content["dry_run"] is True
+
+        # Typed results (issue 20, item 3): what each tool answers validates against the outputSchema it listed (the
+        # client checked too), and an error's structured content is the error model.
+        one_campaign = await session.call_tool("get_campaign", {"campaign_id": campaigns[0]["id"]})
+        for name, answer in (("list_campaigns", listed_campaigns), ("pause_campaign", dry), ("get_campaign", one_campaign)):
+            assert not answer.is_error and tools[name].output_schema == REGISTRY.result_schema(REGISTRY.require(name))
+            Draft202012Validator(tools[name].output_schema).validate(answer.structured_content)
+        assert one_campaign.structured_content["campaign"]["id"] == campaigns[0]["id"]
+        for failed in (bad, unknown, unknown_op):
+            error = ErrorData.model_validate(failed.structured_content, strict=True)
+            assert error.error == "validation" and error.fix and error.retryable is False
+        assert ErrorData.model_validate(bad.structured_content).blame_field == "limit"
 
 
 async def test_stdio_single_tool_mode(tmp_path):

@@ -107,6 +107,9 @@ async def test_a_budget_raise_whose_answers_are_lost_is_unknown_then_reconciled_
     reconciled = await fast.call("reconcile", {"audit_id": audited.id})
     assert "it happened: Facebook shows the new values" in reconciled.text
     assert (await entry(fast, audited.id)).outcome == "ok"
+    again = await fast.call("reconcile", {"audit_id": audited.id})  # settled: the entry, in the op's one shape
+    assert again.ok and "already settled" in again.text and again.data["settled"] == again.data["open"] == []
+    assert again.data["entry"]["id"] == audited.id and again.data["entry"]["outcome"] == "ok"
     undone = await fast.call("undo", {"audit_id": audited.id})
     assert undone.ok, undone.text
     assert await budget_of(fast, campaign["id"]) == before

@@ -54,6 +54,21 @@ async def test_update_spend_cap_confirm_and_undo(facebook, demo_accounts):
     assert back.data["account"]["spend_cap"] == str(cap)
 
 
+async def test_an_unchanged_spend_cap_answers_like_a_change(facebook, demo_accounts):
+    """Typed results (issue 20): "nothing to change" answers the op's one shape, with no changes."""
+    from fi_facebook import REGISTRY
+
+    await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
+    spent = int((await facebook.call("get_ad_account")).data["account"]["amount_spent"])
+    changed = await facebook.call("update_spend_cap", {"spend_cap": spent + 30000})
+    same = await facebook.call("update_spend_cap", {"spend_cap": spent + 30000})
+    assert changed.ok and same.ok and "nothing to change" in same.text, same.text
+    assert len(changed.data["changes"]) == 1 and changed.data["spend_cap"] == spent + 30000
+    assert same.data == {"ad_account_id": demo_accounts["USD"], "spend_cap": spent + 30000, "changes": []}
+    spec = REGISTRY.require("update_spend_cap")
+    assert REGISTRY.result_problems(spec, changed.data) == [] and REGISTRY.result_problems(spec, same.data) == []
+
+
 async def test_removing_the_spend_cap_needs_confirmation(facebook):
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
     spent = int((await facebook.call("get_ad_account")).data["account"]["amount_spent"])

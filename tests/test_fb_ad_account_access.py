@@ -236,6 +236,8 @@ async def test_assign_and_remove_a_user_with_audit(facebook, graph, sandbox, dem
 
     same = await facebook.call("assign_account_user", {"user_id": casey, "tasks": ["ADVERTISE"]})
     assert same.ok and "nothing to change" in same.text
+    # the same shape as a change (typed results, issue 20): before = tasks, no changes
+    assert same.data["before"] == same.data["tasks"] == ["ADVERTISE", "ANALYZE", "DRAFT"] and same.data["changes"] == []
 
     admin = await facebook.call("assign_account_user", {"user_id": casey, "tasks": ["MANAGE"]})
     assert admin.ok and "full control" in admin.text

@@ -474,3 +474,16 @@ def test_day_parting_words():
     account = AccountInfo("act_1", "A", "USD", 100, 100, "America/New_York", 1)
     text = day_parting_text([{"start_minute": 540, "end_minute": 1020, "days": [1, 2, 3, 5, 0], "timezone_type": "ADVERTISER"}], account)
     assert text == "runs only Mon–Wed, Fri, Sun 09:00–17:00 in the ad account's time zone (America/New_York)"
+
+
+def test_status_ops_and_updates_answer_update_plans_one_model():
+    """Typed results (issue 20): every status op (declared by add_status_ops) and every update through update_plan
+    answers changed_data(<id key>), one model per key, whichever module asks for it."""
+    from fb_utils import changed_data
+    from fi_facebook import REGISTRY
+
+    for noun, key in (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id")):
+        for action in ("pause", "resume", "archive", "delete"):
+            assert REGISTRY.require(f"{action}_{noun}").result is changed_data(key), (action, noun)
+    assert REGISTRY.require("update_adset").result is REGISTRY.require("set_schedule").result is changed_data("adset_id")
+    assert set(changed_data("adset_id").model_fields) >= {"adset_id", "changes"}

@@ -516,6 +516,7 @@ async def test_validate_reports_every_local_problem_without_asking_facebook(face
                                                         "special_ad_categories": ["EMPLOYMENT"]})
     assert result.ok and result.data["valid"] is False and result.data["checked_by"] == "local"
     assert [p["rule"] for p in result.data["problems"]] == ["R10", "R11", "R11", "R12", "R15"]
+    assert result.data["ad_account_id"] == (await facebook.selections())["ad_account"]  # on every path (issue 20)
     assert "1885364" in result.text and "2490392" in result.text and "Fix:" in result.text
     routes = (await sandbox.stats())["by_route"]
     assert not [route for route in routes if "targetingsentencelines" in route], routes

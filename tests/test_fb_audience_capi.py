@@ -29,6 +29,7 @@ from fb_audience import (
     send_events,
 )
 from fb_utils import OpContext, ValidationError, configure_logging
+from fi_facebook import REGISTRY
 from testkit import sandbox_clock
 
 
@@ -297,6 +298,41 @@ async def test_sent_events_leave_no_personal_data_in_the_audit_log(facebook):
     stored = json.dumps(entry.args, ensure_ascii=False).lower()
     assert "buyer0@example.com" not in stored and "zoë" not in stored and "berlin" not in stored
     assert "personal data withheld" in stored
+
+
+async def test_tracking_ops_answer_what_their_result_models_declare(facebook, tmp_path):
+    """Every pixel, event, custom conversion and GTM op through the dispatcher (issue 20, item 3): each answer as its
+    result model declares it (the suite checks every answer too; here each one is named), and a drifted one refused."""
+    def conforms(op: str, result) -> dict:
+        assert result.ok, result.text
+        assert REGISTRY.result_problems(REGISTRY.require(op), result.data) == [], op
+        return result.data
+
+    made = conforms("create_pixel", await facebook.call("create_pixel", {"name": "Typed results pixel"}))
+    pixel = made["pixel_id"]
+    assert made["object_ids"] == [pixel] and made["ad_account_id"].startswith("act_")
+    assert pixel in [p["id"] for p in conforms("list_pixels", await facebook.call("list_pixels"))["pixels"]]
+    got = conforms("get_pixel", await facebook.call("get_pixel", {"pixel_id": pixel}))
+    assert got["pixel"]["id"] == pixel and got["pixel"]["name"] == "Typed results pixel"
+    sent = conforms("send_events", await facebook.call("send_events", {"pixel_id": pixel, "events": [event(1), purchase(2)]}))
+    assert (sent["events_sent"], sent["events_received"], sent["event_ids_derived"], sent["requests"]) == (2, 2, 1, 1)
+    assert sent["batches"][0]["events_received"] == 2 and sent["event_counts"] == {"Purchase": 2}
+    stats = conforms("pixel_stats", await facebook.call("pixel_stats", {"pixel_id": pixel, "period": "last_hour"}))
+    assert stats["totals"] == {"Purchase": 2} and stats["end_time"] > stats["start_time"]
+    rule = {"url_contains": "thank-you"}
+    conversion = conforms("create_custom_conversion", await facebook.call("create_custom_conversion", {
+        "name": "Typed thanks", "pixel_id": pixel, "rule": rule, "default_value": 25, "description": "typed"}))
+    assert conversion["default_conversion_value"] == 25 and conversion["event_source_id"] == pixel
+    listed = conforms("list_custom_conversions", await facebook.call("list_custom_conversions"))["custom_conversions"]
+    assert conversion["custom_conversion_id"] in [c["id"] for c in listed]
+    deleted = conforms("delete_custom_conversion", await facebook.call(
+        "delete_custom_conversion", {"custom_conversion_id": conversion["custom_conversion_id"]}))
+    assert deleted["custom_conversion_id"] == conversion["custom_conversion_id"]
+    exported = conforms("gtm_export", await facebook.call("gtm_export", {"pixel_id": pixel, "events": ["Purchase", "Lead"]}))
+    assert exported["tags"] == 3 and exported["events"] == ["Purchase", "Lead"]
+    # A sloppy answer (a count as a string, a key nobody declared) is named, not let through.
+    drifted = REGISTRY.result_problems(REGISTRY.require("send_events"), {**sent, "events_received": "2", "extra": 1})
+    assert any(p.startswith("events_received:") for p in drifted) and any("extra" in p for p in drifted)
 
 
 # ---------------------------------------------------------------------------------------------------------------

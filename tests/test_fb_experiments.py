@@ -19,7 +19,7 @@ import pytest
 
 from conftest import SandboxHandle
 from fb_sandbox.server import SandboxServer
-from fi_facebook import Facebook
+from fi_facebook import REGISTRY, Facebook
 from test_fb_ads_launch import image_file
 from testkit import SANDBOX_START, job_context, sandbox_clock
 
@@ -350,6 +350,10 @@ async def test_status_before_and_after_delivery_report_and_stop(world, tmp_path)
     assert [await status_of(world.graph, v["campaign_id"]) for v in variants] == ["PAUSED", "PAUSED"]
     await advance(world.sandbox, 8 * DAY)
     assert (await check(world.fb))["events"] == []  # a stopped experiment is left alone
+    again = await world.fb.call("stop_experiment", {"experiment_id": launched["experiment_id"]})
+    assert again.ok and "already stopped: nothing to stop" in again.text, again.text
+    assert again.data["experiment"]["status"] == "stopped" and "object_ids" not in again.data  # nothing was paused
+    assert REGISTRY.result_problems(REGISTRY.require("stop_experiment"), again.data) == []
     missing = await world.fb.call("experiment_status", {"experiment_id": 999})
     assert not missing.ok and "list_experiments" in missing.text
 

@@ -343,7 +343,7 @@ async def test_async_report_lifecycle_ops(facebook, sandbox, tmp_path):
     with open(everything.files[0], newline="") as handle:
         lines = list(csv.DictReader(handle))
     direct = await facebook.call("get_insights", {"level": "ad", "date_preset": "last_14d", "time_increment": 1})
-    assert len(lines) == everything.data["rows"] == direct.data["row_count"]
+    assert len(lines) == everything.data["row_count"] == direct.data["row_count"]
     assert everything.data["totals"]["spend_minor"] == direct.data["totals"]["spend_minor"]
 
 
@@ -420,6 +420,36 @@ async def test_compare_two_periods_and_objects_side_by_side(facebook, demo_accou
     assert side.ok, side.text
     assert set(side.data["objects"]) == set(ids) and side.text.count("\n- ") == len(ids)
     assert side.data["objects"][demo_accounts["USD"]]["spend_minor"] == now.data["totals"]["spend_minor"]
+
+
+async def test_an_object_without_delivery_answers_the_shape_its_ops_declare(facebook):
+    """Issue 20 (typed results): the "no delivery" answers carry the keys of the delivering ones, and each is what the
+    op's result model (its MCP outputSchema) allows."""
+    from fi_facebook import REGISTRY
+
+    made = await facebook.call("create_campaign", {"name": "Quiet campaign", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+    assert made.ok, made.text
+    quiet_id = made.data["campaign_id"]
+    delivering = await facebook.call("get_insights", {"date_preset": "last_7d"})
+    quiet = await facebook.call("get_insights", {"object_id": quiet_id, "date_preset": "last_7d"})
+    assert delivering.ok and delivering.data["row_count"] > 0, delivering.text
+    assert quiet.ok and "No delivery" in quiet.text and quiet.data["rows"] == [] and quiet.data["row_count"] == 0, quiet.text
+    assert set(quiet.data) == set(delivering.data) and quiet.data["totals"]["spend_minor"] == 0
+    compared = await facebook.call("compare_insights", {"object_ids": [quiet_id], "date_preset": "last_7d"})
+    assert compared.ok and compared.data["comparison"] is None and "nothing to compare" in compared.text, compared.text
+    assert compared.data["period"] == "last_7d" and compared.data["currency"] == delivering.data["currency"]
+    chart = await facebook.call("chart_insights", {"object_id": quiet_id, "date_preset": "last_7d"})
+    assert chart.ok and chart.data["days"] == 0 and not chart.files, chart.text
+    for op, answer in (("get_insights", quiet), ("compare_insights", compared), ("chart_insights", chart)):
+        assert REGISTRY.result_problems(REGISTRY.require(op), answer.data) == [], op
+
+
+def test_the_row_model_names_every_number_a_metric_row_answers():
+    row = fi.parse_row(_row(impressions=10, clicks=1, spend="1.00", campaign_id="7", age="25-34"), "USD")
+    assert set(row.to_dict()) - set(row.dims) == set(fi.Metrics.model_fields)
+    assert fi.InsightsRow.model_validate(row.to_dict()).campaign_id == "7"  # age: a breakdown value, kept as it came
+    total = fi.Metrics.model_validate(fi.totals([row, row]).to_dict())  # totals: the numbers only
+    assert (total.impressions, total.spend_minor, total.ctr) == (20, 200, 10.0)
 
 
 async def test_recommendations_over_the_sandbox(facebook, graph, sandbox, demo_accounts):
