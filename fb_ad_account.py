@@ -15,9 +15,10 @@ from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.business import Business
 from facebook_business.adobjects.campaign import Campaign
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from fb_utils import (
+    DataRow,
     DEFAULT_API_VERSION,
     Change,
     api_version_warning,
@@ -56,12 +57,6 @@ DETAIL_FIELDS = ",".join([A.id, A.account_id, A.name, A.currency, A.account_stat
 AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
 
 # ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
-
-
-class Row(BaseModel):
-    """A nested row of an answer: its keys are exactly these."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 ListedAdAccount = graph_object(AdAccount, LIST_FIELDS, name="ListedAdAccount")
@@ -170,7 +165,7 @@ ATTENTION_KINDS = ("no_active_adset", "budget_nearly_spent", "campaign_issue", "
 OverviewCampaign = graph_object(Campaign, OVERVIEW_CAMPAIGN_FIELDS, name="OverviewCampaign")
 
 
-class CampaignBudgetSummary(Row):
+class CampaignBudgetSummary(DataRow):
     """One delivering campaign: its daily budget where it lives and its spend today (minor units)."""
 
     id: str
@@ -182,7 +177,7 @@ class CampaignBudgetSummary(Row):
     spend_today: int = Field(description="Spend today in minor units (the account's day).")
 
 
-class AttentionItem(Row):
+class AttentionItem(DataRow):
     """Something that needs a person's attention, with the command that fixes it in `text`."""
 
     kind: Literal[ATTENTION_KINDS]  # type: ignore[valid-type]
@@ -477,7 +472,7 @@ async def assigned_users(ctx: OpContext, account_id: str, business_id: str) -> l
 BusinessRef = graph_object(Business, BUSINESS_REF_FIELDS, name="BusinessRef")
 
 
-class AccountUser(Row):
+class AccountUser(DataRow):
     """A person with access to the ad account and their tasks (most powerful first)."""
 
     id: str
@@ -688,7 +683,7 @@ INSTAGRAM_FIELDS = "id,username,name,profile_picture_url"
 # ---- What the page and Instagram ops answer ----
 
 
-class PageData(Row):
+class PageData(DataRow):
     """A Facebook page this person manages, as the ops keep it (never its access token)."""
 
     id: str
@@ -708,7 +703,7 @@ class PageList(OpData):
     auto_selected: str | None = Field(description="The page this call selected because it is the only one (null: none).")
 
 
-class PageSelections(Row):
+class PageSelections(DataRow):
     """What a select call saved for the workspace."""
 
     page: str
@@ -720,7 +715,7 @@ class SelectedPage(OpData):
     selected: PageSelections
 
 
-class InstagramSource(Row):
+class InstagramSource(DataRow):
     """Where an Instagram account is linked: a page (with its name) or the ad account."""
 
     type: Literal["page", "ad_account"]
@@ -728,7 +723,7 @@ class InstagramSource(Row):
     name: str = Field(None, description="The page's name (pages only).")
 
 
-class InstagramAccountData(Row):
+class InstagramAccountData(DataRow):
     id: str
     username: str | None
     name: str | None

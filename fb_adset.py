@@ -33,6 +33,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
 from fb_utils import (
+    DataRow,
+    ListPage,
     list_page,
     list_text,
     account_zone,
@@ -1236,16 +1238,10 @@ async def _campaign_categories(ctx: OpContext, campaign_id: str) -> tuple[list[s
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class Row(BaseModel):
-    """A nested row of an answer: its keys are exactly these."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 TargetingDict = Field(description="The targeting spec as Ad Monster sends it to Facebook (a Targeting object).")
 
 
-class TargetingProblem(Row):
+class TargetingProblem(DataRow):
     """One reason a targeting spec is refused, with the code and subcode Facebook gives (docs/adset_rules.md)."""
 
     message: str
@@ -1467,7 +1463,7 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
 TargetingEntry = graph_object(AdAccountTargetingUnified, list(AdAccountTargetingUnified._field_types), name="TargetingEntry")
 
 
-class TargetingRef(Row):
+class TargetingRef(DataRow):
     """An entry as targeting takes it: {id, name}."""
 
     id: str
@@ -1799,12 +1795,11 @@ AdSetObject = graph_object(AdSet, ADSET_FIELDS, name="AdSetObject")
 ChangedAdSet = changed_data("adset_id")  # update_adset, set_schedule and the status ops (update_plan's answer)
 
 
-class AdSetList(OpData):
+class AdSetList(ListPage):
     ad_account_id: str
     campaign_id: str | None = Field(description="The campaign listed (null: every ad set of the ad account).")
     currency: str
     adsets: list[ListedAdSet]  # type: ignore[valid-type]
-    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page.")
 
 
 class AdSetData(OpData):

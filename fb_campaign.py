@@ -9,6 +9,7 @@ from facebook_business.adobjects.campaign import Campaign
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fb_utils import (
+    ListPage,
     list_page,
     list_text,
     slash_command,
@@ -77,11 +78,10 @@ CampaignObject = graph_object(Campaign, CAMPAIGN_FIELDS, name="CampaignObject")
 ChangedCampaign = changed_data("campaign_id")
 
 
-class CampaignList(OpData):
+class CampaignList(ListPage):
     ad_account_id: str
     currency: str
     campaigns: list[ListedCampaign]  # type: ignore[valid-type]
-    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page.")
 
 
 class CampaignData(OpData):

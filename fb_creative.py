@@ -39,6 +39,8 @@ from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
 from fb_utils import (
+    DataRow,
+    ListPage,
     list_page,
     list_text,
     when_text,
@@ -972,10 +974,8 @@ ListedImage = graph_object(AdImage, IMAGE_LIST_FIELDS, name="ListedImage")
 VideoObject = graph_object(AdVideo, VIDEO_STATUS_FIELDS, name="VideoObject")
 
 
-class StoredImage(BaseModel):
+class StoredImage(DataRow):
     """An image stored in the ad account's library (what upload_image_bytes answers)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     hash: str = Field(description="The image hash: how creatives name the image (in this ad account only).")
     url: str = Field(description="Facebook's URL of the stored image.")
@@ -986,18 +986,14 @@ class StoredImage(BaseModel):
     format: str = Field(description="jpeg, png, gif, bmp, tiff or webp.")
 
 
-class ChunkResume(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChunkResume(DataRow):
     at: int = Field(description="Byte offset of the chunk that failed.")
     error: int | str = Field(description="Facebook's error subcode, else the error kind.")
     next: int = Field(description="Offset the upload went on from.")
 
 
-class StoredVideo(BaseModel):
+class StoredVideo(DataRow):
     """A video uploaded in chunks (what upload_video_file answers)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     video_id: str
     id: str = Field(description="The same video id.")
@@ -1433,9 +1429,7 @@ async def get_creative(ctx: OpContext, args: GetCreativeArgs) -> OpResult:
 # ---- What the op answers as data ----------------------------------------------------------------------------------
 
 
-class PreviewFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreviewFile(DataRow):
     format: PreviewFormat
     ad_format: str = Field(description="Facebook's AdPreview.AdFormat it was asked as.")
     html: str = Field(description="The HTML file written (absolute path).")
@@ -1689,9 +1683,8 @@ AdObject = graph_object(Ad, AD_FIELDS, name="AdObject")
 ChangedAd = changed_data("ad_id")
 
 
-class AdList(OpData):
+class AdList(ListPage):
     ads: list[ListedAd]  # type: ignore[valid-type]
-    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page or with all_pages.")
 
 
 class AdData(OpData):
@@ -2046,16 +2039,12 @@ BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00
 # ---- What the ops answer as data ------------------------------------------------------------------------------------
 
 
-class LaunchStepRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LaunchStepRef(DataRow):
     step: str = Field(description="campaign, adset, image:0, video:1.0, creative:0, ad:0, ...")
     id: str = Field(description="The object (or image hash, video id) it made.")
 
 
-class NextCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NextCall(DataRow):
     op: str
     args: dict[str, Any]
 
@@ -2083,10 +2072,8 @@ class LaunchOutcome(OpData):
     next: list[NextCall] = Field(None, description="failed: the calls that go on from here.")
 
 
-class LaunchStep(BaseModel):
+class LaunchStep(DataRow):
     """One step of a launch as the journal holds it (LaunchRecord.steps)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: Literal["sending", "done", "failed", "deleted"]
     object_id: str | None = Field(description="The object the step made; null until it made one.")

@@ -26,9 +26,10 @@ from zoneinfo import ZoneInfo
 
 from facebook_business.adobjects.adreportrun import AdReportRun
 from facebook_business.adobjects.adsinsights import AdsInsights
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from fb_utils import (
+    DataRow,
     counted,
     next_page_lines,
     AccountInfo,
@@ -597,11 +598,9 @@ def derived(m: MetricRow) -> dict[str, float | None]:
     }
 
 
-class Metrics(BaseModel):
+class Metrics(DataRow):
     """A MetricRow's numbers as the ops answer them (``MetricRow.to_dict`` without dims): counts, money in minor units of
     the account currency, and the ratios derived from them (null where the denominator is zero)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     impressions: int
     reach: int = Field(description="Summed over rows it is an upper bound: Facebook's reach is not additive.")
@@ -1118,9 +1117,7 @@ class InsightsData(OpData):
         description="With attribution_windows: window (and 'value', the default) -> action type -> count; null otherwise.")
 
 
-class MetricChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MetricChange(DataRow):
     current: float | None
     previous: float | None
     delta: float | None
@@ -1333,9 +1330,7 @@ class ReportStarted(OpData):
     params: dict[str, Any] = Field(description="The Graph parameters the report was started with.")
 
 
-class ReportFailure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReportFailure(DataRow):
     code: int
     error_subcode: int
     error_user_title: str | None
@@ -1712,16 +1707,12 @@ ISSUE_STATUSES = ("WITH_ISSUES", "DISAPPROVED")
 # ---- What the op answers as data ----------------------------------------------------------------------------------
 
 
-class RecommendedAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RecommendedAction(DataRow):
     op: str = Field(description="The op that acts on the recommendation.")
     args: dict[str, Any] = Field(description="Its arguments.")
 
 
-class RecommendationRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RecommendationRow(DataRow):
     rule: str = Field(description="The rule that fired: low_ctr, cpc_rising, creative_fatigue, budget_limited_winner, "
                                   "underspending, learning_phase or ad_issues.")
     object_id: str
@@ -2078,10 +2069,8 @@ def _show_metric(metric: str, value: float | None, currency: str | None) -> str:
 # ---- What the ops answer as data ------------------------------------------------------------------------------------
 
 
-class AlertRule(BaseModel):
+class AlertRule(DataRow):
     """An alert rule (AlertRuleRecord). Money thresholds and max_budget are minor units of currency."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: int
     name: str
@@ -2238,9 +2227,7 @@ async def delete_alert(ctx: OpContext, args: DeleteAlertArgs) -> WritePlan:
 # ---- What the op answers as data ----------------------------------------------------------------------------------
 
 
-class FiredAlert(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FiredAlert(DataRow):
     rule_id: int
     rule: str = Field(description="The rule's name.")
     fired_at: str = Field(description="ISO 8601, UTC.")
@@ -2377,9 +2364,7 @@ async def evaluate_alerts(ctx: OpContext, args: EvaluateAlertsArgs) -> OpResult 
 # ---- What the op answers as data ----------------------------------------------------------------------------------
 
 
-class AccountSnapshots(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccountSnapshots(DataRow):
     ad_account_id: str
     day: str = Field(description="YYYY-MM-DD, in the account's time zone.")
     snapshots: int = Field(description="Objects kept for that day.")
@@ -2445,9 +2430,7 @@ class TopCampaign(WeekMetrics):
     name: str
 
 
-class WeeklyAccount(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WeeklyAccount(DataRow):
     ad_account_id: str
     name: str
     currency: str
@@ -2458,9 +2441,7 @@ class WeeklyAccount(BaseModel):
     recommendations: list[str]
 
 
-class DayRange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DayRange(DataRow):
     since: str = Field(description="YYYY-MM-DD")
     until: str = Field(description="YYYY-MM-DD")
 
@@ -2573,17 +2554,13 @@ async def weekly_report(ctx: OpContext, args: WeeklyReportArgs) -> OpResult:
 # ---- What the ops answer as data (money in minor units of each account's currency) --------------------------------
 
 
-class CampaignSpend(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CampaignSpend(DataRow):
     campaign_id: str
     name: str
     spend_minor: int
 
 
-class SpendSum(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SpendSum(DataRow):
     spend_minor: int
     fee_minor: int = Field(description="The agency fee on the spend.")
     total_minor: int = Field(description="Spend plus fee.")
@@ -2603,9 +2580,7 @@ class SpendReport(OpData):
     totals: dict[str, SpendSum] = Field(description="Currency -> the sums over its accounts.")
 
 
-class LedgerAccount(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LedgerAccount(DataRow):
     ad_account_id: str
     name: str
     day: str = Field(description="YYYY-MM-DD, in the account's time zone.")

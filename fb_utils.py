@@ -2490,6 +2490,12 @@ class ErrorData(BaseModel):
     http_status: int | None = None
 
 
+class DataRow(BaseModel):
+    """A nested row of an op's answer (a campaign's spend, a launch step, an alert): its keys are exactly these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
     """One field type of Meta's spec (the SDK's ``_field_types`` strings) as a Python type; enums and nested objects
     loosely (an SDK enum lags the API, so an enum is a string; a nested object is a JSON object)."""
@@ -2596,6 +2602,12 @@ async def list_page(graph: Any, path: str, args: Any, fields: str, statuses: Seq
     page = await graph.get(path, params)
     paging = page.get("paging", {})
     return page.get("data", []), paging.get("cursors", {}).get("after") if paging.get("next") else None
+
+
+class ListPage(OpData):
+    """Base of a list op's result model (list_page's answer): its objects, and the cursor of the next page."""
+
+    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page or with all_pages.")
 
 
 def list_text(op: str, args: BaseModel, what: str, where: str, rows: list[dict[str, Any]],

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 import fb_ad_account
@@ -38,6 +38,7 @@ import fb_creative
 import fb_experiments
 import fb_insights
 from fb_utils import (
+    DataRow,
     REMOTE_INTERFACES,
     confine_input_paths,
     expand_arguments_files,
@@ -1070,16 +1071,10 @@ class FacebookContext(OpContext):
 meta_ops = OpSet("fi_facebook")
 
 
-class MetaRow(BaseModel):
-    """A nested row of a meta op's answer: its keys are exactly these."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 # ---- What the audit ops answer as data (their result models: MCP's outputSchema) -----------------------------------
 
 
-class AuditEntryData(MetaRow):
+class AuditEntryData(DataRow):
     """One write of the audit log."""
 
     id: int
@@ -1108,7 +1103,7 @@ class UndoData(OpData):
     changes: list[Change] = Field(description="The fields set back (none when nothing needed it).")
 
 
-class SettledWrite(MetaRow):
+class SettledWrite(DataRow):
     audit_id: int
     op: str
     outcome: Literal["ok", "error", "unknown"]
@@ -1121,7 +1116,7 @@ class ReconcileData(OpData):
     entry: AuditEntryData = Field(None, description="With audit_id, when that entry was already settled: the entry.")
 
 
-class PendingConfirmation(MetaRow):
+class PendingConfirmation(DataRow):
     id: str = Field(description="Pass it as confirm (or /confirm it).")
     op: str
     preview: str
