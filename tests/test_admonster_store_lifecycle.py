@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from cryptography.fernet import Fernet
 
-from admonster_store import MIGRATIONS, InvalidArgument, Store, token_fingerprint
+from admonster_store import InvalidArgument, Store, load_or_create_key_file, token_fingerprint
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 
 
 @pytest.fixture
@@ -20,26 +21,22 @@ async def store(clock):
 # -- migration --------------------------------------------------------------------------------------------------
 
 
-async def test_version_one_database_upgrades_and_keeps_its_token(tmp_path, monkeypatch):
-    import admonster_store
-
+async def test_version_one_database_upgrades_and_keeps_its_token(tmp_path):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:1])
-    async with await Store.open(db_path, key_file=tmp_path / "k") as old:
-        workspace = await old.ensure_workspace("legacy")
-        assert await old.schema_version() == 1
+    assert upgrade_legacy(db_path, 1) == 1
+    with sqlite3.connect(db_path) as db:
+        workspace_id = db.execute("INSERT INTO workspaces (name, created_at) VALUES ('legacy', 'then')").lastrowid
     # A token row exactly as version 1 wrote it (today's save_token knows the new columns).
-    encrypted = Fernet((tmp_path / "k").read_bytes().strip()).encrypt(b"EAAB-legacy-token").decode()
+    encrypted = load_or_create_key_file(tmp_path / "k").encrypt(b"EAAB-legacy-token").decode()
     with sqlite3.connect(db_path) as db:
         db.execute(
             "INSERT INTO tokens (workspace_id, kind, token_encrypted, expires_at, created_at, updated_at) "
             "VALUES (?, 'user', ?, '2030-03-17T17:46:40+00:00', 'then', 'then')",
-            (workspace.id, encrypted),
+            (workspace_id, encrypted),
         )
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
     async with await Store.open(db_path, key_file=tmp_path / "k") as upgraded:
-        assert await upgraded.schema_version() == len(MIGRATIONS)
-        token = await upgraded.load_token(workspace.id)
+        assert await upgraded.schema_version() == LEGACY_VERSION
+        token = await upgraded.load_token(workspace_id)
         assert token.token == "EAAB-legacy-token"
         assert (token.invalid_reason, token.checked_at) == (None, None)
     tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
