@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test bench tools sandbox docs clean venv chromium faketime
+.PHONY: chat test bench tools sandbox docs clean venv chromium faketime postgresql
 
 # (Re)create the virtualenv when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -25,7 +25,14 @@ chromium:
 faketime:
 	@command -v faketime >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null)
 
-test: $(STAMP) chromium faketime
+# The store's tests also run on a throwaway PostgreSQL server that the tests start themselves (tests/pgserver.py) from
+# Debian's postgresql package; install it when the machine lacks initdb/pg_ctl. Debian keeps them off PATH, in
+# /usr/lib/postgresql/<version>/bin. Only the tests need it: `make chat` stays on SQLite.
+POSTGRES_LIB ?= /usr/lib/postgresql
+postgresql:
+	@command -v initdb >/dev/null || ls $(POSTGRES_LIB)/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+test: $(STAMP) chromium faketime postgresql
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -79,6 +79,8 @@ def forbidden_verdict() -> tuple[list, list]:
 # ---- Every Ad Monster database the suite wrote is private (issue 18) ------------------------------------------------
 # At the end of the session every admonster.db (and its -wal, -shm, -journal) under this session's tmp folders is 0600
 # and its folder 0700; tests/test_pii_at_rest.py scans a realistic session's home byte by byte for personal data.
+# The scans cover SQLite homes under basetemp only: the test PostgreSQL server's data folder is kept outside basetemp
+# (tests/pgserver.py; tests/test_pgserver.py checks it), owned by the postgres user, and removed at session end.
 _private: dict = {"wrong": [], "leaks": []}
 
 
@@ -296,3 +298,40 @@ def clock():
 async def two(store):
     """Two workspaces of the test's store (whichever `store` fixture the module uses)."""
     return await store.ensure_workspace("alpha"), await store.ensure_workspace("beta")
+
+
+# ---- A real PostgreSQL server for the store's second engine (issue 21) -----------------------------------------------
+# One throwaway server per test session (so one per xdist worker), started by tests/pgserver.py from Debian's
+# postgresql package (`make test` installs it), or an existing one named by ADMONSTER_TEST_DATABASE_URL. Its data
+# folder lives in its own temporary folder outside basetemp, so home_leaks_verdict and private_files_verdict never
+# scan it; it is removed when the session ends (also after failures and Ctrl-C: session fixtures are torn down then).
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running PostgreSQL server: host, port, superuser, url(dbname, driver="postgresql+asyncpg")."""
+    import pgserver
+
+    existing, unavailable = os.environ.get(pgserver.TEST_DATABASE_URL_ENV), None
+    try:
+        server = pgserver.server_from_url(existing) if existing else pgserver.start_server()
+    except pgserver.PostgresUnavailable as error:
+        unavailable = str(error)
+    if unavailable:  # outside the except block: one line, no chained exception
+        pytest.fail(unavailable, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A SQLAlchemy URL (postgresql+asyncpg) to a fresh, empty database made for this test from template0 and dropped
+    after it."""
+    import pgserver
+
+    name = pgserver.database_name(request.node.name)
+    pgserver.run_sync(postgres_server.create_database(name))
+    try:
+        yield postgres_server.url(name)
+    finally:
+        pgserver.run_sync(postgres_server.drop_database(name))
