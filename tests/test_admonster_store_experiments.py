@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from cryptography.fernet import Fernet
 
 import admonster_store
 import fb_utils
@@ -18,6 +19,13 @@ from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 from fb_utils import ExperimentRecord, OpArgs, OpKind, OpResult, OpSet, ValidationError
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+@pytest.fixture
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
+        yield opened
 
 TOKYO = timezone(timedelta(hours=9))
 
