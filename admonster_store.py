@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import Float as SqlFloat
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.sqlite import REAL
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, StatementError
@@ -190,6 +191,7 @@ class Flag(TypeDecorator):
 
 
 WHOLE_NUMBER = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER is 64-bit; INTEGER PRIMARY KEY is the rowid
+DECIMAL_NUMBER = SqlFloat().with_variant(REAL(), "sqlite")  # double precision on both (SQLite's REAL is 8 bytes)
 
 
 def _sql_type(annotation: Any, what: str, given: Any = None) -> tuple[Any, bool]:
@@ -207,7 +209,7 @@ def _sql_type(annotation: Any, what: str, given: Any = None) -> tuple[Any, bool]
     if base is int:
         return WHOLE_NUMBER, nullable
     if base is float:
-        return SqlFloat(), nullable
+        return DECIMAL_NUMBER, nullable
     if base is str:
         return Text(), nullable
     if base is datetime:
@@ -908,6 +910,14 @@ class Store:
         store = cls(engine, fernet, path=where, clock=clock)
         try:
             await store._migrate()
+        except (OperationalError, OSError) as exc:
+            await engine.dispose()
+            reason = _one_line(str(getattr(exc, "orig", None) or exc))
+            password = make_url(url).password if is_database_url(path) else None
+            if password:
+                reason = reason.replace(str(password), "***")
+            raise StoreError(f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]}). Fix: check "
+                             f"{'ADMONSTER_DATABASE_URL and that the server runs' if is_database_url(path) else 'ADMONSTER_HOME'}.") from None
         except BaseException:
             await engine.dispose()
             raise

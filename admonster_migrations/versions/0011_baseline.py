@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import sqlite
 
 revision = "0011"
 down_revision = None
@@ -48,12 +49,12 @@ def upgrade() -> None:
     sa.Column('currency', sa.Text(), nullable=True),
     sa.Column('metric', sa.Text(), nullable=False),
     sa.Column('operator', sa.Text(), nullable=False),
-    sa.Column('threshold', sa.Float(), nullable=False),
+    sa.Column('threshold', sa.Float().with_variant(sqlite.REAL(), 'sqlite'), nullable=False),
     sa.Column('window', sa.Text(), nullable=False),
     sa.Column('action', sa.Text(), nullable=False),
     sa.Column('scale_pct', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('max_budget', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('cooldown_hours', sa.Float(), nullable=False),
+    sa.Column('cooldown_hours', sa.Float().with_variant(sqlite.REAL(), 'sqlite'), nullable=False),
     sa.Column('enabled', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.Column('last_fired_at', sa.Text(), nullable=True),
     sa.Column('created_at', sa.Text(), nullable=False),
@@ -297,7 +298,7 @@ def upgrade() -> None:
     sa.Column('rule_name', sa.Text(), nullable=False),
     sa.Column('fired_at', sa.Text(), nullable=False),
     sa.Column('object_id', sa.Text(), nullable=False),
-    sa.Column('value', sa.Float(), nullable=True),
+    sa.Column('value', sa.Float().with_variant(sqlite.REAL(), 'sqlite'), nullable=True),
     sa.Column('action', sa.Text(), nullable=False),
     sa.Column('outcome', sa.Text(), nullable=False),
     sa.Column('detail_json', sa.Text(), server_default='{}', nullable=False),
