@@ -835,7 +835,9 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
     """The embedded engine: one connection (coroutines take turns, as with one SQLite writer), foreign keys on, a busy
     timeout for other processes sharing the file, WAL for a file; a writing transaction starts with BEGIN IMMEDIATE so
     two processes never both read-then-write, a reading one with a plain BEGIN."""
-    url = "sqlite+aiosqlite://" if db_path == MEMORY else f"sqlite+aiosqlite:///{db_path}"
+    url = f"sqlite+aiosqlite:///{db_path}"
+    if db_path == MEMORY:  # a named in-memory database: it lives while any connection holds it (see _memory_keeper)
+        url = f"sqlite+aiosqlite:///file:{_memory_name()}?mode=memory&cache=shared&uri=true"
     engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=120)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -854,6 +856,19 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _memory_name() -> str:
+    return f"admonster-{secrets.token_hex(8)}"
+
+
+def _memory_keeper(engine: AsyncEngine) -> Any:
+    """A plain connection holding a store's in-memory database open for the store's life: the pool may drop its
+    connection (a task cancelled mid-statement has its connection closed, not reused), and the data must outlive it."""
+    import sqlite3
+
+    return sqlite3.connect(f"file:{engine.url.database.removeprefix('file:')}?mode=memory&cache=shared", uri=True,
+                           check_same_thread=False)
 
 
 def _violation(exc: IntegrityError) -> str:
@@ -880,6 +895,7 @@ class Store:
         self.clock: Clock = clock or _utc_now
         self.dialect: str = engine.dialect.name  # "sqlite" | "postgresql"
         self._closed = False
+        self._keeper = _memory_keeper(engine) if path == MEMORY else None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -928,6 +944,9 @@ class Store:
         """Close the database connections (closing twice is fine)."""
         self._closed = True
         await self._engine.dispose()
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     async def __aenter__(self) -> Store:
         return self
