@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic import context
@@ -17,26 +19,46 @@ import admonster_store
 config = context.config
 
 
+def _render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    """A drafted revision names plain SQL types (TEXT, INTEGER), never the store's converters: a revision is frozen."""
+    from sqlalchemy.types import TypeDecorator
+
+    if kind == "type" and isinstance(obj, TypeDecorator):
+        return f"sa.{obj.impl_instance!r}"
+    return False
+
+
 def run(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
     context.configure(connection=connection, target_metadata=admonster_store.METADATA, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite", render_item=_render_item)
     with context.begin_transaction():
         context.run_migrations()
 
 
-async def _from_command_line() -> None:
+def _from_command_line() -> None:
+    """Bring the database to the head revision the way the store does (in a child process: Alembic's context is one
+    per process), then hand Alembic a plain connection to it (e.g. for `revision --autogenerate`)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     url = os.environ.get("ADMONSTER_DATABASE_URL") or str(
-        Path(os.environ.get("ADMONSTER_HOME", ".admonster")) / admonster_store.DB_FILENAME)
-    store = await admonster_store.Store.open(url, secret_key=os.environ.get("ADMONSTER_SECRET_KEY"))
-    try:
-        async with store._engine.connect() as connection:  # noqa: SLF001 - the store's own engine, no second config
+        Path(os.environ.get("ADMONSTER_HOME", ".admonster")).resolve() / admonster_store.DB_FILENAME)
+    opener = ("import asyncio, os, sys, admonster_store as s\n"
+              "async def main():\n"
+              "    await (await s.Store.open(sys.argv[1], secret_key=os.environ.get('ADMONSTER_SECRET_KEY'))).close()\n"
+              "asyncio.run(main())\n")
+    subprocess.run([sys.executable, "-c", opener, url], check=True)
+    engine = create_async_engine(url if admonster_store.is_database_url(url) else f"sqlite+aiosqlite:///{url}")
+
+    async def migrate() -> None:
+        async with engine.connect() as connection:
             await connection.run_sync(run)
             await connection.commit()
-    finally:
-        await store.close()
+        await engine.dispose()
+
+    asyncio.run(migrate())
 
 
 if config.attributes.get("connection") is not None:
     run(config.attributes["connection"])
 else:
-    asyncio.run(_from_command_line())
+    _from_command_line()
