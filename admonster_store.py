@@ -1521,12 +1521,13 @@ class Store:
         values: dict[str, Any] = {"checked_at": self._now(), "expires_at": _coerce_expiry(expires_at)}
         if scopes is not None:
             values["scopes"] = list(scopes)
+        fallback = "the token check found it invalid"
         if valid:
             values["invalid_reason"] = None
-        elif reason:
-            values["invalid_reason"] = _one_line(reason)
+        elif reason is not None:  # a reason given replaces the one recorded
+            values["invalid_reason"] = _one_line(reason) if reason else fallback
         else:
-            values["invalid_reason"] = func.coalesce(tokens.c.invalid_reason, "the token check found it invalid")
+            values["invalid_reason"] = func.coalesce(tokens.c.invalid_reason, fallback)
         async with self._tx() as conn:
             result = await conn.execute(update(tokens).where(tokens.c.workspace_id == workspace_id).values(**values))
         return result.rowcount == 1

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.fernet import Fernet
 from aiohttp import web
 
 from admonster_config import Settings
@@ -59,8 +60,9 @@ class StoreSessions:
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 

@@ -8,6 +8,7 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
+from cryptography.fernet import Fernet
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -77,8 +78,9 @@ def smtp_server():
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 
