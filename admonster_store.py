@@ -83,6 +83,7 @@ EXPERIMENT_STATUSES = ("running", "completed", "stopped")  # the same as fb_util
 VARIANT_STATES = ("running", "stopped", "winner", "loser")  # the same as fb_utils.VARIANT_STATES
 EXPERIMENT_UPDATABLE = ("status", "plan", "variants", "study_id", "winner", "outcome", "last_scaled_at", "started_at", "ends_at")
 MAX_ERROR_CHARS = 500
+JOB_SLOT_MEMORY = timedelta(days=7)  # how long a claimed job slot is remembered (far longer than any job interval)
 
 API_KEY_ID_LENGTH = 12
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "admonster_migrations"  # Alembic's script folder (env.py, versions/)
@@ -422,6 +423,17 @@ class JobRun:
 
 
 @dataclass(frozen=True)
+class JobSlot:
+    """One run slot of a scheduled job (its due time, or its interval's number), claimed by the process that runs it:
+    replicas sharing a database each see the slot come due, and only the one whose claim lands runs the job."""
+
+    name: str = column(primary_key=True)
+    slot: str = column(primary_key=True)
+    owner: str = column()
+    claimed_at: datetime = column()
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     """One OpenAI-style message of a workspace's chat thread, in order (seq)."""
 
@@ -614,6 +626,7 @@ notifications = record_table(
     label="Notification",
 )
 job_runs = record_table("job_runs", JobRun, label="Job run")
+job_slots = record_table("job_slots", JobSlot, label="Job slot")
 chat_messages = record_table("chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")),
                              label="Chat message")
 launches = record_table("launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"),
@@ -1699,6 +1712,16 @@ class Store:
             await conn.execute(self._upsert(job_runs, {"name": name, "last_run_at": ran_at, "ok": ok,
                                                        "summary": _one_line(summary or "")[:MAX_ERROR_CHARS]}, ("name",)))
 
+    async def claim_job_slot(self, name: str, slot: str, owner: str) -> bool:
+        """Claim run slot `slot` of job `name` for `owner`: True for the one claim that lands (that process runs the
+        job), False when another process claimed it first. Claims older than a week are forgotten on the way."""
+        now = self._now()
+        async with self._tx() as conn:
+            await conn.execute(delete(job_slots).where(job_slots.c.claimed_at < now - JOB_SLOT_MEMORY))
+            claimed = await conn.execute(self._insert_or_ignore(job_slots, {
+                "name": name, "slot": slot, "owner": owner, "claimed_at": now}).returning(job_slots.c.owner))
+            return claimed.first() is not None
+
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
         return await self._one(job_runs, job_runs.c.name == name)
@@ -2207,6 +2230,16 @@ def _bring_legacy_home(db_path: str) -> None:
         upgrade_legacy(db_path)
     except LegacyMigrationError as exc:
         raise StoreError(f"{exc}. Fix: restore a backup of {db_path}.") from None
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows (the last Alembic revision in admonster_migrations)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return str(ScriptDirectory.from_config(config).get_current_head())
 
 
 def guardrails_key(ad_account_id: str | int) -> str:

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 import admonster_store
 from admonster_store import (
     BASELINE_REVISION,
+    head_revision,
     DEFAULT_GUARDRAILS,
     InvalidArgument,
     SecretKeyError,
@@ -44,23 +45,27 @@ def db_bytes(folder: Path) -> bytes:
 
 
 def next_revision(tmp_path: Path, body: str) -> Path:
-    """A copy of the store's Alembic folder with one more revision (0012) whose upgrade() runs `body`."""
+    """A copy of the store's Alembic folder with one more revision (NEXT, after HEAD) whose upgrade() runs `body`."""
     folder = tmp_path / "migrations"
     shutil.copytree(admonster_store.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0012_next.py").write_text(
-        'from alembic import op\nimport sqlalchemy as sa\nrevision = "0012"\ndown_revision = "0011"\n'
+    (folder / "versions" / f"{NEXT}_next.py").write_text(
+        f'from alembic import op\nimport sqlalchemy as sa\nrevision = "{NEXT}"\ndown_revision = "{HEAD}"\n'
         f"branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{body}\n")
     return folder
+
+
+HEAD = head_revision()  # the newest revision the code knows
+NEXT = f"{int(HEAD) + 1:04d}"
 
 
 async def test_fresh_database_is_at_the_head_revision(tmp_path):
     db_path = tmp_path / "nested" / "home" / "admonster.db"
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == int(BASELINE_REVISION) == LEGACY_VERSION
+        assert await store.schema_version() == int(HEAD) >= int(BASELINE_REVISION) == LEGACY_VERSION
     with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE_REVISION,)]
-        # the releases before Alembic read this table: the baseline is their last schema, so they may still open it
-        assert [row[0] for row in db.execute("SELECT version FROM schema_version")] == [LEGACY_VERSION]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+        # the releases before Alembic read this table and refuse a home past their last script (11)
+        assert max(row[0] for row in db.execute("SELECT version FROM schema_version")) == int(HEAD)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -72,25 +77,25 @@ async def test_reopen_applies_only_new_revisions_and_keeps_data(tmp_path, monkey
     monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
         tmp_path, '    op.create_table("future_launches", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))'))
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == 12
+        assert await store.schema_version() == int(NEXT)
         assert await store.get_setting(workspace.id, "answer") == 42
     async with await Store.open(db_path) as store:  # a third open applies nothing and does not fail
-        assert await store.schema_version() == 12
+        assert await store.schema_version() == int(NEXT)
     with sqlite3.connect(db_path) as db:
         assert "future_launches" in {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         # a release before Alembic (it knows 11) now refuses this home instead of writing to a schema it does not know
-        assert max(row[0] for row in db.execute("SELECT version FROM schema_version")) == 12
+        assert max(row[0] for row in db.execute("SELECT version FROM schema_version")) == int(NEXT)
 
 
 async def test_failed_migration_rolls_back_whole_revision(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
     monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
         tmp_path, '    op.create_table("half_done", sa.Column("id", sa.Integer))\n    op.execute("INSERT INTO no_such_table VALUES (1)")'))
-    with pytest.raises(StoreError, match="Migration 0012 failed: .*no_such_table.* Fix: restore a backup"):
+    with pytest.raises(StoreError, match=f"Migration {NEXT} failed: .*no_such_table.* Fix: restore a backup"):
         await Store.open(db_path)
     monkeypatch.undo()
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == LEGACY_VERSION
+        assert await store.schema_version() == int(HEAD)
     tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in tables and "workspaces" in tables
 
@@ -100,7 +105,7 @@ async def test_database_newer_than_code_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(tmp_path, '    op.create_table("later", sa.Column("id", sa.Integer))'))
     await (await Store.open(db_path)).close()
     monkeypatch.undo()
-    with pytest.raises(StoreError, match=r"schema revision 0012, newer than this Ad Monster knows \(0011\). Fix: upgrade"):
+    with pytest.raises(StoreError, match=rf"schema revision {NEXT}, newer than this Ad Monster knows \({HEAD}\). Fix: upgrade"):
         await Store.open(db_path)
 
 
@@ -485,7 +490,7 @@ async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_throug
                     "'2126-03-02T20:00:00+00:00')", (workspace_id,))
     first, undo, held = 1, 2, "c-abcdef"
     async with await Store.open(db_path) as upgraded:
-        assert await upgraded.schema_version() == LEGACY_VERSION
+        assert await upgraded.schema_version() == int(head_revision())
         workspace = await upgraded.find_workspace("legacy")
         kept = await upgraded.get_audit(workspace.id, first)
         assert (kept.outcome, kept.undone_by, kept.tags, kept.settled_at) == ("ok", undo, [], kept.created_at)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from cryptography.fernet import Fernet
 
-from admonster_store import InvalidArgument, Store, load_or_create_key_file, token_fingerprint
+from admonster_store import InvalidArgument, Store, head_revision, load_or_create_key_file, token_fingerprint
 from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 
 
@@ -36,7 +36,7 @@ async def test_version_one_database_upgrades_and_keeps_its_token(tmp_path):
             (workspace_id, encrypted),
         )
     async with await Store.open(db_path, key_file=tmp_path / "k") as upgraded:
-        assert await upgraded.schema_version() == LEGACY_VERSION
+        assert await upgraded.schema_version() == int(head_revision())
         token = await upgraded.load_token(workspace_id)
         assert token.token == "EAAB-legacy-token"
         assert (token.invalid_reason, token.checked_at) == (None, None)

@@ -17,6 +17,7 @@ import admonster_store
 from admonster_config import ConfigError, load_settings
 from admonster_store import (
     BASELINE_REVISION,
+    head_revision,
     COLUMN,
     METADATA,
     RECORD_TABLES,
@@ -68,7 +69,7 @@ async def test_every_record_matches_the_migrated_schema(migrated):
             assert found[table.name][column.name][1] == column.nullable, (table.name, column.name)
         # and the table has no column the declaration does not name (extras are declared on the table itself)
         assert set(found[table.name]) == {column.name for column in table.c}, table.name
-    assert await migrated.schema_version() == int(BASELINE_REVISION)
+    assert await migrated.schema_version() == int(head_revision())
 
 
 async def test_json_time_and_flag_columns_are_converted_in_one_place(migrated, clock):
@@ -162,7 +163,7 @@ async def test_a_home_of_the_last_release_upgrades_in_place_with_its_data(tmp_pa
     ids = fill_like_the_last_release(db_path, Fernet(key))
     ws = ids["workspace"]
     async with await Store.open(db_path, secret_key=key, clock=clock) as store:
-        assert await store.schema_version() == LEGACY_VERSION
+        assert await store.schema_version() == int(head_revision()) > LEGACY_VERSION  # stamped 0011, then upgraded
         assert (await store.workspace_for_api_key("amk_" + "L" * 43)).name == "agency"
         assert (await store.guardrails(ws))["max_daily_budget"] == 5000
         assert await store.get_selection(ws, "ad_account") == "act_101"
@@ -204,7 +205,7 @@ async def test_a_home_of_the_last_release_upgrades_in_place_with_its_data(tmp_pa
                                          variants=[{"name": "V1"}], started_at=THEN, ends_at=LATER)
         assert new.id == ids["experiment"] + 1   # ids go on after the old rows
     with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(BASELINE_REVISION,)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
     async with await Store.open(db_path, secret_key=key) as store:   # the upgraded home now matches the records too
         async with store._engine.connect() as connection:
             assert legacy_only(await connection.run_sync(schema_differences)) == []
