@@ -83,6 +83,7 @@ EXPERIMENT_STATUSES = ("running", "completed", "stopped")  # the same as fb_util
 VARIANT_STATES = ("running", "stopped", "winner", "loser")  # the same as fb_utils.VARIANT_STATES
 EXPERIMENT_UPDATABLE = ("status", "plan", "variants", "study_id", "winner", "outcome", "last_scaled_at", "started_at", "ends_at")
 MAX_ERROR_CHARS = 500
+DELIVERY_HOLD = timedelta(minutes=5)  # a claimed message is not due for others while it is sent (far beyond a send's timeout)
 JOB_SLOT_MEMORY = timedelta(days=7)  # how long a claimed job slot is remembered (far longer than any job interval)
 
 API_KEY_ID_LENGTH = 12
@@ -1639,12 +1640,28 @@ class Store:
                 next_attempt_at=now,
             ).on_conflict_do_nothing().returning(notifications.c.id))
 
-    async def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
-        """Pending email and webhook messages of every workspace whose next attempt is at or before `now`."""
-        return await self._all(select(notifications).where(
+    def _due(self, now: datetime) -> Any:
+        return select(notifications).where(
             notifications.c.status == "pending", notifications.c.channel.in_(DELIVERY_CHANNELS),
             notifications.c.next_attempt_at <= _iso(now),
-        ).order_by(notifications.c.next_attempt_at, notifications.c.id).limit(_limit(limit, 1000)), notifications)
+        ).order_by(notifications.c.next_attempt_at, notifications.c.id)
+
+    async def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
+        """Pending email and webhook messages of every workspace whose next attempt is at or before `now`."""
+        return await self._all(self._due(now).limit(_limit(limit, 1000)), notifications)
+
+    async def claim_due_notifications(self, now: datetime, limit: int = 50, *,
+                                      hold: timedelta = DELIVERY_HOLD) -> list[Notification]:
+        """The due messages (as due_notifications), claimed for delivery by this process: their next attempt moves
+        `hold` ahead in the same statement, so another replica does not take them while this one sends. Sent or failed,
+        the sender records it (mark_notification_sent/failed); a sender that dies leaves them due again after `hold`."""
+        chosen = self._due(now).with_only_columns(notifications.c.id).limit(_limit(limit, 1000))
+        if self.dialect == "postgresql":  # replicas claiming at once take different rows instead of waiting
+            chosen = chosen.with_for_update(skip_locked=True)
+        async with self._tx() as conn:
+            rows = (await conn.execute(update(notifications).where(notifications.c.id.in_(chosen.scalar_subquery()))
+                                       .values(next_attempt_at=now + hold).returning(*notifications.c))).all()
+        return sorted((from_row(notifications, row) for row in rows), key=lambda item: item.id)
 
     async def get_notification(self, workspace_id: int, notification_id: int) -> Notification | None:
         """One message of the workspace, or None."""

@@ -206,6 +206,20 @@ async def test_due_sent_failed_lifecycle(store, two, clock):
     assert await store.due_notifications(clock.now + timedelta(days=30)) == []
 
 
+async def test_a_claimed_message_is_held_from_others_then_due_again_if_its_sender_died(store, two, clock):
+    from admonster_store import DELIVERY_HOLD
+
+    alpha, _ = two
+    first = await store.enqueue_notification(alpha.id, channel="webhook", subject="A", text="body", target="https://h.example.com/a")
+    second = await store.enqueue_notification(alpha.id, channel="webhook", subject="B", text="body", target="https://h.example.com/b")
+    assert [n.id for n in await store.claim_due_notifications(clock.now, limit=1)] == [first]
+    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [second]  # the first is held for its sender
+    assert await store.claim_due_notifications(clock.now) == [] and await store.due_notifications(clock.now) == []
+    assert await store.mark_notification_sent(second)
+    clock.advance(DELIVERY_HOLD.total_seconds())  # the first one's sender never said how it went: due again
+    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [first]
+
+
 async def test_notifications_never_cross_workspaces(store, two):
     alpha, beta = two
     mine = await store.enqueue_notification(alpha.id, channel="inbox", subject="for alpha", text="a", target=None)
