@@ -5,7 +5,6 @@ the scheduled jobs the three run at once each claim their slot once. Real proces
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
