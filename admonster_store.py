@@ -38,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
     func,
@@ -974,6 +975,16 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
     return engine
 
 
+# The hot look-ups, built once (Store._keyed): one SQL text for every workspace and key, on both engines.
+_SETTING_BY_KEY = select(settings).where(settings.c.workspace_id == bindparam("workspace_id"),
+                                         settings.c.key == bindparam("key"))
+_SELECTION_BY_KIND = select(selections).where(selections.c.workspace_id == bindparam("workspace_id"),
+                                              selections.c.kind == bindparam("kind"))
+_AUDIT_BY_ID = select(audit_log).where(audit_log.c.workspace_id == bindparam("workspace_id"),
+                                       audit_log.c.id == bindparam("id"))
+_TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
+
+
 def _first(result: Any) -> Any:
     return result.first()
 
@@ -1100,7 +1111,8 @@ class Store:
                 async with conn.begin():
                     yield conn
 
-    async def _lone(self, statement: Any, result: Callable[[Any], Any], workspace_id: int | None = None) -> Any:
+    async def _lone(self, statement: Any, result: Callable[[Any], Any], workspace_id: int | None = None,
+                    params: dict[str, Any] | None = None) -> Any:
         """`result` of one statement run alone (atomic by itself; on SQLite in autocommit, one trip to the driver's
         thread), all in one greenlet switch where an AsyncConnection takes five (connect, begin, execute, commit,
         close). Errors as in _tx."""
@@ -1108,7 +1120,7 @@ class Store:
 
         def run() -> Any:
             with engine.connect() as conn, conn.begin():
-                return result(conn.execute(statement))
+                return result(conn.execute(statement, params))
 
         with self._errors(workspace_id):
             return await greenlet_spawn(run)
@@ -1221,6 +1233,11 @@ class Store:
         row = await self._lone(select(table).where(*where), _first)
         return from_row(table, row) if row else None
 
+    async def _keyed(self, table: Table, statement: Any, **params: Any) -> Any:
+        """Like _one, with a statement built once (_BY_KEY): the hot look-ups skip building and keying a statement."""
+        row = await self._lone(statement, _first, params=params)
+        return from_row(table, row) if row else None
+
     async def _all(self, statement: Any, table: Table) -> list[Any]:
         rows = await self._lone(statement, _all_rows)
         return [from_row(table, row) for row in rows]
@@ -1291,7 +1308,7 @@ class Store:
 
     async def get_setting(self, workspace_id: int, key: str, default: Any = None) -> Any:
         """The workspace's value for `key`, or `default`."""
-        found = await self._one(settings, settings.c.workspace_id == workspace_id, settings.c.key == key)
+        found = await self._keyed(settings, _SETTING_BY_KEY, workspace_id=workspace_id, key=key)
         return found.value if found else default
 
     async def set_setting(self, workspace_id: int, key: str, value: Any) -> None:
@@ -1345,7 +1362,7 @@ class Store:
     async def get_selection(self, workspace_id: int, kind: str) -> str | None:
         """The selected ad account, page or Instagram account id, or None."""
         _check_selection_kind(kind)
-        found = await self._one(selections, selections.c.workspace_id == workspace_id, selections.c.kind == kind)
+        found = await self._keyed(selections, _SELECTION_BY_KIND, workspace_id=workspace_id, kind=kind)
         return found.value if found else None
 
     async def set_selection(self, workspace_id: int, kind: str, value: str | None) -> None:
@@ -1467,7 +1484,7 @@ class Store:
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
         """One audit entry of the workspace, or None."""
-        return await self._one(audit_log, audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id)
+        return await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id)
 
     async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
@@ -1624,7 +1641,7 @@ class Store:
 
     async def load_token(self, workspace_id: int) -> StoredToken | None:
         """The workspace's decrypted token, or None; SecretKeyError if the key cannot decrypt it."""
-        row = await self._lone(select(tokens).where(tokens.c.workspace_id == workspace_id), _first)
+        row = await self._lone(_TOKEN_OF, _first, params={"workspace_id": workspace_id})
         if row is None:
             return None
         sealed_secret = row._mapping[tokens.c.app_secret]
