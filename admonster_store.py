@@ -983,6 +983,10 @@ _SELECTION_BY_KIND = select(selections).where(selections.c.workspace_id == bindp
 _AUDIT_BY_ID = select(audit_log).where(audit_log.c.workspace_id == bindparam("workspace_id"),
                                        audit_log.c.id == bindparam("id"))
 _TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
+_ADD_AUDIT = insert(audit_log).returning(audit_log.c.id)  # the columns come as parameters
+_SETTLE_AUDIT = update(audit_log).where(audit_log.c.workspace_id == bindparam("entry_workspace"),
+                                        audit_log.c.id == bindparam("entry_id"),
+                                        audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
 
 
 def _first(result: Any) -> Any:
@@ -1409,13 +1413,13 @@ class Store:
                 f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
-        return await self._lone(insert(audit_log).values(
+        return await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
             workspace_id=workspace_id, created_at=now, interface=interface, op=op,
             args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
             object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
             fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
             settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
-        ).returning(audit_log.c.id), _scalar, workspace_id)
+        ))
 
     async def settle_audit(
         self,
@@ -1447,8 +1451,9 @@ class Store:
             values["undo_of"] = undo_of
         unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id,
                      audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
-        if not tags:
-            return await self._lone(update(audit_log).where(*unsettled).values(**values), _rowcount) == 1
+        if not tags:  # the hot path: one UPDATE built once, the values as parameters
+            return await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
+                                                                       "entry_id": audit_id}) == 1
         async with self._tx(workspace_id) as conn:
             held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
             values["tags"] = _clean_tags([*(held or []), *tags])
