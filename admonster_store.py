@@ -954,8 +954,11 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
     url = f"sqlite+aiosqlite:///{db_path}"
     if db_path == MEMORY:  # a named in-memory database: it lives while any connection holds it (see _memory_keeper)
         url = f"sqlite+aiosqlite:///file:{_memory_name()}?mode=memory&cache=shared&uri=true"
+    # No reset when the connection goes back to the pool: every use ends its own transaction (`_tx` and `_lone` commit
+    # or roll back; Connection.close rolls back one left open), and a connection whose task was cancelled mid-statement
+    # is invalidated by SQLAlchemy, not returned.
     engine = create_async_engine(url, module=_OneHopDBAPI(aiosqlite, sqlite3), poolclass=AsyncAdaptedQueuePool,
-                                 pool_size=1, max_overflow=0, pool_timeout=120)
+                                 pool_size=1, max_overflow=0, pool_timeout=120, pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
