@@ -9,12 +9,14 @@ made before Alembic is first brought to the last frozen script (admonster_store_
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import sqlite3
 import types
 import typing
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import (
     BigInteger,
@@ -35,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
     func,
@@ -46,12 +50,18 @@ from sqlalchemy import (
 from sqlalchemy import Float as SqlFloat
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.sqlite import REAL
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import EMPTY_DICT, await_only, greenlet_spawn
 
 from admonster_store_legacy import LEGACY_VERSION, LegacyMigrationError, legacy_schema_version, upgrade_legacy
 
@@ -845,14 +855,124 @@ def tighten_db_files(db_path: str) -> None:
 
 
 
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose execute is one trip to aiosqlite's thread: the statement, its rows, rowcount and lastrowid at once
+    (SQLAlchemy's own adapter makes four: cursor, execute, fetchall, close), with the transaction's pending BEGIN sent
+    in the same trip ahead of the first statement."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any):  # no driver cursor: each execute makes and closes its own, on the thread
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: Any = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing is open on the driver's side
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        adapt = self._adapt_connection
+        async with adapt._execute_mutex:
+            begin, adapt._begin = adapt._begin, None
+            adapt._in_tx = None  # unknown until the trip answers (a failed statement may leave a transaction open)
+            description, rows, self._rowcount, self._lastrowid, adapt._in_tx = await self._connection._execute(
+                _one_trip, self._connection._conn, begin, operation, parameters, many)
+            self._description = description
+            if description:
+                self._rows = collections.deque(rows)
+
+
+def _one_trip(raw: Any, begin: str | None, operation: str, parameters: Any, many: bool) -> tuple[Any, ...]:
+    """On aiosqlite's thread: BEGIN if one is pending, the statement, everything SQLAlchemy reads back."""
+    if begin:
+        raw.execute(begin)
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, rows, cursor.rowcount, cursor.lastrowid, raw.in_transaction
+    finally:
+        cursor.close()
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    """aiosqlite's connection as SQLAlchemy sees it, with the trips cut: BEGIN waits for the first statement and goes
+    with it; COMMIT and ROLLBACK cost no trip when no transaction is open (a read in autocommit, a transaction that ran
+    nothing, the pool's reset of a connection whose transaction already ended)."""
+
+    __slots__ = ("_begin", "_in_tx")
+    _cursor_cls = _OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any):
+        super().__init__(dbapi, connection)
+        self._begin: str | None = None  # the BEGIN to send with the next statement
+        self._in_tx: bool | None = None  # whether SQLite has a transaction open; None: not known, ask it
+
+    def _end(self, finish: Callable[[], None]) -> None:
+        if self._begin is not None or self._in_tx is False:
+            self._begin = None  # nothing was sent since BEGIN was asked for, or autocommit: nothing to end
+            return
+        self._in_tx = None
+        finish()
+        self._in_tx = False
+
+    def commit(self) -> None:
+        self._end(super().commit)
+
+    def rollback(self) -> None:
+        self._end(super().rollback)
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _OneHopConnection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's adapter does: a forgotten store does not hold the exit
+        return _OneHopConnection(self, await_only(connection))
+
+
 def _sqlite_engine(db_path: str) -> AsyncEngine:
     """The embedded engine: one connection (coroutines take turns, as with one SQLite writer), foreign keys on, a busy
     timeout for other processes sharing the file, WAL for a file; a writing transaction starts with BEGIN IMMEDIATE so
-    two processes never both read-then-write, a reading one with a plain BEGIN."""
+    two processes never both read-then-write, a reading one with a plain BEGIN, a one-statement read with none (one
+    SELECT is atomic by itself). Each statement is one trip to aiosqlite's thread (_OneHopConnection): a read costs one,
+    a one-statement write two (BEGIN IMMEDIATE with the statement, COMMIT)."""
     url = f"sqlite+aiosqlite:///{db_path}"
     if db_path == MEMORY:  # a named in-memory database: it lives while any connection holds it (see _memory_keeper)
         url = f"sqlite+aiosqlite:///file:{_memory_name()}?mode=memory&cache=shared&uri=true"
-    engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=120)
+    # No reset when the connection goes back to the pool: every use ends its own transaction (`_tx` and `_lone` commit
+    # or roll back; Connection.close rolls back one left open), and a connection whose task was cancelled mid-statement
+    # is invalidated by SQLAlchemy, not returned.
+    engine = create_async_engine(url, module=_OneHopDBAPI(aiosqlite, sqlite3), poolclass=AsyncAdaptedQueuePool,
+                                 pool_size=1, max_overflow=0, pool_timeout=120, pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -865,11 +985,41 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: SyncConnection) -> None:
-        reading = connection.get_execution_options().get("admonster_read", False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+    def _begin(connection: SyncConnection) -> None:  # sent with the first statement (_OneHopCursor)
+        connection.connection.dbapi_connection._begin = connection.get_execution_options().get(
+            "admonster_begin", "BEGIN IMMEDIATE")
 
     return engine
+
+
+# The hot look-ups, built once (Store._keyed): one SQL text for every workspace and key, on both engines.
+_SETTING_BY_KEY = select(settings).where(settings.c.workspace_id == bindparam("workspace_id"),
+                                         settings.c.key == bindparam("key"))
+_SELECTION_BY_KIND = select(selections).where(selections.c.workspace_id == bindparam("workspace_id"),
+                                              selections.c.kind == bindparam("kind"))
+_AUDIT_BY_ID = select(audit_log).where(audit_log.c.workspace_id == bindparam("workspace_id"),
+                                       audit_log.c.id == bindparam("id"))
+_TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
+_ADD_AUDIT = insert(audit_log).returning(audit_log.c.id)  # the columns come as parameters
+_SETTLE_AUDIT = update(audit_log).where(audit_log.c.workspace_id == bindparam("entry_workspace"),
+                                        audit_log.c.id == bindparam("entry_id"),
+                                        audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+
+
+def _first(result: Any) -> Any:
+    return result.first()
+
+
+def _all_rows(result: Any) -> list[Any]:
+    return result.all()
+
+
+def _scalar(result: Any) -> Any:
+    return result.scalar()
+
+
+def _rowcount(result: Any) -> int:
+    return result.rowcount
 
 
 def _memory_name() -> str:
@@ -879,8 +1029,6 @@ def _memory_name() -> str:
 def _memory_keeper(engine: AsyncEngine) -> Any:
     """A plain connection holding a store's in-memory database open for the store's life: the pool may drop its
     connection (a task cancelled mid-statement has its connection closed, not reused), and the data must outlive it."""
-    import sqlite3
-
     return sqlite3.connect(f"file:{engine.url.database.removeprefix('file:')}?mode=memory&cache=shared", uri=True,
                            check_same_thread=False)
 
@@ -904,6 +1052,10 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, fernet: Fernet, *, path: str = MEMORY, clock: Clock | None = None):
         self._engine = engine
+        # The same pool, other BEGINs (SQLite's "begin" event reads the option; PostgreSQL ignores it): a reading
+        # transaction, and one statement alone (atomic by itself: autocommit on SQLite).
+        self._read_engine = engine.execution_options(admonster_begin="BEGIN")
+        self._lone_engine = engine.execution_options(admonster_begin=None)
         self._fernet = fernet
         self.path = path  # the SQLite file, ':memory:', or the server's URL without its password
         self.clock: Clock = clock or _utc_now
@@ -975,14 +1127,31 @@ class Store:
     async def _tx(self, workspace_id: int | None = None, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction (writing unless `read`); a value the store refuses surfaces as its own error, and a row
         pointing at a workspace that does not exist as InvalidArgument."""
+        with self._errors(workspace_id):
+            async with (self._read_engine if read else self._engine).connect() as conn:
+                async with conn.begin():
+                    yield conn
+
+    async def _lone(self, statement: Any, result: Callable[[Any], Any], workspace_id: int | None = None,
+                    params: dict[str, Any] | None = None) -> Any:
+        """`result` of one statement run alone (atomic by itself; on SQLite in autocommit, one trip to the driver's
+        thread), all in one greenlet switch where an AsyncConnection takes five (connect, begin, execute, commit,
+        close). Errors as in _tx."""
+        engine = self._lone_engine.sync_engine
+
+        def run() -> Any:
+            with engine.connect() as conn, conn.begin():
+                return result(conn.execute(statement, params))
+
+        with self._errors(workspace_id):
+            return await greenlet_spawn(run)
+
+    @contextlib.contextmanager
+    def _errors(self, workspace_id: int | None) -> typing.Iterator[None]:
         if self._closed:
             raise StoreError("The store is closed. Fix: open a new one with Store.open().")
         try:
-            async with self._engine.connect() as conn:
-                if read:
-                    await conn.execution_options(admonster_read=True)
-                async with conn.begin():
-                    yield conn
+            yield
         except IntegrityError as exc:
             if _violation(exc) == "foreign_key" and workspace_id is not None:
                 raise InvalidArgument(
@@ -1015,8 +1184,7 @@ class Store:
 
     async def schema_version(self) -> int:
         """The number of the last schema revision applied (11 is the last script of the releases before Alembic)."""
-        async with self._tx(read=True) as conn:
-            found = await conn.scalar(sql_text("SELECT version_num FROM alembic_version"))
+        found = await self._lone(sql_text("SELECT version_num FROM alembic_version"), _scalar)
         return int(found) if found else 0
 
     async def _migrate(self) -> None:
@@ -1083,13 +1251,16 @@ class Store:
 
     async def _one(self, table: Table, *where: Any) -> Any:
         """The record of the one row of `table` matching `where`, or None."""
-        async with self._tx(read=True) as conn:
-            row = (await conn.execute(select(table).where(*where))).first()
+        row = await self._lone(select(table).where(*where), _first)
+        return from_row(table, row) if row else None
+
+    async def _keyed(self, table: Table, statement: Any, **params: Any) -> Any:
+        """Like _one, with a statement built once (_BY_KEY): the hot look-ups skip building and keying a statement."""
+        row = await self._lone(statement, _first, params=params)
         return from_row(table, row) if row else None
 
     async def _all(self, statement: Any, table: Table) -> list[Any]:
-        async with self._tx(read=True) as conn:
-            rows = (await conn.execute(statement)).all()
+        rows = await self._lone(statement, _all_rows)
         return [from_row(table, row) for row in rows]
 
     def _insertion_order(self, table: Table) -> Any:
@@ -1145,10 +1316,9 @@ class Store:
         """The workspace an API key belongs to, or None for an unknown or revoked key."""
         if not key:
             return None
-        async with self._tx(read=True) as conn:
-            rows = (await conn.execute(
-                select(api_keys.c.key_hash, workspaces).join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
-                .where(api_keys.c.key_id == api_key_id(key), api_keys.c.revoked_at.is_(None)))).all()
+        rows = await self._lone(
+            select(api_keys.c.key_hash, workspaces).join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+            .where(api_keys.c.key_id == api_key_id(key), api_keys.c.revoked_at.is_(None)), _all_rows)
         wanted = hash_api_key(key)
         for row in rows:
             if hmac.compare_digest(row.key_hash, wanted):
@@ -1159,7 +1329,7 @@ class Store:
 
     async def get_setting(self, workspace_id: int, key: str, default: Any = None) -> Any:
         """The workspace's value for `key`, or `default`."""
-        found = await self._one(settings, settings.c.workspace_id == workspace_id, settings.c.key == key)
+        found = await self._keyed(settings, _SETTING_BY_KEY, workspace_id=workspace_id, key=key)
         return found.value if found else default
 
     async def set_setting(self, workspace_id: int, key: str, value: Any) -> None:
@@ -1213,7 +1383,7 @@ class Store:
     async def get_selection(self, workspace_id: int, kind: str) -> str | None:
         """The selected ad account, page or Instagram account id, or None."""
         _check_selection_kind(kind)
-        found = await self._one(selections, selections.c.workspace_id == workspace_id, selections.c.kind == kind)
+        found = await self._keyed(selections, _SELECTION_BY_KIND, workspace_id=workspace_id, kind=kind)
         return found.value if found else None
 
     async def set_selection(self, workspace_id: int, kind: str, value: str | None) -> None:
@@ -1260,14 +1430,13 @@ class Store:
                 f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
-        async with self._tx(workspace_id) as conn:
-            return await conn.scalar(insert(audit_log).values(
-                workspace_id=workspace_id, created_at=now, interface=interface, op=op,
-                args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
-                object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
-                fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
-                settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
-            ).returning(audit_log.c.id))
+        return await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
+            workspace_id=workspace_id, created_at=now, interface=interface, op=op,
+            args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
+            object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
+            fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
+            settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
+        ))
 
     async def settle_audit(
         self,
@@ -1299,10 +1468,12 @@ class Store:
             values["undo_of"] = undo_of
         unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id,
                      audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+        if not tags:  # the hot path: one UPDATE built once, the values as parameters
+            return await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
+                                                                       "entry_id": audit_id}) == 1
         async with self._tx(workspace_id) as conn:
-            if tags:
-                held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
-                values["tags"] = _clean_tags([*(held or []), *tags])
+            held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
+            values["tags"] = _clean_tags([*(held or []), *tags])
             result = await conn.execute(update(audit_log).where(*unsettled).values(**values))
         return result.rowcount == 1
 
@@ -1335,7 +1506,7 @@ class Store:
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
         """One audit entry of the workspace, or None."""
-        return await self._one(audit_log, audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id)
+        return await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id)
 
     async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
@@ -1396,19 +1567,17 @@ class Store:
 
     async def get_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """A confirmation of the workspace with its status (pending, used or expired), without claiming it."""
-        async with self._tx(read=True) as conn:
-            row = (await conn.execute(select(confirmations).where(
-                confirmations.c.workspace_id == workspace_id,
-                confirmations.c.id == _clean_confirmation_id(confirmation_id)))).first()
+        row = await self._lone(select(confirmations).where(
+            confirmations.c.workspace_id == workspace_id,
+            confirmations.c.id == _clean_confirmation_id(confirmation_id)), _first)
         return self._confirmation(row, _iso(self._now())) if row else None
 
     async def list_confirmations(self, workspace_id: int) -> list[Confirmation]:
         """The workspace's pending, unexpired confirmations, oldest first."""
         now = _iso(self._now())
-        async with self._tx(read=True) as conn:
-            rows = (await conn.execute(select(confirmations).where(
-                confirmations.c.workspace_id == workspace_id, confirmations.c.used_at.is_(None),
-                confirmations.c.expires_at > now).order_by(confirmations.c.created_at, confirmations.c.id))).all()
+        rows = await self._lone(select(confirmations).where(
+            confirmations.c.workspace_id == workspace_id, confirmations.c.used_at.is_(None),
+            confirmations.c.expires_at > now).order_by(confirmations.c.created_at, confirmations.c.id), _all_rows)
         return [self._confirmation(row, now) for row in rows]
 
     def _confirmation(self, row: Any, now_iso: str) -> Confirmation:
@@ -1446,19 +1615,17 @@ class Store:
         latest = (select(chat_messages).where(chat_messages.c.workspace_id == workspace_id,
                                               chat_messages.c.thread_id == thread)
                   .order_by(chat_messages.c.seq.desc()).limit(max(0, int(limit))).subquery())
-        async with self._tx(read=True) as conn:
-            rows = (await conn.execute(select(latest).order_by(latest.c.seq))).all()
+        rows = await self._lone(select(latest).order_by(latest.c.seq), _all_rows)
         return [_chat_message(ChatMessage(**row._asdict())) for row in rows]
 
     async def list_threads(self, workspace_id: int) -> list[dict[str, Any]]:
         """The workspace's threads, most recently active first: thread_id, messages, started_at, last_at."""
         last_at = func.max(chat_messages.c.created_at)
-        async with self._tx(read=True) as conn:
-            rows = (await conn.execute(
-                select(chat_messages.c.thread_id, func.count().label("messages"),
-                       func.min(chat_messages.c.created_at).label("started_at"), last_at.label("last_at"))
-                .where(chat_messages.c.workspace_id == workspace_id).group_by(chat_messages.c.thread_id)
-                .order_by(last_at.desc(), chat_messages.c.thread_id))).all()
+        rows = await self._lone(
+            select(chat_messages.c.thread_id, func.count().label("messages"),
+                   func.min(chat_messages.c.created_at).label("started_at"), last_at.label("last_at"))
+            .where(chat_messages.c.workspace_id == workspace_id).group_by(chat_messages.c.thread_id)
+            .order_by(last_at.desc(), chat_messages.c.thread_id), _all_rows)
         return [dict(row._mapping) for row in rows]
 
     # -- tokens ----------------------------------------------------------------------------------------------
@@ -1496,8 +1663,7 @@ class Store:
 
     async def load_token(self, workspace_id: int) -> StoredToken | None:
         """The workspace's decrypted token, or None; SecretKeyError if the key cannot decrypt it."""
-        async with self._tx(read=True) as conn:
-            row = (await conn.execute(select(tokens).where(tokens.c.workspace_id == workspace_id))).first()
+        row = await self._lone(_TOKEN_OF, _first, params={"workspace_id": workspace_id})
         if row is None:
             return None
         sealed_secret = row._mapping[tokens.c.app_secret]
@@ -1596,10 +1762,9 @@ class Store:
 
     async def token_holders(self, user_id: str, app_id: str | None, *, exclude_workspace: int) -> int:
         """How many other workspaces hold a token of this Facebook user for this app."""
-        async with self._tx(read=True) as conn:
-            return int(await conn.scalar(select(func.count()).select_from(tokens).where(
-                tokens.c.user_id == str(user_id), func.coalesce(tokens.c.app_id, "") == (app_id or ""),
-                tokens.c.workspace_id != exclude_workspace)) or 0)
+        return int(await self._lone(select(func.count()).select_from(tokens).where(
+            tokens.c.user_id == str(user_id), func.coalesce(tokens.c.app_id, "") == (app_id or ""),
+            tokens.c.workspace_id != exclude_workspace), _scalar) or 0)
 
     # -- notification outbox ---------------------------------------------------------------------------------
 
