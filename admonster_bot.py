@@ -371,11 +371,10 @@ def _with_store(action: Callable[[Any], Awaitable[None]]) -> None:
     settings = _settings_or_exit()
 
     async def run() -> None:
-        from admonster_store import Store, private_folder
+        from admonster_store import open_store, private_folder
 
         private_folder(settings.home)
-        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
-        async with await Store.open(settings.home / "admonster.db", secret_key=secret_key) as store:
+        async with await open_store(settings) as store:
             await action(store)
 
     _run_or_exit(run())

@@ -24,6 +24,8 @@ FIX_HINTS: dict[str, str] = {
         "set ADMONSTER_SECRET_KEY to a Fernet key made with: python -c "
         "\"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
     ),
+    "database_url": ("set ADMONSTER_DATABASE_URL to postgresql+asyncpg://user:password@host:5432/dbname, or unset it "
+                     "to keep the store in the SQLite file in ADMONSTER_HOME"),
     "log_level": f"set ADMONSTER_LOG_LEVEL to one of {', '.join(LOG_LEVELS)}",
     "workspace": "set ADMONSTER_WORKSPACE to a non-empty name, e.g. default",
     "llm_base_url": "set ADMONSTER_LLM_BASE_URL to an OpenAI-compatible URL such as http://localhost:11434/v1",
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         None, description="Fernet key that encrypts saved tokens; default: a generated <home>/secret.key file."
+    )
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL database for the store (replicas share it), e.g. "
+        "postgresql+asyncpg://user:password@host:5432/admonster; default: the SQLite file <home>/admonster.db. "
+        "Its password is never shown or logged.",
     )
     sandbox_db: Path | None = Field(None, description="SQLite file of the embedded sandbox; default <home>/sandbox.db.")
     sandbox_clock_start: datetime | None = Field(
@@ -191,6 +198,22 @@ class Settings(BaseSettings):
             Fernet(value.get_secret_value().strip().encode())
         except (ValueError, TypeError):
             raise ValueError("is not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from sqlalchemy.engine import make_url  # lazily: keeps CLI start-up fast
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value.get_secret_value().strip()).get_backend_name()
+        except ArgumentError:
+            raise ValueError("is not a database URL") from None
+        if backend != "postgresql":
+            raise ValueError(f"names a {backend} database; only PostgreSQL is supported on a server")
         return SecretStr(value.get_secret_value().strip())
 
     @field_validator("log_level", mode="after")

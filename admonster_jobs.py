@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -533,6 +536,14 @@ async def run_job(name: str, context: JobContext, jobs: Mapping[str, JobSpec] | 
     return await _run_spec(spec, context)
 
 
+def run_slot(spec: JobSpec, due: datetime) -> str:
+    """The run slot a due run belongs to, the same in every process that shares the database: an interval job's
+    interval number, a daily or weekly job's scheduled time (UTC)."""
+    if isinstance(spec.schedule, Every):
+        return f"every {spec.schedule.seconds:g}s #{int(due.timestamp() // spec.schedule.seconds)}"
+    return due.astimezone(UTC).isoformat()
+
+
 class Scheduler:
     """Runs jobs when their time comes; the last run of each job is kept in the store, so restarts catch up once."""
 
@@ -554,6 +565,10 @@ class Scheduler:
         if context.tz is None:
             context.tz = self.tz
         self._anchor: dict[str, datetime] = {}  # first time a never-run job was seen
+        # Replicas on one database: each due run is a slot that one process claims (Store.claim_job_slot) and runs;
+        # the others skip it, and remember it here so they wait for the next slot rather than this one again.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._taken: dict[str, datetime] = {}
 
     def now(self) -> datetime:
         """The scheduler's current time (aware)."""
@@ -593,8 +608,9 @@ class Scheduler:
         spec = self.jobs[job] if isinstance(job, str) else job
         now = now or self.now()
         last = await self.context.store.last_job_run(spec.name)
-        if last is not None:
-            return self.next_run(spec, last.last_run_at)
+        seen = [moment for moment in (last.last_run_at if last else None, self._taken.get(spec.name)) if moment is not None]
+        if seen:
+            return self.next_run(spec, max(seen))
         if isinstance(spec.schedule, Every):
             return now
         anchor = self._anchor.setdefault(spec.name, now)
@@ -607,8 +623,14 @@ class Scheduler:
             now = now.replace(tzinfo=UTC)
         results = []
         for spec in self.jobs.values():
-            if await self.due_at(spec, now) <= now:
+            due = await self.due_at(spec, now)
+            if due > now:
+                continue
+            if await self.context.store.claim_job_slot(spec.name, run_slot(spec, due), self.owner):
                 results.append(await _run_spec(spec, self.context, ran_at=now))
+            else:  # another process runs this slot
+                self._taken[spec.name] = due
+                log.info("job_slot_taken", job=spec.name, slot=run_slot(spec, due))
         return results
 
     async def run_job(self, name: str) -> JobResult:

@@ -220,7 +220,7 @@ class Notifier:
         """Send every email and webhook message that is due, recording each attempt; one pass at a time."""
         async with self._deliver_lock:
             report = DeliveryReport()
-            for item in await self.store.due_notifications(self.now(), limit=limit):
+            for item in await self.store.claim_due_notifications(self.now(), limit=limit):
                 await self._deliver_one(item, report)
             return report
 
@@ -234,7 +234,7 @@ class Notifier:
         async def passes() -> None:
             seen: set[int] = set()
             while True:
-                due = [n for n in await self.store.due_notifications(self.now(), limit=50) if n.id not in seen]
+                due = [n for n in await self.store.claim_due_notifications(self.now(), limit=50) if n.id not in seen]
                 if not due:
                     return
                 async with self._deliver_lock:

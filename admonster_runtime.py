@@ -224,15 +224,14 @@ def state_secret_for(settings: Settings) -> bytes:
 async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | None = None,
                        start_sandbox: bool = True) -> AsyncIterator[Runtime]:
     """Open the store, start the embedded sandbox (or point at live Facebook), and build the runtime."""
-    from admonster_store import Store, private_db_file, private_folder
+    from admonster_store import open_store, private_db_file, private_folder
     from fb_utils import configure_logging
     from fi_facebook import AppCredentials
 
     configure_logging(settings.log_level)
     private_folder(settings.home)
-    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
     async with contextlib.AsyncExitStack() as stack:
-        store = await Store.open(settings.home / "admonster.db", secret_key=secret_key)
+        store = await open_store(settings)
         stack.push_async_callback(store.close)
         sandbox_url, app = None, None
         if settings.mode == "SANDBOX":

@@ -1,6 +1,15 @@
-"""Ad Monster state: workspaces, settings, selections, audit log, confirmations and encrypted tokens in SQLite."""
+"""Ad Monster state: workspaces, settings, selections, audit log, confirmations and encrypted tokens, on SQLAlchemy 2 Core.
+
+Two engines: SQLite through aiosqlite (the embedded default, one file in ADMONSTER_HOME) and PostgreSQL through asyncpg
+(``ADMONSTER_DATABASE_URL=postgresql+asyncpg://…``). Each stored concept is declared once, as a frozen dataclass whose
+fields carry their column facts (``column(...)``); ``record_table`` derives the SQLAlchemy ``Table`` from it and
+``from_row`` maps a row back, with JSON, UTC times and flags converted by the column types (``JsonText``, ``UtcText``,
+``Flag``) in one place. The schema is migrated by Alembic (admonster_migrations/) when the store opens; a SQLite home
+made before Alembic is first brought to the last frozen script (admonster_store_legacy) and stamped.
+"""
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -8,14 +17,53 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import AsyncIterator, Callable
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy import Float as SqlFloat
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.sqlite import REAL
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import EMPTY_DICT, await_only, greenlet_spawn
+
+from admonster_store_legacy import LEGACY_VERSION, LegacyMigrationError, legacy_schema_version, upgrade_legacy
 
 DB_FILENAME = "admonster.db"
 KEY_FILENAME = "secret.key"
@@ -45,316 +93,15 @@ EXPERIMENT_STATUSES = ("running", "completed", "stopped")  # the same as fb_util
 VARIANT_STATES = ("running", "stopped", "winner", "loser")  # the same as fb_utils.VARIANT_STATES
 EXPERIMENT_UPDATABLE = ("status", "plan", "variants", "study_id", "winner", "outcome", "last_scaled_at", "started_at", "ends_at")
 MAX_ERROR_CHARS = 500
+DELIVERY_HOLD = timedelta(minutes=5)  # a claimed message is not due for others while it is sent (far beyond a send's timeout)
+JOB_SLOT_MEMORY = timedelta(days=7)  # how long a claimed job slot is remembered (far longer than any job interval)
+
+API_KEY_ID_LENGTH = 12
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "admonster_migrations"  # Alembic's script folder (env.py, versions/)
+BASELINE_REVISION = "0011"  # the first Alembic revision: the schema of the last frozen script (version 11)
+MIGRATION_LOCK_ID = 0x41444D4F  # PostgreSQL advisory lock held while one opener migrates ("ADMO")
 
 Clock = Callable[[], datetime]
-
-# Numbered schema migrations: MIGRATIONS[0] is version 1. Never edit an applied one; append a new script.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE workspaces (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL UNIQUE,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE api_keys (
-        key_hash TEXT PRIMARY KEY,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX api_keys_workspace ON api_keys(workspace_id);
-    CREATE TABLE settings (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        value_json TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, key)
-    );
-    CREATE TABLE selections (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        value TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, kind)
-    );
-    CREATE TABLE audit_log (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        created_at TEXT NOT NULL,
-        interface TEXT NOT NULL,
-        op TEXT NOT NULL,
-        args_json TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        changes_json TEXT NOT NULL,
-        object_ids_json TEXT NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'dry_run', 'pending')),
-        error TEXT,
-        fbtrace_id TEXT,
-        undo_of INTEGER REFERENCES audit_log(id),
-        undone_by INTEGER REFERENCES audit_log(id)
-    );
-    CREATE INDEX audit_log_workspace ON audit_log(workspace_id, id);
-    CREATE TABLE confirmations (
-        id TEXT PRIMARY KEY,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        op TEXT NOT NULL,
-        args_json TEXT NOT NULL,
-        preview TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        used_at TEXT
-    );
-    CREATE INDEX confirmations_workspace ON confirmations(workspace_id, expires_at);
-    CREATE TABLE tokens (
-        workspace_id INTEGER PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        token_encrypted TEXT NOT NULL,
-        app_id TEXT,
-        app_secret_encrypted TEXT,
-        user_id TEXT,
-        expires_at TEXT,
-        scopes_json TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    """,
-    # 2: OAuth state nonces, token health and warnings, the notification outbox, scheduled job runs.
-    """
-    CREATE TABLE oauth_states (
-        nonce TEXT PRIMARY KEY,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        used_at TEXT
-    );
-    CREATE INDEX oauth_states_expiry ON oauth_states(expires_at);
-    ALTER TABLE tokens ADD COLUMN invalid_reason TEXT;
-    ALTER TABLE tokens ADD COLUMN checked_at TEXT;
-    CREATE TABLE token_warnings (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, key)
-    );
-    CREATE TABLE notifications (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        channel TEXT NOT NULL CHECK (channel IN ('inbox', 'email', 'webhook')),
-        level TEXT NOT NULL DEFAULT 'info',
-        subject TEXT NOT NULL,
-        text TEXT NOT NULL,
-        target TEXT,
-        dedupe_key TEXT,
-        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'read')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        created_at TEXT NOT NULL,
-        next_attempt_at TEXT NOT NULL,
-        sent_at TEXT
-    );
-    CREATE UNIQUE INDEX notifications_dedupe ON notifications(workspace_id, channel, dedupe_key)
-        WHERE dedupe_key IS NOT NULL;
-    CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
-    CREATE INDEX notifications_workspace ON notifications(workspace_id, channel, status, id);
-    CREATE TABLE job_runs (
-        name TEXT PRIMARY KEY,
-        last_run_at TEXT NOT NULL,
-        ok INTEGER NOT NULL,
-        summary TEXT NOT NULL
-    );
-    """,
-    # 3: API keys are found by their public id, then their hash is compared in constant time.
-    """
-    ALTER TABLE api_keys ADD COLUMN key_id TEXT;
-    CREATE INDEX api_keys_key_id ON api_keys(key_id);
-    """,
-    # 4: LLM chat threads: OpenAI-style messages per workspace and thread, in order.
-    """
-    CREATE TABLE chat_messages (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        thread_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
-        content TEXT,
-        tool_calls TEXT,
-        tool_call_id TEXT,
-        name TEXT,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, thread_id, seq)
-    );
-    """,
-    # 5: launches: one-call campaign launches, each step recorded so a failed launch can be resumed or rolled back.
-    """
-    CREATE TABLE launches (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        request_json TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'failed', 'done', 'rolled_back')),
-        steps_json TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        UNIQUE (workspace_id, key)
-    );
-    """,
-    # 6: insights automation: alert rules and the events they fired, daily performance snapshots, the spend ledger,
-    # and the campaigns paused because an ad account's billing failed (resumed exactly, later).
-    """
-    CREATE TABLE alert_rules (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        name TEXT NOT NULL,
-        object_id TEXT NOT NULL,
-        level TEXT NOT NULL CHECK (level IN ('account', 'campaign', 'adset', 'ad')),
-        ad_account_id TEXT,
-        currency TEXT,
-        metric TEXT NOT NULL,
-        operator TEXT NOT NULL CHECK (operator IN ('>', '>=', '<', '<=')),
-        threshold REAL NOT NULL,
-        window TEXT NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('notify', 'pause', 'scale')),
-        scale_pct INTEGER,
-        max_budget INTEGER,
-        cooldown_hours REAL NOT NULL,
-        enabled INTEGER NOT NULL DEFAULT 1,
-        last_fired_at TEXT,
-        created_at TEXT NOT NULL,
-        UNIQUE (workspace_id, name)
-    );
-    CREATE TABLE alert_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        rule_id INTEGER REFERENCES alert_rules(id) ON DELETE SET NULL,
-        rule_name TEXT NOT NULL,
-        fired_at TEXT NOT NULL,
-        object_id TEXT NOT NULL,
-        value REAL,
-        action TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        detail_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX alert_events_workspace ON alert_events(workspace_id, id);
-    CREATE TABLE perf_snapshots (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        object_id TEXT NOT NULL,
-        level TEXT NOT NULL,
-        day TEXT NOT NULL,
-        metrics_json TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, object_id, day)
-    );
-    CREATE INDEX perf_snapshots_day ON perf_snapshots(workspace_id, day);
-    CREATE TABLE spend_ledger (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        ad_account_id TEXT NOT NULL,
-        day TEXT NOT NULL,
-        spend_minor INTEGER NOT NULL,
-        currency TEXT NOT NULL,
-        fee_minor INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, ad_account_id, day)
-    );
-    CREATE TABLE billing_pauses (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        ad_account_id TEXT NOT NULL,
-        object_ids_json TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        resumed_at TEXT
-    );
-    CREATE INDEX billing_pauses_open ON billing_pauses(workspace_id, ad_account_id, resumed_at);
-    """,
-    # 7: A/B experiments: the plan, each variant's objects and state, the last evaluation, and what each check did.
-    """
-    CREATE TABLE experiments (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        name TEXT NOT NULL,
-        plan_json TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'stopped')),
-        ad_account_id TEXT NOT NULL,
-        currency TEXT NOT NULL,
-        variants_json TEXT NOT NULL DEFAULT '[]',
-        study_id TEXT,
-        winner TEXT,
-        outcome_json TEXT NOT NULL DEFAULT '{}',
-        started_at TEXT NOT NULL,
-        ends_at TEXT NOT NULL,
-        last_scaled_at TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        UNIQUE (workspace_id, key),
-        UNIQUE (workspace_id, name)
-    );
-    CREATE INDEX experiments_status ON experiments(workspace_id, status, id);
-    CREATE TABLE experiment_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
-        at TEXT NOT NULL,
-        action TEXT NOT NULL,
-        detail_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX experiment_events_experiment ON experiment_events(workspace_id, experiment_id, id);
-    """,
-    # 8: exactly-once writes (docs/exactly-once.md): an audit entry is written `pending` before its request, with the
-    # client tags it sends, and settled after (`ok`, `error`, or `unknown` when the answer was lost); a confirmation
-    # keeps the exact changes it previewed, so a confirm never applies them to a state that moved.
-    """
-    CREATE TABLE audit_log_new (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        created_at TEXT NOT NULL,
-        interface TEXT NOT NULL,
-        op TEXT NOT NULL,
-        args_json TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        changes_json TEXT NOT NULL,
-        object_ids_json TEXT NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'dry_run', 'pending', 'unknown')),
-        error TEXT,
-        fbtrace_id TEXT,
-        undo_of INTEGER REFERENCES audit_log_new(id),
-        undone_by INTEGER REFERENCES audit_log_new(id),
-        tags_json TEXT NOT NULL DEFAULT '[]',
-        settled_at TEXT
-    );
-    INSERT INTO audit_log_new (id, workspace_id, created_at, interface, op, args_json, summary, changes_json,
-                               object_ids_json, outcome, error, fbtrace_id, undo_of, undone_by, settled_at)
-        SELECT id, workspace_id, created_at, interface, op, args_json, summary, changes_json, object_ids_json, outcome,
-               error, fbtrace_id, undo_of, undone_by, created_at FROM audit_log;
-    DROP TABLE audit_log;
-    ALTER TABLE audit_log_new RENAME TO audit_log;
-    CREATE INDEX audit_log_workspace ON audit_log(workspace_id, id);
-    CREATE INDEX audit_log_unsettled ON audit_log(workspace_id, outcome) WHERE outcome IN ('pending', 'unknown');
-    ALTER TABLE confirmations ADD COLUMN changes_json TEXT NOT NULL DEFAULT '[]';
-    """,
-    # 9: single-flight leases: a launch or an experiment runs in one request at a time, across processes sharing this
-    # file. A lease names its owner and expires unless renewed, so one left by a killed process frees itself shortly.
-    """
-    CREATE TABLE leases (
-        workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        claimed_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, key)
-    );
-    """,
-    # 10: API keys can be listed, rotated and revoked (`admonster workspace keys`): a revoked key keeps its row (so the
-    # list says when) and stops authenticating at once.
-    """
-    ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;
-    """,
-    # 11: a sign-in link is bound to whoever asked for it: the SHA-256 of the browser cookie's nonce (the console) or
-    # of the terminal listener's secret; and whether it may move the workspace to another Facebook user.
-    """
-    ALTER TABLE oauth_states ADD COLUMN binding_hash TEXT;
-    ALTER TABLE oauth_states ADD COLUMN allow_switch INTEGER NOT NULL DEFAULT 0;
-    """,
-]
-API_KEY_ID_LENGTH = 12
 
 
 class StoreError(Exception):
@@ -369,34 +116,220 @@ class SecretKeyError(StoreError):
     """The secret key is malformed or does not decrypt the saved tokens."""
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Records declared once: a dataclass's fields carry their column facts; the Table and the row mapping come from it.
+# ---------------------------------------------------------------------------------------------------------------
+
+COLUMN = "admonster_column"
+METADATA = MetaData()
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """How one record field is stored. The SQL type and nullability come from the annotation unless given here."""
+
+    name: str | None = None          # the column's name when it is not the field's (JSON columns end in _json)
+    primary_key: bool = False
+    references: str | None = None    # "table.column"
+    ondelete: str | None = None
+    server_default: str | None = None
+    nullable: bool | None = None
+    sql_type: Any = None
+    stored: bool = True              # False: computed when read (a confirmation's status), no column
+    autoincrement: bool = False      # an INTEGER PRIMARY KEY AUTOINCREMENT id (never reused on SQLite)
+
+
+def column(default: Any = MISSING, *, default_factory: Any = MISSING, repr: bool = True, **info: Any) -> Any:  # noqa: A002
+    """A record field with its column facts (see ColumnInfo)."""
+    return field(default=default, default_factory=default_factory, repr=repr, metadata={COLUMN: ColumnInfo(**info)})
+
+
+def workspace_ref(*, primary_key: bool = False) -> Any:
+    """The workspace a row belongs to; deleting the workspace deletes the row."""
+    return column(references="workspaces.id", ondelete="CASCADE", primary_key=primary_key)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class JsonText(TypeDecorator):
+    """A JSON value kept as text (the same on both engines); refused with one line when it is not JSON."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, what: str = "Value", sort_keys: bool = True):
+        super().__init__()
+        self.what, self.sort_keys = what, sort_keys
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return json.dumps(value, ensure_ascii=False, sort_keys=self.sort_keys)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"{self.what} is not JSON-serializable ({exc}). "
+                                  "Fix: pass numbers, strings, lists, dicts.") from None
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class UtcText(TypeDecorator):
+    """A UTC time kept as ISO-8601 text (seconds; text order is time order); read back as an aware datetime."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | str | None, dialect: Any) -> str | None:
+        return _iso(value) if isinstance(value, datetime) else value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+
+class Flag(TypeDecorator):
+    """A yes/no kept as INTEGER 0/1 on both engines (as the SQLite schema always had)."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        return None if value is None else (1 if value else 0)
+
+    def process_result_value(self, value: int | None, dialect: Any) -> bool | None:
+        return None if value is None else bool(value)
+
+
+WHOLE_NUMBER = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER is 64-bit; INTEGER PRIMARY KEY is the rowid
+DECIMAL_NUMBER = SqlFloat().with_variant(REAL(), "sqlite")  # double precision on both (SQLite's REAL is 8 bytes)
+
+
+def _sql_type(annotation: Any, what: str, given: Any = None) -> tuple[Any, bool]:
+    """(SQL type, nullable) for a record field's annotation; `given` overrides the type."""
+    nullable = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        nullable = len(args) < len(typing.get_args(annotation))
+        annotation = args[0]
+    if given is not None:
+        return given, nullable
+    base = typing.get_origin(annotation) or annotation
+    if base is bool:
+        return Flag(), nullable
+    if base is int:
+        return WHOLE_NUMBER, nullable
+    if base is float:
+        return DECIMAL_NUMBER, nullable
+    if base is str:
+        return Text(), nullable
+    if base is datetime:
+        return UtcText(), nullable
+    if base in (dict, list):
+        return JsonText(what), nullable
+    raise TypeError(f"No column type for {annotation!r} ({what})")
+
+
+def record_table(name: str, record: type, *extra: Any, label: str) -> Table:
+    """The table of `record`: one column per stored field, then `extra` columns, constraints and indexes."""
+    hints = typing.get_type_hints(record)
+    columns: list[Column] = []
+    autoincrement = False
+    for spec in fields(record):
+        info: ColumnInfo = spec.metadata.get(COLUMN, ColumnInfo())
+        if not info.stored:
+            continue
+        sql_type, nullable = _sql_type(hints[spec.name], f"{label} {spec.name.replace('_', ' ')}", info.sql_type)
+        references = [ForeignKey(info.references, ondelete=info.ondelete)] if info.references else []
+        autoincrement = autoincrement or info.autoincrement
+        columns.append(Column(
+            info.name or spec.name, sql_type, *references,
+            key=spec.name, primary_key=info.primary_key,
+            nullable=(nullable and not info.primary_key) if info.nullable is None else info.nullable,
+            server_default=info.server_default, autoincrement=True if info.autoincrement else "auto",
+        ))
+    table = Table(name, METADATA, *columns, *extra, sqlite_autoincrement=autoincrement)
+    table.info["record"] = record
+    return table
+
+
+def from_row(table: Table, row: Any, **computed: Any) -> Any:
+    """The table's record from a result row (a RowMapping or Row); `computed` gives fields with no column, or
+    replaces a stored value (a decrypted token)."""
+    mapping = getattr(row, "_mapping", row)
+    record = table.info["record"]
+    values = {spec.name: mapping[table.c[spec.name]] for spec in fields(record)
+              if spec.metadata.get(COLUMN, ColumnInfo()).stored and spec.name not in computed}
+    return record(**values, **computed)
+
+
+def _in(column_name: str, allowed: tuple[str, ...]) -> CheckConstraint:
+    listed = ", ".join(f"'{value}'" for value in allowed)
+    return CheckConstraint(f"{column_name} IN ({listed})")
+
+
+# -- the records ------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Workspace:
     """An isolation unit: one user or team."""
 
-    id: int
-    name: str
-    created_at: str
+    id: int = column(primary_key=True, autoincrement=True)
+    name: str = column()
+    created_at: str = column()
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """What may be shown of an API key: its public id (the prefix that finds it) and times; never the secret."""
+
+    key_id: str = column(nullable=True)   # NULL for keys made before key ids (schema 3)
+    created_at: str = column()
+    revoked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One JSON value of a workspace, by key (guardrails, notify_email, ...)."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    key: str = column(primary_key=True)
+    value: Any = column(name="value_json", sql_type=JsonText("Setting value"))
+    updated_at: str = column()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The ad account, page or Instagram account a workspace works on."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    kind: str = column(primary_key=True)
+    value: str = column()
+    updated_at: str = column()
 
 
 @dataclass(frozen=True)
 class AuditEntry:
     """One recorded write: who, what, the state changes and the outcome."""
 
-    id: int
-    workspace_id: int
-    created_at: str
-    interface: str
-    op: str
-    args: dict[str, Any]
-    summary: str
-    changes: list[dict[str, Any]]
-    object_ids: list[str]
-    outcome: str
-    error: str | None
-    fbtrace_id: str | None
-    undo_of: int | None
-    undone_by: int | None
-    tags: list[dict[str, str]] = field(default_factory=list)   # {"tag", "path", "name"}: how reconcile finds its creates
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    created_at: str = column()
+    interface: str = column()
+    op: str = column()
+    args: dict[str, Any] = column(name="args_json")
+    summary: str = column()
+    changes: list[dict[str, Any]] = column(name="changes_json")
+    object_ids: list[str] = column(name="object_ids_json")
+    outcome: str = column()
+    error: str | None = column()
+    fbtrace_id: str | None = column()
+    undo_of: int | None = column(references="audit_log.id")
+    undone_by: int | None = column(references="audit_log.id")
+    # {"tag", "path", "name"}: how reconcile finds its creates
+    tags: list[dict[str, str]] = column(default_factory=list, name="tags_json", server_default="[]")
     settled_at: str | None = None                   # None while pending or unknown
 
 
@@ -404,175 +337,31 @@ class AuditEntry:
 class Confirmation:
     """A spend op waiting for the caller to confirm it by id."""
 
-    id: str
-    workspace_id: int
-    op: str
-    args: dict[str, Any]
-    preview: str
-    created_at: str
-    expires_at: str
-    used_at: str | None
-    status: str  # "pending" | "used" | "expired"
-    changes: list[dict[str, Any]] = field(default_factory=list)   # exactly what the preview showed
-
-
-@dataclass(frozen=True)
-class Launch:
-    """One recorded launch: the request (no secrets), its status and each step's outcome, in the order they ran."""
-
-    id: int
-    workspace_id: int
-    key: str
-    request: dict[str, Any]
-    status: str  # "running" | "failed" | "done" | "rolled_back"
-    steps: dict[str, dict[str, Any]]
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who may run the launch or experiment named `key` now: `owner` until `expires_at` (ISO-8601 UTC, milliseconds)."""
-
-    workspace_id: int
-    key: str
-    owner: str
-    claimed_at: str
-    expires_at: str
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """A workspace's alert: when `metric` over `window` of `object_id` crosses `threshold`, do `action`.
-
-    Money thresholds (spend, cpc, cpm, cpa) and `max_budget` are in minor units of `currency`.
-    """
-
-    id: int
-    workspace_id: int
-    name: str
-    object_id: str
-    level: str
-    ad_account_id: str | None
-    currency: str | None
-    metric: str
-    operator: str
-    threshold: float
-    window: str
-    action: str
-    scale_pct: int | None
-    max_budget: int | None
-    cooldown_hours: float
-    enabled: bool
-    last_fired_at: datetime | None
-    created_at: str
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """One time a rule fired: the value seen, the action taken and how it went."""
-
-    id: int
-    workspace_id: int
-    rule_id: int | None
-    rule_name: str
-    fired_at: datetime
-    object_id: str
-    value: float | None
-    action: str
-    outcome: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One object's metrics for one day (the account's day), as insights reported them."""
-
-    workspace_id: int
-    object_id: str
-    level: str
-    day: str
-    metrics: dict[str, Any]
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One ad account's spend on one day, in minor units of its currency, with the agency fee on it."""
-
-    workspace_id: int
-    ad_account_id: str
-    day: str
-    spend_minor: int
-    currency: str
-    fee_minor: int
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class BillingPause:
-    """The campaigns Ad Monster paused because an ad account's billing failed; resumed_at once they run again."""
-
-    id: int
-    workspace_id: int
-    ad_account_id: str
-    object_ids: list[str]
-    reason: str
-    created_at: str
-    resumed_at: str | None
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One A/B test: the plan it came from, each variant's objects and state, and the last evaluation.
-
-    ``variants`` is one dict per variant in the plan's order (``name``, object ids, ``state``: running, stopped, winner
-    or loser); times are ISO-8601 UTC strings.
-    """
-
-    id: int
-    workspace_id: int
-    key: str
-    name: str
-    plan: dict[str, Any]
-    status: str  # "running" | "completed" | "stopped"
-    ad_account_id: str
-    currency: str
-    variants: list[dict[str, Any]]
-    study_id: str | None
-    winner: str | None
-    outcome: dict[str, Any]
-    started_at: str
-    ends_at: str
-    last_scaled_at: str | None
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class ExperimentEntry:
-    """One thing an experiment did (launched, variant_stopped, winner, scaled, ...), with its details."""
-
-    id: int
-    workspace_id: int
-    experiment_id: int
-    at: str
-    action: str
-    detail: dict[str, Any]
+    id: str = column(primary_key=True)
+    workspace_id: int = workspace_ref()
+    op: str = column()
+    # Encrypted JSON text (plain JSON in rows written before schema 10): the store decrypts it when read.
+    args: dict[str, Any] = column(name="args_json", sql_type=Text())
+    preview: str = column()
+    created_at: str = column()
+    expires_at: str = column()
+    used_at: str | None = column()
+    status: str = column(stored=False)  # "pending" | "used" | "expired"
+    changes: list[dict[str, Any]] = column(default_factory=list, name="changes_json", server_default="[]")
 
 
 @dataclass(frozen=True)
 class StoredToken:
     """A decrypted Facebook token with what is known about it; secrets stay out of repr."""
 
-    workspace_id: int
-    kind: str
-    token: str = field(repr=False)
+    workspace_id: int = workspace_ref(primary_key=True)
+    kind: str = column()
+    token: str = column(repr=False, name="token_encrypted")          # Fernet ciphertext at rest
     app_id: str | None = None
-    app_secret: str | None = field(default=None, repr=False)
+    app_secret: str | None = column(None, repr=False, name="app_secret_encrypted")
     user_id: str | None = None
     expires_at: datetime | None = None
-    scopes: list[str] | None = None
+    scopes: list[str] | None = column(None, name="scopes_json")
     created_at: str = ""
     updated_at: str = ""
     invalid_reason: str | None = None
@@ -589,43 +378,297 @@ class StoredToken:
 
 
 @dataclass(frozen=True)
-class Notification:
-    """One message in the outbox: the chat inbox, an email or a webhook call, with its delivery record."""
+class OAuthState:
+    """A sign-in link's single-use `state` nonce, bound to a workspace and to whoever asked for it."""
 
-    id: int
-    workspace_id: int
-    channel: str  # "inbox" | "email" | "webhook"
-    subject: str
-    text: str
-    target: str | None  # email address(es) or webhook URL; None for the inbox
-    status: str  # "pending" | "sent" | "failed" | "read" (inbox, once shown)
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    next_attempt_at: datetime | None
-    sent_at: datetime | None
-    level: str = "info"
-    dedupe_key: str | None = None
+    nonce: str = column(primary_key=True)
+    workspace_id: int = workspace_ref()
+    created_at: str = column()
+    expires_at: str = column()
+    used_at: str | None = None
+    binding_hash: str | None = None  # SHA-256 of the browser cookie's nonce or the terminal listener's secret
+    allow_switch: bool = column(False, server_default=sql_text("0"))
 
 
 @dataclass(frozen=True)
-class ApiKeyInfo:
-    """What may be shown of an API key: its public id (the prefix that finds it) and times; never the secret."""
+class TokenWarning:
+    """A token warning already sent (its key), so it is sent once."""
 
-    key_id: str
-    created_at: str
-    revoked_at: str | None = None
+    workspace_id: int = workspace_ref(primary_key=True)
+    key: str = column(primary_key=True)
+    created_at: str = column()
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message in the outbox: the chat inbox, an email or a webhook call, with its delivery record."""
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    channel: str = column()  # "inbox" | "email" | "webhook"
+    subject: str = column()
+    text: str = column()
+    target: str | None = column()  # email address(es) or webhook URL; None for the inbox
+    status: str = column(server_default="pending")  # "pending" | "sent" | "failed" | "read" (inbox, once shown)
+    attempts: int = column(server_default=sql_text("0"))
+    last_error: str | None = column()
+    created_at: datetime = column()
+    next_attempt_at: datetime | None = column(nullable=False)  # read as None once the message is not pending
+    sent_at: datetime | None = column()
+    level: str = column("info", server_default="info")
+    dedupe_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status != "pending":  # the next attempt means nothing once delivered, failed or read
+            object.__setattr__(self, "next_attempt_at", None)
 
 
 @dataclass(frozen=True)
 class JobRun:
     """The last run of one scheduled job."""
 
-    name: str
-    last_run_at: datetime
-    ok: bool
-    summary: str
+    name: str = column(primary_key=True)
+    last_run_at: datetime = column()
+    ok: bool = column()
+    summary: str = column()
 
+
+@dataclass(frozen=True)
+class JobSlot:
+    """One run slot of a scheduled job (its due time, or its interval's number), claimed by the process that runs it:
+    replicas sharing a database each see the slot come due, and only the one whose claim lands runs the job."""
+
+    name: str = column(primary_key=True)
+    slot: str = column(primary_key=True)
+    owner: str = column()
+    claimed_at: datetime = column()
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One OpenAI-style message of a workspace's chat thread, in order (seq)."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    thread_id: str = column(primary_key=True)
+    seq: int = column(primary_key=True, autoincrement=False)
+    role: str = column()
+    content: str | None = column()
+    tool_calls: list[dict[str, Any]] | None = column(sql_type=JsonText("Chat tool calls", sort_keys=False))
+    tool_call_id: str | None = column()
+    name: str | None = column()
+    created_at: str = column()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One recorded launch: the request (no secrets), its status and each step's outcome, in the order they ran."""
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    key: str = column()
+    request: dict[str, Any] = column(name="request_json")
+    status: str = column()  # "running" | "failed" | "done" | "rolled_back"
+    steps: dict[str, dict[str, Any]] = column(name="steps_json", server_default="{}",
+                                              sql_type=JsonText("Launch steps", sort_keys=False))  # in the order they ran
+    created_at: str = column()
+    updated_at: str = column()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who may run the launch or experiment named `key` now: `owner` until `expires_at` (ISO-8601 UTC, milliseconds)."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    key: str = column(primary_key=True)
+    owner: str = column()
+    claimed_at: str = column()
+    expires_at: str = column()
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A workspace's alert: when `metric` over `window` of `object_id` crosses `threshold`, do `action`.
+
+    Money thresholds (spend, cpc, cpm, cpa) and `max_budget` are in minor units of `currency`.
+    """
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    name: str = column()
+    object_id: str = column()
+    level: str = column()
+    ad_account_id: str | None = column()
+    currency: str | None = column()
+    metric: str = column()
+    operator: str = column()
+    threshold: float = column()
+    window: str = column()
+    action: str = column()
+    scale_pct: int | None = column()
+    max_budget: int | None = column()
+    cooldown_hours: float = column()
+    enabled: bool = column(server_default=sql_text("1"))
+    last_fired_at: datetime | None = column()
+    created_at: str = column()
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One time a rule fired: the value seen, the action taken and how it went."""
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    rule_id: int | None = column(references="alert_rules.id", ondelete="SET NULL")
+    rule_name: str = column()
+    fired_at: datetime = column()
+    object_id: str = column()
+    value: float | None = column()
+    action: str = column()
+    outcome: str = column()
+    detail: dict[str, Any] = column(name="detail_json", server_default="{}")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One object's metrics for one day (the account's day), as insights reported them."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    object_id: str = column(primary_key=True)
+    level: str = column()
+    day: str = column(primary_key=True)
+    metrics: dict[str, Any] = column(name="metrics_json")
+    updated_at: str = column()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ad account's spend on one day, in minor units of its currency, with the agency fee on it."""
+
+    workspace_id: int = workspace_ref(primary_key=True)
+    ad_account_id: str = column(primary_key=True)
+    day: str = column(primary_key=True)
+    spend_minor: int = column()
+    currency: str = column()
+    fee_minor: int = column(server_default=sql_text("0"))
+    updated_at: str = column()
+
+
+@dataclass(frozen=True)
+class BillingPause:
+    """The campaigns Ad Monster paused because an ad account's billing failed; resumed_at once they run again."""
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    ad_account_id: str = column()
+    object_ids: list[str] = column(name="object_ids_json")
+    reason: str = column()
+    created_at: str = column()
+    resumed_at: str | None = column()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One A/B test: the plan it came from, each variant's objects and state, and the last evaluation.
+
+    ``variants`` is one dict per variant in the plan's order (``name``, object ids, ``state``: running, stopped, winner
+    or loser); times are ISO-8601 UTC strings.
+    """
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    key: str = column()
+    name: str = column()
+    plan: dict[str, Any] = column(name="plan_json")
+    status: str = column()  # "running" | "completed" | "stopped"
+    ad_account_id: str = column()
+    currency: str = column()
+    variants: list[dict[str, Any]] = column(name="variants_json", server_default="[]")
+    study_id: str | None = column()
+    winner: str | None = column()
+    outcome: dict[str, Any] = column(name="outcome_json", server_default="{}")
+    started_at: str = column()
+    ends_at: str = column()
+    last_scaled_at: str | None = column()
+    created_at: str = column()
+    updated_at: str = column()
+
+
+@dataclass(frozen=True)
+class ExperimentEntry:
+    """One thing an experiment did (launched, variant_stopped, winner, scaled, ...), with its details."""
+
+    id: int = column(primary_key=True, autoincrement=True)
+    workspace_id: int = workspace_ref()
+    experiment_id: int = column(references="experiments.id", ondelete="CASCADE")
+    at: str = column()
+    action: str = column()
+    detail: dict[str, Any] = column(name="detail_json", server_default="{}")
+
+
+# -- the tables -------------------------------------------------------------------------------------------------
+
+workspaces = record_table("workspaces", Workspace, UniqueConstraint("name"), label="Workspace")
+api_keys = record_table(
+    "api_keys", ApiKeyInfo,
+    Column("key_hash", Text, primary_key=True),  # SHA-256 of the key: the only form kept
+    Column("workspace_id", WHOLE_NUMBER, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Index("api_keys_workspace", "workspace_id"), Index("api_keys_key_id", "key_id"), label="API key",
+)
+settings = record_table("settings", Setting, label="Setting")
+selections = record_table("selections", Selection, label="Selection")
+audit_log = record_table(
+    "audit_log", AuditEntry, _in("outcome", AUDIT_OUTCOMES),
+    Index("audit_log_workspace", "workspace_id", "id"),
+    Index("audit_log_unsettled", "workspace_id", "outcome", sqlite_where=sql_text("outcome IN ('pending', 'unknown')"),
+          postgresql_where=sql_text("outcome IN ('pending', 'unknown')")),
+    label="Audit",
+)
+confirmations = record_table("confirmations", Confirmation, Index("confirmations_workspace", "workspace_id", "expires_at"),
+                             label="Confirmation")
+tokens = record_table("tokens", StoredToken, label="Token")
+oauth_states = record_table("oauth_states", OAuthState, Index("oauth_states_expiry", "expires_at"), label="OAuth state")
+token_warnings = record_table("token_warnings", TokenWarning, label="Token warning")
+notifications = record_table(
+    "notifications", Notification, _in("channel", NOTIFICATION_CHANNELS), _in("status", NOTIFICATION_STATUSES),
+    Index("notifications_dedupe", "workspace_id", "channel", "dedupe_key", unique=True,
+          sqlite_where=sql_text("dedupe_key IS NOT NULL"), postgresql_where=sql_text("dedupe_key IS NOT NULL")),
+    Index("notifications_due", "status", "next_attempt_at"),
+    Index("notifications_workspace", "workspace_id", "channel", "status", "id"),
+    label="Notification",
+)
+job_runs = record_table("job_runs", JobRun, label="Job run")
+job_slots = record_table("job_slots", JobSlot, label="Job slot")
+chat_messages = record_table("chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")),
+                             label="Chat message")
+launches = record_table("launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"),
+                        label="Launch")
+leases = record_table("leases", Lease, label="Lease")
+alert_rules = record_table(
+    "alert_rules", AlertRule, _in("level", ("account", "campaign", "adset", "ad")),
+    _in("operator", (">", ">=", "<", "<=")), _in("action", ("notify", "pause", "scale")),
+    UniqueConstraint("workspace_id", "name"), label="Alert rule",
+)
+alert_events = record_table("alert_events", AlertEvent, Index("alert_events_workspace", "workspace_id", "id"),
+                            label="Alert event")
+perf_snapshots = record_table("perf_snapshots", Snapshot, Index("perf_snapshots_day", "workspace_id", "day"),
+                              label="Snapshot")
+spend_ledger = record_table("spend_ledger", LedgerEntry, label="Ledger entry")
+billing_pauses = record_table("billing_pauses", BillingPause,
+                              Index("billing_pauses_open", "workspace_id", "ad_account_id", "resumed_at"),
+                              label="Billing pause")
+experiments = record_table(
+    "experiments", Experiment, _in("status", EXPERIMENT_STATUSES), UniqueConstraint("workspace_id", "key"),
+    UniqueConstraint("workspace_id", "name"), Index("experiments_status", "workspace_id", "status", "id"),
+    label="Experiment",
+)
+experiment_events = record_table("experiment_events", ExperimentEntry,
+                                 Index("experiment_events_experiment", "workspace_id", "experiment_id", "id"),
+                                 label="Experiment event")
+# The releases before Alembic counted their scripts here; the store still writes the revision number it reached, so
+# such a release refuses a home migrated past the schema it knows (instead of breaking it).
+schema_version = Table("schema_version", METADATA, Column("version", Integer, primary_key=True, autoincrement=False),
+                       Column("applied_at", Text, nullable=False))
+RECORD_TABLES = tuple(table for table in METADATA.sorted_tables if "record" in table.info)
 
 def token_fingerprint(token: str) -> str:
     """First 16 hex digits of the token's SHA-256: identifies a token without revealing it."""
@@ -734,7 +777,36 @@ def _resolve_fernet(db_path: str, secret_key: Any, key_file: Path | None) -> Fer
         return load_or_create_key_file(key_file)
     if db_path == MEMORY:
         return Fernet(Fernet.generate_key())
+    if is_database_url(db_path):
+        raise SecretKeyError("A store on a database server needs the key that encrypts its tokens. Fix: set "
+                             "ADMONSTER_SECRET_KEY (the same on every replica), or pass key_file.")
     return load_or_create_key_file(Path(db_path).parent / KEY_FILENAME)
+
+
+def is_database_url(path: str | Path) -> bool:
+    """True for a database URL such as postgresql+asyncpg://host/db (a store on a server), False for a file path."""
+    return "://" in str(path)
+
+
+def safe_database_url(url: str) -> str:
+    """The URL with its password masked: what may be shown or logged."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(a malformed database URL)"
+
+
+def _server_url(url: str) -> str:
+    """A PostgreSQL URL for the asyncpg driver; anything else is refused with one line."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("ADMONSTER_DATABASE_URL is not a database URL. Fix: use "
+                         "postgresql+asyncpg://user:password@host:5432/dbname.") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(f"Database {parsed.get_backend_name()!r} is not supported on a server. Fix: use "
+                         "postgresql+asyncpg://user:password@host:5432/dbname (or unset it for the SQLite file).")
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
 def _resolve_db_path(path: str | Path) -> str:
@@ -781,14 +853,215 @@ def tighten_db_files(db_path: str) -> None:
                 os.chmod(db_path + suffix, PRIVATE_FILE_MODE)
 
 
-class Store:
-    """Async access to Ad Monster's SQLite state; every record belongs to one workspace."""
 
-    def __init__(self, db: aiosqlite.Connection, fernet: Fernet, *, path: str = MEMORY, clock: Clock | None = None):
-        self._db = db
+
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor whose execute is one trip to aiosqlite's thread: the statement, its rows, rowcount and lastrowid at once
+    (SQLAlchemy's own adapter makes four: cursor, execute, fetchall, close), with the transaction's pending BEGIN sent
+    in the same trip ahead of the first statement."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any):  # no driver cursor: each execute makes and closes its own, on the thread
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: Any = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing is open on the driver's side
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        adapt = self._adapt_connection
+        async with adapt._execute_mutex:
+            begin, adapt._begin = adapt._begin, None
+            adapt._in_tx = None  # unknown until the trip answers (a failed statement may leave a transaction open)
+            description, rows, self._rowcount, self._lastrowid, adapt._in_tx = await self._connection._execute(
+                _one_trip, self._connection._conn, begin, operation, parameters, many)
+            self._description = description
+            if description:
+                self._rows = collections.deque(rows)
+
+
+def _one_trip(raw: Any, begin: str | None, operation: str, parameters: Any, many: bool) -> tuple[Any, ...]:
+    """On aiosqlite's thread: BEGIN if one is pending, the statement, everything SQLAlchemy reads back."""
+    if begin:
+        raw.execute(begin)
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, rows, cursor.rowcount, cursor.lastrowid, raw.in_transaction
+    finally:
+        cursor.close()
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    """aiosqlite's connection as SQLAlchemy sees it, with the trips cut: BEGIN waits for the first statement and goes
+    with it; COMMIT and ROLLBACK cost no trip when no transaction is open (a read in autocommit, a transaction that ran
+    nothing, the pool's reset of a connection whose transaction already ended)."""
+
+    __slots__ = ("_begin", "_in_tx")
+    _cursor_cls = _OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any):
+        super().__init__(dbapi, connection)
+        self._begin: str | None = None  # the BEGIN to send with the next statement
+        self._in_tx: bool | None = None  # whether SQLite has a transaction open; None: not known, ask it
+
+    def _end(self, finish: Callable[[], None]) -> None:
+        if self._begin is not None or self._in_tx is False:
+            self._begin = None  # nothing was sent since BEGIN was asked for, or autocommit: nothing to end
+            return
+        self._in_tx = None
+        finish()
+        self._in_tx = False
+
+    def commit(self) -> None:
+        self._end(super().commit)
+
+    def rollback(self) -> None:
+        self._end(super().rollback)
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> _OneHopConnection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's adapter does: a forgotten store does not hold the exit
+        return _OneHopConnection(self, await_only(connection))
+
+
+def _sqlite_engine(db_path: str) -> AsyncEngine:
+    """The embedded engine: one connection (coroutines take turns, as with one SQLite writer), foreign keys on, a busy
+    timeout for other processes sharing the file, WAL for a file; a writing transaction starts with BEGIN IMMEDIATE so
+    two processes never both read-then-write, a reading one with a plain BEGIN, a one-statement read with none (one
+    SELECT is atomic by itself). Each statement is one trip to aiosqlite's thread (_OneHopConnection): a read costs one,
+    a one-statement write two (BEGIN IMMEDIATE with the statement, COMMIT)."""
+    url = f"sqlite+aiosqlite:///{db_path}"
+    if db_path == MEMORY:  # a named in-memory database: it lives while any connection holds it (see _memory_keeper)
+        url = f"sqlite+aiosqlite:///file:{_memory_name()}?mode=memory&cache=shared&uri=true"
+    # No reset when the connection goes back to the pool: every use ends its own transaction (`_tx` and `_lone` commit
+    # or roll back; Connection.close rolls back one left open), and a connection whose task was cancelled mid-statement
+    # is invalidated by SQLAlchemy, not returned.
+    engine = create_async_engine(url, module=_OneHopDBAPI(aiosqlite, sqlite3), poolclass=AsyncAdaptedQueuePool,
+                                 pool_size=1, max_overflow=0, pool_timeout=120, pool_reset_on_return=None)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own implicit BEGIN off: transactions are ours
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        if db_path != MEMORY:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: SyncConnection) -> None:  # sent with the first statement (_OneHopCursor)
+        connection.connection.dbapi_connection._begin = connection.get_execution_options().get(
+            "admonster_begin", "BEGIN IMMEDIATE")
+
+    return engine
+
+
+# The hot look-ups, built once (Store._keyed): one SQL text for every workspace and key, on both engines.
+_SETTING_BY_KEY = select(settings).where(settings.c.workspace_id == bindparam("workspace_id"),
+                                         settings.c.key == bindparam("key"))
+_SELECTION_BY_KIND = select(selections).where(selections.c.workspace_id == bindparam("workspace_id"),
+                                              selections.c.kind == bindparam("kind"))
+_AUDIT_BY_ID = select(audit_log).where(audit_log.c.workspace_id == bindparam("workspace_id"),
+                                       audit_log.c.id == bindparam("id"))
+_TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
+_ADD_AUDIT = insert(audit_log).returning(audit_log.c.id)  # the columns come as parameters
+_SETTLE_AUDIT = update(audit_log).where(audit_log.c.workspace_id == bindparam("entry_workspace"),
+                                        audit_log.c.id == bindparam("entry_id"),
+                                        audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+
+
+def _first(result: Any) -> Any:
+    return result.first()
+
+
+def _all_rows(result: Any) -> list[Any]:
+    return result.all()
+
+
+def _scalar(result: Any) -> Any:
+    return result.scalar()
+
+
+def _rowcount(result: Any) -> int:
+    return result.rowcount
+
+
+def _memory_name() -> str:
+    return f"admonster-{secrets.token_hex(8)}"
+
+
+def _memory_keeper(engine: AsyncEngine) -> Any:
+    """A plain connection holding a store's in-memory database open for the store's life: the pool may drop its
+    connection (a task cancelled mid-statement has its connection closed, not reused), and the data must outlive it."""
+    return sqlite3.connect(f"file:{engine.url.database.removeprefix('file:')}?mode=memory&cache=shared", uri=True,
+                           check_same_thread=False)
+
+
+def _violation(exc: IntegrityError) -> str:
+    """Which constraint an IntegrityError broke: foreign_key, unique, check or other (both engines)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    message = str(orig).lower()
+    if code == "23503" or "foreign key" in message:
+        return "foreign_key"
+    if code == "23505" or "unique" in message or "duplicate key" in message:
+        return "unique"
+    if code == "23514" or "check constraint" in message:
+        return "check"
+    return "other"
+
+
+class Store:
+    """Async access to Ad Monster's state (SQLite file or PostgreSQL); every record belongs to one workspace."""
+
+    def __init__(self, engine: AsyncEngine, fernet: Fernet, *, path: str = MEMORY, clock: Clock | None = None):
+        self._engine = engine
+        # The same pool, other BEGINs (SQLite's "begin" event reads the option; PostgreSQL ignores it): a reading
+        # transaction, and one statement alone (atomic by itself: autocommit on SQLite).
+        self._read_engine = engine.execution_options(admonster_begin="BEGIN")
+        self._lone_engine = engine.execution_options(admonster_begin=None)
         self._fernet = fernet
-        self.path = path
+        self.path = path  # the SQLite file, ':memory:', or the server's URL without its password
         self.clock: Clock = clock or _utc_now
+        self.dialect: str = engine.dialect.name  # "sqlite" | "postgresql"
+        self._closed = False
+        self._keeper = _memory_keeper(engine) if path == MEMORY else None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -801,25 +1074,45 @@ class Store:
         key_file: Path | None = None,
         clock: Clock | None = None,
     ) -> Store:
-        """Open (creating if needed) the database at `path` or ':memory:' and apply pending migrations."""
-        db_path = _resolve_db_path(path)
-        fernet = _resolve_fernet(db_path, secret_key, key_file)
-        private_db_file(db_path)
-        db = await aiosqlite.connect(db_path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        store = cls(db, fernet, path=db_path, clock=clock)
+        """Open (creating if needed) the database at `path` (a SQLite file or folder, ':memory:', or a
+        postgresql+asyncpg:// URL) and apply pending migrations."""
+        if is_database_url(path):
+            url = _server_url(str(path))
+            fernet = _resolve_fernet(url, secret_key, key_file)
+            engine = create_async_engine(url, pool_pre_ping=True)
+            where, db_path = safe_database_url(url), MEMORY
+        else:
+            db_path = _resolve_db_path(path)
+            fernet = _resolve_fernet(db_path, secret_key, key_file)
+            private_db_file(db_path)
+            if db_path != MEMORY:
+                _bring_legacy_home(db_path)
+            engine = _sqlite_engine(db_path)
+            where = db_path
+        store = cls(engine, fernet, path=where, clock=clock)
         try:
-            await store._configure_connection()
             await store._migrate()
+        except (OperationalError, OSError) as exc:
+            await engine.dispose()
+            reason = _one_line(str(getattr(exc, "orig", None) or exc))
+            password = make_url(url).password if is_database_url(path) else None
+            if password:
+                reason = reason.replace(str(password), "***")
+            raise StoreError(f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]}). Fix: check "
+                             f"{'ADMONSTER_DATABASE_URL and that the server runs' if is_database_url(path) else 'ADMONSTER_HOME'}.") from None
         except BaseException:
-            await db.close()
+            await engine.dispose()
             raise
         tighten_db_files(db_path)  # the WAL and SHM files now exist
         return store
 
     async def close(self) -> None:
-        """Close the database connection."""
-        await self._db.close()
+        """Close the database connections (closing twice is fine)."""
+        self._closed = True
+        await self._engine.dispose()
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     async def __aenter__(self) -> Store:
         return self
@@ -827,70 +1120,110 @@ class Store:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _configure_connection(self) -> None:
-        await self._db.execute("PRAGMA foreign_keys = ON")
-        await self._db.execute("PRAGMA busy_timeout = 5000")
-        if self.path != MEMORY:
-            await self._db.execute("PRAGMA journal_mode = WAL")
-
     def _now(self) -> datetime:
         return _as_utc(self.clock())
 
-    # -- migrations ------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _tx(self, workspace_id: int | None = None, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction (writing unless `read`); a value the store refuses surfaces as its own error, and a row
+        pointing at a workspace that does not exist as InvalidArgument."""
+        with self._errors(workspace_id):
+            async with (self._read_engine if read else self._engine).connect() as conn:
+                async with conn.begin():
+                    yield conn
 
-    async def schema_version(self) -> int:
-        """The highest migration number applied to this database."""
-        async with self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0])
+    async def _lone(self, statement: Any, result: Callable[[Any], Any], workspace_id: int | None = None,
+                    params: dict[str, Any] | None = None) -> Any:
+        """`result` of one statement run alone (atomic by itself; on SQLite in autocommit, one trip to the driver's
+        thread), all in one greenlet switch where an AsyncConnection takes five (connect, begin, execute, commit,
+        close). Errors as in _tx."""
+        engine = self._lone_engine.sync_engine
 
-    async def _migrate(self) -> None:
-        await self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        current = await self.schema_version()
-        if current > len(MIGRATIONS):
-            raise StoreError(
-                f"Database {self.path} has schema version {current}, newer than this Ad Monster knows "
-                f"({len(MIGRATIONS)}). Fix: upgrade Ad Monster or point ADMONSTER_HOME elsewhere."
-            )
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            await self._apply_migration(version, MIGRATIONS[version - 1])
+        def run() -> Any:
+            with engine.connect() as conn, conn.begin():
+                return result(conn.execute(statement, params))
 
-    async def _apply_migration(self, version: int, script: str) -> None:
-        applied_at = _iso(self._now())
-        wrapped = (
-            f"BEGIN IMMEDIATE;\n{script}\n;\n"
-            f"INSERT INTO schema_version (version, applied_at) VALUES ({version}, '{applied_at}');\nCOMMIT;"
-        )
+        with self._errors(workspace_id):
+            return await greenlet_spawn(run)
+
+    @contextlib.contextmanager
+    def _errors(self, workspace_id: int | None) -> typing.Iterator[None]:
+        if self._closed:
+            raise StoreError("The store is closed. Fix: open a new one with Store.open().")
         try:
-            await self._db.executescript(wrapped)
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                await self._db.execute("ROLLBACK")
-            if await self.schema_version() >= version:
-                return  # another process applied it first
-            raise StoreError(f"Migration {version} failed: {exc}. Fix: restore a backup of {self.path}.") from exc
-
-    # -- writes helper ---------------------------------------------------------------------------------------
-
-    async def _write(self, sql: str, params: tuple[Any, ...], workspace_id: int) -> aiosqlite.Cursor:
-        try:
-            return await self._db.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if "FOREIGN KEY" in str(exc):
+            yield
+        except IntegrityError as exc:
+            if _violation(exc) == "foreign_key" and workspace_id is not None:
                 raise InvalidArgument(
                     f"Workspace {workspace_id} does not exist. Fix: create it with ensure_workspace()."
                 ) from None
             raise
+        except StatementError as exc:
+            if isinstance(exc.orig, StoreError):
+                raise exc.orig from None
+            raise
 
-    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    def _insert(self, table: Table) -> Any:
+        """INSERT for this engine, with ON CONFLICT (both SQLite and PostgreSQL have it)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        return dialect_insert(table)
 
-    async def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    def _upsert(self, table: Table, values: dict[str, Any], keys: tuple[str, ...], *, where: Any = None) -> Any:
+        """INSERT `values`, or on a clash of `keys` UPDATE the other given columns (only when `where` holds)."""
+        statement = self._insert(table).values(**values)
+        changes = {table.c[name]: statement.excluded[name] for name in values if name not in keys}
+        return statement.on_conflict_do_update(index_elements=[table.c[name] for name in keys], set_=changes, where=where)
+
+    def _insert_or_ignore(self, table: Table, values: dict[str, Any]) -> Any:
+        return self._insert(table).values(**values).on_conflict_do_nothing()
+
+    # -- migrations ------------------------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        """The number of the last schema revision applied (11 is the last script of the releases before Alembic)."""
+        found = await self._lone(sql_text("SELECT version_num FROM alembic_version"), _scalar)
+        return int(found) if found else 0
+
+    async def _migrate(self) -> None:
+        async with self._tx() as conn:
+            if self.dialect == "postgresql":  # openers on several replicas: one migrates, the others wait and see it done
+                await conn.execute(sql_text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": MIGRATION_LOCK_ID})
+            await conn.run_sync(self._migrate_sync)
+
+    def _migrate_sync(self, connection: SyncConnection) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+        from alembic.util import CommandError
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        script = ScriptDirectory.from_config(config)
+        head = script.get_current_head()
+        current = MigrationContext.configure(connection).get_current_revision()
+        fix_home = "point ADMONSTER_DATABASE_URL elsewhere" if self.dialect == "postgresql" else "point ADMONSTER_HOME elsewhere"
+        if current is not None:
+            try:
+                script.get_revision(current)
+            except CommandError:
+                raise StoreError(f"Database {self.path} has schema revision {current}, newer than this Ad Monster knows "
+                                 f"({head}). Fix: upgrade Ad Monster or {fix_home}.") from None
+        elif _legacy_version(connection) == LEGACY_VERSION:  # a home of the releases before Alembic, at their last script
+            command.stamp(config, BASELINE_REVISION)
+        try:
+            command.upgrade(config, "head")
+        except Exception as exc:  # noqa: BLE001 - any failure of a revision is reported the same way
+            raise StoreError(f"Migration {head} failed: {_one_line(str(exc))[:MAX_ERROR_CHARS]}. "
+                             f"Fix: restore a backup of {self.path}.") from exc
+        revision = MigrationContext.configure(connection).get_current_revision()
+        if revision and revision.isdigit() and not connection.execute(
+                select(schema_version.c.version).where(schema_version.c.version == int(revision))).first():
+            connection.execute(insert(schema_version).values(version=int(revision), applied_at=_iso(self._now())))
 
     # -- workspaces and API keys -----------------------------------------------------------------------------
 
@@ -899,125 +1232,125 @@ class Store:
         name = (name or "").strip()
         if not name or len(name) > 100:
             raise InvalidArgument("Workspace name must be 1-100 characters. Fix: pass a short name such as 'default'.")
-        await self._db.execute(
-            "INSERT OR IGNORE INTO workspaces (name, created_at) VALUES (?, ?)", (name, _iso(self._now()))
-        )
-        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE name = ?", (name,))
-        return Workspace(**dict(row))
+        async with self._tx() as conn:
+            await conn.execute(self._insert_or_ignore(workspaces, {"name": name, "created_at": _iso(self._now())}))
+            row = (await conn.execute(select(workspaces).where(workspaces.c.name == name))).one()
+        return from_row(workspaces, row)
 
     async def get_workspace(self, workspace_id: int) -> Workspace | None:
         """The workspace with this id, or None."""
-        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE id = ?", (workspace_id,))
-        return Workspace(**dict(row)) if row else None
+        return await self._one(workspaces, workspaces.c.id == workspace_id)
 
     async def list_workspaces(self) -> list[Workspace]:
         """All workspaces, oldest first."""
-        rows = await self._fetchall("SELECT id, name, created_at FROM workspaces ORDER BY id", ())
-        return [Workspace(**dict(row)) for row in rows]
-
-    async def create_api_key(self, workspace_id: int) -> str:
-        """A new API key for the workspace; returned once in plain text, stored only as its SHA-256."""
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        await self._write(
-            "INSERT INTO api_keys (key_hash, key_id, workspace_id, created_at) VALUES (?, ?, ?, ?)",
-            (hash_api_key(key), api_key_id(key), workspace_id, _iso(self._now())),
-            workspace_id,
-        )
-        return key
+        return await self._all(select(workspaces).order_by(workspaces.c.id), workspaces)
 
     async def find_workspace(self, name: str) -> Workspace | None:
         """The workspace called `name`, or None (nothing is created)."""
-        row = await self._fetchone("SELECT id, name, created_at FROM workspaces WHERE name = ?", ((name or "").strip(),))
-        return Workspace(**dict(row)) if row else None
+        return await self._one(workspaces, workspaces.c.name == (name or "").strip())
+
+    async def _one(self, table: Table, *where: Any) -> Any:
+        """The record of the one row of `table` matching `where`, or None."""
+        row = await self._lone(select(table).where(*where), _first)
+        return from_row(table, row) if row else None
+
+    async def _keyed(self, table: Table, statement: Any, **params: Any) -> Any:
+        """Like _one, with a statement built once (_BY_KEY): the hot look-ups skip building and keying a statement."""
+        row = await self._lone(statement, _first, params=params)
+        return from_row(table, row) if row else None
+
+    async def _all(self, statement: Any, table: Table) -> list[Any]:
+        rows = await self._lone(statement, _all_rows)
+        return [from_row(table, row) for row in rows]
+
+    def _insertion_order(self, table: Table) -> Any:
+        """Rows in the order they were written, for a table without an id: SQLite's rowid; PostgreSQL has none, so
+        there ties of the time column fall back to the primary key (unverified order within one second)."""
+        return literal_column("rowid") if self.dialect == "sqlite" else table.c.key_hash
+
+    async def create_api_key(self, workspace_id: int) -> str:
+        """A new API key for the workspace; returned once in plain text, stored only as its SHA-256."""
+        async with self._tx(workspace_id) as conn:
+            return await self._create_api_key(conn, workspace_id)
+
+    async def _create_api_key(self, conn: AsyncConnection, workspace_id: int) -> str:
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        await conn.execute(insert(api_keys).values(key_hash=hash_api_key(key), key_id=api_key_id(key),
+                                                   workspace_id=workspace_id, created_at=_iso(self._now())))
+        return key
 
     async def list_api_keys(self, workspace_id: int) -> list[ApiKeyInfo]:
         """The workspace's API keys, oldest first: their public ids and times, never the secret."""
-        rows = await self._fetchall(
-            "SELECT key_id, created_at, revoked_at FROM api_keys WHERE workspace_id = ? ORDER BY created_at, rowid",
-            (workspace_id,),
-        )
-        return [ApiKeyInfo(key_id=row["key_id"] or "(made before key ids)", created_at=row["created_at"],
-                           revoked_at=row["revoked_at"]) for row in rows]
+        keys = await self._all(select(api_keys).where(api_keys.c.workspace_id == workspace_id)
+                               .order_by(api_keys.c.created_at, self._insertion_order(api_keys)), api_keys)
+        return [ApiKeyInfo(key_id=key.key_id or "(made before key ids)", created_at=key.created_at,
+                           revoked_at=key.revoked_at) for key in keys]
 
     async def revoke_api_key(self, workspace_id: int, key_id: str) -> ApiKeyInfo | None:
         """Revoke the workspace's key with this public id (or the whole key): it stops authenticating at once.
         None when the workspace has no such key that is still valid."""
+        async with self._tx(workspace_id) as conn:
+            return await self._revoke_api_key(conn, workspace_id, key_id)
+
+    async def _revoke_api_key(self, conn: AsyncConnection, workspace_id: int, key_id: str) -> ApiKeyInfo | None:
         wanted = api_key_id((key_id or "").strip())
-        now = _iso(self._now())
-        cursor = await self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND key_id = ? AND revoked_at IS NULL",
-            (now, workspace_id, wanted),
-        )
-        if cursor.rowcount < 1:
+        mine = (api_keys.c.workspace_id == workspace_id, api_keys.c.key_id == wanted)
+        result = await conn.execute(update(api_keys).where(*mine, api_keys.c.revoked_at.is_(None))
+                                    .values(revoked_at=_iso(self._now())))
+        if result.rowcount < 1:
             return None
-        row = await self._fetchone(
-            "SELECT key_id, created_at, revoked_at FROM api_keys WHERE workspace_id = ? AND key_id = ? ORDER BY rowid DESC",
-            (workspace_id, wanted),
-        )
-        return ApiKeyInfo(key_id=row["key_id"], created_at=row["created_at"], revoked_at=row["revoked_at"])
+        row = (await conn.execute(select(api_keys).where(*mine)
+                                  .order_by(self._insertion_order(api_keys).desc()))).first()
+        return from_row(api_keys, row)
 
     async def rotate_api_key(self, workspace_id: int, key_id: str) -> tuple[str, ApiKeyInfo] | None:
         """A new key for the workspace and the old one revoked, in one transaction; None (nothing changed) when the
         workspace has no valid key with that id."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            revoked = await self.revoke_api_key(workspace_id, key_id)
+        async with self._tx(workspace_id) as conn:
+            revoked = await self._revoke_api_key(conn, workspace_id, key_id)
             if revoked is None:
-                await self._db.execute("ROLLBACK")
                 return None
-            key = await self.create_api_key(workspace_id)
-            await self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                await self._db.execute("ROLLBACK")
-            raise
-        return key, revoked
+            return await self._create_api_key(conn, workspace_id), revoked
 
     async def workspace_for_api_key(self, key: str) -> Workspace | None:
         """The workspace an API key belongs to, or None for an unknown or revoked key."""
         if not key:
             return None
-        rows = await self._fetchall(
-            "SELECT k.key_hash, w.id, w.name, w.created_at FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id "
-            "WHERE k.key_id = ? AND k.revoked_at IS NULL",
-            (api_key_id(key),),
-        )
+        rows = await self._lone(
+            select(api_keys.c.key_hash, workspaces).join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+            .where(api_keys.c.key_id == api_key_id(key), api_keys.c.revoked_at.is_(None)), _all_rows)
         wanted = hash_api_key(key)
         for row in rows:
-            if hmac.compare_digest(row["key_hash"], wanted):
-                return Workspace(id=row["id"], name=row["name"], created_at=row["created_at"])
+            if hmac.compare_digest(row.key_hash, wanted):
+                return from_row(workspaces, row)
         return None
 
     # -- settings and guardrails -----------------------------------------------------------------------------
 
     async def get_setting(self, workspace_id: int, key: str, default: Any = None) -> Any:
         """The workspace's value for `key`, or `default`."""
-        row = await self._fetchone(
-            "SELECT value_json FROM settings WHERE workspace_id = ? AND key = ?", (workspace_id, key)
-        )
-        return json.loads(row["value_json"]) if row else default
+        found = await self._keyed(settings, _SETTING_BY_KEY, workspace_id=workspace_id, key=key)
+        return found.value if found else default
 
     async def set_setting(self, workspace_id: int, key: str, value: Any) -> None:
         """Store a JSON value for `key` in the workspace; None removes the setting."""
         if not isinstance(key, str) or not key.strip():
             raise InvalidArgument("Setting key must be a non-empty string. Fix: pass a name such as 'guardrails'.")
+        async with self._tx(workspace_id) as conn:
+            await self._set_setting(conn, workspace_id, key, value)
+
+    async def _set_setting(self, conn: AsyncConnection, workspace_id: int, key: str, value: Any) -> None:
         if value is None:
-            await self._db.execute("DELETE FROM settings WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+            await conn.execute(delete(settings).where(settings.c.workspace_id == workspace_id, settings.c.key == key))
             return
-        await self._write(
-            "INSERT INTO settings (workspace_id, key, value_json, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (workspace_id, key) DO UPDATE SET value_json = excluded.value_json, "
-            "updated_at = excluded.updated_at",
-            (workspace_id, key, _to_json(value, f"Setting {key!r}"), _iso(self._now())),
-            workspace_id,
-        )
+        await conn.execute(self._upsert(settings, {"workspace_id": workspace_id, "key": key, "value": value,
+                                                   "updated_at": _iso(self._now())}, ("workspace_id", "key")))
 
     async def all_settings(self, workspace_id: int) -> dict[str, Any]:
         """Every setting of the workspace as a dict."""
-        rows = await self._fetchall(
-            "SELECT key, value_json FROM settings WHERE workspace_id = ? ORDER BY key", (workspace_id,)
-        )
-        return {row["key"]: json.loads(row["value_json"]) for row in rows}
+        found = await self._all(select(settings).where(settings.c.workspace_id == workspace_id).order_by(settings.c.key),
+                                settings)
+        return {setting.key: setting.value for setting in found}
 
     async def guardrails(self, workspace_id: int, ad_account_id: str | int | None = None) -> dict[str, Any]:
         """Effective guardrails: defaults < workspace 'guardrails' < 'guardrails:act_<id>' for the account."""
@@ -1037,9 +1370,12 @@ class Store:
         """Validate and merge guardrail values into the workspace (or one ad account); returns the effective set."""
         validated = validate_guardrails(values)
         key = GUARDRAILS_KEY if ad_account_id is None else guardrails_key(ad_account_id)
-        layer = await self._guardrail_layer(workspace_id, key)
-        layer.update(validated)
-        await self.set_setting(workspace_id, key, layer)
+        async with self._tx(workspace_id) as conn:  # read, merge and write in one transaction (row locked on PostgreSQL)
+            stored = await conn.scalar(select(settings.c.value).where(
+                settings.c.workspace_id == workspace_id, settings.c.key == key).with_for_update())
+            layer = stored if isinstance(stored, dict) else {}
+            layer.update(validated)
+            await self._set_setting(conn, workspace_id, key, layer)
         return await self.guardrails(workspace_id, ad_account_id)
 
     # -- selections ------------------------------------------------------------------------------------------
@@ -1047,28 +1383,25 @@ class Store:
     async def get_selection(self, workspace_id: int, kind: str) -> str | None:
         """The selected ad account, page or Instagram account id, or None."""
         _check_selection_kind(kind)
-        row = await self._fetchone(
-            "SELECT value FROM selections WHERE workspace_id = ? AND kind = ?", (workspace_id, kind)
-        )
-        return row["value"] if row else None
+        found = await self._keyed(selections, _SELECTION_BY_KIND, workspace_id=workspace_id, kind=kind)
+        return found.value if found else None
 
     async def set_selection(self, workspace_id: int, kind: str, value: str | None) -> None:
         """Select an ad account, page or Instagram account; None clears the selection."""
         _check_selection_kind(kind)
-        if value is None or not str(value).strip():
-            await self._db.execute("DELETE FROM selections WHERE workspace_id = ? AND kind = ?", (workspace_id, kind))
-            return
-        await self._write(
-            "INSERT INTO selections (workspace_id, kind, value, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (workspace_id, kind) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (workspace_id, kind, str(value).strip(), _iso(self._now())),
-            workspace_id,
-        )
+        async with self._tx(workspace_id) as conn:
+            if value is None or not str(value).strip():
+                await conn.execute(delete(selections).where(selections.c.workspace_id == workspace_id,
+                                                            selections.c.kind == kind))
+                return
+            await conn.execute(self._upsert(selections, {"workspace_id": workspace_id, "kind": kind,
+                                                         "value": str(value).strip(), "updated_at": _iso(self._now())},
+                                            ("workspace_id", "kind")))
 
     async def all_selections(self, workspace_id: int) -> dict[str, str | None]:
         """Every selection kind mapped to its value (None when unset)."""
-        rows = await self._fetchall("SELECT kind, value FROM selections WHERE workspace_id = ?", (workspace_id,))
-        found = {row["kind"]: row["value"] for row in rows}
+        found = {selection.kind: selection.value for selection in
+                 await self._all(select(selections).where(selections.c.workspace_id == workspace_id), selections)}
         return {kind: found.get(kind) for kind in SELECTION_KINDS}
 
     # -- audit log -------------------------------------------------------------------------------------------
@@ -1097,29 +1430,13 @@ class Store:
                 f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
-        cursor = await self._write(
-            "INSERT INTO audit_log (workspace_id, created_at, interface, op, args_json, summary, changes_json, "
-            "object_ids_json, outcome, error, fbtrace_id, undo_of, tags_json, settled_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                workspace_id,
-                now,
-                interface,
-                op,
-                _to_json(drop_secret_keys(args or {}), "Audit args"),
-                summary,
-                _to_json(drop_secret_keys(changes or []), "Audit changes"),
-                _to_json([str(object_id) for object_id in object_ids or []], "Audit object ids"),
-                outcome,
-                error,
-                fbtrace_id,
-                undo_of,
-                _tags_json(tags or []),
-                None if outcome in UNSETTLED_OUTCOMES else now,
-            ),
-            workspace_id,
-        )
-        return int(cursor.lastrowid)
+        return await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
+            workspace_id=workspace_id, created_at=now, interface=interface, op=op,
+            args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
+            object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
+            fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
+            settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
+        ))
 
     async def settle_audit(
         self,
@@ -1139,68 +1456,57 @@ class Store:
         entry is not unsettled (another process settled it first)."""
         if outcome not in ("ok", "error", "unknown"):
             raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}. Fix: pass one of those.")
-        sets = ["outcome = ?", "error = ?", "settled_at = ?"]
-        values: list[Any] = [outcome, error, None if outcome == "unknown" else _iso(self._now())]
-        for column, value, what in (("object_ids_json", object_ids, "Audit object ids"), ("changes_json", changes, "Audit changes")):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                values.append(_to_json(drop_secret_keys([str(v) for v in value] if column == "object_ids_json" else value), what))
-        for column, value in (("fbtrace_id", fbtrace_id), ("undo_of", undo_of)):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                values.append(value)
-        if tags:
-            entry = await self.get_audit(workspace_id, audit_id)
-            sets.append("tags_json = ?")
-            values.append(_tags_json([*(entry.tags if entry else []), *tags]))
-        cursor = await self._db.execute(
-            f"UPDATE audit_log SET {', '.join(sets)} WHERE workspace_id = ? AND id = ? AND outcome IN ('pending', 'unknown')",
-            (*values, workspace_id, audit_id),
-        )
-        return cursor.rowcount == 1
+        values: dict[str, Any] = {"outcome": outcome, "error": error,
+                                  "settled_at": None if outcome == "unknown" else _iso(self._now())}
+        if object_ids is not None:
+            values["object_ids"] = [str(v) for v in drop_secret_keys(object_ids)]
+        if changes is not None:
+            values["changes"] = drop_secret_keys(changes)
+        if fbtrace_id is not None:
+            values["fbtrace_id"] = fbtrace_id
+        if undo_of is not None:
+            values["undo_of"] = undo_of
+        unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id,
+                     audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+        if not tags:  # the hot path: one UPDATE built once, the values as parameters
+            return await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
+                                                                       "entry_id": audit_id}) == 1
+        async with self._tx(workspace_id) as conn:
+            held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
+            values["tags"] = _clean_tags([*(held or []), *tags])
+            result = await conn.execute(update(audit_log).where(*unsettled).values(**values))
+        return result.rowcount == 1
 
     async def note_audit_made(self, workspace_id: int, audit_id: int, object_id: str, lookup: dict[str, str]) -> bool:
         """While a write runs: record an object it has made so far and how reconcile looks at it (a video upload's id,
         known after its first phase), so a crash before the answer leaves no unrecorded object. False when the entry
         is no longer pending."""
-        entry = await self.get_audit(workspace_id, audit_id)
-        if entry is None or entry.outcome != "pending":
-            return False
-        object_ids = sorted({*entry.object_ids, str(object_id)})
-        cursor = await self._db.execute(
-            "UPDATE audit_log SET object_ids_json = ?, tags_json = ? WHERE workspace_id = ? AND id = ? AND outcome = 'pending'",
-            (_to_json(object_ids, "Audit object ids"), _tags_json([*entry.tags, lookup]), workspace_id, audit_id),
-        )
-        return cursor.rowcount == 1
+        pending = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.outcome == "pending")
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(select(audit_log).where(*pending).with_for_update())).first()
+            if row is None:
+                return False
+            entry: AuditEntry = from_row(audit_log, row)
+            result = await conn.execute(update(audit_log).where(*pending).values(
+                object_ids=sorted({*entry.object_ids, str(object_id)}), tags=_clean_tags([*entry.tags, lookup])))
+        return result.rowcount == 1
 
     async def unsettled_audit(self, workspace_id: int) -> list[AuditEntry]:
         """The workspace's entries still pending or unknown (a crash mid-write, a lost answer), oldest first."""
-        rows = await self._fetchall(
-            "SELECT * FROM audit_log WHERE workspace_id = ? AND outcome IN ('pending', 'unknown') ORDER BY id",
-            (workspace_id,),
-        )
-        return [_audit_from_row(row) for row in rows]
+        return await self._all(select(audit_log).where(audit_log.c.workspace_id == workspace_id,
+                                                       audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+                               .order_by(audit_log.c.id), audit_log)
 
     async def list_audit(self, workspace_id: int, limit: int = 20, op: str | None = None) -> list[AuditEntry]:
         """The workspace's latest audit entries, newest first, optionally only one op."""
-        limit = max(1, min(int(limit), 1000))
-        if op is None:
-            rows = await self._fetchall(
-                "SELECT * FROM audit_log WHERE workspace_id = ? ORDER BY id DESC LIMIT ?", (workspace_id, limit)
-            )
-        else:
-            rows = await self._fetchall(
-                "SELECT * FROM audit_log WHERE workspace_id = ? AND op = ? ORDER BY id DESC LIMIT ?",
-                (workspace_id, op, limit),
-            )
-        return [_audit_from_row(row) for row in rows]
+        statement = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
+        if op is not None:
+            statement = statement.where(audit_log.c.op == op)
+        return await self._all(statement.order_by(audit_log.c.id.desc()).limit(_limit(limit)), audit_log)
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
         """One audit entry of the workspace, or None."""
-        row = await self._fetchone(
-            "SELECT * FROM audit_log WHERE workspace_id = ? AND id = ?", (workspace_id, audit_id)
-        )
-        return _audit_from_row(row) if row else None
+        return await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id)
 
     async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
@@ -1208,19 +1514,19 @@ class Store:
             raise InvalidArgument(
                 f"Audit entry {undone_by} is not in this workspace. Fix: pass the undo's own entry id."
             )
-        cursor = await self._db.execute(
-            "UPDATE audit_log SET undone_by = ? WHERE workspace_id = ? AND id = ? AND undone_by IS NULL",
-            (undone_by, workspace_id, audit_id),
-        )
-        return cursor.rowcount == 1
+        async with self._tx(workspace_id) as conn:
+            result = await conn.execute(update(audit_log).where(
+                audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.undone_by.is_(None),
+            ).values(undone_by=undone_by))
+        return result.rowcount == 1
 
     async def release_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Take back mark_undone when the undo `undone_by` provably changed nothing; False if another undo holds it."""
-        cursor = await self._db.execute(
-            "UPDATE audit_log SET undone_by = NULL WHERE workspace_id = ? AND id = ? AND undone_by = ?",
-            (workspace_id, audit_id, undone_by),
-        )
-        return cursor.rowcount == 1
+        async with self._tx(workspace_id) as conn:
+            result = await conn.execute(update(audit_log).where(
+                audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.undone_by == undone_by,
+            ).values(undone_by=None))
+        return result.rowcount == 1
 
     # -- confirmations ---------------------------------------------------------------------------------------
 
@@ -1233,33 +1539,27 @@ class Store:
         now = self._now()
         # Encrypted with the store's key: a held add_users or send_events needs its people's data to run later.
         args_json = self._encrypt(_to_json(args or {}, "Confirmation args"))
-        changes_json = _to_json(changes or [], "Confirmation changes")
-        for _attempt in range(20):
-            confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
-            try:
-                await self._write(
-                    "INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at, changes_json) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (confirmation_id, workspace_id, op, args_json, preview, _iso(now),
-                     _iso(now + timedelta(seconds=ttl_seconds)), changes_json),
-                    workspace_id,
-                )
-                return confirmation_id
-            except sqlite3.IntegrityError:
-                continue  # id collision: draw another
+        changes = json.loads(_to_json(changes or [], "Confirmation changes"))
+        async with self._tx(workspace_id) as conn:
+            for _attempt in range(20):
+                confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
+                made = await conn.scalar(self._insert(confirmations).values(
+                    id=confirmation_id, workspace_id=workspace_id, op=op, args=args_json, preview=preview,
+                    created_at=_iso(now), expires_at=_iso(now + timedelta(seconds=ttl_seconds)), changes=changes,
+                ).on_conflict_do_nothing().returning(confirmations.c.id))
+                if made is not None:
+                    return made  # else an id collision: draw another
         raise StoreError("Could not allocate a confirmation id. Fix: retry the operation.")
 
     async def take_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """Claim a pending, unexpired confirmation exactly once; None if unknown, used, expired or not ours."""
         now = _iso(self._now())
-        cursor = await self._db.execute(
-            "UPDATE confirmations SET used_at = ? WHERE workspace_id = ? AND id = ? AND used_at IS NULL "
-            "AND expires_at > ?",
-            (now, workspace_id, _clean_confirmation_id(confirmation_id), now),
-        )
-        if cursor.rowcount != 1:
-            return None
-        return await self.get_confirmation(workspace_id, confirmation_id)
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(update(confirmations).where(
+                confirmations.c.workspace_id == workspace_id, confirmations.c.id == _clean_confirmation_id(confirmation_id),
+                confirmations.c.used_at.is_(None), confirmations.c.expires_at > now,
+            ).values(used_at=now).returning(*confirmations.c))).first()
+        return self._confirmation(row, now) if row else None
 
     async def reject_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """Cancel a pending confirmation (it can no longer be confirmed); None if unknown, used, expired or not ours."""
@@ -1267,21 +1567,26 @@ class Store:
 
     async def get_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """A confirmation of the workspace with its status (pending, used or expired), without claiming it."""
-        row = await self._fetchone(
-            "SELECT * FROM confirmations WHERE workspace_id = ? AND id = ?",
-            (workspace_id, _clean_confirmation_id(confirmation_id)),
-        )
-        return _confirmation_from_row(row, _iso(self._now()), self._args_json) if row else None
+        row = await self._lone(select(confirmations).where(
+            confirmations.c.workspace_id == workspace_id,
+            confirmations.c.id == _clean_confirmation_id(confirmation_id)), _first)
+        return self._confirmation(row, _iso(self._now())) if row else None
 
     async def list_confirmations(self, workspace_id: int) -> list[Confirmation]:
         """The workspace's pending, unexpired confirmations, oldest first."""
         now = _iso(self._now())
-        rows = await self._fetchall(
-            "SELECT * FROM confirmations WHERE workspace_id = ? AND used_at IS NULL AND expires_at > ? "
-            "ORDER BY created_at, id",
-            (workspace_id, now),
-        )
-        return [_confirmation_from_row(row, now, self._args_json) for row in rows]
+        rows = await self._lone(select(confirmations).where(
+            confirmations.c.workspace_id == workspace_id, confirmations.c.used_at.is_(None),
+            confirmations.c.expires_at > now).order_by(confirmations.c.created_at, confirmations.c.id), _all_rows)
+        return [self._confirmation(row, now) for row in rows]
+
+    def _confirmation(self, row: Any, now_iso: str) -> Confirmation:
+        used_at, expires_at, stored = row._mapping[confirmations.c.used_at], row._mapping[confirmations.c.expires_at], \
+            row._mapping[confirmations.c.args]
+        status = "used" if used_at else "expired" if expires_at <= now_iso else "pending"
+        # Encrypted since schema 10; plain JSON in rows written before.
+        args = json.loads(stored if stored.lstrip().startswith("{") else self._decrypt(stored))
+        return from_row(confirmations, row, args=args, status=status)
 
     # -- chat threads ----------------------------------------------------------------------------------------
 
@@ -1292,44 +1597,36 @@ class Store:
         if not rows:
             return 0
         created = _iso(self._now())
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            last = await self._fetchone(
-                "SELECT COALESCE(MAX(seq), 0) FROM chat_messages WHERE workspace_id = ? AND thread_id = ?",
-                (workspace_id, thread),
-            )
-            start = int(last[0]) + 1
-            for offset, (role, content, tool_calls, tool_call_id, name) in enumerate(rows):
-                await self._write(
-                    "INSERT INTO chat_messages (workspace_id, thread_id, seq, role, content, tool_calls, tool_call_id, "
-                    "name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (workspace_id, thread, start + offset, role, content, tool_calls, tool_call_id, name, created),
-                    workspace_id,
-                )
-            await self._db.execute("COMMIT")
-        except BaseException:
-            await self._db.execute("ROLLBACK")
-            raise
+        async with self._tx(workspace_id) as conn:
+            # One appender per workspace at a time: the workspace row is locked on PostgreSQL (SQLite has one writer).
+            if await conn.scalar(select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()) is None:
+                raise InvalidArgument(f"Workspace {workspace_id} does not exist. Fix: create it with ensure_workspace().")
+            last = await conn.scalar(select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(
+                chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread))
+            start = int(last) + 1
+            await conn.execute(insert(chat_messages), [
+                {"workspace_id": workspace_id, "thread_id": thread, "seq": start + offset, **row, "created_at": created}
+                for offset, row in enumerate(rows)])
         return start + len(rows) - 1
 
     async def chat_history(self, workspace_id: int, thread_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The last `limit` messages of the workspace's thread, oldest first, as OpenAI message dicts."""
         thread = _check_thread_id(thread_id)
-        rows = await self._fetchall(
-            "SELECT * FROM (SELECT * FROM chat_messages WHERE workspace_id = ? AND thread_id = ? ORDER BY seq DESC LIMIT ?) "
-            "ORDER BY seq",
-            (workspace_id, thread, max(0, int(limit))),
-        )
-        return [_chat_message_from_row(row) for row in rows]
+        latest = (select(chat_messages).where(chat_messages.c.workspace_id == workspace_id,
+                                              chat_messages.c.thread_id == thread)
+                  .order_by(chat_messages.c.seq.desc()).limit(max(0, int(limit))).subquery())
+        rows = await self._lone(select(latest).order_by(latest.c.seq), _all_rows)
+        return [_chat_message(ChatMessage(**row._asdict())) for row in rows]
 
     async def list_threads(self, workspace_id: int) -> list[dict[str, Any]]:
         """The workspace's threads, most recently active first: thread_id, messages, started_at, last_at."""
-        rows = await self._fetchall(
-            "SELECT thread_id, COUNT(*) AS messages, MIN(created_at) AS started_at, MAX(created_at) AS last_at "
-            "FROM chat_messages WHERE workspace_id = ? GROUP BY thread_id ORDER BY MAX(created_at) DESC, thread_id",
-            (workspace_id,),
-        )
-        return [dict(row) for row in rows]
+        last_at = func.max(chat_messages.c.created_at)
+        rows = await self._lone(
+            select(chat_messages.c.thread_id, func.count().label("messages"),
+                   func.min(chat_messages.c.created_at).label("started_at"), last_at.label("last_at"))
+            .where(chat_messages.c.workspace_id == workspace_id).group_by(chat_messages.c.thread_id)
+            .order_by(last_at.desc(), chat_messages.c.thread_id), _all_rows)
+        return [dict(row._mapping) for row in rows]
 
     # -- tokens ----------------------------------------------------------------------------------------------
 
@@ -1351,62 +1648,41 @@ class Store:
             raise InvalidArgument("Token is empty. Fix: pass the access token to save.")
         app_secret = _secret_text(app_secret) if app_secret else None
         now = _iso(self._now())
-        await self._write(
-            "INSERT INTO tokens (workspace_id, kind, token_encrypted, app_id, app_secret_encrypted, user_id, "
-            "expires_at, scopes_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (workspace_id) DO UPDATE SET kind = excluded.kind, "
-            "token_encrypted = excluded.token_encrypted, app_id = excluded.app_id, "
-            "app_secret_encrypted = excluded.app_secret_encrypted, user_id = excluded.user_id, "
-            "expires_at = excluded.expires_at, scopes_json = excluded.scopes_json, updated_at = excluded.updated_at, "
-            "invalid_reason = NULL, checked_at = NULL",
-            (
-                workspace_id,
-                kind,
-                self._encrypt(token),
-                app_id,
-                self._encrypt(app_secret) if app_secret else None,
-                None if user_id is None else str(user_id),
-                _coerce_expiry(expires_at),
-                None if scopes is None else _to_json(list(scopes), "Token scopes"),
-                now,
-                now,
-            ),
-            workspace_id,
+        statement = self._insert(tokens).values(
+            workspace_id=workspace_id, kind=kind, token=self._encrypt(token), app_id=app_id,
+            app_secret=self._encrypt(app_secret) if app_secret else None,
+            user_id=None if user_id is None else str(user_id), expires_at=_coerce_expiry(expires_at),
+            scopes=None if scopes is None else list(scopes), created_at=now, updated_at=now,
         )
+        replaced = ("kind", "token", "app_id", "app_secret", "user_id", "expires_at", "scopes", "updated_at")
+        async with self._tx(workspace_id) as conn:
+            await conn.execute(statement.on_conflict_do_update(
+                index_elements=[tokens.c.workspace_id],
+                set_={**{tokens.c[name]: statement.excluded[name] for name in replaced},
+                      tokens.c.invalid_reason: None, tokens.c.checked_at: None}))
 
     async def load_token(self, workspace_id: int) -> StoredToken | None:
         """The workspace's decrypted token, or None; SecretKeyError if the key cannot decrypt it."""
-        row = await self._fetchone("SELECT * FROM tokens WHERE workspace_id = ?", (workspace_id,))
+        row = await self._lone(_TOKEN_OF, _first, params={"workspace_id": workspace_id})
         if row is None:
             return None
-        return StoredToken(
-            workspace_id=row["workspace_id"],
-            kind=row["kind"],
-            token=self._decrypt(row["token_encrypted"]),
-            app_id=row["app_id"],
-            app_secret=self._decrypt(row["app_secret_encrypted"]) if row["app_secret_encrypted"] else None,
-            user_id=row["user_id"],
-            expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
-            scopes=json.loads(row["scopes_json"]) if row["scopes_json"] else None,
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            invalid_reason=row["invalid_reason"],
-            checked_at=_parse_time(row["checked_at"]),
-        )
+        sealed_secret = row._mapping[tokens.c.app_secret]
+        return from_row(tokens, row, token=self._decrypt(row._mapping[tokens.c.token]),
+                        app_secret=self._decrypt(sealed_secret) if sealed_secret else None)
 
     async def delete_token(self, workspace_id: int) -> bool:
         """Forget the workspace's token; True if there was one."""
-        cursor = await self._db.execute("DELETE FROM tokens WHERE workspace_id = ?", (workspace_id,))
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(delete(tokens).where(tokens.c.workspace_id == workspace_id))
+        return result.rowcount == 1
 
     async def mark_token_invalid(self, workspace_id: int, reason: str) -> bool:
         """Record that the workspace's token stopped working (e.g. error 190); False if there is no token."""
         reason = _one_line(reason or "the token was rejected by Facebook")
-        cursor = await self._db.execute(
-            "UPDATE tokens SET invalid_reason = ?, checked_at = ? WHERE workspace_id = ?",
-            (reason, _iso(self._now()), workspace_id),
-        )
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(update(tokens).where(tokens.c.workspace_id == workspace_id)
+                                        .values(invalid_reason=reason, checked_at=self._now()))
+        return result.rowcount == 1
 
     async def mark_token_checked(
         self,
@@ -1422,32 +1698,29 @@ class Store:
         A valid check clears `invalid_reason`; an invalid one sets it to `reason` (or keeps the one recorded).
         False if the workspace has no token.
         """
-        now = _iso(self._now())
-        scopes_json = None if scopes is None else _to_json(list(scopes), "Token scopes")
+        values: dict[str, Any] = {"checked_at": self._now(), "expires_at": _coerce_expiry(expires_at)}
+        if scopes is not None:
+            values["scopes"] = list(scopes)
+        fallback = "the token check found it invalid"
         if valid:
-            invalid_sql, invalid_params = "invalid_reason = NULL", ()
+            values["invalid_reason"] = None
+        elif reason is not None:  # a reason given replaces the one recorded
+            values["invalid_reason"] = _one_line(reason) if reason else fallback
         else:
-            fallback = _one_line(reason) if reason else "the token check found it invalid"
-            invalid_sql = "invalid_reason = CASE WHEN ? IS NOT NULL THEN ? ELSE COALESCE(invalid_reason, ?) END"
-            invalid_params = (reason, fallback, fallback)
-        cursor = await self._db.execute(
-            f"UPDATE tokens SET checked_at = ?, expires_at = ?, scopes_json = COALESCE(?, scopes_json), {invalid_sql} "
-            "WHERE workspace_id = ?",
-            (now, _coerce_expiry(expires_at), scopes_json, *invalid_params, workspace_id),
-        )
-        return cursor.rowcount == 1
+            values["invalid_reason"] = func.coalesce(tokens.c.invalid_reason, fallback)
+        async with self._tx() as conn:
+            result = await conn.execute(update(tokens).where(tokens.c.workspace_id == workspace_id).values(**values))
+        return result.rowcount == 1
 
     async def record_token_warning(self, workspace_id: int, key: str) -> bool:
         """True the first time `key` (e.g. 'expiry:7d:<expires_at>', 'invalid:<fingerprint>') is recorded."""
         key = str(key or "").strip()
         if not key or len(key) > 200:
             raise InvalidArgument("Warning key must be 1-200 characters. Fix: pass e.g. 'expiry:7d:<expires_at>'.")
-        cursor = await self._write(
-            "INSERT OR IGNORE INTO token_warnings (workspace_id, key, created_at) VALUES (?, ?, ?)",
-            (workspace_id, key, _iso(self._now())),
-            workspace_id,
-        )
-        return cursor.rowcount == 1
+        async with self._tx(workspace_id) as conn:
+            result = await conn.execute(self._insert_or_ignore(
+                token_warnings, {"workspace_id": workspace_id, "key": key, "created_at": _iso(self._now())}))
+        return result.rowcount == 1
 
     # -- OAuth state nonces ----------------------------------------------------------------------------------
 
@@ -1461,17 +1734,15 @@ class Store:
         if not isinstance(expires_at, datetime):
             raise InvalidArgument("OAuth state expiry must be a datetime. Fix: pass now + timedelta(minutes=10).")
         now = self._now()
-        # Housekeeping: states expired for a day are of no use to anyone.
-        await self._db.execute("DELETE FROM oauth_states WHERE expires_at < ?", (_iso(now - timedelta(days=1)),))
-        try:
-            await self._write(
-                "INSERT INTO oauth_states (nonce, workspace_id, created_at, expires_at, binding_hash, allow_switch) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (nonce, workspace_id, _iso(now), _iso(expires_at), binding_hash, 1 if allow_switch else 0),
-                workspace_id,
-            )
-        except sqlite3.IntegrityError:
-            raise InvalidArgument("OAuth state nonce is already in use. Fix: draw a new random nonce.") from None
+        async with self._tx(workspace_id) as conn:
+            # Housekeeping: states expired for a day are of no use to anyone.
+            await conn.execute(delete(oauth_states).where(oauth_states.c.expires_at < _iso(now - timedelta(days=1))))
+            made = await conn.execute(self._insert(oauth_states).values(
+                nonce=nonce, workspace_id=workspace_id, created_at=_iso(now), expires_at=_iso(expires_at),
+                binding_hash=binding_hash, allow_switch=allow_switch,
+            ).on_conflict_do_nothing())
+            if made.rowcount != 1:
+                raise InvalidArgument("OAuth state nonce is already in use. Fix: draw a new random nonce.")
 
     async def consume_oauth_state(self, nonce: str) -> int | None:
         """The workspace id bound to `nonce`, exactly once; None when unknown, already used or expired."""
@@ -1479,27 +1750,21 @@ class Store:
         if not nonce:
             return None
         now = _iso(self._now())
-        cursor = await self._db.execute(
-            "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND used_at IS NULL AND expires_at > ?",
-            (now, nonce, now),
-        )
-        if cursor.rowcount != 1:
-            return None
-        row = await self._fetchone("SELECT workspace_id FROM oauth_states WHERE nonce = ?", (nonce,))
-        return int(row["workspace_id"]) if row else None
+        async with self._tx() as conn:
+            return await conn.scalar(update(oauth_states).where(
+                oauth_states.c.nonce == nonce, oauth_states.c.used_at.is_(None), oauth_states.c.expires_at > now,
+            ).values(used_at=now).returning(oauth_states.c.workspace_id))
 
     async def oauth_state_binding(self, nonce: str) -> tuple[str | None, bool] | None:
         """(binding hash, switch allowed) of a state nonce, used or not; None when unknown."""
-        row = await self._fetchone("SELECT binding_hash, allow_switch FROM oauth_states WHERE nonce = ?",
-                                   (str(nonce or "").strip(),))
-        return None if row is None else (row["binding_hash"], bool(row["allow_switch"]))
+        state = await self._one(oauth_states, oauth_states.c.nonce == str(nonce or "").strip())
+        return None if state is None else (state.binding_hash, state.allow_switch)
 
     async def token_holders(self, user_id: str, app_id: str | None, *, exclude_workspace: int) -> int:
         """How many other workspaces hold a token of this Facebook user for this app."""
-        row = await self._fetchone(
-            "SELECT COUNT(*) AS n FROM tokens WHERE user_id = ? AND COALESCE(app_id, '') = COALESCE(?, '') "
-            "AND workspace_id != ?", (str(user_id), app_id, exclude_workspace))
-        return int(row["n"]) if row else 0
+        return int(await self._lone(select(func.count()).select_from(tokens).where(
+            tokens.c.user_id == str(user_id), func.coalesce(tokens.c.app_id, "") == (app_id or ""),
+            tokens.c.workspace_id != exclude_workspace), _scalar) or 0)
 
     # -- notification outbox ---------------------------------------------------------------------------------
 
@@ -1532,123 +1797,120 @@ class Store:
         if channel == "inbox":
             target = None
         now = _iso(self._now())
-        try:
-            cursor = await self._write(
-                "INSERT INTO notifications (workspace_id, channel, level, subject, text, target, dedupe_key, status, "
-                "attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                (workspace_id, channel, level, subject, str(text or ""), target, dedupe_key or None, now, now),
-                workspace_id,
-            )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                return None
-            raise
-        return int(cursor.lastrowid)
+        async with self._tx(workspace_id) as conn:
+            # The only unique key besides the id is (workspace, channel, dedupe_key): a clash means already queued.
+            return await conn.scalar(self._insert(notifications).values(
+                workspace_id=workspace_id, channel=channel, level=level, subject=subject, text=str(text or ""),
+                target=target, dedupe_key=dedupe_key or None, status="pending", attempts=0, created_at=now,
+                next_attempt_at=now,
+            ).on_conflict_do_nothing().returning(notifications.c.id))
+
+    def _due(self, now: datetime) -> Any:
+        return select(notifications).where(
+            notifications.c.status == "pending", notifications.c.channel.in_(DELIVERY_CHANNELS),
+            notifications.c.next_attempt_at <= _iso(now),
+        ).order_by(notifications.c.next_attempt_at, notifications.c.id)
 
     async def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
         """Pending email and webhook messages of every workspace whose next attempt is at or before `now`."""
-        limit = max(1, min(int(limit), 1000))
-        rows = await self._fetchall(
-            "SELECT * FROM notifications WHERE status = 'pending' AND channel IN ('email', 'webhook') "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-            (_iso(now), limit),
-        )
-        return [_notification_from_row(row) for row in rows]
+        return await self._all(self._due(now).limit(_limit(limit, 1000)), notifications)
+
+    async def claim_due_notifications(self, now: datetime, limit: int = 50, *,
+                                      hold: timedelta = DELIVERY_HOLD) -> list[Notification]:
+        """The due messages (as due_notifications), claimed for delivery by this process: their next attempt moves
+        `hold` ahead in the same statement, so another replica does not take them while this one sends. Sent or failed,
+        the sender records it (mark_notification_sent/failed); a sender that dies leaves them due again after `hold`."""
+        chosen = self._due(now).with_only_columns(notifications.c.id).limit(_limit(limit, 1000))
+        if self.dialect == "postgresql":  # replicas claiming at once take different rows instead of waiting
+            chosen = chosen.with_for_update(skip_locked=True)
+        async with self._tx() as conn:
+            rows = (await conn.execute(update(notifications).where(notifications.c.id.in_(chosen.scalar_subquery()))
+                                       .values(next_attempt_at=now + hold).returning(*notifications.c))).all()
+        return sorted((from_row(notifications, row) for row in rows), key=lambda item: item.id)
 
     async def get_notification(self, workspace_id: int, notification_id: int) -> Notification | None:
         """One message of the workspace, or None."""
-        row = await self._fetchone(
-            "SELECT * FROM notifications WHERE workspace_id = ? AND id = ?", (workspace_id, notification_id)
-        )
-        return _notification_from_row(row) if row else None
+        return await self._one(notifications, notifications.c.workspace_id == workspace_id,
+                               notifications.c.id == notification_id)
 
     async def mark_notification_sent(self, notification_id: int) -> bool:
         """Record a successful delivery of a pending message; False if it was not pending."""
-        now = _iso(self._now())
-        cursor = await self._db.execute(
-            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = ?, next_attempt_at = ? "
-            "WHERE id = ? AND status = 'pending'",
-            (now, now, notification_id),
-        )
-        return cursor.rowcount == 1
+        now = self._now()
+        async with self._tx() as conn:
+            result = await conn.execute(update(notifications).where(
+                notifications.c.id == notification_id, notifications.c.status == "pending",
+            ).values(status="sent", attempts=notifications.c.attempts + 1, sent_at=now, next_attempt_at=now))
+        return result.rowcount == 1
 
     async def mark_notification_failed(
         self, notification_id: int, error: str, next_attempt_at: datetime | None
     ) -> bool:
         """Record a failed attempt: retry at `next_attempt_at`, or give up (status 'failed') when it is None."""
         error = _one_line(str(error or "delivery failed"))[:MAX_ERROR_CHARS]
+        values: dict[str, Any] = {"attempts": notifications.c.attempts + 1, "last_error": error}
         if next_attempt_at is None:
-            cursor = await self._db.execute(
-                "UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (error, notification_id),
-            )
+            values["status"] = "failed"
         else:
-            cursor = await self._db.execute(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (error, _iso(next_attempt_at), notification_id),
-            )
-        return cursor.rowcount == 1
+            values["next_attempt_at"] = next_attempt_at
+        async with self._tx() as conn:
+            result = await conn.execute(update(notifications).where(
+                notifications.c.id == notification_id, notifications.c.status == "pending").values(**values))
+        return result.rowcount == 1
 
     async def list_notifications(
         self, workspace_id: int, limit: int = 50, *, channel: str | None = None, status: str | None = None
     ) -> list[Notification]:
         """The workspace's messages, newest first, optionally one channel and/or status."""
-        limit = max(1, min(int(limit), 1000))
-        where, params = ["workspace_id = ?"], [workspace_id]
+        statement = select(notifications).where(notifications.c.workspace_id == workspace_id)
         if channel is not None:
-            where.append("channel = ?")
-            params.append(channel)
+            statement = statement.where(notifications.c.channel == channel)
         if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        rows = await self._fetchall(
-            f"SELECT * FROM notifications WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit)
-        )
-        return [_notification_from_row(row) for row in rows]
+            statement = statement.where(notifications.c.status == status)
+        return await self._all(statement.order_by(notifications.c.id.desc()).limit(_limit(limit, 1000)), notifications)
 
     async def unread_inbox(self, workspace_id: int) -> list[Notification]:
         """The workspace's chat-inbox messages not shown yet, oldest first."""
-        rows = await self._fetchall(
-            "SELECT * FROM notifications WHERE workspace_id = ? AND channel = 'inbox' AND status = 'pending' "
-            "ORDER BY id",
-            (workspace_id,),
-        )
-        return [_notification_from_row(row) for row in rows]
+        return await self._all(select(notifications).where(
+            notifications.c.workspace_id == workspace_id, notifications.c.channel == "inbox",
+            notifications.c.status == "pending").order_by(notifications.c.id), notifications)
 
     async def mark_inbox_read(self, workspace_id: int, ids: list[int]) -> int:
         """Mark these inbox messages of the workspace read; returns how many changed (others' ids are ignored)."""
         ids = [int(i) for i in ids or []]
         if not ids:
             return 0
-        marks = ", ".join("?" for _ in ids)
-        cursor = await self._db.execute(
-            f"UPDATE notifications SET status = 'read', sent_at = ? WHERE workspace_id = ? AND channel = 'inbox' "
-            f"AND status = 'pending' AND id IN ({marks})",
-            (_iso(self._now()), workspace_id, *ids),
-        )
-        return cursor.rowcount
+        async with self._tx() as conn:
+            result = await conn.execute(update(notifications).where(
+                notifications.c.workspace_id == workspace_id, notifications.c.channel == "inbox",
+                notifications.c.status == "pending", notifications.c.id.in_(ids),
+            ).values(status="read", sent_at=self._now()))
+        return result.rowcount
 
     # -- scheduled job runs ----------------------------------------------------------------------------------
 
     async def record_job_run(self, name: str, *, ran_at: datetime, ok: bool, summary: str) -> None:
         """Remember when job `name` last ran and how it went."""
-        await self._db.execute(
-            "INSERT INTO job_runs (name, last_run_at, ok, summary) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
-            "SET last_run_at = excluded.last_run_at, ok = excluded.ok, summary = excluded.summary",
-            (name, _iso(ran_at), 1 if ok else 0, _one_line(summary or "")[:MAX_ERROR_CHARS]),
-        )
+        async with self._tx() as conn:
+            await conn.execute(self._upsert(job_runs, {"name": name, "last_run_at": ran_at, "ok": ok,
+                                                       "summary": _one_line(summary or "")[:MAX_ERROR_CHARS]}, ("name",)))
+
+    async def claim_job_slot(self, name: str, slot: str, owner: str) -> bool:
+        """Claim run slot `slot` of job `name` for `owner`: True for the one claim that lands (that process runs the
+        job), False when another process claimed it first. Claims older than a week are forgotten on the way."""
+        now = self._now()
+        async with self._tx() as conn:
+            await conn.execute(delete(job_slots).where(job_slots.c.claimed_at < now - JOB_SLOT_MEMORY))
+            claimed = await conn.execute(self._insert_or_ignore(job_slots, {
+                "name": name, "slot": slot, "owner": owner, "claimed_at": now}).returning(job_slots.c.owner))
+            return claimed.first() is not None
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
-        row = await self._fetchone("SELECT * FROM job_runs WHERE name = ?", (name,))
-        return _job_run_from_row(row) if row else None
+        return await self._one(job_runs, job_runs.c.name == name)
 
     async def list_job_runs(self) -> list[JobRun]:
         """The last run of every job that ever ran, by name."""
-        rows = await self._fetchall("SELECT * FROM job_runs ORDER BY name", ())
-        return [_job_run_from_row(row) for row in rows]
+        return await self._all(select(job_runs).order_by(job_runs.c.name), job_runs)
 
     # -- launches --------------------------------------------------------------------------------------------
 
@@ -1657,39 +1919,28 @@ class Store:
         if not key or len(key) > 200:
             raise InvalidArgument("Launch key must be 1-200 characters. Fix: pass the request's hash.")
         now = _iso(self._now())
-        request_json = _to_json(drop_secret_keys(request or {}), "Launch request")
-        await self._write(
-            "INSERT OR IGNORE INTO launches (workspace_id, key, request_json, status, steps_json, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'running', '{}', ?, ?)",
-            (workspace_id, key, request_json, now, now),
-            workspace_id,
-        )
-        await self._db.execute(
-            "UPDATE launches SET status = 'running', steps_json = '{}', request_json = ?, updated_at = ? "
-            "WHERE workspace_id = ? AND key = ? AND status = 'rolled_back'",
-            (request_json, now, workspace_id, key),
-        )
-        found = await self.find_launch(workspace_id, key)
-        assert found is not None
-        return found
+        request = drop_secret_keys(request or {})
+        mine = (launches.c.workspace_id == workspace_id, launches.c.key == key)
+        async with self._tx(workspace_id) as conn:
+            await conn.execute(self._insert_or_ignore(launches, {
+                "workspace_id": workspace_id, "key": key, "request": request, "status": "running", "steps": {},
+                "created_at": now, "updated_at": now}))
+            await conn.execute(update(launches).where(*mine, launches.c.status == "rolled_back")
+                               .values(status="running", steps={}, request=request, updated_at=now))
+            return from_row(launches, (await conn.execute(select(launches).where(*mine))).one())
 
     async def find_launch(self, workspace_id: int, key: str) -> Launch | None:
         """The workspace's launch for `key`, or None."""
-        row = await self._fetchone("SELECT * FROM launches WHERE workspace_id = ? AND key = ?", (workspace_id, key))
-        return _launch_from_row(row) if row else None
+        return await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.key == key)
 
     async def get_launch(self, workspace_id: int, launch_id: int) -> Launch | None:
         """One launch of the workspace, or None (another workspace's launch is None too)."""
-        row = await self._fetchone("SELECT * FROM launches WHERE workspace_id = ? AND id = ?", (workspace_id, int(launch_id)))
-        return _launch_from_row(row) if row else None
+        return await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id))
 
     async def list_launches(self, workspace_id: int, limit: int = 20) -> list[Launch]:
         """The workspace's latest launches, newest first."""
-        rows = await self._fetchall(
-            "SELECT * FROM launches WHERE workspace_id = ? ORDER BY id DESC LIMIT ?",
-            (workspace_id, max(1, min(int(limit), 1000))),
-        )
-        return [_launch_from_row(row) for row in rows]
+        return await self._all(select(launches).where(launches.c.workspace_id == workspace_id)
+                               .order_by(launches.c.id.desc()).limit(_limit(limit, 1000)), launches)
 
     async def record_launch_step(
         self,
@@ -1706,74 +1957,80 @@ class Store:
         launch failed."""
         if status not in STEP_STATUSES:
             raise InvalidArgument(f"Step status {status!r} is not known. Fix: use one of {', '.join(STEP_STATUSES)}.")
-        launch = await self.get_launch(workspace_id, launch_id)
-        if launch is None:
-            raise InvalidArgument(f"Launch {launch_id} is not in this workspace. Fix: pass one of its launch ids.")
-        steps = dict(launch.steps)
-        previous = steps.pop(step, {})
-        entry: dict[str, Any] = {"status": status, "object_id": object_id or previous.get("object_id"),
-                                 "data": drop_secret_keys(data if data is not None else previous.get("data") or {}),
-                                 "at": _iso(self._now())}
-        if error is not None:
-            entry["error"] = drop_secret_keys(error)
-        steps[step] = entry  # re-inserted last: the steps stay in the order they last ran
-        steps_json = json.dumps(steps, ensure_ascii=False)
-        launch_status = "failed" if status == "failed" else launch.status
-        await self._db.execute(
-            "UPDATE launches SET steps_json = ?, status = ?, updated_at = ? WHERE workspace_id = ? AND id = ?",
-            (steps_json, launch_status, _iso(self._now()), workspace_id, launch_id),
-        )
-        return await self.get_launch(workspace_id, launch_id)  # type: ignore[return-value]
+        mine = (launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id))
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(select(launches).where(*mine).with_for_update())).first()
+            if row is None:
+                raise InvalidArgument(f"Launch {launch_id} is not in this workspace. Fix: pass one of its launch ids.")
+            launch: Launch = from_row(launches, row)
+            steps = dict(launch.steps)
+            previous = steps.pop(step, {})
+            entry: dict[str, Any] = {"status": status, "object_id": object_id or previous.get("object_id"),
+                                     "data": drop_secret_keys(data if data is not None else previous.get("data") or {}),
+                                     "at": _iso(self._now())}
+            if error is not None:
+                entry["error"] = drop_secret_keys(error)
+            steps[step] = entry  # re-inserted last: the steps stay in the order they last ran
+            await conn.execute(update(launches).where(*mine).values(
+                steps=steps, status="failed" if status == "failed" else launch.status, updated_at=_iso(self._now())))
+            return from_row(launches, (await conn.execute(select(launches).where(*mine))).one())
 
     async def set_launch_status(self, workspace_id: int, launch_id: int, status: str) -> bool:
         """Set a launch's status (running, failed, done, rolled_back); False when it is not in this workspace."""
         if status not in LAUNCH_STATUSES:
             raise InvalidArgument(f"Launch status {status!r} is not known. Fix: use one of {', '.join(LAUNCH_STATUSES)}.")
-        cursor = await self._db.execute(
-            "UPDATE launches SET status = ?, updated_at = ? WHERE workspace_id = ? AND id = ?",
-            (status, _iso(self._now()), workspace_id, launch_id),
-        )
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(update(launches).where(
+                launches.c.workspace_id == workspace_id, launches.c.id == launch_id,
+            ).values(status=status, updated_at=_iso(self._now())))
+        return result.rowcount == 1
 
     # -- single-flight leases --------------------------------------------------------------------------------
 
     async def claim_lease(self, workspace_id: int, key: str, owner: str, seconds: float) -> Lease:
         """Take the lease on `key` for `owner` for `seconds` unless another owner holds one that has not expired.
 
-        One atomic statement, so two requests or two processes sharing this file never both get it. Returns the lease
-        as it stands afterwards: its `owner` says whether the claim won.
+        One atomic statement (INSERT … ON CONFLICT DO UPDATE … WHERE expired, on both engines), so two requests or two
+        processes never both get it. Returns the lease as it stands afterwards: its `owner` says whether the claim won.
         """
         key, owner = _lease_names(key, owner)
+        length = _lease_length(seconds)
+        mine = (leases.c.workspace_id == workspace_id, leases.c.key == key)
         while True:
             now = self._now()
-            await self._write(
-                "INSERT INTO leases (workspace_id, key, owner, claimed_at, expires_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (workspace_id, key) DO UPDATE SET owner = excluded.owner, claimed_at = excluded.claimed_at, "
-                "expires_at = excluded.expires_at WHERE leases.expires_at <= excluded.claimed_at",
-                (workspace_id, key, owner, _lease_time(now), _lease_time(now + _lease_length(seconds))),
-                workspace_id,
-            )
-            row = await self._fetchone("SELECT * FROM leases WHERE workspace_id = ? AND key = ?", (workspace_id, key))
+            async with self._tx(workspace_id) as conn:
+                await conn.execute(self._claim_statement(workspace_id, key, owner, now, length))
+                row = (await conn.execute(select(leases).where(*mine))).first()
             if row is not None:
-                return _lease_from_row(row)
+                return from_row(leases, row)
             # The holder released it between the two statements: the key is free, so claim again.
+
+    def _claim_statement(self, workspace_id: int, key: str, owner: str, now: datetime, length: timedelta) -> Any:
+        statement = self._insert(leases).values(workspace_id=workspace_id, key=key, owner=owner,
+                                                claimed_at=_lease_time(now), expires_at=_lease_time(now + length))
+        return statement.on_conflict_do_update(
+            index_elements=[leases.c.workspace_id, leases.c.key],
+            set_={leases.c.owner: statement.excluded.owner, leases.c.claimed_at: statement.excluded.claimed_at,
+                  leases.c.expires_at: statement.excluded.expires_at},
+            where=leases.c.expires_at <= statement.excluded.claimed_at,
+        )
 
     async def renew_lease(self, workspace_id: int, key: str, owner: str, seconds: float) -> bool:
         """Push the lease's expiry `seconds` from now; False when `owner` no longer holds it (another took it over)."""
         key, owner = _lease_names(key, owner)
-        cursor = await self._db.execute(
-            "UPDATE leases SET expires_at = ? WHERE workspace_id = ? AND key = ? AND owner = ?",
-            (_lease_time(self._now() + _lease_length(seconds)), workspace_id, key, owner),
-        )
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(update(leases).where(
+                leases.c.workspace_id == workspace_id, leases.c.key == key, leases.c.owner == owner,
+            ).values(expires_at=_lease_time(self._now() + _lease_length(seconds))))
+        return result.rowcount == 1
 
     async def release_lease(self, workspace_id: int, key: str, owner: str) -> bool:
         """Give the lease up (only its owner can); False when `owner` did not hold it."""
         key, owner = _lease_names(key, owner)
-        cursor = await self._db.execute(
-            "DELETE FROM leases WHERE workspace_id = ? AND key = ? AND owner = ?", (workspace_id, key, owner)
-        )
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(delete(leases).where(
+                leases.c.workspace_id == workspace_id, leases.c.key == key, leases.c.owner == owner))
+        return result.rowcount == 1
 
     # -- alert rules and events ------------------------------------------------------------------------------
 
@@ -1801,37 +2058,37 @@ class Store:
         if not name or len(name) > 200:
             raise InvalidArgument("Alert name must be 1-200 characters. Fix: pass a short name such as 'CPA too high'.")
         try:
-            cursor = await self._write(
-                "INSERT INTO alert_rules (workspace_id, name, object_id, level, ad_account_id, currency, metric, operator, "
-                "threshold, window, action, scale_pct, max_budget, cooldown_hours, enabled, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (workspace_id, name, str(object_id), level, ad_account_id, currency, metric, operator, float(threshold),
-                 window, action, scale_pct, max_budget, float(cooldown_hours), 1 if enabled else 0, _iso(self._now())),
-                workspace_id,
-            )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
+            async with self._tx(workspace_id) as conn:
+                row = (await conn.execute(insert(alert_rules).values(
+                    workspace_id=workspace_id, name=name, object_id=str(object_id), level=level,
+                    ad_account_id=ad_account_id, currency=currency, metric=metric, operator=operator,
+                    threshold=float(threshold), window=window, action=action, scale_pct=scale_pct, max_budget=max_budget,
+                    cooldown_hours=float(cooldown_hours), enabled=enabled, created_at=_iso(self._now()),
+                ).returning(*alert_rules.c))).one()
+        except IntegrityError as exc:
+            if _violation(exc) == "unique":
                 raise InvalidArgument(f"An alert named {name!r} already exists. Fix: pick another name or delete it first.") from None
-            raise InvalidArgument(f"Alert rule refused by the database ({exc}). Fix: check level, operator and action.") from None
-        rule = await self.get_alert_rule(workspace_id, int(cursor.lastrowid))
-        assert rule is not None
-        return rule
+            raise InvalidArgument(f"Alert rule refused by the database ({_one_line(str(exc.orig))}). "
+                                  "Fix: check level, operator and action.") from None
+        return from_row(alert_rules, row)
 
     async def get_alert_rule(self, workspace_id: int, rule_id: int) -> AlertRule | None:
         """One alert rule of the workspace, or None."""
-        row = await self._fetchone("SELECT * FROM alert_rules WHERE workspace_id = ? AND id = ?", (workspace_id, int(rule_id)))
-        return _alert_rule_from_row(row) if row else None
+        return await self._one(alert_rules, alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id))
 
     async def list_alert_rules(self, workspace_id: int, *, enabled_only: bool = False) -> list[AlertRule]:
         """The workspace's alert rules, oldest first."""
-        where = " AND enabled = 1" if enabled_only else ""
-        rows = await self._fetchall(f"SELECT * FROM alert_rules WHERE workspace_id = ?{where} ORDER BY id", (workspace_id,))
-        return [_alert_rule_from_row(row) for row in rows]
+        statement = select(alert_rules).where(alert_rules.c.workspace_id == workspace_id)
+        if enabled_only:
+            statement = statement.where(alert_rules.c.enabled == 1)
+        return await self._all(statement.order_by(alert_rules.c.id), alert_rules)
 
     async def delete_alert_rule(self, workspace_id: int, rule_id: int) -> bool:
         """Delete one alert rule of the workspace (its events stay, without the rule); False when it is not there."""
-        cursor = await self._db.execute("DELETE FROM alert_rules WHERE workspace_id = ? AND id = ?", (workspace_id, int(rule_id)))
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(delete(alert_rules).where(alert_rules.c.workspace_id == workspace_id,
+                                                                  alert_rules.c.id == int(rule_id)))
+        return result.rowcount == 1
 
     async def record_alert_fired(
         self,
@@ -1844,67 +2101,60 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> AlertEvent:
         """Record that a rule fired at `fired_at` (its cooldown starts then) and what its action did."""
-        rule = await self.get_alert_rule(workspace_id, rule_id)
-        if rule is None:
-            raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace. Fix: pass one of its rule ids.")
-        at = _iso(_as_utc(fired_at))
-        await self._db.execute("UPDATE alert_rules SET last_fired_at = ? WHERE workspace_id = ? AND id = ?",
-                               (at, workspace_id, rule.id))
-        cursor = await self._write(
-            "INSERT INTO alert_events (workspace_id, rule_id, rule_name, fired_at, object_id, value, action, outcome, "
-            "detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (workspace_id, rule.id, rule.name, at, rule.object_id, value, rule.action, _one_line(outcome)[:MAX_ERROR_CHARS],
-             _to_json(drop_secret_keys(detail or {}), "Alert event detail")),
-            workspace_id,
-        )
-        row = await self._fetchone("SELECT * FROM alert_events WHERE id = ?", (int(cursor.lastrowid),))
-        return _alert_event_from_row(row)
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(update(alert_rules).where(
+                alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id),
+            ).values(last_fired_at=fired_at).returning(*alert_rules.c))).first()
+            if row is None:
+                raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace. Fix: pass one of its rule ids.")
+            rule: AlertRule = from_row(alert_rules, row)
+            event_row = (await conn.execute(insert(alert_events).values(
+                workspace_id=workspace_id, rule_id=rule.id, rule_name=rule.name, fired_at=fired_at,
+                object_id=rule.object_id, value=value, action=rule.action,
+                outcome=_one_line(outcome)[:MAX_ERROR_CHARS], detail=drop_secret_keys(detail or {}),
+            ).returning(*alert_events.c))).one()
+        return from_row(alert_events, event_row)
 
     async def list_alert_events(self, workspace_id: int, *, rule_id: int | None = None, limit: int = 50) -> list[AlertEvent]:
         """The workspace's alert events, newest first (optionally one rule's)."""
-        where, params = "workspace_id = ?", [workspace_id]
+        statement = select(alert_events).where(alert_events.c.workspace_id == workspace_id)
         if rule_id is not None:
-            where += " AND rule_id = ?"
-            params.append(int(rule_id))
-        rows = await self._fetchall(f"SELECT * FROM alert_events WHERE {where} ORDER BY id DESC LIMIT ?",
-                                    (*params, max(1, min(int(limit), 1000))))
-        return [_alert_event_from_row(row) for row in rows]
+            statement = statement.where(alert_events.c.rule_id == int(rule_id))
+        return await self._all(statement.order_by(alert_events.c.id.desc()).limit(_limit(limit, 1000)), alert_events)
 
     # -- daily performance snapshots -------------------------------------------------------------------------
 
     async def upsert_snapshot(self, workspace_id: int, object_id: str, level: str, day: str, metrics: dict[str, Any]) -> bool:
         """Keep one object's metrics for one day (replacing that day's earlier ones); True when new or changed."""
         day = _check_day(day)
-        metrics_json = json.dumps(metrics, sort_keys=True, ensure_ascii=False)
-        row = await self._fetchone("SELECT level, metrics_json FROM perf_snapshots WHERE workspace_id = ? AND object_id = ? AND day = ?",
-                                   (workspace_id, str(object_id), day))
-        if row is not None and row["metrics_json"] == metrics_json and row["level"] == level:
-            return False
-        await self._write(
-            "INSERT INTO perf_snapshots (workspace_id, object_id, level, day, metrics_json, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (workspace_id, object_id, day) DO UPDATE SET level = excluded.level, "
-            "metrics_json = excluded.metrics_json, updated_at = excluded.updated_at",
-            (workspace_id, str(object_id), level, day, metrics_json, _iso(self._now())),
-            workspace_id,
-        )
+        canonical = _to_json(metrics, "Snapshot metrics")
+        mine = (perf_snapshots.c.workspace_id == workspace_id, perf_snapshots.c.object_id == str(object_id),
+                perf_snapshots.c.day == day)
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(select(perf_snapshots).where(*mine).with_for_update())).first()
+            if row is not None:
+                held: Snapshot = from_row(perf_snapshots, row)
+                if held.level == level and _to_json(held.metrics, "Snapshot metrics") == canonical:
+                    return False
+            await conn.execute(self._upsert(perf_snapshots, {
+                "workspace_id": workspace_id, "object_id": str(object_id), "level": level, "day": day,
+                "metrics": json.loads(canonical), "updated_at": _iso(self._now())}, ("workspace_id", "object_id", "day")))
         return True
 
     async def list_snapshots(
         self, workspace_id: int, since: str, until: str, *, level: str | None = None, object_ids: list[str] | None = None
     ) -> list[Snapshot]:
         """Snapshots with `since` <= day <= `until`, by day then object."""
-        where, params = ["workspace_id = ?", "day >= ?", "day <= ?"], [workspace_id, _check_day(since), _check_day(until)]
+        statement = select(perf_snapshots).where(perf_snapshots.c.workspace_id == workspace_id,
+                                                 perf_snapshots.c.day >= _check_day(since),
+                                                 perf_snapshots.c.day <= _check_day(until))
         if level is not None:
-            where.append("level = ?")
-            params.append(level)
+            statement = statement.where(perf_snapshots.c.level == level)
         if object_ids is not None:
             if not object_ids:
                 return []
-            where.append(f"object_id IN ({', '.join('?' for _ in object_ids)})")
-            params.extend(str(i) for i in object_ids)
-        rows = await self._fetchall(f"SELECT * FROM perf_snapshots WHERE {' AND '.join(where)} ORDER BY day, object_id", tuple(params))
-        return [Snapshot(workspace_id=row["workspace_id"], object_id=row["object_id"], level=row["level"], day=row["day"],
-                         metrics=json.loads(row["metrics_json"]), updated_at=row["updated_at"]) for row in rows]
+            statement = statement.where(perf_snapshots.c.object_id.in_([str(i) for i in object_ids]))
+        return await self._all(statement.order_by(perf_snapshots.c.day, perf_snapshots.c.object_id), perf_snapshots)
 
     # -- spend ledger ----------------------------------------------------------------------------------------
 
@@ -1916,57 +2166,52 @@ class Store:
         day = _check_day(day)
         if int(spend_minor) < 0 or int(fee_minor) < 0:
             raise InvalidArgument("Spend and fee cannot be negative. Fix: pass amounts in minor units, 0 or more.")
-        await self._write(
-            "INSERT INTO spend_ledger (workspace_id, ad_account_id, day, spend_minor, currency, fee_minor, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, ad_account_id, day) DO UPDATE SET "
-            "spend_minor = excluded.spend_minor, currency = excluded.currency, fee_minor = excluded.fee_minor, "
-            "updated_at = excluded.updated_at",
-            (workspace_id, account, day, int(spend_minor), str(currency).upper(), int(fee_minor), _iso(self._now())),
-            workspace_id,
-        )
-        [entry] = await self.list_spend(workspace_id, day, day, ad_account_id=account)
-        return entry
+        async with self._tx(workspace_id) as conn:
+            await conn.execute(self._upsert(spend_ledger, {
+                "workspace_id": workspace_id, "ad_account_id": account, "day": day, "spend_minor": int(spend_minor),
+                "currency": str(currency).upper(), "fee_minor": int(fee_minor), "updated_at": _iso(self._now()),
+            }, ("workspace_id", "ad_account_id", "day")))
+            row = (await conn.execute(select(spend_ledger).where(
+                spend_ledger.c.workspace_id == workspace_id, spend_ledger.c.ad_account_id == account,
+                spend_ledger.c.day == day))).one()
+        return from_row(spend_ledger, row)
 
     async def list_spend(self, workspace_id: int, since: str, until: str, *, ad_account_id: str | None = None) -> list[LedgerEntry]:
         """Ledger entries with `since` <= day <= `until`, by day then account."""
-        where, params = ["workspace_id = ?", "day >= ?", "day <= ?"], [workspace_id, _check_day(since), _check_day(until)]
+        statement = select(spend_ledger).where(spend_ledger.c.workspace_id == workspace_id,
+                                               spend_ledger.c.day >= _check_day(since),
+                                               spend_ledger.c.day <= _check_day(until))
         if ad_account_id is not None:
-            where.append("ad_account_id = ?")
-            params.append(normalize_ad_account_id(ad_account_id))
-        rows = await self._fetchall(f"SELECT * FROM spend_ledger WHERE {' AND '.join(where)} ORDER BY day, ad_account_id", tuple(params))
-        return [LedgerEntry(workspace_id=row["workspace_id"], ad_account_id=row["ad_account_id"], day=row["day"],
-                            spend_minor=row["spend_minor"], currency=row["currency"], fee_minor=row["fee_minor"],
-                            updated_at=row["updated_at"]) for row in rows]
+            statement = statement.where(spend_ledger.c.ad_account_id == normalize_ad_account_id(ad_account_id))
+        return await self._all(statement.order_by(spend_ledger.c.day, spend_ledger.c.ad_account_id), spend_ledger)
 
     # -- billing pauses --------------------------------------------------------------------------------------
 
     async def add_billing_pause(self, workspace_id: int, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPause:
         """Record exactly which objects were paused because the account's billing failed."""
-        cursor = await self._write(
-            "INSERT INTO billing_pauses (workspace_id, ad_account_id, object_ids_json, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-            (workspace_id, normalize_ad_account_id(ad_account_id), json.dumps([str(i) for i in object_ids]),
-             _one_line(reason or "billing failed")[:MAX_ERROR_CHARS], _iso(self._now())),
-            workspace_id,
-        )
-        row = await self._fetchone("SELECT * FROM billing_pauses WHERE id = ?", (int(cursor.lastrowid),))
-        return _billing_pause_from_row(row)
+        account = normalize_ad_account_id(ad_account_id)
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(insert(billing_pauses).values(
+                workspace_id=workspace_id, ad_account_id=account, object_ids=[str(i) for i in object_ids],
+                reason=_one_line(reason or "billing failed")[:MAX_ERROR_CHARS], created_at=_iso(self._now()),
+            ).returning(*billing_pauses.c))).one()
+        return from_row(billing_pauses, row)
 
     async def open_billing_pauses(self, workspace_id: int, ad_account_id: str | None = None) -> list[BillingPause]:
         """The billing pauses not resumed yet, oldest first (optionally one account's)."""
-        where, params = "workspace_id = ? AND resumed_at IS NULL", [workspace_id]
+        statement = select(billing_pauses).where(billing_pauses.c.workspace_id == workspace_id,
+                                                 billing_pauses.c.resumed_at.is_(None))
         if ad_account_id is not None:
-            where += " AND ad_account_id = ?"
-            params.append(normalize_ad_account_id(ad_account_id))
-        rows = await self._fetchall(f"SELECT * FROM billing_pauses WHERE {where} ORDER BY id", tuple(params))
-        return [_billing_pause_from_row(row) for row in rows]
+            statement = statement.where(billing_pauses.c.ad_account_id == normalize_ad_account_id(ad_account_id))
+        return await self._all(statement.order_by(billing_pauses.c.id), billing_pauses)
 
     async def mark_billing_resumed(self, workspace_id: int, pause_id: int) -> bool:
         """Mark a billing pause resumed; False when it is not open in this workspace."""
-        cursor = await self._db.execute(
-            "UPDATE billing_pauses SET resumed_at = ? WHERE workspace_id = ? AND id = ? AND resumed_at IS NULL",
-            (_iso(self._now()), workspace_id, int(pause_id)),
-        )
-        return cursor.rowcount == 1
+        async with self._tx() as conn:
+            result = await conn.execute(update(billing_pauses).where(
+                billing_pauses.c.workspace_id == workspace_id, billing_pauses.c.id == int(pause_id),
+                billing_pauses.c.resumed_at.is_(None)).values(resumed_at=_iso(self._now())))
+        return result.rowcount == 1
 
     # -- A/B experiments -------------------------------------------------------------------------------------
 
@@ -2000,30 +2245,28 @@ class Store:
         started, ends = _check_time(started_at, "started_at"), _check_time(ends_at, "ends_at")
         if ends <= started:
             raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+        values = {
+            "workspace_id": workspace_id, "key": key, "name": name, "plan": drop_secret_keys(plan),
+            "status": _check_experiment_status(status), "ad_account_id": normalize_ad_account_id(ad_account_id),
+            "currency": _check_currency(currency), "variants": _check_variants(variants),
+            "study_id": _optional_text(study_id, "study_id"), "winner": _optional_text(winner, "winner"),
+            "outcome": drop_secret_keys(outcome or {}), "started_at": started, "ends_at": ends,
+            "last_scaled_at": _check_time(last_scaled_at, "last_scaled_at") if last_scaled_at is not None else None,
+            "created_at": _iso(self._now()), "updated_at": _iso(self._now()),
+        }
         existing = await self._experiment_conflict(workspace_id, key, name)
         if existing is not None:
             raise existing
-        now = _iso(self._now())
         try:
-            cursor = await self._write(
-                "INSERT INTO experiments (workspace_id, key, name, plan_json, status, ad_account_id, currency, variants_json, "
-                "study_id, winner, outcome_json, started_at, ends_at, last_scaled_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (workspace_id, key, name, _to_json(drop_secret_keys(plan), "Experiment plan"), _check_experiment_status(status),
-                 normalize_ad_account_id(ad_account_id), _check_currency(currency), _variants_json(variants),
-                 _optional_text(study_id, "study_id"), _optional_text(winner, "winner"),
-                 _to_json(drop_secret_keys(outcome or {}), "Experiment outcome"), started, ends,
-                 _check_time(last_scaled_at, "last_scaled_at") if last_scaled_at is not None else None, now, now),
-                workspace_id,
-            )
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):  # another writer took the key or name between the check and the insert
+            async with self._tx(workspace_id) as conn:
+                row = (await conn.execute(insert(experiments).values(**values).returning(*experiments.c))).one()
+        except IntegrityError as exc:
+            if _violation(exc) == "unique":  # another writer took the key or name between the check and the insert
                 raise (await self._experiment_conflict(workspace_id, key, name)
                        or InvalidArgument(f"Experiment {name!r} already exists. Fix: pick another name.")) from None
-            raise InvalidArgument(f"Experiment refused by the database ({exc}). Fix: check status and variants.") from None
-        experiment = await self.get_experiment(workspace_id, int(cursor.lastrowid))
-        assert experiment is not None
-        return experiment
+            raise InvalidArgument(f"Experiment refused by the database ({_one_line(str(exc.orig))}). "
+                                  "Fix: check status and variants.") from None
+        return from_row(experiments, row)
 
     async def _experiment_conflict(self, workspace_id: int, key: str, name: str) -> InvalidArgument | None:
         """The refusal for a key or name already used in the workspace, naming the experiment that has it."""
@@ -2033,69 +2276,65 @@ class Store:
                 f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan. "
                 f"Fix: check experiment {same_key.id} instead, or change the plan to start a new one."
             )
-        row = await self._fetchone("SELECT id, status FROM experiments WHERE workspace_id = ? AND name = ?", (workspace_id, name))
-        if row is not None:
+        same_name = await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.name == name)
+        if same_name is not None:
             return InvalidArgument(
-                f"An experiment named {name!r} already exists (experiment {row['id']}, {row['status']}). "
-                f"Fix: pick another name, or check experiment {row['id']}."
+                f"An experiment named {name!r} already exists (experiment {same_name.id}, {same_name.status}). "
+                f"Fix: pick another name, or check experiment {same_name.id}."
             )
         return None
 
     async def find_experiment(self, workspace_id: int, key: str) -> Experiment | None:
         """The workspace's experiment started from the plan with this key, or None."""
-        row = await self._fetchone("SELECT * FROM experiments WHERE workspace_id = ? AND key = ?", (workspace_id, str(key)))
-        return _experiment_from_row(row) if row else None
+        return await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.key == str(key))
 
     async def get_experiment(self, workspace_id: int, experiment_id: int) -> Experiment | None:
         """One experiment of the workspace, or None (another workspace's experiment is None too)."""
-        row = await self._fetchone("SELECT * FROM experiments WHERE workspace_id = ? AND id = ?",
-                                   (workspace_id, int(experiment_id)))
-        return _experiment_from_row(row) if row else None
+        return await self._one(experiments, experiments.c.workspace_id == workspace_id,
+                               experiments.c.id == int(experiment_id))
 
     async def list_experiments(self, workspace_id: int, status: str | None = None) -> list[Experiment]:
         """The workspace's experiments, newest first (only those with `status` when given)."""
-        where, params = "workspace_id = ?", [workspace_id]
+        statement = select(experiments).where(experiments.c.workspace_id == workspace_id)
         if status is not None:
-            where += " AND status = ?"
-            params.append(_check_experiment_status(status))
-        rows = await self._fetchall(f"SELECT * FROM experiments WHERE {where} ORDER BY id DESC", tuple(params))
-        return [_experiment_from_row(row) for row in rows]
+            statement = statement.where(experiments.c.status == _check_experiment_status(status))
+        return await self._all(statement.order_by(experiments.c.id.desc()), experiments)
 
-    async def update_experiment(self, workspace_id: int, experiment_id: int, **fields: Any) -> Experiment | None:
+    async def update_experiment(self, workspace_id: int, experiment_id: int, **changes: Any) -> Experiment | None:
         """Change some of status, plan, variants, study_id, winner, outcome, last_scaled_at, started_at and ends_at
         (an experiment launched PAUSED starts its clock when it is switched on); None when the experiment is not in
         this workspace."""
-        unknown = sorted(set(fields) - set(EXPERIMENT_UPDATABLE))
+        unknown = sorted(set(changes) - set(EXPERIMENT_UPDATABLE))
         if unknown:
             raise InvalidArgument(f"Experiment field {', '.join(unknown)} cannot be changed. "
                                   f"Fix: change only {', '.join(EXPERIMENT_UPDATABLE)}.")
-        columns: dict[str, Any] = {}
-        for field_name, value in fields.items():
-            if field_name == "status":
-                columns["status"] = _check_experiment_status(value)
-            elif field_name == "variants":
-                columns["variants_json"] = _variants_json(value)
-            elif field_name == "outcome":
-                columns["outcome_json"] = _to_json(drop_secret_keys(value or {}), "Experiment outcome")
-            elif field_name == "plan":
-                columns["plan_json"] = _to_json(drop_secret_keys(value or {}), "Experiment plan")
-            elif field_name in ("study_id", "winner"):
-                columns[field_name] = _optional_text(value, field_name)
-            elif field_name == "last_scaled_at":
-                columns[field_name] = _check_time(value, field_name) if value is not None else None
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "status":
+                values[name] = _check_experiment_status(value)
+            elif name == "variants":
+                values[name] = _check_variants(value)
+            elif name in ("outcome", "plan"):
+                values[name] = drop_secret_keys(value or {})
+                _to_json(values[name], f"Experiment {name}")
+            elif name in ("study_id", "winner"):
+                values[name] = _optional_text(value, name)
+            elif name == "last_scaled_at":
+                values[name] = _check_time(value, name) if value is not None else None
             else:  # started_at, ends_at
-                columns[field_name] = _check_time(value, field_name)
-        current = await self.get_experiment(workspace_id, experiment_id)
-        if current is None:
-            return None
-        started, ends = columns.get("started_at", current.started_at), columns.get("ends_at", current.ends_at)
-        if ends <= started:
-            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
-        columns["updated_at"] = _iso(self._now())
-        assignments = ", ".join(f"{column} = ?" for column in columns)
-        await self._db.execute(f"UPDATE experiments SET {assignments} WHERE workspace_id = ? AND id = ?",
-                               (*columns.values(), workspace_id, current.id))
-        return await self.get_experiment(workspace_id, current.id)
+                values[name] = _check_time(value, name)
+        mine = (experiments.c.workspace_id == workspace_id, experiments.c.id == int(experiment_id))
+        async with self._tx(workspace_id) as conn:
+            row = (await conn.execute(select(experiments).where(*mine).with_for_update())).first()
+            if row is None:
+                return None
+            current: Experiment = from_row(experiments, row)
+            started, ends = values.get("started_at", current.started_at), values.get("ends_at", current.ends_at)
+            if ends <= started:
+                raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+            row = (await conn.execute(update(experiments).where(*mine).values(**values, updated_at=_iso(self._now()))
+                                      .returning(*experiments.c))).one()
+        return from_row(experiments, row)
 
     async def add_experiment_event(
         self, workspace_id: int, experiment_id: int, action: str, detail: dict[str, Any] | None = None, *,
@@ -2105,29 +2344,23 @@ class Store:
         action = _one_line(action or "")
         if not action or len(action) > 100:
             raise InvalidArgument("Experiment event action must be 1-100 characters. Fix: pass e.g. 'winner'.")
-        experiment = await self.get_experiment(workspace_id, experiment_id)
-        if experiment is None:
-            raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace. Fix: pass one of its experiment ids.")
-        cursor = await self._write(
-            "INSERT INTO experiment_events (workspace_id, experiment_id, at, action, detail_json) VALUES (?, ?, ?, ?, ?)",
-            (workspace_id, experiment.id, _check_time(at, "at"), action,
-             _to_json(drop_secret_keys(detail or {}), "Experiment event detail")),
-            workspace_id,
-        )
-        row = await self._fetchone("SELECT * FROM experiment_events WHERE id = ?", (int(cursor.lastrowid),))
-        return _experiment_entry_from_row(row)
+        when = _check_time(at, "at")
+        async with self._tx(workspace_id) as conn:
+            found = await conn.scalar(select(experiments.c.id).where(experiments.c.workspace_id == workspace_id,
+                                                                     experiments.c.id == int(experiment_id)))
+            if found is None:
+                raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace. Fix: pass one of its experiment ids.")
+            row = (await conn.execute(insert(experiment_events).values(
+                workspace_id=workspace_id, experiment_id=found, at=when, action=action,
+                detail=drop_secret_keys(detail or {}),
+            ).returning(*experiment_events.c))).one()
+        return from_row(experiment_events, row)
 
     async def list_experiment_events(self, workspace_id: int, experiment_id: int) -> list[ExperimentEntry]:
         """One experiment's events, oldest first (none for another workspace's experiment)."""
-        rows = await self._fetchall(
-            "SELECT * FROM experiment_events WHERE workspace_id = ? AND experiment_id = ? ORDER BY id",
-            (workspace_id, int(experiment_id)),
-        )
-        return [_experiment_entry_from_row(row) for row in rows]
-
-    def _args_json(self, stored: str) -> str:
-        """A confirmation's args as JSON text: encrypted since schema 10, plain JSON in rows written before."""
-        return stored if stored.lstrip().startswith("{") else self._decrypt(stored)
+        return await self._all(select(experiment_events).where(
+            experiment_events.c.workspace_id == workspace_id, experiment_events.c.experiment_id == int(experiment_id),
+        ).order_by(experiment_events.c.id), experiment_events)
 
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -2141,6 +2374,54 @@ class Store:
                 f"(or restore {KEY_FILENAME} in ADMONSTER_HOME) to the key used when it was saved, "
                 "or run /connect to save a new token."
             ) from None
+
+
+def _limit(limit: int, most: int = 1000) -> int:
+    return max(1, min(int(limit), most))
+
+
+def _legacy_version(connection: SyncConnection) -> int | None:
+    """The legacy schema_version of a database Alembic has not stamped yet; None when it has no such table."""
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("schema_version"):
+        return None
+    return int(connection.execute(sql_text("SELECT COALESCE(MAX(version), 0) FROM schema_version")).scalar_one())
+
+
+def _bring_legacy_home(db_path: str) -> None:
+    """A SQLite home made before Alembic: refuse one newer than the frozen scripts, bring an older one to their last
+    (the store then stamps it with the baseline revision, which is that same schema)."""
+    import sqlite3
+
+    if not os.path.exists(db_path) or os.path.getsize(db_path) == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(db_path, timeout=5)) as db:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = legacy_schema_version(db) if "alembic_version" not in names else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{db_path} is not an Ad Monster database ({exc}). Fix: point ADMONSTER_HOME elsewhere "
+                         "or restore a backup.") from None
+    if version is None or version == LEGACY_VERSION:
+        return
+    if version > LEGACY_VERSION:
+        raise StoreError(f"Database {db_path} has schema version {version}, newer than this Ad Monster knows "
+                         f"({LEGACY_VERSION}). Fix: upgrade Ad Monster or point ADMONSTER_HOME elsewhere.")
+    try:
+        upgrade_legacy(db_path)
+    except LegacyMigrationError as exc:
+        raise StoreError(f"{exc}. Fix: restore a backup of {db_path}.") from None
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows (the last Alembic revision in admonster_migrations)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return str(ScriptDirectory.from_config(config).get_current_head())
 
 
 def guardrails_key(ad_account_id: str | int) -> str:
@@ -2177,25 +2458,25 @@ def _check_thread_id(thread_id: str) -> str:
     return text
 
 
-def _chat_row(message: dict[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
+def _chat_row(message: dict[str, Any]) -> dict[str, Any]:
     role = message.get("role")
     if role not in CHAT_ROLES:
         raise InvalidArgument(f"Chat message role {role!r} is not known. Fix: use {', '.join(CHAT_ROLES)}.")
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         content = json.dumps(content, default=str)
-    tool_calls = message.get("tool_calls")
-    return (role, content, json.dumps(tool_calls) if tool_calls else None, message.get("tool_call_id"), message.get("name"))
+    return {"role": role, "content": content, "tool_calls": message.get("tool_calls") or None,
+            "tool_call_id": message.get("tool_call_id"), "name": message.get("name")}
 
 
-def _chat_message_from_row(row: aiosqlite.Row) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": row["role"], "content": row["content"]}
-    if row["tool_calls"]:
-        message["tool_calls"] = json.loads(row["tool_calls"])
-    if row["tool_call_id"]:
-        message["tool_call_id"] = row["tool_call_id"]
-    if row["name"]:
-        message["name"] = row["name"]
+def _chat_message(stored: ChatMessage) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": stored.role, "content": stored.content}
+    if stored.tool_calls:
+        message["tool_calls"] = stored.tool_calls
+    if stored.tool_call_id:
+        message["tool_call_id"] = stored.tool_call_id
+    if stored.name:
+        message["name"] = stored.name
     return message
 
 
@@ -2222,34 +2503,13 @@ def _clean_confirmation_id(confirmation_id: str) -> str:
     return str(confirmation_id or "").strip().lower()
 
 
-def _tags_json(tags: list[dict[str, Any]]) -> str:
+def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, str]]:
     """An audit entry's lookups as stored: strings only, each once, in the order they came."""
     unique: dict[str, dict[str, str]] = {}
     for tag in tags:
         text = {k: str(v) for k, v in tag.items()}
         unique.setdefault(json.dumps(text, sort_keys=True), text)
-    return _to_json(list(unique.values()), "Audit tags")
-
-
-def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
-    return AuditEntry(
-        id=row["id"],
-        workspace_id=row["workspace_id"],
-        created_at=row["created_at"],
-        interface=row["interface"],
-        op=row["op"],
-        args=json.loads(row["args_json"]),
-        summary=row["summary"],
-        changes=json.loads(row["changes_json"]),
-        object_ids=json.loads(row["object_ids_json"]),
-        outcome=row["outcome"],
-        error=row["error"],
-        fbtrace_id=row["fbtrace_id"],
-        undo_of=row["undo_of"],
-        undone_by=row["undone_by"],
-        tags=json.loads(row["tags_json"]),
-        settled_at=row["settled_at"],
-    )
+    return list(unique.values())
 
 
 def _lease_names(key: str, owner: str) -> tuple[str, str]:
@@ -2270,28 +2530,6 @@ def _lease_time(moment: datetime) -> str:
     return _as_utc(moment).isoformat(timespec="milliseconds")
 
 
-def _lease_from_row(row: aiosqlite.Row) -> Lease:
-    return Lease(workspace_id=row["workspace_id"], key=row["key"], owner=row["owner"], claimed_at=row["claimed_at"],
-                 expires_at=row["expires_at"])
-
-
-def _launch_from_row(row: aiosqlite.Row) -> Launch:
-    return Launch(
-        id=row["id"],
-        workspace_id=row["workspace_id"],
-        key=row["key"],
-        request=json.loads(row["request_json"]),
-        status=row["status"],
-        steps=json.loads(row["steps_json"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _check_day(day: Any) -> str:
     text = day.isoformat() if hasattr(day, "isoformat") else str(day)
     try:
@@ -2301,56 +2539,13 @@ def _check_day(day: Any) -> str:
     return text
 
 
-def _alert_rule_from_row(row: aiosqlite.Row) -> AlertRule:
-    return AlertRule(
-        id=row["id"], workspace_id=row["workspace_id"], name=row["name"], object_id=row["object_id"], level=row["level"],
-        ad_account_id=row["ad_account_id"], currency=row["currency"], metric=row["metric"], operator=row["operator"],
-        threshold=row["threshold"], window=row["window"], action=row["action"], scale_pct=row["scale_pct"],
-        max_budget=row["max_budget"], cooldown_hours=row["cooldown_hours"], enabled=bool(row["enabled"]),
-        last_fired_at=_parse_time(row["last_fired_at"]), created_at=row["created_at"],
-    )
-
-
-def _alert_event_from_row(row: aiosqlite.Row) -> AlertEvent:
-    return AlertEvent(
-        id=row["id"], workspace_id=row["workspace_id"], rule_id=row["rule_id"], rule_name=row["rule_name"],
-        fired_at=datetime.fromisoformat(row["fired_at"]), object_id=row["object_id"], value=row["value"],
-        action=row["action"], outcome=row["outcome"], detail=json.loads(row["detail_json"]),
-    )
-
-
-def _billing_pause_from_row(row: aiosqlite.Row) -> BillingPause:
-    return BillingPause(
-        id=row["id"], workspace_id=row["workspace_id"], ad_account_id=row["ad_account_id"],
-        object_ids=json.loads(row["object_ids_json"]), reason=row["reason"], created_at=row["created_at"],
-        resumed_at=row["resumed_at"],
-    )
-
-
-def _experiment_from_row(row: aiosqlite.Row) -> Experiment:
-    return Experiment(
-        id=row["id"], workspace_id=row["workspace_id"], key=row["key"], name=row["name"], plan=json.loads(row["plan_json"]),
-        status=row["status"], ad_account_id=row["ad_account_id"], currency=row["currency"],
-        variants=json.loads(row["variants_json"]), study_id=row["study_id"], winner=row["winner"],
-        outcome=json.loads(row["outcome_json"]), started_at=row["started_at"], ends_at=row["ends_at"],
-        last_scaled_at=row["last_scaled_at"], created_at=row["created_at"], updated_at=row["updated_at"],
-    )
-
-
-def _experiment_entry_from_row(row: aiosqlite.Row) -> ExperimentEntry:
-    return ExperimentEntry(
-        id=row["id"], workspace_id=row["workspace_id"], experiment_id=row["experiment_id"], at=row["at"],
-        action=row["action"], detail=json.loads(row["detail_json"]),
-    )
-
-
 def _check_experiment_status(status: Any) -> str:
     if status not in EXPERIMENT_STATUSES:
         raise InvalidArgument(f"Experiment status {status!r} is not known. Fix: use one of {', '.join(EXPERIMENT_STATUSES)}.")
     return str(status)
 
 
-def _variants_json(variants: Any) -> str:
+def _check_variants(variants: Any) -> list[dict[str, Any]]:
     if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
         raise InvalidArgument("Experiment variants must be a list of objects. Fix: pass one dict per variant.")
     for variant in variants:
@@ -2358,7 +2553,9 @@ def _variants_json(variants: Any) -> str:
         if state not in VARIANT_STATES:
             raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}. "
                                   f"Fix: use one of {', '.join(VARIANT_STATES)}.")
-    return _to_json(drop_secret_keys(variants), "Experiment variants")
+    cleaned = drop_secret_keys(variants)
+    _to_json(cleaned, "Experiment variants")
+    return cleaned
 
 
 def _check_currency(currency: Any) -> str:
@@ -2388,59 +2585,11 @@ def _check_time(value: datetime | str | None, what: str) -> str:
                               "e.g. 2026-03-01T12:00:00+00:00.") from None
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _notification_from_row(row: aiosqlite.Row) -> Notification:
-    return Notification(
-        id=row["id"],
-        workspace_id=row["workspace_id"],
-        channel=row["channel"],
-        subject=row["subject"],
-        text=row["text"],
-        target=row["target"],
-        status=row["status"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        next_attempt_at=_parse_time(row["next_attempt_at"]) if row["status"] == "pending" else None,
-        sent_at=_parse_time(row["sent_at"]),
-        level=row["level"],
-        dedupe_key=row["dedupe_key"],
-    )
-
-
-def _job_run_from_row(row: aiosqlite.Row) -> JobRun:
-    return JobRun(
-        name=row["name"],
-        last_run_at=datetime.fromisoformat(row["last_run_at"]),
-        ok=bool(row["ok"]),
-        summary=row["summary"],
-    )
-
-
-def _confirmation_from_row(row: aiosqlite.Row, now_iso: str, args_json: Callable[[str], str]) -> Confirmation:
-    if row["used_at"]:
-        status = "used"
-    elif row["expires_at"] <= now_iso:
-        status = "expired"
-    else:
-        status = "pending"
-    return Confirmation(
-        id=row["id"],
-        workspace_id=row["workspace_id"],
-        op=row["op"],
-        args=json.loads(args_json(row["args_json"])),
-        preview=row["preview"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        used_at=row["used_at"],
-        status=status,
-        changes=json.loads(row["changes_json"]),
-    )
-
-
 async def open_store(settings: Any, *, clock: Clock | None = None) -> Store:
-    """Open the store described by a Settings object (its `home` and `secret_key`)."""
+    """Open the store described by a Settings object: its `database_url` (a server) or the SQLite file in its `home`,
+    with its `secret_key` (or the key file in `home`)."""
+    url = _secret_text(getattr(settings, "database_url", None) or "")
+    if url:
+        key_file = None if settings.secret_key else Path(settings.home) / KEY_FILENAME
+        return await Store.open(url, secret_key=settings.secret_key, key_file=key_file, clock=clock)
     return await Store.open(Path(settings.home) / DB_FILENAME, secret_key=settings.secret_key, clock=clock)

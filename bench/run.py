@@ -19,6 +19,8 @@
    the planned budget and duration): bench/experiments.py.
 9. MCP tools/list size as the official MCP client receives it: default, each toolset, read-only, everything (target:
    default ≤ 30 KB), beside the figures issue 20 quotes (Meta's hosted Ads MCP ~813 KB): bench/mcp_tools.py.
+10. Store call cost on SQLite: the SQLAlchemy store beside the aiosqlite store it replaced, per call, in memory and on
+   a file (target ≤ 2×): bench/store.py.
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
@@ -235,15 +237,18 @@ def main() -> int:
     from mcp_tools import bench_mcp_tools, report_line as mcp_tools_report_line  # 9. what tools/list costs an agent
 
     mcp_tools = asyncio.run(bench_mcp_tools())
+    from store import bench_store, report_line as store_report_line  # 10. a store call beside the aiosqlite store
+
+    store = asyncio.run(bench_store())
     text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload),
                       *insights_report_line(insights), *audience_report_line(audience), *experiments_report_line(experiments),
-                      *mcp_tools_report_line(mcp_tools)])
+                      *mcp_tools_report_line(mcp_tools), *store_report_line(store)])
     print(text)
     if options.markdown:
         command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
         options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n")
     return 0 if all(item["ok"] for item in (dispatch, bulk, cold, chat_loop, upload, insights, audience, experiments,
-                                            mcp_tools)) else 1
+                                            mcp_tools, store)) else 1
 
 
 if __name__ == "__main__":

@@ -290,6 +290,13 @@ async def store():
         await opened.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request) -> str:
+    """Where a store test opens its store, once per engine: ':memory:' SQLite, then a fresh PostgreSQL database (the
+    harness's postgres_url). Open it with a secret_key: a store on a server has no key file beside it."""
+    return ":memory:" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 async def graph(sandbox, demo_token):
     from fb_utils import GraphClient

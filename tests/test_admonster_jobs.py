@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from cryptography.fernet import Fernet
 from aiohttp import web
 
 from admonster_config import Settings
@@ -21,6 +22,7 @@ from admonster_jobs import (
     TokenStatus,
     Weekly,
     run_job,
+    run_slot,
 )
 from admonster_notify import Notifier
 from admonster_store import Store, Workspace
@@ -59,8 +61,9 @@ class StoreSessions:
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 
@@ -417,3 +420,76 @@ async def test_scheduler_delivers_the_outbox_and_drain_keeps_the_rest(context, s
     assert (await scheduler.run_pending(clock.now))[0].summary == "0 sent, 1 retrying, 0 failed"
     clock.advance(900)
     assert (await scheduler.run_pending(clock.now))[0].summary == "1 sent, 0 retrying, 0 failed"
+
+
+# -- replicas on one database (issue 21, item 3) -----------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_target(request, tmp_path) -> str:
+    """One database several processes open: a SQLite file, then a fresh PostgreSQL database."""
+    return str(tmp_path / "shared.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+async def test_replicas_on_one_database_run_each_job_slot_once(shared_target, clock):
+    """Three schedulers (as three `serve` replicas), each with its own store on one database and the same clock, all
+    seeing every job come due at once: every slot of every job runs exactly once, whichever replica wins it."""
+    key = Fernet.generate_key()
+    runs: list[tuple[str, str, datetime]] = []
+
+    def job(name, schedule):
+        async def run(ctx):
+            await asyncio.sleep(0.01)  # the others look while it runs
+            runs.append((name, ctx.store.path, ctx.now()))
+            return JobResult(name, True, "ran")
+
+        return JobSpec(name, schedule, run)
+
+    jobs = [job("alerts", Every(900)), job("token_check", DailyAt(3, 0)), job("weekly_report", Weekly(0, 8))]
+    stores = [await Store.open(shared_target, secret_key=key, clock=clock) for _ in range(3)]
+    settings = Settings(_env_file=None)
+    notifiers = [Notifier(store, settings) for store in stores]
+    try:
+        schedulers = [Scheduler(jobs, JobContext(store=store, notifier=notifier, settings=settings,
+                                                 sessions=StoreSessions(store), clock=clock, tz=UTC), tz="UTC")
+                      for store, notifier in zip(stores, notifiers)]
+        start = clock.now  # 2026-03-01 12:00 UTC, a Sunday
+        for step in range(0, 8 * 24 * 4):  # eight days in 15-minute steps, each replica looking at every step
+            clock.now = start + timedelta(minutes=15 * step)
+            await asyncio.gather(*(scheduler.run_pending(clock.now) for scheduler in schedulers))
+        by_job = {spec.name: [at for name, _, at in runs if name == spec.name] for spec in jobs}
+        assert len(by_job["alerts"]) == len(set(by_job["alerts"])) == 8 * 24 * 4  # every 15 minutes, once
+        assert [at.day for at in by_job["token_check"]] == list(range(2, 10))  # 03:00 of each following day, once
+        assert [at.date().isoformat() for at in by_job["weekly_report"]] == ["2026-03-02", "2026-03-09"]  # Mondays
+    finally:
+        for notifier in notifiers:
+            await notifier.close()
+        for store in stores:
+            await store.close()
+
+
+async def test_a_slot_claimed_by_a_replica_that_died_is_skipped_not_stuck(shared_target, clock):
+    """A replica that claimed a slot and died before recording the run: the others skip that slot and run the next."""
+    key = Fernet.generate_key()
+    runs: list[datetime] = []
+
+    async def run(ctx):
+        runs.append(ctx.now())
+        return JobResult("token_check", True, "ran")
+
+    spec = JobSpec("token_check", DailyAt(3, 0), run)
+    async with await Store.open(shared_target, secret_key=key, clock=clock) as store:
+        settings = Settings(_env_file=None)
+        notifier = Notifier(store, settings)
+        try:
+            scheduler = Scheduler([spec], JobContext(store=store, notifier=notifier, settings=settings,
+                                                     sessions=StoreSessions(store), clock=clock, tz=UTC), tz="UTC")
+            due = await scheduler.due_at(spec, clock.now)
+            assert await store.claim_job_slot("token_check", run_slot(spec, due), "dead-replica")
+            clock.now = due + timedelta(minutes=1)
+            assert await scheduler.run_pending(clock.now) == [] and runs == []
+            assert await scheduler.due_at(spec, clock.now) == due + timedelta(days=1)  # waits for the next slot
+            clock.now = due + timedelta(days=1, minutes=1)
+            assert [r.name for r in await scheduler.run_pending(clock.now)] == ["token_check"] and len(runs) == 1
+        finally:
+            await notifier.close()

@@ -8,6 +8,7 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
+from cryptography.fernet import Fernet
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -77,8 +78,9 @@ def smtp_server():
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 
@@ -500,3 +502,37 @@ def test_webhook_payloads_stay_within_the_destinations_limits():
     discord = webhook_payload("https://discord.com/api/webhooks/1/x", "s" * 400, long, "shop", "error")
     assert len(discord["content"]) <= 2000 and len(discord["embeds"][0]["title"]) <= 256
     assert len(discord["embeds"][0]["description"]) <= 4096
+
+
+# -- replicas on one database (issue 21, item 3) -----------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_target(request, tmp_path) -> str:
+    """One database several processes open: a SQLite file, then a fresh PostgreSQL database."""
+    return str(tmp_path / "shared.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+async def test_three_replicas_deliver_each_message_once(shared_target, clock, receiver):
+    """Three notifiers, each with its own store on one database (as three `serve` replicas), delivering at the same
+    time with a slow receiver: every message reaches the webhook exactly once, and each is recorded sent once."""
+    key = Fernet.generate_key()
+    stores = [await Store.open(shared_target, secret_key=key, clock=clock) for _ in range(3)]
+    notifiers = [Notifier(store, settings(notify_webhook_url=receiver.url)) for store in stores]
+    receiver.delay = 0.02  # each send takes a while: the other replicas look meanwhile
+    try:
+        workspace = await stores[0].ensure_workspace("agency")
+        for number in range(60):
+            await notifiers[number % 3].notify(workspace.id, f"Alert {number}", "Spend is over the limit.")
+        reports = await asyncio.gather(*(notifier.deliver_due(limit=20) for notifier in notifiers),
+                                       *(notifier.deliver_due(limit=20) for notifier in notifiers))
+        subjects = [hit["json"]["subject"] for hit in receiver.hits]
+        assert sorted(subjects) == sorted(f"Alert {number}" for number in range(60))  # each once, none twice
+        assert sum(report.sent for report in reports) == 60
+        sent = await stores[1].list_notifications(workspace.id, limit=100, channel="webhook")
+        assert [(n.status, n.attempts) for n in sent] == [("sent", 1)] * 60
+    finally:
+        for notifier in notifiers:
+            await notifier.close()
+        for store in stores:
+            await store.close()

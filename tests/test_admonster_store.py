@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
@@ -12,18 +13,21 @@ from cryptography.fernet import Fernet
 
 import admonster_store
 from admonster_store import (
+    BASELINE_REVISION,
+    head_revision,
     DEFAULT_GUARDRAILS,
-    MIGRATIONS,
     InvalidArgument,
     SecretKeyError,
     Store,
     StoreError,
 )
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 
@@ -40,50 +44,77 @@ def db_bytes(folder: Path) -> bytes:
 # -- migrations -------------------------------------------------------------------------------------------------
 
 
-async def test_fresh_database_records_every_migration(tmp_path):
+def next_revision(tmp_path: Path, body: str) -> Path:
+    """A copy of the store's Alembic folder with one more revision (NEXT, after HEAD) whose upgrade() runs `body`."""
+    folder = tmp_path / "migrations"
+    shutil.copytree(admonster_store.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / f"{NEXT}_next.py").write_text(
+        f'from alembic import op\nimport sqlalchemy as sa\nrevision = "{NEXT}"\ndown_revision = "{HEAD}"\n'
+        f"branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{body}\n")
+    return folder
+
+
+HEAD = head_revision()  # the newest revision the code knows
+NEXT = f"{int(HEAD) + 1:04d}"
+
+
+async def test_fresh_database_is_at_the_head_revision(tmp_path):
     db_path = tmp_path / "nested" / "home" / "admonster.db"
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
-    rows = sqlite3.connect(db_path).execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert [row[0] for row in rows] == list(range(1, len(MIGRATIONS) + 1))
-    assert sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert await store.schema_version() == int(HEAD) >= int(BASELINE_REVISION) == LEGACY_VERSION
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+        # the releases before Alembic read this table and refuse a home past their last script (11)
+        assert max(row[0] for row in db.execute("SELECT version FROM schema_version")) == int(HEAD)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_reopen_applies_only_new_migrations_and_keeps_data(tmp_path, monkeypatch):
+async def test_reopen_applies_only_new_revisions_and_keeps_data(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
     async with await Store.open(db_path) as store:
         workspace = await store.ensure_workspace("keep-me")
         await store.set_setting(workspace.id, "answer", 42)
-    extra = "CREATE TABLE future_launches (id INTEGER PRIMARY KEY, name TEXT);"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", [*MIGRATIONS, extra])
+    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
+        tmp_path, '    op.create_table("future_launches", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))'))
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS) + 1
+        assert await store.schema_version() == int(NEXT)
         assert await store.get_setting(workspace.id, "answer") == 42
     async with await Store.open(db_path) as store:  # a third open applies nothing and does not fail
-        assert await store.schema_version() == len(MIGRATIONS) + 1
-    tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
-    assert "future_launches" in tables
+        assert await store.schema_version() == int(NEXT)
+    with sqlite3.connect(db_path) as db:
+        assert "future_launches" in {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        # a release before Alembic (it knows 11) now refuses this home instead of writing to a schema it does not know
+        assert max(row[0] for row in db.execute("SELECT version FROM schema_version")) == int(NEXT)
 
 
-async def test_failed_migration_rolls_back_whole_script(tmp_path, monkeypatch):
+async def test_failed_migration_rolls_back_whole_revision(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
-    broken = "CREATE TABLE half_done (id INTEGER); INSERT INTO no_such_table VALUES (1);"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", [*MIGRATIONS, broken])
-    with pytest.raises(StoreError, match=f"Migration {len(MIGRATIONS) + 1} failed"):
+    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
+        tmp_path, '    op.create_table("half_done", sa.Column("id", sa.Integer))\n    op.execute("INSERT INTO no_such_table VALUES (1)")'))
+    with pytest.raises(StoreError, match=f"Migration {NEXT} failed: .*no_such_table.* Fix: restore a backup"):
         await Store.open(db_path)
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", list(MIGRATIONS))
+    monkeypatch.undo()
     async with await Store.open(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.schema_version() == int(HEAD)
     tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
-    assert "half_done" not in tables
+    assert "half_done" not in tables and "workspaces" in tables
 
 
 async def test_database_newer_than_code_is_refused(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", [*MIGRATIONS, "CREATE TABLE later (id INTEGER);"])
+    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(tmp_path, '    op.create_table("later", sa.Column("id", sa.Integer))'))
     await (await Store.open(db_path)).close()
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", list(MIGRATIONS))
-    with pytest.raises(StoreError, match="newer than this Ad Monster"):
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match=rf"schema revision {NEXT}, newer than this Ad Monster knows \({HEAD}\). Fix: upgrade"):
+        await Store.open(db_path)
+
+
+async def test_a_legacy_home_newer_than_the_frozen_scripts_is_refused(tmp_path):
+    db_path = tmp_path / "admonster.db"
+    upgrade_legacy(db_path)
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO schema_version (version, applied_at) VALUES (12, 'later')")
+    with pytest.raises(StoreError, match=r"schema version 12, newer than this Ad Monster knows \(11\)"):
         await Store.open(db_path)
 
 
@@ -441,28 +472,26 @@ async def test_open_store_uses_settings_home_and_key(tmp_path):
         assert (await store.load_token(workspace.id)).token == "t"
 
 
-async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_through_migration_8(tmp_path, monkeypatch):
+async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_through_migration_8(tmp_path):
     """Migration 8 rebuilds the audit table (outcomes pending/unknown, client tags, settled_at) and gives confirmations
     the changes they previewed: an existing home from the last release upgrades in place."""
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:7])
-    async with await Store.open(db_path) as old:   # rows as the version 7 code wrote them
-        workspace = await old.ensure_workspace("legacy")
+    assert upgrade_legacy(db_path, 7) == 7   # rows as the version 7 code wrote them
+    with sqlite3.connect(db_path) as old:
+        workspace_id = old.execute("INSERT INTO workspaces (name, created_at) VALUES ('legacy', '2026-03-02T19:00:00+00:00')").lastrowid
         columns = "(workspace_id, created_at, interface, op, args_json, summary, changes_json, object_ids_json, outcome, undo_of)"
-        await old._db.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:00:00+00:00', 'api', 'pause_campaign', "
-                              "'{}', 'pause', '[]', '[\"1\"]', 'ok', NULL)", (workspace.id,))
-        await old._db.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:01:00+00:00', 'api', 'undo', "
-                              "'{}', 'undo', '[]', '[\"1\"]', 'ok', 1)", (workspace.id,))
-        await old._db.execute("UPDATE audit_log SET undone_by = 2 WHERE id = 1")
-        await old._db.execute("INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
-                              "VALUES ('c-abcdef', ?, 'resume_campaign', '{}', 'would resume', '2026-03-02T20:00:00+00:00', "
-                              "'2126-03-02T20:00:00+00:00')", (workspace.id,))
-        await old._db.commit()
-        first, undo, held = 1, 2, "c-abcdef"
-        assert await old.schema_version() == 7
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
+        old.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:00:00+00:00', 'api', 'pause_campaign', "
+                    "'{}', 'pause', '[]', '[\"1\"]', 'ok', NULL)", (workspace_id,))
+        old.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:01:00+00:00', 'api', 'undo', "
+                    "'{}', 'undo', '[]', '[\"1\"]', 'ok', 1)", (workspace_id,))
+        old.execute("UPDATE audit_log SET undone_by = 2 WHERE id = 1")
+        old.execute("INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
+                    "VALUES ('c-abcdef', ?, 'resume_campaign', '{}', 'would resume', '2026-03-02T20:00:00+00:00', "
+                    "'2126-03-02T20:00:00+00:00')", (workspace_id,))
+    first, undo, held = 1, 2, "c-abcdef"
     async with await Store.open(db_path) as upgraded:
-        assert await upgraded.schema_version() == len(MIGRATIONS)
+        assert await upgraded.schema_version() == int(head_revision())
+        workspace = await upgraded.find_workspace("legacy")
         kept = await upgraded.get_audit(workspace.id, first)
         assert (kept.outcome, kept.undone_by, kept.tags, kept.settled_at) == ("ok", undo, [], kept.created_at)
         assert (await upgraded.get_confirmation(workspace.id, held)).changes == []

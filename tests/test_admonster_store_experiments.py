@@ -7,13 +7,25 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from cryptography.fernet import Fernet
 
 import admonster_store
 import fb_utils
-from admonster_store import MIGRATIONS, InvalidArgument, Store
+from sqlalchemy import CheckConstraint
+
+import admonster_store_legacy
+from admonster_store import InvalidArgument, Store
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 from fb_utils import ExperimentRecord, OpArgs, OpKind, OpResult, OpSet, ValidationError
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+@pytest.fixture
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
+        yield opened
 
 TOKYO = timezone(timedelta(hours=9))
 
@@ -33,20 +45,20 @@ async def add(store: Store, workspace_id: int, **overrides) -> admonster_store.E
 # -- migration 7 ------------------------------------------------------------------------------------------------
 
 
-async def test_a_version_6_database_gains_the_experiment_tables_and_keeps_its_data(tmp_path, monkeypatch):
+async def test_a_version_6_database_gains_the_experiment_tables_and_keeps_its_data(tmp_path):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:6])
-    async with await Store.open(db_path) as old:
-        workspace = await old.ensure_workspace("legacy")
-        rule = await old.add_alert_rule(workspace.id, name="CPA", object_id="1", level="campaign", metric="cpa",
-                                        operator=">", threshold=2000, window="yesterday", action="notify", cooldown_hours=6)
-        assert await old.schema_version() == 6
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
+    assert upgrade_legacy(db_path, 6) == 6
+    with sqlite3.connect(db_path) as old:   # a rule as the version 6 code wrote it
+        workspace_id = old.execute("INSERT INTO workspaces (name, created_at) VALUES ('legacy', '2026-03-01T00:00:00+00:00')").lastrowid
+        rule_id = old.execute(
+            "INSERT INTO alert_rules (workspace_id, name, object_id, level, metric, operator, threshold, window, action, "
+            "cooldown_hours, created_at) VALUES (?, 'CPA', '1', 'campaign', 'cpa', '>', 2000, 'yesterday', 'notify', 6, "
+            "'2026-03-01T00:00:00+00:00')", (workspace_id,)).lastrowid
     async with await Store.open(db_path) as upgraded:
-        assert await upgraded.schema_version() == len(MIGRATIONS) >= 7
-        assert (await upgraded.get_alert_rule(workspace.id, rule.id)).name == "CPA"
-        created = await add(upgraded, workspace.id)
-        assert (await upgraded.get_experiment(workspace.id, created.id)).name == "Headline test"
+        assert await upgraded.schema_version() >= LEGACY_VERSION >= 7
+        assert (await upgraded.get_alert_rule(workspace_id, rule_id)).name == "CPA"
+        created = await add(upgraded, workspace_id)
+        assert (await upgraded.get_experiment(workspace_id, created.id)).name == "Headline test"
     with sqlite3.connect(db_path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -57,7 +69,9 @@ async def test_a_version_6_database_gains_the_experiment_tables_and_keeps_its_da
 def test_the_store_knows_the_same_statuses_as_the_ops():
     assert admonster_store.EXPERIMENT_STATUSES == fb_utils.EXPERIMENT_STATUSES
     assert admonster_store.VARIANT_STATES == fb_utils.VARIANT_STATES
-    assert all(f"'{status}'" in MIGRATIONS[6] for status in fb_utils.EXPERIMENT_STATUSES)
+    assert all(f"'{status}'" in admonster_store_legacy.MIGRATIONS[6] for status in fb_utils.EXPERIMENT_STATUSES)
+    [check] = [c for c in admonster_store.experiments.constraints if isinstance(c, CheckConstraint)]
+    assert all(f"'{status}'" in str(check.sqltext) for status in fb_utils.EXPERIMENT_STATUSES)
 
 
 # -- experiments --------------------------------------------------------------------------------------------------

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from cryptography.fernet import Fernet
 
 from admonster_store import InvalidArgument, Store
 
 
-@pytest.fixture
-async def two_processes(tmp_path, clock):
-    """Two connections to one database file, as two processes sharing one home have; both read the test's clock."""
-    first = await Store.open(tmp_path / "admonster.db", key_file=tmp_path / "k", clock=clock)
-    second = await Store.open(tmp_path / "admonster.db", key_file=tmp_path / "k", clock=clock)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def two_processes(request, tmp_path, clock):
+    """Two stores on one database, as two processes sharing one home (or two replicas sharing one PostgreSQL) have;
+    both read the test's clock."""
+    target = tmp_path / "admonster.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    key = Fernet.generate_key()
+    first = await Store.open(target, secret_key=key, clock=clock)
+    second = await Store.open(target, secret_key=key, clock=clock)
     try:
         yield first, second
     finally:

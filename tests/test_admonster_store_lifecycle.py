@@ -8,38 +8,36 @@ from datetime import timedelta
 import pytest
 from cryptography.fernet import Fernet
 
-from admonster_store import MIGRATIONS, InvalidArgument, Store, token_fingerprint
+from admonster_store import InvalidArgument, Store, head_revision, load_or_create_key_file, token_fingerprint
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 
 
 @pytest.fixture
-async def store(clock):
-    async with await Store.open(":memory:", clock=clock) as opened:
+async def store(store_target, clock):
+    """The store on each engine: SQLite in memory, then a fresh PostgreSQL database."""
+    async with await Store.open(store_target, secret_key=Fernet.generate_key(), clock=clock) as opened:
         yield opened
 
 
 # -- migration --------------------------------------------------------------------------------------------------
 
 
-async def test_version_one_database_upgrades_and_keeps_its_token(tmp_path, monkeypatch):
-    import admonster_store
-
+async def test_version_one_database_upgrades_and_keeps_its_token(tmp_path):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:1])
-    async with await Store.open(db_path, key_file=tmp_path / "k") as old:
-        workspace = await old.ensure_workspace("legacy")
-        assert await old.schema_version() == 1
+    assert upgrade_legacy(db_path, 1) == 1
+    with sqlite3.connect(db_path) as db:
+        workspace_id = db.execute("INSERT INTO workspaces (name, created_at) VALUES ('legacy', 'then')").lastrowid
     # A token row exactly as version 1 wrote it (today's save_token knows the new columns).
-    encrypted = Fernet((tmp_path / "k").read_bytes().strip()).encrypt(b"EAAB-legacy-token").decode()
+    encrypted = load_or_create_key_file(tmp_path / "k").encrypt(b"EAAB-legacy-token").decode()
     with sqlite3.connect(db_path) as db:
         db.execute(
             "INSERT INTO tokens (workspace_id, kind, token_encrypted, expires_at, created_at, updated_at) "
             "VALUES (?, 'user', ?, '2030-03-17T17:46:40+00:00', 'then', 'then')",
-            (workspace.id, encrypted),
+            (workspace_id, encrypted),
         )
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
     async with await Store.open(db_path, key_file=tmp_path / "k") as upgraded:
-        assert await upgraded.schema_version() == len(MIGRATIONS)
-        token = await upgraded.load_token(workspace.id)
+        assert await upgraded.schema_version() == int(head_revision())
+        token = await upgraded.load_token(workspace_id)
         assert token.token == "EAAB-legacy-token"
         assert (token.invalid_reason, token.checked_at) == (None, None)
     tables = {row[0] for row in sqlite3.connect(db_path).execute("SELECT name FROM sqlite_master")}
@@ -206,6 +204,20 @@ async def test_due_sent_failed_lifecycle(store, two, clock):
     gave_up = await store.get_notification(beta.id, hook)
     assert (gave_up.status, gave_up.attempts, gave_up.next_attempt_at) == ("failed", 1, None)
     assert await store.due_notifications(clock.now + timedelta(days=30)) == []
+
+
+async def test_a_claimed_message_is_held_from_others_then_due_again_if_its_sender_died(store, two, clock):
+    from admonster_store import DELIVERY_HOLD
+
+    alpha, _ = two
+    first = await store.enqueue_notification(alpha.id, channel="webhook", subject="A", text="body", target="https://h.example.com/a")
+    second = await store.enqueue_notification(alpha.id, channel="webhook", subject="B", text="body", target="https://h.example.com/b")
+    assert [n.id for n in await store.claim_due_notifications(clock.now, limit=1)] == [first]
+    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [second]  # the first is held for its sender
+    assert await store.claim_due_notifications(clock.now) == [] and await store.due_notifications(clock.now) == []
+    assert await store.mark_notification_sent(second)
+    clock.advance(DELIVERY_HOLD.total_seconds())  # the first one's sender never said how it went: due again
+    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [first]
 
 
 async def test_notifications_never_cross_workspaces(store, two):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
-from admonster_store import DB_FILE_SUFFIXES, MIGRATIONS, Store
+from admonster_store import DB_FILE_SUFFIXES, Store
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 from conftest import home_leaks_verdict, private_files_verdict
 from testkit import SANDBOX_START, free_port
 
@@ -157,20 +158,19 @@ async def test_older_homes_are_made_private_on_open(tmp_path):
                    for s in DB_FILE_SUFFIXES if os.path.exists(f"{store.path}{s}"))
 
 
-async def test_confirmations_held_before_encryption_still_run(tmp_path, monkeypatch):
+async def test_confirmations_held_before_encryption_still_run(tmp_path):
     """A confirmation written by schema 9 (args as plain JSON) reads back after the upgrade; new ones are encrypted."""
-    import admonster_store
-
     db_path = tmp_path / "home" / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:9])
+    db_path.parent.mkdir(mode=0o700)
+    assert upgrade_legacy(db_path, 9) == 9
+    with sqlite3.connect(db_path) as db:   # as the version 9 code wrote it
+        workspace_id = db.execute("INSERT INTO workspaces (name, created_at) VALUES ('old', '2026-03-01T00:00:00+00:00')").lastrowid
+        db.execute("INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
+                   "VALUES ('c-000001', ?, 'pause_campaign', ?, 'p', '2026-03-01T00:00:00+00:00', '2126-03-01T00:00:00+00:00')",
+                   (workspace_id, json.dumps({"campaign_id": "1"})))
     async with await Store.open(db_path) as store:
-        workspace = await store.ensure_workspace("old")
-        await store.add_confirmation(workspace.id, op="pause_campaign", args={"campaign_id": "1"}, preview="p")
-    with sqlite3.connect(db_path) as db:
-        db.execute("UPDATE confirmations SET args_json = ?", (json.dumps({"campaign_id": "1"}),))
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
-    async with await Store.open(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
+        workspace = await store.get_workspace(workspace_id)
+        assert await store.schema_version() == LEGACY_VERSION
         [old] = await store.list_confirmations(workspace.id)
         assert old.args == {"campaign_id": "1"}
         new_id = await store.add_confirmation(workspace.id, op="add_users", preview="p",

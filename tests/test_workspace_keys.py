@@ -2,6 +2,8 @@
 running `admonster serve` uses; a rotated or revoked key is refused (401) over real HTTP at once."""
 from __future__ import annotations
 
+import sqlite3
+
 import asyncio
 import os
 import sys
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from admonster_store import MIGRATIONS, Store, api_key_id
+from admonster_store import Store, api_key_id, hash_api_key
+from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 from testkit import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,18 +95,18 @@ async def test_another_workspace_cannot_revoke_or_rotate_a_key(store):
     assert await store.workspace_for_api_key(key) is None
 
 
-async def test_keys_made_by_the_previous_schema_keep_working(tmp_path, monkeypatch):
-    import admonster_store
-
+async def test_keys_made_by_the_previous_schema_keep_working(tmp_path):
     db_path = tmp_path / "home" / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS[:9])
+    db_path.parent.mkdir(mode=0o700)
+    assert upgrade_legacy(db_path, 9) == 9
+    key = "amk_" + "k" * 43
+    with sqlite3.connect(db_path) as old:   # a key as the version 9 code wrote it
+        workspace_id = old.execute("INSERT INTO workspaces (name, created_at) VALUES ('old', '2026-03-01T00:00:00+00:00')").lastrowid
+        old.execute("INSERT INTO api_keys (key_hash, key_id, workspace_id, created_at) VALUES (?, ?, ?, '2026-03-01T00:00:00+00:00')",
+                    (hash_api_key(key), api_key_id(key), workspace_id))
     async with await Store.open(db_path) as store:
-        workspace = await store.ensure_workspace("old")
-        key = await store.create_api_key(workspace.id)
-        assert await store.schema_version() == 9
-    monkeypatch.setattr(admonster_store, "MIGRATIONS", MIGRATIONS)
-    async with await Store.open(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
+        workspace = await store.get_workspace(workspace_id)
+        assert await store.schema_version() == LEGACY_VERSION
         assert (await store.workspace_for_api_key(key)).name == "old"
         [listed] = await store.list_api_keys(workspace.id)
         assert listed.key_id == api_key_id(key) and listed.revoked_at is None
