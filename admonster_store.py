@@ -63,6 +63,18 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import EMPTY_DICT, await_only, greenlet_spawn
 
+from fb_utils import (
+    AlertRuleRecord,
+    BillingPauseRecord,
+    ExperimentEvent,
+    ExperimentRecord,
+    LaunchRecord,
+    LeaseHolder,
+    SingleFlightPolicy,
+    SnapshotRecord,
+    SpendRecord,
+    ValidationError,
+)
 from admonster_store_legacy import LEGACY_VERSION, LegacyMigrationError, legacy_schema_version, upgrade_legacy
 
 DB_FILENAME = "admonster.db"
@@ -105,11 +117,22 @@ Clock = Callable[[], datetime]
 
 
 class StoreError(Exception):
-    """A state-layer failure; the message says what happened and how to fix it."""
+    """A state-layer failure: ``message`` says what happened and ``fix`` how to fix it. ``str()`` is the one line
+    "<message>. Fix: <fix>." (what a person or a log sees); nobody parses it back: read ``message`` and ``fix``."""
+
+    def __init__(self, message: str, *, fix: str, blame_field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.blame_field = blame_field
+
+    def __str__(self) -> str:
+        return f"{self.message.rstrip('. ')}. Fix: {self.fix.rstrip('.')}."
 
 
-class InvalidArgument(StoreError, ValueError):
-    """A caller passed a value the store does not accept."""
+class InvalidArgument(StoreError, ValidationError, ValueError):
+    """A caller passed a value the store does not accept: the product's own ValidationError (``fix``, ``blame_field``),
+    so an op's capability (WorkspaceState) raises it straight through the gate, which shows its one line."""
 
 
 class SecretKeyError(StoreError):
@@ -169,8 +192,7 @@ class JsonText(TypeDecorator):
         try:
             return json.dumps(value, ensure_ascii=False, sort_keys=self.sort_keys)
         except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{self.what} is not JSON-serializable ({exc}). "
-                                  "Fix: pass numbers, strings, lists, dicts.") from None
+            raise InvalidArgument(f"{self.what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts.") from None
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)
@@ -711,7 +733,7 @@ def normalize_ad_account_id(ad_account_id: str | int) -> str:
     text = str(ad_account_id).strip()
     digits = text.removeprefix("act_")
     if not digits.isdigit():
-        raise InvalidArgument(f"Ad account id {text!r} is not valid. Fix: use a number or act_<number>.")
+        raise InvalidArgument(f"Ad account id {text!r} is not valid", fix="use a number or act_<number>.")
     return f"act_{digits}"
 
 
@@ -719,8 +741,7 @@ def _to_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        message = f"{what} is not JSON-serializable ({exc}). Fix: pass numbers, strings, lists, dicts."
-        raise InvalidArgument(message) from None
+        raise InvalidArgument(f"{what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts.") from None
 
 
 def _coerce_expiry(expires_at: datetime | int | float | str | None) -> str | None:
@@ -733,8 +754,7 @@ def _coerce_expiry(expires_at: datetime | int | float | str | None) -> str | Non
     try:
         return _iso(datetime.fromisoformat(str(expires_at)))
     except ValueError:
-        message = f"Token expiry {expires_at!r} is not a time. Fix: pass a datetime or epoch seconds."
-        raise InvalidArgument(message) from None
+        raise InvalidArgument(f"Token expiry {expires_at!r} is not a time", fix="pass a datetime or epoch seconds.") from None
 
 
 def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
@@ -743,7 +763,7 @@ def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
         return Fernet(raw.strip())
     except (ValueError, TypeError):
         raise SecretKeyError(
-            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes). Fix: generate one with "
+            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes)", fix="generate one with "
             "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"."
         ) from None
 
@@ -778,7 +798,7 @@ def _resolve_fernet(db_path: str, secret_key: Any, key_file: Path | None) -> Fer
     if db_path == MEMORY:
         return Fernet(Fernet.generate_key())
     if is_database_url(db_path):
-        raise SecretKeyError("A store on a database server needs the key that encrypts its tokens. Fix: set "
+        raise SecretKeyError("A store on a database server needs the key that encrypts its tokens", fix="set "
                              "ADMONSTER_SECRET_KEY (the same on every replica), or pass key_file.")
     return load_or_create_key_file(Path(db_path).parent / KEY_FILENAME)
 
@@ -801,10 +821,10 @@ def _server_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError("ADMONSTER_DATABASE_URL is not a database URL. Fix: use "
+        raise StoreError("ADMONSTER_DATABASE_URL is not a database URL", fix="use "
                          "postgresql+asyncpg://user:password@host:5432/dbname.") from None
     if parsed.get_backend_name() != "postgresql":
-        raise StoreError(f"Database {parsed.get_backend_name()!r} is not supported on a server. Fix: use "
+        raise StoreError(f"Database {parsed.get_backend_name()!r} is not supported on a server", fix="use "
                          "postgresql+asyncpg://user:password@host:5432/dbname (or unset it for the SQLite file).")
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
@@ -1098,7 +1118,7 @@ class Store:
             password = make_url(url).password if is_database_url(path) else None
             if password:
                 reason = reason.replace(str(password), "***")
-            raise StoreError(f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]}). Fix: check "
+            raise StoreError(f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]})", fix="check "
                              f"{'ADMONSTER_DATABASE_URL and that the server runs' if is_database_url(path) else 'ADMONSTER_HOME'}.") from None
         except BaseException:
             await engine.dispose()
@@ -1149,13 +1169,13 @@ class Store:
     @contextlib.contextmanager
     def _errors(self, workspace_id: int | None) -> typing.Iterator[None]:
         if self._closed:
-            raise StoreError("The store is closed. Fix: open a new one with Store.open().")
+            raise StoreError("The store is closed", fix="open a new one with Store.open().")
         try:
             yield
         except IntegrityError as exc:
             if _violation(exc) == "foreign_key" and workspace_id is not None:
                 raise InvalidArgument(
-                    f"Workspace {workspace_id} does not exist. Fix: create it with ensure_workspace()."
+                    f"Workspace {workspace_id} does not exist", fix="create it with ensure_workspace()."
                 ) from None
             raise
         except StatementError as exc:
@@ -1212,14 +1232,13 @@ class Store:
                 script.get_revision(current)
             except CommandError:
                 raise StoreError(f"Database {self.path} has schema revision {current}, newer than this Ad Monster knows "
-                                 f"({head}). Fix: upgrade Ad Monster or {fix_home}.") from None
+                                 f"({head})", fix=f"upgrade Ad Monster or {fix_home}.") from None
         elif _legacy_version(connection) == LEGACY_VERSION:  # a home of the releases before Alembic, at their last script
             command.stamp(config, BASELINE_REVISION)
         try:
             command.upgrade(config, "head")
         except Exception as exc:  # noqa: BLE001 - any failure of a revision is reported the same way
-            raise StoreError(f"Migration {head} failed: {_one_line(str(exc))[:MAX_ERROR_CHARS]}. "
-                             f"Fix: restore a backup of {self.path}.") from exc
+            raise StoreError(f"Migration {head} failed: {_one_line(str(exc))[:MAX_ERROR_CHARS]}", fix=f"restore a backup of {self.path}.") from exc
         revision = MigrationContext.configure(connection).get_current_revision()
         if revision and revision.isdigit() and not connection.execute(
                 select(schema_version.c.version).where(schema_version.c.version == int(revision))).first():
@@ -1231,7 +1250,7 @@ class Store:
         """The workspace called `name`, created if it does not exist yet."""
         name = (name or "").strip()
         if not name or len(name) > 100:
-            raise InvalidArgument("Workspace name must be 1-100 characters. Fix: pass a short name such as 'default'.")
+            raise InvalidArgument("Workspace name must be 1-100 characters", fix="pass a short name such as 'default'.")
         async with self._tx() as conn:
             await conn.execute(self._insert_or_ignore(workspaces, {"name": name, "created_at": _iso(self._now())}))
             row = (await conn.execute(select(workspaces).where(workspaces.c.name == name))).one()
@@ -1335,7 +1354,7 @@ class Store:
     async def set_setting(self, workspace_id: int, key: str, value: Any) -> None:
         """Store a JSON value for `key` in the workspace; None removes the setting."""
         if not isinstance(key, str) or not key.strip():
-            raise InvalidArgument("Setting key must be a non-empty string. Fix: pass a name such as 'guardrails'.")
+            raise InvalidArgument("Setting key must be a non-empty string", fix="pass a name such as 'guardrails'.")
         async with self._tx(workspace_id) as conn:
             await self._set_setting(conn, workspace_id, key, value)
 
@@ -1427,7 +1446,7 @@ class Store:
         ({"tag", "path", "name"} each)."""
         if outcome not in AUDIT_OUTCOMES:
             raise InvalidArgument(
-                f"Audit outcome {outcome!r} is not known. Fix: use one of {', '.join(AUDIT_OUTCOMES)}."
+                f"Audit outcome {outcome!r} is not known", fix=f"use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
         return await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
@@ -1455,7 +1474,7 @@ class Store:
         ``tags`` added to those it has: a lost answer can name more to look up, e.g. an upload session); False when the
         entry is not unsettled (another process settled it first)."""
         if outcome not in ("ok", "error", "unknown"):
-            raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}. Fix: pass one of those.")
+            raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}", fix="pass one of those.")
         values: dict[str, Any] = {"outcome": outcome, "error": error,
                                   "settled_at": None if outcome == "unknown" else _iso(self._now())}
         if object_ids is not None:
@@ -1512,7 +1531,7 @@ class Store:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
         if await self.get_audit(workspace_id, undone_by) is None:
             raise InvalidArgument(
-                f"Audit entry {undone_by} is not in this workspace. Fix: pass the undo's own entry id."
+                f"Audit entry {undone_by} is not in this workspace", fix="pass the undo's own entry id."
             )
         async with self._tx(workspace_id) as conn:
             result = await conn.execute(update(audit_log).where(
@@ -1549,7 +1568,7 @@ class Store:
                 ).on_conflict_do_nothing().returning(confirmations.c.id))
                 if made is not None:
                     return made  # else an id collision: draw another
-        raise StoreError("Could not allocate a confirmation id. Fix: retry the operation.")
+        raise StoreError("Could not allocate a confirmation id", fix="retry the operation.")
 
     async def take_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """Claim a pending, unexpired confirmation exactly once; None if unknown, used, expired or not ours."""
@@ -1600,7 +1619,7 @@ class Store:
         async with self._tx(workspace_id) as conn:
             # One appender per workspace at a time: the workspace row is locked on PostgreSQL (SQLite has one writer).
             if await conn.scalar(select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()) is None:
-                raise InvalidArgument(f"Workspace {workspace_id} does not exist. Fix: create it with ensure_workspace().")
+                raise InvalidArgument(f"Workspace {workspace_id} does not exist", fix="create it with ensure_workspace().")
             last = await conn.scalar(select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(
                 chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread))
             start = int(last) + 1
@@ -1645,7 +1664,7 @@ class Store:
         """Encrypt and save the workspace's token (replacing any previous one)."""
         token = _secret_text(token)
         if not token or not isinstance(token, str):
-            raise InvalidArgument("Token is empty. Fix: pass the access token to save.")
+            raise InvalidArgument("Token is empty", fix="pass the access token to save.")
         app_secret = _secret_text(app_secret) if app_secret else None
         now = _iso(self._now())
         statement = self._insert(tokens).values(
@@ -1716,7 +1735,7 @@ class Store:
         """True the first time `key` (e.g. 'expiry:7d:<expires_at>', 'invalid:<fingerprint>') is recorded."""
         key = str(key or "").strip()
         if not key or len(key) > 200:
-            raise InvalidArgument("Warning key must be 1-200 characters. Fix: pass e.g. 'expiry:7d:<expires_at>'.")
+            raise InvalidArgument("Warning key must be 1-200 characters", fix="pass e.g. 'expiry:7d:<expires_at>'.")
         async with self._tx(workspace_id) as conn:
             result = await conn.execute(self._insert_or_ignore(
                 token_warnings, {"workspace_id": workspace_id, "key": key, "created_at": _iso(self._now())}))
@@ -1730,9 +1749,9 @@ class Store:
         or terminal that asked for it (`binding_hash`)."""
         nonce = str(nonce or "").strip()
         if not nonce or len(nonce) > 200:
-            raise InvalidArgument("OAuth state nonce must be 1-200 characters. Fix: use secrets.token_urlsafe().")
+            raise InvalidArgument("OAuth state nonce must be 1-200 characters", fix="use secrets.token_urlsafe().")
         if not isinstance(expires_at, datetime):
-            raise InvalidArgument("OAuth state expiry must be a datetime. Fix: pass now + timedelta(minutes=10).")
+            raise InvalidArgument("OAuth state expiry must be a datetime", fix="pass now + timedelta(minutes=10).")
         now = self._now()
         async with self._tx(workspace_id) as conn:
             # Housekeeping: states expired for a day are of no use to anyone.
@@ -1742,7 +1761,7 @@ class Store:
                 binding_hash=binding_hash, allow_switch=allow_switch,
             ).on_conflict_do_nothing())
             if made.rowcount != 1:
-                raise InvalidArgument("OAuth state nonce is already in use. Fix: draw a new random nonce.")
+                raise InvalidArgument("OAuth state nonce is already in use", fix="draw a new random nonce.")
 
     async def consume_oauth_state(self, nonce: str) -> int | None:
         """The workspace id bound to `nonce`, exactly once; None when unknown, already used or expired."""
@@ -1782,17 +1801,17 @@ class Store:
         """Queue a message; its id, or None when `dedupe_key` was already queued for this workspace and channel."""
         if channel not in NOTIFICATION_CHANNELS:
             raise InvalidArgument(
-                f"Notification channel {channel!r} is not known. Fix: use {', '.join(NOTIFICATION_CHANNELS)}."
+                f"Notification channel {channel!r} is not known", fix=f"use {', '.join(NOTIFICATION_CHANNELS)}."
             )
         if level not in NOTIFICATION_LEVELS:
-            raise InvalidArgument(f"Notification level {level!r} is not known. Fix: use {', '.join(NOTIFICATION_LEVELS)}.")
+            raise InvalidArgument(f"Notification level {level!r} is not known", fix=f"use {', '.join(NOTIFICATION_LEVELS)}.")
         subject = _one_line(subject or "")
         if not subject:
-            raise InvalidArgument("Notification subject is empty. Fix: pass a short subject line.")
+            raise InvalidArgument("Notification subject is empty", fix="pass a short subject line.")
         target = str(target).strip() if target else None
         if channel in DELIVERY_CHANNELS and not target:
             raise InvalidArgument(
-                f"A {channel} notification needs a target. Fix: pass the email address or webhook URL."
+                f"A {channel} notification needs a target", fix="pass the email address or webhook URL."
             )
         if channel == "inbox":
             target = None
@@ -1917,7 +1936,7 @@ class Store:
     async def start_launch(self, workspace_id: int, key: str, request: dict[str, Any]) -> Launch:
         """The launch for `key`, created (status running) if new; a rolled-back one starts again with no steps."""
         if not key or len(key) > 200:
-            raise InvalidArgument("Launch key must be 1-200 characters. Fix: pass the request's hash.")
+            raise InvalidArgument("Launch key must be 1-200 characters", fix="pass the request's hash.")
         now = _iso(self._now())
         request = drop_secret_keys(request or {})
         mine = (launches.c.workspace_id == workspace_id, launches.c.key == key)
@@ -1956,12 +1975,12 @@ class Store:
         """Record one step's outcome (done, failed or deleted), or that its create is being sent; a failed step marks the
         launch failed."""
         if status not in STEP_STATUSES:
-            raise InvalidArgument(f"Step status {status!r} is not known. Fix: use one of {', '.join(STEP_STATUSES)}.")
+            raise InvalidArgument(f"Step status {status!r} is not known", fix=f"use one of {', '.join(STEP_STATUSES)}.")
         mine = (launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id))
         async with self._tx(workspace_id) as conn:
             row = (await conn.execute(select(launches).where(*mine).with_for_update())).first()
             if row is None:
-                raise InvalidArgument(f"Launch {launch_id} is not in this workspace. Fix: pass one of its launch ids.")
+                raise InvalidArgument(f"Launch {launch_id} is not in this workspace", fix="pass one of its launch ids.", blame_field="launch_id")
             launch: Launch = from_row(launches, row)
             steps = dict(launch.steps)
             previous = steps.pop(step, {})
@@ -1978,7 +1997,7 @@ class Store:
     async def set_launch_status(self, workspace_id: int, launch_id: int, status: str) -> bool:
         """Set a launch's status (running, failed, done, rolled_back); False when it is not in this workspace."""
         if status not in LAUNCH_STATUSES:
-            raise InvalidArgument(f"Launch status {status!r} is not known. Fix: use one of {', '.join(LAUNCH_STATUSES)}.")
+            raise InvalidArgument(f"Launch status {status!r} is not known", fix=f"use one of {', '.join(LAUNCH_STATUSES)}.")
         async with self._tx() as conn:
             result = await conn.execute(update(launches).where(
                 launches.c.workspace_id == workspace_id, launches.c.id == launch_id,
@@ -2056,7 +2075,7 @@ class Store:
         """Save a new alert rule; its name is unique in the workspace."""
         name = _one_line(name or "")
         if not name or len(name) > 200:
-            raise InvalidArgument("Alert name must be 1-200 characters. Fix: pass a short name such as 'CPA too high'.")
+            raise InvalidArgument("Alert name must be 1-200 characters", fix="pass a short name such as 'CPA too high'.")
         try:
             async with self._tx(workspace_id) as conn:
                 row = (await conn.execute(insert(alert_rules).values(
@@ -2067,9 +2086,8 @@ class Store:
                 ).returning(*alert_rules.c))).one()
         except IntegrityError as exc:
             if _violation(exc) == "unique":
-                raise InvalidArgument(f"An alert named {name!r} already exists. Fix: pick another name or delete it first.") from None
-            raise InvalidArgument(f"Alert rule refused by the database ({_one_line(str(exc.orig))}). "
-                                  "Fix: check level, operator and action.") from None
+                raise InvalidArgument(f"An alert named {name!r} already exists", fix="pick another name or delete it first.", blame_field="name") from None
+            raise InvalidArgument(f"Alert rule refused by the database ({_one_line(str(exc.orig))})", fix="check level, operator and action.") from None
         return from_row(alert_rules, row)
 
     async def get_alert_rule(self, workspace_id: int, rule_id: int) -> AlertRule | None:
@@ -2106,7 +2124,7 @@ class Store:
                 alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id),
             ).values(last_fired_at=fired_at).returning(*alert_rules.c))).first()
             if row is None:
-                raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace. Fix: pass one of its rule ids.")
+                raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace", fix="pass one of its rule ids.", blame_field="rule_id")
             rule: AlertRule = from_row(alert_rules, row)
             event_row = (await conn.execute(insert(alert_events).values(
                 workspace_id=workspace_id, rule_id=rule.id, rule_name=rule.name, fired_at=fired_at,
@@ -2165,7 +2183,7 @@ class Store:
         account = normalize_ad_account_id(ad_account_id)
         day = _check_day(day)
         if int(spend_minor) < 0 or int(fee_minor) < 0:
-            raise InvalidArgument("Spend and fee cannot be negative. Fix: pass amounts in minor units, 0 or more.")
+            raise InvalidArgument("Spend and fee cannot be negative", fix="pass amounts in minor units, 0 or more.")
         async with self._tx(workspace_id) as conn:
             await conn.execute(self._upsert(spend_ledger, {
                 "workspace_id": workspace_id, "ad_account_id": account, "day": day, "spend_minor": int(spend_minor),
@@ -2236,15 +2254,15 @@ class Store:
         """Save a new experiment; its key (the plan's hash) and its name are each unique in the workspace."""
         key = str(key or "").strip()
         if not key or len(key) > 200:
-            raise InvalidArgument("Experiment key must be 1-200 characters. Fix: pass the plan's hash.")
+            raise InvalidArgument("Experiment key must be 1-200 characters", fix="pass the plan's hash.")
         name = _one_line(name or "")
         if not name or len(name) > 200:
-            raise InvalidArgument("Experiment name must be 1-200 characters. Fix: pass a short name such as 'Headline test'.")
+            raise InvalidArgument("Experiment name must be 1-200 characters", fix="pass a short name such as 'Headline test'.")
         if not isinstance(plan, dict):
-            raise InvalidArgument("Experiment plan must be an object. Fix: pass the plan as a dict.")
+            raise InvalidArgument("Experiment plan must be an object", fix="pass the plan as a dict.")
         started, ends = _check_time(started_at, "started_at"), _check_time(ends_at, "ends_at")
         if ends <= started:
-            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at.")
         values = {
             "workspace_id": workspace_id, "key": key, "name": name, "plan": drop_secret_keys(plan),
             "status": _check_experiment_status(status), "ad_account_id": normalize_ad_account_id(ad_account_id),
@@ -2263,9 +2281,8 @@ class Store:
         except IntegrityError as exc:
             if _violation(exc) == "unique":  # another writer took the key or name between the check and the insert
                 raise (await self._experiment_conflict(workspace_id, key, name)
-                       or InvalidArgument(f"Experiment {name!r} already exists. Fix: pick another name.")) from None
-            raise InvalidArgument(f"Experiment refused by the database ({_one_line(str(exc.orig))}). "
-                                  "Fix: check status and variants.") from None
+                       or InvalidArgument(f"Experiment {name!r} already exists", fix="pick another name.", blame_field="name")) from None
+            raise InvalidArgument(f"Experiment refused by the database ({_one_line(str(exc.orig))})", fix="check status and variants.") from None
         return from_row(experiments, row)
 
     async def _experiment_conflict(self, workspace_id: int, key: str, name: str) -> InvalidArgument | None:
@@ -2273,14 +2290,12 @@ class Store:
         same_key = await self.find_experiment(workspace_id, key)
         if same_key is not None:
             return InvalidArgument(
-                f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan. "
-                f"Fix: check experiment {same_key.id} instead, or change the plan to start a new one."
+                f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan", fix=f"check experiment {same_key.id} instead, or change the plan to start a new one.", blame_field="name"
             )
         same_name = await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.name == name)
         if same_name is not None:
             return InvalidArgument(
-                f"An experiment named {name!r} already exists (experiment {same_name.id}, {same_name.status}). "
-                f"Fix: pick another name, or check experiment {same_name.id}."
+                f"An experiment named {name!r} already exists (experiment {same_name.id}, {same_name.status})", fix=f"pick another name, or check experiment {same_name.id}.", blame_field="name"
             )
         return None
 
@@ -2306,8 +2321,7 @@ class Store:
         this workspace."""
         unknown = sorted(set(changes) - set(EXPERIMENT_UPDATABLE))
         if unknown:
-            raise InvalidArgument(f"Experiment field {', '.join(unknown)} cannot be changed. "
-                                  f"Fix: change only {', '.join(EXPERIMENT_UPDATABLE)}.")
+            raise InvalidArgument(f"Experiment field {', '.join(unknown)} cannot be changed", fix=f"change only {', '.join(EXPERIMENT_UPDATABLE)}.")
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "status":
@@ -2331,7 +2345,7 @@ class Store:
             current: Experiment = from_row(experiments, row)
             started, ends = values.get("started_at", current.started_at), values.get("ends_at", current.ends_at)
             if ends <= started:
-                raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}. Fix: pass a later ends_at.")
+                raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at.")
             row = (await conn.execute(update(experiments).where(*mine).values(**values, updated_at=_iso(self._now()))
                                       .returning(*experiments.c))).one()
         return from_row(experiments, row)
@@ -2343,13 +2357,13 @@ class Store:
         """Record one thing an experiment did at `at` (launched, variant_stopped, winner, scaled, ...)."""
         action = _one_line(action or "")
         if not action or len(action) > 100:
-            raise InvalidArgument("Experiment event action must be 1-100 characters. Fix: pass e.g. 'winner'.")
+            raise InvalidArgument("Experiment event action must be 1-100 characters", fix="pass e.g. 'winner'.")
         when = _check_time(at, "at")
         async with self._tx(workspace_id) as conn:
             found = await conn.scalar(select(experiments.c.id).where(experiments.c.workspace_id == workspace_id,
                                                                      experiments.c.id == int(experiment_id)))
             if found is None:
-                raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace. Fix: pass one of its experiment ids.")
+                raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace", fix="pass one of its experiment ids.", blame_field="experiment_id")
             row = (await conn.execute(insert(experiment_events).values(
                 workspace_id=workspace_id, experiment_id=found, at=when, action=action,
                 detail=drop_secret_keys(detail or {}),
@@ -2370,10 +2384,155 @@ class Store:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
-                "The saved token cannot be decrypted with the current secret key. Fix: set ADMONSTER_SECRET_KEY "
+                "The saved token cannot be decrypted with the current secret key", fix="set ADMONSTER_SECRET_KEY "
                 f"(or restore {KEY_FILENAME} in ADMONSTER_HOME) to the key used when it was saved, "
                 "or run /connect to save a new token."
             ) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# WorkspaceState: the store bound to one workspace, as the ops' capabilities (fb_utils Protocols) see it
+# ---------------------------------------------------------------------------------------------------------------
+
+RecordT = typing.TypeVar("RecordT")
+
+
+def as_record(record: type[RecordT], row: Any) -> RecordT:
+    """An fb_utils record from a stored row: its fields by name (the store's record has the same names and more)."""
+    return record(**{spec.name: getattr(row, spec.name) for spec in fields(record)})  # type: ignore[arg-type]
+
+
+class WorkspaceState:
+    """The store bound to one workspace: ``ctx.journal`` (fb_utils.LaunchJournal: launches and their single-flight
+    leases), ``ctx.records`` (InsightsRecords: alert rules, snapshots, spend ledger, billing pauses) and
+    ``ctx.experiments`` (ExperimentRecords). Rows come back as the fb_utils records (``as_record``: same field names);
+    refusals are the product's ValidationError (InvalidArgument) with ``fix`` and ``blame_field``."""
+
+    def __init__(self, store: Store, workspace_id: int, policy: SingleFlightPolicy | None = None) -> None:
+        self.store = store
+        self.workspace_id = workspace_id
+        self.policy = policy or SingleFlightPolicy()
+
+    # -- LaunchJournal ------------------------------------------------------------------------------------------
+
+    async def find(self, key: str) -> LaunchRecord | None:
+        row = await self.store.find_launch(self.workspace_id, key)
+        return None if row is None else as_record(LaunchRecord, row)
+
+    async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
+        return as_record(LaunchRecord, await self.store.start_launch(self.workspace_id, key, request))
+
+    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
+        await self.store.record_launch_step(self.workspace_id, launch_id, step, status="sending", data=data)
+
+    async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
+        await self.store.record_launch_step(self.workspace_id, launch_id, step, status="done", object_id=object_id,
+                                            data=data)
+
+    async def step_failed(self, launch_id: int, step: str, error: dict[str, Any]) -> None:
+        await self.store.record_launch_step(self.workspace_id, launch_id, step, status="failed", error=error)
+
+    async def step_deleted(self, launch_id: int, step: str) -> None:
+        await self.store.record_launch_step(self.workspace_id, launch_id, step, status="deleted")
+
+    async def finish(self, launch_id: int, status: str) -> None:
+        await self.store.set_launch_status(self.workspace_id, launch_id, status)
+
+    async def get(self, launch_id: int) -> LaunchRecord | None:
+        row = await self.store.get_launch(self.workspace_id, launch_id)
+        return None if row is None else as_record(LaunchRecord, row)
+
+    async def claim(self, key: str, owner: str) -> LeaseHolder:
+        return as_record(LeaseHolder, await self.store.claim_lease(self.workspace_id, key, owner, self.policy.lease_seconds))
+
+    async def renew(self, key: str, owner: str) -> bool:
+        return await self.store.renew_lease(self.workspace_id, key, owner, self.policy.lease_seconds)
+
+    async def release(self, key: str, owner: str) -> None:
+        await self.store.release_lease(self.workspace_id, key, owner)
+
+    # -- InsightsRecords ----------------------------------------------------------------------------------------
+
+    async def setting(self, key: str, default: Any = None) -> Any:
+        return await self.store.get_setting(self.workspace_id, key, default)
+
+    async def add_alert(self, rule: AlertRuleRecord) -> AlertRuleRecord:
+        given = {k: v for k, v in vars(rule).items() if k not in ("id", "last_fired_at")}
+        return as_record(AlertRuleRecord, await self.store.add_alert_rule(self.workspace_id, **given))
+
+    async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]:
+        return [as_record(AlertRuleRecord, row)
+                for row in await self.store.list_alert_rules(self.workspace_id, enabled_only=enabled_only)]
+
+    async def delete_alert(self, rule_id: int) -> AlertRuleRecord | None:
+        row = await self.store.get_alert_rule(self.workspace_id, rule_id)
+        if row is None or not await self.store.delete_alert_rule(self.workspace_id, rule_id):
+            return None
+        return as_record(AlertRuleRecord, row)
+
+    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str,
+                          detail: dict[str, Any]) -> None:
+        await self.store.record_alert_fired(self.workspace_id, rule_id, fired_at=at, value=value, outcome=outcome,
+                                            detail=detail)
+
+    async def put_snapshot(self, snapshot: SnapshotRecord) -> bool:
+        return await self.store.upsert_snapshot(self.workspace_id, snapshot.object_id, snapshot.level, snapshot.day,
+                                                snapshot.metrics)
+
+    async def snapshots(self, since: str, until: str, *, level: str | None = None) -> list[SnapshotRecord]:
+        return [as_record(SnapshotRecord, row)
+                for row in await self.store.list_snapshots(self.workspace_id, since, until, level=level)]
+
+    async def put_spend(self, entry: SpendRecord) -> None:
+        await self.store.record_spend(self.workspace_id, entry.ad_account_id, entry.day, spend_minor=entry.spend_minor,
+                                      currency=entry.currency, fee_minor=entry.fee_minor)
+
+    async def spend(self, since: str, until: str, *, ad_account_id: str | None = None) -> list[SpendRecord]:
+        return [as_record(SpendRecord, row)
+                for row in await self.store.list_spend(self.workspace_id, since, until, ad_account_id=ad_account_id)]
+
+    async def open_billing_pauses(self, ad_account_id: str) -> list[BillingPauseRecord]:
+        return [as_record(BillingPauseRecord, row)
+                for row in await self.store.open_billing_pauses(self.workspace_id, ad_account_id)]
+
+    async def add_billing_pause(self, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPauseRecord:
+        return as_record(BillingPauseRecord,
+                         await self.store.add_billing_pause(self.workspace_id, ad_account_id, object_ids, reason))
+
+    async def billing_resumed(self, pause_id: int) -> None:
+        await self.store.mark_billing_resumed(self.workspace_id, pause_id)
+
+    # -- ExperimentRecords --------------------------------------------------------------------------------------
+
+    async def find_experiment(self, key: str) -> ExperimentRecord | None:
+        row = await self.store.find_experiment(self.workspace_id, key)
+        return None if row is None else as_record(ExperimentRecord, row)
+
+    async def add_experiment(self, record: ExperimentRecord) -> ExperimentRecord:
+        given = {k: v for k, v in vars(record).items() if k not in ("id", "created_at", "updated_at")}
+        return as_record(ExperimentRecord, await self.store.add_experiment(self.workspace_id, **given))
+
+    async def get_experiment(self, experiment_id: int) -> ExperimentRecord | None:
+        row = await self.store.get_experiment(self.workspace_id, experiment_id)
+        return None if row is None else as_record(ExperimentRecord, row)
+
+    async def experiments(self, *, status: str | None = None) -> list[ExperimentRecord]:
+        return [as_record(ExperimentRecord, row) for row in await self.store.list_experiments(self.workspace_id, status)]
+
+    async def update_experiment(self, record: ExperimentRecord) -> None:
+        changes = {name: getattr(record, name) for name in EXPERIMENT_UPDATABLE}
+        if await self.store.update_experiment(self.workspace_id, record.id, **changes) is None:
+            raise InvalidArgument(f"Experiment {record.id} is not in this workspace",
+                                  fix="pass one of its experiment ids.", blame_field="experiment_id")
+
+    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any],
+                                   at: datetime) -> ExperimentEvent:
+        return as_record(ExperimentEvent,
+                         await self.store.add_experiment_event(self.workspace_id, experiment_id, action, detail, at=at))
+
+    async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
+        return [as_record(ExperimentEvent, row)
+                for row in await self.store.list_experiment_events(self.workspace_id, experiment_id)]
 
 
 def _limit(limit: int, most: int = 1000) -> int:
@@ -2401,17 +2560,17 @@ def _bring_legacy_home(db_path: str) -> None:
             names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             version = legacy_schema_version(db) if "alembic_version" not in names else None
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{db_path} is not an Ad Monster database ({exc}). Fix: point ADMONSTER_HOME elsewhere "
+        raise StoreError(f"{db_path} is not an Ad Monster database ({exc})", fix="point ADMONSTER_HOME elsewhere "
                          "or restore a backup.") from None
     if version is None or version == LEGACY_VERSION:
         return
     if version > LEGACY_VERSION:
         raise StoreError(f"Database {db_path} has schema version {version}, newer than this Ad Monster knows "
-                         f"({LEGACY_VERSION}). Fix: upgrade Ad Monster or point ADMONSTER_HOME elsewhere.")
+                         f"({LEGACY_VERSION})", fix="upgrade Ad Monster or point ADMONSTER_HOME elsewhere.")
     try:
         upgrade_legacy(db_path)
     except LegacyMigrationError as exc:
-        raise StoreError(f"{exc}. Fix: restore a backup of {db_path}.") from None
+        raise StoreError(f"{exc}", fix=f"restore a backup of {db_path}.") from None
 
 
 def head_revision() -> str:
@@ -2432,11 +2591,11 @@ def guardrails_key(ad_account_id: str | int) -> str:
 def validate_guardrails(values: dict[str, Any]) -> dict[str, Any]:
     """Check guardrail names and values: money in minor units (int >= 0 or None), a known confirm_policy."""
     if not isinstance(values, dict):
-        raise InvalidArgument("Guardrails must be an object. Fix: pass e.g. {\"max_daily_budget\": 10000}.")
+        raise InvalidArgument("Guardrails must be an object", fix="pass e.g. {\"max_daily_budget\": 10000}.")
     unknown = sorted(set(values) - set(DEFAULT_GUARDRAILS))
     if unknown:
         raise InvalidArgument(
-            f"Unknown guardrail {', '.join(unknown)}. Fix: use {', '.join(DEFAULT_GUARDRAILS)}."
+            f"Unknown guardrail {', '.join(unknown)}", fix=f"use {', '.join(DEFAULT_GUARDRAILS)}."
         )
     for name, value in values.items():
         _check_guardrail_value(name, value)
@@ -2454,14 +2613,14 @@ MAX_THREAD_ID_CHARS = 200
 def _check_thread_id(thread_id: str) -> str:
     text = str(thread_id or "").strip()
     if not text or len(text) > MAX_THREAD_ID_CHARS:
-        raise InvalidArgument(f"Thread id {thread_id!r} must be 1 to {MAX_THREAD_ID_CHARS} characters. Fix: e.g. thread_id=\"terminal\".")
+        raise InvalidArgument(f"Thread id {thread_id!r} must be 1 to {MAX_THREAD_ID_CHARS} characters", fix="e.g. thread_id=\"terminal\".")
     return text
 
 
 def _chat_row(message: dict[str, Any]) -> dict[str, Any]:
     role = message.get("role")
     if role not in CHAT_ROLES:
-        raise InvalidArgument(f"Chat message role {role!r} is not known. Fix: use {', '.join(CHAT_ROLES)}.")
+        raise InvalidArgument(f"Chat message role {role!r} is not known", fix=f"use {', '.join(CHAT_ROLES)}.")
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         content = json.dumps(content, default=str)
@@ -2483,20 +2642,19 @@ def _chat_message(stored: ChatMessage) -> dict[str, Any]:
 def _check_guardrail_value(name: str, value: Any) -> None:
     if name == "confirm_policy":
         if value not in CONFIRM_POLICIES:
-            raise InvalidArgument(f"confirm_policy {value!r} is not known. Fix: use {', '.join(CONFIRM_POLICIES)}.")
+            raise InvalidArgument(f"confirm_policy {value!r} is not known", fix=f"use {', '.join(CONFIRM_POLICIES)}.")
         return
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(
-            f"{name} must be a whole number >= 0 (money in minor units of the account currency) or null. "
-            f"Fix: e.g. {name}=10000 for $100.00."
+            f"{name} must be a whole number >= 0 (money in minor units of the account currency) or null", fix=f"e.g. {name}=10000 for $100.00."
         )
 
 
 def _check_selection_kind(kind: str) -> None:
     if kind not in SELECTION_KINDS:
-        raise InvalidArgument(f"Selection kind {kind!r} is not known. Fix: use {', '.join(SELECTION_KINDS)}.")
+        raise InvalidArgument(f"Selection kind {kind!r} is not known", fix=f"use {', '.join(SELECTION_KINDS)}.")
 
 
 def _clean_confirmation_id(confirmation_id: str) -> str:
@@ -2515,13 +2673,13 @@ def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _lease_names(key: str, owner: str) -> tuple[str, str]:
     key, owner = str(key or "").strip(), str(owner or "").strip()
     if not key or len(key) > 200 or not owner or len(owner) > 200:
-        raise InvalidArgument("Lease key and owner must be 1-200 characters. Fix: pass the launch key and a request id.")
+        raise InvalidArgument("Lease key and owner must be 1-200 characters", fix="pass the launch key and a request id.")
     return key, owner
 
 
 def _lease_length(seconds: float) -> timedelta:
     if not 0 < float(seconds) <= 86400:
-        raise InvalidArgument(f"Lease length {seconds!r} is not 0-86400 seconds. Fix: pass e.g. 30.")
+        raise InvalidArgument(f"Lease length {seconds!r} is not 0-86400 seconds", fix="pass e.g. 30.")
     return timedelta(seconds=float(seconds))
 
 
@@ -2535,24 +2693,23 @@ def _check_day(day: Any) -> str:
     try:
         datetime.strptime(text, "%Y-%m-%d")
     except ValueError:
-        raise InvalidArgument(f"{day!r} is not a day. Fix: pass YYYY-MM-DD, e.g. 2026-03-01.") from None
+        raise InvalidArgument(f"{day!r} is not a day", fix="pass YYYY-MM-DD, e.g. 2026-03-01.") from None
     return text
 
 
 def _check_experiment_status(status: Any) -> str:
     if status not in EXPERIMENT_STATUSES:
-        raise InvalidArgument(f"Experiment status {status!r} is not known. Fix: use one of {', '.join(EXPERIMENT_STATUSES)}.")
+        raise InvalidArgument(f"Experiment status {status!r} is not known", fix=f"use one of {', '.join(EXPERIMENT_STATUSES)}.", blame_field="status")
     return str(status)
 
 
 def _check_variants(variants: Any) -> list[dict[str, Any]]:
     if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
-        raise InvalidArgument("Experiment variants must be a list of objects. Fix: pass one dict per variant.")
+        raise InvalidArgument("Experiment variants must be a list of objects", fix="pass one dict per variant.")
     for variant in variants:
         state = variant.get("state", "running")
         if state not in VARIANT_STATES:
-            raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}. "
-                                  f"Fix: use one of {', '.join(VARIANT_STATES)}.")
+            raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}", fix=f"use one of {', '.join(VARIANT_STATES)}.")
     cleaned = drop_secret_keys(variants)
     _to_json(cleaned, "Experiment variants")
     return cleaned
@@ -2561,7 +2718,7 @@ def _check_variants(variants: Any) -> list[dict[str, Any]]:
 def _check_currency(currency: Any) -> str:
     text = str(currency or "").strip().upper()
     if len(text) != 3 or not text.isalpha():
-        raise InvalidArgument(f"Currency {currency!r} is not an ISO 4217 code. Fix: pass the ad account's currency, e.g. USD.")
+        raise InvalidArgument(f"Currency {currency!r} is not an ISO 4217 code", fix="pass the ad account's currency, e.g. USD.")
     return text
 
 
@@ -2570,7 +2727,7 @@ def _optional_text(value: Any, what: str) -> str | None:
         return None
     text = str(value).strip()
     if not text or len(text) > 200:
-        raise InvalidArgument(f"{what} must be 1-200 characters or null. Fix: pass the id or name, or leave it out.")
+        raise InvalidArgument(f"{what} must be 1-200 characters or null", fix="pass the id or name, or leave it out.")
     return text
 
 
@@ -2581,7 +2738,7 @@ def _check_time(value: datetime | str | None, what: str) -> str:
     try:
         return _iso(datetime.fromisoformat(str(value)))
     except (TypeError, ValueError):
-        raise InvalidArgument(f"{what} {value!r} is not a time. Fix: pass a datetime or ISO-8601 text, "
+        raise InvalidArgument(f"{what} {value!r} is not a time", fix="pass a datetime or ISO-8601 text, "
                               "e.g. 2026-03-01T12:00:00+00:00.") from None
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from admonster_store import Store, WorkspaceState
 import fb_ad_account
 import fb_adset
 import fb_audience
@@ -45,10 +46,8 @@ from fb_utils import (
     when_text,
     hide_server_paths,
     workspace_files_dir,
-    AlertRuleRecord,
     AuthError,
     BatchItem,
-    BillingPauseRecord,
     Change,
     ConfirmationRequired,
     CreateLookup,
@@ -56,13 +55,9 @@ from fb_utils import (
     api_version_warning,
     check_json_ints,
     load_json_bounded,
-    ExperimentEvent,
-    ExperimentRecord,
     FacebookError,
     GraphClient,
     GraphRequest,
-    LaunchRecord,
-    LeaseHolder,
     OpContext,
     OpArgs,
     ErrorData,
@@ -75,8 +70,6 @@ from fb_utils import (
     OpSpec,
     OutcomeUnknownError,
     SingleFlightPolicy,
-    SnapshotRecord,
-    SpendRecord,
     IMAGE_LOOKUP,
     USERS_SESSION_LOOKUP,
     VIDEO_UPLOAD_LOOKUP,
@@ -2026,14 +2019,19 @@ class Facebook:
 
     async def _context(self, interface: str) -> FacebookContext:
         chosen = await self.selections()
+        state = self.state()
         return FacebookContext(
             graph=self.graph, workspace=self.workspace.name, interface=interface,
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
-            ops=GatelessOpRunner(self, interface), journal=StoreJournal(self.store, self.workspace.id, self.single_flight),
-            records=StoreRecords(self), gate=JobGate(self, interface), experiments=StoreExperiments(self), clock=self.now,
+            ops=GatelessOpRunner(self, interface), journal=state, records=state, gate=JobGate(self, interface),
+            experiments=state, clock=self.now,
             on_made=self._note_made, files_dir=self.files_dir,
         )
+
+    def state(self) -> WorkspaceState:
+        """The store bound to this workspace: the ops' journal, records and experiments (with this session's leases)."""
+        return WorkspaceState(self.store, self.workspace.id, self.single_flight)
 
     async def _note_made(self, object_id: str, lookup: dict[str, str]) -> None:
         audit_id = _current_audit.get()
@@ -2157,8 +2155,7 @@ class Facebook:
         tag, both find nothing and both create. The second runs after the first and finds its object."""
         if not isinstance(client_tag, str) or not client_tag:
             return await plan.execute()
-        journal = StoreJournal(self.store, self.workspace.id, self.single_flight)
-        async with single_flight(journal, f"client_tag:{client_tag}", f"create with client_tag {client_tag}"):
+        async with single_flight(self.state(), f"client_tag:{client_tag}", f"create with client_tag {client_tag}"):
             return await plan.execute()
 
 
@@ -2271,183 +2268,6 @@ class GatelessOpRunner:
         if objects:
             ctx.graph = PlannedObjectsGraph(ctx.graph, objects)  # type: ignore[assignment]
         return await spec.handler(ctx, model)
-
-
-class StoreJournal:
-    """``ctx.journal``: the workspace's launches in the store (the launches table) and their leases (the leases table)."""
-
-    def __init__(self, store: Any, workspace_id: int, policy: SingleFlightPolicy = SingleFlightPolicy()) -> None:
-        self._store = store
-        self._workspace_id = workspace_id
-        self.policy = policy
-
-    @staticmethod
-    def _record(launch: Any) -> LaunchRecord | None:
-        if launch is None:
-            return None
-        return LaunchRecord(id=launch.id, key=launch.key, request=launch.request, status=launch.status,
-                            steps=launch.steps, created_at=launch.created_at, updated_at=launch.updated_at)
-
-    async def find(self, key: str) -> LaunchRecord | None:
-        return self._record(await self._store.find_launch(self._workspace_id, key))
-
-    async def start(self, key: str, request: dict[str, Any]) -> LaunchRecord:
-        return self._record(await self._store.start_launch(self._workspace_id, key, request))  # type: ignore[return-value]
-
-    async def step_sending(self, launch_id: int, step: str, data: dict[str, Any]) -> None:
-        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="sending", data=data)
-
-    async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
-        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="done", object_id=object_id, data=data)
-
-    async def step_failed(self, launch_id: int, step: str, error: dict[str, Any]) -> None:
-        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="failed", error=error)
-
-    async def step_deleted(self, launch_id: int, step: str) -> None:
-        await self._store.record_launch_step(self._workspace_id, launch_id, step, status="deleted")
-
-    async def finish(self, launch_id: int, status: str) -> None:
-        await self._store.set_launch_status(self._workspace_id, launch_id, status)
-
-    async def get(self, launch_id: int) -> LaunchRecord | None:
-        return self._record(await self._store.get_launch(self._workspace_id, launch_id))
-
-    async def claim(self, key: str, owner: str) -> LeaseHolder:
-        lease = await self._store.claim_lease(self._workspace_id, key, owner, self.policy.lease_seconds)
-        return LeaseHolder(owner=lease.owner, claimed_at=lease.claimed_at, expires_at=lease.expires_at)
-
-    async def renew(self, key: str, owner: str) -> bool:
-        return await self._store.renew_lease(self._workspace_id, key, owner, self.policy.lease_seconds)
-
-    async def release(self, key: str, owner: str) -> None:
-        await self._store.release_lease(self._workspace_id, key, owner)
-
-
-class _WorkspaceRecords:
-    """One workspace's rows in the store, as op capabilities see them, with the store's refusals (InvalidArgument,
-    "… Fix: …") turned into the op's ValidationError."""
-
-    def __init__(self, facebook: "Facebook") -> None:
-        self._store = facebook.store
-        self._ws = facebook.workspace.id
-
-    async def _refusals(self, work: Awaitable[Any], fix: str, blame_field: str | None = None) -> Any:
-        from admonster_store import InvalidArgument
-
-        try:
-            return await work
-        except InvalidArgument as exc:
-            message, _, said = str(exc).partition(" Fix: ")
-            raise ValidationError(message, fix=said or fix, blame_field=blame_field) from None
-
-
-class StoreRecords(_WorkspaceRecords):
-    """``ctx.records``: the workspace's alert rules, snapshots, spend ledger and billing pauses in the store."""
-
-    async def setting(self, key: str, default: Any = None) -> Any:
-        return await self._store.get_setting(self._ws, key, default)
-
-    @staticmethod
-    def _rule(row: Any) -> AlertRuleRecord:
-        return AlertRuleRecord(
-            id=row.id, name=row.name, object_id=row.object_id, level=row.level, metric=row.metric, operator=row.operator,
-            threshold=row.threshold, window=row.window, action=row.action, cooldown_hours=row.cooldown_hours,
-            ad_account_id=row.ad_account_id, currency=row.currency, scale_pct=row.scale_pct, max_budget=row.max_budget,
-            enabled=row.enabled, last_fired_at=row.last_fired_at)
-
-    async def add_alert(self, rule: AlertRuleRecord) -> AlertRuleRecord:
-        fields = {k: v for k, v in vars(rule).items() if k not in ("id", "last_fired_at")}
-        return self._rule(await self._refusals(self._store.add_alert_rule(self._ws, **fields), "Correct the rule", blame_field="name"))
-
-    async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]:
-        return [self._rule(r) for r in await self._store.list_alert_rules(self._ws, enabled_only=enabled_only)]
-
-    async def delete_alert(self, rule_id: int) -> AlertRuleRecord | None:
-        row = await self._store.get_alert_rule(self._ws, rule_id)
-        if row is None or not await self._store.delete_alert_rule(self._ws, rule_id):
-            return None
-        return self._rule(row)
-
-    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str, detail: dict[str, Any]) -> None:
-        await self._store.record_alert_fired(self._ws, rule_id, fired_at=at, value=value, outcome=outcome, detail=detail)
-
-    async def put_snapshot(self, snapshot: SnapshotRecord) -> bool:
-        return await self._store.upsert_snapshot(self._ws, snapshot.object_id, snapshot.level, snapshot.day, snapshot.metrics)
-
-    async def snapshots(self, since: str, until: str, *, level: str | None = None) -> list[SnapshotRecord]:
-        return [SnapshotRecord(s.object_id, s.level, s.day, s.metrics)
-                for s in await self._store.list_snapshots(self._ws, since, until, level=level)]
-
-    async def put_spend(self, entry: SpendRecord) -> None:
-        await self._store.record_spend(self._ws, entry.ad_account_id, entry.day, spend_minor=entry.spend_minor,
-                                       currency=entry.currency, fee_minor=entry.fee_minor)
-
-    async def spend(self, since: str, until: str, *, ad_account_id: str | None = None) -> list[SpendRecord]:
-        return [SpendRecord(e.ad_account_id, e.day, e.spend_minor, e.currency, e.fee_minor)
-                for e in await self._store.list_spend(self._ws, since, until, ad_account_id=ad_account_id)]
-
-    @staticmethod
-    def _pause(row: Any) -> BillingPauseRecord:
-        return BillingPauseRecord(row.id, row.ad_account_id, list(row.object_ids), row.reason, row.created_at, row.resumed_at)
-
-    async def open_billing_pauses(self, ad_account_id: str) -> list[BillingPauseRecord]:
-        return [self._pause(row) for row in await self._store.open_billing_pauses(self._ws, ad_account_id)]
-
-    async def add_billing_pause(self, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPauseRecord:
-        return self._pause(await self._store.add_billing_pause(self._ws, ad_account_id, object_ids, reason))
-
-    async def billing_resumed(self, pause_id: int) -> None:
-        await self._store.mark_billing_resumed(self._ws, pause_id)
-
-
-class StoreExperiments(_WorkspaceRecords):
-    """``ctx.experiments``: the workspace's A/B tests and their events in the store (experiments, experiment_events)."""
-
-    @staticmethod
-    def _record(row: Any) -> ExperimentRecord | None:
-        if row is None:
-            return None
-        return ExperimentRecord(
-            id=row.id, key=row.key, name=row.name, plan=row.plan, status=row.status, ad_account_id=row.ad_account_id,
-            currency=row.currency, variants=row.variants, started_at=row.started_at, ends_at=row.ends_at,
-            study_id=row.study_id, winner=row.winner, outcome=row.outcome, last_scaled_at=row.last_scaled_at,
-            created_at=row.created_at, updated_at=row.updated_at)
-
-    @staticmethod
-    def _event(row: Any) -> ExperimentEvent:
-        return ExperimentEvent(id=row.id, experiment_id=row.experiment_id, at=row.at, action=row.action, detail=row.detail)
-
-    async def find_experiment(self, key: str) -> ExperimentRecord | None:
-        return self._record(await self._store.find_experiment(self._ws, key))
-
-    async def add_experiment(self, record: ExperimentRecord) -> ExperimentRecord:
-        fields = {k: v for k, v in vars(record).items() if k not in ("id", "created_at", "updated_at")}
-        row = await self._refusals(self._store.add_experiment(self._ws, **fields), "Correct the plan", blame_field="name")
-        return self._record(row)  # type: ignore[return-value]
-
-    async def get_experiment(self, experiment_id: int) -> ExperimentRecord | None:
-        return self._record(await self._store.get_experiment(self._ws, experiment_id))
-
-    async def experiments(self, *, status: str | None = None) -> list[ExperimentRecord]:
-        rows = await self._refusals(self._store.list_experiments(self._ws, status), "Pass a known status", blame_field="status")
-        return [self._record(row) for row in rows]  # type: ignore[misc]
-
-    async def update_experiment(self, record: ExperimentRecord) -> None:
-        saved = await self._refusals(self._store.update_experiment(
-            self._ws, record.id, status=record.status, plan=record.plan, variants=record.variants, study_id=record.study_id,
-            winner=record.winner, outcome=record.outcome, last_scaled_at=record.last_scaled_at,
-            started_at=record.started_at, ends_at=record.ends_at), "Correct the experiment")
-        if saved is None:
-            raise ValidationError(f"Experiment {record.id} is not in this workspace", fix="Pass one of its experiment ids",
-                                  blame_field="experiment_id")
-
-    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime) -> ExperimentEvent:
-        row = await self._refusals(self._store.add_experiment_event(self._ws, experiment_id, action, detail, at=at),
-                                   "Pass one of the workspace's experiment ids", blame_field="experiment_id")
-        return self._event(row)
-
-    async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
-        return [self._event(row) for row in await self._store.list_experiment_events(self._ws, experiment_id)]
 
 
 class JobGate:

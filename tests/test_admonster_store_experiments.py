@@ -1,5 +1,5 @@
 """A/B experiments in the store (migration 7): experiments and their events, workspace isolation, and
-`fi_facebook.StoreExperiments`, the `ctx.experiments` an op handler gets, over a real Facebook session."""
+`admonster_store.WorkspaceState` (`Facebook.state()`), the `ctx.experiments` an op handler gets, over a real Facebook session."""
 from __future__ import annotations
 
 import sqlite3
@@ -278,13 +278,11 @@ def record(**overrides) -> ExperimentRecord:
 
 
 async def test_store_experiments_keeps_records_for_the_session_workspace(facebook, store, demo_accounts, clock):
-    from fi_facebook import StoreExperiments
-
     async def runtime_now() -> datetime:  # the runtime's clock (the sandbox's in sandbox mode), here moved by hand
         return clock.now
 
     facebook.clock = runtime_now
-    experiments = StoreExperiments(facebook)
+    experiments = facebook.state()
     assert await facebook.now() == clock.now
     saved = await experiments.add_experiment(record(ad_account_id=demo_accounts["USD"]))
     assert saved.id > 0 and saved.created_at and saved.updated_at
@@ -316,9 +314,9 @@ async def test_store_experiments_keeps_records_for_the_session_workspace(faceboo
 
 
 async def test_store_experiments_refusals_become_validation_errors(facebook, store, graph):
-    from fi_facebook import Facebook, StoreExperiments
+    from fi_facebook import Facebook
 
-    experiments = StoreExperiments(facebook)
+    experiments = facebook.state()
     saved = await experiments.add_experiment(record())
     with pytest.raises(ValidationError) as caught:
         await experiments.add_experiment(record(key="plan-hash-2"))
@@ -334,7 +332,7 @@ async def test_store_experiments_refusals_become_validation_errors(facebook, sto
 
     # Another workspace's session sees none of it and cannot change it.
     other = Facebook(store, graph, await store.ensure_workspace("other"), clock=facebook.clock)
-    theirs = StoreExperiments(other)
+    theirs = other.state()
     assert await theirs.get_experiment(saved.id) is None and await theirs.experiments() == []
     with pytest.raises(ValidationError, match=f"Experiment {saved.id} is not in this workspace"):
         await theirs.update_experiment(replace(saved, status="stopped"))

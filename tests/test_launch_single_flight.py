@@ -293,9 +293,8 @@ async def test_an_experiment_the_store_already_holds_is_reported_not_refused(wor
     """Should two requests ever both reach the save (a lease lost to a long pause), the second gets the first's record."""
     from fb_experiments import save_experiment
     from fb_utils import ExperimentRecord
-    from fi_facebook import StoreExperiments
 
-    records = StoreExperiments(world.fb)
+    records = world.fb.state()
     record = ExperimentRecord(id=0, key="exp-twice", name="Saved twice", status="running", plan={"status": "PAUSED"},
                               ad_account_id="act_1", currency="USD", variants=[], started_at="2026-03-02T20:00:00+00:00",
                               ends_at="2026-03-09T20:00:00+00:00")
