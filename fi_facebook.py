@@ -1880,11 +1880,17 @@ class Facebook:
         """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults.
         Stray top-level keys of a request body come as the `top_level` dict (any key, even "self" or "interface",
         becomes an argument the op's model then accepts or refuses as unknown: one line naming it)."""
-        top_level = {**more, **(top_level or {})}
+        return await self._answer(op, args, interface, {**more, **(top_level or {})})
+
+    async def _answer(self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *,
+                      unattended: bool = False) -> OpResult:
+        """The one path every op takes (a person's call, or an automation's through ``run_gated``): arguments,
+        selections, guardrails, confirmation, audit, the result checks and a failed token's marking. ``unattended``:
+        nobody is there to confirm, so a write the guardrails would hold is refused instead, and confirm/reject too."""
         waits: list[str] = []
         token = _call_waits.set(waits)
         try:
-            result = await self._call(op, args, interface, top_level)
+            result = await self._call(op, args, interface, top_level, unattended=unattended)
         except FacebookError as error:
             result = OpResult.from_error(error)
         except Exception as error:  # the single boundary for the unexpected: one line, logged with its traceback
@@ -1909,8 +1915,12 @@ class Facebook:
         check_error(op, result)
         return result
 
-    async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any]) -> OpResult:
+    async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *,
+                    unattended: bool = False) -> OpResult:
         name, arguments = normalize_call(op, args, top_level)
+        if unattended and (name in ("confirm", "reject") or arguments.get("confirm")):
+            raise ValidationError(f"{name} was not run: confirming or rejecting a held write needs a person",
+                                  fix="Confirm it yourself with /confirm <id> (/list_confirmations lists them)")
         if name == "help":
             return self._help(arguments)
         if name == "find_ops":
@@ -1937,17 +1947,19 @@ class Facebook:
         arguments = expand_arguments_files(spec.args_model, arguments, self.files_dir, interface)
         arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
-        return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False)
+        return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False, unattended=unattended)
 
     async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
-                   dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
+                   dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None,
+                   unattended: bool = False) -> OpResult:
         result = await self._run_op(spec, model, arguments, interface, dry_run=dry_run, confirmed=confirmed,
-                                    previewed=previewed)
+                                    previewed=previewed, unattended=unattended)
         check_result(self.registry, spec, result)
         return result
 
     async def _run_op(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
-                      dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None) -> OpResult:
+                      dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None,
+                      unattended: bool = False) -> OpResult:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
@@ -1962,6 +1974,11 @@ class Facebook:
         if not confirmed:
             guardrails = await self.store.guardrails(self.workspace.id, plan.ad_account_id)
             reasons = spend_reasons(plan, guardrails)
+            if reasons and unattended:
+                raise ConfirmationRequired(
+                    f"{spec.name} was not run: it {'; '.join(reasons)}, and nobody is there to confirm it",
+                    fix="Run it yourself and confirm, or change the workspace guardrails",
+                    data={"op": spec.name, "reasons": reasons, "changes": [_change_data(c) for c in plan.changes]})
             if reasons:
                 return await self._hold_for_confirmation(spec, plan, arguments, reasons)
         return await self._execute(spec, plan, arguments, interface)
@@ -1972,26 +1989,9 @@ class Facebook:
         return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
     async def run_gated(self, op: str, args: dict[str, Any], interface: str) -> OpResult:
-        """Run an op through the safety gate with nobody to confirm: audited as usual; held writes are not run."""
-        try:
-            spec = self.registry.require(op)
-            arguments = dict(args)
-            model = validate_args(spec, arguments)
-            ctx = await self._context(interface)
-            outcome = await spec.handler(ctx, model)
-            if isinstance(outcome, OpResult):
-                return outcome
-            guardrails = await self.store.guardrails(self.workspace.id, outcome.ad_account_id)
-            reasons = spend_reasons(outcome, guardrails)
-            if reasons:
-                error = ConfirmationRequired(
-                    f"{spec.name} was not run: it {'; '.join(reasons)}, and nobody is there to confirm it",
-                    fix="Run it yourself and confirm, or change the workspace guardrails",
-                    data={"op": spec.name, "reasons": reasons, "changes": [_change_data(c) for c in outcome.changes]})
-                return OpResult.from_error(error)
-            return await self._execute(spec, outcome, arguments, interface)
-        except FacebookError as error:
-            return OpResult.from_error(error)
+        """Run an op through the safety gate with nobody to confirm (automations): the same path as a person's call
+        (``_answer``), audited as usual; a write the guardrails would hold is not run (a not-ok answer says why)."""
+        return await self._answer(op, dict(args), interface, {}, unattended=True)
 
     async def _token_failed(self, result: OpResult) -> None:
         """A 190 during any op: mark the stored token invalid so status, jobs and the next answer know."""

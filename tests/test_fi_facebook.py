@@ -359,3 +359,35 @@ async def test_ids_sent_as_numbers_are_accepted(facebook):
     result = await facebook.call("get_campaign", {"campaign_id": campaign_id})
     assert result.ok, result.text
     assert result.data["campaign"]["id"] == str(campaign_id)
+
+
+# -- one gate path: an automation's call (run_gated, ctx.gate) goes the way a person's call goes -------------------
+
+
+async def test_run_gated_applies_the_ops_selections_like_a_persons_call(facebook, store, demo_accounts):
+    """The path run_gated takes keeps what an op selected (it used to skip that step: a selection an automation's op
+    made was lost, and the next op ran against the old account)."""
+    other = next(account for currency, account in demo_accounts.items() if currency != "USD")
+    result = await facebook.run_gated("select_ad_account", {"ad_account_id": other}, "job")
+    assert result.ok, result.text
+    assert await store.get_selection(facebook.workspace.id, "ad_account") == other
+    assert (await facebook.selections())["ad_account"] == other
+    assert (await facebook._context("job")).ad_account_id == other
+
+
+async def test_run_gated_refuses_a_held_write_and_never_confirms(facebook, store, sandbox):
+    before = len((await sandbox.control("GET", "objects?type=campaign"))["data"])
+    await store.set_guardrails(facebook.workspace.id, {"confirm_policy": "always"})
+    args = {"name": "Unattended", "objective": "OUTCOME_TRAFFIC", "daily_budget": 2000}
+    refused = await facebook.run_gated("create_campaign", args, "job")
+    assert not refused.ok and refused.data["error"] == "confirmation_required"
+    assert "nobody is there to confirm" in refused.data["message"]
+    assert await store.list_confirmations(facebook.workspace.id) == []     # nothing left waiting for a person
+    held = await facebook.call("create_campaign", args)                      # a person's call is held instead
+    assert held.held
+    confirmation = (await store.list_confirmations(facebook.workspace.id))[0].id
+    for op, given in (("confirm", {"id": confirmation}), ("create_campaign", {**args, "confirm": confirmation})):
+        answer = await facebook.run_gated(op, given, "job")
+        assert not answer.ok and "needs a person" in answer.data["message"], op
+    assert [c.id for c in await store.list_confirmations(facebook.workspace.id)] == [confirmation]
+    assert len((await sandbox.control("GET", "objects?type=campaign"))["data"]) == before
