@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from admonster_store import Store, WorkspaceState
+from admonster_store import AuditEntry, Confirmation, Store, Workspace, WorkspaceState
 import fb_ad_account
 import fb_adset
 import fb_audience
@@ -1152,7 +1152,7 @@ async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
     return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
 
 
-def _audit_data(entry: Any) -> dict[str, Any]:
+def _audit_data(entry: AuditEntry) -> dict[str, Any]:
     return {k: getattr(entry, k) for k in ("id", "created_at", "interface", "op", "args", "summary", "changes", "object_ids",
                                             "outcome", "error", "fbtrace_id", "undo_of", "undone_by")}
 
@@ -1223,7 +1223,7 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     )
 
 
-def _check_undoable(entry: Any) -> None:
+def _check_undoable(entry: AuditEntry) -> None:
     if entry.undone_by:
         raise ValidationError(f"Audit entry #{entry.id} was already undone by #{entry.undone_by}", fix="Nothing to do; /audit shows the log")
     if entry.outcome in ("pending", "unknown"):
@@ -1302,7 +1302,7 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
     return OpResult(text="\n".join([head, *lines]), data={"settled": settled, "open": still_open})
 
 
-async def _what_facebook_shows(ctx: FacebookContext, entry: Any, facebook: "Facebook") -> Verdict:
+async def _what_facebook_shows(ctx: FacebookContext, entry: AuditEntry, facebook: "Facebook") -> Verdict:
     """Look up an unsettled write: its creates by client tag, an image by its hash, a customer-list upload by its
     session's count, its updates by the fields' current values."""
     age = (facebook.store.clock() - datetime.fromisoformat(entry.created_at)).total_seconds()
@@ -1558,7 +1558,8 @@ class SwitchNeeded(ValidationError):
 class Connector:
     """The OAuth code flow and the token lifecycle for every workspace of one store."""
 
-    def __init__(self, store: Any, app: AppCredentials | None, state_secret: bytes, *, clock: Any = time.time,
+    def __init__(self, store: Store, app: AppCredentials | None, state_secret: bytes, *,
+                 clock: Callable[[], float] = time.time,
                  graph_url: str = "https://graph.facebook.com", api_version: str = DEFAULT_API_VERSION) -> None:
         self.store = store
         self.app = app
@@ -1869,8 +1870,9 @@ REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
 class Facebook:
     """One workspace's session: the store, the Graph client, and the one dispatch path for every interface."""
 
-    def __init__(self, store: Any, graph: GraphClient | None, workspace: Any, registry: Registry = REGISTRY, *,
-                 connector: Connector | None = None, callback_url: Any = None, on_disconnect: Any = None,
+    def __init__(self, store: Store, graph: GraphClient | None, workspace: Workspace, registry: Registry = REGISTRY, *,
+                 connector: Connector | None = None, callback_url: Callable[[], Awaitable[str]] | None = None,
+                 on_disconnect: Callable[[Workspace], Awaitable[Any]] | None = None,
                  clock: Callable[[], Awaitable[datetime]] | None = None,
                  single_flight: SingleFlightPolicy = SingleFlightPolicy(), files_home: Path | None = None) -> None:
         self.store = store
