@@ -3241,6 +3241,8 @@ class OpContext:
 
 
 OpHandler = Callable[[OpContext, BaseModel], Awaitable["OpResult | WritePlan"]]
+# What @ops.op takes and gives back unchanged: a handler of any OpContext subclass and its own args model.
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable["OpResult | WritePlan"]])
 
 
 @dataclass(frozen=True)
@@ -3286,8 +3288,8 @@ class OpSet:
         group: TaskGroup | None = None,
         core: bool = False,
         result: type[OpData] | None = None,
-    ) -> Callable[[OpHandler], OpHandler]:
-        def register(handler: OpHandler) -> OpHandler:
+    ) -> Callable[[_Handler], _Handler]:
+        def register(handler: _Handler) -> _Handler:
             op_name = name or handler.__name__
             if op_name in self.specs:
                 raise ValueError(f"op {op_name!r} declared twice in {self.module}")

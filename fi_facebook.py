@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
 from admonster_store import AuditEntry, Confirmation, Store, Workspace, WorkspaceState
 import fb_ad_account
@@ -216,6 +217,8 @@ class Registry:
 
         content = structured_data(data)
         shape = DryRunData if content.get("dry_run") is True and spec.kind is not OpKind.READ else spec.result
+        if shape is None:
+            return []
         key = f"{spec.name}:{shape.__name__}"
         validator = self._result_validators.get(key)
         if validator is None:
@@ -611,13 +614,13 @@ def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
         ) from None
 
 
-def _describe_problem(err: dict[str, Any]) -> str:
+def _describe_problem(err: ErrorDetails) -> str:
     where = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         return f"unknown argument {where!r}"
     if err["type"] == "missing":
         return f"{where} is required"
-    message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
+    message: str = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").rstrip(".")
     if not where:  # a check of the arguments together: its words say what is wrong
         return message
     shown = err.get("input")
@@ -1038,7 +1041,9 @@ def _comparable(changes: list[Change] | list[dict[str, Any]]) -> list[tuple[str,
 def _described(change: dict[str, Any]) -> str:
     label = f"{change.get('object_type') or ''} {change.get('object_name') or ''}".strip() or "the object"
     money = change.get("field") in BUDGET_FIELDS + ("spend_cap", "bid_amount")
-    value = (lambda v: _money(v, change.get("currency"))) if money else (lambda v: "none" if v in (None, "") else str(v))
+    def value(v: Any) -> str:
+        return _money(v, change.get("currency")) if money else "none" if v in (None, "") else str(v)
+
     return f"{label} {change.get('field', '').replace('_', ' ')} {value(change.get('before'))} → {value(change.get('after'))}"
 
 
@@ -1058,10 +1063,6 @@ def _change_data(change: Change) -> dict[str, Any]:
     return change_dicts([change])[0]
 
 
-def _change_from_data(data: dict[str, Any]) -> Change:
-    return Change(**{k: data.get(k) for k in ("object_id", "object_type", "object_name", "field", "before", "after", "currency")})
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Meta ops: audit, undo, confirmations, selection (need the store, so they live here, not in an fb_* module)
 # ---------------------------------------------------------------------------------------------------------------
@@ -1072,6 +1073,13 @@ class FacebookContext(OpContext):
     """OpContext plus the Facebook session, for the meta ops that need the store."""
 
     facebook: "Facebook | None" = None
+
+    @property
+    def session(self) -> "Facebook":
+        """The Facebook session a meta op works in (None only for a bare handler run outside one)."""
+        if self.facebook is None:
+            raise ValidationError("This op needs a workspace session", fix="Call it through Ad Monster (chat, API or MCP)")
+        return self.facebook
 
 
 meta_ops = OpSet("fi_facebook")
@@ -1119,7 +1127,7 @@ class SettledWrite(DataRow):
 class ReconcileData(OpData):
     settled: list[SettledWrite] = Field(description="Writes whose outcome is now recorded.")
     open: list[SettledWrite] = Field(description="Writes still unknown (the hourly reconcile job looks again).")
-    entry: AuditEntryData = Field(None, description="With audit_id, when that entry was already settled: the entry.")
+    entry: AuditEntryData | None = Field(None, description="With audit_id, when that entry was already settled: the entry.")
 
 
 class PendingConfirmation(DataRow):
@@ -1141,7 +1149,7 @@ class AuditLogArgs(OpArgs):
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=AuditLog)
 async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
-    entries = await ctx.facebook.store.list_audit(ctx.facebook.workspace.id, limit=args.limit, op=args.op)
+    entries = await ctx.session.store.list_audit(ctx.session.workspace.id, limit=args.limit, op=args.op)
     if not entries:
         return OpResult(text="The audit log is empty: nothing has been written yet.", data={"entries": []})
     lines = [f"Audit log ({len(entries)} newest):"]
@@ -1173,7 +1181,7 @@ def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     """Undo from what Facebook shows: each field goes back to its value before the entry, from the value it has now.
     An entry whose outcome is unknown is looked up first; an undo runs once however many ask for it at once."""
-    facebook = ctx.facebook
+    facebook = ctx.session
     entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
     if entry is None:
         raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries", blame_field="audit_id")
@@ -1182,7 +1190,7 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
         if verdict.outcome != "unknown":
             await facebook.store.settle_audit(facebook.workspace.id, entry.id, outcome=verdict.outcome, object_ids=verdict.object_ids,
                                               error=None if verdict.outcome == "ok" else verdict.words)
-            entry = await facebook.store.get_audit(facebook.workspace.id, entry.id)
+            entry = await facebook.store.get_audit(facebook.workspace.id, entry.id) or entry
     _check_undoable(entry)
     changes = _undoable_changes(entry.changes)
     current = await _current_values(ctx.graph, changes)
@@ -1195,20 +1203,22 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     moved = [c for c in changes if str(current[(c["object_id"], c["field"])]) not in (str(c["after"]), str(c["before"]))]
     updates: dict[str, dict[str, Any]] = {}
     for change in reverse:
-        updates.setdefault(change.object_id, {})[change.field] = change.after
+        updates.setdefault(str(change.object_id), {})[change.field] = change.after
 
     async def execute() -> OpResult:
         mine = _current_audit.get()
         if mine is not None and not await facebook.store.mark_undone(facebook.workspace.id, entry.id, mine):
-            holder = (await facebook.store.get_audit(facebook.workspace.id, entry.id)).undone_by
+            held = await facebook.store.get_audit(facebook.workspace.id, entry.id)
+            holder = held.undone_by if held is not None else None
             raise ValidationError(f"Audit entry #{entry.id} is already undone, or being undone, by #{holder}",
                                   fix="Nothing was sent; /audit shows the log")
         results = await ctx.graph.batch([BatchItem("POST", object_id, body=fields) for object_id, fields in updates.items()])
         failed = [r for r in results if not r.ok]
         if failed:
-            if mine is not None and not is_ambiguous(failed[0].error) and len(failed) == len(results):
+            error = failed[0].error or FacebookError(f"Undoing #{entry.id} failed", fix="Run /audit and try again")
+            if mine is not None and not is_ambiguous(error) and len(failed) == len(results):
                 await facebook.store.release_undone(facebook.workspace.id, entry.id, mine)
-            raise failed[0].error
+            raise error
         lines = [f"Undid #{entry.id} ({entry.op}):"] + [f"  {_change_words(c)}" for c in reverse]
         lines += [f"  (it had changed since: {c['object_type']} {c['object_id']} showed {c['field']} "
                   f"{_value_words(current[(c['object_id'], c['field'])], c)} instead of {_value_words(c['after'], c)})" for c in moved]
@@ -1275,7 +1285,7 @@ class Verdict:
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ReconcileData)
 async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
-    facebook = ctx.facebook
+    facebook = ctx.session
     entries = await facebook.store.unsettled_audit(facebook.workspace.id)
     if args.audit_id is not None:
         entries = [e for e in entries if e.id == args.audit_id]
@@ -1288,7 +1298,9 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
                             data={"settled": [], "open": [], "entry": _audit_data(entry)})
     if not entries:
         return OpResult(text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []})
-    lines, settled, still_open = [], [], []
+    lines: list[str] = []
+    settled: list[dict[str, Any]] = []
+    still_open: list[dict[str, Any]] = []
     for entry in entries:
         verdict = await _what_facebook_shows(ctx, entry, facebook)
         if verdict.outcome != "unknown" or entry.outcome == "pending":
@@ -1410,7 +1422,7 @@ class ListConfirmationsArgs(OpArgs):
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ConfirmationList)
 async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) -> OpResult:
-    pending = await ctx.facebook.store.list_confirmations(ctx.facebook.workspace.id)
+    pending = await ctx.session.store.list_confirmations(ctx.session.workspace.id)
     if not pending:
         return OpResult(text="No calls are waiting for confirmation.", data={"confirmations": []})
     lines = ["Waiting for confirmation:"] + [f"  {c.id}: {c.op} — {c.preview}" for c in pending]
@@ -1689,7 +1701,7 @@ class Connector:
         `inspect` of it just made)."""
         health = checked or await self.inspect(token)
         if self.foreign(health):
-            raise ValidationError(f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id})",
+            raise ValidationError(f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id if self.app else 'none configured'})",
                                   fix="Create the token for Ad Monster's app (ADMONSTER_APP_ID) and try again")
         if not health.valid:
             raise ValidationError(f"Facebook says this token is not valid: {health.reason or 'unknown reason'}",
@@ -1790,7 +1802,7 @@ class TokenHealthData(OpData):
     missing_scopes: list[str] = Field(description="Permissions Ad Monster asks for that the token lacks.")
     reason: str | None = Field(description="Why it is not valid.")
     source: str | None = Field(description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store.")
-    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")
+    api_version_warning: str | None = Field(None, description="Present when the configured Graph API version ends within 90 days.")
 
 
 class Disconnected(OpData):
@@ -1807,7 +1819,7 @@ class ConnectArgs(OpArgs):
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect", result=SigninLink)
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
-    facebook = ctx.facebook
+    facebook = ctx.session
     if facebook.connector is None or facebook.callback_url is None:
         raise ValidationError("Signing in is not available in this interface",
                               fix="Run `admonster connect`, or `admonster serve` and /connect there")
@@ -1824,7 +1836,7 @@ class TokenStatusArgs(OpArgs):
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="token_status", result=TokenHealthData)
 async def token_status_op(ctx: FacebookContext, args: TokenStatusArgs) -> OpResult:
-    facebook = ctx.facebook
+    facebook = ctx.session
     if facebook.connector is None:
         raise ValidationError("Token checks are not available in this interface", fix="Use `admonster token status`")
     unstored = None
@@ -1845,12 +1857,13 @@ class DisconnectArgs(OpArgs):
 
 @meta_ops.op(OpKind.WRITE, group=TaskGroup.CONNECT, name="disconnect", destructive=True, result=Disconnected)
 async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan:
-    facebook = ctx.facebook
-    if facebook.connector is None:
+    facebook = ctx.session
+    connector = facebook.connector
+    if connector is None:
         raise ValidationError("Disconnecting is not available in this interface", fix="Use `admonster disconnect`")
 
     async def execute() -> OpResult:
-        text, revoked = await facebook.connector.disconnect(facebook.workspace.id)
+        text, revoked = await connector.disconnect(facebook.workspace.id)
         await facebook.after_disconnect()
         return OpResult(text=text, data={"disconnected": True, "revoked": revoked})
 
@@ -2036,7 +2049,9 @@ class Facebook:
         chosen = await self.selections()
         state = self.state()
         return FacebookContext(
-            graph=self.graph, workspace=self.workspace.name, interface=interface,
+            # Unconnected (graph None), only the ops that never read ctx.graph run (_call: connect, token_status, …).
+            graph=self.graph,  # type: ignore[arg-type]
+            workspace=self.workspace.name, interface=interface,
             ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
             instagram_account_id=chosen.get("instagram_account"), facebook=self,
             ops=GatelessOpRunner(self, interface), journal=state, records=state, gate=JobGate(self, interface),
@@ -2225,19 +2240,19 @@ class PlannedObjectsGraph:
             obj = {k: v for k, v in obj.items() if k in wanted}
         return obj
 
-    async def get(self, path: str, params: Any = None) -> dict:
+    async def get(self, path: str, params: Any = None) -> dict[str, Any]:
         found = self._placeholder(path)
         if found is None:
             return await self._graph.get(path, params)
         object_id, edge = found
         return {"data": []} if edge else self._answer(object_id, params)
 
-    async def get_all(self, path: str, params: Any = None, *, limit: int | None = None) -> list[dict]:
+    async def get_all(self, path: str, params: Any = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         if self._placeholder(path) is not None:
             return []  # an object not created yet has no children
         return await self._graph.get_all(path, params, limit=limit)
 
-    async def get_many(self, ids: Any, fields: Any) -> dict[str, dict]:
+    async def get_many(self, ids: Any, fields: Any) -> dict[str, dict[str, Any]]:
         ids = [str(i) for i in ids]
         planned = {i: self._answer(i, {"fields": fields if isinstance(fields, str) else ",".join(fields)})
                    for i in ids if i in self._objects}
@@ -2249,15 +2264,15 @@ class PlannedObjectsGraph:
             raise ValidationError(f"{path} is a placeholder for an object not created yet",
                                   fix="This is a bug in Ad Monster: pre-checks must not write")
 
-    async def post(self, path: str, data: Any = None, **kwargs: Any) -> dict:
+    async def post(self, path: str, data: Any = None, **kwargs: Any) -> dict[str, Any]:
         self._refuse_write(path)
         return await self._graph.post(path, data, **kwargs)
 
-    async def create(self, path: str, data: Any, **kwargs: Any) -> dict:
+    async def create(self, path: str, data: Any, **kwargs: Any) -> dict[str, Any]:
         self._refuse_write(path)
         return await self._graph.create(path, data, **kwargs)
 
-    async def delete(self, path: str, params: Any = None, **kwargs: Any) -> dict:
+    async def delete(self, path: str, params: Any = None, **kwargs: Any) -> dict[str, Any]:
         self._refuse_write(path)
         return await self._graph.delete(path, params, **kwargs)
 
