@@ -176,7 +176,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-class JsonText(TypeDecorator):
+class JsonText(TypeDecorator[Any]):
     """A JSON value kept as text (the same on both engines); refused with one line when it is not JSON."""
 
     impl = Text
@@ -198,7 +198,7 @@ class JsonText(TypeDecorator):
         return None if value is None else json.loads(value)
 
 
-class UtcText(TypeDecorator):
+class UtcText(TypeDecorator[datetime]):
     """A UTC time kept as ISO-8601 text (seconds; text order is time order); read back as an aware datetime."""
 
     impl = Text
@@ -211,7 +211,7 @@ class UtcText(TypeDecorator):
         return datetime.fromisoformat(value) if value else None
 
 
-class Flag(TypeDecorator):
+class Flag(TypeDecorator[bool]):
     """A yes/no kept as INTEGER 0/1 on both engines (as the SQLite schema always had)."""
 
     impl = Integer
@@ -256,7 +256,7 @@ def _sql_type(annotation: Any, what: str, given: Any = None) -> tuple[Any, bool]
 def record_table(name: str, record: type, *extra: Any, label: str) -> Table:
     """The table of `record`: one column per stored field, then `extra` columns, constraints and indexes."""
     hints = typing.get_type_hints(record)
-    columns: list[Column] = []
+    columns: list[Column[Any]] = []
     autoincrement = False
     for spec in fields(record):
         info: ColumnInfo = spec.metadata.get(COLUMN, ColumnInfo())
@@ -770,7 +770,7 @@ def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
 
 def _secret_text(secret: Any) -> str:
     getter = getattr(secret, "get_secret_value", None)
-    return getter() if callable(getter) else secret
+    return typing.cast("str", getter() if callable(getter) else secret)
 
 
 def load_or_create_key_file(path: Path) -> Fernet:
@@ -885,7 +885,7 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def __init__(self, adapt_connection: Any):  # no driver cursor: each execute makes and closes its own, on the thread
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._cursor = None
+        self._cursor = None  # type: ignore[assignment]  # no driver cursor (see above)
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
         self._description: Any = None
@@ -914,7 +914,7 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         return await self._run(operation, seq_of_parameters, many=True)
 
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        adapt = self._adapt_connection
+        adapt = typing.cast(_OneHopConnection, self._adapt_connection)
         async with adapt._execute_mutex:
             begin, adapt._begin = adapt._begin, None
             adapt._in_tx = None  # unknown until the trip answers (a failed statement may leave a transaction open)
@@ -1006,7 +1006,7 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: SyncConnection) -> None:  # sent with the first statement (_OneHopCursor)
-        connection.connection.dbapi_connection._begin = connection.get_execution_options().get(
+        typing.cast(_OneHopConnection, connection.connection.dbapi_connection)._begin = connection.get_execution_options().get(
             "admonster_begin", "BEGIN IMMEDIATE")
 
     return engine
@@ -1031,7 +1031,7 @@ def _first(result: Any) -> Any:
 
 
 def _all_rows(result: Any) -> list[Any]:
-    return result.all()
+    return typing.cast("list[Any]", result.all())
 
 
 def _scalar(result: Any) -> Any:
@@ -1039,7 +1039,7 @@ def _scalar(result: Any) -> Any:
 
 
 def _rowcount(result: Any) -> int:
-    return result.rowcount
+    return typing.cast("int", result.rowcount)
 
 
 def _memory_name() -> str:
@@ -1049,7 +1049,7 @@ def _memory_name() -> str:
 def _memory_keeper(engine: AsyncEngine) -> Any:
     """A plain connection holding a store's in-memory database open for the store's life: the pool may drop its
     connection (a task cancelled mid-statement has its connection closed, not reused), and the data must outlive it."""
-    return sqlite3.connect(f"file:{engine.url.database.removeprefix('file:')}?mode=memory&cache=shared", uri=True,
+    return sqlite3.connect(f"file:{(engine.url.database or '').removeprefix('file:')}?mode=memory&cache=shared", uri=True,
                            check_same_thread=False)
 
 
@@ -1186,10 +1186,12 @@ class Store:
     def _insert(self, table: Table) -> Any:
         """INSERT for this engine, with ON CONFLICT (both SQLite and PostgreSQL have it)."""
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        return dialect_insert(table)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def _upsert(self, table: Table, values: dict[str, Any], keys: tuple[str, ...], *, where: Any = None) -> Any:
         """INSERT `values`, or on a clash of `keys` UPDATE the other given columns (only when `where` holds)."""
@@ -1254,11 +1256,11 @@ class Store:
         async with self._tx() as conn:
             await conn.execute(self._insert_or_ignore(workspaces, {"name": name, "created_at": _iso(self._now())}))
             row = (await conn.execute(select(workspaces).where(workspaces.c.name == name))).one()
-        return from_row(workspaces, row)
+        return typing.cast("Workspace", from_row(workspaces, row))
 
     async def get_workspace(self, workspace_id: int) -> Workspace | None:
         """The workspace with this id, or None."""
-        return await self._one(workspaces, workspaces.c.id == workspace_id)
+        return typing.cast("Workspace | None", await self._one(workspaces, workspaces.c.id == workspace_id))
 
     async def list_workspaces(self) -> list[Workspace]:
         """All workspaces, oldest first."""
@@ -1266,7 +1268,7 @@ class Store:
 
     async def find_workspace(self, name: str) -> Workspace | None:
         """The workspace called `name`, or None (nothing is created)."""
-        return await self._one(workspaces, workspaces.c.name == (name or "").strip())
+        return typing.cast("Workspace | None", await self._one(workspaces, workspaces.c.name == (name or "").strip()))
 
     async def _one(self, table: Table, *where: Any) -> Any:
         """The record of the one row of `table` matching `where`, or None."""
@@ -1320,7 +1322,7 @@ class Store:
             return None
         row = (await conn.execute(select(api_keys).where(*mine)
                                   .order_by(self._insertion_order(api_keys).desc()))).first()
-        return from_row(api_keys, row)
+        return typing.cast("ApiKeyInfo | None", from_row(api_keys, row))
 
     async def rotate_api_key(self, workspace_id: int, key_id: str) -> tuple[str, ApiKeyInfo] | None:
         """A new key for the workspace and the old one revoked, in one transaction; None (nothing changed) when the
@@ -1341,7 +1343,7 @@ class Store:
         wanted = hash_api_key(key)
         for row in rows:
             if hmac.compare_digest(row.key_hash, wanted):
-                return from_row(workspaces, row)
+                return typing.cast("Workspace | None", from_row(workspaces, row))
         return None
 
     # -- settings and guardrails -----------------------------------------------------------------------------
@@ -1449,13 +1451,13 @@ class Store:
                 f"Audit outcome {outcome!r} is not known", fix=f"use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
-        return await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
+        return typing.cast("int", await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
             workspace_id=workspace_id, created_at=now, interface=interface, op=op,
             args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
             object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
             fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
             settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
-        ))
+        )))
 
     async def settle_audit(
         self,
@@ -1488,8 +1490,8 @@ class Store:
         unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id,
                      audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
         if not tags:  # the hot path: one UPDATE built once, the values as parameters
-            return await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
-                                                                       "entry_id": audit_id}) == 1
+            return typing.cast("bool", await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
+                                                                       "entry_id": audit_id}) == 1)
         async with self._tx(workspace_id) as conn:
             held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
             values["tags"] = _clean_tags([*(held or []), *tags])
@@ -1525,7 +1527,7 @@ class Store:
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
         """One audit entry of the workspace, or None."""
-        return await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id)
+        return typing.cast("AuditEntry | None", await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id))
 
     async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
@@ -1567,7 +1569,7 @@ class Store:
                     created_at=_iso(now), expires_at=_iso(now + timedelta(seconds=ttl_seconds)), changes=changes,
                 ).on_conflict_do_nothing().returning(confirmations.c.id))
                 if made is not None:
-                    return made  # else an id collision: draw another
+                    return typing.cast("str", made)  # else an id collision: draw another
         raise StoreError("Could not allocate a confirmation id", fix="retry the operation.")
 
     async def take_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
@@ -1605,7 +1607,7 @@ class Store:
         status = "used" if used_at else "expired" if expires_at <= now_iso else "pending"
         # Encrypted since schema 10; plain JSON in rows written before.
         args = json.loads(stored if stored.lstrip().startswith("{") else self._decrypt(stored))
-        return from_row(confirmations, row, args=args, status=status)
+        return typing.cast("Confirmation", from_row(confirmations, row, args=args, status=status))
 
     # -- chat threads ----------------------------------------------------------------------------------------
 
@@ -1622,7 +1624,7 @@ class Store:
                 raise InvalidArgument(f"Workspace {workspace_id} does not exist", fix="create it with ensure_workspace().")
             last = await conn.scalar(select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(
                 chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread))
-            start = int(last) + 1
+            start = int(last or 0) + 1
             await conn.execute(insert(chat_messages), [
                 {"workspace_id": workspace_id, "thread_id": thread, "seq": start + offset, **row, "created_at": created}
                 for offset, row in enumerate(rows)])
@@ -1686,8 +1688,8 @@ class Store:
         if row is None:
             return None
         sealed_secret = row._mapping[tokens.c.app_secret]
-        return from_row(tokens, row, token=self._decrypt(row._mapping[tokens.c.token]),
-                        app_secret=self._decrypt(sealed_secret) if sealed_secret else None)
+        return typing.cast("StoredToken | None", from_row(tokens, row, token=self._decrypt(row._mapping[tokens.c.token]),
+                        app_secret=self._decrypt(sealed_secret) if sealed_secret else None))
 
     async def delete_token(self, workspace_id: int) -> bool:
         """Forget the workspace's token; True if there was one."""
@@ -1770,9 +1772,9 @@ class Store:
             return None
         now = _iso(self._now())
         async with self._tx() as conn:
-            return await conn.scalar(update(oauth_states).where(
+            return typing.cast("int | None", await conn.scalar(update(oauth_states).where(
                 oauth_states.c.nonce == nonce, oauth_states.c.used_at.is_(None), oauth_states.c.expires_at > now,
-            ).values(used_at=now).returning(oauth_states.c.workspace_id))
+            ).values(used_at=now).returning(oauth_states.c.workspace_id)))
 
     async def oauth_state_binding(self, nonce: str) -> tuple[str | None, bool] | None:
         """(binding hash, switch allowed) of a state nonce, used or not; None when unknown."""
@@ -1818,11 +1820,11 @@ class Store:
         now = _iso(self._now())
         async with self._tx(workspace_id) as conn:
             # The only unique key besides the id is (workspace, channel, dedupe_key): a clash means already queued.
-            return await conn.scalar(self._insert(notifications).values(
+            return typing.cast("int | None", await conn.scalar(self._insert(notifications).values(
                 workspace_id=workspace_id, channel=channel, level=level, subject=subject, text=str(text or ""),
                 target=target, dedupe_key=dedupe_key or None, status="pending", attempts=0, created_at=now,
                 next_attempt_at=now,
-            ).on_conflict_do_nothing().returning(notifications.c.id))
+            ).on_conflict_do_nothing().returning(notifications.c.id)))
 
     def _due(self, now: datetime) -> Any:
         return select(notifications).where(
@@ -1849,8 +1851,8 @@ class Store:
 
     async def get_notification(self, workspace_id: int, notification_id: int) -> Notification | None:
         """One message of the workspace, or None."""
-        return await self._one(notifications, notifications.c.workspace_id == workspace_id,
-                               notifications.c.id == notification_id)
+        return typing.cast("Notification | None", await self._one(notifications, notifications.c.workspace_id == workspace_id,
+                               notifications.c.id == notification_id))
 
     async def mark_notification_sent(self, notification_id: int) -> bool:
         """Record a successful delivery of a pending message; False if it was not pending."""
@@ -1925,7 +1927,7 @@ class Store:
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
-        return await self._one(job_runs, job_runs.c.name == name)
+        return typing.cast("JobRun | None", await self._one(job_runs, job_runs.c.name == name))
 
     async def list_job_runs(self) -> list[JobRun]:
         """The last run of every job that ever ran, by name."""
@@ -1946,15 +1948,15 @@ class Store:
                 "created_at": now, "updated_at": now}))
             await conn.execute(update(launches).where(*mine, launches.c.status == "rolled_back")
                                .values(status="running", steps={}, request=request, updated_at=now))
-            return from_row(launches, (await conn.execute(select(launches).where(*mine))).one())
+            return typing.cast("Launch", from_row(launches, (await conn.execute(select(launches).where(*mine))).one()))
 
     async def find_launch(self, workspace_id: int, key: str) -> Launch | None:
         """The workspace's launch for `key`, or None."""
-        return await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.key == key)
+        return typing.cast("Launch | None", await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.key == key))
 
     async def get_launch(self, workspace_id: int, launch_id: int) -> Launch | None:
         """One launch of the workspace, or None (another workspace's launch is None too)."""
-        return await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id))
+        return typing.cast("Launch | None", await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id)))
 
     async def list_launches(self, workspace_id: int, limit: int = 20) -> list[Launch]:
         """The workspace's latest launches, newest first."""
@@ -1992,7 +1994,7 @@ class Store:
             steps[step] = entry  # re-inserted last: the steps stay in the order they last ran
             await conn.execute(update(launches).where(*mine).values(
                 steps=steps, status="failed" if status == "failed" else launch.status, updated_at=_iso(self._now())))
-            return from_row(launches, (await conn.execute(select(launches).where(*mine))).one())
+            return typing.cast("Launch", from_row(launches, (await conn.execute(select(launches).where(*mine))).one()))
 
     async def set_launch_status(self, workspace_id: int, launch_id: int, status: str) -> bool:
         """Set a launch's status (running, failed, done, rolled_back); False when it is not in this workspace."""
@@ -2021,7 +2023,7 @@ class Store:
                 await conn.execute(self._claim_statement(workspace_id, key, owner, now, length))
                 row = (await conn.execute(select(leases).where(*mine))).first()
             if row is not None:
-                return from_row(leases, row)
+                return typing.cast("Lease", from_row(leases, row))
             # The holder released it between the two statements: the key is free, so claim again.
 
     def _claim_statement(self, workspace_id: int, key: str, owner: str, now: datetime, length: timedelta) -> Any:
@@ -2088,11 +2090,11 @@ class Store:
             if _violation(exc) == "unique":
                 raise InvalidArgument(f"An alert named {name!r} already exists", fix="pick another name or delete it first.", blame_field="name") from None
             raise InvalidArgument(f"Alert rule refused by the database ({_one_line(str(exc.orig))})", fix="check level, operator and action.") from None
-        return from_row(alert_rules, row)
+        return typing.cast("AlertRule", from_row(alert_rules, row))
 
     async def get_alert_rule(self, workspace_id: int, rule_id: int) -> AlertRule | None:
         """One alert rule of the workspace, or None."""
-        return await self._one(alert_rules, alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id))
+        return typing.cast("AlertRule | None", await self._one(alert_rules, alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id)))
 
     async def list_alert_rules(self, workspace_id: int, *, enabled_only: bool = False) -> list[AlertRule]:
         """The workspace's alert rules, oldest first."""
@@ -2131,7 +2133,7 @@ class Store:
                 object_id=rule.object_id, value=value, action=rule.action,
                 outcome=_one_line(outcome)[:MAX_ERROR_CHARS], detail=drop_secret_keys(detail or {}),
             ).returning(*alert_events.c))).one()
-        return from_row(alert_events, event_row)
+        return typing.cast("AlertEvent", from_row(alert_events, event_row))
 
     async def list_alert_events(self, workspace_id: int, *, rule_id: int | None = None, limit: int = 50) -> list[AlertEvent]:
         """The workspace's alert events, newest first (optionally one rule's)."""
@@ -2192,7 +2194,7 @@ class Store:
             row = (await conn.execute(select(spend_ledger).where(
                 spend_ledger.c.workspace_id == workspace_id, spend_ledger.c.ad_account_id == account,
                 spend_ledger.c.day == day))).one()
-        return from_row(spend_ledger, row)
+        return typing.cast("LedgerEntry", from_row(spend_ledger, row))
 
     async def list_spend(self, workspace_id: int, since: str, until: str, *, ad_account_id: str | None = None) -> list[LedgerEntry]:
         """Ledger entries with `since` <= day <= `until`, by day then account."""
@@ -2213,7 +2215,7 @@ class Store:
                 workspace_id=workspace_id, ad_account_id=account, object_ids=[str(i) for i in object_ids],
                 reason=_one_line(reason or "billing failed")[:MAX_ERROR_CHARS], created_at=_iso(self._now()),
             ).returning(*billing_pauses.c))).one()
-        return from_row(billing_pauses, row)
+        return typing.cast("BillingPause", from_row(billing_pauses, row))
 
     async def open_billing_pauses(self, workspace_id: int, ad_account_id: str | None = None) -> list[BillingPause]:
         """The billing pauses not resumed yet, oldest first (optionally one account's)."""
@@ -2283,7 +2285,7 @@ class Store:
                 raise (await self._experiment_conflict(workspace_id, key, name)
                        or InvalidArgument(f"Experiment {name!r} already exists", fix="pick another name.", blame_field="name")) from None
             raise InvalidArgument(f"Experiment refused by the database ({_one_line(str(exc.orig))})", fix="check status and variants.") from None
-        return from_row(experiments, row)
+        return typing.cast("Experiment", from_row(experiments, row))
 
     async def _experiment_conflict(self, workspace_id: int, key: str, name: str) -> InvalidArgument | None:
         """The refusal for a key or name already used in the workspace, naming the experiment that has it."""
@@ -2301,12 +2303,12 @@ class Store:
 
     async def find_experiment(self, workspace_id: int, key: str) -> Experiment | None:
         """The workspace's experiment started from the plan with this key, or None."""
-        return await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.key == str(key))
+        return typing.cast("Experiment | None", await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.key == str(key)))
 
     async def get_experiment(self, workspace_id: int, experiment_id: int) -> Experiment | None:
         """One experiment of the workspace, or None (another workspace's experiment is None too)."""
-        return await self._one(experiments, experiments.c.workspace_id == workspace_id,
-                               experiments.c.id == int(experiment_id))
+        return typing.cast("Experiment | None", await self._one(experiments, experiments.c.workspace_id == workspace_id,
+                               experiments.c.id == int(experiment_id)))
 
     async def list_experiments(self, workspace_id: int, status: str | None = None) -> list[Experiment]:
         """The workspace's experiments, newest first (only those with `status` when given)."""
@@ -2348,7 +2350,7 @@ class Store:
                 raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at.")
             row = (await conn.execute(update(experiments).where(*mine).values(**values, updated_at=_iso(self._now()))
                                       .returning(*experiments.c))).one()
-        return from_row(experiments, row)
+        return typing.cast("Experiment | None", from_row(experiments, row))
 
     async def add_experiment_event(
         self, workspace_id: int, experiment_id: int, action: str, detail: dict[str, Any] | None = None, *,
@@ -2368,7 +2370,7 @@ class Store:
                 workspace_id=workspace_id, experiment_id=found, at=when, action=action,
                 detail=drop_secret_keys(detail or {}),
             ).returning(*experiment_events.c))).one()
-        return from_row(experiment_events, row)
+        return typing.cast("ExperimentEntry", from_row(experiment_events, row))
 
     async def list_experiment_events(self, workspace_id: int, experiment_id: int) -> list[ExperimentEntry]:
         """One experiment's events, oldest first (none for another workspace's experiment)."""
@@ -2712,7 +2714,7 @@ def _check_variants(variants: Any) -> list[dict[str, Any]]:
             raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}", fix=f"use one of {', '.join(VARIANT_STATES)}.")
     cleaned = drop_secret_keys(variants)
     _to_json(cleaned, "Experiment variants")
-    return cleaned
+    return typing.cast("list[dict[str, Any]]", cleaned)
 
 
 def _check_currency(currency: Any) -> str:

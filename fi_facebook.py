@@ -1047,7 +1047,7 @@ def _described(change: dict[str, Any]) -> str:
     return f"{label} {change.get('field', '').replace('_', ' ')} {value(change.get('before'))} → {value(change.get('after'))}"
 
 
-def _confirmation_gone(confirmation_id: str, known: Any) -> ValidationError:
+def _confirmation_gone(confirmation_id: str, known: Confirmation | None) -> ValidationError:
     """One line for a confirmation id that cannot run: used, expired, or not this workspace's."""
     if known is not None and known.status == "used":
         return ValidationError(f"Confirmation {confirmation_id} was already used or cancelled", blame_field="confirm",
