@@ -1248,6 +1248,10 @@ class Store:
 
     # -- workspaces and API keys -----------------------------------------------------------------------------
 
+    def workspace_state(self, workspace_id: int, policy: SingleFlightPolicy | None = None) -> WorkspaceState:
+        """This store bound to one workspace: the ops' journal, records and experiments (fb_utils Protocols)."""
+        return WorkspaceState(self, workspace_id, policy)
+
     async def ensure_workspace(self, name: str) -> Workspace:
         """The workspace called `name`, created if it does not exist yet."""
         name = (name or "").strip()

@@ -25,13 +25,12 @@ from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
-from admonster_store import AuditEntry, Confirmation, Store, Workspace, WorkspaceState
 import fb_ad_account
 import fb_adset
 import fb_audience
@@ -86,6 +85,9 @@ from fb_utils import (
     redact,
     single_flight,
 )
+
+if TYPE_CHECKING:  # the store is given to Facebook (bot, server, jobs); this module only names its types
+    from admonster_store import AuditEntry, Confirmation, Store, Workspace, WorkspaceState
 
 OP_MODULES = (fb_ad_account, fb_campaign, fb_adset, fb_creative, fb_insights, fb_audience, fb_experiments)
 GATE_ARGS = ("dry_run", "confirm")
@@ -2061,7 +2063,7 @@ class Facebook:
 
     def state(self) -> WorkspaceState:
         """The store bound to this workspace: the ops' journal, records and experiments (with this session's leases)."""
-        return WorkspaceState(self.store, self.workspace.id, self.single_flight)
+        return self.store.workspace_state(self.workspace.id, self.single_flight)
 
     async def _note_made(self, object_id: str, lookup: dict[str, str]) -> None:
         audit_id = _current_audit.get()
