@@ -1043,6 +1043,7 @@ def _comparable(changes: list[Change] | list[dict[str, Any]]) -> list[tuple[str,
 def _described(change: dict[str, Any]) -> str:
     label = f"{change.get('object_type') or ''} {change.get('object_name') or ''}".strip() or "the object"
     money = change.get("field") in BUDGET_FIELDS + ("spend_cap", "bid_amount")
+
     def value(v: Any) -> str:
         return _money(v, change.get("currency")) if money else "none" if v in (None, "") else str(v)
 
@@ -1129,7 +1130,8 @@ class SettledWrite(DataRow):
 class ReconcileData(OpData):
     settled: list[SettledWrite] = Field(description="Writes whose outcome is now recorded.")
     open: list[SettledWrite] = Field(description="Writes still unknown (the hourly reconcile job looks again).")
-    entry: AuditEntryData | None = Field(None, description="With audit_id, when that entry was already settled: the entry.")
+    # Absent, never null (the schema says so): None is only the model's default.
+    entry: AuditEntryData = Field(None, description="With audit_id, when that entry was already settled: the entry.")  # type: ignore[assignment]
 
 
 class PendingConfirmation(DataRow):
@@ -1804,7 +1806,7 @@ class TokenHealthData(OpData):
     missing_scopes: list[str] = Field(description="Permissions Ad Monster asks for that the token lacks.")
     reason: str | None = Field(description="Why it is not valid.")
     source: str | None = Field(description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store.")
-    api_version_warning: str | None = Field(None, description="Present when the configured Graph API version ends within 90 days.")
+    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")  # type: ignore[assignment]  # absent, never null
 
 
 class Disconnected(OpData):
