@@ -39,6 +39,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     delete,
     event,
     func,
@@ -445,6 +446,20 @@ class JobSlot:
 
 
 @dataclass(frozen=True)
+class AccountUsageShare:
+    """An ad account's worst Graph API usage as the last process to pass the pacing threshold (or be throttled) saw
+    it, so replicas on one database pace together. Keyed by the account, not the workspace: Facebook's limits are per
+    ad account and app, whichever workspace calls. Times are wall-clock UTC."""
+
+    ad_account_id: str = column(primary_key=True)
+    usage_pct: float = column()
+    measure: str = column()            # what the usage measures ("ad-account usage", "ads_management usage", ...)
+    window_seconds: float = column()   # how long the usage takes to decay
+    seen_at: datetime = column()       # when Facebook answered it
+    block_until: datetime | None = column()  # a throttle: no call to the account before then
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     """One OpenAI-style message of a workspace's chat thread, in order (seq)."""
 
@@ -638,6 +653,7 @@ notifications = record_table(
 )
 job_runs = record_table("job_runs", JobRun, label="Job run")
 job_slots = record_table("job_slots", JobSlot, label="Job slot")
+account_usage = record_table("account_usage", AccountUsageShare, label="Account usage")
 chat_messages = record_table("chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")),
                              label="Chat message")
 launches = record_table("launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"),
@@ -1903,6 +1919,34 @@ class Store:
             claimed = await conn.execute(self._insert_or_ignore(job_slots, {
                 "name": name, "slot": slot, "owner": owner, "claimed_at": now}).returning(job_slots.c.owner))
             return claimed.first() is not None
+
+    # -- shared pacing ---------------------------------------------------------------------------------------
+
+    async def publish_account_usage(self, ad_account_id: str, *, usage_pct: float, measure: str, window_seconds: float,
+                                    seen_at: datetime, block_until: datetime | None = None) -> None:
+        """Share one ad account's usage with the other processes on this database. A newer sighting replaces the
+        usage; a throttle's block only ever lengthens (a later, shorter block does not end an earlier one)."""
+        if not ad_account_id:
+            raise InvalidArgument("An ad account id is needed. Fix: pass act_<digits>.")
+        statement = self._insert(account_usage).values(
+            ad_account_id=ad_account_id, usage_pct=float(usage_pct), measure=measure, window_seconds=float(window_seconds),
+            seen_at=_as_utc(seen_at), block_until=None if block_until is None else _as_utc(block_until))
+        new, old = statement.excluded, account_usage.c
+        newer = new.seen_at >= old.seen_at
+        statement = statement.on_conflict_do_update(index_elements=[old.ad_account_id], set_={
+            old.usage_pct: case((newer, new.usage_pct), else_=old.usage_pct),
+            old.measure: case((newer, new.measure), else_=old.measure),
+            old.window_seconds: case((newer, new.window_seconds), else_=old.window_seconds),
+            old.seen_at: case((newer, new.seen_at), else_=old.seen_at),
+            old.block_until: case((old.block_until.is_(None), new.block_until), (new.block_until.is_(None), old.block_until),
+                                  (new.block_until > old.block_until, new.block_until), else_=old.block_until),
+        })
+        async with self._tx() as conn:
+            await conn.execute(statement)
+
+    async def account_usage_share(self, ad_account_id: str) -> AccountUsageShare | None:
+        """The shared usage of one ad account, or None when no process shared any."""
+        return await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id)
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
