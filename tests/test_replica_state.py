@@ -130,3 +130,32 @@ async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(sa
         for facebook in replicas:
             await facebook.graph.close()
             await facebook.store.close()
+
+
+# -- MCP sessions live in one replica's memory: another answers 404 and the client starts a new session there ------
+
+
+async def test_an_mcp_session_id_unknown_to_a_replica_is_answered_404_and_a_new_session_works(postgres_url, tmp_path):
+    import aiohttp
+
+    from test_admonster_mcp import _initialize, _ping, _rpc
+    from testkit import running_server
+
+    secret = Fernet.generate_key().decode()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with running_server(tmp_path / "a", database_url=postgres_url, secret_key=secret) as (first_url, first_runtime), \
+            running_server(tmp_path / "b", database_url=postgres_url, secret_key=secret) as (second_url, _):
+        workspace = await first_runtime.store.ensure_workspace("acme")
+        key = await first_runtime.store.create_api_key(workspace.id)  # one key, valid on every replica
+        async with aiohttp.ClientSession() as http:
+            status, session_id = await _initialize(http, first_url, key)
+            assert status == 200 and session_id and (await _ping(http, first_url, key, session_id))[0] == 200
+            status, answer = await _ping(http, second_url, key, session_id)  # the balancer sent it to the other replica
+            assert status == 404 and answer["text"].startswith("ERROR not_found: No MCP session")
+            assert "Fix: Start a new session: send initialize without Mcp-Session-Id" in answer["text"]
+            status, fresh = await _initialize(http, second_url, key)  # what the spec tells the client to do on 404
+            assert status == 200 and fresh and fresh != session_id
+            status, tools = await _rpc(http, second_url, key, fresh, "tools/list")
+            assert status == 200 and tools["result"]["tools"]
+            assert (await _ping(http, first_url, key, session_id))[0] == 200  # the first replica still holds its own
