@@ -513,7 +513,8 @@ async def openapi_document(request: web.Request) -> web.Response:
 def create_app(runtime: Any) -> web.Application:
     app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
     app[RUNTIME_KEY] = runtime
-    app[FILES_KEY] = FileShelf(store=runtime.store)  # in the database: any replica serves the links
+    # In the database: any replica serves the links (a runtime without a store, as the OpenAPI build uses: in memory).
+    app[FILES_KEY] = FileShelf(store=getattr(runtime, "store", None))
     app[OPENAPI_KEY] = {}
     app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get("/healthz", health)
