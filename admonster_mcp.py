@@ -327,7 +327,11 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
 
     from fi_facebook import collect_audits, stop_collecting_audits
 
-    shelf = _file_shelf()
+    shelves: dict[int, Any] = {}
+
+    def shelf_of(facebook: Any) -> Any:  # the index in the session's database: any replica reads what another offered
+        store = getattr(facebook, "store", None)
+        return shelves.setdefault(id(store), _file_shelf(store))
     cancelled: dict[Any, list[str]] = {}  # per workspace: what its cancelled calls left, said on its next call
 
     async def run(facebook: Any, name: str, arguments: dict[str, Any]) -> Any:
@@ -372,7 +376,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             finally:
                 stop_collecting_audits(audits)
                 reset_progress_handler(token)
-            answer = to_call_result(result, resources=shelve_files(shelf, facebook, result.files))
+            answer = to_call_result(result, resources=await shelve_files(shelf_of(facebook), facebook, result.files))
             return with_cancelled_notes(answer, cancelled.pop(facebook.workspace.id, []))
         except FacebookError as error:  # e.g. no workspace for this request
             return error_result(error)
@@ -385,7 +389,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         facebook = await resolve(ctx)
         files = [types.Resource(name=entry.name, uri=file_uri(file_id, entry.name), mime_type=entry.content_type,
                                 size=entry.size, description="A file an op wrote for this workspace")
-                 for file_id, entry in shelf.shelved(facebook.workspace.id)]
+                 for file_id, entry in await shelf_of(facebook).shelved(facebook.workspace.id, facebook.files_dir)]
         return types.ListResourcesResult(resources=[*STATIC_RESOURCES, *files])
 
     async def list_templates(ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
@@ -403,7 +407,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         if uri == AUDIT_URI:
             result = await facebook.call("audit_log", {"limit": 100}, interface=interface)
             return _text_contents(uri, "application/json", json.dumps(structured_data(result.data), indent=1))
-        entry = find_file(shelf, facebook.workspace.id, uri)
+        entry = await find_file(shelf_of(facebook), facebook.workspace.id, uri, facebook.files_dir)
         if entry is None:  # unknown, expired, changed, or another workspace's: the same answer, so ids leak nothing
             raise MCPError(RESOURCE_NOT_FOUND, f"No resource {uri} for this workspace. Fix: resources/list shows what "
                                                "this workspace can read; files stay offered for 24 hours")
@@ -454,26 +458,26 @@ FILES_TEMPLATE = types.ResourceTemplate(name="file", title="A file an op wrote",
                                                     "(the id is in the tool result's resource link)")
 
 
-def _file_shelf() -> Any:
+def _file_shelf(store: Any = None) -> Any:
     from admonster_files import FileShelf  # the same shelf `/files/…` serves over HTTP: kinds, ids, expiry
 
-    return FileShelf()
+    return FileShelf(store=store)
 
 
 def file_uri(file_id: str, name: str) -> str:
     return f"{FILES_URI_PREFIX}{file_id}/{quote(name, safe='')}"
 
 
-def find_file(shelf: Any, workspace_id: Any, uri: str) -> Any:
+async def find_file(shelf: Any, workspace_id: Any, uri: str, folder: Any) -> Any:
     if not uri.startswith(FILES_URI_PREFIX):
         return None
     file_id, _, name = uri[len(FILES_URI_PREFIX):].partition("/")
-    return shelf.find(workspace_id, file_id, unquote(name)) if file_id and name else None
+    return await shelf.find(workspace_id, file_id, unquote(name), folder) if file_id and name else None
 
 
-def shelve_files(shelf: Any, facebook: Any, files: list[str] | None) -> list[tuple[str, Any] | None]:
+async def shelve_files(shelf: Any, facebook: Any, files: list[str] | None) -> list[tuple[str, Any] | None]:
     """Each file an op wrote, offered as a resource of the workspace (None: a kind not offered, or outside its folder)."""
-    return [shelf.shelve(facebook.workspace.id, path, facebook.files_dir) for path in files or []]
+    return [await shelf.shelve(facebook.workspace.id, path, facebook.files_dir) for path in files or []]
 
 
 def _text_contents(uri: str, mime_type: str, text: str) -> types.ReadResourceResult:

@@ -240,8 +240,8 @@ def _files_dir(request: web.Request) -> Path:
     return workspace_files_dir(request.app[RUNTIME_KEY].settings.home, request[WORKSPACE_KEY].id)
 
 
-def _with_file_urls(request: web.Request, files: list[str] | None) -> list[str | None]:
-    return request.app[FILES_KEY].urls(request[WORKSPACE_KEY].id, files, _files_dir(request))
+async def _with_file_urls(request: web.Request, files: list[str] | None) -> list[str | None]:
+    return await request.app[FILES_KEY].urls(request[WORKSPACE_KEY].id, files, _files_dir(request))
 
 
 UPLOAD_MAX_BYTES = 512 << 20  # images are at most 30 MB on Facebook; a video for ads fits comfortably
@@ -293,8 +293,8 @@ async def upload_file(request: web.Request) -> web.Response:
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
     """GET /v1/files/{id}/{name}: a file an op wrote for this workspace (404 for anything else)."""
-    entry = request.app[FILES_KEY].find(request[WORKSPACE_KEY].id, request.match_info["file_id"],
-                                        request.match_info["name"])
+    entry = await request.app[FILES_KEY].find(request[WORKSPACE_KEY].id, request.match_info["file_id"],
+                                              request.match_info["name"], _files_dir(request))
     if entry is None:
         return _error(404, "not_found", "No such file for this workspace (links last 24 hours)",
                       "Run the op again for a fresh link")
@@ -358,7 +358,7 @@ async def tool_call(request: web.Request) -> web.Response:
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
     response = web.json_response({"ok": result.ok, "held": result.held, "text": result.text, "llm_text": result.llm_text,
                                   "data": result.data, "files": result.files,
-                                  "file_urls": _with_file_urls(request, result.files)},
+                                  "file_urls": await _with_file_urls(request, result.files)},
                                  dumps=lambda value: json.dumps(value, default=str))
     return _with_signin_cookie(request, response, binding)
 
@@ -411,7 +411,7 @@ async def chat(request: web.Request) -> web.Response:
                         stream=False, interface="http")
     binding = _bind_signin_to_browser()
     reply, failed = await conversation.answer(message)
-    response = web.json_response(_chat_reply(request, conversation, thread_id, reply, failed),
+    response = web.json_response(await _chat_reply(request, conversation, thread_id, reply, failed),
                                  dumps=lambda value: json.dumps(value, default=str))
     return _with_signin_cookie(request, response, binding)
 
@@ -440,18 +440,18 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id, stream=False,
                         interface="http", relay=relay)
     reply, failed = await conversation.answer(message)
-    done = {"done": True, **_chat_reply(request, conversation, thread_id, reply, failed)}
+    done = {"done": True, **(await _chat_reply(request, conversation, thread_id, reply, failed))}
     await response.write((json.dumps(done, default=str, ensure_ascii=False) + "\n").encode())
     await response.write_eof()
     return response
 
 
-def _chat_reply(request: web.Request, conversation: Any, thread_id: str, reply: str, failed: bool) -> dict[str, Any]:
+async def _chat_reply(request: web.Request, conversation: Any, thread_id: str, reply: str, failed: bool) -> dict[str, Any]:
     tool_calls, files, file_urls = [], [], []
     for call in conversation.last_tool_calls:
         call = dict(call)
         call["files"] = list(call.get("files") or [])
-        call["file_urls"] = _with_file_urls(request, call["files"])
+        call["file_urls"] = await _with_file_urls(request, call["files"])
         files += call["files"]
         file_urls += call["file_urls"]
         tool_calls.append(call)
@@ -513,7 +513,8 @@ async def openapi_document(request: web.Request) -> web.Response:
 def create_app(runtime: Any) -> web.Application:
     app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
     app[RUNTIME_KEY] = runtime
-    app[FILES_KEY] = FileShelf()
+    # In the database: any replica serves the links (a runtime without a store, as the OpenAPI build uses: in memory).
+    app[FILES_KEY] = FileShelf(store=getattr(runtime, "store", None))
     app[OPENAPI_KEY] = {}
     app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get("/healthz", health)

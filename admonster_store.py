@@ -39,6 +39,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     delete,
     event,
     func,
@@ -467,6 +468,39 @@ class JobSlot:
 
 
 @dataclass(frozen=True)
+class AccountUsageShare:
+    """An ad account's worst Graph API usage as the last process to pass the pacing threshold (or be throttled) saw
+    it, so replicas on one database pace together. Keyed by the account, not the workspace: Facebook's limits are per
+    ad account and app, whichever workspace calls. Times are wall-clock UTC."""
+
+    ad_account_id: str = column(primary_key=True)
+    usage_pct: float = column()
+    measure: str = column()            # what the usage measures ("ad-account usage", "ads_management usage", ...)
+    window_seconds: float = column()   # how long the usage takes to decay
+    seen_at: datetime = column()       # when Facebook answered it
+    block_until: datetime | None = column()  # a throttle: no call to the account before then
+
+
+@dataclass(frozen=True)
+class OfferedFile:
+    """A file an op wrote, offered to its workspace under an unguessable id (`/v1/files/<id>/<name>`, MCP's
+    `admonster://files/<id>/<name>`) until `expires_at`. In the database so that any replica serves a link another one
+    handed out; the file itself stays on disk in the workspace's folder under the home, which replicas share (a shared
+    volume). `size` and `mtime_ns` tell a file changed since it was offered (then it is not served)."""
+
+    file_id: str = column(primary_key=True)
+    workspace_id: int = workspace_ref()
+    relative_path: str = column()     # inside the workspace's files folder (replicas may mount the home elsewhere)
+    name: str = column()
+    content_type: str = column()
+    disposition: str = column()
+    size: int = column()
+    mtime_ns: int = column()
+    offered_at: datetime = column()
+    expires_at: datetime = column()
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     """One OpenAI-style message of a workspace's chat thread, in order (seq)."""
 
@@ -660,6 +694,9 @@ notifications = record_table(
 )
 job_runs = record_table("job_runs", JobRun, label="Job run")
 job_slots = record_table("job_slots", JobSlot, label="Job slot")
+account_usage = record_table("account_usage", AccountUsageShare, label="Account usage")
+offered_files = record_table("offered_files", OfferedFile, Index("offered_files_workspace", "workspace_id", "offered_at"),
+                             label="Offered file")
 chat_messages = record_table("chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")),
                              label="Chat message")
 launches = record_table("launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"),
@@ -1928,6 +1965,60 @@ class Store:
             claimed = await conn.execute(self._insert_or_ignore(job_slots, {
                 "name": name, "slot": slot, "owner": owner, "claimed_at": now}).returning(job_slots.c.owner))
             return claimed.first() is not None
+
+    # -- offered files ---------------------------------------------------------------------------------------
+
+    async def offer_file(self, *, keep: int = 2000, **offer: Any) -> None:
+        """Record one offered file; expired offers go on the way, and the workspace keeps its `keep` newest (those
+        offered in the same second as the last kept one stay too: times are kept to the second)."""
+        offered = OfferedFile(**offer)  # every field named, or a TypeError saying which is missing
+        values = {spec.name: getattr(offered, spec.name) for spec in fields(OfferedFile)}
+        mine = offered_files.c.workspace_id == offered.workspace_id
+        async with self._tx(offered.workspace_id) as conn:
+            await conn.execute(delete(offered_files).where(offered_files.c.expires_at <= offered.offered_at))
+            await conn.execute(insert(offered_files).values(**values))
+            oldest_kept = (select(offered_files.c.offered_at).where(mine)
+                           .order_by(offered_files.c.offered_at.desc()).offset(keep - 1).limit(1).scalar_subquery())
+            await conn.execute(delete(offered_files).where(mine, offered_files.c.offered_at < oldest_kept))
+
+    async def offered_file(self, workspace_id: int, file_id: str, now: datetime) -> OfferedFile | None:
+        """The workspace's offered file `file_id` while its offer lasts, else None (another workspace's is None too)."""
+        return await self._one(offered_files, offered_files.c.file_id == file_id,
+                               offered_files.c.workspace_id == workspace_id, offered_files.c.expires_at > _as_utc(now))
+
+    async def offered_files_of(self, workspace_id: int, now: datetime) -> list[OfferedFile]:
+        """The workspace's files still on offer, newest first."""
+        return await self._all(select(offered_files).where(offered_files.c.workspace_id == workspace_id,
+                                                           offered_files.c.expires_at > _as_utc(now))
+                               .order_by(offered_files.c.offered_at.desc(), offered_files.c.file_id), offered_files)
+
+    # -- shared pacing ---------------------------------------------------------------------------------------
+
+    async def publish_account_usage(self, ad_account_id: str, *, usage_pct: float, measure: str, window_seconds: float,
+                                    seen_at: datetime, block_until: datetime | None = None) -> None:
+        """Share one ad account's usage with the other processes on this database. A newer sighting replaces the
+        usage; a throttle's block only ever lengthens (a later, shorter block does not end an earlier one)."""
+        if not ad_account_id:
+            raise InvalidArgument("An ad account id is needed. Fix: pass act_<digits>.")
+        statement = self._insert(account_usage).values(
+            ad_account_id=ad_account_id, usage_pct=float(usage_pct), measure=measure, window_seconds=float(window_seconds),
+            seen_at=_as_utc(seen_at), block_until=None if block_until is None else _as_utc(block_until))
+        new, old = statement.excluded, account_usage.c
+        newer = new.seen_at >= old.seen_at
+        statement = statement.on_conflict_do_update(index_elements=[old.ad_account_id], set_={
+            old.usage_pct: case((newer, new.usage_pct), else_=old.usage_pct),
+            old.measure: case((newer, new.measure), else_=old.measure),
+            old.window_seconds: case((newer, new.window_seconds), else_=old.window_seconds),
+            old.seen_at: case((newer, new.seen_at), else_=old.seen_at),
+            old.block_until: case((old.block_until.is_(None), new.block_until), (new.block_until.is_(None), old.block_until),
+                                  (new.block_until > old.block_until, new.block_until), else_=old.block_until),
+        })
+        async with self._tx() as conn:
+            await conn.execute(statement)
+
+    async def account_usage_share(self, ad_account_id: str) -> AccountUsageShare | None:
+        """The shared usage of one ad account, or None when no process shared any."""
+        return await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id)
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""

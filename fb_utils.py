@@ -902,6 +902,33 @@ class AccountUsage:
         return max(candidates, key=lambda candidate: candidate[0])
 
 
+SHARED_USAGE_TTL = 5.0  # seconds a view of an account's usage (our own answers, or the shared row) stays fresh
+
+
+@dataclass(frozen=True)
+class SharedAccountUsage:
+    """One ad account's usage as one process last saw it, shared with the other processes (replicas) calling Facebook
+    for the same app. Facebook's limits are per ad account and app, whichever workspace or process calls, so a
+    replica at 90 % slows the others. Times are wall-clock UTC epoch seconds: monotonic clocks differ across
+    processes."""
+
+    account: str                       # act_<digits>
+    pct: float                         # the worst usage, in percent of its limit
+    measure: str                       # what that usage measures ("ad-account usage", "ads_management usage", ...)
+    window: float                      # seconds over which it decays (reset_time_duration; 300 when not said)
+    seen_at: float                     # when Facebook answered it
+    block_until: float | None = None   # a throttle: no call to this account before then
+
+
+class SharedUsage(Protocol):
+    """Where processes share each ad account's usage (the store's ``account_usage`` table, wired by fi_facebook).
+    fb_utils never imports the store: a RateLimiter without one paces on its own answers only."""
+
+    async def publish(self, usage: SharedAccountUsage) -> None: ...
+
+    async def read(self, account: str) -> SharedAccountUsage | None: ...
+
+
 class RateLimiter:
     """Paces each ad account below 100 % of its limits and waits out throttles, as the usage headers tell."""
 
@@ -914,6 +941,9 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_wait: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedUsage | None = None,
+        wall: Callable[[], float] = time.time,
+        shared_ttl: float = SHARED_USAGE_TTL,
     ) -> None:
         self.threshold = threshold
         self.max_wait = max_wait
@@ -927,6 +957,17 @@ class RateLimiter:
         self._blocked_until: dict[str, float] = {}
         self._slept_total = 0.0
         self._slept_at: dict[str, float] = {}
+        # Sharing with other processes (None: per process, as before). `wall` is UTC epoch seconds (the shared rows'
+        # times); `shared_ttl` is how old our own view may get before the shared row is read again.
+        self.shared = shared
+        self.wall = wall
+        self.shared_ttl = shared_ttl
+        self._to_publish: dict[str, SharedAccountUsage] = {}
+        self._published: dict[str, tuple[bool, tuple[float, float, float]]] = {}  # account -> (over the threshold, when)
+        self._shared_read: dict[str, tuple[float, float, float]] = {}  # account -> when we last read its shared row
+        self._seen_wall: dict[str, float] = {}  # account -> wall time of the newest usage we know (ours or adopted)
+        self._own_block: dict[str, float] = {}  # account -> the block-until we published ourselves
+        self._shared_block: dict[str, float] = {}  # account -> a block-until another process published (wall time)
 
     # Reading usage ------------------------------------------------------------------------------------------------
 
@@ -978,6 +1019,8 @@ class RateLimiter:
         usage.observed_at = self._clock()
         self._slept_at[account] = self._slept_total
         self.accounts[account] = usage
+        self._seen_wall[account] = self.wall()
+        self._queue_publication(usage)
 
     def _elapsed_since(self, usage: AccountUsage, account: str) -> float:
         # Time passes for Facebook while we sleep; an injected sleep may not advance our clock, so count both.
@@ -1026,6 +1069,9 @@ class RateLimiter:
 
     async def pace(self, account: str | None) -> float:
         """Wait as long as ``account`` needs before its next request; returns the seconds waited."""
+        await self.share()
+        if account and self.shared is not None:
+            await self._consult_shared(account)
         waited = await self._wait_out_block(account)
         usage = self.accounts.get(account) if account else None
         if usage and usage.regain_access_minutes > 0:
@@ -1039,8 +1085,19 @@ class RateLimiter:
     async def _wait_out_block(self, account: str | None) -> float:
         key = account or _APP
         remaining = self._blocked_until.get(key, 0.0) - self._clock()
+        if key in self._shared_block:
+            remaining = max(remaining, self._shared_block[key] - self.wall())
+            if self._shared_block[key] <= self.wall():
+                del self._shared_block[key]
         if remaining <= 0:
             return 0.0
+        if remaining > self.max_wait:  # only a throttle another process met can be this long (ours raise at once)
+            raise RateLimitError(
+                f"Facebook is throttling {account or 'the app'} for about {remaining:.0f} s more",
+                fix=f"Wait about {remaining:.0f} s, then retry; fewer or batched calls help",
+                retry_after=remaining,
+                data={"retry_after_source": "facebook"},
+            )
         await self._sleep_for(remaining, f"Waiting {remaining:.0f} s more for Facebook's throttle on {account or 'the app'} to lift")
         return remaining
 
@@ -1070,6 +1127,8 @@ class RateLimiter:
         else:  # Facebook named no time: back off, longer on each attempt
             wait = max(error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait))
         who = account or "the app"
+        if account:  # the other processes stop calling this account until then too
+            await self._publish_block(account, wait)
         if wait > self.max_wait:
             error.retry_after = wait
             raise error
@@ -1085,6 +1144,99 @@ class RateLimiter:
         # The usage the throttle answer reported is over once we waited; the next answer tells the new one.
         self.accounts.pop(key, None)
         return wait
+
+    # Sharing with other processes --------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[float, float, float]:
+        return self._clock(), self._slept_total, self.wall()
+
+    def _age(self, stamp: tuple[float, float, float] | None) -> float:
+        """Seconds since a (clock, slept, wall) stamp: an injected sleep may not advance the clock, and the wall clock
+        also moves when other processes' sleeps pass the time (simulated in tests), so the longest of the three."""
+        if stamp is None:
+            return math.inf
+        return max(self._clock() - stamp[0], self._slept_total - stamp[1], self.wall() - stamp[2])
+
+    def _queue_publication(self, usage: AccountUsage) -> None:
+        """Publish when the account crosses the threshold (either way) or is throttled; while it stays over it, at
+        most once per ``shared_ttl``: never on every call."""
+        if self.shared is None:
+            return
+        level, measure = usage.worst()
+        over = level >= self.threshold or usage.regain_access_minutes > 0
+        was_over, stamp = self._published.get(usage.account_id, (False, None))
+        if not over and not was_over:
+            return
+        if over and was_over and self._age(stamp) < self.shared_ttl:
+            return
+        now = self.wall()
+        block = now + usage.regain_access_minutes * 60.0 if usage.regain_access_minutes > 0 else None
+        if block is not None:
+            self._own_block[usage.account_id] = max(self._own_block.get(usage.account_id, 0.0), block)
+        self._to_publish[usage.account_id] = SharedAccountUsage(usage.account_id, level, measure or "usage",
+                                                                self._window(usage), now, block)
+        self._published[usage.account_id] = (over, self._stamp())
+
+    async def share(self) -> None:
+        """Publish the usage queued by the answers read since the last call."""
+        while self._to_publish and self.shared is not None:
+            account = next(iter(self._to_publish))
+            await self._publish(self._to_publish.pop(account))
+
+    async def _publish(self, usage: SharedAccountUsage) -> None:
+        try:
+            await self.shared.publish(usage)  # type: ignore[union-attr]
+        except Exception as error:  # noqa: BLE001 - sharing is advice: a database hiccup never fails a Graph call
+            log.warning("shared usage not published", ad_account_id=usage.account, reason=redact(str(error))[:200])
+
+    async def _publish_block(self, account: str, seconds: float) -> None:
+        if self.shared is None:
+            return
+        usage = self.accounts.get(account)
+        level, measure = usage.worst() if usage else (100.0, "usage")
+        now = self.wall()
+        self._to_publish.pop(account, None)
+        self._published[account] = (True, self._stamp())
+        self._own_block[account] = max(self._own_block.get(account, 0.0), now + seconds)
+        await self._publish(SharedAccountUsage(account, max(level, 100.0), measure or "usage", self._window(usage), now,
+                                               now + seconds))
+
+    async def _consult_shared(self, account: str) -> None:
+        """Adopt another process's view of ``account`` when ours is older than ``shared_ttl``: a throttle it met, or
+        its usage when Facebook told it after it told us. Never our own publication back (our sleeps may be
+        simulated while the wall clock is not). One database read per account per ``shared_ttl`` at most."""
+        usage = self.accounts.get(account)
+        own_age = math.inf
+        if usage and usage.observed_at:
+            own_age = max(self._elapsed_since(usage, account), self.wall() - self._seen_wall.get(account, -math.inf))
+        if own_age < self.shared_ttl or self._age(self._shared_read.get(account)) < self.shared_ttl:
+            return
+        self._shared_read[account] = self._stamp()
+        try:
+            row = await self.shared.read(account)  # type: ignore[union-attr]
+        except Exception as error:  # noqa: BLE001 - sharing is advice: without it we pace on our own answers
+            log.warning("shared usage not read", ad_account_id=account, reason=redact(str(error))[:200])
+            return
+        if row is None:
+            return
+        now = self.wall()
+        if row.block_until is not None and row.block_until > now and row.block_until > self._own_block.get(account, 0.0) + 1:
+            self._shared_block[account] = row.block_until  # wall time: waited out in _wait_out_block
+        age = max(0.0, now - row.seen_at)
+        if age >= row.window or row.seen_at <= self._seen_wall.get(account, -math.inf):
+            return  # decayed, or not newer than what Facebook last told us
+        shared = AccountUsage(account, reset_time_duration=row.window, access_tier=usage.access_tier if usage else None)
+        if row.measure == "ad-account usage":
+            shared.ad_account_pct = row.pct
+        elif row.measure == "insights usage":
+            shared.insights_pct = row.pct
+        else:
+            shared.business_use_case[row.measure.removesuffix(" usage")] = row.pct
+        shared.observed_at = self._clock() - age
+        self._slept_at[account] = self._slept_total
+        self._seen_wall[account] = row.seen_at
+        self.accounts[account] = shared
+        self._published[account] = (row.pct >= self.threshold, self._stamp())  # already shared
 
     async def _sleep_for(self, seconds: float, message: str) -> None:
         log.info("graph wait", seconds=round(seconds, 2), reason=message)
@@ -1283,6 +1435,8 @@ class GraphClient:
         on_wait: Callable[[str], Any] | None = None,
         rng: random.Random | None = None,
         pace_threshold: float = 75.0,
+        shared_usage: SharedUsage | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not _VERSION_RE.match(api_version):
             raise ValidationError(f"{api_version!r} is not a Graph API version", fix=f"Use the form vNN.0, e.g. {DEFAULT_API_VERSION}", blame_field="api_version")
@@ -1295,7 +1449,8 @@ class GraphClient:
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.request_count = 0
-        self.limiter = RateLimiter(threshold=pace_threshold, max_wait=max_wait, sleep=sleep, on_wait=on_wait)
+        self.limiter = RateLimiter(threshold=pace_threshold, max_wait=max_wait, sleep=sleep, on_wait=on_wait,
+                                   shared=shared_usage, wall=wall_clock)
         self._auth = {"access_token": access_token}
         self.access_token = access_token
         if app_secret:
@@ -1554,6 +1709,7 @@ class GraphClient:
                     results[index] = outcome
                     if outcome.ok and items[index].name:
                         bodies_by_name[items[index].name] = outcome.body
+        await self.limiter.share()
         if throttles:
             requeue = await self._wait_for_batch_throttle(items, throttles, requeue, results)
         return sorted(requeue)
@@ -1694,6 +1850,7 @@ class GraphClient:
             ) from exc
         elapsed_ms = (time.perf_counter() - started) * 1000
         self._remember_accounts(path, self.limiter.observe(headers, account), account)
+        await self.limiter.share()  # usage over the threshold (or a throttle) goes to the other processes now
         if debug_enabled():
             log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
                       ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))

@@ -70,6 +70,7 @@ from fb_utils import (
     OpSet,
     OpSpec,
     OutcomeUnknownError,
+    SharedAccountUsage,
     SingleFlightPolicy,
     IMAGE_LOOKUP,
     USERS_SESSION_LOOKUP,
@@ -1900,6 +1901,8 @@ class Facebook:
         self.single_flight = single_flight  # the launch leases: how long one lasts, how long a second request waits
         self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
+        if graph is not None and graph.limiter.shared is None:
+            graph.limiter.shared = StoreSharedUsage(store)  # replicas on one database pace each ad account together
         self.workspace = workspace
         self.registry = registry
         self.connector = connector
@@ -2302,6 +2305,28 @@ class GatelessOpRunner:
         if objects:
             ctx.graph = PlannedObjectsGraph(ctx.graph, objects)  # type: ignore[assignment]
         return await spec.handler(ctx, model)
+
+
+class StoreSharedUsage:
+    """fb_utils.SharedUsage on the store's ``account_usage`` table: the Graph client of every process on one database
+    publishes an ad account's usage when it crosses the pacing threshold or is throttled, and reads it before pacing
+    when its own view is stale. Times cross as wall-clock UTC (epoch seconds in fb_utils, datetimes in the store)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def publish(self, usage: SharedAccountUsage) -> None:
+        block = None if usage.block_until is None else datetime.fromtimestamp(math.ceil(usage.block_until), timezone.utc)
+        await self._store.publish_account_usage(usage.account, usage_pct=usage.pct, measure=usage.measure,
+                                                window_seconds=usage.window, block_until=block,
+                                                seen_at=datetime.fromtimestamp(usage.seen_at, timezone.utc))
+
+    async def read(self, account: str) -> SharedAccountUsage | None:
+        row = await self._store.account_usage_share(account)
+        if row is None:
+            return None
+        return SharedAccountUsage(row.ad_account_id, row.usage_pct, row.measure, row.window_seconds, row.seen_at.timestamp(),
+                                  None if row.block_until is None else row.block_until.timestamp())
 
 
 class JobGate:

@@ -306,7 +306,7 @@ async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
     assert status == 200 and headers["Content-Type"] == "image/png" and data[:4] == b"\x89PNG"
 
 
-def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
+async def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
     from admonster_files import FileShelf
 
     now = [1000.0]
@@ -314,12 +314,12 @@ def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
     png, script = tmp_path / "a.png", tmp_path / "run.sh"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
     script.write_text("echo hi")
-    assert shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)], tmp_path) == [None, None, None]
-    assert shelf.offer(1, str(png), tmp_path / "elsewhere") is None  # outside the workspace's folder: never offered
-    first = shelf.offer(1, "a.png", tmp_path)
+    assert await shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)], tmp_path) == [None, None, None]
+    assert await shelf.offer(1, str(png), tmp_path / "elsewhere") is None  # outside the workspace's folder: never offered
+    first = await shelf.offer(1, "a.png", tmp_path)
     file_id = first.split("/")[3]
-    assert shelf.find(1, file_id, "a.png") is not None and shelf.find(2, file_id, "a.png") is None
+    assert await shelf.find(1, file_id, "a.png", tmp_path) is not None and await shelf.find(2, file_id, "a.png", tmp_path) is None
     now[0] += 61
-    assert shelf.find(1, file_id, "a.png") is None  # expired
-    ids = [shelf.offer(1, str(png), tmp_path).split("/")[3] for _ in range(3)]
-    assert shelf.find(1, ids[0], "a.png") is None and shelf.find(1, ids[2], "a.png") is not None  # oldest dropped
+    assert await shelf.find(1, file_id, "a.png", tmp_path) is None  # expired
+    ids = [(await shelf.offer(1, str(png), tmp_path)).split("/")[3] for _ in range(3)]
+    assert await shelf.find(1, ids[0], "a.png", tmp_path) is None and await shelf.find(1, ids[2], "a.png", tmp_path) is not None  # oldest dropped
