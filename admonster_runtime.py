@@ -61,7 +61,7 @@ class Runtime:
         from fb_utils import GraphClient, SingleFlightPolicy
         from fi_facebook import Facebook, record_wait
 
-        token, kind = await self._token_for(workspace)
+        token, _kind = await self._token_for(workspace)
         stamp = hashlib.sha256((token or "").encode()).hexdigest()
         cached = self._sessions.get(workspace.id)
         if cached and cached[0] == stamp:

@@ -433,7 +433,8 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
         answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
                                         idempotent=True)  # an image is stored under its md5: sending it twice stores it once
     except OutcomeUnknownError as error:
-        raise add_lookup(error, image_lookup(account_id, data, filename))
+        add_lookup(error, image_lookup(account_id, data, filename))
+        raise
     await report_progress(label, len(data), len(data))
     images = answer.get("images") if isinstance(answer, dict) else None
     if not isinstance(images, dict) or not images:

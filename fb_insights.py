@@ -1558,7 +1558,7 @@ def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
-    series, state = await _daily_series(ctx, query, account.currency)
+    series, _state = await _daily_series(ctx, query, account.currency)
     if not series:
         return OpResult(text=f"{query.object_id}: no delivery in {query.period}; nothing to chart.", data={"days": 0})
     target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"chart-{_slug(query.object_id)}-{_slug(query.period)}.png")
@@ -1628,7 +1628,7 @@ async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
             name = ((now or then).dims.get("campaign_name") or key)
             movers.append((abs(delta), delta, name, key, now, then))
         movers.sort(reverse=True)
-        for _, delta, name, key, now, then in movers[:10]:
+        for _, _delta, name, key, now, then in movers[:10]:
             a, b = (now.spend_minor if now else 0), (then.spend_minor if then else 0)
             pct = f"{(a - b) / b * 100:+.0f}%" if b else "new"
             section.append(f"{name} ({key}): spend {money(b, account.currency)} → {money(a, account.currency)} ({pct}); "
@@ -1904,7 +1904,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
     cpas = [derived(m)["cpa"] for _, m, _, _ in holders.values() if derived(m)["cpa"] is not None]
     roases = [derived(m)["roas"] for _, m, _, _ in holders.values() if derived(m)["roas"] is not None]
     median_cpa, median_roas = _median(cpas), _median(roases)
-    for (kind, holder_id), (budget, m, days, goal) in holders.items():
+    for (kind, holder_id), (budget, m, days, _goal) in holders.items():
         share = m.spend_minor / (budget * days)
         d = derived(m)
         name = name_of.get(holder_id, holder_id)

@@ -52,7 +52,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -2214,7 +2214,7 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
     from aiohttp.abc import AbstractResolver
 
     current = parse_web_url(url, blame_field)
-    for redirect in range(MAX_FETCH_REDIRECTS + 1):
+    for _redirect in range(MAX_FETCH_REDIRECTS + 1):
         shown = safe_url(str(current))
         if current.scheme not in ("http", "https") or not current.host:
             raise ValidationError(f"Refused to fetch {shown}: only http:// and https:// URLs can be fetched",
@@ -2225,7 +2225,7 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
             """Connect only to the addresses just checked (a second lookup could answer differently)."""
 
             async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
-                return addresses
+                return addresses  # noqa: B023  the resolver is used and dropped within this iteration
 
             async def close(self) -> None:
                 return None
@@ -3241,6 +3241,9 @@ class OpContext:
 
 
 OpHandler = Callable[[OpContext, BaseModel], Awaitable["OpResult | WritePlan"]]
+# A handler as declared: its second parameter is its own argument model, a subclass of BaseModel. Callables are
+# contravariant in their parameters, so the decorator keeps the declared type and the registry stores it as OpHandler.
+_DeclaredHandler = TypeVar("_DeclaredHandler", bound=Callable[..., Awaitable["OpResult | WritePlan"]])
 
 
 @dataclass(frozen=True)
@@ -3286,8 +3289,8 @@ class OpSet:
         group: TaskGroup | None = None,
         core: bool = False,
         result: type[OpData] | None = None,
-    ) -> Callable[[OpHandler], OpHandler]:
-        def register(handler: OpHandler) -> OpHandler:
+    ) -> Callable[[_DeclaredHandler], _DeclaredHandler]:
+        def register(handler: _DeclaredHandler) -> _DeclaredHandler:
             op_name = name or handler.__name__
             if op_name in self.specs:
                 raise ValueError(f"op {op_name!r} declared twice in {self.module}")
@@ -3298,7 +3301,7 @@ class OpSet:
                 module=self.module,
                 kind=kind,
                 args_model=args_model,
-                handler=handler,
+                handler=cast(OpHandler, handler),
                 summary=summary,
                 destructive=destructive,
                 idempotent=idempotent or kind is OpKind.READ,

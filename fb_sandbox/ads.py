@@ -466,7 +466,7 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
         creative_id = store.new_id("adcreative")
         media = {}
         cards = []
-        for i, card in enumerate(link_data.get("child_attachments", [])):
+        for card in link_data.get("child_attachments", []):
             card["image_hash"] = images[card.pop("_image")]
             cards.append({**card, "_image_url": f"/__sandbox/media/images/{card['image_hash']}.png"})
             media.setdefault("image_url", cards[-1]["_image_url"])

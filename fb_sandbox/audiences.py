@@ -219,7 +219,7 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
     try:
         ratio = round(float(ratio), 4)
     except ValueError:
-        raise param_error("lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec")
+        raise param_error("lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec") from None
     if not 0.01 <= ratio <= 0.20:
         raise param_error("lookalike_spec.ratio must be between 0.01 and 0.20", field="lookalike_spec")
     starting = spec.get("starting_ratio", 0)

@@ -55,10 +55,13 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from .money import CURRENCIES
+
+if TYPE_CHECKING:
+    import numpy
 
 
 @dataclass(frozen=True, slots=True)

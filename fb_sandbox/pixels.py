@@ -233,7 +233,7 @@ def _events_param(ctx: Ctx) -> list[dict]:
         try:
             value = json.loads(raw)
         except ValueError:
-            raise param_error("Param data must be a JSON array of events", field="data")
+            raise param_error("Param data must be a JSON array of events", field="data") from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -265,7 +265,7 @@ def _validate(index: int, event: dict, now: float) -> None:
     if not isinstance(name, str) or not name.strip():
         _bad(index, "event_name", "event_name is required.")
     raw_time = event.get("event_time")
-    t = to_int(raw_time) if not isinstance(raw_time, float) else to_int(raw_time)
+    t = to_int(raw_time)
     if t is None:
         _bad(index, "event_time", "event_time is required, as unix seconds.")
     if t < now - MAX_AGE:
