@@ -6,6 +6,7 @@ else ACTIVE or PAUSED / CAMPAIGN_PAUSED / ADSET_PAUSED by its own and its parent
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 
@@ -158,7 +159,7 @@ def _render_value(ctx: Ctx, a: Obj, name: str, parents: Parents) -> Any:
     return a.get(name)
 
 
-def render(ctx: Ctx, a: Obj, names: list[str], parents: Parents) -> dict:
+def render(ctx: Ctx, a: Obj, names: Sequence[str], parents: Parents) -> dict:
     return select("Ad", names, DEFAULT_FIELDS, lambda n: _render_value(ctx, a, n, parents))
 
 

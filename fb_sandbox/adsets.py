@@ -5,6 +5,7 @@ live in targeting.py). Written from that table and the SDK's enums, never from t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import math
 from typing import Any
@@ -111,7 +112,7 @@ def _render_value(a: Obj, name: str, campaign: dict | None) -> Any:
     return a.get(name)
 
 
-def render(a: Obj, names: list[str], campaign: dict | None) -> dict:
+def render(a: Obj, names: Sequence[str], campaign: dict | None) -> dict:
     return select("AdSet", names, ["id"], lambda n: _render_value(a, n, campaign))
 
 
@@ -690,14 +691,14 @@ def _activity_value(o: Obj, name: str) -> Any:
     return o.get(name)
 
 
-def _check_activity_fields(names: list[str]) -> None:
+def _check_activity_fields(names: Sequence[str]) -> None:
     allowed = known_fields("AdActivity")
     for name in names:
         if name not in allowed:
             raise unknown_field(name, "AdActivity")
 
 
-def render_activity(o: Obj, names: list[str]) -> dict:
+def render_activity(o: Obj, names: Sequence[str]) -> dict:
     out = {}
     for name in names or ACTIVITY_FIELDS:
         value = _activity_value(o, name)

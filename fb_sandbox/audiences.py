@@ -10,6 +10,7 @@ whole-batch (C-level and numpy) steps, no Python code per row.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import hashlib
 import itertools
@@ -105,7 +106,7 @@ def _status(size: int) -> dict:
     return {"code": 300, "description": "This audience is too small to deliver ads; add more people to it."}
 
 
-def render_audience(ctx: Ctx, a: Obj, names: list[str]) -> dict:
+def render_audience(ctx: Ctx, a: Obj, names: Sequence[str]) -> dict:
     cache: dict[str, int] = {}
 
     def size() -> int:
@@ -417,7 +418,7 @@ def list_sessions(ctx: Ctx) -> dict:
     return {"data": [_render_session(sid, state, names) for sid, state in sessions], "paging": {}}
 
 
-def _render_session(session_id: int, state: dict, names: list[str]) -> dict:
+def _render_session(session_id: int, state: dict, names: Sequence[str]) -> dict:
     values = {"session_id": str(session_id), "start_time": str(state.get("started", 0)), "end_time": "0",
               "num_received": str(state["received"]), "num_matched": "-1", "num_invalid_entries": str(state["invalid"]),
               "progress": "0", "stage": "uploading"}
@@ -566,7 +567,7 @@ def _rows(schema: list[str], rows: list) -> tuple[list[int], int, dict]:
 
 # ---- saved audiences
 
-def render_saved(ctx: Ctx, s: Obj, names: list[str]) -> dict:
+def render_saved(ctx: Ctx, s: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None

@@ -1,6 +1,7 @@
 """Campaigns: create, read, list, update, delete/archive, copies, with Facebook's validation rules."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 
@@ -103,7 +104,7 @@ def _render_value(c: Obj, name: str) -> Any:
     return c.get(name)
 
 
-def render(c: Obj, names: list[str], ctx: Ctx | None = None) -> dict:
+def render(c: Obj, names: Sequence[str], ctx: Ctx | None = None) -> dict:
     def value(name: str) -> Any:
         if name == "advantage_state_info":
             return advantage_state_info(c, ctx.store.list("adset", parent_id=c["id"]) if ctx is not None else [])

@@ -5,6 +5,7 @@ that table, never from the product's client. Images and videos are the objects f
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 from urllib.parse import urlparse
@@ -472,7 +473,7 @@ def post_id(creative_id: str) -> int:
     return POST_ID_BASE + int(creative_id) - ID_BASES["adcreative"]
 
 
-def render(ctx: Ctx, c: Obj, names: list[str]) -> dict:
+def render(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
     return select("AdCreative", names, DEFAULT_FIELDS, lambda n: _render_value(ctx, c, n))
 
 

@@ -7,6 +7,7 @@ a 200 MB chunked upload streams chunk by chunk to its file and never sits in mem
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import base64
 import binascii
 import hashlib
@@ -716,7 +717,7 @@ def _video_value(ctx: Ctx, v: Obj, name: str) -> Any:
     return v.get(name)
 
 
-def render_video(ctx: Ctx, v: Obj, names: list[str]) -> dict:
+def render_video(ctx: Ctx, v: Obj, names: Sequence[str]) -> dict:
     return select("AdVideo", names, VIDEO_DEFAULT_FIELDS, lambda n: _video_value(ctx, v, n))
 
 

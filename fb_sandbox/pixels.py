@@ -7,6 +7,7 @@ duplicate and left out of the stats; events sent with a test_event_code are reco
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import re
 import secrets
@@ -93,7 +94,7 @@ def distinct_visitors(ctx: Ctx, pixel_id: str, since: float) -> int:
 
 # ---- pixels
 
-def render_pixel(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None
@@ -307,7 +308,7 @@ def _validate(index: int, event: dict, now: float) -> None:
 
 # ---- custom conversions
 
-def render_conversion(ctx: Ctx, c: Obj, names: list[str]) -> dict:
+def render_conversion(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None

@@ -14,6 +14,7 @@ reach only treatment_percentage % of their audience, a slice of its own (cells n
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import contextlib
 import json
 import re
@@ -113,7 +114,7 @@ def _edge(ids: list[str]) -> dict:
     return {"data": [{"id": i} for i in ids]}
 
 
-def render_cell(ctx: Ctx, cell: Obj, names: list[str]) -> dict:
+def render_cell(ctx: Ctx, cell: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "campaigns":
             return _edge(cell.get("_campaign_ids", []))
@@ -138,7 +139,7 @@ def _cell_accounts(ctx: Ctx, cell: Obj) -> list[str]:
     return out
 
 
-def render_study(ctx: Ctx, study: Obj, names: list[str]) -> dict:
+def render_study(ctx: Ctx, study: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name in ("start_time", "end_time", "canceled_time", "cooldown_start_time", "observation_end_time"):
             return iso(study[name]) if study.get(name) is not None else None
