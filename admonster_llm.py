@@ -220,7 +220,7 @@ class AiohttpTransport:
     errors the openai client turns into APIConnectionError / APITimeoutError."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        httpx = _httpx()
+        httpx: Any = _httpx()
 
         class _Body(httpx.AsyncByteStream):
             def __init__(self, response: Any) -> None:
@@ -498,7 +498,8 @@ def _track_confirmation(current: str | None, record: ToolCallRecord, content: st
         found = CONFIRM_ID.search(content)
         return found.group(1) if found else current
     if record.ok and current and isinstance(record.arguments, dict):
-        args = record.arguments.get("args") if isinstance(record.arguments.get("args"), dict) else {}
+        args = record.arguments.get("args")
+        args = args if isinstance(args, dict) else {}
         if current in (args.get("confirm"), record.arguments.get("confirm")):
             return None
     return current

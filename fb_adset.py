@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pycountry
 from facebook_business.adobjects.adaccountreachestimate import AdAccountReachEstimate
@@ -440,32 +440,33 @@ class Zip(_Strict):
         return _key_item(value, "zips")
 
 
-def _list_of(item: Any) -> Any:
-    return Annotated[list[item] | None, BeforeValidator(_plain_list)]
+_Item = TypeVar("_Item")
+# A list of items or none; one bare item is taken as a list of one.
+_ListOf = Annotated[list[_Item] | None, BeforeValidator(_plain_list)]
 
 
 class GeoLocations(_Strict):
     """Where: countries, regions, cities (with radius), zips, custom locations, country groups, markets."""
 
     countries: Annotated[list[CountryCode] | None, BeforeValidator(_code_list)] = None
-    regions: _list_of(Region) = None
-    cities: _list_of(City) = None
-    zips: _list_of(Zip) = None
+    regions: _ListOf[Region] = None
+    cities: _ListOf[City] = None
+    zips: _ListOf[Zip] = None
     location_types: Annotated[list[Literal["home", "recent", "travel_in"]] | None, BeforeValidator(_code_list)] = None
-    custom_locations: _list_of(dict[str, Any]) = None
+    custom_locations: _ListOf[dict[str, Any]] = None
     country_groups: CodeList = None
-    geo_markets: _list_of(dict[str, Any]) = None
-    electoral_districts: _list_of(dict[str, Any]) = None
-    large_geo_areas: _list_of(dict[str, Any]) = None
-    location_cluster_ids: _list_of(dict[str, Any]) = None
-    medium_geo_areas: _list_of(dict[str, Any]) = None
-    metro_areas: _list_of(dict[str, Any]) = None
-    neighborhoods: _list_of(dict[str, Any]) = None
-    places: _list_of(dict[str, Any]) = None
-    political_districts: _list_of(dict[str, Any]) = None
-    small_geo_areas: _list_of(dict[str, Any]) = None
-    subcities: _list_of(dict[str, Any]) = None
-    subneighborhoods: _list_of(dict[str, Any]) = None
+    geo_markets: _ListOf[dict[str, Any]] = None
+    electoral_districts: _ListOf[dict[str, Any]] = None
+    large_geo_areas: _ListOf[dict[str, Any]] = None
+    location_cluster_ids: _ListOf[dict[str, Any]] = None
+    medium_geo_areas: _ListOf[dict[str, Any]] = None
+    metro_areas: _ListOf[dict[str, Any]] = None
+    neighborhoods: _ListOf[dict[str, Any]] = None
+    places: _ListOf[dict[str, Any]] = None
+    political_districts: _ListOf[dict[str, Any]] = None
+    small_geo_areas: _ListOf[dict[str, Any]] = None
+    subcities: _ListOf[dict[str, Any]] = None
+    subneighborhoods: _ListOf[dict[str, Any]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -485,23 +486,26 @@ _FLEX_LOOSE = [f for f in sdk_enum_values(FlexibleTargeting.Field) if f not in I
 
 
 class _FlexibleFields(_Strict):
-    interests: _list_of(TargetingItem) = None
-    behaviors: _list_of(TargetingItem) = None
-    life_events: _list_of(TargetingItem) = None
-    family_statuses: _list_of(TargetingItem) = None
-    industries: _list_of(TargetingItem) = None
-    income: _list_of(TargetingItem) = None
-    work_positions: _list_of(TargetingItem) = None
-    work_employers: _list_of(TargetingItem) = None
-    education_schools: _list_of(TargetingItem) = None
-    education_majors: _list_of(TargetingItem) = None
-    custom_audiences: _list_of(AudienceItem) = None
+    interests: _ListOf[TargetingItem] = None
+    behaviors: _ListOf[TargetingItem] = None
+    life_events: _ListOf[TargetingItem] = None
+    family_statuses: _ListOf[TargetingItem] = None
+    industries: _ListOf[TargetingItem] = None
+    income: _ListOf[TargetingItem] = None
+    work_positions: _ListOf[TargetingItem] = None
+    work_employers: _ListOf[TargetingItem] = None
+    education_schools: _ListOf[TargetingItem] = None
+    education_majors: _ListOf[TargetingItem] = None
+    custom_audiences: _ListOf[AudienceItem] = None
 
 
-FlexibleGroup = create_model(  # type: ignore[call-overload]
-    "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
-    **{name: (Any, None) for name in _FLEX_LOOSE},
-)
+if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typed part
+    FlexibleGroup = _FlexibleFields
+else:
+    FlexibleGroup = create_model(
+        "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
+        **{name: (Any, None) for name in _FLEX_LOOSE},
+    )
 
 
 class TargetingAutomation(_Strict):
@@ -523,21 +527,21 @@ class _PreciseFields(_Strict):
     age_min: Age = None
     age_max: Age = None
     genders: Annotated[list[Gender] | None, BeforeValidator(_genders)] = None
-    locales: _list_of(Locale) = None
-    interests: _list_of(TargetingItem) = None
-    behaviors: _list_of(TargetingItem) = None
-    life_events: _list_of(TargetingItem) = None
-    family_statuses: _list_of(TargetingItem) = None
-    industries: _list_of(TargetingItem) = None
-    income: _list_of(TargetingItem) = None
-    work_positions: _list_of(TargetingItem) = None
-    work_employers: _list_of(TargetingItem) = None
-    education_schools: _list_of(TargetingItem) = None
-    education_majors: _list_of(TargetingItem) = None
-    flexible_spec: _list_of(FlexibleGroup) = None
+    locales: _ListOf[Locale] = None
+    interests: _ListOf[TargetingItem] = None
+    behaviors: _ListOf[TargetingItem] = None
+    life_events: _ListOf[TargetingItem] = None
+    family_statuses: _ListOf[TargetingItem] = None
+    industries: _ListOf[TargetingItem] = None
+    income: _ListOf[TargetingItem] = None
+    work_positions: _ListOf[TargetingItem] = None
+    work_employers: _ListOf[TargetingItem] = None
+    education_schools: _ListOf[TargetingItem] = None
+    education_majors: _ListOf[TargetingItem] = None
+    flexible_spec: _ListOf[FlexibleGroup] = None
     exclusions: FlexibleGroup | None = None
-    custom_audiences: _list_of(AudienceItem) = None
-    excluded_custom_audiences: _list_of(AudienceItem) = None
+    custom_audiences: _ListOf[AudienceItem] = None
+    excluded_custom_audiences: _ListOf[AudienceItem] = None
     publisher_platforms: CodeList = None
     facebook_positions: CodeList = None
     instagram_positions: CodeList = None
@@ -551,11 +555,14 @@ class _PreciseFields(_Strict):
 
 _LOOSE_FIELDS = [f for f in sdk_enum_values(Targeting.Field)
                  if f not in _PreciseFields.model_fields and f not in _HOISTED_LOCATION_KEYS]
-_TargetingBase = create_model(  # type: ignore[call-overload]
-    "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
+if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typed part
+    _TargetingBase = _PreciseFields
+else:
+    _TargetingBase = create_model(
+        "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
 
 
-class TargetingSpec(_TargetingBase):  # type: ignore[misc,valid-type]
+class TargetingSpec(_TargetingBase):
     """Facebook's ad set targeting spec, typed where it matters; other SDK fields are taken as given (JSON values)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -1744,7 +1751,6 @@ STATUS_OPTIONS = sdk_enum_values(AdSet.StatusOption)
 DESTINATION_TYPES = sdk_enum_values(AdSet.DestinationType)
 CUSTOM_EVENT_TYPES = sdk_enum_values(AdPromotedObject.CustomEventType)
 
-OptimizationGoal = Literal[OPTIMIZATION_GOALS]  # type: ignore[valid-type]
 BillingEvent = Literal[BILLING_EVENTS]  # type: ignore[valid-type]
 BidStrategy = Literal[BID_STRATEGIES]  # type: ignore[valid-type]
 EffectiveStatus = Literal[EFFECTIVE_STATUSES]  # type: ignore[valid-type]

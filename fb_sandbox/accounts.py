@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from .clock import iso
 from .context import Ctx
 from .errors import GraphError, param_error
-from .fields import parse_fields, select
+from .fields import Field, parse_fields, select
 from .paging import paginate
 from .store import Obj
 
@@ -20,7 +20,7 @@ def _plain(obj: Obj, name: str) -> Any:
     return obj.get(name)
 
 
-def _fields(ctx: Ctx) -> list[str]:
+def _fields(ctx: Ctx) -> list[Field]:
     return parse_fields(ctx.p.get("fields"))
 
 
