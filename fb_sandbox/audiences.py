@@ -51,7 +51,7 @@ def _db(ctx: Ctx):
     if not getattr(store, "_audience_table", False):
         store.db.execute(_TABLE)
         store.db.execute("CREATE INDEX IF NOT EXISTS audience_people_key ON audience_people(members_key, seq)")
-        store._audience_table = True  # type: ignore[attr-defined]
+        store._audience_table = True
     return store.db
 
 
@@ -270,7 +270,8 @@ def _lookalike_countries(ctx: Ctx, spec: dict) -> list[str]:
         return [spec["country"].upper()]
     location = spec.get("location_spec")
     if isinstance(location, dict):
-        geo = location.get("geo_locations") if isinstance(location.get("geo_locations"), dict) else location
+        inner = location.get("geo_locations")
+        geo = inner if isinstance(inner, dict) else location
         countries = geo.get("countries")
         if (isinstance(countries, list) and countries
                 and all(isinstance(c, str) and re.fullmatch(r"[A-Za-z]{2}", c) for c in countries)):
@@ -303,7 +304,7 @@ def update_audience(ctx: Ctx, a: Obj) -> dict:
     if "description" in ctx.p:
         changes["description"] = ctx.p.str("description", "")
     if "retention_days" in ctx.p and a.get("subtype") == "WEBSITE":
-        retention = ctx.p.int("retention_days")
+        retention = ctx.p.int("retention_days", 0)  # empty: out of range, not a crash
         if not 1 <= retention <= 180:
             raise param_error("retention_days must be between 1 and 180", field="retention_days")
         changes["retention_days"] = retention
@@ -403,7 +404,7 @@ SESSION_FIELDS = ("session_id", "start_time", "end_time", "num_received", "num_m
 
 def list_sessions(ctx: Ctx) -> dict:
     a = _load(ctx, ctx.match[0])
-    names = parse_fields(ctx.p.get("fields")) or list(SESSION_FIELDS)
+    names: list[str] = [*parse_fields(ctx.p.get("fields"))] or list(SESSION_FIELDS)
     for name in names:
         if name not in SESSION_FIELDS:
             raise unknown_field(name, "CustomAudienceSession")
@@ -463,7 +464,8 @@ def _session(ctx: Ctx) -> dict:
     if last is None:
         raise param_error("session.last_batch_flag must be a boolean", field="session")
     total = raw.get("estimated_num_total")
-    if total is not None and (to_int(total) is None or to_int(total) < 0):
+    total_count = to_int(total) if total is not None else None
+    if total is not None and (total_count is None or total_count < 0):
         raise param_error("session.estimated_num_total must be a non-negative integer", field="session")
     return {"session_id": sid, "batch_seq": seq, "last_batch_flag": last}
 
@@ -572,7 +574,7 @@ def render_saved(ctx: Ctx, s: Obj, names: Sequence[str]) -> dict:
         if name.startswith("_"):
             return None
         if name == "account":
-            return {"account_id": s.account_id[4:], "id": s.account_id}
+            return {"account_id": s.owner_account_id[4:], "id": s.owner_account_id}
         if name in ("time_created", "time_updated"):
             return iso(s.created if name == "time_created" else s.updated)
         if name == "run_status":

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import json
 import re
 import secrets
-from typing import Any
+from typing import Any, NoReturn
 
 from .clock import iso, parse_time
 from .context import Ctx
@@ -51,7 +51,7 @@ def _db(ctx: Ctx):
     if not getattr(store, "_capi_table", False):
         store.db.execute(_TABLE)
         store.db.execute("CREATE INDEX IF NOT EXISTS capi_events_key ON capi_events(events_key, event_name, event_id)")
-        store._capi_table = True  # type: ignore[attr-defined]
+        store._capi_table = True
     return store.db
 
 
@@ -217,7 +217,7 @@ def post_events(ctx: Ctx) -> dict:
                 duplicate = 1 if seen else 0
             db.execute("INSERT INTO capi_events(events_key, event_name, event_id, event_time, received, "
                        "action_source, duplicate, test_code, partner_agent, data) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                       (key, event["event_name"], event_id, float(to_int(event["event_time"])), now,
+                       (key, event["event_name"], event_id, float(to_int(event["event_time"]) or 0), now,  # validated: a time
                         event.get("action_source"), duplicate, test_code, partner, json.dumps(event)))
     if test_code is None:
         fresh = ctx.store.get(pixel["id"]) or pixel
@@ -254,7 +254,7 @@ def _events_param(ctx: Ctx) -> list[dict]:
     return out
 
 
-def _bad(index: int, field: str, text: str) -> None:
+def _bad(index: int, field: str, text: str) -> NoReturn:
     raise GraphError("Invalid parameter", 100, subcode=2804019 if field != "event_time" else 2804003,
                      user_title=f"Invalid {field}",
                      user_msg=f"Event {index} ({field}): {text} No event of this request was processed.",

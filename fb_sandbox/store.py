@@ -70,6 +70,13 @@ class Obj(dict):
     created: float
     updated: float
 
+    @property
+    def owner_account_id(self) -> str:
+        """The ad account this object is stored under (campaigns, ad sets, ads, creatives...); none is a bug."""
+        if self.account_id is None:
+            raise KeyError(f"object {self.get('id')} is stored under no ad account")
+        return self.account_id
+
 
 def _row_to_obj(row: sqlite3.Row) -> Obj:
     obj = Obj(json.loads(row["data"]))

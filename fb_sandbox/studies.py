@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import contextlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal, overload
 
 from facebook_business.adobjects.adstudy import AdStudy
 from facebook_business.adobjects.adstudyobjective import AdStudyObjective
@@ -89,7 +89,7 @@ def _cells(ctx: Ctx, study: Obj) -> list[Obj]:
 
 # ---- rendering
 
-def _subfields(raw: Any, name: str) -> list[str]:
+def _subfields(raw: Any, name: str) -> Sequence[str]:
     """The nested field list of `name{a,b}` in a fields= value ([] when none)."""
     if raw is None:
         return []
@@ -248,6 +248,10 @@ def _names_object(ctx: Ctx, study: Obj, obj: Obj) -> bool:
 
 # ---- validation helpers
 
+@overload
+def _time(ctx: Ctx, name: str, *, required: Literal[True]) -> float: ...
+@overload
+def _time(ctx: Ctx, name: str, *, required: bool) -> float | None: ...
 def _time(ctx: Ctx, name: str, *, required: bool) -> float | None:
     raw = ctx.p.get(name)
     if raw is None or raw == "":
@@ -416,7 +420,8 @@ def _parse_cells(ctx: Ctx, business: Obj, study_type: str) -> list[dict]:
         raise _rule("Wrong Number Of Cells",
                     f"A {'split test' if split_test else 'study'} needs {low} to {high} cells; this one has "
                     f"{len(cells)}.")
-    out, raw_pcts = [], []
+    out: list[dict[str, Any]] = []
+    raw_pcts: list[Any] = []
     for i, cell in enumerate(cells):
         where = f"cells[{i}]"
         if not isinstance(cell, dict):
@@ -457,7 +462,7 @@ def _objectives(ctx: Ctx) -> list[dict]:
         items = [items]
     if not isinstance(items, list):
         raise param_error("Param objectives must be a JSON array of objectives", field="objectives")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         if isinstance(item, str):
             item = {"name": item}

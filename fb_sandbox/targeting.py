@@ -108,6 +108,13 @@ class Catalog:
     def place(self, kind: str, key: Any) -> dict | None:
         return self.places.get(kind, {}).get(str(key))
 
+    def known_place(self, kind: str, key: Any) -> dict:
+        """A place that targeting validation already found."""
+        place = self.place(kind, key)
+        if place is None:
+            raise KeyError(f"{kind} {key!r} is not in the targeting data")
+        return place
+
     def category(self, item_id: Any) -> dict | None:
         return self.by_id.get(str(item_id))
 
