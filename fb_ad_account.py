@@ -17,7 +17,7 @@ from facebook_business.adobjects.business import Business
 from facebook_business.adobjects.campaign import Campaign
 from pydantic import Field, field_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     DEFAULT_API_VERSION,
     Change,
@@ -195,7 +195,7 @@ class AccountOverview(OpData):
     spend_yesterday: int = Field(description="The account's spend yesterday, minor units.")
     timezone: str = Field(description="The account's time zone (IANA): its days.")
     attention: list[AttentionItem]
-    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")
+    api_version_warning: str = absent_key(description="Present when the configured Graph API version ends within 90 days.")
 
 
 async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, level: str = "account") -> dict[str, int]:
@@ -707,7 +707,7 @@ class PageSelections(DataRow):
     """What a select call saved for the workspace."""
 
     page: str
-    instagram_account: str = Field(None, description="Present when the page's Instagram account was selected too.")
+    instagram_account: str = absent_key(description="Present when the page's Instagram account was selected too.")
 
 
 class SelectedPage(OpData):
@@ -720,7 +720,7 @@ class InstagramSource(DataRow):
 
     type: Literal["page", "ad_account"]
     id: str
-    name: str = Field(None, description="The page's name (pages only).")
+    name: str = absent_key(description="The page's name (pages only).")
 
 
 class InstagramAccountData(DataRow):

@@ -32,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     ListPage,
     list_page,
@@ -1264,8 +1264,8 @@ class TargetingCheck(OpData):
     checked_by: Literal["local", "facebook"] = Field(description="local: refused before anything was sent; facebook: Facebook's answer.")
     problems: list[TargetingProblem]
     ad_account_id: str
-    sentence_lines: list[str] = Field(None, description="Facebook's description of the audience (valid specs only).")
-    targeting: dict[str, Any] = Field(None, description="The spec as it would be sent (valid specs only).")
+    sentence_lines: list[str] = absent_key(description="Facebook's description of the audience (valid specs only).")
+    targeting: dict[str, Any] = absent_key(description="The spec as it would be sent (valid specs only).")
 
 
 class TargetingDescription(OpData):

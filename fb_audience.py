@@ -41,7 +41,7 @@ from facebook_business.adobjects.serverside.action_source import ActionSource
 from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     counted,
     lost_answer_cause,
     NOT_DONE,
@@ -1111,8 +1111,8 @@ class SentLookalikeSpec(BaseModel):
     """The lookalike_spec sent for one audience (Meta's LookalikeSpec: ratio and starting_ratio are fractions)."""
 
     ratio: float = Field(description="Size as a fraction of the population, 0.01–0.20.")
-    starting_ratio: float = Field(None, description="Tiers: where this band starts (absent for the first band).")
-    country: str = Field(None, description="Two-letter country code (absent from API v27: the ad sets give the locations).")
+    starting_ratio: float = absent_key(description="Tiers: where this band starts (absent for the first band).")
+    country: str = absent_key(description="Two-letter country code (absent from API v27: the ad sets give the locations).")
 
 
 class CreatedLookalikeAudience(BaseModel):
@@ -2103,8 +2103,8 @@ class CreatedCustomConversion(OpData):
     event_source_id: str = Field(description="The pixel.")
     custom_event_type: str
     rule: str = Field(description="The rule as sent (JSON text).")
-    default_conversion_value: float = Field(None, description="Only when given.")
-    description: str = Field(None, description="Only when given.")
+    default_conversion_value: float = absent_key(description="Only when given.")
+    description: str = absent_key(description="Only when given.")
     ad_account_id: str
     object_ids: list[str]
 

@@ -38,7 +38,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     ListPage,
     list_page,
@@ -2058,19 +2058,19 @@ class LaunchOutcome(OpData):
     status: Literal["done", "failed"]
     already_launched: bool = Field(description="True when this request made nothing: the same launch ran before.")
     object_ids: list[str] = Field(description="The campaign, ad set, creatives and ads the launch created (so far).")
-    campaign_id: str = Field(None, description="done: the campaign.")
-    adset_id: str = Field(None, description="done: the ad set.")
-    creative_ids: list[str] = Field(None, description="done: the creatives.")
-    ad_ids: list[str] = Field(None, description="done: the ads.")
-    uploads: dict[str, str] = Field(None, description="done by this request: each media step (image:0, video:1.0, ...) -> the "
+    campaign_id: str = absent_key(description="done: the campaign.")
+    adset_id: str = absent_key(description="done: the ad set.")
+    creative_ids: list[str] = absent_key(description="done: the creatives.")
+    ad_ids: list[str] = absent_key(description="done: the ads.")
+    uploads: dict[str, str] = absent_key(description="done by this request: each media step (image:0, video:1.0, ...) -> the "
                                                       "image hash or video id used.")
-    notes: list[str] = Field(None, description="done by this request: what was chosen for you (page, placements, ...).")
-    failed_step: str = Field(None, description="failed: the step that stopped it.")
-    error: ErrorData = Field(None, description="failed: what stopped it.")
-    outcome: Literal["error", "unknown"] = Field(None, description="failed: unknown when the step's answer was lost (it may "
+    notes: list[str] = absent_key(description="done by this request: what was chosen for you (page, placements, ...).")
+    failed_step: str = absent_key(description="failed: the step that stopped it.")
+    error: ErrorData = absent_key(description="failed: what stopped it.")
+    outcome: Literal["error", "unknown"] = absent_key(description="failed: unknown when the step's answer was lost (it may "
                                                                    "have made its object; resume_launch finds it).")
-    created: list[LaunchStepRef] = Field(None, description="failed: what the launch created so far (all PAUSED).")
-    next: list[NextCall] = Field(None, description="failed: the calls that go on from here.")
+    created: list[LaunchStepRef] = absent_key(description="failed: what the launch created so far (all PAUSED).")
+    next: list[NextCall] = absent_key(description="failed: the calls that go on from here.")
 
 
 class LaunchStep(DataRow):
@@ -2080,7 +2080,7 @@ class LaunchStep(DataRow):
     object_id: str | None = Field(description="The object the step made; null until it made one.")
     data: dict[str, Any] = Field(description="What the step recorded (name, kind, sent_at, ...).")
     at: str = Field(description="When the step was last recorded (ISO 8601, UTC).")
-    error: dict[str, Any] = Field(None, description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
+    error: dict[str, Any] = absent_key(description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
 
 
 class LaunchData(OpData):
@@ -2100,11 +2100,11 @@ class RolledBackLaunch(OpData):
     deleted: list[str] = Field(description="Ids of the objects this call deleted (nothing when it was rolled back before).")
     already_gone: list[str] = Field(description="Ids of objects that were already deleted or not found.")
     object_ids: list[str] = Field(description="The objects deleted.")
-    orphans: list[str] = Field(None, description="rolled_back: ids of objects an interrupted run made without recording them "
+    orphans: list[str] = absent_key(description="rolled_back: ids of objects an interrupted run made without recording them "
                                                  "(found by the launch's tags).")
-    kept_media: list[str] = Field(None, description="rolled_back: uploaded media that stay in the ad account's library, in words.")
-    failed: str = Field(None, description="Stopped: the object it could not delete.")
-    error: ErrorData = Field(None, description="Stopped: why.")
+    kept_media: list[str] = absent_key(description="rolled_back: uploaded media that stay in the ad account's library, in words.")
+    failed: str = absent_key(description="Stopped: the object it could not delete.")
+    error: ErrorData = absent_key(description="Stopped: why.")
 
 
 class _Spec(BaseModel):

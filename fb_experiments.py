@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     ARGUMENTS_FILE_MARK,
     Change,
     ExperimentRecord,
@@ -900,14 +900,14 @@ class LaunchedExperiment(OpData):
 
     experiment_id: int
     study_id: str | None = Field(None, description="Built: the Facebook split test (ad study); null when there is none.")
-    variants: list[ExperimentVariant] = Field(None, description="Built, or launched before: the variants.")
-    split_test: bool = Field(None, description="Built: whether the variants are cells of a Facebook split test.")
-    already_launched: Literal[True] = Field(None, description="The plan had been launched before: nothing was created.")
-    status: Literal["running", "completed", "stopped"] = Field(None, description="Launched before: the experiment's status.")
-    activated: Literal[True] = Field(None, description="Switched to ACTIVE.")
-    already_active: Literal[True] = Field(None, description="Already switched on by the same request sent at the same time.")
-    ends_at: str = Field(None, description="Activated: when the test ends (ISO-8601, UTC).")
-    object_ids: list[str] = Field(None, description="Built or activated: the objects created or switched on.")
+    variants: list[ExperimentVariant] = absent_key(description="Built, or launched before: the variants.")
+    split_test: bool = absent_key(description="Built: whether the variants are cells of a Facebook split test.")
+    already_launched: Literal[True] = absent_key(description="The plan had been launched before: nothing was created.")
+    status: Literal["running", "completed", "stopped"] = absent_key(description="Launched before: the experiment's status.")
+    activated: Literal[True] = absent_key(description="Switched to ACTIVE.")
+    already_active: Literal[True] = absent_key(description="Already switched on by the same request sent at the same time.")
+    ends_at: str = absent_key(description="Activated: when the test ends (ISO-8601, UTC).")
+    object_ids: list[str] = absent_key(description="Built or activated: the objects created or switched on.")
 
 
 def _money(minor: int, currency: str) -> str:
@@ -1291,7 +1291,7 @@ class CheckEvent(BaseModel):
 class ExperimentsChecked(OpData):
     checked: int = Field(description="Running experiments looked at.")
     events: list[CheckEvent] = Field(description="What was done; empty when there was nothing to do.")
-    object_ids: list[str] = Field(None, description="The campaigns and ad sets acted on (absent when there was nothing to do).")
+    object_ids: list[str] = absent_key(description="The campaigns and ad sets acted on (absent when there was nothing to do).")
 
 
 @dataclass
@@ -1497,7 +1497,7 @@ class ExperimentList(OpData):
 
 class StoppedExperiment(OpData):
     experiment: ExperimentData
-    object_ids: list[str] = Field(None, description="The campaigns paused (absent when the experiment had already ended).")
+    object_ids: list[str] = absent_key(description="The campaigns paused (absent when the experiment had already ended).")
 
 
 class ExperimentHistoryEntry(BaseModel):

@@ -28,7 +28,7 @@ from facebook_business.adobjects.adreportrun import AdReportRun
 from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import ConfigDict, Field, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     counted,
     next_page_lines,
@@ -1133,13 +1133,13 @@ class InsightsComparison(OpData):
 
     period: str = Field(description="The period compared (a date preset or since..until).")
     currency: str
-    object_id: str = Field(None, description="One object: the object compared.")
-    compared_with: str = Field(None, description="One object: the period compared with (since..until).")
-    current: Metrics = Field(None, description="One object: the totals of the period.")
-    previous: Metrics = Field(None, description="One object: the totals of the period compared with.")
+    object_id: str = absent_key(description="One object: the object compared.")
+    compared_with: str = absent_key(description="One object: the period compared with (since..until).")
+    current: Metrics = absent_key(description="One object: the totals of the period.")
+    previous: Metrics = absent_key(description="One object: the totals of the period compared with.")
     comparison: dict[str, MetricChange] | None = Field(
         None, description="One object: metric -> change; null when the period had no delivery (nothing to compare).")
-    objects: dict[str, NamedMetrics] = Field(None, description="Several objects: object id -> its totals over the period.")
+    objects: dict[str, NamedMetrics] = absent_key(description="Several objects: object id -> its totals over the period.")
 
 
 class GetInsightsArgs(QueryArgs):
@@ -1342,18 +1342,18 @@ class ReportRunStatus(OpData, ReportRunObject):  # type: ignore[misc,valid-type]
 
     model_config = ConfigDict(extra="allow")
 
-    error: ReportFailure = Field(None, description="A failed or skipped run: Facebook's error (absent otherwise).")
+    error: ReportFailure = absent_key(description="A failed or skipped run: Facebook's error (absent otherwise).")
 
 
 class ReportResults(OpData):
     """One page of rows (rows, next_after), or with all=true the CSV of every row (path, row_count, totals)."""
 
     currency: str
-    rows: list[InsightsObject] = Field(None, description="One page: the rows as Facebook sent them.")  # type: ignore[valid-type]
+    rows: list[InsightsObject] = absent_key(description="One page: the rows as Facebook sent them.")  # type: ignore[valid-type]
     next_after: str | None = Field(None, description="One page: the cursor of the next page; null on the last page.")
-    path: str = Field(None, description="all=true: the CSV file written.")
-    row_count: int = Field(None, description="all=true: the rows written.")
-    totals: Metrics = Field(None, description="all=true: the totals of every row.")
+    path: str = absent_key(description="all=true: the CSV file written.")
+    row_count: int = absent_key(description="all=true: the rows written.")
+    totals: Metrics = absent_key(description="all=true: the totals of every row.")
 
 
 
@@ -1489,8 +1489,8 @@ class InsightsExport(OpData):
 
 class InsightsChart(OpData):
     days: int = Field(description="Days charted (0: no delivery, no file).")
-    path: str = Field(None, description="The PNG written (absolute path); absent when there was nothing to chart.")
-    totals: Metrics = Field(None, description="The totals of the days charted; absent when there was nothing to chart.")
+    path: str = absent_key(description="The PNG written (absolute path); absent when there was nothing to chart.")
+    totals: Metrics = absent_key(description="The totals of the days charted; absent when there was nothing to chart.")
 
 
 class PdfReport(OpData):
@@ -2247,7 +2247,7 @@ class AlertsChecked(OpData):
     checked: int = Field(description="Enabled rules checked.")
     cooling: int = Field(description="Rules skipped: within their cooldown.")
     fired: list[FiredAlert]
-    object_ids: list[str] = Field(None, description="The objects acted on; absent when none fired.")
+    object_ids: list[str] = absent_key(description="The objects acted on; absent when none fired.")
 
 
 
@@ -2600,14 +2600,14 @@ class BillingPaused(OpData):
     paused: list[str] = Field(description="The campaigns paused (billing_recovered resumes exactly these).")
     pause_id: int | None = Field(description="The billing pause record; null when there was nothing to pause.")
     changes: list[Change]
-    object_ids: list[str] = Field(None, description="The campaigns paused; absent when there was nothing to pause.")
+    object_ids: list[str] = absent_key(description="The campaigns paused; absent when there was nothing to pause.")
 
 
 class BillingResumed(OpData):
     ad_account_id: str
     resumed: list[str] = Field(description="The campaigns resumed.")
     changes: list[Change]
-    object_ids: list[str] = Field(None, description="The campaigns resumed; absent when there was nothing to resume.")
+    object_ids: list[str] = absent_key(description="The campaigns resumed; absent when there was nothing to resume.")
 
 
 

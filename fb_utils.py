@@ -2458,6 +2458,13 @@ class OpArgs(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def absent_key(description: str, **kwargs: Any) -> Any:
+    """A result model's key that is left out of the answer where it does not apply, and never null: the schema
+    gives its type and does not require it (``Field(None, ...)``, typed Any so that the annotation stays the key's
+    type when present, not ``X | None``)."""
+    return Field(None, description=description, **kwargs)
+
+
 class OpData(BaseModel):
     """Base of every op's result model (``@ops.op(..., result=Model)``): the JSON an op answers as ``OpResult.data``.
     Unknown keys are refused, so a result cannot drift from its declaration unnoticed."""
