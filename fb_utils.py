@@ -57,6 +57,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 from yarl import URL
 
 if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
@@ -2300,7 +2301,7 @@ def check_amount_range(value: int | None) -> int | None:
 
 # A money field in minor units. Its JSON schema says so (``"x-unit": "minor"``), so help can explain the unit in the
 # account's currency ("in cents of USD: 5000 = $50.00") and an LLM reading the schema sees it too.
-MONEY_UNIT = {"x-unit": "minor"}
+MONEY_UNIT: JsonDict = {"x-unit": "minor"}
 Amount = Annotated[int, AfterValidator(check_amount_range), Field(json_schema_extra=MONEY_UNIT)]
 
 
