@@ -368,7 +368,7 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
     if since is not None and date_preset is not None:
         raise _refuse("date_preset and since/until are two ways to say the period: give one", "date_preset",
                       fix="Drop date_preset, or drop since and until")
-    if since is not None:
+    if since is not None and until is not None:  # one without the other was refused above
         start, stop = _parse_day(since, "since"), _parse_day(until, "until")
         if start > stop:
             raise _refuse(f"since {since} is after until {until}", "since", fix="Give since on or before until")
@@ -507,7 +507,8 @@ def _action_value(items: Any, types: Sequence[str]) -> float:
     for item in items:   # with action breakdowns one type has several entries (one per value): they add up
         if isinstance(item, Mapping):
             try:
-                value = float(item.get("value"))
+                raw: Any = item.get("value")
+                value = float(raw)
             except (TypeError, ValueError):
                 continue
             key = str(item.get("action_type"))
@@ -1033,15 +1034,15 @@ PresetArg = Field(None, description="Relative period, e.g. last_7d, last_30d (de
 SinceArg = Field(None, description="First day YYYY-MM-DD (with until), at most 37 months back; days in the ad account's time zone.")
 UntilArg = Field(None, description="Last day YYYY-MM-DD (with since).")
 IncrementArg = Field(None, description="Rows per time bucket: 1 (daily) to 90 days, 'monthly', or 'all_days' (default).")
-BreakdownsArg = Field(default_factory=list, description="Split rows by any of Meta's insights breakdowns, e.g. age, gender, country, "
+BreakdownsArg: Any = Field(default_factory=list, description="Split rows by any of Meta's insights breakdowns, e.g. age, gender, country, "
                       "region, dma, publisher_platform, platform_position, impression_device, device_platform, "
                       "hourly_stats_aggregated_by_advertiser_time_zone, frequency_value (with reach), product_id, "
                       "media_type. Combinations are Meta's documented ones: age+gender; publisher_platform+"
                       "platform_position(+impression_device); most others alone.")
-ActionBreakdownsArg = Field(default_factory=list, description="Split the actions lists by: action_type (default), action_device, "
+ActionBreakdownsArg: Any = Field(default_factory=list, description="Split the actions lists by: action_type (default), action_device, "
                             "action_destination, action_target_id, action_reaction, action_video_sound, action_video_type, "
                             "action_carousel_card_id/name and Meta's other action breakdowns.")
-WindowsArg = Field(default_factory=list, description="Attribution windows to show per action, e.g. ['1d_click', '7d_click', "
+WindowsArg: Any = Field(default_factory=list, description="Attribution windows to show per action, e.g. ['1d_click', '7d_click', "
                    "'28d_click', '1d_view', '1d_ev']; 'value' stays the account's default attribution. 7d_view and "
                    "28d_view return no data since 2026-01-12.")
 FieldsArg = Field(None, description="Columns (default: ids and names of the level, dates, impressions, reach, clicks, link clicks, "
@@ -1264,7 +1265,7 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"}, result=InsightsComparison)
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
-    period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
+    period: dict[str, Any] = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
     today = await session_today(ctx)
     build_query(objects[0], today=today, **period)  # every argument checked before any request
     if (args.compare_since is None) != (args.compare_until is None):
@@ -1283,7 +1284,7 @@ async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResul
                 return OpResult(text=f"{objects[0]}: no delivery in {label}; nothing to compare.",
                                 data={"object_id": objects[0], "currency": currency, "period": label, "current": current.to_dict(),
                                       "comparison": None})
-            first, last = date.fromisoformat(args.since or start), date.fromisoformat(args.until or stop)
+            first, last = date.fromisoformat(args.since or start or ""), date.fromisoformat(args.until or stop or "")
             length = (last - first).days + 1
             before = {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
         previous, _, _ = await _period_totals(ctx, objects[0], currency, **before)
@@ -1620,12 +1621,13 @@ async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     if provided:
         section_title, section = "Recommendations", provided
     elif start:
-        before = await _campaign_totals(ctx, account_id, account.currency, **_previous_range(start, stop))
+        before = await _campaign_totals(ctx, account_id, account.currency, **_previous_range(start, stop or start))
         movers = []
         for key in set(campaigns) | set(before):
             now, then = campaigns.get(key), before.get(key)
             delta = (now.spend_minor if now else 0) - (then.spend_minor if then else 0)
-            name = ((now or then).dims.get("campaign_name") or key)
+            row = now or then  # one of the two has the key
+            name = (row.dims.get("campaign_name") if row else None) or key
             movers.append((abs(delta), delta, name, key, now, then))
         movers.sort(reverse=True)
         for _, _delta, name, key, now, then in movers[:10]:
@@ -1780,9 +1782,9 @@ async def collect_ad_days(ctx: OpContext, account_id: str, currency: str, filter
     return stats, days_by_ad, latest
 
 
-def _median(values: Iterable[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def _median(values: Iterable[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return statistics.median(numbers) if numbers else None
 
 
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=Recommendations)
@@ -1936,8 +1938,8 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
         if adset.get("effective_status") != "ACTIVE" or adset_id not in adset_recent:
             continue
         since_edit = adset_since_edit.get(adset_id, MetricRow(currency=currency))
-        goal = adset.get("optimization_goal")
-        results = results_of(since_edit, goal)
+        adset_goal = adset.get("optimization_goal")
+        results = results_of(since_edit, adset_goal)
         if results < LEARNING_RESULTS:
             edit = edits.get(adset_id) or "?"
             cost = _ratio(since_edit.spend_minor, results)
@@ -2011,12 +2013,13 @@ def _value(m: MetricRow, metric: str) -> float | None:
 
 
 def _from_snapshot(metrics: dict[str, Any], currency: str) -> MetricRow:
-    return MetricRow(**{k: int(metrics.get(k) or 0) for k in METRIC_NAMES}, currency=currency)
+    counts: dict[str, Any] = {k: int(metrics.get(k) or 0) for k in METRIC_NAMES}
+    return MetricRow(**counts, currency=currency)
 
 
 async def _insight_rows(ctx: OpContext, object_id: str, *, level: str, date_preset: str | None = None,
                         since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
-    period = {"since": since, "until": until} if since and until else {"date_preset": date_preset or "yesterday"}
+    period: dict[str, Any] = {"since": since, "until": until} if since and until else {"date_preset": date_preset or "yesterday"}
     result = await fetch_insights(ctx, object_id, level=level, fields=ROW_FIELDS, **period)
     return result.rows
 
@@ -2144,7 +2147,7 @@ def _rule_line(rule: AlertRuleRecord) -> str:
     what = f"{rule.metric} {rule.operator} {_show_metric(rule.metric, rule.threshold, rule.currency)} over {rule.window}"
     action = rule.action
     if rule.action == "scale":
-        action = f"scale +{rule.scale_pct}% up to {format_money(rule.max_budget, rule.currency) if rule.currency else rule.max_budget}"
+        action = f"scale +{rule.scale_pct}% up to {format_money(rule.max_budget, rule.currency) if rule.currency and rule.max_budget is not None else rule.max_budget}"
     fired = f", last fired {rule.last_fired_at:%Y-%m-%d %H:%M} UTC" if rule.last_fired_at else ""
     state = "" if rule.enabled else " (disabled)"
     return (f"#{rule.id} {rule.name}: {LEVEL_LABELS[rule.level]} {rule.object_id}: {what} → {action}, "
@@ -2270,7 +2273,7 @@ class _Firing:
 async def _rule_value(ctx: OpContext, rule: AlertRuleRecord) -> tuple[float | None, str]:
     rows = await _insight_rows(ctx, rule.object_id, level=rule.level, date_preset=rule.window)
     total = totals((parse_row(r, rule.currency or "USD") for r in rows), rule.currency)
-    name = next((r.get(f"{rule.level}_name") for r in rows if r.get(f"{rule.level}_name")), "") if rule.level != "account" else ""
+    name = str(next((r.get(f"{rule.level}_name") for r in rows if r.get(f"{rule.level}_name")), "")) if rule.level != "account" else ""
     return _value(total, rule.metric), name
 
 
@@ -2285,6 +2288,9 @@ async def _scale(ctx: OpContext, rule: AlertRuleRecord) -> tuple[str, str]:
     target, held_by = scaled_budget(current, int(rule.scale_pct or 0), ("the rule's cap", int(rule.max_budget or wanted)), guardrails)
     if target <= current:
         return "capped", f"daily budget stays {money(current)}: already at {held_by}"
+    if ctx.gate is None:
+        raise ValidationError("Scaling a budget needs a workspace session (the safety gate)",
+                              fix="Call it through Ad Monster (chat, MCP, API or a job), not as a bare handler")
     result = await ctx.gate.run(UPDATE_OPS[rule.level], {f"{rule.level}_id": rule.object_id, "daily_budget": target})
     if not result.ok:
         return "failed", result.text.splitlines()[0]
@@ -2651,7 +2657,8 @@ async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
     pct = await _fee_pct(ctx, args.fee_pct)
     period = f"{args.since} to {args.until}" if args.since else args.date_preset
     lines = [f"Spend, {period}" + (f", agency fee {pct:g}%" if pct else "") + ":"]
-    accounts, by_currency = [], {}
+    accounts: list[dict[str, Any]] = []
+    by_currency: dict[str, list[int]] = {}
     for account in await _accounts(ctx, args.ad_account_id):
         rows = await _insight_rows(ctx, account.id, level="campaign", date_preset=args.date_preset,
                                    since=args.since.isoformat() if args.since else None,
@@ -2663,9 +2670,9 @@ async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
         money = account.format
         lines.append(f"  {account.name} ({account.id}): {money(spend)}" + (f" + fee {money(fee)} = {money(spend + fee)}" if pct else ""))
         lines += [f"    {c['name']} ({c['campaign_id']}): {money(c['spend_minor'])}" for c in campaigns if c["spend_minor"]]
-        totals = by_currency.setdefault(account.currency, [0, 0])
-        totals[0] += spend
-        totals[1] += fee
+        sums = by_currency.setdefault(account.currency, [0, 0])
+        sums[0] += spend
+        sums[1] += fee
         accounts.append({"ad_account_id": account.id, "name": account.name, "currency": account.currency,
                          "spend_minor": spend, "fee_minor": fee, "total_minor": spend + fee, "campaigns": campaigns})
     for currency, (spend, fee) in by_currency.items():
@@ -2696,7 +2703,7 @@ async def sync_spend(ctx: OpContext, args: SyncSpendArgs) -> OpResult:
         status = (await ctx.graph.get(account.id, {"fields": "account_status"})).get("account_status")
         status = int(status) if status is not None else None
         pauses = await records.open_billing_pauses(account.id)
-        billing = BILLING_PROBLEMS.get(status, "ok" if status == 1 else f"status {status}")
+        billing = (BILLING_PROBLEMS.get(status) if status is not None else None) or ("ok" if status == 1 else f"status {status}")
         lines.append(f"  {account.name} ({account.id}) {day}: {account.format(spend)}; billing {billing}"
                      + (f"; {sum(len(p.object_ids) for p in pauses)} campaign(s) paused for billing" if pauses else ""))
         accounts.append({"ad_account_id": account.id, "name": account.name, "day": day, "spend_minor": spend,
