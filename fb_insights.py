@@ -1952,7 +1952,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
                     action_args["daily_budget"] = needed
                     advice += f"; {money(needed, currency)}/day would buy about {LEARNING_RESULTS} results a week at {money(cost, currency)} each"
             out.append(Recommendation("learning_phase", adset_id, name_of.get(adset_id, adset_id),
-                                      f"{results} {str(goal or 'results').lower()} results since the last significant edit ({edit}), "
+                                      f"{results} {str(adset_goal or 'results').lower()} results since the last significant edit ({edit}), "
                                       f"under the {LEARNING_RESULTS} in 7 days that end the learning phase: {advice}",
                                       "update_adset" if "daily_budget" in action_args else "get_adset", action_args, "info"))
 
