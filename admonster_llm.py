@@ -211,7 +211,10 @@ def _httpx() -> Any:
     """The HTTP package the openai client is built on (httpx, or its httpx2 fork in newer releases)."""
     import openai._base_client as base
 
-    return getattr(base, "httpx2", None) or getattr(base, "httpx")
+    for name in ("httpx2", "httpx"):
+        if hasattr(base, name):
+            return getattr(base, name)
+    raise ImportError("the openai client's HTTP package (httpx) was not found")
 
 
 class AiohttpTransport:

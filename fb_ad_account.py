@@ -484,7 +484,8 @@ class AccountUser(DataRow):
 class AccountUsers(OpData):
     ad_account_id: str
     users: list[AccountUser] = Field(description="People on the account itself.")
-    business: BusinessRef | None = Field(description="The business that owns the account (null: none).")  # type: ignore[valid-type]
+    business: BusinessRef | None = Field(  # type: ignore[valid-type]
+        description="The business that owns the account (null: none).")
     assigned_users: list[AccountUser] | None = Field(
         description="People the business assigned (null: no business, or not readable with this token).")
 

@@ -1363,8 +1363,10 @@ class AudienceEstimate(OpData):
     estimate_dau: int | None = Field(description="Daily active people in the audience (null: not given).")
     verdict: Literal[VERDICTS]  # type: ignore[valid-type]
     advice: str
-    daily_outcomes_curve: list[CurvePoint] = Field(description="Daily reach by daily spend (spend in minor units).")  # type: ignore[valid-type]
-    reach_estimate: ReachEstimate | None = Field(description="The older reach estimate (null: Facebook refused or gave none).")  # type: ignore[valid-type]
+    daily_outcomes_curve: list[CurvePoint] = Field(  # type: ignore[valid-type]
+        description="Daily reach by daily spend (spend in minor units).")
+    reach_estimate: ReachEstimate | None = Field(  # type: ignore[valid-type]
+        description="The older reach estimate (null: Facebook refused or gave none).")
     estimate_ready: bool | None = Field(description="False while Facebook's estimate is not final (null: not said).")
     targeting: dict[str, Any] = TargetingDict
 

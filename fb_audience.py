@@ -1046,7 +1046,8 @@ class UsersUploaded(OpData):
     hash_process_peak_rss_kb: int
     confirmed_by_session: list[int] = Field(description="batch_seq of the batches whose answer was lost and whose "
                                             "arrival the upload session showed.")
-    session: UploadSession = Field(None, description="The upload session as last read; only when confirmed_by_session "  # type: ignore[valid-type]
+    session: UploadSession = Field(  # type: ignore[valid-type]
+        None, description="The upload session as last read; only when confirmed_by_session "
                                    "is not empty.")
 
 
@@ -2001,7 +2002,8 @@ class PixelStats(OpData):
     start_time: int = Field(description="Unix seconds.")
     end_time: int = Field(description="Unix seconds (exclusive).")
     totals: dict[str, int] = Field(description="Count per aggregated value (per event name for aggregation=event).")
-    stats: list[PixelStatsBucket] = Field(description="Facebook's answer: hourly buckets of counts.")  # type: ignore[valid-type]
+    stats: list[PixelStatsBucket] = Field(  # type: ignore[valid-type]
+        description="Facebook's answer: hourly buckets of counts.")
 
 
 class CreatePixelArgs(OpArgs):

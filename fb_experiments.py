@@ -1496,8 +1496,10 @@ class ExperimentData(BaseModel):
     name: str
     status: Literal["running", "completed", "stopped"]
     winner: str | None
-    variable: Literal[VARIABLES] = Field(description="What the variants differ in.")  # type: ignore[valid-type]
-    metric: Literal[METRICS] = Field(description="The primary metric the winner is chosen on.")  # type: ignore[valid-type]
+    variable: Literal[VARIABLES] = Field(  # type: ignore[valid-type]
+        description="What the variants differ in.")
+    metric: Literal[METRICS] = Field(  # type: ignore[valid-type]
+        description="The primary metric the winner is chosen on.")
     ad_account_id: str
     currency: str
     study_id: str | None = Field(description="The Facebook split test; null when the variants are not in one.")

@@ -1109,7 +1109,8 @@ class InsightsData(OpData):
     row_count: int = Field(description="Rows Facebook answered.")
     truncated: bool = Field(description="More rows than data holds: export_insights writes them all.")
     totals: Metrics
-    summary: InsightsObject | None = Field(description="Facebook's summary row (deduplicated reach); null when it sent none.")  # type: ignore[valid-type]
+    summary: InsightsObject | None = Field(  # type: ignore[valid-type]
+        description="Facebook's summary row (deduplicated reach); null when it sent none.")
     currency: str
     params: dict[str, Any] = Field(description="The Graph parameters sent to /insights.")
     report_run_id: str | None = Field(description="The async report run used when the data was too much for one request.")
@@ -1350,7 +1351,8 @@ class ReportResults(OpData):
     """One page of rows (rows, next_after), or with all=true the CSV of every row (path, row_count, totals)."""
 
     currency: str
-    rows: list[InsightsObject] = absent_key(description="One page: the rows as Facebook sent them.")  # type: ignore[valid-type]
+    rows: list[InsightsObject] = absent_key(  # type: ignore[valid-type]
+        description="One page: the rows as Facebook sent them.")
     next_after: str | None = Field(None, description="One page: the cursor of the next page; null on the last page.")
     path: str = absent_key(description="all=true: the CSV file written.")
     row_count: int = absent_key(description="all=true: the rows written.")
