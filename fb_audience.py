@@ -1974,9 +1974,12 @@ PixelObject = graph_object(AdsPixel, PIXEL_FIELDS, name="PixelObject")
 # GET /{pixel_id}/stats answers AdsPixelStatsResult buckets, each holding AdsPixelStats rows (Meta's spec types the
 # bucket's data as list<AdsPixelStats>): both typed from the SDK, every field of each.
 PixelStatsRow = graph_object(AdsPixelStats, list(AdsPixelStats._field_types), name="PixelStatsRow")
-PixelStatsBucket = graph_object(  # type: ignore[valid-type]
-    AdsPixelStatsResult, list(AdsPixelStatsResult._field_types), name="PixelStatsBucket",
-    extra_fields={"data": list[PixelStatsRow]})
+PixelStatsBucket = graph_object(
+    AdsPixelStatsResult,
+    list(AdsPixelStatsResult._field_types),
+    name="PixelStatsBucket",
+    extra_fields={"data": list[PixelStatsRow]},  # type: ignore[valid-type]
+)
 
 
 class CreatedPixel(OpData):
