@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: chat test bench tools sandbox docs clean venv chromium faketime postgresql
+.PHONY: chat test lint fmt bench tools sandbox docs clean venv chromium faketime postgresql
 
 # (Re)create the virtualenv when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -32,7 +32,19 @@ POSTGRES_LIB ?= /usr/lib/postgresql
 postgresql:
 	@command -v initdb >/dev/null || ls $(POSTGRES_LIB)/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
-test: $(STAMP) chromium faketime postgresql
+# Lint and types first (seconds, not minutes): ruff's rules, ruff's format, mypy (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Fix what can be fixed mechanically: ruff's safe fixes, then the formatter. Whatever `make lint` still reports is
+# for a person (docs/contributing.md, "Lint and types").
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) lint chromium faketime postgresql
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -358,7 +358,7 @@ def workspace_mcp(name: str = typer.Argument(..., help="Workspace name."),
 
     async def run(store: Any) -> None:
         ws = await _existing_workspace(store, name)
-        value = {"toolsets": list(chosen), "read_only": read_only} if chosen or read_only else None
+        value = {"toolsets": list(chosen or ()), "read_only": read_only} if chosen or read_only else None
         await store.set_setting(ws.id, MCP_SETTING, value)
         typer.echo(f"/mcp for workspace {name!r}: toolsets {', '.join(chosen) if chosen else 'default (core ops)'}"
                    f"{', read-only' if read_only else ''}.")

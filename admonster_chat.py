@@ -206,8 +206,8 @@ def help_text(registry: Any) -> str:
                                                       f"{STATUS_NOUNS.get(noun, noun)} (delete cannot be undone)")
                 continue
             listed.add(spec.name)
-            command = _command_for_op(spec.name)
-            line = command.usage if command else f"{slash_form(spec, registry)}: {first_sentence(spec.summary)}"
+            op_command = _command_for_op(spec.name)
+            line = op_command.usage if op_command else f"{slash_form(spec, registry)}: {first_sentence(spec.summary)}"
             sections.setdefault(group, []).append(line)
     lines = [HELP_INTRO]
     for group, entries in sections.items():
@@ -297,10 +297,13 @@ def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example
     for name in positional:
         if name not in example:
             break
-        words.append(_slash_word(example[name]))
+        word = _slash_word(example[name])
+        if word is None:
+            return None
+        words.append(word)
     taken = set(positional[: len(words)])
     options = [f"{name}={_slash_word(value)}" for name, value in example.items() if name not in taken]
-    if any(word is None for word in words) or any("None" == o.split("=", 1)[1] for o in options):
+    if any("None" == o.split("=", 1)[1] for o in options):
         return None
     return " ".join([head, *words, *options])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -419,7 +420,7 @@ def describe_settings() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _describe_error(error: dict[str, Any]) -> str:
+def _describe_error(error: Mapping[str, Any]) -> str:
     """One readable clause for one pydantic error, never echoing secret values."""
     field = str(error["loc"][0]) if error.get("loc") else "?"
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")

@@ -211,7 +211,10 @@ def _httpx() -> Any:
     """The HTTP package the openai client is built on (httpx, or its httpx2 fork in newer releases)."""
     import openai._base_client as base
 
-    return getattr(base, "httpx2", None) or getattr(base, "httpx")
+    for name in ("httpx2", "httpx"):
+        if hasattr(base, name):
+            return getattr(base, name)
+    raise ImportError("the openai client's HTTP package (httpx) was not found")
 
 
 class AiohttpTransport:
@@ -220,7 +223,7 @@ class AiohttpTransport:
     errors the openai client turns into APIConnectionError / APITimeoutError."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        httpx = _httpx()
+        httpx: Any = _httpx()
 
         class _Body(httpx.AsyncByteStream):
             def __init__(self, response: Any) -> None:
@@ -498,7 +501,8 @@ def _track_confirmation(current: str | None, record: ToolCallRecord, content: st
         found = CONFIRM_ID.search(content)
         return found.group(1) if found else current
     if record.ok and current and isinstance(record.arguments, dict):
-        args = record.arguments.get("args") if isinstance(record.arguments.get("args"), dict) else {}
+        args = record.arguments.get("args")
+        args = args if isinstance(args, dict) else {}
         if current in (args.get("confirm"), record.arguments.get("confirm")):
             return None
     return current

@@ -52,7 +52,7 @@ NO_SESSION = _error("No session with this id for this key's workspace (unknown, 
 FOREIGN_ORIGIN = _error("An Origin header that is not ADMONSTER_PUBLIC_URL's (a web page of another site).")
 BAD_BODY = _error("The body is not a JSON object of the right shape, is not UTF-8, or is nested too deep: one line and a fix.")
 TOO_LARGE = _error("The body is over the size limit.")
-SECURED = [{BEARER: []}]
+SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
 
 
 # ---------------------------------------------------------------------------------------------------------------

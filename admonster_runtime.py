@@ -61,7 +61,7 @@ class Runtime:
         from fb_utils import GraphClient, SingleFlightPolicy
         from fi_facebook import Facebook, record_wait
 
-        token, kind = await self._token_for(workspace)
+        token, _kind = await self._token_for(workspace)
         stamp = hashlib.sha256((token or "").encode()).hexdigest()
         cached = self._sessions.get(workspace.id)
         if cached and cached[0] == stamp:
@@ -180,7 +180,7 @@ async def _default_selections(facebook: Facebook) -> None:
 
     chosen = await facebook.selections()
     try:
-        if not chosen.get("ad_account"):
+        if not chosen.get("ad_account") and facebook.graph is not None:
             accounts = await facebook.graph.get("me/adaccounts", {"fields": "id", "limit": 1})
             if accounts.get("data"):
                 await facebook.select("ad_account", accounts["data"][0]["id"])
@@ -190,8 +190,11 @@ async def _default_selections(facebook: Facebook) -> None:
         pass
 
 
-async def _sandbox_call(url: str, method: str, path: str, json: dict | None = None) -> dict:
+async def _sandbox_call(url: str | None, method: str, path: str, json: dict | None = None) -> dict:
     import aiohttp
+
+    if url is None:
+        raise RuntimeError(f"no sandbox to call for {path}: the runtime is LIVE")
 
     async with aiohttp.ClientSession() as session:
         async with session.request(method, f"{url}/__sandbox/{path}", json=json) as resp:
@@ -241,10 +244,9 @@ async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | No
             sandbox_db = str(settings.sandbox_db or settings.home / "sandbox.db")
             private_db_file(sandbox_db)  # the sandbox holds its (fake) users' tokens: private like the store
             server = SandboxServer(db_path=sandbox_db, seed=True, clock_start=start.timestamp() if start else None)
-            await server.start()
+            sandbox_url = await server.start()
             private_db_file(sandbox_db)
             stack.push_async_callback(server.stop)
-            sandbox_url = server.url
             known = await _sandbox_call(sandbox_url, "GET", "app")
             app = AppCredentials(known["app_id"], known["app_secret"], sandbox_url,
                                  f"{sandbox_url}/{settings.api_version}/dialog/oauth", settings.api_version)

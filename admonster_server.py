@@ -12,7 +12,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -22,9 +22,14 @@ from admonster_chat import thread_id_problem
 from admonster_files import FILES_PREFIX, FileShelf, _url_name
 from admonster_openapi import OPENAPI_PATH
 
+if TYPE_CHECKING:
+    from admonster_runtime import Runtime
+    from admonster_store import Workspace
+
 CALLBACK_PATH = "/oauth/facebook/callback"
-RUNTIME_KEY = web.AppKey("runtime", object)
-WORKSPACE_KEY = web.RequestKey("workspace", object)
+# Typed for mypy only: the runtime module loads the store and the ops, which this module must not import at start.
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("runtime", object)  # type: ignore[arg-type]
+WORKSPACE_KEY: web.RequestKey[Workspace] = web.RequestKey("workspace", object)  # type: ignore[arg-type]
 MAX_BODY_BYTES = 1 << 20
 
 
@@ -370,7 +375,7 @@ def _bind_signin_to_browser() -> Any:
     return bind_signin(secrets.token_urlsafe(32))
 
 
-def _with_signin_cookie(request: web.Request, response: web.StreamResponse, binding: Any) -> web.StreamResponse:
+def _with_signin_cookie(request: web.Request, response: web.Response, binding: Any) -> web.Response:
     """When this request made a sign-in link, give the browser its secret as an HttpOnly, SameSite=Lax cookie that
     only the OAuth callback receives: the link then works in this browser only."""
     if binding.used:
@@ -396,7 +401,7 @@ async def _chat_turn(request: web.Request) -> tuple[str, str] | web.Response:
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
         return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
                       'Send {"thread_id": "t1", "message": "/status"}')
-    return thread_id.strip(), message
+    return str(thread_id).strip(), message  # thread_id_problem passed: text
 
 
 async def chat(request: web.Request) -> web.Response:

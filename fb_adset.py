@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field as dataclass_field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, overload
 
 import pycountry
 from facebook_business.adobjects.adaccountreachestimate import AdAccountReachEstimate
@@ -32,7 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     ListPage,
     list_page,
@@ -440,32 +440,33 @@ class Zip(_Strict):
         return _key_item(value, "zips")
 
 
-def _list_of(item: Any) -> Any:
-    return Annotated[list[item] | None, BeforeValidator(_plain_list)]
+_Item = TypeVar("_Item")
+# A list of items or none; one bare item is taken as a list of one.
+_ListOf = Annotated[list[_Item] | None, BeforeValidator(_plain_list)]
 
 
 class GeoLocations(_Strict):
     """Where: countries, regions, cities (with radius), zips, custom locations, country groups, markets."""
 
     countries: Annotated[list[CountryCode] | None, BeforeValidator(_code_list)] = None
-    regions: _list_of(Region) = None
-    cities: _list_of(City) = None
-    zips: _list_of(Zip) = None
+    regions: _ListOf[Region] = None
+    cities: _ListOf[City] = None
+    zips: _ListOf[Zip] = None
     location_types: Annotated[list[Literal["home", "recent", "travel_in"]] | None, BeforeValidator(_code_list)] = None
-    custom_locations: _list_of(dict[str, Any]) = None
+    custom_locations: _ListOf[dict[str, Any]] = None
     country_groups: CodeList = None
-    geo_markets: _list_of(dict[str, Any]) = None
-    electoral_districts: _list_of(dict[str, Any]) = None
-    large_geo_areas: _list_of(dict[str, Any]) = None
-    location_cluster_ids: _list_of(dict[str, Any]) = None
-    medium_geo_areas: _list_of(dict[str, Any]) = None
-    metro_areas: _list_of(dict[str, Any]) = None
-    neighborhoods: _list_of(dict[str, Any]) = None
-    places: _list_of(dict[str, Any]) = None
-    political_districts: _list_of(dict[str, Any]) = None
-    small_geo_areas: _list_of(dict[str, Any]) = None
-    subcities: _list_of(dict[str, Any]) = None
-    subneighborhoods: _list_of(dict[str, Any]) = None
+    geo_markets: _ListOf[dict[str, Any]] = None
+    electoral_districts: _ListOf[dict[str, Any]] = None
+    large_geo_areas: _ListOf[dict[str, Any]] = None
+    location_cluster_ids: _ListOf[dict[str, Any]] = None
+    medium_geo_areas: _ListOf[dict[str, Any]] = None
+    metro_areas: _ListOf[dict[str, Any]] = None
+    neighborhoods: _ListOf[dict[str, Any]] = None
+    places: _ListOf[dict[str, Any]] = None
+    political_districts: _ListOf[dict[str, Any]] = None
+    small_geo_areas: _ListOf[dict[str, Any]] = None
+    subcities: _ListOf[dict[str, Any]] = None
+    subneighborhoods: _ListOf[dict[str, Any]] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -485,23 +486,26 @@ _FLEX_LOOSE = [f for f in sdk_enum_values(FlexibleTargeting.Field) if f not in I
 
 
 class _FlexibleFields(_Strict):
-    interests: _list_of(TargetingItem) = None
-    behaviors: _list_of(TargetingItem) = None
-    life_events: _list_of(TargetingItem) = None
-    family_statuses: _list_of(TargetingItem) = None
-    industries: _list_of(TargetingItem) = None
-    income: _list_of(TargetingItem) = None
-    work_positions: _list_of(TargetingItem) = None
-    work_employers: _list_of(TargetingItem) = None
-    education_schools: _list_of(TargetingItem) = None
-    education_majors: _list_of(TargetingItem) = None
-    custom_audiences: _list_of(AudienceItem) = None
+    interests: _ListOf[TargetingItem] = None
+    behaviors: _ListOf[TargetingItem] = None
+    life_events: _ListOf[TargetingItem] = None
+    family_statuses: _ListOf[TargetingItem] = None
+    industries: _ListOf[TargetingItem] = None
+    income: _ListOf[TargetingItem] = None
+    work_positions: _ListOf[TargetingItem] = None
+    work_employers: _ListOf[TargetingItem] = None
+    education_schools: _ListOf[TargetingItem] = None
+    education_majors: _ListOf[TargetingItem] = None
+    custom_audiences: _ListOf[AudienceItem] = None
 
 
-FlexibleGroup = create_model(  # type: ignore[call-overload]
-    "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
-    **{name: (Any, None) for name in _FLEX_LOOSE},
-)
+if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typed part
+    FlexibleGroup = _FlexibleFields
+else:
+    FlexibleGroup = create_model(
+        "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
+        **{name: (Any, None) for name in _FLEX_LOOSE},
+    )
 
 
 class TargetingAutomation(_Strict):
@@ -523,21 +527,21 @@ class _PreciseFields(_Strict):
     age_min: Age = None
     age_max: Age = None
     genders: Annotated[list[Gender] | None, BeforeValidator(_genders)] = None
-    locales: _list_of(Locale) = None
-    interests: _list_of(TargetingItem) = None
-    behaviors: _list_of(TargetingItem) = None
-    life_events: _list_of(TargetingItem) = None
-    family_statuses: _list_of(TargetingItem) = None
-    industries: _list_of(TargetingItem) = None
-    income: _list_of(TargetingItem) = None
-    work_positions: _list_of(TargetingItem) = None
-    work_employers: _list_of(TargetingItem) = None
-    education_schools: _list_of(TargetingItem) = None
-    education_majors: _list_of(TargetingItem) = None
-    flexible_spec: _list_of(FlexibleGroup) = None
+    locales: _ListOf[Locale] = None
+    interests: _ListOf[TargetingItem] = None
+    behaviors: _ListOf[TargetingItem] = None
+    life_events: _ListOf[TargetingItem] = None
+    family_statuses: _ListOf[TargetingItem] = None
+    industries: _ListOf[TargetingItem] = None
+    income: _ListOf[TargetingItem] = None
+    work_positions: _ListOf[TargetingItem] = None
+    work_employers: _ListOf[TargetingItem] = None
+    education_schools: _ListOf[TargetingItem] = None
+    education_majors: _ListOf[TargetingItem] = None
+    flexible_spec: _ListOf[FlexibleGroup] = None
     exclusions: FlexibleGroup | None = None
-    custom_audiences: _list_of(AudienceItem) = None
-    excluded_custom_audiences: _list_of(AudienceItem) = None
+    custom_audiences: _ListOf[AudienceItem] = None
+    excluded_custom_audiences: _ListOf[AudienceItem] = None
     publisher_platforms: CodeList = None
     facebook_positions: CodeList = None
     instagram_positions: CodeList = None
@@ -551,11 +555,14 @@ class _PreciseFields(_Strict):
 
 _LOOSE_FIELDS = [f for f in sdk_enum_values(Targeting.Field)
                  if f not in _PreciseFields.model_fields and f not in _HOISTED_LOCATION_KEYS]
-_TargetingBase = create_model(  # type: ignore[call-overload]
-    "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
+if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typed part
+    _TargetingBase = _PreciseFields
+else:
+    _TargetingBase = create_model(
+        "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
 
 
-class TargetingSpec(_TargetingBase):  # type: ignore[misc,valid-type]
+class TargetingSpec(_TargetingBase):
     """Facebook's ad set targeting spec, typed where it matters; other SDK fields are taken as given (JSON values)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -911,7 +918,8 @@ def restricted_setup(spec: TargetingSpec) -> list[str]:
     inclusion or detailed-targeting inclusion without its relaxation (individual_setting age/gender = 1,
     targeting_relaxation_types.custom_audience = 1, targeting_optimization expansion_all: mapping unverified)."""
     individual = (spec.targeting_automation.individual_setting if spec.targeting_automation else None) or {}
-    relax = spec.targeting_relaxation_types if isinstance(spec.targeting_relaxation_types, dict) else {}
+    relax_types = getattr(spec, "targeting_relaxation_types", None)  # an SDK field taken as given (JSON)
+    relax = relax_types if isinstance(relax_types, dict) else {}
     found = []
     if ((spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN) or (spec.age_max is not None and spec.age_max != AGE_HIGHEST)) \
             and individual.get("age") != 1:
@@ -921,7 +929,7 @@ def restricted_setup(spec: TargetingSpec) -> list[str]:
     if _has_custom_audience(spec) and relax.get("custom_audience") != 1:
         found.append("custom audience")
     groups = [spec, *(spec.flexible_spec or [])]
-    if any(getattr(group, name, None) for group in groups for name in ID_ITEM_FIELDS) and spec.targeting_optimization != "expansion_all":
+    if any(getattr(group, name, None) for group in groups for name in ID_ITEM_FIELDS) and getattr(spec, "targeting_optimization", None) != "expansion_all":
         found.append("detailed targeting")
     return found
 
@@ -1022,11 +1030,11 @@ def recommend_placements(creative_type: str, objective: str | None = None, *, au
         raise ValidationError(f"{creative_type!r} is not a creative type", fix="Use image, video or carousel", blame_field="creative_type")
     goal = normalize_objective(objective)
     if automatic:
-        reasons = ["Advantage+ placements: Facebook spreads the budget over every placement where it expects the best "
+        auto_reasons = ["Advantage+ placements: Facebook spreads the budget over every placement where it expects the best "
                    "results for this objective, which usually lowers the cost per result."]
         if not instagram:
-            reasons.append("No Instagram account is selected: on Instagram the ads will show the Page's name and picture.")
-        return PlacementPlan(automatic=True, reasons=reasons)
+            auto_reasons.append("No Instagram account is selected: on Instagram the ads will show the Page's name and picture.")
+        return PlacementPlan(automatic=True, reasons=auto_reasons)
     facebook: list[str]
     insta: list[str]
     reasons: list[str] = []
@@ -1128,7 +1136,8 @@ def describe_targeting_locally(spec: TargetingSpec) -> str:
         sentences[-1] += f", except {_shorten(excluded)}"
     low = spec.age_min if spec.age_min is not None else AGE_DEFAULT_MIN
     high = f"{spec.age_max}" if spec.age_max is not None and spec.age_max < AGE_HIGHEST else "65+"
-    genders = {(1,): "men", (2,): "women"}.get(tuple(sorted(set(spec.genders or []))), "all genders")
+    gender_words: dict[tuple[int, ...], str] = {(1,): "men", (2,): "women"}
+    genders = gender_words.get(tuple(sorted(set(spec.genders or []))), "all genders")
     sentences[-1] += f", aged {low}-{high}, {genders}."
     if spec.locales:
         sentences.append(f"Languages: {len(spec.locales)} locale{'s' if len(spec.locales) != 1 else ''}.")
@@ -1257,8 +1266,8 @@ class TargetingCheck(OpData):
     checked_by: Literal["local", "facebook"] = Field(description="local: refused before anything was sent; facebook: Facebook's answer.")
     problems: list[TargetingProblem]
     ad_account_id: str
-    sentence_lines: list[str] = Field(None, description="Facebook's description of the audience (valid specs only).")
-    targeting: dict[str, Any] = Field(None, description="The spec as it would be sent (valid specs only).")
+    sentence_lines: list[str] = absent_key(description="Facebook's description of the audience (valid specs only).")
+    targeting: dict[str, Any] = absent_key(description="The spec as it would be sent (valid specs only).")
 
 
 class TargetingDescription(OpData):
@@ -1354,8 +1363,10 @@ class AudienceEstimate(OpData):
     estimate_dau: int | None = Field(description="Daily active people in the audience (null: not given).")
     verdict: Literal[VERDICTS]  # type: ignore[valid-type]
     advice: str
-    daily_outcomes_curve: list[CurvePoint] = Field(description="Daily reach by daily spend (spend in minor units).")  # type: ignore[valid-type]
-    reach_estimate: ReachEstimate | None = Field(description="The older reach estimate (null: Facebook refused or gave none).")  # type: ignore[valid-type]
+    daily_outcomes_curve: list[CurvePoint] = Field(  # type: ignore[valid-type]
+        description="Daily reach by daily spend (spend in minor units).")
+    reach_estimate: ReachEstimate | None = Field(  # type: ignore[valid-type]
+        description="The older reach estimate (null: Facebook refused or gave none).")
     estimate_ready: bool | None = Field(description="False while Facebook's estimate is not final (null: not said).")
     targeting: dict[str, Any] = TargetingDict
 
@@ -1392,13 +1403,13 @@ def audience_advice(lower: int | None, upper: int | None) -> tuple[str, str]:
 def _first(answer: Any) -> dict[str, Any]:
     data = answer.get("data") if isinstance(answer, Mapping) else None
     if isinstance(data, list):
-        return data[0] if data and isinstance(data[0], Mapping) else {}
+        return dict(data[0]) if data and isinstance(data[0], Mapping) else {}
     if isinstance(data, Mapping):
         return dict(data)
     return dict(answer) if isinstance(answer, Mapping) else {}
 
 
-def _curve_points(curve: Any, count: int = 3) -> list[dict[str, Any]]:
+def _curve_points(curve: Any, count: int = 3) -> list[Mapping[str, Any]]:
     points = [p for p in curve or [] if isinstance(p, Mapping) and _number(p.get("spend")) and _number(p.get("reach")) is not None]
     if len(points) <= count:
         return points
@@ -1444,7 +1455,7 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
     if delivery.get("estimate_ready") is False or reach.get("estimate_ready") is False:
         lines.append("Facebook marks this estimate as not final yet; ask again shortly for a firmer number.")
     if isinstance(reach_answer, BaseException):
-        lines.append(f"(reach estimate unavailable: {reach_answer.message})")
+        lines.append(f"(reach estimate unavailable: {getattr(reach_answer, 'message', None) or reach_answer})")
     return OpResult(text="\n".join(lines), data={
         "ad_account_id": account_id, "optimization_goal": args.optimization_goal, "currency": currency,
         "audience_lower_bound": lower, "audience_upper_bound": upper, "estimate_dau": dau, "verdict": verdict,
@@ -1625,12 +1636,16 @@ async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCateg
                                      "targeting": {"flexible_spec": [usable]} if usable else {}})
 
 
+PlaceKind = Literal["country", "region", "city", "zip"]
+PLACE_KINDS: tuple[PlaceKind, ...] = ("country", "region", "city", "zip")
+
+
 class SearchLocationsArgs(OpArgs):
     """Find countries, regions, cities or zip codes to target; gives geo_locations fragments ready to use (cities with an optional radius)."""
 
     query: str = Field(..., min_length=1, max_length=200, description="Place name, e.g. \"Berlin\", \"California\", \"94304\".", examples=["Berlin"])
-    kinds: list[Literal["country", "region", "city", "zip"]] = Field(
-        default_factory=lambda: ["country", "region", "city", "zip"], min_length=1, description="Which kinds of places to search.")
+    kinds: list[PlaceKind] = Field(
+        default_factory=lambda: list(PLACE_KINDS), min_length=1, description="Which kinds of places to search.")
     country_code: str | None = Field(None, description="Only places in this country (ISO code, e.g. US).", examples=["DE"])
     radius: float | None = Field(None, gt=0, description="Radius around cities: 10-50 miles, or 17-80 kilometers with distance_unit=kilometer.")
     distance_unit: Literal["mile", "kilometer"] = Field("mile", description="Unit of radius.")
@@ -1687,7 +1702,8 @@ async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResul
         try:
             params["country_code"] = _country(args.country_code)
         except PydanticCustomError as exc:
-            raise ValidationError(f"country_code: {exc.context['reason']}", fix=exc.context["fix"], blame_field="country_code") from None
+            context = exc.context or {}
+            raise ValidationError(f"country_code: {context.get('reason')}", fix=context.get("fix"), blame_field="country_code") from None
     items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
     places = [{**dict(i), "geo_locations": _one_fragment(i, args.radius, args.distance_unit)} for i in items]
     if not items:
@@ -1744,7 +1760,6 @@ STATUS_OPTIONS = sdk_enum_values(AdSet.StatusOption)
 DESTINATION_TYPES = sdk_enum_values(AdSet.DestinationType)
 CUSTOM_EVENT_TYPES = sdk_enum_values(AdPromotedObject.CustomEventType)
 
-OptimizationGoal = Literal[OPTIMIZATION_GOALS]  # type: ignore[valid-type]
 BillingEvent = Literal[BILLING_EVENTS]  # type: ignore[valid-type]
 BidStrategy = Literal[BID_STRATEGIES]  # type: ignore[valid-type]
 EffectiveStatus = Literal[EFFECTIVE_STATUSES]  # type: ignore[valid-type]
@@ -1852,6 +1867,12 @@ def _rule_error(message: str, fix: str, field: str, code: int, subcode: int | No
     return ValidationError(message, fix=fix, blame_field=field, code=code, error_subcode=subcode)
 
 
+@overload
+def local_time(value: datetime, account: AccountInfo) -> datetime: ...
+@overload
+def local_time(value: None, account: AccountInfo) -> None: ...
+@overload
+def local_time(value: datetime | None, account: AccountInfo) -> datetime | None: ...
 def local_time(value: datetime | None, account: AccountInfo) -> datetime | None:
     """A time the caller gave: one without an offset means the ad account's time zone, as in Ads Manager."""
     if value is None:
@@ -1986,7 +2007,7 @@ def check_goal(objective: str | None, goal: str) -> None:
     valid = GOALS_BY_OBJECTIVE.get(objective or "")
     if valid is not None and goal not in valid:
         raise _rule_error(f"optimization_goal {goal} does not fit the campaign's objective {objective}",
-                          f"Use one of {', '.join(valid)} (default {DEFAULT_GOAL[objective]})",
+                          f"Use one of {', '.join(valid)} (default {DEFAULT_GOAL.get(objective or '')})",
                           "optimization_goal", 100, 2490408)
 
 
@@ -2204,8 +2225,10 @@ def default_device_expansion(raw: Any, objective: str | None, api_version: str) 
         return raw, None
     if not (raw.get("user_os") or raw.get("user_device")):
         return raw, None
-    automation = raw.get("targeting_automation") if isinstance(raw.get("targeting_automation"), dict) else {}
-    individual = automation.get("individual_setting") if isinstance(automation.get("individual_setting"), dict) else {}
+    automation = raw.get("targeting_automation")
+    automation = automation if isinstance(automation, dict) else {}
+    individual = automation.get("individual_setting")
+    individual = individual if isinstance(individual, dict) else {}
     if "device" in individual:
         return raw, None
     chosen = {**raw, "targeting_automation": {**automation, "individual_setting": {**individual, "device": 0}}}
@@ -2549,9 +2572,9 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
         check_min_budget("lifetime_budget", lifetime, account, start, end, now=now)
     goal = updates.get("optimization_goal") or adset.get("optimization_goal")
     if "optimization_goal" in updates:
-        check_goal(campaign.get("objective"), goal)
+        check_goal(campaign.get("objective"), str(goal))
         if adset.get("billing_event"):
-            check_billing(goal, adset["billing_event"])
+            check_billing(str(goal), adset["billing_event"])
     if "bid_strategy" in updates or "bid_amount" in updates:
         strategy = updates.get("bid_strategy") or adset.get("bid_strategy") or campaign.get("bid_strategy")
         check_bid(strategy, updates.get("bid_amount") or (int(adset["bid_amount"]) if _has(adset.get("bid_amount")) else None),
@@ -2564,7 +2587,8 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
         sent["targeting"] = targeting_payload(spec)
     for key in ("start_time", "end_time"):
         if key in sent:
-            sent[key] = _graph_time(local_time(getattr(args, key), account))
+            given: datetime = getattr(args, key)  # in sent: given
+            sent[key] = _graph_time(local_time(given, account))
     return sent
 
 
@@ -2672,9 +2696,9 @@ async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpR
         if has_lifetime:
             check_min_budget("lifetime_budget", int(adset["lifetime_budget"]), account, start, end, now=now)
     if args.start_time:
-        updates["start_time"] = _graph_time(start)
+        updates["start_time"] = _graph_time(local_time(args.start_time, account))
     if args.end_time:
-        updates["end_time"] = _graph_time(end)
+        updates["end_time"] = _graph_time(local_time(args.end_time, account))
     future = {**adset, **updates}
     words = schedule_text(future, account) if future.get("adset_schedule") or start or end else "runs all day, every day"
     if "adset_schedule" in updates and not updates["adset_schedule"]:

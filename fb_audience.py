@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from facebook_business.adobjects.serverside.action_source import ActionSource
 from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     counted,
     lost_answer_cause,
     NOT_DONE,
@@ -354,10 +354,15 @@ LIST_FIELDS = "id,name,subtype,approximate_count_lower_bound,approximate_count_u
 SAVED_FIELDS = "id,name,description,targeting,approximate_count_lower_bound,approximate_count_upper_bound,sentence_lines,time_updated"
 
 
+def _to_int(value: Any) -> int:
+    """int() of a JSON value: TypeError for null, ValueError for text that is no number (callers catch both)."""
+    return int(value)
+
+
 def _size_text(obj: dict[str, Any]) -> str:
     low, high = obj.get("approximate_count_lower_bound"), obj.get("approximate_count_upper_bound")
     try:
-        low_i, high_i = int(low), int(high)
+        low_i, high_i = _to_int(low), _to_int(high)
     except (TypeError, ValueError):
         return "size unknown"
     if low_i < 0 or high_i < 0:
@@ -574,7 +579,7 @@ async def _prepare_ahead(batches: Iterator[tuple[list[list[str]], bool, int]], s
 
 
 async def _thread_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
     """The source's batches, read, hashed and encoded in a thread of this process while earlier ones travel."""
     with _customer_file_errors():
         batches = marked_batches(schema, source, invalid, counts)
@@ -636,7 +641,7 @@ async def _read_frame(worker: asyncio.subprocess.Process) -> tuple[dict[str, Any
 
 
 async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: int, counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
     """The file's batches, hashed by ``workers`` processes side by side (fb_hashing), each on its own part of the file.
 
     One batch is held back until another arrives or every worker has finished: the one left over is the last."""
@@ -689,7 +694,7 @@ async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: i
 
 
 async def _source_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncIterator[ReadyBatch]:
+                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
     """The source's batches, from worker processes for a large quote-free CSV file (a thread if none can start),
     otherwise from a thread of this process."""
     shape = _csv_shape(source) if isinstance(source, str) else None
@@ -860,7 +865,7 @@ def _received(session: dict[str, Any] | None) -> int | None:
     if session is None:
         return 0
     try:
-        return int(session.get("num_received"))
+        return _to_int(session.get("num_received"))
     except (TypeError, ValueError):
         return None
 
@@ -922,8 +927,8 @@ def _count_confirmed(upload: UsersSession, outcome: UploadOutcome, lost: list[Lo
         outcome.confirmed_by_session.append(item.seq)
     session = outcome.session or {}
     with contextlib.suppress(TypeError, ValueError):
-        outcome.received = int(session.get("num_received"))
-        outcome.invalid_by_facebook = int(session.get("num_invalid_entries"))
+        outcome.received = _to_int(session.get("num_received"))
+        outcome.invalid_by_facebook = _to_int(session.get("num_invalid_entries"))
     log.info("audience batches confirmed by the session", audience_id=upload.audience_id,
              batch_seqs=[item.seq for item in lost])
 
@@ -1041,7 +1046,8 @@ class UsersUploaded(OpData):
     hash_process_peak_rss_kb: int
     confirmed_by_session: list[int] = Field(description="batch_seq of the batches whose answer was lost and whose "
                                             "arrival the upload session showed.")
-    session: UploadSession = Field(None, description="The upload session as last read; only when confirmed_by_session "  # type: ignore[valid-type]
+    session: UploadSession = Field(  # type: ignore[valid-type]
+        None, description="The upload session as last read; only when confirmed_by_session "
                                    "is not empty.")
 
 
@@ -1111,8 +1117,8 @@ class SentLookalikeSpec(BaseModel):
     """The lookalike_spec sent for one audience (Meta's LookalikeSpec: ratio and starting_ratio are fractions)."""
 
     ratio: float = Field(description="Size as a fraction of the population, 0.01–0.20.")
-    starting_ratio: float = Field(None, description="Tiers: where this band starts (absent for the first band).")
-    country: str = Field(None, description="Two-letter country code (absent from API v27: the ad sets give the locations).")
+    starting_ratio: float = absent_key(description="Tiers: where this band starts (absent for the first band).")
+    country: str = absent_key(description="Two-letter country code (absent from API v27: the ad sets give the locations).")
 
 
 class CreatedLookalikeAudience(BaseModel):
@@ -1960,15 +1966,20 @@ PIXEL_FIELDS = "id,name,code,creation_time,last_fired_time,is_unavailable,owner_
 PIXEL_LIST_FIELDS = "id,name,creation_time,last_fired_time,is_unavailable"
 PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
            "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
-Period = Literal[tuple(PERIODS)]  # type: ignore[valid-type]
+PERIOD_NAMES = tuple(PERIODS)
+Period = Literal[PERIOD_NAMES]  # type: ignore[valid-type]
 
 ListedPixel = graph_object(AdsPixel, PIXEL_LIST_FIELDS, name="ListedPixel")
 PixelObject = graph_object(AdsPixel, PIXEL_FIELDS, name="PixelObject")
 # GET /{pixel_id}/stats answers AdsPixelStatsResult buckets, each holding AdsPixelStats rows (Meta's spec types the
 # bucket's data as list<AdsPixelStats>): both typed from the SDK, every field of each.
 PixelStatsRow = graph_object(AdsPixelStats, list(AdsPixelStats._field_types), name="PixelStatsRow")
-PixelStatsBucket = graph_object(AdsPixelStatsResult, list(AdsPixelStatsResult._field_types), name="PixelStatsBucket",
-                                extra_fields={"data": list[PixelStatsRow]})  # type: ignore[valid-type]
+PixelStatsBucket = graph_object(
+    AdsPixelStatsResult,
+    list(AdsPixelStatsResult._field_types),
+    name="PixelStatsBucket",
+    extra_fields={"data": list[PixelStatsRow]},  # type: ignore[valid-type]
+)
 
 
 class CreatedPixel(OpData):
@@ -1995,7 +2006,8 @@ class PixelStats(OpData):
     start_time: int = Field(description="Unix seconds.")
     end_time: int = Field(description="Unix seconds (exclusive).")
     totals: dict[str, int] = Field(description="Count per aggregated value (per event name for aggregation=event).")
-    stats: list[PixelStatsBucket] = Field(description="Facebook's answer: hourly buckets of counts.")  # type: ignore[valid-type]
+    stats: list[PixelStatsBucket] = Field(  # type: ignore[valid-type]
+        description="Facebook's answer: hourly buckets of counts.")
 
 
 class CreatePixelArgs(OpArgs):
@@ -2103,8 +2115,8 @@ class CreatedCustomConversion(OpData):
     event_source_id: str = Field(description="The pixel.")
     custom_event_type: str
     rule: str = Field(description="The rule as sent (JSON text).")
-    default_conversion_value: float = Field(None, description="Only when given.")
-    description: str = Field(None, description="Only when given.")
+    default_conversion_value: float = absent_key(description="Only when given.")
+    description: str = absent_key(description="Only when given.")
     ad_account_id: str
     object_ids: list[str]
 
@@ -2130,7 +2142,7 @@ class ConversionRule(OpArgs):
 
 
 def conversion_rule(event: str, rule: ConversionRule) -> dict[str, Any]:
-    parts = [{"event": {"eq": event}}]
+    parts: list[dict[Any, Any]] = [{"event": {"eq": event}}]
     given = [n for n in ("url_contains", "url_equals", "parameter") if getattr(rule, n) is not None]
     if len(given) != 1:
         raise ValidationError("rule needs exactly one of url_contains, url_equals, parameter", blame_field="rule",

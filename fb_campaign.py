@@ -158,7 +158,8 @@ def campaign_details(campaign: dict[str, Any], account: AccountInfo) -> str:
         lines.append(f"  spend cap {format_money(campaign['spend_cap'], currency)}")
     if campaign.get("is_adset_budget_sharing_enabled") is not None and budget_text(campaign, currency) == "budget on ad sets":
         lines.append("  ad set budget sharing " + ("on (up to 20%)" if campaign["is_adset_budget_sharing_enabled"] else "off"))
-    advantage = campaign.get("advantage_state_info") if isinstance(campaign.get("advantage_state_info"), dict) else {}
+    advantage = campaign.get("advantage_state_info")
+    advantage = advantage if isinstance(advantage, dict) else {}
     if advantage.get("advantage_state"):
         levers = ", ".join(f"{name} {advantage[key]}" for key, name in (
             ("advantage_budget_state", "budget"), ("advantage_audience_state", "audience"),
@@ -562,7 +563,7 @@ async def bulk_update_campaigns(ctx: OpContext, args: BulkUpdateCampaignsArgs) -
         lines, done, rows = [], [], []
         for (cid, changes), result in zip(changes_by_id.items(), results):
             name = current[cid].get("name", "")
-            if result.ok:
+            if result.error is None:
                 done.extend(changes)
                 lines.append(f"  ok   {cid} {name}: {describe_changes(changes)}")
                 rows.append({"campaign_id": cid, "ok": True})

@@ -20,7 +20,7 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +38,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
-from fb_utils import (
+from fb_utils import (absent_key, LaunchJournal, OpRunner,
     DataRow,
     ListPage,
     list_page,
@@ -137,7 +137,8 @@ PREVIEW_FORMATS = {
     "facebook_reels": AdPreview.AdFormat.facebook_reels_mobile,
     "facebook_story": AdPreview.AdFormat.facebook_story_mobile,
 }
-PreviewFormat = Literal[tuple(PREVIEW_FORMATS)]  # type: ignore[valid-type]
+PREVIEW_FORMAT_NAMES = tuple(PREVIEW_FORMATS)
+PreviewFormat = Literal[PREVIEW_FORMAT_NAMES]  # type: ignore[valid-type]
 
 # docs/creative_rules.md: rule -> (code, subcode, blamed field)
 RULES: dict[str, tuple[int, int | None, str]] = {
@@ -381,7 +382,8 @@ def check_video_file(path: str) -> VideoFile:
         head = handle.read(64)
     kind = sniff_video_format(head)
     if kind is None:
-        what = f"it is a {sniff_image_format(head).upper()} image: use upload_image" if sniff_image_format(head) else "its first bytes match no video container"
+        image_kind = sniff_image_format(head)
+        what = f"it is a {image_kind.upper()} image: use upload_image" if image_kind else "its first bytes match no video container"
         raise ValidationError(f"{path} is not a video Facebook accepts ({what})",
                               fix="Use an MP4, MOV, WebM/MKV, AVI, FLV, WMV or MPEG file", blame_field="source", code=100)
     return VideoFile(str(file), size, kind)
@@ -433,7 +435,8 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
         answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
                                         idempotent=True)  # an image is stored under its md5: sending it twice stores it once
     except OutcomeUnknownError as error:
-        raise add_lookup(error, image_lookup(account_id, data, filename))
+        add_lookup(error, image_lookup(account_id, data, filename))
+        raise
     await report_progress(label, len(data), len(data))
     images = answer.get("images") if isinstance(answer, dict) else None
     if not isinstance(images, dict) or not images:
@@ -583,7 +586,8 @@ async def find_finished_upload(ctx: OpContext, account_id: str, tag: str) -> str
     videos = await ctx.graph.get_all(f"{normalize_ad_account_id(account_id)}/advideos", {"fields": "id,description,status"},
                                      limit=VIDEO_LOOKUP_LIMIT)
     for video in videos:
-        status = video.get("status") if isinstance(video.get("status"), dict) else {}
+        status = video.get("status")
+        status = status if isinstance(status, dict) else {}
         uploaded = (status.get("uploading_phase") or {}).get("status") == "complete"
         if tag in str(video.get("description") or "") and uploaded and status.get("video_status") != "error":
             return str(video["id"])
@@ -603,7 +607,8 @@ async def wait_for_video(ctx: OpContext, video_id: str, *, timeout: float = VIDE
     delay = 0.25
     while True:
         answer = await ctx.graph.get(check_object_id(video_id, "video_id"), {"fields": "status"})
-        status = answer.get("status") if isinstance(answer.get("status"), dict) else {}
+        status = answer.get("status")
+        status = status if isinstance(status, dict) else {}
         state = status.get("video_status")
         waited = time.monotonic() - started
         if state == "ready":
@@ -717,7 +722,8 @@ def _check_cta(cta: Any, fallback_link: str | None, where: str) -> None:
                          "APPLY_NOW, GET_OFFER or SUBSCRIBE")
     if cta["type"] in NON_LINK_CTAS:
         return
-    value = cta.get("value") if isinstance(cta.get("value"), dict) else {}
+    value = cta.get("value")
+    value = value if isinstance(value, dict) else {}
     target = value.get("link") or fallback_link
     if not target:
         raise rule_error("C3", f"call_to_action {cta['type']} in {where} needs a link (call_to_action.value.link)",
@@ -750,7 +756,7 @@ def _check_features(dof: Any) -> None:
                                   blame_field="degrees_of_freedom_spec")
 
 
-def enhancement_features(kind: str, value: str | dict[str, str] | None) -> dict[str, str] | None:
+def enhancement_features(kind: str, value: str | Mapping[str, str] | None) -> dict[str, str] | None:
     """The features to send for an ``enhancements`` argument: None (send none: Facebook's defaults), OPT_IN/OPT_OUT
     (the individual features that replaced standard enhancements for an image or a video), or {feature: OPT_IN|OPT_OUT}."""
     if value is None:
@@ -1136,7 +1142,8 @@ class GetVideoStatusArgs(OpArgs):
 async def get_video_status(ctx: OpContext, args: GetVideoStatusArgs) -> OpResult:
     video_id = check_object_id(args.video_id, "video_id")
     video = await ctx.graph.get(video_id, {"fields": VIDEO_STATUS_FIELDS})
-    status = video.get("status") if isinstance(video.get("status"), dict) else {}
+    status = video.get("status")
+    status = status if isinstance(status, dict) else {}
     state = status.get("video_status", "unknown")
     progress = status.get("processing_progress")
     text = f"Video {video.get('title') or ''} ({video_id}): {state}" + (f", {progress}% processed" if progress not in (None, "") and state != "ready" else "")
@@ -1311,7 +1318,7 @@ async def resolve_spec(ctx: OpContext, account_id: str, args: CreativeContentArg
             entry: dict[str, Any] = {"link": card.link, "headline": card.headline, "description": card.description}
             if card.image:
                 entry["image_hash"] = await media.image(card.image, f"cards[{index}].image")
-            else:
+            elif card.video:
                 entry["video_id"] = await media.video(card.video, f"cards[{index}].video")
                 entry["picture"] = await media.thumbnail(entry["video_id"])
             cards.append(entry)
@@ -1631,7 +1638,7 @@ async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     notes = []
     if args.png and chromium is None:
         notes.append(f"No PNGs: Chromium is not installed (looked for {', '.join(CHROMIUM_NAMES)} on PATH); the HTML files open in any browser.")
-    elif args.png:
+    elif chromium is not None:  # args.png
         for preview in previews:
             src = preview.src
             if not src or not src.startswith(("http://", "https://")):
@@ -2057,19 +2064,19 @@ class LaunchOutcome(OpData):
     status: Literal["done", "failed"]
     already_launched: bool = Field(description="True when this request made nothing: the same launch ran before.")
     object_ids: list[str] = Field(description="The campaign, ad set, creatives and ads the launch created (so far).")
-    campaign_id: str = Field(None, description="done: the campaign.")
-    adset_id: str = Field(None, description="done: the ad set.")
-    creative_ids: list[str] = Field(None, description="done: the creatives.")
-    ad_ids: list[str] = Field(None, description="done: the ads.")
-    uploads: dict[str, str] = Field(None, description="done by this request: each media step (image:0, video:1.0, ...) -> the "
+    campaign_id: str = absent_key(description="done: the campaign.")
+    adset_id: str = absent_key(description="done: the ad set.")
+    creative_ids: list[str] = absent_key(description="done: the creatives.")
+    ad_ids: list[str] = absent_key(description="done: the ads.")
+    uploads: dict[str, str] = absent_key(description="done by this request: each media step (image:0, video:1.0, ...) -> the "
                                                       "image hash or video id used.")
-    notes: list[str] = Field(None, description="done by this request: what was chosen for you (page, placements, ...).")
-    failed_step: str = Field(None, description="failed: the step that stopped it.")
-    error: ErrorData = Field(None, description="failed: what stopped it.")
-    outcome: Literal["error", "unknown"] = Field(None, description="failed: unknown when the step's answer was lost (it may "
+    notes: list[str] = absent_key(description="done by this request: what was chosen for you (page, placements, ...).")
+    failed_step: str = absent_key(description="failed: the step that stopped it.")
+    error: ErrorData = absent_key(description="failed: what stopped it.")
+    outcome: Literal["error", "unknown"] = absent_key(description="failed: unknown when the step's answer was lost (it may "
                                                                    "have made its object; resume_launch finds it).")
-    created: list[LaunchStepRef] = Field(None, description="failed: what the launch created so far (all PAUSED).")
-    next: list[NextCall] = Field(None, description="failed: the calls that go on from here.")
+    created: list[LaunchStepRef] = absent_key(description="failed: what the launch created so far (all PAUSED).")
+    next: list[NextCall] = absent_key(description="failed: the calls that go on from here.")
 
 
 class LaunchStep(DataRow):
@@ -2079,7 +2086,7 @@ class LaunchStep(DataRow):
     object_id: str | None = Field(description="The object the step made; null until it made one.")
     data: dict[str, Any] = Field(description="What the step recorded (name, kind, sent_at, ...).")
     at: str = Field(description="When the step was last recorded (ISO 8601, UTC).")
-    error: dict[str, Any] = Field(None, description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
+    error: dict[str, Any] = absent_key(description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
 
 
 class LaunchData(OpData):
@@ -2099,11 +2106,11 @@ class RolledBackLaunch(OpData):
     deleted: list[str] = Field(description="Ids of the objects this call deleted (nothing when it was rolled back before).")
     already_gone: list[str] = Field(description="Ids of objects that were already deleted or not found.")
     object_ids: list[str] = Field(description="The objects deleted.")
-    orphans: list[str] = Field(None, description="rolled_back: ids of objects an interrupted run made without recording them "
+    orphans: list[str] = absent_key(description="rolled_back: ids of objects an interrupted run made without recording them "
                                                  "(found by the launch's tags).")
-    kept_media: list[str] = Field(None, description="rolled_back: uploaded media that stay in the ad account's library, in words.")
-    failed: str = Field(None, description="Stopped: the object it could not delete.")
-    error: ErrorData = Field(None, description="Stopped: why.")
+    kept_media: list[str] = absent_key(description="rolled_back: uploaded media that stay in the ad account's library, in words.")
+    failed: str = absent_key(description="Stopped: the object it could not delete.")
+    error: ErrorData = absent_key(description="Stopped: why.")
 
 
 class _Spec(BaseModel):
@@ -2349,8 +2356,8 @@ async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool)
     targeting = dict(targeting)
     fix = "select one with /use instagram <id> to add Instagram placements"
     if args.adset.placements == "recommended":
-        recommended = await ctx.ops.plan("recommend_placements", {"creative_type": creative_type, "objective": args.campaign.objective,
-                                                                  "instagram": False})
+        recommended = _read_result(await _ops(ctx).plan("recommend_placements", {
+            "creative_type": creative_type, "objective": args.campaign.objective, "instagram": False}))
         for key in [k for k in targeting if k == "publisher_platforms" or k.endswith("_positions") or k == "device_platforms"]:
             targeting.pop(key)
         targeting.update(recommended.data["targeting"])
@@ -2537,6 +2544,31 @@ def launch_objects(args: LaunchCampaignArgs) -> list[tuple[str, str, str]]:
     objects += [(f"creative:{i}", "creative", creative_name(args, i)) for i in range(len(args.creatives))]
     objects += [(f"ad:{n}", "ad", name) for n, (name, _) in enumerate(planned_ads(args))]
     return objects
+
+
+def _ops(ctx: OpContext) -> OpRunner:
+    if ctx.ops is None:
+        raise ValidationError("Launching needs a session with the op runner", fix="Call launch_campaign through the facebook tool (fi_facebook)")
+    return ctx.ops
+
+
+def _journal(ctx: OpContext) -> LaunchJournal:
+    if ctx.journal is None:
+        raise ValidationError("Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)")
+    return ctx.journal
+
+
+def _write_plan(planned: WritePlan | OpResult) -> WritePlan:
+    """A create op's plan (the op runner answers an OpResult only for reads)."""
+    if not isinstance(planned, WritePlan):
+        raise TypeError(f"a create op answered without a write plan: {planned.text}")
+    return planned
+
+
+def _read_result(planned: WritePlan | OpResult) -> OpResult:
+    if not isinstance(planned, OpResult):
+        raise TypeError(f"a read op answered with a write plan: {planned.summary}")
+    return planned
 
 
 async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLaunch:
@@ -2743,17 +2775,17 @@ class LaunchRun:
             if creates:
                 await self._settle_interrupted(name, self.record.steps.get(name))
                 self.lease.ensure_held()
-                await self.ctx.journal.step_sending(self.record.id, name, {"sent_at": time.time()})
+                await _journal(self.ctx).step_sending(self.record.id, name, {"sent_at": time.time()})
             object_id, data, line = await action()
         except FacebookError as error:
-            await self.ctx.journal.step_failed(self.record.id, name, {**error.to_data(), "text": error.to_text()})
+            await _journal(self.ctx).step_failed(self.record.id, name, {**error.to_data(), "text": error.to_text()})
             raise StepFailed(name, error) from None
         except Exception as error:  # a bug must not leave the launch "running" with no trace of where it stopped
             wrapped = FacebookError(f"Internal error at step {name}: {type(error).__name__}: {error}",
                                     fix="This is a bug in Ad Monster; resume_launch retries the step")
-            await self.ctx.journal.step_failed(self.record.id, name, {**wrapped.to_data(), "text": wrapped.to_text()})
+            await _journal(self.ctx).step_failed(self.record.id, name, {**wrapped.to_data(), "text": wrapped.to_text()})
             raise StepFailed(name, wrapped) from error
-        await self.ctx.journal.step_done(self.record.id, name, object_id, data)
+        await _journal(self.ctx).step_done(self.record.id, name, object_id, data)
         entry = {"status": "done", "object_id": object_id, "data": data}
         self.record.steps[name] = entry
         self.lines.append(f"  ✓ {line}")
@@ -2793,7 +2825,7 @@ class LaunchRun:
         await report_progress(LAUNCH_PROGRESS, 0, self.total_steps)
 
         async def make_campaign() -> tuple[str, dict, str]:
-            plan = await ctx.ops.plan("create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")})
+            plan = _write_plan(await _ops(ctx).plan("create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")}))
             result = await plan.execute()
             return result.data["id"], {"name": prepared.args.campaign.name}, f"campaign {prepared.args.campaign.name} ({result.data['id']}) PAUSED" + (
                 " (recovered a lost answer)" if result.data.get("recovered") else "")
@@ -2801,8 +2833,8 @@ class LaunchRun:
         campaign_id = (await self.step("campaign", make_campaign))["object_id"]
 
         async def make_adset() -> tuple[str, dict, str]:
-            plan = await ctx.ops.plan("create_adset", {**prepared.adset_args, "campaign_id": campaign_id,
-                                                       "client_tag": step_tag(prepared.key, "adset")})
+            plan = _write_plan(await _ops(ctx).plan("create_adset", {**prepared.adset_args, "campaign_id": campaign_id,
+                                                                     "client_tag": step_tag(prepared.key, "adset")}))
             result = await plan.execute()
             return result.data["id"], {"name": prepared.adset_args["name"]}, f"ad set {prepared.adset_args['name']} ({result.data['id']}) PAUSED" + (
                 " (recovered a lost answer)" if result.data.get("recovered") else "")
@@ -2956,9 +2988,9 @@ async def run_launch(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRec
     try:
         outcome = await run.run()
     except StepFailed as failed:
-        fresh = await ctx.journal.get(record.id) or record
+        fresh = await _journal(ctx).get(record.id) or record
         return failure_result(fresh, failed.step, failed.error, run.lines)
-    await ctx.journal.finish(record.id, "done")
+    await _journal(ctx).finish(record.id, "done")
     record.status = "done"
     head = (f"{head_verb} campaign {prepared.args.campaign.name} ({outcome['campaign_id']}) in {prepared.account.name}: "
             f"launch #{record.id}, {len(outcome['creative_ids'])} creative(s), {len(outcome['ad_ids'])} ad(s), {prepared.args.status}.")
@@ -2992,9 +3024,9 @@ def needs_activation(record: LaunchRecord, status: str) -> bool:
 async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) -> OpResult:
     """Run (or continue) the launch holding its lease. A request that waited for another one running the same launch
     reports that launch's objects (every step is done), creating nothing; one whose launch failed is told how to go on."""
-    async with single_flight(ctx.journal, launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
-        first_run = await ctx.journal.find(prepared.key) is None
-        record = await ctx.journal.start(prepared.key, prepared.request)
+    async with single_flight(_journal(ctx), launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
+        first_run = await _journal(ctx).find(prepared.key) is None
+        record = await _journal(ctx).start(prepared.key, prepared.request)
         if record.status == "failed" or (record.status == "done" and not needs_activation(record, prepared.args.status)):
             return earlier_run_result(record)  # another request ran it while this one waited: this one made nothing
         return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
@@ -3008,7 +3040,7 @@ async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) 
         result=LaunchOutcome)
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
-    earlier = await ctx.journal.find(prepared.key)
+    earlier = await _journal(ctx).find(prepared.key)
     if earlier is not None and needs_activation(earlier, args.status):
         return activation_plan(ctx, prepared, earlier)
     if earlier is not None and earlier.status in ("done", "failed"):
@@ -3035,7 +3067,7 @@ def activation_plan(ctx: OpContext, prepared: PreparedLaunch, record: LaunchReco
     changes = [Change(outcome["campaign_id"], "campaign", prepared.args.campaign.name, "status", "PAUSED", "ACTIVE"),
                Change(outcome["adset_id"], "adset", (record.done("adset") or {}).get("data", {}).get("name", ""), "status", "PAUSED", "ACTIVE")]
     changes += [Change(ad_id, "ad", "", "status", "PAUSED", "ACTIVE") for ad_id in outcome["ad_ids"]]
-    requests = [GraphRequest("POST", c.object_id, {"status": "ACTIVE"}) for c in reversed(changes)]
+    requests = [GraphRequest("POST", str(c.object_id), {"status": "ACTIVE"}) for c in reversed(changes)]  # ids of the launch
     summary = (f"activate launch #{record.id}: campaign {prepared.args.campaign.name} ({outcome['campaign_id']}), its ad set "
                f"and {len(outcome['ad_ids'])} ad(s) switch to ACTIVE; {launch_budget_words(prepared)}")
     return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=requests, changes=changes,
@@ -3063,7 +3095,7 @@ class GetLaunchArgs(LaunchIdArgs):
 async def _record(ctx: OpContext, launch_id: int) -> LaunchRecord:
     if ctx.journal is None:
         raise ValidationError("Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)")
-    record = await ctx.journal.get(launch_id)
+    record = await _journal(ctx).get(launch_id)
     if record is None:
         raise ValidationError(f"Launch #{launch_id} does not exist in this workspace", fix="Use the launch_id from launch_campaign's answer",
                               blame_field="launch_id")
@@ -3106,14 +3138,14 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
     remaining = [c for c in prepared.changes if not _change_done(record, c)]
 
     async def execute() -> OpResult:
-        async with single_flight(ctx.journal, launch_lock(record.key), f"launch #{record.id}") as lease:
-            current = await ctx.journal.get(record.id) or record
+        async with single_flight(_journal(ctx), launch_lock(record.key), f"launch #{record.id}") as lease:
+            current = await _journal(ctx).get(record.id) or record
             if current.status == "done":  # another request finished it while this one waited
                 return earlier_run_result(current)
             if current.status == "rolled_back":  # another request undid it while this one waited: as when asked after
                 raise ValidationError(f"Launch #{record.id} was rolled back while this request waited; there is nothing to resume",
                                       fix="Run launch_campaign again with the same request to launch it anew")
-            await ctx.journal.finish(record.id, "running")
+            await _journal(ctx).finish(record.id, "running")
             current.status = "running"
             return await run_launch(ctx, prepared, current, "Resumed and finished", lease, look_first=True)
 
@@ -3211,11 +3243,11 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
             return OpResult(text=text, ok=False, data={"launch_id": record.id, "status": record.status, "deleted": deleted, "already_gone": gone,
                                                        "failed": target.object_id, "error": error.to_data(), "object_ids": deleted})
         if target.step:
-            await ctx.journal.step_deleted(record.id, target.step)
+            await _journal(ctx).step_deleted(record.id, target.step)
         (deleted if removed else gone).append(target.object_id)
         orphan = "" if target.step else " (made by an interrupted run, not in the journal)"
         lines.append(f"  {'deleted' if removed else 'already gone:'} {target.words}{orphan}")
-    await ctx.journal.finish(record.id, "rolled_back")
+    await _journal(ctx).finish(record.id, "rolled_back")
     if not targets:
         lines.append("  nothing had been created")
     uploads = _kept_media(record)
@@ -3235,8 +3267,8 @@ async def rollback_launch(ctx: OpContext, args: RollbackLaunchArgs) -> WritePlan
     targets, _ = await rollback_targets(ctx, record)
 
     async def execute() -> OpResult:
-        async with single_flight(ctx.journal, launch_lock(record.key), f"launch #{record.id}") as lease:
-            current = await ctx.journal.get(record.id) or record  # as it stands once no other request runs it
+        async with single_flight(_journal(ctx), launch_lock(record.key), f"launch #{record.id}") as lease:
+            current = await _journal(ctx).get(record.id) or record  # as it stands once no other request runs it
             if current.status == "rolled_back":
                 return rolled_back_result(current)
             return await roll_back(ctx, current, *await rollback_targets(ctx, current), lease)

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key, GatedRunner, LaunchJournal, OpRunner,
     ARGUMENTS_FILE_MARK,
     Change,
     ExperimentRecord,
@@ -201,7 +201,7 @@ def variant_launch(args: LaunchExperimentArgs, variant: VariantSpec, account_id:
         adset["placements"] = None  # the variant's own publisher_platforms and positions decide
     elif args.variable == "optimization_goal":
         adset["optimization_goal"] = variant.optimization_goal
-    creative = dict(variant.creative if args.variable == "creative" else args.creative or {})
+    creative = dict((variant.creative if args.variable == "creative" else args.creative) or {})
     creative.setdefault("name", label)
     launch = {"campaign": {**args.campaign, "name": label}, "adset": adset, "creatives": [creative],
               "status": args.status, "ad_account_id": account_id}
@@ -495,6 +495,29 @@ class VariantNumbers:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _session_needed(what: str) -> ValidationError:
+    return ValidationError(f"Experiments need a workspace session ({what})",
+                           fix="Call it through Ad Monster (chat, MCP, API or a job), not as a bare handler")
+
+
+def _ops(ctx: OpContext) -> OpRunner:
+    if ctx.ops is None:
+        raise _session_needed("the op runner")
+    return ctx.ops
+
+
+def _gate(ctx: OpContext) -> GatedRunner:
+    if ctx.gate is None:
+        raise _session_needed("the safety gate")
+    return ctx.gate
+
+
+def _journal(ctx: OpContext) -> LaunchJournal:
+    if ctx.journal is None:
+        raise _session_needed("the launch journal")
+    return ctx.journal
+
+
 def _experiments(ctx: OpContext) -> ExperimentRecords:
     if ctx.experiments is None:
         raise ValidationError("Experiments are kept per workspace and need a workspace session",
@@ -537,7 +560,7 @@ async def _numbers(ctx: OpContext, record: ExperimentRecord, now: datetime) -> l
     zone = ZoneInfo(account.timezone_name) if account.timezone_name else UTC
     start = _parse(record.started_at).astimezone(zone).date()
     campaign_ids = [v["campaign_id"] for v in record.variants]
-    answer = await ctx.ops.plan("get_insights", {
+    answer = await _ops(ctx).plan("get_insights", {
         "object_id": record.ad_account_id, "level": "campaign", "time_increment": 1, "limit": 1,
         "since": start.isoformat(), "until": max(now.astimezone(zone).date(), start).isoformat(),
         "filtering": [{"field": "campaign.id", "operator": "IN", "value": campaign_ids}]})
@@ -900,14 +923,14 @@ class LaunchedExperiment(OpData):
 
     experiment_id: int
     study_id: str | None = Field(None, description="Built: the Facebook split test (ad study); null when there is none.")
-    variants: list[ExperimentVariant] = Field(None, description="Built, or launched before: the variants.")
-    split_test: bool = Field(None, description="Built: whether the variants are cells of a Facebook split test.")
-    already_launched: Literal[True] = Field(None, description="The plan had been launched before: nothing was created.")
-    status: Literal["running", "completed", "stopped"] = Field(None, description="Launched before: the experiment's status.")
-    activated: Literal[True] = Field(None, description="Switched to ACTIVE.")
-    already_active: Literal[True] = Field(None, description="Already switched on by the same request sent at the same time.")
-    ends_at: str = Field(None, description="Activated: when the test ends (ISO-8601, UTC).")
-    object_ids: list[str] = Field(None, description="Built or activated: the objects created or switched on.")
+    variants: list[ExperimentVariant] = absent_key(description="Built, or launched before: the variants.")
+    split_test: bool = absent_key(description="Built: whether the variants are cells of a Facebook split test.")
+    already_launched: Literal[True] = absent_key(description="The plan had been launched before: nothing was created.")
+    status: Literal["running", "completed", "stopped"] = absent_key(description="Launched before: the experiment's status.")
+    activated: Literal[True] = absent_key(description="Switched to ACTIVE.")
+    already_active: Literal[True] = absent_key(description="Already switched on by the same request sent at the same time.")
+    ends_at: str = absent_key(description="Activated: when the test ends (ISO-8601, UTC).")
+    object_ids: list[str] = absent_key(description="Built or activated: the objects created or switched on.")
 
 
 def _money(minor: int, currency: str) -> str:
@@ -976,14 +999,14 @@ DEFAULT_RESULTS_PER_CLICK = {"purchases": 0.02, "leads": 0.08, "link_clicks": 0.
 
 
 async def _history(ctx: OpContext, account_id: str) -> dict[str, Any]:
-    answer = await ctx.ops.plan("get_insights", {"object_id": account_id, "date_preset": "last_30d", "limit": 1})
+    answer = await _ops(ctx).plan("get_insights", {"object_id": account_id, "date_preset": "last_30d", "limit": 1})
     return (answer.data or {}).get("totals") or {} if isinstance(answer, OpResult) and answer.ok else {}
 
 
 async def _estimated_cpm(ctx: OpContext, account_id: str, targeting: Any, goal: str, daily_budget: int) -> float | None:
     """The CPM Facebook's delivery estimate gives the plan's audience at about its budget (None when it gives none)."""
     try:
-        answer = await ctx.ops.plan("estimate_audience", {"targeting": targeting, "optimization_goal": goal, "ad_account_id": account_id})
+        answer = await _ops(ctx).plan("estimate_audience", {"targeting": targeting, "optimization_goal": goal, "ad_account_id": account_id})
     except FacebookError:
         return None
     if not isinstance(answer, OpResult) or not answer.ok:
@@ -1012,6 +1035,7 @@ async def baseline_for(ctx: OpContext, account_id: str, args: LaunchExperimentAr
     impressions, spend = int(totals.get("impressions") or 0), int(totals.get("spend_minor") or 0)
     clicks, results = int(totals.get("clicks") or 0), int(totals.get(kind) or 0)
     notes = []
+    cpm: float | None
     if impressions >= HISTORY_MIN_IMPRESSIONS and spend > 0:
         cpm = spend / impressions * 1000
         notes.append("CPM from the account's last 30 days")
@@ -1151,7 +1175,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
     plans = []
     for variant, launch in zip(args.variants, launches):
         try:
-            plans.append(await ctx.ops.plan("launch_campaign", launch))
+            plans.append(await _ops(ctx).plan("launch_campaign", launch))
         except ValidationError as error:
             error.message = f"variant {variant.name!r}: {error.message}"
             raise
@@ -1180,12 +1204,12 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
                                                                           "cells": f"<{len(args.variants)} cells, one campaign each>"}))
 
     async def execute() -> OpResult:
-        async with single_flight(ctx.journal, experiment_lock(key), f"launch of experiment {args.name}"):
+        async with single_flight(_journal(ctx), experiment_lock(key), f"launch of experiment {args.name}"):
             existing = await records.find_experiment(key)  # made by the same plan sent at the same time
             return launched_before(existing) if existing is not None else await build()
 
     async def build() -> OpResult:
-        outcomes = []
+        outcomes: list[OpResult] = []
         for variant, plan in zip(args.variants, plans):
             result = await _run_variant(plan)
             if not result.ok:
@@ -1198,7 +1222,7 @@ async def launch_experiment(ctx: OpContext, args: LaunchExperimentArgs) -> Write
         start = await _now(ctx)
         end = start + timedelta(days=args.duration_days)
         campaign_ids = [str(o.data["campaign_id"]) for o in outcomes]
-        study_id = await _create_study(ctx, business_id, args, key, campaign_ids, start, end) if split else None
+        study_id = await _create_study(ctx, business_id, args, key, campaign_ids, start, end) if split and business_id else None
         variants = [{"name": v.name, "launch_id": o.data.get("launch_id"), "campaign_id": str(o.data["campaign_id"]),
                      "adset_id": str(o.data["adset_id"]), "ad_ids": [str(a) for a in o.data.get("ad_ids") or []],
                      "daily_budget": b, "state": "running", "reason": "", "changed_at": _iso(start)}
@@ -1234,10 +1258,10 @@ async def _activation_plan(ctx: OpContext, args: LaunchExperimentArgs, record: E
     """A PAUSED experiment launched again with status ACTIVE: switch every variant on; the test's clock starts now."""
     records = _experiments(ctx)
     launches = [variant_launch(args, variant, record.ad_account_id, args.page_id or ctx.page_id) for variant in args.variants]
-    plans = [await ctx.ops.plan("launch_campaign", launch) for launch in launches]
+    plans = [await _ops(ctx).plan("launch_campaign", launch) for launch in launches]
 
     async def execute() -> OpResult:
-        async with single_flight(ctx.journal, experiment_lock(record.key), f"activation of experiment {record.name}"):
+        async with single_flight(_journal(ctx), experiment_lock(record.key), f"activation of experiment {record.name}"):
             current = await records.get_experiment(record.id) or record
             if current.plan.get("status") == "ACTIVE":  # switched on by the same request sent at the same time
                 return OpResult(text=f"Experiment #{current.id} {current.name} is already ACTIVE (since {current.started_at[:16]} "
@@ -1291,7 +1315,7 @@ class CheckEvent(BaseModel):
 class ExperimentsChecked(OpData):
     checked: int = Field(description="Running experiments looked at.")
     events: list[CheckEvent] = Field(description="What was done; empty when there was nothing to do.")
-    object_ids: list[str] = Field(None, description="The campaigns and ad sets acted on (absent when there was nothing to do).")
+    object_ids: list[str] = absent_key(description="The campaigns and ad sets acted on (absent when there was nothing to do).")
 
 
 @dataclass
@@ -1329,7 +1353,7 @@ def _scaling_due(record: ExperimentRecord, now: datetime) -> bool:
 
 
 async def _pause(ctx: OpContext, campaign_id: str) -> tuple[bool, str]:
-    result = await ctx.gate.run("pause_campaign", {"campaign_id": campaign_id})
+    result = await _gate(ctx).run("pause_campaign", {"campaign_id": campaign_id})
     return result.ok, result.text.splitlines()[0] if result.text else ""
 
 
@@ -1349,12 +1373,12 @@ async def _scale(ctx: OpContext, record: ExperimentRecord, now: datetime) -> tup
     adset = await ctx.graph.get(winner["adset_id"], {"fields": "id,daily_budget"})
     current = int(adset.get("daily_budget") or winner["daily_budget"])
     cap = ("the experiment's cap", rules.max_daily_budget or 3 * int(winner["daily_budget"]))
-    target, held_by = scaled_budget(current, rules.scale_pct, cap, await ctx.gate.guardrails(record.ad_account_id))
+    target, held_by = scaled_budget(current, rules.scale_pct, cap, await _gate(ctx).guardrails(record.ad_account_id))
     money = lambda v: _money(v, record.currency)  # noqa: E731
     if target <= current:
         record.outcome["scaling_done"] = True
         return "scale_held", f"{record.winner}'s daily budget stays {money(current)}: it is at {held_by}"
-    result = await ctx.gate.run("update_adset", {"adset_id": winner["adset_id"], "daily_budget": target})
+    result = await _gate(ctx).run("update_adset", {"adset_id": winner["adset_id"], "daily_budget": target})
     if not result.ok:
         return "failed", f"scaling {record.winner} failed: {result.text.splitlines()[0]}"
     record.last_scaled_at = _iso(now)
@@ -1472,8 +1496,10 @@ class ExperimentData(BaseModel):
     name: str
     status: Literal["running", "completed", "stopped"]
     winner: str | None
-    variable: Literal[VARIABLES] = Field(description="What the variants differ in.")  # type: ignore[valid-type]
-    metric: Literal[METRICS] = Field(description="The primary metric the winner is chosen on.")  # type: ignore[valid-type]
+    variable: Literal[VARIABLES] = Field(  # type: ignore[valid-type]
+        description="What the variants differ in.")
+    metric: Literal[METRICS] = Field(  # type: ignore[valid-type]
+        description="The primary metric the winner is chosen on.")
     ad_account_id: str
     currency: str
     study_id: str | None = Field(description="The Facebook split test; null when the variants are not in one.")
@@ -1497,7 +1523,7 @@ class ExperimentList(OpData):
 
 class StoppedExperiment(OpData):
     experiment: ExperimentData
-    object_ids: list[str] = Field(None, description="The campaigns paused (absent when the experiment had already ended).")
+    object_ids: list[str] = absent_key(description="The campaigns paused (absent when the experiment had already ended).")
 
 
 class ExperimentHistoryEntry(BaseModel):
@@ -1581,7 +1607,7 @@ async def stop_experiment(ctx: OpContext, args: StopExperimentArgs) -> WritePlan
         return OpResult(text=f"Experiment #{record.id} {record.name} is already {record.status}: nothing to stop.",
                         data={"experiment": _record_data(record)})
     running = [v for v in record.variants if v.get("state") == "running"]
-    plans = [await ctx.ops.plan("pause_campaign", {"campaign_id": v["campaign_id"]}) for v in running]
+    plans = [await _ops(ctx).plan("pause_campaign", {"campaign_id": v["campaign_id"]}) for v in running]
 
     async def execute() -> OpResult:
         now = await _now(ctx)

@@ -23,10 +23,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar, cast
+
+_Item = TypeVar("_Item")
 
 try:  # CPython's own SHA-256: a quarter faster than OpenSSL's for the short values of customer lists (no EVP setup)
-    from _sha256 import sha256
+    from _sha256 import sha256  # type: ignore[import-not-found]  # no stub: typeshed covers hashlib only
 except ImportError:  # pragma: no cover - other Pythons (3.12 renamed it _sha2)
     from hashlib import sha256
 
@@ -248,8 +250,8 @@ def _phone_digits(text: str) -> bytes | None:
     (bytes operations, several times faster), anything else by _phone itself, so both always agree."""
     digits = text.encode().translate(None, _PHONE_PUNCTUATION)
     if not digits.isdigit():
-        number = _phone(text)
-        return None if number is None else number.encode()
+        phone = _phone(text)
+        return None if phone is None else phone.encode()
     if text.find("+", 1) != -1:
         return None  # a + in the middle: not one phone number
     if text[0] == "+":
@@ -278,8 +280,8 @@ def _hash_email_column(values: list[str]) -> list[str | None]:
 def _hash_phone_column(values: list[str]) -> list[str | None]:
     """normalize_and_hash("PHONE", ·) of each value: "" for a blank one, None for an invalid one."""
     texts = [value.strip() for value in values]
-    numbers = [_phone_digits(text) if text else "" for text in texts]
-    out: list[str | None] = [sha256(number).hexdigest() if number else number for number in numbers]
+    numbers = [_phone_digits(text) if text else b"" for text in texts]
+    out: list[str | None] = [sha256(number).hexdigest() if number else None if number is None else "" for number in numbers]
     for index in _positions(numbers, None):
         text = texts[index].lower()
         if len(text) == 64 and _SHA256_RE.match(text):
@@ -339,10 +341,11 @@ def hash_chunk(schema: Schema, chunk: Chunk) -> tuple[list[list[str]], list[Inva
     skipped = sorted(bad)
     if skipped:
         hashed = [_without(column, skipped) for column in hashed]
-    return hashed, [InvalidRow(chunk.numbers[index], bad[index]) for index in skipped]
+    # what is left has no None: a row with an invalid value is in `skipped`
+    return cast(list[list[str]], hashed), [InvalidRow(chunk.numbers[index], bad[index]) for index in skipped]
 
 
-def _without(items: list[str], skipped: list[int]) -> list[str]:
+def _without(items: list[_Item], skipped: list[int]) -> list[_Item]:
     """``items`` without the (sorted) indexes ``skipped``, copied slice by slice."""
     starts = [0, *(index + 1 for index in skipped)]
     ends = [*skipped, len(items)]

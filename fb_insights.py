@@ -28,7 +28,7 @@ from facebook_business.adobjects.adreportrun import AdReportRun
 from facebook_business.adobjects.adsinsights import AdsInsights
 from pydantic import ConfigDict, Field, model_validator
 
-from fb_utils import (
+from fb_utils import (absent_key,
     DataRow,
     counted,
     next_page_lines,
@@ -368,7 +368,7 @@ def build_query(object_id: str, *, level: str | None = None, fields: Sequence[st
     if since is not None and date_preset is not None:
         raise _refuse("date_preset and since/until are two ways to say the period: give one", "date_preset",
                       fix="Drop date_preset, or drop since and until")
-    if since is not None:
+    if since is not None and until is not None:  # one without the other was refused above
         start, stop = _parse_day(since, "since"), _parse_day(until, "until")
         if start > stop:
             raise _refuse(f"since {since} is after until {until}", "since", fix="Give since on or before until")
@@ -507,7 +507,8 @@ def _action_value(items: Any, types: Sequence[str]) -> float:
     for item in items:   # with action breakdowns one type has several entries (one per value): they add up
         if isinstance(item, Mapping):
             try:
-                value = float(item.get("value"))
+                raw: Any = item.get("value")
+                value = float(raw)
             except (TypeError, ValueError):
                 continue
             key = str(item.get("action_type"))
@@ -1033,15 +1034,15 @@ PresetArg = Field(None, description="Relative period, e.g. last_7d, last_30d (de
 SinceArg = Field(None, description="First day YYYY-MM-DD (with until), at most 37 months back; days in the ad account's time zone.")
 UntilArg = Field(None, description="Last day YYYY-MM-DD (with since).")
 IncrementArg = Field(None, description="Rows per time bucket: 1 (daily) to 90 days, 'monthly', or 'all_days' (default).")
-BreakdownsArg = Field(default_factory=list, description="Split rows by any of Meta's insights breakdowns, e.g. age, gender, country, "
+BreakdownsArg: Any = Field(default_factory=list, description="Split rows by any of Meta's insights breakdowns, e.g. age, gender, country, "
                       "region, dma, publisher_platform, platform_position, impression_device, device_platform, "
                       "hourly_stats_aggregated_by_advertiser_time_zone, frequency_value (with reach), product_id, "
                       "media_type. Combinations are Meta's documented ones: age+gender; publisher_platform+"
                       "platform_position(+impression_device); most others alone.")
-ActionBreakdownsArg = Field(default_factory=list, description="Split the actions lists by: action_type (default), action_device, "
+ActionBreakdownsArg: Any = Field(default_factory=list, description="Split the actions lists by: action_type (default), action_device, "
                             "action_destination, action_target_id, action_reaction, action_video_sound, action_video_type, "
                             "action_carousel_card_id/name and Meta's other action breakdowns.")
-WindowsArg = Field(default_factory=list, description="Attribution windows to show per action, e.g. ['1d_click', '7d_click', "
+WindowsArg: Any = Field(default_factory=list, description="Attribution windows to show per action, e.g. ['1d_click', '7d_click', "
                    "'28d_click', '1d_view', '1d_ev']; 'value' stays the account's default attribution. 7d_view and "
                    "28d_view return no data since 2026-01-12.")
 FieldsArg = Field(None, description="Columns (default: ids and names of the level, dates, impressions, reach, clicks, link clicks, "
@@ -1108,7 +1109,8 @@ class InsightsData(OpData):
     row_count: int = Field(description="Rows Facebook answered.")
     truncated: bool = Field(description="More rows than data holds: export_insights writes them all.")
     totals: Metrics
-    summary: InsightsObject | None = Field(description="Facebook's summary row (deduplicated reach); null when it sent none.")  # type: ignore[valid-type]
+    summary: InsightsObject | None = Field(  # type: ignore[valid-type]
+        description="Facebook's summary row (deduplicated reach); null when it sent none.")
     currency: str
     params: dict[str, Any] = Field(description="The Graph parameters sent to /insights.")
     report_run_id: str | None = Field(description="The async report run used when the data was too much for one request.")
@@ -1133,13 +1135,13 @@ class InsightsComparison(OpData):
 
     period: str = Field(description="The period compared (a date preset or since..until).")
     currency: str
-    object_id: str = Field(None, description="One object: the object compared.")
-    compared_with: str = Field(None, description="One object: the period compared with (since..until).")
-    current: Metrics = Field(None, description="One object: the totals of the period.")
-    previous: Metrics = Field(None, description="One object: the totals of the period compared with.")
+    object_id: str = absent_key(description="One object: the object compared.")
+    compared_with: str = absent_key(description="One object: the period compared with (since..until).")
+    current: Metrics = absent_key(description="One object: the totals of the period.")
+    previous: Metrics = absent_key(description="One object: the totals of the period compared with.")
     comparison: dict[str, MetricChange] | None = Field(
         None, description="One object: metric -> change; null when the period had no delivery (nothing to compare).")
-    objects: dict[str, NamedMetrics] = Field(None, description="Several objects: object id -> its totals over the period.")
+    objects: dict[str, NamedMetrics] = absent_key(description="Several objects: object id -> its totals over the period.")
 
 
 class GetInsightsArgs(QueryArgs):
@@ -1264,7 +1266,7 @@ async def _period_totals(ctx: OpContext, object_id: str, currency: str, **period
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, example={"date_preset": "last_7d"}, result=InsightsComparison)
 async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResult:
     objects = [check_object(o) for o in (args.object_ids or [ctx.require_ad_account()])]
-    period = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
+    period: dict[str, Any] = {"date_preset": args.date_preset or (None if args.since else "last_7d"), "since": args.since, "until": args.until}
     today = await session_today(ctx)
     build_query(objects[0], today=today, **period)  # every argument checked before any request
     if (args.compare_since is None) != (args.compare_until is None):
@@ -1283,7 +1285,7 @@ async def compare_insights(ctx: OpContext, args: CompareInsightsArgs) -> OpResul
                 return OpResult(text=f"{objects[0]}: no delivery in {label}; nothing to compare.",
                                 data={"object_id": objects[0], "currency": currency, "period": label, "current": current.to_dict(),
                                       "comparison": None})
-            first, last = date.fromisoformat(args.since or start), date.fromisoformat(args.until or stop)
+            first, last = date.fromisoformat(args.since or start or ""), date.fromisoformat(args.until or stop or "")
             length = (last - first).days + 1
             before = {"since": (first - timedelta(days=length)).isoformat(), "until": (first - timedelta(days=1)).isoformat()}
         previous, _, _ = await _period_totals(ctx, objects[0], currency, **before)
@@ -1342,18 +1344,19 @@ class ReportRunStatus(OpData, ReportRunObject):  # type: ignore[misc,valid-type]
 
     model_config = ConfigDict(extra="allow")
 
-    error: ReportFailure = Field(None, description="A failed or skipped run: Facebook's error (absent otherwise).")
+    error: ReportFailure = absent_key(description="A failed or skipped run: Facebook's error (absent otherwise).")
 
 
 class ReportResults(OpData):
     """One page of rows (rows, next_after), or with all=true the CSV of every row (path, row_count, totals)."""
 
     currency: str
-    rows: list[InsightsObject] = Field(None, description="One page: the rows as Facebook sent them.")  # type: ignore[valid-type]
+    rows: list[InsightsObject] = absent_key(  # type: ignore[valid-type]
+        description="One page: the rows as Facebook sent them.")
     next_after: str | None = Field(None, description="One page: the cursor of the next page; null on the last page.")
-    path: str = Field(None, description="all=true: the CSV file written.")
-    row_count: int = Field(None, description="all=true: the rows written.")
-    totals: Metrics = Field(None, description="all=true: the totals of every row.")
+    path: str = absent_key(description="all=true: the CSV file written.")
+    row_count: int = absent_key(description="all=true: the rows written.")
+    totals: Metrics = absent_key(description="all=true: the totals of every row.")
 
 
 
@@ -1489,8 +1492,8 @@ class InsightsExport(OpData):
 
 class InsightsChart(OpData):
     days: int = Field(description="Days charted (0: no delivery, no file).")
-    path: str = Field(None, description="The PNG written (absolute path); absent when there was nothing to chart.")
-    totals: Metrics = Field(None, description="The totals of the days charted; absent when there was nothing to chart.")
+    path: str = absent_key(description="The PNG written (absolute path); absent when there was nothing to chart.")
+    totals: Metrics = absent_key(description="The totals of the days charted; absent when there was nothing to chart.")
 
 
 class PdfReport(OpData):
@@ -1558,7 +1561,7 @@ def _daily_query(object_id: str, args: Any, today: date) -> InsightsQuery:
 async def chart_insights(ctx: OpContext, args: ChartInsightsArgs) -> OpResult:
     query = _daily_query(args.object_id or ctx.require_ad_account(), args, await session_today(ctx))
     account = await _currency_of(ctx, query.object_id)
-    series, state = await _daily_series(ctx, query, account.currency)
+    series, _state = await _daily_series(ctx, query, account.currency)
     if not series:
         return OpResult(text=f"{query.object_id}: no delivery in {query.period}; nothing to chart.", data={"days": 0})
     target = output_file(ctx, args.out_dir, DEFAULT_OUT_DIR, f"chart-{_slug(query.object_id)}-{_slug(query.period)}.png")
@@ -1620,15 +1623,16 @@ async def export_report(ctx: OpContext, args: ExportReportArgs) -> OpResult:
     if provided:
         section_title, section = "Recommendations", provided
     elif start:
-        before = await _campaign_totals(ctx, account_id, account.currency, **_previous_range(start, stop))
+        before = await _campaign_totals(ctx, account_id, account.currency, **_previous_range(start, stop or start))
         movers = []
         for key in set(campaigns) | set(before):
             now, then = campaigns.get(key), before.get(key)
             delta = (now.spend_minor if now else 0) - (then.spend_minor if then else 0)
-            name = ((now or then).dims.get("campaign_name") or key)
+            row = now or then  # one of the two has the key
+            name = (row.dims.get("campaign_name") if row else None) or key
             movers.append((abs(delta), delta, name, key, now, then))
         movers.sort(reverse=True)
-        for _, delta, name, key, now, then in movers[:10]:
+        for _, _delta, name, key, now, then in movers[:10]:
             a, b = (now.spend_minor if now else 0), (then.spend_minor if then else 0)
             pct = f"{(a - b) / b * 100:+.0f}%" if b else "new"
             section.append(f"{name} ({key}): spend {money(b, account.currency)} → {money(a, account.currency)} ({pct}); "
@@ -1780,9 +1784,9 @@ async def collect_ad_days(ctx: OpContext, account_id: str, currency: str, filter
     return stats, days_by_ad, latest
 
 
-def _median(values: Iterable[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def _median(values: Iterable[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return statistics.median(numbers) if numbers else None
 
 
 @ops.op(OpKind.READ, group=TaskGroup.INSIGHTS_REPORTS, result=Recommendations)
@@ -1904,7 +1908,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
     cpas = [derived(m)["cpa"] for _, m, _, _ in holders.values() if derived(m)["cpa"] is not None]
     roases = [derived(m)["roas"] for _, m, _, _ in holders.values() if derived(m)["roas"] is not None]
     median_cpa, median_roas = _median(cpas), _median(roases)
-    for (kind, holder_id), (budget, m, days, goal) in holders.items():
+    for (kind, holder_id), (budget, m, days, _goal) in holders.items():
         share = m.spend_minor / (budget * days)
         d = derived(m)
         name = name_of.get(holder_id, holder_id)
@@ -1936,8 +1940,8 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
         if adset.get("effective_status") != "ACTIVE" or adset_id not in adset_recent:
             continue
         since_edit = adset_since_edit.get(adset_id, MetricRow(currency=currency))
-        goal = adset.get("optimization_goal")
-        results = results_of(since_edit, goal)
+        adset_goal = adset.get("optimization_goal")
+        results = results_of(since_edit, adset_goal)
         if results < LEARNING_RESULTS:
             edit = edits.get(adset_id) or "?"
             cost = _ratio(since_edit.spend_minor, results)
@@ -1950,7 +1954,7 @@ def evaluate_rules(account: AccountInfo, stats: Mapping[str, _AdStats], days_by_
                     action_args["daily_budget"] = needed
                     advice += f"; {money(needed, currency)}/day would buy about {LEARNING_RESULTS} results a week at {money(cost, currency)} each"
             out.append(Recommendation("learning_phase", adset_id, name_of.get(adset_id, adset_id),
-                                      f"{results} {str(goal or 'results').lower()} results since the last significant edit ({edit}), "
+                                      f"{results} {str(adset_goal or 'results').lower()} results since the last significant edit ({edit}), "
                                       f"under the {LEARNING_RESULTS} in 7 days that end the learning phase: {advice}",
                                       "update_adset" if "daily_budget" in action_args else "get_adset", action_args, "info"))
 
@@ -2011,12 +2015,13 @@ def _value(m: MetricRow, metric: str) -> float | None:
 
 
 def _from_snapshot(metrics: dict[str, Any], currency: str) -> MetricRow:
-    return MetricRow(**{k: int(metrics.get(k) or 0) for k in METRIC_NAMES}, currency=currency)
+    counts: dict[str, Any] = {k: int(metrics.get(k) or 0) for k in METRIC_NAMES}
+    return MetricRow(**counts, currency=currency)
 
 
 async def _insight_rows(ctx: OpContext, object_id: str, *, level: str, date_preset: str | None = None,
                         since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
-    period = {"since": since, "until": until} if since and until else {"date_preset": date_preset or "yesterday"}
+    period: dict[str, Any] = {"since": since, "until": until} if since and until else {"date_preset": date_preset or "yesterday"}
     result = await fetch_insights(ctx, object_id, level=level, fields=ROW_FIELDS, **period)
     return result.rows
 
@@ -2144,7 +2149,7 @@ def _rule_line(rule: AlertRuleRecord) -> str:
     what = f"{rule.metric} {rule.operator} {_show_metric(rule.metric, rule.threshold, rule.currency)} over {rule.window}"
     action = rule.action
     if rule.action == "scale":
-        action = f"scale +{rule.scale_pct}% up to {format_money(rule.max_budget, rule.currency) if rule.currency else rule.max_budget}"
+        action = f"scale +{rule.scale_pct}% up to {format_money(rule.max_budget, rule.currency) if rule.currency and rule.max_budget is not None else rule.max_budget}"
     fired = f", last fired {rule.last_fired_at:%Y-%m-%d %H:%M} UTC" if rule.last_fired_at else ""
     state = "" if rule.enabled else " (disabled)"
     return (f"#{rule.id} {rule.name}: {LEVEL_LABELS[rule.level]} {rule.object_id}: {what} → {action}, "
@@ -2247,7 +2252,7 @@ class AlertsChecked(OpData):
     checked: int = Field(description="Enabled rules checked.")
     cooling: int = Field(description="Rules skipped: within their cooldown.")
     fired: list[FiredAlert]
-    object_ids: list[str] = Field(None, description="The objects acted on; absent when none fired.")
+    object_ids: list[str] = absent_key(description="The objects acted on; absent when none fired.")
 
 
 
@@ -2270,7 +2275,7 @@ class _Firing:
 async def _rule_value(ctx: OpContext, rule: AlertRuleRecord) -> tuple[float | None, str]:
     rows = await _insight_rows(ctx, rule.object_id, level=rule.level, date_preset=rule.window)
     total = totals((parse_row(r, rule.currency or "USD") for r in rows), rule.currency)
-    name = next((r.get(f"{rule.level}_name") for r in rows if r.get(f"{rule.level}_name")), "") if rule.level != "account" else ""
+    name = str(next((r.get(f"{rule.level}_name") for r in rows if r.get(f"{rule.level}_name")), "")) if rule.level != "account" else ""
     return _value(total, rule.metric), name
 
 
@@ -2285,6 +2290,9 @@ async def _scale(ctx: OpContext, rule: AlertRuleRecord) -> tuple[str, str]:
     target, held_by = scaled_budget(current, int(rule.scale_pct or 0), ("the rule's cap", int(rule.max_budget or wanted)), guardrails)
     if target <= current:
         return "capped", f"daily budget stays {money(current)}: already at {held_by}"
+    if ctx.gate is None:
+        raise ValidationError("Scaling a budget needs a workspace session (the safety gate)",
+                              fix="Call it through Ad Monster (chat, MCP, API or a job), not as a bare handler")
     result = await ctx.gate.run(UPDATE_OPS[rule.level], {f"{rule.level}_id": rule.object_id, "daily_budget": target})
     if not result.ok:
         return "failed", result.text.splitlines()[0]
@@ -2600,14 +2608,14 @@ class BillingPaused(OpData):
     paused: list[str] = Field(description="The campaigns paused (billing_recovered resumes exactly these).")
     pause_id: int | None = Field(description="The billing pause record; null when there was nothing to pause.")
     changes: list[Change]
-    object_ids: list[str] = Field(None, description="The campaigns paused; absent when there was nothing to pause.")
+    object_ids: list[str] = absent_key(description="The campaigns paused; absent when there was nothing to pause.")
 
 
 class BillingResumed(OpData):
     ad_account_id: str
     resumed: list[str] = Field(description="The campaigns resumed.")
     changes: list[Change]
-    object_ids: list[str] = Field(None, description="The campaigns resumed; absent when there was nothing to resume.")
+    object_ids: list[str] = absent_key(description="The campaigns resumed; absent when there was nothing to resume.")
 
 
 
@@ -2651,7 +2659,8 @@ async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
     pct = await _fee_pct(ctx, args.fee_pct)
     period = f"{args.since} to {args.until}" if args.since else args.date_preset
     lines = [f"Spend, {period}" + (f", agency fee {pct:g}%" if pct else "") + ":"]
-    accounts, by_currency = [], {}
+    accounts: list[dict[str, Any]] = []
+    by_currency: dict[str, list[int]] = {}
     for account in await _accounts(ctx, args.ad_account_id):
         rows = await _insight_rows(ctx, account.id, level="campaign", date_preset=args.date_preset,
                                    since=args.since.isoformat() if args.since else None,
@@ -2663,9 +2672,9 @@ async def spend_report(ctx: OpContext, args: SpendReportArgs) -> OpResult:
         money = account.format
         lines.append(f"  {account.name} ({account.id}): {money(spend)}" + (f" + fee {money(fee)} = {money(spend + fee)}" if pct else ""))
         lines += [f"    {c['name']} ({c['campaign_id']}): {money(c['spend_minor'])}" for c in campaigns if c["spend_minor"]]
-        totals = by_currency.setdefault(account.currency, [0, 0])
-        totals[0] += spend
-        totals[1] += fee
+        sums = by_currency.setdefault(account.currency, [0, 0])
+        sums[0] += spend
+        sums[1] += fee
         accounts.append({"ad_account_id": account.id, "name": account.name, "currency": account.currency,
                          "spend_minor": spend, "fee_minor": fee, "total_minor": spend + fee, "campaigns": campaigns})
     for currency, (spend, fee) in by_currency.items():
@@ -2696,7 +2705,7 @@ async def sync_spend(ctx: OpContext, args: SyncSpendArgs) -> OpResult:
         status = (await ctx.graph.get(account.id, {"fields": "account_status"})).get("account_status")
         status = int(status) if status is not None else None
         pauses = await records.open_billing_pauses(account.id)
-        billing = BILLING_PROBLEMS.get(status, "ok" if status == 1 else f"status {status}")
+        billing = (BILLING_PROBLEMS.get(status) if status is not None else None) or ("ok" if status == 1 else f"status {status}")
         lines.append(f"  {account.name} ({account.id}) {day}: {account.format(spend)}; billing {billing}"
                      + (f"; {sum(len(p.object_ids) for p in pauses)} campaign(s) paused for billing" if pauses else ""))
         accounts.append({"ad_account_id": account.id, "name": account.name, "day": day, "spend_minor": spend,

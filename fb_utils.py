@@ -45,22 +45,24 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TextIO, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 from yarl import URL
 
 if TYPE_CHECKING:  # aiohttp loads on the first request, so `admonster tools` starts fast
     import aiohttp
+    from aiohttp.abc import ResolveResult
 
 # ---------------------------------------------------------------------------------------------------------------
 # Errors
@@ -532,7 +534,7 @@ def _class_for_unknown_code(http_status: int | None) -> type[FacebookError]:
     return STATUS_CLASSES.get(http_status or 0, GraphError)
 
 
-def _error_details(error: dict, facebook_message: str, error_data: Any, retry_source: str | None) -> dict[str, Any]:
+def _error_details(error: dict[str, Any], facebook_message: str, error_data: Any, retry_source: str | None) -> dict[str, Any]:
     details: dict[str, Any] = {"facebook_message": facebook_message}
     if error.get("type"):
         details["facebook_type"] = str(error["type"])
@@ -579,7 +581,7 @@ def throttle_wait_seconds(headers: Mapping[str, str] | None) -> tuple[float, str
     return DEFAULT_THROTTLE_BACKOFF, "default"
 
 
-def _business_use_case_entries(headers: Mapping[str, str] | None) -> list[dict]:
+def _business_use_case_entries(headers: Mapping[str, str] | None) -> list[dict[str, Any]]:
     parsed = parse_usage_header(_header(headers, "x-business-use-case-usage"))
     if not isinstance(parsed, dict):
         return []
@@ -759,7 +761,7 @@ def redact_value(value: Any, key: str | None = None) -> Any:
     return redact(str(value))
 
 
-def redact_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_processor(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: scrub every value (run after exceptions are formatted, before the renderer)."""
     return {key: redact_value(value, key) for key, value in event_dict.items()}
 
@@ -791,7 +793,7 @@ def configure_logging(level: str | int = "WARNING", json: bool = False, stream: 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or cast(TextIO, _CurrentStderr())),  # duck-typed: write, flush
         cache_logger_on_first_use=False,
     )
 
@@ -845,7 +847,7 @@ def should_retry(
 
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff: base, 2·base, 4·base… capped."""
-    return min(cap, base * (2 ** max(0, attempt)))
+    return min(cap, base * (2.0 ** max(0, attempt)))
 
 
 def jitter(delay: float, rng: random.Random) -> float:
@@ -1074,7 +1076,7 @@ class RateLimiter:
             await self._consult_shared(account)
         waited = await self._wait_out_block(account)
         usage = self.accounts.get(account) if account else None
-        if usage and usage.regain_access_minutes > 0:
+        if account and usage and usage.regain_access_minutes > 0:
             waited += await self._wait_for_regain(account, usage)
         delay, message = self.pacing_delay(account)
         if delay > 0:
@@ -1505,25 +1507,26 @@ class GraphClient:
 
     # Public calls -------------------------------------------------------------------------------------------------
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """GET a node or edge page; retried on transient failures."""
-        return await self._request("GET", path, params=params)
+        page: dict[str, Any] = await self._request("GET", path, params=params)
+        return page
 
-    async def post(self, path: str, data: Mapping[str, Any] | None = None, *, idempotent: bool = False) -> dict:
+    async def post(self, path: str, data: Mapping[str, Any] | None = None, *, idempotent: bool = False) -> dict[str, Any]:
         """POST an update or action; re-sent after an ambiguous failure only when ``idempotent``."""
-        result = await self._request("POST", path, data=data or {}, idempotent=idempotent)
+        result: dict[str, Any] = await self._request("POST", path, data=data or {}, idempotent=idempotent)
         log.info("graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result))
         return result
 
-    async def delete(self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None) -> dict:
+    async def delete(self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """DELETE an object; retried like a read (deleting twice ends the same). ``data`` goes in the request body (a
         custom audience's users to remove: far too long for a query string, and a POST with method=DELETE is refused to
         new apps); such a DELETE changes a list, so after an ambiguous failure it is never re-sent blindly."""
-        result = await self._request("DELETE", path, params=params, data=data)
+        result: dict[str, Any] = await self._request("DELETE", path, params=params, data=data)
         log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
         return result
 
-    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None, look_first: bool = False) -> dict:
+    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None, look_first: bool = False) -> dict[str, Any]:
         """POST that makes an object. Never re-sent blindly: after an ambiguous failure, ``lookup`` finds out first.
 
         ``look_first``: the tag is the caller's idempotency key, so an object already carrying it is returned, not made again.
@@ -1538,7 +1541,7 @@ class GraphClient:
         while True:
             await self.limiter.pace(account)
             try:
-                result = await self._send_once("POST", path, data=payload, account=account)
+                result: dict[str, Any] = await self._send_once("POST", path, data=payload, account=account)
             except FacebookError as error:
                 if should_retry(error, method="POST", creates=True, attempt=attempt, max_retries=self.max_retries):
                     await self._pause_before_retry(error, account, attempt)
@@ -1561,7 +1564,7 @@ class GraphClient:
             return result
 
     async def upload(self, path: str, fields: Mapping[str, Any], files: Mapping[str, tuple[str, Any, str]], *,
-                     idempotent: bool = False) -> dict:
+                     idempotent: bool = False) -> dict[str, Any]:
         """Multipart POST: ``files`` maps a field to (filename, bytes | file path | FileRange | async byte stream,
         content type), streamed from disk. An upload is a create: never re-sent after an ambiguous failure unless
         ``idempotent`` (content-addressed, like images) and every file can be read again; callers resume otherwise.
@@ -1572,7 +1575,7 @@ class GraphClient:
         while True:
             await self.limiter.pace(account)
             try:
-                result = await self._send_once("POST", path, data=fields, account=account, files=files)
+                result: dict[str, Any] = await self._send_once("POST", path, data=fields, account=account, files=files)
             except FacebookError as error:
                 if resendable and should_retry(error, method="POST", creates=not idempotent, attempt=attempt,
                                                max_retries=self.max_retries, idempotent=idempotent):
@@ -1588,7 +1591,7 @@ class GraphClient:
 
     async def iter_pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None
-    ) -> AsyncIterator[list[dict]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the ``data`` of each page, following ``paging.next`` to the end or until ``limit`` items."""
         query = dict(params or {})
         if "limit" not in query:
@@ -1612,14 +1615,14 @@ class GraphClient:
             visited.add(next_url)
             next_path = next_url
 
-    async def get_all(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None) -> list[dict]:
+    async def get_all(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Every item of an edge (all pages), or the first ``limit``."""
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         async for page in self.iter_pages(path, params, limit=limit):
             items.extend(page)
         return items
 
-    async def get_many(self, ids: Sequence[str], fields: str | Sequence[str]) -> dict[str, dict]:
+    async def get_many(self, ids: Sequence[str], fields: str | Sequence[str]) -> dict[str, dict[str, Any]]:
         """Read many objects by id: one GET per object inside synchronous Graph batches (50 a call). Multi-id reads
         (``?ids=a,b``) are refused to apps created after 2026-11-04 (Graph API v27.0 blog, see docs/sandbox.md);
         synchronous batch stays allowed. An object that does not exist or is not visible is left out of the answer;
@@ -1627,7 +1630,7 @@ class GraphClient:
         field_list = fields if isinstance(fields, str) else ",".join(fields)
         unique_ids = list(dict.fromkeys(str(object_id) for object_id in ids))
         results = await self.batch([BatchItem("GET", object_id, {"fields": field_list}) for object_id in unique_ids])
-        found: dict[str, dict] = {}
+        found: dict[str, dict[str, Any]] = {}
         for object_id, result in zip(unique_ids, results):
             if result.ok and isinstance(result.body, dict):
                 found[object_id] = result.body
@@ -1707,8 +1710,9 @@ class GraphClient:
                         throttles.append((index, outcome.error))
                 else:
                     results[index] = outcome
-                    if outcome.ok and items[index].name:
-                        bodies_by_name[items[index].name] = outcome.body
+                    name = items[index].name
+                    if outcome.ok and name:
+                        bodies_by_name[name] = outcome.body
         await self.limiter.share()
         if throttles:
             requeue = await self._wait_for_batch_throttle(items, throttles, requeue, results)
@@ -1817,7 +1821,7 @@ class GraphClient:
 
         url, query = self._url_and_query(path, params)
         session = await self._get_session()
-        form = encode_graph_params(data) if method == "POST" or (method == "DELETE" and data is not None) else None
+        form: Any = encode_graph_params(data) if method == "POST" or (method == "DELETE" and data is not None) else None
         if files:
             form = _multipart_body(form or {}, files)  # built per send: a stream is read once
         elif form and sum(len(v) for v in form.values()) > LARGE_FORM_CHARS:
@@ -2322,7 +2326,7 @@ def _address_problem(address: str) -> str | None:
     return None
 
 
-async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: str) -> list[dict[str, Any]]:
+async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: str) -> list[ResolveResult]:
     """Resolve the URL's host; refuse it unless every address is public or host:port is explicitly allowed."""
     import socket
 
@@ -2333,9 +2337,9 @@ async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: 
     except OSError as exc:
         raise ValidationError(f"Could not resolve the host of {shown}: {exc.strerror or exc}",
                               fix="Check the URL, or download the file and pass its local path", blame_field=blame) from None
-    addresses = []
+    addresses: list[ResolveResult] = []
     for family, _, proto, _, sockaddr in infos:
-        address = sockaddr[0]
+        address = str(sockaddr[0])
         problem = None if allowed else _address_problem(address)
         if problem:
             raise ValidationError(
@@ -2371,7 +2375,7 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
     from aiohttp.abc import AbstractResolver
 
     current = parse_web_url(url, blame_field)
-    for redirect in range(MAX_FETCH_REDIRECTS + 1):
+    for _redirect in range(MAX_FETCH_REDIRECTS + 1):
         shown = safe_url(str(current))
         if current.scheme not in ("http", "https") or not current.host:
             raise ValidationError(f"Refused to fetch {shown}: only http:// and https:// URLs can be fetched",
@@ -2381,8 +2385,8 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
         class PinnedResolver(AbstractResolver):
             """Connect only to the addresses just checked (a second lookup could answer differently)."""
 
-            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
-                return addresses
+            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
+                return addresses  # noqa: B023  the resolver is used and dropped within this iteration
 
             async def close(self) -> None:
                 return None
@@ -2454,7 +2458,7 @@ def check_amount_range(value: int | None) -> int | None:
 
 # A money field in minor units. Its JSON schema says so (``"x-unit": "minor"``), so help can explain the unit in the
 # account's currency ("in cents of USD: 5000 = $50.00") and an LLM reading the schema sees it too.
-MONEY_UNIT = {"x-unit": "minor"}
+MONEY_UNIT: JsonDict = {"x-unit": "minor"}
 Amount = Annotated[int, AfterValidator(check_amount_range), Field(json_schema_extra=MONEY_UNIT)]
 
 
@@ -2528,7 +2532,7 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
-def format_money(minor: int | str, currency: str) -> str:
+def format_money(minor: int | str, currency: str | None) -> str:
     """An amount in minor units, formatted: ``$1,234.56``, ``¥5,000``, ``€12.00``, ``12.00 SEK``."""
     code = _currency_code(currency)
     if type(minor) is int or (isinstance(minor, str) and minor.isdigit()):  # the common case, without Decimal
@@ -2610,6 +2614,13 @@ class OpArgs(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------
 # Typed results: what an op answers as data, declared on the op (MCP's outputSchema; every answer is checked in tests)
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def absent_key(description: str, **kwargs: Any) -> Any:
+    """A result model's key that is left out of the answer where it does not apply, and never null: the schema
+    gives its type and does not require it (``Field(None, ...)``, typed Any so that the annotation stays the key's
+    type when present, not ``X | None``)."""
+    return Field(None, description=description, **kwargs)
 
 
 class OpData(BaseModel):
@@ -2962,8 +2973,8 @@ def changed_data(id_key: str) -> type[OpData]:
     model per key, however many modules ask for it."""
     from pydantic import create_model
 
-    return create_model(f"Changed{id_key.title().replace('_', '')}", __base__=ChangedData,
-                        **{id_key: (str, Field(description="The object changed."))})
+    fields: dict[str, Any] = {id_key: (str, Field(description="The object changed."))}
+    return create_model(f"Changed{id_key.title().replace('_', '')}", __base__=ChangedData, **fields)
 
 
 @dataclass(frozen=True)
@@ -3457,7 +3468,7 @@ class OpSet:
                 module=self.module,
                 kind=kind,
                 args_model=args_model,
-                handler=handler,
+                handler=cast(OpHandler, handler),
                 summary=summary,
                 destructive=destructive,
                 idempotent=idempotent or kind is OpKind.READ,
@@ -3470,7 +3481,7 @@ class OpSet:
 
         return register
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[OpSpec]:
         return iter(self.specs.values())
 
 
@@ -3490,8 +3501,9 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
     from pydantic import create_model
 
     for action, status, verb, kind, destructive in STATUS_OPS:
+        fields: dict[str, Any] = {id_field: (str, id_arg)}
         model = create_model(f"{action.title()}{noun.title().replace('_', '')}Args", __base__=OpArgs, __doc__=docs[action],
-                             **{id_field: (str, id_arg)})
+                             **fields)
 
         async def handler(ctx: OpContext, args: BaseModel, _status: str = status, _verb: str = verb) -> "WritePlan | OpResult":
             return await change(ctx, getattr(args, id_field), _status, _verb)
@@ -3564,7 +3576,7 @@ def new_client_tag() -> str:
 
 
 def dataclass_to_dict(obj: Any) -> Any:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
 def sdk_enum_values(enum_cls: type) -> tuple[str, ...]:

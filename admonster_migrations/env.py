@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import context
 
@@ -19,7 +20,7 @@ import admonster_store
 config = context.config
 
 
-def _render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """A drafted revision names plain SQL types (TEXT, INTEGER), never the store's converters: a revision is frozen."""
     from sqlalchemy.types import TypeDecorator
 

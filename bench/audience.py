@@ -96,7 +96,7 @@ async def child_ours(url: str, path: str) -> dict:
     from upload import peak_rss_kb
 
     async with aiohttp.ClientSession() as session:
-        grant, store, graph, facebook, usd = await _setup(url, session)
+        _grant, store, graph, facebook, _usd = await _setup(url, session)
         created = await facebook.call("create_customer_list_audience", {"name": "Bench customers"})
         assert created.ok, created.text
         audience_id = created.data["audience_id"]

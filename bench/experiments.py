@@ -240,9 +240,9 @@ def calibrate(runs: int = 4000, seed: int = 1, *, with_old_rule: bool = True, me
                 label = f"{metric} {'A/B' if variants == 2 else 'A/A/B (B −30 %)'}" + (f", {spread_label}" if spread_label else "")
                 how = f"${budget / 100:,.0f}/day per variant, {days} days"
                 lifts = (0.0, 0.1, 0.2, 0.3) if variants == 2 else (None,)
-                rule_makers = [("sequential (in use)", lambda rng: sequential_rule(metric, design, rules))]
+                rule_makers = [("sequential (in use)", lambda rng, metric=metric, design=design: sequential_rule(metric, design, rules))]
                 if with_old_rule and not spread_label:
-                    rule_makers.append(("Bayesian (replaced)", lambda rng: bayesian_rule(metric, rules, rng)))
+                    rule_makers.append(("Bayesian (replaced)", lambda rng, metric=metric: bayesian_rule(metric, rules, rng)))
                 for rule_name, make in rule_makers:
                     row = Row(rule_name, label, how)
                     for lift in lifts:

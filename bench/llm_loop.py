@@ -107,7 +107,7 @@ async def bench_llm_loop(calls: int = 200, per_message: int = 8) -> dict:
     from run import _control, _setup, _timed, external_sandbox
 
     async with external_sandbox() as url, aiohttp.ClientSession() as session:
-        grant, store, graph, facebook, usd = await _setup(url, session)
+        _grant, store, graph, facebook, usd = await _setup(url, session)
         campaign_id = (await graph.get(f"{usd}/campaigns", {"fields": "id", "limit": 1}))["data"][0]["id"]
         per_message = max(1, min(per_message, calls))
         messages = -(-calls // per_message)

@@ -135,7 +135,7 @@ async def _timed(work) -> float:
 
 async def bench_bulk(count: int, latency_ms: int) -> dict:
     async with external_sandbox() as url, aiohttp.ClientSession() as session:
-        grant, store, graph, facebook, usd = await _setup(url, session)
+        _grant, store, graph, facebook, usd = await _setup(url, session)
         await graph.account_info(usd)  # the bot reads the account once at start; not part of the bulk op
         first = (await _control(session, url, "seed", {"campaigns": count, "account_id": usd, "status": "ACTIVE",
                                                                "name_prefix": "BenchA"}))["ids"]

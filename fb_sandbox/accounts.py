@@ -1,6 +1,7 @@
 """Users, businesses, ad accounts, pages, Instagram accounts and pixels."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -8,7 +9,7 @@ from zoneinfo import ZoneInfo
 from .clock import iso
 from .context import Ctx
 from .errors import GraphError, param_error
-from .fields import parse_fields, select
+from .fields import Field, parse_fields, select
 from .paging import paginate
 from .store import Obj
 
@@ -19,17 +20,17 @@ def _plain(obj: Obj, name: str) -> Any:
     return obj.get(name)
 
 
-def _fields(ctx: Ctx) -> list[str]:
+def _fields(ctx: Ctx) -> list[Field]:
     return parse_fields(ctx.p.get("fields"))
 
 
 # ---- renderers per node type
 
-def render_user(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_user(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     return select("User", names, ["name", "id"], lambda n: _plain(obj, n))
 
 
-def render_business(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_business(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "created_time":
             return iso(obj.created)
@@ -37,7 +38,7 @@ def render_business(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
     return select("Business", names, ["id", "name"], value)
 
 
-def render_account(ctx: Ctx, obj: Obj, names: list[str], default: list[str] | None = None) -> dict:
+def render_account(ctx: Ctx, obj: Obj, names: Sequence[str], default: list[str] | None = None) -> dict:
     def value(name: str) -> Any:
         if name == "created_time":
             return iso(obj.created)
@@ -55,7 +56,7 @@ def render_account(ctx: Ctx, obj: Obj, names: list[str], default: list[str] | No
     return select("AdAccount", names, default or ["id"], value)
 
 
-def render_page(ctx: Ctx, obj: Obj, names: list[str], default: list[str] | None = None) -> dict:
+def render_page(ctx: Ctx, obj: Obj, names: Sequence[str], default: list[str] | None = None) -> dict:
     def value(name: str) -> Any:
         if name == "instagram_business_account":
             return {"id": obj["_instagram_id"]} if obj.get("_instagram_id") else None
@@ -65,11 +66,11 @@ def render_page(ctx: Ctx, obj: Obj, names: list[str], default: list[str] | None 
     return select("Page", names, default or ["name", "id"], value)
 
 
-def render_instagram(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_instagram(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     return select("IGUser", names, ["id"], lambda n: _plain(obj, n))
 
 
-def render_pixel(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "creation_time":
             return iso(obj.created)

@@ -6,6 +6,7 @@ else ACTIVE or PAUSED / CAMPAIGN_PAUSED / ADSET_PAUSED by its own and its parent
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 
@@ -149,16 +150,17 @@ def _render_value(ctx: Ctx, a: Obj, name: str, parents: Parents) -> Any:
         from .previews import preview_url
         return preview_url(ctx, "a", a["id"], "MOBILE_FEED_STANDARD")
     if name in ("targeting", "bid_amount"):
-        adset = parents.get(a["adset_id"]) or {}
-        return adset.get(name)
+        adset = parents.get(a["adset_id"])
+        return adset.get(name) if adset else None
     if name == "special_ad_categories":
-        return (parents.get(a["campaign_id"]) or {}).get("special_ad_categories")
+        campaign = parents.get(a["campaign_id"])
+        return campaign.get("special_ad_categories") if campaign else None
     if name.startswith("_"):
         return None
     return a.get(name)
 
 
-def render(ctx: Ctx, a: Obj, names: list[str], parents: Parents) -> dict:
+def render(ctx: Ctx, a: Obj, names: Sequence[str], parents: Parents) -> dict:
     return select("Ad", names, DEFAULT_FIELDS, lambda n: _render_value(ctx, a, n, parents))
 
 
@@ -290,7 +292,7 @@ def update_ad(ctx: Ctx, a: Obj) -> dict:
         return {"success": True}
     merged = {**a, **changes, "last_updated_by_app_id": ctx.principal.app_id}
     if "adlabels" in changes:
-        merged["adlabels"] = campaigns.resolve_labels(ctx, a.account_id, changes["adlabels"])
+        merged["adlabels"] = campaigns.resolve_labels(ctx, a.owner_account_id, changes["adlabels"])
     if new_creative and new_creative != a["creative"]["id"]:
         merged["creative"] = {"id": new_creative}
         merged["_review"] = new_review(ctx.now, ctx.store.get(new_creative))
@@ -404,7 +406,7 @@ def list_node_ads(ctx: Ctx) -> dict:
         items = ctx.store.list("ad", parent_id=node["id"])
     else:
         items = [a for a in ctx.store.list("ad", account_id=node.account_id) if a["campaign_id"] == node["id"]]
-    return _list(ctx, items, node.account_id)
+    return _list(ctx, items, node.owner_account_id)
 
 
 def list_node_creatives(ctx: Ctx) -> dict:
@@ -446,7 +448,9 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
     page = store.get(page_id) if page_id else next((p for p in store.list("page")), None)
     if page is None:
         return
-    files, rows, hashes = media_files(sb), [], {}
+    files = media_files(sb)
+    rows: list[tuple[str, str, dict[str, Any], str | None, str, float]] = []
+    hashes: dict[tuple[str, str], str] = {}
 
     def image(account: str, name: str, created: float) -> str:
         data = _demo_png(name)
@@ -464,9 +468,9 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
 
     def creative(account: str, created: float, name: str, link_data: dict, images: dict[str, str]) -> str:
         creative_id = store.new_id("adcreative")
-        media = {}
+        media: dict[str, str] = {}
         cards = []
-        for i, card in enumerate(link_data.get("child_attachments", [])):
+        for card in link_data.get("child_attachments", []):
             card["image_hash"] = images[card.pop("_image")]
             cards.append({**card, "_image_url": f"/__sandbox/media/images/{card['image_hash']}.png"})
             media.setdefault("image_url", cards[-1]["_image_url"])

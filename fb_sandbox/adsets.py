@@ -5,6 +5,7 @@ live in targeting.py). Written from that table and the SDK's enums, never from t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import math
 from typing import Any
@@ -111,7 +112,7 @@ def _render_value(a: Obj, name: str, campaign: dict | None) -> Any:
     return a.get(name)
 
 
-def render(a: Obj, names: list[str], campaign: dict | None) -> dict:
+def render(a: Obj, names: Sequence[str], campaign: dict | None) -> dict:
     return select("AdSet", names, ["id"], lambda n: _render_value(a, n, campaign))
 
 
@@ -139,7 +140,7 @@ def _parse_choice(ctx: Ctx, name: str, values: list[str]) -> str:
 
 
 def _parse_bid_constraints(ctx: Ctx) -> dict:
-    raw = ctx.p.obj("bid_constraints")
+    raw = ctx.p.obj("bid_constraints", {})
     out = {}
     for key, value in raw.items():
         if key not in ("roas_average_floor",):
@@ -152,7 +153,8 @@ def _parse_bid_constraints(ctx: Ctx) -> dict:
 
 
 def parse_changes(ctx: Ctx, creating: bool) -> dict:
-    p, out = ctx.p, {}
+    p = ctx.p
+    out: dict[str, Any] = {}
     if creating or "name" in p:
         out["name"] = campaigns._parse_name(ctx)
     if creating or "campaign_id" in p:
@@ -363,10 +365,11 @@ def _block_problem(block: Any) -> str | None:
     for name, value in (("start_minute", start), ("end_minute", end)):
         if value is None or not 0 <= value <= 1440 or value % 60:
             return f"{name} must be a multiple of 60 from 0 to 1440"
-    if end <= start:
+    if start is None or end is None or end <= start:
         return "end_minute must be after start_minute"
     days = block.get("days")
-    if not isinstance(days, list) or not days or not all(to_int(d) is not None and 0 <= to_int(d) <= 6 for d in days):
+    day_numbers = [to_int(d) for d in days] if isinstance(days, list) else []
+    if not day_numbers or not all(n is not None and 0 <= n <= 6 for n in day_numbers):
         return "days must list at least one day, each from 0 (Sunday) to 6"
     if block.get("timezone_type", "USER") not in ("USER", "ADVERTISER"):
         return "timezone_type must be USER or ADVERTISER"
@@ -537,14 +540,14 @@ def update_adset(ctx: Ctx, a: Obj) -> dict:
     if "validate_only" in options:
         return {"success": True}
     if "adlabels" in changes:
-        merged["adlabels"] = campaigns.resolve_labels(ctx, a.account_id, changes["adlabels"])
+        merged["adlabels"] = campaigns.resolve_labels(ctx, a.owner_account_id, changes["adlabels"])
     _normalize(merged)
     ctx.store.update(a["id"], merged, now=ctx.now)
     if merged["status"] in ("ARCHIVED", "DELETED") and merged["status"] != a["status"]:
         from .ads import cascade_status
         cascade_status(ctx, a["id"], merged["status"])
     for event, extra in _activities_for(a, merged, account["currency"]):
-        record_activity(ctx, merged, event, extra, account_id=a.account_id)
+        record_activity(ctx, merged, event, extra, account_id=a.owner_account_id)
     return {"success": True}
 
 
@@ -552,7 +555,7 @@ def delete_adset(ctx: Ctx, a: Obj) -> dict:
     if a["status"] != "DELETED":
         ctx.store.update(a["id"], {**a, "status": "DELETED"}, now=ctx.now)
         record_activity(ctx, a, "update_ad_set_run_status", {"old_value": a["status"], "new_value": "DELETED"},
-                        account_id=a.account_id)
+                        account_id=a.owner_account_id)
     from .ads import cascade_status
     cascade_status(ctx, a["id"], "DELETED")
     return {"success": True}
@@ -690,14 +693,14 @@ def _activity_value(o: Obj, name: str) -> Any:
     return o.get(name)
 
 
-def _check_activity_fields(names: list[str]) -> None:
+def _check_activity_fields(names: Sequence[str]) -> None:
     allowed = known_fields("AdActivity")
     for name in names:
         if name not in allowed:
             raise unknown_field(name, "AdActivity")
 
 
-def render_activity(o: Obj, names: list[str]) -> dict:
+def render_activity(o: Obj, names: Sequence[str]) -> dict:
     out = {}
     for name in names or ACTIVITY_FIELDS:
         value = _activity_value(o, name)

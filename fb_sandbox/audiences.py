@@ -10,6 +10,7 @@ whole-batch (C-level and numpy) steps, no Python code per row.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import functools
 import hashlib
 import itertools
@@ -50,7 +51,7 @@ def _db(ctx: Ctx):
     if not getattr(store, "_audience_table", False):
         store.db.execute(_TABLE)
         store.db.execute("CREATE INDEX IF NOT EXISTS audience_people_key ON audience_people(members_key, seq)")
-        store._audience_table = True  # type: ignore[attr-defined]
+        store._audience_table = True
     return store.db
 
 
@@ -105,7 +106,7 @@ def _status(size: int) -> dict:
     return {"code": 300, "description": "This audience is too small to deliver ads; add more people to it."}
 
 
-def render_audience(ctx: Ctx, a: Obj, names: list[str]) -> dict:
+def render_audience(ctx: Ctx, a: Obj, names: Sequence[str]) -> dict:
     cache: dict[str, int] = {}
 
     def size() -> int:
@@ -219,7 +220,7 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
     try:
         ratio = round(float(ratio), 4)
     except ValueError:
-        raise param_error("lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec")
+        raise param_error("lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec") from None
     if not 0.01 <= ratio <= 0.20:
         raise param_error("lookalike_spec.ratio must be between 0.01 and 0.20", field="lookalike_spec")
     starting = spec.get("starting_ratio", 0)
@@ -269,7 +270,8 @@ def _lookalike_countries(ctx: Ctx, spec: dict) -> list[str]:
         return [spec["country"].upper()]
     location = spec.get("location_spec")
     if isinstance(location, dict):
-        geo = location.get("geo_locations") if isinstance(location.get("geo_locations"), dict) else location
+        inner = location.get("geo_locations")
+        geo = inner if isinstance(inner, dict) else location
         countries = geo.get("countries")
         if (isinstance(countries, list) and countries
                 and all(isinstance(c, str) and re.fullmatch(r"[A-Za-z]{2}", c) for c in countries)):
@@ -302,7 +304,7 @@ def update_audience(ctx: Ctx, a: Obj) -> dict:
     if "description" in ctx.p:
         changes["description"] = ctx.p.str("description", "")
     if "retention_days" in ctx.p and a.get("subtype") == "WEBSITE":
-        retention = ctx.p.int("retention_days")
+        retention = ctx.p.int("retention_days", 0)  # empty: out of range, not a crash
         if not 1 <= retention <= 180:
             raise param_error("retention_days must be between 1 and 180", field="retention_days")
         changes["retention_days"] = retention
@@ -402,7 +404,7 @@ SESSION_FIELDS = ("session_id", "start_time", "end_time", "num_received", "num_m
 
 def list_sessions(ctx: Ctx) -> dict:
     a = _load(ctx, ctx.match[0])
-    names = parse_fields(ctx.p.get("fields")) or list(SESSION_FIELDS)
+    names: list[str] = [*parse_fields(ctx.p.get("fields"))] or list(SESSION_FIELDS)
     for name in names:
         if name not in SESSION_FIELDS:
             raise unknown_field(name, "CustomAudienceSession")
@@ -417,7 +419,7 @@ def list_sessions(ctx: Ctx) -> dict:
     return {"data": [_render_session(sid, state, names) for sid, state in sessions], "paging": {}}
 
 
-def _render_session(session_id: int, state: dict, names: list[str]) -> dict:
+def _render_session(session_id: int, state: dict, names: Sequence[str]) -> dict:
     values = {"session_id": str(session_id), "start_time": str(state.get("started", 0)), "end_time": "0",
               "num_received": str(state["received"]), "num_matched": "-1", "num_invalid_entries": str(state["invalid"]),
               "progress": "0", "stage": "uploading"}
@@ -462,7 +464,8 @@ def _session(ctx: Ctx) -> dict:
     if last is None:
         raise param_error("session.last_batch_flag must be a boolean", field="session")
     total = raw.get("estimated_num_total")
-    if total is not None and (to_int(total) is None or to_int(total) < 0):
+    total_count = to_int(total) if total is not None else None
+    if total is not None and (total_count is None or total_count < 0):
         raise param_error("session.estimated_num_total must be a non-negative integer", field="session")
     return {"session_id": sid, "batch_seq": seq, "last_batch_flag": last}
 
@@ -566,12 +569,12 @@ def _rows(schema: list[str], rows: list) -> tuple[list[int], int, dict]:
 
 # ---- saved audiences
 
-def render_saved(ctx: Ctx, s: Obj, names: list[str]) -> dict:
+def render_saved(ctx: Ctx, s: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None
         if name == "account":
-            return {"account_id": s.account_id[4:], "id": s.account_id}
+            return {"account_id": s.owner_account_id[4:], "id": s.owner_account_id}
         if name in ("time_created", "time_updated"):
             return iso(s.created if name == "time_created" else s.updated)
         if name == "run_status":

@@ -1,6 +1,7 @@
 """Businesses: business users, owned ad accounts, ad account creation, and who may use an ad account."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from facebook_business.adobjects.adaccount import AdAccount
@@ -57,7 +58,7 @@ def business_role(ctx: Ctx, business: Obj) -> str | None:
 
 # ---- business users
 
-def render_business_user(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_business_user(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "business":
             business = ctx.store.get(obj.parent_id or "")

@@ -1,6 +1,7 @@
 """Campaigns: create, read, list, update, delete/archive, copies, with Facebook's validation rules."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 
@@ -58,7 +59,7 @@ def advantage_state_info(c: Obj, adsets: list[Obj]) -> dict:
     audience = bool(live) and all(((a.get("targeting") or {}).get("targeting_automation") or {})
                                   .get("advantage_audience") == 1 for a in live)
     placements = bool(live) and all(not (a.get("targeting") or {}).get("publisher_platforms") for a in live)
-    state = ADVANTAGE_STATES.get(c.get("objective")) if budget and audience and placements else None
+    state = ADVANTAGE_STATES.get(c.get("objective", "")) if budget and audience and placements else None
     word = {True: "ENABLED", False: "DISABLED"}
     return {"advantage_state": state or "DISABLED", "advantage_budget_state": word[budget],
             "advantage_audience_state": word[audience], "advantage_placement_state": word[placements]}
@@ -103,7 +104,7 @@ def _render_value(c: Obj, name: str) -> Any:
     return c.get(name)
 
 
-def render(c: Obj, names: list[str], ctx: Ctx | None = None) -> dict:
+def render(c: Obj, names: Sequence[str], ctx: Ctx | None = None) -> dict:
     def value(name: str) -> Any:
         if name == "advantage_state_info":
             return advantage_state_info(c, ctx.store.list("adset", parent_id=c["id"]) if ctx is not None else [])
@@ -190,7 +191,8 @@ def _parse_choice(ctx: Ctx, name: str, values: list[str]) -> str:
 
 
 def parse_changes(ctx: Ctx, creating: bool) -> dict:
-    p, out = ctx.p, {}
+    p = ctx.p
+    out: dict[str, Any] = {}
     if creating or "name" in p:
         out["name"] = _parse_name(ctx)
     if "objective" in p or creating:
@@ -229,11 +231,11 @@ def parse_changes(ctx: Ctx, creating: bool) -> dict:
                              blame="smart_promotion_type")
         out["smart_promotion_type"] = value
     if "is_adset_budget_sharing_enabled" in p:
-        value = to_bool(p.get("is_adset_budget_sharing_enabled"))
-        if value is None:
+        sharing = to_bool(p.get("is_adset_budget_sharing_enabled"))
+        if sharing is None:
             raise param_error("Param is_adset_budget_sharing_enabled must be a boolean",
                               field="is_adset_budget_sharing_enabled")
-        out["is_adset_budget_sharing_enabled"] = value
+        out["is_adset_budget_sharing_enabled"] = sharing
     if "adlabels" in p:
         out["adlabels"] = _parse_adlabels(ctx)
     if "promoted_object" in p:
@@ -382,7 +384,7 @@ def update_campaign(ctx: Ctx, c: Obj) -> dict:
     if "validate_only" in execution_options(ctx):
         return {"success": True}
     if "adlabels" in changes:
-        merged["adlabels"] = resolve_labels(ctx, c.account_id, changes["adlabels"])
+        merged["adlabels"] = resolve_labels(ctx, c.owner_account_id, changes["adlabels"])
     ctx.store.update(c["id"], merged, now=ctx.now)
     if merged["status"] == "DELETED" and c["status"] != "DELETED":
         from .adsets import delete_campaign_adsets

@@ -61,13 +61,13 @@ class Ctx:
             return account in self.user_account_ids()
         return self.principal.user_id in obj.get("_user_ids", [])
 
-    def load(self, obj_id: str, *, types: tuple[str, ...] | None = None) -> Obj:
-        obj = self.store.get(obj_id)
+    def load(self, obj_id: str | None, *, types: tuple[str, ...] | None = None) -> Obj:
+        obj = self.store.get(obj_id) if obj_id is not None else None
         if obj is None or not self.can_see(obj) or (types and obj.type not in types):
-            raise not_found(obj_id)
+            raise not_found(str(obj_id))
         return obj
 
-    def load_account(self, act_id: str) -> Obj:
+    def load_account(self, act_id: str | None) -> Obj:
         return self.load(act_id, types=("adaccount",))
 
 

@@ -168,7 +168,7 @@ async def seed(request: web.Request) -> web.Response:
     if not isinstance(prefix, str):
         raise BadRequest("name_prefix must be a string")
     budget = _number(body, "daily_budget", 1000, high=10**12)
-    ids = bulk_campaigns(sb, count=count, account_id=account_id, status=status, name_prefix=prefix,
+    ids = bulk_campaigns(sb, count=count, account_id=str(account_id), status=status, name_prefix=prefix,
                          daily_budget=int(budget) if budget else None)
     return web.json_response({"ids": ids})
 
@@ -313,7 +313,7 @@ async def account_route(request: web.Request) -> web.Response:
             changes["disable_reason"] = 0
         _settle_delivery(sb)  # the days completed so far were delivered under the old status
         sb.store.update(account_id, {**account, **changes}, now=sb.now())
-        account = sb.store.get(account_id)
+        account = sb.store.get(account_id) or account
     return web.json_response({k: account.get(k) for k in ACCOUNT_FIELDS})
 
 

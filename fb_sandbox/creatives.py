@@ -5,6 +5,7 @@ that table, never from the product's client. Images and videos are the objects f
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import re
 from typing import Any
 from urllib.parse import urlparse
@@ -304,7 +305,7 @@ def _instagram_rule(ctx: Ctx, account_id: str, page: Obj, value: Any) -> str:
     ig = ctx.store.get(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
     connected = ig is not None and ig.type == "instagram" and (
         page.get("_instagram_id") == ig["id"] or account_id in ig.get("_account_ids", []))
-    if not connected:
+    if ig is None or not connected:
         raise _rule(2446886, "Instagram Account Not Connected",
                     "The Instagram account in instagram_user_id isn't connected to this Page or ad account. Use the "
                     "Page's instagram_business_account or one listed by GET /act_x/instagram_accounts.",
@@ -352,7 +353,7 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
         data["name"] = name
     assets: dict[str, Any] = {}
     if "object_story_spec" in p:
-        spec = p.obj("object_story_spec")
+        spec = p.obj("object_story_spec", {})
         unknown = sorted(str(k) for k in spec if k not in STORY_KEYS)
         if unknown:
             raise _bad(f"object_story_spec[{unknown[0][:64]}]", "is not a valid field of object_story_spec")
@@ -377,7 +378,7 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
         if cta:
             data["call_to_action_type"] = cta["type"]
     elif "object_story_id" in p:
-        story = p.str("object_story_id")
+        story = p.str("object_story_id", "")
         match = re.fullmatch(r"(\d{1,20})_(\d{1,20})", story)
         if not match:
             raise param_error("Param object_story_id must be a page post id of the form <page_id>_<post_id>",
@@ -392,7 +393,7 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
     if dof is not None:
         data["degrees_of_freedom_spec"] = dof_rule(dof)
     if "url_tags" in p:
-        tags = p.str("url_tags")
+        tags = p.str("url_tags", "")
         if len(tags) > 1024:
             raise param_error("Param url_tags must be at most 1024 characters long", field="url_tags")
         data["url_tags"] = tags
@@ -442,7 +443,7 @@ def creative_texts(data: dict) -> list[str]:
 def _render_value(ctx: Ctx, c: Obj, name: str) -> Any:
     assets = c.get("_media") or {}
     spec = c.get("object_story_spec") or {}
-    part = next((spec[k] for k in ("link_data", "video_data", "photo_data") if k in spec), {})
+    part: dict[str, Any] = next((spec[k] for k in ("link_data", "video_data", "photo_data") if k in spec), {})
     if name == "thumbnail_url":
         return absolute(ctx, assets.get("thumbnail") or assets.get("image_url"))
     if name == "image_url":
@@ -472,7 +473,7 @@ def post_id(creative_id: str) -> int:
     return POST_ID_BASE + int(creative_id) - ID_BASES["adcreative"]
 
 
-def render(ctx: Ctx, c: Obj, names: list[str]) -> dict:
+def render(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
     return select("AdCreative", names, DEFAULT_FIELDS, lambda n: _render_value(ctx, c, n))
 
 

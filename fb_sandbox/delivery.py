@@ -55,10 +55,13 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, overload
 from zoneinfo import ZoneInfo
 
 from .money import CURRENCIES
+
+if TYPE_CHECKING:
+    import numpy
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ AGE_BUCKETS = (("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44), ("45-54"
                ("65+", 65, 65))
 UNKNOWN_GENDER_SHARE = 0.02
 # targeting position -> (insights platform_position, share of automatic placements' impressions)
-POSITIONS = {
+POSITIONS: dict[str, dict[str, tuple[str, float]]] = {
     "facebook": {"feed": ("feed", 35), "right_hand_column": ("right_hand_column", 2),
                  "marketplace": ("marketplace", 5), "video_feeds": ("video_feeds", 3),
                  "story": ("facebook_stories", 7), "search": ("search", 1), "instream_video": ("instream_video", 3),
@@ -221,7 +224,7 @@ def effect_value(value) -> float | dict[str, float]:
     if isinstance(value, dict):
         if not value or set(value) - EFFECT_KEYS:
             raise ValueError('a true effect object takes "ctr", "cvr", "ctr_rate" and/or "cvr_rate"')
-        out = {k: effect_value(v) for k, v in value.items()}
+        out: dict[str, Any] = {k: effect_value(v) for k, v in value.items()}
         if not 0 <= out.get("ctr_rate", 0) <= 0.5 or not 0 <= out.get("cvr_rate", 0) <= 10:
             raise ValueError("ctr_rate is a rate in [0, 0.5] and cvr_rate a factor in [0, 10]")
         return out
@@ -606,7 +609,7 @@ class _Plan:
         # A disabled or unsettled account (billing failed, closed, …) delivers nothing; a grace period still does.
         delivering = int(account.get("account_status", 1) or 1) in DELIVERING_ACCOUNT_STATUSES
         ads = [a for a in store.list("ad", account_id=aid) if delivering and (only_ads is None or a["id"] in only_ads)]
-        creative_cache: dict[str, dict | None] = {}
+        creative_cache: dict[str | None, dict | None] = {}
         from .ads import REVIEW_SECONDS
         self.ads = []   # live candidates: (ad, adset, campaign, live periods, ctr, conv, video)
         for a in ads:
@@ -750,8 +753,8 @@ class _Plan:
             weights = [entry[4] ** 1.5 for entry, _ in items]
             total_w = sum(weights)
             if sid in self.splits:   # a split-test cell reaches only its share of the people
-                live = (min(p[0] for entry, _ in items for p in entry[3]), max(p[1] for entry, _ in items for p in entry[3]))
-                audience = audience * self._split_share(sid, day_start, day_end, weekday, live)
+                window = (min(p[0] for entry, _ in items for p in entry[3]), max(p[1] for entry, _ in items for p in entry[3]))
+                audience = audience * self._split_share(sid, day_start, day_end, weekday, window)
             daily_people = audience * DAILY_ACTIVE_SHARE
             # saturation: the impressions each person of the pool has had so far; the same people see it more
             pressure = self.shown.get(sid, 0) / max(audience, 1)
@@ -1003,7 +1006,7 @@ def iter_rows(sb, account_id: str, since: date, until: date, *, campaign_ids=Non
             yield make(day, account_id, r[1], r[2], r[3], *groups[0][0], *totals)
             continue
         b = _bounds(totals, points)
-        imp = b[0]
+        imp = b[0] or []  # impressions, the chain's root, always has bounds
         for label, runs in groups:
             if len(runs) == 1:
                 i, j = runs[0]
@@ -1047,7 +1050,7 @@ def object_reach(sb, account_id: str, since: date, until: date, *, campaign_ids=
 
 def status(sb) -> dict:
     _db(sb)
-    out = {"seed": get_seed(sb), "simulated_days": {}, "first_day": {}, "last_day": {}, "rows": {}}
+    out: dict[str, Any] = {"seed": get_seed(sb), "simulated_days": {}, "first_day": {}, "last_day": {}, "rows": {}}
     for account_id, first, last in sb.store.db.execute("SELECT account_id, first_day, last_day "
                                                        "FROM delivery_accounts ORDER BY account_id"):
         out["simulated_days"][account_id] = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
@@ -1064,10 +1067,14 @@ class ScenarioError(ValueError):
     pass
 
 
+@overload
+def _int(spec: dict, name: str, default: int, low: int, high: int) -> int: ...
+@overload
+def _int(spec: dict, name: str, default: None, low: int, high: int) -> int | None: ...
 def _int(spec: dict, name: str, default: int | None, low: int, high: int) -> int | None:
-    value = spec.get(name, default)
-    if value is None:
-        return None
+    value = spec.get(name)
+    if value is None:  # absent or null: the default
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ScenarioError(f"scenario.{name} must be an integer in [{low}, {high}]")
     return value

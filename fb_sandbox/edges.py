@@ -47,7 +47,7 @@ def _empty(ctx: Ctx, obj: Obj, cls: str, edge: str) -> dict:
     return paginate(ctx, [], lambda o: {})
 
 
-def picture(ctx: Ctx, obj: Obj) -> dict:
+def picture(ctx: Ctx, obj: Obj) -> dict | GraphResult:
     size = {"small": 50, "normal": 100, "album": 50, "large": 200, "square": 50}.get(ctx.p.str("type") or "", 50)
     width = ctx.p.int("width") or ctx.p.int("height") or size
     height = ctx.p.int("height") or width
@@ -140,7 +140,7 @@ HANDLERS: dict[tuple[str, str], EdgeHandler] = {
 }
 
 
-def spec_edge(ctx: Ctx, obj: Obj, edge: str) -> EdgeHandler | None:
+def spec_edge(ctx: Ctx, obj: Obj, edge: str) -> Callable[[Ctx], Any] | None:
     """The handler for GET {obj}/{edge} when `edge` is a GET edge of obj's SDK class, else None."""
     cls = spec.class_of(obj.type)
     if cls is None or edge not in spec.get_edges(cls):

@@ -78,16 +78,16 @@ def _places(geo: dict) -> tuple[float, set[str]]:
     """People in a geo_locations block, and the countries it touches; nested places are not counted twice."""
     cat = catalog()
     countries = set(geo.get("countries", []))
-    total = sum(cat.place("countries", c)["audience"] for c in countries)
+    total: float = sum(cat.known_place("countries", c)["audience"] for c in countries)
     regions = {r["key"] for r in geo.get("regions", [])}
     touched = set(countries)
     for region in geo.get("regions", []):
-        place = cat.place("regions", region["key"])
+        place = cat.known_place("regions", region["key"])
         touched.add(place["country_code"])
         if place["country_code"] not in countries:
             total += place["audience"]
     for city in geo.get("cities", []):
-        place = cat.place("cities", city["key"])
+        place = cat.known_place("cities", city["key"])
         touched.add(place["country_code"])
         if place["country_code"] in countries or place["region_id"] in regions:
             continue
@@ -95,7 +95,7 @@ def _places(geo: dict) -> tuple[float, set[str]]:
         miles = radius if city.get("distance_unit", "mile") == "mile" else radius / 1.609
         total += place["audience"] * min(1.5, 0.6 + miles / 50)
     for zip_code in geo.get("zips", []):
-        place = cat.place("zips", zip_code["key"])
+        place = cat.known_place("zips", zip_code["key"])
         touched.add(place["country_code"])
         if place["country_code"] not in countries and place["region_id"] not in regions:
             total += place["audience"]
@@ -281,17 +281,17 @@ _LOCATION_TITLE = {("home",): "Location - Living In:", ("recent",): "Location - 
 
 def _place_names(geo: dict) -> list[str]:
     cat = catalog()
-    names = [cat.place("countries", c)["name"] for c in geo.get("countries", [])]
+    names = [cat.known_place("countries", c)["name"] for c in geo.get("countries", [])]
     for region in geo.get("regions", []):
-        place = cat.place("regions", region["key"])
+        place = cat.known_place("regions", region["key"])
         names.append(f"{place['name']}, {place['country_name']}")
     for city in geo.get("cities", []):
-        place = cat.place("cities", city["key"])
+        place = cat.known_place("cities", city["key"])
         unit = "mi" if city.get("distance_unit", "mile") == "mile" else "km"
         radius = f" (+{city['radius']} {unit})" if "radius" in city else ""
         names.append(f"{place['name']}{radius} {place['region']}, {place['country_name']}")
     for zip_code in geo.get("zips", []):
-        place = cat.place("zips", zip_code["key"])
+        place = cat.known_place("zips", zip_code["key"])
         names.append(f"{place['name']} ({place['primary_city']}, {place['region']}), {place['country_name']}")
     for spot in geo.get("custom_locations", []):
         where = spot.get("address_string") or f"({spot.get('latitude')}, {spot.get('longitude')})"

@@ -19,6 +19,7 @@ paged list (`{"data": [...], "paging": {...}}`) by running `GET {id}/{edge}` wit
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Callable
@@ -234,7 +235,7 @@ def edge_names(node_type: str) -> frozenset[str]:
     return spec.get_edges(cls) - spec.fields(cls)
 
 
-def select(node_type: str, requested: list[str], default: list[str],
+def select(node_type: str, requested: Sequence[str], default: Sequence[str],
            render: Callable[[str], Any]) -> dict:
     """Build a node answer: `id` always first, unknown names refused, absent values left out, nested fields
     expanded (see the module doc)."""

@@ -17,6 +17,7 @@ from functools import cached_property
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import add, attrgetter
+from collections.abc import Sequence
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
@@ -152,7 +153,7 @@ def _level(p: Params, node_type: str) -> str:
     return level
 
 
-def _fields(p: Params, level: str) -> list[str]:
+def _fields(p: Params, level: str) -> Sequence[str]:
     value = p.get("fields")
     if isinstance(value, str) and value.strip().startswith("["):
         value = p.json("fields")
@@ -179,7 +180,7 @@ def _breakdowns(p: Params) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _combination(breakdowns: list[str], action_breakdowns: list[str], fields: list[str], level: str) -> None:
+def _combination(breakdowns: list[str], action_breakdowns: list[str], fields: Sequence[str], level: str) -> None:
     """Meta's documented combination rules (breakdowns.py): columns the permutation table only combines otherwise
     -> 100 (the message other clients quote; unverified text); metrics with no data for these breakdowns ->
     2/1504041 "Invalid Breakdowns" (ERROR_CODES_DOC)."""
@@ -360,14 +361,14 @@ def _sorts(p: Params, breakdowns: list[str]) -> list[tuple[str, bool]]:
     for i, spec in enumerate(_listish(p, "sort")):
         match = re.fullmatch(r"(.+)_(ascending|descending)", spec)
         name = match.group(1) if match else None
-        if name is None or not (name in NUMERIC or name in TEXT or name in breakdowns):
+        if match is None or name is None or not (name in NUMERIC or name in TEXT or name in breakdowns):
             raise _error(f"sort[{i}] must be <field>_ascending or <field>_descending with a sortable field "
                          f"(got '{spec}')", "sort")
         out.append((name, match.group(2) == "descending"))
     return out
 
 
-def _summary(p: Params, fields: list[str]) -> tuple[str, ...] | None:
+def _summary(p: Params, fields: Sequence[str]) -> tuple[str, ...] | None:
     default = p.bool("default_summary", False)
     raw = p.get("summary")
     flag = to_bool(raw) if not isinstance(raw, (list, dict)) else None
@@ -430,7 +431,8 @@ def _object_scope(sb: Sandbox, q: Query) -> tuple[dict[str, Obj], dict[str, set[
         kind, _, attribute = flt.field.partition(".")
         allowed = {o["id"] for o in by_type[kind]
                    if filter_passes(flt.operator, _object_value(o, attribute, objects, now), flt.value)}
-        scope[kind] = allowed if scope[kind] is None else scope[kind] & allowed
+        current = scope[kind]
+        scope[kind] = allowed if current is None else current & allowed
     return objects, scope
 
 
@@ -542,7 +544,7 @@ def _fold(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], bucket_of: d
                                              devices={} if by_device or by_ad else None)
             else:
                 group.sums[:] = map(add, group.sums, sums)
-            if by_device or by_ad:
+            if group.devices is not None:  # by device or by ad
                 source = (ad_id, device) if by_ad else device
                 per = group.devices.get(source)
                 if per is None:
@@ -600,7 +602,8 @@ class _Ads:
     """Per-ad breakdown contexts (creative, page, pixel), loaded once per computation."""
 
     def __init__(self, sb: Sandbox) -> None:
-        self.sb, self.seed, self.cache = sb, delivery.get_seed(sb), {}
+        self.sb, self.seed = sb, delivery.get_seed(sb)
+        self.cache: dict[str, bd.AdContext] = {}
 
     def __call__(self, ad_id: str) -> bd.AdContext:
         ctx = self.cache.get(ad_id)
@@ -866,20 +869,21 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
                 amount = sums[index]
                 if not amount:
                     continue
-                shown, parts = action_type, [((), amount)]
+                shown = action_type
+                parts: list[tuple[tuple[tuple[str, str], ...], int]] = [((), amount)]
                 for dim in dims:
-                    found = bd.action_values(dim, ad, action_type)
+                    found = bd.action_values(dim, ad or _NO_AD, action_type)
                     if found is None:
                         parts = []
                         break
                     shown, share, pairs = found
                     weights = [w for _, w in pairs]
-                    out = []
+                    split_parts: list[tuple[tuple[tuple[str, str], ...], int]] = []
                     for labels, part in parts:
                         part = part if share == 1.0 else int(part * share)
-                        out += [(labels + ((dim, label),), piece)
-                                for (label, _), piece in zip(pairs, split_count(part, weights)) if piece]
-                    parts = out
+                        split_parts += [(labels + ((dim, label),), piece)
+                                        for (label, _), piece in zip(pairs, split_count(part, weights)) if piece]
+                    parts = split_parts
                 for labels, part in parts:
                     key = (device, labels, shown)
                     slot = entries.get(key)
@@ -953,7 +957,7 @@ def _context(g: Group, q: Query, objects: dict[str, Obj]) -> tuple:
         obj = objects.get(g.obj_id) if q.level != "account" else None
         ad = obj if q.level == "ad" else None
         adset = obj if q.level == "adset" else objects.get(ad.get("adset_id", "")) if ad else None
-        campaign = obj if q.level == "campaign" else objects.get((adset or {}).get("campaign_id", ""))
+        campaign = obj if q.level == "campaign" else objects.get(adset.get("campaign_id", "")) if adset else None
         g.context = (campaign, adset, ad)
     return g.context
 

@@ -7,6 +7,7 @@ a 200 MB chunked upload streams chunk by chunk to its file and never sits in mem
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import base64
 import binascii
 import hashlib
@@ -99,7 +100,8 @@ def sniff_image(data: bytes) -> tuple[str, int, int]:
 
 
 def _png(data: bytes) -> tuple[str, int, int]:
-    pos, seen, size = 8, [], None
+    pos, size = 8, None
+    seen: list[bytes] = []
     while pos + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         end = pos + 12 + length
@@ -322,7 +324,7 @@ def _image_inputs(ctx: Ctx) -> list[tuple[str, bytes, str]]:
     the file name) first, then `bytes` (base64, keyed by `name` or "bytes")."""
     out = [(name, data, "filename") for name, data in ctx.call.files.items()]
     if "bytes" in ctx.p:
-        text = ctx.p.str("bytes")
+        text = ctx.p.str("bytes", required=True)
         try:
             data = base64.b64decode(re.sub(r"\s+", "", text), validate=True)
         except (binascii.Error, ValueError):
@@ -551,9 +553,9 @@ def _simple_upload(ctx: Ctx, account: Obj) -> dict:
     if "slideshow_spec" in ctx.p:
         raise param_error("slideshow_spec is not supported by the sandbox: upload a video file.",
                           field="slideshow_spec")
-    source = ctx.call.files.get("source")
+    source: bytes | Path | None = ctx.call.files.get("source")
     if source is None and "file_url" in ctx.p:
-        source = fetch_local(ctx, ctx.p.str("file_url"))
+        source = fetch_local(ctx, ctx.p.str("file_url", required=True))
     if source is None:
         raise param_error("Upload a video: a multipart source file, a file_url, or upload_phase=start for a "
                           "chunked upload.", field="source")
@@ -716,7 +718,7 @@ def _video_value(ctx: Ctx, v: Obj, name: str) -> Any:
     return v.get(name)
 
 
-def render_video(ctx: Ctx, v: Obj, names: list[str]) -> dict:
+def render_video(ctx: Ctx, v: Obj, names: Sequence[str]) -> dict:
     return select("AdVideo", names, VIDEO_DEFAULT_FIELDS, lambda n: _video_value(ctx, v, n))
 
 
@@ -727,7 +729,7 @@ def read_video(ctx: Ctx, v: Obj) -> dict:
 def update_video(ctx: Ctx, v: Obj) -> dict:
     for name in ("title", "description", "name"):
         if name in ctx.p:
-            value = ctx.p.str(name)
+            value = ctx.p.str(name) or ""
             if len(value) > 10000:
                 raise param_error(f"Param {name} is too long", field=name)
             v[name] = value

@@ -77,9 +77,9 @@ async def dialog(request: web.Request) -> web.Response:
     sb = request.app[SANDBOX_KEY]
     q = request.query
     error, scopes, user_id = _check_dialog(sb, q)
-    if error:
-        return _error_page(error)
-    user = sb.store.get(user_id)
+    user = sb.store.get(user_id) if user_id else None
+    if error or user is None:
+        return _error_page(error or "no user to sign in")
     app = app_name(sb.store, q["client_id"])
     hidden = "".join(f"<input type='hidden' name='{k}' value='{html.escape(q[k], quote=True)}'>"
                      for k in DIALOG_PARAMS if k in q)
@@ -96,7 +96,7 @@ async def dialog(request: web.Request) -> web.Response:
     return _page(f"Log in with Facebook - {app}", body)
 
 
-def _redirect(uri: str, params: dict[str, str]) -> web.Response:
+def _redirect(uri: str, params: dict[str, str | None]) -> web.Response:
     sep = "&" if urlsplit(uri).query else "?"
     clean = {k: v for k, v in params.items() if v is not None}
     return web.Response(status=302, headers={"Location": f"{uri}{sep}{urlencode(clean)}"})

@@ -1,8 +1,9 @@
 """Typed access to Graph parameters that may arrive as strings (query, form) or JSON values."""
 from __future__ import annotations
 
+import builtins
 import json
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import param_error
 
@@ -19,7 +20,14 @@ class Params:
     def get(self, name: str, default: Any = None) -> Any:
         return self.raw.get(name, default)
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+    # With a default, or required, a parameter always has a value: the overloads tell mypy so.
+    @overload
+    def str(self, name: builtins.str, default: builtins.str, *, required: builtins.bool = False) -> builtins.str: ...
+    @overload
+    def str(self, name: builtins.str, default: None = None, *, required: Literal[True]) -> builtins.str: ...
+    @overload
+    def str(self, name: builtins.str, default: None = None, *, required: builtins.bool = False) -> builtins.str | None: ...
+    def str(self, name: builtins.str, default: builtins.str | None = None, *, required: builtins.bool = False) -> builtins.str | None:
         value = self.raw.get(name)
         if value is None or value == "":
             if required:
@@ -31,7 +39,11 @@ class Params:
             return "true" if value else "false"
         return str(value)
 
-    def int(self, name: str, default: int | None = None, *, minimum: int | None = None) -> int | None:
+    @overload
+    def int(self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None) -> builtins.int: ...
+    @overload
+    def int(self, name: builtins.str, default: None = None, *, minimum: builtins.int | None = None) -> builtins.int | None: ...
+    def int(self, name: builtins.str, default: builtins.int | None = None, *, minimum: builtins.int | None = None) -> builtins.int | None:
         value = self.raw.get(name)
         if value is None or value == "":
             return default
@@ -42,7 +54,11 @@ class Params:
             raise param_error(f"Param {name} must be a non-negative integer.", field=name)
         return number
 
-    def bool(self, name: str, default: bool | None = None) -> bool | None:
+    @overload
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool: ...
+    @overload
+    def bool(self, name: builtins.str, default: None = None) -> builtins.bool | None: ...
+    def bool(self, name: builtins.str, default: builtins.bool | None = None) -> builtins.bool | None:
         value = self.raw.get(name)
         if value is None or value == "":
             return default
@@ -51,7 +67,7 @@ class Params:
             raise param_error(f"Param {name} must be a boolean.", field=name)
         return result
 
-    def json(self, name: str, default: Any = None) -> Any:
+    def json(self, name: builtins.str, default: Any = None) -> Any:
         value = self.raw.get(name)
         if value is None or value == "":
             return default
@@ -62,7 +78,11 @@ class Params:
         except ValueError:
             return value  # a bare word, e.g. effective_status=ACTIVE
 
-    def list(self, name: str, default: Any = None) -> list | None:
+    @overload
+    def list(self, name: builtins.str, default: builtins.list[Any]) -> builtins.list[Any]: ...
+    @overload
+    def list(self, name: builtins.str, default: None = None) -> builtins.list[Any] | None: ...
+    def list(self, name: builtins.str, default: builtins.list[Any] | None = None) -> builtins.list[Any] | None:
         value = self.json(name, None)
         if value is None:
             return default
@@ -74,7 +94,11 @@ class Params:
             raise param_error(f"Param {name} must be an array.", field=name)
         return value
 
-    def obj(self, name: str, default: Any = None) -> dict | None:
+    @overload
+    def obj(self, name: builtins.str, default: dict[builtins.str, Any]) -> dict[builtins.str, Any]: ...
+    @overload
+    def obj(self, name: builtins.str, default: None = None) -> dict[builtins.str, Any] | None: ...
+    def obj(self, name: builtins.str, default: dict[builtins.str, Any] | None = None) -> dict[builtins.str, Any] | None:
         value = self.json(name, None)
         if value is None:
             return default

@@ -7,10 +7,11 @@ duplicate and left out of the stats; events sent with a test_event_code are reco
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import json
 import re
 import secrets
-from typing import Any
+from typing import Any, NoReturn
 
 from .clock import iso, parse_time
 from .context import Ctx
@@ -50,7 +51,7 @@ def _db(ctx: Ctx):
     if not getattr(store, "_capi_table", False):
         store.db.execute(_TABLE)
         store.db.execute("CREATE INDEX IF NOT EXISTS capi_events_key ON capi_events(events_key, event_name, event_id)")
-        store._capi_table = True  # type: ignore[attr-defined]
+        store._capi_table = True
     return store.db
 
 
@@ -93,7 +94,7 @@ def distinct_visitors(ctx: Ctx, pixel_id: str, since: float) -> int:
 
 # ---- pixels
 
-def render_pixel(ctx: Ctx, obj: Obj, names: list[str]) -> dict:
+def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None
@@ -216,7 +217,7 @@ def post_events(ctx: Ctx) -> dict:
                 duplicate = 1 if seen else 0
             db.execute("INSERT INTO capi_events(events_key, event_name, event_id, event_time, received, "
                        "action_source, duplicate, test_code, partner_agent, data) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                       (key, event["event_name"], event_id, float(to_int(event["event_time"])), now,
+                       (key, event["event_name"], event_id, float(to_int(event["event_time"]) or 0), now,  # validated: a time
                         event.get("action_source"), duplicate, test_code, partner, json.dumps(event)))
     if test_code is None:
         fresh = ctx.store.get(pixel["id"]) or pixel
@@ -233,7 +234,7 @@ def _events_param(ctx: Ctx) -> list[dict]:
         try:
             value = json.loads(raw)
         except ValueError:
-            raise param_error("Param data must be a JSON array of events", field="data")
+            raise param_error("Param data must be a JSON array of events", field="data") from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -253,7 +254,7 @@ def _events_param(ctx: Ctx) -> list[dict]:
     return out
 
 
-def _bad(index: int, field: str, text: str) -> None:
+def _bad(index: int, field: str, text: str) -> NoReturn:
     raise GraphError("Invalid parameter", 100, subcode=2804019 if field != "event_time" else 2804003,
                      user_title=f"Invalid {field}",
                      user_msg=f"Event {index} ({field}): {text} No event of this request was processed.",
@@ -265,7 +266,7 @@ def _validate(index: int, event: dict, now: float) -> None:
     if not isinstance(name, str) or not name.strip():
         _bad(index, "event_name", "event_name is required.")
     raw_time = event.get("event_time")
-    t = to_int(raw_time) if not isinstance(raw_time, float) else to_int(raw_time)
+    t = to_int(raw_time)
     if t is None:
         _bad(index, "event_time", "event_time is required, as unix seconds.")
     if t < now - MAX_AGE:
@@ -307,7 +308,7 @@ def _validate(index: int, event: dict, now: float) -> None:
 
 # ---- custom conversions
 
-def render_conversion(ctx: Ctx, c: Obj, names: list[str]) -> dict:
+def render_conversion(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
             return None

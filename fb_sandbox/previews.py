@@ -205,13 +205,13 @@ def view_model(store: Store, c: dict) -> dict:
     """Everything the page draws, taken from a stored creative (or a generatepreviews spec)."""
     spec = c.get("object_story_spec") or {}
     media = c.get("_media") or {}
-    page = store.get(c.get("_page_id") or "") or {}
+    page: dict[str, Any] = store.get(c.get("_page_id") or "") or {}
     ig_id = spec.get("instagram_user_id") or page.get("_instagram_id")
     ig = store.get(ig_id) if ig_id else None
     page_name = page.get("name") or "Facebook Page"
     view: dict[str, Any] = {
         "kind": c.get("_kind", "link"), "page_name": page_name,
-        "ig_name": (ig or {}).get("username") or page_name.lower().replace(" ", "."),
+        "ig_name": (ig.get("username") if ig else None) or page_name.lower().replace(" ", "."),
         "message": "", "headline": "", "description": "", "domain": "", "cta": None,
         "image": media.get("image_url"), "thumbnail": media.get("thumbnail"), "cards": [],
     }

@@ -140,10 +140,10 @@ def resolve(ctx: Ctx) -> Handler:
     node = NODE_RE.fullmatch(path)
     if node:
         obj = _load_node(ctx, node.group(1))
-        handler = NODE_METHODS.get(obj.type, {}).get(method)
-        if handler is None:
+        node_handler = NODE_METHODS.get(obj.type, {}).get(method)
+        if node_handler is None:
             raise unsupported(method, node.group(1))
-        return lambda c: handler(c, obj)
+        return lambda c: node_handler(c, obj)
     if path_known:
         raise unsupported(method, path.split("/")[0] or "/")
     raise unknown_path(path)
@@ -283,8 +283,8 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         import logging
 
         logging.getLogger("fb_sandbox").exception("unexpected error on %s %s", call.method, call.path)
-        err = internal_error()
-        return GraphResult(err.http_status, err.body(), _usage_headers(sb, digits, call))
+        internal = internal_error()
+        return GraphResult(internal.http_status, internal.body(), _usage_headers(sb, digits, call))
 
 
 def _token_app_quietly(sb: Sandbox, call: GraphCall) -> str | None:

@@ -157,7 +157,7 @@ def adtargetingcategory(ctx: Ctx) -> list[dict]:
     if klass not in CATEGORY_CLASSES:
         raise param_error(f"Param class must be one of {{{', '.join(CATEGORY_CLASSES)}}}", field="class")
     cats = catalog().categories
-    items = cats.get(klass) if klass in cats else [i for i in cats.get("demographics", []) if i["type"] == klass]
+    items = cats[klass] if klass in cats else [i for i in cats.get("demographics", []) if i["type"] == klass]
     query = ctx.p.str("q")
     if query:
         items = rank(items, query)

@@ -3,12 +3,23 @@ from __future__ import annotations
 
 import secrets
 
+from typing import Any
+
 from .apps import ensure_apps
 from .auth import new_token
 from .state import Sandbox
+from .store import Obj
 
 DAY = 86400
 TASKS_ALL = ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE"]
+
+
+def _stored(sb: Sandbox, obj_id: str) -> Obj:
+    """An object the seed itself made (so it exists)."""
+    obj = sb.store.get(obj_id)
+    if obj is None:
+        raise KeyError(f"the seed's object {obj_id} is missing")
+    return obj
 
 
 def _insert(sb: Sandbox, kind: str, data: dict, *, created: float, account_id: str | None = None,
@@ -110,7 +121,7 @@ def _seed_business_people(sb: Sandbox, business: str, user: str, analyst: str, t
     casey = _insert(sb, "user", {"name": "Casey Creative", "first_name": "Casey", "last_name": "Creative",
                                  "_account_ids": []}, created=t0)
     members = [user, analyst, casey]
-    biz = sb.store.get(business)
+    biz = _stored(sb, business)
     sb.store.update(business, {**biz, "_user_ids": members}, now=t0)
     people = [(user, "Demo User", "demo@example.com", "ADMIN"),
               (analyst, "Alex Analyst", "alex@example.com", "EMPLOYEE"),
@@ -127,7 +138,7 @@ def seed_pages(sb: Sandbox, *, count: int, instagram: bool, user_id: str | None 
     user = user_id or sb.store.kv_get("demo_user_id")
     now = sb.now()
     accounts = [a["id"] for a in sb.store.list("adaccount")
-                if a["id"] in (sb.store.get(user) or {}).get("_account_ids", [])]
+                if a["id"] in (sb.store.get(user) or Obj()).get("_account_ids", [])]
     pages, igs = [], []
     for _ in range(count):
         n = len(sb.store.list("page")) + 1
@@ -151,7 +162,7 @@ def seed_pages(sb: Sandbox, *, count: int, instagram: bool, user_id: str | None 
 
 
 def _set_user_accounts(sb: Sandbox, user_id: str, accounts: list[str], now: float) -> None:
-    user = sb.store.get(user_id)
+    user = _stored(sb, user_id)
     sb.store.update(user_id, {**user, "_account_ids": accounts}, now=now)
 
 
@@ -159,7 +170,7 @@ def _seed_campaigns(sb: Sandbox, usd: str, jpy: str, now: float) -> dict[str, tu
     issues = [{"level": "CAMPAIGN", "error_code": 1815869, "error_summary": "Ad account has no payment method",
                "error_message": "Add a payment method to your ad account to keep your ads running.",
                "error_type": "HARD_ERROR"}]
-    specs = [  # (account, age in days, fields); inserted oldest first so ids follow created_time
+    specs: list[tuple[str, int, dict[str, Any]]] = [  # (account, age in days, fields); inserted oldest first so ids follow created_time
         (usd, 300, dict(name="Old Test Campaign", objective="OUTCOME_AWARENESS", status="DELETED",
                         daily_budget="1000")),
         (usd, 200, dict(name="Black Friday 2025", objective="OUTCOME_SALES", status="ARCHIVED",
@@ -206,13 +217,13 @@ def _seed_adsets(sb: Sandbox, campaigns: dict[str, tuple[str, str, float]], pixe
                                                  optimization_goal="LINK_CLICKS", daily_budget="1500",
                                                  targeting=_targeting(["US", "CA"], 18, 65, 0))),
     ]
-    actor = (sb.store.get(user) or {}).get("name")
+    actor = (sb.store.get(user) or Obj()).get("name")
     rows = []
     for campaign_name, offset, fields in specs:
         campaign_id, account, started = campaigns[campaign_name]
         created = started + offset * DAY
         adset_id = sb.store.new_id("adset")
-        campaign = sb.store.get(campaign_id)
+        campaign = _stored(sb, campaign_id)
         data = {"id": adset_id, "account_id": account[4:], "campaign_id": campaign_id, "billing_event": "IMPRESSIONS",
                 "is_dynamic_creative": False, "adlabels": [], "source_adset_id": "0", "start_time": created,
                 "pacing_type": ["standard"], **fields}

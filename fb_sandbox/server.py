@@ -181,11 +181,11 @@ async def graph_handler(request: web.Request) -> web.StreamResponse:
         return _response(GraphResult(err.http_status, err.body(), {}), version)
     override = params.get("method")
     overridden = isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST")
-    if overridden:   # HTTP method override: a legacy feature, refused for new apps (legacy.py)
+    if overridden and isinstance(override, str):   # HTTP method override: a legacy feature, refused for new apps (legacy.py)
         method = override.upper()
     if method not in ("GET", "POST", "DELETE"):
-        err = param_error(f"Unsupported method {request.method}")
-        return _response(GraphResult(err.http_status, err.body(), {}), version)
+        refused = param_error(f"Unsupported method {request.method}")
+        return _response(GraphResult(refused.http_status, refused.body(), {}), version)
     call = GraphCall(method, path, params, request.headers.get("Authorization"),
                      f"{request.scheme}://{request.host}", version, files, method_override=overridden)
     return await _run_with_faults(request, sb, call)

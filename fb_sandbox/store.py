@@ -1,6 +1,7 @@
 """SQLite JSON object store: one generic object table, tokens, and a key/value table."""
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -68,6 +69,13 @@ class Obj(dict):
     account_id: str | None
     created: float
     updated: float
+
+    @property
+    def owner_account_id(self) -> str:
+        """The ad account this object is stored under (campaigns, ad sets, ads, creatives...); none is a bug."""
+        if self.account_id is None:
+            raise KeyError(f"object {self.get('id')} is stored under no ad account")
+        return self.account_id
 
 
 def _row_to_obj(row: sqlite3.Row) -> Obj:
@@ -155,7 +163,7 @@ class Store:
                     hook(stored, data, now)
         self.db.execute("UPDATE objects SET data=?, updated=? WHERE id=?", (json.dumps(data), now, obj_id))
 
-    def list(self, type_: str, *, account_id: str | None = None, parent_id: str | None = None) -> list[Obj]:
+    def list(self, type_: str, *, account_id: str | None = None, parent_id: str | None = None) -> builtins.list[Obj]:
         sql, args = "SELECT * FROM objects WHERE type=?", [type_]
         if account_id is not None:
             sql += " AND account_id=?"
@@ -166,7 +174,7 @@ class Store:
         return [_row_to_obj(r) for r in self.db.execute(sql + " ORDER BY seq", args)]
 
     # ---- tokens
-    def add_token(self, token: str, user_id: str, kind: str, scopes: list[str], issued_at: float,
+    def add_token(self, token: str, user_id: str, kind: str, scopes: builtins.list[str], issued_at: float,
                   expires_at: float, meta: dict | None = None) -> None:
         """`meta`: app_id, declined scopes, revoked flag (a token without app_id belongs to the sandbox's app)."""
         self.db.execute("INSERT INTO tokens(token, user_id, kind, scopes, issued_at, expires_at, meta) "
@@ -177,10 +185,10 @@ class Store:
         row = self.db.execute("SELECT * FROM tokens WHERE token=?", (token,)).fetchone()
         return _token_row(row) if row else None
 
-    def user_tokens(self, user_id: str) -> list[dict]:
+    def user_tokens(self, user_id: str) -> builtins.list[dict]:
         return [_token_row(r) for r in self.db.execute("SELECT * FROM tokens WHERE user_id=?", (user_id,))]
 
-    def update_token(self, token: str, *, scopes: list[str] | None = None, meta: dict | None = None) -> None:
+    def update_token(self, token: str, *, scopes: builtins.list[str] | None = None, meta: dict | None = None) -> None:
         if scopes is not None:
             self.db.execute("UPDATE tokens SET scopes=? WHERE token=?", (json.dumps(scopes), token))
         if meta is not None:

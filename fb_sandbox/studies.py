@@ -14,10 +14,11 @@ reach only treatment_percentage % of their audience, a slice of its own (cells n
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 import contextlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal, overload
 
 from facebook_business.adobjects.adstudy import AdStudy
 from facebook_business.adobjects.adstudyobjective import AdStudyObjective
@@ -88,7 +89,7 @@ def _cells(ctx: Ctx, study: Obj) -> list[Obj]:
 
 # ---- rendering
 
-def _subfields(raw: Any, name: str) -> list[str]:
+def _subfields(raw: Any, name: str) -> Sequence[str]:
     """The nested field list of `name{a,b}` in a fields= value ([] when none)."""
     if raw is None:
         return []
@@ -113,7 +114,7 @@ def _edge(ids: list[str]) -> dict:
     return {"data": [{"id": i} for i in ids]}
 
 
-def render_cell(ctx: Ctx, cell: Obj, names: list[str]) -> dict:
+def render_cell(ctx: Ctx, cell: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "campaigns":
             return _edge(cell.get("_campaign_ids", []))
@@ -138,7 +139,7 @@ def _cell_accounts(ctx: Ctx, cell: Obj) -> list[str]:
     return out
 
 
-def render_study(ctx: Ctx, study: Obj, names: list[str]) -> dict:
+def render_study(ctx: Ctx, study: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name in ("start_time", "end_time", "canceled_time", "cooldown_start_time", "observation_end_time"):
             return iso(study[name]) if study.get(name) is not None else None
@@ -247,6 +248,10 @@ def _names_object(ctx: Ctx, study: Obj, obj: Obj) -> bool:
 
 # ---- validation helpers
 
+@overload
+def _time(ctx: Ctx, name: str, *, required: Literal[True]) -> float: ...
+@overload
+def _time(ctx: Ctx, name: str, *, required: bool) -> float | None: ...
 def _time(ctx: Ctx, name: str, *, required: bool) -> float | None:
     raw = ctx.p.get(name)
     if raw is None or raw == "":
@@ -415,7 +420,8 @@ def _parse_cells(ctx: Ctx, business: Obj, study_type: str) -> list[dict]:
         raise _rule("Wrong Number Of Cells",
                     f"A {'split test' if split_test else 'study'} needs {low} to {high} cells; this one has "
                     f"{len(cells)}.")
-    out, raw_pcts = [], []
+    out: list[dict[str, Any]] = []
+    raw_pcts: list[Any] = []
     for i, cell in enumerate(cells):
         where = f"cells[{i}]"
         if not isinstance(cell, dict):
@@ -456,7 +462,7 @@ def _objectives(ctx: Ctx) -> list[dict]:
         items = [items]
     if not isinstance(items, list):
         raise param_error("Param objectives must be a JSON array of objectives", field="objectives")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         if isinstance(item, str):
             item = {"name": item}

@@ -78,8 +78,10 @@ ALL_VERSIONS_2026_10_27 = 1793059200.0  # 2026-10-27 00:00 UTC: v26 changes reac
 def api_version(ctx: Ctx | None) -> int:
     """The major version of the request (the path's vNN.0, as fb_sandbox/context.py records it)."""
     text = ctx.call.version if ctx is not None else DEFAULT_VERSION
-    match = re.match(r"v(\d+)", str(text or DEFAULT_VERSION))
-    return int(match.group(1)) if match else int(re.match(r"v(\d+)", DEFAULT_VERSION).group(1))
+    match = re.match(r"v(\d+)", str(text or DEFAULT_VERSION)) or re.match(r"v(\d+)", DEFAULT_VERSION)
+    if match is None:
+        raise ValueError(f"DEFAULT_VERSION {DEFAULT_VERSION!r} is not vNN.0")
+    return int(match.group(1))
 MAX_ZIPS = 50_000
 MAX_STRING = 1_000
 MAX_DEPTH = 8
@@ -105,6 +107,13 @@ class Catalog:
 
     def place(self, kind: str, key: Any) -> dict | None:
         return self.places.get(kind, {}).get(str(key))
+
+    def known_place(self, kind: str, key: Any) -> dict:
+        """A place that targeting validation already found."""
+        place = self.place(kind, key)
+        if place is None:
+            raise KeyError(f"{kind} {key!r} is not in the targeting data")
+        return place
 
     def category(self, item_id: Any) -> dict | None:
         return self.by_id.get(str(item_id))
@@ -562,8 +571,10 @@ def restricted_setup(spec: dict) -> list[str]:
     targeting_relaxation_types.custom_audience = 1 ("Advantage custom audience") and targeting_optimization =
     expansion_all (Advantage detailed targeting): that mapping is unverified."""
     auto = spec.get("targeting_automation") or {}
-    individual = auto.get("individual_setting") if isinstance(auto.get("individual_setting"), dict) else {}
-    relax = spec.get("targeting_relaxation_types") if isinstance(spec.get("targeting_relaxation_types"), dict) else {}
+    individual = auto.get("individual_setting")
+    individual = individual if isinstance(individual, dict) else {}
+    relax = spec.get("targeting_relaxation_types")
+    relax = relax if isinstance(relax, dict) else {}
     found = []
     ages = any(key in spec and spec[key] != value for key, value in DEFAULT_AGES.items())
     if ages and individual.get("age") != 1:

@@ -216,7 +216,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tests = len({nodeid for nodeid, line in pending if feature in line["features"]})
         write(f"XFAIL product requests with {feature}: {count} in {tests} tests ({PENDING_FORBIDDEN[feature]})")
     whole_suite = not config.args or all(Path(a).resolve() == (config.rootpath / "tests").resolve() for a in config.args)
-    for feature, reason in PENDING_FORBIDDEN.items():
+    for feature in PENDING_FORBIDDEN:
         if feature not in by_feature and whole_suite:
             write(f"XPASS no product request in this run used {feature}: once the fix is merged, remove it from PENDING_FORBIDDEN (tests/conftest.py)")
 

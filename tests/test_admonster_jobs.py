@@ -1,6 +1,7 @@
 """Scheduled jobs: token_check through a `Sessions` implementation of the Protocol, the outbox job, the Scheduler."""
 from __future__ import annotations
 
+import re
 import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -234,7 +235,7 @@ async def test_warnings_reach_the_webhook_too(store, clock, aiohttp_server):
 
 
 async def test_unknown_job_names_the_closest(context):
-    with pytest.raises(ValueError, match="Unknown job 'token_chek'. Did you mean token_check?") as caught:
+    with pytest.raises(ValueError, match=re.escape("Unknown job 'token_chek'. Did you mean token_check?")) as caught:
         await run_job("token_chek", context)
     assert "\n" not in str(caught.value) and "outbox" in str(caught.value)
     with pytest.raises(ValueError, match="Fix: use one of alerts, experiments, insights_sync, outbox, reconcile, spend_billing, token_check, weekly_report"):

@@ -163,7 +163,7 @@ def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
             assert json.load(page)["resource"] == f"http://127.0.0.1:{port}/mcp"  # --port, not the default 8787
         workspace_id = asyncio.run(_enqueue(home))  # a message for a webhook that is down
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()

@@ -1,6 +1,7 @@
 """The state layer against real SQLite files and in-memory databases."""
 from __future__ import annotations
 
+import re
 import os
 import shutil
 import sqlite3
@@ -421,7 +422,7 @@ async def test_malformed_key_is_refused_at_open(tmp_path):
         await Store.open(tmp_path / "admonster.db", secret_key="not-a-key")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "secret.key").write_text("garbage")
-    with pytest.raises(SecretKeyError, match="secret.key is not a valid Fernet key"):
+    with pytest.raises(SecretKeyError, match=re.escape("secret.key is not a valid Fernet key")):
         await Store.open(tmp_path / "other" / "admonster.db")
 
 

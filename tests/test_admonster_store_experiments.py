@@ -2,6 +2,7 @@
 `admonster_store.WorkspaceState` (`Facebook.state()`), the `ctx.experiments` an op handler gets, over a real Facebook session."""
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -145,7 +146,7 @@ async def test_list_is_newest_first_and_filters_by_status(store, two):
     assert [e.name for e in await store.list_experiments(alpha.id, status="running")] == ["Test 2", "Test 0"]
     assert [e.name for e in await store.list_experiments(alpha.id, "completed")] == ["Test 1"]
     assert await store.list_experiments(alpha.id, status="stopped") == []
-    with pytest.raises(InvalidArgument, match="Experiment status 'done' is not known. Fix: use one of running, completed, stopped"):
+    with pytest.raises(InvalidArgument, match=re.escape("Experiment status 'done' is not known. Fix: use one of running, completed, stopped")):
         await store.list_experiments(alpha.id, status="done")
 
 
@@ -245,9 +246,9 @@ async def test_events_are_kept_oldest_first_with_their_details(store, two):
     assert stopped.action == "variant_stopped"
     assert await store.list_experiment_events(alpha.id, first.id) == [launched, stopped, winner]
     assert [e.action for e in await store.list_experiment_events(alpha.id, second.id)] == ["launched"]
-    with pytest.raises(InvalidArgument, match="Experiment event action must be 1-100 characters. Fix:"):
+    with pytest.raises(InvalidArgument, match=re.escape("Experiment event action must be 1-100 characters. Fix:")):
         await store.add_experiment_event(alpha.id, first.id, "", at=datetime(2026, 3, 4, tzinfo=UTC))
-    with pytest.raises(InvalidArgument, match="at 'later' is not a time. Fix:"):
+    with pytest.raises(InvalidArgument, match=re.escape("at 'later' is not a time. Fix:")):
         await store.add_experiment_event(alpha.id, first.id, "scaled", at="later")
 
 

@@ -2,6 +2,7 @@
 Alembic (legacy schema 11, built by the frozen scripts and filled as that release wrote its rows) upgraded in place."""
 from __future__ import annotations
 
+import re
 import dataclasses
 import json
 import sqlite3
@@ -270,5 +271,5 @@ async def test_an_unreachable_server_is_one_line_without_the_password():
 
 
 async def test_a_store_on_a_server_needs_the_token_key(postgres_url):
-    with pytest.raises(admonster_store.SecretKeyError, match="needs the key that encrypts its tokens. Fix: set ADMONSTER_SECRET_KEY"):
+    with pytest.raises(admonster_store.SecretKeyError, match=re.escape("needs the key that encrypts its tokens. Fix: set ADMONSTER_SECRET_KEY")):
         await Store.open(postgres_url)

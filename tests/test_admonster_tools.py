@@ -309,5 +309,9 @@ def test_workspace_mcp_command_stores_the_setting(tmp_path):
             return await store.get_setting((await store.find_workspace("acme")).id, MCP_SETTING)
 
     assert asyncio.run(stored()) == {"toolsets": ["campaigns", "safety"], "read_only": True}
+    only_read = run("mcp", "acme", "--read-only")  # no --toolsets: the default ones, read-only (was list(None))
+    assert only_read.returncode == 0, only_read.stderr
+    assert "default (core ops), read-only" in only_read.stdout
+    assert asyncio.run(stored()) == {"toolsets": [], "read_only": True}
     assert run("mcp", "acme").returncode == 0
     assert asyncio.run(stored()) is None

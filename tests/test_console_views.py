@@ -130,7 +130,7 @@ async def test_me_names_the_workspace_and_needs_the_key(server):
 async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
     from playwright.async_api import expect
 
-    workspace, key = await _key(server.runtime, "Demo shop")
+    _workspace, key = await _key(server.runtime, "Demo shop")
     listed = (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]
     currency, campaigns = listed["currency"], listed["campaigns"]
     week = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "last_7d"}))["data"]["rows"]
@@ -371,7 +371,7 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
 async def test_phone_width_and_a_bad_key(server, tmp_path):
     from playwright.async_api import expect
 
-    workspace, key = await _key(server.runtime, "Phone shop")
+    _workspace, key = await _key(server.runtime, "Phone shop")
     campaigns = (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"]
     async with browser_page(server.url, 375, 800) as page:
         await page.get_by_label("Workspace API key").fill("amk_wrong")
@@ -453,7 +453,7 @@ async def test_server_down_says_so(tmp_path, width):
     stack = AsyncExitStack()
     try:
         url, runtime = await stack.enter_async_context(running_server(tmp_path))
-        workspace, key = await _key(runtime, "Down shop")
+        _workspace, key = await _key(runtime, "Down shop")
         async with browser_page(url, width) as page:
             await sign_in(page, key)
             await expect(page.locator("#campaign-rows tr").first).to_be_visible(timeout=20_000)

@@ -588,7 +588,7 @@ def shape_differences(facebook: Any, sandbox: Any, path: str = "") -> list[str]:
 
 def _normalized_usage(name: str, value: Any) -> Any:
     if name == "x-business-use-case-usage" and isinstance(value, dict):
-        return {"{ad account or business id}": entries for entries in value.values()}  # keys are ids
+        return {"{ad account or business id}": list(value.values())[-1]} if value else {}  # keys are ids: keep the last
     return value
 
 

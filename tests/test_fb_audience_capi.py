@@ -1,6 +1,7 @@
 """Pixels, custom conversions, Conversions API events and the GTM export (fb_audience) against the sandbox."""
 from __future__ import annotations
 
+from pathlib import Path
 import dataclasses
 import hashlib
 import io
@@ -282,7 +283,7 @@ async def test_gtm_export_file(ctx, pixel_id, tmp_path):
     events = ["PageView", "ViewContent", "AddToCart", "Purchase", "Lead"]
     result = await gtm_export(dataclasses.replace(ctx, files_dir=tmp_path), GtmExportArgs(pixel_id=pixel_id, events=events, out_dir="gtm"))
     assert result.files and result.files[0].startswith(str(tmp_path / "gtm"))
-    container = json.loads(open(result.files[0], encoding="utf-8").read())
+    container = json.loads(Path(result.files[0]).read_text(encoding="utf-8"))
     _check_container(container, pixel_id, events)
 
 

@@ -8,6 +8,7 @@ Every sandbox here starts at a fixed moment with its clock frozen (it moves only
 delivery seed, so no outcome depends on the date the suite runs or on how long a step takes."""
 from __future__ import annotations
 
+from pathlib import Path
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -343,7 +344,7 @@ async def test_status_before_and_after_delivery_report_and_stop(world, tmp_path)
     assert sum(s["spend_minor"] for s in status.data["stats"]["variants"]) == status.data["spend_minor"] > 0
     report = await world.fb.call("report_experiment", {"experiment_id": launched["experiment_id"], "out_dir": "out"})
     assert report.ok and "Learned: No clear answer yet" in report.text and report.files
-    png = open(report.files[0], "rb").read()
+    png = Path(report.files[0]).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     stopped = await world.fb.call("stop_experiment", {"experiment_id": launched["experiment_id"], "reason": "budget moved"})
     assert stopped.ok, stopped.text
@@ -480,7 +481,7 @@ async def test_the_experiments_job_decides_and_announces_through_the_outbox(runt
     from admonster_jobs import run_job
     from admonster_runtime import _sandbox_call
 
-    ctx, workspace, launched = await launched_in_runtime(runtime, tmp_path, "Job test")
+    ctx, workspace, _launched = await launched_in_runtime(runtime, tmp_path, "Job test")
     first = await run_job("experiments", ctx)
     assert first.ok and "nothing to do" in first.summary, first.summary
     await _sandbox_call(runtime.sandbox_url, "POST", "clock", {"advance": 4 * DAY})

@@ -1,6 +1,7 @@
 """Insights: the contract checks, the row arithmetic, files, the async switch and the ops end to end over the sandbox."""
 from __future__ import annotations
 
+from pathlib import Path
 import asyncio
 import contextlib
 import csv
@@ -94,7 +95,8 @@ def test_build_query_params_and_simple_filters():
 
 
 def _png_size(path) -> tuple[int, int]:
-    data = open(path, "rb").read(32)
+    with open(path, "rb") as file:
+        data = file.read(32)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
 
@@ -378,7 +380,7 @@ async def test_chart_insights_writes_a_1200x700_png(facebook, tmp_path):
 async def test_export_report_writes_a_pdf_with_several_pages(facebook, tmp_path):
     result = await facebook.call("export_report", {"date_preset": "last_14d", "out_dir": "out"})
     assert result.ok, result.text
-    data = open(result.files[0], "rb").read()
+    data = Path(result.files[0]).read_bytes()
     assert data.startswith(b"%PDF") and result.data["pages"] > 1
     assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type /Page>") >= result.data["pages"] or \
         data.count(b"/Type /Page") > result.data["pages"]  # the pages plus the /Pages tree
@@ -453,7 +455,6 @@ def test_the_row_model_names_every_number_a_metric_row_answers():
 
 
 async def test_recommendations_over_the_sandbox(facebook, graph, sandbox, demo_accounts):
-    usd = demo_accounts["USD"]
     result = await facebook.call("recommendations", {})
     assert result.ok, result.text
     recs = result.data["recommendations"]

@@ -56,7 +56,7 @@ async def test_low_ctr_ad_is_named_with_the_median(facebook, graph, sandbox, dem
     usd = demo_accounts["USD"]
     weak = await scenario(sandbox, usd, name="Weak creative", ads=3, adsets=3, days=21, daily_budget=BUDGET,
                           true_effects={"0": {"ctr": 0.3}})
-    recs, latest = await recommend(facebook, weak["campaign_id"])
+    recs, _latest = await recommend(facebook, weak["campaign_id"])
     low = of_rule(recs, "low_ctr")
     assert set(low) == {weak["ad_ids"][0]}, recs
     rec = low[weak["ad_ids"][0]]
@@ -134,7 +134,7 @@ async def test_budget_limited_winner_gets_a_scale_suggestion(facebook, graph, sa
     usd = demo_accounts["USD"]
     best = await scenario(sandbox, usd, name="Converts best", ads=3, adsets=3, days=14, daily_budget=BIG,
                           true_effects={"0": {"cvr": 2.5}})
-    recs, latest = await recommend(facebook, best["campaign_id"])
+    recs, _latest = await recommend(facebook, best["campaign_id"])
     winners = of_rule(recs, "budget_limited_winner")
     winner = best["adset_ids"][0]
     assert set(winners) == {winner}, recs

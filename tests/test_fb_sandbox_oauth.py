@@ -126,7 +126,7 @@ async def test_declined_scopes_by_parameter_and_by_unchecked_boxes(sandbox, app)
 
     boxes = [("granted", s) for s in NEEDED if s != "ads_management"]
     params = list(dialog_params(app).items()) + [("form", "1"), ("decision", "allow")] + boxes
-    status, _, _, headers = await http("GET", f"{sandbox.url}/{VERSION}/dialog/oauth/confirm?{urlencode(params)}")
+    _status, _, _, headers = await http("GET", f"{sandbox.url}/{VERSION}/dialog/oauth/confirm?{urlencode(params)}")
     code = parse_qs(urlsplit(headers["Location"]).query)["code"][0]
     _, token = await redeem(sandbox, app, code)
     data = await debug(sandbox, app, token["access_token"])

@@ -209,7 +209,7 @@ async def test_an_update_is_not_blindly_resent_after_a_lost_answer(sandbox, make
 
 
 async def test_an_idempotent_update_is_resent(sandbox, make_client, campaign_id):
-    client, waits = make_client()
+    client, _waits = make_client()
     await sandbox.fault(kind="http_500", count=1, method="POST", path=OBJECT)
     assert (await client.post(campaign_id, {"status": "PAUSED"}, idempotent=True))["success"] is True
     assert await route_count(sandbox, "POST {id}") == 2

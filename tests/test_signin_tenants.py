@@ -238,9 +238,9 @@ async def test_disconnect_is_per_workspace_and_revokes_with_the_last_one(server)
 
 async def test_sandbox_workspaces_have_worlds_of_their_own(server):
     url, runtime = server
-    default, default_key = await workspace(runtime, "default", connected=True)
+    _default, default_key = await workspace(runtime, "default", connected=True)
     alpha, alpha_key = await workspace(runtime, "alpha", connected=True)
-    beta, beta_key = await workspace(runtime, "beta", connected=True)
+    _beta, beta_key = await workspace(runtime, "beta", connected=True)
     seen: dict[str, dict] = {}
     async with browser() as session:
         for name, key in (("default", default_key), ("alpha", alpha_key), ("beta", beta_key)):

@@ -70,7 +70,7 @@ def _one_line(answer: dict) -> str:
 
 
 async def test_each_workspace_writes_its_own_folder_under_unguessable_names(tenants):
-    alpha, beta = tenants
+    alpha, _beta = tenants
     chart = await alpha.tool("chart_insights", {"date_preset": "last_7d"})
     assert chart["ok"], chart
     [name] = chart["files"]
@@ -121,7 +121,7 @@ async def test_beta_cannot_overwrite_alphas_export(tenants):
     {"out_dir": "link"},
 ])
 async def test_beta_cannot_write_outside_its_folder(tenants, tmp_path, args):
-    alpha, beta = tenants
+    _alpha, beta = tenants
     outside = tmp_path / "outside"
     outside.mkdir()
     beta.folder.mkdir(parents=True, exist_ok=True)
@@ -254,7 +254,7 @@ async def test_a_local_plan_reads_its_images_beside_it_and_its_confirmation_keep
     plan_path = folder / "plan.yaml"
     plan_path.write_text(yaml.safe_dump({**_plan_with_images(["lifestyle.png", "product.png"]), "status": "ACTIVE"}))
     chat = Chat(alpha.runtime, alpha.workspace, console=None, thread_id="plans", stream=False)
-    held, failed = await chat.answer(f"/abtest {plan_path}")
+    held, _failed = await chat.answer(f"/abtest {plan_path}")
     assert "No image file" not in held and "confirm" in held.lower(), held  # held for its ACTIVE status, images found
     facebook = await alpha.runtime.facebook_for(alpha.workspace)
     pending = await facebook.call("list_confirmations", {})

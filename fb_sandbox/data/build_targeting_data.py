@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pycountry
 
@@ -389,7 +390,8 @@ class Keys:
     """Unique numeric keys derived from names."""
 
     def __init__(self, digits: int, prefix: str = "") -> None:
-        self.digits, self.prefix, self.used = digits, prefix, set()
+        self.digits, self.prefix = digits, prefix
+        self.used: set[str] = set()
 
     def make(self, *parts: str) -> str:
         salt = 0
@@ -411,7 +413,10 @@ def bounds(millions: float, *parts: str) -> tuple[int, int]:
 
 def build_geo() -> dict:
     region_keys, city_keys = Keys(6), Keys(7)
-    countries, regions, cities, zips = [], [], [], []
+    countries: list[dict[str, Any]] = []
+    regions: list[dict[str, Any]] = []
+    cities: list[dict[str, Any]] = []
+    zips: list[dict[str, Any]] = []
     for country in sorted(pycountry.countries, key=lambda c: c.alpha_2):
         code = country.alpha_2
         audience = AUDIENCE_M.get(code, 0.02 + (digest("small", code) % 300) / 100)
@@ -421,7 +426,7 @@ def build_geo() -> dict:
                           "supports_city": has_data, "audience": int(audience * 1_000_000)})
     by_code = {c["key"]: c for c in countries}
     for code in POPULOUS_COUNTRIES_WITH_DATA:
-        country = by_code[code]
+        country_row = by_code[code]
         subs = sorted((s for s in pycountry.subdivisions.get(country_code=code) if s.parent_code is None),
                       key=lambda s: s.code)
         city_pop: dict[str, int] = {}
@@ -432,8 +437,8 @@ def build_geo() -> dict:
         region_by_code = {}
         for sub in subs:
             region = {"key": region_keys.make("region", sub.code), "name": sub.name, "type": "region",
-                      "country_code": code, "country_name": country["name"], "iso_code": sub.code,
-                      "audience": int(country["audience"] * weights[sub.code] / total)}
+                      "country_code": code, "country_name": country_row["name"], "iso_code": sub.code,
+                      "audience": int(country_row["audience"] * weights[sub.code] / total)}
             regions.append(region)
             region_by_code[sub.code] = region
         pop_total = sum(pop for *_, pop in CITIES[code])
@@ -441,9 +446,9 @@ def build_geo() -> dict:
             region = region_by_code[region_code]  # KeyError = a typo in CITIES
             share = min(0.9, pop / max(pop_total, 1) * 0.5)
             cities.append({"key": city_keys.make("city", code, name), "name": name, "type": "city",
-                           "country_code": code, "country_name": country["name"], "region": region["name"],
+                           "country_code": code, "country_name": country_row["name"], "region": region["name"],
                            "region_id": region["key"],
-                           "audience": int(min(region["audience"] * 0.9, country["audience"] * share))})
+                           "audience": int(min(region["audience"] * 0.9, country_row["audience"] * share))})
     city_by = {(c["country_code"], c["name"]): c for c in cities}
     for code, city_name, codes in ZIPS:
         city = city_by[(code, city_name)]
