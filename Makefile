@@ -35,7 +35,7 @@ postgresql:
 test: $(STAMP) chromium faketime postgresql
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql
 	$(BIN)/python bench/run.py --markdown docs/benchmarks.md
 
 tools: $(STAMP)

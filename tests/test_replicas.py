@@ -149,7 +149,7 @@ async def test_a_fleet_of_workspaces_on_three_replicas_acts_once_and_notifies_on
         assert len(set(campaigns)) == 3 * FLEET
         await sandbox.control("POST", "stats/reset")
         await replicas.start(await sandbox.control("GET", "app"))
-        ran = await replicakit.wait_for_jobs(postgres_url, HOURLY, 80)
+        ran = await replicakit.wait_for_jobs(postgres_url, HOURLY, 150)  # ~15 s on a quiet machine
         assert HOURLY <= ran, f"not run: {sorted(HOURLY - ran)}"
         writes = (await sandbox.control("GET", "stats"))["by_route"]
         async with aiohttp.ClientSession() as session:  # the health check a load balancer asks each replica
