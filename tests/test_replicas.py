@@ -9,6 +9,7 @@ no mocks; `make bench` (bench/replicas.py) runs the scale proof with hundreds mo
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -207,3 +208,15 @@ async def test_replicas_opening_an_empty_database_at_once_migrate_it_once(postgr
     finally:
         await connection.close()
     assert versions == [head_revision()] and applied == 1
+
+
+def test_a_replica_whose_database_is_down_says_so_in_one_line(tmp_path):
+    """What an operator sees when ADMONSTER_DATABASE_URL points at a server that is not there: one line, exit 1."""
+    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path / "home"), "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode(),
+           "ADMONSTER_DATABASE_URL": f"postgresql+asyncpg://admonster:hunter2secret@127.0.0.1:{free_port()}/admonster"}
+    done = subprocess.run([sys.executable, "-m", "admonster_bot", "serve", "--port", "0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("ERROR store: Could not open the database postgresql+asyncpg://admonster:***@127.0.0.1:")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "hunter2secret" not in done.stderr
+    assert "Fix: check ADMONSTER_DATABASE_URL and that the server runs." in done.stderr
