@@ -26,7 +26,7 @@
    sandbox and PostgreSQL, so the figure is what spreading requests over processes costs, not what machines add):
    bench/replicas.py.
 12. Store call cost on PostgreSQL vs SQLite: item 10's calls on the SQLAlchemy store, a SQLite file beside PostgreSQL
-   over loopback with durability on (target ≤ 3×): bench/replicas.py.
+   over loopback with durability on (target ≤ 5×): bench/replicas.py.
 13. The multi-replica proof at scale: 300 workspaces with alerts and experiments due on three replicas; every job
    slot, pause and webhook notice once, every replica exits 0 on SIGTERM (target: every check holds): bench/replicas.py.
 
