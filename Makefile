@@ -47,7 +47,7 @@ fmt: $(STAMP)
 test: $(STAMP) lint chromium faketime postgresql
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql
 	$(BIN)/python bench/run.py --markdown docs/benchmarks.md
 
 tools: $(STAMP)

@@ -79,6 +79,7 @@ def _prompt(session: Chat, settings: Any, console: Any) -> Any:
 
 def _run_or_exit(coro: Any) -> None:
     from admonster_config import ConfigError
+    from admonster_store import StoreError
     from fb_utils import FacebookError
 
     try:
@@ -86,6 +87,9 @@ def _run_or_exit(coro: Any) -> None:
     except ConfigError as exc:
         typer.echo(f"ERROR config: {exc}", err=True)
         raise typer.Exit(2) from None
+    except StoreError as exc:  # the database is down, unreachable, newer than this code, or the key does not fit
+        typer.echo(f"ERROR store: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(1) from None
     except FacebookError as exc:
         typer.echo(exc.to_text(), err=True)
         raise typer.Exit(1) from None

@@ -1,10 +1,15 @@
 """Three `admonster serve` replicas on one PostgreSQL database and one Graph API (a standalone sandbox), as an
-operator runs them behind a load balancer (issue 21, item 5 in part): a change held for confirmation on one replica
-is confirmed on another and refused as used on the third, the audit log every replica reads is the same one, and
-the scheduled jobs the three run at once each claim their slot once. Real processes, real HTTP, no mocks."""
+operator runs them behind a load balancer (issue 21, item 5): a change held for confirmation on one replica is
+confirmed on another and refused as used on the third, the audit log every replica reads is the same one, and the
+scheduled jobs the three run at once each claim their slot once. At scale (FLEET workspaces, each with an alert and
+an experiment due): every job slot runs once, every campaign is paused once (the audit log and the sandbox's own
+count of writes agree), every notification reaches the webhook once, and each replica stops cleanly on SIGTERM after
+draining the outbox. Replicas opening an empty database at once migrate it once (the advisory lock). Real processes, real HTTP,
+no mocks; `make bench` (bench/replicas.py) runs the scale proof with hundreds more workspaces."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -15,9 +20,13 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+import replicakit
 from admonster_jobs import JOBS, Every
+from admonster_store import Store, head_revision
 from test_admonster_bot import ROOT, StandaloneSandbox, _cli
 from testkit import free_port
+
+FLEET = 120  # workspaces in the scale proof here (about 25 s); bench/replicas.py runs 300
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
@@ -120,3 +129,94 @@ async def test_three_replicas_running_their_schedulers_claim_each_job_slot_once(
     assert hourly <= ran, f"not run: {sorted(hourly - ran)}"
     per_job = {name: [row for row in claims if row["name"] == name] for name in hourly}
     assert {name: len(rows) for name, rows in per_job.items()} == {name: 1 for name in hourly}  # one run, not three
+
+
+HOURLY = {name for name, spec in JOBS.items() if isinstance(spec.schedule, Every) and spec.schedule.seconds >= 3600}
+
+
+async def test_a_fleet_of_workspaces_on_three_replicas_acts_once_and_notifies_once(tmp_path, postgres_url):
+    """FLEET workspaces, each with an alert that pauses its campaign and an experiment past its end (both variants get
+    paused, no winner), on three replicas that start together: one replica runs each hourly slot, every campaign is
+    paused once, every notice reaches the webhook once (sent by whichever replica claimed it, at the latest by the
+    drain each does on SIGTERM), and a change held on one replica is confirmed on another."""
+    sandbox, hook = replicakit.Sandbox(tmp_path), replicakit.WebhookReceiver()
+    await sandbox.start()
+    await hook.start()
+    key = Fernet.generate_key().decode()
+    replicas = replicakit.Replicas(tmp_path, postgres_url, key, sandbox, 3, {"ADMONSTER_NOTIFY_WEBHOOK_URL": hook.url})
+    try:
+        fleet = await replicakit.make_fleet(postgres_url, key, sandbox, FLEET)
+        campaigns = list(fleet.alert_campaign.values()) + [c for pair in fleet.experiment_campaigns.values() for c in pair]
+        assert len(set(campaigns)) == 3 * FLEET
+        await sandbox.control("POST", "stats/reset")
+        await replicas.start(await sandbox.control("GET", "app"))
+        ran = await replicakit.wait_for_jobs(postgres_url, HOURLY, 150)  # ~15 s on a quiet machine
+        assert HOURLY <= ran, f"not run: {sorted(HOURLY - ran)}"
+        writes = (await sandbox.control("GET", "stats"))["by_route"]
+        async with aiohttp.ClientSession() as session:  # the health check a load balancer asks each replica
+            for url in replicas.urls:
+                async with session.get(f"{url}/healthz") as answer:
+                    assert answer.status == 200 and (await answer.json())["ok"] is True
+
+        # A change held for confirmation on one replica, confirmed on another, refused as used on the third.
+        name = sorted(fleet.keys)[FLEET // 2]
+        first, second, third = replicas.urls
+        campaign = fleet.alert_campaign[fleet.ids[name]]
+        held = await _tool(first, fleet.keys[name], "resume_campaign", {"campaign_id": campaign})
+        assert not held["ok"] and held["data"]["error"] == "confirmation_required", held["text"]
+        confirmed = await _tool(second, fleet.keys[name], "confirm", {"confirm": held["data"]["confirmation_id"]})
+        again = await _tool(third, fleet.keys[name], "confirm", {"confirm": held["data"]["confirmation_id"]})
+        assert confirmed["ok"] and not again["ok"], (confirmed["text"], again["text"])
+
+        assert await replicas.stop() == [0, 0, 0]  # SIGTERM: each finishes, drains the outbox and exits 0
+    finally:
+        await replicas.stop()
+        await hook.stop()
+        tally = await replicakit.tally(postgres_url, sandbox, campaigns)
+        sandbox.stop()
+
+    assert {job: tally.slots[job] for job in HOURLY} == {job: 1 for job in HOURLY}  # one slot each, not three
+    assert {job: tally.job_runs[job] for job in HOURLY} == {job: 1 for job in HOURLY}
+    assert writes.get("POST {id}") == 3 * FLEET  # the sandbox saw each pause once: no replica repeated one
+    assert set(tally.pauses) == set(campaigns) and set(tally.pauses.values()) == {1}
+    assert tally.paused_in_sandbox == set(campaigns) - {campaign}  # all but the one resumed by the confirmation
+    assert tally.alert_events == {workspace: 1 for workspace in fleet.ids.values()}
+    assert tally.experiment_events == {(workspace, "no_winner"): 1 for workspace in fleet.ids.values()}
+    assert tally.notifications[("webhook", "sent")] == 2 * FLEET and tally.notifications[("webhook", "pending")] == 0
+    texts = [body.get("text", "") for body in hook.received]
+    assert len(texts) == 2 * FLEET and len(set(texts)) == len(texts)  # each notice delivered once, by one replica
+
+
+async def test_replicas_opening_an_empty_database_at_once_migrate_it_once(postgres_url):
+    """Four openers at the same moment (as replicas started together are): the advisory lock in Store._migrate lets one
+    migrate while the others wait and find the schema at head. Without the lock they deadlock in the DDL (the wait
+    below fails) or trip over each other's tables."""
+    key = Fernet.generate_key()
+    opened = await asyncio.wait_for(asyncio.gather(*(Store.open(postgres_url, secret_key=key) for _ in range(4)),
+                                                   return_exceptions=True), 60)
+    try:
+        assert [type(store).__name__ for store in opened] == ["Store"] * 4, opened
+        assert {await store.schema_version() for store in opened} == {int(head_revision())}
+    finally:
+        for store in opened:
+            if isinstance(store, Store):
+                await store.close()
+    connection = await asyncpg.connect(replicakit.plain_dsn(postgres_url))
+    try:
+        versions = [row["version_num"] for row in await connection.fetch("SELECT version_num FROM alembic_version")]
+        applied = await connection.fetchval("SELECT count(*) FROM schema_version WHERE version = $1", int(head_revision()))
+    finally:
+        await connection.close()
+    assert versions == [head_revision()] and applied == 1
+
+
+def test_a_replica_whose_database_is_down_says_so_in_one_line(tmp_path):
+    """What an operator sees when ADMONSTER_DATABASE_URL points at a server that is not there: one line, exit 1."""
+    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path / "home"), "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode(),
+           "ADMONSTER_DATABASE_URL": f"postgresql+asyncpg://admonster:hunter2secret@127.0.0.1:{free_port()}/admonster"}
+    done = subprocess.run([sys.executable, "-m", "admonster_bot", "serve", "--port", "0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("ERROR store: Could not open the database postgresql+asyncpg://admonster:***@127.0.0.1:")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "hunter2secret" not in done.stderr
+    assert "Fix: check ADMONSTER_DATABASE_URL and that the server runs." in done.stderr
