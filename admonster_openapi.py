@@ -52,6 +52,7 @@ NO_SESSION = _error("No session with this id for this key's workspace (unknown, 
 FOREIGN_ORIGIN = _error("An Origin header that is not ADMONSTER_PUBLIC_URL's (a web page of another site).")
 BAD_BODY = _error("The body is not a JSON object of the right shape, is not UTF-8, or is nested too deep: one line and a fix.")
 TOO_LARGE = _error("The body is over the size limit.")
+DATABASE_DOWN = _error("The database cannot be reached (Retry-After says when to try again): one line and a fix.")
 SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
 
 
@@ -286,6 +287,13 @@ OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
         "operationId": "health", "tags": ["meta"], "security": [],
         "summary": "Liveness, mode and Graph API version (with a warning when the version ends within 90 days).",
         "responses": {"200": _json(_ref("Health"), "The server is up.")}},
+    ("GET", "/readyz"): lambda: {
+        "operationId": "ready", "tags": ["meta"], "security": [],
+        "summary": "Readiness: whether this replica reaches its database (one SELECT 1); no key needed.",
+        "responses": {"200": _json({"type": "object", "required": ["ok", "database"],
+                                    "properties": {"ok": {"type": "boolean"}, "database": {"type": "string"}}},
+                                   "The database answers."),
+                      "503": DATABASE_DOWN}},
     ("POST", "/v1/tools/facebook"): lambda: {
         "operationId": "tool_call", "tags": ["api"], "security": SECURED,
         "summary": "Run one op of the facebook tool (the same answers as chat).",
@@ -437,6 +445,8 @@ def build_document(app: Any, registry: Any = None, *, server_url: str | None = N
             missing.append(f"{method} {path}")
             continue
         operation = describe()
+        if operation.get("security") == SECURED:  # the key is looked up in the database (admonster_server.database_outage)
+            operation["responses"].setdefault("503", DATABASE_DOWN)
         doc = inspect.getdoc(handler)
         if doc and "description" not in operation:
             operation["description"] = doc

@@ -216,6 +216,33 @@ def _error(status: int, kind: str, message: str, fix: str) -> web.Response:
     return admonster_mcp.error_response(status, kind, message, fix)
 
 
+DATABASE_RETRY_AFTER = 30  # seconds a client is told to wait when the database cannot be reached
+
+
+def _database_down() -> web.Response:
+    return admonster_mcp.error_response(
+        503, "unavailable", "The database cannot be reached",
+        f"Try again in {DATABASE_RETRY_AFTER} seconds; before sending a change again, check the audit log for it (a change "
+        "is never repeated by the server); the operator should check ADMONSTER_DATABASE_URL and the database server",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
+@web.middleware
+async def database_outage(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request that meets an unreachable database is answered 503 with one line and Retry-After, never a 500 and a
+    traceback. It does not say a change was not made: the audit log settles that, as for any outcome unknown."""
+    try:
+        return await handler(request)
+    except Exception as error:
+        from admonster_store import database_unreachable
+        from fb_utils import get_logger, redact
+
+        if not database_unreachable(error):
+            raise
+        get_logger("admonster_server").warning("database unreachable", path=request.path, reason=redact(str(error))[:200])
+        return _database_down()
+
+
 @web.middleware
 async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every /v1/ request carries a workspace API key as `Authorization: Bearer amk_…`."""
@@ -330,6 +357,20 @@ async def health(request: web.Request) -> web.Response:
     if warning:  # the configured Graph API version ends within 90 days
         body["api_version_warning"] = warning
     return web.json_response(body)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """GET /readyz: 200 when this replica reaches its database (one ``SELECT 1``), 503 with one line when it does not;
+    a load balancer's readiness check. /healthz stays the liveness check and never touches the database."""
+    from admonster_store import database_unreachable
+
+    try:
+        await request.app[RUNTIME_KEY].store.ping()
+    except Exception as error:
+        if not database_unreachable(error):
+            raise
+        return _database_down()
+    return web.json_response({"ok": True, "database": "reachable"})
 
 
 async def _json_body(request: web.Request, example: str) -> Any:
@@ -516,13 +557,14 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 def create_app(runtime: Any) -> web.Application:
-    app = web.Application(middlewares=[api_key_auth], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[database_outage, api_key_auth], client_max_size=MAX_BODY_BYTES)
     app[RUNTIME_KEY] = runtime
     # In the database: any replica serves the links (a runtime without a store, as the OpenAPI build uses: in memory).
     app[FILES_KEY] = FileShelf(store=getattr(runtime, "store", None))
     app[OPENAPI_KEY] = {}
     app.router.add_get(OPENAPI_PATH, openapi_document)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
     app.router.add_post("/v1/tools/facebook", tool_call)
     app.router.add_post("/v1/chat", chat)
     app.router.add_post("/v1/chat/stream", chat_stream)
@@ -593,7 +635,22 @@ async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | Non
             await asyncio.gather(scheduler_task, return_exceptions=True)
         await runner.cleanup()
         if runtime.notifier is not None:
-            await runtime.notifier.drain(timeout=10)
+            await _drain_outbox(runtime.notifier)
+
+
+async def _drain_outbox(notifier: Any) -> None:
+    """The last delivery pass before leaving. With the database gone the messages stay queued in it (any replica, or
+    this one restarted, delivers them): one warning, and the stop still succeeds."""
+    from admonster_store import database_unreachable
+    from fb_utils import get_logger, redact
+
+    try:
+        await notifier.drain(timeout=10)
+    except Exception as error:
+        if not database_unreachable(error):
+            raise
+        get_logger("admonster_server").warning("outbox left queued: the database cannot be reached",
+                                               reason=redact(str(error))[:200])
 
 
 def _start_scheduler(runtime: Any, stop: asyncio.Event) -> asyncio.Task:

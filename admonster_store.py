@@ -58,7 +58,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
@@ -138,6 +138,15 @@ class InvalidArgument(StoreError, ValidationError, ValueError):
 
 class SecretKeyError(StoreError):
     """The secret key is malformed or does not decrypt the saved tokens."""
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database server cannot be reached (down, restarting, the network gone), not that a
+    statement was wrong: the connection was refused, dropped or invalidated."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
+        isinstance(error, OSError) and error.errno is not None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1170,6 +1179,11 @@ class Store:
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+
+    async def ping(self) -> None:
+        """One round trip to the database (``SELECT 1``); raises what the driver raises when it cannot be reached."""
+        async with self._engine.connect() as conn:
+            await conn.execute(sql_text("SELECT 1"))
 
     async def __aenter__(self) -> Store:
         return self

@@ -148,6 +148,19 @@ class PostgresServer:
         finally:
             await connection.close()
 
+    def pause(self) -> None:
+        """Stop a server this session started, keeping its data (an outage a test can end with ``resume``)."""
+        assert self.folder is not None and self.binaries is not None, "only a server this session started pauses"
+        _run([str(self.binaries / "pg_ctl"), "stop", "-D", str(self.data_folder), "-m", "fast", "-w", "-t", "30"],
+             run_as=self.run_as, cwd=self.folder)
+
+    def resume(self) -> None:
+        """Start a paused server again on its port and wait until it accepts connections."""
+        assert self.folder is not None and self.binaries is not None, "only a server this session started resumes"
+        _run([str(self.binaries / "pg_ctl"), "start", "-D", str(self.data_folder), "-w", "-t", "60",
+              "-l", str(self.folder / "server.log"), "-o", f"-p {self.port}"], run_as=self.run_as, cwd=self.folder)
+        _wait_until_accepting(self)
+
     def stop(self) -> None:
         """Stop a server this session started (immediately: its data is thrown away) and remove its folder. Safe to
         call twice; does nothing for an existing server."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -220,3 +221,62 @@ def test_a_replica_whose_database_is_down_says_so_in_one_line(tmp_path):
     assert done.stderr.startswith("ERROR store: Could not open the database postgresql+asyncpg://admonster:***@127.0.0.1:")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "hunter2secret" not in done.stderr
     assert "Fix: check ADMONSTER_DATABASE_URL and that the server runs." in done.stderr
+
+
+async def test_a_replica_that_loses_its_database_answers_503_in_one_line_and_readyz_says_so(tmp_path):
+    """The database server stops under a running replica: /healthz (liveness) still answers 200, /readyz and every
+    /v1/ request answer 503 with Retry-After and one line (no 500, no traceback, no credentials), the replica serves
+    again as soon as the server is back, and a SIGTERM while the database is gone still stops it cleanly (exit 0)."""
+    import pgserver
+
+    server = pgserver.start_server()  # its own server: this test stops it
+    sandbox = StandaloneSandbox(tmp_path)
+    process = None
+    try:
+        pgserver.run_sync(server.create_database("outage"))
+        url = server.url("outage")
+        env = {**sandbox.live_env(tmp_path / "home"), "ADMONSTER_DATABASE_URL": url,
+               "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode()}
+        created = _cli(["workspace", "create", "agency"], env)
+        assert created.returncode == 0, created.stderr
+        api_key = re.search(r"amk_[A-Za-z0-9_-]+", created.stdout).group()
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_port(port, process)
+        base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {api_key}"}
+
+        async def get(path: str) -> tuple[int, dict, dict]:
+            async with aiohttp.ClientSession() as session, session.get(base + path, headers=auth) as answer:
+                return answer.status, dict(answer.headers), await answer.json()
+
+        assert (await get("/readyz"))[0] == 200 and (await get("/v1/me"))[0] == 200
+        server.pause()
+        for path in ("/v1/me", "/readyz"):
+            status, headers, body = await get(path)
+            assert status == 503 and headers["Retry-After"] == "30", body
+            assert body["text"].startswith("ERROR unavailable: The database cannot be reached. Fix: Try again in 30 seconds")
+            assert "\n" not in body["text"] and "Traceback" not in body["text"] and url not in body["text"]
+        assert (await get("/healthz"))[0] == 200  # liveness: the process serves, the proxy keeps it and waits
+        status, _, body = await get("/v1/threads/t1")
+        assert status == 503, body
+
+        server.resume()
+        deadline = time.monotonic() + 30
+        while (await get("/v1/me"))[0] != 200:
+            assert time.monotonic() < deadline, "the replica did not reconnect"
+            await asyncio.sleep(0.5)
+        assert (await get("/readyz"))[0] == 200
+
+        server.pause()  # stopped while the database is gone: the outbox stays queued in it, the stop succeeds
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0 and "Traceback" not in stderr and "ERROR" not in stderr, stderr
+        assert "outbox left queued: the database cannot be reached" in stderr
+        process = None
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+        sandbox.stop()
+        server.stop()
