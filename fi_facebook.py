@@ -38,7 +38,6 @@ import fb_campaign
 import fb_creative
 import fb_experiments
 import fb_insights
-from fb_utils import _one_line as one_line
 from fb_utils import (
     DataRow,
     REMOTE_INTERFACES,
@@ -860,9 +859,10 @@ def cancelled_writes_text(entries: list[Any], *, for_llm: bool) -> str:
     return "; ".join(words)
 
 
-def commands_in_fix(fix: str, op_names: list[str]) -> str:
-    """An error's fix as a person reads it: the ops it names become commands to type ("resume_launch with
+def commands_in_fix(text: str, op_names: list[str]) -> str:
+    """An error line as a person reads it: in its fix, the ops it names become commands to type ("resume_launch with
     launch_id=5" -> "/resume_launch launch_id=5", "list_alerts" -> "/list_alerts"); the LLM keeps the original."""
+    head, _, fix = text.partition(" Fix: ")
     names = "|".join(sorted((re.escape(n) for n in op_names), key=len, reverse=True))
 
     def plain(words: str) -> str:
@@ -871,20 +871,7 @@ def commands_in_fix(fix: str, op_names: list[str]) -> str:
         return re.sub(rf"(?<![/\w])(?<!/tool )(?<!/help )({names})(?![\w(])", r"/\1", words)
 
     parts = fix.split("`")  # what is quoted (a shell command) stays as it is
-    return "`".join(plain(part) if i % 2 == 0 else part for i, part in enumerate(parts))
-
-
-def person_error_line(result: OpResult, op_names: list[str]) -> str:
-    """A failed answer's line as a person reads it: the error's own ``fix`` (its data, never parsed out of the text)
-    with the ops it names as commands, in place of the fix the line shows."""
-    fix = str(result.data["fix"])
-    shown = f"Fix: {fix_as_shown(fix)}"
-    return result.text.replace(shown, f"Fix: {fix_as_shown(commands_in_fix(fix, op_names))}", 1)
-
-
-def fix_as_shown(fix: str) -> str:
-    """A fix as FacebookError.to_text shows it: one line, no final period."""
-    return one_line(fix).rstrip(".")
+    return f"{head} Fix: " + "`".join(plain(part) if i % 2 == 0 else part for i, part in enumerate(parts))
 
 
 def _one_line_preview(preview: str, limit: int = 160) -> str:
@@ -1935,8 +1922,8 @@ class Facebook:
                 fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
         finally:
             _call_waits.reset(token)
-        if not result.ok and not result.held and result.llm is None and is_error_answer(result):
-            result.llm, result.text = result.text, person_error_line(result, self.registry.names())
+        if not result.ok and not result.held and result.llm is None and " Fix: " in result.text:
+            result.llm, result.text = result.text, commands_in_fix(result.text, self.registry.names())
         if interface in REMOTE_INTERFACES:  # a remote caller never sees a server path
             result.text = hide_server_paths(result.text, self.files_dir)
             result.data = hide_server_paths(result.data, self.files_dir)

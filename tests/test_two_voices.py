@@ -129,7 +129,7 @@ async def test_an_errors_fix_names_commands_for_a_person_and_calls_for_an_llm(fa
     fix, llm_fix = gone.text.split(" Fix: ")[1], gone.llm_text.split(" Fix: ")[1]
     assert "/list_alerts" in fix and "/list_alerts" not in llm_fix and "list_alerts" in llm_fix, (fix, llm_fix)
     names = facebook.registry.names()
-    assert commands_in_fix("resume_launch with launch_id=5 and after=x, or `admonster connect`.", names) \
-        == "/resume_launch launch_id=5 after=x, or `admonster connect`."
+    assert commands_in_fix("ERROR x: y. Fix: resume_launch with launch_id=5 and after=x, or `admonster connect`.", names) \
+        == "ERROR x: y. Fix: /resume_launch launch_id=5 after=x, or `admonster connect`."
     for command in ('/tool send_events {"pixel_id": "1"}', "/help create_adset"):  # already commands: left as they are
-        assert commands_in_fix(f"{command}.", names) == f"{command}."
+        assert commands_in_fix(f"ERROR x: y. Fix: {command}.", names) == f"ERROR x: y. Fix: {command}."
