@@ -1997,8 +1997,9 @@ class Store:
 
     async def offered_file(self, workspace_id: int, file_id: str, now: datetime) -> OfferedFile | None:
         """The workspace's offered file `file_id` while its offer lasts, else None (another workspace's is None too)."""
-        return await self._one(offered_files, offered_files.c.file_id == file_id,
-                               offered_files.c.workspace_id == workspace_id, offered_files.c.expires_at > _as_utc(now))
+        return typing.cast("OfferedFile | None", await self._one(
+            offered_files, offered_files.c.file_id == file_id, offered_files.c.workspace_id == workspace_id,
+            offered_files.c.expires_at > _as_utc(now)))
 
     async def offered_files_of(self, workspace_id: int, now: datetime) -> list[OfferedFile]:
         """The workspace's files still on offer, newest first."""
@@ -2013,7 +2014,7 @@ class Store:
         """Share one ad account's usage with the other processes on this database. A newer sighting replaces the
         usage; a throttle's block only ever lengthens (a later, shorter block does not end an earlier one)."""
         if not ad_account_id:
-            raise InvalidArgument("An ad account id is needed. Fix: pass act_<digits>.")
+            raise InvalidArgument("An ad account id is needed", fix="pass act_<digits>", blame_field="ad_account_id")
         statement = self._insert(account_usage).values(
             ad_account_id=ad_account_id, usage_pct=float(usage_pct), measure=measure, window_seconds=float(window_seconds),
             seen_at=_as_utc(seen_at), block_until=None if block_until is None else _as_utc(block_until))
@@ -2032,7 +2033,8 @@ class Store:
 
     async def account_usage_share(self, ad_account_id: str) -> AccountUsageShare | None:
         """The shared usage of one ad account, or None when no process shared any."""
-        return await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id)
+        return typing.cast("AccountUsageShare | None",
+                           await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id))
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
