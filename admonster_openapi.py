@@ -43,7 +43,12 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
 
 
 UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
-SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+# A text/event-stream answer, described per event as schemathesis reads it (OpenAPI 3.2's itemSchema): each event's
+# fields, its data the JSON-RPC message as text.
+SSE = {"text/event-stream": {"schema": {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}}}}}
 MCP_SESSION_PARAMETER = {"name": "Mcp-Session-Id", "in": "header", "required": False, "schema": {"type": "string"},
                          "description": "The session id initialize's answer carried (absent: initialize, or a request "
                                         "answered without a session)."}
