@@ -44,9 +44,9 @@ async def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 6
             return
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"a process on port {port} ended: {process.stderr.read() if process.stderr else ''}")
+                raise RuntimeError(f"a process on port {port} ended: {process.stderr.read() if process.stderr else ''}") from None
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on port {port} after {seconds:g} s")
+                raise RuntimeError(f"nothing listens on port {port} after {seconds:g} s") from None
             await asyncio.sleep(0.2)
 
 

@@ -32,9 +32,8 @@ async def two_stores(request, tmp_path):
 
 
 async def test_a_file_offered_by_one_replica_is_served_by_another(two_stores, tmp_path):
-    first_store, second_store = two_stores
-    workspace = (await first_store.ensure_workspace("w")).id
-    other = (await first_store.ensure_workspace("other")).id
+    workspace = (await two_stores[0].ensure_workspace("w")).id
+    other = (await two_stores[0].ensure_workspace("other")).id
     now = [1_800_000_000.0]
     first, second = (FileShelf(store=store, ttl=60, clock=lambda: now[0]) for store in two_stores)
     folder = tmp_path / "home" / "files" / str(workspace)
@@ -109,7 +108,7 @@ async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(sa
 
     key = Fernet.generate_key()
     replicas = []
-    for n in range(2):
+    for _ in range(2):
         store = await Store.open(postgres_url, secret_key=key)
         graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url)
         workspace = await store.ensure_workspace("team")  # the same workspace, served by two replicas

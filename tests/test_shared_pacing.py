@@ -272,7 +272,7 @@ async def test_the_per_account_limit_holds_across_three_replicas(sandbox, replic
 
 
 async def test_a_replica_throttled_stops_the_other_replicas_calls(sandbox, world, replicas, account_id):
-    (first, first_waits), (second, second_waits), (third, third_waits) = replicas
+    (first, _), (second, _), (third, _) = replicas
     await sandbox.fault(kind="throttle", count=1, method="GET", path=r"^act_\d+$", minutes=5)
     refused = await first.call("get_ad_account")
     assert not refused.ok and refused.data["retry_after"] == 300.0
