@@ -1,5 +1,6 @@
 """The conversation: slash-commands parsed and mapped onto registry ops, help for people, and ``Chat`` (one workspace's
 conversation, used by the terminal chat and by the server's /v1/chat routes)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,41 +49,98 @@ class BotCommand:
 
 
 BOT_COMMANDS: dict[str, BotCommand] = {
-    "status": BotCommand("account_overview", ("ad_account_id",), "/status [act_…]: spend today and yesterday, each delivering campaign's daily budget, and what needs attention"),
+    "status": BotCommand(
+        "account_overview",
+        ("ad_account_id",),
+        "/status [act_…]: spend today and yesterday, each delivering campaign's daily budget, and what needs attention",
+    ),
     "accounts": BotCommand("list_ad_accounts", (), "/accounts: the ad accounts you can use"),
     "use": BotCommand("select_ad_account", ("ad_account_id",), "/use act_…: select the ad account later commands use"),
-    "campaigns": BotCommand("list_campaigns", ("status",), "/campaigns [ACTIVE,PAUSED] [after=…]: list campaigns", ("status",)),
-    "adsets": BotCommand("list_adsets", ("campaign_id",), "/adsets [CAMPAIGN_ID]: list ad sets (of a campaign, or of the account)"),
-    "interests": BotCommand("search_interests", ("query",), "/interests WORDS: find interests to target, with audience sizes"),
-    "places": BotCommand("search_locations", ("query",), "/places NAME: find countries, regions, cities and zips to target"),
-    "placements": BotCommand("recommend_placements", ("creative_type", "objective"),
-                             "/placements image|video|carousel [OBJECTIVE]: where such ads should run, and why"),
+    "campaigns": BotCommand(
+        "list_campaigns", ("status",), "/campaigns [ACTIVE,PAUSED] [after=…]: list campaigns", ("status",)
+    ),
+    "adsets": BotCommand(
+        "list_adsets", ("campaign_id",), "/adsets [CAMPAIGN_ID]: list ad sets (of a campaign, or of the account)"
+    ),
+    "interests": BotCommand(
+        "search_interests", ("query",), "/interests WORDS: find interests to target, with audience sizes"
+    ),
+    "places": BotCommand(
+        "search_locations", ("query",), "/places NAME: find countries, regions, cities and zips to target"
+    ),
+    "placements": BotCommand(
+        "recommend_placements",
+        ("creative_type", "objective"),
+        "/placements image|video|carousel [OBJECTIVE]: where such ads should run, and why",
+    ),
     "pause": BotCommand("pause_campaign", ("campaign_id",), "/pause ID: pause a campaign"),
     "resume": BotCommand("resume_campaign", ("campaign_id",), "/resume ID: resume a campaign (asks to confirm)"),
-    "budget": BotCommand("update_campaign", ("campaign_id", "daily_budget"),
-                         "/budget ID AMOUNT: set a campaign's daily budget, in minor units (cents for USD, yen for JPY)"),
+    "budget": BotCommand(
+        "update_campaign",
+        ("campaign_id", "daily_budget"),
+        "/budget ID AMOUNT: set a campaign's daily budget, in minor units (cents for USD, yen for JPY)",
+    ),
     "audit": BotCommand("audit_log", ("limit",), "/audit [N]: the last writes, with undo ids"),
     "undo": BotCommand("undo", ("audit_id",), "/undo N: undo the status or budget change of audit entry N"),
-    "confirm": BotCommand("confirm", ("confirm",), "/confirm [ID]: run a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
-    "reject": BotCommand("reject", ("confirm",), "/reject [ID]: cancel a call that was waiting for your confirmation (without ID: the one this chat last asked about)", group="safety"),
+    "confirm": BotCommand(
+        "confirm",
+        ("confirm",),
+        "/confirm [ID]: run a call that was waiting for your confirmation (without ID: the one this chat last asked about)",
+        group="safety",
+    ),
+    "reject": BotCommand(
+        "reject",
+        ("confirm",),
+        "/reject [ID]: cancel a call that was waiting for your confirmation (without ID: the one this chat last asked about)",
+        group="safety",
+    ),
     "confirmations": BotCommand("list_confirmations", (), "/confirmations: the calls waiting for your confirmation"),
-    "reconcile": BotCommand("reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"),
-    "connect": BotCommand("connect", (), "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
-                          "--switch lets it move this workspace to another Facebook user"),
-    "disconnect": BotCommand("disconnect", (), "/disconnect: delete this workspace's Facebook token (and revoke Ad Monster's "
-                             "permissions when no other workspace uses the same Facebook user)"),
-    "token": BotCommand("token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"),
-    "alerts": BotCommand("list_alerts", (), "/alerts: the alert rules, their thresholds, actions and when they last fired"),
-    "report": BotCommand("weekly_report", (), "/report: the last 7 days against the 7 before, top campaigns, recommendations"),
-    "abtest": BotCommand("launch_experiment", ("plan_file",), "/abtest PLAN.yaml [status=ACTIVE]: launch an A/B test from a plan file (PAUSED by default)"),
-    "experiments": BotCommand("list_experiments", ("status",), "/experiments [running|completed|stopped]: the A/B tests and their winners"),
-    "experiment": BotCommand("experiment_status", ("experiment_id",), "/experiment ID: how an A/B test is going and what happens next"),
-    "spend": BotCommand("spend_report", ("date_preset",),
-                        "/spend [yesterday|last_7d|…] [since=… until=…] [fee_pct=…]: spend per account and campaign, with fee"),
+    "reconcile": BotCommand(
+        "reconcile", ("audit_id",), "/reconcile [N]: look at Facebook for writes whose outcome was lost, and record it"
+    ),
+    "connect": BotCommand(
+        "connect",
+        (),
+        "/connect [--switch]: a link to connect Facebook (sign in and allow the permissions); "
+        "--switch lets it move this workspace to another Facebook user",
+    ),
+    "disconnect": BotCommand(
+        "disconnect",
+        (),
+        "/disconnect: delete this workspace's Facebook token (and revoke Ad Monster's "
+        "permissions when no other workspace uses the same Facebook user)",
+    ),
+    "token": BotCommand(
+        "token_status", (), "/token: is the Facebook connection valid, when does it expire, which scopes"
+    ),
+    "alerts": BotCommand(
+        "list_alerts", (), "/alerts: the alert rules, their thresholds, actions and when they last fired"
+    ),
+    "report": BotCommand(
+        "weekly_report", (), "/report: the last 7 days against the 7 before, top campaigns, recommendations"
+    ),
+    "abtest": BotCommand(
+        "launch_experiment",
+        ("plan_file",),
+        "/abtest PLAN.yaml [status=ACTIVE]: launch an A/B test from a plan file (PAUSED by default)",
+    ),
+    "experiments": BotCommand(
+        "list_experiments", ("status",), "/experiments [running|completed|stopped]: the A/B tests and their winners"
+    ),
+    "experiment": BotCommand(
+        "experiment_status", ("experiment_id",), "/experiment ID: how an A/B test is going and what happens next"
+    ),
+    "spend": BotCommand(
+        "spend_report",
+        ("date_preset",),
+        "/spend [yesterday|last_7d|…] [since=… until=…] [fee_pct=…]: spend per account and campaign, with fee",
+    ),
 }
-LOCAL_COMMANDS = {"help": "/help [op]: this list, or one op's arguments",
-                  "tool": "/tool OP {json}: call any op with JSON arguments, e.g. /tool list_campaigns {\"limit\": 5}",
-                  "quit": "/quit: leave (end of input works too)"}
+LOCAL_COMMANDS = {
+    "help": "/help [op]: this list, or one op's arguments",
+    "tool": '/tool OP {json}: call any op with JSON arguments, e.g. /tool list_campaigns {"limit": 5}',
+    "quit": "/quit: leave (end of input works too)",
+}
 
 
 class SlashSyntaxError(ValueError):
@@ -124,8 +182,10 @@ def slash_to_call(command: SlashCommand, registry: Any) -> tuple[str, dict[str, 
             raise SlashSyntaxError(_unknown_command_text(command.command, registry))
         op, positional, list_fields = spec.name, _required_fields(spec), set()
     if len(command.args) > len(positional):
-        raise SlashSyntaxError(f"/{command.command} takes {len(positional)} word(s) ({', '.join(positional) or 'none'}), "
-                               f"got {len(command.args)}; use key=value for the rest")
+        raise SlashSyntaxError(
+            f"/{command.command} takes {len(positional)} word(s) ({', '.join(positional) or 'none'}), "
+            f"got {len(command.args)}; use key=value for the rest"
+        )
     args: dict[str, Any] = {}
     schema_props = _schema_properties(registry, op)
     for name, raw in list(zip(positional, command.args)) + list(command.options):
@@ -157,9 +217,15 @@ def _coerce(raw: str, prop: dict[str, Any], force_list: bool = False) -> Any:
             raise SlashSyntaxError(f"a value nests more than {MAX_JSON_DEPTH} levels deep")
         with contextlib.suppress(ValueError):  # not JSON (or NaN/an over-long number): taken as text
             value = json.loads(text)
-            return [str(v) if isinstance(v, int | float) else v for v in value] if isinstance(value, list) and _items_are_text(prop) else value
+            return (
+                [str(v) if isinstance(v, int | float) else v for v in value]
+                if isinstance(value, list) and _items_are_text(prop)
+                else value
+            )
     if force_list or _is_array(prop):
-        return [part.strip().upper() if force_list else part.strip() for part in text.strip("[]").split(",") if part.strip()]
+        return [
+            part.strip().upper() if force_list else part.strip() for part in text.strip("[]").split(",") if part.strip()
+        ]
     return text
 
 
@@ -170,15 +236,19 @@ def _items_are_text(prop: dict[str, Any]) -> bool:
 
 def _unknown_command_text(name: str, registry: Any) -> str:
 
-    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
+    known = list(
+        dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names())
+    )  # /undo is a command and an op
     close = closest_names(name, known)
     hint = f"Did you mean {', '.join('/' + c for c in close)}? " if close else ""
     return f"unknown command /{name}. {hint}/help lists the commands"
 
 
-HELP_INTRO = ("Commands by task. WORDS in capitals are yours to fill in; key=value sets any other argument, and dry_run=true "
-              "previews a change without making it. /help COMMAND explains one (every argument and an example); "
-              "/tool OP {json} runs any op with JSON arguments; /quit leaves.")
+HELP_INTRO = (
+    "Commands by task. WORDS in capitals are yours to fill in; key=value sets any other argument, and dry_run=true "
+    "previews a change without making it. /help COMMAND explains one (every argument and an example); "
+    "/tool OP {json} runs any op with JSON arguments; /quit leaves."
+)
 STATUS_NOUNS = {"campaign": "a campaign", "adset": "an ad set", "ad": "an ad"}
 
 
@@ -202,8 +272,10 @@ def help_text(registry: Any) -> str:
                 listed.update(family)
                 noun = spec.name.split("_", 1)[1]
                 forms = " · ".join(slash_form(registry.get(name), registry) for name in family)
-                sections.setdefault(group, []).append(f"{forms}: pause, resume (asks to confirm), archive or delete "
-                                                      f"{STATUS_NOUNS.get(noun, noun)} (delete cannot be undone)")
+                sections.setdefault(group, []).append(
+                    f"{forms}: pause, resume (asks to confirm), archive or delete "
+                    f"{STATUS_NOUNS.get(noun, noun)} (delete cannot be undone)"
+                )
                 continue
             listed.add(spec.name)
             op_command = _command_for_op(spec.name)
@@ -255,7 +327,9 @@ def _is_word(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
     options = schema_variants(prop, defs)
     for option in options:
         item = option.get("items", {}) if option.get("type") == "array" else option
-        if "$ref" in item or item.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in item:
+        if "$ref" in item or (
+            item.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in item
+        ):
             return False
     return bool(options)
 
@@ -303,7 +377,7 @@ def _slash_example(command: BotCommand | None, spec: Any, registry: Any, example
         words.append(word)
     taken = set(positional[: len(words)])
     options = [f"{name}={_slash_word(value)}" for name, value in example.items() if name not in taken]
-    if any("None" == o.split("=", 1)[1] for o in options):
+    if any(o.split("=", 1)[1] == "None" for o in options):
         return None
     return " ".join([head, *words, *options])
 
@@ -316,7 +390,11 @@ def _slash_word(value: Any) -> str | None:
         return str(value)
     if isinstance(value, str):
         return shlex.quote(value) if value else None
-    if isinstance(value, list) and value and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)
+    ):
         joined = ",".join(map(str, value))
         return None if " " in joined else joined
     return None
@@ -324,7 +402,9 @@ def _slash_word(value: Any) -> str | None:
 
 def _unknown_help_text(name: str, registry: Any) -> str:
 
-    known = list(dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names()))  # /undo is a command and an op
+    known = list(
+        dict.fromkeys(list(BOT_COMMANDS) + list(LOCAL_COMMANDS) + registry.names())
+    )  # /undo is a command and an op
     close = closest_names(name, known)
     hint = f" Did you mean {', '.join('/' + c for c in close)}?" if close else ""
     return f"There is no command or op called {name[:60]!r}.{hint} /help lists them all, grouped by task."
@@ -372,8 +452,17 @@ async def _selected_currency(facebook: Any) -> str | None:
 class Chat:
     """Reads lines, answers slash-commands through the registry, and says what free text needs."""
 
-    def __init__(self, runtime: Any, workspace: Any, console: Any, *, thread_id: str = "terminal", stream: bool = True,
-                 interface: str = "chat", relay: Callable[[str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        workspace: Any,
+        console: Any,
+        *,
+        thread_id: str = "terminal",
+        stream: bool = True,
+        interface: str = "chat",
+        relay: Callable[[str], Any] | None = None,
+    ) -> None:
         self.interface = interface
         self.relay = relay  # not printing (stream=False): the LLM's text as it arrives goes here too (the HTTP stream)
         self.runtime = runtime
@@ -396,9 +485,13 @@ class Chat:
         style = "green" if mode == "SANDBOX" else "bold red"
         where = "embedded sandbox, no real money" if mode == "SANDBOX" else f"{self.runtime.graph_url}: REAL MONEY"
         account = await describe_selected_account(await self.facebook())
-        self.banner_console.print(Panel.fit(f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
-                                     f"Account: {_escape(account)}\nType /help for commands, /quit to leave.",
-                                     title="Ad Monster"))
+        self.banner_console.print(
+            Panel.fit(
+                f"[{style}]{mode}[/] · {where} · workspace {_escape(self.workspace.name)}\n"
+                f"Account: {_escape(account)}\nType /help for commands, /quit to leave.",
+                title="Ad Monster",
+            )
+        )
 
     async def answer(self, line: str) -> tuple[str, bool]:
         """The reply to one line (with any unread notices), and whether it reports a failure."""
@@ -424,8 +517,10 @@ class Chat:
             if command.command in ("confirm", "reject") and not command.args and not command.options:
                 waiting = await self._last_waiting()
                 if waiting is None:
-                    return ("Nothing this conversation asked about is waiting for your confirmation. "
-                            "/confirmations lists what is waiting, with the ids to /confirm or /reject."), False
+                    return (
+                        "Nothing this conversation asked about is waiting for your confirmation. "
+                        "/confirmations lists what is waiting, with the ids to /confirm or /reject."
+                    ), False
                 command = SlashCommand(command.command, (waiting,), ())
             op, args = slash_to_call(command, facebook.registry)
         except SlashSyntaxError as exc:
@@ -453,8 +548,11 @@ class Chat:
         from fi_facebook import chat_messages_at_rest, command_line_at_rest
 
         text = command_line_at_rest(line.strip(), *call)
-        await self.runtime.store.append_chat_messages(self.workspace.id, self.thread_id, chat_messages_at_rest([
-            {"role": "user", "content": text}, {"role": "assistant", "content": reply}], [call]))
+        await self.runtime.store.append_chat_messages(
+            self.workspace.id,
+            self.thread_id,
+            chat_messages_at_rest([{"role": "user", "content": text}, {"role": "assistant", "content": reply}], [call]),
+        )
 
     def chat_loop(self) -> Any:
         """The LLM chat loop (one per process, shared by every conversation)."""
@@ -471,13 +569,20 @@ class Chat:
                 self.console.file.flush()
 
         try:
-            turn = await self.chat_loop().reply(self.workspace, self.thread_id, text,
-                                                on_text=on_text if self.stream else self.relay, interface=self.interface)
+            turn = await self.chat_loop().reply(
+                self.workspace,
+                self.thread_id,
+                text,
+                on_text=on_text if self.stream else self.relay,
+                interface=self.interface,
+            )
         finally:  # also when Ctrl-C cancels the turn mid-sentence: what comes next starts on its own line
             if shown:
                 self.console.print()
-        self.last_tool_calls = [{"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
-                                for call in turn.tool_calls]
+        self.last_tool_calls = [
+            {"name": call.name, "arguments": call.arguments, "ok": call.ok, "files": call.files}
+            for call in turn.tool_calls
+        ]
         if not turn.ok or not self.stream:
             return turn.text, not turn.ok
         return "", False
@@ -491,15 +596,24 @@ class Chat:
         """`/tool OP {json}`: the rest of the line after the op is the JSON arguments, taken verbatim."""
         parts = line.split(None, 2)
         if len(parts) < 2:
-            return "ERROR validation: /tool needs an op. Fix: /tool list_campaigns {\"limit\": 5}", True
+            return 'ERROR validation: /tool needs an op. Fix: /tool list_campaigns {"limit": 5}', True
         name = parts[1].strip().lower()
         if facebook.registry.get(name) is None and name not in ("help", "find_ops", "confirm", "reject"):
             close = facebook.registry.closest(name)
             hint = f"did you mean {', '.join('/tool ' + c for c in close)}? " if close else ""
-            return f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.", True
+            return (
+                f"ERROR validation: there is no op called {name[:60]!r}. Fix: {hint}/help lists them all, grouped by task.",
+                True,
+            )
         result = await facebook.call(parts[1], parts[2] if len(parts) > 2 else None, interface=self.interface)
-        self.last_tool_calls = [{"name": parts[1], "arguments": parts[2] if len(parts) > 2 else None, "ok": result.ok,
-                                 "files": list(result.files or [])}]
+        self.last_tool_calls = [
+            {
+                "name": parts[1],
+                "arguments": parts[2] if len(parts) > 2 else None,
+                "ok": result.ok,
+                "files": list(result.files or []),
+            }
+        ]
         await self._remember(line, result.text, (parts[1], parts[2] if len(parts) > 2 else None))
         return result.text, not result.ok and not result.held
 
@@ -624,8 +738,14 @@ class TransferProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
         if self._progress is None:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                                      console=self.console, transient=True)
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
             self._progress.start()
         task = self._tasks.get(label)
         if task is None:
@@ -649,8 +769,10 @@ def _crash_line(error: BaseException) -> str:
     if isinstance(error, FacebookError):
         return error.to_text()
     get_logger("admonster_bot").error("chat line crashed", error=redact(f"{type(error).__name__}: {error}")[:300])
-    return (f"ERROR internal: that line could not be handled ({type(error).__name__}). "
-            "Fix: check the command with /help and try again.")
+    return (
+        f"ERROR internal: that line could not be handled ({type(error).__name__}). "
+        "Fix: check the command with /help and try again."
+    )
 
 
 def _escape(text: str) -> str:

@@ -1,10 +1,11 @@
 """Ad Monster configuration: one `Settings` object read from ADMONSTER_* environment variables and `.env`."""
+
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -23,10 +24,12 @@ FIX_HINTS: dict[str, str] = {
     "api_version": f"set ADMONSTER_API_VERSION to a Graph API version such as {DEFAULT_API_VERSION} (the newest)",
     "secret_key": (
         "set ADMONSTER_SECRET_KEY to a Fernet key made with: python -c "
-        "\"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
+        '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
     ),
-    "database_url": ("set ADMONSTER_DATABASE_URL to postgresql+asyncpg://user:password@host:5432/dbname, or unset it "
-                     "to keep the store in the SQLite file in ADMONSTER_HOME"),
+    "database_url": (
+        "set ADMONSTER_DATABASE_URL to postgresql+asyncpg://user:password@host:5432/dbname, or unset it "
+        "to keep the store in the SQLite file in ADMONSTER_HOME"
+    ),
     "log_level": f"set ADMONSTER_LOG_LEVEL to one of {', '.join(LOG_LEVELS)}",
     "workspace": "set ADMONSTER_WORKSPACE to a non-empty name, e.g. default",
     "llm_base_url": "set ADMONSTER_LLM_BASE_URL to an OpenAI-compatible URL such as http://localhost:11434/v1",
@@ -80,7 +83,9 @@ class Settings(BaseSettings):
         SANDBOX,
         description="'sandbox' starts the embedded sandbox; a URL such as https://graph.facebook.com goes live.",
     )
-    api_version: str = Field(DEFAULT_API_VERSION, description=f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}.")
+    api_version: str = Field(
+        DEFAULT_API_VERSION, description=f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}."
+    )
     access_token: SecretStr | None = Field(
         None, description="Facebook access token (live mode) used until /connect saves one."
     )
@@ -92,18 +97,24 @@ class Settings(BaseSettings):
         None, description="Fernet key that encrypts saved tokens; default: a generated <home>/secret.key file."
     )
     database_url: SecretStr | None = Field(
-        None, description="PostgreSQL database for the store (replicas share it), e.g. "
+        None,
+        description="PostgreSQL database for the store (replicas share it), e.g. "
         "postgresql+asyncpg://user:password@host:5432/admonster; default: the SQLite file <home>/admonster.db. "
         "Its password is never shown or logged.",
     )
     sandbox_db: Path | None = Field(None, description="SQLite file of the embedded sandbox; default <home>/sandbox.db.")
     sandbox_clock_start: datetime | None = Field(
-        None, description="Where a new embedded sandbox's simulated clock starts (ISO 8601, UTC unless it says); "
+        None,
+        description="Where a new embedded sandbox's simulated clock starts (ISO 8601, UTC unless it says); "
         "default: now. A sandbox that already has state keeps its own clock.",
     )
-    graph_timeout: float = Field(60.0, ge=1, le=600, description="Seconds a Graph API request may take before the client gives up on its answer.")
+    graph_timeout: float = Field(
+        60.0, ge=1, le=600, description="Seconds a Graph API request may take before the client gives up on its answer."
+    )
     write_settle_seconds: float = Field(
-        90.0, ge=0, le=3600,
+        90.0,
+        ge=0,
+        le=3600,
         description="After a create's answer is lost, how long (seconds) to keep looking for the object before calling it "
         "absent; Facebook may finish a request after the client gave up (docs/exactly-once.md).",
     )
@@ -112,12 +123,12 @@ class Settings(BaseSettings):
     )
     llm_model: str | None = Field(None, description="LLM model name used for chat, e.g. gpt-4o-mini or llama3.1.")
     llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint, if it needs one.")
-    llm_max_tool_rounds: int = Field(8, ge=1, le=100, description="Most tool-call rounds the LLM may take to answer one message.")
+    llm_max_tool_rounds: int = Field(
+        8, ge=1, le=100, description="Most tool-call rounds the LLM may take to answer one message."
+    )
     log_level: str = Field("WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
     workspace: str = Field("default", description="Workspace used by the terminal chat and slash-commands.")
-    smtp_host: str | None = Field(
-        None, description="SMTP server for email notifications; unset: no email is sent."
-    )
+    smtp_host: str | None = Field(None, description="SMTP server for email notifications; unset: no email is sent.")
     smtp_port: int = Field(587, description="SMTP server port (587 for STARTTLS submission, 25 for plain relay).")
     smtp_username: str | None = Field(None, description="SMTP login name, if the server requires authentication.")
     smtp_password: SecretStr | None = Field(
@@ -151,12 +162,16 @@ class Settings(BaseSettings):
         description="IANA time zone for scheduled jobs (token_check runs daily at 03:00); default: this machine's.",
     )
     launch_lease_seconds: float = Field(
-        30.0, ge=1, le=3600,
+        30.0,
+        ge=1,
+        le=3600,
         description="How long a running launch's lock lasts unless renewed (it is renewed every third of this): a launch "
         "whose process was killed can be taken over this long after.",
     )
     launch_wait_seconds: float = Field(
-        120.0, ge=0, le=3600,
+        120.0,
+        ge=0,
+        le=3600,
         description="How long the same launch asked again while it runs waits for the first before saying it is still running.",
     )
 
@@ -168,7 +183,7 @@ class Settings(BaseSettings):
     @field_validator("sandbox_clock_start", mode="after")
     @classmethod
     def _utc_unless_said(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @field_validator("graph_url", mode="after")
     @classmethod

@@ -1,14 +1,16 @@
 """Files that ops write (charts, previews, CSV and PDF exports), offered to the workspace that made them: over HTTP
 (`GET /v1/files/…` on `admonster serve`) and as MCP resources (`admonster://files/…`)."""
+
 from __future__ import annotations
 
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 FILES_PREFIX = "/v1/files/"
@@ -46,8 +48,9 @@ class FileShelf:
     another one handed out, provided the home (the files) is on a volume they share. Without one it is in memory (at
     most `limit` entries, the oldest dropped first): one process only."""
 
-    def __init__(self, *, store: Any = None, ttl: float = 24 * 3600, limit: int = 2000,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, store: Any = None, ttl: float = 24 * 3600, limit: int = 2000, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store, self.ttl, self.limit, self.clock = store, ttl, limit, clock
         self._entries: OrderedDict[str, SharedFile] = OrderedDict()
 
@@ -72,13 +75,23 @@ class FileShelf:
             return None
         file_id = secrets.token_urlsafe(24)
         now = self.clock()
-        entry = SharedFile(workspace_id, resolved, resolved.name, kind[0], kind[1], stat.st_size, stat.st_mtime_ns,
-                           now + self.ttl)
+        entry = SharedFile(
+            workspace_id, resolved, resolved.name, kind[0], kind[1], stat.st_size, stat.st_mtime_ns, now + self.ttl
+        )
         if self.store is not None:
             await self.store.offer_file(
-                file_id=file_id, workspace_id=workspace_id, relative_path=resolved.relative_to(root).as_posix(),
-                name=entry.name, content_type=entry.content_type, disposition=entry.disposition, size=entry.size,
-                mtime_ns=entry.mtime_ns, offered_at=_utc(now), expires_at=_utc(entry.expires_at), keep=self.limit)
+                file_id=file_id,
+                workspace_id=workspace_id,
+                relative_path=resolved.relative_to(root).as_posix(),
+                name=entry.name,
+                content_type=entry.content_type,
+                disposition=entry.disposition,
+                size=entry.size,
+                mtime_ns=entry.mtime_ns,
+                offered_at=_utc(now),
+                expires_at=_utc(entry.expires_at),
+                keep=self.limit,
+            )
             return file_id, entry
         self._expire()
         self._entries[file_id] = entry
@@ -125,13 +138,21 @@ class FileShelf:
 
 
 def _utc(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, timezone.utc)
+    return datetime.fromtimestamp(moment, UTC)
 
 
 def _entry(row: Any, folder: Path) -> SharedFile:
     """A stored offer as this replica sees it: the path under its own mount of the workspace's folder."""
-    return SharedFile(row.workspace_id, folder / row.relative_path, row.name, row.content_type, row.disposition,
-                      row.size, row.mtime_ns, row.expires_at.timestamp())
+    return SharedFile(
+        row.workspace_id,
+        folder / row.relative_path,
+        row.name,
+        row.content_type,
+        row.disposition,
+        row.size,
+        row.mtime_ns,
+        row.expires_at.timestamp(),
+    )
 
 
 def _url_name(name: str) -> str:

@@ -11,6 +11,7 @@ session (`FacebookSessions.facebook_for`, interface "job"); in sandbox mode thei
 `admonster jobs run NAME` runs one on demand through `run_job`. The product provides the `Sessions` object
 (the workspaces and a token's health from `/debug_token`); this module only defines its shape.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -83,8 +84,10 @@ class Weekly:
 
     def __post_init__(self) -> None:
         if not (0 <= self.weekday <= 6 and 0 <= self.hour <= 23 and 0 <= self.minute <= 59):
-            raise ValueError(f"Weekly({self.weekday}, {self.hour}, {self.minute}) is not a time of the week. "
-                             "Fix: weekday 0-6 (Monday 0), hour 0-23, minute 0-59.")
+            raise ValueError(
+                f"Weekly({self.weekday}, {self.hour}, {self.minute}) is not a time of the week. "
+                "Fix: weekday 0-6 (Monday 0), hour 0-23, minute 0-59."
+            )
 
     def __str__(self) -> str:
         return f"weekly on {WEEKDAYS[self.weekday].capitalize()} at {self.hour:02d}:{self.minute:02d}"
@@ -128,8 +131,7 @@ class FacebookSessions(Protocol):
     """What the Facebook jobs (alerts, experiments, insights_sync, weekly_report, spend_billing) need besides `Sessions`:
     a workspace's `fi_facebook.Facebook` session; jobs call ops through its `call(op, args, interface="job")`."""
 
-    async def facebook_for(self, workspace: Workspace) -> Any:
-        ...
+    async def facebook_for(self, workspace: Workspace) -> Any: ...
 
 
 # -- jobs ------------------------------------------------------------------------------------------------------
@@ -301,7 +303,8 @@ async def token_check(ctx: JobContext) -> JobResult:
     checked = sum(counts.values())
     summary = (
         f"checked {checked} token(s): {counts['healthy']} healthy, {counts['expiring']} expiring, "
-        f"{counts['invalid']} invalid" + (f", {counts['unchecked']} not checked" if counts["unchecked"] else "")
+        f"{counts['invalid']} invalid"
+        + (f", {counts['unchecked']} not checked" if counts["unchecked"] else "")
         + f"; {notices} notice(s) sent"
     )
     return JobResult("token_check", ok, summary, details)
@@ -351,8 +354,12 @@ async def _each_workspace(ctx: JobContext, name: str, work: Callable[[Workspace,
         except Exception as exc:  # noqa: BLE001 - one workspace must not stop the others
             ok = False
             details.append(f"{workspace.name}: failed ({type(exc).__name__}: {exc})")
-            log.warning("job_workspace_failed", job=name, workspace=workspace.name, error=f"{type(exc).__name__}: {exc}")
-    summary = f"{len(sessions)} workspace(s)" + (": " + "; ".join(details) if details else ": none connected to Facebook")
+            log.warning(
+                "job_workspace_failed", job=name, workspace=workspace.name, error=f"{type(exc).__name__}: {exc}"
+            )
+    summary = f"{len(sessions)} workspace(s)" + (
+        ": " + "; ".join(details) if details else ": none connected to Facebook"
+    )
     return JobResult(name, ok, summary[:400], details)
 
 
@@ -367,9 +374,13 @@ async def alerts_job(ctx: JobContext) -> JobResult:
         result = await facebook.call("evaluate_alerts", {}, interface="job")
         fired = (result.data or {}).get("fired", [])
         for event in fired:  # a failed action is announced too, before the job fails
-            await ctx.notifier.notify(workspace.id, event["subject"], event["text"],
-                                      dedupe_key=f"alert:{event['rule_id']}:{event['fired_at']}",
-                                      level="error" if event.get("outcome") == "failed" else "warning")
+            await ctx.notifier.notify(
+                workspace.id,
+                event["subject"],
+                event["text"],
+                dedupe_key=f"alert:{event['rule_id']}:{event['fired_at']}",
+                level="error" if event.get("outcome") == "failed" else "warning",
+            )
         if not result.ok:
             raise RuntimeError(_first_line(result.text))
         return f"{(result.data or {}).get('checked', 0)} rule(s) checked, {len(fired)} fired"
@@ -384,9 +395,12 @@ async def experiments_job(ctx: JobContext) -> JobResult:
         result = await facebook.call("evaluate_experiments", {}, interface="job")
         for event in (result.data or {}).get("events", []):  # a failed action is announced too, before the job fails
             await ctx.notifier.notify(
-                workspace.id, event["subject"], event["text"],
+                workspace.id,
+                event["subject"],
+                event["text"],
                 dedupe_key=f"experiment:{event['experiment_id']}:{event['action']}:{event['at']}",
-                level=event.get("level") or "info")
+                level=event.get("level") or "info",
+            )
         if not result.ok:
             raise RuntimeError(_first_line(result.text))
         return _first_line(result.text)
@@ -404,9 +418,13 @@ async def reconcile_job(ctx: JobContext) -> JobResult:
             raise RuntimeError(_first_line(result.text))
         for settled in (result.data or {}).get("settled", []):
             line = next((x for x in result.text.splitlines() if x.startswith(f"- #{settled['audit_id']} ")), "")
-            await ctx.notifier.notify(workspace.id, f"Write #{settled['audit_id']} settled: {settled['outcome']}",
-                                      line.lstrip("- "), dedupe_key=f"reconcile:{settled['audit_id']}",
-                                      level="info" if settled["outcome"] == "ok" else "warning")
+            await ctx.notifier.notify(
+                workspace.id,
+                f"Write #{settled['audit_id']} settled: {settled['outcome']}",
+                line.lstrip("- "),
+                dedupe_key=f"reconcile:{settled['audit_id']}",
+                level="info" if settled["outcome"] == "ok" else "warning",
+            )
         return _first_line(result.text)
 
     return await _each_workspace(ctx, "reconcile", work)
@@ -433,7 +451,9 @@ async def weekly_report_job(ctx: JobContext) -> JobResult:
             raise RuntimeError(_first_line(result.text))
         period = (result.data or {}).get("period", {})
         subject = f"Weekly report {period.get('since', '')} to {period.get('until', '')}".strip()
-        await ctx.notifier.notify(workspace.id, subject, result.text, dedupe_key=f"weekly:{period.get('until')}", level="info")
+        await ctx.notifier.notify(
+            workspace.id, subject, result.text, dedupe_key=f"weekly:{period.get('until')}", level="info"
+        )
         return subject
 
     return await _each_workspace(ctx, "weekly_report", work)
@@ -452,9 +472,12 @@ async def spend_billing_job(ctx: JobContext) -> JobResult:
             if status in BILLING_PROBLEM_STATUSES and not account.get("billing_paused"):
                 paused = await facebook.call("billing_failed", {"ad_account_id": account_id}, interface="job")
                 await ctx.notifier.notify(
-                    workspace.id, f"Billing problem on {account.get('name') or account_id}: campaigns paused",
+                    workspace.id,
+                    f"Billing problem on {account.get('name') or account_id}: campaigns paused",
                     f"Facebook reports ad account {account_id} as {BILLING_PROBLEM_STATUSES[status]}. {paused.text}",
-                    dedupe_key=f"billing_failed:{account_id}:{(paused.data or {}).get('pause_id')}", level="error")
+                    dedupe_key=f"billing_failed:{account_id}:{(paused.data or {}).get('pause_id')}",
+                    level="error",
+                )
                 done.append(f"{account_id} {BILLING_PROBLEM_STATUSES[status]}: {_first_line(paused.text)}")
             elif status == ACCOUNT_ACTIVE and account.get("billing_paused"):
                 resumed = await facebook.call("billing_recovered", {"ad_account_id": account_id}, interface="job")
@@ -464,12 +487,18 @@ async def spend_billing_job(ctx: JobContext) -> JobResult:
                 else:
                     confirm = (resumed.data or {}).get("confirmation_id")
                     subject = f"Billing fixed on {account.get('name') or account_id}: resume the paused campaigns?"
-                    text = (f"Facebook reports ad account {account_id} active again. "
-                            + (f"Resuming needs your confirmation: /confirm {confirm}. " if confirm else "")
-                            + resumed.text)
-                await ctx.notifier.notify(workspace.id, subject, text,
-                                          dedupe_key=f"billing_recovered:{account_id}:{account.get('pause_id')}",
-                                          level="info" if resumed.ok else "warning")
+                    text = (
+                        f"Facebook reports ad account {account_id} active again. "
+                        + (f"Resuming needs your confirmation: /confirm {confirm}. " if confirm else "")
+                        + resumed.text
+                    )
+                await ctx.notifier.notify(
+                    workspace.id,
+                    subject,
+                    text,
+                    dedupe_key=f"billing_recovered:{account_id}:{account.get('pause_id')}",
+                    level="info" if resumed.ok else "warning",
+                )
                 done.append(f"{account_id} active again: {_first_line(resumed.text)}")
         return "; ".join(done)
 
@@ -478,23 +507,49 @@ async def spend_billing_job(ctx: JobContext) -> JobResult:
 
 JOBS: dict[str, JobSpec] = {
     "token_check": JobSpec(
-        "token_check", DailyAt(3, 0), token_check,
+        "token_check",
+        DailyAt(3, 0),
+        token_check,
         "Check every workspace's Facebook token; warn before expiry and when it stops working.",
     ),
     "outbox": JobSpec("outbox", Every(60), deliver_outbox, "Deliver due email and webhook notifications."),
-    "alerts": JobSpec("alerts", Every(3600), alerts_job,
-                      "Evaluate alert rules; notify, pause or scale as each rule says, once per cooldown."),
-    "experiments": JobSpec("experiments", Every(3600), experiments_job,
-                           "Check running A/B tests: stop clear losers, declare winners at the chosen certainty or when "
-                           "time is up, pause losers, scale winners within the guardrails."),
-    "reconcile": JobSpec("reconcile", Every(3600), reconcile_job,
-                         "Settle writes whose outcome was lost or cut short (a timeout, a crash), from what Facebook shows."),
-    "insights_sync": JobSpec("insights_sync", DailyAt(4, 0), insights_sync_job,
-                             "Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots."),
-    "weekly_report": JobSpec("weekly_report", Weekly(0, 8, 0), weekly_report_job,
-                             "Send the weekly report: last 7 days against the 7 before, top campaigns, recommendations."),
-    "spend_billing": JobSpec("spend_billing", DailyAt(6, 0), spend_billing_job,
-                             "Write yesterday's spend per ad account; pause on billing problems, resume once fixed."),
+    "alerts": JobSpec(
+        "alerts",
+        Every(3600),
+        alerts_job,
+        "Evaluate alert rules; notify, pause or scale as each rule says, once per cooldown.",
+    ),
+    "experiments": JobSpec(
+        "experiments",
+        Every(3600),
+        experiments_job,
+        "Check running A/B tests: stop clear losers, declare winners at the chosen certainty or when "
+        "time is up, pause losers, scale winners within the guardrails.",
+    ),
+    "reconcile": JobSpec(
+        "reconcile",
+        Every(3600),
+        reconcile_job,
+        "Settle writes whose outcome was lost or cut short (a timeout, a crash), from what Facebook shows.",
+    ),
+    "insights_sync": JobSpec(
+        "insights_sync",
+        DailyAt(4, 0),
+        insights_sync_job,
+        "Keep yesterday's metrics of every campaign, ad set and ad as daily snapshots.",
+    ),
+    "weekly_report": JobSpec(
+        "weekly_report",
+        Weekly(0, 8, 0),
+        weekly_report_job,
+        "Send the weekly report: last 7 days against the 7 before, top campaigns, recommendations.",
+    ),
+    "spend_billing": JobSpec(
+        "spend_billing",
+        DailyAt(6, 0),
+        spend_billing_job,
+        "Write yesterday's spend per ad account; pause on billing problems, resume once fixed.",
+    ),
 }
 
 
@@ -520,9 +575,7 @@ async def _run_spec(spec: JobSpec, context: JobContext, *, ran_at: datetime | No
     except Exception as exc:  # noqa: BLE001 - a failing job is reported, never crashes the server
         log.error("job_failed", job=spec.name, error=f"{type(exc).__name__}: {exc}")
         result = JobResult(spec.name, False, f"failed: {type(exc).__name__}: {exc}", [])
-    await context.store.record_job_run(
-        spec.name, ran_at=ran_at or context.now(), ok=result.ok, summary=result.summary
-    )
+    await context.store.record_job_run(spec.name, ran_at=ran_at or context.now(), ok=result.ok, summary=result.summary)
     return result
 
 
@@ -608,7 +661,9 @@ class Scheduler:
         spec = self.jobs[job] if isinstance(job, str) else job
         now = now or self.now()
         last = await self.context.store.last_job_run(spec.name)
-        seen = [moment for moment in (last.last_run_at if last else None, self._taken.get(spec.name)) if moment is not None]
+        seen = [
+            moment for moment in (last.last_run_at if last else None, self._taken.get(spec.name)) if moment is not None
+        ]
         if seen:
             return self.next_run(spec, max(seen))
         if isinstance(spec.schedule, Every):

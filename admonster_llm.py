@@ -7,6 +7,7 @@ Works with any server speaking OpenAI's Chat Completions with tools (OpenAI, Oll
 The final text streams; a thread's history lives in the store per workspace; a call the safety gate holds is put
 to the person with its confirmation id; every failure is one line with a Fix.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -85,16 +86,21 @@ class Completion:
 class LLMClient:
     """`openai.AsyncOpenAI` pointed at any OpenAI-compatible base URL; streams, and falls back when a server does not."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, timeout: float = 120.0,
-                 max_retries: int = 2) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None, *, timeout: float = 120.0, max_retries: int = 2
+    ) -> None:
         import openai
 
         self.base_url = base_url
         self.model = model
         self._transport = AiohttpTransport()
-        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout,
-                                         max_retries=max_retries,
-                                         http_client=openai.DefaultAsyncHttpxClient(transport=self._transport, timeout=timeout))
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(transport=self._transport, timeout=timeout),
+        )
         self.streaming = True  # turned off for servers that answer a stream request with one JSON body
 
     @classmethod
@@ -106,8 +112,9 @@ class LLMClient:
         await self.client.close()
         await self._transport.aclose()
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                       on_text: Callable[[str], Any] | None = None) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: Callable[[str], Any] | None = None
+    ) -> Completion:
         """One assistant message; content fragments go to on_text as they arrive. Raises LLMError."""
         try:
             if self.streaming:
@@ -125,17 +132,23 @@ class LLMClient:
         """The request body. Messages and tools are plain JSON already, so they go in `extra_body`: the openai
         package's per-request type transform walks every message of the history (milliseconds per call on a long
         thread), while extra_body is merged into the JSON body as it is."""
-        return {"model": self.model, "messages": [],
-                "extra_body": {"messages": messages, "tools": tools, "tool_choice": "auto"}}
+        return {
+            "model": self.model,
+            "messages": [],
+            "extra_body": {"messages": messages, "tools": tools, "tool_choice": "auto"},
+        }
 
-    async def _stream(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                      on_text: Callable[[str], Any] | None) -> Completion | None:
+    async def _stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: Callable[[str], Any] | None
+    ) -> Completion | None:
         # The openai client's documented raw `post` (its retries, auth and status errors included) skips the
         # per-call type transform of `chat.completions.create`, most of the client's fixed cost per round.
         response = await self.client.post(
-            "/chat/completions", cast_to=_httpx().Response,
+            "/chat/completions",
+            cast_to=_httpx().Response,
             body={"model": self.model, "messages": messages, "tools": tools, "tool_choice": "auto", "stream": True},
-            options={"headers": {"X-Stainless-Raw-Response": "stream"}})
+            options={"headers": {"X-Stainless-Raw-Response": "stream"}},
+        )
         if "text/event-stream" not in response.headers.get("content-type", ""):
             # A server that ignores stream=true answers with one JSON body: read it, and stop asking for streams.
             self.streaming = False
@@ -157,8 +170,10 @@ class LLMClient:
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error"):
-                raise LLMError(f"ERROR llm: the model server reported an error mid-answer "
-                               f"({_short(json.dumps(chunk['error']))}). {LLM_FIX}")
+                raise LLMError(
+                    f"ERROR llm: the model server reported an error mid-answer "
+                    f"({_short(json.dumps(chunk['error']))}). {LLM_FIX}"
+                )
             choices = chunk.get("choices") or []
             delta = (choices[0] or {}).get("delta") if choices else None
             if not delta:
@@ -182,8 +197,9 @@ class LLMClient:
             return None
         return Completion("".join(parts), [_tool_call(i, calls[i]) for i in sorted(calls)])
 
-    async def _whole(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                     on_text: Callable[[str], Any] | None) -> Completion:
+    async def _whole(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: Callable[[str], Any] | None
+    ) -> Completion:
         response = await self.client.chat.completions.create(**self._request(messages, tools))
         return await self._message(response, on_text)
 
@@ -194,18 +210,22 @@ class LLMClient:
         content = message.content or ""
         if content:
             await _emit(on_text, content)
-        calls = [_tool_call(i, {"id": c.id, "name": c.function.name or "", "arguments": c.function.arguments or ""})
-                 for i, c in enumerate(message.tool_calls or [])]
+        calls = [
+            _tool_call(i, {"id": c.id, "name": c.function.name or "", "arguments": c.function.arguments or ""})
+            for i, c in enumerate(message.tool_calls or [])
+        ]
         return Completion(content, calls)
-
 
     async def _from_body(self, body: Any, on_text: Callable[[str], Any] | None) -> Completion:
         from openai.types.chat import ChatCompletion
 
         if isinstance(body, dict) and body.get("error"):
-            raise LLMError(f"ERROR llm: the model server answered with an error ({_short(json.dumps(body['error']))}). {LLM_FIX}")
+            raise LLMError(
+                f"ERROR llm: the model server answered with an error ({_short(json.dumps(body['error']))}). {LLM_FIX}"
+            )
         response = ChatCompletion.model_validate(body)
         return await self._message(response, on_text)
+
 
 def _httpx() -> Any:
     """The HTTP package the openai client is built on (httpx, or its httpx2 fork in newer releases)."""
@@ -230,14 +250,13 @@ class AiohttpTransport:
                 self.response = response
 
             async def __aiter__(self) -> Any:
-                import asyncio
 
                 import aiohttp
 
                 try:
                     async for piece in self.response.content.iter_any():
                         yield piece
-                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                except (TimeoutError, aiohttp.ClientError) as error:
                     raise httpx.ReadError(str(error) or type(error).__name__) from error
 
             async def aclose(self) -> None:
@@ -248,7 +267,6 @@ class AiohttpTransport:
                 self._session: Any = None
 
             async def handle_async_request(self, request: Any) -> Any:
-                import asyncio
 
                 import aiohttp
 
@@ -257,14 +275,24 @@ class AiohttpTransport:
                 limits = request.extensions.get("timeout") or {}
                 timeout = aiohttp.ClientTimeout(total=None, connect=limits.get("connect"), sock_read=limits.get("read"))
                 try:
-                    response = await self._session.request(request.method, str(request.url), headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
-                                                           data=await request.aread(), timeout=timeout, allow_redirects=False)
-                except asyncio.TimeoutError as error:
+                    response = await self._session.request(
+                        request.method,
+                        str(request.url),
+                        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+                        data=await request.aread(),
+                        timeout=timeout,
+                        allow_redirects=False,
+                    )
+                except TimeoutError as error:
                     raise httpx.ReadTimeout("the request timed out", request=request) from error
                 except aiohttp.ClientError as error:
                     raise httpx.ConnectError(str(error) or type(error).__name__, request=request) from error
-                return httpx.Response(response.status, headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers], stream=_Body(response),
-                                      request=request)
+                return httpx.Response(
+                    response.status,
+                    headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+                    stream=_Body(response),
+                    request=request,
+                )
 
             async def aclose(self) -> None:
                 if self._session is not None:
@@ -274,8 +302,11 @@ class AiohttpTransport:
 
 
 def _tool_call(index: int, slot: dict[str, Any]) -> dict[str, Any]:
-    return {"id": slot["id"] or f"call_{index}", "type": "function",
-            "function": {"name": slot["name"], "arguments": slot["arguments"]}}
+    return {
+        "id": slot["id"] or f"call_{index}",
+        "type": "function",
+        "function": {"name": slot["name"], "arguments": slot["arguments"]},
+    }
 
 
 async def _emit(on_text: Callable[[str], Any] | None, text: str) -> None:
@@ -341,9 +372,18 @@ FacebookProvider = Callable[[Any], Awaitable[Any]]
 class ChatLoop:
     """Plans with the model, runs its `facebook` tool calls through the one dispatch path, and keeps the thread."""
 
-    def __init__(self, facebook_provider: FacebookProvider, store: Any, llm: LLMClient, *, max_rounds: int = 8,
-                 max_tool_result_chars: int = 12000, system_prompt: str | None = None, history_messages: int = 60,
-                 tools: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        facebook_provider: FacebookProvider,
+        store: Any,
+        llm: LLMClient,
+        *,
+        max_rounds: int = 8,
+        max_tool_result_chars: int = 12000,
+        system_prompt: str | None = None,
+        history_messages: int = 60,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> None:
         from fi_facebook import REGISTRY
 
         self.facebook_provider = facebook_provider
@@ -356,8 +396,15 @@ class ChatLoop:
         self.tools = tools if tools is not None else REGISTRY.openai_tools("single")
         self.registry = REGISTRY
 
-    async def reply(self, workspace: Any, thread_id: str, message: str, *, on_text: Callable[[str], Any] | None = None,
-                    interface: str = "chat") -> ChatTurn:
+    async def reply(
+        self,
+        workspace: Any,
+        thread_id: str,
+        message: str,
+        *,
+        on_text: Callable[[str], Any] | None = None,
+        interface: str = "chat",
+    ) -> ChatTurn:
         """Answer one message of the person; the turn is stored only when it completed."""
         facebook = await self.facebook_provider(workspace)
         history = bounded_history(await self.store.chat_history(workspace.id, thread_id), self.history_messages)
@@ -380,7 +427,9 @@ class ChatLoop:
                     new.append({"role": "assistant", "content": turn.text})
                     break
                 turn.rounds += 1
-                new.append({"role": "assistant", "content": completion.content or None, "tool_calls": completion.tool_calls})
+                new.append(
+                    {"role": "assistant", "content": completion.content or None, "tool_calls": completion.tool_calls}
+                )
                 for call in completion.tool_calls:
                     record, content = await self._run_tool(facebook, call, interface)
                     turn.tool_calls.append(record)
@@ -389,8 +438,10 @@ class ChatLoop:
         except LLMError as error:
             done = ""
             if turn.tool_calls:
-                done = (f" Before that, {len(turn.tool_calls)} tool call(s) ran: "
-                        f"{', '.join(r.name for r in turn.tool_calls)} (see /audit).")
+                done = (
+                    f" Before that, {len(turn.tool_calls)} tool call(s) ran: "
+                    f"{', '.join(r.name for r in turn.tool_calls)} (see /audit)."
+                )
             return ChatTurn(text=f"{error}{done}", tool_calls=turn.tool_calls, rounds=turn.rounds, ok=False)
         from fi_facebook import chat_messages_at_rest
 
@@ -410,14 +461,17 @@ class ChatLoop:
         elif self.registry.get(name) is not None:  # a model that calls an op as if it were its own tool
             op, args, top_level = name, parsed, {}
         else:
-            text = (f"ERROR validation: there is no tool named {name!r}. Fix: call the facebook tool, e.g. "
-                    "{\"op\": \"list_campaigns\", \"args\": {\"limit\": 5}}; op=\"help\" lists the ops")
+            text = (
+                f"ERROR validation: there is no tool named {name!r}. Fix: call the facebook tool, e.g. "
+                '{"op": "list_campaigns", "args": {"limit": 5}}; op="help" lists the ops'
+            )
             return ToolCallRecord(name or "?", raw, False, text), text
         result = await facebook.call(op, args, interface=interface, top_level=top_level)
         content = self._tool_content(result)
         label = str(op) if op else "facebook"
-        return ToolCallRecord(label, {"op": op, "args": args, **top_level}, result.ok, result.text,
-                              list(result.files or [])), content
+        return ToolCallRecord(
+            label, {"op": op, "args": args, **top_level}, result.ok, result.text, list(result.files or [])
+        ), content
 
     def _tool_content(self, result: Any) -> str:
         # The op's text with its hints for an LLM (ids, names, money, the next call); its JSON data would double every
@@ -433,20 +487,28 @@ class ChatLoop:
         if not asked:
             return None
         waiting = {c.id: c for c in await self.store.list_confirmations(workspace.id)}
-        lines = [f"- {cid}: {waiting[cid].op} {waiting[cid].preview} (args {json.dumps(waiting[cid].args, default=str)})"
-                 for cid in dict.fromkeys(asked) if cid in waiting]
+        lines = [
+            f"- {cid}: {waiting[cid].op} {waiting[cid].preview} (args {json.dumps(waiting[cid].args, default=str)})"
+            for cid in dict.fromkeys(asked)
+            if cid in waiting
+        ]
         if not lines:
             return None
-        return ("Waiting for the person's answer on these held calls (the safety gate asked for confirmation):\n"
-                + "\n".join(lines) + "\nIf the person agrees (for example 'yes', 'go ahead', 'do it'), call the facebook "
-                "tool with that op and args {\"confirm\": \"ID\"} (or op=\"confirm\", args={\"confirm\": \"ID\"}). "
-                "If they decline, do not call it; say it was left as it is.")
+        return (
+            "Waiting for the person's answer on these held calls (the safety gate asked for confirmation):\n"
+            + "\n".join(lines)
+            + "\nIf the person agrees (for example 'yes', 'go ahead', 'do it'), call the facebook "
+            'tool with that op and args {"confirm": "ID"} (or op="confirm", args={"confirm": "ID"}). '
+            "If they decline, do not call it; say it was left as it is."
+        )
 
     def _round_limit_text(self, turn: ChatTurn, partial: str) -> str:
         done = "; ".join(f"{r.name} ({'ok' if r.ok else 'error'})" for r in turn.tool_calls) or "nothing"
-        return (f"I stopped: this message reached the limit of {self.max_rounds} tool rounds "
-                f"(ADMONSTER_LLM_MAX_TOOL_ROUNDS). Done so far: {done}. "
-                "Say 'continue' to let me go on, or ask for something narrower.")
+        return (
+            f"I stopped: this message reached the limit of {self.max_rounds} tool rounds "
+            f"(ADMONSTER_LLM_MAX_TOOL_ROUNDS). Done so far: {done}. "
+            "Say 'continue' to let me go on, or ask for something narrower."
+        )
 
 
 def parse_tool_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -458,19 +520,28 @@ def parse_tool_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     if isinstance(raw, (str, bytes)):
         from fb_utils import MAX_JSON_DEPTH, json_depth
 
-        if len(raw) > (1 << 20) or json_depth(raw if isinstance(raw, str) else raw.decode("utf-8", "replace")) > MAX_JSON_DEPTH:
-            return {}, ("ERROR validation: the tool call's arguments are too large or nest too deep. Nothing was run. "
-                        "Fix: send one flat JSON object, e.g. {\"op\": \"list_campaigns\", \"args\": {\"limit\": 5}}")
+        if (
+            len(raw) > (1 << 20)
+            or json_depth(raw if isinstance(raw, str) else raw.decode("utf-8", "replace")) > MAX_JSON_DEPTH
+        ):
+            return {}, (
+                "ERROR validation: the tool call's arguments are too large or nest too deep. Nothing was run. "
+                'Fix: send one flat JSON object, e.g. {"op": "list_campaigns", "args": {"limit": 5}}'
+            )
     try:
         value = json.loads(raw)
     except (TypeError, ValueError, RecursionError) as exc:
         where = f" ({exc.msg} at character {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
-        return {}, (f"ERROR validation: the tool call's arguments are not valid JSON{where}: {_short(str(raw), 120)!r}. "
-                    "Nothing was run. Fix: send the arguments as one JSON object, e.g. "
-                    "{\"op\": \"get_campaign\", \"args\": {\"campaign_id\": \"120210000000000001\"}}")
+        return {}, (
+            f"ERROR validation: the tool call's arguments are not valid JSON{where}: {_short(str(raw), 120)!r}. "
+            "Nothing was run. Fix: send the arguments as one JSON object, e.g. "
+            '{"op": "get_campaign", "args": {"campaign_id": "120210000000000001"}}'
+        )
     if not isinstance(value, dict):
-        return {}, (f"ERROR validation: the tool call's arguments must be a JSON object, got {type(value).__name__}. "
-                    "Nothing was run. Fix: send {\"op\": \"NAME\", \"args\": {...}}")
+        return {}, (
+            f"ERROR validation: the tool call's arguments must be a JSON object, got {type(value).__name__}. "
+            'Nothing was run. Fix: send {"op": "NAME", "args": {...}}'
+        )
     return value, None
 
 
@@ -478,8 +549,10 @@ def shorten(text: str, limit: int) -> str:
     """`text` when it fits, else its start and an explicit note: never cut silently."""
     if len(text) <= limit:
         return text
-    return (f"{text[:limit]}\n[shortened: {len(text):,} characters, showing the first {limit:,}; "
-            "ask with a narrower filter or limit]")
+    return (
+        f"{text[:limit]}\n[shortened: {len(text):,} characters, showing the first {limit:,}; "
+        "ask with a narrower filter or limit]"
+    )
 
 
 def bounded_history(history: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ decides which Facebook session serves the call. The SDK's ``StreamableHTTPSessio
 one MCP session per client, SSE answers) is bridged into the aiohttp server and lives as long as the aiohttp app does;
 a session belongs to the workspace that opened it. The protected-resource metadata (RFC 9728) is served beside it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,11 +36,32 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
 import admonster_tools
-from admonster_tools import (ENABLE_TOOLSET_TOOL, FACEBOOK_TOOL, FIND_OPS_TOOL, LIST_TOOLSETS_TOOL, MCP_SETTING,
-                             ToolSelection, enable_toolset_plan, find_ops_result,
-                             list_toolsets_result, parse_toolsets, selection_from_setting, tool_list)
-from fb_utils import (FacebookError, OpKind, OpResult, ValidationError, closest_names, get_logger, load_json_bounded,
-                      reset_progress_handler, set_progress_handler, structured_data)
+from admonster_tools import (
+    ENABLE_TOOLSET_TOOL,
+    FACEBOOK_TOOL,
+    FIND_OPS_TOOL,
+    LIST_TOOLSETS_TOOL,
+    MCP_SETTING,
+    ToolSelection,
+    enable_toolset_plan,
+    find_ops_result,
+    list_toolsets_result,
+    parse_toolsets,
+    selection_from_setting,
+    tool_list,
+)
+from fb_utils import (
+    FacebookError,
+    OpKind,
+    OpResult,
+    ValidationError,
+    closest_names,
+    get_logger,
+    load_json_bounded,
+    reset_progress_handler,
+    set_progress_handler,
+    structured_data,
+)
 
 ToolsMode = Literal["single", "per-op", "both"]
 MCP_PATH = "/mcp"
@@ -67,8 +89,15 @@ def _registry(registry: Any = None) -> Any:
     return REGISTRY
 
 
-def build_tools(mode: str = "both", registry: Any = None, *, toolsets: tuple[str, ...] | None = None,
-                read_only: bool = False, enabled: tuple[str, ...] = (), dynamic: bool = True) -> list[types.Tool]:
+def build_tools(
+    mode: str = "both",
+    registry: Any = None,
+    *,
+    toolsets: tuple[str, ...] | None = None,
+    read_only: bool = False,
+    enabled: tuple[str, ...] = (),
+    dynamic: bool = True,
+) -> list[types.Tool]:
     """The MCP tools for a mode and a selection (admonster_tools.tool_list, the one builder): `single` (just
     `facebook`), `per-op` (find_ops, list_toolsets, enable_toolset and one tool per selected op) or `both`."""
     registry = _registry(registry)
@@ -113,18 +142,29 @@ def to_call_result(result: Any, resources: list[tuple[str, Any] | None] | None =
         file_id, entry = offered
         uri = file_uri(file_id, entry.name)
         names.append(f"file: {uri}")
-        links.append(types.ResourceLink(type="resource_link", name=entry.name, uri=uri, mime_type=entry.content_type,
-                                        size=entry.size))
+        links.append(
+            types.ResourceLink(
+                type="resource_link", name=entry.name, uri=uri, mime_type=entry.content_type, size=entry.size
+            )
+        )
         if entry.content_type == "image/png" and entry.size <= INLINE_IMAGE_BYTES:
             try:
-                links.append(types.ImageContent(type="image", mime_type="image/png",
-                                                data=base64.b64encode(entry.path.read_bytes()).decode("ascii")))
+                links.append(
+                    types.ImageContent(
+                        type="image",
+                        mime_type="image/png",
+                        data=base64.b64encode(entry.path.read_bytes()).decode("ascii"),
+                    )
+                )
             except OSError:  # gone since it was offered: the link stays, reading it says so
                 pass
     if names:
         text += "\n" + "\n".join(names)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text), *links],
-                                structured_content=structured_data(result.data), is_error=not result.ok)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text), *links],
+        structured_content=structured_data(result.data),
+        is_error=not result.ok,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,7 +225,11 @@ async def cancelled_text(facebook: Any, tool: str, started: list[int]) -> str:
     """What a cancelled call left (the same truth as the terminal's Ctrl-C, docs/exactly-once.md): a write that had
     started stays in the audit log as pending, nothing more is sent for it, and `reconcile` settles it. `started`: the
     audit entries this call wrote (fi_facebook.collect_audits), so a call running beside it is never counted."""
-    entries = [e for e in await facebook.store.list_audit(facebook.workspace.id, limit=200) if e.id in started] if started else []
+    entries = (
+        [e for e in await facebook.store.list_audit(facebook.workspace.id, limit=200) if e.id in started]
+        if started
+        else []
+    )
     if not entries:
         return f"The cancelled call {tool} wrote nothing."
     from fi_facebook import cancelled_writes_text
@@ -194,23 +238,35 @@ async def cancelled_text(facebook: Any, tool: str, started: list[int]) -> str:
 
 
 def error_result(error: FacebookError) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=error.to_text())],
-                                structured_content=structured_data(error.to_data()), is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=error.to_text())],
+        structured_content=structured_data(error.to_data()),
+        is_error=True,
+    )
 
 
 def unknown_tool_error(name: str, tool_names: list[str], registry: Any = None) -> FacebookError:
     registry = _registry(registry)
     close = closest_names(name, tool_names)
     spec = registry.get(name)
-    if FACEBOOK_TOOL in tool_names and spec is not None and ENABLE_TOOLSET_TOOL in tool_names and spec.group is not None:
-        fix = (f'Call the facebook tool with op="{name}", or enable_toolset with name="{spec.group.value}" '
-               "to list it as a tool")
+    if (
+        FACEBOOK_TOOL in tool_names
+        and spec is not None
+        and ENABLE_TOOLSET_TOOL in tool_names
+        and spec.group is not None
+    ):
+        fix = (
+            f'Call the facebook tool with op="{name}", or enable_toolset with name="{spec.group.value}" '
+            "to list it as a tool"
+        )
     elif FACEBOOK_TOOL in tool_names and spec is not None:
         fix = f'Call the facebook tool with op="{name}" (this server does not list it as a tool)'
     elif close:
         fix = f"Did you mean {', '.join(close)}? tools/list shows every tool"
     else:
-        fix = "tools/list shows every tool" + ("; facebook with op=help lists every op" if FACEBOOK_TOOL in tool_names else "")
+        fix = "tools/list shows every tool" + (
+            "; facebook with op=help lists every op" if FACEBOOK_TOOL in tool_names else ""
+        )
     return ValidationError(f"Unknown tool {name!r}", fix=fix, data={"suggestions": close})
 
 
@@ -240,16 +296,25 @@ class McpServer(Server):
     """The SDK's low-level server, declaring `tools.listChanged` however it is served: stdio passes its options, but
     the SDK's HTTP session manager answers each session's initialize with the server's default options."""
 
-    def create_initialization_options(self, notification_options: NotificationOptions | None = None,
-                                      *args: Any, **kwargs: Any) -> Any:
-        return super().create_initialization_options(notification_options or NotificationOptions(tools_changed=True),
-                                                     *args, **kwargs)
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), *args, **kwargs
+        )
 
 
-def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = None, *,
-                 interface: str = INTERFACE, toolsets: tuple[str, ...] | None = None, read_only: bool = False,
-                 selection_for: SelectionResolver | None = None,
-                 in_session: Callable[[Any], bool] | None = None) -> Server:
+def build_server(
+    resolve: SessionResolver,
+    mode: str = "both",
+    registry: Any = None,
+    *,
+    interface: str = INTERFACE,
+    toolsets: tuple[str, ...] | None = None,
+    read_only: bool = False,
+    selection_for: SelectionResolver | None = None,
+    in_session: Callable[[Any], bool] | None = None,
+) -> Server:
     """A low-level MCP Server whose tools are the registry's, each call run by the session `resolve(ctx)` gives.
     The tools listed follow the selection (`selection_for(ctx)`, else mode/toolsets/read_only) plus the toolsets
     enable_toolset added in this MCP session. `in_session(ctx)`: whether a request belongs to a session (HTTP: it
@@ -305,10 +370,13 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         kept = in_session is None or in_session(ctx)
         data = {"toolset": name, "added": added, "listed": kept}
         if not kept:
-            return OpResult(text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This request belongs to no MCP "
-                                 "session (no Mcp-Session-Id), so no tool list can change for it: run these through the "
-                                 "facebook tool (op=NAME), or initialize a session (MCP clients do) and enable the "
-                                 "toolset there.", data=data)
+            return OpResult(
+                text=f"Toolset {name}: {', '.join(added) or 'nothing new'}. This request belongs to no MCP "
+                "session (no Mcp-Session-Id), so no tool list can change for it: run these through the "
+                "facebook tool (op=NAME), or initialize a session (MCP clients do) and enable the "
+                "toolset there.",
+                data=data,
+            )
         if not added:
             return OpResult(text=f"Toolset {name} adds nothing: its ops are already listed.", data=data)
         enabled_in[connection_of(ctx)] = (*enabled_in.get(connection_of(ctx), ()), name)
@@ -316,14 +384,18 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
         # On this call's own stream (over HTTP: the POST's SSE answer, before the result), so the client hears it
         # whether or not it keeps the session's GET stream open.
         await ctx.session.send_notification(types.ToolListChangedNotification(), related_request_id=ctx.request_id)
-        return OpResult(text=f"Enabled toolset {name}: {len(added)} tools added ({', '.join(added)}). "
-                             "tools/list shows them now.", data=data)
+        return OpResult(
+            text=f"Enabled toolset {name}: {len(added)} tools added ({', '.join(added)}). tools/list shows them now.",
+            data=data,
+        )
 
     def refuse_in_read_only(name: str) -> None:
         spec = registry.get(name)
         if name in ("confirm", "reject") or (spec is not None and spec.kind is not OpKind.READ):
-            raise ValidationError(f"{name} changes things, and this MCP server is read-only",
-                                  fix="Use an MCP server started without --read-only to make changes")
+            raise ValidationError(
+                f"{name} changes things, and this MCP server is read-only",
+                fix="Use an MCP server started without --read-only to make changes",
+            )
 
     from fi_facebook import collect_audits, stop_collecting_audits
 
@@ -332,6 +404,7 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
     def shelf_of(facebook: Any) -> Any:  # the index in the session's database: any replica reads what another offered
         store = getattr(facebook, "store", None)
         return shelves.setdefault(id(store), _file_shelf(store))
+
     cancelled: dict[Any, list[str]] = {}  # per workspace: what its cancelled calls left, said on its next call
 
     async def run(facebook: Any, name: str, arguments: dict[str, Any]) -> Any:
@@ -382,14 +455,25 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             return error_result(error)
         except Exception as error:  # never a protocol crash: one line, logged with its traceback
             log.exception("mcp tool call crashed", tool=name)
-            return error_result(FacebookError(f"Internal error while running {name!r}: {type(error).__name__}",
-                                              fix="This is a bug in Ad Monster; the log has details"))
+            return error_result(
+                FacebookError(
+                    f"Internal error while running {name!r}: {type(error).__name__}",
+                    fix="This is a bug in Ad Monster; the log has details",
+                )
+            )
 
     async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
         facebook = await resolve(ctx)
-        files = [types.Resource(name=entry.name, uri=file_uri(file_id, entry.name), mime_type=entry.content_type,
-                                size=entry.size, description="A file an op wrote for this workspace")
-                 for file_id, entry in await shelf_of(facebook).shelved(facebook.workspace.id, facebook.files_dir)]
+        files = [
+            types.Resource(
+                name=entry.name,
+                uri=file_uri(file_id, entry.name),
+                mime_type=entry.content_type,
+                size=entry.size,
+                description="A file an op wrote for this workspace",
+            )
+            for file_id, entry in await shelf_of(facebook).shelved(facebook.workspace.id, facebook.files_dir)
+        ]
         return types.ListResourcesResult(resources=[*STATIC_RESOURCES, *files])
 
     async def list_templates(ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
@@ -409,13 +493,21 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
             return _text_contents(uri, "application/json", json.dumps(structured_data(result.data), indent=1))
         entry = await find_file(shelf_of(facebook), facebook.workspace.id, uri, facebook.files_dir)
         if entry is None:  # unknown, expired, changed, or another workspace's: the same answer, so ids leak nothing
-            raise MCPError(RESOURCE_NOT_FOUND, f"No resource {uri} for this workspace. Fix: resources/list shows what "
-                                               "this workspace can read; files stay offered for 24 hours")
+            raise MCPError(
+                RESOURCE_NOT_FOUND,
+                f"No resource {uri} for this workspace. Fix: resources/list shows what "
+                "this workspace can read; files stay offered for 24 hours",
+            )
         data = await asyncio.to_thread(entry.path.read_bytes)
         if entry.content_type.startswith("text/"):
             return _text_contents(uri, entry.content_type, data.decode("utf-8", errors="replace"))
-        return types.ReadResourceResult(contents=[types.BlobResourceContents(
-            uri=uri, mime_type=entry.content_type, blob=base64.b64encode(data).decode("ascii"))])
+        return types.ReadResourceResult(
+            contents=[
+                types.BlobResourceContents(
+                    uri=uri, mime_type=entry.content_type, blob=base64.b64encode(data).decode("ascii")
+                )
+            ]
+        )
 
     async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
         return types.ListPromptsResult(prompts=[prompt.listing() for prompt in PROMPTS.values()])
@@ -423,15 +515,24 @@ def build_server(resolve: SessionResolver, mode: str = "both", registry: Any = N
     async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         prompt = PROMPTS.get(params.name)
         if prompt is None:
-            raise MCPError(INVALID_PARAMS, f"Unknown prompt {params.name!r}. Fix: prompts/list shows "
-                                           f"{', '.join(PROMPTS)}")
+            raise MCPError(
+                INVALID_PARAMS, f"Unknown prompt {params.name!r}. Fix: prompts/list shows {', '.join(PROMPTS)}"
+            )
         return prompt.render(dict(params.arguments or {}))
 
-    return McpServer("admonster", version=server_version(), title="Ad Monster",
-                     instructions=registry.facebook_tool_description(),
-                     on_list_tools=list_tools, on_call_tool=call_tool,
-                     on_list_resources=list_resources, on_list_resource_templates=list_templates,
-                     on_read_resource=read_resource, on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+    return McpServer(
+        "admonster",
+        version=server_version(),
+        title="Ad Monster",
+        instructions=registry.facebook_tool_description(),
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -446,16 +547,35 @@ RESOURCE_NOT_FOUND = -32002  # the MCP spec's resources/read error for an unknow
 INVALID_PARAMS = -32602
 
 STATIC_RESOURCES = [
-    types.Resource(name="audit", title="Audit log", uri=AUDIT_URI, mime_type="application/json",
-                   description="This workspace's last 100 writes (the audit_log op's data): pending ones are unsettled"),
-    types.Resource(name="ops", title="Op table", uri=OPS_URI, mime_type="text/markdown",
-                   description="Every op with its kind and arguments (docs/ops.md, generated from the registry)"),
-    types.Resource(name="fidelity", title="Sandbox fidelity notes", uri=FIDELITY_URI, mime_type="text/markdown",
-                   description="Which Facebook rules the sandbox imitates, each with its source (docs/fidelity.md)"),
+    types.Resource(
+        name="audit",
+        title="Audit log",
+        uri=AUDIT_URI,
+        mime_type="application/json",
+        description="This workspace's last 100 writes (the audit_log op's data): pending ones are unsettled",
+    ),
+    types.Resource(
+        name="ops",
+        title="Op table",
+        uri=OPS_URI,
+        mime_type="text/markdown",
+        description="Every op with its kind and arguments (docs/ops.md, generated from the registry)",
+    ),
+    types.Resource(
+        name="fidelity",
+        title="Sandbox fidelity notes",
+        uri=FIDELITY_URI,
+        mime_type="text/markdown",
+        description="Which Facebook rules the sandbox imitates, each with its source (docs/fidelity.md)",
+    ),
 ]
-FILES_TEMPLATE = types.ResourceTemplate(name="file", title="A file an op wrote", uri_template=FILES_URI_PREFIX + "{id}/{name}",
-                                        description="Charts, CSV and PDF exports, previews an op wrote for this workspace "
-                                                    "(the id is in the tool result's resource link)")
+FILES_TEMPLATE = types.ResourceTemplate(
+    name="file",
+    title="A file an op wrote",
+    uri_template=FILES_URI_PREFIX + "{id}/{name}",
+    description="Charts, CSV and PDF exports, previews an op wrote for this workspace "
+    "(the id is in the tool result's resource link)",
+)
 
 
 def _file_shelf(store: Any = None) -> Any:
@@ -471,7 +591,7 @@ def file_uri(file_id: str, name: str) -> str:
 async def find_file(shelf: Any, workspace_id: Any, uri: str, folder: Any) -> Any:
     if not uri.startswith(FILES_URI_PREFIX):
         return None
-    file_id, _, name = uri[len(FILES_URI_PREFIX):].partition("/")
+    file_id, _, name = uri[len(FILES_URI_PREFIX) :].partition("/")
     return await shelf.find(workspace_id, file_id, unquote(name), folder) if file_id and name else None
 
 
@@ -514,45 +634,66 @@ class McpPrompt:
     ops: tuple[str, ...]
 
     def listing(self) -> types.Prompt:
-        return types.Prompt(name=self.name, title=self.title, description=self.description,
-                            arguments=[types.PromptArgument(name=n, description=d, required=default is None)
-                                       for n, d, default in self.arguments])
+        return types.Prompt(
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            arguments=[
+                types.PromptArgument(name=n, description=d, required=default is None)
+                for n, d, default in self.arguments
+            ],
+        )
 
     def render(self, arguments: dict[str, Any]) -> types.GetPromptResult:
         values = {n: str(arguments.get(n) or "").strip() or (default or "") for n, _, default in self.arguments}
         missing = [n for n, _, default in self.arguments if default is None and not values[n]]
         if missing:
-            raise MCPError(INVALID_PARAMS, f"The prompt {self.name} needs {', '.join(missing)}. Fix: pass "
-                                           + ", ".join(f"{n}=…" for n in missing))
+            raise MCPError(
+                INVALID_PARAMS,
+                f"The prompt {self.name} needs {', '.join(missing)}. Fix: pass " + ", ".join(f"{n}=…" for n in missing),
+            )
         text = self.template.format(**values) + "\n\nOps to use: " + ", ".join(self.ops) + "."
-        return types.GetPromptResult(description=self.description, messages=[
-            types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))])
+        return types.GetPromptResult(
+            description=self.description,
+            messages=[types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))],
+        )
 
 
 def _prompts() -> dict[str, McpPrompt]:
     prompts = [
-        McpPrompt("weekly_review", "Weekly review", "How the ad account did over the last 7 days, and what to change",
-                  (("ad_account_id", "The ad account (default: the selected one)", "the selected ad account"),),
-                  "Review my Facebook ads for the last 7 days ({ad_account_id}). Start with account_overview, then list_campaigns "
-                  "and get_insights (date_preset last_7d, compared with the 7 days before), and chart_insights for the "
-                  "spend and results. Say which campaigns did best and worst per result, and propose at most three "
-                  "changes; make none of them without asking me.",
-                  ("account_overview", "list_campaigns", "get_insights", "chart_insights")),
-        McpPrompt("launch_from_brief", "Launch a campaign from a brief", "Turn a short brief into a paused campaign, "
-                  "checked before anything is spent",
-                  (("brief", "What to advertise, to whom, with what budget and creative", None),),
-                  "Launch a campaign from this brief: {brief}\n\nCheck the brief against the account first "
-                  "(list_ad_accounts, list_pages), then call launch_campaign with dry_run=true and show me the plan. "
-                  "Launch it PAUSED only after I say yes; get_launch shows how it went, resume_launch finishes one that "
-                  "stopped, rollback_launch removes one.",
-                  ("list_ad_accounts", "list_pages", "launch_campaign", "get_launch", "resume_launch", "rollback_launch")),
-        McpPrompt("find_waste", "Find what wastes money", "Ads and ad sets that spend without results",
-                  (("date_preset", "The period (default: last_14d)", "last_14d"),),
-                  "Find where my ad spend is wasted over {date_preset}: get_insights at ad set and ad level, sorted by "
-                  "spend, and name what spent money with few or no results, or costs far more per result than the "
-                  "account's average. For each, say the numbers and what to do (pause_campaign / pause_adset / pause_ad / "
-                  "update_adset with a lower daily_budget); change nothing until I confirm.",
-                  ("get_insights", "list_campaigns", "pause_campaign", "pause_adset", "pause_ad", "update_adset")),
+        McpPrompt(
+            "weekly_review",
+            "Weekly review",
+            "How the ad account did over the last 7 days, and what to change",
+            (("ad_account_id", "The ad account (default: the selected one)", "the selected ad account"),),
+            "Review my Facebook ads for the last 7 days ({ad_account_id}). Start with account_overview, then list_campaigns "
+            "and get_insights (date_preset last_7d, compared with the 7 days before), and chart_insights for the "
+            "spend and results. Say which campaigns did best and worst per result, and propose at most three "
+            "changes; make none of them without asking me.",
+            ("account_overview", "list_campaigns", "get_insights", "chart_insights"),
+        ),
+        McpPrompt(
+            "launch_from_brief",
+            "Launch a campaign from a brief",
+            "Turn a short brief into a paused campaign, checked before anything is spent",
+            (("brief", "What to advertise, to whom, with what budget and creative", None),),
+            "Launch a campaign from this brief: {brief}\n\nCheck the brief against the account first "
+            "(list_ad_accounts, list_pages), then call launch_campaign with dry_run=true and show me the plan. "
+            "Launch it PAUSED only after I say yes; get_launch shows how it went, resume_launch finishes one that "
+            "stopped, rollback_launch removes one.",
+            ("list_ad_accounts", "list_pages", "launch_campaign", "get_launch", "resume_launch", "rollback_launch"),
+        ),
+        McpPrompt(
+            "find_waste",
+            "Find what wastes money",
+            "Ads and ad sets that spend without results",
+            (("date_preset", "The period (default: last_14d)", "last_14d"),),
+            "Find where my ad spend is wasted over {date_preset}: get_insights at ad set and ad level, sorted by "
+            "spend, and name what spent money with few or no results, or costs far more per result than the "
+            "account's average. For each, say the numbers and what to do (pause_campaign / pause_adset / pause_ad / "
+            "update_adset with a lower daily_budget); change nothing until I confirm.",
+            ("get_insights", "list_campaigns", "pause_campaign", "pause_adset", "pause_ad", "update_adset"),
+        ),
     ]
     return {prompt.name: prompt for prompt in prompts}
 
@@ -567,8 +708,14 @@ def initialization_options(server: Server) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-async def serve_stdio(settings: Any, *, mode: str = "both", workspace: str | None = None,
-                      toolsets: tuple[str, ...] | None = None, read_only: bool = False) -> None:
+async def serve_stdio(
+    settings: Any,
+    *,
+    mode: str = "both",
+    workspace: str | None = None,
+    toolsets: tuple[str, ...] | None = None,
+    read_only: bool = False,
+) -> None:
     """Serve MCP on stdin/stdout for one workspace; stdout carries nothing but the protocol (logs go to stderr)."""
     import sys
 
@@ -615,10 +762,19 @@ def bearer_key(header: str) -> tuple[str | None, str]:
     return key, ""
 
 
-def error_response(status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """The HTTP API's refusal (every /v1/ route; /openapi.json's `Error`): one line with a fix, and the same as data."""
-    return web.json_response({"ok": False, "text": f"ERROR {kind}: {message}. Fix: {fix}.",
-                              "data": {"error": kind, "message": message, "fix": fix}}, status=status, headers=headers)
+    return web.json_response(
+        {
+            "ok": False,
+            "text": f"ERROR {kind}: {message}. Fix: {fix}.",
+            "data": {"error": kind, "message": message, "fix": fix},
+        },
+        status=status,
+        headers=headers,
+    )
 
 
 def mcp_refusal(status: int, kind: str, message: str, fix: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -626,9 +782,18 @@ def mcp_refusal(status: int, kind: str, message: str, fix: str, headers: dict[st
     MCP client shows the same one line (the official client surfaces the JSON-RPC error of a 4xx/5xx answer)."""
     text = f"ERROR {kind}: {message}. Fix: {fix}."
     data = {"error": kind, "message": message, "fix": fix}
-    return web.json_response({"jsonrpc": "2.0", "id": None,
-                              "error": {"code": JSONRPC_INVALID_REQUEST, "message": text, "data": data},
-                              "ok": False, "text": text, "data": data}, status=status, headers=headers)
+    return web.json_response(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": JSONRPC_INVALID_REQUEST, "message": text, "data": data},
+            "ok": False,
+            "text": text,
+            "data": data,
+        },
+        status=status,
+        headers=headers,
+    )
 
 
 def resource_url(settings: Any) -> str:
@@ -646,9 +811,12 @@ def protected_resource_metadata(settings: Any) -> dict[str, Any]:
     No `authorization_servers`: Ad Monster has no OAuth authorization server, its keys are issued by the operator
     (`admonster workspace create`, the console), so the document tells a client where to send the key and where to read
     how to get one, not where to obtain a token (docs/security.md, "MCP over HTTP")."""
-    return {"resource": resource_url(settings), "bearer_methods_supported": ["header"],
-            "resource_name": "Ad Monster MCP (workspace API key as bearer)",
-            "resource_documentation": settings.public_url.rstrip("/") + "/console#login"}
+    return {
+        "resource": resource_url(settings),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Ad Monster MCP (workspace API key as bearer)",
+        "resource_documentation": settings.public_url.rstrip("/") + "/console#login",
+    }
 
 
 def short_session_id(session_id: str | None) -> str:
@@ -690,7 +858,9 @@ def _principal(workspace: Any) -> Any:
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
     from mcp.server.auth.provider import AccessToken
 
-    return AuthenticatedUser(AccessToken(token="", client_id=_client_id(workspace), scopes=[], subject=str(workspace.id)))
+    return AuthenticatedUser(
+        AccessToken(token="", client_id=_client_id(workspace), scopes=[], subject=str(workspace.id))
+    )
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -736,13 +906,19 @@ class McpHttp:
 
         self.runtime = runtime
         self.mode = mode
-        self.server = build_server(self._resolve, mode, interface=HTTP_INTERFACE, selection_for=self._selection,
-                                   in_session=self._in_session)
-        self.sessions = StreamableHTTPSessionManager(app=self.server, json_response=False,
-                                                     session_idle_timeout=SESSION_IDLE_SECONDS, max_sessions=MAX_SESSIONS,
-                                                     max_request_body_size=MAX_BODY_BYTES)
-        self.sessionless = StreamableHTTPSessionManager(app=self.server, stateless=True, json_response=True,
-                                                        max_request_body_size=MAX_BODY_BYTES)
+        self.server = build_server(
+            self._resolve, mode, interface=HTTP_INTERFACE, selection_for=self._selection, in_session=self._in_session
+        )
+        self.sessions = StreamableHTTPSessionManager(
+            app=self.server,
+            json_response=False,
+            session_idle_timeout=SESSION_IDLE_SECONDS,
+            max_sessions=MAX_SESSIONS,
+            max_request_body_size=MAX_BODY_BYTES,
+        )
+        self.sessionless = StreamableHTTPSessionManager(
+            app=self.server, stateless=True, json_response=True, max_request_body_size=MAX_BODY_BYTES
+        )
         self.origin = web_origin(runtime.settings.public_url)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -753,7 +929,9 @@ class McpHttp:
         request = getattr(ctx, "request", None)
         workspace = request.scope.get(WORKSPACE_SCOPE_KEY) if request is not None else None
         if workspace is None:  # cannot happen behind handle(): refuse rather than guess a workspace
-            raise ValidationError("This MCP request has no workspace", fix="Send Authorization: Bearer <workspace API key>")
+            raise ValidationError(
+                "This MCP request has no workspace", fix="Send Authorization: Bearer <workspace API key>"
+            )
         return workspace
 
     @staticmethod
@@ -767,8 +945,9 @@ class McpHttp:
 
     async def _selection(self, ctx: Any) -> ToolSelection:
         """The workspace's MCP setting (admonster workspace mcp NAME --toolsets … --read-only), else the default."""
-        return selection_from_setting(await self.runtime.store.get_setting(self._workspace(ctx).id, MCP_SETTING, None),
-                                      self.mode)
+        return selection_from_setting(
+            await self.runtime.store.get_setting(self._workspace(ctx).id, MCP_SETTING, None), self.mode
+        )
 
     # -- sessions ----------------------------------------------------------------------------------------------
 
@@ -790,13 +969,21 @@ class McpHttp:
     def _admission(self, workspace: Any) -> web.Response | None:
         idle = f"an idle session ends after {SESSION_IDLE_SECONDS / 60:g} minutes"
         if self.open_sessions() >= MAX_SESSIONS:
-            return mcp_refusal(503, "system", f"This server has {MAX_SESSIONS} MCP sessions open, its limit",
-                               f"Try again later: {idle}", headers={"Retry-After": "60"})
+            return mcp_refusal(
+                503,
+                "system",
+                f"This server has {MAX_SESSIONS} MCP sessions open, its limit",
+                f"Try again later: {idle}",
+                headers={"Retry-After": "60"},
+            )
         if self.open_sessions(workspace) >= MAX_SESSIONS_PER_WORKSPACE:
-            return mcp_refusal(429, "rate_limit", f"This workspace has {MAX_SESSIONS_PER_WORKSPACE} MCP sessions open, "
-                                                  "its limit",
-                               f"End the sessions you no longer use (an MCP client sends DELETE /mcp when it closes), "
-                               f"or wait: {idle}", headers={"Retry-After": "60"})
+            return mcp_refusal(
+                429,
+                "rate_limit",
+                f"This workspace has {MAX_SESSIONS_PER_WORKSPACE} MCP sessions open, its limit",
+                f"End the sessions you no longer use (an MCP client sends DELETE /mcp when it closes), or wait: {idle}",
+                headers={"Retry-After": "60"},
+            )
         return None
 
     # -- lifecycle (aiohttp signals) ----------------------------------------------------------------------------
@@ -837,26 +1024,38 @@ class McpHttp:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None and web_origin(origin) != self.origin:  # MCP transport spec: a bad Origin gets 403
-            return mcp_refusal(403, "permission", "Requests from this web origin may not use /mcp",
-                               f"Call /mcp from a program (no Origin header) or from a page of {self.origin} "
-                               "(ADMONSTER_PUBLIC_URL)")
+            return mcp_refusal(
+                403,
+                "permission",
+                "Requests from this web origin may not use /mcp",
+                f"Call /mcp from a program (no Origin header) or from a page of {self.origin} (ADMONSTER_PUBLIC_URL)",
+            )
         header = request.headers.get("Authorization", "")
         key, problem = bearer_key(header)
         if key is None:
-            return self._auth_error(problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)",
-                                    invalid=bool(header.strip().partition(" ")[2].strip()))
+            return self._auth_error(
+                problem,
+                "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)",
+                invalid=bool(header.strip().partition(" ")[2].strip()),
+            )
         workspace = await self.runtime.store.workspace_for_api_key(key)
         if workspace is None:
-            return self._auth_error("Unknown API key", "Check the key, or create a workspace key with admonster "
-                                                       "workspace create NAME", invalid=True)
+            return self._auth_error(
+                "Unknown API key",
+                "Check the key, or create a workspace key with admonster workspace create NAME",
+                invalid=True,
+            )
         if self._task is None:
             return mcp_refusal(503, "system", "The MCP endpoint is not running", "restart admonster serve")
         session_id = request.headers.get(SESSION_HEADER)
         if session_id is not None and self.owner_of(session_id) != _client_id(workspace):
             # unknown, expired, ended or another workspace's: one answer, so a session id tells nothing
-            return mcp_refusal(404, "not_found", "No MCP session with this Mcp-Session-Id for this API key",
-                               "Start a new session: send initialize without Mcp-Session-Id (MCP clients do this when "
-                               "they reconnect)")
+            return mcp_refusal(
+                404,
+                "not_found",
+                "No MCP session with this Mcp-Session-Id for this API key",
+                "Start a new session: send initialize without Mcp-Session-Id (MCP clients do this when they reconnect)",
+            )
         body, message = b"", None
         if request.method == "POST":
             try:
@@ -866,36 +1065,60 @@ class McpHttp:
             try:  # bounded before the SDK parses it: too deep or not JSON is one line, never a RecursionError
                 message = load_json_bounded(body, what="The JSON-RPC body", max_bytes=MAX_BODY_BYTES)
             except ValidationError as error:  # a JSON-RPC parse error, as the SDK answers bad JSON, with our one line
-                return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
-                                         status=error.http_status or 400)
+                return web.json_response(
+                    {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": error.to_text()}},
+                    status=error.http_status or 400,
+                )
         elif session_id is None:
-            return mcp_refusal(400, "validation", f"{request.method} /mcp needs the Mcp-Session-Id of an open session",
-                               "POST an initialize request first and send the Mcp-Session-Id header its answer carries")
+            return mcp_refusal(
+                400,
+                "validation",
+                f"{request.method} /mcp needs the Mcp-Session-Id of an open session",
+                "POST an initialize request first and send the Mcp-Session-Id header its answer carries",
+            )
         if session_id is not None:
             response = await self._bridge(request, body, workspace, self.sessions)
             if request.method == "DELETE":
-                log.info("mcp session ended by the client", workspace=workspace.name, session=short_session_id(session_id))
+                log.info(
+                    "mcp session ended by the client", workspace=workspace.name, session=short_session_id(session_id)
+                )
             return response
         if is_initialize(message):
             refused = self._admission(workspace)
             if refused is not None:
                 return refused
             response = await self._bridge(request, body, workspace, self.sessions)
-            log.info("mcp session opened", workspace=workspace.name,
-                     session=short_session_id(response.headers.get(SESSION_HEADER)))
+            log.info(
+                "mcp session opened",
+                workspace=workspace.name,
+                session=short_session_id(response.headers.get(SESSION_HEADER)),
+            )
             return response
         return await self._bridge(request, body, workspace, self.sessionless)
 
     async def _bridge(self, request: web.Request, body: bytes, workspace: Any, manager: Any) -> web.StreamResponse:
         """Run one request through an ASGI session manager, streaming its answer back through aiohttp."""
-        host, port = (request.transport.get_extra_info("sockname") or ("127.0.0.1", 0))[:2] if request.transport else ("127.0.0.1", 0)
+        host, port = (
+            (request.transport.get_extra_info("sockname") or ("127.0.0.1", 0))[:2]
+            if request.transport
+            else ("127.0.0.1", 0)
+        )
         scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": request.method, "scheme": request.scheme, "path": request.path,
-            "raw_path": request.raw_path.split("?", 1)[0].encode(), "query_string": request.query_string.encode(),
-            "root_path": "", "headers": [(k.lower(), v) for k, v in request.raw_headers],
-            "client": (request.remote or "", 0), "server": (host, port), "state": {},
-            "user": _principal(workspace), WORKSPACE_SCOPE_KEY: workspace,
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": request.scheme,
+            "path": request.path,
+            "raw_path": request.raw_path.split("?", 1)[0].encode(),
+            "query_string": request.query_string.encode(),
+            "root_path": "",
+            "headers": [(k.lower(), v) for k, v in request.raw_headers],
+            "client": (request.remote or "", 0),
+            "server": (host, port),
+            "state": {},
+            "user": _principal(workspace),
+            WORKSPACE_SCOPE_KEY: workspace,
         }
         answered = asyncio.Event()
         sent_body = False
@@ -944,8 +1167,10 @@ class McpHttp:
 
     async def metadata(self, request: web.Request) -> web.Response:
         """RFC 9728 protected-resource metadata of /mcp: public, as the RFC means it to be."""
-        return web.json_response(protected_resource_metadata(self.runtime.settings),
-                                 headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=3600"})
+        return web.json_response(
+            protected_resource_metadata(self.runtime.settings),
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=3600"},
+        )
 
 
 def mount_mcp(app: web.Application, runtime: Any, *, mode: str = "both", path: str = MCP_PATH) -> McpHttp:

@@ -6,6 +6,7 @@ at shutdown (nothing undelivered is lost: it stays pending for the next start); 
 its unread notices once. Secrets never reach logs or the outbox: the SMTP password is only used to log in,
 and webhook URLs (Slack's are secrets) appear as scheme://host/… in every error.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -160,7 +161,9 @@ class Notifier:
     async def targets(self, workspace_id: int) -> dict[str, str | None]:
         """The email recipients and webhook URL for a workspace: its own settings override the global ones."""
         return {
-            "email": await self._target(workspace_id, NOTIFY_EMAIL_SETTING, getattr(self.settings, "notify_email", None)),
+            "email": await self._target(
+                workspace_id, NOTIFY_EMAIL_SETTING, getattr(self.settings, "notify_email", None)
+            ),
             "webhook": await self._target(
                 workspace_id, NOTIFY_WEBHOOK_SETTING, getattr(self.settings, "notify_webhook_url", None)
             ),
@@ -191,8 +194,13 @@ class Notifier:
             channels.append(("webhook", targets["webhook"]))
         for channel, target in channels:
             new_id = await self.store.enqueue_notification(
-                workspace_id, channel=channel, subject=subject, text=text, target=target,
-                dedupe_key=dedupe_key, level=level,
+                workspace_id,
+                channel=channel,
+                subject=subject,
+                text=text,
+                target=target,
+                dedupe_key=dedupe_key,
+                level=level,
             )
             if new_id is not None:
                 ids.append(new_id)
@@ -286,8 +294,13 @@ class Notifier:
             report.retrying += 1
         report.errors.append(f"#{item.id} {item.channel}: {error}")
         log.warning(
-            "notification_failed", id=item.id, workspace=item.workspace_id, channel=item.channel,
-            attempts=attempts, retry_at=next_at.isoformat() if next_at else None, error=error,
+            "notification_failed",
+            id=item.id,
+            workspace=item.workspace_id,
+            channel=item.channel,
+            attempts=attempts,
+            retry_at=next_at.isoformat() if next_at else None,
+            error=error,
         )
 
     def _secrets(self, item: Notification | None = None) -> list[str]:
@@ -383,7 +396,9 @@ class Notifier:
                 f"Webhook {shown or 'URL'} is not an http(s) URL. Fix: set notify_webhook_url to an https:// URL.",
                 retry=False,
             ) from None
-        payload = webhook_payload(url, item.subject, item.text, await self._workspace_name(item.workspace_id), item.level)
+        payload = webhook_payload(
+            url, item.subject, item.text, await self._workspace_name(item.workspace_id), item.level
+        )
         session = await self._http()
         try:
             async with session.post(
@@ -417,7 +432,7 @@ LEVEL_ICONS = {"info": "ℹ️", "warning": "⚠️", "error": "🛑"}
 
 
 def webhook_kind(url: str) -> str:
-    """"slack", "discord" or "generic", by the webhook URL's host (subdomains included: ptb.discord.com)."""
+    """ "slack", "discord" or "generic", by the webhook URL's host (subdomains included: ptb.discord.com)."""
     try:
         host = (urlsplit(url).hostname or "").lower()
     except ValueError:
@@ -445,20 +460,30 @@ def webhook_payload(url: str, subject: str, text: str, workspace: str, level: st
         return {
             "text": _clip(f"{icon} *{subject}*\n{text}".strip(), SLACK_SECTION_MAX),
             "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": _clip(subject, SLACK_HEADER_MAX), "emoji": True}},
+                {
+                    "type": "header",
+                    "text": {"type": "plain_text", "text": _clip(subject, SLACK_HEADER_MAX), "emoji": True},
+                },
                 {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text or subject, SLACK_SECTION_MAX)}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{icon} Ad Monster · workspace {workspace} · {level}".strip()}]},
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": f"{icon} Ad Monster · workspace {workspace} · {level}".strip()}
+                    ],
+                },
             ],
         }
     if kind == "discord":
         return {
             "content": _clip(f"{icon} **{subject}**".strip(), DISCORD_CONTENT_MAX),
-            "embeds": [{
-                "title": _clip(subject, DISCORD_TITLE_MAX),
-                "description": _clip(text or subject, DISCORD_DESCRIPTION_MAX),
-                "color": DISCORD_COLORS.get(level, DISCORD_COLORS["info"]),
-                "footer": {"text": f"Ad Monster · workspace {workspace} · {level}"},
-            }],
+            "embeds": [
+                {
+                    "title": _clip(subject, DISCORD_TITLE_MAX),
+                    "description": _clip(text or subject, DISCORD_DESCRIPTION_MAX),
+                    "color": DISCORD_COLORS.get(level, DISCORD_COLORS["info"]),
+                    "footer": {"text": f"Ad Monster · workspace {workspace} · {level}"},
+                }
+            ],
             "allowed_mentions": {"parse": []},  # a campaign named "@everyone" must not ping a server
         }
     return {"text": f"*{subject}*\n{text}", "subject": subject, "workspace": workspace, "level": level}

@@ -9,11 +9,13 @@ FILE_TYPES, the thread id pattern from its THREAD_ID. What is written here is wh
 The document itself needs no API key: it shows the routes and the op list, which `admonster tools` prints anyway
 (docs/security.md). aiohttp answers HEAD for every GET route by itself; HEAD is not listed.
 """
+
 from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 OPENAPI_PATH = "/openapi.json"
 OPENAPI_VERSION = "3.1.0"
@@ -45,17 +47,34 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
 UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 # A text/event-stream answer, described per event as schemathesis reads it (OpenAPI 3.2's itemSchema): each event's
 # fields, its data the JSON-RPC message as text.
-SSE = {"text/event-stream": {"schema": {
-    "type": "object",
-    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
-                   "retry": {"type": "integer"}}}}}
-MCP_SESSION_PARAMETER = {"name": "Mcp-Session-Id", "in": "header", "required": False, "schema": {"type": "string"},
-                         "description": "The session id initialize's answer carried (absent: initialize, or a request "
-                                        "answered without a session)."}
-NO_SESSION = _error("No session with this id for this key's workspace (unknown, expired, ended or another's): "
-                    "initialize again.")
+SSE = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "event": {"type": "string"},
+                "data": {"type": "string"},
+                "id": {"type": "string"},
+                "retry": {"type": "integer"},
+            },
+        }
+    }
+}
+MCP_SESSION_PARAMETER = {
+    "name": "Mcp-Session-Id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The session id initialize's answer carried (absent: initialize, or a request "
+    "answered without a session).",
+}
+NO_SESSION = _error(
+    "No session with this id for this key's workspace (unknown, expired, ended or another's): initialize again."
+)
 FOREIGN_ORIGIN = _error("An Origin header that is not ADMONSTER_PUBLIC_URL's (a web page of another site).")
-BAD_BODY = _error("The body is not a JSON object of the right shape, is not UTF-8, or is nested too deep: one line and a fix.")
+BAD_BODY = _error(
+    "The body is not a JSON object of the right shape, is not UTF-8, or is nested too deep: one line and a fix."
+)
 TOO_LARGE = _error("The body is over the size limit.")
 DATABASE_DOWN = _error("The database cannot be reached (Retry-After says when to try again): one line and a fix.")
 SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
@@ -75,8 +94,9 @@ def op_components(registry: Any) -> tuple[dict[str, Any], list[str]]:
     from fi_facebook import DISPATCHER_CALLS
 
     specs = registry.specs()
-    keys, top = models_json_schema([(spec.args_model, "validation") for spec in specs],
-                                   ref_template=SCHEMAS + "{model}")
+    keys, top = models_json_schema(
+        [(spec.args_model, "validation") for spec in specs], ref_template=SCHEMAS + "{model}"
+    )
     definitions = top.get("$defs", {})
     op_models = {keys[(spec.args_model, "validation")]["$ref"].removeprefix(SCHEMAS) for spec in specs}
     schemas: dict[str, Any] = {}
@@ -93,14 +113,19 @@ def op_components(registry: Any) -> tuple[dict[str, Any], list[str]]:
     for name, schema in definitions.items():
         if name not in op_models or name in used:
             schemas[name] = schema
-    calls = {**{name: schema for name, schema in DISPATCHER_CALLS.items()},
-             **{spec.name: _ref(f"args.{spec.name}") for spec in specs}}
+    calls = {
+        **{name: schema for name, schema in DISPATCHER_CALLS.items()},
+        **{spec.name: _ref(f"args.{spec.name}") for spec in specs},
+    }
     for name, args in calls.items():
         spec = registry.get(name)
         schemas[f"call.{name}"] = {
-            "type": "object", "required": ["op"], "additionalProperties": False,
+            "type": "object",
+            "required": ["op"],
+            "additionalProperties": False,
             "description": DISPATCHER_CALLS[name]["description"] if spec is None else spec.summary,
-            "properties": {"op": {"const": name}, "args": args}}
+            "properties": {"op": {"const": name}, "args": args},
+        }
         if spec is not None and spec.example:  # the example the op declares (op=help shows the same)
             schemas[f"call.{name}"]["examples"] = [{"op": name, "args": spec.example}]
     return schemas, list(calls)
@@ -127,64 +152,141 @@ def component_refs(values: Any) -> set[str]:
 
 def shape_components(op_names: list[str]) -> dict[str, Any]:
     """What the routes answer (admonster_server builds these bodies)."""
-    file_urls = {"type": "array", "items": {"type": ["string", "null"]},
-                 "description": "One entry per file: a /v1/files/ link for this workspace, or null for a kind the server does not hand out."}
-    files = {"type": "array", "items": {"type": "string"}, "description": "Files the op wrote (names in the workspace's folder)."}
+    file_urls = {
+        "type": "array",
+        "items": {"type": ["string", "null"]},
+        "description": "One entry per file: a /v1/files/ link for this workspace, or null for a kind the server does not hand out.",
+    }
+    files = {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Files the op wrote (names in the workspace's folder).",
+    }
     return {
         "Error": {
-            "type": "object", "required": ["ok", "text", "data"],
+            "type": "object",
+            "required": ["ok", "text", "data"],
             "description": "Every refusal of the API itself (admonster_server._error): one line with a fix, and the same as data.",
             "properties": {
                 "ok": {"const": False},
                 "text": {"type": "string", "description": "ERROR <kind>: <message>. Fix: <fix>."},
-                "data": {"type": "object", "required": ["error", "message", "fix"],
-                         "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}}}}},
-        "OpName": {"enum": op_names, "description": "Every op the facebook tool runs (the registry's, and help, confirm, reject)."},
+                "data": {
+                    "type": "object",
+                    "required": ["error", "message", "fix"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        "fix": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "OpName": {
+            "enum": op_names,
+            "description": "Every op the facebook tool runs (the registry's, and help, confirm, reject).",
+        },
         "ToolCall": {
             "description": "One call of the facebook tool: an op and its arguments (op=help lists every op). A failed "
-                           "call still answers 200, with ok=false and one line saying why.",
+            "call still answers 200, with ok=false and one line saying why.",
             "oneOf": [_ref(f"call.{name}") for name in op_names],
-            "discriminator": {"propertyName": "op", "mapping": {name: SCHEMAS + f"call.{name}" for name in op_names}}},
+            "discriminator": {"propertyName": "op", "mapping": {name: SCHEMAS + f"call.{name}" for name in op_names}},
+        },
         "ToolResult": {
-            "type": "object", "required": ["ok", "held", "text", "llm_text", "data", "files", "file_urls"],
-            "properties": {"ok": {"type": "boolean"},
-                           "held": {"type": "boolean", "description": "Waiting for a person's confirmation (ok is false)."},
-                           "text": {"type": "string", "description": "The answer, as chat shows it to a person."},
-                           "llm_text": {"type": "string", "description": "The same answer for an LLM: with hints (op and argument names)."},
-                           "data": {"description": "The op's data (on failure: error, message, fix)."},
-                           "files": files, "file_urls": file_urls}},
-        "ChatRequest": {
-            "type": "object", "required": ["thread_id", "message"],
-            "properties": {"thread_id": _ref("ThreadId"),
-                           "message": {"type": "string", "minLength": 1, "examples": _chat_commands(),
-                                       "description": "What the person says, or a /command (/help lists them)."}}},
-        "ChatReply": {
-            "type": "object", "required": ["ok", "thread_id", "reply", "tool_calls", "files", "file_urls"],
+            "type": "object",
+            "required": ["ok", "held", "text", "llm_text", "data", "files", "file_urls"],
             "properties": {
-                "ok": {"type": "boolean"}, "thread_id": _ref("ThreadId"), "reply": {"type": "string"},
-                "tool_calls": {"type": "array", "items": {
-                    "type": "object", "required": ["name", "ok", "files", "file_urls"],
-                    "properties": {"name": {"type": "string"}, "arguments": {}, "ok": {"type": "boolean"},
-                                   "files": files, "file_urls": file_urls}}},
-                "files": files, "file_urls": file_urls}},
+                "ok": {"type": "boolean"},
+                "held": {"type": "boolean", "description": "Waiting for a person's confirmation (ok is false)."},
+                "text": {"type": "string", "description": "The answer, as chat shows it to a person."},
+                "llm_text": {
+                    "type": "string",
+                    "description": "The same answer for an LLM: with hints (op and argument names).",
+                },
+                "data": {"description": "The op's data (on failure: error, message, fix)."},
+                "files": files,
+                "file_urls": file_urls,
+            },
+        },
+        "ChatRequest": {
+            "type": "object",
+            "required": ["thread_id", "message"],
+            "properties": {
+                "thread_id": _ref("ThreadId"),
+                "message": {
+                    "type": "string",
+                    "minLength": 1,
+                    "examples": _chat_commands(),
+                    "description": "What the person says, or a /command (/help lists them).",
+                },
+            },
+        },
+        "ChatReply": {
+            "type": "object",
+            "required": ["ok", "thread_id", "reply", "tool_calls", "files", "file_urls"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "thread_id": _ref("ThreadId"),
+                "reply": {"type": "string"},
+                "tool_calls": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "ok", "files", "file_urls"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "arguments": {},
+                            "ok": {"type": "boolean"},
+                            "files": files,
+                            "file_urls": file_urls,
+                        },
+                    },
+                },
+                "files": files,
+                "file_urls": file_urls,
+            },
+        },
         "Thread": {
-            "type": "object", "required": ["thread_id", "messages"],
-            "properties": {"thread_id": {"type": "string"}, "messages": {"type": "array", "items": {"type": "object"}}}},
+            "type": "object",
+            "required": ["thread_id", "messages"],
+            "properties": {"thread_id": {"type": "string"}, "messages": {"type": "array", "items": {"type": "object"}}},
+        },
         "Upload": {
-            "type": "object", "required": ["ok", "text", "file", "size"],
-            "properties": {"ok": {"const": True}, "text": {"type": "string"},
-                           "file": {"type": "string", "description": "The name to pass as an op's source, path, image, video or plan_file."},
-                           "size": {"type": "integer", "minimum": 1}}},
+            "type": "object",
+            "required": ["ok", "text", "file", "size"],
+            "properties": {
+                "ok": {"const": True},
+                "text": {"type": "string"},
+                "file": {
+                    "type": "string",
+                    "description": "The name to pass as an op's source, path, image, video or plan_file.",
+                },
+                "size": {"type": "integer", "minimum": 1},
+            },
+        },
         "Me": {
-            "type": "object", "required": ["workspace", "mode", "zero_decimal_currencies"],
-            "properties": {"workspace": {"type": "object", "required": ["id", "name"],
-                                         "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
-                           "mode": {"type": "string"},
-                           "zero_decimal_currencies": {"type": "array", "items": {"type": "string"}}}},
+            "type": "object",
+            "required": ["workspace", "mode", "zero_decimal_currencies"],
+            "properties": {
+                "workspace": {
+                    "type": "object",
+                    "required": ["id", "name"],
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+                },
+                "mode": {"type": "string"},
+                "zero_decimal_currencies": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "Health": {
-            "type": "object", "required": ["ok", "mode", "time", "api_version"],
-            "properties": {"ok": {"const": True}, "mode": {"type": "string"}, "time": {"type": "integer"},
-                           "api_version": {"type": "string"}, "api_version_warning": {"type": "string"}}},
+            "type": "object",
+            "required": ["ok", "mode", "time", "api_version"],
+            "properties": {
+                "ok": {"const": True},
+                "mode": {"type": "string"},
+                "time": {"type": "integer"},
+                "api_version": {"type": "string"},
+                "api_version_warning": {"type": "string"},
+            },
+        },
     }
 
 
@@ -210,37 +312,96 @@ def mcp_components(registry: Any) -> dict[str, Any]:
             arguments = _ref(f"args.{tool.name}")
         else:
             arguments = tool.input_schema
-        tool_calls.append({"type": "object", "required": ["name"], "title": tool.name,
-                           "properties": {"name": {"const": tool.name}, "arguments": arguments}})
+        tool_calls.append(
+            {
+                "type": "object",
+                "required": ["name"],
+                "title": tool.name,
+                "properties": {"name": {"const": tool.name}, "arguments": arguments},
+            }
+        )
     return {
         "McpToolCall": {"oneOf": tool_calls},
-        "JsonRpcRequest": {"oneOf": [
-            {"type": "object", "required": ["jsonrpc", "id", "method", "params"], "title": "initialize",
-             "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"const": "initialize"},
-                            "params": {"type": "object", "required": ["protocolVersion", "capabilities", "clientInfo"],
-                                       "properties": {"protocolVersion": {"type": "string"}, "capabilities": {"type": "object"},
-                                                      "clientInfo": {"type": "object", "required": ["name", "version"],
-                                                                     "properties": {"name": {"type": "string"},
-                                                                                    "version": {"type": "string"}}}}}}},
-            {"type": "object", "required": ["jsonrpc", "id", "method"], "title": "tools/list or ping",
-             "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"enum": ["tools/list", "ping"]}}},
-            {"type": "object", "required": ["jsonrpc", "id", "method", "params"], "title": "tools/call",
-             "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "method": {"const": "tools/call"},
-                            "params": _ref("McpToolCall")}},
-            {"type": "object", "required": ["jsonrpc", "method"], "title": "notification",
-             "properties": {"jsonrpc": {"const": "2.0"}, "method": {"const": "notifications/initialized"}}}]},
+        "JsonRpcRequest": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["jsonrpc", "id", "method", "params"],
+                    "title": "initialize",
+                    "properties": {
+                        "jsonrpc": {"const": "2.0"},
+                        "id": request_id,
+                        "method": {"const": "initialize"},
+                        "params": {
+                            "type": "object",
+                            "required": ["protocolVersion", "capabilities", "clientInfo"],
+                            "properties": {
+                                "protocolVersion": {"type": "string"},
+                                "capabilities": {"type": "object"},
+                                "clientInfo": {
+                                    "type": "object",
+                                    "required": ["name", "version"],
+                                    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["jsonrpc", "id", "method"],
+                    "title": "tools/list or ping",
+                    "properties": {
+                        "jsonrpc": {"const": "2.0"},
+                        "id": request_id,
+                        "method": {"enum": ["tools/list", "ping"]},
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["jsonrpc", "id", "method", "params"],
+                    "title": "tools/call",
+                    "properties": {
+                        "jsonrpc": {"const": "2.0"},
+                        "id": request_id,
+                        "method": {"const": "tools/call"},
+                        "params": _ref("McpToolCall"),
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["jsonrpc", "method"],
+                    "title": "notification",
+                    "properties": {"jsonrpc": {"const": "2.0"}, "method": {"const": "notifications/initialized"}},
+                },
+            ]
+        },
         "ProtectedResourceMetadata": {
-            "type": "object", "required": ["resource", "bearer_methods_supported"],
+            "type": "object",
+            "required": ["resource", "bearer_methods_supported"],
             "description": "RFC 9728 section 2 (admonster_mcp.protected_resource_metadata). No authorization_servers: "
-                           "keys are issued by the operator (admonster workspace create, the console).",
-            "properties": {"resource": {"type": "string", "format": "uri"},
-                           "bearer_methods_supported": {"type": "array", "items": {"const": "header"}},
-                           "resource_name": {"type": "string"}, "resource_documentation": {"type": "string", "format": "uri"}}},
+            "keys are issued by the operator (admonster workspace create, the console).",
+            "properties": {
+                "resource": {"type": "string", "format": "uri"},
+                "bearer_methods_supported": {"type": "array", "items": {"const": "header"}},
+                "resource_name": {"type": "string"},
+                "resource_documentation": {"type": "string", "format": "uri"},
+            },
+        },
         "JsonRpcResponse": {
-            "type": "object", "required": ["jsonrpc"],
-            "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["integer", "string", "null"]}, "result": {},
-                           "error": {"type": "object", "required": ["code", "message"],
-                                     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}}}}},
+            "type": "object",
+            "required": ["jsonrpc"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": {"type": ["integer", "string", "null"]},
+                "result": {},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
+                },
+            },
+        },
     }
 
 
@@ -252,13 +413,19 @@ def mcp_components(registry: Any) -> dict[str, Any]:
 def _thread_id_schema() -> dict[str, Any]:
     from admonster_chat import THREAD_ID
 
-    return {"type": "string", "pattern": f"^{THREAD_ID.pattern}$", "description": "A conversation's id (you choose it)."}
+    return {
+        "type": "string",
+        "pattern": f"^{THREAD_ID.pattern}$",
+        "description": "A conversation's id (you choose it).",
+    }
 
 
 def _file_media() -> dict[str, Any]:
     from admonster_files import FILE_TYPES
 
-    return {media: {"schema": {"type": "string", "format": "binary"}} for media, _ in dict.fromkeys(FILE_TYPES.values())}
+    return {
+        media: {"schema": {"type": "string", "format": "binary"}} for media, _ in dict.fromkeys(FILE_TYPES.values())
+    }
 
 
 def _console_files() -> list[str]:
@@ -285,143 +452,286 @@ def _html_page(statuses: dict[str, str]) -> dict[str, Any]:
 
 OPERATIONS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("GET", OPENAPI_PATH): lambda: {
-        "operationId": "openapi", "tags": ["meta"], "security": [],
+        "operationId": "openapi",
+        "tags": ["meta"],
+        "security": [],
         "summary": "This document (OpenAPI 3.1), generated from the route table and the op registry; no key needed.",
-        "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "The document.")}},
+        "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "The document.")},
+    },
     ("GET", "/healthz"): lambda: {
-        "operationId": "health", "tags": ["meta"], "security": [],
+        "operationId": "health",
+        "tags": ["meta"],
+        "security": [],
         "summary": "Liveness, mode and Graph API version (with a warning when the version ends within 90 days).",
-        "responses": {"200": _json(_ref("Health"), "The server is up.")}},
+        "responses": {"200": _json(_ref("Health"), "The server is up.")},
+    },
     ("GET", "/readyz"): lambda: {
-        "operationId": "ready", "tags": ["meta"], "security": [],
+        "operationId": "ready",
+        "tags": ["meta"],
+        "security": [],
         "summary": "Readiness: whether this replica reaches its database (one SELECT 1); no key needed.",
-        "responses": {"200": _json({"type": "object", "required": ["ok", "database"],
-                                    "properties": {"ok": {"type": "boolean"}, "database": {"type": "string"}}},
-                                   "The database answers."),
-                      "503": DATABASE_DOWN}},
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["ok", "database"],
+                    "properties": {"ok": {"type": "boolean"}, "database": {"type": "string"}},
+                },
+                "The database answers.",
+            ),
+            "503": DATABASE_DOWN,
+        },
+    },
     ("POST", "/v1/tools/facebook"): lambda: {
-        "operationId": "tool_call", "tags": ["api"], "security": SECURED,
+        "operationId": "tool_call",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "Run one op of the facebook tool (the same answers as chat).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ToolCall")}}},
-        "responses": {"200": _json(_ref("ToolResult"), "The op's answer; ok=false when it failed (one line with a fix)."),
-                      "400": BAD_BODY, "401": UNAUTHORIZED, "413": TOO_LARGE}},
+        "responses": {
+            "200": _json(_ref("ToolResult"), "The op's answer; ok=false when it failed (one line with a fix)."),
+            "400": BAD_BODY,
+            "401": UNAUTHORIZED,
+            "413": TOO_LARGE,
+        },
+    },
     ("POST", "/v1/chat"): lambda: {
-        "operationId": "chat", "tags": ["api"], "security": SECURED,
+        "operationId": "chat",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "One chat turn in a thread: the bot's reply and the tool calls it made (slash-commands too).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
-        "responses": {"200": _json(_ref("ChatReply"), "The reply; ok=false when the turn failed."),
-                      "400": BAD_BODY, "401": UNAUTHORIZED, "413": TOO_LARGE}},
+        "responses": {
+            "200": _json(_ref("ChatReply"), "The reply; ok=false when the turn failed."),
+            "400": BAD_BODY,
+            "401": UNAUTHORIZED,
+            "413": TOO_LARGE,
+        },
+    },
     ("POST", "/v1/chat/stream"): lambda: {
-        "operationId": "chat_stream", "tags": ["api"], "security": SECURED,
-        "summary": "The same chat turn, answered as JSON lines while it runs: {\"text\": …} for each piece of the LLM's "
-                   "reply as it arrives, then {\"done\": true, …} with /v1/chat's whole answer.",
+        "operationId": "chat_stream",
+        "tags": ["api"],
+        "security": SECURED,
+        "summary": 'The same chat turn, answered as JSON lines while it runs: {"text": …} for each piece of the LLM\'s '
+        'reply as it arrives, then {"done": true, …} with /v1/chat\'s whole answer.',
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChatRequest")}}},
-        "responses": {"200": {"description": "JSON lines (application/x-ndjson); the last one is the whole answer.",
-                              "content": {"application/x-ndjson": {"schema": {
-                                  "description": "One line: a piece of the reply, or the last line: /v1/chat's answer "
-                                                 "with done=true.",
-                                  "oneOf": [{"type": "object", "required": ["text"], "additionalProperties": False,
-                                             "properties": {"text": {"type": "string"}}},
-                                            {"allOf": [_ref("ChatReply"), {"type": "object", "required": ["done"],
-                                                       "properties": {"done": {"const": True}}}]}]}}}},
-                      "400": BAD_BODY, "401": UNAUTHORIZED, "413": TOO_LARGE}},
+        "responses": {
+            "200": {
+                "description": "JSON lines (application/x-ndjson); the last one is the whole answer.",
+                "content": {
+                    "application/x-ndjson": {
+                        "schema": {
+                            "description": "One line: a piece of the reply, or the last line: /v1/chat's answer "
+                            "with done=true.",
+                            "oneOf": [
+                                {
+                                    "type": "object",
+                                    "required": ["text"],
+                                    "additionalProperties": False,
+                                    "properties": {"text": {"type": "string"}},
+                                },
+                                {
+                                    "allOf": [
+                                        _ref("ChatReply"),
+                                        {
+                                            "type": "object",
+                                            "required": ["done"],
+                                            "properties": {"done": {"const": True}},
+                                        },
+                                    ]
+                                },
+                            ],
+                        }
+                    }
+                },
+            },
+            "400": BAD_BODY,
+            "401": UNAUTHORIZED,
+            "413": TOO_LARGE,
+        },
+    },
     ("GET", "/v1/threads/{thread_id}"): lambda: {
-        "operationId": "thread_history", "tags": ["api"], "security": SECURED,
+        "operationId": "thread_history",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "A thread's messages, oldest first (this workspace's only; personal data withheld).",
         "parameters": [{"name": "thread_id", "in": "path", "required": True, "schema": _ref("ThreadId")}],
-        "responses": {"200": _json(_ref("Thread"), "The messages (none for a thread never used)."),
-                      "400": _error("Not a valid thread id."), "401": UNAUTHORIZED}},
+        "responses": {
+            "200": _json(_ref("Thread"), "The messages (none for a thread never used)."),
+            "400": _error("Not a valid thread id."),
+            "401": UNAUTHORIZED,
+        },
+    },
     ("GET", "/v1/me"): lambda: {
-        "operationId": "me", "tags": ["api"], "security": SECURED,
+        "operationId": "me",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "Whose key this is (the workspace's id and name), the mode, and the currencies without a minor unit.",
-        "responses": {"200": _json(_ref("Me"), "The key's workspace."), "401": UNAUTHORIZED}},
+        "responses": {"200": _json(_ref("Me"), "The key's workspace."), "401": UNAUTHORIZED},
+    },
     ("POST", "/v1/files"): lambda: {
-        "operationId": "upload_file", "tags": ["api"], "security": SECURED,
+        "operationId": "upload_file",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "Upload a file (streamed) into the workspace's own folder, to pass to an op as its source.",
-        "parameters": [{"name": "name", "in": "query", "required": True, "description": "The file's name.",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 150, "pattern": r"^[^/\\\x00]+$"}}],
-        "requestBody": {"required": True, "content": {"application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}},
-        "responses": {"200": _json(_ref("Upload"), "Stored; `file` is the name to pass to an op."),
-                      "400": _error("No usable name, or an empty body."), "401": UNAUTHORIZED,
-                      "413": _error("Over the upload limit.")}},
+        "parameters": [
+            {
+                "name": "name",
+                "in": "query",
+                "required": True,
+                "description": "The file's name.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 150, "pattern": r"^[^/\\\x00]+$"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        "responses": {
+            "200": _json(_ref("Upload"), "Stored; `file` is the name to pass to an op."),
+            "400": _error("No usable name, or an empty body."),
+            "401": UNAUTHORIZED,
+            "413": _error("Over the upload limit."),
+        },
+    },
     ("GET", "/v1/files/{file_id}/{name}"): lambda: {
-        "operationId": "get_file", "tags": ["api"], "security": SECURED,
+        "operationId": "get_file",
+        "tags": ["api"],
+        "security": SECURED,
         "summary": "A file an op wrote for this workspace (its link is in the op's file_urls, for 24 hours).",
-        "parameters": [{"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                       {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "The file.", "content": _file_media()},
-                      "401": UNAUTHORIZED, "404": _error("No such file for this workspace, or it changed.")}},
+        "parameters": [
+            {"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {"description": "The file.", "content": _file_media()},
+            "401": UNAUTHORIZED,
+            "404": _error("No such file for this workspace, or it changed."),
+        },
+    },
     ("GET", "/oauth/facebook/callback"): lambda: {
-        "operationId": "oauth_callback", "tags": ["sign-in"], "security": [],
+        "operationId": "oauth_callback",
+        "tags": ["sign-in"],
+        "security": [],
         "summary": "Where Facebook sends the person back after sign-in; answers a small page saying what happened.",
-        "parameters": [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                       for name in ("state", "code", "error", "error_description")],
-        "responses": _html_page({"200": "Connected.", "400": "Facebook was not connected (bad or expired link, refused).",
-                                 "403": "The link was made in another browser or terminal.",
-                                 "409": "The workspace is connected to another Facebook user: confirmation needed."})},
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ("state", "code", "error", "error_description")
+        ],
+        "responses": _html_page(
+            {
+                "200": "Connected.",
+                "400": "Facebook was not connected (bad or expired link, refused).",
+                "403": "The link was made in another browser or terminal.",
+                "409": "The workspace is connected to another Facebook user: confirmation needed.",
+            }
+        ),
+    },
     ("GET", "/"): lambda: {
-        "operationId": "console_root", "tags": ["console"], "security": [],
+        "operationId": "console_root",
+        "tags": ["console"],
+        "security": [],
         "summary": "The web console (a static page; it asks for the API key and talks to /v1/).",
-        "responses": {"200": _text("The page.", "text/html")}},
+        "responses": {"200": _text("The page.", "text/html")},
+    },
     ("GET", "/console"): lambda: {
-        "operationId": "console", "tags": ["console"], "security": [],
+        "operationId": "console",
+        "tags": ["console"],
+        "security": [],
         "summary": "The web console (the same page as /).",
-        "responses": {"200": _text("The page.", "text/html")}},
+        "responses": {"200": _text("The page.", "text/html")},
+    },
     ("GET", "/console/static/{name}"): lambda: {
-        "operationId": "console_file", "tags": ["console"], "security": [],
+        "operationId": "console_file",
+        "tags": ["console"],
+        "security": [],
         "summary": "The console's script and style sheet (only these names).",
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"enum": _console_files()}}],
-        "responses": {"200": {"description": "The file.", "content": _console_media()},
-                      "404": _text("No such console file.")}},
+        "responses": {
+            "200": {"description": "The file.", "content": _console_media()},
+            "404": _text("No such console file."),
+        },
+    },
     ("GET", "/favicon.ico"): lambda: {
-        "operationId": "favicon", "tags": ["console"], "security": [],
+        "operationId": "favicon",
+        "tags": ["console"],
+        "security": [],
         "summary": "The console's icon, where browsers look for one.",
-        "responses": {"200": {"description": "The icon.", "content": _favicon_media()}}},
+        "responses": {"200": {"description": "The icon.", "content": _favicon_media()}},
+    },
     ("POST", "/mcp"): lambda: {
-        "operationId": "mcp", "tags": ["mcp"], "security": SECURED,
+        "operationId": "mcp",
+        "tags": ["mcp"],
+        "security": SECURED,
         "summary": "MCP over streamable HTTP: JSON-RPC messages; the tools are the ops. initialize opens a session "
-                   "(its answer carries Mcp-Session-Id; session requests are answered as SSE); a request without a "
-                   "session id that is not initialize is answered without one (one JSON answer).",
+        "(its answer carries Mcp-Session-Id; session requests are answered as SSE); a request without a "
+        "session id that is not initialize is answered without one (one JSON answer).",
         "description": "Send `Accept: application/json, text/event-stream` (the MCP transport's rule). An `Origin` "
-                       "header must be ADMONSTER_PUBLIC_URL's origin.",
+        "header must be ADMONSTER_PUBLIC_URL's origin.",
         "parameters": [MCP_SESSION_PARAMETER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JsonRpcRequest")}}},
-        "responses": {"200": {"description": "The JSON-RPC answer (a failed tool call is a result with isError): JSON "
-                                             "without a session, an SSE stream (progress, then the answer) in one.",
-                              "content": {"application/json": {"schema": _ref("JsonRpcResponse")}, **SSE}},
-                      "202": {"description": "A notification, accepted (no body)."},
-                      "400": _json(_ref("JsonRpcResponse"), "Not JSON, too deep, or not a JSON-RPC message: a JSON-RPC error."),
-                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION,
-                      "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks application/json and text/event-stream."),
-                      "413": _error("The body is too large."),
-                      "415": _json(_ref("JsonRpcResponse"), "The body is not application/json."),
-                      "429": _error("initialize: this workspace has its maximum of MCP sessions open."),
-                      "503": _error("initialize: the server has its maximum of MCP sessions open.")}},
+        "responses": {
+            "200": {
+                "description": "The JSON-RPC answer (a failed tool call is a result with isError): JSON "
+                "without a session, an SSE stream (progress, then the answer) in one.",
+                "content": {"application/json": {"schema": _ref("JsonRpcResponse")}, **SSE},
+            },
+            "202": {"description": "A notification, accepted (no body)."},
+            "400": _json(_ref("JsonRpcResponse"), "Not JSON, too deep, or not a JSON-RPC message: a JSON-RPC error."),
+            "401": UNAUTHORIZED,
+            "403": FOREIGN_ORIGIN,
+            "404": NO_SESSION,
+            "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks application/json and text/event-stream."),
+            "413": _error("The body is too large."),
+            "415": _json(_ref("JsonRpcResponse"), "The body is not application/json."),
+            "429": _error("initialize: this workspace has its maximum of MCP sessions open."),
+            "503": _error("initialize: the server has its maximum of MCP sessions open."),
+        },
+    },
     ("GET", "/mcp"): lambda: {
-        "operationId": "mcp_get", "tags": ["mcp"], "security": SECURED,
+        "operationId": "mcp_get",
+        "tags": ["mcp"],
+        "security": SECURED,
         "summary": "The session's standalone SSE stream (server-initiated messages), open until the session ends.",
         "parameters": [{**MCP_SESSION_PARAMETER, "required": True}],
-        "responses": {"200": {"description": "The event stream.", "content": SSE},
-                      "400": _error("No Mcp-Session-Id: initialize first."),
-                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION,
-                      "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks text/event-stream."),
-                      "409": _json(_ref("JsonRpcResponse"), "The session already has its stream open.")}},
+        "responses": {
+            "200": {"description": "The event stream.", "content": SSE},
+            "400": _error("No Mcp-Session-Id: initialize first."),
+            "401": UNAUTHORIZED,
+            "403": FOREIGN_ORIGIN,
+            "404": NO_SESSION,
+            "406": _json(_ref("JsonRpcResponse"), "The Accept header lacks text/event-stream."),
+            "409": _json(_ref("JsonRpcResponse"), "The session already has its stream open."),
+        },
+    },
     ("DELETE", "/mcp"): lambda: {
-        "operationId": "mcp_delete", "tags": ["mcp"], "security": SECURED,
+        "operationId": "mcp_delete",
+        "tags": ["mcp"],
+        "security": SECURED,
         "summary": "End the session (its streams end; its id then answers 404).",
         "parameters": [{**MCP_SESSION_PARAMETER, "required": True}],
-        "responses": {"200": {"description": "The session ended."},
-                      "400": _error("No Mcp-Session-Id: there is no session to end."),
-                      "401": UNAUTHORIZED, "403": FOREIGN_ORIGIN, "404": NO_SESSION}},
+        "responses": {
+            "200": {"description": "The session ended."},
+            "400": _error("No Mcp-Session-Id: there is no session to end."),
+            "401": UNAUTHORIZED,
+            "403": FOREIGN_ORIGIN,
+            "404": NO_SESSION,
+        },
+    },
     ("GET", "/.well-known/oauth-protected-resource"): lambda: {
-        "operationId": "protected_resource_metadata", "tags": ["mcp"], "security": [],
+        "operationId": "protected_resource_metadata",
+        "tags": ["mcp"],
+        "security": [],
         "summary": "OAuth protected-resource metadata of /mcp (RFC 9728): the workspace API key is the bearer.",
-        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")}},
+        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")},
+    },
     ("GET", "/.well-known/oauth-protected-resource/mcp"): lambda: {
-        "operationId": "protected_resource_metadata_mcp", "tags": ["mcp"], "security": [],
+        "operationId": "protected_resource_metadata_mcp",
+        "tags": ["mcp"],
+        "security": [],
         "summary": "The same metadata at the URL RFC 9728 derives from /mcp (the well-known prefix before the path).",
-        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")}},
+        "responses": {"200": _json(_ref("ProtectedResourceMetadata"), "The metadata.")},
+    },
 }
 
 
@@ -450,7 +760,9 @@ def build_document(app: Any, registry: Any = None, *, server_url: str | None = N
             missing.append(f"{method} {path}")
             continue
         operation = describe()
-        if operation.get("security") == SECURED:  # the key is looked up in the database (admonster_server.database_outage)
+        if (
+            operation.get("security") == SECURED
+        ):  # the key is looked up in the database (admonster_server.database_outage)
             operation["responses"].setdefault("503", DATABASE_DOWN)
         doc = inspect.getdoc(handler)
         if doc and "description" not in operation:
@@ -462,16 +774,26 @@ def build_document(app: Any, registry: Any = None, *, server_url: str | None = N
     schemas = {**shape_components(op_names), **mcp_components(registry), "ThreadId": _thread_id_schema(), **op_schemas}
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "Ad Monster HTTP API", "version": server_version(),
-                 "description": "Run Facebook and Instagram advertising ops over HTTP (`admonster serve`). Every /v1/ "
-                                "route and /mcp needs a workspace API key (`admonster workspace create NAME` prints one). "
-                                "Generated from the server's route table and the op registry."},
+        "info": {
+            "title": "Ad Monster HTTP API",
+            "version": server_version(),
+            "description": "Run Facebook and Instagram advertising ops over HTTP (`admonster serve`). Every /v1/ "
+            "route and /mcp needs a workspace API key (`admonster workspace create NAME` prints one). "
+            "Generated from the server's route table and the op registry.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "amk_…",
-                                         "description": "A workspace API key: Authorization: Bearer amk_…"}},
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "amk_…",
+                    "description": "A workspace API key: Authorization: Bearer amk_…",
+                }
+            },
             "responses": {"Unauthorized": _error("No API key, or not a key of any workspace.")},
-            "schemas": schemas},
+            "schemas": schemas,
+        },
     }
     if server_url:
         document["servers"] = [{"url": server_url.rstrip("/")}]

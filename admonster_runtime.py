@@ -1,4 +1,5 @@
 """One Ad Monster process: settings, store, the embedded sandbox or live Facebook, and a Facebook session per workspace."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,8 +22,17 @@ DEFAULT_WORKSPACE = "default"
 class Runtime:
     """Owns the process-wide pieces and hands out one Facebook session per workspace, built from its stored token."""
 
-    def __init__(self, settings: Settings, store: Any, *, graph_url: str, app: AppCredentials | None,
-                 state_secret: bytes, sandbox_url: str | None, on_wait: Callable[[str], Any] | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        *,
+        graph_url: str,
+        app: AppCredentials | None,
+        state_secret: bytes,
+        sandbox_url: str | None,
+        on_wait: Callable[[str], Any] | None,
+    ) -> None:
         from fi_facebook import Connector
 
         self.settings = settings
@@ -76,13 +86,26 @@ class Runtime:
 
         graph = None
         if token:
-            graph = GraphClient(token, app_secret=self.app.app_secret if self.app else self._live_app_secret(),
-                                base_url=self.graph_url, api_version=self.settings.api_version, on_wait=tell_wait,
-                                timeout=self.settings.graph_timeout, settle_window=self.settings.write_settle_seconds)
-        facebook = Facebook(self.store, graph, workspace, connector=self.connector, callback_url=self.callback_url,
-                            on_disconnect=self._forget_session, clock=self.time_source,
-                            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds),
-                            files_home=self.settings.home)
+            graph = GraphClient(
+                token,
+                app_secret=self.app.app_secret if self.app else self._live_app_secret(),
+                base_url=self.graph_url,
+                api_version=self.settings.api_version,
+                on_wait=tell_wait,
+                timeout=self.settings.graph_timeout,
+                settle_window=self.settings.write_settle_seconds,
+            )
+        facebook = Facebook(
+            self.store,
+            graph,
+            workspace,
+            connector=self.connector,
+            callback_url=self.callback_url,
+            on_disconnect=self._forget_session,
+            clock=self.time_source,
+            single_flight=SingleFlightPolicy(self.settings.launch_lease_seconds, self.settings.launch_wait_seconds),
+            files_home=self.settings.home,
+        )
         self._sessions[workspace.id] = (stamp, facebook)
         if graph is not None:
             await _default_selections(facebook)
@@ -95,12 +118,12 @@ class Runtime:
 
     async def now(self) -> datetime:
         """The session clock outside any op (token texts, checks): the sandbox's in sandbox mode, else this machine's."""
-        return await self.sandbox_now() if self.sandbox_url else datetime.now(timezone.utc)
+        return await self.sandbox_now() if self.sandbox_url else datetime.now(UTC)
 
     async def sandbox_now(self) -> datetime:
         """The sandbox's simulated time (`GET /__sandbox/clock`): delivery, token expiry and cooldowns follow it."""
         answer = await _sandbox_call(self.sandbox_url, "GET", "clock")
-        return datetime.fromtimestamp(float(answer["epoch"]), timezone.utc)
+        return datetime.fromtimestamp(float(answer["epoch"]), UTC)
 
     async def version_warning(self) -> str | None:
         """One line when the configured Graph API version ends within 90 days on the session clock, else None."""
@@ -118,7 +141,9 @@ class Runtime:
             return stored.token, stored.kind
         if self.sandbox_url and await self.store.get_setting(workspace.id, SANDBOX_AUTOCONNECT, True):
             grant = await _sandbox_call(self.sandbox_url, "POST", "tokens", await self._sandbox_user(workspace) or None)
-            if "access_token" not in grant and workspace.name != DEFAULT_WORKSPACE:  # the sandbox was reset: a new world
+            if (
+                "access_token" not in grant and workspace.name != DEFAULT_WORKSPACE
+            ):  # the sandbox was reset: a new world
                 await self.store.set_setting(workspace.id, SANDBOX_USER, None)
                 grant = await _sandbox_call(self.sandbox_url, "POST", "tokens", await self._sandbox_user(workspace))
             await self.connector.store_checked_token(workspace.id, grant["access_token"], kind="sandbox")
@@ -152,17 +177,28 @@ class Runtime:
         from admonster_jobs import TokenStatus
 
         health = await self.connector.status(workspace.id)
-        return TokenStatus(valid=health.valid, expires_at=health.expires_at, scopes=health.scopes,
-                           missing_scopes=health.missing_scopes, user_id=health.user_id, app_id=health.app_id,
-                           reason=health.reason, checked_at=await self.now())
+        return TokenStatus(
+            valid=health.valid,
+            expires_at=health.expires_at,
+            scopes=health.scopes,
+            missing_scopes=health.missing_scopes,
+            user_id=health.user_id,
+            app_id=health.app_id,
+            reason=health.reason,
+            checked_at=await self.now(),
+        )
 
     def chat_loop(self) -> Any:
         """The LLM chat loop, built once from the settings (its HTTP client is shared by every conversation)."""
         if self._chat_loop is None:
             from admonster_llm import ChatLoop, LLMClient
 
-            self._chat_loop = ChatLoop(self.facebook_for, self.store, LLMClient.from_settings(self.settings),
-                                       max_rounds=self.settings.llm_max_tool_rounds)
+            self._chat_loop = ChatLoop(
+                self.facebook_for,
+                self.store,
+                LLMClient.from_settings(self.settings),
+                max_rounds=self.settings.llm_max_tool_rounds,
+            )
         return self._chat_loop
 
     async def close(self) -> None:
@@ -224,8 +260,9 @@ def state_secret_for(settings: Settings) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | None = None,
-                       start_sandbox: bool = True) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, on_wait: Callable[[str], Any] | None = None, start_sandbox: bool = True
+) -> AsyncIterator[Runtime]:
     """Open the store, start the embedded sandbox (or point at live Facebook), and build the runtime."""
     from admonster_store import open_store, private_db_file, private_folder
     from fb_utils import configure_logging
@@ -248,13 +285,30 @@ async def open_runtime(settings: Settings, *, on_wait: Callable[[str], Any] | No
             private_db_file(sandbox_db)
             stack.push_async_callback(server.stop)
             known = await _sandbox_call(sandbox_url, "GET", "app")
-            app = AppCredentials(known["app_id"], known["app_secret"], sandbox_url,
-                                 f"{sandbox_url}/{settings.api_version}/dialog/oauth", settings.api_version)
+            app = AppCredentials(
+                known["app_id"],
+                known["app_secret"],
+                sandbox_url,
+                f"{sandbox_url}/{settings.api_version}/dialog/oauth",
+                settings.api_version,
+            )
         elif settings.app_id and settings.app_secret:
-            app = AppCredentials(settings.app_id, settings.app_secret.get_secret_value(), settings.graph_url,
-                                 f"{dialog_host_for(settings.graph_url)}/{settings.api_version}/dialog/oauth", settings.api_version)
-        runtime = Runtime(settings, store, graph_url=sandbox_url or settings.graph_url, app=app,
-                          state_secret=state_secret_for(settings), sandbox_url=sandbox_url, on_wait=on_wait)
+            app = AppCredentials(
+                settings.app_id,
+                settings.app_secret.get_secret_value(),
+                settings.graph_url,
+                f"{dialog_host_for(settings.graph_url)}/{settings.api_version}/dialog/oauth",
+                settings.api_version,
+            )
+        runtime = Runtime(
+            settings,
+            store,
+            graph_url=sandbox_url or settings.graph_url,
+            app=app,
+            state_secret=state_secret_for(settings),
+            sandbox_url=sandbox_url,
+            on_wait=on_wait,
+        )
         stack.push_async_callback(runtime.close)
         from admonster_notify import Notifier
 

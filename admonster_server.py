@@ -1,5 +1,6 @@
 """`admonster serve`: the HTTP API (direct tool calls), its OpenAPI description, the OAuth callback, health, and the
 scheduler; plus the loopback callback listener that `admonster connect` and the terminal chat use."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,10 @@ import re
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -40,10 +42,12 @@ MAX_BODY_BYTES = 1 << 20
 
 def _page(title: str, lines: list[str], status: int = 200) -> web.Response:
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5}"
-                "h1{font-size:1.4em}</style></head>"
-                f"<body><h1>{html.escape(title)}</h1>{body}<p>You can close this tab.</p></body></html>")
+    document = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;line-height:1.5}"
+        "h1{font-size:1.4em}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}<p>You can close this tab.</p></body></html>"
+    )
     return web.Response(text=document, content_type="text/html", status=status)
 
 
@@ -67,15 +71,17 @@ class SigninOutcome:
         return _page(self.title, self.lines, status=self.status)
 
 
-async def complete_oauth(runtime: Any, request: web.Request, redirect_uri: str,
-                         binding_secret: str | None = None) -> tuple[bool, web.Response]:
+async def complete_oauth(
+    runtime: Any, request: web.Request, redirect_uri: str, binding_secret: str | None = None
+) -> tuple[bool, web.Response]:
     """Finish a sign-in from Facebook's redirect; answers a small page saying what happened."""
     outcome = await oauth_outcome(runtime, request, redirect_uri, binding_secret)
     return outcome.ok, outcome.page()
 
 
-async def oauth_outcome(runtime: Any, request: web.Request, redirect_uri: str,
-                        binding_secret: str | None = None) -> SigninOutcome:
+async def oauth_outcome(
+    runtime: Any, request: web.Request, redirect_uri: str, binding_secret: str | None = None
+) -> SigninOutcome:
     """Finish a sign-in from Facebook's redirect and say what happened.
 
     `binding_secret`: what this callback knows of who asked for the link: the terminal listener's own secret, or
@@ -90,25 +96,46 @@ async def oauth_outcome(runtime: Any, request: web.Request, redirect_uri: str,
             binding_secret = request.cookies.get(signin_cookie_name(workspace_id))
     try:
         workspace_id, health = await runtime.connector.complete(
-            state=query.get("state"), code=query.get("code"), error=query.get("error"),
-            error_description=query.get("error_description"), redirect_uri=redirect_uri, binding_secret=binding_secret)
+            state=query.get("state"),
+            code=query.get("code"),
+            error=query.get("error"),
+            error_description=query.get("error_description"),
+            redirect_uri=redirect_uri,
+            binding_secret=binding_secret,
+        )
     except SigninElsewhere as error:
-        return SigninOutcome(False, "Sign-in refused", [error.message + "; start again from your own console.",
-                                                        f"Fix: {error.fix}."], status=403)
+        return SigninOutcome(
+            False,
+            "Sign-in refused",
+            [error.message + "; start again from your own console.", f"Fix: {error.fix}."],
+            status=403,
+        )
     except SwitchNeeded as error:
-        return SigninOutcome(False, "Connect this workspace to another Facebook user?", [error.message + ".",
-                                                                                         f"Fix: {error.fix}."], status=409)
+        return SigninOutcome(
+            False,
+            "Connect this workspace to another Facebook user?",
+            [error.message + ".", f"Fix: {error.fix}."],
+            status=409,
+        )
     except FacebookError as error:
-        return SigninOutcome(False, "Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400)
+        return SigninOutcome(
+            False, "Facebook was not connected", [error.message + ".", f"Fix: {error.fix}."], status=400
+        )
     workspace = await runtime.store.get_workspace(workspace_id)
-    lines = [f"Workspace “{workspace.name if workspace else workspace_id}” is connected as "
-             f"{health.user_name or health.user_id}.",
-             f"Permissions granted: {', '.join(health.scopes) or 'none'}."]
+    lines = [
+        f"Workspace “{workspace.name if workspace else workspace_id}” is connected as "
+        f"{health.user_name or health.user_id}.",
+        f"Permissions granted: {', '.join(health.scopes) or 'none'}.",
+    ]
     if health.missing_scopes:
-        lines.append(f"Missing permissions: {', '.join(health.missing_scopes)}. Some ops will not work until you "
-                     "connect again and allow them.")
+        lines.append(
+            f"Missing permissions: {', '.join(health.missing_scopes)}. Some ops will not work until you "
+            "connect again and allow them."
+        )
     if health.expires_at:
-        lines.append(f"The connection lasts until {health.expires_at:%Y-%m-%d} (Ad Monster warns you 7 days and 1 day before).")
+        lines.append(
+            f"The connection lasts until {health.expires_at:%Y-%m-%d} (Ad Monster warns you 7 days and 1 day before)."
+        )
     return SigninOutcome(True, "Facebook connected", lines)
 
 
@@ -120,9 +147,17 @@ class CallbackListener:
     STATE_TTL_SECONDS), then closed; the next link starts it again. `on_outcome(outcome)` hears every callback, so the
     chat can say "Facebook connected" while its prompt waits."""
 
-    def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 300.0,
-                 one_shot: bool = True, on_outcome: Callable[[SigninOutcome], Any] | None = None,
-                 link_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = 300.0,
+        one_shot: bool = True,
+        on_outcome: Callable[[SigninOutcome], Any] | None = None,
+        link_seconds: float | None = None,
+    ) -> None:
         self.runtime = runtime
         self.host, self.port, self.timeout = host, port, timeout
         self.one_shot = one_shot
@@ -221,10 +256,13 @@ DATABASE_RETRY_AFTER = 30  # seconds a client is told to wait when the database 
 
 def _database_down() -> web.Response:
     return admonster_mcp.error_response(
-        503, "unavailable", "The database cannot be reached",
+        503,
+        "unavailable",
+        "The database cannot be reached",
         f"Try again in {DATABASE_RETRY_AFTER} seconds; before sending a change again, check the audit log for it (a change "
         "is never repeated by the server); the operator should check ADMONSTER_DATABASE_URL and the database server",
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 @web.middleware
@@ -239,7 +277,9 @@ async def database_outage(request: web.Request, handler: Any) -> web.StreamRespo
 
         if not database_unreachable(error):
             raise
-        get_logger("admonster_server").warning("database unreachable", path=request.path, reason=redact(str(error))[:200])
+        get_logger("admonster_server").warning(
+            "database unreachable", path=request.path, reason=redact(str(error))[:200]
+        )
         return _database_down()
 
 
@@ -250,11 +290,18 @@ async def api_key_auth(request: web.Request, handler: Any) -> web.StreamResponse
         return await handler(request)
     key, problem = admonster_mcp.bearer_key(request.headers.get("Authorization", ""))
     if key is None:
-        return _error(401, "auth", problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)")
+        return _error(
+            401, "auth", problem, "Send Authorization: Bearer <key> (admonster workspace create NAME prints one)"
+        )
     runtime = request.app[RUNTIME_KEY]
     workspace = await runtime.store.workspace_for_api_key(key)
     if workspace is None:
-        return _error(401, "auth", "Unknown API key", "Check the key, or create a workspace key with admonster workspace create NAME")
+        return _error(
+            401,
+            "auth",
+            "Unknown API key",
+            "Check the key, or create a workspace key with admonster workspace create NAME",
+        )
     request[WORKSPACE_KEY] = workspace
     return await handler(request)
 
@@ -292,7 +339,9 @@ async def upload_file(request: web.Request) -> web.Response:
     if not name or len(name) > 150 or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         return _error(400, "validation", "name must be a plain file name of at most 150 characters", fix)
     if request.content_length is not None and request.content_length > UPLOAD_MAX_BYTES:
-        return _error(413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL")
+        return _error(
+            413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL"
+        )
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "file"
     folder = _files_dir(request) / UPLOADS_DIR
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -312,24 +361,37 @@ async def upload_file(request: web.Request) -> web.Response:
         partial.rename(target)
     except ValueError:
         partial.unlink(missing_ok=True)
-        return _error(413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL")
+        return _error(
+            413, "validation", "The file is larger than 512 MB", "Upload a smaller file, or pass an http(s) URL"
+        )
     except EOFError:
         partial.unlink(missing_ok=True)
         return _error(400, "validation", "The body is empty", fix)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return web.json_response({"ok": True, "text": f"Uploaded {name} ({size} bytes): pass \"{stored}\" as the op's source.",
-                              "file": stored, "size": size})
+    return web.json_response(
+        {
+            "ok": True,
+            "text": f'Uploaded {name} ({size} bytes): pass "{stored}" as the op\'s source.',
+            "file": stored,
+            "size": size,
+        }
+    )
 
 
 async def serve_file(request: web.Request) -> web.StreamResponse:
     """GET /v1/files/{id}/{name}: a file an op wrote for this workspace (404 for anything else)."""
-    entry = await request.app[FILES_KEY].find(request[WORKSPACE_KEY].id, request.match_info["file_id"],
-                                              request.match_info["name"], _files_dir(request))
+    entry = await request.app[FILES_KEY].find(
+        request[WORKSPACE_KEY].id, request.match_info["file_id"], request.match_info["name"], _files_dir(request)
+    )
     if entry is None:
-        return _error(404, "not_found", "No such file for this workspace (links last 24 hours)",
-                      "Run the op again for a fresh link")
+        return _error(
+            404,
+            "not_found",
+            "No such file for this workspace (links last 24 hours)",
+            "Run the op again for a fresh link",
+        )
     quoted = _url_name(entry.name)
     headers = {
         "Content-Type": entry.content_type,
@@ -337,7 +399,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         "X-Content-Type-Options": "nosniff",
         # Nothing in a file runs as this origin (Chromium shows no PDF in a sandboxed document, so PDF is spared).
         "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-                                   + ("" if entry.content_type == "application/pdf" else "; sandbox"),
+        + ("" if entry.content_type == "application/pdf" else "; sandbox"),
         "Cache-Control": "private, no-store",
         "Referrer-Policy": "no-referrer",
     }
@@ -388,8 +450,6 @@ async def _json_body(request: web.Request, example: str) -> Any:
         return _error(error.http_status or 400, "validation", error.message, f"{error.fix.rstrip('.')}; e.g. {example}")
 
 
-
-
 async def tool_call(request: web.Request) -> web.Response:
     """POST /v1/tools/facebook {"op", "args"}: the facebook tool, with the same answers as chat."""
     body = await _json_body(request, '{"op": "help", "args": {}}')
@@ -402,10 +462,18 @@ async def tool_call(request: web.Request) -> web.Response:
     extra = {k: v for k, v in body.items() if k not in ("op", "args")}
     binding = _bind_signin_to_browser()
     result = await facebook.call(body.get("op"), body.get("args"), interface="http", top_level=extra)
-    response = web.json_response({"ok": result.ok, "held": result.held, "text": result.text, "llm_text": result.llm_text,
-                                  "data": result.data, "files": result.files,
-                                  "file_urls": await _with_file_urls(request, result.files)},
-                                 dumps=lambda value: json.dumps(value, default=str))
+    response = web.json_response(
+        {
+            "ok": result.ok,
+            "held": result.held,
+            "text": result.text,
+            "llm_text": result.llm_text,
+            "data": result.data,
+            "files": result.files,
+            "file_urls": await _with_file_urls(request, result.files),
+        },
+        dumps=lambda value: json.dumps(value, default=str),
+    )
     return _with_signin_cookie(request, response, binding)
 
 
@@ -421,9 +489,15 @@ def _with_signin_cookie(request: web.Request, response: web.Response, binding: A
     only the OAuth callback receives: the link then works in this browser only."""
     if binding.used:
         runtime = request.app[RUNTIME_KEY]
-        response.set_cookie(signin_cookie_name(request[WORKSPACE_KEY].id), binding.secret, path=CALLBACK_PATH,
-                            max_age=600, httponly=True, samesite="Lax",
-                            secure=runtime.settings.public_url.startswith("https://"))
+        response.set_cookie(
+            signin_cookie_name(request[WORKSPACE_KEY].id),
+            binding.secret,
+            path=CALLBACK_PATH,
+            max_age=600,
+            httponly=True,
+            samesite="Lax",
+            secure=runtime.settings.public_url.startswith("https://"),
+        )
     return response
 
 
@@ -440,8 +514,12 @@ async def _chat_turn(request: web.Request) -> tuple[str, str] | web.Response:
     if problem:
         return _error(400, "validation", problem, 'Send {"thread_id": "t1", "message": "/status"}')
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
-        return _error(400, "validation", f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
-                      'Send {"thread_id": "t1", "message": "/status"}')
+        return _error(
+            400,
+            "validation",
+            f"message must be non-empty text of at most {MAX_MESSAGE_CHARS} characters",
+            'Send {"thread_id": "t1", "message": "/status"}',
+        )
     return str(thread_id).strip(), message  # thread_id_problem passed: text
 
 
@@ -453,12 +531,20 @@ async def chat(request: web.Request) -> web.Response:
     if isinstance(turn, web.Response):
         return turn
     thread_id, message = turn
-    conversation = Chat(request.app[RUNTIME_KEY], request[WORKSPACE_KEY], console=None, thread_id=thread_id,
-                        stream=False, interface="http")
+    conversation = Chat(
+        request.app[RUNTIME_KEY],
+        request[WORKSPACE_KEY],
+        console=None,
+        thread_id=thread_id,
+        stream=False,
+        interface="http",
+    )
     binding = _bind_signin_to_browser()
     reply, failed = await conversation.answer(message)
-    response = web.json_response(await _chat_reply(request, conversation, thread_id, reply, failed),
-                                 dumps=lambda value: json.dumps(value, default=str))
+    response = web.json_response(
+        await _chat_reply(request, conversation, thread_id, reply, failed),
+        dumps=lambda value: json.dumps(value, default=str),
+    )
     return _with_signin_cookie(request, response, binding)
 
 
@@ -471,20 +557,33 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     if isinstance(turn, web.Response):
         return turn
     thread_id, message = turn
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
-                                           "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+    )
     binding = _bind_signin_to_browser()
     # The headers leave before the turn runs: the sign-in cookie goes with them in case the turn makes a link.
     runtime = request.app[RUNTIME_KEY]
-    response.set_cookie(signin_cookie_name(request[WORKSPACE_KEY].id), binding.secret, path=CALLBACK_PATH, max_age=600,
-                        httponly=True, samesite="Lax", secure=runtime.settings.public_url.startswith("https://"))
+    response.set_cookie(
+        signin_cookie_name(request[WORKSPACE_KEY].id),
+        binding.secret,
+        path=CALLBACK_PATH,
+        max_age=600,
+        httponly=True,
+        samesite="Lax",
+        secure=runtime.settings.public_url.startswith("https://"),
+    )
     await response.prepare(request)
 
     async def relay(fragment: str) -> None:
         await response.write((json.dumps({"text": fragment}, ensure_ascii=False) + "\n").encode())
 
-    conversation = Chat(runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id, stream=False,
-                        interface="http", relay=relay)
+    conversation = Chat(
+        runtime, request[WORKSPACE_KEY], console=None, thread_id=thread_id, stream=False, interface="http", relay=relay
+    )
     reply, failed = await conversation.answer(message)
     done = {"done": True, **(await _chat_reply(request, conversation, thread_id, reply, failed))}
     await response.write((json.dumps(done, default=str, ensure_ascii=False) + "\n").encode())
@@ -492,7 +591,9 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _chat_reply(request: web.Request, conversation: Any, thread_id: str, reply: str, failed: bool) -> dict[str, Any]:
+async def _chat_reply(
+    request: web.Request, conversation: Any, thread_id: str, reply: str, failed: bool
+) -> dict[str, Any]:
     tool_calls, files, file_urls = [], [], []
     for call in conversation.last_tool_calls:
         call = dict(call)
@@ -501,8 +602,14 @@ async def _chat_reply(request: web.Request, conversation: Any, thread_id: str, r
         files += call["files"]
         file_urls += call["file_urls"]
         tool_calls.append(call)
-    return {"ok": not failed, "thread_id": thread_id, "reply": reply, "tool_calls": tool_calls, "files": files,
-            "file_urls": file_urls}
+    return {
+        "ok": not failed,
+        "thread_id": thread_id,
+        "reply": reply,
+        "tool_calls": tool_calls,
+        "files": files,
+        "file_urls": file_urls,
+    }
 
 
 async def thread_history(request: web.Request) -> web.Response:
@@ -516,7 +623,9 @@ async def thread_history(request: web.Request) -> web.Response:
 
     # Stored turns are already kept without personal data; passing them through again covers rows older than that.
     messages = chat_messages_at_rest(await runtime.store.chat_history(request[WORKSPACE_KEY].id, thread_id))
-    return web.json_response({"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str))
+    return web.json_response(
+        {"thread_id": thread_id, "messages": messages}, dumps=lambda value: json.dumps(value, default=str)
+    )
 
 
 async def me(request: web.Request) -> web.Response:
@@ -527,8 +636,13 @@ async def me(request: web.Request) -> web.Response:
 
     runtime = request.app[RUNTIME_KEY]
     workspace = request[WORKSPACE_KEY]
-    return web.json_response({"workspace": {"id": workspace.id, "name": workspace.name}, "mode": runtime.mode,
-                              "zero_decimal_currencies": sorted(ZERO_DECIMAL_CURRENCIES)})
+    return web.json_response(
+        {
+            "workspace": {"id": workspace.id, "name": workspace.name},
+            "mode": runtime.mode,
+            "zero_decimal_currencies": sorted(ZERO_DECIMAL_CURRENCIES),
+        }
+    )
 
 
 async def oauth_callback(request: web.Request) -> web.Response:
@@ -551,8 +665,9 @@ async def openapi_document(request: web.Request) -> web.Response:
 
     cache = request.app[OPENAPI_KEY]
     if "document" not in cache:
-        cache["document"] = await asyncio.to_thread(build_document, request.app,
-                                                    server_url=request.app[RUNTIME_KEY].settings.public_url)
+        cache["document"] = await asyncio.to_thread(
+            build_document, request.app, server_url=request.app[RUNTIME_KEY].settings.public_url
+        )
     return web.json_response(cache["document"])
 
 
@@ -603,9 +718,9 @@ class ServerLog:
         return getattr(self._logger, name)
 
 
-
 async def serve(runtime: Any, host: str, port: int, *, stop: asyncio.Event | None = None, ready: Any = None) -> None:
     """Run the server until SIGTERM/SIGINT (or `stop`), with the scheduler; drain the outbox before leaving."""
+
     async def callback_url() -> str:
         return public_callback_url(runtime)
 
@@ -649,14 +764,20 @@ async def _drain_outbox(notifier: Any) -> None:
     except Exception as error:
         if not database_unreachable(error):
             raise
-        get_logger("admonster_server").warning("outbox left queued: the database cannot be reached",
-                                               reason=redact(str(error))[:200])
+        get_logger("admonster_server").warning(
+            "outbox left queued: the database cannot be reached", reason=redact(str(error))[:200]
+        )
 
 
 def _start_scheduler(runtime: Any, stop: asyncio.Event) -> asyncio.Task:
     from admonster_jobs import JOBS, JobContext, Scheduler
 
-    context = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                         time_source=runtime.time_source)
+    context = JobContext(
+        store=runtime.store,
+        notifier=runtime.notifier,
+        settings=runtime.settings,
+        sessions=runtime,
+        time_source=runtime.time_source,
+    )
     scheduler = Scheduler(JOBS, context)
     return asyncio.get_running_loop().create_task(scheduler.run_forever(stop))

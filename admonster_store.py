@@ -7,6 +7,7 @@ fields carry their column facts (``column(...)``); ``record_table`` derives the 
 ``Flag``) in one place. The schema is migrated by Alembic (admonster_migrations/) when the store opens; a SQLite home
 made before Alembic is first brought to the last frozen script (admonster_store_legacy) and stamped.
 """
+
 from __future__ import annotations
 
 import collections
@@ -64,6 +65,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import EMPTY_DICT, await_only, greenlet_spawn
 
+from admonster_store_legacy import LEGACY_VERSION, LegacyMigrationError, legacy_schema_version, upgrade_legacy
 from fb_utils import (
     AlertRuleRecord,
     BillingPauseRecord,
@@ -76,7 +78,6 @@ from fb_utils import (
     SpendRecord,
     ValidationError,
 )
-from admonster_store_legacy import LEGACY_VERSION, LegacyMigrationError, legacy_schema_version, upgrade_legacy
 
 DB_FILENAME = "admonster.db"
 KEY_FILENAME = "secret.key"
@@ -104,9 +105,21 @@ NOTIFICATION_STATUSES = ("pending", "sent", "failed", "read")
 NOTIFICATION_LEVELS = ("info", "warning", "error")
 EXPERIMENT_STATUSES = ("running", "completed", "stopped")  # the same as fb_utils.EXPERIMENT_STATUSES
 VARIANT_STATES = ("running", "stopped", "winner", "loser")  # the same as fb_utils.VARIANT_STATES
-EXPERIMENT_UPDATABLE = ("status", "plan", "variants", "study_id", "winner", "outcome", "last_scaled_at", "started_at", "ends_at")
+EXPERIMENT_UPDATABLE = (
+    "status",
+    "plan",
+    "variants",
+    "study_id",
+    "winner",
+    "outcome",
+    "last_scaled_at",
+    "started_at",
+    "ends_at",
+)
 MAX_ERROR_CHARS = 500
-DELIVERY_HOLD = timedelta(minutes=5)  # a claimed message is not due for others while it is sent (far beyond a send's timeout)
+DELIVERY_HOLD = timedelta(
+    minutes=5
+)  # a claimed message is not due for others while it is sent (far beyond a send's timeout)
 JOB_SLOT_MEMORY = timedelta(days=7)  # how long a claimed job slot is remembered (far longer than any job interval)
 
 API_KEY_ID_LENGTH = 12
@@ -146,7 +159,8 @@ def database_unreachable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
-        isinstance(error, OSError) and error.errno is not None)
+        isinstance(error, OSError) and error.errno is not None
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -161,15 +175,15 @@ METADATA = MetaData()
 class ColumnInfo:
     """How one record field is stored. The SQL type and nullability come from the annotation unless given here."""
 
-    name: str | None = None          # the column's name when it is not the field's (JSON columns end in _json)
+    name: str | None = None  # the column's name when it is not the field's (JSON columns end in _json)
     primary_key: bool = False
-    references: str | None = None    # "table.column"
+    references: str | None = None  # "table.column"
     ondelete: str | None = None
     server_default: str | None = None
     nullable: bool | None = None
     sql_type: Any = None
-    stored: bool = True              # False: computed when read (a confirmation's status), no column
-    autoincrement: bool = False      # an INTEGER PRIMARY KEY AUTOINCREMENT id (never reused on SQLite)
+    stored: bool = True  # False: computed when read (a confirmation's status), no column
+    autoincrement: bool = False  # an INTEGER PRIMARY KEY AUTOINCREMENT id (never reused on SQLite)
 
 
 def column(default: Any = MISSING, *, default_factory: Any = MISSING, repr: bool = True, **info: Any) -> Any:  # noqa: A002
@@ -202,7 +216,9 @@ class JsonText(TypeDecorator[Any]):
         try:
             return json.dumps(value, ensure_ascii=False, sort_keys=self.sort_keys)
         except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{self.what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts.") from None
+            raise InvalidArgument(
+                f"{self.what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts."
+            ) from None
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)
@@ -234,7 +250,9 @@ class Flag(TypeDecorator[bool]):
         return None if value is None else bool(value)
 
 
-WHOLE_NUMBER = BigInteger().with_variant(Integer(), "sqlite")  # SQLite's INTEGER is 64-bit; INTEGER PRIMARY KEY is the rowid
+WHOLE_NUMBER = BigInteger().with_variant(
+    Integer(), "sqlite"
+)  # SQLite's INTEGER is 64-bit; INTEGER PRIMARY KEY is the rowid
 DECIMAL_NUMBER = SqlFloat().with_variant(REAL(), "sqlite")  # double precision on both (SQLite's REAL is 8 bytes)
 
 
@@ -275,12 +293,18 @@ def record_table(name: str, record: type, *extra: Any, label: str) -> Table:
         sql_type, nullable = _sql_type(hints[spec.name], f"{label} {spec.name.replace('_', ' ')}", info.sql_type)
         references = [ForeignKey(info.references, ondelete=info.ondelete)] if info.references else []
         autoincrement = autoincrement or info.autoincrement
-        columns.append(Column(
-            info.name or spec.name, sql_type, *references,
-            key=spec.name, primary_key=info.primary_key,
-            nullable=(nullable and not info.primary_key) if info.nullable is None else info.nullable,
-            server_default=info.server_default, autoincrement=True if info.autoincrement else "auto",
-        ))
+        columns.append(
+            Column(
+                info.name or spec.name,
+                sql_type,
+                *references,
+                key=spec.name,
+                primary_key=info.primary_key,
+                nullable=(nullable and not info.primary_key) if info.nullable is None else info.nullable,
+                server_default=info.server_default,
+                autoincrement=True if info.autoincrement else "auto",
+            )
+        )
     table = Table(name, METADATA, *columns, *extra, sqlite_autoincrement=autoincrement)
     table.info["record"] = record
     return table
@@ -291,8 +315,11 @@ def from_row(table: Table, row: Any, **computed: Any) -> Any:
     replaces a stored value (a decrypted token)."""
     mapping = getattr(row, "_mapping", row)
     record = table.info["record"]
-    values = {spec.name: mapping[table.c[spec.name]] for spec in fields(record)
-              if spec.metadata.get(COLUMN, ColumnInfo()).stored and spec.name not in computed}
+    values = {
+        spec.name: mapping[table.c[spec.name]]
+        for spec in fields(record)
+        if spec.metadata.get(COLUMN, ColumnInfo()).stored and spec.name not in computed
+    }
     return record(**values, **computed)
 
 
@@ -317,7 +344,7 @@ class Workspace:
 class ApiKeyInfo:
     """What may be shown of an API key: its public id (the prefix that finds it) and times; never the secret."""
 
-    key_id: str = column(nullable=True)   # NULL for keys made before key ids (schema 3)
+    key_id: str = column(nullable=True)  # NULL for keys made before key ids (schema 3)
     created_at: str = column()
     revoked_at: str | None = None
 
@@ -362,7 +389,7 @@ class AuditEntry:
     undone_by: int | None = column(references="audit_log.id")
     # {"tag", "path", "name"}: how reconcile finds its creates
     tags: list[dict[str, str]] = column(default_factory=list, name="tags_json", server_default="[]")
-    settled_at: str | None = None                   # None while pending or unknown
+    settled_at: str | None = None  # None while pending or unknown
 
 
 @dataclass(frozen=True)
@@ -388,7 +415,7 @@ class StoredToken:
 
     workspace_id: int = workspace_ref(primary_key=True)
     kind: str = column()
-    token: str = column(repr=False, name="token_encrypted")          # Fernet ciphertext at rest
+    token: str = column(repr=False, name="token_encrypted")  # Fernet ciphertext at rest
     app_id: str | None = None
     app_secret: str | None = column(None, repr=False, name="app_secret_encrypted")
     user_id: str | None = None
@@ -484,9 +511,9 @@ class AccountUsageShare:
 
     ad_account_id: str = column(primary_key=True)
     usage_pct: float = column()
-    measure: str = column()            # what the usage measures ("ad-account usage", "ads_management usage", ...)
-    window_seconds: float = column()   # how long the usage takes to decay
-    seen_at: datetime = column()       # when Facebook answered it
+    measure: str = column()  # what the usage measures ("ad-account usage", "ads_management usage", ...)
+    window_seconds: float = column()  # how long the usage takes to decay
+    seen_at: datetime = column()  # when Facebook answered it
     block_until: datetime | None = column()  # a throttle: no call to the account before then
 
 
@@ -499,7 +526,7 @@ class OfferedFile:
 
     file_id: str = column(primary_key=True)
     workspace_id: int = workspace_ref()
-    relative_path: str = column()     # inside the workspace's files folder (replicas may mount the home elsewhere)
+    relative_path: str = column()  # inside the workspace's files folder (replicas may mount the home elsewhere)
     name: str = column()
     content_type: str = column()
     disposition: str = column()
@@ -533,8 +560,9 @@ class Launch:
     key: str = column()
     request: dict[str, Any] = column(name="request_json")
     status: str = column()  # "running" | "failed" | "done" | "rolled_back"
-    steps: dict[str, dict[str, Any]] = column(name="steps_json", server_default="{}",
-                                              sql_type=JsonText("Launch steps", sort_keys=False))  # in the order they ran
+    steps: dict[str, dict[str, Any]] = column(
+        name="steps_json", server_default="{}", sql_type=JsonText("Launch steps", sort_keys=False)
+    )  # in the order they ran
     created_at: str = column()
     updated_at: str = column()
 
@@ -674,29 +702,50 @@ class ExperimentEntry:
 
 workspaces = record_table("workspaces", Workspace, UniqueConstraint("name"), label="Workspace")
 api_keys = record_table(
-    "api_keys", ApiKeyInfo,
+    "api_keys",
+    ApiKeyInfo,
     Column("key_hash", Text, primary_key=True),  # SHA-256 of the key: the only form kept
     Column("workspace_id", WHOLE_NUMBER, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
-    Index("api_keys_workspace", "workspace_id"), Index("api_keys_key_id", "key_id"), label="API key",
+    Index("api_keys_workspace", "workspace_id"),
+    Index("api_keys_key_id", "key_id"),
+    label="API key",
 )
 settings = record_table("settings", Setting, label="Setting")
 selections = record_table("selections", Selection, label="Selection")
 audit_log = record_table(
-    "audit_log", AuditEntry, _in("outcome", AUDIT_OUTCOMES),
+    "audit_log",
+    AuditEntry,
+    _in("outcome", AUDIT_OUTCOMES),
     Index("audit_log_workspace", "workspace_id", "id"),
-    Index("audit_log_unsettled", "workspace_id", "outcome", sqlite_where=sql_text("outcome IN ('pending', 'unknown')"),
-          postgresql_where=sql_text("outcome IN ('pending', 'unknown')")),
+    Index(
+        "audit_log_unsettled",
+        "workspace_id",
+        "outcome",
+        sqlite_where=sql_text("outcome IN ('pending', 'unknown')"),
+        postgresql_where=sql_text("outcome IN ('pending', 'unknown')"),
+    ),
     label="Audit",
 )
-confirmations = record_table("confirmations", Confirmation, Index("confirmations_workspace", "workspace_id", "expires_at"),
-                             label="Confirmation")
+confirmations = record_table(
+    "confirmations", Confirmation, Index("confirmations_workspace", "workspace_id", "expires_at"), label="Confirmation"
+)
 tokens = record_table("tokens", StoredToken, label="Token")
 oauth_states = record_table("oauth_states", OAuthState, Index("oauth_states_expiry", "expires_at"), label="OAuth state")
 token_warnings = record_table("token_warnings", TokenWarning, label="Token warning")
 notifications = record_table(
-    "notifications", Notification, _in("channel", NOTIFICATION_CHANNELS), _in("status", NOTIFICATION_STATUSES),
-    Index("notifications_dedupe", "workspace_id", "channel", "dedupe_key", unique=True,
-          sqlite_where=sql_text("dedupe_key IS NOT NULL"), postgresql_where=sql_text("dedupe_key IS NOT NULL")),
+    "notifications",
+    Notification,
+    _in("channel", NOTIFICATION_CHANNELS),
+    _in("status", NOTIFICATION_STATUSES),
+    Index(
+        "notifications_dedupe",
+        "workspace_id",
+        "channel",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=sql_text("dedupe_key IS NOT NULL"),
+        postgresql_where=sql_text("dedupe_key IS NOT NULL"),
+    ),
     Index("notifications_due", "status", "next_attempt_at"),
     Index("notifications_workspace", "workspace_id", "channel", "status", "id"),
     label="Notification",
@@ -704,39 +753,63 @@ notifications = record_table(
 job_runs = record_table("job_runs", JobRun, label="Job run")
 job_slots = record_table("job_slots", JobSlot, label="Job slot")
 account_usage = record_table("account_usage", AccountUsageShare, label="Account usage")
-offered_files = record_table("offered_files", OfferedFile, Index("offered_files_workspace", "workspace_id", "offered_at"),
-                             label="Offered file")
-chat_messages = record_table("chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")),
-                             label="Chat message")
-launches = record_table("launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"),
-                        label="Launch")
+offered_files = record_table(
+    "offered_files", OfferedFile, Index("offered_files_workspace", "workspace_id", "offered_at"), label="Offered file"
+)
+chat_messages = record_table(
+    "chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")), label="Chat message"
+)
+launches = record_table(
+    "launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"), label="Launch"
+)
 leases = record_table("leases", Lease, label="Lease")
 alert_rules = record_table(
-    "alert_rules", AlertRule, _in("level", ("account", "campaign", "adset", "ad")),
-    _in("operator", (">", ">=", "<", "<=")), _in("action", ("notify", "pause", "scale")),
-    UniqueConstraint("workspace_id", "name"), label="Alert rule",
+    "alert_rules",
+    AlertRule,
+    _in("level", ("account", "campaign", "adset", "ad")),
+    _in("operator", (">", ">=", "<", "<=")),
+    _in("action", ("notify", "pause", "scale")),
+    UniqueConstraint("workspace_id", "name"),
+    label="Alert rule",
 )
-alert_events = record_table("alert_events", AlertEvent, Index("alert_events_workspace", "workspace_id", "id"),
-                            label="Alert event")
-perf_snapshots = record_table("perf_snapshots", Snapshot, Index("perf_snapshots_day", "workspace_id", "day"),
-                              label="Snapshot")
+alert_events = record_table(
+    "alert_events", AlertEvent, Index("alert_events_workspace", "workspace_id", "id"), label="Alert event"
+)
+perf_snapshots = record_table(
+    "perf_snapshots", Snapshot, Index("perf_snapshots_day", "workspace_id", "day"), label="Snapshot"
+)
 spend_ledger = record_table("spend_ledger", LedgerEntry, label="Ledger entry")
-billing_pauses = record_table("billing_pauses", BillingPause,
-                              Index("billing_pauses_open", "workspace_id", "ad_account_id", "resumed_at"),
-                              label="Billing pause")
+billing_pauses = record_table(
+    "billing_pauses",
+    BillingPause,
+    Index("billing_pauses_open", "workspace_id", "ad_account_id", "resumed_at"),
+    label="Billing pause",
+)
 experiments = record_table(
-    "experiments", Experiment, _in("status", EXPERIMENT_STATUSES), UniqueConstraint("workspace_id", "key"),
-    UniqueConstraint("workspace_id", "name"), Index("experiments_status", "workspace_id", "status", "id"),
+    "experiments",
+    Experiment,
+    _in("status", EXPERIMENT_STATUSES),
+    UniqueConstraint("workspace_id", "key"),
+    UniqueConstraint("workspace_id", "name"),
+    Index("experiments_status", "workspace_id", "status", "id"),
     label="Experiment",
 )
-experiment_events = record_table("experiment_events", ExperimentEntry,
-                                 Index("experiment_events_experiment", "workspace_id", "experiment_id", "id"),
-                                 label="Experiment event")
+experiment_events = record_table(
+    "experiment_events",
+    ExperimentEntry,
+    Index("experiment_events_experiment", "workspace_id", "experiment_id", "id"),
+    label="Experiment event",
+)
 # The releases before Alembic counted their scripts here; the store still writes the revision number it reached, so
 # such a release refuses a home migrated past the schema it knows (instead of breaking it).
-schema_version = Table("schema_version", METADATA, Column("version", Integer, primary_key=True, autoincrement=False),
-                       Column("applied_at", Text, nullable=False))
+schema_version = Table(
+    "schema_version",
+    METADATA,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Text, nullable=False),
+)
 RECORD_TABLES = tuple(table for table in METADATA.sorted_tables if "record" in table.info)
+
 
 def token_fingerprint(token: str) -> str:
     """First 16 hex digits of the token's SHA-256: identifies a token without revealing it."""
@@ -787,7 +860,9 @@ def _to_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts.") from None
+        raise InvalidArgument(
+            f"{what} is not JSON-serializable ({exc})", fix="pass numbers, strings, lists, dicts."
+        ) from None
 
 
 def _coerce_expiry(expires_at: datetime | int | float | str | None) -> str | None:
@@ -800,7 +875,9 @@ def _coerce_expiry(expires_at: datetime | int | float | str | None) -> str | Non
     try:
         return _iso(datetime.fromisoformat(str(expires_at)))
     except ValueError:
-        raise InvalidArgument(f"Token expiry {expires_at!r} is not a time", fix="pass a datetime or epoch seconds.") from None
+        raise InvalidArgument(
+            f"Token expiry {expires_at!r} is not a time", fix="pass a datetime or epoch seconds."
+        ) from None
 
 
 def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
@@ -809,8 +886,9 @@ def _parse_fernet_key(key: str | bytes, source: str) -> Fernet:
         return Fernet(raw.strip())
     except (ValueError, TypeError):
         raise SecretKeyError(
-            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes)", fix="generate one with "
-            "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"."
+            f"{source} is not a valid Fernet key (32 url-safe base64-encoded bytes)",
+            fix="generate one with "
+            'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())".',
         ) from None
 
 
@@ -844,8 +922,10 @@ def _resolve_fernet(db_path: str, secret_key: Any, key_file: Path | None) -> Fer
     if db_path == MEMORY:
         return Fernet(Fernet.generate_key())
     if is_database_url(db_path):
-        raise SecretKeyError("A store on a database server needs the key that encrypts its tokens", fix="set "
-                             "ADMONSTER_SECRET_KEY (the same on every replica), or pass key_file.")
+        raise SecretKeyError(
+            "A store on a database server needs the key that encrypts its tokens",
+            fix="set ADMONSTER_SECRET_KEY (the same on every replica), or pass key_file.",
+        )
     return load_or_create_key_file(Path(db_path).parent / KEY_FILENAME)
 
 
@@ -867,11 +947,15 @@ def _server_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError("ADMONSTER_DATABASE_URL is not a database URL", fix="use "
-                         "postgresql+asyncpg://user:password@host:5432/dbname.") from None
+        raise StoreError(
+            "ADMONSTER_DATABASE_URL is not a database URL",
+            fix="use postgresql+asyncpg://user:password@host:5432/dbname.",
+        ) from None
     if parsed.get_backend_name() != "postgresql":
-        raise StoreError(f"Database {parsed.get_backend_name()!r} is not supported on a server", fix="use "
-                         "postgresql+asyncpg://user:password@host:5432/dbname (or unset it for the SQLite file).")
+        raise StoreError(
+            f"Database {parsed.get_backend_name()!r} is not supported on a server",
+            fix="use postgresql+asyncpg://user:password@host:5432/dbname (or unset it for the SQLite file).",
+        )
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
@@ -919,14 +1003,12 @@ def tighten_db_files(db_path: str) -> None:
                 os.chmod(db_path + suffix, PRIVATE_FILE_MODE)
 
 
-
-
 class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor whose execute is one trip to aiosqlite's thread: the statement, its rows, rowcount and lastrowid at once
     (SQLAlchemy's own adapter makes four: cursor, execute, fetchall, close), with the transaction's pending BEGIN sent
     in the same trip ahead of the first statement."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: Any):  # no driver cursor: each execute makes and closes its own, on the thread
         self._adapt_connection = adapt_connection
@@ -965,7 +1047,8 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             begin, adapt._begin = adapt._begin, None
             adapt._in_tx = None  # unknown until the trip answers (a failed statement may leave a transaction open)
             description, rows, self._rowcount, self._lastrowid, adapt._in_tx = await self._connection._execute(
-                _one_trip, self._connection._conn, begin, operation, parameters, many)
+                _one_trip, self._connection._conn, begin, operation, parameters, many
+            )
             self._description = description
             if description:
                 self._rows = collections.deque(rows)
@@ -1037,8 +1120,15 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
     # No reset when the connection goes back to the pool: every use ends its own transaction (`_tx` and `_lone` commit
     # or roll back; Connection.close rolls back one left open), and a connection whose task was cancelled mid-statement
     # is invalidated by SQLAlchemy, not returned.
-    engine = create_async_engine(url, module=_OneHopDBAPI(aiosqlite, sqlite3), poolclass=AsyncAdaptedQueuePool,
-                                 pool_size=1, max_overflow=0, pool_timeout=120, pool_reset_on_return=None)
+    engine = create_async_engine(
+        url,
+        module=_OneHopDBAPI(aiosqlite, sqlite3),
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=120,
+        pool_reset_on_return=None,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -1052,24 +1142,30 @@ def _sqlite_engine(db_path: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: SyncConnection) -> None:  # sent with the first statement (_OneHopCursor)
-        typing.cast(_OneHopConnection, connection.connection.dbapi_connection)._begin = connection.get_execution_options().get(
-            "admonster_begin", "BEGIN IMMEDIATE")
+        typing.cast(
+            _OneHopConnection, connection.connection.dbapi_connection
+        )._begin = connection.get_execution_options().get("admonster_begin", "BEGIN IMMEDIATE")
 
     return engine
 
 
 # The hot look-ups, built once (Store._keyed): one SQL text for every workspace and key, on both engines.
-_SETTING_BY_KEY = select(settings).where(settings.c.workspace_id == bindparam("workspace_id"),
-                                         settings.c.key == bindparam("key"))
-_SELECTION_BY_KIND = select(selections).where(selections.c.workspace_id == bindparam("workspace_id"),
-                                              selections.c.kind == bindparam("kind"))
-_AUDIT_BY_ID = select(audit_log).where(audit_log.c.workspace_id == bindparam("workspace_id"),
-                                       audit_log.c.id == bindparam("id"))
+_SETTING_BY_KEY = select(settings).where(
+    settings.c.workspace_id == bindparam("workspace_id"), settings.c.key == bindparam("key")
+)
+_SELECTION_BY_KIND = select(selections).where(
+    selections.c.workspace_id == bindparam("workspace_id"), selections.c.kind == bindparam("kind")
+)
+_AUDIT_BY_ID = select(audit_log).where(
+    audit_log.c.workspace_id == bindparam("workspace_id"), audit_log.c.id == bindparam("id")
+)
 _TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
 _ADD_AUDIT = insert(audit_log).returning(audit_log.c.id)  # the columns come as parameters
-_SETTLE_AUDIT = update(audit_log).where(audit_log.c.workspace_id == bindparam("entry_workspace"),
-                                        audit_log.c.id == bindparam("entry_id"),
-                                        audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+_SETTLE_AUDIT = update(audit_log).where(
+    audit_log.c.workspace_id == bindparam("entry_workspace"),
+    audit_log.c.id == bindparam("entry_id"),
+    audit_log.c.outcome.in_(UNSETTLED_OUTCOMES),
+)
 
 
 def _first(result: Any) -> Any:
@@ -1095,8 +1191,11 @@ def _memory_name() -> str:
 def _memory_keeper(engine: AsyncEngine) -> Any:
     """A plain connection holding a store's in-memory database open for the store's life: the pool may drop its
     connection (a task cancelled mid-statement has its connection closed, not reused), and the data must outlive it."""
-    return sqlite3.connect(f"file:{(engine.url.database or '').removeprefix('file:')}?mode=memory&cache=shared", uri=True,
-                           check_same_thread=False)
+    return sqlite3.connect(
+        f"file:{(engine.url.database or '').removeprefix('file:')}?mode=memory&cache=shared",
+        uri=True,
+        check_same_thread=False,
+    )
 
 
 def _violation(exc: IntegrityError) -> str:
@@ -1164,8 +1263,11 @@ class Store:
             password = make_url(url).password if is_database_url(path) else None
             if password:
                 reason = reason.replace(str(password), "***")
-            raise StoreError(f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]})", fix="check "
-                             f"{'ADMONSTER_DATABASE_URL and that the server runs' if is_database_url(path) else 'ADMONSTER_HOME'}.") from None
+            raise StoreError(
+                f"Could not open the database {where} ({reason[:MAX_ERROR_CHARS]})",
+                fix="check "
+                f"{'ADMONSTER_DATABASE_URL and that the server runs' if is_database_url(path) else 'ADMONSTER_HOME'}.",
+            ) from None
         except BaseException:
             await engine.dispose()
             raise
@@ -1203,8 +1305,13 @@ class Store:
                 async with conn.begin():
                     yield conn
 
-    async def _lone(self, statement: Any, result: Callable[[Any], Any], workspace_id: int | None = None,
-                    params: dict[str, Any] | None = None) -> Any:
+    async def _lone(
+        self,
+        statement: Any,
+        result: Callable[[Any], Any],
+        workspace_id: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         """`result` of one statement run alone (atomic by itself; on SQLite in autocommit, one trip to the driver's
         thread), all in one greenlet switch where an AsyncConnection takes five (connect, begin, execute, commit,
         close). Errors as in _tx."""
@@ -1248,7 +1355,9 @@ class Store:
         """INSERT `values`, or on a clash of `keys` UPDATE the other given columns (only when `where` holds)."""
         statement = self._insert(table).values(**values)
         changes = {table.c[name]: statement.excluded[name] for name in values if name not in keys}
-        return statement.on_conflict_do_update(index_elements=[table.c[name] for name in keys], set_=changes, where=where)
+        return statement.on_conflict_do_update(
+            index_elements=[table.c[name] for name in keys], set_=changes, where=where
+        )
 
     def _insert_or_ignore(self, table: Table, values: dict[str, Any]) -> Any:
         return self._insert(table).values(**values).on_conflict_do_nothing()
@@ -1262,7 +1371,9 @@ class Store:
 
     async def _migrate(self) -> None:
         async with self._tx() as conn:
-            if self.dialect == "postgresql":  # openers on several replicas: one migrates, the others wait and see it done
+            if (
+                self.dialect == "postgresql"
+            ):  # openers on several replicas: one migrates, the others wait and see it done
                 await conn.execute(sql_text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": MIGRATION_LOCK_ID})
             await conn.run_sync(self._migrate_sync)
 
@@ -1279,22 +1390,38 @@ class Store:
         script = ScriptDirectory.from_config(config)
         head = script.get_current_head()
         current = MigrationContext.configure(connection).get_current_revision()
-        fix_home = "point ADMONSTER_DATABASE_URL elsewhere" if self.dialect == "postgresql" else "point ADMONSTER_HOME elsewhere"
+        fix_home = (
+            "point ADMONSTER_DATABASE_URL elsewhere"
+            if self.dialect == "postgresql"
+            else "point ADMONSTER_HOME elsewhere"
+        )
         if current is not None:
             try:
                 script.get_revision(current)
             except CommandError:
-                raise StoreError(f"Database {self.path} has schema revision {current}, newer than this Ad Monster knows "
-                                 f"({head})", fix=f"upgrade Ad Monster or {fix_home}.") from None
-        elif _legacy_version(connection) == LEGACY_VERSION:  # a home of the releases before Alembic, at their last script
+                raise StoreError(
+                    f"Database {self.path} has schema revision {current}, newer than this Ad Monster knows ({head})",
+                    fix=f"upgrade Ad Monster or {fix_home}.",
+                ) from None
+        elif (
+            _legacy_version(connection) == LEGACY_VERSION
+        ):  # a home of the releases before Alembic, at their last script
             command.stamp(config, BASELINE_REVISION)
         try:
             command.upgrade(config, "head")
         except Exception as exc:  # noqa: BLE001 - any failure of a revision is reported the same way
-            raise StoreError(f"Migration {head} failed: {_one_line(str(exc))[:MAX_ERROR_CHARS]}", fix=f"restore a backup of {self.path}.") from exc
+            raise StoreError(
+                f"Migration {head} failed: {_one_line(str(exc))[:MAX_ERROR_CHARS]}",
+                fix=f"restore a backup of {self.path}.",
+            ) from exc
         revision = MigrationContext.configure(connection).get_current_revision()
-        if revision and revision.isdigit() and not connection.execute(
-                select(schema_version.c.version).where(schema_version.c.version == int(revision))).first():
+        if (
+            revision
+            and revision.isdigit()
+            and not connection.execute(
+                select(schema_version.c.version).where(schema_version.c.version == int(revision))
+            ).first()
+        ):
             connection.execute(insert(schema_version).values(version=int(revision), applied_at=_iso(self._now())))
 
     # -- workspaces and API keys -----------------------------------------------------------------------------
@@ -1351,16 +1478,30 @@ class Store:
 
     async def _create_api_key(self, conn: AsyncConnection, workspace_id: int) -> str:
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        await conn.execute(insert(api_keys).values(key_hash=hash_api_key(key), key_id=api_key_id(key),
-                                                   workspace_id=workspace_id, created_at=_iso(self._now())))
+        await conn.execute(
+            insert(api_keys).values(
+                key_hash=hash_api_key(key),
+                key_id=api_key_id(key),
+                workspace_id=workspace_id,
+                created_at=_iso(self._now()),
+            )
+        )
         return key
 
     async def list_api_keys(self, workspace_id: int) -> list[ApiKeyInfo]:
         """The workspace's API keys, oldest first: their public ids and times, never the secret."""
-        keys = await self._all(select(api_keys).where(api_keys.c.workspace_id == workspace_id)
-                               .order_by(api_keys.c.created_at, self._insertion_order(api_keys)), api_keys)
-        return [ApiKeyInfo(key_id=key.key_id or "(made before key ids)", created_at=key.created_at,
-                           revoked_at=key.revoked_at) for key in keys]
+        keys = await self._all(
+            select(api_keys)
+            .where(api_keys.c.workspace_id == workspace_id)
+            .order_by(api_keys.c.created_at, self._insertion_order(api_keys)),
+            api_keys,
+        )
+        return [
+            ApiKeyInfo(
+                key_id=key.key_id or "(made before key ids)", created_at=key.created_at, revoked_at=key.revoked_at
+            )
+            for key in keys
+        ]
 
     async def revoke_api_key(self, workspace_id: int, key_id: str) -> ApiKeyInfo | None:
         """Revoke the workspace's key with this public id (or the whole key): it stops authenticating at once.
@@ -1371,12 +1512,14 @@ class Store:
     async def _revoke_api_key(self, conn: AsyncConnection, workspace_id: int, key_id: str) -> ApiKeyInfo | None:
         wanted = api_key_id((key_id or "").strip())
         mine = (api_keys.c.workspace_id == workspace_id, api_keys.c.key_id == wanted)
-        result = await conn.execute(update(api_keys).where(*mine, api_keys.c.revoked_at.is_(None))
-                                    .values(revoked_at=_iso(self._now())))
+        result = await conn.execute(
+            update(api_keys).where(*mine, api_keys.c.revoked_at.is_(None)).values(revoked_at=_iso(self._now()))
+        )
         if result.rowcount < 1:
             return None
-        row = (await conn.execute(select(api_keys).where(*mine)
-                                  .order_by(self._insertion_order(api_keys).desc()))).first()
+        row = (
+            await conn.execute(select(api_keys).where(*mine).order_by(self._insertion_order(api_keys).desc()))
+        ).first()
         return typing.cast("ApiKeyInfo | None", from_row(api_keys, row))
 
     async def rotate_api_key(self, workspace_id: int, key_id: str) -> tuple[str, ApiKeyInfo] | None:
@@ -1393,8 +1536,11 @@ class Store:
         if not key:
             return None
         rows = await self._lone(
-            select(api_keys.c.key_hash, workspaces).join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
-            .where(api_keys.c.key_id == api_key_id(key), api_keys.c.revoked_at.is_(None)), _all_rows)
+            select(api_keys.c.key_hash, workspaces)
+            .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+            .where(api_keys.c.key_id == api_key_id(key), api_keys.c.revoked_at.is_(None)),
+            _all_rows,
+        )
         wanted = hash_api_key(key)
         for row in rows:
             if hmac.compare_digest(row.key_hash, wanted):
@@ -1419,13 +1565,19 @@ class Store:
         if value is None:
             await conn.execute(delete(settings).where(settings.c.workspace_id == workspace_id, settings.c.key == key))
             return
-        await conn.execute(self._upsert(settings, {"workspace_id": workspace_id, "key": key, "value": value,
-                                                   "updated_at": _iso(self._now())}, ("workspace_id", "key")))
+        await conn.execute(
+            self._upsert(
+                settings,
+                {"workspace_id": workspace_id, "key": key, "value": value, "updated_at": _iso(self._now())},
+                ("workspace_id", "key"),
+            )
+        )
 
     async def all_settings(self, workspace_id: int) -> dict[str, Any]:
         """Every setting of the workspace as a dict."""
-        found = await self._all(select(settings).where(settings.c.workspace_id == workspace_id).order_by(settings.c.key),
-                                settings)
+        found = await self._all(
+            select(settings).where(settings.c.workspace_id == workspace_id).order_by(settings.c.key), settings
+        )
         return {setting.key: setting.value for setting in found}
 
     async def guardrails(self, workspace_id: int, ad_account_id: str | int | None = None) -> dict[str, Any]:
@@ -1446,9 +1598,14 @@ class Store:
         """Validate and merge guardrail values into the workspace (or one ad account); returns the effective set."""
         validated = validate_guardrails(values)
         key = GUARDRAILS_KEY if ad_account_id is None else guardrails_key(ad_account_id)
-        async with self._tx(workspace_id) as conn:  # read, merge and write in one transaction (row locked on PostgreSQL)
-            stored = await conn.scalar(select(settings.c.value).where(
-                settings.c.workspace_id == workspace_id, settings.c.key == key).with_for_update())
+        async with self._tx(
+            workspace_id
+        ) as conn:  # read, merge and write in one transaction (row locked on PostgreSQL)
+            stored = await conn.scalar(
+                select(settings.c.value)
+                .where(settings.c.workspace_id == workspace_id, settings.c.key == key)
+                .with_for_update()
+            )
             layer = stored if isinstance(stored, dict) else {}
             layer.update(validated)
             await self._set_setting(conn, workspace_id, key, layer)
@@ -1467,17 +1624,31 @@ class Store:
         _check_selection_kind(kind)
         async with self._tx(workspace_id) as conn:
             if value is None or not str(value).strip():
-                await conn.execute(delete(selections).where(selections.c.workspace_id == workspace_id,
-                                                            selections.c.kind == kind))
+                await conn.execute(
+                    delete(selections).where(selections.c.workspace_id == workspace_id, selections.c.kind == kind)
+                )
                 return
-            await conn.execute(self._upsert(selections, {"workspace_id": workspace_id, "kind": kind,
-                                                         "value": str(value).strip(), "updated_at": _iso(self._now())},
-                                            ("workspace_id", "kind")))
+            await conn.execute(
+                self._upsert(
+                    selections,
+                    {
+                        "workspace_id": workspace_id,
+                        "kind": kind,
+                        "value": str(value).strip(),
+                        "updated_at": _iso(self._now()),
+                    },
+                    ("workspace_id", "kind"),
+                )
+            )
 
     async def all_selections(self, workspace_id: int) -> dict[str, str | None]:
         """Every selection kind mapped to its value (None when unset)."""
-        found = {selection.kind: selection.value for selection in
-                 await self._all(select(selections).where(selections.c.workspace_id == workspace_id), selections)}
+        found = {
+            selection.kind: selection.value
+            for selection in await self._all(
+                select(selections).where(selections.c.workspace_id == workspace_id), selections
+            )
+        }
         return {kind: found.get(kind) for kind in SELECTION_KINDS}
 
     # -- audit log -------------------------------------------------------------------------------------------
@@ -1506,13 +1677,30 @@ class Store:
                 f"Audit outcome {outcome!r} is not known", fix=f"use one of {', '.join(AUDIT_OUTCOMES)}."
             )
         now = _iso(self._now())
-        return typing.cast("int", await self._lone(_ADD_AUDIT, _scalar, workspace_id, params=dict(
-            workspace_id=workspace_id, created_at=now, interface=interface, op=op,
-            args=drop_secret_keys(args or {}), summary=summary, changes=drop_secret_keys(changes or []),
-            object_ids=[str(object_id) for object_id in object_ids or []], outcome=outcome, error=error,
-            fbtrace_id=fbtrace_id, undo_of=undo_of, tags=_clean_tags(tags or []),
-            settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
-        )))
+        return typing.cast(
+            "int",
+            await self._lone(
+                _ADD_AUDIT,
+                _scalar,
+                workspace_id,
+                params=dict(
+                    workspace_id=workspace_id,
+                    created_at=now,
+                    interface=interface,
+                    op=op,
+                    args=drop_secret_keys(args or {}),
+                    summary=summary,
+                    changes=drop_secret_keys(changes or []),
+                    object_ids=[str(object_id) for object_id in object_ids or []],
+                    outcome=outcome,
+                    error=error,
+                    fbtrace_id=fbtrace_id,
+                    undo_of=undo_of,
+                    tags=_clean_tags(tags or []),
+                    settled_at=None if outcome in UNSETTLED_OUTCOMES else now,
+                ),
+            ),
+        )
 
     async def settle_audit(
         self,
@@ -1531,9 +1719,14 @@ class Store:
         ``tags`` added to those it has: a lost answer can name more to look up, e.g. an upload session); False when the
         entry is not unsettled (another process settled it first)."""
         if outcome not in ("ok", "error", "unknown"):
-            raise InvalidArgument(f"An audit entry settles as ok, error or unknown, not {outcome!r}", fix="pass one of those.")
-        values: dict[str, Any] = {"outcome": outcome, "error": error,
-                                  "settled_at": None if outcome == "unknown" else _iso(self._now())}
+            raise InvalidArgument(
+                f"An audit entry settles as ok, error or unknown, not {outcome!r}", fix="pass one of those."
+            )
+        values: dict[str, Any] = {
+            "outcome": outcome,
+            "error": error,
+            "settled_at": None if outcome == "unknown" else _iso(self._now()),
+        }
         if object_ids is not None:
             values["object_ids"] = [str(v) for v in drop_secret_keys(object_ids)]
         if changes is not None:
@@ -1542,11 +1735,19 @@ class Store:
             values["fbtrace_id"] = fbtrace_id
         if undo_of is not None:
             values["undo_of"] = undo_of
-        unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id,
-                     audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+        unsettled = (
+            audit_log.c.workspace_id == workspace_id,
+            audit_log.c.id == audit_id,
+            audit_log.c.outcome.in_(UNSETTLED_OUTCOMES),
+        )
         if not tags:  # the hot path: one UPDATE built once, the values as parameters
-            return typing.cast("bool", await self._lone(_SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id,
-                                                                       "entry_id": audit_id}) == 1)
+            return typing.cast(
+                "bool",
+                await self._lone(
+                    _SETTLE_AUDIT, _rowcount, params={**values, "entry_workspace": workspace_id, "entry_id": audit_id}
+                )
+                == 1,
+            )
         async with self._tx(workspace_id) as conn:
             held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
             values["tags"] = _clean_tags([*(held or []), *tags])
@@ -1557,21 +1758,31 @@ class Store:
         """While a write runs: record an object it has made so far and how reconcile looks at it (a video upload's id,
         known after its first phase), so a crash before the answer leaves no unrecorded object. False when the entry
         is no longer pending."""
-        pending = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.outcome == "pending")
+        pending = (
+            audit_log.c.workspace_id == workspace_id,
+            audit_log.c.id == audit_id,
+            audit_log.c.outcome == "pending",
+        )
         async with self._tx(workspace_id) as conn:
             row = (await conn.execute(select(audit_log).where(*pending).with_for_update())).first()
             if row is None:
                 return False
             entry: AuditEntry = from_row(audit_log, row)
-            result = await conn.execute(update(audit_log).where(*pending).values(
-                object_ids=sorted({*entry.object_ids, str(object_id)}), tags=_clean_tags([*entry.tags, lookup])))
+            result = await conn.execute(
+                update(audit_log)
+                .where(*pending)
+                .values(object_ids=sorted({*entry.object_ids, str(object_id)}), tags=_clean_tags([*entry.tags, lookup]))
+            )
         return result.rowcount == 1
 
     async def unsettled_audit(self, workspace_id: int) -> list[AuditEntry]:
         """The workspace's entries still pending or unknown (a crash mid-write, a lost answer), oldest first."""
-        return await self._all(select(audit_log).where(audit_log.c.workspace_id == workspace_id,
-                                                       audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
-                               .order_by(audit_log.c.id), audit_log)
+        return await self._all(
+            select(audit_log)
+            .where(audit_log.c.workspace_id == workspace_id, audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
+            .order_by(audit_log.c.id),
+            audit_log,
+        )
 
     async def list_audit(self, workspace_id: int, limit: int = 20, op: str | None = None) -> list[AuditEntry]:
         """The workspace's latest audit entries, newest first, optionally only one op."""
@@ -1582,7 +1793,9 @@ class Store:
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> AuditEntry | None:
         """One audit entry of the workspace, or None."""
-        return typing.cast("AuditEntry | None", await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id))
+        return typing.cast(
+            "AuditEntry | None", await self._keyed(audit_log, _AUDIT_BY_ID, workspace_id=workspace_id, id=audit_id)
+        )
 
     async def mark_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Record that entry `audit_id` was undone by entry `undone_by`; False if not found or already undone."""
@@ -1591,23 +1804,41 @@ class Store:
                 f"Audit entry {undone_by} is not in this workspace", fix="pass the undo's own entry id."
             )
         async with self._tx(workspace_id) as conn:
-            result = await conn.execute(update(audit_log).where(
-                audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.undone_by.is_(None),
-            ).values(undone_by=undone_by))
+            result = await conn.execute(
+                update(audit_log)
+                .where(
+                    audit_log.c.workspace_id == workspace_id,
+                    audit_log.c.id == audit_id,
+                    audit_log.c.undone_by.is_(None),
+                )
+                .values(undone_by=undone_by)
+            )
         return result.rowcount == 1
 
     async def release_undone(self, workspace_id: int, audit_id: int, undone_by: int) -> bool:
         """Take back mark_undone when the undo `undone_by` provably changed nothing; False if another undo holds it."""
         async with self._tx(workspace_id) as conn:
-            result = await conn.execute(update(audit_log).where(
-                audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, audit_log.c.undone_by == undone_by,
-            ).values(undone_by=None))
+            result = await conn.execute(
+                update(audit_log)
+                .where(
+                    audit_log.c.workspace_id == workspace_id,
+                    audit_log.c.id == audit_id,
+                    audit_log.c.undone_by == undone_by,
+                )
+                .values(undone_by=None)
+            )
         return result.rowcount == 1
 
     # -- confirmations ---------------------------------------------------------------------------------------
 
     async def add_confirmation(
-        self, workspace_id: int, *, op: str, args: dict[str, Any], preview: str, ttl_seconds: int = 900,
+        self,
+        workspace_id: int,
+        *,
+        op: str,
+        args: dict[str, Any],
+        preview: str,
+        ttl_seconds: int = 900,
         changes: list[dict[str, Any]] | None = None,
     ) -> str:
         """Save a pending spend op with the exact changes its preview showed, and return its short id (like 'c-7f3a9b'),
@@ -1619,10 +1850,21 @@ class Store:
         async with self._tx(workspace_id) as conn:
             for _attempt in range(20):
                 confirmation_id = CONFIRMATION_PREFIX + secrets.token_hex(3)
-                made = await conn.scalar(self._insert(confirmations).values(
-                    id=confirmation_id, workspace_id=workspace_id, op=op, args=args_json, preview=preview,
-                    created_at=_iso(now), expires_at=_iso(now + timedelta(seconds=ttl_seconds)), changes=changes,
-                ).on_conflict_do_nothing().returning(confirmations.c.id))
+                made = await conn.scalar(
+                    self._insert(confirmations)
+                    .values(
+                        id=confirmation_id,
+                        workspace_id=workspace_id,
+                        op=op,
+                        args=args_json,
+                        preview=preview,
+                        created_at=_iso(now),
+                        expires_at=_iso(now + timedelta(seconds=ttl_seconds)),
+                        changes=changes,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(confirmations.c.id)
+                )
                 if made is not None:
                     return typing.cast("str", made)  # else an id collision: draw another
         raise StoreError("Could not allocate a confirmation id", fix="retry the operation.")
@@ -1631,10 +1873,19 @@ class Store:
         """Claim a pending, unexpired confirmation exactly once; None if unknown, used, expired or not ours."""
         now = _iso(self._now())
         async with self._tx(workspace_id) as conn:
-            row = (await conn.execute(update(confirmations).where(
-                confirmations.c.workspace_id == workspace_id, confirmations.c.id == _clean_confirmation_id(confirmation_id),
-                confirmations.c.used_at.is_(None), confirmations.c.expires_at > now,
-            ).values(used_at=now).returning(*confirmations.c))).first()
+            row = (
+                await conn.execute(
+                    update(confirmations)
+                    .where(
+                        confirmations.c.workspace_id == workspace_id,
+                        confirmations.c.id == _clean_confirmation_id(confirmation_id),
+                        confirmations.c.used_at.is_(None),
+                        confirmations.c.expires_at > now,
+                    )
+                    .values(used_at=now)
+                    .returning(*confirmations.c)
+                )
+            ).first()
         return self._confirmation(row, now) if row else None
 
     async def reject_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
@@ -1643,22 +1894,36 @@ class Store:
 
     async def get_confirmation(self, workspace_id: int, confirmation_id: str) -> Confirmation | None:
         """A confirmation of the workspace with its status (pending, used or expired), without claiming it."""
-        row = await self._lone(select(confirmations).where(
-            confirmations.c.workspace_id == workspace_id,
-            confirmations.c.id == _clean_confirmation_id(confirmation_id)), _first)
+        row = await self._lone(
+            select(confirmations).where(
+                confirmations.c.workspace_id == workspace_id,
+                confirmations.c.id == _clean_confirmation_id(confirmation_id),
+            ),
+            _first,
+        )
         return self._confirmation(row, _iso(self._now())) if row else None
 
     async def list_confirmations(self, workspace_id: int) -> list[Confirmation]:
         """The workspace's pending, unexpired confirmations, oldest first."""
         now = _iso(self._now())
-        rows = await self._lone(select(confirmations).where(
-            confirmations.c.workspace_id == workspace_id, confirmations.c.used_at.is_(None),
-            confirmations.c.expires_at > now).order_by(confirmations.c.created_at, confirmations.c.id), _all_rows)
+        rows = await self._lone(
+            select(confirmations)
+            .where(
+                confirmations.c.workspace_id == workspace_id,
+                confirmations.c.used_at.is_(None),
+                confirmations.c.expires_at > now,
+            )
+            .order_by(confirmations.c.created_at, confirmations.c.id),
+            _all_rows,
+        )
         return [self._confirmation(row, now) for row in rows]
 
     def _confirmation(self, row: Any, now_iso: str) -> Confirmation:
-        used_at, expires_at, stored = row._mapping[confirmations.c.used_at], row._mapping[confirmations.c.expires_at], \
-            row._mapping[confirmations.c.args]
+        used_at, expires_at, stored = (
+            row._mapping[confirmations.c.used_at],
+            row._mapping[confirmations.c.expires_at],
+            row._mapping[confirmations.c.args],
+        )
         status = "used" if used_at else "expired" if expires_at <= now_iso else "pending"
         # Encrypted since schema 10; plain JSON in rows written before.
         args = json.loads(stored if stored.lstrip().startswith("{") else self._decrypt(stored))
@@ -1675,22 +1940,44 @@ class Store:
         created = _iso(self._now())
         async with self._tx(workspace_id) as conn:
             # One appender per workspace at a time: the workspace row is locked on PostgreSQL (SQLite has one writer).
-            if await conn.scalar(select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()) is None:
-                raise InvalidArgument(f"Workspace {workspace_id} does not exist", fix="create it with ensure_workspace().")
-            last = await conn.scalar(select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(
-                chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread))
+            if (
+                await conn.scalar(select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update())
+                is None
+            ):
+                raise InvalidArgument(
+                    f"Workspace {workspace_id} does not exist", fix="create it with ensure_workspace()."
+                )
+            last = await conn.scalar(
+                select(func.coalesce(func.max(chat_messages.c.seq), 0)).where(
+                    chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread
+                )
+            )
             start = int(last or 0) + 1
-            await conn.execute(insert(chat_messages), [
-                {"workspace_id": workspace_id, "thread_id": thread, "seq": start + offset, **row, "created_at": created}
-                for offset, row in enumerate(rows)])
+            await conn.execute(
+                insert(chat_messages),
+                [
+                    {
+                        "workspace_id": workspace_id,
+                        "thread_id": thread,
+                        "seq": start + offset,
+                        **row,
+                        "created_at": created,
+                    }
+                    for offset, row in enumerate(rows)
+                ],
+            )
         return start + len(rows) - 1
 
     async def chat_history(self, workspace_id: int, thread_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The last `limit` messages of the workspace's thread, oldest first, as OpenAI message dicts."""
         thread = _check_thread_id(thread_id)
-        latest = (select(chat_messages).where(chat_messages.c.workspace_id == workspace_id,
-                                              chat_messages.c.thread_id == thread)
-                  .order_by(chat_messages.c.seq.desc()).limit(max(0, int(limit))).subquery())
+        latest = (
+            select(chat_messages)
+            .where(chat_messages.c.workspace_id == workspace_id, chat_messages.c.thread_id == thread)
+            .order_by(chat_messages.c.seq.desc())
+            .limit(max(0, int(limit)))
+            .subquery()
+        )
         rows = await self._lone(select(latest).order_by(latest.c.seq), _all_rows)
         return [_chat_message(ChatMessage(**row._asdict())) for row in rows]
 
@@ -1698,10 +1985,17 @@ class Store:
         """The workspace's threads, most recently active first: thread_id, messages, started_at, last_at."""
         last_at = func.max(chat_messages.c.created_at)
         rows = await self._lone(
-            select(chat_messages.c.thread_id, func.count().label("messages"),
-                   func.min(chat_messages.c.created_at).label("started_at"), last_at.label("last_at"))
-            .where(chat_messages.c.workspace_id == workspace_id).group_by(chat_messages.c.thread_id)
-            .order_by(last_at.desc(), chat_messages.c.thread_id), _all_rows)
+            select(
+                chat_messages.c.thread_id,
+                func.count().label("messages"),
+                func.min(chat_messages.c.created_at).label("started_at"),
+                last_at.label("last_at"),
+            )
+            .where(chat_messages.c.workspace_id == workspace_id)
+            .group_by(chat_messages.c.thread_id)
+            .order_by(last_at.desc(), chat_messages.c.thread_id),
+            _all_rows,
+        )
         return [dict(row._mapping) for row in rows]
 
     # -- tokens ----------------------------------------------------------------------------------------------
@@ -1725,17 +2019,29 @@ class Store:
         app_secret = _secret_text(app_secret) if app_secret else None
         now = _iso(self._now())
         statement = self._insert(tokens).values(
-            workspace_id=workspace_id, kind=kind, token=self._encrypt(token), app_id=app_id,
+            workspace_id=workspace_id,
+            kind=kind,
+            token=self._encrypt(token),
+            app_id=app_id,
             app_secret=self._encrypt(app_secret) if app_secret else None,
-            user_id=None if user_id is None else str(user_id), expires_at=_coerce_expiry(expires_at),
-            scopes=None if scopes is None else list(scopes), created_at=now, updated_at=now,
+            user_id=None if user_id is None else str(user_id),
+            expires_at=_coerce_expiry(expires_at),
+            scopes=None if scopes is None else list(scopes),
+            created_at=now,
+            updated_at=now,
         )
         replaced = ("kind", "token", "app_id", "app_secret", "user_id", "expires_at", "scopes", "updated_at")
         async with self._tx(workspace_id) as conn:
-            await conn.execute(statement.on_conflict_do_update(
-                index_elements=[tokens.c.workspace_id],
-                set_={**{tokens.c[name]: statement.excluded[name] for name in replaced},
-                      tokens.c.invalid_reason: None, tokens.c.checked_at: None}))
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[tokens.c.workspace_id],
+                    set_={
+                        **{tokens.c[name]: statement.excluded[name] for name in replaced},
+                        tokens.c.invalid_reason: None,
+                        tokens.c.checked_at: None,
+                    },
+                )
+            )
 
     async def load_token(self, workspace_id: int) -> StoredToken | None:
         """The workspace's decrypted token, or None; SecretKeyError if the key cannot decrypt it."""
@@ -1743,8 +2049,15 @@ class Store:
         if row is None:
             return None
         sealed_secret = row._mapping[tokens.c.app_secret]
-        return typing.cast("StoredToken | None", from_row(tokens, row, token=self._decrypt(row._mapping[tokens.c.token]),
-                        app_secret=self._decrypt(sealed_secret) if sealed_secret else None))
+        return typing.cast(
+            "StoredToken | None",
+            from_row(
+                tokens,
+                row,
+                token=self._decrypt(row._mapping[tokens.c.token]),
+                app_secret=self._decrypt(sealed_secret) if sealed_secret else None,
+            ),
+        )
 
     async def delete_token(self, workspace_id: int) -> bool:
         """Forget the workspace's token; True if there was one."""
@@ -1756,8 +2069,11 @@ class Store:
         """Record that the workspace's token stopped working (e.g. error 190); False if there is no token."""
         reason = _one_line(reason or "the token was rejected by Facebook")
         async with self._tx() as conn:
-            result = await conn.execute(update(tokens).where(tokens.c.workspace_id == workspace_id)
-                                        .values(invalid_reason=reason, checked_at=self._now()))
+            result = await conn.execute(
+                update(tokens)
+                .where(tokens.c.workspace_id == workspace_id)
+                .values(invalid_reason=reason, checked_at=self._now())
+            )
         return result.rowcount == 1
 
     async def mark_token_checked(
@@ -1794,14 +2110,24 @@ class Store:
         if not key or len(key) > 200:
             raise InvalidArgument("Warning key must be 1-200 characters", fix="pass e.g. 'expiry:7d:<expires_at>'.")
         async with self._tx(workspace_id) as conn:
-            result = await conn.execute(self._insert_or_ignore(
-                token_warnings, {"workspace_id": workspace_id, "key": key, "created_at": _iso(self._now())}))
+            result = await conn.execute(
+                self._insert_or_ignore(
+                    token_warnings, {"workspace_id": workspace_id, "key": key, "created_at": _iso(self._now())}
+                )
+            )
         return result.rowcount == 1
 
     # -- OAuth state nonces ----------------------------------------------------------------------------------
 
-    async def add_oauth_state(self, workspace_id: int, nonce: str, expires_at: datetime, *,
-                              binding_hash: str | None = None, allow_switch: bool = False) -> None:
+    async def add_oauth_state(
+        self,
+        workspace_id: int,
+        nonce: str,
+        expires_at: datetime,
+        *,
+        binding_hash: str | None = None,
+        allow_switch: bool = False,
+    ) -> None:
         """Remember an OAuth `state` nonce bound to the workspace until `expires_at` (single use), and to the browser
         or terminal that asked for it (`binding_hash`)."""
         nonce = str(nonce or "").strip()
@@ -1813,10 +2139,18 @@ class Store:
         async with self._tx(workspace_id) as conn:
             # Housekeeping: states expired for a day are of no use to anyone.
             await conn.execute(delete(oauth_states).where(oauth_states.c.expires_at < _iso(now - timedelta(days=1))))
-            made = await conn.execute(self._insert(oauth_states).values(
-                nonce=nonce, workspace_id=workspace_id, created_at=_iso(now), expires_at=_iso(expires_at),
-                binding_hash=binding_hash, allow_switch=allow_switch,
-            ).on_conflict_do_nothing())
+            made = await conn.execute(
+                self._insert(oauth_states)
+                .values(
+                    nonce=nonce,
+                    workspace_id=workspace_id,
+                    created_at=_iso(now),
+                    expires_at=_iso(expires_at),
+                    binding_hash=binding_hash,
+                    allow_switch=allow_switch,
+                )
+                .on_conflict_do_nothing()
+            )
             if made.rowcount != 1:
                 raise InvalidArgument("OAuth state nonce is already in use", fix="draw a new random nonce.")
 
@@ -1827,9 +2161,19 @@ class Store:
             return None
         now = _iso(self._now())
         async with self._tx() as conn:
-            return typing.cast("int | None", await conn.scalar(update(oauth_states).where(
-                oauth_states.c.nonce == nonce, oauth_states.c.used_at.is_(None), oauth_states.c.expires_at > now,
-            ).values(used_at=now).returning(oauth_states.c.workspace_id)))
+            return typing.cast(
+                "int | None",
+                await conn.scalar(
+                    update(oauth_states)
+                    .where(
+                        oauth_states.c.nonce == nonce,
+                        oauth_states.c.used_at.is_(None),
+                        oauth_states.c.expires_at > now,
+                    )
+                    .values(used_at=now)
+                    .returning(oauth_states.c.workspace_id)
+                ),
+            )
 
     async def oauth_state_binding(self, nonce: str) -> tuple[str | None, bool] | None:
         """(binding hash, switch allowed) of a state nonce, used or not; None when unknown."""
@@ -1838,9 +2182,19 @@ class Store:
 
     async def token_holders(self, user_id: str, app_id: str | None, *, exclude_workspace: int) -> int:
         """How many other workspaces hold a token of this Facebook user for this app."""
-        return int(await self._lone(select(func.count()).select_from(tokens).where(
-            tokens.c.user_id == str(user_id), func.coalesce(tokens.c.app_id, "") == (app_id or ""),
-            tokens.c.workspace_id != exclude_workspace), _scalar) or 0)
+        return int(
+            await self._lone(
+                select(func.count())
+                .select_from(tokens)
+                .where(
+                    tokens.c.user_id == str(user_id),
+                    func.coalesce(tokens.c.app_id, "") == (app_id or ""),
+                    tokens.c.workspace_id != exclude_workspace,
+                ),
+                _scalar,
+            )
+            or 0
+        )
 
     # -- notification outbox ---------------------------------------------------------------------------------
 
@@ -1861,7 +2215,9 @@ class Store:
                 f"Notification channel {channel!r} is not known", fix=f"use {', '.join(NOTIFICATION_CHANNELS)}."
             )
         if level not in NOTIFICATION_LEVELS:
-            raise InvalidArgument(f"Notification level {level!r} is not known", fix=f"use {', '.join(NOTIFICATION_LEVELS)}.")
+            raise InvalidArgument(
+                f"Notification level {level!r} is not known", fix=f"use {', '.join(NOTIFICATION_LEVELS)}."
+            )
         subject = _one_line(subject or "")
         if not subject:
             raise InvalidArgument("Notification subject is empty", fix="pass a short subject line.")
@@ -1875,24 +2231,46 @@ class Store:
         now = _iso(self._now())
         async with self._tx(workspace_id) as conn:
             # The only unique key besides the id is (workspace, channel, dedupe_key): a clash means already queued.
-            return typing.cast("int | None", await conn.scalar(self._insert(notifications).values(
-                workspace_id=workspace_id, channel=channel, level=level, subject=subject, text=str(text or ""),
-                target=target, dedupe_key=dedupe_key or None, status="pending", attempts=0, created_at=now,
-                next_attempt_at=now,
-            ).on_conflict_do_nothing().returning(notifications.c.id)))
+            return typing.cast(
+                "int | None",
+                await conn.scalar(
+                    self._insert(notifications)
+                    .values(
+                        workspace_id=workspace_id,
+                        channel=channel,
+                        level=level,
+                        subject=subject,
+                        text=str(text or ""),
+                        target=target,
+                        dedupe_key=dedupe_key or None,
+                        status="pending",
+                        attempts=0,
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(notifications.c.id)
+                ),
+            )
 
     def _due(self, now: datetime) -> Any:
-        return select(notifications).where(
-            notifications.c.status == "pending", notifications.c.channel.in_(DELIVERY_CHANNELS),
-            notifications.c.next_attempt_at <= _iso(now),
-        ).order_by(notifications.c.next_attempt_at, notifications.c.id)
+        return (
+            select(notifications)
+            .where(
+                notifications.c.status == "pending",
+                notifications.c.channel.in_(DELIVERY_CHANNELS),
+                notifications.c.next_attempt_at <= _iso(now),
+            )
+            .order_by(notifications.c.next_attempt_at, notifications.c.id)
+        )
 
     async def due_notifications(self, now: datetime, limit: int = 50) -> list[Notification]:
         """Pending email and webhook messages of every workspace whose next attempt is at or before `now`."""
         return await self._all(self._due(now).limit(_limit(limit, 1000)), notifications)
 
-    async def claim_due_notifications(self, now: datetime, limit: int = 50, *,
-                                      hold: timedelta = DELIVERY_HOLD) -> list[Notification]:
+    async def claim_due_notifications(
+        self, now: datetime, limit: int = 50, *, hold: timedelta = DELIVERY_HOLD
+    ) -> list[Notification]:
         """The due messages (as due_notifications), claimed for delivery by this process: their next attempt moves
         `hold` ahead in the same statement, so another replica does not take them while this one sends. Sent or failed,
         the sender records it (mark_notification_sent/failed); a sender that dies leaves them due again after `hold`."""
@@ -1900,22 +2278,37 @@ class Store:
         if self.dialect == "postgresql":  # replicas claiming at once take different rows instead of waiting
             chosen = chosen.with_for_update(skip_locked=True)
         async with self._tx() as conn:
-            rows = (await conn.execute(update(notifications).where(notifications.c.id.in_(chosen.scalar_subquery()))
-                                       .values(next_attempt_at=now + hold).returning(*notifications.c))).all()
+            rows = (
+                await conn.execute(
+                    update(notifications)
+                    .where(notifications.c.id.in_(chosen.scalar_subquery()))
+                    .values(next_attempt_at=now + hold)
+                    .returning(*notifications.c)
+                )
+            ).all()
         return sorted((from_row(notifications, row) for row in rows), key=lambda item: item.id)
 
     async def get_notification(self, workspace_id: int, notification_id: int) -> Notification | None:
         """One message of the workspace, or None."""
-        return typing.cast("Notification | None", await self._one(notifications, notifications.c.workspace_id == workspace_id,
-                               notifications.c.id == notification_id))
+        return typing.cast(
+            "Notification | None",
+            await self._one(
+                notifications, notifications.c.workspace_id == workspace_id, notifications.c.id == notification_id
+            ),
+        )
 
     async def mark_notification_sent(self, notification_id: int) -> bool:
         """Record a successful delivery of a pending message; False if it was not pending."""
         now = self._now()
         async with self._tx() as conn:
-            result = await conn.execute(update(notifications).where(
-                notifications.c.id == notification_id, notifications.c.status == "pending",
-            ).values(status="sent", attempts=notifications.c.attempts + 1, sent_at=now, next_attempt_at=now))
+            result = await conn.execute(
+                update(notifications)
+                .where(
+                    notifications.c.id == notification_id,
+                    notifications.c.status == "pending",
+                )
+                .values(status="sent", attempts=notifications.c.attempts + 1, sent_at=now, next_attempt_at=now)
+            )
         return result.rowcount == 1
 
     async def mark_notification_failed(
@@ -1929,8 +2322,11 @@ class Store:
         else:
             values["next_attempt_at"] = next_attempt_at
         async with self._tx() as conn:
-            result = await conn.execute(update(notifications).where(
-                notifications.c.id == notification_id, notifications.c.status == "pending").values(**values))
+            result = await conn.execute(
+                update(notifications)
+                .where(notifications.c.id == notification_id, notifications.c.status == "pending")
+                .values(**values)
+            )
         return result.rowcount == 1
 
     async def list_notifications(
@@ -1946,9 +2342,16 @@ class Store:
 
     async def unread_inbox(self, workspace_id: int) -> list[Notification]:
         """The workspace's chat-inbox messages not shown yet, oldest first."""
-        return await self._all(select(notifications).where(
-            notifications.c.workspace_id == workspace_id, notifications.c.channel == "inbox",
-            notifications.c.status == "pending").order_by(notifications.c.id), notifications)
+        return await self._all(
+            select(notifications)
+            .where(
+                notifications.c.workspace_id == workspace_id,
+                notifications.c.channel == "inbox",
+                notifications.c.status == "pending",
+            )
+            .order_by(notifications.c.id),
+            notifications,
+        )
 
     async def mark_inbox_read(self, workspace_id: int, ids: list[int]) -> int:
         """Mark these inbox messages of the workspace read; returns how many changed (others' ids are ignored)."""
@@ -1956,10 +2359,16 @@ class Store:
         if not ids:
             return 0
         async with self._tx() as conn:
-            result = await conn.execute(update(notifications).where(
-                notifications.c.workspace_id == workspace_id, notifications.c.channel == "inbox",
-                notifications.c.status == "pending", notifications.c.id.in_(ids),
-            ).values(status="read", sent_at=self._now()))
+            result = await conn.execute(
+                update(notifications)
+                .where(
+                    notifications.c.workspace_id == workspace_id,
+                    notifications.c.channel == "inbox",
+                    notifications.c.status == "pending",
+                    notifications.c.id.in_(ids),
+                )
+                .values(status="read", sent_at=self._now())
+            )
         return result.rowcount
 
     # -- scheduled job runs ----------------------------------------------------------------------------------
@@ -1967,8 +2376,18 @@ class Store:
     async def record_job_run(self, name: str, *, ran_at: datetime, ok: bool, summary: str) -> None:
         """Remember when job `name` last ran and how it went."""
         async with self._tx() as conn:
-            await conn.execute(self._upsert(job_runs, {"name": name, "last_run_at": ran_at, "ok": ok,
-                                                       "summary": _one_line(summary or "")[:MAX_ERROR_CHARS]}, ("name",)))
+            await conn.execute(
+                self._upsert(
+                    job_runs,
+                    {
+                        "name": name,
+                        "last_run_at": ran_at,
+                        "ok": ok,
+                        "summary": _one_line(summary or "")[:MAX_ERROR_CHARS],
+                    },
+                    ("name",),
+                )
+            )
 
     async def claim_job_slot(self, name: str, slot: str, owner: str) -> bool:
         """Claim run slot `slot` of job `name` for `owner`: True for the one claim that lands (that process runs the
@@ -1976,8 +2395,11 @@ class Store:
         now = self._now()
         async with self._tx() as conn:
             await conn.execute(delete(job_slots).where(job_slots.c.claimed_at < now - JOB_SLOT_MEMORY))
-            claimed = await conn.execute(self._insert_or_ignore(job_slots, {
-                "name": name, "slot": slot, "owner": owner, "claimed_at": now}).returning(job_slots.c.owner))
+            claimed = await conn.execute(
+                self._insert_or_ignore(
+                    job_slots, {"name": name, "slot": slot, "owner": owner, "claimed_at": now}
+                ).returning(job_slots.c.owner)
+            )
             return claimed.first() is not None
 
     # -- offered files ---------------------------------------------------------------------------------------
@@ -1991,50 +2413,86 @@ class Store:
         async with self._tx(offered.workspace_id) as conn:
             await conn.execute(delete(offered_files).where(offered_files.c.expires_at <= offered.offered_at))
             await conn.execute(insert(offered_files).values(**values))
-            oldest_kept = (select(offered_files.c.offered_at).where(mine)
-                           .order_by(offered_files.c.offered_at.desc()).offset(keep - 1).limit(1).scalar_subquery())
+            oldest_kept = (
+                select(offered_files.c.offered_at)
+                .where(mine)
+                .order_by(offered_files.c.offered_at.desc())
+                .offset(keep - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
             await conn.execute(delete(offered_files).where(mine, offered_files.c.offered_at < oldest_kept))
 
     async def offered_file(self, workspace_id: int, file_id: str, now: datetime) -> OfferedFile | None:
         """The workspace's offered file `file_id` while its offer lasts, else None (another workspace's is None too)."""
-        return typing.cast("OfferedFile | None", await self._one(
-            offered_files, offered_files.c.file_id == file_id, offered_files.c.workspace_id == workspace_id,
-            offered_files.c.expires_at > _as_utc(now)))
+        return typing.cast(
+            "OfferedFile | None",
+            await self._one(
+                offered_files,
+                offered_files.c.file_id == file_id,
+                offered_files.c.workspace_id == workspace_id,
+                offered_files.c.expires_at > _as_utc(now),
+            ),
+        )
 
     async def offered_files_of(self, workspace_id: int, now: datetime) -> list[OfferedFile]:
         """The workspace's files still on offer, newest first."""
-        return await self._all(select(offered_files).where(offered_files.c.workspace_id == workspace_id,
-                                                           offered_files.c.expires_at > _as_utc(now))
-                               .order_by(offered_files.c.offered_at.desc(), offered_files.c.file_id), offered_files)
+        return await self._all(
+            select(offered_files)
+            .where(offered_files.c.workspace_id == workspace_id, offered_files.c.expires_at > _as_utc(now))
+            .order_by(offered_files.c.offered_at.desc(), offered_files.c.file_id),
+            offered_files,
+        )
 
     # -- shared pacing ---------------------------------------------------------------------------------------
 
-    async def publish_account_usage(self, ad_account_id: str, *, usage_pct: float, measure: str, window_seconds: float,
-                                    seen_at: datetime, block_until: datetime | None = None) -> None:
+    async def publish_account_usage(
+        self,
+        ad_account_id: str,
+        *,
+        usage_pct: float,
+        measure: str,
+        window_seconds: float,
+        seen_at: datetime,
+        block_until: datetime | None = None,
+    ) -> None:
         """Share one ad account's usage with the other processes on this database. A newer sighting replaces the
         usage; a throttle's block only ever lengthens (a later, shorter block does not end an earlier one)."""
         if not ad_account_id:
             raise InvalidArgument("An ad account id is needed", fix="pass act_<digits>", blame_field="ad_account_id")
         statement = self._insert(account_usage).values(
-            ad_account_id=ad_account_id, usage_pct=float(usage_pct), measure=measure, window_seconds=float(window_seconds),
-            seen_at=_as_utc(seen_at), block_until=None if block_until is None else _as_utc(block_until))
+            ad_account_id=ad_account_id,
+            usage_pct=float(usage_pct),
+            measure=measure,
+            window_seconds=float(window_seconds),
+            seen_at=_as_utc(seen_at),
+            block_until=None if block_until is None else _as_utc(block_until),
+        )
         new, old = statement.excluded, account_usage.c
         newer = new.seen_at >= old.seen_at
-        statement = statement.on_conflict_do_update(index_elements=[old.ad_account_id], set_={
-            old.usage_pct: case((newer, new.usage_pct), else_=old.usage_pct),
-            old.measure: case((newer, new.measure), else_=old.measure),
-            old.window_seconds: case((newer, new.window_seconds), else_=old.window_seconds),
-            old.seen_at: case((newer, new.seen_at), else_=old.seen_at),
-            old.block_until: case((old.block_until.is_(None), new.block_until), (new.block_until.is_(None), old.block_until),
-                                  (new.block_until > old.block_until, new.block_until), else_=old.block_until),
-        })
+        statement = statement.on_conflict_do_update(
+            index_elements=[old.ad_account_id],
+            set_={
+                old.usage_pct: case((newer, new.usage_pct), else_=old.usage_pct),
+                old.measure: case((newer, new.measure), else_=old.measure),
+                old.window_seconds: case((newer, new.window_seconds), else_=old.window_seconds),
+                old.seen_at: case((newer, new.seen_at), else_=old.seen_at),
+                old.block_until: case(
+                    (old.block_until.is_(None), new.block_until),
+                    (new.block_until.is_(None), old.block_until),
+                    (new.block_until > old.block_until, new.block_until),
+                    else_=old.block_until,
+                ),
+            },
+        )
         async with self._tx() as conn:
             await conn.execute(statement)
 
     async def account_usage_share(self, ad_account_id: str) -> AccountUsageShare | None:
         """The shared usage of one ad account, or None when no process shared any."""
-        return typing.cast("AccountUsageShare | None",
-                           await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id))
+        return typing.cast(
+            "AccountUsageShare | None", await self._one(account_usage, account_usage.c.ad_account_id == ad_account_id)
+        )
 
     async def last_job_run(self, name: str) -> JobRun | None:
         """The last recorded run of job `name`, or None."""
@@ -2054,25 +2512,49 @@ class Store:
         request = drop_secret_keys(request or {})
         mine = (launches.c.workspace_id == workspace_id, launches.c.key == key)
         async with self._tx(workspace_id) as conn:
-            await conn.execute(self._insert_or_ignore(launches, {
-                "workspace_id": workspace_id, "key": key, "request": request, "status": "running", "steps": {},
-                "created_at": now, "updated_at": now}))
-            await conn.execute(update(launches).where(*mine, launches.c.status == "rolled_back")
-                               .values(status="running", steps={}, request=request, updated_at=now))
+            await conn.execute(
+                self._insert_or_ignore(
+                    launches,
+                    {
+                        "workspace_id": workspace_id,
+                        "key": key,
+                        "request": request,
+                        "status": "running",
+                        "steps": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+            )
+            await conn.execute(
+                update(launches)
+                .where(*mine, launches.c.status == "rolled_back")
+                .values(status="running", steps={}, request=request, updated_at=now)
+            )
             return typing.cast("Launch", from_row(launches, (await conn.execute(select(launches).where(*mine))).one()))
 
     async def find_launch(self, workspace_id: int, key: str) -> Launch | None:
         """The workspace's launch for `key`, or None."""
-        return typing.cast("Launch | None", await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.key == key))
+        return typing.cast(
+            "Launch | None", await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.key == key)
+        )
 
     async def get_launch(self, workspace_id: int, launch_id: int) -> Launch | None:
         """One launch of the workspace, or None (another workspace's launch is None too)."""
-        return typing.cast("Launch | None", await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id)))
+        return typing.cast(
+            "Launch | None",
+            await self._one(launches, launches.c.workspace_id == workspace_id, launches.c.id == int(launch_id)),
+        )
 
     async def list_launches(self, workspace_id: int, limit: int = 20) -> list[Launch]:
         """The workspace's latest launches, newest first."""
-        return await self._all(select(launches).where(launches.c.workspace_id == workspace_id)
-                               .order_by(launches.c.id.desc()).limit(_limit(limit, 1000)), launches)
+        return await self._all(
+            select(launches)
+            .where(launches.c.workspace_id == workspace_id)
+            .order_by(launches.c.id.desc())
+            .limit(_limit(limit, 1000)),
+            launches,
+        )
 
     async def record_launch_step(
         self,
@@ -2093,28 +2575,47 @@ class Store:
         async with self._tx(workspace_id) as conn:
             row = (await conn.execute(select(launches).where(*mine).with_for_update())).first()
             if row is None:
-                raise InvalidArgument(f"Launch {launch_id} is not in this workspace", fix="pass one of its launch ids.", blame_field="launch_id")
+                raise InvalidArgument(
+                    f"Launch {launch_id} is not in this workspace",
+                    fix="pass one of its launch ids.",
+                    blame_field="launch_id",
+                )
             launch: Launch = from_row(launches, row)
             steps = dict(launch.steps)
             previous = steps.pop(step, {})
-            entry: dict[str, Any] = {"status": status, "object_id": object_id or previous.get("object_id"),
-                                     "data": drop_secret_keys(data if data is not None else previous.get("data") or {}),
-                                     "at": _iso(self._now())}
+            entry: dict[str, Any] = {
+                "status": status,
+                "object_id": object_id or previous.get("object_id"),
+                "data": drop_secret_keys(data if data is not None else previous.get("data") or {}),
+                "at": _iso(self._now()),
+            }
             if error is not None:
                 entry["error"] = drop_secret_keys(error)
             steps[step] = entry  # re-inserted last: the steps stay in the order they last ran
-            await conn.execute(update(launches).where(*mine).values(
-                steps=steps, status="failed" if status == "failed" else launch.status, updated_at=_iso(self._now())))
+            await conn.execute(
+                update(launches)
+                .where(*mine)
+                .values(
+                    steps=steps, status="failed" if status == "failed" else launch.status, updated_at=_iso(self._now())
+                )
+            )
             return typing.cast("Launch", from_row(launches, (await conn.execute(select(launches).where(*mine))).one()))
 
     async def set_launch_status(self, workspace_id: int, launch_id: int, status: str) -> bool:
         """Set a launch's status (running, failed, done, rolled_back); False when it is not in this workspace."""
         if status not in LAUNCH_STATUSES:
-            raise InvalidArgument(f"Launch status {status!r} is not known", fix=f"use one of {', '.join(LAUNCH_STATUSES)}.")
+            raise InvalidArgument(
+                f"Launch status {status!r} is not known", fix=f"use one of {', '.join(LAUNCH_STATUSES)}."
+            )
         async with self._tx() as conn:
-            result = await conn.execute(update(launches).where(
-                launches.c.workspace_id == workspace_id, launches.c.id == launch_id,
-            ).values(status=status, updated_at=_iso(self._now())))
+            result = await conn.execute(
+                update(launches)
+                .where(
+                    launches.c.workspace_id == workspace_id,
+                    launches.c.id == launch_id,
+                )
+                .values(status=status, updated_at=_iso(self._now()))
+            )
         return result.rowcount == 1
 
     # -- single-flight leases --------------------------------------------------------------------------------
@@ -2138,12 +2639,20 @@ class Store:
             # The holder released it between the two statements: the key is free, so claim again.
 
     def _claim_statement(self, workspace_id: int, key: str, owner: str, now: datetime, length: timedelta) -> Any:
-        statement = self._insert(leases).values(workspace_id=workspace_id, key=key, owner=owner,
-                                                claimed_at=_lease_time(now), expires_at=_lease_time(now + length))
+        statement = self._insert(leases).values(
+            workspace_id=workspace_id,
+            key=key,
+            owner=owner,
+            claimed_at=_lease_time(now),
+            expires_at=_lease_time(now + length),
+        )
         return statement.on_conflict_do_update(
             index_elements=[leases.c.workspace_id, leases.c.key],
-            set_={leases.c.owner: statement.excluded.owner, leases.c.claimed_at: statement.excluded.claimed_at,
-                  leases.c.expires_at: statement.excluded.expires_at},
+            set_={
+                leases.c.owner: statement.excluded.owner,
+                leases.c.claimed_at: statement.excluded.claimed_at,
+                leases.c.expires_at: statement.excluded.expires_at,
+            },
             where=leases.c.expires_at <= statement.excluded.claimed_at,
         )
 
@@ -2151,17 +2660,26 @@ class Store:
         """Push the lease's expiry `seconds` from now; False when `owner` no longer holds it (another took it over)."""
         key, owner = _lease_names(key, owner)
         async with self._tx() as conn:
-            result = await conn.execute(update(leases).where(
-                leases.c.workspace_id == workspace_id, leases.c.key == key, leases.c.owner == owner,
-            ).values(expires_at=_lease_time(self._now() + _lease_length(seconds))))
+            result = await conn.execute(
+                update(leases)
+                .where(
+                    leases.c.workspace_id == workspace_id,
+                    leases.c.key == key,
+                    leases.c.owner == owner,
+                )
+                .values(expires_at=_lease_time(self._now() + _lease_length(seconds)))
+            )
         return result.rowcount == 1
 
     async def release_lease(self, workspace_id: int, key: str, owner: str) -> bool:
         """Give the lease up (only its owner can); False when `owner` did not hold it."""
         key, owner = _lease_names(key, owner)
         async with self._tx() as conn:
-            result = await conn.execute(delete(leases).where(
-                leases.c.workspace_id == workspace_id, leases.c.key == key, leases.c.owner == owner))
+            result = await conn.execute(
+                delete(leases).where(
+                    leases.c.workspace_id == workspace_id, leases.c.key == key, leases.c.owner == owner
+                )
+            )
         return result.rowcount == 1
 
     # -- alert rules and events ------------------------------------------------------------------------------
@@ -2188,24 +2706,54 @@ class Store:
         """Save a new alert rule; its name is unique in the workspace."""
         name = _one_line(name or "")
         if not name or len(name) > 200:
-            raise InvalidArgument("Alert name must be 1-200 characters", fix="pass a short name such as 'CPA too high'.")
+            raise InvalidArgument(
+                "Alert name must be 1-200 characters", fix="pass a short name such as 'CPA too high'."
+            )
         try:
             async with self._tx(workspace_id) as conn:
-                row = (await conn.execute(insert(alert_rules).values(
-                    workspace_id=workspace_id, name=name, object_id=str(object_id), level=level,
-                    ad_account_id=ad_account_id, currency=currency, metric=metric, operator=operator,
-                    threshold=float(threshold), window=window, action=action, scale_pct=scale_pct, max_budget=max_budget,
-                    cooldown_hours=float(cooldown_hours), enabled=enabled, created_at=_iso(self._now()),
-                ).returning(*alert_rules.c))).one()
+                row = (
+                    await conn.execute(
+                        insert(alert_rules)
+                        .values(
+                            workspace_id=workspace_id,
+                            name=name,
+                            object_id=str(object_id),
+                            level=level,
+                            ad_account_id=ad_account_id,
+                            currency=currency,
+                            metric=metric,
+                            operator=operator,
+                            threshold=float(threshold),
+                            window=window,
+                            action=action,
+                            scale_pct=scale_pct,
+                            max_budget=max_budget,
+                            cooldown_hours=float(cooldown_hours),
+                            enabled=enabled,
+                            created_at=_iso(self._now()),
+                        )
+                        .returning(*alert_rules.c)
+                    )
+                ).one()
         except IntegrityError as exc:
             if _violation(exc) == "unique":
-                raise InvalidArgument(f"An alert named {name!r} already exists", fix="pick another name or delete it first.", blame_field="name") from None
-            raise InvalidArgument(f"Alert rule refused by the database ({_one_line(str(exc.orig))})", fix="check level, operator and action.") from None
+                raise InvalidArgument(
+                    f"An alert named {name!r} already exists",
+                    fix="pick another name or delete it first.",
+                    blame_field="name",
+                ) from None
+            raise InvalidArgument(
+                f"Alert rule refused by the database ({_one_line(str(exc.orig))})",
+                fix="check level, operator and action.",
+            ) from None
         return typing.cast("AlertRule", from_row(alert_rules, row))
 
     async def get_alert_rule(self, workspace_id: int, rule_id: int) -> AlertRule | None:
         """One alert rule of the workspace, or None."""
-        return typing.cast("AlertRule | None", await self._one(alert_rules, alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id)))
+        return typing.cast(
+            "AlertRule | None",
+            await self._one(alert_rules, alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id)),
+        )
 
     async def list_alert_rules(self, workspace_id: int, *, enabled_only: bool = False) -> list[AlertRule]:
         """The workspace's alert rules, oldest first."""
@@ -2217,8 +2765,9 @@ class Store:
     async def delete_alert_rule(self, workspace_id: int, rule_id: int) -> bool:
         """Delete one alert rule of the workspace (its events stay, without the rule); False when it is not there."""
         async with self._tx() as conn:
-            result = await conn.execute(delete(alert_rules).where(alert_rules.c.workspace_id == workspace_id,
-                                                                  alert_rules.c.id == int(rule_id)))
+            result = await conn.execute(
+                delete(alert_rules).where(alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id))
+            )
         return result.rowcount == 1
 
     async def record_alert_fired(
@@ -2233,20 +2782,46 @@ class Store:
     ) -> AlertEvent:
         """Record that a rule fired at `fired_at` (its cooldown starts then) and what its action did."""
         async with self._tx(workspace_id) as conn:
-            row = (await conn.execute(update(alert_rules).where(
-                alert_rules.c.workspace_id == workspace_id, alert_rules.c.id == int(rule_id),
-            ).values(last_fired_at=fired_at).returning(*alert_rules.c))).first()
+            row = (
+                await conn.execute(
+                    update(alert_rules)
+                    .where(
+                        alert_rules.c.workspace_id == workspace_id,
+                        alert_rules.c.id == int(rule_id),
+                    )
+                    .values(last_fired_at=fired_at)
+                    .returning(*alert_rules.c)
+                )
+            ).first()
             if row is None:
-                raise InvalidArgument(f"Alert rule {rule_id} is not in this workspace", fix="pass one of its rule ids.", blame_field="rule_id")
+                raise InvalidArgument(
+                    f"Alert rule {rule_id} is not in this workspace",
+                    fix="pass one of its rule ids.",
+                    blame_field="rule_id",
+                )
             rule: AlertRule = from_row(alert_rules, row)
-            event_row = (await conn.execute(insert(alert_events).values(
-                workspace_id=workspace_id, rule_id=rule.id, rule_name=rule.name, fired_at=fired_at,
-                object_id=rule.object_id, value=value, action=rule.action,
-                outcome=_one_line(outcome)[:MAX_ERROR_CHARS], detail=drop_secret_keys(detail or {}),
-            ).returning(*alert_events.c))).one()
+            event_row = (
+                await conn.execute(
+                    insert(alert_events)
+                    .values(
+                        workspace_id=workspace_id,
+                        rule_id=rule.id,
+                        rule_name=rule.name,
+                        fired_at=fired_at,
+                        object_id=rule.object_id,
+                        value=value,
+                        action=rule.action,
+                        outcome=_one_line(outcome)[:MAX_ERROR_CHARS],
+                        detail=drop_secret_keys(detail or {}),
+                    )
+                    .returning(*alert_events.c)
+                )
+            ).one()
         return typing.cast("AlertEvent", from_row(alert_events, event_row))
 
-    async def list_alert_events(self, workspace_id: int, *, rule_id: int | None = None, limit: int = 50) -> list[AlertEvent]:
+    async def list_alert_events(
+        self, workspace_id: int, *, rule_id: int | None = None, limit: int = 50
+    ) -> list[AlertEvent]:
         """The workspace's alert events, newest first (optionally one rule's)."""
         statement = select(alert_events).where(alert_events.c.workspace_id == workspace_id)
         if rule_id is not None:
@@ -2255,30 +2830,54 @@ class Store:
 
     # -- daily performance snapshots -------------------------------------------------------------------------
 
-    async def upsert_snapshot(self, workspace_id: int, object_id: str, level: str, day: str, metrics: dict[str, Any]) -> bool:
+    async def upsert_snapshot(
+        self, workspace_id: int, object_id: str, level: str, day: str, metrics: dict[str, Any]
+    ) -> bool:
         """Keep one object's metrics for one day (replacing that day's earlier ones); True when new or changed."""
         day = _check_day(day)
         canonical = _to_json(metrics, "Snapshot metrics")
-        mine = (perf_snapshots.c.workspace_id == workspace_id, perf_snapshots.c.object_id == str(object_id),
-                perf_snapshots.c.day == day)
+        mine = (
+            perf_snapshots.c.workspace_id == workspace_id,
+            perf_snapshots.c.object_id == str(object_id),
+            perf_snapshots.c.day == day,
+        )
         async with self._tx(workspace_id) as conn:
             row = (await conn.execute(select(perf_snapshots).where(*mine).with_for_update())).first()
             if row is not None:
                 held: Snapshot = from_row(perf_snapshots, row)
                 if held.level == level and _to_json(held.metrics, "Snapshot metrics") == canonical:
                     return False
-            await conn.execute(self._upsert(perf_snapshots, {
-                "workspace_id": workspace_id, "object_id": str(object_id), "level": level, "day": day,
-                "metrics": json.loads(canonical), "updated_at": _iso(self._now())}, ("workspace_id", "object_id", "day")))
+            await conn.execute(
+                self._upsert(
+                    perf_snapshots,
+                    {
+                        "workspace_id": workspace_id,
+                        "object_id": str(object_id),
+                        "level": level,
+                        "day": day,
+                        "metrics": json.loads(canonical),
+                        "updated_at": _iso(self._now()),
+                    },
+                    ("workspace_id", "object_id", "day"),
+                )
+            )
         return True
 
     async def list_snapshots(
-        self, workspace_id: int, since: str, until: str, *, level: str | None = None, object_ids: list[str] | None = None
+        self,
+        workspace_id: int,
+        since: str,
+        until: str,
+        *,
+        level: str | None = None,
+        object_ids: list[str] | None = None,
     ) -> list[Snapshot]:
         """Snapshots with `since` <= day <= `until`, by day then object."""
-        statement = select(perf_snapshots).where(perf_snapshots.c.workspace_id == workspace_id,
-                                                 perf_snapshots.c.day >= _check_day(since),
-                                                 perf_snapshots.c.day <= _check_day(until))
+        statement = select(perf_snapshots).where(
+            perf_snapshots.c.workspace_id == workspace_id,
+            perf_snapshots.c.day >= _check_day(since),
+            perf_snapshots.c.day <= _check_day(until),
+        )
         if level is not None:
             statement = statement.where(perf_snapshots.c.level == level)
         if object_ids is not None:
@@ -2298,40 +2897,73 @@ class Store:
         if int(spend_minor) < 0 or int(fee_minor) < 0:
             raise InvalidArgument("Spend and fee cannot be negative", fix="pass amounts in minor units, 0 or more.")
         async with self._tx(workspace_id) as conn:
-            await conn.execute(self._upsert(spend_ledger, {
-                "workspace_id": workspace_id, "ad_account_id": account, "day": day, "spend_minor": int(spend_minor),
-                "currency": str(currency).upper(), "fee_minor": int(fee_minor), "updated_at": _iso(self._now()),
-            }, ("workspace_id", "ad_account_id", "day")))
-            row = (await conn.execute(select(spend_ledger).where(
-                spend_ledger.c.workspace_id == workspace_id, spend_ledger.c.ad_account_id == account,
-                spend_ledger.c.day == day))).one()
+            await conn.execute(
+                self._upsert(
+                    spend_ledger,
+                    {
+                        "workspace_id": workspace_id,
+                        "ad_account_id": account,
+                        "day": day,
+                        "spend_minor": int(spend_minor),
+                        "currency": str(currency).upper(),
+                        "fee_minor": int(fee_minor),
+                        "updated_at": _iso(self._now()),
+                    },
+                    ("workspace_id", "ad_account_id", "day"),
+                )
+            )
+            row = (
+                await conn.execute(
+                    select(spend_ledger).where(
+                        spend_ledger.c.workspace_id == workspace_id,
+                        spend_ledger.c.ad_account_id == account,
+                        spend_ledger.c.day == day,
+                    )
+                )
+            ).one()
         return typing.cast("LedgerEntry", from_row(spend_ledger, row))
 
-    async def list_spend(self, workspace_id: int, since: str, until: str, *, ad_account_id: str | None = None) -> list[LedgerEntry]:
+    async def list_spend(
+        self, workspace_id: int, since: str, until: str, *, ad_account_id: str | None = None
+    ) -> list[LedgerEntry]:
         """Ledger entries with `since` <= day <= `until`, by day then account."""
-        statement = select(spend_ledger).where(spend_ledger.c.workspace_id == workspace_id,
-                                               spend_ledger.c.day >= _check_day(since),
-                                               spend_ledger.c.day <= _check_day(until))
+        statement = select(spend_ledger).where(
+            spend_ledger.c.workspace_id == workspace_id,
+            spend_ledger.c.day >= _check_day(since),
+            spend_ledger.c.day <= _check_day(until),
+        )
         if ad_account_id is not None:
             statement = statement.where(spend_ledger.c.ad_account_id == normalize_ad_account_id(ad_account_id))
         return await self._all(statement.order_by(spend_ledger.c.day, spend_ledger.c.ad_account_id), spend_ledger)
 
     # -- billing pauses --------------------------------------------------------------------------------------
 
-    async def add_billing_pause(self, workspace_id: int, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPause:
+    async def add_billing_pause(
+        self, workspace_id: int, ad_account_id: str, object_ids: list[str], reason: str
+    ) -> BillingPause:
         """Record exactly which objects were paused because the account's billing failed."""
         account = normalize_ad_account_id(ad_account_id)
         async with self._tx(workspace_id) as conn:
-            row = (await conn.execute(insert(billing_pauses).values(
-                workspace_id=workspace_id, ad_account_id=account, object_ids=[str(i) for i in object_ids],
-                reason=_one_line(reason or "billing failed")[:MAX_ERROR_CHARS], created_at=_iso(self._now()),
-            ).returning(*billing_pauses.c))).one()
+            row = (
+                await conn.execute(
+                    insert(billing_pauses)
+                    .values(
+                        workspace_id=workspace_id,
+                        ad_account_id=account,
+                        object_ids=[str(i) for i in object_ids],
+                        reason=_one_line(reason or "billing failed")[:MAX_ERROR_CHARS],
+                        created_at=_iso(self._now()),
+                    )
+                    .returning(*billing_pauses.c)
+                )
+            ).one()
         return typing.cast("BillingPause", from_row(billing_pauses, row))
 
     async def open_billing_pauses(self, workspace_id: int, ad_account_id: str | None = None) -> list[BillingPause]:
         """The billing pauses not resumed yet, oldest first (optionally one account's)."""
-        statement = select(billing_pauses).where(billing_pauses.c.workspace_id == workspace_id,
-                                                 billing_pauses.c.resumed_at.is_(None))
+        statement = select(billing_pauses).where(
+            billing_pauses.c.workspace_id == workspace_id, billing_pauses.c.resumed_at.is_(None)
+        )
         if ad_account_id is not None:
             statement = statement.where(billing_pauses.c.ad_account_id == normalize_ad_account_id(ad_account_id))
         return await self._all(statement.order_by(billing_pauses.c.id), billing_pauses)
@@ -2339,9 +2971,15 @@ class Store:
     async def mark_billing_resumed(self, workspace_id: int, pause_id: int) -> bool:
         """Mark a billing pause resumed; False when it is not open in this workspace."""
         async with self._tx() as conn:
-            result = await conn.execute(update(billing_pauses).where(
-                billing_pauses.c.workspace_id == workspace_id, billing_pauses.c.id == int(pause_id),
-                billing_pauses.c.resumed_at.is_(None)).values(resumed_at=_iso(self._now())))
+            result = await conn.execute(
+                update(billing_pauses)
+                .where(
+                    billing_pauses.c.workspace_id == workspace_id,
+                    billing_pauses.c.id == int(pause_id),
+                    billing_pauses.c.resumed_at.is_(None),
+                )
+                .values(resumed_at=_iso(self._now()))
+            )
         return result.rowcount == 1
 
     # -- A/B experiments -------------------------------------------------------------------------------------
@@ -2370,20 +3008,33 @@ class Store:
             raise InvalidArgument("Experiment key must be 1-200 characters", fix="pass the plan's hash.")
         name = _one_line(name or "")
         if not name or len(name) > 200:
-            raise InvalidArgument("Experiment name must be 1-200 characters", fix="pass a short name such as 'Headline test'.")
+            raise InvalidArgument(
+                "Experiment name must be 1-200 characters", fix="pass a short name such as 'Headline test'."
+            )
         if not isinstance(plan, dict):
             raise InvalidArgument("Experiment plan must be an object", fix="pass the plan as a dict.")
         started, ends = _check_time(started_at, "started_at"), _check_time(ends_at, "ends_at")
         if ends <= started:
-            raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at.")
+            raise InvalidArgument(
+                f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at."
+            )
         values = {
-            "workspace_id": workspace_id, "key": key, "name": name, "plan": drop_secret_keys(plan),
-            "status": _check_experiment_status(status), "ad_account_id": normalize_ad_account_id(ad_account_id),
-            "currency": _check_currency(currency), "variants": _check_variants(variants),
-            "study_id": _optional_text(study_id, "study_id"), "winner": _optional_text(winner, "winner"),
-            "outcome": drop_secret_keys(outcome or {}), "started_at": started, "ends_at": ends,
+            "workspace_id": workspace_id,
+            "key": key,
+            "name": name,
+            "plan": drop_secret_keys(plan),
+            "status": _check_experiment_status(status),
+            "ad_account_id": normalize_ad_account_id(ad_account_id),
+            "currency": _check_currency(currency),
+            "variants": _check_variants(variants),
+            "study_id": _optional_text(study_id, "study_id"),
+            "winner": _optional_text(winner, "winner"),
+            "outcome": drop_secret_keys(outcome or {}),
+            "started_at": started,
+            "ends_at": ends,
             "last_scaled_at": _check_time(last_scaled_at, "last_scaled_at") if last_scaled_at is not None else None,
-            "created_at": _iso(self._now()), "updated_at": _iso(self._now()),
+            "created_at": _iso(self._now()),
+            "updated_at": _iso(self._now()),
         }
         existing = await self._experiment_conflict(workspace_id, key, name)
         if existing is not None:
@@ -2393,9 +3044,15 @@ class Store:
                 row = (await conn.execute(insert(experiments).values(**values).returning(*experiments.c))).one()
         except IntegrityError as exc:
             if _violation(exc) == "unique":  # another writer took the key or name between the check and the insert
-                raise (await self._experiment_conflict(workspace_id, key, name)
-                       or InvalidArgument(f"Experiment {name!r} already exists", fix="pick another name.", blame_field="name")) from None
-            raise InvalidArgument(f"Experiment refused by the database ({_one_line(str(exc.orig))})", fix="check status and variants.") from None
+                raise (
+                    await self._experiment_conflict(workspace_id, key, name)
+                    or InvalidArgument(
+                        f"Experiment {name!r} already exists", fix="pick another name.", blame_field="name"
+                    )
+                ) from None
+            raise InvalidArgument(
+                f"Experiment refused by the database ({_one_line(str(exc.orig))})", fix="check status and variants."
+            ) from None
         return typing.cast("Experiment", from_row(experiments, row))
 
     async def _experiment_conflict(self, workspace_id: int, key: str, name: str) -> InvalidArgument | None:
@@ -2403,23 +3060,34 @@ class Store:
         same_key = await self.find_experiment(workspace_id, key)
         if same_key is not None:
             return InvalidArgument(
-                f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan", fix=f"check experiment {same_key.id} instead, or change the plan to start a new one.", blame_field="name"
+                f"Experiment {same_key.id} ({same_key.name!r}, {same_key.status}) was already started from this plan",
+                fix=f"check experiment {same_key.id} instead, or change the plan to start a new one.",
+                blame_field="name",
             )
         same_name = await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.name == name)
         if same_name is not None:
             return InvalidArgument(
-                f"An experiment named {name!r} already exists (experiment {same_name.id}, {same_name.status})", fix=f"pick another name, or check experiment {same_name.id}.", blame_field="name"
+                f"An experiment named {name!r} already exists (experiment {same_name.id}, {same_name.status})",
+                fix=f"pick another name, or check experiment {same_name.id}.",
+                blame_field="name",
             )
         return None
 
     async def find_experiment(self, workspace_id: int, key: str) -> Experiment | None:
         """The workspace's experiment started from the plan with this key, or None."""
-        return typing.cast("Experiment | None", await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.key == str(key)))
+        return typing.cast(
+            "Experiment | None",
+            await self._one(experiments, experiments.c.workspace_id == workspace_id, experiments.c.key == str(key)),
+        )
 
     async def get_experiment(self, workspace_id: int, experiment_id: int) -> Experiment | None:
         """One experiment of the workspace, or None (another workspace's experiment is None too)."""
-        return typing.cast("Experiment | None", await self._one(experiments, experiments.c.workspace_id == workspace_id,
-                               experiments.c.id == int(experiment_id)))
+        return typing.cast(
+            "Experiment | None",
+            await self._one(
+                experiments, experiments.c.workspace_id == workspace_id, experiments.c.id == int(experiment_id)
+            ),
+        )
 
     async def list_experiments(self, workspace_id: int, status: str | None = None) -> list[Experiment]:
         """The workspace's experiments, newest first (only those with `status` when given)."""
@@ -2434,7 +3102,10 @@ class Store:
         this workspace."""
         unknown = sorted(set(changes) - set(EXPERIMENT_UPDATABLE))
         if unknown:
-            raise InvalidArgument(f"Experiment field {', '.join(unknown)} cannot be changed", fix=f"change only {', '.join(EXPERIMENT_UPDATABLE)}.")
+            raise InvalidArgument(
+                f"Experiment field {', '.join(unknown)} cannot be changed",
+                fix=f"change only {', '.join(EXPERIMENT_UPDATABLE)}.",
+            )
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "status":
@@ -2458,13 +3129,26 @@ class Store:
             current: Experiment = from_row(experiments, row)
             started, ends = values.get("started_at", current.started_at), values.get("ends_at", current.ends_at)
             if ends <= started:
-                raise InvalidArgument(f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at.")
-            row = (await conn.execute(update(experiments).where(*mine).values(**values, updated_at=_iso(self._now()))
-                                      .returning(*experiments.c))).one()
+                raise InvalidArgument(
+                    f"Experiment ends_at {ends} is not after started_at {started}", fix="pass a later ends_at."
+                )
+            row = (
+                await conn.execute(
+                    update(experiments)
+                    .where(*mine)
+                    .values(**values, updated_at=_iso(self._now()))
+                    .returning(*experiments.c)
+                )
+            ).one()
         return typing.cast("Experiment | None", from_row(experiments, row))
 
     async def add_experiment_event(
-        self, workspace_id: int, experiment_id: int, action: str, detail: dict[str, Any] | None = None, *,
+        self,
+        workspace_id: int,
+        experiment_id: int,
+        action: str,
+        detail: dict[str, Any] | None = None,
+        *,
         at: datetime | str,
     ) -> ExperimentEntry:
         """Record one thing an experiment did at `at` (launched, variant_stopped, winner, scaled, ...)."""
@@ -2473,21 +3157,43 @@ class Store:
             raise InvalidArgument("Experiment event action must be 1-100 characters", fix="pass e.g. 'winner'.")
         when = _check_time(at, "at")
         async with self._tx(workspace_id) as conn:
-            found = await conn.scalar(select(experiments.c.id).where(experiments.c.workspace_id == workspace_id,
-                                                                     experiments.c.id == int(experiment_id)))
+            found = await conn.scalar(
+                select(experiments.c.id).where(
+                    experiments.c.workspace_id == workspace_id, experiments.c.id == int(experiment_id)
+                )
+            )
             if found is None:
-                raise InvalidArgument(f"Experiment {experiment_id} is not in this workspace", fix="pass one of its experiment ids.", blame_field="experiment_id")
-            row = (await conn.execute(insert(experiment_events).values(
-                workspace_id=workspace_id, experiment_id=found, at=when, action=action,
-                detail=drop_secret_keys(detail or {}),
-            ).returning(*experiment_events.c))).one()
+                raise InvalidArgument(
+                    f"Experiment {experiment_id} is not in this workspace",
+                    fix="pass one of its experiment ids.",
+                    blame_field="experiment_id",
+                )
+            row = (
+                await conn.execute(
+                    insert(experiment_events)
+                    .values(
+                        workspace_id=workspace_id,
+                        experiment_id=found,
+                        at=when,
+                        action=action,
+                        detail=drop_secret_keys(detail or {}),
+                    )
+                    .returning(*experiment_events.c)
+                )
+            ).one()
         return typing.cast("ExperimentEntry", from_row(experiment_events, row))
 
     async def list_experiment_events(self, workspace_id: int, experiment_id: int) -> list[ExperimentEntry]:
         """One experiment's events, oldest first (none for another workspace's experiment)."""
-        return await self._all(select(experiment_events).where(
-            experiment_events.c.workspace_id == workspace_id, experiment_events.c.experiment_id == int(experiment_id),
-        ).order_by(experiment_events.c.id), experiment_events)
+        return await self._all(
+            select(experiment_events)
+            .where(
+                experiment_events.c.workspace_id == workspace_id,
+                experiment_events.c.experiment_id == int(experiment_id),
+            )
+            .order_by(experiment_events.c.id),
+            experiment_events,
+        )
 
     def _encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -2497,9 +3203,10 @@ class Store:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
-                "The saved token cannot be decrypted with the current secret key", fix="set ADMONSTER_SECRET_KEY "
+                "The saved token cannot be decrypted with the current secret key",
+                fix="set ADMONSTER_SECRET_KEY "
                 f"(or restore {KEY_FILENAME} in ADMONSTER_HOME) to the key used when it was saved, "
-                "or run /connect to save a new token."
+                "or run /connect to save a new token.",
             ) from None
 
 
@@ -2539,8 +3246,9 @@ class WorkspaceState:
         await self.store.record_launch_step(self.workspace_id, launch_id, step, status="sending", data=data)
 
     async def step_done(self, launch_id: int, step: str, object_id: str | None, data: dict[str, Any]) -> None:
-        await self.store.record_launch_step(self.workspace_id, launch_id, step, status="done", object_id=object_id,
-                                            data=data)
+        await self.store.record_launch_step(
+            self.workspace_id, launch_id, step, status="done", object_id=object_id, data=data
+        )
 
     async def step_failed(self, launch_id: int, step: str, error: dict[str, Any]) -> None:
         await self.store.record_launch_step(self.workspace_id, launch_id, step, status="failed", error=error)
@@ -2556,7 +3264,9 @@ class WorkspaceState:
         return None if row is None else as_record(LaunchRecord, row)
 
     async def claim(self, key: str, owner: str) -> LeaseHolder:
-        return as_record(LeaseHolder, await self.store.claim_lease(self.workspace_id, key, owner, self.policy.lease_seconds))
+        return as_record(
+            LeaseHolder, await self.store.claim_lease(self.workspace_id, key, owner, self.policy.lease_seconds)
+        )
 
     async def renew(self, key: str, owner: str) -> bool:
         return await self.store.renew_lease(self.workspace_id, key, owner, self.policy.lease_seconds)
@@ -2574,8 +3284,10 @@ class WorkspaceState:
         return as_record(AlertRuleRecord, await self.store.add_alert_rule(self.workspace_id, **given))
 
     async def alerts(self, *, enabled_only: bool = False) -> list[AlertRuleRecord]:
-        return [as_record(AlertRuleRecord, row)
-                for row in await self.store.list_alert_rules(self.workspace_id, enabled_only=enabled_only)]
+        return [
+            as_record(AlertRuleRecord, row)
+            for row in await self.store.list_alert_rules(self.workspace_id, enabled_only=enabled_only)
+        ]
 
     async def delete_alert(self, rule_id: int) -> AlertRuleRecord | None:
         row = await self.store.get_alert_rule(self.workspace_id, rule_id)
@@ -2583,34 +3295,50 @@ class WorkspaceState:
             return None
         return as_record(AlertRuleRecord, row)
 
-    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str,
-                          detail: dict[str, Any]) -> None:
-        await self.store.record_alert_fired(self.workspace_id, rule_id, fired_at=at, value=value, outcome=outcome,
-                                            detail=detail)
+    async def alert_fired(
+        self, rule_id: int, at: datetime, value: float | None, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        await self.store.record_alert_fired(
+            self.workspace_id, rule_id, fired_at=at, value=value, outcome=outcome, detail=detail
+        )
 
     async def put_snapshot(self, snapshot: SnapshotRecord) -> bool:
-        return await self.store.upsert_snapshot(self.workspace_id, snapshot.object_id, snapshot.level, snapshot.day,
-                                                snapshot.metrics)
+        return await self.store.upsert_snapshot(
+            self.workspace_id, snapshot.object_id, snapshot.level, snapshot.day, snapshot.metrics
+        )
 
     async def snapshots(self, since: str, until: str, *, level: str | None = None) -> list[SnapshotRecord]:
-        return [as_record(SnapshotRecord, row)
-                for row in await self.store.list_snapshots(self.workspace_id, since, until, level=level)]
+        return [
+            as_record(SnapshotRecord, row)
+            for row in await self.store.list_snapshots(self.workspace_id, since, until, level=level)
+        ]
 
     async def put_spend(self, entry: SpendRecord) -> None:
-        await self.store.record_spend(self.workspace_id, entry.ad_account_id, entry.day, spend_minor=entry.spend_minor,
-                                      currency=entry.currency, fee_minor=entry.fee_minor)
+        await self.store.record_spend(
+            self.workspace_id,
+            entry.ad_account_id,
+            entry.day,
+            spend_minor=entry.spend_minor,
+            currency=entry.currency,
+            fee_minor=entry.fee_minor,
+        )
 
     async def spend(self, since: str, until: str, *, ad_account_id: str | None = None) -> list[SpendRecord]:
-        return [as_record(SpendRecord, row)
-                for row in await self.store.list_spend(self.workspace_id, since, until, ad_account_id=ad_account_id)]
+        return [
+            as_record(SpendRecord, row)
+            for row in await self.store.list_spend(self.workspace_id, since, until, ad_account_id=ad_account_id)
+        ]
 
     async def open_billing_pauses(self, ad_account_id: str) -> list[BillingPauseRecord]:
-        return [as_record(BillingPauseRecord, row)
-                for row in await self.store.open_billing_pauses(self.workspace_id, ad_account_id)]
+        return [
+            as_record(BillingPauseRecord, row)
+            for row in await self.store.open_billing_pauses(self.workspace_id, ad_account_id)
+        ]
 
     async def add_billing_pause(self, ad_account_id: str, object_ids: list[str], reason: str) -> BillingPauseRecord:
-        return as_record(BillingPauseRecord,
-                         await self.store.add_billing_pause(self.workspace_id, ad_account_id, object_ids, reason))
+        return as_record(
+            BillingPauseRecord, await self.store.add_billing_pause(self.workspace_id, ad_account_id, object_ids, reason)
+        )
 
     async def billing_resumed(self, pause_id: int) -> None:
         await self.store.mark_billing_resumed(self.workspace_id, pause_id)
@@ -2630,22 +3358,32 @@ class WorkspaceState:
         return None if row is None else as_record(ExperimentRecord, row)
 
     async def experiments(self, *, status: str | None = None) -> list[ExperimentRecord]:
-        return [as_record(ExperimentRecord, row) for row in await self.store.list_experiments(self.workspace_id, status)]
+        return [
+            as_record(ExperimentRecord, row) for row in await self.store.list_experiments(self.workspace_id, status)
+        ]
 
     async def update_experiment(self, record: ExperimentRecord) -> None:
         changes = {name: getattr(record, name) for name in EXPERIMENT_UPDATABLE}
         if await self.store.update_experiment(self.workspace_id, record.id, **changes) is None:
-            raise InvalidArgument(f"Experiment {record.id} is not in this workspace",
-                                  fix="pass one of its experiment ids.", blame_field="experiment_id")
+            raise InvalidArgument(
+                f"Experiment {record.id} is not in this workspace",
+                fix="pass one of its experiment ids.",
+                blame_field="experiment_id",
+            )
 
-    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any],
-                                   at: datetime) -> ExperimentEvent:
-        return as_record(ExperimentEvent,
-                         await self.store.add_experiment_event(self.workspace_id, experiment_id, action, detail, at=at))
+    async def add_experiment_event(
+        self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime
+    ) -> ExperimentEvent:
+        return as_record(
+            ExperimentEvent,
+            await self.store.add_experiment_event(self.workspace_id, experiment_id, action, detail, at=at),
+        )
 
     async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
-        return [as_record(ExperimentEvent, row)
-                for row in await self.store.list_experiment_events(self.workspace_id, experiment_id)]
+        return [
+            as_record(ExperimentEvent, row)
+            for row in await self.store.list_experiment_events(self.workspace_id, experiment_id)
+        ]
 
 
 def _limit(limit: int, most: int = 1000) -> int:
@@ -2673,13 +3411,17 @@ def _bring_legacy_home(db_path: str) -> None:
             names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             version = legacy_schema_version(db) if "alembic_version" not in names else None
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{db_path} is not an Ad Monster database ({exc})", fix="point ADMONSTER_HOME elsewhere "
-                         "or restore a backup.") from None
+        raise StoreError(
+            f"{db_path} is not an Ad Monster database ({exc})",
+            fix="point ADMONSTER_HOME elsewhere or restore a backup.",
+        ) from None
     if version is None or version == LEGACY_VERSION:
         return
     if version > LEGACY_VERSION:
-        raise StoreError(f"Database {db_path} has schema version {version}, newer than this Ad Monster knows "
-                         f"({LEGACY_VERSION})", fix="upgrade Ad Monster or point ADMONSTER_HOME elsewhere.")
+        raise StoreError(
+            f"Database {db_path} has schema version {version}, newer than this Ad Monster knows ({LEGACY_VERSION})",
+            fix="upgrade Ad Monster or point ADMONSTER_HOME elsewhere.",
+        )
     try:
         upgrade_legacy(db_path)
     except LegacyMigrationError as exc:
@@ -2704,12 +3446,10 @@ def guardrails_key(ad_account_id: str | int) -> str:
 def validate_guardrails(values: dict[str, Any]) -> dict[str, Any]:
     """Check guardrail names and values: money in minor units (int >= 0 or None), a known confirm_policy."""
     if not isinstance(values, dict):
-        raise InvalidArgument("Guardrails must be an object", fix="pass e.g. {\"max_daily_budget\": 10000}.")
+        raise InvalidArgument("Guardrails must be an object", fix='pass e.g. {"max_daily_budget": 10000}.')
     unknown = sorted(set(values) - set(DEFAULT_GUARDRAILS))
     if unknown:
-        raise InvalidArgument(
-            f"Unknown guardrail {', '.join(unknown)}", fix=f"use {', '.join(DEFAULT_GUARDRAILS)}."
-        )
+        raise InvalidArgument(f"Unknown guardrail {', '.join(unknown)}", fix=f"use {', '.join(DEFAULT_GUARDRAILS)}.")
     for name, value in values.items():
         _check_guardrail_value(name, value)
     return dict(values)
@@ -2726,7 +3466,9 @@ MAX_THREAD_ID_CHARS = 200
 def _check_thread_id(thread_id: str) -> str:
     text = str(thread_id or "").strip()
     if not text or len(text) > MAX_THREAD_ID_CHARS:
-        raise InvalidArgument(f"Thread id {thread_id!r} must be 1 to {MAX_THREAD_ID_CHARS} characters", fix="e.g. thread_id=\"terminal\".")
+        raise InvalidArgument(
+            f"Thread id {thread_id!r} must be 1 to {MAX_THREAD_ID_CHARS} characters", fix='e.g. thread_id="terminal".'
+        )
     return text
 
 
@@ -2737,8 +3479,13 @@ def _chat_row(message: dict[str, Any]) -> dict[str, Any]:
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         content = json.dumps(content, default=str)
-    return {"role": role, "content": content, "tool_calls": message.get("tool_calls") or None,
-            "tool_call_id": message.get("tool_call_id"), "name": message.get("name")}
+    return {
+        "role": role,
+        "content": content,
+        "tool_calls": message.get("tool_calls") or None,
+        "tool_call_id": message.get("tool_call_id"),
+        "name": message.get("name"),
+    }
 
 
 def _chat_message(stored: ChatMessage) -> dict[str, Any]:
@@ -2761,7 +3508,8 @@ def _check_guardrail_value(name: str, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(
-            f"{name} must be a whole number >= 0 (money in minor units of the account currency) or null", fix=f"e.g. {name}=10000 for $100.00."
+            f"{name} must be a whole number >= 0 (money in minor units of the account currency) or null",
+            fix=f"e.g. {name}=10000 for $100.00.",
         )
 
 
@@ -2786,7 +3534,9 @@ def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _lease_names(key: str, owner: str) -> tuple[str, str]:
     key, owner = str(key or "").strip(), str(owner or "").strip()
     if not key or len(key) > 200 or not owner or len(owner) > 200:
-        raise InvalidArgument("Lease key and owner must be 1-200 characters", fix="pass the launch key and a request id.")
+        raise InvalidArgument(
+            "Lease key and owner must be 1-200 characters", fix="pass the launch key and a request id."
+        )
     return key, owner
 
 
@@ -2812,7 +3562,11 @@ def _check_day(day: Any) -> str:
 
 def _check_experiment_status(status: Any) -> str:
     if status not in EXPERIMENT_STATUSES:
-        raise InvalidArgument(f"Experiment status {status!r} is not known", fix=f"use one of {', '.join(EXPERIMENT_STATUSES)}.", blame_field="status")
+        raise InvalidArgument(
+            f"Experiment status {status!r} is not known",
+            fix=f"use one of {', '.join(EXPERIMENT_STATUSES)}.",
+            blame_field="status",
+        )
     return str(status)
 
 
@@ -2822,7 +3576,9 @@ def _check_variants(variants: Any) -> list[dict[str, Any]]:
     for variant in variants:
         state = variant.get("state", "running")
         if state not in VARIANT_STATES:
-            raise InvalidArgument(f"Variant {variant.get('name')!r} has state {state!r}", fix=f"use one of {', '.join(VARIANT_STATES)}.")
+            raise InvalidArgument(
+                f"Variant {variant.get('name')!r} has state {state!r}", fix=f"use one of {', '.join(VARIANT_STATES)}."
+            )
     cleaned = drop_secret_keys(variants)
     _to_json(cleaned, "Experiment variants")
     return typing.cast("list[dict[str, Any]]", cleaned)
@@ -2831,7 +3587,9 @@ def _check_variants(variants: Any) -> list[dict[str, Any]]:
 def _check_currency(currency: Any) -> str:
     text = str(currency or "").strip().upper()
     if len(text) != 3 or not text.isalpha():
-        raise InvalidArgument(f"Currency {currency!r} is not an ISO 4217 code", fix="pass the ad account's currency, e.g. USD.")
+        raise InvalidArgument(
+            f"Currency {currency!r} is not an ISO 4217 code", fix="pass the ad account's currency, e.g. USD."
+        )
     return text
 
 
@@ -2851,8 +3609,9 @@ def _check_time(value: datetime | str | None, what: str) -> str:
     try:
         return _iso(datetime.fromisoformat(str(value)))
     except (TypeError, ValueError):
-        raise InvalidArgument(f"{what} {value!r} is not a time", fix="pass a datetime or ISO-8601 text, "
-                              "e.g. 2026-03-01T12:00:00+00:00.") from None
+        raise InvalidArgument(
+            f"{what} {value!r} is not a time", fix="pass a datetime or ISO-8601 text, e.g. 2026-03-01T12:00:00+00:00."
+        ) from None
 
 
 async def open_store(settings: Any, *, clock: Clock | None = None) -> Store:

@@ -1,12 +1,12 @@
 """The schema as the releases before Alembic made it: numbered SQL scripts, frozen. Used only to bring an old SQLite home to
 the last of them (version 11) before the store stamps it with the Alembic baseline revision, and by tests to build such
 a home. Never edit these scripts; schema changes are Alembic revisions in admonster_migrations/versions/."""
+
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-
 
 # The numbered scripts of the releases before Alembic: MIGRATIONS[0] is version 1. Frozen.
 MIGRATIONS: list[str] = [
@@ -342,8 +342,10 @@ def upgrade_legacy(path: str | Path, target: int = LEGACY_VERSION) -> int:
         current = legacy_schema_version(db) or 0
         for version in range(current + 1, target + 1):
             applied_at = datetime.now(UTC).isoformat(timespec="seconds")
-            wrapped = (f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\n;\n"
-                       f"INSERT INTO schema_version (version, applied_at) VALUES ({version}, '{applied_at}');\nCOMMIT;")
+            wrapped = (
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[version - 1]}\n;\n"
+                f"INSERT INTO schema_version (version, applied_at) VALUES ({version}, '{applied_at}');\nCOMMIT;"
+            )
             try:
                 db.executescript(wrapped)
             except sqlite3.Error as exc:

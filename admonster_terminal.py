@@ -1,6 +1,7 @@
 """The terminal chat's input: a prompt_toolkit prompt that leaves the event loop serving (line editing, history across
 sessions stored redacted and 0600, completion, Ctrl-C), piped standard input read without blocking the loop, a
 `/tool OP {…}` call spanning lines read as one call, and Ctrl-C that cancels the running command."""
+
 from __future__ import annotations
 
 import asyncio
@@ -290,8 +291,9 @@ def chat_completer(commands: dict[str, str], op_names: Callable[[], list[str]], 
             words = text.split(" ")
             if len(words) == 1:
                 if text.startswith("/"):
-                    names = [(name, usage) for name, usage in commands.items()] + [(op, "op") for op in op_names()
-                                                                                   if op not in commands]
+                    names = [(name, usage) for name, usage in commands.items()] + [
+                        (op, "op") for op in op_names() if op not in commands
+                    ]
                     for name, usage in names:
                         if ("/" + name).startswith(text.lower()):
                             yield Completion("/" + name, start_position=-len(text), display_meta=usage)
@@ -324,8 +326,14 @@ class PromptInput:
 
     interactive = True
 
-    def __init__(self, *, history: Any = None, completer: Any = None, say: Callable[[str], None] = print,
-                 session_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        history: Any = None,
+        completer: Any = None,
+        say: Callable[[str], None] = print,
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.filters import Condition
         from prompt_toolkit.key_binding import KeyBindings
@@ -357,10 +365,17 @@ class PromptInput:
             event.current_buffer.validate_and_handle()
 
         self.session: Any = PromptSession(
-            history=history, completer=completer, complete_while_typing=False, key_bindings=bindings,
-            enable_history_search=False, style=Style.from_dict({"prompt": "bold ansicyan", "continuation": "ansicyan"}),
-            prompt_continuation=lambda width, line_number, wrap_count: [("class:continuation", "…".rjust(width - 1) + " ")],
-            **(session_options or {}))
+            history=history,
+            completer=completer,
+            complete_while_typing=False,
+            key_bindings=bindings,
+            enable_history_search=False,
+            style=Style.from_dict({"prompt": "bold ansicyan", "continuation": "ansicyan"}),
+            prompt_continuation=lambda width, line_number, wrap_count: [
+                ("class:continuation", "…".rjust(width - 1) + " ")
+            ],
+            **(session_options or {}),
+        )
 
     async def read(self) -> str | None:
         """The next command, or None when the person leaves (Ctrl-D, or Ctrl-C twice at an empty prompt)."""
@@ -368,7 +383,9 @@ class PromptInput:
 
         while not self._ready:
             try:
-                with patch_stdout(raw=True):  # what the loop prints meanwhile (a sign-in finished) shows above the prompt
+                with patch_stdout(
+                    raw=True
+                ):  # what the loop prints meanwhile (a sign-in finished) shows above the prompt
                     text = await self.session.prompt_async([("class:prompt", "you> ")])
             except KeyboardInterrupt:
                 if self._interrupted:

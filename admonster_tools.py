@@ -8,6 +8,7 @@ where the list can change at run time (MCP), ``list_toolsets`` and ``enable_tool
 
 Kept free of the MCP SDK and aiohttp: `admonster tools` starts in well under a second (bench item 3).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -73,8 +74,11 @@ class EnableToolsetData(OpData):
     listed: bool = Field(description="Whether tools/list now shows them (false where the list cannot change).")
 
 
-META_RESULTS: dict[str, type[OpData]] = {FIND_OPS_TOOL: FindOpsData, LIST_TOOLSETS_TOOL: ListToolsetsData,
-                                         ENABLE_TOOLSET_TOOL: EnableToolsetData}
+META_RESULTS: dict[str, type[OpData]] = {
+    FIND_OPS_TOOL: FindOpsData,
+    LIST_TOOLSETS_TOOL: ListToolsetsData,
+    ENABLE_TOOLSET_TOOL: EnableToolsetData,
+}
 
 
 def meta_output_schema(name: str) -> dict[str, Any]:
@@ -106,7 +110,7 @@ class ToolSelection:
     read_only: bool = False
     enabled: tuple[str, ...] = ()
 
-    def with_enabled(self, name: str) -> "ToolSelection":
+    def with_enabled(self, name: str) -> ToolSelection:
         return ToolSelection(self.mode, self.toolsets, self.read_only, tuple(dict.fromkeys((*self.enabled, name))))
 
     def allows(self, spec: Any) -> bool:
@@ -116,8 +120,11 @@ class ToolSelection:
 
 def unknown_toolset(name: Any, known: list[str], field: str) -> ValidationError:
     close = closest_names(name, known, 1)
-    return ValidationError(f"Unknown toolset {name!r}", fix=(f"Did you mean {close[0]}? " if close else "")
-                           + f"Toolsets: {', '.join(known)}", blame_field=field)
+    return ValidationError(
+        f"Unknown toolset {name!r}",
+        fix=(f"Did you mean {close[0]}? " if close else "") + f"Toolsets: {', '.join(known)}",
+        blame_field=field,
+    )
 
 
 def parse_toolsets(value: str | Iterable[str] | None, registry: Any = None) -> tuple[str, ...] | None:
@@ -163,9 +170,16 @@ def selection_from_setting(value: Any, mode: str = "both", registry: Any = None)
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _hints(title: str, *, read_only: bool, destructive: bool, idempotent: bool, open_world: bool = True) -> dict[str, Any]:
-    return {"title": title, "readOnlyHint": read_only, "destructiveHint": destructive, "idempotentHint": idempotent,
-            "openWorldHint": open_world}
+def _hints(
+    title: str, *, read_only: bool, destructive: bool, idempotent: bool, open_world: bool = True
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "readOnlyHint": read_only,
+        "destructiveHint": destructive,
+        "idempotentHint": idempotent,
+        "openWorldHint": open_world,
+    }
 
 
 def facebook_tool(registry: Any = None, *, read_only: bool = False) -> dict[str, Any]:
@@ -173,22 +187,38 @@ def facebook_tool(registry: Any = None, *, read_only: bool = False) -> dict[str,
     description = registry.facebook_tool_description()
     if read_only:
         description += " This server is read-only: only ops that read run."
-    return {"name": FACEBOOK_TOOL, "title": "Facebook ads", "description": description,
-            "inputSchema": {"type": "object", "properties": {
+    return {
+        "name": FACEBOOK_TOOL,
+        "title": "Facebook ads",
+        "description": description,
+        "inputSchema": {
+            "type": "object",
+            "properties": {
                 "op": {"type": "string", "description": "The op name, 'help', or 'find_ops' (args={'query': ...})."},
-                "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."}},
-                "required": ["op"]},
-            "outputSchema": OUTPUT_SCHEMA,
-            "annotations": _hints("Facebook ads", read_only=read_only, destructive=not read_only, idempotent=read_only)}
+                "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."},
+            },
+            "required": ["op"],
+        },
+        "outputSchema": OUTPUT_SCHEMA,
+        "annotations": _hints("Facebook ads", read_only=read_only, destructive=not read_only, idempotent=read_only),
+    }
 
 
 def op_tool(spec: Any, registry: Any = None) -> dict[str, Any]:
     registry = _registry(registry)
-    return {"name": spec.name, "title": _title(spec.name), "description": spec.description,
-            "inputSchema": registry.args_schema(spec),
-            "outputSchema": registry.result_schema(spec) if spec.result is not None else OUTPUT_SCHEMA,
-            "annotations": _hints(_title(spec.name), read_only=spec.kind is OpKind.READ,
-                                  destructive=bool(spec.destructive), idempotent=bool(spec.idempotent))}
+    return {
+        "name": spec.name,
+        "title": _title(spec.name),
+        "description": spec.description,
+        "inputSchema": registry.args_schema(spec),
+        "outputSchema": registry.result_schema(spec) if spec.result is not None else OUTPUT_SCHEMA,
+        "annotations": _hints(
+            _title(spec.name),
+            read_only=spec.kind is OpKind.READ,
+            destructive=bool(spec.destructive),
+            idempotent=bool(spec.idempotent),
+        ),
+    }
 
 
 def meta_tools(registry: Any = None, *, dynamic: bool = True) -> list[dict[str, Any]]:
@@ -196,29 +226,59 @@ def meta_tools(registry: Any = None, *, dynamic: bool = True) -> list[dict[str, 
     registry = _registry(registry)
     toolsets = list(registry.toolsets())
     local = dict(read_only=True, destructive=False, idempotent=True, open_world=False)
-    tools = [{"name": FIND_OPS_TOOL, "title": "Find ops",
-              "description": "Find the ops for a task in plain words (e.g. 'pause campaigns spending too much'): ranked "
-                             "op names, one line each. Run one with the facebook tool (op=NAME), or with its own tool "
-                             "once its toolset is enabled.",
-              "inputSchema": {"type": "object", "properties": {
-                  "query": {"type": "string", "description": "What you want to do, in plain words."},
-                  "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
-                            "description": "How many ops at most."}}, "required": ["query"]},
-              "outputSchema": meta_output_schema(FIND_OPS_TOOL), "annotations": _hints("Find ops", **local)}]
+    tools = [
+        {
+            "name": FIND_OPS_TOOL,
+            "title": "Find ops",
+            "description": "Find the ops for a task in plain words (e.g. 'pause campaigns spending too much'): ranked "
+            "op names, one line each. Run one with the facebook tool (op=NAME), or with its own tool "
+            "once its toolset is enabled.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What you want to do, in plain words."},
+                    "limit": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 50,
+                        "default": 8,
+                        "description": "How many ops at most.",
+                    },
+                },
+                "required": ["query"],
+            },
+            "outputSchema": meta_output_schema(FIND_OPS_TOOL),
+            "annotations": _hints("Find ops", **local),
+        }
+    ]
     if dynamic:
-        tools.append({"name": LIST_TOOLSETS_TOOL, "title": "List toolsets",
-                      "description": "The toolsets (groups of ops by task), their ops, and which are enabled now.",
-                      "inputSchema": {"type": "object", "properties": {}},
-                      "outputSchema": meta_output_schema(LIST_TOOLSETS_TOOL),
-                      "annotations": _hints("List toolsets", **local)})
-        tools.append({"name": ENABLE_TOOLSET_TOOL, "title": "Enable toolset",
-                      "description": "Add a toolset's ops as tools for the rest of this session (the server sends "
-                                     f"tools/list_changed). Toolsets: {', '.join(toolsets)}.",
-                      "inputSchema": {"type": "object", "properties": {
-                          "name": {"type": "string", "enum": toolsets, "description": "The toolset to enable."}},
-                          "required": ["name"]},
-                      "outputSchema": meta_output_schema(ENABLE_TOOLSET_TOOL),
-                      "annotations": _hints("Enable toolset", **local)})
+        tools.append(
+            {
+                "name": LIST_TOOLSETS_TOOL,
+                "title": "List toolsets",
+                "description": "The toolsets (groups of ops by task), their ops, and which are enabled now.",
+                "inputSchema": {"type": "object", "properties": {}},
+                "outputSchema": meta_output_schema(LIST_TOOLSETS_TOOL),
+                "annotations": _hints("List toolsets", **local),
+            }
+        )
+        tools.append(
+            {
+                "name": ENABLE_TOOLSET_TOOL,
+                "title": "Enable toolset",
+                "description": "Add a toolset's ops as tools for the rest of this session (the server sends "
+                f"tools/list_changed). Toolsets: {', '.join(toolsets)}.",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "enum": toolsets, "description": "The toolset to enable."}
+                    },
+                    "required": ["name"],
+                },
+                "outputSchema": meta_output_schema(ENABLE_TOOLSET_TOOL),
+                "annotations": _hints("Enable toolset", **local),
+            }
+        )
     return tools
 
 
@@ -237,14 +297,19 @@ def tool_list(selection: ToolSelection, registry: Any = None, *, dynamic: bool =
     return tools
 
 
-def openai_tools(mode: str = "single", registry: Any = None, *, toolsets: tuple[str, ...] | None = None,
-                 read_only: bool = False) -> list[dict[str, Any]]:
+def openai_tools(
+    mode: str = "single", registry: Any = None, *, toolsets: tuple[str, ...] | None = None, read_only: bool = False
+) -> list[dict[str, Any]]:
     """The same selection as OpenAI function tools (no list_toolsets/enable_toolset: an OpenAI tool list is fixed).
     Each tool name is an op the facebook(op, args) dispatcher runs, find_ops included."""
     selection = ToolSelection(mode, parse_toolsets(toolsets, registry), read_only)
-    return [{"type": "function", "function": {"name": tool["name"], "description": tool["description"],
-                                              "parameters": tool["inputSchema"]}}
-            for tool in tool_list(selection, registry, dynamic=False)]
+    return [
+        {
+            "type": "function",
+            "function": {"name": tool["name"], "description": tool["description"], "parameters": tool["inputSchema"]},
+        }
+        for tool in tool_list(selection, registry, dynamic=False)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -256,8 +321,11 @@ def find_ops_result(arguments: dict[str, Any], selection: ToolSelection, registr
     """find_ops for a server: ops this server may run, ranked for the query."""
     unknown = sorted(set(arguments) - {"query", "limit"})
     if unknown:
-        raise ValidationError(f"find_ops takes query and limit, not {', '.join(unknown)}",
-                              fix='Pass {"query": "what you want to do"}', blame_field=unknown[0])
+        raise ValidationError(
+            f"find_ops takes query and limit, not {', '.join(unknown)}",
+            fix='Pass {"query": "what you want to do"}',
+            blame_field=unknown[0],
+        )
     return _registry(registry).find_ops_result(arguments.get("query"), arguments.get("limit", 8), selection.allows)
 
 
@@ -265,7 +333,10 @@ def list_toolsets_result(selection: ToolSelection, registry: Any = None) -> OpRe
     """list_toolsets: each toolset, its ops (those this server may run) and whether they are listed now."""
     registry = _registry(registry)
     listed = {spec.name for spec in selected_specs(selection, registry)}
-    rows, lines = [], [f"Toolsets{' (read-only server)' if selection.read_only else ''}; enable one with enable_toolset:"]
+    rows, lines = (
+        [],
+        [f"Toolsets{' (read-only server)' if selection.read_only else ''}; enable one with enable_toolset:"],
+    )
     for name, specs in registry.toolsets().items():
         ops = [spec.name for spec in specs if selection.allows(spec)]
         enabled = bool(ops) and all(op in listed for op in ops)
@@ -275,18 +346,24 @@ def list_toolsets_result(selection: ToolSelection, registry: Any = None) -> OpRe
     return OpResult(text="\n".join(lines), data={"toolsets": rows, "read_only": selection.read_only})
 
 
-def enable_toolset_plan(selection: ToolSelection, arguments: dict[str, Any],
-                        registry: Any = None) -> tuple[str, list[str]]:
+def enable_toolset_plan(
+    selection: ToolSelection, arguments: dict[str, Any], registry: Any = None
+) -> tuple[str, list[str]]:
     """The toolset enable_toolset names (checked) and the op tools it would add to the selection."""
     registry = _registry(registry)
     unknown = sorted(set(arguments) - {"name"})
     if unknown:
-        raise ValidationError(f"enable_toolset takes name, not {', '.join(unknown)}", fix='Pass {"name": "campaigns"}',
-                              blame_field=unknown[0])
+        raise ValidationError(
+            f"enable_toolset takes name, not {', '.join(unknown)}",
+            fix='Pass {"name": "campaigns"}',
+            blame_field=unknown[0],
+        )
     name = arguments.get("name")
     known = list(registry.toolsets())
     if not isinstance(name, str) or name.strip().lower() not in known:
         raise unknown_toolset(name, known, "name")
     name = name.strip().lower()
     before = {spec.name for spec in selected_specs(selection, registry)}
-    return name, [spec.name for spec in selected_specs(selection.with_enabled(name), registry) if spec.name not in before]
+    return name, [
+        spec.name for spec in selected_specs(selection.with_enabled(name), registry) if spec.name not in before
+    ]

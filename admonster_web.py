@@ -13,6 +13,7 @@ The files live in the folder `admonster_web_static/` beside this module (found t
 editable install). A regular wheel installs that folder as data files under `sys.prefix` (pyproject's
 `[tool.setuptools.data-files]`), which is the second place looked at.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,8 +34,10 @@ STATIC_PREFIX = "/console/static/"
 
 # The page loads only its own files and talks only to its own origin; nothing may frame it.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-                                "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",

@@ -1,4 +1,5 @@
 """Ops: ad accounts (list, read, overview, create), spend caps, account users, businesses, pages, Instagram accounts."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,26 +18,27 @@ from facebook_business.adobjects.business import Business
 from facebook_business.adobjects.campaign import Campaign
 from pydantic import Field, field_validator
 
-from fb_utils import (absent_key,
-    DataRow,
+from fb_utils import (
     DEFAULT_API_VERSION,
+    MONEY_UNIT,
     Change,
-    api_version_warning,
+    DataRow,
     FacebookError,
     GraphRequest,
     NetworkError,
     NotFoundError,
-    OpContext,
     OpArgs,
+    OpContext,
     OpData,
-    MONEY_UNIT,
     OpKind,
-    TaskGroup,
     OpResult,
     OpSet,
     PermissionDeniedError,
+    TaskGroup,
     ValidationError,
     WritePlan,
+    absent_key,
+    api_version_warning,
     check_object_id,
     counted,
     format_money,
@@ -47,14 +49,41 @@ from fb_utils import (absent_key,
 
 ops = OpSet("fb_ad_account")
 
-ACCOUNT_STATUS = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW", 8: "PENDING_SETTLEMENT",
-                  9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE", 101: "CLOSED", 201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
+ACCOUNT_STATUS = {
+    1: "ACTIVE",
+    2: "DISABLED",
+    3: "UNSETTLED",
+    7: "PENDING_RISK_REVIEW",
+    8: "PENDING_SETTLEMENT",
+    9: "IN_GRACE_PERIOD",
+    100: "PENDING_CLOSURE",
+    101: "CLOSED",
+    201: "ANY_ACTIVE",
+    202: "ANY_CLOSED",
+}
 
 A = AdAccount.Field
 LIST_FIELDS = ",".join([A.id, A.name, A.currency, A.account_status, A.amount_spent, A.spend_cap, A.timezone_name])
-DETAIL_FIELDS = ",".join([A.id, A.account_id, A.name, A.currency, A.account_status, A.disable_reason, A.amount_spent,
-                          A.balance, A.spend_cap, A.min_daily_budget, A.timezone_name, A.business, A.created_time])
-AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+DETAIL_FIELDS = ",".join(
+    [
+        A.id,
+        A.account_id,
+        A.name,
+        A.currency,
+        A.account_status,
+        A.disable_reason,
+        A.amount_spent,
+        A.balance,
+        A.spend_cap,
+        A.min_daily_budget,
+        A.timezone_name,
+        A.business,
+        A.created_time,
+    ]
+)
+AdAccountArg = Field(
+    None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"]
+)
 
 # ---- What the ops answer as data (their result models: MCP's outputSchema) ----------------------------------------
 
@@ -87,8 +116,10 @@ def account_line(account: dict[str, Any], selected: str | None) -> str:
     currency = account.get("currency", "")
     mark = "*" if account.get("id") == selected else " "
     spent = format_money(account.get("amount_spent") or 0, currency) if currency else account.get("amount_spent")
-    return (f"{mark} {account['id']} · {account.get('name', '')} · {currency} · {status_name(account.get('account_status'))}"
-            f" · spent {spent} · {cap_text(account.get('spend_cap'), currency)}")
+    return (
+        f"{mark} {account['id']} · {account.get('name', '')} · {currency} · {status_name(account.get('account_status'))}"
+        f" · spent {spent} · {cap_text(account.get('spend_cap'), currency)}"
+    )
 
 
 class ListAdAccountsArgs(OpArgs):
@@ -99,10 +130,14 @@ class ListAdAccountsArgs(OpArgs):
 
 @ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True, result=AdAccountList)
 async def list_ad_accounts(ctx: OpContext, args: ListAdAccountsArgs) -> OpResult:
-    accounts = await ctx.graph.get_all("me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit)
+    accounts = await ctx.graph.get_all(
+        "me/adaccounts", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit
+    )
     if not accounts:
-        return OpResult(text="This token sees no ad accounts. Fix: connect a user with access to an ad account (/connect).",
-                        data={"accounts": [], "selected": ctx.ad_account_id})
+        return OpResult(
+            text="This token sees no ad accounts. Fix: connect a user with access to an ad account (/connect).",
+            data={"accounts": [], "selected": ctx.ad_account_id},
+        )
     lines = [f"Ad accounts ({len(accounts)}):"] + ["  " + account_line(a, ctx.ad_account_id) for a in accounts]
     if not ctx.ad_account_id:
         lines.append("Select one with /use act_… (select_ad_account).")
@@ -117,10 +152,12 @@ class GetAdAccountArgs(OpArgs):
 
 def account_details(account: dict[str, Any]) -> str:
     currency = account.get("currency", "")
-    lines = [f"Ad account {account.get('name')} ({account['id']})",
-             f"  status {status_name(account.get('account_status'))}, currency {currency}, time zone {account.get('timezone_name')}",
-             f"  amount spent {format_money(account.get('amount_spent') or 0, currency)}, balance {format_money(account.get('balance') or 0, currency)}",
-             f"  {cap_text(account.get('spend_cap'), currency)}"]
+    lines = [
+        f"Ad account {account.get('name')} ({account['id']})",
+        f"  status {status_name(account.get('account_status'))}, currency {currency}, time zone {account.get('timezone_name')}",
+        f"  amount spent {format_money(account.get('amount_spent') or 0, currency)}, balance {format_money(account.get('balance') or 0, currency)}",
+        f"  {cap_text(account.get('spend_cap'), currency)}",
+    ]
     if account.get("min_daily_budget") not in (None, ""):
         lines.append(f"  minimum daily budget {format_money(account['min_daily_budget'], currency)}")
     if account.get("disable_reason") not in (None, 0, "0"):
@@ -151,15 +188,25 @@ class AccountOverviewArgs(OpArgs):
 # Campaign/AdSet/Ad.EffectiveStatus enums, checked against them here.
 LIVE_STATUSES = ("ACTIVE", "WITH_ISSUES", "IN_PROCESS")
 DISAPPROVED = "DISAPPROVED"
-assert set(LIVE_STATUSES) <= set(sdk_enum_values(Campaign.EffectiveStatus)) & set(sdk_enum_values(AdSet.EffectiveStatus))
+assert set(LIVE_STATUSES) <= set(sdk_enum_values(Campaign.EffectiveStatus)) & set(
+    sdk_enum_values(AdSet.EffectiveStatus)
+)
 assert DISAPPROVED in sdk_enum_values(Ad.EffectiveStatus)
 DELIVERY_WORDS = {"ACTIVE": "delivering", "WITH_ISSUES": "delivering with issues", "IN_PROCESS": "being processed"}
 NEARLY_SPENT = 0.9  # a budget or spend cap counts as nearly spent from 90 % of it
 TOKEN_WARNING_DAYS = 7  # the token warning starts a week before expiry, as the token_check job warns
 C = Campaign.Field
-OVERVIEW_CAMPAIGN_FIELDS = ",".join([C.id, C.name, C.effective_status, C.daily_budget, C.lifetime_budget, C.issues_info])
-ATTENTION_KINDS = ("no_active_adset", "budget_nearly_spent", "campaign_issue", "ad_disapproved", "spend_cap_nearly_reached",
-                   "token_expiring")
+OVERVIEW_CAMPAIGN_FIELDS = ",".join(
+    [C.id, C.name, C.effective_status, C.daily_budget, C.lifetime_budget, C.issues_info]
+)
+ATTENTION_KINDS = (
+    "no_active_adset",
+    "budget_nearly_spent",
+    "campaign_issue",
+    "ad_disapproved",
+    "spend_cap_nearly_reached",
+    "token_expiring",
+)
 
 # ---- What account_overview answers ----
 OverviewCampaign = graph_object(Campaign, OVERVIEW_CAMPAIGN_FIELDS, name="OverviewCampaign")
@@ -171,7 +218,9 @@ class CampaignBudgetSummary(DataRow):
     id: str
     name: str
     effective_status: str | None
-    daily_budget: int = Field(description="Daily budget in minor units: the campaign's own, else the sum of its active ad sets' (0 with a lifetime budget).")
+    daily_budget: int = Field(
+        description="Daily budget in minor units: the campaign's own, else the sum of its active ad sets' (0 with a lifetime budget)."
+    )
     budget_source: Literal["campaign", "ad sets"]
     active_adsets: int
     spend_today: int = Field(description="Spend today in minor units (the account's day).")
@@ -195,7 +244,9 @@ class AccountOverview(OpData):
     spend_yesterday: int = Field(description="The account's spend yesterday, minor units.")
     timezone: str = Field(description="The account's time zone (IANA): its days.")
     attention: list[AttentionItem]
-    api_version_warning: str = absent_key(description="Present when the configured Graph API version ends within 90 days.")
+    api_version_warning: str = absent_key(
+        description="Present when the configured Graph API version ends within 90 days."
+    )
 
 
 async def _spend(ctx: OpContext, account_id: str, preset: str, currency: str, level: str = "account") -> dict[str, int]:
@@ -252,17 +303,25 @@ async def _token_days_left(ctx: OpContext) -> float | None:
     return (datetime.fromisoformat(expires) - await ctx.now()).total_seconds() / 86400
 
 
-def budget_nearly_spent(campaign: dict[str, Any], amount: int, source: str, spent: int, currency: str) -> dict[str, Any] | None:
+def budget_nearly_spent(
+    campaign: dict[str, Any], amount: int, source: str, spent: int, currency: str
+) -> dict[str, Any] | None:
     """The attention item for a campaign that has spent 90 % or more of its daily budget today (None otherwise), with
     the command that raises the budget where it lives."""
     if not amount or spent < NEARLY_SPENT * amount:
         return None
     cid = campaign["id"]
-    fix = (f"/budget {cid} AMOUNT raises it" if source == "campaign"
-           else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it")
-    return {"kind": "budget_nearly_spent", "object_id": cid,
-            "text": f"{campaign.get('name', '')} ({cid}) has spent {format_money(spent, currency)} of its "
-                    f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}"}
+    fix = (
+        f"/budget {cid} AMOUNT raises it"
+        if source == "campaign"
+        else f"/adsets {cid}, then /update_adset ID daily_budget=AMOUNT raises it"
+    )
+    return {
+        "kind": "budget_nearly_spent",
+        "object_id": cid,
+        "text": f"{campaign.get('name', '')} ({cid}) has spent {format_money(spent, currency)} of its "
+        f"{format_money(amount, currency)} daily budget today ({round(100 * spent / amount)} %). {fix}",
+    }
 
 
 @ops.op(OpKind.READ, group=TaskGroup.ACCOUNTS, core=True, result=AccountOverview)
@@ -272,23 +331,45 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
     currency = account.get("currency") or "USD"
     live = json.dumps(list(LIVE_STATUSES))
     # Two gathers (six reads, then the token check beside them): typed, where one gather of seven is not.
-    (page, adsets, ads, today, yesterday, by_campaign), days_left = await asyncio.gather(asyncio.gather(
-        ctx.graph.get(f"{account_id}/campaigns", {
-            "fields": OVERVIEW_CAMPAIGN_FIELDS, "limit": 100, "summary": "true",
-            "effective_status": live}),
-        ctx.graph.get_all(f"{account_id}/adsets", {"fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
-                                                  "effective_status": live, "limit": 100}, limit=500),
-        ctx.graph.get_all(f"{account_id}/ads", {"fields": "id,name,campaign_id,effective_status",
-                                               "effective_status": json.dumps([DISAPPROVED]), "limit": 100}, limit=100),
-        _spend(ctx, account_id, "today", currency), _spend(ctx, account_id, "yesterday", currency),
-        _spend(ctx, account_id, "today", currency, level="campaign")), _token_days_left(ctx))
+    (page, adsets, ads, today, yesterday, by_campaign), days_left = await asyncio.gather(
+        asyncio.gather(
+            ctx.graph.get(
+                f"{account_id}/campaigns",
+                {"fields": OVERVIEW_CAMPAIGN_FIELDS, "limit": 100, "summary": "true", "effective_status": live},
+            ),
+            ctx.graph.get_all(
+                f"{account_id}/adsets",
+                {
+                    "fields": "id,campaign_id,effective_status,daily_budget,lifetime_budget",
+                    "effective_status": live,
+                    "limit": 100,
+                },
+                limit=500,
+            ),
+            ctx.graph.get_all(
+                f"{account_id}/ads",
+                {
+                    "fields": "id,name,campaign_id,effective_status",
+                    "effective_status": json.dumps([DISAPPROVED]),
+                    "limit": 100,
+                },
+                limit=100,
+            ),
+            _spend(ctx, account_id, "today", currency),
+            _spend(ctx, account_id, "yesterday", currency),
+            _spend(ctx, account_id, "today", currency, level="campaign"),
+        ),
+        _token_days_left(ctx),
+    )
     campaigns = page.get("data", [])
     total = (page.get("summary") or {}).get("total_count", len(campaigns))
     now = await ctx.now()
     zone = account.get("timezone_name") or "UTC"
-    lines = [account_details(account),
-             f"  spend today ({_local_day(now, zone)}, {zone}) {format_money(today.get('account', 0), currency)}, "
-             f"yesterday ({_local_day(now, zone, 1)}) {format_money(yesterday.get('account', 0), currency)}"]
+    lines = [
+        account_details(account),
+        f"  spend today ({_local_day(now, zone)}, {zone}) {format_money(today.get('account', 0), currency)}, "
+        f"yesterday ({_local_day(now, zone, 1)}) {format_money(yesterday.get('account', 0), currency)}",
+    ]
     adsets_of: dict[str, list[dict[str, Any]]] = {}
     for adset in adsets:
         adsets_of.setdefault(str(adset.get("campaign_id")), []).append(adset)
@@ -300,46 +381,94 @@ async def account_overview(ctx: OpContext, args: AccountOverviewArgs) -> OpResul
         amount, source, words = campaign_budget(campaign, own, currency)
         daily_total += amount if own else 0  # a campaign without an active ad set spends nothing today
         spent = by_campaign.get(cid, 0)
-        summaries.append({"id": cid, "name": name, "effective_status": campaign.get("effective_status"),
-                          "daily_budget": amount, "budget_source": source, "active_adsets": len(own), "spend_today": spent})
-        delivery = (DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
-                    if own else "not delivering: no active ad set")
+        summaries.append(
+            {
+                "id": cid,
+                "name": name,
+                "effective_status": campaign.get("effective_status"),
+                "daily_budget": amount,
+                "budget_source": source,
+                "active_adsets": len(own),
+                "spend_today": spent,
+            }
+        )
+        delivery = (
+            DELIVERY_WORDS.get(campaign.get("effective_status"), str(campaign.get("effective_status")).lower())
+            if own
+            else "not delivering: no active ad set"
+        )
         lines.append(f"    {cid} {name} · {delivery} · {words} · spent today {format_money(spent, currency)}")
         if not own:
-            attention.append({"kind": "no_active_adset", "object_id": cid,
-                              "text": f"{name} ({cid}) is active but has no active ad set, so it delivers nothing. "
-                                      f"/adsets {cid} lists them; /resume_adset ID turns one on"})
+            attention.append(
+                {
+                    "kind": "no_active_adset",
+                    "object_id": cid,
+                    "text": f"{name} ({cid}) is active but has no active ad set, so it delivers nothing. "
+                    f"/adsets {cid} lists them; /resume_adset ID turns one on",
+                }
+            )
         elif nearly_spent := budget_nearly_spent(campaign, amount, source, spent, currency):
             attention.append(nearly_spent)
         if campaign.get("effective_status") == "WITH_ISSUES":
             issue = (campaign.get("issues_info") or [{}])[0]
-            attention.append({"kind": "campaign_issue", "object_id": cid,
-                              "text": f"{name} ({cid}): {issue.get('error_summary') or issue.get('error_message') or 'Facebook reports issues'}. "
-                                      f"/get_campaign {cid} shows it"})
+            attention.append(
+                {
+                    "kind": "campaign_issue",
+                    "object_id": cid,
+                    "text": f"{name} ({cid}): {issue.get('error_summary') or issue.get('error_message') or 'Facebook reports issues'}. "
+                    f"/get_campaign {cid} shows it",
+                }
+            )
     active_count = sum(1 for c in campaigns if c.get("effective_status") == "ACTIVE")
-    lines.insert(2, f"  {counted(len(campaigns), 'campaign')} delivering or in process "
-                    f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all where an ad set is active"
-                    + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "") + (":" if campaigns else ""))
+    lines.insert(
+        2,
+        f"  {counted(len(campaigns), 'campaign')} delivering or in process "
+        f"({active_count} active), daily budgets {format_money(daily_total, currency)} in all where an ad set is active"
+        + (f"; showing {len(campaigns)} of {total}" if total > len(campaigns) else "")
+        + (":" if campaigns else ""),
+    )
     for ad in ads:
-        attention.append({"kind": "ad_disapproved", "object_id": ad["id"],
-                          "text": f"The ad {ad.get('name', '')} ({ad['id']}) was disapproved and does not deliver. "
-                                  f"/get_ad {ad['id']} shows Facebook's reasons and the fix"})
+        attention.append(
+            {
+                "kind": "ad_disapproved",
+                "object_id": ad["id"],
+                "text": f"The ad {ad.get('name', '')} ({ad['id']}) was disapproved and does not deliver. "
+                f"/get_ad {ad['id']} shows Facebook's reasons and the fix",
+            }
+        )
     cap, spent_total = int(account.get("spend_cap") or 0), int(account.get("amount_spent") or 0)
     if cap and spent_total >= NEARLY_SPENT * cap:
-        attention.append({"kind": "spend_cap_nearly_reached", "object_id": account_id,
-                          "text": f"The account has spent {format_money(spent_total, currency)} of its "
-                                  f"{format_money(cap, currency)} spend cap ({round(100 * spent_total / cap)} %); delivery "
-                                  f"stops at the cap. /update_spend_cap AMOUNT raises it"})
+        attention.append(
+            {
+                "kind": "spend_cap_nearly_reached",
+                "object_id": account_id,
+                "text": f"The account has spent {format_money(spent_total, currency)} of its "
+                f"{format_money(cap, currency)} spend cap ({round(100 * spent_total / cap)} %); delivery "
+                f"stops at the cap. /update_spend_cap AMOUNT raises it",
+            }
+        )
     if days_left is not None and days_left <= TOKEN_WARNING_DAYS:
-        attention.append({"kind": "token_expiring", "object_id": None,
-                          "text": f"The Facebook connection expires in {max(round(days_left), 0)} day(s). /connect renews it"})
+        attention.append(
+            {
+                "kind": "token_expiring",
+                "object_id": None,
+                "text": f"The Facebook connection expires in {max(round(days_left), 0)} day(s). /connect renews it",
+            }
+        )
     lines.append("  Needs attention:" if attention else "  Nothing needs attention.")
     lines += [f"    - {item['text']}" for item in attention]
     troubled = [c for c in campaigns if c.get("effective_status") == "WITH_ISSUES"]
-    data = {"account": account, "active_campaigns": [c for c in campaigns if c.get("effective_status") == "ACTIVE"],
-            "campaigns_with_issues": troubled, "campaigns": summaries, "active_daily_budget": daily_total,
-            "spend_today": today.get("account", 0), "spend_yesterday": yesterday.get("account", 0), "timezone": zone,
-            "attention": attention}
+    data = {
+        "account": account,
+        "active_campaigns": [c for c in campaigns if c.get("effective_status") == "ACTIVE"],
+        "campaigns_with_issues": troubled,
+        "campaigns": summaries,
+        "active_daily_budget": daily_total,
+        "spend_today": today.get("account", 0),
+        "spend_yesterday": yesterday.get("account", 0),
+        "timezone": zone,
+        "attention": attention,
+    }
     warning = api_version_warning(getattr(ctx.graph, "api_version", DEFAULT_API_VERSION), now.date())
     if warning:  # the configured Graph API version ends within 90 days
         lines.append(warning)
@@ -351,7 +480,14 @@ class UpdateSpendCapArgs(OpArgs):
     """Set the ad account's spend cap (the most it may spend in total), or remove it with 0. Raising or removing it needs confirmation."""
 
     ad_account_id: str | None = AdAccountArg
-    spend_cap: int = Field(..., json_schema_extra=MONEY_UNIT, ge=0, le=10**13, description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.", examples=[500000])
+    spend_cap: int = Field(
+        ...,
+        json_schema_extra=MONEY_UNIT,
+        ge=0,
+        le=10**13,
+        description="New cap in minor units of the account currency (cents for USD, yen for JPY); 0 removes the cap.",
+        examples=[500000],
+    )
 
 
 class SpendCapData(OpData):
@@ -360,8 +496,12 @@ class SpendCapData(OpData):
     changes: list[Change] = Field(description="The change made (none when the account already had this cap).")
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, example={"ad_account_id": "act_1234567890", "spend_cap": 500000},
-        result=SpendCapData)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.SAFETY,
+    example={"ad_account_id": "act_1234567890", "spend_cap": 500000},
+    result=SpendCapData,
+)
 async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.get(account_id, {"fields": "id,name,currency,spend_cap,amount_spent"})
@@ -369,24 +509,35 @@ async def update_spend_cap(ctx: OpContext, args: UpdateSpendCapArgs) -> WritePla
     before = int(account.get("spend_cap") or 0)
     name = account.get("name", "")
     if before == args.spend_cap:
-        return OpResult(text=f"{name} ({account_id}) already has {cap_text(before, currency)}; nothing to change.",
-                        data={"ad_account_id": account_id, "spend_cap": before, "changes": []})
+        return OpResult(
+            text=f"{name} ({account_id}) already has {cap_text(before, currency)}; nothing to change.",
+            data={"ad_account_id": account_id, "spend_cap": before, "changes": []},
+        )
     spent = int(account.get("amount_spent") or 0)
     if args.spend_cap and args.spend_cap <= spent:
         raise ValidationError(
             f"A spend cap of {format_money(args.spend_cap, currency)} is not above the {format_money(spent, currency)} {name} has already spent",
-            fix=f"Set spend_cap above {spent} ({format_money(spent, currency)}), or 0 to remove the cap", blame_field="spend_cap")
+            fix=f"Set spend_cap above {spent} ({format_money(spent, currency)}), or 0 to remove the cap",
+            blame_field="spend_cap",
+        )
     change = Change(account_id, "ad account", name, "spend_cap", str(before), str(args.spend_cap), currency)
 
     async def execute() -> OpResult:
         await ctx.graph.post(account_id, {"spend_cap": args.spend_cap}, idempotent=True)
         ctx.graph.invalidate_account(account_id)
-        return OpResult(text=f"{name} ({account_id}): {cap_text(before, currency)} → {cap_text(args.spend_cap, currency)}.",
-                        data={"ad_account_id": account_id, "spend_cap": args.spend_cap, "changes": [vars(change).copy()]})
+        return OpResult(
+            text=f"{name} ({account_id}): {cap_text(before, currency)} → {cap_text(args.spend_cap, currency)}.",
+            data={"ad_account_id": account_id, "spend_cap": args.spend_cap, "changes": [vars(change).copy()]},
+        )
 
-    return WritePlan(summary=f"set spend cap of {name} ({account_id}) to {format_money(args.spend_cap, currency) if args.spend_cap else 'none'}",
-                     ad_account_id=account_id, requests=[GraphRequest("POST", account_id, {"spend_cap": args.spend_cap})],
-                     changes=[change], execute=execute, currency=currency)
+    return WritePlan(
+        summary=f"set spend cap of {name} ({account_id}) to {format_money(args.spend_cap, currency) if args.spend_cap else 'none'}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", account_id, {"spend_cap": args.spend_cap})],
+        changes=[change],
+        execute=execute,
+        currency=currency,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -465,7 +616,9 @@ def account_label(account: dict[str, Any]) -> str:
 
 
 async def assigned_users(ctx: OpContext, account_id: str, business_id: str) -> list[dict[str, Any]]:
-    users = await ctx.graph.get_all(f"{account_id}/assigned_users", {"business": business_id, "fields": "id,name,tasks"})
+    users = await ctx.graph.get_all(
+        f"{account_id}/assigned_users", {"business": business_id, "fields": "id,name,tasks"}
+    )
     return [{"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))} for u in users]
 
 
@@ -485,9 +638,11 @@ class AccountUsers(OpData):
     ad_account_id: str
     users: list[AccountUser] = Field(description="People on the account itself.")
     business: BusinessRef | None = Field(  # type: ignore[valid-type]
-        description="The business that owns the account (null: none).")
+        description="The business that owns the account (null: none)."
+    )
     assigned_users: list[AccountUser] | None = Field(
-        description="People the business assigned (null: no business, or not readable with this token).")
+        description="People the business assigned (null: no business, or not readable with this token)."
+    )
 
 
 class AccountUserAccess(OpData):
@@ -510,8 +665,10 @@ class ListAccountUsersArgs(OpArgs):
 async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await account_with_business(ctx, account_id)
-    users = [{"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))}
-             for u in await ctx.graph.get_all(f"{account_id}/users", {"fields": "id,name,tasks"})]
+    users = [
+        {"id": str(u.get("id")), "name": u.get("name", ""), "tasks": ordered_tasks(u.get("tasks"))}
+        for u in await ctx.graph.get_all(f"{account_id}/users", {"fields": "id,name,tasks"})
+    ]
     business = account["business"]
     lines = [f"People with access to {account_label(account)}:"]
     lines += ["  On the account:"] + ([user_line(u) for u in users] or ["    nobody listed"])
@@ -531,8 +688,10 @@ async def list_account_users(ctx: OpContext, args: ListAccountUsersArgs) -> OpRe
         lines.append(note)
     if business:
         lines.append("Change access with assign_account_user or remove_account_user (business users only).")
-    return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "users": users, "business": business,
-                                                 "assigned_users": assigned})
+    return OpResult(
+        text="\n".join(lines),
+        data={"ad_account_id": account_id, "users": users, "business": business, "assigned_users": assigned},
+    )
 
 
 def _tasks_list(value: Any) -> Any:
@@ -548,13 +707,19 @@ class AssignAccountUserArgs(OpArgs):
     """Give a person of the business that owns the ad account access to it, with the tasks they may do (replaces their current tasks). MANAGE gives full control; ADVERTISE includes ANALYZE."""
 
     ad_account_id: str | None = AdAccountArg
-    user_id: str = Field(..., description="The business user id of the person (list_account_users shows assigned people; "
-                                          "an unknown id answers with the business's people).", examples=["100000000000001"])
+    user_id: str = Field(
+        ...,
+        description="The business user id of the person (list_account_users shows assigned people; "
+        "an unknown id answers with the business's people).",
+        examples=["100000000000001"],
+    )
     tasks: list[Task] = Field(
-        ["ANALYZE"], min_length=1,
+        ["ANALYZE"],
+        min_length=1,
         description="What the person may do: MANAGE (everything, including people and payment), ADVERTISE (create and publish "
-                    "ads; includes ANALYZE), ANALYZE (see reports), DRAFT (draft ads only), AA_ANALYZE (advanced analytics). "
-                    "Default ANALYZE.")
+        "ads; includes ANALYZE), ANALYZE (see reports), DRAFT (draft ads only), AA_ANALYZE (advanced analytics). "
+        "Default ANALYZE.",
+    )
 
     _tasks = field_validator("tasks", mode="before")(_tasks_list)
 
@@ -564,23 +729,35 @@ async def _business_user(ctx: OpContext, business: dict[str, Any], user_id: str)
     for person in people:
         if str(person.get("id")) == user_id:
             return person
-    shown = ", ".join(f"{p.get('id')} ({p.get('name', '')}, {p.get('role', 'member')})" for p in people[:15]) or "none listed"
-    raise ValidationError(f"User {user_id} is not a person of the business {business.get('name', '')} ({business['id']})",
-                          fix=f"Use one of the business's people: {shown}", blame_field="user_id",
-                          data={"business_users": [{k: p.get(k) for k in ("id", "name", "role")} for p in people]})
+    shown = (
+        ", ".join(f"{p.get('id')} ({p.get('name', '')}, {p.get('role', 'member')})" for p in people[:15])
+        or "none listed"
+    )
+    raise ValidationError(
+        f"User {user_id} is not a person of the business {business.get('name', '')} ({business['id']})",
+        fix=f"Use one of the business's people: {shown}",
+        blame_field="user_id",
+        data={"business_users": [{k: p.get(k) for k in ("id", "name", "role")} for p in people]},
+    )
 
 
 async def _business_of(ctx: OpContext, account_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     account = await account_with_business(ctx, account_id)
     if not account["business"]:
-        raise ValidationError(f"{account_label(account)} is not owned by a business: people are assigned to an account through its business",
-                              fix="Move the account into a Business Manager first, or manage access in Ads Manager's account settings",
-                              blame_field="ad_account_id")
+        raise ValidationError(
+            f"{account_label(account)} is not owned by a business: people are assigned to an account through its business",
+            fix="Move the account into a Business Manager first, or manage access in Ads Manager's account settings",
+            blame_field="ad_account_id",
+        )
     return account, account["business"]
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]},
-        result=AccountUserAccess)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.ACCOUNTS,
+    example={"user_id": "100000000000001", "tasks": ["ADVERTISE", "ANALYZE"]},
+    result=AccountUserAccess,
+)
 async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> WritePlan | OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -591,37 +768,66 @@ async def assign_account_user(ctx: OpContext, args: AssignAccountUserArgs) -> Wr
     current = next((u for u in await assigned_users(ctx, account_id, business["id"]) if u["id"] == user_id), None)
     before = current["tasks"] if current else []
     if before == tasks:
-        return OpResult(text=f"{name} ({user_id}) already has {tasks_text(tasks)} on {account_label(account)}; nothing to change.",
-                        data={"ad_account_id": account_id, "user_id": user_id, "before": before, "tasks": tasks, "changes": []})
+        return OpResult(
+            text=f"{name} ({user_id}) already has {tasks_text(tasks)} on {account_label(account)}; nothing to change.",
+            data={"ad_account_id": account_id, "user_id": user_id, "before": before, "tasks": tasks, "changes": []},
+        )
     implied = [t for t in tasks if t not in args.tasks]
     granting = [t for t in TASK_ORDER if t in args.tasks and t in TASK_IMPLIES]
-    notes = f" {' and '.join(granting)} include{'s' if len(granting) == 1 else ''} {', '.join(implied)}." if implied else ""
+    notes = (
+        f" {' and '.join(granting)} include{'s' if len(granting) == 1 else ''} {', '.join(implied)}." if implied else ""
+    )
     if "MANAGE" in tasks:
         notes += " MANAGE gives full control of the account, including its people and payment settings."
     params = {"user": user_id, "tasks": tasks}
-    change = Change(account_id, "ad account", account.get("name") or account_id, f"tasks of {name} ({user_id})", before, tasks)
+    change = Change(
+        account_id, "ad account", account.get("name") or account_id, f"tasks of {name} ({user_id})", before, tasks
+    )
 
     async def execute() -> OpResult:
-        await ctx.graph.post(f"{account_id}/assigned_users", params, idempotent=True)  # sets the same tasks again: safe to repeat
+        await ctx.graph.post(
+            f"{account_id}/assigned_users", params, idempotent=True
+        )  # sets the same tasks again: safe to repeat
         was = tasks_text(before) if before else "no access"
         text = f"{name} ({user_id}) on {account_label(account)}: {was} → {tasks_text(tasks)}.{notes}"
-        return OpResult(text=text, data={"ad_account_id": account_id, "user_id": user_id, "before": before, "tasks": tasks,
-                                         "changes": [vars(change).copy()]})
+        return OpResult(
+            text=text,
+            data={
+                "ad_account_id": account_id,
+                "user_id": user_id,
+                "before": before,
+                "tasks": tasks,
+                "changes": [vars(change).copy()],
+            },
+        )
 
-    return WritePlan(summary=f"give {name} ({user_id}) {', '.join(tasks)} on {account_label(account)} (currently {', '.join(before) or 'no access'})",
-                     ad_account_id=account_id, requests=[GraphRequest("POST", f"{account_id}/assigned_users", params)],
-                     changes=[change], execute=execute)
+    return WritePlan(
+        summary=f"give {name} ({user_id}) {', '.join(tasks)} on {account_label(account)} (currently {', '.join(before) or 'no access'})",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", f"{account_id}/assigned_users", params)],
+        changes=[change],
+        execute=execute,
+    )
 
 
 class RemoveAccountUserArgs(OpArgs):
     """Take away a business-assigned person's access to the ad account (all their tasks). They can be assigned again later."""
 
     ad_account_id: str | None = AdAccountArg
-    user_id: str = Field(..., description="The business user id of the person to remove (list_account_users shows them).", examples=["100000000000001"])
+    user_id: str = Field(
+        ...,
+        description="The business user id of the person to remove (list_account_users shows them).",
+        examples=["100000000000001"],
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, destructive=True, example={"user_id": "100000000000001"},
-        result=AccountUserAccess)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.ACCOUNTS,
+    destructive=True,
+    example={"user_id": "100000000000001"},
+    result=AccountUserAccess,
+)
 async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     user_id = check_object_id(args.user_id, "user_id")
@@ -630,32 +836,57 @@ async def remove_account_user(ctx: OpContext, args: RemoveAccountUserArgs) -> Wr
     current = next((u for u in assigned if u["id"] == user_id), None)
     if current is None:
         shown = ", ".join(f"{u['id']} ({u['name']})" for u in assigned[:15]) or "nobody"
-        raise ValidationError(f"User {user_id} is not assigned to {account_label(account)} through the business {business.get('name', '')}",
-                              fix=f"Pick one of the assigned people: {shown}", blame_field="user_id")
+        raise ValidationError(
+            f"User {user_id} is not assigned to {account_label(account)} through the business {business.get('name', '')}",
+            fix=f"Pick one of the assigned people: {shown}",
+            blame_field="user_id",
+        )
     name = current["name"] or user_id
     managers = [u for u in assigned if "MANAGE" in u["tasks"]]
     if managers == [current]:
-        raise ValidationError(f"{name} ({user_id}) is the only person the business lets manage {account_label(account)}; "
-                              "removing them would leave nobody able to change its settings or people",
-                              fix="First give MANAGE to someone else with assign_account_user, then remove this person",
-                              blame_field="user_id")
-    change = Change(account_id, "ad account", account.get("name") or account_id, f"tasks of {name} ({user_id})", current["tasks"], [])
+        raise ValidationError(
+            f"{name} ({user_id}) is the only person the business lets manage {account_label(account)}; "
+            "removing them would leave nobody able to change its settings or people",
+            fix="First give MANAGE to someone else with assign_account_user, then remove this person",
+            blame_field="user_id",
+        )
+    change = Change(
+        account_id,
+        "ad account",
+        account.get("name") or account_id,
+        f"tasks of {name} ({user_id})",
+        current["tasks"],
+        [],
+    )
 
     async def execute() -> OpResult:
         await ctx.graph.delete(f"{account_id}/assigned_users", {"user": user_id})
-        return OpResult(text=f"Removed {name} ({user_id}) from {account_label(account)} (was {tasks_text(current['tasks'])}).",
-                        data={"ad_account_id": account_id, "user_id": user_id, "before": current["tasks"], "tasks": [],
-                              "changes": [vars(change).copy()]})
+        return OpResult(
+            text=f"Removed {name} ({user_id}) from {account_label(account)} (was {tasks_text(current['tasks'])}).",
+            data={
+                "ad_account_id": account_id,
+                "user_id": user_id,
+                "before": current["tasks"],
+                "tasks": [],
+                "changes": [vars(change).copy()],
+            },
+        )
 
-    return WritePlan(summary=f"remove {name} ({user_id}) from {account_label(account)} (currently {', '.join(current['tasks']) or 'no tasks'})",
-                     ad_account_id=account_id, requests=[GraphRequest("DELETE", f"{account_id}/assigned_users", {"user": user_id})],
-                     changes=[change], execute=execute)
+    return WritePlan(
+        summary=f"remove {name} ({user_id}) from {account_label(account)} (currently {', '.join(current['tasks']) or 'no tasks'})",
+        ad_account_id=account_id,
+        requests=[GraphRequest("DELETE", f"{account_id}/assigned_users", {"user": user_id})],
+        changes=[change],
+        execute=execute,
+    )
 
 
 class SelectAdAccountArgs(OpArgs):
     """Select the ad account that later ops use when they are not given one."""
 
-    ad_account_id: str = Field(..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"])
+    ad_account_id: str = Field(
+        ..., description="The ad account to use, e.g. act_1234567890.", examples=["act_1234567890"]
+    )
 
 
 class SelectedAdAccount(OpData):
@@ -668,9 +899,11 @@ class SelectedAdAccount(OpData):
 async def select_ad_account(ctx: OpContext, args: SelectAdAccountArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     info = await ctx.graph.account_info(account_id)
-    return OpResult(text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
-                    data={"ad_account_id": account_id, "name": info.name, "currency": info.currency},
-                    selections={"ad_account": account_id})
+    return OpResult(
+        text=f"Selected {info.name} ({account_id}), currency {info.currency}, time zone {info.timezone_name}.",
+        data={"ad_account_id": account_id, "name": info.name, "currency": info.currency},
+        selections={"ad_account": account_id},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -692,7 +925,9 @@ class PageData(DataRow):
     name: str
     category: str | None
     tasks: list[str] = Field(description="This person's tasks on the page, e.g. ADVERTISE, MANAGE.")
-    instagram_account_id: str | None = Field(description="The Instagram business account linked to the page (null: none).")
+    instagram_account_id: str | None = Field(
+        description="The Instagram business account linked to the page (null: none)."
+    )
 
 
 class ListedPage(PageData):
@@ -702,7 +937,9 @@ class ListedPage(PageData):
 class PageList(OpData):
     pages: list[ListedPage]
     selected: str | None = Field(description="The workspace's selected page (null: none).")
-    auto_selected: str | None = Field(description="The page this call selected because it is the only one (null: none).")
+    auto_selected: str | None = Field(
+        description="The page this call selected because it is the only one (null: none)."
+    )
 
 
 class PageSelections(DataRow):
@@ -749,9 +986,13 @@ class SelectedInstagramAccount(OpData):
 def clean_page(page: dict[str, Any]) -> dict[str, Any]:
     """Only the fields ops use; anything else Graph sends (a page token above all) is dropped."""
     instagram = page.get("instagram_business_account")
-    return {"id": str(page.get("id")), "name": page.get("name", ""), "category": page.get("category"),
-            "tasks": [str(t) for t in page.get("tasks") or []],
-            "instagram_account_id": str(instagram["id"]) if isinstance(instagram, dict) and instagram.get("id") else None}
+    return {
+        "id": str(page.get("id")),
+        "name": page.get("name", ""),
+        "category": page.get("category"),
+        "tasks": [str(t) for t in page.get("tasks") or []],
+        "instagram_account_id": str(instagram["id"]) if isinstance(instagram, dict) and instagram.get("id") else None,
+    }
 
 
 async def fetch_pages(ctx: OpContext) -> list[dict[str, Any]]:
@@ -778,8 +1019,11 @@ class ListPagesArgs(OpArgs):
 async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
     pages = await fetch_pages(ctx)
     if not pages:
-        return OpResult(text="This person manages no Facebook page. Fix: create a page or get a role on one, then reconnect "
-                             "with pages_show_list (/connect).", data={"pages": [], "selected": ctx.page_id, "auto_selected": None})
+        return OpResult(
+            text="This person manages no Facebook page. Fix: create a page or get a role on one, then reconnect "
+            "with pages_show_list (/connect).",
+            data={"pages": [], "selected": ctx.page_id, "auto_selected": None},
+        )
     selected = ctx.page_id
     selections: dict[str, str | None] = {}
     notes = []
@@ -795,8 +1039,11 @@ async def list_pages(ctx: OpContext, args: ListPagesArgs) -> OpResult:
     elif not selected:
         notes.append("Choose the page ads run for with select_page.")
     lines = [f"Pages ({len(pages)}):"] + ["  " + page_line(p, selected) for p in pages] + notes
-    data = {"pages": [{**p, "selected": p["id"] == selected} for p in pages], "selected": selected,
-            "auto_selected": selections.get("page")}
+    data = {
+        "pages": [{**p, "selected": p["id"] == selected} for p in pages],
+        "selected": selected,
+        "auto_selected": selections.get("page"),
+    }
     return OpResult(text="\n".join(lines), data=data, selections=selections)
 
 
@@ -812,9 +1059,12 @@ async def select_page(ctx: OpContext, args: SelectPageArgs) -> OpResult:
     pages = await fetch_pages(ctx)
     page = next((p for p in pages if p["id"] == page_id), None)
     if page is None:
-        raise ValidationError(f"Page {page_id} is not one of the pages this person manages",
-                              fix=f"Use one of: {pages_choice(pages)}", blame_field="page_id",
-                              data={"pages": [{"id": p["id"], "name": p["name"]} for p in pages]})
+        raise ValidationError(
+            f"Page {page_id} is not one of the pages this person manages",
+            fix=f"Use one of: {pages_choice(pages)}",
+            blame_field="page_id",
+            data={"pages": [{"id": p["id"], "name": p["name"]} for p in pages]},
+        )
     selections: dict[str, str | None] = {"page": page_id}
     text = f"Selected page {page['name']} ({page_id}); your tasks on it: {', '.join(page['tasks']) or 'none'}."
     if "ADVERTISE" not in page["tasks"]:
@@ -834,7 +1084,9 @@ async def collect_instagram_accounts(ctx: OpContext, account_id: str | None) -> 
 
     def entry(raw: dict[str, Any]) -> dict[str, Any]:
         ig_id = str(raw.get("id"))
-        item = found.setdefault(ig_id, {"id": ig_id, "username": None, "name": None, "profile_picture_url": None, "sources": []})
+        item = found.setdefault(
+            ig_id, {"id": ig_id, "username": None, "name": None, "profile_picture_url": None, "sources": []}
+        )
         for key in ("username", "name", "profile_picture_url"):
             item[key] = item[key] or raw.get(key)
         return item
@@ -864,7 +1116,9 @@ def instagram_line(item: dict[str, Any], selected: str | None) -> str:
     mark = "*" if item["id"] == selected else " "
     handle = f"@{item['username']}" if item.get("username") else "(username not readable)"
     name = f" ({item['name']})" if item.get("name") else ""
-    via = ", ".join(f"page {s['name']} ({s['id']})" if s["type"] == "page" else f"ad account {s['id']}" for s in item["sources"])
+    via = ", ".join(
+        f"page {s['name']} ({s['id']})" if s["type"] == "page" else f"ad account {s['id']}" for s in item["sources"]
+    )
     return f"{mark} {item['id']} {handle}{name} · linked via {via}"
 
 
@@ -880,21 +1134,28 @@ async def list_instagram_accounts(ctx: OpContext, args: ListInstagramAccountsArg
     items, notes = await collect_instagram_accounts(ctx, account_id)
     selected = ctx.instagram_account_id
     if not items:
-        text = ("No Instagram account is linked to your pages or the ad account. Fix: link an Instagram professional "
-                "account to your page (Page settings → Linked accounts), then list again.")
+        text = (
+            "No Instagram account is linked to your pages or the ad account. Fix: link an Instagram professional "
+            "account to your page (Page settings → Linked accounts), then list again."
+        )
         return OpResult(text="\n".join([text] + notes), data={"instagram_accounts": [], "selected": selected})
     lines = [f"Instagram accounts ({len(items)}):"] + ["  " + instagram_line(i, selected) for i in items] + notes
     if not selected:
         lines.append("Choose the one ads run as with select_instagram_account.")
-    return OpResult(text="\n".join(lines), data={"instagram_accounts": [{**i, "selected": i["id"] == selected} for i in items],
-                                                 "selected": selected})
+    return OpResult(
+        text="\n".join(lines),
+        data={"instagram_accounts": [{**i, "selected": i["id"] == selected} for i in items], "selected": selected},
+    )
 
 
 class SelectInstagramAccountArgs(OpArgs):
     """Select the Instagram account that ads and creatives use for Instagram placements when none is given."""
 
-    instagram_account_id: str = Field(..., description="The Instagram account's id (list_instagram_accounts shows them).",
-                                      examples=["17841400000000001"])
+    instagram_account_id: str = Field(
+        ...,
+        description="The Instagram account's id (list_instagram_accounts shows them).",
+        examples=["17841400000000001"],
+    )
     ad_account_id: str | None = AdAccountArg
 
 
@@ -906,11 +1167,17 @@ async def select_instagram_account(ctx: OpContext, args: SelectInstagramAccountA
     item = next((i for i in items if i["id"] == instagram_id), None)
     if item is None:
         shown = ", ".join(f"{i['id']} (@{i.get('username') or '?'})" for i in items[:15]) or "none is linked"
-        raise ValidationError(f"Instagram account {instagram_id} is not linked to your pages or to {account_id or 'the ad account'}",
-                              fix=f"Use one of: {shown}", blame_field="instagram_account_id")
+        raise ValidationError(
+            f"Instagram account {instagram_id} is not linked to your pages or to {account_id or 'the ad account'}",
+            fix=f"Use one of: {shown}",
+            blame_field="instagram_account_id",
+        )
     handle = f"@{item['username']} " if item.get("username") else ""
-    return OpResult(text=f"Selected Instagram account {handle}({instagram_id}).", data={"instagram_account": item},
-                    selections={"instagram_account": instagram_id})
+    return OpResult(
+        text=f"Selected Instagram account {handle}({instagram_id}).",
+        data={"instagram_account": item},
+        selections={"instagram_account": instagram_id},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -938,11 +1205,15 @@ class ListBusinessesArgs(OpArgs):
 async def list_businesses(ctx: OpContext, args: ListBusinessesArgs) -> OpResult:
     businesses = await fetch_businesses(ctx)
     if not businesses:
-        return OpResult(text="This person belongs to no business. Fix: create one at business.facebook.com, then reconnect "
-                             "with business_management (/connect).", data={"businesses": []})
+        return OpResult(
+            text="This person belongs to no business. Fix: create one at business.facebook.com, then reconnect "
+            "with business_management (/connect).",
+            data={"businesses": []},
+        )
     lines = [f"Businesses ({len(businesses)}):"] + [
         f"  {b.get('id')} · {b.get('name', '')} · {str(b.get('verification_status') or 'verification unknown').replace('_', ' ')}"
-        for b in businesses]
+        for b in businesses
+    ]
     lines.append("create_ad_account makes a new ad account under one of them.")
     return OpResult(text="\n".join(lines), data={"businesses": businesses})
 
@@ -959,25 +1230,43 @@ def _currency(value: Any) -> Any:
     code = value.strip().upper()
     if code not in CURRENCIES:
         close = difflib.get_close_matches(code, CURRENCIES, n=3, cutoff=0.6)
-        raise ValueError(f"{value!r} is not a currency Facebook accepts for ad accounts; "
-                         + (f"closest: {', '.join(close)}" if close else "use a 3-letter ISO 4217 code such as USD, EUR, GBP or JPY"))
+        raise ValueError(
+            f"{value!r} is not a currency Facebook accepts for ad accounts; "
+            + (f"closest: {', '.join(close)}" if close else "use a 3-letter ISO 4217 code such as USD, EUR, GBP or JPY")
+        )
     return code
 
 
 class CreateAdAccountArgs(OpArgs):
     """Create a new ad account under a business (Business Manager). It spends nothing until campaigns run in it; its currency and time zone can never be changed later."""
 
-    name: str = Field(..., min_length=1, max_length=100, description="The new account's name.", examples=["Acme Germany"])
+    name: str = Field(
+        ..., min_length=1, max_length=100, description="The new account's name.", examples=["Acme Germany"]
+    )
     currency: Currency = Field(
-        ..., description="Account currency, ISO 4217 (e.g. USD, EUR, JPY): every budget and report of the account uses it; permanent.")
-    timezone: str = Field(..., description="The account's time zone, permanent: an IANA name like Europe/Berlin or America/New_York, "
-                                           "or Facebook's numeric timezone_id (e.g. 47). Days in reports and schedules follow it.",
-                          examples=["Europe/Berlin"])
-    business_id: str | None = Field(None, description="The business that will own the account; defaults to yours when you "
-                                                      "belong to exactly one (list_businesses).", examples=["100000000000001"])
-    end_advertiser: str | None = Field(None, description="Who the ads are for: a page or app id, or NONE / UNFOUND; "
-                                                         "defaults to the selected page, else NONE.")
-    media_agency: str | None = Field(None, description="The media agency's page or app id, if an agency runs it; default NONE.")
+        ...,
+        description="Account currency, ISO 4217 (e.g. USD, EUR, JPY): every budget and report of the account uses it; permanent.",
+    )
+    timezone: str = Field(
+        ...,
+        description="The account's time zone, permanent: an IANA name like Europe/Berlin or America/New_York, "
+        "or Facebook's numeric timezone_id (e.g. 47). Days in reports and schedules follow it.",
+        examples=["Europe/Berlin"],
+    )
+    business_id: str | None = Field(
+        None,
+        description="The business that will own the account; defaults to yours when you "
+        "belong to exactly one (list_businesses).",
+        examples=["100000000000001"],
+    )
+    end_advertiser: str | None = Field(
+        None,
+        description="Who the ads are for: a page or app id, or NONE / UNFOUND; "
+        "defaults to the selected page, else NONE.",
+    )
+    media_agency: str | None = Field(
+        None, description="The media agency's page or app id, if an agency runs it; default NONE."
+    )
     partner: str | None = Field(None, description="A partner's page or app id; default NONE.")
 
     _currency = field_validator("currency", mode="before")(_currency)
@@ -991,8 +1280,11 @@ def _party(value: str | None, field_name: str, default: str = "NONE") -> str:
     if text.upper() in SPECIAL_ADVERTISERS:
         return text.upper()
     if not re.fullmatch(r"\d{1,25}", text):
-        raise ValidationError(f"{field_name} {value!r} is neither a page/app id nor NONE or UNFOUND",
-                              fix="Pass the numeric page or app id (list_pages shows pages), or NONE", blame_field=field_name)
+        raise ValidationError(
+            f"{field_name} {value!r} is neither a page/app id nor NONE or UNFOUND",
+            fix="Pass the numeric page or app id (list_pages shows pages), or NONE",
+            blame_field=field_name,
+        )
     return text
 
 
@@ -1003,8 +1295,11 @@ def resolve_timezone(value: str) -> tuple[int, str | None]:
     if re.fullmatch(r"\d{1,4}", text):
         tz_id = int(text)
         if tz_id == 0 or tz_id not in TIMEZONE_IDS:
-            raise ValidationError(f"{text} is not a Facebook timezone_id", blame_field="timezone",
-                                  fix=f"Pass an IANA name such as Europe/Berlin, or an id from 1 to {max(TIMEZONE_IDS)}")
+            raise ValidationError(
+                f"{text} is not a Facebook timezone_id",
+                blame_field="timezone",
+                fix=f"Pass an IANA name such as Europe/Berlin, or an id from 1 to {max(TIMEZONE_IDS)}",
+            )
         return tz_id, names[tz_id] if tz_id < len(names) else None
     key = text.lower().replace(" ", "_")
     by_key = timezones_by_key()
@@ -1016,12 +1311,17 @@ def resolve_timezone(value: str) -> tuple[int, str | None]:
     choices = [n for n in names[1:]]
     close = difflib.get_close_matches(text, choices, n=5, cutoff=0.6)
     city_names = {n.rsplit("/", 1)[-1].lower(): n for n in reversed(choices)}
-    close += [city_names[c] for c in difflib.get_close_matches(key.rsplit("/", 1)[-1], list(city_names), n=5, cutoff=0.6)]
+    close += [
+        city_names[c] for c in difflib.get_close_matches(key.rsplit("/", 1)[-1], list(city_names), n=5, cutoff=0.6)
+    ]
     close = list(dict.fromkeys([names[i] for i in cities] + close))[:5]
-    raise ValidationError(f"Unknown time zone {value!r}", blame_field="timezone",
-                          fix=("Did you mean " + ", ".join(close) + "? " if close else "")
-                              + "Use an IANA name such as Europe/Berlin or America/New_York, or Facebook's numeric timezone_id",
-                          data={"suggestions": close})
+    raise ValidationError(
+        f"Unknown time zone {value!r}",
+        blame_field="timezone",
+        fix=("Did you mean " + ", ".join(close) + "? " if close else "")
+        + "Use an IANA name such as Europe/Berlin or America/New_York, or Facebook's numeric timezone_id",
+        data={"suggestions": close},
+    )
 
 
 @cache
@@ -1054,8 +1354,12 @@ class CreatedAdAccount(OpData):
     response: dict[str, Any] = Field(description="Facebook's answer to the create.")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.ACCOUNTS, example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"},
-        result=CreatedAdAccount)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.ACCOUNTS,
+    example={"name": "Acme Germany", "currency": "EUR", "timezone": "Europe/Berlin"},
+    result=CreatedAdAccount,
+)
 async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WritePlan:
     timezone_id, timezone_name = resolve_timezone(args.timezone)
     end_advertiser = _party(args.end_advertiser, "end_advertiser", default=ctx.page_id or "NONE")
@@ -1066,8 +1370,14 @@ async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WriteP
     business = _pick_business(businesses, wanted)
     business_id = str(business["id"])
     path = f"{business_id}/adaccount"
-    payload = {"name": args.name, "currency": args.currency, "timezone_id": timezone_id, "end_advertiser": end_advertiser,
-               "media_agency": media_agency, "partner": partner}
+    payload = {
+        "name": args.name,
+        "currency": args.currency,
+        "timezone_id": timezone_id,
+        "end_advertiser": end_advertiser,
+        "media_agency": media_agency,
+        "partner": partner,
+    }
     zone = f"{timezone_name} (timezone_id {timezone_id})" if timezone_name else f"timezone_id {timezone_id}"
     where = f"{business.get('name', '')} ({business_id})"
 
@@ -1085,19 +1395,38 @@ async def create_ad_account(ctx: OpContext, args: CreateAdAccountArgs) -> WriteP
         account_id = str(created.get("id") or "")
         if account_id and not account_id.startswith("act_"):
             account_id = f"act_{account_id}"
-        text = (f"Created ad account {args.name} ({account_id}) under {where}: currency {args.currency}, time zone {zone}, "
-                f"end advertiser {end_advertiser}. It spends nothing until campaigns run in it. "
-                f"Use it with select_ad_account {account_id} (/use {account_id}).")
-        return OpResult(text=text, data={"id": account_id, "ad_account_id": account_id, "business_id": business_id,
-                                         "name": args.name, "currency": args.currency, "timezone_id": timezone_id,
-                                         "timezone_name": timezone_name, "end_advertiser": end_advertiser,
-                                         "response": {k: v for k, v in created.items() if k != "access_token"}})
+        text = (
+            f"Created ad account {args.name} ({account_id}) under {where}: currency {args.currency}, time zone {zone}, "
+            f"end advertiser {end_advertiser}. It spends nothing until campaigns run in it. "
+            f"Use it with select_ad_account {account_id} (/use {account_id})."
+        )
+        return OpResult(
+            text=text,
+            data={
+                "id": account_id,
+                "ad_account_id": account_id,
+                "business_id": business_id,
+                "name": args.name,
+                "currency": args.currency,
+                "timezone_id": timezone_id,
+                "timezone_name": timezone_name,
+                "end_advertiser": end_advertiser,
+                "response": {k: v for k, v in created.items() if k != "access_token"},
+            },
+        )
 
-    changes = [Change(None, "ad account", args.name, "currency", None, args.currency),
-               Change(None, "ad account", args.name, "timezone_id", None, timezone_id)]
-    return WritePlan(summary=f"create ad account {args.name} under {where}: {args.currency}, {zone}, end advertiser {end_advertiser}",
-                     ad_account_id=None, requests=[GraphRequest("POST", path, payload)], changes=changes, execute=execute,
-                     currency=args.currency)
+    changes = [
+        Change(None, "ad account", args.name, "currency", None, args.currency),
+        Change(None, "ad account", args.name, "timezone_id", None, timezone_id),
+    ]
+    return WritePlan(
+        summary=f"create ad account {args.name} under {where}: {args.currency}, {zone}, end advertiser {end_advertiser}",
+        ad_account_id=None,
+        requests=[GraphRequest("POST", path, payload)],
+        changes=changes,
+        execute=execute,
+        currency=args.currency,
+    )
 
 
 def _pick_business(businesses: list[dict[str, Any]], wanted: str | None) -> dict[str, Any]:
@@ -1105,15 +1434,24 @@ def _pick_business(businesses: list[dict[str, Any]], wanted: str | None) -> dict
     if wanted:
         business = next((b for b in businesses if str(b.get("id")) == wanted), None)
         if business is None:
-            raise ValidationError(f"Business {wanted} is not one this person belongs to", blame_field="business_id",
-                                  fix=f"Use one of: {shown}" if shown else "Join or create a business first (business.facebook.com)")
+            raise ValidationError(
+                f"Business {wanted} is not one this person belongs to",
+                blame_field="business_id",
+                fix=f"Use one of: {shown}" if shown else "Join or create a business first (business.facebook.com)",
+            )
         return business
     if not businesses:
-        raise ValidationError("This person belongs to no business, and ad accounts are created under one", blame_field="business_id",
-                              fix="Create a business at business.facebook.com, then reconnect with business_management (/connect)")
+        raise ValidationError(
+            "This person belongs to no business, and ad accounts are created under one",
+            blame_field="business_id",
+            fix="Create a business at business.facebook.com, then reconnect with business_management (/connect)",
+        )
     if len(businesses) > 1:
-        raise ValidationError(f"You belong to {len(businesses)} businesses: say which one owns the new account", blame_field="business_id",
-                              fix=f"Pass business_id, one of: {shown}")
+        raise ValidationError(
+            f"You belong to {len(businesses)} businesses: say which one owns the new account",
+            blame_field="business_id",
+            fix=f"Pass business_id, one of: {shown}",
+        )
     return businesses[0]
 
 

@@ -5,6 +5,7 @@ and so is every rule of docs/adset_rules.md that an ad set create or update can 
 anything is sent, with the code and subcode Facebook would answer. Also: audience estimates, interest, category and
 location search, placement recommendations, schedules and day parting.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,8 @@ import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field as dataclass_field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, overload
 
@@ -32,55 +34,56 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from fb_utils import (absent_key,
-    DataRow,
-    ListPage,
-    list_page,
-    list_text,
-    account_zone,
-    parse_graph_time,
-    when_text,
-    Amount,
-    check_max_budget,
+from fb_utils import (
     CLIENT_TAG_DESCRIPTION,
     CLIENT_TAG_PATTERN,
     AccountInfo,
+    Amount,
     Change,
     CreateLookup,
+    DataRow,
     EditedObject,
     FacebookError,
     GraphError,
     GraphRequest,
+    ListPage,
     OpArgs,
     OpContext,
     OpData,
     OpKind,
-    TaskGroup,
     OpResult,
     OpSet,
+    TaskGroup,
     ValidationError,
     WritePlan,
+    absent_key,
+    account_zone,
     add_status_ops,
     changed_data,
+    check_max_budget,
     check_object_id,
     describe_change,
     format_money,
     graph_object,
+    list_page,
+    list_text,
     new_client_tag,
+    parse_graph_time,
     recovered_words,
     sdk_enum_values,
     update_plan,
+    when_text,
 )
 
 ops = OpSet("fb_adset")
 
 # Codes of docs/adset_rules.md.
 CODE = 100
-SUBCODE_INVALID_SPEC = 1487079        # R9, R11
-SUBCODE_NO_LOCATION = 1885364         # R10
-SUBCODE_ADVANTAGE_MISSING = 1870227   # R12
-SUBCODE_ADVANTAGE_AGE = 1870189       # R13
-SUBCODE_PLACEMENTS = 2490392          # R15
+SUBCODE_INVALID_SPEC = 1487079  # R9, R11
+SUBCODE_NO_LOCATION = 1885364  # R10
+SUBCODE_ADVANTAGE_MISSING = 1870227  # R12
+SUBCODE_ADVANTAGE_AGE = 1870189  # R13
+SUBCODE_PLACEMENTS = 2490392  # R15
 
 MAX_LIST_ENTRIES = 25_000
 MAX_ZIPS_TOTAL = 50_000
@@ -94,8 +97,18 @@ RESTRICTED_CATEGORIES = ("CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_PRODUCTS_
 # Positions per platform (docs/adset_rules.md R15). The SDK's Targeting lists the *_positions fields but no enum of
 # their values, so the values are the documented ones, without the positions Meta removed (REMOVED_POSITIONS).
 PLATFORM_POSITIONS: dict[str, tuple[str, ...]] = {
-    "facebook": ("feed", "right_hand_column", "marketplace", "story", "search", "instream_video",
-                 "facebook_reels", "facebook_reels_overlay", "profile_feed", "notification"),
+    "facebook": (
+        "feed",
+        "right_hand_column",
+        "marketplace",
+        "story",
+        "search",
+        "instream_video",
+        "facebook_reels",
+        "facebook_reels_overlay",
+        "profile_feed",
+        "notification",
+    ),
     "instagram": ("stream", "story", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels"),
     "audience_network": ("classic", "rewarded_video"),
     "messenger": ("messenger_home", "sponsored_messages"),
@@ -112,7 +125,10 @@ REMOVED_POSITIONS: dict[tuple[str, str], str] = {
     ("instagram", "explore"): "Instagram Explore is no longer a placement (Meta removed it in v26.0)",
     # v26.0 from 2026-07-29, every version from 2026-10-27: Messenger `story` silently dropped (same blog; Meta SDK
     # v26.0.0 release note). Facebook would drop it without a word; we say so instead of sending it.
-    ("messenger", "story"): "Messenger Stories is no longer a placement (Meta drops it silently since v26.0, all versions since 2026-10-27)",
+    (
+        "messenger",
+        "story",
+    ): "Messenger Stories is no longer a placement (Meta drops it silently since v26.0, all versions since 2026-10-27)",
 }
 POSITION_FIELDS = {platform: f"{platform}_positions" for platform in PLATFORM_POSITIONS}
 ALL_POSITION_FIELDS = tuple(POSITION_FIELDS.values())
@@ -121,16 +137,38 @@ VALID_DEVICE_PLATFORMS = sdk_enum_values(Targeting.DevicePlatforms)  # Meta's sp
 LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
 
 POSITION_NAMES = {
-    "feed": "Feed", "stream": "Feed", "story": "Stories", "facebook_reels": "Reels", "reels": "Reels",
-    "explore": "Explore", "explore_home": "Explore home", "marketplace": "Marketplace", "video_feeds": "Video feeds",
-    "right_hand_column": "Right column", "search": "Search results", "instream_video": "In-stream video",
-    "facebook_reels_overlay": "Reels overlay", "profile_feed": "Profile feed", "notification": "Notifications",
-    "ig_search": "Search results", "profile_reels": "Profile reels", "classic": "Native, banner and interstitial",
-    "rewarded_video": "Rewarded video", "messenger_home": "Inbox", "sponsored_messages": "Sponsored messages",
-    "threads_stream": "Feed", "status": "Status",
+    "feed": "Feed",
+    "stream": "Feed",
+    "story": "Stories",
+    "facebook_reels": "Reels",
+    "reels": "Reels",
+    "explore": "Explore",
+    "explore_home": "Explore home",
+    "marketplace": "Marketplace",
+    "video_feeds": "Video feeds",
+    "right_hand_column": "Right column",
+    "search": "Search results",
+    "instream_video": "In-stream video",
+    "facebook_reels_overlay": "Reels overlay",
+    "profile_feed": "Profile feed",
+    "notification": "Notifications",
+    "ig_search": "Search results",
+    "profile_reels": "Profile reels",
+    "classic": "Native, banner and interstitial",
+    "rewarded_video": "Rewarded video",
+    "messenger_home": "Inbox",
+    "sponsored_messages": "Sponsored messages",
+    "threads_stream": "Feed",
+    "status": "Status",
 }
-PLATFORM_NAMES = {"facebook": "Facebook", "instagram": "Instagram", "audience_network": "Audience Network",
-                  "messenger": "Messenger", "threads": "Threads", "whatsapp": "WhatsApp"}
+PLATFORM_NAMES = {
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+    "audience_network": "Audience Network",
+    "messenger": "Messenger",
+    "threads": "Threads",
+    "whatsapp": "WhatsApp",
+}
 
 OPTIMIZATION_GOALS = sdk_enum_values(AdSet.OptimizationGoal)
 SPECIAL_AD_CATEGORIES = sdk_enum_values(Campaign.SpecialAdCategories)
@@ -161,8 +199,10 @@ def _maybe_json(value: Any, opener: str) -> Any:
         try:
             return json.loads(value)
         except (json.JSONDecodeError, RecursionError):
-            raise _refuse(f"is a string that is not valid JSON ({_shown(value)})",
-                          "Send the value itself (a list or an object), not a string") from None
+            raise _refuse(
+                f"is a string that is not valid JSON ({_shown(value)})",
+                "Send the value itself (a list or an object), not a string",
+            ) from None
     return value
 
 
@@ -196,16 +236,31 @@ def _age(value: Any) -> Any:
     if isinstance(value, str) and re.fullmatch(r"\s*65\s*\+\s*", value):
         return 65
     if isinstance(value, str) and re.search(r"\d\s*[-–]\s*\d", value):
-        raise _refuse(f"is a range ({_shown(value)}), not an age", "Set age_min and age_max separately, e.g. age_min 25 and age_max 45")
+        raise _refuse(
+            f"is a range ({_shown(value)}), not an age",
+            "Set age_min and age_max separately, e.g. age_min 25 and age_max 45",
+        )
     age = _whole_number(value, "an age")
     if not AGE_LOWEST <= age <= AGE_HIGHEST:
-        raise _refuse(f"must be from {AGE_LOWEST} to {AGE_HIGHEST}, got {age}",
-                      f"Use an age from {AGE_LOWEST} to {AGE_HIGHEST} (65 means 65 and older)")
+        raise _refuse(
+            f"must be from {AGE_LOWEST} to {AGE_HIGHEST}, got {age}",
+            f"Use an age from {AGE_LOWEST} to {AGE_HIGHEST} (65 means 65 and older)",
+        )
     return age
 
 
-GENDER_WORDS = {"male": [1], "men": [1], "man": [1], "m": [1], "female": [2], "women": [2], "woman": [2], "f": [2],
-                "all": [1, 2], "both": [1, 2]}
+GENDER_WORDS = {
+    "male": [1],
+    "men": [1],
+    "man": [1],
+    "m": [1],
+    "female": [2],
+    "women": [2],
+    "woman": [2],
+    "f": [2],
+    "all": [1, 2],
+    "both": [1, 2],
+}
 
 
 def _gender(value: Any) -> int:
@@ -213,7 +268,10 @@ def _gender(value: Any) -> int:
         return int(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value in (1, 2):
         return int(value)
-    raise _refuse(f"must be 1 (men) or 2 (women), got {_shown(value)}", "Use genders [1] for men, [2] for women, or leave genders out for everyone")
+    raise _refuse(
+        f"must be 1 (men) or 2 (women), got {_shown(value)}",
+        "Use genders [1] for men, [2] for women, or leave genders out for everyone",
+    )
 
 
 def _genders(value: Any) -> Any:
@@ -233,20 +291,27 @@ def _locale(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     if isinstance(value, str):
-        raise _refuse(f"must be a numeric locale id, got {_shown(value)}",
-                      "Locales are numbers (e.g. 6 = English (US), 24 = English (UK)); leave locales out for every language")
+        raise _refuse(
+            f"must be a numeric locale id, got {_shown(value)}",
+            "Locales are numbers (e.g. 6 = English (US), 24 = English (UK)); leave locales out for every language",
+        )
     return _whole_number(value, "a locale id")
 
 
 def _country(value: Any) -> str:
     if not isinstance(value, str):
-        raise _refuse(f"must be a two-letter country code, got {_shown(value)}", "Use ISO 3166-1 alpha-2 codes such as US, GB, DE")
+        raise _refuse(
+            f"must be a two-letter country code, got {_shown(value)}", "Use ISO 3166-1 alpha-2 codes such as US, GB, DE"
+        )
     code = value.strip().upper()
     if len(code) == 2 and code.isalpha() and pycountry.countries.get(alpha_2=code) is not None:
         return code
     suggestion = _country_suggestion(value)
-    fix = (f"Use {suggestion.alpha_2!r} for {suggestion.name}" if suggestion
-           else "Use ISO 3166-1 alpha-2 codes such as US, GB, DE; search_locations with kinds=['country'] finds them")
+    fix = (
+        f"Use {suggestion.alpha_2!r} for {suggestion.name}"
+        if suggestion
+        else "Use ISO 3166-1 alpha-2 codes such as US, GB, DE; search_locations with kinds=['country'] finds them"
+    )
     raise _refuse(f"{_shown(value)} is not an ISO 3166-1 alpha-2 country code", fix)
 
 
@@ -269,13 +334,17 @@ def _lower_code(value: Any) -> Any:
 def _id_item(value: Any, what: str, finder: str) -> Any:
     value = _maybe_json(value, "{")
     if isinstance(value, bool):
-        raise _refuse(f"must be an id, got {_shown(value)}", f"Send {what} as [{{\"id\": \"6003139266461\"}}]; {finder} finds ids")
+        raise _refuse(
+            f"must be an id, got {_shown(value)}", f'Send {what} as [{{"id": "6003139266461"}}]; {finder} finds ids'
+        )
     if isinstance(value, int):
         return {"id": str(value)}
     if isinstance(value, str):
         if value.strip().isdigit():
             return {"id": value.strip()}
-        raise _refuse(f"{_shown(value)} is a name, not an id", f"{finder} finds the ids; then send [{{\"id\": \"…\", \"name\": \"…\"}}]")
+        raise _refuse(
+            f"{_shown(value)} is a name, not an id", f'{finder} finds the ids; then send [{{"id": "…", "name": "…"}}]'
+        )
     return value
 
 
@@ -291,7 +360,10 @@ def _digits_id(value: Any) -> str:
         value = str(value)
     if isinstance(value, str) and re.fullmatch(r"\d{1,25}", value.strip()):
         return value.strip()
-    raise _refuse(f"must be a numeric id, got {_shown(value)}", "Use the numeric id from a search op (search_interests, search_targeting_categories, list_custom_audiences)")
+    raise _refuse(
+        f"must be a numeric id, got {_shown(value)}",
+        "Use the numeric id from a search op (search_interests, search_targeting_categories, list_custom_audiences)",
+    )
 
 
 def _location_key(value: Any) -> str:
@@ -299,7 +371,9 @@ def _location_key(value: Any) -> str:
         return str(value)
     if isinstance(value, str) and re.fullmatch(r"\d{1,25}", value.strip()):
         return value.strip()
-    raise _refuse(f"must be a numeric location key, got {_shown(value)}", "search_locations finds keys for regions and cities")
+    raise _refuse(
+        f"must be a numeric location key, got {_shown(value)}", "search_locations finds keys for regions and cities"
+    )
 
 
 def _zip_key(value: Any) -> str:
@@ -309,13 +383,24 @@ def _zip_key(value: Any) -> str:
         match = re.fullmatch(r"\s*([A-Za-z]{2}):(\S{1,20})\s*", value)
         if match and pycountry.countries.get(alpha_2=match.group(1).upper()) is not None:
             return f"{match.group(1).upper()}:{match.group(2)}"
-    raise _refuse(f"{_shown(value)} is not a zip key (they look like US:94304)",
-                  "Zip keys carry their country: US:94304; search_locations with kinds=['zip'] finds them")
+    raise _refuse(
+        f"{_shown(value)} is not a zip key (they look like US:94304)",
+        "Zip keys carry their country: US:94304; search_locations with kinds=['zip'] finds them",
+    )
 
 
 def _distance_unit(value: Any) -> Any:
-    words = {"mi": "mile", "mile": "mile", "miles": "mile", "km": "kilometer", "kms": "kilometer",
-             "kilometer": "kilometer", "kilometers": "kilometer", "kilometre": "kilometer", "kilometres": "kilometer"}
+    words = {
+        "mi": "mile",
+        "mile": "mile",
+        "miles": "mile",
+        "km": "kilometer",
+        "kms": "kilometer",
+        "kilometer": "kilometer",
+        "kilometers": "kilometer",
+        "kilometre": "kilometer",
+        "kilometres": "kilometer",
+    }
     if isinstance(value, str) and value.strip().lower() in words:
         return words[value.strip().lower()]
     return value
@@ -326,7 +411,9 @@ def _radius(value: Any) -> Any:
         try:
             return float(value.strip())
         except ValueError:
-            raise _refuse(f"must be a number, got {_shown(value)}", "Send radius as a number with distance_unit mile or kilometer") from None
+            raise _refuse(
+                f"must be a number, got {_shown(value)}", "Send radius as a number with distance_unit mile or kilometer"
+            ) from None
     return value
 
 
@@ -415,13 +502,15 @@ class City(_Strict):
         return _key_item(value, "cities")
 
     @model_validator(mode="after")
-    def _radius_range(self) -> "City":
+    def _radius_range(self) -> City:
         if self.radius is not None:
             unit = self.distance_unit or "mile"
             low, high = CITY_RADIUS_RANGE[unit]
             if not low <= self.radius <= high:
-                raise _refuse(f"radius {self.radius:g} {unit}s is out of range ({low}-{high} {unit}s)",
-                              f"Use a radius from {low} to {high} {unit}s (10-50 miles or 17-80 kilometers)")
+                raise _refuse(
+                    f"radius {self.radius:g} {unit}s is out of range ({low}-{high} {unit}s)",
+                    f"Use a radius from {low} to {high} {unit}s (10-50 miles or 17-80 kilometers)",
+                )
             if self.radius.is_integer():
                 self.radius = int(self.radius)
         return self
@@ -480,9 +569,21 @@ class GeoLocations(_Strict):
 
 
 # Detailed-targeting fields whose entries are {id, name}; the others of FlexibleTargeting are taken loosely.
-ID_ITEM_FIELDS = ("interests", "behaviors", "life_events", "family_statuses", "industries", "income", "work_positions",
-                  "work_employers", "education_schools", "education_majors")
-_FLEX_LOOSE = [f for f in sdk_enum_values(FlexibleTargeting.Field) if f not in ID_ITEM_FIELDS and f != "custom_audiences"]
+ID_ITEM_FIELDS = (
+    "interests",
+    "behaviors",
+    "life_events",
+    "family_statuses",
+    "industries",
+    "income",
+    "work_positions",
+    "work_employers",
+    "education_schools",
+    "education_majors",
+)
+_FLEX_LOOSE = [
+    f for f in sdk_enum_values(FlexibleTargeting.Field) if f not in ID_ITEM_FIELDS and f != "custom_audiences"
+]
 
 
 class _FlexibleFields(_Strict):
@@ -503,7 +604,9 @@ if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typ
     FlexibleGroup = _FlexibleFields
 else:
     FlexibleGroup = create_model(
-        "FlexibleGroup", __base__=_FlexibleFields, __doc__="One OR-group of detailed targeting (entries inside match any).",
+        "FlexibleGroup",
+        __base__=_FlexibleFields,
+        __doc__="One OR-group of detailed targeting (entries inside match any).",
         **{name: (Any, None) for name in _FLEX_LOOSE},
     )
 
@@ -517,8 +620,14 @@ class TargetingAutomation(_Strict):
 
 
 # Top-level location keys LLMs put beside geo_locations instead of inside it (the SDK still lists them as legacy).
-_HOISTED_LOCATION_KEYS = {"countries": "countries", "country": "countries", "regions": "regions", "cities": "cities",
-                          "zips": "zips", "location_types": "location_types"}
+_HOISTED_LOCATION_KEYS = {
+    "countries": "countries",
+    "country": "countries",
+    "regions": "regions",
+    "cities": "cities",
+    "zips": "zips",
+    "location_types": "location_types",
+}
 
 
 class _PreciseFields(_Strict):
@@ -553,13 +662,17 @@ class _PreciseFields(_Strict):
     targeting_automation: TargetingAutomation | None = None
 
 
-_LOOSE_FIELDS = [f for f in sdk_enum_values(Targeting.Field)
-                 if f not in _PreciseFields.model_fields and f not in _HOISTED_LOCATION_KEYS]
+_LOOSE_FIELDS = [
+    f
+    for f in sdk_enum_values(Targeting.Field)
+    if f not in _PreciseFields.model_fields and f not in _HOISTED_LOCATION_KEYS
+]
 if TYPE_CHECKING:  # built at import from the SDK's field list; to mypy, its typed part
     _TargetingBase = _PreciseFields
 else:
     _TargetingBase = create_model(
-        "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS})
+        "_TargetingBase", __base__=_PreciseFields, **{name: (Any, None) for name in _LOOSE_FIELDS}
+    )
 
 
 class TargetingSpec(_TargetingBase):
@@ -590,15 +703,24 @@ class TargetingSpec(_TargetingBase):
 # ---------------------------------------------------------------------------------------------------------------
 
 _KEY_HINTS = {
-    "advantage_audience": "put it inside targeting_automation: {\"advantage_audience\": 1}",
-    "age": "use age_min and age_max", "ages": "use age_min and age_max", "age_range": None,
-    "gender": "use genders: [1] men, [2] women", "locations": "use geo_locations", "location": "use geo_locations",
-    "geo": "use geo_locations", "placements": "use publisher_platforms and <platform>_positions",
-    "platforms": "use publisher_platforms", "devices": "use device_platforms", "languages": "use locales (numeric ids)",
+    "advantage_audience": 'put it inside targeting_automation: {"advantage_audience": 1}',
+    "age": "use age_min and age_max",
+    "ages": "use age_min and age_max",
+    "age_range": None,
+    "gender": "use genders: [1] men, [2] women",
+    "locations": "use geo_locations",
+    "location": "use geo_locations",
+    "geo": "use geo_locations",
+    "placements": "use publisher_platforms and <platform>_positions",
+    "platforms": "use publisher_platforms",
+    "devices": "use device_platforms",
+    "languages": "use locales (numeric ids)",
 }
 
 
-def _invalid(message: str, fix: str, blame: str, *, subcode: int = SUBCODE_INVALID_SPEC, rule: str = "R9") -> ValidationError:
+def _invalid(
+    message: str, fix: str, blame: str, *, subcode: int = SUBCODE_INVALID_SPEC, rule: str = "R9"
+) -> ValidationError:
     return ValidationError(message, fix=fix, blame_field=blame, code=CODE, error_subcode=subcode, data={"rule": rule})
 
 
@@ -613,21 +735,33 @@ def _walk(value: Any, field: str, loc: tuple, depth: int, zips: list[int]) -> Va
     """Size, depth and JSON-type limits, checked before the model so huge or odd input answers fast and exactly."""
     where = _path(field, loc)
     if depth > MAX_DEPTH:
-        return _invalid(f"{where} is nested too deeply (more than {MAX_DEPTH} levels)", "Send a flat targeting spec as in the examples", where)
+        return _invalid(
+            f"{where} is nested too deeply (more than {MAX_DEPTH} levels)",
+            "Send a flat targeting spec as in the examples",
+            where,
+        )
     if isinstance(value, str):
         if len(value) > MAX_STRING_CHARS:
-            return _invalid(f"{where} is {len(value):,} characters long; the limit is {MAX_STRING_CHARS:,}", "Shorten the text", where)
+            return _invalid(
+                f"{where} is {len(value):,} characters long; the limit is {MAX_STRING_CHARS:,}",
+                "Shorten the text",
+                where,
+            )
         return None
     if value is None or isinstance(value, (bool, int)):
         return None
     if isinstance(value, float):
         if not math.isfinite(value):
-            return _invalid(f"{where} is {value}, which is not a number Facebook accepts", "Send a finite number", where)
+            return _invalid(
+                f"{where} is {value}, which is not a number Facebook accepts", "Send a finite number", where
+            )
         return None
     if isinstance(value, Mapping):
         for key, inner in value.items():
             if not isinstance(key, str):
-                return _invalid(f"{where} has a key that is not text ({_shown(key)})", "Use text keys, as in JSON", where)
+                return _invalid(
+                    f"{where} has a key that is not text ({_shown(key)})", "Use text keys, as in JSON", where
+                )
             problem = _walk(inner, field, (*loc, key), depth + 1, zips)
             if problem:
                 return problem
@@ -637,16 +771,27 @@ def _walk(value: Any, field: str, loc: tuple, depth: int, zips: list[int]) -> Va
         if is_zips:
             zips.append(len(value))
             if sum(zips) > MAX_ZIPS_TOTAL:
-                return _invalid(f"{where} brings the zip codes to {sum(zips):,}; the limit is {MAX_ZIPS_TOTAL:,} in total",
-                                "Target fewer zip codes, or use regions or cities", where)
+                return _invalid(
+                    f"{where} brings the zip codes to {sum(zips):,}; the limit is {MAX_ZIPS_TOTAL:,} in total",
+                    "Target fewer zip codes, or use regions or cities",
+                    where,
+                )
         elif len(value) > MAX_LIST_ENTRIES:
-            return _invalid(f"{where} has {len(value):,} entries; the limit is {MAX_LIST_ENTRIES:,}", "Send fewer entries (split into several ad sets if needed)", where)
+            return _invalid(
+                f"{where} has {len(value):,} entries; the limit is {MAX_LIST_ENTRIES:,}",
+                "Send fewer entries (split into several ad sets if needed)",
+                where,
+            )
         for index, inner in enumerate(value):
             problem = _walk(inner, field, (*loc, index), depth + 1, zips)
             if problem:
                 return problem
         return None
-    return _invalid(f"{where} holds a {type(value).__name__}, which is not JSON", "Send JSON values only (text, numbers, lists, objects)", where)
+    return _invalid(
+        f"{where} holds a {type(value).__name__}, which is not JSON",
+        "Send JSON values only (text, numbers, lists, objects)",
+        where,
+    )
 
 
 def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
@@ -667,17 +812,23 @@ def _inner_model(annotation: Any) -> Any:
             return annotation
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         origin = typing.get_origin(annotation)
-        if origin is Annotated:
-            annotation = args[0]
-        elif origin in (list, typing.Union, types.UnionType) and args:
+        if origin is Annotated or (origin in (list, typing.Union, types.UnionType) and args):
             annotation = args[0]
         else:
             return None
     return None
 
 
-_TYPE_WORDS = {"int": "a whole number", "float": "a number", "string": "text", "list": "a list", "dict": "an object",
-               "model": "an object", "bool": "true or false", "literal": None}
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "string": "text",
+    "list": "a list",
+    "dict": "an object",
+    "model": "an object",
+    "bool": "true or false",
+    "literal": None,
+}
 
 
 def _problem_from(err: Mapping[str, Any], field: str) -> ValidationError:
@@ -696,20 +847,31 @@ def _problem_from(err: Mapping[str, Any], field: str) -> ValidationError:
         shown_keys = list(_PreciseFields.model_fields) if model is TargetingSpec else known
         hint = _KEY_HINTS.get(key) if not loc[:-1] else None
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        fix = (hint[0].upper() + hint[1:] if hint else f"Rename it to {close[0]!r}" if close
-               else f"Use known keys such as {', '.join(shown_keys[:30])}{'…' if len(shown_keys) > 30 else ''}")
+        fix = (
+            hint[0].upper() + hint[1:]
+            if hint
+            else f"Rename it to {close[0]!r}"
+            if close
+            else f"Use known keys such as {', '.join(shown_keys[:30])}{'…' if len(shown_keys) > 30 else ''}"
+        )
         return _invalid(f"{parent} has an unknown key {_shown(key)}", fix, where)
     if kind == "missing":
         return _invalid(f"{where} is required", f"Add {loc[-1] if loc else 'it'}", where)
     if kind.startswith(("model_", "dict_", "model_attributes")):
-        return _invalid(f"{where} must be an object, got {shown}", "Send an object ({…}) here, as in the examples", where)
+        return _invalid(
+            f"{where} must be an object, got {shown}", "Send an object ({…}) here, as in the examples", where
+        )
     if kind.startswith(("list_", "tuple_", "iterable_")):
         return _invalid(f"{where} must be a list, got {shown}", "Send a list ([…]) here", where)
     if kind == "literal_error":
-        return _invalid(f"{where} must be one of {ctx.get('expected')}, got {shown}", f"Use one of {ctx.get('expected')}", where)
+        return _invalid(
+            f"{where} must be one of {ctx.get('expected')}, got {shown}", f"Use one of {ctx.get('expected')}", where
+        )
     for prefix, words in _TYPE_WORDS.items():
         if kind.startswith(prefix) and words:
-            return _invalid(f"{where} must be {words}, got {shown}", f"Send {words} for {loc[-1] if loc else field}", where)
+            return _invalid(
+                f"{where} must be {words}, got {shown}", f"Send {words} for {loc[-1] if loc else field}", where
+            )
     return _invalid(f"{where} is not valid ({shown})", "Correct the value as in the examples", where)
 
 
@@ -724,17 +886,33 @@ def parse_problems(raw: Any, field: str = "targeting") -> tuple[TargetingSpec | 
     if isinstance(raw, str):
         text = raw.strip()
         if not text:
-            return None, [_invalid(f"{field} is empty", "Send a targeting object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}}", field)]
+            return None, [
+                _invalid(
+                    f"{field} is empty", 'Send a targeting object, e.g. {"geo_locations": {"countries": ["US"]}}', field
+                )
+            ]
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            return None, [_invalid(f"{field} is not valid JSON ({exc.msg} at position {exc.pos})",
-                                   "Send a JSON object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}, \"age_min\": 25}", field)]
+            return None, [
+                _invalid(
+                    f"{field} is not valid JSON ({exc.msg} at position {exc.pos})",
+                    'Send a JSON object, e.g. {"geo_locations": {"countries": ["US"]}, "age_min": 25}',
+                    field,
+                )
+            ]
         except RecursionError:
-            return None, [_invalid(f"{field} is nested too deeply", "Send a flat targeting spec as in the examples", field)]
+            return None, [
+                _invalid(f"{field} is nested too deeply", "Send a flat targeting spec as in the examples", field)
+            ]
     if not isinstance(raw, Mapping):
-        return None, [_invalid(f"{field} must be an object, got {_shown(raw)}",
-                               "Send a targeting object, e.g. {\"geo_locations\": {\"countries\": [\"US\"]}, \"age_min\": 25}", field)]
+        return None, [
+            _invalid(
+                f"{field} must be an object, got {_shown(raw)}",
+                'Send a targeting object, e.g. {"geo_locations": {"countries": ["US"]}, "age_min": 25}',
+                field,
+            )
+        ]
     problem = _walk(raw, field, (), 0, [])
     if problem:
         return None, [problem]
@@ -750,8 +928,13 @@ def parse_problems(raw: Any, field: str = "targeting") -> tuple[TargetingSpec | 
 
 def _age_order_problems(spec: TargetingSpec, field: str) -> list[ValidationError]:
     if spec.age_min is not None and spec.age_max is not None and spec.age_max < spec.age_min:
-        return [_invalid(f"{field}.age_max {spec.age_max} is below age_min {spec.age_min}",
-                         "Make age_max at least age_min (or swap them)", f"{field}.age_max")]
+        return [
+            _invalid(
+                f"{field}.age_max {spec.age_max} is below age_min {spec.age_min}",
+                "Make age_max at least age_min (or swap them)",
+                f"{field}.age_max",
+            )
+        ]
     return []
 
 
@@ -764,14 +947,25 @@ def combined(problems: Sequence[ValidationError]) -> ValidationError:
     message = first.message + f"; {len(problems) - 1} more: " + "; ".join(p.message for p in problems[1:4])
     if len(problems) > 4:
         message += f"; … ({len(problems) - 4} not shown)"
-    return ValidationError(message, fix=first.fix, blame_field=first.blame_field, code=first.code,
-                           error_subcode=first.error_subcode,
-                           data={"rule": first.data.get("rule"), "problems": [problem_data(p) for p in problems]})
+    return ValidationError(
+        message,
+        fix=first.fix,
+        blame_field=first.blame_field,
+        code=first.code,
+        error_subcode=first.error_subcode,
+        data={"rule": first.data.get("rule"), "problems": [problem_data(p) for p in problems]},
+    )
 
 
 def problem_data(problem: ValidationError) -> dict[str, Any]:
-    return {"message": problem.message, "fix": problem.fix, "field": problem.blame_field, "code": problem.code,
-            "error_subcode": problem.error_subcode, "rule": problem.data.get("rule")}
+    return {
+        "message": problem.message,
+        "fix": problem.fix,
+        "field": problem.blame_field,
+        "code": problem.code,
+        "error_subcode": problem.error_subcode,
+        "rule": problem.data.get("rule"),
+    }
 
 
 def parse_targeting(raw: Any, field: str = "targeting") -> TargetingSpec:
@@ -796,16 +990,22 @@ def _has_custom_audience(spec: TargetingSpec) -> bool:
     return bool(spec.custom_audiences) or any(group.custom_audiences for group in spec.flexible_spec or [])
 
 
-def targeting_problems(spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True,
-                       field: str = "targeting") -> list[ValidationError]:
+def targeting_problems(
+    spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True, field: str = "targeting"
+) -> list[ValidationError]:
     """Every R10-R13/R15 problem of a parsed spec, in rule order."""
     problems: list[ValidationError] = []
     if not _has_location(spec.geo_locations) and not _has_custom_audience(spec):
-        problems.append(_invalid(
-            "targeting has no location: Facebook needs geo_locations (countries, regions, cities, zips, custom_locations, "
-            "country_groups or geo_markets) unless a custom audience is targeted",
-            "Add geo_locations, e.g. {\"countries\": [\"US\"]}; search_locations finds regions and cities",
-            field, subcode=SUBCODE_NO_LOCATION, rule="R10"))
+        problems.append(
+            _invalid(
+                "targeting has no location: Facebook needs geo_locations (countries, regions, cities, zips, custom_locations, "
+                "country_groups or geo_markets) unless a custom audience is targeted",
+                'Add geo_locations, e.g. {"countries": ["US"]}; search_locations finds regions and cities',
+                field,
+                subcode=SUBCODE_NO_LOCATION,
+                rule="R10",
+            )
+        )
     problems += _special_category_problems(spec, special_ad_categories, field)
     automation = spec.targeting_automation.advantage_audience if spec.targeting_automation else None
     # R12, v23.0+ (special ad categories too from v26.0): on create, a restricted setup needs an explicit flag; a
@@ -815,17 +1015,29 @@ def targeting_problems(spec: TargetingSpec, *, special_ad_categories: Sequence[s
     # v26 blog https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/
     restricted = restricted_setup(spec) if creating and automation is None else []
     if restricted:
-        problems.append(_invalid(
-            f"targeting.targeting_automation.advantage_audience is required for a new ad set with a non-default "
-            f"{', '.join(restricted)} setting (0 = your audience as given, 1 = Advantage+ audience may reach beyond it)",
-            "Add \"targeting_automation\": {\"advantage_audience\": 0} (or 1)", field,
-            subcode=SUBCODE_ADVANTAGE_MISSING, rule="R12"))
-    if automation == 1 and ((spec.age_max is not None and spec.age_max != AGE_HIGHEST) or (spec.age_min is not None and spec.age_min > 25)):
-        problems.append(_invalid(
-            f"with Advantage+ audience (advantage_audience 1) age_max must be 65 and age_min at most 25; "
-            f"got age_min {spec.age_min if spec.age_min is not None else 'unset'}, age_max {spec.age_max if spec.age_max is not None else 'unset'}",
-            "Set advantage_audience 0 to keep a strict age range, or use age_min ≤ 25 and age_max 65 (or leave them out)",
-            field, subcode=SUBCODE_ADVANTAGE_AGE, rule="R13"))
+        problems.append(
+            _invalid(
+                f"targeting.targeting_automation.advantage_audience is required for a new ad set with a non-default "
+                f"{', '.join(restricted)} setting (0 = your audience as given, 1 = Advantage+ audience may reach beyond it)",
+                'Add "targeting_automation": {"advantage_audience": 0} (or 1)',
+                field,
+                subcode=SUBCODE_ADVANTAGE_MISSING,
+                rule="R12",
+            )
+        )
+    if automation == 1 and (
+        (spec.age_max is not None and spec.age_max != AGE_HIGHEST) or (spec.age_min is not None and spec.age_min > 25)
+    ):
+        problems.append(
+            _invalid(
+                f"with Advantage+ audience (advantage_audience 1) age_max must be 65 and age_min at most 25; "
+                f"got age_min {spec.age_min if spec.age_min is not None else 'unset'}, age_max {spec.age_max if spec.age_max is not None else 'unset'}",
+                "Set advantage_audience 0 to keep a strict age range, or use age_min ≤ 25 and age_max 65 (or leave them out)",
+                field,
+                subcode=SUBCODE_ADVANTAGE_AGE,
+                rule="R13",
+            )
+        )
     problems += _placement_problems(spec, field)
     return problems
 
@@ -837,20 +1049,47 @@ def _special_category_problems(spec: TargetingSpec, categories: Sequence[str], f
     label = "/".join(restricted)
     found: list[tuple[str, str]] = []
     if spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN:
-        found.append((f"age_min must be 18 for special ad category {label} (got {spec.age_min})", "Set age_min 18 or leave it out"))
+        found.append(
+            (
+                f"age_min must be 18 for special ad category {label} (got {spec.age_min})",
+                "Set age_min 18 or leave it out",
+            )
+        )
     if spec.age_max is not None and spec.age_max != AGE_HIGHEST:
-        found.append((f"age_max must be 65 for special ad category {label} (got {spec.age_max})", "Set age_max 65 or leave it out"))
+        found.append(
+            (
+                f"age_max must be 65 for special ad category {label} (got {spec.age_max})",
+                "Set age_max 65 or leave it out",
+            )
+        )
     if spec.genders and set(spec.genders) != {1, 2}:
-        found.append((f"special ad category {label} must reach all genders (got genders {spec.genders})", "Leave genders out"))
+        found.append(
+            (f"special ad category {label} must reach all genders (got genders {spec.genders})", "Leave genders out")
+        )
     if spec.geo_locations and spec.geo_locations.zips:
-        found.append((f"zip code targeting is not allowed for special ad category {label}", "Use cities (radius at least 15 miles), regions or countries instead of zips"))
+        found.append(
+            (
+                f"zip code targeting is not allowed for special ad category {label}",
+                "Use cities (radius at least 15 miles), regions or countries instead of zips",
+            )
+        )
     for city in (spec.geo_locations.cities or []) if spec.geo_locations else []:
         unit = city.distance_unit or "mile"
         if city.radius is not None and city.radius < SPECIAL_CITY_RADIUS_MIN[unit]:
-            found.append((f"city {city.key} radius {city.radius:g} {unit}s is under the {SPECIAL_CITY_RADIUS_MIN[unit]} {unit}s "
-                          f"minimum for special ad category {label}", "Use a radius of at least 15 miles (25 kilometers)"))
+            found.append(
+                (
+                    f"city {city.key} radius {city.radius:g} {unit}s is under the {SPECIAL_CITY_RADIUS_MIN[unit]} {unit}s "
+                    f"minimum for special ad category {label}",
+                    "Use a radius of at least 15 miles (25 kilometers)",
+                )
+            )
     if spec.excluded_custom_audiences:
-        found.append((f"excluded_custom_audiences is not allowed for special ad category {label}", "Remove excluded_custom_audiences"))
+        found.append(
+            (
+                f"excluded_custom_audiences is not allowed for special ad category {label}",
+                "Remove excluded_custom_audiences",
+            )
+        )
     return [_invalid(message, fix, field, rule="R11") for message, fix in found]
 
 
@@ -861,33 +1100,59 @@ def _placement_problems(spec: TargetingSpec, field: str) -> list[ValidationError
         for platform in platforms:
             if platform not in PLATFORM_POSITIONS:
                 close = difflib.get_close_matches(platform, list(PLATFORM_POSITIONS), n=1)
-                found.append((f"publisher_platforms has {_shown(platform)}, which is not a platform",
-                              f"Use {close[0]!r}" if close else f"Use some of {', '.join(PLATFORM_POSITIONS)}"))
+                found.append(
+                    (
+                        f"publisher_platforms has {_shown(platform)}, which is not a platform",
+                        f"Use {close[0]!r}" if close else f"Use some of {', '.join(PLATFORM_POSITIONS)}",
+                    )
+                )
         if not platforms:
-            found.append(("publisher_platforms is empty", "List at least one platform, or leave publisher_platforms out for Advantage+ placements"))
+            found.append(
+                (
+                    "publisher_platforms is empty",
+                    "List at least one platform, or leave publisher_platforms out for Advantage+ placements",
+                )
+            )
     for position_field in ALL_POSITION_FIELDS:
         positions = getattr(spec, position_field)
         if positions is None:
             continue
         platform = position_field.removesuffix("_positions")
         if platforms is None:
-            found.append((f"{position_field} is set but publisher_platforms is not (no publisher_platforms means Advantage+ placements, where positions cannot be chosen)",
-                          f"Add publisher_platforms including {platform!r}, or remove {position_field}"))
+            found.append(
+                (
+                    f"{position_field} is set but publisher_platforms is not (no publisher_platforms means Advantage+ placements, where positions cannot be chosen)",
+                    f"Add publisher_platforms including {platform!r}, or remove {position_field}",
+                )
+            )
             continue
         if platform not in platforms:
-            found.append((f"{position_field} is set but {platform!r} is not in publisher_platforms",
-                          f"Add {platform!r} to publisher_platforms or remove {position_field}"))
+            found.append(
+                (
+                    f"{position_field} is set but {platform!r} is not in publisher_platforms",
+                    f"Add {platform!r} to publisher_platforms or remove {position_field}",
+                )
+            )
             continue
         valid = PLATFORM_POSITIONS.get(platform, ())
         for position in positions:
             if (platform, position) in REMOVED_POSITIONS:
                 others = [p for p in valid if p != position]
-                found.append((REMOVED_POSITIONS[(platform, position)],
-                              f"Remove {position!r} from {position_field}" + (f" (still available: {', '.join(others)})" if others else "")))
+                found.append(
+                    (
+                        REMOVED_POSITIONS[(platform, position)],
+                        f"Remove {position!r} from {position_field}"
+                        + (f" (still available: {', '.join(others)})" if others else ""),
+                    )
+                )
             elif position not in valid:
                 close = difflib.get_close_matches(position, list(valid), n=1)
-                found.append((f"{position_field} has {_shown(position)}, which is not a position of {PLATFORM_NAMES.get(platform, platform)}",
-                              (f"Did you mean {close[0]!r}? " if close else "") + f"Valid: {', '.join(valid)}"))
+                found.append(
+                    (
+                        f"{position_field} has {_shown(position)}, which is not a position of {PLATFORM_NAMES.get(platform, platform)}",
+                        (f"Did you mean {close[0]!r}? " if close else "") + f"Valid: {', '.join(valid)}",
+                    )
+                )
     for device in spec.device_platforms or []:
         if device not in VALID_DEVICE_PLATFORMS:
             found.append((f"device_platforms has {_shown(device)}", f"Use some of {', '.join(VALID_DEVICE_PLATFORMS)}"))
@@ -902,14 +1167,26 @@ def _placement_dependencies(spec: TargetingSpec) -> list[tuple[str, str]]:
     instagram = spec.instagram_positions
     # Threads needs instagram in publisher_platforms and the Instagram stream (Feed) placement ("Threads App Ads",
     # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ad-creative/threads-ads/creation/app-ads).
-    if "threads" in platforms and ("instagram" not in platforms or (instagram is not None and "stream" not in instagram)):
-        found.append(("Threads ads run only together with Instagram Feed",
-                      "Add 'instagram' to publisher_platforms with 'stream' in instagram_positions, or remove threads"))
+    if "threads" in platforms and (
+        "instagram" not in platforms or (instagram is not None and "stream" not in instagram)
+    ):
+        found.append(
+            (
+                "Threads ads run only together with Instagram Feed",
+                "Add 'instagram' to publisher_platforms with 'stream' in instagram_positions, or remove threads",
+            )
+        )
     # WhatsApp Status only with Instagram Stories; no standalone Status campaigns ("Create ad creatives with WhatsApp
     # identity", https://developers.facebook.com/documentation/ads-commerce/marketing-api/ads-in-whatsapp-status/whatsapp-identity).
-    if "whatsapp" in platforms and ("instagram" not in platforms or (instagram is not None and "story" not in instagram)):
-        found.append(("WhatsApp Status ads run only together with Instagram Stories",
-                      "Add 'instagram' to publisher_platforms with 'story' in instagram_positions, or remove whatsapp"))
+    if "whatsapp" in platforms and (
+        "instagram" not in platforms or (instagram is not None and "story" not in instagram)
+    ):
+        found.append(
+            (
+                "WhatsApp Status ads run only together with Instagram Stories",
+                "Add 'instagram' to publisher_platforms with 'story' in instagram_positions, or remove whatsapp",
+            )
+        )
     return found
 
 
@@ -921,21 +1198,27 @@ def restricted_setup(spec: TargetingSpec) -> list[str]:
     relax_types = getattr(spec, "targeting_relaxation_types", None)  # an SDK field taken as given (JSON)
     relax = relax_types if isinstance(relax_types, dict) else {}
     found = []
-    if ((spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN) or (spec.age_max is not None and spec.age_max != AGE_HIGHEST)) \
-            and individual.get("age") != 1:
+    if (
+        (spec.age_min is not None and spec.age_min != AGE_DEFAULT_MIN)
+        or (spec.age_max is not None and spec.age_max != AGE_HIGHEST)
+    ) and individual.get("age") != 1:
         found.append("age")
     if spec.genders and set(spec.genders) != {1, 2} and individual.get("gender") != 1:
         found.append("gender")
     if _has_custom_audience(spec) and relax.get("custom_audience") != 1:
         found.append("custom audience")
     groups = [spec, *(spec.flexible_spec or [])]
-    if any(getattr(group, name, None) for group in groups for name in ID_ITEM_FIELDS) and getattr(spec, "targeting_optimization", None) != "expansion_all":
+    if (
+        any(getattr(group, name, None) for group in groups for name in ID_ITEM_FIELDS)
+        and getattr(spec, "targeting_optimization", None) != "expansion_all"
+    ):
         found.append("detailed targeting")
     return found
 
 
-def check_targeting(spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True,
-                    field: str = "targeting") -> None:
+def check_targeting(
+    spec: TargetingSpec, *, special_ad_categories: Sequence[str] = (), creating: bool = True, field: str = "targeting"
+) -> None:
     """Raise one ValidationError (code/subcode of the first rule broken, all problems in data) if the spec breaks a rule."""
     problems = targeting_problems(spec, special_ad_categories=special_ad_categories, creating=creating, field=field)
     if problems:
@@ -996,14 +1279,33 @@ def _unique(items: Any) -> list[str]:
 
 
 _OBJECTIVE_WORDS = {
-    "REACH": "OUTCOME_AWARENESS", "AWARENESS": "OUTCOME_AWARENESS", "BRAND_AWARENESS": "OUTCOME_AWARENESS",
-    "CONVERSIONS": "OUTCOME_SALES", "SALES": "OUTCOME_SALES", "PURCHASES": "OUTCOME_SALES", "CATALOG_SALES": "OUTCOME_SALES",
-    "LEADS": "OUTCOME_LEADS", "LEAD_GENERATION": "OUTCOME_LEADS", "TRAFFIC": "OUTCOME_TRAFFIC",
-    "LINK_CLICKS": "OUTCOME_TRAFFIC", "ENGAGEMENT": "OUTCOME_ENGAGEMENT", "POST_ENGAGEMENT": "OUTCOME_ENGAGEMENT",
-    "VIDEO_VIEWS": "OUTCOME_ENGAGEMENT", "APP_INSTALLS": "OUTCOME_APP_PROMOTION", "APP_PROMOTION": "OUTCOME_APP_PROMOTION",
+    "REACH": "OUTCOME_AWARENESS",
+    "AWARENESS": "OUTCOME_AWARENESS",
+    "BRAND_AWARENESS": "OUTCOME_AWARENESS",
+    "CONVERSIONS": "OUTCOME_SALES",
+    "SALES": "OUTCOME_SALES",
+    "PURCHASES": "OUTCOME_SALES",
+    "CATALOG_SALES": "OUTCOME_SALES",
+    "LEADS": "OUTCOME_LEADS",
+    "LEAD_GENERATION": "OUTCOME_LEADS",
+    "TRAFFIC": "OUTCOME_TRAFFIC",
+    "LINK_CLICKS": "OUTCOME_TRAFFIC",
+    "ENGAGEMENT": "OUTCOME_ENGAGEMENT",
+    "POST_ENGAGEMENT": "OUTCOME_ENGAGEMENT",
+    "VIDEO_VIEWS": "OUTCOME_ENGAGEMENT",
+    "APP_INSTALLS": "OUTCOME_APP_PROMOTION",
+    "APP_PROMOTION": "OUTCOME_APP_PROMOTION",
 }
-_CREATIVE_WORDS = {"image": "image", "photo": "image", "picture": "image", "single_image": "image", "video": "video",
-                   "reel": "video", "reels": "video", "carousel": "carousel"}
+_CREATIVE_WORDS = {
+    "image": "image",
+    "photo": "image",
+    "picture": "image",
+    "single_image": "image",
+    "video": "video",
+    "reel": "video",
+    "reels": "video",
+    "carousel": "carousel",
+}
 
 
 def normalize_objective(objective: str | None) -> str | None:
@@ -1017,30 +1319,42 @@ def normalize_objective(objective: str | None) -> str | None:
         return _OBJECTIVE_WORDS[word]
     if f"OUTCOME_{word}" in _OBJECTIVE_WORDS.values():
         return f"OUTCOME_{word}"
-    raise ValidationError(f"{objective!r} is not a campaign objective", blame_field="objective",
-                          fix="Use an OUTCOME_* objective: OUTCOME_AWARENESS, OUTCOME_TRAFFIC, OUTCOME_ENGAGEMENT, "
-                              "OUTCOME_LEADS, OUTCOME_SALES, OUTCOME_APP_PROMOTION")
+    raise ValidationError(
+        f"{objective!r} is not a campaign objective",
+        blame_field="objective",
+        fix="Use an OUTCOME_* objective: OUTCOME_AWARENESS, OUTCOME_TRAFFIC, OUTCOME_ENGAGEMENT, "
+        "OUTCOME_LEADS, OUTCOME_SALES, OUTCOME_APP_PROMOTION",
+    )
 
 
-def recommend_placements(creative_type: str, objective: str | None = None, *, automatic: bool = False,
-                         instagram: bool = True) -> PlacementPlan:
+def recommend_placements(
+    creative_type: str, objective: str | None = None, *, automatic: bool = False, instagram: bool = True
+) -> PlacementPlan:
     """Placements for a creative type and objective (video → Reels/Stories/Feed; carousel → Feed; image → Feed/Stories; never a removed position)."""
     kind = _CREATIVE_WORDS.get(str(creative_type).strip().lower())
     if kind is None:
-        raise ValidationError(f"{creative_type!r} is not a creative type", fix="Use image, video or carousel", blame_field="creative_type")
+        raise ValidationError(
+            f"{creative_type!r} is not a creative type", fix="Use image, video or carousel", blame_field="creative_type"
+        )
     goal = normalize_objective(objective)
     if automatic:
-        auto_reasons = ["Advantage+ placements: Facebook spreads the budget over every placement where it expects the best "
-                   "results for this objective, which usually lowers the cost per result."]
+        auto_reasons = [
+            "Advantage+ placements: Facebook spreads the budget over every placement where it expects the best "
+            "results for this objective, which usually lowers the cost per result."
+        ]
         if not instagram:
-            auto_reasons.append("No Instagram account is selected: on Instagram the ads will show the Page's name and picture.")
+            auto_reasons.append(
+                "No Instagram account is selected: on Instagram the ads will show the Page's name and picture."
+            )
         return PlacementPlan(automatic=True, reasons=auto_reasons)
     facebook: list[str]
     insta: list[str]
     reasons: list[str] = []
     if kind == "video":
         facebook, insta = ["facebook_reels", "story", "feed"], ["reels", "story", "stream"]
-        reasons.append("Video: Reels and Stories are full-screen vertical video, where video gets the most attention; Feed adds reach.")
+        reasons.append(
+            "Video: Reels and Stories are full-screen vertical video, where video gets the most attention; Feed adds reach."
+        )
     elif kind == "carousel":
         facebook, insta = ["feed"], ["stream", "profile_feed"]
         reasons.append("Carousel: cards are swiped in Feed; Stories and Reels show only one card at a time.")
@@ -1053,16 +1367,24 @@ def recommend_placements(creative_type: str, objective: str | None = None, *, au
         facebook += ["marketplace", "profile_feed"] + (["instream_video"] if kind == "video" else ["right_hand_column"])
         insta += [p for p in ("reels", "profile_feed") if p not in insta]
         audience_network = ["classic"] + (["rewarded_video"] if kind == "video" else [])
-        reasons.append("Awareness/reach: more positions, Audience Network included, so the budget reaches the most people at the lowest cost per person.")
+        reasons.append(
+            "Awareness/reach: more positions, Audience Network included, so the budget reaches the most people at the lowest cost per person."
+        )
     elif goal in ("OUTCOME_SALES", "OUTCOME_LEADS"):
-        facebook = ["feed"] + [p for p in facebook if p in ("facebook_reels",)] + (["marketplace"] if kind != "video" else [])
+        facebook = (
+            ["feed"] + [p for p in facebook if p in ("facebook_reels",)] + (["marketplace"] if kind != "video" else [])
+        )
         insta = ["stream"] + [p for p in insta if p in ("reels", "profile_feed")]
-        reasons.append("Sales/leads (conversions): Feed first, where people click through and buy or sign up; "
-                       "Stories and Audience Network left out because they convert less.")
+        reasons.append(
+            "Sales/leads (conversions): Feed first, where people click through and buy or sign up; "
+            "Stories and Audience Network left out because they convert less."
+        )
     elif goal == "OUTCOME_APP_PROMOTION":
         devices = ["mobile"]
         audience_network = ["classic"] + (["rewarded_video"] if kind == "video" else [])
-        reasons.append("App promotion: mobile only (apps are installed on phones); Audience Network adds in-app inventory.")
+        reasons.append(
+            "App promotion: mobile only (apps are installed on phones); Audience Network adds in-app inventory."
+        )
     platforms = ["facebook"]
     positions = {"facebook": _unique(facebook)}
     if instagram:
@@ -1073,7 +1395,9 @@ def recommend_placements(creative_type: str, objective: str | None = None, *, au
     if audience_network:
         platforms.append("audience_network")
         positions["audience_network"] = audience_network
-    return PlacementPlan(automatic=False, publisher_platforms=platforms, positions=positions, device_platforms=devices, reasons=reasons)
+    return PlacementPlan(
+        automatic=False, publisher_platforms=platforms, positions=positions, device_platforms=devices, reasons=reasons
+    )
 
 
 def apply_placements(spec: TargetingSpec, plan: PlacementPlan) -> TargetingSpec:
@@ -1103,7 +1427,11 @@ def _places(geo: GeoLocations) -> list[str]:
     places = [country_name(c) for c in geo.countries or []]
     places += [f"region {r.name or r.key}" for r in geo.regions or []]
     for city in geo.cities or []:
-        radius = f" +{city.radius:g} {'km' if city.distance_unit == 'kilometer' else 'mi'}" if city.radius is not None else ""
+        radius = (
+            f" +{city.radius:g} {'km' if city.distance_unit == 'kilometer' else 'mi'}"
+            if city.radius is not None
+            else ""
+        )
         places.append(f"{city.name or 'city ' + city.key}{radius}")
     if geo.zips:
         places.append(f"{len(geo.zips):,} zip code{'s' if len(geo.zips) != 1 else ''}")
@@ -1149,11 +1477,19 @@ def describe_targeting_locally(spec: TargetingSpec) -> str:
     if detail:
         sentences.append("Interested in any of " + "; ".join(detail) + ".")
     for index, group in enumerate(spec.flexible_spec or []):
-        parts = [f"{name.replace('_', ' ')}: {_shorten(_item_names(getattr(group, name)))}" for name in ID_ITEM_FIELDS if getattr(group, name)]
+        parts = [
+            f"{name.replace('_', ' ')}: {_shorten(_item_names(getattr(group, name)))}"
+            for name in ID_ITEM_FIELDS
+            if getattr(group, name)
+        ]
         if parts:
             sentences.append(("Matching any of " if index == 0 else "And any of ") + "; ".join(parts) + ".")
     if spec.exclusions:
-        parts = [_shorten(_item_names(getattr(spec.exclusions, name))) for name in ID_ITEM_FIELDS if getattr(spec.exclusions, name)]
+        parts = [
+            _shorten(_item_names(getattr(spec.exclusions, name)))
+            for name in ID_ITEM_FIELDS
+            if getattr(spec.exclusions, name)
+        ]
         if parts:
             sentences.append("Excluding people interested in " + "; ".join(parts) + ".")
     if spec.custom_audiences:
@@ -1161,16 +1497,30 @@ def describe_targeting_locally(spec: TargetingSpec) -> str:
     if spec.excluded_custom_audiences:
         sentences.append(f"Excluded audiences: {_shorten(_item_names(spec.excluded_custom_audiences))}.")
     if spec.publisher_platforms:
-        plan = PlacementPlan(automatic=False, publisher_platforms=list(spec.publisher_platforms),
-                             positions={p: list(getattr(spec, POSITION_FIELDS[p]) or []) for p in spec.publisher_platforms if p in POSITION_FIELDS},
-                             device_platforms=list(spec.device_platforms or []))
+        plan = PlacementPlan(
+            automatic=False,
+            publisher_platforms=list(spec.publisher_platforms),
+            positions={
+                p: list(getattr(spec, POSITION_FIELDS[p]) or [])
+                for p in spec.publisher_platforms
+                if p in POSITION_FIELDS
+            },
+            device_platforms=list(spec.device_platforms or []),
+        )
         sentences.append(plan.summary() + ".")
     else:
-        sentences.append("Advantage+ placements" + (f" on {' and '.join(spec.device_platforms)}" if spec.device_platforms else "") + ".")
+        sentences.append(
+            "Advantage+ placements"
+            + (f" on {' and '.join(spec.device_platforms)}" if spec.device_platforms else "")
+            + "."
+        )
     automation = spec.targeting_automation.advantage_audience if spec.targeting_automation else None
     if automation is not None:
-        sentences.append("Advantage+ audience on: Facebook may reach beyond these settings." if automation == 1
-                         else "Advantage+ audience off: only this audience.")
+        sentences.append(
+            "Advantage+ audience on: Facebook may reach beyond these settings."
+            if automation == 1
+            else "Advantage+ audience off: only this audience."
+        )
     return " ".join(sentences)
 
 
@@ -1178,17 +1528,31 @@ def describe_targeting_locally(spec: TargetingSpec) -> str:
 # Ops: shared pieces
 # ---------------------------------------------------------------------------------------------------------------
 
-AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+AdAccountArg = Field(
+    None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"]
+)
 TargetingArg = Field(
-    ..., description="The targeting spec (object, or the same as a JSON string): geo_locations {countries [\"US\"], "
+    ...,
+    description='The targeting spec (object, or the same as a JSON string): geo_locations {countries ["US"], '
     "regions [{key}], cities [{key, radius, distance_unit}], zips [{key}]}, age_min/age_max 13-65, genders [1 men | 2 women], "
     "flexible_spec [{interests [{id, name}], behaviors [...]}], custom_audiences [{id}], publisher_platforms, "
     "<platform>_positions, device_platforms, targeting_automation {advantage_audience 0|1}.",
-    examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45,
-               "targeting_automation": {"advantage_audience": 0}}],
+    examples=[
+        {
+            "geo_locations": {"countries": ["US"]},
+            "age_min": 25,
+            "age_max": 45,
+            "targeting_automation": {"advantage_audience": 0},
+        }
+    ],
     json_schema_extra={"type": "object"},
 )
-EXAMPLE_SPEC = {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45, "targeting_automation": {"advantage_audience": 0}}
+EXAMPLE_SPEC = {
+    "geo_locations": {"countries": ["US"]},
+    "age_min": 25,
+    "age_max": 45,
+    "targeting_automation": {"advantage_audience": 0},
+}
 
 
 def _spec_json(spec: TargetingSpec) -> str:
@@ -1237,7 +1601,9 @@ async def _sentence_lines(ctx: OpContext, account_id: str, spec: TargetingSpec) 
 
 
 async def _campaign_categories(ctx: OpContext, campaign_id: str) -> tuple[list[str], str | None]:
-    campaign = await ctx.graph.get(check_object_id(campaign_id, "campaign_id"), {"fields": "special_ad_categories,account_id,name"})
+    campaign = await ctx.graph.get(
+        check_object_id(campaign_id, "campaign_id"), {"fields": "special_ad_categories,account_id,name"}
+    )
     account = f"act_{campaign['account_id']}" if campaign.get("account_id") else None
     return list(campaign.get("special_ad_categories") or []), account
 
@@ -1263,7 +1629,9 @@ class TargetingProblem(DataRow):
 
 class TargetingCheck(OpData):
     valid: bool
-    checked_by: Literal["local", "facebook"] = Field(description="local: refused before anything was sent; facebook: Facebook's answer.")
+    checked_by: Literal["local", "facebook"] = Field(
+        description="local: refused before anything was sent; facebook: Facebook's answer."
+    )
     problems: list[TargetingProblem]
     ad_account_id: str
     sentence_lines: list[str] = absent_key(description="Facebook's description of the audience (valid specs only).")
@@ -1281,21 +1649,36 @@ class ValidateTargetingArgs(OpArgs):
     """Check a targeting spec before creating an ad set: every local rule first (all problems listed), then Facebook confirms it."""
 
     targeting: Any = TargetingArg
-    campaign_id: str | None = Field(None, description="The ad set's campaign: its special ad categories (housing, credit, …) add rules.", examples=["120210000000000001"])
-    special_ad_categories: list[SpecialAdCategory] | None = Field(None, description="Special ad categories, when no campaign_id is given, e.g. [\"HOUSING\"].")
-    creating: bool = Field(True, description="True (default) for a new ad set, where targeting_automation.advantage_audience is required; false for an edit.")
+    campaign_id: str | None = Field(
+        None,
+        description="The ad set's campaign: its special ad categories (housing, credit, …) add rules.",
+        examples=["120210000000000001"],
+    )
+    special_ad_categories: list[SpecialAdCategory] | None = Field(
+        None, description='Special ad categories, when no campaign_id is given, e.g. ["HOUSING"].'
+    )
+    creating: bool = Field(
+        True,
+        description="True (default) for a new ad set, where targeting_automation.advantage_audience is required; false for an edit.",
+    )
     ad_account_id: str | None = AdAccountArg
 
 
 def _problem_lines(problems: Sequence[ValidationError]) -> list[str]:
     lines = []
     for number, problem in enumerate(problems, 1):
-        lines.append(f"  {number}. {problem.message} [{problem.code}/{problem.error_subcode}, {problem.blame_field}]. Fix: {problem.fix.rstrip('.')}.")
+        lines.append(
+            f"  {number}. {problem.message} [{problem.code}/{problem.error_subcode}, {problem.blame_field}]. Fix: {problem.fix.rstrip('.')}."
+        )
     return lines
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []},
-        result=TargetingCheck)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"targeting": EXAMPLE_SPEC, "special_ad_categories": []},
+    result=TargetingCheck,
+)
 async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpResult:
     categories = list(args.special_ad_categories or [])
     account_from_campaign = None
@@ -1306,23 +1689,54 @@ async def validate_targeting(ctx: OpContext, args: ValidateTargetingArgs) -> OpR
     if spec is not None:
         problems = targeting_problems(spec, special_ad_categories=categories, creating=args.creating)
     if problems:
-        text = "\n".join([f"Targeting is not valid ({len(problems)} problem{'s' if len(problems) != 1 else ''}); nothing was sent to Facebook:",
-                          *_problem_lines(problems)])
-        return OpResult(text=text, data={"valid": False, "checked_by": "local", "problems": [problem_data(p) for p in problems],
-                                         "ad_account_id": account_id})
+        text = "\n".join(
+            [
+                f"Targeting is not valid ({len(problems)} problem{'s' if len(problems) != 1 else ''}); nothing was sent to Facebook:",
+                *_problem_lines(problems),
+            ]
+        )
+        return OpResult(
+            text=text,
+            data={
+                "valid": False,
+                "checked_by": "local",
+                "problems": [problem_data(p) for p in problems],
+                "ad_account_id": account_id,
+            },
+        )
     assert spec is not None
     try:
         lines = await _sentence_lines(ctx, account_id, spec)
     except GraphError as error:
-        problem = {"message": error.user_message or error.message, "fix": error.fix, "field": error.blame_field or "targeting",
-                   "code": error.code, "error_subcode": error.error_subcode, "rule": None}
+        problem = {
+            "message": error.user_message or error.message,
+            "fix": error.fix,
+            "field": error.blame_field or "targeting",
+            "code": error.code,
+            "error_subcode": error.error_subcode,
+            "rule": None,
+        }
         text = f"Facebook refused this targeting: {problem['message']} [{error.code}/{error.error_subcode}]. Fix: {error.fix.rstrip('.')}."
-        return OpResult(text=text, data={"valid": False, "checked_by": "facebook", "problems": [problem],
-                                         "ad_account_id": account_id})
-    text = "\n".join(["Targeting is valid (Facebook confirmed it):", *[f"  {line}" for line in lines]]
-                     if lines else [f"Targeting is valid. {describe_targeting_locally(spec)}"])
-    return OpResult(text=text, data={"valid": True, "checked_by": "facebook", "problems": [], "sentence_lines": lines,
-                                     "targeting": targeting_payload(spec), "ad_account_id": account_id})
+        return OpResult(
+            text=text,
+            data={"valid": False, "checked_by": "facebook", "problems": [problem], "ad_account_id": account_id},
+        )
+    text = "\n".join(
+        ["Targeting is valid (Facebook confirmed it):", *[f"  {line}" for line in lines]]
+        if lines
+        else [f"Targeting is valid. {describe_targeting_locally(spec)}"]
+    )
+    return OpResult(
+        text=text,
+        data={
+            "valid": True,
+            "checked_by": "facebook",
+            "problems": [],
+            "sentence_lines": lines,
+            "targeting": targeting_payload(spec),
+            "ad_account_id": account_id,
+        },
+    )
 
 
 class DescribeTargetingArgs(OpArgs):
@@ -1339,8 +1753,15 @@ async def describe_targeting(ctx: OpContext, args: DescribeTargetingArgs) -> OpR
     lines = await _sentence_lines(ctx, account_id, spec)
     summary = describe_targeting_locally(spec)
     text = "\n".join(["Targeting:", *[f"  {line}" for line in lines]]) if lines else f"Targeting: {summary}"
-    return OpResult(text=text, data={"sentence_lines": lines, "summary": summary, "targeting": targeting_payload(spec),
-                                     "ad_account_id": account_id})
+    return OpResult(
+        text=text,
+        data={
+            "sentence_lines": lines,
+            "summary": summary,
+            "targeting": targeting_payload(spec),
+            "ad_account_id": account_id,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1358,15 +1779,21 @@ class AudienceEstimate(OpData):
     ad_account_id: str
     optimization_goal: str
     currency: str
-    audience_lower_bound: int | None = Field(description="Monthly active people, lower bound (null: Facebook gave none yet).")
-    audience_upper_bound: int | None = Field(description="Monthly active people, upper bound (null: Facebook gave none yet).")
+    audience_lower_bound: int | None = Field(
+        description="Monthly active people, lower bound (null: Facebook gave none yet)."
+    )
+    audience_upper_bound: int | None = Field(
+        description="Monthly active people, upper bound (null: Facebook gave none yet)."
+    )
     estimate_dau: int | None = Field(description="Daily active people in the audience (null: not given).")
     verdict: Literal[VERDICTS]  # type: ignore[valid-type]
     advice: str
     daily_outcomes_curve: list[CurvePoint] = Field(  # type: ignore[valid-type]
-        description="Daily reach by daily spend (spend in minor units).")
+        description="Daily reach by daily spend (spend in minor units)."
+    )
     reach_estimate: ReachEstimate | None = Field(  # type: ignore[valid-type]
-        description="The older reach estimate (null: Facebook refused or gave none).")
+        description="The older reach estimate (null: Facebook refused or gave none)."
+    )
     estimate_ready: bool | None = Field(description="False while Facebook's estimate is not final (null: not said).")
     targeting: dict[str, Any] = TargetingDict
 
@@ -1380,7 +1807,9 @@ class EstimateAudienceArgs(OpArgs):
     """Estimate how many people a targeting spec reaches (audience size range, daily reach by budget) and whether it is too narrow or broad."""
 
     targeting: Any = TargetingArg
-    optimization_goal: OptimizationGoal = Field("REACH", description="The ad set's optimization goal; daily estimates depend on it.")
+    optimization_goal: OptimizationGoal = Field(
+        "REACH", description="The ad set's optimization goal; daily estimates depend on it."
+    )
     ad_account_id: str | None = AdAccountArg
 
 
@@ -1390,13 +1819,17 @@ def audience_advice(lower: int | None, upper: int | None) -> tuple[str, str]:
     if size is None:
         return "unknown", "Facebook gave no size yet; try again in a minute."
     if size < NARROW_AUDIENCE:
-        return "narrow", (f"Narrow: under {NARROW_AUDIENCE:,} people. Delivery may be slow and costly; widen it "
-                          "(more locations, a wider age range, more interests, or advantage_audience 1).")
+        return "narrow", (
+            f"Narrow: under {NARROW_AUDIENCE:,} people. Delivery may be slow and costly; widen it "
+            "(more locations, a wider age range, more interests, or advantage_audience 1)."
+        )
     if size < SPECIFIC_AUDIENCE:
         return "specific", "Specific: fine for retargeting or a niche offer; a wider audience usually lowers costs."
     if (lower if lower is not None else size) > VERY_BROAD_AUDIENCE:
-        return "very_broad", (f"Very broad: over {VERY_BROAD_AUDIENCE:,} people. Good for awareness; for sales or leads "
-                              "narrow it with locations, ages or interests, or let the pixel's data guide delivery.")
+        return "very_broad", (
+            f"Very broad: over {VERY_BROAD_AUDIENCE:,} people. Good for awareness; for sales or leads "
+            "narrow it with locations, ages or interests, or let the pixel's data guide delivery."
+        )
     return "balanced", "Balanced: large enough for Facebook to optimise delivery."
 
 
@@ -1410,23 +1843,36 @@ def _first(answer: Any) -> dict[str, Any]:
 
 
 def _curve_points(curve: Any, count: int = 3) -> list[Mapping[str, Any]]:
-    points = [p for p in curve or [] if isinstance(p, Mapping) and _number(p.get("spend")) and _number(p.get("reach")) is not None]
+    points = [
+        p
+        for p in curve or []
+        if isinstance(p, Mapping) and _number(p.get("spend")) and _number(p.get("reach")) is not None
+    ]
     if len(points) <= count:
         return points
     step = (len(points) - 1) / (count - 1)
     return [points[round(i * step)] for i in range(count)]
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"},
-        result=AudienceEstimate)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"targeting": EXAMPLE_SPEC, "optimization_goal": "REACH"},
+    result=AudienceEstimate,
+)
 async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     spec = parse_targeting(args.targeting)
     spec_json = _spec_json(spec)
     delivery_answer, reach_answer, account = await asyncio.gather(
-        ctx.graph.get(f"{account_id}/delivery_estimate", {"targeting_spec": spec_json, "optimization_goal": args.optimization_goal}),
+        ctx.graph.get(
+            f"{account_id}/delivery_estimate",
+            {"targeting_spec": spec_json, "optimization_goal": args.optimization_goal},
+        ),
         ctx.graph.get(f"{account_id}/reachestimate", {"targeting_spec": spec_json}),
-        ctx.graph.account_info(account_id), return_exceptions=True)
+        ctx.graph.account_info(account_id),
+        return_exceptions=True,
+    )
     for answer in (delivery_answer, account):
         if isinstance(answer, BaseException):
             raise answer
@@ -1440,7 +1886,9 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
     currency = account.currency
     lines = [f"Estimated audience: {_size_range(lower, upper)} (monthly active, {args.optimization_goal}).", advice]
     if reach:
-        lines.insert(1, f"Reach estimate: {_size_range(reach.get('users_lower_bound'), reach.get('users_upper_bound'))}.")
+        lines.insert(
+            1, f"Reach estimate: {_size_range(reach.get('users_lower_bound'), reach.get('users_upper_bound'))}."
+        )
     dau = _number(delivery.get("estimate_dau"))
     if dau:
         lines.insert(-1, f"Daily active in this audience: about {dau:,}.")
@@ -1456,11 +1904,23 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
         lines.append("Facebook marks this estimate as not final yet; ask again shortly for a firmer number.")
     if isinstance(reach_answer, BaseException):
         lines.append(f"(reach estimate unavailable: {getattr(reach_answer, 'message', None) or reach_answer})")
-    return OpResult(text="\n".join(lines), data={
-        "ad_account_id": account_id, "optimization_goal": args.optimization_goal, "currency": currency,
-        "audience_lower_bound": lower, "audience_upper_bound": upper, "estimate_dau": dau, "verdict": verdict,
-        "advice": advice, "daily_outcomes_curve": delivery.get("daily_outcomes_curve") or [],
-        "reach_estimate": reach or None, "estimate_ready": delivery.get("estimate_ready"), "targeting": targeting_payload(spec)})
+    return OpResult(
+        text="\n".join(lines),
+        data={
+            "ad_account_id": account_id,
+            "optimization_goal": args.optimization_goal,
+            "currency": currency,
+            "audience_lower_bound": lower,
+            "audience_upper_bound": upper,
+            "estimate_dau": dau,
+            "verdict": verdict,
+            "advice": advice,
+            "daily_outcomes_curve": delivery.get("daily_outcomes_curve") or [],
+            "reach_estimate": reach or None,
+            "estimate_ready": delivery.get("estimate_ready"),
+            "targeting": targeting_payload(spec),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1471,7 +1931,9 @@ async def estimate_audience(ctx: OpContext, args: EstimateAudienceArgs) -> OpRes
 # Targeting search results (/search type=adinterest, adinterestsuggestion, adTargetingCategory): the SDK's
 # TargetingSearch declares no fields, so they are typed by AdAccountTargetingUnified, Meta's spec of a targeting
 # search/browse entry (id, name, audience_size_lower_bound/upper_bound, path, description, type, …).
-TargetingEntry = graph_object(AdAccountTargetingUnified, list(AdAccountTargetingUnified._field_types), name="TargetingEntry")
+TargetingEntry = graph_object(
+    AdAccountTargetingUnified, list(AdAccountTargetingUnified._field_types), name="TargetingEntry"
+)
 
 
 class TargetingRef(DataRow):
@@ -1481,7 +1943,9 @@ class TargetingRef(DataRow):
     name: str
 
 
-ReadyTargeting = Field(description="A targeting fragment with every result, ready to merge: {flexible_spec: [...]}; {} without results.")
+ReadyTargeting = Field(
+    description="A targeting fragment with every result, ready to merge: {flexible_spec: [...]}; {} without results."
+)
 
 
 class InterestSearch(OpData):
@@ -1546,7 +2010,9 @@ def _ready_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 class SearchInterestsArgs(OpArgs):
     """Find interests to target by keyword: names, ids, audience sizes and categories, ready to put in flexible_spec."""
 
-    query: str = Field(..., min_length=1, max_length=200, description="Keyword, e.g. \"yoga\" or \"running shoes\".", examples=["yoga"])
+    query: str = Field(
+        ..., min_length=1, max_length=200, description='Keyword, e.g. "yoga" or "running shoes".', examples=["yoga"]
+    )
     limit: int = Field(10, ge=1, le=100, description="Most results (1-100).")
     locale: str | None = Field(None, max_length=10, description="Language of the names, e.g. en_US.")
 
@@ -1564,32 +2030,64 @@ async def search_interests(ctx: OpContext, args: SearchInterestsArgs) -> OpResul
         hints.append("suggest_interests with interests=[…] (names you already target) finds related ones.")
     else:
         text = "\n".join([f"Interests for {args.query!r} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
-        hints.append("Use in targeting: flexible_spec [{\"interests\": [{\"id\": …, \"name\": …}]}] (data.targeting).")
-    return OpResult(text=text, hints=hints, data={"query": args.query, "results": items, "items": ready,
-                                     "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
+        hints.append('Use in targeting: flexible_spec [{"interests": [{"id": …, "name": …}]}] (data.targeting).')
+    return OpResult(
+        text=text,
+        hints=hints,
+        data={
+            "query": args.query,
+            "results": items,
+            "items": ready,
+            "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {},
+        },
+    )
 
 
 class SuggestInterestsArgs(OpArgs):
     """Suggest related interests from ones you already target (by name or id), with ids and audience sizes."""
 
-    interests: list[str] = Field(..., min_length=1, max_length=50, description="Interest names (or ids) to start from, e.g. [\"Yoga\", \"Pilates\"].", examples=[["Yoga"]])
+    interests: list[str] = Field(
+        ...,
+        min_length=1,
+        max_length=50,
+        description='Interest names (or ids) to start from, e.g. ["Yoga", "Pilates"].',
+        examples=[["Yoga"]],
+    )
     limit: int = Field(10, ge=1, le=100, description="Most suggestions (1-100).")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"interests": ["Yoga"], "limit": 5}, result=InterestSuggestions)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"interests": ["Yoga"], "limit": 5},
+    result=InterestSuggestions,
+)
 async def suggest_interests(ctx: OpContext, args: SuggestInterestsArgs) -> OpResult:
     names = [n.strip() for n in args.interests if n.strip()]
     if not names:
-        raise ValidationError("interests has no names", fix="Pass interest names, e.g. [\"Yoga\"]", blame_field="interests")
-    answer = await ctx.graph.get("search", {"type": "adinterestsuggestion", "interest_list": names, "limit": args.limit})
+        raise ValidationError(
+            "interests has no names", fix='Pass interest names, e.g. ["Yoga"]', blame_field="interests"
+        )
+    answer = await ctx.graph.get(
+        "search", {"type": "adinterestsuggestion", "interest_list": names, "limit": args.limit}
+    )
     items = [i for i in answer.get("data", []) if isinstance(i, Mapping)][: args.limit]
     ready = _ready_items(items)
     if not items:
         text = f"No suggestions for {', '.join(names)}. Try search_interests with a keyword."
     else:
-        text = "\n".join([f"Interests related to {', '.join(names)} ({len(items)}):", *["  " + _interest_line(i) for i in items]])
-    return OpResult(text=text, data={"interests_from": names, "results": items, "items": ready,
-                                     "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {}})
+        text = "\n".join(
+            [f"Interests related to {', '.join(names)} ({len(items)}):", *["  " + _interest_line(i) for i in items]]
+        )
+    return OpResult(
+        text=text,
+        data={
+            "interests_from": names,
+            "results": items,
+            "items": ready,
+            "targeting": {"flexible_spec": [{"interests": ready}]} if ready else {},
+        },
+    )
 
 
 CATEGORY_FIELDS = {"behaviors": "behaviors", "life_events": "life_events"}
@@ -1598,8 +2096,15 @@ CATEGORY_FIELDS = {"behaviors": "behaviors", "life_events": "life_events"}
 class SearchTargetingCategoriesArgs(OpArgs):
     """Browse behaviors, demographics or life events to target, optionally filtered by a word; gives ids ready for flexible_spec."""
 
-    kind: Literal["behaviors", "demographics", "life_events"] = Field(..., description="Which catalogue: behaviors, demographics (income, family, work, education…) or life_events.")
-    query: str | None = Field(None, max_length=200, description="Only entries whose name or category contains this text.", examples=["parents"])
+    kind: Literal["behaviors", "demographics", "life_events"] = Field(
+        ..., description="Which catalogue: behaviors, demographics (income, family, work, education…) or life_events."
+    )
+    query: str | None = Field(
+        None,
+        max_length=200,
+        description="Only entries whose name or category contains this text.",
+        examples=["parents"],
+    )
     limit: int = Field(25, ge=1, le=500, description="Most results (1-500).")
 
 
@@ -1607,33 +2112,61 @@ def _category_field(kind: str, item: Mapping[str, Any]) -> str:
     if kind in CATEGORY_FIELDS:
         return CATEGORY_FIELDS[kind]
     declared = str(item.get("type") or "")
-    return declared if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields else "demographics"
+    return (
+        declared
+        if declared in _FlexibleFields.model_fields or declared in FlexibleGroup.model_fields
+        else "demographics"
+    )
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"kind": "behaviors", "query": "travel"}, result=CategorySearch)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"kind": "behaviors", "query": "travel"},
+    result=CategorySearch,
+)
 async def search_targeting_categories(ctx: OpContext, args: SearchTargetingCategoriesArgs) -> OpResult:
     answer = await ctx.graph.get("search", {"type": "adTargetingCategory", "class": args.kind})
     items = [i for i in answer.get("data", []) if isinstance(i, Mapping)]
     if args.query:
         needle = args.query.strip().lower()
-        items = [i for i in items if needle in str(i.get("name", "")).lower() or needle in _path_text(i.get("path")).lower()
-                 or needle in str(i.get("description", "")).lower()]
+        items = [
+            i
+            for i in items
+            if needle in str(i.get("name", "")).lower()
+            or needle in _path_text(i.get("path")).lower()
+            or needle in str(i.get("description", "")).lower()
+        ]
     items = items[: args.limit]
     grouped: dict[str, list[dict[str, str]]] = {}
     for item in items:
         if item.get("id") is not None:
-            grouped.setdefault(_category_field(args.kind, item), []).append({"id": str(item["id"]), "name": str(item.get("name") or "")})
+            grouped.setdefault(_category_field(args.kind, item), []).append(
+                {"id": str(item["id"]), "name": str(item.get("name") or "")}
+            )
     what = args.kind.replace("_", " ")
     if not items:
         text = f"No {what} match {args.query!r}." if args.query else f"Facebook lists no {what}."
     else:
         lines = [f"{what.capitalize()}{' matching ' + repr(args.query) if args.query else ''} ({len(items)}):"]
-        lines += [f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "") for i in items]
+        lines += [
+            f"  {_interest_line(i)}" + (f" [{_category_field(args.kind, i)}]" if args.kind == "demographics" else "")
+            for i in items
+        ]
         text = "\n".join(lines)
     usable = {k: v for k, v in grouped.items() if k != "demographics"}
     hints = ["Use in targeting: flexible_spec [{<field>: [{id, name}]}] (data.targeting)."] if items else []
-    return OpResult(text=text, hints=hints, data={"kind": args.kind, "query": args.query, "results": items, "by_field": grouped,
-                                     "targeting": {"flexible_spec": [usable]} if usable else {}})
+    return OpResult(
+        text=text,
+        hints=hints,
+        data={
+            "kind": args.kind,
+            "query": args.query,
+            "results": items,
+            "by_field": grouped,
+            "targeting": {"flexible_spec": [usable]} if usable else {},
+        },
+    )
 
 
 PlaceKind = Literal["country", "region", "city", "zip"]
@@ -1643,11 +2176,22 @@ PLACE_KINDS: tuple[PlaceKind, ...] = ("country", "region", "city", "zip")
 class SearchLocationsArgs(OpArgs):
     """Find countries, regions, cities or zip codes to target; gives geo_locations fragments ready to use (cities with an optional radius)."""
 
-    query: str = Field(..., min_length=1, max_length=200, description="Place name, e.g. \"Berlin\", \"California\", \"94304\".", examples=["Berlin"])
+    query: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description='Place name, e.g. "Berlin", "California", "94304".',
+        examples=["Berlin"],
+    )
     kinds: list[PlaceKind] = Field(
-        default_factory=lambda: list(PLACE_KINDS), min_length=1, description="Which kinds of places to search.")
-    country_code: str | None = Field(None, description="Only places in this country (ISO code, e.g. US).", examples=["DE"])
-    radius: float | None = Field(None, gt=0, description="Radius around cities: 10-50 miles, or 17-80 kilometers with distance_unit=kilometer.")
+        default_factory=lambda: list(PLACE_KINDS), min_length=1, description="Which kinds of places to search."
+    )
+    country_code: str | None = Field(
+        None, description="Only places in this country (ISO code, e.g. US).", examples=["DE"]
+    )
+    radius: float | None = Field(
+        None, gt=0, description="Radius around cities: 10-50 miles, or 17-80 kilometers with distance_unit=kilometer."
+    )
     distance_unit: Literal["mile", "kilometer"] = Field("mile", description="Unit of radius.")
     limit: int = Field(10, ge=1, le=100, description="Most results (1-100).")
 
@@ -1657,11 +2201,16 @@ def _check_radius(radius: float | None, unit: str) -> None:
         return
     low, high = CITY_RADIUS_RANGE[unit]
     if not low <= radius <= high:
-        raise ValidationError(f"radius {radius:g} {unit}s is out of range", blame_field="radius",
-                              fix=f"Use {low}-{high} {unit}s (Facebook: 10-50 miles or 17-80 kilometers)")
+        raise ValidationError(
+            f"radius {radius:g} {unit}s is out of range",
+            blame_field="radius",
+            fix=f"Use {low}-{high} {unit}s (Facebook: 10-50 miles or 17-80 kilometers)",
+        )
 
 
-def location_fragment(items: Sequence[Mapping[str, Any]], radius: float | None = None, distance_unit: str = "mile") -> dict[str, Any]:
+def location_fragment(
+    items: Sequence[Mapping[str, Any]], radius: float | None = None, distance_unit: str = "mile"
+) -> dict[str, Any]:
     """geo_locations built from adgeolocation search results (every result included)."""
     fragment: dict[str, list[Any]] = {}
     for item in items:
@@ -1693,27 +2242,52 @@ def _one_fragment(item: Mapping[str, Any], radius: float | None, unit: str) -> d
     return location_fragment([item], radius, unit)
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"},
-        result=LocationSearch)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"query": "Berlin", "kinds": ["city"], "country_code": "DE", "radius": 25, "distance_unit": "kilometer"},
+    result=LocationSearch,
+)
 async def search_locations(ctx: OpContext, args: SearchLocationsArgs) -> OpResult:
     _check_radius(args.radius, args.distance_unit)
-    params: dict[str, Any] = {"type": "adgeolocation", "q": args.query, "location_types": list(dict.fromkeys(args.kinds)), "limit": args.limit}
+    params: dict[str, Any] = {
+        "type": "adgeolocation",
+        "q": args.query,
+        "location_types": list(dict.fromkeys(args.kinds)),
+        "limit": args.limit,
+    }
     if args.country_code:
         try:
             params["country_code"] = _country(args.country_code)
         except PydanticCustomError as exc:
             context = exc.context or {}
-            raise ValidationError(f"country_code: {context.get('reason')}", fix=context.get("fix"), blame_field="country_code") from None
+            raise ValidationError(
+                f"country_code: {context.get('reason')}", fix=context.get("fix"), blame_field="country_code"
+            ) from None
     items = [i for i in (await ctx.graph.get("search", params)).get("data", []) if isinstance(i, Mapping)][: args.limit]
     places = [{**dict(i), "geo_locations": _one_fragment(i, args.radius, args.distance_unit)} for i in items]
     if not items:
-        text = f"No {'/'.join(args.kinds)} matches {args.query!r}" + (f" in {args.country_code.upper()}" if args.country_code else "") + "."
+        text = (
+            f"No {'/'.join(args.kinds)} matches {args.query!r}"
+            + (f" in {args.country_code.upper()}" if args.country_code else "")
+            + "."
+        )
     else:
         text = "\n".join([f"Locations for {args.query!r} ({len(items)}):", *["  " + _location_line(i) for i in items]])
-    hints = ["Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."
-             ] if items else []
-    return OpResult(text=text, hints=hints, data={"query": args.query, "results": places,
-                                     "geo_locations": location_fragment(items, args.radius, args.distance_unit)})
+    hints = (
+        ["Use in targeting: geo_locations from data.results[n].geo_locations (one place) or data.geo_locations (all)."]
+        if items
+        else []
+    )
+    return OpResult(
+        text=text,
+        hints=hints,
+        data={
+            "query": args.query,
+            "results": places,
+            "geo_locations": location_fragment(items, args.radius, args.distance_unit),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1731,22 +2305,36 @@ class RecommendPlacementsArgs(OpArgs):
     """Recommend placements (Feed, Stories, Reels, Explore, …) for a creative type and objective, with the reasons and the targeting keys to use."""
 
     creative_type: Literal["image", "video", "carousel"] = Field(..., description="The ads' format.")
-    objective: str | None = Field(None, description="The campaign objective (OUTCOME_*, or words like reach, conversions).", examples=["OUTCOME_SALES"])
+    objective: str | None = Field(
+        None,
+        description="The campaign objective (OUTCOME_*, or words like reach, conversions).",
+        examples=["OUTCOME_SALES"],
+    )
     automatic: bool = Field(False, description="True for Advantage+ placements (Facebook chooses; usually cheapest).")
-    instagram: bool | None = Field(None, description="Include Instagram; default: yes when an Instagram account is selected.")
+    instagram: bool | None = Field(
+        None, description="Include Instagram; default: yes when an Instagram account is selected."
+    )
 
 
-@ops.op(OpKind.READ, group=TaskGroup.ADSETS_TARGETING, name="recommend_placements", example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"},
-        result=PlacementsData)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.ADSETS_TARGETING,
+    name="recommend_placements",
+    example={"creative_type": "video", "objective": "OUTCOME_AWARENESS"},
+    result=PlacementsData,
+)
 async def recommend_placements_op(ctx: OpContext, args: RecommendPlacementsArgs) -> OpResult:
     instagram = args.instagram if args.instagram is not None else bool(ctx.instagram_account_id)
     plan = recommend_placements(args.creative_type, args.objective, automatic=args.automatic, instagram=instagram)
     fragment = plan.targeting_fragment()
     lines = [plan.summary() + ".", *[f"  Why: {reason}" for reason in plan.reasons]]
     if args.instagram is None and not instagram:
-        lines.append("  (Pass instagram=true to include Instagram with the Page's identity, or select an Instagram account.)")
-    return OpResult(text="\n".join(lines), data={"plan": asdict(plan), "targeting": fragment, "summary": plan.summary()})
-
+        lines.append(
+            "  (Pass instagram=true to include Instagram with the Page's identity, or select an Instagram account.)"
+        )
+    return OpResult(
+        text="\n".join(lines), data={"plan": asdict(plan), "targeting": fragment, "summary": plan.summary()}
+    )
 
 
 # ===============================================================================================================
@@ -1770,20 +2358,63 @@ CustomEventType = Literal[CUSTOM_EVENT_TYPES]  # type: ignore[valid-type]
 # docs/adset_rules.md, "Optimization goals by objective" (R1) and its defaults.
 GOALS_BY_OBJECTIVE: dict[str, tuple[str, ...]] = {
     "OUTCOME_AWARENESS": ("REACH", "IMPRESSIONS", "AD_RECALL_LIFT", "THRUPLAY"),
-    "OUTCOME_TRAFFIC": ("LINK_CLICKS", "LANDING_PAGE_VIEWS", "REACH", "IMPRESSIONS", "CONVERSATIONS",
-                        "VISIT_INSTAGRAM_PROFILE", "QUALITY_CALL"),
-    "OUTCOME_ENGAGEMENT": ("POST_ENGAGEMENT", "THRUPLAY", "PAGE_LIKES", "EVENT_RESPONSES", "CONVERSATIONS", "LINK_CLICKS",
-                           "LANDING_PAGE_VIEWS", "IMPRESSIONS", "REACH", "OFFSITE_CONVERSIONS", "QUALITY_CALL"),
-    "OUTCOME_LEADS": ("LEAD_GENERATION", "QUALITY_LEAD", "OFFSITE_CONVERSIONS", "CONVERSATIONS", "QUALITY_CALL",
-                      "LINK_CLICKS", "LANDING_PAGE_VIEWS"),
-    "OUTCOME_SALES": ("OFFSITE_CONVERSIONS", "VALUE", "LINK_CLICKS", "LANDING_PAGE_VIEWS", "CONVERSATIONS", "IMPRESSIONS",
-                      "REACH", "QUALITY_CALL"),
-    "OUTCOME_APP_PROMOTION": ("APP_INSTALLS", "APP_INSTALLS_AND_OFFSITE_CONVERSIONS", "OFFSITE_CONVERSIONS", "VALUE",
-                              "LINK_CLICKS"),
+    "OUTCOME_TRAFFIC": (
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "REACH",
+        "IMPRESSIONS",
+        "CONVERSATIONS",
+        "VISIT_INSTAGRAM_PROFILE",
+        "QUALITY_CALL",
+    ),
+    "OUTCOME_ENGAGEMENT": (
+        "POST_ENGAGEMENT",
+        "THRUPLAY",
+        "PAGE_LIKES",
+        "EVENT_RESPONSES",
+        "CONVERSATIONS",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "IMPRESSIONS",
+        "REACH",
+        "OFFSITE_CONVERSIONS",
+        "QUALITY_CALL",
+    ),
+    "OUTCOME_LEADS": (
+        "LEAD_GENERATION",
+        "QUALITY_LEAD",
+        "OFFSITE_CONVERSIONS",
+        "CONVERSATIONS",
+        "QUALITY_CALL",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+    ),
+    "OUTCOME_SALES": (
+        "OFFSITE_CONVERSIONS",
+        "VALUE",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "CONVERSATIONS",
+        "IMPRESSIONS",
+        "REACH",
+        "QUALITY_CALL",
+    ),
+    "OUTCOME_APP_PROMOTION": (
+        "APP_INSTALLS",
+        "APP_INSTALLS_AND_OFFSITE_CONVERSIONS",
+        "OFFSITE_CONVERSIONS",
+        "VALUE",
+        "LINK_CLICKS",
+    ),
 }
-DEFAULT_GOAL = {"OUTCOME_AWARENESS": "REACH", "OUTCOME_TRAFFIC": "LINK_CLICKS", "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT",
-                "OUTCOME_LEADS": "LEAD_GENERATION", "OUTCOME_SALES": "OFFSITE_CONVERSIONS",
-                "OUTCOME_APP_PROMOTION": "APP_INSTALLS"}
+DEFAULT_GOAL = {
+    "OUTCOME_AWARENESS": "REACH",
+    "OUTCOME_TRAFFIC": "LINK_CLICKS",
+    "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT",
+    "OUTCOME_LEADS": "LEAD_GENERATION",
+    "OUTCOME_SALES": "OFFSITE_CONVERSIONS",
+    "OUTCOME_APP_PROMOTION": "APP_INSTALLS",
+}
 # R2: IMPRESSIONS fits every goal; these goals may also be billed by their own event.
 GOAL_BILLED_BY_ITSELF = ("LINK_CLICKS", "THRUPLAY", "APP_INSTALLS", "PAGE_LIKES", "POST_ENGAGEMENT")
 BID_AMOUNT_STRATEGIES = ("LOWEST_COST_WITH_BID_CAP", "COST_CAP")
@@ -1791,17 +2422,63 @@ SPECIAL_CATEGORIES_WITH_LIMITS = ("CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_
 BUDGET_CHANGES_PER_HOUR = 4
 
 F = AdSet.Field
-ADSET_FIELDS = ",".join([
-    F.id, F.account_id, F.campaign_id, F.name, F.status, F.effective_status, F.optimization_goal, F.billing_event,
-    F.bid_strategy, F.bid_amount, F.bid_constraints, F.daily_budget, F.lifetime_budget, F.budget_remaining,
-    F.start_time, F.end_time, F.targeting, F.promoted_object, F.destination_type, F.adset_schedule, F.pacing_type,
-    F.created_time, F.updated_time,
-])
-LIST_FIELDS = ",".join([F.id, F.campaign_id, F.name, F.status, F.effective_status, F.optimization_goal, F.billing_event,
-                        F.daily_budget, F.lifetime_budget, F.start_time, F.end_time, F.adset_schedule])
+ADSET_FIELDS = ",".join(
+    [
+        F.id,
+        F.account_id,
+        F.campaign_id,
+        F.name,
+        F.status,
+        F.effective_status,
+        F.optimization_goal,
+        F.billing_event,
+        F.bid_strategy,
+        F.bid_amount,
+        F.bid_constraints,
+        F.daily_budget,
+        F.lifetime_budget,
+        F.budget_remaining,
+        F.start_time,
+        F.end_time,
+        F.targeting,
+        F.promoted_object,
+        F.destination_type,
+        F.adset_schedule,
+        F.pacing_type,
+        F.created_time,
+        F.updated_time,
+    ]
+)
+LIST_FIELDS = ",".join(
+    [
+        F.id,
+        F.campaign_id,
+        F.name,
+        F.status,
+        F.effective_status,
+        F.optimization_goal,
+        F.billing_event,
+        F.daily_budget,
+        F.lifetime_budget,
+        F.start_time,
+        F.end_time,
+        F.adset_schedule,
+    ]
+)
 C = Campaign.Field
-CAMPAIGN_FIELDS = ",".join([C.id, C.name, C.account_id, C.objective, C.status, C.daily_budget, C.lifetime_budget,
-                            C.bid_strategy, C.special_ad_categories])
+CAMPAIGN_FIELDS = ",".join(
+    [
+        C.id,
+        C.name,
+        C.account_id,
+        C.objective,
+        C.status,
+        C.daily_budget,
+        C.lifetime_budget,
+        C.bid_strategy,
+        C.special_ad_categories,
+    ]
+)
 LISTABLE_STATUSES = [s for s in EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
 
 # ---- What the ad set ops answer as data (their result models: MCP's outputSchema) ---------------------------------
@@ -1839,13 +2516,19 @@ class CopiedAdSet(OpData):
     source_adset_id: str
     campaign_id: str = Field(description="The copy's campaign.")
     status: str
-    ad_object_ids: list[dict[str, Any]] = Field(description="Facebook's copied objects: {ad_object_type, source_id, copied_id}.")
+    ad_object_ids: list[dict[str, Any]] = Field(
+        description="Facebook's copied objects: {ad_object_type, source_id, copied_id}."
+    )
 
 
 BUDGET_NOTE = "Minor units of the account currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)."
 TIME_NOTE = "ISO-8601, e.g. 2026-12-01T09:00:00-08:00; without an offset it is read in the ad account's time zone."
 
-AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the campaign's account, else the selected one.", examples=["act_1234567890"])
+AdAccountArg = Field(
+    None,
+    description="Ad account id (act_<digits>); defaults to the campaign's account, else the selected one.",
+    examples=["act_1234567890"],
+)
 AdSetIdArg = Field(..., description="The ad set id (digits).", examples=["120210000000000101"])
 
 # Facebook numbers days 0-6 from Sunday.
@@ -1918,19 +2601,28 @@ def day_parting_text(schedule: list[dict[str, Any]], account: AccountInfo) -> st
     """adset_schedule in words: 'Mon–Fri 09:00–17:00 in the ad account's time zone (America/Los_Angeles)'."""
     blocks = []
     for block in schedule:
-        blocks.append(f"{_day_ranges([int(d) for d in block.get('days', [])])} "
-                      f"{_clock(int(block.get('start_minute', 0)))}–{_clock(int(block.get('end_minute', 0)))}")
+        blocks.append(
+            f"{_day_ranges([int(d) for d in block.get('days', [])])} "
+            f"{_clock(int(block.get('start_minute', 0)))}–{_clock(int(block.get('end_minute', 0)))}"
+        )
     kinds = {block.get("timezone_type", "USER") for block in schedule}
-    where = (f"in the ad account's time zone ({account.timezone_name or 'UTC'})" if kinds == {"ADVERTISER"}
-             else "in each viewer's own time zone" if kinds == {"USER"} else "mixed time zones")
+    where = (
+        f"in the ad account's time zone ({account.timezone_name or 'UTC'})"
+        if kinds == {"ADVERTISER"}
+        else "in each viewer's own time zone"
+        if kinds == {"USER"}
+        else "mixed time zones"
+    )
     return "runs only " + "; ".join(blocks) + f" {where}"
 
 
 def adset_line(adset: dict[str, Any], account: AccountInfo) -> str:
     status = adset.get("effective_status") or adset.get("status") or "?"
     goal = adset.get("optimization_goal", "")
-    return (f"{adset['id']} · {adset.get('name', '')} · {status} · {goal} · {budget_text(adset, account.currency)}"
-            f" · {schedule_text(adset, account)}")
+    return (
+        f"{adset['id']} · {adset.get('name', '')} · {status} · {goal} · {budget_text(adset, account.currency)}"
+        f" · {schedule_text(adset, account)}"
+    )
 
 
 def targeting_text(raw: Any) -> str:
@@ -1958,10 +2650,12 @@ def placements_text(targeting: dict[str, Any] | None) -> str:
 
 def adset_details(adset: dict[str, Any], account: AccountInfo) -> str:
     currency = account.currency
-    lines = [f"Ad set {adset.get('name')} ({adset['id']}) in campaign {adset.get('campaign_id')}, {account.name} ({account.id})",
-             f"  status {adset.get('status')} (effective {adset.get('effective_status')})",
-             f"  goal {adset.get('optimization_goal')}, billed per {adset.get('billing_event')}",
-             f"  budget {budget_text(adset, currency)}"]
+    lines = [
+        f"Ad set {adset.get('name')} ({adset['id']}) in campaign {adset.get('campaign_id')}, {account.name} ({account.id})",
+        f"  status {adset.get('status')} (effective {adset.get('effective_status')})",
+        f"  goal {adset.get('optimization_goal')}, billed per {adset.get('billing_event')}",
+        f"  budget {budget_text(adset, currency)}",
+    ]
     if _has(adset.get("budget_remaining")):
         lines.append(f"  budget remaining {format_money(adset['budget_remaining'], currency)}")
     bid = adset.get("bid_strategy") or "campaign's / lowest cost"
@@ -2006,29 +2700,47 @@ def check_goal(objective: str | None, goal: str) -> None:
     """R1: the optimization goal must fit the campaign's objective."""
     valid = GOALS_BY_OBJECTIVE.get(objective or "")
     if valid is not None and goal not in valid:
-        raise _rule_error(f"optimization_goal {goal} does not fit the campaign's objective {objective}",
-                          f"Use one of {', '.join(valid)} (default {DEFAULT_GOAL.get(objective or '')})",
-                          "optimization_goal", 100, 2490408)
+        raise _rule_error(
+            f"optimization_goal {goal} does not fit the campaign's objective {objective}",
+            f"Use one of {', '.join(valid)} (default {DEFAULT_GOAL.get(objective or '')})",
+            "optimization_goal",
+            100,
+            2490408,
+        )
 
 
 def check_billing(goal: str, billing_event: str) -> None:
     """R2: the billing event must fit the optimization goal."""
     valid = ["IMPRESSIONS"] + ([goal] if goal in GOAL_BILLED_BY_ITSELF else [])
     if billing_event not in valid:
-        raise _rule_error(f"billing_event {billing_event} cannot be used with optimization_goal {goal}",
-                          f"Use billing_event {' or '.join(valid)} (IMPRESSIONS always works)", "billing_event", 100, 2490377)
+        raise _rule_error(
+            f"billing_event {billing_event} cannot be used with optimization_goal {goal}",
+            f"Use billing_event {' or '.join(valid)} (IMPRESSIONS always works)",
+            "billing_event",
+            100,
+            2490377,
+        )
 
 
 def check_bid(strategy: str | None, bid_amount: int | None, bid_constraints: dict[str, Any] | None) -> None:
     """R3: cap strategies need a bid amount; the minimum-ROAS strategy needs a ROAS floor."""
     if strategy in BID_AMOUNT_STRATEGIES and not bid_amount:
-        raise _rule_error(f"bid strategy {strategy} needs a bid_amount",
-                          f"Pass bid_amount (the {'cap per result' if strategy == 'COST_CAP' else 'highest bid'}, {BUDGET_NOTE}) "
-                          "or use bid_strategy LOWEST_COST_WITHOUT_CAP", "bid_amount", 100, 1815857)
+        raise _rule_error(
+            f"bid strategy {strategy} needs a bid_amount",
+            f"Pass bid_amount (the {'cap per result' if strategy == 'COST_CAP' else 'highest bid'}, {BUDGET_NOTE}) "
+            "or use bid_strategy LOWEST_COST_WITHOUT_CAP",
+            "bid_amount",
+            100,
+            1815857,
+        )
     if strategy == "LOWEST_COST_WITH_MIN_ROAS" and not (bid_constraints or {}).get("roas_average_floor"):
-        raise _rule_error("bid strategy LOWEST_COST_WITH_MIN_ROAS needs bid_constraints.roas_average_floor",
-                          "Pass bid_constraints {\"roas_average_floor\": 10000} (ROAS × 10 000: 10000 = 1.0) or another bid strategy",
-                          "bid_constraints", 100, 1815857)
+        raise _rule_error(
+            "bid strategy LOWEST_COST_WITH_MIN_ROAS needs bid_constraints.roas_average_floor",
+            'Pass bid_constraints {"roas_average_floor": 10000} (ROAS × 10 000: 10000 = 1.0) or another bid strategy',
+            "bid_constraints",
+            100,
+            1815857,
+        )
 
 
 def campaign_has_budget(campaign: dict[str, Any]) -> bool:
@@ -2040,18 +2752,31 @@ def check_budget_owner(campaign: dict[str, Any], daily: int | None, lifetime: in
     if campaign_has_budget(campaign):
         if daily or lifetime:
             sent = "daily_budget" if daily else "lifetime_budget"
-            raise _rule_error(f"Campaign {campaign.get('name')} ({campaign['id']}) has a campaign budget "
-                              f"({budget_text(campaign, account.currency)}), so its ad sets cannot have their own {sent.replace('_', ' ')}",
-                              f"Leave out {sent}, or change the campaign's budget with update_campaign", sent, 100, 1885621)
+            raise _rule_error(
+                f"Campaign {campaign.get('name')} ({campaign['id']}) has a campaign budget "
+                f"({budget_text(campaign, account.currency)}), so its ad sets cannot have their own {sent.replace('_', ' ')}",
+                f"Leave out {sent}, or change the campaign's budget with update_campaign",
+                sent,
+                100,
+                1885621,
+            )
         return
     if daily and lifetime:
-        raise _rule_error("An ad set takes daily_budget or lifetime_budget, not both",
-                          "Keep one: daily_budget (spend per day) or lifetime_budget (total, needs end_time)",
-                          "daily_budget", 100, 1885621)
+        raise _rule_error(
+            "An ad set takes daily_budget or lifetime_budget, not both",
+            "Keep one: daily_budget (spend per day) or lifetime_budget (total, needs end_time)",
+            "daily_budget",
+            100,
+            1885621,
+        )
     if not (daily or lifetime):
-        raise _rule_error(f"Campaign {campaign.get('name')} ({campaign['id']}) has no campaign budget, so the ad set needs its own",
-                          f"Pass daily_budget (e.g. 2000 = {format_money(2000, account.currency)}/day) or lifetime_budget with end_time; {BUDGET_NOTE}",
-                          "daily_budget", 100, 1885621)
+        raise _rule_error(
+            f"Campaign {campaign.get('name')} ({campaign['id']}) has no campaign budget, so the ad set needs its own",
+            f"Pass daily_budget (e.g. 2000 = {format_money(2000, account.currency)}/day) or lifetime_budget with end_time; {BUDGET_NOTE}",
+            "daily_budget",
+            100,
+            1885621,
+        )
 
 
 def schedule_days(start: datetime | None, end: datetime | None, now: datetime) -> int:
@@ -2059,8 +2784,15 @@ def schedule_days(start: datetime | None, end: datetime | None, now: datetime) -
     return max(1, math.ceil((end - (start or now)).total_seconds() / 86400)) if end else 1
 
 
-def check_min_budget(field: str, amount: int | None, account: AccountInfo, start: datetime | None = None,
-                     end: datetime | None = None, *, now: datetime) -> None:
+def check_min_budget(
+    field: str,
+    amount: int | None,
+    account: AccountInfo,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    now: datetime,
+) -> None:
     """R6: at least the account's minimum per day (a lifetime budget: that minimum × the days it runs from ``start``,
     or from ``now`` when it has no start)."""
     minimum = account.min_daily_budget
@@ -2070,23 +2802,39 @@ def check_min_budget(field: str, amount: int | None, account: AccountInfo, start
     needed = minimum * days
     if amount < needed:
         per = f" ({format_money(minimum, account.currency)} a day × {days} days)" if field == "lifetime_budget" else ""
-        raise _rule_error(f"{field} {format_money(amount, account.currency)} is below the minimum of "
-                          f"{format_money(needed, account.currency)}{per} for {account.name}",
-                          f"Use {field} of at least {needed} ({format_money(needed, account.currency)}); amounts are minor units of {account.currency}",
-                          field, 100, 1885272)
+        raise _rule_error(
+            f"{field} {format_money(amount, account.currency)} is below the minimum of "
+            f"{format_money(needed, account.currency)}{per} for {account.name}",
+            f"Use {field} of at least {needed} ({format_money(needed, account.currency)}); amounts are minor units of {account.currency}",
+            field,
+            100,
+            1885272,
+        )
 
 
 def check_times(start: datetime | None, end: datetime | None, lifetime: bool, now: datetime) -> None:
     """R7 and R8: a lifetime budget needs an end; the end comes after the start and lies in the future (``now``: the
     session's clock)."""
     if lifetime and end is None:
-        raise _rule_error("A lifetime budget needs end_time (when the ad set stops)",
-                          f"Pass end_time, e.g. {now + timedelta(days=30):%Y-%m-%d}T23:00:00, or use daily_budget", "end_time", 100, 1885347)
+        raise _rule_error(
+            "A lifetime budget needs end_time (when the ad set stops)",
+            f"Pass end_time, e.g. {now + timedelta(days=30):%Y-%m-%d}T23:00:00, or use daily_budget",
+            "end_time",
+            100,
+            1885347,
+        )
     if end is not None and end <= now:
-        raise _rule_error(f"end_time {end.isoformat()} is in the past", "Pick an end_time in the future", "end_time", 100, 1487181)
+        raise _rule_error(
+            f"end_time {end.isoformat()} is in the past", "Pick an end_time in the future", "end_time", 100, 1487181
+        )
     if end is not None and start is not None and end <= start:
-        raise _rule_error(f"end_time {end.isoformat()} is not after start_time {start.isoformat()}",
-                          "Pick an end_time after start_time", "end_time", 100, 1487181)
+        raise _rule_error(
+            f"end_time {end.isoformat()} is not after start_time {start.isoformat()}",
+            "Pick an end_time after start_time",
+            "end_time",
+            100,
+            1487181,
+        )
 
 
 def promoted_object_needs(objective: str | None, goal: str) -> tuple[str, ...]:
@@ -2107,19 +2855,28 @@ def promoted_object_needs(objective: str | None, goal: str) -> tuple[str, ...]:
 DEFAULT_EVENT = {"OUTCOME_SALES": "PURCHASE", "OUTCOME_LEADS": "LEAD"}
 
 
-async def default_pixel(ctx: OpContext, account: AccountInfo, objective: str | None, goal: str,
-                        promoted: dict[str, Any]) -> list[str]:
+async def default_pixel(
+    ctx: OpContext, account: AccountInfo, objective: str | None, goal: str, promoted: dict[str, Any]
+) -> list[str]:
     """A conversion goal needs a pixel: the account's only pixel is taken (and said); several or none is the caller's call."""
     pixels = await ctx.graph.get_all(f"{account.id}/adspixels", {"fields": "id,name", "limit": 100})
     if len(pixels) > 1:
         listed = ", ".join(f"{p.get('name', '')} ({p['id']})" for p in pixels[:10])
-        raise _rule_error(f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has {len(pixels)}: {listed}",
-                          "Pass promoted_object {\"pixel_id\": \"<one of them>\", \"custom_event_type\": \"PURCHASE\"}",
-                          "promoted_object", 100, 1815430)
+        raise _rule_error(
+            f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has {len(pixels)}: {listed}",
+            'Pass promoted_object {"pixel_id": "<one of them>", "custom_event_type": "PURCHASE"}',
+            "promoted_object",
+            100,
+            1815430,
+        )
     if not pixels:
-        raise _rule_error(f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has none",
-                          "Install a Meta pixel on the website first, or use optimization_goal LINK_CLICKS or LANDING_PAGE_VIEWS",
-                          "promoted_object", 100, 1815430)
+        raise _rule_error(
+            f"{objective} with optimization_goal {goal} needs a pixel, and {account.name} has none",
+            "Install a Meta pixel on the website first, or use optimization_goal LINK_CLICKS or LANDING_PAGE_VIEWS",
+            "promoted_object",
+            100,
+            1815430,
+        )
     pixel = pixels[0]
     promoted["pixel_id"] = pixel["id"]
     notes = [f"pixel {pixel.get('name', '')} ({pixel['id']}), the account's only pixel"]
@@ -2132,12 +2889,20 @@ async def default_pixel(ctx: OpContext, account: AccountInfo, objective: str | N
 def check_promoted_object(objective: str | None, goal: str, promoted: dict[str, Any]) -> None:
     missing = [k for k in promoted_object_needs(objective, goal) if not promoted.get(k)]
     if missing:
-        hints = {"pixel_id": "the id of the ad account's pixel", "custom_event_type": "the event to optimise for, e.g. PURCHASE or LEAD",
-                 "page_id": "the Facebook page (select one with /use page <id>)", "application_id": "the app's Facebook id",
-                 "object_store_url": "the app's store URL"}
-        raise _rule_error(f"{objective} with optimization_goal {goal} needs promoted_object {' and '.join(missing)}",
-                          "Pass promoted_object with " + "; ".join(f"{k}: {hints[k]}" for k in missing),
-                          "promoted_object", 100, 1815430)
+        hints = {
+            "pixel_id": "the id of the ad account's pixel",
+            "custom_event_type": "the event to optimise for, e.g. PURCHASE or LEAD",
+            "page_id": "the Facebook page (select one with /use page <id>)",
+            "application_id": "the app's Facebook id",
+            "object_store_url": "the app's store URL",
+        }
+        raise _rule_error(
+            f"{objective} with optimization_goal {goal} needs promoted_object {' and '.join(missing)}",
+            "Pass promoted_object with " + "; ".join(f"{k}: {hints[k]}" for k in missing),
+            "promoted_object",
+            100,
+            1815430,
+        )
 
 
 def _hour_minute(value: Any, what: str) -> int:
@@ -2145,15 +2910,30 @@ def _hour_minute(value: Any, what: str) -> int:
     text = str(value).strip()
     hours, _, minutes = text.partition(":")
     if not hours.isdigit() or (minutes and not minutes.isdigit()):
-        raise _rule_error(f"day_parting {what} {value!r} is not a time of day", "Write times as HH:MM, e.g. \"09:00\" or \"24:00\"",
-                          "adset_schedule", 100, 1487079)
+        raise _rule_error(
+            f"day_parting {what} {value!r} is not a time of day",
+            'Write times as HH:MM, e.g. "09:00" or "24:00"',
+            "adset_schedule",
+            100,
+            1487079,
+        )
     if minutes and int(minutes) != 0:
-        raise _rule_error(f"day_parting {what} {text} is not on the hour: Facebook schedules whole hours only",
-                          f"Use {int(hours):02d}:00 or {int(hours) + 1:02d}:00", "adset_schedule", 100, 1487079)
+        raise _rule_error(
+            f"day_parting {what} {text} is not on the hour: Facebook schedules whole hours only",
+            f"Use {int(hours):02d}:00 or {int(hours) + 1:02d}:00",
+            "adset_schedule",
+            100,
+            1487079,
+        )
     minute = int(hours) * 60
     if not 0 <= minute <= 1440:
-        raise _rule_error(f"day_parting {what} {text} is outside 00:00–24:00", "Use hours from 00:00 to 24:00",
-                          "adset_schedule", 100, 1487079)
+        raise _rule_error(
+            f"day_parting {what} {text} is outside 00:00–24:00",
+            "Use hours from 00:00 to 24:00",
+            "adset_schedule",
+            100,
+            1487079,
+        )
     return minute
 
 
@@ -2164,8 +2944,13 @@ def _day_number(value: Any) -> int:
             return number
     elif isinstance(value, str) and value.strip()[:3].lower() in DAY_NUMBERS:
         return DAY_NUMBERS[value.strip()[:3].lower()]
-    raise _rule_error(f"day_parting day {value!r} is not a day", "Use mon..sun, or 0-6 with 0 = Sunday as Facebook numbers them",
-                      "adset_schedule", 100, 1487079)
+    raise _rule_error(
+        f"day_parting day {value!r} is not a day",
+        "Use mon..sun, or 0-6 with 0 = Sunday as Facebook numbers them",
+        "adset_schedule",
+        100,
+        1487079,
+    )
 
 
 class DayPartingBlock(BaseModel):
@@ -2173,27 +2958,50 @@ class DayPartingBlock(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    days: list[int | str] = Field(..., description="Days: \"mon\"..\"sun\" (or 0-6, 0 = Sunday as Facebook counts).", examples=[["mon", "tue", "wed", "thu", "fri"]])
-    start: str | int = Field(..., description="Start hour, \"HH:00\" (whole hours only).", examples=["09:00"])
-    end: str | int = Field(..., description="End hour, \"HH:00\", after start; \"24:00\" is midnight at the end of the day.", examples=["17:00"])
+    days: list[int | str] = Field(
+        ...,
+        description='Days: "mon".."sun" (or 0-6, 0 = Sunday as Facebook counts).',
+        examples=[["mon", "tue", "wed", "thu", "fri"]],
+    )
+    start: str | int = Field(..., description='Start hour, "HH:00" (whole hours only).', examples=["09:00"])
+    end: str | int = Field(
+        ...,
+        description='End hour, "HH:00", after start; "24:00" is midnight at the end of the day.',
+        examples=["17:00"],
+    )
 
 
 def day_parting_schedule(blocks: list[DayPartingBlock], timezone_choice: str) -> list[dict[str, Any]]:
     """Blocks as a person writes them -> Facebook's adset_schedule (R17 block rules)."""
     if not blocks:
-        raise _rule_error("day_parting has no blocks", "Give at least one block, or null to clear day parting",
-                          "adset_schedule", 100, 1487079)
+        raise _rule_error(
+            "day_parting has no blocks",
+            "Give at least one block, or null to clear day parting",
+            "adset_schedule",
+            100,
+            1487079,
+        )
     timezone_type = "ADVERTISER" if timezone_choice == "account" else "USER"
     schedule = []
     for block in blocks:
         start, end = _hour_minute(block.start, "start"), _hour_minute(block.end, "end")
         if end <= start:
-            raise _rule_error(f"day_parting block {_clock(start)}–{_clock(end)} ends before it starts",
-                              "Make end later than start (a block cannot cross midnight: split it in two)", "adset_schedule", 100, 1487079)
+            raise _rule_error(
+                f"day_parting block {_clock(start)}–{_clock(end)} ends before it starts",
+                "Make end later than start (a block cannot cross midnight: split it in two)",
+                "adset_schedule",
+                100,
+                1487079,
+            )
         days = sorted({_day_number(d) for d in block.days})
         if not days:
-            raise _rule_error("day_parting block has no days", "List at least one day, e.g. [\"mon\", \"tue\"]",
-                              "adset_schedule", 100, 1487079)
+            raise _rule_error(
+                "day_parting block has no days",
+                'List at least one day, e.g. ["mon", "tue"]',
+                "adset_schedule",
+                100,
+                1487079,
+            )
         schedule.append({"start_minute": start, "end_minute": end, "days": days, "timezone_type": timezone_type})
     return schedule
 
@@ -2201,9 +3009,13 @@ def day_parting_schedule(blocks: list[DayPartingBlock], timezone_choice: str) ->
 def check_day_parting_budget(has_lifetime: bool) -> None:
     """R17: Facebook runs day parting only with a lifetime budget."""
     if not has_lifetime:
-        raise _rule_error("Day parting (adset_schedule) needs a lifetime budget",
-                          "Use lifetime_budget with end_time instead of daily_budget, or leave out day_parting",
-                          "adset_schedule", 100, 2490126)
+        raise _rule_error(
+            "Day parting (adset_schedule) needs a lifetime budget",
+            "Use lifetime_budget with end_time instead of daily_budget, or leave out day_parting",
+            "adset_schedule",
+            100,
+            2490126,
+        )
 
 
 def _decode_targeting(raw: Any) -> Any:
@@ -2232,8 +3044,10 @@ def default_device_expansion(raw: Any, objective: str | None, api_version: str) 
     if "device" in individual:
         return raw, None
     chosen = {**raw, "targeting_automation": {**automation, "individual_setting": {**individual, "device": 0}}}
-    return chosen, ("kept to the devices/operating systems you chose (individual_setting.device 0; from API v27 Facebook "
-                    "otherwise also reaches other mobile devices for Sales ad sets: pass device 1 to allow it)")
+    return chosen, (
+        "kept to the devices/operating systems you chose (individual_setting.device 0; from API v27 Facebook "
+        "otherwise also reaches other mobile devices for Sales ad sets: pass device 1 to allow it)"
+    )
 
 
 def default_advantage_audience(raw: Any) -> tuple[Any, str | None]:
@@ -2245,9 +3059,15 @@ def default_advantage_audience(raw: Any) -> tuple[Any, str | None]:
         return raw, None
     custom = [k for k in ("age_min", "age_max", "genders") if raw.get(k) not in (None, [], "")]
     value = 0 if custom else 1
-    chosen = {**raw, "targeting_automation": {**(automation if isinstance(automation, dict) else {}), "advantage_audience": value}}
-    note = (f"advantage_audience set to 0 because you set {'/'.join(custom)}: the audience stays as given (pass 1 to let Facebook widen it)"
-            if custom else "advantage_audience set to 1 (Facebook may widen the audience beyond your suggestions; pass 0 to keep it strict)")
+    chosen = {
+        **raw,
+        "targeting_automation": {**(automation if isinstance(automation, dict) else {}), "advantage_audience": value},
+    }
+    note = (
+        f"advantage_audience set to 0 because you set {'/'.join(custom)}: the audience stays as given (pass 1 to let Facebook widen it)"
+        if custom
+        else "advantage_audience set to 1 (Facebook may widen the audience beyond your suggestions; pass 0 to keep it strict)"
+    )
     return chosen, note
 
 
@@ -2259,10 +3079,19 @@ def default_advantage_audience(raw: Any) -> tuple[Any, str | None]:
 class ListAdSetsArgs(OpArgs):
     """List ad sets of a campaign (or of an ad account) with status, goal, budget and schedule; filter and page."""
 
-    campaign_id: str | None = Field(None, description="Only the ad sets of this campaign. Without it: every ad set of the ad account.")
-    ad_account_id: str | None = Field(None, description="Ad account id (act_<digits>); defaults to the selected account. Ignored with campaign_id.")
-    status: list[EffectiveStatus] | None = Field(None, description="Only ad sets with these effective statuses, e.g. [\"ACTIVE\"]. Default: all but ARCHIVED and DELETED.")
-    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Only ad sets whose name contains this text.")
+    campaign_id: str | None = Field(
+        None, description="Only the ad sets of this campaign. Without it: every ad set of the ad account."
+    )
+    ad_account_id: str | None = Field(
+        None, description="Ad account id (act_<digits>); defaults to the selected account. Ignored with campaign_id."
+    )
+    status: list[EffectiveStatus] | None = Field(
+        None,
+        description='Only ad sets with these effective statuses, e.g. ["ACTIVE"]. Default: all but ARCHIVED and DELETED.',
+    )
+    name_contains: str | None = Field(
+        None, min_length=1, max_length=200, description="Only ad sets whose name contains this text."
+    )
     limit: int = Field(25, ge=1, le=1000, description="Page size (1-1000).")
     after: str | None = Field(None, description="Cursor from a previous page's `next_after` to get the next page.")
     all_pages: bool = Field(False, description="Follow every page (up to `limit` ad sets in total when set together).")
@@ -2279,8 +3108,17 @@ async def list_adsets(ctx: OpContext, args: ListAdSetsArgs) -> OpResult:
         path, where = f"{account.id}/adsets", f"{account.name} ({account.id})"
     adsets, next_after = await list_page(ctx.graph, path, args, LIST_FIELDS, LISTABLE_STATUSES)
     text, hints = list_text("list_adsets", args, "ad sets", where, adsets, lambda a: adset_line(a, account), next_after)
-    return OpResult(text=text, hints=hints, data={"ad_account_id": account.id, "campaign_id": args.campaign_id, "currency": account.currency,
-                                     "adsets": adsets, "next_after": next_after})
+    return OpResult(
+        text=text,
+        hints=hints,
+        data={
+            "ad_account_id": account.id,
+            "campaign_id": args.campaign_id,
+            "currency": account.currency,
+            "adsets": adsets,
+            "next_after": next_after,
+        },
+    )
 
 
 class GetAdSetArgs(OpArgs):
@@ -2307,8 +3145,12 @@ class PromotedObject(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     pixel_id: str | None = Field(None, description="Pixel id, for website conversions (with custom_event_type).")
-    custom_event_type: CustomEventType | None = Field(None, description="Conversion event to optimise for, e.g. PURCHASE, LEAD.")
-    page_id: str | None = Field(None, description="Facebook page id, for lead forms and page likes (default: the selected page).")
+    custom_event_type: CustomEventType | None = Field(
+        None, description="Conversion event to optimise for, e.g. PURCHASE, LEAD."
+    )
+    page_id: str | None = Field(
+        None, description="Facebook page id, for lead forms and page likes (default: the selected page)."
+    )
     application_id: str | None = Field(None, description="Facebook app id, for app promotion.")
     object_store_url: str | None = Field(None, description="App store URL of the app, for app promotion.")
 
@@ -2320,25 +3162,66 @@ class CreateAdSetArgs(OpArgs):
     advantage_audience, the selected page) are named in the answer.
     """
 
-    campaign_id: str = Field(..., description="The campaign the ad set belongs to (digits).", examples=["120210000000000001"])
+    campaign_id: str = Field(
+        ..., description="The campaign the ad set belongs to (digits).", examples=["120210000000000001"]
+    )
     name: str = Field(..., min_length=1, max_length=400, description="Ad set name.", examples=["US 25-45 runners"])
-    targeting: dict[str, Any] | str = Field(..., description="Targeting spec as Facebook takes it: geo_locations {countries, regions, cities, zips}, age_min, age_max, genders [1 male, 2 female], interests [{id,name}], flexible_spec, custom_audiences, targeting_automation {advantage_audience 0|1}. Use search_locations/search_interests for ids.", examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}])
-    optimization_goal: OptimizationGoal | None = Field(None, description="What Facebook optimises delivery for; default by the campaign objective (TRAFFIC → LINK_CLICKS, SALES → OFFSITE_CONVERSIONS, LEADS → LEAD_GENERATION, AWARENESS → REACH, ENGAGEMENT → POST_ENGAGEMENT, APP_PROMOTION → APP_INSTALLS).")
-    billing_event: BillingEvent | None = Field(None, description="What you pay for; default IMPRESSIONS (valid for every goal).")
-    bid_strategy: BidStrategy | None = Field(None, description="Bid strategy of the ad set (when the campaign has no budget); COST_CAP and LOWEST_COST_WITH_BID_CAP need bid_amount.")
+    targeting: dict[str, Any] | str = Field(
+        ...,
+        description="Targeting spec as Facebook takes it: geo_locations {countries, regions, cities, zips}, age_min, age_max, genders [1 male, 2 female], interests [{id,name}], flexible_spec, custom_audiences, targeting_automation {advantage_audience 0|1}. Use search_locations/search_interests for ids.",
+        examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}],
+    )
+    optimization_goal: OptimizationGoal | None = Field(
+        None,
+        description="What Facebook optimises delivery for; default by the campaign objective (TRAFFIC → LINK_CLICKS, SALES → OFFSITE_CONVERSIONS, LEADS → LEAD_GENERATION, AWARENESS → REACH, ENGAGEMENT → POST_ENGAGEMENT, APP_PROMOTION → APP_INSTALLS).",
+    )
+    billing_event: BillingEvent | None = Field(
+        None, description="What you pay for; default IMPRESSIONS (valid for every goal)."
+    )
+    bid_strategy: BidStrategy | None = Field(
+        None,
+        description="Bid strategy of the ad set (when the campaign has no budget); COST_CAP and LOWEST_COST_WITH_BID_CAP need bid_amount.",
+    )
     bid_amount: Amount | None = Field(None, gt=0, description=f"Bid cap or cost cap per result. {BUDGET_NOTE}")
-    bid_constraints: dict[str, Any] | None = Field(None, description="For LOWEST_COST_WITH_MIN_ROAS: {\"roas_average_floor\": 10000} (ROAS × 10 000).")
-    daily_budget: Amount | None = Field(None, gt=0, description=f"Daily budget of the ad set (only when the campaign has no budget). {BUDGET_NOTE}")
-    lifetime_budget: Amount | None = Field(None, gt=0, description=f"Total budget of the ad set (needs end_time; needed for day_parting). {BUDGET_NOTE}")
-    start_time: datetime | None = Field(None, description=f"When delivery may start (default: as soon as it is active). {TIME_NOTE}")
-    end_time: datetime | None = Field(None, description=f"When delivery stops; required with lifetime_budget. {TIME_NOTE}")
-    promoted_object: PromotedObject | None = Field(None, description="Required for conversions (pixel_id + custom_event_type), lead forms and page likes (page_id; default the selected page), app installs (application_id + object_store_url).")
-    destination_type: DestinationType | None = Field(None, description="Where people go: WEBSITE, APP, MESSENGER, WHATSAPP, ON_AD (lead form), …")
-    placements: Literal["recommended", "automatic"] | None = Field(None, description="\"recommended\": placements chosen for creative_type (the answer says which and why); \"automatic\": Advantage+ placements; omitted: what the targeting says.")
-    creative_type: Literal["image", "video", "carousel"] = Field("image", description="The kind of ads planned, used by placements=\"recommended\".")
-    day_parting: list[DayPartingBlock] | None = Field(None, description="Run only in these hours (needs lifetime_budget): [{days: [\"mon\",..], start: \"09:00\", end: \"17:00\"}].")
-    timezone: Literal["viewer", "account"] = Field("viewer", description="Day parting hours in each viewer's time zone (viewer) or the ad account's (account).")
-    status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE, which can start spending and needs confirmation.")
+    bid_constraints: dict[str, Any] | None = Field(
+        None, description='For LOWEST_COST_WITH_MIN_ROAS: {"roas_average_floor": 10000} (ROAS × 10 000).'
+    )
+    daily_budget: Amount | None = Field(
+        None, gt=0, description=f"Daily budget of the ad set (only when the campaign has no budget). {BUDGET_NOTE}"
+    )
+    lifetime_budget: Amount | None = Field(
+        None, gt=0, description=f"Total budget of the ad set (needs end_time; needed for day_parting). {BUDGET_NOTE}"
+    )
+    start_time: datetime | None = Field(
+        None, description=f"When delivery may start (default: as soon as it is active). {TIME_NOTE}"
+    )
+    end_time: datetime | None = Field(
+        None, description=f"When delivery stops; required with lifetime_budget. {TIME_NOTE}"
+    )
+    promoted_object: PromotedObject | None = Field(
+        None,
+        description="Required for conversions (pixel_id + custom_event_type), lead forms and page likes (page_id; default the selected page), app installs (application_id + object_store_url).",
+    )
+    destination_type: DestinationType | None = Field(
+        None, description="Where people go: WEBSITE, APP, MESSENGER, WHATSAPP, ON_AD (lead form), …"
+    )
+    placements: Literal["recommended", "automatic"] | None = Field(
+        None,
+        description='"recommended": placements chosen for creative_type (the answer says which and why); "automatic": Advantage+ placements; omitted: what the targeting says.',
+    )
+    creative_type: Literal["image", "video", "carousel"] = Field(
+        "image", description='The kind of ads planned, used by placements="recommended".'
+    )
+    day_parting: list[DayPartingBlock] | None = Field(
+        None,
+        description='Run only in these hours (needs lifetime_budget): [{days: ["mon",..], start: "09:00", end: "17:00"}].',
+    )
+    timezone: Literal["viewer", "account"] = Field(
+        "viewer", description="Day parting hours in each viewer's time zone (viewer) or the ad account's (account)."
+    )
+    status: Literal["PAUSED", "ACTIVE"] = Field(
+        "PAUSED", description="PAUSED (default) or ACTIVE, which can start spending and needs confirmation."
+    )
     ad_account_id: str | None = AdAccountArg
     client_tag: str | None = Field(None, pattern=CLIENT_TAG_PATTERN, description=CLIENT_TAG_DESCRIPTION)
 
@@ -2353,7 +3236,9 @@ class PreparedAdSet:
     placements_summary: str
 
 
-async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[str, Any], account: AccountInfo) -> PreparedAdSet:
+async def prepare_create(
+    ctx: OpContext, args: CreateAdSetArgs, campaign: dict[str, Any], account: AccountInfo
+) -> PreparedAdSet:
     """Check R1-R8, R14, R17 and the targeting (R9-R13, R15) and build the create body; nothing is sent."""
     notes: list[str] = []
     raw_targeting, automation_note = default_advantage_audience(_decode_targeting(args.targeting))
@@ -2405,26 +3290,53 @@ async def prepare_create(ctx: OpContext, args: CreateAdSetArgs, campaign: dict[s
     check_targeting(spec, special_ad_categories=categories, creating=True)
     targeting = targeting_payload(spec)
 
-    data: dict[str, Any] = {"name": args.name, "campaign_id": campaign["id"], "status": args.status,
-                            "optimization_goal": goal, "billing_event": billing, "targeting": targeting}
-    optional = {"bid_strategy": args.bid_strategy, "bid_amount": args.bid_amount, "bid_constraints": args.bid_constraints,
-                "daily_budget": args.daily_budget, "lifetime_budget": args.lifetime_budget,
-                "start_time": start and _graph_time(start), "end_time": end and _graph_time(end),
-                "promoted_object": promoted or None, "destination_type": args.destination_type}
+    data: dict[str, Any] = {
+        "name": args.name,
+        "campaign_id": campaign["id"],
+        "status": args.status,
+        "optimization_goal": goal,
+        "billing_event": billing,
+        "targeting": targeting,
+    }
+    optional = {
+        "bid_strategy": args.bid_strategy,
+        "bid_amount": args.bid_amount,
+        "bid_constraints": args.bid_constraints,
+        "daily_budget": args.daily_budget,
+        "lifetime_budget": args.lifetime_budget,
+        "start_time": start and _graph_time(start),
+        "end_time": end and _graph_time(end),
+        "promoted_object": promoted or None,
+        "destination_type": args.destination_type,
+    }
     data.update({k: v for k, v in optional.items() if v is not None})
     if schedule:
         data["adset_schedule"] = schedule
         data["pacing_type"] = ["day_parting"]
-    return PreparedAdSet(data=data, notes=notes, targeting_summary=describe_targeting_locally(spec),
-                         placements_summary=placements_summary or placements_text(targeting))
+    return PreparedAdSet(
+        data=data,
+        notes=notes,
+        targeting_summary=describe_targeting_locally(spec),
+        placements_summary=placements_summary or placements_text(targeting),
+    )
 
 
-def create_summary(args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dict[str, Any], account: AccountInfo) -> str:
+def create_summary(
+    args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dict[str, Any], account: AccountInfo
+) -> str:
     data = prepared.data
-    budget = budget_text(data, account.currency) if (args.daily_budget or args.lifetime_budget) else \
-        f"campaign budget ({budget_text(campaign, account.currency)})"
-    parts = [f"goal {data['optimization_goal']}", f"billing {data['billing_event']}", f"budget {budget}",
-             f"schedule {schedule_text(data, account)}", f"targeting {prepared.targeting_summary.rstrip('. ')}"]
+    budget = (
+        budget_text(data, account.currency)
+        if (args.daily_budget or args.lifetime_budget)
+        else f"campaign budget ({budget_text(campaign, account.currency)})"
+    )
+    parts = [
+        f"goal {data['optimization_goal']}",
+        f"billing {data['billing_event']}",
+        f"budget {budget}",
+        f"schedule {schedule_text(data, account)}",
+        f"targeting {prepared.targeting_summary.rstrip('. ')}",
+    ]
     if "placements" not in prepared.targeting_summary:
         parts.append(f"placements {prepared.placements_summary}")
     if data.get("bid_amount"):
@@ -2437,19 +3349,33 @@ def create_summary(args: CreateAdSetArgs, prepared: PreparedAdSet, campaign: dic
     return text
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"campaign_id": "120210000000000001", "name": "US 25-45", "daily_budget": 2000,
-                               "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45},
-                               "placements": "recommended"}, result=CreatedAdSet)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={
+        "campaign_id": "120210000000000001",
+        "name": "US 25-45",
+        "daily_budget": 2000,
+        "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45},
+        "placements": "recommended",
+    },
+    result=CreatedAdSet,
+)
 async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
     campaign = await _read_campaign(ctx, args.campaign_id)
     account = await _account_of(ctx, campaign, args.ad_account_id)
     if args.ad_account_id and ctx.require_ad_account(args.ad_account_id) != account.id:
-        raise ValidationError(f"Campaign {campaign['id']} belongs to {account.id}, not {args.ad_account_id}",
-                              fix="Leave out ad_account_id (the campaign's account is used) or pick a campaign of that account",
-                              blame_field="ad_account_id")
+        raise ValidationError(
+            f"Campaign {campaign['id']} belongs to {account.id}, not {args.ad_account_id}",
+            fix="Leave out ad_account_id (the campaign's account is used) or pick a campaign of that account",
+            blame_field="ad_account_id",
+        )
     if campaign.get("status") in ("DELETED", "ARCHIVED"):
-        raise ValidationError(f"Campaign {campaign.get('name')} ({campaign['id']}) is {campaign['status'].lower()}; it takes no new ad sets",
-                              fix="Pick an active or paused campaign, or duplicate this one", blame_field="campaign_id")
+        raise ValidationError(
+            f"Campaign {campaign.get('name')} ({campaign['id']}) is {campaign['status'].lower()}; it takes no new ad sets",
+            fix="Pick an active or paused campaign, or duplicate this one",
+            blame_field="campaign_id",
+        )
     prepared = await prepare_create(ctx, args, campaign, account)
     data = prepared.data
     summary = create_summary(args, prepared, campaign, account)
@@ -2458,24 +3384,46 @@ async def create_adset(ctx: OpContext, args: CreateAdSetArgs) -> WritePlan:
     send = {**data, "adlabels": [{"name": tag}]}
 
     async def execute() -> OpResult:
-        created = await ctx.graph.create(path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag),
-                                         look_first=bool(args.client_tag))
+        created = await ctx.graph.create(
+            path, send, lookup=CreateLookup(list_path=path, name=args.name, tag=tag), look_first=bool(args.client_tag)
+        )
         recovered = recovered_words(created)
-        text = (f"Created ad set {args.name} ({created['id']}) {args.status} in campaign {campaign.get('name')}{recovered}: "
-                f"{summary}. Next: add ads with a creative.")
-        return OpResult(text=text, data={"id": created["id"], "adset_id": created["id"], "campaign_id": campaign["id"],
-                                         "status": args.status, "ad_account_id": account.id, "notes": prepared.notes,
-                                         "targeting": data["targeting"], "recovered": bool(created.get("recovered"))})
+        text = (
+            f"Created ad set {args.name} ({created['id']}) {args.status} in campaign {campaign.get('name')}{recovered}: "
+            f"{summary}. Next: add ads with a creative."
+        )
+        return OpResult(
+            text=text,
+            data={
+                "id": created["id"],
+                "adset_id": created["id"],
+                "campaign_id": campaign["id"],
+                "status": args.status,
+                "ad_account_id": account.id,
+                "notes": prepared.notes,
+                "targeting": data["targeting"],
+                "recovered": bool(created.get("recovered")),
+            },
+        )
 
     async def validate() -> Any:
         return await ctx.graph.post(path, {**data, "execution_options": ["validate_only"]})
 
     changes = [Change(None, "adset", args.name, "status", None, args.status)]
-    changes += [Change(None, "adset", args.name, f, None, getattr(args, f), account.currency)
-                for f in ("daily_budget", "lifetime_budget", "bid_amount") if getattr(args, f)]
-    return WritePlan(summary=f"create ad set {args.name} ({args.status}) in campaign {campaign.get('name')} ({campaign['id']}): {summary}",
-                     ad_account_id=account.id, requests=[GraphRequest("POST", path, send)], changes=changes,
-                     execute=execute, validate=validate, currency=account.currency)
+    changes += [
+        Change(None, "adset", args.name, f, None, getattr(args, f), account.currency)
+        for f in ("daily_budget", "lifetime_budget", "bid_amount")
+        if getattr(args, f)
+    ]
+    return WritePlan(
+        summary=f"create ad set {args.name} ({args.status}) in campaign {campaign.get('name')} ({campaign['id']}): {summary}",
+        ad_account_id=account.id,
+        requests=[GraphRequest("POST", path, send)],
+        changes=changes,
+        execute=execute,
+        validate=validate,
+        currency=account.currency,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2495,9 +3443,15 @@ class UpdateAdSetArgs(OpArgs):
     daily_budget: Amount | None = Field(None, gt=0, description=f"New daily budget. {BUDGET_NOTE}")
     lifetime_budget: Amount | None = Field(None, gt=0, description=f"New lifetime budget. {BUDGET_NOTE}")
     bid_amount: Amount | None = Field(None, gt=0, description=f"New bid cap / cost cap. {BUDGET_NOTE}")
-    bid_strategy: BidStrategy | None = Field(None, description="New bid strategy; COST_CAP and LOWEST_COST_WITH_BID_CAP need a bid_amount.")
-    targeting: dict[str, Any] | str | None = Field(None, description="A complete new targeting spec (replaces the current one entirely; get_adset shows it).")
-    optimization_goal: OptimizationGoal | None = Field(None, description="New optimization goal (must fit the campaign's objective).")
+    bid_strategy: BidStrategy | None = Field(
+        None, description="New bid strategy; COST_CAP and LOWEST_COST_WITH_BID_CAP need a bid_amount."
+    )
+    targeting: dict[str, Any] | str | None = Field(
+        None, description="A complete new targeting spec (replaces the current one entirely; get_adset shows it)."
+    )
+    optimization_goal: OptimizationGoal | None = Field(
+        None, description="New optimization goal (must fit the campaign's objective)."
+    )
     start_time: datetime | None = Field(None, description=f"New start. {TIME_NOTE}")
     end_time: datetime | None = Field(None, description=f"New end. {TIME_NOTE}")
 
@@ -2505,10 +3459,14 @@ class UpdateAdSetArgs(OpArgs):
 def _check_editable(adset: dict[str, Any], updates: dict[str, Any]) -> None:
     status = adset.get("status")
     if status == "DELETED":
-        raise ValidationError(f"Ad set {adset['id']} is deleted and cannot be changed", fix="Duplicate it or create a new ad set")
+        raise ValidationError(
+            f"Ad set {adset['id']} is deleted and cannot be changed", fix="Duplicate it or create a new ad set"
+        )
     if status == "ARCHIVED" and (set(updates) - {"status"} or updates.get("status") != "DELETED"):
-        raise ValidationError(f"Ad set {adset.get('name')} ({adset['id']}) is archived; Facebook only allows deleting it",
-                              fix="Use duplicate_adset to run it again, or delete_adset")
+        raise ValidationError(
+            f"Ad set {adset.get('name')} ({adset['id']}) is archived; Facebook only allows deleting it",
+            fix="Use duplicate_adset to run it again, or delete_adset",
+        )
 
 
 async def budget_changes_last_hour(ctx: OpContext, adset_id: str, now: datetime) -> list[datetime]:
@@ -2531,34 +3489,57 @@ async def check_budget_rate(ctx: OpContext, adset: dict[str, Any], account: Acco
     if len(changes) >= BUDGET_CHANGES_PER_HOUR:
         next_at = changes[-BUDGET_CHANGES_PER_HOUR] + timedelta(hours=1)
         wait = max(1, math.ceil((next_at - now).total_seconds() / 60))
-        raise _rule_error(f"The budget of ad set {adset.get('name')} ({adset['id']}) already changed {len(changes)} times in the "
-                          f"last hour; Facebook allows {BUDGET_CHANGES_PER_HOUR}",
-                          f"Change it again after {when_text(next_at, account)} ({account.timezone_name or 'UTC'}), in about {wait} min",
-                          field, 613, 1487632)
+        raise _rule_error(
+            f"The budget of ad set {adset.get('name')} ({adset['id']}) already changed {len(changes)} times in the "
+            f"last hour; Facebook allows {BUDGET_CHANGES_PER_HOUR}",
+            f"Change it again after {when_text(next_at, account)} ({account.timezone_name or 'UTC'}), in about {wait} min",
+            field,
+            613,
+            1487632,
+        )
 
 
 def _updates_of(args: BaseModel, exclude: set[str]) -> dict[str, Any]:
     return args.model_dump(exclude=exclude, exclude_none=True)
 
 
-async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[str, Any], account: AccountInfo,
-                        updates: dict[str, Any], args: UpdateAdSetArgs) -> dict[str, Any]:
+async def _check_update(
+    ctx: OpContext,
+    adset: dict[str, Any],
+    campaign: dict[str, Any],
+    account: AccountInfo,
+    updates: dict[str, Any],
+    args: UpdateAdSetArgs,
+) -> dict[str, Any]:
     """Apply every rule to an update and turn it into the fields to send."""
     _check_editable(adset, updates)
     budget_field = next((f for f in ("daily_budget", "lifetime_budget") if f in updates), None)
     if updates.get("daily_budget") and updates.get("lifetime_budget"):
-        raise _rule_error("An ad set takes daily_budget or lifetime_budget, not both", "Change one of them", "daily_budget", 100, 1885621)
+        raise _rule_error(
+            "An ad set takes daily_budget or lifetime_budget, not both",
+            "Change one of them",
+            "daily_budget",
+            100,
+            1885621,
+        )
     if budget_field:
         if campaign_has_budget(campaign):
-            raise _rule_error(f"Ad set {adset.get('name')} belongs to campaign {campaign.get('name')} ({campaign['id']}), which has a "
-                              f"campaign budget ({budget_text(campaign, account.currency)}); its ad sets have none to change",
-                              "Change the campaign's budget with update_campaign", budget_field, 100, 1885621)
+            raise _rule_error(
+                f"Ad set {adset.get('name')} belongs to campaign {campaign.get('name')} ({campaign['id']}), which has a "
+                f"campaign budget ({budget_text(campaign, account.currency)}); its ad sets have none to change",
+                "Change the campaign's budget with update_campaign",
+                budget_field,
+                100,
+                1885621,
+            )
         other = "lifetime_budget" if budget_field == "daily_budget" else "daily_budget"
         if _has(adset.get(other)):
-            raise ValidationError(f"Ad set {adset.get('name')} has a {other.replace('_', ' ')}; Facebook cannot switch an ad set "
-                                  "between daily and lifetime budget",
-                                  fix=f"Change {other} instead, or duplicate the ad set and give the copy a {budget_field.replace('_', ' ')}",
-                                  blame_field=budget_field)
+            raise ValidationError(
+                f"Ad set {adset.get('name')} has a {other.replace('_', ' ')}; Facebook cannot switch an ad set "
+                "between daily and lifetime budget",
+                fix=f"Change {other} instead, or duplicate the ad set and give the copy a {budget_field.replace('_', ' ')}",
+                blame_field=budget_field,
+            )
     start = local_time(args.start_time, account) or parse_graph_time(adset.get("start_time"))
     end = local_time(args.end_time, account) or parse_graph_time(adset.get("end_time"))
     now = await ctx.now()
@@ -2567,7 +3548,9 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
     check_min_budget("daily_budget", updates.get("daily_budget"), account, now=now)
     for field in ("daily_budget", "lifetime_budget"):
         check_max_budget(field, updates.get(field), account)
-    lifetime = updates.get("lifetime_budget") or (int(adset["lifetime_budget"]) if _has(adset.get("lifetime_budget")) and end else None)
+    lifetime = updates.get("lifetime_budget") or (
+        int(adset["lifetime_budget"]) if _has(adset.get("lifetime_budget")) and end else None
+    )
     if lifetime and ("lifetime_budget" in updates or "end_time" in updates or "start_time" in updates):
         check_min_budget("lifetime_budget", lifetime, account, start, end, now=now)
     goal = updates.get("optimization_goal") or adset.get("optimization_goal")
@@ -2577,8 +3560,11 @@ async def _check_update(ctx: OpContext, adset: dict[str, Any], campaign: dict[st
             check_billing(str(goal), adset["billing_event"])
     if "bid_strategy" in updates or "bid_amount" in updates:
         strategy = updates.get("bid_strategy") or adset.get("bid_strategy") or campaign.get("bid_strategy")
-        check_bid(strategy, updates.get("bid_amount") or (int(adset["bid_amount"]) if _has(adset.get("bid_amount")) else None),
-                  adset.get("bid_constraints"))
+        check_bid(
+            strategy,
+            updates.get("bid_amount") or (int(adset["bid_amount"]) if _has(adset.get("bid_amount")) else None),
+            adset.get("bid_constraints"),
+        )
     sent = dict(updates)
     if args.targeting is not None:
         spec = parse_targeting(_decode_targeting(args.targeting))
@@ -2598,35 +3584,52 @@ def describe_changes(changes: list[Change], account: AccountInfo | None = None) 
         if change.field == "targeting":
             parts.append(f"targeting → {targeting_text(change.after)}")
         elif change.field == "adset_schedule" and account is not None:
-            parts.append(f"day parting → {day_parting_text(change.after, account) if change.after else 'none (runs all day)'}")
+            parts.append(
+                f"day parting → {day_parting_text(change.after, account) if change.after else 'none (runs all day)'}"
+            )
         elif change.field == "pacing_type":
             continue
         elif change.field in ("start_time", "end_time") and account is not None:
             before = when_text(change.before, account) if _has(change.before) else "none"
-            parts.append(f"{change.field.replace('_', ' ')} {before} → {when_text(change.after, account) if _has(change.after) else 'none'}")
+            parts.append(
+                f"{change.field.replace('_', ' ')} {before} → {when_text(change.after, account) if _has(change.after) else 'none'}"
+            )
         else:
             parts.append(describe_change(change))
     return "; ".join(parts)
 
 
-def adset_plan(ctx: OpContext, adset: dict[str, Any], account: AccountInfo, updates: dict[str, Any], verb: str,
-               extra: str = "") -> WritePlan | OpResult:
+def adset_plan(
+    ctx: OpContext, adset: dict[str, Any], account: AccountInfo, updates: dict[str, Any], verb: str, extra: str = ""
+) -> WritePlan | OpResult:
     target = EditedObject(adset, "adset", "ad set", "adset_id", account.id, account.currency)
-    return update_plan(ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra)
+    return update_plan(
+        ctx, target, updates, verb, describe=lambda changes: describe_changes(changes, account), extra=extra
+    )
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "daily_budget": 3000},
-        result=ChangedAdSet)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={"adset_id": "120210000000000101", "daily_budget": 3000},
+    result=ChangedAdSet,
+)
 async def update_adset(ctx: OpContext, args: UpdateAdSetArgs) -> WritePlan | OpResult:
     updates = _updates_of(args, {"adset_id"})
     if not updates:
-        raise ValidationError("Nothing to change", fix="Pass at least one of name, status, daily_budget, lifetime_budget, bid_amount, "
-                              "bid_strategy, targeting, optimization_goal, start_time, end_time", blame_field="adset_id")
+        raise ValidationError(
+            "Nothing to change",
+            fix="Pass at least one of name, status, daily_budget, lifetime_budget, bid_amount, "
+            "bid_strategy, targeting, optimization_goal, start_time, end_time",
+            blame_field="adset_id",
+        )
     adset = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, adset)
     campaign = await _read_campaign(ctx, adset["campaign_id"]) if adset.get("campaign_id") else {"id": "?"}
     sent = await _check_update(ctx, adset, campaign, account, updates, args)
-    budget_field = next((f for f in ("daily_budget", "lifetime_budget") if f in sent and str(adset.get(f)) != str(sent[f])), None)
+    budget_field = next(
+        (f for f in ("daily_budget", "lifetime_budget") if f in sent and str(adset.get(f)) != str(sent[f])), None
+    )
     if budget_field:
         await check_budget_rate(ctx, adset, account, budget_field)
     return adset_plan(ctx, adset, account, sent, "Updated")
@@ -2639,12 +3642,21 @@ async def _status_change(ctx: OpContext, adset_id: str, status: str, verb: str) 
     return adset_plan(ctx, adset, account, {"status": status}, verb)
 
 
-add_status_ops(ops, "adset", "adset_id", AdSetIdArg, {
-    "pause": "Pause an ad set: its ads stop delivering until it is resumed.",
-    "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
-    "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
-    "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
-}, _status_change, TaskGroup.ADSETS_TARGETING, result=ChangedAdSet)
+add_status_ops(
+    ops,
+    "adset",
+    "adset_id",
+    AdSetIdArg,
+    {
+        "pause": "Pause an ad set: its ads stop delivering until it is resumed.",
+        "resume": "Resume (activate) a paused ad set: it can spend again, so this asks for confirmation under the guardrails policy.",
+        "archive": "Archive an ad set: it stops and leaves the default lists; afterwards it can only be deleted.",
+        "delete": "Delete an ad set (and with it its ads). This cannot be undone.",
+    },
+    _status_change,
+    TaskGroup.ADSETS_TARGETING,
+    result=ChangedAdSet,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2662,18 +3674,34 @@ class SetScheduleArgs(OpArgs):
     adset_id: str = AdSetIdArg
     start_time: datetime | None = Field(None, description=f"New start. {TIME_NOTE}")
     end_time: datetime | None = Field(None, description=f"New end (after the start, in the future). {TIME_NOTE}")
-    day_parting: list[DayPartingBlock] | None = Field(None, description="Hours to run in: [{days: [\"mon\"..\"sun\"] or 0-6 (0 = Sunday), start: \"09:00\", end: \"17:00\"}]; null clears day parting; omitted leaves it as it is.")
-    timezone: Literal["viewer", "account"] = Field("viewer", description="Day parting in each viewer's time zone (viewer) or the ad account's time zone (account).")
+    day_parting: list[DayPartingBlock] | None = Field(
+        None,
+        description='Hours to run in: [{days: ["mon".."sun"] or 0-6 (0 = Sunday), start: "09:00", end: "17:00"}]; null clears day parting; omitted leaves it as it is.',
+    )
+    timezone: Literal["viewer", "account"] = Field(
+        "viewer", description="Day parting in each viewer's time zone (viewer) or the ad account's time zone (account)."
+    )
 
 
 # SPEND: a later end_time lets a daily budget keep spending.
-@ops.op(OpKind.SPEND, group=TaskGroup.ADSETS_TARGETING, example={"adset_id": "120210000000000101", "timezone": "account",
-                               "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]},
-        result=ChangedAdSet)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.ADSETS_TARGETING,
+    example={
+        "adset_id": "120210000000000101",
+        "timezone": "account",
+        "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+    },
+    result=ChangedAdSet,
+)
 async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpResult:
     given = args.model_fields_set - {"adset_id", "timezone"}
     if not given:
-        raise ValidationError("Nothing to schedule", fix="Pass start_time, end_time, or day_parting (null clears it)", blame_field="day_parting")
+        raise ValidationError(
+            "Nothing to schedule",
+            fix="Pass start_time, end_time, or day_parting (null clears it)",
+            blame_field="day_parting",
+        )
     adset = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, adset)
     _check_editable(adset, {"schedule": True})
@@ -2700,7 +3728,9 @@ async def set_schedule(ctx: OpContext, args: SetScheduleArgs) -> WritePlan | OpR
     if args.end_time:
         updates["end_time"] = _graph_time(local_time(args.end_time, account))
     future = {**adset, **updates}
-    words = schedule_text(future, account) if future.get("adset_schedule") or start or end else "runs all day, every day"
+    words = (
+        schedule_text(future, account) if future.get("adset_schedule") or start or end else "runs all day, every day"
+    )
     if "adset_schedule" in updates and not updates["adset_schedule"]:
         words += "; day parting cleared (runs all day)"
     return adset_plan(ctx, adset, account, updates, "Scheduled", extra=f" Now: {words}.")
@@ -2717,7 +3747,10 @@ class DuplicateAdSetArgs(OpArgs):
     adset_id: str = AdSetIdArg
     campaign_id: str | None = Field(None, description="Put the copy in this campaign (default: the same campaign).")
     deep_copy: bool = Field(False, description="Also copy the ad set's ads.")
-    status_option: StatusOption = Field("PAUSED", description="Status of the copy: PAUSED (default), ACTIVE (needs confirmation) or INHERITED_FROM_SOURCE.")
+    status_option: StatusOption = Field(
+        "PAUSED",
+        description="Status of the copy: PAUSED (default), ACTIVE (needs confirmation) or INHERITED_FROM_SOURCE.",
+    )
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
@@ -2726,23 +3759,44 @@ async def duplicate_adset(ctx: OpContext, args: DuplicateAdSetArgs) -> WritePlan
     source = await _read_adset(ctx, args.adset_id)
     account = await _account_of(ctx, source)
     if source.get("status") == "DELETED":
-        raise ValidationError(f"Ad set {source['id']} is deleted and cannot be copied", fix="Pick an ad set that exists")
-    body: dict[str, Any] = {"deep_copy": args.deep_copy, "status_option": args.status_option,
-                            "rename_options": {"rename_suffix": args.rename_suffix,
-                                               "rename_strategy": "DEEP_RENAME" if args.deep_copy else "ONLY_TOP_LEVEL_RENAME"}}
+        raise ValidationError(
+            f"Ad set {source['id']} is deleted and cannot be copied", fix="Pick an ad set that exists"
+        )
+    body: dict[str, Any] = {
+        "deep_copy": args.deep_copy,
+        "status_option": args.status_option,
+        "rename_options": {
+            "rename_suffix": args.rename_suffix,
+            "rename_strategy": "DEEP_RENAME" if args.deep_copy else "ONLY_TOP_LEVEL_RENAME",
+        },
+    }
     target = ""
     if args.campaign_id and args.campaign_id != source.get("campaign_id"):
         campaign = await _read_campaign(ctx, args.campaign_id)
-        if campaign.get("account_id") and source.get("account_id") and str(campaign["account_id"]) != str(source["account_id"]):
-            raise ValidationError(f"Campaign {campaign['id']} is in another ad account than ad set {source['id']}",
-                                  fix="Copy into a campaign of the same ad account", blame_field="campaign_id")
+        if (
+            campaign.get("account_id")
+            and source.get("account_id")
+            and str(campaign["account_id"]) != str(source["account_id"])
+        ):
+            raise ValidationError(
+                f"Campaign {campaign['id']} is in another ad account than ad set {source['id']}",
+                fix="Copy into a campaign of the same ad account",
+                blame_field="campaign_id",
+            )
         own_budget = _has(source.get("daily_budget")) or _has(source.get("lifetime_budget"))
         if campaign_has_budget(campaign) == own_budget:
-            why = ("has a campaign budget and the ad set has its own" if own_budget
-                   else "has no campaign budget and the ad set has none of its own")
-            raise _rule_error(f"Campaign {campaign.get('name')} ({campaign['id']}) {why}",
-                              "Copy into a campaign whose budget setup matches (campaign budget or ad set budgets)",
-                              "daily_budget" if own_budget or not campaign_has_budget(campaign) else "campaign_id", 100, 1885621)
+            why = (
+                "has a campaign budget and the ad set has its own"
+                if own_budget
+                else "has no campaign budget and the ad set has none of its own"
+            )
+            raise _rule_error(
+                f"Campaign {campaign.get('name')} ({campaign['id']}) {why}",
+                "Copy into a campaign whose budget setup matches (campaign budget or ad set budgets)",
+                "daily_budget" if own_budget or not campaign_has_budget(campaign) else "campaign_id",
+                100,
+                1885621,
+            )
         body["campaign_id"] = campaign["id"]
         target = f" in campaign {campaign.get('name')} ({campaign['id']})"
     status = source.get("status") if args.status_option == "INHERITED_FROM_SOURCE" else args.status_option
@@ -2751,13 +3805,25 @@ async def duplicate_adset(ctx: OpContext, args: DuplicateAdSetArgs) -> WritePlan
     async def execute() -> OpResult:
         copied = await ctx.graph.post(f"{source['id']}/copies", body)
         new_id = copied.get("copied_adset_id") or copied.get("id")
-        return OpResult(text=f"Copied ad set {source.get('name')} ({source['id']}) to {new_name} ({new_id}){target}, {status}"
-                             + (" with its ads." if args.deep_copy else "."),
-                        data={"adset_id": new_id, "copied_adset_id": new_id, "source_adset_id": source["id"],
-                              "campaign_id": body.get("campaign_id", source.get("campaign_id")), "status": status,
-                              "ad_object_ids": copied.get("ad_object_ids", [])})
+        return OpResult(
+            text=f"Copied ad set {source.get('name')} ({source['id']}) to {new_name} ({new_id}){target}, {status}"
+            + (" with its ads." if args.deep_copy else "."),
+            data={
+                "adset_id": new_id,
+                "copied_adset_id": new_id,
+                "source_adset_id": source["id"],
+                "campaign_id": body.get("campaign_id", source.get("campaign_id")),
+                "status": status,
+                "ad_object_ids": copied.get("ad_object_ids", []),
+            },
+        )
 
     changes = [Change(None, "adset", new_name, "status", None, status)]
-    return WritePlan(summary=f"copy ad set {source.get('name')} ({source['id']}) as {new_name}{target} ({status})",
-                     ad_account_id=account.id, requests=[GraphRequest("POST", f"{source['id']}/copies", body)],
-                     changes=changes, execute=execute, currency=account.currency)
+    return WritePlan(
+        summary=f"copy ad set {source.get('name')} ({source['id']}) as {new_name}{target} ({status})",
+        ad_account_id=account.id,
+        requests=[GraphRequest("POST", f"{source['id']}/copies", body)],
+        changes=changes,
+        execute=execute,
+        currency=account.currency,
+    )

@@ -12,6 +12,7 @@ Writes are replay-safe. A users batch whose answer is lost is never sent again b
 stops, its outcome unknown). Every Conversions API event carries an event_id (the caller's, or one derived from its
 content: derived_event_id), so the same events sent again after a lost answer are dropped by Facebook as duplicates.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,9 @@ import re
 import secrets
 import sys
 from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass, field as dataclass_field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from facebook_business.adobjects.adspixel import AdsPixel
@@ -41,9 +43,27 @@ from facebook_business.adobjects.serverside.action_source import ActionSource
 from facebook_business.adobjects.serverside.normalize import Normalize
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from fb_utils import (absent_key,
-    counted,
-    lost_answer_cause,
+import fb_hashing
+from fb_hashing import (  # the pure customer-data layer (and its worker processes); see fb_hashing's text
+    _GENDERS,
+    MAX_BATCH_ROWS,
+    MAX_REPORTED_INVALID,
+    NOT_UTF8_FIX,
+    SCHEMA_KEYS,
+    Chunk,
+    CustomerFileError,
+    InvalidRow,
+    Schema,
+    Span,
+    _chunk_of_rows,
+    _country,
+    hash_chunk,
+    hashed_batches,
+    payload_json,
+    schema_key,
+    span_chunks,
+)
+from fb_utils import (
     NOT_DONE,
     USERS_SESSION_LOOKUP,
     Change,
@@ -55,44 +75,27 @@ from fb_utils import (absent_key,
     OpContext,
     OpData,
     OpKind,
-    TaskGroup,
     OpResult,
     OpSet,
     OutcomeUnknownError,
     RawJSON,
+    TaskGroup,
     ValidationError,
     WritePlan,
+    absent_key,
     add_lookup,
     backoff_delay,
     changed_data,
     check_object_id,
+    counted,
     get_logger,
     graph_object,
     is_ambiguous,
+    lost_answer_cause,
     output_file,
     report_progress,
     sdk_enum_values,
     update_plan,
-)
-import fb_hashing
-from fb_hashing import (  # the pure customer-data layer (and its worker processes); see fb_hashing's text
-    MAX_BATCH_ROWS,
-    NOT_UTF8_FIX,
-    SCHEMA_KEYS,
-    Chunk,
-    CustomerFileError,
-    MAX_REPORTED_INVALID,
-    InvalidRow,
-    Schema,
-    Span,
-    _chunk_of_rows,
-    _country,
-    _GENDERS,
-    hash_chunk,
-    hashed_batches,
-    payload_json,
-    schema_key,
-    span_chunks,
 )
 
 ops = OpSet("fb_audience")
@@ -104,7 +107,7 @@ log = get_logger("fb_audience")
 
 MAX_CHUNK_ATTEMPTS = 3
 BATCHES_IN_FLIGHT = 2  # a second batch travels while Facebook stores the first
-BATCHES_AHEAD = 2      # hashed batches waiting to be sent (bounds memory: about 1.5 MB each)
+BATCHES_AHEAD = 2  # hashed batches waiting to be sent (bounds memory: about 1.5 MB each)
 
 
 def detect_schema(header: list[Any]) -> Schema:
@@ -119,15 +122,19 @@ def detect_schema(header: list[Any]) -> Schema:
             ignored.append(str(cell)[:40])
             continue
         if key in keys:
-            raise ValidationError(f"Two columns mean {key} ({header[columns[keys.index(key)]]!s:.40} and {str(cell):.40})",
-                                  fix="Keep one column for each kind of customer data", blame_field="source")
+            raise ValidationError(
+                f"Two columns mean {key} ({header[columns[keys.index(key)]]!s:.40} and {cell!s:.40})",
+                fix="Keep one column for each kind of customer data",
+                blame_field="source",
+            )
         keys.append(key)
         columns.append(index)
     if not keys:
         raise ValidationError(
             "No customer data column recognized in the header",
             fix=f"Name the columns with Facebook's keys ({', '.join(SCHEMA_KEYS)}) or common names like email, phone, first_name",
-            blame_field="source")
+            blame_field="source",
+        )
     return Schema(keys, columns, ignored)
 
 
@@ -153,7 +160,9 @@ def prepare_row(schema: Schema, row_number: int, cells: list[Any]) -> Prepared:
 def _open_csv(path: str) -> Any:
     full = os.path.expanduser(path)
     if not os.path.isfile(full):
-        raise ValidationError(f"No file at {path}", fix="Pass the path of a CSV file with a header row, or rows", blame_field="source")
+        raise ValidationError(
+            f"No file at {path}", fix="Pass the path of a CSV file with a header row, or rows", blame_field="source"
+        )
     return open(full, newline="", encoding="utf-8-sig")
 
 
@@ -173,14 +182,16 @@ def _csv_header(path: str) -> list[str]:
     with _open_csv(path) as handle, _customer_file_errors():
         header = next(csv.reader(handle), None)
     if not header:
-        raise ValidationError(f"{path} is empty", fix="The first row must name the columns (email, phone, …)", blame_field="source")
+        raise ValidationError(
+            f"{path} is empty", fix="The first row must name the columns (email, phone, …)", blame_field="source"
+        )
     return header
 
 
 @dataclass(frozen=True)
 class CsvShape:
-    rows: int               # data rows (csv.reader records after the header, blank lines included)
-    simple: bool            # no quote character and no lone carriage return: every line is one record, split at commas
+    rows: int  # data rows (csv.reader records after the header, blank lines included)
+    simple: bool  # no quote character and no lone carriage return: every line is one record, split at commas
     data: Span | None = None  # a simple file's data lines: from the line after the header to the end
 
 
@@ -284,12 +295,17 @@ def _chunks(schema: Schema, source: str | list[Any], size: int) -> Iterator[Chun
         return
     rows_of = list(_list_rows(source))
     for start in range(0, len(rows_of), size):
-        part = rows_of[start:start + size]
+        part = rows_of[start : start + size]
         yield _chunk_of_rows(schema, [n for n, _ in part], [r for _, r in part])
 
 
-def marked_batches(schema: Schema, source: str | list[Any], invalid: list[InvalidRow], counts: dict[str, int],
-                   size: int = MAX_BATCH_ROWS) -> Iterator[tuple[list[list[str]], bool, int]]:
+def marked_batches(
+    schema: Schema,
+    source: str | list[Any],
+    invalid: list[InvalidRow],
+    counts: dict[str, int],
+    size: int = MAX_BATCH_ROWS,
+) -> Iterator[tuple[list[list[str]], bool, int]]:
     """(batch, is it the last one, source rows read up to it) for batches of ``size`` hashed rows (the last one
     shorter), each batch a list of columns; invalid rows go to ``invalid`` (the first MAX_REPORTED_INVALID) and
     ``counts``. Reads ``size`` source rows at a time (and one batch ahead, to know which batch is the last), never the
@@ -302,8 +318,13 @@ def marked_batches(schema: Schema, source: str | list[Any], invalid: list[Invali
         batch, read = following, read_next
 
 
-def iter_batches(schema: Schema, source: str | list[Any], invalid: list[InvalidRow], counts: dict[str, int],
-                 size: int = MAX_BATCH_ROWS) -> Iterator[list[list[str]]]:
+def iter_batches(
+    schema: Schema,
+    source: str | list[Any],
+    invalid: list[InvalidRow],
+    counts: dict[str, int],
+    size: int = MAX_BATCH_ROWS,
+) -> Iterator[list[list[str]]]:
     """Batches of ``size`` hashed rows (the last one shorter), row by row; see marked_batches."""
     return ([list(row) for row in zip(*batch)] for batch, _, _ in marked_batches(schema, source, invalid, counts, size))
 
@@ -347,9 +368,11 @@ AdAccountArg = Field(None, description="Ad account id (act_123…); default: the
 AudienceIdArg = Field(..., description="Custom audience id (digits); list_audiences shows them.")
 CUSTOMER_FILE_SOURCES = sdk_enum_values(CustomAudience.CustomerFileSource)
 CustomerFileSource = Literal[CUSTOMER_FILE_SOURCES]  # type: ignore[valid-type]
-AUDIENCE_FIELDS = ("id,name,description,subtype,approximate_count_lower_bound,approximate_count_upper_bound,"
-                   "delivery_status,operation_status,customer_file_source,retention_days,rule,lookalike_spec,"
-                   "time_updated,account_id")
+AUDIENCE_FIELDS = (
+    "id,name,description,subtype,approximate_count_lower_bound,approximate_count_upper_bound,"
+    "delivery_status,operation_status,customer_file_source,retention_days,rule,lookalike_spec,"
+    "time_updated,account_id"
+)
 LIST_FIELDS = "id,name,subtype,approximate_count_lower_bound,approximate_count_upper_bound,delivery_status,time_updated"
 SAVED_FIELDS = "id,name,description,targeting,approximate_count_lower_bound,approximate_count_upper_bound,sentence_lines,time_updated"
 
@@ -395,14 +418,23 @@ def _create_plan(ctx: OpContext, account_id: str, payload: dict[str, Any], label
 
     async def execute() -> OpResult:
         created = await ctx.graph.post(path, payload)
-        return OpResult(text=f"Created {label} {payload['name']} ({created['id']}) in {account_id}. {next_step}",
-                        data={"id": created["id"], "audience_id": created["id"], "ad_account_id": account_id,
-                              "subtype": payload.get("subtype")})
+        return OpResult(
+            text=f"Created {label} {payload['name']} ({created['id']}) in {account_id}. {next_step}",
+            data={
+                "id": created["id"],
+                "audience_id": created["id"],
+                "ad_account_id": account_id,
+                "subtype": payload.get("subtype"),
+            },
+        )
 
-    return WritePlan(summary=f"create {label} {payload['name']} in {account_id}", ad_account_id=account_id,
-                     requests=[GraphRequest("POST", path, payload)],
-                     changes=[Change(None, "customaudience", payload["name"], "subtype", None, payload.get("subtype"))],
-                     execute=execute)
+    return WritePlan(
+        summary=f"create {label} {payload['name']} in {account_id}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", path, payload)],
+        changes=[Change(None, "customaudience", payload["name"], "subtype", None, payload.get("subtype"))],
+        execute=execute,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -414,21 +446,36 @@ class CreateCustomerListAudienceArgs(OpArgs):
     """Create an empty customer-list custom audience; fill it with add_users (hashed emails, phones, …)."""
 
     ad_account_id: str | None = AdAccountArg
-    name: str = Field(..., min_length=1, max_length=200, description="Audience name.", examples=["Newsletter subscribers"])
+    name: str = Field(
+        ..., min_length=1, max_length=200, description="Audience name.", examples=["Newsletter subscribers"]
+    )
     description: str | None = Field(None, max_length=500, description="What the list is.")
     customer_file_source: CustomerFileSource = Field(
-        "USER_PROVIDED_ONLY", description="Where the data came from: USER_PROVIDED_ONLY (your customers gave it to you), "
-        "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.")
+        "USER_PROVIDED_ONLY",
+        description="Where the data came from: USER_PROVIDED_ONLY (your customers gave it to you), "
+        "PARTNER_PROVIDED_ONLY or BOTH_USER_AND_PARTNER_PROVIDED.",
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"}, result=CreatedAudience)
+@ops.op(
+    OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Newsletter subscribers"}, result=CreatedAudience
+)
 async def create_customer_list_audience(ctx: OpContext, args: CreateCustomerListAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    payload: dict[str, Any] = {"name": args.name, "subtype": "CUSTOM", "customer_file_source": args.customer_file_source}
+    payload: dict[str, Any] = {
+        "name": args.name,
+        "subtype": "CUSTOM",
+        "customer_file_source": args.customer_file_source,
+    }
     if args.description:
         payload["description"] = args.description
-    return _create_plan(ctx, account_id, payload, "customer list audience",
-                        "Next: add_users with a CSV file (email, phone, first_name, …).")
+    return _create_plan(
+        ctx,
+        account_id,
+        payload,
+        "customer list audience",
+        "Next: add_users with a CSV file (email, phone, first_name, …).",
+    )
 
 
 class UsersArgs(OpArgs):
@@ -436,10 +483,12 @@ class UsersArgs(OpArgs):
 
     audience_id: str = AudienceIdArg
     source: str | list[dict[str, Any]] | list[list[Any]] = Field(
-        ..., description="Path of a CSV file whose header names the columns (EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, "
+        ...,
+        description="Path of a CSV file whose header names the columns (EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, "
         "DOBY, DOBM, DOBD, GEN, EXTERN_ID, MADID or common names like email, phone_number, first_name), or rows: a list "
         "of objects keyed by those names, or a list of lists whose first row is the header.",
-        json_schema_extra={"pii": "rows"})
+        json_schema_extra={"pii": "rows"},
+    )
 
     @field_validator("audience_id")
     @classmethod
@@ -447,7 +496,7 @@ class UsersArgs(OpArgs):
         return check_object_id(value, "audience_id")
 
     @model_validator(mode="after")
-    def _source(self) -> "UsersArgs":
+    def _source(self) -> UsersArgs:
         if isinstance(self.source, list) and not self.source:
             raise ValueError("source has no rows")
         if isinstance(self.source, str) and not self.source.strip():
@@ -466,16 +515,16 @@ class ReplaceUsersArgs(UsersArgs):
 @dataclass
 class UploadOutcome:
     read: int = 0
-    sent: int = 0               # rows of the batches known to have arrived (by their answer or by the session)
+    sent: int = 0  # rows of the batches known to have arrived (by their answer or by the session)
     invalid: int = 0
     received: int = 0
     invalid_by_facebook: int = 0
     batches: int = 0
-    hash_processes: int = 0     # worker processes that hashed the file (0: a thread of this process)
+    hash_processes: int = 0  # worker processes that hashed the file (0: a thread of this process)
     hash_process_peak_kb: int = 0  # the largest peak memory among them
     retried_batches: list[int] = dataclass_field(default_factory=list)
     invalid_rows: list[InvalidRow] = dataclass_field(default_factory=list)
-    lost: list["LostBatch"] = dataclass_field(default_factory=list)  # sent, answer lost: arrival not known yet
+    lost: list[LostBatch] = dataclass_field(default_factory=list)  # sent, answer lost: arrival not known yet
     attempts: dict[int, int] = dataclass_field(default_factory=dict)  # batch_seq -> times sent
     confirmed_by_session: list[int] = dataclass_field(default_factory=list)  # batches whose arrival the session proved
     session: dict[str, Any] | None = None  # the session as last read, when it was read
@@ -486,10 +535,10 @@ class UsersSession:
     """One users session: where its batches go and what identifies it."""
 
     audience_id: str
-    mode: str           # add, remove or replace
+    mode: str  # add, remove or replace
     schema: Schema
     session_id: int
-    total: int          # source rows (estimated_num_total)
+    total: int  # source rows (estimated_num_total)
 
     @property
     def method(self) -> str:
@@ -505,13 +554,14 @@ class LostBatch:
     """A batch sent whose answer never came (or was a refusal naming the session): the session's count decides."""
 
     seq: int
-    batch: "ReadyBatch"
+    batch: ReadyBatch
     error: FacebookError
     refused: bool = False  # Facebook answered with a clear refusal (e.g. the session is already finished)
 
 
-async def _send_batch(ctx: OpContext, upload: UsersSession, params: dict[str, Any], seq: int,
-                      outcome: UploadOutcome) -> dict:
+async def _send_batch(
+    ctx: OpContext, upload: UsersSession, params: dict[str, Any], seq: int, outcome: UploadOutcome
+) -> dict:
     """Send one batch. A clean refusal that says trying again can work (a throttle, a transient code) is re-sent here,
     at most MAX_CHUNK_ATTEMPTS times in all; an ambiguous failure is never re-sent blindly: the caller reads the
     session (see settle_lost_batches)."""
@@ -539,8 +589,13 @@ def _note_retry(outcome: UploadOutcome, seq: int, error: FacebookError) -> None:
 
 def _failed_batch(error: FacebookError, seq: int, outcome: UploadOutcome, upload: UsersSession) -> FacebookError:
     """A batch Facebook did not take (its refusal is clear, or the session shows the batch missing)."""
-    error.data = {**(error.data or {}), "failed_batch_seq": seq, "batches_done": outcome.batches,
-                  "rows_sent": outcome.sent, "session": {"session_id": upload.session_id}}
+    error.data = {
+        **(error.data or {}),
+        "failed_batch_seq": seq,
+        "batches_done": outcome.batches,
+        "rows_sent": outcome.sent,
+        "session": {"session_id": upload.session_id},
+    }
     return error
 
 
@@ -562,8 +617,12 @@ def _next_ready(batches: Iterator[tuple[list[list[str]], bool, int]], schema: Sc
     return ReadyBatch(RawJSON(payload_json(schema, batch)), len(batch[0]), last, read)
 
 
-async def _prepare_ahead(batches: Iterator[tuple[list[list[str]], bool, int]], schema: Schema, ready: asyncio.Queue,
-                         working: list[asyncio.Future]) -> None:
+async def _prepare_ahead(
+    batches: Iterator[tuple[list[list[str]], bool, int]],
+    schema: Schema,
+    ready: asyncio.Queue,
+    working: list[asyncio.Future],
+) -> None:
     """Read, hash and encode batches in a worker thread, BATCHES_AHEAD ahead of the sender; None marks the end, an
     exception (a file that cannot be read) is handed over as it is."""
     while True:
@@ -578,8 +637,9 @@ async def _prepare_ahead(batches: Iterator[tuple[list[list[str]], bool, int]], s
             return
 
 
-async def _thread_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
+async def _thread_batches(
+    schema: Schema, source: str | list[Any], counts: dict[str, int], invalid: list[InvalidRow]
+) -> AsyncGenerator[ReadyBatch, None]:
     """The source's batches, read, hashed and encoded in a thread of this process while earlier ones travel."""
     with _customer_file_errors():
         batches = marked_batches(schema, source, invalid, counts)
@@ -618,8 +678,14 @@ class HashWorkerFailed(Exception):
 async def _start_worker(job: dict[str, Any]) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
-            sys.executable, fb_hashing.__file__, json.dumps(job), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+            sys.executable,
+            fb_hashing.__file__,
+            json.dumps(job),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
     except (OSError, ValueError) as error:
         raise HashWorkerFailed(f"a hashing process could not start ({type(error).__name__})") from None
 
@@ -640,21 +706,28 @@ async def _read_frame(worker: asyncio.subprocess.Process) -> tuple[dict[str, Any
     return head, body
 
 
-async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: int, counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
+async def _worker_batches(
+    path: str, shape: CsvShape, schema: Schema, workers: int, counts: dict[str, int], invalid: list[InvalidRow]
+) -> AsyncGenerator[ReadyBatch, None]:
     """The file's batches, hashed by ``workers`` processes side by side (fb_hashing), each on its own part of the file.
 
     One batch is held back until another arrives or every worker has finished: the one left over is the last."""
     assert shape.data is not None
     spans = await asyncio.to_thread(line_spans, path, shape.data, workers)
-    common = {"path": os.path.abspath(os.path.expanduser(path)), "width": len(_csv_header(path)), "keys": schema.keys,
-              "columns": schema.columns, "size": MAX_BATCH_ROWS}
+    common = {
+        "path": os.path.abspath(os.path.expanduser(path)),
+        "width": len(_csv_header(path)),
+        "keys": schema.keys,
+        "columns": schema.columns,
+        "size": MAX_BATCH_ROWS,
+    }
     processes: list[asyncio.subprocess.Process] = []
     reading: dict[asyncio.Future, int] = {}
     try:
         for span in spans:
-            processes.append(await _start_worker({**common, "start": span.start, "end": span.end,
-                                                  "first_row": span.first_row}))
+            processes.append(
+                await _start_worker({**common, "start": span.start, "end": span.end, "first_row": span.first_row})
+            )
         counts["processes"] = len(processes)
         read = [0] * len(processes)
         reading.update({asyncio.ensure_future(_read_frame(worker)): index for index, worker in enumerate(processes)})
@@ -693,8 +766,9 @@ async def _worker_batches(path: str, shape: CsvShape, schema: Schema, workers: i
                 await worker.wait()
 
 
-async def _source_batches(schema: Schema, source: str | list[Any], counts: dict[str, int],
-                          invalid: list[InvalidRow]) -> AsyncGenerator[ReadyBatch, None]:
+async def _source_batches(
+    schema: Schema, source: str | list[Any], counts: dict[str, int], invalid: list[InvalidRow]
+) -> AsyncGenerator[ReadyBatch, None]:
     """The source's batches, from worker processes for a large quote-free CSV file (a thread if none can start),
     otherwise from a thread of this process."""
     shape = _csv_shape(source) if isinstance(source, str) else None
@@ -720,7 +794,9 @@ async def _source_batches(schema: Schema, source: str | list[Any], counts: dict[
             yield batch
 
 
-async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any], mode: str) -> tuple[UploadOutcome, Schema]:
+async def upload_users(
+    ctx: OpContext, audience_id: str, source: str | list[Any], mode: str
+) -> tuple[UploadOutcome, Schema]:
     """Stream ``source`` to /{id}/users (add), DELETE /{id}/users (remove) or /{id}/usersreplace (replace).
 
     Batches are prepared (by worker processes or a thread) while earlier ones travel; at most BATCHES_IN_FLIGHT are
@@ -728,8 +804,13 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
     closes it) only after all the others have arrived. A batch whose answer is lost is settled by reading the session
     before anything else is sent (settle_lost_batches)."""
     schema = detect_schema(source_header(source))
-    upload = UsersSession(audience_id, mode, schema, secrets.randbelow(2**52) + 1,  # JSON-safe (JavaScript reads it)
-                          source_total(source))
+    upload = UsersSession(
+        audience_id,
+        mode,
+        schema,
+        secrets.randbelow(2**52) + 1,  # JSON-safe (JavaScript reads it)
+        source_total(source),
+    )
     outcome = UploadOutcome()
     counts = {"read": 0, "invalid": 0}
     sending: set[asyncio.Future] = set()
@@ -759,10 +840,12 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
                     await settle(0)
             await settle(0)
     except HashWorkerFailed as error:
-        raise FacebookError(f"Hashing the customer file stopped: {error}; {outcome.batches} batches "
-                            f"({outcome.sent:,} rows) were sent before it",
-                            fix="Run the same upload again: people already added are not counted twice",
-                            data={"batches_done": outcome.batches, "rows_sent": outcome.sent}) from None
+        raise FacebookError(
+            f"Hashing the customer file stopped: {error}; {outcome.batches} batches "
+            f"({outcome.sent:,} rows) were sent before it",
+            fix="Run the same upload again: people already added are not counted twice",
+            data={"batches_done": outcome.batches, "rows_sent": outcome.sent},
+        ) from None
     finally:  # after a failure: stop sending
         for task in sending:
             task.cancel()
@@ -777,8 +860,12 @@ async def upload_users(ctx: OpContext, audience_id: str, source: str | list[Any]
 async def _send_one(ctx: OpContext, upload: UsersSession, seq: int, batch: ReadyBatch, outcome: UploadOutcome) -> None:
     """Send one batch of a users session and count it in ``outcome``; a lost answer, or a refusal naming the session,
     is kept in ``outcome.lost`` for the session to settle."""
-    session = {"session_id": upload.session_id, "batch_seq": seq, "last_batch_flag": batch.last,
-               "estimated_num_total": upload.total}
+    session = {
+        "session_id": upload.session_id,
+        "batch_seq": seq,
+        "last_batch_flag": batch.last,
+        "estimated_num_total": upload.total,
+    }
     try:
         answer = await _send_batch(ctx, upload, {"payload": batch.payload, "session": session}, seq, outcome)
     except FacebookError as error:
@@ -787,10 +874,14 @@ async def _send_one(ctx: OpContext, upload: UsersSession, seq: int, batch: Ready
         outcome.lost.append(LostBatch(seq, batch, error, refused=not is_ambiguous(error)))
         log.info("audience batch answer lost", audience_id=upload.audience_id, batch_seq=seq, error_code=error.code)
         return
-    _count_arrived(outcome, batch, int(answer.get("num_received", batch.rows) or 0),
-                   int(answer.get("num_invalid_entries", 0) or 0))
-    await report_progress(f"audience {upload.audience_id}: {upload.mode} users",
-                          upload.total if batch.last else batch.read_so_far, upload.total)
+    _count_arrived(
+        outcome, batch, int(answer.get("num_received", batch.rows) or 0), int(answer.get("num_invalid_entries", 0) or 0)
+    )
+    await report_progress(
+        f"audience {upload.audience_id}: {upload.mode} users",
+        upload.total if batch.last else batch.read_so_far,
+        upload.total,
+    )
     log.info("audience batch sent", audience_id=upload.audience_id, mode=upload.mode, batch_seq=seq, rows=batch.rows)
 
 
@@ -836,8 +927,12 @@ def arrived_subset(extra_rows: int, rows: list[int]) -> tuple[int, ...] | None:
     """The one set of lost batches (their indexes in ``rows``) whose rows make up the ``extra_rows`` the session counts
     beyond the batches known to have arrived; None when no set does, or several do (two lost batches of one size, one
     of them arrived: the count cannot say which)."""
-    fits = [combo for size in range(len(rows) + 1) for combo in itertools.combinations(range(len(rows)), size)
-            if sum(rows[i] for i in combo) == extra_rows]
+    fits = [
+        combo
+        for size in range(len(rows) + 1)
+        for combo in itertools.combinations(range(len(rows)), size)
+        if sum(rows[i] for i in combo) == extra_rows
+    ]
     return fits[0] if len(fits) == 1 else None
 
 
@@ -907,8 +1002,11 @@ async def settle_lost_batches(ctx: OpContext, upload: UsersSession, outcome: Upl
             raise users_outcome_unknown(upload, outcome, lost)
         if verdict.arrived:
             _count_confirmed(upload, outcome, verdict.arrived)
-            done = upload.total if any(i.batch.last for i in verdict.arrived) else max(
-                i.batch.read_so_far for i in verdict.arrived)
+            done = (
+                upload.total
+                if any(i.batch.last for i in verdict.arrived)
+                else max(i.batch.read_so_far for i in verdict.arrived)
+            )
             await report_progress(f"audience {upload.audience_id}: {upload.mode} users", done, upload.total)
         for item in verdict.missing:  # proven missing: Facebook did not take it
             if item.refused:
@@ -929,29 +1027,48 @@ def _count_confirmed(upload: UsersSession, outcome: UploadOutcome, lost: list[Lo
     with contextlib.suppress(TypeError, ValueError):
         outcome.received = _to_int(session.get("num_received"))
         outcome.invalid_by_facebook = _to_int(session.get("num_invalid_entries"))
-    log.info("audience batches confirmed by the session", audience_id=upload.audience_id,
-             batch_seqs=[item.seq for item in lost])
+    log.info(
+        "audience batches confirmed by the session",
+        audience_id=upload.audience_id,
+        batch_seqs=[item.seq for item in lost],
+    )
 
 
 def batch_not_received(upload: UsersSession, outcome: UploadOutcome, item: LostBatch) -> NetworkError:
     """A batch whose answers were lost and that the upload session showed missing after each of its sends: Facebook
     did not take it (an error: the session proves it, whatever the lost answers were)."""
     sends = outcome.attempts.get(item.seq, 1)
-    message = (f"Batch {item.seq} of the upload to audience {upload.audience_id} ({counted(item.batch.rows, 'row')}) was not "
-               f"received: it was sent {sends} times and each time Facebook's upload session showed it missing (the last "
-               f"answer: {lost_answer_cause(item.error)}). {outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived")
-    return NetworkError(message, fix=f"Try again in a few minutes: {MODE_RERUN[upload.mode]}", http_status=item.error.http_status,
-                        fbtrace_id=item.error.fbtrace_id,
-                        data={"write_outcome": NOT_DONE, "failed_batch_seq": item.seq, "batches_done": outcome.batches,
-                              "rows_sent": outcome.sent, "session": {"session_id": upload.session_id}})
+    message = (
+        f"Batch {item.seq} of the upload to audience {upload.audience_id} ({counted(item.batch.rows, 'row')}) was not "
+        f"received: it was sent {sends} times and each time Facebook's upload session showed it missing (the last "
+        f"answer: {lost_answer_cause(item.error)}). {outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived"
+    )
+    return NetworkError(
+        message,
+        fix=f"Try again in a few minutes: {MODE_RERUN[upload.mode]}",
+        http_status=item.error.http_status,
+        fbtrace_id=item.error.fbtrace_id,
+        data={
+            "write_outcome": NOT_DONE,
+            "failed_batch_seq": item.seq,
+            "batches_done": outcome.batches,
+            "rows_sent": outcome.sent,
+            "session": {"session_id": upload.session_id},
+        },
+    )
 
 
 def session_lookup(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> dict[str, str]:
     """How reconcile settles lost batches later: the session's count, against the rows known to have arrived and the
     rows of the lost batches."""
-    return {"kind": USERS_SESSION_LOOKUP, "path": f"{upload.audience_id}/sessions", "tag": str(upload.session_id),
-            "name": f"{upload.mode} users of audience {upload.audience_id}", "rows_arrived": str(outcome.sent),
-            "rows_lost": str(sum(item.batch.rows for item in lost))}
+    return {
+        "kind": USERS_SESSION_LOOKUP,
+        "path": f"{upload.audience_id}/sessions",
+        "tag": str(upload.session_id),
+        "name": f"{upload.mode} users of audience {upload.audience_id}",
+        "rows_arrived": str(outcome.sent),
+        "rows_lost": str(sum(item.batch.rows for item in lost)),
+    }
 
 
 async def lost_rows_shown(graph: Any, lookup: dict[str, str]) -> tuple[str, int | None]:
@@ -965,9 +1082,11 @@ async def lost_rows_shown(graph: Any, lookup: dict[str, str]) -> tuple[str, int 
     return ("missing" if received == arrived else "unclear"), received
 
 
-MODE_RERUN = {"add": "run the same add_users again: people already in the list are not added twice",
-              "remove": "run the same remove_users again: people already removed stay removed",
-              "replace": "run the same replace_users again: the list ends up as one complete run leaves it"}
+MODE_RERUN = {
+    "add": "run the same add_users again: people already in the list are not added twice",
+    "remove": "run the same remove_users again: people already removed stay removed",
+    "replace": "run the same replace_users again: the list ends up as one complete run leaves it",
+}
 
 
 def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: list[LostBatch]) -> OutcomeUnknownError:
@@ -983,22 +1102,50 @@ def users_outcome_unknown(upload: UsersSession, outcome: UploadOutcome, lost: li
     elif outcome.session is None:
         why = f"Facebook shows no upload session for {them}"
     else:
-        why = (f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
-               f"{'it' if len(lost) == 1 else 'each'} arrived")
+        why = (
+            f"the upload session's count ({session.get('num_received')} rows received) does not tell whether "
+            f"{'it' if len(lost) == 1 else 'each'} arrived"
+        )
     rows = sum(item.batch.rows for item in lost)
     what = f"{which} of the upload to audience {upload.audience_id} ({counted(rows, 'row')})"
-    head = (f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
-            if lost[0].refused else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})")
-    message = (f"{head} and {why}: Facebook may have received {them}. "
-               f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again")
-    fix = (f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
-           f"{MODE_RERUN[upload.mode]}")
-    data = {"outcome": "unknown", "audience_id": upload.audience_id, "mode": upload.mode,
-            "session_id": upload.session_id, "lost_batches": seqs, "last_batch_lost": last, "rows_in_lost_batches": rows,
-            "batches_done": outcome.batches, "rows_sent": outcome.sent, "cause": lost[0].error.to_text(),
-            "session": session or None, "safe_to_rerun": True}
-    return add_lookup(OutcomeUnknownError(message, fix=fix, http_status=lost[0].error.http_status, code=lost[0].error.code,
-                                          fbtrace_id=lost[0].error.fbtrace_id, data=data), session_lookup(upload, outcome, lost))
+    head = (
+        f"Facebook refused {what} naming the upload session ({lost[0].error.message.rstrip('. ')})"
+        if lost[0].refused
+        else f"The answer to {what} was lost ({lost_answer_cause(lost[0].error)})"
+    )
+    message = (
+        f"{head} and {why}: Facebook may have received {them}. "
+        f"{outcome.batches} earlier batch(es) ({outcome.sent:,} rows) arrived; nothing was sent again"
+    )
+    fix = (
+        f"See in a few hours whether the audience grew (get_audience audience_id={upload.audience_id}), or "
+        f"{MODE_RERUN[upload.mode]}"
+    )
+    data = {
+        "outcome": "unknown",
+        "audience_id": upload.audience_id,
+        "mode": upload.mode,
+        "session_id": upload.session_id,
+        "lost_batches": seqs,
+        "last_batch_lost": last,
+        "rows_in_lost_batches": rows,
+        "batches_done": outcome.batches,
+        "rows_sent": outcome.sent,
+        "cause": lost[0].error.to_text(),
+        "session": session or None,
+        "safe_to_rerun": True,
+    }
+    return add_lookup(
+        OutcomeUnknownError(
+            message,
+            fix=fix,
+            http_status=lost[0].error.http_status,
+            code=lost[0].error.code,
+            fbtrace_id=lost[0].error.fbtrace_id,
+            data=data,
+        ),
+        session_lookup(upload, outcome, lost),
+    )
 
 
 def confirmed_line(outcome: UploadOutcome) -> str:
@@ -1007,8 +1154,10 @@ def confirmed_line(outcome: UploadOutcome) -> str:
     if not seqs:
         return ""
     which = f"batch {seqs[0]} was" if len(seqs) == 1 else f"batches {', '.join(map(str, seqs))} were"
-    return (f" The answer to {which} lost; Facebook's upload session shows {outcome.received:,} rows received, "
-            f"every row sent, so nothing was sent twice.")
+    return (
+        f" The answer to {which} lost; Facebook's upload session shows {outcome.received:,} rows received, "
+        f"every row sent, so nothing was sent twice."
+    )
 
 
 def _source_label(source: str | list[Any]) -> str:
@@ -1044,11 +1193,12 @@ class UsersUploaded(OpData):
     ignored_columns: list[str] = Field(description="Header cells that name no schema key (not sent).")
     hash_processes: int = Field(description="Worker processes that hashed the file (0: a thread of this process).")
     hash_process_peak_rss_kb: int
-    confirmed_by_session: list[int] = Field(description="batch_seq of the batches whose answer was lost and whose "
-                                            "arrival the upload session showed.")
+    confirmed_by_session: list[int] = Field(
+        description="batch_seq of the batches whose answer was lost and whose arrival the upload session showed."
+    )
     session: UploadSession = Field(  # type: ignore[valid-type]
-        None, description="The upload session as last read; only when confirmed_by_session "
-                                   "is not empty.")
+        None, description="The upload session as last read; only when confirmed_by_session is not empty."
+    )
 
 
 def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
@@ -1056,52 +1206,90 @@ def _users_plan(ctx: OpContext, args: UsersArgs, mode: str) -> WritePlan:
     total = source_total(args.source)
     verb = {"add": "Added", "remove": "Removed", "replace": "Replaced the list with"}[mode]
     method, edge = {"add": ("POST", "users"), "remove": ("DELETE", "users"), "replace": ("POST", "usersreplace")}[mode]
-    shown = {"payload": {"schema": schema.keys, "data": f"<{total} rows, normalized and SHA-256 hashed>"},
-             "session": {"batches_of": MAX_BATCH_ROWS, "estimated_num_total": total}}
+    shown = {
+        "payload": {"schema": schema.keys, "data": f"<{total} rows, normalized and SHA-256 hashed>"},
+        "session": {"batches_of": MAX_BATCH_ROWS, "estimated_num_total": total},
+    }
 
     async def execute() -> OpResult:
         outcome, sent_schema = await upload_users(ctx, args.audience_id, args.source, mode)
         rows = ", ".join(str(r.row) for r in outcome.invalid_rows[:20])
         more = f" (first: rows {rows}{'…' if outcome.invalid > 20 else ''})" if outcome.invalid else ""
-        retried = f" Batches {outcome.retried_batches} failed once and were re-sent alone." if outcome.retried_batches else ""
+        retried = (
+            f" Batches {outcome.retried_batches} failed once and were re-sent alone." if outcome.retried_batches else ""
+        )
         confirmed = confirmed_line(outcome)
-        fb_invalid = f" Facebook marked {outcome.invalid_by_facebook} entries invalid." if outcome.invalid_by_facebook else ""
+        fb_invalid = (
+            f" Facebook marked {outcome.invalid_by_facebook} entries invalid." if outcome.invalid_by_facebook else ""
+        )
         ignored = f" Ignored columns: {', '.join(sent_schema.ignored)}." if sent_schema.ignored else ""
-        text = (f"{verb} {outcome.sent} customers ({', '.join(schema.keys)}) {'to' if mode == 'add' else 'of' if mode == 'replace' else 'from'} "
-                f"audience {args.audience_id} in {outcome.batches} batch(es); {outcome.invalid} invalid row(s) not sent{more}."
-                f"{retried}{confirmed}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows "
-                "the size.")
-        return OpResult(text=text, data={
-            "audience_id": args.audience_id, "mode": mode, "schema": schema.keys, "rows_read": outcome.read,
-            "rows_sent": outcome.sent, "num_received": outcome.received, "invalid_rows": outcome.invalid,
-            "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
-            "num_invalid_entries": outcome.invalid_by_facebook, "batches": outcome.batches,
-            "retried_batches": outcome.retried_batches, "ignored_columns": sent_schema.ignored,
-            "hash_processes": outcome.hash_processes, "hash_process_peak_rss_kb": outcome.hash_process_peak_kb,
-            "confirmed_by_session": outcome.confirmed_by_session,
-            **({"session": outcome.session} if outcome.confirmed_by_session else {})})
+        text = (
+            f"{verb} {outcome.sent} customers ({', '.join(schema.keys)}) {'to' if mode == 'add' else 'of' if mode == 'replace' else 'from'} "
+            f"audience {args.audience_id} in {outcome.batches} batch(es); {outcome.invalid} invalid row(s) not sent{more}."
+            f"{retried}{confirmed}{fb_invalid}{ignored} Facebook takes up to a few hours to match them: get_audience shows "
+            "the size."
+        )
+        return OpResult(
+            text=text,
+            data={
+                "audience_id": args.audience_id,
+                "mode": mode,
+                "schema": schema.keys,
+                "rows_read": outcome.read,
+                "rows_sent": outcome.sent,
+                "num_received": outcome.received,
+                "invalid_rows": outcome.invalid,
+                "invalid_row_numbers": [{"row": r.row, "fields": r.fields} for r in outcome.invalid_rows],
+                "num_invalid_entries": outcome.invalid_by_facebook,
+                "batches": outcome.batches,
+                "retried_batches": outcome.retried_batches,
+                "ignored_columns": sent_schema.ignored,
+                "hash_processes": outcome.hash_processes,
+                "hash_process_peak_rss_kb": outcome.hash_process_peak_kb,
+                "confirmed_by_session": outcome.confirmed_by_session,
+                **({"session": outcome.session} if outcome.confirmed_by_session else {}),
+            },
+        )
 
     what = {"add": "add", "remove": "remove", "replace": "replace all users with"}[mode]
-    return WritePlan(summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "
-                             f"{'to' if mode == 'add' else 'in' if mode == 'replace' else 'from'} audience {args.audience_id}",
-                     ad_account_id=None, requests=[GraphRequest(method, f"{args.audience_id}/{edge}", shown)],
-                     changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)], execute=execute)
+    return WritePlan(
+        summary=f"{what} {total} customer rows ({', '.join(schema.keys)}) of {_source_label(args.source)} "
+        f"{'to' if mode == 'add' else 'in' if mode == 'replace' else 'from'} audience {args.audience_id}",
+        ad_account_id=None,
+        requests=[GraphRequest(method, f"{args.audience_id}/{edge}", shown)],
+        changes=[Change(args.audience_id, "customaudience", "", f"users_{mode}", None, total)],
+        execute=execute,
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"audience_id": "23850000000000001", "source": "customers.csv"},
-        result=UsersUploaded)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={"audience_id": "23850000000000001", "source": "customers.csv"},
+    result=UsersUploaded,
+)
 async def add_users(ctx: OpContext, args: UsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "add")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"},
-        result=UsersUploaded)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    idempotent=True,
+    example={"audience_id": "23850000000000001", "source": "unsubscribed.csv"},
+    result=UsersUploaded,
+)
 async def remove_users(ctx: OpContext, args: RemoveUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "remove")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, example={"audience_id": "23850000000000001", "source": "customers.csv"},
-        result=UsersUploaded)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    destructive=True,
+    example={"audience_id": "23850000000000001", "source": "customers.csv"},
+    result=UsersUploaded,
+)
 async def replace_users(ctx: OpContext, args: ReplaceUsersArgs) -> WritePlan:
     return _users_plan(ctx, args, "replace")
 
@@ -1118,7 +1306,9 @@ class SentLookalikeSpec(BaseModel):
 
     ratio: float = Field(description="Size as a fraction of the population, 0.01–0.20.")
     starting_ratio: float = absent_key(description="Tiers: where this band starts (absent for the first band).")
-    country: str = absent_key(description="Two-letter country code (absent from API v27: the ad sets give the locations).")
+    country: str = absent_key(
+        description="Two-letter country code (absent from API v27: the ad sets give the locations)."
+    )
 
 
 class CreatedLookalikeAudience(BaseModel):
@@ -1134,11 +1324,15 @@ class CreatedLookalikes(OpData):
     audiences: list[CreatedLookalikeAudience]
     audience_ids: list[str]
 
+
 DAY = 86_400
 
 
 def _rule(source_id: str, source_type: str, retention_days: int, filters: list[dict[str, Any]]) -> dict[str, Any]:
-    rule: dict[str, Any] = {"event_sources": [{"id": source_id, "type": source_type}], "retention_seconds": retention_days * DAY}
+    rule: dict[str, Any] = {
+        "event_sources": [{"id": source_id, "type": source_type}],
+        "retention_seconds": retention_days * DAY,
+    }
     if filters:
         rule["filter"] = {"operator": "and", "filters": filters}
     return {"inclusions": {"operator": "or", "rules": [rule]}}
@@ -1150,10 +1344,19 @@ class CreateWebsiteAudienceArgs(OpArgs):
     ad_account_id: str | None = AdAccountArg
     name: str = Field(..., min_length=1, max_length=200, description="Audience name.")
     pixel_id: str = Field(..., description="Pixel (dataset) id that records the visits.")
-    url_contains: str | None = Field(None, min_length=1, max_length=500, description="Only visits to URLs containing this text.")
+    url_contains: str | None = Field(
+        None, min_length=1, max_length=500, description="Only visits to URLs containing this text."
+    )
     url_equals: str | None = Field(None, min_length=1, max_length=2000, description="Only visits to exactly this URL.")
-    event: str | None = Field(None, min_length=1, max_length=100, description="Only people who fired this event, e.g. Purchase, AddToCart, ViewContent.")
-    retention_days: int = Field(30, ge=1, le=180, description="How long people stay in the audience after their visit (1–180 days).")
+    event: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Only people who fired this event, e.g. Purchase, AddToCart, ViewContent.",
+    )
+    retention_days: int = Field(
+        30, ge=1, le=180, description="How long people stay in the audience after their visit (1–180 days)."
+    )
     description: str | None = Field(None, max_length=500)
 
     @field_validator("pixel_id")
@@ -1162,14 +1365,18 @@ class CreateWebsiteAudienceArgs(OpArgs):
         return check_object_id(value, "pixel_id")
 
     @model_validator(mode="after")
-    def _one_url_rule(self) -> "CreateWebsiteAudienceArgs":
+    def _one_url_rule(self) -> CreateWebsiteAudienceArgs:
         if self.url_contains and self.url_equals:
             raise ValueError("pass url_contains or url_equals, not both")
         return self
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"},
-        result=CreatedAudience)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={"name": "Cart visitors 30d", "pixel_id": "123456789012345", "url_contains": "/cart"},
+    result=CreatedAudience,
+)
 async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     filters: list[dict[str, Any]] = []
@@ -1179,18 +1386,35 @@ async def create_website_audience(ctx: OpContext, args: CreateWebsiteAudienceArg
         filters.append({"field": "url", "operator": "eq", "value": args.url_equals})
     if args.event:
         filters.append({"field": "event", "operator": "eq", "value": args.event})
-    payload: dict[str, Any] = {"name": args.name, "subtype": "WEBSITE", "pixel_id": args.pixel_id,
-                               "retention_days": args.retention_days,
-                               "rule": json.dumps(_rule(args.pixel_id, "pixel", args.retention_days, filters))}
+    payload: dict[str, Any] = {
+        "name": args.name,
+        "subtype": "WEBSITE",
+        "pixel_id": args.pixel_id,
+        "retention_days": args.retention_days,
+        "rule": json.dumps(_rule(args.pixel_id, "pixel", args.retention_days, filters)),
+    }
     if args.description:
         payload["description"] = args.description
     return _create_plan(ctx, account_id, payload, "website audience", "It fills as the pixel sees matching visits.")
 
 
-PAGE_EVENTS = ("page_engaged", "page_visited", "page_liked", "page_messaged", "page_cta_clicked", "page_or_post_save",
-               "page_post_interaction")
-IG_EVENTS = ("ig_business_profile_all", "ig_business_profile_engaged", "ig_business_profile_visit",
-             "ig_user_messaged_business", "ig_business_profile_ad_saved", "ig_business_profile_post_saved")
+PAGE_EVENTS = (
+    "page_engaged",
+    "page_visited",
+    "page_liked",
+    "page_messaged",
+    "page_cta_clicked",
+    "page_or_post_save",
+    "page_post_interaction",
+)
+IG_EVENTS = (
+    "ig_business_profile_all",
+    "ig_business_profile_engaged",
+    "ig_business_profile_visit",
+    "ig_user_messaged_business",
+    "ig_business_profile_ad_saved",
+    "ig_business_profile_post_saved",
+)
 
 
 class CreateEngagementAudienceArgs(OpArgs):
@@ -1198,39 +1422,60 @@ class CreateEngagementAudienceArgs(OpArgs):
 
     ad_account_id: str | None = AdAccountArg
     name: str = Field(..., min_length=1, max_length=200, description="Audience name.")
-    source_type: Literal["page", "instagram"] = Field("page", description="page (a Facebook page) or instagram (an Instagram business account).")
+    source_type: Literal["page", "instagram"] = Field(
+        "page", description="page (a Facebook page) or instagram (an Instagram business account)."
+    )
     source_id: str | None = Field(None, description="Page id or Instagram account id; default: the selected one.")
-    event: str = Field("page_engaged", description=f"What people did. Page: {', '.join(PAGE_EVENTS)}. Instagram: {', '.join(IG_EVENTS)}.")
-    retention_days: int = Field(365, ge=1, le=730, description="How far back to look (1–365 days for pages, up to 730 for Instagram).")
+    event: str = Field(
+        "page_engaged",
+        description=f"What people did. Page: {', '.join(PAGE_EVENTS)}. Instagram: {', '.join(IG_EVENTS)}.",
+    )
+    retention_days: int = Field(
+        365, ge=1, le=730, description="How far back to look (1–365 days for pages, up to 730 for Instagram)."
+    )
     description: str | None = Field(None, max_length=500)
 
     @model_validator(mode="after")
-    def _event_fits_source(self) -> "CreateEngagementAudienceArgs":
+    def _event_fits_source(self) -> CreateEngagementAudienceArgs:
         if self.source_type == "instagram" and self.event == "page_engaged":
             self.event = "ig_business_profile_all"
         allowed = PAGE_EVENTS if self.source_type == "page" else IG_EVENTS
         if self.event not in allowed:
-            raise ValueError(f"event {self.event!r} does not fit source_type {self.source_type}: use one of {', '.join(allowed)}")
+            raise ValueError(
+                f"event {self.event!r} does not fit source_type {self.source_type}: use one of {', '.join(allowed)}"
+            )
         if self.source_type == "page" and self.retention_days > 365:
             raise ValueError("page engagement audiences look back at most 365 days")
         return self
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"},
-        result=CreatedAudience)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={"name": "Page engagers 1y", "source_type": "page", "event": "page_engaged"},
+    result=CreatedAudience,
+)
 async def create_engagement_audience(ctx: OpContext, args: CreateEngagementAudienceArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     selected = ctx.page_id if args.source_type == "page" else ctx.instagram_account_id
     source_id = args.source_id or selected
     if not source_id:
-        raise ValidationError(f"No {args.source_type} given and none selected",
-                              fix=f"Pass source_id (the {'page' if args.source_type == 'page' else 'Instagram account'} id) or select one with /use",
-                              blame_field="source_id")
+        raise ValidationError(
+            f"No {args.source_type} given and none selected",
+            fix=f"Pass source_id (the {'page' if args.source_type == 'page' else 'Instagram account'} id) or select one with /use",
+            blame_field="source_id",
+        )
     source_id = check_object_id(source_id, "source_id")
     source_kind = "page" if args.source_type == "page" else "ig_business"
-    payload: dict[str, Any] = {"name": args.name, "subtype": "ENGAGEMENT",
-                               "rule": json.dumps(_rule(source_id, source_kind, args.retention_days,
-                                                        [{"field": "event", "operator": "eq", "value": args.event}]))}
+    payload: dict[str, Any] = {
+        "name": args.name,
+        "subtype": "ENGAGEMENT",
+        "rule": json.dumps(
+            _rule(
+                source_id, source_kind, args.retention_days, [{"field": "event", "operator": "eq", "value": args.event}]
+            )
+        ),
+    }
     if args.description:
         payload["description"] = args.description
     return _create_plan(ctx, account_id, payload, "engagement audience", "Facebook fills it over the next hours.")
@@ -1246,13 +1491,27 @@ class CreateLookalikeArgs(OpArgs):
     """Create a lookalike audience of people similar to a source audience (one size or several tiers); before API v27 in one country."""
 
     ad_account_id: str | None = AdAccountArg
-    origin_audience_id: str = Field(..., description="Source custom audience id (at least 100 matched people in the country).")
-    country: str | None = Field(None, description="Two-letter country code (or name) where to find similar people, e.g. US. "
-                                "Needed before API v27; from v27 Facebook takes the locations from the ad sets that use the lookalike, so it is not sent.")
-    ratio: int = Field(1, ge=1, le=20, description="Size as a percent of the country's population, 1–20 (1 = most similar).")
-    tiers: list[int] | None = Field(None, min_length=2, max_length=6, description="Several sizes in percent, e.g. [1, 3, 5]: "
-                                    "one audience per tier, each the band between the previous tier and this one (0–1 %, 1–3 %, 3–5 %).")
-    name: str | None = Field(None, max_length=200, description="Name (tiers add their band); default: 'Lookalike (US, 1%) - <origin id>'.")
+    origin_audience_id: str = Field(
+        ..., description="Source custom audience id (at least 100 matched people in the country)."
+    )
+    country: str | None = Field(
+        None,
+        description="Two-letter country code (or name) where to find similar people, e.g. US. "
+        "Needed before API v27; from v27 Facebook takes the locations from the ad sets that use the lookalike, so it is not sent.",
+    )
+    ratio: int = Field(
+        1, ge=1, le=20, description="Size as a percent of the country's population, 1–20 (1 = most similar)."
+    )
+    tiers: list[int] | None = Field(
+        None,
+        min_length=2,
+        max_length=6,
+        description="Several sizes in percent, e.g. [1, 3, 5]: "
+        "one audience per tier, each the band between the previous tier and this one (0–1 %, 1–3 %, 3–5 %).",
+    )
+    name: str | None = Field(
+        None, max_length=200, description="Name (tiers add their band); default: 'Lookalike (US, 1%) - <origin id>'."
+    )
 
     @field_validator("origin_audience_id")
     @classmethod
@@ -1279,8 +1538,12 @@ class CreateLookalikeArgs(OpArgs):
         return sorted(value)
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]},
-        result=CreatedLookalikes)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={"origin_audience_id": "23850000000000001", "country": "US", "tiers": [1, 3, 5]},
+    result=CreatedLookalikes,
+)
 async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     path = f"{account_id}/customaudiences"
@@ -1289,11 +1552,19 @@ async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePl
     # https://github.com/meta/facebook-nodejs-business-sdk/releases/tag/v27.0.0). Before v27 a country is required.
     located = lookalike_takes_country(ctx.graph.api_version)
     if located and not args.country:
-        raise ValidationError(f"A lookalike needs a country on API {ctx.graph.api_version}", blame_field="country",
-                              fix="Pass country, e.g. US (from API v27 Facebook takes it from the ad sets instead)")
+        raise ValidationError(
+            f"A lookalike needs a country on API {ctx.graph.api_version}",
+            blame_field="country",
+            fix="Pass country, e.g. US (from API v27 Facebook takes it from the ad sets instead)",
+        )
     country = args.country if located else None
-    note = "" if located or not args.country else (
-        f"\nCountry {args.country} was not sent: from API v27 a lookalike's locations come from the ad sets that target it.")
+    note = (
+        ""
+        if located or not args.country
+        else (
+            f"\nCountry {args.country} was not sent: from API v27 a lookalike's locations come from the ad sets that target it."
+        )
+    )
     where = f" in {country}" if country else " (locations from the ad sets that use it)"
     bands = list(zip([0] + (args.tiers or [])[:-1], args.tiers)) if args.tiers else [(0, args.ratio)]
     payloads = []
@@ -1304,27 +1575,43 @@ async def create_lookalike(ctx: OpContext, args: CreateLookalikeArgs) -> WritePl
         band = f"{end}%" if start == 0 else f"{start}-{end}%"
         if start:
             spec["starting_ratio"] = round(start / 100, 2)
-        base = args.name or (f"Lookalike ({country}, {{band}}) - {args.origin_audience_id}" if country
-                             else f"Lookalike ({{band}}) - {args.origin_audience_id}")
+        base = args.name or (
+            f"Lookalike ({country}, {{band}}) - {args.origin_audience_id}"
+            if country
+            else f"Lookalike ({{band}}) - {args.origin_audience_id}"
+        )
         name = base.replace("{band}", band) if "{band}" in base else (f"{base} {band}" if args.tiers else base)
-        payloads.append({"name": name, "subtype": "LOOKALIKE", "origin_audience_id": args.origin_audience_id,
-                         "lookalike_spec": json.dumps(spec)})
+        payloads.append(
+            {
+                "name": name,
+                "subtype": "LOOKALIKE",
+                "origin_audience_id": args.origin_audience_id,
+                "lookalike_spec": json.dumps(spec),
+            }
+        )
 
     async def execute() -> OpResult:
         made = []
         for payload in payloads:
             created = await ctx.graph.post(path, payload)
-            made.append({"id": created["id"], "name": payload["name"], "lookalike_spec": json.loads(payload["lookalike_spec"])})
+            made.append(
+                {"id": created["id"], "name": payload["name"], "lookalike_spec": json.loads(payload["lookalike_spec"])}
+            )
         lines = [f"Created {len(made)} lookalike audience(s) of {args.origin_audience_id}{where}:"]
         lines += [f"  {m['name']} ({m['id']})" for m in made]
         lines.append("Facebook builds them over 6–24 hours; get_audience shows the size." + note)
-        return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "audiences": made,
-                                                     "audience_ids": [m["id"] for m in made]})
+        return OpResult(
+            text="\n".join(lines),
+            data={"ad_account_id": account_id, "audiences": made, "audience_ids": [m["id"] for m in made]},
+        )
 
-    return WritePlan(summary=f"create {len(payloads)} lookalike audience(s) of {args.origin_audience_id}{where}",
-                     ad_account_id=account_id, requests=[GraphRequest("POST", path, p) for p in payloads],
-                     changes=[Change(None, "customaudience", p["name"], "subtype", None, "LOOKALIKE") for p in payloads],
-                     execute=execute)
+    return WritePlan(
+        summary=f"create {len(payloads)} lookalike audience(s) of {args.origin_audience_id}{where}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", path, p) for p in payloads],
+        changes=[Change(None, "customaudience", p["name"], "subtype", None, "LOOKALIKE") for p in payloads],
+        execute=execute,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1337,8 +1624,9 @@ AudienceObject = graph_object(CustomAudience, AUDIENCE_FIELDS, name="AudienceObj
 ChangedAudience = changed_data("audience_id")
 # The SDK types sentence_lines as a bare "list" (SavedAudience._field_types), which graph_object reads as an object
 # (it knows list<…> only): typed here as the list the spec names.
-SavedAudienceObject = graph_object(SavedAudience, SAVED_FIELDS, name="SavedAudienceObject",
-                                   extra_fields={"sentence_lines": list[Any]})
+SavedAudienceObject = graph_object(
+    SavedAudience, SAVED_FIELDS, name="SavedAudienceObject", extra_fields={"sentence_lines": list[Any]}
+)
 
 
 class AudienceList(OpData):
@@ -1374,12 +1662,16 @@ class ListAudiencesArgs(OpArgs):
 @ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=AudienceList)
 async def list_audiences(ctx: OpContext, args: ListAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    audiences = await ctx.graph.get_all(f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)},
-                                        limit=args.limit)
+    audiences = await ctx.graph.get_all(
+        f"{account_id}/customaudiences", {"fields": LIST_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit
+    )
     if not audiences:
         text = f"No custom audiences in {account_id}. Next: create_customer_list_audience or create_website_audience."
     else:
-        text = "\n".join([f"Custom audiences in {account_id}, {len(audiences)} shown:"] + ["  " + audience_line(a) for a in audiences])
+        text = "\n".join(
+            [f"Custom audiences in {account_id}, {len(audiences)} shown:"]
+            + ["  " + audience_line(a) for a in audiences]
+        )
     return OpResult(text=text, data={"ad_account_id": account_id, "audiences": audiences})
 
 
@@ -1415,10 +1707,12 @@ class UpdateAudienceArgs(OpArgs):
     audience_id: str = AudienceIdArg
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=500)
-    retention_days: int | None = Field(None, ge=1, le=180, description="Website audiences: days people stay in (1–180).")
+    retention_days: int | None = Field(
+        None, ge=1, le=180, description="Website audiences: days people stay in (1–180)."
+    )
 
     @model_validator(mode="after")
-    def _something(self) -> "UpdateAudienceArgs":
+    def _something(self) -> UpdateAudienceArgs:
         if not self.model_dump(exclude={"audience_id"}, exclude_none=True):
             raise ValueError("nothing to change: pass name, description or retention_days")
         return self
@@ -1426,12 +1720,23 @@ class UpdateAudienceArgs(OpArgs):
 
 def _edited(audience: dict[str, Any]) -> EditedObject:
     account = audience.get("account_id")
-    return EditedObject(audience, "customaudience", "audience", "audience_id",
-                        f"act_{account}" if account and not str(account).startswith("act_") else account, None)
+    return EditedObject(
+        audience,
+        "customaudience",
+        "audience",
+        "audience_id",
+        f"act_{account}" if account and not str(account).startswith("act_") else account,
+        None,
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, idempotent=True, example={"audience_id": "23850000000000001", "name": "VIP customers"},
-        result=ChangedAudience)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    idempotent=True,
+    example={"audience_id": "23850000000000001", "name": "VIP customers"},
+    result=ChangedAudience,
+)
 async def update_audience(ctx: OpContext, args: UpdateAudienceArgs) -> WritePlan | OpResult:
     audience = await _read_audience(ctx, args.audience_id)
     updates = args.model_dump(exclude={"audience_id"}, exclude_none=True)
@@ -1451,11 +1756,17 @@ async def delete_audience(ctx: OpContext, args: DeleteAudienceArgs) -> WritePlan
 
     async def execute() -> OpResult:
         await ctx.graph.delete(audience_id)
-        return OpResult(text=f"Deleted audience {name} ({audience_id}).", data={"audience_id": audience_id, "deleted": True})
+        return OpResult(
+            text=f"Deleted audience {name} ({audience_id}).", data={"audience_id": audience_id, "deleted": True}
+        )
 
-    return WritePlan(summary=f"delete audience {name} ({audience_id})", ad_account_id=_edited(audience).ad_account_id,
-                     requests=[GraphRequest("DELETE", audience_id, {})],
-                     changes=[Change(audience_id, "customaudience", name, "status", "ACTIVE", "DELETED")], execute=execute)
+    return WritePlan(
+        summary=f"delete audience {name} ({audience_id})",
+        ad_account_id=_edited(audience).ad_account_id,
+        requests=[GraphRequest("DELETE", audience_id, {})],
+        changes=[Change(audience_id, "customaudience", name, "status", "ACTIVE", "DELETED")],
+        execute=execute,
+    )
 
 
 class ListSavedAudiencesArgs(OpArgs):
@@ -1468,13 +1779,16 @@ class ListSavedAudiencesArgs(OpArgs):
 @ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=SavedAudienceList)
 async def list_saved_audiences(ctx: OpContext, args: ListSavedAudiencesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    saved = await ctx.graph.get_all(f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)},
-                                    limit=args.limit)
+    saved = await ctx.graph.get_all(
+        f"{account_id}/saved_audiences", {"fields": SAVED_FIELDS, "limit": min(args.limit, 100)}, limit=args.limit
+    )
     if not saved:
         text = f"No saved audiences in {account_id}."
     else:
-        text = "\n".join([f"Saved audiences in {account_id}, {len(saved)} shown:"]
-                         + [f"  {s.get('name', '')} ({s.get('id')}): {_size_text(s)}" for s in saved])
+        text = "\n".join(
+            [f"Saved audiences in {account_id}, {len(saved)} shown:"]
+            + [f"  {s.get('name', '')} ({s.get('id')}): {_size_text(s)}" for s in saved]
+        )
     return OpResult(text=text, data={"ad_account_id": account_id, "saved_audiences": saved})
 
 
@@ -1503,20 +1817,48 @@ async def get_saved_audience(ctx: OpContext, args: GetSavedAudienceArgs) -> OpRe
 # ===============================================================================================================
 
 STANDARD_EVENTS = (
-    "PageView", "ViewContent", "Search", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo",
-    "Purchase", "Lead", "CompleteRegistration", "Contact", "CustomizeProduct", "Donate", "FindLocation", "Schedule",
-    "StartTrial", "SubmitApplication", "Subscribe",
+    "PageView",
+    "ViewContent",
+    "Search",
+    "AddToCart",
+    "AddToWishlist",
+    "InitiateCheckout",
+    "AddPaymentInfo",
+    "Purchase",
+    "Lead",
+    "CompleteRegistration",
+    "Contact",
+    "CustomizeProduct",
+    "Donate",
+    "FindLocation",
+    "Schedule",
+    "StartTrial",
+    "SubmitApplication",
+    "Subscribe",
 )
 _STANDARD_BY_LOWER = {name.lower(): name for name in STANDARD_EVENTS}
 StandardEvent = Literal[STANDARD_EVENTS]  # type: ignore[valid-type]
 
 # Custom conversion event types (the SDK's CustomConversion.CustomEventType) for each standard event.
 EVENT_TYPE_OF = {
-    "ViewContent": "CONTENT_VIEW", "Search": "SEARCH", "AddToCart": "ADD_TO_CART", "AddToWishlist": "ADD_TO_WISHLIST",
-    "InitiateCheckout": "INITIATED_CHECKOUT", "AddPaymentInfo": "ADD_PAYMENT_INFO", "Purchase": "PURCHASE", "Lead": "LEAD",
-    "CompleteRegistration": "COMPLETE_REGISTRATION", "Contact": "CONTACT", "CustomizeProduct": "CUSTOMIZE_PRODUCT",
-    "Donate": "DONATE", "FindLocation": "FIND_LOCATION", "Schedule": "SCHEDULE", "StartTrial": "START_TRIAL",
-    "SubmitApplication": "SUBMIT_APPLICATION", "Subscribe": "SUBSCRIBE", "PageView": "OTHER",
+    "ViewContent": "CONTENT_VIEW",
+    "Search": "SEARCH",
+    "AddToCart": "ADD_TO_CART",
+    "AddToWishlist": "ADD_TO_WISHLIST",
+    "InitiateCheckout": "INITIATED_CHECKOUT",
+    "AddPaymentInfo": "ADD_PAYMENT_INFO",
+    "Purchase": "PURCHASE",
+    "Lead": "LEAD",
+    "CompleteRegistration": "COMPLETE_REGISTRATION",
+    "Contact": "CONTACT",
+    "CustomizeProduct": "CUSTOMIZE_PRODUCT",
+    "Donate": "DONATE",
+    "FindLocation": "FIND_LOCATION",
+    "Schedule": "SCHEDULE",
+    "StartTrial": "START_TRIAL",
+    "SubmitApplication": "SUBMIT_APPLICATION",
+    "Subscribe": "SUBSCRIBE",
+    "PageView": "OTHER",
 }
 assert set(EVENT_TYPE_OF.values()) <= set(sdk_enum_values(CustomConversion.CustomEventType))
 
@@ -1532,15 +1874,50 @@ MAX_EVENTS_PER_CALL = 100_000
 
 # user_data: normalized then hashed (the SDK's UserData.normalize rules) vs sent as they are.
 HASHED_FIELDS = ("em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country")
-PLAIN_FIELDS = ("external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "lead_id",
-                "anon_id", "fb_login_id", "madid", "page_id", "ctwa_clid")
+PLAIN_FIELDS = (
+    "external_id",
+    "client_ip_address",
+    "client_user_agent",
+    "fbc",
+    "fbp",
+    "subscription_id",
+    "lead_id",
+    "anon_id",
+    "fb_login_id",
+    "madid",
+    "page_id",
+    "ctwa_clid",
+)
 PLAIN_LIST_FIELDS = ("external_id",)
-USER_DATA_ALIASES = {"email": "em", "phone": "ph", "first_name": "fn", "last_name": "ln", "date_of_birth": "db",
-                     "birthday": "db", "gender": "ge", "city": "ct", "state": "st", "zip": "zp", "zip_code": "zp",
-                     "postal_code": "zp", "country_code": "country", "ip": "client_ip_address",
-                     "user_agent": "client_user_agent"}
-FIELD_WORDS = {"em": "email", "ph": "phone number", "fn": "first name", "ln": "last name", "db": "date of birth",
-               "ge": "gender", "ct": "city", "st": "state", "zp": "zip code", "country": "country code"}
+USER_DATA_ALIASES = {
+    "email": "em",
+    "phone": "ph",
+    "first_name": "fn",
+    "last_name": "ln",
+    "date_of_birth": "db",
+    "birthday": "db",
+    "gender": "ge",
+    "city": "ct",
+    "state": "st",
+    "zip": "zp",
+    "zip_code": "zp",
+    "postal_code": "zp",
+    "country_code": "country",
+    "ip": "client_ip_address",
+    "user_agent": "client_user_agent",
+}
+FIELD_WORDS = {
+    "em": "email",
+    "ph": "phone number",
+    "fn": "first name",
+    "ln": "last name",
+    "db": "date of birth",
+    "ge": "gender",
+    "ct": "city",
+    "st": "state",
+    "zp": "zip code",
+    "country": "country code",
+}
 FIELD_FIXES = {
     "em": "Send an email address like name@example.com (or its SHA-256 hex)",
     "ph": "Send the phone number with its country code, e.g. +1 650 555 1234 (or its SHA-256 hex)",
@@ -1552,7 +1929,9 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d")
 _CUSTOM_EVENT_RE = re.compile(r"^[A-Za-z0-9_\-. ]{1,50}$")
 
-PixelIdArg = Field(..., description="The pixel (dataset) id, digits; list_pixels shows them.", examples=["1234567890123456"])
+PixelIdArg = Field(
+    ..., description="The pixel (dataset) id, digits; list_pixels shows them.", examples=["1234567890123456"]
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1563,9 +1942,11 @@ PixelIdArg = Field(..., description="The pixel (dataset) id, digits; list_pixels
 def _bad_user_data(where: str, field: str, reason: str | None = None) -> ValidationError:
     # Never echoes the value: it is personal data.
     word = FIELD_WORDS.get(field, field)
-    return ValidationError(f"{where}.{field} is not a valid {word}" + (f" ({reason})" if reason else ""),
-                           fix=FIELD_FIXES.get(field, f"Send {field} as text (or its SHA-256 hex)"),
-                           blame_field=f"{where}.{field}")
+    return ValidationError(
+        f"{where}.{field} is not a valid {word}" + (f" ({reason})" if reason else ""),
+        fix=FIELD_FIXES.get(field, f"Send {field} as text (or its SHA-256 hex)"),
+        blame_field=f"{where}.{field}",
+    )
 
 
 def _prepare(field: str, value: str) -> str:
@@ -1604,8 +1985,11 @@ def hash_user_field(field: str, value: str, where: str = "user_data") -> str:
 def normalize_user_data(raw: Any, where: str = "user_data") -> dict[str, Any]:
     """user_data ready to send: hashed fields as lists of SHA-256 hex, the not-hashed ones as they are."""
     if not isinstance(raw, dict):
-        raise ValidationError(f"{where} must be an object", fix="Send user_data like {\"em\": \"name@example.com\", \"client_user_agent\": \"…\"}",
-                              blame_field=where)
+        raise ValidationError(
+            f"{where} must be an object",
+            fix='Send user_data like {"em": "name@example.com", "client_user_agent": "…"}',
+            blame_field=where,
+        )
     out: dict[str, Any] = {}
     for key, value in raw.items():
         field = USER_DATA_ALIASES.get(str(key).lower(), str(key).lower())
@@ -1622,15 +2006,21 @@ def normalize_user_data(raw: Any, where: str = "user_data") -> dict[str, Any]:
             elif isinstance(value, (str, int)) and not isinstance(value, bool):
                 out[field] = str(value)
             else:
-                raise ValidationError(f"{where}.{field} must be text", fix=f"Send {field} as a string", blame_field=f"{where}.{field}")
+                raise ValidationError(
+                    f"{where}.{field} must be text", fix=f"Send {field} as a string", blame_field=f"{where}.{field}"
+                )
         else:
             raise ValidationError(
                 f"{where} has an unknown key {str(key)[:30]!r}",
                 fix="Use em, ph, fn, ln, db, ge, ct, st, zp, country (hashed for you) or " + ", ".join(PLAIN_FIELDS),
-                blame_field=f"{where}.{str(key)[:30]}")
+                blame_field=f"{where}.{str(key)[:30]}",
+            )
     if not out:
-        raise ValidationError(f"{where} has no customer information", fix="Give at least one of em, ph, external_id, "
-                              "client_ip_address + client_user_agent, fbc or fbp", blame_field=where)
+        raise ValidationError(
+            f"{where} has no customer information",
+            fix="Give at least one of em, ph, external_id, client_ip_address + client_user_agent, fbc or fbp",
+            blame_field=where,
+        )
     return out
 
 
@@ -1670,21 +2060,38 @@ class EventsSent(OpData):
 class ServerEvent(OpArgs):
     """One Conversions API event."""
 
-    event_name: str = Field(..., min_length=1, max_length=50, description="A standard event (" + ", ".join(STANDARD_EVENTS)
-                            + ") or a custom event name.", examples=["Purchase"])
-    event_time: int | float | str | None = Field(None, description="When it happened: unix seconds or ISO 8601 (default now). "
-                                                 "At most 7 days old, not in the future.")
-    event_id: str | None = Field(None, max_length=200, description="Id shared with the browser pixel event (eventID) so the two "
-                                 "deduplicate, e.g. the order number. Without one, an id is derived from the event's content "
-                                 "(name, time if given, hashed customer data, custom_data, source, URL): the same event sent "
-                                 "again counts once. Give event_time or event_id to count two identical events apart.")
-    event_source_url: str | None = Field(None, max_length=2000, description="The page URL where it happened (website events).")
+    event_name: str = Field(
+        ...,
+        min_length=1,
+        max_length=50,
+        description="A standard event (" + ", ".join(STANDARD_EVENTS) + ") or a custom event name.",
+        examples=["Purchase"],
+    )
+    event_time: int | float | str | None = Field(
+        None,
+        description="When it happened: unix seconds or ISO 8601 (default now). At most 7 days old, not in the future.",
+    )
+    event_id: str | None = Field(
+        None,
+        max_length=200,
+        description="Id shared with the browser pixel event (eventID) so the two "
+        "deduplicate, e.g. the order number. Without one, an id is derived from the event's content "
+        "(name, time if given, hashed customer data, custom_data, source, URL): the same event sent "
+        "again counts once. Give event_time or event_id to count two identical events apart.",
+    )
+    event_source_url: str | None = Field(
+        None, max_length=2000, description="The page URL where it happened (website events)."
+    )
     action_source: ActionSourceName = Field("website", description="Where the conversion happened.")
-    user_data: dict[str, Any] = Field(..., description="Customer information, raw or SHA-256 hashed: em, ph, fn, ln, db, ge, ct, st, "
-                                      "zp, country (normalized and hashed for you); external_id, client_ip_address, "
-                                      "client_user_agent, fbc, fbp (sent as they are).")
-    custom_data: dict[str, Any] | None = Field(None, description="value, currency (3 letters), content_ids, content_type, "
-                                               "contents, num_items, order_id, …")
+    user_data: dict[str, Any] = Field(
+        ...,
+        description="Customer information, raw or SHA-256 hashed: em, ph, fn, ln, db, ge, ct, st, "
+        "zp, country (normalized and hashed for you); external_id, client_ip_address, "
+        "client_user_agent, fbc, fbp (sent as they are).",
+    )
+    custom_data: dict[str, Any] | None = Field(
+        None, description="value, currency (3 letters), content_ids, content_type, contents, num_items, order_id, …"
+    )
     opt_out: bool | None = Field(None, description="true: use this event for attribution only, not ad optimization.")
 
 
@@ -1699,17 +2106,20 @@ def _event_time(value: Any, now: float, where: str) -> int:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(f"{where}.event_time {text[:40]!r} is not a time", fix="Use unix seconds or ISO 8601, e.g. 2026-03-01T12:00:00Z",
-                              blame_field=f"{where}.event_time") from None
+        raise ValidationError(
+            f"{where}.event_time {text[:40]!r} is not a time",
+            fix="Use unix seconds or ISO 8601, e.g. 2026-03-01T12:00:00Z",
+            blame_field=f"{where}.event_time",
+        ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
 
 
 def _iso(ts: int) -> str:
     """A unix time as a UTC date; the number itself when no calendar date has it (year 0 or past 9999)."""
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (ValueError, OverflowError, OSError):
         return f"{ts} (unix seconds, no calendar date)"
 
@@ -1719,26 +2129,43 @@ def prepare_event(event: ServerEvent, index: int, now: float) -> dict[str, Any]:
     where = f"events[{index}]"
     name = _STANDARD_BY_LOWER.get(event.event_name.strip().lower(), event.event_name.strip())
     if name not in STANDARD_EVENTS and not _CUSTOM_EVENT_RE.match(name):
-        raise ValidationError(f"{where}.event_name {name[:50]!r} is neither a standard event nor a valid custom name",
-                              fix="Use a standard event (e.g. Purchase) or a custom name of letters, digits, _ - . and spaces",
-                              blame_field=f"{where}.event_name")
+        raise ValidationError(
+            f"{where}.event_name {name[:50]!r} is neither a standard event nor a valid custom name",
+            fix="Use a standard event (e.g. Purchase) or a custom name of letters, digits, _ - . and spaces",
+            blame_field=f"{where}.event_name",
+        )
     ts = _event_time(event.event_time, now, where)
     if ts < now - MAX_EVENT_AGE.total_seconds():
-        raise ValidationError(f"{where} ({name}) happened at {_iso(ts)}, more than 7 days ago: Facebook refuses events older than 7 days",
-                              fix="Drop that event or send only events from the last 7 days", blame_field=f"{where}.event_time")
+        raise ValidationError(
+            f"{where} ({name}) happened at {_iso(ts)}, more than 7 days ago: Facebook refuses events older than 7 days",
+            fix="Drop that event or send only events from the last 7 days",
+            blame_field=f"{where}.event_time",
+        )
     if ts > now + MAX_FUTURE.total_seconds():
-        raise ValidationError(f"{where} ({name}) has event_time {_iso(ts)}, in the future",
-                              fix="Send the time the event happened (unix seconds, UTC), not a later one", blame_field=f"{where}.event_time")
+        raise ValidationError(
+            f"{where} ({name}) has event_time {_iso(ts)}, in the future",
+            fix="Send the time the event happened (unix seconds, UTC), not a later one",
+            blame_field=f"{where}.event_time",
+        )
     if event.action_source == "website" and not event.event_source_url:
-        raise ValidationError(f"{where} ({name}) is a website event without event_source_url",
-                              fix="Add event_source_url (the page URL), or set action_source to where it happened",
-                              blame_field=f"{where}.event_source_url")
+        raise ValidationError(
+            f"{where} ({name}) is a website event without event_source_url",
+            fix="Add event_source_url (the page URL), or set action_source to where it happened",
+            blame_field=f"{where}.event_source_url",
+        )
     user_data = normalize_user_data(event.user_data, f"{where}.user_data")
     if event.action_source == "website" and "client_user_agent" not in user_data:
-        raise ValidationError(f"{where} ({name}) is a website event without user_data.client_user_agent",
-                              fix="Add the browser's user agent as user_data.client_user_agent (Facebook requires it for website events)",
-                              blame_field=f"{where}.user_data.client_user_agent")
-    body: dict[str, Any] = {"event_name": name, "event_time": ts, "action_source": event.action_source, "user_data": user_data}
+        raise ValidationError(
+            f"{where} ({name}) is a website event without user_data.client_user_agent",
+            fix="Add the browser's user agent as user_data.client_user_agent (Facebook requires it for website events)",
+            blame_field=f"{where}.user_data.client_user_agent",
+        )
+    body: dict[str, Any] = {
+        "event_name": name,
+        "event_time": ts,
+        "action_source": event.action_source,
+        "user_data": user_data,
+    }
     if event.event_source_url:
         body["event_source_url"] = event.event_source_url
     if event.opt_out is not None:
@@ -1769,11 +2196,17 @@ def derived_event_id(body: dict[str, Any], *, timed: bool) -> str:
     user: dict[str, list[str]] = {}
     for field, value in body["user_data"].items():
         values = value if isinstance(value, list) else [value]
-        user[field] = sorted(str(v) if field in HASHED_FIELDS else hashlib.sha256(str(v).encode()).hexdigest()
-                             for v in values)
-    identity = {"event_name": body["event_name"], "event_time": body["event_time"] if timed else None,
-                "action_source": body["action_source"], "event_source_url": body.get("event_source_url"),
-                "user_data": user, "custom_data": body.get("custom_data")}
+        user[field] = sorted(
+            str(v) if field in HASHED_FIELDS else hashlib.sha256(str(v).encode()).hexdigest() for v in values
+        )
+    identity = {
+        "event_name": body["event_name"],
+        "event_time": body["event_time"] if timed else None,
+        "action_source": body["action_source"],
+        "event_source_url": body.get("event_source_url"),
+        "user_data": user,
+        "custom_data": body.get("custom_data"),
+    }
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return DERIVED_EVENT_ID_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -1781,22 +2214,38 @@ def derived_event_id(body: dict[str, Any], *, timed: bool) -> str:
 def _custom_data(raw: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     data = dict(raw)
     if data.get("currency") is not None:
-        currency = Normalize.normalize_field_skip_hashing("currency", str(data["currency"])) if str(data["currency"]).strip() else None
+        currency = (
+            Normalize.normalize_field_skip_hashing("currency", str(data["currency"]))
+            if str(data["currency"]).strip()
+            else None
+        )
         if not currency or len(currency) != 3:
-            raise ValidationError(f"{where}.currency must be a 3-letter code", fix="Use an ISO 4217 code, e.g. USD", blame_field=f"{where}.currency")
+            raise ValidationError(
+                f"{where}.currency must be a 3-letter code",
+                fix="Use an ISO 4217 code, e.g. USD",
+                blame_field=f"{where}.currency",
+            )
         data["currency"] = currency.upper()
     if data.get("value") is not None:
         try:
             value = float(data["value"])
         except (TypeError, ValueError):
-            raise ValidationError(f"{where}.value must be a number", fix="Send value as a number in major units, e.g. 49.99",
-                                  blame_field=f"{where}.value") from None
+            raise ValidationError(
+                f"{where}.value must be a number",
+                fix="Send value as a number in major units, e.g. 49.99",
+                blame_field=f"{where}.value",
+            ) from None
         data["value"] = value
         if "currency" not in data:
-            raise ValidationError(f"{where} has a value without currency", fix="Add currency, e.g. USD", blame_field=f"{where}.currency")
+            raise ValidationError(
+                f"{where} has a value without currency", fix="Add currency, e.g. USD", blame_field=f"{where}.currency"
+            )
     if name == "Purchase" and (data.get("value") is None or "currency" not in data):
-        raise ValidationError(f"{where}: a Purchase needs value and currency", fix="Add custom_data.value and custom_data.currency",
-                              blame_field=where)
+        raise ValidationError(
+            f"{where}: a Purchase needs value and currency",
+            fix="Add custom_data.value and custom_data.currency",
+            blame_field=where,
+        )
     ids = data.get("content_ids")
     if ids is not None:
         data["content_ids"] = [str(i) for i in (ids if isinstance(ids, list) else [ids])]
@@ -1807,10 +2256,17 @@ class SendEventsArgs(OpArgs):
     """Send server events to a pixel through the Conversions API (user data normalized and SHA-256 hashed here; batches of 1,000)."""
 
     pixel_id: str = PixelIdArg
-    events: list[ServerEvent] = Field(..., min_length=1, max_length=MAX_EVENTS_PER_CALL,
-                                      description="The events; every one is checked before any is sent.")
-    test_event_code: str | None = Field(None, max_length=100, description="Test code from Events Manager > Test events: "
-                                        "the events show there and do not count.")
+    events: list[ServerEvent] = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_EVENTS_PER_CALL,
+        description="The events; every one is checked before any is sent.",
+    )
+    test_event_code: str | None = Field(
+        None,
+        max_length=100,
+        description="Test code from Events Manager > Test events: the events show there and do not count.",
+    )
 
 
 def _event_summary(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -1827,13 +2283,13 @@ class EventsRun:
     pixel_id: str
     bodies: list[dict[str, Any]]
     test_event_code: str | None
-    derived_ids: int                      # events whose event_id was derived from their content
+    derived_ids: int  # events whose event_id was derived from their content
     received: int = 0
     answers: list[dict[str, Any]] = dataclass_field(default_factory=list)
 
     @property
     def batches(self) -> list[list[dict[str, Any]]]:
-        return [self.bodies[i:i + CAPI_BATCH] for i in range(0, len(self.bodies), CAPI_BATCH)]
+        return [self.bodies[i : i + CAPI_BATCH] for i in range(0, len(self.bodies), CAPI_BATCH)]
 
     def span(self, number: int) -> tuple[int, int]:
         """events[first]–events[last] of request ``number`` (from 1)."""
@@ -1841,8 +2297,11 @@ class EventsRun:
         return first, min(len(self.bodies), first + CAPI_BATCH) - 1
 
     def id_data(self) -> dict[str, Any]:
-        return {"event_ids_derived": self.derived_ids, "event_ids_given": len(self.bodies) - self.derived_ids,
-                "event_ids": [b["event_id"] for b in self.bodies[:EVENT_IDS_SHOWN]]}
+        return {
+            "event_ids_derived": self.derived_ids,
+            "event_ids_given": len(self.bodies) - self.derived_ids,
+            "event_ids": [b["event_id"] for b in self.bodies[:EVENT_IDS_SHOWN]],
+        }
 
 
 def event_ids_line(derived: int, total: int) -> str:
@@ -1850,16 +2309,37 @@ def event_ids_line(derived: int, total: int) -> str:
     if not derived:
         return ""
     if derived == total:
-        return ("Each event got an id derived from its content (you gave none), so sending the same event again "
-                "counts it once.")
-    return (f"{derived} of the {total} events got an id derived from their content (they had no event_id), so sending "
-            "the same event again counts it once; the others carry yours.")
+        return (
+            "Each event got an id derived from its content (you gave none), so sending the same event again "
+            "counts it once."
+        )
+    return (
+        f"{derived} of the {total} events got an id derived from their content (they had no event_id), so sending "
+        "the same event again counts it once; the others carry yours."
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": [{
-    "event_name": "Purchase", "event_id": "order-1001", "event_source_url": "https://shop.example.com/thanks",
-    "user_data": {"em": "jane@example.com", "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0"},
-    "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]}}]}, result=EventsSent)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={
+        "pixel_id": "1234567890123456",
+        "events": [
+            {
+                "event_name": "Purchase",
+                "event_id": "order-1001",
+                "event_source_url": "https://shop.example.com/thanks",
+                "user_data": {
+                    "em": "jane@example.com",
+                    "client_ip_address": "203.0.113.7",
+                    "client_user_agent": "Mozilla/5.0",
+                },
+                "custom_data": {"value": 49.99, "currency": "USD", "content_ids": ["SKU-1"]},
+            }
+        ],
+    },
+    result=EventsSent,
+)
 async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     now = (await ctx.now()).timestamp()
@@ -1881,32 +2361,62 @@ async def send_events(ctx: OpContext, args: SendEventsArgs) -> WritePlan:
                 return _batch_failed(error, run, number)
             got = int(answer.get("events_received", 0) or 0)
             run.received += got
-            run.answers.append({"batch": number, "events": len(batch), "events_received": got,
-                                "fbtrace_id": answer.get("fbtrace_id"), "messages": answer.get("messages", [])})
+            run.answers.append(
+                {
+                    "batch": number,
+                    "events": len(batch),
+                    "events_received": got,
+                    "fbtrace_id": answer.get("fbtrace_id"),
+                    "messages": answer.get("messages", []),
+                }
+            )
         test = f" as test events (code {args.test_event_code})" if args.test_event_code else ""
-        text = (f"Sent {len(bodies)} event(s) to pixel {pixel_id}{test} in {len(batches)} request(s): Facebook received "
-                f"{run.received} ({shown_counts}).")
+        text = (
+            f"Sent {len(bodies)} event(s) to pixel {pixel_id}{test} in {len(batches)} request(s): Facebook received "
+            f"{run.received} ({shown_counts})."
+        )
         if run.received != len(bodies):
             text += f" {len(bodies) - run.received} were not counted as received."
         ids_line = event_ids_line(run.derived_ids, len(bodies))
-        return OpResult(text=f"{text}\n{ids_line}" if ids_line else text, data={
-            "pixel_id": pixel_id, "events_sent": len(bodies), "events_received": run.received, "requests": len(batches),
-            "batches": run.answers, "event_counts": counts, "test_event_code": args.test_event_code,
-            **run.id_data(), "object_ids": [pixel_id]})
+        return OpResult(
+            text=f"{text}\n{ids_line}" if ids_line else text,
+            data={
+                "pixel_id": pixel_id,
+                "events_sent": len(bodies),
+                "events_received": run.received,
+                "requests": len(batches),
+                "batches": run.answers,
+                "event_counts": counts,
+                "test_event_code": args.test_event_code,
+                **run.id_data(),
+                "object_ids": [pixel_id],
+            },
+        )
 
-    requests = [GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed, each with an event_id>", **extra})
-                for b in batches]
-    return WritePlan(summary=f"send {len(bodies)} server event(s) ({shown_counts}) to pixel {pixel_id} in {len(batches)} request(s)",
-                     ad_account_id=None, requests=requests,
-                     changes=[Change(pixel_id, "pixel", pixel_id, "events_sent", None, len(bodies))], execute=execute)
+    requests = [
+        GraphRequest("POST", path, {"data": f"<{len(b)} events, user_data hashed, each with an event_id>", **extra})
+        for b in batches
+    ]
+    return WritePlan(
+        summary=f"send {len(bodies)} server event(s) ({shown_counts}) to pixel {pixel_id} in {len(batches)} request(s)",
+        ad_account_id=None,
+        requests=requests,
+        changes=[Change(pixel_id, "pixel", pixel_id, "events_sent", None, len(bodies))],
+        execute=execute,
+    )
 
 
 def _earlier_requests(run: EventsRun, number: int, total: int) -> tuple[str, str]:
     """What became of the requests before and after request ``number``, in words."""
     done = "Request 1 was" if number == 2 else f"Requests 1–{number - 1} were"
     before = f"{done} accepted ({run.received} events received)." if number > 1 else ""
-    after = ("" if number == total else f" Request {total} was not sent." if number + 1 == total
-             else f" Requests {number + 1}–{total} were not sent.")
+    after = (
+        ""
+        if number == total
+        else f" Request {total} was not sent."
+        if number + 1 == total
+        else f" Requests {number + 1}–{total} were not sent."
+    )
     return before, after
 
 
@@ -1922,18 +2432,41 @@ def events_outcome_unknown(error: FacebookError, run: EventsRun, number: int) ->
     first, last = run.span(number)
     size = last - first + 1
     before, after = _earlier_requests(run, number, total)
-    message = (f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
-               f"{counted(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
-               f"{before}{after}").strip()
-    fix = ("Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
-           f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}")
-    data = {"outcome": "unknown", "safe_to_resend": True, "pixel_id": run.pixel_id, "unknown_batch": number,
-            "batches_total": total, "unknown_events": [first, last], "events_sent": last + 1,
-            "events_received": run.received, "events_not_sent": len(run.bodies) - last - 1, "batches": run.answers,
-            "cause": error.to_text(), "fbtrace_id": error.fbtrace_id, "resend": {"op": "send_events", "same_arguments": True},
-            **run.id_data(), "object_ids": [run.pixel_id]}
-    return OutcomeUnknownError(message, fix=fix, http_status=error.http_status, code=error.code,
-                               error_subcode=error.error_subcode, fbtrace_id=error.fbtrace_id, data=data)
+    message = (
+        f"The answer to request {number} of {total} to pixel {run.pixel_id} (events[{first}]–events[{last}], "
+        f"{counted(size, 'event')}) was lost ({lost_answer_cause(error)}): Facebook may have received them. "
+        f"{before}{after}"
+    ).strip()
+    fix = (
+        "Sending them again is safe: Facebook drops an event whose event_name and event_id it already has from the "
+        f"last 48 hours, and every event here carries an event_id. Send the same call again: {resend_command(run)}"
+    )
+    data = {
+        "outcome": "unknown",
+        "safe_to_resend": True,
+        "pixel_id": run.pixel_id,
+        "unknown_batch": number,
+        "batches_total": total,
+        "unknown_events": [first, last],
+        "events_sent": last + 1,
+        "events_received": run.received,
+        "events_not_sent": len(run.bodies) - last - 1,
+        "batches": run.answers,
+        "cause": error.to_text(),
+        "fbtrace_id": error.fbtrace_id,
+        "resend": {"op": "send_events", "same_arguments": True},
+        **run.id_data(),
+        "object_ids": [run.pixel_id],
+    }
+    return OutcomeUnknownError(
+        message,
+        fix=fix,
+        http_status=error.http_status,
+        code=error.code,
+        error_subcode=error.error_subcode,
+        fbtrace_id=error.fbtrace_id,
+        data=data,
+    )
 
 
 def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult:
@@ -1948,13 +2481,24 @@ def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult
     # An invalid event rejects its whole request; a throttle, an expired token or a missing permission rejects it too,
     # but then no event is to blame.
     why = "one invalid event rejects the whole request, so" if error.kind in ("facebook", "validation") else "so"
-    text = (f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
-            f"{run.pixel_id} (events[{first}]–events[{last}]); {why} none of those "
-            f"{last - first + 1} events were received.{culprit} {before}{after} Facebook said: {reason}")
-    data = {**error.to_data(), "pixel_id": run.pixel_id, "failed_batch": number, "batches_total": total,
-            "failed_event_index": first + int(found.group(1)) if found else None,
-            "failed_events": [first, last], "events_sent": len(run.bodies), "events_received": run.received,
-            "batches": run.answers, **run.id_data(), "object_ids": [run.pixel_id]}
+    text = (
+        f"ERROR {error.kind}: Facebook refused request {number} of {total} to pixel "
+        f"{run.pixel_id} (events[{first}]–events[{last}]); {why} none of those "
+        f"{last - first + 1} events were received.{culprit} {before}{after} Facebook said: {reason}"
+    )
+    data = {
+        **error.to_data(),
+        "pixel_id": run.pixel_id,
+        "failed_batch": number,
+        "batches_total": total,
+        "failed_event_index": first + int(found.group(1)) if found else None,
+        "failed_events": [first, last],
+        "events_sent": len(run.bodies),
+        "events_received": run.received,
+        "batches": run.answers,
+        **run.id_data(),
+        "object_ids": [run.pixel_id],
+    }
     return OpResult(text=text, data=data, ok=False)
 
 
@@ -1964,8 +2508,13 @@ def _batch_failed(error: FacebookError, run: EventsRun, number: int) -> OpResult
 
 PIXEL_FIELDS = "id,name,code,creation_time,last_fired_time,is_unavailable,owner_ad_account,data_use_setting"
 PIXEL_LIST_FIELDS = "id,name,creation_time,last_fired_time,is_unavailable"
-PERIODS = {"last_hour": timedelta(hours=1), "last_24h": timedelta(hours=24), "last_48h": timedelta(hours=48),
-           "last_7d": timedelta(days=7), "last_28d": timedelta(days=28)}
+PERIODS = {
+    "last_hour": timedelta(hours=1),
+    "last_24h": timedelta(hours=24),
+    "last_48h": timedelta(hours=48),
+    "last_7d": timedelta(days=7),
+    "last_28d": timedelta(days=28),
+}
 PERIOD_NAMES = tuple(PERIODS)
 Period = Literal[PERIOD_NAMES]  # type: ignore[valid-type]
 
@@ -2007,7 +2556,8 @@ class PixelStats(OpData):
     end_time: int = Field(description="Unix seconds (exclusive).")
     totals: dict[str, int] = Field(description="Count per aggregated value (per event name for aggregation=event).")
     stats: list[PixelStatsBucket] = Field(  # type: ignore[valid-type]
-        description="Facebook's answer: hourly buckets of counts.")
+        description="Facebook's answer: hourly buckets of counts."
+    )
 
 
 class CreatePixelArgs(OpArgs):
@@ -2025,13 +2575,19 @@ async def create_pixel(ctx: OpContext, args: CreatePixelArgs) -> WritePlan:
     async def execute() -> OpResult:
         made = await ctx.graph.post(path, {"name": args.name})
         pixel_id = str(made["id"])
-        return OpResult(text=f"Created pixel {args.name} ({pixel_id}) in {account_id}. Next: gtm_export pixel_id={pixel_id} "
-                             f"for the browser tags, send_events for server events.",
-                        data={"pixel_id": pixel_id, "name": args.name, "ad_account_id": account_id, "object_ids": [pixel_id]})
+        return OpResult(
+            text=f"Created pixel {args.name} ({pixel_id}) in {account_id}. Next: gtm_export pixel_id={pixel_id} "
+            f"for the browser tags, send_events for server events.",
+            data={"pixel_id": pixel_id, "name": args.name, "ad_account_id": account_id, "object_ids": [pixel_id]},
+        )
 
-    return WritePlan(summary=f"create pixel {args.name} in {account_id}", ad_account_id=account_id,
-                     requests=[GraphRequest("POST", path, {"name": args.name})],
-                     changes=[Change(None, "pixel", args.name, "created", None, args.name)], execute=execute)
+    return WritePlan(
+        summary=f"create pixel {args.name} in {account_id}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", path, {"name": args.name})],
+        changes=[Change(None, "pixel", args.name, "created", None, args.name)],
+        execute=execute,
+    )
 
 
 class ListPixelsArgs(OpArgs):
@@ -2045,9 +2601,14 @@ async def list_pixels(ctx: OpContext, args: ListPixelsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     pixels = await ctx.graph.get_all(f"{account_id}/adspixels", {"fields": PIXEL_LIST_FIELDS})
     if not pixels:
-        return OpResult(text=f"No pixels in {account_id}. Create one with create_pixel.", data={"ad_account_id": account_id, "pixels": []})
+        return OpResult(
+            text=f"No pixels in {account_id}. Create one with create_pixel.",
+            data={"ad_account_id": account_id, "pixels": []},
+        )
     lines = [f"Pixels in {account_id}:"]
-    lines += [f"  {p.get('id')} · {p.get('name', '')} · last fired {p.get('last_fired_time') or 'never'}" for p in pixels]
+    lines += [
+        f"  {p.get('id')} · {p.get('name', '')} · last fired {p.get('last_fired_time') or 'never'}" for p in pixels
+    ]
     return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "pixels": pixels})
 
 
@@ -2061,8 +2622,10 @@ class GetPixelArgs(OpArgs):
 async def get_pixel(ctx: OpContext, args: GetPixelArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": PIXEL_FIELDS})
-    text = (f"Pixel {pixel.get('name', '')} ({pixel_id}): created {pixel.get('creation_time', '?')}, "
-            f"last fired {pixel.get('last_fired_time') or 'never'}.")
+    text = (
+        f"Pixel {pixel.get('name', '')} ({pixel_id}): created {pixel.get('creation_time', '?')}, "
+        f"last fired {pixel.get('last_fired_time') or 'never'}."
+    )
     return OpResult(text=text, data={"pixel_id": pixel_id, "pixel": pixel})
 
 
@@ -2080,7 +2643,9 @@ async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     now = int((await ctx.now()).timestamp())
     start = now - int(PERIODS[args.period].total_seconds())
     end = now + int(MAX_FUTURE.total_seconds())  # the end is exclusive: include events stamped this very second
-    answer = await ctx.graph.get(f"{pixel_id}/stats", {"aggregation": args.aggregation, "start_time": start, "end_time": end})
+    answer = await ctx.graph.get(
+        f"{pixel_id}/stats", {"aggregation": args.aggregation, "start_time": start, "end_time": end}
+    )
     rows = answer.get("data", []) if isinstance(answer, dict) else []
     totals: dict[str, int] = {}
     for bucket in rows:
@@ -2093,10 +2658,23 @@ async def pixel_stats(ctx: OpContext, args: PixelStatsArgs) -> OpResult:
     if not totals:
         text = f"Pixel {pixel_id} received no events in the {args.period.replace('_', ' ')}."
     else:
-        text = f"Pixel {pixel_id}, {args.period.replace('_', ' ')}, by {args.aggregation}: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])) + "."
-    return OpResult(text=text, data={"pixel_id": pixel_id, "period": args.period, "aggregation": args.aggregation,
-                                     "start_time": start, "end_time": end, "totals": totals, "stats": rows})
+        text = (
+            f"Pixel {pixel_id}, {args.period.replace('_', ' ')}, by {args.aggregation}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1]))
+            + "."
+        )
+    return OpResult(
+        text=text,
+        data={
+            "pixel_id": pixel_id,
+            "period": args.period,
+            "aggregation": args.aggregation,
+            "start_time": start,
+            "end_time": end,
+            "totals": totals,
+            "stats": rows,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2134,10 +2712,16 @@ class DeletedCustomConversion(OpData):
 class ConversionRule(OpArgs):
     """Which events count: a URL rule or an event parameter rule (one of them)."""
 
-    url_contains: str | None = Field(None, max_length=500, description="Count events whose page URL contains this (case-insensitive).")
+    url_contains: str | None = Field(
+        None, max_length=500, description="Count events whose page URL contains this (case-insensitive)."
+    )
     url_equals: str | None = Field(None, max_length=2000, description="Count events whose page URL is exactly this.")
-    parameter: str | None = Field(None, max_length=100, description="A custom_data parameter to test, e.g. value or content_category.")
-    operator: Literal["eq", "neq", "contains", "gt", "gte", "lt", "lte"] = Field("eq", description="How parameter is compared.")
+    parameter: str | None = Field(
+        None, max_length=100, description="A custom_data parameter to test, e.g. value or content_category."
+    )
+    operator: Literal["eq", "neq", "contains", "gt", "gte", "lt", "lte"] = Field(
+        "eq", description="How parameter is compared."
+    )
     parameter_value: str | float | None = Field(None, description="What parameter is compared with.")
 
 
@@ -2145,15 +2729,22 @@ def conversion_rule(event: str, rule: ConversionRule) -> dict[str, Any]:
     parts: list[dict[Any, Any]] = [{"event": {"eq": event}}]
     given = [n for n in ("url_contains", "url_equals", "parameter") if getattr(rule, n) is not None]
     if len(given) != 1:
-        raise ValidationError("rule needs exactly one of url_contains, url_equals, parameter", blame_field="rule",
-                              fix='e.g. rule {"url_contains": "thank-you"} or {"parameter": "value", "operator": "gt", "parameter_value": 100}')
+        raise ValidationError(
+            "rule needs exactly one of url_contains, url_equals, parameter",
+            blame_field="rule",
+            fix='e.g. rule {"url_contains": "thank-you"} or {"parameter": "value", "operator": "gt", "parameter_value": 100}',
+        )
     if rule.url_contains is not None:
         parts.append({"url": {"i_contains": rule.url_contains}})
     elif rule.url_equals is not None:
         parts.append({"url": {"eq": rule.url_equals}})
     else:
         if rule.parameter_value is None:
-            raise ValidationError("rule.parameter needs parameter_value", fix="Add parameter_value, e.g. 100", blame_field="rule.parameter_value")
+            raise ValidationError(
+                "rule.parameter needs parameter_value",
+                fix="Add parameter_value, e.g. 100",
+                blame_field="rule.parameter_value",
+            )
         op = "i_contains" if rule.operator == "contains" else rule.operator
         parts.append({rule.parameter: {op: rule.parameter_value}})
     return {"and": parts}
@@ -2165,19 +2756,39 @@ class CreateCustomConversionArgs(OpArgs):
     name: str = Field(..., min_length=1, max_length=100, description="Name.", examples=["Checkout thank-you"])
     pixel_id: str = PixelIdArg
     event: StandardEvent = Field("Purchase", description="The standard event it is built on.")
-    rule: ConversionRule = Field(..., description="url_contains, url_equals or parameter (+ operator, parameter_value).")
-    default_value: float | None = Field(None, ge=0, description="Value given to each conversion without its own, in the account currency's major units (e.g. 25.00).")
+    rule: ConversionRule = Field(
+        ..., description="url_contains, url_equals or parameter (+ operator, parameter_value)."
+    )
+    default_value: float | None = Field(
+        None,
+        ge=0,
+        description="Value given to each conversion without its own, in the account currency's major units (e.g. 25.00).",
+    )
     description: str | None = Field(None, max_length=500, description="Description.")
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, example={"name": "Checkout thank-you", "pixel_id": "1234567890123456", "event": "Purchase",
-                               "rule": {"url_contains": "thank-you"}, "default_value": 25}, result=CreatedCustomConversion)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={
+        "name": "Checkout thank-you",
+        "pixel_id": "1234567890123456",
+        "event": "Purchase",
+        "rule": {"url_contains": "thank-you"},
+        "default_value": 25,
+    },
+    result=CreatedCustomConversion,
+)
 async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
-    body: dict[str, Any] = {"name": args.name, "event_source_id": pixel_id, "custom_event_type": EVENT_TYPE_OF[args.event],
-                            "rule": json.dumps(conversion_rule(args.event, args.rule), separators=(",", ":"))}
+    body: dict[str, Any] = {
+        "name": args.name,
+        "event_source_id": pixel_id,
+        "custom_event_type": EVENT_TYPE_OF[args.event],
+        "rule": json.dumps(conversion_rule(args.event, args.rule), separators=(",", ":")),
+    }
     if args.default_value is not None:
         body["default_conversion_value"] = args.default_value
     if args.description:
@@ -2187,12 +2798,18 @@ async def create_custom_conversion(ctx: OpContext, args: CreateCustomConversionA
     async def execute() -> OpResult:
         made = await ctx.graph.post(path, body)
         cc_id = str(made["id"])
-        return OpResult(text=f"Created custom conversion {args.name} ({cc_id}) on pixel {pixel_id}: {args.event} where {body['rule']}.",
-                        data={"custom_conversion_id": cc_id, **body, "ad_account_id": account_id, "object_ids": [cc_id]})
+        return OpResult(
+            text=f"Created custom conversion {args.name} ({cc_id}) on pixel {pixel_id}: {args.event} where {body['rule']}.",
+            data={"custom_conversion_id": cc_id, **body, "ad_account_id": account_id, "object_ids": [cc_id]},
+        )
 
-    return WritePlan(summary=f"create custom conversion {args.name} ({args.event}) on pixel {pixel_id}", ad_account_id=account_id,
-                     requests=[GraphRequest("POST", path, body)],
-                     changes=[Change(None, "customconversion", args.name, "created", None, args.name)], execute=execute)
+    return WritePlan(
+        summary=f"create custom conversion {args.name} ({args.event}) on pixel {pixel_id}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", path, body)],
+        changes=[Change(None, "customconversion", args.name, "created", None, args.name)],
+        execute=execute,
+    )
 
 
 class ListCustomConversionsArgs(OpArgs):
@@ -2204,12 +2821,15 @@ class ListCustomConversionsArgs(OpArgs):
 @ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, result=CustomConversionList)
 async def list_custom_conversions(ctx: OpContext, args: ListCustomConversionsArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
-    items = await ctx.graph.get_all(f"{account_id}/customconversions",
-                                    {"fields": CONVERSION_FIELDS})
+    items = await ctx.graph.get_all(f"{account_id}/customconversions", {"fields": CONVERSION_FIELDS})
     if not items:
-        return OpResult(text=f"No custom conversions in {account_id}.", data={"ad_account_id": account_id, "custom_conversions": []})
+        return OpResult(
+            text=f"No custom conversions in {account_id}.", data={"ad_account_id": account_id, "custom_conversions": []}
+        )
     lines = [f"Custom conversions in {account_id}:"]
-    lines += [f"  {c.get('id')} · {c.get('name', '')} · {c.get('custom_event_type', '')} · {c.get('rule', '')}" for c in items]
+    lines += [
+        f"  {c.get('id')} · {c.get('name', '')} · {c.get('custom_event_type', '')} · {c.get('rule', '')}" for c in items
+    ]
     return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "custom_conversions": items})
 
 
@@ -2219,7 +2839,9 @@ class DeleteCustomConversionArgs(OpArgs):
     custom_conversion_id: str = Field(..., description="The custom conversion id (list_custom_conversions).")
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True, result=DeletedCustomConversion)
+@ops.op(
+    OpKind.WRITE, group=TaskGroup.AUDIENCES_TRACKING, destructive=True, idempotent=True, result=DeletedCustomConversion
+)
 async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionArgs) -> WritePlan:
     cc_id = check_object_id(args.custom_conversion_id, "custom_conversion_id")
     current = await ctx.graph.get(cc_id, {"fields": "id,name"})
@@ -2227,11 +2849,18 @@ async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionA
 
     async def execute() -> OpResult:
         await ctx.graph.delete(cc_id)
-        return OpResult(text=f"Deleted custom conversion {name} ({cc_id}).", data={"custom_conversion_id": cc_id, "object_ids": [cc_id]})
+        return OpResult(
+            text=f"Deleted custom conversion {name} ({cc_id}).",
+            data={"custom_conversion_id": cc_id, "object_ids": [cc_id]},
+        )
 
-    return WritePlan(summary=f"delete custom conversion {name} ({cc_id})", ad_account_id=None,
-                     requests=[GraphRequest("DELETE", cc_id, {})],
-                     changes=[Change(cc_id, "customconversion", name, "status", "ACTIVE", "DELETED")], execute=execute)
+    return WritePlan(
+        summary=f"delete custom conversion {name} ({cc_id})",
+        ad_account_id=None,
+        requests=[GraphRequest("DELETE", cc_id, {})],
+        changes=[Change(cc_id, "customconversion", name, "status", "ACTIVE", "DELETED")],
+        execute=execute,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2239,10 +2868,34 @@ async def delete_custom_conversion(ctx: OpContext, args: DeleteCustomConversionA
 # ---------------------------------------------------------------------------------------------------------------
 
 GTM_DATA_LAYER_KEYS = ("value", "currency", "content_ids", "event_id")
-GTM_EVENTS_WITH_VALUE = frozenset({"ViewContent", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo", "Purchase",
-                                   "Lead", "CompleteRegistration", "Subscribe", "StartTrial", "Donate", "Search"})
-GTM_EVENTS_WITH_CONTENT = frozenset({"ViewContent", "AddToCart", "AddToWishlist", "InitiateCheckout", "AddPaymentInfo", "Purchase",
-                                     "CustomizeProduct", "Search"})
+GTM_EVENTS_WITH_VALUE = frozenset(
+    {
+        "ViewContent",
+        "AddToCart",
+        "AddToWishlist",
+        "InitiateCheckout",
+        "AddPaymentInfo",
+        "Purchase",
+        "Lead",
+        "CompleteRegistration",
+        "Subscribe",
+        "StartTrial",
+        "Donate",
+        "Search",
+    }
+)
+GTM_EVENTS_WITH_CONTENT = frozenset(
+    {
+        "ViewContent",
+        "AddToCart",
+        "AddToWishlist",
+        "InitiateCheckout",
+        "AddPaymentInfo",
+        "Purchase",
+        "CustomizeProduct",
+        "Search",
+    }
+)
 GTM_DEFAULT_DIR = "admonster-gtm"
 
 
@@ -2258,15 +2911,17 @@ def _dlv_name(key: str) -> str:
 
 
 def pixel_base_code(pixel_id: str) -> str:
-    return ("<!-- Meta Pixel Code -->\n<script>\n"
-            "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?\n"
-            "n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;\n"
-            "n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;\n"
-            "t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}(window,\n"
-            "document,'script','https://connect.facebook.net/en_US/fbevents.js');\n"
-            f"fbq('init', '{pixel_id}');\nfbq('track', 'PageView');\n</script>\n"
-            f'<noscript><img height="1" width="1" style="display:none" '
-            f'src="https://www.facebook.com/tr?id={pixel_id}&ev=PageView&noscript=1"/></noscript>\n<!-- End Meta Pixel Code -->')
+    return (
+        "<!-- Meta Pixel Code -->\n<script>\n"
+        "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?\n"
+        "n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;\n"
+        "n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;\n"
+        "t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}(window,\n"
+        "document,'script','https://connect.facebook.net/en_US/fbevents.js');\n"
+        f"fbq('init', '{pixel_id}');\nfbq('track', 'PageView');\n</script>\n"
+        f'<noscript><img height="1" width="1" style="display:none" '
+        f'src="https://www.facebook.com/tr?id={pixel_id}&ev=PageView&noscript=1"/></noscript>\n<!-- End Meta Pixel Code -->'
+    )
 
 
 def event_tag_html(event: str) -> str:
@@ -2275,49 +2930,105 @@ def event_tag_html(event: str) -> str:
         params += [f"value: {{{{{_dlv_name('value')}}}}}", f"currency: {{{{{_dlv_name('currency')}}}}}"]
     if event in GTM_EVENTS_WITH_CONTENT:
         params += [f"content_ids: {{{{{_dlv_name('content_ids')}}}}}", "content_type: 'product'"]
-    return (f"<script>\n  fbq('track', '{event}', {{{', '.join(params)}}}, "
-            f"{{eventID: {{{{{_dlv_name('event_id')}}}}}}});\n</script>")
+    return (
+        f"<script>\n  fbq('track', '{event}', {{{', '.join(params)}}}, "
+        f"{{eventID: {{{{{_dlv_name('event_id')}}}}}}});\n</script>"
+    )
 
 
 def gtm_container(pixel_id: str, events: list[str], *, export_time: datetime | None = None) -> dict[str, Any]:
     """A GTM container export (exportFormatVersion 2): base pixel tag on All Pages, one tag per event on its dataLayer event."""
     ids = {"accountId": "0", "containerId": "0"}
     triggers: list[dict[str, Any]] = [{**ids, "triggerId": "1", "name": "All Pages", "type": "PAGEVIEW"}]
-    variables = [{**ids, "variableId": str(n), "name": _dlv_name(key), "type": "v", "formatValue": {},
-                  "parameter": [{"type": "INTEGER", "key": "dataLayerVersion", "value": "2"},
-                                {"type": "BOOLEAN", "key": "setDefaultValue", "value": "false"},
-                                {"type": "TEMPLATE", "key": "name", "value": key}]}
-                 for n, key in enumerate(GTM_DATA_LAYER_KEYS, start=1)]
+    variables = [
+        {
+            **ids,
+            "variableId": str(n),
+            "name": _dlv_name(key),
+            "type": "v",
+            "formatValue": {},
+            "parameter": [
+                {"type": "INTEGER", "key": "dataLayerVersion", "value": "2"},
+                {"type": "BOOLEAN", "key": "setDefaultValue", "value": "false"},
+                {"type": "TEMPLATE", "key": "name", "value": key},
+            ],
+        }
+        for n, key in enumerate(GTM_DATA_LAYER_KEYS, start=1)
+    ]
     base_name = "Meta Pixel - Base Code"
-    tags: list[dict[str, Any]] = [{
-        **ids, "tagId": "1", "name": base_name, "type": "html", "firingTriggerId": ["1"], "tagFiringOption": "ONCE_PER_LOAD",
-        "parameter": [{"type": "TEMPLATE", "key": "html", "value": pixel_base_code(pixel_id)},
-                      {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"}],
-    }]
+    tags: list[dict[str, Any]] = [
+        {
+            **ids,
+            "tagId": "1",
+            "name": base_name,
+            "type": "html",
+            "firingTriggerId": ["1"],
+            "tagFiringOption": "ONCE_PER_LOAD",
+            "parameter": [
+                {"type": "TEMPLATE", "key": "html", "value": pixel_base_code(pixel_id)},
+                {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"},
+            ],
+        }
+    ]
     for event in events:
         if event == "PageView":
             continue  # the base code tracks PageView on every page
         trigger_id = str(len(triggers) + 1)
-        triggers.append({**ids, "triggerId": trigger_id, "name": f"Event - {event}", "type": "CUSTOM_EVENT",
-                         "customEventFilter": [{"type": "EQUALS", "parameter": [
-                             {"type": "TEMPLATE", "key": "arg0", "value": "{{_event}}"},
-                             {"type": "TEMPLATE", "key": "arg1", "value": event}]}]})
-        tags.append({**ids, "tagId": str(len(tags) + 1), "name": f"Meta Pixel - {event}", "type": "html",
-                     "firingTriggerId": [trigger_id], "tagFiringOption": "ONCE_PER_EVENT",
-                     "setupTag": [{"tagName": base_name, "stopOnSetupFailure": True}],
-                     "parameter": [{"type": "TEMPLATE", "key": "html", "value": event_tag_html(event)},
-                                   {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"}]})
-    when = export_time or datetime.now(timezone.utc)
+        triggers.append(
+            {
+                **ids,
+                "triggerId": trigger_id,
+                "name": f"Event - {event}",
+                "type": "CUSTOM_EVENT",
+                "customEventFilter": [
+                    {
+                        "type": "EQUALS",
+                        "parameter": [
+                            {"type": "TEMPLATE", "key": "arg0", "value": "{{_event}}"},
+                            {"type": "TEMPLATE", "key": "arg1", "value": event},
+                        ],
+                    }
+                ],
+            }
+        )
+        tags.append(
+            {
+                **ids,
+                "tagId": str(len(tags) + 1),
+                "name": f"Meta Pixel - {event}",
+                "type": "html",
+                "firingTriggerId": [trigger_id],
+                "tagFiringOption": "ONCE_PER_EVENT",
+                "setupTag": [{"tagName": base_name, "stopOnSetupFailure": True}],
+                "parameter": [
+                    {"type": "TEMPLATE", "key": "html", "value": event_tag_html(event)},
+                    {"type": "BOOLEAN", "key": "supportDocumentWrite", "value": "false"},
+                ],
+            }
+        )
+    when = export_time or datetime.now(UTC)
     return {
         "exportFormatVersion": 2,
         "exportTime": when.strftime("%Y-%m-%d %H:%M:%S"),
         "containerVersion": {
-            "path": "accounts/0/containers/0/versions/0", **ids, "containerVersionId": "0",
+            "path": "accounts/0/containers/0/versions/0",
+            **ids,
+            "containerVersionId": "0",
             "name": f"Meta Pixel {pixel_id}",
-            "container": {"path": "accounts/0/containers/0", **ids, "name": f"Meta Pixel {pixel_id}", "publicId": "GTM-XXXXXXX",
-                          "usageContext": ["WEB"]},
-            "tag": tags, "trigger": triggers, "variable": variables,
-            "builtInVariable": [{**ids, "type": "EVENT", "name": "Event"}, {**ids, "type": "PAGE_URL", "name": "Page URL"}],
+            "container": {
+                "path": "accounts/0/containers/0",
+                **ids,
+                "name": f"Meta Pixel {pixel_id}",
+                "publicId": "GTM-XXXXXXX",
+                "usageContext": ["WEB"],
+            },
+            "tag": tags,
+            "trigger": triggers,
+            "variable": variables,
+            "builtInVariable": [
+                {**ids, "type": "EVENT", "name": "Event"},
+                {**ids, "type": "PAGE_URL", "name": "Page URL"},
+            ],
         },
     }
 
@@ -2326,14 +3037,26 @@ class GtmExportArgs(OpArgs):
     """Write a Google Tag Manager container (JSON to import in GTM: Admin > Import Container) with the Meta Pixel base code and one tag per event, deduplicating with server events by event_id."""
 
     pixel_id: str = PixelIdArg
-    events: list[StandardEvent] = Field(..., min_length=1, max_length=len(STANDARD_EVENTS),
-                                        description="Standard events to tag; each fires on a dataLayer event of the same name.",
-                                        examples=[["ViewContent", "AddToCart", "Purchase"]])
-    out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).")
+    events: list[StandardEvent] = Field(
+        ...,
+        min_length=1,
+        max_length=len(STANDARD_EVENTS),
+        description="Standard events to tag; each fires on a dataLayer event of the same name.",
+        examples=[["ViewContent", "AddToCart", "Purchase"]],
+    )
+    out_dir: str | None = Field(
+        None,
+        max_length=1000,
+        description=f"Folder inside the workspace's own files folder (relative; default {GTM_DEFAULT_DIR}).",
+    )
 
 
-@ops.op(OpKind.READ, group=TaskGroup.AUDIENCES_TRACKING, example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]},
-        result=GtmExported)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.AUDIENCES_TRACKING,
+    example={"pixel_id": "1234567890123456", "events": ["ViewContent", "AddToCart", "Purchase"]},
+    result=GtmExported,
+)
 async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     pixel_id = check_object_id(args.pixel_id, "pixel_id")
     pixel = await ctx.graph.get(pixel_id, {"fields": "id,name"})
@@ -2342,9 +3065,20 @@ async def gtm_export(ctx: OpContext, args: GtmExportArgs) -> OpResult:
     target = output_file(ctx, args.out_dir, GTM_DEFAULT_DIR, f"gtm-meta-pixel-{pixel_id}.json")
     target.write_text(json.dumps(container, indent=2, ensure_ascii=False), encoding="utf-8")
     tagged = [e for e in events if e != "PageView"]
-    text = (f"Wrote {target}: GTM container for pixel {pixel.get('name', '')} ({pixel_id}) with the base code on All Pages"
-            + (f" and tags for {', '.join(tagged)}" if tagged else "") + ". Import it in GTM (Admin > Import Container, merge). "
-            "Each tag fires on dataLayer.push({event: '<EventName>', value, currency, content_ids, event_id}); send the same "
-            "event_id with send_events so Facebook deduplicates browser and server events.")
-    return OpResult(text=text, data={"pixel_id": pixel_id, "events": events, "file": str(target),
-                                     "tags": len(container["containerVersion"]["tag"])}, files=[str(target)])
+    text = (
+        f"Wrote {target}: GTM container for pixel {pixel.get('name', '')} ({pixel_id}) with the base code on All Pages"
+        + (f" and tags for {', '.join(tagged)}" if tagged else "")
+        + ". Import it in GTM (Admin > Import Container, merge). "
+        "Each tag fires on dataLayer.push({event: '<EventName>', value, currency, content_ids, event_id}); send the same "
+        "event_id with send_events so Facebook deduplicates browser and server events."
+    )
+    return OpResult(
+        text=text,
+        data={
+            "pixel_id": pixel_id,
+            "events": events,
+            "file": str(target),
+            "tags": len(container["containerVersion"]["tag"]),
+        },
+        files=[str(target)],
+    )

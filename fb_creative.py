@@ -5,6 +5,7 @@ before a request is sent, and refused with the code, subcode and blamed field Fa
 from disk (``GraphClient.upload``); a video goes in the chunks Facebook names and resumes from the offsets it names
 after a lost chunk. URLs are fetched through ``fetch_public_url`` (no private, loopback or metadata addresses).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,41 +39,41 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from yarl import URL
 
-from fb_utils import (absent_key, LaunchJournal, OpRunner,
-    DataRow,
-    ListPage,
-    list_page,
-    list_text,
-    when_text,
+from fb_utils import (
+    DEFAULT_SETTLE_WINDOW,
     IMAGE_LOOKUP,
+    LAUNCH_STATUSES,
+    MONEY_UNIT,
     VIDEO_UPLOAD_LOOKUP,
     AccountInfo,
     Change,
-    DEFAULT_SETTLE_WINDOW,
     CreateLookup,
+    DataRow,
     EditedObject,
+    ErrorData,
     FacebookError,
     FileRange,
     GraphError,
     GraphRequest,
-    LAUNCH_STATUSES,
+    LaunchJournal,
     LaunchRecord,
     Lease,
+    ListPage,
     NetworkError,
     NotFoundError,
     OpArgs,
-    OpData,
-    ErrorData,
-    OutcomeUnknownError,
     OpContext,
-    MONEY_UNIT,
+    OpData,
     OpKind,
-    TaskGroup,
     OpResult,
+    OpRunner,
     OpSet,
+    OutcomeUnknownError,
     RateLimitError,
+    TaskGroup,
     ValidationError,
     WritePlan,
+    absent_key,
     add_lookup,
     add_status_ops,
     backoff_delay,
@@ -84,6 +85,8 @@ from fb_utils import (absent_key, LaunchJournal, OpRunner,
     graph_object,
     host_port,
     is_ambiguous,
+    list_page,
+    list_text,
     new_client_tag,
     normalize_ad_account_id,
     output_file,
@@ -93,12 +96,13 @@ from fb_utils import (absent_key, LaunchJournal, OpRunner,
     sdk_enum_values,
     single_flight,
     update_plan,
+    when_text,
 )
 
 ops = OpSet("fb_creative")
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
-MAX_VIDEO_BYTES = 10 * 1024 ** 3
+MAX_VIDEO_BYTES = 10 * 1024**3
 MAX_CHUNK_FAILURES = 5  # failed transfers in a row before a video upload gives up (progress resets the count)
 VIDEO_WAIT_SECONDS = 300.0  # how long upload_video waits for Facebook to finish processing by default
 CHROMIUM_TIMEOUT = 45.0
@@ -108,8 +112,21 @@ DEFAULT_PREVIEW_DIR = "admonster-previews"
 CALL_TO_ACTION_TYPES = sdk_enum_values(AdCreative.CallToActionType)
 CallToActionType = Literal[CALL_TO_ACTION_TYPES]  # type: ignore[valid-type]
 # Call-to-action types that do not open a web page, so they need no link.
-NON_LINK_CTAS = frozenset(t for t in ("NO_BUTTON", "CALL", "CALL_NOW", "CALL_ME", "AUDIO_CALL", "VIDEO_CALL", "MESSAGE_PAGE",
-                                      "WHATSAPP_MESSAGE", "BUY_VIA_MESSAGE") if t in CALL_TO_ACTION_TYPES)
+NON_LINK_CTAS = frozenset(
+    t
+    for t in (
+        "NO_BUTTON",
+        "CALL",
+        "CALL_NOW",
+        "CALL_ME",
+        "AUDIO_CALL",
+        "VIDEO_CALL",
+        "MESSAGE_PAGE",
+        "WHATSAPP_MESSAGE",
+        "BUY_VIA_MESSAGE",
+    )
+    if t in CALL_TO_ACTION_TYPES
+)
 ENROLL_STATUSES = ("OPT_IN", "OPT_OUT")
 # C4, Advantage+ creative features (docs/creative_rules.md). The keys are Meta's spec: the SDK's AdCreativeFeaturesSpec
 # (image_templates, image_touchups, text_optimizations, inline_comment, video_auto_crop, image_animation,
@@ -123,7 +140,11 @@ CREATIVE_FEATURES = tuple(f for f in sdk_enum_values(AdCreativeFeaturesSpec.Fiel
 # Creative", https://developers.facebook.com/documentation/ads-commerce/marketing-api/advantage-catalog-ads/standard-enhancements;
 # Meta's prose names image_templates, the SDK spells it so).
 STANDARD_SET: dict[str, tuple[str, ...]] = {
-    "image": tuple(f for f in ("image_templates", "image_touchups", "text_optimizations", "inline_comment") if f in CREATIVE_FEATURES),
+    "image": tuple(
+        f
+        for f in ("image_templates", "image_touchups", "text_optimizations", "inline_comment")
+        if f in CREATIVE_FEATURES
+    ),
     "video": tuple(f for f in ("video_auto_crop", "text_optimizations", "inline_comment") if f in CREATIVE_FEATURES),
 }
 EnrollStatus = Literal["OPT_IN", "OPT_OUT"]
@@ -160,22 +181,31 @@ _DIGITS_RE = re.compile(r"^\d{1,25}$")
 _STORY_ID_RE = re.compile(r"^\d{1,25}_\d{1,25}$")
 _URL_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 
-AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+AdAccountArg = Field(
+    None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"]
+)
 
 
 def rule_error(rule: str, message: str, fix: str, *, blame_field: str | None = None) -> ValidationError:
     """A local refusal carrying the code, subcode and blamed field Facebook answers for ``rule``."""
     code, subcode, blame = RULES[rule]
-    return ValidationError(message, fix=fix, code=code, error_subcode=subcode, blame_field=blame_field or blame,
-                           data={"rule": rule})
+    return ValidationError(
+        message, fix=fix, code=code, error_subcode=subcode, blame_field=blame_field or blame, data={"rule": rule}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Images: type sniffing and dimensions from the header (M1)
 # ---------------------------------------------------------------------------------------------------------------
 
-IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp", "tiff": "image/tiff",
-               "webp": "image/webp"}
+IMAGE_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+    "webp": "image/webp",
+}
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -242,11 +272,11 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             continue
         if marker in (0xD9, 0xDA):
             raise ValueError("the JPEG has no frame header before its image data")
-        (length,) = struct.unpack(">H", data[pos:pos + 2])
+        (length,) = struct.unpack(">H", data[pos : pos + 2])
         if length < 2:
             raise ValueError("the JPEG markers are broken")
         if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[pos + 3:pos + 7])
+            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
             return width, height
         pos += length
     raise ValueError("the JPEG has no frame header")
@@ -269,13 +299,15 @@ def _bmp_size(data: bytes) -> tuple[int, int]:
 def _tiff_size(data: bytes) -> tuple[int, int]:
     order = "<" if data[:2] == b"II" else ">"
     (ifd,) = struct.unpack(order + "I", data[4:8])
-    (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
     found: dict[int, int] = {}
     for index in range(count):
-        entry = data[ifd + 2 + 12 * index: ifd + 14 + 12 * index]
+        entry = data[ifd + 2 + 12 * index : ifd + 14 + 12 * index]
         tag, kind = struct.unpack(order + "HH", entry[:4])
         if tag in (256, 257):
-            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[
+                0
+            ]
     return found[256], found[257]
 
 
@@ -297,7 +329,12 @@ def _webp_size(data: bytes) -> tuple[int, int]:
 
 
 _DIMENSION_READERS: dict[str, Callable[[bytes], tuple[int, int]]] = {
-    "png": _png_size, "jpeg": _jpeg_size, "gif": _gif_size, "bmp": _bmp_size, "tiff": _tiff_size, "webp": _webp_size,
+    "png": _png_size,
+    "jpeg": _jpeg_size,
+    "gif": _gif_size,
+    "bmp": _bmp_size,
+    "tiff": _tiff_size,
+    "webp": _webp_size,
 }
 
 
@@ -307,8 +344,11 @@ def check_image_bytes(data: bytes, name: str) -> ImageInfo:
     if not data:
         raise rule_error("M1", f"{name} is empty (0 bytes)", fix)
     if len(data) > MAX_IMAGE_BYTES:
-        raise rule_error("M1", f"{name} is {len(data) / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
-                         "Resize or recompress the image under 30 MB")
+        raise rule_error(
+            "M1",
+            f"{name} is {len(data) / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
+            "Resize or recompress the image under 30 MB",
+        )
     kind = sniff_image_format(data)
     if kind is None:
         what = _describe_non_image(data)
@@ -316,8 +356,11 @@ def check_image_bytes(data: bytes, name: str) -> ImageInfo:
     try:
         width, height = image_dimensions(kind, data)
     except ValueError as exc:
-        raise rule_error("M1", f"{name} looks like a {kind.upper()} but is corrupt: {exc}",
-                         "Re-export the image from an editor, or use another file") from None
+        raise rule_error(
+            "M1",
+            f"{name} looks like a {kind.upper()} but is corrupt: {exc}",
+            "Re-export the image from an editor, or use another file",
+        ) from None
     return ImageInfo(kind, width, height, len(data))
 
 
@@ -374,25 +417,43 @@ def check_video_file(path: str) -> VideoFile:
     file = _existing_file(path, "video")
     size = file.stat().st_size
     if size == 0:
-        raise ValidationError(f"{path} is empty (0 bytes)", fix="Pass a video file of 1 byte to 10 GB", blame_field="file_size", code=100)
+        raise ValidationError(
+            f"{path} is empty (0 bytes)", fix="Pass a video file of 1 byte to 10 GB", blame_field="file_size", code=100
+        )
     if size > MAX_VIDEO_BYTES:
-        raise ValidationError(f"{path} is {size / 1024 ** 3:.1f} GB, over Facebook's 10 GB video limit",
-                              fix="Compress or trim the video under 10 GB", blame_field="file_size", code=100)
+        raise ValidationError(
+            f"{path} is {size / 1024**3:.1f} GB, over Facebook's 10 GB video limit",
+            fix="Compress or trim the video under 10 GB",
+            blame_field="file_size",
+            code=100,
+        )
     with open(file, "rb") as handle:
         head = handle.read(64)
     kind = sniff_video_format(head)
     if kind is None:
         image_kind = sniff_image_format(head)
-        what = f"it is a {image_kind.upper()} image: use upload_image" if image_kind else "its first bytes match no video container"
-        raise ValidationError(f"{path} is not a video Facebook accepts ({what})",
-                              fix="Use an MP4, MOV, WebM/MKV, AVI, FLV, WMV or MPEG file", blame_field="source", code=100)
+        what = (
+            f"it is a {image_kind.upper()} image: use upload_image"
+            if image_kind
+            else "its first bytes match no video container"
+        )
+        raise ValidationError(
+            f"{path} is not a video Facebook accepts ({what})",
+            fix="Use an MP4, MOV, WebM/MKV, AVI, FLV, WMV or MPEG file",
+            blame_field="source",
+            code=100,
+        )
     return VideoFile(str(file), size, kind)
 
 
 def _existing_file(path: str, what: str) -> Path:
     file = Path(os.path.expanduser(str(path).strip()))
     if not file.exists():
-        raise ValidationError(f"No {what} file at {path}", fix=f"Pass the path of an existing {what} file (or an http(s) URL)", blame_field="source")
+        raise ValidationError(
+            f"No {what} file at {path}",
+            fix=f"Pass the path of an existing {what} file (or an http(s) URL)",
+            blame_field="source",
+        )
     if not file.is_file():
         raise ValidationError(f"{path} is not a file", fix=f"Pass the path of a {what} file", blame_field="source")
     return file
@@ -414,8 +475,12 @@ def check_url_scheme(source: str, blame_field: str = "source") -> None:
     """Only http(s) URLs are fetched (no file://, ftp://, gopher://, data:)."""
     scheme = _url_scheme(source)
     if scheme is not None and scheme not in ("http", "https"):
-        raise ValidationError(f"Refused {safe_url(source) if '://' in source else scheme + ':'}: only http:// and https:// URLs "
-                              "can be fetched", fix="Pass an http(s) URL or a local file path", blame_field=blame_field)
+        raise ValidationError(
+            f"Refused {safe_url(source) if '://' in source else scheme + ':'}: only http:// and https:// URLs "
+            "can be fetched",
+            fix="Pass an http(s) URL or a local file path",
+            blame_field=blame_field,
+        )
 
 
 def graph_hosts(ctx: OpContext) -> set[str]:
@@ -432,8 +497,9 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     await report_progress(label, 0, len(data))
     # As the SDK sends it: the multipart field is named after the file, and the answer is keyed by that name.
     try:
-        answer = await ctx.graph.upload(f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)},
-                                        idempotent=True)  # an image is stored under its md5: sending it twice stores it once
+        answer = await ctx.graph.upload(
+            f"{account_id}/adimages", {}, {filename: (filename, data, info.content_type)}, idempotent=True
+        )  # an image is stored under its md5: sending it twice stores it once
     except OutcomeUnknownError as error:
         add_lookup(error, image_lookup(account_id, data, filename))
         raise
@@ -442,14 +508,25 @@ async def upload_image_bytes(ctx: OpContext, account_id: str, data: bytes, name:
     if not isinstance(images, dict) or not images:
         raise GraphError(f"Facebook answered the image upload of {name} without an image", fix="Try the upload again")
     key, image = (filename, images[filename]) if isinstance(images.get(filename), dict) else next(iter(images.items()))
-    return {"hash": image.get("hash"), "url": image.get("url"), "width": _int(image.get("width")) or info.width,
-            "height": _int(image.get("height")) or info.height, "name": image.get("name") or key or filename,
-            "size": info.size, "format": info.format}
+    return {
+        "hash": image.get("hash"),
+        "url": image.get("url"),
+        "width": _int(image.get("width")) or info.width,
+        "height": _int(image.get("height")) or info.height,
+        "name": image.get("name") or key or filename,
+        "size": info.size,
+        "format": info.format,
+    }
 
 
 def image_lookup(account_id: str, data: bytes, filename: str) -> dict[str, str]:
     """How reconcile finds an image whose upload answer was lost: Facebook keeps an image under the md5 of its bytes."""
-    return {"kind": IMAGE_LOOKUP, "path": f"{account_id}/adimages", "tag": hashlib.md5(data).hexdigest(), "name": filename}
+    return {
+        "kind": IMAGE_LOOKUP,
+        "path": f"{account_id}/adimages",
+        "tag": hashlib.md5(data).hexdigest(),
+        "name": filename,
+    }
 
 
 async def image_in_library(graph: Any, lookup: dict[str, str]) -> str | None:
@@ -463,14 +540,19 @@ async def upload_image_source(ctx: OpContext, account_id: str, source: str) -> d
     source = str(source).strip()
     if _url_scheme(source) is not None:
         check_url_scheme(source)
-        data, _ = await fetch_public_url(source, max_bytes=MAX_IMAGE_BYTES, allowed_hosts=graph_hosts(ctx), blame_field="source")
+        data, _ = await fetch_public_url(
+            source, max_bytes=MAX_IMAGE_BYTES, allowed_hosts=graph_hosts(ctx), blame_field="source"
+        )
         name = os.path.basename(safe_url(source).split("://", 1)[-1].split("/", 1)[-1]) or "image"
         return await upload_image_bytes(ctx, account_id, data, name)
     file = _existing_file(source, "image")
     size = file.stat().st_size
     if size > MAX_IMAGE_BYTES:
-        raise rule_error("M1", f"{source} is {size / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
-                         "Resize or recompress the image under 30 MB")
+        raise rule_error(
+            "M1",
+            f"{source} is {size / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
+            "Resize or recompress the image under 30 MB",
+        )
     data = await asyncio.to_thread(file.read_bytes)
     return await upload_image_bytes(ctx, account_id, data, file.name)
 
@@ -523,9 +605,17 @@ async def video_upload_shown(graph: Any, lookup: dict[str, str]) -> str:
     return "complete" if phase == "complete" else "in_progress"
 
 
-async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title: str | None = None,
-                            description: str | None = None, on_progress: Callable[[int, int], Any] | None = None,
-                            wait: bool = True, wait_seconds: float = VIDEO_WAIT_SECONDS) -> dict:
+async def upload_video_file(
+    ctx: OpContext,
+    account_id: str,
+    path: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    on_progress: Callable[[int, int], Any] | None = None,
+    wait: bool = True,
+    wait_seconds: float = VIDEO_WAIT_SECONDS,
+) -> dict:
     """Chunked upload (start / transfer / finish) streamed from disk in the chunks Facebook names, resuming from the
     offsets it names after a failed chunk; then waits for processing unless ``wait`` is false. {"video_id", ...}
 
@@ -546,8 +636,10 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
     while offset < end:
         try:
             answer = await ctx.graph.upload(
-                edge, {"upload_phase": "transfer", "upload_session_id": session_id, "start_offset": str(offset)},
-                {"video_file_chunk": (video.name, FileRange(video.path, offset, end), "application/octet-stream")})
+                edge,
+                {"upload_phase": "transfer", "upload_session_id": session_id, "start_offset": str(offset)},
+                {"video_file_chunk": (video.name, FileRange(video.path, offset, end), "application/octet-stream")},
+            )
         except FacebookError as error:
             failures += 1
             named = _resume_offsets(error)
@@ -555,7 +647,9 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
             if not retryable or failures > MAX_CHUNK_FAILURES:
                 raise _upload_stopped(video, offset, failures, error) from error
             resumed += 1
-            resumes.append({"at": offset, "error": error.error_subcode or error.kind, "next": named[0] if named else offset})
+            resumes.append(
+                {"at": offset, "error": error.error_subcode or error.kind, "next": named[0] if named else offset}
+            )
             if named is not None:
                 offset, end = named  # Facebook says where it wants to continue: it may already hold the lost chunk
             else:
@@ -565,15 +659,38 @@ async def upload_video_file(ctx: OpContext, account_id: str, path: str, *, title
         chunks += 1
         offset, end = int(answer["start_offset"]), int(answer["end_offset"])
         await _tell(on_progress, label, min(offset, video.size), video.size)
-    await ctx.graph.post(edge, _drop_none({"upload_phase": "finish", "upload_session_id": session_id,
-                                           "title": title or video.name, "description": description}), idempotent=True)
+    await ctx.graph.post(
+        edge,
+        _drop_none(
+            {
+                "upload_phase": "finish",
+                "upload_session_id": session_id,
+                "title": title or video.name,
+                "description": description,
+            }
+        ),
+        idempotent=True,
+    )
     uploaded_s = time.monotonic() - started
-    result = {"video_id": video_id, "id": video_id, "title": title or video.name, "size": video.size, "chunks": chunks,
-              "resumed": resumed, "resumes": resumes, "upload_seconds": round(uploaded_s, 2), "status": "processing", "waited_seconds": 0.0}
+    result = {
+        "video_id": video_id,
+        "id": video_id,
+        "title": title or video.name,
+        "size": video.size,
+        "chunks": chunks,
+        "resumed": resumed,
+        "resumes": resumes,
+        "upload_seconds": round(uploaded_s, 2),
+        "status": "processing",
+        "waited_seconds": 0.0,
+    }
     if wait:
         status, waited = await wait_for_video(ctx, video_id, timeout=wait_seconds)
-        result.update(status=status.get("video_status", "processing"), waited_seconds=round(waited, 1),
-                      processing_progress=status.get("processing_progress"))
+        result.update(
+            status=status.get("video_status", "processing"),
+            waited_seconds=round(waited, 1),
+            processing_progress=status.get("processing_progress"),
+        )
     return result
 
 
@@ -583,8 +700,9 @@ VIDEO_LOOKUP_LIMIT = 200  # the newest videos of the account a launch looks thro
 async def find_finished_upload(ctx: OpContext, account_id: str, tag: str) -> str | None:
     """The newest video of the account whose description carries ``tag`` and whose bytes all arrived (Facebook keeps a
     finished upload; an unfinished session cannot be picked up again without its id), or None."""
-    videos = await ctx.graph.get_all(f"{normalize_ad_account_id(account_id)}/advideos", {"fields": "id,description,status"},
-                                     limit=VIDEO_LOOKUP_LIMIT)
+    videos = await ctx.graph.get_all(
+        f"{normalize_ad_account_id(account_id)}/advideos", {"fields": "id,description,status"}, limit=VIDEO_LOOKUP_LIMIT
+    )
     for video in videos:
         status = video.get("status")
         status = status if isinstance(status, dict) else {}
@@ -595,8 +713,10 @@ async def find_finished_upload(ctx: OpContext, account_id: str, tag: str) -> str
 
 
 def _upload_stopped(video: VideoFile, offset: int, failures: int, error: FacebookError) -> FacebookError:
-    error.message = (f"Video upload of {video.name} stopped at byte {offset:,} of {video.size:,} "
-                     f"({failures} failed attempt{'s' if failures != 1 else ''} at this chunk): {error.message}")
+    error.message = (
+        f"Video upload of {video.name} stopped at byte {offset:,} of {video.size:,} "
+        f"({failures} failed attempt{'s' if failures != 1 else ''} at this chunk): {error.message}"
+    )
     error.fix = f"{error.fix.rstrip('.')}; then run upload_video again (it starts a new upload session)"
     return error
 
@@ -615,8 +735,12 @@ async def wait_for_video(ctx: OpContext, video_id: str, *, timeout: float = VIDE
             await report_progress(f"processing video {video_id}", 100, 100)
             return status, waited
         if state == "error":
-            raise GraphError(f"Facebook could not process video {video_id}", fix="Check the file plays locally, then upload it again",
-                             blame_field="video_id", data={"video_status": status})
+            raise GraphError(
+                f"Facebook could not process video {video_id}",
+                fix="Check the file plays locally, then upload it again",
+                blame_field="video_id",
+                data={"video_status": status},
+            )
         await report_progress(f"processing video {video_id}", int(_int(status.get("processing_progress")) or 0), 100)
         if waited + delay > timeout:
             return status, waited
@@ -647,10 +771,24 @@ def _drop_none(values: dict) -> dict:
     return {k: v for k, v in values.items() if v not in (None, "", [], {})}
 
 
-def creative_spec(kind: str, *, page_id: str | None, instagram_user_id: str | None, message: str | None, link: str | None,
-                  headline: str | None, description: str | None, call_to_action: Any, image_hash: str | None = None,
-                  video_id: str | None = None, thumbnail_hash: str | None = None, cards: list[dict] | None = None,
-                  object_story_id: str | None = None, enhancements: dict[str, str] | None = None, thumbnail_url: str | None = None) -> dict:
+def creative_spec(
+    kind: str,
+    *,
+    page_id: str | None,
+    instagram_user_id: str | None,
+    message: str | None,
+    link: str | None,
+    headline: str | None,
+    description: str | None,
+    call_to_action: Any,
+    image_hash: str | None = None,
+    video_id: str | None = None,
+    thumbnail_hash: str | None = None,
+    cards: list[dict] | None = None,
+    object_story_id: str | None = None,
+    enhancements: dict[str, str] | None = None,
+    thumbnail_url: str | None = None,
+) -> dict:
     """The Graph body of a creative (without its name); raises ValidationError per C1-C7.
 
     ``cards``: [{"link", "image_hash" | "video_id" (+ "image_hash" thumbnail), "headline", "description", "call_to_action"}].
@@ -658,8 +796,9 @@ def creative_spec(kind: str, *, page_id: str | None, instagram_user_id: str | No
     """
     body: dict[str, Any] = {}
     if enhancements:
-        body["degrees_of_freedom_spec"] = {"creative_features_spec": {
-            feature: {"enroll_status": status} for feature, status in enhancements.items()}}
+        body["degrees_of_freedom_spec"] = {
+            "creative_features_spec": {feature: {"enroll_status": status} for feature, status in enhancements.items()}
+        }
     if kind == "page_post":
         body["object_story_id"] = object_story_id
         if instagram_user_id:
@@ -668,27 +807,58 @@ def creative_spec(kind: str, *, page_id: str | None, instagram_user_id: str | No
         return body
     story: dict[str, Any] = _drop_none({"page_id": page_id, "instagram_user_id": instagram_user_id})
     if kind == "image":
-        story["link_data"] = _drop_none({"link": link, "message": message, "name": headline, "description": description,
-                                         "image_hash": image_hash, "call_to_action": _cta(call_to_action, link)})
+        story["link_data"] = _drop_none(
+            {
+                "link": link,
+                "message": message,
+                "name": headline,
+                "description": description,
+                "image_hash": image_hash,
+                "call_to_action": _cta(call_to_action, link),
+            }
+        )
     elif kind == "video":
-        story["video_data"] = _drop_none({"video_id": video_id, "image_hash": thumbnail_hash,
-                                          "image_url": None if thumbnail_hash else thumbnail_url, "title": headline,
-                                          "message": message, "link_description": description,
-                                          "call_to_action": _cta(call_to_action or ("LEARN_MORE" if link else None), link)})
+        story["video_data"] = _drop_none(
+            {
+                "video_id": video_id,
+                "image_hash": thumbnail_hash,
+                "image_url": None if thumbnail_hash else thumbnail_url,
+                "title": headline,
+                "message": message,
+                "link_description": description,
+                "call_to_action": _cta(call_to_action or ("LEARN_MORE" if link else None), link),
+            }
+        )
     elif kind == "carousel":
         attachments = []
         for card in cards or []:
-            attachments.append(_drop_none({
-                "link": card.get("link"), "name": card.get("headline") or card.get("name"), "description": card.get("description"),
-                "image_hash": card.get("image_hash"), "picture": card.get("picture"), "video_id": card.get("video_id"),
-                "call_to_action": _cta(card.get("call_to_action"), card.get("link")),
-            }))
+            attachments.append(
+                _drop_none(
+                    {
+                        "link": card.get("link"),
+                        "name": card.get("headline") or card.get("name"),
+                        "description": card.get("description"),
+                        "image_hash": card.get("image_hash"),
+                        "picture": card.get("picture"),
+                        "video_id": card.get("video_id"),
+                        "call_to_action": _cta(card.get("call_to_action"), card.get("link")),
+                    }
+                )
+            )
         first_link = next((c.get("link") for c in attachments if c.get("link")), None)
-        story["link_data"] = _drop_none({"link": link or first_link, "message": message, "child_attachments": attachments,
-                                         "call_to_action": _cta(call_to_action, link or first_link)})
+        story["link_data"] = _drop_none(
+            {
+                "link": link or first_link,
+                "message": message,
+                "child_attachments": attachments,
+                "call_to_action": _cta(call_to_action, link or first_link),
+            }
+        )
         story["link_data"].setdefault("child_attachments", [])
     else:
-        raise ValidationError(f"Unknown creative kind {kind!r}", fix="Use image, video, carousel or page_post", blame_field="kind")
+        raise ValidationError(
+            f"Unknown creative kind {kind!r}", fix="Use image, video, carousel or page_post", blame_field="kind"
+        )
     body["object_story_spec"] = story
     check_creative_locally(body)
     return body
@@ -707,9 +877,14 @@ def _is_web_link(value: Any) -> bool:
 
 def _check_link(value: Any, where: str) -> None:
     if not _is_web_link(value):
-        shown = "missing" if value in (None, "") else repr(safe_url(str(value)) if "://" in str(value) else str(value)[:80])
-        raise rule_error("C7", f"{where} must be an absolute http(s) URL (got {shown})",
-                         "Pass a full web address such as https://example.com/summer-sale")
+        shown = (
+            "missing" if value in (None, "") else repr(safe_url(str(value)) if "://" in str(value) else str(value)[:80])
+        )
+        raise rule_error(
+            "C7",
+            f"{where} must be an absolute http(s) URL (got {shown})",
+            "Pass a full web address such as https://example.com/summer-sale",
+        )
 
 
 def _check_cta(cta: Any, fallback_link: str | None, where: str) -> None:
@@ -717,17 +892,23 @@ def _check_cta(cta: Any, fallback_link: str | None, where: str) -> None:
         return
     if not isinstance(cta, dict) or cta.get("type") not in CALL_TO_ACTION_TYPES:
         kind = cta.get("type") if isinstance(cta, dict) else cta
-        raise rule_error("C3", f"(#100) Param call_to_action[type] must be one of {{{', '.join(CALL_TO_ACTION_TYPES)}}} (got {kind!r} in {where})",
-                         "Use a call-to-action type such as SHOP_NOW, LEARN_MORE, SIGN_UP, BOOK_NOW, DOWNLOAD, CONTACT_US, "
-                         "APPLY_NOW, GET_OFFER or SUBSCRIBE")
+        raise rule_error(
+            "C3",
+            f"(#100) Param call_to_action[type] must be one of {{{', '.join(CALL_TO_ACTION_TYPES)}}} (got {kind!r} in {where})",
+            "Use a call-to-action type such as SHOP_NOW, LEARN_MORE, SIGN_UP, BOOK_NOW, DOWNLOAD, CONTACT_US, "
+            "APPLY_NOW, GET_OFFER or SUBSCRIBE",
+        )
     if cta["type"] in NON_LINK_CTAS:
         return
     value = cta.get("value")
     value = value if isinstance(value, dict) else {}
     target = value.get("link") or fallback_link
     if not target:
-        raise rule_error("C3", f"call_to_action {cta['type']} in {where} needs a link (call_to_action.value.link)",
-                         "Pass link (the page the button opens)")
+        raise rule_error(
+            "C3",
+            f"call_to_action {cta['type']} in {where} needs a link (call_to_action.value.link)",
+            "Pass link (the page the button opens)",
+        )
     _check_link(target, f"{where} call_to_action link")
 
 
@@ -737,23 +918,36 @@ def _check_features(dof: Any) -> None:
         return
     features = dof.get("creative_features_spec") if isinstance(dof, dict) else None
     if not isinstance(dof, dict) or not isinstance(features, (dict, type(None))):
-        raise ValidationError("degrees_of_freedom_spec must be {\"creative_features_spec\": {feature: {\"enroll_status\": …}}}",
-                              fix="Pass enhancements as {\"text_optimizations\": \"OPT_OUT\"}", code=100, blame_field="degrees_of_freedom_spec")
+        raise ValidationError(
+            'degrees_of_freedom_spec must be {"creative_features_spec": {feature: {"enroll_status": …}}}',
+            fix='Pass enhancements as {"text_optimizations": "OPT_OUT"}',
+            code=100,
+            blame_field="degrees_of_freedom_spec",
+        )
     for feature, value in (features or {}).items():
         if feature in DEPRECATED_FEATURES:
-            raise rule_error("C4", "standard_enhancements was deprecated by Meta in v22.0 and is refused on a new creative",
-                             "Name individual features instead, e.g. enhancements={\"image_touchups\": \"OPT_OUT\"}, or "
-                             "enhancements=OPT_OUT for the set that replaced it")
+            raise rule_error(
+                "C4",
+                "standard_enhancements was deprecated by Meta in v22.0 and is refused on a new creative",
+                'Name individual features instead, e.g. enhancements={"image_touchups": "OPT_OUT"}, or '
+                "enhancements=OPT_OUT for the set that replaced it",
+            )
         if feature not in CREATIVE_FEATURES:
             close = difflib.get_close_matches(str(feature), CREATIVE_FEATURES, n=1)
-            raise ValidationError(f"{str(feature)[:64]!r} is not an Advantage+ creative feature",
-                                  fix=(f"Did you mean {close[0]!r}? " if close else "") + "Features: " + ", ".join(CREATIVE_FEATURES),
-                                  code=100, blame_field="degrees_of_freedom_spec")
+            raise ValidationError(
+                f"{str(feature)[:64]!r} is not an Advantage+ creative feature",
+                fix=(f"Did you mean {close[0]!r}? " if close else "") + "Features: " + ", ".join(CREATIVE_FEATURES),
+                code=100,
+                blame_field="degrees_of_freedom_spec",
+            )
         status = value.get("enroll_status") if isinstance(value, dict) else None
         if status not in ENROLL_STATUSES:
-            raise ValidationError(f"{feature} enroll_status must be OPT_IN or OPT_OUT (got {status!r})",
-                                  fix=f"Pass enhancements={{\"{feature}\": \"OPT_OUT\"}} or OPT_IN", code=100,
-                                  blame_field="degrees_of_freedom_spec")
+            raise ValidationError(
+                f"{feature} enroll_status must be OPT_IN or OPT_OUT (got {status!r})",
+                fix=f'Pass enhancements={{"{feature}": "OPT_OUT"}} or OPT_IN',
+                code=100,
+                blame_field="degrees_of_freedom_spec",
+            )
 
 
 def enhancement_features(kind: str, value: str | Mapping[str, str] | None) -> dict[str, str] | None:
@@ -763,10 +957,13 @@ def enhancement_features(kind: str, value: str | Mapping[str, str] | None) -> di
         return None
     if isinstance(value, str):
         if kind not in STANDARD_SET:
-            raise ValidationError(f"enhancements={value} names no features for a {kind} creative (Meta documents the "
-                                  "standard set for single image and single video only)",
-                                  fix="Name the features, e.g. enhancements={\"text_optimizations\": \"OPT_OUT\"}",
-                                  code=100, blame_field="enhancements")
+            raise ValidationError(
+                f"enhancements={value} names no features for a {kind} creative (Meta documents the "
+                "standard set for single image and single video only)",
+                fix='Name the features, e.g. enhancements={"text_optimizations": "OPT_OUT"}',
+                code=100,
+                blame_field="enhancements",
+            )
         return {feature: value for feature in STANDARD_SET[kind]}
     return dict(value)
 
@@ -774,8 +971,10 @@ def enhancement_features(kind: str, value: str | Mapping[str, str] | None) -> di
 def describe_features(features: dict[str, str] | None) -> str:
     """One phrase for the person: which Advantage+ creative features were chosen."""
     if not features:
-        return ("no Advantage+ creative features chosen (Facebook applies its defaults; pass enhancements=OPT_OUT to "
-                "keep it as made)")
+        return (
+            "no Advantage+ creative features chosen (Facebook applies its defaults; pass enhancements=OPT_OUT to "
+            "keep it as made)"
+        )
     by_status: dict[str, list[str]] = {}
     for feature, status in features.items():
         by_status.setdefault(status, []).append(feature)
@@ -795,28 +994,49 @@ def _enhancements_alias(data: Any) -> Any:
 def check_creative_locally(body: dict) -> None:
     """Refuse a creative body Facebook would refuse (docs/creative_rules.md C1-C7), with the same code and subcode."""
     if not isinstance(body, dict):
-        raise ValidationError("A creative body must be an object", fix="Build it with creative_spec", blame_field="object_story_spec")
+        raise ValidationError(
+            "A creative body must be an object", fix="Build it with creative_spec", blame_field="object_story_spec"
+        )
     _check_features(body.get("degrees_of_freedom_spec"))
     instagram = body.get("instagram_user_id") or body.get("instagram_actor_id")
     story = body.get("object_story_spec")
     if story is None and "object_story_id" in body:
         if not _STORY_ID_RE.match(str(body.get("object_story_id") or "")):
-            raise ValidationError(f"object_story_id {body.get('object_story_id')!r} is not a page post id",
-                                  fix="Use the form <page_id>_<post_id>, e.g. 1234567890_9876543210", code=100,
-                                  blame_field="object_story_id")
+            raise ValidationError(
+                f"object_story_id {body.get('object_story_id')!r} is not a page post id",
+                fix="Use the form <page_id>_<post_id>, e.g. 1234567890_9876543210",
+                code=100,
+                blame_field="object_story_id",
+            )
         _check_instagram(instagram)
         return
     if not isinstance(story, dict):
-        raise rule_error("C1", "A creative needs object_story_spec (page_id and link_data or video_data) or object_story_id",
-                         "Pass page_id (or select a page with /use page <id>) and the creative's content")
+        raise rule_error(
+            "C1",
+            "A creative needs object_story_spec (page_id and link_data or video_data) or object_story_id",
+            "Pass page_id (or select a page with /use page <id>) and the creative's content",
+        )
     if not _DIGITS_RE.match(str(story.get("page_id") or "")):
-        raise rule_error("C1", f"object_story_spec.page_id is {'missing' if not story.get('page_id') else repr(story.get('page_id'))}: "
-                         "a creative runs as a Facebook page", "Pass page_id (list_pages shows yours) or select one with /use page <id>")
+        raise rule_error(
+            "C1",
+            f"object_story_spec.page_id is {'missing' if not story.get('page_id') else repr(story.get('page_id'))}: "
+            "a creative runs as a Facebook page",
+            "Pass page_id (list_pages shows yours) or select one with /use page <id>",
+        )
     _check_instagram(story.get("instagram_user_id") or story.get("instagram_actor_id") or instagram)
     link_data, video_data = story.get("link_data"), story.get("video_data")
-    if link_data is None and video_data is None and story.get("photo_data") is None and story.get("template_data") is None:
-        raise ValidationError("object_story_spec needs link_data (image, carousel) or video_data", fix="Pass the creative's content",
-                              code=100, blame_field="object_story_spec")
+    if (
+        link_data is None
+        and video_data is None
+        and story.get("photo_data") is None
+        and story.get("template_data") is None
+    ):
+        raise ValidationError(
+            "object_story_spec needs link_data (image, carousel) or video_data",
+            fix="Pass the creative's content",
+            code=100,
+            blame_field="object_story_spec",
+        )
     if isinstance(link_data, dict):
         _check_link_data(link_data)
     if isinstance(video_data, dict):
@@ -825,8 +1045,11 @@ def check_creative_locally(body: dict) -> None:
 
 def _check_instagram(instagram: Any) -> None:
     if instagram not in (None, "") and not _DIGITS_RE.match(str(instagram)):
-        raise rule_error("C5", f"instagram_user_id {instagram!r} is not an Instagram account id",
-                         "Pass the numeric id of an Instagram account connected to the page (list_instagram_accounts)")
+        raise rule_error(
+            "C5",
+            f"instagram_user_id {instagram!r} is not an Instagram account id",
+            "Pass the numeric id of an Instagram account connected to the page (list_instagram_accounts)",
+        )
 
 
 def _check_link_data(link_data: dict) -> None:
@@ -837,10 +1060,15 @@ def _check_link_data(link_data: dict) -> None:
             raise rule_error("C2", f"A carousel needs 2 to 10 cards, not {count}", "Pass between 2 and 10 cards")
         for index, card in enumerate(cards, 1):
             if not isinstance(card, dict):
-                raise rule_error("C2", f"Carousel card {index} is not an object", "Give each card a link and an image or video")
+                raise rule_error(
+                    "C2", f"Carousel card {index} is not an object", "Give each card a link and an image or video"
+                )
             if not (card.get("image_hash") or card.get("picture") or card.get("video_id")):
-                raise rule_error("C2", f"Carousel card {index} has no image or video",
-                                 "Give each card an image (hash, path or URL) or a video")
+                raise rule_error(
+                    "C2",
+                    f"Carousel card {index} has no image or video",
+                    "Give each card an image (hash, path or URL) or a video",
+                )
             if not card.get("link"):
                 raise rule_error("C2", f"Carousel card {index} has no link", "Give each card the link it opens")
             _check_link(card.get("link"), f"card {index} link")
@@ -851,16 +1079,24 @@ def _check_link_data(link_data: dict) -> None:
 
 def _check_video_data(video_data: dict) -> None:
     if not _DIGITS_RE.match(str(video_data.get("video_id") or "")):
-        raise ValidationError(f"video_data.video_id is {'missing' if not video_data.get('video_id') else repr(video_data.get('video_id'))}",
-                              fix="Upload the video first (upload_video) and pass its id", code=100, blame_field="video_id")
+        raise ValidationError(
+            f"video_data.video_id is {'missing' if not video_data.get('video_id') else repr(video_data.get('video_id'))}",
+            fix="Upload the video first (upload_video) and pass its id",
+            code=100,
+            blame_field="video_id",
+        )
     if not (video_data.get("image_hash") or video_data.get("image_url")):
-        raise rule_error("C6", "A video creative needs a thumbnail (video_data.image_hash or image_url)",
-                         "Pass thumbnail (an image hash, path or URL); by default the video's preferred thumbnail is used")
+        raise rule_error(
+            "C6",
+            "A video creative needs a thumbnail (video_data.image_hash or image_url)",
+            "Pass thumbnail (an image hash, path or URL); by default the video's preferred thumbnail is used",
+        )
     _check_cta(video_data.get("call_to_action"), None, "video_data")
 
 
-async def create_creative_from_spec(ctx: OpContext, account_id: str, name: str, body: dict, *, tag: str | None = None,
-                                    look_first: bool = False) -> dict:
+async def create_creative_from_spec(
+    ctx: OpContext, account_id: str, name: str, body: dict, *, tag: str | None = None, look_first: bool = False
+) -> dict:
     """POST act_x/adcreatives with ``body`` after the local checks; never created twice (client tag + lookup).
 
     ``look_first``: the tag may already be on a creative (a resumed launch step), which is then answered instead."""
@@ -868,10 +1104,16 @@ async def create_creative_from_spec(ctx: OpContext, account_id: str, name: str, 
     check_creative_locally(body)
     tag = tag or new_client_tag()
     path = f"{account_id}/adcreatives"
-    created = await ctx.graph.create(path, {"name": name, **body}, lookup=CreateLookup(list_path=path, name=name, tag=tag),
-                                     look_first=look_first)
-    return {"id": str(created["id"]), "creative_id": str(created["id"]), "name": name, "recovered": bool(created.get("recovered")),
-            "tag": tag}
+    created = await ctx.graph.create(
+        path, {"name": name, **body}, lookup=CreateLookup(list_path=path, name=name, tag=tag), look_first=look_first
+    )
+    return {
+        "id": str(created["id"]),
+        "creative_id": str(created["id"]),
+        "name": name,
+        "recovered": bool(created.get("recovered")),
+        "tag": tag,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -891,7 +1133,9 @@ def check_image_reference(source: str, field: str) -> str:
     """Local checks of an image argument: a hash passes; a path must hold a valid image (M1); a URL must be http(s)."""
     source = str(source).strip()
     if not source:
-        raise ValidationError(f"{field} is empty", fix="Pass an image hash, a local path or an http(s) URL", blame_field=field)
+        raise ValidationError(
+            f"{field} is empty", fix="Pass an image hash, a local path or an http(s) URL", blame_field=field
+        )
     if is_image_hash(source):
         return "hash"
     if _url_scheme(source) is not None:
@@ -900,8 +1144,11 @@ def check_image_reference(source: str, field: str) -> str:
     file = _existing_file(source, "image")
     size = file.stat().st_size
     if size > MAX_IMAGE_BYTES:
-        raise rule_error("M1", f"{source} is {size / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
-                         "Resize or recompress the image under 30 MB")
+        raise rule_error(
+            "M1",
+            f"{source} is {size / 1024 / 1024:.1f} MB, over Facebook's 30 MB image limit",
+            "Resize or recompress the image under 30 MB",
+        )
     check_image_bytes(file.read_bytes(), file.name)
     return "path"
 
@@ -911,8 +1158,11 @@ def check_video_reference(source: str, field: str) -> str:
     if _DIGITS_RE.match(source):
         return "id"
     if _url_scheme(source) is not None:
-        raise ValidationError(f"{field} must be a video id or a local file path, not a URL",
-                              fix="Download the video and pass its path, or upload it with upload_video", blame_field=field)
+        raise ValidationError(
+            f"{field} must be a video id or a local file path, not a URL",
+            fix="Download the video and pass its path, or upload it with upload_video",
+            blame_field=field,
+        )
     check_video_file(source)
     return "path"
 
@@ -938,11 +1188,17 @@ class MediaResolver:
 
     async def _check_hash(self, image_hash: str, field: str) -> None:
         if self._known_hashes is None or image_hash not in self._known_hashes:
-            images = await self.ctx.graph.get_all(f"{self.account_id}/adimages", {"fields": "hash", "hashes": [image_hash]})
+            images = await self.ctx.graph.get_all(
+                f"{self.account_id}/adimages", {"fields": "hash", "hashes": [image_hash]}
+            )
             self._known_hashes = (self._known_hashes or set()) | {str(i.get("hash", "")).lower() for i in images}
         if image_hash not in self._known_hashes:
-            raise rule_error("M2", f"Image hash {image_hash} is not an image of {self.account_id}",
-                             "Upload the image to this ad account (upload_image) and use the hash it answers", blame_field=field)
+            raise rule_error(
+                "M2",
+                f"Image hash {image_hash} is not an image of {self.account_id}",
+                "Upload the image to this ad account (upload_image) and use the hash it answers",
+                blame_field=field,
+            )
 
     async def video(self, source: str, field: str) -> str:
         source = str(source).strip()
@@ -955,17 +1211,24 @@ class MediaResolver:
         answer = await self.ctx.graph.get(video_id, {"fields": "status"})
         state = (answer.get("status") or {}).get("video_status") if isinstance(answer.get("status"), dict) else None
         if state != "ready":
-            raise rule_error("M4", f"Video {video_id} is {state or 'not ready'}: a creative needs a processed (ready) video",
-                             f"Wait until get_video_status video_id={video_id} says ready, then call again with video={video_id}",
-                             blame_field=field if field != "video" else "video_id")
+            raise rule_error(
+                "M4",
+                f"Video {video_id} is {state or 'not ready'}: a creative needs a processed (ready) video",
+                f"Wait until get_video_status video_id={video_id} says ready, then call again with video={video_id}",
+                blame_field=field if field != "video" else "video_id",
+            )
         return video_id
 
     async def thumbnail(self, video_id: str) -> str:
         """The URL of the video's preferred thumbnail (GET {video_id}/thumbnails)."""
-        thumbnails = await self.ctx.graph.get_all(f"{video_id}/thumbnails", {"fields": "id,uri,is_preferred,width,height"}, limit=50)
+        thumbnails = await self.ctx.graph.get_all(
+            f"{video_id}/thumbnails", {"fields": "id,uri,is_preferred,width,height"}, limit=50
+        )
         chosen = next((t for t in thumbnails if t.get("is_preferred")), thumbnails[0] if thumbnails else None)
         if not chosen or not chosen.get("uri"):
-            raise rule_error("C6", f"Video {video_id} has no thumbnail yet", "Pass thumbnail (an image hash, path or URL)")
+            raise rule_error(
+                "C6", f"Video {video_id} has no thumbnail yet", "Pass thumbnail (an image hash, path or URL)"
+            )
         return str(chosen["uri"])
 
 
@@ -1011,7 +1274,9 @@ class StoredVideo(DataRow):
     upload_seconds: float
     status: str = Field(description="Facebook's video_status after the wait: ready, processing or error.")
     waited_seconds: float = Field(description="Seconds spent waiting for processing (0 with wait=false).")
-    processing_progress: int | None = Field(None, description="Percent processed when the wait ended (absent with wait=false).")
+    processing_progress: int | None = Field(
+        None, description="Percent processed when the wait ended (absent with wait=false)."
+    )
 
 
 class UploadedImage(OpData, StoredImage):
@@ -1038,18 +1303,35 @@ class VideoState(OpData):
 class UploadImageArgs(OpArgs):
     """Upload an image (local path or public http(s) URL; JPEG, PNG, GIF, BMP, TIFF or WebP up to 30 MB) to the ad account's image library and get its hash."""
 
-    source: str = Field(..., min_length=1, max_length=4000, description="Local file path or public http(s) URL (presigned S3 URLs work).",
-                        examples=["./banner.jpg", "https://example.com/banner.png"])
-    name: str | None = Field(None, min_length=1, max_length=200, description="File name to store it under (default: the file's name).")
+    source: str = Field(
+        ...,
+        min_length=1,
+        max_length=4000,
+        description="Local file path or public http(s) URL (presigned S3 URLs work).",
+        examples=["./banner.jpg", "https://example.com/banner.png"],
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=200, description="File name to store it under (default: the file's name)."
+    )
     ad_account_id: str | None = AdAccountArg
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, idempotent=True, example={"source": "./banner.jpg"}, result=UploadedImage)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    idempotent=True,
+    example={"source": "./banner.jpg"},
+    result=UploadedImage,
+)
 async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     kind = check_image_reference(args.source, "source")
     if kind == "hash":
-        raise ValidationError(f"{args.source} is already an image hash", fix="Use it directly as image in create_creative", blame_field="source")
+        raise ValidationError(
+            f"{args.source} is already an image hash",
+            fix="Use it directly as image in create_creative",
+            blame_field="source",
+        )
     path = f"{account_id}/adimages"
     shown = safe_url(args.source) if kind == "url" else args.source
 
@@ -1059,15 +1341,21 @@ async def upload_image(ctx: OpContext, args: UploadImageArgs) -> WritePlan:
         else:
             data = await asyncio.to_thread(Path(os.path.expanduser(args.source.strip())).read_bytes)
             image = await upload_image_bytes(ctx, account_id, data, args.name or readable_name(args.source))
-        text = (f"Uploaded {image['name']} to {account_id}: hash {image['hash']}, {image['width']}×{image['height']} px, "
-                f"{_size_text(image['size'])} {image['format'].upper()}.\n"
-                f"Use it with create_creative image=\"{image['hash']}\" (or as a carousel card's image); the hash works in "
-                "this ad account only.")
+        text = (
+            f"Uploaded {image['name']} to {account_id}: hash {image['hash']}, {image['width']}×{image['height']} px, "
+            f"{_size_text(image['size'])} {image['format'].upper()}.\n"
+            f'Use it with create_creative image="{image["hash"]}" (or as a carousel card\'s image); the hash works in '
+            "this ad account only."
+        )
         return OpResult(text=text, data={"ad_account_id": account_id, **image, "object_ids": [image["hash"]]})
 
-    return WritePlan(summary=f"upload image {shown} to {account_id}", ad_account_id=account_id,
-                     requests=[GraphRequest("POST", path, {"filename": shown})],
-                     changes=[Change(None, "image", os.path.basename(shown), "uploaded", None, shown)], execute=execute)
+    return WritePlan(
+        summary=f"upload image {shown} to {account_id}",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", path, {"filename": shown})],
+        changes=[Change(None, "image", os.path.basename(shown), "uploaded", None, shown)],
+        execute=execute,
+    )
 
 
 def _size_text(size: int) -> str:
@@ -1086,7 +1374,10 @@ async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     images = await ctx.graph.get_all(f"{account_id}/adimages", {"fields": IMAGE_LIST_FIELDS}, limit=args.limit)
     if not images:
-        return OpResult(text=f"No images in {account_id}. Upload one with upload_image.", data={"ad_account_id": account_id, "images": []})
+        return OpResult(
+            text=f"No images in {account_id}. Upload one with upload_image.",
+            data={"ad_account_id": account_id, "images": []},
+        )
     lines = [f"Images in {account_id}, {len(images)} shown:"]
     lines += [f"  {i.get('hash')} · {i.get('name', '')} · {i.get('width', '?')}×{i.get('height', '?')}" for i in images]
     return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "images": images})
@@ -1095,16 +1386,27 @@ async def list_images(ctx: OpContext, args: ListImagesArgs) -> OpResult:
 class UploadVideoArgs(OpArgs):
     """Upload a video file (MP4, MOV, WebM… up to 10 GB) in chunks, resuming after a lost chunk; waits for Facebook to process it unless wait=false."""
 
-    source: str = Field(..., min_length=1, max_length=4000, validation_alias=AliasChoices("source", "path"),
-                        description="The video file: a local path (as upload_image's source; `path` is read too).",
-                        examples=["./promo.mp4"])
+    source: str = Field(
+        ...,
+        min_length=1,
+        max_length=4000,
+        validation_alias=AliasChoices("source", "path"),
+        description="The video file: a local path (as upload_image's source; `path` is read too).",
+        examples=["./promo.mp4"],
+    )
     title: str | None = Field(None, min_length=1, max_length=255, description="Video title (default: the file name).")
     ad_account_id: str | None = AdAccountArg
-    wait: bool = Field(True, description="Wait (bounded, about 5 minutes) until processing is finished and the video is ready to use.")
+    wait: bool = Field(
+        True, description="Wait (bounded, about 5 minutes) until processing is finished and the video is ready to use."
+    )
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"source": "./promo.mp4", "title": "Spring promo"},
-        result=UploadedVideo)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={"source": "./promo.mp4", "title": "Spring promo"},
+    result=UploadedVideo,
+)
 async def upload_video(ctx: OpContext, args: UploadVideoArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     video = check_video_file(args.source)
@@ -1112,24 +1414,41 @@ async def upload_video(ctx: OpContext, args: UploadVideoArgs) -> WritePlan:
 
     async def execute() -> OpResult:
         result = await upload_video_file(ctx, account_id, video.path, title=args.title, wait=args.wait)
-        lines = [f"Uploaded video {result['title']} ({result['video_id']}) to {account_id}: {_size_text(video.size)} {video.format} "
-                 f"in {result['chunks']} chunk{'s' if result['chunks'] != 1 else ''}, {result['upload_seconds']:.1f} s"
-                 + (f", resumed {result['resumed']}× after failed chunks" if result["resumed"] else "") + "."]
+        lines = [
+            f"Uploaded video {result['title']} ({result['video_id']}) to {account_id}: {_size_text(video.size)} {video.format} "
+            f"in {result['chunks']} chunk{'s' if result['chunks'] != 1 else ''}, {result['upload_seconds']:.1f} s"
+            + (f", resumed {result['resumed']}× after failed chunks" if result["resumed"] else "")
+            + "."
+        ]
         if result["status"] == "ready":
-            lines.append(f"Processing finished (waited {result['waited_seconds']:.1f} s): ready. Use it with create_creative "
-                         f"kind=video video=\"{result['video_id']}\".")
+            lines.append(
+                f"Processing finished (waited {result['waited_seconds']:.1f} s): ready. Use it with create_creative "
+                f'kind=video video="{result["video_id"]}".'
+            )
         elif args.wait:
-            lines.append(f"Still {result['status']} after waiting {result['waited_seconds']:.0f} s; check with get_video_status "
-                         f"video_id={result['video_id']} before using it in a creative.")
+            lines.append(
+                f"Still {result['status']} after waiting {result['waited_seconds']:.0f} s; check with get_video_status "
+                f"video_id={result['video_id']} before using it in a creative."
+            )
         else:
-            lines.append(f"Facebook is processing it; get_video_status video_id={result['video_id']} says when it is ready.")
-        return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, **result, "object_ids": [result["video_id"]]})
+            lines.append(
+                f"Facebook is processing it; get_video_status video_id={result['video_id']} says when it is ready."
+            )
+        return OpResult(
+            text="\n".join(lines), data={"ad_account_id": account_id, **result, "object_ids": [result["video_id"]]}
+        )
 
-    return WritePlan(summary=f"upload video {video.name} ({_size_text(video.size)}) to {account_id}", ad_account_id=account_id,
-                     requests=[GraphRequest("POST", edge, {"upload_phase": "start", "file_size": video.size}),
-                               GraphRequest("POST", edge, {"upload_phase": "transfer", "video_file_chunk": f"<chunks of {video.name}>"}),
-                               GraphRequest("POST", edge, {"upload_phase": "finish", "title": args.title or video.name})],
-                     changes=[Change(None, "video", args.title or video.name, "uploaded", None, video.path)], execute=execute)
+    return WritePlan(
+        summary=f"upload video {video.name} ({_size_text(video.size)}) to {account_id}",
+        ad_account_id=account_id,
+        requests=[
+            GraphRequest("POST", edge, {"upload_phase": "start", "file_size": video.size}),
+            GraphRequest("POST", edge, {"upload_phase": "transfer", "video_file_chunk": f"<chunks of {video.name}>"}),
+            GraphRequest("POST", edge, {"upload_phase": "finish", "title": args.title or video.name}),
+        ],
+        changes=[Change(None, "video", args.title or video.name, "uploaded", None, video.path)],
+        execute=execute,
+    )
 
 
 class GetVideoStatusArgs(OpArgs):
@@ -1146,8 +1465,13 @@ async def get_video_status(ctx: OpContext, args: GetVideoStatusArgs) -> OpResult
     status = status if isinstance(status, dict) else {}
     state = status.get("video_status", "unknown")
     progress = status.get("processing_progress")
-    text = f"Video {video.get('title') or ''} ({video_id}): {state}" + (f", {progress}% processed" if progress not in (None, "") and state != "ready" else "")
-    text += {"ready": ". Ready for create_creative kind=video.", "error": ". Facebook could not process it: upload it again."}.get(state, ".")
+    text = f"Video {video.get('title') or ''} ({video_id}): {state}" + (
+        f", {progress}% processed" if progress not in (None, "") and state != "ready" else ""
+    )
+    text += {
+        "ready": ". Ready for create_creative kind=video.",
+        "error": ". Facebook could not process it: upload it again.",
+    }.get(state, ".")
     return OpResult(text=text, data={"video_id": video_id, "video_status": state, "video": video})
 
 
@@ -1180,9 +1504,15 @@ class CreatedCreative(OpData):
     name: str
     page_id: str | None = Field(description="The page the ad runs as; null for a page post creative without page_id.")
     instagram_account_id: str | None
-    enhancements: dict[str, EnrollStatus] = Field(description="Advantage+ creative features sent (feature -> OPT_IN/OPT_OUT).")
-    uploaded: list[UploadedImageMedium | UploadedVideoMedium] = Field(description="Media uploaded first, from paths or URLs.")
-    body: dict[str, Any] = Field(description="The creative as sent to act_<id>/adcreatives (object_story_spec and the rest).")
+    enhancements: dict[str, EnrollStatus] = Field(
+        description="Advantage+ creative features sent (feature -> OPT_IN/OPT_OUT)."
+    )
+    uploaded: list[UploadedImageMedium | UploadedVideoMedium] = Field(
+        description="Media uploaded first, from paths or URLs."
+    )
+    body: dict[str, Any] = Field(
+        description="The creative as sent to act_<id>/adcreatives (object_story_spec and the rest)."
+    )
     recovered: bool = Field(description="True when the create's answer was lost and the creative was found afterwards.")
 
 
@@ -1207,30 +1537,50 @@ class Card(BaseModel):
     description: str | None = Field(None, max_length=255, description="Card description.")
 
     @model_validator(mode="after")
-    def _one_medium(self) -> "Card":
+    def _one_medium(self) -> Card:
         if bool(self.image) == bool(self.video):
             raise ValueError("each card needs exactly one of image or video")
         return self
 
 
 class CreativeContentArgs(OpArgs):
-    kind: CreativeKind = Field(..., description="image (single image), video, carousel (2-10 cards) or page_post (an existing page post).")
+    kind: CreativeKind = Field(
+        ..., description="image (single image), video, carousel (2-10 cards) or page_post (an existing page post)."
+    )
     message: str | None = Field(None, max_length=5000, description="Primary text shown above the ad.")
-    link: str | None = Field(None, max_length=2000, description="Absolute http(s) URL the ad opens (required for image; the button's link for video).")
+    link: str | None = Field(
+        None,
+        max_length=2000,
+        description="Absolute http(s) URL the ad opens (required for image; the button's link for video).",
+    )
     headline: str | None = Field(None, max_length=255, description="Headline (link title; the video title for video).")
     description: str | None = Field(None, max_length=255, description="Link description under the headline.")
-    call_to_action: CallToActionType | None = Field(None, description="Button type from Facebook's AdCreative.CallToActionType, e.g. SHOP_NOW, LEARN_MORE, SIGN_UP.")
-    image: str | None = Field(None, description="kind=image: an image hash, a local path or an http(s) URL (uploaded first).")
-    video: str | None = Field(None, description="kind=video: a video id, or a local path (uploaded and processed first).")
-    thumbnail: str | None = Field(None, description="kind=video: thumbnail image hash, path or URL; default the video's preferred thumbnail.")
-    cards: list[Card] | None = Field(None, description="kind=carousel: 2-10 cards, each {image|video, link, headline, description}.")
+    call_to_action: CallToActionType | None = Field(
+        None, description="Button type from Facebook's AdCreative.CallToActionType, e.g. SHOP_NOW, LEARN_MORE, SIGN_UP."
+    )
+    image: str | None = Field(
+        None, description="kind=image: an image hash, a local path or an http(s) URL (uploaded first)."
+    )
+    video: str | None = Field(
+        None, description="kind=video: a video id, or a local path (uploaded and processed first)."
+    )
+    thumbnail: str | None = Field(
+        None, description="kind=video: thumbnail image hash, path or URL; default the video's preferred thumbnail."
+    )
+    cards: list[Card] | None = Field(
+        None, description="kind=carousel: 2-10 cards, each {image|video, link, headline, description}."
+    )
     object_story_id: str | None = Field(None, description="kind=page_post: the post id, <page_id>_<post_id>.")
     page_id: str | None = Field(None, description="Facebook page the ad runs as; default the selected page.")
-    instagram_account_id: str | None = Field(None, description="Instagram account for Instagram placements; default the selected one.")
+    instagram_account_id: str | None = Field(
+        None, description="Instagram account for Instagram placements; default the selected one."
+    )
     enhancements: EnrollStatus | dict[str, EnrollStatus] | None = Field(
-        None, description="Advantage+ creative features: none (default: Facebook's defaults), OPT_OUT or OPT_IN (image/video: "
-                          "the set that replaced standard enhancements: templates, touch-ups, text optimizations, comments, "
-                          "video auto-crop), or per feature, e.g. {\"text_optimizations\": \"OPT_OUT\"}.")
+        None,
+        description="Advantage+ creative features: none (default: Facebook's defaults), OPT_OUT or OPT_IN (image/video: "
+        "the set that replaced standard enhancements: templates, touch-ups, text optimizations, comments, "
+        'video auto-crop), or per feature, e.g. {"text_optimizations": "OPT_OUT"}.',
+    )
     ad_account_id: str | None = AdAccountArg
 
     @model_validator(mode="before")
@@ -1239,13 +1589,18 @@ class CreativeContentArgs(OpArgs):
         return _enhancements_alias(data)
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "CreativeContentArgs":
-        needs = {"image": ["image"], "video": ["video"], "carousel": ["cards"], "page_post": ["object_story_id"]}[self.kind]
+    def _kind_fields(self) -> CreativeContentArgs:
+        needs = {"image": ["image"], "video": ["video"], "carousel": ["cards"], "page_post": ["object_story_id"]}[
+            self.kind
+        ]
         missing = [f for f in needs if not getattr(self, f)]
         if missing:
             raise ValueError(f"kind={self.kind} needs {', '.join(missing)}")
-        foreign = [f for f in ("image", "video", "thumbnail", "cards", "object_story_id")
-                   if getattr(self, f) and f not in needs and not (self.kind == "video" and f == "thumbnail")]
+        foreign = [
+            f
+            for f in ("image", "video", "thumbnail", "cards", "object_story_id")
+            if getattr(self, f) and f not in needs and not (self.kind == "video" and f == "thumbnail")
+        ]
         if foreign:
             raise ValueError(f"kind={self.kind} does not take {', '.join(foreign)}")
         return self
@@ -1280,32 +1635,74 @@ def check_media_arguments(args: CreativeContentArgs) -> list[tuple[str, str, str
     return media
 
 
-def _spec_from_args(args: CreativeContentArgs, page_id: str | None, instagram: str | None, *, image_hash: str | None = None,
-                    video_id: str | None = None, thumbnail_hash: str | None = None, thumbnail_url: str | None = None,
-                    cards: list[dict] | None = None) -> dict:
-    return creative_spec(args.kind, page_id=page_id, instagram_user_id=instagram, message=args.message, link=args.link,
-                         headline=args.headline, description=args.description, call_to_action=args.call_to_action,
-                         image_hash=image_hash, video_id=video_id, thumbnail_hash=thumbnail_hash, thumbnail_url=thumbnail_url,
-                         cards=cards, object_story_id=args.object_story_id,
-                         enhancements=enhancement_features(args.kind, args.enhancements))
+def _spec_from_args(
+    args: CreativeContentArgs,
+    page_id: str | None,
+    instagram: str | None,
+    *,
+    image_hash: str | None = None,
+    video_id: str | None = None,
+    thumbnail_hash: str | None = None,
+    thumbnail_url: str | None = None,
+    cards: list[dict] | None = None,
+) -> dict:
+    return creative_spec(
+        args.kind,
+        page_id=page_id,
+        instagram_user_id=instagram,
+        message=args.message,
+        link=args.link,
+        headline=args.headline,
+        description=args.description,
+        call_to_action=args.call_to_action,
+        image_hash=image_hash,
+        video_id=video_id,
+        thumbnail_hash=thumbnail_hash,
+        thumbnail_url=thumbnail_url,
+        cards=cards,
+        object_story_id=args.object_story_id,
+        enhancements=enhancement_features(args.kind, args.enhancements),
+    )
 
 
 def _pending_spec(args: CreativeContentArgs, page_id: str | None, instagram: str | None) -> dict:
     """The body with stand-ins for media not uploaded yet: every rule is checked before anything is sent."""
-    cards = [{"link": c.link, "headline": c.headline, "description": c.description,
-              "image_hash": (c.image if c.image and is_image_hash(c.image) else PENDING_HASH) if c.image else PENDING_HASH,
-              "video_id": (c.video if _DIGITS_RE.match(c.video) else PENDING_VIDEO) if c.video else None}
-             for c in args.cards or []] if args.kind == "carousel" else None
+    cards = (
+        [
+            {
+                "link": c.link,
+                "headline": c.headline,
+                "description": c.description,
+                "image_hash": (c.image if c.image and is_image_hash(c.image) else PENDING_HASH)
+                if c.image
+                else PENDING_HASH,
+                "video_id": (c.video if _DIGITS_RE.match(c.video) else PENDING_VIDEO) if c.video else None,
+            }
+            for c in args.cards or []
+        ]
+        if args.kind == "carousel"
+        else None
+    )
     return _spec_from_args(
-        args, page_id, instagram,
+        args,
+        page_id,
+        instagram,
         image_hash=(args.image if is_image_hash(args.image) else PENDING_HASH) if args.image else None,
         video_id=(args.video if _DIGITS_RE.match(args.video) else PENDING_VIDEO) if args.video else None,
         thumbnail_hash=(args.thumbnail if is_image_hash(args.thumbnail) else PENDING_HASH) if args.thumbnail else None,
-        thumbnail_url=None if args.thumbnail else PENDING_THUMBNAIL, cards=cards)
+        thumbnail_url=None if args.thumbnail else PENDING_THUMBNAIL,
+        cards=cards,
+    )
 
 
-async def resolve_spec(ctx: OpContext, account_id: str, args: CreativeContentArgs, page_id: str | None,
-                       instagram: str | None, media: MediaResolver) -> dict:
+async def resolve_spec(
+    ctx: OpContext,
+    account_id: str,
+    args: CreativeContentArgs,
+    page_id: str | None,
+    instagram: str | None,
+    media: MediaResolver,
+) -> dict:
     """The real body: media uploaded or checked (M2, M4), default thumbnails found."""
     image_hash = await media.image(args.image, "image") if args.image else None
     video_id = await media.video(args.video, "video") if args.video else None
@@ -1322,8 +1719,16 @@ async def resolve_spec(ctx: OpContext, account_id: str, args: CreativeContentArg
                 entry["video_id"] = await media.video(card.video, f"cards[{index}].video")
                 entry["picture"] = await media.thumbnail(entry["video_id"])
             cards.append(entry)
-    return _spec_from_args(args, page_id, instagram, image_hash=image_hash, video_id=video_id,
-                           thumbnail_hash=thumbnail_hash, thumbnail_url=thumbnail_url, cards=cards)
+    return _spec_from_args(
+        args,
+        page_id,
+        instagram,
+        image_hash=image_hash,
+        video_id=video_id,
+        thumbnail_hash=thumbnail_hash,
+        thumbnail_url=thumbnail_url,
+        cards=cards,
+    )
 
 
 def _uploads_text(uploaded: list[dict]) -> str:
@@ -1336,9 +1741,20 @@ def _uploads_text(uploaded: list[dict]) -> str:
     return ("Uploaded first: " + "; ".join(parts) + ".\n") if parts else ""
 
 
-@ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, example={"kind": "image", "name": "Summer · image", "image": "./banner.jpg", "link": "https://example.com/sale",
-                               "message": "Summer sale: 30% off", "headline": "Shop the sale", "call_to_action": "SHOP_NOW"},
-        result=CreatedCreative)
+@ops.op(
+    OpKind.WRITE,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={
+        "kind": "image",
+        "name": "Summer · image",
+        "image": "./banner.jpg",
+        "link": "https://example.com/sale",
+        "message": "Summer sale: 30% off",
+        "headline": "Shop the sale",
+        "call_to_action": "SHOP_NOW",
+    },
+    result=CreatedCreative,
+)
 async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan:
     account_id = ctx.require_ad_account(args.ad_account_id)
     page_id = args.page_id or ctx.page_id
@@ -1347,8 +1763,11 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
     pending = _pending_spec(args, page_id, instagram)  # C1-C7 on the whole body, before any upload
     path = f"{account_id}/adcreatives"
     tag = new_client_tag()
-    requests = [GraphRequest("POST", f"{account_id}/ad{medium}s", {"source": argument})
-                for argument, medium, given_as in media if given_as in ("path", "url")]
+    requests = [
+        GraphRequest("POST", f"{account_id}/ad{medium}s", {"source": argument})
+        for argument, medium, given_as in media
+        if given_as in ("path", "url")
+    ]
     requests.append(GraphRequest("POST", path, {"name": args.name, **pending, "adlabels": [{"name": tag}]}))
 
     async def execute() -> OpResult:
@@ -1360,19 +1779,43 @@ async def create_creative(ctx: OpContext, args: CreateCreativeArgs) -> WritePlan
             where += f" and Instagram account {instagram}"
         features = enhancement_features(args.kind, args.enhancements)
         enhancements = describe_features(features)
-        recovered = " (its first answer was lost; found it instead of creating it twice)" if created["recovered"] else ""
-        thumbnail = "; thumbnail: the video's preferred thumbnail (pass thumbnail to choose another)" \
-            if args.kind == "video" and not args.thumbnail else ""
-        text = (f"{_uploads_text(resolver.uploaded)}Created {args.kind} creative {args.name} ({created['id']}) for {where}; "
-                f"{enhancements}{thumbnail}{recovered}. It spends nothing by itself.\n"
-                f"Next: preview_ad creative_id={created['id']}, then create an ad with this creative_id in an ad set.")
-        return OpResult(text=text, data={"id": created["id"], "creative_id": created["id"], "ad_account_id": account_id,
-                                         "kind": args.kind, "name": args.name, "page_id": page_id, "instagram_account_id": instagram,
-                                         "enhancements": features or {}, "uploaded": resolver.uploaded,
-                                         "body": body, "recovered": created["recovered"]})
+        recovered = (
+            " (its first answer was lost; found it instead of creating it twice)" if created["recovered"] else ""
+        )
+        thumbnail = (
+            "; thumbnail: the video's preferred thumbnail (pass thumbnail to choose another)"
+            if args.kind == "video" and not args.thumbnail
+            else ""
+        )
+        text = (
+            f"{_uploads_text(resolver.uploaded)}Created {args.kind} creative {args.name} ({created['id']}) for {where}; "
+            f"{enhancements}{thumbnail}{recovered}. It spends nothing by itself.\n"
+            f"Next: preview_ad creative_id={created['id']}, then create an ad with this creative_id in an ad set."
+        )
+        return OpResult(
+            text=text,
+            data={
+                "id": created["id"],
+                "creative_id": created["id"],
+                "ad_account_id": account_id,
+                "kind": args.kind,
+                "name": args.name,
+                "page_id": page_id,
+                "instagram_account_id": instagram,
+                "enhancements": features or {},
+                "uploaded": resolver.uploaded,
+                "body": body,
+                "recovered": created["recovered"],
+            },
+        )
 
-    return WritePlan(summary=f"create {args.kind} creative {args.name} in {account_id}", ad_account_id=account_id,
-                     requests=requests, changes=[Change(None, "creative", args.name, "kind", None, args.kind)], execute=execute)
+    return WritePlan(
+        summary=f"create {args.kind} creative {args.name} in {account_id}",
+        ad_account_id=account_id,
+        requests=requests,
+        changes=[Change(None, "creative", args.name, "kind", None, args.kind)],
+        execute=execute,
+    )
 
 
 class ListCreativesArgs(OpArgs):
@@ -1387,9 +1830,15 @@ async def list_creatives(ctx: OpContext, args: ListCreativesArgs) -> OpResult:
     account_id = ctx.require_ad_account(args.ad_account_id)
     creatives = await ctx.graph.get_all(f"{account_id}/adcreatives", {"fields": CREATIVE_LIST_FIELDS}, limit=args.limit)
     if not creatives:
-        return OpResult(text=f"No creatives in {account_id}. Make one with create_creative.", data={"ad_account_id": account_id, "creatives": []})
+        return OpResult(
+            text=f"No creatives in {account_id}. Make one with create_creative.",
+            data={"ad_account_id": account_id, "creatives": []},
+        )
     lines = [f"Creatives in {account_id}, {len(creatives)} shown:"]
-    lines += [f"  {c['id']} · {c.get('name', '')} · {c.get('object_type') or '?'} · {c.get('status') or ''}".rstrip(" ·") for c in creatives]
+    lines += [
+        f"  {c['id']} · {c.get('name', '')} · {c.get('object_type') or '?'} · {c.get('status') or ''}".rstrip(" ·")
+        for c in creatives
+    ]
     return OpResult(text="\n".join(lines), data={"ad_account_id": account_id, "creatives": creatives})
 
 
@@ -1400,22 +1849,35 @@ class GetCreativeArgs(OpArgs):
 
 
 def describe_creative(creative: dict) -> str:
-    lines = [f"Creative {creative.get('name', '')} ({creative['id']})" + (f", {creative['status']}" if creative.get("status") else "")]
+    lines = [
+        f"Creative {creative.get('name', '')} ({creative['id']})"
+        + (f", {creative['status']}" if creative.get("status") else "")
+    ]
     story = creative.get("object_story_spec") or {}
     if creative.get("object_story_id"):
         lines.append(f"  page post {creative['object_story_id']}")
     if story.get("page_id"):
-        lines.append(f"  page {story['page_id']}" + (f" · Instagram {story['instagram_user_id']}" if story.get("instagram_user_id") else ""))
+        lines.append(
+            f"  page {story['page_id']}"
+            + (f" · Instagram {story['instagram_user_id']}" if story.get("instagram_user_id") else "")
+        )
     content = story.get("link_data") or story.get("video_data") or {}
-    for key, label in (("message", "text"), ("name", "headline"), ("title", "headline"), ("description", "description"),
-                       ("link", "link"), ("image_hash", "image"), ("video_id", "video")):
+    for key, label in (
+        ("message", "text"),
+        ("name", "headline"),
+        ("title", "headline"),
+        ("description", "description"),
+        ("link", "link"),
+        ("image_hash", "image"),
+        ("video_id", "video"),
+    ):
         if content.get(key):
             lines.append(f"  {label} {content[key]}")
     if content.get("child_attachments"):
         lines.append(f"  carousel of {len(content['child_attachments'])} cards")
     if (content.get("call_to_action") or {}).get("type"):
         lines.append(f"  button {content['call_to_action']['type']}")
-    features = ((creative.get("degrees_of_freedom_spec") or {}).get("creative_features_spec") or {})
+    features = (creative.get("degrees_of_freedom_spec") or {}).get("creative_features_spec") or {}
     chosen = {name: (value or {}).get("enroll_status") for name, value in features.items() if isinstance(value, dict)}
     if chosen:
         lines.append(f"  Advantage+ creative features: {describe_features({k: v for k, v in chosen.items() if v})}")
@@ -1452,8 +1914,22 @@ class Previews(OpData):
     previews: list[PreviewFile]
 
 
-PREVIEW_CONTENT_FIELDS = ("message", "link", "headline", "description", "call_to_action", "image", "video", "thumbnail",
-                          "cards", "object_story_id", "page_id", "instagram_account_id", "enhancements", "ad_account_id")
+PREVIEW_CONTENT_FIELDS = (
+    "message",
+    "link",
+    "headline",
+    "description",
+    "call_to_action",
+    "image",
+    "video",
+    "thumbnail",
+    "cards",
+    "object_story_id",
+    "page_id",
+    "instagram_account_id",
+    "enhancements",
+    "ad_account_id",
+)
 
 
 class PreviewAdArgs(OpArgs):
@@ -1461,7 +1937,10 @@ class PreviewAdArgs(OpArgs):
 
     ad_id: str | None = Field(None, description="Preview this ad.")
     creative_id: str | None = Field(None, description="Preview this creative.")
-    kind: CreativeKind | None = Field(None, description="Preview a creative before making it: its kind plus the create_creative content fields (media as hashes and video ids).")
+    kind: CreativeKind | None = Field(
+        None,
+        description="Preview a creative before making it: its kind plus the create_creative content fields (media as hashes and video ids).",
+    )
     message: str | None = Field(None, max_length=5000, description="Primary text (with kind).")
     link: str | None = Field(None, max_length=2000, description="Link (with kind).")
     headline: str | None = Field(None, max_length=255, description="Headline (with kind).")
@@ -1469,18 +1948,34 @@ class PreviewAdArgs(OpArgs):
     call_to_action: CallToActionType | None = Field(None, description="Button type (with kind).")
     image: str | None = Field(None, description="Image hash (with kind=image).")
     video: str | None = Field(None, description="Video id (with kind=video).")
-    thumbnail: str | None = Field(None, description="Thumbnail image hash (with kind=video); default the video's preferred thumbnail.")
-    cards: list[Card] | None = Field(None, description="Carousel cards with image hashes or video ids (with kind=carousel).")
+    thumbnail: str | None = Field(
+        None, description="Thumbnail image hash (with kind=video); default the video's preferred thumbnail."
+    )
+    cards: list[Card] | None = Field(
+        None, description="Carousel cards with image hashes or video ids (with kind=carousel)."
+    )
     object_story_id: str | None = Field(None, description="Page post id (with kind=page_post).")
     page_id: str | None = Field(None, description="Page (with kind); default the selected page.")
-    instagram_account_id: str | None = Field(None, description="Instagram account (with kind); default the selected one.")
+    instagram_account_id: str | None = Field(
+        None, description="Instagram account (with kind); default the selected one."
+    )
     enhancements: EnrollStatus | dict[str, EnrollStatus] | None = Field(
-        None, description="With kind: Advantage+ creative features, as for create_creative (OPT_OUT, OPT_IN or per feature).")
-    formats: list[PreviewFormat] = Field(default_factory=lambda: ["mobile_feed", "instagram_feed"], min_length=1, max_length=7,
-                                         description="Placements to preview: desktop_feed, mobile_feed, instagram_feed, instagram_story, "
-                                                     "instagram_reels, facebook_reels, facebook_story.")
+        None,
+        description="With kind: Advantage+ creative features, as for create_creative (OPT_OUT, OPT_IN or per feature).",
+    )
+    formats: list[PreviewFormat] = Field(
+        default_factory=lambda: ["mobile_feed", "instagram_feed"],
+        min_length=1,
+        max_length=7,
+        description="Placements to preview: desktop_feed, mobile_feed, instagram_feed, instagram_story, "
+        "instagram_reels, facebook_reels, facebook_story.",
+    )
     png: bool = Field(False, description="Also render each preview to a PNG with headless Chromium (when installed).")
-    out_dir: str | None = Field(None, max_length=1000, description=f"Folder inside the workspace's own files folder (relative; default {DEFAULT_PREVIEW_DIR}).")
+    out_dir: str | None = Field(
+        None,
+        max_length=1000,
+        description=f"Folder inside the workspace's own files folder (relative; default {DEFAULT_PREVIEW_DIR}).",
+    )
     ad_account_id: str | None = AdAccountArg
 
     @model_validator(mode="before")
@@ -1489,7 +1984,7 @@ class PreviewAdArgs(OpArgs):
         return _enhancements_alias(data)
 
     @model_validator(mode="after")
-    def _one_subject(self) -> "PreviewAdArgs":
+    def _one_subject(self) -> PreviewAdArgs:
         given = [n for n in ("ad_id", "creative_id", "kind") if getattr(self, n)]
         if len(given) != 1:
             raise ValueError("pass exactly one of ad_id, creative_id, or kind with the creative's content")
@@ -1497,7 +1992,9 @@ class PreviewAdArgs(OpArgs):
         # silently ignored, so it is refused and the caller learns it had no effect.
         content = [f for f in PREVIEW_CONTENT_FIELDS if getattr(self, f) not in (None, [], {})]
         if not self.kind and content:
-            raise ValueError(f"{', '.join(content)} go(es) with kind (a creative not made yet), not with ad_id or creative_id")
+            raise ValueError(
+                f"{', '.join(content)} go(es) with kind (a creative not made yet), not with ad_id or creative_id"
+            )
         if self.kind:
             try:
                 content_args(self)
@@ -1509,7 +2006,9 @@ class PreviewAdArgs(OpArgs):
 
 def content_args(args: BaseModel) -> CreativeContentArgs:
     """The creative content fields of a preview's arguments, validated like create_creative's."""
-    return CreativeContentArgs.model_validate(args.model_dump(include=set(CreativeContentArgs.model_fields), exclude_none=True))
+    return CreativeContentArgs.model_validate(
+        args.model_dump(include=set(CreativeContentArgs.model_fields), exclude_none=True)
+    )
 
 
 @dataclass
@@ -1537,13 +2036,21 @@ async def _preview_bodies(ctx: OpContext, args: PreviewAdArgs) -> tuple[str, str
     """(subject label, file stem, previews) from Facebook, one request per format, sent together."""
     if args.ad_id:
         ad_id = check_object_id(args.ad_id, "ad_id")
-        requests = [(name, ctx.graph.get(f"{ad_id}/previews", {"ad_format": PREVIEW_FORMATS[name]})) for name in args.formats]
+        requests = [
+            (name, ctx.graph.get(f"{ad_id}/previews", {"ad_format": PREVIEW_FORMATS[name]})) for name in args.formats
+        ]
         label, stem = f"ad {ad_id}", f"ad-{ad_id}"
     else:
         if args.creative_id:
             creative_id = check_object_id(args.creative_id, "creative_id")
-            creative = await ctx.graph.get(creative_id, {"fields": "id,name,account_id,object_story_spec,object_story_id"})
-            account_id = f"act_{creative['account_id']}" if creative.get("account_id") else ctx.require_ad_account(args.ad_account_id)
+            creative = await ctx.graph.get(
+                creative_id, {"fields": "id,name,account_id,object_story_spec,object_story_id"}
+            )
+            account_id = (
+                f"act_{creative['account_id']}"
+                if creative.get("account_id")
+                else ctx.require_ad_account(args.ad_account_id)
+            )
             spec = {k: creative[k] for k in ("object_story_spec", "object_story_id") if creative.get(k)}
             label, stem = f"creative {creative.get('name', '')} ({creative_id})", f"creative-{creative_id}"
         else:
@@ -1551,8 +2058,13 @@ async def _preview_bodies(ctx: OpContext, args: PreviewAdArgs) -> tuple[str, str
             content = content_args(args)
             spec = await _preview_spec(ctx, account_id, content)
             label, stem = f"a {args.kind} creative not created yet", f"draft-{args.kind}-{int(time.time())}"
-        requests = [(name, ctx.graph.get(f"{account_id}/generatepreviews", {"creative": spec, "ad_format": PREVIEW_FORMATS[name]}))
-                    for name in args.formats]
+        requests = [
+            (
+                name,
+                ctx.graph.get(f"{account_id}/generatepreviews", {"creative": spec, "ad_format": PREVIEW_FORMATS[name]}),
+            )
+            for name in args.formats
+        ]
     answers = await asyncio.gather(*(request for _, request in requests))
     previews = []
     for (name, _), answer in zip(requests, answers):
@@ -1568,15 +2080,22 @@ async def _preview_spec(ctx: OpContext, account_id: str, args: CreativeContentAr
     """A draft creative's body for generatepreviews: media by hash or id only (a preview uploads nothing)."""
     for name, value in (("image", args.image), ("thumbnail", args.thumbnail)):
         if value and not is_image_hash(value):
-            raise ValidationError(f"A preview takes {name} as an image hash, not {value!r}",
-                                  fix="Upload it first with upload_image and pass the hash, or create_creative then preview_ad creative_id=…",
-                                  blame_field=name)
+            raise ValidationError(
+                f"A preview takes {name} as an image hash, not {value!r}",
+                fix="Upload it first with upload_image and pass the hash, or create_creative then preview_ad creative_id=…",
+                blame_field=name,
+            )
     if args.video and not _DIGITS_RE.match(args.video):
-        raise ValidationError("A preview takes video as a video id", fix="Upload it first with upload_video", blame_field="video")
+        raise ValidationError(
+            "A preview takes video as a video id", fix="Upload it first with upload_video", blame_field="video"
+        )
     for card in args.cards or []:
         if (card.image and not is_image_hash(card.image)) or (card.video and not _DIGITS_RE.match(card.video)):
-            raise ValidationError("A preview takes carousel media as image hashes and video ids",
-                                  fix="Upload them first with upload_image / upload_video", blame_field="cards")
+            raise ValidationError(
+                "A preview takes carousel media as image hashes and video ids",
+                fix="Upload them first with upload_image / upload_video",
+                blame_field="cards",
+            )
     page_id = args.page_id or ctx.page_id
     instagram = args.instagram_account_id or ctx.instagram_account_id
     _pending_spec(args, page_id, instagram)  # every local rule first
@@ -1584,16 +2103,35 @@ async def _preview_spec(ctx: OpContext, account_id: str, args: CreativeContentAr
     thumbnail_url = await media.thumbnail(args.video) if args.video and not args.thumbnail else None
     cards = None
     if args.kind == "carousel":
-        cards = [{"link": c.link, "headline": c.headline, "description": c.description, "image_hash": c.image,
-                  "video_id": c.video, "picture": await media.thumbnail(c.video) if c.video else None} for c in args.cards or []]
-    return _spec_from_args(args, page_id, instagram, image_hash=args.image, video_id=args.video, thumbnail_hash=args.thumbnail,
-                           thumbnail_url=thumbnail_url, cards=cards)
+        cards = [
+            {
+                "link": c.link,
+                "headline": c.headline,
+                "description": c.description,
+                "image_hash": c.image,
+                "video_id": c.video,
+                "picture": await media.thumbnail(c.video) if c.video else None,
+            }
+            for c in args.cards or []
+        ]
+    return _spec_from_args(
+        args,
+        page_id,
+        instagram,
+        image_hash=args.image,
+        video_id=args.video,
+        thumbnail_hash=args.thumbnail,
+        thumbnail_url=thumbnail_url,
+        cards=cards,
+    )
 
 
 def preview_page(title: str, body: str) -> str:
     """The iframe Facebook answers, wrapped in a minimal page that opens in any browser."""
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>\n"
-            f"<body style=\"margin:0;padding:16px;background:#f0f2f5\">\n{body}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
+        f'<body style="margin:0;padding:16px;background:#f0f2f5">\n{body}\n</body></html>\n'
+    )
 
 
 def find_chromium() -> str | None:
@@ -1604,16 +2142,28 @@ def find_chromium() -> str | None:
     return None
 
 
-async def render_png(chromium: str, url: str, png_path: str, width: int, height: int, timeout: float = CHROMIUM_TIMEOUT) -> None:
+async def render_png(
+    chromium: str, url: str, png_path: str, width: int, height: int, timeout: float = CHROMIUM_TIMEOUT
+) -> None:
     """Screenshot ``url`` with headless Chromium into ``png_path``; RuntimeError with the reason when it fails."""
     with tempfile.TemporaryDirectory(prefix="admonster-chromium-") as profile:
         process = await asyncio.create_subprocess_exec(
-            chromium, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={png_path}", url,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            chromium,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={png_path}",
+            url,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             _, stderr = await asyncio.wait_for(process.communicate(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
             raise RuntimeError(f"Chromium took longer than {timeout:.0f} s") from None
@@ -1622,8 +2172,12 @@ async def render_png(chromium: str, url: str, png_path: str, width: int, height:
         raise RuntimeError(f"Chromium wrote no screenshot (exit {process.returncode}: {last[0][:200]})")
 
 
-@ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True},
-        result=Previews)
+@ops.op(
+    OpKind.READ,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={"creative_id": "120210000000000001", "formats": ["mobile_feed", "instagram_story"], "png": True},
+    result=Previews,
+)
 async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     label, stem, previews = await _preview_bodies(ctx, args)
     folder = output_file(ctx, args.out_dir, DEFAULT_PREVIEW_DIR, stem)  # an unguessable folder of its own
@@ -1637,7 +2191,9 @@ async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
     chromium = find_chromium() if args.png else None
     notes = []
     if args.png and chromium is None:
-        notes.append(f"No PNGs: Chromium is not installed (looked for {', '.join(CHROMIUM_NAMES)} on PATH); the HTML files open in any browser.")
+        notes.append(
+            f"No PNGs: Chromium is not installed (looked for {', '.join(CHROMIUM_NAMES)} on PATH); the HTML files open in any browser."
+        )
     elif chromium is not None:  # args.png
         for preview in previews:
             src = preview.src
@@ -1657,12 +2213,27 @@ async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
             notes.append("PNG not made for " + "; ".join(failed) + ".")
     lines = [f"Previews of {label}, {len(previews)} format{'s' if len(previews) != 1 else ''} in {folder}:"]
     for preview in previews:
-        lines.append(f"  {preview.format} ({preview.ad_format}): {os.path.basename(preview.html_path)}"
-                     + (f" + {os.path.basename(preview.png_path)}" if preview.png_path else ""))
+        lines.append(
+            f"  {preview.format} ({preview.ad_format}): {os.path.basename(preview.html_path)}"
+            + (f" + {os.path.basename(preview.png_path)}" if preview.png_path else "")
+        )
     lines += notes
-    data = {"subject": label, "out_dir": str(folder.resolve()), "chromium": chromium,
-            "previews": [{"format": p.format, "ad_format": p.ad_format, "html": p.html_path, "png": p.png_path, "src": p.src,
-                          "png_error": p.png_error} for p in previews]}
+    data = {
+        "subject": label,
+        "out_dir": str(folder.resolve()),
+        "chromium": chromium,
+        "previews": [
+            {
+                "format": p.format,
+                "ad_format": p.ad_format,
+                "html": p.html_path,
+                "png": p.png_path,
+                "src": p.src,
+                "png_error": p.png_error,
+            }
+            for p in previews
+        ],
+    }
     return OpResult(text="\n".join(lines), data=data, files=files)
 
 
@@ -1671,17 +2242,33 @@ async def preview_ad(ctx: OpContext, args: PreviewAdArgs) -> OpResult:
 # ===============================================================================================================
 
 F = Ad.Field
-AD_FIELDS = ",".join([
-    F.id, F.name, F.account_id, F.adset_id, F.campaign_id, F.status, F.configured_status, F.effective_status,
-    "creative{id,name}", F.issues_info, F.ad_review_feedback, F.tracking_specs, F.created_time, F.updated_time,
-])
+AD_FIELDS = ",".join(
+    [
+        F.id,
+        F.name,
+        F.account_id,
+        F.adset_id,
+        F.campaign_id,
+        F.status,
+        F.configured_status,
+        F.effective_status,
+        "creative{id,name}",
+        F.issues_info,
+        F.ad_review_feedback,
+        F.tracking_specs,
+        F.created_time,
+        F.updated_time,
+    ]
+)
 LIST_FIELDS = ",".join([F.id, F.name, F.adset_id, F.status, F.effective_status, "creative{id}"])
 AD_EFFECTIVE_STATUSES = sdk_enum_values(Ad.EffectiveStatus)
 AD_STATUS_OPTIONS = sdk_enum_values(Ad.StatusOption)
 AdEffectiveStatus = Literal[AD_EFFECTIVE_STATUSES]  # type: ignore[valid-type]
 AdStatusOption = Literal[AD_STATUS_OPTIONS]  # type: ignore[valid-type]
 LISTABLE_AD_STATUSES = [s for s in AD_EFFECTIVE_STATUSES if s not in ("ARCHIVED", "DELETED")]
-LOOKUP_AD_STATUSES = tuple(s for s in AD_EFFECTIVE_STATUSES if s != "DELETED")  # a new ad is in review, not ACTIVE/PAUSED
+LOOKUP_AD_STATUSES = tuple(
+    s for s in AD_EFFECTIVE_STATUSES if s != "DELETED"
+)  # a new ad is in review, not ACTIVE/PAUSED
 DEAD_STATUSES = ("DELETED", "ARCHIVED")
 
 # ---- What the ops answer as data ------------------------------------------------------------------------------------
@@ -1696,7 +2283,9 @@ class AdList(ListPage):
 
 class AdData(OpData):
     ad: AdObject  # type: ignore[valid-type]
-    review: str = Field(description="The delivery/review state in words, with Facebook's reasons and the fix when refused.")
+    review: str = Field(
+        description="The delivery/review state in words, with Facebook's reasons and the fix when refused."
+    )
     reasons: list[str] = Field(description="Why Facebook refused or limited the ad (ad_review_feedback, issues_info).")
 
 
@@ -1718,11 +2307,14 @@ class CopiedAd(OpData):
     adset_id: str = Field(description="The copy's ad set.")
     status: str = Field(description="The copy's status.")
 
+
 # docs/creative_rules.md, A1.
 SUBCODE_AD_ADSET = 1487079
 SUBCODE_AD_CREATIVE = 1487242
 
-AdAccountArg = Field(None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"])
+AdAccountArg = Field(
+    None, description="Ad account id (act_<digits>); defaults to the selected account.", examples=["act_1234567890"]
+)
 AdIdArg = Field(..., description="The ad id (digits).", examples=["120210000000000201"])
 
 REVIEW_TEXT = {
@@ -1737,7 +2329,7 @@ REVIEW_TEXT = {
 }
 REVIEW_FIX = {
     "DISAPPROVED": "edit the text and update the creative: create a new creative with compliant text, then "
-                   "update_ad with its creative_id (that sends the ad to review again)",
+    "update_ad with its creative_id (that sends the ad to review again)",
     "WITH_ISSUES": "fix what the issues name, then update the ad",
     "ADSET_PAUSED": "resume_adset to deliver",
     "CAMPAIGN_PAUSED": "resume_campaign to deliver",
@@ -1758,7 +2350,7 @@ def review_reasons(ad: dict[str, Any]) -> list[str]:
             feedback = json.loads(feedback)
         except ValueError:
             feedback = {"global": {"": feedback}}
-    for scope, entries in (feedback.items() if isinstance(feedback, dict) else []):
+    for scope, entries in feedback.items() if isinstance(feedback, dict) else []:
         if isinstance(entries, dict):
             for title, text in entries.items():
                 reasons.append(f"{title}: {text}" if title and text else str(text or title))
@@ -1768,7 +2360,9 @@ def review_reasons(ad: dict[str, Any]) -> list[str]:
         if isinstance(issue, dict):
             summary = issue.get("error_summary") or ""
             message = issue.get("error_message") or ""
-            reasons.append(f"{summary}: {message}".strip(": ") if summary and message != summary else (message or summary))
+            reasons.append(
+                f"{summary}: {message}".strip(": ") if summary and message != summary else (message or summary)
+            )
     return [r for r in dict.fromkeys(reasons) if r]
 
 
@@ -1791,10 +2385,12 @@ def ad_line(ad: dict[str, Any]) -> str:
 
 def ad_details(ad: dict[str, Any], account: AccountInfo | None = None) -> str:
     creative = ad.get("creative") or {}
-    lines = [f"Ad {ad.get('name')} ({ad['id']})" + (f" in {_ad_account_of(ad)}" if ad.get("account_id") else ""),
-             f"  status {ad.get('status')} (effective {review_text(ad)})",
-             f"  ad set {ad.get('adset_id')}, campaign {ad.get('campaign_id')}",
-             f"  creative {creative.get('name', '')} ({creative.get('id', '?')})".replace("  (", " (")]
+    lines = [
+        f"Ad {ad.get('name')} ({ad['id']})" + (f" in {_ad_account_of(ad)}" if ad.get("account_id") else ""),
+        f"  status {ad.get('status')} (effective {review_text(ad)})",
+        f"  ad set {ad.get('adset_id')}, campaign {ad.get('campaign_id')}",
+        f"  creative {creative.get('name', '')} ({creative.get('id', '?')})".replace("  (", " ("),
+    ]
     if ad.get("tracking_specs"):
         lines.append(f"  tracking {json.dumps(ad['tracking_specs'], sort_keys=True)}")
     for key in ("created_time", "updated_time"):
@@ -1812,34 +2408,54 @@ async def _currency(ctx: OpContext, obj: dict[str, Any]) -> str | None:
     return (await ctx.graph.account_info(account)).currency if account else None
 
 
-def ad_create_body(name: str, adset_id: str, creative_id: str, status: str, tracking_specs: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "adset_id": adset_id, "creative": {"creative_id": creative_id}, "status": status}
+def ad_create_body(
+    name: str, adset_id: str, creative_id: str, status: str, tracking_specs: Any = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "adset_id": adset_id,
+        "creative": {"creative_id": creative_id},
+        "status": status,
+    }
     if tracking_specs:
         body["tracking_specs"] = tracking_specs
     return body
 
 
-async def create_ad_object(ctx: OpContext, account_id: str, body: dict[str, Any], tag: str, *,
-                           look_first: bool = False) -> dict[str, Any]:
+async def create_ad_object(
+    ctx: OpContext, account_id: str, body: dict[str, Any], tag: str, *, look_first: bool = False
+) -> dict[str, Any]:
     """POST act_x/ads with a client tag; a lost answer is recovered by the tag instead of creating the ad twice.
 
     ``look_first``: the tag may already be on an ad (a resumed launch step), which is then answered instead."""
     path = f"{account_id}/ads"
-    return await ctx.graph.create(path, {**body, "adlabels": [{"name": tag}]}, look_first=look_first,
-                                  lookup=CreateLookup(list_path=path, name=body["name"], tag=tag, statuses=LOOKUP_AD_STATUSES))
+    return await ctx.graph.create(
+        path,
+        {**body, "adlabels": [{"name": tag}]},
+        look_first=look_first,
+        lookup=CreateLookup(list_path=path, name=body["name"], tag=tag, statuses=LOOKUP_AD_STATUSES),
+    )
 
 
 def check_ad_parents(adset: dict[str, Any], creative: dict[str, Any]) -> str:
     """A1: a live ad set and a creative of the same ad account; returns that account."""
     if adset.get("status") in DEAD_STATUSES or adset.get("effective_status") in DEAD_STATUSES:
-        raise ValidationError(f"Ad set {adset.get('name')} ({adset['id']}) is {str(adset.get('status')).lower()}; it takes no new ads",
-                              fix="Pick an active or paused ad set (list_adsets), or duplicate this one",
-                              blame_field="adset_id", code=100, error_subcode=SUBCODE_AD_ADSET)
+        raise ValidationError(
+            f"Ad set {adset.get('name')} ({adset['id']}) is {str(adset.get('status')).lower()}; it takes no new ads",
+            fix="Pick an active or paused ad set (list_adsets), or duplicate this one",
+            blame_field="adset_id",
+            code=100,
+            error_subcode=SUBCODE_AD_ADSET,
+        )
     account, creative_account = adset.get("account_id"), creative.get("account_id")
     if account and creative_account and str(account) != str(creative_account):
-        raise ValidationError(f"Creative {creative['id']} belongs to act_{creative_account}, ad set {adset['id']} to act_{account}",
-                              fix="Use a creative of the ad set's ad account (make it there with create_creative)",
-                              blame_field="creative", code=100, error_subcode=SUBCODE_AD_CREATIVE)
+        raise ValidationError(
+            f"Creative {creative['id']} belongs to act_{creative_account}, ad set {adset['id']} to act_{account}",
+            fix="Use a creative of the ad set's ad account (make it there with create_creative)",
+            blame_field="creative",
+            code=100,
+            error_subcode=SUBCODE_AD_CREATIVE,
+        )
     return f"act_{account}"
 
 
@@ -1847,16 +2463,29 @@ class CreateAdArgs(OpArgs):
     """Create an ad: a creative placed in an ad set (PAUSED unless status=ACTIVE is confirmed). It goes to review first."""
 
     adset_id: str = Field(..., description="The ad set the ad runs in (digits).", examples=["120210000000000101"])
-    creative_id: str = Field(..., description="The creative the ad shows (create_creative makes one).", examples=["120210000000000301"])
+    creative_id: str = Field(
+        ..., description="The creative the ad shows (create_creative makes one).", examples=["120210000000000301"]
+    )
     name: str = Field(..., min_length=1, max_length=400, description="Ad name.", examples=["Summer Sale – image"])
-    status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE, which can start spending and needs confirmation.")
-    tracking_specs: list[dict[str, Any]] | None = Field(None, description="Conversion tracking specs, e.g. [{\"action.type\": [\"offsite_conversion\"], \"fb_pixel\": [\"<pixel id>\"]}].")
+    status: Literal["PAUSED", "ACTIVE"] = Field(
+        "PAUSED", description="PAUSED (default) or ACTIVE, which can start spending and needs confirmation."
+    )
+    tracking_specs: list[dict[str, Any]] | None = Field(
+        None,
+        description='Conversion tracking specs, e.g. [{"action.type": ["offsite_conversion"], "fb_pixel": ["<pixel id>"]}].',
+    )
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"},
-        result=CreatedAd)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={"adset_id": "120210000000000101", "creative_id": "120210000000000301", "name": "Summer Sale – image"},
+    result=CreatedAd,
+)
 async def create_ad(ctx: OpContext, args: CreateAdArgs) -> WritePlan:
-    adset = await ctx.graph.get(check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,campaign_id,status,effective_status"})
+    adset = await ctx.graph.get(
+        check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,campaign_id,status,effective_status"}
+    )
     creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": "id,name,account_id"})
     account_id = check_ad_parents(adset, creative)
     body = ad_create_body(args.name, adset["id"], creative["id"], args.status, args.tracking_specs)
@@ -1864,19 +2493,37 @@ async def create_ad(ctx: OpContext, args: CreateAdArgs) -> WritePlan:
 
     async def execute() -> OpResult:
         created = await create_ad_object(ctx, account_id, body, tag)
-        recovered = " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
-        text = (f"Created ad {args.name} ({created['id']}) {args.status} in ad set {adset.get('name')} ({adset['id']}) with creative "
-                f"{creative.get('name') or creative['id']}{recovered}. It goes to review first (usually minutes); get_ad shows the review state.")
-        return OpResult(text=text, data={"id": created["id"], "ad_id": created["id"], "adset_id": adset["id"],
-                                         "creative_id": creative["id"], "status": args.status, "ad_account_id": account_id,
-                                         "recovered": bool(created.get("recovered"))})
+        recovered = (
+            " (its first answer was lost; found it instead of creating it twice)" if created.get("recovered") else ""
+        )
+        text = (
+            f"Created ad {args.name} ({created['id']}) {args.status} in ad set {adset.get('name')} ({adset['id']}) with creative "
+            f"{creative.get('name') or creative['id']}{recovered}. It goes to review first (usually minutes); get_ad shows the review state."
+        )
+        return OpResult(
+            text=text,
+            data={
+                "id": created["id"],
+                "ad_id": created["id"],
+                "adset_id": adset["id"],
+                "creative_id": creative["id"],
+                "status": args.status,
+                "ad_account_id": account_id,
+                "recovered": bool(created.get("recovered")),
+            },
+        )
 
     async def validate() -> Any:
         return await ctx.graph.post(f"{account_id}/ads", {**body, "execution_options": ["validate_only"]})
 
-    return WritePlan(summary=f"create ad {args.name} ({args.status}) in ad set {adset.get('name')} ({adset['id']})",
-                     ad_account_id=account_id, requests=[GraphRequest("POST", f"{account_id}/ads", {**body, "adlabels": [{"name": tag}]})],
-                     changes=[Change(None, "ad", args.name, "status", None, args.status)], execute=execute, validate=validate)
+    return WritePlan(
+        summary=f"create ad {args.name} ({args.status}) in ad set {adset.get('name')} ({adset['id']})",
+        ad_account_id=account_id,
+        requests=[GraphRequest("POST", f"{account_id}/ads", {**body, "adlabels": [{"name": tag}]})],
+        changes=[Change(None, "ad", args.name, "status", None, args.status)],
+        execute=execute,
+        validate=validate,
+    )
 
 
 class ListAdsArgs(OpArgs):
@@ -1885,14 +2532,19 @@ class ListAdsArgs(OpArgs):
     adset_id: str | None = Field(None, description="Only the ads of this ad set.")
     campaign_id: str | None = Field(None, description="Only the ads of this campaign.")
     ad_account_id: str | None = AdAccountArg
-    status: list[AdEffectiveStatus] | None = Field(None, description="Only ads with these effective statuses, e.g. [\"DISAPPROVED\"]. Default: all but ARCHIVED and DELETED.")
-    name_contains: str | None = Field(None, min_length=1, max_length=200, description="Only ads whose name contains this text.")
+    status: list[AdEffectiveStatus] | None = Field(
+        None,
+        description='Only ads with these effective statuses, e.g. ["DISAPPROVED"]. Default: all but ARCHIVED and DELETED.',
+    )
+    name_contains: str | None = Field(
+        None, min_length=1, max_length=200, description="Only ads whose name contains this text."
+    )
     limit: int = Field(25, ge=1, le=1000, description="Page size (1-1000).")
     after: str | None = Field(None, description="Cursor from a previous page's `next_after` to get the next page.")
     all_pages: bool = Field(False, description="Follow every page (up to `limit` ads in total when set together).")
 
     @model_validator(mode="after")
-    def _one_parent(self) -> "ListAdsArgs":
+    def _one_parent(self) -> ListAdsArgs:
         if self.adset_id and self.campaign_id:
             raise ValueError("pass adset_id or campaign_id, not both")
         return self
@@ -1922,7 +2574,9 @@ class GetAdArgs(OpArgs):
 async def get_ad(ctx: OpContext, args: GetAdArgs) -> OpResult:
     ad = await _read_ad(ctx, args.ad_id)
     account = await ctx.graph.account_info(f"act_{ad['account_id']}") if ad.get("account_id") else None
-    return OpResult(text=ad_details(ad, account), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)})
+    return OpResult(
+        text=ad_details(ad, account), data={"ad": ad, "review": review_text(ad), "reasons": review_reasons(ad)}
+    )
 
 
 class UpdateAdArgs(OpArgs):
@@ -1930,11 +2584,13 @@ class UpdateAdArgs(OpArgs):
 
     ad_id: str = AdIdArg
     name: str | None = Field(None, min_length=1, max_length=400, description="New name.")
-    status: Literal["ACTIVE", "PAUSED", "ARCHIVED"] | None = Field(None, description="New status; ACTIVE can start spending.")
+    status: Literal["ACTIVE", "PAUSED", "ARCHIVED"] | None = Field(
+        None, description="New status; ACTIVE can start spending."
+    )
     creative_id: str | None = Field(None, description="Show this creative instead (same ad account).")
 
     @model_validator(mode="after")
-    def _something(self) -> "UpdateAdArgs":
+    def _something(self) -> UpdateAdArgs:
         if self.name is None and self.status is None and self.creative_id is None:
             raise ValueError("nothing to change: pass name, status or creative_id")
         return self
@@ -1942,29 +2598,43 @@ class UpdateAdArgs(OpArgs):
 
 def _check_ad_editable(ad: dict[str, Any], updates: dict[str, Any]) -> None:
     if ad.get("status") == "DELETED":
-        raise ValidationError(f"Ad {ad['id']} is deleted and cannot be changed", fix="Create a new ad (or duplicate_ad another one)")
+        raise ValidationError(
+            f"Ad {ad['id']} is deleted and cannot be changed", fix="Create a new ad (or duplicate_ad another one)"
+        )
     if ad.get("status") == "ARCHIVED" and updates.get("status") != "DELETED":
-        raise ValidationError(f"Ad {ad.get('name')} ({ad['id']}) is archived; Facebook only allows deleting it",
-                              fix="Use duplicate_ad to run it again, or delete_ad")
+        raise ValidationError(
+            f"Ad {ad.get('name')} ({ad['id']}) is archived; Facebook only allows deleting it",
+            fix="Use duplicate_ad to run it again, or delete_ad",
+        )
 
 
 def _edited_ad(ad: dict[str, Any], currency: str | None) -> EditedObject:
     return EditedObject(ad, "ad", "ad", "ad_id", _ad_account_of(ad), currency)
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"},
-        result=ChangedAd)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={"ad_id": "120210000000000201", "creative_id": "120210000000000302"},
+    result=ChangedAd,
+)
 async def update_ad(ctx: OpContext, args: UpdateAdArgs) -> WritePlan | OpResult:
     ad = await _read_ad(ctx, args.ad_id)
     updates: dict[str, Any] = {k: v for k, v in (("name", args.name), ("status", args.status)) if v is not None}
     _check_ad_editable(ad, updates)
     extra = ""
     if args.creative_id:
-        creative = await ctx.graph.get(check_object_id(args.creative_id, "creative_id"), {"fields": "id,name,account_id"})
+        creative = await ctx.graph.get(
+            check_object_id(args.creative_id, "creative_id"), {"fields": "id,name,account_id"}
+        )
         if creative.get("account_id") and ad.get("account_id") and str(creative["account_id"]) != str(ad["account_id"]):
-            raise ValidationError(f"Creative {creative['id']} belongs to act_{creative['account_id']}, the ad to act_{ad['account_id']}",
-                                  fix="Use a creative of the ad's ad account", blame_field="creative_id", code=100,
-                                  error_subcode=SUBCODE_AD_CREATIVE)
+            raise ValidationError(
+                f"Creative {creative['id']} belongs to act_{creative['account_id']}, the ad to act_{ad['account_id']}",
+                fix="Use a creative of the ad's ad account",
+                blame_field="creative_id",
+                code=100,
+                error_subcode=SUBCODE_AD_CREATIVE,
+            )
         if (ad.get("creative") or {}).get("id") != creative["id"]:
             ad = {**ad, "creative": {"creative_id": (ad.get("creative") or {}).get("id")}}
             updates["creative"] = {"creative_id": creative["id"]}
@@ -1978,12 +2648,21 @@ async def _ad_status_change(ctx: OpContext, ad_id: str, status: str, verb: str) 
     return update_plan(ctx, _edited_ad(ad, await _currency(ctx, ad)), {"status": status}, verb)
 
 
-add_status_ops(ops, "ad", "ad_id", AdIdArg, {
-    "pause": "Pause an ad: it stops delivering until it is resumed.",
-    "resume": "Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy.",
-    "archive": "Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted.",
-    "delete": "Delete an ad. This cannot be undone.",
-}, _ad_status_change, TaskGroup.CREATIVES_LAUNCH, result=ChangedAd)
+add_status_ops(
+    ops,
+    "ad",
+    "ad_id",
+    AdIdArg,
+    {
+        "pause": "Pause an ad: it stops delivering until it is resumed.",
+        "resume": "Resume (activate) a paused ad: it can spend again, so this asks for confirmation under the guardrails policy.",
+        "archive": "Archive an ad: it stops and leaves the default lists; afterwards it can only be deleted.",
+        "delete": "Delete an ad. This cannot be undone.",
+    },
+    _ad_status_change,
+    TaskGroup.CREATIVES_LAUNCH,
+    result=ChangedAd,
+)
 
 
 class DuplicateAdArgs(OpArgs):
@@ -1991,7 +2670,10 @@ class DuplicateAdArgs(OpArgs):
 
     ad_id: str = AdIdArg
     adset_id: str | None = Field(None, description="Put the copy in this ad set (default: the same ad set).")
-    status_option: AdStatusOption = Field("PAUSED", description="Status of the copy: PAUSED (default), ACTIVE (needs confirmation) or INHERITED_FROM_SOURCE.")
+    status_option: AdStatusOption = Field(
+        "PAUSED",
+        description="Status of the copy: PAUSED (default), ACTIVE (needs confirmation) or INHERITED_FROM_SOURCE.",
+    )
     rename_suffix: str = Field(" - Copy", max_length=100, description="Text appended to the copy's name.")
 
 
@@ -2000,12 +2682,18 @@ async def duplicate_ad(ctx: OpContext, args: DuplicateAdArgs) -> WritePlan:
     source = await _read_ad(ctx, args.ad_id)
     if source.get("status") == "DELETED":
         raise ValidationError(f"Ad {source['id']} is deleted and cannot be copied", fix="Pick an ad that exists")
-    body: dict[str, Any] = {"status_option": args.status_option,
-                            "rename_options": {"rename_suffix": args.rename_suffix, "rename_strategy": "ONLY_TOP_LEVEL_RENAME"}}
+    body: dict[str, Any] = {
+        "status_option": args.status_option,
+        "rename_options": {"rename_suffix": args.rename_suffix, "rename_strategy": "ONLY_TOP_LEVEL_RENAME"},
+    }
     target = ""
     if args.adset_id and args.adset_id != source.get("adset_id"):
-        adset = await ctx.graph.get(check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,status,effective_status"})
-        check_ad_parents(adset, {"id": (source.get("creative") or {}).get("id", "?"), "account_id": source.get("account_id")})
+        adset = await ctx.graph.get(
+            check_object_id(args.adset_id, "adset_id"), {"fields": "id,name,account_id,status,effective_status"}
+        )
+        check_ad_parents(
+            adset, {"id": (source.get("creative") or {}).get("id", "?"), "account_id": source.get("account_id")}
+        )
         body["adset_id"] = adset["id"]
         target = f" in ad set {adset.get('name')} ({adset['id']})"
     status = source.get("status") if args.status_option == "INHERITED_FROM_SOURCE" else args.status_option
@@ -2014,14 +2702,26 @@ async def duplicate_ad(ctx: OpContext, args: DuplicateAdArgs) -> WritePlan:
     async def execute() -> OpResult:
         copied = await ctx.graph.post(f"{source['id']}/copies", body)
         new_id = copied.get("copied_ad_id") or copied.get("id")
-        return OpResult(text=f"Copied ad {source.get('name')} ({source['id']}) to {new_name} ({new_id}){target}, {status}. "
-                             "The copy goes to review first.",
-                        data={"ad_id": new_id, "id": new_id, "copied_ad_id": new_id, "source_ad_id": source["id"],
-                              "adset_id": body.get("adset_id", source.get("adset_id")), "status": status})
+        return OpResult(
+            text=f"Copied ad {source.get('name')} ({source['id']}) to {new_name} ({new_id}){target}, {status}. "
+            "The copy goes to review first.",
+            data={
+                "ad_id": new_id,
+                "id": new_id,
+                "copied_ad_id": new_id,
+                "source_ad_id": source["id"],
+                "adset_id": body.get("adset_id", source.get("adset_id")),
+                "status": status,
+            },
+        )
 
-    return WritePlan(summary=f"copy ad {source.get('name')} ({source['id']}) as {new_name}{target} ({status})",
-                     ad_account_id=_ad_account_of(source), requests=[GraphRequest("POST", f"{source['id']}/copies", body)],
-                     changes=[Change(None, "ad", new_name, "status", None, status)], execute=execute)
+    return WritePlan(
+        summary=f"copy ad {source.get('name')} ({source['id']}) as {new_name}{target} ({status})",
+        ad_account_id=_ad_account_of(source),
+        requests=[GraphRequest("POST", f"{source['id']}/copies", body)],
+        changes=[Change(None, "ad", new_name, "status", None, status)],
+        execute=execute,
+    )
 
 
 # ===============================================================================================================
@@ -2068,13 +2768,17 @@ class LaunchOutcome(OpData):
     adset_id: str = absent_key(description="done: the ad set.")
     creative_ids: list[str] = absent_key(description="done: the creatives.")
     ad_ids: list[str] = absent_key(description="done: the ads.")
-    uploads: dict[str, str] = absent_key(description="done by this request: each media step (image:0, video:1.0, ...) -> the "
-                                                      "image hash or video id used.")
+    uploads: dict[str, str] = absent_key(
+        description="done by this request: each media step (image:0, video:1.0, ...) -> the "
+        "image hash or video id used."
+    )
     notes: list[str] = absent_key(description="done by this request: what was chosen for you (page, placements, ...).")
     failed_step: str = absent_key(description="failed: the step that stopped it.")
     error: ErrorData = absent_key(description="failed: what stopped it.")
-    outcome: Literal["error", "unknown"] = absent_key(description="failed: unknown when the step's answer was lost (it may "
-                                                                   "have made its object; resume_launch finds it).")
+    outcome: Literal["error", "unknown"] = absent_key(
+        description="failed: unknown when the step's answer was lost (it may "
+        "have made its object; resume_launch finds it)."
+    )
     created: list[LaunchStepRef] = absent_key(description="failed: what the launch created so far (all PAUSED).")
     next: list[NextCall] = absent_key(description="failed: the calls that go on from here.")
 
@@ -2086,14 +2790,18 @@ class LaunchStep(DataRow):
     object_id: str | None = Field(description="The object the step made; null until it made one.")
     data: dict[str, Any] = Field(description="What the step recorded (name, kind, sent_at, ...).")
     at: str = Field(description="When the step was last recorded (ISO 8601, UTC).")
-    error: dict[str, Any] = absent_key(description="A failed step's error (kind, code, subcode, message, fix); absent otherwise.")
+    error: dict[str, Any] = absent_key(
+        description="A failed step's error (kind, code, subcode, message, fix); absent otherwise."
+    )
 
 
 class LaunchData(OpData):
     launch_id: int
     status: Literal[LAUNCH_STATUSES]  # type: ignore[valid-type]
-    steps: dict[str, LaunchStep] = Field(description="Step name (campaign, adset, image:0, creative:0, ad:0, activate:campaign, "
-                                                     "...) -> its record, in the order the steps last ran.")
+    steps: dict[str, LaunchStep] = Field(
+        description="Step name (campaign, adset, image:0, creative:0, ad:0, activate:campaign, "
+        "...) -> its record, in the order the steps last ran."
+    )
     request: dict[str, Any] = Field(description="The launch_campaign arguments as recorded.")
 
 
@@ -2102,13 +2810,20 @@ class RolledBackLaunch(OpData):
 
     launch_id: int
     status: Literal[LAUNCH_STATUSES] = Field(  # type: ignore[valid-type]
-        description="rolled_back; when the rollback stopped, the launch's status as it stays (done, failed or running).")
-    deleted: list[str] = Field(description="Ids of the objects this call deleted (nothing when it was rolled back before).")
+        description="rolled_back; when the rollback stopped, the launch's status as it stays (done, failed or running)."
+    )
+    deleted: list[str] = Field(
+        description="Ids of the objects this call deleted (nothing when it was rolled back before)."
+    )
     already_gone: list[str] = Field(description="Ids of objects that were already deleted or not found.")
     object_ids: list[str] = Field(description="The objects deleted.")
-    orphans: list[str] = absent_key(description="rolled_back: ids of objects an interrupted run made without recording them "
-                                                 "(found by the launch's tags).")
-    kept_media: list[str] = absent_key(description="rolled_back: uploaded media that stay in the ad account's library, in words.")
+    orphans: list[str] = absent_key(
+        description="rolled_back: ids of objects an interrupted run made without recording them "
+        "(found by the launch's tags)."
+    )
+    kept_media: list[str] = absent_key(
+        description="rolled_back: uploaded media that stay in the ad account's library, in words."
+    )
     failed: str = absent_key(description="Stopped: the object it could not delete.")
     error: ErrorData = absent_key(description="Stopped: why.")
 
@@ -2121,13 +2836,31 @@ class LaunchCampaignSpec(_Spec):
     """The campaign: name, objective, and a campaign budget (or leave the budget to the ad set)."""
 
     name: str = Field(..., min_length=1, max_length=400, description="Campaign name.", examples=["Summer Sale"])
-    objective: Objective = Field(..., description="What the campaign optimises for (OUTCOME_*).", examples=["OUTCOME_TRAFFIC"])
-    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Campaign daily budget (then the ad set has none). {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}")
-    special_ad_categories: list[SpecialAdCategory] = Field(default_factory=list, description="Credit, employment, housing, politics, gambling; empty otherwise.")
-    special_ad_category_country: list[str] | None = Field(None, description="ISO country codes where the special category applies.")
+    objective: Objective = Field(
+        ..., description="What the campaign optimises for (OUTCOME_*).", examples=["OUTCOME_TRAFFIC"]
+    )
+    daily_budget: int | None = Field(
+        None,
+        json_schema_extra=MONEY_UNIT,
+        gt=0,
+        description=f"Campaign daily budget (then the ad set has none). {BUDGET_NOTE}",
+    )
+    lifetime_budget: int | None = Field(
+        None,
+        json_schema_extra=MONEY_UNIT,
+        gt=0,
+        description=f"Campaign lifetime budget (needs stop_time). {BUDGET_NOTE}",
+    )
+    special_ad_categories: list[SpecialAdCategory] = Field(
+        default_factory=list, description="Credit, employment, housing, politics, gambling; empty otherwise."
+    )
+    special_ad_category_country: list[str] | None = Field(
+        None, description="ISO country codes where the special category applies."
+    )
     bid_strategy: str | None = Field(None, description="Campaign bid strategy (needs a campaign budget).")
-    spend_cap: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}")
+    spend_cap: int | None = Field(
+        None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Most the campaign may ever spend. {BUDGET_NOTE}"
+    )
     start_time: datetime | None = Field(None, description="ISO-8601 start.")
     stop_time: datetime | None = Field(None, description="ISO-8601 end; required with lifetime_budget.")
 
@@ -2135,25 +2868,56 @@ class LaunchCampaignSpec(_Spec):
 class LaunchAdSetSpec(_Spec):
     """The ad set: who sees the ads, the goal, and its budget when the campaign has none."""
 
-    name: str | None = Field(None, min_length=1, max_length=400, description="Ad set name (default: '<campaign> · ad set').")
-    targeting: dict[str, Any] | str = Field(..., description="Targeting spec: geo_locations {countries, regions, cities, zips}, age_min, age_max, genders, interests, custom_audiences, … (as create_adset takes it).", examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}])
-    optimization_goal: str | None = Field(None, description="Delivery goal; default by the objective (TRAFFIC → LINK_CLICKS, …).")
+    name: str | None = Field(
+        None, min_length=1, max_length=400, description="Ad set name (default: '<campaign> · ad set')."
+    )
+    targeting: dict[str, Any] | str = Field(
+        ...,
+        description="Targeting spec: geo_locations {countries, regions, cities, zips}, age_min, age_max, genders, interests, custom_audiences, … (as create_adset takes it).",
+        examples=[{"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}],
+    )
+    optimization_goal: str | None = Field(
+        None, description="Delivery goal; default by the objective (TRAFFIC → LINK_CLICKS, …)."
+    )
     billing_event: str | None = Field(None, description="What you pay for; default IMPRESSIONS.")
-    bid_amount: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Bid or cost cap per result. {BUDGET_NOTE}")
-    daily_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Ad set daily budget (only when the campaign has none). {BUDGET_NOTE}")
-    lifetime_budget: int | None = Field(None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Ad set lifetime budget (needs end_time). {BUDGET_NOTE}")
+    bid_amount: int | None = Field(
+        None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Bid or cost cap per result. {BUDGET_NOTE}"
+    )
+    daily_budget: int | None = Field(
+        None,
+        json_schema_extra=MONEY_UNIT,
+        gt=0,
+        description=f"Ad set daily budget (only when the campaign has none). {BUDGET_NOTE}",
+    )
+    lifetime_budget: int | None = Field(
+        None, json_schema_extra=MONEY_UNIT, gt=0, description=f"Ad set lifetime budget (needs end_time). {BUDGET_NOTE}"
+    )
     start_time: datetime | None = Field(None, description="When delivery may start (ISO-8601).")
-    end_time: datetime | None = Field(None, description="When delivery stops (ISO-8601); required with lifetime_budget.")
-    placements: Literal["recommended", "automatic"] | None = Field("recommended", description="\"recommended\" (default): placements chosen for the creatives' format; \"automatic\": Advantage+ placements; null: what the targeting says.")
-    promoted_object: dict[str, Any] | None = Field(None, description="For conversions: {pixel_id, custom_event_type}; lead forms/page likes: {page_id}; apps: {application_id, object_store_url}.")
+    end_time: datetime | None = Field(
+        None, description="When delivery stops (ISO-8601); required with lifetime_budget."
+    )
+    placements: Literal["recommended", "automatic"] | None = Field(
+        "recommended",
+        description='"recommended" (default): placements chosen for the creatives\' format; "automatic": Advantage+ placements; null: what the targeting says.',
+    )
+    promoted_object: dict[str, Any] | None = Field(
+        None,
+        description="For conversions: {pixel_id, custom_event_type}; lead forms/page likes: {page_id}; apps: {application_id, object_store_url}.",
+    )
 
 
 class LaunchCard(_Spec):
     """One carousel card."""
 
-    image: str | None = Field(None, description="The card's image: a file path, an https URL, or an image hash of the ad account.")
-    video: str | None = Field(None, description="The card's video: a file path or a video id (then image is its thumbnail).")
-    link: str = Field(..., description="Where the card leads (absolute http(s) URL).", examples=["https://example.com/red-shoes"])
+    image: str | None = Field(
+        None, description="The card's image: a file path, an https URL, or an image hash of the ad account."
+    )
+    video: str | None = Field(
+        None, description="The card's video: a file path or a video id (then image is its thumbnail)."
+    )
+    link: str = Field(
+        ..., description="Where the card leads (absolute http(s) URL).", examples=["https://example.com/red-shoes"]
+    )
     headline: str | None = Field(None, max_length=255, description="The card's headline.")
     description: str | None = Field(None, max_length=255, description="The card's description.")
     call_to_action: CallToAction | None = Field(None, description="The card's button, e.g. SHOP_NOW.")
@@ -2162,18 +2926,40 @@ class LaunchCard(_Spec):
 class LaunchCreativeSpec(_Spec):
     """One creative: an image, a video, a carousel (2-10 cards) or an existing page post."""
 
-    kind: Literal["image", "video", "carousel", "page_post"] = Field("image", description="image, video, carousel or page_post.")
-    name: str | None = Field(None, min_length=1, max_length=400, description="Creative (and ad) name; default '<campaign> · <kind> <n>'.")
+    kind: Literal["image", "video", "carousel", "page_post"] = Field(
+        "image", description="image, video, carousel or page_post."
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=400, description="Creative (and ad) name; default '<campaign> · <kind> <n>'."
+    )
     message: str | None = Field(None, max_length=5000, description="The primary text above the ad.")
-    link: str | None = Field(None, description="Where the ad leads (absolute http(s) URL); required except for page_post.", examples=["https://example.com/sale"])
+    link: str | None = Field(
+        None,
+        description="Where the ad leads (absolute http(s) URL); required except for page_post.",
+        examples=["https://example.com/sale"],
+    )
     headline: str | None = Field(None, max_length=255, description="The headline under the image or video.")
     description: str | None = Field(None, max_length=255, description="The line under the headline.")
-    call_to_action: CallToAction | None = Field("LEARN_MORE", description="The button, e.g. SHOP_NOW, LEARN_MORE, SIGN_UP.")
-    image: str | None = Field(None, description="image: the picture; video: its thumbnail. A file path, an https URL, or an image hash of the ad account.")
-    video: str | None = Field(None, description="video: a file path (uploaded, its progress reported) or the id of a video of the ad account.")
-    thumbnail: str | None = Field(None, description="video: the thumbnail (path, https URL or image hash); default image, else the video's preferred thumbnail.")
-    cards: list[LaunchCard] | None = Field(None, description="carousel: 2-10 cards, each {image or video, link, headline, description}.")
-    post_id: str | None = Field(None, description="page_post: the page post to promote ('<page id>_<post id>' or the post id).")
+    call_to_action: CallToAction | None = Field(
+        "LEARN_MORE", description="The button, e.g. SHOP_NOW, LEARN_MORE, SIGN_UP."
+    )
+    image: str | None = Field(
+        None,
+        description="image: the picture; video: its thumbnail. A file path, an https URL, or an image hash of the ad account.",
+    )
+    video: str | None = Field(
+        None, description="video: a file path (uploaded, its progress reported) or the id of a video of the ad account."
+    )
+    thumbnail: str | None = Field(
+        None,
+        description="video: the thumbnail (path, https URL or image hash); default image, else the video's preferred thumbnail.",
+    )
+    cards: list[LaunchCard] | None = Field(
+        None, description="carousel: 2-10 cards, each {image or video, link, headline, description}."
+    )
+    post_id: str | None = Field(
+        None, description="page_post: the page post to promote ('<page id>_<post id>' or the post id)."
+    )
 
 
 class LaunchAdSpec(_Spec):
@@ -2192,21 +2978,35 @@ class LaunchCampaignArgs(OpArgs):
     none selected, Instagram is left out of the placements (the answer says so).
     """
 
-    campaign: LaunchCampaignSpec = Field(..., description="The campaign: name, objective, campaign budget or none (then the ad set's).")
-    adset: LaunchAdSetSpec = Field(..., description="The ad set: targeting, goal, budget (when the campaign has none), schedule, placements.")
-    creatives: list[LaunchCreativeSpec] = Field(..., min_length=1, max_length=10, description="1-10 creatives (image, video, carousel, page_post).")
-    ads: list[LaunchAdSpec] | None = Field(None, max_length=50, description="The ads; default one ad per creative, named after it.")
-    status: Literal["PAUSED", "ACTIVE"] = Field("PAUSED", description="PAUSED (default) or ACTIVE (one confirmation; switched on at the very end).")
+    campaign: LaunchCampaignSpec = Field(
+        ..., description="The campaign: name, objective, campaign budget or none (then the ad set's)."
+    )
+    adset: LaunchAdSetSpec = Field(
+        ..., description="The ad set: targeting, goal, budget (when the campaign has none), schedule, placements."
+    )
+    creatives: list[LaunchCreativeSpec] = Field(
+        ..., min_length=1, max_length=10, description="1-10 creatives (image, video, carousel, page_post)."
+    )
+    ads: list[LaunchAdSpec] | None = Field(
+        None, max_length=50, description="The ads; default one ad per creative, named after it."
+    )
+    status: Literal["PAUSED", "ACTIVE"] = Field(
+        "PAUSED", description="PAUSED (default) or ACTIVE (one confirmation; switched on at the very end)."
+    )
     ad_account_id: str | None = AdAccountArg
-    page_id: str | None = Field(None, description="The Facebook page the ads speak for; default the selected page (or the only page).")
+    page_id: str | None = Field(
+        None, description="The Facebook page the ads speak for; default the selected page (or the only page)."
+    )
 
     @model_validator(mode="after")
-    def _ads_point_at_creatives(self) -> "LaunchCampaignArgs":
+    def _ads_point_at_creatives(self) -> LaunchCampaignArgs:
         names = [c.name for c in self.creatives]
         for ad in self.ads or []:
             if isinstance(ad.creative, int) or str(ad.creative).isdigit():
                 if not 0 <= int(ad.creative) < len(self.creatives):
-                    raise ValueError(f"ads: creative {ad.creative} does not exist (there are {len(self.creatives)}, numbered from 0)")
+                    raise ValueError(
+                        f"ads: creative {ad.creative} does not exist (there are {len(self.creatives)}, numbered from 0)"
+                    )
             elif ad.creative not in names:
                 raise ValueError(f"ads: no creative is named {ad.creative!r}")
         return self
@@ -2225,18 +3025,28 @@ def check_public_url(url: str, field_name: str) -> str:
 
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _invalid(f"{field_name} {url!r} is not an http(s) URL", "Give a full https:// URL, or a file path", field_name)
+        raise _invalid(
+            f"{field_name} {url!r} is not an http(s) URL", "Give a full https:// URL, or a file path", field_name
+        )
     if parts.username or parts.password:
-        raise _invalid(f"{field_name} URL carries a user name or password", "Remove the credentials from the URL", field_name)
+        raise _invalid(
+            f"{field_name} URL carries a user name or password", "Remove the credentials from the URL", field_name
+        )
     host = parts.hostname.rstrip(".").lower()
     if host in BLOCKED_HOSTS or host.endswith(BLOCKED_SUFFIXES):
-        raise _invalid(f"{field_name} URL points at an internal host ({host})", "Use a public URL, or a file path", field_name)
+        raise _invalid(
+            f"{field_name} URL points at an internal host ({host})", "Use a public URL, or a file path", field_name
+        )
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return url.strip()
     if not address.is_global or address.is_multicast:
-        raise _invalid(f"{field_name} URL points at a private or reserved address ({address})", "Use a public URL, or a file path", field_name)
+        raise _invalid(
+            f"{field_name} URL points at a private or reserved address ({address})",
+            "Use a public URL, or a file path",
+            field_name,
+        )
     return url.strip()
 
 
@@ -2244,13 +3054,13 @@ def check_public_url(url: str, field_name: str) -> str:
 class Media:
     """One file or URL a launch uploads (or an existing hash/video id it only uses), with the value checks stand on."""
 
-    step: str            # "image:0", "video:1", "image:2.0" (card 0 of creative 2)
-    kind: str            # image | video
-    source: str          # a path, URL, hash or video id as given
-    field_name: str      # where it came from, for messages: creatives[0].image
-    upload: bool         # False for an existing hash or video id
-    stand_in: str        # the value creatives are checked with before the upload (md5 of a file is its Facebook hash)
-    fingerprint: str     # what makes the launch key change when the file changes
+    step: str  # "image:0", "video:1", "image:2.0" (card 0 of creative 2)
+    kind: str  # image | video
+    source: str  # a path, URL, hash or video id as given
+    field_name: str  # where it came from, for messages: creatives[0].image
+    upload: bool  # False for an existing hash or video id
+    stand_in: str  # the value creatives are checked with before the upload (md5 of a file is its Facebook hash)
+    fingerprint: str  # what makes the launch key change when the file changes
 
 
 def check_image_source(source: str, step: str, field_name: str) -> Media:
@@ -2262,7 +3072,9 @@ def check_image_source(source: str, step: str, field_name: str) -> Media:
     if kind == "url":
         url = check_public_url(text, field_name)
         return Media(step, "image", url, field_name, True, hashlib.md5(url.encode()).hexdigest(), url)
-    digest = hashlib.md5(Path(text).expanduser().read_bytes()).hexdigest()  # Facebook's image hash is the md5 of the bytes
+    digest = hashlib.md5(
+        Path(text).expanduser().read_bytes()
+    ).hexdigest()  # Facebook's image hash is the md5 of the bytes
     return Media(step, "image", text, field_name, True, digest, digest)
 
 
@@ -2272,7 +3084,15 @@ def check_video_source(source: str, step: str, field_name: str) -> Media:
     if check_video_reference(text, field_name) == "id":
         return Media(step, "video", text, field_name, False, text, text)
     stat = Path(text).expanduser().stat()
-    return Media(step, "video", text, field_name, True, "1" + "0" * 14, f"{Path(text).resolve()}:{stat.st_size}:{int(stat.st_mtime)}")
+    return Media(
+        step,
+        "video",
+        text,
+        field_name,
+        True,
+        "1" + "0" * 14,
+        f"{Path(text).resolve()}:{stat.st_size}:{int(stat.st_mtime)}",
+    )
 
 
 # -- the prepared launch ----------------------------------------------------------------------------------------
@@ -2283,8 +3103,8 @@ class PreparedCreative:
     index: int
     name: str
     spec: LaunchCreativeSpec
-    media: dict[str, Media]      # role ("image", "video", "card:0:image", …) → media
-    body: dict[str, Any]         # checked with stand-in hashes/ids (shown by dry_run)
+    media: dict[str, Media]  # role ("image", "video", "card:0:image", …) → media
+    body: dict[str, Any]  # checked with stand-in hashes/ids (shown by dry_run)
 
 
 @dataclass
@@ -2296,15 +3116,18 @@ class PreparedLaunch:
     page_id: str
     instagram_user_id: str | None
     campaign_args: dict[str, Any]
-    adset_args: dict[str, Any]      # without campaign_id
+    adset_args: dict[str, Any]  # without campaign_id
     creatives: list[PreparedCreative]
-    ads: list[tuple[str, int]]      # (ad name, creative index)
+    ads: list[tuple[str, int]]  # (ad name, creative index)
     key: str
     request: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     requests: list[GraphRequest] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    planned: tuple[list[GraphRequest], list[GraphRequest]] = ([], [])  # the campaign's and the ad set's requests, untagged
+    planned: tuple[list[GraphRequest], list[GraphRequest]] = (
+        [],
+        [],
+    )  # the campaign's and the ad set's requests, untagged
 
     def media(self) -> list[Media]:
         seen: dict[str, Media] = {}
@@ -2336,7 +3159,9 @@ def _decode(raw: Any) -> Any:
     return raw
 
 
-async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+async def _placements(
+    ctx: OpContext, args: LaunchCampaignArgs, instagram: bool
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """create_adset's targeting and placements arguments, with Instagram left out when no Instagram account is selected.
 
     The choice: without a selected Instagram account the launch drops Instagram from the placements and says so in
@@ -2356,23 +3181,33 @@ async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool)
     targeting = dict(targeting)
     fix = "select one with /use instagram <id> to add Instagram placements"
     if args.adset.placements == "recommended":
-        recommended = _read_result(await _ops(ctx).plan("recommend_placements", {
-            "creative_type": creative_type, "objective": args.campaign.objective, "instagram": False}))
-        for key in [k for k in targeting if k == "publisher_platforms" or k.endswith("_positions") or k == "device_platforms"]:
+        recommended = _read_result(
+            await _ops(ctx).plan(
+                "recommend_placements",
+                {"creative_type": creative_type, "objective": args.campaign.objective, "instagram": False},
+            )
+        )
+        for key in [
+            k for k in targeting if k == "publisher_platforms" or k.endswith("_positions") or k == "device_platforms"
+        ]:
             targeting.pop(key)
         targeting.update(recommended.data["targeting"])
         notes.append(f"placements for {creative_type} ads without Instagram: no Instagram account is selected ({fix})")
     elif args.adset.placements == "automatic" or not targeting.get("publisher_platforms"):
         targeting = {k: v for k, v in targeting.items() if not k.endswith("_positions")}
         targeting["publisher_platforms"] = ["facebook", "audience_network", "messenger"]
-        notes.append("Advantage+ placements would include Instagram and no Instagram account is selected: the ads run on "
-                     f"Facebook, Audience Network and Messenger, every position ({fix})")
+        notes.append(
+            "Advantage+ placements would include Instagram and no Instagram account is selected: the ads run on "
+            f"Facebook, Audience Network and Messenger, every position ({fix})"
+        )
     elif "instagram" in (targeting.get("publisher_platforms") or []):
         platforms = [p for p in targeting["publisher_platforms"] if p != "instagram"]
         if not platforms:
-            raise ValidationError("The ad set targets only Instagram, and no Instagram account is selected for the ads",
-                                  fix="Select an Instagram account (/use instagram <id>), or add facebook to publisher_platforms",
-                                  blame_field="adset.targeting.publisher_platforms")
+            raise ValidationError(
+                "The ad set targets only Instagram, and no Instagram account is selected for the ads",
+                fix="Select an Instagram account (/use instagram <id>), or add facebook to publisher_platforms",
+                blame_field="adset.targeting.publisher_platforms",
+            )
         targeting["publisher_platforms"] = platforms
         targeting.pop("instagram_positions", None)
         notes.append(f"Instagram left out of the placements: no Instagram account is selected ({fix})")
@@ -2382,8 +3217,11 @@ async def _placements(ctx: OpContext, args: LaunchCampaignArgs, instagram: bool)
 async def _page(ctx: OpContext, args: LaunchCampaignArgs) -> tuple[str, list[str]]:
     pages = await ctx.graph.get_all("me/accounts", {"fields": "id,name,tasks"})
     chosen = check_object_id(args.page_id, "page_id") if args.page_id else ctx.page_id
-    posts = [(i, str(c.post_id).split("_", 1)[0]) for i, c in enumerate(args.creatives)
-             if c.kind == "page_post" and c.post_id and "_" in str(c.post_id)]  # <page id>_<post id>: that page's post
+    posts = [
+        (i, str(c.post_id).split("_", 1)[0])
+        for i, c in enumerate(args.creatives)
+        if c.kind == "page_post" and c.post_id and "_" in str(c.post_id)
+    ]  # <page id>_<post id>: that page's post
     for index, post_page in posts:
         check_pages_you_advertise_for(pages, [post_page], f"creatives[{index}].post_id")
     if chosen:
@@ -2392,9 +3230,13 @@ async def _page(ctx: OpContext, args: LaunchCampaignArgs) -> tuple[str, list[str
     if len(pages) == 1:
         return str(pages[0]["id"]), [f"page {pages[0].get('name', '')} ({pages[0]['id']}), your only page"]
     listed = ", ".join(f"{p.get('name', '')} ({p['id']})" for p in pages[:10]) or "none"
-    raise ValidationError("No page given and none selected: ads speak for a Facebook page",
-                          fix=f"Pass page_id, or select one with /use page <id>; your pages: {listed}", blame_field="page_id",
-                          code=100, error_subcode=1443048)
+    raise ValidationError(
+        "No page given and none selected: ads speak for a Facebook page",
+        fix=f"Pass page_id, or select one with /use page <id>; your pages: {listed}",
+        blame_field="page_id",
+        code=100,
+        error_subcode=1443048,
+    )
 
 
 def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str], field_name: str) -> None:
@@ -2408,8 +3250,12 @@ def check_pages_you_advertise_for(pages: list[dict[str, Any]], wanted: list[str]
     for page_id in wanted:
         if str(page_id) not in yours:
             listed = ", ".join(f"{p.get('name', '')} ({i})" for i, p in list(yours.items())[:10]) or "none"
-            raise rule_error("C1", f"Nothing was created: page {page_id} is not a page you can advertise for",
-                             f"Use one of your pages: {listed}", blame_field=field_name)
+            raise rule_error(
+                "C1",
+                f"Nothing was created: page {page_id} is not a page you can advertise for",
+                f"Use one of your pages: {listed}",
+                blame_field=field_name,
+            )
 
 
 def _campaign_args(args: LaunchCampaignArgs, account_id: str) -> dict[str, Any]:
@@ -2420,33 +3266,57 @@ def _campaign_args(args: LaunchCampaignArgs, account_id: str) -> dict[str, Any]:
 def _planned_campaign(args: LaunchCampaignArgs, account: AccountInfo) -> dict[str, Any]:
     """The campaign about to be created, as create_adset reads a campaign."""
     c = args.campaign
-    return {"name": c.name, "objective": c.objective, "status": "PAUSED", "effective_status": "PAUSED",
-            "daily_budget": str(c.daily_budget) if c.daily_budget else None,
-            "lifetime_budget": str(c.lifetime_budget) if c.lifetime_budget else None,
-            "bid_strategy": c.bid_strategy, "special_ad_categories": [s for s in c.special_ad_categories if s != "NONE"],
-            "stop_time": c.stop_time.isoformat() if c.stop_time else None, "account_id": account.id.removeprefix("act_")}
+    return {
+        "name": c.name,
+        "objective": c.objective,
+        "status": "PAUSED",
+        "effective_status": "PAUSED",
+        "daily_budget": str(c.daily_budget) if c.daily_budget else None,
+        "lifetime_budget": str(c.lifetime_budget) if c.lifetime_budget else None,
+        "bid_strategy": c.bid_strategy,
+        "special_ad_categories": [s for s in c.special_ad_categories if s != "NONE"],
+        "stop_time": c.stop_time.isoformat() if c.stop_time else None,
+        "account_id": account.id.removeprefix("act_"),
+    }
 
 
 # The media fields each launch creative kind reads; any other one given would be ignored without a word, so it is refused
 # (as create_creative refuses them: CreativeContentArgs._kind_fields). A video's picture may come as image or thumbnail.
-LAUNCH_KIND_MEDIA = {"image": ("image",), "video": ("video", "thumbnail", "image"), "carousel": ("cards",),
-                     "page_post": ("post_id",)}
+LAUNCH_KIND_MEDIA = {
+    "image": ("image",),
+    "video": ("video", "thumbnail", "image"),
+    "carousel": ("cards",),
+    "page_post": ("post_id",),
+}
 
 
 def _creative_media(index: int, spec: LaunchCreativeSpec) -> dict[str, Media]:
     where = f"creatives[{index}]"
     media: dict[str, Media] = {}
-    foreign = [f for f in ("image", "video", "thumbnail", "cards", "post_id") if getattr(spec, f) and f not in LAUNCH_KIND_MEDIA[spec.kind]]
+    foreign = [
+        f
+        for f in ("image", "video", "thumbnail", "cards", "post_id")
+        if getattr(spec, f) and f not in LAUNCH_KIND_MEDIA[spec.kind]
+    ]
     if foreign:
-        raise _invalid(f"{where}: kind={spec.kind} does not take {', '.join(foreign)}",
-                       f"Leave {', '.join(foreign)} out, or set kind to the creative's type", f"{where}.{foreign[0]}")
+        raise _invalid(
+            f"{where}: kind={spec.kind} does not take {', '.join(foreign)}",
+            f"Leave {', '.join(foreign)} out, or set kind to the creative's type",
+            f"{where}.{foreign[0]}",
+        )
     if spec.kind == "image":
         if not spec.image:
-            raise _invalid(f"{where}: an image creative needs image", "Pass image: a file path, an https URL or an image hash", f"{where}.image")
+            raise _invalid(
+                f"{where}: an image creative needs image",
+                "Pass image: a file path, an https URL or an image hash",
+                f"{where}.image",
+            )
         media["image"] = check_image_source(spec.image, f"image:{index}", f"{where}.image")
     elif spec.kind == "video":
         if not spec.video:
-            raise _invalid(f"{where}: a video creative needs video", "Pass video: a file path or a video id", f"{where}.video")
+            raise _invalid(
+                f"{where}: a video creative needs video", "Pass video: a file path or a video id", f"{where}.video"
+            )
         media["video"] = check_video_source(spec.video, f"video:{index}", f"{where}.video")
         thumbnail = spec.thumbnail or spec.image
         if thumbnail:  # without one the video's preferred thumbnail is used
@@ -2454,18 +3324,36 @@ def _creative_media(index: int, spec: LaunchCreativeSpec) -> dict[str, Media]:
     elif spec.kind == "carousel":
         cards = spec.cards or []
         if not 2 <= len(cards) <= 10:
-            raise _invalid(f"{where}: a carousel has 2 to 10 cards, this one has {len(cards)}", "Give 2-10 cards, or use kind image for one picture",
-                           f"{where}.cards", code=100, error_subcode=1443050)
+            raise _invalid(
+                f"{where}: a carousel has 2 to 10 cards, this one has {len(cards)}",
+                "Give 2-10 cards, or use kind image for one picture",
+                f"{where}.cards",
+                code=100,
+                error_subcode=1443050,
+            )
         for j, card in enumerate(cards):
             if not (card.image or card.video):
-                raise _invalid(f"{where}.cards[{j}] has no image or video", "Give each card an image (or a video)",
-                               f"{where}.cards[{j}].image", code=100, error_subcode=1443050)
+                raise _invalid(
+                    f"{where}.cards[{j}] has no image or video",
+                    "Give each card an image (or a video)",
+                    f"{where}.cards[{j}].image",
+                    code=100,
+                    error_subcode=1443050,
+                )
             if card.video:
-                media[f"card:{j}:video"] = check_video_source(card.video, f"video:{index}.{j}", f"{where}.cards[{j}].video")
+                media[f"card:{j}:video"] = check_video_source(
+                    card.video, f"video:{index}.{j}", f"{where}.cards[{j}].video"
+                )
             if card.image:
-                media[f"card:{j}:image"] = check_image_source(card.image, f"image:{index}.{j}", f"{where}.cards[{j}].image")
+                media[f"card:{j}:image"] = check_image_source(
+                    card.image, f"image:{index}.{j}", f"{where}.cards[{j}].image"
+                )
     elif spec.kind == "page_post" and not spec.post_id:
-        raise _invalid(f"{where}: a page_post creative needs post_id", "Pass the id of the page post to promote", f"{where}.post_id")
+        raise _invalid(
+            f"{where}: a page_post creative needs post_id",
+            "Pass the id of the page post to promote",
+            f"{where}.post_id",
+        )
     return media
 
 
@@ -2479,7 +3367,11 @@ def _cards(spec: LaunchCreativeSpec, values: dict[str, str]) -> list[dict[str, A
             entry["image_hash"] = values[f"card:{j}:image"]
         if values.get(f"card:{j}:video"):
             entry["video_id"] = values[f"card:{j}:video"]
-        for key, value in (("headline", card.headline), ("description", card.description), ("call_to_action", card.call_to_action)):
+        for key, value in (
+            ("headline", card.headline),
+            ("description", card.description),
+            ("call_to_action", card.call_to_action),
+        ):
             if value:
                 entry[key] = value
         cards.append(entry)
@@ -2493,17 +3385,31 @@ def build_creative_body(prepared: PreparedLaunch, creative: PreparedCreative, va
     if spec.kind == "page_post":
         post = spec.post_id if "_" in str(spec.post_id) else f"{prepared.page_id}_{spec.post_id}"
     return creative_spec(
-        spec.kind, page_id=prepared.page_id, instagram_user_id=prepared.instagram_user_id, message=spec.message,
-        link=spec.link, headline=spec.headline, description=spec.description, call_to_action=spec.call_to_action,
+        spec.kind,
+        page_id=prepared.page_id,
+        instagram_user_id=prepared.instagram_user_id,
+        message=spec.message,
+        link=spec.link,
+        headline=spec.headline,
+        description=spec.description,
+        call_to_action=spec.call_to_action,
         image_hash=values.get("image") if spec.kind == "image" else None,
-        video_id=values.get("video"), thumbnail_hash=values.get("image") if spec.kind == "video" else None,
-        thumbnail_url=values.get("thumbnail_url"), cards=_cards(spec, values), object_story_id=post)
+        video_id=values.get("video"),
+        thumbnail_hash=values.get("image") if spec.kind == "video" else None,
+        thumbnail_url=values.get("thumbnail_url"),
+        cards=_cards(spec, values),
+        object_story_id=post,
+    )
 
 
 def launch_key(account_id: str, request: dict[str, Any], fingerprints: list[str]) -> str:
     """SHA-256 of the normalized request (and of the files' contents): the same launch asked twice has the same key."""
-    normalized = json.dumps({"ad_account_id": account_id, "request": request, "files": fingerprints},
-                            sort_keys=True, separators=(",", ":"), default=str)
+    normalized = json.dumps(
+        {"ad_account_id": account_id, "request": request, "files": fingerprints},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return hashlib.sha256(normalized.encode()).hexdigest()
 
 
@@ -2548,13 +3454,18 @@ def launch_objects(args: LaunchCampaignArgs) -> list[tuple[str, str, str]]:
 
 def _ops(ctx: OpContext) -> OpRunner:
     if ctx.ops is None:
-        raise ValidationError("Launching needs a session with the op runner", fix="Call launch_campaign through the facebook tool (fi_facebook)")
+        raise ValidationError(
+            "Launching needs a session with the op runner",
+            fix="Call launch_campaign through the facebook tool (fi_facebook)",
+        )
     return ctx.ops
 
 
 def _journal(ctx: OpContext) -> LaunchJournal:
     if ctx.journal is None:
-        raise ValidationError("Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)")
+        raise ValidationError(
+            "Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)"
+        )
     return ctx.journal
 
 
@@ -2574,8 +3485,10 @@ def _read_result(planned: WritePlan | OpResult) -> OpResult:
 async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLaunch:
     """Every rule of every step checked, before the first write; raises the first refusal, naming its step."""
     if ctx.ops is None or ctx.journal is None:
-        raise ValidationError("Launching needs a session with the op runner and the launch journal",
-                              fix="Call launch_campaign through the facebook tool (fi_facebook)")
+        raise ValidationError(
+            "Launching needs a session with the op runner and the launch journal",
+            fix="Call launch_campaign through the facebook tool (fi_facebook)",
+        )
     account_id = ctx.require_ad_account(args.ad_account_id)
     account = await ctx.graph.account_info(account_id)
     page_id, notes = await _page(ctx, args)
@@ -2588,26 +3501,50 @@ async def prepare_launch(ctx: OpContext, args: LaunchCampaignArgs) -> PreparedLa
 
     targeting, placement_args, placement_notes = await _placements(ctx, args, bool(instagram_user_id))
     notes += placement_notes
-    adset_args = {**args.adset.model_dump(mode="json", exclude_none=True, exclude={"placements", "targeting", "name"}),
-                  "name": adset_name(args), "targeting": targeting, **placement_args, "status": "PAUSED", "ad_account_id": account_id}
+    adset_args = {
+        **args.adset.model_dump(mode="json", exclude_none=True, exclude={"placements", "targeting", "name"}),
+        "name": adset_name(args),
+        "targeting": targeting,
+        **placement_args,
+        "status": "PAUSED",
+        "ad_account_id": account_id,
+    }
     try:
-        adset_plan = await ctx.ops.plan("create_adset", {**adset_args, "campaign_id": PLANNED_CAMPAIGN_ID},
-                                        objects={PLANNED_CAMPAIGN_ID: _planned_campaign(args, account)})
+        adset_plan = await ctx.ops.plan(
+            "create_adset",
+            {**adset_args, "campaign_id": PLANNED_CAMPAIGN_ID},
+            objects={PLANNED_CAMPAIGN_ID: _planned_campaign(args, account)},
+        )
     except FacebookError as error:
         raise _stopped_before_writing("ad set", error) from None
 
     if "creative_spec" not in globals():
-        raise ValidationError("Creatives are not available in this build", fix="Update Ad Monster; create the objects one by one meanwhile")
+        raise ValidationError(
+            "Creatives are not available in this build",
+            fix="Update Ad Monster; create the objects one by one meanwhile",
+        )
     creatives: list[PreparedCreative] = []
     fingerprints: list[str] = []
-    prepared = PreparedLaunch(args=args, account=account, page_id=page_id, instagram_user_id=instagram_user_id,
-                              campaign_args=campaign_args, adset_args=adset_args, creatives=creatives, ads=[], key="", request={},
-                              notes=notes)
+    prepared = PreparedLaunch(
+        args=args,
+        account=account,
+        page_id=page_id,
+        instagram_user_id=instagram_user_id,
+        campaign_args=campaign_args,
+        adset_args=adset_args,
+        creatives=creatives,
+        ads=[],
+        key="",
+        request={},
+        notes=notes,
+    )
     for index, spec in enumerate(args.creatives):
         name = creative_name(args, index)
         media = _creative_media(index, spec)
         for item in media.values():  # one file used twice is uploaded once
-            first = next((m for c in creatives for m in c.media.values() if (m.kind, m.source) == (item.kind, item.source)), None)
+            first = next(
+                (m for c in creatives for m in c.media.values() if (m.kind, m.source) == (item.kind, item.source)), None
+            )
             item.step = first.step if first else item.step
         fingerprints += [m.fingerprint for m in media.values()]
         creative = PreparedCreative(index, name, spec, media, {})
@@ -2650,10 +3587,19 @@ async def _check_video_ready(ctx: OpContext, item: Media) -> None:
         video = await ctx.graph.get(check_object_id(item.source, item.field_name), {"fields": "id,status"})
     except NotFoundError as error:
         raise _stopped_before_writing(f"video {item.source} ({item.field_name})", error) from None
-    status = (video.get("status") or {}).get("video_status") if isinstance(video.get("status"), dict) else video.get("status")
+    status = (
+        (video.get("status") or {}).get("video_status")
+        if isinstance(video.get("status"), dict)
+        else video.get("status")
+    )
     if status not in (None, "ready"):
-        raise _invalid(f"{item.field_name}: video {item.source} is {status}, not ready", "Wait until the video has finished processing, then launch",
-                       item.field_name, code=100, error_subcode=1885252)
+        raise _invalid(
+            f"{item.field_name}: video {item.source} is {status}, not ready",
+            "Wait until the video has finished processing, then launch",
+            item.field_name,
+            code=100,
+            error_subcode=1885252,
+        )
 
 
 def _step_tagged(request: GraphRequest, key: str, step: str) -> GraphRequest:
@@ -2674,14 +3620,29 @@ def _requests(prepared: PreparedLaunch) -> list[GraphRequest]:
             edge = "adimages" if item.kind == "image" else "advideos"
             requests.append(GraphRequest("POST", f"{account_id}/{edge}", {"source": item.source}))
     for creative in prepared.creatives:
-        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}),
-                                     prepared.key, f"creative:{creative.index}"))
+        requests.append(
+            _step_tagged(
+                GraphRequest("POST", f"{account_id}/adcreatives", {"name": creative.name, **creative.body}),
+                prepared.key,
+                f"creative:{creative.index}",
+            )
+        )
     for number, (name, index) in enumerate(prepared.ads):
-        requests.append(_step_tagged(GraphRequest("POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")),
-                                     prepared.key, f"ad:{number}"))
+        requests.append(
+            _step_tagged(
+                GraphRequest(
+                    "POST", f"{account_id}/ads", ad_create_body(name, "<ad set>", f"<creative {index}>", "PAUSED")
+                ),
+                prepared.key,
+                f"ad:{number}",
+            )
+        )
     if prepared.args.status == "ACTIVE":
         requests += [GraphRequest("POST", f"<ad {n}>", {"status": "ACTIVE"}) for n, _ in prepared.ads]
-        requests += [GraphRequest("POST", "<ad set>", {"status": "ACTIVE"}), GraphRequest("POST", "<campaign>", {"status": "ACTIVE"})]
+        requests += [
+            GraphRequest("POST", "<ad set>", {"status": "ACTIVE"}),
+            GraphRequest("POST", "<campaign>", {"status": "ACTIVE"}),
+        ]
     return requests
 
 
@@ -2698,8 +3659,13 @@ def _changes(prepared: PreparedLaunch, campaign_plan: Any, adset_plan: Any) -> l
 def launch_budget_words(prepared: PreparedLaunch) -> str:
     args, currency = prepared.args, prepared.account.currency
     budget_owner = args.campaign if (args.campaign.daily_budget or args.campaign.lifetime_budget) else args.adset
-    budget = (f"{format_money(budget_owner.daily_budget, currency)}/day" if budget_owner.daily_budget else
-              f"{format_money(budget_owner.lifetime_budget, currency)} lifetime" if budget_owner.lifetime_budget else "no budget")
+    budget = (
+        f"{format_money(budget_owner.daily_budget, currency)}/day"
+        if budget_owner.daily_budget
+        else f"{format_money(budget_owner.lifetime_budget, currency)} lifetime"
+        if budget_owner.lifetime_budget
+        else "no budget"
+    )
     return f"{'campaign budget' if budget_owner is args.campaign else 'ad set budget'} {budget}"
 
 
@@ -2707,10 +3673,12 @@ def launch_summary(prepared: PreparedLaunch) -> str:
     args = prepared.args
     uploads = [m for m in prepared.media() if m.upload]
     kinds = ", ".join(f"{c.name} ({c.spec.kind})" for c in prepared.creatives)
-    return (f"launch campaign {args.campaign.name} ({args.status}) in {prepared.account.name} ({prepared.account.id}): "
-            f"{args.campaign.objective}, {launch_budget_words(prepared)}; ad set {prepared.adset_args['name']}; "
-            f"{len(uploads)} upload(s); {len(prepared.creatives)} creative(s): {kinds}; {len(prepared.ads)} ad(s): "
-            + ", ".join(n for n, _ in prepared.ads))
+    return (
+        f"launch campaign {args.campaign.name} ({args.status}) in {prepared.account.name} ({prepared.account.id}): "
+        f"{args.campaign.objective}, {launch_budget_words(prepared)}; ad set {prepared.adset_args['name']}; "
+        f"{len(uploads)} upload(s); {len(prepared.creatives)} creative(s): {kinds}; {len(prepared.ads)} ad(s): "
+        + ", ".join(n for n, _ in prepared.ads)
+    )
 
 
 # -- running the steps ------------------------------------------------------------------------------------------
@@ -2723,8 +3691,15 @@ class StepFailed(Exception):
         self.error = error
 
 
-STEP_WORDS = {"campaign": "campaign", "adset": "ad set", "image": "image upload", "video": "video upload",
-              "creative": "creative", "ad": "ad", "activate": "activation"}
+STEP_WORDS = {
+    "campaign": "campaign",
+    "adset": "ad set",
+    "image": "image upload",
+    "video": "video upload",
+    "creative": "creative",
+    "ad": "ad",
+    "activate": "activation",
+}
 
 
 def step_words(step: str) -> str:
@@ -2753,7 +3728,9 @@ class LaunchRun:
     only the first run of a launch just recorded skips that.
     """
 
-    def __init__(self, ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, lease: Lease, *, look_first: bool) -> None:
+    def __init__(
+        self, ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, lease: Lease, *, look_first: bool
+    ) -> None:
         self.ctx = ctx
         self.prepared = prepared
         self.record = record
@@ -2781,8 +3758,10 @@ class LaunchRun:
             await _journal(self.ctx).step_failed(self.record.id, name, {**error.to_data(), "text": error.to_text()})
             raise StepFailed(name, error) from None
         except Exception as error:  # a bug must not leave the launch "running" with no trace of where it stopped
-            wrapped = FacebookError(f"Internal error at step {name}: {type(error).__name__}: {error}",
-                                    fix="This is a bug in Ad Monster; resume_launch retries the step")
+            wrapped = FacebookError(
+                f"Internal error at step {name}: {type(error).__name__}: {error}",
+                fix="This is a bug in Ad Monster; resume_launch retries the step",
+            )
             await _journal(self.ctx).step_failed(self.record.id, name, {**wrapped.to_data(), "text": wrapped.to_text()})
             raise StepFailed(name, wrapped) from error
         await _journal(self.ctx).step_done(self.record.id, name, object_id, data)
@@ -2815,29 +3794,52 @@ class LaunchRun:
     def _lookup(self, name: str) -> CreateLookup:
         kind, object_name = next((k, n) for step, k, n in launch_objects(self.prepared.args) if step == name)
         edge, statuses = TAGGED_EDGES[kind]
-        return CreateLookup(f"{self.prepared.account.id}/{edge}", object_name, step_tag(self.prepared.key, name), statuses)
+        return CreateLookup(
+            f"{self.prepared.account.id}/{edge}", object_name, step_tag(self.prepared.key, name), statuses
+        )
 
     async def run(self) -> dict[str, Any]:
         ctx, prepared = self.ctx, self.prepared
         account_id = prepared.account.id
-        self.total_steps = (2 + sum(1 for item in prepared.media() if item.upload) + len(prepared.creatives) + len(prepared.ads)
-                            + (len(prepared.ads) + 2 if prepared.args.status == "ACTIVE" else 0))
+        self.total_steps = (
+            2
+            + sum(1 for item in prepared.media() if item.upload)
+            + len(prepared.creatives)
+            + len(prepared.ads)
+            + (len(prepared.ads) + 2 if prepared.args.status == "ACTIVE" else 0)
+        )
         await report_progress(LAUNCH_PROGRESS, 0, self.total_steps)
 
         async def make_campaign() -> tuple[str, dict, str]:
-            plan = _write_plan(await _ops(ctx).plan("create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")}))
+            plan = _write_plan(
+                await _ops(ctx).plan(
+                    "create_campaign", {**prepared.campaign_args, "client_tag": step_tag(prepared.key, "campaign")}
+                )
+            )
             result = await plan.execute()
-            return result.data["id"], {"name": prepared.args.campaign.name}, f"campaign {prepared.args.campaign.name} ({result.data['id']}) PAUSED" + (
-                " (recovered a lost answer)" if result.data.get("recovered") else "")
+            return (
+                result.data["id"],
+                {"name": prepared.args.campaign.name},
+                f"campaign {prepared.args.campaign.name} ({result.data['id']}) PAUSED"
+                + (" (recovered a lost answer)" if result.data.get("recovered") else ""),
+            )
 
         campaign_id = (await self.step("campaign", make_campaign))["object_id"]
 
         async def make_adset() -> tuple[str, dict, str]:
-            plan = _write_plan(await _ops(ctx).plan("create_adset", {**prepared.adset_args, "campaign_id": campaign_id,
-                                                                     "client_tag": step_tag(prepared.key, "adset")}))
+            plan = _write_plan(
+                await _ops(ctx).plan(
+                    "create_adset",
+                    {**prepared.adset_args, "campaign_id": campaign_id, "client_tag": step_tag(prepared.key, "adset")},
+                )
+            )
             result = await plan.execute()
-            return result.data["id"], {"name": prepared.adset_args["name"]}, f"ad set {prepared.adset_args['name']} ({result.data['id']}) PAUSED" + (
-                " (recovered a lost answer)" if result.data.get("recovered") else "")
+            return (
+                result.data["id"],
+                {"name": prepared.adset_args["name"]},
+                f"ad set {prepared.adset_args['name']} ({result.data['id']}) PAUSED"
+                + (" (recovered a lost answer)" if result.data.get("recovered") else ""),
+            )
 
         adset_id = (await self.step("adset", make_adset))["object_id"]
 
@@ -2846,12 +3848,16 @@ class LaunchRun:
             if not item.upload:
                 values[item.step] = item.source
                 continue
-            values[item.step] = (await self.step(item.step, lambda item=item: self._upload(item, step_tag(prepared.key, item.step))))["object_id"]
+            values[item.step] = (
+                await self.step(item.step, lambda item=item: self._upload(item, step_tag(prepared.key, item.step)))
+            )["object_id"]
 
         creative_ids: dict[int, str] = {}
         for creative in prepared.creatives:
             step = f"creative:{creative.index}"
-            creative_ids[creative.index] = (await self.step(step, lambda c=creative, s=step: self._creative(c, s, values)))["object_id"]
+            creative_ids[creative.index] = (
+                await self.step(step, lambda c=creative, s=step: self._creative(c, s, values))
+            )["object_id"]
 
         ad_ids: list[str] = []
         for number, (name, index) in enumerate(prepared.ads):
@@ -2859,9 +3865,15 @@ class LaunchRun:
 
             async def make_ad(name: str = name, index: int = index, step: str = step) -> tuple[str, dict, str]:
                 body = ad_create_body(name, adset_id, creative_ids[index], "PAUSED")
-                created = await create_ad_object(ctx, account_id, body, step_tag(prepared.key, step), look_first=self.look_first)
-                return created["id"], {"name": name, "creative_id": creative_ids[index]}, f"ad {name} ({created['id']}) PAUSED" + (
-                    " (recovered a lost answer)" if created.get("recovered") else "")
+                created = await create_ad_object(
+                    ctx, account_id, body, step_tag(prepared.key, step), look_first=self.look_first
+                )
+                return (
+                    created["id"],
+                    {"name": name, "creative_id": creative_ids[index]},
+                    f"ad {name} ({created['id']}) PAUSED"
+                    + (" (recovered a lost answer)" if created.get("recovered") else ""),
+                )
 
             ad_ids.append((await self.step(step, make_ad))["object_id"])
 
@@ -2869,23 +3881,37 @@ class LaunchRun:
             targets = [(f"activate:ad:{n}", ad_id, "ad") for n, ad_id in enumerate(ad_ids)]
             targets += [("activate:adset", adset_id, "ad set"), ("activate:campaign", campaign_id, "campaign")]
             for step, object_id, label in targets:
+
                 async def activate(object_id: str = object_id, label: str = label) -> tuple[str, dict, str]:
                     await ctx.graph.post(object_id, {"status": "ACTIVE"}, idempotent=True)
                     return object_id, {"status": "ACTIVE"}, f"{label} {object_id} ACTIVE"
 
                 await self.step(step, activate)
-        return {"campaign_id": campaign_id, "adset_id": adset_id, "creative_ids": [creative_ids[i] for i in sorted(creative_ids)],
-                "ad_ids": ad_ids, "uploads": {k: v for k, v in values.items()}}
+        return {
+            "campaign_id": campaign_id,
+            "adset_id": adset_id,
+            "creative_ids": [creative_ids[i] for i in sorted(creative_ids)],
+            "ad_ids": ad_ids,
+            "uploads": {k: v for k, v in values.items()},
+        }
 
     async def _upload(self, item: Media, tag: str) -> tuple[str, dict, str]:
         account_id = self.prepared.account.id
         if item.kind == "image":  # sent again on a resume: Facebook keeps an image once, under the md5 of its bytes
             uploaded = await upload_image_source(self.ctx, account_id, item.source)
-            return uploaded["hash"], {"source": item.source, "hash": uploaded["hash"]}, f"image {Path(item.source).name} uploaded (hash {uploaded['hash']})"
+            return (
+                uploaded["hash"],
+                {"source": item.source, "hash": uploaded["hash"]},
+                f"image {Path(item.source).name} uploaded (hash {uploaded['hash']})",
+            )
         found = await find_finished_upload(self.ctx, account_id, tag) if self.look_first else None
         if found:
             await wait_for_video(self.ctx, found)
-            return found, {"source": item.source, "video_id": found}, f"video {Path(item.source).name} found already uploaded ({found})"
+            return (
+                found,
+                {"source": item.source, "video_id": found},
+                f"video {Path(item.source).name} found already uploaded ({found})",
+            )
         reported: list[int] = []
 
         def progress(sent: int, total: int) -> None:
@@ -2895,19 +3921,42 @@ class LaunchRun:
                 reported.append(quarter)
                 self.lines.append(f"    video {Path(item.source).name}: {quarter}% uploaded")
 
-        uploaded = await upload_video_file(self.ctx, account_id, item.source, title=Path(item.source).stem,
-                                           description=f"Uploaded by Ad Monster ({tag})", on_progress=progress, wait=True)
-        return uploaded["video_id"], {"source": item.source, "video_id": uploaded["video_id"]}, f"video {Path(item.source).name} uploaded ({uploaded['video_id']})"
+        uploaded = await upload_video_file(
+            self.ctx,
+            account_id,
+            item.source,
+            title=Path(item.source).stem,
+            description=f"Uploaded by Ad Monster ({tag})",
+            on_progress=progress,
+            wait=True,
+        )
+        return (
+            uploaded["video_id"],
+            {"source": item.source, "video_id": uploaded["video_id"]},
+            f"video {Path(item.source).name} uploaded ({uploaded['video_id']})",
+        )
 
     async def _creative(self, creative: PreparedCreative, step: str, values: dict[str, str]) -> tuple[str, dict, str]:
         by_role = {role: values[m.step] for role, m in creative.media.items()}
         if creative.spec.kind == "video" and "image" not in by_role:
-            by_role["thumbnail_url"] = await MediaResolver(self.ctx, self.prepared.account.id).thumbnail(by_role["video"])
+            by_role["thumbnail_url"] = await MediaResolver(self.ctx, self.prepared.account.id).thumbnail(
+                by_role["video"]
+            )
         body = build_creative_body(self.prepared, creative, by_role)
-        created = await create_creative_from_spec(self.ctx, self.prepared.account.id, creative.name, body,
-                                                  tag=step_tag(self.prepared.key, step), look_first=self.look_first)
+        created = await create_creative_from_spec(
+            self.ctx,
+            self.prepared.account.id,
+            creative.name,
+            body,
+            tag=step_tag(self.prepared.key, step),
+            look_first=self.look_first,
+        )
         recovered = " (recovered a lost answer)" if created.get("recovered") else ""
-        return created["id"], {"name": creative.name, "kind": creative.spec.kind}, f"creative {creative.name} ({created['id']}, {creative.spec.kind}){recovered}"
+        return (
+            created["id"],
+            {"name": creative.name, "kind": creative.spec.kind},
+            f"creative {creative.name} ({created['id']}, {creative.spec.kind}){recovered}",
+        )
 
 
 # -- answers ----------------------------------------------------------------------------------------------------
@@ -2934,7 +3983,13 @@ def created_objects(record: LaunchRecord) -> list[tuple[str, str, str]]:
         kind = step.split(":")[0]
         if entry.get("status") == "done" and kind in OBJECT_STEPS + ("image", "video"):
             name = (entry.get("data") or {}).get("name") or ""
-            out.append((step, str(entry.get("object_id")), f"{step_words(step)} {name} ({entry.get('object_id')})".replace("  ", " ")))
+            out.append(
+                (
+                    step,
+                    str(entry.get("object_id")),
+                    f"{step_words(step)} {name} ({entry.get('object_id')})".replace("  ", " "),
+                )
+            )
     return out
 
 
@@ -2942,48 +3997,90 @@ def _object_ids(record: LaunchRecord) -> list[str]:
     return [object_id for step, object_id, _ in created_objects(record) if step.split(":")[0] in OBJECT_STEPS]
 
 
-def failure_result(record: LaunchRecord, step: str, error: FacebookError, lines: list[str], verb: str = "stopped") -> OpResult:
+def failure_result(
+    record: LaunchRecord, step: str, error: FacebookError, lines: list[str], verb: str = "stopped"
+) -> OpResult:
     made = created_objects(record)
-    fix = (f"resume_launch with launch_id={record.id} continues from the {step_words(step)} step (done steps are not redone); "
-           f"rollback_launch with launch_id={record.id} deletes what this launch created")
-    head = (f"ERROR {error.kind}: launch #{record.id} {verb} at the {step_words(step)} step: "
-            f"{error.to_text().removeprefix(f'ERROR {error.kind}: ')}")
+    fix = (
+        f"resume_launch with launch_id={record.id} continues from the {step_words(step)} step (done steps are not redone); "
+        f"rollback_launch with launch_id={record.id} deletes what this launch created"
+    )
+    head = (
+        f"ERROR {error.kind}: launch #{record.id} {verb} at the {step_words(step)} step: "
+        f"{error.to_text().removeprefix(f'ERROR {error.kind}: ')}"
+    )
     text = [head, f"Next: {fix}."]
     text += lines
-    text.append("Created so far (all PAUSED, nothing spends): " + ("; ".join(w for _, _, w in made) if made else "nothing"))
+    text.append(
+        "Created so far (all PAUSED, nothing spends): " + ("; ".join(w for _, _, w in made) if made else "nothing")
+    )
     # A step whose answer was lost leaves the launch's outcome unknown (the audit says so until reconcile looks).
-    return OpResult(text="\n".join(text), ok=False,
-                    data={"launch_id": record.id, "status": "failed", "already_launched": False, "failed_step": step, "error": error.to_data(),
-                          "outcome": "unknown" if is_ambiguous(error) else "error",
-                          "created": [{"step": s, "id": i} for s, i, _ in made], "object_ids": _object_ids(record),
-                          "next": [{"op": "resume_launch", "args": {"launch_id": record.id}},
-                                   {"op": "rollback_launch", "args": {"launch_id": record.id}}]})
+    return OpResult(
+        text="\n".join(text),
+        ok=False,
+        data={
+            "launch_id": record.id,
+            "status": "failed",
+            "already_launched": False,
+            "failed_step": step,
+            "error": error.to_data(),
+            "outcome": "unknown" if is_ambiguous(error) else "error",
+            "created": [{"step": s, "id": i} for s, i, _ in made],
+            "object_ids": _object_ids(record),
+            "next": [
+                {"op": "resume_launch", "args": {"launch_id": record.id}},
+                {"op": "rollback_launch", "args": {"launch_id": record.id}},
+            ],
+        },
+    )
 
 
-def done_result(record: LaunchRecord, outcome: dict[str, Any], lines: list[str], notes: list[str], status: str, head: str) -> OpResult:
+def done_result(
+    record: LaunchRecord, outcome: dict[str, Any], lines: list[str], notes: list[str], status: str, head: str
+) -> OpResult:
     text = [head] + lines
     if notes:
         text.append("Chosen for you: " + "; ".join(notes) + ".")
     if status == "PAUSED":
-        text.append("Everything is PAUSED: nothing spends. Ads go to review first (usually minutes); to start, launch the same "
-                    "request again with status ACTIVE: it switches the campaign, ad set and ads on (after your confirmation) "
-                    "and creates nothing new.")
+        text.append(
+            "Everything is PAUSED: nothing spends. Ads go to review first (usually minutes); to start, launch the same "
+            "request again with status ACTIVE: it switches the campaign, ad set and ads on (after your confirmation) "
+            "and creates nothing new."
+        )
     else:
         text.append("Everything is ACTIVE: the ads deliver once approved in review (usually minutes).")
-    return OpResult(text="\n".join(text), data={"launch_id": record.id, "status": "done", "already_launched": False, **outcome,
-                                                "notes": notes, "object_ids": _object_ids(record)})
+    return OpResult(
+        text="\n".join(text),
+        data={
+            "launch_id": record.id,
+            "status": "done",
+            "already_launched": False,
+            **outcome,
+            "notes": notes,
+            "object_ids": _object_ids(record),
+        },
+    )
 
 
 def _outcome_of(record: LaunchRecord) -> dict[str, Any]:
     def ids(kind: str) -> list[str]:
-        return [str(e["object_id"]) for s, e in record.steps.items() if s.split(":")[0] == kind and e.get("status") == "done"]
+        return [
+            str(e["object_id"])
+            for s, e in record.steps.items()
+            if s.split(":")[0] == kind and e.get("status") == "done"
+        ]
 
-    return {"campaign_id": (record.done("campaign") or {}).get("object_id"), "adset_id": (record.done("adset") or {}).get("object_id"),
-            "creative_ids": ids("creative"), "ad_ids": ids("ad")}
+    return {
+        "campaign_id": (record.done("campaign") or {}).get("object_id"),
+        "adset_id": (record.done("adset") or {}).get("object_id"),
+        "creative_ids": ids("creative"),
+        "ad_ids": ids("ad"),
+    }
 
 
-async def run_launch(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, head_verb: str, lease: Lease, *,
-                     look_first: bool) -> OpResult:
+async def run_launch(
+    ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord, head_verb: str, lease: Lease, *, look_first: bool
+) -> OpResult:
     run = LaunchRun(ctx, prepared, record, lease, look_first=look_first)
     try:
         outcome = await run.run()
@@ -2992,8 +4089,10 @@ async def run_launch(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRec
         return failure_result(fresh, failed.step, failed.error, run.lines)
     await _journal(ctx).finish(record.id, "done")
     record.status = "done"
-    head = (f"{head_verb} campaign {prepared.args.campaign.name} ({outcome['campaign_id']}) in {prepared.account.name}: "
-            f"launch #{record.id}, {len(outcome['creative_ids'])} creative(s), {len(outcome['ad_ids'])} ad(s), {prepared.args.status}.")
+    head = (
+        f"{head_verb} campaign {prepared.args.campaign.name} ({outcome['campaign_id']}) in {prepared.account.name}: "
+        f"launch #{record.id}, {len(outcome['creative_ids'])} creative(s), {len(outcome['ad_ids'])} ad(s), {prepared.args.status}."
+    )
     return done_result(record, outcome, run.lines, prepared.notes, prepared.args.status, head)
 
 
@@ -3002,15 +4101,24 @@ def earlier_run_result(record: LaunchRecord) -> OpResult:
     if record.status == "done":
         outcome = _outcome_of(record)
         made = "; ".join(w for _, _, w in created_objects(record))
-        return OpResult(text=f"Already launched as launch #{record.id}; nothing was created twice. Its objects: {made}.",
-                        data={"launch_id": record.id, "status": "done", "already_launched": True, **outcome,
-                              "object_ids": _object_ids(record)})
+        return OpResult(
+            text=f"Already launched as launch #{record.id}; nothing was created twice. Its objects: {made}.",
+            data={
+                "launch_id": record.id,
+                "status": "done",
+                "already_launched": True,
+                **outcome,
+                "object_ids": _object_ids(record),
+            },
+        )
     failed = record.failed_step()
     step = failed[0] if failed else next(reversed(record.steps), "campaign")
     error_data = (failed[1].get("error") if failed else None) or {}
-    error = FacebookError(f"the same launch ran before and {'failed' if failed else 'did not finish'}: "
-                          f"{error_data.get('message', 'it was interrupted')}",
-                          fix=f"resume_launch with launch_id={record.id}, or rollback_launch with launch_id={record.id}")
+    error = FacebookError(
+        f"the same launch ran before and {'failed' if failed else 'did not finish'}: "
+        f"{error_data.get('message', 'it was interrupted')}",
+        fix=f"resume_launch with launch_id={record.id}, or rollback_launch with launch_id={record.id}",
+    )
     result = failure_result(record, step, error, [])
     result.data["already_launched"] = True
     return result
@@ -3024,20 +4132,37 @@ def needs_activation(record: LaunchRecord, status: str) -> bool:
 async def launch_once(ctx: OpContext, prepared: PreparedLaunch, head_verb: str) -> OpResult:
     """Run (or continue) the launch holding its lease. A request that waited for another one running the same launch
     reports that launch's objects (every step is done), creating nothing; one whose launch failed is told how to go on."""
-    async with single_flight(_journal(ctx), launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}") as lease:
+    async with single_flight(
+        _journal(ctx), launch_lock(prepared.key), f"launch of campaign {prepared.args.campaign.name}"
+    ) as lease:
         first_run = await _journal(ctx).find(prepared.key) is None
         record = await _journal(ctx).start(prepared.key, prepared.request)
-        if record.status == "failed" or (record.status == "done" and not needs_activation(record, prepared.args.status)):
+        if record.status == "failed" or (
+            record.status == "done" and not needs_activation(record, prepared.args.status)
+        ):
             return earlier_run_result(record)  # another request ran it while this one waited: this one made nothing
         return await run_launch(ctx, prepared, record, head_verb, lease, look_first=not first_run)
 
 
-@ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, example={
-    "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
-    "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
-    "creatives": [{"kind": "image", "image": "./banner.jpg", "message": "Summer sale: 30% off",
-                   "link": "https://example.com/sale", "headline": "30% off everything", "call_to_action": "SHOP_NOW"}]},
-        result=LaunchOutcome)
+@ops.op(
+    OpKind.SPEND,
+    group=TaskGroup.CREATIVES_LAUNCH,
+    example={
+        "campaign": {"name": "Summer Sale", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+        "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25, "age_max": 45}},
+        "creatives": [
+            {
+                "kind": "image",
+                "image": "./banner.jpg",
+                "message": "Summer sale: 30% off",
+                "link": "https://example.com/sale",
+                "headline": "30% off everything",
+                "call_to_action": "SHOP_NOW",
+            }
+        ],
+    },
+    result=LaunchOutcome,
+)
 async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan | OpResult:
     prepared = await prepare_launch(ctx, args)
     earlier = await _journal(ctx).find(prepared.key)
@@ -3052,9 +4177,15 @@ async def launch_campaign(ctx: OpContext, args: LaunchCampaignArgs) -> WritePlan
         return await launch_once(ctx, prepared, "Launched")
 
     summary = launch_summary(prepared)
-    return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=prepared.requests,
-                     changes=prepared.changes, execute=execute, currency=prepared.account.currency,
-                     confirm_text=f"The launch: {summary}")
+    return WritePlan(
+        summary=summary,
+        ad_account_id=prepared.account.id,
+        requests=prepared.requests,
+        changes=prepared.changes,
+        execute=execute,
+        currency=prepared.account.currency,
+        confirm_text=f"The launch: {summary}",
+    )
 
 
 def activation_plan(ctx: OpContext, prepared: PreparedLaunch, record: LaunchRecord) -> WritePlan:
@@ -3064,14 +4195,34 @@ def activation_plan(ctx: OpContext, prepared: PreparedLaunch, record: LaunchReco
     async def execute() -> OpResult:
         return await launch_once(ctx, prepared, "Activated")
 
-    changes = [Change(outcome["campaign_id"], "campaign", prepared.args.campaign.name, "status", "PAUSED", "ACTIVE"),
-               Change(outcome["adset_id"], "adset", (record.done("adset") or {}).get("data", {}).get("name", ""), "status", "PAUSED", "ACTIVE")]
+    changes = [
+        Change(outcome["campaign_id"], "campaign", prepared.args.campaign.name, "status", "PAUSED", "ACTIVE"),
+        Change(
+            outcome["adset_id"],
+            "adset",
+            (record.done("adset") or {}).get("data", {}).get("name", ""),
+            "status",
+            "PAUSED",
+            "ACTIVE",
+        ),
+    ]
     changes += [Change(ad_id, "ad", "", "status", "PAUSED", "ACTIVE") for ad_id in outcome["ad_ids"]]
-    requests = [GraphRequest("POST", str(c.object_id), {"status": "ACTIVE"}) for c in reversed(changes)]  # ids of the launch
-    summary = (f"activate launch #{record.id}: campaign {prepared.args.campaign.name} ({outcome['campaign_id']}), its ad set "
-               f"and {len(outcome['ad_ids'])} ad(s) switch to ACTIVE; {launch_budget_words(prepared)}")
-    return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=requests, changes=changes,
-                     execute=execute, currency=prepared.account.currency, confirm_text=f"The launch: {summary}")
+    requests = [
+        GraphRequest("POST", str(c.object_id), {"status": "ACTIVE"}) for c in reversed(changes)
+    ]  # ids of the launch
+    summary = (
+        f"activate launch #{record.id}: campaign {prepared.args.campaign.name} ({outcome['campaign_id']}), its ad set "
+        f"and {len(outcome['ad_ids'])} ad(s) switch to ACTIVE; {launch_budget_words(prepared)}"
+    )
+    return WritePlan(
+        summary=summary,
+        ad_account_id=prepared.account.id,
+        requests=requests,
+        changes=changes,
+        execute=execute,
+        currency=prepared.account.currency,
+        confirm_text=f"The launch: {summary}",
+    )
 
 
 class LaunchIdArgs(OpArgs):
@@ -3094,19 +4245,26 @@ class GetLaunchArgs(LaunchIdArgs):
 
 async def _record(ctx: OpContext, launch_id: int) -> LaunchRecord:
     if ctx.journal is None:
-        raise ValidationError("Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)")
+        raise ValidationError(
+            "Launches need a session with the launch journal", fix="Call through the facebook tool (fi_facebook)"
+        )
     record = await _journal(ctx).get(launch_id)
     if record is None:
-        raise ValidationError(f"Launch #{launch_id} does not exist in this workspace", fix="Use the launch_id from launch_campaign's answer",
-                              blame_field="launch_id")
+        raise ValidationError(
+            f"Launch #{launch_id} does not exist in this workspace",
+            fix="Use the launch_id from launch_campaign's answer",
+            blame_field="launch_id",
+        )
     return record
 
 
 @ops.op(OpKind.READ, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchData)
 async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
     record = await _record(ctx, args.launch_id)
-    lines = [f"Launch #{record.id}: {record.status} (campaign {record.request.get('campaign', {}).get('name', '?')}, "
-             f"started {record.created_at[:19]}, updated {record.updated_at[:19]})"]
+    lines = [
+        f"Launch #{record.id}: {record.status} (campaign {record.request.get('campaign', {}).get('name', '?')}, "
+        f"started {record.created_at[:19]}, updated {record.updated_at[:19]})"
+    ]
     for step, entry in record.steps.items():
         detail = entry.get("object_id") or ""
         if entry.get("status") == "failed":
@@ -3114,8 +4272,10 @@ async def get_launch(ctx: OpContext, args: GetLaunchArgs) -> OpResult:
         lines.append(f"  {entry.get('status', '?'):<7} {step_words(step)}: {detail}")
     if record.status == "failed":
         lines.append(f"Next: resume_launch or rollback_launch with launch_id={record.id}.")
-    return OpResult(text="\n".join(lines), data={"launch_id": record.id, "status": record.status, "steps": record.steps,
-                                                 "request": record.request})
+    return OpResult(
+        text="\n".join(lines),
+        data={"launch_id": record.id, "status": record.status, "steps": record.steps, "request": record.request},
+    )
 
 
 @ops.op(OpKind.SPEND, group=TaskGroup.CREATIVES_LAUNCH, result=LaunchOutcome)
@@ -3124,14 +4284,18 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
     if record.status == "done":
         return earlier_run_result(record)
     if record.status == "rolled_back":
-        raise ValidationError(f"Launch #{record.id} was rolled back; there is nothing to resume",
-                              fix="Run launch_campaign again with the same request to launch it anew")
+        raise ValidationError(
+            f"Launch #{record.id} was rolled back; there is nothing to resume",
+            fix="Run launch_campaign again with the same request to launch it anew",
+        )
     request = {k: v for k, v in record.request.items()}
     try:
         launch_args = LaunchCampaignArgs.model_validate(request)
     except Exception as error:  # noqa: BLE001  (a record from an older version of the arguments)
-        raise ValidationError(f"Launch #{record.id}'s recorded request no longer validates: {error}",
-                              fix=f"rollback_launch with launch_id={record.id}, then launch again") from None
+        raise ValidationError(
+            f"Launch #{record.id}'s recorded request no longer validates: {error}",
+            fix=f"rollback_launch with launch_id={record.id}, then launch again",
+        ) from None
     prepared = await prepare_launch(ctx, launch_args)
     prepared.key = record.key  # tags of the remaining steps stay those of the first run
     prepared.requests = _requests(prepared)
@@ -3143,15 +4307,24 @@ async def resume_launch(ctx: OpContext, args: ResumeLaunchArgs) -> WritePlan | O
             if current.status == "done":  # another request finished it while this one waited
                 return earlier_run_result(current)
             if current.status == "rolled_back":  # another request undid it while this one waited: as when asked after
-                raise ValidationError(f"Launch #{record.id} was rolled back while this request waited; there is nothing to resume",
-                                      fix="Run launch_campaign again with the same request to launch it anew")
+                raise ValidationError(
+                    f"Launch #{record.id} was rolled back while this request waited; there is nothing to resume",
+                    fix="Run launch_campaign again with the same request to launch it anew",
+                )
             await _journal(ctx).finish(record.id, "running")
             current.status = "running"
             return await run_launch(ctx, prepared, current, "Resumed and finished", lease, look_first=True)
 
     summary = f"resume launch #{record.id}: " + launch_summary(prepared)
-    return WritePlan(summary=summary, ad_account_id=prepared.account.id, requests=prepared.requests, changes=remaining,
-                     execute=execute, currency=prepared.account.currency, confirm_text=f"The launch: {summary}")
+    return WritePlan(
+        summary=summary,
+        ad_account_id=prepared.account.id,
+        requests=prepared.requests,
+        changes=remaining,
+        execute=execute,
+        currency=prepared.account.currency,
+        confirm_text=f"The launch: {summary}",
+    )
 
 
 def _change_done(record: LaunchRecord, change: Change) -> bool:
@@ -3169,28 +4342,37 @@ def _change_done(record: LaunchRecord, change: Change) -> bool:
 ROLLBACK_ORDER = ("ad", "creative", "adset", "campaign")
 CAMPAIGN_LIVE_STATUSES = tuple(s for s in sdk_enum_values(Campaign.EffectiveStatus) if s != "DELETED")
 ADSET_LIVE_STATUSES = tuple(s for s in sdk_enum_values(AdSet.EffectiveStatus) if s != "DELETED")
-TAGGED_EDGES = {"campaign": ("campaigns", CAMPAIGN_LIVE_STATUSES), "adset": ("adsets", ADSET_LIVE_STATUSES),
-                "creative": ("adcreatives", None), "ad": ("ads", LOOKUP_AD_STATUSES)}
+TAGGED_EDGES = {
+    "campaign": ("campaigns", CAMPAIGN_LIVE_STATUSES),
+    "adset": ("adsets", ADSET_LIVE_STATUSES),
+    "creative": ("adcreatives", None),
+    "ad": ("ads", LOOKUP_AD_STATUSES),
+}
 
 
 @dataclass(frozen=True)
 class RollbackTarget:
-    kind: str            # ad, creative, adset, campaign
+    kind: str  # ad, creative, adset, campaign
     object_id: str
-    words: str           # "creative Summer · image 1 (120…)"
-    step: str | None     # its journal step; None for an object the journal never heard of (a run killed after the create)
+    words: str  # "creative Summer · image 1 (120…)"
+    step: str | None  # its journal step; None for an object the journal never heard of (a run killed after the create)
 
 
 async def rollback_targets(ctx: OpContext, record: LaunchRecord) -> tuple[list[RollbackTarget], list[str]]:
     """What a rollback deletes, in ROLLBACK_ORDER: the journal's objects, and every object carrying one of the launch's
     step tags that the journal does not hold. Also the notes for the answer."""
-    targets = [RollbackTarget(step.split(":")[0], object_id, words, step) for step, object_id, words in created_objects(record)
-               if step.split(":")[0] in OBJECT_STEPS]
+    targets = [
+        RollbackTarget(step.split(":")[0], object_id, words, step)
+        for step, object_id, words in created_objects(record)
+        if step.split(":")[0] in OBJECT_STEPS
+    ]
     notes: list[str] = []
     try:
         args = LaunchCampaignArgs.model_validate(record.request)
     except PydanticValidationError:
-        notes.append("objects outside the journal were not looked for: the launch's recorded request no longer validates")
+        notes.append(
+            "objects outside the journal were not looked for: the launch's recorded request no longer validates"
+        )
         args = None
     known = {t.object_id for t in targets}
     account = str(record.request.get("ad_account_id") or "")
@@ -3223,12 +4405,23 @@ def _kept_media(record: LaunchRecord) -> list[str]:
 
 
 def rolled_back_result(record: LaunchRecord) -> OpResult:
-    return OpResult(text=f"Launch #{record.id} is already rolled back; nothing left to delete.",
-                    data={"launch_id": record.id, "status": "rolled_back", "deleted": [], "already_gone": [], "orphans": [],
-                          "kept_media": _kept_media(record), "object_ids": []})
+    return OpResult(
+        text=f"Launch #{record.id} is already rolled back; nothing left to delete.",
+        data={
+            "launch_id": record.id,
+            "status": "rolled_back",
+            "deleted": [],
+            "already_gone": [],
+            "orphans": [],
+            "kept_media": _kept_media(record),
+            "object_ids": [],
+        },
+    )
 
 
-async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[RollbackTarget], notes: list[str], lease: Lease) -> OpResult:
+async def roll_back(
+    ctx: OpContext, record: LaunchRecord, targets: list[RollbackTarget], notes: list[str], lease: Lease
+) -> OpResult:
     deleted: list[str] = []
     gone: list[str] = []
     lines = [f"Rolled back launch #{record.id}:"]
@@ -3238,10 +4431,26 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
             removed = await delete_unless_gone(ctx, target.object_id)
         except FacebookError as error:
             lines.append(f"  ✗ {target.words}: {error.to_text()}")
-            text = "\n".join([f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {target.words}: {error.message}. "
-                              f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."] + lines[1:])
-            return OpResult(text=text, ok=False, data={"launch_id": record.id, "status": record.status, "deleted": deleted, "already_gone": gone,
-                                                       "failed": target.object_id, "error": error.to_data(), "object_ids": deleted})
+            text = "\n".join(
+                [
+                    f"ERROR {error.kind}: rollback of launch #{record.id} stopped at {target.words}: {error.message}. "
+                    f"Fix: call rollback_launch with launch_id={record.id} again (what is deleted stays deleted)."
+                ]
+                + lines[1:]
+            )
+            return OpResult(
+                text=text,
+                ok=False,
+                data={
+                    "launch_id": record.id,
+                    "status": record.status,
+                    "deleted": deleted,
+                    "already_gone": gone,
+                    "failed": target.object_id,
+                    "error": error.to_data(),
+                    "object_ids": deleted,
+                },
+            )
         if target.step:
             await _journal(ctx).step_deleted(record.id, target.step)
         (deleted if removed else gone).append(target.object_id)
@@ -3252,11 +4461,24 @@ async def roll_back(ctx: OpContext, record: LaunchRecord, targets: list[Rollback
         lines.append("  nothing had been created")
     uploads = _kept_media(record)
     if uploads:
-        lines.append("Uploaded media stay in the ad account's library (Facebook keeps them; they cost nothing): " + "; ".join(uploads) + ".")
+        lines.append(
+            "Uploaded media stay in the ad account's library (Facebook keeps them; they cost nothing): "
+            + "; ".join(uploads)
+            + "."
+        )
     lines += [f"Note: {note}." for note in notes]
-    return OpResult(text="\n".join(lines), data={"launch_id": record.id, "status": "rolled_back", "deleted": deleted,
-                                                 "already_gone": gone, "orphans": [t.object_id for t in targets if not t.step],
-                                                 "kept_media": uploads, "object_ids": deleted})
+    return OpResult(
+        text="\n".join(lines),
+        data={
+            "launch_id": record.id,
+            "status": "rolled_back",
+            "deleted": deleted,
+            "already_gone": gone,
+            "orphans": [t.object_id for t in targets if not t.step],
+            "kept_media": uploads,
+            "object_ids": deleted,
+        },
+    )
 
 
 @ops.op(OpKind.WRITE, group=TaskGroup.CREATIVES_LAUNCH, destructive=True, idempotent=True, result=RolledBackLaunch)
@@ -3274,5 +4496,10 @@ async def rollback_launch(ctx: OpContext, args: RollbackLaunchArgs) -> WritePlan
             return await roll_back(ctx, current, *await rollback_targets(ctx, current), lease)
 
     changes = [Change(t.object_id, t.kind, t.words, "status", None, "DELETED") for t in targets]
-    return WritePlan(summary=f"roll back launch #{record.id}: delete {len(targets)} object(s)", ad_account_id=None,
-                     requests=[GraphRequest("DELETE", t.object_id) for t in targets], changes=changes, execute=execute)
+    return WritePlan(
+        summary=f"roll back launch #{record.id}: delete {len(targets)} object(s)",
+        ad_account_id=None,
+        requests=[GraphRequest("DELETE", t.object_id) for t in targets],
+        changes=changes,
+        execute=execute,
+    )

@@ -11,6 +11,7 @@ JSON; at the end one JSON line ``{"done": true, "read", "invalid", "invalid_rows
 and field names, never values), or ``{"done": true, "error", "fix"}`` when the file cannot be read. Nothing else is printed:
 values never leave the worker except hashed.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -37,12 +38,37 @@ except ImportError:  # pragma: no cover - other Pythons (3.12 renamed it _sha2)
 # ---------------------------------------------------------------------------------------------------------------
 
 
-SCHEMA_KEYS = ("EMAIL", "PHONE", "FN", "LN", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD", "GEN",
-               "EXTERN_ID", "MADID")
+SCHEMA_KEYS = (
+    "EMAIL",
+    "PHONE",
+    "FN",
+    "LN",
+    "CT",
+    "ST",
+    "ZIP",
+    "COUNTRY",
+    "DOBY",
+    "DOBM",
+    "DOBD",
+    "GEN",
+    "EXTERN_ID",
+    "MADID",
+)
 UNHASHED_KEYS = frozenset({"EXTERN_ID", "MADID"})
 # Conversions API user_data keys → the same rules ("DOB" is the full date, YYYYMMDD).
-CAPI_KEYS = {"em": "EMAIL", "ph": "PHONE", "fn": "FN", "ln": "LN", "ct": "CT", "st": "ST", "zp": "ZIP",
-             "country": "COUNTRY", "ge": "GEN", "db": "DOB", "external_id": "EXTERN_ID"}
+CAPI_KEYS = {
+    "em": "EMAIL",
+    "ph": "PHONE",
+    "fn": "FN",
+    "ln": "LN",
+    "ct": "CT",
+    "st": "ST",
+    "zp": "ZIP",
+    "country": "COUNTRY",
+    "ge": "GEN",
+    "db": "DOB",
+    "external_id": "EXTERN_ID",
+}
 
 _ALIASES = {
     "EMAIL": ("email", "e-mail", "email_address", "e-mail address", "mail", "emailaddress", "em"),
@@ -68,12 +94,42 @@ for _key, _names in _ALIASES.items():
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_MONTHS = {m: i for i, names in enumerate(
-    [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",), ("jun", "june"),
-     ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
-     ("dec", "december")], start=1) for m in names}
-_GENDERS = {"m": "m", "male": "m", "man": "m", "boy": "m", "mr": "m", "masculine": "m",
-            "f": "f", "female": "f", "woman": "f", "girl": "f", "ms": "f", "mrs": "f", "feminine": "f"}
+_MONTHS = {
+    m: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for m in names
+}
+_GENDERS = {
+    "m": "m",
+    "male": "m",
+    "man": "m",
+    "boy": "m",
+    "mr": "m",
+    "masculine": "m",
+    "f": "f",
+    "female": "f",
+    "woman": "f",
+    "girl": "f",
+    "ms": "f",
+    "mrs": "f",
+    "feminine": "f",
+}
 _COUNTRY_ALIASES = {"uk": "gb", "england": "gb", "scotland": "gb", "wales": "gb", "usa": "us", "america": "us"}
 
 
@@ -162,7 +218,7 @@ def normalize_value(key: str, value: str) -> str | None:
     text = str(value).strip()
     if not text:
         return None
-    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
+    k = CAPI_KEYS.get(key) or schema_key(key) or key.upper()
     if k == "EMAIL":
         email = text.lower()
         return email if _EMAIL_RE.match(email) else None
@@ -201,7 +257,7 @@ def normalize_value(key: str, value: str) -> str | None:
 def normalize_and_hash(key: str, value: str) -> str | None:
     """What Facebook is sent for one value: normalized then SHA-256 (hex); EXTERN_ID / MADID (and CAPI external_id)
     normalized only; an already-hashed 64-hex value passes through. None when the value is not valid for the key."""
-    k = CAPI_KEYS.get(key, None) or schema_key(key) or key.upper()
+    k = CAPI_KEYS.get(key) or schema_key(key) or key.upper()
     if k in UNHASHED_KEYS:
         return normalize_value(k, value)
     if value is None:
@@ -231,9 +287,9 @@ class CustomerFileError(ValueError):
 
 @dataclass
 class Schema:
-    keys: list[str]             # schema keys in sending order
-    columns: list[int]          # the source column of each key
-    ignored: list[str]          # header cells we do not know (names only: headers are not customer data)
+    keys: list[str]  # schema keys in sending order
+    columns: list[int]  # the source column of each key
+    ignored: list[str]  # header cells we do not know (names only: headers are not customer data)
 
 
 @dataclass
@@ -281,7 +337,9 @@ def _hash_phone_column(values: list[str]) -> list[str | None]:
     """normalize_and_hash("PHONE", ·) of each value: "" for a blank one, None for an invalid one."""
     texts = [value.strip() for value in values]
     numbers = [_phone_digits(text) if text else b"" for text in texts]
-    out: list[str | None] = [sha256(number).hexdigest() if number else None if number is None else "" for number in numbers]
+    out: list[str | None] = [
+        sha256(number).hexdigest() if number else None if number is None else "" for number in numbers
+    ]
     for index in _positions(numbers, None):
         text = texts[index].lower()
         if len(text) == 64 and _SHA256_RE.match(text):
@@ -292,6 +350,7 @@ def _hash_phone_column(values: list[str]) -> list[str | None]:
 def _hash_any_column(key: str) -> Any:
     def hash_column(values: list[str]) -> list[str | None]:
         return [normalize_and_hash(key, value) if value.strip() else "" for value in values]
+
     return hash_column
 
 
@@ -300,8 +359,14 @@ _COLUMN_HASHERS = {"EMAIL": _hash_email_column, "PHONE": _hash_phone_column}
 
 def _column(rows: list[list[Any]], index: int) -> list[str]:
     """One column of ``rows`` as strings ("" where a row is short or the cell is None)."""
-    return ["" if index >= len(cells) or cells[index] is None else cells[index] if type(cells[index]) is str
-            else str(cells[index]) for cells in rows]
+    return [
+        ""
+        if index >= len(cells) or cells[index] is None
+        else cells[index]
+        if type(cells[index]) is str
+        else str(cells[index])
+        for cells in rows
+    ]
 
 
 def _positions(items: list[Any], value: Any) -> Iterator[int]:
@@ -329,8 +394,9 @@ def hash_chunk(schema: Schema, chunk: Chunk) -> tuple[list[list[str]], list[Inva
     """The chunk's rows normalized and hashed, column by column (several times faster than row by row; lists of
     strings also keep the garbage collector idle, where a tuple per row would wake it), and the invalid rows with the
     fields that make them so (names only)."""
-    hashed = [(_COLUMN_HASHERS.get(key) or _hash_any_column(key))(column)
-              for key, column in zip(schema.keys, chunk.columns)]
+    hashed = [
+        (_COLUMN_HASHERS.get(key) or _hash_any_column(key))(column) for key, column in zip(schema.keys, chunk.columns)
+    ]
     bad: dict[int, list[str]] = {}
     for key, column in zip(schema.keys, hashed):
         for index in _positions(column, None):
@@ -352,8 +418,13 @@ def _without(items: list[_Item], skipped: list[int]) -> list[_Item]:
     return list(itertools.chain.from_iterable(items[start:end] for start, end in zip(starts, ends)))
 
 
-def hashed_batches(schema: Schema, chunks: Iterator[Chunk], invalid: list[InvalidRow], counts: dict[str, int],
-                   size: int = MAX_BATCH_ROWS) -> Iterator[list[list[str]]]:
+def hashed_batches(
+    schema: Schema,
+    chunks: Iterator[Chunk],
+    invalid: list[InvalidRow],
+    counts: dict[str, int],
+    size: int = MAX_BATCH_ROWS,
+) -> Iterator[list[list[str]]]:
     """Batches of ``size`` hashed rows (the last one shorter), each a list of columns, from the source's chunks;
     invalid rows go to ``invalid`` (the first MAX_REPORTED_INVALID) and ``counts``."""
     batch: list[list[str]] = [[] for _ in schema.keys]
@@ -361,7 +432,7 @@ def hashed_batches(schema: Schema, chunks: Iterator[Chunk], invalid: list[Invali
         counts["read"] += len(chunk.numbers)
         sent, refused = hash_chunk(schema, chunk)
         counts["invalid"] += len(refused)
-        invalid.extend(refused[:MAX_REPORTED_INVALID - len(invalid)])
+        invalid.extend(refused[: MAX_REPORTED_INVALID - len(invalid)])
         for column, values in zip(batch, sent):
             column.extend(values)
         while len(batch[0]) >= size:
@@ -422,7 +493,7 @@ def split_block(text: str, width: int) -> list[list[str]] | None:
     cells = text.replace("\n", "\n,").split(",")
     if len(cells) != width * lines:
         return None
-    last = "".join(cells[width - 1::width])
+    last = "".join(cells[width - 1 :: width])
     if last.count("\n") != lines - 1:
         return None
     return [cells[index::width] for index in range(width - 1)] + [last.split("\n")]
@@ -451,7 +522,7 @@ def span_chunks(handle: BinaryIO, span: Span, width: int, columns: list[int], si
             return
         ends = list(itertools.accumulate(map(len, lines)))
         if ends[-1] > remaining:  # the span ends at a line's end: the lines after it are the next span's
-            lines = lines[:bisect.bisect_left(ends, remaining) + 1]
+            lines = lines[: bisect.bisect_left(ends, remaining) + 1]
         remaining -= ends[len(lines) - 1]
         yield block_chunk(_decoded(lines, first), first, width, columns)
         first += len(lines)
@@ -483,11 +554,25 @@ def work(job: dict[str, Any], out: BinaryIO) -> None:
         _frame(out, {"done": True, "error": str(error), "fix": error.fix})
         return
     except OSError as error:
-        _frame(out, {"done": True, "error": f"The file could not be read ({error.strerror or type(error).__name__})",
-                     "fix": "Check that the file is still there and readable, then run the upload again"})
+        _frame(
+            out,
+            {
+                "done": True,
+                "error": f"The file could not be read ({error.strerror or type(error).__name__})",
+                "fix": "Check that the file is still there and readable, then run the upload again",
+            },
+        )
         return
-    _frame(out, {"done": True, "read": counts["read"], "invalid": counts["invalid"],
-                 "invalid_rows": [[row.row, row.fields] for row in invalid], "peak_rss_kb": _peak_rss_kb()})
+    _frame(
+        out,
+        {
+            "done": True,
+            "read": counts["read"],
+            "invalid": counts["invalid"],
+            "invalid_rows": [[row.row, row.fields] for row in invalid],
+            "peak_rss_kb": _peak_rss_kb(),
+        },
+    )
 
 
 def _peak_rss_kb() -> int | None:

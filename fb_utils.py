@@ -23,6 +23,7 @@ Sections, top to bottom: errors and their mapping; redaction and structlog loggi
 ``GraphClient`` (wire format, creates with lookup-before-resend, pagination, multi-id reads, batch, account info);
 money in minor units; the op contract; ids and tags.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from pathlib import Path
@@ -122,8 +123,22 @@ class FacebookError(Exception):
 
     def to_data(self) -> dict[str, Any]:
         """Machine-readable details for ``OpResult.data``."""
-        out: dict[str, Any] = {"error": self.kind, "message": self.message, "fix": self.fix, "retryable": self.retryable}
-        for name in ("code", "error_subcode", "fbtrace_id", "blame_field", "user_title", "user_message", "retry_after", "http_status"):
+        out: dict[str, Any] = {
+            "error": self.kind,
+            "message": self.message,
+            "fix": self.fix,
+            "retryable": self.retryable,
+        }
+        for name in (
+            "code",
+            "error_subcode",
+            "fbtrace_id",
+            "blame_field",
+            "user_title",
+            "user_message",
+            "retry_after",
+            "http_status",
+        ):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -178,16 +193,23 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def load_json_bounded(data: str | bytes | bytearray, *, what: str = "The JSON", max_bytes: int = MAX_JSON_BYTES,
-                      max_depth: int = MAX_JSON_DEPTH) -> Any:
+def load_json_bounded(
+    data: str | bytes | bytearray,
+    *,
+    what: str = "The JSON",
+    max_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
     """Parse JSON that came from outside, bounded before parsing: over `max_bytes` → ValidationError (HTTP 413),
     nested deeper than `max_depth`, not UTF-8, not JSON, NaN/Infinity or an integer beyond int64 → ValidationError
     (HTTP 400). Never RecursionError, MemoryError or a traceback."""
     size = len(data)
     if size > max_bytes:
-        raise ValidationError(f"{what} is {size:,} bytes, over the {max_bytes:,}-byte limit",
-                              fix="Send less: split the request, or upload large files and pass their URL",
-                              http_status=413)
+        raise ValidationError(
+            f"{what} is {size:,} bytes, over the {max_bytes:,}-byte limit",
+            fix="Send less: split the request, or upload large files and pass their URL",
+            http_status=413,
+        )
     if isinstance(data, (bytes, bytearray)):
         try:
             data = bytes(data).decode("utf-8")
@@ -195,16 +217,25 @@ def load_json_bounded(data: str | bytes | bytearray, *, what: str = "The JSON", 
             raise ValidationError(f"{what} is not UTF-8 text", fix="Send UTF-8 encoded JSON", http_status=400) from None
     depth = json_depth(data)
     if depth > max_depth:
-        raise ValidationError(f"{what} nests {depth} levels deep, over the limit of {max_depth}",
-                              fix="Send flatter JSON (op arguments nest a few levels at most)", http_status=400)
+        raise ValidationError(
+            f"{what} nests {depth} levels deep, over the limit of {max_depth}",
+            fix="Send flatter JSON (op arguments nest a few levels at most)",
+            http_status=400,
+        )
     try:
         value = json.loads(data, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{what} is not valid JSON ({exc.msg} at position {exc.pos})",
-                              fix='Send a JSON object, e.g. {"op": "help", "args": {}}', http_status=400) from None
+        raise ValidationError(
+            f"{what} is not valid JSON ({exc.msg} at position {exc.pos})",
+            fix='Send a JSON object, e.g. {"op": "help", "args": {}}',
+            http_status=400,
+        ) from None
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, or an integer too long to convert
-        raise ValidationError(f"{what} is not valid JSON ({str(exc)[:80]})",
-                              fix="Send plain JSON numbers (no NaN or Infinity, at most 19 digits)", http_status=400) from None
+        raise ValidationError(
+            f"{what} is not valid JSON ({str(exc)[:80]})",
+            fix="Send plain JSON numbers (no NaN or Infinity, at most 19 digits)",
+            http_status=400,
+        ) from None
     check_json_ints(value, what=what)
     return value
 
@@ -216,19 +247,27 @@ def check_json_ints(value: Any, *, what: str = "args", max_depth: int = MAX_JSON
     while stack:
         item, where, depth = stack.pop()
         if depth > max_depth:
-            raise ValidationError(f"{what} nests more than {max_depth} levels deep", fix="Send flatter JSON",
-                                  http_status=400)
+            raise ValidationError(
+                f"{what} nests more than {max_depth} levels deep", fix="Send flatter JSON", http_status=400
+            )
         if isinstance(item, bool):
             continue
         if isinstance(item, int):
             if not -INT64_MAX - 1 <= item <= INT64_MAX:
-                raise ValidationError(f"{where or what} is out of range (integers are at most {INT64_MAX})",
-                                      fix="Pass an id or number that exists; ids are at most 19 digits",
-                                      blame_field=where or None, http_status=400)
+                raise ValidationError(
+                    f"{where or what} is out of range (integers are at most {INT64_MAX})",
+                    fix="Pass an id or number that exists; ids are at most 19 digits",
+                    blame_field=where or None,
+                    http_status=400,
+                )
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
-                raise ValidationError(f"{where or what} is not a finite number", fix="Pass a plain number",
-                                      blame_field=where or None, http_status=400)
+                raise ValidationError(
+                    f"{where or what} is not a finite number",
+                    fix="Pass a plain number",
+                    blame_field=where or None,
+                    http_status=400,
+                )
         elif isinstance(item, dict):
             stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in item.items())
         elif isinstance(item, (list, tuple)):
@@ -246,7 +285,9 @@ class PermissionDeniedError(FacebookError):
     """The token lacks a permission or the user lacks a role on the object."""
 
     kind = "permission"
-    default_fix = "Grant the missing permission (reconnect with ads_management) or ask an admin for access to this object."
+    default_fix = (
+        "Grant the missing permission (reconnect with ads_management) or ask an admin for access to this object."
+    )
 
 
 class RateLimitError(FacebookError):
@@ -273,7 +314,9 @@ class NetworkError(FacebookError):
     """The request did not complete: connection refused, timed out, dropped, or a 5xx with no usable body."""
 
     kind = "network"
-    default_fix = "Check connectivity to the Graph API (ADMONSTER_GRAPH_URL) and retry; reads are retried automatically."
+    default_fix = (
+        "Check connectivity to the Graph API (ADMONSTER_GRAPH_URL) and retry; reads are retried automatically."
+    )
 
 
 # How a held call's id reads in a conversation: the person's "/confirm c-…" or the LLM's `confirm="c-…"`.
@@ -290,7 +333,9 @@ class ConfirmationRequired(FacebookError):
     def person_text(self) -> str:
         held = self.data.get("confirmation_id", "")
         preview = _one_line(str(self.data.get("preview") or self.message)).strip().rstrip(".")
-        return f"Waiting for your confirmation: this {preview}.\nTo go ahead: /confirm {held} · to drop it: /reject {held}"
+        return (
+            f"Waiting for your confirmation: this {preview}.\nTo go ahead: /confirm {held} · to drop it: /reject {held}"
+        )
 
 
 class OutcomeUnknownError(NetworkError):
@@ -312,8 +357,10 @@ class BusyError(FacebookError):
     """The same launch (or experiment) is running in another request, here or in another process; nothing was sent."""
 
     kind = "busy"
-    default_fix = ("Ask again in a minute with the same request: once the running one has finished it reports what that "
-                   "built, and creates nothing twice")
+    default_fix = (
+        "Ask again in a minute with the same request: once the running one has finished it reports what that "
+        "built, and creates nothing twice"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -322,7 +369,9 @@ class BusyError(FacebookError):
 
 # Version -> (released, end of life; None when Meta says "TBD"). Source: Meta's "Marketing API version history"
 # (the Marketing API end-of-life dates, earlier than Graph API's own for v22-v25), read 2026-12-06.
-API_VERSIONS_SOURCE = "https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions.md"
+API_VERSIONS_SOURCE = (
+    "https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions.md"
+)
 API_VERSIONS: dict[str, tuple[date, date | None]] = {
     "v22.0": (date(2025, 1, 21), date(2026, 2, 19)),
     "v23.0": (date(2025, 5, 29), date(2026, 6, 9)),
@@ -400,57 +449,165 @@ _PERMISSION_FIX = (
 
 # (code, subcode) -> rule; (code, None) is the rule for the code when the subcode has none of its own.
 ERROR_RULES: dict[tuple[int, int | None], ErrorRule] = {
-    (1, None): ErrorRule(GraphError, "Facebook hit an unknown error that usually passes: retry in a minute (reads are retried automatically); if it repeats, quote the fbtrace_id to Meta support", transient=True),
-    (1, 99): ErrorRule(GraphError, "Facebook hit an unknown error (1/99): retry in a minute; if it repeats, check the parameters (for insights, that level matches the object) and quote the fbtrace_id", transient=True),
-    (2, None): ErrorRule(GraphError, "Facebook's service is temporarily unavailable: retry in a minute (reads are retried automatically)", transient=True),
-    (3, None): ErrorRule(PermissionDeniedError, "The app lacks the capability for this call: check the app's products and access level in the Meta app dashboard"),
-    (4, None): ErrorRule(RateLimitError, "The app's request limit is reached: wait, then send fewer calls (batch updates, fewer reads)"),
-    (10, None): ErrorRule(PermissionDeniedError, "The app lacks permission for this action: reconnect Facebook (/connect) granting ads_management and ads_read, or ask an admin of the object for access"),
+    (1, None): ErrorRule(
+        GraphError,
+        "Facebook hit an unknown error that usually passes: retry in a minute (reads are retried automatically); if it repeats, quote the fbtrace_id to Meta support",
+        transient=True,
+    ),
+    (1, 99): ErrorRule(
+        GraphError,
+        "Facebook hit an unknown error (1/99): retry in a minute; if it repeats, check the parameters (for insights, that level matches the object) and quote the fbtrace_id",
+        transient=True,
+    ),
+    (2, None): ErrorRule(
+        GraphError,
+        "Facebook's service is temporarily unavailable: retry in a minute (reads are retried automatically)",
+        transient=True,
+    ),
+    (3, None): ErrorRule(
+        PermissionDeniedError,
+        "The app lacks the capability for this call: check the app's products and access level in the Meta app dashboard",
+    ),
+    (4, None): ErrorRule(
+        RateLimitError, "The app's request limit is reached: wait, then send fewer calls (batch updates, fewer reads)"
+    ),
+    (10, None): ErrorRule(
+        PermissionDeniedError,
+        "The app lacks permission for this action: reconnect Facebook (/connect) granting ads_management and ads_read, or ask an admin of the object for access",
+    ),
     (17, None): ErrorRule(RateLimitError, "The user's request limit is reached: wait, then spread the calls out"),
-    (17, 2446079): ErrorRule(RateLimitError, "The user's request limit for the Marketing API is reached: wait the time Facebook names, then spread the calls out"),
+    (17, 2446079): ErrorRule(
+        RateLimitError,
+        "The user's request limit for the Marketing API is reached: wait the time Facebook names, then spread the calls out",
+    ),
     (32, None): ErrorRule(RateLimitError, "The Page's request limit is reached: wait before calling this Page again"),
-    (100, None): ErrorRule(GraphError, "Facebook rejected a parameter: correct the blamed field as the message says and retry"),
-    (100, 33): ErrorRule(NotFoundError, "The object does not exist or this token cannot see it: check the id (list the objects to find it) and that the user or system user has a role on its ad account"),
-    (100, 1487534): ErrorRule(GraphError, "Too much insights data for one request: use a shorter date range or fewer breakdowns, or run the report asynchronously"),
-    (100, 1487694): ErrorRule(GraphError, "A targeting category is deprecated: search the current interests and behaviors (targeting search) and replace it", blame_field="targeting"),
-    (100, 1713230): ErrorRule(GraphError, "Facebook blocked this custom audience upload: check the audience's terms and permissions for this ad account in Ads Manager, then retry"),
-    (100, 1885272): ErrorRule(GraphError, "Raise the budget to at least the account's minimum daily budget (get_ad_account shows min_daily_budget)", blame_field="daily_budget"),
-    (100, 1885261): ErrorRule(GraphError, "Lower the budget: it is above what Facebook allows for this account (stay within the account's spend cap and limits)", blame_field="daily_budget"),
-    (100, 1885621): ErrorRule(GraphError, "Set the budget on the campaign or on its ad sets, not both: remove daily_budget/lifetime_budget from one of them"),
-    (100, 2490408): ErrorRule(GraphError, "Pick an optimization_goal valid for the campaign's objective (e.g. LINK_CLICKS for OUTCOME_TRAFFIC), or change the objective", blame_field="optimization_goal"),
-    (100, 1504018): ErrorRule(GraphError, "The insights request timed out: use a shorter date range, fewer fields or breakdowns, or an async report"),
+    (100, None): ErrorRule(
+        GraphError, "Facebook rejected a parameter: correct the blamed field as the message says and retry"
+    ),
+    (100, 33): ErrorRule(
+        NotFoundError,
+        "The object does not exist or this token cannot see it: check the id (list the objects to find it) and that the user or system user has a role on its ad account",
+    ),
+    (100, 1487534): ErrorRule(
+        GraphError,
+        "Too much insights data for one request: use a shorter date range or fewer breakdowns, or run the report asynchronously",
+    ),
+    (100, 1487694): ErrorRule(
+        GraphError,
+        "A targeting category is deprecated: search the current interests and behaviors (targeting search) and replace it",
+        blame_field="targeting",
+    ),
+    (100, 1713230): ErrorRule(
+        GraphError,
+        "Facebook blocked this custom audience upload: check the audience's terms and permissions for this ad account in Ads Manager, then retry",
+    ),
+    (100, 1885272): ErrorRule(
+        GraphError,
+        "Raise the budget to at least the account's minimum daily budget (get_ad_account shows min_daily_budget)",
+        blame_field="daily_budget",
+    ),
+    (100, 1885261): ErrorRule(
+        GraphError,
+        "Lower the budget: it is above what Facebook allows for this account (stay within the account's spend cap and limits)",
+        blame_field="daily_budget",
+    ),
+    (100, 1885621): ErrorRule(
+        GraphError,
+        "Set the budget on the campaign or on its ad sets, not both: remove daily_budget/lifetime_budget from one of them",
+    ),
+    (100, 2490408): ErrorRule(
+        GraphError,
+        "Pick an optimization_goal valid for the campaign's objective (e.g. LINK_CLICKS for OUTCOME_TRAFFIC), or change the objective",
+        blame_field="optimization_goal",
+    ),
+    (100, 1504018): ErrorRule(
+        GraphError,
+        "The insights request timed out: use a shorter date range, fewer fields or breakdowns, or an async report",
+    ),
     (102, None): ErrorRule(AuthError, f"The Facebook session is invalid: {RECONNECT}"),
     (104, None): ErrorRule(AuthError, f"No valid access token reached Facebook: {RECONNECT}"),
     (190, None): ErrorRule(AuthError, f"The access token is invalid: {RECONNECT}"),
-    (190, 458): ErrorRule(AuthError, "The app was removed from the Facebook account: reconnect Facebook (/connect) to authorize it again"),
-    (190, 459): ErrorRule(AuthError, "The Facebook user is checkpointed: log in at facebook.com to clear the checkpoint, then reconnect (/connect)"),
-    (190, 460): ErrorRule(AuthError, "The Facebook password changed, which revoked the token: reconnect Facebook (/connect)"),
+    (190, 458): ErrorRule(
+        AuthError, "The app was removed from the Facebook account: reconnect Facebook (/connect) to authorize it again"
+    ),
+    (190, 459): ErrorRule(
+        AuthError,
+        "The Facebook user is checkpointed: log in at facebook.com to clear the checkpoint, then reconnect (/connect)",
+    ),
+    (190, 460): ErrorRule(
+        AuthError, "The Facebook password changed, which revoked the token: reconnect Facebook (/connect)"
+    ),
     (190, 463): ErrorRule(AuthError, f"The token expired: {RECONNECT}"),
-    (190, 464): ErrorRule(AuthError, "The Facebook user is not confirmed: confirm the account at facebook.com, then reconnect (/connect)"),
-    (190, 467): ErrorRule(AuthError, "The user logged out of Facebook, which invalidated the token: reconnect Facebook (/connect)"),
+    (190, 464): ErrorRule(
+        AuthError, "The Facebook user is not confirmed: confirm the account at facebook.com, then reconnect (/connect)"
+    ),
+    (190, 467): ErrorRule(
+        AuthError, "The user logged out of Facebook, which invalidated the token: reconnect Facebook (/connect)"
+    ),
     **{(code, None): ErrorRule(PermissionDeniedError, _PERMISSION_FIX) for code in range(200, 300)},
-    (272, None): ErrorRule(PermissionDeniedError, "The Marketing API is not enabled for this app or user: add the Marketing API product in the Meta app dashboard and make the user an admin or developer of the app"),
-    (294, None): ErrorRule(PermissionDeniedError, "Managing ads needs the ads_management permission: reconnect Facebook (/connect) and grant it"),
+    (272, None): ErrorRule(
+        PermissionDeniedError,
+        "The Marketing API is not enabled for this app or user: add the Marketing API product in the Meta app dashboard and make the user an admin or developer of the app",
+    ),
+    (294, None): ErrorRule(
+        PermissionDeniedError,
+        "Managing ads needs the ads_management permission: reconnect Facebook (/connect) and grant it",
+    ),
     (341, None): ErrorRule(RateLimitError, "The application limit is reached: wait, then send fewer calls"),
-    (368, None): ErrorRule(PermissionDeniedError, "Facebook blocked this action as abusive or against its policies: review Account Quality in Business Manager; retrying will not help"),
-    (613, None): ErrorRule(RateLimitError, "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"),
-    (613, 1487742): ErrorRule(RateLimitError, "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)"),
-    (803, None): ErrorRule(NotFoundError, "Some of the requested ids do not exist: check the ids (list the objects to find them)"),
-    (960, None): ErrorRule(GraphError, "A batch item timed out at Facebook: run it again (reads are retried automatically)", transient=True),
+    (368, None): ErrorRule(
+        PermissionDeniedError,
+        "Facebook blocked this action as abusive or against its policies: review Account Quality in Business Manager; retrying will not help",
+    ),
+    (613, None): ErrorRule(
+        RateLimitError, "Too many calls for this ad account: wait, then send fewer calls (batch updates, fewer reads)"
+    ),
+    (613, 1487742): ErrorRule(
+        RateLimitError,
+        "Too many calls from this ad account: wait the time Facebook names, then send fewer calls (batch updates, fewer reads)",
+    ),
+    (803, None): ErrorRule(
+        NotFoundError, "Some of the requested ids do not exist: check the ids (list the objects to find them)"
+    ),
+    (960, None): ErrorRule(
+        GraphError, "A batch item timed out at Facebook: run it again (reads are retried automatically)", transient=True
+    ),
     # Graph's "deprecated API" code; the sandbox answers it to a new app using a legacy Graph feature (blocked for apps
     # created after 2026-11-04, Graph API v27.0 blog; Meta's exact code is not documented: unverified). Ad Monster
     # sends none of them (tests/conftest.py proves it), so meeting it is a bug to report.
-    (12, None): ErrorRule(GraphError, "Facebook refused a deprecated Graph feature (apps created after 4 Nov 2026 may not use multi-id reads, method override, field aliases, date_format, JSONP or async batch): this is a bug in Ad Monster, report it with the fbtrace_id"),
-    (2500, None): ErrorRule(GraphError, "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set"),
-    (2635, None): ErrorRule(GraphError, f"This Graph API version is deprecated: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION} (the newest)"),
-    (2654, None): ErrorRule(GraphError, "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience"),
+    (12, None): ErrorRule(
+        GraphError,
+        "Facebook refused a deprecated Graph feature (apps created after 4 Nov 2026 may not use multi-id reads, method override, field aliases, date_format, JSONP or async batch): this is a bug in Ad Monster, report it with the fbtrace_id",
+    ),
+    (2500, None): ErrorRule(
+        GraphError,
+        "Facebook could not parse the request path: check the object id, the edge name and the API version, and that a token is set",
+    ),
+    (2635, None): ErrorRule(
+        GraphError,
+        f"This Graph API version is deprecated: set ADMONSTER_API_VERSION={DEFAULT_API_VERSION} (the newest)",
+    ),
+    (2654, None): ErrorRule(
+        GraphError,
+        "The audience cannot be made: its source is too small or the same lookalike already exists; use a bigger source or the existing audience",
+    ),
     **{(code, None): _throttle_rule(code) for code in range(80000, 80015)},
-    (-2, None): ErrorRule(GraphError, "The async report failed at Facebook: start the report again, with a shorter date range if it repeats"),
-    (-2, 2490547): ErrorRule(GraphError, "Generating the async report failed at Facebook: start the report again later, with a shorter date range if it repeats"),
+    (-2, None): ErrorRule(
+        GraphError,
+        "The async report failed at Facebook: start the report again, with a shorter date range if it repeats",
+    ),
+    (-2, 2490547): ErrorRule(
+        GraphError,
+        "Generating the async report failed at Facebook: start the report again later, with a shorter date range if it repeats",
+    ),
 }
 
 # When Facebook gives no code we fall back on the HTTP status.
-STATUS_CLASSES: dict[int, type[FacebookError]] = {401: AuthError, 403: PermissionDeniedError, 404: NotFoundError, 429: RateLimitError}
+STATUS_CLASSES: dict[int, type[FacebookError]] = {
+    401: AuthError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
 
 DEFAULT_THROTTLE_BACKOFF = 5.0  # seconds, when Facebook throttles without saying for how long
 
@@ -480,7 +637,9 @@ def error_from_response(http_status: int | None, body: Any, headers: Mapping[str
             fbtrace_id=_header(headers, "x-fb-trace-id"),
         )
     if http_status is not None and http_status >= 500:
-        return NetworkError(f"Facebook answered HTTP {http_status} without an error body", http_status=http_status, is_transient=True)
+        return NetworkError(
+            f"Facebook answered HTTP {http_status} without an error body", http_status=http_status, is_transient=True
+        )
     status_class = STATUS_CLASSES.get(http_status or 0, GraphError)
     return status_class(f"Facebook answered HTTP {http_status} without an error body", http_status=http_status)
 
@@ -495,10 +654,14 @@ def _error_from_text(http_status: int | None, text: Any) -> FacebookError:
             http_status=http_status,
             is_transient=True,
         )
-    return GraphError(f"Facebook answered HTTP {http_status} with a body that is not JSON ({snippet})", http_status=http_status)
+    return GraphError(
+        f"Facebook answered HTTP {http_status} with a body that is not JSON ({snippet})", http_status=http_status
+    )
 
 
-def _error_from_error_body(http_status: int | None, error: dict[str, Any], headers: Mapping[str, str] | None) -> FacebookError:
+def _error_from_error_body(
+    http_status: int | None, error: dict[str, Any], headers: Mapping[str, str] | None
+) -> FacebookError:
     code = _int_or_none(error.get("code"))
     subcode = _int_or_none(error.get("error_subcode"))
     error_data = _parse_error_data(error.get("error_data"))
@@ -507,7 +670,9 @@ def _error_from_error_body(http_status: int | None, error: dict[str, Any], heade
     facebook_message = redact(str(error.get("message") or f"Facebook error {code}"))
     user_title = _optional_text(error.get("error_user_title"))
     user_message = _optional_text(error.get("error_user_msg"))
-    transient = bool(error.get("is_transient")) or bool(rule and rule.transient) or (rule is None and (http_status or 0) >= 500)
+    transient = (
+        bool(error.get("is_transient")) or bool(rule and rule.transient) or (rule is None and (http_status or 0) >= 500)
+    )
     retry_after, retry_source = (None, None)
     if error_class is RateLimitError:
         retry_after, retry_source = throttle_wait_seconds(headers)
@@ -534,7 +699,9 @@ def _class_for_unknown_code(http_status: int | None) -> type[FacebookError]:
     return STATUS_CLASSES.get(http_status or 0, GraphError)
 
 
-def _error_details(error: dict[str, Any], facebook_message: str, error_data: Any, retry_source: str | None) -> dict[str, Any]:
+def _error_details(
+    error: dict[str, Any], facebook_message: str, error_data: Any, retry_source: str | None
+) -> dict[str, Any]:
     details: dict[str, Any] = {"facebook_message": facebook_message}
     if error.get("type"):
         details["facebook_type"] = str(error["type"])
@@ -585,7 +752,13 @@ def _business_use_case_entries(headers: Mapping[str, str] | None) -> list[dict[s
     parsed = parse_usage_header(_header(headers, "x-business-use-case-usage"))
     if not isinstance(parsed, dict):
         return []
-    return [entry for entries in parsed.values() if isinstance(entries, list) for entry in entries if isinstance(entry, dict)]
+    return [
+        entry
+        for entries in parsed.values()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
 
 
 def is_ambiguous(error: FacebookError) -> bool:
@@ -701,9 +874,19 @@ def _optional_text(value: Any) -> str | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 _REDACTED = "[REDACTED]"
-_SECRET_KEYS = frozenset({
-    "access_token", "appsecret_proof", "app_secret", "client_secret", "fb_exchange_token", "input_token", "password", "secret", "token",
-})
+_SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "appsecret_proof",
+        "app_secret",
+        "client_secret",
+        "fb_exchange_token",
+        "input_token",
+        "password",
+        "secret",
+        "token",
+    }
+)
 _SECRET_PARAM_RE = re.compile(
     r"(?i)(\b(?:access_token|appsecret_proof|app_secret|client_secret|fb_exchange_token|input_token)\b[\"']?\s*[=:]\s*[\"']?)([^\s&\"',;}\]]+)"
 )
@@ -781,7 +964,9 @@ def configure_logging(level: str | int = "WARNING", json: bool = False, stream: 
     if not isinstance(numeric_level, int):
         raise ValueError(f"unknown log level {level!r}")
     _log_level = numeric_level
-    renderer = structlog.processors.JSONRenderer(sort_keys=True) if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer(sort_keys=True) if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -793,7 +978,9 @@ def configure_logging(level: str | int = "WARNING", json: bool = False, stream: 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or cast(TextIO, _CurrentStderr())),  # duck-typed: write, flush
+        logger_factory=structlog.PrintLoggerFactory(
+            file=stream or cast(TextIO, _CurrentStderr())
+        ),  # duck-typed: write, flush
         cache_logger_on_first_use=False,
     )
 
@@ -869,6 +1056,8 @@ def _query_too_long(query: Mapping[str, str]) -> bool:
     raw = sum(len(k) + len(v) for k, v in query.items())
     # Percent-encoding at most triples a character: only encode (slow) when the raw size leaves doubt.
     return raw > MAX_QUERY_BYTES or (raw * 3 > MAX_QUERY_BYTES and len(urllib.parse.urlencode(query)) > MAX_QUERY_BYTES)
+
+
 _ACT_RE = re.compile(r"\bact_(\d+)")
 
 
@@ -914,12 +1103,12 @@ class SharedAccountUsage:
     replica at 90 % slows the others. Times are wall-clock UTC epoch seconds: monotonic clocks differ across
     processes."""
 
-    account: str                       # act_<digits>
-    pct: float                         # the worst usage, in percent of its limit
-    measure: str                       # what that usage measures ("ad-account usage", "ads_management usage", ...)
-    window: float                      # seconds over which it decays (reset_time_duration; 300 when not said)
-    seen_at: float                     # when Facebook answered it
-    block_until: float | None = None   # a throttle: no call to this account before then
+    account: str  # act_<digits>
+    pct: float  # the worst usage, in percent of its limit
+    measure: str  # what that usage measures ("ad-account usage", "ads_management usage", ...)
+    window: float  # seconds over which it decays (reset_time_duration; 300 when not said)
+    seen_at: float  # when Facebook answered it
+    block_until: float | None = None  # a throttle: no call to this account before then
 
 
 class SharedUsage(Protocol):
@@ -965,7 +1154,9 @@ class RateLimiter:
         self.wall = wall
         self.shared_ttl = shared_ttl
         self._to_publish: dict[str, SharedAccountUsage] = {}
-        self._published: dict[str, tuple[bool, tuple[float, float, float]]] = {}  # account -> (over the threshold, when)
+        self._published: dict[
+            str, tuple[bool, tuple[float, float, float]]
+        ] = {}  # account -> (over the threshold, when)
         self._shared_read: dict[str, tuple[float, float, float]] = {}  # account -> when we last read its shared row
         self._seen_wall: dict[str, float] = {}  # account -> wall time of the newest usage we know (ours or adopted)
         self._own_block: dict[str, float] = {}  # account -> the block-until we published ourselves
@@ -1030,7 +1221,9 @@ class RateLimiter:
             return 0.0
         return max(self._clock() - usage.observed_at, self._slept_total - self._slept_at.get(account, 0.0))
 
-    def _learn_request_cost(self, account: str, usage: AccountUsage, before: float, after: float, elapsed: float) -> None:
+    def _learn_request_cost(
+        self, account: str, usage: AccountUsage, before: float, after: float, elapsed: float
+    ) -> None:
         # Only back-to-back answers measure a request's cost: over longer gaps, decay blurs the difference.
         if not usage.observed_at or elapsed > 0.02 * self._window(usage):
             return
@@ -1100,7 +1293,9 @@ class RateLimiter:
                 retry_after=remaining,
                 data={"retry_after_source": "facebook"},
             )
-        await self._sleep_for(remaining, f"Waiting {remaining:.0f} s more for Facebook's throttle on {account or 'the app'} to lift")
+        await self._sleep_for(
+            remaining, f"Waiting {remaining:.0f} s more for Facebook's throttle on {account or 'the app'} to lift"
+        )
         return remaining
 
     async def _wait_for_regain(self, account: str, usage: AccountUsage) -> float:
@@ -1127,7 +1322,9 @@ class RateLimiter:
         if from_facebook and error.retry_after:
             wait = max(error.retry_after, 1.0)
         else:  # Facebook named no time: back off, longer on each attempt
-            wait = max(error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait))
+            wait = max(
+                error.retry_after or 0.0, backoff_delay(attempt, base=DEFAULT_THROTTLE_BACKOFF, cap=self.max_wait)
+            )
         who = account or "the app"
         if account:  # the other processes stop calling this account until then too
             await self._publish_block(account, wait)
@@ -1175,8 +1372,9 @@ class RateLimiter:
         block = now + usage.regain_access_minutes * 60.0 if usage.regain_access_minutes > 0 else None
         if block is not None:
             self._own_block[usage.account_id] = max(self._own_block.get(usage.account_id, 0.0), block)
-        self._to_publish[usage.account_id] = SharedAccountUsage(usage.account_id, level, measure or "usage",
-                                                                self._window(usage), now, block)
+        self._to_publish[usage.account_id] = SharedAccountUsage(
+            usage.account_id, level, measure or "usage", self._window(usage), now, block
+        )
         self._published[usage.account_id] = (over, self._stamp())
 
     async def share(self) -> None:
@@ -1200,8 +1398,9 @@ class RateLimiter:
         self._to_publish.pop(account, None)
         self._published[account] = (True, self._stamp())
         self._own_block[account] = max(self._own_block.get(account, 0.0), now + seconds)
-        await self._publish(SharedAccountUsage(account, max(level, 100.0), measure or "usage", self._window(usage), now,
-                                               now + seconds))
+        await self._publish(
+            SharedAccountUsage(account, max(level, 100.0), measure or "usage", self._window(usage), now, now + seconds)
+        )
 
     async def _consult_shared(self, account: str) -> None:
         """Adopt another process's view of ``account`` when ours is older than ``shared_ttl``: a throttle it met, or
@@ -1222,7 +1421,11 @@ class RateLimiter:
         if row is None:
             return
         now = self.wall()
-        if row.block_until is not None and row.block_until > now and row.block_until > self._own_block.get(account, 0.0) + 1:
+        if (
+            row.block_until is not None
+            and row.block_until > now
+            and row.block_until > self._own_block.get(account, 0.0) + 1
+        ):
             self._shared_block[account] = row.block_until  # wall time: waited out in _wait_out_block
         age = max(0.0, now - row.seen_at)
         if age >= row.window or row.seen_at <= self._seen_wall.get(account, -math.inf):
@@ -1441,7 +1644,11 @@ class GraphClient:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not _VERSION_RE.match(api_version):
-            raise ValidationError(f"{api_version!r} is not a Graph API version", fix=f"Use the form vNN.0, e.g. {DEFAULT_API_VERSION}", blame_field="api_version")
+            raise ValidationError(
+                f"{api_version!r} is not a Graph API version",
+                fix=f"Use the form vNN.0, e.g. {DEFAULT_API_VERSION}",
+                blame_field="api_version",
+            )
         register_secret(access_token)
         register_secret(app_secret)
         self.base_url = base_url.rstrip("/")
@@ -1451,8 +1658,14 @@ class GraphClient:
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.request_count = 0
-        self.limiter = RateLimiter(threshold=pace_threshold, max_wait=max_wait, sleep=sleep, on_wait=on_wait,
-                                   shared=shared_usage, wall=wall_clock)
+        self.limiter = RateLimiter(
+            threshold=pace_threshold,
+            max_wait=max_wait,
+            sleep=sleep,
+            on_wait=on_wait,
+            shared=shared_usage,
+            wall=wall_clock,
+        )
         self._auth = {"access_token": access_token}
         self.access_token = access_token
         if app_secret:
@@ -1467,7 +1680,7 @@ class GraphClient:
 
     # Lifecycle ----------------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "GraphClient":
+    async def __aenter__(self) -> GraphClient:
         self._ensure_open()
         return self
 
@@ -1512,13 +1725,19 @@ class GraphClient:
         page: dict[str, Any] = await self._request("GET", path, params=params)
         return page
 
-    async def post(self, path: str, data: Mapping[str, Any] | None = None, *, idempotent: bool = False) -> dict[str, Any]:
+    async def post(
+        self, path: str, data: Mapping[str, Any] | None = None, *, idempotent: bool = False
+    ) -> dict[str, Any]:
         """POST an update or action; re-sent after an ambiguous failure only when ``idempotent``."""
         result: dict[str, Any] = await self._request("POST", path, data=data or {}, idempotent=idempotent)
-        log.info("graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result))
+        log.info(
+            "graph write", method="POST", path=path, fields=sorted((data or {}).keys()), result=_result_summary(result)
+        )
         return result
 
-    async def delete(self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def delete(
+        self, path: str, params: Mapping[str, Any] | None = None, *, data: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """DELETE an object; retried like a read (deleting twice ends the same). ``data`` goes in the request body (a
         custom audience's users to remove: far too long for a query string, and a POST with method=DELETE is refused to
         new apps); such a DELETE changes a list, so after an ambiguous failure it is never re-sent blindly."""
@@ -1526,7 +1745,9 @@ class GraphClient:
         log.info("graph write", method="DELETE", path=path, result=_result_summary(result))
         return result
 
-    async def create(self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None, look_first: bool = False) -> dict[str, Any]:
+    async def create(
+        self, path: str, data: Mapping[str, Any], *, lookup: CreateLookup | None, look_first: bool = False
+    ) -> dict[str, Any]:
         """POST that makes an object. Never re-sent blindly: after an ambiguous failure, ``lookup`` finds out first.
 
         ``look_first``: the tag is the caller's idempotency key, so an object already carrying it is returned, not made again.
@@ -1550,7 +1771,9 @@ class GraphClient:
                 if not is_ambiguous(error):
                     raise
                 if lookup is None:
-                    raise _outcome_unknown("POST", path, error, "it may or may not have been created", attempt + 1) from error
+                    raise _outcome_unknown(
+                        "POST", path, error, "it may or may not have been created", attempt + 1
+                    ) from error
                 found = await self._settle_create(path, lookup, error)
                 if found:
                     log.info("graph write", method="POST", path=path, result=found, recovered=True)
@@ -1560,11 +1783,19 @@ class GraphClient:
                 log.info("graph create absent over the settle window; sending again", path=path, attempt=attempt)
                 attempt += 1
                 continue
-            log.info("graph write", method="POST", path=path, fields=sorted(payload.keys()), result=_result_summary(result))
+            log.info(
+                "graph write", method="POST", path=path, fields=sorted(payload.keys()), result=_result_summary(result)
+            )
             return result
 
-    async def upload(self, path: str, fields: Mapping[str, Any], files: Mapping[str, tuple[str, Any, str]], *,
-                     idempotent: bool = False) -> dict[str, Any]:
+    async def upload(
+        self,
+        path: str,
+        fields: Mapping[str, Any],
+        files: Mapping[str, tuple[str, Any, str]],
+        *,
+        idempotent: bool = False,
+    ) -> dict[str, Any]:
         """Multipart POST: ``files`` maps a field to (filename, bytes | file path | FileRange | async byte stream,
         content type), streamed from disk. An upload is a create: never re-sent after an ambiguous failure unless
         ``idempotent`` (content-addressed, like images) and every file can be read again; callers resume otherwise.
@@ -1577,16 +1808,30 @@ class GraphClient:
             try:
                 result: dict[str, Any] = await self._send_once("POST", path, data=fields, account=account, files=files)
             except FacebookError as error:
-                if resendable and should_retry(error, method="POST", creates=not idempotent, attempt=attempt,
-                                               max_retries=self.max_retries, idempotent=idempotent):
+                if resendable and should_retry(
+                    error,
+                    method="POST",
+                    creates=not idempotent,
+                    attempt=attempt,
+                    max_retries=self.max_retries,
+                    idempotent=idempotent,
+                ):
                     await self._pause_before_retry(error, account, attempt)
                     attempt += 1
                     continue
                 if is_ambiguous(error):
-                    raise _outcome_unknown("POST", path, error, "it may or may not have been stored", attempt + 1) from error
+                    raise _outcome_unknown(
+                        "POST", path, error, "it may or may not have been stored", attempt + 1
+                    ) from error
                 raise
-            log.info("graph upload", method="POST", path=path, fields=sorted(fields.keys()), files=sorted(files.keys()),
-                     result=_result_summary(result))
+            log.info(
+                "graph upload",
+                method="POST",
+                path=path,
+                fields=sorted(fields.keys()),
+                files=sorted(files.keys()),
+                result=_result_summary(result),
+            )
             return result
 
     async def iter_pages(
@@ -1603,7 +1848,10 @@ class GraphClient:
             page = await self._request("GET", next_path, params=query if next_path == path else None)
             items = page.get("data") if isinstance(page, dict) else None
             if not isinstance(items, list):
-                raise GraphError(f"{path} did not answer a list (no 'data')", fix="Use get() for a single object; get_all/iter_pages read edges")
+                raise GraphError(
+                    f"{path} did not answer a list (no 'data')",
+                    fix="Use get() for a single object; get_all/iter_pages read edges",
+                )
             if limit is not None:
                 items = items[: limit - seen]
             seen += len(items)
@@ -1615,7 +1863,9 @@ class GraphClient:
             visited.add(next_url)
             next_path = next_url
 
-    async def get_all(self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+    async def get_all(
+        self, path: str, params: Mapping[str, Any] | None = None, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Every item of an edge (all pages), or the first ``limit``."""
         items: list[dict[str, Any]] = []
         async for page in self.iter_pages(path, params, limit=limit):
@@ -1648,7 +1898,10 @@ class GraphClient:
             return cached[1]
         raw = await self.get(account_id, {"fields": ACCOUNT_INFO_FIELDS})
         if not raw.get("currency"):  # guessing a currency would misstate every budget by up to 100x
-            raise GraphError(f"Facebook did not return the currency of {account_id}", fix="Check that this token can read the ad account, then retry")
+            raise GraphError(
+                f"Facebook did not return the currency of {account_id}",
+                fix="Check that this token can read the ad account, then retry",
+            )
         currency = str(raw["currency"])
         info = AccountInfo(
             id=account_id,
@@ -1684,7 +1937,12 @@ class GraphClient:
         return [result for result in results if result is not None]
 
     async def _run_batch_round(
-        self, items: list[BatchItem], pending: list[int], results: list[BatchResult | None], bodies_by_name: dict[str, Any], round_number: int
+        self,
+        items: list[BatchItem],
+        pending: list[int],
+        results: list[BatchResult | None],
+        bodies_by_name: dict[str, Any],
+        round_number: int,
     ) -> list[int]:
         """Send the pending items once; returns the ones to send again."""
         requeue: list[int] = []
@@ -1704,7 +1962,11 @@ class GraphClient:
                 outcome = self._batch_outcome(index, items[index], answer)
                 if outcome is None:
                     requeue.append(index)  # Facebook did not run it
-                elif outcome.error and not last_round and self._batch_item_retryable(items[index], outcome.error, round_number):
+                elif (
+                    outcome.error
+                    and not last_round
+                    and self._batch_item_retryable(items[index], outcome.error, round_number)
+                ):
                     requeue.append(index)
                     if isinstance(outcome.error, RateLimitError):
                         throttles.append((index, outcome.error))
@@ -1720,10 +1982,21 @@ class GraphClient:
 
     @staticmethod
     def _batch_item_retryable(item: BatchItem, error: FacebookError, round_number: int) -> bool:
-        return should_retry(error, method=item.method, creates=_is_create_item(item), attempt=round_number, max_retries=BATCH_REQUEUE_ROUNDS)
+        return should_retry(
+            error,
+            method=item.method,
+            creates=_is_create_item(item),
+            attempt=round_number,
+            max_retries=BATCH_REQUEUE_ROUNDS,
+        )
 
     def _prepare_requeued(
-        self, items: list[BatchItem], pending: list[int], results: list[BatchResult | None], bodies_by_name: dict[str, Any], round_number: int
+        self,
+        items: list[BatchItem],
+        pending: list[int],
+        results: list[BatchResult | None],
+        bodies_by_name: dict[str, Any],
+        round_number: int,
     ) -> list[int]:
         """Items to send this round; a re-queued child whose parent failed fails too."""
         if round_number == 0:
@@ -1734,10 +2007,15 @@ class GraphClient:
             parents = _batch_parents(items[index])
             missing = [p for p in parents if p not in bodies_by_name and p not in pending_names]
             if missing:
-                results[index] = BatchResult(index, None, None, GraphError(
-                    f"Batch item {index} ({items[index].method} {items[index].relative_url}) was not run: item {missing[0]!r} it depends on failed",
-                    fix="Fix the failed item and run both again",
-                ))
+                results[index] = BatchResult(
+                    index,
+                    None,
+                    None,
+                    GraphError(
+                        f"Batch item {index} ({items[index].method} {items[index].relative_url}) was not run: item {missing[0]!r} it depends on failed",
+                        fix="Fix the failed item and run both again",
+                    ),
+                )
             else:
                 sendable.append(index)
         return sendable
@@ -1759,7 +2037,12 @@ class GraphClient:
         if answer is None:
             return None
         if not isinstance(answer, dict):
-            return BatchResult(index, None, None, GraphError(f"Batch item {index} got an answer that is not an object", fix="Run it again"))
+            return BatchResult(
+                index,
+                None,
+                None,
+                GraphError(f"Batch item {index} got an answer that is not an object", fix="Run it again"),
+            )
         status = _int_or_none(answer.get("code")) or 0
         headers = {str(h.get("name")): str(h.get("value")) for h in answer.get("headers") or [] if isinstance(h, dict)}
         account = self._account_for(item.relative_url)
@@ -1772,7 +2055,11 @@ class GraphClient:
         return BatchResult(index, status, body, None, headers)
 
     async def _wait_for_batch_throttle(
-        self, items: list[BatchItem], throttles: list[tuple[int, FacebookError]], requeue: list[int], results: list[BatchResult | None]
+        self,
+        items: list[BatchItem],
+        throttles: list[tuple[int, FacebookError]],
+        requeue: list[int],
+        results: list[BatchResult | None],
     ) -> list[int]:
         """Wait once for the longest throttle among the items; if that is too long, they fail with it."""
         index, longest = max(throttles, key=lambda pair: pair[1].retry_after or 0.0)
@@ -1788,7 +2075,13 @@ class GraphClient:
     # One request, with retries -------------------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, idempotent: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotent: bool = False,
     ) -> Any:
         account = self._account_for(path)
         attempt = 0
@@ -1797,10 +2090,21 @@ class GraphClient:
             try:
                 return await self._send_once(method, path, params=params, data=data, account=account)
             except FacebookError as error:
-                retry_as = "POST" if method == "DELETE" and data is not None else method  # a DELETE with a body is a change
-                if not should_retry(error, method=retry_as, creates=False, attempt=attempt, max_retries=self.max_retries, idempotent=idempotent):
+                retry_as = (
+                    "POST" if method == "DELETE" and data is not None else method
+                )  # a DELETE with a body is a change
+                if not should_retry(
+                    error,
+                    method=retry_as,
+                    creates=False,
+                    attempt=attempt,
+                    max_retries=self.max_retries,
+                    idempotent=idempotent,
+                ):
                     if method != "GET" and is_ambiguous(error):
-                        raise _outcome_unknown(method, path, error, "it may or may not have been applied", attempt + 1) from error
+                        raise _outcome_unknown(
+                            method, path, error, "it may or may not have been applied", attempt + 1
+                        ) from error
                     raise
                 await self._pause_before_retry(error, account, attempt)
                 attempt += 1
@@ -1814,7 +2118,13 @@ class GraphClient:
         await self._sleep(delay)
 
     async def _send_once(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None, account: str | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        account: str | None = None,
         files: Mapping[str, tuple[str, Any, str]] | None = None,
     ) -> Any:
         import aiohttp
@@ -1835,18 +2145,32 @@ class GraphClient:
         started = time.perf_counter()
         self.request_count += 1
         try:
-            async with session.request(wire_method, url, params=query, data=form, timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+            async with session.request(
+                wire_method, url, params=query, data=form, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            ) as response:
                 text = await response.text(errors="replace")
                 status, headers = response.status, response.headers
-        except (asyncio.TimeoutError, TimeoutError) as exc:
-            log.debug("graph request failed", method=method, path=_loggable_path(path), reason="timeout", ad_account_id=account)
+        except TimeoutError as exc:
+            log.debug(
+                "graph request failed",
+                method=method,
+                path=_loggable_path(path),
+                reason="timeout",
+                ad_account_id=account,
+            )
             raise NetworkError(
                 f"{method} {_loggable_path(path)} timed out after {self.timeout:g} s",
                 is_transient=True,
                 data={"reason": "timeout"},
             ) from exc
         except aiohttp.ClientError as exc:
-            log.debug("graph request failed", method=method, path=_loggable_path(path), reason=type(exc).__name__, ad_account_id=account)
+            log.debug(
+                "graph request failed",
+                method=method,
+                path=_loggable_path(path),
+                reason=type(exc).__name__,
+                ad_account_id=account,
+            )
             raise NetworkError(
                 f"{method} {_loggable_path(path)} failed: {redact(type(exc).__name__ + ': ' + str(exc))}",
                 is_transient=True,
@@ -1856,18 +2180,27 @@ class GraphClient:
         self._remember_accounts(path, self.limiter.observe(headers, account), account)
         await self.limiter.share()  # usage over the threshold (or a throttle) goes to the other processes now
         if debug_enabled():
-            log.debug("graph request", method=method, path=_loggable_path(path), status=status, ms=round(elapsed_ms, 1),
-                      ad_account_id=account, fbtrace_id=headers.get("x-fb-trace-id"))
+            log.debug(
+                "graph request",
+                method=method,
+                path=_loggable_path(path),
+                status=status,
+                ms=round(elapsed_ms, 1),
+                ad_account_id=account,
+                fbtrace_id=headers.get("x-fb-trace-id"),
+            )
         if unwrap:
             return self._unwrap_single_batch(method, path, graph_answer(status, text, headers), account)
         return graph_answer(status, text, headers)
 
     def _long_get_as_batch(self, url: str, query: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
         """A too-long GET as a one-item synchronous batch: (root url, auth-only query, form with the batch)."""
-        relative = url[len(self.base_url):].lstrip("/") if url.startswith(self.base_url) else url
+        relative = url[len(self.base_url) :].lstrip("/") if url.startswith(self.base_url) else url
         version = relative.split("/", 1)[0] if _VERSIONED_PATH_RE.match(relative) else self.api_version
-        relative = relative[len(version):].lstrip("/") if relative.startswith(version) else relative
-        rest = urllib.parse.urlencode({k: v for k, v in query.items() if k not in _AUTH_PARAMS}, quote_via=urllib.parse.quote)
+        relative = relative[len(version) :].lstrip("/") if relative.startswith(version) else relative
+        rest = urllib.parse.urlencode(
+            {k: v for k, v in query.items() if k not in _AUTH_PARAMS}, quote_via=urllib.parse.quote
+        )
         item = {"method": "GET", "relative_url": f"{relative}?{rest}" if rest else relative}
         form = {"batch": json.dumps([item], separators=(",", ":")), "include_headers": "true"}
         return f"{self.base_url}/{version}/", {k: v for k, v in query.items() if k in _AUTH_PARAMS}, form
@@ -1875,8 +2208,11 @@ class GraphClient:
     def _unwrap_single_batch(self, method: str, path: str, answers: Any, account: str | None) -> Any:
         """The answer of a one-item batch, as if the request had been sent alone (its errors raised the same way)."""
         if not isinstance(answers, list) or len(answers) != 1 or not isinstance(answers[0], dict):
-            raise NetworkError(f"{method} {_loggable_path(path)}: Facebook did not run the request (batch answered {str(answers)[:80]})",
-                               is_transient=True, data={"reason": "batch_not_run"})
+            raise NetworkError(
+                f"{method} {_loggable_path(path)}: Facebook did not run the request (batch answered {str(answers)[:80]})",
+                is_transient=True,
+                data={"reason": "batch_not_run"},
+            )
         answer = answers[0]
         headers = {str(h.get("name")): str(h.get("value")) for h in answer.get("headers") or [] if isinstance(h, dict)}
         self._remember_accounts(path, self.limiter.observe(headers, account), account)
@@ -1938,7 +2274,12 @@ class GraphClient:
                     f"looking for it got no answer either ({lookup_error.message}): it may or may not have been created, and "
                     "it was not sent again",
                     fbtrace_id=cause.fbtrace_id,
-                    data={"create_outcome": "unknown", "client_tag": lookup.tag, "list_path": lookup.list_path, "name": lookup.name},
+                    data={
+                        "create_outcome": "unknown",
+                        "client_tag": lookup.tag,
+                        "list_path": lookup.list_path,
+                        "name": lookup.name,
+                    },
                 ) from lookup_error
             remaining = self.settle_window - waited
             if found or remaining <= 0:
@@ -1960,11 +2301,14 @@ def recovered_words(created: Mapping[str, Any]) -> str:
 
 def tag_lookup_params(lookup: CreateLookup) -> dict[str, Any]:
     """The list query that finds objects named ``lookup.name`` in the statuses a tagged object may have."""
-    return {"fields": "id,name,adlabels", "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
-            "effective_status": list(lookup.statuses or LOOKUP_STATUSES)}
+    return {
+        "fields": "id,name,adlabels",
+        "filtering": [{"field": "name", "operator": "EQUAL", "value": lookup.name}],
+        "effective_status": list(lookup.statuses or LOOKUP_STATUSES),
+    }
 
 
-async def find_all_tagged(graph: "GraphClient", lookup: CreateLookup) -> list[str]:
+async def find_all_tagged(graph: GraphClient, lookup: CreateLookup) -> list[str]:
     """The ids of every object named ``lookup.name`` carrying the ad label ``lookup.tag`` (a lost answer, or a process
     killed between a create and its record, can have left more than one), oldest first as Facebook lists newest first."""
     found = await graph.get_all(lookup.list_path, tag_lookup_params(lookup), limit=LOOKUP_LIMIT)
@@ -1988,14 +2332,22 @@ def _outcome_unknown(method: str, path: str, error: FacebookError, what: str, se
     """A write whose answer was lost (after ``sends`` sends, the allowed re-sends included): not repeated, its outcome to
     be settled later."""
     request = f"{method} {_loggable_path(path)}"
-    lost = (f"The answer to {request} was lost: {lost_answer_cause(error)}" if sends == 1 else
-            f"{request} was sent {sends} times and no answer told what happened (the last: {lost_answer_cause(error)})")
+    lost = (
+        f"The answer to {request} was lost: {lost_answer_cause(error)}"
+        if sends == 1
+        else f"{request} was sent {sends} times and no answer told what happened (the last: {lost_answer_cause(error)})"
+    )
     return OutcomeUnknownError(
         f"{lost}; {what}, and it was not sent again",
         http_status=error.http_status,
         code=error.code,
         fbtrace_id=error.fbtrace_id,
-        data={**error.data, "create_outcome": "unknown", "write_outcome": "unknown", "lost_how": lost_answer_cause(error)},
+        data={
+            **error.data,
+            "create_outcome": "unknown",
+            "write_outcome": "unknown",
+            "lost_how": lost_answer_cause(error),
+        },
     )
 
 
@@ -2065,7 +2417,9 @@ def check_batch_items(items: Sequence[BatchItem]) -> None:
     seen: set[str] = set()
     for index, item in enumerate(items):
         if item.method.upper() not in ("GET", "POST", "DELETE"):
-            raise ValidationError(f"Batch item {index} has method {item.method!r}", fix="Use GET, POST or DELETE", blame_field="method")
+            raise ValidationError(
+                f"Batch item {index} has method {item.method!r}", fix="Use GET, POST or DELETE", blame_field="method"
+            )
         for parent in _batch_parents(item):
             if parent not in seen:
                 raise ValidationError(
@@ -2075,7 +2429,11 @@ def check_batch_items(items: Sequence[BatchItem]) -> None:
                 )
         if item.name:
             if item.name in seen:
-                raise ValidationError(f"Two batch items are named {item.name!r}", fix="Give every named item its own name", blame_field="name")
+                raise ValidationError(
+                    f"Two batch items are named {item.name!r}",
+                    fix="Give every named item its own name",
+                    blame_field="name",
+                )
             seen.add(item.name)
 
 
@@ -2205,7 +2563,9 @@ class FileRange:
     end: int
 
 
-async def read_file_blocks(path: str, start: int = 0, end: int | None = None, block: int = UPLOAD_BLOCK) -> AsyncIterator[bytes]:
+async def read_file_blocks(
+    path: str, start: int = 0, end: int | None = None, block: int = UPLOAD_BLOCK
+) -> AsyncIterator[bytes]:
     """Yield a file's bytes ``start``..``end`` in blocks, read off the event loop; never the whole file in memory."""
     loop = asyncio.get_running_loop()
     handle = await loop.run_in_executor(None, open, path, "rb")
@@ -2226,7 +2586,10 @@ async def read_file_blocks(path: str, start: int = 0, end: int | None = None, bl
 
 def _resendable(files: Mapping[str, tuple[str, Any, str]]) -> bool:
     """Whether every file can be sent again as is (a stream can be read once)."""
-    return all(isinstance(source, (bytes, bytearray, str, FileRange)) or hasattr(source, "__fspath__") for _, source, _ in files.values())
+    return all(
+        isinstance(source, (bytes, bytearray, str, FileRange)) or hasattr(source, "__fspath__")
+        for _, source, _ in files.values()
+    )
 
 
 def _multipart_body(fields: Mapping[str, str], files: Mapping[str, tuple[str, Any, str]]) -> Any:
@@ -2251,7 +2614,11 @@ def _multipart_body(fields: Mapping[str, str], files: Mapping[str, tuple[str, An
         if isinstance(source, (bytes, bytearray)):
             part = aiohttp_payload.BytesPayload(bytes(source), content_type=content_type)
         elif isinstance(source, FileRange):
-            part = SizedStream(read_file_blocks(source.path, source.start, source.end), source.end - source.start, content_type=content_type)
+            part = SizedStream(
+                read_file_blocks(source.path, source.start, source.end),
+                source.end - source.start,
+                content_type=content_type,
+            )
         elif isinstance(source, str) or hasattr(source, "__fspath__"):
             path = os.fspath(source)
             part = SizedStream(read_file_blocks(path), os.path.getsize(path), content_type=content_type)
@@ -2335,8 +2702,11 @@ async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: 
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise ValidationError(f"Could not resolve the host of {shown}: {exc.strerror or exc}",
-                              fix="Check the URL, or download the file and pass its local path", blame_field=blame) from None
+        raise ValidationError(
+            f"Could not resolve the host of {shown}: {exc.strerror or exc}",
+            fix="Check the URL, or download the file and pass its local path",
+            blame_field=blame,
+        ) from None
     addresses: list[ResolveResult] = []
     for family, _, proto, _, sockaddr in infos:
         address = str(sockaddr[0])
@@ -2344,9 +2714,19 @@ async def _resolve_public(url: URL, allowed_hosts: set[str], shown: str, blame: 
         if problem:
             raise ValidationError(
                 f"Refused to fetch {shown}: {url.host} is {problem} ({address}), not a public internet address",
-                fix="Pass a public http(s) URL, or download the file and pass its local path", blame_field=blame)
-        addresses.append({"hostname": host, "host": address, "port": port, "family": family, "proto": proto,
-                          "flags": socket.AI_NUMERICHOST})
+                fix="Pass a public http(s) URL, or download the file and pass its local path",
+                blame_field=blame,
+            )
+        addresses.append(
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": family,
+                "proto": proto,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        )
     if not addresses:
         raise ValidationError(f"The host of {shown} has no address", fix="Check the URL", blame_field=blame)
     return addresses
@@ -2361,13 +2741,24 @@ def parse_web_url(url: Any, blame_field: str = "url") -> URL:
         parsed.port, parsed.host  # noqa: B018 - both are parsed lazily and may raise
     except (ValueError, TypeError, UnicodeError):
         parsed = None
-    if parsed is None or "\\" in text.split("?", 1)[0].split("#", 1)[0] or parsed.user is not None or parsed.password is not None:
-        raise ValidationError(f"{blame_field} is not a plain web address ({redact(text[:80])!r}): backslashes and "
-                              "user@ parts are refused", fix="Pass a plain https://host/path URL", blame_field=blame_field)
+    if (
+        parsed is None
+        or "\\" in text.split("?", 1)[0].split("#", 1)[0]
+        or parsed.user is not None
+        or parsed.password is not None
+    ):
+        raise ValidationError(
+            f"{blame_field} is not a plain web address ({redact(text[:80])!r}): backslashes and "
+            "user@ parts are refused",
+            fix="Pass a plain https://host/path URL",
+            blame_field=blame_field,
+        )
     return parsed
 
 
-async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str], blame_field: str = "url") -> tuple[bytes, str]:
+async def fetch_public_url(
+    url: str, *, max_bytes: int, allowed_hosts: set[str], blame_field: str = "url"
+) -> tuple[bytes, str]:
     """Download a public http(s) URL at most ``max_bytes`` long; refuses private, loopback, link-local, multicast,
     reserved and unspecified addresses (unless host:port is in ``allowed_hosts``), re-checked on each of at most 3
     redirects, with the checked addresses pinned for the connection. Returns (body, content type)."""
@@ -2378,8 +2769,11 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
     for _redirect in range(MAX_FETCH_REDIRECTS + 1):
         shown = safe_url(str(current))
         if current.scheme not in ("http", "https") or not current.host:
-            raise ValidationError(f"Refused to fetch {shown}: only http:// and https:// URLs can be fetched",
-                                  fix="Pass an http(s) URL or a local file path", blame_field=blame_field)
+            raise ValidationError(
+                f"Refused to fetch {shown}: only http:// and https:// URLs can be fetched",
+                fix="Pass an http(s) URL or a local file path",
+                blame_field=blame_field,
+            )
         addresses = await _resolve_public(current, allowed_hosts, shown, blame_field)
 
         class PinnedResolver(AbstractResolver):
@@ -2392,35 +2786,55 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
                 return None
 
         connector = aiohttp.TCPConnector(resolver=PinnedResolver(), use_dns_cache=False, limit=1)
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT)) as session:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
+        ) as session:
             try:
                 async with session.get(current, allow_redirects=False) as response:
                     if response.status in (301, 302, 303, 307, 308):
                         location = response.headers.get("Location")
                         if not location:
-                            raise ValidationError(f"{shown} redirected without a Location", fix="Pass the final URL", blame_field=blame_field)
+                            raise ValidationError(
+                                f"{shown} redirected without a Location",
+                                fix="Pass the final URL",
+                                blame_field=blame_field,
+                            )
                         current = current.join(parse_web_url(location, blame_field))
                         continue
                     if response.status != 200:
-                        raise ValidationError(f"Downloading {shown} failed: HTTP {response.status}",
-                                              fix="Check that the URL is public and not expired", blame_field=blame_field)
+                        raise ValidationError(
+                            f"Downloading {shown} failed: HTTP {response.status}",
+                            fix="Check that the URL is public and not expired",
+                            blame_field=blame_field,
+                        )
                     declared = response.content_length
                     if declared is not None and declared > max_bytes:
-                        raise ValidationError(f"{shown} is {declared:,} bytes, over the {max_bytes:,}-byte limit",
-                                              fix="Use a smaller file", blame_field=blame_field)
+                        raise ValidationError(
+                            f"{shown} is {declared:,} bytes, over the {max_bytes:,}-byte limit",
+                            fix="Use a smaller file",
+                            blame_field=blame_field,
+                        )
                     body = bytearray()
                     async for block in response.content.iter_chunked(64 * 1024):
                         body += block
                         if len(body) > max_bytes:
-                            raise ValidationError(f"{shown} is over the {max_bytes:,}-byte limit (stopped reading)",
-                                                  fix="Use a smaller file", blame_field=blame_field)
+                            raise ValidationError(
+                                f"{shown} is over the {max_bytes:,}-byte limit (stopped reading)",
+                                fix="Use a smaller file",
+                                blame_field=blame_field,
+                            )
                     return bytes(body), response.headers.get("Content-Type", "").split(";", 1)[0].strip()
-            except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
-                raise ValidationError(f"Downloading {shown} failed: {type(exc).__name__}",
-                                      fix="Check the URL is reachable, or download the file and pass its local path",
-                                      blame_field=blame_field) from None
-    raise ValidationError(f"{safe_url(url)} redirected more than {MAX_FETCH_REDIRECTS} times",
-                          fix="Pass the final URL of the file", blame_field=blame_field)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ValidationError(
+                    f"Downloading {shown} failed: {type(exc).__name__}",
+                    fix="Check the URL is reachable, or download the file and pass its local path",
+                    blame_field=blame_field,
+                ) from None
+    raise ValidationError(
+        f"{safe_url(url)} redirected more than {MAX_FETCH_REDIRECTS} times",
+        fix="Pass the final URL of the file",
+        blame_field=blame_field,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2430,9 +2844,27 @@ async def fetch_public_url(url: str, *, max_bytes: int, allowed_hosts: set[str],
 # Offset 1 (no minor unit) per Meta's Marketing API currency table; every other supported currency has offset 100.
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "IDR", "ISK", "JPY", "KRW", "PYG", "TWD", "VND"})
 CURRENCY_SYMBOLS: dict[str, str] = {
-    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "KRW": "₩", "INR": "₹", "CNY": "CN¥", "CAD": "CA$",
-    "AUD": "A$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "TWD": "NT$", "MXN": "MX$", "BRL": "R$", "ILS": "₪",
-    "VND": "₫", "PHP": "₱", "TRY": "₺", "NGN": "₦", "THB": "฿",
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "KRW": "₩",
+    "INR": "₹",
+    "CNY": "CN¥",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "NZD": "NZ$",
+    "HKD": "HK$",
+    "SGD": "S$",
+    "TWD": "NT$",
+    "MXN": "MX$",
+    "BRL": "R$",
+    "ILS": "₪",
+    "VND": "₫",
+    "PHP": "₱",
+    "TRY": "₺",
+    "NGN": "₦",
+    "THB": "฿",
 }
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _PLAIN_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
@@ -2451,8 +2883,10 @@ MAX_BUDGET_USD = 1_000_000
 def check_amount_range(value: int | None) -> int | None:
     """An amount of minor units Facebook can take at all (pydantic validator: a ValueError is one clear line)."""
     if value is not None and value > GRAPH_AMOUNT_MAX:
-        raise ValueError(f"{value:,} is more than Facebook takes for an amount (at most {GRAPH_AMOUNT_MAX:,} minor units); "
-                         "amounts are minor units, e.g. 1500 for $15.00")
+        raise ValueError(
+            f"{value:,} is more than Facebook takes for an amount (at most {GRAPH_AMOUNT_MAX:,} minor units); "
+            "amounts are minor units, e.g. 1500 for $15.00"
+        )
     return value
 
 
@@ -2462,14 +2896,14 @@ MONEY_UNIT: JsonDict = {"x-unit": "minor"}
 Amount = Annotated[int, AfterValidator(check_amount_range), Field(json_schema_extra=MONEY_UNIT)]
 
 
-def max_budget(account: "AccountInfo") -> int | None:
+def max_budget(account: AccountInfo) -> int | None:
     """The largest daily or lifetime budget Facebook takes in this account (minor units), or None when unknown."""
     if (account.currency or "").upper() == "USD":
         return MAX_BUDGET_USD * 100
     return account.min_daily_budget * MAX_BUDGET_USD if account.min_daily_budget else None
 
 
-def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> None:
+def check_max_budget(field: str, amount: int | None, account: AccountInfo) -> None:
     """A budget over Facebook's cap is refused before any preview (Facebook would refuse it with 100/1885261)."""
     ceiling = max_budget(account)
     if amount is not None and ceiling is not None and amount > ceiling:
@@ -2477,7 +2911,10 @@ def check_max_budget(field: str, amount: int | None, account: "AccountInfo") -> 
             f"{field} {format_money(amount, account.currency)} is over the most Facebook allows for a budget "
             f"({format_money(ceiling, account.currency)}{'' if account.currency.upper() == 'USD' else ', about 1,000,000 USD'})",
             fix=f"Use a {field} of at most {ceiling} ({format_money(ceiling, account.currency)}); amounts are minor units of {account.currency}",
-            blame_field=field, code=100, error_subcode=1885261)
+            blame_field=field,
+            code=100,
+            error_subcode=1885261,
+        )
 
 
 def currency_offset(currency: str) -> int:
@@ -2487,11 +2924,12 @@ def currency_offset(currency: str) -> int:
 
 # ---- times as people read them: in the account's zone, the zone named
 
+
 def account_zone(account: AccountInfo) -> ZoneInfo | timezone:
     try:
-        return ZoneInfo(account.timezone_name) if account.timezone_name else timezone.utc
+        return ZoneInfo(account.timezone_name) if account.timezone_name else UTC
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
 def parse_graph_time(value: Any) -> datetime | None:
@@ -2499,16 +2937,16 @@ def parse_graph_time(value: Any) -> datetime | None:
     if value in (None, "", 0, "0"):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+        return datetime.fromtimestamp(int(value), tz=UTC)
     text = str(value).replace("Z", "+00:00")
     for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
         try:
             parsed = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
         except ValueError:
             continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 
@@ -2518,12 +2956,12 @@ def when_text(value: Any, account: AccountInfo | None) -> str:
     moment = parse_graph_time(value)
     if moment is None:
         return str(value)
-    return format_moment(moment, account_zone(account) if account is not None else timezone.utc)
+    return format_moment(moment, account_zone(account) if account is not None else UTC)
 
 
-def format_moment(moment: datetime, zone: Any = timezone.utc) -> str:
+def format_moment(moment: datetime, zone: Any = UTC) -> str:
     """An aware time in `zone`, with the zone's name: 'Thu 22 Oct 2026 19:10 UTC'."""
-    local = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(zone)
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
     return f"{local:%a %d %b %Y %H:%M} {local.tzname() or 'UTC'}"
 
 
@@ -2560,7 +2998,11 @@ def to_minor(major: int | str | Decimal | float, currency: str) -> int:
     scaled = amount * currency_offset(code)
     if scaled != scaled.to_integral_value():
         places = "no decimals" if currency_offset(code) == 1 else "at most 2 decimals"
-        raise ValidationError(f"{major} {code} has more decimals than {code} allows", fix=f"Give {code} amounts with {places}", blame_field="amount")
+        raise ValidationError(
+            f"{major} {code} has more decimals than {code} allows",
+            fix=f"Give {code} amounts with {places}",
+            blame_field="amount",
+        )
     return int(scaled)
 
 
@@ -2574,7 +3016,11 @@ def from_minor(minor: int | str, currency: str) -> Decimal:
 def _currency_code(currency: Any) -> str:
     code = str(currency).strip().upper() if isinstance(currency, str) else ""
     if not _CURRENCY_RE.match(code):
-        raise ValidationError(f"{currency!r} is not a currency code", fix="Use a three-letter ISO 4217 code such as USD, EUR or JPY", blame_field="currency")
+        raise ValidationError(
+            f"{currency!r} is not a currency code",
+            fix="Use a three-letter ISO 4217 code such as USD, EUR or JPY",
+            blame_field="currency",
+        )
     return code
 
 
@@ -2644,7 +3090,9 @@ class ErrorData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    error: str = Field(description="The kind: validation, auth, permission, rate_limit, facebook, confirmation_required, …")
+    error: str = Field(
+        description="The kind: validation, auth, permission, rate_limit, facebook, confirmation_required, …"
+    )
     message: str
     fix: str
     retryable: bool
@@ -2673,8 +3121,17 @@ def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
         return list[Any]
     if type_name.startswith("map<") or type_name in ("Object", "object", "dict", "mixed", "file"):
         return Any
-    scalar = {"string": str, "datetime": str, "bool": bool, "int": int, "unsigned int": int, "int64": int,
-              "float": float, "double": float, "Decimal": float}.get(type_name)
+    scalar = {
+        "string": str,
+        "datetime": str,
+        "bool": bool,
+        "int": int,
+        "unsigned int": int,
+        "int64": int,
+        "float": float,
+        "double": float,
+        "Decimal": float,
+    }.get(type_name)
     if scalar is not None:
         return scalar
     if isinstance(getattr(sdk_class, type_name.rsplit(".", 1)[-1], None), type):  # Campaign.Status and the like
@@ -2682,8 +3139,13 @@ def _sdk_python_type(type_name: str, sdk_class: type) -> Any:
     return dict[str, Any]
 
 
-def graph_object(sdk_class: type, fields: Sequence[str] | str, *, name: str | None = None,
-                 extra_fields: Mapping[str, Any] | None = None) -> type[BaseModel]:
+def graph_object(
+    sdk_class: type,
+    fields: Sequence[str] | str,
+    *,
+    name: str | None = None,
+    extra_fields: Mapping[str, Any] | None = None,
+) -> type[BaseModel]:
     """A Graph object as Facebook returns it for ``fields`` (a list or the comma-joined ``fields=`` parameter; nested
     ``name{…}`` and ``name.limit(…)`` count as ``name``), each field typed from Meta's spec: the SDK class's
     ``_field_types``. Every field may be missing (Facebook leaves out empty ones) and other keys are kept.
@@ -2700,8 +3162,12 @@ def graph_object(sdk_class: type, fields: Sequence[str] | str, *, name: str | No
     definitions: dict[str, Any] = {"id": (str, None)}
     definitions.update({f: (_sdk_python_type(known[f], sdk_class), None) for f in wanted})
     definitions.update({f: (kind, None) for f, kind in (extra_fields or {}).items()})
-    return create_model(name or f"Graph{sdk_class.__name__}", __config__=ConfigDict(extra="allow"),
-                        __doc__=f"A Facebook {sdk_class.__name__} (fields typed from Meta's spec)", **definitions)
+    return create_model(
+        name or f"Graph{sdk_class.__name__}",
+        __config__=ConfigDict(extra="allow"),
+        __doc__=f"A Facebook {sdk_class.__name__} (fields typed from Meta's spec)",
+        **definitions,
+    )
 
 
 def _field_names(fields: Sequence[str] | str) -> list[str]:
@@ -2752,15 +3218,23 @@ def slash_command(op: str, args: Mapping[str, Any]) -> str:
 def next_page_lines(op: str, args: BaseModel, after: str, *, every: str = "all_pages=true") -> tuple[str, str]:
     """(the person's line, the LLM's hint) that fetch the next page of a list: the same filters, from `after`."""
     given = args.model_dump(mode="json", exclude_defaults=True, exclude={"after"})
-    return (f"More: {slash_command(op, {**given, 'after': after})} (or {every} for every page)",
-            f"More: call {op} with after=\"{after}\" and the same filters (or {every}).")
+    return (
+        f"More: {slash_command(op, {**given, 'after': after})} (or {every} for every page)",
+        f'More: call {op} with after="{after}" and the same filters (or {every}).',
+    )
 
 
-async def list_page(graph: Any, path: str, args: Any, fields: str, statuses: Sequence[str]) -> tuple[list[dict[str, Any]], str | None]:
+async def list_page(
+    graph: Any, path: str, args: Any, fields: str, statuses: Sequence[str]
+) -> tuple[list[dict[str, Any]], str | None]:
     """One list op's read of campaigns, ad sets or ads (`args`: status, name_contains, limit, after, all_pages): the
     objects and the cursor of the next page (None on the last page, and after all_pages, which follows every page up to
     `limit` objects when limit was given)."""
-    params: dict[str, Any] = {"fields": fields, "limit": args.limit, "effective_status": json.dumps(args.status or list(statuses))}
+    params: dict[str, Any] = {
+        "fields": fields,
+        "limit": args.limit,
+        "effective_status": json.dumps(args.status or list(statuses)),
+    }
     if args.name_contains:
         params["filtering"] = json.dumps([{"field": "name", "operator": "CONTAIN", "value": args.name_contains}])
     if args.after:
@@ -2775,11 +3249,20 @@ async def list_page(graph: Any, path: str, args: Any, fields: str, statuses: Seq
 class ListPage(OpData):
     """Base of a list op's result model (list_page's answer): its objects, and the cursor of the next page."""
 
-    next_after: str | None = Field(description="Cursor for the next page (pass as after); null on the last page or with all_pages.")
+    next_after: str | None = Field(
+        description="Cursor for the next page (pass as after); null on the last page or with all_pages."
+    )
 
 
-def list_text(op: str, args: BaseModel, what: str, where: str, rows: list[dict[str, Any]],
-              line: Callable[[dict[str, Any]], str], next_after: str | None) -> tuple[str, list[str]]:
+def list_text(
+    op: str,
+    args: BaseModel,
+    what: str,
+    where: str,
+    rows: list[dict[str, Any]],
+    line: Callable[[dict[str, Any]], str],
+    next_after: str | None,
+) -> tuple[str, list[str]]:
     """A list op's answer for a person (one line per object, and the command for the next page) and the LLM's hints."""
     if not rows:
         return f"No {what} in {where} match.", []
@@ -2820,10 +3303,16 @@ class TaskGroup(str, Enum):
 
 
 TASK_GROUP_LABELS = {
-    TaskGroup.CONNECT: "Connect", TaskGroup.ACCOUNTS: "Accounts", TaskGroup.CAMPAIGNS: "Campaigns",
-    TaskGroup.ADSETS_TARGETING: "Ad sets & targeting", TaskGroup.CREATIVES_LAUNCH: "Creatives & launch",
-    TaskGroup.INSIGHTS_REPORTS: "Insights & reports", TaskGroup.AUTOMATION: "Automation",
-    TaskGroup.AUDIENCES_TRACKING: "Audiences & tracking", TaskGroup.EXPERIMENTS: "Experiments", TaskGroup.SAFETY: "Safety",
+    TaskGroup.CONNECT: "Connect",
+    TaskGroup.ACCOUNTS: "Accounts",
+    TaskGroup.CAMPAIGNS: "Campaigns",
+    TaskGroup.ADSETS_TARGETING: "Ad sets & targeting",
+    TaskGroup.CREATIVES_LAUNCH: "Creatives & launch",
+    TaskGroup.INSIGHTS_REPORTS: "Insights & reports",
+    TaskGroup.AUTOMATION: "Automation",
+    TaskGroup.AUDIENCES_TRACKING: "Audiences & tracking",
+    TaskGroup.EXPERIMENTS: "Experiments",
+    TaskGroup.SAFETY: "Safety",
 }
 
 
@@ -2854,7 +3343,7 @@ class OpResult:
         return not self.ok and isinstance(self.data, dict) and self.data.get("error") == ConfirmationRequired.kind
 
     @classmethod
-    def from_error(cls, error: FacebookError) -> "OpResult":
+    def from_error(cls, error: FacebookError) -> OpResult:
         text = error.person_text() if isinstance(error, ConfirmationRequired) else error.to_text()
         llm = error.to_text(for_llm=True)
         return cls(text=text, data=error.to_data(), ok=False, llm=None if llm == text else llm)
@@ -2869,7 +3358,9 @@ class GraphRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in self.params.items())
+        shown = ", ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in self.params.items()
+        )
         return f"{self.method} /{self.path.lstrip('/')}" + (f" {{{shown}}}" if shown else "")
 
     def to_data(self) -> dict[str, Any]:
@@ -2911,15 +3402,19 @@ class WritePlan:
     attention: list[str] = field(default_factory=list)
 
 
-CLIENT_TAG_DESCRIPTION = ("Idempotency key for programs: an ad label put on the new object. A create with a tag that an object of "
-                          "the same name already carries returns that object instead of making another (letters, digits, - _ . :).")
+CLIENT_TAG_DESCRIPTION = (
+    "Idempotency key for programs: an ad label put on the new object. A create with a tag that an object of "
+    "the same name already carries returns that object instead of making another (letters, digits, - _ . :)."
+)
 CLIENT_TAG_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 
 MONEY_FIELDS = frozenset({"daily_budget", "lifetime_budget", "spend_cap", "bid_amount"})
 
 
-def scaled_budget(current: int, scale_pct: int, cap: tuple[str, int], guardrails: Mapping[str, Any]) -> tuple[int, str | None]:
+def scaled_budget(
+    current: int, scale_pct: int, cap: tuple[str, int], guardrails: Mapping[str, Any]
+) -> tuple[int, str | None]:
     """One scaling step of a daily budget (minor units): ``current`` raised by ``scale_pct`` %, held by the caller's
     ``cap`` (its name, its amount) and the guardrails max_daily_budget and max_budget_increase_pct. The new budget and
     the name of what held it (None when nothing did)."""
@@ -2927,7 +3422,9 @@ def scaled_budget(current: int, scale_pct: int, cap: tuple[str, int], guardrails
     if guardrails.get("max_daily_budget") is not None:
         limits["the max_daily_budget guardrail"] = int(guardrails["max_daily_budget"])
     if guardrails.get("max_budget_increase_pct") is not None:
-        limits["the max_budget_increase_pct guardrail"] = current * (100 + int(guardrails["max_budget_increase_pct"])) // 100
+        limits["the max_budget_increase_pct guardrail"] = (
+            current * (100 + int(guardrails["max_budget_increase_pct"])) // 100
+        )
     target, held_by = current * (100 + int(scale_pct)) // 100, None
     for reason, limit in limits.items():
         if limit < target:
@@ -2943,8 +3440,11 @@ def _differs(before: Any, after: Any) -> bool:
 
 def field_changes(obj: dict[str, Any], updates: dict[str, Any], object_type: str, currency: str | None) -> list[Change]:
     """The updates that really change `obj`, as Change records (the gate, the audit log and undo read these)."""
-    return [Change(obj["id"], object_type, obj.get("name", ""), field, obj.get(field), value, currency)
-            for field, value in updates.items() if _differs(obj.get(field), value)]
+    return [
+        Change(obj["id"], object_type, obj.get("name", ""), field, obj.get(field), value, currency)
+        for field, value in updates.items()
+        if _differs(obj.get(field), value)
+    ]
 
 
 def describe_change(change: Change) -> str:
@@ -2982,22 +3482,31 @@ class EditedObject:
     """The object an update plan changes, in the words the answers use: "campaign", "ad set", "ad"."""
 
     obj: dict[str, Any]
-    object_type: str          # the audit log's type: campaign, adset, ad
-    label: str                # for people: campaign, ad set, ad
-    id_key: str               # the key of the id in the op's data: campaign_id, adset_id, ad_id
+    object_type: str  # the audit log's type: campaign, adset, ad
+    label: str  # for people: campaign, ad set, ad
+    id_key: str  # the key of the id in the op's data: campaign_id, adset_id, ad_id
     ad_account_id: str | None
     currency: str | None
 
 
-def update_plan(ctx: "OpContext", target: EditedObject, updates: dict[str, Any], verb: str, *,
-                describe: Callable[[list[Change]], str] | None = None, extra: str = "") -> "WritePlan | OpResult":
+def update_plan(
+    ctx: OpContext,
+    target: EditedObject,
+    updates: dict[str, Any],
+    verb: str,
+    *,
+    describe: Callable[[list[Change]], str] | None = None,
+    extra: str = "",
+) -> WritePlan | OpResult:
     """The WritePlan of a field update (or, for status DELETED, a Graph DELETE); nothing to do when nothing differs."""
     obj = target.obj
     changes = field_changes(obj, updates, target.object_type, target.currency)
     name = obj.get("name", "")
     if not changes:
-        return OpResult(text=f"{target.label.capitalize()} {name} ({obj['id']}) already has those values; nothing to change.",
-                        data={target.id_key: obj["id"], "changes": []})
+        return OpResult(
+            text=f"{target.label.capitalize()} {name} ({obj['id']}) already has those values; nothing to change.",
+            data={target.id_key: obj["id"], "changes": []},
+        )
     sent = {c.field: c.after for c in changes}
     described = (describe or (lambda cs: "; ".join(describe_change(c) for c in cs)))(changes)
     deleting = sent.get("status") == "DELETED"
@@ -3007,13 +3516,20 @@ def update_plan(ctx: "OpContext", target: EditedObject, updates: dict[str, Any],
             await ctx.graph.delete(obj["id"])
         else:
             await ctx.graph.post(obj["id"], sent, idempotent=True)
-        return OpResult(text=f"{verb} {target.label} {name} ({obj['id']}): {described}.{extra}",
-                        data={target.id_key: obj["id"], "changes": change_dicts(changes)})
+        return OpResult(
+            text=f"{verb} {target.label} {name} ({obj['id']}): {described}.{extra}",
+            data={target.id_key: obj["id"], "changes": change_dicts(changes)},
+        )
 
     request = GraphRequest("DELETE", obj["id"], {}) if deleting else GraphRequest("POST", obj["id"], sent)
-    return WritePlan(summary=f"{verb.lower()} {target.label} {name} ({obj['id']}): {described}",
-                     ad_account_id=target.ad_account_id, requests=[request], changes=changes, execute=execute,
-                     currency=target.currency)
+    return WritePlan(
+        summary=f"{verb.lower()} {target.label} {name} ({obj['id']}): {described}",
+        ad_account_id=target.ad_account_id,
+        requests=[request],
+        changes=changes,
+        execute=execute,
+        currency=target.currency,
+    )
 
 
 class OpRunner(Protocol):
@@ -3024,8 +3540,9 @@ class OpRunner(Protocol):
     object that does not exist yet (an ad set against the campaign about to be created).
     """
 
-    async def plan(self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None) -> "WritePlan | OpResult":
-        ...
+    async def plan(
+        self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None
+    ) -> WritePlan | OpResult: ...
 
 
 LAUNCH_STATUSES = ("running", "failed", "done", "rolled_back")
@@ -3081,9 +3598,9 @@ class LaunchJournal(Protocol):
     async def get(self, launch_id: int) -> LaunchRecord | None: ...
 
     # Single flight: a lease on a key in the store, so one launch (or experiment) runs in one request at a time.
-    policy: "SingleFlightPolicy"
+    policy: SingleFlightPolicy
 
-    async def claim(self, key: str, owner: str) -> "LeaseHolder":
+    async def claim(self, key: str, owner: str) -> LeaseHolder:
         """Take ``key``'s lease for ``owner`` unless another owner holds it unexpired; who holds it afterwards."""
         ...
 
@@ -3110,7 +3627,7 @@ class SingleFlightPolicy:
 @dataclass(frozen=True)
 class LeaseHolder:
     owner: str
-    claimed_at: str   # ISO-8601 UTC
+    claimed_at: str  # ISO-8601 UTC
     expires_at: str
 
 
@@ -3137,10 +3654,13 @@ class Lease:
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BusyError(f"The {self.what} is still running in another request ({holder.owner}, since "
-                                f"{holder.claimed_at[11:19]} UTC); this one waited "
-                                f"{self.journal.policy.wait_seconds:g} s and sent nothing",
-                                retry_after=60.0, data={"lease_key": self.key, "lease_owner": holder.owner})
+                raise BusyError(
+                    f"The {self.what} is still running in another request ({holder.owner}, since "
+                    f"{holder.claimed_at[11:19]} UTC); this one waited "
+                    f"{self.journal.policy.wait_seconds:g} s and sent nothing",
+                    retry_after=60.0,
+                    data={"lease_key": self.key, "lease_owner": holder.owner},
+                )
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 1.0)
 
@@ -3155,8 +3675,11 @@ class Lease:
     def ensure_held(self) -> None:
         """Before a write: refuse when the lease was lost, since another request may be running the same steps now."""
         if self.lost:
-            raise BusyError(f"The {self.what} stopped: its lease expired and another request took it over, so this one "
-                            "sends nothing more", data={"lease_key": self.key})
+            raise BusyError(
+                f"The {self.what} stopped: its lease expired and another request took it over, so this one "
+                "sends nothing more",
+                data={"lease_key": self.key},
+            )
 
 
 @contextlib.asynccontextmanager
@@ -3185,12 +3708,12 @@ class AlertRuleRecord:
     id: int
     name: str
     object_id: str
-    level: str                 # account, campaign, adset, ad
-    metric: str                # spend, cpc, cpm, ctr, cpa, roas, frequency, impressions, results
-    operator: str              # >, >=, <, <=
+    level: str  # account, campaign, adset, ad
+    metric: str  # spend, cpc, cpm, ctr, cpa, roas, frequency, impressions, results
+    operator: str  # >, >=, <, <=
     threshold: float
-    window: str                # today, yesterday, last_3d, last_7d
-    action: str                # notify, pause, scale
+    window: str  # today, yesterday, last_3d, last_7d
+    action: str  # notify, pause, scale
     cooldown_hours: float
     ad_account_id: str | None = None
     currency: str | None = None
@@ -3206,7 +3729,7 @@ class SnapshotRecord:
 
     object_id: str
     level: str
-    day: str                   # YYYY-MM-DD
+    day: str  # YYYY-MM-DD
     metrics: dict[str, Any]
 
 
@@ -3248,8 +3771,9 @@ class InsightsRecords(Protocol):
         """Delete a rule; the deleted rule, or None when the workspace has no such rule."""
         ...
 
-    async def alert_fired(self, rule_id: int, at: datetime, value: float | None, outcome: str,
-                          detail: dict[str, Any]) -> None:
+    async def alert_fired(
+        self, rule_id: int, at: datetime, value: float | None, outcome: str, detail: dict[str, Any]
+    ) -> None:
         """Record a firing: the event, and the rule's ``last_fired_at`` (its cooldown starts at ``at``)."""
         ...
 
@@ -3337,7 +3861,9 @@ class ExperimentRecords(Protocol):
         """Save the record's status, plan, variants, study_id, winner, outcome, started_at, ends_at and last_scaled_at."""
         ...
 
-    async def add_experiment_event(self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime) -> ExperimentEvent: ...
+    async def add_experiment_event(
+        self, experiment_id: int, action: str, detail: dict[str, Any], at: datetime
+    ) -> ExperimentEvent: ...
 
     async def experiment_events(self, experiment_id: int) -> list[ExperimentEvent]:
         """The experiment's events, oldest first."""
@@ -3369,7 +3895,7 @@ class OpContext:
     fi_facebook and are None where no session exists (plain tests of a handler).
     """
 
-    graph: "GraphClient"
+    graph: GraphClient
     workspace: str = "default"
     interface: str = "api"
     ad_account_id: str | None = None
@@ -3382,7 +3908,9 @@ class OpContext:
     experiments: ExperimentRecords | None = None
     clock: Callable[[], Awaitable[datetime]] | None = None
     on_made: Callable[[str, dict[str, str]], Awaitable[Any]] | None = None
-    files_dir: Path | None = None  # the workspace's own folder (workspace_files_dir): every file an op writes goes in it
+    files_dir: Path | None = (
+        None  # the workspace's own folder (workspace_files_dir): every file an op writes goes in it
+    )
 
     async def record_made(self, object_id: str, lookup: dict[str, str]) -> None:
         """Tell the running write's audit entry about an object made before its answer comes (a video upload's id after
@@ -3393,8 +3921,8 @@ class OpContext:
     async def now(self) -> datetime:
         """The session's current time (UTC): the sandbox's simulated clock in sandbox mode, this machine's in live mode
         or where no session exists. Anything compared with a time Facebook gives or checks comes from here."""
-        moment = await self.clock() if self.clock is not None else datetime.now(timezone.utc)
-        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+        moment = await self.clock() if self.clock is not None else datetime.now(UTC)
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
     def require_ad_account(self, explicit: str | None = None) -> str:
         """The ad account an op works on: the one passed, else the selected one."""
@@ -3486,13 +4014,26 @@ class OpSet:
 
 
 # action, new status, past-tense verb, kind, destructive
-STATUS_OPS = (("pause", "PAUSED", "Paused", OpKind.WRITE, False), ("resume", "ACTIVE", "Resumed", OpKind.SPEND, False),
-              ("archive", "ARCHIVED", "Archived", OpKind.WRITE, False), ("delete", "DELETED", "Deleted", OpKind.WRITE, True))
+STATUS_OPS = (
+    ("pause", "PAUSED", "Paused", OpKind.WRITE, False),
+    ("resume", "ACTIVE", "Resumed", OpKind.SPEND, False),
+    ("archive", "ARCHIVED", "Archived", OpKind.WRITE, False),
+    ("delete", "DELETED", "Deleted", OpKind.WRITE, True),
+)
 StatusChange = Callable[[OpContext, str, str, str], Awaitable["WritePlan | OpResult"]]
 
 
-def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapping[str, str], change: StatusChange,
-                   group: TaskGroup, core: tuple[str, ...] = (), result: type[OpData] | None = None) -> None:
+def add_status_ops(
+    ops: OpSet,
+    noun: str,
+    id_field: str,
+    id_arg: Any,
+    docs: Mapping[str, str],
+    change: StatusChange,
+    group: TaskGroup,
+    core: tuple[str, ...] = (),
+    result: type[OpData] | None = None,
+) -> None:
     """Register pause_<noun>, resume_<noun> (spend), archive_<noun> and delete_<noun> (destructive): each one status
     change through ``change(ctx, object id, new status, past-tense verb)``; ``docs`` holds each op's description;
     the actions named in ``core`` are core ops (OpSpec.core). Each answers ``result``, by default update_plan's answer
@@ -3502,10 +4043,13 @@ def add_status_ops(ops: OpSet, noun: str, id_field: str, id_arg: Any, docs: Mapp
 
     for action, status, verb, kind, destructive in STATUS_OPS:
         fields: dict[str, Any] = {id_field: (str, id_arg)}
-        model = create_model(f"{action.title()}{noun.title().replace('_', '')}Args", __base__=OpArgs, __doc__=docs[action],
-                             **fields)
+        model = create_model(
+            f"{action.title()}{noun.title().replace('_', '')}Args", __base__=OpArgs, __doc__=docs[action], **fields
+        )
 
-        async def handler(ctx: OpContext, args: BaseModel, _status: str = status, _verb: str = verb) -> "WritePlan | OpResult":
+        async def handler(
+            ctx: OpContext, args: BaseModel, _status: str = status, _verb: str = verb
+        ) -> WritePlan | OpResult:
             return await change(ctx, getattr(args, id_field), _status, _verb)
 
         handler.__name__ = handler.__qualname__ = f"{action}_{noun}"
@@ -3603,20 +4147,29 @@ def workspace_files_dir(home: str | Path, workspace_id: Any) -> Path:
 
 
 def _outside(out_dir: str, field_name: str = "out_dir") -> ValidationError:
-    return ValidationError(f"{field_name} {out_dir!r} is not a folder inside this workspace's files",
-                           fix=f"Give a relative folder name such as reports, or leave {field_name} out "
-                               "(files always go to the workspace's own folder)", blame_field=field_name)
+    return ValidationError(
+        f"{field_name} {out_dir!r} is not a folder inside this workspace's files",
+        fix=f"Give a relative folder name such as reports, or leave {field_name} out "
+        "(files always go to the workspace's own folder)",
+        blame_field=field_name,
+    )
 
 
-def output_folder(ctx: "OpContext", out_dir: str | None, default_name: str) -> Path:
+def output_folder(ctx: OpContext, out_dir: str | None, default_name: str) -> Path:
     """Where an op writes its files: the folder ``out_dir`` (relative, default ``default_name``) inside the workspace's
     own folder ``ctx.files_dir``, created if missing. Absolute paths, ``~``, ``..`` and symlinks leading out are refused.
     Without a session (a handler called bare) the base is a folder under the system's temporary folder."""
     base = Path(ctx.files_dir) if ctx.files_dir is not None else Path(tempfile.gettempdir()) / "admonster" / "bare"
     sub = (out_dir or default_name).strip()
     parts = Path(sub).parts
-    if (not sub or "\\" in sub or "\x00" in sub or sub.startswith("~") or Path(sub).is_absolute()
-            or any(part == ".." for part in parts)):
+    if (
+        not sub
+        or "\\" in sub
+        or "\x00" in sub
+        or sub.startswith("~")
+        or Path(sub).is_absolute()
+        or any(part == ".." for part in parts)
+    ):
         raise _outside(out_dir or sub)
     base.mkdir(parents=True, exist_ok=True)
     root = base.resolve()
@@ -3629,14 +4182,19 @@ def output_folder(ctx: "OpContext", out_dir: str | None, default_name: str) -> P
     return folder
 
 
-def output_file(ctx: "OpContext", out_dir: str | None, default_name: str, name: str, *, field_name: str = "filename") -> Path:
+def output_file(
+    ctx: OpContext, out_dir: str | None, default_name: str, name: str, *, field_name: str = "filename"
+) -> Path:
     """A new file in ``output_folder``: an unguessable random token, then ``name`` (the person's file name, kept readable).
     ``name`` is a plain file name: a path in it is refused rather than followed."""
     text = str(name).strip()
     if not text or "/" in text or "\\" in text or "\x00" in text or text in (".", ".."):
-        raise ValidationError(f"{field_name} {name!r} is not a plain file name",
-                              fix=f"Give a file name without folders, e.g. spend.csv (out_dir names a folder inside "
-                                  "the workspace's files)", blame_field=field_name)
+        raise ValidationError(
+            f"{field_name} {name!r} is not a plain file name",
+            fix="Give a file name without folders, e.g. spend.csv (out_dir names a folder inside "
+            "the workspace's files)",
+            blame_field=field_name,
+        )
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "file"
     return output_folder(ctx, out_dir, default_name) / f"{secrets.token_hex(12)}-{safe[:150]}"
 
@@ -3650,9 +4208,11 @@ def readable_name(path: str) -> str:
 
 def _not_uploaded(value: str, field_name: str) -> ValidationError:
     # The same line whether the path exists, is forbidden or is missing: a remote caller learns nothing about the disk.
-    return ValidationError(f"{field_name} {value[:80]!r} is not a file uploaded to this workspace or an http(s) URL",
-                           fix="Upload the file with POST /v1/files and pass the name it answers, or pass an http(s) URL",
-                           blame_field=field_name)
+    return ValidationError(
+        f"{field_name} {value[:80]!r} is not a file uploaded to this workspace or an http(s) URL",
+        fix="Upload the file with POST /v1/files and pass the name it answers, or pass an http(s) URL",
+        blame_field=field_name,
+    )
 
 
 def confine_input_paths(arguments: Any, files_dir: Path | None, interface: str) -> Any:
@@ -3694,8 +4254,11 @@ ARGUMENTS_FILE_MARK = "arguments_file"
 
 
 def arguments_file_fields(model: type[BaseModel]) -> list[str]:
-    return [name for name, info in model.model_fields.items()
-            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(ARGUMENTS_FILE_MARK)]
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(ARGUMENTS_FILE_MARK)
+    ]
 
 
 def load_arguments_file(path: str, field_name: str) -> dict[str, Any]:
@@ -3709,8 +4272,9 @@ def load_arguments_file(path: str, field_name: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError):
         raise ValidationError(f"no readable {field_name} at {path}", fix=fix, blame_field=field_name) from None
     if len(text) > MAX_ARGUMENTS_FILE_BYTES:
-        raise ValidationError(f"the {field_name} {path} is over {MAX_ARGUMENTS_FILE_BYTES:,} characters", fix=fix,
-                              blame_field=field_name)
+        raise ValidationError(
+            f"the {field_name} {path} is over {MAX_ARGUMENTS_FILE_BYTES:,} characters", fix=fix, blame_field=field_name
+        )
     try:
         if kind == "YAML":
             import yaml
@@ -3719,13 +4283,19 @@ def load_arguments_file(path: str, field_name: str) -> dict[str, Any]:
         else:
             loaded = load_json_bounded(text.encode("utf-8"), what=f"The {field_name}")
     except ValidationError as error:
-        raise ValidationError(f"the {field_name} {path} is not valid JSON: {error.message}", fix=fix,
-                              blame_field=field_name) from None
+        raise ValidationError(
+            f"the {field_name} {path} is not valid JSON: {error.message}", fix=fix, blame_field=field_name
+        ) from None
     except Exception as error:  # noqa: BLE001 - any YAML parse error is one line about the file
-        raise ValidationError(f"the {field_name} {path} is not valid YAML: {str(error).splitlines()[0][:200]}", fix=fix,
-                              blame_field=field_name) from None
+        raise ValidationError(
+            f"the {field_name} {path} is not valid YAML: {str(error).splitlines()[0][:200]}",
+            fix=fix,
+            blame_field=field_name,
+        ) from None
     if not isinstance(loaded, dict):
-        raise ValidationError(f"the {field_name} {path} must hold one object of arguments", fix=fix, blame_field=field_name)
+        raise ValidationError(
+            f"the {field_name} {path} must hold one object of arguments", fix=fix, blame_field=field_name
+        )
     check_json_ints(loaded, what=f"The {field_name}")
     return loaded
 
@@ -3742,8 +4312,12 @@ def _against_folder(value: Any, folder: Path, key: str | None = None) -> Any:
         return [_against_folder(v, folder, key) for v in value]
     if isinstance(value, str) and key in INPUT_PATH_FIELDS:
         text = value.strip()
-        if text and not (text.lower().startswith(("http://", "https://")) or _HASH_OR_ID_RE.match(text)
-                         or text.startswith("~") or os.path.isabs(text)):
+        if text and not (
+            text.lower().startswith(("http://", "https://"))
+            or _HASH_OR_ID_RE.match(text)
+            or text.startswith("~")
+            or os.path.isabs(text)
+        ):
             return str(folder / text)
     return value
 
@@ -3759,13 +4333,17 @@ def expand_arguments_files(model: type[BaseModel], arguments: Any, files_dir: Pa
         if value in (None, ""):
             continue
         if not isinstance(value, str):
-            raise ValidationError(f"{name} must be a file path", fix=f"Give {name} as the path of a .yaml or .json file",
-                                  blame_field=name)
+            raise ValidationError(
+                f"{name} must be a file path", fix=f"Give {name} as the path of a .yaml or .json file", blame_field=name
+            )
         path = confine_input_paths({name: value}, files_dir, interface)[name]
         loaded = load_arguments_file(path, name)
         if interface not in REMOTE_INTERFACES:
             loaded = _against_folder(loaded, Path(os.path.expanduser(path)).parent)
-        arguments = {**{k: v for k, v in loaded.items() if k != name}, **{k: v for k, v in arguments.items() if k != name}}
+        arguments = {
+            **{k: v for k, v in loaded.items() if k != name},
+            **{k: v for k, v in arguments.items() if k != name},
+        }
     return arguments
 
 

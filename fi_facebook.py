@@ -6,6 +6,7 @@ path every interface uses: it normalises the arguments the way an LLM means them
 op's model, runs the handler, and passes every write through the safety gate (dry_run, confirmation of
 spend over the workspace guardrails, audit log with before/after state, undo).
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,11 +20,11 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import datetime, timezone
-from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,51 +40,51 @@ import fb_creative
 import fb_experiments
 import fb_insights
 from fb_utils import (
-    DataRow,
+    DEFAULT_API_VERSION,
+    IMAGE_LOOKUP,
     REMOTE_INTERFACES,
-    confine_input_paths,
-    expand_arguments_files,
-    when_text,
-    hide_server_paths,
-    workspace_files_dir,
+    USERS_SESSION_LOOKUP,
+    VIDEO_UPLOAD_LOOKUP,
     AuthError,
     BatchItem,
     Change,
     ConfirmationRequired,
     CreateLookup,
-    DEFAULT_API_VERSION,
-    api_version_warning,
-    check_json_ints,
-    load_json_bounded,
+    DataRow,
+    ErrorData,
     FacebookError,
     GraphClient,
     GraphRequest,
-    OpContext,
     OpArgs,
-    ErrorData,
+    OpContext,
     OpData,
     OpKind,
-    TaskGroup,
-    structured_data,
     OpResult,
     OpSet,
     OpSpec,
     OutcomeUnknownError,
     SharedAccountUsage,
     SingleFlightPolicy,
-    IMAGE_LOOKUP,
-    USERS_SESSION_LOOKUP,
-    VIDEO_UPLOAD_LOOKUP,
+    TaskGroup,
     ValidationError,
     WritePlan,
+    api_version_warning,
     change_dicts,
+    check_json_ints,
     closest_names,
+    confine_input_paths,
     currency_offset,
+    expand_arguments_files,
     format_money,
     get_logger,
+    hide_server_paths,
     is_ambiguous,
+    load_json_bounded,
     redact,
     single_flight,
+    structured_data,
+    when_text,
+    workspace_files_dir,
 )
 
 if TYPE_CHECKING:  # the store is given to Facebook (bot, server, jobs); this module only names its types
@@ -94,19 +95,42 @@ GATE_ARGS = ("dry_run", "confirm")
 # Calls the dispatcher answers itself (Facebook._call) besides the registry's ops, with the arguments it reads: the
 # HTTP API's description (/openapi.json) lists them with the ops.
 DISPATCHER_CALLS: dict[str, dict[str, Any]] = {
-    "help": {"type": "object", "additionalProperties": False, "description": "Every op; with op, one op's arguments and an example.",
-             "properties": {"op": {"type": "string", "description": "The op to describe."}}},
-    "find_ops": {"type": "object", "additionalProperties": False, "required": ["query"],
-                 "description": "The ops for a task in plain words, best first, one line each.",
-                 "properties": {"query": {"type": "string", "description": "What you want to do, in plain words."},
-                                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
-                                          "description": "How many ops at most."}}},
-    "confirm": {"type": "object", "additionalProperties": False, "required": ["confirm"],
-                "description": "Run a call that was held for confirmation.",
-                "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
-    "reject": {"type": "object", "additionalProperties": False, "required": ["confirm"],
-               "description": "Cancel a call that was held for confirmation.",
-               "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}}},
+    "help": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Every op; with op, one op's arguments and an example.",
+        "properties": {"op": {"type": "string", "description": "The op to describe."}},
+    },
+    "find_ops": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["query"],
+        "description": "The ops for a task in plain words, best first, one line each.",
+        "properties": {
+            "query": {"type": "string", "description": "What you want to do, in plain words."},
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 50,
+                "default": 8,
+                "description": "How many ops at most.",
+            },
+        },
+    },
+    "confirm": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["confirm"],
+        "description": "Run a call that was held for confirmation.",
+        "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}},
+    },
+    "reject": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["confirm"],
+        "description": "Cancel a call that was held for confirmation.",
+        "properties": {"confirm": {"type": "string", "description": "The confirmation id the held call answered."}},
+    },
 }
 BUDGET_FIELDS = ("daily_budget", "lifetime_budget")
 UNDOABLE_FIELDS = ("status", "daily_budget", "lifetime_budget", "spend_cap", "bid_amount")
@@ -151,7 +175,7 @@ class Registry:
         self._result_validators: dict[str, Any] = {}
 
     @classmethod
-    def from_opsets(cls, opsets: list[OpSet]) -> "Registry":
+    def from_opsets(cls, opsets: list[OpSet]) -> Registry:
         registry = cls()
         for opset in opsets:
             for spec in opset:
@@ -160,7 +184,9 @@ class Registry:
 
     def add(self, spec: OpSpec) -> None:
         if spec.name in self._ops or spec.name in DISPATCHER_CALLS:  # help, find_ops, confirm, reject: the dispatcher's
-            raise ValueError(f"op {spec.name!r} is declared twice ({self._ops.get(spec.name, spec).module}, {spec.module})")
+            raise ValueError(
+                f"op {spec.name!r} is declared twice ({self._ops.get(spec.name, spec).module}, {spec.module})"
+            )
         self._ops[spec.name] = spec
 
     def get(self, name: str) -> OpSpec | None:
@@ -206,8 +232,11 @@ class Registry:
                 raise ValueError(f"op {spec.name} declares no result model (@ops.op(..., result=Model))")
             cached = model_output_schema(spec.result)
             if spec.kind is not OpKind.READ:  # or its dry run, the same for every write: described once (DryRunData)
-                cached = {"type": "object", "anyOf": [{key: value for key, value in cached.items() if key != "$defs"},
-                                                      DRY_RUN_BRANCH], **({"$defs": cached["$defs"]} if "$defs" in cached else {})}
+                cached = {
+                    "type": "object",
+                    "anyOf": [{key: value for key, value in cached.items() if key != "$defs"}, DRY_RUN_BRANCH],
+                    **({"$defs": cached["$defs"]} if "$defs" in cached else {}),
+                }
             self._result_schemas[spec.name] = cached
         return cached
 
@@ -226,18 +255,27 @@ class Registry:
         if validator is None:
             self.result_schema(spec)  # the whole schema must build too
             validator = self._result_validators[key] = Draft202012Validator(model_output_schema(shape))
-        return [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:300]}"
-                for error in validator.iter_errors(content)]
+        return [
+            f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message[:300]}"
+            for error in validator.iter_errors(content)
+        ]
 
     @staticmethod
     def gate_properties(spec: OpSpec) -> dict[str, Any]:
         """The arguments the write gate adds to every write's own (none for reads): dry_run and confirm."""
         if spec.kind is OpKind.READ:
             return {}
-        return {"dry_run": {"type": "boolean", "default": False,
-                            "description": "Show the Graph requests this would send (and Facebook's validate_only verdict) without changing anything."},
-                "confirm": {"type": "string",
-                            "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call."}}
+        return {
+            "dry_run": {
+                "type": "boolean",
+                "default": False,
+                "description": "Show the Graph requests this would send (and Facebook's validate_only verdict) without changing anything.",
+            },
+            "confirm": {
+                "type": "string",
+                "description": "The confirmation id returned by an earlier call that needed confirmation; runs that held call.",
+            },
+        }
 
     def by_group(self) -> dict[TaskGroup | None, list[OpSpec]]:
         """The ops by task group, in the groups' order (None last: an op declared without one)."""
@@ -254,7 +292,9 @@ class Registry:
         """The ops declared core (OpSpec.core): what an MCP client lists before it enables a toolset."""
         return [spec for spec in self._ops.values() if spec.core]
 
-    def find_ops(self, query: str, limit: int = 8, allowed: Callable[[OpSpec], bool] | None = None) -> list[tuple[OpSpec, float]]:
+    def find_ops(
+        self, query: str, limit: int = 8, allowed: Callable[[OpSpec], bool] | None = None
+    ) -> list[tuple[OpSpec, float]]:
         """Ops ranked for a plain-words query ("pause campaigns spending too much"): keyword scoring over each op's
         name, summary, argument names, task group and description (words reduced to a crude stem). A word counts by
         the best field it appears in, weighted by how rare it is among the ops (idf), and an op whose name the query
@@ -264,21 +304,25 @@ class Registry:
             return []
         fields = {spec.name: self._search_fields(spec) for spec in self._ops.values()}
         total = len(fields)
-        rarity = {word: math.log(1 + total / max(1, sum(any(word in words for words, _ in f) for f in fields.values())))
-                  for word in wanted}
+        rarity = {
+            word: math.log(1 + total / max(1, sum(any(word in words for words, _ in f) for f in fields.values())))
+            for word in wanted
+        }
         ranked: list[tuple[OpSpec, float]] = []
         for spec in self._ops.values():
             if allowed is not None and not allowed(spec):
                 continue
             own = fields[spec.name]
-            score = sum(max((weight for words, weight in own if word in words), default=0.0) * rarity[word] for word in wanted)
+            score = sum(
+                max((weight for words, weight in own if word in words), default=0.0) * rarity[word] for word in wanted
+            )
             if not score:
                 continue
             name_words = own[0][0]
             score += 2.0 * len(name_words & set(wanted)) / len(name_words)
             ranked.append((spec, round(score, 2)))
         ranked.sort(key=lambda item: (-item[1], len(item[0].name), item[0].name))
-        return ranked[:max(1, limit)]
+        return ranked[: max(1, limit)]
 
     def _search_fields(self, spec: OpSpec) -> list[tuple[set[str], float]]:
         """The op's words by field, the name first: (words, weight)."""
@@ -286,111 +330,282 @@ class Registry:
         if cached is None:
             arguments = " ".join(spec.args_model.model_json_schema().get("properties", {}))
             group = f"{spec.group.value} {spec.group.label}" if spec.group else ""
-            cached = [(set(_search_words(spec.name)), 4.0), (set(_search_words(spec.summary)), 2.0),
-                      (set(_search_words(arguments)), 1.5), (set(_search_words(group)), 1.0),
-                      (set(_search_words(spec.description)), 1.0)]
+            cached = [
+                (set(_search_words(spec.name)), 4.0),
+                (set(_search_words(spec.summary)), 2.0),
+                (set(_search_words(arguments)), 1.5),
+                (set(_search_words(group)), 1.0),
+                (set(_search_words(spec.description)), 1.0),
+            ]
             self._search_cache[spec.name] = cached
         return cached
 
     def find_ops_result(self, query: Any, limit: Any = 8, allowed: Callable[[OpSpec], bool] | None = None) -> OpResult:
         """find_ops as an answer: one line per op (name, kind, first sentence), the names as data."""
         if not isinstance(query, str) or not query.strip():
-            raise ValidationError("find_ops needs a query", fix='Pass query, e.g. {"query": "pause campaigns spending too much"}',
-                                  blame_field="query")
+            raise ValidationError(
+                "find_ops needs a query",
+                fix='Pass query, e.g. {"query": "pause campaigns spending too much"}',
+                blame_field="query",
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
-            raise ValidationError("find_ops limit must be a whole number from 1 to 50", fix="Pass limit=8, or leave it out",
-                                  blame_field="limit")
+            raise ValidationError(
+                "find_ops limit must be a whole number from 1 to 50",
+                fix="Pass limit=8, or leave it out",
+                blame_field="limit",
+            )
         found = self.find_ops(query, limit, allowed)
         if not found:
-            return OpResult(text=f"No op matches {query.strip()!r}.", data={"query": query, "ops": []},
-                            hints=["op='help' lists every op by task group."])
+            return OpResult(
+                text=f"No op matches {query.strip()!r}.",
+                data={"query": query, "ops": []},
+                hints=["op='help' lists every op by task group."],
+            )
         lines = [f"Ops for {query.strip()!r}, best first:"]
         lines += [f"  {spec.name:<26} [{spec.kind.value}] {first_sentence(spec.summary)}" for spec, _ in found]
-        ops = [{"op": spec.name, "kind": spec.kind.value, "toolset": spec.group.value if spec.group else None,
-                "summary": first_sentence(spec.summary), "score": score} for spec, score in found]
-        return OpResult(text="\n".join(lines), data={"query": query, "ops": ops},
-                        hints=["Call one with facebook(op=NAME, args={...}); op='help' with args={'op': NAME} shows its arguments."])
+        ops = [
+            {
+                "op": spec.name,
+                "kind": spec.kind.value,
+                "toolset": spec.group.value if spec.group else None,
+                "summary": first_sentence(spec.summary),
+                "score": score,
+            }
+            for spec, score in found
+        ]
+        return OpResult(
+            text="\n".join(lines),
+            data={"query": query, "ops": ops},
+            hints=[
+                "Call one with facebook(op=NAME, args={...}); op='help' with args={'op': NAME} shows its arguments."
+            ],
+        )
 
     def help_text(self) -> str:
-        lines = ["Ad Monster ops: facebook(op, args). op=help with args={\"op\": NAME} shows one op's schema and an example."]
+        lines = [
+            'Ad Monster ops: facebook(op, args). op=help with args={"op": NAME} shows one op\'s schema and an example.'
+        ]
         for group, specs in self.by_group().items():
             lines.append(f"\n{group.label if group else 'Other'}:")
             for spec in specs:
                 lines.append(f"  {spec.name:<26} [{spec.kind.value}] {first_sentence(spec.summary)}")
-        lines.append("\nWrites accept dry_run=true; spend ops over the guardrails answer with a confirmation id to pass back as confirm.")
+        lines.append(
+            "\nWrites accept dry_run=true; spend ops over the guardrails answer with a confirmation id to pass back as confirm."
+        )
         return "\n".join(lines)
 
     def example(self, spec: OpSpec) -> dict[str, Any]:
         """The op's example arguments: declared on the op where the schema cannot make a good one, else from the schema."""
         return dict(spec.example) if spec.example is not None else _example_from_schema(self.args_schema(spec))
 
-    def op_help(self, spec: OpSpec, *, currency: str | None = None, example_line: str | None = None,
-                usage: str | None = None, note: str | None = None) -> OpResult:
+    def op_help(
+        self,
+        spec: OpSpec,
+        *,
+        currency: str | None = None,
+        example_line: str | None = None,
+        usage: str | None = None,
+        note: str | None = None,
+    ) -> OpResult:
         """One op's help: what it does, every argument (nested types expanded, defaults, money units) and an example.
         The LLM's form by default (facebook(op=…)); a chat passes its own example line (/tool OP {…})."""
         schema = self.args_schema(spec)
         example = self.example(spec)
         group = f"{spec.group.label}, " if spec.group else ""
-        lines = [f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]}{'; ' + note if note else ''})", spec.description, "",
-                 "Arguments:"]
+        lines = [
+            f"{usage or spec.name} ({group}{KIND_WORDS[spec.kind]}{'; ' + note if note else ''})",
+            spec.description,
+            "",
+            "Arguments:",
+        ]
         lines += argument_lines(schema, currency) or ["  none"]
-        lines += ["", "Example:", "  " + (example_line or f"facebook(op=\"{spec.name}\", args={json.dumps(example, ensure_ascii=False)})")]
-        return OpResult(text="\n".join(lines), data={"op": spec.name, "kind": spec.kind.value, "group": spec.group.value if spec.group else None,
-                                                      "schema": schema, "example": example})
+        lines += [
+            "",
+            "Example:",
+            "  " + (example_line or f'facebook(op="{spec.name}", args={json.dumps(example, ensure_ascii=False)})'),
+        ]
+        return OpResult(
+            text="\n".join(lines),
+            data={
+                "op": spec.name,
+                "kind": spec.kind.value,
+                "group": spec.group.value if spec.group else None,
+                "schema": schema,
+                "example": example,
+            },
+        )
 
     def facebook_tool_description(self) -> str:
         ops = ", ".join(self.names())
-        return ("Run Facebook and Instagram advertising operations on the selected ad account. "
-                "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments; "
-                "op='find_ops' with args={'query': 'what you want to do'} ranks the ops for a task. "
-                f"Ops: {ops}. Money is in minor units of the account currency (cents for USD, yen for JPY). "
-                "New objects are created PAUSED; writes accept dry_run=true; spend over the guardrails needs confirm.")
+        return (
+            "Run Facebook and Instagram advertising operations on the selected ad account. "
+            "Call op='help' first to see every op, or op='help' with args={'op': NAME} for one op's arguments; "
+            "op='find_ops' with args={'query': 'what you want to do'} ranks the ops for a task. "
+            f"Ops: {ops}. Money is in minor units of the account currency (cents for USD, yen for JPY). "
+            "New objects are created PAUSED; writes accept dry_run=true; spend over the guardrails needs confirm."
+        )
 
     def openai_tools(self, mode: Literal["single", "per-op", "both"] = "single") -> list[dict[str, Any]]:
         tools = []
         if mode in ("single", "both"):
-            tools.append({"type": "function", "function": {
-                "name": "facebook", "description": self.facebook_tool_description(),
-                "parameters": {"type": "object", "properties": {
-                    "op": {"type": "string", "description": "The op name, or 'help'."},
-                    "args": {"type": "object", "description": "The op's arguments (see op='help', args={'op': NAME})."}},
-                    "required": ["op"]}}})
+            tools.append(
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "facebook",
+                        "description": self.facebook_tool_description(),
+                        "parameters": {
+                            "type": "object",
+                            "properties": {
+                                "op": {"type": "string", "description": "The op name, or 'help'."},
+                                "args": {
+                                    "type": "object",
+                                    "description": "The op's arguments (see op='help', args={'op': NAME}).",
+                                },
+                            },
+                            "required": ["op"],
+                        },
+                    },
+                }
+            )
         if mode in ("per-op", "both"):
             for spec in self.specs():
-                tools.append({"type": "function", "function": {
-                    "name": spec.name, "description": spec.description, "parameters": self.args_schema(spec)}})
+                tools.append(
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": spec.name,
+                            "description": spec.description,
+                            "parameters": self.args_schema(spec),
+                        },
+                    }
+                )
         return tools
 
     def op_table_markdown(self) -> str:
-        lines = ["# Ops", "", "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.", "",
-                 "The task is the op's MCP toolset (`admonster mcp --toolsets NAME`); `core` ops are listed by MCP by default.", "",
-                 "| op | task (toolset) | module | kind | hints | arguments | what it does |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            "# Ops",
+            "",
+            "Generated from the registry by `make docs` (`python -m fi_facebook --op-table`). Do not edit by hand.",
+            "",
+            "The task is the op's MCP toolset (`admonster mcp --toolsets NAME`); `core` ops are listed by MCP by default.",
+            "",
+            "| op | task (toolset) | module | kind | hints | arguments | what it does |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for spec in [spec for specs in self.by_group().values() for spec in specs]:
             schema = spec.args_model.model_json_schema()
             required = set(schema.get("required", []))
             args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in schema.get("properties", {}))
-            hints = ", ".join(h for h, on in (("read-only", spec.kind is OpKind.READ), ("destructive", spec.destructive),
-                                              ("idempotent", spec.idempotent), ("core", spec.core)) if on)
+            hints = ", ".join(
+                h
+                for h, on in (
+                    ("read-only", spec.kind is OpKind.READ),
+                    ("destructive", spec.destructive),
+                    ("idempotent", spec.idempotent),
+                    ("core", spec.core),
+                )
+                if on
+            )
             task = f"{spec.group.label} (`{spec.group.value}`)" if spec.group else ""
-            lines.append(f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |")
+            lines.append(
+                f"| `{spec.name}` | {task} | {spec.module} | {spec.kind.value} | {hints} | {args} | {spec.summary} |"
+            )
         return "\n".join(lines) + "\n"
 
 
-KIND_WORDS = {OpKind.READ: "reads only", OpKind.WRITE: "changes things, never raises spend",
-              OpKind.SPEND: "can start or raise spending: asks to confirm over the guardrails"}
-_PLAIN_TYPES = {"string": "text", "integer": "whole number", "number": "number", "boolean": "true/false", "object": "object",
-                "null": "nothing"}
-_FORMATS = {"date-time": "date and time (ISO 8601, e.g. 2026-03-01T09:00:00-08:00)", "date": "date (YYYY-MM-DD)",
-            "uri": "URL"}
-_MINOR_UNIT_NAMES = {"USD": "cents", "EUR": "cents", "CAD": "cents", "AUD": "cents", "NZD": "cents", "HKD": "cents",
-                     "SGD": "cents", "MXN": "centavos", "BRL": "centavos", "GBP": "pence", "INR": "paise"}
+KIND_WORDS = {
+    OpKind.READ: "reads only",
+    OpKind.WRITE: "changes things, never raises spend",
+    OpKind.SPEND: "can start or raise spending: asks to confirm over the guardrails",
+}
+_PLAIN_TYPES = {
+    "string": "text",
+    "integer": "whole number",
+    "number": "number",
+    "boolean": "true/false",
+    "object": "object",
+    "null": "nothing",
+}
+_FORMATS = {
+    "date-time": "date and time (ISO 8601, e.g. 2026-03-01T09:00:00-08:00)",
+    "date": "date (YYYY-MM-DD)",
+    "uri": "URL",
+}
+_MINOR_UNIT_NAMES = {
+    "USD": "cents",
+    "EUR": "cents",
+    "CAD": "cents",
+    "AUD": "cents",
+    "NZD": "cents",
+    "HKD": "cents",
+    "SGD": "cents",
+    "MXN": "centavos",
+    "BRL": "centavos",
+    "GBP": "pence",
+    "INR": "paise",
+}
 _GENERIC_MONEY_NOTE = re.compile(r"\s*Minor units of the account currency \([^)]*\)\.?")
 MAX_HELP_DEPTH = 4  # nested objects deeper than this are named, not expanded
 
 
-_STOP_WORDS = frozenset("a an and are as at be by can do for from how i in into is it its me my of on or our show "
-                        "that the their them these this those to too use want we what when which who why will with you "
-                        "your much many very all any some".split())
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "show",
+        "that",
+        "the",
+        "their",
+        "them",
+        "these",
+        "this",
+        "those",
+        "to",
+        "too",
+        "use",
+        "want",
+        "we",
+        "what",
+        "when",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "much",
+        "many",
+        "very",
+        "all",
+        "any",
+        "some",
+    ]
+)
 _SUFFIXES = ("ing", "ies", "ed", "es", "s")
 
 
@@ -424,7 +639,9 @@ def first_sentence(text: str) -> str:
 def money_words(currency: str | None) -> str:
     """How a minor-units amount reads: 'in cents of USD: 5000 = $50.00', 'in whole JPY: 5000 = ¥5,000'."""
     if not currency:
-        return "money in minor units of the account's currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)"
+        return (
+            "money in minor units of the account's currency (cents for USD: 5000 = $50.00; yen for JPY: 5000 = ¥5,000)"
+        )
     code = currency.upper()
     try:
         example = format_money(5000, code)
@@ -493,8 +710,14 @@ def _nested_object(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]
     return None
 
 
-def argument_lines(schema: dict[str, Any], currency: str | None = None, *, indent: int = 2, defs: dict[str, Any] | None = None,
-                   seen: tuple[str, ...] = ()) -> list[str]:
+def argument_lines(
+    schema: dict[str, Any],
+    currency: str | None = None,
+    *,
+    indent: int = 2,
+    defs: dict[str, Any] | None = None,
+    seen: tuple[str, ...] = (),
+) -> list[str]:
     """Every argument of a schema on its own line: type in words (nested objects expanded below it, list item types,
     enum values), required or optional, default, money unit in the account's currency, and the description."""
     defs = schema.get("$defs", {}) if defs is None else defs
@@ -524,8 +747,10 @@ def argument_lines(schema: dict[str, Any], currency: str | None = None, *, inden
 def _example_from_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Example arguments from a schema: each required field from its declared examples, default or type."""
     defs = schema.get("$defs", {})
-    return {name: _example_value(name, schema.get("properties", {}).get(name, {}), defs)
-            for name in schema.get("required", [])}
+    return {
+        name: _example_value(name, schema.get("properties", {}).get(name, {}), defs)
+        for name in schema.get("required", [])
+    }
 
 
 def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> Any:
@@ -548,12 +773,17 @@ def _example_value(name: str, raw: dict[str, Any], defs: dict[str, Any], depth: 
     if kind == "array" and depth < MAX_HELP_DEPTH:
         return [_example_value(name, option.get("items", {}), defs, depth + 1)] * max(1, option.get("minItems", 1))
     if option.get("properties") and depth < MAX_HELP_DEPTH:
-        return {field: _example_value(field, option["properties"][field], defs, depth + 1) for field in option.get("required", [])}
+        return {
+            field: _example_value(field, option["properties"][field], defs, depth + 1)
+            for field in option.get("required", [])
+        }
     if kind == "object":
         return {}
     if name == "ad_account_id":
         return "act_1234567890"
-    if name.endswith("_id"):  # Graph ids are strings of digits: a made-up one validates, and Facebook answers "not found"
+    if name.endswith(
+        "_id"
+    ):  # Graph ids are strings of digits: a made-up one validates, and Facebook answers "not found"
         return "1234567890123456"
     return f"<{name}>"
 
@@ -573,8 +803,9 @@ def normalize_call(op: Any, args: Any, top_level: dict[str, Any] | None = None) 
     if not op and isinstance(parsed.get("op"), str):
         op = parsed.pop("op")
     if not isinstance(op, str) or not op.strip():
-        raise ValidationError("No op given", fix="Pass op, e.g. op=\"list_campaigns\"; op=\"help\" lists them all",
-                              blame_field="op")
+        raise ValidationError(
+            "No op given", fix='Pass op, e.g. op="list_campaigns"; op="help" lists them all', blame_field="op"
+        )
     return op.strip().lower().lstrip("/"), parsed
 
 
@@ -593,7 +824,7 @@ def _parse_args(args: Any) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise ValidationError(
             f"args must be an object, got {type(args).__name__}",
-            fix="Send args as a JSON object of named arguments, e.g. {\"limit\": 10}",
+            fix='Send args as a JSON object of named arguments, e.g. {"limit": 10}',
             blame_field="args",
         )
     return dict(args)
@@ -611,7 +842,7 @@ def validate_args(spec: OpSpec, args: dict[str, Any]) -> BaseModel:
         raise ValidationError(
             f"{spec.name}: " + "; ".join(problems),
             fix=f"/help {spec.name} explains each argument, with an example",
-            hint=f"op=help with args={{\"op\": \"{spec.name}\"}} gives the argument schema",
+            hint=f'op=help with args={{"op": "{spec.name}"}} gives the argument schema',
             blame_field=first_field or None,
         ) from None
 
@@ -633,8 +864,11 @@ def _describe_problem(err: ErrorDetails) -> str:
 def withhold_pii(spec: OpSpec, args: dict[str, Any]) -> dict[str, Any]:
     """Arguments without the customer data an op marks (json_schema_extra {"pii": ...}): "rows" keeps a file path
     (a string) and withholds inline rows; any other mark withholds the value whole."""
-    marks = {name: info.json_schema_extra["pii"] for name, info in spec.args_model.model_fields.items()
-             if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")}
+    marks = {
+        name: info.json_schema_extra["pii"]
+        for name, info in spec.args_model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")
+    }
     if not marks or not isinstance(args, dict):
         return args
 
@@ -659,8 +893,11 @@ def _personal_data_stand_in(value: Any) -> str:
 def scrub_args(args: Any) -> Any:
     """Arguments as they may be stored or logged: secrets dropped, personal data withheld, text redacted."""
     if isinstance(args, dict):
-        return {k: _personal_data_stand_in(v) if k.lower() in PERSONAL_DATA_ARG_NAMES else scrub_args(v)
-                for k, v in args.items() if k.lower() not in SECRET_ARG_NAMES}
+        return {
+            k: _personal_data_stand_in(v) if k.lower() in PERSONAL_DATA_ARG_NAMES else scrub_args(v)
+            for k, v in args.items()
+            if k.lower() not in SECRET_ARG_NAMES
+        }
     if isinstance(args, list):
         return [scrub_args(v) for v in args]
     if isinstance(args, str):
@@ -698,8 +935,11 @@ def _call_at_rest(op: Any, args: Any, found: set[str]) -> tuple[Any, bool]:
             return None, False
     spec = REGISTRY.get(str(op).strip().lower().lstrip("/")) if isinstance(op, str) and op.strip() else None
     if spec is not None and isinstance(args, dict):
-        marks = {n for n, info in spec.args_model.model_fields.items()
-                 if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")}
+        marks = {
+            n
+            for n, info in spec.args_model.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("pii")
+        }
         for name in marks & set(args):
             value = args[name]
             if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
@@ -725,7 +965,11 @@ def _tool_line_at_rest(line: str, found: set[str]) -> str | None:
     stored, readable = _call_at_rest(parts[1], parts[2] if len(parts) > 2 else "", found)
     if not readable:
         return f"/tool {redact(parts[1])} <arguments not kept: not valid JSON>"
-    return f"/tool {redact(parts[1])} {json.dumps(stored, ensure_ascii=False, default=str)}" if len(parts) > 2 else redact(line)
+    return (
+        f"/tool {redact(parts[1])} {json.dumps(stored, ensure_ascii=False, default=str)}"
+        if len(parts) > 2
+        else redact(line)
+    )
 
 
 def command_line_at_rest(line: str, op: Any, args: Any) -> str:
@@ -737,7 +981,9 @@ def command_line_at_rest(line: str, op: Any, args: Any) -> str:
     return line if stored == args else f"/tool {op} {json.dumps(stored, ensure_ascii=False, default=str)}"
 
 
-def chat_messages_at_rest(messages: list[dict[str, Any]], calls: list[tuple[Any, Any]] | None = None) -> list[dict[str, Any]]:
+def chat_messages_at_rest(
+    messages: list[dict[str, Any]], calls: list[tuple[Any, Any]] | None = None
+) -> list[dict[str, Any]]:
     """One chat turn as the chat history keeps it: tool arguments through args_at_rest, and every text (what the person
     typed, the replies, tool results) redacted, with the personal values the turn's calls carried masked wherever they
     appear. `calls` are (op, args) the turn ran that its messages do not show (a slash-command's)."""
@@ -796,12 +1042,16 @@ def _tool_call_at_rest(call: Any, found: set[str]) -> Any:
 
 def spend_reasons(plan: WritePlan, guardrails: dict[str, Any]) -> list[str]:
     """Why this plan needs a person's confirmation under the workspace policy; empty when it does not."""
-    reasons = list(plan.attention)   # not about money, so no confirm_policy waives them
+    reasons = list(plan.attention)  # not about money, so no confirm_policy waives them
     policy = guardrails.get("confirm_policy", "guardrails")
     if policy == "never":
         return reasons
     for change in plan.changes:
-        reason = _activation_reason(change) or _budget_reason(change, guardrails, policy) or _spend_cap_reason(change, guardrails, policy)
+        reason = (
+            _activation_reason(change)
+            or _budget_reason(change, guardrails, policy)
+            or _spend_cap_reason(change, guardrails, policy)
+        )
         if reason:
             reasons.append(reason)
     return reasons
@@ -832,8 +1082,11 @@ def _budget_reason(change: Change, guardrails: dict[str, Any], policy: str) -> s
     if before is not None and after <= before:
         return None
     what = change.field.replace("_", " ")
-    described = (f"would raise {what} of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}"
-                 if before is not None else f"would set {what} of {_label(change)} to {_money(after, change.currency)}")
+    described = (
+        f"would raise {what} of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}"
+        if before is not None
+        else f"would set {what} of {_label(change)} to {_money(after, change.currency)}"
+    )
     if policy == "always":
         return described
     limit = guardrails.get("max_daily_budget") if change.field == "daily_budget" else None
@@ -852,8 +1105,10 @@ def cancelled_writes_text(entries: list[Any], *, for_llm: bool) -> str:
     for entry in sorted(entries, key=lambda e: e.id):
         if entry.outcome == "pending":
             settle = f"reconcile with audit_id={entry.id}" if for_llm else f"/reconcile {entry.id}"
-            words.append(f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is not "
-                         f"known, nothing more is sent, and {settle} looks at Facebook to settle it")
+            words.append(
+                f"write #{entry.id} ({entry.op}) had started and is recorded as pending: its outcome is not "
+                f"known, nothing more is sent, and {settle} looks at Facebook to settle it"
+            )
         else:
             words.append(f"write #{entry.id} ({entry.op}) had finished: {entry.outcome}")
     return "; ".join(words)
@@ -866,8 +1121,11 @@ def commands_in_fix(text: str, op_names: list[str]) -> str:
     names = "|".join(sorted((re.escape(n) for n in op_names), key=len, reverse=True))
 
     def plain(words: str) -> str:
-        words = re.sub(rf"(?<![/\w])(?<!/tool )(?<!/help )({names}) with (\w+=[^\s,;)]+(?: and \w+=[^\s,;)]+)*)",
-                       lambda m: f"/{m.group(1)} {m.group(2).replace(' and ', ' ')}", words)
+        words = re.sub(
+            rf"(?<![/\w])(?<!/tool )(?<!/help )({names}) with (\w+=[^\s,;)]+(?: and \w+=[^\s,;)]+)*)",
+            lambda m: f"/{m.group(1)} {m.group(2).replace(' and ', ' ')}",
+            words,
+        )
         return re.sub(rf"(?<![/\w])(?<!/tool )(?<!/help )({names})(?![\w(])", r"/\1", words)
 
     parts = fix.split("`")  # what is quoted (a shell command) stays as it is
@@ -892,8 +1150,11 @@ def _spend_cap_reason(change: Change, guardrails: dict[str, Any], policy: str) -
     before, after = int(change.before or 0), int(change.after or 0)
     if before == 0 or (after and after <= before):
         return None
-    described = (f"would remove the spend cap of {_label(change)} (was {_money(before, change.currency)})" if after == 0 else
-                 f"would raise the spend cap of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}")
+    described = (
+        f"would remove the spend cap of {_label(change)} (was {_money(before, change.currency)})"
+        if after == 0
+        else f"would raise the spend cap of {_label(change)} from {_money(before, change.currency)} to {_money(after, change.currency)}"
+    )
     limit = guardrails.get("max_spend_cap")
     max_pct = guardrails.get("max_budget_increase_pct")
     if after == 0 or policy == "always":
@@ -915,7 +1176,7 @@ class ResultMismatch(AssertionError):
     """An op answered data its result model does not allow: a bug, never the caller's fault."""
 
 
-def check_result(registry: "Registry", spec: OpSpec, result: OpResult) -> None:
+def check_result(registry: Registry, spec: OpSpec, result: OpResult) -> None:
     """In tests (CHECK_RESULTS_ENV set): the answer's data against the op's result model."""
     import os
 
@@ -948,8 +1209,10 @@ def check_error(op: Any, result: OpResult) -> None:
 
     log_path = os.environ.get(CHECK_RESULTS_ENV)
     if log_path and is_error_answer(result):
-        problems = [f"{'/'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
-                    for e in _error_data_problems(structured_data(result.data))]
+        problems = [
+            f"{'/'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+            for e in _error_data_problems(structured_data(result.data))
+        ]
         _report_mismatch(log_path, str(op), problems, error=True)
 
 
@@ -982,7 +1245,8 @@ class DryRunData(OpData):
 # A write's outputSchema allows its dry run in this short form (every write's dry run is a DryRunData, checked in full
 # in the tests; README describes it), so forty-odd write tools do not each carry the same 2 KB.
 DRY_RUN_BRANCH: dict[str, Any] = {
-    "type": "object", "required": ["dry_run", "requests", "changes"],
+    "type": "object",
+    "required": ["dry_run", "requests", "changes"],
     "description": "dry_run=true: the preview (DryRunData: summary, requests, changes, attention, validation); nothing was sent.",
     "properties": {"dry_run": {"const": True}, "requests": {"type": "array"}, "changes": {"type": "array"}},
 }
@@ -996,15 +1260,22 @@ def model_output_schema(shapes: Any) -> dict[str, Any]:
 def _without_titles(schema: Any) -> Any:
     """A schema without what only repeats (titles) or says nothing (a null default): tools/list stays small."""
     if isinstance(schema, dict):
-        return {key: _without_titles(value) for key, value in schema.items()
-                if not (key == "title" and isinstance(value, str)) and not (key == "default" and value is None)}
+        return {
+            key: _without_titles(value)
+            for key, value in schema.items()
+            if not (key == "title" and isinstance(value, str)) and not (key == "default" and value is None)
+        }
     if isinstance(schema, list):
         return [_without_titles(item) for item in schema]
     return schema
 
 
-def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_error: FacebookError | None) -> OpResult:
-    lines = [f"DRY RUN {spec.name}: {plan.summary}. Nothing was changed; it would send {len(plan.requests)} request(s):"]
+def describe_dry_run(
+    spec: OpSpec, plan: WritePlan, validation: Any, validation_error: FacebookError | None
+) -> OpResult:
+    lines = [
+        f"DRY RUN {spec.name}: {plan.summary}. Nothing was changed; it would send {len(plan.requests)} request(s):"
+    ]
     lines += [f"  {request.describe()}" for request in plan.requests[:20]]
     if len(plan.requests) > 20:
         lines.append(f"  … and {len(plan.requests) - 20} more")
@@ -1013,8 +1284,13 @@ def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_
     elif validation is not None:
         lines.append("Facebook validate_only: accepted.")
     lines += [f"Needs a person's confirmation: it {reason}." for reason in plan.attention]
-    data = {"dry_run": True, "summary": plan.summary, "requests": [r.to_data() for r in plan.requests],
-            "changes": [_change_data(c) for c in plan.changes], "attention": list(plan.attention)}
+    data = {
+        "dry_run": True,
+        "summary": plan.summary,
+        "requests": [r.to_data() for r in plan.requests],
+        "changes": [_change_data(c) for c in plan.changes],
+        "attention": list(plan.attention),
+    }
     if validation_error is not None:
         data["validation"] = validation_error.to_data()
     elif validation is not None:
@@ -1025,7 +1301,9 @@ def describe_dry_run(spec: OpSpec, plan: WritePlan, validation: Any, validation_
 def _comparable(changes: list[Change] | list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """What a preview promised, in a form two plans can be compared by: each change's object, field, before and after."""
     rows = [c if isinstance(c, dict) else _change_data(c) for c in changes]
-    return sorted(tuple(str(row.get(k)) for k in ("object_id", "object_type", "field", "before", "after")) for row in rows)
+    return sorted(
+        tuple(str(row.get(k)) for k in ("object_id", "object_type", "field", "before", "after")) for row in rows
+    )
 
 
 def _described(change: dict[str, Any]) -> str:
@@ -1041,13 +1319,22 @@ def _described(change: dict[str, Any]) -> str:
 def _confirmation_gone(confirmation_id: str, known: Confirmation | None) -> ValidationError:
     """One line for a confirmation id that cannot run: used, expired, or not this workspace's."""
     if known is not None and known.status == "used":
-        return ValidationError(f"Confirmation {confirmation_id} was already used or cancelled", blame_field="confirm",
-                               fix="Nothing was run again; run the op again for a fresh preview if you still want it")
+        return ValidationError(
+            f"Confirmation {confirmation_id} was already used or cancelled",
+            blame_field="confirm",
+            fix="Nothing was run again; run the op again for a fresh preview if you still want it",
+        )
     if known is not None and known.status == "expired":
-        return ValidationError(f"Confirmation {confirmation_id} expired at {known.expires_at[:16].replace('T', ' ')} UTC",
-                               fix="Run the op again for a fresh preview and confirmation id", blame_field="confirm")
-    return ValidationError(f"Confirmation {confirmation_id!r} is unknown in this workspace",
-                           fix="/confirmations lists the calls waiting for you; run the op again for a fresh one", blame_field="confirm")
+        return ValidationError(
+            f"Confirmation {confirmation_id} expired at {known.expires_at[:16].replace('T', ' ')} UTC",
+            fix="Run the op again for a fresh preview and confirmation id",
+            blame_field="confirm",
+        )
+    return ValidationError(
+        f"Confirmation {confirmation_id!r} is unknown in this workspace",
+        fix="/confirmations lists the calls waiting for you; run the op again for a fresh one",
+        blame_field="confirm",
+    )
 
 
 def _change_data(change: Change) -> dict[str, Any]:
@@ -1063,13 +1350,15 @@ def _change_data(change: Change) -> dict[str, Any]:
 class FacebookContext(OpContext):
     """OpContext plus the Facebook session, for the meta ops that need the store."""
 
-    facebook: "Facebook | None" = None
+    facebook: Facebook | None = None
 
     @property
-    def session(self) -> "Facebook":
+    def session(self) -> Facebook:
         """The Facebook session a meta op works in (None only for a bare handler run outside one)."""
         if self.facebook is None:
-            raise ValidationError("This op needs a workspace session", fix="Call it through Ad Monster (chat, API or MCP)")
+            raise ValidationError(
+                "This op needs a workspace session", fix="Call it through Ad Monster (chat, API or MCP)"
+            )
         return self.facebook
 
 
@@ -1091,8 +1380,10 @@ class AuditEntryData(DataRow):
     changes: list[Change] = Field(description="The fields it changed (or meant to), with before and after.")
     object_ids: list[str] = Field(description="The objects it made or changed.")
     # A str, not a Literal of the store's AUDIT_OUTCOMES: a read op's schema names no dry run (tests/test_typed_results.py).
-    outcome: str = Field(description="ok, error, pending (sent, no answer yet) or unknown (the answer was lost); "
-                                     "reconcile settles the last two.")
+    outcome: str = Field(
+        description="ok, error, pending (sent, no answer yet) or unknown (the answer was lost); "
+        "reconcile settles the last two."
+    )
     error: str | None
     fbtrace_id: str | None
     undo_of: int | None = Field(description="The entry this one undid.")
@@ -1146,15 +1437,37 @@ async def audit_log(ctx: FacebookContext, args: AuditLogArgs) -> OpResult:
         return OpResult(text="The audit log is empty: nothing has been written yet.", data={"entries": []})
     lines = [f"Audit log ({len(entries)} newest):"]
     for entry in entries:
-        undo = " (undone)" if entry.undone_by else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
-        lines.append(f"  #{entry.id} {when_text(entry.created_at, None)} {entry.interface} {entry.op} → {entry.outcome}: "
-                     f"{entry.summary}{undo}")
+        undo = (
+            " (undone)"
+            if entry.undone_by
+            else (" · /undo %d" % entry.id if _undoable_changes(entry.changes) and entry.outcome == "ok" else "")
+        )
+        lines.append(
+            f"  #{entry.id} {when_text(entry.created_at, None)} {entry.interface} {entry.op} → {entry.outcome}: "
+            f"{entry.summary}{undo}"
+        )
     return OpResult(text="\n".join(lines), data={"entries": [_audit_data(e) for e in entries]})
 
 
 def _audit_data(entry: AuditEntry) -> dict[str, Any]:
-    return {k: getattr(entry, k) for k in ("id", "created_at", "interface", "op", "args", "summary", "changes", "object_ids",
-                                            "outcome", "error", "fbtrace_id", "undo_of", "undone_by")}
+    return {
+        k: getattr(entry, k)
+        for k in (
+            "id",
+            "created_at",
+            "interface",
+            "op",
+            "args",
+            "summary",
+            "changes",
+            "object_ids",
+            "outcome",
+            "error",
+            "fbtrace_id",
+            "undo_of",
+            "undone_by",
+        )
+    }
 
 
 class UndoArgs(OpArgs):
@@ -1165,8 +1478,14 @@ class UndoArgs(OpArgs):
 
 def _undoable_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Status flips between ACTIVE and PAUSED and budget/cap changes of existing objects; archive and delete are final."""
-    return [c for c in changes or [] if c.get("field") in UNDOABLE_FIELDS and c.get("object_id") and c.get("before") not in (None, "")
-            and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)]
+    return [
+        c
+        for c in changes or []
+        if c.get("field") in UNDOABLE_FIELDS
+        and c.get("object_id")
+        and c.get("before") not in (None, "")
+        and (c["field"] != "status" or {c.get("before"), c.get("after")} <= UNDOABLE_STATUSES)
+    ]
 
 
 @meta_ops.op(OpKind.SPEND, group=TaskGroup.SAFETY, result=UndoData)
@@ -1176,23 +1495,44 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
     facebook = ctx.session
     entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
     if entry is None:
-        raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries", blame_field="audit_id")
+        raise ValidationError(
+            f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries", blame_field="audit_id"
+        )
     if entry.outcome in ("pending", "unknown"):
         verdict = await _what_facebook_shows(ctx, entry, facebook)
         if verdict.outcome != "unknown":
-            await facebook.store.settle_audit(facebook.workspace.id, entry.id, outcome=verdict.outcome, object_ids=verdict.object_ids,
-                                              error=None if verdict.outcome == "ok" else verdict.words)
+            await facebook.store.settle_audit(
+                facebook.workspace.id,
+                entry.id,
+                outcome=verdict.outcome,
+                object_ids=verdict.object_ids,
+                error=None if verdict.outcome == "ok" else verdict.words,
+            )
             entry = await facebook.store.get_audit(facebook.workspace.id, entry.id) or entry
     _check_undoable(entry)
     changes = _undoable_changes(entry.changes)
     current = await _current_values(ctx.graph, changes)
-    reverse = [Change(c["object_id"], c["object_type"], c["object_name"], c["field"], current[(c["object_id"], c["field"])],
-                      c["before"], c.get("currency"))
-               for c in changes if str(current[(c["object_id"], c["field"])]) != str(c["before"])]
+    reverse = [
+        Change(
+            c["object_id"],
+            c["object_type"],
+            c["object_name"],
+            c["field"],
+            current[(c["object_id"], c["field"])],
+            c["before"],
+            c.get("currency"),
+        )
+        for c in changes
+        if str(current[(c["object_id"], c["field"])]) != str(c["before"])
+    ]
     if not reverse:
-        return OpResult(text=f"Nothing to undo for #{entry.id} ({entry.op}): Facebook already shows the earlier values.",
-                        data={"undone": None, "changes": []})
-    moved = [c for c in changes if str(current[(c["object_id"], c["field"])]) not in (str(c["after"]), str(c["before"]))]
+        return OpResult(
+            text=f"Nothing to undo for #{entry.id} ({entry.op}): Facebook already shows the earlier values.",
+            data={"undone": None, "changes": []},
+        )
+    moved = [
+        c for c in changes if str(current[(c["object_id"], c["field"])]) not in (str(c["after"]), str(c["before"]))
+    ]
     updates: dict[str, dict[str, Any]] = {}
     for change in reverse:
         updates.setdefault(str(change.object_id), {})[change.field] = change.after
@@ -1202,9 +1542,13 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
         if mine is not None and not await facebook.store.mark_undone(facebook.workspace.id, entry.id, mine):
             held = await facebook.store.get_audit(facebook.workspace.id, entry.id)
             holder = held.undone_by if held is not None else None
-            raise ValidationError(f"Audit entry #{entry.id} is already undone, or being undone, by #{holder}",
-                                  fix="Nothing was sent; /audit shows the log")
-        results = await ctx.graph.batch([BatchItem("POST", object_id, body=fields) for object_id, fields in updates.items()])
+            raise ValidationError(
+                f"Audit entry #{entry.id} is already undone, or being undone, by #{holder}",
+                fix="Nothing was sent; /audit shows the log",
+            )
+        results = await ctx.graph.batch(
+            [BatchItem("POST", object_id, body=fields) for object_id, fields in updates.items()]
+        )
         failed = [r for r in results if not r.ok]
         if failed:
             error = failed[0].error or FacebookError(f"Undoing #{entry.id} failed", fix="Run /audit and try again")
@@ -1212,8 +1556,11 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
                 await facebook.store.release_undone(facebook.workspace.id, entry.id, mine)
             raise error
         lines = [f"Undid #{entry.id} ({entry.op}):"] + [f"  {_change_words(c)}" for c in reverse]
-        lines += [f"  (it had changed since: {c['object_type']} {c['object_id']} showed {c['field']} "
-                  f"{_value_words(current[(c['object_id'], c['field'])], c)} instead of {_value_words(c['after'], c)})" for c in moved]
+        lines += [
+            f"  (it had changed since: {c['object_type']} {c['object_id']} showed {c['field']} "
+            f"{_value_words(current[(c['object_id'], c['field'])], c)} instead of {_value_words(c['after'], c)})"
+            for c in moved
+        ]
         return OpResult(text="\n".join(lines), data={"undone": entry.id, "changes": [_change_data(c) for c in reverse]})
 
     return WritePlan(
@@ -1227,13 +1574,20 @@ async def undo(ctx: FacebookContext, args: UndoArgs) -> WritePlan | OpResult:
 
 def _check_undoable(entry: AuditEntry) -> None:
     if entry.undone_by:
-        raise ValidationError(f"Audit entry #{entry.id} was already undone by #{entry.undone_by}", fix="Nothing to do; /audit shows the log")
+        raise ValidationError(
+            f"Audit entry #{entry.id} was already undone by #{entry.undone_by}",
+            fix="Nothing to do; /audit shows the log",
+        )
     if entry.outcome in ("pending", "unknown"):
-        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has an unknown outcome: Facebook does not show yet whether it happened",
-                              fix=f"Try /undo {entry.id} again in a few minutes, or /reconcile")
+        raise ValidationError(
+            f"Audit entry #{entry.id} ({entry.op}) has an unknown outcome: Facebook does not show yet whether it happened",
+            fix=f"Try /undo {entry.id} again in a few minutes, or /reconcile",
+        )
     if entry.outcome != "ok" or not _undoable_changes(entry.changes):
-        raise ValidationError(f"Audit entry #{entry.id} ({entry.op}) has no status or budget change to undo",
-                              fix="Only successful status, budget and spend-cap changes can be undone")
+        raise ValidationError(
+            f"Audit entry #{entry.id} ({entry.op}) has no status or budget change to undo",
+            fix="Only successful status, budget and spend-cap changes can be undone",
+        )
 
 
 async def _current_values(graph: GraphClient, changes: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -1255,8 +1609,10 @@ def _value_words(value: Any, change: Any) -> str:
 
 
 def _change_words(change: Change) -> str:
-    return (f"{change.object_type} {change.object_name} ({change.object_id}): {change.field} {_value_words(change.before, change)}"
-            f" → {_value_words(change.after, change)}")
+    return (
+        f"{change.object_type} {change.object_name} ({change.object_id}): {change.field} {_value_words(change.before, change)}"
+        f" → {_value_words(change.after, change)}"
+    )
 
 
 class ReconcileArgs(OpArgs):
@@ -1270,8 +1626,8 @@ class ReconcileArgs(OpArgs):
 class Verdict:
     """What Facebook shows about one unsettled write."""
 
-    outcome: str                  # ok | error | unknown
-    words: str                    # for the person
+    outcome: str  # ok | error | unknown
+    words: str  # for the person
     object_ids: list[str] | None = None
 
 
@@ -1284,29 +1640,45 @@ async def reconcile(ctx: FacebookContext, args: ReconcileArgs) -> OpResult:
         if not entries:
             entry = await facebook.store.get_audit(facebook.workspace.id, args.audit_id)
             if entry is None:
-                raise ValidationError(f"Audit entry #{args.audit_id} does not exist", fix="Run /audit to see the entries",
-                                      blame_field="audit_id")
-            return OpResult(text=f"Audit entry #{entry.id} ({entry.op}) is already settled: {entry.outcome}.",
-                            data={"settled": [], "open": [], "entry": _audit_data(entry)})
+                raise ValidationError(
+                    f"Audit entry #{args.audit_id} does not exist",
+                    fix="Run /audit to see the entries",
+                    blame_field="audit_id",
+                )
+            return OpResult(
+                text=f"Audit entry #{entry.id} ({entry.op}) is already settled: {entry.outcome}.",
+                data={"settled": [], "open": [], "entry": _audit_data(entry)},
+            )
     if not entries:
-        return OpResult(text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []})
+        return OpResult(
+            text="Every write in the audit log is settled: nothing to reconcile.", data={"settled": [], "open": []}
+        )
     lines: list[str] = []
     settled: list[dict[str, Any]] = []
     still_open: list[dict[str, Any]] = []
     for entry in entries:
         verdict = await _what_facebook_shows(ctx, entry, facebook)
         if verdict.outcome != "unknown" or entry.outcome == "pending":
-            await facebook.store.settle_audit(facebook.workspace.id, entry.id, outcome=verdict.outcome, object_ids=verdict.object_ids,
-                                              error=None if verdict.outcome == "ok" else verdict.words)
-        (still_open if verdict.outcome == "unknown" else settled).append({"audit_id": entry.id, "op": entry.op, "outcome": verdict.outcome,
-                                                                          "object_ids": verdict.object_ids or []})
+            await facebook.store.settle_audit(
+                facebook.workspace.id,
+                entry.id,
+                outcome=verdict.outcome,
+                object_ids=verdict.object_ids,
+                error=None if verdict.outcome == "ok" else verdict.words,
+            )
+        (still_open if verdict.outcome == "unknown" else settled).append(
+            {"audit_id": entry.id, "op": entry.op, "outcome": verdict.outcome, "object_ids": verdict.object_ids or []}
+        )
         lines.append(f"- #{entry.id} {entry.op} ({entry.summary}): {verdict.words}")
-    head = (f"Reconciled {len(settled)} of {len(entries)} unsettled write(s)"
-            + (f"; {len(still_open)} still unknown, checked again by the hourly reconcile job" if still_open else "") + ":")
+    head = (
+        f"Reconciled {len(settled)} of {len(entries)} unsettled write(s)"
+        + (f"; {len(still_open)} still unknown, checked again by the hourly reconcile job" if still_open else "")
+        + ":"
+    )
     return OpResult(text="\n".join([head, *lines]), data={"settled": settled, "open": still_open})
 
 
-async def _what_facebook_shows(ctx: FacebookContext, entry: AuditEntry, facebook: "Facebook") -> Verdict:
+async def _what_facebook_shows(ctx: FacebookContext, entry: AuditEntry, facebook: Facebook) -> Verdict:
     """Look up an unsettled write: its creates by client tag, an image by its hash, a customer-list upload by its
     session's count, its updates by the fields' current values."""
     age = (facebook.store.clock() - datetime.fromisoformat(entry.created_at)).total_seconds()
@@ -1326,21 +1698,29 @@ async def _what_facebook_shows(ctx: FacebookContext, entry: AuditEntry, facebook
             return await _updates_shown(ctx.graph, changes)
     except FacebookError as error:
         return Verdict("unknown", f"still unknown: looking at Facebook failed ({error.message})")
-    return Verdict("unknown", "still unknown: this kind of write leaves nothing to look up "
-                              "(events and customer lists are safe to send again: duplicates are dropped)")
+    return Verdict(
+        "unknown",
+        "still unknown: this kind of write leaves nothing to look up "
+        "(events and customer lists are safe to send again: duplicates are dropped)",
+    )
 
 
 def _shown_as_a_field(change: dict[str, Any]) -> bool:
     """A change reconcile can read back: a Graph field of an existing object, read before the write (a status or a
     budget may have had no earlier value). A count of events sent or of customers added is no field to read."""
     field_name = str(change.get("field") or "")
-    return bool(change.get("object_id") and field_name.isidentifier()
-                and (change.get("before") not in (None, "") or field_name in UNDOABLE_FIELDS))
+    return bool(
+        change.get("object_id")
+        and field_name.isidentifier()
+        and (change.get("before") not in (None, "") or field_name in UNDOABLE_FIELDS)
+    )
 
 
 def _lookup_of(tag: dict[str, str]) -> CreateLookup:
     edge = tag["path"].rstrip("/").rsplit("/", 1)[-1]
-    return CreateLookup(tag["path"], tag["name"], tag["tag"], statuses=fb_creative.LOOKUP_AD_STATUSES if edge == "ads" else None)
+    return CreateLookup(
+        tag["path"], tag["name"], tag["tag"], statuses=fb_creative.LOOKUP_AD_STATUSES if edge == "ads" else None
+    )
 
 
 async def _look_for(graph: GraphClient, tag: dict[str, str]) -> str | None:
@@ -1356,24 +1736,34 @@ async def _creates_shown(graph: GraphClient, tags: list[dict[str, str]], settled
     if len(made) == len(found):
         return Verdict("ok", f"it happened: Facebook shows {', '.join(made)}", made)
     if not settled_for_sure:
-        return Verdict("unknown", "still unknown: too soon to be sure it did not land (Facebook can finish a request late)")
+        return Verdict(
+            "unknown", "still unknown: too soon to be sure it did not land (Facebook can finish a request late)"
+        )
     missing = ", ".join(t["name"] or t["tag"] for t in tags if not found.get(t["tag"]))
     if made:
         return Verdict("error", f"only part of it happened: Facebook shows {', '.join(made)}, not {missing}", made)
-    return Verdict("error", f"it did not happen: nothing on Facebook carries its tag ({missing}); run it again if you still want it", [])
+    return Verdict(
+        "error",
+        f"it did not happen: nothing on Facebook carries its tag ({missing}); run it again if you still want it",
+        [],
+    )
 
 
 async def _video_uploads_shown(graph: GraphClient, lookups: list[dict[str, str]], settled_for_sure: bool) -> Verdict:
     """Video uploads cut short (a crash or Ctrl-C between their phases), settled by each video's upload phase."""
     shown = {lookup["tag"]: await fb_creative.video_upload_shown(graph, lookup) for lookup in lookups}
-    held = [video_id for video_id, phase in shown.items() if phase != "gone"]    # an unfinished upload is an object too
+    held = [video_id for video_id, phase in shown.items() if phase != "gone"]  # an unfinished upload is an object too
     if all(phase == "complete" for phase in shown.values()):
         return Verdict("ok", f"it happened: the upload of video {', '.join(shown)} finished", held)
     if not settled_for_sure:
         return Verdict("unknown", "still unknown: too soon to be sure the upload will not finish", held)
     unfinished = ", ".join(video_id for video_id, phase in shown.items() if phase != "complete")
-    return Verdict("error", f"it did not happen: the upload of video {unfinished} never finished (Facebook does not use "
-                            "an unfinished upload); upload the file again", held)
+    return Verdict(
+        "error",
+        f"it did not happen: the upload of video {unfinished} never finished (Facebook does not use "
+        "an unfinished upload); upload the file again",
+        held,
+    )
 
 
 async def _users_upload_shown(graph: GraphClient, lookup: dict[str, str], settled_for_sure: bool) -> Verdict:
@@ -1383,14 +1773,25 @@ async def _users_upload_shown(graph: GraphClient, lookup: dict[str, str], settle
     if shown == "arrived":
         return Verdict("ok", f"it happened: the upload session shows every row received ({received:,})", [audience_id])
     if shown == "unclear":
-        return Verdict("unknown", f"still unknown: the upload session's count ({received} rows received) tells neither "
-                                  "that the lost batches arrived nor that they did not", [audience_id])
+        return Verdict(
+            "unknown",
+            f"still unknown: the upload session's count ({received} rows received) tells neither "
+            "that the lost batches arrived nor that they did not",
+            [audience_id],
+        )
     if not settled_for_sure:
-        return Verdict("unknown", "still unknown: too soon to be sure the lost batches did not land (Facebook can finish a "
-                                  "request late)", [audience_id])
+        return Verdict(
+            "unknown",
+            "still unknown: too soon to be sure the lost batches did not land (Facebook can finish a request late)",
+            [audience_id],
+        )
     earlier = f"only the {received:,} rows of the earlier batches" if received else "no row of it"
-    return Verdict("error", f"it did not happen: the upload session holds {earlier}; run the same upload again (people "
-                            "already in the list are not added twice)", [audience_id])
+    return Verdict(
+        "error",
+        f"it did not happen: the upload session holds {earlier}; run the same upload again (people "
+        "already in the list are not added twice)",
+        [audience_id],
+    )
 
 
 async def _updates_shown(graph: GraphClient, changes: list[dict[str, Any]]) -> Verdict:
@@ -1403,13 +1804,16 @@ async def _updates_shown(graph: GraphClient, changes: list[dict[str, Any]]) -> V
         return Verdict("ok", "it happened: Facebook shows the new values", list(by_object))
     if all(value == str(c["before"]) for c, value in shown):
         return Verdict("error", "it did not happen: Facebook still shows the earlier values", list(by_object))
-    return Verdict("unknown", "still unknown: Facebook shows values that are neither the earlier nor the intended ones "
-                              "(changed since?); look at the objects", list(by_object))
+    return Verdict(
+        "unknown",
+        "still unknown: Facebook shows values that are neither the earlier nor the intended ones "
+        "(changed since?); look at the objects",
+        list(by_object),
+    )
 
 
 class ListConfirmationsArgs(OpArgs):
     """List the calls waiting for a person's confirmation, with their ids and previews."""
-
 
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.SAFETY, result=ConfirmationList)
@@ -1418,15 +1822,24 @@ async def list_confirmations(ctx: FacebookContext, args: ListConfirmationsArgs) 
     if not pending:
         return OpResult(text="No calls are waiting for confirmation.", data={"confirmations": []})
     lines = ["Waiting for confirmation:"] + [f"  {c.id}: {c.op} — {c.preview}" for c in pending]
-    return OpResult(text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]})
+    return OpResult(
+        text="\n".join(lines), data={"confirmations": [{"id": c.id, "op": c.op, "preview": c.preview} for c in pending]}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Connecting Facebook: the OAuth code flow and the token lifecycle
 # ---------------------------------------------------------------------------------------------------------------
 
-REQUIRED_SCOPES = ("ads_management", "ads_read", "business_management", "pages_show_list", "pages_read_engagement",
-                   "pages_manage_ads", "instagram_basic")
+REQUIRED_SCOPES = (
+    "ads_management",
+    "ads_read",
+    "business_management",
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_ads",
+    "instagram_basic",
+)
 ESSENTIAL_SCOPES = ("ads_management",)
 STATE_TTL_SECONDS = 600
 LONG_LIVED_WARNING_DAYS = (7, 1)
@@ -1468,31 +1881,51 @@ class TokenHealth:
 
     def describe(self, now: datetime) -> str:
         if not self.connected:
-            return "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
+            return (
+                "Facebook is not connected. Connect with /connect (or `admonster connect`, or `admonster token set`)."
+            )
         if not self.valid:
             reason = (self.reason or "Facebook refused it").strip().rstrip(".")
             where = f" (from {self.source})" if self.source else ""
             return f"The Facebook token{where} is not valid: {reason}. Reconnect with /connect."
         days = self.days_left(now)
-        expiry = ("never expires" if days is None else
-                  f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC")
+        expiry = (
+            "never expires"
+            if days is None
+            else f"expires in {max(days, 0):.0f} day(s), on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
         who = f"{self.user_name} ({self.user_id})" if self.user_name else self.user_id or "unknown user"
-        lines = [f"Facebook token valid ({self.kind or 'user'} token of {who}); it {expiry}.",
-                 f"Scopes: {', '.join(self.scopes) or 'none'}."]
+        lines = [
+            f"Facebook token valid ({self.kind or 'user'} token of {who}); it {expiry}.",
+            f"Scopes: {', '.join(self.scopes) or 'none'}.",
+        ]
         if self.source:
-            lines.append(f"It comes from {self.source}, not from a sign-in; /connect signs in and keeps the token for "
-                         "this workspace.")
+            lines.append(
+                f"It comes from {self.source}, not from a sign-in; /connect signs in and keeps the token for "
+                "this workspace."
+            )
         if self.missing_scopes:
             lines.append(f"Missing: {', '.join(self.missing_scopes)}. Fix: reconnect with /connect and allow them.")
         if days is not None and days <= LONG_LIVED_WARNING_DAYS[0]:
-            lines.append("Fix: reconnect soon with /connect; Facebook has no refresh token, a person must sign in again.")
+            lines.append(
+                "Fix: reconnect soon with /connect; Facebook has no refresh token, a person must sign in again."
+            )
         return "\n".join(lines)
 
     def to_data(self) -> dict[str, Any]:
-        return {"connected": self.connected, "valid": self.valid, "kind": self.kind, "user_id": self.user_id,
-                "user_name": self.user_name, "app_id": self.app_id,
-                "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-                "scopes": self.scopes, "missing_scopes": self.missing_scopes, "reason": self.reason, "source": self.source}
+        return {
+            "connected": self.connected,
+            "valid": self.valid,
+            "kind": self.kind,
+            "user_id": self.user_id,
+            "user_name": self.user_name,
+            "app_id": self.app_id,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "scopes": self.scopes,
+            "missing_scopes": self.missing_scopes,
+            "reason": self.reason,
+            "source": self.source,
+        }
 
 
 def sign_state(secret: bytes, workspace_id: int, nonce: str, expires_at: int) -> str:
@@ -1504,8 +1937,11 @@ def sign_state(secret: bytes, workspace_id: int, nonce: str, expires_at: int) ->
 
 def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
     """The (workspace id, nonce) a state carries, after checking its signature and expiry; ValidationError otherwise."""
-    refused = ValidationError("This sign-in link is not valid (its state was altered or is not ours)",
-                              fix="Start again with /connect and use the new link", blame_field="state")
+    refused = ValidationError(
+        "This sign-in link is not valid (its state was altered or is not ours)",
+        fix="Start again with /connect and use the new link",
+        blame_field="state",
+    )
     if not isinstance(state, str) or state.count(".") != 1 or not state.isascii():  # ours is base64 and hex:
         raise refused  # anything else is refused before hmac.compare_digest (it raises TypeError on non-ASCII text)
     payload, signature = state.split(".")
@@ -1513,13 +1949,18 @@ def read_state(secret: bytes, state: str | None, now: float) -> tuple[int, str]:
     if not hmac.compare_digest(signature, expected):
         raise refused
     try:
-        workspace_id, nonce, expires_at = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(".")
+        workspace_id, nonce, expires_at = (
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split(".")
+        )
         workspace, expiry = int(workspace_id), int(expires_at)
     except (ValueError, UnicodeDecodeError):
         raise refused from None
     if now > expiry:
-        raise ValidationError("This sign-in link expired (links are valid for 10 minutes)",
-                              fix="Start again with /connect and finish within 10 minutes", blame_field="state")
+        raise ValidationError(
+            "This sign-in link expired (links are valid for 10 minutes)",
+            fix="Start again with /connect and finish within 10 minutes",
+            blame_field="state",
+        )
     return workspace, nonce
 
 
@@ -1562,9 +2003,16 @@ class SwitchNeeded(ValidationError):
 class Connector:
     """The OAuth code flow and the token lifecycle for every workspace of one store."""
 
-    def __init__(self, store: Store, app: AppCredentials | None, state_secret: bytes, *,
-                 clock: Callable[[], float] = time.time,
-                 graph_url: str = "https://graph.facebook.com", api_version: str = DEFAULT_API_VERSION) -> None:
+    def __init__(
+        self,
+        store: Store,
+        app: AppCredentials | None,
+        state_secret: bytes,
+        *,
+        clock: Callable[[], float] = time.time,
+        graph_url: str = "https://graph.facebook.com",
+        api_version: str = DEFAULT_API_VERSION,
+    ) -> None:
         self.store = store
         self.app = app
         self.state_secret = state_secret
@@ -1574,13 +2022,17 @@ class Connector:
 
     def _require_app(self) -> AppCredentials:
         if self.app is None:
-            raise ValidationError("No Facebook app is configured, so Ad Monster cannot sign anyone in",
-                                  fix="Set ADMONSTER_APP_ID and ADMONSTER_APP_SECRET (or use `admonster token set`)")
+            raise ValidationError(
+                "No Facebook app is configured, so Ad Monster cannot sign anyone in",
+                fix="Set ADMONSTER_APP_ID and ADMONSTER_APP_SECRET (or use `admonster token set`)",
+            )
         return self.app
 
     def _app_client(self) -> GraphClient:
         app = self._require_app()
-        return GraphClient(app.app_token, app_secret=app.app_secret, base_url=app.graph_url, api_version=app.api_version)
+        return GraphClient(
+            app.app_token, app_secret=app.app_secret, base_url=app.graph_url, api_version=app.api_version
+        )
 
     async def dialog_url(self, workspace_id: int, redirect_uri: str, *, switch: bool = False) -> tuple[str, datetime]:
         """The Facebook sign-in link for a workspace, with a fresh single-use state valid 10 minutes, bound to the
@@ -1588,18 +2040,27 @@ class Connector:
         app = self._require_app()
         binding = SIGNIN_BINDING.get()
         if binding is None:
-            raise ValidationError("Sign-in links are made only by the console, the chat or the terminal, which can bind "
-                                  "them to the person who asked", fix="Press Connect Facebook in the console, or run "
-                                  "`admonster connect` in a terminal")
+            raise ValidationError(
+                "Sign-in links are made only by the console, the chat or the terminal, which can bind "
+                "them to the person who asked",
+                fix="Press Connect Facebook in the console, or run `admonster connect` in a terminal",
+            )
         nonce = secrets.token_urlsafe(16)
         expires = int(self.clock()) + STATE_TTL_SECONDS
-        await self.store.add_oauth_state(workspace_id, nonce, datetime.fromtimestamp(expires, timezone.utc),
-                                         binding_hash=binding.digest, allow_switch=switch)
+        await self.store.add_oauth_state(
+            workspace_id, nonce, datetime.fromtimestamp(expires, UTC), binding_hash=binding.digest, allow_switch=switch
+        )
         binding.used = True
-        query = urllib.parse.urlencode({"client_id": app.app_id, "redirect_uri": redirect_uri, "response_type": "code",
-                                        "scope": ",".join(REQUIRED_SCOPES),
-                                        "state": sign_state(self.state_secret, workspace_id, nonce, expires)})
-        return f"{app.dialog_url}?{query}", datetime.fromtimestamp(expires, timezone.utc)
+        query = urllib.parse.urlencode(
+            {
+                "client_id": app.app_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": ",".join(REQUIRED_SCOPES),
+                "state": sign_state(self.state_secret, workspace_id, nonce, expires),
+            }
+        )
+        return f"{app.dialog_url}?{query}", datetime.fromtimestamp(expires, UTC)
 
     async def state_workspace(self, state: str | None) -> int | None:
         """The workspace a (well-signed) state names, else None: which sign-in cookie the callback reads."""
@@ -1608,22 +2069,35 @@ class Connector:
         except ValidationError:
             return None
 
-    async def complete(self, *, state: str | None, code: str | None, error: str | None, error_description: str | None,
-                       redirect_uri: str, binding_secret: str | None = None) -> tuple[int, TokenHealth]:
+    async def complete(
+        self,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        error_description: str | None,
+        redirect_uri: str,
+        binding_secret: str | None = None,
+    ) -> tuple[int, TokenHealth]:
         """Finish a sign-in from the callback's query; stores the long-lived token. Raises with a readable reason.
 
         `binding_secret` is what the completing browser (its cookie) or terminal (its listener) holds: it must be the
         secret the link was made with, else nothing happens (the link is not even used up)."""
         workspace_id, nonce = read_state(self.state_secret, state, self.clock())
         bound = await self.store.oauth_state_binding(nonce)
-        if bound is not None and (not bound[0] or not binding_secret
-                                  or not hmac.compare_digest(bound[0], binding_digest(binding_secret))):
-            raise SigninElsewhere("This sign-in link was started in another browser",
-                                  fix="Start again from your own console (or terminal) with Connect Facebook or /connect",
-                                  blame_field="state")
+        if bound is not None and (
+            not bound[0] or not binding_secret or not hmac.compare_digest(bound[0], binding_digest(binding_secret))
+        ):
+            raise SigninElsewhere(
+                "This sign-in link was started in another browser",
+                fix="Start again from your own console (or terminal) with Connect Facebook or /connect",
+                blame_field="state",
+            )
         allow_switch = bool(bound and bound[1])
         if await self.store.consume_oauth_state(nonce) != workspace_id:
-            raise ValidationError("This sign-in link was already used", fix="Start again with /connect", blame_field="state")
+            raise ValidationError(
+                "This sign-in link was already used", fix="Start again with /connect", blame_field="state"
+            )
         if error:
             detail = "you chose not to connect" if error == "access_denied" else (error_description or error)
             raise ValidationError(f"Facebook did not connect: {detail}", fix="Run /connect again and choose Continue")
@@ -1631,28 +2105,46 @@ class Connector:
             raise ValidationError("Facebook sent no authorization code", fix="Run /connect again", blame_field="code")
         app = self._require_app()
         async with self._app_client() as client:
-            short = await client.get("oauth/access_token", {"client_id": app.app_id, "client_secret": app.app_secret,
-                                                           "redirect_uri": redirect_uri, "code": code})
-            long = await client.get("oauth/access_token", {"grant_type": "fb_exchange_token", "client_id": app.app_id,
-                                                          "client_secret": app.app_secret,
-                                                          "fb_exchange_token": short["access_token"]})
+            short = await client.get(
+                "oauth/access_token",
+                {"client_id": app.app_id, "client_secret": app.app_secret, "redirect_uri": redirect_uri, "code": code},
+            )
+            long = await client.get(
+                "oauth/access_token",
+                {
+                    "grant_type": "fb_exchange_token",
+                    "client_id": app.app_id,
+                    "client_secret": app.app_secret,
+                    "fb_exchange_token": short["access_token"],
+                },
+            )
         health = await self.inspect(long["access_token"])
         current = await self.store.load_token(workspace_id)
-        if (current is not None and current.user_id and health.user_id and str(current.user_id) != str(health.user_id)
-                and not allow_switch):
+        if (
+            current is not None
+            and current.user_id
+            and health.user_id
+            and str(current.user_id) != str(health.user_id)
+            and not allow_switch
+        ):
             before = await self._user_name(current.token) or f"Facebook user {current.user_id}"
             after = health.user_name or f"Facebook user {health.user_id}"
-            raise SwitchNeeded(f"This workspace is connected to {before}; connect it to {after} instead? "
-                               "Nothing was changed",
-                               fix=f"To move this workspace to {after}, press Connect to another Facebook user in the "
-                                   "console (or run /connect --switch) and sign in again")
+            raise SwitchNeeded(
+                f"This workspace is connected to {before}; connect it to {after} instead? Nothing was changed",
+                fix=f"To move this workspace to {after}, press Connect to another Facebook user in the "
+                "console (or run /connect --switch) and sign in again",
+            )
         health = await self.store_checked_token(workspace_id, long["access_token"], kind="user", checked=health)
         return workspace_id, health
 
     async def _user_name(self, token: str) -> str | None:
         try:
-            async with GraphClient(token, app_secret=self.app.app_secret if self.app else None, base_url=self.graph_url,
-                                   api_version=self.api_version) as client:
+            async with GraphClient(
+                token,
+                app_secret=self.app.app_secret if self.app else None,
+                base_url=self.graph_url,
+                api_version=self.api_version,
+            ) as client:
                 return (await client.get("me", {"fields": "name"})).get("name")
         except FacebookError:
             return None
@@ -1677,8 +2169,9 @@ class Connector:
 
     async def _add_permissions_and_name(self, token: str, health: TokenHealth) -> TokenHealth:
         app = self.app
-        async with GraphClient(token, app_secret=app.app_secret if app else None, base_url=self.graph_url,
-                               api_version=self.api_version) as client:
+        async with GraphClient(
+            token, app_secret=app.app_secret if app else None, base_url=self.graph_url, api_version=self.api_version
+        ) as client:
             permissions = await client.get_all("me/permissions")
             me = await client.get("me", {"fields": "id,name"})
         granted = [p["permission"] for p in permissions if p.get("status") == "granted"]
@@ -1687,23 +2180,37 @@ class Connector:
         health.user_name, health.user_id = me.get("name"), me.get("id") or health.user_id
         return health
 
-    async def store_checked_token(self, workspace_id: int, token: str, *, kind: str,
-                                  checked: TokenHealth | None = None) -> TokenHealth:
+    async def store_checked_token(
+        self, workspace_id: int, token: str, *, kind: str, checked: TokenHealth | None = None
+    ) -> TokenHealth:
         """Check a token (right app, valid, ads_management) and only then store it encrypted (`checked`: an
         `inspect` of it just made)."""
         health = checked or await self.inspect(token)
         if self.foreign(health):
-            raise ValidationError(f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id if self.app else 'none configured'})",
-                                  fix="Create the token for Ad Monster's app (ADMONSTER_APP_ID) and try again")
+            raise ValidationError(
+                f"This token belongs to another Facebook app ({health.app_id}), not Ad Monster's ({self.app.app_id if self.app else 'none configured'})",
+                fix="Create the token for Ad Monster's app (ADMONSTER_APP_ID) and try again",
+            )
         if not health.valid:
-            raise ValidationError(f"Facebook says this token is not valid: {health.reason or 'unknown reason'}",
-                                  fix="Create a fresh token (or /connect) and try again")
+            raise ValidationError(
+                f"Facebook says this token is not valid: {health.reason or 'unknown reason'}",
+                fix="Create a fresh token (or /connect) and try again",
+            )
         missing = [s for s in ESSENTIAL_SCOPES if s not in health.scopes]
         if missing:
-            raise ValidationError(f"This token lacks {', '.join(missing)}, which every ad operation needs",
-                                  fix="Sign in again and allow managing ads, or give the system user the ads_management permission")
-        await self.store.save_token(workspace_id, token=token, kind=kind, app_id=health.app_id, user_id=health.user_id,
-                                    expires_at=health.expires_at, scopes=health.scopes)
+            raise ValidationError(
+                f"This token lacks {', '.join(missing)}, which every ad operation needs",
+                fix="Sign in again and allow managing ads, or give the system user the ads_management permission",
+            )
+        await self.store.save_token(
+            workspace_id,
+            token=token,
+            kind=kind,
+            app_id=health.app_id,
+            user_id=health.user_id,
+            expires_at=health.expires_at,
+            scopes=health.scopes,
+        )
         return health
 
     async def status(self, workspace_id: int, unstored: str | None = None) -> TokenHealth:
@@ -1726,7 +2233,9 @@ class Connector:
         if not health.valid:
             await self.store.mark_token_invalid(workspace_id, health.reason or "invalid")
         else:
-            await self.store.mark_token_checked(workspace_id, valid=True, expires_at=health.expires_at, scopes=health.scopes)
+            await self.store.mark_token_checked(
+                workspace_id, valid=True, expires_at=health.expires_at, scopes=health.scopes
+            )
         return health
 
     async def disconnect(self, workspace_id: int) -> tuple[str, bool]:
@@ -1741,20 +2250,34 @@ class Connector:
         stored = await self.store.load_token(workspace_id)
         if stored is None:
             return "Facebook was not connected; nothing to do.", False
-        others = (await self.store.token_holders(stored.user_id, stored.app_id, exclude_workspace=workspace_id)
-                  if stored.user_id else 0)
+        others = (
+            await self.store.token_holders(stored.user_id, stored.app_id, exclude_workspace=workspace_id)
+            if stored.user_id
+            else 0
+        )
         if others:
             await self.store.delete_token(workspace_id)
-            return (f"Disconnected this workspace: its stored token is deleted. Ad Monster keeps access for {others} other "
-                    "workspace(s) of the same Facebook user, so the app was not revoked."), False
+            return (
+                f"Disconnected this workspace: its stored token is deleted. Ad Monster keeps access for {others} other "
+                "workspace(s) of the same Facebook user, so the app was not revoked."
+            ), False
         revoked, done = "Facebook permissions revoked", True
         try:
-            async with GraphClient(stored.token, app_secret=self.app.app_secret if self.app else None,
-                                   base_url=self.graph_url, api_version=self.api_version) as client:
+            async with GraphClient(
+                stored.token,
+                app_secret=self.app.app_secret if self.app else None,
+                base_url=self.graph_url,
+                api_version=self.api_version,
+            ) as client:
                 await client.delete("me/permissions")
         except FacebookError as error:
-            revoked, done = (f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's "
-                             "settings if needed"), False
+            revoked, done = (
+                (
+                    f"Facebook did not revoke the permissions ({error.message}); remove the app in Facebook's "
+                    "settings if needed"
+                ),
+                False,
+            )
         await self.store.delete_token(workspace_id)
         return f"Disconnected: {revoked}; the stored token is deleted.", done
 
@@ -1764,11 +2287,16 @@ def _health_from_debug(info: dict[str, Any]) -> TokenHealth:
     error = info.get("error") or {}
     scopes = [s for s in info.get("scopes") or [] if isinstance(s, str)]
     return TokenHealth(
-        connected=True, valid=bool(info.get("is_valid")), kind=str(info.get("type") or "USER").lower(),
-        user_id=info.get("user_id"), app_id=str(info["app_id"]) if info.get("app_id") else None,
-        expires_at=datetime.fromtimestamp(expires, timezone.utc) if expires else None,
-        scopes=scopes, missing_scopes=[s for s in REQUIRED_SCOPES if s not in scopes],
-        reason=error.get("message") if error else (None if info.get("is_valid") else "Facebook marked it invalid"))
+        connected=True,
+        valid=bool(info.get("is_valid")),
+        kind=str(info.get("type") or "USER").lower(),
+        user_id=info.get("user_id"),
+        app_id=str(info["app_id"]) if info.get("app_id") else None,
+        expires_at=datetime.fromtimestamp(expires, UTC) if expires else None,
+        scopes=scopes,
+        missing_scopes=[s for s in REQUIRED_SCOPES if s not in scopes],
+        reason=error.get("message") if error else (None if info.get("is_valid") else "Facebook marked it invalid"),
+    )
 
 
 # ---- What the connection ops answer as data ----
@@ -1793,8 +2321,12 @@ class TokenHealthData(OpData):
     scopes: list[str]
     missing_scopes: list[str] = Field(description="Permissions Ad Monster asks for that the token lacks.")
     reason: str | None = Field(description="Why it is not valid.")
-    source: str | None = Field(description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store.")
-    api_version_warning: str = Field(None, description="Present when the configured Graph API version ends within 90 days.")  # type: ignore[assignment]  # absent, never null
+    source: str | None = Field(
+        description="Where an unstored token comes from (ADMONSTER_ACCESS_TOKEN); null: the store."
+    )
+    api_version_warning: str = Field(
+        None, description="Present when the configured Graph API version ends within 90 days."
+    )  # type: ignore[assignment]  # absent, never null
 
 
 class Disconnected(OpData):
@@ -1805,21 +2337,28 @@ class Disconnected(OpData):
 class ConnectArgs(OpArgs):
     """Connect Facebook: returns the sign-in link (valid 10 minutes) that grants Ad Monster the permissions its ops need."""
 
-    switch: bool = Field(False, description="Allow this sign-in to move the workspace to another Facebook user than the "
-                                            "one it is connected to (without it, such a sign-in is refused).")
+    switch: bool = Field(
+        False,
+        description="Allow this sign-in to move the workspace to another Facebook user than the "
+        "one it is connected to (without it, such a sign-in is refused).",
+    )
 
 
 @meta_ops.op(OpKind.READ, group=TaskGroup.CONNECT, name="connect", result=SigninLink)
 async def connect_op(ctx: FacebookContext, args: ConnectArgs) -> OpResult:
     facebook = ctx.session
     if facebook.connector is None or facebook.callback_url is None:
-        raise ValidationError("Signing in is not available in this interface",
-                              fix="Run `admonster connect`, or `admonster serve` and /connect there")
+        raise ValidationError(
+            "Signing in is not available in this interface",
+            fix="Run `admonster connect`, or `admonster serve` and /connect there",
+        )
     redirect_uri = await facebook.callback_url()
     url, expires = await facebook.connector.dialog_url(facebook.workspace.id, redirect_uri, switch=args.switch)
-    return OpResult(text=f"Open this link to connect Facebook (valid until {expires:%H:%M} UTC, usable once):\n{url}\n"
-                         f"It asks for: {', '.join(REQUIRED_SCOPES)}.",
-                    data={"url": url, "expires_at": expires.isoformat(), "scopes": list(REQUIRED_SCOPES)})
+    return OpResult(
+        text=f"Open this link to connect Facebook (valid until {expires:%H:%M} UTC, usable once):\n{url}\n"
+        f"It asks for: {', '.join(REQUIRED_SCOPES)}.",
+        data={"url": url, "expires_at": expires.isoformat(), "scopes": list(REQUIRED_SCOPES)},
+    )
 
 
 class TokenStatusArgs(OpArgs):
@@ -1859,9 +2398,14 @@ async def disconnect_op(ctx: FacebookContext, args: DisconnectArgs) -> WritePlan
         await facebook.after_disconnect()
         return OpResult(text=text, data={"disconnected": True, "revoked": revoked})
 
-    return WritePlan(summary="disconnect Facebook from this workspace: delete its stored token, and revoke Ad Monster's "
-                             "permissions unless another workspace uses the same Facebook user",
-                     ad_account_id=None, requests=[GraphRequest("DELETE", "me/permissions")], changes=[], execute=execute)
+    return WritePlan(
+        summary="disconnect Facebook from this workspace: delete its stored token, and revoke Ad Monster's "
+        "permissions unless another workspace uses the same Facebook user",
+        ad_account_id=None,
+        requests=[GraphRequest("DELETE", "me/permissions")],
+        changes=[],
+        execute=execute,
+    )
 
 
 REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
@@ -1875,16 +2419,26 @@ REGISTRY = Registry.from_opsets([m.ops for m in OP_MODULES] + [meta_ops])
 class Facebook:
     """One workspace's session: the store, the Graph client, and the one dispatch path for every interface."""
 
-    def __init__(self, store: Store, graph: GraphClient | None, workspace: Workspace, registry: Registry = REGISTRY, *,
-                 connector: Connector | None = None, callback_url: Callable[[], Awaitable[str]] | None = None,
-                 on_disconnect: Callable[[Workspace], Awaitable[Any]] | None = None,
-                 clock: Callable[[], Awaitable[datetime]] | None = None,
-                 single_flight: SingleFlightPolicy = SingleFlightPolicy(), files_home: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        graph: GraphClient | None,
+        workspace: Workspace,
+        registry: Registry = REGISTRY,
+        *,
+        connector: Connector | None = None,
+        callback_url: Callable[[], Awaitable[str]] | None = None,
+        on_disconnect: Callable[[Workspace], Awaitable[Any]] | None = None,
+        clock: Callable[[], Awaitable[datetime]] | None = None,
+        single_flight: SingleFlightPolicy = SingleFlightPolicy(),
+        files_home: Path | None = None,
+    ) -> None:
         self.store = store
         # The workspace's own folder for the files its ops write and it uploads (ADMONSTER_HOME/files/<id>); without a
         # home (a bare session in tests) a folder under the system's temporary folder.
-        self.files_dir = workspace_files_dir(files_home if files_home is not None
-                                             else Path(tempfile.gettempdir()) / "admonster", workspace.id)
+        self.files_dir = workspace_files_dir(
+            files_home if files_home is not None else Path(tempfile.gettempdir()) / "admonster", workspace.id
+        )
         self.single_flight = single_flight  # the launch leases: how long one lasts, how long a second request waits
         self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
@@ -1897,15 +2451,24 @@ class Facebook:
         self._on_disconnect = on_disconnect
         self._selections: dict[str, str | None] | None = None
 
-    async def call(self, op: Any, args: Any = None, /, *, interface: str = "api", top_level: dict[str, Any] | None = None,
-                   **more: Any) -> OpResult:
+    async def call(
+        self,
+        op: Any,
+        args: Any = None,
+        /,
+        *,
+        interface: str = "api",
+        top_level: dict[str, Any] | None = None,
+        **more: Any,
+    ) -> OpResult:
         """The `facebook(op, args)` tool. Never raises for bad input or Facebook failures: errors are OpResults.
         Stray top-level keys of a request body come as the `top_level` dict (any key, even "self" or "interface",
         becomes an argument the op's model then accepts or refuses as unknown: one line naming it)."""
         return await self._answer(op, args, interface, {**more, **(top_level or {})})
 
-    async def _answer(self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *,
-                      unattended: bool = False) -> OpResult:
+    async def _answer(
+        self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *, unattended: bool = False
+    ) -> OpResult:
         """The one path every op takes (a person's call, or an automation's through ``run_gated``): arguments,
         selections, guardrails, confirmation, audit, the result checks and a failed token's marking. ``unattended``:
         nobody is there to confirm, so a write the guardrails would hold is refused instead, and confirm/reject too."""
@@ -1917,9 +2480,12 @@ class Facebook:
             result = OpResult.from_error(error)
         except Exception as error:  # the single boundary for the unexpected: one line, logged with its traceback
             log.exception("op crashed", op=str(op))
-            result = OpResult.from_error(FacebookError(
-                f"Internal error while running {op!r}: {redact(type(error).__name__ + ': ' + str(error))}",
-                fix="This is a bug in Ad Monster; the log has details. Nothing further was sent"))
+            result = OpResult.from_error(
+                FacebookError(
+                    f"Internal error while running {op!r}: {redact(type(error).__name__ + ': ' + str(error))}",
+                    fix="This is a bug in Ad Monster; the log has details. Nothing further was sent",
+                )
+            )
         finally:
             _call_waits.reset(token)
         if not result.ok and not result.held and result.llm is None and " Fix: " in result.text:
@@ -1928,7 +2494,12 @@ class Facebook:
             result.text = hide_server_paths(result.text, self.files_dir)
             result.data = hide_server_paths(result.data, self.files_dir)
             result.files = hide_server_paths(result.files, self.files_dir)
-        if not result.ok and isinstance(result.data, dict) and result.data.get("error") == "auth" and result.data.get("code") == 190:
+        if (
+            not result.ok
+            and isinstance(result.data, dict)
+            and result.data.get("error") == "auth"
+            and result.data.get("code") == 190
+        ):
             await self._token_failed(result)
         if waits:
             result.text += "\n(" + "; ".join(waits) + ")"
@@ -1937,51 +2508,99 @@ class Facebook:
         check_error(op, result)
         return result
 
-    async def _call(self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *,
-                    unattended: bool = False) -> OpResult:
+    async def _call(
+        self, op: Any, args: Any, interface: str, top_level: dict[str, Any], *, unattended: bool = False
+    ) -> OpResult:
         name, arguments = normalize_call(op, args, top_level)
         if unattended and (name in ("confirm", "reject") or arguments.get("confirm")):
-            raise ValidationError(f"{name} was not run: confirming or rejecting a held write needs a person",
-                                  fix="Confirm it yourself with /confirm <id> (/list_confirmations lists them)")
+            raise ValidationError(
+                f"{name} was not run: confirming or rejecting a held write needs a person",
+                fix="Confirm it yourself with /confirm <id> (/list_confirmations lists them)",
+            )
         if name == "help":
             return self._help(arguments)
         if name == "find_ops":
             unknown = sorted(set(arguments) - {"query", "limit"})
             if unknown:
-                raise ValidationError(f"find_ops takes query and limit, not {', '.join(unknown)}",
-                                      fix='Pass {"query": "what you want to do"}', blame_field=unknown[0])
+                raise ValidationError(
+                    f"find_ops takes query and limit, not {', '.join(unknown)}",
+                    fix='Pass {"query": "what you want to do"}',
+                    blame_field=unknown[0],
+                )
             return self.registry.find_ops_result(arguments.get("query"), arguments.get("limit", 8))
-        if self.graph is None and name not in ("connect", "token_status", "disconnect", "audit_log", "list_confirmations"):
-            raise AuthError("Facebook is not connected for this workspace",
-                            fix="Connect with /connect (or `admonster connect`, or `admonster token set`)")
+        if self.graph is None and name not in (
+            "connect",
+            "token_status",
+            "disconnect",
+            "audit_log",
+            "list_confirmations",
+        ):
+            raise AuthError(
+                "Facebook is not connected for this workspace",
+                fix="Connect with /connect (or `admonster connect`, or `admonster token set`)",
+            )
         if name == "confirm":
-            return await self.confirm(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"), interface)
+            return await self.confirm(
+                arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"), interface
+            )
         if name == "reject":
-            return await self.reject(arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id"))
+            return await self.reject(
+                arguments.get("confirm") or arguments.get("id") or arguments.get("confirmation_id")
+            )
         spec = self.registry.require(name)
         dry_run = _pop_flag(arguments, "dry_run")
         confirm_id = arguments.pop("confirm", None)
         if spec.kind is OpKind.READ and (dry_run or confirm_id):
-            raise ValidationError(f"{spec.name} only reads; dry_run and confirm apply to writes",
-                                  fix=f"Call {spec.name} without dry_run/confirm")
+            raise ValidationError(
+                f"{spec.name} only reads; dry_run and confirm apply to writes",
+                fix=f"Call {spec.name} without dry_run/confirm",
+            )
         if confirm_id:
             return await self.confirm(confirm_id, interface, expected_op=spec.name)
         arguments = expand_arguments_files(spec.args_model, arguments, self.files_dir, interface)
         arguments = confine_input_paths(arguments, self.files_dir, interface)
         model = validate_args(spec, arguments)
-        return await self._run(spec, model, arguments, interface, dry_run=dry_run, confirmed=False, unattended=unattended)
+        return await self._run(
+            spec, model, arguments, interface, dry_run=dry_run, confirmed=False, unattended=unattended
+        )
 
-    async def _run(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
-                   dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None,
-                   unattended: bool = False) -> OpResult:
-        result = await self._run_op(spec, model, arguments, interface, dry_run=dry_run, confirmed=confirmed,
-                                    previewed=previewed, unattended=unattended)
+    async def _run(
+        self,
+        spec: OpSpec,
+        model: BaseModel,
+        arguments: dict[str, Any],
+        interface: str,
+        *,
+        dry_run: bool,
+        confirmed: bool,
+        previewed: list[dict[str, Any]] | None = None,
+        unattended: bool = False,
+    ) -> OpResult:
+        result = await self._run_op(
+            spec,
+            model,
+            arguments,
+            interface,
+            dry_run=dry_run,
+            confirmed=confirmed,
+            previewed=previewed,
+            unattended=unattended,
+        )
         check_result(self.registry, spec, result)
         return result
 
-    async def _run_op(self, spec: OpSpec, model: BaseModel, arguments: dict[str, Any], interface: str, *,
-                      dry_run: bool, confirmed: bool, previewed: list[dict[str, Any]] | None = None,
-                      unattended: bool = False) -> OpResult:
+    async def _run_op(
+        self,
+        spec: OpSpec,
+        model: BaseModel,
+        arguments: dict[str, Any],
+        interface: str,
+        *,
+        dry_run: bool,
+        confirmed: bool,
+        previewed: list[dict[str, Any]] | None = None,
+        unattended: bool = False,
+    ) -> OpResult:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
@@ -2000,7 +2619,8 @@ class Facebook:
                 raise ConfirmationRequired(
                     f"{spec.name} was not run: it {'; '.join(reasons)}, and nobody is there to confirm it",
                     fix="Run it yourself and confirm, or change the workspace guardrails",
-                    data={"op": spec.name, "reasons": reasons, "changes": [_change_data(c) for c in plan.changes]})
+                    data={"op": spec.name, "reasons": reasons, "changes": [_change_data(c) for c in plan.changes]},
+                )
             if reasons:
                 return await self._hold_for_confirmation(spec, plan, arguments, reasons)
         return await self._execute(spec, plan, arguments, interface)
@@ -2008,7 +2628,7 @@ class Facebook:
     async def now(self) -> datetime:
         """The current time for automations (cooldowns, "yesterday"): the runtime's clock, else the store's."""
         moment = await self.clock() if self.clock is not None else self.store.clock()
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
     async def run_gated(self, op: str, args: dict[str, Any], interface: str) -> OpResult:
         """Run an op through the safety gate with nobody to confirm (automations): the same path as a person's call
@@ -2045,12 +2665,20 @@ class Facebook:
         return FacebookContext(
             # Unconnected (graph None), only the ops that never read ctx.graph run (_call: connect, token_status, …).
             graph=self.graph,  # type: ignore[arg-type]
-            workspace=self.workspace.name, interface=interface,
-            ad_account_id=chosen.get("ad_account"), page_id=chosen.get("page"),
-            instagram_account_id=chosen.get("instagram_account"), facebook=self,
-            ops=GatelessOpRunner(self, interface), journal=state, records=state, gate=JobGate(self, interface),
-            experiments=state, clock=self.now,
-            on_made=self._note_made, files_dir=self.files_dir,
+            workspace=self.workspace.name,
+            interface=interface,
+            ad_account_id=chosen.get("ad_account"),
+            page_id=chosen.get("page"),
+            instagram_account_id=chosen.get("instagram_account"),
+            facebook=self,
+            ops=GatelessOpRunner(self, interface),
+            journal=state,
+            records=state,
+            gate=JobGate(self, interface),
+            experiments=state,
+            clock=self.now,
+            on_made=self._note_made,
+            files_dir=self.files_dir,
         )
 
     def state(self) -> WorkspaceState:
@@ -2078,66 +2706,104 @@ class Facebook:
                 validation_error = error
         return describe_dry_run(spec, plan, validation, validation_error)
 
-    async def _hold_moved(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], previewed: list[dict[str, Any]]) -> OpResult:
+    async def _hold_moved(
+        self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], previewed: list[dict[str, Any]]
+    ) -> OpResult:
         """A confirm whose object moved since its preview: nothing runs; a new preview of the change as it would be now."""
         before = "; ".join(_described(c) for c in previewed) or "nothing"
         now = "; ".join(_described(_change_data(c)) for c in plan.changes) or "nothing"
         guardrails = await self.store.guardrails(self.workspace.id, plan.ad_account_id)
-        reasons = [f"changed since the preview, so nothing was run: the preview showed {before}; now it would be {now}",
-                   *spend_reasons(plan, guardrails)]
+        reasons = [
+            f"changed since the preview, so nothing was run: the preview showed {before}; now it would be {now}",
+            *spend_reasons(plan, guardrails),
+        ]
         return await self._hold_for_confirmation(spec, plan, arguments, reasons)
 
-    async def _hold_for_confirmation(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], reasons: list[str]) -> OpResult:
+    async def _hold_for_confirmation(
+        self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], reasons: list[str]
+    ) -> OpResult:
         preview = "; ".join(reasons) + (f". {plan.confirm_text}" if plan.confirm_text else "")
-        confirmation_id = await self.store.add_confirmation(self.workspace.id, op=spec.name, args=arguments, preview=preview,
-                                                            changes=[_change_data(c) for c in plan.changes])
+        confirmation_id = await self.store.add_confirmation(
+            self.workspace.id,
+            op=spec.name,
+            args=arguments,
+            preview=preview,
+            changes=[_change_data(c) for c in plan.changes],
+        )
         error = ConfirmationRequired(
             f"{spec.name} {preview}",
-            fix=f"Ask the person first; to go ahead call again with confirm=\"{confirmation_id}\" (in chat: /confirm {confirmation_id})",
-            data={"confirmation_id": confirmation_id, "preview": preview, "op": spec.name,
-                  "changes": [_change_data(c) for c in plan.changes]},
+            fix=f'Ask the person first; to go ahead call again with confirm="{confirmation_id}" (in chat: /confirm {confirmation_id})',
+            data={
+                "confirmation_id": confirmation_id,
+                "preview": preview,
+                "op": spec.name,
+                "changes": [_change_data(c) for c in plan.changes],
+            },
         )
         return OpResult.from_error(error)
 
     async def confirm(self, confirmation_id: Any, interface: str, expected_op: str | None = None) -> OpResult:
         """Run a call held by the safety gate, once."""
         if not isinstance(confirmation_id, str) or not confirmation_id.strip():
-            raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /confirm c-7f3a9b",
-                                  blame_field="confirm")
+            raise ValidationError(
+                "No confirmation id given",
+                fix="Pass the id from the preview, e.g. /confirm c-7f3a9b",
+                blame_field="confirm",
+            )
         confirmation_id = confirmation_id.strip()
         known = await self.store.get_confirmation(self.workspace.id, confirmation_id)
         if known is not None and expected_op and known.op != expected_op:
-            raise ValidationError(f"Confirmation {confirmation_id} belongs to {known.op}, not {expected_op}",
-                                  fix=f"Call {known.op} with this confirmation id, or /confirm {confirmation_id}")
+            raise ValidationError(
+                f"Confirmation {confirmation_id} belongs to {known.op}, not {expected_op}",
+                fix=f"Call {known.op} with this confirmation id, or /confirm {confirmation_id}",
+            )
         held = await self.store.take_confirmation(self.workspace.id, confirmation_id)
         if held is None:  # as it stands now: another request may have taken it since it was read above
-            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
+            raise _confirmation_gone(
+                confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id)
+            )
         spec = self.registry.require(held.op)
         model = validate_args(spec, dict(held.args))
-        return await self._run(spec, model, dict(held.args), interface, dry_run=False, confirmed=True, previewed=held.changes)
+        return await self._run(
+            spec, model, dict(held.args), interface, dry_run=False, confirmed=True, previewed=held.changes
+        )
 
     async def reject(self, confirmation_id: Any) -> OpResult:
         """Cancel a call waiting for confirmation: it can no longer run."""
         if not isinstance(confirmation_id, str) or not confirmation_id.strip():
-            raise ValidationError("No confirmation id given", fix="Pass the id from the preview, e.g. /reject c-7f3a9b",
-                                  blame_field="confirm")
+            raise ValidationError(
+                "No confirmation id given",
+                fix="Pass the id from the preview, e.g. /reject c-7f3a9b",
+                blame_field="confirm",
+            )
         confirmation_id = confirmation_id.strip()
         rejected = await self.store.reject_confirmation(self.workspace.id, confirmation_id)
         if rejected is None:
-            raise _confirmation_gone(confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id))
+            raise _confirmation_gone(
+                confirmation_id, await self.store.get_confirmation(self.workspace.id, confirmation_id)
+            )
         what = _one_line_preview(rejected.preview)
-        return OpResult(text=f"Dropped {rejected.id}: nothing was sent, and it cannot run any more ({what}).",
-                        hints=[f"The held {rejected.op} call {rejected.id} is rejected."],
-                        data={"rejected": rejected.id, "op": rejected.op})
+        return OpResult(
+            text=f"Dropped {rejected.id}: nothing was sent, and it cannot run any more ({what}).",
+            hints=[f"The held {rejected.op} call {rejected.id} is rejected."],
+            data={"rejected": rejected.id, "op": rejected.op},
+        )
 
     async def _execute(self, spec: OpSpec, plan: WritePlan, arguments: dict[str, Any], interface: str) -> OpResult:
         """Run a write: audited `pending` (with the client tags it sends and the intended change) before anything is
         sent, settled after: `ok`, `error` only when Facebook's answer proves nothing changed, `unknown` when the answer
         was lost. A crash or Ctrl-C in between leaves the pending entry for `reconcile` (docs/exactly-once.md)."""
         audit_id = await self.store.add_audit(
-            self.workspace.id, interface=interface, op=spec.name, args=args_at_rest(spec, arguments),
-            summary=plan.summary, changes=[_change_data(c) for c in plan.changes], object_ids=_object_ids(plan, None),
-            outcome="pending", tags=plan_tags(plan))
+            self.workspace.id,
+            interface=interface,
+            op=spec.name,
+            args=args_at_rest(spec, arguments),
+            summary=plan.summary,
+            changes=[_change_data(c) for c in plan.changes],
+            object_ids=_object_ids(plan, None),
+            outcome="pending",
+            tags=plan_tags(plan),
+        )
         started = _call_audits.get()
         if started is not None:
             started.append(audit_id)
@@ -2147,8 +2813,14 @@ class Facebook:
         except FacebookError as error:
             outcome = "unknown" if is_ambiguous(error) else "error"
             lookups = (error.data or {}).get("lookups") if outcome == "unknown" else None
-            await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, error=error.to_text(),
-                                          fbtrace_id=error.fbtrace_id, tags=lookups)
+            await self.store.settle_audit(
+                self.workspace.id,
+                audit_id,
+                outcome=outcome,
+                error=error.to_text(),
+                fbtrace_id=error.fbtrace_id,
+                tags=lookups,
+            )
             log.info("write failed", op=spec.name, outcome=outcome, error=error.to_text())
             failed = OpResult.from_error(error)
             failed.text += f"\n(audit #{audit_id})"
@@ -2163,15 +2835,25 @@ class Facebook:
         # A write that did part of its work (a launch stopped at a step, a bulk update with failures) is audited as an
         # error (or unknown) with the objects it did change, so the log never reads "ok" for half a job.
         failed_line = None if result.ok else (result.text.splitlines() or [""])[0]
-        await self.store.settle_audit(self.workspace.id, audit_id, outcome=outcome, object_ids=_object_ids(plan, result),
-                                      changes=changes or None, error=failed_line, undo_of=undo_of)
+        await self.store.settle_audit(
+            self.workspace.id,
+            audit_id,
+            outcome=outcome,
+            object_ids=_object_ids(plan, result),
+            changes=changes or None,
+            error=failed_line,
+            undo_of=undo_of,
+        )
         log.info("write done", op=spec.name, audit_id=audit_id, outcome=outcome)
-        undo_hint = f" · /undo {audit_id}" if outcome == "ok" and _undoable_changes(changes or [_change_data(c) for c in plan.changes]) and not undo_of else ""
+        undo_hint = (
+            f" · /undo {audit_id}"
+            if outcome == "ok" and _undoable_changes(changes or [_change_data(c) for c in plan.changes]) and not undo_of
+            else ""
+        )
         result.text = f"{result.text}\n(audit #{audit_id}{undo_hint})"
         if isinstance(result.data, dict):
             result.data.setdefault("audit_id", audit_id)
         return result
-
 
     async def _execute_once_per_client_tag(self, plan: WritePlan, client_tag: Any) -> OpResult:
         """A create carrying the caller's client_tag runs as the only one with that tag (a lease in the store, so across
@@ -2201,7 +2883,9 @@ def plan_tags(plan: WritePlan) -> list[dict[str, str]]:
             continue
         for label in labels:
             if isinstance(label, dict) and label.get("name"):
-                found.append({"tag": str(label["name"]), "path": request.path, "name": str(request.params.get("name") or "")})
+                found.append(
+                    {"tag": str(label["name"]), "path": request.path, "name": str(request.params.get("name") or "")}
+                )
     return found
 
 
@@ -2248,15 +2932,20 @@ class PlannedObjectsGraph:
 
     async def get_many(self, ids: Any, fields: Any) -> dict[str, dict[str, Any]]:
         ids = [str(i) for i in ids]
-        planned = {i: self._answer(i, {"fields": fields if isinstance(fields, str) else ",".join(fields)})
-                   for i in ids if i in self._objects}
+        planned = {
+            i: self._answer(i, {"fields": fields if isinstance(fields, str) else ",".join(fields)})
+            for i in ids
+            if i in self._objects
+        }
         rest = [i for i in ids if i not in self._objects]
         return {**planned, **(await self._graph.get_many(rest, fields) if rest else {})}
 
     def _refuse_write(self, path: str) -> None:
         if self._placeholder(path) is not None:
-            raise ValidationError(f"{path} is a placeholder for an object not created yet",
-                                  fix="This is a bug in Ad Monster: pre-checks must not write")
+            raise ValidationError(
+                f"{path} is a placeholder for an object not created yet",
+                fix="This is a bug in Ad Monster: pre-checks must not write",
+            )
 
     async def post(self, path: str, data: Any = None, **kwargs: Any) -> dict[str, Any]:
         self._refuse_write(path)
@@ -2281,11 +2970,13 @@ class GatelessOpRunner:
     steps it runs through here.
     """
 
-    def __init__(self, facebook: "Facebook", interface: str) -> None:
+    def __init__(self, facebook: Facebook, interface: str) -> None:
         self._facebook = facebook
         self._interface = interface
 
-    async def plan(self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None) -> WritePlan | OpResult:
+    async def plan(
+        self, op: str, args: dict[str, Any], *, objects: dict[str, dict[str, Any]] | None = None
+    ) -> WritePlan | OpResult:
         spec = self._facebook.registry.require(op)
         model = validate_args(spec, dict(args))
         ctx = await self._facebook._context(self._interface)
@@ -2303,23 +2994,34 @@ class StoreSharedUsage:
         self._store = store
 
     async def publish(self, usage: SharedAccountUsage) -> None:
-        block = None if usage.block_until is None else datetime.fromtimestamp(math.ceil(usage.block_until), timezone.utc)
-        await self._store.publish_account_usage(usage.account, usage_pct=usage.pct, measure=usage.measure,
-                                                window_seconds=usage.window, block_until=block,
-                                                seen_at=datetime.fromtimestamp(usage.seen_at, timezone.utc))
+        block = None if usage.block_until is None else datetime.fromtimestamp(math.ceil(usage.block_until), UTC)
+        await self._store.publish_account_usage(
+            usage.account,
+            usage_pct=usage.pct,
+            measure=usage.measure,
+            window_seconds=usage.window,
+            block_until=block,
+            seen_at=datetime.fromtimestamp(usage.seen_at, UTC),
+        )
 
     async def read(self, account: str) -> SharedAccountUsage | None:
         row = await self._store.account_usage_share(account)
         if row is None:
             return None
-        return SharedAccountUsage(row.ad_account_id, row.usage_pct, row.measure, row.window_seconds, row.seen_at.timestamp(),
-                                  None if row.block_until is None else row.block_until.timestamp())
+        return SharedAccountUsage(
+            row.ad_account_id,
+            row.usage_pct,
+            row.measure,
+            row.window_seconds,
+            row.seen_at.timestamp(),
+            None if row.block_until is None else row.block_until.timestamp(),
+        )
 
 
 class JobGate:
     """``ctx.gate``: another op through the safety gate with nobody to confirm (audited under the caller's interface)."""
 
-    def __init__(self, facebook: "Facebook", interface: str) -> None:
+    def __init__(self, facebook: Facebook, interface: str) -> None:
         self._facebook = facebook
         self._interface = interface
 
@@ -2337,11 +3039,15 @@ def _pop_flag(arguments: dict[str, Any], name: str) -> bool:
             return True
         if value.strip().lower() in ("false", "0", "no", ""):
             return False
-        raise ValidationError(f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name)
+        raise ValidationError(
+            f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name
+        )
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise ValidationError(f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name)
+        raise ValidationError(
+            f"{name} must be true or false, got {value!r}", fix=f"Pass {name}=true or leave it out", blame_field=name
+        )
     return value
 
 

@@ -4,6 +4,7 @@ ADMONSTER_DATABASE_URL, or the SQLite file in ADMONSTER_HOME, e.g.:
 
     ADMONSTER_HOME=/tmp/scratch .venv/bin/alembic -c admonster_migrations/alembic.ini revision --autogenerate -m "..."
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,13 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
 
 
 def run(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
-    context.configure(connection=connection, target_metadata=admonster_store.METADATA, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite", render_item=_render_item)
+    context.configure(
+        connection=connection,
+        target_metadata=admonster_store.METADATA,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=_render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -42,11 +48,14 @@ def _from_command_line() -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     url = os.environ.get("ADMONSTER_DATABASE_URL") or str(
-        Path(os.environ.get("ADMONSTER_HOME", ".admonster")).resolve() / admonster_store.DB_FILENAME)
-    opener = ("import asyncio, os, sys, admonster_store as s\n"
-              "async def main():\n"
-              "    await (await s.Store.open(sys.argv[1], secret_key=os.environ.get('ADMONSTER_SECRET_KEY'))).close()\n"
-              "asyncio.run(main())\n")
+        Path(os.environ.get("ADMONSTER_HOME", ".admonster")).resolve() / admonster_store.DB_FILENAME
+    )
+    opener = (
+        "import asyncio, os, sys, admonster_store as s\n"
+        "async def main():\n"
+        "    await (await s.Store.open(sys.argv[1], secret_key=os.environ.get('ADMONSTER_SECRET_KEY'))).close()\n"
+        "asyncio.run(main())\n"
+    )
     subprocess.run([sys.executable, "-c", opener, url], check=True)
     engine = create_async_engine(url if admonster_store.is_database_url(url) else f"sqlite+aiosqlite:///{url}")
 

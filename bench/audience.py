@@ -19,6 +19,7 @@ shared VM move by a fifth either way. Wall time, rows per second and peak RSS (V
 with the ratio of speeds.
 Targets: ours end to end at least as fast as the SDK's hashing alone, ours peak RSS under 300 MB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 RSS_TARGET_MB = 300.0
 CHUNK = 10_000
 
-_FIRST = ["anna", "Ben", "carla", "DAVID", "eva", "Frank", "gül", "hans", "Inès", "jo", "kim", "lars", "María", "noah", "olga", "Priya"]
-_LAST = ["smith", "Müller", "o'neil", "garcia", "nguyen", "Rossi", "dubois", "kowalski", "ivanov", "tanaka", "Silva", "brown"]
+_FIRST = [
+    "anna",
+    "Ben",
+    "carla",
+    "DAVID",
+    "eva",
+    "Frank",
+    "gül",
+    "hans",
+    "Inès",
+    "jo",
+    "kim",
+    "lars",
+    "María",
+    "noah",
+    "olga",
+    "Priya",
+]
+_LAST = [
+    "smith",
+    "Müller",
+    "o'neil",
+    "garcia",
+    "nguyen",
+    "Rossi",
+    "dubois",
+    "kowalski",
+    "ivanov",
+    "tanaka",
+    "Silva",
+    "brown",
+]
 _DOMAINS = ["gmail.com", "Yahoo.com", "outlook.com", "example.co.uk", "web.de", "icloud.com", "proton.me", "company.io"]
 _INVALID_EMAILS = ["not-an-email", "jane at example.com", "@example.com", "bob@", "two@@signs.com", "no-dot@localhost"]
 _INVALID_PHONES = ["555-0199 ext 12", "call me", "0151 234 5678", "+49 (0) 30+12", "12", "n/a"]
@@ -72,14 +103,16 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> None:
                 phone = ""
             else:
                 digits = f"{rng.randrange(10**9):09d}"
-                phone = rng.choice([
-                    f"+1 ({rng.randrange(200, 999)}) {digits[:3]}-{digits[3:7]}",
-                    f"+44 20 {digits[:4]} {digits[4:8]}",
-                    f"0049 30 {digits[:8]}",
-                    f"+33 6 {digits[:2]} {digits[2:4]} {digits[4:6]} {digits[6:8]}",
-                    f"1{rng.randrange(200, 999)}{digits[:7]}",
-                    f"+91-98{digits[:8]}",
-                ])
+                phone = rng.choice(
+                    [
+                        f"+1 ({rng.randrange(200, 999)}) {digits[:3]}-{digits[3:7]}",
+                        f"+44 20 {digits[:4]} {digits[4:8]}",
+                        f"0049 30 {digits[:8]}",
+                        f"+33 6 {digits[:2]} {digits[2:4]} {digits[4:6]} {digits[6:8]}",
+                        f"1{rng.randrange(200, 999)}{digits[:7]}",
+                        f"+91-98{digits[:8]}",
+                    ]
+                )
             block.append((email, phone))
             if len(block) >= 5000:
                 writer.writerows(block)
@@ -109,10 +142,19 @@ async def child_ours(url: str, path: str) -> dict:
         await graph.close()
         await store.close()
     processes, worker_kb = data["hash_processes"], data["hash_process_peak_rss_kb"]  # each worker's VmHWM: the largest
-    return {"seconds": seconds, "rss_before_kb": before, "rss_peak_kb": peak_rss_kb() + processes * worker_kb,
-            "rss_main_kb": peak_rss_kb(), "rss_worker_kb": worker_kb, "processes": processes,
-            "rows": data["rows_read"], "sent": data["rows_sent"], "invalid": data["invalid_rows"],
-            "batches": data["batches"], "received": data["num_received"]}
+    return {
+        "seconds": seconds,
+        "rss_before_kb": before,
+        "rss_peak_kb": peak_rss_kb() + processes * worker_kb,
+        "rss_main_kb": peak_rss_kb(),
+        "rss_worker_kb": worker_kb,
+        "processes": processes,
+        "rows": data["rows_read"],
+        "sent": data["rows_sent"],
+        "invalid": data["invalid_rows"],
+        "batches": data["batches"],
+        "received": data["num_received"],
+    }
 
 
 def child_sdk(path: str) -> dict:
@@ -170,26 +212,38 @@ async def bench_audience(rows: int = 1_000_000, rounds: int = 3) -> dict:
     sdk, ours = min(sdk_runs, key=lambda r: r["seconds"]), min(our_runs, key=lambda r: r["seconds"])
     ours_rate, sdk_rate = ours["rows"] / ours["seconds"], sdk["rows"] / sdk["seconds"]
     peak_mb = max(r["rss_peak_kb"] for r in our_runs) / 1024
-    return {"rows": rows, "rounds": rounds, "file_mb": size_mb, "ours": ours, "sdk": sdk, "ours_rate": ours_rate,
-            "sdk_rate": sdk_rate, "ratio": ours_rate / sdk_rate, "ours_peak_mb": peak_mb,
-            "sdk_peak_mb": max(r["rss_peak_kb"] for r in sdk_runs) / 1024,
-            "ours_all": [round(r["seconds"], 2) for r in our_runs], "sdk_all": [round(r["seconds"], 2) for r in sdk_runs],
-            "target": f"≥ 1.0× the SDK's hashing speed, peak RSS < {RSS_TARGET_MB:.0f} MB",
-            "ok": ours_rate >= sdk_rate and peak_mb < RSS_TARGET_MB and all(r["rows"] == rows for r in our_runs)}
+    return {
+        "rows": rows,
+        "rounds": rounds,
+        "file_mb": size_mb,
+        "ours": ours,
+        "sdk": sdk,
+        "ours_rate": ours_rate,
+        "sdk_rate": sdk_rate,
+        "ratio": ours_rate / sdk_rate,
+        "ours_peak_mb": peak_mb,
+        "sdk_peak_mb": max(r["rss_peak_kb"] for r in sdk_runs) / 1024,
+        "ours_all": [round(r["seconds"], 2) for r in our_runs],
+        "sdk_all": [round(r["seconds"], 2) for r in sdk_runs],
+        "target": f"≥ 1.0× the SDK's hashing speed, peak RSS < {RSS_TARGET_MB:.0f} MB",
+        "ok": ours_rate >= sdk_rate and peak_mb < RSS_TARGET_MB and all(r["rows"] == rows for r in our_runs),
+    }
 
 
 def report_line(result: dict) -> list[str]:
     o, s = result["ours"], result["sdk"]
     verdict = "PASS" if result["ok"] else "MISS"
-    return [f"7. Customer list: {result['rows']:,}-row CSV (EMAIL, PHONE; {result['file_mb']:.0f} MB, {o['invalid']:,} invalid rows) "
-            f"normalized, SHA-256 hashed and uploaded to the sandbox in its own process, beside the SDK's "
-            f"CustomAudience.format_params hashing the same rows in {CHUNK:,}-row chunks (nothing sent), each side in a fresh subprocess, "
-            f"best of {result['rounds']} interleaved rounds (all runs: ours {result['ours_all']} s, SDK {result['sdk_all']} s):",
-            f"   ours end to end (add_users, {o['batches']} batches, {o['sent']:,} rows sent, hashed by {o['processes']} "
-            f"worker processes) {o['seconds']:.2f} s ({result['ours_rate']:,.0f} rows/s, peak RSS {result['ours_peak_mb']:.0f} MB: "
-            f"{o['rss_main_kb'] / 1024:.0f} MB + {o['processes']} × {o['rss_worker_kb'] / 1024:.0f} MB) · SDK hashing alone {s['seconds']:.2f} s "
-            f"({result['sdk_rate']:,.0f} rows/s, peak RSS {result['sdk_peak_mb']:.0f} MB) · {result['ratio']:.2f}× the SDK's speed "
-            f"(target {result['target']}) {verdict}"]
+    return [
+        f"7. Customer list: {result['rows']:,}-row CSV (EMAIL, PHONE; {result['file_mb']:.0f} MB, {o['invalid']:,} invalid rows) "
+        f"normalized, SHA-256 hashed and uploaded to the sandbox in its own process, beside the SDK's "
+        f"CustomAudience.format_params hashing the same rows in {CHUNK:,}-row chunks (nothing sent), each side in a fresh subprocess, "
+        f"best of {result['rounds']} interleaved rounds (all runs: ours {result['ours_all']} s, SDK {result['sdk_all']} s):",
+        f"   ours end to end (add_users, {o['batches']} batches, {o['sent']:,} rows sent, hashed by {o['processes']} "
+        f"worker processes) {o['seconds']:.2f} s ({result['ours_rate']:,.0f} rows/s, peak RSS {result['ours_peak_mb']:.0f} MB: "
+        f"{o['rss_main_kb'] / 1024:.0f} MB + {o['processes']} × {o['rss_worker_kb'] / 1024:.0f} MB) · SDK hashing alone {s['seconds']:.2f} s "
+        f"({result['sdk_rate']:,.0f} rows/s, peak RSS {result['sdk_peak_mb']:.0f} MB) · {result['ratio']:.2f}× the SDK's speed "
+        f"(target {result['target']}) {verdict}",
+    ]
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ a run is being prepared, as time passes at Facebook. "streaming" folds rows into
 arrive (fb_insights.iter_insights); "whole list" loads every row into a list (fetch_insights), then summarizes.
 Wall time and peak RSS of each are printed side by side (target: the streaming bot's peak RSS under 200 MB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,21 +31,39 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RSS_TARGET_MB = 200.0
-FIELDS = ("ad_id", "ad_name", "adset_id", "campaign_id", "date_start", "impressions", "reach", "clicks", "inline_link_clicks",
-          "spend", "actions", "action_values")
+FIELDS = (
+    "ad_id",
+    "ad_name",
+    "adset_id",
+    "campaign_id",
+    "date_start",
+    "impressions",
+    "reach",
+    "clicks",
+    "inline_link_clicks",
+    "spend",
+    "actions",
+    "action_values",
+)
 
 
 def _summary(aggregate) -> dict:
     top = sorted(aggregate.groups.values(), key=lambda m: m.spend_minor, reverse=True)[:5]
-    return {"rows": aggregate.count, "ads": len(aggregate.groups), "spend_minor": aggregate.total.spend_minor,
-            "impressions": aggregate.total.impressions, "conversions": aggregate.total.conversions,
-            "top_ads": [m.dims.get("ad_id") for m in top]}
+    return {
+        "rows": aggregate.count,
+        "ads": len(aggregate.groups),
+        "spend_minor": aggregate.total.spend_minor,
+        "impressions": aggregate.total.impressions,
+        "conversions": aggregate.total.conversions,
+        "top_ads": [m.dims.get("ad_id") for m in top],
+    }
 
 
 async def child(kind: str, url: str, grant: dict, account: str, object_id: str, since: str, until: str) -> dict:
+    from upload import peak_rss_kb
+
     import fb_insights as fi
     from fb_utils import GraphClient, OpContext
-    from upload import peak_rss_kb
 
     async with GraphClient(grant["access_token"], app_secret=grant["app_secret"], base_url=url, timeout=300) as graph:
         info = await graph.account_info(account)
@@ -65,14 +84,39 @@ async def child(kind: str, url: str, grant: dict, account: str, object_id: str, 
                 aggregate.add(row)
             run_id = result.report_run_id
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "rss_before_kb": before, "rss_peak_kb": peak_rss_kb(), "report_run_id": run_id,
-                "requests": graph.request_count, **_summary(aggregate)}
+        return {
+            "seconds": seconds,
+            "rss_before_kb": before,
+            "rss_peak_kb": peak_rss_kb(),
+            "report_run_id": run_id,
+            "requests": graph.request_count,
+            **_summary(aggregate),
+        }
 
 
 def run_child(kind: str, url: str, grant: dict, account: str, campaign: str, since: str, until: str) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", kind, "--url", url, "--account", account, "--object", campaign, "--since", since,
-                             "--until", until], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "ADMONSTER_BENCH_GRANT": json.dumps(grant)})
+    output = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            kind,
+            "--url",
+            url,
+            "--account",
+            account,
+            "--object",
+            campaign,
+            "--since",
+            since,
+            "--until",
+            until,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ADMONSTER_BENCH_GRANT": json.dumps(grant)},
+    )
     if output.returncode != 0:
         raise RuntimeError(f"the {kind} run failed:\n{output.stderr[-2000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -81,6 +125,7 @@ def run_child(kind: str, url: str, grant: dict, account: str, campaign: str, sin
 @contextlib.asynccontextmanager
 async def clock_running(session: aiohttp.ClientSession, url: str, step: int = 5):
     """Advance the sandbox clock in the background (async report runs progress with it)."""
+
     async def tick():
         while True:
             async with session.post(f"{url}/__sandbox/clock", json={"advance": step}) as resp:
@@ -110,32 +155,48 @@ async def bench_insights(ads: int = 1000, days: int = 90) -> dict:
         account, campaign = made.get("account_id"), made.get("campaign_id")
         last = (scenario.get("last_day") or {}).get(account)
         if not (account and campaign and last):
-            raise RuntimeError(f"the delivery scenario answered no account, campaign or last day: {str(scenario)[:300]}")
+            raise RuntimeError(
+                f"the delivery scenario answered no account, campaign or last day: {str(scenario)[:300]}"
+            )
         until = date.fromisoformat(str(last)[:10])
         since = until - timedelta(days=days - 1)
         results = {}
         for kind in ("streaming", "whole"):
             async with clock_running(session, url):
-                results[kind] = await asyncio.to_thread(run_child, kind, url, grant, account, campaign, since.isoformat(), until.isoformat())
+                results[kind] = await asyncio.to_thread(
+                    run_child, kind, url, grant, account, campaign, since.isoformat(), until.isoformat()
+                )
     streaming, whole = results["streaming"], results["whole"]
     same = all(streaming[k] == whole[k] for k in ("rows", "ads", "spend_minor", "impressions", "conversions"))
     peak_mb = streaming["rss_peak_kb"] / 1024
-    return {"ads": ads, "days": days, "since": since.isoformat(), "until": until.isoformat(), "streaming": streaming, "whole": whole,
-            "same_summary": same, "streaming_peak_mb": peak_mb, "whole_peak_mb": whole["rss_peak_kb"] / 1024,
-            "async": bool(streaming["report_run_id"] and whole["report_run_id"]),
-            "target": f"streaming peak RSS < {RSS_TARGET_MB:.0f} MB", "ok": peak_mb < RSS_TARGET_MB and same and bool(streaming["report_run_id"])}
+    return {
+        "ads": ads,
+        "days": days,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "streaming": streaming,
+        "whole": whole,
+        "same_summary": same,
+        "streaming_peak_mb": peak_mb,
+        "whole_peak_mb": whole["rss_peak_kb"] / 1024,
+        "async": bool(streaming["report_run_id"] and whole["report_run_id"]),
+        "target": f"streaming peak RSS < {RSS_TARGET_MB:.0f} MB",
+        "ok": peak_mb < RSS_TARGET_MB and same and bool(streaming["report_run_id"]),
+    }
 
 
 def report_line(result: dict) -> list[str]:
     s, w = result["streaming"], result["whole"]
     verdict = "PASS" if result["ok"] else "MISS"
-    return [f"6. Insights: {result['days']}-day ad-level daily report for {result['ads']} ads ({s['rows']:,} rows, "
-            f"{result['since']}..{result['until']}) from the sandbox in its own process, through the async report path "
-            f"({'yes' if result['async'] else 'NO'}), each side in a fresh subprocess:",
-            f"   streaming (iter_insights) {s['seconds']:.2f} s, peak RSS {s['rss_peak_kb'] / 1024:.0f} MB · whole list "
-            f"(fetch_insights) {w['seconds']:.2f} s, peak RSS {w['rss_peak_kb'] / 1024:.0f} MB · "
-            f"{w['rss_peak_kb'] / max(1, s['rss_peak_kb']):.2f}× the memory, same summary: {'yes' if result['same_summary'] else 'NO'} "
-            f"(target {result['target']}) {verdict}"]
+    return [
+        f"6. Insights: {result['days']}-day ad-level daily report for {result['ads']} ads ({s['rows']:,} rows, "
+        f"{result['since']}..{result['until']}) from the sandbox in its own process, through the async report path "
+        f"({'yes' if result['async'] else 'NO'}), each side in a fresh subprocess:",
+        f"   streaming (iter_insights) {s['seconds']:.2f} s, peak RSS {s['rss_peak_kb'] / 1024:.0f} MB · whole list "
+        f"(fetch_insights) {w['seconds']:.2f} s, peak RSS {w['rss_peak_kb'] / 1024:.0f} MB · "
+        f"{w['rss_peak_kb'] / max(1, s['rss_peak_kb']):.2f}× the memory, same summary: {'yes' if result['same_summary'] else 'NO'} "
+        f"(target {result['target']}) {verdict}",
+    ]
 
 
 def main() -> int:
@@ -151,7 +212,15 @@ def main() -> int:
     options = parser.parse_args()
     if options.child:
         grant = json.loads(os.environ["ADMONSTER_BENCH_GRANT"])
-        print(json.dumps(asyncio.run(child(options.child, options.url, grant, options.account, options.object, options.since, options.until))))
+        print(
+            json.dumps(
+                asyncio.run(
+                    child(
+                        options.child, options.url, grant, options.account, options.object, options.since, options.until
+                    )
+                )
+            )
+        )
         return 0
     result = asyncio.run(bench_insights(options.ads, options.days))
     print("\n".join(report_line(result)))

@@ -9,6 +9,7 @@ N is what the loop adds per tool call: the round trip to the model through the o
 parsing, history and the store. The sandbox and the fake model each run in their own process, as remote servers
 would, so their work is not billed to the loop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,16 +46,42 @@ def fake_model_app(rounds: int, campaign_id: str):
         done = len(tool_role.findall(raw, last_user))
         if done < rounds:
             arguments = json.dumps({"op": "get_campaign", "args": {"campaign_id": campaign_id}})
-            deltas = [{"role": "assistant", "tool_calls": [{"index": 0, "id": f"call_{done}", "type": "function",
-                                                            "function": {"name": "facebook", "arguments": arguments}}]}]
+            deltas = [
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": f"call_{done}",
+                            "type": "function",
+                            "function": {"name": "facebook", "arguments": arguments},
+                        }
+                    ],
+                }
+            ]
             finish = "tool_calls"
         else:
             deltas = [{"role": "assistant", "content": "Done: "}, {"content": f"{done} lookups."}]
             finish = "stop"
-        chunks = [{"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                   "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-        chunks.append({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        chunks = [
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "fake",
+                "choices": [{"index": 0, "delta": d, "finish_reason": None}],
+            }
+            for d in deltas
+        ]
+        chunks.append(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "fake",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+            }
+        )
         payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         return web.Response(body=payload.encode(), headers={"Content-Type": "text/event-stream"})
 
@@ -76,8 +103,12 @@ async def external_fake_model(rounds: int, campaign_id: str):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, __file__, "--serve-fake", str(port), "--calls", str(rounds),
-                                "--campaign", campaign_id], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake", str(port), "--calls", str(rounds), "--campaign", campaign_id],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         async with aiohttp.ClientSession() as session:
@@ -102,9 +133,9 @@ async def external_fake_model(rounds: int, campaign_id: str):
 
 async def bench_llm_loop(calls: int = 200, per_message: int = 8) -> dict:
     import aiohttp
+    from run import _control, _setup, _timed, external_sandbox
 
     from admonster_llm import ChatLoop, LLMClient
-    from run import _control, _setup, _timed, external_sandbox
 
     async with external_sandbox() as url, aiohttp.ClientSession() as session:
         _grant, store, graph, facebook, usd = await _setup(url, session)
@@ -147,23 +178,35 @@ async def bench_llm_loop(calls: int = 200, per_message: int = 8) -> dict:
         await store.close()
     loop_s, direct_s = min(loop_times), min(direct_times)
     overhead_ms = (loop_s - direct_s) / calls * 1000
-    return {"calls": calls, "messages": messages, "per_message": per_message, "loop_s": loop_s, "direct_s": direct_s, "overhead_ms": overhead_ms, "target": "≤ 5 ms",
-            "ok": overhead_ms <= 5}
+    return {
+        "calls": calls,
+        "messages": messages,
+        "per_message": per_message,
+        "loop_s": loop_s,
+        "direct_s": direct_s,
+        "overhead_ms": overhead_ms,
+        "target": "≤ 5 ms",
+        "ok": overhead_ms <= 5,
+    }
 
 
 def report_line(result: dict) -> list[str]:
     verdict = "PASS" if result["ok"] else "MISS"
-    return [f"4. Chat loop overhead per tool call: {result['calls']} get_campaign tool rounds through ChatLoop "
-            f"({result['messages']} messages × {result['per_message']} rounds in one thread, fake model answering at once) "
-            f"vs the same facebook.calls directly (best of 3 interleaved rounds):",
-            f"   direct {result['direct_s']:.3f} s · through the loop {result['loop_s']:.3f} s · "
-            f"{result['overhead_ms']:.2f} ms per tool call (target {result['target']}) {verdict}"]
+    return [
+        f"4. Chat loop overhead per tool call: {result['calls']} get_campaign tool rounds through ChatLoop "
+        f"({result['messages']} messages × {result['per_message']} rounds in one thread, fake model answering at once) "
+        f"vs the same facebook.calls directly (best of 3 interleaved rounds):",
+        f"   direct {result['direct_s']:.3f} s · through the loop {result['loop_s']:.3f} s · "
+        f"{result['overhead_ms']:.2f} ms per tool call (target {result['target']}) {verdict}",
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--per-message", type=int, default=8, help="Tool rounds per chat message (the default round limit).")
+    parser.add_argument(
+        "--per-message", type=int, default=8, help="Tool rounds per chat message (the default round limit)."
+    )
     parser.add_argument("--serve-fake", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--campaign", help=argparse.SUPPRESS)
     options = parser.parse_args()

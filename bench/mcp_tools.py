@@ -11,6 +11,7 @@ ClientSession, and measured as the JSON the result is (camelCase, no nulls: what
 the figures issue 20 quotes as its own measurements, not re-measured here: Meta's hosted Ads MCP (97 tools in about
 813 KB) and this server before toolsets (117 tools, 227,864 bytes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_BYTES = 30 * 1024
 # Quoted from issue 20 as its measurements (bytes where it gave them, else its KB figure), never measured here.
-ISSUE_QUOTED = (("admonster mcp before toolsets (issue 20's measurement)", 117, "227,864", "222.5 KB"),
-                ("Meta's hosted Ads MCP (issue 20's measurement)", 97, "—", "~813 KB"))
+ISSUE_QUOTED = (
+    ("admonster mcp before toolsets (issue 20's measurement)", 117, "227,864", "222.5 KB"),
+    ("Meta's hosted Ads MCP (issue 20's measurement)", 97, "—", "~813 KB"),
+)
 
 
 async def list_size(home: Path, *args: str) -> dict:
@@ -34,14 +37,21 @@ async def list_size(home: Path, *args: str) -> dict:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "admonster_bot", "mcp", *args],
-                                   env={"ADMONSTER_HOME": str(home)}, cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "admonster_bot", "mcp", *args],
+        env={"ADMONSTER_HOME": str(home)},
+        cwd=str(ROOT),
+    )
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await asyncio.wait_for(session.initialize(), 120)
             listed = await asyncio.wait_for(session.list_tools(), 120)
-    return {"args": " ".join(args), "tools": len(listed.tools),
-            "bytes": len(listed.model_dump_json(by_alias=True, exclude_none=True).encode())}
+    return {
+        "args": " ".join(args),
+        "tools": len(listed.tools),
+        "bytes": len(listed.model_dump_json(by_alias=True, exclude_none=True).encode()),
+    }
 
 
 async def bench_mcp_tools() -> dict:
@@ -53,9 +63,16 @@ async def bench_mcp_tools() -> dict:
         toolsets = {name: await list_size(Path(home), "--toolsets", name) for name in REGISTRY.toolsets()}
         read_only = await list_size(Path(home), "--toolsets", "all", "--read-only")
         everything = await list_size(Path(home), "--toolsets", "all")
-    return {"default": default, "toolsets": toolsets, "read_only": read_only, "all": everything,
-            "ops": len(REGISTRY.names()), "seconds": time.perf_counter() - start,
-            "target": "default ≤ 30 KB", "ok": default["bytes"] <= TARGET_BYTES}
+    return {
+        "default": default,
+        "toolsets": toolsets,
+        "read_only": read_only,
+        "all": everything,
+        "ops": len(REGISTRY.names()),
+        "seconds": time.perf_counter() - start,
+        "target": "default ≤ 30 KB",
+        "ok": default["bytes"] <= TARGET_BYTES,
+    }
 
 
 def _kb(size: int) -> str:
@@ -65,22 +82,27 @@ def _kb(size: int) -> str:
 def report_line(result: dict) -> list[str]:
     verdict = "PASS" if result["ok"] else "MISS"
     default, everything = result["default"], result["all"]
-    lines = [f"9. MCP tools/list size as the official MCP client receives it (`admonster mcp` over stdio, one "
-             f"subprocess per selection, {result['ops']} ops), measured side by side in this run:",
-             f"   default (facebook, find_ops, list_toolsets, enable_toolset, core ops): {default['tools']} tools, "
-             f"{default['bytes']:,} bytes ({_kb(default['bytes'])}) · everything (--toolsets all): {everything['tools']} "
-             f"tools, {everything['bytes']:,} bytes ({_kb(everything['bytes'])}) · default is "
-             f"{everything['bytes'] / default['bytes']:.1f}× smaller (target {result['target']}) {verdict}",
-             "   | served | tools | bytes | KB |", "   |---|---|---|---|",
-             f"   | default | {default['tools']} | {default['bytes']:,} | {_kb(default['bytes'])} |"]
+    lines = [
+        f"9. MCP tools/list size as the official MCP client receives it (`admonster mcp` over stdio, one "
+        f"subprocess per selection, {result['ops']} ops), measured side by side in this run:",
+        f"   default (facebook, find_ops, list_toolsets, enable_toolset, core ops): {default['tools']} tools, "
+        f"{default['bytes']:,} bytes ({_kb(default['bytes'])}) · everything (--toolsets all): {everything['tools']} "
+        f"tools, {everything['bytes']:,} bytes ({_kb(everything['bytes'])}) · default is "
+        f"{everything['bytes'] / default['bytes']:.1f}× smaller (target {result['target']}) {verdict}",
+        "   | served | tools | bytes | KB |",
+        "   |---|---|---|---|",
+        f"   | default | {default['tools']} | {default['bytes']:,} | {_kb(default['bytes'])} |",
+    ]
     for name, row in result["toolsets"].items():
         lines.append(f"   | --toolsets {name} | {row['tools']} | {row['bytes']:,} | {_kb(row['bytes'])} |")
     for label, row in (("--toolsets all --read-only", result["read_only"]), ("--toolsets all", everything)):
         lines.append(f"   | {label} | {row['tools']} | {row['bytes']:,} | {_kb(row['bytes'])} |")
     for label, tools, size, kb in ISSUE_QUOTED:
         lines.append(f"   | {label} | {tools} | {size} | {kb} |")
-    lines.append("   (each toolset's row includes the facebook tool and the three discovery tools; the last two rows are "
-                 "quoted from issue 20, not measured here)")
+    lines.append(
+        "   (each toolset's row includes the facebook tool and the three discovery tools; the last two rows are "
+        "quoted from issue 20, not measured here)"
+    )
     return lines
 
 

@@ -21,6 +21,7 @@
     writes), every webhook notice is delivered once, every replica exits 0 on SIGTERM. Reports the wall time from
     the replicas' start to the last hourly job done.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,7 @@ async def _round(urls: list[str], keys: list[str], campaign: str, requests: int)
     queue = iter(work)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker() -> None:
             for url, key, kind in queue:  # one shared iterator: each item is taken once
                 await _request(session, url, key, kind, campaign)
@@ -81,8 +83,9 @@ async def _round(urls: list[str], keys: list[str], campaign: str, requests: int)
         return requests / (time.perf_counter() - started)
 
 
-async def bench_throughput(server: pgserver.PostgresServer, workspaces: int = 40, requests: int = 600,
-                           rounds: int = 3) -> dict:
+async def bench_throughput(
+    server: pgserver.PostgresServer, workspaces: int = 40, requests: int = 600, rounds: int = 3
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="admonster-bench-replicas-") as folder:
         async with replicakit.database(server, "bench_throughput") as url:
             sandbox = replicakit.Sandbox(Path(folder))
@@ -91,8 +94,18 @@ async def bench_throughput(server: pgserver.PostgresServer, workspaces: int = 40
             try:
                 await sandbox.start()
                 fleet = await replicakit.make_fleet(url, key, sandbox, workspaces, due=False)
-                campaign = (await sandbox.control("POST", "seed", {"campaigns": 1, "account_id": replicakit.USD_ACCOUNT,
-                                                                   "status": "ACTIVE", "name_prefix": "Bench"}))["ids"][0]
+                campaign = (
+                    await sandbox.control(
+                        "POST",
+                        "seed",
+                        {
+                            "campaigns": 1,
+                            "account_id": replicakit.USD_ACCOUNT,
+                            "status": "ACTIVE",
+                            "name_prefix": "Bench",
+                        },
+                    )
+                )["ids"][0]
                 await replicas.start(await sandbox.control("GET", "app"))
                 keys = list(fleet.keys.values())
                 await _round(replicas.urls, keys, campaign, 4 * CONCURRENCY)  # warm every replica's sessions
@@ -108,14 +121,24 @@ async def bench_throughput(server: pgserver.PostgresServer, workspaces: int = 40
                 sandbox.stop()
     best_one, best_three = max(one), max(three)
     ratio = best_three / best_one
-    return {"workspaces": workspaces, "requests": requests, "rounds": rounds, "concurrency": CONCURRENCY,
-            "one": best_one, "three": best_three, "ratio": ratio, "exit_codes": codes,
-            "target": f"≥ {THROUGHPUT_TARGET:g}×", "ok": ratio >= THROUGHPUT_TARGET and codes == [0, 0, 0]}
+    return {
+        "workspaces": workspaces,
+        "requests": requests,
+        "rounds": rounds,
+        "concurrency": CONCURRENCY,
+        "one": best_one,
+        "three": best_three,
+        "ratio": ratio,
+        "exit_codes": codes,
+        "target": f"≥ {THROUGHPUT_TARGET:g}×",
+        "ok": ratio >= THROUGHPUT_TARGET and codes == [0, 0, 0],
+    }
 
 
 async def bench_store_engines(server: pgserver.PostgresServer, calls: int = 800, repeats: int = 5) -> dict:
-    from admonster_store import Store
     from store import _round as store_round  # bench item 10's four calls
+
+    from admonster_store import Store
 
     with tempfile.TemporaryDirectory(prefix="admonster-bench-engines-") as folder:
         async with replicakit.database(server, "bench_store_engines") as url:
@@ -136,8 +159,15 @@ async def bench_store_engines(server: pgserver.PostgresServer, calls: int = 800,
                 await postgres.close()
     sqlite_us, postgres_us = min(lite) * 1e6, min(pg) * 1e6
     ratio = postgres_us / sqlite_us
-    return {"calls": calls, "repeats": repeats, "sqlite_us": sqlite_us, "postgres_us": postgres_us, "ratio": ratio,
-            "target": f"≤ {STORE_TARGET:g}×", "ok": ratio <= STORE_TARGET}
+    return {
+        "calls": calls,
+        "repeats": repeats,
+        "sqlite_us": sqlite_us,
+        "postgres_us": postgres_us,
+        "ratio": ratio,
+        "target": f"≤ {STORE_TARGET:g}×",
+        "ok": ratio <= STORE_TARGET,
+    }
 
 
 async def bench_scale(server: pgserver.PostgresServer, workspaces: int = SCALE_WORKSPACES) -> dict:
@@ -150,11 +180,15 @@ async def bench_scale(server: pgserver.PostgresServer, workspaces: int = SCALE_W
             try:
                 await sandbox.start()
                 await hook.start()
-                replicas = replicakit.Replicas(Path(folder), url, key, sandbox, 3, {"ADMONSTER_NOTIFY_WEBHOOK_URL": hook.url})
+                replicas = replicakit.Replicas(
+                    Path(folder), url, key, sandbox, 3, {"ADMONSTER_NOTIFY_WEBHOOK_URL": hook.url}
+                )
                 made = time.perf_counter()
                 fleet = await replicakit.make_fleet(url, key, sandbox, workspaces)
                 setup_s = time.perf_counter() - made
-                campaigns = list(fleet.alert_campaign.values()) + [c for pair in fleet.experiment_campaigns.values() for c in pair]
+                campaigns = list(fleet.alert_campaign.values()) + [
+                    c for pair in fleet.experiment_campaigns.values() for c in pair
+                ]
                 await sandbox.control("POST", "stats/reset")
                 started = time.perf_counter()
                 await replicas.start(await sandbox.control("GET", "app"))
@@ -179,9 +213,17 @@ async def bench_scale(server: pgserver.PostgresServer, workspaces: int = SCALE_W
         "each notice delivered once": len(texts) == 2 * workspaces == len(set(texts)),
         "every replica exited 0 on SIGTERM": codes == [0, 0, 0],
     }
-    return {"workspaces": workspaces, "campaigns": len(campaigns), "setup_s": setup_s, "jobs_s": jobs_s,
-            "pauses": sum(tally.pauses.values()), "notices": len(texts), "checks": checks,
-            "target": "every check holds", "ok": all(checks.values())}
+    return {
+        "workspaces": workspaces,
+        "campaigns": len(campaigns),
+        "setup_s": setup_s,
+        "jobs_s": jobs_s,
+        "pauses": sum(tally.pauses.values()),
+        "notices": len(texts),
+        "checks": checks,
+        "target": "every check holds",
+        "ok": all(checks.values()),
+    }
 
 
 async def durable(server: pgserver.PostgresServer) -> None:
@@ -199,8 +241,11 @@ async def bench_replicas(scale_workspaces: int = SCALE_WORKSPACES) -> dict:
     server = await asyncio.to_thread(pgserver.start_server)
     try:
         await durable(server)
-        return {"throughput": await bench_throughput(server), "engines": await bench_store_engines(server),
-                "scale": await bench_scale(server, scale_workspaces)}
+        return {
+            "throughput": await bench_throughput(server),
+            "engines": await bench_store_engines(server),
+            "scale": await bench_scale(server, scale_workspaces),
+        }
     finally:
         await asyncio.to_thread(server.stop)
 
@@ -223,8 +268,13 @@ def report_line(result: dict) -> list[str]:
         f"13. Multi-replica proof at scale: {scale['workspaces']} workspaces, each with an alert and an experiment due, on "
         f"three replicas started together ({scale['campaigns']} campaigns, built through the store in {scale['setup_s']:.1f} s):",
         f"   hourly jobs done {scale['jobs_s']:.1f} s after the start · {scale['pauses']} pauses · {scale['notices']} webhook "
-        f"notices · " + ("every slot, pause and notice once, every replica exited 0 on SIGTERM" if not failed
-                          else "FAILED: " + ", ".join(failed)) + f" (target {scale['target']}) {verdict(scale['ok'])}",
+        f"notices · "
+        + (
+            "every slot, pause and notice once, every replica exited 0 on SIGTERM"
+            if not failed
+            else "FAILED: " + ", ".join(failed)
+        )
+        + f" (target {scale['target']}) {verdict(scale['ok'])}",
     ]
 
 

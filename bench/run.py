@@ -32,14 +32,15 @@
 
 The sandbox runs in its own process (as a remote Graph API would), so its work is not billed to the client.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,9 @@ from fb_utils import GraphClient, appsecret_proof  # noqa: E402
 from fi_facebook import Facebook  # noqa: E402
 
 
-async def _control(session: aiohttp.ClientSession, url: str, path: str, json: dict | None = None, method: str = "POST") -> dict:
+async def _control(
+    session: aiohttp.ClientSession, url: str, path: str, json: dict | None = None, method: str = "POST"
+) -> dict:
     async with session.request(method, f"{url}/__sandbox/{path}", json=json) as resp:
         return await resp.json()
 
@@ -68,8 +71,12 @@ async def external_sandbox():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "fb_sandbox", "--port", str(port), "--db", ":memory:"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fb_sandbox", "--port", str(port), "--db", ":memory:"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -106,8 +113,11 @@ async def bench_dispatch(calls: int) -> dict:
     async with external_sandbox() as url, aiohttp.ClientSession() as session:
         grant, store, graph, facebook, usd = await _setup(url, session)
         campaign_id = (await graph.get(f"{usd}/campaigns", {"fields": "id", "limit": 1}))["data"][0]["id"]
-        params = {"fields": CAMPAIGN_FIELDS, "access_token": grant["access_token"],
-                  "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"])}
+        params = {
+            "fields": CAMPAIGN_FIELDS,
+            "access_token": grant["access_token"],
+            "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"]),
+        }
         raw_url = f"{url}/{graph.api_version}/{campaign_id}"
 
         async def raw() -> None:
@@ -131,8 +141,15 @@ async def bench_dispatch(calls: int) -> dict:
         await graph.close()
         await store.close()
     raw_s, our_s = min(raw_times), min(our_times)
-    return {"calls": calls, "rounds": DISPATCH_ROUNDS, "raw_s": raw_s, "ours_s": our_s, "ratio": our_s / raw_s,
-            "target": "≤ 1.3×", "ok": our_s / raw_s <= 1.3}
+    return {
+        "calls": calls,
+        "rounds": DISPATCH_ROUNDS,
+        "raw_s": raw_s,
+        "ours_s": our_s,
+        "ratio": our_s / raw_s,
+        "target": "≤ 1.3×",
+        "ok": our_s / raw_s <= 1.3,
+    }
 
 
 async def _timed(work) -> float:
@@ -145,10 +162,22 @@ async def bench_bulk(count: int, latency_ms: int) -> dict:
     async with external_sandbox() as url, aiohttp.ClientSession() as session:
         _grant, store, graph, facebook, usd = await _setup(url, session)
         await graph.account_info(usd)  # the bot reads the account once at start; not part of the bulk op
-        first = (await _control(session, url, "seed", {"campaigns": count, "account_id": usd, "status": "ACTIVE",
-                                                               "name_prefix": "BenchA"}))["ids"]
-        second = (await _control(session, url, "seed", {"campaigns": count, "account_id": usd, "status": "ACTIVE",
-                                                                "name_prefix": "BenchB"}))["ids"]
+        first = (
+            await _control(
+                session,
+                url,
+                "seed",
+                {"campaigns": count, "account_id": usd, "status": "ACTIVE", "name_prefix": "BenchA"},
+            )
+        )["ids"]
+        second = (
+            await _control(
+                session,
+                url,
+                "seed",
+                {"campaigns": count, "account_id": usd, "status": "ACTIVE", "name_prefix": "BenchB"},
+            )
+        )["ids"]
         await _control(session, url, "config", {"latency_ms": latency_ms})
 
         await _control(session, url, "stats/reset")
@@ -167,9 +196,17 @@ async def bench_bulk(count: int, latency_ms: int) -> dict:
         await graph.close()
         await store.close()
     speedup = naive_s / bulk_s
-    return {"campaigns": count, "latency_ms": latency_ms, "bulk_s": bulk_s, "naive_s": naive_s, "speedup": speedup,
-            "bulk_requests": bulk_requests, "naive_requests": naive_requests, "target": "≥ 10×, ≤ 11 requests",
-            "ok": speedup >= 10 and bulk_requests <= 11}
+    return {
+        "campaigns": count,
+        "latency_ms": latency_ms,
+        "bulk_s": bulk_s,
+        "naive_s": naive_s,
+        "speedup": speedup,
+        "bulk_requests": bulk_requests,
+        "naive_requests": naive_requests,
+        "target": "≥ 10×, ≤ 11 requests",
+        "ok": speedup >= 10 and bulk_requests <= 11,
+    }
 
 
 def bench_cold_start(runs: int) -> dict:
@@ -180,8 +217,16 @@ def bench_cold_start(runs: int) -> dict:
         ours.append(_wall(admonster))
         base.append(_wall(bare))
     best = min(ours)
-    return {"runs": runs, "tools_s": best, "tools_median_s": statistics.median(ours), "bare_python_s": min(base),
-            "ratio_to_bare": best / min(base), "ratio_to_budget": best / 0.8, "target": "≤ 0.8 s", "ok": best <= 0.8}
+    return {
+        "runs": runs,
+        "tools_s": best,
+        "tools_median_s": statistics.median(ours),
+        "bare_python_s": min(base),
+        "ratio_to_bare": best / min(base),
+        "ratio_to_budget": best / 0.8,
+        "target": "≤ 0.8 s",
+        "ok": best <= 0.8,
+    }
 
 
 def _wall(command: list[str]) -> float:
@@ -195,20 +240,22 @@ def _wall(command: list[str]) -> float:
 
 def report(dispatch: dict, bulk: dict, cold: dict) -> str:
     verdict = lambda ok: "PASS" if ok else "MISS"  # noqa: E731
-    return "\n".join([
-        f"Ad Monster benchmarks · Python {platform.python_version()} · {platform.machine()} · {os.cpu_count()} cores",
-        "",
-        f"1. Dispatch overhead, {dispatch['calls']} get_campaign calls vs raw aiohttp GETs (best of {dispatch['rounds']} interleaved rounds):",
-        f"   raw {dispatch['raw_s']:.3f} s · ours {dispatch['ours_s']:.3f} s · ratio {dispatch['ratio']:.2f}× "
-        f"(target {dispatch['target']}) {verdict(dispatch['ok'])}",
-        f"2. Bulk update of {bulk['campaigns']} campaigns, {bulk['latency_ms']} ms injected latency:",
-        f"   one request per campaign {bulk['naive_s']:.2f} s ({bulk['naive_requests']} requests) · bulk_update_campaigns "
-        f"{bulk['bulk_s']:.2f} s ({bulk['bulk_requests']} requests) · {bulk['speedup']:.1f}× faster "
-        f"(target {bulk['target']}) {verdict(bulk['ok'])}",
-        f"3. Cold start of `admonster tools --format openai`, best of {cold['runs']}:",
-        f"   {cold['tools_s']:.3f} s (median {cold['tools_median_s']:.3f} s) · bare python {cold['bare_python_s']:.3f} s · "
-        f"{cold['ratio_to_bare']:.1f}× bare · {cold['ratio_to_budget']:.2f}× the 0.8 s budget {verdict(cold['ok'])}",
-    ])
+    return "\n".join(
+        [
+            f"Ad Monster benchmarks · Python {platform.python_version()} · {platform.machine()} · {os.cpu_count()} cores",
+            "",
+            f"1. Dispatch overhead, {dispatch['calls']} get_campaign calls vs raw aiohttp GETs (best of {dispatch['rounds']} interleaved rounds):",
+            f"   raw {dispatch['raw_s']:.3f} s · ours {dispatch['ours_s']:.3f} s · ratio {dispatch['ratio']:.2f}× "
+            f"(target {dispatch['target']}) {verdict(dispatch['ok'])}",
+            f"2. Bulk update of {bulk['campaigns']} campaigns, {bulk['latency_ms']} ms injected latency:",
+            f"   one request per campaign {bulk['naive_s']:.2f} s ({bulk['naive_requests']} requests) · bulk_update_campaigns "
+            f"{bulk['bulk_s']:.2f} s ({bulk['bulk_requests']} requests) · {bulk['speedup']:.1f}× faster "
+            f"(target {bulk['target']}) {verdict(bulk['ok'])}",
+            f"3. Cold start of `admonster tools --format openai`, best of {cold['runs']}:",
+            f"   {cold['tools_s']:.3f} s (median {cold['tools_median_s']:.3f} s) · bare python {cold['bare_python_s']:.3f} s · "
+            f"{cold['ratio_to_bare']:.1f}× bare · {cold['ratio_to_budget']:.2f}× the 0.8 s budget {verdict(cold['ok'])}",
+        ]
+    )
 
 
 def item_descriptions() -> str:
@@ -225,10 +272,18 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--upload-mb", type=int, default=200, help="Size of the video file the upload benchmark sends.")
     parser.add_argument("--insight-ads", type=int, default=1000, help="Ads in the insights benchmark's scenario.")
-    parser.add_argument("--insight-days", type=int, default=90, help="Days of history in the insights benchmark's scenario.")
-    parser.add_argument("--audience-rows", type=int, default=1_000_000, help="Rows in the customer-list benchmark's CSV.")
-    parser.add_argument("--experiment-runs", type=int, default=4000, help="Simulated tests per cell in the experiments calibration.")
-    parser.add_argument("--scale-workspaces", type=int, default=300, help="Workspaces in the multi-replica proof (item 13).")
+    parser.add_argument(
+        "--insight-days", type=int, default=90, help="Days of history in the insights benchmark's scenario."
+    )
+    parser.add_argument(
+        "--audience-rows", type=int, default=1_000_000, help="Rows in the customer-list benchmark's CSV."
+    )
+    parser.add_argument(
+        "--experiment-runs", type=int, default=4000, help="Simulated tests per cell in the experiments calibration."
+    )
+    parser.add_argument(
+        "--scale-workspaces", type=int, default=300, help="Workspaces in the multi-replica proof (item 13)."
+    )
     parser.add_argument("--markdown", type=Path, help="Also write the figures to this Markdown file.")
     options = parser.parse_args()
     dispatch = asyncio.run(bench_dispatch(options.calls))
@@ -237,38 +292,78 @@ def main() -> int:
     from llm_loop import bench_llm_loop, report_line  # 4. the LLM chat loop's overhead per tool call
 
     chat_loop = asyncio.run(bench_llm_loop())
-    from upload import bench_upload, report_line as upload_report_line  # 5. chunked video upload: memory and throughput
+    from upload import bench_upload  # 5. chunked video upload: memory and throughput
+    from upload import report_line as upload_report_line
 
     upload = asyncio.run(bench_upload(options.upload_mb))
-    from insights import bench_insights, report_line as insights_report_line  # 6. insights: streaming vs whole list
+    from insights import bench_insights  # 6. insights: streaming vs whole list
+    from insights import report_line as insights_report_line
 
     insights = asyncio.run(bench_insights(options.insight_ads, options.insight_days))
-    from audience import bench_audience, report_line as audience_report_line  # 7. customer list vs the SDK's hashing
+    from audience import bench_audience  # 7. customer list vs the SDK's hashing
+    from audience import report_line as audience_report_line
 
     audience = asyncio.run(bench_audience(options.audience_rows))
-    from experiments import bench_experiments, report_line as experiments_report_line  # 8. the experiments' error rates
+    from experiments import bench_experiments  # 8. the experiments' error rates
+    from experiments import report_line as experiments_report_line
 
     experiments = bench_experiments(options.experiment_runs)
-    from mcp_tools import bench_mcp_tools, report_line as mcp_tools_report_line  # 9. what tools/list costs an agent
+    from mcp_tools import bench_mcp_tools  # 9. what tools/list costs an agent
+    from mcp_tools import report_line as mcp_tools_report_line
 
     mcp_tools = asyncio.run(bench_mcp_tools())
-    from store import bench_store, report_line as store_report_line  # 10. a store call beside the aiosqlite store
+    from store import bench_store  # 10. a store call beside the aiosqlite store
+    from store import report_line as store_report_line
 
     store = asyncio.run(bench_store())
-    from replicas import bench_replicas, report_line as replicas_report_line  # 11-13. replicas on PostgreSQL
+    from replicas import bench_replicas  # 11-13. replicas on PostgreSQL
+    from replicas import report_line as replicas_report_line
 
     replicas = asyncio.run(bench_replicas(options.scale_workspaces))
-    text = "\n".join([report(dispatch, bulk, cold), *report_line(chat_loop), *upload_report_line(upload),
-                      *insights_report_line(insights), *audience_report_line(audience), *experiments_report_line(experiments),
-                      *mcp_tools_report_line(mcp_tools), *store_report_line(store),
-                      *replicas_report_line(replicas)])
+    text = "\n".join(
+        [
+            report(dispatch, bulk, cold),
+            *report_line(chat_loop),
+            *upload_report_line(upload),
+            *insights_report_line(insights),
+            *audience_report_line(audience),
+            *experiments_report_line(experiments),
+            *mcp_tools_report_line(mcp_tools),
+            *store_report_line(store),
+            *replicas_report_line(replicas),
+        ]
+    )
     print(text)
     if options.markdown:
-        command = "make bench" if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"] else " ".join(["python bench/run.py"] + sys.argv[1:])
-        options.markdown.write_text(f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n"
-                                    f"\n{item_descriptions()}")
-    return 0 if all(item["ok"] for item in (dispatch, bulk, cold, chat_loop, upload, insights, audience, experiments,
-                                            mcp_tools, store, *replicas.values())) else 1
+        command = (
+            "make bench"
+            if sys.argv[1:] == ["--markdown", "docs/benchmarks.md"]
+            else " ".join(["python bench/run.py"] + sys.argv[1:])
+        )
+        options.markdown.write_text(
+            f"# Benchmarks\n\nProduced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n```\n{text}\n```\n"
+            f"\n{item_descriptions()}"
+        )
+    return (
+        0
+        if all(
+            item["ok"]
+            for item in (
+                dispatch,
+                bulk,
+                cold,
+                chat_loop,
+                upload,
+                insights,
+                audience,
+                experiments,
+                mcp_tools,
+                store,
+                *replicas.values(),
+            )
+        )
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ in autocommit, the frozen legacy schema (admonster_store_legacy.upgrade_legacy) 
 rows decoded as it decoded them. Both run in one process, rounds interleaved (best of several), in memory and on a
 file (WAL), so the machine's load weighs on both alike.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,26 +69,45 @@ class LegacyStore:
         async with self._db.execute("SELECT id, name, created_at FROM workspaces WHERE name = ?", (name,)) as cursor:
             return (await cursor.fetchone())["id"]
 
-    async def add_audit(self, workspace_id: int, *, interface: str, op: str, args: dict, summary: str, outcome: str) -> int:
+    async def add_audit(
+        self, workspace_id: int, *, interface: str, op: str, args: dict, summary: str, outcome: str
+    ) -> int:
         now = _now()
         cursor = await self._db.execute(
             "INSERT INTO audit_log (workspace_id, created_at, interface, op, args_json, summary, changes_json, "
             "object_ids_json, outcome, error, fbtrace_id, undo_of, tags_json, settled_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (workspace_id, now, interface, op, json.dumps(args), summary, "[]", "[]", outcome, None, None, None, "[]",
-             None if outcome == "pending" else now))
+            (
+                workspace_id,
+                now,
+                interface,
+                op,
+                json.dumps(args),
+                summary,
+                "[]",
+                "[]",
+                outcome,
+                None,
+                None,
+                None,
+                "[]",
+                None if outcome == "pending" else now,
+            ),
+        )
         return int(cursor.lastrowid)
 
     async def settle_audit(self, workspace_id: int, audit_id: int, *, outcome: str) -> bool:
         cursor = await self._db.execute(
             "UPDATE audit_log SET outcome = ?, error = ?, settled_at = ? "
             "WHERE workspace_id = ? AND id = ? AND outcome IN ('pending', 'unknown')",
-            (outcome, None, _now(), workspace_id, audit_id))
+            (outcome, None, _now(), workspace_id, audit_id),
+        )
         return cursor.rowcount == 1
 
     async def get_audit(self, workspace_id: int, audit_id: int) -> dict | None:
-        async with self._db.execute("SELECT * FROM audit_log WHERE workspace_id = ? AND id = ?",
-                                    (workspace_id, audit_id)) as cursor:
+        async with self._db.execute(
+            "SELECT * FROM audit_log WHERE workspace_id = ? AND id = ?", (workspace_id, audit_id)
+        ) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return None
@@ -97,8 +117,9 @@ class LegacyStore:
         return entry
 
     async def get_setting(self, workspace_id: int, key: str, default=None):
-        async with self._db.execute("SELECT value_json FROM settings WHERE workspace_id = ? AND key = ?",
-                                    (workspace_id, key)) as cursor:
+        async with self._db.execute(
+            "SELECT value_json FROM settings WHERE workspace_id = ? AND key = ?", (workspace_id, key)
+        ) as cursor:
             row = await cursor.fetchone()
         return json.loads(row["value_json"]) if row else default
 
@@ -111,9 +132,15 @@ async def _round(store, workspace_id: int, rounds: int) -> float:
     """Seconds per store call over `rounds` × the four calls."""
     started = time.perf_counter()
     for i in range(rounds):
-        audit_id = await store.add_audit(workspace_id, interface="bench", op="update_campaign", args={"i": i},
-                                         summary="bench", **({} if isinstance(store, LegacyStore) else
-                                                             {"changes": [], "object_ids": []}), outcome="pending")
+        audit_id = await store.add_audit(
+            workspace_id,
+            interface="bench",
+            op="update_campaign",
+            args={"i": i},
+            summary="bench",
+            **({} if isinstance(store, LegacyStore) else {"changes": [], "object_ids": []}),
+            outcome="pending",
+        )
         assert await store.settle_audit(workspace_id, audit_id, outcome="ok")
         assert await store.get_audit(workspace_id, audit_id) is not None
         await store.get_setting(workspace_id, "guardrails")
@@ -149,17 +176,27 @@ async def _measure(where: str, calls: int, repeats: int) -> dict:
 
 async def bench_store(calls: int = 800, repeats: int = 5) -> dict:
     places = [await _measure(where, calls, repeats) for where in ("memory", "file")]
-    return {"calls": calls, "repeats": repeats, "places": places, "target": f"≤ {TARGET:g}×",
-            "ok": all(place["ratio"] <= TARGET for place in places)}
+    return {
+        "calls": calls,
+        "repeats": repeats,
+        "places": places,
+        "target": f"≤ {TARGET:g}×",
+        "ok": all(place["ratio"] <= TARGET for place in places),
+    }
 
 
 def report_line(result: dict) -> list[str]:
     verdict = "PASS" if result["ok"] else "MISS"
-    figures = " · ".join(f"{place['where']}: aiosqlite {place['old_us']:.0f} µs · SQLAlchemy {place['new_us']:.0f} µs · "
-                         f"{place['ratio']:.2f}×" for place in result["places"])
-    return [f"10. Store call cost on SQLite, {result['calls']} calls (add_audit, settle_audit, get_audit, get_setting), "
-            f"best of {result['repeats']} interleaved rounds, the store before SQLAlchemy as baseline:",
-            f"   {figures} (target {result['target']}) {verdict}"]
+    figures = " · ".join(
+        f"{place['where']}: aiosqlite {place['old_us']:.0f} µs · SQLAlchemy {place['new_us']:.0f} µs · "
+        f"{place['ratio']:.2f}×"
+        for place in result["places"]
+    )
+    return [
+        f"10. Store call cost on SQLite, {result['calls']} calls (add_audit, settle_audit, get_audit, get_setting), "
+        f"best of {result['repeats']} interleaved rounds, the store before SQLAlchemy as baseline:",
+        f"   {figures} (target {result['target']}) {verdict}",
+    ]
 
 
 def main() -> int:

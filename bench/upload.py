@@ -10,6 +10,7 @@ POSTed as is) against the same sandbox, running in its own process like a remote
 (One 200 MB POST is not an option: the sandbox, like Facebook, refuses bodies over its limit, 64 MB, with HTTP 413;
 files that large go chunked.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,17 +63,27 @@ async def child_ours(url: str, grant: dict, account: str, path: str) -> dict:
         await graph.get("me")  # the session and its connection are set up before measuring
         before = peak_rss_kb()
         started = time.perf_counter()
-        result = await fb_creative.upload_video_file(OpContext(graph=graph, ad_account_id=account), account, path, wait=False)
+        result = await fb_creative.upload_video_file(
+            OpContext(graph=graph, ad_account_id=account), account, path, wait=False
+        )
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "rss_before_kb": before, "rss_after_kb": peak_rss_kb(), "chunks": result["chunks"],
-                "requests": graph.request_count - 1}
+        return {
+            "seconds": seconds,
+            "rss_before_kb": before,
+            "rss_after_kb": peak_rss_kb(),
+            "chunks": result["chunks"],
+            "requests": graph.request_count - 1,
+        }
 
 
 async def child_plain(url: str, grant: dict, account: str, path: str) -> dict:
     """The same file, the same start/transfer/finish, with nothing but aiohttp: the floor our client is held to."""
     from fb_utils import DEFAULT_API_VERSION, appsecret_proof
 
-    params = {"access_token": grant["access_token"], "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"])}
+    params = {
+        "access_token": grant["access_token"],
+        "appsecret_proof": appsecret_proof(grant["access_token"], grant["app_secret"]),
+    }
     endpoint = f"{url}/{DEFAULT_API_VERSION}/{account}/advideos"
     size = os.path.getsize(path)
     requests = 0
@@ -96,9 +107,19 @@ async def child_plain(url: str, grant: dict, account: str, path: str) -> dict:
         with open(path, "rb") as handle:
             while offset < end:
                 handle.seek(offset)
-                form = aiohttp.FormData({"upload_phase": "transfer", "upload_session_id": opened["upload_session_id"],
-                                         "start_offset": str(offset)})
-                form.add_field("video_file_chunk", handle.read(end - offset), filename="bench.mp4", content_type="application/octet-stream")
+                form = aiohttp.FormData(
+                    {
+                        "upload_phase": "transfer",
+                        "upload_session_id": opened["upload_session_id"],
+                        "start_offset": str(offset),
+                    }
+                )
+                form.add_field(
+                    "video_file_chunk",
+                    handle.read(end - offset),
+                    filename="bench.mp4",
+                    content_type="application/octet-stream",
+                )
                 answer = await post(form)
                 offset, end = int(answer["start_offset"]), int(answer["end_offset"])
         await post({"upload_phase": "finish", "upload_session_id": opened["upload_session_id"], "title": "plain"})
@@ -107,8 +128,13 @@ async def child_plain(url: str, grant: dict, account: str, path: str) -> dict:
 
 
 def run_child(kind: str, url: str, grant: dict, account: str, path: Path) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", kind, "--url", url, "--account", account, "--file", str(path)],
-                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "ADMONSTER_BENCH_GRANT": json.dumps(grant)})
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--url", url, "--account", account, "--file", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ADMONSTER_BENCH_GRANT": json.dumps(grant)},
+    )
     if output.returncode != 0:
         raise RuntimeError(f"the {kind} upload failed:\n{output.stderr[-2000:]}")
     result = json.loads(output.stdout.strip().splitlines()[-1])
@@ -146,22 +172,34 @@ async def bench_upload(size_mb: int = 200, rounds: int = 2) -> dict:
     best_ours = min(ours, key=lambda r: r["seconds"])
     best_plain = min(plain, key=lambda r: r["seconds"])
     worst_delta = max(r["delta_mb"] for r in ours)
-    return {"size_mb": size_mb, "rounds": rounds, "ours_s": best_ours["seconds"], "plain_s": best_plain["seconds"],
-            "ours_mb_s": size_mb / best_ours["seconds"], "plain_mb_s": size_mb / best_plain["seconds"],
-            "ratio": best_plain["seconds"] / best_ours["seconds"], "chunks": best_ours["chunks"], "requests": best_ours["requests"],
-            "ours_delta_mb": worst_delta, "plain_delta_mb": max(r["delta_mb"] for r in plain),
-            "target": f"peak RSS delta < {RSS_TARGET_MB:.0f} MB", "ok": worst_delta < RSS_TARGET_MB}
+    return {
+        "size_mb": size_mb,
+        "rounds": rounds,
+        "ours_s": best_ours["seconds"],
+        "plain_s": best_plain["seconds"],
+        "ours_mb_s": size_mb / best_ours["seconds"],
+        "plain_mb_s": size_mb / best_plain["seconds"],
+        "ratio": best_plain["seconds"] / best_ours["seconds"],
+        "chunks": best_ours["chunks"],
+        "requests": best_ours["requests"],
+        "ours_delta_mb": worst_delta,
+        "plain_delta_mb": max(r["delta_mb"] for r in plain),
+        "target": f"peak RSS delta < {RSS_TARGET_MB:.0f} MB",
+        "ok": worst_delta < RSS_TARGET_MB,
+    }
 
 
 def report_line(result: dict) -> list[str]:
     verdict = "PASS" if result["ok"] else "MISS"
-    return [f"5. Chunked video upload of a {result['size_mb']} MB file to the sandbox in its own process, each upload in a fresh "
-            f"subprocess (best of {result['rounds']} interleaved rounds):",
-            f"   upload_video_file {result['ours_s']:.2f} s ({result['ours_mb_s']:.0f} MB/s, {result['chunks']} chunks, "
-            f"{result['requests']} requests) · plain aiohttp POSTs of the same chunks {result['plain_s']:.2f} s ({result['plain_mb_s']:.0f} MB/s) · "
-            f"throughput {result['ratio']:.2f}× plain aiohttp",
-            f"   peak RSS delta: upload_video_file {result['ours_delta_mb']:.1f} MB · plain aiohttp {result['plain_delta_mb']:.1f} MB "
-            f"(target {result['target']}) {verdict}"]
+    return [
+        f"5. Chunked video upload of a {result['size_mb']} MB file to the sandbox in its own process, each upload in a fresh "
+        f"subprocess (best of {result['rounds']} interleaved rounds):",
+        f"   upload_video_file {result['ours_s']:.2f} s ({result['ours_mb_s']:.0f} MB/s, {result['chunks']} chunks, "
+        f"{result['requests']} requests) · plain aiohttp POSTs of the same chunks {result['plain_s']:.2f} s ({result['plain_mb_s']:.0f} MB/s) · "
+        f"throughput {result['ratio']:.2f}× plain aiohttp",
+        f"   peak RSS delta: upload_video_file {result['ours_delta_mb']:.1f} MB · plain aiohttp {result['plain_delta_mb']:.1f} MB "
+        f"(target {result['target']}) {verdict}",
+    ]
 
 
 def main() -> int:
@@ -175,7 +213,13 @@ def main() -> int:
     options = parser.parse_args()
     if options.child:
         work = child_ours if options.child == "ours" else child_plain
-        print(json.dumps(asyncio.run(work(options.url, json.loads(os.environ["ADMONSTER_BENCH_GRANT"]), options.account, options.file))))
+        print(
+            json.dumps(
+                asyncio.run(
+                    work(options.url, json.loads(os.environ["ADMONSTER_BENCH_GRANT"]), options.account, options.file)
+                )
+            )
+        )
         return 0
     result = asyncio.run(bench_upload(options.size_mb, options.rounds))
     print("\n".join(report_line(result)))

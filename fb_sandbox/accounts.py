@@ -1,4 +1,5 @@
 """Users, businesses, ad accounts, pages, Instagram accounts and pixels."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ def _fields(ctx: Ctx) -> list[Field]:
 
 # ---- renderers per node type
 
+
 def render_user(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     return select("User", names, ["name", "id"], lambda n: _plain(obj, n))
 
@@ -35,6 +37,7 @@ def render_business(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
         if name == "created_time":
             return iso(obj.created)
         return _plain(obj, name)
+
     return select("Business", names, ["id", "name"], value)
 
 
@@ -53,6 +56,7 @@ def render_account(ctx: Ctx, obj: Obj, names: Sequence[str], default: list[str] 
         if name == "age":
             return round((ctx.now - obj.created) / 86400, 6)
         return _plain(obj, name)
+
     return select("AdAccount", names, default or ["id"], value)
 
 
@@ -63,6 +67,7 @@ def render_page(ctx: Ctx, obj: Obj, names: Sequence[str], default: list[str] | N
         if name == "access_token":
             return obj.get("_page_token") if ctx.principal.user_id in obj.get("_user_ids", []) else None
         return _plain(obj, name)
+
     return select("Page", names, default or ["name", "id"], value)
 
 
@@ -77,11 +82,18 @@ def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
         if name == "last_fired_time":
             return iso(obj["_last_fired"]) if obj.get("_last_fired") else None
         return _plain(obj, name)
+
     return select("AdsPixel", names, ["id"], value)
 
 
-RENDERERS = {"user": render_user, "business": render_business, "adaccount": render_account,
-             "page": render_page, "instagram": render_instagram, "pixel": render_pixel}
+RENDERERS = {
+    "user": render_user,
+    "business": render_business,
+    "adaccount": render_account,
+    "page": render_page,
+    "instagram": render_instagram,
+    "pixel": render_pixel,
+}
 
 
 def read_node(ctx: Ctx, obj: Obj) -> dict:
@@ -94,6 +106,7 @@ def read_node(ctx: Ctx, obj: Obj) -> dict:
 
 # ---- /me and its edges
 
+
 def get_me(ctx: Ctx) -> dict:
     return render_user(ctx, ctx.load(ctx.principal.user_id), _fields(ctx))
 
@@ -105,8 +118,9 @@ def _seq_desc(objs: list[Obj]) -> list[Obj]:
 def list_adaccounts(ctx: Ctx) -> dict:
     objs = [o for o in (ctx.store.get(a) for a in ctx.user_account_ids()) if o is not None]
     names = _fields(ctx)
-    return paginate(ctx, sorted(objs, key=lambda o: o.seq),
-                    lambda o: render_account(ctx, o, names, ["account_id", "id"]))
+    return paginate(
+        ctx, sorted(objs, key=lambda o: o.seq), lambda o: render_account(ctx, o, names, ["account_id", "id"])
+    )
 
 
 def list_businesses(ctx: Ctx) -> dict:
@@ -123,6 +137,7 @@ def list_pages(ctx: Ctx) -> dict:
 
 
 # ---- ad account node and edges
+
 
 def get_account(ctx: Ctx) -> dict:
     return render_account(ctx, ctx.load_account(ctx.match[0]), _fields(ctx))
@@ -155,15 +170,24 @@ def update_account(ctx: Ctx) -> dict:
 def _spend_cap(ctx: Ctx, account: Obj) -> int:
     cap = ctx.p.int("spend_cap")
     if cap is None or cap < 0:
-        raise param_error("Param spend_cap must be a non-negative integer (minor units of the account currency)",
-                          field="spend_cap")
+        raise param_error(
+            "Param spend_cap must be a non-negative integer (minor units of the account currency)", field="spend_cap"
+        )
     if cap > 10**13:
-        raise param_error("Spend cap too high", field="spend_cap", title="Spend Cap Too High",
-                          user_msg="The spend limit you entered is higher than the maximum allowed.")
+        raise param_error(
+            "Spend cap too high",
+            field="spend_cap",
+            title="Spend Cap Too High",
+            user_msg="The spend limit you entered is higher than the maximum allowed.",
+        )
     if 0 < cap <= int(account.get("amount_spent", "0")):
-        raise GraphError("Invalid parameter", 100, user_title="Spend Limit Too Low",
-                         user_msg="The account spending limit must be higher than the amount already spent.",
-                         blame="spend_cap")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Spend Limit Too Low",
+            user_msg="The account spending limit must be higher than the amount already spent.",
+            blame="spend_cap",
+        )
     return cap
 
 
@@ -174,6 +198,7 @@ def list_account_users(ctx: Ctx) -> dict:
 
     def render(user: Obj) -> dict:
         return {"id": user["id"], "name": user["name"], "tasks": tasks[user["id"]]}
+
     return paginate(ctx, users, render)
 
 
@@ -187,5 +212,4 @@ def list_account_instagram(ctx: Ctx) -> dict:
 def list_account_pixels(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     names = _fields(ctx)
-    return paginate(ctx, ctx.store.list("pixel", account_id=account["id"]),
-                    lambda o: render_pixel(ctx, o, names))
+    return paginate(ctx, ctx.store.list("pixel", account_id=account["id"]), lambda o: render_pixel(ctx, o, names))

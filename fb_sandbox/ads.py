@@ -4,10 +4,11 @@ Review is computed at read time from the sandbox clock: an ad is PENDING_REVIEW 
 submitted (created, copied, or given another creative), then DISAPPROVED when its creative's text breaks a policy,
 else ACTIVE or PAUSED / CAMPAIGN_PAUSED / ADSET_PAUSED by its own and its parents' status.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from facebook_business.adobjects.ad import Ad
@@ -31,16 +32,31 @@ DEFAULT_FIELDS = ["id"]
 
 # (pattern, policy, reason): text the sandbox's reviewer refuses, in the spirit of Meta's Advertising Standards.
 POLICY_RULES = [
-    (r"\bguaranteed\s+(income|returns?|profits?|earnings|money)\b", "Unrealistic Outcomes",
-     "Ads can't promise guaranteed income, profits or financial returns."),
-    (r"\bget[\s-]+rich[\s-]+quick\b", "Unrealistic Outcomes",
-     "Ads can't promote get-rich-quick schemes or promise fast, easy money."),
-    (r"\bmake\s+[$€£¥]?\s?\d[\d,.]*\s*(k\b)?\s*(\$|€|£|dollars?|euros?|usd|bucks)?\s*(a|per|each|every)\s+day\b",
-     "Unrealistic Outcomes", "Ads can't promise that people will earn a set amount of money a day."),
-    (r"\blose\s+\d+([.,]\d+)?\s*(kg|kgs|kilos?|kilograms?|lbs?|pounds)\s+in\b", "Personal Health and Appearance",
-     "Ads can't promise a specific weight loss in a set time."),
-    (r"\bmiracle\s+(cure|pill|remedy)\b", "Misleading Claims",
-     "Ads can't claim miracle cures or other health results that can't be true."),
+    (
+        r"\bguaranteed\s+(income|returns?|profits?|earnings|money)\b",
+        "Unrealistic Outcomes",
+        "Ads can't promise guaranteed income, profits or financial returns.",
+    ),
+    (
+        r"\bget[\s-]+rich[\s-]+quick\b",
+        "Unrealistic Outcomes",
+        "Ads can't promote get-rich-quick schemes or promise fast, easy money.",
+    ),
+    (
+        r"\bmake\s+[$€£¥]?\s?\d[\d,.]*\s*(k\b)?\s*(\$|€|£|dollars?|euros?|usd|bucks)?\s*(a|per|each|every)\s+day\b",
+        "Unrealistic Outcomes",
+        "Ads can't promise that people will earn a set amount of money a day.",
+    ),
+    (
+        r"\blose\s+\d+([.,]\d+)?\s*(kg|kgs|kilos?|kilograms?|lbs?|pounds)\s+in\b",
+        "Personal Health and Appearance",
+        "Ads can't promise a specific weight loss in a set time.",
+    ),
+    (
+        r"\bmiracle\s+(cure|pill|remedy)\b",
+        "Misleading Claims",
+        "Ads can't claim miracle cures or other health results that can't be true.",
+    ),
 ]
 _POLICY_RES = [(re.compile(rx, re.IGNORECASE), policy, reason) for rx, policy, reason in POLICY_RULES]
 
@@ -60,16 +76,19 @@ def new_review(now: float, creative: dict | None) -> dict:
 
 
 def _a1_adset(msg: str) -> GraphError:
-    return GraphError("Invalid parameter", 100, subcode=1487079, user_title="Ad Set Not Valid",
-                      user_msg=msg, blame="adset_id")
+    return GraphError(
+        "Invalid parameter", 100, subcode=1487079, user_title="Ad Set Not Valid", user_msg=msg, blame="adset_id"
+    )
 
 
 def _a1_creative(msg: str) -> GraphError:
-    return GraphError("Invalid parameter", 100, subcode=1487242, user_title="Ad Creative Not Valid",
-                      user_msg=msg, blame="creative")
+    return GraphError(
+        "Invalid parameter", 100, subcode=1487242, user_title="Ad Creative Not Valid", user_msg=msg, blame="creative"
+    )
 
 
 # ---- status
+
 
 def in_review(a: dict, now: float) -> bool:
     return now - (a.get("_review") or {}).get("submitted", 0) < REVIEW_SECONDS
@@ -98,6 +117,7 @@ def _rejected(a: dict, now: float) -> dict | None:
 
 
 # ---- rendering
+
 
 class Parents:
     """Ad sets and campaigns by id, loaded once per answer."""
@@ -136,11 +156,16 @@ def _render_value(ctx: Ctx, a: Obj, name: str, parents: Parents) -> Any:
         violation = _rejected(a, ctx.now)
         if not violation:
             return None
-        return [{"level": "AD", "error_code": DISAPPROVED_CODE,
-                 "error_summary": f"Ad not approved: {violation['policy']}",
-                 "error_message": f"{violation['reason']} Your ad says \"{violation['phrase']}\". Edit the ad's text "
-                                  "(give it a new creative) to request another review.",
-                 "error_type": "HARD_ERROR"}]
+        return [
+            {
+                "level": "AD",
+                "error_code": DISAPPROVED_CODE,
+                "error_summary": f"Ad not approved: {violation['policy']}",
+                "error_message": f'{violation["reason"]} Your ad says "{violation["phrase"]}". Edit the ad\'s text '
+                "(give it a new creative) to request another review.",
+                "error_type": "HARD_ERROR",
+            }
+        ]
     if name == "ad_review_feedback":
         violation = _rejected(a, ctx.now)
         return {"global": {violation["policy"]: violation["reason"]}} if violation else None
@@ -148,6 +173,7 @@ def _render_value(ctx: Ctx, a: Obj, name: str, parents: Parents) -> Any:
         return {"id": a["source_ad_id"]} if a.get("source_ad_id", "0") != "0" else None
     if name == "preview_shareable_link":
         from .previews import preview_url
+
         return preview_url(ctx, "a", a["id"], "MOBILE_FEED_STANDARD")
     if name in ("targeting", "bid_amount"):
         adset = parents.get(a["adset_id"])
@@ -165,6 +191,7 @@ def render(ctx: Ctx, a: Obj, names: Sequence[str], parents: Parents) -> dict:
 
 
 # ---- parsing
+
 
 def _options(ctx: Ctx) -> list[str]:
     options = ctx.p.list("execution_options", [])
@@ -194,18 +221,22 @@ def _creative_id(ctx: Ctx, account: Obj, value: Any, *, insert: bool) -> str:
         parsed = ctx.p.json("creative")
         value = parsed if isinstance(parsed, dict) else {"creative_id": value} if value.isdigit() else parsed
     if value is None:
-        raise _a1_creative("An ad needs a creative: creative={\"creative_id\": \"<id>\"}.")
+        raise _a1_creative('An ad needs a creative: creative={"creative_id": "<id>"}.')
     if not isinstance(value, dict):
-        raise _a1_creative("creative must be a JSON object such as {\"creative_id\": \"<id>\"}.")
+        raise _a1_creative('creative must be a JSON object such as {"creative_id": "<id>"}.')
     if "creative_id" not in value and ("object_story_spec" in value or "object_story_id" in value):
         data = creatives.build_creative(ctx, account, value)
         return creatives.insert_creative(ctx, account, data) if insert else ""
     creative_id = value.get("creative_id", value.get("id"))
     if not isinstance(creative_id, (str, int)) or isinstance(creative_id, bool) or not str(creative_id).isdigit():
-        raise _a1_creative("creative must name a creative of this ad account: {\"creative_id\": \"<id>\"}.")
+        raise _a1_creative('creative must name a creative of this ad account: {"creative_id": "<id>"}.')
     creative = ctx.store.get(str(creative_id))
-    if creative is None or creative.type != "adcreative" or creative.account_id != account["id"] \
-            or creative.get("status") == "DELETED":
+    if (
+        creative is None
+        or creative.type != "adcreative"
+        or creative.account_id != account["id"]
+        or creative.get("status") == "DELETED"
+    ):
         raise _a1_creative(f"The creative {creative_id} isn't a creative of the ad account {account['id']}.")
     return creative["id"]
 
@@ -226,6 +257,7 @@ def _status(ctx: Ctx, allowed: list[str]) -> str:
 
 # ---- handlers
 
+
 def create_ad(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     options = _options(ctx)
@@ -234,8 +266,14 @@ def create_ad(ctx: Ctx) -> dict:
     adset = load_adset(ctx, account, ctx.p.get("adset_id"))
     validate_only = "validate_only" in options
     creative_id = _creative_id(ctx, account, ctx.p.get("creative"), insert=not validate_only)
-    data: dict[str, Any] = {"account_id": account["account_id"], "name": name, "status": status,
-                            "adset_id": adset["id"], "campaign_id": adset["campaign_id"], "source_ad_id": "0"}
+    data: dict[str, Any] = {
+        "account_id": account["account_id"],
+        "name": name,
+        "status": status,
+        "adset_id": adset["id"],
+        "campaign_id": adset["campaign_id"],
+        "source_ad_id": "0",
+    }
     if "tracking_specs" in ctx.p:
         data["tracking_specs"] = _tracking_specs(ctx)
     if "adlabels" in ctx.p:
@@ -261,12 +299,22 @@ def read_ad(ctx: Ctx, a: Obj) -> dict:
 
 def _state_rules(a: Obj, changes: dict) -> None:
     if a["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Ad Deleted",
-                         user_msg="This ad has been deleted, so it can't be edited.", blame="status")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Ad Deleted",
+            user_msg="This ad has been deleted, so it can't be edited.",
+            blame="status",
+        )
     leaving_archive = set(changes) - {"status"} or changes.get("status") not in ("ARCHIVED", "DELETED")
     if a["status"] == "ARCHIVED" and leaving_archive:
-        raise GraphError("Invalid parameter", 100, user_title="Archived Ad Can't Be Edited",
-                         user_msg="This ad is archived. An archived ad can only be deleted.", blame="status")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Archived Ad Can't Be Edited",
+            user_msg="This ad is archived. An archived ad can only be deleted.",
+            blame="status",
+        )
 
 
 def update_ad(ctx: Ctx, a: Obj) -> dict:
@@ -278,8 +326,9 @@ def update_ad(ctx: Ctx, a: Obj) -> dict:
     if "status" in ctx.p:
         changes["status"] = _status(ctx, STATUSES)
     if "adset_id" in ctx.p and str(ctx.p.get("adset_id")) != a["adset_id"]:
-        raise param_error("An ad can't be moved to another ad set; copy it instead (POST /{ad_id}/copies)",
-                          field="adset_id")
+        raise param_error(
+            "An ad can't be moved to another ad set; copy it instead (POST /{ad_id}/copies)", field="adset_id"
+        )
     if "tracking_specs" in ctx.p:
         changes["tracking_specs"] = _tracking_specs(ctx)
     if "adlabels" in ctx.p:
@@ -315,8 +364,9 @@ def cascade_status(ctx: Ctx, adset_id: str, status: str) -> None:
 
 def _copy(ctx: Ctx, account: Obj, source: Obj, adset: Obj, status: str, name: str) -> str:
     data = {k: v for k, v in source.items() if k not in ("id", "_review")}
-    data.update(adset_id=adset["id"], campaign_id=adset["campaign_id"], status=status, name=name,
-                source_ad_id=source["id"])
+    data.update(
+        adset_id=adset["id"], campaign_id=adset["campaign_id"], status=status, name=name, source_ad_id=source["id"]
+    )
     return insert_ad(ctx, account, data)
 
 
@@ -328,17 +378,24 @@ def _copy_status(option: str, source_status: str) -> str:
 def copy_ad(ctx: Ctx) -> dict:
     source = ctx.load(ctx.match[0], types=("ad",))
     if source["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Can't Copy A Deleted Ad",
-                         user_msg="This ad has been deleted, so it can't be copied.")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Can't Copy A Deleted Ad",
+            user_msg="This ad has been deleted, so it can't be copied.",
+        )
     account = ctx.load_account(source.account_id)
     option = ctx.p.str("status_option", "PAUSED")
     if option not in STATUS_OPTIONS:
         raise campaigns._one_of("status_option", STATUS_OPTIONS)
     adset = load_adset(ctx, account, ctx.p.get("adset_id") or source["adset_id"])
-    new_id = _copy(ctx, account, source, adset, _copy_status(option, source["status"]),
-                   campaigns._copy_name(ctx, source["name"]))
-    return {"copied_ad_id": new_id,
-            "ad_object_ids": [{"ad_object_type": "ad", "source_id": source["id"], "copied_id": new_id}]}
+    new_id = _copy(
+        ctx, account, source, adset, _copy_status(option, source["status"]), campaigns._copy_name(ctx, source["name"])
+    )
+    return {
+        "copied_ad_id": new_id,
+        "ad_object_ids": [{"ad_object_type": "ad", "source_id": source["id"], "copied_id": new_id}],
+    }
 
 
 def copy_adset_ads(ctx: Ctx, source_adset_id: str, new_adset_id: str, option: str, rename: bool) -> list[dict]:
@@ -412,8 +469,11 @@ def list_node_ads(ctx: Ctx) -> dict:
 def list_node_creatives(ctx: Ctx) -> dict:
     """GET {ad_id}/adcreatives and {adset_id}/adcreatives: the creatives its ads use."""
     node = ctx.load(ctx.match[0], types=("ad", "adset"))
-    ads = [node] if node.type == "ad" else [a for a in ctx.store.list("ad", parent_id=node["id"])
-                                           if a["status"] != "DELETED"]
+    ads = (
+        [node]
+        if node.type == "ad"
+        else [a for a in ctx.store.list("ad", parent_id=node["id"]) if a["status"] != "DELETED"]
+    )
     ids = list(dict.fromkeys(a["creative"]["id"] for a in ads))
     items = [c for c in (ctx.store.get(i) for i in ids) if c is not None]
     return creatives.list_of(ctx, items)
@@ -421,8 +481,11 @@ def list_node_creatives(ctx: Ctx) -> dict:
 
 # ---- demo data (called by seed.py)
 
-DEMO_IMAGES = {"sneakers": (1200, 628, (24, 119, 242)), "square": (600, 600, (242, 119, 24)),
-               "tokyo": (1200, 628, (196, 48, 98))}
+DEMO_IMAGES = {
+    "sneakers": (1200, 628, (24, 119, 242)),
+    "square": (600, 600, (242, 119, 24)),
+    "tokyo": (1200, 628, (196, 48, 98)),
+}
 
 
 _DEMO_CACHE: dict[str, bytes] = {}
@@ -431,6 +494,7 @@ _DEMO_CACHE: dict[str, bytes] = {}
 def _demo_png(name: str) -> bytes:
     if name not in _DEMO_CACHE:
         from .media import make_png
+
         _DEMO_CACHE[name] = make_png(*DEMO_IMAGES[name])
     return _DEMO_CACHE[name]
 
@@ -459,10 +523,26 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
         if not path.exists():
             path.write_bytes(data)
         width, height, _ = DEMO_IMAGES[name]
-        rows.append(("adimage", f"{account[4:]}:{digest}", {
-            "id": f"{account[4:]}:{digest}", "hash": digest, "account_id": account[4:], "name": f"{name}.png",
-            "width": width, "height": height, "_ext": "png", "_bytes": len(data), "status": "ACTIVE"},
-            None, account, created))
+        rows.append(
+            (
+                "adimage",
+                f"{account[4:]}:{digest}",
+                {
+                    "id": f"{account[4:]}:{digest}",
+                    "hash": digest,
+                    "account_id": account[4:],
+                    "name": f"{name}.png",
+                    "width": width,
+                    "height": height,
+                    "_ext": "png",
+                    "_bytes": len(data),
+                    "status": "ACTIVE",
+                },
+                None,
+                account,
+                created,
+            )
+        )
         hashes[(account, name)] = digest
         return digest
 
@@ -476,14 +556,26 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
             media.setdefault("image_url", cards[-1]["_image_url"])
         if "_image" in link_data:
             link_data["image_hash"] = images[link_data.pop("_image")]
-            media.update(image_hash=link_data["image_hash"],
-                         image_url=f"/__sandbox/media/images/{link_data['image_hash']}.png")
-        data = {"id": creative_id, "account_id": account[4:], "name": name, "status": "ACTIVE", "adlabels": [],
-                "object_story_spec": {"page_id": page["id"], "link_data": link_data}, "object_type": "SHARE",
-                "_kind": "carousel" if cards else "link", "_cards": cards, "_page_id": page["id"], "_media": media,
-                "degrees_of_freedom_spec": {"creative_features_spec": {"standard_enhancements": {
-                    "enroll_status": "OPT_OUT"}}},
-                "call_to_action_type": link_data["call_to_action"]["type"]}
+            media.update(
+                image_hash=link_data["image_hash"], image_url=f"/__sandbox/media/images/{link_data['image_hash']}.png"
+            )
+        data = {
+            "id": creative_id,
+            "account_id": account[4:],
+            "name": name,
+            "status": "ACTIVE",
+            "adlabels": [],
+            "object_story_spec": {"page_id": page["id"], "link_data": link_data},
+            "object_type": "SHARE",
+            "_kind": "carousel" if cards else "link",
+            "_cards": cards,
+            "_page_id": page["id"],
+            "_media": media,
+            "degrees_of_freedom_spec": {
+                "creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}
+            },
+            "call_to_action_type": link_data["call_to_action"]["type"],
+        }
         rows.append(("adcreative", creative_id, data, account, account, created))
         return creative_id
 
@@ -493,9 +585,18 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
             return
         ad_id = store.new_id("ad")
         creative_row = next(r[2] for r in rows if r[1] == creative_id)
-        data = {"id": ad_id, "account_id": adset["account_id"], "name": name, "status": status,
-                "adset_id": adset["id"], "campaign_id": adset["campaign_id"], "source_ad_id": "0",
-                "creative": {"id": creative_id}, "adlabels": [], "_review": new_review(created, creative_row)}
+        data = {
+            "id": ad_id,
+            "account_id": adset["account_id"],
+            "name": name,
+            "status": status,
+            "adset_id": adset["id"],
+            "campaign_id": adset["campaign_id"],
+            "source_ad_id": "0",
+            "creative": {"id": creative_id},
+            "adlabels": [],
+            "_review": new_review(created, creative_row),
+        }
         rows.append(("ad", ad_id, data, adset["id"], f"act_{adset['account_id']}", created))
 
     accounts = accounts or {a["currency"]: a["id"] for a in store.list("adaccount")}
@@ -504,28 +605,79 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
     if usd:
         images = {n: image(usd, n, t0) for n in ("sneakers", "square")}
         shop = {"type": "SHOP_NOW"}
-        link = creative(usd, t0, "Sneakers - link ad", {
-            "link": "https://demo-store.example.com/sneakers", "_image": "sneakers", "call_to_action": shop,
-            "message": "Meet the Cloudstride 2: light, fast and made from recycled materials. Try them for 30 days.",
-            "name": "Cloudstride 2 running shoes", "description": "Free shipping over $50"}, images)
-        carousel = creative(usd, t0, "Sneakers - carousel", {
-            "link": "https://demo-store.example.com/colours", "message": "Pick your colour.", "call_to_action": shop,
-            "child_attachments": [
-                {"link": "https://demo-store.example.com/blue", "name": "Ocean Blue", "description": "$89",
-                 "_image": "sneakers"},
-                {"link": "https://demo-store.example.com/orange", "name": "Sunset Orange", "description": "$89",
-                 "_image": "square"},
-                {"link": "https://demo-store.example.com/all", "name": "See all colours", "description": "12 styles",
-                 "_image": "sneakers"}]}, images)
-        comeback = creative(usd, t0, "Come back - 10% off", {
-            "link": "https://demo-store.example.com/cart", "_image": "square", "call_to_action": {"type": "GET_OFFER"},
-            "message": "Still thinking it over? Here's 10% off your cart, this week only.",
-            "name": "10% off your cart", "description": "Code COMEBACK10"}, images)
-        bold = creative(usd, t0, "Side hustle - bold claim", {
-            "link": "https://demo-store.example.com/partners", "_image": "square",
-            "call_to_action": {"type": "SIGN_UP"},
-            "message": "Become a Demo Store partner: guaranteed income from home, no experience needed!",
-            "name": "Join our partner program", "description": "Sign up in 2 minutes"}, images)
+        link = creative(
+            usd,
+            t0,
+            "Sneakers - link ad",
+            {
+                "link": "https://demo-store.example.com/sneakers",
+                "_image": "sneakers",
+                "call_to_action": shop,
+                "message": "Meet the Cloudstride 2: light, fast and made from recycled materials. Try them for 30 days.",
+                "name": "Cloudstride 2 running shoes",
+                "description": "Free shipping over $50",
+            },
+            images,
+        )
+        carousel = creative(
+            usd,
+            t0,
+            "Sneakers - carousel",
+            {
+                "link": "https://demo-store.example.com/colours",
+                "message": "Pick your colour.",
+                "call_to_action": shop,
+                "child_attachments": [
+                    {
+                        "link": "https://demo-store.example.com/blue",
+                        "name": "Ocean Blue",
+                        "description": "$89",
+                        "_image": "sneakers",
+                    },
+                    {
+                        "link": "https://demo-store.example.com/orange",
+                        "name": "Sunset Orange",
+                        "description": "$89",
+                        "_image": "square",
+                    },
+                    {
+                        "link": "https://demo-store.example.com/all",
+                        "name": "See all colours",
+                        "description": "12 styles",
+                        "_image": "sneakers",
+                    },
+                ],
+            },
+            images,
+        )
+        comeback = creative(
+            usd,
+            t0,
+            "Come back - 10% off",
+            {
+                "link": "https://demo-store.example.com/cart",
+                "_image": "square",
+                "call_to_action": {"type": "GET_OFFER"},
+                "message": "Still thinking it over? Here's 10% off your cart, this week only.",
+                "name": "10% off your cart",
+                "description": "Code COMEBACK10",
+            },
+            images,
+        )
+        bold = creative(
+            usd,
+            t0,
+            "Side hustle - bold claim",
+            {
+                "link": "https://demo-store.example.com/partners",
+                "_image": "square",
+                "call_to_action": {"type": "SIGN_UP"},
+                "message": "Become a Demo Store partner: guaranteed income from home, no experience needed!",
+                "name": "Join our partner program",
+                "description": "Sign up in 2 minutes",
+            },
+            images,
+        )
         ad("Prospecting - Broad US", "Sneakers - link ad", link, "ACTIVE", t0)
         ad("Prospecting - Broad US", "Sneakers - carousel", carousel, "ACTIVE", t0 + 86400)
         ad("Spring Launch - US & CA", "Spring - sneakers link ad", link, "ACTIVE", t0 + 2 * 86400)
@@ -533,9 +685,19 @@ def seed_demo_ads(sb, now: float, *, accounts: dict[str, str] | None = None, pag
         ad("Retargeting - Cart Abandoners", "Partner program - bold claim", bold, "ACTIVE", t0 + 4 * 86400)
     if jpy:
         images = {"tokyo": image(jpy, "tokyo", t0)}
-        tokyo = creative(jpy, t0, "Tokyo - store opening", {
-            "link": "https://demo-store.example.com/tokyo", "_image": "tokyo", "call_to_action": {"type": "LEARN_MORE"},
-            "message": "Our first Tokyo store opens in Shibuya this month.", "name": "Demo Store Shibuya",
-            "description": "渋谷店オープン"}, images)
+        tokyo = creative(
+            jpy,
+            t0,
+            "Tokyo - store opening",
+            {
+                "link": "https://demo-store.example.com/tokyo",
+                "_image": "tokyo",
+                "call_to_action": {"type": "LEARN_MORE"},
+                "message": "Our first Tokyo store opens in Shibuya this month.",
+                "name": "Demo Store Shibuya",
+                "description": "渋谷店オープン",
+            },
+            images,
+        )
         ad("Tokyo - Reach", "Tokyo - store opening", tokyo, "ACTIVE", t0 + 86400)
     store.insert_many(rows)

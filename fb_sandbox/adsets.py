@@ -3,11 +3,12 @@
 The rules and their codes are those of docs/adset_rules.md (R1–R8, R14, R16, R17 here; the targeting rules
 live in targeting.py). Written from that table and the SDK's enums, never from the product's client.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,21 +38,63 @@ LIST_EFFECTIVE_STATUSES = sorted(set(_enum(AdSet.EffectiveStatus)) | {"ADSET_PAU
 
 GOALS_BY_OBJECTIVE = {
     "OUTCOME_AWARENESS": ["REACH", "IMPRESSIONS", "AD_RECALL_LIFT", "THRUPLAY"],
-    "OUTCOME_TRAFFIC": ["LINK_CLICKS", "LANDING_PAGE_VIEWS", "REACH", "IMPRESSIONS", "CONVERSATIONS",
-                        "VISIT_INSTAGRAM_PROFILE", "QUALITY_CALL"],
-    "OUTCOME_ENGAGEMENT": ["POST_ENGAGEMENT", "THRUPLAY", "PAGE_LIKES", "EVENT_RESPONSES", "CONVERSATIONS",
-                           "LINK_CLICKS", "LANDING_PAGE_VIEWS", "IMPRESSIONS", "REACH", "OFFSITE_CONVERSIONS",
-                           "QUALITY_CALL"],
-    "OUTCOME_LEADS": ["LEAD_GENERATION", "QUALITY_LEAD", "OFFSITE_CONVERSIONS", "CONVERSATIONS", "QUALITY_CALL",
-                      "LINK_CLICKS", "LANDING_PAGE_VIEWS"],
-    "OUTCOME_SALES": ["OFFSITE_CONVERSIONS", "VALUE", "LINK_CLICKS", "LANDING_PAGE_VIEWS", "CONVERSATIONS",
-                      "IMPRESSIONS", "REACH", "QUALITY_CALL"],
-    "OUTCOME_APP_PROMOTION": ["APP_INSTALLS", "APP_INSTALLS_AND_OFFSITE_CONVERSIONS", "OFFSITE_CONVERSIONS",
-                              "VALUE", "LINK_CLICKS"],
+    "OUTCOME_TRAFFIC": [
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "REACH",
+        "IMPRESSIONS",
+        "CONVERSATIONS",
+        "VISIT_INSTAGRAM_PROFILE",
+        "QUALITY_CALL",
+    ],
+    "OUTCOME_ENGAGEMENT": [
+        "POST_ENGAGEMENT",
+        "THRUPLAY",
+        "PAGE_LIKES",
+        "EVENT_RESPONSES",
+        "CONVERSATIONS",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "IMPRESSIONS",
+        "REACH",
+        "OFFSITE_CONVERSIONS",
+        "QUALITY_CALL",
+    ],
+    "OUTCOME_LEADS": [
+        "LEAD_GENERATION",
+        "QUALITY_LEAD",
+        "OFFSITE_CONVERSIONS",
+        "CONVERSATIONS",
+        "QUALITY_CALL",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+    ],
+    "OUTCOME_SALES": [
+        "OFFSITE_CONVERSIONS",
+        "VALUE",
+        "LINK_CLICKS",
+        "LANDING_PAGE_VIEWS",
+        "CONVERSATIONS",
+        "IMPRESSIONS",
+        "REACH",
+        "QUALITY_CALL",
+    ],
+    "OUTCOME_APP_PROMOTION": [
+        "APP_INSTALLS",
+        "APP_INSTALLS_AND_OFFSITE_CONVERSIONS",
+        "OFFSITE_CONVERSIONS",
+        "VALUE",
+        "LINK_CLICKS",
+    ],
 }
-DEFAULT_GOAL = {"OUTCOME_AWARENESS": "REACH", "OUTCOME_TRAFFIC": "LINK_CLICKS",
-                "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT", "OUTCOME_LEADS": "LEAD_GENERATION",
-                "OUTCOME_SALES": "OFFSITE_CONVERSIONS", "OUTCOME_APP_PROMOTION": "APP_INSTALLS"}
+DEFAULT_GOAL = {
+    "OUTCOME_AWARENESS": "REACH",
+    "OUTCOME_TRAFFIC": "LINK_CLICKS",
+    "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT",
+    "OUTCOME_LEADS": "LEAD_GENERATION",
+    "OUTCOME_SALES": "OFFSITE_CONVERSIONS",
+    "OUTCOME_APP_PROMOTION": "APP_INSTALLS",
+}
 # Goals that may also be billed on their own event; IMPRESSIONS is valid for every goal.
 BILLED_ON_ITSELF = {"LINK_CLICKS", "THRUPLAY", "APP_INSTALLS", "PAGE_LIKES", "POST_ENGAGEMENT"}
 BUDGETS = ("daily_budget", "lifetime_budget")
@@ -59,13 +102,26 @@ BUDGET_CHANGES_PER_HOUR = 4
 APP_STORE_HOSTS = {"play.google.com", "apps.apple.com"}
 DAY = 86400
 
-ACTIVITY_FIELDS = ["event_type", "event_time", "extra_data", "object_id", "object_name", "object_type",
-                   "actor_id", "actor_name", "translated_event_type"]
+ACTIVITY_FIELDS = [
+    "event_type",
+    "event_time",
+    "extra_data",
+    "object_id",
+    "object_name",
+    "object_type",
+    "actor_id",
+    "actor_name",
+    "translated_event_type",
+]
 ACTIVITY_TITLES = {
-    "create_ad_set": "Ad set created", "update_ad_set_budget": "Ad set budget updated",
-    "update_ad_set_run_status": "Ad set run status updated", "update_ad_set_name": "Ad set name updated",
-    "update_ad_set_target_spec": "Ad set targeting updated", "update_ad_set_duration": "Ad set schedule updated",
-    "update_ad_set_bid_strategy": "Ad set bid strategy updated", "update_ad_set_bidding": "Ad set bid updated",
+    "create_ad_set": "Ad set created",
+    "update_ad_set_budget": "Ad set budget updated",
+    "update_ad_set_run_status": "Ad set run status updated",
+    "update_ad_set_name": "Ad set name updated",
+    "update_ad_set_target_spec": "Ad set targeting updated",
+    "update_ad_set_duration": "Ad set schedule updated",
+    "update_ad_set_bid_strategy": "Ad set bid strategy updated",
+    "update_ad_set_bidding": "Ad set bid updated",
     "update_ad_set_optimization_goal": "Ad set optimization goal updated",
 }
 
@@ -78,6 +134,7 @@ def _invalid(subcode: int, title: str, msg: str, blame: str, code: int = 100, **
 
 
 # ---- rendering
+
 
 def effective_status(a: dict, campaign: dict | None) -> str:
     status = a["status"]
@@ -117,6 +174,7 @@ def render(a: Obj, names: Sequence[str], campaign: dict | None) -> dict:
 
 
 # ---- parsing parameters into a change set
+
 
 def _positive(ctx: Ctx, name: str, what: str = "a positive integer") -> int:
     value = ctx.p.int(name)
@@ -201,60 +259,89 @@ def parse_changes(ctx: Ctx, creating: bool) -> dict:
 
 # ---- the campaign an ad set belongs to
 
+
 def load_campaign(ctx: Ctx, account: Obj, campaign_id: str) -> Obj:
     campaign = ctx.store.get(campaign_id)
     if campaign is None or campaign.type != "campaign" or campaign.account_id != account["id"]:
-        raise param_error(f"Param campaign_id must be a campaign of the ad account {account['id']}",
-                          field="campaign_id")
+        raise param_error(
+            f"Param campaign_id must be a campaign of the ad account {account['id']}", field="campaign_id"
+        )
     if campaign["status"] in ("DELETED", "ARCHIVED"):
         word = campaign["status"].lower()
-        raise GraphError("Invalid parameter", 100, user_title=f"Campaign {word.capitalize()}",
-                         user_msg=f"The campaign {campaign_id} is {word}, so no ad set can be added to it.",
-                         blame="campaign_id")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title=f"Campaign {word.capitalize()}",
+            user_msg=f"The campaign {campaign_id} is {word}, so no ad set can be added to it.",
+            blame="campaign_id",
+        )
     return campaign
 
 
 # ---- rules on the whole (new or merged) ad set
 
+
 def _goal_rules(a: dict, objective: str) -> None:
     goal = a["optimization_goal"]
     if goal not in GOALS_BY_OBJECTIVE.get(objective, [goal]):
-        raise _invalid(2490408, "Optimization Goal Is Invalid For Objective",
-                       f"The optimization goal {goal} isn't available for campaigns with the objective {objective}. "
-                       f"Choose one of: {', '.join(GOALS_BY_OBJECTIVE[objective])}.", "optimization_goal")
+        raise _invalid(
+            2490408,
+            "Optimization Goal Is Invalid For Objective",
+            f"The optimization goal {goal} isn't available for campaigns with the objective {objective}. "
+            f"Choose one of: {', '.join(GOALS_BY_OBJECTIVE[objective])}.",
+            "optimization_goal",
+        )
     event = a["billing_event"]
     if event != "IMPRESSIONS" and not (event == goal and goal in BILLED_ON_ITSELF):
         allowed = ["IMPRESSIONS"] + ([goal] if goal in BILLED_ON_ITSELF else [])
-        raise _invalid(2490377, "Billing Event Is Invalid",
-                       f"The billing event {event} isn't available with the optimization goal {goal}. "
-                       f"Choose one of: {', '.join(allowed)}.", "billing_event")
+        raise _invalid(
+            2490377,
+            "Billing Event Is Invalid",
+            f"The billing event {event} isn't available with the optimization goal {goal}. "
+            f"Choose one of: {', '.join(allowed)}.",
+            "billing_event",
+        )
 
 
 def _bid_rules(a: dict, campaign: dict) -> None:
     strategy = a.get("bid_strategy") or campaign.get("bid_strategy") or "LOWEST_COST_WITHOUT_CAP"
     if strategy in ("LOWEST_COST_WITH_BID_CAP", "COST_CAP") and not a.get("bid_amount"):
-        raise _invalid(1815857, "Bid Amount Required",
-                       f"The bid strategy {strategy} needs a bid amount (bid_amount, in minor units of the account "
-                       "currency).", "bid_amount")
+        raise _invalid(
+            1815857,
+            "Bid Amount Required",
+            f"The bid strategy {strategy} needs a bid amount (bid_amount, in minor units of the account currency).",
+            "bid_amount",
+        )
     if strategy == "LOWEST_COST_WITH_MIN_ROAS" and not (a.get("bid_constraints") or {}).get("roas_average_floor"):
-        raise _invalid(1815857, "Bid Amount Required",
-                       "The bid strategy LOWEST_COST_WITH_MIN_ROAS needs bid_constraints.roas_average_floor.",
-                       "bid_constraints")
+        raise _invalid(
+            1815857,
+            "Bid Amount Required",
+            "The bid strategy LOWEST_COST_WITH_MIN_ROAS needs bid_constraints.roas_average_floor.",
+            "bid_constraints",
+        )
 
 
 def _budget_presence_rules(a: dict, campaign: dict, changes: dict, creating: bool) -> None:
     campaign_budget = campaign.get("daily_budget") or campaign.get("lifetime_budget")
     sent = [b for b in BUDGETS if b in changes]
     if campaign_budget and sent:
-        raise _invalid(1885621, "Budget Set On Both Campaign And Ad Set",
-                       "This campaign uses a campaign budget, so its ad sets can't have their own budget. Remove "
-                       "the ad set budget, or remove the campaign budget first.", sent[0])
+        raise _invalid(
+            1885621,
+            "Budget Set On Both Campaign And Ad Set",
+            "This campaign uses a campaign budget, so its ad sets can't have their own budget. Remove "
+            "the ad set budget, or remove the campaign budget first.",
+            sent[0],
+        )
     if campaign_budget or not (creating or sent):
         return
     if bool(a.get("daily_budget")) == bool(a.get("lifetime_budget")):
-        raise _invalid(1885621, "Ad Set Budget Required",
-                       "This campaign has no campaign budget, so each ad set needs exactly one budget: "
-                       "daily_budget or lifetime_budget.", "daily_budget")
+        raise _invalid(
+            1885621,
+            "Ad Set Budget Required",
+            "This campaign has no campaign budget, so each ad set needs exactly one budget: "
+            "daily_budget or lifetime_budget.",
+            "daily_budget",
+        )
 
 
 def _amount_rules(account: Obj, a: dict, now: float, changes: dict, creating: bool) -> None:
@@ -270,29 +357,37 @@ def _amount_rules(account: Obj, a: dict, now: float, changes: dict, creating: bo
             floor = minimum * max(1, math.ceil((a["end_time"] - start) / DAY))
         if amount < floor:
             what = "daily" if name == "daily_budget" else "lifetime"
-            raise _invalid(1885272, "Your Budget Is Too Low",
-                           f"The minimum {what} budget for this ad set is {fmt(floor, currency)}. Please enter a "
-                           f"budget of at least {fmt(floor, currency)}.", name)
+            raise _invalid(
+                1885272,
+                "Your Budget Is Too Low",
+                f"The minimum {what} budget for this ad set is {fmt(floor, currency)}. Please enter a "
+                f"budget of at least {fmt(floor, currency)}.",
+                name,
+            )
         ceiling = floor * campaigns.MAX_BUDGET_FACTOR
         if amount > ceiling:
-            raise _invalid(1885261, "Your Budget Is Too High",
-                           f"The maximum budget for this ad set is {fmt(ceiling, currency)}. Please enter a lower "
-                           "budget.", name)
+            raise _invalid(
+                1885261,
+                "Your Budget Is Too High",
+                f"The maximum budget for this ad set is {fmt(ceiling, currency)}. Please enter a lower budget.",
+                name,
+            )
 
 
 def _time_rules(a: dict, now: float, changes: dict, creating: bool) -> None:
     if a.get("lifetime_budget") and not a.get("end_time"):
-        raise _invalid(1885347, "End Time Required",
-                       "An ad set with a lifetime budget needs an end time (end_time).", "end_time")
+        raise _invalid(
+            1885347, "End Time Required", "An ad set with a lifetime budget needs an end time (end_time).", "end_time"
+        )
     end = a.get("end_time")
     if end and (creating or "end_time" in changes or "start_time" in changes):
         start = a.get("start_time")
         if start and end <= start:
-            raise _invalid(1487181, "End Time Before Start Time",
-                           "The ad set's end time must be after its start time.", "end_time")
+            raise _invalid(
+                1487181, "End Time Before Start Time", "The ad set's end time must be after its start time.", "end_time"
+            )
         if end <= now:
-            raise _invalid(1487181, "End Time In The Past", "The ad set's end time must be in the future.",
-                           "end_time")
+            raise _invalid(1487181, "End Time In The Past", "The ad set's end time must be in the future.", "end_time")
 
 
 def _promoted_object_rules(ctx: Ctx, account: Obj, a: dict, objective: str) -> None:
@@ -308,10 +403,13 @@ def _promoted_object_rules(ctx: Ctx, account: Obj, a: dict, objective: str) -> N
         needed = ["page_id"]
     missing = [k for k in needed if not (promoted or {}).get(k)]
     if missing:
-        raise _invalid(1815430, "Select a promoted object",
-                       f"An ad set optimized for {goal} in a campaign with the objective {objective} needs a "
-                       f"promoted_object with {' and '.join(needed)} (missing: {', '.join(missing)}).",
-                       "promoted_object")
+        raise _invalid(
+            1815430,
+            "Select a promoted object",
+            f"An ad set optimized for {goal} in a campaign with the objective {objective} needs a "
+            f"promoted_object with {' and '.join(needed)} (missing: {', '.join(missing)}).",
+            "promoted_object",
+        )
     if promoted:
         _check_promoted_object(ctx, account, promoted)
 
@@ -338,8 +436,10 @@ def _check_promoted_object(ctx: Ctx, account: Obj, promoted: dict) -> None:
     if "object_store_url" in promoted:
         url = urlparse(str(promoted["object_store_url"]))
         if url.scheme != "https" or url.hostname not in APP_STORE_HOSTS:
-            raise bad("promoted_object.object_store_url must be an https link to the app on play.google.com or "
-                      "apps.apple.com.")
+            raise bad(
+                "promoted_object.object_store_url must be an https link to the app on play.google.com or "
+                "apps.apple.com."
+            )
 
 
 def _schedule_rules(a: dict) -> None:
@@ -347,8 +447,12 @@ def _schedule_rules(a: dict) -> None:
     if not schedule:
         return
     if not a.get("lifetime_budget"):
-        raise _invalid(2490126, "Ad Scheduling Needs A Lifetime Budget",
-                       "Ad scheduling (adset_schedule) is only available with a lifetime budget.", "adset_schedule")
+        raise _invalid(
+            2490126,
+            "Ad Scheduling Needs A Lifetime Budget",
+            "Ad scheduling (adset_schedule) is only available with a lifetime budget.",
+            "adset_schedule",
+        )
     for i, block in enumerate(schedule):
         problem = _block_problem(block)
         if problem:
@@ -393,9 +497,15 @@ def check_rules(ctx: Ctx, account: Obj, campaign: dict, a: dict, changes: dict, 
 def _normalize(a: dict) -> None:
     a["pacing_type"] = ["day_parting"] if a.get("adset_schedule") else ["standard"]
     if a.get("adset_schedule"):
-        a["adset_schedule"] = [{"start_minute": to_int(b["start_minute"]), "end_minute": to_int(b["end_minute"]),
-                                "days": [to_int(d) for d in b["days"]],
-                                "timezone_type": b.get("timezone_type", "USER")} for b in a["adset_schedule"]]
+        a["adset_schedule"] = [
+            {
+                "start_minute": to_int(b["start_minute"]),
+                "end_minute": to_int(b["end_minute"]),
+                "days": [to_int(d) for d in b["days"]],
+                "timezone_type": b.get("timezone_type", "USER"),
+            }
+            for b in a["adset_schedule"]
+        ]
 
 
 def _targeting(ctx: Ctx, a: dict, campaign: dict, changes: dict, creating: bool) -> None:
@@ -405,9 +515,12 @@ def _targeting(ctx: Ctx, a: dict, campaign: dict, changes: dict, creating: bool)
         return
     # R12 applies on create only: "updating an existing ad set will not exhibit this behavior on any version"
     # (Version 23.0 changelog, docs/adset_rules.md)
-    spec = validate_targeting(ctx, changes["targeting"],
-                              special_ad_categories=list(campaign.get("special_ad_categories") or []),
-                              creating=creating)
+    spec = validate_targeting(
+        ctx,
+        changes["targeting"],
+        special_ad_categories=list(campaign.get("special_ad_categories") or []),
+        creating=creating,
+    )
     if creating:
         _device_default(ctx, spec, campaign)
     changes["targeting"] = a["targeting"] = spec
@@ -431,14 +544,21 @@ def _device_default(ctx: Ctx, spec: dict, campaign: dict) -> None:
 
 # ---- activities
 
-def record_activity(ctx: Ctx, a: dict, event_type: str, extra: dict | None = None, *,
-                    account_id: str) -> None:
+
+def record_activity(ctx: Ctx, a: dict, event_type: str, extra: dict | None = None, *, account_id: str) -> None:
     user = ctx.store.get(ctx.principal.user_id) if ctx.principal.user_id else None
     activity_id = ctx.store.new_id("activity")
-    data = {"event_type": event_type, "_time": ctx.now, "extra_data": json.dumps(extra or {}, separators=(",", ":")),
-            "object_id": a["id"], "object_name": a["name"], "object_type": "ADSET",
-            "actor_id": ctx.principal.user_id or None, "actor_name": (user or {}).get("name"),
-            "translated_event_type": ACTIVITY_TITLES.get(event_type, event_type)}
+    data = {
+        "event_type": event_type,
+        "_time": ctx.now,
+        "extra_data": json.dumps(extra or {}, separators=(",", ":")),
+        "object_id": a["id"],
+        "object_name": a["name"],
+        "object_type": "ADSET",
+        "actor_id": ctx.principal.user_id or None,
+        "actor_name": (user or {}).get("name"),
+        "translated_event_type": ACTIVITY_TITLES.get(event_type, event_type),
+    }
     ctx.store.insert("activity", activity_id, data, parent_id=a["id"], account_id=account_id, now=ctx.now)
 
 
@@ -446,35 +566,63 @@ def _activities_for(old: dict, new: dict, currency: str) -> list[tuple[str, dict
     out = []
     for name in BUDGETS:
         if new.get(name) != old.get(name) and new.get(name):
-            out.append(("update_ad_set_budget", {"type": "payment_amount", "currency": currency,
-                                                 "old_value": int(old.get(name) or 0),
-                                                 "new_value": int(new[name])}))
-    simple = [("status", "update_ad_set_run_status"), ("name", "update_ad_set_name"),
-              ("targeting", "update_ad_set_target_spec"), ("bid_strategy", "update_ad_set_bid_strategy"),
-              ("bid_amount", "update_ad_set_bidding"), ("optimization_goal", "update_ad_set_optimization_goal")]
+            out.append(
+                (
+                    "update_ad_set_budget",
+                    {
+                        "type": "payment_amount",
+                        "currency": currency,
+                        "old_value": int(old.get(name) or 0),
+                        "new_value": int(new[name]),
+                    },
+                )
+            )
+    simple = [
+        ("status", "update_ad_set_run_status"),
+        ("name", "update_ad_set_name"),
+        ("targeting", "update_ad_set_target_spec"),
+        ("bid_strategy", "update_ad_set_bid_strategy"),
+        ("bid_amount", "update_ad_set_bidding"),
+        ("optimization_goal", "update_ad_set_optimization_goal"),
+    ]
     for name, event in simple:
         if new.get(name) != old.get(name):
             out.append((event, {"old_value": old.get(name), "new_value": new.get(name)}))
     if any(new.get(t) != old.get(t) for t in ("start_time", "end_time")):
-        out.append(("update_ad_set_duration", {
-            "old_value": {t: iso(old[t]) if old.get(t) else None for t in ("start_time", "end_time")},
-            "new_value": {t: iso(new[t]) if new.get(t) else None for t in ("start_time", "end_time")}}))
+        out.append(
+            (
+                "update_ad_set_duration",
+                {
+                    "old_value": {t: iso(old[t]) if old.get(t) else None for t in ("start_time", "end_time")},
+                    "new_value": {t: iso(new[t]) if new.get(t) else None for t in ("start_time", "end_time")},
+                },
+            )
+        )
     return out
 
 
 def _budget_change_limit(ctx: Ctx, a: Obj, changed: list[str]) -> None:
     since = ctx.now - 3600
-    recent = [o for o in ctx.store.list("activity", parent_id=a["id"])
-              if o["event_type"] == "update_ad_set_budget" and o["_time"] > since]
+    recent = [
+        o
+        for o in ctx.store.list("activity", parent_id=a["id"])
+        if o["event_type"] == "update_ad_set_budget" and o["_time"] > since
+    ]
     if len(recent) >= BUDGET_CHANGES_PER_HOUR:
-        raise GraphError("(#613) Calls to this api have exceeded the rate limit.", 613, subcode=1487632,
-                         user_title="Too Many Budget Changes",
-                         user_msg=f"An ad set's budget can be changed at most {BUDGET_CHANGES_PER_HOUR} times an "
-                                  "hour. Wait a while before changing it again.",
-                         blame=changed[0], is_transient=True)
+        raise GraphError(
+            "(#613) Calls to this api have exceeded the rate limit.",
+            613,
+            subcode=1487632,
+            user_title="Too Many Budget Changes",
+            user_msg=f"An ad set's budget can be changed at most {BUDGET_CHANGES_PER_HOUR} times an "
+            "hour. Wait a while before changing it again.",
+            blame=changed[0],
+            is_transient=True,
+        )
 
 
 # ---- handlers
+
 
 def create_adset(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
@@ -482,9 +630,16 @@ def create_adset(ctx: Ctx) -> dict:
     options = campaigns.execution_options(ctx)
     campaign = load_campaign(ctx, account, changes["campaign_id"])
     objective = campaign.get("objective", "")
-    data = {"status": "ACTIVE", "optimization_goal": DEFAULT_GOAL.get(objective, "LINK_CLICKS"),
-            "billing_event": "IMPRESSIONS", "is_dynamic_creative": False, "adlabels": [],
-            "source_adset_id": "0", "start_time": ctx.now, **changes}
+    data = {
+        "status": "ACTIVE",
+        "optimization_goal": DEFAULT_GOAL.get(objective, "LINK_CLICKS"),
+        "billing_event": "IMPRESSIONS",
+        "is_dynamic_creative": False,
+        "adlabels": [],
+        "source_adset_id": "0",
+        "start_time": ctx.now,
+        **changes,
+    }
     _targeting(ctx, data, campaign, changes, creating=True)
     check_rules(ctx, account, campaign, data, changes, creating=True)
     if "validate_only" in options:
@@ -508,18 +663,33 @@ def read_adset(ctx: Ctx, a: Obj) -> dict:
 
 def _state_rules(a: Obj, changes: dict) -> None:
     if a["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Ad Set Deleted",
-                         user_msg="This ad set has been deleted, so it can't be edited.", blame="status")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Ad Set Deleted",
+            user_msg="This ad set has been deleted, so it can't be edited.",
+            blame="status",
+        )
     leaving_archive = set(changes) - {"status"} or changes.get("status") not in ("ARCHIVED", "DELETED")
     if a["status"] == "ARCHIVED" and leaving_archive:
-        raise GraphError("Invalid parameter", 100, user_title="Archived Ad Set Can't Be Edited",
-                         user_msg="This ad set is archived. An archived ad set can only be deleted.", blame="status")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Archived Ad Set Can't Be Edited",
+            user_msg="This ad set is archived. An archived ad set can only be deleted.",
+            blame="status",
+        )
     if changes.get("campaign_id", a["campaign_id"]) != a["campaign_id"]:
         raise param_error("An ad set can't be moved to another campaign; copy it instead", field="campaign_id")
     for new, old in (("daily_budget", "lifetime_budget"), ("lifetime_budget", "daily_budget")):
         if new in changes and a.get(old) and old not in changes:
-            raise GraphError("Invalid parameter", 100, user_title="Budget Type Can't Be Changed",
-                             user_msg="You can't switch an ad set between a daily and a lifetime budget.", blame=new)
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                user_title="Budget Type Can't Be Changed",
+                user_msg="You can't switch an ad set between a daily and a lifetime budget.",
+                blame=new,
+            )
 
 
 def update_adset(ctx: Ctx, a: Obj) -> dict:
@@ -545,6 +715,7 @@ def update_adset(ctx: Ctx, a: Obj) -> dict:
     ctx.store.update(a["id"], merged, now=ctx.now)
     if merged["status"] in ("ARCHIVED", "DELETED") and merged["status"] != a["status"]:
         from .ads import cascade_status
+
         cascade_status(ctx, a["id"], merged["status"])
     for event, extra in _activities_for(a, merged, account["currency"]):
         record_activity(ctx, merged, event, extra, account_id=a.owner_account_id)
@@ -554,9 +725,15 @@ def update_adset(ctx: Ctx, a: Obj) -> dict:
 def delete_adset(ctx: Ctx, a: Obj) -> dict:
     if a["status"] != "DELETED":
         ctx.store.update(a["id"], {**a, "status": "DELETED"}, now=ctx.now)
-        record_activity(ctx, a, "update_ad_set_run_status", {"old_value": a["status"], "new_value": "DELETED"},
-                        account_id=a.owner_account_id)
+        record_activity(
+            ctx,
+            a,
+            "update_ad_set_run_status",
+            {"old_value": a["status"], "new_value": "DELETED"},
+            account_id=a.owner_account_id,
+        )
     from .ads import cascade_status
+
     cascade_status(ctx, a["id"], "DELETED")
     return {"success": True}
 
@@ -581,8 +758,12 @@ def copy_data(source: Obj, *, campaign_id: str, status: str, name: str) -> dict:
 def copy_adset(ctx: Ctx) -> dict:
     source = ctx.load(ctx.match[0], types=("adset",))
     if source["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Can't Copy A Deleted Ad Set",
-                         user_msg="This ad set has been deleted, so it can't be copied.")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Can't Copy A Deleted Ad Set",
+            user_msg="This ad set has been deleted, so it can't be copied.",
+        )
     account = ctx.load_account(source.account_id)
     option = ctx.p.str("status_option", "PAUSED")
     if option not in STATUS_OPTIONS:
@@ -592,8 +773,12 @@ def copy_adset(ctx: Ctx) -> dict:
     if not target_id.isdigit():
         raise param_error("Param campaign_id must be a valid campaign id", field="campaign_id")
     campaign = load_campaign(ctx, account, target_id)
-    data = copy_data(source, campaign_id=target_id, status=_copy_status(option, source["status"]),
-                     name=campaigns._copy_name(ctx, source["name"]))
+    data = copy_data(
+        source,
+        campaign_id=target_id,
+        status=_copy_status(option, source["status"]),
+        name=campaigns._copy_name(ctx, source["name"]),
+    )
     changes: dict = {}
     for name in ("start_time", "end_time"):
         if name in ctx.p:
@@ -605,14 +790,16 @@ def copy_adset(ctx: Ctx) -> dict:
     copied = [{"ad_object_type": "ad_set", "source_id": source["id"], "copied_id": new_id}]
     if deep_copy:
         from .ads import copy_adset_ads
-        rename = ctx.p.obj("rename_options") is not None and \
-            (ctx.p.obj("rename_options") or {}).get("rename_strategy", "DEEP_RENAME") == "DEEP_RENAME"
+
+        rename = (
+            ctx.p.obj("rename_options") is not None
+            and (ctx.p.obj("rename_options") or {}).get("rename_strategy", "DEEP_RENAME") == "DEEP_RENAME"
+        )
         copied += copy_adset_ads(ctx, source["id"], new_id, option, rename)
     return {"copied_adset_id": new_id, "ad_object_ids": copied}
 
 
-def deep_copy_adsets(ctx: Ctx, source_campaign_id: str, new_campaign_id: str, status: str,
-                     rename: bool) -> list[dict]:
+def deep_copy_adsets(ctx: Ctx, source_campaign_id: str, new_campaign_id: str, status: str, rename: bool) -> list[dict]:
     """Copies of a campaign's live ad sets into its copy (a campaign deep copy); -> ad_object_ids entries."""
     out = []
     for source in ctx.store.list("adset", parent_id=source_campaign_id):
@@ -620,16 +807,17 @@ def deep_copy_adsets(ctx: Ctx, source_campaign_id: str, new_campaign_id: str, st
             continue
         account = ctx.load_account(source.account_id)
         name = campaigns._copy_name(ctx, source["name"]) if rename else source["name"]
-        data = copy_data(source, campaign_id=new_campaign_id, status=_copy_status(status, source["status"]),
-                         name=name)
+        data = copy_data(source, campaign_id=new_campaign_id, status=_copy_status(status, source["status"]), name=name)
         new_id = insert_adset(ctx, account, data)
         out.append({"ad_object_type": "ad_set", "source_id": source["id"], "copied_id": new_id})
         from .ads import copy_adset_ads
+
         out += copy_adset_ads(ctx, source["id"], new_id, status, rename)
     return out
 
 
 # ---- lists
+
 
 def _campaigns_by_id(ctx: Ctx, account_id: str) -> dict[str, Obj]:
     return {c["id"]: c for c in ctx.store.list("campaign", account_id=account_id)}
@@ -721,10 +909,12 @@ def _bound(ctx: Ctx, name: str) -> float | None:
 def list_activities(ctx: Ctx) -> dict:
     a = ctx.load(ctx.match[0], types=("adset",))
     since, until = _bound(ctx, "since"), _bound(ctx, "until")
-    items = [o for o in ctx.store.list("activity", parent_id=a["id"])
-             if (since is None or o["_time"] >= since) and (until is None or o["_time"] <= until)]
+    items = [
+        o
+        for o in ctx.store.list("activity", parent_id=a["id"])
+        if (since is None or o["_time"] >= since) and (until is None or o["_time"] <= until)
+    ]
     items.sort(key=lambda o: o.seq, reverse=True)
     names = parse_fields(ctx.p.get("fields"))
     _check_activity_fields(names)
     return paginate(ctx, items, lambda o: render_activity(o, names))
-

@@ -1,4 +1,5 @@
 """The sandbox's apps: its own app ("Ad Monster (sandbox)") and a second, "other" app, each with an id and secret."""
+
 from __future__ import annotations
 
 import secrets
@@ -57,7 +58,7 @@ def app_name(store: Store, app_id: str | None) -> str:
 
 
 def resolve_app(store: Store, which: str | None) -> str | None:
-    """"main"/None -> the sandbox's app id, "other" -> the other app's id, an app id -> itself if known."""
+    """ "main"/None -> the sandbox's app id, "other" -> the other app's id, an app id -> itself if known."""
     if which in (None, "", "main"):
         return main_app(store)
     if which == "other":

@@ -8,9 +8,9 @@ row (`audience_people`: add or remove, the identities packed), replayed in order
 a batch costs the same at the millionth person as at the first, and a batch of hashes is checked and numbered with
 whole-batch (C-level and numpy) steps, no Python code per row.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import functools
 import hashlib
 import itertools
@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from .clock import iso
@@ -39,8 +40,16 @@ LOOKALIKE_MIN_SOURCE = 100
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DEFAULT_FIELDS = ["id"]
 SAVED_DEFAULT_FIELDS = ["id"]
-COUNTRY_POPULATION = {"US": 240_000_000, "CA": 31_000_000, "GB": 55_000_000, "JP": 95_000_000,
-                      "DE": 65_000_000, "FR": 55_000_000, "AU": 21_000_000, "BR": 150_000_000}
+COUNTRY_POPULATION = {
+    "US": 240_000_000,
+    "CA": 31_000_000,
+    "GB": 55_000_000,
+    "JP": 95_000_000,
+    "DE": 65_000_000,
+    "FR": 55_000_000,
+    "AU": 21_000_000,
+    "BR": 150_000_000,
+}
 _TABLE = """CREATE TABLE IF NOT EXISTS audience_people (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, members_key TEXT NOT NULL, op TEXT NOT NULL, people BLOB NOT NULL)"""
 _SIZES: dict[tuple[str, int], int] = {}  # (members key, its last batch's seq) → matched people
@@ -138,6 +147,7 @@ def render_audience(ctx: Ctx, a: Obj, names: Sequence[str]) -> dict:
             countries = a["lookalike_spec"].get("_countries", [])
             return {**spec, "country": ",".join(countries)} if countries else spec
         return a.get(name)
+
     return select("CustomAudience", names, DEFAULT_FIELDS, value)
 
 
@@ -147,6 +157,7 @@ def _load(ctx: Ctx, obj_id: str) -> Obj:
 
 # ---- create, read, update, delete
 
+
 def create_audience(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     p = ctx.p
@@ -154,14 +165,21 @@ def create_audience(ctx: Ctx) -> dict:
     subtype = (p.str("subtype") or "CUSTOM").upper()
     if subtype not in SUBTYPES:
         raise param_error(f"Param subtype must be one of {{{', '.join(sorted(SUBTYPES))}}}", field="subtype")
-    data: dict[str, Any] = {"account_id": account["id"][4:], "name": name, "subtype": subtype,
-                            "description": p.str("description"), "_members_key": secrets.token_hex(8),
-                            "_sessions": {}}
+    data: dict[str, Any] = {
+        "account_id": account["id"][4:],
+        "name": name,
+        "subtype": subtype,
+        "description": p.str("description"),
+        "_members_key": secrets.token_hex(8),
+        "_sessions": {},
+    }
     if subtype == "CUSTOM":
         source = p.str("customer_file_source")
         if source is not None and source not in FILE_SOURCES:
-            raise param_error(f"Param customer_file_source must be one of {{{', '.join(sorted(FILE_SOURCES))}}}",
-                              field="customer_file_source")
+            raise param_error(
+                f"Param customer_file_source must be one of {{{', '.join(sorted(FILE_SOURCES))}}}",
+                field="customer_file_source",
+            )
         data["customer_file_source"] = source
     elif subtype == "WEBSITE":
         data.update(_website(ctx, account))
@@ -170,8 +188,14 @@ def create_audience(ctx: Ctx) -> dict:
     else:
         data.update(_engagement(ctx))
     audience_id = ctx.store.new_id("customaudience")
-    ctx.store.insert("customaudience", audience_id, {"id": audience_id, **data}, parent_id=account["id"],
-                     account_id=account["id"], now=ctx.now)
+    ctx.store.insert(
+        "customaudience",
+        audience_id,
+        {"id": audience_id, **data},
+        parent_id=account["id"],
+        account_id=account["id"],
+        now=ctx.now,
+    )
     return {"id": audience_id}
 
 
@@ -189,12 +213,12 @@ def _website(ctx: Ctx, account: Obj) -> dict:
     rule = _rule(ctx)
     pixel_id = ctx.p.str("pixel_id") or _rule_pixel(rule)
     if not pixel_id:
-        raise param_error("A website custom audience needs pixel_id (or an event_sources entry in the rule)",
-                          field="pixel_id")
+        raise param_error(
+            "A website custom audience needs pixel_id (or an event_sources entry in the rule)", field="pixel_id"
+        )
     pixel = ctx.store.get(pixel_id)
     if pixel is None or pixel.type != "pixel" or pixel.account_id != account["id"]:
-        raise param_error(f"The pixel {pixel_id} does not belong to the ad account {account['id']}",
-                          field="pixel_id")
+        raise param_error(f"The pixel {pixel_id} does not belong to the ad account {account['id']}", field="pixel_id")
     retention = ctx.p.int("retention_days", 30)
     if not 1 <= retention <= 180:
         raise param_error("retention_days must be between 1 and 180", field="retention_days")
@@ -220,7 +244,9 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
     try:
         ratio = round(float(ratio), 4)
     except ValueError:
-        raise param_error("lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec") from None
+        raise param_error(
+            "lookalike_spec.ratio must be a number between 0.01 and 0.20", field="lookalike_spec"
+        ) from None
     if not 0.01 <= ratio <= 0.20:
         raise param_error("lookalike_spec.ratio must be between 0.01 and 0.20", field="lookalike_spec")
     starting = spec.get("starting_ratio", 0)
@@ -229,28 +255,43 @@ def _lookalike(ctx: Ctx, account: Obj) -> dict:
     countries = _lookalike_countries(ctx, spec)
     origin = ctx.store.get(origin_id)
     if origin is None or origin.type != "customaudience" or origin.account_id != account["id"]:
-        raise param_error(f"The source audience {origin_id} does not exist in this ad account",
-                          field="origin_audience_id")
+        raise param_error(
+            f"The source audience {origin_id} does not exist in this ad account", field="origin_audience_id"
+        )
     if origin.get("subtype") == "LOOKALIKE":
-        raise param_error("A lookalike audience cannot be the source of another lookalike",
-                          field="origin_audience_id")
+        raise param_error("A lookalike audience cannot be the source of another lookalike", field="origin_audience_id")
     if matched_size(ctx, origin) < LOOKALIKE_MIN_SOURCE:
-        raise GraphError("(#2654) Source audience is too small: a lookalike needs a source with at least "
-                         f"{LOOKALIKE_MIN_SOURCE} matched people in one country", 2654,
-                         user_title="Source audience too small",
-                         user_msg="Add more people to the source audience (at least 100 matched) and try again.")
+        raise GraphError(
+            "(#2654) Source audience is too small: a lookalike needs a source with at least "
+            f"{LOOKALIKE_MIN_SOURCE} matched people in one country",
+            2654,
+            user_title="Source audience too small",
+            user_msg="Add more people to the source audience (at least 100 matched) and try again.",
+        )
     for other in ctx.store.list("customaudience", account_id=account["id"]):
         s = other.get("lookalike_spec") or {}
-        if (other.get("origin_audience_id") == origin_id and s.get("ratio") == ratio
-                and sorted(s.get("_countries", [])) == sorted(countries)):
-            raise GraphError("(#2654) A lookalike audience with the same source, ratio and location already "
-                             f"exists: {other['id']}", 2654, user_title="Duplicate lookalike audience",
-                             user_msg=f"Use the existing lookalike audience {other['id']}.")
-    population = sum(COUNTRY_POPULATION.get(c, 20_000_000) for c in countries) if countries \
-        else sum(COUNTRY_POPULATION.values())  # v27+: no country, sized over every country the sandbox knows
+        if (
+            other.get("origin_audience_id") == origin_id
+            and s.get("ratio") == ratio
+            and sorted(s.get("_countries", [])) == sorted(countries)
+        ):
+            raise GraphError(
+                f"(#2654) A lookalike audience with the same source, ratio and location already exists: {other['id']}",
+                2654,
+                user_title="Duplicate lookalike audience",
+                user_msg=f"Use the existing lookalike audience {other['id']}.",
+            )
+    population = (
+        sum(COUNTRY_POPULATION.get(c, 20_000_000) for c in countries) if countries else sum(COUNTRY_POPULATION.values())
+    )  # v27+: no country, sized over every country the sandbox knows
     size = int(population * (ratio - starting))
-    stored = {**spec, "ratio": ratio, "starting_ratio": starting, "_countries": countries,
-              "origin": [{"id": origin_id, "name": origin.get("name"), "type": "custom_audience"}]}
+    stored = {
+        **spec,
+        "ratio": ratio,
+        "starting_ratio": starting,
+        "_countries": countries,
+        "origin": [{"id": origin_id, "name": origin.get("name"), "type": "custom_audience"}],
+    }
     return {"origin_audience_id": origin_id, "lookalike_spec": stored, "_size": size}
 
 
@@ -262,9 +303,11 @@ def _lookalike_countries(ctx: Ctx, spec: dict) -> list[str]:
     if api_version(ctx) >= 27:
         given = [k for k in ("country", "location_spec") if k in spec]
         if given:
-            raise param_error(f"lookalike_spec.{given[0]} is no longer accepted (v27.0+): a lookalike audience's "
-                              "locations come from the ad sets that target it. Remove country and location_spec.",
-                              field="lookalike_spec")
+            raise param_error(
+                f"lookalike_spec.{given[0]} is no longer accepted (v27.0+): a lookalike audience's "
+                "locations come from the ad sets that target it. Remove country and location_spec.",
+                field="lookalike_spec",
+            )
         return []
     if isinstance(spec.get("country"), str) and re.fullmatch(r"[A-Za-z]{2}", spec["country"]):
         return [spec["country"].upper()]
@@ -273,22 +316,28 @@ def _lookalike_countries(ctx: Ctx, spec: dict) -> list[str]:
         inner = location.get("geo_locations")
         geo = inner if isinstance(inner, dict) else location
         countries = geo.get("countries")
-        if (isinstance(countries, list) and countries
-                and all(isinstance(c, str) and re.fullmatch(r"[A-Za-z]{2}", c) for c in countries)):
+        if (
+            isinstance(countries, list)
+            and countries
+            and all(isinstance(c, str) and re.fullmatch(r"[A-Za-z]{2}", c) for c in countries)
+        ):
             return sorted({c.upper() for c in countries})
-    raise param_error("lookalike_spec needs a two-letter country or a location_spec with countries",
-                      field="lookalike_spec")
+    raise param_error(
+        "lookalike_spec needs a two-letter country or a location_spec with countries", field="lookalike_spec"
+    )
 
 
 def _engagement(ctx: Ctx) -> dict:
     rule = _rule(ctx)
     text = json.dumps(rule)
     ids = re.findall(r'"id"\s*:\s*"?(\d+)"?', text)
-    pages = [i for i in ids if (o := ctx.store.get(i)) is not None and o.type in ("page", "instagram")
-             and ctx.can_see(o)]
+    pages = [
+        i for i in ids if (o := ctx.store.get(i)) is not None and o.type in ("page", "instagram") and ctx.can_see(o)
+    ]
     if not pages:
-        raise param_error("An engagement audience's rule needs an event source: a Page or Instagram account "
-                          "you can use", field="rule")
+        raise param_error(
+            "An engagement audience's rule needs an event source: a Page or Instagram account you can use", field="rule"
+        )
     size = 2000 + int(hashlib.sha256(text.encode()).hexdigest()[:6], 16) % 48000
     return {"rule": rule, "_size": size}
 
@@ -330,6 +379,7 @@ def list_audiences(ctx: Ctx) -> dict:
 
 # ---- users: add, remove, replace
 
+
 def add_users(ctx: Ctx) -> dict:
     return _users(ctx, "add")
 
@@ -345,10 +395,13 @@ def replace_users(ctx: Ctx) -> dict:
 def _users(ctx: Ctx, mode: str) -> dict:
     a = _load(ctx, ctx.match[0])
     if a.get("subtype", "CUSTOM") != "CUSTOM":
-        raise GraphError("(#2654) Users can only be uploaded to a customer list custom audience", 2654,
-                         subcode=1713230, user_title="Audience upload blocked",
-                         user_msg=f"The audience {a['id']} is a {a.get('subtype')} audience: people cannot be "
-                                  "added to it.")
+        raise GraphError(
+            "(#2654) Users can only be uploaded to a customer list custom audience",
+            2654,
+            subcode=1713230,
+            user_title="Audience upload blocked",
+            user_msg=f"The audience {a['id']} is a {a.get('subtype')} audience: people cannot be added to it.",
+        )
     schema, rows = _payload(ctx)
     session = _session(ctx)
     sessions = dict(a.get("_sessions") or {})
@@ -357,8 +410,15 @@ def _users(ctx: Ctx, mode: str) -> dict:
     if state is None:
         if mode == "replace" and session["batch_seq"] != 1:
             raise param_error("A replace session must start with batch_seq 1", field="session")
-        state = {"mode": mode, "received": 0, "invalid": 0, "seqs": [], "closed": False, "started": int(ctx.now),
-                 "key": a["_members_key"] + (f":r{sid}" if mode == "replace" else "")}
+        state = {
+            "mode": mode,
+            "received": 0,
+            "invalid": 0,
+            "seqs": [],
+            "closed": False,
+            "started": int(ctx.now),
+            "key": a["_members_key"] + (f":r{sid}" if mode == "replace" else ""),
+        }
     elif state["mode"] != mode:
         raise param_error(f"The session {sid} was started by another operation ({state['mode']})", field="session")
     elif state["closed"]:
@@ -367,23 +427,33 @@ def _users(ctx: Ctx, mode: str) -> dict:
     db = _db(ctx)
     with ctx.store.lock:
         _store_batch(db, state["key"], "remove" if mode == "remove" else "add", valid)
-    state = {**state, "received": state["received"] + len(rows), "invalid": state["invalid"] + invalid,
-             "seqs": sorted(set(state["seqs"]) | {session["batch_seq"]})}
+    state = {
+        **state,
+        "received": state["received"] + len(rows),
+        "invalid": state["invalid"] + invalid,
+        "seqs": sorted(set(state["seqs"]) | {session["batch_seq"]}),
+    }
     changes: dict[str, Any] = {"_content_updated": ctx.now}
     if session["last_batch_flag"]:
         state["closed"] = True
         if mode == "replace":
             with ctx.store.lock:
                 db.execute("DELETE FROM audience_people WHERE members_key=?", (a["_members_key"],))
-                db.execute("UPDATE audience_people SET members_key=? WHERE members_key=?",
-                           (a["_members_key"], state["key"]))
+                db.execute(
+                    "UPDATE audience_people SET members_key=? WHERE members_key=?", (a["_members_key"], state["key"])
+                )
             changes["_replacing"] = False
     elif mode == "replace":
         changes["_replacing"] = True
     sessions[sid] = state
     ctx.store.update(a["id"], {**a, **changes, "_sessions": sessions}, now=ctx.now)
-    return {"audience_id": a["id"], "session_id": session["session_id"], "num_received": len(rows),
-            "num_invalid_entries": invalid, "invalid_entry_samples": samples}
+    return {
+        "audience_id": a["id"],
+        "session_id": session["session_id"],
+        "num_received": len(rows),
+        "num_invalid_entries": invalid,
+        "invalid_entry_samples": samples,
+    }
 
 
 # ---- upload sessions: GET /{audience_id}/sessions
@@ -398,8 +468,16 @@ def _users(ctx: Ctx, mode: str) -> dict:
 # "num_matched":"-1","num_invalid_entries":"0","progress":"0","stage":"uploading"}, read after the last batch was
 # sent. No later stage is documented, so the sandbox never invents one: every session it holds reads like that answer
 # (its counts are the session's own).
-SESSION_FIELDS = ("session_id", "start_time", "end_time", "num_received", "num_matched", "num_invalid_entries",
-                  "progress", "stage")
+SESSION_FIELDS = (
+    "session_id",
+    "start_time",
+    "end_time",
+    "num_received",
+    "num_matched",
+    "num_invalid_entries",
+    "progress",
+    "stage",
+)
 
 
 def list_sessions(ctx: Ctx) -> dict:
@@ -413,16 +491,24 @@ def list_sessions(ctx: Ctx) -> dict:
         wanted = ctx.p.int("session_id")
         if wanted is None or wanted < 0:
             raise param_error("Param session_id must be a non-negative integer", field="session_id")
-    sessions = [(int(sid), state) for sid, state in (a.get("_sessions") or {}).items()
-                if wanted is None or int(sid) == wanted]
+    sessions = [
+        (int(sid), state) for sid, state in (a.get("_sessions") or {}).items() if wanted is None or int(sid) == wanted
+    ]
     sessions.sort(key=lambda item: item[1].get("started", 0), reverse=True)  # newest first
     return {"data": [_render_session(sid, state, names) for sid, state in sessions], "paging": {}}
 
 
 def _render_session(session_id: int, state: dict, names: Sequence[str]) -> dict:
-    values = {"session_id": str(session_id), "start_time": str(state.get("started", 0)), "end_time": "0",
-              "num_received": str(state["received"]), "num_matched": "-1", "num_invalid_entries": str(state["invalid"]),
-              "progress": "0", "stage": "uploading"}
+    values = {
+        "session_id": str(session_id),
+        "start_time": str(state.get("started", 0)),
+        "end_time": "0",
+        "num_received": str(state["received"]),
+        "num_matched": "-1",
+        "num_invalid_entries": str(state["invalid"]),
+        "progress": "0",
+        "stage": "uploading",
+    }
     return {name: values[name] for name in names}
 
 
@@ -444,8 +530,12 @@ def _payload(ctx: Ctx) -> tuple[list[str], list]:
     if not isinstance(data, list) or not data:
         raise param_error("payload.data must be a non-empty list of rows", field="payload")
     if len(data) > MAX_ROWS:
-        raise GraphError(f"(#100) Too many rows in one request: {len(data)} (at most {MAX_ROWS:,}); split the "
-                         "upload into several requests of one session", 100, blame="payload")
+        raise GraphError(
+            f"(#100) Too many rows in one request: {len(data)} (at most {MAX_ROWS:,}); split the "
+            "upload into several requests of one session",
+            100,
+            blame="payload",
+        )
     return [k.upper() for k in schema], data
 
 
@@ -534,8 +624,11 @@ def _clean_identities(schema: list[str], rows: list) -> Any:
         return None
     lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     present = lengths == 64
-    if digits.translate(None, _HEX_DIGITS) or not (present | (lengths == 0)).all() \
-            or not present.reshape(-1, width).any(axis=1).all():
+    if (
+        digits.translate(None, _HEX_DIGITS)
+        or not (present | (lengths == 0)).all()
+        or not present.reshape(-1, width).any(axis=1).all()
+    ):
         return None
     numbers = np.zeros(len(cells), dtype=np.uint64)
     numbers[present] = np.frombuffer(bytes.fromhex(text), dtype=">u8")[::4]  # each hash's first 8 bytes
@@ -569,6 +662,7 @@ def _rows(schema: list[str], rows: list) -> tuple[list[int], int, dict]:
 
 # ---- saved audiences
 
+
 def render_saved(ctx: Ctx, s: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
@@ -580,6 +674,7 @@ def render_saved(ctx: Ctx, s: Obj, names: Sequence[str]) -> dict:
         if name == "run_status":
             return s.get("run_status", "ACTIVE")
         return s.get(name)
+
     return select("SavedAudience", names, SAVED_DEFAULT_FIELDS, value)
 
 

@@ -1,4 +1,5 @@
 """Access tokens and appsecret_proof, checked the way Facebook checks them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,7 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .apps import app_secret, apps, main_app
 from .errors import GraphError
@@ -14,18 +15,32 @@ from .store import Store
 
 # What Ad Monster asks for; the default grant of POST /__sandbox/tokens and of the OAuth dialog.
 DEFAULT_SCOPES = [
-    "ads_management", "ads_read", "business_management", "pages_show_list", "pages_read_engagement",
-    "pages_manage_ads", "instagram_basic",
+    "ads_management",
+    "ads_read",
+    "business_management",
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_ads",
+    "instagram_basic",
 ]
 # Every permission name the sandbox accepts in the dialog's `scope` and in /me/permissions/{permission}.
 KNOWN_SCOPES = DEFAULT_SCOPES + [
-    "public_profile", "email", "pages_manage_metadata", "pages_manage_posts", "pages_messaging",
-    "instagram_content_publish", "instagram_manage_insights", "instagram_manage_comments", "read_insights",
-    "leads_retrieval", "catalog_management", "whatsapp_business_management",
+    "public_profile",
+    "email",
+    "pages_manage_metadata",
+    "pages_manage_posts",
+    "pages_messaging",
+    "instagram_content_publish",
+    "instagram_manage_insights",
+    "instagram_manage_comments",
+    "read_insights",
+    "leads_retrieval",
+    "catalog_management",
+    "whatsapp_business_management",
 ]
 TOKEN_TYPES = {"user": "USER", "system_user": "SYSTEM_USER", "page": "PAGE", "app": "APP"}
-SHORT_LIVED = 5400            # seconds: a code exchanged for a token (about 1.5 h)
-LONG_LIVED = 5183944          # seconds: fb_exchange_token (about 60 days), the figure Facebook answers
+SHORT_LIVED = 5400  # seconds: a code exchanged for a token (about 1.5 h)
+LONG_LIVED = 5183944  # seconds: fb_exchange_token (about 60 days), the figure Facebook answers
 DATA_ACCESS_DAYS = 90
 _ALNUM = string.ascii_letters + string.digits
 
@@ -34,7 +49,7 @@ _ALNUM = string.ascii_letters + string.digits
 class Principal:
     user_id: str
     token: str
-    kind: str                      # user | system_user | page | app
+    kind: str  # user | system_user | page | app
     scopes: list[str]
     app_id: str | None = None
     declined: list[str] = field(default_factory=list)
@@ -60,7 +75,7 @@ def extract_token(params: dict, authorization: str | None) -> str | None:
 
 
 def _fb_date(epoch: float) -> str:
-    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%A, %d-%b-%y %H:%M:%S UTC")
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%A, %d-%b-%y %H:%M:%S UTC")
 
 
 def token_app(store: Store, row: dict) -> str | None:
@@ -79,17 +94,22 @@ def app_token_app(store: Store, token: str) -> str | None:
 def token_problem(store: Store, row: dict, now: float) -> GraphError | None:
     """Why a stored token is not valid now (revoked, expired), or None."""
     if row["meta"].get("revoked"):
-        return GraphError(f"Error validating access token: The user has not authorized application "
-                          f"{token_app(store, row)}.", 190, subcode=458)
+        return GraphError(
+            f"Error validating access token: The user has not authorized application {token_app(store, row)}.",
+            190,
+            subcode=458,
+        )
     if row["expires_at"] and row["expires_at"] <= now:
         return GraphError(
             f"Error validating access token: Session has expired on {_fb_date(row['expires_at'])}. "
-            f"The current time is {_fb_date(now)}.", 190, subcode=463)
+            f"The current time is {_fb_date(now)}.",
+            190,
+            subcode=463,
+        )
     return None
 
 
-def authenticate(store: Store, token: str | None, appsecret_proof, *, now: float,
-                 require_proof: bool) -> Principal:
+def authenticate(store: Store, token: str | None, appsecret_proof, *, now: float, require_proof: bool) -> Principal:
     if not token:
         raise GraphError("An access token is required to request this resource.", 104)
     if "|" in token:
@@ -108,17 +128,25 @@ def authenticate(store: Store, token: str | None, appsecret_proof, *, now: float
     if appsecret_proof not in (None, ""):
         expected = proof(secret or "", token)
         if not isinstance(appsecret_proof, str) or not hmac.compare_digest(expected, appsecret_proof.lower()):
-            raise GraphError("Invalid appsecret_proof provided in the API argument", 100,
-                             type="GraphMethodException")
+            raise GraphError("Invalid appsecret_proof provided in the API argument", 100, type="GraphMethodException")
     elif require_proof and secret:
-        raise GraphError("API calls from the server require an appsecret_proof argument", 100,
-                         type="GraphMethodException")
+        raise GraphError(
+            "API calls from the server require an appsecret_proof argument", 100, type="GraphMethodException"
+        )
     return Principal(row["user_id"], token, row["kind"], row["scopes"], app_id, row["meta"].get("declined", []))
 
 
-def issue_token(store: Store, *, now: float, expires_in: float, scopes: list[str] | None,
-                user_id: str | None = None, kind: str = "user", app_id: str | None = None,
-                declined: list[str] | None = None) -> dict:
+def issue_token(
+    store: Store,
+    *,
+    now: float,
+    expires_in: float,
+    scopes: list[str] | None,
+    user_id: str | None = None,
+    kind: str = "user",
+    app_id: str | None = None,
+    declined: list[str] | None = None,
+) -> dict:
     user = user_id or store.kv_get("demo_user_id")
     if not user:
         raise GraphError("The sandbox has no demo user: POST /__sandbox/reset first", 100)
@@ -126,10 +154,22 @@ def issue_token(store: Store, *, now: float, expires_in: float, scopes: list[str
     token = new_token()
     expires_at = 0 if not expires_in else int(now + expires_in)
     granted = list(DEFAULT_SCOPES if scopes is None else scopes)
-    store.add_token(token, user, kind, granted, now, expires_at,
-                    {"app_id": app, "declined": [d for d in (declined or []) if d not in granted]})
-    return {"access_token": token, "app_id": app, "app_secret": app_secret(store, app), "user_id": user,
-            "expires_at": expires_at}
+    store.add_token(
+        token,
+        user,
+        kind,
+        granted,
+        now,
+        expires_at,
+        {"app_id": app, "declined": [d for d in (declined or []) if d not in granted]},
+    )
+    return {
+        "access_token": token,
+        "app_id": app,
+        "app_secret": app_secret(store, app),
+        "user_id": user,
+        "expires_at": expires_at,
+    }
 
 
 def revoke_user_app(store: Store, user_id: str, app_id: str | None, *, permission: str | None = None) -> None:

@@ -1,10 +1,12 @@
 """Graph batch: items run through the same `execute` as direct calls, with names, depends_on and
 {result=name:$.path} references."""
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .context import Ctx, GraphCall, GraphResult
@@ -28,7 +30,9 @@ def jsonpath(doc: Any, path: str) -> list[Any]:
         nxt = []
         for value in values:
             if key == "*":
-                nxt.extend(value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [])
+                nxt.extend(
+                    value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else []
+                )
             elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
                 nxt.append(value[int(key)])
             elif isinstance(value, dict) and key in value:
@@ -46,6 +50,7 @@ def substitute(text: str, results: dict[str, Any]) -> str:
         if not values:
             raise Unresolved(f"{name}:{path}")
         return ",".join(v if isinstance(v, str) else json.dumps(v) for v in values)
+
     return REF_RE.sub(replace, text)
 
 
@@ -86,8 +91,7 @@ def _build_call(ctx: Ctx, item: dict, results: dict[str, Any]) -> GraphCall:
     return GraphCall(method, path.strip("/"), params, ctx.call.authorization, ctx.call.base_url, ctx.call.version)
 
 
-def _run_item(ctx: Ctx, item: Any, results: dict[str, Any], failed: set[str],
-              execute: Callable) -> GraphResult | None:
+def _run_item(ctx: Ctx, item: Any, results: dict[str, Any], failed: set[str], execute: Callable) -> GraphResult | None:
     if not isinstance(item, dict):
         return _item_error("Each batch item must be a JSON object")
     parent = item.get("depends_on")
@@ -156,8 +160,14 @@ def run_batch(ctx: Ctx, execute: Callable) -> list:
 # https://developers.facebook.com/documentation/ads-commerce/marketing-api/asyncrequests.md). The sandbox runs the
 # requests at once (they are complete when the set is read).
 ASYNC_SET_DEFAULT = ["id", "owner_id", "name", "is_completed"]
-ASYNC_SET_FIELDS = ASYNC_SET_DEFAULT + ["total_count", "initial_count", "in_progress_count", "success_count",
-                                        "error_count", "canceled_count"]
+ASYNC_SET_FIELDS = ASYNC_SET_DEFAULT + [
+    "total_count",
+    "initial_count",
+    "in_progress_count",
+    "success_count",
+    "error_count",
+    "canceled_count",
+]
 
 
 def run_async_batch(ctx: Ctx, execute: Callable) -> dict:
@@ -177,8 +187,18 @@ def run_async_batch(ctx: Ctx, execute: Callable) -> dict:
         result = execute(ctx.sb, call)
         ok, errors = ok + (result.status == 200), errors + (result.status != 200)
     set_id = ctx.store.new_id("asyncrequestset")
-    data = {"id": set_id, "owner_id": act["account_id"], "name": name, "is_completed": True, "total_count": len(items),
-            "initial_count": 0, "in_progress_count": 0, "success_count": ok, "error_count": errors, "canceled_count": 0}
+    data = {
+        "id": set_id,
+        "owner_id": act["account_id"],
+        "name": name,
+        "is_completed": True,
+        "total_count": len(items),
+        "initial_count": 0,
+        "in_progress_count": 0,
+        "success_count": ok,
+        "error_count": errors,
+        "canceled_count": 0,
+    }
     ctx.store.insert("asyncrequestset", set_id, data, parent_id=act["id"], account_id=act["id"], now=ctx.now)
     return {"id": set_id}
 

@@ -1,4 +1,5 @@
 """Businesses: business users, owned ad accounts, ad account creation, and who may use an ad account."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,9 +30,19 @@ IMPLIED = {"MANAGE": ["ADVERTISE", "ANALYZE", "DRAFT"], "ADVERTISE": ["ANALYZE",
 TASK_ORDER = ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE", "AA_ANALYZE"]
 # timezone_id -> tz database name for the ids the sandbox knows by name (Meta's "Timezone IDs" table, partly).
 TIMEZONE_NAMES = {
-    1: "America/Los_Angeles", 2: "America/Denver", 3: "Pacific/Honolulu", 4: "America/Anchorage",
-    5: "America/Phoenix", 6: "America/Chicago", 7: "America/New_York", 8: "Asia/Dubai",
-    47: "Europe/Berlin", 57: "Europe/Paris", 58: "Europe/London", 77: "Asia/Tokyo", 78: "Africa/Nairobi",
+    1: "America/Los_Angeles",
+    2: "America/Denver",
+    3: "Pacific/Honolulu",
+    4: "America/Anchorage",
+    5: "America/Phoenix",
+    6: "America/Chicago",
+    7: "America/New_York",
+    8: "Asia/Dubai",
+    47: "Europe/Berlin",
+    57: "Europe/Paris",
+    58: "Europe/London",
+    77: "Asia/Tokyo",
+    78: "Africa/Nairobi",
 }
 NO_ENTITY = ("NONE", "UNFOUND")
 CREATE_PARAMS = ("name", "currency", "timezone_id", "end_advertiser", "media_agency", "partner")
@@ -58,6 +69,7 @@ def business_role(ctx: Ctx, business: Obj) -> str | None:
 
 # ---- business users
 
+
 def render_business_user(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name == "business":
@@ -66,6 +78,7 @@ def render_business_user(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
         if name.startswith("_"):
             return None
         return obj.get(name)
+
     return select("BusinessUser", names, ["id", "name"], value)
 
 
@@ -73,8 +86,9 @@ def list_business_users(ctx: Ctx) -> dict:
     require_scope(ctx, "business_management")
     business = load_business(ctx)
     names = parse_fields(ctx.p.get("fields"))
-    return paginate(ctx, ctx.store.list("business_user", parent_id=business["id"]),
-                    lambda o: render_business_user(ctx, o, names))
+    return paginate(
+        ctx, ctx.store.list("business_user", parent_id=business["id"]), lambda o: render_business_user(ctx, o, names)
+    )
 
 
 def list_owned_accounts(ctx: Ctx) -> dict:
@@ -87,6 +101,7 @@ def list_owned_accounts(ctx: Ctx) -> dict:
 
 # ---- POST /{business_id}/adaccount
 
+
 def _entity(ctx: Ctx, name: str, business: Obj) -> str:
     value = ctx.p.str(name)
     if value is None:
@@ -96,8 +111,9 @@ def _entity(ctx: Ctx, name: str, business: Obj) -> str:
     obj = ctx.store.get(value) if value.isdigit() else None
     if (obj is not None and obj.type in ("page", "business") and ctx.can_see(obj)) or value in apps(ctx.store):
         return value
-    raise param_error(f"Param {name} must be a Facebook Page ID, App ID or business ID you can use, "
-                      f"or NONE or UNFOUND", field=name)
+    raise param_error(
+        f"Param {name} must be a Facebook Page ID, App ID or business ID you can use, or NONE or UNFOUND", field=name
+    )
 
 
 def create_ad_account(ctx: Ctx) -> dict:
@@ -119,26 +135,49 @@ def create_ad_account(ctx: Ctx) -> dict:
         raise param_error("The parameter timezone_id is required", field="timezone_id")
     tz = to_int(ctx.p.get("timezone_id"))
     if tz is None or tz not in TIMEZONE_IDS:
-        raise param_error("Param timezone_id must be a valid timezone id (see the SDK's Business.TimezoneId)",
-                          field="timezone_id")
+        raise param_error(
+            "Param timezone_id must be a valid timezone id (see the SDK's Business.TimezoneId)", field="timezone_id"
+        )
     end_advertiser = _entity(ctx, "end_advertiser", business)
     media_agency = _entity(ctx, "media_agency", business)
     partner = _entity(ctx, "partner", business)
     digits = ctx.store.new_id("adaccount")
     act = f"act_{digits}"
-    data = {"id": act, "account_id": digits, "name": name, "currency": currency, "timezone_id": tz,
-            "timezone_name": TIMEZONE_NAMES.get(tz, "Etc/UTC"), "min_daily_budget": 100, "account_status": 1,
-            "disable_reason": 0, "balance": "0", "amount_spent": "0", "spend_cap": "0", "is_personal": 0,
-            "capabilities": [], "end_advertiser": end_advertiser, "media_agency": media_agency, "partner": partner,
-            "_business_id": business["id"], "_user_tasks": {ctx.principal.user_id: list(TASK_ORDER[:4])}}
+    data = {
+        "id": act,
+        "account_id": digits,
+        "name": name,
+        "currency": currency,
+        "timezone_id": tz,
+        "timezone_name": TIMEZONE_NAMES.get(tz, "Etc/UTC"),
+        "min_daily_budget": 100,
+        "account_status": 1,
+        "disable_reason": 0,
+        "balance": "0",
+        "amount_spent": "0",
+        "spend_cap": "0",
+        "is_personal": 0,
+        "capabilities": [],
+        "end_advertiser": end_advertiser,
+        "media_agency": media_agency,
+        "partner": partner,
+        "_business_id": business["id"],
+        "_user_tasks": {ctx.principal.user_id: list(TASK_ORDER[:4])},
+    }
     ctx.store.insert("adaccount", act, data, parent_id=business["id"], now=ctx.now)
     _grant_account(ctx, ctx.principal.user_id, act)
 
     def entity_id(value: str) -> str:
         return business["id"] if value in NO_ENTITY else value
-    return {"id": act, "account_id": digits, "business_id": business["id"],
-            "end_advertiser_id": entity_id(end_advertiser), "media_agency_id": entity_id(media_agency),
-            "partner_id": entity_id(partner)}
+
+    return {
+        "id": act,
+        "account_id": digits,
+        "business_id": business["id"],
+        "end_advertiser_id": entity_id(end_advertiser),
+        "media_agency_id": entity_id(media_agency),
+        "partner_id": entity_id(partner),
+    }
 
 
 def _grant_account(ctx: Ctx, user_id: str, act: str) -> None:
@@ -150,11 +189,11 @@ def _grant_account(ctx: Ctx, user_id: str, act: str) -> None:
 def _drop_account(ctx: Ctx, user_id: str, act: str) -> None:
     user = ctx.store.get(user_id)
     if user is not None and act in user.get("_account_ids", []):
-        ctx.store.update(user_id, {**user, "_account_ids": [a for a in user["_account_ids"] if a != act]},
-                         now=ctx.now)
+        ctx.store.update(user_id, {**user, "_account_ids": [a for a in user["_account_ids"] if a != act]}, now=ctx.now)
 
 
 # ---- /act_x/assigned_users
+
 
 def _account_business(ctx: Ctx) -> tuple[Obj, Obj]:
     account = ctx.load_account(ctx.match[0])
@@ -200,7 +239,9 @@ def list_assigned_users(ctx: Ctx) -> dict:
             if name == "business":
                 return {"id": business["id"], "name": business["name"]}
             return bu.get(name) if not name.startswith("_") else None
+
         return select("AssignedUser", names, ["id", "name", "tasks"], value)
+
     return paginate(ctx, users, render)
 
 

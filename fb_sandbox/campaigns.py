@@ -1,8 +1,9 @@
 """Campaigns: create, read, list, update, delete/archive, copies, with Facebook's validation rules."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from facebook_business.adobjects.campaign import Campaign
@@ -28,12 +29,35 @@ BID_STRATEGIES = _enum(Campaign.BidStrategy)
 STATUSES = _enum(Campaign.Status)
 EXECUTION_OPTIONS = _enum(Campaign.ExecutionOptions)
 STATUS_OPTIONS = _enum(Campaign.StatusOption)
-LIST_EFFECTIVE_STATUSES = sorted({"ACTIVE", "PAUSED", "DELETED", "PENDING_REVIEW", "DISAPPROVED", "PREAPPROVED",
-                                  "PENDING_BILLING_INFO", "CAMPAIGN_PAUSED", "ARCHIVED", "ADSET_PAUSED",
-                                  "IN_PROCESS", "WITH_ISSUES"})
-MAX_BUDGET_FACTOR = 10**6   # budgets above min_daily_budget x this are "absurdly high"
-CONTROL_PARAMS = {"access_token", "appsecret_proof", "fields", "method", "execution_options", "format",
-                  "suppress_http_code", "pretty", "locale", "include_headers"}
+LIST_EFFECTIVE_STATUSES = sorted(
+    {
+        "ACTIVE",
+        "PAUSED",
+        "DELETED",
+        "PENDING_REVIEW",
+        "DISAPPROVED",
+        "PREAPPROVED",
+        "PENDING_BILLING_INFO",
+        "CAMPAIGN_PAUSED",
+        "ARCHIVED",
+        "ADSET_PAUSED",
+        "IN_PROCESS",
+        "WITH_ISSUES",
+    }
+)
+MAX_BUDGET_FACTOR = 10**6  # budgets above min_daily_budget x this are "absurdly high"
+CONTROL_PARAMS = {
+    "access_token",
+    "appsecret_proof",
+    "fields",
+    "method",
+    "execution_options",
+    "format",
+    "suppress_http_code",
+    "pretty",
+    "locale",
+    "include_headers",
+}
 
 
 # ASC / AAC: creation, duplication and updates of Advantage+ shopping (smart_promotion_type AUTOMATED_SHOPPING_ADS)
@@ -49,20 +73,28 @@ SMART_PROMOTION_TYPES = sorted(set(_enum(Campaign.SmartPromotionType)) | LEGACY_
 # a campaign with Advantage+ campaign budget, audience and placements reaches the Advantage+ state of its objective.
 # The state values (advantage_plus_sales / _app / _leads, DISABLED) follow the Advantage+ campaigns page; the
 # per-lever values ENABLED/DISABLED are unverified.
-ADVANTAGE_STATES = {"OUTCOME_SALES": "advantage_plus_sales", "OUTCOME_APP_PROMOTION": "advantage_plus_app",
-                    "OUTCOME_LEADS": "advantage_plus_leads"}
+ADVANTAGE_STATES = {
+    "OUTCOME_SALES": "advantage_plus_sales",
+    "OUTCOME_APP_PROMOTION": "advantage_plus_app",
+    "OUTCOME_LEADS": "advantage_plus_leads",
+}
 
 
 def advantage_state_info(c: Obj, adsets: list[Obj]) -> dict:
     live = [a for a in adsets if a.get("status") not in ("DELETED", "ARCHIVED")]
     budget = bool(c.get("daily_budget") or c.get("lifetime_budget"))
-    audience = bool(live) and all(((a.get("targeting") or {}).get("targeting_automation") or {})
-                                  .get("advantage_audience") == 1 for a in live)
+    audience = bool(live) and all(
+        ((a.get("targeting") or {}).get("targeting_automation") or {}).get("advantage_audience") == 1 for a in live
+    )
     placements = bool(live) and all(not (a.get("targeting") or {}).get("publisher_platforms") for a in live)
     state = ADVANTAGE_STATES.get(c.get("objective", "")) if budget and audience and placements else None
     word = {True: "ENABLED", False: "DISABLED"}
-    return {"advantage_state": state or "DISABLED", "advantage_budget_state": word[budget],
-            "advantage_audience_state": word[audience], "advantage_placement_state": word[placements]}
+    return {
+        "advantage_state": state or "DISABLED",
+        "advantage_budget_state": word[budget],
+        "advantage_audience_state": word[audience],
+        "advantage_placement_state": word[placements],
+    }
 
 
 def _one_of(name: str, values: list[str]) -> GraphError:
@@ -70,6 +102,7 @@ def _one_of(name: str, values: list[str]) -> GraphError:
 
 
 # ---- rendering
+
 
 def effective_status(c: dict) -> str:
     if c["status"] == "ACTIVE" and c.get("issues_info"):
@@ -109,10 +142,12 @@ def render(c: Obj, names: Sequence[str], ctx: Ctx | None = None) -> dict:
         if name == "advantage_state_info":
             return advantage_state_info(c, ctx.store.list("adset", parent_id=c["id"]) if ctx is not None else [])
         return _render_value(c, name)
+
     return select("Campaign", names, ["id"], value)
 
 
 # ---- parsing parameters into a change set
+
 
 def _parse_name(ctx: Ctx) -> str:
     name = ctx.p.str("name")
@@ -126,8 +161,7 @@ def _parse_name(ctx: Ctx) -> str:
 def _parse_budget(ctx: Ctx, name: str) -> str:
     value = ctx.p.int(name)
     if value is None or value <= 0:
-        raise param_error(f"Param {name} must be a positive integer (minor units of the account currency)",
-                          field=name)
+        raise param_error(f"Param {name} must be a positive integer (minor units of the account currency)", field=name)
     return str(value)
 
 
@@ -141,16 +175,22 @@ def _parse_time(ctx: Ctx, name: str) -> float:
 def _parse_categories(ctx: Ctx) -> list[str]:
     cats = ctx.p.list("special_ad_categories")
     if cats is None:
-        raise GraphError("Invalid parameter", 100, user_title="Special Ad Categories Required",
-                         user_msg="The parameter special_ad_categories is required. Send [\"NONE\"] (or []) "
-                                  "if your ads are not about credit, employment, housing, social issues, "
-                                  "elections or politics.", blame="special_ad_categories")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Special Ad Categories Required",
+            user_msg='The parameter special_ad_categories is required. Send ["NONE"] (or []) '
+            "if your ads are not about credit, employment, housing, social issues, "
+            "elections or politics.",
+            blame="special_ad_categories",
+        )
     for i, cat in enumerate(cats):
         if cat not in SPECIAL_CATEGORIES:
             raise _one_of(f"special_ad_categories[{i}]", SPECIAL_CATEGORIES)
     if "NONE" in cats and len(cats) > 1:
-        raise param_error("special_ad_categories cannot combine NONE with other categories",
-                          field="special_ad_categories")
+        raise param_error(
+            "special_ad_categories cannot combine NONE with other categories", field="special_ad_categories"
+        )
     return cats
 
 
@@ -158,8 +198,10 @@ def _parse_countries(ctx: Ctx) -> list[str]:
     countries = ctx.p.list("special_ad_category_country", [])
     for i, country in enumerate(countries):
         if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
-            raise param_error(f"Param special_ad_category_country[{i}] must be a two-letter country code",
-                              field="special_ad_category_country")
+            raise param_error(
+                f"Param special_ad_category_country[{i}] must be a two-letter country code",
+                field="special_ad_category_country",
+            )
     return countries
 
 
@@ -223,18 +265,23 @@ def parse_changes(ctx: Ctx, creating: bool) -> dict:
     if "smart_promotion_type" in p:
         value = _parse_choice(ctx, "smart_promotion_type", SMART_PROMOTION_TYPES)
         if value in LEGACY_SMART_PROMOTIONS:
-            raise GraphError("Invalid parameter", 100, user_title="Advantage+ Shopping And App Campaigns Unavailable",
-                             user_msg=f"Campaigns with smart_promotion_type {value} can no longer be created, "
-                                      "duplicated or updated. Create a campaign with Advantage+ campaign budget, "
-                                      "Advantage+ audience and Advantage+ placements instead: its advantage_state_info "
-                                      "shows when it is an Advantage+ campaign.",
-                             blame="smart_promotion_type")
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                user_title="Advantage+ Shopping And App Campaigns Unavailable",
+                user_msg=f"Campaigns with smart_promotion_type {value} can no longer be created, "
+                "duplicated or updated. Create a campaign with Advantage+ campaign budget, "
+                "Advantage+ audience and Advantage+ placements instead: its advantage_state_info "
+                "shows when it is an Advantage+ campaign.",
+                blame="smart_promotion_type",
+            )
         out["smart_promotion_type"] = value
     if "is_adset_budget_sharing_enabled" in p:
         sharing = to_bool(p.get("is_adset_budget_sharing_enabled"))
         if sharing is None:
-            raise param_error("Param is_adset_budget_sharing_enabled must be a boolean",
-                              field="is_adset_budget_sharing_enabled")
+            raise param_error(
+                "Param is_adset_budget_sharing_enabled must be a boolean", field="is_adset_budget_sharing_enabled"
+            )
         out["is_adset_budget_sharing_enabled"] = sharing
     if "adlabels" in p:
         out["adlabels"] = _parse_adlabels(ctx)
@@ -253,40 +300,70 @@ def execution_options(ctx: Ctx) -> list[str]:
 
 # ---- rules on the whole (new or merged) campaign
 
+
 def _budget_rules(account: Obj, c: dict, changes: dict) -> None:
     currency, minimum = account["currency"], int(account.get("min_daily_budget", 100))
     if c.get("daily_budget") and c.get("lifetime_budget"):
-        raise GraphError("Invalid parameter", 100, user_title="Only One Budget Allowed",
-                         user_msg="A campaign can have either a daily budget or a lifetime budget, not both.",
-                         blame="lifetime_budget")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Only One Budget Allowed",
+            user_msg="A campaign can have either a daily budget or a lifetime budget, not both.",
+            blame="lifetime_budget",
+        )
     for name in ("daily_budget", "lifetime_budget"):
         if name not in changes or not c.get(name):
             continue
         amount = int(c[name])
         if amount < minimum:
-            raise GraphError("Invalid parameter", 100, subcode=1885272, user_title="Your Budget Is Too Low",
-                             user_msg=f"The minimum budget for this campaign is {fmt(minimum, currency)}. "
-                                      f"Please enter a budget of at least {fmt(minimum, currency)}.", blame=name)
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                subcode=1885272,
+                user_title="Your Budget Is Too Low",
+                user_msg=f"The minimum budget for this campaign is {fmt(minimum, currency)}. "
+                f"Please enter a budget of at least {fmt(minimum, currency)}.",
+                blame=name,
+            )
         if amount > minimum * MAX_BUDGET_FACTOR:
-            raise GraphError("Invalid parameter", 100, subcode=1885261, user_title="Your Budget Is Too High",
-                             user_msg=f"The maximum budget for this campaign is "
-                                      f"{fmt(minimum * MAX_BUDGET_FACTOR, currency)}. Please enter a lower budget.",
-                             blame=name)
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                subcode=1885261,
+                user_title="Your Budget Is Too High",
+                user_msg=f"The maximum budget for this campaign is "
+                f"{fmt(minimum * MAX_BUDGET_FACTOR, currency)}. Please enter a lower budget.",
+                blame=name,
+            )
 
 
 def _schedule_rules(c: dict, now: float, changes: dict) -> None:
     if c.get("lifetime_budget") and not c.get("stop_time"):
-        raise GraphError("Invalid parameter", 100, user_title="End Time Required",
-                         user_msg="A campaign with a lifetime budget needs an end time (stop_time).",
-                         blame="stop_time")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="End Time Required",
+            user_msg="A campaign with a lifetime budget needs an end time (stop_time).",
+            blame="stop_time",
+        )
     start, stop = c.get("start_time"), c.get("stop_time")
     if stop and ("stop_time" in changes or "start_time" in changes):
         if start and stop <= start:
-            raise GraphError("Invalid parameter", 100, user_title="End Time Before Start Time",
-                             user_msg="The end time (stop_time) must be after the start time.", blame="stop_time")
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                user_title="End Time Before Start Time",
+                user_msg="The end time (stop_time) must be after the start time.",
+                blame="stop_time",
+            )
         if stop <= now:
-            raise GraphError("Invalid parameter", 100, user_title="End Time In The Past",
-                             user_msg="The end time (stop_time) must be in the future.", blame="stop_time")
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                user_title="End Time In The Past",
+                user_msg="The end time (stop_time) must be in the future.",
+                blame="stop_time",
+            )
 
 
 def check_rules(ctx: Ctx, account: Obj, c: dict, changes: dict) -> None:
@@ -298,20 +375,29 @@ def check_rules(ctx: Ctx, account: Obj, c: dict, changes: dict) -> None:
     # Meta SDK 24.0.0 release). The text is a third-party observation (bikeindex/bike_index PR #3693); the subcode
     # 4834011 is unverified.
     if not has_budget and c.get("is_adset_budget_sharing_enabled") is None and api_version(ctx) >= 24:
-        raise GraphError("Invalid parameter", 100, subcode=4834011,
-                         user_title="Must specify True or False in is_adset_budget_sharing_enabled field",
-                         user_msg="You must specify True or False in the field is_adset_budget_sharing_enabled "
-                                  "if you are not using campaign budget.",
-                         blame="is_adset_budget_sharing_enabled")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            subcode=4834011,
+            user_title="Must specify True or False in is_adset_budget_sharing_enabled field",
+            user_msg="You must specify True or False in the field is_adset_budget_sharing_enabled "
+            "if you are not using campaign budget.",
+            blame="is_adset_budget_sharing_enabled",
+        )
     if c.get("bid_strategy") and not has_budget:
-        raise GraphError("Invalid parameter", 100, user_title="Bid Strategy Needs A Campaign Budget",
-                         user_msg="A bid strategy can only be set on a campaign that uses a campaign budget "
-                                  "(daily_budget or lifetime_budget). Set the bid strategy on the ad sets instead.",
-                         blame="bid_strategy")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Bid Strategy Needs A Campaign Budget",
+            user_msg="A bid strategy can only be set on a campaign that uses a campaign budget "
+            "(daily_budget or lifetime_budget). Set the bid strategy on the ad sets instead.",
+            blame="bid_strategy",
+        )
     _schedule_rules(c, ctx.now, changes)
 
 
 # ---- labels
+
 
 def resolve_labels(ctx: Ctx, account_id: str, labels: list[dict]) -> list[dict]:
     existing = {o["name"]: o for o in ctx.store.list("adlabel", account_id=account_id)}
@@ -335,11 +421,18 @@ def resolve_labels(ctx: Ctx, account_id: str, labels: list[dict]) -> list[dict]:
 
 # ---- handlers
 
+
 def create_campaign(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     changes = parse_changes(ctx, creating=True)
-    data = {"status": "ACTIVE", "buying_type": "AUCTION", "special_ad_category_country": [],
-            "source_campaign_id": "0", "adlabels": [], **changes}
+    data = {
+        "status": "ACTIVE",
+        "buying_type": "AUCTION",
+        "special_ad_category_country": [],
+        "source_campaign_id": "0",
+        "adlabels": [],
+        **changes,
+    }
     check_rules(ctx, account, data, changes)
     if "validate_only" in execution_options(ctx):
         return {"success": True}
@@ -360,17 +453,32 @@ def read_campaign(ctx: Ctx, c: Obj) -> dict:
 
 def _state_rules(c: Obj, changes: dict) -> None:
     if c["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Campaign Deleted",
-                         user_msg="This campaign has been deleted, so it can't be edited.", blame="status")
-    if c["status"] == "ARCHIVED" and (set(changes) - {"status"} or changes.get("status") not in ("ARCHIVED", "DELETED")):
-        raise GraphError("Invalid parameter", 100, user_title="Archived Campaign Can't Be Edited",
-                         user_msg="This campaign is archived. An archived campaign can only be deleted.",
-                         blame="status")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Campaign Deleted",
+            user_msg="This campaign has been deleted, so it can't be edited.",
+            blame="status",
+        )
+    if c["status"] == "ARCHIVED" and (
+        set(changes) - {"status"} or changes.get("status") not in ("ARCHIVED", "DELETED")
+    ):
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Archived Campaign Can't Be Edited",
+            user_msg="This campaign is archived. An archived campaign can only be deleted.",
+            blame="status",
+        )
     for new, old in (("daily_budget", "lifetime_budget"), ("lifetime_budget", "daily_budget")):
         if new in changes and c.get(old) and old not in changes:
-            raise GraphError("Invalid parameter", 100, user_title="Budget Type Can't Be Changed",
-                             user_msg="You can't switch a campaign between a daily and a lifetime budget.",
-                             blame=new)
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                user_title="Budget Type Can't Be Changed",
+                user_msg="You can't switch a campaign between a daily and a lifetime budget.",
+                blame=new,
+            )
 
 
 def update_campaign(ctx: Ctx, c: Obj) -> dict:
@@ -388,6 +496,7 @@ def update_campaign(ctx: Ctx, c: Obj) -> dict:
     ctx.store.update(c["id"], merged, now=ctx.now)
     if merged["status"] == "DELETED" and c["status"] != "DELETED":
         from .adsets import delete_campaign_adsets
+
         delete_campaign_adsets(ctx, c["id"])
     return {"success": True}
 
@@ -397,16 +506,26 @@ def _adset_budget_rule(ctx: Ctx, c: Obj, changes: dict) -> None:
     sent = [b for b in ("daily_budget", "lifetime_budget") if b in changes and not c.get(b)]
     if not sent:
         return
-    if any(a.get("daily_budget") or a.get("lifetime_budget")
-           for a in ctx.store.list("adset", parent_id=c["id"]) if a["status"] != "DELETED"):
-        raise GraphError("Invalid parameter", 100, subcode=1885621, user_title="Budget Set On Both Campaign And Ad Set",
-                         user_msg="The ad sets of this campaign have their own budgets, so the campaign can't have a "
-                                  "campaign budget. Remove the ad set budgets first.", blame=sent[0])
+    if any(
+        a.get("daily_budget") or a.get("lifetime_budget")
+        for a in ctx.store.list("adset", parent_id=c["id"])
+        if a["status"] != "DELETED"
+    ):
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            subcode=1885621,
+            user_title="Budget Set On Both Campaign And Ad Set",
+            user_msg="The ad sets of this campaign have their own budgets, so the campaign can't have a "
+            "campaign budget. Remove the ad set budgets first.",
+            blame=sent[0],
+        )
 
 
 def delete_campaign(ctx: Ctx, c: Obj) -> dict:
     if c["status"] != "DELETED":
         from .adsets import delete_campaign_adsets
+
         ctx.store.update(c["id"], {**c, "status": "DELETED"}, now=ctx.now)
         delete_campaign_adsets(ctx, c["id"])
     return {"success": True}
@@ -415,16 +534,23 @@ def delete_campaign(ctx: Ctx, c: Obj) -> dict:
 def copy_campaign(ctx: Ctx) -> dict:
     source = ctx.load(ctx.match[0], types=("campaign",))
     if source["status"] == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Can't Copy A Deleted Campaign",
-                         user_msg="This campaign has been deleted, so it can't be copied.")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Can't Copy A Deleted Campaign",
+            user_msg="This campaign has been deleted, so it can't be copied.",
+        )
     option = ctx.p.str("status_option", "PAUSED")
     if option not in STATUS_OPTIONS:
         raise _one_of("status_option", STATUS_OPTIONS)
     deep_copy = ctx.p.bool("deep_copy", False)
     status = source["status"] if option == "INHERITED_FROM_SOURCE" else option
     data = {k: v for k, v in source.items() if k not in ("id", "issues_info")}
-    data.update(status=status if status in ("ACTIVE", "PAUSED") else "PAUSED",
-                name=_copy_name(ctx, source["name"]), source_campaign_id=source["id"])
+    data.update(
+        status=status if status in ("ACTIVE", "PAUSED") else "PAUSED",
+        name=_copy_name(ctx, source["name"]),
+        source_campaign_id=source["id"],
+    )
     for name in ("start_time", "end_time"):
         if name in ctx.p:
             data["start_time" if name == "start_time" else "stop_time"] = _parse_time(ctx, name)
@@ -433,9 +559,15 @@ def copy_campaign(ctx: Ctx) -> dict:
     copied = [{"ad_object_type": "campaign", "source_id": source["id"], "copied_id": new_id}]
     if deep_copy:
         from .adsets import deep_copy_adsets
+
         strategy = (ctx.p.obj("rename_options") or {}).get("rename_strategy", "DEEP_RENAME")
-        copied += deep_copy_adsets(ctx, source["id"], new_id, option,
-                                   rename=ctx.p.obj("rename_options") is not None and strategy == "DEEP_RENAME")
+        copied += deep_copy_adsets(
+            ctx,
+            source["id"],
+            new_id,
+            option,
+            rename=ctx.p.obj("rename_options") is not None and strategy == "DEEP_RENAME",
+        )
     return {"copied_campaign_id": new_id, "ad_object_ids": copied}
 
 

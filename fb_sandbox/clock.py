@@ -1,9 +1,10 @@
 """The sandbox clock: real time plus an adjustable offset, or frozen at a moment that moves only when told (drives
 delivery days, token expiry and usage decay)."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -44,7 +45,7 @@ class Clock:
 
 def iso(epoch: float) -> str:
     """Facebook's time format: 2026-11-22T10:00:00+0000."""
-    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 def parse_time(value) -> float | None:
@@ -67,7 +68,7 @@ def parse_time(value) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.timestamp()
     except (OverflowError, OSError, ValueError):

@@ -1,4 +1,5 @@
 """Request/answer types shared by the router and the handlers, and object access checks."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,7 @@ from .versions import DEFAULT_VERSION
 @dataclass
 class GraphCall:
     method: str
-    path: str                      # after the version, no leading slash
+    path: str  # after the version, no leading slash
     params: dict[str, Any]
     authorization: str | None = None
     base_url: str = ""
@@ -30,7 +31,7 @@ class GraphResult:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
-    jsonp: str | None = None       # answer as JSONP `/**/ name(body);` (an old app's `callback`, legacy.py)
+    jsonp: str | None = None  # answer as JSONP `/**/ name(body);` (an old app's `callback`, legacy.py)
 
 
 @dataclass
@@ -75,5 +76,3 @@ def account_digits(act_id: str | None) -> str | None:
     if act_id and re.fullmatch(r"act_\d+", act_id):
         return act_id[4:]
     return None
-
-

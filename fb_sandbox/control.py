@@ -1,13 +1,13 @@
 """Control endpoints under /__sandbox/ (no token; JSON in, JSON out)."""
+
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-
-from datetime import UTC, datetime
 
 from .apps import app_created, app_secret, resolve_app, set_app_created
 from .auth import KNOWN_SCOPES, issue_token
@@ -96,8 +96,11 @@ async def tokens(request: web.Request) -> web.Response:
         user = sb.store.get(user_id) if isinstance(user_id, str) else None
         if user is None or user.type != "user":
             raise BadRequest(f"unknown user {user_id!r}")
-    return web.json_response(issue_token(sb.store, now=sb.now(), expires_in=expires_in, scopes=scopes,
-                                         user_id=user_id, kind=kind, app_id=app_id))
+    return web.json_response(
+        issue_token(
+            sb.store, now=sb.now(), expires_in=expires_in, scopes=scopes, user_id=user_id, kind=kind, app_id=app_id
+        )
+    )
 
 
 def _iso(epoch: float) -> str:
@@ -107,9 +110,15 @@ def _iso(epoch: float) -> str:
 async def app_info(request: web.Request) -> web.Response:
     store = _sb(request).store
     main, other = resolve_app(store, "main"), resolve_app(store, "other")
-    return web.json_response({"app_id": main, "app_secret": app_secret(store, main), "other_app_id": other,
-                              "created_time": _iso(app_created(store, main)),
-                              "other_created_time": _iso(app_created(store, other))})
+    return web.json_response(
+        {
+            "app_id": main,
+            "app_secret": app_secret(store, main),
+            "other_app_id": other,
+            "created_time": _iso(app_created(store, main)),
+            "other_created_time": _iso(app_created(store, other)),
+        }
+    )
 
 
 async def set_app(request: web.Request) -> web.Response:
@@ -168,8 +177,14 @@ async def seed(request: web.Request) -> web.Response:
     if not isinstance(prefix, str):
         raise BadRequest("name_prefix must be a string")
     budget = _number(body, "daily_budget", 1000, high=10**12)
-    ids = bulk_campaigns(sb, count=count, account_id=str(account_id), status=status, name_prefix=prefix,
-                         daily_budget=int(budget) if budget else None)
+    ids = bulk_campaigns(
+        sb,
+        count=count,
+        account_id=str(account_id),
+        status=status,
+        name_prefix=prefix,
+        daily_budget=int(budget) if budget else None,
+    )
     return web.json_response({"ids": ids})
 
 
@@ -192,7 +207,7 @@ async def clock(request: web.Request) -> web.Response:
         frozen = body.get("frozen")
         if frozen is not None and not isinstance(frozen, bool):
             raise BadRequest("frozen must be true or false")
-        advance, to = _number(body, "advance", low=-10**10, high=10**10), _number(body, "set", high=10**11)
+        advance, to = _number(body, "advance", low=-(10**10), high=10**10), _number(body, "set", high=10**11)
         _settle_delivery(sb)  # days completed so far are simulated with the objects as they are now
         sb.move_clock(frozen=frozen, advance=advance, to=to)
     return web.json_response(sb.clock.snapshot())
@@ -238,16 +253,19 @@ async def objects(request: web.Request) -> web.Response:
     kind = request.query.get("type", "campaign")
     account = request.query.get("account_id")
     rows = sb.store.list(kind, account_id=account)
-    return web.json_response({"data": [{**o, "_type": o.type, "_created": o.created, "_updated": o.updated}
-                                       for o in rows]})
+    return web.json_response(
+        {"data": [{**o, "_type": o.type, "_created": o.created, "_updated": o.updated} for o in rows]}
+    )
 
 
 def _settle_delivery(sb: Sandbox) -> None:
     from . import delivery
+
     try:
         delivery.settle(sb)
     except Exception:  # noqa: BLE001 - moving the clock never fails because of the simulation
         import logging
+
         logging.getLogger("fb_sandbox").exception("delivery simulation failed")
 
 
@@ -255,6 +273,7 @@ async def delivery_route(request: web.Request) -> web.Response:
     """GET: seed and simulated days per account. POST {"seed": n} (future days only), {"true_effects":
     {ad_id: multiplier}}, {"scenario": {...}} (delivery.create_scenario)."""
     from . import delivery
+
     sb = _sb(request)
     if request.method == "POST":
         body = await _body(request)
@@ -267,7 +286,7 @@ async def delivery_route(request: web.Request) -> web.Response:
         if "true_effects" in body:
             effects = body["true_effects"]
             if not isinstance(effects, dict):
-                raise BadRequest("true_effects must map ad ids to non-negative numbers or {\"ctr\", \"cvr\"} objects")
+                raise BadRequest('true_effects must map ad ids to non-negative numbers or {"ctr", "cvr"} objects')
             try:
                 delivery.set_true_effects(sb, effects)
             except ValueError as exc:

@@ -3,10 +3,11 @@
 Rules and codes from docs/creative_rules.md (C1–C7, M2, M4), enums from the SDK's AdCreative; written from
 that table, never from the product's client. Images and videos are the objects fb_sandbox/media.py stores.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,11 +25,38 @@ from .store import ID_BASES, Obj
 _enum = campaigns._enum
 CTA_TYPES = _enum(AdCreative.CallToActionType)
 # Call-to-action types that do not open a web page (calls, messages, page actions): no link needed.
-NON_LINK_CTAS = {"CALL", "CALL_ME", "CALL_NOW", "AUDIO_CALL", "VIDEO_CALL", "MESSAGE_PAGE", "WHATSAPP_MESSAGE",
-                 "START_A_CHAT", "CHAT_WITH_US", "CHAT_NOW", "BUY_VIA_MESSAGE", "ASK_US", "ASK_A_QUESTION",
-                 "NO_BUTTON", "LIKE_PAGE", "FOLLOW_PAGE", "FOLLOW_USER", "SEND_UPDATES", "GET_DIRECTIONS",
-                 "INSTALL_APP", "INSTALL_MOBILE_APP", "USE_APP", "USE_MOBILE_APP", "PLAY_GAME", "MOBILE_DOWNLOAD",
-                 "OPEN_INSTANT_APP", "VIDEO_ANNOTATION", "SAY_THANKS", "JOIN_CHANNEL", "VIEW_CHANNEL"}
+NON_LINK_CTAS = {
+    "CALL",
+    "CALL_ME",
+    "CALL_NOW",
+    "AUDIO_CALL",
+    "VIDEO_CALL",
+    "MESSAGE_PAGE",
+    "WHATSAPP_MESSAGE",
+    "START_A_CHAT",
+    "CHAT_WITH_US",
+    "CHAT_NOW",
+    "BUY_VIA_MESSAGE",
+    "ASK_US",
+    "ASK_A_QUESTION",
+    "NO_BUTTON",
+    "LIKE_PAGE",
+    "FOLLOW_PAGE",
+    "FOLLOW_USER",
+    "SEND_UPDATES",
+    "GET_DIRECTIONS",
+    "INSTALL_APP",
+    "INSTALL_MOBILE_APP",
+    "USE_APP",
+    "USE_MOBILE_APP",
+    "PLAY_GAME",
+    "MOBILE_DOWNLOAD",
+    "OPEN_INSTANT_APP",
+    "VIDEO_ANNOTATION",
+    "SAY_THANKS",
+    "JOIN_CHANNEL",
+    "VIEW_CHANNEL",
+}
 STORY_KEYS = {"page_id", "instagram_user_id", "instagram_actor_id", "link_data", "video_data", "photo_data"}
 ENROLL_STATUSES = ["OPT_IN", "OPT_OUT"]
 # C4: Advantage+ creative features, each {"enroll_status": OPT_IN|OPT_OUT}. The keys are Meta's spec (the SDK's
@@ -41,12 +69,14 @@ ENROLL_STATUSES = ["OPT_IN", "OPT_OUT"]
 # "Including standard enhancements field in creative has been deprecated",
 # https://github.com/pipeboard-co/meta-ads-mcp/pull/102). The sandbox serves v25-v27 only, all after v22.
 DEPRECATED_FEATURES = frozenset({"standard_enhancements"})
-CREATIVE_FEATURES = frozenset(v for k, v in vars(AdCreativeFeaturesSpec.Field).items()
-                              if not k.startswith("_") and isinstance(v, str)) - DEPRECATED_FEATURES
+CREATIVE_FEATURES = (
+    frozenset(v for k, v in vars(AdCreativeFeaturesSpec.Field).items() if not k.startswith("_") and isinstance(v, str))
+    - DEPRECATED_FEATURES
+)
 MAX_CARDS, MIN_CARDS = 10, 2
 MAX_NAME = 400
-MAX_LONG_TEXT = 5000     # message, caption: sandbox limit (Facebook truncates long primary text on display)
-MAX_SHORT_TEXT = 255     # headline (name), description, title
+MAX_LONG_TEXT = 5000  # message, caption: sandbox limit (Facebook truncates long primary text on display)
+MAX_SHORT_TEXT = 255  # headline (name), description, title
 MAX_URL = 2048
 DEFAULT_FIELDS = ["id"]
 POST_ID_BASE = 100000000000000  # ids of the unpublished page posts Facebook makes for creatives
@@ -61,6 +91,7 @@ def _bad(path: str, what: str, blame: str = "object_story_spec") -> GraphError:
 
 
 # ---- media of the ad account (stored by media.py)
+
 
 def find_image(ctx: Ctx, account_id: str, image_hash: Any) -> Obj | None:
     if not isinstance(image_hash, str) or not re.fullmatch(r"[0-9A-Za-z_\-]{1,128}", image_hash):
@@ -84,7 +115,7 @@ def video_status(ctx: Ctx, video: Obj) -> str:
 def _relative(ctx: Ctx, url: str | None) -> str | None:
     """Sandbox media URLs are stored without host and port, so they survive a restart on another port."""
     if url and ctx.call.base_url and url.startswith(ctx.call.base_url + "/"):
-        return url[len(ctx.call.base_url):]
+        return url[len(ctx.call.base_url) :]
     return url
 
 
@@ -102,6 +133,7 @@ def video_picture(ctx: Ctx, video: Obj) -> str | None:
 
 # ---- rule checks on one spec
 
+
 def is_absolute_url(value: Any) -> bool:
     if not isinstance(value, str) or len(value) > MAX_URL or any(c.isspace() for c in value):
         return False
@@ -118,9 +150,13 @@ def is_absolute_url(value: Any) -> bool:
 
 def _link_rule(value: Any, path: str) -> str:
     if not is_absolute_url(value):
-        raise _rule(1443049, "Invalid Link",
-                    f"The link {path} must be an absolute http:// or https:// URL (for example https://example.com/"
-                    "product). Enter a complete web address.", "object_story_spec")
+        raise _rule(
+            1443049,
+            "Invalid Link",
+            f"The link {path} must be an absolute http:// or https:// URL (for example https://example.com/"
+            "product). Enter a complete web address.",
+            "object_story_spec",
+        )
     return value
 
 
@@ -145,24 +181,35 @@ def _image_rule(ctx: Ctx, account_id: str, value: Any) -> Obj:
     image = find_image(ctx, account_id, value)
     if image is None:
         shown = value if isinstance(value, str) and len(value) <= 64 else "(invalid)"
-        raise _rule(1487242, "Image Not Found",
-                    f"The image with hash {shown} isn't an image of the ad account {account_id}. Upload it to this "
-                    "ad account (POST /act_x/adimages) and use the hash it returns.", "image_hash")
+        raise _rule(
+            1487242,
+            "Image Not Found",
+            f"The image with hash {shown} isn't an image of the ad account {account_id}. Upload it to this "
+            "ad account (POST /act_x/adimages) and use the hash it returns.",
+            "image_hash",
+        )
     return image
 
 
 def _video_rule(ctx: Ctx, account_id: str, value: Any) -> Obj:
     video = find_video(ctx, account_id, value)
     if video is None:
-        raise _rule(1885252, "Video Not Found",
-                    f"The video {value if isinstance(value, (str, int)) else ''} isn't a video of the ad account "
-                    f"{account_id}. Upload it to this ad account first (POST /act_x/advideos).", "video_id")
+        raise _rule(
+            1885252,
+            "Video Not Found",
+            f"The video {value if isinstance(value, (str, int)) else ''} isn't a video of the ad account "
+            f"{account_id}. Upload it to this ad account first (POST /act_x/advideos).",
+            "video_id",
+        )
     status = video_status(ctx, video)
     if status != "ready":
-        raise _rule(1885252, "Video Not Ready",
-                    f"The video {video['id']} is still {status} (its processing must finish before it can be used in "
-                    "an ad). Check GET /{video_id}?fields=status and try again when video_status is ready.",
-                    "video_id")
+        raise _rule(
+            1885252,
+            "Video Not Ready",
+            f"The video {video['id']} is still {status} (its processing must finish before it can be used in "
+            "an ad). Check GET /{video_id}?fields=status and try again when video_status is ready.",
+            "video_id",
+        )
     return video
 
 
@@ -171,8 +218,9 @@ def _cta_rule(value: Any, path: str, fallback_link: str | None) -> dict:
         raise param_error(f"Param {path} must be a JSON object with a type", field="call_to_action")
     cta_type = value.get("type")
     if cta_type not in CTA_TYPES:
-        raise param_error(f"Param call_to_action[type] must be one of {{{', '.join(CTA_TYPES)}}}",
-                          field="call_to_action")
+        raise param_error(
+            f"Param call_to_action[type] must be one of {{{', '.join(CTA_TYPES)}}}", field="call_to_action"
+        )
     inner = value.get("value", {})
     if not isinstance(inner, dict):
         raise param_error(f"Param {path}[value] must be a JSON object", field="call_to_action")
@@ -180,8 +228,9 @@ def _cta_rule(value: Any, path: str, fallback_link: str | None) -> dict:
     if link is not None:
         _link_rule(link, f"{path}[value][link]")
     elif cta_type not in NON_LINK_CTAS and not fallback_link:
-        raise param_error(f"The call to action {cta_type} needs a link: set {path}[value][link]",
-                          field="call_to_action")
+        raise param_error(
+            f"The call to action {cta_type} needs a link: set {path}[value][link]", field="call_to_action"
+        )
     out = {"type": cta_type}
     if inner:
         out["value"] = inner
@@ -223,8 +272,12 @@ def _link_data(ctx: Ctx, account_id: str, d: Any, assets: dict) -> dict:
     path = "object_story_spec[link_data]"
     d = _dict(d, path)
     if "link" not in d:
-        raise _rule(1443049, "Link Required", "A link ad needs object_story_spec.link_data.link: the web address "
-                    "people go to when they click.", "object_story_spec")
+        raise _rule(
+            1443049,
+            "Link Required",
+            "A link ad needs object_story_spec.link_data.link: the web address people go to when they click.",
+            "object_story_spec",
+        )
     _link_rule(d["link"], f"{path}[link]")
     _text(d, "message", path, MAX_LONG_TEXT)
     _text(d, "caption", path, MAX_LONG_TEXT)
@@ -240,8 +293,10 @@ def _link_data(ctx: Ctx, account_id: str, d: Any, assets: dict) -> dict:
         cards = d["child_attachments"]
         if not isinstance(cards, list) or not MIN_CARDS <= len(cards) <= MAX_CARDS:
             count = len(cards) if isinstance(cards, list) else 0
-            raise _carousel_error(f"A carousel needs {MIN_CARDS} to {MAX_CARDS} cards "
-                                  f"(link_data.child_attachments); this one has {count}.")
+            raise _carousel_error(
+                f"A carousel needs {MIN_CARDS} to {MAX_CARDS} cards "
+                f"(link_data.child_attachments); this one has {count}."
+            )
         out["child_attachments"] = [_card(ctx, account_id, card, i, assets) for i, card in enumerate(cards)]
     if "call_to_action" in d:
         out["call_to_action"] = _cta_rule(d["call_to_action"], "call_to_action", d["link"])
@@ -257,9 +312,13 @@ def _video_data(ctx: Ctx, account_id: str, d: Any, assets: dict) -> dict:
         raise _rule(1885252, "Video Required", "A video ad needs object_story_spec.video_data.video_id.", "video_id")
     out = dict(d)
     if not (d.get("image_hash") or d.get("image_url")):
-        raise _rule(1443051, "Video Thumbnail Required",
-                    "A video ad needs a thumbnail: set video_data.image_hash (an image of this ad account) or "
-                    "video_data.image_url.", "object_story_spec")
+        raise _rule(
+            1443051,
+            "Video Thumbnail Required",
+            "A video ad needs a thumbnail: set video_data.image_hash (an image of this ad account) or "
+            "video_data.image_url.",
+            "object_story_spec",
+        )
     if d.get("image_hash"):
         image = _image_rule(ctx, account_id, d["image_hash"])
         assets.update(image_hash=d["image_hash"], thumbnail=image_url(ctx, image))
@@ -283,33 +342,47 @@ def _photo_data(ctx: Ctx, account_id: str, d: Any, assets: dict) -> dict:
     elif d.get("url"):
         assets["image_url"] = _link_rule(d["url"], f"{path}[url]")
     else:
-        raise _rule(1487242, "Image Required", "A photo ad needs object_story_spec.photo_data.image_hash.",
-                    "image_hash")
+        raise _rule(
+            1487242, "Image Required", "A photo ad needs object_story_spec.photo_data.image_hash.", "image_hash"
+        )
     return out
 
 
 def load_page(ctx: Ctx, page_id: Any) -> Obj:
     """C1: a page the token's user can advertise for."""
     page = ctx.store.get(str(page_id)) if isinstance(page_id, (str, int)) and not isinstance(page_id, bool) else None
-    if page is None or page.type != "page" or ctx.principal.user_id not in page.get("_user_ids", []) \
-            or "ADVERTISE" not in page.get("tasks", ["ADVERTISE"]):
+    if (
+        page is None
+        or page.type != "page"
+        or ctx.principal.user_id not in page.get("_user_ids", [])
+        or "ADVERTISE" not in page.get("tasks", ["ADVERTISE"])
+    ):
         shown = page_id if isinstance(page_id, (str, int)) and len(str(page_id)) <= 40 else ""
-        raise _rule(1443048, "Page Required",
-                    f"The creative needs object_story_spec.page_id: a Facebook Page you can advertise for"
-                    f"{' (' + str(shown) + ' is not one)' if shown else ''}. List yours with GET /me/accounts.",
-                    "object_story_spec")
+        raise _rule(
+            1443048,
+            "Page Required",
+            f"The creative needs object_story_spec.page_id: a Facebook Page you can advertise for"
+            f"{' (' + str(shown) + ' is not one)' if shown else ''}. List yours with GET /me/accounts.",
+            "object_story_spec",
+        )
     return page
 
 
 def _instagram_rule(ctx: Ctx, account_id: str, page: Obj, value: Any) -> str:
     ig = ctx.store.get(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
-    connected = ig is not None and ig.type == "instagram" and (
-        page.get("_instagram_id") == ig["id"] or account_id in ig.get("_account_ids", []))
+    connected = (
+        ig is not None
+        and ig.type == "instagram"
+        and (page.get("_instagram_id") == ig["id"] or account_id in ig.get("_account_ids", []))
+    )
     if ig is None or not connected:
-        raise _rule(2446886, "Instagram Account Not Connected",
-                    "The Instagram account in instagram_user_id isn't connected to this Page or ad account. Use the "
-                    "Page's instagram_business_account or one listed by GET /act_x/instagram_accounts.",
-                    "object_story_spec")
+        raise _rule(
+            2446886,
+            "Instagram Account Not Connected",
+            "The Instagram account in instagram_user_id isn't connected to this Page or ad account. Use the "
+            "Page's instagram_business_account or one listed by GET /act_x/instagram_accounts.",
+            "object_story_spec",
+        )
     return ig["id"]
 
 
@@ -323,21 +396,32 @@ def dof_rule(spec: Any) -> dict:
     if features is None:
         return spec
     if not isinstance(features, dict):
-        raise param_error("Param degrees_of_freedom_spec[creative_features_spec] must be a JSON object",
-                          field="degrees_of_freedom_spec")
+        raise param_error(
+            "Param degrees_of_freedom_spec[creative_features_spec] must be a JSON object",
+            field="degrees_of_freedom_spec",
+        )
     if any(key in DEPRECATED_FEATURES for key in features):
-        raise _rule(3858504, "Standard Enhancements Deprecated",
-                    "Including standard enhancements field in creative has been deprecated. Opt in or out of "
-                    "individual Advantage+ creative features instead (e.g. image_touchups, text_optimizations).",
-                    "degrees_of_freedom_spec")
+        raise _rule(
+            3858504,
+            "Standard Enhancements Deprecated",
+            "Including standard enhancements field in creative has been deprecated. Opt in or out of "
+            "individual Advantage+ creative features instead (e.g. image_touchups, text_optimizations).",
+            "degrees_of_freedom_spec",
+        )
     for key, value in features.items():
         if key not in CREATIVE_FEATURES:
-            raise param_error(f"Param degrees_of_freedom_spec[creative_features_spec][{str(key)[:64]}] is not a "
-                              "valid Advantage+ creative feature", field="degrees_of_freedom_spec")
+            raise param_error(
+                f"Param degrees_of_freedom_spec[creative_features_spec][{str(key)[:64]}] is not a "
+                "valid Advantage+ creative feature",
+                field="degrees_of_freedom_spec",
+            )
         status = value.get("enroll_status") if isinstance(value, dict) else None
         if status not in ENROLL_STATUSES:
-            raise param_error(f"Param degrees_of_freedom_spec[creative_features_spec][{key}][enroll_status] must be "
-                              "one of {OPT_IN, OPT_OUT}", field="degrees_of_freedom_spec")
+            raise param_error(
+                f"Param degrees_of_freedom_spec[creative_features_spec][{key}][enroll_status] must be "
+                "one of {OPT_IN, OPT_OUT}",
+                field="degrees_of_freedom_spec",
+            )
     return spec
 
 
@@ -364,8 +448,9 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
             out["instagram_user_id"] = data["instagram_user_id"] = _instagram_rule(ctx, account_id, page, ig)
         kinds = [k for k in ("link_data", "video_data", "photo_data") if spec.get(k) is not None]
         if len(kinds) != 1:
-            raise param_error("object_story_spec needs exactly one of link_data, video_data or photo_data",
-                              field="object_story_spec")
+            raise param_error(
+                "object_story_spec needs exactly one of link_data, video_data or photo_data", field="object_story_spec"
+            )
         kind = kinds[0]
         parse = {"link_data": _link_data, "video_data": _video_data, "photo_data": _photo_data}[kind]
         out[kind] = parse(ctx, account_id, spec[kind], assets)
@@ -381,14 +466,22 @@ def build_creative(ctx: Ctx, account: Obj, raw: dict) -> dict:
         story = p.str("object_story_id", "")
         match = re.fullmatch(r"(\d{1,20})_(\d{1,20})", story)
         if not match:
-            raise param_error("Param object_story_id must be a page post id of the form <page_id>_<post_id>",
-                              field="object_story_id")
+            raise param_error(
+                "Param object_story_id must be a page post id of the form <page_id>_<post_id>", field="object_story_id"
+            )
         page = load_page(ctx, match.group(1))
-        data.update(object_story_id=story, effective_object_story_id=story, object_type="SHARE", _kind="post",
-                    _page_id=page["id"])
+        data.update(
+            object_story_id=story,
+            effective_object_story_id=story,
+            object_type="SHARE",
+            _kind="post",
+            _page_id=page["id"],
+        )
     else:
-        raise param_error("The creative needs object_story_spec (page_id and link_data, video_data or photo_data) "
-                          "or object_story_id", field="object_story_spec")
+        raise param_error(
+            "The creative needs object_story_spec (page_id and link_data, video_data or photo_data) or object_story_id",
+            field="object_story_spec",
+        )
     dof = p.obj("degrees_of_freedom_spec") if "degrees_of_freedom_spec" in p else None
     if dof is not None:
         data["degrees_of_freedom_spec"] = dof_rule(dof)
@@ -440,6 +533,7 @@ def creative_texts(data: dict) -> list[str]:
 
 # ---- rendering
 
+
 def _render_value(ctx: Ctx, c: Obj, name: str) -> Any:
     assets = c.get("_media") or {}
     spec = c.get("object_story_spec") or {}
@@ -479,6 +573,7 @@ def render(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
 
 # ---- handlers
 
+
 def create_creative(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     data = build_creative(ctx, account, ctx.p.raw)
@@ -502,13 +597,23 @@ def read_creative(ctx: Ctx, c: Obj) -> dict:
 def update_creative(ctx: Ctx, c: Obj) -> dict:
     """Facebook lets a creative's name change; everything else needs a new creative."""
     if c.get("status") == "DELETED":
-        raise GraphError("Invalid parameter", 100, user_title="Ad Creative Deleted",
-                         user_msg="This creative has been deleted, so it can't be edited.", blame="name")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Ad Creative Deleted",
+            user_msg="This creative has been deleted, so it can't be edited.",
+            blame="name",
+        )
     others = sorted(k for k in ctx.p.raw if k not in campaigns.CONTROL_PARAMS and k != "name")
     if others:
-        raise GraphError("Invalid parameter", 100, user_title="Ad Creative Can't Be Changed",
-                         user_msg=f"Only a creative's name can be edited ({others[0][:64]} can't). Create a new "
-                                  "creative with the change and point the ad at it.", blame=others[0][:64])
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Ad Creative Can't Be Changed",
+            user_msg=f"Only a creative's name can be edited ({others[0][:64]} can't). Create a new "
+            "creative with the change and point the ad at it.",
+            blame=others[0][:64],
+        )
     name = campaigns._parse_name(ctx)
     if len(name) > MAX_NAME:
         raise param_error(f"Param name must be at most {MAX_NAME} characters long", field="name")
@@ -518,13 +623,21 @@ def update_creative(ctx: Ctx, c: Obj) -> dict:
 
 
 def delete_creative(ctx: Ctx, c: Obj) -> dict:
-    users = [a["id"] for a in ctx.store.list("ad", account_id=c.account_id)
-             if a.get("creative", {}).get("id") == c["id"] and a["status"] != "DELETED"]
+    users = [
+        a["id"]
+        for a in ctx.store.list("ad", account_id=c.account_id)
+        if a.get("creative", {}).get("id") == c["id"] and a["status"] != "DELETED"
+    ]
     if users:
         shown = ", ".join(users[:5]) + (" …" if len(users) > 5 else "")
-        raise GraphError("Invalid parameter", 100, user_title="Ad Creative In Use",
-                         user_msg=f"This creative is used by {len(users)} ad(s) ({shown}), so it can't be deleted. "
-                                  "Delete those ads, or give them another creative, first.", blame="id")
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            user_title="Ad Creative In Use",
+            user_msg=f"This creative is used by {len(users)} ad(s) ({shown}), so it can't be deleted. "
+            "Delete those ads, or give them another creative, first.",
+            blame="id",
+        )
     if c.get("status") != "DELETED":
         ctx.store.update(c["id"], {**c, "status": "DELETED"}, now=ctx.now)
     return {"success": True}

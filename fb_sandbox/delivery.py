@@ -48,14 +48,17 @@ How it works
   auction). Study windows are absolute times, so days simulated later still see when a study ran, ended early
   or was canceled.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, overload
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dtime
+from typing import TYPE_CHECKING, Any, overload
 from zoneinfo import ZoneInfo
 
 from .money import CURRENCIES
@@ -71,6 +74,7 @@ class DeliveryRow:
     Every metric is additive across cells and days except `reach` / `unique_clicks`, which are the ad-day's
     people split over the cells (additive across cells of one ad-day, not across days or ads; see
     object_reach for a de-duplicated reach over a period)."""
+
     day: date
     account_id: str
     campaign_id: str
@@ -98,69 +102,170 @@ class DeliveryRow:
     purchase_value: int
 
 
-METRICS = ("impressions", "reach", "clicks", "unique_clicks", "link_clicks", "spend", "landing_page_views",
-           "post_engagements", "video_views", "leads", "add_to_cart", "initiate_checkout", "purchases",
-           "purchase_value")
+METRICS = (
+    "impressions",
+    "reach",
+    "clicks",
+    "unique_clicks",
+    "link_clicks",
+    "spend",
+    "landing_page_views",
+    "post_engagements",
+    "video_views",
+    "leads",
+    "add_to_cart",
+    "initiate_checkout",
+    "purchases",
+    "purchase_value",
+)
 # Each metric is split over the cells in proportion to its parent's split (chained cumulative rounding).
-PARENT = {"reach": "impressions", "clicks": "impressions", "unique_clicks": "clicks", "link_clicks": "clicks",
-          "spend": "impressions", "landing_page_views": "link_clicks", "post_engagements": "impressions",
-          "video_views": "impressions", "leads": "clicks", "add_to_cart": "landing_page_views",
-          "initiate_checkout": "add_to_cart", "purchases": "initiate_checkout", "purchase_value": "purchases"}
+PARENT = {
+    "reach": "impressions",
+    "clicks": "impressions",
+    "unique_clicks": "clicks",
+    "link_clicks": "clicks",
+    "spend": "impressions",
+    "landing_page_views": "link_clicks",
+    "post_engagements": "impressions",
+    "video_views": "impressions",
+    "leads": "clicks",
+    "add_to_cart": "landing_page_views",
+    "initiate_checkout": "add_to_cart",
+    "purchases": "initiate_checkout",
+    "purchase_value": "purchases",
+}
 _IDX = {m: i for i, m in enumerate(METRICS)}
 _CHAIN = [(_IDX[m], _IDX[PARENT[m]]) for m in METRICS[1:]]
 DEFAULT_SEED = 1
-DELIVERING_ACCOUNT_STATUSES = (1, 9)   # ACTIVE, IN_GRACE_PERIOD; any other account_status stops delivery
-DAILY_ACTIVE_SHARE = 0.3      # the share of an audience an ad set can show to in a day (caps impressions)
-PACING_LOW = 0.96             # a budget-limited ad set spends 96–100 % of its daily allowance
-SATURATION = 0.2              # per-day frequency × (1 + 0.2 × impressions per person so far)
+DELIVERING_ACCOUNT_STATUSES = (1, 9)  # ACTIVE, IN_GRACE_PERIOD; any other account_status stops delivery
+DAILY_ACTIVE_SHARE = 0.3  # the share of an audience an ad set can show to in a day (caps impressions)
+PACING_LOW = 0.96  # a budget-limited ad set spends 96–100 % of its daily allowance
+SATURATION = 0.2  # per-day frequency × (1 + 0.2 × impressions per person so far)
 MAX_DAILY_FREQUENCY = 6.0
-S = 1_000_000                 # template weights are integers summing to S
+S = 1_000_000  # template weights are integers summing to S
 DAY = 86400
-MAX_HISTORY_DAYS = 37 * 31    # insights reach back 37 months at most
-AGE_BUCKETS = (("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44), ("45-54", 45, 54), ("55-64", 55, 64),
-               ("65+", 65, 65))
+MAX_HISTORY_DAYS = 37 * 31  # insights reach back 37 months at most
+AGE_BUCKETS = (
+    ("18-24", 18, 24),
+    ("25-34", 25, 34),
+    ("35-44", 35, 44),
+    ("45-54", 45, 54),
+    ("55-64", 55, 64),
+    ("65+", 65, 65),
+)
 UNKNOWN_GENDER_SHARE = 0.02
 # targeting position -> (insights platform_position, share of automatic placements' impressions)
 POSITIONS: dict[str, dict[str, tuple[str, float]]] = {
-    "facebook": {"feed": ("feed", 35), "right_hand_column": ("right_hand_column", 2),
-                 "marketplace": ("marketplace", 5), "video_feeds": ("video_feeds", 3),
-                 "story": ("facebook_stories", 7), "search": ("search", 1), "instream_video": ("instream_video", 3),
-                 "facebook_reels": ("facebook_reels", 6), "facebook_reels_overlay": ("facebook_reels_overlay", 1),
-                 "profile_feed": ("facebook_profile_feed", 1), "notification": ("notification", 0.5)},
-    "instagram": {"stream": ("feed", 18), "story": ("instagram_stories", 9), "explore": ("instagram_explore", 2),
-                  "explore_home": ("instagram_explore_grid_home", 1), "reels": ("instagram_reels", 8),
-                  "profile_feed": ("instagram_profile_feed", 1), "ig_search": ("instagram_search", 0.5),
-                  "profile_reels": ("instagram_profile_reels", 0.5)},
+    "facebook": {
+        "feed": ("feed", 35),
+        "right_hand_column": ("right_hand_column", 2),
+        "marketplace": ("marketplace", 5),
+        "video_feeds": ("video_feeds", 3),
+        "story": ("facebook_stories", 7),
+        "search": ("search", 1),
+        "instream_video": ("instream_video", 3),
+        "facebook_reels": ("facebook_reels", 6),
+        "facebook_reels_overlay": ("facebook_reels_overlay", 1),
+        "profile_feed": ("facebook_profile_feed", 1),
+        "notification": ("notification", 0.5),
+    },
+    "instagram": {
+        "stream": ("feed", 18),
+        "story": ("instagram_stories", 9),
+        "explore": ("instagram_explore", 2),
+        "explore_home": ("instagram_explore_grid_home", 1),
+        "reels": ("instagram_reels", 8),
+        "profile_feed": ("instagram_profile_feed", 1),
+        "ig_search": ("instagram_search", 0.5),
+        "profile_reels": ("instagram_profile_reels", 0.5),
+    },
     "audience_network": {"classic": ("an_classic", 3), "rewarded_video": ("rewarded_video", 1)},
-    "messenger": {"messenger_home": ("messenger_inbox", 1), "sponsored_messages": ("sponsored_messages", 0.2),
-                  "story": ("messenger_stories", 0.5)},
+    "messenger": {
+        "messenger_home": ("messenger_inbox", 1),
+        "sponsored_messages": ("sponsored_messages", 0.2),
+        "story": ("messenger_stories", 0.5),
+    },
     "threads": {"threads_stream": ("threads_feed", 0.5)},
     "whatsapp": {"status": ("whatsapp_status", 0.5)},
 }
 # Automatic (Advantage+) placements deliver to the positions Meta still offers: not Facebook video feeds (removed in
 # v24.0, Meta Business SDK 24.0.0 release note) nor Instagram Explore (removed in v26.0, "Introducing Graph API v26.0
 # and Marketing API v26.0", 2026-07-29); docs/adset_rules.md "Changelog rules".
-AUTOMATIC = [("facebook", "feed"), ("instagram", "stream"), ("instagram", "story"), ("instagram", "reels"),
-             ("facebook", "story"), ("facebook", "facebook_reels"), ("facebook", "marketplace"),
-             ("audience_network", "classic"), ("instagram", "explore_home"), ("messenger", "messenger_home")]
-DESKTOP_POSITIONS = {("facebook", p) for p in ("feed", "right_hand_column", "marketplace", "video_feeds", "search",
-                                               "instream_video")}
-PLATFORM_CPM = {"facebook": 1.0, "instagram": 1.25, "audience_network": 0.45, "messenger": 0.8, "threads": 0.9,
-                "whatsapp": 0.9}
+AUTOMATIC = [
+    ("facebook", "feed"),
+    ("instagram", "stream"),
+    ("instagram", "story"),
+    ("instagram", "reels"),
+    ("facebook", "story"),
+    ("facebook", "facebook_reels"),
+    ("facebook", "marketplace"),
+    ("audience_network", "classic"),
+    ("instagram", "explore_home"),
+    ("messenger", "messenger_home"),
+]
+DESKTOP_POSITIONS = {
+    ("facebook", p) for p in ("feed", "right_hand_column", "marketplace", "video_feeds", "search", "instream_video")
+}
+PLATFORM_CPM = {
+    "facebook": 1.0,
+    "instagram": 1.25,
+    "audience_network": 0.45,
+    "messenger": 0.8,
+    "threads": 0.9,
+    "whatsapp": 0.9,
+}
 DEVICES = (("desktop", 0.08), ("ipad", 0.02), ("iphone", 0.45), ("android_smartphone", 0.45))
 HOURLY = (2, 1.5, 1, 1, 1, 1.5, 2.5, 3.5, 4, 4.5, 4.5, 5, 5, 5, 5, 5, 5, 5.5, 6, 6.5, 6.5, 6, 5, 3.5)
 GOAL_FACTORS = {  # goal -> (CPM factor, CTR factor, conversion factor)
-    "REACH": (0.55, 0.5, 0.5), "IMPRESSIONS": (0.6, 0.55, 0.5), "AD_RECALL_LIFT": (0.6, 0.5, 0.5),
-    "THRUPLAY": (0.8, 0.7, 0.6), "LINK_CLICKS": (1.1, 1.25, 0.9), "LANDING_PAGE_VIEWS": (1.15, 1.2, 1.0),
-    "OFFSITE_CONVERSIONS": (1.3, 1.0, 1.4), "VALUE": (1.4, 1.0, 1.5), "LEAD_GENERATION": (1.2, 1.0, 1.3),
-    "QUALITY_LEAD": (1.3, 1.0, 1.2), "POST_ENGAGEMENT": (0.8, 0.9, 0.6)}
+    "REACH": (0.55, 0.5, 0.5),
+    "IMPRESSIONS": (0.6, 0.55, 0.5),
+    "AD_RECALL_LIFT": (0.6, 0.5, 0.5),
+    "THRUPLAY": (0.8, 0.7, 0.6),
+    "LINK_CLICKS": (1.1, 1.25, 0.9),
+    "LANDING_PAGE_VIEWS": (1.15, 1.2, 1.0),
+    "OFFSITE_CONVERSIONS": (1.3, 1.0, 1.4),
+    "VALUE": (1.4, 1.0, 1.5),
+    "LEAD_GENERATION": (1.2, 1.0, 1.3),
+    "QUALITY_LEAD": (1.3, 1.0, 1.2),
+    "POST_ENGAGEMENT": (0.8, 0.9, 0.6),
+}
 CPM_USD = 7.0
-USD_RATE = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "CAD": 1.37, "AUD": 1.52, "JPY": 150.0, "KRW": 1350.0,
-            "TWD": 32.0, "CLP": 950.0, "VND": 25000.0, "HUF": 360.0, "ISK": 138.0, "IDR": 16000.0,
-            "COP": 4000.0, "CRC": 510.0, "PYG": 7400.0}
-CURRENCY_COUNTRY = {"USD": "US", "EUR": "DE", "GBP": "GB", "CAD": "CA", "AUD": "AU", "JPY": "JP", "KRW": "KR",
-                    "TWD": "TW", "CLP": "CL", "VND": "VN", "HUF": "HU", "ISK": "IS", "IDR": "ID", "COP": "CO",
-                    "CRC": "CR", "PYG": "PY"}
+USD_RATE = {
+    "USD": 1.0,
+    "EUR": 0.92,
+    "GBP": 0.79,
+    "CAD": 1.37,
+    "AUD": 1.52,
+    "JPY": 150.0,
+    "KRW": 1350.0,
+    "TWD": 32.0,
+    "CLP": 950.0,
+    "VND": 25000.0,
+    "HUF": 360.0,
+    "ISK": 138.0,
+    "IDR": 16000.0,
+    "COP": 4000.0,
+    "CRC": 510.0,
+    "PYG": 7400.0,
+}
+CURRENCY_COUNTRY = {
+    "USD": "US",
+    "EUR": "DE",
+    "GBP": "GB",
+    "CAD": "CA",
+    "AUD": "AU",
+    "JPY": "JP",
+    "KRW": "KR",
+    "TWD": "TW",
+    "CLP": "CL",
+    "VND": "VN",
+    "HUF": "HU",
+    "ISK": "IS",
+    "IDR": "ID",
+    "COP": "CO",
+    "CRC": "CR",
+    "PYG": "PY",
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_days (
@@ -176,12 +281,13 @@ CREATE TABLE IF NOT EXISTS delivery_templates (id INTEGER PRIMARY KEY, key TEXT 
 CREATE TABLE IF NOT EXISTS delivery_accounts (account_id TEXT PRIMARY KEY, first_day TEXT NOT NULL,
     last_day TEXT NOT NULL);
 """
-_KV_READY = "delivery:ready"      # kv is wiped on /__sandbox/reset: then the delivery tables are stale
+_KV_READY = "delivery:ready"  # kv is wiped on /__sandbox/reset: then the delivery tables are stale
 _KV_SEED = "delivery:seed"
 _KV_EFFECTS = "delivery:true_effects"
 
 
 # ---- storage
+
 
 def _db(sb):
     db = sb.store.db
@@ -229,7 +335,7 @@ def effect_value(value) -> float | dict[str, float]:
             raise ValueError("ctr_rate is a rate in [0, 0.5] and cvr_rate a factor in [0, 10]")
         return out
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
-        raise ValueError("a true effect is a number in [0, 1000] or {\"ctr\": m, \"cvr\": m, \"ctr_rate\": r, \"cvr_rate\": f}")
+        raise ValueError('a true effect is a number in [0, 1000] or {"ctr": m, "cvr": m, "ctr_rate": r, "cvr_rate": f}')
     return float(value)
 
 
@@ -262,8 +368,10 @@ def _template_id(sb, cells: list, cum: list[int]) -> int:
     db = sb.store.db
     row = db.execute("SELECT id FROM delivery_templates WHERE key=?", (key,)).fetchone()
     if row is None:
-        db.execute("INSERT INTO delivery_templates(key, cells) VALUES(?, ?)",
-                   (key, json.dumps({"cells": cells, "cum": cum}, separators=(",", ":"))))
+        db.execute(
+            "INSERT INTO delivery_templates(key, cells) VALUES(?, ?)",
+            (key, json.dumps({"cells": cells, "cum": cum}, separators=(",", ":"))),
+        )
         row = db.execute("SELECT id FROM delivery_templates WHERE key=?", (key,)).fetchone()
     cache[key] = row[0]
     return row[0]
@@ -281,11 +389,12 @@ def _template(sb, tpl: int) -> tuple[list, list[int]]:
 
 # ---- time
 
+
 def account_tz(account: dict) -> ZoneInfo | timezone:
     try:
         return ZoneInfo(account.get("timezone_name") or "UTC")
     except Exception:  # noqa: BLE001 - an unknown zone falls back to UTC
-        return timezone.utc
+        return UTC
 
 
 def _account(sb, account_id: str) -> dict:
@@ -311,6 +420,7 @@ def _local_day(epoch: float, tz) -> date:
 
 # ---- shaping
 
+
 def _u(*parts) -> float:
     """A deterministic number in [0, 1) from the parts."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
@@ -321,8 +431,10 @@ def creative_ctr(creative: dict | None) -> float:
     """Base click-through rate of a creative, from a hash of its content: 0.4 %–2.5 %, video ×1.3,
     carousel ×1.15."""
     creative = creative or {}
-    content = {k: creative.get(k) for k in ("name", "object_story_spec", "object_story_id", "asset_feed_spec",
-                                            "_kind", "title", "body")}
+    content = {
+        k: creative.get(k)
+        for k in ("name", "object_story_spec", "object_story_id", "asset_feed_spec", "_kind", "title", "body")
+    }
     ctr = 0.004 + 0.021 * _u("ctr", json.dumps(content, sort_keys=True, default=str))
     kind = creative.get("_kind") or ""
     if kind == "video" or (creative.get("object_story_spec") or {}).get("video_data"):
@@ -345,6 +457,7 @@ def _cum(weights: list[float]) -> list[int]:
 
 def _marginals(targeting: dict, account: dict) -> tuple[list, list, list, list]:
     from .estimates import _age_weight
+
     t = targeting or {}
     lo, hi = int(t.get("age_min", 18) or 18), int(t.get("age_max", 65) or 65)
     genders = set(t.get("genders") or [1, 2])
@@ -362,14 +475,23 @@ def _marginals(targeting: dict, account: dict) -> tuple[list, list, list, list]:
     for label, w in ages:
         for g in ("female", "male"):
             if gender_share[g]:
-                age_gender.append(((label, g), w / total_age * gender_share[g] / known *
-                                   (1 - (UNKNOWN_GENDER_SHARE if len(genders) > 1 else 0))))
+                age_gender.append(
+                    (
+                        (label, g),
+                        w
+                        / total_age
+                        * gender_share[g]
+                        / known
+                        * (1 - (UNKNOWN_GENDER_SHARE if len(genders) > 1 else 0)),
+                    )
+                )
     if len(genders) > 1:  # people with no gender on their profile: one cell, in the biggest age bucket
         age_gender.append(((max(ages, key=lambda x: x[1])[0], "unknown"), UNKNOWN_GENDER_SHARE))
 
     countries: dict[str, float] = {}
     try:
         from .targeting import catalog
+
         cat = catalog()
         geo = t.get("geo_locations") or {}
         for c in geo.get("countries", []):
@@ -392,7 +514,7 @@ def _marginals(targeting: dict, account: dict) -> tuple[list, list, list, list]:
         chosen = []
         for p in platforms:
             field = f"{p}_positions"
-            for pos in (t.get(field) or POSITIONS.get(p, {}).keys()):
+            for pos in t.get(field) or POSITIONS.get(p, {}).keys():
                 if pos in POSITIONS.get(p, {}):
                     chosen.append((p, pos))
     else:
@@ -437,6 +559,7 @@ def build_template(targeting: dict, account: dict) -> tuple[list, list[int], flo
 
 def _audience(targeting: dict) -> int:
     from .estimates import audience_size
+
     try:
         return max(1000, audience_size(targeting or {}))
     except Exception:  # noqa: BLE001 - a spec the estimator doesn't know: a mid-size audience
@@ -459,8 +582,9 @@ def _schedule_weights(schedule: list) -> list[list[float]] | None:
 _HOURLY_TOTAL = sum(HOURLY)
 
 
-def _fraction(day_start: float, day_end: float, window: tuple[float, float], weekday: int,
-              schedule: list[list[float]] | None) -> float:
+def _fraction(
+    day_start: float, day_end: float, window: tuple[float, float], weekday: int, schedule: list[list[float]] | None
+) -> float:
     """Share of the day's traffic inside [window) and the schedule."""
     lo, hi = max(day_start, window[0]), min(day_end, window[1])
     if hi <= lo:
@@ -490,7 +614,7 @@ AD_DAY_SIGMA = 0.05
 LINK_CLICK_SHARE, LANDING_VIEW_SHARE, UNIQUE_CLICK_SHARE = 0.65, 0.72, 0.9
 ENGAGEMENT_RATE, VIDEO_VIEW_RATE, LEAD_RATE = 0.004, 0.25, 0.09
 ADD_TO_CART_RATE, CHECKOUT_RATE, PURCHASE_RATE = 0.14, 0.5, 0.55
-ORDER_VALUE_SIGMA = 0.6    # log-sd of one order's value around the account's average order value
+ORDER_VALUE_SIGMA = 0.6  # log-sd of one order's value around the account's average order value
 
 
 class SeededDraws:
@@ -504,9 +628,12 @@ class SeededDraws:
         self._generator = numpy.random.Generator(self._bits)
         self._state = self._bits.state
 
-    def __call__(self, *parts) -> "numpy.random.Generator":
+    def __call__(self, *parts) -> numpy.random.Generator:
         digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=32).digest()
-        self._state["state"] = {"state": int.from_bytes(digest[:16], "little"), "inc": int.from_bytes(digest[16:], "little") | 1}
+        self._state["state"] = {
+            "state": int.from_bytes(digest[:16], "little"),
+            "inc": int.from_bytes(digest[16:], "little") | 1,
+        }
         self._state["has_uint32"] = self._state["uinteger"] = 0
         self._bits.state = self._state
         return self._generator
@@ -514,6 +641,7 @@ class SeededDraws:
 
 # The functions below take numbers (the sandbox, one ad-day at a time) or numpy arrays (the calibration bench,
 # thousands of experiments at once); with numbers they stay in plain Python, which is several times faster.
+
 
 def _is_array(value) -> bool:
     return hasattr(value, "shape")
@@ -527,7 +655,7 @@ def _within(value, low: float, high: float):
 
 def day_factor(market_z, ad_z):
     """The multiplier of a rate on one day (mean 1), from the market's and the ad's standard normal draws."""
-    exponent = MARKET_DAY_SIGMA * market_z + AD_DAY_SIGMA * ad_z - (MARKET_DAY_SIGMA ** 2 + AD_DAY_SIGMA ** 2) / 2
+    exponent = MARKET_DAY_SIGMA * market_z + AD_DAY_SIGMA * ad_z - (MARKET_DAY_SIGMA**2 + AD_DAY_SIGMA**2) / 2
     if _is_array(exponent):
         import numpy
 
@@ -549,7 +677,9 @@ def bought(target, cpm, cap=None):
         impressions = numpy.floor(target * 1000 / cpm).astype(numpy.int64)
         if cap is not None:
             impressions = numpy.minimum(impressions, cap)
-        return impressions, numpy.minimum(numpy.floor(impressions * cpm / 1000), numpy.floor(target)).astype(numpy.int64)
+        return impressions, numpy.minimum(numpy.floor(impressions * cpm / 1000), numpy.floor(target)).astype(
+            numpy.int64
+        )
     impressions = int(target * 1000 / cpm)
     if cap is not None:
         impressions = min(impressions, int(cap))
@@ -580,7 +710,11 @@ def draw_order_value(rng, purchases, average_order_value):
         import numpy
 
         sigma = ORDER_VALUE_SIGMA / numpy.sqrt(numpy.maximum(purchases, 1))
-        value = purchases * average_order_value * numpy.exp(sigma * rng.standard_normal(purchases.shape) - sigma * sigma / 2)
+        value = (
+            purchases
+            * average_order_value
+            * numpy.exp(sigma * rng.standard_normal(purchases.shape) - sigma * sigma / 2)
+        )
         return numpy.floor(value).astype(numpy.int64)
     if not purchases:
         return 0
@@ -589,6 +723,7 @@ def draw_order_value(rng, purchases, average_order_value):
 
 
 # ---- simulation
+
 
 class _Plan:
     """An account's objects, loaded once for a run of days."""
@@ -611,7 +746,8 @@ class _Plan:
         ads = [a for a in store.list("ad", account_id=aid) if delivering and (only_ads is None or a["id"] in only_ads)]
         creative_cache: dict[str | None, dict | None] = {}
         from .ads import REVIEW_SECONDS
-        self.ads = []   # live candidates: (ad, adset, campaign, live periods, ctr, conv, video)
+
+        self.ads = []  # live candidates: (ad, adset, campaign, live periods, ctr, conv, video)
         for a in ads:
             s, c = self.adsets.get(a.get("adset_id")), self.campaigns.get(a.get("campaign_id"))
             if s is None or c is None:
@@ -623,8 +759,12 @@ class _Plan:
             if cid not in creative_cache:
                 creative_cache[cid] = store.get(cid) if cid else None
             creative = creative_cache[cid]
-            start = max(a.created, review.get("submitted", a.created) + REVIEW_SECONDS,
-                        float(s.get("start_time") or s.created), float(c.get("start_time") or c.created))
+            start = max(
+                a.created,
+                review.get("submitted", a.created) + REVIEW_SECONDS,
+                float(s.get("start_time") or s.created),
+                float(c.get("start_time") or c.created),
+            )
             ends = [float(x) for x in (s.get("end_time"), c.get("stop_time")) if x]
             end = min(ends) if ends else float("inf")
             periods = live_periods(a, s, c, (start, end))
@@ -634,12 +774,17 @@ class _Plan:
             ctr_effect, cvr_effect = effect_multipliers(effect)
             ctr_rate, cvr_rate = effect_rates(effect)
             ctr = (creative_ctr(creative) if ctr_rate is None else ctr_rate) * ctr_effect
-            conv = (0.7 + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True, default=str))
-                    if cvr_rate is None else cvr_rate) * cvr_effect
+            conv = (
+                0.7
+                + 0.6 * _u("conv", json.dumps((creative or {}).get("object_story_spec"), sort_keys=True, default=str))
+                if cvr_rate is None
+                else cvr_rate
+            ) * cvr_effect
             video = (creative or {}).get("_kind") == "video"
             self.ads.append((a, s, c, periods, ctr, conv, video))
         # split tests: ad set -> [(start, end, share of its audience)] from the cells naming it or its campaign
         from .studies import split_windows
+
         split_adsets, split_campaigns = split_windows(store)
         self.splits: dict[str, list[tuple[float, float, float]]] = {}
         for sid, s in self.adsets.items():
@@ -661,15 +806,27 @@ class _Plan:
             purchase = pixel and promoted.get("custom_event_type") == "PURCHASE"
             growth = float(s.get("_cpm_growth_per_day") or 0.0)
             start_day = _local_day(float(s.get("start_time") or s.created), self.tz)
-            self.adset_info[s["id"]] = (tpl, audience, cpm_minor, g_ctr, g_conv, pixel, purchase,
-                                        _schedule_weights(s.get("adset_schedule") or []), growth, start_day)
+            self.adset_info[s["id"]] = (
+                tpl,
+                audience,
+                cpm_minor,
+                g_ctr,
+                g_conv,
+                pixel,
+                purchase,
+                _schedule_weights(s.get("adset_schedule") or []),
+                growth,
+                start_day,
+            )
         # lifetime budgets: spend so far per object; saturation: impressions so far per ad set
         self.spent: dict[str, int] = {}
         self.shown: dict[str, int] = {}
         db = sb.store.db
         for col in ("adset_id", "campaign_id"):
-            for oid, total, shown in db.execute(f"SELECT {col}, SUM(spend), SUM(impressions) FROM delivery_days "
-                                                f"WHERE account_id=? GROUP BY {col}", (aid,)):
+            for oid, total, shown in db.execute(
+                f"SELECT {col}, SUM(spend), SUM(impressions) FROM delivery_days WHERE account_id=? GROUP BY {col}",
+                (aid,),
+            ):
                 self.spent[oid] = int(total or 0)
                 if col == "adset_id":
                     self.shown[oid] = int(shown or 0)
@@ -685,8 +842,9 @@ class _Plan:
             days_left = 30
         return remaining / days_left
 
-    def _split_share(self, sid: str, day_start: float, day_end: float, weekday: int,
-                     live: tuple[float, float]) -> float:
+    def _split_share(
+        self, sid: str, day_start: float, day_end: float, weekday: int, live: tuple[float, float]
+    ) -> float:
         """The share of its audience an ad set reaches on a day: 1 outside split tests; a cell's
         treatment_percentage / 100 for the part of the ad set's traffic that day (its ads' live hours, its
         schedule) inside the study's window."""
@@ -702,7 +860,7 @@ class _Plan:
 
     def simulate_day(self, day: date, seed: int) -> list[tuple]:
         day_start, day_end = day_bounds(day, self.tz)
-        weekday = (day.weekday() + 1) % 7   # 0 = Sunday, as adset_schedule counts
+        weekday = (day.weekday() + 1) % 7  # 0 = Sunday, as adset_schedule counts
         live = []
         for entry in self.ads:
             a, s, c, periods, ctr, conv, video = entry
@@ -752,8 +910,11 @@ class _Plan:
             trend = (1.0 + growth) ** max(0, (day - start_day).days) if growth else 1.0
             weights = [entry[4] ** 1.5 for entry, _ in items]
             total_w = sum(weights)
-            if sid in self.splits:   # a split-test cell reaches only its share of the people
-                window = (min(p[0] for entry, _ in items for p in entry[3]), max(p[1] for entry, _ in items for p in entry[3]))
+            if sid in self.splits:  # a split-test cell reaches only its share of the people
+                window = (
+                    min(p[0] for entry, _ in items for p in entry[3]),
+                    max(p[1] for entry, _ in items for p in entry[3]),
+                )
                 audience = audience * self._split_share(sid, day_start, day_end, weekday, window)
             daily_people = audience * DAILY_ACTIVE_SHARE
             # saturation: the impressions each person of the pool has had so far; the same people see it more
@@ -792,12 +953,35 @@ class _Plan:
                 self.shown[sid] = self.shown.get(sid, 0) + impressions
                 self.spent[sid] = self.spent.get(sid, 0) + spend
                 self.spent[c["id"]] = self.spent.get(c["id"], 0) + spend
-                rows.append((aid, iso, a["id"], sid, c["id"], tpl, pool, impressions, reach, clicks, unique,
-                             link, spend, lpv, engagements, views, leads, atc, ic, purchases, value))
+                rows.append(
+                    (
+                        aid,
+                        iso,
+                        a["id"],
+                        sid,
+                        c["id"],
+                        tpl,
+                        pool,
+                        impressions,
+                        reach,
+                        clicks,
+                        unique,
+                        link,
+                        spend,
+                        lpv,
+                        engagements,
+                        views,
+                        leads,
+                        atc,
+                        ic,
+                        purchases,
+                        value,
+                    )
+                )
         return rows
 
 
-_INSERT = ("INSERT OR IGNORE INTO delivery_days VALUES(" + ",".join("?" * 21) + ")")
+_INSERT = "INSERT OR IGNORE INTO delivery_days VALUES(" + ",".join("?" * 21) + ")"
 
 
 def _simulate(sb, account: dict, days: Iterable[date], only_ads: set[str] | None = None) -> int:
@@ -821,14 +1005,17 @@ def _simulate(sb, account: dict, days: Iterable[date], only_ads: set[str] | None
 
 
 def _state(sb, account_id: str) -> tuple[date, date] | None:
-    row = sb.store.db.execute("SELECT first_day, last_day FROM delivery_accounts WHERE account_id=?",
-                              (account_id,)).fetchone()
+    row = sb.store.db.execute(
+        "SELECT first_day, last_day FROM delivery_accounts WHERE account_id=?", (account_id,)
+    ).fetchone()
     return (date.fromisoformat(row[0]), date.fromisoformat(row[1])) if row else None
 
 
 def _set_state(sb, account_id: str, first: date, last: date) -> None:
-    sb.store.db.execute("INSERT OR REPLACE INTO delivery_accounts(account_id, first_day, last_day) VALUES(?,?,?)",
-                        (account_id, first.isoformat(), last.isoformat()))
+    sb.store.db.execute(
+        "INSERT OR REPLACE INTO delivery_accounts(account_id, first_day, last_day) VALUES(?,?,?)",
+        (account_id, first.isoformat(), last.isoformat()),
+    )
 
 
 DELIVERY_TYPES = frozenset({"campaign", "adset", "ad", "adaccount"})
@@ -907,6 +1094,7 @@ def settle(sb) -> None:
 
 # ---- reading
 
+
 def _where(account_id: str, since: date, until: date, campaign_ids, adset_ids, ad_ids) -> tuple[str, list]:
     sql = " WHERE account_id=? AND day>=? AND day<=?"
     args: list = [account_id, since.isoformat(), until.isoformat()]
@@ -923,8 +1111,9 @@ def _where(account_id: str, since: date, until: date, campaign_ids, adset_ids, a
 _COLUMNS = "day, campaign_id, adset_id, ad_id, tpl, audience, " + ", ".join(METRICS)
 
 
-def iter_day_totals(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
-                    ad_ids=None) -> Iterator[DeliveryRow]:
+def iter_day_totals(
+    sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None, ad_ids=None
+) -> Iterator[DeliveryRow]:
     """One row per ad-day with the day's totals (breakdown columns empty): the fast path when no breakdown is
     asked. Reads what is stored (call ensure_simulated first)."""
     _db(sb)
@@ -983,8 +1172,17 @@ def _groups(sb, tpl: int, dims: tuple[str, ...] | None) -> tuple[list[int], list
     return hit
 
 
-def iter_rows(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
-              ad_ids=None, breakdowns: Iterable[str] | None = None) -> Iterator[DeliveryRow]:
+def iter_rows(
+    sb,
+    account_id: str,
+    since: date,
+    until: date,
+    *,
+    campaign_ids=None,
+    adset_ids=None,
+    ad_ids=None,
+    breakdowns: Iterable[str] | None = None,
+) -> Iterator[DeliveryRow]:
     """The stored rows per day × ad × breakdown cell (cells with impressions only), ordered by day and ad.
     Reads what is stored: call ensure_simulated(sb, account_id, until) first.
 
@@ -1012,8 +1210,9 @@ def iter_rows(sb, account_id: str, since: date, until: date, *, campaign_ids=Non
                 i, j = runs[0]
                 if imp[j] == imp[i]:
                     continue
-                yield make(day, account_id, r[1], r[2], r[3], *label,
-                           *[(bb[j] - bb[i]) if bb is not None else 0 for bb in b])
+                yield make(
+                    day, account_id, r[1], r[2], r[3], *label, *[(bb[j] - bb[i]) if bb is not None else 0 for bb in b]
+                )
             else:
                 values = [sum(bb[j] - bb[i] for i, j in runs) if bb is not None else 0 for bb in b]
                 if values[0]:
@@ -1030,15 +1229,17 @@ def dedup_reach(reach_sum: int, audience: int) -> int:
     return min(reach_sum, max(1, int(round(audience * (1 - math.exp(-reach_sum / audience))))))
 
 
-def object_reach(sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None,
-                 ad_ids=None) -> int:
+def object_reach(
+    sb, account_id: str, since: date, until: date, *, campaign_ids=None, adset_ids=None, ad_ids=None
+) -> int:
     """De-duplicated reach of the selected rows over the period: per ad set dedup_reach(Σ daily reach, its
     audience), then the ad sets combined the same way over the sum of their audiences (at least the largest
     ad set's reach). Deterministic and sub-additive."""
     _db(sb)
     sql, args = _where(account_id, since, until, campaign_ids, adset_ids, ad_ids)
-    per_adset = sb.store.db.execute(f"SELECT adset_id, SUM(reach), MAX(audience) FROM delivery_days{sql} "
-                                    "GROUP BY adset_id", args).fetchall()
+    per_adset = sb.store.db.execute(
+        f"SELECT adset_id, SUM(reach), MAX(audience) FROM delivery_days{sql} GROUP BY adset_id", args
+    ).fetchall()
     if not per_adset:
         return 0
     reaches = [dedup_reach(int(r or 0), int(a or 1)) for _, r, a in per_adset]
@@ -1051,8 +1252,9 @@ def object_reach(sb, account_id: str, since: date, until: date, *, campaign_ids=
 def status(sb) -> dict:
     _db(sb)
     out: dict[str, Any] = {"seed": get_seed(sb), "simulated_days": {}, "first_day": {}, "last_day": {}, "rows": {}}
-    for account_id, first, last in sb.store.db.execute("SELECT account_id, first_day, last_day "
-                                                       "FROM delivery_accounts ORDER BY account_id"):
+    for account_id, first, last in sb.store.db.execute(
+        "SELECT account_id, first_day, last_day FROM delivery_accounts ORDER BY account_id"
+    ):
         out["simulated_days"][account_id] = (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
         out["first_day"][account_id], out["last_day"][account_id] = first, last
     for account_id, n in sb.store.db.execute("SELECT account_id, COUNT(*) FROM delivery_days GROUP BY account_id"):
@@ -1062,6 +1264,7 @@ def status(sb) -> dict:
 
 
 # ---- scenarios (POST /__sandbox/delivery {"scenario": {...}})
+
 
 class ScenarioError(ValueError):
     pass
@@ -1106,11 +1309,12 @@ def _scenario_effects(spec: dict, n_ads: int) -> dict[int, float | dict]:
     out: dict[int, float | dict] = {}
     effects = spec.get("effects") or []
     if not isinstance(effects, list):
-        raise ScenarioError("scenario.effects must be a list of numbers (or {\"ctr\", \"cvr\"} objects)")
+        raise ScenarioError('scenario.effects must be a list of numbers (or {"ctr", "cvr"} objects)')
     by_index = spec.get("true_effects") or {}
     if not isinstance(by_index, dict):
-        raise ScenarioError("scenario.true_effects must map ad indexes (0-based) to a multiplier or "
-                            "{\"ctr\": m, \"cvr\": m}")
+        raise ScenarioError(
+            'scenario.true_effects must map ad indexes (0-based) to a multiplier or {"ctr": m, "cvr": m}'
+        )
     try:
         for i, value in enumerate(effects[:n_ads]):
             out[i] = effect_value(value)
@@ -1130,6 +1334,7 @@ def _study_spec(spec: dict, n_adsets: int, account: dict) -> dict | None:
     """scenario.study: true, or {"name", "end_days" (7: the study ends at midnight N days after today),
     "treatment_percentages" (one per ad set, summing to 100; default an equal split)}. None when absent/false."""
     from .studies import MAX_CELLS, MIN_CELLS
+
     value = spec.get("study")
     if value is None or value is False:
         return None
@@ -1138,37 +1343,56 @@ def _study_spec(spec: dict, n_adsets: int, account: dict) -> dict | None:
     if not isinstance(value, dict) or set(value) - {"name", "end_days", "treatment_percentages"}:
         raise ScenarioError('scenario.study must be true or {"name", "end_days", "treatment_percentages"}')
     if not MIN_CELLS <= n_adsets <= MAX_CELLS:
-        raise ScenarioError(f"scenario.study puts each ad set in its own cell: it needs {MIN_CELLS} to {MAX_CELLS} "
-                            f"ad sets (scenario.adsets), not {n_adsets}")
+        raise ScenarioError(
+            f"scenario.study puts each ad set in its own cell: it needs {MIN_CELLS} to {MAX_CELLS} "
+            f"ad sets (scenario.adsets), not {n_adsets}"
+        )
     if not account.get("_business_id"):
         raise ScenarioError(f"scenario.study: ad account {account['id']} belongs to no business")
     _int(value, "end_days", 7, 1, 30)
     pcts = value.get("treatment_percentages")
-    if pcts is not None and (not isinstance(pcts, list) or len(pcts) != n_adsets
-                             or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 100 for p in pcts)
-                             or sum(pcts) != 100):
-        raise ScenarioError(f"scenario.study.treatment_percentages must be {n_adsets} integers from 1 to 100 "
-                            "summing to 100 (one per ad set)")
+    if pcts is not None and (
+        not isinstance(pcts, list)
+        or len(pcts) != n_adsets
+        or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 100 for p in pcts)
+        or sum(pcts) != 100
+    ):
+        raise ScenarioError(
+            f"scenario.study.treatment_percentages must be {n_adsets} integers from 1 to 100 "
+            "summing to 100 (one per ad set)"
+        )
     return value
 
 
-def _scenario_study(sb, value: dict, account: dict, adset_ids: list[str], name: str, t0: float, today: date,
-                    tz) -> tuple[str, list[str]]:
+def _scenario_study(
+    sb, value: dict, account: dict, adset_ids: list[str], name: str, t0: float, today: date, tz
+) -> tuple[str, list[str]]:
     """A SPLIT_TEST study of the account's business with one cell per ad set, from the scenario's start (at most
     30 days before its end) to midnight end_days after today."""
     from .studies import MAX_DAYS, SPLIT_TEST, insert_study
+
     end = day_bounds(today + timedelta(days=value.get("end_days", 7)), tz)[0]
     start = max(t0, end - MAX_DAYS * DAY)
     n = len(adset_ids)
     pcts = value.get("treatment_percentages") or [100 // n + (1 if i < 100 % n else 0) for i in range(n)]
-    cells = [{"name": f"Cell {chr(ord('A') + i)}", "treatment_percentage": pct, "adsets": [sid]}
-             for i, (sid, pct) in enumerate(zip(adset_ids, pcts))]
-    return insert_study(sb.store, business_id=account["_business_id"], name=str(value.get("name") or f"{name} test"),
-                        study_type=SPLIT_TEST, start=start, end=end, cells=cells, now=sb.now(),
-                        user_id=sb.store.kv_get("demo_user_id"))
+    cells = [
+        {"name": f"Cell {chr(ord('A') + i)}", "treatment_percentage": pct, "adsets": [sid]}
+        for i, (sid, pct) in enumerate(zip(adset_ids, pcts))
+    ]
+    return insert_study(
+        sb.store,
+        business_id=account["_business_id"],
+        name=str(value.get("name") or f"{name} test"),
+        study_type=SPLIT_TEST,
+        start=start,
+        end=end,
+        cells=cells,
+        now=sb.now(),
+        user_id=sb.store.kv_get("demo_user_id"),
+    )
 
 
-POLICY_BREAKING_TEXT = "Miracle cure: feel young again"   # ads.policy_violation → DISAPPROVED
+POLICY_BREAKING_TEXT = "Miracle cure: feel young again"  # ads.policy_violation → DISAPPROVED
 
 
 def create_scenario(sb, spec: dict) -> dict:
@@ -1185,7 +1409,9 @@ def create_scenario(sb, spec: dict) -> dict:
     {name, end_days, treatment_percentages}: the ad sets, one per cell, in a SPLIT_TEST study of the account's
     business; the answer adds study_id and cell_ids)."""
     import time as _time
+
     from .ads import REVIEW_SECONDS, new_review
+
     began = _time.perf_counter()
     _db(sb)
     if not isinstance(spec, dict):
@@ -1206,9 +1432,11 @@ def create_scenario(sb, spec: dict) -> dict:
         daily = 2000 * per_adset
     objective = spec.get("objective", "OUTCOME_SALES")
     pixel_wanted = spec.get("pixel", objective == "OUTCOME_SALES")
-    goal = spec.get("optimization_goal") or ("OFFSITE_CONVERSIONS" if pixel_wanted else
-                                             {"OUTCOME_LEADS": "LEAD_GENERATION", "OUTCOME_AWARENESS": "REACH"}
-                                             .get(objective, "LINK_CLICKS"))
+    goal = spec.get("optimization_goal") or (
+        "OFFSITE_CONVERSIONS"
+        if pixel_wanted
+        else {"OUTCOME_LEADS": "LEAD_GENERATION", "OUTCOME_AWARENESS": "REACH"}.get(objective, "LINK_CLICKS")
+    )
     targeting = spec.get("targeting") or {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65}
     if not isinstance(targeting, dict):
         raise ScenarioError("scenario.targeting must be an object")
@@ -1229,25 +1457,62 @@ def create_scenario(sb, spec: dict) -> dict:
         pixel = next(iter(store.list("pixel", account_id=account["id"])), None)
         if pixel is None:
             pixel_id = store.new_id("pixel")
-            rows.append(("pixel", pixel_id, {"id": pixel_id, "name": f"{name} Pixel", "code": ""}, account["id"],
-                         account["id"], t0))
+            rows.append(
+                (
+                    "pixel",
+                    pixel_id,
+                    {"id": pixel_id, "name": f"{name} Pixel", "code": ""},
+                    account["id"],
+                    account["id"],
+                    t0,
+                )
+            )
         else:
             pixel_id = pixel["id"]
         promoted = {"pixel_id": pixel_id, "custom_event_type": "PURCHASE"}
     campaign_id = store.new_id("campaign")
-    rows.append(("campaign", campaign_id, {
-        "id": campaign_id, "account_id": digits, "name": name, "objective": objective, "status": "ACTIVE",
-        "buying_type": "AUCTION", "special_ad_categories": [], "special_ad_category_country": [],
-        "source_campaign_id": "0", "adlabels": [], "start_time": t0, "is_adset_budget_sharing_enabled": False},
-        account["id"], account["id"], t0))
+    rows.append(
+        (
+            "campaign",
+            campaign_id,
+            {
+                "id": campaign_id,
+                "account_id": digits,
+                "name": name,
+                "objective": objective,
+                "status": "ACTIVE",
+                "buying_type": "AUCTION",
+                "special_ad_categories": [],
+                "special_ad_category_country": [],
+                "source_campaign_id": "0",
+                "adlabels": [],
+                "start_time": t0,
+                "is_adset_budget_sharing_enabled": False,
+            },
+            account["id"],
+            account["id"],
+            t0,
+        )
+    )
     end_time = day_bounds(today + timedelta(days=_int(spec, "end_days", 7, 1, 3650)), tz)[0] if lifetime else None
     adset_ids = []
     for i in range(n_adsets):
         sid = store.new_id("adset")
-        data = {"id": sid, "account_id": digits, "campaign_id": campaign_id, "name": f"{name} - ad set {i + 1}",
-                "status": "ACTIVE", "optimization_goal": goal, "billing_event": "IMPRESSIONS",
-                "is_dynamic_creative": False, "adlabels": [], "source_adset_id": "0", "start_time": t0,
-                "pacing_type": ["standard"], "targeting": targeting}
+        data = {
+            "id": sid,
+            "account_id": digits,
+            "campaign_id": campaign_id,
+            "name": f"{name} - ad set {i + 1}",
+            "status": "ACTIVE",
+            "optimization_goal": goal,
+            "billing_event": "IMPRESSIONS",
+            "is_dynamic_creative": False,
+            "adlabels": [],
+            "source_adset_id": "0",
+            "start_time": t0,
+            "pacing_type": ["standard"],
+            "targeting": targeting,
+        }
         if lifetime:
             data.update(lifetime_budget=str(lifetime), end_time=end_time)
         else:
@@ -1267,23 +1532,52 @@ def create_scenario(sb, spec: dict) -> dict:
     creative_ids, creative_data = [], {}
     for i in range(n_creatives):
         cid = store.new_id("adcreative")
-        link = {"link": f"https://scenario.example.com/{i + 1}", "message": f"{name}: offer number {i + 1}",
-                "name": f"Offer {i + 1}", "call_to_action": {"type": "SHOP_NOW"}}
-        data = {"id": cid, "account_id": digits, "name": f"{name} - creative {i + 1}", "status": "ACTIVE",
-                "adlabels": [], "object_story_spec": {"page_id": page_id, "link_data": link}, "object_type": "SHARE",
-                "_kind": "link", "_cards": [], "_page_id": page_id, "_media": {}, "call_to_action_type": "SHOP_NOW"}
+        link = {
+            "link": f"https://scenario.example.com/{i + 1}",
+            "message": f"{name}: offer number {i + 1}",
+            "name": f"Offer {i + 1}",
+            "call_to_action": {"type": "SHOP_NOW"},
+        }
+        data = {
+            "id": cid,
+            "account_id": digits,
+            "name": f"{name} - creative {i + 1}",
+            "status": "ACTIVE",
+            "adlabels": [],
+            "object_story_spec": {"page_id": page_id, "link_data": link},
+            "object_type": "SHARE",
+            "_kind": "link",
+            "_cards": [],
+            "_page_id": page_id,
+            "_media": {},
+            "call_to_action_type": "SHOP_NOW",
+        }
         rows.append(("adcreative", cid, data, account["id"], account["id"], t0))
         creative_ids.append(cid)
         creative_data[cid] = data
     bad_creative = None
     if n_disapproved:
         bad_creative = store.new_id("adcreative")
-        link = {"link": "https://scenario.example.com/miracle", "message": POLICY_BREAKING_TEXT,
-                "name": "Miracle offer", "call_to_action": {"type": "SHOP_NOW"}}
-        data = {"id": bad_creative, "account_id": digits, "name": f"{name} - policy-breaking creative",
-                "status": "ACTIVE", "adlabels": [], "object_story_spec": {"page_id": page_id, "link_data": link},
-                "object_type": "SHARE", "_kind": "link", "_cards": [], "_page_id": page_id, "_media": {},
-                "call_to_action_type": "SHOP_NOW"}
+        link = {
+            "link": "https://scenario.example.com/miracle",
+            "message": POLICY_BREAKING_TEXT,
+            "name": "Miracle offer",
+            "call_to_action": {"type": "SHOP_NOW"},
+        }
+        data = {
+            "id": bad_creative,
+            "account_id": digits,
+            "name": f"{name} - policy-breaking creative",
+            "status": "ACTIVE",
+            "adlabels": [],
+            "object_story_spec": {"page_id": page_id, "link_data": link},
+            "object_type": "SHARE",
+            "_kind": "link",
+            "_cards": [],
+            "_page_id": page_id,
+            "_media": {},
+            "call_to_action_type": "SHOP_NOW",
+        }
         rows.append(("adcreative", bad_creative, data, account["id"], account["id"], t0))
         creative_data[bad_creative] = data
     ad_ids = []
@@ -1292,9 +1586,18 @@ def create_scenario(sb, spec: dict) -> dict:
         sid, cid = adset_ids[i // per_adset], creative_ids[i % n_creatives]
         if bad_creative and i >= n_ads - n_disapproved:
             cid = bad_creative
-        data = {"id": ad_id, "account_id": digits, "name": f"{name} - ad {i + 1}", "status": "ACTIVE",
-                "adset_id": sid, "campaign_id": campaign_id, "source_ad_id": "0", "creative": {"id": cid},
-                "adlabels": [], "_review": new_review(t0, creative_data[cid])}
+        data = {
+            "id": ad_id,
+            "account_id": digits,
+            "name": f"{name} - ad {i + 1}",
+            "status": "ACTIVE",
+            "adset_id": sid,
+            "campaign_id": campaign_id,
+            "source_ad_id": "0",
+            "creative": {"id": cid},
+            "adlabels": [],
+            "_review": new_review(t0, creative_data[cid]),
+        }
         rows.append(("ad", ad_id, data, sid, account["id"], t0))
         ad_ids.append(ad_id)
     store.insert_many(rows)
@@ -1308,15 +1611,26 @@ def create_scenario(sb, spec: dict) -> dict:
             first, last = state
             new_last = min(last, today - timedelta(days=1))
             if new_last >= first_day:
-                _simulate(sb, account, (first_day + timedelta(days=i) for i in range((new_last - first_day).days + 1)),
-                          set(ad_ids))
+                _simulate(
+                    sb,
+                    account,
+                    (first_day + timedelta(days=i) for i in range((new_last - first_day).days + 1)),
+                    set(ad_ids),
+                )
             _set_state(sb, account["id"], min(first, first_day), last)
         ensure_simulated(sb, account["id"], today - timedelta(days=1))
-    count = sb.store.db.execute("SELECT COUNT(*) FROM delivery_days WHERE account_id=? AND campaign_id=?",
-                                (account["id"], campaign_id)).fetchone()[0]
-    return {"account_id": account["id"], "campaign_id": campaign_id, "adset_ids": adset_ids,
-            "creative_ids": creative_ids, "ad_ids": ad_ids, "first_day": first_day.isoformat(),
-            "disapproved_ad_ids": ad_ids[n_ads - n_disapproved:] if n_disapproved else [],
-            **({"study_id": study[0], "cell_ids": study[1]} if study else {}),
-            "ad_days": count, "seconds": {"create": round(created, 3),
-                                          "simulate": round(_time.perf_counter() - began - created, 3)}}
+    count = sb.store.db.execute(
+        "SELECT COUNT(*) FROM delivery_days WHERE account_id=? AND campaign_id=?", (account["id"], campaign_id)
+    ).fetchone()[0]
+    return {
+        "account_id": account["id"],
+        "campaign_id": campaign_id,
+        "adset_ids": adset_ids,
+        "creative_ids": creative_ids,
+        "ad_ids": ad_ids,
+        "first_day": first_day.isoformat(),
+        "disapproved_ad_ids": ad_ids[n_ads - n_disapproved :] if n_disapproved else [],
+        **({"study_id": study[0], "cell_ids": study[1]} if study else {}),
+        "ad_days": count,
+        "seconds": {"create": round(created, 3), "simulate": round(_time.perf_counter() - began - created, 3)},
+    }

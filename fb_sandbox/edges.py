@@ -2,9 +2,11 @@
 has it (the handlers below), else an empty, correctly paged list — never 2500 "Unknown path components" for an edge
 Meta's spec lists. Routes in router.ROUTES keep answering the edges they serve; this is the fallback for the rest.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import spec
 from .accounts import render_account, render_instagram, render_page, render_pixel
@@ -14,21 +16,37 @@ from .paging import paginate
 from .rules import rule
 from .store import Obj
 
-rule("edges.from_spec", "Every GET edge of a served node type's SDK class (the `endpoint` of each get_<x> method's "
-     "FacebookRequest) answers: the sandbox's data where it has it, else `{\"data\": []}` (an empty page carries no "
-     "cursors, as every sandbox edge); a path that is no spec edge keeps `(#2500) Unknown path components`", source="facebook_business SDK adobjects "
-     "(https://github.com/facebook/facebook-business-sdk-codegen api_specs)", since="SDK 26.0.3", verified=True,
-     area="edges")
-rule("edges.page_picture", "`/{page|user}/picture` redirects (302) to the image unless `redirect=0|false`, which "
-     "answers `{\"data\": {\"url\", \"is_silhouette\", \"height\", \"width\"}}`; `fields=picture` answers "
-     "that data form", source="https://developers.facebook.com/docs/graph-api/reference/page/picture/ ; "
-     "https://developers.facebook.com/docs/graph-api/reference/user/picture/", since="any", verified=True,
-     area="edges")
-rule("edges.recommendations", "`/act_x/recommendations` (AdAccount.get_recommendations, target "
-     "AdAccountRecommendations) answers an empty list: the sandbox makes no recommendations",
-     source="facebook_business AdAccount.get_recommendations; "
-     "https://developers.facebook.com/docs/marketing-api/reference/ad-account/recommendations/", since="SDK 26.0.3",
-     verified=False, area="edges")
+rule(
+    "edges.from_spec",
+    "Every GET edge of a served node type's SDK class (the `endpoint` of each get_<x> method's "
+    'FacebookRequest) answers: the sandbox\'s data where it has it, else `{"data": []}` (an empty page carries no '
+    "cursors, as every sandbox edge); a path that is no spec edge keeps `(#2500) Unknown path components`",
+    source="facebook_business SDK adobjects (https://github.com/facebook/facebook-business-sdk-codegen api_specs)",
+    since="SDK 26.0.3",
+    verified=True,
+    area="edges",
+)
+rule(
+    "edges.page_picture",
+    "`/{page|user}/picture` redirects (302) to the image unless `redirect=0|false`, which "
+    'answers `{"data": {"url", "is_silhouette", "height", "width"}}`; `fields=picture` answers '
+    "that data form",
+    source="https://developers.facebook.com/docs/graph-api/reference/page/picture/ ; "
+    "https://developers.facebook.com/docs/graph-api/reference/user/picture/",
+    since="any",
+    verified=True,
+    area="edges",
+)
+rule(
+    "edges.recommendations",
+    "`/act_x/recommendations` (AdAccount.get_recommendations, target "
+    "AdAccountRecommendations) answers an empty list: the sandbox makes no recommendations",
+    source="facebook_business AdAccount.get_recommendations; "
+    "https://developers.facebook.com/docs/marketing-api/reference/ad-account/recommendations/",
+    since="SDK 26.0.3",
+    verified=False,
+    area="edges",
+)
 
 EdgeHandler = Callable[[Ctx, Obj], Any]
 
@@ -52,7 +70,7 @@ def picture(ctx: Ctx, obj: Obj) -> dict | GraphResult:
     width = ctx.p.int("width") or ctx.p.int("height") or size
     height = ctx.p.int("height") or width
     url = f"{ctx.call.base_url}/__sandbox/media/picture/{obj['id']}.png?width={width}&height={height}"
-    if ctx.p.bool("redirect", True):      # the edge's default: a 302 to the image (redirect=0|false: the data)
+    if ctx.p.bool("redirect", True):  # the edge's default: a 302 to the image (redirect=0|false: the data)
         return GraphResult(302, None, {"Location": url})
     return {"data": {"height": height, "is_silhouette": False, "url": url, "width": width}}
 
@@ -102,8 +120,11 @@ def account_activities(ctx: Ctx, account: Obj) -> dict:
     from .adsets import _bound, _check_activity_fields, render_activity
 
     since, until = _bound(ctx, "since"), _bound(ctx, "until")
-    items = [o for o in ctx.store.list("activity", account_id=account["id"])
-             if (since is None or o["_time"] >= since) and (until is None or o["_time"] <= until)]
+    items = [
+        o
+        for o in ctx.store.list("activity", account_id=account["id"])
+        if (since is None or o["_time"] >= since) and (until is None or o["_time"] <= until)
+    ]
     names = _fields(ctx)
     _check_activity_fields(names)
     return paginate(ctx, _seq_desc(items), lambda o: render_activity(o, names))
@@ -120,7 +141,9 @@ def account_studies(ctx: Ctx, account: Obj) -> Any:
 def user_accounts_edge(ctx: Ctx, user: Obj) -> dict:
     objs = [o for o in (ctx.store.get(a) for a in user.get("_account_ids", [])) if o is not None]
     names = _fields(ctx)
-    return paginate(ctx, sorted(objs, key=lambda o: o.seq), lambda o: render_account(ctx, o, names, ["account_id", "id"]))
+    return paginate(
+        ctx, sorted(objs, key=lambda o: o.seq), lambda o: render_account(ctx, o, names, ["account_id", "id"])
+    )
 
 
 # (stored node type, edge) -> handler; every other spec edge answers an empty page
@@ -158,6 +181,7 @@ def _png(width: int, height: int) -> bytes:
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + b"\x99" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
@@ -170,4 +194,5 @@ async def picture_file(request):
     def size(name: str) -> int:
         value = request.query.get(name, "50")
         return min(max(int(value), 1), 1024) if value.isdigit() else 50
+
     return web.Response(body=_png(size("width"), size("height")), content_type="image/png")

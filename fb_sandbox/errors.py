@@ -1,4 +1,5 @@
 """Facebook-shaped errors: one exception type, rendered as Graph error bodies."""
+
 from __future__ import annotations
 
 import json
@@ -71,14 +72,21 @@ class GraphError(Exception):
         return {"error": err}
 
 
-def param_error(message: str, *, field: str | None = None, subcode: int | None = None,
-                title: str | None = None, user_msg: str | None = None) -> GraphError:
+def param_error(
+    message: str,
+    *,
+    field: str | None = None,
+    subcode: int | None = None,
+    title: str | None = None,
+    user_msg: str | None = None,
+) -> GraphError:
     """Code 100 invalid parameter, with Facebook's "(#100) " prefix."""
     text = message if message.startswith("(#") else f"(#100) {message}"
     if title is None and user_msg is None:
         return GraphError(text, 100, subcode=subcode, blame=field)
-    return GraphError("Invalid parameter", 100, subcode=subcode, user_title=title,
-                      user_msg=user_msg or message, blame=field)
+    return GraphError(
+        "Invalid parameter", 100, subcode=subcode, user_title=title, user_msg=user_msg or message, blame=field
+    )
 
 
 def not_found(object_id: str) -> GraphError:
@@ -90,7 +98,10 @@ def not_found(object_id: str) -> GraphError:
         f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
         "missing permissions, or does not support this operation. Please read the Graph API "
         "documentation at https://developers.facebook.com/docs/graph-api",
-        100, type="GraphMethodException", subcode=33)
+        100,
+        type="GraphMethodException",
+        subcode=33,
+    )
 
 
 def unsupported(method: str, object_id: str) -> GraphError:
@@ -99,7 +110,10 @@ def unsupported(method: str, object_id: str) -> GraphError:
         f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
         "missing permissions, or does not support this operation. Please read the Graph API "
         "documentation at https://developers.facebook.com/docs/graph-api",
-        100, type="GraphMethodException", subcode=33)
+        100,
+        type="GraphMethodException",
+        subcode=33,
+    )
 
 
 def unknown_path(path: str) -> GraphError:
@@ -114,18 +128,38 @@ def internal_error() -> GraphError:
     return GraphError("An unknown error has occurred.", 1, subcode=99, is_transient=True, http_status=500)
 
 
-rule("errors.body", "Error bodies `{\"error\": {message, type, code, error_subcode, is_transient, error_user_title, "
-     "error_user_msg, error_data, fbtrace_id}}`; is_transient shown on Marketing API validation and rate-limit errors",
-     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=True,
-     area="errors")
-rule("errors.unknown_path", "A path that is no node or edge answers `(#2500) Unknown path components: /x`",
-     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=False,
-     area="errors")
-rule("errors.unsupported_get", "A node the caller cannot see, or a method a node does not support, answers 100/33 "
-     "`Unsupported get request. Object with ID 'x' does not exist...` (GraphMethodException)",
-     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=True,
-     area="errors")
-rule("errors.nonexisting_field", "A name that is neither a field nor an edge of the node answers `(#100) Tried "
-     "accessing nonexisting field (x) on node type (Node)`",
-     source="https://developers.facebook.com/docs/graph-api/guides/error-handling/", since="any", verified=False,
-     area="errors")
+rule(
+    "errors.body",
+    'Error bodies `{"error": {message, type, code, error_subcode, is_transient, error_user_title, '
+    "error_user_msg, error_data, fbtrace_id}}`; is_transient shown on Marketing API validation and rate-limit errors",
+    source="https://developers.facebook.com/docs/graph-api/guides/error-handling/",
+    since="any",
+    verified=True,
+    area="errors",
+)
+rule(
+    "errors.unknown_path",
+    "A path that is no node or edge answers `(#2500) Unknown path components: /x`",
+    source="https://developers.facebook.com/docs/graph-api/guides/error-handling/",
+    since="any",
+    verified=False,
+    area="errors",
+)
+rule(
+    "errors.unsupported_get",
+    "A node the caller cannot see, or a method a node does not support, answers 100/33 "
+    "`Unsupported get request. Object with ID 'x' does not exist...` (GraphMethodException)",
+    source="https://developers.facebook.com/docs/graph-api/guides/error-handling/",
+    since="any",
+    verified=True,
+    area="errors",
+)
+rule(
+    "errors.nonexisting_field",
+    "A name that is neither a field nor an edge of the node answers `(#100) Tried "
+    "accessing nonexisting field (x) on node type (Node)`",
+    source="https://developers.facebook.com/docs/graph-api/guides/error-handling/",
+    since="any",
+    verified=False,
+    area="errors",
+)

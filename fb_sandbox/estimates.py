@@ -5,6 +5,7 @@ Sizes are deterministic and come from the spec's breadth: people in the chosen p
 times the age and gender shares, times the detailed-targeting shares (OR inside a group, AND across groups),
 minus exclusions, times the placement and device shares. Facebook answers at least 1 000.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,25 +19,53 @@ from .errors import param_error
 from .money import CURRENCIES
 from .targeting import PLATFORM_POSITIONS, catalog, validate_targeting
 
-WORLD_AUDIENCE = 3_000_000_000       # people reachable on Meta's apps: the base of interest shares
+WORLD_AUDIENCE = 3_000_000_000  # people reachable on Meta's apps: the base of interest shares
 MIN_AUDIENCE = 1_000
-CUSTOM_AUDIENCE_SIZE = 120_000       # one custom audience, until audiences are modelled
+CUSTOM_AUDIENCE_SIZE = 120_000  # one custom audience, until audiences are modelled
 GEO_MARKET_SIZE = 1_500_000
-COUNTRY_GROUP_SHARE = {"worldwide": 1.0, "asia": 0.42, "europe": 0.14, "africa": 0.12, "latam": 0.14,
-                       "south_america": 0.1, "central_america": 0.03, "caribbean": 0.01, "north_america": 0.1,
-                       "middle_east": 0.05, "oceania": 0.008, "eea": 0.1, "gcc": 0.012,
-                       "gulf_cooperation_council": 0.012, "asean": 0.13, "apec": 0.35, "mercosur": 0.08,
-                       "nafta": 0.12, "emea": 0.3}
+COUNTRY_GROUP_SHARE = {
+    "worldwide": 1.0,
+    "asia": 0.42,
+    "europe": 0.14,
+    "africa": 0.12,
+    "latam": 0.14,
+    "south_america": 0.1,
+    "central_america": 0.03,
+    "caribbean": 0.01,
+    "north_america": 0.1,
+    "middle_east": 0.05,
+    "oceania": 0.008,
+    "eea": 0.1,
+    "gcc": 0.012,
+    "gulf_cooperation_council": 0.012,
+    "asean": 0.13,
+    "apec": 0.35,
+    "mercosur": 0.08,
+    "nafta": 0.12,
+    "emea": 0.3,
+}
 PLATFORM_SHARE = {"facebook": 0.85, "instagram": 0.6, "audience_network": 0.35, "messenger": 0.4, "threads": 0.1}
 DEVICE_SHARE = {"mobile": 0.95, "desktop": 0.3}
 GENDER_SHARE = {1: 0.49, 2: 0.51}
 GOALS = sorted(v for k, v in vars(AdSet.OptimizationGoal).items() if not k.startswith("_") and isinstance(v, str))
-ACTION_RATE = {"LINK_CLICKS": 0.009, "LANDING_PAGE_VIEWS": 0.006, "POST_ENGAGEMENT": 0.02, "THRUPLAY": 0.04,
-               "PAGE_LIKES": 0.003, "LEAD_GENERATION": 0.0015, "QUALITY_LEAD": 0.0008,
-               "OFFSITE_CONVERSIONS": 0.001, "VALUE": 0.001, "APP_INSTALLS": 0.002, "CONVERSATIONS": 0.002,
-               "EVENT_RESPONSES": 0.004, "AD_RECALL_LIFT": 0.03, "QUALITY_CALL": 0.0005,
-               "VISIT_INSTAGRAM_PROFILE": 0.006}
-CURVE_SPEND_USD = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)   # daily spend points, major units of USD
+ACTION_RATE = {
+    "LINK_CLICKS": 0.009,
+    "LANDING_PAGE_VIEWS": 0.006,
+    "POST_ENGAGEMENT": 0.02,
+    "THRUPLAY": 0.04,
+    "PAGE_LIKES": 0.003,
+    "LEAD_GENERATION": 0.0015,
+    "QUALITY_LEAD": 0.0008,
+    "OFFSITE_CONVERSIONS": 0.001,
+    "VALUE": 0.001,
+    "APP_INSTALLS": 0.002,
+    "CONVERSATIONS": 0.002,
+    "EVENT_RESPONSES": 0.004,
+    "AD_RECALL_LIFT": 0.03,
+    "QUALITY_CALL": 0.0005,
+    "VISIT_INSTAGRAM_PROFILE": 0.006,
+}
+CURVE_SPEND_USD = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)  # daily spend points, major units of USD
 CPM_USD = 7.0
 
 
@@ -73,6 +102,7 @@ def _union(shares: list[float]) -> float:
 
 
 # ---- breadth
+
 
 def _places(geo: dict) -> tuple[float, set[str]]:
     """People in a geo_locations block, and the countries it touches; nested places are not counted twice."""
@@ -181,11 +211,32 @@ def _places_overlap(excluded: dict, touched: set[str]) -> bool:
     return bool(countries & touched)
 
 
-_DETAILED = {"interests", "behaviors", "life_events", "family_statuses", "industries", "income", "work_positions",
-             "work_employers", "education_schools", "education_majors", "education_statuses",
-             "relationship_statuses", "interested_in", "home_ownership", "home_type", "home_value",
-             "household_composition", "moms", "net_worth", "office_type", "generation", "politics",
-             "ethnic_affinity", "user_adclusters"}
+_DETAILED = {
+    "interests",
+    "behaviors",
+    "life_events",
+    "family_statuses",
+    "industries",
+    "income",
+    "work_positions",
+    "work_employers",
+    "education_schools",
+    "education_majors",
+    "education_statuses",
+    "relationship_statuses",
+    "interested_in",
+    "home_ownership",
+    "home_type",
+    "home_value",
+    "household_composition",
+    "moms",
+    "net_worth",
+    "office_type",
+    "generation",
+    "politics",
+    "ethnic_affinity",
+    "user_adclusters",
+}
 
 
 def _round(number: float) -> int:
@@ -206,6 +257,7 @@ def bounds(spec: dict) -> tuple[int, int]:
 
 # ---- routes
 
+
 def _spec(ctx: Ctx) -> dict:
     ctx.load_account(ctx.match[0])
     raw = ctx.p.get("targeting_spec")
@@ -225,26 +277,44 @@ def delivery_estimate(ctx: Ctx) -> dict:
     spec = _spec(ctx)
     goal = ctx.p.str("optimization_goal", required=True)
     if goal not in GOALS:
-        raise param_error(f"Param optimization_goal must be one of {{{', '.join(GOALS)}}}",
-                          field="optimization_goal")
+        raise param_error(f"Param optimization_goal must be one of {{{', '.join(GOALS)}}}", field="optimization_goal")
     lower, upper = bounds(spec)
     dau = _round((lower + upper) / 2 * 0.4)
     currency = ctx.load_account(ctx.match[0]).get("currency", "USD")
     minor = 10 ** CURRENCIES.get(currency, ("", 2))[1]
     per_usd = _USD_RATE.get(currency, 1.0)
-    return {"data": [{
-        "daily_outcomes_curve": _curve(dau, goal, minor, per_usd),
-        "estimate_dau": dau,
-        "estimate_mau_lower_bound": lower,
-        "estimate_mau_upper_bound": upper,
-        "estimate_ready": True,
-        "targeting_optimization_types": [],
-    }]}
+    return {
+        "data": [
+            {
+                "daily_outcomes_curve": _curve(dau, goal, minor, per_usd),
+                "estimate_dau": dau,
+                "estimate_mau_lower_bound": lower,
+                "estimate_mau_upper_bound": upper,
+                "estimate_ready": True,
+                "targeting_optimization_types": [],
+            }
+        ]
+    }
 
 
-_USD_RATE = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "CAD": 1.37, "AUD": 1.52, "JPY": 150.0, "KRW": 1350.0,
-             "TWD": 32.0, "CLP": 950.0, "VND": 25000.0, "HUF": 360.0, "ISK": 138.0, "IDR": 16000.0,
-             "COP": 4000.0, "CRC": 510.0, "PYG": 7400.0}
+_USD_RATE = {
+    "USD": 1.0,
+    "EUR": 0.92,
+    "GBP": 0.79,
+    "CAD": 1.37,
+    "AUD": 1.52,
+    "JPY": 150.0,
+    "KRW": 1350.0,
+    "TWD": 32.0,
+    "CLP": 950.0,
+    "VND": 25000.0,
+    "HUF": 360.0,
+    "ISK": 138.0,
+    "IDR": 16000.0,
+    "COP": 4000.0,
+    "CRC": 510.0,
+    "PYG": 7400.0,
+}
 
 
 def _curve(dau: int, goal: str, minor: int, per_usd: float) -> list[dict]:
@@ -261,22 +331,30 @@ def _curve(dau: int, goal: str, minor: int, per_usd: float) -> list[dict]:
             actions = impressions
         else:
             actions = int(impressions * ACTION_RATE.get(goal, 0.002))
-        points.append({"spend": int(round(usd * per_usd * minor)), "reach": reach, "impressions": impressions,
-                       "actions": actions})
+        points.append(
+            {"spend": int(round(usd * per_usd * minor)), "reach": reach, "impressions": impressions, "actions": actions}
+        )
     return points
 
 
 # ---- targeting sentences
 
+
 def targeting_sentence_lines(ctx: Ctx) -> dict:
     """GET act_x/targetingsentencelines: the spec as Ads Manager's human-readable lines."""
     spec = _spec(ctx)
-    return {"id": f"{ctx.match[0]}/targetingsentencelines", "params": spec,
-            "targetingsentencelines": sentence_lines(spec)}
+    return {
+        "id": f"{ctx.match[0]}/targetingsentencelines",
+        "params": spec,
+        "targetingsentencelines": sentence_lines(spec),
+    }
 
 
-_LOCATION_TITLE = {("home",): "Location - Living In:", ("recent",): "Location - Recently In:",
-                   ("travel_in",): "Location - Traveling In:"}
+_LOCATION_TITLE = {
+    ("home",): "Location - Living In:",
+    ("recent",): "Location - Recently In:",
+    ("travel_in",): "Location - Traveling In:",
+}
 
 
 def _place_names(geo: dict) -> list[str]:
@@ -325,30 +403,33 @@ def sentence_lines(spec: dict) -> list[dict]:
         kinds = tuple(sorted(set(geo.get("location_types") or [])))
         lines.append({"content": _LOCATION_TITLE.get(kinds, "Location:"), "children": _place_names(geo)})
     if _place_names(spec.get("excluded_geo_locations") or {}):
-        lines.append({"content": "Excluded Location:",
-                      "children": _place_names(spec["excluded_geo_locations"])})
+        lines.append({"content": "Excluded Location:", "children": _place_names(spec["excluded_geo_locations"])})
     age_max = spec.get("age_max", 65)
-    lines.append({"content": "Age:",
-                  "children": [f"{spec.get('age_min', 18)} - {'65+' if age_max == 65 else age_max}"]})
+    lines.append(
+        {"content": "Age:", "children": [f"{spec.get('age_min', 18)} - {'65+' if age_max == 65 else age_max}"]}
+    )
     genders = set(spec.get("genders") or [])
     if genders and genders != {1, 2}:
         lines.append({"content": "Gender:", "children": ["Male" if genders == {1} else "Female"]})
     top = {k: v for k, v in spec.items() if k in _DETAILED}
     groups = ([top] if top else []) + list(spec.get("flexible_spec") or [])
     for index, group in enumerate(groups):
-        lines.append({"content": "People Who Match:" if index == 0 else "And Must Also Match:",
-                      "children": _group_lines(group)})
+        lines.append(
+            {"content": "People Who Match:" if index == 0 else "And Must Also Match:", "children": _group_lines(group)}
+        )
     if spec.get("exclusions"):
         lines.append({"content": "Exclude:", "children": _group_lines(spec["exclusions"])})
     if spec.get("custom_audiences"):
         lines.append({"content": "Custom Audience:", "children": [a["id"] for a in spec["custom_audiences"]]})
     if spec.get("excluded_custom_audiences"):
-        lines.append({"content": "Excluded Custom Audience:",
-                      "children": [a["id"] for a in spec["excluded_custom_audiences"]]})
+        lines.append(
+            {"content": "Excluded Custom Audience:", "children": [a["id"] for a in spec["excluded_custom_audiences"]]}
+        )
     lines.append({"content": "Placements:", "children": [_placements(spec)]})
     if spec.get("device_platforms"):
-        lines.append({"content": "Devices:",
-                      "children": [" and ".join(d.capitalize() for d in spec["device_platforms"])]})
+        lines.append(
+            {"content": "Devices:", "children": [" and ".join(d.capitalize() for d in spec["device_platforms"])]}
+        )
     return lines
 
 

@@ -1,4 +1,5 @@
 """Count-based fault injection: each matching request consumes one use of the first matching fault."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,7 +12,7 @@ from .errors import GraphError
 TRANSPORT_KINDS = {"unavailable", "delay", "timeout", "drop"}
 RESPONSE_KINDS = {"http_500", "error", "throttle", "token_expired"}
 ITEM_KINDS = {"batch_null"}
-MEDIA_KINDS = {"video_chunk"}   # consumed by media.py: a transfer refused with 1363037 + resume offsets
+MEDIA_KINDS = {"video_chunk"}  # consumed by media.py: a transfer refused with 1363037 + resume offsets
 KINDS = TRANSPORT_KINDS | RESPONSE_KINDS | ITEM_KINDS | MEDIA_KINDS
 METHODS = {"*", "GET", "POST", "DELETE"}
 
@@ -39,8 +40,17 @@ class Fault:
         return self.path is None or re.search(self.path, path) is not None
 
     def describe(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "count": self.count, "remaining": self.count,
-                "method": self.method, "path": self.path, "when": self.when, "skip": self.skip, **self.options}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "count": self.count,
+            "remaining": self.count,
+            "method": self.method,
+            "path": self.path,
+            "when": self.when,
+            "skip": self.skip,
+            **self.options,
+        }
 
     def error(self) -> GraphError:
         """The Graph error a response-kind fault answers."""
@@ -48,20 +58,33 @@ class Fault:
         if self.kind == "http_500":
             return GraphError("An unknown error has occurred.", 1, subcode=99, is_transient=True, http_status=500)
         if self.kind == "token_expired":
-            return GraphError("Error validating access token: Session has expired on Monday, 01-Jan-24 "
-                              "00:00:00 UTC. The current time is later.", 190, subcode=463)
+            return GraphError(
+                "Error validating access token: Session has expired on Monday, 01-Jan-24 "
+                "00:00:00 UTC. The current time is later.",
+                190,
+                subcode=463,
+            )
         if self.kind == "throttle":
-            return GraphError(o.get("message") or "There have been too many calls to this ad-account. Wait a bit "
-                              "and try again.", int(o.get("code", 80004)), subcode=int(o.get("error_subcode", 2446079)),
-                              is_transient=True)
+            return GraphError(
+                o.get("message") or "There have been too many calls to this ad-account. Wait a bit and try again.",
+                int(o.get("code", 80004)),
+                subcode=int(o.get("error_subcode", 2446079)),
+                is_transient=True,
+            )
         data = o.get("error_data")
         if data is None and o.get("blame_field"):
             data = {"blame_field_specs": [[o["blame_field"]]]}
-        return GraphError(o.get("message", "(#100) Invalid parameter"), int(o.get("code", 100)),
-                          type=o.get("type", "OAuthException"), subcode=o.get("error_subcode"),
-                          user_title=o.get("error_user_title"), user_msg=o.get("error_user_msg"),
-                          is_transient=bool(o.get("is_transient", False)),
-                          http_status=int(o.get("http_status", 400)), error_data=data)
+        return GraphError(
+            o.get("message", "(#100) Invalid parameter"),
+            int(o.get("code", 100)),
+            type=o.get("type", "OAuthException"),
+            subcode=o.get("error_subcode"),
+            user_title=o.get("error_user_title"),
+            user_msg=o.get("error_user_msg"),
+            is_transient=bool(o.get("is_transient", False)),
+            http_status=int(o.get("http_status", 400)),
+            error_data=data,
+        )
 
 
 def _int_option(spec: dict, name: str, default: int, low: int, high: int) -> int:

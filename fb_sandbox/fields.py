@@ -17,12 +17,13 @@ reading that node; a struct value keeps only the nested keys asked; an edge of t
 paged list (`{"data": [...], "paging": {...}}`) by running `GET {id}/{edge}` with the modifiers as parameters
 (`.limit(n)` -> limit, `.date_preset(x)` -> date_preset ...) and the nested fields as `fields`.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
 
 from . import spec
 from .errors import GraphError, unknown_field
@@ -32,16 +33,34 @@ from .rules import rule
 CURRENT: ContextVar = ContextVar("fb_sandbox_current_call", default=None)
 
 EXPANSION_DOC = "https://developers.facebook.com/docs/graph-api/guides/field-expansion"
-rule("fields.expansion", "Nested field expansion `a{b,c}` and edge modifiers `.limit(n)`, `.date_preset(x)`, "
-     "`.time_range(...)`, `.breakdowns(...)`, `.level(...)`, `.summary(...)` (every modifier becomes a parameter "
-     "of the nested edge read)", source=EXPANSION_DOC, since="v2.0", verified=True, area="fields")
-rule("fields.syntax_error", "Malformed `fields=` answers code 2500 `Syntax error \"Expected ...\" at character N: "
-     "<fields>` (N 0-based)", source="https://github.com/node-facebook/facebook-node-sdk/issues/123 ; "
-     "https://github.com/facebook/facebook-nodejs-business-sdk/issues/59", since="any", verified=False,
-     area="fields")
-rule("fields.alias", "`.as(name)` is parsed as a modifier and renames the key in the answer (legacy feature: "
-     "refusing it for new apps is the legacy-features rule's job)", source=EXPANSION_DOC, since="v2.0",
-     verified=False, area="fields")
+rule(
+    "fields.expansion",
+    "Nested field expansion `a{b,c}` and edge modifiers `.limit(n)`, `.date_preset(x)`, "
+    "`.time_range(...)`, `.breakdowns(...)`, `.level(...)`, `.summary(...)` (every modifier becomes a parameter "
+    "of the nested edge read)",
+    source=EXPANSION_DOC,
+    since="v2.0",
+    verified=True,
+    area="fields",
+)
+rule(
+    "fields.syntax_error",
+    'Malformed `fields=` answers code 2500 `Syntax error "Expected ..." at character N: <fields>` (N 0-based)',
+    source="https://github.com/node-facebook/facebook-node-sdk/issues/123 ; "
+    "https://github.com/facebook/facebook-nodejs-business-sdk/issues/59",
+    since="any",
+    verified=False,
+    area="fields",
+)
+rule(
+    "fields.alias",
+    "`.as(name)` is parsed as a modifier and renames the key in the answer (legacy feature: "
+    "refusing it for new apps is the legacy-features rule's job)",
+    source=EXPANSION_DOC,
+    since="v2.0",
+    verified=False,
+    area="fields",
+)
 
 
 class Field(str):
@@ -49,9 +68,9 @@ class Field(str):
 
     modifiers: dict[str, str]
     alias: str | None
-    children: "list[Field] | None"
+    children: list[Field] | None
 
-    def __new__(cls, name: str, modifiers: dict[str, str] | None = None, children: "list[Field] | None" = None):
+    def __new__(cls, name: str, modifiers: dict[str, str] | None = None, children: list[Field] | None = None):
         obj = super().__new__(cls, name)
         obj.modifiers = dict(modifiers or {})
         obj.alias = obj.modifiers.pop("as", None)
@@ -99,7 +118,7 @@ class _Parser:
             self.pos += 1
         if self.pos == start:
             raise syntax_error("Expected name.", self.pos, self.text)
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def argument(self) -> str:
         """The raw text between the modifier's parentheses (balanced brackets and quotes inside)."""
@@ -118,7 +137,7 @@ class _Parser:
             elif ch in ")]}":
                 if not stack:
                     if ch == ")":
-                        return self.text[start:self.pos]
+                        return self.text[start : self.pos]
                     raise syntax_error(f'Expected ")" instead of "{ch}".', self.pos, self.text)
                 if stack.pop() != ch:
                     raise syntax_error(f'Unexpected "{ch}".', self.pos, self.text)
@@ -136,7 +155,7 @@ class _Parser:
                 raise syntax_error(f'Expected "(" instead of {self._found()}.', self.pos, self.text)
             self.pos += 1
             into[name] = self.argument().strip()
-            self.pos += 1                       # the closing ")"
+            self.pos += 1  # the closing ")"
 
     def _found(self) -> str:
         return f'"{self.peek()}"' if self.peek() else "end of string"
@@ -205,38 +224,57 @@ def parse_fields(value: Any) -> list[Field]:
 # edges themselves come from the SDK (spec.py). `tasks` is the person's tasks on a page or an ad account, a field
 # of the /me/accounts and /act_x/assigned_users edges; the POST-only edges below have always been accepted.
 NODE_TYPES = {
-    "Campaign": ("Campaign", set()), "AdAccount": ("AdAccount", set()), "User": ("User", set()),
-    "Page": ("Page", {"tasks"}), "Business": ("Business", set()), "BusinessUser": ("BusinessUser", set()),
+    "Campaign": ("Campaign", set()),
+    "AdAccount": ("AdAccount", set()),
+    "User": ("User", set()),
+    "Page": ("Page", {"tasks"}),
+    "Business": ("Business", set()),
+    "BusinessUser": ("BusinessUser", set()),
     "AssignedUser": ("AssignedUser", {"tasks", "permitted_tasks"}),
     "AdsPixel": ("AdsPixel", {"events", "customconversions"}),
     "CustomAudience": ("CustomAudience", {"users", "usersreplace"}),
-    "CustomConversion": ("CustomConversion", set()), "SavedAudience": ("SavedAudience", set()),
-    "IGUser": ("IGUser", set()), "AdSet": ("AdSet", set()), "AdActivity": ("AdActivity", set()),
-    "AdCreative": ("AdCreative", set()), "Ad": ("Ad", set()), "AdPreview": ("AdPreview", set()),
-    "AdImage": ("AdImage", set()), "AdVideo": ("AdVideo", set()), "AdsInsights": ("AdsInsights", set()),
-    "AdReportRun": ("AdReportRun", set()), "AdStudy": ("AdStudy", set()), "AdStudyCell": ("AdStudyCell", set()),
+    "CustomConversion": ("CustomConversion", set()),
+    "SavedAudience": ("SavedAudience", set()),
+    "IGUser": ("IGUser", set()),
+    "AdSet": ("AdSet", set()),
+    "AdActivity": ("AdActivity", set()),
+    "AdCreative": ("AdCreative", set()),
+    "Ad": ("Ad", set()),
+    "AdPreview": ("AdPreview", set()),
+    "AdImage": ("AdImage", set()),
+    "AdVideo": ("AdVideo", set()),
+    "AdsInsights": ("AdsInsights", set()),
+    "AdReportRun": ("AdReportRun", set()),
+    "AdStudy": ("AdStudy", set()),
+    "AdStudyCell": ("AdStudyCell", set()),
 }
-rule("fields.from_spec", "Every field `<Node>.Field` of the SDK lists is answered (the stored value, else absent); "
-     "a name that is neither a field nor an edge answers `(#100) Tried accessing nonexisting field (x) on node type "
-     "(Node)`", source="facebook_business SDK adobjects (generated from Meta's API specs, "
-     "https://github.com/facebook/facebook-business-sdk-codegen)", since="SDK 26.0.3", verified=True, area="fields")
+rule(
+    "fields.from_spec",
+    "Every field `<Node>.Field` of the SDK lists is answered (the stored value, else absent); "
+    "a name that is neither a field nor an edge answers `(#100) Tried accessing nonexisting field (x) on node type "
+    "(Node)`",
+    source="facebook_business SDK adobjects (generated from Meta's API specs, "
+    "https://github.com/facebook/facebook-business-sdk-codegen)",
+    since="SDK 26.0.3",
+    verified=True,
+    area="fields",
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def known_fields(node_type: str) -> frozenset[str]:
     cls, extra = NODE_TYPES[node_type]
     return spec.fields(cls) | spec.get_edges(cls) | frozenset(extra) | {"id"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def edge_names(node_type: str) -> frozenset[str]:
     """Names read as edges when asked in fields=: the SDK's GET edges that are not also fields."""
     cls, _extra = NODE_TYPES[node_type]
     return spec.get_edges(cls) - spec.fields(cls)
 
 
-def select(node_type: str, requested: Sequence[str], default: Sequence[str],
-           render: Callable[[str], Any]) -> dict:
+def select(node_type: str, requested: Sequence[str], default: Sequence[str], render: Callable[[str], Any]) -> dict:
     """Build a node answer: `id` always first, unknown names refused, absent values left out, nested fields
     expanded (see the module doc)."""
     names = requested or default
@@ -265,6 +303,7 @@ def select(node_type: str, requested: Sequence[str], default: Sequence[str],
 
 # ---- nested reads
 
+
 def _sub_call(path: str, params: dict[str, Any]) -> Any:
     """GET `path` as the current caller, inside the current call; errors propagate to the whole answer."""
     from .context import Ctx, GraphCall
@@ -273,8 +312,7 @@ def _sub_call(path: str, params: dict[str, Any]) -> Any:
 
     outer = CURRENT.get()
     keep = {k: v for k, v in outer.call.params.items() if k in ("access_token", "appsecret_proof")}
-    call = GraphCall("GET", path, {**keep, **params}, outer.call.authorization, outer.call.base_url,
-                     outer.call.version)
+    call = GraphCall("GET", path, {**keep, **params}, outer.call.authorization, outer.call.base_url, outer.call.version)
     ctx = Ctx(outer.sb, call, outer.principal, Params(call.params))
     token = CURRENT.set(ctx)
     try:
@@ -291,7 +329,7 @@ def read_edge(node_id: str, field: str) -> Any:
         if field.children is not None:
             params["fields"] = ",".join(c.source() for c in field.children)
     if field == "picture":
-        params.setdefault("redirect", "false")     # as a field, a picture is its data, never a redirect
+        params.setdefault("redirect", "false")  # as a field, a picture is its data, never a redirect
     return _sub_call(f"{node_id}/{field}", params)
 
 

@@ -7,18 +7,19 @@ each row's reach is `delivery.object_reach` of its object over its bucket (compu
 grouped query, see `_people`), split over breakdown cells in proportion to their per-day reach. Async runs
 keep their computed `Result` in memory per sandbox, so paging a 90 000-row report never aggregates twice.
 """
+
 from __future__ import annotations
 
 import calendar
 import json
 import re
 import weakref
-from functools import cached_property
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from operator import add, attrgetter
-from collections.abc import Sequence
-from typing import Any, Callable, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import breakdowns as bd
@@ -27,7 +28,8 @@ from .context import Ctx
 from .errors import GraphError, param_error
 from .fields import known_fields, parse_fields, select
 from .money import CURRENCIES
-from .paging import OPERATORS, _page_url, _test as filter_passes, decode_cursor, encode_cursor
+from .paging import OPERATORS, _page_url, decode_cursor, encode_cursor
+from .paging import _test as filter_passes
 from .params import Params, to_bool, to_int
 from .state import Sandbox
 from .store import Obj
@@ -35,41 +37,104 @@ from .store import Obj
 LEVELS = ("account", "campaign", "adset", "ad")
 LEVEL_OF_TYPE = {"adaccount": "account", "campaign": "campaign", "adset": "adset", "ad": "ad"}
 LEVEL_ATTR = {"account": "account_id", "campaign": "campaign_id", "adset": "adset_id", "ad": "ad_id"}
-BREAKDOWNS = bd.BREAKDOWNS                    # Meta's spec (the SDK's AdsInsights.Breakdowns), see breakdowns.py
+BREAKDOWNS = bd.BREAKDOWNS  # Meta's spec (the SDK's AdsInsights.Breakdowns), see breakdowns.py
 ACTION_BREAKDOWNS = bd.ACTION_BREAKDOWNS
-PRESETS = ("today", "yesterday", "this_month", "last_month", "this_quarter", "last_quarter", "maximum",
-           "data_maximum", "last_3d", "last_7d", "last_14d", "last_28d", "last_30d", "last_90d", "last_week_mon_sun",
-           "last_week_sun_sat", "this_week_mon_today", "this_week_sun_today", "this_year", "last_year")
+PRESETS = (
+    "today",
+    "yesterday",
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "maximum",
+    "data_maximum",
+    "last_3d",
+    "last_7d",
+    "last_14d",
+    "last_28d",
+    "last_30d",
+    "last_90d",
+    "last_week_mon_sun",
+    "last_week_sun_sat",
+    "this_week_mon_today",
+    "this_week_sun_today",
+    "this_year",
+    "last_year",
+)
 MAX_SYNC_ROWS = 10_000
 MAX_PAGE = 5_000
 MAX_MONTHS_BACK = 37
-ROWS_PER_SECOND = 5_000          # async runs take max(2, rows / ROWS_PER_SECOND) simulated seconds
+ROWS_PER_SECOND = 5_000  # async runs take max(2, rows / ROWS_PER_SECOND) simulated seconds
 MIN_RUN_SECONDS = 2.0
 RUN_STATUSES = ("Job Not Started", "Job Started", "Job Running", "Job Completed", "Job Failed")
 FIELDS_URL = "https://developers.facebook.com/docs/marketing-api/reference/ads-insights/"
-RUN_DEFAULT_FIELDS = ["id", "account_id", "time_ref", "time_completed", "async_status", "async_percent_completion",
-                      "date_start", "date_stop"]
+RUN_DEFAULT_FIELDS = [
+    "id",
+    "account_id",
+    "time_ref",
+    "time_completed",
+    "async_status",
+    "async_percent_completion",
+    "date_start",
+    "date_stop",
+]
 
 # Delivery metrics summed per (object, day, cells); the last two are per cell and only additive within a day.
-METRICS = ("impressions", "clicks", "link_clicks", "spend", "landing_page_views", "post_engagements", "video_views",
-           "leads", "add_to_cart", "initiate_checkout", "purchases", "purchase_value", "reach", "unique_clicks")
+METRICS = (
+    "impressions",
+    "clicks",
+    "link_clicks",
+    "spend",
+    "landing_page_views",
+    "post_engagements",
+    "video_views",
+    "leads",
+    "add_to_cart",
+    "initiate_checkout",
+    "purchases",
+    "purchase_value",
+    "reach",
+    "unique_clicks",
+)
 IMP, CLK, LINK, SPEND, LPV, ENG, VID, LEAD, ATC, IC, PUR, PVAL, REACH, UCLK = range(len(METRICS))
-ACTION_TYPES = (("link_click", LINK), ("landing_page_view", LPV), ("post_engagement", ENG), ("video_view", VID),
-                ("lead", LEAD), ("add_to_cart", ATC), ("initiate_checkout", IC), ("purchase", PUR),
-                ("offsite_conversion.fb_pixel_purchase", PUR))
+ACTION_TYPES = (
+    ("link_click", LINK),
+    ("landing_page_view", LPV),
+    ("post_engagement", ENG),
+    ("video_view", VID),
+    ("lead", LEAD),
+    ("add_to_cart", ATC),
+    ("initiate_checkout", IC),
+    ("purchase", PUR),
+    ("offsite_conversion.fb_pixel_purchase", PUR),
+)
 VALUE_TYPES = (("purchase", PVAL), ("offsite_conversion.fb_pixel_purchase", PVAL))
 CONVERSION_TYPES = (("lead", LEAD), ("add_to_cart", ATC), ("initiate_checkout", IC), ("purchase", PUR))
 # action_destination has no delivery column: the sandbox names where each action type happens.
 ACTION_DESTINATIONS = bd.ACTION_DESTINATIONS
 # A split metric follows its parent's split (chained cumulative rounding: exact sums, child <= parent per cell).
-SPLIT_CHAIN = ((CLK, IMP), (SPEND, IMP), (ENG, IMP), (VID, IMP), (REACH, IMP), (LINK, CLK), (LEAD, CLK),
-               (UCLK, CLK), (LPV, LINK), (ATC, LPV), (IC, ATC), (PUR, IC), (PVAL, PUR))
+SPLIT_CHAIN = (
+    (CLK, IMP),
+    (SPEND, IMP),
+    (ENG, IMP),
+    (VID, IMP),
+    (REACH, IMP),
+    (LINK, CLK),
+    (LEAD, CLK),
+    (UCLK, CLK),
+    (LPV, LINK),
+    (ATC, LPV),
+    (IC, ATC),
+    (PUR, IC),
+    (PVAL, PUR),
+)
 SPLIT_SCALE = 1_000_000
 ID_FILTERS = ("campaign", "adset", "ad")
 OBJECT_FILTER_FIELDS = ("id", "name", "effective_status")
 
 
 # ---- the parsed request
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -81,7 +146,7 @@ class Filter:
 @dataclass(frozen=True)
 class Query:
     account: Obj
-    node_type: str                 # adaccount | campaign | adset | ad
+    node_type: str  # adaccount | campaign | adset | ad
     node_id: str
     level: str
     fields: tuple[str, ...]
@@ -92,9 +157,9 @@ class Query:
     until: date
     object_filters: tuple[Filter, ...]
     row_filters: tuple[Filter, ...]
-    sorts: tuple[tuple[str, bool], ...]      # (field, descending)
+    sorts: tuple[tuple[str, bool], ...]  # (field, descending)
     summary: tuple[str, ...] | None
-    today: date                    # the account's today: buckets stop there, delivery is simulated up to it
+    today: date  # the account's today: buckets stop there, delivery is simulated up to it
     windows: tuple[str, ...] = ()  # action_attribution_windows
 
     @cached_property
@@ -138,9 +203,24 @@ def parse_query(sb: Sandbox, account: Obj, node: Obj, p: Params) -> Query:
     object_filters, row_filters = _filtering(p, breakdowns)
     sorts = _sorts(p, breakdowns)
     summary = _summary(p, fields)
-    return Query(account, node_type, node["id"], level, tuple(fields), tuple(breakdowns), tuple(action_breakdowns),
-                 tuple(buckets), since, until, tuple(object_filters), tuple(row_filters), tuple(sorts), summary,
-                 today, tuple(windows))
+    return Query(
+        account,
+        node_type,
+        node["id"],
+        level,
+        tuple(fields),
+        tuple(breakdowns),
+        tuple(action_breakdowns),
+        tuple(buckets),
+        since,
+        until,
+        tuple(object_filters),
+        tuple(row_filters),
+        tuple(sorts),
+        summary,
+        today,
+        tuple(windows),
+    )
 
 
 def _level(p: Params, node_type: str) -> str:
@@ -159,15 +239,17 @@ def _fields(p: Params, level: str) -> Sequence[str]:
         value = p.json("fields")
     if isinstance(value, str) and value.strip().startswith("{"):
         value = None if value.strip() == "{}" else {}
-    if not (value is None or isinstance(value, str) or
-            (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+    if not (
+        value is None or isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    ):
         raise _error("Param fields must be a comma-separated list of field names.", "fields")
     names = parse_fields(value)
     allowed = insight_fields()
     for name in names:
         if name not in allowed:
-            raise _error(f"{name} is not valid for fields param. please check {FIELDS_URL} for all valid values",
-                         "fields")
+            raise _error(
+                f"{name} is not valid for fields param. please check {FIELDS_URL} for all valid values", "fields"
+            )
     return names or [f"{level}_id" if level != "account" else "account_id", "impressions", "spend"]
 
 
@@ -175,8 +257,10 @@ def _breakdowns(p: Params) -> list[str]:
     names = _listish(p, "breakdowns")
     for i, name in enumerate(names):
         if name not in BREAKDOWNS:
-            raise _error(f"breakdowns[{i}] must be one of the following values: {', '.join(BREAKDOWNS)} "
-                         f"(got '{name}')", "breakdowns")
+            raise _error(
+                f"breakdowns[{i}] must be one of the following values: {', '.join(BREAKDOWNS)} (got '{name}')",
+                "breakdowns",
+            )
     return list(dict.fromkeys(names))
 
 
@@ -189,19 +273,26 @@ def _combination(breakdowns: list[str], action_breakdowns: list[str], fields: Se
         raise _error(f"Current combination of data breakdown columns ({cols}) is invalid ", "breakdowns")
     conflict = bd.field_conflict(fields, breakdowns, level)
     if conflict:
-        raise GraphError(f"Invalid Breakdowns: {conflict}. No data is available for the requested metrics and "
-                         "breakdowns. Try different metrics or breakdowns.", 2, subcode=1504041,
-                         user_title="Invalid Breakdowns",
-                         user_msg="No data is available for the requested metrics and breakdowns. Try different "
-                                  "metrics or breakdowns. See Breakdowns.")
+        raise GraphError(
+            f"Invalid Breakdowns: {conflict}. No data is available for the requested metrics and "
+            "breakdowns. Try different metrics or breakdowns.",
+            2,
+            subcode=1504041,
+            user_title="Invalid Breakdowns",
+            user_msg="No data is available for the requested metrics and breakdowns. Try different "
+            "metrics or breakdowns. See Breakdowns.",
+        )
 
 
 def _windows(p: Params) -> list[str]:
     names = _listish(p, "action_attribution_windows")
     for i, name in enumerate(names):
         if name not in bd.ATTRIBUTION_WINDOWS:
-            raise _error(f"action_attribution_windows[{i}] must be one of the following values: "
-                         f"{', '.join(bd.ATTRIBUTION_WINDOWS)} (got '{name}')", "action_attribution_windows")
+            raise _error(
+                f"action_attribution_windows[{i}] must be one of the following values: "
+                f"{', '.join(bd.ATTRIBUTION_WINDOWS)} (got '{name}')",
+                "action_attribution_windows",
+            )
     return list(dict.fromkeys(names))
 
 
@@ -209,12 +300,16 @@ def _action_breakdowns(p: Params) -> list[str]:
     names = _listish(p, "action_breakdowns") or ["action_type"]
     for i, name in enumerate(names):
         if name not in ACTION_BREAKDOWNS:
-            raise _error(f"action_breakdowns[{i}] must be one of the following values: "
-                         f"{', '.join(ACTION_BREAKDOWNS)} (got '{name}')", "action_breakdowns")
+            raise _error(
+                f"action_breakdowns[{i}] must be one of the following values: "
+                f"{', '.join(ACTION_BREAKDOWNS)} (got '{name}')",
+                "action_breakdowns",
+            )
     return list(dict.fromkeys(names))
 
 
 # ---- dates
+
 
 def _months_back(day: date, months: int) -> date:
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
@@ -259,7 +354,7 @@ def preset_range(preset: str, today: date, first_day: date) -> tuple[date, date]
     if preset == "last_week_sun_sat":
         start = today - ((today.weekday() + 1) % 7 + 7) * one
         return start, start + 6 * one
-    return max(first_day, _months_back(today, MAX_MONTHS_BACK)), today   # maximum, data_maximum
+    return max(first_day, _months_back(today, MAX_MONTHS_BACK)), today  # maximum, data_maximum
 
 
 def _day(value: Any, name: str) -> date:
@@ -278,14 +373,19 @@ def _one_range(value: Any, name: str, today: date) -> tuple[date, date]:
         except GraphError:
             value = None
     if not isinstance(value, dict) or "since" not in value or "until" not in value:
-        raise _error(f"Param {name} must be a JSON object with since and until dates, "
-                     'e.g. {"since":"2024-01-01","until":"2024-01-31"}', name.split("[")[0])
+        raise _error(
+            f"Param {name} must be a JSON object with since and until dates, "
+            'e.g. {"since":"2024-01-01","until":"2024-01-31"}',
+            name.split("[")[0],
+        )
     since, until = _day(value["since"], f"{name}[since]"), _day(value["until"], f"{name}[until]")
     if since > until:
         raise _error(f"Param {name}: since ({since}) must be on or before until ({until})", name.split("[")[0])
     if since < _months_back(today, MAX_MONTHS_BACK):
-        raise _error(f"The start date of the time range cannot be beyond {MAX_MONTHS_BACK} months from the current "
-                     "date", name.split("[")[0])
+        raise _error(
+            f"The start date of the time range cannot be beyond {MAX_MONTHS_BACK} months from the current date",
+            name.split("[")[0],
+        )
     return since, until
 
 
@@ -312,7 +412,7 @@ def _buckets(p: Params, since: date, until: date) -> list[tuple[date, date]]:
     text = str(raw).strip().lower() if not isinstance(raw, (dict, list, bool)) else None
     if text == "all_days":
         return [(since, until)]
-    if since > until:              # the whole range is in the future: no bucket can hold data
+    if since > until:  # the whole range is in the future: no bucket can hold data
         return []
     if text == "monthly":
         out, start = [], since
@@ -323,8 +423,9 @@ def _buckets(p: Params, since: date, until: date) -> list[tuple[date, date]]:
         return out
     step = to_int(raw) if text is not None else None
     if step is None or not 1 <= step <= 90:
-        raise _error("time_increment must be all_days, monthly, or an integer number of days from 1 to 90",
-                     "time_increment")
+        raise _error(
+            "time_increment must be all_days, monthly, or an integer number of days from 1 to 90", "time_increment"
+        )
     out, start = [], since
     while start <= until:
         end = min(until, start + timedelta(days=step - 1))
@@ -334,6 +435,7 @@ def _buckets(p: Params, since: date, until: date) -> list[tuple[date, date]]:
 
 
 # ---- filtering, sorting, summary
+
 
 def _filtering(p: Params, breakdowns: list[str]) -> tuple[list[Filter], list[Filter]]:
     raw = p.json("filtering", [])
@@ -362,8 +464,10 @@ def _sorts(p: Params, breakdowns: list[str]) -> list[tuple[str, bool]]:
         match = re.fullmatch(r"(.+)_(ascending|descending)", spec)
         name = match.group(1) if match else None
         if match is None or name is None or not (name in NUMERIC or name in TEXT or name in breakdowns):
-            raise _error(f"sort[{i}] must be <field>_ascending or <field>_descending with a sortable field "
-                         f"(got '{spec}')", "sort")
+            raise _error(
+                f"sort[{i}] must be <field>_ascending or <field>_descending with a sortable field (got '{spec}')",
+                "sort",
+            )
         out.append((name, match.group(2) == "descending"))
     return out
 
@@ -380,26 +484,29 @@ def _summary(p: Params, fields: Sequence[str]) -> tuple[str, ...] | None:
     allowed = insight_fields()
     for name in names:
         if name not in allowed:
-            raise _error(f"{name} is not valid for summary param. please check {FIELDS_URL} for all valid values",
-                         "summary")
+            raise _error(
+                f"{name} is not valid for summary param. please check {FIELDS_URL} for all valid values", "summary"
+            )
     return tuple(names)
 
 
 # ---- aggregation
 
+
 @dataclass(slots=True)
 class Group:
     """One answer row: an object × time bucket × breakdown cell. `sums` follows METRICS; its reach and
     unique_clicks are per-day sums (not people), the de-duplicated figures are `reach` / `unique_clicks`."""
+
     obj_id: str
     bucket: int
     cells: tuple
     sums: list
-    devices: dict | None = None                       # impression_device (or (ad, device)) -> sums, for actions
-    ads: Any = None                                   # _Ads, when action breakdowns need each ad's context
+    devices: dict | None = None  # impression_device (or (ad, device)) -> sums, for actions
+    ads: Any = None  # _Ads, when action breakdowns need each ad's context
     reach: int = 0
     unique_clicks: int = 0
-    context: tuple | None = None                      # (campaign, adset, ad) objects, set when rendered
+    context: tuple | None = None  # (campaign, adset, ad) objects, set when rendered
 
 
 @dataclass
@@ -429,8 +536,11 @@ def _object_scope(sb: Sandbox, q: Query) -> tuple[dict[str, Obj], dict[str, set[
     now = sb.now()
     for flt in q.object_filters:
         kind, _, attribute = flt.field.partition(".")
-        allowed = {o["id"] for o in by_type[kind]
-                   if filter_passes(flt.operator, _object_value(o, attribute, objects, now), flt.value)}
+        allowed = {
+            o["id"]
+            for o in by_type[kind]
+            if filter_passes(flt.operator, _object_value(o, attribute, objects, now), flt.value)
+        }
         current = scope[kind]
         scope[kind] = allowed if current is None else current & allowed
     return objects, scope
@@ -479,8 +589,10 @@ def compute(sb: Sandbox, q: Query) -> Result:
 
 def _scope_people(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], last: date) -> tuple[int, ...]:
     sql, args = delivery._where(q.account["id"], q.since, last, **_scope_ids(scope))
-    rows = sb.store.db.execute(f"SELECT adset_id, SUM(reach), SUM(unique_clicks), MAX(audience) "
-                               f"FROM delivery_days{sql} GROUP BY adset_id", args).fetchall()
+    rows = sb.store.db.execute(
+        f"SELECT adset_id, SUM(reach), SUM(unique_clicks), MAX(audience) FROM delivery_days{sql} GROUP BY adset_id",
+        args,
+    ).fetchall()
     by_adset = {a: [int(r or 0), int(u or 0)] for a, r, u, _ in rows}
     return _people(by_adset, {(a, 0): int(size or 1) for a, _, _, size in rows}, 0)
 
@@ -512,10 +624,11 @@ def _aggregate(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict
 
     def entries():
         for key, sums in daily.items():
-            cells = key[3:3 + visible]
+            cells = key[3 : 3 + visible]
             if platform_index:
                 cells = tuple(_device_platform(c) if i in platform_index else c for i, c in enumerate(cells))
             yield key[0], key[1], key[2], cells, key[device_index] if device_index is not None else None, None, sums
+
     return _fold(sb, q, scope, bucket_of, entries(), device_index is not None, False)
 
 
@@ -529,19 +642,27 @@ def _per_ad_actions(q: Query) -> bool:
     return any(a not in ("action_type", "action_device", "action_destination") for a in q.action_breakdowns)
 
 
-def _fold(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], bucket_of: dict, entries: Iterable[tuple],
-          by_device: bool, by_ad: bool) -> dict[tuple, Group]:
+def _fold(
+    sb: Sandbox,
+    q: Query,
+    scope: dict[str, set[str] | None],
+    bucket_of: dict,
+    entries: Iterable[tuple],
+    by_device: bool,
+    by_ad: bool,
+) -> dict[tuple, Group]:
     """(object, ad set, day, cells, device, ad, sums) entries folded into groups per (object, bucket, cells)."""
     audience = _audiences(sb, q, scope, bucket_of)
     groups: dict[tuple, Group] = {}
-    people: dict[tuple, dict[str, list[int]]] = {}      # (object, bucket) -> ad set -> [Σ reach, Σ unique clicks]
+    people: dict[tuple, dict[str, list[int]]] = {}  # (object, bucket) -> ad set -> [Σ reach, Σ unique clicks]
     for obj_id, adset_id, day, cells, device, ad_id, sums in entries:
         for bucket in bucket_of.get(day, ()):
             gkey = (obj_id, bucket, cells)
             group = groups.get(gkey)
             if group is None:
-                group = groups[gkey] = Group(obj_id, bucket, cells, list(sums),
-                                             devices={} if by_device or by_ad else None)
+                group = groups[gkey] = Group(
+                    obj_id, bucket, cells, list(sums), devices={} if by_device or by_ad else None
+                )
             else:
                 group.sums[:] = map(add, group.sums, sums)
             if group.devices is not None:  # by device or by ad
@@ -577,8 +698,7 @@ def split_sums(sums: list, weights: list[float]) -> list[list[int]]:
     bounds[IMP] = [sums[IMP] * c // SPLIT_SCALE for c in cum]
     for child, parent in SPLIT_CHAIN:
         x, whole = sums[child], sums[parent]
-        bounds[child] = ([x * b // whole for b in bounds[parent]] if whole
-                         else [x * c // SPLIT_SCALE for c in cum])
+        bounds[child] = [x * b // whole for b in bounds[parent]] if whole else [x * c // SPLIT_SCALE for c in cum]
     return [[b[k + 1] - b[k] for b in bounds] for k in range(len(weights))]
 
 
@@ -615,10 +735,13 @@ class _Ads:
 def _aggregate_split(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -> dict[tuple, Group]:
     """Per ad-day rows of the template breakdowns asked, each split over the breakdowns the template does not hold
     (breakdowns.split_values), then folded like the template path; per-ad action sources kept for rendering."""
-    template = [b for b in bd.TEMPLATE if b in q.breakdowns
-                or (b == "impression_device" and ("device_platform" in q.breakdowns
-                                                  or "action_device" in q.action_breakdowns))
-                or (b == "country" and any(x in q.breakdowns for x in ("region", "dma", "comscore_market")))]
+    template = [
+        b
+        for b in bd.TEMPLATE
+        if b in q.breakdowns
+        or (b == "impression_device" and ("device_platform" in q.breakdowns or "action_device" in q.action_breakdowns))
+        or (b == "country" and any(x in q.breakdowns for x in ("region", "dma", "comscore_market")))
+    ]
     extras = [b for b in q.breakdowns if b not in bd.TEMPLATE and b != "device_platform"]
     by_device = "action_device" in q.action_breakdowns
     by_ad = _per_ad_actions(q)
@@ -628,8 +751,9 @@ def _aggregate_split(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -
     bucket_of = _bucket_index(q.buckets, q.today)
 
     def entries():
-        for row in delivery.iter_rows(sb, q.account["id"], q.since, min(q.until, q.today), breakdowns=template,
-                                      **_scope_ids(scope)):
+        for row in delivery.iter_rows(
+            sb, q.account["id"], q.since, min(q.until, q.today), breakdowns=template, **_scope_ids(scope)
+        ):
             sums = list(values_of(row))
             cells = {b: getattr(row, b) for b in template}
             pieces = [({}, sums)]
@@ -645,18 +769,33 @@ def _aggregate_split(sb: Sandbox, q: Query, scope: dict[str, set[str] | None]) -
                             out.append(({**labels, name: label}, piece))
                 pieces = out
             for labels, piece in pieces:
-                shown = tuple(_device_platform(cells["impression_device"]) if b == "device_platform"
-                              else cells[b] if b in cells else labels[b] for b in q.breakdowns)
-                yield (getattr(row, level_attr), row.adset_id, row.day, shown,
-                       cells.get("impression_device") if by_device else None, row.ad_id if by_ad else None, piece)
+                shown = tuple(
+                    _device_platform(cells["impression_device"])
+                    if b == "device_platform"
+                    else cells[b]
+                    if b in cells
+                    else labels[b]
+                    for b in q.breakdowns
+                )
+                yield (
+                    getattr(row, level_attr),
+                    row.adset_id,
+                    row.day,
+                    shown,
+                    cells.get("impression_device") if by_device else None,
+                    row.ad_id if by_ad else None,
+                    piece,
+                )
+
     groups = _fold(sb, q, scope, bucket_of, entries(), by_device, by_ad)
     for group in groups.values():
         group.ads = ads
     return groups
 
 
-def _set_people(groups: dict[tuple, Group], people: dict[tuple, dict[str, list[int]]],
-                audience: dict[tuple[str, int], int]) -> None:
+def _set_people(
+    groups: dict[tuple, Group], people: dict[tuple, dict[str, list[int]]], audience: dict[tuple[str, int], int]
+) -> None:
     dedup = {key: _people(by_adset, audience, key[1]) for key, by_adset in people.items()}
     for group in groups.values():
         reach, unique, reach_days, unique_days = dedup[(group.obj_id, group.bucket)]
@@ -670,9 +809,10 @@ def _cell_days(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], raw_cel
     values_of = attrgetter(*METRICS)
     daily: dict[tuple, list] = {}
     get = daily.get
-    for row in delivery.iter_rows(sb, q.account["id"], q.since, min(q.until, q.today), breakdowns=raw_cells,
-                                  **_scope_ids(scope)):
-        key = key_of(row)                          # hot loop: one dict probe and one C-level map per row
+    for row in delivery.iter_rows(
+        sb, q.account["id"], q.since, min(q.until, q.today), breakdowns=raw_cells, **_scope_ids(scope)
+    ):
+        key = key_of(row)  # hot loop: one dict probe and one C-level map per row
         acc = get(key)
         if acc is None:
             daily[key] = list(values_of(row))
@@ -681,17 +821,18 @@ def _cell_days(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], raw_cel
     return daily
 
 
-def _aggregate_objects(sb: Sandbox, q: Query, scope: dict[str, set[str] | None],
-                       bucket_of: dict) -> dict[tuple, Group]:
+def _aggregate_objects(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], bucket_of: dict) -> dict[tuple, Group]:
     """Without breakdowns: the ad-day totals delivery stores (what delivery.iter_day_totals yields), summed by
     SQLite per (object, ad set, day) and folded into buckets, with each (ad set, bucket)'s audience, in one pass."""
     column = LEVEL_ATTR[q.level]
     sql, args = delivery._where(q.account["id"], q.since, min(q.until, q.today), **_scope_ids(scope))
-    if column == "ad_id":                   # one stored row per ad-day already: nothing for SQLite to group
+    if column == "ad_id":  # one stored row per ad-day already: nothing for SQLite to group
         select = f"SELECT ad_id, adset_id, day, audience, {', '.join(METRICS)} FROM delivery_days{sql}"
     else:
-        select = (f"SELECT {column}, adset_id, day, MAX(audience), {', '.join(f'SUM({m})' for m in METRICS)} "
-                  f"FROM delivery_days{sql} GROUP BY {column}, adset_id, day")
+        select = (
+            f"SELECT {column}, adset_id, day, MAX(audience), {', '.join(f'SUM({m})' for m in METRICS)} "
+            f"FROM delivery_days{sql} GROUP BY {column}, adset_id, day"
+        )
     groups: dict[tuple, Group] = {}
     people: dict[tuple, dict[str, list[int]]] = {}
     audience: dict[tuple[str, int], int] = {}
@@ -718,30 +859,35 @@ def _aggregate_objects(sb: Sandbox, q: Query, scope: dict[str, set[str] | None],
     return groups
 
 
-def _audiences(sb: Sandbox, q: Query, scope: dict[str, set[str] | None],
-               bucket_of: dict) -> dict[tuple[str, int], int]:
+def _audiences(sb: Sandbox, q: Query, scope: dict[str, set[str] | None], bucket_of: dict) -> dict[tuple[str, int], int]:
     """(ad set, bucket) -> the largest audience its ad-days had, as delivery.object_reach takes it."""
     sql, args = delivery._where(q.account["id"], q.since, min(q.until, q.today), **_scope_ids(scope))
     out: dict[tuple[str, int], int] = {}
     for adset_id, day, size in sb.store.db.execute(
-            f"SELECT adset_id, day, MAX(audience) FROM delivery_days{sql} GROUP BY adset_id, day", args):
+        f"SELECT adset_id, day, MAX(audience) FROM delivery_days{sql} GROUP BY adset_id, day", args
+    ):
         for bucket in bucket_of.get(day, ()):
             key = (adset_id, bucket)
             out[key] = max(out.get(key, 1), int(size or 1))
     return out
 
 
-def _people(by_adset: dict[str, list[int]], audience: dict[tuple[str, int], int],
-            bucket: int) -> tuple[int, int, int, int]:
+def _people(
+    by_adset: dict[str, list[int]], audience: dict[tuple[str, int], int], bucket: int
+) -> tuple[int, int, int, int]:
     """(reach, unique clicks, Σ daily reach, Σ daily unique clicks) of one object over one bucket.
 
     Exactly delivery.object_reach (a test pins the equality): per ad set dedup_reach(Σ daily reach, audience),
     ad sets combined over the sum of their audiences, never below the largest. Unique clicks the same way."""
-    if len(by_adset) == 1:                          # one ad set: no combining (the common, hot case)
-        (adset_id, (reach_days, unique_days)), = by_adset.items()
+    if len(by_adset) == 1:  # one ad set: no combining (the common, hot case)
+        ((adset_id, (reach_days, unique_days)),) = by_adset.items()
         size = audience.get((adset_id, bucket), 1)
-        return (delivery.dedup_reach(reach_days, size), delivery.dedup_reach(unique_days, size), reach_days,
-                unique_days)
+        return (
+            delivery.dedup_reach(reach_days, size),
+            delivery.dedup_reach(unique_days, size),
+            reach_days,
+            unique_days,
+        )
     sizes = {adset_id: audience.get((adset_id, bucket), 1) for adset_id in by_adset}
     reach = _combine([(v[0], sizes[a]) for a, v in by_adset.items()])
     unique = _combine([(v[1], sizes[a]) for a, v in by_adset.items()])
@@ -761,7 +907,7 @@ def _bucket_index(buckets: tuple[tuple[date, date], ...], today: date) -> dict[d
         day = start
         while day <= min(end, today):
             out[day] = out.get(day, ()) + (i,)
-            out[day.isoformat()] = out[day]          # delivery's SQL rows carry ISO days
+            out[day.isoformat()] = out[day]  # delivery's SQL rows carry ISO days
             day += timedelta(days=1)
     return out
 
@@ -772,6 +918,7 @@ def _total(rows: Iterable[Group], reach: int) -> Group:
 
 
 # ---- metric values (numbers for sort and filtering; strings when rendered)
+
 
 def _ratio(a: float, b: float, scale: float = 1.0) -> float | None:
     return a / b * scale if b else None
@@ -800,8 +947,21 @@ NUMERIC: dict[str, Callable[[Group, Query], float | int | None]] = {
 }
 HOURLY_ZERO = ("reach", "frequency", "unique_clicks", "unique_ctr", "cpp", "cost_per_unique_click")
 INTEGER = {"impressions", "clicks", "inline_link_clicks", "reach", "unique_clicks"}
-TEXT = ("account_id", "account_name", "campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name",
-        "date_start", "date_stop", "objective", "optimization_goal", "account_currency")
+TEXT = (
+    "account_id",
+    "account_name",
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "date_start",
+    "date_stop",
+    "objective",
+    "optimization_goal",
+    "account_currency",
+)
 
 
 def _sort_value(g: Group, q: Query, name: str, objects: dict[str, Obj]) -> Any:
@@ -846,7 +1006,7 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
     dims = [a for a in q.action_breakdowns if a not in ("action_type", "action_device")]
     per_ad = _per_ad_actions(q)
     seed_account = q.account["id"]
-    if bd.TYPE1_BREAKDOWNS & set(q.breakdowns):     # BREAKDOWNS_DOC: no off-Meta action metrics with Type 1
+    if bd.TYPE1_BREAKDOWNS & set(q.breakdowns):  # BREAKDOWNS_DOC: no off-Meta action metrics with Type 1
         kinds = tuple((t, i) for t, i in kinds if t not in bd.OFF_META_ACTIONS)
 
     def fmt(amount: int, g: Group, spend: int) -> str | None:
@@ -859,7 +1019,7 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
     def render(g: Group) -> list | None:
         if (per_ad or by_device) and g.devices is not None:
             sources = sorted(g.devices.items(), key=lambda kv: str(kv[0]))
-        else:                                        # the summary row: its sums, no ad or device of its own
+        else:  # the summary row: its sums, no ad or device of its own
             sources = [((None, None) if per_ad else None, g.sums)]
         entries: dict[tuple, list[int]] = {}
         for source, sums in sources:
@@ -881,8 +1041,11 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
                     split_parts: list[tuple[tuple[tuple[str, str], ...], int]] = []
                     for labels, part in parts:
                         part = part if share == 1.0 else int(part * share)
-                        split_parts += [(labels + ((dim, label),), piece)
-                                        for (label, _), piece in zip(pairs, split_count(part, weights)) if piece]
+                        split_parts += [
+                            (labels + ((dim, label),), piece)
+                            for (label, _), piece in zip(pairs, split_count(part, weights))
+                            if piece
+                        ]
                     parts = split_parts
                 for labels, part in parts:
                     key = (device, labels, shown)
@@ -911,6 +1074,7 @@ def _actions(q: Query, kinds: tuple, kind: str) -> Callable[[Group], list | None
                         entry[window] = text
             out.append(entry)
         return out or None
+
     return render
 
 
@@ -921,13 +1085,14 @@ def _roas(q: Query, kind: str) -> Callable[[Group], list | None]:
         if type1 or not g.sums[PVAL] or not g.sums[SPEND]:
             return None
         return [{"action_type": kind, "value": decimal_text(g.sums[PVAL] / g.sums[SPEND])}]
+
     return render
 
 
 def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group], Any]:
     """How one field of a row renders, as Facebook sends it; a None value leaves the field out."""
     if name in HOURLY_ZERO and any(b in bd.HOURLY for b in q.breakdowns):
-        return lambda g: "0"        # BREAKDOWNS_DOC: reach and frequency (unique fields) return 0 with hourly
+        return lambda g: "0"  # BREAKDOWNS_DOC: reach and frequency (unique fields) return 0 with hourly
     if name in INTEGER:
         number = NUMERIC[name]
         return lambda g: str(number(g, q))
@@ -947,7 +1112,7 @@ def _renderer(name: str, q: Query, objects: dict[str, Obj]) -> Callable[[Group],
     if name in ("purchase_roas", "website_purchase_roas"):
         return _roas(q, "omni_purchase" if name == "purchase_roas" else "offsite_conversion.fb_pixel_purchase")
     if name in q.breakdowns:
-        return lambda g: None                          # breakdown columns follow date_start/date_stop
+        return lambda g: None  # breakdown columns follow date_start/date_stop
     return lambda g: _identity(name, g, q, objects)
 
 
@@ -970,7 +1135,7 @@ def _identity(name: str, g: Group, q: Query, objects: dict[str, Obj]) -> Any:
         return account.get("name")
     if name == "account_currency":
         return q.currency
-    if g.bucket < 0:                                  # the summary row has no object
+    if g.bucket < 0:  # the summary row has no object
         return None
     campaign, adset, ad = _context(g, q, objects)
     if name in ("campaign_id", "adset_id", "ad_id"):
@@ -1010,6 +1175,7 @@ def render_rows(result: Result, groups: Iterable[Group], names: Iterable[str]) -
 
 # ---- answers
 
+
 def _page_limit(p: Params) -> int:
     limit = p.int("limit", 25)
     if limit is None or limit < 0:
@@ -1028,7 +1194,7 @@ def page(ctx: Ctx, result: Result) -> dict:
     else:
         start = 0
     start = min(max(start, 0), len(rows))
-    chunk = rows[start:start + limit]
+    chunk = rows[start : start + limit]
     names = result.query.fields
     out: dict[str, Any] = {"data": render_rows(result, chunk, names)}
     if chunk:
@@ -1045,9 +1211,13 @@ def page(ctx: Ctx, result: Result) -> dict:
 
 
 def too_much_data() -> GraphError:
-    return GraphError("(#100) Please reduce the amount of data you're asking for, then retry your request", 100,
-                      subcode=1487534, user_title="Too Much Data Requested",
-                      user_msg="Please reduce the amount of data you're asking for, then retry your request")
+    return GraphError(
+        "(#100) Please reduce the amount of data you're asking for, then retry your request",
+        100,
+        subcode=1487534,
+        user_title="Too Much Data Requested",
+        user_msg="Please reduce the amount of data you're asking for, then retry your request",
+    )
 
 
 def _node_and_account(ctx: Ctx) -> tuple[Obj, Obj]:
@@ -1073,7 +1243,7 @@ def get_insights(ctx: Ctx) -> dict:
 
 # ---- async report runs
 
-_RESULTS: "weakref.WeakKeyDictionary[Sandbox, dict[str, Result]]" = weakref.WeakKeyDictionary()
+_RESULTS: weakref.WeakKeyDictionary[Sandbox, dict[str, Result]] = weakref.WeakKeyDictionary()
 _SECRET_PARAMS = {"access_token", "appsecret_proof", "method", "batch", "limit", "after", "before"}
 
 
@@ -1094,12 +1264,23 @@ def start_report_run(ctx: Ctx) -> dict:
     run_id = ctx.store.new_id("report_run")
     params = {k: v for k, v in ctx.call.params.items() if k not in _SECRET_PARAMS and v is not None}
     duration = max(MIN_RUN_SECONDS, len(result.rows) / ROWS_PER_SECOND)
-    data = {"id": run_id, "account_id": account["id"][4:], "_node_id": node["id"], "_params": params,
-            "_rows": len(result.rows), "_duration": duration, "_started": ctx.now,
-            "_failure": (fault.options.get("message") or "Generating the report failed. Try again later.")
-            if fault else None,
-            "date_start": query.since.isoformat(), "date_stop": query.until.isoformat(),
-            "level": query.level, "fields": list(query.fields), "breakdowns": list(query.breakdowns)}
+    data = {
+        "id": run_id,
+        "account_id": account["id"][4:],
+        "_node_id": node["id"],
+        "_params": params,
+        "_rows": len(result.rows),
+        "_duration": duration,
+        "_started": ctx.now,
+        "_failure": (fault.options.get("message") or "Generating the report failed. Try again later.")
+        if fault
+        else None,
+        "date_start": query.since.isoformat(),
+        "date_stop": query.until.isoformat(),
+        "level": query.level,
+        "fields": list(query.fields),
+        "breakdowns": list(query.breakdowns),
+    }
     ctx.store.insert("report_run", run_id, data, parent_id=node["id"], account_id=account["id"], now=ctx.now)
     _cache(ctx.sb)[run_id] = result
     return {"report_run_id": run_id}
@@ -1139,6 +1320,7 @@ def read_report_run(ctx: Ctx, run: Obj) -> dict:
         if name.startswith("_"):
             return None
         return run.get(name)
+
     default = RUN_DEFAULT_FIELDS
     if status == "Job Failed" and _version_number(ctx.call.version) >= 25:
         default = RUN_DEFAULT_FIELDS + list(RUN_ERROR_FIELDS)
@@ -1161,9 +1343,13 @@ def _version_number(version: str) -> float:
 
 
 def _failure_fields(run: Obj) -> dict:
-    return {"error_code": -2, "error_subcode": 2490547, "error_message": run["_failure"],
-            "error_user_title": "Report Failed",
-            "error_user_msg": "Generating the report failed. Try again later."}
+    return {
+        "error_code": -2,
+        "error_subcode": 2490547,
+        "error_message": run["_failure"],
+        "error_user_title": "Report Failed",
+        "error_user_msg": "Generating the report failed. Try again later.",
+    }
 
 
 def report_results(ctx: Ctx, run: Obj) -> dict:
@@ -1171,13 +1357,22 @@ def report_results(ctx: Ctx, run: Obj) -> dict:
     status, percent = run_state(run, ctx.now)
     if status == "Job Failed":
         f = _failure_fields(run)
-        raise GraphError(f["error_message"], -2, subcode=2490547, user_title=f["error_user_title"],
-                         user_msg=f["error_user_msg"], is_transient=True)
+        raise GraphError(
+            f["error_message"],
+            -2,
+            subcode=2490547,
+            user_title=f["error_user_title"],
+            user_msg=f["error_user_msg"],
+            is_transient=True,
+        )
     if status != "Job Completed":
-        raise _error(f"The async job {run['id']} is not complete yet (async_status {status}, "
-                     f"{percent}% done): poll GET /{run['id']} until async_status is Job Completed", "report_run_id")
+        raise _error(
+            f"The async job {run['id']} is not complete yet (async_status {status}, "
+            f"{percent}% done): poll GET /{run['id']} until async_status is Job Completed",
+            "report_run_id",
+        )
     result = _cache(ctx.sb).get(run["id"])
-    if result is None:                          # e.g. the sandbox restarted: recompute from the stored request
+    if result is None:  # e.g. the sandbox restarted: recompute from the stored request
         account = ctx.load_account(run.account_id)
         node = account if run["_node_id"].startswith("act_") else ctx.store.get(run["_node_id"])
         result = compute(ctx.sb, parse_query(ctx.sb, account, node, Params(run["_params"])))

@@ -25,6 +25,7 @@ The record: every request that carries a legacy feature, `standard_enhancements`
 environment names a file in FB_SANDBOX_FORBIDDEN_LOG, appended to it as one JSON line (the test suite's proof that the
 product never sends one; tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,15 @@ LEGACY = {
 CONTENT = ("standard_enhancements", "instagram_explore")
 LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
 for _feature, _words in LEGACY.items():
-    rule(f"legacy.{_feature}", f"{_words}: refused with (#12) for apps created on or after 2026-11-04; an older app "
-         "still gets it (the error code and text, and what makes an app 'new', are unverified)",
-         source=LEGACY_SOURCE, since="2026-11-04 (all versions)", verified=True, area="legacy features")
+    rule(
+        f"legacy.{_feature}",
+        f"{_words}: refused with (#12) for apps created on or after 2026-11-04; an older app "
+        "still gets it (the error code and text, and what makes an app 'new', are unverified)",
+        source=LEGACY_SOURCE,
+        since="2026-11-04 (all versions)",
+        verified=True,
+        area="legacy features",
+    )
 ALIAS_RE = re.compile(r"\.as\(([^()]*)\)")
 ASYNC_BATCH_RE = re.compile(r"act_\d+/async_batch_requests")
 CALLBACK_RE = re.compile(r"[A-Za-z_$][\w$.]{0,99}")
@@ -94,8 +101,9 @@ def _walk(value: Any, found: set[str], inside_dof: bool = False) -> None:
     for key, item in value.items():
         if inside_dof and key == "standard_enhancements":
             found.add("standard_enhancements")
-        if key == "instagram_positions" and "explore" in (item if isinstance(item, list) else
-                                                          _maybe_json(item) if isinstance(item, str) else []):
+        if key == "instagram_positions" and "explore" in (
+            item if isinstance(item, list) else _maybe_json(item) if isinstance(item, str) else []
+        ):
             found.add("instagram_explore")
         _walk(item, found, inside_dof or key == "degrees_of_freedom_spec")
 
@@ -134,13 +142,20 @@ def record(sb: Any, call: Any, features: list[str], *, app_id: str | None, new_a
     path = os.environ.get(LOG_ENV)
     if not path:
         return
-    line = {"features": features, "method": call.method, "path": call.path, "app_id": app_id,
-            "new_app": new_app, "version": call.version}
+    line = {
+        "features": features,
+        "method": call.method,
+        "path": call.path,
+        "app_id": app_id,
+        "new_app": new_app,
+        "version": call.version,
+    }
     with open(path, "a", encoding="utf-8") as log:
         log.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
 # ---- what an "old" app still gets ---------------------------------------------------------------------------------
+
 
 def strip_aliases(params: dict) -> dict[str, str]:
     """Remove `.as(alias)` from `fields` in place; returns field -> alias for the top-level fields."""

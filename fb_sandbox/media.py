@@ -5,9 +5,9 @@ Rules M1 and M3 of docs/creative_rules.md, written from that table and GRAPH_API
 client). Bytes live on disk (a temporary directory per in-memory sandbox, `<db>.media/` next to a database file):
 a 200 MB chunked upload streams chunk by chunk to its file and never sits in memory.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import base64
 import binascii
 import hashlib
@@ -18,7 +18,8 @@ import struct
 import tempfile
 import weakref
 import zlib
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -34,13 +35,24 @@ from .state import Sandbox
 from .store import Obj
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
-MAX_VIDEO_BYTES = 10 * 1024 ** 3
+MAX_VIDEO_BYTES = 10 * 1024**3
 IMAGE_SUBCODE = 1487242
 UPLOAD_CODE, UPLOAD_SUBCODE = 6001, 1363037
-IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "bmp": "image/bmp",
-               "webp": "image/webp", "tiff": "image/tiff"}
-VIDEO_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "mkv": "video/x-matroska",
-               "bin": "application/octet-stream"}
+IMAGE_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+    "tiff": "image/tiff",
+}
+VIDEO_TYPES = {
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "bin": "application/octet-stream",
+}
 QUICKTIME_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 IMAGE_DEFAULT_FIELDS = ["hash", "id"]
 VIDEO_DEFAULT_FIELDS = ["id", "title", "description", "updated_time"]
@@ -48,6 +60,7 @@ UPLOAD_PHASES = ["start", "transfer", "finish"]
 
 
 # ---- where the bytes live
+
 
 class MediaFiles:
     """One sandbox's media directory: images/<md5>.<ext> and videos/<video_id>.<ext>."""
@@ -76,6 +89,7 @@ def media_files(sb: Sandbox) -> MediaFiles:
 
 # ---- image sniffing (M1): the real type and size from the header, no Pillow
 
+
 class NotAnImage(ValueError):
     pass
 
@@ -84,8 +98,15 @@ def sniff_image(data: bytes) -> tuple[str, int, int]:
     """(extension, width, height) of a JPEG, PNG, GIF, BMP, TIFF or WebP; NotAnImage otherwise."""
     if not data:
         raise NotAnImage("the file is empty")
-    for magic, parser in ((b"\x89PNG\r\n\x1a\n", _png), (b"\xff\xd8\xff", _jpeg), (b"GIF87a", _gif),
-                          (b"GIF89a", _gif), (b"BM", _bmp), (b"II*\x00", _tiff), (b"MM\x00*", _tiff)):
+    for magic, parser in (
+        (b"\x89PNG\r\n\x1a\n", _png),
+        (b"\xff\xd8\xff", _jpeg),
+        (b"GIF87a", _gif),
+        (b"GIF89a", _gif),
+        (b"BM", _bmp),
+        (b"II*\x00", _tiff),
+        (b"MM\x00*", _tiff),
+    ):
         if data.startswith(magic):
             ext, width, height = parser(data)
             break
@@ -103,12 +124,12 @@ def _png(data: bytes) -> tuple[str, int, int]:
     pos, size = 8, None
     seen: list[bytes] = []
     while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         end = pos + 12 + length
         if end > len(data):
             raise NotAnImage(f"the PNG chunk {kind!r} is truncated")
-        body = data[pos + 8:pos + 8 + length]
-        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4:end])[0]:
+        body = data[pos + 8 : pos + 8 + length]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4 : end])[0]:
             raise NotAnImage(f"the PNG chunk {kind.decode('latin-1')!r} fails its CRC")
         if not seen and kind != b"IHDR":
             raise NotAnImage("the PNG does not start with an IHDR chunk")
@@ -139,13 +160,13 @@ def _jpeg(data: bytes) -> tuple[str, int, int]:
             continue
         if marker in (0xD9, 0xDA):
             break
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
         if length < 2 or pos + 2 + length > len(data):
             raise NotAnImage("the JPEG has a truncated segment")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if length < 8:
                 raise NotAnImage("the JPEG frame header is too short")
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return "jpg", width, height
         pos += 2 + length
     raise NotAnImage("the JPEG has no frame header (SOF) before its image data")
@@ -194,10 +215,10 @@ def _tiff(data: bytes) -> tuple[str, int, int]:
     order = "<" if data[:2] == b"II" else ">"
     try:
         offset = struct.unpack(order + "I", data[4:8])[0]
-        count = struct.unpack(order + "H", data[offset:offset + 2])[0]
+        count = struct.unpack(order + "H", data[offset : offset + 2])[0]
         found: dict[int, int] = {}
         for i in range(count):
-            entry = data[offset + 2 + 12 * i:offset + 14 + 12 * i]
+            entry = data[offset + 2 + 12 * i : offset + 14 + 12 * i]
             tag, kind, _n = struct.unpack(order + "HHI", entry[:8])
             if tag in (256, 257):
                 value = entry[8:12]
@@ -212,8 +233,10 @@ def _tiff(data: bytes) -> tuple[str, int, int]:
 
 # ---- generated files: PNG (pure zlib), a minimal JPEG, an MP4 header
 
+
 def make_png(width: int, height: int, color=(24, 119, 242)) -> bytes:
     """A valid RGB PNG: a vertical gradient of `color` (rows repeat, so it compresses to almost nothing)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -223,28 +246,36 @@ def make_png(width: int, height: int, color=(24, 119, 242)) -> bytes:
         pixel = bytes(((c + shade) // 2) for c in color)
         rows.append(b"\x00" + pixel * width)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 def make_jpeg(width: int = 64, height: int = 48) -> bytes:
     """A valid baseline grayscale JPEG (mid gray): one-symbol Huffman tables, every block DC diff 0 + EOB."""
+
     def segment(marker: int, body: bytes) -> bytes:
         return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
 
     blocks = ((width + 7) // 8) * ((height + 7) // 8)
     bits = "00" * blocks
     bits += "1" * (-len(bits) % 8)
-    scan = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8)).replace(b"\xff", b"\xff\x00")
+    scan = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)).replace(b"\xff", b"\xff\x00")
     one_code = bytes([1] + [0] * 15)
-    return (b"\xff\xd8"
-            + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
-            + segment(0xDB, b"\x00" + b"\x01" * 64)
-            + segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
-            + segment(0xC4, b"\x00" + one_code + b"\x00")
-            + segment(0xC4, b"\x10" + one_code + b"\x00")
-            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
-            + scan + b"\xff\xd9")
+    return (
+        b"\xff\xd8"
+        + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + segment(0xDB, b"\x00" + b"\x01" * 64)
+        + segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00")
+        + segment(0xC4, b"\x00" + one_code + b"\x00")
+        + segment(0xC4, b"\x10" + one_code + b"\x00")
+        + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+        + scan
+        + b"\xff\xd9"
+    )
 
 
 def _box(kind: bytes, body: bytes) -> bytes:
@@ -256,8 +287,11 @@ def make_mp4(seconds: int = 10, payload: int = 1024 * 1024) -> bytes:
     mvhd = struct.pack(">B3xIIII", 0, 0, 0, 1000, seconds * 1000) + b"\x00\x01\x00\x00\x01\x00" + b"\x00" * 70
     seed = hashlib.sha256(b"fb_sandbox sample.mp4").digest()
     data = (seed * (payload // len(seed) + 1))[:payload]
-    return (_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41") + _box(b"moov", _box(b"mvhd", mvhd))
-            + _box(b"mdat", data))
+    return (
+        _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41")
+        + _box(b"moov", _box(b"mvhd", mvhd))
+        + _box(b"mdat", data)
+    )
 
 
 def make_corrupt_png() -> bytes:
@@ -265,33 +299,41 @@ def make_corrupt_png() -> bytes:
     return good[:16] + b"\x00\x00\x00\x10" + b"\xde\xad\xbe\xef" * 3 + good[33:60]
 
 
-@lru_cache(maxsize=None)
+@cache
 def sample_file(name: str) -> tuple[bytes, str] | None:
-    makers = {"sample.png": (lambda: make_png(1080, 1080), "image/png"),
-              "sample.jpg": (make_jpeg, "image/jpeg"),
-              "corrupt.png": (make_corrupt_png, "image/png"),
-              "sample.mp4": (make_mp4, "video/mp4")}
+    makers = {
+        "sample.png": (lambda: make_png(1080, 1080), "image/png"),
+        "sample.jpg": (make_jpeg, "image/jpeg"),
+        "corrupt.png": (make_corrupt_png, "image/png"),
+        "sample.mp4": (make_mp4, "video/mp4"),
+    }
     if name not in makers:
         return None
     maker, ctype = makers[name]
     return maker(), ctype
 
 
-@lru_cache(maxsize=None)
+@cache
 def thumbnail_png() -> bytes:
     return make_png(320, 180, color=(66, 183, 42))
 
 
 # ---- errors
 
+
 class ResumeError(GraphError):
     """6001/1363037 with `error_data` an object {start_offset, end_offset} (the SDK's uploader indexes it)."""
 
     def __init__(self, message: str, start: int, end: int, blame: str = "start_offset") -> None:
-        super().__init__(message, UPLOAD_CODE, subcode=UPLOAD_SUBCODE, user_title="Video upload interrupted",
-                         user_msg=f"{message} Resume by sending bytes {start} to {end}.", blame=blame,
-                         error_data={"start_offset": str(start), "end_offset": str(end),
-                                     "blame_field_specs": [[blame]]})
+        super().__init__(
+            message,
+            UPLOAD_CODE,
+            subcode=UPLOAD_SUBCODE,
+            user_title="Video upload interrupted",
+            user_msg=f"{message} Resume by sending bytes {start} to {end}.",
+            blame=blame,
+            error_data={"start_offset": str(start), "end_offset": str(end), "blame_field_specs": [[blame]]},
+        )
 
     def body(self, trace_id: str | None = None) -> dict:
         out = super().body(trace_id)
@@ -304,6 +346,7 @@ def image_error(message: str, blame: str) -> GraphError:
 
 
 # ---- images
+
 
 def _account(ctx: Ctx) -> Obj:
     return ctx.load_account(ctx.match[0])
@@ -332,8 +375,7 @@ def _image_inputs(ctx: Ctx) -> list[tuple[str, bytes, str]]:
         name = ctx.p.str("name") or "bytes"
         out.append((name, data, "bytes"))
     if not out:
-        raise image_error("No image was uploaded: send a multipart file or the bytes parameter (base64).",
-                          "filename")
+        raise image_error("No image was uploaded: send a multipart file or the bytes parameter (base64).", "filename")
     return out
 
 
@@ -346,8 +388,11 @@ def upload_images(ctx: Ctx) -> dict:
     checked = []
     for name, data, blame in _image_inputs(ctx):
         if len(data) > MAX_IMAGE_BYTES:
-            raise image_error(f"The image {_display_name(name)} is {len(data)} bytes; images may be at most "
-                              f"{MAX_IMAGE_BYTES} bytes (30 MB).", blame)
+            raise image_error(
+                f"The image {_display_name(name)} is {len(data)} bytes; images may be at most "
+                f"{MAX_IMAGE_BYTES} bytes (30 MB).",
+                blame,
+            )
         try:
             ext, width, height = sniff_image(data)
         except NotAnImage as exc:
@@ -362,9 +407,17 @@ def upload_images(ctx: Ctx) -> dict:
             _write_atomic(path, data)
         obj_id = f"{account['account_id']}:{hash_}"
         if ctx.store.get(obj_id) is None:
-            record = {"id": obj_id, "hash": hash_, "account_id": account["account_id"],
-                      "name": _display_name(name),
-                      "width": width, "height": height, "_ext": ext, "_bytes": len(data), "status": "ACTIVE"}
+            record = {
+                "id": obj_id,
+                "hash": hash_,
+                "account_id": account["account_id"],
+                "name": _display_name(name),
+                "width": width,
+                "height": height,
+                "_ext": ext,
+                "_bytes": len(data),
+                "status": "ACTIVE",
+            }
             ctx.store.insert("adimage", obj_id, record, account_id=account["id"], now=ctx.now)
         answer[name] = {"hash": hash_, "url": image_url(ctx, hash_, ext), "width": width, "height": height}
     return {"images": answer}
@@ -401,9 +454,10 @@ def list_images(ctx: Ctx) -> dict:
     if hashes:
         items = [i for i in items if i["hash"] in set(hashes)]
     names = parse_fields(ctx.p.get("fields")) or IMAGE_DEFAULT_FIELDS
-    select("AdImage", names, IMAGE_DEFAULT_FIELDS, lambda n: None)   # unknown names refused even on an empty page
-    return paginate(ctx, items, lambda i: select("AdImage", names, IMAGE_DEFAULT_FIELDS,
-                                                 lambda n: _image_value(ctx, i, n)))
+    select("AdImage", names, IMAGE_DEFAULT_FIELDS, lambda n: None)  # unknown names refused even on an empty page
+    return paginate(
+        ctx, items, lambda i: select("AdImage", names, IMAGE_DEFAULT_FIELDS, lambda n: _image_value(ctx, i, n))
+    )
 
 
 def delete_image(ctx: Ctx) -> dict:
@@ -425,6 +479,7 @@ def _remove(ctx: Ctx, obj_id: str) -> None:
 
 # ---- videos
 
+
 def _video_file(ctx: Ctx, v: dict) -> Path:
     return media_files(ctx.sb).videos / v["_file"]
 
@@ -438,9 +493,14 @@ def _parse_size(ctx: Ctx) -> int:
         raise param_error("Param file_size must be an integer number of bytes.", field="file_size")
     size = int(text)
     if not 1 <= size <= MAX_VIDEO_BYTES:
-        raise GraphError("(#6001) The video file size must be between 1 byte and 10 GB.", UPLOAD_CODE,
-                         subcode=UPLOAD_SUBCODE, user_title="Invalid video size",
-                         user_msg=f"file_size {text} is outside 1 byte to 10 GB.", blame="file_size")
+        raise GraphError(
+            "(#6001) The video file size must be between 1 byte and 10 GB.",
+            UPLOAD_CODE,
+            subcode=UPLOAD_SUBCODE,
+            user_title="Invalid video size",
+            user_msg=f"file_size {text} is outside 1 byte to 10 GB.",
+            blame="file_size",
+        )
     return size
 
 
@@ -450,9 +510,17 @@ def _chunk_end(v: dict) -> int:
 
 def _new_video(ctx: Ctx, account: Obj, size: int, **extra: Any) -> dict:
     video_id = ctx.store.new_id("video")
-    v = {"id": video_id, "account_id": account["account_id"], "file_size": size, "_received": 0,
-         "_chunk": ctx.sb.config.video_chunk_bytes, "_phase": "uploading", "_file": f"{video_id}.part",
-         "_processing_seconds": ctx.sb.config.video_processing_seconds, **extra}
+    v = {
+        "id": video_id,
+        "account_id": account["account_id"],
+        "file_size": size,
+        "_received": 0,
+        "_chunk": ctx.sb.config.video_chunk_bytes,
+        "_phase": "uploading",
+        "_file": f"{video_id}.part",
+        "_processing_seconds": ctx.sb.config.video_processing_seconds,
+        **extra,
+    }
     for name in ("title", "description", "name"):
         if name in ctx.p:
             v[name] = ctx.p.str(name)
@@ -464,8 +532,10 @@ def _session(ctx: Ctx, account: Obj) -> Obj:
     video_id = ctx.store.kv_get(f"upload_session:{sid}") if sid.isdigit() else None
     v = ctx.store.get(video_id) if isinstance(video_id, str) else None
     if v is None or v.type != "video" or v.account_id != account["id"]:
-        raise param_error(f"Invalid upload_session_id {sid}: no upload session of this ad account has that id.",
-                          field="upload_session_id")
+        raise param_error(
+            f"Invalid upload_session_id {sid}: no upload session of this ad account has that id.",
+            field="upload_session_id",
+        )
     return v
 
 
@@ -496,22 +566,28 @@ def _transfer(ctx: Ctx, account: Obj) -> dict:
     if v["_phase"] != "uploading":
         raise ResumeError("(#6001) This upload session is already finished.", *expected)
     if ctx.sb.faults.take_media("video_chunk", ctx.call.method, ctx.call.path, "before"):
-        raise ResumeError("(#6001) There was a problem uploading your video file (injected fault). "
-                          "Please try again.", *expected)
+        raise ResumeError(
+            "(#6001) There was a problem uploading your video file (injected fault). Please try again.", *expected
+        )
     raw_start = ctx.p.get("start_offset")
     text = str(raw_start).strip() if isinstance(raw_start, (str, int)) and not isinstance(raw_start, bool) else ""
     if not re.fullmatch(r"\d{1,20}", text):
         raise ResumeError("(#6001) Param start_offset must be a non-negative integer.", *expected)
     chunk = ctx.call.files.get("video_file_chunk")
     if chunk is None:
-        raise param_error("The video_file_chunk file is required for upload_phase=transfer (multipart).",
-                          field="video_file_chunk")
+        raise param_error(
+            "The video_file_chunk file is required for upload_phase=transfer (multipart).", field="video_file_chunk"
+        )
     if int(text) != expected[0]:
-        raise ResumeError(f"(#6001) The chunk starts at offset {text} but the upload session expects offset "
-                          f"{expected[0]}.", *expected)
+        raise ResumeError(
+            f"(#6001) The chunk starts at offset {text} but the upload session expects offset {expected[0]}.", *expected
+        )
     if len(chunk) != expected[1] - expected[0]:
-        raise ResumeError(f"(#6001) The chunk has {len(chunk)} bytes but the upload session expects "
-                          f"{expected[1] - expected[0]} (bytes {expected[0]} to {expected[1]}).", *expected)
+        raise ResumeError(
+            f"(#6001) The chunk has {len(chunk)} bytes but the upload session expects "
+            f"{expected[1] - expected[0]} (bytes {expected[0]} to {expected[1]}).",
+            *expected,
+        )
     with open(_video_file(ctx, v), "r+b") as handle:
         handle.seek(expected[0])
         handle.write(chunk)
@@ -519,8 +595,9 @@ def _transfer(ctx: Ctx, account: Obj) -> dict:
     ctx.store.update(v["id"], v, now=ctx.now)
     following = (v["_received"], _chunk_end(v))
     if ctx.sb.faults.take_media("video_chunk", ctx.call.method, ctx.call.path, "after"):
-        raise ResumeError("(#6001) There was a problem uploading your video file (injected fault). "
-                          "Please try again.", *following)
+        raise ResumeError(
+            "(#6001) There was a problem uploading your video file (injected fault). Please try again.", *following
+        )
     return {"start_offset": str(following[0]), "end_offset": str(following[1])}
 
 
@@ -529,8 +606,11 @@ def _finish(ctx: Ctx, account: Obj) -> dict:
     if v["_phase"] != "uploading":
         return {"success": True}
     if v["_received"] < v["file_size"]:
-        raise ResumeError(f"(#6001) The upload is not complete: {v['_received']} of {v['file_size']} bytes "
-                          "arrived.", v["_received"], _chunk_end(v))
+        raise ResumeError(
+            f"(#6001) The upload is not complete: {v['_received']} of {v['file_size']} bytes arrived.",
+            v["_received"],
+            _chunk_end(v),
+        )
     for name in ("title", "description", "name"):
         if name in ctx.p:
             v[name] = ctx.p.str(name)
@@ -545,20 +625,30 @@ def _complete(ctx: Ctx, v: dict) -> None:
     kind, reason, length = inspect_video(path)
     final = path.with_name(f"{v['id']}.{kind}")
     os.replace(path, final)
-    v.update(_file=final.name, _phase="finished", _finished_at=ctx.now, _error=reason, _ext=kind,
-             length=length, _thumb_id=ctx.store.new_id("video"))
+    v.update(
+        _file=final.name,
+        _phase="finished",
+        _finished_at=ctx.now,
+        _error=reason,
+        _ext=kind,
+        length=length,
+        _thumb_id=ctx.store.new_id("video"),
+    )
 
 
 def _simple_upload(ctx: Ctx, account: Obj) -> dict:
     if "slideshow_spec" in ctx.p:
-        raise param_error("slideshow_spec is not supported by the sandbox: upload a video file.",
-                          field="slideshow_spec")
+        raise param_error(
+            "slideshow_spec is not supported by the sandbox: upload a video file.", field="slideshow_spec"
+        )
     source: bytes | Path | None = ctx.call.files.get("source")
     if source is None and "file_url" in ctx.p:
         source = fetch_local(ctx, ctx.p.str("file_url", required=True))
     if source is None:
-        raise param_error("Upload a video: a multipart source file, a file_url, or upload_phase=start for a "
-                          "chunked upload.", field="source")
+        raise param_error(
+            "Upload a video: a multipart source file, a file_url, or upload_phase=start for a chunked upload.",
+            field="source",
+        )
     size = source.stat().st_size if isinstance(source, Path) else len(source)
     if size == 0:
         raise param_error("The video file is empty.", field="source" if "source" in ctx.call.files else "file_url")
@@ -579,14 +669,22 @@ def fetch_local(ctx: Ctx, url: str, hops: int = 0) -> bytes | Path:
     try:
         parsed = urlparse(url)
         loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1") and parsed.port == own.port
-    except ValueError:   # "http://[::1", a port out of range
-        raise GraphError(f"(#389) Unable to fetch video file from URL: {url!r} is not a valid URL.", 389,
-                         blame="file_url") from None
-    if parsed.scheme not in ("http", "https") or not (parsed.netloc == own.netloc or loopback) \
-            or not parsed.path.startswith("/__sandbox/"):
-        raise GraphError("(#389) Unable to fetch video file from URL. The sandbox never reaches the Internet: "
-                         f"file_url must be one of its own URLs ({ctx.call.base_url}/__sandbox/files/sample.mp4, "
-                         "/__sandbox/media/..., /__sandbox/redirect?to=...).", 389, blame="file_url")
+    except ValueError:  # "http://[::1", a port out of range
+        raise GraphError(
+            f"(#389) Unable to fetch video file from URL: {url!r} is not a valid URL.", 389, blame="file_url"
+        ) from None
+    if (
+        parsed.scheme not in ("http", "https")
+        or not (parsed.netloc == own.netloc or loopback)
+        or not parsed.path.startswith("/__sandbox/")
+    ):
+        raise GraphError(
+            "(#389) Unable to fetch video file from URL. The sandbox never reaches the Internet: "
+            f"file_url must be one of its own URLs ({ctx.call.base_url}/__sandbox/files/sample.mp4, "
+            "/__sandbox/media/..., /__sandbox/redirect?to=...).",
+            389,
+            blame="file_url",
+        )
     path = parsed.path
     if path == "/__sandbox/redirect":
         target = (parse_qs(parsed.query).get("to") or [""])[0]
@@ -612,10 +710,16 @@ def inspect_video(path: Path) -> tuple[str, str | None, float | None]:
         if head[:4] == b"\x1a\x45\xdf\xa3":
             return ("webm" if b"webm" in head else "mkv"), None, None
         if len(head) >= 8 and head[4:8] in QUICKTIME_BOXES:
-            kind = "mov" if head[4:8] == b"ftyp" and head[8:12] == b"qt  " or head[4:8] != b"ftyp" else "mp4"
+            kind = "mov" if (head[4:8] == b"ftyp" and head[8:12] == b"qt  ") or head[4:8] != b"ftyp" else "mp4"
             return kind, None, _mp4_length(handle, path.stat().st_size)
-    return "bin", ("The video file is not a valid video container: neither an MP4/MOV (no 'ftyp' box) nor a "
-                   "WebM/Matroska (no EBML header) file."), None
+    return (
+        "bin",
+        (
+            "The video file is not a valid video container: neither an MP4/MOV (no 'ftyp' box) nor a "
+            "WebM/Matroska (no EBML header) file."
+        ),
+        None,
+    )
 
 
 def _mp4_length(handle, size: int) -> float | None:
@@ -638,7 +742,7 @@ def _mp4_length(handle, size: int) -> float | None:
             at = body.find(b"mvhd")
             if at < 4:
                 return None
-            mvhd = body[at + 4:]
+            mvhd = body[at + 4 :]
             try:
                 if mvhd[0] == 1:
                     scale, duration = struct.unpack(">IQ", mvhd[20:32])
@@ -664,14 +768,23 @@ def video_state(ctx: Ctx, v: dict) -> tuple[str, int]:
 
 def _status(ctx: Ctx, v: dict) -> dict:
     state, progress = video_state(ctx, v)
-    uploading = {"status": "complete" if v["_phase"] == "finished" else "in_progress",
-                 "bytes_transferred": v["_received"]}
-    processing: dict[str, Any] = {"status": {"ready": "complete", "error": "error"}.get(
-        state, "in_progress" if v["_phase"] == "finished" else "not_started")}
+    uploading = {
+        "status": "complete" if v["_phase"] == "finished" else "in_progress",
+        "bytes_transferred": v["_received"],
+    }
+    processing: dict[str, Any] = {
+        "status": {"ready": "complete", "error": "error"}.get(
+            state, "in_progress" if v["_phase"] == "finished" else "not_started"
+        )
+    }
     if state == "error":
         processing["errors"] = [{"code": 1363008, "message": v["_error"]}]
-    out = {"video_status": state, "processing_progress": progress, "uploading_phase": uploading,
-           "processing_phase": processing}
+    out = {
+        "video_status": state,
+        "processing_progress": progress,
+        "uploading_phase": uploading,
+        "processing_phase": processing,
+    }
     if state == "error":
         out["error"] = {"message": v["_error"]}
     return out
@@ -685,8 +798,14 @@ def _thumbnail(ctx: Ctx, v: dict) -> dict | None:
     path = media_files(ctx.sb).images / f"{hash_}.png"
     if not path.exists():
         _write_atomic(path, png)
-    return {"id": v["_thumb_id"], "uri": image_url(ctx, hash_, "png"), "is_preferred": True,
-            "width": 320, "height": 180, "scale": 1}
+    return {
+        "id": v["_thumb_id"],
+        "uri": image_url(ctx, hash_, "png"),
+        "is_preferred": True,
+        "width": 320,
+        "height": 180,
+        "scale": 1,
+    }
 
 
 def _video_value(ctx: Ctx, v: Obj, name: str) -> Any:
@@ -697,8 +816,7 @@ def _video_value(ctx: Ctx, v: Obj, name: str) -> Any:
     if name == "updated_time":
         return iso(v.updated)
     if name == "source":
-        return (f"{ctx.call.base_url}/__sandbox/media/videos/{v['_file']}"
-                if video_state(ctx, v)[0] == "ready" else None)
+        return f"{ctx.call.base_url}/__sandbox/media/videos/{v['_file']}" if video_state(ctx, v)[0] == "ready" else None
     if name in ("picture", "thumb"):
         thumb = _thumbnail(ctx, v)
         return thumb["uri"] if thumb else None
@@ -712,8 +830,16 @@ def _video_value(ctx: Ctx, v: Obj, name: str) -> Any:
         return f"/{v['id']}"
     if name == "published":
         return False
-    if name.startswith("_") or name in ("upload_session_id", "video_file_chunk", "start_offset", "end_offset",
-                                         "upload_phase", "file_url", "filepath", "fbuploader_video_file_chunk"):
+    if name.startswith("_") or name in (
+        "upload_session_id",
+        "video_file_chunk",
+        "start_offset",
+        "end_offset",
+        "upload_phase",
+        "file_url",
+        "filepath",
+        "fbuploader_video_file_chunk",
+    ):
         return None
     return v.get(name)
 
@@ -767,13 +893,15 @@ def video_ready(ctx: Ctx, video_id: str) -> bool:
 
 # ---- /__sandbox/ routes: the CDN stand-in and the test-support files (no token)
 
+
 def add_routes(app: web.Application, key: web.AppKey) -> None:
     def sandbox(request: web.Request) -> Sandbox:
         return request.app[key]
 
     def missing(what: str) -> web.Response:
-        return web.json_response({"error": {"message": f"{what} not found", "type": "SandboxControl",
-                                            "code": 100}}, status=404)
+        return web.json_response(
+            {"error": {"message": f"{what} not found", "type": "SandboxControl", "code": 100}}, status=404
+        )
 
     async def image(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -781,8 +909,9 @@ def add_routes(app: web.Application, key: web.AppKey) -> None:
         path = media_files(sandbox(request)).images / name
         if not match or match.group(1) not in IMAGE_TYPES or not path.is_file():
             return missing(f"image {name}")
-        return web.FileResponse(path, headers={"Content-Type": IMAGE_TYPES[match.group(1)],
-                                               "Cache-Control": "public, max-age=31536000"})
+        return web.FileResponse(
+            path, headers={"Content-Type": IMAGE_TYPES[match.group(1)], "Cache-Control": "public, max-age=31536000"}
+        )
 
     async def video(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -795,19 +924,20 @@ def add_routes(app: web.Application, key: web.AppKey) -> None:
     async def files(request: web.Request) -> web.Response:
         sample = sample_file(request.match_info["name"])
         if sample is None:
-            return missing(f"sample file {request.match_info['name']} (known: sample.png, sample.jpg, "
-                           "corrupt.png, sample.mp4)")
+            return missing(
+                f"sample file {request.match_info['name']} (known: sample.png, sample.jpg, corrupt.png, sample.mp4)"
+            )
         return web.Response(body=sample[0], content_type=sample[1])
 
     async def redirect(request: web.Request) -> web.Response:
         target = request.query.get("to", "")
         if not target:
-            return web.json_response({"error": {"message": "redirect needs ?to=<url>", "type": "SandboxControl",
-                                                "code": 100}}, status=400)
+            return web.json_response(
+                {"error": {"message": "redirect needs ?to=<url>", "type": "SandboxControl", "code": 100}}, status=400
+            )
         raise web.HTTPFound(target)
 
     app.router.add_get("/__sandbox/media/images/{name}", image)
     app.router.add_get("/__sandbox/media/videos/{name}", video)
     app.router.add_get("/__sandbox/files/{name}", files)
     app.router.add_get("/__sandbox/redirect", redirect)
-

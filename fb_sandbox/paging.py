@@ -1,8 +1,10 @@
 """Cursor paging and `filtering=` for edge reads."""
+
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 from .errors import param_error
@@ -11,9 +13,24 @@ from .rules import rule
 from .store import Obj
 
 MAX_LIMIT = 1000
-OPERATORS = {"EQUAL", "NOT_EQUAL", "IN", "NOT_IN", "CONTAIN", "NOT_CONTAIN", "ANY", "ALL", "NONE",
-             "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL",
-             "IN_RANGE", "NOT_IN_RANGE", "STARTS_WITH"}
+OPERATORS = {
+    "EQUAL",
+    "NOT_EQUAL",
+    "IN",
+    "NOT_IN",
+    "CONTAIN",
+    "NOT_CONTAIN",
+    "ANY",
+    "ALL",
+    "NONE",
+    "GREATER_THAN",
+    "GREATER_THAN_OR_EQUAL",
+    "LESS_THAN",
+    "LESS_THAN_OR_EQUAL",
+    "IN_RANGE",
+    "NOT_IN_RANGE",
+    "STARTS_WITH",
+}
 
 
 def encode_cursor(seq: int) -> str:
@@ -39,8 +56,11 @@ def page_limit(p: Params, default: int = 25) -> int:
 
 
 def _page_url(ctx, **cursor: str) -> str:
-    query = {k: v if isinstance(v, str) else _json(v) for k, v in ctx.call.params.items()
-             if k not in ("after", "before", "batch") and v is not None}
+    query = {
+        k: v if isinstance(v, str) else _json(v)
+        for k, v in ctx.call.params.items()
+        if k not in ("after", "before", "batch") and v is not None
+    }
     query.update(cursor)
     return f"{ctx.call.base_url}/{ctx.call.version}/{ctx.call.path}?{urlencode(query)}"
 
@@ -59,7 +79,7 @@ def paginate(ctx, items: list[Obj], render: Callable[[Obj], dict], *, default_li
         after = decode_cursor(p.get("after"), "after")
         pos = next((i + 1 for i, o in enumerate(items) if o.seq == after), None)
         start = pos if pos is not None else _position_after(items, after)
-        page, start_index = items[start:start + limit], start
+        page, start_index = items[start : start + limit], start
     elif "before" in p:
         before = decode_cursor(p.get("before"), "before")
         end = next((i for i, o in enumerate(items) if o.seq == before), 0)
@@ -69,8 +89,9 @@ def paginate(ctx, items: list[Obj], render: Callable[[Obj], dict], *, default_li
         page, start_index = items[:limit], 0
     out: dict[str, Any] = {"data": [render(o) for o in page]}
     if page:
-        paging: dict[str, Any] = {"cursors": {"before": encode_cursor(page[0].seq),
-                                              "after": encode_cursor(page[-1].seq)}}
+        paging: dict[str, Any] = {
+            "cursors": {"before": encode_cursor(page[0].seq), "after": encode_cursor(page[-1].seq)}
+        }
         if start_index + len(page) < len(items):
             paging["next"] = _page_url(ctx, after=paging["cursors"]["after"])
         if start_index > 0:
@@ -99,6 +120,7 @@ def _wants_summary(p: Params) -> bool:
 
 
 # ---- filtering=[{field, operator, value}]
+
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
@@ -147,32 +169,42 @@ def _compare(op: str, actual: Any, value: Any) -> bool:
     b = _num(value)
     if a is None or b is None:
         return False
-    return {"GREATER_THAN": a > b, "GREATER_THAN_OR_EQUAL": a >= b,
-            "LESS_THAN": a < b, "LESS_THAN_OR_EQUAL": a <= b}[op]
+    return {"GREATER_THAN": a > b, "GREATER_THAN_OR_EQUAL": a >= b, "LESS_THAN": a < b, "LESS_THAN_OR_EQUAL": a <= b}[
+        op
+    ]
 
 
-def apply_filtering(items: Iterable[Obj], filters: Any, getters: dict[str, Callable[[Obj], Any]],
-                    prefix: str) -> list[Obj]:
+def apply_filtering(
+    items: Iterable[Obj], filters: Any, getters: dict[str, Callable[[Obj], Any]], prefix: str
+) -> list[Obj]:
     if not isinstance(filters, list):
-        raise param_error("Param filtering must be an array of {field, operator, value} objects",
-                          field="filtering")
+        raise param_error("Param filtering must be an array of {field, operator, value} objects", field="filtering")
     checks = []
     for i, spec in enumerate(filters):
         if not isinstance(spec, dict) or not isinstance(spec.get("field"), str):
-            raise param_error(f"param filtering[{i}] must be an object with field, operator and value",
-                              field="filtering")
+            raise param_error(
+                f"param filtering[{i}] must be an object with field, operator and value", field="filtering"
+            )
         field = spec["field"].removeprefix(prefix + ".")
         op = spec.get("operator")
         if op not in OPERATORS:
-            raise param_error(f"param filtering[{i}]['operator'] must be one of {{{', '.join(sorted(OPERATORS))}}}",
-                              field="filtering")
+            raise param_error(
+                f"param filtering[{i}]['operator'] must be one of {{{', '.join(sorted(OPERATORS))}}}", field="filtering"
+            )
         if field not in getters:
-            raise param_error(f"Filtering field '{spec['field']}' with operation '{op}' is not supported",
-                              field="filtering")
+            raise param_error(
+                f"Filtering field '{spec['field']}' with operation '{op}' is not supported", field="filtering"
+            )
         checks.append((getters[field], op, spec.get("value")))
     return [o for o in items if all(_test(op, get(o), value) for get, op, value in checks)]
 
 
-rule("paging.cursors", "Edges page with cursors: `paging.cursors.before/after`, `next`/`previous` full URLs only when "
-     "there is a page there, `limit` (default 25), `summary=true` adds `summary.total_count`",
-     source="https://developers.facebook.com/docs/graph-api/results", since="any", verified=True, area="edges")
+rule(
+    "paging.cursors",
+    "Edges page with cursors: `paging.cursors.before/after`, `next`/`previous` full URLs only when "
+    "there is a page there, `limit` (default 25), `summary=true` adds `summary.total_count`",
+    source="https://developers.facebook.com/docs/graph-api/results",
+    since="any",
+    verified=True,
+    area="edges",
+)

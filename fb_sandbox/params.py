@@ -1,4 +1,5 @@
 """Typed access to Graph parameters that may arrive as strings (query, form) or JSON values."""
+
 from __future__ import annotations
 
 import builtins
@@ -26,8 +27,12 @@ class Params:
     @overload
     def str(self, name: builtins.str, default: None = None, *, required: Literal[True]) -> builtins.str: ...
     @overload
-    def str(self, name: builtins.str, default: None = None, *, required: builtins.bool = False) -> builtins.str | None: ...
-    def str(self, name: builtins.str, default: builtins.str | None = None, *, required: builtins.bool = False) -> builtins.str | None:
+    def str(
+        self, name: builtins.str, default: None = None, *, required: builtins.bool = False
+    ) -> builtins.str | None: ...
+    def str(
+        self, name: builtins.str, default: builtins.str | None = None, *, required: builtins.bool = False
+    ) -> builtins.str | None:
         value = self.raw.get(name)
         if value is None or value == "":
             if required:
@@ -40,10 +45,16 @@ class Params:
         return str(value)
 
     @overload
-    def int(self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None) -> builtins.int: ...
+    def int(
+        self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None
+    ) -> builtins.int: ...
     @overload
-    def int(self, name: builtins.str, default: None = None, *, minimum: builtins.int | None = None) -> builtins.int | None: ...
-    def int(self, name: builtins.str, default: builtins.int | None = None, *, minimum: builtins.int | None = None) -> builtins.int | None:
+    def int(
+        self, name: builtins.str, default: None = None, *, minimum: builtins.int | None = None
+    ) -> builtins.int | None: ...
+    def int(
+        self, name: builtins.str, default: builtins.int | None = None, *, minimum: builtins.int | None = None
+    ) -> builtins.int | None:
         value = self.raw.get(name)
         if value is None or value == "":
             return default

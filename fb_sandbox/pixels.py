@@ -5,12 +5,13 @@ Events live in their own table (`capi_events`) keyed by a random token stored on
 event whose event_name and event_id match one received in the previous 48 hours (sandbox clock) is recorded as a
 duplicate and left out of the stats; events sent with a test_event_code are recorded as test events only.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .clock import iso, parse_time
@@ -28,18 +29,56 @@ MAX_FUTURE = 60
 # event_name and event_id (Conversions API "Server Event Parameters" and "Handling Duplicate Pixel and Conversions
 # API Events", Graph API v25.0 docs; see docs/graph_api_verified.md).
 DEDUP_WINDOW = 48 * 3600
-ACTION_SOURCES = {"website", "app", "email", "phone_call", "chat", "physical_store", "system_generated",
-                  "business_messaging", "other"}
+ACTION_SOURCES = {
+    "website",
+    "app",
+    "email",
+    "phone_call",
+    "chat",
+    "physical_store",
+    "system_generated",
+    "business_messaging",
+    "other",
+}
 HASHED = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge")
-RAW = ("external_id", "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "lead_id",
-       "anon_id", "madid", "fb_login_id", "page_id", "ctwa_clid")
+RAW = (
+    "external_id",
+    "client_ip_address",
+    "client_user_agent",
+    "fbc",
+    "fbp",
+    "subscription_id",
+    "lead_id",
+    "anon_id",
+    "madid",
+    "fb_login_id",
+    "page_id",
+    "ctwa_clid",
+)
 HEX64 = re.compile(r"[0-9a-f]{64}")
 AGGREGATIONS = {"event", "event_source", "url", "had_pii", "event_total_counts", "event_detection_method"}
-CONVERSION_EVENT_TYPES = {"ADD_PAYMENT_INFO", "ADD_TO_CART", "ADD_TO_WISHLIST", "COMPLETE_REGISTRATION",
-                          "CONTENT_VIEW", "INITIATED_CHECKOUT", "LEAD", "PURCHASE", "SEARCH", "CONTACT",
-                          "CUSTOMIZE_PRODUCT", "DONATE", "FIND_LOCATION", "SCHEDULE", "START_TRIAL",
-                          "SUBMIT_APPLICATION", "SUBSCRIBE", "LISTING_INTERACTION", "FACEBOOK_SELECTED",
-                          "OTHER"}
+CONVERSION_EVENT_TYPES = {
+    "ADD_PAYMENT_INFO",
+    "ADD_TO_CART",
+    "ADD_TO_WISHLIST",
+    "COMPLETE_REGISTRATION",
+    "CONTENT_VIEW",
+    "INITIATED_CHECKOUT",
+    "LEAD",
+    "PURCHASE",
+    "SEARCH",
+    "CONTACT",
+    "CUSTOMIZE_PRODUCT",
+    "DONATE",
+    "FIND_LOCATION",
+    "SCHEDULE",
+    "START_TRIAL",
+    "SUBMIT_APPLICATION",
+    "SUBSCRIBE",
+    "LISTING_INTERACTION",
+    "FACEBOOK_SELECTED",
+    "OTHER",
+}
 _TABLE = """CREATE TABLE IF NOT EXISTS capi_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, events_key TEXT NOT NULL, event_name TEXT NOT NULL,
     event_id TEXT, event_time REAL NOT NULL, received REAL NOT NULL, action_source TEXT,
@@ -64,11 +103,19 @@ def _events_key(ctx: Ctx, pixel: Obj) -> str:
     return key
 
 
-def events(ctx: Ctx, pixel: Obj, *, test: bool = False, duplicates: bool = False,
-           since: float | None = None, until: float | None = None) -> list[dict]:
+def events(
+    ctx: Ctx,
+    pixel: Obj,
+    *,
+    test: bool = False,
+    duplicates: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[dict]:
     """Recorded events of a pixel: the counted ones by default, or its test events, or its duplicates."""
-    sql = "SELECT * FROM capi_events WHERE events_key=? AND duplicate=? AND test_code IS " + \
-          ("NOT NULL" if test else "NULL")
+    sql = "SELECT * FROM capi_events WHERE events_key=? AND duplicate=? AND test_code IS " + (
+        "NOT NULL" if test else "NULL"
+    )
     args: list[Any] = [_events_key(ctx, pixel), 1 if duplicates else 0]
     if since is not None:
         sql += " AND event_time>=?"
@@ -94,6 +141,7 @@ def distinct_visitors(ctx: Ctx, pixel_id: str, since: float) -> int:
 
 # ---- pixels
 
+
 def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
         if name.startswith("_"):
@@ -111,12 +159,15 @@ def render_pixel(ctx: Ctx, obj: Obj, names: Sequence[str]) -> dict:
         if name == "duplicate_entries":
             return len(events(ctx, obj, duplicates=True))
         return obj.get(name)
+
     return select("AdsPixel", names, ["id"], value)
 
 
 def _code(pixel_id: str) -> str:
-    return (f"<!-- Meta Pixel Code -->\n<script>fbq('init', '{pixel_id}');fbq('track', 'PageView');</script>\n"
-            "<!-- End Meta Pixel Code -->")
+    return (
+        f"<!-- Meta Pixel Code -->\n<script>fbq('init', '{pixel_id}');fbq('track', 'PageView');</script>\n"
+        "<!-- End Meta Pixel Code -->"
+    )
 
 
 def read_pixel(ctx: Ctx, pixel: Obj) -> dict:
@@ -142,9 +193,14 @@ def create_pixel(ctx: Ctx) -> dict:
     if len(name) > 100:
         raise param_error("The pixel name must be at most 100 characters", field="name")
     pixel_id = ctx.store.new_id("pixel")
-    ctx.store.insert("pixel", pixel_id, {"id": pixel_id, "name": name, "code": _code(pixel_id),
-                                         "_events_key": secrets.token_hex(8)},
-                     account_id=account["id"], parent_id=account["id"], now=ctx.now)
+    ctx.store.insert(
+        "pixel",
+        pixel_id,
+        {"id": pixel_id, "name": name, "code": _code(pixel_id), "_events_key": secrets.token_hex(8)},
+        account_id=account["id"],
+        parent_id=account["id"],
+        now=ctx.now,
+    )
     return {"id": pixel_id}
 
 
@@ -152,8 +208,9 @@ def pixel_stats(ctx: Ctx) -> dict:
     pixel = ctx.load(ctx.match[0], types=("pixel",))
     aggregation = ctx.p.str("aggregation", "event")
     if aggregation not in AGGREGATIONS:
-        raise param_error(f"Param aggregation must be one of {{{', '.join(sorted(AGGREGATIONS))}}}",
-                          field="aggregation")
+        raise param_error(
+            f"Param aggregation must be one of {{{', '.join(sorted(AGGREGATIONS))}}}", field="aggregation"
+        )
     start, end = _time_param(ctx, "start_time", ctx.now - 86400), _time_param(ctx, "end_time", ctx.now + 1)
     if end <= start:
         raise param_error("end_time must be after start_time", field="end_time")
@@ -163,9 +220,14 @@ def pixel_stats(ctx: Ctx) -> dict:
         key = _aggregate(aggregation, e)
         counts = buckets.setdefault(hour, {})
         counts[key] = counts.get(key, 0) + 1
-    data = [{"start_time": iso(hour), "aggregation": aggregation,
-             "data": [{"value": k, "count": v} for k, v in sorted(counts.items())]}
-            for hour, counts in sorted(buckets.items(), reverse=True)]
+    data = [
+        {
+            "start_time": iso(hour),
+            "aggregation": aggregation,
+            "data": [{"value": k, "count": v} for k, v in sorted(counts.items())],
+        }
+        for hour, counts in sorted(buckets.items(), reverse=True)
+    ]
     return {"data": data}
 
 
@@ -196,6 +258,7 @@ def _aggregate(aggregation: str, e: dict) -> str:
 
 # ---- Conversions API
 
+
 def post_events(ctx: Ctx) -> dict:
     pixel = ctx.load(ctx.match[0], types=("pixel",))
     batch = _events_param(ctx)
@@ -211,14 +274,28 @@ def post_events(ctx: Ctx) -> dict:
             event_id = str(event["event_id"]) if event.get("event_id") not in (None, "") else None
             duplicate = 0
             if event_id is not None and test_code is None:
-                seen = db.execute("SELECT 1 FROM capi_events WHERE events_key=? AND event_name=? AND event_id=? "
-                                  "AND duplicate=0 AND test_code IS NULL AND received>=? LIMIT 1",
-                                  (key, event["event_name"], event_id, now - DEDUP_WINDOW)).fetchone()
+                seen = db.execute(
+                    "SELECT 1 FROM capi_events WHERE events_key=? AND event_name=? AND event_id=? "
+                    "AND duplicate=0 AND test_code IS NULL AND received>=? LIMIT 1",
+                    (key, event["event_name"], event_id, now - DEDUP_WINDOW),
+                ).fetchone()
                 duplicate = 1 if seen else 0
-            db.execute("INSERT INTO capi_events(events_key, event_name, event_id, event_time, received, "
-                       "action_source, duplicate, test_code, partner_agent, data) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                       (key, event["event_name"], event_id, float(to_int(event["event_time"]) or 0), now,  # validated: a time
-                        event.get("action_source"), duplicate, test_code, partner, json.dumps(event)))
+            db.execute(
+                "INSERT INTO capi_events(events_key, event_name, event_id, event_time, received, "
+                "action_source, duplicate, test_code, partner_agent, data) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (
+                    key,
+                    event["event_name"],
+                    event_id,
+                    float(to_int(event["event_time"]) or 0),
+                    now,  # validated: a time
+                    event.get("action_source"),
+                    duplicate,
+                    test_code,
+                    partner,
+                    json.dumps(event),
+                ),
+            )
     if test_code is None:
         fresh = ctx.store.get(pixel["id"]) or pixel
         ctx.store.update(pixel["id"], {**fresh, "_last_fired": now}, now=ctx.now)
@@ -255,10 +332,14 @@ def _events_param(ctx: Ctx) -> list[dict]:
 
 
 def _bad(index: int, field: str, text: str) -> NoReturn:
-    raise GraphError("Invalid parameter", 100, subcode=2804019 if field != "event_time" else 2804003,
-                     user_title=f"Invalid {field}",
-                     user_msg=f"Event {index} ({field}): {text} No event of this request was processed.",
-                     blame=f"data[{index}].{field}")
+    raise GraphError(
+        "Invalid parameter",
+        100,
+        subcode=2804019 if field != "event_time" else 2804003,
+        user_title=f"Invalid {field}",
+        user_msg=f"Event {index} ({field}): {text} No event of this request was processed.",
+        blame=f"data[{index}].{field}",
+    )
 
 
 def _validate(index: int, event: dict, now: float) -> None:
@@ -275,7 +356,9 @@ def _validate(index: int, event: dict, now: float) -> None:
         _bad(index, "event_time", "event_time is in the future.")
     source = event.get("action_source")
     if source not in ACTION_SOURCES:
-        _bad(index, "action_source", f"action_source is required and must be one of {', '.join(sorted(ACTION_SOURCES))}.")
+        _bad(
+            index, "action_source", f"action_source is required and must be one of {', '.join(sorted(ACTION_SOURCES))}."
+        )
     user = event.get("user_data")
     if not isinstance(user, dict):
         _bad(index, "user_data", "user_data is required (a JSON object).")
@@ -297,16 +380,21 @@ def _validate(index: int, event: dict, now: float) -> None:
         if not isinstance(custom, dict):
             _bad(index, "custom_data", "custom_data must be a JSON object.")
         value = custom.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, str))
-                                  or not re.fullmatch(r"-?\d+(\.\d+)?", str(value))):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, str))
+            or not re.fullmatch(r"-?\d+(\.\d+)?", str(value))
+        ):
             _bad(index, "custom_data.value", "value must be a number.")
         currency = custom.get("currency")
         if (value is not None or currency is not None) and not (
-                isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency)):
+            isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency)
+        ):
             _bad(index, "custom_data.currency", "currency must be a three-letter ISO 4217 code when value is given.")
 
 
 # ---- custom conversions
+
 
 def render_conversion(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
     def value(name: str) -> Any:
@@ -323,6 +411,7 @@ def render_conversion(ctx: Ctx, c: Obj, names: Sequence[str]) -> dict:
         if name == "is_archived":
             return False
         return c.get(name)
+
     return select("CustomConversion", names, ["id"], value)
 
 
@@ -333,28 +422,41 @@ def create_conversion(ctx: Ctx) -> dict:
     if pixel_id:
         pixel = ctx.store.get(pixel_id)
         if pixel is None or pixel.type != "pixel" or pixel.account_id != account["id"]:
-            raise param_error(f"The pixel {pixel_id} does not belong to the ad account {account['id']}",
-                              field="pixel_id")
+            raise param_error(
+                f"The pixel {pixel_id} does not belong to the ad account {account['id']}", field="pixel_id"
+            )
     event_type = (ctx.p.str("custom_event_type") or "OTHER").upper()
     if event_type not in CONVERSION_EVENT_TYPES:
-        raise param_error(f"Param custom_event_type must be one of {{{', '.join(sorted(CONVERSION_EVENT_TYPES))}}}",
-                          field="custom_event_type")
+        raise param_error(
+            f"Param custom_event_type must be one of {{{', '.join(sorted(CONVERSION_EVENT_TYPES))}}}",
+            field="custom_event_type",
+        )
     if ctx.p.get("rule") in (None, ""):
         raise param_error("The parameter rule is required", field="rule")
     rule = ctx.p.json("rule")
     if not isinstance(rule, dict) or not rule:
         raise param_error("Param rule must be a JSON object (a url or parameter rule)", field="rule")
     default_value = ctx.p.get("default_conversion_value")
-    if default_value is not None and (isinstance(default_value, bool) or
-                                      not re.fullmatch(r"\d+(\.\d+)?", str(default_value))):
-        raise param_error("Param default_conversion_value must be a non-negative number",
-                          field="default_conversion_value")
+    if default_value is not None and (
+        isinstance(default_value, bool) or not re.fullmatch(r"\d+(\.\d+)?", str(default_value))
+    ):
+        raise param_error(
+            "Param default_conversion_value must be a non-negative number", field="default_conversion_value"
+        )
     conversion_id = ctx.store.new_id("customconversion")
-    data = {"id": conversion_id, "account_id": account["id"][4:], "name": name, "custom_event_type": event_type,
-            "rule": rule, "description": ctx.p.str("description"), "_pixel_id": pixel_id,
-            "default_conversion_value": float(default_value) if default_value is not None else 0}
-    ctx.store.insert("customconversion", conversion_id, data, account_id=account["id"], parent_id=account["id"],
-                     now=ctx.now)
+    data = {
+        "id": conversion_id,
+        "account_id": account["id"][4:],
+        "name": name,
+        "custom_event_type": event_type,
+        "rule": rule,
+        "description": ctx.p.str("description"),
+        "_pixel_id": pixel_id,
+        "default_conversion_value": float(default_value) if default_value is not None else 0,
+    }
+    ctx.store.insert(
+        "customconversion", conversion_id, data, account_id=account["id"], parent_id=account["id"], now=ctx.now
+    )
     return {"id": conversion_id}
 
 

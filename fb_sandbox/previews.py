@@ -4,6 +4,7 @@ Each preview body is an iframe on `/__sandbox/preview/<token>`; the token is an 
 the page needs no access token and can't be guessed. The page renders the creative as it would look in that
 placement: Facebook feed (desktop or mobile), Instagram feed, full-screen stories and reels, or a compact box.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,8 +43,13 @@ def layout_of(ad_format: str) -> str:
     return "mobile"
 
 
-SIZES = {"desktop": (502, 650), "mobile": (335, 600), "instagram": (326, 540), "vertical": (320, 570),
-         "compact": (254, 200)}
+SIZES = {
+    "desktop": (502, 650),
+    "mobile": (335, 600),
+    "instagram": (326, 540),
+    "vertical": (320, 570),
+    "compact": (254, 200),
+}
 
 
 def size_of(ad_format: str, view: dict | None = None) -> tuple[int, int]:
@@ -52,10 +58,12 @@ def size_of(ad_format: str, view: dict | None = None) -> tuple[int, int]:
     width, height = SIZES[layout]
     if view is None or layout in ("vertical", "compact"):
         return width, height
+
     def text_height(text: str, limit: int, px_per_line: int, avail: int) -> int:
         chars = min(len(text), limit + 10)
         lines = sum(max(1, -(-len(part) * 8 // avail)) for part in text[:chars].split("\n")) if text else 0
         return lines * px_per_line
+
     kind = view["kind"]
     if layout == "instagram":
         caption = text_height(view["message"], 90, 18, width - 24) + 12 if view["message"] else 0
@@ -76,6 +84,7 @@ def size_of(ad_format: str, view: dict | None = None) -> tuple[int, int]:
 
 
 # ---- tokens
+
 
 def _secret(store: Store) -> bytes:
     secret = store.kv_get("preview_secret")
@@ -121,12 +130,12 @@ def _answer(ctx: Ctx, kind: str, obj_id: str, ad_format: str) -> dict:
     creative, _ = _creative_for(ctx.store, kind, obj_id)
     width, height = size_of(ad_format, view_model(ctx.store, creative) if creative else None)
     src = html.escape(preview_url(ctx, kind, obj_id, ad_format))
-    body = (f'<iframe src="{src}" width="{width}" height="{height}" scrolling="yes" '
-            'style="border: none;"></iframe>')
+    body = f'<iframe src="{src}" width="{width}" height="{height}" scrolling="yes" style="border: none;"></iframe>'
     return {"data": [{"body": body}]}
 
 
 # ---- Graph handlers
+
 
 def node_previews(ctx: Ctx) -> dict:
     """GET {ad_id}/previews and {creative_id}/previews."""
@@ -141,15 +150,22 @@ def generate_previews(ctx: Ctx) -> dict:
     ad_format = _format(ctx)
     spec = ctx.p.json("creative")
     if not isinstance(spec, dict):
-        raise param_error("Param creative must be a JSON object: {\"creative_id\": \"<id>\"} or a creative spec "
-                          "with object_story_spec", field="creative")
+        raise param_error(
+            'Param creative must be a JSON object: {"creative_id": "<id>"} or a creative spec with object_story_spec',
+            field="creative",
+        )
     if "creative_id" in spec:
         creative_id = spec["creative_id"]
         creative = ctx.store.get(str(creative_id)) if isinstance(creative_id, (str, int)) else None
         if creative is None or creative.type != "adcreative" or creative.account_id != account["id"]:
-            raise GraphError("Invalid parameter", 100, subcode=1487242, user_title="Ad Creative Not Valid",
-                             user_msg=f"The creative {str(creative_id)[:40]} isn't a creative of the ad account "
-                                      f"{account['id']}.", blame="creative")
+            raise GraphError(
+                "Invalid parameter",
+                100,
+                subcode=1487242,
+                user_title="Ad Creative Not Valid",
+                user_msg=f"The creative {str(creative_id)[:40]} isn't a creative of the ad account {account['id']}.",
+                blame="creative",
+            )
         return _answer(ctx, "c", creative["id"], ad_format)
     data = creatives.build_creative(ctx, account, spec)
     encoded = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -159,6 +175,7 @@ def generate_previews(ctx: Ctx) -> dict:
 
 
 # ---- the preview page
+
 
 def _creative_for(store: Store, kind: str, obj_id: str) -> tuple[dict | None, str | None]:
     if kind == "s":
@@ -180,11 +197,13 @@ async def preview_page(request: web.Request) -> web.Response:
     if parsed is None or creative is None:
         return web.Response(status=404, content_type="text/html", text=_not_found_page())
     view = view_model(store, creative)
-    return web.Response(content_type="text/html", text=render_page(view, parsed[2], ad_name),
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(
+        content_type="text/html", text=render_page(view, parsed[2], ad_name), headers={"Cache-Control": "no-store"}
+    )
 
 
 # ---- what the page shows
+
 
 def _cta_label(cta: Any) -> str | None:
     if not isinstance(cta, dict) or not isinstance(cta.get("type"), str) or cta["type"] == "NO_BUTTON":
@@ -210,28 +229,49 @@ def view_model(store: Store, c: dict) -> dict:
     ig = store.get(ig_id) if ig_id else None
     page_name = page.get("name") or "Facebook Page"
     view: dict[str, Any] = {
-        "kind": c.get("_kind", "link"), "page_name": page_name,
+        "kind": c.get("_kind", "link"),
+        "page_name": page_name,
         "ig_name": (ig.get("username") if ig else None) or page_name.lower().replace(" ", "."),
-        "message": "", "headline": "", "description": "", "domain": "", "cta": None,
-        "image": media.get("image_url"), "thumbnail": media.get("thumbnail"), "cards": [],
+        "message": "",
+        "headline": "",
+        "description": "",
+        "domain": "",
+        "cta": None,
+        "image": media.get("image_url"),
+        "thumbnail": media.get("thumbnail"),
+        "cards": [],
     }
     if "link_data" in spec:
         d = spec["link_data"]
-        view.update(message=d.get("message") or "", headline=d.get("name") or "",
-                    description=d.get("description") or d.get("caption") or "", domain=_domain(d.get("link")),
-                    cta=_cta_label(d.get("call_to_action")))
+        view.update(
+            message=d.get("message") or "",
+            headline=d.get("name") or "",
+            description=d.get("description") or d.get("caption") or "",
+            domain=_domain(d.get("link")),
+            cta=_cta_label(d.get("call_to_action")),
+        )
         default_cta = view["cta"]
         for card in c.get("_cards") or []:
-            view["cards"].append({"image": card.get("_image_url"), "headline": card.get("name") or "",
-                                  "description": card.get("description") or "", "video": bool(card.get("video_id")),
-                                  "cta": _cta_label(card.get("call_to_action")) or default_cta,
-                                  "domain": _domain(card.get("link"))})
+            view["cards"].append(
+                {
+                    "image": card.get("_image_url"),
+                    "headline": card.get("name") or "",
+                    "description": card.get("description") or "",
+                    "video": bool(card.get("video_id")),
+                    "cta": _cta_label(card.get("call_to_action")) or default_cta,
+                    "domain": _domain(card.get("link")),
+                }
+            )
     elif "video_data" in spec:
         d = spec["video_data"]
         link = ((d.get("call_to_action") or {}).get("value") or {}).get("link")
-        view.update(message=d.get("message") or "", headline=d.get("title") or "",
-                    description=d.get("link_description") or "", domain=_domain(link),
-                    cta=_cta_label(d.get("call_to_action")))
+        view.update(
+            message=d.get("message") or "",
+            headline=d.get("title") or "",
+            description=d.get("link_description") or "",
+            domain=_domain(link),
+            cta=_cta_label(d.get("call_to_action")),
+        )
     elif "photo_data" in spec:
         view.update(message=spec["photo_data"].get("caption") or "")
     elif c.get("object_story_id"):
@@ -254,47 +294,65 @@ def _initials(name: str) -> str:
 
 def _avatar(name: str, size: int, ring: bool = False) -> str:
     hue = _hue(name)
-    inner = (f'<div class="av" style="width:{size}px;height:{size}px;font-size:{size * 0.4:.0f}px;'
-             f'background:linear-gradient(135deg,hsl({hue},65%,55%),hsl({(hue + 40) % 360},70%,45%))">'
-             f'{_e(_initials(name))}</div>')
+    inner = (
+        f'<div class="av" style="width:{size}px;height:{size}px;font-size:{size * 0.4:.0f}px;'
+        f'background:linear-gradient(135deg,hsl({hue},65%,55%),hsl({(hue + 40) % 360},70%,45%))">'
+        f"{_e(_initials(name))}</div>"
+    )
     return f'<div class="ring">{inner}</div>' if ring else inner
 
 
 def _media(url: str | None, seed: str, ratio: str, *, video: bool = False, cover: bool = True) -> str:
     hue = _hue(seed or "x")
-    style = (f"aspect-ratio:{ratio};background:linear-gradient(135deg,hsl({hue},55%,82%),"
-             f"hsl({(hue + 60) % 360},60%,68%))")
+    style = (
+        f"aspect-ratio:{ratio};background:linear-gradient(135deg,hsl({hue},55%,82%),hsl({(hue + 60) % 360},60%,68%))"
+    )
     img = ""
     if url:
         fit = "cover" if cover else "contain"
-        img = (f'<img src="{_e(url)}" alt="" style="object-fit:{fit}" '
-               "onerror=\"this.parentNode.classList.add('noimg');this.remove()\">")
+        img = (
+            f'<img src="{_e(url)}" alt="" style="object-fit:{fit}" '
+            "onerror=\"this.parentNode.classList.add('noimg');this.remove()\">"
+        )
     play = '<div class="play"><svg viewBox="0 0 24 24"><path d="M8 5v14l11-7z"/></svg></div>' if video else ""
     cls = "media" + ("" if url else " noimg")
     return f'<div class="{cls}" style="{style}">{img}<div class="ph">{_ICON_IMAGE}</div>{play}</div>'
 
 
-_ICON_IMAGE = ('<svg viewBox="0 0 24 24"><path d="M21 19V5a2 2 0 0 0-2-2H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 '
-               '2-2zM8.5 13.5l2.5 3 3.5-4.5 4.5 6H5l3.5-4.5z"/></svg>')
-_GLOBE = ('<svg class="globe" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6.5" fill="none" stroke="currentColor" '
-          'stroke-width="1.3"/><path d="M1.5 8h13M8 1.5c2 2 2 11 0 13M8 1.5c-2 2-2 11 0 13" fill="none" '
-          'stroke="currentColor" stroke-width="1.1"/></svg>')
-_FB_LIKE = ('<svg viewBox="0 0 24 24"><path d="M7 10v11H3V10zm2 11h8.5a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 19 10h-5l.8-4.2'
-            'A1.8 1.8 0 0 0 13 4l-4 6z" fill="none" stroke="currentColor" stroke-width="1.8" '
-            'stroke-linejoin="round"/></svg>')
-_FB_COMMENT = ('<svg viewBox="0 0 24 24"><path d="M4 5h16v11H9l-5 4z" fill="none" stroke="currentColor" '
-               'stroke-width="1.8" stroke-linejoin="round"/></svg>')
-_FB_SHARE = ('<svg viewBox="0 0 24 24"><path d="M14 5l7 7-7 7v-4c-5 0-8 1.5-11 5 1-5 4-10 11-11z" fill="none" '
-             'stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/></svg>')
+_ICON_IMAGE = (
+    '<svg viewBox="0 0 24 24"><path d="M21 19V5a2 2 0 0 0-2-2H5a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h14a2 2 0 0 0 '
+    '2-2zM8.5 13.5l2.5 3 3.5-4.5 4.5 6H5l3.5-4.5z"/></svg>'
+)
+_GLOBE = (
+    '<svg class="globe" viewBox="0 0 16 16"><circle cx="8" cy="8" r="6.5" fill="none" stroke="currentColor" '
+    'stroke-width="1.3"/><path d="M1.5 8h13M8 1.5c2 2 2 11 0 13M8 1.5c-2 2-2 11 0 13" fill="none" '
+    'stroke="currentColor" stroke-width="1.1"/></svg>'
+)
+_FB_LIKE = (
+    '<svg viewBox="0 0 24 24"><path d="M7 10v11H3V10zm2 11h8.5a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 19 10h-5l.8-4.2'
+    'A1.8 1.8 0 0 0 13 4l-4 6z" fill="none" stroke="currentColor" stroke-width="1.8" '
+    'stroke-linejoin="round"/></svg>'
+)
+_FB_COMMENT = (
+    '<svg viewBox="0 0 24 24"><path d="M4 5h16v11H9l-5 4z" fill="none" stroke="currentColor" '
+    'stroke-width="1.8" stroke-linejoin="round"/></svg>'
+)
+_FB_SHARE = (
+    '<svg viewBox="0 0 24 24"><path d="M14 5l7 7-7 7v-4c-5 0-8 1.5-11 5 1-5 4-10 11-11z" fill="none" '
+    'stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/></svg>'
+)
 _IG_ICONS = (
     '<svg viewBox="0 0 24 24"><path d="M12 21s-7.5-4.6-9.5-9.3C1.2 8.4 3.3 5 6.7 5c2 0 3.4 1.1 4.3 2.5C11.9 6.1 13.3 5 '
     '15.3 5c3.4 0 5.5 3.4 4.2 6.7C19.5 16.4 12 21 12 21z" fill="none" stroke="currentColor" stroke-width="1.8"/></svg>'
     '<svg viewBox="0 0 24 24"><path d="M20.5 11.5a8.5 8.5 0 1 1-4-7.2L21 3l-1.3 4.3a8.4 8.4 0 0 1 .8 4.2z" fill="none" '
     'stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/></svg>'
     '<svg viewBox="0 0 24 24"><path d="M22 3 9.2 10.6M22 3l-7 18-3.6-8.4L3 9z" fill="none" stroke="currentColor" '
-    'stroke-width="1.8" stroke-linejoin="round"/></svg>')
-_IG_SAVE = ('<svg viewBox="0 0 24 24" class="save"><path d="M19 21l-7-5-7 5V3h14z" fill="none" stroke="currentColor" '
-            'stroke-width="1.8" stroke-linejoin="round"/></svg>')
+    'stroke-width="1.8" stroke-linejoin="round"/></svg>'
+)
+_IG_SAVE = (
+    '<svg viewBox="0 0 24 24" class="save"><path d="M19 21l-7-5-7 5V3h14z" fill="none" stroke="currentColor" '
+    'stroke-width="1.8" stroke-linejoin="round"/></svg>'
+)
 
 
 def _message(text: str, limit: int) -> str:
@@ -306,20 +364,24 @@ def _message(text: str, limit: int) -> str:
 
 def _fb_post(view: dict, width: int) -> str:
     desktop = width > 400
-    head = (f'<div class="hd">{_avatar(view["page_name"], 40)}<div class="who"><div class="pn">'
-            f'{_e(view["page_name"])}</div><div class="sp">Sponsored · {_GLOBE}</div></div>'
-            '<div class="dots">···</div></div>')
+    head = (
+        f'<div class="hd">{_avatar(view["page_name"], 40)}<div class="who"><div class="pn">'
+        f'{_e(view["page_name"])}</div><div class="sp">Sponsored · {_GLOBE}</div></div>'
+        '<div class="dots">···</div></div>'
+    )
     msg = f'<div class="msg">{_message(view["message"], 240 if desktop else 125)}</div>' if view["message"] else ""
     kind, seed = view["kind"], view["headline"] or view["message"] or view["page_name"]
     if kind == "carousel":
         card_w = int(width * (0.56 if desktop else 0.72))
         cards = "".join(
             f'<div class="cc" style="width:{card_w}px">'
-            f'{_media(c["image"], c["headline"] + str(i), "1/1", video=c["video"])}'
+            f"{_media(c['image'], c['headline'] + str(i), '1/1', video=c['video'])}"
             f'<div class="cb"><div class="ct"><div class="hl">{_e(c["headline"])}</div>'
             f'<div class="ds">{_e(c["description"])}</div></div>'
-            + (f'<span class="btn">{_e(c["cta"])}</span>' if c["cta"] else "") + "</div></div>"
-            for i, c in enumerate(view["cards"]))
+            + (f'<span class="btn">{_e(c["cta"])}</span>' if c["cta"] else "")
+            + "</div></div>"
+            for i, c in enumerate(view["cards"])
+        )
         body = f'<div class="car">{cards}</div>'
     elif kind in ("photo", "post"):
         body = _media(view["image"], seed, "1/1" if kind == "photo" else "1.91/1")
@@ -327,20 +389,28 @@ def _fb_post(view: dict, width: int) -> str:
         video = kind == "video"
         body = _media(view["thumbnail"] if video else view["image"], seed, "16/9" if video else "1.91/1", video=video)
         if view["headline"] or view["cta"] or view["domain"]:
-            body += ('<div class="lb"><div class="lbt">'
-                     + (f'<div class="dom">{_e(view["domain"])}</div>' if view["domain"] else "")
-                     + f'<div class="hl">{_e(view["headline"])}</div>'
-                     + (f'<div class="ds">{_e(view["description"])}</div>' if view["description"] else "")
-                     + "</div>" + (f'<span class="btn">{_e(view["cta"])}</span>' if view["cta"] else "") + "</div>")
-    foot = (f'<div class="foot"><span>{_FB_LIKE}Like</span><span>{_FB_COMMENT}Comment</span>'
-            f'<span>{_FB_SHARE}Share</span></div>')
+            body += (
+                '<div class="lb"><div class="lbt">'
+                + (f'<div class="dom">{_e(view["domain"])}</div>' if view["domain"] else "")
+                + f'<div class="hl">{_e(view["headline"])}</div>'
+                + (f'<div class="ds">{_e(view["description"])}</div>' if view["description"] else "")
+                + "</div>"
+                + (f'<span class="btn">{_e(view["cta"])}</span>' if view["cta"] else "")
+                + "</div>"
+            )
+    foot = (
+        f'<div class="foot"><span>{_FB_LIKE}Like</span><span>{_FB_COMMENT}Comment</span>'
+        f"<span>{_FB_SHARE}Share</span></div>"
+    )
     return f'<div class="post fb">{head}{msg}{body}{foot}</div>'
 
 
 def _ig_post(view: dict) -> str:
     name = view["ig_name"]
-    head = (f'<div class="hd">{_avatar(name, 32, ring=True)}<div class="who"><div class="pn">{_e(name)}</div>'
-            '<div class="sp">Sponsored</div></div><div class="dots">···</div></div>')
+    head = (
+        f'<div class="hd">{_avatar(name, 32, ring=True)}<div class="who"><div class="pn">{_e(name)}</div>'
+        '<div class="sp">Sponsored</div></div><div class="dots">···</div></div>'
+    )
     first = view["cards"][0] if view["cards"] else None
     image = first["image"] if first else (view["thumbnail"] if view["kind"] == "video" else view["image"])
     seed = (first or {}).get("headline") or view["headline"] or view["message"] or name
@@ -352,11 +422,13 @@ def _ig_post(view: dict) -> str:
     bar = f'<div class="igcta"><span>{_e(cta)}</span><span>›</span></div>' if cta else ""
     dots = ""
     if view["cards"]:
-        dots = '<div class="igdots">' + "".join(
-            f'<i class="{"on" if i == 0 else ""}"></i>' for i in range(len(view["cards"]))) + "</div>"
+        dots = (
+            '<div class="igdots">'
+            + "".join(f'<i class="{"on" if i == 0 else ""}"></i>' for i in range(len(view["cards"])))
+            + "</div>"
+        )
     icons = f'<div class="igicons">{_IG_ICONS}{dots}{_IG_SAVE}</div>'
-    caption = (f'<div class="igcap"><b>{_e(name)}</b> {_message(view["message"], 90)}</div>'
-               if view["message"] else "")
+    caption = f'<div class="igcap"><b>{_e(name)}</b> {_message(view["message"], 90)}</div>' if view["message"] else ""
     return f'<div class="post ig">{head}{body}{bar}{icons}{caption}</div>'
 
 
@@ -368,19 +440,27 @@ def _vertical(view: dict, ad_format: str) -> str:
     seed = (first or {}).get("headline") or view["headline"] or view["message"] or name
     video = view["kind"] == "video" or bool(first and first["video"])
     hue = _hue(seed or "x")
-    backdrop = (f'<div class="vbg" style="background:linear-gradient(160deg,hsl({hue},45%,35%),'
-                f'hsl({(hue + 50) % 360},50%,18%))">'
-                + (f'<img class="blur" src="{_e(image)}" alt="" onerror="this.remove()">' if image else "") + "</div>")
+    backdrop = (
+        f'<div class="vbg" style="background:linear-gradient(160deg,hsl({hue},45%,35%),'
+        f'hsl({(hue + 50) % 360},50%,18%))">'
+        + (f'<img class="blur" src="{_e(image)}" alt="" onerror="this.remove()">' if image else "")
+        + "</div>"
+    )
     media = _media(image, seed, "4/5", video=video, cover=True)
     bars = "".join('<i class="on"></i>' if i == 0 else "<i></i>" for i in range(max(1, len(view["cards"]) or 1)))
-    top = (f'<div class="vtop"><div class="prog">{bars}</div><div class="hd">{_avatar(name, 32)}<div class="who">'
-           f'<div class="pn">{_e(name)}</div><div class="sp">Sponsored</div></div>'
-           '<div class="dots">···</div></div></div>')
+    top = (
+        f'<div class="vtop"><div class="prog">{bars}</div><div class="hd">{_avatar(name, 32)}<div class="who">'
+        f'<div class="pn">{_e(name)}</div><div class="sp">Sponsored</div></div>'
+        '<div class="dots">···</div></div></div>'
+    )
     cta = view["cta"] or (first or {}).get("cta") or "Learn more"
     text = view["message"] or (first or {}).get("headline") or view["headline"]
-    bottom = ('<div class="vbot">' + (f'<div class="vmsg">{_message(text, 110)}</div>' if text else "")
-              + f'<div class="vcta"><svg viewBox="0 0 24 24"><path d="M6 15l6-6 6 6" fill="none" stroke="currentColor" '
-              f'stroke-width="2.4"/></svg><span>{_e(cta)}</span></div></div>')
+    bottom = (
+        '<div class="vbot">'
+        + (f'<div class="vmsg">{_message(text, 110)}</div>' if text else "")
+        + f'<div class="vcta"><svg viewBox="0 0 24 24"><path d="M6 15l6-6 6 6" fill="none" stroke="currentColor" '
+        f'stroke-width="2.4"/></svg><span>{_e(cta)}</span></div></div>'
+    )
     return f'<div class="post vert">{backdrop}<div class="vmid">{media}</div>{top}{bottom}</div>'
 
 
@@ -389,8 +469,10 @@ def _compact(view: dict) -> str:
     image = first["image"] if first else (view["thumbnail"] if view["kind"] == "video" else view["image"])
     headline = view["headline"] or (first or {}).get("headline") or view["page_name"]
     domain = view["domain"] or (first or {}).get("domain") or ""
-    return (f'<div class="post cmp">{_media(image, headline, "1.91/1", video=view["kind"] == "video")}'
-            f'<div class="hl">{_e(headline)}</div><div class="dom">{_e(domain.lower())}</div></div>')
+    return (
+        f'<div class="post cmp">{_media(image, headline, "1.91/1", video=view["kind"] == "video")}'
+        f'<div class="hl">{_e(headline)}</div><div class="dom">{_e(domain.lower())}</div></div>'
+    )
 
 
 def render_page(view: dict, ad_format: str, ad_name: str | None = None) -> str:
@@ -405,17 +487,21 @@ def render_page(view: dict, ad_format: str, ad_name: str | None = None) -> str:
     else:
         inner = _fb_post(view, width)
     title = _e(ad_name or view["headline"] or view["page_name"])
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} · {ad_format}</title>'
-            f'<meta name="viewport" content="width={width}"><style>{_CSS}'
-            f'body{{width:{width}px;min-height:{height if layout == "vertical" else 0}px}}'
-            f'.vert{{height:{height}px}}</style></head>'
-            f'<body data-format="{_e(ad_format)}" data-layout="{layout}">{inner}</body></html>')
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} · {ad_format}</title>'
+        f'<meta name="viewport" content="width={width}"><style>{_CSS}'
+        f"body{{width:{width}px;min-height:{height if layout == 'vertical' else 0}px}}"
+        f".vert{{height:{height}px}}</style></head>"
+        f'<body data-format="{_e(ad_format)}" data-layout="{layout}">{inner}</body></html>'
+    )
 
 
 def _not_found_page() -> str:
-    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Preview not found</title>'
-            f'<style>{_CSS}</style></head><body><div class="nf">This preview link is not valid or the ad no longer '
-            'exists.</div></body></html>')
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Preview not found</title>'
+        f'<style>{_CSS}</style></head><body><div class="nf">This preview link is not valid or the ad no longer '
+        "exists.</div></body></html>"
+    )
 
 
 _CSS = """

@@ -1,22 +1,36 @@
 """Graph routing: one `execute` used by direct HTTP calls and by batch items alike."""
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import accounts, adsets, batch, business, campaigns, oauth
-from . import estimates, media, search
-from . import ads, creatives, previews
-from . import insights
-from . import audiences, pixels
-from . import studies
-from . import edges
-from . import legacy
+from . import (
+    accounts,
+    ads,
+    adsets,
+    audiences,
+    batch,
+    business,
+    campaigns,
+    creatives,
+    edges,
+    estimates,
+    insights,
+    legacy,
+    media,
+    oauth,
+    pixels,
+    previews,
+    search,
+    studies,
+)
 from .apps import app_created
-from .fields import CURRENT
 from .auth import Principal, authenticate
 from .context import Ctx, GraphCall, GraphResult, account_digits
 from .errors import GraphError, internal_error, param_error, unknown_path, unsupported
+from .fields import CURRENT
 from .params import Params
 from .state import Sandbox
 from .store import Obj
@@ -24,7 +38,8 @@ from .store import Obj
 Handler = Callable[[Ctx], Any]
 
 ROUTES: list[tuple[str, re.Pattern, Handler]] = [
-    (m, re.compile(rx), h) for m, rx, h in [
+    (m, re.compile(rx), h)
+    for m, rx, h in [
         ("GET", r"me", accounts.get_me),
         ("GET", r"me/adaccounts", accounts.list_adaccounts),
         ("GET", r"me/businesses", accounts.list_businesses),
@@ -96,19 +111,31 @@ ROUTES: list[tuple[str, re.Pattern, Handler]] = [
 ]
 
 NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
-    "campaign": {"GET": campaigns.read_campaign, "POST": campaigns.update_campaign,
-                 "DELETE": campaigns.delete_campaign},
+    "campaign": {
+        "GET": campaigns.read_campaign,
+        "POST": campaigns.update_campaign,
+        "DELETE": campaigns.delete_campaign,
+    },
     "adset": {"GET": adsets.read_adset, "POST": adsets.update_adset, "DELETE": adsets.delete_adset},
-    "adcreative": {"GET": creatives.read_creative, "POST": creatives.update_creative,
-                   "DELETE": creatives.delete_creative},
+    "adcreative": {
+        "GET": creatives.read_creative,
+        "POST": creatives.update_creative,
+        "DELETE": creatives.delete_creative,
+    },
     "ad": {"GET": ads.read_ad, "POST": ads.update_ad, "DELETE": ads.delete_ad},
     "video": {"GET": media.read_video, "POST": media.update_video, "DELETE": media.delete_video},
     "report_run": {"GET": insights.read_report_run},
-    "customaudience": {"GET": audiences.read_audience, "POST": audiences.update_audience,
-                       "DELETE": audiences.delete_audience},
+    "customaudience": {
+        "GET": audiences.read_audience,
+        "POST": audiences.update_audience,
+        "DELETE": audiences.delete_audience,
+    },
     "savedaudience": {"GET": audiences.read_saved},
-    "customconversion": {"GET": pixels.read_conversion, "POST": pixels.update_conversion,
-                         "DELETE": pixels.delete_conversion},
+    "customconversion": {
+        "GET": pixels.read_conversion,
+        "POST": pixels.update_conversion,
+        "DELETE": pixels.delete_conversion,
+    },
     "pixel": {"GET": pixels.read_pixel, "POST": pixels.update_pixel},
     "adstudy": {"GET": studies.read_study, "POST": studies.update_study, "DELETE": studies.delete_study},
     "adstudycell": {"GET": studies.read_cell},
@@ -117,7 +144,7 @@ NODE_METHODS: dict[str, dict[str, Callable[[Ctx, Obj], Any]]] = {
 }
 NODE_RE = re.compile(r"(\d+)")
 EDGE_RE = re.compile(r"(me|act_\d+|\d+)/([A-Za-z0-9_]+)")
-STUDY_TYPES = ("adstudy", "adstudycell")   # visible to the members of their business (studies.load_study)
+STUDY_TYPES = ("adstudy", "adstudycell")  # visible to the members of their business (studies.load_study)
 # Routes that take no access_token (the app authenticates with client_id/client_secret).
 NO_TOKEN_ROUTES: dict[str, Handler] = {"oauth/access_token": oauth.access_token}
 # Routes an app token (APPID|APPSECRET) may call; any other route needs a person's token.
@@ -169,6 +196,7 @@ def _with_spec_fallback(ctx: Ctx, handler: Handler) -> Handler:
             if err.subcode == 33 and f"'{node_id}'" in err.message:
                 return fallback(c)
             raise
+
     return run
 
 
@@ -220,8 +248,12 @@ def multi_read(ctx: Ctx) -> dict:
         raise GraphError(f"(#803) Some of the aliases you requested do not exist: {','.join(missing)}", 803)
     out = {}
     for obj_id in (str(i) for i in ids):
-        sub = Ctx(ctx.sb, GraphCall("GET", obj_id, ctx.call.params, base_url=ctx.call.base_url,
-                                    version=ctx.call.version), ctx.principal, ctx.p)
+        sub = Ctx(
+            ctx.sb,
+            GraphCall("GET", obj_id, ctx.call.params, base_url=ctx.call.base_url, version=ctx.call.version),
+            ctx.principal,
+            ctx.p,
+        )
         out[obj_id] = resolve(sub)(sub)
     return out
 
@@ -233,7 +265,9 @@ def _load_any(ctx: Ctx, obj_id: str) -> Obj | None:
             return studies.load_study(ctx, obj_id)
         except GraphError:
             return None
-    return obj if obj is not None and ctx.can_see(obj) and (obj.type in NODE_METHODS or obj.type == "adaccount") else None
+    return (
+        obj if obj is not None and ctx.can_see(obj) and (obj.type in NODE_METHODS or obj.type == "adaccount") else None
+    )
 
 
 def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
@@ -250,10 +284,20 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         forbidden = used + ([] if call.path == "" and call.method == "POST" else legacy.forbidden_content(call.params))
         if forbidden:
             app_id = _token_app_quietly(sb, call)
-            legacy.record(sb, call, forbidden, app_id=app_id,
-                          new_app=None if app_id is None else legacy.is_new_app(app_created(sb.store, app_id)))
-        principal = authenticate(sb.store, _token(call), call.params.get("appsecret_proof"), now=now,
-                                 require_proof=sb.config.require_appsecret_proof)
+            legacy.record(
+                sb,
+                call,
+                forbidden,
+                app_id=app_id,
+                new_app=None if app_id is None else legacy.is_new_app(app_created(sb.store, app_id)),
+            )
+        principal = authenticate(
+            sb.store,
+            _token(call),
+            call.params.get("appsecret_proof"),
+            now=now,
+            require_proof=sb.config.require_appsecret_proof,
+        )
         if used and legacy.is_new_app(app_created(sb.store, principal.app_id)):
             raise legacy.refusal(used[0])
         aliases = legacy.strip_aliases(call.params) if "field_alias" in used else {}
@@ -263,14 +307,15 @@ def execute(sb: Sandbox, call: GraphCall) -> GraphResult:
         try:
             handler = resolve(ctx)
             if principal.kind == "app" and handler not in APP_TOKEN_OK:
-                raise GraphError("An active access token must be used to query information about the current "
-                                 "user.", 2500)
+                raise GraphError(
+                    "An active access token must be used to query information about the current user.", 2500
+                )
             digits = usage_account(sb, call.path)
             sb.usage.charge(digits, write=call.method != "GET", now=now, tier=sb.config.access_tier)
             body = handler(ctx)
         finally:
             CURRENT.reset(current)
-        if isinstance(body, GraphResult):            # a handler that answers other than 200 (a redirect)
+        if isinstance(body, GraphResult):  # a handler that answers other than 200 (a redirect)
             return GraphResult(body.status, body.body, {**_usage_headers(sb, digits, call), **body.headers})
         body = legacy.apply_aliases(body, aliases)
         if "date_format" in used and isinstance(call.params.get("date_format"), str):
@@ -307,5 +352,4 @@ def _token(call: GraphCall) -> str | None:
 
 
 def _usage_headers(sb: Sandbox, digits: str | None, call: GraphCall) -> dict[str, str]:
-    return sb.usage.headers(digits, now=sb.now(), tier=sb.config.access_tier,
-                            insights=call.path.endswith("insights"))
+    return sb.usage.headers(digits, now=sb.now(), tier=sb.config.access_tier, insights=call.path.endswith("insights"))

@@ -22,13 +22,15 @@ or as a decorator on the function that enforces it (the function is recorded as 
 - `area`: the section of docs/fidelity.md.
 Registering the same id twice with different content is an error (two helpers describing one rule differently).
 """
+
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 
@@ -41,7 +43,7 @@ class Rule:
     since: str = ""
     verified: bool = False
     area: str = "other"
-    where: str = ""            # module (and function, for decorated rules) that enforces it
+    where: str = ""  # module (and function, for decorated rules) that enforces it
 
 
 RULES: dict[str, Rule] = {}
@@ -59,14 +61,19 @@ class _Registration:
         return fn
 
 
-def rule(id: str, summary: str, *, source: str, since: str = "", verified: bool = False,
-         area: str = "other") -> _Registration:
+def rule(
+    id: str, summary: str, *, source: str, since: str = "", verified: bool = False, area: str = "other"
+) -> _Registration:
     """Register a rule (see the module doc); returns a decorator that records the enforcing function."""
     caller = sys._getframe(1).f_globals.get("__name__", "")
     new = Rule(id, summary, source or "", since, verified, area, caller)
     old = RULES.get(id)
     if old is not None and (old.summary, old.source, old.since, old.verified) != (
-            new.summary, new.source, new.since, new.verified):
+        new.summary,
+        new.source,
+        new.since,
+        new.verified,
+    ):
         raise ValueError(f"rule {id} is registered twice with different content ({old.where} and {caller})")
     if old is None:
         RULES[id] = new
@@ -117,7 +124,7 @@ def all_rules() -> list[Rule]:
     for info in pkgutil.iter_modules(fb_sandbox.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"fb_sandbox.{info.name}")
-    table = {r.id: r for r in doc_table_rules() if r.id not in RULES}   # a rule declared in code wins
+    table = {r.id: r for r in doc_table_rules() if r.id not in RULES}  # a rule declared in code wins
     return sorted([*RULES.values(), *table.values()], key=lambda r: (r.area, _natural(r.id)))
 
 
@@ -148,23 +155,34 @@ def fidelity_markdown() -> str:
         "",
     ]
     for area in sorted({r.area for r in rules}):
-        lines += [f"## {area}", "", "| Rule | What the sandbox does | Since | Verified | Source | Where |",
-                  "|------|-----------------------|-------|----------|--------|-------|"]
+        lines += [
+            f"## {area}",
+            "",
+            "| Rule | What the sandbox does | Since | Verified | Source | Where |",
+            "|------|-----------------------|-------|----------|--------|-------|",
+        ]
         for r in (r for r in rules if r.area == area):
-            lines.append(f"| `{r.id}` | {_cell(r.summary)} | {_cell(r.since) or '—'} | "
-                         f"{'yes' if r.verified else '**unverified**'} | {_cell(r.source) or '**none**'} | "
-                         f"`{r.where}` |")
+            lines.append(
+                f"| `{r.id}` | {_cell(r.summary)} | {_cell(r.since) or '—'} | "
+                f"{'yes' if r.verified else '**unverified**'} | {_cell(r.source) or '**none**'} | "
+                f"`{r.where}` |"
+            )
         lines.append("")
-    lines += ["## Fields and edges served, per node type (from the installed SDK)", "",
-              "Every field of `<Node>.Field` is answered (stored value, else absent); every GET edge answers its data",
-              "where the sandbox has it, else an empty paged list.", "",
-              "| Stored type | SDK class | Fields | GET edges |", "|---|---|---|---|"]
+    lines += [
+        "## Fields and edges served, per node type (from the installed SDK)",
+        "",
+        "Every field of `<Node>.Field` is answered (stored value, else absent); every GET edge answers its data",
+        "where the sandbox has it, else an empty paged list.",
+        "",
+        "| Stored type | SDK class | Fields | GET edges |",
+        "|---|---|---|---|",
+    ]
     for node_type, cls in sorted(spec.SERVED.items()):
         lines.append(f"| {node_type} | {cls} | {len(spec.fields(cls))} | {len(spec.get_edges(cls))} |")
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":   # run as a script this module is __main__: use the registry every module imports
+if __name__ == "__main__":  # run as a script this module is __main__: use the registry every module imports
     from fb_sandbox.rules import fidelity_markdown as _generate
 
     sys.stdout.write(_generate())

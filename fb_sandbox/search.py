@@ -1,8 +1,10 @@
 """GET /search for ad targeting: interests, suggestions, validity, places and targeting categories."""
+
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .context import Ctx
 from .errors import param_error
@@ -12,12 +14,36 @@ from .targeting import catalog
 SEARCH_TYPES = ("adinterest", "adinterestsuggestion", "adinterestvalid", "adgeolocation", "adTargetingCategory")
 LOCATION_TYPES = ("country", "region", "city", "zip")
 GEO_BUCKETS = {"country": "countries", "region": "regions", "city": "cities", "zip": "zips"}
-CATEGORY_CLASSES = ("interests", "behaviors", "demographics", "life_events", "family_statuses", "industries",
-                    "income", "work_positions", "education_statuses", "relationship_statuses")
-INTEREST_FIELDS = ("id", "name", "audience_size_lower_bound", "audience_size_upper_bound", "path", "topic",
-                   "description")
-CATEGORY_FIELDS = ("id", "name", "type", "path", "description", "audience_size_lower_bound",
-                   "audience_size_upper_bound")
+CATEGORY_CLASSES = (
+    "interests",
+    "behaviors",
+    "demographics",
+    "life_events",
+    "family_statuses",
+    "industries",
+    "income",
+    "work_positions",
+    "education_statuses",
+    "relationship_statuses",
+)
+INTEREST_FIELDS = (
+    "id",
+    "name",
+    "audience_size_lower_bound",
+    "audience_size_upper_bound",
+    "path",
+    "topic",
+    "description",
+)
+CATEGORY_FIELDS = (
+    "id",
+    "name",
+    "type",
+    "path",
+    "description",
+    "audience_size_lower_bound",
+    "audience_size_upper_bound",
+)
 
 
 def fold(text: str) -> str:
@@ -26,8 +52,12 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
 
 
-def rank(items: list[dict], query: str, name: Callable[[dict], str] = lambda i: i["name"],
-         size: Callable[[dict], int] = lambda i: i.get("audience_size_upper_bound", 0)) -> list[dict]:
+def rank(
+    items: list[dict],
+    query: str,
+    name: Callable[[dict], str] = lambda i: i["name"],
+    size: Callable[[dict], int] = lambda i: i.get("audience_size_upper_bound", 0),
+) -> list[dict]:
     """Exact matches, then prefix matches (of the name or a word of it), then substring matches; big first."""
     q = fold(query)
     if not q:
@@ -89,10 +119,12 @@ def adinterestsuggestion(ctx: Ctx) -> list[dict]:
     given = [by_name[fold(n)] for n in names if fold(n) in by_name]
     excluded = {i["id"] for i in given}
     ordered: list[dict] = []
-    for wanted in ([lambda i, g=g: i["path"][:-1] == g["path"][:-1] for g in given]
-                   + [lambda i, g=g: i["topic"] == g["topic"] for g in given]):
-        siblings = sorted((i for i in _interests() if wanted(i)), key=lambda i: (-i["audience_size_upper_bound"],
-                                                                                  i["name"]))
+    for wanted in [lambda i, g=g: i["path"][:-1] == g["path"][:-1] for g in given] + [
+        lambda i, g=g: i["topic"] == g["topic"] for g in given
+    ]:
+        siblings = sorted(
+            (i for i in _interests() if wanted(i)), key=lambda i: (-i["audience_size_upper_bound"], i["name"])
+        )
         for item in siblings:
             if item["id"] not in excluded:
                 excluded.add(item["id"])
@@ -108,16 +140,26 @@ def adinterestvalid(ctx: Ctx) -> list[dict]:
         if item is None:
             out.append({"name": name, "valid": False})
         else:
-            out.append({"name": item["name"], "valid": True, "id": item["id"],
-                        "audience_size_lower_bound": item["audience_size_lower_bound"],
-                        "audience_size_upper_bound": item["audience_size_upper_bound"]})
+            out.append(
+                {
+                    "name": item["name"],
+                    "valid": True,
+                    "id": item["id"],
+                    "audience_size_lower_bound": item["audience_size_lower_bound"],
+                    "audience_size_upper_bound": item["audience_size_upper_bound"],
+                }
+            )
     return out
 
 
 def _place_view(place: dict) -> dict:
     kind = place["type"]
-    view: dict[str, Any] = {"key": place["key"], "name": place["name"], "type": kind,
-                            "country_code": place["country_code"]}
+    view: dict[str, Any] = {
+        "key": place["key"],
+        "name": place["name"],
+        "type": kind,
+        "country_code": place["country_code"],
+    }
     if kind == "country":
         view.update(supports_region=place["supports_region"], supports_city=place["supports_city"])
         return view
@@ -137,8 +179,9 @@ def adgeolocation(ctx: Ctx) -> list[dict]:
     limit = page_limit(ctx.p)
     kinds = ctx.p.list("location_types", ["country", "region", "city", "zip"])
     if not kinds or any(k not in LOCATION_TYPES for k in kinds):
-        raise param_error(f"Param location_types must be an array of {{{', '.join(LOCATION_TYPES)}}}",
-                          field="location_types")
+        raise param_error(
+            f"Param location_types must be an array of {{{', '.join(LOCATION_TYPES)}}}", field="location_types"
+        )
     country = ctx.p.str("country_code")
     geo = catalog().geo
     places = [p for kind in LOCATION_TYPES if kind in kinds for p in geo.get(GEO_BUCKETS[kind], [])]
@@ -147,8 +190,9 @@ def adgeolocation(ctx: Ctx) -> list[dict]:
     order = {kind: n for n, kind in enumerate(LOCATION_TYPES)}
     q = fold(query)
     codes = [p for p in places if p["type"] == "country" and p["key"].casefold() == q]
-    ranked = codes + [p for p in rank(places, query, size=lambda p: p.get("audience", 0) // 1000
-                                      - order[p["type"]]) if p not in codes]
+    ranked = codes + [
+        p for p in rank(places, query, size=lambda p: p.get("audience", 0) // 1000 - order[p["type"]]) if p not in codes
+    ]
     return [_place_view(p) for p in ranked[:limit]]
 
 
@@ -166,6 +210,9 @@ def adtargetingcategory(ctx: Ctx) -> list[dict]:
 
 
 HANDLERS: dict[str, Callable[[Ctx], list[dict]]] = {
-    "adinterest": adinterest, "adinterestsuggestion": adinterestsuggestion, "adinterestvalid": adinterestvalid,
-    "adgeolocation": adgeolocation, "adTargetingCategory": adtargetingcategory,
+    "adinterest": adinterest,
+    "adinterestsuggestion": adinterestsuggestion,
+    "adinterestvalid": adinterestvalid,
+    "adgeolocation": adgeolocation,
+    "adTargetingCategory": adtargetingcategory,
 }

@@ -1,4 +1,5 @@
 """The sandbox HTTP server: aiohttp app factory, the Graph HTTP handler, and `SandboxServer`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,22 +17,28 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from . import control, oauth
 from .apps import ensure_apps
 from .context import DEFAULT_VERSION, GraphCall, GraphResult
-from .versions import NEWEST, version_state
 from .control import SANDBOX_KEY
 from .errors import GraphError, internal_error, new_trace_id, param_error, unknown_path
 from .router import execute, usage_account
 from .rules import rule
 from .seed import seed_demo
 from .state import Sandbox
+from .versions import NEWEST, version_state
 
 log = logging.getLogger("fb_sandbox")
 MAX_BODY = 64 * 1024 * 1024
 
 
-rule("versions.deprecated", "A version past its end of life (versions.py, by the sandbox clock) answers `(#2635) You are "
-     "calling a deprecated version of the Ads API. Please update to the latest version: vXX.`; an unversioned path gets "
-     "the default version", source="https://developers.facebook.com/blog/post/2024/04/16/upcoming-change-in-marketing-"
-     "api-version-deprecation", since="2024-05", verified=True, area="versions")
+rule(
+    "versions.deprecated",
+    "A version past its end of life (versions.py, by the sandbox clock) answers `(#2635) You are "
+    "calling a deprecated version of the Ads API. Please update to the latest version: vXX.`; an unversioned path gets "
+    "the default version",
+    source="https://developers.facebook.com/blog/post/2024/04/16/upcoming-change-in-marketing-api-version-deprecation",
+    since="2024-05",
+    verified=True,
+    area="versions",
+)
 
 
 def split_version(tail: str, now: float) -> tuple[str, str]:
@@ -43,8 +50,11 @@ def split_version(tail: str, now: float) -> tuple[str, str]:
         return DEFAULT_VERSION, tail
     state = version_state(first, now)
     if state == "expired":
-        raise GraphError(f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
-                         f"latest version: {NEWEST}.", 2635)
+        raise GraphError(
+            f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
+            f"latest version: {NEWEST}.",
+            2635,
+        )
     if state == "unknown":
         raise unknown_path(tail)
     return first, rest.strip("/")
@@ -130,12 +140,17 @@ async def _read_multipart(request: web.Request, params: dict[str, Any], files: d
 
 
 def _response(result: GraphResult, version: str) -> web.Response:
-    headers = {"facebook-api-version": version, "x-fb-trace-id": new_trace_id(), "x-fb-rev": "1000000",
-               **result.headers}
+    headers = {
+        "facebook-api-version": version,
+        "x-fb-trace-id": new_trace_id(),
+        "x-fb-rev": "1000000",
+        **result.headers,
+    }
     text = json.dumps(result.body, separators=(",", ":"), ensure_ascii=False)
-    if result.jsonp:   # an old app's JSONP callback (legacy.py)
-        return web.Response(status=result.status, headers=headers, content_type="text/javascript",
-                            text=f"/**/ {result.jsonp}({text});")
+    if result.jsonp:  # an old app's JSONP callback (legacy.py)
+        return web.Response(
+            status=result.status, headers=headers, content_type="text/javascript", text=f"/**/ {result.jsonp}({text});"
+        )
     return web.Response(status=result.status, headers=headers, content_type="application/json", text=text)
 
 
@@ -145,8 +160,12 @@ def _fault_result(sb: Sandbox, fault, path: str) -> GraphResult:
     if fault.kind == "throttle" and digits is None:
         accounts = sb.store.list("adaccount")
         digits = accounts[0]["account_id"] if accounts else "0"
-    headers = sb.usage.headers(digits, now=sb.now(), tier=sb.config.access_tier,
-                               regain_minutes=fault.options.get("minutes") if fault.kind == "throttle" else None)
+    headers = sb.usage.headers(
+        digits,
+        now=sb.now(),
+        tier=sb.config.access_tier,
+        regain_minutes=fault.options.get("minutes") if fault.kind == "throttle" else None,
+    )
     return GraphResult(err.http_status, err.body(), headers)
 
 
@@ -180,14 +199,26 @@ async def graph_handler(request: web.Request) -> web.StreamResponse:
     except GraphError as err:
         return _response(GraphResult(err.http_status, err.body(), {}), version)
     override = params.get("method")
-    overridden = isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST")
-    if overridden and isinstance(override, str):   # HTTP method override: a legacy feature, refused for new apps (legacy.py)
+    overridden = (
+        isinstance(override, str) and override.upper() in ("GET", "POST", "DELETE") and method in ("GET", "POST")
+    )
+    if overridden and isinstance(
+        override, str
+    ):  # HTTP method override: a legacy feature, refused for new apps (legacy.py)
         method = override.upper()
     if method not in ("GET", "POST", "DELETE"):
         refused = param_error(f"Unsupported method {request.method}")
         return _response(GraphResult(refused.http_status, refused.body(), {}), version)
-    call = GraphCall(method, path, params, request.headers.get("Authorization"),
-                     f"{request.scheme}://{request.host}", version, files, method_override=overridden)
+    call = GraphCall(
+        method,
+        path,
+        params,
+        request.headers.get("Authorization"),
+        f"{request.scheme}://{request.host}",
+        version,
+        files,
+        method_override=overridden,
+    )
     return await _run_with_faults(request, sb, call)
 
 
@@ -232,13 +263,14 @@ def create_app(db_path: str = ":memory:", seed: bool = True, clock_start: float 
     app = web.Application(middlewares=[last_line, control.control_errors], client_max_size=MAX_BODY)
     app[SANDBOX_KEY] = sb
     control.add_routes(app)
-    for prefix in ("/{version:v\\d+\\.\\d+}", ""):   # the Login dialog is HTML, outside the Graph router
+    for prefix in ("/{version:v\\d+\\.\\d+}", ""):  # the Login dialog is HTML, outside the Graph router
         app.router.add_get(prefix + "/dialog/oauth", oauth.dialog)
         app.router.add_get(prefix + "/dialog/oauth/confirm", oauth.confirm)
     app.router.add_route("*", "/{tail:.*}", graph_handler)
 
     async def close_store(_app: web.Application) -> None:
         sb.store.close()
+
     app.on_cleanup.append(close_store)
     return app
 
@@ -246,8 +278,14 @@ def create_app(db_path: str = ":memory:", seed: bool = True, clock_start: float 
 class SandboxServer:
     """A sandbox on loopback: `await start()` sets `.url`; also an async context manager. ``clock_start``: see create_app."""
 
-    def __init__(self, db_path: str = ":memory:", host: str = "127.0.0.1", port: int = 0, seed: bool = True,
-                 clock_start: float | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str = ":memory:",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: bool = True,
+        clock_start: float | None = None,
+    ) -> None:
         self.db_path, self.host, self.port, self.seed, self.clock_start = db_path, host, port, seed, clock_start
         self.url: str | None = None
         self.app: web.Application | None = None
@@ -273,7 +311,7 @@ class SandboxServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SandboxServer":
+    async def __aenter__(self) -> SandboxServer:
         await self.start()
         return self
 

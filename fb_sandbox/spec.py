@@ -7,6 +7,7 @@ except which SDK class stands for which stored node type).
   (GET, POST, DELETE), an `endpoint` ('/<edge>') and a `target_class`; the edge name is the endpoint, not the
   method name (`Business.get_ads_pixels` is the edge `adspixels`). `endpoint='/'` is the node itself.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,15 +15,29 @@ import inspect
 import re
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 # stored node type -> the SDK class that describes it (module = lower-cased class name)
 SERVED: dict[str, str] = {
-    "adaccount": "AdAccount", "campaign": "Campaign", "adset": "AdSet", "ad": "Ad", "adcreative": "AdCreative",
-    "adimage": "AdImage", "video": "AdVideo", "customaudience": "CustomAudience", "savedaudience": "SavedAudience",
-    "customconversion": "CustomConversion", "pixel": "AdsPixel", "page": "Page", "user": "User",
-    "business": "Business", "business_user": "BusinessUser", "instagram": "IGUser", "adstudy": "AdStudy",
-    "adstudycell": "AdStudyCell", "report_run": "AdReportRun",
+    "adaccount": "AdAccount",
+    "campaign": "Campaign",
+    "adset": "AdSet",
+    "ad": "Ad",
+    "adcreative": "AdCreative",
+    "adimage": "AdImage",
+    "video": "AdVideo",
+    "customaudience": "CustomAudience",
+    "savedaudience": "SavedAudience",
+    "customconversion": "CustomConversion",
+    "pixel": "AdsPixel",
+    "page": "Page",
+    "user": "User",
+    "business": "Business",
+    "business_user": "BusinessUser",
+    "instagram": "IGUser",
+    "adstudy": "AdStudy",
+    "adstudycell": "AdStudyCell",
+    "report_run": "AdReportRun",
 }
 
 _METHOD_RE = re.compile(r"method='(GET|POST|DELETE)'")
@@ -34,21 +49,21 @@ _TARGET_RE = re.compile(r"target_class=(\w+)")
 class Edge:
     name: str
     methods: set[str] = field(default_factory=set)
-    target: str = ""          # the SDK class of the edge's items (from the GET method when there is one)
+    target: str = ""  # the SDK class of the edge's items (from the GET method when there is one)
 
 
 def _klass(cls_name: str):
     return getattr(importlib.import_module(f"facebook_business.adobjects.{cls_name.lower()}"), cls_name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fields(cls_name: str) -> frozenset[str]:
     """The fields `<cls_name>.Field` lists."""
     klass = _klass(cls_name)
     return frozenset(v for k, v in vars(klass.Field).items() if not k.startswith("_") and isinstance(v, str))
 
 
-@lru_cache(maxsize=None)
+@cache
 def edges(cls_name: str) -> dict[str, Edge]:
     """edge name -> Edge: each get_/create_/delete_ method of the class is asked for its request (`pending=True`
     builds the FacebookRequest without sending it) and its `_method`/`_endpoint`/`_target_class` are read. A method
@@ -76,7 +91,7 @@ def edges(cls_name: str) -> dict[str, Edge]:
                 continue
             method, endpoint, target = found
         if not endpoint:
-            continue                      # `endpoint='/'`: the node itself (api_get/api_update/api_delete)
+            continue  # `endpoint='/'`: the node itself (api_get/api_update/api_delete)
         edge = out.setdefault(endpoint, Edge(endpoint))
         edge.methods.add(method)
         if method == "GET" or not edge.target:

@@ -1,4 +1,5 @@
 """Everything one sandbox instance holds: the store, clock, config, usage, faults and stats."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -15,8 +16,8 @@ class Config:
     latency_ms: int = 0
     require_appsecret_proof: bool = True
     access_tier: str = "standard_access"
-    video_chunk_bytes: int = 4 * 1024 * 1024      # chunked video uploads: bytes per transfer
-    video_processing_seconds: int = 30            # simulated seconds from finish to ready
+    video_chunk_bytes: int = 4 * 1024 * 1024  # chunked video uploads: bytes per transfer
+    video_processing_seconds: int = 30  # simulated seconds from finish to ready
 
     def update(self, body: dict) -> None:
         if "latency_ms" in body:
@@ -47,7 +48,7 @@ class Stats:
     def __init__(self) -> None:
         self.requests = 0
         self.by_route: Counter = Counter()
-        self.forbidden: dict[str, Counter] = {}   # app id -> feature -> requests (legacy.py)
+        self.forbidden: dict[str, Counter] = {}  # app id -> feature -> requests (legacy.py)
 
     def record(self, route: str) -> None:
         self.requests += 1
@@ -62,8 +63,11 @@ class Stats:
         self.forbidden.clear()
 
     def as_dict(self) -> dict:
-        return {"requests": self.requests, "by_route": dict(self.by_route),
-                "forbidden": {app: dict(counts) for app, counts in self.forbidden.items()}}
+        return {
+            "requests": self.requests,
+            "by_route": dict(self.by_route),
+            "forbidden": {app: dict(counts) for app, counts in self.forbidden.items()},
+        }
 
 
 CLOCK_OFFSET_KEY = "clock:offset"
@@ -75,6 +79,7 @@ class Sandbox:
         """``clock_start``: the epoch a new (empty) sandbox's clock starts at; a restart continues at its simulated time."""
         self.store = Store(db_path)
         from .delivery import before_change
+
         self.store.before_update.append(lambda stored, data, now: before_change(self, stored, data, now))
         self.clock = Clock(self.store.kv_get(CLOCK_OFFSET_KEY, 0.0) or 0.0, self.store.kv_get(CLOCK_FROZEN_KEY))
         if clock_start is not None and self.store.is_empty():

@@ -1,11 +1,13 @@
 """SQLite JSON object store: one generic object table, tokens, and a key/value table."""
+
 from __future__ import annotations
 
 import builtins
 import json
 import sqlite3
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -125,18 +127,31 @@ class Store:
     def wipe(self) -> None:
         """Empty every table: objects, tokens, and the side tables of modules (audience members, received events)."""
         with self.lock:
-            tables = [row[0] for row in self.db.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            tables = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
             for table in tables:
                 self.db.execute(f'DELETE FROM "{table}"')
             self.db.execute("DELETE FROM sqlite_sequence")
 
     # ---- objects
-    def insert(self, type_: str, obj_id: str, data: dict, *, parent_id: str | None = None,
-               account_id: str | None = None, now: float) -> None:
+    def insert(
+        self,
+        type_: str,
+        obj_id: str,
+        data: dict,
+        *,
+        parent_id: str | None = None,
+        account_id: str | None = None,
+        now: float,
+    ) -> None:
         self.db.execute(
             "INSERT INTO objects(id, type, parent_id, account_id, data, created, updated) VALUES(?,?,?,?,?,?,?)",
-            (obj_id, type_, parent_id, account_id, json.dumps(data), now, now))
+            (obj_id, type_, parent_id, account_id, json.dumps(data), now, now),
+        )
 
     def insert_many(self, rows: Iterable[tuple[str, str, dict, str | None, str | None, float]]) -> None:
         with self.lock:
@@ -145,7 +160,8 @@ class Store:
                 self.db.executemany(
                     "INSERT INTO objects(id, type, parent_id, account_id, data, created, updated) "
                     "VALUES(?,?,?,?,?,?,?)",
-                    [(i, t, p, a, json.dumps(d), now, now) for t, i, d, p, a, now in rows])
+                    [(i, t, p, a, json.dumps(d), now, now) for t, i, d, p, a, now in rows],
+                )
                 self.db.execute("COMMIT")
             except Exception:
                 self.db.execute("ROLLBACK")
@@ -174,12 +190,21 @@ class Store:
         return [_row_to_obj(r) for r in self.db.execute(sql + " ORDER BY seq", args)]
 
     # ---- tokens
-    def add_token(self, token: str, user_id: str, kind: str, scopes: builtins.list[str], issued_at: float,
-                  expires_at: float, meta: dict | None = None) -> None:
+    def add_token(
+        self,
+        token: str,
+        user_id: str,
+        kind: str,
+        scopes: builtins.list[str],
+        issued_at: float,
+        expires_at: float,
+        meta: dict | None = None,
+    ) -> None:
         """`meta`: app_id, declined scopes, revoked flag (a token without app_id belongs to the sandbox's app)."""
-        self.db.execute("INSERT INTO tokens(token, user_id, kind, scopes, issued_at, expires_at, meta) "
-                        "VALUES(?,?,?,?,?,?,?)",
-                        (token, user_id, kind, json.dumps(scopes), issued_at, expires_at, json.dumps(meta or {})))
+        self.db.execute(
+            "INSERT INTO tokens(token, user_id, kind, scopes, issued_at, expires_at, meta) VALUES(?,?,?,?,?,?,?)",
+            (token, user_id, kind, json.dumps(scopes), issued_at, expires_at, json.dumps(meta or {})),
+        )
 
     def get_token(self, token: str) -> dict | None:
         row = self.db.execute("SELECT * FROM tokens WHERE token=?", (token,)).fetchone()

@@ -12,12 +12,13 @@ study) holding the campaign or ad set ids they name. `split_windows` tells deliv
 and by how much: while a SPLIT_TEST runs (start_time <= t < end_time, and before canceled_time), a cell's ad sets
 reach only treatment_percentage % of their audience, a slice of its own (cells never share people).
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
 import contextlib
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Literal, overload
 
 from facebook_business.adobjects.adstudy import AdStudy
@@ -41,9 +42,9 @@ def _enum(klass) -> list[str]:
 TYPES = _enum(AdStudy.Type)
 OBJECTIVE_TYPES = _enum(AdStudyObjective.Type)
 SPLIT_TEST = AdStudy.Type.split_test
-MIN_CELLS, MAX_CELLS = 2, 5            # a SPLIT_TEST compares 2 to 5 cells
-MAX_OTHER_CELLS = 100                  # other study types: the sandbox's own bound
-MAX_DAYS = 30                          # a split test lasts at most 30 days
+MIN_CELLS, MAX_CELLS = 2, 5  # a SPLIT_TEST compares 2 to 5 cells
+MAX_OTHER_CELLS = 100  # other study types: the sandbox's own bound
+MAX_DAYS = 30  # a split test lasts at most 30 days
 DAY = 86400
 MAX_NAME = 255
 DEFAULT_FIELDS = ["id", "name"]
@@ -53,12 +54,14 @@ UPDATABLE = {"name", "description", "end_time"}
 
 # ---- errors
 
+
 def _rule(title: str, message: str, field: str = "cells") -> GraphError:
     """A study rule refused: code 100 with Facebook's error_user_title / error_user_msg shape, blaming `field`."""
     return GraphError("Invalid parameter", 100, user_title=title, user_msg=message, blame=field)
 
 
 # ---- loading and visibility
+
 
 def load_study(ctx: Ctx, obj_id: str, types: tuple[str, ...] = ("adstudy", "adstudycell")) -> Obj:
     """A study or cell the caller may see: a member of the study's business. 100/33 otherwise."""
@@ -88,6 +91,7 @@ def _cells(ctx: Ctx, study: Obj) -> list[Obj]:
 
 
 # ---- rendering
+
 
 def _subfields(raw: Any, name: str) -> Sequence[str]:
     """The nested field list of `name{a,b}` in a fields= value ([] when none)."""
@@ -127,6 +131,7 @@ def render_cell(ctx: Ctx, cell: Obj, names: Sequence[str]) -> dict:
         if name.startswith("_"):
             return None
         return cell.get(name)
+
     return select("AdStudyCell", names, CELL_DEFAULT_FIELDS, value)
 
 
@@ -162,10 +167,12 @@ def render_study(ctx: Ctx, study: Obj, names: Sequence[str]) -> dict:
         if name.startswith("_"):
             return None
         return study.get(name)
+
     return select("AdStudy", names, DEFAULT_FIELDS, value)
 
 
 # ---- reading
+
 
 def read_study(ctx: Ctx, study: Obj) -> dict:
     require_scope(ctx, "ads_management", "ads_read", "business_management")
@@ -213,8 +220,11 @@ def list_account_studies(ctx: Ctx) -> dict:
     account = ctx.load_account(ctx.match[0])
     wanted = []
     for study in _visible_studies(ctx):
-        if any(_object_account(ctx, oid) == account["id"] for cell in _cells(ctx, study)
-               for oid in [*cell.get("_campaign_ids", []), *cell.get("_adset_ids", [])]):
+        if any(
+            _object_account(ctx, oid) == account["id"]
+            for cell in _cells(ctx, study)
+            for oid in [*cell.get("_campaign_ids", []), *cell.get("_adset_ids", [])]
+        ):
             wanted.append(study)
     return _page(ctx, wanted)
 
@@ -248,6 +258,7 @@ def _names_object(ctx: Ctx, study: Obj, obj: Obj) -> bool:
 
 # ---- validation helpers
 
+
 @overload
 def _time(ctx: Ctx, name: str, *, required: Literal[True]) -> float: ...
 @overload
@@ -270,7 +281,7 @@ def _lenient_json(value: Any) -> Any:
         return value
     with contextlib.suppress(ValueError):  # strict JSON first; then the relaxed form
         return json.loads(value)
-    relaxed = re.sub(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:', r'\1"\2":', value)
+    relaxed = re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:", r'\1"\2":', value)
     try:
         return json.loads(relaxed)
     except ValueError:
@@ -279,15 +290,24 @@ def _lenient_json(value: Any) -> Any:
 
 def _check_window(start: float, end: float, now: float) -> None:
     if end <= now:
-        raise _rule("Study End Time In The Past",
-                    f"The study's end_time ({iso(end)}) must be in the future (now: {iso(now)}).", "end_time")
+        raise _rule(
+            "Study End Time In The Past",
+            f"The study's end_time ({iso(end)}) must be in the future (now: {iso(now)}).",
+            "end_time",
+        )
     if end <= start:
-        raise _rule("Study End Time Before Start Time",
-                    f"The study's end_time ({iso(end)}) must be after its start_time ({iso(start)}).", "end_time")
+        raise _rule(
+            "Study End Time Before Start Time",
+            f"The study's end_time ({iso(end)}) must be after its start_time ({iso(start)}).",
+            "end_time",
+        )
     if end - start > MAX_DAYS * DAY:
-        raise _rule("Study Too Long",
-                    f"A split test can run for at most {MAX_DAYS} days; this one would run "
-                    f"{(end - start) / DAY:.1f} days ({iso(start)} to {iso(end)}).", "end_time")
+        raise _rule(
+            "Study Too Long",
+            f"A split test can run for at most {MAX_DAYS} days; this one would run "
+            f"{(end - start) / DAY:.1f} days ({iso(start)} to {iso(end)}).",
+            "end_time",
+        )
 
 
 def _ids(value: Any, where: str) -> list[str]:
@@ -314,13 +334,17 @@ def _check_object(ctx: Ctx, obj_id: str, kind: str, where: str, business: Obj) -
         raise _rule("Ad Object Not Found", f"{where}: {obj_id} is not a {label} (it is a {obj.type}).")
     account = ctx.store.get(obj.account_id or "")
     if account is None or account.get("_business_id") != business["id"]:
-        raise _rule("Ad Object Of Another Business",
-                    f"{where}: {label} {obj_id} belongs to ad account {obj.account_id}, which is not an ad account "
-                    f"of business {business['id']}.")
+        raise _rule(
+            "Ad Object Of Another Business",
+            f"{where}: {label} {obj_id} belongs to ad account {obj.account_id}, which is not an ad account "
+            f"of business {business['id']}.",
+        )
     tasks = account.get("_user_tasks", {}).get(ctx.principal.user_id, [])
     if not {"ADVERTISE", "MANAGE"} & set(tasks):
-        raise GraphError(f"(#200) You need the ADVERTISE task on ad account {obj.account_id} to put its "
-                         f"{label} {obj_id} in a study", 200)
+        raise GraphError(
+            f"(#200) You need the ADVERTISE task on ad account {obj.account_id} to put its {label} {obj_id} in a study",
+            200,
+        )
     return obj
 
 
@@ -337,8 +361,9 @@ def _entities(store, campaign_ids: list[str], adset_ids: list[str]) -> tuple[set
     return campaigns, adsets
 
 
-def _overlap(a: tuple[set[str], set[str]], b: tuple[set[str], set[str]], a_direct: set[str],
-             b_direct: set[str]) -> set[str]:
+def _overlap(
+    a: tuple[set[str], set[str]], b: tuple[set[str], set[str]], a_direct: set[str], b_direct: set[str]
+) -> set[str]:
     """Objects two cells share: a campaign of one that the other names (directly or through its ad sets), or an
     ad set both cover."""
     return (a[1] & b[1]) | (a_direct & b[0]) | (b_direct & a[0])
@@ -360,9 +385,11 @@ def _check_exclusive(ctx: Ctx, cells: list[dict], start: float, end: float, skip
         for j in range(i + 1, len(mine)):
             shared = _overlap(mine[i][0], mine[j][0], mine[i][1], mine[j][1])
             if shared:
-                raise _rule("Ad Object In Several Cells",
-                            f"cells[{i}] and cells[{j}] both cover {', '.join(sorted(shared))}: each campaign or "
-                            "ad set can be in only one cell of a study.")
+                raise _rule(
+                    "Ad Object In Several Cells",
+                    f"cells[{i}] and cells[{j}] both cover {', '.join(sorted(shared))}: each campaign or "
+                    "ad set can be in only one cell of a study.",
+                )
     for other in store.list("adstudy"):
         if other["id"] == skip or other.get("type") != SPLIT_TEST:
             continue
@@ -370,15 +397,19 @@ def _check_exclusive(ctx: Ctx, cells: list[dict], start: float, end: float, skip
         if not (start < o_end and o_start < end):
             continue
         for cell in store.list("adstudycell", parent_id=other["id"]):
-            theirs = (_entities(store, cell.get("_campaign_ids", []), cell.get("_adset_ids", [])),
-                      set(cell.get("_campaign_ids", [])) | set(cell.get("_adset_ids", [])))
+            theirs = (
+                _entities(store, cell.get("_campaign_ids", []), cell.get("_adset_ids", [])),
+                set(cell.get("_campaign_ids", [])) | set(cell.get("_adset_ids", [])),
+            )
             for i, (entities, direct) in enumerate(mine):
                 shared = _overlap(entities, theirs[0], direct, theirs[1])
                 if shared:
-                    raise _rule("Ad Object Already In A Split Test",
-                                f"cells[{i}] covers {', '.join(sorted(shared))}, already in split test "
-                                f"{other['id']} (\"{other.get('name', '')}\") from {iso(o_start)} to {iso(o_end)}; "
-                                "a campaign or ad set can be in only one split test at a time.")
+                    raise _rule(
+                        "Ad Object Already In A Split Test",
+                        f"cells[{i}] covers {', '.join(sorted(shared))}, already in split test "
+                        f'{other["id"]} ("{other.get("name", "")}") from {iso(o_start)} to {iso(o_end)}; '
+                        "a campaign or ad set can be in only one split test at a time.",
+                    )
 
 
 def _percentages(cells: list[dict], raw: list[Any], split_test: bool) -> list[int]:
@@ -389,20 +420,25 @@ def _percentages(cells: list[dict], raw: list[Any], split_test: bool) -> list[in
         return [base + (1 if i < extra else 0) for i in range(n)]
     if len(given) != len(raw):
         missing = [i for i, r in enumerate(raw) if r is None]
-        raise _rule("Treatment Percentage Missing",
-                    f"cells{missing} have no treatment_percentage: give it for every cell (summing to 100) or for "
-                    "none (an equal split).")
+        raise _rule(
+            "Treatment Percentage Missing",
+            f"cells{missing} have no treatment_percentage: give it for every cell (summing to 100) or for "
+            "none (an equal split).",
+        )
     out = []
     for i, value in enumerate(raw):
         number = to_int(value)
         if number is None or not 1 <= number <= 100:
-            raise _rule("Invalid Treatment Percentage",
-                        f"cells[{i}].treatment_percentage must be an integer from 1 to 100, not {value!r}.")
+            raise _rule(
+                "Invalid Treatment Percentage",
+                f"cells[{i}].treatment_percentage must be an integer from 1 to 100, not {value!r}.",
+            )
         out.append(number)
     if split_test and sum(out) != 100:
-        raise _rule("Treatment Percentages Must Add Up To 100",
-                    f"The cells' treatment_percentage values add up to {sum(out)}; in a split test they must add "
-                    "up to 100.")
+        raise _rule(
+            "Treatment Percentages Must Add Up To 100",
+            f"The cells' treatment_percentage values add up to {sum(out)}; in a split test they must add up to 100.",
+        )
     return out
 
 
@@ -412,23 +448,29 @@ def _parse_cells(ctx: Ctx, business: Obj, study_type: str) -> list[dict]:
         raise param_error("The parameter cells is required", field="cells")
     cells = _lenient_json(value)
     if not isinstance(cells, list):
-        raise param_error("Param cells must be a JSON array of {name, treatment_percentage, campaigns | adsets} "
-                          "objects", field="cells")
+        raise param_error(
+            "Param cells must be a JSON array of {name, treatment_percentage, campaigns | adsets} objects",
+            field="cells",
+        )
     split_test = study_type == SPLIT_TEST
     low, high = (MIN_CELLS, MAX_CELLS) if split_test else (1, MAX_OTHER_CELLS)
     if not low <= len(cells) <= high:
-        raise _rule("Wrong Number Of Cells",
-                    f"A {'split test' if split_test else 'study'} needs {low} to {high} cells; this one has "
-                    f"{len(cells)}.")
+        raise _rule(
+            "Wrong Number Of Cells",
+            f"A {'split test' if split_test else 'study'} needs {low} to {high} cells; this one has {len(cells)}.",
+        )
     out: list[dict[str, Any]] = []
     raw_pcts: list[Any] = []
     for i, cell in enumerate(cells):
         where = f"cells[{i}]"
         if not isinstance(cell, dict):
-            raise param_error(f"Param {where} must be an object with name, treatment_percentage and campaigns or "
-                              "adsets", field="cells")
-        unknown = sorted(set(cell) - {"name", "treatment_percentage", "campaigns", "adsets", "description",
-                                      "control_percentage"})
+            raise param_error(
+                f"Param {where} must be an object with name, treatment_percentage and campaigns or adsets",
+                field="cells",
+            )
+        unknown = sorted(
+            set(cell) - {"name", "treatment_percentage", "campaigns", "adsets", "description", "control_percentage"}
+        )
         if unknown:
             raise param_error(f"Param {where} has unknown keys: {', '.join(unknown)}", field="cells")
         name = cell.get("name")
@@ -438,8 +480,10 @@ def _parse_cells(ctx: Ctx, business: Obj, study_type: str) -> list[dict]:
             raise param_error(f"Param {where}.name must be a string of at most {MAX_NAME} characters", field="cells")
         has_campaigns, has_adsets = cell.get("campaigns") is not None, cell.get("adsets") is not None
         if has_campaigns and has_adsets:
-            raise _rule("Campaigns Or Ad Sets", f"{where} names both campaigns and adsets: a cell names campaigns "
-                                                "or ad sets, not both.")
+            raise _rule(
+                "Campaigns Or Ad Sets",
+                f"{where} names both campaigns and adsets: a cell names campaigns or ad sets, not both.",
+            )
         if not has_campaigns and not has_adsets:
             raise _rule("Cell Has No Ad Objects", f"{where} names no campaigns and no adsets.")
         kind = "campaign" if has_campaigns else "adset"
@@ -470,11 +514,17 @@ def _objectives(ctx: Ctx) -> list[dict]:
             raise param_error(f"Param objectives[{i}] must be an object (name, type, is_primary)", field="objectives")
         kind = item.get("type")
         if kind is not None and kind not in OBJECTIVE_TYPES:
-            raise param_error(f"Param objectives[{i}].type must be one of {{{', '.join(OBJECTIVE_TYPES)}}}",
-                              field="objectives")
-        out.append({"id": ctx.store.new_id("adstudyobjective"), "name": str(item.get("name") or kind or
-                                                                              f"Objective {i + 1}"),
-                    **({"type": kind} if kind else {}), "is_primary": bool(item.get("is_primary", i == 0))})
+            raise param_error(
+                f"Param objectives[{i}].type must be one of {{{', '.join(OBJECTIVE_TYPES)}}}", field="objectives"
+            )
+        out.append(
+            {
+                "id": ctx.store.new_id("adstudyobjective"),
+                "name": str(item.get("name") or kind or f"Objective {i + 1}"),
+                **({"type": kind} if kind else {}),
+                "is_primary": bool(item.get("is_primary", i == 0)),
+            }
+        )
     return out
 
 
@@ -487,33 +537,68 @@ def _confidence(ctx: Ctx) -> float | None:
     except (TypeError, ValueError):
         value = None
     if value is None or not 0 < value < 100:
-        raise param_error("Param confidence_level must be a number between 0 and 100 (e.g. 80, 90 or 95)",
-                          field="confidence_level")
+        raise param_error(
+            "Param confidence_level must be a number between 0 and 100 (e.g. 80, 90 or 95)", field="confidence_level"
+        )
     return int(value) if value.is_integer() else value
 
 
 # ---- writing
 
-def insert_study(store, *, business_id: str, name: str, study_type: str, start: float, end: float,
-                 cells: list[dict], now: float, user_id: str | None, description: str | None = None,
-                 confidence_level: float | None = None, objectives: list[dict] | None = None) -> tuple[str, list[str]]:
+
+def insert_study(
+    store,
+    *,
+    business_id: str,
+    name: str,
+    study_type: str,
+    start: float,
+    end: float,
+    cells: list[dict],
+    now: float,
+    user_id: str | None,
+    description: str | None = None,
+    confidence_level: float | None = None,
+    objectives: list[dict] | None = None,
+) -> tuple[str, list[str]]:
     """Store a study and its cells in one transaction (cells: {name, treatment_percentage, campaigns, adsets});
     no checks. -> (study id, cell ids). delivery.create_scenario uses it too."""
     study_id = store.new_id("adstudy")
     cell_ids = [store.new_id("adstudycell") for _ in cells]
-    data = {"id": study_id, "name": name, "type": study_type, "start_time": start, "end_time": end,
-            "canceled_time": None, "objectives": objectives or [], "_business_id": business_id,
-            "_created_by": user_id, "_updated_by": user_id}
+    data = {
+        "id": study_id,
+        "name": name,
+        "type": study_type,
+        "start_time": start,
+        "end_time": end,
+        "canceled_time": None,
+        "objectives": objectives or [],
+        "_business_id": business_id,
+        "_created_by": user_id,
+        "_updated_by": user_id,
+    }
     if description is not None:
         data["description"] = description
     if confidence_level is not None:
         data["confidence_level"] = confidence_level
     rows = [("adstudy", study_id, data, business_id, None, now)]
     for cell_id, cell in zip(cell_ids, cells):
-        rows.append(("adstudycell", cell_id, {"id": cell_id, "name": cell["name"],
-                                              "treatment_percentage": int(cell["treatment_percentage"]),
-                                              "_campaign_ids": list(cell.get("campaigns") or []),
-                                              "_adset_ids": list(cell.get("adsets") or [])}, study_id, None, now))
+        rows.append(
+            (
+                "adstudycell",
+                cell_id,
+                {
+                    "id": cell_id,
+                    "name": cell["name"],
+                    "treatment_percentage": int(cell["treatment_percentage"]),
+                    "_campaign_ids": list(cell.get("campaigns") or []),
+                    "_adset_ids": list(cell.get("adsets") or []),
+                },
+                study_id,
+                None,
+                now,
+            )
+        )
     store.insert_many(rows)
     return study_id, cell_ids
 
@@ -535,16 +620,27 @@ def create_study(ctx: Ctx) -> dict:
     now = ctx.now
     start = _time(ctx, "start_time", required=True)
     end = _time(ctx, "end_time", required=True)
-    start = max(start, float(int(now)))    # a start in the past starts now: history is never rewritten
+    start = max(start, float(int(now)))  # a start in the past starts now: history is never rewritten
     _check_window(start, end, now)
     confidence = _confidence(ctx)
     cells = _parse_cells(ctx, business, study_type)
     if study_type == SPLIT_TEST:
         _check_exclusive(ctx, cells, start, end)
     objectives = _objectives(ctx)
-    study_id, _ = insert_study(ctx.store, business_id=business["id"], name=name, study_type=study_type,
-                               start=start, end=end, cells=cells, now=now, user_id=ctx.principal.user_id,
-                               description=description, confidence_level=confidence, objectives=objectives)
+    study_id, _ = insert_study(
+        ctx.store,
+        business_id=business["id"],
+        name=name,
+        study_type=study_type,
+        start=start,
+        end=end,
+        cells=cells,
+        now=now,
+        user_id=ctx.principal.user_id,
+        description=description,
+        confidence_level=confidence,
+        objectives=objectives,
+    )
     return {"id": study_id}
 
 
@@ -552,12 +648,17 @@ def update_study(ctx: Ctx, study: Obj) -> dict:
     _business(ctx, study["_business_id"], write=True)
     unknown = sorted(k for k in ctx.p.raw if k not in UPDATABLE and k not in CONTROL_PARAMS)
     if unknown:
-        raise _rule("Study Field Can't Be Changed",
-                    f"Only name, description and end_time of a study can be changed; not {', '.join(unknown)}.",
-                    unknown[0])
+        raise _rule(
+            "Study Field Can't Be Changed",
+            f"Only name, description and end_time of a study can be changed; not {', '.join(unknown)}.",
+            unknown[0],
+        )
     if study.get("canceled_time") is not None:
-        raise _rule("Study Canceled", f"Study {study['id']} was canceled on {iso(study['canceled_time'])} and "
-                                      "can't be edited.", "canceled_time")
+        raise _rule(
+            "Study Canceled",
+            f"Study {study['id']} was canceled on {iso(study['canceled_time'])} and can't be edited.",
+            "canceled_time",
+        )
     changes: dict[str, Any] = {}
     if "name" in ctx.p:
         name = ctx.p.str("name")
@@ -569,20 +670,31 @@ def update_study(ctx: Ctx, study: Obj) -> dict:
     if "end_time" in ctx.p:
         now = ctx.now
         if float(study["end_time"]) <= now:
-            raise _rule("Study Already Ended", f"Study {study['id']} ended on {iso(study['end_time'])}; its "
-                                               "end_time can't change any more.", "end_time")
-        end = max(_time(ctx, "end_time", required=True), float(int(now)))   # earlier than now: ends now
+            raise _rule(
+                "Study Already Ended",
+                f"Study {study['id']} ended on {iso(study['end_time'])}; its end_time can't change any more.",
+                "end_time",
+            )
+        end = max(_time(ctx, "end_time", required=True), float(int(now)))  # earlier than now: ends now
         start = float(study["start_time"])
-        if end <= start and start > now:     # started already: ending now is fine, even in its first second
-            raise _rule("Study End Time Before Start Time",
-                        f"The study starts on {iso(start)}, after this end_time ({iso(end)}); to call off a study "
-                        "that hasn't started, DELETE it.", "end_time")
+        if end <= start and start > now:  # started already: ending now is fine, even in its first second
+            raise _rule(
+                "Study End Time Before Start Time",
+                f"The study starts on {iso(start)}, after this end_time ({iso(end)}); to call off a study "
+                "that hasn't started, DELETE it.",
+                "end_time",
+            )
         if end - start > MAX_DAYS * DAY:
-            raise _rule("Study Too Long", f"A split test can run for at most {MAX_DAYS} days; this end_time would "
-                                          f"make it {(end - start) / DAY:.1f} days.", "end_time")
+            raise _rule(
+                "Study Too Long",
+                f"A split test can run for at most {MAX_DAYS} days; this end_time would "
+                f"make it {(end - start) / DAY:.1f} days.",
+                "end_time",
+            )
         if end > float(study["end_time"]) and study.get("type") == SPLIT_TEST:
-            cells = [{"campaigns": c.get("_campaign_ids", []), "adsets": c.get("_adset_ids", [])}
-                     for c in _cells(ctx, study)]
+            cells = [
+                {"campaigns": c.get("_campaign_ids", []), "adsets": c.get("_adset_ids", [])} for c in _cells(ctx, study)
+            ]
             _check_exclusive(ctx, cells, start, end, skip=study["id"])
         changes["end_time"] = end
     if changes:
@@ -594,8 +706,11 @@ def delete_study(ctx: Ctx, study: Obj) -> dict:
     """Cancel: canceled_time is set and the study stops splitting delivery (again: nothing changes)."""
     _business(ctx, study["_business_id"], write=True)
     if study.get("canceled_time") is None:
-        ctx.store.update(study["id"], {**study, "canceled_time": float(int(ctx.now)),
-                                       "_updated_by": ctx.principal.user_id}, now=ctx.now)
+        ctx.store.update(
+            study["id"],
+            {**study, "canceled_time": float(int(ctx.now)), "_updated_by": ctx.principal.user_id},
+            now=ctx.now,
+        )
     return {"success": True}
 
 

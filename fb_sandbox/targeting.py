@@ -3,6 +3,7 @@
 Rules R9-R13, R15 and R11 of docs/adset_rules.md, written from that table and Facebook's documentation
 (never from our client). `validate_targeting` is shared by ad sets, targeting sentences and estimates.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,55 +24,126 @@ from .errors import GraphError
 DATA_DIR = Path(__file__).parent / "data"
 
 KNOWN_KEYS = frozenset(v for k, v in vars(Targeting.Field).items() if not k.startswith("_") and isinstance(v, str))
-GEO_KEYS = ("countries", "regions", "cities", "zips", "location_types", "custom_locations", "country_groups",
-            "geo_markets")
+GEO_KEYS = (
+    "countries",
+    "regions",
+    "cities",
+    "zips",
+    "location_types",
+    "custom_locations",
+    "country_groups",
+    "geo_markets",
+)
 LOCATION_KEYS = ("countries", "regions", "cities", "zips", "custom_locations", "country_groups", "geo_markets")
 LOCATION_TYPES = frozenset({"home", "recent", "travel_in"})
-COUNTRY_GROUPS = frozenset({
-    "worldwide", "africa", "asia", "caribbean", "central_america", "europe", "gulf_cooperation_council",
-    "international_location", "latam", "middle_east", "north_america", "oceania", "south_america", "apec",
-    "asean", "eea", "mercosur", "nafta", "android_app_store", "itunes_app_store", "android_paid_store",
-    "itunes_paid_store", "emea", "gcc"})
+COUNTRY_GROUPS = frozenset(
+    {
+        "worldwide",
+        "africa",
+        "asia",
+        "caribbean",
+        "central_america",
+        "europe",
+        "gulf_cooperation_council",
+        "international_location",
+        "latam",
+        "middle_east",
+        "north_america",
+        "oceania",
+        "south_america",
+        "apec",
+        "asean",
+        "eea",
+        "mercosur",
+        "nafta",
+        "android_app_store",
+        "itunes_app_store",
+        "android_paid_store",
+        "itunes_paid_store",
+        "emea",
+        "gcc",
+    }
+)
 # Detailed-targeting lists of {id, name}: the field and the data-set type its ids must belong to (None: any id).
 CATEGORY_FIELDS: dict[str, str | None] = {
-    "interests": "interests", "behaviors": "behaviors", "life_events": "life_events",
-    "family_statuses": "family_statuses", "industries": "industries", "income": "income",
-    "work_positions": "work_positions", "work_employers": None, "education_schools": None,
-    "education_majors": None, "home_ownership": None, "home_type": None, "home_value": None,
-    "household_composition": None, "moms": None, "net_worth": None, "office_type": None, "generation": None,
-    "politics": None, "ethnic_affinity": None, "user_adclusters": None,
+    "interests": "interests",
+    "behaviors": "behaviors",
+    "life_events": "life_events",
+    "family_statuses": "family_statuses",
+    "industries": "industries",
+    "income": "income",
+    "work_positions": "work_positions",
+    "work_employers": None,
+    "education_schools": None,
+    "education_majors": None,
+    "home_ownership": None,
+    "home_type": None,
+    "home_value": None,
+    "household_composition": None,
+    "moms": None,
+    "net_worth": None,
+    "office_type": None,
+    "generation": None,
+    "politics": None,
+    "ethnic_affinity": None,
+    "user_adclusters": None,
 }
 # Enumerations sent as lists of small integers.
 EDUCATION_STATUSES = frozenset(range(1, 14))
 RELATIONSHIP_STATUSES = frozenset({1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13})
 INT_LIST_FIELDS: dict[str, frozenset[int] | None] = {
-    "education_statuses": EDUCATION_STATUSES, "relationship_statuses": RELATIONSHIP_STATUSES,
-    "interested_in": frozenset({1, 2}), "college_years": None, "locales": None,
+    "education_statuses": EDUCATION_STATUSES,
+    "relationship_statuses": RELATIONSHIP_STATUSES,
+    "interested_in": frozenset({1, 2}),
+    "college_years": None,
+    "locales": None,
 }
 AUDIENCE_FIELDS = ("custom_audiences", "excluded_custom_audiences")
 GROUP_FIELDS = frozenset(CATEGORY_FIELDS) | frozenset(INT_LIST_FIELDS) | {"custom_audiences", "connections"}
 
 PLATFORM_POSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "facebook": ("facebook_positions", (
-        "feed", "right_hand_column", "marketplace", "video_feeds", "story", "search", "instream_video",
-        "facebook_reels", "facebook_reels_overlay", "profile_feed", "notification")),
-    "instagram": ("instagram_positions", (
-        "stream", "story", "explore", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels")),
+    "facebook": (
+        "facebook_positions",
+        (
+            "feed",
+            "right_hand_column",
+            "marketplace",
+            "video_feeds",
+            "story",
+            "search",
+            "instream_video",
+            "facebook_reels",
+            "facebook_reels_overlay",
+            "profile_feed",
+            "notification",
+        ),
+    ),
+    "instagram": (
+        "instagram_positions",
+        ("stream", "story", "explore", "explore_home", "reels", "profile_feed", "ig_search", "profile_reels"),
+    ),
     "audience_network": ("audience_network_positions", ("classic", "rewarded_video")),
     "messenger": ("messenger_positions", ("messenger_home", "sponsored_messages", "story")),
     "threads": ("threads_positions", ("threads_stream",)),
     "whatsapp": ("whatsapp_positions", ("status",)),
 }
-POSITION_FIELDS = {"facebook_positions", "instagram_positions", "audience_network_positions",
-                   "messenger_positions", "threads_positions", "whatsapp_positions"}
-DEVICE_PLATFORMS = frozenset(v for k, v in vars(Targeting.DevicePlatforms).items()
-                             if not k.startswith("_") and isinstance(v, str))  # Meta's spec: mobile, desktop, connected_tv
+POSITION_FIELDS = {
+    "facebook_positions",
+    "instagram_positions",
+    "audience_network_positions",
+    "messenger_positions",
+    "threads_positions",
+    "whatsapp_positions",
+}
+DEVICE_PLATFORMS = frozenset(
+    v for k, v in vars(Targeting.DevicePlatforms).items() if not k.startswith("_") and isinstance(v, str)
+)  # Meta's spec: mobile, desktop, connected_tv
 RESTRICTED_CATEGORIES = frozenset({"CREDIT", "EMPLOYMENT", "HOUSING", "FINANCIAL_PRODUCTS_SERVICES"})
 
 MAX_LIST = 25_000
 
 # ---- changelog rules by version (docs/adset_rules.md, "Changelog rules"); sources next to each rule below.
-V26_RELEASED = 1785283200.0      # 2026-07-29 00:00 UTC: Marketing API v26.0
+V26_RELEASED = 1785283200.0  # 2026-07-29 00:00 UTC: Marketing API v26.0
 ALL_VERSIONS_2026_10_27 = 1793059200.0  # 2026-10-27 00:00 UTC: v26 changes reach every version
 
 
@@ -82,6 +154,8 @@ def api_version(ctx: Ctx | None) -> int:
     if match is None:
         raise ValueError(f"DEFAULT_VERSION {DEFAULT_VERSION!r} is not vNN.0")
     return int(match.group(1))
+
+
 MAX_ZIPS = 50_000
 MAX_STRING = 1_000
 MAX_DEPTH = 8
@@ -94,6 +168,7 @@ DMA_RE = re.compile(r"DMA:\d{1,6}")
 
 
 # ---- the bundled data set
+
 
 @dataclass
 class Catalog:
@@ -155,10 +230,17 @@ def country_codes() -> frozenset[str]:
 
 # ---- errors
 
+
 def invalid(message: str, *path: str) -> GraphError:
     """R9: 100/1487079 "Invalid Targeting Spec", blaming targeting (and the sub-field when known)."""
-    return GraphError("Invalid parameter", 100, subcode=1487079, user_title="Invalid Targeting Spec",
-                      user_msg=message, blame=["targeting", *path[:1]])
+    return GraphError(
+        "Invalid parameter",
+        100,
+        subcode=1487079,
+        user_title="Invalid Targeting Spec",
+        user_msg=message,
+        blame=["targeting", *path[:1]],
+    )
 
 
 def _geo_invalid(detail: str, root: str = "geo_locations") -> GraphError:
@@ -166,11 +248,13 @@ def _geo_invalid(detail: str, root: str = "geo_locations") -> GraphError:
 
 
 def _rule(message: str, subcode: int, title: str) -> GraphError:
-    return GraphError("Invalid parameter", 100, subcode=subcode, user_title=title, user_msg=message,
-                      blame=["targeting"])
+    return GraphError(
+        "Invalid parameter", 100, subcode=subcode, user_title=title, user_msg=message, blame=["targeting"]
+    )
 
 
 # ---- parsing
+
 
 def parse_spec(raw: Any) -> dict:
     """The targeting parameter as a dict: an object, or its JSON text."""
@@ -263,6 +347,7 @@ def _id(value: Any, name: str, root: str) -> str:
 
 # ---- geo_locations
 
+
 def _geo(value: Any, root: str) -> dict:
     if not isinstance(value, dict):
         raise invalid(f"The field {root} must be an object.", root)
@@ -353,6 +438,7 @@ def _market(item: Any, root: str) -> dict:
 
 # ---- detailed targeting
 
+
 def _categories(name: str, value: Any, root: str) -> list[dict]:
     expected = CATEGORY_FIELDS[name]
     cat = catalog()
@@ -416,6 +502,7 @@ def _group_value(name: str, value: Any, root: str) -> Any:
 
 # ---- placements (R15)
 
+
 def _placements(spec: dict, version: int, now: float | None) -> None:
     for name in ("publisher_platforms", "device_platforms", *POSITION_FIELDS):
         if name in spec:
@@ -427,15 +514,15 @@ def _placements(spec: dict, version: int, now: float | None) -> None:
     platforms = spec.get("publisher_platforms")
     for platform in platforms or []:
         if platform not in PLATFORM_POSITIONS:
-            raise _placement_error(f"{platform!r} is not a publisher platform: use "
-                                   f"{', '.join(PLATFORM_POSITIONS)}.")
+            raise _placement_error(f"{platform!r} is not a publisher platform: use {', '.join(PLATFORM_POSITIONS)}.")
     for platform, (position_field, positions) in PLATFORM_POSITIONS.items():
         given = spec.get(position_field)
         if given is None:
             continue
         if platforms is None:
-            raise _placement_error(f"{position_field} needs publisher_platforms: automatic placements take no "
-                                   "positions.")
+            raise _placement_error(
+                f"{position_field} needs publisher_platforms: automatic placements take no positions."
+            )
         if platform not in platforms:
             raise _placement_error(f"{position_field} is given but {platform} is not in publisher_platforms.")
         for position in given:
@@ -450,15 +537,20 @@ def _placement_changes(spec: dict, version: int, now: float | None) -> None:
     # release note, https://github.com/facebook/facebook-php-business-sdk/releases/tag/24.0.0). The position name
     # video_feeds and the error code are unverified.
     if version >= 24 and "video_feeds" in (spec.get("facebook_positions") or []):
-        raise _placement_error("The Facebook video feeds placement is no longer available (v24.0+): remove video_feeds "
-                               "from facebook_positions.", title="Placement Not Available")
+        raise _placement_error(
+            "The Facebook video feeds placement is no longer available (v24.0+): remove video_feeds "
+            "from facebook_positions.",
+            title="Placement Not Available",
+        )
     # Instagram Explore: removed from v26.0, "returns errors if specified" ("Introducing Graph API v26.0 and Marketing
     # API v26.0", https://developers.facebook.com/blog/post/2026/07/29/introducing-graph-api-v26-and-marketing-api-v26/;
     # Meta SDK v26.0.0 release). Code and message not documented: 100/2490392 here is unverified. explore_home is a
     # distinct position that Meta did not name: kept.
     if version >= 26 and "explore" in (spec.get("instagram_positions") or []):
-        raise _placement_error("The Instagram Explore placement is no longer available (v26.0+): remove explore from "
-                               "instagram_positions.", title="Placement Not Available")
+        raise _placement_error(
+            "The Instagram Explore placement is no longer available (v26.0+): remove explore from instagram_positions.",
+            title="Placement Not Available",
+        )
     # Messenger Stories: `story` is silently removed from messenger_positions on create and update, v26.0 calls from
     # 2026-07-29, every version from 2026-10-27 (v26 blog above; Meta SDK v26.0.0 "silently removed"). Whether an
     # emptied list is dropped is unverified; an empty list would mean no position, so the key goes.
@@ -475,16 +567,26 @@ def _placement_changes(spec: dict, version: int, now: float | None) -> None:
     # Instagram stream (feed) placement selected ("Threads App Ads", updated 2026-06-17,
     # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ad-creative/threads-ads/creation/app-ads).
     # Code unverified.
-    if "threads" in platforms and ("instagram" not in platforms or (instagram is not None and "stream" not in instagram)):
-        raise _placement_error("Threads ads also need Instagram Feed: add instagram to publisher_platforms with stream "
-                               "in instagram_positions.", title="Threads Needs Instagram Feed")
+    if "threads" in platforms and (
+        "instagram" not in platforms or (instagram is not None and "stream" not in instagram)
+    ):
+        raise _placement_error(
+            "Threads ads also need Instagram Feed: add instagram to publisher_platforms with stream "
+            "in instagram_positions.",
+            title="Threads Needs Instagram Feed",
+        )
     # WhatsApp Status: only with Instagram Stories selected; no standalone Status campaigns ("Create ad creatives with
     # WhatsApp identity", updated 2026-06-24,
     # https://developers.facebook.com/documentation/ads-commerce/marketing-api/ads-in-whatsapp-status/whatsapp-identity).
     # Code unverified.
-    if "whatsapp" in platforms and ("instagram" not in platforms or (instagram is not None and "story" not in instagram)):
-        raise _placement_error("WhatsApp Status ads also need Instagram Stories: add instagram to publisher_platforms "
-                               "with story in instagram_positions.", title="WhatsApp Status Needs Instagram Stories")
+    if "whatsapp" in platforms and (
+        "instagram" not in platforms or (instagram is not None and "story" not in instagram)
+    ):
+        raise _placement_error(
+            "WhatsApp Status ads also need Instagram Stories: add instagram to publisher_platforms "
+            "with story in instagram_positions.",
+            title="WhatsApp Status Needs Instagram Stories",
+        )
 
 
 def _placement_error(message: str, title: str = "Placements are not consistent") -> GraphError:
@@ -493,8 +595,10 @@ def _placement_error(message: str, title: str = "Placements are not consistent")
 
 # ---- the whole spec
 
-def validate_targeting(ctx: Ctx | None, raw: Any, *, special_ad_categories: list[str] | None = None,
-                       creating: bool = True) -> dict:
+
+def validate_targeting(
+    ctx: Ctx | None, raw: Any, *, special_ad_categories: list[str] | None = None, creating: bool = True
+) -> dict:
     """Check a targeting spec as Facebook does (R9-R13, R15, R11) and return the spec to store."""
     spec = parse_spec(raw)
     _check_shape(spec)
@@ -557,8 +661,11 @@ def _location_required(spec: dict) -> None:
     geo = spec.get("geo_locations") or {}
     if any(geo.get(key) for key in LOCATION_KEYS) or spec.get("custom_audiences"):
         return
-    raise _rule("Your audience is missing a location. You can add a location or a Custom Audience.", 1885364,
-                "Location Required")
+    raise _rule(
+        "Your audience is missing a location. You can add a location or a Custom Audience.",
+        1885364,
+        "Location Required",
+    )
 
 
 DEFAULT_AGES = {"age_min": 18, "age_max": 65}
@@ -584,8 +691,10 @@ def restricted_setup(spec: dict) -> list[str]:
     groups = [spec, *[g for g in spec.get("flexible_spec") or [] if isinstance(g, dict)]]
     if any(g.get("custom_audiences") for g in groups) and relax.get("custom_audience") != 1:
         found.append("custom audience")
-    if any(g.get(key) for g in groups for key in (*CATEGORY_FIELDS, *INT_LIST_FIELDS)) \
-            and spec.get("targeting_optimization") != "expansion_all":
+    if (
+        any(g.get(key) for g in groups for key in (*CATEGORY_FIELDS, *INT_LIST_FIELDS))
+        and spec.get("targeting_optimization") != "expansion_all"
+    ):
         found.append("detailed targeting")
     return found
 
@@ -610,13 +719,20 @@ def _automation_rules(spec: dict, creating: bool, version: int, categories: list
         if special and version < 26:
             spec["targeting_automation"] = {**auto, "advantage_audience": 0}
             return
-        raise _rule(f"To create your ad set with a non-default {', '.join(restricted)} setting, you need to enable or "
-                    "disable the Advantage audience feature: set targeting_automation.advantage_audience to 1 or 0.",
-                    1870227, "Advantage Audience Flag Required")
+        raise _rule(
+            f"To create your ad set with a non-default {', '.join(restricted)} setting, you need to enable or "
+            "disable the Advantage audience feature: set targeting_automation.advantage_audience to 1 or 0.",
+            1870227,
+            "Advantage Audience Flag Required",
+        )
     if auto.get("advantage_audience") == 1:
         if ("age_max" in spec and spec["age_max"] != 65) or spec.get("age_min", 18) > 25:
-            raise _rule("With Advantage audience on, age_max must be 65 and age_min at most 25: widen the ages or "
-                        "set advantage_audience to 0.", 1870189, "Age Range Not Allowed With Advantage Audience")
+            raise _rule(
+                "With Advantage audience on, age_max must be 65 and age_min at most 25: widen the ages or "
+                "set advantage_audience to 0.",
+                1870189,
+                "Age Range Not Allowed With Advantage Audience",
+            )
 
 
 def _special_categories(spec: dict, categories: list[str]) -> None:
@@ -640,7 +756,11 @@ def _special_categories(spec: dict, categories: list[str]) -> None:
     if spec.get("excluded_custom_audiences"):
         problems.append("custom audiences cannot be excluded")
     if problems:
-        raise GraphError("Invalid parameter", 100, subcode=1487079,
-                         user_title="Targeting Not Allowed For Special Ad Category",
-                         user_msg=f"Ads in the {what} special ad category: " + "; ".join(problems) + ".",
-                         blame=["targeting"])
+        raise GraphError(
+            "Invalid parameter",
+            100,
+            subcode=1487079,
+            user_title="Targeting Not Allowed For Special Ad Category",
+            user_msg=f"Ads in the {what} special ad category: " + "; ".join(problems) + ".",
+            blame=["targeting"],
+        )

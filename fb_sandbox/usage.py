@@ -1,4 +1,5 @@
 """Usage headers and throttling: ad-account score, business use case (ads_management) quota, app usage."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ from dataclasses import dataclass, field
 
 from .errors import GraphError
 
-WINDOW = 300.0          # seconds over which the ad-account score decays
+WINDOW = 300.0  # seconds over which the ad-account score decays
 HOUR = 3600.0
-TIERS = {               # tier -> (ad-account score cap, block seconds, ads_management calls per hour)
+TIERS = {  # tier -> (ad-account score cap, block seconds, ads_management calls per hour)
     "development_access": (60, 300.0, 300),
     "standard_access": (9000, 60.0, 100000),
 }
@@ -23,8 +24,8 @@ def _dump(value) -> str:
 
 @dataclass
 class AccountUsage:
-    events: deque = field(default_factory=deque)      # (time, cost) in the last WINDOW
-    calls: deque = field(default_factory=deque)       # times of calls in the last HOUR
+    events: deque = field(default_factory=deque)  # (time, cost) in the last WINDOW
+    calls: deque = field(default_factory=deque)  # times of calls in the last HOUR
     blocked_until: float = 0.0
     buc_blocked_until: float = 0.0
 
@@ -79,23 +80,28 @@ class Usage:
             return GraphError(
                 "(#80004) There have been too many calls to this ad-account. Wait a bit and try again. For more info, "
                 "please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting#ads-management.",
-                80004, subcode=2446079, headers=headers)
+                80004,
+                subcode=2446079,
+                headers=headers,
+            )
         return GraphError("(#17) User request limit reached", 17, subcode=2446079, is_transient=True, headers=headers)
 
     def regain_seconds(self, digits: str, now: float) -> float:
         acc = self._account(digits, now)
         return max(0.0, acc.blocked_until - now, acc.buc_blocked_until - now)
 
-    def headers(self, digits: str | None, *, now: float, tier: str, regain_minutes: int | None = None,
-                insights: bool = False) -> dict[str, str]:
+    def headers(
+        self, digits: str | None, *, now: float, tier: str, regain_minutes: int | None = None, insights: bool = False
+    ) -> dict[str, str]:
         app_pct = min(100, round(len(self.app_calls) * 100 / APP_CALLS_PER_HOUR))
         out = {"X-App-Usage": _dump({"call_count": app_pct, "total_time": app_pct, "total_cputime": app_pct})}
         if digits:
             out.update(self._account_headers(digits, now, tier, regain_minutes))
         if insights:
             pct = float(json.loads(out.get("X-Ad-Account-Usage", '{"acc_id_util_pct":0}'))["acc_id_util_pct"])
-            out["x-fb-ads-insights-throttle"] = _dump({"app_id_util_pct": app_pct, "acc_id_util_pct": pct,
-                                                       "ads_api_access_tier": tier})
+            out["x-fb-ads-insights-throttle"] = _dump(
+                {"app_id_util_pct": app_pct, "acc_id_util_pct": pct, "ads_api_access_tier": tier}
+            )
         return out
 
     def _account_headers(self, digits: str, now: float, tier: str, regain_minutes: int | None) -> dict[str, str]:
@@ -103,15 +109,26 @@ class Usage:
         acc = self._account(digits, now)
         blocked = max(acc.blocked_until, acc.buc_blocked_until) - now
         pct = 100.0 if acc.blocked_until > now else min(100.0, round(acc.score() * 100 / cap, 2))
-        reset = math.ceil(blocked) if blocked > 0 else (
-            math.ceil(acc.events[-1][0] + WINDOW - now) if acc.events else 0)
+        reset = (
+            math.ceil(blocked) if blocked > 0 else (math.ceil(acc.events[-1][0] + WINDOW - now) if acc.events else 0)
+        )
         calls_pct = 100 if acc.buc_blocked_until > now else min(100, round(len(acc.calls) * 100 / hourly))
         regain = regain_minutes if regain_minutes is not None else (math.ceil(blocked / 60) if blocked > 0 else 0)
-        buc = {digits: [{"type": "ads_management", "call_count": max(calls_pct, 100 if regain else 0),
-                         "total_cputime": calls_pct, "total_time": calls_pct,
-                         "estimated_time_to_regain_access": regain, "ads_api_access_tier": tier}]}
+        buc = {
+            digits: [
+                {
+                    "type": "ads_management",
+                    "call_count": max(calls_pct, 100 if regain else 0),
+                    "total_cputime": calls_pct,
+                    "total_time": calls_pct,
+                    "estimated_time_to_regain_access": regain,
+                    "ads_api_access_tier": tier,
+                }
+            ]
+        }
         return {
-            "X-Ad-Account-Usage": _dump({"acc_id_util_pct": pct, "reset_time_duration": max(0, reset),
-                                         "ads_api_access_tier": tier}),
+            "X-Ad-Account-Usage": _dump(
+                {"acc_id_util_pct": pct, "reset_time_duration": max(0, reset), "ads_api_access_tier": tier}
+            ),
             "X-Business-Use-Case-Usage": _dump(buc),
         }

@@ -11,6 +11,7 @@ refuses (simplification, documented in docs/sandbox.md). Versions before the tab
 version after the newest does not exist: Graph reads the version segment as an unknown path (2500 "Unknown path
 components", third-party observation: https://github.com/arsduo/koala/issues/611, unverified).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,9 @@ from datetime import UTC, datetime
 from .rules import rule
 
 VERSION_RE = re.compile(r"v(\d+)\.(\d+)")
-VERSIONS_SOURCE = ("https://developers.facebook.com/documentation/ads-commerce/marketing-api/"
-                   "marketing-api-changelog/versions.md")
+VERSIONS_SOURCE = (
+    "https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions.md"
+)
 # version -> (released, expires or None when Meta says TBD), UTC dates.
 VERSIONS: dict[str, tuple[str, str | None]] = {
     "v22.0": ("2025-01-21", "2026-02-19"),
@@ -30,12 +32,24 @@ VERSIONS: dict[str, tuple[str, str | None]] = {
     "v26.0": ("2026-07-29", None),
     "v27.0": ("2026-11-04", None),
 }
-rule("versions.served", "Versions are served from release to expiry on the sandbox clock (v22.0–v27.0 table)",
-     source=VERSIONS_SOURCE, since="2026-11-04", verified=True, area="versions")
-rule("versions.unknown", "A version after the newest answers 2500 Unknown path components",
-     source="https://github.com/arsduo/koala/issues/611 (third-party)", since="any", verified=False, area="versions")
+rule(
+    "versions.served",
+    "Versions are served from release to expiry on the sandbox clock (v22.0–v27.0 table)",
+    source=VERSIONS_SOURCE,
+    since="2026-11-04",
+    verified=True,
+    area="versions",
+)
+rule(
+    "versions.unknown",
+    "A version after the newest answers 2500 Unknown path components",
+    source="https://github.com/arsduo/koala/issues/611 (third-party)",
+    since="any",
+    verified=False,
+    area="versions",
+)
 NEWEST = max(VERSIONS, key=lambda v: int(VERSION_RE.fullmatch(v).group(1)))  # type: ignore[union-attr]
-DEFAULT_VERSION = NEWEST   # an unversioned call gets the newest version (an app's default version is its newest)
+DEFAULT_VERSION = NEWEST  # an unversioned call gets the newest version (an app's default version is its newest)
 
 
 def _epoch(day: str) -> float:
@@ -43,7 +57,7 @@ def _epoch(day: str) -> float:
 
 
 def version_state(version: str, now: float) -> str:
-    """"served", "expired" (2635) or "unknown" (no such version) for a vNN.N path segment at sandbox time ``now``."""
+    """ "served", "expired" (2635) or "unknown" (no such version) for a vNN.N path segment at sandbox time ``now``."""
     match = VERSION_RE.fullmatch(version)
     if not match:
         return "unknown"

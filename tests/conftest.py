@@ -1,19 +1,19 @@
 """Shared fixtures: a real sandbox server on loopback, a token for its demo user, and a Graph client."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import re
-from pathlib import Path
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from fb_sandbox.server import SandboxServer
 from testkit import SANDBOX_START, sandbox_clock
-
 
 # ---- The proof that the product never sends a forbidden thing (issue 17) --------------------------------------------
 # Every sandbox (in this process or a child process: the variable is inherited) appends one JSON line per request that
@@ -24,7 +24,9 @@ from testkit import SANDBOX_START, sandbox_clock
 # any line from an unmarked test means the product sent it: the session fails.
 FORBIDDEN_LOG_ENV = "FB_SANDBOX_FORBIDDEN_LOG"
 # Found in product requests on this branch and removed on another: reported as expected failures, not errors.
-PENDING_FORBIDDEN: dict[str, str] = {}   # feature -> why a product request may still carry it (none: the check is strict)
+PENDING_FORBIDDEN: dict[
+    str, str
+] = {}  # feature -> why a product request may still carry it (none: the check is strict)
 _forbidden: dict = {"deliberate": 0, "product": []}
 
 # ---- Every answer an op gives matches its declared result model (issue 20: MCP's outputSchema) ---------------------
@@ -76,8 +78,11 @@ RESULT_LOG = ChildLog("ADMONSTER_CHECK_RESULTS", "admonster-results-")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "sends_forbidden: the test sends a legacy Graph feature, standard_enhancements "
-                                       "or Explore on purpose (to check the sandbox's refusal or the old-app path)")
+    config.addinivalue_line(
+        "markers",
+        "sends_forbidden: the test sends a legacy Graph feature, standard_enhancements "
+        "or Explore on purpose (to check the sandbox's refusal or the old-app path)",
+    )
     FORBIDDEN_LOG.open()
     RESULT_LOG.open()
 
@@ -124,7 +129,7 @@ def private_files_verdict(root: Path | None) -> list[str]:
         return []
     wrong = []
     for path in root.rglob("admonster.db*"):
-        if not path.is_file() or not path.name.removeprefix("admonster.db") in ("", "-wal", "-shm", "-journal"):
+        if not path.is_file() or path.name.removeprefix("admonster.db") not in ("", "-wal", "-shm", "-journal"):
             continue
         mode, folder = stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)
         if mode != 0o600 or folder != 0o700:
@@ -201,8 +206,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
         unseen = sorted(set(REGISTRY.names()) - _checked_ops)
         whole = not config.args or all(Path(a).resolve() == (config.rootpath / "tests").resolve() for a in config.args)
-        write(f"typed results: the answers of {len(_checked_ops & set(REGISTRY.names()))} of {len(REGISTRY.names())} ops "
-              f"were checked against their models" + (f"; never answered in this run: {', '.join(unseen)}" if unseen and whole else ""))
+        write(
+            f"typed results: the answers of {len(_checked_ops & set(REGISTRY.names()))} of {len(REGISTRY.names())} ops "
+            f"were checked against their models"
+            + (f"; never answered in this run: {', '.join(unseen)}" if unseen and whole else "")
+        )
     if _mismatches:
         terminalreporter.section("FAILED: ops answered data their result models refuse (issue 20)", red=True)
         for nodeid, line in _mismatches[:30]:
@@ -215,10 +223,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for feature, count in sorted(by_feature.items()):
         tests = len({nodeid for nodeid, line in pending if feature in line["features"]})
         write(f"XFAIL product requests with {feature}: {count} in {tests} tests ({PENDING_FORBIDDEN[feature]})")
-    whole_suite = not config.args or all(Path(a).resolve() == (config.rootpath / "tests").resolve() for a in config.args)
+    whole_suite = not config.args or all(
+        Path(a).resolve() == (config.rootpath / "tests").resolve() for a in config.args
+    )
     for feature in PENDING_FORBIDDEN:
         if feature not in by_feature and whole_suite:
-            write(f"XPASS no product request in this run used {feature}: once the fix is merged, remove it from PENDING_FORBIDDEN (tests/conftest.py)")
+            write(
+                f"XPASS no product request in this run used {feature}: once the fix is merged, remove it from PENDING_FORBIDDEN (tests/conftest.py)"
+            )
 
 
 def pytest_addoption(parser):

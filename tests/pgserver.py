@@ -14,6 +14,7 @@ The data folder is its own temporary folder (prefix `admonster-pg-`), never unde
 end-of-session scans of Ad Monster homes (tests/conftest.py) never walk into it. A folder left by a session that was
 killed (its owner process is gone) is stopped and removed by the next session that starts a server.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +36,11 @@ from urllib.parse import quote, unquote, urlsplit
 TEST_DATABASE_URL_ENV = "ADMONSTER_TEST_DATABASE_URL"
 FOLDER_PREFIX = "admonster-pg-"
 SUPERUSER = "postgres"
-DEBIAN_ROOT = "/usr/lib/postgresql"     # Debian's packages install each major version's programs in <root>/<version>/bin
-MISSING = ("PostgreSQL's initdb and pg_ctl were not found (PATH, /usr/lib/postgresql/*/bin): run `make test`, which "
-           "installs Debian's postgresql package, or set ADMONSTER_TEST_DATABASE_URL to an existing server")
+DEBIAN_ROOT = "/usr/lib/postgresql"  # Debian's packages install each major version's programs in <root>/<version>/bin
+MISSING = (
+    "PostgreSQL's initdb and pg_ctl were not found (PATH, /usr/lib/postgresql/*/bin): run `make test`, which "
+    "installs Debian's postgresql package, or set ADMONSTER_TEST_DATABASE_URL to an existing server"
+)
 
 # Settings for a server whose data is thrown away: durability off for speed, loopback only, small memory.
 SERVER_SETTINGS = {
@@ -99,9 +102,9 @@ class PostgresServer:
     superuser: str = SUPERUSER
     password: str | None = None
     admin_database: str = "postgres"
-    folder: Path | None = None          # None: an existing server (ADMONSTER_TEST_DATABASE_URL), never stopped here
+    folder: Path | None = None  # None: an existing server (ADMONSTER_TEST_DATABASE_URL), never stopped here
     binaries: Path | None = None
-    run_as: str | None = None           # the OS user initdb/pg_ctl run as (the postgres user when we are root)
+    run_as: str | None = None  # the OS user initdb/pg_ctl run as (the postgres user when we are root)
 
     def url(self, dbname: str, driver: str = "postgresql+asyncpg") -> str:
         """A SQLAlchemy URL for `dbname` on this server (`driver="postgresql"` gives a plain libpq/asyncpg DSN)."""
@@ -122,14 +125,20 @@ class PostgresServer:
         """An asyncpg connection to `dbname` (the admin database by default) as the superuser."""
         import asyncpg
 
-        return await asyncpg.connect(host=self.host, port=self.port, user=self.superuser, password=self.password,
-                                     database=dbname or self.admin_database, timeout=10)
+        return await asyncpg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.superuser,
+            password=self.password,
+            database=dbname or self.admin_database,
+            timeout=10,
+        )
 
     async def create_database(self, name: str) -> None:
         """A new, empty database made from template0."""
         connection = await self.connect()
         try:
-            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+            await connection.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         finally:
             await connection.close()
 
@@ -151,14 +160,32 @@ class PostgresServer:
     def pause(self) -> None:
         """Stop a server this session started, keeping its data (an outage a test can end with ``resume``)."""
         assert self.folder is not None and self.binaries is not None, "only a server this session started pauses"
-        _run([str(self.binaries / "pg_ctl"), "stop", "-D", str(self.data_folder), "-m", "fast", "-w", "-t", "30"],
-             run_as=self.run_as, cwd=self.folder)
+        _run(
+            [str(self.binaries / "pg_ctl"), "stop", "-D", str(self.data_folder), "-m", "fast", "-w", "-t", "30"],
+            run_as=self.run_as,
+            cwd=self.folder,
+        )
 
     def resume(self) -> None:
         """Start a paused server again on its port and wait until it accepts connections."""
         assert self.folder is not None and self.binaries is not None, "only a server this session started resumes"
-        _run([str(self.binaries / "pg_ctl"), "start", "-D", str(self.data_folder), "-w", "-t", "60",
-              "-l", str(self.folder / "server.log"), "-o", f"-p {self.port}"], run_as=self.run_as, cwd=self.folder)
+        _run(
+            [
+                str(self.binaries / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_folder),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.folder / "server.log"),
+                "-o",
+                f"-p {self.port}",
+            ],
+            run_as=self.run_as,
+            cwd=self.folder,
+        )
         _wait_until_accepting(self)
 
     def stop(self) -> None:
@@ -167,16 +194,39 @@ class PostgresServer:
         if self.folder is None:
             return
         if self.data_folder.is_dir() and (self.data_folder / "postmaster.pid").exists():
-            _run([str(self.binaries / "pg_ctl"), "stop", "-D", str(self.data_folder), "-m", "immediate", "-w",
-                  "-t", "30"], run_as=self.run_as, cwd=self.folder, check=False)
+            _run(
+                [
+                    str(self.binaries / "pg_ctl"),
+                    "stop",
+                    "-D",
+                    str(self.data_folder),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    "30",
+                ],
+                run_as=self.run_as,
+                cwd=self.folder,
+                check=False,
+            )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _run(command: list[str], *, run_as: str | None, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     # As root, drop to the postgres user in the child only (initdb and pg_ctl refuse root); stdin closed so nothing waits.
     extra = {"user": run_as, "group": run_as, "extra_groups": []} if run_as else {}
-    done = subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=120, env={**os.environ, "LC_ALL": "C"}, **extra)
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LC_ALL": "C"},
+        **extra,
+    )
     if check and done.returncode != 0:
         last = (done.stdout.strip().splitlines() or ["no output"])[-1]
         raise PostgresUnavailable(f"{Path(command[0]).name} failed ({done.returncode}): {last}")
@@ -191,8 +241,10 @@ def _owner_for_root() -> str | None:
     try:
         pwd.getpwnam(SUPERUSER)
     except KeyError:
-        raise PostgresUnavailable("running as root, and there is no `postgres` user to run initdb as (initdb refuses "
-                                  "root): run `make test`, which installs Debian's postgresql package") from None
+        raise PostgresUnavailable(
+            "running as root, and there is no `postgres` user to run initdb as (initdb refuses "
+            "root): run `make test`, which installs Debian's postgresql package"
+        ) from None
     return SUPERUSER
 
 
@@ -239,8 +291,23 @@ def start_server(*, attempts: int = 3) -> PostgresServer:
         if run_as:
             for path in (folder, server.socket_folder):
                 shutil.chown(path, run_as, run_as)
-        _run([str(binaries / "initdb"), "-D", str(server.data_folder), "-U", SUPERUSER, "--auth=trust",
-              "--no-locale", "-E", "UTF8", "--no-sync", "--no-instructions"], run_as=run_as, cwd=folder)
+        _run(
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(server.data_folder),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--no-locale",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            run_as=run_as,
+            cwd=folder,
+        )
         settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{server.socket_folder}'"}
         with open(server.data_folder / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write("\n# Ad Monster's test harness (tests/pgserver.py)\n")
@@ -252,9 +319,24 @@ def start_server(*, attempts: int = 3) -> PostgresServer:
         last_error = ""
         for _ in range(attempts):  # another process may take the free port between the probe and the start
             server.port = _free_loopback_port()
-            started = _run([str(binaries / "pg_ctl"), "start", "-D", str(server.data_folder), "-w", "-t", "60",
-                            "-l", str(folder / "server.log"), "-o", f"-p {server.port}"],
-                           run_as=run_as, cwd=folder, check=False)
+            started = _run(
+                [
+                    str(binaries / "pg_ctl"),
+                    "start",
+                    "-D",
+                    str(server.data_folder),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(folder / "server.log"),
+                    "-o",
+                    f"-p {server.port}",
+                ],
+                run_as=run_as,
+                cwd=folder,
+                check=False,
+            )
             if started.returncode == 0:
                 _wait_until_accepting(server)
                 return server
@@ -297,10 +379,16 @@ def server_from_url(url: str) -> PostgresServer:
     databases are created from)."""
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres") or not parts.hostname:
-        raise PostgresUnavailable(f"{TEST_DATABASE_URL_ENV} must look like postgresql://user:password@host:5432/postgres")
-    return PostgresServer(host=parts.hostname, port=parts.port or 5432, superuser=unquote(parts.username or SUPERUSER),
-                          password=unquote(parts.password) if parts.password else None,
-                          admin_database=parts.path.lstrip("/") or "postgres")
+        raise PostgresUnavailable(
+            f"{TEST_DATABASE_URL_ENV} must look like postgresql://user:password@host:5432/postgres"
+        )
+    return PostgresServer(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        superuser=unquote(parts.username or SUPERUSER),
+        password=unquote(parts.password) if parts.password else None,
+        admin_database=parts.path.lstrip("/") or "postgres",
+    )
 
 
 def run_sync(coroutine):

@@ -1,4 +1,5 @@
 """The terminal bot: slash-command parsing from the registry, and `admonster chat` driven through piped input."""
+
 from __future__ import annotations
 
 import json
@@ -24,45 +25,79 @@ def test_parse_slash_into_a_frozen_command():
         command.command = "x"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("line, op, args", [
-    ("/pause 120210000000000001", "pause_campaign", {"campaign_id": "120210000000000001"}),
-    ("/budget 12 5000", "update_campaign", {"campaign_id": "12", "daily_budget": "5000"}),
-    ("/campaigns ACTIVE,paused", "list_campaigns", {"status": ["ACTIVE", "PAUSED"]}),
-    ("/campaigns limit=5", "list_campaigns", {"limit": "5"}),
-    ("/use act_1", "select_ad_account", {"ad_account_id": "act_1"}),
-    ("/get_campaign 77", "get_campaign", {"campaign_id": "77"}),
-    ("/bulk_update_campaigns campaign_ids=[\"1\",\"2\"] status=PAUSED", "bulk_update_campaigns",
-     {"campaign_ids": ["1", "2"], "status": "PAUSED"}),
-    ("/undo 4", "undo", {"audit_id": "4"}),
-    ("/abtest plan.yaml status=ACTIVE", "launch_experiment", {"plan_file": "plan.yaml", "status": "ACTIVE"}),
-    ("/experiments running", "list_experiments", {"status": "running"}),
-    ("/experiment 3", "experiment_status", {"experiment_id": "3"}),
-])
+@pytest.mark.parametrize(
+    "line, op, args",
+    [
+        ("/pause 120210000000000001", "pause_campaign", {"campaign_id": "120210000000000001"}),
+        ("/budget 12 5000", "update_campaign", {"campaign_id": "12", "daily_budget": "5000"}),
+        ("/campaigns ACTIVE,paused", "list_campaigns", {"status": ["ACTIVE", "PAUSED"]}),
+        ("/campaigns limit=5", "list_campaigns", {"limit": "5"}),
+        ("/use act_1", "select_ad_account", {"ad_account_id": "act_1"}),
+        ("/get_campaign 77", "get_campaign", {"campaign_id": "77"}),
+        (
+            '/bulk_update_campaigns campaign_ids=["1","2"] status=PAUSED',
+            "bulk_update_campaigns",
+            {"campaign_ids": ["1", "2"], "status": "PAUSED"},
+        ),
+        ("/undo 4", "undo", {"audit_id": "4"}),
+        ("/abtest plan.yaml status=ACTIVE", "launch_experiment", {"plan_file": "plan.yaml", "status": "ACTIVE"}),
+        ("/experiments running", "list_experiments", {"status": "running"}),
+        ("/experiment 3", "experiment_status", {"experiment_id": "3"}),
+    ],
+)
 def test_slash_commands_map_onto_ops(line, op, args):
     assert slash_to_call(parse_slash(line), REGISTRY) == (op, args)
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("/pauze 1", "Did you mean /pause"),
-    ("/pause 1 2 3", "takes 1 word"),
-    ('/budget "unclosed', "cannot read"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("/pauze 1", "Did you mean /pause"),
+        ("/pause 1 2 3", "takes 1 word"),
+        ('/budget "unclosed', "cannot read"),
+    ],
+)
 def test_bad_slash_commands(line, fragment):
     with pytest.raises(SlashSyntaxError, match=fragment):
         slash_to_call(parse_slash(line), REGISTRY)
 
 
 def _chat(home: Path, lines: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        **SANDBOX_START_ENV,
+        "ADMONSTER_HOME": str(home),
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "COLUMNS": "200",
+    }
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_BASE_URL", "ADMONSTER_LLM_MODEL"):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="\n".join(lines) + "\n", text=True,
-                          capture_output=True, cwd=ROOT, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "chat"],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_chat_through_piped_input(tmp_path):
-    first = _chat(tmp_path, ["/accounts", "/status", "/campaigns ACTIVE", "hello there", "/pauze 1", "/budget abc",
-                             "/tool list_campaigns {\"limit\": 2", "/help"])
+    first = _chat(
+        tmp_path,
+        [
+            "/accounts",
+            "/status",
+            "/campaigns ACTIVE",
+            "hello there",
+            "/pauze 1",
+            "/budget abc",
+            '/tool list_campaigns {"limit": 2',
+            "/help",
+        ],
+    )
     out = first.stdout
     assert first.returncode == 1, first.stderr  # piped: some lines failed (the banner is on stderr)
     assert "SANDBOX" in first.stderr and "SANDBOX" not in out and "Demo Store (USD)" in out
@@ -92,22 +127,44 @@ def test_chat_through_piped_input(tmp_path):
 
 
 def test_tools_prints_openai_schema():
-    result = subprocess.run([sys.executable, "-m", "admonster_bot", "tools", "--format", "openai"], capture_output=True,
-                            text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "tools", "--format", "openai"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     tools = json.loads(result.stdout)
     assert tools[0]["function"]["name"] == "facebook"
-    bad = subprocess.run([sys.executable, "-m", "admonster_bot", "tools", "--format", "xml"], capture_output=True,
-                         text=True, cwd=ROOT, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "tools", "--format", "xml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("ERROR validation") and "Traceback" not in bad.stderr
 
 
 def test_live_mode_without_token_says_how_to_connect(tmp_path):
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path), "ADMONSTER_GRAPH_URL": "https://graph.facebook.com", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "ADMONSTER_HOME": str(tmp_path),
+        "ADMONSTER_GRAPH_URL": "https://graph.facebook.com",
+        "NO_COLOR": "1",
+    }
     for key in ("ADMONSTER_ACCESS_TOKEN", "ADMONSTER_APP_ID", "ADMONSTER_APP_SECRET"):
         env.pop(key, None)
-    result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="/campaigns\n/connect\n", capture_output=True,
-                            text=True, cwd=ROOT, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "chat"],
+        input="/campaigns\n/connect\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 1, result.stderr  # piped, and the lines failed
     assert "LIVE" in result.stderr and "Facebook not connected" in result.stderr  # the banner
     assert "ERROR auth: Facebook is not connected" in result.stdout and "/connect" in result.stdout
@@ -117,8 +174,15 @@ def test_live_mode_without_token_says_how_to_connect(tmp_path):
 
 def test_bad_config_is_one_line(tmp_path):
     env = {**os.environ, "ADMONSTER_HOME": str(tmp_path), "ADMONSTER_API_VERSION": "latest"}
-    result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="", capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "chat"],
+        input="",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 2 and "ADMONSTER_API_VERSION" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -131,8 +195,14 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path)}
-    server = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(port), "--db", ":memory:"],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(port), "--db", ":memory:"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -149,9 +219,12 @@ def test_admonster_sandbox_serves_tokens_to_any_client(tmp_path):
         import hmac
 
         proof = hmac.new(grant["app_secret"].encode(), grant["access_token"].encode(), hashlib.sha256).hexdigest()
-        me = json.loads(urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/v26.0/me?fields=id,name&access_token={grant['access_token']}&appsecret_proof={proof}",
-            timeout=5).read())
+        me = json.loads(
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/v26.0/me?fields=id,name&access_token={grant['access_token']}&appsecret_proof={proof}",
+                timeout=5,
+            ).read()
+        )
         assert me["id"] == grant["user_id"] and me["name"]
     finally:
         server.terminate()
@@ -169,9 +242,23 @@ class StandaloneSandbox:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "sandbox", "--port", str(self.port), "--db",
-                                         str(tmp_path / "standalone.db")], cwd=ROOT, env={**os.environ, "ADMONSTER_HOME": str(tmp_path)},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "admonster_bot",
+                "sandbox",
+                "--port",
+                str(self.port),
+                "--db",
+                str(tmp_path / "standalone.db"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "ADMONSTER_HOME": str(tmp_path)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.app = self._wait_for("GET", "app")
 
     def _wait_for(self, method: str, path: str) -> dict:
@@ -189,13 +276,21 @@ class StandaloneSandbox:
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-        request = urllib.request.Request(f"{self.url}/__sandbox/{path}", method=method, data=data,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/__sandbox/{path}", method=method, data=data, headers={"Content-Type": "application/json"}
+        )
         return json.loads(urllib.request.urlopen(request, timeout=5).read())
 
     def live_env(self, home: Path) -> dict:
-        env = {**os.environ, "ADMONSTER_HOME": str(home), "ADMONSTER_GRAPH_URL": self.url, "NO_COLOR": "1",
-               "ADMONSTER_APP_ID": self.app["app_id"], "ADMONSTER_APP_SECRET": self.app["app_secret"], "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "ADMONSTER_HOME": str(home),
+            "ADMONSTER_GRAPH_URL": self.url,
+            "NO_COLOR": "1",
+            "ADMONSTER_APP_ID": self.app["app_id"],
+            "ADMONSTER_APP_SECRET": self.app["app_secret"],
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("ADMONSTER_ACCESS_TOKEN", None)
         return env
 
@@ -212,15 +307,26 @@ def standalone(tmp_path):
 
 
 def _cli(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "admonster_bot", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "admonster_bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_token_set_reads_stdin_and_checks_before_storing(standalone, tmp_path):
     env = standalone.live_env(tmp_path / "home")
     other = standalone.control("POST", "tokens", {"app": "other"})["access_token"]
     refused = _cli(["token", "set"], env, stdin=other + "\n")
-    assert refused.returncode == 1 and "another Facebook app" in refused.stderr and other not in refused.stderr + refused.stdout
+    assert (
+        refused.returncode == 1
+        and "another Facebook app" in refused.stderr
+        and other not in refused.stderr + refused.stdout
+    )
     empty = _cli(["token", "set"], env, stdin="")
     assert empty.returncode == 2 and "no token on standard input" in empty.stderr
     good = standalone.control("POST", "tokens", {"type": "SYSTEM_USER", "expires_in": 0})["access_token"]
@@ -243,8 +349,14 @@ def test_admonster_connect_one_shot_callback(standalone, tmp_path):
     import urllib.request
 
     env = standalone.live_env(tmp_path / "home")
-    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "connect", "--timeout", "60"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "admonster_bot", "connect", "--timeout", "60"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = None
         for line in process.stdout:
@@ -255,8 +367,9 @@ def test_admonster_connect_one_shot_callback(standalone, tmp_path):
         parsed = urllib.parse.urlsplit(url)
         query = dict(urllib.parse.parse_qsl(parsed.query))
         assert query["redirect_uri"].startswith("http://127.0.0.1:")
-        confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm",
-                                                          query=urllib.parse.urlencode({**query, "decision": "allow"})))
+        confirm = urllib.parse.urlunsplit(
+            parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode({**query, "decision": "allow"}))
+        )
         page = urllib.request.urlopen(confirm, timeout=10).read().decode()  # follows the redirect to our listener
         assert "Facebook connected" in page
         out, err = process.communicate(timeout=30)

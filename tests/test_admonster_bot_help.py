@@ -1,4 +1,5 @@
 """/help for people: grouped by task, every op's arguments explained, and every example runnable through the chat."""
+
 from __future__ import annotations
 
 import io
@@ -55,13 +56,18 @@ def test_op_help_expands_nested_types_defaults_and_money(name):
         assert "special_ad_categories (list of one of CREDIT," in text
     if name == "launch_campaign":  # the nested campaign object's fields are listed under it, indented
         assert re.search(r"\n  campaign \(object; required\).*\n      name \(text; required\)", text)
-        assert re.search(r"\n  creatives \(list of object; required\).*\n      kind \(one of image, video, carousel, page_post", text)
+        assert re.search(
+            r"\n  creatives \(list of object; required\).*\n      kind \(one of image, video, carousel, page_post", text
+        )
     if name == "budget":
         assert text.startswith("/budget ID AMOUNT, runs update_campaign")
         assert re.search(r"Example:\n  /budget \d+ \d+   \(or /tool update_campaign \{", text)
     yen, _ = op_help_for_person(name, REGISTRY, "JPY")
     if "money in" in text:
-        assert "money in whole JPY: 5000 = ¥5,000" in yen and "cents" not in yen.split("Arguments:")[1].split("Minor units")[0]
+        assert (
+            "money in whole JPY: 5000 = ¥5,000" in yen
+            and "cents" not in yen.split("Arguments:")[1].split("Minor units")[0]
+        )
 
 
 def test_help_for_unknown_names_suggests_and_never_lists_everything():
@@ -82,12 +88,32 @@ def _example_files(folder) -> None:
     for name in ("customers.csv", "unsubscribed.csv"):
         (folder / name).write_text("email,phone\njane@example.com,+1 650 555 0100\n", encoding="utf-8")
     (folder / "experiments").mkdir()
-    (folder / "experiments" / "creative-test.yaml").write_text(yaml.safe_dump({
-        "name": "Help example test", "hypothesis": "A sale message gets more clicks", "variable": "creative", "metric": "ctr", "campaign": {"objective": "OUTCOME_TRAFFIC"},
-        "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25}}, "daily_budget": 3000,
-        "duration_days": 7, "variants": [
-            {"name": name, "creative": {"image": "../banner.jpg", "link": "https://shop.example/spring", "message": message}}
-            for name, message in (("A", "Spring is here"), ("B", "Spring sale"))]}), encoding="utf-8")
+    (folder / "experiments" / "creative-test.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "Help example test",
+                "hypothesis": "A sale message gets more clicks",
+                "variable": "creative",
+                "metric": "ctr",
+                "campaign": {"objective": "OUTCOME_TRAFFIC"},
+                "adset": {"targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 25}},
+                "daily_budget": 3000,
+                "duration_days": 7,
+                "variants": [
+                    {
+                        "name": name,
+                        "creative": {
+                            "image": "../banner.jpg",
+                            "link": "https://shop.example/spring",
+                            "message": message,
+                        },
+                    }
+                    for name, message in (("A", "Spring is here"), ("B", "Spring sale"))
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 def registry_example(name: str) -> dict:
@@ -110,7 +136,9 @@ def _same_call(slash_line: str, tool_line: str) -> bool:
     op, words = slash_to_call(parse_slash(slash_line), REGISTRY)
     _, tool_op, raw = tool_line.split(" ", 2)
     as_text = lambda model: json.loads(json.dumps(model.model_dump(mode="json")), parse_int=str, parse_float=str)
-    return op == tool_op and as_text(validate_args(REGISTRY.get(op), words)) == as_text(validate_args(REGISTRY.get(op), json.loads(raw)))
+    return op == tool_op and as_text(validate_args(REGISTRY.get(op), words)) == as_text(
+        validate_args(REGISTRY.get(op), json.loads(raw))
+    )
 
 
 async def test_every_ops_example_runs_through_the_chat_without_a_validation_error(tmp_path, monkeypatch):
@@ -142,7 +170,9 @@ async def test_every_ops_example_runs_through_the_chat_without_a_validation_erro
                 ran += 1
                 argument_error = re.search(rf"ERROR validation: ({name}: |No \w+ file at)", reply)
                 # Any other refusal must be about a value the example made up (an id this account does not have).
-                about_a_value = "ERROR validation" not in reply or any(str(v) in reply for v in _leaves(registry_example(name)))
+                about_a_value = "ERROR validation" not in reply or any(
+                    str(v) in reply for v in _leaves(registry_example(name))
+                )
                 if argument_error or not about_a_value or "ERROR internal" in reply or "Traceback" in reply:
                     refused.append(f"{first}\n    -> {reply[:300]}")
         finally:
@@ -162,14 +192,18 @@ async def test_status_in_the_chat_warns_of_a_token_about_to_expire(tmp_path):
     async with open_runtime(sandbox_settings(tmp_path)) as runtime:
         workspace = await runtime.workspace("default")
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{runtime.sandbox_url}/__sandbox/tokens", json={"expires_in": 3 * 86400}) as answer:
+            async with session.post(
+                f"{runtime.sandbox_url}/__sandbox/tokens", json={"expires_in": 3 * 86400}
+            ) as answer:
                 token = (await answer.json())["access_token"]
         await runtime.connector.store_checked_token(workspace.id, token, kind="sandbox")
         chat = Chat(runtime, workspace, Console(file=io.StringIO()), stream=False)
         reply, failed = await chat.answer("/status")
         assert not failed, reply
         assert "The Facebook connection expires in 3 day(s). /connect renews it" in reply
-        assert re.search(r"spend today \(\w{3} \d\d \w{3} \d{4}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply)
+        assert re.search(
+            r"spend today \(\w{3} \d\d \w{3} \d{4}, America/Los_Angeles\) \$[\d,]+\.\d\d, yesterday", reply
+        )
         assert "/day across" in reply or "/day (campaign budget)" in reply
         assert "combined campaign daily budgets" not in reply
 
@@ -182,7 +216,9 @@ async def test_unknown_names_in_the_chat_get_did_you_mean(tmp_path):
     async with open_runtime(sandbox_settings(tmp_path)) as runtime:
         chat = Chat(runtime, await runtime.workspace("default"), Console(file=io.StringIO()), stream=False)
         reply, failed = await chat.answer("/tool list_campaign {}")
-        assert failed and reply.startswith("ERROR validation: there is no op called 'list_campaign'. Fix: did you mean /tool list_campaigns")
+        assert failed and reply.startswith(
+            "ERROR validation: there is no op called 'list_campaign'. Fix: did you mean /tool list_campaigns"
+        )
         reply, failed = await chat.answer("/help creat_campaign")
         assert failed and "Did you mean /create_campaign" in reply and len(reply.splitlines()) == 1
         reply, failed = await chat.answer("/help")

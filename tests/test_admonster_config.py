@@ -1,4 +1,5 @@
 """Settings from ADMONSTER_* environment variables and `.env`, with one-line errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -119,7 +120,10 @@ def test_describe_settings_covers_every_field():
     rows = describe_settings()
     assert [row[0] for row in rows] == [f"ADMONSTER_{name.upper()}" for name in Settings.model_fields]
     assert all(description for _, _, description in rows)
-    assert ("ADMONSTER_API_VERSION", DEFAULT_API_VERSION) == rows[[r[0] for r in rows].index("ADMONSTER_API_VERSION")][:2]
+    assert rows[[r[0] for r in rows].index("ADMONSTER_API_VERSION")][:2] == (
+        "ADMONSTER_API_VERSION",
+        DEFAULT_API_VERSION,
+    )
 
 
 def test_the_public_url_follows_where_serve_listens_unless_set():

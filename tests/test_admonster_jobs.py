@@ -1,14 +1,15 @@
 """Scheduled jobs: token_check through a `Sessions` implementation of the Protocol, the outbox job, the Scheduler."""
+
 from __future__ import annotations
 
-import re
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from cryptography.fernet import Fernet
 from aiohttp import web
+from cryptography.fernet import Fernet
 
 from admonster_config import Settings
 from admonster_jobs import (
@@ -72,8 +73,9 @@ async def store(store_target, clock):
 async def context(store, clock):
     settings = Settings(_env_file=None)
     notifier = Notifier(store, settings)
-    ctx = JobContext(store=store, notifier=notifier, settings=settings, sessions=StoreSessions(store), clock=clock,
-                     tz=UTC)
+    ctx = JobContext(
+        store=store, notifier=notifier, settings=settings, sessions=StoreSessions(store), clock=clock, tz=UTC
+    )
     try:
         yield ctx
     finally:
@@ -98,8 +100,16 @@ def test_registry_has_the_documented_jobs():
     assert JOBS["weekly_report"].schedule == Weekly(0, 8, 0)
     assert JOBS["spend_billing"].schedule == DailyAt(6, 0)
     assert all(spec.name == name and spec.description for name, spec in JOBS.items())
-    assert list(JOBS) == ["token_check", "outbox", "alerts", "experiments", "reconcile", "insights_sync", "weekly_report",
-                          "spend_billing"]
+    assert list(JOBS) == [
+        "token_check",
+        "outbox",
+        "alerts",
+        "experiments",
+        "reconcile",
+        "insights_sync",
+        "weekly_report",
+        "spend_billing",
+    ]
     assert JOBS["experiments"].description.startswith("Check running A/B tests: stop clear losers")
 
 
@@ -108,8 +118,12 @@ def test_registry_has_the_documented_jobs():
 
 async def test_expiry_warnings_7_days_then_1_day_once_each(context, store, clock):
     shop = await store.ensure_workspace("shop")
-    await store.save_token(shop.id, token="EAAB-shop-token", expires_at=clock.now + timedelta(days=6, hours=12),
-                           scopes=["ads_management", "ads_read"])
+    await store.save_token(
+        shop.id,
+        token="EAAB-shop-token",
+        expires_at=clock.now + timedelta(days=6, hours=12),
+        scopes=["ads_management", "ads_read"],
+    )
     first = await run_job("token_check", context)
     assert first.ok and "1 expiring" in first.summary and "1 notice" in first.summary
     [notice] = await inbox(context, shop)
@@ -172,10 +186,12 @@ async def test_healthy_and_never_expiring_tokens_get_no_notice(context, store, c
     healthy = await store.ensure_workspace("healthy")
     forever = await store.ensure_workspace("forever")
     empty = await store.ensure_workspace("no-token")
-    await store.save_token(healthy.id, token="EAAB-h", expires_at=clock.now + timedelta(days=59),
-                           scopes=["ads_management", "ads_read"])
-    await store.save_token(forever.id, token="EAAB-f", kind="system_user", expires_at=0,
-                           scopes=["ads_management", "ads_read"])
+    await store.save_token(
+        healthy.id, token="EAAB-h", expires_at=clock.now + timedelta(days=59), scopes=["ads_management", "ads_read"]
+    )
+    await store.save_token(
+        forever.id, token="EAAB-f", kind="system_user", expires_at=0, scopes=["ads_management", "ads_read"]
+    )
     result = await run_job("token_check", context)
     assert result.ok and result.summary.startswith("checked 2 token(s): 2 healthy, 0 expiring, 0 invalid")
     assert any("never expires" in line for line in result.details)
@@ -219,8 +235,9 @@ async def test_warnings_reach_the_webhook_too(store, clock, aiohttp_server):
     server = await aiohttp_server(app)
     settings = Settings(_env_file=None, notify_webhook_url=str(server.make_url("/hook")))
     async with Notifier(store, settings) as notifier:
-        ctx = JobContext(store=store, notifier=notifier, settings=settings, sessions=StoreSessions(store),
-                         clock=clock, tz=UTC)
+        ctx = JobContext(
+            store=store, notifier=notifier, settings=settings, sessions=StoreSessions(store), clock=clock, tz=UTC
+        )
         shop = await store.ensure_workspace("shop")
         await store.save_token(shop.id, token="EAAB-x", expires_at=clock.now + timedelta(days=2))
         await run_job("token_check", ctx)
@@ -238,7 +255,10 @@ async def test_unknown_job_names_the_closest(context):
     with pytest.raises(ValueError, match=re.escape("Unknown job 'token_chek'. Did you mean token_check?")) as caught:
         await run_job("token_chek", context)
     assert "\n" not in str(caught.value) and "outbox" in str(caught.value)
-    with pytest.raises(ValueError, match="Fix: use one of alerts, experiments, insights_sync, outbox, reconcile, spend_billing, token_check, weekly_report"):
+    with pytest.raises(
+        ValueError,
+        match="Fix: use one of alerts, experiments, insights_sync, outbox, reconcile, spend_billing, token_check, weekly_report",
+    ):
         await run_job("zzz", context)
 
 
@@ -303,8 +323,12 @@ def test_next_run_weekly_monday_morning(context):
 
 
 def test_next_run_every_and_the_timezone_setting(store):
-    ctx = JobContext(store=store, notifier=None, settings=Settings(_env_file=None, timezone="Asia/Tokyo"),
-                     sessions=StoreSessions(store))
+    ctx = JobContext(
+        store=store,
+        notifier=None,
+        settings=Settings(_env_file=None, timezone="Asia/Tokyo"),
+        sessions=StoreSessions(store),
+    )
     scheduler = Scheduler([daily(), JobSpec("tick", Every(60), None)], ctx)
     assert str(scheduler.tz) == "Asia/Tokyo"
     assert scheduler.next_run("tick", utc(2026, 3, 1, 12, 0)) == utc(2026, 3, 1, 12, 1)
@@ -376,8 +400,9 @@ async def test_run_forever_runs_jobs_and_stops_on_the_event(store):
         return JobResult("tick", True, "tick")
 
     real_clock = lambda: datetime.now(UTC)  # noqa: E731
-    ctx = JobContext(store=store, notifier=None, settings=Settings(_env_file=None), sessions=StoreSessions(store),
-                     clock=real_clock)
+    ctx = JobContext(
+        store=store, notifier=None, settings=Settings(_env_file=None), sessions=StoreSessions(store), clock=real_clock
+    )
     scheduler = Scheduler([JobSpec("tick", Every(0.05), tick), daily()], ctx, tz="UTC")
     await asyncio.wait_for(scheduler.run_forever(stop), timeout=5)
     assert len(ticks) == 3
@@ -451,9 +476,21 @@ async def test_replicas_on_one_database_run_each_job_slot_once(shared_target, cl
     settings = Settings(_env_file=None)
     notifiers = [Notifier(store, settings) for store in stores]
     try:
-        schedulers = [Scheduler(jobs, JobContext(store=store, notifier=notifier, settings=settings,
-                                                 sessions=StoreSessions(store), clock=clock, tz=UTC), tz="UTC")
-                      for store, notifier in zip(stores, notifiers)]
+        schedulers = [
+            Scheduler(
+                jobs,
+                JobContext(
+                    store=store,
+                    notifier=notifier,
+                    settings=settings,
+                    sessions=StoreSessions(store),
+                    clock=clock,
+                    tz=UTC,
+                ),
+                tz="UTC",
+            )
+            for store, notifier in zip(stores, notifiers)
+        ]
         start = clock.now  # 2026-03-01 12:00 UTC, a Sunday
         for step in range(0, 8 * 24 * 4):  # eight days in 15-minute steps, each replica looking at every step
             clock.now = start + timedelta(minutes=15 * step)
@@ -483,8 +520,18 @@ async def test_a_slot_claimed_by_a_replica_that_died_is_skipped_not_stuck(shared
         settings = Settings(_env_file=None)
         notifier = Notifier(store, settings)
         try:
-            scheduler = Scheduler([spec], JobContext(store=store, notifier=notifier, settings=settings,
-                                                     sessions=StoreSessions(store), clock=clock, tz=UTC), tz="UTC")
+            scheduler = Scheduler(
+                [spec],
+                JobContext(
+                    store=store,
+                    notifier=notifier,
+                    settings=settings,
+                    sessions=StoreSessions(store),
+                    clock=clock,
+                    tz=UTC,
+                ),
+                tz="UTC",
+            )
             due = await scheduler.due_at(spec, clock.now)
             assert await store.claim_job_slot("token_check", run_slot(spec, due), "dead-replica")
             clock.now = due + timedelta(minutes=1)

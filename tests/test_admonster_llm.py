@@ -2,6 +2,7 @@
 runtime and the embedded sandbox: multi-step plans with real effects, errors fed back, the confirmation flow, the
 round limit, malformed tool arguments, shortened results, thread history and its isolation, LLM failures, and
 `admonster chat` streaming the model's text."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,7 +76,9 @@ class FakeModel:
         body = await request.json()
         self.requests.append(body)
         if self.fail_with:
-            message = {401: "Incorrect API key provided", 404: f"model '{body.get('model')}' not found"}.get(self.fail_with, "boom")
+            message = {401: "Incorrect API key provided", 404: f"model '{body.get('model')}' not found"}.get(
+                self.fail_with, "boom"
+            )
             return web.json_response({"error": {"message": message, "type": "error"}}, status=self.fail_with)
         if not self.script:
             return web.json_response({"error": {"message": "the fake model has no step left"}}, status=500)
@@ -85,36 +88,59 @@ class FakeModel:
         if step.get("status"):
             return web.json_response({"error": {"message": "scripted failure"}}, status=step["status"])
         n = len(self.requests)
-        calls = [{"id": f"call_{n}_{i}", "type": "function", "function": {"name": "facebook", "arguments": arguments}}
-                 for i, arguments in enumerate(step.get("tool_calls", []))]
+        calls = [
+            {"id": f"call_{n}_{i}", "type": "function", "function": {"name": "facebook", "arguments": arguments}}
+            for i, arguments in enumerate(step.get("tool_calls", []))
+        ]
         text = step.get("text", "")
         if body.get("stream") and self.streaming:
             return await self._sse(request, text, calls)
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             message["tool_calls"] = calls
-        return web.json_response({"id": f"cmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                                  "choices": [{"index": 0, "message": message,
-                                               "finish_reason": "tool_calls" if calls else "stop"}]})
+        return web.json_response(
+            {
+                "id": f"cmpl-{n}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+            }
+        )
 
     async def _sse(self, request: web.Request, text: str, calls: list[dict[str, Any]]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
 
         async def send(delta: dict[str, Any], finish: str | None = None) -> None:
-            chunk = {"id": "cmpl", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            chunk = {
+                "id": "cmpl",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "fake",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         await send({"role": "assistant", "content": ""})
         for word in re.findall(r"\S+\s*", text):  # the text in several fragments, as real servers stream it
             await send({"content": word})
         for index, tool_call in enumerate(calls):  # the id and name first, then the arguments in pieces
-            await send({"tool_calls": [{"index": index, "id": tool_call["id"], "type": "function",
-                                        "function": {"name": "facebook", "arguments": ""}}]})
+            await send(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": tool_call["id"],
+                            "type": "function",
+                            "function": {"name": "facebook", "arguments": ""},
+                        }
+                    ]
+                }
+            )
             arguments = tool_call["function"]["arguments"]
             for start in range(0, len(arguments), 7):
-                await send({"tool_calls": [{"index": index, "function": {"arguments": arguments[start:start + 7]}}]})
+                await send({"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 7]}}]})
         await send({}, "tool_calls" if calls else "stop")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -178,14 +204,21 @@ async def test_multi_step_plan_with_real_effects(runtime, model):
         picked["id"] = ids_with_status(last_tool(messages), "ACTIVE")[0]
         return call("pause_campaign", {"campaign_id": picked["id"]})
 
-    model.plan(call("account_overview"), call("list_campaigns", {"status": ["ACTIVE"]}), pause_first_active,
-               lambda messages: say(f"Done: I paused campaign {picked['id']}. Undo with {undo_hint(last_tool(messages))}."))
+    model.plan(
+        call("account_overview"),
+        call("list_campaigns", {"status": ["ACTIVE"]}),
+        pause_first_active,
+        lambda messages: say(f"Done: I paused campaign {picked['id']}. Undo with {undo_hint(last_tool(messages))}."),
+    )
     fragments: list[str] = []
     turn = await loop.reply(workspace, "plan", "Pause my first active campaign", on_text=fragments.append)
 
     assert turn.ok and turn.rounds == 3
-    assert [(r.name, r.ok) for r in turn.tool_calls] == [("account_overview", True), ("list_campaigns", True),
-                                                          ("pause_campaign", True)]
+    assert [(r.name, r.ok) for r in turn.tool_calls] == [
+        ("account_overview", True),
+        ("list_campaigns", True),
+        ("pause_campaign", True),
+    ]
     assert turn.text.startswith(f"Done: I paused campaign {picked['id']}") and "/undo" in turn.text
     assert len(fragments) > 3 and "".join(fragments) == turn.text  # streamed in pieces
     # The model saw each result before its next step, and the system prompt and the tool schema.
@@ -203,7 +236,16 @@ async def test_multi_step_plan_with_real_effects(runtime, model):
     assert audit[0].op == "pause_campaign" and audit[0].interface == "chat"
     # The whole turn is in the thread, tool calls paired with their results.
     history = await runtime.store.chat_history(workspace.id, "plan")
-    assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [m["role"] for m in history] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert history[1]["tool_calls"][0]["function"]["name"] == "facebook"
     assert history[2]["tool_call_id"] == history[1]["tool_calls"][0]["id"]
     assert history[-1]["content"] == turn.text
@@ -211,10 +253,16 @@ async def test_multi_step_plan_with_real_effects(runtime, model):
 
 async def test_tool_error_is_fed_back_and_recovered(runtime, model):
     workspace = await runtime.workspace("default")
-    model.plan(call("get_campaign", {"campaign_id": "999"}),
-               lambda messages: call("list_campaigns", {}) if last_tool(messages).startswith("ERROR not_found") else say("lost"),
-               lambda messages: say("That id does not exist; here are your campaigns: "
-                                    + ", ".join(re.findall(r"(\d{6,}) ·", last_tool(messages)))))
+    model.plan(
+        call("get_campaign", {"campaign_id": "999"}),
+        lambda messages: (
+            call("list_campaigns", {}) if last_tool(messages).startswith("ERROR not_found") else say("lost")
+        ),
+        lambda messages: say(
+            "That id does not exist; here are your campaigns: "
+            + ", ".join(re.findall(r"(\d{6,}) ·", last_tool(messages)))
+        ),
+    )
     turn = await make_loop(runtime, model).reply(workspace, "t", "show campaign 999")
     assert [r.ok for r in turn.tool_calls] == [False, True]
     error = model.tool_messages(1)[0]
@@ -251,26 +299,37 @@ async def test_confirmation_flow_in_words(runtime, model):
         held = re.search(r"(c-[0-9a-f]+): resume_campaign", "\n".join(notes)).group(1)
         return call("resume_campaign", {"campaign_id": target, "confirm": held})
 
-    model.plan(agree, lambda messages: say("Done, it is ACTIVE again." if "ACTIVE" in last_tool(messages) else "failed"))
+    model.plan(
+        agree, lambda messages: say("Done, it is ACTIVE again." if "ACTIVE" in last_tool(messages) else "failed")
+    )
     second = await loop.reply(workspace, "confirm", "yes, go ahead")
     assert second.ok and second.text == "Done, it is ACTIVE again."
     assert second.tool_calls[0].ok and second.confirmation_id is None
     assert seen["messages"][-1] == {"role": "user", "content": "yes, go ahead"}
-    assert any(first.confirmation_id in (m.get("content") or "") for m in seen["messages"] if m["role"] == "tool")  # the thread
-    assert "ACTIVE" in (await facebook.call("get_campaign", {"campaign_id": target})).text.split("\n")[0] + \
-        (await facebook.call("get_campaign", {"campaign_id": target})).text
+    assert any(
+        first.confirmation_id in (m.get("content") or "") for m in seen["messages"] if m["role"] == "tool"
+    )  # the thread
+    assert (
+        "ACTIVE"
+        in (await facebook.call("get_campaign", {"campaign_id": target})).text.split("\n")[0]
+        + (await facebook.call("get_campaign", {"campaign_id": target})).text
+    )
     assert (await runtime.store.get_confirmation(workspace.id, first.confirmation_id)).status == "used"
     # Once used, the id is no longer offered to the model as pending.
     model.plan(say("ok"))
     await loop.reply(workspace, "confirm", "thanks")
-    assert not any("Waiting for the person's answer" in (m.get("content") or "") for m in model.requests[-1]["messages"])
+    assert not any(
+        "Waiting for the person's answer" in (m.get("content") or "") for m in model.requests[-1]["messages"]
+    )
 
 
 async def test_round_limit_stops_and_says_what_was_done(runtime, model):
     workspace = await runtime.workspace("default")
     model.plan(*[call("list_campaigns", {"limit": 1}) for _ in range(5)])
     fragments: list[str] = []
-    turn = await make_loop(runtime, model, max_rounds=2).reply(workspace, "limit", "loop forever", on_text=fragments.append)
+    turn = await make_loop(runtime, model, max_rounds=2).reply(
+        workspace, "limit", "loop forever", on_text=fragments.append
+    )
     assert turn.rounds == 2 and len(turn.tool_calls) == 2 and len(model.requests) == 3
     assert "limit of 2 tool rounds" in turn.text and "list_campaigns (ok); list_campaigns (ok)" in turn.text
     assert "".join(fragments).strip() == turn.text
@@ -283,10 +342,12 @@ async def test_round_limit_stops_and_says_what_was_done(runtime, model):
 
 async def test_malformed_tool_arguments_are_explained_and_the_loop_goes_on(runtime, model):
     workspace = await runtime.workspace("default")
-    model.plan(call("", raw='{"op": "list_campaigns", "args": {"limit": 2}'),
-               call("", raw='["list_campaigns"]'),
-               call("list_campaigns", {"limit": 2}),
-               say("Here they are."))
+    model.plan(
+        call("", raw='{"op": "list_campaigns", "args": {"limit": 2}'),
+        call("", raw='["list_campaigns"]'),
+        call("list_campaigns", {"limit": 2}),
+        say("Here they are."),
+    )
     turn = await make_loop(runtime, model).reply(workspace, "bad", "list two campaigns")
     assert turn.ok and turn.text == "Here they are." and [r.ok for r in turn.tool_calls] == [False, False, True]
     broken = model.tool_messages(1)[0]
@@ -324,9 +385,16 @@ async def test_history_per_thread_and_isolated_per_workspace(runtime, model):
     assert "alpha" not in beta_seen and "hello from beta" in beta_seen
     await loop.reply(alpha, "other", "new topic")
     assert [m.get("content") for m in model.requests[3]["messages"]][1:] == ["new topic"]
-    assert [m["content"] for m in await runtime.store.chat_history(alpha.id, "shared-id")] == \
-        ["secret plan for alpha", "alpha one", "and then?", "alpha two"]
-    assert [m["content"] for m in await runtime.store.chat_history(beta.id, "shared-id")] == ["hello from beta", "beta one"]
+    assert [m["content"] for m in await runtime.store.chat_history(alpha.id, "shared-id")] == [
+        "secret plan for alpha",
+        "alpha one",
+        "and then?",
+        "alpha two",
+    ]
+    assert [m["content"] for m in await runtime.store.chat_history(beta.id, "shared-id")] == [
+        "hello from beta",
+        "beta one",
+    ]
     assert {t["thread_id"] for t in await runtime.store.list_threads(alpha.id)} == {"shared-id", "other"}
     assert [t["thread_id"] for t in await runtime.store.list_threads(beta.id)] == ["shared-id"]
     assert len(await runtime.store.chat_history(alpha.id, "shared-id", limit=2)) == 2
@@ -382,10 +450,16 @@ def test_parse_tool_arguments():
 
 
 def test_bounded_history_never_splits_a_tool_call_from_its_results():
-    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
-               {"role": "tool", "tool_call_id": "1", "content": "r"}, {"role": "assistant", "content": "b"},
-               {"role": "user", "content": "c"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "2"}]},
-               {"role": "tool", "tool_call_id": "2", "content": "r"}, {"role": "assistant", "content": "d"}]
+    history = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+        {"role": "tool", "tool_call_id": "1", "content": "r"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "2"}]},
+        {"role": "tool", "tool_call_id": "2", "content": "r"},
+        {"role": "assistant", "content": "d"},
+    ]
     assert bounded_history(history, 100) == history
     assert bounded_history(history, 5) == history[4:]
     assert bounded_history(history, 2) == history[4:]  # the last exchange stays whole
@@ -394,7 +468,16 @@ def test_bounded_history_never_splits_a_tool_call_from_its_results():
 
 def test_system_prompt_from_docs_with_fallback(tmp_path):
     prompt = load_system_prompt()
-    for needle in ("account_overview", "dry_run", "PAUSED", "confirm", "minor units", "Fix", 'op="help"', "Never invent ids"):
+    for needle in (
+        "account_overview",
+        "dry_run",
+        "PAUSED",
+        "confirm",
+        "minor units",
+        "Fix",
+        'op="help"',
+        "Never invent ids",
+    ):
         assert needle in prompt
     assert "Ad Monster" in load_system_prompt(tmp_path / "missing.md")
 
@@ -405,15 +488,35 @@ def test_system_prompt_from_docs_with_fallback(tmp_path):
 
 
 async def test_admonster_chat_streams_the_model_text(tmp_path, model):
-    model.plan(call("account_overview"),
-               lambda messages: say("Your account " + re.search(r"Ad account ([^\n]+)", last_tool(messages)).group(1) + " is fine."))
-    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
-           "ADMONSTER_LLM_BASE_URL": model.url, "ADMONSTER_LLM_MODEL": "fake-model"}
+    model.plan(
+        call("account_overview"),
+        lambda messages: say(
+            "Your account " + re.search(r"Ad account ([^\n]+)", last_tool(messages)).group(1) + " is fine."
+        ),
+    )
+    env = {
+        **os.environ,
+        **SANDBOX_START_ENV,
+        "ADMONSTER_HOME": str(tmp_path),
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "COLUMNS": "200",
+        "ADMONSTER_LLM_BASE_URL": model.url,
+        "ADMONSTER_LLM_MODEL": "fake-model",
+    }
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_API_KEY"):
         env.pop(key, None)
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "admonster_bot", "chat", cwd=ROOT, env=env,
-                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "admonster_bot",
+        "chat",
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(b"how is my account?\n/campaigns\n"), timeout=90)
     stdout, stderr = out.decode(), err.decode()
     assert process.returncode == 0, stderr

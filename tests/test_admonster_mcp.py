@@ -1,5 +1,6 @@
 """The MCP server with the official SDK's own clients: `admonster mcp` as a real stdio subprocess, and `/mcp` on a
 real `admonster serve` (streamable HTTP) with workspace API keys. Nothing of ours is mocked."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from mcp.client.auth.utils import build_protected_resource_metadata_discovery_urls, extract_resource_metadata_from_www_auth
+from jsonschema import Draft202012Validator
+from mcp.client.auth.utils import (
+    build_protected_resource_metadata_discovery_urls,
+    extract_resource_metadata_from_www_auth,
+)
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -22,11 +27,10 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 import admonster_mcp
 from admonster_mcp import build_tools, resource_metadata_url
-from admonster_tools import MCP_SETTING, META_TOOLS
 from admonster_runtime import SANDBOX_AUTOCONNECT
-from fi_facebook import REGISTRY
+from admonster_tools import MCP_SETTING, META_TOOLS
 from fb_utils import ErrorData, OpKind
-from jsonschema import Draft202012Validator
+from fi_facebook import REGISTRY
 from testkit import SANDBOX_START_ENV, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +39,12 @@ TIMEOUT = 60
 
 @asynccontextmanager
 async def stdio_session(home: Path, *args: str, message_handler=None):
-    params = StdioServerParameters(command=sys.executable, args=["-m", "admonster_bot", "mcp", *args],
-                                   env={**SANDBOX_START_ENV, "ADMONSTER_HOME": str(home)}, cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "admonster_bot", "mcp", *args],
+        env={**SANDBOX_START_ENV, "ADMONSTER_HOME": str(home)},
+        cwd=str(ROOT),
+    )
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write, message_handler=message_handler) as session:
             await asyncio.wait_for(session.initialize(), TIMEOUT)
@@ -59,7 +67,10 @@ def test_tools_follow_the_registry():
         tool = both[spec.name]
         assert tool.input_schema == REGISTRY.args_schema(spec) and tool.output_schema == REGISTRY.result_schema(spec)
         assert tool.annotations.read_only_hint is (spec.kind is OpKind.READ)
-        assert tool.annotations.destructive_hint is spec.destructive and tool.annotations.idempotent_hint is spec.idempotent
+        assert (
+            tool.annotations.destructive_hint is spec.destructive
+            and tool.annotations.idempotent_hint is spec.idempotent
+        )
     assert [t.name for t in build_tools("single")] == ["facebook"]
     assert {t.name for t in build_tools("per-op", toolsets=("all",))} == {*META_TOOLS, *REGISTRY.names()}
     with pytest.raises(ValueError):
@@ -114,7 +125,11 @@ async def test_stdio_lists_and_calls_tools(tmp_path):
         # Typed results (issue 20, item 3): what each tool answers validates against the outputSchema it listed (the
         # client checked too), and an error's structured content is the error model.
         one_campaign = await session.call_tool("get_campaign", {"campaign_id": campaigns[0]["id"]})
-        for name, answer in (("list_campaigns", listed_campaigns), ("pause_campaign", dry), ("get_campaign", one_campaign)):
+        for name, answer in (
+            ("list_campaigns", listed_campaigns),
+            ("pause_campaign", dry),
+            ("get_campaign", one_campaign),
+        ):
             assert not answer.is_error and tools[name].output_schema == REGISTRY.result_schema(REGISTRY.require(name))
             Draft202012Validator(tools[name].output_schema).validate(answer.structured_content)
         assert one_campaign.structured_content["campaign"]["id"] == campaigns[0]["id"]
@@ -185,8 +200,12 @@ async def test_http_lists_and_calls_tools_per_workspace(server):
     assert await runtime.store.load_token(other.id) is None
 
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -217,14 +236,18 @@ async def _initialize(http: aiohttp.ClientSession, url: str, key: str, **headers
         session_id = resp.headers.get("Mcp-Session-Id")
         status = resp.status
     if session_id:
-        async with http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-                             headers={**auth, "Mcp-Session-Id": session_id}) as resp:
+        async with http.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers={**auth, "Mcp-Session-Id": session_id},
+        ) as resp:
             assert resp.status == 202
     return status, session_id
 
 
-async def _rpc(http: aiohttp.ClientSession, url: str, key: str, session_id: str, method: str,
-               params: dict | None = None) -> tuple[int, dict | str]:
+async def _rpc(
+    http: aiohttp.ClientSession, url: str, key: str, session_id: str, method: str, params: dict | None = None
+) -> tuple[int, dict | str]:
     """One JSON-RPC request in a session: the status and the answer (a refusal's JSON, or the last message of the
     SSE stream a session answers with)."""
     headers = {"Authorization": f"Bearer {key}", **ACCEPT, "Mcp-Session-Id": session_id}
@@ -259,10 +282,17 @@ async def test_http_session_lifecycle_and_binding(server, caplog):
         stolen = await _ping(http, url, other_key, session_id)
         assert unknown == stolen and stolen[0] == 404
         text = stolen[1]["text"]
-        assert text.startswith("ERROR not_found: No MCP session") and "Fix: Start a new session" in text and "\n" not in text
+        assert (
+            text.startswith("ERROR not_found: No MCP session")
+            and "Fix: Start a new session" in text
+            and "\n" not in text
+        )
         for method in ("GET", "DELETE"):  # every method of the session is bound alike
-            async with http.request(method, f"{url}/mcp", headers={"Authorization": f"Bearer {other_key}", **ACCEPT,
-                                                                    "Mcp-Session-Id": session_id}) as resp:
+            async with http.request(
+                method,
+                f"{url}/mcp",
+                headers={"Authorization": f"Bearer {other_key}", **ACCEPT, "Mcp-Session-Id": session_id},
+            ) as resp:
                 assert resp.status == 404 and (await resp.json())["text"] == text
 
         # the standalone stream: GET with the session id is an SSE stream (one per session)
@@ -303,13 +333,19 @@ async def test_http_setting_change_reaches_an_open_session_on_its_stream(server)
         _, listed = await _rpc(http, url, key, session_id, "tools/list")
         core = {spec.name for spec in REGISTRY.specs() if spec.core}
         assert {tool["name"] for tool in listed["result"]["tools"]} == {"facebook", *META_TOOLS, *core}
-        async with http.get(f"{url}/mcp", headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream",
-                                                   "Mcp-Session-Id": session_id}) as stream:
+        async with http.get(
+            f"{url}/mcp",
+            headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream", "Mcp-Session-Id": session_id},
+        ) as stream:
             assert stream.status == 200
-            _, found = await _rpc(http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}})
+            _, found = await _rpc(
+                http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}}
+            )
             assert found["result"]["isError"] is False  # nothing changed: nothing said
             await runtime.store.set_setting(workspace.id, MCP_SETTING, {"toolsets": ["automation"]})
-            _, found = await _rpc(http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}})
+            _, found = await _rpc(
+                http, url, key, session_id, "tools/call", {"name": "find_ops", "arguments": {"query": "pause"}}
+            )
             assert found["result"]["isError"] is False
 
             async def next_message() -> dict:
@@ -318,8 +354,10 @@ async def test_http_setting_change_reaches_an_open_session_on_its_stream(server)
                         return json.loads(line[5:])
                 raise AssertionError("the stream ended")
 
-            assert await asyncio.wait_for(next_message(), TIMEOUT) == {"jsonrpc": "2.0",
-                                                                       "method": "notifications/tools/list_changed"}
+            assert await asyncio.wait_for(next_message(), TIMEOUT) == {
+                "jsonrpc": "2.0",
+                "method": "notifications/tools/list_changed",
+            }
         _, listed = await _rpc(http, url, key, session_id, "tools/list")
         automation = {spec.name for spec in REGISTRY.toolsets()["automation"]}
         assert {tool["name"] for tool in listed["result"]["tools"]} == {"facebook", *META_TOOLS, *automation}
@@ -334,14 +372,22 @@ async def test_http_raw_requests_are_answered_not_crashed(server):
             assert resp.status == 400 and (await resp.json())["error"]["code"] == -32700
         # a POST without a session that is not initialize: answered without one (one JSON answer), as one-shot callers
         # (scripts, curl) expect
-        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "facebook", "arguments": {"op": "list_campaigns", "args": "{broken"}}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "facebook", "arguments": {"op": "list_campaigns", "args": "{broken"}},
+        }
         async with http.post(f"{url}/mcp", json=call, headers=headers) as resp:
             answer = await resp.json()
             assert resp.status == 200 and answer["id"] == 7 and answer["result"]["isError"] is True
             assert answer["result"]["content"][0]["text"].startswith("ERROR validation")
-        enable = {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "enable_toolset",
-                                                                              "arguments": {"name": "automation"}}}
+        enable = {
+            "jsonrpc": "2.0",
+            "id": 8,
+            "method": "tools/call",
+            "params": {"name": "enable_toolset", "arguments": {"name": "automation"}},
+        }
         async with http.post(f"{url}/mcp", json=enable, headers=headers) as resp:
             result = (await resp.json())["result"]
             assert result["structuredContent"]["listed"] is False and "no MCP session" in result["content"][0]["text"]
@@ -358,9 +404,12 @@ async def test_http_origin_metadata_and_public_url(tmp_path):
                 async with http.get(url + path) as resp:  # public: no key
                     assert resp.status == 200
                     document = await resp.json()
-                assert document == {"resource": f"{public}/mcp", "bearer_methods_supported": ["header"],
-                                    "resource_name": document["resource_name"],
-                                    "resource_documentation": f"{public}/console#login"}
+                assert document == {
+                    "resource": f"{public}/mcp",
+                    "bearer_methods_supported": ["header"],
+                    "resource_name": document["resource_name"],
+                    "resource_documentation": f"{public}/console#login",
+                }
                 assert "API key" in document["resource_name"]
             async with create_mcp_http_client() as client:  # the SDK's own OAuth discovery, from our 401
                 refused = await client.post(f"{url}/mcp", json=INITIALIZE, headers=ACCEPT)
@@ -368,16 +417,22 @@ async def test_http_origin_metadata_and_public_url(tmp_path):
             found = extract_resource_metadata_from_www_auth(refused)
             assert found == f"{public}/.well-known/oauth-protected-resource/mcp"
             assert build_protected_resource_metadata_discovery_urls(found, f"{public}/mcp")[:2] == [
-                found, f"{public}/.well-known/oauth-protected-resource/mcp"]
+                found,
+                f"{public}/.well-known/oauth-protected-resource/mcp",
+            ]
 
             for origin in ("http://evil.example", url, "null"):  # url: where it listens, not its public URL
                 status, session_id = await _initialize(http, url, key, Origin=origin)
                 assert status == 403 and session_id is None, origin
-            async with http.post(f"{url}/mcp", json=INITIALIZE, headers={**ACCEPT, "Origin": "http://evil.example"}) as resp:
+            async with http.post(
+                f"{url}/mcp", json=INITIALIZE, headers={**ACCEPT, "Origin": "http://evil.example"}
+            ) as resp:
                 assert resp.status == 403  # before the key: a page learns nothing about keys either
                 assert (await resp.json())["text"].startswith("ERROR permission: Requests from this web origin")
             assert (await _initialize(http, url, key, Origin=public))[0] == 200
-            assert (await _initialize(http, url, key, Origin="https://ADS.example.com:443"))[0] == 200  # the same origin
+            assert (await _initialize(http, url, key, Origin="https://ADS.example.com:443"))[
+                0
+            ] == 200  # the same origin
             assert (await _initialize(http, url, key))[0] == 200  # programs send no Origin
 
 
@@ -390,7 +445,9 @@ async def test_http_sessions_expire_are_capped_and_end_with_the_server(tmp_path,
             key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("acme")).id)
             other_key = await runtime.store.create_api_key((await runtime.store.ensure_workspace("beta")).id)
             first, second = [(await _initialize(http, url, key))[1] for _ in range(2)]
-            async with http.post(f"{url}/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {key}", **ACCEPT}) as resp:
+            async with http.post(
+                f"{url}/mcp", json=INITIALIZE, headers={"Authorization": f"Bearer {key}", **ACCEPT}
+            ) as resp:
                 assert resp.status == 429  # this workspace's cap
                 assert "2 MCP sessions open" in (await resp.json())["text"]
             assert (await _initialize(http, url, other_key))[0] == 200  # the other workspace is not held up
@@ -404,8 +461,10 @@ async def test_http_sessions_expire_are_capped_and_end_with_the_server(tmp_path,
             status, live = await _initialize(http, url, key)
             assert status == 200
             # a GET stream open when the server stops ends, and the server does not wait for it
-            stream = await http.get(f"{url}/mcp", headers={"Authorization": f"Bearer {key}",
-                                                           "Accept": "text/event-stream", "Mcp-Session-Id": live})
+            stream = await http.get(
+                f"{url}/mcp",
+                headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream", "Mcp-Session-Id": live},
+            )
             assert stream.status == 200
             reading = asyncio.create_task(stream.read())
             await asyncio.sleep(2.5)  # an open stream holds its session past the idle timeout
@@ -439,7 +498,9 @@ def _png(path: Path) -> Path:
     width = height = 600
     rows = b"".join(b"\x00" + bytes((i + y) % 256 for i in range(width * 3)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -463,8 +524,12 @@ async def local_file(path: Path) -> str:
 def uploaded_file(url: str, key: str) -> FileSource:
     async def upload(path: Path) -> str:
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/v1/files", params={"name": path.name}, data=path.read_bytes(),
-                                 headers={"Authorization": f"Bearer {key}"}) as resp:
+            async with http.post(
+                f"{url}/v1/files",
+                params={"name": path.name},
+                data=path.read_bytes(),
+                headers={"Authorization": f"Bearer {key}"},
+            ) as resp:
                 assert resp.status == 200, await resp.text()
                 return (await resp.json())["file"]
 
@@ -475,8 +540,12 @@ async def check_progress_during_upload_and_launch(session: ClientSession, folder
     """upload_video and launch_campaign report progress (increasing, per call, none without a token)."""
     video = await source(_mp4(folder / "promo.mp4", 9_000_000))
     seen, on_progress = _collector()
-    uploaded = await asyncio.wait_for(session.call_tool("upload_video", {"source": video, "title": "Promo", "wait": False},
-                                                        progress_callback=on_progress), TIMEOUT)
+    uploaded = await asyncio.wait_for(
+        session.call_tool(
+            "upload_video", {"source": video, "title": "Promo", "wait": False}, progress_callback=on_progress
+        ),
+        TIMEOUT,
+    )
     assert not uploaded.is_error, _text(uploaded)
     assert uploaded.structured_content["chunks"] >= 2
     uploads = [s for s in seen if s[2] and s[2].startswith("uploading")]
@@ -488,11 +557,23 @@ async def check_progress_during_upload_and_launch(session: ClientSession, folder
     seen, on_progress = _collector()
     png = _png(folder / "ad.png")
     image = await source(png)
-    launch = {"campaign": {"name": "Progress", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
-              "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}},
-              "creatives": [{"kind": "image", "image": image, "message": "Sale",
-                             "link": "https://shop.example.com", "headline": "Sale", "call_to_action": "SHOP_NOW"}]}
-    launched = await asyncio.wait_for(session.call_tool("launch_campaign", launch, progress_callback=on_progress), TIMEOUT)
+    launch = {
+        "campaign": {"name": "Progress", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+        "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}},
+        "creatives": [
+            {
+                "kind": "image",
+                "image": image,
+                "message": "Sale",
+                "link": "https://shop.example.com",
+                "headline": "Sale",
+                "call_to_action": "SHOP_NOW",
+            }
+        ],
+    }
+    launched = await asyncio.wait_for(
+        session.call_tool("launch_campaign", launch, progress_callback=on_progress), TIMEOUT
+    )
     assert not launched.is_error, _text(launched)
     steps = [m for _, _, m in seen if m and m.startswith("launch steps")]
     # campaign, ad set, the image, the creative, the ad: five steps, each reported as it is done
@@ -508,9 +589,13 @@ async def check_progress_during_upload_and_launch(session: ClientSession, folder
     # two calls at once: each gets only its own progress
     one, two = await source(_mp4(folder / "one.mp4", 9_000_000)), await source(_mp4(folder / "two.mp4", 9_000_000))
     (first, on_first), (second, on_second) = _collector(), _collector()
-    both = await asyncio.wait_for(asyncio.gather(
-        session.call_tool("upload_video", {"source": one, "wait": False}, progress_callback=on_first),
-        session.call_tool("upload_video", {"source": two, "wait": False}, progress_callback=on_second)), TIMEOUT)
+    both = await asyncio.wait_for(
+        asyncio.gather(
+            session.call_tool("upload_video", {"source": one, "wait": False}, progress_callback=on_first),
+            session.call_tool("upload_video", {"source": two, "wait": False}, progress_callback=on_second),
+        ),
+        TIMEOUT,
+    )
     assert not any(result.is_error for result in both)
     assert len(first) >= 3 and all("one.mp4" in m for _, _, m in first), first
     assert len(second) >= 3 and all("two.mp4" in m for _, _, m in second), second
@@ -532,8 +617,9 @@ async def check_cancelled_upload(session: ClientSession, folder: Path, source: F
         if message and message.startswith("uploading") and progress > 0:
             started.set()
 
-    call = asyncio.create_task(session.call_tool("upload_video", {"source": video, "title": "Big"},
-                                                 progress_callback=on_progress))
+    call = asyncio.create_task(
+        session.call_tool("upload_video", {"source": video, "title": "Big"}, progress_callback=on_progress)
+    )
     await asyncio.wait_for(started.wait(), TIMEOUT)
     call.cancel()  # the SDK client sends notifications/cancelled for the request
     with pytest.raises(asyncio.CancelledError):
@@ -544,7 +630,9 @@ async def check_cancelled_upload(session: ClientSession, folder: Path, source: F
     entries = [e for e in audit.structured_content["entries"] if e["op"] == "upload_video" and e["id"] > before]
     assert len(entries) == 1 and entries[0]["outcome"] == "pending", audit.structured_content
     said = audit.structured_content["cancelled_calls"]
-    assert len(said) == 1 and f"write #{entries[0]['id']} (upload_video) had started and is recorded as pending" in said[0]
+    assert (
+        len(said) == 1 and f"write #{entries[0]['id']} (upload_video) had started and is recorded as pending" in said[0]
+    )
     assert f"reconcile with audit_id={entries[0]['id']}" in _text(audit)
     again = await session.call_tool("audit_log", {"limit": 1})
     assert "cancelled_calls" not in again.structured_content  # said once

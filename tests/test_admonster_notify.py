@@ -1,4 +1,5 @@
 """Notifications over real transports: a local SMTP server (aiosmtpd) and a local aiohttp webhook receiver."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,10 +9,10 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-from cryptography.fernet import Fernet
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography.fernet import Fernet
 
 from admonster_config import Settings
 from admonster_notify import BACKOFF_SECONDS, MAX_ATTEMPTS, Notifier, redact_text, redact_url
@@ -124,8 +125,9 @@ async def receiver(aiohttp_server):
 
 
 async def test_email_is_delivered_to_a_real_smtp_server(store, workspace, clock, smtp_server):
-    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_from="bot@example.com",
-                      notify_email="ops@example.com")
+    config = settings(
+        smtp_host="127.0.0.1", smtp_port=smtp_server.port, smtp_from="bot@example.com", notify_email="ops@example.com"
+    )
     async with Notifier(store, config) as notifier:
         ids = await notifier.notify(workspace.id, "Token expires soon", "Reconnect with /connect.")
         assert len(ids) == 2  # inbox + email
@@ -193,15 +195,25 @@ async def test_smtp_login_works_and_a_wrong_password_is_never_stored_or_logged(s
     server = SmtpServer(free_port(), authenticator=authenticator, auth_require_tls=False)
     server.start()
     try:
-        good = settings(smtp_host="127.0.0.1", smtp_port=server.port, smtp_username="bot",
-                        smtp_password=SMTP_PASSWORD, notify_email="ops@example.com")
+        good = settings(
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_username="bot",
+            smtp_password=SMTP_PASSWORD,
+            notify_email="ops@example.com",
+        )
         async with Notifier(store, good) as notifier:
             await notifier.notify(workspace.id, "Logged in", "body")
             assert (await notifier.deliver_due()).sent == 1
         assert server.handler.messages[0]["authenticated"] is True
 
-        bad = settings(smtp_host="127.0.0.1", smtp_port=server.port, smtp_username="bot",
-                       smtp_password="wrong-" + SMTP_PASSWORD, notify_email="ops@example.com")
+        bad = settings(
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_username="bot",
+            smtp_password="wrong-" + SMTP_PASSWORD,
+            notify_email="ops@example.com",
+        )
         async with Notifier(store, bad) as notifier:
             await notifier.notify(workspace.id, "Wrong password", "body")
             report = await notifier.deliver_due()
@@ -326,8 +338,12 @@ async def test_unreachable_and_slow_webhooks_retry_with_redacted_errors(store, w
 
 
 async def test_workspace_settings_override_and_disable_channels(store, workspace, receiver, smtp_server):
-    config = settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port, notify_email="global@example.com",
-                      notify_webhook_url="https://hooks.example.com/global")
+    config = settings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server.port,
+        notify_email="global@example.com",
+        notify_webhook_url="https://hooks.example.com/global",
+    )
     other = await store.ensure_workspace("other")
     await store.set_setting(workspace.id, "notify_email", "")  # off for this workspace
     await store.set_setting(workspace.id, "notify_webhook_url", receiver.url)
@@ -335,7 +351,8 @@ async def test_workspace_settings_override_and_disable_channels(store, workspace
         await notifier.notify(workspace.id, "Mine", "body")
         await notifier.notify(other.id, "Theirs", "body")
         assert (await notifier.targets(other.id)) == {
-            "email": "global@example.com", "webhook": "https://hooks.example.com/global",
+            "email": "global@example.com",
+            "webhook": "https://hooks.example.com/global",
         }
     mine = {n.channel: n.target for n in await store.list_notifications(workspace.id)}
     theirs = {n.channel: n.target for n in await store.list_notifications(other.id)}
@@ -438,8 +455,16 @@ class LoopbackResolver:
     async def resolve(self, host, port=0, family=0):
         import socket
 
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET, "proto": 0,
-                 "flags": socket.AI_NUMERICHOST}]
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
 
     async def close(self):
         return None
@@ -462,9 +487,12 @@ async def test_webhook_payload_matches_the_destination(store, workspace, receive
     path = "/services/T000/B000/secretXYZ" if "slack" in host else "/api/webhooks/123/token-abc"
     await store.set_setting(workspace.id, "notify_webhook_url", f"http://{host}:{port}{path}")
     async with Notifier(store, settings(), http_session=loopback_session) as notifier:
-        await notifier.notify(workspace.id, "Alert CPA over $20: cpa $25.10",
-                              "CPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. Action pause: paused.",
-                              level="warning")
+        await notifier.notify(
+            workspace.id,
+            "Alert CPA over $20: cpa $25.10",
+            "CPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. Action pause: paused.",
+            level="warning",
+        )
         report = await notifier.deliver_due()
     assert report.sent == 1, report.errors
     [hit] = receiver.hits
@@ -474,8 +502,15 @@ async def test_webhook_payload_matches_the_destination(store, workspace, receive
         assert set(body) == {"text", "blocks"}
         assert "*Alert CPA over $20: cpa $25.10*" in body["text"]
         header, section, context = body["blocks"]
-        assert header == {"type": "header", "text": {"type": "plain_text", "text": "Alert CPA over $20: cpa $25.10", "emoji": True}}
-        assert section["type"] == "section" and section["text"]["type"] == "mrkdwn" and "Action pause: paused." in section["text"]["text"]
+        assert header == {
+            "type": "header",
+            "text": {"type": "plain_text", "text": "Alert CPA over $20: cpa $25.10", "emoji": True},
+        }
+        assert (
+            section["type"] == "section"
+            and section["text"]["type"] == "mrkdwn"
+            and "Action pause: paused." in section["text"]["text"]
+        )
         assert context["type"] == "context" and "workspace shop" in context["elements"][0]["text"]
     elif "discord" in host:
         assert set(body) == {"content", "embeds", "allowed_mentions"}
@@ -484,9 +519,13 @@ async def test_webhook_payload_matches_the_destination(store, workspace, receive
         assert embed["title"] == "Alert CPA over $20: cpa $25.10" and "Action pause: paused." in embed["description"]
         assert isinstance(embed["color"], int) and "workspace shop" in embed["footer"]["text"]
     else:  # any other host: the generic JSON
-        assert body == {"text": "*Alert CPA over $20: cpa $25.10*\nCPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. "
-                                "Action pause: paused.", "subject": "Alert CPA over $20: cpa $25.10", "workspace": "shop",
-                        "level": "warning"}
+        assert body == {
+            "text": "*Alert CPA over $20: cpa $25.10*\nCPA over $20: campaign Summer (1202) cpa $25.10 > $20.00 over today. "
+            "Action pause: paused.",
+            "subject": "Alert CPA over $20: cpa $25.10",
+            "workspace": "shop",
+            "level": "warning",
+        }
 
 
 def test_webhook_payloads_stay_within_the_destinations_limits():
@@ -524,8 +563,10 @@ async def test_three_replicas_deliver_each_message_once(shared_target, clock, re
         workspace = await stores[0].ensure_workspace("agency")
         for number in range(60):
             await notifiers[number % 3].notify(workspace.id, f"Alert {number}", "Spend is over the limit.")
-        reports = await asyncio.gather(*(notifier.deliver_due(limit=20) for notifier in notifiers),
-                                       *(notifier.deliver_due(limit=20) for notifier in notifiers))
+        reports = await asyncio.gather(
+            *(notifier.deliver_due(limit=20) for notifier in notifiers),
+            *(notifier.deliver_due(limit=20) for notifier in notifiers),
+        )
         subjects = [hit["json"]["subject"] for hit in receiver.hits]
         assert sorted(subjects) == sorted(f"Alert {number}" for number in range(60))  # each once, none twice
         assert sum(report.sent for report in reports) == 60

@@ -5,6 +5,7 @@ document says (status, content type, body schema), no "Internal error" or traceb
 schemathesis' pytest loader (`schemathesis.pytest.from_fixture`) fails under pytest 9 ('Function' object has no
 attribute '_nodeid'), so the tests draw schemathesis' strategies (`as_strategy`, `get_strategies_from_examples`) with
 Hypothesis themselves and run schemathesis' checks on each answer (`case.validate_response`)."""
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,8 @@ from openapi_spec_validator import validate
 from schemathesis.generation import GenerationMode
 
 from admonster_openapi import OPERATIONS, UndocumentedRoute, app_routes, build_document, component_refs
-from admonster_tools import META_TOOLS
 from admonster_server import create_app
+from admonster_tools import META_TOOLS
 from fi_facebook import DISPATCHER_CALLS, REGISTRY
 from testkit import Errors, ServerThread, running_server
 
@@ -69,7 +70,9 @@ def test_every_op_is_in_the_document_with_the_schema_that_validates_it():
     document = build_document(create_app(_Runtime()))
     schemas = document["components"]["schemas"]
     calls = schemas["ToolCall"]["discriminator"]["mapping"]
-    assert set(calls) == set(REGISTRY.names()) | set(DISPATCHER_CALLS) and len(calls) == len(REGISTRY.names()) + len(DISPATCHER_CALLS)
+    assert set(calls) == set(REGISTRY.names()) | set(DISPATCHER_CALLS) and len(calls) == len(REGISTRY.names()) + len(
+        DISPATCHER_CALLS
+    )
     assert schemas["OpName"]["enum"] == list(calls)
     tools = [branch["properties"]["name"]["const"] for branch in schemas["McpToolCall"]["oneOf"]]
     assert tools == ["facebook", *META_TOOLS, *REGISTRY.names()]  # admonster_mcp.build_tools("both", toolsets=("all",))
@@ -117,7 +120,7 @@ def test_a_non_ascii_oauth_state_is_refused_not_a_type_error():
     good = sign_state(secret, 7, "nonce", 2_000_000_000)
     assert read_state(secret, good, 1_000_000_000) == (7, "nonce")
     payload, signature = good.split(".")
-    for state in (f"{payload}.é{signature[1:]}", f"é{payload[1:]}.{signature}", "L.\x05嬚;á\"", "\udcff.x"):
+    for state in (f"{payload}.é{signature[1:]}", f"é{payload[1:]}.{signature}", 'L.\x05嬚;á"', "\udcff.x"):
         with pytest.raises(ValidationError, match="not valid"):  # hmac.compare_digest raised TypeError on non-ASCII
             read_state(secret, state, 1_000_000_000)
 
@@ -129,7 +132,9 @@ async def test_found_by_schemathesis_over_http(tmp_path, caplog):
         key = await runtime.store.create_api_key(workspace.id)
         async with aiohttp.ClientSession() as session:
             # a non-ASCII OAuth state: the page says the link is not valid (was a 500 and a traceback)
-            async with session.get(url + "/oauth/facebook/callback", params={"state": "L.\x05嬚;á", "code": "x"}) as answer:
+            async with session.get(
+                url + "/oauth/facebook/callback", params={"state": "L.\x05嬚;á", "code": "x"}
+            ) as answer:
                 assert answer.status == 400 and "not valid" in await answer.text()
             # /mcp's own refusals have the API's error shape (405, 413 had no data)
             auth = {"Authorization": f"Bearer {key}"}
@@ -138,24 +143,37 @@ async def test_found_by_schemathesis_over_http(tmp_path, caplog):
                     assert answer.status == 400
                     body = await answer.json()
                     _error_shape(body)
-                    assert body["text"] == (f"ERROR validation: {method} /mcp needs the Mcp-Session-Id of an open session. "
-                                            "Fix: POST an initialize request first and send the Mcp-Session-Id header its "
-                                            "answer carries.")
-            async with session.post(url + "/mcp", headers={**auth, "Content-Type": "application/json"},
-                                    data=b"[" + b" " * (2 << 20) + b"]") as answer:
+                    assert body["text"] == (
+                        f"ERROR validation: {method} /mcp needs the Mcp-Session-Id of an open session. "
+                        "Fix: POST an initialize request first and send the Mcp-Session-Id header its "
+                        "answer carries."
+                    )
+            async with session.post(
+                url + "/mcp", headers={**auth, "Content-Type": "application/json"}, data=b"[" + b" " * (2 << 20) + b"]"
+            ) as answer:
                 assert answer.status == 413
                 _error_shape(await answer.json())
             # send_events with an event_time no calendar holds: one validation line (was "Internal error": ValueError
             # "year 932898081 is out of range" while writing the refusal)
             async with session.post(url + "/v1/tools/facebook", headers=auth, json={"op": "list_pixels"}) as answer:
                 pixel_id = (await answer.json())["data"]["pixels"][0]["id"]
-            for event_time, words in ((29_440_000_000_000_000, "in the future"), (-(10**17), "more than 7 days ago"),
-                                      (1e300, "in the future")):
-                event = {"event_name": "Purchase", "event_time": event_time, "action_source": "website",
-                         "event_source_url": "https://shop.example.com/thanks",
-                         "user_data": {"em": "jane@example.com", "client_user_agent": "Mozilla/5.0"}}
-                async with session.post(url + "/v1/tools/facebook", headers=auth,
-                                        json={"op": "send_events", "args": {"pixel_id": pixel_id, "events": [event]}}) as answer:
+            for event_time, words in (
+                (29_440_000_000_000_000, "in the future"),
+                (-(10**17), "more than 7 days ago"),
+                (1e300, "in the future"),
+            ):
+                event = {
+                    "event_name": "Purchase",
+                    "event_time": event_time,
+                    "action_source": "website",
+                    "event_source_url": "https://shop.example.com/thanks",
+                    "user_data": {"em": "jane@example.com", "client_user_agent": "Mozilla/5.0"},
+                }
+                async with session.post(
+                    url + "/v1/tools/facebook",
+                    headers=auth,
+                    json={"op": "send_events", "args": {"pixel_id": pixel_id, "events": [event]}},
+                ) as answer:
                     body = await answer.json()
                     assert answer.status == 200 and not body["ok"] and body["text"].startswith("ERROR validation"), body
                     assert words in body["text"] and "no calendar date" in body["text"], body["text"]
@@ -178,8 +196,12 @@ MAX_EXAMPLES = 25 * SCALE  # per operation of the document
 DOCUMENT = build_document(create_app(_Runtime()))
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
 LABELS = [f"{method.upper()} {path}" for path, item in DOCUMENT["paths"].items() for method in item]
-CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.status_code_conformance,
-          schemathesis.checks.content_type_conformance, schemathesis.checks.response_schema_conformance]
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.content_type_conformance,
+    schemathesis.checks.response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +218,10 @@ def live_api(tmp_path_factory):
     if RAN:
         routes = Counter(route for route, *_ in ANSWERS)
         worked = {(route, op) for route, op, _, ok in ANSWERS if ok}
-        print(f"schemathesis: {len(ANSWERS)} requests {dict(routes)}; ops that answered ok: "
-              f"{len({op for _, op in worked})}; statuses {dict(Counter(status for _, _, status, _ in ANSWERS))}")
+        print(
+            f"schemathesis: {len(ANSWERS)} requests {dict(routes)}; ops that answered ok: "
+            f"{len({op for _, op in worked})}; statuses {dict(Counter(status for _, _, status, _ in ANSWERS))}"
+        )
         for route, name in RAN:  # every op fuzzed was sent as that op, past the key check
             assert any(r == route and op == name and status != 401 for r, op, status, _ in ANSWERS), (route, name)
         if len(RAN) == len(OP_PARAMS):  # the whole run: the fuzzer reached the ops, not only refusals
@@ -220,7 +244,9 @@ def _check(case, live_api, capfd, key: str) -> None:
         op = body["params"].get("name")
     try:
         answer = response.json()
-        ok = answer.get("ok") is True or (isinstance(answer.get("result"), dict) and answer["result"].get("isError") is False)
+        ok = answer.get("ok") is True or (
+            isinstance(answer.get("result"), dict) and answer["result"].get("isError") is False
+        )
     except ValueError:
         pass
     ANSWERS.append((f"{case.method} {case.path}", op if isinstance(op, str) else None, response.status_code, ok))
@@ -230,7 +256,9 @@ def _check(case, live_api, capfd, key: str) -> None:
     out, err = capfd.readouterr()
     for mark in CRASH_MARKS:
         assert mark not in out + err, (out + err)[-2000:]
-    assert not live_api.errors.records, [(r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in live_api.errors.records]
+    assert not live_api.errors.records, [
+        (r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in live_api.errors.records
+    ]
 
 
 def _fuzz(schema, operation, examples: tuple[int, int], live_api, capfd, key: str, ids: dict | None = None) -> None:
@@ -246,8 +274,10 @@ def _fuzz(schema, operation, examples: tuple[int, int], live_api, capfd, key: st
         strategy, count = runs[-2] if len(modes) == 2 else runs[-1]
         runs.append((st.tuples(strategy, st.integers(0, 2**32)).map(lambda drawn: _with_ids(*drawn, ids)), count))
     for strategy, count in runs:
-        @settings(max_examples=count, derandomize=True, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+
+        @settings(
+            max_examples=count, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         @given(case=strategy)
         def fuzz(case):
             _check(case, live_api, capfd, key)
@@ -281,9 +311,16 @@ def _one_call_document(route: str, name: str) -> dict:
     operation = copy.deepcopy(DOCUMENT["paths"][path][method.lower()])
     schemas = DOCUMENT["components"]["schemas"]
     if path == "/mcp":
-        body = {"type": "object", "required": ["jsonrpc", "id", "method", "params"],
-                "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": "integer"}, "method": {"const": "tools/call"},
-                               "params": next(t for t in schemas["McpToolCall"]["oneOf"] if t["title"] == name)}}
+        body = {
+            "type": "object",
+            "required": ["jsonrpc", "id", "method", "params"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": {"type": "integer"},
+                "method": {"const": "tools/call"},
+                "params": next(t for t in schemas["McpToolCall"]["oneOf"] if t["title"] == name),
+            },
+        }
     else:
         body = {"$ref": f"#/components/schemas/call.{name}"}
     operation["requestBody"]["content"]["application/json"]["schema"] = body
@@ -293,19 +330,28 @@ def _one_call_document(route: str, name: str) -> dict:
         if ref not in needed:
             needed.add(ref)
             todo |= component_refs(schemas[ref])
-    return {**DOCUMENT, "paths": {path: {method.lower(): operation}},
-            "components": {**DOCUMENT["components"], "schemas": {ref: schemas[ref] for ref in needed}}}
+    return {
+        **DOCUMENT,
+        "paths": {path: {method.lower(): operation}},
+        "components": {**DOCUMENT["components"], "schemas": {ref: schemas[ref] for ref in needed}},
+    }
 
 
-OP_PARAMS = [(route, name) for route in OP_EXAMPLES for name in CALLS
-             if route == "POST /v1/tools/facebook" or REGISTRY.get(name) is not None]
+OP_PARAMS = [
+    (route, name)
+    for route in OP_EXAMPLES
+    for name in CALLS
+    if route == "POST /v1/tools/facebook" or REGISTRY.get(name) is not None
+]
 
 
 @pytest.mark.parametrize("route,name", OP_PARAMS)
 def test_schemathesis_every_op(route, name, live_api, capfd, fuzz_key):
     method, path = route.split(" ", 1)
     schema = schemathesis.openapi.from_dict(_one_call_document(route, name))
-    _fuzz(schema, schema[path][method], OP_EXAMPLES[route], live_api, capfd, fuzz_key, _workspace_ids(live_api, fuzz_key))
+    _fuzz(
+        schema, schema[path][method], OP_EXAMPLES[route], live_api, capfd, fuzz_key, _workspace_ids(live_api, fuzz_key)
+    )
     RAN.add((route, name))
 
 
@@ -341,8 +387,16 @@ def _workspace_ids(live_api, key: str) -> dict[str, list[str]]:
 
         for spec in REGISTRY.specs():
             if spec.name.startswith("list_") and not REGISTRY.args_schema(spec).get("required"):
-                collect(requests.post(live_api.url + "/v1/tools/facebook", json={"op": spec.name}, timeout=60,
-                                      headers={"Authorization": f"Bearer {key}"}).json().get("data"))
+                collect(
+                    requests.post(
+                        live_api.url + "/v1/tools/facebook",
+                        json={"op": spec.name},
+                        timeout=60,
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    .json()
+                    .get("data")
+                )
         IDS[key] = {kind: sorted(values) for kind, values in found.items()}
     return IDS[key]
 
@@ -368,7 +422,11 @@ def fuzz_key(live_api):
         WORKSPACE["count"] += 1
         WORKSPACE["key"] = live_api.new_key(f"fuzz-{WORKSPACE['count']}")
     yield WORKSPACE["key"]
-    answer = requests.post(live_api.url + "/v1/tools/facebook", json={"op": "token_status"}, timeout=60,
-                           headers={"Authorization": f"Bearer {WORKSPACE['key']}"}).json()
+    answer = requests.post(
+        live_api.url + "/v1/tools/facebook",
+        json={"op": "token_status"},
+        timeout=60,
+        headers={"Authorization": f"Bearer {WORKSPACE['key']}"},
+    ).json()
     if not (answer["data"] or {}).get("connected"):
         WORKSPACE["key"] = None

@@ -1,5 +1,6 @@
 """`admonster serve` over real HTTP: API keys, the tool endpoint, workspace isolation tried as an attacker would,
 the OAuth callback route, and a clean SIGTERM shutdown that keeps the outbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -106,7 +107,9 @@ async def test_workspaces_cannot_touch_each_other(server):
     casey = next(u["id"] for u in users["data"] if u["name"] == "Casey Creative")
     grant = await _sandbox(runtime, "POST", "tokens", {"user": casey})
     await runtime.connector.store_checked_token(workspace_b.id, grant["access_token"], kind="user")
-    assert (await server.tool(key_b, "confirm", {"confirm": confirmation}))[1]["text"].startswith("ERROR validation: Confirmation")
+    assert (await server.tool(key_b, "confirm", {"confirm": confirmation}))[1]["text"].startswith(
+        "ERROR validation: Confirmation"
+    )
     assert "does not exist" in (await server.tool(key_b, "undo", {"audit_id": paused["data"]["audit_id"]}))[1]["text"]
     assert (await server.tool(key_b, "audit_log"))[1]["data"]["entries"] == []
     assert (await server.tool(key_b, "list_confirmations"))[1]["data"]["confirmations"] == []
@@ -125,16 +128,18 @@ async def test_connect_through_the_server_callback(server):
     runtime = server.runtime
     workspace, key = await _workspace_key(runtime, "gamma", autoconnect=False)
     browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # one browser: the link is bound to it
-    async with browser.post(f"{server.url}/v1/tools/facebook", json={"op": "connect"},
-                            headers={"Authorization": f"Bearer {key}"}) as resp:
+    async with browser.post(
+        f"{server.url}/v1/tools/facebook", json={"op": "connect"}, headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
         started = await resp.json()
     assert started["ok"], started
     url = started["data"]["url"]
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     assert query["redirect_uri"] == f"{server.url}/oauth/facebook/callback"
     parsed = urllib.parse.urlsplit(url)
-    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm",
-                                                      query=urllib.parse.urlencode({**query, "decision": "allow"})))
+    confirm = urllib.parse.urlunsplit(
+        parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode({**query, "decision": "allow"}))
+    )
     async with browser as session:
         async with session.get(confirm) as page:  # follows the redirect to our server's callback
             assert page.status == 200 and "Facebook connected" in await page.text()
@@ -145,10 +150,20 @@ async def test_connect_through_the_server_callback(server):
 def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
     home = tmp_path / "home"
     port = free_port()
-    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home),
-           "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook"}
-    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        **SANDBOX_START_ENV,
+        "ADMONSTER_HOME": str(home),
+        "ADMONSTER_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -159,7 +174,9 @@ def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
                 assert process.poll() is None, process.stderr.read()
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", timeout=10) as page:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp", timeout=10
+        ) as page:
             assert json.load(page)["resource"] == f"http://127.0.0.1:{port}/mcp"  # --port, not the default 8787
         workspace_id = asyncio.run(_enqueue(home))  # a message for a webhook that is down
         process.send_signal(signal.SIGTERM)
@@ -170,7 +187,9 @@ def test_sigterm_shuts_down_cleanly_and_keeps_the_outbox(tmp_path):
     assert process.returncode == 0, err
     assert "Traceback" not in err
     with sqlite3.connect(home / "admonster.db") as db:
-        rows = db.execute("SELECT status FROM notifications WHERE workspace_id = ? AND channel = 'webhook'", (workspace_id,)).fetchall()
+        rows = db.execute(
+            "SELECT status FROM notifications WHERE workspace_id = ? AND channel = 'webhook'", (workspace_id,)
+        ).fetchall()
     assert rows and all(status == "pending" for (status,) in rows)
 
 
@@ -179,8 +198,13 @@ async def _enqueue(home: Path) -> int:
 
     async with await Store.open(home / "admonster.db") as store:
         workspace = await store.ensure_workspace("outbox")
-        await store.enqueue_notification(workspace.id, channel="webhook", subject="Test", text="kept across shutdown",
-                                         target="http://127.0.0.1:9/hook")
+        await store.enqueue_notification(
+            workspace.id,
+            channel="webhook",
+            subject="Test",
+            text="kept across shutdown",
+            target="http://127.0.0.1:9/hook",
+        )
         return workspace.id
 
 
@@ -194,7 +218,9 @@ async def _chat(server: Server, key: str | None, body) -> tuple[int, dict]:
 
 async def _thread(server: Server, key: str, thread_id: str) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.url}/v1/threads/{thread_id}", headers={"Authorization": f"Bearer {key}"}) as resp:
+        async with session.get(
+            f"{server.url}/v1/threads/{thread_id}", headers={"Authorization": f"Bearer {key}"}
+        ) as resp:
             return resp.status, await resp.json()
 
 
@@ -205,7 +231,9 @@ async def test_http_chat_answers_slash_commands_and_keeps_the_thread(server):
     status, body = await _chat(server, key, {"thread_id": "t1", "message": "/status"})
     assert status == 200 and body["ok"], body
     assert "Ad account Demo Store (USD)" in body["reply"]
-    assert body["tool_calls"] == [{"name": "account_overview", "arguments": {}, "ok": True, "files": [], "file_urls": []}]
+    assert body["tool_calls"] == [
+        {"name": "account_overview", "arguments": {}, "ok": True, "files": [], "file_urls": []}
+    ]
     assert body["files"] == [] and body["file_urls"] == []
     free = (await _chat(server, key, {"thread_id": "t1", "message": "how are my ads?"}))[1]
     assert "No LLM is configured" in free["reply"] and free["tool_calls"] == []
@@ -275,9 +303,14 @@ async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
     assert (await _get(server, None, url))[0] == 401
     assert (await _get(server, key, f"/v1/files/{'A' * 32}/{Path(path).name}"))[0] == 404
     assert (await _get(server, key, f"/v1/files/{file_id}/other.png"))[0] == 404
-    for trick in (f"/v1/files/{file_id}/..%2f..%2fpyproject.toml", f"/v1/files/{file_id}/%2e%2e",
-                  f"/v1/files/{file_id}/../../pyproject.toml", "/v1/files/../../admonster_server.py",
-                  f"/v1/files/{file_id}%2f..%2f/{Path(path).name}", f"/v1/files/{file_id}/{path.replace('/', '%2f')}"):
+    for trick in (
+        f"/v1/files/{file_id}/..%2f..%2fpyproject.toml",
+        f"/v1/files/{file_id}/%2e%2e",
+        f"/v1/files/{file_id}/../../pyproject.toml",
+        "/v1/files/../../admonster_server.py",
+        f"/v1/files/{file_id}%2f..%2f/{Path(path).name}",
+        f"/v1/files/{file_id}/{path.replace('/', '%2f')}",
+    ):
         status, _, data = await _get(server, key, trick)
         assert status in (401, 404), trick
         assert b"import" not in data and b"PNG" not in data, trick
@@ -297,10 +330,14 @@ async def test_op_files_are_served_to_their_workspace_only(server, tmp_path):
 
 async def test_chat_tool_calls_carry_file_urls(server, tmp_path):
     _, key = await _workspace_key(server.runtime, "chat-charts")
-    status, body = await _chat(server, key, {"thread_id": "c1", "message": '/tool chart_insights {"out_dir": "chat-out"}'})
+    status, body = await _chat(
+        server, key, {"thread_id": "c1", "message": '/tool chart_insights {"out_dir": "chat-out"}'}
+    )
     assert status == 200 and body["ok"], body
     [call] = body["tool_calls"]
-    assert call["name"] == "chart_insights" and len(call["files"]) == 1 and call["file_urls"][0].startswith("/v1/files/")
+    assert (
+        call["name"] == "chart_insights" and len(call["files"]) == 1 and call["file_urls"][0].startswith("/v1/files/")
+    )
     assert body["file_urls"] == call["file_urls"] and body["files"] == call["files"]
     status, headers, data = await _get(server, key, call["file_urls"][0])
     assert status == 200 and headers["Content-Type"] == "image/png" and data[:4] == b"\x89PNG"
@@ -314,12 +351,24 @@ async def test_file_shelf_expires_bounds_and_skips_unknown_kinds(tmp_path):
     png, script = tmp_path / "a.png", tmp_path / "run.sh"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
     script.write_text("echo hi")
-    assert await shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)], tmp_path) == [None, None, None]
-    assert await shelf.offer(1, str(png), tmp_path / "elsewhere") is None  # outside the workspace's folder: never offered
+    assert await shelf.urls(1, [str(script), str(tmp_path / "missing.png"), str(tmp_path)], tmp_path) == [
+        None,
+        None,
+        None,
+    ]
+    assert (
+        await shelf.offer(1, str(png), tmp_path / "elsewhere") is None
+    )  # outside the workspace's folder: never offered
     first = await shelf.offer(1, "a.png", tmp_path)
     file_id = first.split("/")[3]
-    assert await shelf.find(1, file_id, "a.png", tmp_path) is not None and await shelf.find(2, file_id, "a.png", tmp_path) is None
+    assert (
+        await shelf.find(1, file_id, "a.png", tmp_path) is not None
+        and await shelf.find(2, file_id, "a.png", tmp_path) is None
+    )
     now[0] += 61
     assert await shelf.find(1, file_id, "a.png", tmp_path) is None  # expired
     ids = [(await shelf.offer(1, str(png), tmp_path)).split("/")[3] for _ in range(3)]
-    assert await shelf.find(1, ids[0], "a.png", tmp_path) is None and await shelf.find(1, ids[2], "a.png", tmp_path) is not None  # oldest dropped
+    assert (
+        await shelf.find(1, ids[0], "a.png", tmp_path) is None
+        and await shelf.find(1, ids[2], "a.png", tmp_path) is not None
+    )  # oldest dropped

@@ -1,8 +1,9 @@
 """The state layer against real SQLite files and in-memory databases."""
+
 from __future__ import annotations
 
-import re
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -15,12 +16,12 @@ from cryptography.fernet import Fernet
 import admonster_store
 from admonster_store import (
     BASELINE_REVISION,
-    head_revision,
     DEFAULT_GUARDRAILS,
     InvalidArgument,
     SecretKeyError,
     Store,
     StoreError,
+    head_revision,
 )
 from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
 
@@ -51,7 +52,8 @@ def next_revision(tmp_path: Path, body: str) -> Path:
     shutil.copytree(admonster_store.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "versions" / f"{NEXT}_next.py").write_text(
         f'from alembic import op\nimport sqlalchemy as sa\nrevision = "{NEXT}"\ndown_revision = "{HEAD}"\n'
-        f"branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{body}\n")
+        f"branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n{body}\n"
+    )
     return folder
 
 
@@ -75,8 +77,14 @@ async def test_reopen_applies_only_new_revisions_and_keeps_data(tmp_path, monkey
     async with await Store.open(db_path) as store:
         workspace = await store.ensure_workspace("keep-me")
         await store.set_setting(workspace.id, "answer", 42)
-    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
-        tmp_path, '    op.create_table("future_launches", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))'))
+    monkeypatch.setattr(
+        admonster_store,
+        "MIGRATIONS_DIR",
+        next_revision(
+            tmp_path,
+            '    op.create_table("future_launches", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.Text))',
+        ),
+    )
     async with await Store.open(db_path) as store:
         assert await store.schema_version() == int(NEXT)
         assert await store.get_setting(workspace.id, "answer") == 42
@@ -90,8 +98,14 @@ async def test_reopen_applies_only_new_revisions_and_keeps_data(tmp_path, monkey
 
 async def test_failed_migration_rolls_back_whole_revision(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(
-        tmp_path, '    op.create_table("half_done", sa.Column("id", sa.Integer))\n    op.execute("INSERT INTO no_such_table VALUES (1)")'))
+    monkeypatch.setattr(
+        admonster_store,
+        "MIGRATIONS_DIR",
+        next_revision(
+            tmp_path,
+            '    op.create_table("half_done", sa.Column("id", sa.Integer))\n    op.execute("INSERT INTO no_such_table VALUES (1)")',
+        ),
+    )
     with pytest.raises(StoreError, match=f"Migration {NEXT} failed: .*no_such_table.* Fix: restore a backup"):
         await Store.open(db_path)
     monkeypatch.undo()
@@ -103,10 +117,16 @@ async def test_failed_migration_rolls_back_whole_revision(tmp_path, monkeypatch)
 
 async def test_database_newer_than_code_is_refused(tmp_path, monkeypatch):
     db_path = tmp_path / "admonster.db"
-    monkeypatch.setattr(admonster_store, "MIGRATIONS_DIR", next_revision(tmp_path, '    op.create_table("later", sa.Column("id", sa.Integer))'))
+    monkeypatch.setattr(
+        admonster_store,
+        "MIGRATIONS_DIR",
+        next_revision(tmp_path, '    op.create_table("later", sa.Column("id", sa.Integer))'),
+    )
     await (await Store.open(db_path)).close()
     monkeypatch.undo()
-    with pytest.raises(StoreError, match=rf"schema revision {NEXT}, newer than this Ad Monster knows \({HEAD}\). Fix: upgrade"):
+    with pytest.raises(
+        StoreError, match=rf"schema revision {NEXT}, newer than this Ad Monster knows \({HEAD}\). Fix: upgrade"
+    ):
         await Store.open(db_path)
 
 
@@ -202,8 +222,13 @@ async def test_set_guardrails_validates_and_merges(store, two_workspaces):
     effective = await store.set_guardrails(alpha.id, {"confirm_policy": "never"}, ad_account_id=456)
     assert effective == {**DEFAULT_GUARDRAILS, "max_spend_cap": 2_000_000, "confirm_policy": "never"}
     assert await store.get_setting(alpha.id, "guardrails:act_456") == {"confirm_policy": "never"}
-    for bad in ({"max_daily_budget": -1}, {"max_daily_budget": 12.5}, {"confirm_policy": "sometimes"},
-                {"max_daily_budgt": 10}, {"max_spend_cap": True}):
+    for bad in (
+        {"max_daily_budget": -1},
+        {"max_daily_budget": 12.5},
+        {"confirm_policy": "sometimes"},
+        {"max_daily_budgt": 10},
+        {"max_spend_cap": True},
+    ):
         with pytest.raises(InvalidArgument, match="Fix:"):
             await store.set_guardrails(alpha.id, bad)
     with pytest.raises(InvalidArgument, match="act_"):
@@ -313,7 +338,9 @@ async def test_audit_drops_secret_keys_recursively(tmp_path):
 async def test_confirmation_is_single_use(store, two_workspaces):
     alpha, _ = two_workspaces
     confirmation_id = await store.add_confirmation(
-        alpha.id, op="update_campaign", args={"campaign_id": "1", "daily_budget": 12000},
+        alpha.id,
+        op="update_campaign",
+        args={"campaign_id": "1", "daily_budget": 12000},
         preview="would raise daily budget of Summer Sale from $50.00 to $120.00",
     )
     assert confirmation_id.startswith("c-") and len(confirmation_id) == 8
@@ -361,8 +388,13 @@ async def test_token_round_trip_and_encrypted_at_rest(tmp_path):
     async with await Store.open(tmp_path / "admonster.db", secret_key=secret_key) as store:
         workspace = await store.ensure_workspace("alpha")
         await store.save_token(
-            workspace.id, token="EAAB-plain-token-xyz", app_id="1234", app_secret="app-secret-abc",
-            user_id=10001, expires_at=int(expiry.timestamp()), scopes=["ads_management", "ads_read"],
+            workspace.id,
+            token="EAAB-plain-token-xyz",
+            app_id="1234",
+            app_secret="app-secret-abc",
+            user_id=10001,
+            expires_at=int(expiry.timestamp()),
+            scopes=["ads_management", "ads_read"],
         )
         loaded = await store.load_token(workspace.id)
         contents = db_bytes(tmp_path)
@@ -477,18 +509,29 @@ async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_throug
     """Migration 8 rebuilds the audit table (outcomes pending/unknown, client tags, settled_at) and gives confirmations
     the changes they previewed: an existing home from the last release upgrades in place."""
     db_path = tmp_path / "admonster.db"
-    assert upgrade_legacy(db_path, 7) == 7   # rows as the version 7 code wrote them
+    assert upgrade_legacy(db_path, 7) == 7  # rows as the version 7 code wrote them
     with sqlite3.connect(db_path) as old:
-        workspace_id = old.execute("INSERT INTO workspaces (name, created_at) VALUES ('legacy', '2026-03-02T19:00:00+00:00')").lastrowid
+        workspace_id = old.execute(
+            "INSERT INTO workspaces (name, created_at) VALUES ('legacy', '2026-03-02T19:00:00+00:00')"
+        ).lastrowid
         columns = "(workspace_id, created_at, interface, op, args_json, summary, changes_json, object_ids_json, outcome, undo_of)"
-        old.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:00:00+00:00', 'api', 'pause_campaign', "
-                    "'{}', 'pause', '[]', '[\"1\"]', 'ok', NULL)", (workspace_id,))
-        old.execute(f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:01:00+00:00', 'api', 'undo', "
-                    "'{}', 'undo', '[]', '[\"1\"]', 'ok', 1)", (workspace_id,))
+        old.execute(
+            f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:00:00+00:00', 'api', 'pause_campaign', "
+            "'{}', 'pause', '[]', '[\"1\"]', 'ok', NULL)",
+            (workspace_id,),
+        )
+        old.execute(
+            f"INSERT INTO audit_log {columns} VALUES (?, '2026-03-02T20:01:00+00:00', 'api', 'undo', "
+            "'{}', 'undo', '[]', '[\"1\"]', 'ok', 1)",
+            (workspace_id,),
+        )
         old.execute("UPDATE audit_log SET undone_by = 2 WHERE id = 1")
-        old.execute("INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
-                    "VALUES ('c-abcdef', ?, 'resume_campaign', '{}', 'would resume', '2026-03-02T20:00:00+00:00', "
-                    "'2126-03-02T20:00:00+00:00')", (workspace_id,))
+        old.execute(
+            "INSERT INTO confirmations (id, workspace_id, op, args_json, preview, created_at, expires_at) "
+            "VALUES ('c-abcdef', ?, 'resume_campaign', '{}', 'would resume', '2026-03-02T20:00:00+00:00', "
+            "'2126-03-02T20:00:00+00:00')",
+            (workspace_id,),
+        )
     first, undo, held = 1, 2, "c-abcdef"
     async with await Store.open(db_path) as upgraded:
         assert await upgraded.schema_version() == int(head_revision())
@@ -496,14 +539,26 @@ async def test_a_version_7_database_keeps_its_audit_log_and_confirmations_throug
         kept = await upgraded.get_audit(workspace.id, first)
         assert (kept.outcome, kept.undone_by, kept.tags, kept.settled_at) == ("ok", undo, [], kept.created_at)
         assert (await upgraded.get_confirmation(workspace.id, held)).changes == []
-        pending = await upgraded.add_audit(workspace.id, interface="api", op="create_campaign", args={}, summary="s",
-                                           changes=[], object_ids=[], outcome="pending",
-                                           tags=[{"tag": "am-1", "path": "act_1/campaigns", "name": "X"}])
+        pending = await upgraded.add_audit(
+            workspace.id,
+            interface="api",
+            op="create_campaign",
+            args={},
+            summary="s",
+            changes=[],
+            object_ids=[],
+            outcome="pending",
+            tags=[{"tag": "am-1", "path": "act_1/campaigns", "name": "X"}],
+        )
         assert [e.id for e in await upgraded.unsettled_audit(workspace.id)] == [pending]
         assert await upgraded.settle_audit(workspace.id, pending, outcome="unknown", error="lost")
         assert (await upgraded.get_audit(workspace.id, pending)).settled_at is None
         assert await upgraded.settle_audit(workspace.id, pending, outcome="ok", object_ids=["5"])
-        assert not await upgraded.settle_audit(workspace.id, pending, outcome="error")   # settled once
+        assert not await upgraded.settle_audit(workspace.id, pending, outcome="error")  # settled once
         settled = await upgraded.get_audit(workspace.id, pending)
-        assert (settled.outcome, settled.object_ids, settled.tags[0]["name"]) == ("ok", ["5"], "X") and settled.settled_at
+        assert (settled.outcome, settled.object_ids, settled.tags[0]["name"]) == (
+            "ok",
+            ["5"],
+            "X",
+        ) and settled.settled_at
         assert await upgraded.unsettled_audit(workspace.id) == []

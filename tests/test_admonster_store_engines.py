@@ -1,5 +1,6 @@
 """What must stay atomic when two stores share one database (two processes on one SQLite home, two replicas on one
 PostgreSQL): each claim is won exactly once, concurrent appends never collide, on both engines."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ async def test_a_confirmation_is_taken_once_whoever_asks(replicas):
     workspace = (await first.ensure_workspace("w")).id
     ids = [await first.add_confirmation(workspace, op="update_budget", args={"n": i}, preview="p") for i in range(10)]
     taken = await asyncio.gather(*(store.take_confirmation(workspace, cid) for cid in ids for store in (first, second)))
-    assert sorted(c.args["n"] for c in taken if c is not None) == list(range(10))   # each once, by one of the two
+    assert sorted(c.args["n"] for c in taken if c is not None) == list(range(10))  # each once, by one of the two
     assert await second.list_confirmations(workspace) == []
 
 
@@ -45,19 +46,29 @@ async def test_an_oauth_state_is_consumed_once(replicas, clock):
 async def test_a_lease_has_one_winner_among_concurrent_claims(replicas):
     first, second = replicas
     workspace = (await first.ensure_workspace("w")).id
-    claims = await asyncio.gather(*(store.claim_lease(workspace, f"launch:{k}", f"owner-{i}", 30)
-                                    for k in range(5) for i, store in enumerate((first, second, first, second))))
+    claims = await asyncio.gather(
+        *(
+            store.claim_lease(workspace, f"launch:{k}", f"owner-{i}", 30)
+            for k in range(5)
+            for i, store in enumerate((first, second, first, second))
+        )
+    )
     for k in range(5):
-        owners = {lease.owner for lease in claims[k * 4:(k + 1) * 4]}
-        assert len(owners) == 1   # all four saw the same single owner
+        owners = {lease.owner for lease in claims[k * 4 : (k + 1) * 4]}
+        assert len(owners) == 1  # all four saw the same single owner
 
 
 async def test_concurrent_appends_to_one_thread_keep_every_message_in_order(replicas):
     first, second = replicas
     workspace = (await first.ensure_workspace("w")).id
-    await asyncio.gather(*(store.append_chat_messages(workspace, "t", [{"role": "user", "content": f"{i}-a"},
-                                                                      {"role": "assistant", "content": f"{i}-b"}])
-                           for i, store in enumerate([first, second] * 5)))
+    await asyncio.gather(
+        *(
+            store.append_chat_messages(
+                workspace, "t", [{"role": "user", "content": f"{i}-a"}, {"role": "assistant", "content": f"{i}-b"}]
+            )
+            for i, store in enumerate([first, second] * 5)
+        )
+    )
     history = await second.chat_history(workspace, "t")
     assert len(history) == 20
     assert all(history[n]["content"].split("-")[0] == history[n + 1]["content"].split("-")[0] for n in range(0, 20, 2))
@@ -66,7 +77,13 @@ async def test_concurrent_appends_to_one_thread_keep_every_message_in_order(repl
 async def test_a_notification_dedupe_key_is_queued_once(replicas):
     first, second = replicas
     workspace = (await first.ensure_workspace("w")).id
-    made = await asyncio.gather(*(store.enqueue_notification(workspace, channel="inbox", subject="s", text="t", target=None,
-                                                             dedupe_key="once") for store in (first, second) * 4))
+    made = await asyncio.gather(
+        *(
+            store.enqueue_notification(
+                workspace, channel="inbox", subject="s", text="t", target=None, dedupe_key="once"
+            )
+            for store in (first, second) * 4
+        )
+    )
     assert len([m for m in made if m is not None]) == 1
     assert len(await first.unread_inbox(workspace)) == 1

@@ -1,5 +1,6 @@
 """Single-flight leases in the store (migration 9): one owner at a time per key, across connections to one file (as two
 processes sharing ADMONSTER_HOME have), taken over only once expired, renewed and released only by their owner."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,16 +33,16 @@ async def test_a_lease_has_one_owner_until_it_expires(two_processes, clock):
     assert held.owner == "A" and held.expires_at > held.claimed_at
     refused = await second.claim_lease(workspace, "launch:k", "B", 30)
     assert refused.owner == "A" and refused.claimed_at == held.claimed_at
-    assert (await second.claim_lease(workspace, "launch:other", "B", 30)).owner == "B"   # keys are independent
+    assert (await second.claim_lease(workspace, "launch:other", "B", 30)).owner == "B"  # keys are independent
 
     clock.advance(29)
-    assert await first.renew_lease(workspace, "launch:k", "A", 30)          # renewed: it now ends 30 s from here
+    assert await first.renew_lease(workspace, "launch:k", "A", 30)  # renewed: it now ends 30 s from here
     clock.advance(29)
     assert (await second.claim_lease(workspace, "launch:k", "B", 30)).owner == "A"
-    clock.advance(2)                                                        # A stopped renewing (killed): B takes over
+    clock.advance(2)  # A stopped renewing (killed): B takes over
     assert (await second.claim_lease(workspace, "launch:k", "B", 30)).owner == "B"
-    assert not await first.renew_lease(workspace, "launch:k", "A", 30)      # A learns it lost the lease
-    assert not await first.release_lease(workspace, "launch:k", "A")        # and cannot free B's
+    assert not await first.renew_lease(workspace, "launch:k", "A", 30)  # A learns it lost the lease
+    assert not await first.release_lease(workspace, "launch:k", "A")  # and cannot free B's
     assert (await first.claim_lease(workspace, "launch:k", "A", 30)).owner == "B"
     assert await second.release_lease(workspace, "launch:k", "B")
     assert (await first.claim_lease(workspace, "launch:k", "A", 30)).owner == "A"
@@ -50,8 +51,9 @@ async def test_a_lease_has_one_owner_until_it_expires(two_processes, clock):
 async def test_claims_at_the_same_moment_have_one_winner(two_processes):
     first, second = two_processes
     workspace = (await first.ensure_workspace("w")).id
-    claims = await asyncio.gather(*[(first if n % 2 else second).claim_lease(workspace, "launch:race", f"owner {n}", 30)
-                                    for n in range(10)])
+    claims = await asyncio.gather(
+        *[(first if n % 2 else second).claim_lease(workspace, "launch:race", f"owner {n}", 30) for n in range(10)]
+    )
     winners = {lease.owner for lease in claims}
     assert len(winners) == 1
     assert sum(1 for n, lease in enumerate(claims) if lease.owner == f"owner {n}") == 1
@@ -71,7 +73,9 @@ async def test_a_claim_racing_a_release_always_answers_with_the_lease_as_it_stan
 
     for round_ in range(100):
         names = [f"{n} of round {round_}" for n in range(6)]
-        owners = await asyncio.gather(*[claim_and_release(first if n % 2 else second, name) for n, name in enumerate(names)])
+        owners = await asyncio.gather(
+            *[claim_and_release(first if n % 2 else second, name) for n, name in enumerate(names)]
+        )
         assert set(owners) <= set(names), owners
 
 

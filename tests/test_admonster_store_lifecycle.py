@@ -1,4 +1,5 @@
 """Store additions for the token lifecycle: OAuth state nonces, token health, warnings, the outbox, job runs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from admonster_store import InvalidArgument, Store, head_revision, load_or_create_key_file, token_fingerprint
-from admonster_store_legacy import LEGACY_VERSION, upgrade_legacy
+from admonster_store_legacy import upgrade_legacy
 
 
 @pytest.fixture
@@ -118,7 +119,9 @@ async def test_mark_token_checked_records_expiry_scopes_and_validity(store, two,
     alpha, _ = two
     await store.save_token(alpha.id, token="EAAB-token", scopes=["ads_read"], expires_at=clock.now + timedelta(days=60))
     expiry = clock.now + timedelta(days=50)
-    assert await store.mark_token_checked(alpha.id, valid=True, expires_at=expiry, scopes=["ads_read", "ads_management"])
+    assert await store.mark_token_checked(
+        alpha.id, valid=True, expires_at=expiry, scopes=["ads_read", "ads_management"]
+    )
     token = await store.load_token(alpha.id)
     assert (token.expires_at, token.scopes, token.checked_at) == (expiry, ["ads_read", "ads_management"], clock.now)
     await store.mark_token_checked(alpha.id, valid=False, expires_at=expiry, scopes=None, reason="revoked")
@@ -149,17 +152,28 @@ def test_token_fingerprint_is_short_stable_and_not_the_token():
 
 async def test_enqueue_dedupes_per_workspace_and_channel(store, two):
     alpha, beta = two
-    first = await store.enqueue_notification(alpha.id, channel="inbox", subject="S", text="T", target=None,
-                                             dedupe_key="k1")
+    first = await store.enqueue_notification(
+        alpha.id, channel="inbox", subject="S", text="T", target=None, dedupe_key="k1"
+    )
     assert isinstance(first, int)
-    assert await store.enqueue_notification(alpha.id, channel="inbox", subject="S", text="T", target=None,
-                                            dedupe_key="k1") is None
-    assert await store.enqueue_notification(alpha.id, channel="email", subject="S", text="T",
-                                            target="a@example.com", dedupe_key="k1") is not None
-    assert await store.enqueue_notification(beta.id, channel="inbox", subject="S", text="T", target=None,
-                                            dedupe_key="k1") is not None
-    no_key = [await store.enqueue_notification(alpha.id, channel="inbox", subject="S", text="T", target=None)
-              for _ in range(2)]
+    assert (
+        await store.enqueue_notification(alpha.id, channel="inbox", subject="S", text="T", target=None, dedupe_key="k1")
+        is None
+    )
+    assert (
+        await store.enqueue_notification(
+            alpha.id, channel="email", subject="S", text="T", target="a@example.com", dedupe_key="k1"
+        )
+        is not None
+    )
+    assert (
+        await store.enqueue_notification(beta.id, channel="inbox", subject="S", text="T", target=None, dedupe_key="k1")
+        is not None
+    )
+    no_key = [
+        await store.enqueue_notification(alpha.id, channel="inbox", subject="S", text="T", target=None)
+        for _ in range(2)
+    ]
     assert None not in no_key and no_key[0] != no_key[1]
 
 
@@ -177,10 +191,12 @@ async def test_enqueue_rejects_bad_input(store, two):
 
 async def test_due_sent_failed_lifecycle(store, two, clock):
     alpha, beta = two
-    email = await store.enqueue_notification(alpha.id, channel="email", subject="E", text="body",
-                                             target="ops@example.com")
-    hook = await store.enqueue_notification(beta.id, channel="webhook", subject="W", text="body",
-                                            target="https://hooks.example.com/x")
+    email = await store.enqueue_notification(
+        alpha.id, channel="email", subject="E", text="body", target="ops@example.com"
+    )
+    hook = await store.enqueue_notification(
+        beta.id, channel="webhook", subject="W", text="body", target="https://hooks.example.com/x"
+    )
     await store.enqueue_notification(alpha.id, channel="inbox", subject="I", text="body", target=None)
     due = await store.due_notifications(clock.now)
     assert [n.id for n in due] == [email, hook]  # inbox is never "delivered" by the outbox
@@ -189,7 +205,11 @@ async def test_due_sent_failed_lifecycle(store, two, clock):
     retry_at = clock.now + timedelta(minutes=1)
     assert await store.mark_notification_failed(email, "SMTP server answered 451", retry_at)
     failed_once = await store.get_notification(alpha.id, email)
-    assert (failed_once.status, failed_once.attempts, failed_once.last_error) == ("pending", 1, "SMTP server answered 451")
+    assert (failed_once.status, failed_once.attempts, failed_once.last_error) == (
+        "pending",
+        1,
+        "SMTP server answered 451",
+    )
     assert failed_once.next_attempt_at == retry_at
     assert [n.id for n in await store.due_notifications(clock.now)] == [hook]
     clock.advance(60)
@@ -210,10 +230,16 @@ async def test_a_claimed_message_is_held_from_others_then_due_again_if_its_sende
     from admonster_store import DELIVERY_HOLD
 
     alpha, _ = two
-    first = await store.enqueue_notification(alpha.id, channel="webhook", subject="A", text="body", target="https://h.example.com/a")
-    second = await store.enqueue_notification(alpha.id, channel="webhook", subject="B", text="body", target="https://h.example.com/b")
+    first = await store.enqueue_notification(
+        alpha.id, channel="webhook", subject="A", text="body", target="https://h.example.com/a"
+    )
+    second = await store.enqueue_notification(
+        alpha.id, channel="webhook", subject="B", text="body", target="https://h.example.com/b"
+    )
     assert [n.id for n in await store.claim_due_notifications(clock.now, limit=1)] == [first]
-    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [second]  # the first is held for its sender
+    assert [n.id for n in await store.claim_due_notifications(clock.now)] == [
+        second
+    ]  # the first is held for its sender
     assert await store.claim_due_notifications(clock.now) == [] and await store.due_notifications(clock.now) == []
     assert await store.mark_notification_sent(second)
     clock.advance(DELIVERY_HOLD.total_seconds())  # the first one's sender never said how it went: due again
@@ -233,8 +259,10 @@ async def test_notifications_never_cross_workspaces(store, two):
 
 async def test_inbox_read_once(store, two, clock):
     alpha, _ = two
-    ids = [await store.enqueue_notification(alpha.id, channel="inbox", subject=f"S{i}", text="t", target=None)
-           for i in range(3)]
+    ids = [
+        await store.enqueue_notification(alpha.id, channel="inbox", subject=f"S{i}", text="t", target=None)
+        for i in range(3)
+    ]
     assert [n.id for n in await store.unread_inbox(alpha.id)] == ids
     assert await store.mark_inbox_read(alpha.id, ids[:2]) == 2
     assert [n.id for n in await store.unread_inbox(alpha.id)] == ids[2:]

@@ -1,4 +1,5 @@
 """The SQLite store's trips to aiosqlite's thread (its speed) and the transactions it keeps while cutting them."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,9 +43,19 @@ async def test_one_statement_calls_cost_one_trip(counted):
     store, counter = counted
     workspace = await store.ensure_workspace("trips")
     assert (await trips(counter, store.get_setting(workspace.id, "missing", "default"))) == (1, "default")
-    sent, audit_id = await trips(counter, store.add_audit(
-        workspace.id, interface="test", op="update_campaign", args={"name": "x"}, summary="s", changes=[],
-        object_ids=[], outcome="pending"))
+    sent, audit_id = await trips(
+        counter,
+        store.add_audit(
+            workspace.id,
+            interface="test",
+            op="update_campaign",
+            args={"name": "x"},
+            summary="s",
+            changes=[],
+            object_ids=[],
+            outcome="pending",
+        ),
+    )
     assert sent == 1 and audit_id > 0
     assert (await trips(counter, store.settle_audit(workspace.id, audit_id, outcome="ok"))) == (1, True)
     sent, entry = await trips(counter, store.get_audit(workspace.id, audit_id))
@@ -68,12 +79,23 @@ async def test_a_transaction_still_rolls_back_whole(counted):
     workspace = await store.ensure_workspace("trips")
     with pytest.raises(RuntimeError):
         async with store._tx(workspace.id) as conn:
-            await conn.execute(insert(settings).values(workspace_id=workspace.id, key="half", value={"v": 1},
-                                                       updated_at="2026-01-01T00:00:00+00:00"))
+            await conn.execute(
+                insert(settings).values(
+                    workspace_id=workspace.id, key="half", value={"v": 1}, updated_at="2026-01-01T00:00:00+00:00"
+                )
+            )
             raise RuntimeError("fails after its first statement")
     assert await store.get_setting(workspace.id, "half") is None
     with pytest.raises(InvalidArgument):  # a one-statement write refused by the database: nothing written
-        await store.add_audit(workspace.id + 99, interface="test", op="x", args={}, summary="s", changes=[],
-                              object_ids=[], outcome="pending")
+        await store.add_audit(
+            workspace.id + 99,
+            interface="test",
+            op="x",
+            args={},
+            summary="s",
+            changes=[],
+            object_ids=[],
+            outcome="pending",
+        )
     async with store._tx(read=True) as conn:  # the connection is usable and in no transaction afterwards
         assert (await conn.execute(select(settings.c.key))).all() == []

@@ -2,6 +2,7 @@
 sandbox — /connect completing while the prompt waits, Ctrl-C cancelling a running write (its audit entry kept), arrow-up
 history across sessions, a multi-line /tool paste as one call, the history file private and redacted — and piped runs
 (exit status, banner on stderr, a multi-line /tool block as one call)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,16 @@ import pexpect
 from admonster_chat import line_at_rest
 from admonster_runtime import SANDBOX_AUTOCONNECT, open_runtime
 from admonster_server import CallbackListener
-from admonster_terminal import (MAX_COMMAND_CHARS, ListInput, RecentIds, chat_completer, history_path, private_history,
-                                split_commands, tool_json_open)
+from admonster_terminal import (
+    MAX_COMMAND_CHARS,
+    ListInput,
+    RecentIds,
+    chat_completer,
+    history_path,
+    private_history,
+    split_commands,
+    tool_json_open,
+)
 from fi_facebook import REGISTRY
 from testkit import SANDBOX_START_ENV, sandbox_settings
 
@@ -32,8 +41,7 @@ ADMONSTER = [sys.executable, "-m", "admonster_bot", "chat"]
 WAIT = 90  # seconds: generous, the test waits for what it expects, never for time to pass
 EMAIL = "jane.doe@example.com"
 CAMPAIGN = "120210000000000006"  # a demo campaign of the default workspace's USD account (ACTIVE)
-PASTE = ('/tool create_campaign {"name": "Pasted %s",\n  "objective": "OUTCOME_TRAFFIC",\n'
-         '  "daily_budget": 5000}')
+PASTE = '/tool create_campaign {"name": "Pasted %s",\n  "objective": "OUTCOME_TRAFFIC",\n  "daily_budget": 5000}'
 
 
 def _readme_tool_block() -> str:
@@ -65,7 +73,10 @@ def test_a_tool_call_spanning_lines_is_one_command():
     lines = ["/status", '/tool create_campaign {"name": "a } [ \\" {",', '"objective": "OUTCOME_TRAFFIC"}', "/help"]
     assert split_commands(lines) == ["/status", "\n".join(lines[1:3]), "/help"]
     # An unfinished call ends at the next command (the JSON reader then says what is wrong), or at the end.
-    assert split_commands(['/tool list_campaigns {"limit": 2', "/help"]) == ['/tool list_campaigns {"limit": 2', "/help"]
+    assert split_commands(['/tool list_campaigns {"limit": 2', "/help"]) == [
+        '/tool list_campaigns {"limit": 2',
+        "/help",
+    ]
     assert split_commands(["/tool list_campaigns [", "1,"]) == ["/tool list_campaigns [\n1,"]
     deep = "/tool list_campaigns " + "[" * 50_000 + "]" * 50_000  # closed on its line: one command, found fast
     assert split_commands([deep, "/status"]) == [deep, "/status"]
@@ -81,14 +92,24 @@ async def test_list_input_joins_like_piped_input():
 
 def test_history_file_is_private_and_keeps_no_personal_data(tmp_path):
     path = history_path(tmp_path / "home", 1)
-    history = private_history(path, lambda text: "\n".join(line_at_rest(c, REGISTRY) for c in split_commands(text.split("\n"))))
+    history = private_history(
+        path, lambda text: "\n".join(line_at_rest(c, REGISTRY) for c in split_commands(text.split("\n")))
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    for line in (f"/add_users 120210000000000099 {EMAIL}", f"mail {EMAIL} please",
-                 '/tool add_users {"audience_id": "1",\n "source": [{"email": "' + EMAIL + '"}]}', "/status"):
+    for line in (
+        f"/add_users 120210000000000099 {EMAIL}",
+        f"mail {EMAIL} please",
+        '/tool add_users {"audience_id": "1",\n "source": [{"email": "' + EMAIL + '"}]}',
+        "/status",
+    ):
         history.append_string(line)
     stored = path.read_text(encoding="utf-8")
     assert EMAIL not in stored and "jane" not in stored
-    assert stored.count("<customer data withheld: 1 rows>") == 2 and "mail [EMAIL] please" in stored and "+/status" in stored
+    assert (
+        stored.count("<customer data withheld: 1 rows>") == 2
+        and "mail [EMAIL] please" in stored
+        and "+/status" in stored
+    )
     reloaded = private_history(path, str)
     assert list(reloaded.load_history_strings())[0] == "/status"
     os.chmod(path, 0o644)
@@ -121,7 +142,9 @@ def test_completion_of_commands_ops_and_recent_ids():
 async def _consent(session: aiohttp.ClientSession, dialog_url: str) -> str:
     parsed = urllib.parse.urlsplit(dialog_url)
     query = {**dict(urllib.parse.parse_qsl(parsed.query)), "decision": "allow"}
-    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query)))
+    confirm = urllib.parse.urlunsplit(
+        parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query))
+    )
     async with session.get(confirm, allow_redirects=False) as redirect:
         assert redirect.status == 302, await redirect.text()
         return redirect.headers["Location"]
@@ -140,7 +163,9 @@ async def test_chat_listener_lives_as_long_as_its_link(tmp_path):
         try:
             first = await facebook.call("connect")
             assert first.ok and listener.listening
-            for _ in range(200):  # the link's time is up: the port closes (0.3 s here; 10 minutes and a margin by default)
+            for _ in range(
+                200
+            ):  # the link's time is up: the port closes (0.3 s here; 10 minutes and a margin by default)
                 if not listener.listening:
                     break
                 await asyncio.sleep(0.05)
@@ -171,8 +196,9 @@ class Terminal:
 
     def __init__(self, home: Path) -> None:
         env = _env(home, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
-        self.child = pexpect.spawn(ADMONSTER[0], ADMONSTER[1:], cwd=str(ROOT), env=env, encoding="utf-8",
-                                   timeout=WAIT, dimensions=(50, 200))
+        self.child = pexpect.spawn(
+            ADMONSTER[0], ADMONSTER[1:], cwd=str(ROOT), env=env, encoding="utf-8", timeout=WAIT, dimensions=(50, 200)
+        )
         self.seen: list[str] = []
         self.prompt()
 
@@ -209,8 +235,9 @@ def _sandbox_base(link: str) -> str:
 
 def _control(base: str, method: str, path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base}/__sandbox/{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/__sandbox/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read() or b"{}")
 
@@ -239,8 +266,12 @@ def test_terminal_chat_in_a_pty(tmp_path):
     term.prompt()
     parsed = urllib.parse.urlsplit(link)
     query = {**dict(urllib.parse.parse_qsl(parsed.query)), "decision": "allow"}
-    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query)))
-    with urllib.request.urlopen(confirm, timeout=WAIT) as page:  # follows the sandbox's redirect to our loopback callback
+    confirm = urllib.parse.urlunsplit(
+        parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query))
+    )
+    with urllib.request.urlopen(
+        confirm, timeout=WAIT
+    ) as page:  # follows the sandbox's redirect to our loopback callback
         assert page.url.startswith(query["redirect_uri"]) and "Facebook connected" in page.read().decode()
     term.expect("Facebook connected: Workspace “default” is connected as Demo User.")
     sandbox = _sandbox_base(link)
@@ -265,10 +296,14 @@ def test_terminal_chat_in_a_pty(tmp_path):
 
     # (b) Ctrl-C cancels a running write: a delayed POST (the sandbox's documented fault) is under way, Ctrl-C, and
     # the write stays in the audit log as pending; the next command works.
-    _control(sandbox, "POST", "faults", {"kind": "delay", "delay_ms": 600_000, "method": "POST", "path": f"^{CAMPAIGN}$"})
+    _control(
+        sandbox, "POST", "faults", {"kind": "delay", "delay_ms": 600_000, "method": "POST", "path": f"^{CAMPAIGN}$"}
+    )
     term.child.send(f"/pause {CAMPAIGN}\r")
-    _wait_until(lambda: not any(f["remaining"] for f in _control(sandbox, "GET", "faults")["data"]),
-                "the pause to reach the sandbox")
+    _wait_until(
+        lambda: not any(f["remaining"] for f in _control(sandbox, "GET", "faults")["data"]),
+        "the pause to reach the sandbox",
+    )
     term.child.sendintr()
     cancelled = term.expect("/audit shows the log.")
     assert "Cancelled. Write #" in cancelled and "(pause_campaign) had started and is recorded as pending" in cancelled
@@ -277,8 +312,10 @@ def test_terminal_chat_in_a_pty(tmp_path):
     # A read cancelled the same way wrote nothing, and says so.
     _control(sandbox, "POST", "faults", {"kind": "delay", "delay_ms": 600_000, "method": "GET", "path": "/campaigns$"})
     term.child.send("/campaigns\r")
-    _wait_until(lambda: not any(f["remaining"] for f in _control(sandbox, "GET", "faults")["data"]),
-                "the campaigns read to reach the sandbox")
+    _wait_until(
+        lambda: not any(f["remaining"] for f in _control(sandbox, "GET", "faults")["data"]),
+        "the campaigns read to reach the sandbox",
+    )
     term.child.sendintr()
     term.expect("Cancelled. Nothing was written.")
     term.prompt()
@@ -319,7 +356,9 @@ def test_terminal_chat_in_a_pty(tmp_path):
     stored = path.read_text(encoding="utf-8")
     assert EMAIL not in stored and "[EMAIL]" in stored and "<customer data withheld: 1 rows>" in stored
     # A multi-line call is one entry, kept as the chat history keeps a /tool line (its JSON on one line).
-    assert '+/tool create_campaign {"name": "Pasted Two", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000}' in stored
+    assert (
+        '+/tool create_campaign {"name": "Pasted Two", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000}' in stored
+    )
     again = Terminal(home)
     again.child.send("\x1b[A")
     again.expect(f"/get_campaign {CAMPAIGN}")
@@ -336,8 +375,9 @@ def test_terminal_chat_in_a_pty(tmp_path):
 
 
 def _piped(home: Path, text: str) -> subprocess.CompletedProcess:
-    return subprocess.run(ADMONSTER, input=text, text=True, capture_output=True, cwd=ROOT, env=_env(home, TERM="dumb"),
-                          timeout=WAIT * 2)
+    return subprocess.run(
+        ADMONSTER, input=text, text=True, capture_output=True, cwd=ROOT, env=_env(home, TERM="dumb"), timeout=WAIT * 2
+    )
 
 
 def test_piped_runs_exit_status_and_banner_on_stderr(tmp_path):

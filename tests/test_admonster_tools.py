@@ -1,6 +1,7 @@
 """Toolsets, find_ops and an affordable tools/list (issue 20, items 1, 2, 7): `admonster mcp` as a real stdio
 subprocess driven by the official MCP client, `admonster tools` as a real subprocess, `/mcp` on a real
 `admonster serve`. Everything is derived from the registry, so the expectations are too."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,16 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from admonster_tools import (ALL_TOOLSETS, MCP_SETTING, META_TOOLS, ToolSelection, openai_tools, parse_toolsets,
-                             selected_specs, tool_list)
+from admonster_tools import (
+    ALL_TOOLSETS,
+    MCP_SETTING,
+    META_TOOLS,
+    ToolSelection,
+    openai_tools,
+    parse_toolsets,
+    selected_specs,
+    tool_list,
+)
 from fb_utils import OpKind, TaskGroup, ValidationError
 from fi_facebook import REGISTRY
 from test_admonster_mcp import ROOT, TIMEOUT, _text, http_session, server, stdio_session  # noqa: F401 (fixture)
@@ -59,9 +68,15 @@ def test_core_ops_are_account_and_campaign_basics_declared_on_the_op():
 
 
 def test_find_ops_ranks_the_op_for_a_plain_request():
-    cases = {"pause campaigns spending too much": "pause_campaign", "upload a video": "upload_video",
-             "weekly report": "weekly_report", "lookalike audience": "create_lookalike", "undo the last change": "undo",
-             "connect facebook": "connect", "who can access the ad account": "list_account_users"}
+    cases = {
+        "pause campaigns spending too much": "pause_campaign",
+        "upload a video": "upload_video",
+        "weekly report": "weekly_report",
+        "lookalike audience": "create_lookalike",
+        "undo the last change": "undo",
+        "connect facebook": "connect",
+        "who can access the ad account": "list_account_users",
+    }
     for query, best in cases.items():
         ranked = [spec.name for spec, _ in REGISTRY.find_ops(query, 3)]
         assert ranked[0] == best, (query, ranked)
@@ -111,8 +126,13 @@ def test_read_only_lists_no_write_op():
 
 
 def _tools_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "admonster_bot", "tools", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "tools", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
 def test_tools_command_follows_tools_toolsets_and_read_only():
@@ -133,7 +153,10 @@ def test_tools_command_follows_tools_toolsets_and_read_only():
     assert set(names("--format", "openai", "--tools", "per-op", "--toolsets", "campaigns")) == {"find_ops", *campaigns}
     read = {spec.name for spec in REGISTRY.toolsets()["campaigns"] if spec.kind is OpKind.READ}
     assert set(names("--format", "openai", "--tools", "both", "--toolsets", "campaigns", "--read-only")) == {
-        "facebook", "find_ops", *read}
+        "facebook",
+        "find_ops",
+        *read,
+    }
     assert names("--format", "openai") == ["facebook"]
     refused = _tools_cli("--format", "mcp", "--toolsets", "campains")
     assert refused.returncode == 2 and "Did you mean campaigns?" in refused.stderr and "Traceback" not in refused.stderr
@@ -215,8 +238,9 @@ async def test_default_list_is_small_and_enable_toolset_changes_it(tmp_path):
     async with stdio_session(tmp_path / "home", message_handler=on_message) as session:
         first = await check_default_list_and_toolset_discovery(session, changed)
         printed = _tools_cli("--format", "mcp")
-        assert json.loads(printed.stdout) == [tool.model_dump(mode="json", by_alias=True, exclude_none=True)
-                                              for tool in first.tools]  # `admonster tools` prints what is served
+        assert json.loads(printed.stdout) == [
+            tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in first.tools
+        ]  # `admonster tools` prints what is served
 
 
 async def test_read_only_server_serves_and_runs_no_write(tmp_path):
@@ -226,7 +250,9 @@ async def test_read_only_server_serves_and_runs_no_write(tmp_path):
         assert ops == {spec.name for spec in REGISTRY.specs() if spec.kind is OpKind.READ}
         assert all(tool.annotations.read_only_hint for tool in tools)
         campaigns = (await session.call_tool("list_campaigns", {"limit": 1})).structured_content["campaigns"]
-        refused = await session.call_tool("facebook", {"op": "pause_campaign", "args": {"campaign_id": campaigns[0]["id"]}})
+        refused = await session.call_tool(
+            "facebook", {"op": "pause_campaign", "args": {"campaign_id": campaigns[0]["id"]}}
+        )
         assert refused.is_error and "read-only" in _text(refused) and "Fix:" in _text(refused)
         not_a_tool = await session.call_tool("pause_campaign", {"campaign_id": campaigns[0]["id"]})
         assert not_a_tool.is_error
@@ -237,7 +263,9 @@ async def test_read_only_server_serves_and_runs_no_write(tmp_path):
 
 
 async def test_toolsets_flag_serves_only_those(tmp_path):
-    async with stdio_session(tmp_path / "home", "--toolsets", "insights_reports,experiments", "--tools", "per-op") as session:
+    async with stdio_session(
+        tmp_path / "home", "--toolsets", "insights_reports,experiments", "--tools", "per-op"
+    ) as session:
         names = {tool.name for tool in (await session.list_tools()).tools}
         wanted = {spec.name for name in ("insights_reports", "experiments") for spec in REGISTRY.toolsets()[name]}
         assert names == {*META_TOOLS, *wanted}
@@ -267,8 +295,11 @@ async def test_http_lists_what_the_workspace_setting_says(server):  # noqa: F811
     default = {"facebook", *META_TOOLS, *core_names()}
     automation = {spec.name for spec in REGISTRY.toolsets()["automation"]}
 
-    async with http_session(url, key) as session, http_session(url, key) as sibling, \
-            http_session(url, other_key) as stranger:
+    async with (
+        http_session(url, key) as session,
+        http_session(url, key) as sibling,
+        http_session(url, other_key) as stranger,
+    ):
         listed = await session.list_tools()
         assert {tool.name for tool in listed.tools} == default
         assert listed_bytes(listed) <= MAX_DEFAULT_LIST_BYTES
@@ -293,8 +324,14 @@ def test_workspace_mcp_command_stores_the_setting(tmp_path):
     env = {**SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "admonster_bot", "workspace", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        return subprocess.run(
+            [sys.executable, "-m", "admonster_bot", "workspace", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
 
     assert run("create", "acme").returncode == 0
     done = run("mcp", "acme", "--toolsets", "campaigns,safety", "--read-only")

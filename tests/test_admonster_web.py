@@ -1,6 +1,7 @@
 """The web console: its files and headers over HTTP, and a real browser (Debian's Chromium driven by Playwright)
 clicking through sign-in, connecting Facebook with the sandbox's OAuth dialog, choosing the ad account, the page
 in the page-selection modal and the Instagram account, one chat exchange, a held call confirmed, and the audit log."""
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,22 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+import admonster_web
 from admonster_runtime import SANDBOX_AUTOCONNECT
 from fb_utils import format_money, workspace_files_dir
-import admonster_web
 from testkit import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Set ADMONSTER_TEST_ARTIFACTS to a folder to keep the browser test's screenshot (console.png) for a look.
 ARTIFACTS = os.environ.get("ADMONSTER_TEST_ARTIFACTS")
 
@@ -31,8 +40,11 @@ class Server:
 
     async def tool(self, key: str, op: str, args: dict | None = None) -> dict:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}/v1/tools/facebook", json={"op": op, "args": args or {}},
-                                    headers={"Authorization": f"Bearer {key}"}) as resp:
+            async with session.post(
+                f"{self.url}/v1/tools/facebook",
+                json={"op": op, "args": args or {}},
+                headers={"Authorization": f"Bearer {key}"},
+            ) as resp:
                 return await resp.json()
 
 
@@ -74,7 +86,13 @@ async def test_static_files_and_nothing_else(server):
             async with session.get(f"{server.url}/console/static/{name}") as resp:
                 assert resp.status == 200 and resp.content_type == content_type, name
                 assert await resp.read() == (admonster_web.static_dir() / name).read_bytes()
-        for name in ["index.htm", "..%2fadmonster_web.py", "%2e%2e%2fpyproject.toml", "../admonster_server.py", "nope.js"]:
+        for name in [
+            "index.htm",
+            "..%2fadmonster_web.py",
+            "%2e%2e%2fpyproject.toml",
+            "../admonster_server.py",
+            "nope.js",
+        ]:
             async with session.get(f"{server.url}/console/static/{name}") as resp:
                 assert resp.status == 404, name
                 assert "import" not in await resp.text()
@@ -88,7 +106,9 @@ def test_console_fetches_nothing_from_outside_and_never_writes_html():
     folder = admonster_web.static_dir()
     assert folder == Path(admonster_web.__file__).resolve().parent / admonster_web.STATIC_FOLDER
     served = {"index.html", *admonster_web.STATIC_FILES}
-    assert served == {p.name for p in folder.iterdir() if p.is_file()}, "every file in the folder is served, and only those"
+    assert served == {p.name for p in folder.iterdir() if p.is_file()}, (
+        "every file in the folder is served, and only those"
+    )
     for name in served:
         text = (folder / name).read_text()
         assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), name
@@ -103,8 +123,11 @@ def test_pyproject_ships_the_console_files():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     data_files = pyproject["tool"]["setuptools"]["data-files"]
-    assert any(Path(pattern).parent.name == admonster_web.STATIC_FOLDER
-               for patterns in data_files.values() for pattern in patterns)
+    assert any(
+        Path(pattern).parent.name == admonster_web.STATIC_FOLDER
+        for patterns in data_files.values()
+        for pattern in patterns
+    )
     assert "admonster_web" in pyproject["tool"]["setuptools"]["py-modules"]
 
 
@@ -123,25 +146,31 @@ def _png_is_not_blank(data: bytes) -> bool:
     """More than one colour among the decoded scanlines (a blank page would be a single colour)."""
     chunks, position = [], 8
     while position < len(data):
-        length = struct.unpack(">I", data[position:position + 4])[0]
-        kind = data[position + 4:position + 8]
+        length = struct.unpack(">I", data[position : position + 4])[0]
+        kind = data[position + 4 : position + 8]
         if kind == b"IDAT":
-            chunks.append(data[position + 8:position + 8 + length])
+            chunks.append(data[position + 8 : position + 8 + length])
         position += 12 + length
     raw = zlib.decompress(b"".join(chunks))
-    return len(set(raw[i:i + 3] for i in range(1, min(len(raw), 400_000), 97))) > 8
+    return len(set(raw[i : i + 3] for i in range(1, min(len(raw), 400_000), 97))) > 8
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                  "(`make test` installs it: apt-get install chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium "
+    "(`make test` installs it: apt-get install chromium)",
+)
 async def test_console_in_a_real_browser(server, tmp_path):
     from playwright.async_api import async_playwright, expect
 
     runtime = server.runtime
     workspace, key = await _workspace_key(runtime, "browser")
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.url}/v1/chat", json={"thread_id": "probe", "message": "/status"},
-                                headers={"Authorization": f"Bearer {key}"}) as resp:
+        async with session.post(
+            f"{server.url}/v1/chat",
+            json={"thread_id": "probe", "message": "/status"},
+            headers={"Authorization": f"Bearer {key}"},
+        ) as resp:
             chat_exists = resp.status != 404
 
     async with async_playwright() as playwright:
@@ -152,8 +181,14 @@ async def test_console_in_a_real_browser(server, tmp_path):
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         external: list[str] = []
-        page.on("request", lambda request: external.append(request.url)
-                if not request.url.startswith(("http://127.0.0.1", "data:", "blob:http://127.0.0.1")) else None)
+        page.on(
+            "request",
+            lambda request: (
+                external.append(request.url)
+                if not request.url.startswith(("http://127.0.0.1", "data:", "blob:http://127.0.0.1"))
+                else None
+            ),
+        )
         try:
             await page.goto(server.url + "/")
             await expect(page.get_by_text("Sandbox mode")).to_be_visible()
@@ -189,7 +224,9 @@ async def test_console_in_a_real_browser(server, tmp_path):
             select = page.get_by_role("combobox", name="Ad account")
             await expect(select).to_be_enabled()
             await select.select_option(jpy["id"])
-            await expect(page.locator("#ad-account-message")).to_contain_text(f"Selected {jpy['name']} ({jpy['id']}), currency JPY")
+            await expect(page.locator("#ad-account-message")).to_contain_text(
+                f"Selected {jpy['name']} ({jpy['id']}), currency JPY"
+            )
             assert await runtime.store.get_selection(workspace.id, "ad_account") == jpy["id"]
             # The campaign table follows the account: its campaigns, in yen.
             jpy_campaigns = (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"]
@@ -197,10 +234,16 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await expect(page.locator("#campaign-totals")).to_contain_text("¥")
             # An awareness campaign's result is impressions, its cost per 1,000 (as Ads Manager's CPM).
             awareness = next(c for c in jpy_campaigns if c["objective"] == "OUTCOME_AWARENESS")
-            week = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "last_7d"}))["data"]["rows"]
+            week = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "last_7d"}))["data"][
+                "rows"
+            ]
             seen = next(r for r in week if r["campaign_id"] == awareness["id"])
-            cost = page.locator(f'#campaign-rows tr[data-campaign="{awareness["id"]}"] td[data-label="Cost per result"]')
-            await expect(cost).to_have_text(format_money(round(seen["spend_minor"] * 1000 / seen["impressions"]), "JPY") + " per 1,000")
+            cost = page.locator(
+                f'#campaign-rows tr[data-campaign="{awareness["id"]}"] td[data-label="Cost per result"]'
+            )
+            await expect(cost).to_have_text(
+                format_money(round(seen["spend_minor"] * 1000 / seen["impressions"]), "JPY") + " per 1,000"
+            )
 
             # The page-selection modal: the only page was selected automatically; select it from its card.
             pages = (await server.tool(key, "list_pages"))["data"]["pages"]
@@ -216,7 +259,9 @@ async def test_console_in_a_real_browser(server, tmp_path):
             await expect(card).to_contain_text(f"Instagram account: {demo_page['instagram_account_id']}")
             await card.get_by_role("button", name=f"Select page {demo_page['name']}").click()
             await expect(dialog).to_be_hidden()
-            await expect(page.locator("#page-message")).to_contain_text(f"Selected page {demo_page['name']} ({demo_page['id']})")
+            await expect(page.locator("#page-message")).to_contain_text(
+                f"Selected page {demo_page['name']} ({demo_page['id']})"
+            )
             await expect(page.locator("#page-current")).to_contain_text(demo_page["name"])
 
             # The Instagram account linked to that page.
@@ -235,23 +280,32 @@ async def test_console_in_a_real_browser(server, tmp_path):
                 await expect(reply).to_have_count(1, timeout=20_000)
                 assert len((await reply.inner_text()).strip()) > len("Ad Monster:")
             else:
-                await expect(page.locator("#chat-log li.note")).to_contain_text("Chat needs an LLM (ADMONSTER_LLM_BASE_URL)")
+                await expect(page.locator("#chat-log li.note")).to_contain_text(
+                    "Chat needs an LLM (ADMONSTER_LLM_BASE_URL)"
+                )
 
             # A chart: the picture is shown in the chat, fetched with the key (the file URL alone is refused).
             out = workspace_files_dir(runtime.settings.home, workspace.id) / "out"
-            await page.get_by_label("Message").fill('/tool chart_insights {"date_preset": "last_30d", "out_dir": "out"}')
+            await page.get_by_label("Message").fill(
+                '/tool chart_insights {"date_preset": "last_30d", "out_dir": "out"}'
+            )
             await page.get_by_role("button", name="Send").click()
             if chat_exists:
                 chart = page.locator("#chat-log li.bot img.file-image")
                 await expect(chart).to_have_count(1, timeout=30_000)
-                await page.wait_for_function("() => { const i = document.querySelector('#chat-log img.file-image');"
-                                             " return i && i.complete && i.naturalWidth > 0; }", timeout=15_000)
+                await page.wait_for_function(
+                    "() => { const i = document.querySelector('#chat-log img.file-image');"
+                    " return i && i.complete && i.naturalWidth > 0; }",
+                    timeout=15_000,
+                )
                 assert await chart.evaluate("i => i.naturalWidth") == 1200
                 assert (await chart.get_attribute("src")).startswith("blob:http://127.0.0.1")
                 # the person reads the file's own name; the server's unguessable prefix stays in the URL only
                 assert re.fullmatch(r"chart-act_\d+-last_30d\.png", await chart.get_attribute("alt"))
-                file_url = await page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
-                                               ".find(n => n.includes('/v1/files/'))")
+                file_url = await page.evaluate(
+                    "() => performance.getEntriesByType('resource').map(e => e.name)"
+                    ".find(n => n.includes('/v1/files/'))"
+                )
                 async with aiohttp.ClientSession() as session:
                     async with session.get(file_url) as resp:  # no key: nothing
                         assert resp.status == 401
@@ -259,7 +313,9 @@ async def test_console_in_a_real_browser(server, tmp_path):
                 await page.locator("#chat-log li.bot").last.screenshot(path=str(tmp_path / "console-chart.png"))
 
                 # A CSV export: a download link with the file's name.
-                await page.get_by_label("Message").fill('/tool export_insights {"date_preset": "last_7d", "out_dir": "out"}')
+                await page.get_by_label("Message").fill(
+                    '/tool export_insights {"date_preset": "last_7d", "out_dir": "out"}'
+                )
                 await page.get_by_role("button", name="Send").click()
                 link = page.locator("#chat-log li.bot a.file-link", has_text=re.compile(r"\.csv$"))
                 await expect(link).to_have_count(1, timeout=30_000)

@@ -3,21 +3,27 @@ Facebook's code, and our client stops the same input with the same code before s
 
 The two sides are written independently; this file is where they must agree.
 """
+
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from fb_utils import FacebookError
 from testkit import SANDBOX_START
 
-TARGETING = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
-             "targeting_automation": {"advantage_audience": 0}}
+TARGETING = {
+    "geo_locations": {"countries": ["US"]},
+    "age_min": 18,
+    "age_max": 65,
+    "targeting_automation": {"advantage_audience": 0},
+}
 
 
 def _iso(delta: timedelta) -> str:
@@ -30,8 +36,8 @@ class Rule:
     rule: str
     code: int
     subcode: int | None
-    campaign: str                                   # which test campaign the ad set goes in
-    change: Callable[[dict], None]                  # breaks a valid ad set (same change both sides)
+    campaign: str  # which test campaign the ad set goes in
+    change: Callable[[dict], None]  # breaks a valid ad set (same change both sides)
     op: str = "create_adset"
     extra_blame: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +50,7 @@ def _set(**values: Any) -> Callable[[dict], None]:
                 body.pop(key, None)
             else:
                 body[key] = value
+
     return change
 
 
@@ -56,6 +63,7 @@ def _targeting(**values: Any) -> Callable[[dict], None]:
             else:
                 spec[key] = value
         body["targeting"] = spec
+
     return change
 
 
@@ -63,6 +71,7 @@ def _both(*changes: Callable[[dict], None]) -> Callable[[dict], None]:
     def change(body: dict) -> None:
         for one in changes:
             one(body)
+
     return change
 
 
@@ -74,28 +83,66 @@ RULES = [
     Rule("R5 no budget anywhere", 100, 1885621, "traffic", _set(daily_budget=None)),
     Rule("R6 budget below the minimum", 100, 1885272, "traffic", _set(daily_budget=50)),
     Rule("R7 lifetime budget needs end_time", 100, 1885347, "traffic", _set(daily_budget=None, lifetime_budget=100000)),
-    Rule("R8 end time in the past", 100, 1487181, "traffic",
-         lambda b: b.update(end_time=_iso(timedelta(days=-2)), start_time=_iso(timedelta(days=-5)))),
+    Rule(
+        "R8 end time in the past",
+        100,
+        1487181,
+        "traffic",
+        lambda b: b.update(end_time=_iso(timedelta(days=-2)), start_time=_iso(timedelta(days=-5))),
+    ),
     Rule("R9 age below 13", 100, 1487079, "traffic", _targeting(age_min=10)),
     Rule("R9 unknown country code", 100, 1487079, "traffic", _targeting(geo_locations={"countries": ["XX"]})),
     Rule("R10 no location", 100, 1885364, "traffic", _targeting(geo_locations=None)),
     Rule("R11 special category narrows age", 100, 1487079, "housing", _targeting(age_min=30)),
-    Rule("R13 advantage audience with a custom age cap", 100, 1870189, "traffic",
-         _targeting(targeting_automation={"advantage_audience": 1}, age_max=40)),
+    Rule(
+        "R13 advantage audience with a custom age cap",
+        100,
+        1870189,
+        "traffic",
+        _targeting(targeting_automation={"advantage_audience": 1}, age_max=40),
+    ),
     Rule("R14 lead form without a page", 100, 1815430, "leads", _set(optimization_goal="LEAD_GENERATION")),
-    Rule("R15 instagram positions without instagram", 100, 2490392, "traffic",
-         _targeting(publisher_platforms=["facebook"], instagram_positions=["stream"])),
+    Rule(
+        "R15 instagram positions without instagram",
+        100,
+        2490392,
+        "traffic",
+        _targeting(publisher_platforms=["facebook"], instagram_positions=["stream"]),
+    ),
     # placements Meta removed: Instagram Explore (v26.0 blog), Facebook video feeds (SDK 24.0.0 release note)
-    Rule("R15 Instagram Explore removed in v26", 100, 2490392, "traffic",
-         _targeting(publisher_platforms=["instagram"], instagram_positions=["stream", "explore"])),
-    Rule("R15 Facebook video feeds removed in v24", 100, 2490392, "traffic",
-         _targeting(publisher_platforms=["facebook"], facebook_positions=["feed", "video_feeds"])),
+    Rule(
+        "R15 Instagram Explore removed in v26",
+        100,
+        2490392,
+        "traffic",
+        _targeting(publisher_platforms=["instagram"], instagram_positions=["stream", "explore"]),
+    ),
+    Rule(
+        "R15 Facebook video feeds removed in v24",
+        100,
+        2490392,
+        "traffic",
+        _targeting(publisher_platforms=["facebook"], facebook_positions=["feed", "video_feeds"]),
+    ),
     # documented dependencies: Threads needs Instagram Feed, WhatsApp Status needs Instagram Stories
-    Rule("R15 Threads without Instagram Feed", 100, 2490392, "traffic",
-         _targeting(publisher_platforms=["instagram", "threads"], instagram_positions=["story"],
-                    threads_positions=["threads_stream"])),
-    Rule("R15 WhatsApp Status without Instagram Stories", 100, 2490392, "traffic",
-         _targeting(publisher_platforms=["whatsapp"], whatsapp_positions=["status"])),
+    Rule(
+        "R15 Threads without Instagram Feed",
+        100,
+        2490392,
+        "traffic",
+        _targeting(
+            publisher_platforms=["instagram", "threads"],
+            instagram_positions=["story"],
+            threads_positions=["threads_stream"],
+        ),
+    ),
+    Rule(
+        "R15 WhatsApp Status without Instagram Stories",
+        100,
+        2490392,
+        "traffic",
+        _targeting(publisher_platforms=["whatsapp"], whatsapp_positions=["status"]),
+    ),
 ]
 
 
@@ -106,8 +153,12 @@ async def campaigns(graph, demo_accounts) -> dict[str, str]:
         "traffic": {"objective": "OUTCOME_TRAFFIC", "is_adset_budget_sharing_enabled": False},
         "cbo": {"objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
         "leads": {"objective": "OUTCOME_LEADS", "is_adset_budget_sharing_enabled": False},
-        "housing": {"objective": "OUTCOME_TRAFFIC", "is_adset_budget_sharing_enabled": False,
-                    "special_ad_categories": ["HOUSING"], "special_ad_category_country": ["US"]},
+        "housing": {
+            "objective": "OUTCOME_TRAFFIC",
+            "is_adset_budget_sharing_enabled": False,
+            "special_ad_categories": ["HOUSING"],
+            "special_ad_category_country": ["US"],
+        },
     }
     out = {}
     for key, spec in specs.items():
@@ -117,9 +168,15 @@ async def campaigns(graph, demo_accounts) -> dict[str, str]:
 
 
 def _valid_body(campaign_id: str) -> dict:
-    return {"campaign_id": campaign_id, "name": "Parity ad set", "optimization_goal": "LINK_CLICKS",
-            "billing_event": "IMPRESSIONS", "daily_budget": 2000, "status": "PAUSED",
-            "targeting": copy.deepcopy(TARGETING)}
+    return {
+        "campaign_id": campaign_id,
+        "name": "Parity ad set",
+        "optimization_goal": "LINK_CLICKS",
+        "billing_event": "IMPRESSIONS",
+        "daily_budget": 2000,
+        "status": "PAUSED",
+        "targeting": copy.deepcopy(TARGETING),
+    }
 
 
 def _graph_body(body: dict) -> dict:
@@ -139,8 +196,10 @@ def _check_error(rule: Rule, code: Any, subcode: Any) -> None:
 SENDS_FORBIDDEN = {"R15 Instagram Explore removed in v26"}
 
 
-@pytest.mark.parametrize("rule", [pytest.param(r, id=r.rule, marks=[pytest.mark.sends_forbidden] * (r.rule in SENDS_FORBIDDEN))
-                                  for r in RULES])
+@pytest.mark.parametrize(
+    "rule",
+    [pytest.param(r, id=r.rule, marks=[pytest.mark.sends_forbidden] * (r.rule in SENDS_FORBIDDEN)) for r in RULES],
+)
 async def test_sandbox_and_client_refuse_alike(rule: Rule, graph, sandbox, facebook, campaigns, demo_accounts):
     account = demo_accounts["USD"]
     body = _valid_body(campaigns[rule.campaign])
@@ -149,7 +208,7 @@ async def test_sandbox_and_client_refuse_alike(rule: Rule, graph, sandbox, faceb
     else:
         body_ok = body
     created = await graph.post(f"{account}/adsets", _graph_body({**body_ok, "name": "Parity valid"}))
-    assert created.get("id"), created                     # the unbroken ad set is accepted
+    assert created.get("id"), created  # the unbroken ad set is accepted
 
     broken = copy.deepcopy(body)
     rule.change(broken)
@@ -163,7 +222,7 @@ async def test_sandbox_and_client_refuse_alike(rule: Rule, graph, sandbox, faceb
     assert not result.ok, result.text
     error = result.data.get("error") if isinstance(result.data.get("error"), dict) else result.data
     _check_error(rule, error.get("code"), error.get("error_subcode"))
-    assert error.get("error") == "validation", error       # stopped by our own checks, not by Facebook
+    assert error.get("error") == "validation", error  # stopped by our own checks, not by Facebook
     assert await _write_requests(sandbox) == before, "the client sent a write it should have stopped"
 
 
@@ -171,11 +230,15 @@ async def test_r12_advantage_flag_both_sides(graph, facebook, sandbox, campaigns
     """v23.0+: a restricted setup (here a custom age range) needs the Advantage audience flag on create; validate_targeting
     names the same rule, create_adset fills it and says so. A default setup needs none (Facebook defaults it to 1)."""
     default = {k: v for k, v in TARGETING.items() if k != "targeting_automation"}
-    made = await graph.post(f"{demo_accounts['USD']}/adsets", _graph_body({**_valid_body(campaigns["traffic"]), "targeting": default}))
+    made = await graph.post(
+        f"{demo_accounts['USD']}/adsets", _graph_body({**_valid_body(campaigns["traffic"]), "targeting": default})
+    )
     read = await graph.get(made["id"], {"fields": "targeting"})
     assert read["targeting"]["targeting_automation"]["advantage_audience"] == 1
     checked_default = await facebook.call("validate_targeting", {"targeting": default})
-    assert not any(p.get("error_subcode") == 1870227 for p in checked_default.data.get("problems", [])), checked_default.data
+    assert not any(p.get("error_subcode") == 1870227 for p in checked_default.data.get("problems", [])), (
+        checked_default.data
+    )
     spec = {**default, "age_min": 30}
     body = {**_valid_body(campaigns["traffic"]), "targeting": spec}
     with pytest.raises(FacebookError) as refused:
@@ -215,8 +278,13 @@ async def test_r17_day_parting_needs_lifetime_budget(graph, facebook, sandbox, c
         await graph.post(created["id"], {"adset_schedule": json.dumps(schedule)})
     assert (refused.value.code, refused.value.error_subcode) == (100, 2490126)
     before = await _write_requests(sandbox)
-    result = await facebook.call("set_schedule", {"adset_id": created["id"],
-                                                  "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]})
+    result = await facebook.call(
+        "set_schedule",
+        {
+            "adset_id": created["id"],
+            "day_parting": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+        },
+    )
     assert not result.ok
     error = result.data.get("error") if isinstance(result.data.get("error"), dict) else result.data
     assert (error.get("code"), error.get("error_subcode")) == (100, 2490126), error

@@ -1,5 +1,6 @@
 """Streamed answers (issue 19): `POST /v1/chat/stream` sends the LLM's words as JSON lines while they arrive, then the
 whole /v1/chat answer; the console shows them as they come and then the rendered reply."""
+
 from __future__ import annotations
 
 import json
@@ -16,18 +17,26 @@ async def test_the_llm_reply_streams_as_json_lines_then_the_whole_answer(tmp_pat
         async with running_server(tmp_path, llm_base_url=model.url, llm_model="fake") as (url, runtime):
             workspace = await runtime.store.ensure_workspace("streams")
             key = await runtime.store.create_api_key(workspace.id)
-            model.plan(call("list_campaigns", {"status": ["ACTIVE"]}),
-                       say("Two campaigns are active and spending as planned today."))
+            model.plan(
+                call("list_campaigns", {"status": ["ACTIVE"]}),
+                say("Two campaigns are active and spending as planned today."),
+            )
             lines = []
             async with aiohttp.ClientSession() as session:
-                async with session.post(f"{url}/v1/chat/stream", json={"thread_id": "s1", "message": "What runs?"},
-                                        headers={"Authorization": f"Bearer {key}"}) as resp:
+                async with session.post(
+                    f"{url}/v1/chat/stream",
+                    json={"thread_id": "s1", "message": "What runs?"},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as resp:
                     assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/x-ndjson")
                     async for raw in resp.content:  # one line at a time, as they come
                         lines.append(json.loads(raw))
                 # a refused request is still one JSON line of error, not a stream
-                async with session.post(f"{url}/v1/chat/stream", json={"thread_id": "bad id!", "message": "x"},
-                                        headers={"Authorization": f"Bearer {key}"}) as bad:
+                async with session.post(
+                    f"{url}/v1/chat/stream",
+                    json={"thread_id": "bad id!", "message": "x"},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as bad:
                     assert bad.status == 400 and (await bad.json())["text"].startswith("ERROR validation")
             pieces, done = [line["text"] for line in lines[:-1]], lines[-1]
             assert len(pieces) >= 3 and all(set(line) == {"text"} for line in lines[:-1])
@@ -55,14 +64,29 @@ class HeldModel(FakeModel):
         await response.prepare(request)
         words = text.split(" ")
         for index, word in enumerate(words):
-            chunk = {"id": "cmpl", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                     "choices": [{"index": 0, "delta": {"content": word + (" " if index < len(words) - 1 else "")},
-                                  "finish_reason": None}]}
+            chunk = {
+                "id": "cmpl",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": word + (" " if index < len(words) - 1 else "")},
+                        "finish_reason": None,
+                    }
+                ],
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if index == 0:
                 await self.go.wait()
-        done = {"id": "cmpl", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        done = {
+            "id": "cmpl",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "fake",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
         await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
         await response.write_eof()
         return response

@@ -1,5 +1,6 @@
 """Connecting Facebook end to end: the OAuth code flow through the sandbox's dialog and our loopback callback
 listener, token checks before storing, the token lifecycle and disconnecting — all over real HTTP."""
+
 from __future__ import annotations
 
 import re
@@ -49,7 +50,9 @@ async def _consent(session: aiohttp.ClientSession, dialog_url: str, decision: st
     parsed = urllib.parse.urlsplit(dialog_url)
     query = dict(urllib.parse.parse_qsl(parsed.query))
     query.update({"decision": decision, **({"declined": declined} if declined else {})})
-    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query)))
+    confirm = urllib.parse.urlunsplit(
+        parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query))
+    )
     async with session.get(confirm, allow_redirects=False) as redirect:
         assert redirect.status == 302, await redirect.text()
         return redirect.headers["Location"]

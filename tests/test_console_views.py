@@ -4,6 +4,7 @@ and budget edits that go through the confirmation gate (Confirm and Reject on th
 history kept across a reload, confirmation cards in the chat, Markdown answers, the keyboard, and the errors (a bad
 API key, the server down). Layout is checked by element boxes (nothing wider than the viewport, no overlapping
 sections), never by pixels; screenshots go to $ADMONSTER_TEST_ARTIFACTS when it is set."""
+
 from __future__ import annotations
 
 import os
@@ -20,11 +21,21 @@ from test_admonster_web import server  # noqa: F401 - the same server fixture (a
 from testkit import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = os.environ.get("ADMONSTER_TEST_ARTIFACTS")
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                                  "(`make chromium` installs it)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium (`make chromium` installs it)",
+)
 
 # Boxes of the page, measured in the browser: what sticks out of the viewport (outside scrolling boxes) and which
 # sections overlap.
@@ -61,8 +72,14 @@ async def browser_page(url: str, width: int, height: int = 900):
         page.errors, page.missing, page.external = [], [], []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
         page.on("response", lambda response: page.missing.append(response.url) if response.status == 404 else None)
-        page.on("request", lambda request: page.external.append(request.url)
-                if not request.url.startswith(("http://127.0.0.1", "data:", "blob:http://127.0.0.1")) else None)
+        page.on(
+            "request",
+            lambda request: (
+                page.external.append(request.url)
+                if not request.url.startswith(("http://127.0.0.1", "data:", "blob:http://127.0.0.1"))
+                else None
+            ),
+        )
         try:
             await page.goto(url + "/")
             yield page
@@ -118,6 +135,7 @@ async def test_me_names_the_workspace_and_needs_the_key(server):
     assert body["workspace"] == {"id": workspace.id, "name": "Shop Tokyo"}
     assert body["mode"] == "SANDBOX"
     from fb_utils import ZERO_DECIMAL_CURRENCIES
+
     assert set(body["zero_decimal_currencies"]) == ZERO_DECIMAL_CURRENCIES
 
 
@@ -152,16 +170,22 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         await expect(cells.nth(0)).to_have_text("Active")
         await expect(cells.nth(1)).to_have_text(format_money(prospecting["daily_budget"], currency) + "/day")
         await expect(cells.nth(2)).to_have_text(f"{insight['purchases']:,} purchases")
-        await expect(cells.nth(3)).to_have_text(format_money(round(insight["spend_minor"] / insight["purchases"]), currency))
+        await expect(cells.nth(3)).to_have_text(
+            format_money(round(insight["spend_minor"] / insight["purchases"]), currency)
+        )
         await expect(cells.nth(4)).to_have_text(format_money(insight["spend_minor"], currency))
-        await expect(page.locator(f'#campaign-rows tr[data-campaign="{on_adsets["id"]}"] td.budget')).to_have_text("On ad sets")
+        await expect(page.locator(f'#campaign-rows tr[data-campaign="{on_adsets["id"]}"] td.budget')).to_have_text(
+            "On ad sets"
+        )
         adsets = (await server.tool(key, "list_adsets", {"campaign_id": on_adsets["id"]}))["data"]["adsets"]
         await page.get_by_role("button", name=f"Ad sets of {on_adsets['name']}").click()  # their budgets, in the chat
         await expect(page.locator("#chat-log li.you")).to_have_text(f"You: /adsets {on_adsets['id']}")
         answer = page.locator("#chat-log li.bot").last
         await expect(answer).to_contain_text(adsets[0]["name"], timeout=20_000)
         await expect(page.get_by_label("Message")).to_be_focused()
-        await expect(page.locator(f'#campaign-rows tr[data-campaign="{webinar["id"]}"] td').nth(0)).to_have_text("With issues")
+        await expect(page.locator(f'#campaign-rows tr[data-campaign="{webinar["id"]}"] td').nth(0)).to_have_text(
+            "With issues"
+        )
         total = sum(r["spend_minor"] for r in week)
         await expect(page.locator("#campaign-totals")).to_contain_text("Total · Last 7 days")
         await expect(page.locator("#campaign-totals")).to_contain_text(format_money(total, currency))
@@ -169,15 +193,20 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         # The chart: one bar per day of the period, the total in the caption.
         await expect(page.locator("#chart svg rect.bar")).to_have_count(len(daily))
         await expect(page.locator("#chart-caption")).to_contain_text(
-            format_money(sum(r["spend_minor"] for r in daily), currency) + " spent")
+            format_money(sum(r["spend_minor"] for r in daily), currency) + " spent"
+        )
         await expect(page.locator("#chart svg polyline.line")).to_have_count(1)
         await check_layout(page, "console-overview-1280", tmp_path)
 
         # Another period: yesterday's numbers.
-        yesterday = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "yesterday"}))["data"]["rows"]
+        yesterday = (await server.tool(key, "get_insights", {"level": "campaign", "date_preset": "yesterday"}))["data"][
+            "rows"
+        ]
         await page.get_by_label("Period").select_option("yesterday")
         await expect(page.locator("#campaign-totals")).to_contain_text("Total · Yesterday")
-        await expect(page.locator("#campaign-totals")).to_contain_text(format_money(sum(r["spend_minor"] for r in yesterday), currency))
+        await expect(page.locator("#campaign-totals")).to_contain_text(
+            format_money(sum(r["spend_minor"] for r in yesterday), currency)
+        )
 
         # Pause: not held; the row says Off and Facebook has it paused.
         await page.get_by_role("button", name="Pause Always-on Prospecting").click()
@@ -194,7 +223,9 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         held = (await server.tool(key, "list_confirmations"))["data"]["confirmations"]
         assert [c["op"] for c in held] == ["resume_campaign"]
         await expect(page.locator("#confirmations")).to_contain_text(held[0]["id"])  # the side panel has it too
-        await expect(page.get_by_role("navigation", name="Sections").get_by_role("link", name="Confirmations (1 waiting)")).to_be_visible()
+        await expect(
+            page.get_by_role("navigation", name="Sections").get_by_role("link", name="Confirmations (1 waiting)")
+        ).to_be_visible()
         await cards.first.get_by_role("button", name="Reject").click()
         await expect(cards.first).to_contain_text(f"Dropped {held[0]['id']}")
         await expect(cards.first.locator(".confirm-title")).to_contain_text("Rejected")
@@ -220,10 +251,13 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
         await field.fill("90")
         await field.press("Enter")
         await expect(cards).to_have_count(3)
-        await expect(cards.last).to_contain_text(f"from {format_money(webinar['daily_budget'], currency)} to {format_money(9000, currency)}")
+        await expect(cards.last).to_contain_text(
+            f"from {format_money(webinar['daily_budget'], currency)} to {format_money(9000, currency)}"
+        )
         await cards.last.get_by_role("button", name="Confirm").click()
         await expect(page.locator(f'#campaign-rows tr[data-campaign="{webinar["id"]}"] td.budget')).to_have_text(
-            format_money(9000, currency) + "/day")
+            format_money(9000, currency) + "/day"
+        )
         assert _campaign((await status())["data"]["campaigns"], "Webinar Leads")["daily_budget"] == "9000"
 
         # A small cut is not held: written at once. Escape leaves an edit without writing.
@@ -246,6 +280,7 @@ async def test_campaign_table_chart_and_gate_at_desktop_width(server, tmp_path):
 @needs_chromium
 async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
     from playwright.async_api import expect
+
     from fi_facebook import chat_messages_at_rest
 
     workspace, key = await _key(server.runtime, "Chat shop")
@@ -281,18 +316,27 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         await card.get_by_role("button", name="Confirm").click()
         await expect(card.locator(".message")).not_to_contain_text("ERROR")
         await expect(card.get_by_role("button")).to_have_count(0)
-        assert _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
-                         "Webinar Leads")["daily_budget"] == "12000"
+        assert (
+            _campaign(
+                (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"], "Webinar Leads"
+            )["daily_budget"]
+            == "12000"
+        )
 
         assert (await server.tool(key, "pause_campaign", {"campaign_id": prospecting["id"]}))["ok"]
-        await box.fill(f"/tool resume_campaign {{\"campaign_id\": \"{prospecting['id']}\"}}")
+        await box.fill(f'/tool resume_campaign {{"campaign_id": "{prospecting["id"]}"}}')
         await box.press("Enter")
         card = log.locator("li.bot").nth(2).locator(".confirm-card")
         await expect(card).to_have_count(1, timeout=20_000)
         await card.get_by_role("button", name="Reject").click()
         await expect(card).to_contain_text("nothing was sent")
-        assert _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
-                         "Always-on Prospecting")["status"] == "PAUSED"
+        assert (
+            _campaign(
+                (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
+                "Always-on Prospecting",
+            )["status"]
+            == "PAUSED"
+        )
 
         # A card whose call is decided by a typed /confirm loses its buttons.
         await box.fill(f'/tool update_campaign {{"campaign_id": "{webinar["id"]}", "daily_budget": 20000}}')
@@ -306,16 +350,28 @@ async def test_chat_cards_history_markdown_and_keyboard(server, tmp_path):
         await expect(typed.get_by_role("button")).to_have_count(0)
 
         # One more held call left waiting: after a reload its card is still there, with the whole history.
-        await box.fill(f"/tool resume_campaign {{\"campaign_id\": \"{prospecting['id']}\"}}")
+        await box.fill(f'/tool resume_campaign {{"campaign_id": "{prospecting["id"]}"}}')
         await box.press("Enter")
         await expect(log.locator("li.bot").nth(5).locator(".confirm-card")).to_have_count(1, timeout=20_000)
-        thread = await page.evaluate("() => Object.entries(localStorage).find(([k]) => k.startsWith('admonster.thread.'))[1]")
+        thread = await page.evaluate(
+            "() => Object.entries(localStorage).find(([k]) => k.startsWith('admonster.thread.'))[1]"
+        )
         # An answer in Markdown (as an LLM writes them) joins the thread: a table, a list, bold and code.
-        await server.runtime.store.append_chat_messages(workspace.id, thread, chat_messages_at_rest([
-            {"role": "user", "content": "How did the week go?"},
-            {"role": "assistant", "content": "## This week\n**Spend** rose; use `/campaigns` for more.\n\n"
-                                             "| Campaign | Spend |\n|---|---:|\n| Prospecting | $342.06 |\n| Webinar | $0.00 |\n\n"
-                                             "- first point\n- second point\n\n1. one\n2. two"}]))
+        await server.runtime.store.append_chat_messages(
+            workspace.id,
+            thread,
+            chat_messages_at_rest(
+                [
+                    {"role": "user", "content": "How did the week go?"},
+                    {
+                        "role": "assistant",
+                        "content": "## This week\n**Spend** rose; use `/campaigns` for more.\n\n"
+                        "| Campaign | Spend |\n|---|---:|\n| Prospecting | $342.06 |\n| Webinar | $0.00 |\n\n"
+                        "- first point\n- second point\n\n1. one\n2. two",
+                    },
+                ]
+            ),
+        )
         await page.reload()
         await expect(page.locator("#token-status")).to_contain_text("Token valid", timeout=20_000)
         await expect(log.locator("li.you")).to_have_count(7)
@@ -389,12 +445,17 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         prospecting = page.locator("#campaign-rows tr", has_text="Always-on Prospecting")
         await expect(prospecting.locator("th .name")).to_be_visible()
         for label in ("Delivery", "Budget", "Results", "Cost per result", "Amount spent"):
-            assert await prospecting.locator(f'td[data-label="{label}"]').evaluate(
-                "e => getComputedStyle(e, '::before').content") == f'"{label}"'
+            assert (
+                await prospecting.locator(f'td[data-label="{label}"]').evaluate(
+                    "e => getComputedStyle(e, '::before').content"
+                )
+                == f'"{label}"'
+            )
         assert await page.locator("#campaign-table thead").is_hidden()
         # The chart is drawn at the phone's width: its axis text stays readable (11 px, not scaled down).
         assert await page.locator("#chart svg").evaluate(
-            "s => Math.abs(s.viewBox.baseVal.width - s.getBoundingClientRect().width) < 2")
+            "s => Math.abs(s.viewBox.baseVal.width - s.getBoundingClientRect().width) < 2"
+        )
         pause = page.get_by_role("button", name="Pause Always-on Prospecting")
         await pause.scroll_into_view_if_needed()
         await expect(pause).to_be_visible()
@@ -421,7 +482,10 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await check_layout(page, "console-card-375", tmp_path)
         await cards.last.get_by_role("button", name="Reject").click()
         await expect(cards.last.locator(".confirm-title")).to_contain_text("Rejected")
-        after = _campaign((await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"], "Always-on Prospecting")
+        after = _campaign(
+            (await server.tool(key, "list_campaigns", {"all_pages": True}))["data"]["campaigns"],
+            "Always-on Prospecting",
+        )
         assert after["status"] == "ACTIVE" and after["daily_budget"] == "5000"
 
         # The section links jump down the long phone page.
@@ -436,8 +500,10 @@ async def test_phone_width_and_a_bad_key(server, tmp_path):
         await expect(page.locator("#chat-log li.bot")).to_have_count(2, timeout=20_000)
         await expect(page.locator("#chat-log li.bot").last).to_contain_text("Campaigns:")
         await check_layout(page, "console-chat-375", tmp_path)
-        await page.evaluate("() => { const log = document.getElementById('chat-log');"
-                            " log.scrollTop = log.querySelector('li.bot:last-child').offsetTop - log.offsetTop; }")
+        await page.evaluate(
+            "() => { const log = document.getElementById('chat-log');"
+            " log.scrollTop = log.querySelector('li.bot:last-child').offsetTop - log.offsetTop; }"
+        )
         await page.locator("#chat-section").screenshot(path=str(tmp_path / "console-help-375.png"))
         if ARTIFACTS:
             shutil.copyfile(tmp_path / "console-help-375.png", Path(ARTIFACTS) / "console-help-375.png")
@@ -467,7 +533,8 @@ async def test_server_down_says_so(tmp_path, width):
             await page.get_by_label("Message").fill("/status")
             await page.get_by_label("Message").press("Enter")
             await expect(page.locator("#chat-log li.note")).to_contain_text(
-                "The Ad Monster server did not answer. Check that `admonster serve` is running")
+                "The Ad Monster server did not answer. Check that `admonster serve` is running"
+            )
             await expect(page.locator("#chat-send")).to_be_enabled()
             await check_layout(page, f"console-down-{width}", tmp_path)
             assert not page.errors, page.errors

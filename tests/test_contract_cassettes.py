@@ -12,6 +12,7 @@ Every cassette in ``tests/cassettes/`` (sources in ``docs/contracts.md``) is use
 
 The default run replays only and never touches the network.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +21,10 @@ import os
 import random
 import re
 import urllib.parse
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -55,10 +57,17 @@ USAGE_HEADERS = ("x-app-usage", "x-ad-account-usage", "x-business-use-case-usage
 
 ACCOUNT_LIST_FIELDS = "id,name,currency,account_status,amount_spent"
 ACCOUNT_FIELDS = "id,account_id,name,currency,account_status,disable_reason,amount_spent,balance,spend_cap,min_daily_budget,timezone_name"
-CAMPAIGN_LIST_FIELDS = "id,name,objective,status,configured_status,effective_status,buying_type,created_time,updated_time"
+CAMPAIGN_LIST_FIELDS = (
+    "id,name,objective,status,configured_status,effective_status,buying_type,created_time,updated_time"
+)
 CAMPAIGN_FIELDS = "id,account_id,name,objective,status,configured_status,effective_status,daily_budget,budget_remaining,buying_type,created_time,updated_time"
-NEW_CAMPAIGN = {"name": "Ad Monster contract test", "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
-                "special_ad_categories": [], "daily_budget": 1000}
+NEW_CAMPAIGN = {
+    "name": "Ad Monster contract test",
+    "objective": "OUTCOME_TRAFFIC",
+    "status": "PAUSED",
+    "special_ad_categories": [],
+    "daily_budget": 1000,
+}
 NOT_AN_OBJECT = "120219999999999999"  # a campaign-like id nobody owns
 PAGING_CAP = 5  # items an edge walk reads at most (live recordings stay small)
 _FACEBOOK_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}")  # 2026-03-02T09:15:44-0800
@@ -102,7 +111,9 @@ def graph_form_body(r1: Any, r2: Any) -> None:
     assert form_fields(r1.body) == form_fields(r2.body)
 
 
-_SECRET_IN_TEXT = re.compile(r"(?i)\b(access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)=([^&\"'\s\\]+)")
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)\b(access_token|appsecret_proof|client_secret|fb_exchange_token|input_token)=([^&\"'\s\\]+)"
+)
 _SECRET_IN_JSON = re.compile(r'(?i)("(?:access_token|appsecret_proof|client_secret)"\s*:\s*")([^"]+)(")')
 _USER_TOKEN = re.compile(r"\bEAA[A-Za-z0-9]{10,}")
 
@@ -137,7 +148,9 @@ def scrub_response(secrets: tuple[str, ...] = ()):
     return before_record_response
 
 
-def graph_vcr(record_mode: str, secrets: tuple[str, ...] = (), library: Path | None = None, fresh: bool = False) -> vcr.VCR:
+def graph_vcr(
+    record_mode: str, secrets: tuple[str, ...] = (), library: Path | None = None, fresh: bool = False
+) -> vcr.VCR:
     """The recorder every contract test uses: credentials filtered from requests, scrubbed from answers.
 
     ``fresh`` ignores what the cassette held, so a live recording holds only what the live API said.
@@ -227,8 +240,9 @@ def recorded_account(path: Path) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def replay(contract: Contract, name: str, *, live_capable: bool = False, needs_account: bool = False,
-                 **client_options: Any) -> AsyncIterator[Session]:
+async def replay(
+    contract: Contract, name: str, *, live_capable: bool = False, needs_account: bool = False, **client_options: Any
+) -> AsyncIterator[Session]:
     """Use cassette ``name``: replayed by default, recorded from the live API when --record-mode asks and it can be."""
     path = CASSETTES / f"{name}.yaml"
     live = contract.goes_live(path, live_capable)
@@ -243,12 +257,24 @@ async def replay(contract: Contract, name: str, *, live_capable: bool = False, n
         waits.append(seconds)
 
     if live:
-        graph = GraphClient(contract.token, app_secret=contract.app_secret, base_url=GRAPH_URL, api_version=API_VERSION,
-                            **client_options)
+        graph = GraphClient(
+            contract.token,
+            app_secret=contract.app_secret,
+            base_url=GRAPH_URL,
+            api_version=API_VERSION,
+            **client_options,
+        )
         secrets = tuple(s for s in (contract.token, contract.app_secret) if s)
     else:
-        graph = GraphClient(REPLAY_TOKEN, app_secret=REPLAY_APP_SECRET, base_url=GRAPH_URL, api_version=API_VERSION,
-                            sleep=fake_sleep, rng=random.Random(7), **client_options)
+        graph = GraphClient(
+            REPLAY_TOKEN,
+            app_secret=REPLAY_APP_SECRET,
+            base_url=GRAPH_URL,
+            api_version=API_VERSION,
+            sleep=fake_sleep,
+            rng=random.Random(7),
+            **client_options,
+        )
         secrets = ()
     recorder = graph_vcr(contract.record_mode if live else "none", secrets, library=path.parent, fresh=live)
     try:
@@ -282,8 +308,9 @@ def query_of(request: Any) -> dict[str, str]:
 
 async def test_me_adaccounts_follows_next_to_the_last_page(contract):
     async with replay(contract, "me_adaccounts", live_capable=True) as s:
-        accounts = await s.graph.get_all("me/adaccounts", {"fields": ACCOUNT_LIST_FIELDS, "limit": s.page_size()},
-                                         limit=PAGING_CAP)
+        accounts = await s.graph.get_all(
+            "me/adaccounts", {"fields": ACCOUNT_LIST_FIELDS, "limit": s.page_size()}, limit=PAGING_CAP
+        )
     pages = s.answers()
     s.assert_every_interaction_used()
     assert_followed_pages(s, pages, accounts)
@@ -316,8 +343,12 @@ async def test_ad_account_read_gives_account_info_and_string_money(contract):
     s.assert_every_interaction_used()
     first, second = s.answers()
     assert info == AccountInfo(
-        id=s.account, name=first["name"], currency=first["currency"], offset=currency_offset(first["currency"]),
-        min_daily_budget=first["min_daily_budget"], timezone_name=first["timezone_name"],
+        id=s.account,
+        name=first["name"],
+        currency=first["currency"],
+        offset=currency_offset(first["currency"]),
+        min_daily_budget=first["min_daily_budget"],
+        timezone_name=first["timezone_name"],
         account_status=first["account_status"],
     )
     assert account == second and account["id"] == s.account == f"act_{account['account_id']}"
@@ -335,13 +366,15 @@ async def test_ad_account_read_gives_account_info_and_string_money(contract):
         (entry,) = business_usage[s.account.removeprefix("act_")]
         assert entry["type"] == "ads_management"
         assert s.graph.usage[s.account].business_use_case["ads_management"] == max(
-            entry["call_count"], entry["total_cputime"], entry["total_time"])
+            entry["call_count"], entry["total_cputime"], entry["total_time"]
+        )
 
 
 async def test_campaign_list_pages_with_cursors(contract):
     async with replay(contract, "campaigns", live_capable=True, needs_account=True) as s:
-        campaigns = await s.graph.get_all(f"{s.account}/campaigns", {"fields": CAMPAIGN_LIST_FIELDS,
-                                                                     "limit": s.page_size()}, limit=PAGING_CAP)
+        campaigns = await s.graph.get_all(
+            f"{s.account}/campaigns", {"fields": CAMPAIGN_LIST_FIELDS, "limit": s.page_size()}, limit=PAGING_CAP
+        )
     pages = s.answers()
     s.assert_every_interaction_used()
     assert_followed_pages(s, pages, campaigns)
@@ -373,8 +406,13 @@ async def test_campaign_create_update_read_copy_delete(contract):
     assert copied["ad_object_ids"] == [{"ad_object_type": "campaign", "source_id": campaign_id, "copied_id": copy_id}]
     assert copy_deleted == deleted == {"success": True}
     sent = form_fields(s.cassette.requests[0].body)
-    assert sent == {"name": NEW_CAMPAIGN["name"], "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
-                    "special_ad_categories": [], "daily_budget": "1000"}
+    assert sent == {
+        "name": NEW_CAMPAIGN["name"],
+        "objective": "OUTCOME_TRAFFIC",
+        "status": "PAUSED",
+        "special_ad_categories": [],
+        "daily_budget": "1000",
+    }
 
 
 async def test_expired_token_is_an_auth_error_and_not_retried(contract):
@@ -406,8 +444,9 @@ async def test_unknown_object_is_not_found(contract):
 async def test_budget_too_low_blames_daily_budget_from_error_data(contract):
     async with replay(contract, "error_budget_too_low", live_capable=True, needs_account=True) as s:
         with pytest.raises(GraphError) as caught:
-            await s.graph.post(f"{s.account}/campaigns", {**NEW_CAMPAIGN, "daily_budget": 1,
-                                                          "execution_options": ["validate_only"]})
+            await s.graph.post(
+                f"{s.account}/campaigns", {**NEW_CAMPAIGN, "daily_budget": 1, "execution_options": ["validate_only"]}
+            )
     body = s.answers()[0]["error"]
     error = caught.value
     assert (error.kind, error.http_status, error.code, error.error_subcode) == ("facebook", 400, 100, 1885272)
@@ -478,7 +517,8 @@ async def test_batch_parses_items_and_requeues_the_null_one(contract):
     s.assert_every_interaction_used()  # the second batch, holding only the re-queued item, was sent
     assert first_round[1] is None and len(second_round) == 1
     assert form_fields(s.cassette.requests[1].body)["batch"] == [
-        {"method": "POST", "relative_url": "120210987654321002", "body": "status=PAUSED"}]
+        {"method": "POST", "relative_url": "120210987654321002", "body": "status=PAUSED"}
+    ]
     assert [result.index for result in results] == [0, 1, 2]
     assert results[0].ok and results[0].status == 200 and results[0].body == json.loads(first_round[0]["body"])
     assert results[0].headers == {h["name"]: h["value"] for h in first_round[0]["headers"]}
@@ -507,7 +547,9 @@ def test_cassettes_hold_no_credentials():
             request = interaction["request"]
             assert not {name.lower() for name in request.get("headers") or {}} & {"authorization", "cookie"}
             assert not set(form_fields(request.get("body"))) & set(SECRET_PARAMS)
-            assert not set(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request["uri"]).query))) & set(SECRET_PARAMS)
+            assert not set(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request["uri"]).query))) & set(
+                SECRET_PARAMS
+            )
 
 
 async def test_recording_scrubs_tokens_from_uris_bodies_and_next_links(sandbox, tmp_path):
@@ -528,15 +570,27 @@ async def test_recording_scrubs_tokens_from_uris_bodies_and_next_links(sandbox, 
     assert token not in text and secret not in text and proof not in text
     assert "access_token=FILTERED" in text  # the first page's paging.next, scrubbed
     for request in yaml.safe_load(text)["interactions"]:
-        assert not set(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request["request"]["uri"]).query))) & set(SECRET_PARAMS)
+        assert not set(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request["request"]["uri"]).query))) & set(
+            SECRET_PARAMS
+        )
 
 
 def test_scrubber_covers_headers_and_escaped_json():
     hook = scrub_response(("s3cr3t-app-secret",))
-    body = json.dumps({"paging": {"next": "https:\\/\\/graph.facebook.com\\/v26.0\\/me?access_token=EAABwzLixnjYBAKZCk1&after=x"},
-                       "note": "s3cr3t-app-secret", "data": [{"id": "1", "access_token": "123456|app-token-value"}]})
-    out = hook({"status": {"code": 200, "message": "OK"}, "body": {"string": body.encode()},
-                "headers": {"X-Debug": ["appsecret_proof=abc123"], "Set-Cookie": ["datr=1"]}})
+    body = json.dumps(
+        {
+            "paging": {"next": "https:\\/\\/graph.facebook.com\\/v26.0\\/me?access_token=EAABwzLixnjYBAKZCk1&after=x"},
+            "note": "s3cr3t-app-secret",
+            "data": [{"id": "1", "access_token": "123456|app-token-value"}],
+        }
+    )
+    out = hook(
+        {
+            "status": {"code": 200, "message": "OK"},
+            "body": {"string": body.encode()},
+            "headers": {"X-Debug": ["appsecret_proof=abc123"], "Set-Cookie": ["datr=1"]},
+        }
+    )
     assert b"EAAB" not in out["body"]["string"] and b"s3cr3t" not in out["body"]["string"]
     assert b"access_token=FILTERED&after=x" in out["body"]["string"]
     assert json.loads(out["body"]["string"])["data"] == [{"id": "1", "access_token": FILTERED}]
@@ -546,6 +600,7 @@ def test_scrubber_covers_headers_and_escaped_json():
 # ---------------------------------------------------------------------------------------------------------------
 # Parity: the sandbox answers the same requests with the same shapes
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def shape(value: Any) -> Any:
     """The JSON shape of a value: objects keep their keys, lists the distinct shapes of their items, scalars their
@@ -597,8 +652,11 @@ def answer_shape(status: int, headers: dict, body: Any, usage_headers: set[str])
     lowered = {str(k).lower(): (v[0] if isinstance(v, list) else v) for k, v in headers.items()}
     return {
         "status": status,
-        "headers": {name: shape(_normalized_usage(name, json.loads(lowered[name]))) for name in sorted(usage_headers)
-                    if name in lowered},
+        "headers": {
+            name: shape(_normalized_usage(name, json.loads(lowered[name])))
+            for name in sorted(usage_headers)
+            if name in lowered
+        },
         "body": shape(body),
     }
 
@@ -630,8 +688,10 @@ class SandboxGraph:
 
     def __init__(self, sandbox: Any, issued: dict) -> None:
         self.url = sandbox.url
-        self.auth = {"access_token": issued["access_token"],
-                     "appsecret_proof": appsecret_proof(issued["access_token"], issued["app_secret"])}
+        self.auth = {
+            "access_token": issued["access_token"],
+            "appsecret_proof": appsecret_proof(issued["access_token"], issued["app_secret"]),
+        }
 
     async def call(self, method: str, path: str, params: dict | None = None, data: dict | None = None) -> SandboxAnswer:
         url = path if path.startswith("http") else f"{self.url}/{API_VERSION}/{path}"
@@ -805,8 +865,11 @@ async def test_parity_batch_with_a_null_item(sandbox, sandbox_graph, demo_accoun
     first = await sandbox_graph.call("POST", "", data=sandbox_batch(0))
     facebook = answer_json(cassette_answer("batch_requeue", 0)[1])
     assert first.status == 200 and len(first.body) == len(facebook) == 3 and first.body[1] is None
-    found = [line for i, (theirs, ours) in enumerate(zip(facebook, first.body))
-             for line in shape_differences(item_shape(theirs), item_shape(ours), f"body[{i}]")]
+    found = [
+        line
+        for i, (theirs, ours) in enumerate(zip(facebook, first.body))
+        for line in shape_differences(item_shape(theirs), item_shape(ours), f"body[{i}]")
+    ]
     assert {line.split(":")[0] for line in found} == KNOWN_SANDBOX_DIFFERENCES.get("batch_requeue", set()), found
     second = await sandbox_graph.call("POST", "", data=sandbox_batch(1))
     (requeued,) = answer_json(cassette_answer("batch_requeue", 1)[1])

@@ -10,6 +10,7 @@ again, or resumed, from another process sharing the home. Afterwards, whatever t
   sandbox holds with the launch's tags is named by an `ok` audit entry, with no entry left pending or unknown;
 - `rollback_launch` completes: every object deleted, ads first, then creatives, the ad set, the campaign.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,12 @@ import fb_creative
 from test_admonster_bot import ROOT, StandaloneSandbox
 from test_fb_ads_launch import launch_args
 
-LEASE_SECONDS = 2          # a killed process's lease frees itself this long after its last renewal
-SETTLE_SECONDS = 10        # how long a lost create may still land (the product's settle window, set small)
-LATE_WRITE_MS = 5000       # the killed request lands this long after it arrived: after the takeover begins, inside the window
-HELD_ANSWER_MS = 60000     # an answer held back past the kill: it never reaches anyone
+LEASE_SECONDS = 2  # a killed process's lease frees itself this long after its last renewal
+SETTLE_SECONDS = 10  # how long a lost create may still land (the product's settle window, set small)
+LATE_WRITE_MS = (
+    5000  # the killed request lands this long after it arrived: after the takeover begins, inside the window
+)
+HELD_ANSWER_MS = 60000  # an answer held back past the kill: it never reaches anyone
 PAGE_ID = "400000000000001"
 KINDS = {"campaign": "campaign", "adset": "adset", "creative": "adcreative", "ad": "ad"}
 ROLLBACK_RANK = {"ad": 0, "creative": 1, "adset": 2, "campaign": 3}
@@ -40,9 +43,9 @@ ROLLBACK_RANK = {"ad": 0, "creative": 1, "adset": 2, "campaign": 3}
 @dataclass(frozen=True)
 class Step:
     name: str
-    path: str                  # the Graph path (regex) of the step's request
-    skip: int = 0              # requests on that path let through first
-    active: bool = False       # a confirmed ACTIVE launch: the step is an activation
+    path: str  # the Graph path (regex) of the step's request
+    skip: int = 0  # requests on that path let through first
+    active: bool = False  # a confirmed ACTIVE launch: the step is an activation
 
 
 STEPS = [
@@ -51,12 +54,15 @@ STEPS = [
     Step("image", r"^act_\d+/adimages$"),
     Step("creative", r"^act_\d+/adcreatives$"),
     Step("ad", r"^act_\d+/ads$"),
-    Step("activate ad", r"^\d+$", active=True),                 # the first activation: the ad
-    Step("activate campaign", r"^\d+$", skip=2, active=True),   # the last one: the campaign, after the ad and ad set
+    Step("activate ad", r"^\d+$", active=True),  # the first activation: the ad
+    Step("activate campaign", r"^\d+$", skip=2, active=True),  # the last one: the campaign, after the ad and ad set
 ]
 # Each step is killed at both moments; the recovery alternates so that every step is both asked again and resumed.
-CASES = [(step, moment, ("again", "resume")[(index + m) % 2])
-         for index, step in enumerate(STEPS) for m, moment in enumerate(("in_flight", "landed"))]
+CASES = [
+    (step, moment, ("again", "resume")[(index + m) % 2])
+    for index, step in enumerate(STEPS)
+    for m, moment in enumerate(("in_flight", "landed"))
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +79,24 @@ class Home:
         self.sandbox = sandbox
         self.path = path
         token = sandbox.control("POST", "tokens", {"expires_in": 0})["access_token"]
-        self.env = {**sandbox.live_env(path), "ADMONSTER_ACCESS_TOKEN": token,
-                    "ADMONSTER_LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS), "ADMONSTER_LAUNCH_WAIT_SECONDS": "60",
-                    "ADMONSTER_WRITE_SETTLE_SECONDS": str(SETTLE_SECONDS), "ADMONSTER_GRAPH_TIMEOUT": "30"}
+        self.env = {
+            **sandbox.live_env(path),
+            "ADMONSTER_ACCESS_TOKEN": token,
+            "ADMONSTER_LAUNCH_LEASE_SECONDS": str(LEASE_SECONDS),
+            "ADMONSTER_LAUNCH_WAIT_SECONDS": "60",
+            "ADMONSTER_WRITE_SETTLE_SECONDS": str(SETTLE_SECONDS),
+            "ADMONSTER_GRAPH_TIMEOUT": "30",
+        }
 
     def start(self, op: str, args: dict) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "admonster_bot", "call", op, json.dumps(args), "--json"], cwd=ROOT,
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "admonster_bot", "call", op, json.dumps(args), "--json"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def call(self, op: str, args: dict | None = None) -> tuple[int, dict, str]:
         process = self.start(op, args or {})
@@ -108,8 +125,16 @@ class Home:
 
     def audit(self) -> list[dict]:
         """The audit log as the store holds it (with the client tags each write sent), oldest first."""
-        return [{"id": r["id"], "op": r["op"], "outcome": r["outcome"], "object_ids": json.loads(r["object_ids_json"]),
-                 "tags": [t["tag"] for t in json.loads(r["tags_json"])]} for r in self._read("SELECT * FROM audit_log ORDER BY id")]
+        return [
+            {
+                "id": r["id"],
+                "op": r["op"],
+                "outcome": r["outcome"],
+                "object_ids": json.loads(r["object_ids_json"]),
+                "tags": [t["tag"] for t in json.loads(r["tags_json"])],
+            }
+            for r in self._read("SELECT * FROM audit_log ORDER BY id")
+        ]
 
     def launch(self) -> tuple[int, str, str]:
         """(id, key, status) of the home's one launch, as the store holds it."""
@@ -149,9 +174,12 @@ def _held(sandbox: StandaloneSandbox, fault_id: str, process: subprocess.Popen) 
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("step, moment, recovery", CASES,
-                         ids=[f"{s.name.replace(' ', '-')}-{m}-{r}" for s, m, r in CASES])
-def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(crash_sandbox, tmp_path, step, moment, recovery):
+@pytest.mark.parametrize(
+    "step, moment, recovery", CASES, ids=[f"{s.name.replace(' ', '-')}-{m}-{r}" for s, m, r in CASES]
+)
+def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(
+    crash_sandbox, tmp_path, step, moment, recovery
+):
     sandbox = crash_sandbox
     home = Home(sandbox, tmp_path / "home")
     name = f"Crash {step.name} {moment} {recovery}"
@@ -167,10 +195,18 @@ def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(cras
 
     # The run, killed inside the step.
     sandbox.control("DELETE", "faults")
-    fault = sandbox.control("POST", "faults", {
-        "kind": "delay", "method": "POST", "path": step.path, "skip": step.skip,
-        "when": "before" if moment == "in_flight" else "after",
-        "delay_ms": LATE_WRITE_MS if moment == "in_flight" else HELD_ANSWER_MS})
+    fault = sandbox.control(
+        "POST",
+        "faults",
+        {
+            "kind": "delay",
+            "method": "POST",
+            "path": step.path,
+            "skip": step.skip,
+            "when": "before" if moment == "in_flight" else "after",
+            "delay_ms": LATE_WRITE_MS if moment == "in_flight" else HELD_ANSWER_MS,
+        },
+    )
     killed = home.start(*command)
     try:
         _held(sandbox, fault["id"], killed)
@@ -183,7 +219,7 @@ def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(cras
     assert status == "running"
     [interrupted] = [e for e in home.audit() if e["op"] == "launch_campaign" and e["outcome"] != "error"]
     assert interrupted["outcome"] == "pending", interrupted
-    plan = fb_creative.LaunchCampaignArgs.model_validate(args)    # it names every tag the launch sends, for reconcile
+    plan = fb_creative.LaunchCampaignArgs.model_validate(args)  # it names every tag the launch sends, for reconcile
     assert set(interrupted["tags"]) == {fb_creative.step_tag(key, s) for s, _, _ in fb_creative.launch_objects(plan)}
 
     # The same launch again (or resumed) from another process: it takes the dead lease over and finishes.
@@ -194,14 +230,20 @@ def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(cras
     assert done["launch_id"] == launch_id and done["status"] == "done", done
     time.sleep(max(0.0, settled_by - time.monotonic()))
     tagged = _tagged(sandbox, key, args)
-    assert {s: len(_live(objs)) for s, objs in tagged.items()} == {s: 1 for s in tagged}, tagged   # no duplicate
+    assert {s: len(_live(objs)) for s, objs in tagged.items()} == {s: 1 for s in tagged}, tagged  # no duplicate
     ids = {s: _live(objs)[0]["id"] for s, objs in tagged.items()}
-    assert (done["campaign_id"], done["adset_id"], done["creative_ids"], done["ad_ids"]) == \
-        (ids["campaign"], ids["adset"], [ids["creative:0"]], [ids["ad:0"]])
+    assert (done["campaign_id"], done["adset_id"], done["creative_ids"], done["ad_ids"]) == (
+        ids["campaign"],
+        ids["adset"],
+        [ids["creative:0"]],
+        [ids["ad:0"]],
+    )
     for type_ in KINDS.values():  # nothing else by the launch's name either (an untagged duplicate would show here)
         assert len([o for o in _live(_objects(sandbox, type_)) if str(o.get("name", "")).startswith(name)]) == 1, type_
     if step.active:
-        assert all(_live(objs)[0]["status"] == "ACTIVE" for objs in tagged.values() if objs[0].get("_type") != "adcreative")
+        assert all(
+            _live(objs)[0]["status"] == "ACTIVE" for objs in tagged.values() if objs[0].get("_type") != "adcreative"
+        )
 
     # The killed run's entry stays pending until reconcile looks at Facebook; then every tagged object is audited ok.
     assert next(e for e in home.audit() if e["id"] == interrupted["id"])["outcome"] == "pending"
@@ -222,7 +264,11 @@ def test_a_launch_killed_at_a_step_is_finished_once_audited_and_rolled_back(cras
     ranks = [ROLLBACK_RANK[kinds[object_id]] for object_id in rolled["deleted"]]
     assert ranks == sorted(ranks), rolled["deleted"]
     assert not [o for objs in _tagged(sandbox, key, args).values() for o in _live(objs)]
-    code, log, _ = home.call("audit_log", {"limit": 200})           # the log as a person reads it says the same
+    code, log, _ = home.call("audit_log", {"limit": 200})  # the log as a person reads it says the same
     assert code == 0 and [e["outcome"] for e in log["entries"]] == [e["outcome"] for e in reversed(home.audit())]
     rollback = log["entries"][0]
-    assert rollback["op"] == "rollback_launch" and rollback["outcome"] == "ok" and set(rolled["deleted"]) <= set(rollback["object_ids"])
+    assert (
+        rollback["op"] == "rollback_launch"
+        and rollback["outcome"] == "ok"
+        and set(rolled["deleted"]) <= set(rollback["object_ids"])
+    )

@@ -4,6 +4,7 @@ Facebook does, and our client stops the same input with the same code before it 
 Where the client fills in what Facebook would refuse without (the enhancements choice, a video's thumbnail), the
 test shows the sandbox refusing the bare request and the client's create succeeding and saying what it chose.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ async def _client_refuses(facebook, sandbox, args: dict) -> dict:
     before = await _writes(sandbox)
     result = await facebook.call("create_creative", {"name": "Parity", **args})
     assert not result.ok, result.text
-    assert result.data.get("error") == "validation", result.data      # our own check, before sending
+    assert result.data.get("error") == "validation", result.data  # our own check, before sending
     assert await _writes(sandbox) == before, "the client sent a create it should have stopped"
     return result.data
 
@@ -62,21 +63,46 @@ def _cards(n: int, image_hash: str) -> list[dict]:
     return [{"link": f"https://example.com/p/{i}", "image_hash": image_hash, "name": f"Card {i}"} for i in range(n)]
 
 
-@pytest.mark.parametrize("rule, subcode, raw, args", [
-    ("M2 unknown image hash", 1487242,
-     lambda m: _link_spec(m["page_id"], "0" * 32), lambda m: {"kind": "image", "image": "0" * 32, "link": "https://example.com"}),
-    ("C2 carousel of one card", 1443050,
-     lambda m: _link_spec(m["page_id"], m["hash"], cards=_cards(1, m["hash"])),
-     lambda m: {"kind": "carousel", "link": "https://example.com", "cards": [{"image": m["hash"], "link": "https://example.com/a"}]}),
-    ("C2 carousel of eleven cards", 1443050,
-     lambda m: _link_spec(m["page_id"], m["hash"], cards=_cards(11, m["hash"])),
-     lambda m: {"kind": "carousel", "link": "https://example.com",
-                "cards": [{"image": m["hash"], "link": f"https://example.com/{i}"} for i in range(11)]}),
-    ("C7 link without a scheme", 1443049,
-     lambda m: _link_spec(m["page_id"], m["hash"], link="example.com/shop"),
-     lambda m: {"kind": "image", "image": m["hash"], "link": "example.com/shop"}),
-])
-async def test_sandbox_and_client_refuse_alike(rule, subcode, raw, args, facebook, sandbox, graph, demo_accounts, media):
+@pytest.mark.parametrize(
+    "rule, subcode, raw, args",
+    [
+        (
+            "M2 unknown image hash",
+            1487242,
+            lambda m: _link_spec(m["page_id"], "0" * 32),
+            lambda m: {"kind": "image", "image": "0" * 32, "link": "https://example.com"},
+        ),
+        (
+            "C2 carousel of one card",
+            1443050,
+            lambda m: _link_spec(m["page_id"], m["hash"], cards=_cards(1, m["hash"])),
+            lambda m: {
+                "kind": "carousel",
+                "link": "https://example.com",
+                "cards": [{"image": m["hash"], "link": "https://example.com/a"}],
+            },
+        ),
+        (
+            "C2 carousel of eleven cards",
+            1443050,
+            lambda m: _link_spec(m["page_id"], m["hash"], cards=_cards(11, m["hash"])),
+            lambda m: {
+                "kind": "carousel",
+                "link": "https://example.com",
+                "cards": [{"image": m["hash"], "link": f"https://example.com/{i}"} for i in range(11)],
+            },
+        ),
+        (
+            "C7 link without a scheme",
+            1443049,
+            lambda m: _link_spec(m["page_id"], m["hash"], link="example.com/shop"),
+            lambda m: {"kind": "image", "image": m["hash"], "link": "example.com/shop"},
+        ),
+    ],
+)
+async def test_sandbox_and_client_refuse_alike(
+    rule, subcode, raw, args, facebook, sandbox, graph, demo_accounts, media
+):
     account = demo_accounts["USD"]
     await facebook.select("page", media["page_id"])
     refused = await _sandbox_refuses(graph, account, raw(media))
@@ -88,7 +114,9 @@ async def test_sandbox_and_client_refuse_alike(rule, subcode, raw, args, faceboo
 async def test_c1_page_required(facebook, sandbox, graph, demo_accounts, media):
     refused = await _sandbox_refuses(graph, demo_accounts["USD"], _link_spec(None, media["hash"]))
     assert (refused.code, refused.error_subcode) == (100, 1443048)
-    error = await _client_refuses(facebook, sandbox, {"kind": "image", "image": media["hash"], "link": "https://example.com"})
+    error = await _client_refuses(
+        facebook, sandbox, {"kind": "image", "image": media["hash"], "link": "https://example.com"}
+    )
     assert (error.get("code"), error.get("error_subcode")) == (100, 1443048), error
 
 
@@ -98,32 +126,61 @@ async def test_c3_call_to_action_type(facebook, sandbox, graph, demo_accounts, m
     refused = await _sandbox_refuses(graph, demo_accounts["USD"], spec)
     assert refused.code == 100 and refused.error_subcode is None and "call_to_action" in str(refused)
     await facebook.select("page", media["page_id"])
-    error = await _client_refuses(facebook, sandbox, {"kind": "image", "image": media["hash"], "link": "https://example.com",
-                                                      "call_to_action": "BUY_IT_NOW_PLEASE"})
+    error = await _client_refuses(
+        facebook,
+        sandbox,
+        {"kind": "image", "image": media["hash"], "link": "https://example.com", "call_to_action": "BUY_IT_NOW_PLEASE"},
+    )
     assert "call_to_action" in error.get("message", "") + str(error.get("blame_field", ""))
 
 
 @pytest.mark.sends_forbidden  # sends standard_enhancements on purpose: refused
-async def test_c4_standard_enhancements_refused_alike_and_no_spec_accepted(facebook, sandbox, graph, demo_accounts, media):
+async def test_c4_standard_enhancements_refused_alike_and_no_spec_accepted(
+    facebook, sandbox, graph, demo_accounts, media
+):
     """C4 (v22.0+, blog 2025-01-17): the bundle is refused on both sides (3858504, unverified); no spec is fine."""
-    body = {"name": "Parity", "object_story_spec": json.dumps(_link_spec(media["page_id"], media["hash"])),
-            "degrees_of_freedom_spec": json.dumps({"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}})}
+    body = {
+        "name": "Parity",
+        "object_story_spec": json.dumps(_link_spec(media["page_id"], media["hash"])),
+        "degrees_of_freedom_spec": json.dumps(
+            {"creative_features_spec": {"standard_enhancements": {"enroll_status": "OPT_OUT"}}}
+        ),
+    }
     with pytest.raises(FacebookError) as refused:
         await graph.post(f"{demo_accounts['USD']}/adcreatives", body)
     assert (refused.value.code, refused.value.error_subcode) == (100, 3858504)
     await facebook.select("page", media["page_id"])
-    error = await _client_refuses(facebook, sandbox, {"kind": "image", "image": media["hash"], "link": "https://example.com",
-                                                      "enhancements": {"standard_enhancements": "OPT_OUT"}})
+    error = await _client_refuses(
+        facebook,
+        sandbox,
+        {
+            "kind": "image",
+            "image": media["hash"],
+            "link": "https://example.com",
+            "enhancements": {"standard_enhancements": "OPT_OUT"},
+        },
+    )
     assert (error["code"], error["error_subcode"]) == (100, 3858504) and "v22" in error["message"]
-    created = await facebook.call("create_creative", {"name": "Parity", "kind": "image", "image": media["hash"],
-                                                      "link": "https://example.com"})
+    created = await facebook.call(
+        "create_creative", {"name": "Parity", "kind": "image", "image": media["hash"], "link": "https://example.com"}
+    )
     assert created.ok, created.text
     assert "degrees_of_freedom_spec" not in created.data["body"] and "no Advantage+ creative features" in created.text
-    chosen = await facebook.call("create_creative", {"name": "Parity 2", "kind": "image", "image": media["hash"],
-                                                     "link": "https://example.com", "enhancements": {"text_optimizations": "OPT_OUT"}})
+    chosen = await facebook.call(
+        "create_creative",
+        {
+            "name": "Parity 2",
+            "kind": "image",
+            "image": media["hash"],
+            "link": "https://example.com",
+            "enhancements": {"text_optimizations": "OPT_OUT"},
+        },
+    )
     assert chosen.ok, chosen.text
     stored = await graph.get(chosen.data["id"], {"fields": "degrees_of_freedom_spec"})
-    assert stored["degrees_of_freedom_spec"] == {"creative_features_spec": {"text_optimizations": {"enroll_status": "OPT_OUT"}}}
+    assert stored["degrees_of_freedom_spec"] == {
+        "creative_features_spec": {"text_optimizations": {"enroll_status": "OPT_OUT"}}
+    }
 
 
 async def test_m4_video_must_be_ready_and_c6_thumbnail(facebook, sandbox, graph, demo_accounts, media, tmp_path):
@@ -136,20 +193,38 @@ async def test_m4_video_must_be_ready_and_c6_thumbnail(facebook, sandbox, graph,
     uploaded = await facebook.call("upload_video", {"path": str(sample), "wait": False})
     assert uploaded.ok, uploaded.text
     video_id = uploaded.data["video_id"]
-    spec = {"page_id": media["page_id"], "video_data": {"video_id": video_id, "image_hash": media["hash"], "message": "Hi",
-                                                        "call_to_action": {"type": "LEARN_MORE", "value": {"link": "https://example.com"}}}}
+    spec = {
+        "page_id": media["page_id"],
+        "video_data": {
+            "video_id": video_id,
+            "image_hash": media["hash"],
+            "message": "Hi",
+            "call_to_action": {"type": "LEARN_MORE", "value": {"link": "https://example.com"}},
+        },
+    }
     refused = await _sandbox_refuses(graph, account, spec)
     assert (refused.code, refused.error_subcode) == (100, 1885252)
-    error = await _client_refuses(facebook, sandbox, {"kind": "video", "video": video_id, "thumbnail": media["hash"],
-                                                      "link": "https://example.com", "message": "Hi"})
+    error = await _client_refuses(
+        facebook,
+        sandbox,
+        {
+            "kind": "video",
+            "video": video_id,
+            "thumbnail": media["hash"],
+            "link": "https://example.com",
+            "message": "Hi",
+        },
+    )
     assert (error.get("code"), error.get("error_subcode")) == (100, 1885252), error
 
     await sandbox.control("POST", "clock", {"advance": 120})
     bare = {"page_id": media["page_id"], "video_data": {"video_id": video_id, "message": "Hi"}}
     refused = await _sandbox_refuses(graph, account, bare)
     assert (refused.code, refused.error_subcode) == (100, 1443051)
-    created = await facebook.call("create_creative", {"name": "Video", "kind": "video", "video": video_id,
-                                                      "link": "https://example.com", "message": "Hi"})
+    created = await facebook.call(
+        "create_creative",
+        {"name": "Video", "kind": "video", "video": video_id, "link": "https://example.com", "message": "Hi"},
+    )
     assert created.ok, created.text
     assert "thumbnail" in created.text.lower()
 
@@ -160,8 +235,16 @@ async def test_c5_instagram_account_must_be_connected(facebook, sandbox, graph, 
     refused = await _sandbox_refuses(graph, demo_accounts["USD"], spec)
     assert (refused.code, refused.error_subcode) == (100, 2446886)
     await facebook.select("page", media["page_id"])
-    result = await facebook.call("create_creative", {"name": "IG", "kind": "image", "image": media["hash"],
-                                                     "link": "https://example.com", "instagram_account_id": "17841400000099999"})
+    result = await facebook.call(
+        "create_creative",
+        {
+            "name": "IG",
+            "kind": "image",
+            "image": media["hash"],
+            "link": "https://example.com",
+            "instagram_account_id": "17841400000099999",
+        },
+    )
     assert not result.ok and (result.data.get("code"), result.data.get("error_subcode")) == (100, 2446886), result.data
     creatives = (await sandbox.control("GET", "objects?type=adcreative"))["data"]
     assert not [c for c in creatives if c.get("name") == "IG"]

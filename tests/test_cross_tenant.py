@@ -10,6 +10,7 @@ coverage check until ARG_KINDS says which kind of object it names.
 
 Every attempt must fail with one clear line, give no data of alpha's, and change nothing alpha owns.
 """
+
 from __future__ import annotations
 
 import copy
@@ -77,7 +78,14 @@ ARG_KINDS: dict[str, tuple[str, ...]] = {
     "client_tag": ("client_tag",),
     "after": ("cursor",),
     # files an op reads: alpha's upload by its stored name and by its server path, alpha's written file likewise
-    "source": ("uploaded_file", "uploaded_csv", "uploaded_video", "uploaded_file_path", "written_file", "written_file_path"),
+    "source": (
+        "uploaded_file",
+        "uploaded_csv",
+        "uploaded_video",
+        "uploaded_file_path",
+        "written_file",
+        "written_file_path",
+    ),
     "plan_file": ("uploaded_plan", "uploaded_file_path", "written_file", "written_file_path"),
     "image": ("image_hash", "uploaded_file", "uploaded_file_path"),
     "thumbnail": ("image_hash", "uploaded_file", "uploaded_file_path"),
@@ -95,8 +103,16 @@ NOT_TENANT_IDS = {
 # in answers as text, so leaks of those objects are searched by their names instead.
 STORE_INTEGER_KINDS = {"launch", "experiment", "alert", "audit_entry"}
 # Which of beta's own files stands for a file an op's example names (by argument, else by the example's extension).
-OWN_FILE_KINDS = {"image": "image_hash", "thumbnail": "image_hash", "video": "video", ".csv": "uploaded_csv",
-                  ".mp4": "uploaded_video", ".yaml": "uploaded_plan", ".yml": "uploaded_plan", ".json": "uploaded_plan"}
+OWN_FILE_KINDS = {
+    "image": "image_hash",
+    "thumbnail": "image_hash",
+    "video": "video",
+    ".csv": "uploaded_csv",
+    ".mp4": "uploaded_video",
+    ".yaml": "uploaded_plan",
+    ".yml": "uploaded_plan",
+    ".json": "uploaded_plan",
+}
 # Creative fields read only by some creative kinds (the call is fitted so the kind reads them); the level an object id of
 # each kind goes with.
 CREATIVE_MEDIA_FIELDS = ("video", "thumbnail", "object_story_id", "post_id")
@@ -125,7 +141,9 @@ class Caller(Tenant):
 
     async def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, Any]:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}{path}", json=body, headers={**self.headers, **(headers or {})}) as resp:
+            async with session.post(
+                f"{self.url}{path}", json=body, headers={**self.headers, **(headers or {})}
+            ) as resp:
                 text = await resp.text()
                 try:
                     return resp.status, json.loads(text)
@@ -185,57 +203,118 @@ async def build_world(tenant: Tenant, label: str, *, full: bool) -> World:
     assert status == 200, body
     ids["uploaded_file"] = body["file"]
     ids["uploaded_file_path"] = str(tenant.folder / UPLOADS_DIR / body["file"])
-    ids["image_hash"] = _ok(await tenant.tool("upload_image", {"source": body["file"], "name": name("banner")}), "img")["hash"]
+    ids["image_hash"] = _ok(await tenant.tool("upload_image", {"source": body["file"], "name": name("banner")}), "img")[
+        "hash"
+    ]
     movie = mp4_file(tenant.folder.parent / f"{label}-promo.mp4", 6000)
     status, body = await tenant.upload(f"{label}-promo.mp4", movie.read_bytes())
     movie.unlink()
     assert status == 200, body
     ids["uploaded_video"] = body["file"]
-    ids["video"] = _new_id(await tenant.tool("upload_video", {"source": body["file"], "title": name("promo"), "wait": False}),
-                       "upload_video")
-    plan = {"name": name("planned test"), "hypothesis": "A warmer photo gets more clicks", "variable": "creative",
-            "metric": "ctr", "campaign": {"objective": "OUTCOME_TRAFFIC"}, "adset": {"targeting": US},
-            "variants": [{"name": v, "creative": {"kind": "image", "image": ids["image_hash"], "message": f"Offer {v}",
-                                                  "link": LINK, "headline": f"Look {v}"}} for v in "AB"],
-            "daily_budget": 3000, "duration_days": 7}
+    ids["video"] = _new_id(
+        await tenant.tool("upload_video", {"source": body["file"], "title": name("promo"), "wait": False}),
+        "upload_video",
+    )
+    plan = {
+        "name": name("planned test"),
+        "hypothesis": "A warmer photo gets more clicks",
+        "variable": "creative",
+        "metric": "ctr",
+        "campaign": {"objective": "OUTCOME_TRAFFIC"},
+        "adset": {"targeting": US},
+        "variants": [
+            {
+                "name": v,
+                "creative": {
+                    "kind": "image",
+                    "image": ids["image_hash"],
+                    "message": f"Offer {v}",
+                    "link": LINK,
+                    "headline": f"Look {v}",
+                },
+            }
+            for v in "AB"
+        ],
+        "daily_budget": 3000,
+        "duration_days": 7,
+    }
     status, body = await tenant.upload(f"{label}-plan.json", json.dumps(plan).encode())
     assert status == 200, body
     ids["uploaded_plan"] = body["file"]
 
     ids["client_tag"] = f"{label}-{secrets.token_hex(6)}"
-    ids["campaign"] = _new_id(await tenant.tool("create_campaign", {"name": name("campaign"), "objective": "OUTCOME_TRAFFIC",
-                                                                    "client_tag": ids["client_tag"]}), "create_campaign")
+    ids["campaign"] = _new_id(
+        await tenant.tool(
+            "create_campaign",
+            {"name": name("campaign"), "objective": "OUTCOME_TRAFFIC", "client_tag": ids["client_tag"]},
+        ),
+        "create_campaign",
+    )
     page = _ok(await tenant.tool("list_campaigns", {"limit": 1}), "list_campaigns")
     ids["cursor"] = page.get("next_after")
     assert ids["cursor"], sorted(page)
-    ids["adset"] = _new_id(await tenant.tool("create_adset", {"campaign_id": ids["campaign"], "name": name("ad set"),
-                                                          "targeting": US, "daily_budget": 2000}), "create_adset")
-    ids["creative"] = _new_id(await tenant.tool("create_creative", {
-        "kind": "image", "name": name("creative"), "image": ids["image_hash"], "message": f"{mark} message",
-        "link": LINK, "page_id": ids["page"]}), "create_creative")
+    ids["adset"] = _new_id(
+        await tenant.tool(
+            "create_adset",
+            {"campaign_id": ids["campaign"], "name": name("ad set"), "targeting": US, "daily_budget": 2000},
+        ),
+        "create_adset",
+    )
+    ids["creative"] = _new_id(
+        await tenant.tool(
+            "create_creative",
+            {
+                "kind": "image",
+                "name": name("creative"),
+                "image": ids["image_hash"],
+                "message": f"{mark} message",
+                "link": LINK,
+                "page_id": ids["page"],
+            },
+        ),
+        "create_creative",
+    )
     world.names.add(f"{mark} message")
-    ids["ad"] = _new_id(await tenant.tool("create_ad", {"adset_id": ids["adset"], "creative_id": ids["creative"],
-                                                    "name": name("ad")}), "create_ad")
+    ids["ad"] = _new_id(
+        await tenant.tool("create_ad", {"adset_id": ids["adset"], "creative_id": ids["creative"], "name": name("ad")}),
+        "create_ad",
+    )
     creative = _ok(await tenant.tool("get_creative", {"creative_id": ids["creative"]}), "get_creative")
     ids["page_post"] = creative.get("effective_object_story_id") or f"{ids['page']}_1"
-    ids["custom_audience"] = _new_id(await tenant.tool("create_customer_list_audience", {"name": name("customers")}),
-                                 "create_customer_list_audience")
+    ids["custom_audience"] = _new_id(
+        await tenant.tool("create_customer_list_audience", {"name": name("customers")}), "create_customer_list_audience"
+    )
     # Hashed as Facebook takes them (SHA-256 of the normalized email): no raw email lands in the uploads folder, which
     # the suite-wide scan of every home would rightly flag.
-    rows = "email\n" + "".join(hashlib.sha256(f"{label}.person{i}@example.com".encode()).hexdigest() + "\n"
-                                for i in range(400))
+    rows = "email\n" + "".join(
+        hashlib.sha256(f"{label}.person{i}@example.com".encode()).hexdigest() + "\n" for i in range(400)
+    )
     status, body = await tenant.upload(f"{label}-customers.csv", rows.encode())
     assert status == 200, body
     ids["uploaded_csv"] = body["file"]
     _ok(await tenant.tool("add_users", {"audience_id": ids["custom_audience"], "source": body["file"]}), "add_users")
-    ids["lookalike"] = _ok(await tenant.tool("create_lookalike", {"origin_audience_id": ids["custom_audience"],
-                                                                  "country": "US", "name": name("lookalike")}),
-                           "create_lookalike")["audience_ids"][0]
-    ids["custom_conversion"] = _new_id(await tenant.tool("create_custom_conversion", {
-        "name": name("conversion"), "pixel_id": ids["pixel"], "event": "Purchase", "rule": {"url_contains": "thank-you"}}),
-        "create_custom_conversion")
-    ids["report_run"] = _new_id(await tenant.tool("create_report", {"object_id": ids["ad_account"], "date_preset": "last_7d"}),
-                            "create_report")
+    ids["lookalike"] = _ok(
+        await tenant.tool(
+            "create_lookalike",
+            {"origin_audience_id": ids["custom_audience"], "country": "US", "name": name("lookalike")},
+        ),
+        "create_lookalike",
+    )["audience_ids"][0]
+    ids["custom_conversion"] = _new_id(
+        await tenant.tool(
+            "create_custom_conversion",
+            {
+                "name": name("conversion"),
+                "pixel_id": ids["pixel"],
+                "event": "Purchase",
+                "rule": {"url_contains": "thank-you"},
+            },
+        ),
+        "create_custom_conversion",
+    )
+    ids["report_run"] = _new_id(
+        await tenant.tool("create_report", {"object_id": ids["ad_account"], "date_preset": "last_7d"}), "create_report"
+    )
 
     exported = await tenant.tool("export_insights", {"date_preset": "last_7d", "filename": f"{label}-spend.csv"})
     _ok(exported, "export_insights")
@@ -250,22 +329,62 @@ async def build_world(tenant: Tenant, label: str, *, full: bool) -> World:
 
     chart = await tenant.tool("chart_insights", {"date_preset": "last_7d"})
     world.file_urls += _ok(chart, "chart_insights") and chart["file_urls"]
-    launch = await _held_then_confirmed(tenant, "launch_campaign", {
-        "campaign": {"name": name("launch"), "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
-        "adset": {"targeting": US},
-        "creatives": [{"kind": "image", "image": ids["image_hash"], "message": f"{mark} launch message", "link": LINK,
-                       "headline": "30% off", "call_to_action": "SHOP_NOW"}],
-        "page_id": ids["page"]})
+    launch = await _held_then_confirmed(
+        tenant,
+        "launch_campaign",
+        {
+            "campaign": {"name": name("launch"), "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+            "adset": {"targeting": US},
+            "creatives": [
+                {
+                    "kind": "image",
+                    "image": ids["image_hash"],
+                    "message": f"{mark} launch message",
+                    "link": LINK,
+                    "headline": "30% off",
+                    "call_to_action": "SHOP_NOW",
+                }
+            ],
+            "page_id": ids["page"],
+        },
+    )
     ids["launch"] = launch["launch_id"]
-    experiment = await _held_then_confirmed(tenant, "launch_experiment", {
-        "name": name("experiment"), "hypothesis": "A warmer photo gets more clicks", "variable": "creative", "metric": "ctr",
-        "campaign": {"objective": "OUTCOME_TRAFFIC"}, "adset": {"targeting": US}, "page_id": ids["page"],
-        "variants": [{"name": label_, "creative": {"kind": "image", "image": ids["image_hash"], "message": f"Offer {label_}",
-                                                   "link": LINK, "headline": f"Look {label_}"}} for label_ in "AB"],
-        "daily_budget": 3000, "duration_days": 7})
+    experiment = await _held_then_confirmed(
+        tenant,
+        "launch_experiment",
+        {
+            "name": name("experiment"),
+            "hypothesis": "A warmer photo gets more clicks",
+            "variable": "creative",
+            "metric": "ctr",
+            "campaign": {"objective": "OUTCOME_TRAFFIC"},
+            "adset": {"targeting": US},
+            "page_id": ids["page"],
+            "variants": [
+                {
+                    "name": label_,
+                    "creative": {
+                        "kind": "image",
+                        "image": ids["image_hash"],
+                        "message": f"Offer {label_}",
+                        "link": LINK,
+                        "headline": f"Look {label_}",
+                    },
+                }
+                for label_ in "AB"
+            ],
+            "daily_budget": 3000,
+            "duration_days": 7,
+        },
+    )
     ids["experiment"] = experiment["experiment_id"]
-    alert = _ok(await tenant.tool("create_alert", {"name": name("alert"), "object_id": ids["campaign"], "metric": "cpa",
-                                                   "operator": ">", "threshold": 2000}), "create_alert")
+    alert = _ok(
+        await tenant.tool(
+            "create_alert",
+            {"name": name("alert"), "object_id": ids["campaign"], "metric": "cpa", "operator": ">", "threshold": 2000},
+        ),
+        "create_alert",
+    )
     ids["alert"] = alert["alert"]["id"]
     held = await tenant.tool("resume_campaign", {"campaign_id": ids["campaign"]})
     assert (held["data"] or {}).get("error") == "confirmation_required", held
@@ -309,7 +428,9 @@ def schema_arguments(schema: dict) -> list[tuple[tuple[str, ...], dict]]:
 
 
 def is_id_or_path(name: str) -> bool:
-    return bool(ID_NAME.match(name) or TOKEN_NAME.match(name)) or name in INPUT_PATH_FIELDS or name in OUTPUT_PATH_FIELDS
+    return (
+        bool(ID_NAME.match(name) or TOKEN_NAME.match(name)) or name in INPUT_PATH_FIELDS or name in OUTPUT_PATH_FIELDS
+    )
 
 
 def _takes_a_list(prop: dict) -> bool:
@@ -344,8 +465,11 @@ def _own_objects(value: Any, world: World, key: str | None = None) -> Any:
     """The op's example with each id and file in it replaced by `world`'s own (placeholders are nobody's), and no
     confirmation or output folder: an attempt then differs from a call that works in exactly one argument."""
     if isinstance(value, dict):
-        return {k: _own_objects(v, world, k) for k, v in value.items()
-                if k not in ("confirm", "dry_run") and k not in OUTPUT_PATH_FIELDS}
+        return {
+            k: _own_objects(v, world, k)
+            for k, v in value.items()
+            if k not in ("confirm", "dry_run") and k not in OUTPUT_PATH_FIELDS
+        }
     if isinstance(value, list):
         return [_own_objects(v, world, key) for v in value]
     if key in INPUT_PATH_FIELDS and isinstance(value, str):
@@ -417,8 +541,13 @@ def _fit_level_and_items(args: dict, path: tuple[str, ...], kind: str, schema: d
     made = isinstance(args.get(path[0]), list) and set(args[path[0]][0]) == {path[-1]}  # an item made for the attack
     if len(path) == 3 and path[1] == "[]" and made:
         items = dict(schema_arguments(schema))
-        shared = [k for (outer, *rest), _ in items.items() if outer == path[0] and len(rest) == 2
-                  for k in [rest[1]] if k in base and k != path[-1]]
+        shared = [
+            k
+            for (outer, *rest), _ in items.items()
+            if outer == path[0] and len(rest) == 2
+            for k in [rest[1]]
+            if k in base and k != path[-1]
+        ]
         args[path[0]][0].update({k: base[k] for k in shared})
         for k in shared:  # given once, in the item
             args.pop(k, None)
@@ -454,10 +583,16 @@ def registry_attempts(alpha: World, beta: World) -> list[Attempt]:
                 shapes = []
                 media = "cards" in path or name in CREATIVE_MEDIA_FIELDS  # its creative kind decides if it is read
                 # An output folder matters only when the op writes: also try with its switches on (all=true, png=true).
-                switched = {**base, **{k: True for k, p in schema.get("properties", {}).items()
-                                       if p.get("type") == "boolean" and k not in GATE_ARGS}}
+                switched = {
+                    **base,
+                    **{
+                        k: True
+                        for k, p in schema.get("properties", {}).items()
+                        if p.get("type") == "boolean" and k not in GATE_ARGS
+                    },
+                }
                 for start in (base, required) + ((switched,) if name in OUTPUT_PATH_FIELDS else ()):
-                    for fitted in ((True, False) if media else (False, True)):
+                    for fitted in (True, False) if media else (False, True):
                         args = _fit_creative_kind(start, path, beta) if fitted else copy.deepcopy(start)
                         _set_at(args, path, value)
                         _fit_level_and_items(args, path, kind, schema, base)
@@ -469,8 +604,9 @@ def registry_attempts(alpha: World, beta: World) -> list[Attempt]:
                 attempts.append(Attempt(spec.name, ".".join(path).replace(".[]", "[]"), kind, chosen, sent))
     # The gate's own ops, which are not in the registry: confirm and reject a held call.
     for op in ("confirm", "reject"):
-        attempts.append(Attempt(op, "confirm", "confirmation", {"confirm": alpha.ids["confirmation"]},
-                                alpha.ids["confirmation"]))
+        attempts.append(
+            Attempt(op, "confirm", "confirmation", {"confirm": alpha.ids["confirmation"]}, alpha.ids["confirmation"])
+        )
     return attempts
 
 
@@ -485,8 +621,10 @@ def command_attempts(alpha: World) -> list[tuple[str, str, Any, str]]:
             if field_name not in ARG_KINDS:
                 continue
             for kind in ARG_KINDS[field_name]:
-                words = [str(alpha.ids[kind]) if j == i else str(example.get(other, "1"))
-                         for j, other in enumerate(bot.positional[:max(i + 1, len(bot.positional))])]
+                words = [
+                    str(alpha.ids[kind]) if j == i else str(example.get(other, "1"))
+                    for j, other in enumerate(bot.positional[: max(i + 1, len(bot.positional))])
+                ]
                 lines.append((f"/{command} " + " ".join(words), kind, alpha.ids[kind], command))
     return lines
 
@@ -525,7 +663,9 @@ class Verdicts:
                 found.add(str(value))  # (server paths are caught by the home check, folders hold no secret)
         return sorted(found, key=len, reverse=True)
 
-    def judge(self, interface: str, label: str, kind: str, sent: Any, status: int, ok: bool, text: str, answer: Any) -> None:
+    def judge(
+        self, interface: str, label: str, kind: str, sent: Any, status: int, ok: bool, text: str, answer: Any
+    ) -> None:
         self.attempts += 1
         self.by_interface[interface] = self.by_interface.get(interface, 0) + 1
         self.kinds_tried.setdefault(kind, set()).add(interface)
@@ -539,21 +679,25 @@ class Verdicts:
             problems.append("crash text")
         # Nothing of alpha's in the answer, but the echo of what beta sent (a path beta typed may be named back).
         echo_free = whole
-        echoes = {str(sent), str(sent)[:80], str(sent)[:60]} | ({Path(str(sent)).name} if _is_file_name(kind) else set())
+        echoes = {str(sent), str(sent)[:80], str(sent)[:60]} | (
+            {Path(str(sent)).name} if _is_file_name(kind) else set()
+        )
         echoes |= {part for part in str(sent).split("_") if len(part) >= 8}  # a post id is <page id>_<post id>
         for value in sorted(echoes, key=len, reverse=True):  # errors quote at most 80 characters of a value
             echo_free = echo_free.replace(value, "<sent>")
         if self.home in echo_free:
             problems.append("a server path")
         first = text.strip().splitlines()[0] if text.strip() else ""
-        held = '"error": "confirmation_required"' in whole  # a question (/confirm, /reject): beta's confirm is judged next
-        if not ok and not held and (not first.startswith("ERROR ") or "Fix:" not in first and "Fix:" not in text):
+        held = (
+            '"error": "confirmation_required"' in whole
+        )  # a question (/confirm, /reject): beta's confirm is judged next
+        if not ok and not held and (not first.startswith("ERROR ") or ("Fix:" not in first and "Fix:" not in text)):
             problems.append(f"not one clear line: {text[:120]!r}")
         leaked = [s for s in self.secrets() if re.search(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])", echo_free)]
         if leaked:
             problems.append(f"alpha's {leaked[:3]} in the answer")
             at = echo_free.find(leaked[0])
-            problems.append(f"near {echo_free[max(0, at - 80):at + 40]!r}")
+            problems.append(f"near {echo_free[max(0, at - 80) : at + 40]!r}")
         if problems:
             self.successes.append(f"{interface} {label}: {'; '.join(problems)} :: {text[:200]!r}")
         elif re.match(r"ERROR validation: \w+: ", first) and "unknown argument" not in first:
@@ -576,7 +720,9 @@ def _mcp_verdict(answer: Any) -> tuple[bool, str]:
 def _held(answer: Any) -> str | None:
     """The confirmation id of a call the safety gate held, if it was held."""
     data = answer.get("data") if isinstance(answer, dict) else None
-    return data.get("confirmation_id") if isinstance(data, dict) and data.get("error") == "confirmation_required" else None
+    return (
+        data.get("confirmation_id") if isinstance(data, dict) and data.get("error") == "confirmation_required" else None
+    )
 
 
 async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thread: str) -> None:
@@ -588,8 +734,16 @@ async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thre
         if held:  # the gate is no wall between tenants: beta confirms its own held call, and that must fail too
             verdicts.confirmed_holds += 1
             status, answer = await beta.post("/v1/tools/facebook", {"op": "confirm", "args": {"confirm": held}})
-            verdicts.judge("http", f"{attempt.label} (confirmed)", attempt.kind, attempt.sent, status,
-                           bool(answer.get("ok")), answer.get("text", ""), answer)
+            verdicts.judge(
+                "http",
+                f"{attempt.label} (confirmed)",
+                attempt.kind,
+                attempt.sent,
+                status,
+                bool(answer.get("ok")),
+                answer.get("text", ""),
+                answer,
+            )
 
         status, answer = await mcp_call(beta, attempt.op, attempt.args)
         verdicts.judge("mcp", attempt.label, attempt.kind, attempt.sent, status, *_mcp_verdict(answer), answer)
@@ -600,17 +754,27 @@ async def attack(beta: Caller, verdicts: Verdicts, attempts: list[Attempt], thre
         line = f"/tool {attempt.op} {json.dumps(attempt.args)}"
         status, answer = await beta.post("/v1/chat", {"thread_id": thread, "message": line})
         reply = answer.get("reply", "") if isinstance(answer, dict) else str(answer)
-        verdicts.judge("chat", attempt.label, attempt.kind, attempt.sent, status,
-                       bool(answer.get("ok")) if isinstance(answer, dict) else True, reply, answer)
+        verdicts.judge(
+            "chat",
+            attempt.label,
+            attempt.kind,
+            attempt.sent,
+            status,
+            bool(answer.get("ok")) if isinstance(answer, dict) else True,
+            reply,
+            answer,
+        )
 
 
 # -- what alpha owns, read as alpha ---------------------------------------------------------------------------------------
 
 
 # Fields that move by themselves while the sandbox delivers (spend, counts, times of reading): not alpha's doing.
-VOLATILE = re.compile(r"^(?:spend|amount_spent|balance|budget_remaining|impressions|clicks|reach|insights|stats|"
-                      r"updated_time|effective_status|issues_info|delivery\w*|last_fired\w*|approximate_count\w*|"
-                      r"\w+_count|count_\w+)$")
+VOLATILE = re.compile(
+    r"^(?:spend|amount_spent|balance|budget_remaining|impressions|clicks|reach|insights|stats|"
+    r"updated_time|effective_status|issues_info|delivery\w*|last_fired\w*|approximate_count\w*|"
+    r"\w+_count|count_\w+)$"
+)
 
 
 def _stable(value: Any) -> Any:
@@ -658,14 +822,21 @@ async def snapshot(alpha: World) -> dict[str, Any]:
     status, thread = await t.get(f"/v1/threads/{alpha.thread}")
     assert status == 200
     seen["thread"] = json.loads(thread)["messages"]
-    seen["files"] = {str(p.relative_to(t.folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-                     for p in sorted(t.folder.rglob("*")) if p.is_file()}
+    seen["files"] = {
+        str(p.relative_to(t.folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(t.folder.rglob("*"))
+        if p.is_file()
+    }
     return seen
 
 
 def _differences(before: Any, after: Any, where: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
-        return [d for k in sorted(set(before) | set(after)) for d in _differences(before.get(k), after.get(k), f"{where}.{k}")]
+        return [
+            d
+            for k in sorted(set(before) | set(after))
+            for d in _differences(before.get(k), after.get(k), f"{where}.{k}")
+        ]
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         return [d for i, (b, a) in enumerate(zip(before, after)) for d in _differences(b, a, f"{where}[{i}]")]
     return [] if before == after else [f"{where}: {str(before)[:120]} -> {str(after)[:120]}"]
@@ -694,8 +865,9 @@ def test_every_id_and_path_argument_has_a_kind():
 async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     alpha_tenant, beta_tenant = tenants
     async with aiohttp.ClientSession() as session:  # videos are ready at once, so creatives can use them
-        async with session.post(f"{alpha_tenant.runtime.sandbox_url}/__sandbox/config",
-                                json={"video_processing_seconds": 0}) as resp:
+        async with session.post(
+            f"{alpha_tenant.runtime.sandbox_url}/__sandbox/config", json={"video_processing_seconds": 0}
+        ) as resp:
             assert resp.status == 200
     alpha = await build_world(alpha_tenant, "alpha", full=True)
     beta = await build_world(beta_tenant, "beta", full=True)
@@ -714,7 +886,9 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     # Chat commands whose words name alpha's objects (/undo N, /confirm ID, /experiment N, /pause ID, …).
     for line, kind, sent, command in command_attempts(alpha):
         status, answer = await beta_tenant.post("/v1/chat", {"thread_id": "beta-commands", "message": line})
-        verdicts.judge("chat-command", f"/{command}", kind, sent, status, bool(answer.get("ok")), answer.get("reply", ""), answer)
+        verdicts.judge(
+            "chat-command", f"/{command}", kind, sent, status, bool(answer.get("ok")), answer.get("reply", ""), answer
+        )
 
     # Alpha's thread: beta reads nothing of it and writes into its own thread of the same name, never alpha's.
     status, body = await beta_tenant.get(f"/v1/threads/{alpha.thread}")
@@ -732,10 +906,12 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     after = await snapshot(alpha)
     changed = _differences(before, after)
     with capsys.disabled():
-        print(f"\ncross-tenant: {verdicts.attempts} attempts ({len(attempts)} from the registry, "
-              f"{dict(sorted(verdicts.by_interface.items()))}), {len(verdicts.successes)} successes, "
-              f"{len(verdicts.kinds_tried)} kinds, {len(verdicts.refused_by_validation)} stopped by argument validation, "
-              f"{verdicts.confirmed_holds} held calls confirmed by beta")
+        print(
+            f"\ncross-tenant: {verdicts.attempts} attempts ({len(attempts)} from the registry, "
+            f"{dict(sorted(verdicts.by_interface.items()))}), {len(verdicts.successes)} successes, "
+            f"{len(verdicts.kinds_tried)} kinds, {len(verdicts.refused_by_validation)} stopped by argument validation, "
+            f"{verdicts.confirmed_holds} held calls confirmed by beta"
+        )
     assert verdicts.successes == [], "\n".join(verdicts.successes[:40])
     assert changed == [], "alpha's objects changed:\n" + "\n".join(changed[:40])
     # Every attempt reached the op: none stopped at the argument model, where it would prove nothing.
@@ -744,7 +920,10 @@ async def test_beta_gets_nothing_of_alphas(tenants, capsys):
     every_kind = {kind for kinds in ARG_KINDS.values() for kind in kinds}
     assert every_kind <= set(alpha.ids), every_kind - set(alpha.ids)
     for kind in every_kind:
-        assert {"http", "mcp", "mcp-op", "chat"} <= verdicts.kinds_tried.get(kind, set()), (kind, verdicts.kinds_tried.get(kind))
+        assert {"http", "mcp", "mcp-op", "chat"} <= verdicts.kinds_tried.get(kind, set()), (
+            kind,
+            verdicts.kinds_tried.get(kind),
+        )
     for kind in ("confirmation", "audit_entry", "launch", "experiment", "alert"):
         assert "chat-command" in verdicts.kinds_tried[kind] or kind in ("launch", "alert"), kind
     assert len(attempts) >= 250 and verdicts.attempts >= 4 * len(attempts) - 2, (len(attempts), verdicts.attempts)

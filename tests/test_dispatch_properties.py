@@ -1,4 +1,5 @@
 """Property tests: random ops and arguments thrown at dispatch never crash it and always answer one clear line."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +12,18 @@ from hypothesis import strategies as st
 from fi_facebook import REGISTRY
 from testkit import SANDBOX_START, sandbox_clock
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**15, max_value=10**15),
-                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                                  st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                           max_leaves=12)
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
 op_names = st.one_of(st.sampled_from(REGISTRY.names() + ["help", "confirm"]), st.text(max_size=20))
 
 
@@ -69,7 +77,9 @@ def live_dispatch():
     loop.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(op=op_names, args=args_strategy)
 def test_dispatch_never_crashes(live_dispatch, op, args):
     loop, facebook = live_dispatch
@@ -96,8 +106,10 @@ async def _state(facebook, url: str) -> tuple[int, str]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(op=st.sampled_from([s.name for s in REGISTRY.specs() if s.kind.value != "read"]),
-       args=st.dictionaries(st.sampled_from(_field_names()), json_values, max_size=5))
+@given(
+    op=st.sampled_from([s.name for s in REGISTRY.specs() if s.kind.value != "read"]),
+    args=st.dictionaries(st.sampled_from(_field_names()), json_values, max_size=5),
+)
 def test_random_writes_with_dry_run_change_nothing(live_dispatch, op, args):
     loop, facebook = live_dispatch
     before = loop.run_until_complete(_state(facebook, facebook.graph.base_url))

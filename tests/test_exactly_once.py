@@ -3,6 +3,7 @@ faults: a write is audited pending before it is sent and settled after; a lost a
 error, and never repeated blindly; a create that lands after the client gave up is found, not made twice; reconcile
 settles unknown and pending entries from what Facebook shows; undo works from Facebook's values and runs once; a
 confirmation runs only the change it previewed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,9 @@ CAMPAIGNS = r"^act_\d+/campaigns$"
 async def fast(store, sandbox, demo_accounts):
     """A session whose Graph client gives up on an answer after 0.5 s and looks for a lost create for 3 s."""
     token = await sandbox.token(expires_in=0)
-    graph = GraphClient(token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url, timeout=0.5,
-                        settle_window=3.0)
+    graph = GraphClient(
+        token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url, timeout=0.5, settle_window=3.0
+    )
     workspace = await store.ensure_workspace("fast")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
     try:
@@ -57,7 +59,11 @@ async def entry(fb, audit_id: int):
 async def test_a_write_is_audited_pending_before_it_is_sent_and_settled_after(fast, sandbox):
     campaign = await campaign_with_budget(fast)
     await sandbox.fault(kind="delay", method="POST", path=OBJECT, delay_ms=300)
-    call = asyncio.create_task(fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) - 100}))
+    call = asyncio.create_task(
+        fast.call(
+            "update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) - 100}
+        )
+    )
     for _ in range(100):
         unsettled = await fast.store.unsettled_audit(fast.workspace.id)
         if unsettled:
@@ -82,7 +88,7 @@ async def test_a_cancelled_write_stays_pending_and_reconcile_settles_it(fast, sa
         await call
     [pending] = await fast.store.unsettled_audit(fast.workspace.id)
     assert pending.outcome == "pending" and pending.tags and pending.tags[0]["name"] == "Cut short"
-    await asyncio.sleep(0.5)                                                           # the create lands meanwhile
+    await asyncio.sleep(0.5)  # the create lands meanwhile
     made = await named(sandbox, "Cut short")
     reconciled = await fast.call("reconcile", {})
     assert reconciled.ok and f"it happened: Facebook shows {made[0]['id']}" in reconciled.text, reconciled.text
@@ -99,11 +105,15 @@ async def test_a_budget_raise_whose_answers_are_lost_is_unknown_then_reconciled_
     await sandbox.fault(kind="drop", method="POST", path=OBJECT, when="after", count=4)  # applied, every answer lost
     raised = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": before + 100})
     assert not raised.ok and raised.text.startswith("ERROR outcome_unknown:"), raised.text
-    assert "it was not sent again" in raised.text and "reconcile" in raised.text and "failed" not in raised.text.split("Fix:")[0]
+    assert (
+        "it was not sent again" in raised.text
+        and "reconcile" in raised.text
+        and "failed" not in raised.text.split("Fix:")[0]
+    )
     assert raised.data["outcome"] == "unknown"
     audited = await entry(fast, raised.data["audit_id"])
     assert audited.outcome == "unknown" and audited.settled_at is None
-    assert await budget_of(fast, campaign["id"]) == before + 100                       # it did happen
+    assert await budget_of(fast, campaign["id"]) == before + 100  # it did happen
     reconciled = await fast.call("reconcile", {"audit_id": audited.id})
     assert "it happened: Facebook shows the new values" in reconciled.text
     assert (await entry(fast, audited.id)).outcome == "ok"
@@ -121,7 +131,7 @@ async def test_a_write_that_never_arrived_is_unknown_until_facebook_shows_it_did
     await sandbox.fault(kind="drop", method="POST", path=OBJECT, when="before", count=4)
     lowered = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": before - 100})
     assert not lowered.ok and lowered.data["error"] == "outcome_unknown"
-    undo = await fast.call("undo", {"audit_id": lowered.data["audit_id"]})             # undo looks at Facebook first
+    undo = await fast.call("undo", {"audit_id": lowered.data["audit_id"]})  # undo looks at Facebook first
     assert not undo.ok and "has no status or budget change to undo" in undo.text
     settled = await entry(fast, lowered.data["audit_id"])
     assert settled.outcome == "error" and "it did not happen" in settled.error
@@ -131,7 +141,9 @@ async def test_a_write_that_never_arrived_is_unknown_until_facebook_shows_it_did
 async def test_a_refused_write_is_an_error_because_facebook_said_so(fast, sandbox):
     campaign = await campaign_with_budget(fast)
     await sandbox.fault(kind="error", method="POST", path=OBJECT, message="(#100) The campaign is locked")
-    refused = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) - 100})
+    refused = await fast.call(
+        "update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) - 100}
+    )
     assert not refused.ok and refused.data["error"] == "facebook"
     assert (await entry(fast, refused.data["audit_id"])).outcome == "error"
 
@@ -171,10 +183,14 @@ async def test_ten_undos_of_one_entry_at_once_run_once(fast, sandbox):
     answers = await asyncio.gather(*(fast.call("undo", {"audit_id": lowered.data["audit_id"]}) for _ in range(10)))
     ran = [a for a in answers if a.ok]
     assert len(ran) == 1 and await budget_of(fast, campaign["id"]) == before
-    assert all("already undone" in a.text or "Nothing to undo" in a.text for a in answers if not a.ok or a is not ran[0])
+    assert all(
+        "already undone" in a.text or "Nothing to undo" in a.text for a in answers if not a.ok or a is not ran[0]
+    )
     sent = sum(n for route, n in (await sandbox.stats())["by_route"].items() if route.startswith("POST"))
     assert sent == 1
-    undos = [e for e in await fast.store.list_audit(fast.workspace.id, limit=50) if e.op == "undo" and e.outcome == "ok"]
+    undos = [
+        e for e in await fast.store.list_audit(fast.workspace.id, limit=50) if e.op == "undo" and e.outcome == "ok"
+    ]
     assert len(undos) == 1 and (await entry(fast, lowered.data["audit_id"])).undone_by == undos[0].id
 
 
@@ -189,7 +205,11 @@ async def test_a_confirmation_runs_only_the_change_it_previewed(fast):
     lowered = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": start * 4 // 10})
     assert lowered.ok, lowered.text
     stale = await fast.call("confirm", {"confirm": held.data["confirmation_id"]})
-    assert not stale.ok and stale.data["error"] == "confirmation_required" and stale.data["confirmation_id"] != held.data["confirmation_id"]
+    assert (
+        not stale.ok
+        and stale.data["error"] == "confirmation_required"
+        and stale.data["confirmation_id"] != held.data["confirmation_id"]
+    )
     assert "changed since the preview, so nothing was run" in stale.text
     assert await budget_of(fast, campaign["id"]) == start * 4 // 10
     used = await fast.call("confirm", {"confirm": held.data["confirmation_id"]})
@@ -201,7 +221,9 @@ async def test_a_confirmation_runs_only_the_change_it_previewed(fast):
 
 async def test_a_confirmation_can_be_rejected_and_unknown_ids_are_one_line(fast):
     campaign = await campaign_with_budget(fast)
-    held = await fast.call("update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) * 3})
+    held = await fast.call(
+        "update_campaign", {"campaign_id": campaign["id"], "daily_budget": int(campaign["daily_budget"]) * 3}
+    )
     rejected = await fast.call("reject", {"confirm": held.data["confirmation_id"]})
     assert rejected.ok and "nothing was sent, and it cannot run any more" in rejected.text
     after = await fast.call("confirm", {"confirm": held.data["confirmation_id"]})
@@ -216,12 +238,14 @@ async def test_a_confirmation_can_be_rejected_and_unknown_ids_are_one_line(fast)
 VIDEOS = r"^act_\d+/advideos$"
 
 
-async def _cut_short(fb, sandbox, tmp_path, *, skip: int) -> "object":
+async def _cut_short(fb, sandbox, tmp_path, *, skip: int) -> object:
     """upload_video cancelled (Ctrl-C) while its request number skip+1 (start, transfer chunks, finish) is on the wire."""
     from test_fb_ads_launch import video_file
 
     await sandbox.fault(kind="delay", method="POST", path=VIDEOS, skip=skip, delay_ms=400)
-    call = asyncio.create_task(fb.call("upload_video", {"path": video_file(tmp_path), "title": "Cut short", "wait": False}))
+    call = asyncio.create_task(
+        fb.call("upload_video", {"path": video_file(tmp_path), "title": "Cut short", "wait": False})
+    )
     await asyncio.sleep(0.2)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -230,24 +254,26 @@ async def _cut_short(fb, sandbox, tmp_path, *, skip: int) -> "object":
     return pending
 
 
-async def test_a_video_upload_cut_between_its_phases_names_its_video_and_reconcile_says_it_never_finished(fast, sandbox, tmp_path):
-    pending = await _cut_short(fast, sandbox, tmp_path, skip=1)          # cut while its first chunk is on the wire
+async def test_a_video_upload_cut_between_its_phases_names_its_video_and_reconcile_says_it_never_finished(
+    fast, sandbox, tmp_path
+):
+    pending = await _cut_short(fast, sandbox, tmp_path, skip=1)  # cut while its first chunk is on the wire
     [video_id] = pending.object_ids
-    shown = await fast.graph.get(video_id, {"fields": "status"})            # the object Facebook made at the start phase
+    shown = await fast.graph.get(video_id, {"fields": "status"})  # the object Facebook made at the start phase
     assert pending.op == "upload_video" and shown["status"]["uploading_phase"]["status"] == "in_progress", shown
     assert [(t["kind"], t["tag"]) for t in pending.tags] == [("video_upload", video_id)]
     too_soon = await fast.call("reconcile", {})
     assert "still unknown: too soon" in too_soon.text, too_soon.text
     assert (await entry(fast, pending.id)).object_ids == [video_id]
-    fast.store.clock = lambda: datetime.now(UTC) + timedelta(seconds=fast.graph.settle_window)   # a settle window later
+    fast.store.clock = lambda: datetime.now(UTC) + timedelta(seconds=fast.graph.settle_window)  # a settle window later
     reconciled = await fast.call("reconcile", {})
     assert f"it did not happen: the upload of video {video_id} never finished" in reconciled.text, reconciled.text
     assert (await entry(fast, pending.id)).outcome == "error"
 
 
 async def test_a_video_upload_cut_while_its_finish_lands_is_reconciled_as_done(fast, sandbox, tmp_path):
-    pending = await _cut_short(fast, sandbox, tmp_path, skip=2)          # the file is one chunk: start, transfer, finish
-    await asyncio.sleep(0.5)                                             # the finish lands meanwhile
+    pending = await _cut_short(fast, sandbox, tmp_path, skip=2)  # the file is one chunk: start, transfer, finish
+    await asyncio.sleep(0.5)  # the finish lands meanwhile
     reconciled = await fast.call("reconcile", {})
     assert f"it happened: the upload of video {pending.object_ids[0]} finished" in reconciled.text, reconciled.text
     settled = await entry(fast, pending.id)

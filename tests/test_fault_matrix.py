@@ -12,6 +12,7 @@ lands late: there the settle window must really pass for the late write to be fo
 Two faults are not in the matrix because the sandbox, like Facebook, has no such thing: a throttle "after the write"
 (a throttled request is refused, not processed) and a timeout "before the write" that is never processed (a request
 held too long is processed when it lands: timeout-lands-late; one never processed is drop-before or 5xx-before)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,9 @@ LATE_MS = 1000  # held this long, a request lands after the client gave up on it
 THROTTLE_MINUTES = 1  # Facebook's estimated_time_to_regain_access: waited (and recorded) by the client
 US = {"geo_locations": {"countries": ["US"]}}
 LINK = "https://example.com/matrix"
-UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
+UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
+)
 
 
 # -- the faults --------------------------------------------------------------------------------------------------
@@ -51,7 +54,7 @@ class Fault:
 
     id: str
     specs: tuple[dict[str, Any], ...]
-    real_time: bool = False    # a request lands late: the settle window must really pass
+    real_time: bool = False  # a request lands late: the settle window must really pass
 
 
 def on_write(**spec: Any) -> dict[str, Any]:
@@ -62,24 +65,34 @@ def throttle(code: int, minutes: int = THROTTLE_MINUTES, **spec: Any) -> dict[st
     return on_write(kind="throttle", code=code, minutes=minutes, **spec)
 
 
-FAULTS = {fault.id: fault for fault in (
-    Fault("5xx-before", (on_write(kind="http_500"),)),                      # not processed; the 500 does not say so
-    Fault("5xx-after", (on_write(kind="http_500", when="after"),)),         # processed, then a 500
-    Fault("5xx-repeated", (on_write(kind="unavailable", count=50),)),       # every send refused with a 503
-    Fault("drop-before", (on_write(kind="drop"),)),                         # connection closed, not processed
-    Fault("drop-after", (on_write(kind="drop", when="after"),)),            # processed, answer lost
-    # Processed, and the answer is lost for good: every re-send's answer is lost too, and the read that would settle
-    # it fails (a create's lookup by tag, the upload session of a customer list).
-    Fault("lost-for-good", (on_write(kind="drop", when="after", count=50), {"on": "look", "kind": "http_500", "count": 50})),
-    Fault("timeout-lands-late", (on_write(kind="timeout", delay_ms=LATE_MS),), real_time=True),  # processed after the client gave up
-    Fault("timeout-answer-late", (on_write(kind="timeout", when="after", delay_ms=LATE_MS),)),   # processed, answer too late
-    Fault("throttle-4", (throttle(4),)),
-    Fault("throttle-17", (throttle(17),)),
-    Fault("throttle-613", (throttle(613, error_subcode=1487742),)),
-    Fault("throttle-80004", (throttle(80004),)),
-    Fault("throttle-too-long", (throttle(80004, minutes=10),)),             # longer than the client waits (120 s)
-    Fault("token-expired", (on_write(kind="token_expired"),)),              # 190 mid-flow
-)}
+FAULTS = {
+    fault.id: fault
+    for fault in (
+        Fault("5xx-before", (on_write(kind="http_500"),)),  # not processed; the 500 does not say so
+        Fault("5xx-after", (on_write(kind="http_500", when="after"),)),  # processed, then a 500
+        Fault("5xx-repeated", (on_write(kind="unavailable", count=50),)),  # every send refused with a 503
+        Fault("drop-before", (on_write(kind="drop"),)),  # connection closed, not processed
+        Fault("drop-after", (on_write(kind="drop", when="after"),)),  # processed, answer lost
+        # Processed, and the answer is lost for good: every re-send's answer is lost too, and the read that would settle
+        # it fails (a create's lookup by tag, the upload session of a customer list).
+        Fault(
+            "lost-for-good",
+            (on_write(kind="drop", when="after", count=50), {"on": "look", "kind": "http_500", "count": 50}),
+        ),
+        Fault(
+            "timeout-lands-late", (on_write(kind="timeout", delay_ms=LATE_MS),), real_time=True
+        ),  # processed after the client gave up
+        Fault(
+            "timeout-answer-late", (on_write(kind="timeout", when="after", delay_ms=LATE_MS),)
+        ),  # processed, answer too late
+        Fault("throttle-4", (throttle(4),)),
+        Fault("throttle-17", (throttle(17),)),
+        Fault("throttle-613", (throttle(613, error_subcode=1487742),)),
+        Fault("throttle-80004", (throttle(80004),)),
+        Fault("throttle-too-long", (throttle(80004, minutes=10),)),  # longer than the client waits (120 s)
+        Fault("token-expired", (on_write(kind="token_expired"),)),  # 190 mid-flow
+    )
+}
 THROTTLES = {"throttle-4", "throttle-17", "throttle-613", "throttle-80004"}
 
 
@@ -127,7 +140,7 @@ class Case:
     ahead: Ahead
     tmp_path: Path
     name: str
-    ready: dict[str, Any] = field(default_factory=dict)     # what the family made before the fault
+    ready: dict[str, Any] = field(default_factory=dict)  # what the family made before the fault
 
     async def call(self, op: str, args: dict[str, Any]) -> OpResult:
         return await self.facebook.call(op, args)
@@ -140,8 +153,12 @@ class Case:
     async def live(self, type_: str, name_prefix: str | None = None) -> list[dict]:
         """The sandbox's objects of a type named after the case (or starting with a prefix), deleted ones left out."""
         objects = (await self.sandbox.control("GET", f"objects?type={type_}"))["data"]
-        return [o for o in objects if o.get("status") != "DELETED"
-                and (o.get("name") == self.name if name_prefix is None else str(o.get("name", "")).startswith(name_prefix))]
+        return [
+            o
+            for o in objects
+            if o.get("status") != "DELETED"
+            and (o.get("name") == self.name if name_prefix is None else str(o.get("name", "")).startswith(name_prefix))
+        ]
 
     async def last_entry(self):
         return (await self.facebook.store.list_audit(self.facebook.workspace.id, limit=1))[0]
@@ -158,15 +175,34 @@ async def session_for(sandbox, demo_accounts, tmp_path):
     async def make(fault: Fault, name: str) -> Case:
         token = await sandbox.token(expires_in=0)
         waits, ahead = Waits(real=fault.real_time), Ahead()
-        graph = GraphClient(token["access_token"], app_secret=token["app_secret"], base_url=sandbox.url,
-                            timeout=CLIENT_TIMEOUT, settle_window=SETTLE_WINDOW, sleep=waits, on_wait=record_wait)
-        graph.limiter = RateLimiter(threshold=graph.limiter.threshold, max_wait=graph.limiter.max_wait, sleep=waits,
-                                    on_wait=record_wait, clock=ahead)
+        graph = GraphClient(
+            token["access_token"],
+            app_secret=token["app_secret"],
+            base_url=sandbox.url,
+            timeout=CLIENT_TIMEOUT,
+            settle_window=SETTLE_WINDOW,
+            sleep=waits,
+            on_wait=record_wait,
+        )
+        graph.limiter = RateLimiter(
+            threshold=graph.limiter.threshold,
+            max_wait=graph.limiter.max_wait,
+            sleep=waits,
+            on_wait=record_wait,
+            clock=ahead,
+        )
         clients.append(graph)
         workspace = await store.ensure_workspace("matrix")
         await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
-        return Case(Facebook(store, graph, workspace, clock=sandbox_clock(sandbox)), sandbox, waits, later, ahead, tmp_path,
-                    name)
+        return Case(
+            Facebook(store, graph, workspace, clock=sandbox_clock(sandbox)),
+            sandbox,
+            waits,
+            later,
+            ahead,
+            tmp_path,
+            name,
+        )
 
     try:
         yield make
@@ -184,10 +220,10 @@ class Family:
     """One kind of write: how to get ready for it, run it, and read what the sandbox holds of it afterwards."""
 
     id: str
-    write: str                 # the path (regex) of its write request, a POST
-    look: str | None = None    # the path of the GET that settles a lost answer (None: it is re-sent instead)
-    looks_first: int = 0       # GETs of that path before the write (a launch step looks for its tag first)
-    creates: bool = True       # the answer names the object made (data["id"])
+    write: str  # the path (regex) of its write request, a POST
+    look: str | None = None  # the path of the GET that settles a lost answer (None: it is re-sent instead)
+    looks_first: int = 0  # GETs of that path before the write (a launch step looks for its tag first)
+    creates: bool = True  # the answer names the object made (data["id"])
 
     async def prepare(self, case: Case) -> None:
         """What must exist before the write (made before any fault is set)."""
@@ -241,8 +277,10 @@ class ConfirmedActiveCreate(CreateNamed):
     type_ = "campaign"
 
     async def prepare(self, case: Case) -> None:
-        held = await case.call("create_campaign", {"name": case.name, "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE",
-                                                   "daily_budget": 5000})
+        held = await case.call(
+            "create_campaign",
+            {"name": case.name, "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE", "daily_budget": 5000},
+        )
         assert held.data["error"] == "confirmation_required", held.text
         case.ready["confirmation_id"] = held.data["confirmation_id"]
 
@@ -261,8 +299,10 @@ class CreateAdset(CreateNamed):
         case.ready["campaign_id"] = campaign.data["id"]
 
     async def run(self, case: Case) -> OpResult:
-        return await case.call("create_adset", {"campaign_id": case.ready["campaign_id"], "name": case.name,
-                                                "targeting": US, "daily_budget": 2000})
+        return await case.call(
+            "create_adset",
+            {"campaign_id": case.ready["campaign_id"], "name": case.name, "targeting": US, "daily_budget": 2000},
+        )
 
 
 async def uploaded_image_and_page(case: Case) -> None:
@@ -272,8 +312,14 @@ async def uploaded_image_and_page(case: Case) -> None:
 
 
 def creative_args(case: Case, name: str) -> dict[str, Any]:
-    return {"kind": "image", "name": name, "image": case.ready["image"], "message": "Fresh for summer", "link": LINK,
-            "page_id": case.ready["page_id"]}
+    return {
+        "kind": "image",
+        "name": name,
+        "image": case.ready["image"],
+        "message": "Fresh for summer",
+        "link": LINK,
+        "page_id": case.ready["page_id"],
+    }
 
 
 class CreateCreative(CreateNamed):
@@ -291,15 +337,19 @@ class CreateAd(CreateNamed):
 
     async def prepare(self, case: Case) -> None:
         campaign = await case.must("create_campaign", {"name": f"{case.name} campaign", "objective": "OUTCOME_TRAFFIC"})
-        adset = await case.must("create_adset", {"campaign_id": campaign.data["id"], "name": f"{case.name} set",
-                                                 "targeting": US, "daily_budget": 2000})
+        adset = await case.must(
+            "create_adset",
+            {"campaign_id": campaign.data["id"], "name": f"{case.name} set", "targeting": US, "daily_budget": 2000},
+        )
         await uploaded_image_and_page(case)
         creative = await case.must("create_creative", creative_args(case, f"{case.name} creative"))
         case.ready.update(adset_id=adset.data["id"], creative_id=creative.data["id"])
 
     async def run(self, case: Case) -> OpResult:
-        return await case.call("create_ad", {"adset_id": case.ready["adset_id"], "creative_id": case.ready["creative_id"],
-                                             "name": case.name})
+        return await case.call(
+            "create_ad",
+            {"adset_id": case.ready["adset_id"], "creative_id": case.ready["creative_id"], "name": case.name},
+        )
 
 
 class UploadImage(Family):
@@ -324,7 +374,9 @@ class UpdateBudget(Family):
     """A budget change of an existing campaign (a decrease: no confirmation needed); re-sent safely, it ends the same."""
 
     async def prepare(self, case: Case) -> None:
-        made = await case.must("create_campaign", {"name": case.name, "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+        made = await case.must(
+            "create_campaign", {"name": case.name, "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000}
+        )
         case.ready["campaign_id"] = made.data["id"]
 
     async def run(self, case: Case) -> OpResult:
@@ -357,10 +409,10 @@ class LaunchCampaign(Family):
         return {"campaign": 1, "adset": 1, "adcreative": 1, "ad": 1}
 
     def untouched(self, case: Case) -> dict[str, int]:
-        return {"campaign": 1, "adset": 0, "adcreative": 0, "ad": 0}   # stopped at the ad set: the campaign stays
+        return {"campaign": 1, "adset": 0, "adcreative": 0, "ad": 0}  # stopped at the ad set: the campaign stays
 
     def written(self, case: Case) -> dict[str, int]:
-        return {"campaign": 1, "adset": 1, "adcreative": 0, "ad": 0}   # the ad set was made, its answer lost: stopped
+        return {"campaign": 1, "adset": 1, "adcreative": 0, "ad": 0}  # the ad set was made, its answer lost: stopped
 
     async def made_ids(self, case: Case) -> list[str]:
         return [o["id"] for type_, _ in KINDS for o in await case.live(type_, case.name)]
@@ -389,7 +441,7 @@ class AddUsers(Family):
 
         store = case.sandbox.server.sandbox.store
         if not store.db.execute("SELECT 1 FROM sqlite_master WHERE name='audience_people'").fetchone():
-            return 0   # no customer ever reached this sandbox
+            return 0  # no customer ever reached this sandbox
         return len(audiences._people(store.db, store.get(case.ready["audience_id"])["_members_key"]))
 
     def intended(self, case: Case) -> int:
@@ -407,33 +459,42 @@ class SendEvents(Family):
         case.ready["pixel_id"] = pixels.data["pixels"][0]["id"]
 
     async def run(self, case: Case) -> OpResult:
-        event = {"event_name": "Purchase", "event_id": case.name, "event_source_url": LINK,
-                 "user_data": {"em": "buyer@example.com", "client_user_agent": UA},
-                 "custom_data": {"value": 25, "currency": "USD"}}
+        event = {
+            "event_name": "Purchase",
+            "event_id": case.name,
+            "event_source_url": LINK,
+            "user_data": {"em": "buyer@example.com", "client_user_agent": UA},
+            "custom_data": {"value": 25, "currency": "USD"},
+        }
         return await case.call("send_events", {"pixel_id": case.ready["pixel_id"], "events": [event]})
 
     async def held(self, case: Case) -> int:
         db = case.sandbox.server.sandbox.store.db
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name='capi_events'").fetchone():
-            return 0   # no event ever reached this sandbox
-        return db.execute("SELECT COUNT(*) FROM capi_events WHERE event_id=? AND duplicate=0", (case.name,)).fetchone()[0]
+            return 0  # no event ever reached this sandbox
+        return db.execute("SELECT COUNT(*) FROM capi_events WHERE event_id=? AND duplicate=0", (case.name,)).fetchone()[
+            0
+        ]
 
     async def made_ids(self, case: Case) -> list[str]:
         return [case.ready["pixel_id"]]
 
 
-FAMILIES = {family.id: family for family in (
-    CreateCampaign("create-campaign", r"^act_\d+/campaigns$", look=r"^act_\d+/campaigns$"),
-    CreateAdset("create-adset", r"^act_\d+/adsets$", look=r"^act_\d+/adsets$"),
-    CreateCreative("create-creative", r"^act_\d+/adcreatives$", look=r"^act_\d+/adcreatives$"),
-    CreateAd("create-ad", r"^act_\d+/ads$", look=r"^act_\d+/ads$"),
-    UploadImage("upload-image", r"^act_\d+/adimages$", creates=False),
-    ConfirmedActiveCreate("confirmed-active-create", r"^act_\d+/campaigns$", look=r"^act_\d+/campaigns$"),
-    UpdateBudget("budget-update", r"^\d+$", creates=False),
-    LaunchCampaign("launch-campaign", r"^act_\d+/adsets$", look=r"^act_\d+/adsets$", looks_first=1, creates=False),
-    AddUsers("add-users", r"^\d+/users$", look=r"^\d+/sessions$", creates=False),
-    SendEvents("send-events", r"^\d+/events$", creates=False),
-)}
+FAMILIES = {
+    family.id: family
+    for family in (
+        CreateCampaign("create-campaign", r"^act_\d+/campaigns$", look=r"^act_\d+/campaigns$"),
+        CreateAdset("create-adset", r"^act_\d+/adsets$", look=r"^act_\d+/adsets$"),
+        CreateCreative("create-creative", r"^act_\d+/adcreatives$", look=r"^act_\d+/adcreatives$"),
+        CreateAd("create-ad", r"^act_\d+/ads$", look=r"^act_\d+/ads$"),
+        UploadImage("upload-image", r"^act_\d+/adimages$", creates=False),
+        ConfirmedActiveCreate("confirmed-active-create", r"^act_\d+/campaigns$", look=r"^act_\d+/campaigns$"),
+        UpdateBudget("budget-update", r"^\d+$", creates=False),
+        LaunchCampaign("launch-campaign", r"^act_\d+/adsets$", look=r"^act_\d+/adsets$", looks_first=1, creates=False),
+        AddUsers("add-users", r"^\d+/users$", look=r"^\d+/sessions$", creates=False),
+        SendEvents("send-events", r"^\d+/events$", creates=False),
+    )
+}
 
 
 # -- what each case must end with ---------------------------------------------------------------------------------
@@ -445,7 +506,7 @@ class Expect:
     refused: Facebook's answer (or a look since) proves nothing was done; `kind` is the error's kind."""
 
     outcome: str
-    held: str = "intended"     # intended | untouched | written
+    held: str = "intended"  # intended | untouched | written
     kind: str | None = None
 
 
@@ -460,18 +521,21 @@ def expected(family_id: str, fault_id: str) -> Expect:
     if fault_id == "throttle-too-long":
         return Expect("refused", "untouched", "rate_limit")
     if fault_id in THROTTLES:
-        return DONE   # a throttled request was refused, not processed: sent again after the wait Facebook names
+        return DONE  # a throttled request was refused, not processed: sent again after the wait Facebook names
     if family_id == "send-events":
         # Never re-sent by itself (the person is told a re-send is safe: the event_id makes Facebook count it once), and
         # nothing shows whether Facebook counted it: every lost answer stays unknown.
-        return LOST_BUT_DONE if fault_id in ("5xx-after", "drop-after", "timeout-lands-late", "timeout-answer-late") \
+        return (
+            LOST_BUT_DONE
+            if fault_id in ("5xx-after", "drop-after", "timeout-lands-late", "timeout-answer-late")
             else LOST_THEN_FOUND_MISSING
+        )
     if fault_id == "lost-for-good":
         return LOST_BUT_DONE
     if fault_id == "5xx-repeated":
         if family_id in ("budget-update", "upload-image"):
-            return LOST_THEN_FOUND_MISSING   # re-sent and never answered: only reconcile can tell
-        return Expect("refused", "untouched", "network")   # looked for (or the session read) after each send: not made
+            return LOST_THEN_FOUND_MISSING  # re-sent and never answered: only reconcile can tell
+        return Expect("refused", "untouched", "network")  # looked for (or the session read) after each send: not made
     return DONE
 
 
@@ -481,8 +545,12 @@ def applies(family_id: str, fault_id: str) -> bool:
     return not (family_id == "send-events" and fault_id in ("5xx-repeated", "lost-for-good"))
 
 
-CASES = [pytest.param(family_id, fault_id, id=f"{family_id}-{fault_id}")
-         for family_id in FAMILIES for fault_id in FAULTS if applies(family_id, fault_id)]
+CASES = [
+    pytest.param(family_id, fault_id, id=f"{family_id}-{fault_id}")
+    for family_id in FAMILIES
+    for fault_id in FAULTS
+    if applies(family_id, fault_id)
+]
 
 
 # -- the matrix ------------------------------------------------------------------------------------------------
@@ -515,7 +583,9 @@ def check_line(result: OpResult, expect: Expect, case: Case, fault: Fault) -> No
     assert result.data["audit_id"] and (result.data.get("error") == kind or result.data["error"].get("error") == kind)
     said = error_lines[0].split(" Fix: ")[0]
     if expect.outcome == "unknown":
-        assert "fail" not in said.replace("looking at Facebook failed", "").lower(), said   # never "failed": it may have happened
+        assert "fail" not in said.replace("looking at Facebook failed", "").lower(), (
+            said
+        )  # never "failed": it may have happened
         assert re.search(r"(not|nothing was) sent again|Sending them again is safe", error_lines[0]), error_lines[0]
 
 
@@ -535,11 +605,11 @@ async def check_audit(case: Case, family: Family, expect: Expect, result: OpResu
     case.later.ahead += timedelta(seconds=SETTLE_WINDOW)
     reconciled = await case.call("reconcile", {})
     settled = await case.last_entry()
-    if family.id == "send-events":   # nothing on Facebook tells whether an event was counted: it stays unknown
+    if family.id == "send-events":  # nothing on Facebook tells whether an event was counted: it stays unknown
         assert settled.outcome == "unknown" and "safe to send again" in reconciled.text, reconciled.text
     elif expect.held == "untouched":
         assert settled.outcome == "error" and "it did not happen" in reconciled.text, reconciled.text
-    elif family.id == "launch-campaign":   # the ad set was made, the launch stopped there: part of it happened
+    elif family.id == "launch-campaign":  # the ad set was made, the launch stopped there: part of it happened
         assert settled.outcome == "error" and "only part of it happened" in reconciled.text, reconciled.text
         assert set(settled.object_ids) == set(made), (settled.object_ids, made)
     else:
@@ -570,7 +640,7 @@ async def test_fault_matrix(session_for, family_id, fault_id):
     started = time.monotonic()
     result = await family.run(case)
     await case.sandbox.control("DELETE", "faults")
-    if fault.real_time:   # a request held by the sandbox lands LATE_MS after it arrived, whatever the client did
+    if fault.real_time:  # a request held by the sandbox lands LATE_MS after it arrived, whatever the client did
         await asyncio.sleep(max(0.0, LATE_MS / 1000 + 0.2 - (time.monotonic() - started)))
 
     assert await family.held(case) == held_for(family, case, expect.held), result.text

@@ -1,4 +1,5 @@
 """Ad account ops end to end through dispatch, over HTTP against the sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -115,16 +116,31 @@ async def _make(facebook, op: str, args: dict) -> str:
 
 async def test_status_budget_per_campaign_from_the_campaign_or_its_active_ad_sets(facebook, graph, demo_accounts):
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
-    cbo = await _make(facebook, "create_campaign", {"name": "CBO status", "objective": "OUTCOME_TRAFFIC",
-                                                   "daily_budget": 5000, "status": "ACTIVE"})
-    await _make(facebook, "create_adset", {"campaign_id": cbo, "name": "CBO set", "targeting": TARGETING, "status": "ACTIVE"})
-    abo = await _make(facebook, "create_campaign", {"name": "ABO status", "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE"})
+    cbo = await _make(
+        facebook,
+        "create_campaign",
+        {"name": "CBO status", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000, "status": "ACTIVE"},
+    )
+    await _make(
+        facebook, "create_adset", {"campaign_id": cbo, "name": "CBO set", "targeting": TARGETING, "status": "ACTIVE"}
+    )
+    abo = await _make(
+        facebook, "create_campaign", {"name": "ABO status", "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE"}
+    )
     for name, budget in (("ABO one", 8000), ("ABO two", 5000)):
-        await _make(facebook, "create_adset", {"campaign_id": abo, "name": name, "targeting": TARGETING,
-                                               "daily_budget": budget, "status": "ACTIVE"})
-    await _make(facebook, "create_adset", {"campaign_id": abo, "name": "ABO paused", "targeting": TARGETING,
-                                           "daily_budget": 9900})  # PAUSED: not part of what the campaign spends
-    empty = await _make(facebook, "create_campaign", {"name": "No live ad set", "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE"})
+        await _make(
+            facebook,
+            "create_adset",
+            {"campaign_id": abo, "name": name, "targeting": TARGETING, "daily_budget": budget, "status": "ACTIVE"},
+        )
+    await _make(
+        facebook,
+        "create_adset",
+        {"campaign_id": abo, "name": "ABO paused", "targeting": TARGETING, "daily_budget": 9900},
+    )  # PAUSED: not part of what the campaign spends
+    empty = await _make(
+        facebook, "create_campaign", {"name": "No live ad set", "objective": "OUTCOME_TRAFFIC", "status": "ACTIVE"}
+    )
 
     result = await facebook.call("account_overview")
     assert result.ok, result.text
@@ -137,17 +153,36 @@ async def test_status_budget_per_campaign_from_the_campaign_or_its_active_ad_set
     assert (cbo_budget, abo_budget, len(live_sets), len(abo_sets)) == (5000, 13000, 2, 3)
     lines = {line.split(" · ")[0].strip(): line for line in result.text.splitlines() if " · " in line}
     assert f"${cbo_budget // 100}.00/day (campaign budget)" in lines[f"{cbo} CBO status"]
-    assert f"${abo_budget // 100}.00/day across 2 ad sets" in lines[f"{abo} ABO status"]  # "$130.00/day across 2 ad sets"
+    assert (
+        f"${abo_budget // 100}.00/day across 2 ad sets" in lines[f"{abo} ABO status"]
+    )  # "$130.00/day across 2 ad sets"
     by_id = {c["id"]: c for c in result.data["campaigns"]}
     assert (by_id[cbo]["daily_budget"], by_id[cbo]["budget_source"]) == (cbo_budget, "campaign")
-    assert (by_id[abo]["daily_budget"], by_id[abo]["budget_source"], by_id[abo]["active_adsets"]) == (abo_budget, "ad sets", 2)
-    listed = await graph.get_all(f"{account}/campaigns", {"fields": "daily_budget,effective_status",
-                                                         "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
-    adsets = await graph.get_all(f"{account}/adsets", {"fields": "campaign_id,daily_budget,effective_status",
-                                                      "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"])})
+    assert (by_id[abo]["daily_budget"], by_id[abo]["budget_source"], by_id[abo]["active_adsets"]) == (
+        abo_budget,
+        "ad sets",
+        2,
+    )
+    listed = await graph.get_all(
+        f"{account}/campaigns",
+        {
+            "fields": "daily_budget,effective_status",
+            "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"]),
+        },
+    )
+    adsets = await graph.get_all(
+        f"{account}/adsets",
+        {
+            "fields": "campaign_id,daily_budget,effective_status",
+            "effective_status": json.dumps(["ACTIVE", "WITH_ISSUES", "IN_PROCESS"]),
+        },
+    )
     live_sets_of = {c["id"]: [a for a in adsets if a["campaign_id"] == c["id"]] for c in listed}
-    expected_total = sum(int(c.get("daily_budget") or 0) or sum(int(a.get("daily_budget") or 0) for a in live_sets_of[c["id"]])
-                         for c in listed if live_sets_of[c["id"]])  # a campaign without an active ad set spends nothing
+    expected_total = sum(
+        int(c.get("daily_budget") or 0) or sum(int(a.get("daily_budget") or 0) for a in live_sets_of[c["id"]])
+        for c in listed
+        if live_sets_of[c["id"]]
+    )  # a campaign without an active ad set spends nothing
     assert result.data["active_daily_budget"] == expected_total
     assert f"daily budgets ${expected_total / 100:,.2f} in all where an ad set is active" in result.text
     attention = {(item["kind"], item["object_id"]): item["text"] for item in result.data["attention"]}
@@ -169,15 +204,19 @@ async def test_status_spend_today_and_yesterday_in_the_accounts_days(facebook, g
     assert spent["yesterday"] > 0  # the demo delivered yesterday: the figure is not a default zero
     now = await sandbox_clock(sandbox)()
     local = now.astimezone(ZoneInfo(account["timezone_name"]))
-    assert (f"spend today ({local:%a %d %b %Y}, {account['timezone_name']}) "
-            f"{format_money(spent['today'], 'USD')}, yesterday") in result.text
+    assert (
+        f"spend today ({local:%a %d %b %Y}, {account['timezone_name']}) "
+        f"{format_money(spent['today'], 'USD')}, yesterday"
+    ) in result.text
     assert f"yesterday ({(local - timedelta(days=1)):%a %d %b %Y})" in result.text
     assert f"{format_money(spent['yesterday'], 'USD')}" in result.text
     assert (result.data["spend_today"], result.data["spend_yesterday"]) == (spent["today"], spent["yesterday"])
 
 
 async def test_status_names_disapproved_ads_and_a_spend_cap_nearly_reached(facebook, graph, demo_accounts):
-    disapproved = await graph.get_all(f"{demo_accounts['USD']}/ads", {"fields": "id", "effective_status": json.dumps(["DISAPPROVED"])})
+    disapproved = await graph.get_all(
+        f"{demo_accounts['USD']}/ads", {"fields": "id", "effective_status": json.dumps(["DISAPPROVED"])}
+    )
     assert disapproved  # the demo has one: the attention line must name it
     await facebook.store.set_setting(facebook.workspace.id, "guardrails", {"confirm_policy": "never"})
     spent = int((await graph.get(demo_accounts["USD"], {"fields": "amount_spent"}))["amount_spent"])
@@ -193,12 +232,19 @@ async def test_status_names_disapproved_ads_and_a_spend_cap_nearly_reached(faceb
 
 
 def test_status_budget_words_and_the_daily_budget_rule():
-    from fb_ad_account import NEARLY_SPENT, campaign_budget
+    from fb_ad_account import campaign_budget
 
     sets = [{"daily_budget": "8000"}, {"daily_budget": "5000"}]
     assert campaign_budget({"id": "1"}, sets, "USD") == (13000, "ad sets", "$130.00/day across 2 ad sets")
-    assert campaign_budget({"id": "1", "daily_budget": "5000"}, sets, "JPY") == (5000, "campaign", "¥5,000/day (campaign budget)")
-    assert campaign_budget({"id": "1", "lifetime_budget": "150000"}, [], "USD")[2] == "$1,500.00 lifetime (campaign budget)"
+    assert campaign_budget({"id": "1", "daily_budget": "5000"}, sets, "JPY") == (
+        5000,
+        "campaign",
+        "¥5,000/day (campaign budget)",
+    )
+    assert (
+        campaign_budget({"id": "1", "lifetime_budget": "150000"}, [], "USD")[2]
+        == "$1,500.00 lifetime (campaign budget)"
+    )
     assert campaign_budget({"id": "1"}, [{"lifetime_budget": "20000"}], "USD")[2] == "$200.00 lifetime across 1 ad set"
     assert campaign_budget({"id": "1"}, [], "USD")[:2] == (0, "ad sets")
 
@@ -210,8 +256,13 @@ def test_status_flags_a_daily_budget_nearly_spent_today():
     campaign = {"id": "120210000000000042", "name": "Summer"}
     assert budget_nearly_spent(campaign, 5000, "campaign", int(5000 * NEARLY_SPENT) - 1, "USD") is None
     item = budget_nearly_spent(campaign, 5000, "campaign", 4600, "USD")
-    assert item["text"] == ("Summer (120210000000000042) has spent $46.00 of its $50.00 daily budget today (92 %). "
-                            "/budget 120210000000000042 AMOUNT raises it")
+    assert item["text"] == (
+        "Summer (120210000000000042) has spent $46.00 of its $50.00 daily budget today (92 %). "
+        "/budget 120210000000000042 AMOUNT raises it"
+    )
     abo = budget_nearly_spent(campaign, 13000, "ad sets", 13000, "JPY")
-    assert "¥13,000 of its ¥13,000 daily budget today (100 %)" in abo["text"] and "/update_adset ID daily_budget=AMOUNT" in abo["text"]
+    assert (
+        "¥13,000 of its ¥13,000 daily budget today (100 %)" in abo["text"]
+        and "/update_adset ID daily_budget=AMOUNT" in abo["text"]
+    )
     assert budget_nearly_spent(campaign, 0, "ad sets", 500, "USD") is None

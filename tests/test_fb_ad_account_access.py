@@ -1,4 +1,5 @@
 """Pages, Instagram accounts, businesses, new ad accounts and account access, end to end through dispatch over HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,9 @@ async def test_a_second_page_means_no_automatic_choice(facebook, sandbox):
     demo = next(p for p in listed.data["pages"] if p["id"] != plain_page)
     switched = await facebook.call("select_page", {"page_id": demo["id"]})
     assert switched.ok and demo["instagram_account_id"] in switched.text
-    assert await facebook.store.get_selection(facebook.workspace.id, "instagram_account") == demo["instagram_account_id"]
+    assert (
+        await facebook.store.get_selection(facebook.workspace.id, "instagram_account") == demo["instagram_account_id"]
+    )
 
 
 # ---- Instagram ---------------------------------------------------------------------------------------------------
@@ -130,7 +133,9 @@ async def test_list_businesses(facebook, graph):
 
 async def test_create_ad_account_then_listed_and_not_selected(facebook, graph, demo_accounts):
     business = await _business(graph)
-    created = await facebook.call("create_ad_account", {"name": "Acme Germany", "currency": "eur", "timezone": "Europe/Berlin"})
+    created = await facebook.call(
+        "create_ad_account", {"name": "Acme Germany", "currency": "eur", "timezone": "Europe/Berlin"}
+    )
     assert created.ok, created.text
     account_id = created.data["id"]
     assert account_id.startswith("act_") and created.data["business_id"] == business["id"]
@@ -155,20 +160,27 @@ async def test_create_ad_account_takes_a_numeric_timezone_and_the_selected_page(
     assert stored["end_advertiser"] == page["id"] and int(stored["timezone_id"]) == 77
 
 
-@pytest.mark.parametrize("args,fragment", [
-    ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
-    ({"timezone": "Europe/Berlinn"}, "Did you mean Europe/Berlin"),
-    ({"timezone": "9999"}, "not a Facebook timezone_id"),
-    ({"currency": "XYZ"}, "not a currency Facebook accepts"),
-    ({"currency": "EURO"}, "closest: EUR"),
-    ({"end_advertiser": "my shop"}, "end_advertiser"),
-    ({"business_id": "424242424242"}, "not one this person belongs to"),
-    ({"name": ""}, "name"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
+        ({"timezone": "Europe/Berlinn"}, "Did you mean Europe/Berlin"),
+        ({"timezone": "9999"}, "not a Facebook timezone_id"),
+        ({"currency": "XYZ"}, "not a currency Facebook accepts"),
+        ({"currency": "EURO"}, "closest: EUR"),
+        ({"end_advertiser": "my shop"}, "end_advertiser"),
+        ({"business_id": "424242424242"}, "not one this person belongs to"),
+        ({"name": ""}, "name"),
+    ],
+)
 async def test_create_ad_account_refuses_bad_input_before_sending(facebook, sandbox, args, fragment):
     await sandbox.control("POST", "stats/reset")
-    result = await facebook.call("create_ad_account", {"name": "Acme", "currency": "EUR", "timezone": "Europe/Berlin", **args})
-    assert result.text.startswith("ERROR validation:") and fragment in result.text and "Fix:" in result.text, result.text
+    result = await facebook.call(
+        "create_ad_account", {"name": "Acme", "currency": "EUR", "timezone": "Europe/Berlin", **args}
+    )
+    assert result.text.startswith("ERROR validation:") and fragment in result.text and "Fix:" in result.text, (
+        result.text
+    )
     assert not await _posts(sandbox)
 
 
@@ -176,8 +188,9 @@ async def test_create_ad_account_dry_run_sends_nothing(facebook, sandbox, graph)
     business = await _business(graph)
     before = len((await facebook.call("list_ad_accounts")).data["accounts"])
     await sandbox.control("POST", "stats/reset")
-    result = await facebook.call("create_ad_account", {"name": "Dry Run Co", "currency": "GBP", "timezone": "Europe/London",
-                                                       "dry_run": True})
+    result = await facebook.call(
+        "create_ad_account", {"name": "Dry Run Co", "currency": "GBP", "timezone": "Europe/London", "dry_run": True}
+    )
     assert result.ok and result.text.startswith("DRY RUN create_ad_account"), result.text
     request = result.data["requests"][0]
     assert request["method"] == "POST" and request["path"] == f"{business['id']}/adaccount"
@@ -192,7 +205,9 @@ async def test_create_ad_account_lost_answer_is_not_sent_twice(facebook, sandbox
     business = await _business(graph)
     await sandbox.fault(kind="drop", method="POST", path="adaccount$", when="after", count=1)
     await sandbox.control("POST", "stats/reset")
-    result = await facebook.call("create_ad_account", {"name": "Lost Answer", "currency": "USD", "timezone": "America/New_York"})
+    result = await facebook.call(
+        "create_ad_account", {"name": "Lost Answer", "currency": "USD", "timezone": "America/New_York"}
+    )
     assert result.text.startswith("ERROR network:") and "may or may not have been created" in result.text
     assert "list_ad_accounts" in result.text
     stats = await sandbox.stats()

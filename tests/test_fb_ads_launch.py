@@ -1,6 +1,7 @@
 """Ads ops and the one-call launch (launch_campaign, resume_launch, rollback_launch) end to end over the sandbox:
 review states, links read back, idempotence, a fault at each step with resume and rollback, lost answers,
 validation before any write, ACTIVE through one confirmation, Instagram placements, and the launches store."""
+
 from __future__ import annotations
 
 import struct
@@ -46,7 +47,11 @@ async def _objects(sandbox, type_: str) -> list[dict]:
 
 async def _live(sandbox, type_: str, name_prefix: str) -> list[dict]:
     """Objects of a type whose name starts with the prefix and that are not deleted."""
-    return [o for o in await _objects(sandbox, type_) if str(o.get("name", "")).startswith(name_prefix) and o.get("status") != "DELETED"]
+    return [
+        o
+        for o in await _objects(sandbox, type_)
+        if str(o.get("name", "")).startswith(name_prefix) and o.get("status") != "DELETED"
+    ]
 
 
 async def _posts(sandbox) -> list[str]:
@@ -59,10 +64,20 @@ async def fast_video(sandbox):
 
 
 def launch_args(tmp_path: Path, name: str = "Summer", **overrides) -> dict:
-    args = {"campaign": {"name": name, "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
-            "adset": {"targeting": US},
-            "creatives": [{"kind": "image", "image": image_file(tmp_path, f"{name}.png"), "message": "Summer sale: 30% off",
-                           "link": LINK, "headline": "30% off", "call_to_action": "SHOP_NOW"}]}
+    args = {
+        "campaign": {"name": name, "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000},
+        "adset": {"targeting": US},
+        "creatives": [
+            {
+                "kind": "image",
+                "image": image_file(tmp_path, f"{name}.png"),
+                "message": "Summer sale: 30% off",
+                "link": LINK,
+                "headline": "30% off",
+                "call_to_action": "SHOP_NOW",
+            }
+        ],
+    }
     args.update(overrides)
     return args
 
@@ -73,15 +88,26 @@ def launch_args(tmp_path: Path, name: str = "Summer", **overrides) -> dict:
 async def _campaign_adset(facebook, name: str = "Ads") -> tuple[str, str]:
     campaign = await facebook.call("create_campaign", {"name": f"{name} C", "objective": "OUTCOME_TRAFFIC"})
     assert campaign.ok, campaign.text
-    adset = await facebook.call("create_adset", {"campaign_id": campaign.data["id"], "name": f"{name} AS", "targeting": US,
-                                                 "daily_budget": 2000})
+    adset = await facebook.call(
+        "create_adset",
+        {"campaign_id": campaign.data["id"], "name": f"{name} AS", "targeting": US, "daily_budget": 2000},
+    )
     assert adset.ok, adset.text
     return campaign.data["id"], adset.data["id"]
 
 
 async def _creative(facebook, tmp_path: Path, name: str, message: str) -> str:
-    created = await facebook.call("create_creative", {"kind": "image", "name": name, "image": image_file(tmp_path, f"{name}.png"),
-                                                      "message": message, "link": LINK, "page_id": "400000000000001"})
+    created = await facebook.call(
+        "create_creative",
+        {
+            "kind": "image",
+            "name": name,
+            "image": image_file(tmp_path, f"{name}.png"),
+            "message": message,
+            "link": LINK,
+            "page_id": "400000000000001",
+        },
+    )
     assert created.ok, created.text
     return created.data["id"]
 
@@ -111,7 +137,9 @@ async def test_ads_end_to_end_review_states_and_disapproval(facebook, sandbox, t
     fixed = await facebook.call("update_ad", {"ad_id": refused.data["id"], "creative_id": good})
     assert fixed.ok, fixed.text
     assert "review again" in fixed.text
-    assert (await facebook.call("get_ad", {"ad_id": refused.data["id"]})).data["ad"]["effective_status"] == "PENDING_REVIEW"
+    assert (await facebook.call("get_ad", {"ad_id": refused.data["id"]})).data["ad"][
+        "effective_status"
+    ] == "PENDING_REVIEW"
 
     for where in ({"adset_id": adset_id}, {"campaign_id": campaign_id}, {}):
         listed = await facebook.call("list_ads", where)
@@ -128,7 +156,9 @@ async def test_ads_end_to_end_review_states_and_disapproval(facebook, sandbox, t
 async def test_ad_status_ops_gate_duplicate_and_delete(facebook, sandbox, tmp_path):
     _, adset_id = await _campaign_adset(facebook, "Status")
     creative = await _creative(facebook, tmp_path, "Status creative", "Hello")
-    ad_id = (await facebook.call("create_ad", {"adset_id": adset_id, "creative_id": creative, "name": "Status ad"})).data["id"]
+    ad_id = (
+        await facebook.call("create_ad", {"adset_id": adset_id, "creative_id": creative, "name": "Status ad"})
+    ).data["id"]
 
     held = await facebook.call("resume_ad", {"ad_id": ad_id})
     assert not held.ok and held.data["error"] == "confirmation_required"
@@ -160,9 +190,17 @@ async def test_ad_status_ops_gate_duplicate_and_delete(facebook, sandbox, tmp_pa
 async def test_create_ad_checks_a1_before_sending(facebook, sandbox, tmp_path, demo_accounts):
     _, adset_id = await _campaign_adset(facebook, "A1")
     creative = await _creative(facebook, tmp_path, "A1 creative", "Hello")
-    jpy_creative = await facebook.call("create_creative", {"kind": "image", "name": "Yen", "image": image_file(tmp_path, "yen.png"),
-                                                           "link": LINK, "page_id": "400000000000001",
-                                                           "ad_account_id": demo_accounts["JPY"]})
+    jpy_creative = await facebook.call(
+        "create_creative",
+        {
+            "kind": "image",
+            "name": "Yen",
+            "image": image_file(tmp_path, "yen.png"),
+            "link": LINK,
+            "page_id": "400000000000001",
+            "ad_account_id": demo_accounts["JPY"],
+        },
+    )
     assert jpy_creative.ok, jpy_creative.text
     await facebook.call("archive_adset", {"adset_id": adset_id})
     await sandbox.control("POST", "stats/reset")
@@ -170,15 +208,24 @@ async def test_create_ad_checks_a1_before_sending(facebook, sandbox, tmp_path, d
     assert not archived.ok and archived.data["error_subcode"] == launch.SUBCODE_AD_ADSET and "archived" in archived.text
     _, live_adset = await _campaign_adset(facebook, "A1b")
     await sandbox.control("POST", "stats/reset")
-    foreign = await facebook.call("create_ad", {"adset_id": live_adset, "creative_id": jpy_creative.data["id"], "name": "No"})
-    assert not foreign.ok and foreign.data["error_subcode"] == launch.SUBCODE_AD_CREATIVE and foreign.data["blame_field"] == "creative"
+    foreign = await facebook.call(
+        "create_ad", {"adset_id": live_adset, "creative_id": jpy_creative.data["id"], "name": "No"}
+    )
+    assert (
+        not foreign.ok
+        and foreign.data["error_subcode"] == launch.SUBCODE_AD_CREATIVE
+        and foreign.data["blame_field"] == "creative"
+    )
     assert await _posts(sandbox) == []
 
 
 def test_review_text_explains_each_state():
     assert "usually minutes" in launch.review_text({"effective_status": "PENDING_REVIEW"})
-    refused = {"effective_status": "DISAPPROVED", "ad_review_feedback": {"global": {"Unrealistic Outcomes": "No guaranteed income."}},
-               "issues_info": [{"error_summary": "Ad not approved", "error_message": "Text breaks policy"}]}
+    refused = {
+        "effective_status": "DISAPPROVED",
+        "ad_review_feedback": {"global": {"Unrealistic Outcomes": "No guaranteed income."}},
+        "issues_info": [{"error_summary": "Ad not approved", "error_message": "Text breaks policy"}],
+    }
     text = launch.review_text(refused)
     assert "Unrealistic Outcomes: No guaranteed income." in text and "Ad not approved: Text breaks policy" in text
     assert "edit the text and update the creative" in text
@@ -191,17 +238,43 @@ def test_review_text_explains_each_state():
 async def test_launch_image_video_carousel_all_paused_and_linked(facebook, sandbox, tmp_path, fast_video):
     args = launch_args(tmp_path, "Trio")
     args["creatives"] += [
-        {"kind": "video", "name": "Trio video", "video": video_file(tmp_path), "thumbnail": image_file(tmp_path, "thumb.png", 0x10),
-         "message": "Watch", "link": LINK, "headline": "See it move"},
-        {"kind": "carousel", "name": "Trio carousel", "message": "Swipe", "link": LINK,
-         "cards": [{"image": image_file(tmp_path, f"card{i}.png", 0x20 + i), "link": f"{LINK}/{i}", "headline": f"Card {i}"}
-                   for i in range(3)]},
+        {
+            "kind": "video",
+            "name": "Trio video",
+            "video": video_file(tmp_path),
+            "thumbnail": image_file(tmp_path, "thumb.png", 0x10),
+            "message": "Watch",
+            "link": LINK,
+            "headline": "See it move",
+        },
+        {
+            "kind": "carousel",
+            "name": "Trio carousel",
+            "message": "Swipe",
+            "link": LINK,
+            "cards": [
+                {
+                    "image": image_file(tmp_path, f"card{i}.png", 0x20 + i),
+                    "link": f"{LINK}/{i}",
+                    "headline": f"Card {i}",
+                }
+                for i in range(3)
+            ],
+        },
     ]
     result = await facebook.call("launch_campaign", args)
     assert result.ok, result.text
     data = result.data
     assert len(data["creative_ids"]) == 3 and len(data["ad_ids"]) == 3
-    for word in ("✓ campaign Trio", "✓ ad set", "✓ image", "✓ video", "% uploaded", "✓ creative Trio video", "✓ ad Trio carousel"):
+    for word in (
+        "✓ campaign Trio",
+        "✓ ad set",
+        "✓ image",
+        "✓ video",
+        "% uploaded",
+        "✓ creative Trio video",
+        "✓ ad Trio carousel",
+    ):
         assert word in result.text
     assert "Everything is PAUSED" in result.text
 
@@ -218,12 +291,21 @@ async def test_launch_image_video_carousel_all_paused_and_linked(facebook, sandb
     image_story = creatives[data["creative_ids"][0]]["object_story_spec"]
     assert image_story["link_data"]["image_hash"] in images and image_story["page_id"] == "400000000000001"
     video_story = creatives[data["creative_ids"][1]]["object_story_spec"]["video_data"]
-    assert video_story["video_id"] == data["uploads"]["video:1"] and video_story["image_hash"] == data["uploads"]["image:1"]
+    assert (
+        video_story["video_id"] == data["uploads"]["video:1"]
+        and video_story["image_hash"] == data["uploads"]["image:1"]
+    )
     cards = creatives[data["creative_ids"][2]]["object_story_spec"]["link_data"]["child_attachments"]
-    assert [c["link"] for c in cards] == [f"{LINK}/{i}" for i in range(3)] and all(c["image_hash"] in images for c in cards)
+    assert [c["link"] for c in cards] == [f"{LINK}/{i}" for i in range(3)] and all(
+        c["image_hash"] in images for c in cards
+    )
 
     entry = (await facebook.store.list_audit(facebook.workspace.id, op="launch_campaign"))[0]
-    assert entry.outcome == "ok" and set(data["ad_ids"]) <= set(entry.object_ids) and data["campaign_id"] in entry.object_ids
+    assert (
+        entry.outcome == "ok"
+        and set(data["ad_ids"]) <= set(entry.object_ids)
+        and data["campaign_id"] in entry.object_ids
+    )
     shown = await facebook.call("get_launch", {"launch_id": data["launch_id"]})
     assert shown.ok and shown.data["status"] == "done" and list(shown.data["steps"])[0] == "campaign"
 
@@ -262,8 +344,15 @@ KINDS = (("campaign", "campaign"), ("adset", "adset"), ("adcreative", "creative"
 
 
 async def _launch_failing_at(facebook, sandbox, tmp_path, name: str, path: str) -> dict:
-    await sandbox.fault(kind="error", method="POST", path=path, code=100, message="(#100) Something is wrong with this object",
-                        error_user_title="Injected", error_user_msg="The sandbox refused this step.")
+    await sandbox.fault(
+        kind="error",
+        method="POST",
+        path=path,
+        code=100,
+        message="(#100) Something is wrong with this object",
+        error_user_title="Injected",
+        error_user_msg="The sandbox refused this step.",
+    )
     result = await facebook.call("launch_campaign", launch_args(tmp_path, name))
     assert not result.ok
     return result
@@ -301,10 +390,19 @@ async def test_fault_at_each_step_then_resume_finishes_without_duplicates(facebo
 async def test_fault_at_the_video_upload_step_then_resume(facebook, sandbox, tmp_path, fast_video):
     name = "Clip"
     args = launch_args(tmp_path, name)
-    args["creatives"] = [{"kind": "video", "name": "Clip video", "video": video_file(tmp_path, "clip.mp4"),
-                          "thumbnail": image_file(tmp_path, "clip.png", 0x20), "message": "Watch", "link": LINK}]
-    await sandbox.fault(kind="error", method="POST", path=r"^act_\d+/advideos$", code=1, message="An unknown error occurred",
-                        count=10)
+    args["creatives"] = [
+        {
+            "kind": "video",
+            "name": "Clip video",
+            "video": video_file(tmp_path, "clip.mp4"),
+            "thumbnail": image_file(tmp_path, "clip.png", 0x20),
+            "message": "Watch",
+            "link": LINK,
+        }
+    ]
+    await sandbox.fault(
+        kind="error", method="POST", path=r"^act_\d+/advideos$", code=1, message="An unknown error occurred", count=10
+    )
     failed = await facebook.call("launch_campaign", args)
     assert not failed.ok and failed.data["failed_step"].startswith("video"), failed.text
     await sandbox.control("DELETE", "faults")
@@ -319,8 +417,10 @@ async def test_crash_before_recording_a_step_is_recovered_by_its_tag(facebook, s
     name = "Crash"
     failed = await _launch_failing_at(facebook, sandbox, tmp_path, name, r"^act_\d+/adcreatives$")
     launch_id = failed.data["launch_id"]
-    for step in ("campaign", "adset"):   # forget both, as a crash between the create and the journal would
-        await facebook.store.record_launch_step(facebook.workspace.id, launch_id, step, status="failed", error={"message": "crash"})
+    for step in ("campaign", "adset"):  # forget both, as a crash between the create and the journal would
+        await facebook.store.record_launch_step(
+            facebook.workspace.id, launch_id, step, status="failed", error={"message": "crash"}
+        )
     resumed = await facebook.call("resume_launch", {"launch_id": launch_id})
     assert resumed.ok, resumed.text
     assert resumed.text.count("recovered") >= 2
@@ -366,17 +466,28 @@ async def test_rollback_deletes_newest_first_and_a_relaunch_starts_afresh(facebo
     rolled = await facebook.call("rollback_launch", {"launch_id": done.data["launch_id"]})
     assert rolled.ok
     deleted = rolled.data["deleted"]
-    assert deleted == [done.data["ad_ids"][0], done.data["creative_ids"][0], done.data["adset_id"], done.data["campaign_id"]]
+    assert deleted == [
+        done.data["ad_ids"][0],
+        done.data["creative_ids"][0],
+        done.data["adset_id"],
+        done.data["campaign_id"],
+    ]
     again = await facebook.call("launch_campaign", args)
     assert again.ok, again.text
     assert again.data["launch_id"] == done.data["launch_id"] and again.data["campaign_id"] != done.data["campaign_id"]
     assert len(await _live(sandbox, "campaign", "Order")) == 1
 
 
-@pytest.mark.parametrize("path, type_, kind", [(r"^act_\d+/ads$", "ad", "http_500"), (r"^act_\d+/ads$", "ad", "drop"),
-                                               (r"^act_\d+/campaigns$", "campaign", "http_500"),
-                                               (r"^act_\d+/adsets$", "adset", "http_500"),
-                                               (r"^act_\d+/adcreatives$", "adcreative", "http_500")])
+@pytest.mark.parametrize(
+    "path, type_, kind",
+    [
+        (r"^act_\d+/ads$", "ad", "http_500"),
+        (r"^act_\d+/ads$", "ad", "drop"),
+        (r"^act_\d+/campaigns$", "campaign", "http_500"),
+        (r"^act_\d+/adsets$", "adset", "http_500"),
+        (r"^act_\d+/adcreatives$", "adcreative", "http_500"),
+    ],
+)
 async def test_a_lost_create_answer_is_recovered_not_duplicated(facebook, sandbox, tmp_path, path, type_, kind):
     await sandbox.fault(kind=kind, method="POST", path=path, when="after")
     name = f"Lost {type_} {kind}"
@@ -389,16 +500,27 @@ async def test_a_lost_create_answer_is_recovered_not_duplicated(facebook, sandbo
 # -- validation before any write -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda a, p: a["adset"].update(targeting={"geo_locations": {"countries": ["US"]}, "age_min": 10}), "age_min"),
-    (lambda a, p: a["adset"].update(targeting={"age_min": 20}), "location"),
-    (lambda a, p: a["campaign"].update(daily_budget=50), "minimum"),
-    (lambda a, p: a["creatives"].append({"kind": "carousel", "link": LINK, "cards": [{"image": a["creatives"][0]["image"], "link": LINK}]}), "2 to 10"),
-    (lambda a, p: a["creatives"][0].update(image=str(p / "missing.png")), "missing.png"),
-    (lambda a, p: a["creatives"][0].update(link="example.com/no-scheme"), "http"),
-    (lambda a, p: a["creatives"][0].update(image="http://169.254.169.254/latest/meta-data.png"), "169.254.169.254"),
-    (lambda a, p: a["creatives"].append({"kind": "video", "video": str(p / "nothing.mp4"), "link": LINK}), "nothing.mp4"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda a, p: a["adset"].update(targeting={"geo_locations": {"countries": ["US"]}, "age_min": 10}), "age_min"),
+        (lambda a, p: a["adset"].update(targeting={"age_min": 20}), "location"),
+        (lambda a, p: a["campaign"].update(daily_budget=50), "minimum"),
+        (
+            lambda a, p: a["creatives"].append(
+                {"kind": "carousel", "link": LINK, "cards": [{"image": a["creatives"][0]["image"], "link": LINK}]}
+            ),
+            "2 to 10",
+        ),
+        (lambda a, p: a["creatives"][0].update(image=str(p / "missing.png")), "missing.png"),
+        (lambda a, p: a["creatives"][0].update(link="example.com/no-scheme"), "http"),
+        (lambda a, p: a["creatives"][0].update(image="http://169.254.169.254/latest/meta-data.png"), "169.254.169.254"),
+        (
+            lambda a, p: a["creatives"].append({"kind": "video", "video": str(p / "nothing.mp4"), "link": LINK}),
+            "nothing.mp4",
+        ),
+    ],
+)
 async def test_a_bad_step_stops_the_launch_before_any_write(facebook, sandbox, tmp_path, change, words):
     args = launch_args(tmp_path, "Invalid")
     change(args, tmp_path)
@@ -434,7 +556,9 @@ async def test_paused_launch_asked_again_active_switches_it_on_and_creates_nothi
     assert done.ok, done.text
     assert done.data["campaign_id"] == first.data["campaign_id"] and done.data["ad_ids"] == first.data["ad_ids"]
     assert {t: len(await _live(sandbox, t, "Later")) for t in ("campaign", "adset", "ad")} == counts
-    assert (await facebook.call("get_campaign", {"campaign_id": first.data["campaign_id"]})).data["campaign"]["status"] == "ACTIVE"
+    assert (await facebook.call("get_campaign", {"campaign_id": first.data["campaign_id"]})).data["campaign"][
+        "status"
+    ] == "ACTIVE"
     assert (await facebook.call("get_ad", {"ad_id": first.data["ad_ids"][0]})).data["ad"]["status"] == "ACTIVE"
     again = await facebook.call("launch_campaign", launch_args(tmp_path, "Later", status="ACTIVE"))
     assert again.ok and again.data.get("already_launched"), again.text
@@ -454,8 +578,10 @@ async def test_active_launch_is_one_confirmation_and_activates_last(facebook, sa
     record = await facebook.store.get_launch(facebook.workspace.id, done.data["launch_id"])
     steps = list(record.steps)
     assert steps[-1] == "activate:campaign" and steps.index("activate:ad:0") > steps.index("ad:0")
-    assert all(not s.startswith("activate") for s in steps[:steps.index("activate:ad:0")])
-    assert (await facebook.call("get_campaign", {"campaign_id": done.data["campaign_id"]})).data["campaign"]["status"] == "ACTIVE"
+    assert all(not s.startswith("activate") for s in steps[: steps.index("activate:ad:0")])
+    assert (await facebook.call("get_campaign", {"campaign_id": done.data["campaign_id"]})).data["campaign"][
+        "status"
+    ] == "ACTIVE"
     assert (await facebook.call("get_adset", {"adset_id": done.data["adset_id"]})).data["adset"]["status"] == "ACTIVE"
     assert (await facebook.call("get_ad", {"ad_id": done.data["ad_ids"][0]})).data["ad"]["status"] == "ACTIVE"
 
@@ -510,8 +636,15 @@ async def test_without_instagram_account_instagram_is_dropped_and_said(facebook,
 
 def test_public_url_checks_need_no_fetch():
     assert launch.check_public_url("https://cdn.example.com/a.png", "image") == "https://cdn.example.com/a.png"
-    for bad in ("ftp://example.com/a.png", "http://127.0.0.1/a.png", "http://10.0.0.5/a.png", "http://[::1]/a.png",
-                "http://metadata.google.internal/x", "http://user:pw@example.com/a.png", "http://printer.local/a.png"):
+    for bad in (
+        "ftp://example.com/a.png",
+        "http://127.0.0.1/a.png",
+        "http://10.0.0.5/a.png",
+        "http://[::1]/a.png",
+        "http://metadata.google.internal/x",
+        "http://user:pw@example.com/a.png",
+        "http://printer.local/a.png",
+    ):
         with pytest.raises(ValidationError):
             launch.check_public_url(bad, "image")
 
@@ -540,10 +673,14 @@ async def test_launches_in_the_store_are_per_workspace_and_restart_after_rollbac
 
 async def test_a_page_that_is_not_yours_stops_the_launch_before_anything_is_created(facebook, sandbox, tmp_path):
     await sandbox.control("POST", "stats/reset")
-    for args in (launch_args(tmp_path, "Foreign page", page_id="400000000000099"),
-                 launch_args(tmp_path, "Foreign post", creatives=[{"kind": "page_post", "post_id": "400000000000099_7"}])):
+    for args in (
+        launch_args(tmp_path, "Foreign page", page_id="400000000000099"),
+        launch_args(tmp_path, "Foreign post", creatives=[{"kind": "page_post", "post_id": "400000000000099_7"}]),
+    ):
         result = await facebook.call("launch_campaign", args)
-        assert not result.ok and "Nothing was created: page 400000000000099 is not a page you can advertise for" in result.text
+        assert (
+            not result.ok
+            and "Nothing was created: page 400000000000099 is not a page you can advertise for" in result.text
+        )
         assert result.data["code"] == 100 and result.data["error_subcode"] == 1443048, result.data  # rule C1
     assert await _posts(sandbox) == []
-

@@ -1,5 +1,6 @@
 """Audience ops: normalization and hashing by Facebook's rules, customer-file streaming in sessions, retries of one
 failed batch, PII kept out of logs, results and the audit log; website, engagement and lookalike audiences."""
+
 from __future__ import annotations
 
 import csv
@@ -35,11 +36,11 @@ TABLE = [
     ("PHONE", "+44 20 7946 0958", "442079460958"),
     ("PHONE", "0044 20 7946 0958", "442079460958"),
     ("PHONE", "+49.30.1234567", "49301234567"),
-    ("PHONE", "020 7946 0958", None),          # national number: no country code
+    ("PHONE", "020 7946 0958", None),  # national number: no country code
     ("PHONE", "555-CALL-NOW", None),
     ("PHONE", "12", None),
     ("FN", "José", "josé"),
-    ("FN", "Jose\u0301", "josé"),               # decomposed accent: same as composed
+    ("FN", "Jose\u0301", "josé"),  # decomposed accent: same as composed
     ("FN", "  MARY-JANE ", "maryjane"),
     ("LN", "O'Brien", "obrien"),
     ("LN", "Müller", "müller"),
@@ -104,10 +105,22 @@ def test_capi_keys_follow_the_same_rules():
     assert normalize_and_hash("ge", "Male") == sha("m")
 
 
-@pytest.mark.parametrize("header,key", [("email", "EMAIL"), ("E-mail", "EMAIL"), ("Email Address", "EMAIL"),
-                                        ("phone_number", "PHONE"), ("first_name", "FN"), ("Last Name", "LN"),
-                                        ("zip_code", "ZIP"), ("gender", "GEN"), ("external_id", "EXTERN_ID"),
-                                        ("IDFA", "MADID"), ("notes", None)])
+@pytest.mark.parametrize(
+    "header,key",
+    [
+        ("email", "EMAIL"),
+        ("E-mail", "EMAIL"),
+        ("Email Address", "EMAIL"),
+        ("phone_number", "PHONE"),
+        ("first_name", "FN"),
+        ("Last Name", "LN"),
+        ("zip_code", "ZIP"),
+        ("gender", "GEN"),
+        ("external_id", "EXTERN_ID"),
+        ("IDFA", "MADID"),
+        ("notes", None),
+    ],
+)
 def test_schema_detection_from_aliases(header, key):
     assert schema_key(header) == key
 
@@ -122,12 +135,14 @@ def test_header_without_known_columns_or_with_duplicates_is_refused():
 
 
 def test_invalid_rows_are_counted_by_number_and_never_kept():
-    rows = [["email", "phone", "fn"],
-            ["good@example.com", "+1 650 555 1234", "Ann"],
-            ["bad-email", "+1 650 555 1234", "Bob"],          # row 3
-            ["", "", ""],                                     # row 4: empty
-            ["", "+44 20 7946 0958", ""],
-            ["ok@example.com", "0650 555", "Cy"]]            # row 6: national phone
+    rows = [
+        ["email", "phone", "fn"],
+        ["good@example.com", "+1 650 555 1234", "Ann"],
+        ["bad-email", "+1 650 555 1234", "Bob"],  # row 3
+        ["", "", ""],  # row 4: empty
+        ["", "+44 20 7946 0958", ""],
+        ["ok@example.com", "0650 555", "Cy"],
+    ]  # row 6: national phone
     schema = detect_schema(rows[0])
     invalid, counts = [], {"read": 0, "invalid": 0}
     batches = list(iter_batches(schema, rows, invalid, counts))
@@ -139,8 +154,13 @@ def test_invalid_rows_are_counted_by_number_and_never_kept():
 
 
 PHONE_TEXT = st.text(alphabet="0123456789 +()-./x\t٣", max_size=24)
-EMAIL_TEXT = st.one_of(st.emails(), st.text(alphabet="aB@.- _\té0", max_size=20),
-                       st.just(ALREADY), st.just(ALREADY.upper()), st.just("6" * 64))
+EMAIL_TEXT = st.one_of(
+    st.emails(),
+    st.text(alphabet="aB@.- _\té0", max_size=20),
+    st.just(ALREADY),
+    st.just(ALREADY.upper()),
+    st.just("6" * 64),
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -156,7 +176,10 @@ def test_fast_phone_path_agrees_with_the_reference_rules(text):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(EMAIL_TEXT, st.one_of(PHONE_TEXT, st.just(ALREADY))), min_size=1, max_size=30))
 def test_column_hashing_agrees_with_normalize_and_hash_value_by_value(rows):
-    for key, column, hasher in (("EMAIL", 0, fb_hashing._hash_email_column), ("PHONE", 1, fb_hashing._hash_phone_column)):
+    for key, column, hasher in (
+        ("EMAIL", 0, fb_hashing._hash_email_column),
+        ("PHONE", 1, fb_hashing._hash_phone_column),
+    ):
         values = [row[column] for row in rows]
         expected = ["" if not v.strip() else normalize_and_hash(key, v) for v in values]
         assert hasher(values) == expected
@@ -166,8 +189,12 @@ CELL = st.text(alphabet="ab@.1 +-é\t", max_size=6)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(CELL, min_size=0, max_size=4), min_size=0, max_size=40),
-       st.sampled_from(["\n", "\r\n"]), st.booleans(), st.integers(min_value=1, max_value=7))
+@given(
+    st.lists(st.lists(CELL, min_size=0, max_size=4), min_size=0, max_size=40),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.integers(min_value=1, max_value=7),
+)
 def test_quote_free_csv_is_read_as_csv_reader_reads_it(tmp_path_factory, rows, newline, final_break, size):
     """The split fast paths (whole blocks, then line by line for ragged or blank lines) give csv.reader's rows."""
     lines = ["email,phone,fn"] + [",".join(row) for row in rows]
@@ -177,8 +204,11 @@ def test_quote_free_csv_is_read_as_csv_reader_reads_it(tmp_path_factory, rows, n
     with open(path, newline="", encoding="utf-8") as handle:
         records = list(csv.reader(handle))[1:]
     expected = [(n, [r[i] if i < len(r) else "" for i in range(3)]) for n, r in enumerate(records, start=2) if r]
-    got = [(n, [chunk.columns[i][k] for i in range(3)])
-           for chunk in fb_audience._chunks(schema, str(path), size) for k, n in enumerate(chunk.numbers)]
+    got = [
+        (n, [chunk.columns[i][k] for i in range(3)])
+        for chunk in fb_audience._chunks(schema, str(path), size)
+        for k, n in enumerate(chunk.numbers)
+    ]
     assert got == expected
     assert fb_audience.source_total(str(path)) == len(records)
 
@@ -230,7 +260,9 @@ async def _new_list(facebook, name="Customers") -> str:
 
 
 def _users_requests(stats: dict) -> int:
-    return sum(n for route, n in stats["by_route"].items() if route.endswith("/users") or route.endswith("/usersreplace"))
+    return sum(
+        n for route, n in stats["by_route"].items() if route.endswith("/users") or route.endswith("/usersreplace")
+    )
 
 
 async def test_25000_rows_go_in_three_session_batches(facebook, sandbox, tmp_path):
@@ -290,8 +322,12 @@ async def test_batch_that_keeps_failing_stops_with_a_clear_error(facebook, sandb
     await sandbox.fault(kind="http_500", method="POST", path=r"^\d+/users$", count=10)
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
-    assert not result.ok and result.text.startswith("ERROR network: Batch 1 of the upload") and "was not received" in result.text
-    assert result.data["outcome"] == "error"   # the session showed it missing after every send: not unknown
+    assert (
+        not result.ok
+        and result.text.startswith("ERROR network: Batch 1 of the upload")
+        and "was not received" in result.text
+    )
+    assert result.data["outcome"] == "error"  # the session showed it missing after every send: not unknown
     assert _users_requests(await sandbox.stats()) == fb_audience.MAX_CHUNK_ATTEMPTS
 
 
@@ -303,9 +339,15 @@ async def test_no_raw_pii_in_logs_results_or_audit(facebook, sandbox, store, tmp
         path = tmp_path / "list.csv"
         emails = write_csv(path, 40, bad_every=7)
         from_file = await facebook.call("add_users", {"audience_id": audience_id, "source": str(path)})
-        rows = [{"email": "Secret.Person@Example.org", "first_name": "Zebedee", "phone": "+1 415 555 0199",
-                 "zip": "94107-1234"},
-                {"email": "oops-no-at-sign", "first_name": "Quentinette", "phone": "", "zip": ""}]
+        rows = [
+            {
+                "email": "Secret.Person@Example.org",
+                "first_name": "Zebedee",
+                "phone": "+1 415 555 0199",
+                "zip": "94107-1234",
+            },
+            {"email": "oops-no-at-sign", "first_name": "Quentinette", "phone": "", "zip": ""},
+        ]
         inline = await facebook.call("add_users", {"audience_id": audience_id, "source": rows})
         removed = await facebook.call("remove_users", {"audience_id": audience_id, "source": rows[:1]})
         audit = await facebook.call("audit_log", {"limit": 10})
@@ -315,8 +357,19 @@ async def test_no_raw_pii_in_logs_results_or_audit(facebook, sandbox, store, tmp
     assert from_file.data["invalid_rows"] == 6 and from_file.data["rows_sent"] == 34
     assert [r["row"] for r in from_file.data["invalid_row_numbers"]] == [2, 9, 16, 23, 30, 37]
     assert inline.data["invalid_row_numbers"] == [{"row": 2, "fields": ["EMAIL"]}]
-    raw_values = emails + ["Zoë0", "zoë0", "Secret.Person@Example.org", "secret.person@example.org", "Zebedee",
-                           "zebedee", "Quentinette", "oops-no-at-sign", "415 555 0199", "14155550199", "94107"]
+    raw_values = emails + [
+        "Zoë0",
+        "zoë0",
+        "Secret.Person@Example.org",
+        "secret.person@example.org",
+        "Zebedee",
+        "zebedee",
+        "Quentinette",
+        "oops-no-at-sign",
+        "415 555 0199",
+        "14155550199",
+        "94107",
+    ]
     produced = stream.getvalue() + json.dumps([r.data for r in (from_file, inline, removed, audit)], default=str)
     produced += "".join(r.text for r in (from_file, inline, removed, audit))
     entries = await store.list_audit(facebook.workspace.id, limit=20)
@@ -337,8 +390,13 @@ async def test_dry_run_shows_counts_not_values(facebook, tmp_path):
 
 async def test_replace_users_and_bad_header(facebook, tmp_path):
     audience_id = await _new_list(facebook)
-    replaced = await facebook.call("replace_users", {"audience_id": audience_id,
-                                                     "source": [["EMAIL", "MADID"], ["a@b.co", "AB12CD34-0000-1111-2222-333344445555"]]})
+    replaced = await facebook.call(
+        "replace_users",
+        {
+            "audience_id": audience_id,
+            "source": [["EMAIL", "MADID"], ["a@b.co", "AB12CD34-0000-1111-2222-333344445555"]],
+        },
+    )
     assert replaced.ok, replaced.text
     assert replaced.data["rows_sent"] == 1 and replaced.data["schema"] == ["EMAIL", "MADID"]
     bad = await facebook.call("add_users", {"audience_id": audience_id, "source": [["notes"], ["x"]]})
@@ -349,26 +407,35 @@ async def test_website_engagement_lookalike_and_crud(facebook, graph, demo_accou
     account = demo_accounts["USD"]
     pixels = await graph.get_all(f"{account}/adspixels", {"fields": "id"})
     assert pixels
-    website = await facebook.call("create_website_audience", {"name": "Cart 30d", "pixel_id": pixels[0]["id"],
-                                                              "url_contains": "/cart", "retention_days": 30})
+    website = await facebook.call(
+        "create_website_audience",
+        {"name": "Cart 30d", "pixel_id": pixels[0]["id"], "url_contains": "/cart", "retention_days": 30},
+    )
     assert website.ok, website.text
-    too_long = await facebook.call("create_website_audience", {"name": "x", "pixel_id": pixels[0]["id"], "retention_days": 181})
+    too_long = await facebook.call(
+        "create_website_audience", {"name": "x", "pixel_id": pixels[0]["id"], "retention_days": 181}
+    )
     assert not too_long.ok and "retention_days" in too_long.text
     pages = await graph.get_all("me/accounts", {"fields": "id"})
-    engaged = await facebook.call("create_engagement_audience", {"name": "Engagers", "source_id": pages[0]["id"],
-                                                                 "event": "page_engaged", "retention_days": 90})
+    engaged = await facebook.call(
+        "create_engagement_audience",
+        {"name": "Engagers", "source_id": pages[0]["id"], "event": "page_engaged", "retention_days": 90},
+    )
     assert engaged.ok, engaged.text
 
     source = await _new_list(facebook, "Seed list")
     rows = [["email"]] + [[f"buyer{i}@example.com"] for i in range(3000)]
     filled = await facebook.call("add_users", {"audience_id": source, "source": rows})
     assert filled.ok, filled.text
-    tiers = await facebook.call("create_lookalike", {"origin_audience_id": source, "country": "United States", "tiers": [1, 3, 5]})
+    tiers = await facebook.call(
+        "create_lookalike", {"origin_audience_id": source, "country": "United States", "tiers": [1, 3, 5]}
+    )
     assert tiers.ok, tiers.text
     assert len(tiers.data["audience_ids"]) == 3
     specs = [a["lookalike_spec"] for a in tiers.data["audiences"]]
     assert [(s.get("starting_ratio", 0), s["ratio"]) for s in specs] == [(0, 0.01), (0.01, 0.03), (0.03, 0.05)]
     from fb_audience import lookalike_takes_country
+
     if lookalike_takes_country(facebook.graph.api_version):
         assert {s["country"] for s in specs} == {"US"}
     else:  # v27.0+: locations come from the ad sets (Meta SDK v27.0.0 release note)
@@ -423,7 +490,9 @@ def _members(sandbox, audience_id: str) -> set[int]:
 async def test_worker_processes_send_what_a_thread_sends(facebook, sandbox, tmp_path, monkeypatch):
     path = tmp_path / "big.csv"
     write_csv(path, 25_000, bad_every=997)
-    by_thread = await facebook.call("add_users", {"audience_id": await _new_list(facebook, "thread"), "source": str(path)})
+    by_thread = await facebook.call(
+        "add_users", {"audience_id": await _new_list(facebook, "thread"), "source": str(path)}
+    )
     monkeypatch.setattr(fb_audience, "ROWS_PER_HASH_WORKER", 2_000)
     monkeypatch.setattr(fb_audience.os, "cpu_count", lambda: 3)
     progress = []
@@ -451,12 +520,19 @@ async def test_last_batch_from_worker_processes_closes_the_session(facebook, san
     path = tmp_path / "big.csv"
     write_csv(path, 36_000)
     audience_id = await _new_list(facebook)
-    first = await facebook.call("add_users", {"audience_id": audience_id, "source": str(tmp_path / "first.csv")}) \
-        if write_csv(tmp_path / "first.csv", 500) else None
+    first = (
+        await facebook.call("add_users", {"audience_id": audience_id, "source": str(tmp_path / "first.csv")})
+        if write_csv(tmp_path / "first.csv", 500)
+        else None
+    )
     await sandbox.fault(kind="delay", method="POST", path=r"^\d+/usersreplace$", count=1, delay_ms=1000)
     replaced = await facebook.call("replace_users", {"audience_id": audience_id, "source": str(path)})
     assert first.ok and replaced.ok, (first.text, replaced.text)
-    assert replaced.data["hash_processes"] == 3 and replaced.data["batches"] >= 4 and replaced.data["num_received"] == 36_000
+    assert (
+        replaced.data["hash_processes"] == 3
+        and replaced.data["batches"] >= 4
+        and replaced.data["num_received"] == 36_000
+    )
     assert len(_members(sandbox, audience_id)) == 36_000
 
 
@@ -473,8 +549,9 @@ async def test_file_that_is_not_utf8_is_refused_before_anything_is_sent(facebook
     assert _users_requests(await sandbox.stats()) == 0
 
 
-async def test_hashing_falls_back_to_a_thread_when_no_process_can_start(facebook, sandbox, tmp_path, hash_in_processes,
-                                                                        monkeypatch):
+async def test_hashing_falls_back_to_a_thread_when_no_process_can_start(
+    facebook, sandbox, tmp_path, hash_in_processes, monkeypatch
+):
     monkeypatch.setattr(fb_audience.sys, "executable", str(tmp_path / "no-such-python"))
     path = tmp_path / "big.csv"
     write_csv(path, 9_000)
@@ -483,8 +560,9 @@ async def test_hashing_falls_back_to_a_thread_when_no_process_can_start(facebook
     assert result.data["hash_processes"] == 0 and result.data["rows_sent"] == 9_000
 
 
-async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(facebook, sandbox, tmp_path,
-                                                                                hash_in_processes, monkeypatch):
+async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(
+    facebook, sandbox, tmp_path, hash_in_processes, monkeypatch
+):
     """A worker that ends without its closing frame after batches were sent: the upload stops with one line naming
     the error's type only (its message could hold a customer's value), and how much was sent before."""
     crashing = tmp_path / "crashing_worker.py"
@@ -501,7 +579,9 @@ async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(
         "        sys.stdout.buffer.write(data)\n"
         "    def flush(self):\n"
         "        sys.stdout.buffer.flush()\n"
-        "fb_hashing.work(job, Out())\n", encoding="utf-8")
+        "fb_hashing.work(job, Out())\n",
+        encoding="utf-8",
+    )
     monkeypatch.setattr(fb_hashing, "__file__", str(crashing))
     path = tmp_path / "big.csv"
     write_csv(path, 9_000)
@@ -511,8 +591,10 @@ async def test_worker_process_that_dies_stops_the_upload_without_leaking_values(
     assert "were sent before it" in result.text and result.data["rows_sent"] > 0
 
 
-@pytest.mark.parametrize("content, line", [(b"email\na@b.co\nx@y.co\xc3", 3), (b"email\na@b.co\n\xff@y.co\nc@d.co\n", 3),
-                                           (b"em\xe4il\na@b.co\n", 1)])
+@pytest.mark.parametrize(
+    "content, line",
+    [(b"email\na@b.co\nx@y.co\xc3", 3), (b"email\na@b.co\n\xff@y.co\nc@d.co\n", 3), (b"em\xe4il\na@b.co\n", 1)],
+)
 async def test_small_file_that_is_not_utf8_is_refused_with_its_line(facebook, sandbox, tmp_path, content, line):
     path = tmp_path / "list.csv"
     path.write_bytes(content)
@@ -540,12 +622,13 @@ async def _session_of(graph, audience_id: str) -> dict:
 async def quick_facebook(store, sandbox, demo_token, demo_accounts):
     """The product over the sandbox with a Graph client that gives up after three seconds (a 10,000-row batch takes
     well under that, even on a loaded machine)."""
-    from fi_facebook import Facebook
     from fb_utils import GraphClient
+    from fi_facebook import Facebook
     from testkit import sandbox_clock
 
-    client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
-                         timeout=3.0)
+    client = GraphClient(
+        demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=3.0
+    )
     workspace = await store.ensure_workspace("quick")
     await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
     try:
@@ -554,11 +637,13 @@ async def quick_facebook(store, sandbox, demo_token, demo_accounts):
         await client.close()
 
 
-@pytest.mark.parametrize("fault", [{"kind": "drop"}, {"kind": "timeout", "delay_ms": 6000}],
-                         ids=["dropped", "timed-out"])
+@pytest.mark.parametrize(
+    "fault", [{"kind": "drop"}, {"kind": "timeout", "delay_ms": 6000}], ids=["dropped", "timed-out"]
+)
 @pytest.mark.parametrize("op", ["add_users", "replace_users"])
-async def test_last_batch_whose_answer_is_lost_is_confirmed_by_the_session(quick_facebook, sandbox, graph, tmp_path,
-                                                                           fault, op):
+async def test_last_batch_whose_answer_is_lost_is_confirmed_by_the_session(
+    quick_facebook, sandbox, graph, tmp_path, fault, op
+):
     facebook = quick_facebook
     audience_id = await _new_list(facebook)
     path = tmp_path / "list.csv"
@@ -628,10 +713,12 @@ async def test_session_that_cannot_be_read_leaves_the_outcome_unknown(facebook, 
         configure_logging()
     assert not result.ok
     line = result.text.splitlines()[0]
-    assert line.startswith(f"ERROR outcome_unknown: The answer to batch 2 (the last) of the upload to audience "
-                           f"{audience_id} (2,000 rows) was lost (the connection dropped before the answer came) and the upload session could "
-                           "not be read: Facebook may have received it. 1 earlier batch(es) (10,000 rows) arrived; "
-                           "nothing was sent again.")
+    assert line.startswith(
+        f"ERROR outcome_unknown: The answer to batch 2 (the last) of the upload to audience "
+        f"{audience_id} (2,000 rows) was lost (the connection dropped before the answer came) and the upload session could "
+        "not be read: Facebook may have received it. 1 earlier batch(es) (10,000 rows) arrived; "
+        "nothing was sent again."
+    )
     assert "Fix: See in a few hours whether the audience grew" in line and "run the same /add_users again" in line
     assert "run the same add_users again" in result.llm_text  # the LLM reads the op, the person the command
     assert "fail" not in result.text.lower()
@@ -647,8 +734,16 @@ async def test_session_that_cannot_be_read_leaves_the_outcome_unknown(facebook, 
 async def test_refusal_naming_the_session_is_checked_against_it(facebook, sandbox, graph, tmp_path):
     """Facebook answers the last batch with a refusal blamed on the session (as for a session already finished): when
     the session holds the batch's rows it arrived after all; when it does not, the refusal stands."""
-    finished = {"kind": "error", "method": "POST", "path": USERS_POST, "count": 1, "skip": 1, "code": 100,
-                "message": "(#100) The session is already finished", "blame_field": "session"}
+    finished = {
+        "kind": "error",
+        "method": "POST",
+        "path": USERS_POST,
+        "count": 1,
+        "skip": 1,
+        "code": 100,
+        "message": "(#100) The session is already finished",
+        "blame_field": "session",
+    }
     path = tmp_path / "list.csv"
     write_csv(path, 12_000)
     arrived_id = await _new_list(facebook, "arrived")

@@ -1,26 +1,27 @@
 """Pixels, custom conversions, Conversions API events and the GTM export (fb_audience) against the sandbox."""
+
 from __future__ import annotations
 
-from pathlib import Path
 import dataclasses
 import hashlib
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from fb_audience import (
+    STANDARD_EVENTS,
     CreateCustomConversionArgs,
+    DeleteCustomConversionArgs,
     GtmExportArgs,
     ListCustomConversionsArgs,
     ListPixelsArgs,
     PixelStatsArgs,
     SendEventsArgs,
-    STANDARD_EVENTS,
     create_custom_conversion,
     delete_custom_conversion,
-    DeleteCustomConversionArgs,
     gtm_container,
     gtm_export,
     list_custom_conversions,
@@ -42,9 +43,13 @@ UA = "Mozilla/5.0 (test)"
 
 
 def event(n: int, name: str = "Purchase", at: float | None = None, **extra) -> dict:
-    body = {"event_name": name, "event_id": f"ev-{n}", "event_source_url": "https://shop.example.com/thanks",
-            "user_data": {"em": f"Buyer{n}@Example.com ", "client_user_agent": UA, "client_ip_address": "203.0.113.7"},
-            "custom_data": {"value": 10 + n % 7, "currency": "usd", "content_ids": [f"SKU-{n}"]}}
+    body = {
+        "event_name": name,
+        "event_id": f"ev-{n}",
+        "event_source_url": "https://shop.example.com/thanks",
+        "user_data": {"em": f"Buyer{n}@Example.com ", "client_user_agent": UA, "client_ip_address": "203.0.113.7"},
+        "custom_data": {"value": 10 + n % 7, "currency": "usd", "content_ids": [f"SKU-{n}"]},
+    }
     if at is not None:
         body["event_time"] = int(at)
     body.update(extra)
@@ -58,23 +63,25 @@ def event(n: int, name: str = "Purchase", at: float | None = None, **extra) -> d
 
 def test_user_data_normalized_and_hashed_like_hashlib():
     already = sha("someone@example.com")
-    out = normalize_user_data({
-        "em": ["  John.Doe+Tag@Example.COM ", already.upper()],
-        "ph": "+1 (650) 555-1234",
-        "fn": "  Émilie ",
-        "ln": "O'Brien",
-        "db": "1990-01-31",
-        "ge": "Female",
-        "ct": "San Francisco 94",
-        "st": "C.A.",
-        "zp": "94025-1234",
-        "country": "US",
-        "external_id": "user-42",
-        "client_ip_address": "203.0.113.7",
-        "client_user_agent": UA,
-        "fbc": "fb.1.1554763741205.AbCdEfGh",
-        "fbp": "fb.1.1558571054389.1098115397",
-    })
+    out = normalize_user_data(
+        {
+            "em": ["  John.Doe+Tag@Example.COM ", already.upper()],
+            "ph": "+1 (650) 555-1234",
+            "fn": "  Émilie ",
+            "ln": "O'Brien",
+            "db": "1990-01-31",
+            "ge": "Female",
+            "ct": "San Francisco 94",
+            "st": "C.A.",
+            "zp": "94025-1234",
+            "country": "US",
+            "external_id": "user-42",
+            "client_ip_address": "203.0.113.7",
+            "client_user_agent": UA,
+            "fbc": "fb.1.1554763741205.AbCdEfGh",
+            "fbp": "fb.1.1558571054389.1098115397",
+        }
+    )
     assert out["em"] == [sha("john.doe+tag@example.com"), already]
     assert out["ph"] == [sha("16505551234")]
     assert out["fn"] == [sha("émilie")]
@@ -99,8 +106,10 @@ def test_user_data_aliases_and_duplicates():
     assert out["ph"] == [sha("442079460958")]
 
 
-@pytest.mark.parametrize("field,value", [("em", "not-an-email"), ("ph", "0123"), ("country", "Atlantis"),
-                                         ("db", "31/31/1990"), ("ge", "robot")])
+@pytest.mark.parametrize(
+    "field,value",
+    [("em", "not-an-email"), ("ph", "0123"), ("country", "Atlantis"), ("db", "31/31/1990"), ("ge", "robot")],
+)
 def test_bad_user_data_refused_without_echoing_it(field, value):
     with pytest.raises(ValidationError) as caught:
         normalize_user_data({field: value, "client_user_agent": UA}, "events[3].user_data")
@@ -152,7 +161,11 @@ def _check_container(container: dict, pixel_id: str, events: list[str]) -> None:
     for name in events:
         if name == "PageView":
             continue
-        tag = next(t for t in tags if f"fbq('track', '{name}'" in next(p["value"] for p in t["parameter"] if p["key"] == "html"))
+        tag = next(
+            t
+            for t in tags
+            if f"fbq('track', '{name}'" in next(p["value"] for p in t["parameter"] if p["key"] == "html")
+        )
         html = next(p["value"] for p in tag["parameter"] if p["key"] == "html")
         assert "eventID: {{DLV - event_id}}" in html
         trigger = by_id[tag["firingTriggerId"][0]]
@@ -205,7 +218,9 @@ async def test_old_event_refused_locally_nothing_sent(ctx, pixel_id, sandbox):
         await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": events}))
     assert "events[1]" in caught.value.to_text() and "7 days" in caught.value.to_text()
     with pytest.raises(ValidationError, match=r"events\[0\].*future"):
-        await send_events(ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": [event(0, at=now + 600)]}))
+        await send_events(
+            ctx, SendEventsArgs.model_validate({"pixel_id": pixel_id, "events": [event(0, at=now + 600)]})
+        )
     assert _event_posts(await sandbox.stats()) == before
 
 
@@ -254,26 +269,51 @@ async def test_dedup_visible_in_pixel_stats(ctx, pixel_id):
 
 
 async def test_test_events_not_counted(ctx, pixel_id):
-    base = (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))).data["totals"].get("Schedule", 0)
+    base = (
+        (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour")))
+        .data["totals"]
+        .get("Schedule", 0)
+    )
     _, result = await _send(ctx, pixel_id, [event(1, name="Schedule", custom_data=None)], test_event_code="TEST123")
     assert result.ok and "TEST123" in result.text
-    after = (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour"))).data["totals"].get("Schedule", 0)
+    after = (
+        (await pixel_stats(ctx, PixelStatsArgs(pixel_id=pixel_id, period="last_hour")))
+        .data["totals"]
+        .get("Schedule", 0)
+    )
     assert after == base
 
 
 async def test_custom_conversion_lifecycle(ctx, pixel_id):
-    plan = await create_custom_conversion(ctx, CreateCustomConversionArgs.model_validate(
-        {"name": "Thank-you purchases", "pixel_id": pixel_id, "event": "Purchase", "rule": {"url_contains": "thank-you"},
-         "default_value": 25}))
+    plan = await create_custom_conversion(
+        ctx,
+        CreateCustomConversionArgs.model_validate(
+            {
+                "name": "Thank-you purchases",
+                "pixel_id": pixel_id,
+                "event": "Purchase",
+                "rule": {"url_contains": "thank-you"},
+                "default_value": 25,
+            }
+        ),
+    )
     made = await plan.execute()
     cc_id = made.data["custom_conversion_id"]
-    assert json.loads(made.data["rule"]) == {"and": [{"event": {"eq": "Purchase"}}, {"url": {"i_contains": "thank-you"}}]}
+    assert json.loads(made.data["rule"]) == {
+        "and": [{"event": {"eq": "Purchase"}}, {"url": {"i_contains": "thank-you"}}]
+    }
     listed = await list_custom_conversions(ctx, ListCustomConversionsArgs())
     assert cc_id in {c["id"] for c in listed.data["custom_conversions"]}
     with pytest.raises(ValidationError, match="exactly one"):
-        await create_custom_conversion(ctx, CreateCustomConversionArgs.model_validate(
-            {"name": "x", "pixel_id": pixel_id, "rule": {"url_contains": "a", "url_equals": "b"}}))
-    deleted = await (await delete_custom_conversion(ctx, DeleteCustomConversionArgs(custom_conversion_id=cc_id))).execute()
+        await create_custom_conversion(
+            ctx,
+            CreateCustomConversionArgs.model_validate(
+                {"name": "x", "pixel_id": pixel_id, "rule": {"url_contains": "a", "url_equals": "b"}}
+            ),
+        )
+    deleted = await (
+        await delete_custom_conversion(ctx, DeleteCustomConversionArgs(custom_conversion_id=cc_id))
+    ).execute()
     assert cc_id in deleted.text
     listed = await list_custom_conversions(ctx, ListCustomConversionsArgs())
     assert cc_id not in {c["id"] for c in listed.data["custom_conversions"] if c.get("is_archived") is not True}
@@ -281,7 +321,9 @@ async def test_custom_conversion_lifecycle(ctx, pixel_id):
 
 async def test_gtm_export_file(ctx, pixel_id, tmp_path):
     events = ["PageView", "ViewContent", "AddToCart", "Purchase", "Lead"]
-    result = await gtm_export(dataclasses.replace(ctx, files_dir=tmp_path), GtmExportArgs(pixel_id=pixel_id, events=events, out_dir="gtm"))
+    result = await gtm_export(
+        dataclasses.replace(ctx, files_dir=tmp_path), GtmExportArgs(pixel_id=pixel_id, events=events, out_dir="gtm")
+    )
     assert result.files and result.files[0].startswith(str(tmp_path / "gtm"))
     container = json.loads(Path(result.files[0]).read_text(encoding="utf-8"))
     _check_container(container, pixel_id, events)
@@ -290,9 +332,19 @@ async def test_gtm_export_file(ctx, pixel_id, tmp_path):
 async def test_sent_events_leave_no_personal_data_in_the_audit_log(facebook):
     pixels = await facebook.call("list_pixels")
     pixel = pixels.data["pixels"][0]["id"]
-    events = [event(n, name="Lead") | {"user_data": {"em": f"Buyer{n}@Example.com", "fn": "Zoë", "ct": "Berlin",
-                                                      "client_user_agent": UA, "client_ip_address": "203.0.113.7"}}
-              for n in range(3)]
+    events = [
+        event(n, name="Lead")
+        | {
+            "user_data": {
+                "em": f"Buyer{n}@Example.com",
+                "fn": "Zoë",
+                "ct": "Berlin",
+                "client_user_agent": UA,
+                "client_ip_address": "203.0.113.7",
+            }
+        }
+        for n in range(3)
+    ]
     sent = await facebook.call("send_events", {"pixel_id": pixel, "events": events})
     assert sent.ok, sent.text
     entry = (await facebook.store.list_audit(facebook.workspace.id, op="send_events"))[0]
@@ -304,6 +356,7 @@ async def test_sent_events_leave_no_personal_data_in_the_audit_log(facebook):
 async def test_tracking_ops_answer_what_their_result_models_declare(facebook, tmp_path):
     """Every pixel, event, custom conversion and GTM op through the dispatcher (issue 20, item 3): each answer as its
     result model declares it (the suite checks every answer too; here each one is named), and a drifted one refused."""
+
     def conforms(op: str, result) -> dict:
         assert result.ok, result.text
         assert REGISTRY.result_problems(REGISTRY.require(op), result.data) == [], op
@@ -315,21 +368,32 @@ async def test_tracking_ops_answer_what_their_result_models_declare(facebook, tm
     assert pixel in [p["id"] for p in conforms("list_pixels", await facebook.call("list_pixels"))["pixels"]]
     got = conforms("get_pixel", await facebook.call("get_pixel", {"pixel_id": pixel}))
     assert got["pixel"]["id"] == pixel and got["pixel"]["name"] == "Typed results pixel"
-    sent = conforms("send_events", await facebook.call("send_events", {"pixel_id": pixel, "events": [event(1), purchase(2)]}))
+    sent = conforms(
+        "send_events", await facebook.call("send_events", {"pixel_id": pixel, "events": [event(1), purchase(2)]})
+    )
     assert (sent["events_sent"], sent["events_received"], sent["event_ids_derived"], sent["requests"]) == (2, 2, 1, 1)
     assert sent["batches"][0]["events_received"] == 2 and sent["event_counts"] == {"Purchase": 2}
     stats = conforms("pixel_stats", await facebook.call("pixel_stats", {"pixel_id": pixel, "period": "last_hour"}))
     assert stats["totals"] == {"Purchase": 2} and stats["end_time"] > stats["start_time"]
     rule = {"url_contains": "thank-you"}
-    conversion = conforms("create_custom_conversion", await facebook.call("create_custom_conversion", {
-        "name": "Typed thanks", "pixel_id": pixel, "rule": rule, "default_value": 25, "description": "typed"}))
+    conversion = conforms(
+        "create_custom_conversion",
+        await facebook.call(
+            "create_custom_conversion",
+            {"name": "Typed thanks", "pixel_id": pixel, "rule": rule, "default_value": 25, "description": "typed"},
+        ),
+    )
     assert conversion["default_conversion_value"] == 25 and conversion["event_source_id"] == pixel
     listed = conforms("list_custom_conversions", await facebook.call("list_custom_conversions"))["custom_conversions"]
     assert conversion["custom_conversion_id"] in [c["id"] for c in listed]
-    deleted = conforms("delete_custom_conversion", await facebook.call(
-        "delete_custom_conversion", {"custom_conversion_id": conversion["custom_conversion_id"]}))
+    deleted = conforms(
+        "delete_custom_conversion",
+        await facebook.call("delete_custom_conversion", {"custom_conversion_id": conversion["custom_conversion_id"]}),
+    )
     assert deleted["custom_conversion_id"] == conversion["custom_conversion_id"]
-    exported = conforms("gtm_export", await facebook.call("gtm_export", {"pixel_id": pixel, "events": ["Purchase", "Lead"]}))
+    exported = conforms(
+        "gtm_export", await facebook.call("gtm_export", {"pixel_id": pixel, "events": ["Purchase", "Lead"]})
+    )
     assert exported["tags"] == 3 and exported["events"] == ["Purchase", "Lead"]
     # A sloppy answer (a count as a string, a key nobody declared) is named, not let through.
     drifted = REGISTRY.result_problems(REGISTRY.require("send_events"), {**sent, "events_received": "2", "extra": 1})
@@ -343,10 +407,17 @@ async def test_tracking_ops_answer_what_their_result_models_declare(facebook, tm
 
 def purchase(n: int, **extra) -> dict:
     """A Purchase without an event_id (the product derives one), at the sandbox's now unless extra says when."""
-    body = {"event_name": "Purchase", "event_source_url": "https://shop.example.com/thanks",
-            "user_data": {"em": f"Buyer{n}@Example.com", "ph": "+1 650 555 0199", "client_user_agent": UA,
-                          "client_ip_address": "203.0.113.7"},
-            "custom_data": {"value": 99, "currency": "USD", "content_ids": [f"SKU-{n}"]}}
+    body = {
+        "event_name": "Purchase",
+        "event_source_url": "https://shop.example.com/thanks",
+        "user_data": {
+            "em": f"Buyer{n}@Example.com",
+            "ph": "+1 650 555 0199",
+            "client_user_agent": UA,
+            "client_ip_address": "203.0.113.7",
+        },
+        "custom_data": {"value": 99, "currency": "USD", "content_ids": [f"SKU-{n}"]},
+    }
     body.update(extra)
     return body
 
@@ -394,13 +465,31 @@ def test_derived_event_id_follows_the_normalized_content():
 
     raw = purchase(1, event_time=1_700_000_000)
     body = prepare_event(ServerEvent.model_validate(raw), 0, 1_700_000_100)
-    same = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_000, user_data={
-        "email": "  buyer1@example.COM", "phone": "16505550199", "client_user_agent": UA,
-        "client_ip_address": "203.0.113.7"})), 0, 1_700_000_100)
+    same = prepare_event(
+        ServerEvent.model_validate(
+            purchase(
+                1,
+                event_time=1_700_000_000,
+                user_data={
+                    "email": "  buyer1@example.COM",
+                    "phone": "16505550199",
+                    "client_user_agent": UA,
+                    "client_ip_address": "203.0.113.7",
+                },
+            )
+        ),
+        0,
+        1_700_000_100,
+    )
     assert body["event_id"] == same["event_id"]  # the same person however written: the same event
     moved = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_001)), 0, 1_700_000_100)
-    other_ip = prepare_event(ServerEvent.model_validate(purchase(1, event_time=1_700_000_000, user_data={
-        **raw["user_data"], "client_ip_address": "203.0.113.8"})), 0, 1_700_000_100)
+    other_ip = prepare_event(
+        ServerEvent.model_validate(
+            purchase(1, event_time=1_700_000_000, user_data={**raw["user_data"], "client_ip_address": "203.0.113.8"})
+        ),
+        0,
+        1_700_000_100,
+    )
     assert len({body["event_id"], moved["event_id"], other_ip["event_id"]}) == 3
 
 
@@ -429,13 +518,20 @@ async def test_lost_answer_is_unknown_and_resending_counts_the_purchase_once(fac
 async def test_answer_after_the_timeout_is_unknown_and_later_requests_wait(sandbox, demo_token, ctx, pixel_id):
     from fb_utils import GraphClient, OutcomeUnknownError
 
-    short = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=2.0)
+    short = GraphClient(
+        demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, timeout=2.0
+    )
     try:
         quick = OpContext(graph=short, clock=sandbox_clock(sandbox))
-        await sandbox.fault(kind="timeout", when="after", method="POST", path=r"^\d+/events$", count=1, skip=1,
-                            delay_ms=4000)
-        plan = await send_events(quick, SendEventsArgs.model_validate(
-            {"pixel_id": pixel_id, "events": [event(n, name="Lead", custom_data=None) for n in range(2500)]}))
+        await sandbox.fault(
+            kind="timeout", when="after", method="POST", path=r"^\d+/events$", count=1, skip=1, delay_ms=4000
+        )
+        plan = await send_events(
+            quick,
+            SendEventsArgs.model_validate(
+                {"pixel_id": pixel_id, "events": [event(n, name="Lead", custom_data=None) for n in range(2500)]}
+            ),
+        )
         with pytest.raises(OutcomeUnknownError) as caught:
             await plan.execute()
     finally:
@@ -449,8 +545,16 @@ async def test_answer_after_the_timeout_is_unknown_and_later_requests_wait(sandb
 
 
 async def test_refused_events_are_still_reported_not_received(ctx, pixel_id, sandbox):
-    await sandbox.fault(kind="error", method="POST", path=r"^\d+/events$", count=1, code=100, error_subcode=2804019,
-                        message="Invalid parameter", error_user_msg="Event 0 (user_data): invalid.")
+    await sandbox.fault(
+        kind="error",
+        method="POST",
+        path=r"^\d+/events$",
+        count=1,
+        code=100,
+        error_subcode=2804019,
+        message="Invalid parameter",
+        error_user_msg="Event 0 (user_data): invalid.",
+    )
     _, result = await _send(ctx, pixel_id, [purchase(1)])
     assert not result.ok and "none of those 1 events were received" in result.text
     assert "Nothing was received." in result.text and "outcome" not in result.data

@@ -1,4 +1,5 @@
 """Campaign ops end to end through dispatch, over HTTP against the sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ async def test_status_filter(facebook):
 
 
 async def test_pagination_over_250_campaigns(facebook, sandbox, demo_accounts):
-    seeded = await sandbox.control("POST", "seed", {"campaigns": 250, "account_id": demo_accounts["USD"], "name_prefix": "Paged"})
+    seeded = await sandbox.control(
+        "POST", "seed", {"campaigns": 250, "account_id": demo_accounts["USD"], "name_prefix": "Paged"}
+    )
     assert len(seeded["ids"]) == 250
     from admonster_chat import parse_slash, slash_to_call
 
@@ -53,8 +56,10 @@ async def test_pagination_over_250_campaigns(facebook, sandbox, demo_accounts):
 
 
 async def test_create_read_update_archive_delete(facebook, sandbox):
-    created = await facebook.call("create_campaign", {"name": "Life cycle", "objective": "OUTCOME_LEADS", "daily_budget": 2500,
-                                                      "special_ad_categories": ["NONE"]})
+    created = await facebook.call(
+        "create_campaign",
+        {"name": "Life cycle", "objective": "OUTCOME_LEADS", "daily_budget": 2500, "special_ad_categories": ["NONE"]},
+    )
     assert created.ok, created.text
     assert "PAUSED" in created.text and "$25.00/day" in created.text
     cid = created.data["id"]
@@ -84,18 +89,21 @@ async def test_create_without_budget_sends_adset_budget_sharing(facebook):
     assert "budget on ad sets" in created.text
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": 50}, "below the minimum"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": 500, "lifetime_budget": 9000}, "not both"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "lifetime_budget": 9000}, "needs stop_time"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "bid_strategy": "COST_CAP"}, "needs a campaign budget"),
-    ({"name": "X", "objective": "CONVERSIONS"}, "objective"),
-    ({"name": "", "objective": "OUTCOME_SALES"}, "name"),
-    ({"objective": "OUTCOME_SALES"}, "name is required"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": -100}, "daily_budget"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "special_ad_categories": ["MUSIC"]}, "special_ad_categories"),
-    ({"name": "X", "objective": "OUTCOME_SALES", "ad_account_id": "acct-9"}, "not an ad account id"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": 50}, "below the minimum"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": 500, "lifetime_budget": 9000}, "not both"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "lifetime_budget": 9000}, "needs stop_time"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "bid_strategy": "COST_CAP"}, "needs a campaign budget"),
+        ({"name": "X", "objective": "CONVERSIONS"}, "objective"),
+        ({"name": "", "objective": "OUTCOME_SALES"}, "name"),
+        ({"objective": "OUTCOME_SALES"}, "name is required"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "daily_budget": -100}, "daily_budget"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "special_ad_categories": ["MUSIC"]}, "special_ad_categories"),
+        ({"name": "X", "objective": "OUTCOME_SALES", "ad_account_id": "acct-9"}, "not an ad account id"),
+    ],
+)
 async def test_create_refuses_bad_input_before_sending(facebook, sandbox, args, fragment):
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("create_campaign", args)
@@ -124,8 +132,13 @@ async def test_duplicate_campaign_is_paused(facebook):
 
 
 async def test_bulk_update_of_120_campaigns_uses_batches(facebook, sandbox, demo_accounts):
-    ids = (await sandbox.control("POST", "seed", {"campaigns": 120, "account_id": demo_accounts["USD"], "status": "ACTIVE",
-                                                  "name_prefix": "Bulk"}))["ids"]
+    ids = (
+        await sandbox.control(
+            "POST",
+            "seed",
+            {"campaigns": 120, "account_id": demo_accounts["USD"], "status": "ACTIVE", "name_prefix": "Bulk"},
+        )
+    )["ids"]
     await facebook.graph.account_info(demo_accounts["USD"])  # cached for the session, as the bot does at start
     await sandbox.control("POST", "stats/reset")
     result = await facebook.call("bulk_update_campaigns", {"campaign_ids": ids + ["424242424242"], "status": "PAUSED"})
@@ -142,11 +155,31 @@ async def test_bulk_update_of_120_campaigns_uses_batches(facebook, sandbox, demo
 
 
 async def test_bulk_reports_per_campaign_failures(facebook, sandbox, demo_accounts):
-    ids = (await sandbox.control("POST", "seed", {"campaigns": 3, "account_id": demo_accounts["USD"], "status": "PAUSED",
-                                                  "name_prefix": "Mixed", "daily_budget": 1000}))["ids"]
-    await sandbox.fault(kind="error", code=100, error_subcode=1885272, method="POST", path=f"^{ids[1]}$",
-                        message="Budget too low", error_user_msg="Your budget is too low.")
-    result = await facebook.call("bulk_update_campaigns", {"updates": [{"campaign_id": i, "daily_budget": 1200} for i in ids]})
+    ids = (
+        await sandbox.control(
+            "POST",
+            "seed",
+            {
+                "campaigns": 3,
+                "account_id": demo_accounts["USD"],
+                "status": "PAUSED",
+                "name_prefix": "Mixed",
+                "daily_budget": 1000,
+            },
+        )
+    )["ids"]
+    await sandbox.fault(
+        kind="error",
+        code=100,
+        error_subcode=1885272,
+        method="POST",
+        path=f"^{ids[1]}$",
+        message="Budget too low",
+        error_user_msg="Your budget is too low.",
+    )
+    result = await facebook.call(
+        "bulk_update_campaigns", {"updates": [{"campaign_id": i, "daily_budget": 1200} for i in ids]}
+    )
     assert not result.ok
     failed = [r for r in result.data["results"] if not r["ok"]]
     assert [r["campaign_id"] for r in failed] == [ids[1]]
@@ -155,8 +188,10 @@ async def test_bulk_reports_per_campaign_failures(facebook, sandbox, demo_accoun
 
 async def test_jpy_money_has_no_minor_unit(facebook, demo_accounts):
     jpy = demo_accounts["JPY"]
-    created = await facebook.call("create_campaign", {"ad_account_id": jpy, "name": "Tokyo", "objective": "OUTCOME_AWARENESS",
-                                                      "daily_budget": 5000})
+    created = await facebook.call(
+        "create_campaign",
+        {"ad_account_id": jpy, "name": "Tokyo", "objective": "OUTCOME_AWARENESS", "daily_budget": 5000},
+    )
     assert created.ok, created.text
     assert "¥5,000/day" in created.text
     listed = await facebook.call("list_campaigns", {"ad_account_id": jpy, "name_contains": "Tokyo"})
@@ -165,7 +200,9 @@ async def test_jpy_money_has_no_minor_unit(facebook, demo_accounts):
 
 async def test_lost_create_answer_is_not_duplicated(facebook, sandbox, demo_accounts):
     await sandbox.fault(kind="drop", when="after", method="POST", path=r"^act_\d+/campaigns$", count=1)
-    result = await facebook.call("create_campaign", {"name": "Lost answer", "objective": "OUTCOME_TRAFFIC", "daily_budget": 1500})
+    result = await facebook.call(
+        "create_campaign", {"name": "Lost answer", "objective": "OUTCOME_TRAFFIC", "daily_budget": 1500}
+    )
     assert result.ok, result.text
     assert result.data["recovered"] is True
     made = [o for o in await _objects(sandbox) if o.get("name") == "Lost answer"]
@@ -189,8 +226,11 @@ async def test_token_expiry_is_an_auth_error(facebook, sandbox):
 def test_payload_json_encodes_like_the_sdk():
     from fb_campaign import CreateCampaignArgs, create_payload
 
-    data = create_payload(CreateCampaignArgs(name="A", objective="OUTCOME_SALES", special_ad_categories=["HOUSING"],
-                                             special_ad_category_country=["us"]))
+    data = create_payload(
+        CreateCampaignArgs(
+            name="A", objective="OUTCOME_SALES", special_ad_categories=["HOUSING"], special_ad_category_country=["us"]
+        )
+    )
     assert data["special_ad_categories"] == ["HOUSING"] and data["special_ad_category_country"] == ["US"]
     json.dumps(data)
 
@@ -198,8 +238,14 @@ def test_payload_json_encodes_like_the_sdk():
 async def test_bulk_update_of_only_unknown_campaigns_is_refused_before_any_write(facebook, sandbox, demo_accounts):
     # Campaigns of no account this person sees (another workspace's, deleted ones): nothing to send, nothing audited.
     await sandbox.control("POST", "stats/reset")
-    result = await facebook.call("bulk_update_campaigns", {"campaign_ids": ["424242424242", "434343434343"], "status": "PAUSED"})
-    assert not result.ok and result.text.startswith("ERROR validation: No campaign to update in ") and "\n" not in result.text
+    result = await facebook.call(
+        "bulk_update_campaigns", {"campaign_ids": ["424242424242", "434343434343"], "status": "PAUSED"}
+    )
+    assert (
+        not result.ok
+        and result.text.startswith("ERROR validation: No campaign to update in ")
+        and "\n" not in result.text
+    )
     assert "424242424242 not found in this ad account" in result.text and "Fix: /list_campaigns" in result.text
     assert "Fix: list_campaigns" in result.llm_text
     assert await facebook.store.list_audit(facebook.workspace.id) == []

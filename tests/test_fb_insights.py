@@ -1,19 +1,29 @@
 """Insights: the contract checks, the row arithmetic, files, the async switch and the ops end to end over the sandbox."""
+
 from __future__ import annotations
 
-from pathlib import Path
 import asyncio
 import contextlib
 import csv
 import struct
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 import fb_insights as fi
 from fb_utils import AccountInfo, OpContext, ValidationError, reset_progress_handler, set_progress_handler
 
-ADDITIVE = ("impressions", "clicks", "link_clicks", "landing_page_views", "leads", "purchases", "spend_minor", "purchase_value_minor")
+ADDITIVE = (
+    "impressions",
+    "clicks",
+    "link_clicks",
+    "landing_page_views",
+    "leads",
+    "purchases",
+    "spend_minor",
+    "purchase_value_minor",
+)
 
 
 def _row(**values) -> dict:
@@ -24,15 +34,34 @@ def _row(**values) -> dict:
 
 
 def test_parse_row_money_in_minor_units_and_actions_flattened_once():
-    raw = _row(impressions=1000, reach=800, clicks=25, inline_link_clicks=20, spend="12.34", ad_id="1", date_start="2025-01-01",
-               actions=[{"action_type": "link_click", "value": "20"}, {"action_type": "purchase", "value": "3"},
-                        {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "3"},
-                        {"action_type": "landing_page_view", "value": "15"}, {"action_type": "lead", "value": "2"}],
-               action_values=[{"action_type": "purchase", "value": "45.60"}, {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "45.60"}])
+    raw = _row(
+        impressions=1000,
+        reach=800,
+        clicks=25,
+        inline_link_clicks=20,
+        spend="12.34",
+        ad_id="1",
+        date_start="2025-01-01",
+        actions=[
+            {"action_type": "link_click", "value": "20"},
+            {"action_type": "purchase", "value": "3"},
+            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "3"},
+            {"action_type": "landing_page_view", "value": "15"},
+            {"action_type": "lead", "value": "2"},
+        ],
+        action_values=[
+            {"action_type": "purchase", "value": "45.60"},
+            {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "45.60"},
+        ],
+    )
     m = fi.parse_row(raw, "USD")
     assert (m.impressions, m.reach, m.clicks, m.link_clicks) == (1000, 800, 25, 20)
     assert m.spend_minor == m.spend == 1234 and m.purchase_value_minor == 4560
-    assert (m.purchases, m.leads, m.landing_page_views) == (3, 2, 15)  # the pixel figure is the same purchases, not more
+    assert (m.purchases, m.leads, m.landing_page_views) == (
+        3,
+        2,
+        15,
+    )  # the pixel figure is the same purchases, not more
     assert m.dims == {"ad_id": "1", "date_start": "2025-01-01"}
     jpy = fi.parse_row(_row(spend="1234", impressions=10), "JPY")
     assert jpy.spend_minor == 1234 and fi.money(jpy.spend_minor, "JPY") == "¥1,234"
@@ -57,23 +86,30 @@ def test_totals_add_up_and_summary_line_formats_the_currency():
 # -- pure: the contract checks ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "blamed", "words"), [
-    ({"fields": ["impressions", "spendd"]}, "fields", "did you mean spend"),
-    ({"breakdowns": ["agee"]}, "breakdowns", "did you mean age"),
-    ({"breakdowns": ["age", "country"]}, "breakdowns", "age + country cannot be combined"),
-    ({"breakdowns": ["gender", "publisher_platform"]}, "breakdowns", "cannot be combined"),
-    ({"since": "2025-03-10", "until": "2025-03-01"}, "since", "after until"),
-    ({"since": "2025-03-01"}, "until", "go together"),
-    ({"since": "2025-03-01", "until": "2025-03-02", "date_preset": "last_7d"}, "date_preset", "give one"),
-    ({"since": "2019-01-01", "until": "2019-01-31"}, "since", "37 months"),
-    ({"since": "2025-02-30", "until": "2025-03-01"}, "since", "not a date"),
-    ({"date_preset": "last_8d"}, "date_preset", "not a date_preset"),
-    ({"time_increment": 91}, "time_increment", "not a time_increment"),
-    ({"level": "adgroup"}, "level", "not an insights level"),
-    ({"filtering": [{"field": "campaign.id", "operator": "LIKE", "value": "1"}]}, "filtering", "not a filter operator"),
-    ({"filtering": {"bogus_field": ["1"]}}, "filtering", "cannot be filtered on"),
-    ({"sort": ["spend_sideways"]}, "sort", "not a sort order"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "blamed", "words"),
+    [
+        ({"fields": ["impressions", "spendd"]}, "fields", "did you mean spend"),
+        ({"breakdowns": ["agee"]}, "breakdowns", "did you mean age"),
+        ({"breakdowns": ["age", "country"]}, "breakdowns", "age + country cannot be combined"),
+        ({"breakdowns": ["gender", "publisher_platform"]}, "breakdowns", "cannot be combined"),
+        ({"since": "2025-03-10", "until": "2025-03-01"}, "since", "after until"),
+        ({"since": "2025-03-01"}, "until", "go together"),
+        ({"since": "2025-03-01", "until": "2025-03-02", "date_preset": "last_7d"}, "date_preset", "give one"),
+        ({"since": "2019-01-01", "until": "2019-01-31"}, "since", "37 months"),
+        ({"since": "2025-02-30", "until": "2025-03-01"}, "since", "not a date"),
+        ({"date_preset": "last_8d"}, "date_preset", "not a date_preset"),
+        ({"time_increment": 91}, "time_increment", "not a time_increment"),
+        ({"level": "adgroup"}, "level", "not an insights level"),
+        (
+            {"filtering": [{"field": "campaign.id", "operator": "LIKE", "value": "1"}]},
+            "filtering",
+            "not a filter operator",
+        ),
+        ({"filtering": {"bogus_field": ["1"]}}, "filtering", "cannot be filtered on"),
+        ({"sort": ["spend_sideways"]}, "sort", "not a sort order"),
+    ],
+)
 def test_build_query_refuses_with_the_argument_named(kwargs, blamed, words):
     with pytest.raises(ValidationError) as caught:
         fi.build_query("act_1", today=date(2025, 6, 1), **kwargs)
@@ -81,12 +117,24 @@ def test_build_query_refuses_with_the_argument_named(kwargs, blamed, words):
 
 
 def test_build_query_params_and_simple_filters():
-    query = fi.build_query("act_1", level="ad", since="2025-01-01", until="2025-01-31", time_increment=1,
-                           breakdowns=["publisher_platform", "platform_position"], filtering={"campaign_id": ["5", 6]},
-                           sort="spend_descending", today=date(2025, 6, 1))
+    query = fi.build_query(
+        "act_1",
+        level="ad",
+        since="2025-01-01",
+        until="2025-01-31",
+        time_increment=1,
+        breakdowns=["publisher_platform", "platform_position"],
+        filtering={"campaign_id": ["5", 6]},
+        sort="spend_descending",
+        today=date(2025, 6, 1),
+    )
     params = query.params()
     assert params["time_range"] == {"since": "2025-01-01", "until": "2025-01-31"} and "date_preset" not in params
-    assert params["level"] == "ad" and params["time_increment"] == "1" and params["breakdowns"] == "publisher_platform,platform_position"
+    assert (
+        params["level"] == "ad"
+        and params["time_increment"] == "1"
+        and params["breakdowns"] == "publisher_platform,platform_position"
+    )
     assert params["filtering"] == [{"field": "campaign.id", "operator": "IN", "value": ["5", "6"]}]
     assert params["sort"] == ["spend_descending"] and "ad_id" in params["fields"] and "spend" in params["fields"]
 
@@ -103,15 +151,21 @@ def _png_size(path) -> tuple[int, int]:
 
 def test_render_chart_png_is_1200_by_700(tmp_path):
     start = date(2025, 1, 1)
-    series = {(start + timedelta(days=i)).isoformat(): fi.MetricRow(impressions=1000 + i, clicks=10 + i, spend_minor=1500 + 10 * i,
-                                                                  link_clicks=5, currency="USD") for i in range(14)}
+    series = {
+        (start + timedelta(days=i)).isoformat(): fi.MetricRow(
+            impressions=1000 + i, clicks=10 + i, spend_minor=1500 + 10 * i, link_clicks=5, currency="USD"
+        )
+        for i in range(14)
+    }
     path = fi.render_chart_png(series, tmp_path / "c.png", title="t", currency="USD")
     assert _png_size(path) == (1200, 700)
 
 
 # -- pure: the recommendation rules, each from crafted numbers ---------------------------------------------------
 
-ACCOUNT = AccountInfo(id="act_1", name="A", currency="USD", offset=100, min_daily_budget=100, timezone_name="UTC", account_status=1)
+ACCOUNT = AccountInfo(
+    id="act_1", name="A", currency="USD", offset=100, min_daily_budget=100, timezone_name="UTC", account_status=1
+)
 
 
 def _days(latest: str, per_day_recent: fi.MetricRow, per_day_earlier: fi.MetricRow) -> dict[str, fi.MetricRow]:
@@ -128,14 +182,18 @@ def _ad_stats(ads: dict[str, tuple[str, fi.MetricRow, fi.MetricRow]], latest: st
     for ad_id, (adset_id, recent_day, earlier_day) in ads.items():
         days_by_ad[ad_id] = _days(latest, recent_day, earlier_day)
         split = (date.fromisoformat(latest) - timedelta(days=6)).isoformat()
-        stats[ad_id] = fi._AdStats(fi.totals([m for d, m in days_by_ad[ad_id].items() if d >= split]),
-                                   fi.totals([m for d, m in days_by_ad[ad_id].items() if d < split]),
-                                   {"ad_id": ad_id, "ad_name": f"ad {ad_id}", "adset_id": adset_id, "campaign_id": "c"})
+        stats[ad_id] = fi._AdStats(
+            fi.totals([m for d, m in days_by_ad[ad_id].items() if d >= split]),
+            fi.totals([m for d, m in days_by_ad[ad_id].items() if d < split]),
+            {"ad_id": ad_id, "ad_name": f"ad {ad_id}", "adset_id": adset_id, "campaign_id": "c"},
+        )
     return stats, days_by_ad
 
 
 def _rules(stats, days_by_ad, reach=None, adsets=(), campaigns=(), ads=()):
-    found = fi.evaluate_rules(ACCOUNT, stats, days_by_ad, "2025-05-31", reach or {}, list(adsets), list(campaigns), list(ads))
+    found = fi.evaluate_rules(
+        ACCOUNT, stats, days_by_ad, "2025-05-31", reach or {}, list(adsets), list(campaigns), list(ads)
+    )
     return {(r.rule, r.object_id): r for r in found}
 
 
@@ -153,7 +211,15 @@ def test_rule_low_ctr_against_the_account_median():
 
 
 def test_rule_cpc_rising_last_7_days_vs_the_7_before():
-    stats, days = _ad_stats({"1": ("s", _m(impressions=1000, clicks=10, spend_minor=1500), _m(impressions=1000, clicks=10, spend_minor=1000))})
+    stats, days = _ad_stats(
+        {
+            "1": (
+                "s",
+                _m(impressions=1000, clicks=10, spend_minor=1500),
+                _m(impressions=1000, clicks=10, spend_minor=1000),
+            )
+        }
+    )
     r = _rules(stats, days)[("cpc_rising", "1")]
     assert "50%" in r.reason and "$1.00 → $1.50" in r.reason and r.op == "get_insights" and r.args["object_id"] == "1"
 
@@ -165,16 +231,43 @@ def test_rule_frequency_over_3_is_creative_fatigue():
 
 
 def test_rule_budget_limited_winner_scales_and_underspender_is_named():
-    winner = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=8)    # $10/day on a $10 budget, CPA $1.25
-    loser = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=1)     # CPA $10
-    lazy = _m(impressions=500, clicks=5, spend_minor=300, purchases=1)          # $3/day of $50
+    winner = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=8)  # $10/day on a $10 budget, CPA $1.25
+    loser = _m(impressions=5000, clicks=100, spend_minor=1000, purchases=1)  # CPA $10
+    lazy = _m(impressions=500, clicks=5, spend_minor=300, purchases=1)  # $3/day of $50
     stats, days = _ad_stats({"1": ("w", winner, winner), "2": ("l", loser, loser), "3": ("u", lazy, lazy)})
-    adsets = [{"id": "w", "name": "Winner", "campaign_id": "c1", "daily_budget": "1000", "effective_status": "ACTIVE", "optimization_goal": "OFFSITE_CONVERSIONS"},
-              {"id": "l", "name": "Loser", "campaign_id": "c1", "daily_budget": "1000", "effective_status": "ACTIVE", "optimization_goal": "OFFSITE_CONVERSIONS"},
-              {"id": "u", "name": "Lazy", "campaign_id": "c1", "daily_budget": "5000", "effective_status": "ACTIVE", "optimization_goal": "OFFSITE_CONVERSIONS"}]
+    adsets = [
+        {
+            "id": "w",
+            "name": "Winner",
+            "campaign_id": "c1",
+            "daily_budget": "1000",
+            "effective_status": "ACTIVE",
+            "optimization_goal": "OFFSITE_CONVERSIONS",
+        },
+        {
+            "id": "l",
+            "name": "Loser",
+            "campaign_id": "c1",
+            "daily_budget": "1000",
+            "effective_status": "ACTIVE",
+            "optimization_goal": "OFFSITE_CONVERSIONS",
+        },
+        {
+            "id": "u",
+            "name": "Lazy",
+            "campaign_id": "c1",
+            "daily_budget": "5000",
+            "effective_status": "ACTIVE",
+            "optimization_goal": "OFFSITE_CONVERSIONS",
+        },
+    ]
     found = _rules(stats, days, adsets=adsets)
     r = found[("budget_limited_winner", "w")]
-    assert (r.op, r.args) == ("update_adset", {"adset_id": "w", "daily_budget": 1200}) and "100%" in r.reason and "guardrails" in r.reason
+    assert (
+        (r.op, r.args) == ("update_adset", {"adset_id": "w", "daily_budget": 1200})
+        and "100%" in r.reason
+        and "guardrails" in r.reason
+    )
     assert ("budget_limited_winner", "l") not in found
     assert "6%" in found[("underspending", "u")].reason
 
@@ -182,7 +275,10 @@ def test_rule_budget_limited_winner_scales_and_underspender_is_named():
 def test_rule_campaign_budget_winner_uses_update_campaign():
     winner, loser = _m(spend_minor=2000, purchases=10, impressions=1), _m(spend_minor=2000, purchases=1, impressions=1)
     stats, days = _ad_stats({"1": ("a", winner, winner), "2": ("b", loser, loser)})
-    adsets = [{"id": "a", "campaign_id": "cw", "effective_status": "ACTIVE"}, {"id": "b", "campaign_id": "cl", "effective_status": "ACTIVE"}]
+    adsets = [
+        {"id": "a", "campaign_id": "cw", "effective_status": "ACTIVE"},
+        {"id": "b", "campaign_id": "cl", "effective_status": "ACTIVE"},
+    ]
     campaigns = [{"id": "cw", "name": "CW", "daily_budget": "2000"}, {"id": "cl", "name": "CL", "daily_budget": "2000"}]
     r = _rules(stats, days, adsets=adsets, campaigns=campaigns)[("budget_limited_winner", "cw")]
     assert (r.op, r.args) == ("update_campaign", {"campaign_id": "cw", "daily_budget": 2400})
@@ -191,16 +287,32 @@ def test_rule_campaign_budget_winner_uses_update_campaign():
 def test_rule_learning_phase_counts_results_since_the_last_edit():
     day = _m(impressions=1000, clicks=10, spend_minor=2000, purchases=2)
     stats, days = _ad_stats({"1": ("s", day, day)})
-    adsets = [{"id": "s", "name": "S", "campaign_id": "c", "daily_budget": "2000", "effective_status": "ACTIVE",
-               "optimization_goal": "OFFSITE_CONVERSIONS", "updated_time": "2025-05-29T10:00:00+0000"}]
+    adsets = [
+        {
+            "id": "s",
+            "name": "S",
+            "campaign_id": "c",
+            "daily_budget": "2000",
+            "effective_status": "ACTIVE",
+            "optimization_goal": "OFFSITE_CONVERSIONS",
+            "updated_time": "2025-05-29T10:00:00+0000",
+        }
+    ]
     r = _rules(stats, days, adsets=adsets)[("learning_phase", "s")]
     assert "6 offsite_conversions results since the last significant edit (2025-05-29)" in r.reason  # 3 days × 2
     assert r.op == "update_adset" and r.args["daily_budget"] == 7143  # $10 CPA × 50 / 7 days
 
 
 def test_rule_ads_with_issues():
-    ads = [{"id": "9", "name": "Bold", "effective_status": "DISAPPROVED", "issues_info": [{"error_summary": "Ad not approved: X"}]},
-           {"id": "10", "name": "Fine", "effective_status": "ACTIVE"}]
+    ads = [
+        {
+            "id": "9",
+            "name": "Bold",
+            "effective_status": "DISAPPROVED",
+            "issues_info": [{"error_summary": "Ad not approved: X"}],
+        },
+        {"id": "10", "name": "Fine", "effective_status": "ACTIVE"},
+    ]
     found = _rules({}, {}, ads=ads)
     assert found[("ad_issues", "9")].op == "get_ad" and "Ad not approved: X" in found[("ad_issues", "9")].reason
     assert ("ad_issues", "10") not in found
@@ -221,12 +333,26 @@ def _sum(rows: list[dict], currency: str) -> dict[str, int]:
 async def test_breakdowns_sum_to_the_totals(graph, demo_accounts):
     usd = demo_accounts["USD"]
     ctx = OpContext(graph=graph, ad_account_id=usd)
-    whole = await fi.fetch_insights(ctx, usd, date_preset="last_14d", fields=("spend", "impressions", "clicks", "inline_link_clicks", "actions", "action_values"))
+    whole = await fi.fetch_insights(
+        ctx,
+        usd,
+        date_preset="last_14d",
+        fields=("spend", "impressions", "clicks", "inline_link_clicks", "actions", "action_values"),
+    )
     assert len(whole.rows) == 1 and fi.parse_row(whole.rows[0], "USD").spend_minor > 0
     expected = _sum(whole.rows, "USD")
-    for breakdowns in (["age", "gender"], ["country"], ["publisher_platform", "platform_position", "impression_device"]):
-        split = await fi.fetch_insights(ctx, usd, date_preset="last_14d", breakdowns=breakdowns,
-                                        fields=("spend", "impressions", "clicks", "inline_link_clicks", "actions", "action_values"))
+    for breakdowns in (
+        ["age", "gender"],
+        ["country"],
+        ["publisher_platform", "platform_position", "impression_device"],
+    ):
+        split = await fi.fetch_insights(
+            ctx,
+            usd,
+            date_preset="last_14d",
+            breakdowns=breakdowns,
+            fields=("spend", "impressions", "clicks", "inline_link_clicks", "actions", "action_values"),
+        )
         assert all(b in row for row in split.rows for b in breakdowns)
         assert len(split.rows) > 1 or breakdowns == ["country"]  # the demo delivers in one country
         assert _sum(split.rows, "USD") == expected, breakdowns
@@ -247,25 +373,31 @@ async def test_get_insights_text_in_usd_and_jpy(facebook, demo_accounts):
     assert jpy.data["totals"]["spend_minor"] == round(float(jpy.data["summary"]["spend"]))
 
 
-@pytest.mark.parametrize(("args", "blamed"), [
-    ({"fields": ["impressions", "bogus"]}, "fields"),
-    ({"breakdowns": ["age", "country"]}, "breakdowns"),
-    ({"breakdowns": ["weather"]}, "breakdowns"),
-    ({"since": "2025-03-10", "until": "2025-03-01"}, "since"),
-    ({"date_preset": "last_7d", "since": "2025-03-01", "until": "2025-03-02"}, "date_preset"),
-    ({"time_increment": "weekly"}, "time_increment"),
-])
+@pytest.mark.parametrize(
+    ("args", "blamed"),
+    [
+        ({"fields": ["impressions", "bogus"]}, "fields"),
+        ({"breakdowns": ["age", "country"]}, "breakdowns"),
+        ({"breakdowns": ["weather"]}, "breakdowns"),
+        ({"since": "2025-03-10", "until": "2025-03-01"}, "since"),
+        ({"date_preset": "last_7d", "since": "2025-03-01", "until": "2025-03-02"}, "date_preset"),
+        ({"time_increment": "weekly"}, "time_increment"),
+    ],
+)
 async def test_bad_arguments_are_refused_before_any_request(facebook, sandbox, args, blamed):
     before = await _insight_requests(sandbox)
     for op in ("get_insights", "export_insights", "create_report"):
         result = await facebook.call(op, args)
-        assert not result.ok and result.text.startswith("ERROR validation") and result.data["blame_field"] == blamed, result.text
+        assert not result.ok and result.text.startswith("ERROR validation") and result.data["blame_field"] == blamed, (
+            result.text
+        )
     assert await _insight_requests(sandbox) == before
 
 
 @contextlib.asynccontextmanager
 async def _clock_running(sandbox, step: int = 5):
     """Advance the sandbox clock in the background, as time passes at Facebook while a report runs."""
+
     async def tick():
         while True:
             await sandbox.control("POST", "clock", {"advance": step})
@@ -288,7 +420,9 @@ async def test_since_reaches_back_37_months_from_the_sessions_today(facebook, sa
     reached = await facebook.call("get_insights", {"since": oldest.isoformat(), "until": today.isoformat()})
     assert reached.ok, reached.text
     await sandbox.control("POST", "stats/reset")
-    too_old = await facebook.call("get_insights", {"since": (oldest - timedelta(days=1)).isoformat(), "until": today.isoformat()})
+    too_old = await facebook.call(
+        "get_insights", {"since": (oldest - timedelta(days=1)).isoformat(), "until": today.isoformat()}
+    )
     assert too_old.text.startswith("ERROR validation:") and too_old.data["blame_field"] == "since", too_old.text
     assert f"Facebook keeps insights since {oldest}" in too_old.text
     assert (await sandbox.stats())["requests"] == 0
@@ -300,8 +434,15 @@ async def test_switches_to_async_on_1487534_with_progress(graph, sandbox, demo_a
     query = {"level": "ad", "date_preset": "last_14d", "time_increment": 1, "breakdowns": ["age", "gender"]}
     direct = await fi.fetch_insights(ctx, usd, **query)
     assert direct.report_run_id is None
-    await sandbox.fault(kind="error", code=100, error_subcode=1487534, method="GET", path=r"insights$", count=1,
-                        message="Please reduce the amount of data you're asking for, then retry your request")
+    await sandbox.fault(
+        kind="error",
+        code=100,
+        error_subcode=1487534,
+        method="GET",
+        path=r"insights$",
+        count=1,
+        message="Please reduce the amount of data you're asking for, then retry your request",
+    )
     seen: list[tuple[str, int, int]] = []
     token = set_progress_handler(lambda label, done, total: seen.append((label, done, total)))
     monkeypatch.setattr(fi, "ASYNC_PAGE_SIZE", 100)  # several pages of the run's rows
@@ -338,8 +479,12 @@ async def test_async_report_lifecycle_ops(facebook, sandbox, tmp_path):
     first = await facebook.call("get_report_results", {"report_run_id": run_id, "limit": 5})
     assert first.ok, first.text
     assert len(first.data["rows"]) == 5 and first.data["next_after"] and "after=" in first.text
-    second = await facebook.call("get_report_results", {"report_run_id": run_id, "limit": 5, "after": first.data["next_after"]})
-    assert second.ok and {r["ad_id"] + r["date_start"] for r in second.data["rows"]}.isdisjoint(r["ad_id"] + r["date_start"] for r in first.data["rows"])
+    second = await facebook.call(
+        "get_report_results", {"report_run_id": run_id, "limit": 5, "after": first.data["next_after"]}
+    )
+    assert second.ok and {r["ad_id"] + r["date_start"] for r in second.data["rows"]}.isdisjoint(
+        r["ad_id"] + r["date_start"] for r in first.data["rows"]
+    )
     everything = await facebook.call("get_report_results", {"report_run_id": run_id, "all": True, "out_dir": "out"})
     assert everything.ok, everything.text
     with open(everything.files[0], newline="") as handle:
@@ -382,10 +527,15 @@ async def test_export_report_writes_a_pdf_with_several_pages(facebook, tmp_path)
     assert result.ok, result.text
     data = Path(result.files[0]).read_bytes()
     assert data.startswith(b"%PDF") and result.data["pages"] > 1
-    assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type /Page>") >= result.data["pages"] or \
-        data.count(b"/Type /Page") > result.data["pages"]  # the pages plus the /Pages tree
+    assert (
+        data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(b"/Type /Page>") >= result.data["pages"]
+        or data.count(b"/Type /Page") > result.data["pages"]
+    )  # the pages plus the /Pages tree
     assert result.data["section"] == "Top movers (campaign spend vs the period before)"
-    assert result.data["campaigns"] and result.data["campaigns"][0]["spend_minor"] >= result.data["campaigns"][-1]["spend_minor"]
+    assert (
+        result.data["campaigns"]
+        and result.data["campaigns"][0]["spend_minor"] >= result.data["campaigns"][-1]["spend_minor"]
+    )
 
 
 async def test_export_report_takes_a_registered_section(facebook, tmp_path, monkeypatch):
@@ -412,7 +562,10 @@ async def test_compare_two_periods_and_objects_side_by_side(facebook, demo_accou
     assert spend["current"] == now.data["totals"]["spend_minor"]
     since, until = cmp.data["compared_with"].split("..")
     before = await facebook.call("get_insights", {"since": since, "until": until})
-    assert spend["previous"] == before.data["totals"]["spend_minor"] and spend["delta"] == spend["current"] - spend["previous"]
+    assert (
+        spend["previous"] == before.data["totals"]["spend_minor"]
+        and spend["delta"] == spend["current"] - spend["previous"]
+    )
     if spend["previous"]:
         assert spend["pct_change"] == pytest.approx((spend["current"] - spend["previous"]) / spend["previous"] * 100)
     assert any(arrow in cmp.text for arrow in ("▲", "▼", "→"))
@@ -429,13 +582,17 @@ async def test_an_object_without_delivery_answers_the_shape_its_ops_declare(face
     op's result model (its MCP outputSchema) allows."""
     from fi_facebook import REGISTRY
 
-    made = await facebook.call("create_campaign", {"name": "Quiet campaign", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000})
+    made = await facebook.call(
+        "create_campaign", {"name": "Quiet campaign", "objective": "OUTCOME_TRAFFIC", "daily_budget": 5000}
+    )
     assert made.ok, made.text
     quiet_id = made.data["campaign_id"]
     delivering = await facebook.call("get_insights", {"date_preset": "last_7d"})
     quiet = await facebook.call("get_insights", {"object_id": quiet_id, "date_preset": "last_7d"})
     assert delivering.ok and delivering.data["row_count"] > 0, delivering.text
-    assert quiet.ok and "No delivery" in quiet.text and quiet.data["rows"] == [] and quiet.data["row_count"] == 0, quiet.text
+    assert quiet.ok and "No delivery" in quiet.text and quiet.data["rows"] == [] and quiet.data["row_count"] == 0, (
+        quiet.text
+    )
     assert set(quiet.data) == set(delivering.data) and quiet.data["totals"]["spend_minor"] == 0
     compared = await facebook.call("compare_insights", {"object_ids": [quiet_id], "date_preset": "last_7d"})
     assert compared.ok and compared.data["comparison"] is None and "nothing to compare" in compared.text, compared.text
@@ -465,11 +622,17 @@ async def test_recommendations_over_the_sandbox(facebook, graph, sandbox, demo_a
     assert result.text.count("\n- ") == len(recs)
     adset = await graph.get(learning[0]["object_id"], {"fields": "campaign_id"})
     campaign = await graph.get(adset["campaign_id"], {"fields": "daily_budget"})
-    await graph.post(adset["campaign_id"], {"daily_budget": int(campaign["daily_budget"]) * 40})  # enough for 50+ results a week
+    await graph.post(
+        adset["campaign_id"], {"daily_budget": int(campaign["daily_budget"]) * 40}
+    )  # enough for 50+ results a week
     await sandbox.control("POST", "clock", {"advance": 8 * 86400})
     after = await facebook.call("recommendations", {})
     assert after.ok, after.text
-    assert not [r for r in after.data["recommendations"] if r["rule"] == "learning_phase" and r["object_id"] == learning[0]["object_id"]]
+    assert not [
+        r
+        for r in after.data["recommendations"]
+        if r["rule"] == "learning_phase" and r["object_id"] == learning[0]["object_id"]
+    ]
     assert [r for r in after.data["recommendations"] if r["rule"] == "ad_issues"]
 
 

@@ -1,5 +1,6 @@
 """Insights automation over the sandbox: alert rules (notify, pause, scale) with cooldowns on the sandbox clock,
 snapshots, the weekly and spend reports, the billing guard, and the jobs that run them through fi_facebook."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -28,8 +29,10 @@ async def advance(sandbox, seconds: float) -> None:
 
 async def spender(graph, account: str) -> dict:
     """The campaign of the account that spent most yesterday, with its insights row (found, never hard-coded)."""
-    rows = await graph.get_all(f"{account}/insights", {"level": "campaign", "date_preset": "yesterday",
-                                                       "fields": "campaign_id,campaign_name,spend"})
+    rows = await graph.get_all(
+        f"{account}/insights",
+        {"level": "campaign", "date_preset": "yesterday", "fields": "campaign_id,campaign_name,spend"},
+    )
     rows = [r for r in rows if float(r["spend"]) > 0]
     assert rows, "the demo account has a campaign that spent yesterday"
     return max(rows, key=lambda r: float(r["spend"]))
@@ -50,11 +53,29 @@ async def alert(fb, **args) -> dict:
 
 async def test_create_alert_validates_and_echoes_money(fb, graph, demo_accounts):
     top = await spender(graph, demo_accounts["USD"])
-    created = await fb.call("create_alert", {"name": "CPA over $20", "object_id": top["campaign_id"], "metric": "cpa",
-                                             "operator": ">", "threshold": 2000, "action": "pause"})
+    created = await fb.call(
+        "create_alert",
+        {
+            "name": "CPA over $20",
+            "object_id": top["campaign_id"],
+            "metric": "cpa",
+            "operator": ">",
+            "threshold": 2000,
+            "action": "pause",
+        },
+    )
     assert created.ok and "cpa > $20.00 over today" in created.text and created.data["currency"] == "USD"
-    jpy = await fb.call("create_alert", {"name": "Tokyo spend", "object_id": demo_accounts["JPY"], "level": "account",
-                                         "metric": "spend", "operator": ">=", "threshold": 5000})
+    jpy = await fb.call(
+        "create_alert",
+        {
+            "name": "Tokyo spend",
+            "object_id": demo_accounts["JPY"],
+            "level": "account",
+            "metric": "spend",
+            "operator": ">=",
+            "threshold": 5000,
+        },
+    )
     assert jpy.ok and "spend >= ¥5,000" in jpy.text and jpy.data["currency"] == "JPY"
 
     refused = {
@@ -64,11 +85,20 @@ async def test_create_alert_validates_and_echoes_money(fb, graph, demo_accounts)
         "pause an account": {"object_id": demo_accounts["USD"], "level": "account", "action": "pause"},
     }
     for why, change in refused.items():
-        args = {"name": why, "object_id": top["campaign_id"], "metric": "cpa", "operator": ">", "threshold": 2000, **change}
+        args = {
+            "name": why,
+            "object_id": top["campaign_id"],
+            "metric": "cpa",
+            "operator": ">",
+            "threshold": 2000,
+            **change,
+        }
         answer = await fb.call("create_alert", args)
         assert not answer.ok and answer.text.startswith("ERROR validation"), why
-    duplicate = await fb.call("create_alert", {"name": "CPA over $20", "object_id": top["campaign_id"], "metric": "cpa",
-                                               "operator": ">", "threshold": 1})
+    duplicate = await fb.call(
+        "create_alert",
+        {"name": "CPA over $20", "object_id": top["campaign_id"], "metric": "cpa", "operator": ">", "threshold": 1},
+    )
     assert not duplicate.ok and "already exists" in duplicate.text
 
     listed = await fb.call("list_alerts")
@@ -83,8 +113,17 @@ async def test_create_alert_validates_and_echoes_money(fb, graph, demo_accounts)
 
 
 async def test_notify_alert_fires_once_per_cooldown_on_the_sandbox_clock(fb, sandbox, demo_accounts, store):
-    rule = await alert(fb, name="Spent anything", object_id=demo_accounts["USD"], level="account", metric="spend",
-                       operator=">", threshold=100, window="yesterday", cooldown_hours=24)
+    rule = await alert(
+        fb,
+        name="Spent anything",
+        object_id=demo_accounts["USD"],
+        level="account",
+        metric="spend",
+        operator=">",
+        threshold=100,
+        window="yesterday",
+        cooldown_hours=24,
+    )
     first = await fb.call("evaluate_alerts", interface="job")
     assert first.ok and [e["rule_id"] for e in first.data["fired"]] == [rule["id"]]
     event = first.data["fired"][0]
@@ -104,20 +143,38 @@ async def test_notify_alert_fires_once_per_cooldown_on_the_sandbox_clock(fb, san
 
 
 async def test_condition_not_met_does_not_fire(fb, demo_accounts):
-    await alert(fb, name="Huge spend", object_id=demo_accounts["USD"], level="account", metric="spend",
-                operator=">", threshold=10**12, window="last_7d")
+    await alert(
+        fb,
+        name="Huge spend",
+        object_id=demo_accounts["USD"],
+        level="account",
+        metric="spend",
+        operator=">",
+        threshold=10**12,
+        window="last_7d",
+    )
     result = await fb.call("evaluate_alerts", interface="job")
     assert result.ok and result.data["fired"] == [] and "none fired" in result.text
     # An id of no rule here (another workspace's, or deleted) is said so, not "checked 0, none fired".
     unknown = await fb.call("evaluate_alerts", {"alert_id": 999999})
-    assert not unknown.ok and unknown.text.startswith("ERROR validation: Alert #999999 does not exist in this workspace")
+    assert not unknown.ok and unknown.text.startswith(
+        "ERROR validation: Alert #999999 does not exist in this workspace"
+    )
 
 
 async def test_pause_action_pauses_and_is_audited(fb, graph, store, demo_accounts):
     top = await spender(graph, demo_accounts["USD"])
     assert (await campaign(graph, top["campaign_id"]))["status"] == "ACTIVE"
-    await alert(fb, name="Stop it", object_id=top["campaign_id"], metric="spend", operator=">", threshold=1,
-                window="yesterday", action="pause")
+    await alert(
+        fb,
+        name="Stop it",
+        object_id=top["campaign_id"],
+        metric="spend",
+        operator=">",
+        threshold=1,
+        window="yesterday",
+        action="pause",
+    )
     result = await fb.call("evaluate_alerts", interface="job")
     assert result.ok and result.data["fired"][0]["outcome"] == "paused", result.text
     assert (await campaign(graph, top["campaign_id"]))["status"] == "PAUSED"
@@ -133,8 +190,19 @@ async def test_scale_is_capped_by_guardrails_then_the_rule_cap_and_cools_down(fb
     budget = int((await campaign(graph, top["campaign_id"]))["daily_budget"])
     guard = budget * 130 // 100
     await store.set_guardrails(fb.workspace.id, {"max_daily_budget": guard, "max_budget_increase_pct": 50})
-    rule = await alert(fb, name="Scale winner", object_id=top["campaign_id"], metric="spend", operator=">", threshold=1,
-                       window="yesterday", action="scale", scale_pct=50, max_budget=budget * 10, cooldown_hours=12)
+    rule = await alert(
+        fb,
+        name="Scale winner",
+        object_id=top["campaign_id"],
+        metric="spend",
+        operator=">",
+        threshold=1,
+        window="yesterday",
+        action="scale",
+        scale_pct=50,
+        max_budget=budget * 10,
+        cooldown_hours=12,
+    )
 
     first = await fb.call("evaluate_alerts", interface="job")
     event = first.data["fired"][0]
@@ -151,22 +219,45 @@ async def test_scale_is_capped_by_guardrails_then_the_rule_cap_and_cools_down(fb
     await store.set_guardrails(fb.workspace.id, {"max_daily_budget": None, "max_budget_increase_pct": 100})
     await fb.call("delete_alert", {"alert_id": rule["id"]})
     cap = guard + 77
-    await alert(fb, name="Scale to cap", object_id=top["campaign_id"], metric="spend", operator=">", threshold=1,
-                window="yesterday", action="scale", scale_pct=50, max_budget=cap)
+    await alert(
+        fb,
+        name="Scale to cap",
+        object_id=top["campaign_id"],
+        metric="spend",
+        operator=">",
+        threshold=1,
+        window="yesterday",
+        action="scale",
+        scale_pct=50,
+        max_budget=cap,
+    )
     capped = (await fb.call("evaluate_alerts", interface="job")).data["fired"][0]
     assert capped["outcome"] == "scaled" and "the rule's cap" in capped["detail"]
     assert int((await campaign(graph, top["campaign_id"]))["daily_budget"]) == cap
     scales = [e for e in await store.list_audit(fb.workspace.id) if e.op == "update_campaign"]
     assert all(e.interface == "job" and e.outcome == "ok" for e in scales)
-    assert [(int(c["before"]), int(c["after"])) for e in reversed(scales) for c in e.changes] == [(budget, guard), (guard, cap)]
+    assert [(int(c["before"]), int(c["after"])) for e in reversed(scales) for c in e.changes] == [
+        (budget, guard),
+        (guard, cap),
+    ]
 
 
 async def test_scale_over_a_confirm_always_policy_is_not_run(fb, graph, store, demo_accounts):
     top = await spender(graph, demo_accounts["USD"])
     budget = int((await campaign(graph, top["campaign_id"]))["daily_budget"])
     await store.set_guardrails(fb.workspace.id, {"confirm_policy": "always"})
-    await alert(fb, name="Scale", object_id=top["campaign_id"], metric="spend", operator=">", threshold=1,
-                window="yesterday", action="scale", scale_pct=10, max_budget=budget * 2)
+    await alert(
+        fb,
+        name="Scale",
+        object_id=top["campaign_id"],
+        metric="spend",
+        operator=">",
+        threshold=1,
+        window="yesterday",
+        action="scale",
+        scale_pct=10,
+        max_budget=budget * 2,
+    )
     result = await fb.call("evaluate_alerts", interface="job")
     assert not result.ok and result.data["fired"][0]["outcome"] == "failed"
     assert "nobody is there to confirm" in result.data["fired"][0]["detail"]
@@ -217,8 +308,9 @@ async def test_weekly_report_from_insights_then_from_snapshots(fb, graph, demo_a
 async def test_spend_report_with_fee_in_usd_and_jpy(fb, graph, store, demo_accounts):
     expected = {}
     for currency, account in demo_accounts.items():
-        rows = await graph.get_all(f"{account}/insights", {"date_preset": "yesterday", "level": "campaign",
-                                                           "fields": "campaign_id,spend"})
+        rows = await graph.get_all(
+            f"{account}/insights", {"date_preset": "yesterday", "level": "campaign", "fields": "campaign_id,spend"}
+        )
         expected[currency] = totals(parse_row(r, currency) for r in rows).spend_minor
     report = await fb.call("spend_report", {"fee_pct": 15})
     assert report.ok
@@ -234,8 +326,12 @@ async def test_spend_report_with_fee_in_usd_and_jpy(fb, graph, store, demo_accou
 
     await store.set_setting(fb.workspace.id, "agency_fee_pct", 10)  # the workspace setting when no fee_pct is given
     from_setting = await fb.call("spend_report", {"ad_account_id": demo_accounts["JPY"]})
-    assert from_setting.data["fee_pct"] == 10 and from_setting.data["accounts"][0]["fee_minor"] == int(expected["JPY"] * 0.1 + 0.5)
-    [day_row] = await graph.get_all(f"{demo_accounts['USD']}/insights", {"date_preset": "yesterday", "fields": "spend,date_start"})
+    assert from_setting.data["fee_pct"] == 10 and from_setting.data["accounts"][0]["fee_minor"] == int(
+        expected["JPY"] * 0.1 + 0.5
+    )
+    [day_row] = await graph.get_all(
+        f"{demo_accounts['USD']}/insights", {"date_preset": "yesterday", "fields": "spend,date_start"}
+    )
     day = day_row["date_start"]
     ranged = await fb.call("spend_report", {"ad_account_id": demo_accounts["USD"], "since": day, "until": day})
     assert ranged.ok and ranged.data["accounts"][0]["spend_minor"] == expected["USD"] and day in ranged.text
@@ -246,11 +342,18 @@ async def test_spend_report_with_fee_in_usd_and_jpy(fb, graph, store, demo_accou
 # -- billing guard ---------------------------------------------------------------------------------------------
 
 
-async def test_billing_failed_pauses_exactly_the_active_and_recovered_resumes_exactly_those(fb, graph, sandbox, store, demo_accounts):
+async def test_billing_failed_pauses_exactly_the_active_and_recovered_resumes_exactly_those(
+    fb, graph, sandbox, store, demo_accounts
+):
     account = demo_accounts["USD"]
-    await sandbox.control("POST", "seed", {"campaigns": 3, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"})
-    already = (await sandbox.control("POST", "seed", {"campaigns": 2, "account_id": account, "status": "PAUSED",
-                                                      "name_prefix": "Resting"}))["ids"]
+    await sandbox.control(
+        "POST", "seed", {"campaigns": 3, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"}
+    )
+    already = (
+        await sandbox.control(
+            "POST", "seed", {"campaigns": 2, "account_id": account, "status": "PAUSED", "name_prefix": "Resting"}
+        )
+    )["ids"]
     before = await graph.get_all(f"{account}/campaigns", {"fields": "id,status"})
     active = {c["id"] for c in before if c["status"] == "ACTIVE"}
     assert len(active) >= 4
@@ -280,7 +383,9 @@ async def test_billing_failed_pauses_exactly_the_active_and_recovered_resumes_ex
 async def test_billing_recovered_skips_campaigns_a_person_changed_meanwhile(fb, graph, sandbox, store, demo_accounts):
     account = demo_accounts["USD"]
     await store.set_guardrails(fb.workspace.id, {"confirm_policy": "never"})
-    await sandbox.control("POST", "seed", {"campaigns": 2, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"})
+    await sandbox.control(
+        "POST", "seed", {"campaigns": 2, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"}
+    )
     paused = (await fb.call("billing_failed", {"ad_account_id": account})).data["paused"]
     archived = paused[0]
     assert (await fb.call("archive_campaign", {"campaign_id": archived})).ok
@@ -318,9 +423,19 @@ async def test_jobs_follow_the_sandbox_clock(runtime):
     workspace = await runtime.workspace("default")
     facebook = await runtime.facebook_for(workspace)
     account = (await facebook.selections())["ad_account"]
-    created = await facebook.call("create_alert", {"name": "Any spend", "object_id": account, "level": "account",
-                                                   "metric": "spend", "operator": ">", "threshold": 1, "window": "yesterday",
-                                                   "cooldown_hours": 6})
+    created = await facebook.call(
+        "create_alert",
+        {
+            "name": "Any spend",
+            "object_id": account,
+            "level": "account",
+            "metric": "spend",
+            "operator": ">",
+            "threshold": 1,
+            "window": "yesterday",
+            "cooldown_hours": 6,
+        },
+    )
     assert created.ok, created.text
 
     await control(runtime, "POST", "clock", {"advance": 3 * DAY})
@@ -338,17 +453,28 @@ async def test_jobs_follow_the_sandbox_clock(runtime):
     synced = await run_job("insights_sync", ctx)
     assert synced.ok and "snapshot" in synced.summary
     yesterday = (sandbox_now.astimezone() - timedelta(days=1)).date()
-    around = await runtime.store.list_snapshots(workspace.id, (yesterday - timedelta(days=1)).isoformat(),
-                                                (yesterday + timedelta(days=1)).isoformat())
+    around = await runtime.store.list_snapshots(
+        workspace.id, (yesterday - timedelta(days=1)).isoformat(), (yesterday + timedelta(days=1)).isoformat()
+    )
     assert around and {s.level for s in around} >= {"account", "campaign"}
     kept = len(around)
     assert (await run_job("insights_sync", ctx)).ok
-    assert len(await runtime.store.list_snapshots(workspace.id, (yesterday - timedelta(days=1)).isoformat(),
-                                                  (yesterday + timedelta(days=1)).isoformat())) == kept
+    assert (
+        len(
+            await runtime.store.list_snapshots(
+                workspace.id, (yesterday - timedelta(days=1)).isoformat(), (yesterday + timedelta(days=1)).isoformat()
+            )
+        )
+        == kept
+    )
 
     report = await run_job("weekly_report", ctx)
     assert report.ok, report.summary
-    [weekly] = [n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if n.subject.startswith("Weekly report")]
+    [weekly] = [
+        n
+        for n in await runtime.store.list_notifications(workspace.id, channel="inbox")
+        if n.subject.startswith("Weekly report")
+    ]
     assert "Top campaigns by spend" in weekly.text and "(was " in weekly.text
 
     billing = await run_job("spend_billing", ctx)
@@ -370,7 +496,9 @@ async def test_spend_billing_resumes_after_a_recorded_billing_pause(runtime):
     assert paused.ok and paused.data["paused"], paused.text
     result = await run_job("spend_billing", ctx)
     assert result.ok and "active again" in result.summary, result.summary
-    [notice] = [n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if "Billing fixed" in n.subject]
+    [notice] = [
+        n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if "Billing fixed" in n.subject
+    ]
     assert "/confirm c-" in notice.text
     confirm_id = notice.text.split("/confirm ")[1].split(".")[0].split()[0]
     resumed = await facebook.call("confirm", {"confirm": confirm_id})
@@ -384,12 +512,22 @@ def test_admonster_jobs_run_by_name(tmp_path):
     import sys
     from pathlib import Path
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADMONSTER_")},
-           **SANDBOX_START_ENV, "ADMONSTER_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ADMONSTER_")},
+        **SANDBOX_START_ENV,
+        "ADMONSTER_HOME": str(tmp_path / "home"),
+        "NO_COLOR": "1",
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "admonster_bot", *args], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "admonster_bot", *args],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            timeout=120,
+        )
 
     assert cli("call", "list_ad_accounts").returncode == 0  # the default workspace, connected to the embedded sandbox
     listed = cli("jobs", "list").stdout

@@ -2,6 +2,7 @@
 delivery scenario (POST /__sandbox/delivery {"scenario": {...}}) and silent in a control scenario, with the numbers
 of each explanation checked against insights read back; the `spend_billing` job pausing and resuming exactly the
 right campaigns when the ad account's account_status changes (POST /__sandbox/accounts/{act_id})."""
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,7 @@ from testkit import sandbox_settings
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 BUDGET = 5000  # $50.00 a day per ad set
-BIG = 20000    # $200.00: enough conversions a week that noise moves a CPA by a few percent only
+BIG = 20000  # $200.00: enough conversions a week that noise moves a CPA by a few percent only
 
 
 async def scenario(sandbox, account: str, **spec) -> dict:
@@ -54,8 +55,16 @@ def window(latest: str, back: int) -> dict:
 
 async def test_low_ctr_ad_is_named_with_the_median(facebook, graph, sandbox, demo_accounts):
     usd = demo_accounts["USD"]
-    weak = await scenario(sandbox, usd, name="Weak creative", ads=3, adsets=3, days=21, daily_budget=BUDGET,
-                          true_effects={"0": {"ctr": 0.3}})
+    weak = await scenario(
+        sandbox,
+        usd,
+        name="Weak creative",
+        ads=3,
+        adsets=3,
+        days=21,
+        daily_budget=BUDGET,
+        true_effects={"0": {"ctr": 0.3}},
+    )
     recs, _latest = await recommend(facebook, weak["campaign_id"])
     low = of_rule(recs, "low_ctr")
     assert set(low) == {weak["ad_ids"][0]}, recs
@@ -78,8 +87,9 @@ async def test_low_ctr_ad_is_named_with_the_median(facebook, graph, sandbox, dem
 
 async def test_cpc_rising_with_a_cpm_trend(facebook, graph, sandbox, demo_accounts):
     usd = demo_accounts["USD"]
-    dearer = await scenario(sandbox, usd, name="Dearer auction", ads=2, days=21, daily_budget=2 * BUDGET,
-                            cpm_growth_per_day=0.08)
+    dearer = await scenario(
+        sandbox, usd, name="Dearer auction", ads=2, days=21, daily_budget=2 * BUDGET, cpm_growth_per_day=0.08
+    )
     recs, latest = await recommend(facebook, dearer["campaign_id"])
     rising = of_rule(recs, "cpc_rising")
     assert set(rising) == set(dearer["ad_ids"]), recs
@@ -89,8 +99,9 @@ async def test_cpc_rising_with_a_cpm_trend(facebook, graph, sandbox, demo_accoun
         reason = rising[ad]["reason"]
         assert f"CPC rose {(now - then) / then * 100:.0f}% ({money(then, 'USD')} → {money(now, 'USD')}" in reason
         assert rising[ad]["action"]["op"] == "get_insights" and rising[ad]["action"]["args"]["object_id"] == ad
-    daily = await graph.get_all(f"{dearer['campaign_id']}/insights", {"fields": "cpm", "date_preset": "last_14d",
-                                                                       "time_increment": 1})
+    daily = await graph.get_all(
+        f"{dearer['campaign_id']}/insights", {"fields": "cpm", "date_preset": "last_14d", "time_increment": 1}
+    )
     cpms = [float(r["cpm"]) for r in daily]
     assert statistics.mean(cpms[-3:]) > statistics.mean(cpms[:3]) * 1.3  # dearer day by day
 
@@ -103,16 +114,17 @@ async def test_cpc_rising_with_a_cpm_trend(facebook, graph, sandbox, demo_accoun
 
 async def test_small_audience_fatigues_and_broad_does_not(facebook, graph, sandbox, demo_accounts):
     usd = demo_accounts["USD"]
-    small = await scenario(sandbox, usd, name="Small audience", ads=1, days=21, daily_budget=BUDGET,
-                           audience_size=2000)
+    small = await scenario(sandbox, usd, name="Small audience", ads=1, days=21, daily_budget=BUDGET, audience_size=2000)
     [ad] = small["ad_ids"]
     recs, latest = await recommend(facebook, small["campaign_id"])
     fatigue = of_rule(recs, "creative_fatigue")
     assert set(fatigue) == {ad}, recs
     row = await read(graph, ad, date_preset="last_7d")
     impressions, reach = int(row["impressions"]), int(row["reach"])
-    assert f"frequency {impressions / reach:.1f} ({impressions:,} impressions to {reach:,} people in 7 days)" \
+    assert (
+        f"frequency {impressions / reach:.1f} ({impressions:,} impressions to {reach:,} people in 7 days)"
         in fatigue[ad]["reason"]
+    )
     assert fatigue[ad]["action"] == {"op": "pause_ad", "args": {"ad_id": ad}}
     weekly = [float((await read(graph, ad, **window(latest, back)))["frequency"]) for back in (14, 7, 0)]
     assert weekly[0] < weekly[1] < weekly[2] and weekly[2] > 3  # the same people see it more week after week
@@ -132,8 +144,9 @@ def spent_text(spend_minor: int, budget: int, days: int = 7) -> str:
 
 async def test_budget_limited_winner_gets_a_scale_suggestion(facebook, graph, sandbox, demo_accounts):
     usd = demo_accounts["USD"]
-    best = await scenario(sandbox, usd, name="Converts best", ads=3, adsets=3, days=14, daily_budget=BIG,
-                          true_effects={"0": {"cvr": 2.5}})
+    best = await scenario(
+        sandbox, usd, name="Converts best", ads=3, adsets=3, days=14, daily_budget=BIG, true_effects={"0": {"cvr": 2.5}}
+    )
     recs, _latest = await recommend(facebook, best["campaign_id"])
     winners = of_rule(recs, "budget_limited_winner")
     winner = best["adset_ids"][0]
@@ -155,12 +168,25 @@ async def test_budget_limited_winner_gets_a_scale_suggestion(facebook, graph, sa
     # Three equal ad sets, all at their budget: the cheapest by a few percent of noise is no winner.
     even = await scenario(sandbox, usd, name="Even ad sets", ads=3, adsets=3, days=14, daily_budget=BIG)
     recs, _ = await recommend(facebook, even["campaign_id"])
-    assert of_rule(recs, "budget_limited_winner") == {}, [r["reason"] for r in recs if r["rule"] == "budget_limited_winner"]
+    assert of_rule(recs, "budget_limited_winner") == {}, [
+        r["reason"] for r in recs if r["rule"] == "budget_limited_winner"
+    ]
     # The same winner held back by a small audience is not budget-limited: no scale suggestion.
-    held = await scenario(sandbox, usd, name="Held back", ads=3, adsets=3, days=14, daily_budget=BIG,
-                          true_effects={"0": {"cvr": 2.5}}, audience_size=[2000, None, None])
+    held = await scenario(
+        sandbox,
+        usd,
+        name="Held back",
+        ads=3,
+        adsets=3,
+        days=14,
+        daily_budget=BIG,
+        true_effects={"0": {"cvr": 2.5}},
+        audience_size=[2000, None, None],
+    )
     recs, _ = await recommend(facebook, held["campaign_id"])
-    assert of_rule(recs, "budget_limited_winner") == {}, [r["reason"] for r in recs if r["rule"] == "budget_limited_winner"]
+    assert of_rule(recs, "budget_limited_winner") == {}, [
+        r["reason"] for r in recs if r["rule"] == "budget_limited_winner"
+    ]
     assert set(of_rule(recs, "underspending")) == {held["adset_ids"][0]}
 
 
@@ -197,14 +223,18 @@ async def test_learning_phase_until_50_results(facebook, graph, sandbox, demo_ac
     m = parse_row(await read(graph, adset, date_preset="last_7d"), "USD")
     assert 0 < m.purchases < 50
     edited = (await graph.get(adset, {"fields": "updated_time"}))["updated_time"][:10]
-    assert f"{m.purchases} offsite_conversions results since the last significant edit ({edited})" in learning[adset]["reason"]
+    assert (
+        f"{m.purchases} offsite_conversions results since the last significant edit ({edited})"
+        in learning[adset]["reason"]
+    )
     cost = m.spend_minor / m.purchases
     needed = -(-cost * 50 // 7)
     assert learning[adset]["action"] == {"op": "update_adset", "args": {"adset_id": adset, "daily_budget": int(needed)}}
     assert f"at {money(cost, 'USD')} each" in learning[adset]["reason"]
 
-    traffic = await scenario(sandbox, usd, name="Many clicks", ads=1, days=14, daily_budget=BUDGET,
-                             objective="OUTCOME_TRAFFIC", pixel=False)
+    traffic = await scenario(
+        sandbox, usd, name="Many clicks", ads=1, days=14, daily_budget=BUDGET, objective="OUTCOME_TRAFFIC", pixel=False
+    )
     recs, _ = await recommend(facebook, traffic["campaign_id"])
     assert of_rule(recs, "learning_phase") == {}
     assert int((await read(graph, traffic["adset_ids"][0], date_preset="last_7d"))["inline_link_clicks"]) >= 50
@@ -244,9 +274,15 @@ async def test_scenario_knobs_are_validated(sandbox):
             async with session.post(f"{sandbox.url}/__sandbox/{path}", json=body) as resp:
                 return resp.status, await resp.json()
 
-    for bad in ({"audience_size": 5}, {"audience_size": [2000]}, {"cpm_growth_per_day": 3},
-                {"true_effects": {"7": 0.5}}, {"true_effects": {"0": {"ctr": -1}}}, {"true_effects": {"0": {"cpm": 1}}},
-                {"disapproved": 4}):
+    for bad in (
+        {"audience_size": 5},
+        {"audience_size": [2000]},
+        {"cpm_growth_per_day": 3},
+        {"true_effects": {"7": 0.5}},
+        {"true_effects": {"0": {"ctr": -1}}},
+        {"true_effects": {"0": {"cpm": 1}}},
+        {"disapproved": 4},
+    ):
         status, body = await post("delivery", {"scenario": {"ads": 3, "adsets": 3, "days": 1, **bad}})
         assert status == 400 and "scenario" in body["error"]["message"], (bad, body)
     status, body = await post("delivery", {"true_effects": {"123": {"ctr": 0.5, "cvr": 2}}})
@@ -265,8 +301,9 @@ async def test_a_failed_account_stops_delivering(graph, sandbox, demo_accounts):
     assert changed["account_status"] == 3 and changed["disable_reason"] == 0
     assert (await graph.get(usd, {"fields": "account_status"}))["account_status"] == 3
     await sandbox.control("POST", "clock", {"advance": 2 * 86400})
-    days = await graph.get_all(f"{live['campaign_id']}/insights", {"fields": "spend", "date_preset": "last_7d",
-                                                                    "time_increment": 1})
+    days = await graph.get_all(
+        f"{live['campaign_id']}/insights", {"fields": "spend", "date_preset": "last_7d", "time_increment": 1}
+    )
     spent = [float(r["spend"]) for r in days]
     assert spent[:3] and all(s > 0 for s in spent[:3]) and len(spent) == 3  # no delivery once billing failed
     await sandbox.control("POST", f"accounts/{usd}", {"account_status": 1})
@@ -301,14 +338,28 @@ async def statuses(facebook, account: str) -> dict[str, str]:
 async def test_spend_billing_job_pauses_on_unsettled_and_resumes_exactly_those(runtime):
     from admonster_jobs import JobContext, run_job
 
-    ctx = JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                     time_source=runtime.time_source, tz=UTC)
+    ctx = JobContext(
+        store=runtime.store,
+        notifier=runtime.notifier,
+        settings=runtime.settings,
+        sessions=runtime,
+        time_source=runtime.time_source,
+        tz=UTC,
+    )
     workspace = await runtime.workspace("default")
     facebook = await runtime.facebook_for(workspace)
     account = (await facebook.selections())["ad_account"]
-    await control(runtime, "POST", "seed", {"campaigns": 3, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"})
-    resting = (await control(runtime, "POST", "seed", {"campaigns": 2, "account_id": account, "status": "PAUSED",
-                                                       "name_prefix": "Resting"}))["ids"]
+    await control(
+        runtime, "POST", "seed", {"campaigns": 3, "account_id": account, "status": "ACTIVE", "name_prefix": "Live"}
+    )
+    resting = (
+        await control(
+            runtime,
+            "POST",
+            "seed",
+            {"campaigns": 2, "account_id": account, "status": "PAUSED", "name_prefix": "Resting"},
+        )
+    )["ids"]
     accounts = await facebook.graph.get_all("me/adaccounts", {"fields": "id"})
     others = {a["id"]: await statuses(facebook, a["id"]) for a in accounts if a["id"] != account}
     before = await statuses(facebook, account)
@@ -327,17 +378,27 @@ async def test_spend_billing_job_pauses_on_unsettled_and_resumes_exactly_those(r
     assert {i for i, s in after.items() if s != before[i]} == active
     [pause] = await runtime.store.open_billing_pauses(workspace.id)
     assert pause.ad_account_id == account and set(pause.object_ids) == active
-    [notice] = [n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if "Billing problem" in n.subject]
+    [notice] = [
+        n
+        for n in await runtime.store.list_notifications(workspace.id, channel="inbox")
+        if "Billing problem" in n.subject
+    ]
     assert "UNSETTLED" in notice.text
     entry = next(e for e in await runtime.store.list_audit(workspace.id) if e.op == "billing_failed")
     assert entry.interface == "job" and set(entry.object_ids) == active
     again = await run_job("spend_billing", ctx)  # still unsettled: already paused, nothing more
-    assert again.ok and "UNSETTLED" not in again.summary and len(await runtime.store.open_billing_pauses(workspace.id)) == 1
+    assert (
+        again.ok
+        and "UNSETTLED" not in again.summary
+        and len(await runtime.store.open_billing_pauses(workspace.id)) == 1
+    )
 
     await control(runtime, "POST", f"accounts/{account}", {"account_status": 1})
     recovered = await run_job("spend_billing", ctx)
     assert recovered.ok and "active again" in recovered.summary, recovered.summary
-    [fixed] = [n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if "Billing fixed" in n.subject]
+    [fixed] = [
+        n for n in await runtime.store.list_notifications(workspace.id, channel="inbox") if "Billing fixed" in n.subject
+    ]
     confirm = re.search(r"/confirm (\S+?)\.?\s", fixed.text + " ")
     assert confirm, fixed.text  # resuming spends money: held for confirmation under the default policy
     assert await statuses(facebook, account) == after  # nothing resumed before the confirmation

@@ -1,6 +1,7 @@
 """fb_insights from Meta's spec (issue 17): every SDK breakdown and action breakdown accepted where Meta allows it,
 the documented impossible combinations refused before sending (one line with the fix), attribution windows per
 window, and a failed async report's v25 error fields read into its one-line error. Over the sandbox."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ TODAY = fi.date(2026, 12, 6)
 
 def _fields_for(breakdown: str) -> tuple[str, ...]:
     extra = (fi.ONLY_WITH_FIELD[breakdown],) if breakdown in fi.ONLY_WITH_FIELD else ()
-    reach = () if breakdown in fi.HOURLY_BREAKDOWNS else ("reach",)      # hourly: no reach (Meta answers 0)
+    reach = () if breakdown in fi.HOURLY_BREAKDOWNS else ("reach",)  # hourly: no reach (Meta answers 0)
     return ("impressions", "clicks", "spend", *reach, "actions", "action_values") + extra
 
 
@@ -23,7 +24,9 @@ def _asked_with(breakdown: str) -> list[str]:
         fi.build_query("act_1", fields=_fields_for(breakdown), breakdowns=[breakdown], level="ad", today=TODAY)
         return [breakdown]
     except ValidationError:
-        entry = next(cols for cols, _ in fi.DOCUMENTED_PERMUTATIONS if breakdown in cols and set(cols) <= set(fi.BREAKDOWNS))
+        entry = next(
+            cols for cols, _ in fi.DOCUMENTED_PERMUTATIONS if breakdown in cols and set(cols) <= set(fi.BREAKDOWNS)
+        )
         return list(entry)
 
 
@@ -31,8 +34,12 @@ def test_the_accepted_lists_are_the_sdks():
     from facebook_business.adobjects.adsinsights import AdsInsights
 
     assert set(fi.BREAKDOWNS) == {v for k, v in vars(AdsInsights.Breakdowns).items() if not k.startswith("_")}
-    assert set(fi.ACTION_BREAKDOWNS) == {v for k, v in vars(AdsInsights.ActionBreakdowns).items() if not k.startswith("_")}
-    assert set(fi.ATTRIBUTION_WINDOWS) == {v for k, v in vars(AdsInsights.ActionAttributionWindows).items() if not k.startswith("_")}
+    assert set(fi.ACTION_BREAKDOWNS) == {
+        v for k, v in vars(AdsInsights.ActionBreakdowns).items() if not k.startswith("_")
+    }
+    assert set(fi.ATTRIBUTION_WINDOWS) == {
+        v for k, v in vars(AdsInsights.ActionAttributionWindows).items() if not k.startswith("_")
+    }
     assert set(fi.FIELDS) == {v for k, v in vars(AdsInsights.Field).items() if not k.startswith("_")}
 
 
@@ -49,21 +56,42 @@ def test_every_sdk_action_breakdown_is_accepted(action_breakdown):
     assert query.params()["action_breakdowns"] == action_breakdown
 
 
-@pytest.mark.parametrize(("kwargs", "words", "fix"), [
-    ({"breakdowns": ["age", "country"]}, "age + country cannot be combined", "separate requests"),
-    ({"breakdowns": ["country", "region"]}, "cannot be combined", "separate requests"),
-    ({"breakdowns": ["country"], "action_breakdowns": ["action_device"]}, "cannot be combined", "separate requests"),
-    ({"breakdowns": ["hourly_stats_aggregated_by_advertiser_time_zone"], "fields": ["impressions", "reach"]},
-     "hourly breakdowns do not support reach", "Drop reach"),
-    ({"breakdowns": ["hourly_stats_aggregated_by_audience_time_zone"], "fields": ["video_p25_watched_actions"]},
-     "cannot be requested with an hourly breakdown", "Drop the video fields"),
-    ({"breakdowns": ["frequency_value"], "fields": ["impressions"]}, "used with reach only", "Add reach"),
-    ({"breakdowns": ["region"], "fields": ["video_p75_watched_actions"]}, "does not support the region breakdown", "country"),
-    ({"breakdowns": ["body_asset"], "fields": ["impressions", "cpm"]}, "dynamic creative asset", "impressions, clicks"),
-    ({"breakdowns": ["place_page_id"], "fields": ["impressions"]}, "account level", "level campaign"),
-    ({"attribution_windows": ["7d_clicks"]}, "not an attribution window", "1d_click"),
-    ({"action_breakdowns": ["action_colour"]}, "not an action breakdown", "action_type"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words", "fix"),
+    [
+        ({"breakdowns": ["age", "country"]}, "age + country cannot be combined", "separate requests"),
+        ({"breakdowns": ["country", "region"]}, "cannot be combined", "separate requests"),
+        (
+            {"breakdowns": ["country"], "action_breakdowns": ["action_device"]},
+            "cannot be combined",
+            "separate requests",
+        ),
+        (
+            {"breakdowns": ["hourly_stats_aggregated_by_advertiser_time_zone"], "fields": ["impressions", "reach"]},
+            "hourly breakdowns do not support reach",
+            "Drop reach",
+        ),
+        (
+            {"breakdowns": ["hourly_stats_aggregated_by_audience_time_zone"], "fields": ["video_p25_watched_actions"]},
+            "cannot be requested with an hourly breakdown",
+            "Drop the video fields",
+        ),
+        ({"breakdowns": ["frequency_value"], "fields": ["impressions"]}, "used with reach only", "Add reach"),
+        (
+            {"breakdowns": ["region"], "fields": ["video_p75_watched_actions"]},
+            "does not support the region breakdown",
+            "country",
+        ),
+        (
+            {"breakdowns": ["body_asset"], "fields": ["impressions", "cpm"]},
+            "dynamic creative asset",
+            "impressions, clicks",
+        ),
+        ({"breakdowns": ["place_page_id"], "fields": ["impressions"]}, "account level", "level campaign"),
+        ({"attribution_windows": ["7d_clicks"]}, "not an attribution window", "1d_click"),
+        ({"action_breakdowns": ["action_colour"]}, "not an action breakdown", "action_type"),
+    ],
+)
 def test_impossible_combinations_are_refused_in_one_line_with_the_fix(kwargs, words, fix):
     with pytest.raises(ValidationError) as caught:
         fi.build_query("act_1", today=TODAY, **kwargs)
@@ -85,7 +113,9 @@ async def test_refusals_send_nothing(facebook, sandbox):
     before = await _insight_requests(sandbox)
     for args in ({"breakdowns": ["age", "country"]}, {"breakdowns": ["frequency_value"], "fields": ["impressions"]}):
         result = await facebook.call("get_insights", args)
-        assert result.text.startswith("ERROR validation") and "Fix:" in result.text and "\n" not in result.text, result.text
+        assert result.text.startswith("ERROR validation") and "Fix:" in result.text and "\n" not in result.text, (
+            result.text
+        )
     assert await _insight_requests(sandbox) == before
 
 
@@ -97,25 +127,36 @@ async def test_every_sdk_breakdown_over_the_sandbox_sums_to_the_totals(graph, de
         fields = _fields_for(breakdown)
         whole = await fi.fetch_insights(ctx, usd, level="campaign", date_preset="last_14d", fields=fields)
         try:
-            split = await fi.fetch_insights(ctx, usd, level="campaign", date_preset="last_14d", fields=fields,
-                                            breakdowns=_asked_with(breakdown))
+            split = await fi.fetch_insights(
+                ctx, usd, level="campaign", date_preset="last_14d", fields=fields, breakdowns=_asked_with(breakdown)
+            )
         except GraphError as error:
             refused.append((breakdown, error.to_text()))
             continue
         assert split.rows and all(breakdown in r for r in split.rows), breakdown
         expected = fi.totals([fi.parse_row(r, "USD") for r in whole.rows], "USD")
         got = fi.totals([fi.parse_row(r, "USD") for r in split.rows], "USD")
-        assert (got.spend_minor, got.impressions, got.clicks) == (expected.spend_minor, expected.impressions, expected.clicks), breakdown
+        assert (got.spend_minor, got.impressions, got.clicks) == (
+            expected.spend_minor,
+            expected.impressions,
+            expected.clicks,
+        ), breakdown
     assert refused == []
 
 
 async def test_attribution_windows_show_per_window_values(facebook):
-    result = await facebook.call("get_insights", {"date_preset": "last_14d", "fields": ["spend", "actions"],
-                                                  "attribution_windows": ["1d_click", "7d_click", "28d_click", "1d_view", "7d_view"]})
+    result = await facebook.call(
+        "get_insights",
+        {
+            "date_preset": "last_14d",
+            "fields": ["spend", "actions"],
+            "attribution_windows": ["1d_click", "7d_click", "28d_click", "1d_view", "7d_view"],
+        },
+    )
     assert result.ok, result.text
     assert result.data["params"]["action_attribution_windows"] == "1d_click,7d_click,28d_click,1d_view,7d_view"
     windows = result.data["attribution_windows"]
-    assert "7d_view" not in windows                        # Meta: no data since 2026-01-12
+    assert "7d_view" not in windows  # Meta: no data since 2026-01-12
     assert "7d_view and" not in result.text and "7d_view has no data since 2026-01-12" in result.text
     for action_type, default in windows["value"].items():
         assert windows["1d_click"][action_type] <= windows["7d_click"][action_type] <= windows["28d_click"][action_type]

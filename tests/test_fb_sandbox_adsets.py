@@ -1,4 +1,5 @@
 """Sandbox ad sets: Facebook's rules (docs/adset_rules.md) with codes, subcodes and blame; lists, copies, activities."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +12,18 @@ import pytest
 from test_fb_sandbox_helpers import JPY, USD, campaign_form, graph  # noqa: F401
 from testkit import SANDBOX_START
 
-TARGETING = {"geo_locations": {"countries": ["US"]}, "age_min": 18, "age_max": 65,
-             "targeting_automation": {"advantage_audience": 0}}
-ALL_FIELDS = ("id,account_id,campaign_id,name,status,configured_status,effective_status,optimization_goal,"
-              "billing_event,bid_strategy,bid_amount,bid_constraints,daily_budget,lifetime_budget,budget_remaining,"
-              "start_time,end_time,targeting,promoted_object,destination_type,adset_schedule,pacing_type,"
-              "is_dynamic_creative,adlabels,created_time,updated_time,source_adset_id")
+TARGETING = {
+    "geo_locations": {"countries": ["US"]},
+    "age_min": 18,
+    "age_max": 65,
+    "targeting_automation": {"advantage_audience": 0},
+}
+ALL_FIELDS = (
+    "id,account_id,campaign_id,name,status,configured_status,effective_status,optimization_goal,"
+    "billing_event,bid_strategy,bid_amount,bid_constraints,daily_budget,lifetime_budget,budget_remaining,"
+    "start_time,end_time,targeting,promoted_object,destination_type,adset_schedule,pacing_type,"
+    "is_dynamic_creative,adlabels,created_time,updated_time,source_adset_id"
+)
 
 
 def _iso(**delta) -> str:
@@ -26,9 +33,15 @@ def _iso(**delta) -> str:
 
 def form(campaign_id: str, **overrides) -> dict:
     """A valid ad set for a traffic campaign without a campaign budget; None drops a field."""
-    body = {"campaign_id": campaign_id, "name": "Test ad set", "optimization_goal": "LINK_CLICKS",
-            "billing_event": "IMPRESSIONS", "daily_budget": "2000", "status": "PAUSED",
-            "targeting": TARGETING}
+    body = {
+        "campaign_id": campaign_id,
+        "name": "Test ad set",
+        "optimization_goal": "LINK_CLICKS",
+        "billing_event": "IMPRESSIONS",
+        "daily_budget": "2000",
+        "status": "PAUSED",
+        "targeting": TARGETING,
+    }
     body.update(overrides)
     return {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in body.items() if v is not None}
 
@@ -65,6 +78,7 @@ async def refused(graph, sandbox, path: str, body: dict, code: int, subcode: int
 
 # ---- create, read, update, delete
 
+
 async def test_create_read_update_delete(graph):
     cid = await new_campaign(graph)
     created = await graph.post(f"{USD}/adsets", form(cid, adlabels='[{"name":"q3"}]'))
@@ -79,12 +93,23 @@ async def test_create_read_update_delete(graph):
     assert a["adlabels"][0]["name"] == "q3" and a["source_adset_id"] == "0"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000", a["created_time"])
     assert (await graph.get(aid)).body == {"id": aid}
-    update = await graph.post(aid, {"name": "Renamed ✓ 広告", "daily_budget": "3000", "bid_amount": "250",
-                                    "bid_strategy": "LOWEST_COST_WITH_BID_CAP"})
+    update = await graph.post(
+        aid,
+        {
+            "name": "Renamed ✓ 広告",
+            "daily_budget": "3000",
+            "bid_amount": "250",
+            "bid_strategy": "LOWEST_COST_WITH_BID_CAP",
+        },
+    )
     assert update.body == {"success": True}
     a = (await graph.get(aid, fields="name,daily_budget,bid_amount,bid_strategy")).body
-    assert (a["name"], a["daily_budget"], a["bid_amount"], a["bid_strategy"]) == \
-        ("Renamed ✓ 広告", "3000", "250", "LOWEST_COST_WITH_BID_CAP")
+    assert (a["name"], a["daily_budget"], a["bid_amount"], a["bid_strategy"]) == (
+        "Renamed ✓ 広告",
+        "3000",
+        "250",
+        "LOWEST_COST_WITH_BID_CAP",
+    )
     switch = await graph.post(aid, {"lifetime_budget": "100000", "end_time": _iso(days=10)})
     assert switch.error["code"] == 100 and switch.blame() == ["lifetime_budget"]
     assert (await graph.delete(aid)).body == {"success": True}
@@ -127,13 +152,16 @@ async def test_campaign_must_be_of_the_account_and_live(graph, sandbox):
 
 # ---- the rules, one by one: refused with Facebook's code, then the valid variant passes
 
+
 async def test_r1_goal_for_objective(graph, sandbox):
     cid = await new_campaign(graph)  # OUTCOME_TRAFFIC
-    err = await refused(graph, sandbox, f"{USD}/adsets", form(cid, optimization_goal="APP_INSTALLS"),
-                        100, 2490408, "optimization_goal")
+    err = await refused(
+        graph, sandbox, f"{USD}/adsets", form(cid, optimization_goal="APP_INSTALLS"), 100, 2490408, "optimization_goal"
+    )
     assert "OUTCOME_TRAFFIC" in err["error_user_msg"]
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, optimization_goal="WHATEVER"), 100, None,
-                  "optimization_goal")
+    await refused(
+        graph, sandbox, f"{USD}/adsets", form(cid, optimization_goal="WHATEVER"), 100, None, "optimization_goal"
+    )
     assert (await graph.post(f"{USD}/adsets", form(cid, optimization_goal="LANDING_PAGE_VIEWS"))).status == 200
     aid = (await graph.post(f"{USD}/adsets", form(cid))).body["id"]
     update = await graph.post(aid, {"optimization_goal": "THRUPLAY"})
@@ -151,18 +179,29 @@ async def test_r2_billing_event_for_goal(graph, sandbox):
 async def test_r3_bid_amount_for_capped_strategies(graph, sandbox):
     cid = await new_campaign(graph)
     for strategy in ("LOWEST_COST_WITH_BID_CAP", "COST_CAP"):
-        err = await refused(graph, sandbox, f"{USD}/adsets", form(cid, bid_strategy=strategy),
-                            100, 1815857, "bid_amount")
+        err = await refused(
+            graph, sandbox, f"{USD}/adsets", form(cid, bid_strategy=strategy), 100, 1815857, "bid_amount"
+        )
         assert err["error_user_title"] == "Bid Amount Required"
         assert (await graph.post(f"{USD}/adsets", form(cid, bid_strategy=strategy, bid_amount="150"))).status == 200
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, bid_strategy="LOWEST_COST_WITH_MIN_ROAS"),
-                  100, 1815857, "bid_constraints")
-    ok = await graph.post(f"{USD}/adsets", form(cid, bid_strategy="LOWEST_COST_WITH_MIN_ROAS",
-                                                 bid_constraints={"roas_average_floor": 15000}))
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, bid_strategy="LOWEST_COST_WITH_MIN_ROAS"),
+        100,
+        1815857,
+        "bid_constraints",
+    )
+    ok = await graph.post(
+        f"{USD}/adsets",
+        form(cid, bid_strategy="LOWEST_COST_WITH_MIN_ROAS", bid_constraints={"roas_average_floor": 15000}),
+    )
     assert ok.status == 200
     # The campaign's strategy counts when the ad set has none.
-    capped = await new_campaign(graph, daily_budget="5000", is_adset_budget_sharing_enabled=None,
-                                bid_strategy="COST_CAP")
+    capped = await new_campaign(
+        graph, daily_budget="5000", is_adset_budget_sharing_enabled=None, bid_strategy="COST_CAP"
+    )
     await refused(graph, sandbox, f"{USD}/adsets", form(capped, daily_budget=None), 100, 1815857, "bid_amount")
     assert (await graph.post(f"{USD}/adsets", form(capped, daily_budget=None, bid_amount="300"))).status == 200
     await refused(graph, sandbox, f"{USD}/adsets", form(cid, bid_amount="cheap"), 100, None, "bid_amount")
@@ -171,8 +210,15 @@ async def test_r3_bid_amount_for_capped_strategies(graph, sandbox):
 async def test_r4_budget_on_campaign_or_adset(graph, sandbox):
     cbo = await new_campaign(graph, daily_budget="5000", is_adset_budget_sharing_enabled=None)
     await refused(graph, sandbox, f"{USD}/adsets", form(cbo), 100, 1885621, "daily_budget")
-    await refused(graph, sandbox, f"{USD}/adsets", form(cbo, daily_budget=None, lifetime_budget="90000",
-                                                        end_time=_iso(days=10)), 100, 1885621, "lifetime_budget")
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cbo, daily_budget=None, lifetime_budget="90000", end_time=_iso(days=10)),
+        100,
+        1885621,
+        "lifetime_budget",
+    )
     aid = (await graph.post(f"{USD}/adsets", form(cbo, daily_budget=None))).body["id"]
     update = await graph.post(aid, {"daily_budget": "1000"})
     assert (update.error["code"], update.error["error_subcode"], update.blame()) == (100, 1885621, ["daily_budget"])
@@ -191,8 +237,15 @@ async def test_r4_campaign_side(graph):
 async def test_r5_adset_budget_needed_without_campaign_budget(graph, sandbox):
     cid = await new_campaign(graph)
     await refused(graph, sandbox, f"{USD}/adsets", form(cid, daily_budget=None), 100, 1885621, "daily_budget")
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, lifetime_budget="90000", end_time=_iso(days=5)),
-                  100, 1885621, "daily_budget")
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, lifetime_budget="90000", end_time=_iso(days=5)),
+        100,
+        1885621,
+        "daily_budget",
+    )
     ok = await graph.post(f"{USD}/adsets", form(cid, daily_budget=None, lifetime_budget="90000", end_time=_iso(days=5)))
     assert ok.status == 200
 
@@ -203,12 +256,19 @@ async def test_r6_minimum_budget(graph, sandbox):
     assert "$1.00" in err["error_user_msg"]
     # Lifetime: at least min_daily_budget (100) x 10 days (9.5 rounded up).
     start, end = _iso(hours=1), _iso(days=9, hours=13)
-    err = await refused(graph, sandbox, f"{USD}/adsets", form(cid, daily_budget=None, lifetime_budget="999",
-                                                              start_time=start, end_time=end),
-                        100, 1885272, "lifetime_budget")
+    err = await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, daily_budget=None, lifetime_budget="999", start_time=start, end_time=end),
+        100,
+        1885272,
+        "lifetime_budget",
+    )
     assert "$10.00" in err["error_user_msg"]
-    ok = await graph.post(f"{USD}/adsets", form(cid, daily_budget=None, lifetime_budget="1000", start_time=start,
-                                                 end_time=end))
+    ok = await graph.post(
+        f"{USD}/adsets", form(cid, daily_budget=None, lifetime_budget="1000", start_time=start, end_time=end)
+    )
     assert ok.status == 200
     longer = await graph.post(ok.body["id"], {"end_time": _iso(days=30)})
     assert longer.error["error_subcode"] == 1885272 and longer.blame() == ["lifetime_budget"]
@@ -221,16 +281,37 @@ async def test_r6_minimum_budget(graph, sandbox):
 
 async def test_r7_lifetime_needs_end_time(graph, sandbox):
     cid = await new_campaign(graph)
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, daily_budget=None, lifetime_budget="100000"),
-                  100, 1885347, "end_time")
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, daily_budget=None, lifetime_budget="100000"),
+        100,
+        1885347,
+        "end_time",
+    )
 
 
 async def test_r8_end_time(graph, sandbox):
     cid = await new_campaign(graph)
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, start_time=_iso(days=-5), end_time=_iso(days=-2)),
-                  100, 1487181, "end_time")
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, start_time=_iso(days=5), end_time=_iso(days=3)),
-                  100, 1487181, "end_time")
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, start_time=_iso(days=-5), end_time=_iso(days=-2)),
+        100,
+        1487181,
+        "end_time",
+    )
+    await refused(
+        graph,
+        sandbox,
+        f"{USD}/adsets",
+        form(cid, start_time=_iso(days=5), end_time=_iso(days=3)),
+        100,
+        1487181,
+        "end_time",
+    )
     await refused(graph, sandbox, f"{USD}/adsets", form(cid, end_time="next tuesday"), 100, None, "end_time")
     aid = (await graph.post(f"{USD}/adsets", form(cid, start_time=_iso(days=-5), end_time=_iso(days=3)))).body["id"]
     moved = await graph.post(aid, {"end_time": _iso(days=-1)})
@@ -244,36 +325,65 @@ async def test_r14_promoted_object(graph, sandbox):
     path = f"{USD}/adsets"
     body = dict(optimization_goal="OFFSITE_CONVERSIONS")
     await refused(graph, sandbox, path, form(sales, **body), 100, 1815430, "promoted_object")
-    await refused(graph, sandbox, path, form(sales, **body, promoted_object={"pixel_id": pixel}),
-                  100, 1815430, "promoted_object")
-    await refused(graph, sandbox, path, form(sales, **body, promoted_object={"pixel_id": "500000000000999",
-                                                                            "custom_event_type": "PURCHASE"}),
-                  100, 1815430, "promoted_object")
-    await refused(graph, sandbox, path, form(sales, **body, promoted_object={"pixel_id": pixel,
-                                                                            "custom_event_type": "BUY_STUFF"}),
-                  100, 1815430, "promoted_object")
+    await refused(
+        graph, sandbox, path, form(sales, **body, promoted_object={"pixel_id": pixel}), 100, 1815430, "promoted_object"
+    )
+    await refused(
+        graph,
+        sandbox,
+        path,
+        form(sales, **body, promoted_object={"pixel_id": "500000000000999", "custom_event_type": "PURCHASE"}),
+        100,
+        1815430,
+        "promoted_object",
+    )
+    await refused(
+        graph,
+        sandbox,
+        path,
+        form(sales, **body, promoted_object={"pixel_id": pixel, "custom_event_type": "BUY_STUFF"}),
+        100,
+        1815430,
+        "promoted_object",
+    )
     await refused(graph, sandbox, path, form(sales, **body, promoted_object="[1]"), 100, None, "promoted_object")
     purchase = {"pixel_id": pixel, "custom_event_type": "PURCHASE"}
     ok = await graph.post(path, form(sales, **body, promoted_object=purchase))
     assert ok.status == 200
     leads = await new_campaign(graph, objective="OUTCOME_LEADS")
-    await refused(graph, sandbox, path, form(leads, optimization_goal="LEAD_GENERATION"), 100, 1815430,
-                  "promoted_object")
-    await refused(graph, sandbox, path, form(leads, optimization_goal="LEAD_GENERATION",
-                                             promoted_object={"page_id": "400000000000999"}),
-                  100, 1815430, "promoted_object")
+    await refused(
+        graph, sandbox, path, form(leads, optimization_goal="LEAD_GENERATION"), 100, 1815430, "promoted_object"
+    )
+    await refused(
+        graph,
+        sandbox,
+        path,
+        form(leads, optimization_goal="LEAD_GENERATION", promoted_object={"page_id": "400000000000999"}),
+        100,
+        1815430,
+        "promoted_object",
+    )
     page = await page_id(graph)
-    assert (await graph.post(path, form(leads, optimization_goal="LEAD_GENERATION",
-                                        promoted_object={"page_id": page}))).status == 200
+    assert (
+        await graph.post(path, form(leads, optimization_goal="LEAD_GENERATION", promoted_object={"page_id": page}))
+    ).status == 200
     apps = await new_campaign(graph, objective="OUTCOME_APP_PROMOTION")
     app = {"application_id": "600000000000001", "object_store_url": "http://play.google.com/store/apps/details?id=x"}
-    await refused(graph, sandbox, path, form(apps, optimization_goal="APP_INSTALLS", promoted_object=app),
-                  100, 1815430, "promoted_object")
+    await refused(
+        graph,
+        sandbox,
+        path,
+        form(apps, optimization_goal="APP_INSTALLS", promoted_object=app),
+        100,
+        1815430,
+        "promoted_object",
+    )
     app["object_store_url"] = "https://apps.apple.com/app/id123"
     assert (await graph.post(path, form(apps, optimization_goal="APP_INSTALLS", promoted_object=app))).status == 200
     engagement = await new_campaign(graph, objective="OUTCOME_ENGAGEMENT")
-    await refused(graph, sandbox, path, form(engagement, optimization_goal="PAGE_LIKES"), 100, 1815430,
-                  "promoted_object")
+    await refused(
+        graph, sandbox, path, form(engagement, optimization_goal="PAGE_LIKES"), 100, 1815430, "promoted_object"
+    )
 
 
 async def test_r16_budget_changes_per_hour_and_reset(sandbox, graph):
@@ -297,13 +407,22 @@ async def test_r17_day_parting(graph, sandbox):
     block = {"start_minute": 540, "end_minute": 1020, "days": [1, 2, 3, 4, 5], "timezone_type": "USER"}
     await refused(graph, sandbox, f"{USD}/adsets", form(cid, adset_schedule=[block]), 100, 2490126, "adset_schedule")
     lifetime = dict(daily_budget=None, lifetime_budget="200000", end_time=_iso(days=20))
-    bad_blocks = [{**block, "start_minute": 30}, {**block, "end_minute": 480}, {**block, "days": []},
-                  {**block, "days": [7]}, {**block, "timezone_type": "MARS"}, "9to5", {**block, "end_minute": 1500}]
+    bad_blocks = [
+        {**block, "start_minute": 30},
+        {**block, "end_minute": 480},
+        {**block, "days": []},
+        {**block, "days": [7]},
+        {**block, "timezone_type": "MARS"},
+        "9to5",
+        {**block, "end_minute": 1500},
+    ]
     for bad in bad_blocks:
-        await refused(graph, sandbox, f"{USD}/adsets", form(cid, **lifetime, adset_schedule=[bad]),
-                      100, 1487079, "adset_schedule")
-    await refused(graph, sandbox, f"{USD}/adsets", form(cid, **lifetime, adset_schedule='{"a":1}'),
-                  100, None, "adset_schedule")
+        await refused(
+            graph, sandbox, f"{USD}/adsets", form(cid, **lifetime, adset_schedule=[bad]), 100, 1487079, "adset_schedule"
+        )
+    await refused(
+        graph, sandbox, f"{USD}/adsets", form(cid, **lifetime, adset_schedule='{"a":1}'), 100, None, "adset_schedule"
+    )
     aid = (await graph.post(f"{USD}/adsets", form(cid, **lifetime, adset_schedule=[block]))).body["id"]
     a = (await graph.get(aid, fields="adset_schedule,pacing_type")).body
     assert a["pacing_type"] == ["day_parting"] and a["adset_schedule"][0]["days"] == [1, 2, 3, 4, 5]
@@ -327,6 +446,7 @@ async def test_targeting_is_required_and_validated(graph, sandbox):
 
 # ---- validate_only, lists, effective status
 
+
 async def test_validate_only(graph, sandbox):
     cid = await new_campaign(graph)
     before = await count_adsets(sandbox)
@@ -343,8 +463,9 @@ async def test_validate_only(graph, sandbox):
 
 async def test_lists_paging_filters_and_campaign_paused(graph):
     cid = await new_campaign(graph, status="ACTIVE")
-    ids = [(await graph.post(f"{USD}/adsets", form(cid, name=f"Paged {i}", status="ACTIVE"))).body["id"]
-           for i in range(5)]
+    ids = [
+        (await graph.post(f"{USD}/adsets", form(cid, name=f"Paged {i}", status="ACTIVE"))).body["id"] for i in range(5)
+    ]
     await graph.post(ids[0], {"status": "PAUSED"})
     first = await graph.get(f"{cid}/adsets", fields="name,effective_status", limit="2", summary="true")
     assert first.body["summary"]["total_count"] == 5 and len(first.body["data"]) == 2
@@ -357,14 +478,21 @@ async def test_lists_paging_filters_and_campaign_paused(graph):
     assert seen == ids[::-1]
     paused = (await graph.get(f"{cid}/adsets", effective_status='["PAUSED"]', fields="status")).body["data"]
     assert [a["id"] for a in paused] == [ids[0]]
-    by_name = (await graph.get(f"{USD}/adsets", fields="name", filtering=json.dumps(
-        [{"field": "adset.name", "operator": "CONTAIN", "value": "paged 3"}]))).body["data"]
+    by_name = (
+        await graph.get(
+            f"{USD}/adsets",
+            fields="name",
+            filtering=json.dumps([{"field": "adset.name", "operator": "CONTAIN", "value": "paged 3"}]),
+        )
+    ).body["data"]
     assert [a["name"] for a in by_name] == ["Paged 3"]
     account_wide = (await graph.get(f"{USD}/adsets", fields="campaign_id", limit="500")).body["data"]
     assert set(ids) <= {a["id"] for a in account_wide} and len({a["campaign_id"] for a in account_wide}) > 1
     await graph.post(cid, {"status": "PAUSED"})
-    statuses = {a["id"]: a["effective_status"]
-                for a in (await graph.get(f"{cid}/adsets", fields="effective_status")).body["data"]}
+    statuses = {
+        a["id"]: a["effective_status"]
+        for a in (await graph.get(f"{cid}/adsets", fields="effective_status")).body["data"]
+    }
     assert statuses[ids[1]] == "CAMPAIGN_PAUSED" and statuses[ids[0]] == "PAUSED"
     campaign_paused = (await graph.get(f"{USD}/adsets", effective_status='["CAMPAIGN_PAUSED"]')).body["data"]
     assert {a["id"] for a in campaign_paused} == set(ids[1:])
@@ -381,13 +509,26 @@ async def test_seeded_adsets_follow_the_rules(graph):
         listed = (await graph.get(f"{account}/adsets", fields=ALL_FIELDS, limit="100")).body["data"]
         for a in listed:
             names[a["name"]] = a
-            keep = ("campaign_id", "name", "status", "optimization_goal", "billing_event", "daily_budget",
-                    "lifetime_budget", "end_time", "targeting", "promoted_object")
+            keep = (
+                "campaign_id",
+                "name",
+                "status",
+                "optimization_goal",
+                "billing_event",
+                "daily_budget",
+                "lifetime_budget",
+                "end_time",
+                "targeting",
+                "promoted_object",
+            )
             body = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in a.items() if k in keep}
             check = await graph.post(f"{account}/adsets", {**body, "execution_options": '["validate_only"]'})
             assert check.body == {"success": True}, (a["name"], check.body)
-    campaigns = {c["id"]: c for account in demo_accounts.values()
-                 for c in (await graph.get(f"{account}/campaigns", fields="name")).body["data"]}
+    campaigns = {
+        c["id"]: c
+        for account in demo_accounts.values()
+        for c in (await graph.get(f"{account}/campaigns", fields="name")).body["data"]
+    }
     by_campaign: dict[str, list] = {}
     for a in names.values():
         by_campaign.setdefault(campaigns[a["campaign_id"]]["name"], []).append(a)
@@ -401,6 +542,7 @@ async def test_seeded_adsets_follow_the_rules(graph):
 
 # ---- copies and deep copies
 
+
 async def test_copies_same_and_other_campaign(graph, sandbox):
     cid = await new_campaign(graph)
     source = (await graph.post(f"{USD}/adsets", form(cid, name="Original", status="ACTIVE"))).body["id"]
@@ -408,12 +550,23 @@ async def test_copies_same_and_other_campaign(graph, sandbox):
     new_id = copy.body["copied_adset_id"]
     assert copy.body["ad_object_ids"] == [{"ad_object_type": "ad_set", "source_id": source, "copied_id": new_id}]
     a = (await graph.get(new_id, fields="name,status,campaign_id,daily_budget,source_adset_id,targeting")).body
-    assert (a["name"], a["status"], a["campaign_id"], a["daily_budget"], a["source_adset_id"]) == \
-        ("Original - Copy", "PAUSED", cid, "2000", source)
+    assert (a["name"], a["status"], a["campaign_id"], a["daily_budget"], a["source_adset_id"]) == (
+        "Original - Copy",
+        "PAUSED",
+        cid,
+        "2000",
+        source,
+    )
     assert a["targeting"]["geo_locations"]["countries"] == ["US"]
     other = await new_campaign(graph)
-    moved = await graph.post(f"{source}/copies", {"campaign_id": other, "status_option": "INHERITED_FROM_SOURCE",
-                                                  "rename_options": '{"rename_strategy":"NO_RENAME"}'})
+    moved = await graph.post(
+        f"{source}/copies",
+        {
+            "campaign_id": other,
+            "status_option": "INHERITED_FROM_SOURCE",
+            "rename_options": '{"rename_strategy":"NO_RENAME"}',
+        },
+    )
     a = (await graph.get(moved.body["copied_adset_id"], fields="name,status,campaign_id")).body
     assert (a["name"], a["status"], a["campaign_id"]) == ("Original", "ACTIVE", other)
     cbo = await new_campaign(graph, daily_budget="5000", is_adset_budget_sharing_enabled=None)
@@ -440,6 +593,7 @@ async def test_campaign_deep_copy_copies_adsets(graph):
 
 # ---- activities
 
+
 async def test_activities(sandbox, graph):
     cid = await new_campaign(graph)
     aid = (await graph.post(f"{USD}/adsets", form(cid, name="Watched"))).body["id"]
@@ -455,8 +609,7 @@ async def test_activities(sandbox, graph):
     assert budget["object_id"] == aid and budget["object_name"] == "Watched 2"
     latest = datetime.strptime(answer["data"][0]["event_time"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
     recent = (await graph.get(f"{aid}/activities", since=str(int(latest) - 60), fields="event_type")).body["data"]
-    assert {a["event_type"] for a in recent} == {"update_ad_set_budget", "update_ad_set_name",
-                                                  "update_ad_set_duration"}
+    assert {a["event_type"] for a in recent} == {"update_ad_set_budget", "update_ad_set_name", "update_ad_set_duration"}
     older = (await graph.get(f"{aid}/activities", until=str(int(latest) - 60), fields="event_type")).body["data"]
     assert [a["event_type"] for a in older] == ["update_ad_set_run_status", "create_ad_set"]
     paged = (await graph.get(f"{aid}/activities", limit="2")).body
@@ -466,6 +619,7 @@ async def test_activities(sandbox, graph):
 
 
 # ---- the official SDK, unchanged but for its base URL
+
 
 async def test_official_sdk_adsets(sandbox, demo_token, graph):
     from facebook_business.adobjects.adaccount import AdAccount
@@ -477,18 +631,25 @@ async def test_official_sdk_adsets(sandbox, demo_token, graph):
     cid = await new_campaign(graph)
 
     def drive() -> dict:
-        api = FacebookAdsApi.init(demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"],
-                                  api_version="v26.0")
+        api = FacebookAdsApi.init(
+            demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"], api_version="v26.0"
+        )
         api._session.GRAPH = sandbox.url
-        params = {AdSet.Field.name: "SDK ad set", AdSet.Field.campaign_id: cid,
-                  AdSet.Field.optimization_goal: AdSet.OptimizationGoal.link_clicks,
-                  AdSet.Field.billing_event: AdSet.BillingEvent.impressions, AdSet.Field.daily_budget: 1800,
-                  AdSet.Field.status: AdSet.Status.paused, AdSet.Field.targeting: TARGETING}
+        params = {
+            AdSet.Field.name: "SDK ad set",
+            AdSet.Field.campaign_id: cid,
+            AdSet.Field.optimization_goal: AdSet.OptimizationGoal.link_clicks,
+            AdSet.Field.billing_event: AdSet.BillingEvent.impressions,
+            AdSet.Field.daily_budget: 1800,
+            AdSet.Field.status: AdSet.Status.paused,
+            AdSet.Field.targeting: TARGETING,
+        }
         created = AdAccount(USD).create_ad_set(params=params)
         adset = AdSet(created["id"])
         adset.api_update(params={AdSet.Field.daily_budget: 1900})
-        read = adset.api_get(fields=[AdSet.Field.name, AdSet.Field.daily_budget, AdSet.Field.targeting,
-                                     AdSet.Field.effective_status])
+        read = adset.api_get(
+            fields=[AdSet.Field.name, AdSet.Field.daily_budget, AdSet.Field.targeting, AdSet.Field.effective_status]
+        )
         listed = [a["id"] for a in Campaign(cid).get_ad_sets(fields=["name"])]
         activities = [a["event_type"] for a in adset.get_activities(fields=["event_type"])]
         copy = adset.create_copy(params={"status_option": "PAUSED"})
@@ -498,8 +659,14 @@ async def test_official_sdk_adsets(sandbox, demo_token, graph):
         except FacebookRequestError as exc:
             error = exc
         adset.api_delete()
-        return {"read": read, "listed": listed, "activities": activities, "copy": copy, "error": error,
-                "id": created["id"]}
+        return {
+            "read": read,
+            "listed": listed,
+            "activities": activities,
+            "copy": copy,
+            "error": error,
+            "id": created["id"],
+        }
 
     out = await asyncio.to_thread(drive)
     assert out["read"]["name"] == "SDK ad set" and out["read"]["daily_budget"] == "1900"
@@ -513,21 +680,25 @@ async def test_official_sdk_adsets(sandbox, demo_token, graph):
 
 # ---- malformed input: one Graph error, never a 500
 
-@pytest.mark.parametrize("overrides, blame", [
-    ({"daily_budget": "12.5"}, "daily_budget"),
-    ({"daily_budget": "-100"}, "daily_budget"),
-    ({"daily_budget": '{"a":1}'}, "daily_budget"),
-    ({"name": "x" * 100_000}, "name"),
-    ({"name": ""}, "name"),
-    ({"status": "LIVE"}, "status"),
-    ({"start_time": "2026-13-45"}, "start_time"),
-    ({"bid_constraints": '"high"'}, "bid_constraints"),
-    ({"bid_constraints": '{"roas_average_floor":"lots"}'}, "bid_constraints"),
-    ({"is_dynamic_creative": "maybe"}, "is_dynamic_creative"),
-    ({"destination_type": "MOON"}, "destination_type"),
-    ({"adlabels": '[42]'}, "adlabels"),
-    ({"execution_options": '["dry"]'}, "execution_options[0]"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, blame",
+    [
+        ({"daily_budget": "12.5"}, "daily_budget"),
+        ({"daily_budget": "-100"}, "daily_budget"),
+        ({"daily_budget": '{"a":1}'}, "daily_budget"),
+        ({"name": "x" * 100_000}, "name"),
+        ({"name": ""}, "name"),
+        ({"status": "LIVE"}, "status"),
+        ({"start_time": "2026-13-45"}, "start_time"),
+        ({"bid_constraints": '"high"'}, "bid_constraints"),
+        ({"bid_constraints": '{"roas_average_floor":"lots"}'}, "bid_constraints"),
+        ({"is_dynamic_creative": "maybe"}, "is_dynamic_creative"),
+        ({"destination_type": "MOON"}, "destination_type"),
+        ({"adlabels": "[42]"}, "adlabels"),
+        ({"execution_options": '["dry"]'}, "execution_options[0]"),
+    ],
+)
 async def test_malformed_input(graph, sandbox, overrides, blame):
     cid = await new_campaign(graph)
     answer = await graph.post(f"{USD}/adsets", {**form(cid), **overrides})
@@ -537,16 +708,28 @@ async def test_malformed_input(graph, sandbox, overrides, blame):
 
 async def test_odd_bodies_never_500(graph):
     cid = await new_campaign(graph)
-    for body in ({**form(cid), "targeting": "{not json"}, {**form(cid), "targeting": "x" * 200_000},
-                 {**form(cid), "promoted_object": "{\"pixel_id\": {\"deep\": [1, 2]}}"},
-                 {**form(cid), "adset_schedule": "[{\"start_minute\": null}]"},
-                 {**form(cid), "name": "🚀 Ünïcødé ✓ 名前", "optimization_goal": "LINK_CLICKS"}):
+    for body in (
+        {**form(cid), "targeting": "{not json"},
+        {**form(cid), "targeting": "x" * 200_000},
+        {**form(cid), "promoted_object": '{"pixel_id": {"deep": [1, 2]}}'},
+        {**form(cid), "adset_schedule": '[{"start_minute": null}]'},
+        {**form(cid), "name": "🚀 Ünïcødé ✓ 名前", "optimization_goal": "LINK_CLICKS"},
+    ):
         answer = await graph.post(f"{USD}/adsets", body)
         assert answer.status in (200, 400), answer.body
         assert isinstance(answer.body, dict) and ("id" in answer.body or answer.error["code"] == 100)
-    json_body = await graph.call("POST", f"{USD}/adsets", json_body={
-        "campaign_id": cid, "name": "JSON body", "daily_budget": 2000, "status": "PAUSED",
-        "targeting": TARGETING, "optimization_goal": "LINK_CLICKS"})
+    json_body = await graph.call(
+        "POST",
+        f"{USD}/adsets",
+        json_body={
+            "campaign_id": cid,
+            "name": "JSON body",
+            "daily_budget": 2000,
+            "status": "PAUSED",
+            "targeting": TARGETING,
+            "optimization_goal": "LINK_CLICKS",
+        },
+    )
     assert json_body.status == 200, json_body.body
     named = (await graph.get(json_body.body["id"], fields="name")).body
     assert named["name"] == "JSON body"

@@ -1,4 +1,5 @@
 """Sandbox custom audiences, saved audiences, pixels, custom conversions and the Conversions API over real HTTP."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,9 @@ async def pixel_of(graph, account: str = USD) -> str:
 
 
 async def new_list(graph, name: str = "Customers") -> str:
-    answer = await graph.post(f"{USD}/customaudiences", {"name": name, "subtype": "CUSTOM",
-                                                        "customer_file_source": "USER_PROVIDED_ONLY"})
+    answer = await graph.post(
+        f"{USD}/customaudiences", {"name": name, "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"}
+    )
     assert answer.status == 200, answer.body
     return answer.body["id"]
 
@@ -42,17 +44,22 @@ async def fill(graph, audience: str, n: int, session_id: int = 7) -> None:
 
 
 def event(**overrides) -> dict:
-    body = {"event_name": "Purchase", "event_time": START - 60, "action_source": "website",
-            "event_source_url": "https://shop.example/checkout",
-            "user_data": {"em": [h("a@example.com")], "client_ip_address": "1.2.3.4", "fbp": "fb.1.1.1"},
-            "custom_data": {"value": 12.5, "currency": "USD"}}
+    body = {
+        "event_name": "Purchase",
+        "event_time": START - 60,
+        "action_source": "website",
+        "event_source_url": "https://shop.example/checkout",
+        "user_data": {"em": [h("a@example.com")], "client_ip_address": "1.2.3.4", "fbp": "fb.1.1.1"},
+        "custom_data": {"value": 12.5, "currency": "USD"},
+    }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
 
 
 async def stats(graph, pixel: str, aggregation: str = "event") -> dict[str, int]:
-    answer = await graph.get(f"{pixel}/stats", aggregation=aggregation, start_time=str(START - 8 * 86400),
-                             end_time=str(START + 3 * 86400))
+    answer = await graph.get(
+        f"{pixel}/stats", aggregation=aggregation, start_time=str(START - 8 * 86400), end_time=str(START + 3 * 86400)
+    )
     assert answer.status == 200, answer.body
     out: dict[str, int] = {}
     for bucket in answer.body["data"]:
@@ -63,19 +70,36 @@ async def stats(graph, pixel: str, aggregation: str = "event") -> dict[str, int]
 
 # ---- custom audiences
 
+
 async def test_customer_list_sessions_read_update_delete(graph):
     aid = await new_list(graph)
-    first = await graph.post(f"{aid}/users", users_form(["EMAIL", "FN"], [[h("x@e.com"), h("x")]] * 2
-                                                        + [[h(f"{i}@e.com"), h("n")] for i in range(1500)],
-                                                        session_id=42, seq=1, last=False, total=3000))
+    first = await graph.post(
+        f"{aid}/users",
+        users_form(
+            ["EMAIL", "FN"],
+            [[h("x@e.com"), h("x")]] * 2 + [[h(f"{i}@e.com"), h("n")] for i in range(1500)],
+            session_id=42,
+            seq=1,
+            last=False,
+            total=3000,
+        ),
+    )
     assert first.status == 200, first.body
-    assert first.body == {"audience_id": aid, "session_id": 42, "num_received": 1502, "num_invalid_entries": 0,
-                          "invalid_entry_samples": {}}
-    second = await graph.post(f"{aid}/users", users_form(["EMAIL", "FN"], [[h(f"{i}@f.com"), h("m")]
-                                                                           for i in range(1500)], 42, 2, True))
+    assert first.body == {
+        "audience_id": aid,
+        "session_id": 42,
+        "num_received": 1502,
+        "num_invalid_entries": 0,
+        "invalid_entry_samples": {},
+    }
+    second = await graph.post(
+        f"{aid}/users", users_form(["EMAIL", "FN"], [[h(f"{i}@f.com"), h("m")] for i in range(1500)], 42, 2, True)
+    )
     assert second.status == 200 and second.body["num_received"] == 1500
-    fields = ("id,name,subtype,approximate_count_lower_bound,approximate_count_upper_bound,delivery_status,"
-              "operation_status,time_created,time_updated,description")
+    fields = (
+        "id,name,subtype,approximate_count_lower_bound,approximate_count_upper_bound,delivery_status,"
+        "operation_status,time_created,time_updated,description"
+    )
     a = (await graph.get(aid, fields=fields)).body
     assert a["subtype"] == "CUSTOM" and 0.40 * 3001 <= a["approximate_count_lower_bound"] <= 0.71 * 3001
     assert a["approximate_count_upper_bound"] >= a["approximate_count_lower_bound"]
@@ -84,8 +108,12 @@ async def test_customer_list_sessions_read_update_delete(graph):
     assert closed.status == 400 and closed.error["code"] == 100
     assert (await graph.post(aid, {"name": "Renamed", "description": "VIPs"})).body == {"success": True}
     listed = (await graph.get(f"{USD}/customaudiences", fields="id,name,description,delivery_status")).body
-    assert listed["data"][0] == {"id": aid, "name": "Renamed", "description": "VIPs",
-                                 "delivery_status": a["delivery_status"]}
+    assert listed["data"][0] == {
+        "id": aid,
+        "name": "Renamed",
+        "description": "VIPs",
+        "delivery_status": a["delivery_status"],
+    }
     assert (await graph.delete(aid)).body == {"success": True}
     assert (await graph.get(aid)).status == 400
 
@@ -117,14 +145,21 @@ async def test_too_many_rows_and_malformed_payloads(graph):
     aid = await new_list(graph)
     big = await graph.post(f"{aid}/users", users_form("EMAIL", [[h("a")]] * 10_001))
     assert big.status == 400 and big.error["code"] == 100 and "10,000" in big.error["message"]
-    for form in ({"payload": "{not json"}, {"payload": json.dumps({"schema": "NOPE", "data": [["x"]]})},
-                 {"payload": json.dumps({"schema": "EMAIL", "data": []})},
-                 users_form("EMAIL", [[h("a")]]) | {"session": json.dumps({"session_id": "x"})}, {}):
+    for form in (
+        {"payload": "{not json"},
+        {"payload": json.dumps({"schema": "NOPE", "data": [["x"]]})},
+        {"payload": json.dumps({"schema": "EMAIL", "data": []})},
+        users_form("EMAIL", [[h("a")]]) | {"session": json.dumps({"session_id": "x"})},
+        {},
+    ):
         answer = await graph.post(f"{aid}/users", form)
         assert answer.status == 400 and answer.error["code"] == 100, (form, answer.body)
-    for form in ({"name": "x", "subtype": "BOGUS"}, {"subtype": "CUSTOM"},
-                 {"name": "w", "subtype": "WEBSITE", "rule": "{}", "pixel_id": "1"},
-                 {"name": "l", "subtype": "LOOKALIKE", "origin_audience_id": aid, "lookalike_spec": "[1]"}):
+    for form in (
+        {"name": "x", "subtype": "BOGUS"},
+        {"subtype": "CUSTOM"},
+        {"name": "w", "subtype": "WEBSITE", "rule": "{}", "pixel_id": "1"},
+        {"name": "l", "subtype": "LOOKALIKE", "origin_audience_id": aid, "lookalike_spec": "[1]"},
+    ):
         answer = await graph.post(f"{USD}/customaudiences", form)
         assert answer.status == 400 and answer.error["code"] == 100, (form, answer.body)
 
@@ -167,9 +202,18 @@ async def test_upload_sessions_edge_shows_what_each_session_received(graph):
     assert {s["session_id"] for s in listed} == {"21", "22"}
     one = await graph.get(f"{aid}/sessions", session_id="21")
     assert one.status == 200, one.body
-    assert one.body["data"] == [{"session_id": "21", "start_time": str(START), "end_time": "0", "num_received": "51",
-                                 "num_matched": "-1", "num_invalid_entries": "1", "progress": "0",
-                                 "stage": "uploading"}]
+    assert one.body["data"] == [
+        {
+            "session_id": "21",
+            "start_time": str(START),
+            "end_time": "0",
+            "num_received": "51",
+            "num_matched": "-1",
+            "num_invalid_entries": "1",
+            "progress": "0",
+            "stage": "uploading",
+        }
+    ]
     picked = (await graph.get(f"{aid}/sessions", session_id="22", fields="num_received,stage")).body["data"]
     assert picked == [{"num_received": "5", "stage": "uploading"}]
     assert (await graph.get(f"{aid}/sessions", session_id="23")).body["data"] == []
@@ -191,8 +235,9 @@ async def test_official_sdk_reads_upload_sessions(graph, sandbox, demo_token):
     fields = [v for k, v in vars(CustomAudienceSession.Field).items() if not k.startswith("_")]
 
     def read() -> list[dict]:
-        api = FacebookAdsApi.init(demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"],
-                                  api_version="v26.0")
+        api = FacebookAdsApi.init(
+            demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"], api_version="v26.0"
+        )
         api._session.GRAPH = sandbox.url
         return [s.export_all_data() for s in CustomAudience(aid).get_sessions(fields=fields, params={"session_id": 31})]
 
@@ -203,33 +248,53 @@ async def test_official_sdk_reads_upload_sessions(graph, sandbox, demo_token):
 
 async def test_lookalike_duplicates_and_small_source_2654(graph):
     """Lookalikes with a country, as before v27.0 (v27 takes none: tests/test_changelog_rules.py)."""
+
     async def post(path: str, data: dict):
         return await graph.call("POST", path, data=data, version="v26.0")
 
     small = await new_list(graph, "Small")
     await fill(graph, small, 50)
-    refused = await post(f"{USD}/customaudiences", {
-        "name": "LAL", "subtype": "LOOKALIKE", "origin_audience_id": small,
-        "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"})})
+    refused = await post(
+        f"{USD}/customaudiences",
+        {
+            "name": "LAL",
+            "subtype": "LOOKALIKE",
+            "origin_audience_id": small,
+            "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"}),
+        },
+    )
     assert refused.status == 400 and refused.error["code"] == 2654
     source = await new_list(graph, "Buyers")
     await fill(graph, source, 1000)
-    spec = {"name": "LAL 1% US", "subtype": "LOOKALIKE", "origin_audience_id": source,
-            "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"})}
+    spec = {
+        "name": "LAL 1% US",
+        "subtype": "LOOKALIKE",
+        "origin_audience_id": source,
+        "lookalike_spec": json.dumps({"ratio": 0.01, "country": "US"}),
+    }
     created = await post(f"{USD}/customaudiences", spec)
     assert created.status == 200, created.body
-    lal = (await graph.get(created.body["id"], fields="subtype,lookalike_spec,approximate_count_lower_bound,"
-                                                      "delivery_status")).body
+    lal = (
+        await graph.get(
+            created.body["id"], fields="subtype,lookalike_spec,approximate_count_lower_bound,delivery_status"
+        )
+    ).body
     assert lal["subtype"] == "LOOKALIKE" and lal["lookalike_spec"]["ratio"] == 0.01
     assert lal["approximate_count_lower_bound"] > 1_000_000 and lal["delivery_status"]["code"] == 200
     duplicate = await post(f"{USD}/customaudiences", spec)
     assert duplicate.status == 400 and duplicate.error["code"] == 2654
-    other = await post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
-        {"ratio": 0.02, "location_spec": {"geo_locations": {"countries": ["US"]}}})})
+    other = await post(
+        f"{USD}/customaudiences",
+        {
+            **spec,
+            "lookalike_spec": json.dumps({"ratio": 0.02, "location_spec": {"geo_locations": {"countries": ["US"]}}}),
+        },
+    )
     assert other.status == 200
     for ratio in (0.005, 0.25):
-        bad = await post(f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps(
-            {"ratio": ratio, "country": "CA"})})
+        bad = await post(
+            f"{USD}/customaudiences", {**spec, "lookalike_spec": json.dumps({"ratio": ratio, "country": "CA"})}
+        )
         assert bad.status == 400 and bad.error["code"] == 100
     upload = await graph.post(f"{created.body['id']}/users", users_form("EMAIL", emails(0, 1)))
     assert upload.status == 400 and upload.error["code"] == 2654
@@ -237,29 +302,45 @@ async def test_lookalike_duplicates_and_small_source_2654(graph):
 
 async def test_website_and_engagement_audiences(graph):
     pixel = await pixel_of(graph)
-    rule = {"inclusions": {"operator": "or", "rules": [{"event_sources": [{"id": pixel, "type": "pixel"}],
-                                                         "retention_seconds": 2592000}]}}
-    site = await graph.post(f"{USD}/customaudiences", {"name": "Visitors", "subtype": "WEBSITE", "pixel_id": pixel,
-                                                      "retention_days": "30", "rule": json.dumps(rule)})
+    rule = {
+        "inclusions": {
+            "operator": "or",
+            "rules": [{"event_sources": [{"id": pixel, "type": "pixel"}], "retention_seconds": 2592000}],
+        }
+    }
+    site = await graph.post(
+        f"{USD}/customaudiences",
+        {"name": "Visitors", "subtype": "WEBSITE", "pixel_id": pixel, "retention_days": "30", "rule": json.dumps(rule)},
+    )
     assert site.status == 200, site.body
     read = (await graph.get(site.body["id"], fields="retention_days,rule,subtype")).body
     assert read["retention_days"] == 30 and json.loads(read["rule"]) == rule
     for extra in ({"retention_days": "181"}, {"retention_days": "0"}, {"pixel_id": "500000000099999"}):
-        bad = await graph.post(f"{USD}/customaudiences", {"name": "V", "subtype": "WEBSITE", "pixel_id": pixel,
-                                                         "rule": json.dumps(rule), **extra})
+        bad = await graph.post(
+            f"{USD}/customaudiences",
+            {"name": "V", "subtype": "WEBSITE", "pixel_id": pixel, "rule": json.dumps(rule), **extra},
+        )
         assert bad.status == 400 and bad.error["code"] == 100, bad.body
     page = (await graph.get("me/accounts")).body["data"][0]["id"]
-    engagement = {"inclusions": {"operator": "or", "rules": [{"event_sources": [{"id": page, "type": "page"}],
-                                                               "retention_seconds": 31536000}]}}
-    created = await graph.post(f"{USD}/customaudiences", {"name": "Engaged", "subtype": "ENGAGEMENT",
-                                                         "rule": json.dumps(engagement)})
+    engagement = {
+        "inclusions": {
+            "operator": "or",
+            "rules": [{"event_sources": [{"id": page, "type": "page"}], "retention_seconds": 31536000}],
+        }
+    }
+    created = await graph.post(
+        f"{USD}/customaudiences", {"name": "Engaged", "subtype": "ENGAGEMENT", "rule": json.dumps(engagement)}
+    )
     assert created.status == 200, created.body
-    no_source = await graph.post(f"{USD}/customaudiences", {"name": "E", "subtype": "ENGAGEMENT",
-                                                           "rule": json.dumps({"inclusions": {"rules": []}})})
+    no_source = await graph.post(
+        f"{USD}/customaudiences",
+        {"name": "E", "subtype": "ENGAGEMENT", "rule": json.dumps({"inclusions": {"rules": []}})},
+    )
     assert no_source.status == 400
 
 
 # ---- saved audiences
+
 
 async def test_saved_audiences(graph):
     listed = (await graph.get(f"{USD}/saved_audiences", fields="id,name,targeting,approximate_count_lower_bound")).body
@@ -272,6 +353,7 @@ async def test_saved_audiences(graph):
 
 # ---- pixels and custom conversions
 
+
 async def test_pixels_and_custom_conversions(graph):
     created = await graph.post(f"{USD}/adspixels", {"name": "Second pixel"})
     assert created.status == 200, created.body
@@ -283,16 +365,26 @@ async def test_pixels_and_custom_conversions(graph):
     assert "last_fired_time" not in p
     assert (await graph.post(f"{USD}/adspixels", {})).status == 400
     rule = {"and": [{"event": {"eq": "PageView"}}, {"or": [{"URL": {"i_contains": "thank-you"}}]}]}
-    cc = await graph.post(f"{USD}/customconversions", {"name": "Thank you", "pixel_id": pid,
-                                                      "custom_event_type": "PURCHASE", "rule": json.dumps(rule),
-                                                      "default_conversion_value": "10"})
+    cc = await graph.post(
+        f"{USD}/customconversions",
+        {
+            "name": "Thank you",
+            "pixel_id": pid,
+            "custom_event_type": "PURCHASE",
+            "rule": json.dumps(rule),
+            "default_conversion_value": "10",
+        },
+    )
     assert cc.status == 200, cc.body
     got = (await graph.get(f"{USD}/customconversions", fields="id,name,custom_event_type,rule,pixel")).body["data"]
     assert got[0]["id"] == cc.body["id"] and got[0]["custom_event_type"] == "PURCHASE"
     assert json.loads(got[0]["rule"]) == rule and got[0]["pixel"] == {"id": pid}
-    for bad in ({"name": "x", "pixel_id": pid, "rule": "nope"}, {"name": "x", "pixel_id": pid},
-                {"name": "x", "pixel_id": pid, "rule": json.dumps(rule), "custom_event_type": "BOGUS"},
-                {"name": "x", "pixel_id": "1", "rule": json.dumps(rule)}):
+    for bad in (
+        {"name": "x", "pixel_id": pid, "rule": "nope"},
+        {"name": "x", "pixel_id": pid},
+        {"name": "x", "pixel_id": pid, "rule": json.dumps(rule), "custom_event_type": "BOGUS"},
+        {"name": "x", "pixel_id": "1", "rule": json.dumps(rule)},
+    ):
         answer = await graph.post(f"{USD}/customconversions", bad)
         assert answer.status == 400 and answer.error["code"] == 100, (bad, answer.body)
     assert (await graph.delete(cc.body["id"])).body == {"success": True}
@@ -301,10 +393,14 @@ async def test_pixels_and_custom_conversions(graph):
 
 # ---- Conversions API
 
+
 async def test_capi_events_objects_and_json_strings_feed_stats(graph):
     pixel = await pixel_of(graph)
-    objects = await graph.call("POST", f"{pixel}/events", json_body={
-        "data": [event(), event(event_name="Lead", action_source="email")], "partner_agent": "admonster"})
+    objects = await graph.call(
+        "POST",
+        f"{pixel}/events",
+        json_body={"data": [event(), event(event_name="Lead", action_source="email")], "partner_agent": "admonster"},
+    )
     assert objects.status == 200, objects.body
     assert objects.body["events_received"] == 2 and objects.body["messages"] == [] and objects.body["fbtrace_id"]
     strings = await graph.post(f"{pixel}/events", {"data": json.dumps([json.dumps(event(event_name="ViewContent"))])})
@@ -372,7 +468,9 @@ async def test_a_person_is_the_same_in_any_case_or_padding_and_removal_finds_the
     size = (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"]
     again = [[e.strip().lower(), p.strip()] for e, p in rows]
     assert (await graph.post(f"{aid}/users", users_form(["EMAIL", "PHONE"], again, 22))).status == 200
-    assert (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"] == size > 0
+    assert (
+        (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"] == size > 0
+    )
     removed = await graph.call("DELETE", f"{aid}/users", data=users_form(["EMAIL", "PHONE"], again, 23))
     assert removed.status == 200 and removed.body["num_invalid_entries"] == 0
     assert (await graph.get(aid, fields="approximate_count_lower_bound")).body["approximate_count_lower_bound"] == 0
@@ -410,9 +508,16 @@ async def test_a_person_is_the_same_whatever_else_the_batch_holds(graph, sandbox
     in_capitals = [[e.upper(), ""] for [e] in alone]
     with_phone = [[e, h(f"+1650555{i:04d}")] for i, [e] in enumerate(alone)]
     sizes = []
-    for seq, (schema, rows) in enumerate([("EMAIL", alone), (["EMAIL", "PHONE"], with_blank_phone),
-                                          (["EMAIL", "PHONE"], in_capitals), (["EMAIL_SHA256", "PHONE"], with_blank_phone),
-                                          (["EMAIL", "PHONE"], with_phone)], start=1):
+    for seq, (schema, rows) in enumerate(
+        [
+            ("EMAIL", alone),
+            (["EMAIL", "PHONE"], with_blank_phone),
+            (["EMAIL", "PHONE"], in_capitals),
+            (["EMAIL_SHA256", "PHONE"], with_blank_phone),
+            (["EMAIL", "PHONE"], with_phone),
+        ],
+        start=1,
+    ):
         answer = await graph.post(f"{aid}/users", users_form(schema, rows, 40 + seq))
         assert answer.status == 200 and answer.body["num_invalid_entries"] == 0, answer.body
         sizes.append(len(audiences._people(db, store.get(aid)["_members_key"])))

@@ -1,4 +1,5 @@
 """Sandbox Graph batch: items through the same handlers, names, depends_on, {result=} references, limits."""
+
 from __future__ import annotations
 
 import json

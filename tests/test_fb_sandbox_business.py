@@ -1,5 +1,6 @@
 """Sandbox businesses and access: business users, ad account creation rules, assigned users, pages and Instagram;
 random input on the new routes never gets a 5xx."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ from hypothesis import strategies as st
 
 from test_fb_sandbox_helpers import JPY, USD, Graph, graph, make_old_app  # noqa: F401 - graph is a fixture
 
-NEW_ACCOUNT = {"name": "Brand New (EUR)", "currency": "EUR", "timezone_id": "7", "end_advertiser": "NONE",
-               "media_agency": "NONE", "partner": "NONE"}
+NEW_ACCOUNT = {
+    "name": "Brand New (EUR)",
+    "currency": "EUR",
+    "timezone_id": "7",
+    "end_advertiser": "NONE",
+    "media_agency": "NONE",
+    "partner": "NONE",
+}
 
 
 async def business_id(graph: Graph) -> str:
@@ -50,8 +57,9 @@ async def test_create_ad_account_and_it_is_listed(graph):
     new = answer.body
     assert set(new) == {"id", "account_id", "business_id", "end_advertiser_id", "media_agency_id", "partner_id"}
     assert new["id"] == f"act_{new['account_id']}" and new["business_id"] == biz
-    account = await graph.get(new["id"], fields="id,name,currency,timezone_id,timezone_name,min_daily_budget,"
-                                                "account_status,business")
+    account = await graph.get(
+        new["id"], fields="id,name,currency,timezone_id,timezone_name,min_daily_budget,account_status,business"
+    )
     assert account.body["currency"] == "EUR" and account.body["timezone_name"] == "America/New_York"
     assert account.body["min_daily_budget"] == 100 and account.body["account_status"] == 1
     assert account.body["business"]["id"] == biz
@@ -62,9 +70,18 @@ async def test_create_ad_account_and_it_is_listed(graph):
 
     pages = await graph.get("me/accounts", fields="id")
     page_id = pages.body["data"][0]["id"]
-    answer = await graph.post(f"{biz}/adaccount", {**NEW_ACCOUNT, "name": "Tokyo 2", "currency": "JPY",
-                                                   "timezone_id": "77", "end_advertiser": page_id,
-                                                   "media_agency": biz, "partner": "UNFOUND"})
+    answer = await graph.post(
+        f"{biz}/adaccount",
+        {
+            **NEW_ACCOUNT,
+            "name": "Tokyo 2",
+            "currency": "JPY",
+            "timezone_id": "77",
+            "end_advertiser": page_id,
+            "media_agency": biz,
+            "partner": "UNFOUND",
+        },
+    )
     assert answer.body["end_advertiser_id"] == page_id and answer.body["media_agency_id"] == biz
     jpy = await graph.get(answer.body["id"], fields="currency,min_daily_budget,timezone_name")
     assert jpy.body["min_daily_budget"] == 100 and jpy.body["timezone_name"] == "Asia/Tokyo"
@@ -110,7 +127,9 @@ async def test_assigned_users_add_list_remove(sandbox, graph):
     casey = people["Casey Creative"]["id"]
     listed = await graph.get(f"{USD}/assigned_users", business=biz, fields="id,name,tasks")
     assert {u["name"]: u["tasks"] for u in listed.body["data"]} == {
-        "Demo User": ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE"], "Alex Analyst": ["ANALYZE"]}
+        "Demo User": ["DRAFT", "ANALYZE", "ADVERTISE", "MANAGE"],
+        "Alex Analyst": ["ANALYZE"],
+    }
 
     answer = await graph.post(f"{USD}/assigned_users", {"user": casey, "tasks": json.dumps(["ADVERTISE"])})
     assert answer.body == {"success": True}
@@ -119,8 +138,9 @@ async def test_assigned_users_add_list_remove(sandbox, graph):
     assert tasks[casey] == ["DRAFT", "ANALYZE", "ADVERTISE"]
     users = await graph.get(f"{USD}/users")
     assert "Casey Creative" in [u["name"] for u in users.body["data"]]
-    casey_user = next(u["id"] for u in (await sandbox.control("GET", "objects?type=user"))["data"]
-                      if u["name"] == "Casey Creative")
+    casey_user = next(
+        u["id"] for u in (await sandbox.control("GET", "objects?type=user"))["data"] if u["name"] == "Casey Creative"
+    )
     casey_graph = Graph(sandbox.url, await sandbox.token(user=casey_user))
     assert [a["id"] for a in (await casey_graph.get("me/adaccounts")).body["data"]] == [USD]
 
@@ -138,11 +158,13 @@ async def test_assigned_users_bad_input(sandbox, graph):
     casey = (await business_users(graph, biz))["Casey Creative"]["id"]
     assert (await graph.get(f"{USD}/assigned_users")).blame() == ["business"]
     assert (await graph.get(f"{USD}/assigned_users", business="123")).error["code"] == 100
-    bad = [({"user": "300000000000001", "tasks": '["ANALYZE"]'}, "user"),   # a person, not a business user
-           ({"user": "999", "tasks": '["ANALYZE"]'}, "user"),
-           ({"tasks": '["ANALYZE"]'}, "user"),
-           ({"user": casey}, "tasks"),
-           ({"user": casey, "tasks": '["OWN_EVERYTHING"]'}, "tasks")]
+    bad = [
+        ({"user": "300000000000001", "tasks": '["ANALYZE"]'}, "user"),  # a person, not a business user
+        ({"user": "999", "tasks": '["ANALYZE"]'}, "user"),
+        ({"tasks": '["ANALYZE"]'}, "user"),
+        ({"user": casey}, "tasks"),
+        ({"user": casey, "tasks": '["OWN_EVERYTHING"]'}, "tasks"),
+    ]
     for form, field in bad:
         answer = await graph.post(f"{USD}/assigned_users", form)
         assert answer.error["code"] == 100 and answer.blame() == [field], (form, answer.body)
@@ -153,7 +175,9 @@ async def test_assigned_users_bad_input(sandbox, graph):
     users = (await sandbox.control("GET", "objects?type=user"))["data"]
     alex = next(u["id"] for u in users if u["name"] == "Alex Analyst")
     alex_graph = Graph(sandbox.url, await sandbox.token(user=alex))
-    assert (await alex_graph.post(f"{USD}/assigned_users", {"user": casey, "tasks": '["ANALYZE"]'})).error["code"] == 200
+    assert (await alex_graph.post(f"{USD}/assigned_users", {"user": casey, "tasks": '["ANALYZE"]'})).error[
+        "code"
+    ] == 200
 
 
 async def test_pages_and_instagram(sandbox, graph):
@@ -211,29 +235,102 @@ async def test_file_database_from_before_gains_other_app(tmp_path):
         assert (await Graph(server.url, token).get("me/permissions")).status == 200
 
 
-PARAM_NAMES = ["client_id", "redirect_uri", "client_secret", "code", "grant_type", "fb_exchange_token",
-               "input_token", "state", "scope", "decision", "declined", "granted", "form", "response_type", "user",
-               "tasks", "business", "name", "currency", "timezone_id", "end_advertiser", "media_agency", "partner",
-               "fields", "permission", "limit", "after"]
-values = st.one_of(st.text(max_size=30), st.sampled_from(
-    ["NONE", "USD", "7", "-1", "99999999999999999999", '["MANAGE"]', "[]", "{}", "null", "fb_exchange_token",
-     "client_credentials", "allow", "deny", "AQ" + "a" * 50, "http://127.0.0.1/cb", "300000000000001",
-     "800000000000001", "ÿ\u2603", "1|2"]))
+PARAM_NAMES = [
+    "client_id",
+    "redirect_uri",
+    "client_secret",
+    "code",
+    "grant_type",
+    "fb_exchange_token",
+    "input_token",
+    "state",
+    "scope",
+    "decision",
+    "declined",
+    "granted",
+    "form",
+    "response_type",
+    "user",
+    "tasks",
+    "business",
+    "name",
+    "currency",
+    "timezone_id",
+    "end_advertiser",
+    "media_agency",
+    "partner",
+    "fields",
+    "permission",
+    "limit",
+    "after",
+]
+values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "NONE",
+            "USD",
+            "7",
+            "-1",
+            "99999999999999999999",
+            '["MANAGE"]',
+            "[]",
+            "{}",
+            "null",
+            "fb_exchange_token",
+            "client_credentials",
+            "allow",
+            "deny",
+            "AQ" + "a" * 50,
+            "http://127.0.0.1/cb",
+            "300000000000001",
+            "800000000000001",
+            "ÿ\u2603",
+            "1|2",
+        ]
+    ),
+)
 params = st.dictionaries(st.sampled_from(PARAM_NAMES) | st.text(max_size=8), values, max_size=6)
-segments = st.sampled_from(["me", "permissions", "debug_token", "oauth", "access_token", "dialog", "confirm",
-                            "200000000000001", "business_users", "owned_ad_accounts", "adaccount", USD,
-                            "assigned_users", "instagram_accounts", "accounts", "businesses", "800000000000001",
-                            "17841400000000001", "ads_management", ""])
+segments = st.sampled_from(
+    [
+        "me",
+        "permissions",
+        "debug_token",
+        "oauth",
+        "access_token",
+        "dialog",
+        "confirm",
+        "200000000000001",
+        "business_users",
+        "owned_ad_accounts",
+        "adaccount",
+        USD,
+        "assigned_users",
+        "instagram_accounts",
+        "accounts",
+        "businesses",
+        "800000000000001",
+        "17841400000000001",
+        "ads_management",
+        "",
+    ]
+)
 paths = st.lists(segments, min_size=1, max_size=3).map("/".join)
 
 
 @pytest.mark.sends_forbidden  # random parameters may carry legacy ones
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(method=st.sampled_from(["GET", "POST", "DELETE"]), path=paths, query=params, form=params,
-       version=st.sampled_from(["v26.0/", ""]), app_token=st.booleans())
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=paths,
+    query=params,
+    form=params,
+    version=st.sampled_from(["v26.0/", ""]),
+    app_token=st.booleans(),
+)
 async def test_new_routes_never_5xx(sandbox, demo_token, method, path, query, form, version, app_token):
     g = Graph(sandbox.url, demo_token)
-    auth = ({"access_token": f"{demo_token['app_id']}|{demo_token['app_secret']}"} if app_token else g.auth())
+    auth = {"access_token": f"{demo_token['app_id']}|{demo_token['app_secret']}"} if app_token else g.auth()
     url = f"{sandbox.url}/{version}{path}"
     kwargs: dict = {"params": {**auth, **query}, "allow_redirects": False}
     if method != "GET":
@@ -258,7 +355,9 @@ async def test_multi_id_read_of_a_single_numeric_id(sandbox, demo_token):
     proof = hmac.new(demo_token["app_secret"].encode(), demo_token["access_token"].encode(), hashlib.sha256).hexdigest()
     auth = {"access_token": demo_token["access_token"], "appsecret_proof": proof}
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{sandbox.url}/v26.0/me/accounts", params={**auth, "fields": "instagram_business_account"}) as resp:
+        async with session.get(
+            f"{sandbox.url}/v26.0/me/accounts", params={**auth, "fields": "instagram_business_account"}
+        ) as resp:
             ig = (await resp.json())["data"][0]["instagram_business_account"]["id"]
         async with session.get(f"{sandbox.url}/v26.0/", params={**auth, "ids": ig, "fields": "id,username"}) as resp:
             body = await resp.json()

@@ -1,4 +1,5 @@
 """Sandbox control API: usage headers and throttling, faults, clock, config, reset/seed, stats, objects."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,9 +68,18 @@ async def test_fault_http_500_and_unavailable(sandbox, graph):
 
 
 async def test_fault_custom_error(sandbox, graph):
-    await sandbox.fault(kind="error", path=f"^{USD}/campaigns$", method="POST", code=100, error_subcode=1885621,
-                        message="Invalid parameter", error_user_title="Budget on both levels",
-                        error_user_msg="Pick one.", blame_field="daily_budget", http_status=400)
+    await sandbox.fault(
+        kind="error",
+        path=f"^{USD}/campaigns$",
+        method="POST",
+        code=100,
+        error_subcode=1885621,
+        message="Invalid parameter",
+        error_user_title="Budget on both levels",
+        error_user_msg="Pick one.",
+        blame_field="daily_budget",
+        http_status=400,
+    )
     answer = await graph.post(f"{USD}/campaigns", campaign_form())
     assert answer.error["error_subcode"] == 1885621 and answer.blame() == ["daily_budget"]
     assert answer.error["error_user_title"] == "Budget on both levels"
@@ -104,8 +114,9 @@ async def test_fault_drop_after_processes_the_create(sandbox, graph):
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         with pytest.raises(aiohttp.ClientError):
-            await session.post(f"{sandbox.url}/v26.0/{USD}/campaigns", params=graph.auth(),
-                               data=campaign_form(name="Lost answer"))
+            await session.post(
+                f"{sandbox.url}/v26.0/{USD}/campaigns", params=graph.auth(), data=campaign_form(name="Lost answer")
+            )
     objects = (await sandbox.control("GET", f"objects?type=campaign&account_id={USD}"))["data"]
     assert len(objects) == before + 1 and objects[-1]["name"] == "Lost answer"
     await sandbox.fault(kind="drop", path="^me$", count=2)  # aiohttp re-sends an idempotent GET once
@@ -183,7 +194,11 @@ async def test_a_frozen_clock_survives_a_restart_and_a_reset(tmp_path):
         await SandboxHandle(server).control("POST", "clock", {"set": epoch, "frozen": True})
     async with SandboxServer(db_path=path) as server:
         handle = SandboxHandle(server)
-        assert await handle.control("GET", "clock") == {"now": "2027-01-15T08:00:00+0000", "epoch": epoch, "frozen": True}
+        assert await handle.control("GET", "clock") == {
+            "now": "2027-01-15T08:00:00+0000",
+            "epoch": epoch,
+            "frozen": True,
+        }
         await handle.control("POST", "reset", {"seed": True})
         assert (await handle.control("GET", "clock"))["epoch"] == epoch
 
@@ -203,8 +218,9 @@ async def test_reset_and_seed(sandbox, demo_token, graph):
     token = await sandbox.token()
     graph.token = token
     assert (await graph.get(cid)).error["error_subcode"] == 33
-    seeded = await sandbox.control("POST", "seed", {"campaigns": 3, "status": "ACTIVE", "name_prefix": "Seeded",
-                                                    "daily_budget": 2000})
+    seeded = await sandbox.control(
+        "POST", "seed", {"campaigns": 3, "status": "ACTIVE", "name_prefix": "Seeded", "daily_budget": 2000}
+    )
     c = (await graph.get(seeded["ids"][0], fields="name,status,daily_budget")).body
     assert c["name"] == "Seeded 0001" and c["status"] == "ACTIVE" and c["daily_budget"] == "2000"
     await sandbox.control("POST", "reset", {"seed": False})
@@ -244,8 +260,16 @@ async def test_python_m_fb_sandbox_runs_alone(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fb_sandbox", "--port", str(port), "--db", str(tmp_path / "alone.db"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "fb_sandbox",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "alone.db"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert f"http://127.0.0.1:{port}" in line
@@ -262,14 +286,19 @@ async def test_usage_reset_clears_scores(sandbox, demo_token):
 
     await sandbox.control("POST", "config", {"access_tier": "development_access"})
     async with aiohttp.ClientSession() as session:
+
         async def usage_pct() -> float:
             import hashlib
             import hmac
             import json as _json
 
-            proof = hmac.new(demo_token["app_secret"].encode(), demo_token["access_token"].encode(), hashlib.sha256).hexdigest()
-            async with session.get(f"{sandbox.url}/v26.0/{account}", params={"fields": "id", "access_token": demo_token["access_token"],
-                                                                              "appsecret_proof": proof}) as resp:
+            proof = hmac.new(
+                demo_token["app_secret"].encode(), demo_token["access_token"].encode(), hashlib.sha256
+            ).hexdigest()
+            async with session.get(
+                f"{sandbox.url}/v26.0/{account}",
+                params={"fields": "id", "access_token": demo_token["access_token"], "appsecret_proof": proof},
+            ) as resp:
                 return _json.loads(resp.headers["X-Ad-Account-Usage"])["acc_id_util_pct"]
 
         async with session.post(f"{sandbox.url}/__sandbox/seed", json={"campaigns": 1}) as resp:

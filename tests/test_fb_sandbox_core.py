@@ -1,4 +1,5 @@
 """Sandbox: tokens, appsecret_proof, versions, paths, /me and ad accounts, multi-id reads."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ async def test_unknown_missing_and_bearer_token(sandbox, demo_token, graph):
     missing = await graph.call("GET", "me", auth=False)
     assert missing.error["code"] == 104
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{sandbox.url}/v26.0/me", headers={"Authorization": f"Bearer {demo_token['access_token']}"},
-                               params={"appsecret_proof": graph.auth()["appsecret_proof"]}) as resp:
+        async with session.get(
+            f"{sandbox.url}/v26.0/me",
+            headers={"Authorization": f"Bearer {demo_token['access_token']}"},
+            params={"appsecret_proof": graph.auth()["appsecret_proof"]},
+        ) as resp:
             assert resp.status == 200
             assert (await resp.json())["name"] == "Demo User"
 
@@ -85,8 +89,10 @@ async def test_me_and_edges(graph):
 
 
 async def test_ad_account_read_update_and_users(graph):
-    fields = ("id,account_id,name,currency,account_status,disable_reason,amount_spent,balance,spend_cap,"
-              "min_daily_budget,timezone_name,timezone_offset_hours_utc,business,owner,created_time")
+    fields = (
+        "id,account_id,name,currency,account_status,disable_reason,amount_spent,balance,spend_cap,"
+        "min_daily_budget,timezone_name,timezone_offset_hours_utc,business,owner,created_time"
+    )
     acc = (await graph.get(USD, fields=fields)).body
     assert acc["id"] == USD and acc["account_id"] == USD[4:]
     for money in ("amount_spent", "balance", "spend_cap"):
@@ -101,7 +107,10 @@ async def test_ad_account_read_update_and_users(graph):
     users = (await graph.get(f"{USD}/users")).body["data"]
     assert {"id", "name", "tasks"} <= set(users[0]) and "MANAGE" in users[0]["tasks"]
     unknown_field = await graph.get(USD, fields="nonsense_field")
-    assert unknown_field.error["message"] == "(#100) Tried accessing nonexisting field (nonsense_field) on node type (AdAccount)"
+    assert (
+        unknown_field.error["message"]
+        == "(#100) Tried accessing nonexisting field (nonsense_field) on node type (AdAccount)"
+    )
 
 
 async def test_unknown_and_foreign_objects(graph):
@@ -125,15 +134,29 @@ async def test_multi_id_read(sandbox, graph):
 
 
 async def test_json_body_and_bad_bodies_never_500(sandbox, graph):
-    good = await graph.call("POST", f"{USD}/campaigns", json_body={
-        "name": "JSON body", "objective": "OUTCOME_TRAFFIC", "special_ad_categories": ["NONE"],
-        "status": "PAUSED", "daily_budget": 1000, **graph.auth()})
+    good = await graph.call(
+        "POST",
+        f"{USD}/campaigns",
+        json_body={
+            "name": "JSON body",
+            "objective": "OUTCOME_TRAFFIC",
+            "special_ad_categories": ["NONE"],
+            "status": "PAUSED",
+            "daily_budget": 1000,
+            **graph.auth(),
+        },
+    )
     assert good.status == 200 and good.body["id"].isdigit()
     async with aiohttp.ClientSession() as session:
-        for body, ctype in [(b"{not json", "application/json"), (b"[1,2]", "application/json"),
-                            (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded"),
-                            (b"--x\r\nbroken", "multipart/form-data; boundary=x"), (b"\x00\x01", "text/plain")]:
-            async with session.post(f"{sandbox.url}/v26.0/{USD}/campaigns", data=body,
-                                    headers={"Content-Type": ctype}, params=graph.auth()) as resp:
+        for body, ctype in [
+            (b"{not json", "application/json"),
+            (b"[1,2]", "application/json"),
+            (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded"),
+            (b"--x\r\nbroken", "multipart/form-data; boundary=x"),
+            (b"\x00\x01", "text/plain"),
+        ]:
+            async with session.post(
+                f"{sandbox.url}/v26.0/{USD}/campaigns", data=body, headers={"Content-Type": ctype}, params=graph.auth()
+            ) as resp:
                 assert resp.status < 500, (body, await resp.text())
                 assert "error" in json.loads(await resp.text())

@@ -1,4 +1,5 @@
 """Simulated delivery (fb_sandbox/delivery.py): determinism, eligibility, budgets, breakdown sums, shape."""
+
 from __future__ import annotations
 
 import time
@@ -9,12 +10,20 @@ from fb_sandbox import delivery
 from fb_sandbox.server import SandboxServer
 from testkit import SANDBOX_START
 
-FIXED_EPOCH = 1_767_268_800 + 12 * 3600     # 2026-01-01 12:00 UTC: same days in every sandbox of a test
+FIXED_EPOCH = 1_767_268_800 + 12 * 3600  # 2026-01-01 12:00 UTC: same days in every sandbox of a test
 DAY = 86400
-PLACEMENTS = {("facebook", "feed"), ("facebook", "facebook_stories"), ("instagram", "feed"),
-              ("instagram", "instagram_stories"), ("instagram", "instagram_explore"), ("instagram", "instagram_reels"),
-              ("instagram", "instagram_explore_grid_home"), ("instagram", "instagram_profile_feed"),
-              ("instagram", "instagram_search"), ("instagram", "instagram_profile_reels")}
+PLACEMENTS = {
+    ("facebook", "feed"),
+    ("facebook", "facebook_stories"),
+    ("instagram", "feed"),
+    ("instagram", "instagram_stories"),
+    ("instagram", "instagram_explore"),
+    ("instagram", "instagram_reels"),
+    ("instagram", "instagram_explore_grid_home"),
+    ("instagram", "instagram_profile_feed"),
+    ("instagram", "instagram_search"),
+    ("instagram", "instagram_profile_reels"),
+}
 
 
 def _sb(sandbox):
@@ -30,16 +39,18 @@ def _rows(sb, scenario: dict, days: int = 400, **kw) -> list[delivery.DeliveryRo
     act = scenario["account_id"]
     today = delivery.account_today(sb, act)
     delivery.ensure_simulated(sb, act, today)
-    return list(delivery.iter_rows(sb, act, today - timedelta(days=days), today,
-                                   campaign_ids=[scenario["campaign_id"]], **kw))
+    return list(
+        delivery.iter_rows(sb, act, today - timedelta(days=days), today, campaign_ids=[scenario["campaign_id"]], **kw)
+    )
 
 
 def _totals(sb, scenario: dict, days: int = 400) -> list[delivery.DeliveryRow]:
     act = scenario["account_id"]
     today = delivery.account_today(sb, act)
     delivery.ensure_simulated(sb, act, today)
-    return list(delivery.iter_day_totals(sb, act, today - timedelta(days=days), today,
-                                         campaign_ids=[scenario["campaign_id"]]))
+    return list(
+        delivery.iter_day_totals(sb, act, today - timedelta(days=days), today, campaign_ids=[scenario["campaign_id"]])
+    )
 
 
 def _sum(rows, field: str) -> int:
@@ -57,6 +68,7 @@ async def test_deterministic_for_a_seed(sandbox):
         await server.start()
         try:
             from conftest import SandboxHandle
+
             handle = SandboxHandle(server)
             await handle.control("POST", "clock", {"set": FIXED_EPOCH})
             if seed is not None:
@@ -66,8 +78,8 @@ async def test_deterministic_for_a_seed(sandbox):
             others.append(_rows(server.sandbox, scenario))
         finally:
             await server.stop()
-    assert others[0] == rows_a                      # same seed: the same rows
-    assert others[1] != rows_a                      # another seed: other numbers
+    assert others[0] == rows_a  # same seed: the same rows
+    assert others[1] != rows_a  # another seed: other numbers
     assert {(r.day, r.ad_id) for r in others[1]} == {(r.day, r.ad_id) for r in rows_a}
 
 
@@ -97,6 +109,7 @@ async def test_status_route_seed_and_idempotence(sandbox):
 
 async def _raw(sandbox, body: dict) -> int:
     import aiohttp
+
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{sandbox.url}/__sandbox/delivery", json=body) as resp:
             return resp.status
@@ -110,25 +123,28 @@ async def test_only_eligible_ads_deliver(sandbox, graph):
     # 0: paused ad (through the Graph API); 1: disapproved; 2: ad set starting later; 3: ad set ended; 4: runs
     assert (await graph.post(ads[0], {"status": "PAUSED"}))["success"] is True
     ad = sb.store.get(ads[1])
-    sb.store.update(ads[1], {**ad, "_review": {**ad["_review"], "violation": {"policy": "x", "reason": "y",
-                                                                               "phrase": "z"}}}, now=sb.now())
+    sb.store.update(
+        ads[1],
+        {**ad, "_review": {**ad["_review"], "violation": {"policy": "x", "reason": "y", "phrase": "z"}}},
+        now=sb.now(),
+    )
     later = sb.store.get(adsets[2])
     sb.store.update(adsets[2], {**later, "start_time": sb.now() + 10 * DAY}, now=sb.now())
     ended = sb.store.get(adsets[3])
     sb.store.update(adsets[3], {**ended, "end_time": sb.now() - DAY}, now=sb.now())
     pending = await _scenario(sandbox, ads=1, days=0, name="Pending")
-    ad = sb.store.get(pending["ad_ids"][0])   # resubmitted now: in review, approved in 10 minutes
+    ad = sb.store.get(pending["ad_ids"][0])  # resubmitted now: in review, approved in 10 minutes
     sb.store.update(ad["id"], {**ad, "_review": {**ad["_review"], "submitted": sb.now()}}, now=sb.now())
     paused_campaign = await _scenario(sandbox, ads=1, days=0, name="Paused campaign")
     campaign = sb.store.get(paused_campaign["campaign_id"])
     sb.store.update(campaign["id"], {**campaign, "status": "PAUSED"}, now=sb.now())
-    changed_on = delivery.account_today(sb, scenario["account_id"])   # ads 0 and the campaign ran until now today
+    changed_on = delivery.account_today(sb, scenario["account_id"])  # ads 0 and the campaign ran until now today
     await sandbox.control("POST", "clock", {"advance": 3 * DAY})
     rows = _rows(sb, scenario)
     assert {r.ad_id for r in rows if r.day > changed_on} == {ads[4]}
     assert {r.ad_id for r in rows} <= {ads[0], ads[4]}
     assert not [r for r in _rows(sb, paused_campaign) if r.day > changed_on]
-    assert _rows(sb, pending)                      # approved after its review, it delivers
+    assert _rows(sb, pending)  # approved after its review, it delivers
 
 
 def _check_budgets(sb, act: str) -> int:
@@ -160,9 +176,14 @@ async def test_spend_never_exceeds_budgets(sandbox):
     sb = _sb(sandbox)
     tight = await _scenario(sandbox, ads=12, adsets=3, days=20, daily_budget=700, creatives=4)
     lifetime = await _scenario(sandbox, ads=4, adsets=2, days=20, lifetime_budget=9000, end_days=3, name="Life")
-    huge = await _scenario(sandbox, ads=2, days=10, daily_budget=10**9, name="Huge",
-                           targeting={"geo_locations": {"countries": ["US"]}, "age_min": 30, "age_max": 31,
-                                      "genders": [1]})
+    huge = await _scenario(
+        sandbox,
+        ads=2,
+        days=10,
+        daily_budget=10**9,
+        name="Huge",
+        targeting={"geo_locations": {"countries": ["US"]}, "age_min": 30, "age_max": 31, "genders": [1]},
+    )
     await sandbox.control("POST", "clock", {"advance": 2 * DAY})
     act = tight["account_id"]
     assert _check_budgets(sb, act) > 60
@@ -173,16 +194,26 @@ async def test_spend_never_exceeds_budgets(sandbox):
     assert 0 < _sum(_totals(sb, lifetime), "spend") <= 2 * 9000
     # a budget the audience can't absorb: delivery capped by people, spend far below the budget
     assert 0 < max(r.spend for r in _totals(sb, huge)) < 10**9 // 10
-    for account in sb.store.list("adaccount"):      # the demo's campaign budgets (CBO) and ad set budgets too
+    for account in sb.store.list("adaccount"):  # the demo's campaign budgets (CBO) and ad set budgets too
         _check_budgets(sb, account["id"])
 
 
 async def test_breakdowns_sum_exactly_to_totals(sandbox):
     sb = _sb(sandbox)
-    scenario = await _scenario(sandbox, ads=4, adsets=2, days=8, creatives=4,
-                               targeting={"geo_locations": {"countries": ["US", "CA", "GB"]}, "age_min": 21,
-                                          "age_max": 60, "publisher_platforms": ["facebook", "instagram"],
-                                          "facebook_positions": ["feed", "story"]})
+    scenario = await _scenario(
+        sandbox,
+        ads=4,
+        adsets=2,
+        days=8,
+        creatives=4,
+        targeting={
+            "geo_locations": {"countries": ["US", "CA", "GB"]},
+            "age_min": 21,
+            "age_max": 60,
+            "publisher_platforms": ["facebook", "instagram"],
+            "facebook_positions": ["feed", "story"],
+        },
+    )
     totals = {(r.day, r.ad_id): r for r in _totals(sb, scenario)}
     cells = _rows(sb, scenario)
     assert len(cells) > 10 * len(totals)
@@ -200,8 +231,16 @@ async def test_breakdowns_sum_exactly_to_totals(sandbox):
     for key, row in totals.items():
         assert summed[key] == [getattr(row, f) for f in fields]
     # every breakdown the contract allows, pre-grouped, equals the full cells grouped
-    for dims in (("age",), ("gender",), ("age", "gender"), ("country",), ("publisher_platform",),
-                 ("publisher_platform", "platform_position", "impression_device"), ("impression_device",), ()):
+    for dims in (
+        ("age",),
+        ("gender",),
+        ("age", "gender"),
+        ("country",),
+        ("publisher_platform",),
+        ("publisher_platform", "platform_position", "impression_device"),
+        ("impression_device",),
+        (),
+    ):
         grouped: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(fields))
         for r in _rows(sb, scenario, breakdowns=dims):
             acc = grouped[(r.day, r.ad_id, *(getattr(r, d) for d in dims))]
@@ -222,9 +261,14 @@ async def test_breakdowns_sum_exactly_to_totals(sandbox):
 async def test_narrow_targeting_costs_more(sandbox):
     sb = _sb(sandbox)
     broad = await _scenario(sandbox, ads=2, days=10, daily_budget=3000, name="Broad")
-    narrow = await _scenario(sandbox, ads=2, days=10, daily_budget=3000, name="Narrow",
-                             targeting={"geo_locations": {"countries": ["US"]}, "age_min": 30, "age_max": 32,
-                                        "genders": [2]})
+    narrow = await _scenario(
+        sandbox,
+        ads=2,
+        days=10,
+        daily_budget=3000,
+        name="Narrow",
+        targeting={"geo_locations": {"countries": ["US"]}, "age_min": 30, "age_max": 32, "genders": [2]},
+    )
 
     def cpm(s):
         rows = _totals(sb, s)
@@ -261,10 +305,12 @@ async def test_creatives_differ_in_ctr(sandbox):
 async def test_purchases_only_with_a_pixel(sandbox):
     sb = _sb(sandbox)
     sales = await _scenario(sandbox, ads=2, days=20, daily_budget=30000, name="Sales")
-    traffic = await _scenario(sandbox, ads=2, days=20, daily_budget=30000, objective="OUTCOME_TRAFFIC", pixel=False,
-                              name="Traffic")
-    leads = await _scenario(sandbox, ads=1, days=20, daily_budget=30000, objective="OUTCOME_LEADS", pixel=False,
-                            name="Leads")
+    traffic = await _scenario(
+        sandbox, ads=2, days=20, daily_budget=30000, objective="OUTCOME_TRAFFIC", pixel=False, name="Traffic"
+    )
+    leads = await _scenario(
+        sandbox, ads=1, days=20, daily_budget=30000, objective="OUTCOME_LEADS", pixel=False, name="Leads"
+    )
     rows = _totals(sb, sales)
     assert _sum(rows, "purchases") > 0 and _sum(rows, "purchase_value") > 0
     assert all(r.purchase_value == 0 for r in rows if r.purchases == 0)
@@ -280,8 +326,12 @@ async def test_day_parting_reduces_delivery(sandbox):
     sb = _sb(sandbox)
     common = dict(ads=1, days=6, lifetime_budget=200000, end_days=10)
     always = await _scenario(sandbox, name="Always", **common)
-    evenings = await _scenario(sandbox, name="Evenings", adset_schedule=[
-        {"start_minute": 1080, "end_minute": 1260, "days": [0, 1, 2, 3, 4, 5, 6]}], **common)
+    evenings = await _scenario(
+        sandbox,
+        name="Evenings",
+        adset_schedule=[{"start_minute": 1080, "end_minute": 1260, "days": [0, 1, 2, 3, 4, 5, 6]}],
+        **common,
+    )
     full, parted = _totals(sb, always), _totals(sb, evenings)
     assert _sum(parted, "impressions") < 0.5 * _sum(full, "impressions")
     assert 0 < _sum(parted, "spend") < 0.5 * _sum(full, "spend")
@@ -318,8 +368,9 @@ async def test_equal_ads_differ_by_more_than_chance_day_after_day(sandbox):
 
     await sandbox.control("POST", "clock", {"set": FIXED_EPOCH})
     await sandbox.control("POST", "delivery", {"seed": 3})
-    scenario = await _scenario(sandbox, ads=60, adsets=60, creatives=1, days=14, daily_budget=20_000, objective="OUTCOME_TRAFFIC",
-                               pixel=False)
+    scenario = await _scenario(
+        sandbox, ads=60, adsets=60, creatives=1, days=14, daily_budget=20_000, objective="OUTCOME_TRAFFIC", pixel=False
+    )
     rows = _totals(_sb(sandbox), scenario)
     by_ad: dict[str, dict] = defaultdict(dict)
     for r in rows:
@@ -341,10 +392,10 @@ async def test_equal_ads_differ_by_more_than_chance_day_after_day(sandbox):
             (x1, m1), (x2, m2) = rate(first, d), rate(second, d)
             daily_ratio.append((math.log(x1 / m1) - math.log(x2 / m2)) ** 2 / (1 / x1 + 1 / x2))
     spread = statistics.pstdev(finals)
-    assert spread > 1.0, spread                                            # wider than the binomial alone
-    excess = statistics.fmean(daily_ratio)                                 # 1 = chance alone
+    assert spread > 1.0, spread  # wider than the binomial alone
+    excess = statistics.fmean(daily_ratio)  # 1 = chance alone
     clicks_a_day = statistics.fmean(by_ad[a][d].clicks for a in ads for d in days)
-    expected = 1 + 2 * delivery.AD_DAY_SIGMA ** 2 / (2 / clicks_a_day)
-    assert 1.1 < excess and abs(excess - expected) < 0.25 * expected, (excess, expected)
+    expected = 1 + 2 * delivery.AD_DAY_SIGMA**2 / (2 / clicks_a_day)
+    assert excess > 1.1 and abs(excess - expected) < 0.25 * expected, (excess, expected)
     market = [statistics.fmean(by_ad[a][d].clicks / by_ad[a][d].impressions for a in ads) for d in days]
-    assert statistics.pstdev(market) / statistics.fmean(market) > 0.5 * delivery.MARKET_DAY_SIGMA   # days move together
+    assert statistics.pstdev(market) / statistics.fmean(market) > 0.5 * delivery.MARKET_DAY_SIGMA  # days move together

@@ -1,4 +1,5 @@
 """Shared helpers for the sandbox tests: a tiny Graph client over plain aiohttp (no product code)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,11 +40,21 @@ class Graph:
         self.url, self.token = url, token
 
     def auth(self) -> dict:
-        return {"access_token": self.token["access_token"],
-                "appsecret_proof": proof(self.token["app_secret"], self.token["access_token"])}
+        return {
+            "access_token": self.token["access_token"],
+            "appsecret_proof": proof(self.token["app_secret"], self.token["access_token"]),
+        }
 
-    async def call(self, method: str, path: str, params: dict | None = None, data: Any = None,
-                   json_body: Any = None, auth: bool = True, version: str = VERSION) -> Answer:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        params: dict | None = None,
+        data: Any = None,
+        json_body: Any = None,
+        auth: bool = True,
+        version: str = VERSION,
+    ) -> Answer:
         query = {**(self.auth() if auth else {}), **(params or {})}
         url = f"{self.url}/{version}/{path}" if version else f"{self.url}/{path}"
         async with aiohttp.ClientSession() as session:
@@ -66,8 +77,13 @@ class Graph:
 
 
 def campaign_form(**overrides) -> dict:
-    form = {"name": "Test campaign", "objective": "OUTCOME_TRAFFIC", "special_ad_categories": "[]",
-            "status": "PAUSED", "daily_budget": "1000"}
+    form = {
+        "name": "Test campaign",
+        "objective": "OUTCOME_TRAFFIC",
+        "special_ad_categories": "[]",
+        "status": "PAUSED",
+        "daily_budget": "1000",
+    }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
 

@@ -1,4 +1,5 @@
 """Sandbox insights (docs/insights_contract.md): levels, dates, breakdowns, metrics, paging, limits, async runs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,10 @@ from fb_sandbox.insights import PRESETS, preset_range
 from test_fb_sandbox_helpers import JPY, USD, graph  # noqa: F401
 
 ADDITIVE = ("impressions", "clicks", "inline_link_clicks", "spend")
-METRICS = "impressions,reach,frequency,clicks,unique_clicks,inline_link_clicks,ctr,cpc,cpm,cpp,spend,actions," \
-          "action_values,cost_per_action_type,purchase_roas"
+METRICS = (
+    "impressions,reach,frequency,clicks,unique_clicks,inline_link_clicks,ctr,cpc,cpm,cpp,spend,actions,"
+    "action_values,cost_per_action_type,purchase_roas"
+)
 
 
 async def scenario(sandbox, **spec) -> dict:
@@ -43,8 +46,9 @@ async def rows(graph, path: str, **params) -> list[dict]:
     out = list(answer.body["data"])
     while "next" in answer.body.get("paging", {}):
         query = dict(parse_qsl(urlsplit(answer.body["paging"]["next"]).query))
-        answer = await graph.get(path, **{k: v for k, v in query.items()
-                                          if k not in ("access_token", "appsecret_proof")})
+        answer = await graph.get(
+            path, **{k: v for k, v in query.items() if k not in ("access_token", "appsecret_proof")}
+        )
         assert answer.status == 200, answer.body
         out += answer.body["data"]
     return out
@@ -74,15 +78,22 @@ def refused(answer, blame: str | None = None, subcode: int | None = None) -> dic
 
 # ---- levels, nodes, fields
 
+
 async def test_levels_agree_and_name_their_objects(sandbox, graph):
     s = await scenario(sandbox, ads=4, adsets=2, days=6)
     camp = s["campaign_id"]
     flt = json.dumps([{"field": "campaign.id", "operator": "IN", "value": [camp]}])
     by_level = {}
     for level in ("campaign", "adset", "ad"):
-        by_level[level] = await rows(graph, f"{USD}/insights", level=level, filtering=flt, date_preset="last_7d",
-                                     fields="campaign_id,campaign_name,adset_id,adset_name,ad_id,ad_name,"
-                                            "impressions,clicks,spend,actions,objective,optimization_goal")
+        by_level[level] = await rows(
+            graph,
+            f"{USD}/insights",
+            level=level,
+            filtering=flt,
+            date_preset="last_7d",
+            fields="campaign_id,campaign_name,adset_id,adset_name,ad_id,ad_name,"
+            "impressions,clicks,spend,actions,objective,optimization_goal",
+        )
     assert len(by_level["campaign"]) == 1 and len(by_level["adset"]) == 2 and len(by_level["ad"]) == 4
     for name in ADDITIVE[:2] + ("spend",):
         assert total(by_level["campaign"], name) == total(by_level["adset"], name) == total(by_level["ad"], name) > 0
@@ -95,8 +106,9 @@ async def test_levels_agree_and_name_their_objects(sandbox, graph):
     # The nodes themselves answer at their own level by default.
     node = (await graph.get(f"{camp}/insights", fields="campaign_id,impressions", date_preset="last_7d")).body
     assert node["data"][0]["impressions"] == by_level["campaign"][0]["impressions"]
-    adset_rows = await rows(graph, f"{s['adset_ids'][0]}/insights", fields="adset_id,ad_id,impressions",
-                            date_preset="last_7d", level="ad")
+    adset_rows = await rows(
+        graph, f"{s['adset_ids'][0]}/insights", fields="adset_id,ad_id,impressions", date_preset="last_7d", level="ad"
+    )
     assert {r["adset_id"] for r in adset_rows} == {s["adset_ids"][0]} and len(adset_rows) == 2
     ad = (await graph.get(f"{s['ad_ids'][0]}/insights", fields="ad_id,spend", date_preset="last_7d")).body
     assert ad["data"][0]["ad_id"] == s["ad_ids"][0]
@@ -113,7 +125,7 @@ async def test_account_level_default_fields_and_headers(sandbox, graph):
     assert row["account_id"] == USD[4:]
     throttle = json.loads(answer.headers["x-fb-ads-insights-throttle"])
     assert {"app_id_util_pct", "acc_id_util_pct"} <= set(throttle)
-    assert (await graph.get(f"{USD}/insights", date_preset="today")).body["data"] == []   # today is not over yet
+    assert (await graph.get(f"{USD}/insights", date_preset="today")).body["data"] == []  # today is not over yet
 
 
 async def test_unknown_objects_and_other_accounts(graph):
@@ -122,6 +134,7 @@ async def test_unknown_objects_and_other_accounts(graph):
 
 
 # ---- dates
+
 
 async def test_presets_resolve_in_the_account_time_zone(sandbox, graph):
     await scenario(sandbox, ads=1, days=40)
@@ -135,8 +148,10 @@ async def test_presets_resolve_in_the_account_time_zone(sandbox, graph):
         assert answer.body["summary"]["date_start"] == since.isoformat(), preset
         assert answer.body["summary"]["date_stop"] == until.isoformat(), preset
     last_7d = (await graph.get(f"{USD}/insights", date_preset="last_7d")).body["data"][0]
-    assert (last_7d["date_start"], last_7d["date_stop"]) == ((now - timedelta(7)).isoformat(),
-                                                             (now - timedelta(1)).isoformat())
+    assert (last_7d["date_start"], last_7d["date_stop"]) == (
+        (now - timedelta(7)).isoformat(),
+        (now - timedelta(1)).isoformat(),
+    )
     assert preset_range("last_month", date(2024, 3, 15), first) == (date(2024, 2, 1), date(2024, 2, 29))
     assert preset_range("last_quarter", date(2024, 2, 10), first) == (date(2023, 10, 1), date(2023, 12, 31))
     assert preset_range("last_week_mon_sun", date(2024, 5, 15), first) == (date(2024, 5, 6), date(2024, 5, 12))
@@ -148,8 +163,9 @@ async def test_time_increment_daily_buckets_and_monthly(sandbox, graph):
     end = today(sandbox) - timedelta(1)
     window = json.dumps({"since": (end - timedelta(9)).isoformat(), "until": end.isoformat()})
     whole = await rows(graph, f"{USD}/insights", time_range=window, fields="impressions,spend,clicks")
-    daily = await rows(graph, f"{USD}/insights", time_range=window, fields="impressions,spend,clicks",
-                       time_increment="1", limit="4")
+    daily = await rows(
+        graph, f"{USD}/insights", time_range=window, fields="impressions,spend,clicks", time_increment="1", limit="4"
+    )
     assert [r["date_start"] for r in daily] == [(end - timedelta(9 - i)).isoformat() for i in range(10)]
     assert all(r["date_start"] == r["date_stop"] for r in daily)
     for name in ("impressions", "spend", "clicks"):
@@ -163,44 +179,52 @@ async def test_time_increment_daily_buckets_and_monthly(sandbox, graph):
     for r in monthly:
         start, stop = date.fromisoformat(r["date_start"]), date.fromisoformat(r["date_stop"])
         assert (start.year, start.month) == (stop.year, stop.month)
-    assert total(monthly, "impressions") == total(await rows(graph, f"{USD}/insights", time_range=wide,
-                                                             fields="impressions"), "impressions")
-    ranges = json.dumps([{"since": (end - timedelta(1)).isoformat(), "until": end.isoformat()},
-                         {"since": end.isoformat(), "until": end.isoformat()}])
+    assert total(monthly, "impressions") == total(
+        await rows(graph, f"{USD}/insights", time_range=wide, fields="impressions"), "impressions"
+    )
+    ranges = json.dumps(
+        [
+            {"since": (end - timedelta(1)).isoformat(), "until": end.isoformat()},
+            {"since": end.isoformat(), "until": end.isoformat()},
+        ]
+    )
     two = await rows(graph, f"{USD}/insights", time_ranges=ranges, fields="impressions")
     assert len(two) == 2 and int(two[0]["impressions"]) > int(two[1]["impressions"])
 
 
-@pytest.mark.parametrize("params, blame", [
-    ({"time_range": '{"since":"2024-02-30","until":"2024-03-01"}'}, "time_range"),
-    ({"time_range": '{"since":"2024-03-05","until":"2024-03-01"}'}, "time_range"),
-    ({"time_range": '{"since":"2020-01-01","until":"2020-01-31"}'}, "time_range"),
-    ({"time_range": '{"since":"yesterday"}'}, "time_range"),
-    ({"time_range": "last week"}, "time_range"),
-    ({"time_range": '{"since":20240101,"until":20240102}'}, "time_range"),
-    ({"time_ranges": "[]"}, "time_ranges"),
-    ({"date_preset": "last_2d"}, "date_preset"),
-    ({"time_increment": "0"}, "time_increment"),
-    ({"time_increment": "91"}, "time_increment"),
-    ({"time_increment": "weekly"}, "time_increment"),
-    ({"fields": "impressions,colour"}, "fields"),
-    ({"fields": '{"a":1}'}, "fields"),
-    ({"breakdowns": "hour"}, "breakdowns"),
-    ({"breakdowns": '["age","country"]'}, "breakdowns"),
-    ({"breakdowns": "gender,publisher_platform"}, "breakdowns"),
-    ({"breakdowns": "impression_device,age"}, "breakdowns"),
-    ({"action_breakdowns": "action_colour"}, "action_breakdowns"),
-    ({"filtering": '[{"field":"colour","operator":"EQUAL","value":1}]'}, "filtering"),
-    ({"filtering": '[{"field":"spend","operator":"ABOUT","value":1}]'}, "filtering"),
-    ({"filtering": '{"field":"spend"}'}, "filtering"),
-    ({"sort": "spend_sideways"}, "sort"),
-    ({"sort": "colour_descending"}, "sort"),
-    ({"summary": "impressions,colour"}, "summary"),
-    ({"default_summary": "maybe"}, "default_summary"),
-    ({"limit": "-3"}, "limit"),
-    ({"after": "not-a-cursor"}, "after"),
-    ({"level": "everything"}, "level"),
-])
+@pytest.mark.parametrize(
+    "params, blame",
+    [
+        ({"time_range": '{"since":"2024-02-30","until":"2024-03-01"}'}, "time_range"),
+        ({"time_range": '{"since":"2024-03-05","until":"2024-03-01"}'}, "time_range"),
+        ({"time_range": '{"since":"2020-01-01","until":"2020-01-31"}'}, "time_range"),
+        ({"time_range": '{"since":"yesterday"}'}, "time_range"),
+        ({"time_range": "last week"}, "time_range"),
+        ({"time_range": '{"since":20240101,"until":20240102}'}, "time_range"),
+        ({"time_ranges": "[]"}, "time_ranges"),
+        ({"date_preset": "last_2d"}, "date_preset"),
+        ({"time_increment": "0"}, "time_increment"),
+        ({"time_increment": "91"}, "time_increment"),
+        ({"time_increment": "weekly"}, "time_increment"),
+        ({"fields": "impressions,colour"}, "fields"),
+        ({"fields": '{"a":1}'}, "fields"),
+        ({"breakdowns": "hour"}, "breakdowns"),
+        ({"breakdowns": '["age","country"]'}, "breakdowns"),
+        ({"breakdowns": "gender,publisher_platform"}, "breakdowns"),
+        ({"breakdowns": "impression_device,age"}, "breakdowns"),
+        ({"action_breakdowns": "action_colour"}, "action_breakdowns"),
+        ({"filtering": '[{"field":"colour","operator":"EQUAL","value":1}]'}, "filtering"),
+        ({"filtering": '[{"field":"spend","operator":"ABOUT","value":1}]'}, "filtering"),
+        ({"filtering": '{"field":"spend"}'}, "filtering"),
+        ({"sort": "spend_sideways"}, "sort"),
+        ({"sort": "colour_descending"}, "sort"),
+        ({"summary": "impressions,colour"}, "summary"),
+        ({"default_summary": "maybe"}, "default_summary"),
+        ({"limit": "-3"}, "limit"),
+        ({"after": "not-a-cursor"}, "after"),
+        ({"level": "everything"}, "level"),
+    ],
+)
 async def test_bad_parameters_are_clear_graph_errors(graph, params, blame):
     error = refused(await graph.get(f"{USD}/insights", **params), blame)
     assert "error_user_title" not in error or error["error_user_msg"]
@@ -221,10 +245,22 @@ async def test_error_messages_read_like_facebook(graph):
 
 # The breakdowns the delivery template holds, alone and in the documented permutations (every other SDK breakdown:
 # tests/test_insights_spec.py).
-TEMPLATE_COMBINATIONS = [[b] for b in ("age", "gender", "country", "publisher_platform", "platform_position",
-                                       "impression_device", "device_platform")] + [
-    ["age", "gender"], ["platform_position", "publisher_platform"],
-    ["impression_device", "platform_position", "publisher_platform"]]
+TEMPLATE_COMBINATIONS = [
+    [b]
+    for b in (
+        "age",
+        "gender",
+        "country",
+        "publisher_platform",
+        "platform_position",
+        "impression_device",
+        "device_platform",
+    )
+] + [
+    ["age", "gender"],
+    ["platform_position", "publisher_platform"],
+    ["impression_device", "platform_position", "publisher_platform"],
+]
 
 
 @pytest.mark.parametrize("combo", TEMPLATE_COMBINATIONS)
@@ -233,12 +269,13 @@ async def test_breakdowns_sum_to_the_totals(sandbox, graph, combo):
     camp = s["campaign_id"]
     fields = "impressions,clicks,inline_link_clicks,spend,actions,action_values,reach"
     totals = (await graph.get(f"{camp}/insights", fields=fields, date_preset="last_7d")).body["data"]
-    cells = await rows(graph, f"{camp}/insights", fields=fields, date_preset="last_7d", breakdowns=",".join(combo),
-                       limit="500")
+    cells = await rows(
+        graph, f"{camp}/insights", fields=fields, date_preset="last_7d", breakdowns=",".join(combo), limit="500"
+    )
     assert len(cells) > 1 or combo == ["country"]
     for row in cells:
         assert all(row.get(b) for b in combo), row
-    assert len({tuple(r[b] for b in combo) for r in cells}) == len(cells)      # one row per cell
+    assert len({tuple(r[b] for b in combo) for r in cells}) == len(cells)  # one row per cell
     for name in ADDITIVE:
         assert total(cells, name) == total(totals, name), name
     assert action_totals(cells) == action_totals(totals)
@@ -255,11 +292,16 @@ async def test_breakdown_values(sandbox, graph):
     assert ages <= {"18-24", "25-34", "35-44", "45-54", "55-64", "65+"} and len(ages) > 2
     genders = {r["gender"] for r in await rows(graph, f"{camp}/insights", breakdowns="gender", date_preset="last_7d")}
     assert genders <= {"male", "female", "unknown"}
-    devices = {r["device_platform"] for r in await rows(graph, f"{camp}/insights", breakdowns="device_platform",
-                                                         date_preset="last_7d")}
+    devices = {
+        r["device_platform"]
+        for r in await rows(graph, f"{camp}/insights", breakdowns="device_platform", date_preset="last_7d")
+    }
     assert devices <= {"mobile_app", "desktop"} and "mobile_app" in devices
-    by_device = (await graph.get(f"{camp}/insights", fields="actions", action_breakdowns="action_type,action_device",
-                                 date_preset="last_7d")).body["data"][0]["actions"]
+    by_device = (
+        await graph.get(
+            f"{camp}/insights", fields="actions", action_breakdowns="action_type,action_device", date_preset="last_7d"
+        )
+    ).body["data"][0]["actions"]
     plain = (await graph.get(f"{camp}/insights", fields="actions", date_preset="last_7d")).body["data"][0]["actions"]
     assert all({"action_type", "action_device", "value"} == set(a) for a in by_device)
     assert action_totals([{"actions": by_device}]) == action_totals([{"actions": plain}])
@@ -267,14 +309,16 @@ async def test_breakdown_values(sandbox, graph):
 
 # ---- metrics
 
+
 def close(text: str, value: float) -> bool:
     return math.isclose(float(text), value, rel_tol=1e-5, abs_tol=1e-6)
 
 
 async def test_derived_metrics_arithmetic(sandbox, graph):
     s = await scenario(sandbox, ads=3, days=5)
-    data = await rows(graph, f"{s['campaign_id']}/insights", fields=METRICS, level="ad", time_increment="1",
-                      date_preset="last_7d")
+    data = await rows(
+        graph, f"{s['campaign_id']}/insights", fields=METRICS, level="ad", time_increment="1", date_preset="last_7d"
+    )
     assert data
     purchases = 0
     for r in data:
@@ -295,8 +339,17 @@ async def test_derived_metrics_arithmetic(sandbox, graph):
             assert close(r["purchase_roas"][0]["value"], value / spend)
             purchases += actions["purchase"]
             assert actions["purchase"] == actions["offsite_conversion.fb_pixel_purchase"]
-        assert set(actions) <= {"link_click", "landing_page_view", "post_engagement", "video_view", "lead",
-                                "add_to_cart", "initiate_checkout", "purchase", "offsite_conversion.fb_pixel_purchase"}
+        assert set(actions) <= {
+            "link_click",
+            "landing_page_view",
+            "post_engagement",
+            "video_view",
+            "lead",
+            "add_to_cart",
+            "initiate_checkout",
+            "purchase",
+            "offsite_conversion.fb_pixel_purchase",
+        }
     assert purchases > 0
 
 
@@ -308,17 +361,19 @@ async def test_reach_is_delivery_object_reach(sandbox, graph):
     window = json.dumps({"since": since.isoformat(), "until": end.isoformat()})
     camp = (await graph.get(f"{s['campaign_id']}/insights", fields="reach", time_range=window)).body["data"][0]
     assert int(camp["reach"]) == delivery.object_reach(sb, USD, since, end, campaign_ids=[s["campaign_id"]])
-    for row in await rows(graph, f"{s['campaign_id']}/insights", fields="adset_id,reach", time_range=window,
-                          level="adset"):
+    for row in await rows(
+        graph, f"{s['campaign_id']}/insights", fields="adset_id,reach", time_range=window, level="adset"
+    ):
         assert int(row["reach"]) == delivery.object_reach(sb, USD, since, end, adset_ids=[row["adset_id"]])
     daily = await rows(graph, f"{s['campaign_id']}/insights", fields="reach", time_range=window, time_increment="1")
-    assert sum(int(r["reach"]) for r in daily) >= int(camp["reach"])         # people come back: not additive
+    assert sum(int(r["reach"]) for r in daily) >= int(camp["reach"])  # people come back: not additive
 
 
 async def test_jpy_has_no_decimals(sandbox, graph):
     await scenario(sandbox, ads=2, days=3, account_id=JPY)
-    row = (await graph.get(f"{JPY}/insights", fields="spend,cpc,cpm,action_values,account_currency",
-                           date_preset="last_7d")).body["data"][0]
+    row = (
+        await graph.get(f"{JPY}/insights", fields="spend,cpc,cpm,action_values,account_currency", date_preset="last_7d")
+    ).body["data"][0]
     assert row["account_currency"] == "JPY" and re.fullmatch(r"[1-9]\d*", row["spend"]), row
     assert all(re.fullmatch(r"\d+", a["value"]) for a in row.get("action_values", []))
     usd = (await graph.get(f"{USD}/insights", fields="spend", date_preset="last_7d")).body["data"][0]
@@ -327,24 +382,38 @@ async def test_jpy_has_no_decimals(sandbox, graph):
 
 # ---- filtering, sorting, summary, paging
 
+
 async def test_filtering_sorting_summary(sandbox, graph):
     s = await scenario(sandbox, ads=5, days=4)
     camp = s["campaign_id"]
     base = {"fields": "ad_id,ad_name,impressions,spend,ctr", "level": "ad", "date_preset": "last_7d"}
     every = await rows(graph, f"{camp}/insights", **base)
     two = s["ad_ids"][:2]
-    picked = await rows(graph, f"{camp}/insights", **base,
-                        filtering=json.dumps([{"field": "ad.id", "operator": "IN", "value": two}]))
+    picked = await rows(
+        graph, f"{camp}/insights", **base, filtering=json.dumps([{"field": "ad.id", "operator": "IN", "value": two}])
+    )
     assert sorted(r["ad_id"] for r in picked) == sorted(two)
     median = sorted(float(r["spend"]) for r in every)[2]
-    rich = await rows(graph, f"{camp}/insights", **base,
-                      filtering=json.dumps([{"field": "spend", "operator": "GREATER_THAN", "value": median}]))
+    rich = await rows(
+        graph,
+        f"{camp}/insights",
+        **base,
+        filtering=json.dumps([{"field": "spend", "operator": "GREATER_THAN", "value": median}]),
+    )
     assert rich and all(float(r["spend"]) > median for r in rich) and len(rich) < len(every)
-    named = await rows(graph, f"{USD}/insights", **base, filtering=json.dumps(
-        [{"field": "ad.name", "operator": "CONTAIN", "value": every[0]["ad_name"]}]))
+    named = await rows(
+        graph,
+        f"{USD}/insights",
+        **base,
+        filtering=json.dumps([{"field": "ad.name", "operator": "CONTAIN", "value": every[0]["ad_name"]}]),
+    )
     assert every[0]["ad_id"] in {r["ad_id"] for r in named}
-    active = await rows(graph, f"{camp}/insights", **base, filtering=json.dumps(
-        [{"field": "ad.effective_status", "operator": "IN", "value": ["ACTIVE"]}]))
+    active = await rows(
+        graph,
+        f"{camp}/insights",
+        **base,
+        filtering=json.dumps([{"field": "ad.effective_status", "operator": "IN", "value": ["ACTIVE"]}]),
+    )
     assert len(active) == len(every)
     ordered = await rows(graph, f"{camp}/insights", **base, sort="spend_descending")
     spends = [float(r["spend"]) for r in ordered]
@@ -359,8 +428,15 @@ async def test_filtering_sorting_summary(sandbox, graph):
     only = (await graph.get(f"{camp}/insights", **base, summary="impressions")).body["summary"]
     assert set(only) == {"impressions", "date_start", "date_stop"}
     assert "summary" not in (await graph.get(f"{camp}/insights", **base)).body
-    cells = (await graph.get(f"{camp}/insights", fields="impressions", breakdowns="gender", date_preset="last_7d",
-                             filtering='[{"field":"gender","operator":"EQUAL","value":"female"}]')).body["data"]
+    cells = (
+        await graph.get(
+            f"{camp}/insights",
+            fields="impressions",
+            breakdowns="gender",
+            date_preset="last_7d",
+            filtering='[{"field":"gender","operator":"EQUAL","value":"female"}]',
+        )
+    ).body["data"]
     assert [r["gender"] for r in cells] == ["female"]
 
 
@@ -372,11 +448,15 @@ async def test_cursor_paging(sandbox, graph):
     paged = await rows(graph, f"{s['campaign_id']}/insights", **params, limit="5")
     assert paged == whole["data"]
     first = (await graph.get(f"{s['campaign_id']}/insights", **params, limit="5")).body
-    second = (await graph.get(f"{s['campaign_id']}/insights", **params, limit="5",
-                              after=first["paging"]["cursors"]["after"])).body
+    second = (
+        await graph.get(f"{s['campaign_id']}/insights", **params, limit="5", after=first["paging"]["cursors"]["after"])
+    ).body
     assert "previous" in second["paging"] and second["data"] == whole["data"][5:10]
-    back = (await graph.get(f"{s['campaign_id']}/insights", **params, limit="5",
-                            before=second["paging"]["cursors"]["before"])).body
+    back = (
+        await graph.get(
+            f"{s['campaign_id']}/insights", **params, limit="5", before=second["paging"]["cursors"]["before"]
+        )
+    ).body
     assert back["data"] == whole["data"][:5]
 
 
@@ -394,10 +474,16 @@ async def test_too_much_data_then_async(sandbox, graph):
 
 # ---- async report runs
 
+
 async def test_async_lifecycle(sandbox, graph):
     s = await scenario(sandbox, ads=3, days=5)
-    params = {"fields": "ad_id,impressions,spend", "level": "ad", "time_increment": "1", "date_preset": "last_7d",
-              "default_summary": "true"}
+    params = {
+        "fields": "ad_id,impressions,spend",
+        "level": "ad",
+        "time_increment": "1",
+        "date_preset": "last_7d",
+        "default_summary": "true",
+    }
     created = await graph.post(f"{s['campaign_id']}/insights", params)
     assert created.status == 200, created.body
     run_id = created.body["report_run_id"]
@@ -447,10 +533,16 @@ async def test_async_90000_rows_fast(sandbox, graph):
     s = await scenario(sandbox, ads=1000, days=90)
     assert s["ad_days"] == 90000
     started = time.perf_counter()
-    run = await graph.post(f"{USD}/insights", {"fields": "ad_id,ad_name,impressions,clicks,spend,ctr,cpc,reach",
-                                               "level": "ad", "time_increment": "1", "date_preset": "last_90d",
-                                               "filtering": json.dumps([{"field": "campaign.id", "operator": "IN",
-                                                                         "value": [s["campaign_id"]]}])})
+    run = await graph.post(
+        f"{USD}/insights",
+        {
+            "fields": "ad_id,ad_name,impressions,clicks,spend,ctr,cpc,reach",
+            "level": "ad",
+            "time_increment": "1",
+            "date_preset": "last_90d",
+            "filtering": json.dumps([{"field": "campaign.id", "operator": "IN", "value": [s["campaign_id"]]}]),
+        },
+    )
     created = time.perf_counter() - started
     await sandbox.control("POST", "clock", {"advance": 30})
     assert (await graph.get(run.body["report_run_id"])).body["async_status"] == "Job Completed"
@@ -465,10 +557,11 @@ async def test_async_90000_rows_fast(sandbox, graph):
     elapsed = time.perf_counter() - started
     print(f"90 000-row async report: POST {created:.2f}s, {pages} pages, total {elapsed:.2f}s")
     assert count == 90000 and pages == 18
-    assert elapsed < 60                   # seconds on a loaded CI box; a few seconds on a workstation
+    assert elapsed < 60  # seconds on a loaded CI box; a few seconds on a workstation
 
 
 # ---- the official SDK
+
 
 async def test_official_sdk_insights(sandbox, demo_token, graph):
     from facebook_business.adobjects.adaccount import AdAccount
@@ -478,14 +571,24 @@ async def test_official_sdk_insights(sandbox, demo_token, graph):
     from facebook_business.exceptions import FacebookRequestError
 
     s = await scenario(sandbox, ads=2, days=4)
-    fields = [AdsInsights.Field.ad_id, AdsInsights.Field.impressions, AdsInsights.Field.spend,
-              AdsInsights.Field.actions]
-    params = {"level": AdsInsights.Level.ad, "date_preset": AdsInsights.DatePreset.last_7d, "time_increment": 1,
-              "filtering": [{"field": "campaign.id", "operator": "IN", "value": [s["campaign_id"]]}], "limit": 3}
+    fields = [
+        AdsInsights.Field.ad_id,
+        AdsInsights.Field.impressions,
+        AdsInsights.Field.spend,
+        AdsInsights.Field.actions,
+    ]
+    params = {
+        "level": AdsInsights.Level.ad,
+        "date_preset": AdsInsights.DatePreset.last_7d,
+        "time_increment": 1,
+        "filtering": [{"field": "campaign.id", "operator": "IN", "value": [s["campaign_id"]]}],
+        "limit": 3,
+    }
 
     def drive_sync() -> tuple[list, AdReportRun, Exception | None]:
-        api = FacebookAdsApi.init(demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"],
-                                  api_version="v26.0")
+        api = FacebookAdsApi.init(
+            demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"], api_version="v26.0"
+        )
         api._session.GRAPH = sandbox.url
         account = AdAccount(USD)
         listed = [dict(r) for r in account.get_insights(fields=fields, params=params)]
@@ -513,25 +616,68 @@ async def test_official_sdk_insights(sandbox, demo_token, graph):
 
 # ---- anything else: a Graph error, never a 500
 
-PARAMS = ["fields", "level", "date_preset", "time_range", "time_ranges", "time_increment", "breakdowns",
-          "action_breakdowns", "filtering", "sort", "limit", "after", "before", "summary", "default_summary"]
+PARAMS = [
+    "fields",
+    "level",
+    "date_preset",
+    "time_range",
+    "time_ranges",
+    "time_increment",
+    "breakdowns",
+    "action_breakdowns",
+    "filtering",
+    "sort",
+    "limit",
+    "after",
+    "before",
+    "summary",
+    "default_summary",
+]
 values = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["impressions,spend", "age", "age,gender", "1", "90", "monthly", "all_days", "last_7d",
-                     "maximum", "ad", "spend_descending", "true", '{"since":"2026-01-01","until":"2026-01-02"}',
-                     '[{"field":"spend","operator":"GREATER_THAN","value":1}]', '[{"since":"x"}]', "[]", "{}",
-                     '["age","country"]', "-1", "99999999999999999999", "ÿ\u2603"]),
-    st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=10),
-                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                 max_leaves=6).map(json.dumps))
+    st.sampled_from(
+        [
+            "impressions,spend",
+            "age",
+            "age,gender",
+            "1",
+            "90",
+            "monthly",
+            "all_days",
+            "last_7d",
+            "maximum",
+            "ad",
+            "spend_descending",
+            "true",
+            '{"since":"2026-01-01","until":"2026-01-02"}',
+            '[{"field":"spend","operator":"GREATER_THAN","value":1}]',
+            '[{"since":"x"}]',
+            "[]",
+            "{}",
+            '["age","country"]',
+            "-1",
+            "99999999999999999999",
+            "ÿ\u2603",
+        ]
+    ),
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=6,
+    ).map(json.dumps),
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=st.dictionaries(st.sampled_from(PARAMS), values, max_size=5), method=st.sampled_from(["GET", "POST"]),
-       node=st.sampled_from([USD, JPY, "120210000000000001"]))
+@given(
+    query=st.dictionaries(st.sampled_from(PARAMS), values, max_size=5),
+    method=st.sampled_from(["GET", "POST"]),
+    node=st.sampled_from([USD, JPY, "120210000000000001"]),
+)
 async def test_random_parameters_never_5xx(graph, query, method, node):
-    answer = await graph.call(method, f"{node}/insights", query if method == "GET" else None,
-                              data=query if method == "POST" else None)
+    answer = await graph.call(
+        method, f"{node}/insights", query if method == "GET" else None, data=query if method == "POST" else None
+    )
     assert answer.status in (200, 400), (answer.status, answer.body)
     if answer.status == 400:
         syntax = answer.error["code"] == 2500 and answer.error["message"].startswith("Syntax error")  # fields=

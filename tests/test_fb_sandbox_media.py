@@ -1,5 +1,6 @@
 """Sandbox images and videos: rules M1 and M3 (docs/creative_rules.md) with code/subcode/blame, image hashes and
 URLs, chunked video uploads with resume offsets and faults, processing on the sandbox clock, bounded memory."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,13 +22,19 @@ SAMPLES = {
     "gif": "R0lGODdhAwACAIEAAMgUHgAAAAAAAAAAACwAAAAAAwACAAAIBgABCBwYEAA7",
     "bmp": "Qk1OAAAAAAAAADYAAAAoAAAAAwAAAAIAAAABABgAAAAAABgAAADEDgAAxA4AAAAAAAAAAAAAHhTIHhTIHhTIAAAAHhTIHhTIHhTIAAAA",
     "tiff": "SUkqAAgAAAAKAAABBAABAAAAAwAAAAEBBAABAAAAAgAAAAIBAwADAAAAhgAAAAMBAwABAAAAAQAAAAYBAwABAAAAAgAAABEBBA"
-            "ABAAAAjAAAABUBAwABAAAAAwAAABYBBAABAAAAAgAAABcBBAABAAAAEgAAABwBAwABAAAAAQAAAAAAAAAIAAgACADIFB7IFB7IFB7I"
-            "FB7IFB7IFB4=",
-    "webp": "UklGRh4AAABXRUJQVlA4TBEAAAAvAkAAAAdQiiLXo/+BiOh/AAA=",                        # VP8L (lossless)
+    "ABAAAAjAAAABUBAwABAAAAAwAAABYBBAABAAAAAgAAABcBBAABAAAAEgAAABwBAwABAAAAAQAAAAAAAAAIAAgACADIFB7IFB7IFB7I"
+    "FB7IFB7IFB4=",
+    "webp": "UklGRh4AAABXRUJQVlA4TBEAAAAvAkAAAAdQiiLXo/+BiOh/AAA=",  # VP8L (lossless)
     "webp-lossy": "UklGRjIAAABXRUJQVlA4ICYAAABwAQCdASoDAAIAB0CWJaACdAFAAAD+5fosFKQ3/V352/U9sAAAAA==",  # VP8
 }
-CTYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "bmp": "image/bmp", "webp": "image/webp",
-          "tiff": "image/tiff"}
+CTYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "webp": "image/webp",
+    "tiff": "image/tiff",
+}
 
 
 async def fetch(url: str) -> tuple[int, bytes, dict]:
@@ -71,6 +78,7 @@ def refused_with(answer, code: int, subcode: int | None, blame: str) -> dict:
 
 # ---- images
 
+
 async def test_upload_image_answers_hash_url_and_size_and_the_url_serves_the_bytes(sandbox, graph):
     png = await sample(sandbox, "sample.png")
     answer = await upload_image(graph, png, "sample.png")
@@ -78,12 +86,11 @@ async def test_upload_image_answers_hash_url_and_size_and_the_url_serves_the_byt
     img = answer.body["images"]["sample.png"]
     assert img["hash"] == hashlib.md5(png).hexdigest()
     assert (img["width"], img["height"]) == (1080, 1080)
-    status, body, headers = await fetch(img["url"])             # the CDN stand-in: no token
+    status, body, headers = await fetch(img["url"])  # the CDN stand-in: no token
     assert status == 200 and body == png and headers["Content-Type"] == "image/png"
 
     jpg = await sample(sandbox, "sample.jpg")
-    answer = await graph.post(f"{USD}/adimages", {"bytes": base64.b64encode(jpg).decode(),
-                                                  "name": "gray ✓ 広告.jpg"})
+    answer = await graph.post(f"{USD}/adimages", {"bytes": base64.b64encode(jpg).decode(), "name": "gray ✓ 広告.jpg"})
     assert answer.status == 200, answer.body
     img = answer.body["images"]["gray ✓ 広告.jpg"]
     assert img["hash"] == hashlib.md5(jpg).hexdigest() and img["url"].endswith(".jpg")
@@ -121,20 +128,34 @@ async def test_same_bytes_same_hash_without_duplicates_and_accounts_are_separate
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     import zlib
+
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-@pytest.mark.parametrize("case", ["corrupt", "empty", "text", "truncated", "signature_only", "no_idat",
-                                  "zero_size", "jpeg_no_frame", "mp4_as_image"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "corrupt",
+        "empty",
+        "text",
+        "truncated",
+        "signature_only",
+        "no_idat",
+        "zero_size",
+        "jpeg_no_frame",
+        "mp4_as_image",
+    ],
+)
 async def test_m1_invalid_images_are_refused_blaming_filename(sandbox, graph, case):
     png = await sample(sandbox, "sample.png")
     data = {
         "corrupt": await sample(sandbox, "corrupt.png"),
         "empty": b"",
         "text": "hello, this is not an image ✓".encode(),
-        "truncated": png[:len(png) // 2],
+        "truncated": png[: len(png) // 2],
         "signature_only": png[:8],
-        "no_idat": png[:8] + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0))
+        "no_idat": png[:8]
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0))
         + _png_chunk(b"IEND", b""),
         "zero_size": png[:8] + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 10, 8, 2, 0, 0, 0)) + png[33:],
         "jpeg_no_frame": b"\xff\xd8\xff\xe0\x00\x04ab\xff\xda\x00\x02\xff\xd9",
@@ -149,14 +170,15 @@ async def test_m1_invalid_images_are_refused_blaming_filename(sandbox, graph, ca
 async def test_m1_base64_bytes_and_size_limit(sandbox, graph):
     before = await image_count(graph)
     refused_with(await graph.post(f"{USD}/adimages", {"bytes": "!!not base64!!"}), 100, 1487242, "bytes")
-    refused_with(await graph.post(f"{USD}/adimages", {"bytes": base64.b64encode(b"plain text").decode()}),
-                 100, 1487242, "bytes")
+    refused_with(
+        await graph.post(f"{USD}/adimages", {"bytes": base64.b64encode(b"plain text").decode()}), 100, 1487242, "bytes"
+    )
     refused_with(await graph.post(f"{USD}/adimages", {"name": "nothing.png"}), 100, 1487242, "filename")
     png = await sample(sandbox, "sample.png")
-    huge = png + b"\x00" * (30 * MB - len(png) + 1)           # 30 MB + 1 byte: the size rule, before any decoding
+    huge = png + b"\x00" * (30 * MB - len(png) + 1)  # 30 MB + 1 byte: the size rule, before any decoding
     error = refused_with(await upload_image(graph, huge, "huge.png"), 100, 1487242, "filename")
     assert "30 MB" in error["error_user_msg"]
-    exact = png + b"\x00" * (30 * MB - len(png))                # trailing bytes after IEND are tolerated
+    exact = png + b"\x00" * (30 * MB - len(png))  # trailing bytes after IEND are tolerated
     assert (await upload_image(graph, exact, "exact.png")).status == 200
     # one bad file refuses the whole request: nothing of it is stored
     answer = await graph.post(f"{USD}/adimages", files_form({"good.png": png + b"1", "bad.png": b"GIF89a"}))
@@ -168,7 +190,7 @@ async def test_list_filter_page_and_delete_images(sandbox, graph):
     png = await sample(sandbox, "sample.png")
     hashes = []
     for i in range(3):
-        data = png + bytes([i])                                  # distinct bytes, same picture
+        data = png + bytes([i])  # distinct bytes, same picture
         hashes.append((await upload_image(graph, data, f"p{i}.png")).body["images"][f"p{i}.png"]["hash"])
     listed = (await graph.get(f"{USD}/adimages", fields="hash,name,url,width,height,created_time,status")).body
     assert [i["hash"] for i in listed["data"][:3]] == hashes[::-1]
@@ -201,6 +223,7 @@ async def test_images_of_an_account_the_token_cannot_see(sandbox, graph):
 
 # ---- videos: chunked uploads
 
+
 async def start(graph, size: int, account: str = USD) -> dict:
     answer = await graph.post(f"{account}/advideos", {"upload_phase": "start", "file_size": str(size)})
     assert answer.status == 200, answer.body
@@ -208,8 +231,9 @@ async def start(graph, size: int, account: str = USD) -> dict:
 
 
 async def transfer(graph, sid: str, offset, chunk: bytes, account: str = USD):
-    form = files_form({"video_file_chunk": chunk}, upload_phase="transfer", upload_session_id=sid,
-                      start_offset=str(offset))
+    form = files_form(
+        {"video_file_chunk": chunk}, upload_phase="transfer", upload_session_id=sid, start_offset=str(offset)
+    )
     return await graph.post(f"{account}/advideos", form)
 
 
@@ -256,11 +280,13 @@ async def test_m3_wrong_offset_or_length_answers_resume_offsets_then_resuming_wo
     data = video_bytes(await sample(sandbox, "sample.mp4"), 10 * MB)
     session = await start(graph, len(data))
     sid = session["upload_session_id"]
-    assert (await transfer(graph, sid, 0, data[:4 * MB])).body == {"start_offset": str(4 * MB),
-                                                                  "end_offset": str(8 * MB)}
-    for offset, chunk in ((0, data[:4 * MB]), (5 * MB, data[5 * MB:9 * MB]), (4 * MB, data[4 * MB:6 * MB])):
+    assert (await transfer(graph, sid, 0, data[: 4 * MB])).body == {
+        "start_offset": str(4 * MB),
+        "end_offset": str(8 * MB),
+    }
+    for offset, chunk in ((0, data[: 4 * MB]), (5 * MB, data[5 * MB : 9 * MB]), (4 * MB, data[4 * MB : 6 * MB])):
         error = refused_with(await transfer(graph, sid, offset, chunk), 6001, 1363037, "start_offset")
-        assert isinstance(error["error_data"], dict)             # the SDK's uploader indexes it as an object
+        assert isinstance(error["error_data"], dict)  # the SDK's uploader indexes it as an object
         assert (error["error_data"]["start_offset"], error["error_data"]["end_offset"]) == (str(4 * MB), str(8 * MB))
     error = refused_with(await finish(graph, sid), 6001, 1363037, "start_offset")
     assert error["error_data"]["start_offset"] == str(4 * MB)
@@ -269,7 +295,7 @@ async def test_m3_wrong_offset_or_length_answers_resume_offsets_then_resuming_wo
         answer = await transfer(graph, sid, lo, data[lo:hi])
         lo, hi = int(answer.body["start_offset"]), int(answer.body["end_offset"])
     assert (await finish(graph, sid)).body == {"success": True}
-    assert (await finish(graph, sid)).body == {"success": True}   # finishing twice is harmless
+    assert (await finish(graph, sid)).body == {"success": True}  # finishing twice is harmless
     refused_with(await transfer(graph, sid, lo, b"x"), 6001, 1363037, "start_offset")
 
 
@@ -278,9 +304,9 @@ async def test_fault_injected_chunk_failure_then_resume(sandbox, graph, when):
     data = video_bytes(await sample(sandbox, "sample.mp4"), 9 * MB)
     session = await start(graph, len(data))
     sid = session["upload_session_id"]
-    await transfer(graph, sid, 0, data[:4 * MB])
+    await transfer(graph, sid, 0, data[: 4 * MB])
     await sandbox.fault(kind="video_chunk", path="advideos", method="POST", count=1, when=when)
-    error = refused_with(await transfer(graph, sid, 4 * MB, data[4 * MB:8 * MB]), 6001, 1363037, "start_offset")
+    error = refused_with(await transfer(graph, sid, 4 * MB, data[4 * MB : 8 * MB]), 6001, 1363037, "start_offset")
     # before: the chunk was dropped, send it again; after: it was kept, only the answer was lost
     expected = (4 * MB, 8 * MB) if when == "before" else (8 * MB, 9 * MB)
     assert (int(error["error_data"]["start_offset"]), int(error["error_data"]["end_offset"])) == expected
@@ -305,6 +331,7 @@ async def test_chunk_size_is_configurable(sandbox, graph):
 
 
 # ---- processing, thumbnails, reads
+
 
 async def test_processing_advances_only_with_the_sandbox_clock(sandbox, graph):
     mp4 = await sample(sandbox, "sample.mp4")
@@ -334,7 +361,7 @@ async def test_bytes_that_are_not_a_video_end_in_error(sandbox, graph):
     v = (await graph.get(video_id, fields="status,source")).body
     assert v["status"]["video_status"] == "error" and "ftyp" in v["status"]["processing_phase"]["errors"][0]["message"]
     assert "source" not in v and (await graph.get(f"{video_id}/thumbnails")).body == {"data": []}
-    webm = b"\x1a\x45\xdf\xa3" + b"\x00" * 1000                   # WebM/Matroska EBML magic is accepted
+    webm = b"\x1a\x45\xdf\xa3" + b"\x00" * 1000  # WebM/Matroska EBML magic is accepted
     webm_id, _ = await upload_all(graph, webm)
     await sandbox.control("POST", "clock", {"advance": 31})
     assert (await graph.get(webm_id, fields="status")).body["status"]["video_status"] == "ready"
@@ -345,8 +372,9 @@ async def test_simple_upload_by_source_and_file_url(sandbox, graph):
     answer = await graph.post(f"{USD}/advideos", files_form({"source": mp4}, title="simple"))
     assert answer.status == 200 and set(answer.body) == {"id"}, answer.body
     by_url = await graph.post(f"{USD}/advideos", {"file_url": f"{sandbox.url}/__sandbox/files/sample.mp4"})
-    redirected = await graph.post(f"{USD}/advideos", {"file_url": f"{sandbox.url}/__sandbox/redirect?to="
-                                                      f"{sandbox.url}/__sandbox/files/sample.mp4"})
+    redirected = await graph.post(
+        f"{USD}/advideos", {"file_url": f"{sandbox.url}/__sandbox/redirect?to={sandbox.url}/__sandbox/files/sample.mp4"}
+    )
     assert by_url.status == redirected.status == 200, (by_url.body, redirected.body)
     await sandbox.control("POST", "clock", {"advance": 31})
     for vid in (answer.body["id"], by_url.body["id"], redirected.body["id"]):
@@ -354,10 +382,17 @@ async def test_simple_upload_by_source_and_file_url(sandbox, graph):
         assert v["status"]["video_status"] == "ready" and v["length"] == 10.0
         assert (await fetch(v["source"]))[1] == mp4
     assert (await graph.get(answer.body["id"], fields="title")).body["title"] == "simple"
-    for url in ("https://example.com/video.mp4", "http://169.254.169.254/latest", f"{sandbox.url}/v26.0/me",
-                f"{sandbox.url}/__sandbox/files/nothing.mp4", "ftp://x/y.mp4", "not a url", "http://[::1",
-                "http://127.0.0.1:99999/__sandbox/files/sample.mp4",
-                f"{sandbox.url}/__sandbox/redirect?to=https://example.com/v.mp4"):
+    for url in (
+        "https://example.com/video.mp4",
+        "http://169.254.169.254/latest",
+        f"{sandbox.url}/v26.0/me",
+        f"{sandbox.url}/__sandbox/files/nothing.mp4",
+        "ftp://x/y.mp4",
+        "not a url",
+        "http://[::1",
+        "http://127.0.0.1:99999/__sandbox/files/sample.mp4",
+        f"{sandbox.url}/__sandbox/redirect?to=https://example.com/v.mp4",
+    ):
         refused_with(await graph.post(f"{USD}/advideos", {"file_url": url}), 389, None, "file_url")
     refused_with(await graph.post(f"{USD}/advideos", {"title": "nothing"}), 100, None, "source")
     refused_with(await graph.post(f"{USD}/advideos", files_form({"source": b""})), 100, None, "source")
@@ -365,8 +400,9 @@ async def test_simple_upload_by_source_and_file_url(sandbox, graph):
 
 async def test_list_update_and_delete_videos(sandbox, graph):
     mp4 = await sample(sandbox, "sample.mp4")
-    ids = [(await graph.post(f"{USD}/advideos", files_form({"source": mp4}, title=f"v{i}"))).body["id"]
-           for i in range(2)]
+    ids = [
+        (await graph.post(f"{USD}/advideos", files_form({"source": mp4}, title=f"v{i}"))).body["id"] for i in range(2)
+    ]
     listed = (await graph.get(f"{USD}/advideos", fields="title,status,created_time")).body["data"]
     assert [v["id"] for v in listed[:2]] == ids[::-1] and listed[0]["title"] == "v1"
     assert (await graph.get(f"{JPY}/advideos")).body["data"] == []
@@ -382,6 +418,7 @@ async def test_list_update_and_delete_videos(sandbox, graph):
 
 # ---- memory: chunks stream to disk
 
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 async def test_100_mb_chunked_upload_keeps_memory_bounded(sandbox, graph):
     def rss() -> int:
@@ -395,11 +432,11 @@ async def test_100_mb_chunked_upload_keeps_memory_bounded(sandbox, graph):
         session = await start(graph, total)
         lo, hi = 0, int(session["end_offset"])
         while lo != hi:
-            answer = await transfer(graph, session["upload_session_id"], lo, chunk[:hi - lo])
+            answer = await transfer(graph, session["upload_session_id"], lo, chunk[: hi - lo])
             lo, hi = int(answer.body["start_offset"]), int(answer.body["end_offset"])
         assert (await finish(graph, session["upload_session_id"])).body == {"success": True}
 
-    await push(12 * MB)                                          # warm up buffers and allocator arenas
+    await push(12 * MB)  # warm up buffers and allocator arenas
     before = rss()
     await push(size)
     assert rss() - before < 30 * MB, (rss() - before) / MB
@@ -407,24 +444,28 @@ async def test_100_mb_chunked_upload_keeps_memory_bounded(sandbox, graph):
 
 # ---- malformed input: one Graph error, never a 500
 
-@pytest.mark.parametrize("form, code", [
-    ({"upload_phase": "launch"}, 100),
-    ({"upload_phase": "start"}, 100),
-    ({"upload_phase": "start", "file_size": "abc"}, 100),
-    ({"upload_phase": "start", "file_size": "1.5"}, 100),
-    ({"upload_phase": "start", "file_size": "[1]"}, 100),
-    ({"upload_phase": "start", "file_size": "-5"}, 6001),
-    ({"upload_phase": "start", "file_size": "0"}, 6001),
-    ({"upload_phase": "start", "file_size": str(10**30)}, 6001),
-    ({"upload_phase": "start", "file_size": str(10 * 1024**3 + 1)}, 6001),
-    ({"upload_phase": "transfer"}, 100),
-    ({"upload_phase": "transfer", "upload_session_id": "nope", "start_offset": "0"}, 100),
-    ({"upload_phase": "transfer", "upload_session_id": "1210000000999999", "start_offset": "0"}, 100),
-    ({"upload_phase": "finish", "upload_session_id": "１２３"}, 100),
-    ({"upload_phase": "finish"}, 100),
-    ({"slideshow_spec": "{}"}, 100),
-    ({"file_url": "{\"a\": 1}"}, 389),
-])
+
+@pytest.mark.parametrize(
+    "form, code",
+    [
+        ({"upload_phase": "launch"}, 100),
+        ({"upload_phase": "start"}, 100),
+        ({"upload_phase": "start", "file_size": "abc"}, 100),
+        ({"upload_phase": "start", "file_size": "1.5"}, 100),
+        ({"upload_phase": "start", "file_size": "[1]"}, 100),
+        ({"upload_phase": "start", "file_size": "-5"}, 6001),
+        ({"upload_phase": "start", "file_size": "0"}, 6001),
+        ({"upload_phase": "start", "file_size": str(10**30)}, 6001),
+        ({"upload_phase": "start", "file_size": str(10 * 1024**3 + 1)}, 6001),
+        ({"upload_phase": "transfer"}, 100),
+        ({"upload_phase": "transfer", "upload_session_id": "nope", "start_offset": "0"}, 100),
+        ({"upload_phase": "transfer", "upload_session_id": "1210000000999999", "start_offset": "0"}, 100),
+        ({"upload_phase": "finish", "upload_session_id": "１２３"}, 100),
+        ({"upload_phase": "finish"}, 100),
+        ({"slideshow_spec": "{}"}, 100),
+        ({"file_url": '{"a": 1}'}, 389),
+    ],
+)
 async def test_malformed_video_requests(graph, form, code):
     answer = await graph.post(f"{USD}/advideos", form)
     assert answer.status == 400 and answer.error["code"] == code, answer.body
@@ -436,12 +477,18 @@ async def test_malformed_transfers_and_json_bodies(sandbox, graph):
     for offset in ("x", "-1", "1e3", "99999999999999999999999"):
         answer = await transfer(graph, sid, offset, b"a" * 100)
         assert answer.status == 400 and answer.error["error_subcode"] == 1363037
-    no_chunk = await graph.post(f"{USD}/advideos", {"upload_phase": "transfer", "upload_session_id": sid,
-                                                    "start_offset": "0"})
+    no_chunk = await graph.post(
+        f"{USD}/advideos", {"upload_phase": "transfer", "upload_session_id": sid, "start_offset": "0"}
+    )
     refused_with(no_chunk, 100, None, "video_file_chunk")
     refused_with(await transfer(graph, sid, 0, b"a" * 100, account=JPY), 100, None, "upload_session_id")
-    for body in ({"upload_phase": ["start"]}, {"upload_phase": "start", "file_size": {"a": 1}},
-                 {"upload_phase": "start", "file_size": True}, {"bytes": 5}, {"bytes": ["a"]}):
+    for body in (
+        {"upload_phase": ["start"]},
+        {"upload_phase": "start", "file_size": {"a": 1}},
+        {"upload_phase": "start", "file_size": True},
+        {"bytes": 5},
+        {"bytes": ["a"]},
+    ):
         path = "adimages" if "bytes" in body else "advideos"
         answer = await graph.call("POST", f"{USD}/{path}", json_body=body)
         assert answer.status == 400 and answer.error["code"] in (100, 6001), answer.body
@@ -454,8 +501,12 @@ async def test_malformed_transfers_and_json_bodies(sandbox, graph):
 
 
 async def test_control_files_and_redirect(sandbox):
-    for name, ctype in (("sample.png", "image/png"), ("sample.jpg", "image/jpeg"), ("corrupt.png", "image/png"),
-                        ("sample.mp4", "video/mp4")):
+    for name, ctype in (
+        ("sample.png", "image/png"),
+        ("sample.jpg", "image/jpeg"),
+        ("corrupt.png", "image/png"),
+        ("sample.mp4", "video/mp4"),
+    ):
         status, body, headers = await fetch(f"{sandbox.url}/__sandbox/files/{name}")
         assert status == 200 and body and headers["Content-Type"].startswith(ctype)
     assert 900 * 1024 < len(await sample(sandbox, "sample.mp4")) < 1100 * 1024
@@ -470,6 +521,7 @@ async def test_control_files_and_redirect(sandbox):
 
 # ---- the official SDK, unchanged but for its base URL
 
+
 async def test_official_sdk_image_and_video_upload(sandbox, demo_token, graph, tmp_path, monkeypatch):
     from facebook_business import video_uploader
     from facebook_business.adobjects.adaccount import AdAccount
@@ -481,15 +533,17 @@ async def test_official_sdk_image_and_video_upload(sandbox, demo_token, graph, t
     png_path.write_bytes(await sample(sandbox, "sample.png"))
     video_path = tmp_path / "clip.mp4"
     video_path.write_bytes(video_bytes(await sample(sandbox, "sample.mp4"), 9 * MB))
-    await sandbox.fault(kind="video_chunk", path="advideos", count=1)     # the SDK resumes on 1363037
+    await sandbox.fault(kind="video_chunk", path="advideos", count=1)  # the SDK resumes on 1363037
 
-    def send(self, path):   # the uploader hard-codes graph-video.facebook.com: point it at the sandbox too
+    def send(self, path):  # the uploader hard-codes graph-video.facebook.com: point it at the sandbox too
         return self._api.call("POST", path, params=self._params, files=self._files, url_override=sandbox.url)
+
     monkeypatch.setattr(video_uploader.VideoUploadRequest, "send", send)
 
     def drive() -> dict:
-        api = FacebookAdsApi.init(demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"],
-                                  api_version="v26.0")
+        api = FacebookAdsApi.init(
+            demo_token["app_id"], demo_token["app_secret"], demo_token["access_token"], api_version="v26.0"
+        )
         api._session.GRAPH = sandbox.url
         image = AdImage(parent_id=USD)
         image[AdImage.Field.filename] = str(png_path)

@@ -1,4 +1,5 @@
 """Sandbox Facebook Login: the dialog, code and token exchanges, debug_token, permissions, revocation, expiry."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,15 @@ import pytest
 from test_fb_sandbox_helpers import VERSION, Graph, proof
 
 REDIRECT = "http://127.0.0.1:9999/oauth/facebook/callback"
-NEEDED = ["ads_management", "ads_read", "business_management", "pages_show_list", "pages_read_engagement",
-          "pages_manage_ads", "instagram_basic"]
+NEEDED = [
+    "ads_management",
+    "ads_read",
+    "business_management",
+    "pages_show_list",
+    "pages_read_engagement",
+    "pages_manage_ads",
+    "instagram_basic",
+]
 
 
 async def http(method: str, url: str, **kwargs) -> tuple[int, dict, str, object]:
@@ -32,8 +40,14 @@ async def app(sandbox) -> dict:
 
 
 def dialog_params(app: dict, **extra) -> dict:
-    return {"client_id": app["app_id"], "redirect_uri": REDIRECT, "state": "st4te",
-            "scope": ",".join(NEEDED), "response_type": "code", **extra}
+    return {
+        "client_id": app["app_id"],
+        "redirect_uri": REDIRECT,
+        "state": "st4te",
+        "scope": ",".join(NEEDED),
+        "response_type": "code",
+        **extra,
+    }
 
 
 async def consent(sandbox, app: dict, decision: str = "allow", **extra) -> dict:
@@ -41,8 +55,9 @@ async def consent(sandbox, app: dict, decision: str = "allow", **extra) -> dict:
     params = dialog_params(app, **extra.pop("dialog", {}))
     status, _, page, _ = await http("GET", f"{sandbox.url}/{VERSION}/dialog/oauth", params=params)
     assert status == 200 and "Demo User: Ad Monster (sandbox) would like to manage your ads" in page
-    status, _, _, headers = await http("GET", f"{sandbox.url}/{VERSION}/dialog/oauth/confirm",
-                                       params={**params, "decision": decision, **extra})
+    status, _, _, headers = await http(
+        "GET", f"{sandbox.url}/{VERSION}/dialog/oauth/confirm", params={**params, "decision": decision, **extra}
+    )
     assert status == 302
     location = headers["Location"]
     assert location.startswith(REDIRECT + "?")
@@ -59,8 +74,16 @@ async def code_for(sandbox, app, **extra) -> str:
 
 
 async def redeem(sandbox, app, auth_code: str, **over) -> tuple[int, dict]:
-    return await exchange(sandbox, **{"client_id": app["app_id"], "redirect_uri": REDIRECT,
-                                      "client_secret": app["app_secret"], "code": auth_code, **over})
+    return await exchange(
+        sandbox,
+        **{
+            "client_id": app["app_id"],
+            "redirect_uri": REDIRECT,
+            "client_secret": app["app_secret"],
+            "code": auth_code,
+            **over,
+        },
+    )
 
 
 async def debug(sandbox, app, input_token: str, access_token: str | None = None) -> dict:
@@ -89,8 +112,13 @@ async def test_full_flow_dialog_code_short_long_debug_permissions(sandbox, app):
     status, short = await redeem(sandbox, app, query["code"])
     assert status == 200 and short["token_type"] == "bearer" and short["expires_in"] == 5400
 
-    status, long = await exchange(sandbox, grant_type="fb_exchange_token", client_id=app["app_id"],
-                                  client_secret=app["app_secret"], fb_exchange_token=short["access_token"])
+    status, long = await exchange(
+        sandbox,
+        grant_type="fb_exchange_token",
+        client_id=app["app_id"],
+        client_secret=app["app_secret"],
+        fb_exchange_token=short["access_token"],
+    )
     assert status == 200 and long["expires_in"] == 5183944 and long["access_token"] != short["access_token"]
 
     data = await debug(sandbox, app, long["access_token"])
@@ -111,8 +139,13 @@ async def test_full_flow_dialog_code_short_long_debug_permissions(sandbox, app):
 
 async def test_deny_redirects_with_facebook_error_params(sandbox, app):
     query = await consent(sandbox, app, decision="deny")
-    assert query == {"error": "access_denied", "error_code": "200", "error_description": "Permissions error",
-                     "error_reason": "user_denied", "state": "st4te"}
+    assert query == {
+        "error": "access_denied",
+        "error_code": "200",
+        "error_description": "Permissions error",
+        "error_reason": "user_denied",
+        "state": "st4te",
+    }
 
 
 async def test_declined_scopes_by_parameter_and_by_unchecked_boxes(sandbox, app):
@@ -135,11 +168,13 @@ async def test_declined_scopes_by_parameter_and_by_unchecked_boxes(sandbox, app)
 
 async def test_dialog_bad_input_is_an_html_error_page(sandbox, app):
     url = f"{sandbox.url}/{VERSION}/dialog/oauth"
-    for params, text in [({**dialog_params(app), "client_id": "999"}, "Invalid App ID"),
-                         ({k: v for k, v in dialog_params(app).items() if k != "redirect_uri"}, "redirect_uri"),
-                         ({**dialog_params(app), "redirect_uri": "javascript:alert(1)"}, "URL blocked"),
-                         ({**dialog_params(app), "scope": "ads_management,bogus_perm"}, "Invalid Scopes: bogus_perm"),
-                         ({**dialog_params(app), "response_type": "token"}, "response_type")]:
+    for params, text in [
+        ({**dialog_params(app), "client_id": "999"}, "Invalid App ID"),
+        ({k: v for k, v in dialog_params(app).items() if k != "redirect_uri"}, "redirect_uri"),
+        ({**dialog_params(app), "redirect_uri": "javascript:alert(1)"}, "URL blocked"),
+        ({**dialog_params(app), "scope": "ads_management,bogus_perm"}, "Invalid Scopes: bogus_perm"),
+        ({**dialog_params(app), "response_type": "token"}, "response_type"),
+    ]:
         status, _, page, headers = await http("GET", url, params=params)
         assert status == 400 and headers["Content-Type"].startswith("text/html") and text in page, (params, page)
     status, _, _, _ = await http("GET", f"{url}/confirm", params={**dialog_params(app), "client_id": "1"})
@@ -151,8 +186,12 @@ async def test_code_reuse_expiry_redirect_mismatch_bad_secret(sandbox, app):
     status, body = await redeem(sandbox, app, code, redirect_uri=REDIRECT + "/other")
     assert (status, body["error"]["code"], body["error"]["error_subcode"]) == (400, 100, 36008)
     status, body = await redeem(sandbox, app, code, client_secret="0" * 32)
-    assert body["error"] == {**body["error"], "message": "Error validating client secret.", "code": 1,
-                             "type": "OAuthException"}
+    assert body["error"] == {
+        **body["error"],
+        "message": "Error validating client secret.",
+        "code": 1,
+        "type": "OAuthException",
+    }
     assert (await redeem(sandbox, app, code))[0] == 200
     status, body = await redeem(sandbox, app, code)
     assert (body["error"]["code"], body["error"]["error_subcode"]) == (100, 36009)
@@ -184,8 +223,9 @@ async def test_exchange_errors_and_client_credentials(sandbox, app):
     status, body = await exchange(sandbox, **base, fb_exchange_token=other["access_token"])
     assert body["error"]["code"] == 190
 
-    status, body = await exchange(sandbox, grant_type="client_credentials", client_id=app["app_id"],
-                                  client_secret=app["app_secret"])
+    status, body = await exchange(
+        sandbox, grant_type="client_credentials", client_id=app["app_id"], client_secret=app["app_secret"]
+    )
     assert status == 200 and body == {"access_token": f"{app['app_id']}|{app['app_secret']}", "token_type": "bearer"}
     data = await debug(sandbox, app, body["access_token"])
     assert data["type"] == "APP" and data["is_valid"] is True
@@ -210,22 +250,34 @@ async def test_debug_token_expired_revoked_other_app_system_user_garbage(sandbox
     system = await sandbox.token(type="SYSTEM_USER", expires_in=0, scopes=["ads_management", "ads_read"])
     data = await debug(sandbox, app, system["access_token"])
     assert (data["type"], data["expires_at"], data["is_valid"], data["scopes"]) == (
-        "SYSTEM_USER", 0, True, ["ads_management", "ads_read"])
+        "SYSTEM_USER",
+        0,
+        True,
+        ["ads_management", "ads_read"],
+    )
     await sandbox.control("POST", "clock", {"advance": 10 * 365 * 86400})
     assert (await debug(sandbox, app, system["access_token"]))["is_valid"] is True
 
     data = await debug(sandbox, app, "EAAgarbage")
-    assert data == {"error": {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"},
-                    "is_valid": False, "scopes": []}
-    status, body, _, _ = await http("GET", f"{sandbox.url}/{VERSION}/debug_token",
-                                    params={"input_token": "x", "access_token": f"{app['app_id']}|wrong"})
+    assert data == {
+        "error": {"code": 190, "message": "Invalid OAuth access token - Cannot parse access token"},
+        "is_valid": False,
+        "scopes": [],
+    }
+    status, body, _, _ = await http(
+        "GET",
+        f"{sandbox.url}/{VERSION}/debug_token",
+        params={"input_token": "x", "access_token": f"{app['app_id']}|wrong"},
+    )
     assert status == 400 and body["error"]["code"] == 190
-    status, body, _, _ = await http("GET", f"{sandbox.url}/{VERSION}/debug_token",
-                                    params={"access_token": f"{app['app_id']}|{app['app_secret']}"})
+    status, body, _, _ = await http(
+        "GET", f"{sandbox.url}/{VERSION}/debug_token", params={"access_token": f"{app['app_id']}|{app['app_secret']}"}
+    )
     assert status == 400 and body["error"]["code"] == 100
     # an app token is not a person: /me refuses it
-    status, body, _, _ = await http("GET", f"{sandbox.url}/{VERSION}/me",
-                                    params={"access_token": f"{app['app_id']}|{app['app_secret']}"})
+    status, body, _, _ = await http(
+        "GET", f"{sandbox.url}/{VERSION}/me", params={"access_token": f"{app['app_id']}|{app['app_secret']}"}
+    )
     assert status == 400 and body["error"]["code"] == 2500
 
 
@@ -284,8 +336,11 @@ async def test_unversioned_dialog_and_post_access_token(sandbox, app):
     status, _, page, _ = await http("GET", f"{sandbox.url}/dialog/oauth", params=dialog_params(app))
     assert status == 200 and re.search(r"action='/v\d+\.0/dialog/oauth/confirm'", page)
     code = await code_for(sandbox, app)
-    status, body, _, _ = await http("POST", f"{sandbox.url}/{VERSION}/oauth/access_token", data={
-        "client_id": app["app_id"], "redirect_uri": REDIRECT, "client_secret": app["app_secret"], "code": code})
+    status, body, _, _ = await http(
+        "POST",
+        f"{sandbox.url}/{VERSION}/oauth/access_token",
+        data={"client_id": app["app_id"], "redirect_uri": REDIRECT, "client_secret": app["app_secret"], "code": code},
+    )
     assert status == 200 and body["expires_in"] == 5400
     status, body, _, _ = await http("DELETE", f"{sandbox.url}/{VERSION}/oauth/access_token")
     assert status == 400 and "error" in body

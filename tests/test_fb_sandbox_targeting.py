@@ -1,4 +1,5 @@
 """Sandbox targeting: the data set, /search, spec validation (R9-R13, R15, R11) and audience estimates."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,6 +48,7 @@ async def reach(graph, spec) -> tuple[int, int]:
 
 # ---- the data set
 
+
 def test_data_set_coverage():
     cat = catalog()
     countries = {c["key"]: c for c in cat.geo["countries"]}
@@ -80,6 +82,7 @@ def test_data_set_rebuilds_identically():
 
 # ---- /search
 
+
 async def test_search_adinterest_ranks_prefix_then_contains(graph):
     answer = await graph.get("search", type="adinterest", q="ga")
     names = [i["name"] for i in answer.body["data"]]
@@ -88,8 +91,15 @@ async def test_search_adinterest_ranks_prefix_then_contains(graph):
     assert all(not any(w.lower().startswith("ga") for w in n.split()) for n in names[first_contains:])
     yoga = (await graph.get("search", type="adinterest", q="YOGA", limit="1")).body["data"]
     assert len(yoga) == 1 and yoga[0]["name"] == "Yoga" and yoga[0]["id"].startswith("6003")
-    assert set(yoga[0]) == {"id", "name", "audience_size_lower_bound", "audience_size_upper_bound", "path", "topic",
-                            "description"}
+    assert set(yoga[0]) == {
+        "id",
+        "name",
+        "audience_size_lower_bound",
+        "audience_size_upper_bound",
+        "path",
+        "topic",
+        "description",
+    }
     assert yoga[0]["path"] == ["Interests", "Fitness and wellness", "Yoga"]
     for odd in ("☕", "Ünïcödé", "'; DROP TABLE x; --", "a" * 2000):
         assert (await graph.get("search", type="adinterest", q=odd)).body == {"data": []}
@@ -119,8 +129,9 @@ async def test_search_adgeolocation(graph):
     assert {"São Paulo"} <= {p["name"] for p in accent}
     country = (await graph.get("search", type="adgeolocation", q="us", location_types='["country"]')).body["data"]
     assert country[0]["key"] == "US" and country[0]["supports_region"] is True
-    regions = (await graph.get("search", type="adgeolocation", q="new", location_types='["region"]',
-                               country_code="US")).body["data"]
+    regions = (
+        await graph.get("search", type="adgeolocation", q="new", location_types='["region"]', country_code="US")
+    ).body["data"]
     assert regions and all(r["type"] == "region" and r["country_code"] == "US" for r in regions)
     zips = (await graph.get("search", type="adgeolocation", q="94304", location_types='["zip"]')).body["data"]
     assert zips[0]["key"] == "US:94304" and zips[0]["primary_city"] == "Palo Alto"
@@ -188,14 +199,26 @@ BAD_SPECS = [
     ({**US, "device_platforms": ["tv"]}, 2490392, ["targeting"]),
     ({**US, "publisher_platforms": ["messenger"], "messenger_positions": ["threads_stream"]}, 2490392, ["targeting"]),
     # placements Meta removed (v24 video feeds, v26 Instagram Explore; the served default version is v26 or later)
-    ({**US, "publisher_platforms": ["facebook"], "facebook_positions": ["feed", "video_feeds"]}, 2490392, ["targeting"]),
-    pytest.param({**US, "publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]}, 2490392,
-                 ["targeting"], marks=pytest.mark.sends_forbidden),   # sent on purpose: refused
+    (
+        {**US, "publisher_platforms": ["facebook"], "facebook_positions": ["feed", "video_feeds"]},
+        2490392,
+        ["targeting"],
+    ),
+    pytest.param(
+        {**US, "publisher_platforms": ["instagram"], "instagram_positions": ["stream", "explore"]},
+        2490392,
+        ["targeting"],
+        marks=pytest.mark.sends_forbidden,
+    ),  # sent on purpose: refused
     # Threads needs Instagram Feed; WhatsApp Status needs Instagram Stories
     ({**US, "publisher_platforms": ["threads"], "threads_positions": ["threads_stream"]}, 2490392, ["targeting"]),
     ({**US, "publisher_platforms": ["instagram", "threads"], "instagram_positions": ["reels"]}, 2490392, ["targeting"]),
     ({**US, "publisher_platforms": ["whatsapp"], "whatsapp_positions": ["status"]}, 2490392, ["targeting"]),
-    ({**US, "publisher_platforms": ["instagram", "whatsapp"], "instagram_positions": ["stream"]}, 2490392, ["targeting"]),
+    (
+        {**US, "publisher_platforms": ["instagram", "whatsapp"], "instagram_positions": ["stream"]},
+        2490392,
+        ["targeting"],
+    ),
 ]
 
 
@@ -208,9 +231,16 @@ async def test_invalid_specs_are_refused_like_facebook(graph, spec, subcode, bla
     assert answer.blame() == blame and answer.error["error_user_msg"]
 
 
-@pytest.mark.parametrize("restricted", [
-    {"age_min": 30}, {"age_max": 50}, {"genders": [1]}, {"interests": "first"}, {"flexible_spec": "first"},
-])
+@pytest.mark.parametrize(
+    "restricted",
+    [
+        {"age_min": 30},
+        {"age_max": 50},
+        {"genders": [1]},
+        {"interests": "first"},
+        {"flexible_spec": "first"},
+    ],
+)
 def test_r12_advantage_audience_required_on_create_for_a_restricted_setup(restricted):
     """v23.0+ (Version 23.0 changelog): a restricted setup needs an explicit flag on create; updates never."""
     first = {"id": catalog().categories["interests"][0]["id"]}
@@ -225,25 +255,35 @@ def test_r12_advantage_audience_required_on_create_for_a_restricted_setup(restri
     assert validate_targeting(None, {**US, **restricted}, special_ad_categories=[], creating=False)
 
 
-@pytest.mark.parametrize("setup", [
-    {}, {"age_min": 18, "age_max": 65, "genders": [1, 2]},                               # default
-    {"age_min": 30, "targeting_automation": {"individual_setting": {"age": 1}}},          # relaxed
-    {"genders": [2], "targeting_automation": {"individual_setting": {"gender": 1}}},
-])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        {},
+        {"age_min": 18, "age_max": 65, "genders": [1, 2]},  # default
+        {"age_min": 30, "targeting_automation": {"individual_setting": {"age": 1}}},  # relaxed
+        {"genders": [2], "targeting_automation": {"individual_setting": {"gender": 1}}},
+    ],
+)
 def test_r12_default_or_relaxed_setup_defaults_advantage_audience_to_1(setup):
     spec = validate_targeting(None, {**US, **setup}, special_ad_categories=[])
     assert spec["targeting_automation"]["advantage_audience"] == 1
     assert validate_targeting(None, US, special_ad_categories=[], creating=False)["age_min"] == 18
-    spec = validate_targeting(None, {**US, "targeting_automation": {"advantage_audience": 0}, "age_max": 40},
-                              special_ad_categories=[])
+    spec = validate_targeting(
+        None, {**US, "targeting_automation": {"advantage_audience": 0}, "age_max": 40}, special_ad_categories=[]
+    )
     assert (spec["age_min"], spec["age_max"]) == (18, 40)
 
 
-@pytest.mark.parametrize("change", [
-    {"age_min": 21}, {"age_max": 60}, {"genders": [2]},
-    {"geo_locations": {"zips": [{"key": "US:94304"}]}},
-    {"excluded_custom_audiences": [{"id": "23850000000000001"}]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"age_min": 21},
+        {"age_max": 60},
+        {"genders": [2]},
+        {"geo_locations": {"zips": [{"key": "US:94304"}]}},
+        {"excluded_custom_audiences": [{"id": "23850000000000001"}]},
+    ],
+)
 def test_r11_special_ad_categories_forbid_narrow_targeting(change):
     spec = {**US, "targeting_automation": {"advantage_audience": 0}, **change}
     assert validate_targeting(None, spec, special_ad_categories=[])
@@ -257,8 +297,10 @@ def test_r11_city_radius():
     sf = place("cities", "San Francisco", "US")
     cases = ((10, "mile", False), (15, "mile", True), (20, "kilometer", False), (25, "kilometer", True))
     for radius, unit, ok in cases:
-        spec = {"geo_locations": {"cities": [{"key": sf, "radius": radius, "distance_unit": unit}]},
-                "targeting_automation": {"advantage_audience": 0}}
+        spec = {
+            "geo_locations": {"cities": [{"key": sf, "radius": radius, "distance_unit": unit}]},
+            "targeting_automation": {"advantage_audience": 0},
+        }
         if ok:
             assert validate_targeting(None, spec, special_ad_categories=["HOUSING"])
         else:
@@ -269,16 +311,26 @@ def test_r11_city_radius():
 
 async def test_valid_spec_is_normalized(graph):
     sf = place("cities", "San Francisco", "US")
-    spec = {"geo_locations": {"cities": [{"key": sf, "radius": 20, "distance_unit": "mile"}],
-                              "regions": [{"key": place("regions", "Bayern", "DE")}], "zips": [{"key": "US:94304"}],
-                              "location_types": ["home", "recent"]},
-            "age_min": "21", "genders": ["2"], "interests": [{"id": int(interest("Yoga")["id"])}],
-            "flexible_spec": [{"behaviors": [{"id": catalog().categories["behaviors"][0]["id"]}],
-                               "relationship_statuses": [3]}],
-            "exclusions": {"life_events": [{"id": catalog().categories["life_events"][0]["id"]}]},
-            "publisher_platforms": ["facebook", "instagram"], "facebook_positions": ["feed", "story"],
-            "instagram_positions": ["stream"], "device_platforms": ["mobile"],
-            "targeting_automation": {"advantage_audience": 0}}
+    spec = {
+        "geo_locations": {
+            "cities": [{"key": sf, "radius": 20, "distance_unit": "mile"}],
+            "regions": [{"key": place("regions", "Bayern", "DE")}],
+            "zips": [{"key": "US:94304"}],
+            "location_types": ["home", "recent"],
+        },
+        "age_min": "21",
+        "genders": ["2"],
+        "interests": [{"id": int(interest("Yoga")["id"])}],
+        "flexible_spec": [
+            {"behaviors": [{"id": catalog().categories["behaviors"][0]["id"]}], "relationship_statuses": [3]}
+        ],
+        "exclusions": {"life_events": [{"id": catalog().categories["life_events"][0]["id"]}]},
+        "publisher_platforms": ["facebook", "instagram"],
+        "facebook_positions": ["feed", "story"],
+        "instagram_positions": ["stream"],
+        "device_platforms": ["mobile"],
+        "targeting_automation": {"advantage_audience": 0},
+    }
     out = validate_targeting(None, spec, special_ad_categories=[])
     assert (out["age_min"], out["age_max"], out["genders"]) == (21, 65, [2])
     assert out["interests"] == [interest("Yoga")]
@@ -293,8 +345,10 @@ async def test_valid_spec_is_normalized(graph):
 async def test_targetingsentencelines_shape(graph):
     answer = await graph.get(f"{USD}/targetingsentencelines", targeting_spec=json.dumps(US))
     assert answer.status == 200
-    assert answer.body["targetingsentencelines"][:2] == [{"content": "Location:", "children": ["United States"]},
-                                                         {"content": "Age:", "children": ["18 - 65+"]}]
+    assert answer.body["targetingsentencelines"][:2] == [
+        {"content": "Location:", "children": ["United States"]},
+        {"content": "Age:", "children": ["18 - 65+"]},
+    ]
     for path in ("act_999999/targetingsentencelines", "act_999999/reachestimate"):
         hidden = await graph.get(path, targeting_spec=json.dumps(US))
         assert hidden.status == 400 and (hidden.error["code"], hidden.error["error_subcode"]) == (100, 33)
@@ -305,9 +359,19 @@ async def test_targetingsentencelines_shape(graph):
 # ---- malformed specs: one Graph error each, never a 500
 
 MALFORMED = [
-    "{", '{"geo_locations": ', "[1, 2]", '"just a string"', "null", "12", "{'single': 'quotes'}", "NaN",
-    '{"age_min": NaN, "geo_locations": {"countries": ["US"]}}', '{"age_min": 1e999}',
-    "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000, '{"\\ud800": 1}',
+    "{",
+    '{"geo_locations": ',
+    "[1, 2]",
+    '"just a string"',
+    "null",
+    "12",
+    "{'single': 'quotes'}",
+    "NaN",
+    '{"age_min": NaN, "geo_locations": {"countries": ["US"]}}',
+    '{"age_min": 1e999}',
+    "[" * 5000 + "]" * 5000,
+    '{"a":' * 3000 + "1" + "}" * 3000,
+    '{"\\ud800": 1}',
     json.dumps({**US, "interests": [{"id": "1" * 40}]}),
     json.dumps({**US, "flexible_spec": [{"interests": [[[[[[[[[[{"id": "1"}]]]]]]]]]]}]}),
     json.dumps({**US, "geo_locations": {"countries": ["ÜS", "🇺🇸", "\u0000"]}}),
@@ -335,24 +399,74 @@ async def test_big_lists_within_limits_are_fine(graph):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.sampled_from([10**400, -(10**400)])
-    | st.floats(allow_nan=True) | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.sampled_from([10**400, -(10**400)])
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
     | st.sampled_from(["US", "mobile", "facebook", "feed", "home", "6003984504784", "US:94304", "1"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["id", "key", "radius", "distance_unit", "countries", "regions", "cities", "zips", "interests",
-                         "behaviors", "advantage_audience", "latitude", "longitude", "name"]) | st.text(max_size=6),
-        inner, max_size=4),
-    max_leaves=12)
-spec_keys = st.sampled_from(["geo_locations", "excluded_geo_locations", "age_min", "age_max", "genders", "interests",
-                             "behaviors", "life_events", "flexible_spec", "exclusions", "custom_audiences",
-                             "excluded_custom_audiences", "publisher_platforms", "facebook_positions",
-                             "instagram_positions", "device_platforms", "targeting_automation", "locales",
-                             "relationship_statuses", "education_statuses", "keywords"]) | st.text(max_size=8)
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "key",
+                    "radius",
+                    "distance_unit",
+                    "countries",
+                    "regions",
+                    "cities",
+                    "zips",
+                    "interests",
+                    "behaviors",
+                    "advantage_audience",
+                    "latitude",
+                    "longitude",
+                    "name",
+                ]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+spec_keys = st.sampled_from(
+    [
+        "geo_locations",
+        "excluded_geo_locations",
+        "age_min",
+        "age_max",
+        "genders",
+        "interests",
+        "behaviors",
+        "life_events",
+        "flexible_spec",
+        "exclusions",
+        "custom_audiences",
+        "excluded_custom_audiences",
+        "publisher_platforms",
+        "facebook_positions",
+        "instagram_positions",
+        "device_platforms",
+        "targeting_automation",
+        "locales",
+        "relationship_statuses",
+        "education_statuses",
+        "keywords",
+    ]
+) | st.text(max_size=8)
 
 
 @settings(max_examples=400, deadline=None)
-@given(spec=st.dictionaries(spec_keys, json_values, max_size=6), creating=st.booleans(),
-       categories=st.sampled_from([[], ["HOUSING"], ["NONE"]]))
+@given(
+    spec=st.dictionaries(spec_keys, json_values, max_size=6),
+    creating=st.booleans(),
+    categories=st.sampled_from([[], ["HOUSING"], ["NONE"]]),
+)
 def test_fuzz_validation_only_raises_graph_errors(spec, creating, categories):
     try:
         out = validate_targeting(None, spec, special_ad_categories=categories, creating=creating)
@@ -366,27 +480,46 @@ def test_fuzz_validation_only_raises_graph_errors(spec, creating, categories):
 
 _cat = catalog()
 _interest_refs = st.sampled_from([{"id": i["id"]} for i in _cat.categories["interests"]])
-structured_specs = st.fixed_dictionaries({}, optional={
-    "geo_locations": st.fixed_dictionaries({}, optional={
-        "countries": st.lists(st.sampled_from([c["key"] for c in _cat.geo["countries"]]), max_size=4),
-        "regions": st.lists(st.sampled_from([{"key": r["key"]} for r in _cat.geo["regions"]]), max_size=3),
-        "cities": st.lists(st.builds(lambda c, r, u: {"key": c["key"], "radius": r, "distance_unit": u},
-                                     st.sampled_from(_cat.geo["cities"]), st.integers(5, 90),
-                                     st.sampled_from(["mile", "kilometer"])), max_size=3),
-        "zips": st.lists(st.sampled_from([{"key": z["key"]} for z in _cat.geo["zips"]]), max_size=3),
-        "location_types": st.lists(st.sampled_from(["home", "recent", "travel_in"]), max_size=2)}),
-    "age_min": st.integers(10, 70), "age_max": st.integers(10, 70), "genders": st.lists(st.integers(0, 3), max_size=2),
-    "interests": st.lists(_interest_refs, max_size=3),
-    "flexible_spec": st.lists(st.fixed_dictionaries({"interests": st.lists(_interest_refs, min_size=1, max_size=3)}),
-                              max_size=3),
-    "exclusions": st.fixed_dictionaries({"interests": st.lists(_interest_refs, max_size=2)}),
-    "custom_audiences": st.lists(st.builds(lambda n: {"id": str(n)}, st.integers(1, 10**17)), max_size=2),
-    "publisher_platforms": st.lists(st.sampled_from(["facebook", "instagram", "audience_network", "messenger",
-                                                     "threads"]), min_size=1, max_size=3),
-    "instagram_positions": st.lists(st.sampled_from(["stream", "story", "reels"]), min_size=1, max_size=2),
-    "device_platforms": st.lists(st.sampled_from(["mobile", "desktop"]), min_size=1, max_size=2),
-    "targeting_automation": st.fixed_dictionaries({"advantage_audience": st.integers(0, 1)}),
-})
+structured_specs = st.fixed_dictionaries(
+    {},
+    optional={
+        "geo_locations": st.fixed_dictionaries(
+            {},
+            optional={
+                "countries": st.lists(st.sampled_from([c["key"] for c in _cat.geo["countries"]]), max_size=4),
+                "regions": st.lists(st.sampled_from([{"key": r["key"]} for r in _cat.geo["regions"]]), max_size=3),
+                "cities": st.lists(
+                    st.builds(
+                        lambda c, r, u: {"key": c["key"], "radius": r, "distance_unit": u},
+                        st.sampled_from(_cat.geo["cities"]),
+                        st.integers(5, 90),
+                        st.sampled_from(["mile", "kilometer"]),
+                    ),
+                    max_size=3,
+                ),
+                "zips": st.lists(st.sampled_from([{"key": z["key"]} for z in _cat.geo["zips"]]), max_size=3),
+                "location_types": st.lists(st.sampled_from(["home", "recent", "travel_in"]), max_size=2),
+            },
+        ),
+        "age_min": st.integers(10, 70),
+        "age_max": st.integers(10, 70),
+        "genders": st.lists(st.integers(0, 3), max_size=2),
+        "interests": st.lists(_interest_refs, max_size=3),
+        "flexible_spec": st.lists(
+            st.fixed_dictionaries({"interests": st.lists(_interest_refs, min_size=1, max_size=3)}), max_size=3
+        ),
+        "exclusions": st.fixed_dictionaries({"interests": st.lists(_interest_refs, max_size=2)}),
+        "custom_audiences": st.lists(st.builds(lambda n: {"id": str(n)}, st.integers(1, 10**17)), max_size=2),
+        "publisher_platforms": st.lists(
+            st.sampled_from(["facebook", "instagram", "audience_network", "messenger", "threads"]),
+            min_size=1,
+            max_size=3,
+        ),
+        "instagram_positions": st.lists(st.sampled_from(["stream", "story", "reels"]), min_size=1, max_size=2),
+        "device_platforms": st.lists(st.sampled_from(["mobile", "desktop"]), min_size=1, max_size=2),
+        "targeting_automation": st.fixed_dictionaries({"advantage_audience": st.integers(0, 1)}),
+    },
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -400,8 +533,9 @@ def test_fuzz_structured_specs_and_or_widens(spec, extra):
     lower, upper = estimates.bounds(out)
     assert 1000 <= lower <= upper and estimates.sentence_lines(out)
     if out.get("interests"):
-        wider = validate_targeting(None, {**spec, "interests": [*spec["interests"], extra]},
-                                   special_ad_categories=[], creating=False)
+        wider = validate_targeting(
+            None, {**spec, "interests": [*spec["interests"], extra]}, special_ad_categories=[], creating=False
+        )
         assert estimates.audience_size(wider) >= estimates.audience_size(out)
 
 
@@ -414,6 +548,7 @@ async def test_fuzz_estimate_edges_never_5xx(graph, spec):
 
 
 # ---- estimates
+
 
 async def test_estimates_are_deterministic_and_agree(graph):
     spec = {**US, "age_min": 25, "interests": [interest("Coffee")]}
@@ -445,11 +580,13 @@ async def test_estimates_follow_breadth(graph):
     assert city[0] < region[0] < base[0]
     yoga = await reach(graph, {**US, "interests": [interest("Yoga")]})
     either = await reach(graph, {**US, "interests": [interest("Yoga"), interest("Running")]})
-    both_groups = await reach(graph, {**US, "flexible_spec": [{"interests": [interest("Yoga")]},
-                                                               {"interests": [interest("Running")]}]})
+    both_groups = await reach(
+        graph, {**US, "flexible_spec": [{"interests": [interest("Yoga")]}, {"interests": [interest("Running")]}]}
+    )
     assert both_groups[0] < yoga[0] < either[0] < base[0]
-    excluded = await reach(graph, {**US, "interests": [interest("Yoga")],
-                                   "exclusions": {"interests": [interest("Running")]}})
+    excluded = await reach(
+        graph, {**US, "interests": [interest("Yoga")], "exclusions": {"interests": [interest("Running")]}}
+    )
     assert excluded[0] < yoga[0]
     placements = await reach(graph, {**US, "publisher_platforms": ["instagram"], "instagram_positions": ["story"]})
     assert placements[0] < base[0]
@@ -457,10 +594,17 @@ async def test_estimates_follow_breadth(graph):
 
 
 async def test_tiny_audience_answers_1000_and_custom_audiences(graph):
-    tiny = {"geo_locations": {"custom_locations": [{"latitude": 37.4, "longitude": -122.1, "radius": 1}]},
-            "age_min": 64, "age_max": 64, "genders": [1],
-            "flexible_spec": [{"interests": [interest("Camcorders")]}, {"interests": [interest("Minivans")]},
-                              {"interests": [interest("Network storage")]}]}
+    tiny = {
+        "geo_locations": {"custom_locations": [{"latitude": 37.4, "longitude": -122.1, "radius": 1}]},
+        "age_min": 64,
+        "age_max": 64,
+        "genders": [1],
+        "flexible_spec": [
+            {"interests": [interest("Camcorders")]},
+            {"interests": [interest("Minivans")]},
+            {"interests": [interest("Network storage")]},
+        ],
+    }
     assert await reach(graph, tiny) == (1000, 1000)
     audience_only = await reach(graph, {"custom_audiences": [{"id": "23850000000000001"}]})
     assert 50_000 < audience_only[0] < 500_000

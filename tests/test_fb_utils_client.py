@@ -1,5 +1,6 @@
 """fb_utils GraphClient against the real sandbox: wire format, lifecycle, retries, creates that are never duplicated,
 pacing and throttle waits. Only the client's ``sleep`` is replaced: a recorder that moves the sandbox clock instead."""
+
 from __future__ import annotations
 
 import asyncio
@@ -57,8 +58,12 @@ async def make_client(sandbox, demo_token):
 
     def make(**options) -> tuple[GraphClient, Waits]:
         waits = Waits(sandbox)
-        client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
-                             **{"sleep": waits.sleep, "on_wait": waits.on_wait, "rng": random.Random(7), **options})
+        client = GraphClient(
+            demo_token["access_token"],
+            app_secret=demo_token["app_secret"],
+            base_url=sandbox.url,
+            **{"sleep": waits.sleep, "on_wait": waits.on_wait, "rng": random.Random(7), **options},
+        )
         clients.append(client)
         return client, waits
 
@@ -76,7 +81,9 @@ async def account_id(make_client) -> str:
 
 @pytest.fixture
 async def campaign_id(sandbox, account_id) -> str:
-    return (await sandbox.control("POST", "seed", {"campaigns": 1, "account_id": account_id, "name_prefix": "Target"}))["ids"][0]
+    return (await sandbox.control("POST", "seed", {"campaigns": 1, "account_id": account_id, "name_prefix": "Target"}))[
+        "ids"
+    ][0]
 
 
 async def route_count(sandbox, route: str) -> int:
@@ -89,16 +96,27 @@ async def campaigns_named(sandbox, name: str) -> list[dict]:
 
 
 def campaign_data(name: str) -> dict:
-    return {"name": name, "objective": "OUTCOME_TRAFFIC", "status": "PAUSED", "special_ad_categories": [],
-            "is_adset_budget_sharing_enabled": False}
+    return {
+        "name": name,
+        "objective": "OUTCOME_TRAFFIC",
+        "status": "PAUSED",
+        "special_ad_categories": [],
+        "is_adset_budget_sharing_enabled": False,
+    }
 
 
 # Wire format and lifecycle ----------------------------------------------------------------------------------------
 
 
 def test_params_are_encoded_like_the_sdk():
-    params = {"name": "Summer", "special_ad_categories": [], "adlabels": [{"name": "t"}], "is_adset_budget_sharing_enabled": False,
-              "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 18}, "daily_budget": 1500}
+    params = {
+        "name": "Summer",
+        "special_ad_categories": [],
+        "adlabels": [{"name": "t"}],
+        "is_adset_budget_sharing_enabled": False,
+        "targeting": {"geo_locations": {"countries": ["US"]}, "age_min": 18},
+        "daily_budget": 1500,
+    }
     sdk = {k: str(v) if not isinstance(v, str) else v for k, v in _top_level_param_json_encode(params).items()}
     assert encode_graph_params(params) == sdk
 
@@ -115,7 +133,9 @@ async def test_the_sandbox_accepts_our_token_and_proof_on_get_and_post(make_clie
 
 
 async def test_a_wrong_app_secret_is_refused(sandbox, demo_token, account_id):
-    async with GraphClient(demo_token["access_token"], app_secret="not-the-secret", base_url=sandbox.url, max_retries=0) as client:
+    async with GraphClient(
+        demo_token["access_token"], app_secret="not-the-secret", base_url=sandbox.url, max_retries=0
+    ) as client:
         with pytest.raises(GraphError) as caught:
             await client.get(account_id)
     assert "appsecret_proof" in caught.value.message
@@ -128,19 +148,26 @@ async def test_close_is_safe_twice_and_use_after_close_is_refused(make_client, a
     await client.close()
     with pytest.raises(ClientClosedError) as caught:
         await client.get(account_id)
-    assert caught.value.to_text() == "ERROR network: This Graph client is closed. Fix: Open a new GraphClient; a closed client cannot be reused."
+    assert (
+        caught.value.to_text()
+        == "ERROR network: This Graph client is closed. Fix: Open a new GraphClient; a closed client cannot be reused."
+    )
 
 
 async def test_an_injected_session_is_used_and_left_open(sandbox, demo_token, account_id):
     async with aiohttp.ClientSession() as session:
-        client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, session=session)
+        client = GraphClient(
+            demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, session=session
+        )
         assert (await client.get(account_id, {"fields": "id"}))["id"] == account_id
         await client.close()
         assert not session.closed  # its owner closes it
 
 
 async def test_context_manager_counts_requests(sandbox, demo_token, account_id):
-    async with GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url) as client:
+    async with GraphClient(
+        demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url
+    ) as client:
         await client.get(account_id)
         await client.get("me/adaccounts")
         assert client.request_count == 2
@@ -249,14 +276,16 @@ async def test_a_create_that_never_arrived_is_sent_again_once_absence_is_proven(
     made = await campaigns_named(sandbox, "Never Arrived")
     assert len(made) == 1 and created == {"id": made[0]["id"]}
     assert await route_count(sandbox, "POST act_x/campaigns") == 2
-    assert await route_count(sandbox, "GET act_x/campaigns") == 5        # at 0, 1, 3, 7 and 10 s of the window
+    assert await route_count(sandbox, "GET act_x/campaigns") == 5  # at 0, 1, 3, 7 and 10 s of the window
     assert waits.sleeps == [1.0, 2.0, 4.0, 3.0] and sum(waits.sleeps) == 10
 
 
 async def test_a_create_that_lands_late_is_found_not_made_twice(sandbox, make_client, account_id):
     """Facebook finishes a request after the client gave up on it (the sandbox's timeout fault delays the create past
     the client's timeout): the looks over the settle window find it, and nothing is sent again."""
-    client, _ = make_client(timeout=0.3, settle_window=30, sleep=asyncio.sleep)  # real waits: the write lands after 1.5 s
+    client, _ = make_client(
+        timeout=0.3, settle_window=30, sleep=asyncio.sleep
+    )  # real waits: the write lands after 1.5 s
     edge, tag = f"{account_id}/campaigns", new_client_tag()
     await sandbox.fault(kind="timeout", count=1, method="POST", path=CAMPAIGNS_EDGE, delay_ms=1500)
     created = await client.create(edge, campaign_data("Late Write"), lookup=CreateLookup(edge, "Late Write", tag))
@@ -301,7 +330,9 @@ async def test_a_refused_create_is_not_looked_up(sandbox, make_client, account_i
     client, _ = make_client()
     edge = f"{account_id}/campaigns"
     with pytest.raises(GraphError) as caught:
-        await client.create(edge, {**campaign_data("Bad"), "objective": "NOPE"}, lookup=CreateLookup(edge, "Bad", new_client_tag()))
+        await client.create(
+            edge, {**campaign_data("Bad"), "objective": "NOPE"}, lookup=CreateLookup(edge, "Bad", new_client_tag())
+        )
     assert caught.value.code == 100 and caught.value.blame_field == "objective"
     assert await route_count(sandbox, "GET act_x/campaigns") == 0
 
@@ -310,7 +341,9 @@ async def test_a_throttled_create_waits_and_is_sent_again(sandbox, make_client, 
     client, waits = make_client()
     edge = f"{account_id}/campaigns"
     await sandbox.fault(kind="throttle", count=1, method="POST", path=CAMPAIGNS_EDGE, minutes=1)
-    created = await client.create(edge, campaign_data("After Throttle"), lookup=CreateLookup(edge, "After Throttle", new_client_tag()))
+    created = await client.create(
+        edge, campaign_data("After Throttle"), lookup=CreateLookup(edge, "After Throttle", new_client_tag())
+    )
     assert len(await campaigns_named(sandbox, "After Throttle")) == 1 and "recovered" not in created
     assert waits.sleeps == [60.0]
 
@@ -410,8 +443,16 @@ async def test_usage_of_an_object_call_is_credited_to_its_account(make_client, a
 async def test_overlong_get_goes_as_post_with_method_get(sandbox, graph, demo_accounts):
     import json as _json
 
-    ids = (await sandbox.control("POST", "seed", {"campaigns": 400, "account_id": demo_accounts["USD"], "name_prefix": "Long"}))["ids"]
-    params = {"fields": "id,name", "limit": 1000, "filtering": _json.dumps([{"field": "id", "operator": "IN", "value": ids}])}
+    ids = (
+        await sandbox.control(
+            "POST", "seed", {"campaigns": 400, "account_id": demo_accounts["USD"], "name_prefix": "Long"}
+        )
+    )["ids"]
+    params = {
+        "fields": "id,name",
+        "limit": 1000,
+        "filtering": _json.dumps([{"field": "id", "operator": "IN", "value": ids}]),
+    }
     assert len(params["filtering"]) > 8000  # longer than a server accepts in a request line
     await sandbox.control("POST", "stats/reset")
     found = await graph.get_all(f"{demo_accounts['USD']}/campaigns", params)
@@ -422,8 +463,19 @@ async def test_overlong_get_goes_as_post_with_method_get(sandbox, graph, demo_ac
 def test_a_large_body_is_one_json_object_with_nested_values_embedded_once():
     from fb_utils import RawJSON, encode_graph_params, graph_json_body
 
-    params = {"payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3}, "session": RawJSON('{"batch_seq":2}'),
-              "name": "Q4 \"list\"", "limit": 5, "flag": True, "skipped": None}
+    params = {
+        "payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3},
+        "session": RawJSON('{"batch_seq":2}'),
+        "name": 'Q4 "list"',
+        "limit": 5,
+        "flag": True,
+        "skipped": None,
+    }
     body = json.loads(graph_json_body(params, encode_graph_params(params)))
-    assert body == {"payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3}, "session": {"batch_seq": 2},
-                    "name": 'Q4 "list"', "limit": "5", "flag": True}
+    assert body == {
+        "payload": {"schema": ["EMAIL"], "data": [["a" * 64]] * 3},
+        "session": {"batch_seq": 2},
+        "name": 'Q4 "list"',
+        "limit": "5",
+        "flag": True,
+    }

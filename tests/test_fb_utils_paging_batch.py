@@ -1,4 +1,5 @@
 """fb_utils pagination, multi-id reads and Graph batch against the real sandbox (seeded with 250 campaigns)."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,7 +31,9 @@ async def account_id(client) -> str:
 @pytest.fixture
 async def seeded(sandbox, account_id) -> list[str]:
     """250 campaigns named "Paged 0001"…; stats reset so each test counts only its own requests."""
-    ids = (await sandbox.control("POST", "seed", {"campaigns": 250, "account_id": account_id, "name_prefix": "Paged"}))["ids"]
+    ids = (await sandbox.control("POST", "seed", {"campaigns": 250, "account_id": account_id, "name_prefix": "Paged"}))[
+        "ids"
+    ]
     await sandbox.control("POST", "stats/reset")
     return ids
 
@@ -60,13 +63,20 @@ async def test_get_all_stops_at_the_limit(sandbox, client, account_id, seeded):
 
 
 async def test_iter_pages_keeps_the_callers_page_size(sandbox, client, account_id, seeded):
-    sizes = [len(page) async for page in client.iter_pages(f"{account_id}/campaigns", {"fields": "id", "filtering": PAGED_FILTER, "limit": 40})]
+    sizes = [
+        len(page)
+        async for page in client.iter_pages(
+            f"{account_id}/campaigns", {"fields": "id", "filtering": PAGED_FILTER, "limit": 40}
+        )
+    ]
     assert sizes == [40] * 6 + [10]
     assert await requests_on(sandbox, "GET act_x/campaigns") == 7
 
 
 def test_a_next_url_keeps_our_base_host_and_our_credentials(sandbox, client):
-    url, query = client._url_and_query("https://graph.facebook.com/v26.0/act_1/campaigns?limit=25&after=QVFI&access_token=THEIRS", None)
+    url, query = client._url_and_query(
+        "https://graph.facebook.com/v26.0/act_1/campaigns?limit=25&after=QVFI&access_token=THEIRS", None
+    )
     assert url == f"{sandbox.url}/v26.0/act_1/campaigns"
     assert query["after"] == "QVFI" and query["limit"] == "25"
     assert query["access_token"] != "THEIRS" and "appsecret_proof" in query
@@ -99,8 +109,18 @@ async def test_a_batch_of_120_updates_takes_3_requests(sandbox, client, account_
 
 async def test_depends_on_and_result_references(sandbox, client, account_id):
     items = [
-        BatchItem("POST", f"{account_id}/campaigns", {"name": "From Batch", "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
-                                                      "special_ad_categories": [], "is_adset_budget_sharing_enabled": False}, name="create"),
+        BatchItem(
+            "POST",
+            f"{account_id}/campaigns",
+            {
+                "name": "From Batch",
+                "objective": "OUTCOME_TRAFFIC",
+                "status": "PAUSED",
+                "special_ad_categories": [],
+                "is_adset_budget_sharing_enabled": False,
+            },
+            name="create",
+        ),
         BatchItem("GET", "{result=create:$.id}", {"fields": "id,name,status"}, name="read", depends_on="create"),
         BatchItem("POST", "{result=read:$.id}", {"name": "From Batch, renamed"}, depends_on="read"),
     ]
@@ -130,8 +150,18 @@ async def test_an_item_facebook_never_runs_fails_alone(sandbox, client, seeded):
 async def test_a_requeued_child_gets_its_parents_result(sandbox, client, account_id):
     await sandbox.fault(kind="batch_null", count=1, method="GET", path=r"^\d+$")
     items = [
-        BatchItem("POST", f"{account_id}/campaigns", {"name": "Parent", "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
-                                                      "special_ad_categories": [], "is_adset_budget_sharing_enabled": False}, name="parent"),
+        BatchItem(
+            "POST",
+            f"{account_id}/campaigns",
+            {
+                "name": "Parent",
+                "objective": "OUTCOME_TRAFFIC",
+                "status": "PAUSED",
+                "special_ad_categories": [],
+                "is_adset_budget_sharing_enabled": False,
+            },
+            name="parent",
+        ),
         BatchItem("GET", "{result=parent:$.id}", {"fields": "id,name"}, depends_on="parent"),
     ]
     parent, child = await client.batch(items)
@@ -148,9 +178,11 @@ async def test_item_errors_are_parsed_per_item(client, seeded):
 
 def test_chunks_keep_dependency_chains_together():
     items = [BatchItem("GET", str(n)) for n in range(48)]
-    items += [BatchItem("POST", "act_1/campaigns", {"name": "c"}, name="c"),
-              BatchItem("GET", "{result=c:$.id}", name="r", depends_on="c"),
-              BatchItem("POST", "{result=r:$.id}", {"name": "x"})]
+    items += [
+        BatchItem("POST", "act_1/campaigns", {"name": "c"}, name="c"),
+        BatchItem("GET", "{result=c:$.id}", name="r", depends_on="c"),
+        BatchItem("POST", "{result=r:$.id}", {"name": "x"}),
+    ]
     chunks = plan_batch_chunks(items)
     assert [len(c) for c in chunks] == [48, 3]
     assert chunks[1] == [48, 49, 50]
@@ -167,9 +199,16 @@ def test_batch_items_are_checked_before_sending():
 
 
 def test_batch_item_wire_format():
-    post = batch_item_json(BatchItem("POST", "/act_1/campaigns", {"name": "A b", "special_ad_categories": []}, name="c"))
-    assert post == {"method": "POST", "relative_url": "act_1/campaigns", "body": "name=A%20b&special_ad_categories=%5B%5D",
-                    "name": "c", "omit_response_on_success": False}
+    post = batch_item_json(
+        BatchItem("POST", "/act_1/campaigns", {"name": "A b", "special_ad_categories": []}, name="c")
+    )
+    assert post == {
+        "method": "POST",
+        "relative_url": "act_1/campaigns",
+        "body": "name=A%20b&special_ad_categories=%5B%5D",
+        "name": "c",
+        "omit_response_on_success": False,
+    }
     get = batch_item_json(BatchItem("GET", "1?fields=id", {"limit": 5}, depends_on="c"))
     assert get == {"method": "GET", "relative_url": "1?fields=id&limit=5", "depends_on": "c"}
 
@@ -180,7 +219,9 @@ async def test_a_batch_of_updates_is_retried_like_a_read(sandbox, demo_token, se
     async def record(seconds: float) -> None:
         recorded.append(seconds)
 
-    async with GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, sleep=record) as graph:
+    async with GraphClient(
+        demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url, sleep=record
+    ) as graph:
         await sandbox.fault(kind="http_500", count=1, method="POST", path="^$")
         results = await graph.batch([BatchItem("POST", cid, {"status": "ACTIVE"}) for cid in seeded[:3]])
     assert all(r.ok for r in results)
@@ -189,8 +230,17 @@ async def test_a_batch_of_updates_is_retried_like_a_read(sandbox, demo_token, se
 
 async def test_a_lost_batch_holding_a_create_is_not_resent(sandbox, client, account_id):
     await sandbox.fault(kind="drop", count=1, method="POST", path="^$", when="after")
-    item = BatchItem("POST", f"{account_id}/campaigns", {"name": "Batch Create", "objective": "OUTCOME_TRAFFIC", "status": "PAUSED",
-                                                         "special_ad_categories": [], "is_adset_budget_sharing_enabled": False})
+    item = BatchItem(
+        "POST",
+        f"{account_id}/campaigns",
+        {
+            "name": "Batch Create",
+            "objective": "OUTCOME_TRAFFIC",
+            "status": "PAUSED",
+            "special_ad_categories": [],
+            "is_adset_budget_sharing_enabled": False,
+        },
+    )
     (result,) = await client.batch([item])
     assert result.error.kind == "network" and "may or may not have been applied" in result.error.message
     assert await requests_on(sandbox, "POST /") == 1

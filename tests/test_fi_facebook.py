@@ -1,4 +1,5 @@
 """The registry, the facebook tool's argument handling, and the safety gate, over the real sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import fi_facebook
 from fb_utils import OpKind, OpSet
 from fi_facebook import REGISTRY, Registry, normalize_call, spend_reasons
 from testkit import sandbox_clock
-
 
 # -- registry ---------------------------------------------------------------------------------------------------
 
@@ -22,7 +22,9 @@ def test_every_op_has_description_schema_and_kind():
         schema = REGISTRY.args_schema(spec)
         assert schema["type"] == "object"
         for name, prop in schema.get("properties", {}).items():
-            assert prop.get("description") or "$ref" in prop or "anyOf" in prop, f"{spec.name}.{name} lacks a description"
+            assert prop.get("description") or "$ref" in prop or "anyOf" in prop, (
+                f"{spec.name}.{name} lacks a description"
+            )
         if spec.kind is not OpKind.READ:
             assert {"dry_run", "confirm"} <= set(schema["properties"])
 
@@ -37,18 +39,39 @@ def test_every_op_declares_its_task_group():
 
 
 def test_money_fields_say_their_unit_in_the_schema():
-    money = {(spec.name, name) for spec in REGISTRY.specs()
-             for name, prop in REGISTRY.args_schema(spec).get("properties", {}).items()
-             if "x-unit" in str(prop)}
-    assert {("create_campaign", "daily_budget"), ("update_adset", "bid_amount"), ("update_spend_cap", "spend_cap")} <= money
+    money = {
+        (spec.name, name)
+        for spec in REGISTRY.specs()
+        for name, prop in REGISTRY.args_schema(spec).get("properties", {}).items()
+        if "x-unit" in str(prop)
+    }
+    assert {
+        ("create_campaign", "daily_budget"),
+        ("update_adset", "bid_amount"),
+        ("update_spend_cap", "spend_cap"),
+    } <= money
     launch = REGISTRY.args_schema(REGISTRY.get("launch_campaign"))["$defs"]
     assert launch["LaunchCampaignSpec"]["properties"]["daily_budget"]["x-unit"] == "minor"
 
 
 def test_the_issue_ops_are_registered():
-    wanted = {"list_ad_accounts", "get_ad_account", "account_overview", "update_spend_cap", "list_account_users",
-              "list_campaigns", "get_campaign", "create_campaign", "update_campaign", "pause_campaign", "resume_campaign",
-              "archive_campaign", "delete_campaign", "duplicate_campaign", "bulk_update_campaigns"}
+    wanted = {
+        "list_ad_accounts",
+        "get_ad_account",
+        "account_overview",
+        "update_spend_cap",
+        "list_account_users",
+        "list_campaigns",
+        "get_campaign",
+        "create_campaign",
+        "update_campaign",
+        "pause_campaign",
+        "resume_campaign",
+        "archive_campaign",
+        "delete_campaign",
+        "duplicate_campaign",
+        "bulk_update_campaigns",
+    }
     assert wanted <= set(REGISTRY.names())
 
 
@@ -65,8 +88,9 @@ def test_objectives_come_from_the_sdk_enum():
     from facebook_business.adobjects.campaign import Campaign
 
     schema = REGISTRY.args_schema(REGISTRY.get("create_campaign"))
-    assert set(schema["properties"]["objective"]["enum"]) == {v for k, v in vars(Campaign.Objective).items()
-                                                               if not k.startswith("_") and v.startswith("OUTCOME_")}
+    assert set(schema["properties"]["objective"]["enum"]) == {
+        v for k, v in vars(Campaign.Objective).items() if not k.startswith("_") and v.startswith("OUTCOME_")
+    }
 
 
 def test_openai_and_mcp_schemas():
@@ -91,15 +115,18 @@ def test_op_table_lists_every_op():
 # -- argument normalisation ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, top, expected", [
-    (None, None, {}),
-    ("null", None, {}),
-    ("", None, {}),
-    ('{"limit": 5}', None, {"limit": 5}),
-    ({"args": {"limit": 5}}, None, {"limit": 5}),
-    ({}, {"limit": 5}, {"limit": 5}),
-    ('{"args": "{\\"limit\\": 5}"}', None, {"limit": 5}),
-])
+@pytest.mark.parametrize(
+    "args, top, expected",
+    [
+        (None, None, {}),
+        ("null", None, {}),
+        ("", None, {}),
+        ('{"limit": 5}', None, {"limit": 5}),
+        ({"args": {"limit": 5}}, None, {"limit": 5}),
+        ({}, {"limit": 5}, {"limit": 5}),
+        ('{"args": "{\\"limit\\": 5}"}', None, {"limit": 5}),
+    ],
+)
 def test_args_accepted_the_way_an_llm_sends_them(args, top, expected):
     assert normalize_call("list_campaigns", args, top) == ("list_campaigns", expected)
 
@@ -153,7 +180,9 @@ async def _first_campaign(facebook, status: str, with_daily_budget: bool = False
 
 
 async def test_create_is_paused_by_default(facebook):
-    result = await facebook.call("create_campaign", {"name": "Gate default", "objective": "OUTCOME_TRAFFIC", "daily_budget": 2000})
+    result = await facebook.call(
+        "create_campaign", {"name": "Gate default", "objective": "OUTCOME_TRAFFIC", "daily_budget": 2000}
+    )
     assert result.ok, result.text
     got = await facebook.call("get_campaign", {"campaign_id": result.data["id"]})
     assert got.data["campaign"]["status"] == "PAUSED"
@@ -161,7 +190,9 @@ async def test_create_is_paused_by_default(facebook):
 
 async def test_dry_run_changes_nothing_and_shows_requests(facebook, sandbox):
     before = await sandbox.control("GET", "objects?type=campaign")
-    result = await facebook.call("create_campaign", {"name": "Dry", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": True})
+    result = await facebook.call(
+        "create_campaign", {"name": "Dry", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": True}
+    )
     assert result.ok, result.text
     assert result.text.startswith("DRY RUN create_campaign")
     assert result.data["requests"][0]["method"] == "POST" and result.data["requests"][0]["path"].endswith("/campaigns")
@@ -173,9 +204,16 @@ async def test_dry_run_changes_nothing_and_shows_requests(facebook, sandbox):
 
 async def test_dry_run_reports_facebook_validation_refusal(facebook, sandbox):
     # Something only Facebook knows refuses it (here a fault stands in for it): the dry run says so.
-    await sandbox.fault(kind="error", method="POST", path=r"^act_\d+/campaigns$", error_subcode=1885183,
-                        message="(#100) The ad account is not allowed to create campaigns right now")
-    result = await facebook.call("create_campaign", {"name": "Refused", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": "true"})
+    await sandbox.fault(
+        kind="error",
+        method="POST",
+        path=r"^act_\d+/campaigns$",
+        error_subcode=1885183,
+        message="(#100) The ad account is not allowed to create campaigns right now",
+    )
+    result = await facebook.call(
+        "create_campaign", {"name": "Refused", "objective": "OUTCOME_SALES", "daily_budget": 5000, "dry_run": "true"}
+    )
     assert not result.ok
     assert "validate_only: refused" in result.text and "not allowed to create campaigns" in result.text
 
@@ -189,10 +227,12 @@ async def test_an_impossible_budget_is_one_line_before_any_preview(facebook, san
     over = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": 100_000_001})
     assert not over.ok and "over the most Facebook allows for a budget ($1,000,000.00)" in over.text
     assert over.data["error_subcode"] == 1885261 and "confirmation_id" not in over.data
-    at_cap = await facebook.call("update_campaign", {"campaign_id": active["id"], "daily_budget": 100_000_000, "dry_run": True})
-    assert at_cap.ok, at_cap.text   # exactly $1,000,000 is allowed
+    at_cap = await facebook.call(
+        "update_campaign", {"campaign_id": active["id"], "daily_budget": 100_000_000, "dry_run": True}
+    )
+    assert at_cap.ok, at_cap.text  # exactly $1,000,000 is allowed
     now = await facebook.call("get_campaign", {"campaign_id": active["id"]})
-    assert now.data["campaign"]["daily_budget"] == active["daily_budget"]             # nothing changed anywhere
+    assert now.data["campaign"]["daily_budget"] == active["daily_budget"]  # nothing changed anywhere
 
 
 async def test_resume_needs_confirmation_then_runs_once(facebook):
@@ -219,7 +259,9 @@ async def test_resume_needs_confirmation_then_runs_once(facebook):
 async def test_confirm_with_the_wrong_op_is_refused(facebook):
     paused = await _first_campaign(facebook, "PAUSED")
     held = await facebook.call("resume_campaign", {"campaign_id": paused["id"]})
-    wrong = await facebook.call("pause_campaign", {"campaign_id": paused["id"], "confirm": held.data["confirmation_id"]})
+    wrong = await facebook.call(
+        "pause_campaign", {"campaign_id": paused["id"], "confirm": held.data["confirmation_id"]}
+    )
     assert not wrong.ok and "belongs to resume_campaign" in wrong.text
 
 
@@ -287,8 +329,15 @@ async def test_budget_undo(facebook):
 
 async def test_failed_write_is_audited_with_the_error(facebook, sandbox):
     paused = await _first_campaign(facebook, "PAUSED")
-    await sandbox.fault(kind="error", code=100, error_subcode=33, method="POST", path=f"^{paused['id']}$",
-                        message="Unsupported post request.", type="GraphMethodException")
+    await sandbox.fault(
+        kind="error",
+        code=100,
+        error_subcode=33,
+        method="POST",
+        path=f"^{paused['id']}$",
+        message="Unsupported post request.",
+        type="GraphMethodException",
+    )
     result = await facebook.call("archive_campaign", {"campaign_id": paused["id"]})
     assert not result.ok
     entry = (await facebook.store.list_audit(facebook.workspace.id))[0]
@@ -296,7 +345,9 @@ async def test_failed_write_is_audited_with_the_error(facebook, sandbox):
 
 
 async def test_audit_args_have_no_secrets(facebook):
-    result = await facebook.call("create_campaign", {"name": "Mail bob@example.com", "objective": "OUTCOME_TRAFFIC", "dry_run": False})
+    result = await facebook.call(
+        "create_campaign", {"name": "Mail bob@example.com", "objective": "OUTCOME_TRAFFIC", "dry_run": False}
+    )
     assert result.ok, result.text
     entry = (await facebook.store.list_audit(facebook.workspace.id))[0]
     assert "bob@example.com" not in json.dumps(entry.args)
@@ -315,7 +366,9 @@ def test_spend_reasons_unit_cases():
     assert not spend_reasons(plan(Change("1", "campaign", "A", "daily_budget", "1000", "1400", "USD")), guard)
     assert spend_reasons(plan(Change("1", "campaign", "A", "daily_budget", "5000", "9000", "USD")), guard)
     assert spend_reasons(plan(Change("act_1", "ad account", "A", "spend_cap", "5000", "0", "USD")), guard)
-    assert not spend_reasons(plan(Change("1", "campaign", "A", "status", "PAUSED", "ACTIVE")), {"confirm_policy": "never"})
+    assert not spend_reasons(
+        plan(Change("1", "campaign", "A", "status", "PAUSED", "ACTIVE")), {"confirm_policy": "never"}
+    )
 
 
 def test_fi_facebook_main_prints_the_table(capsys):
@@ -339,8 +392,13 @@ async def test_rate_limit_wait_is_told_in_the_answer(sandbox, demo_token, store,
     async def fake_sleep(seconds: float) -> None:  # the one thing tests may fake: real time
         slept.append(seconds)
 
-    graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
-                        sleep=fake_sleep, on_wait=record_wait)
+    graph = GraphClient(
+        demo_token["access_token"],
+        app_secret=demo_token["app_secret"],
+        base_url=sandbox.url,
+        sleep=fake_sleep,
+        on_wait=record_wait,
+    )
     try:
         workspace = await store.ensure_workspace("waits")
         await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
@@ -382,8 +440,8 @@ async def test_run_gated_refuses_a_held_write_and_never_confirms(facebook, store
     refused = await facebook.run_gated("create_campaign", args, "job")
     assert not refused.ok and refused.data["error"] == "confirmation_required"
     assert "nobody is there to confirm" in refused.data["message"]
-    assert await store.list_confirmations(facebook.workspace.id) == []     # nothing left waiting for a person
-    held = await facebook.call("create_campaign", args)                      # a person's call is held instead
+    assert await store.list_confirmations(facebook.workspace.id) == []  # nothing left waiting for a person
+    held = await facebook.call("create_campaign", args)  # a person's call is held instead
     assert held.held
     confirmation = (await store.list_confirmations(facebook.workspace.id))[0].id
     for op, given in (("confirm", {"id": confirmation}), ("create_campaign", {**args, "confirm": confirmation})):

@@ -1,5 +1,6 @@
 """docs/fidelity.md: every rule the sandbox imitates has a source; the doc is generated from the one registry
 (fb_sandbox/rules.py) and is current; its counts are the registry's."""
+
 from __future__ import annotations
 
 import re
@@ -28,13 +29,14 @@ def test_a_rule_without_source_is_caught_and_a_conflicting_redeclaration_refused
     try:
         rules.rule("test.no_source", "a rule nobody sourced", source="")
         assert [r.id for r in rules.all_rules() if not r.source] == ["test.no_source"]
-        rules.rule("test.no_source", "a rule nobody sourced", source="")          # same content: fine
+        rules.rule("test.no_source", "a rule nobody sourced", source="")  # same content: fine
         with pytest.raises(ValueError):
             rules.rule("test.no_source", "a rule nobody sourced", source="https://example.invalid")
 
         @rules.rule("test.decorated", "decorated", source="https://example.invalid", since="v26.0")
         def enforce() -> int:
             return 1
+
         assert enforce() == 1 and rules.RULES["test.decorated"].where.endswith("enforce")
     finally:
         rules.RULES.clear()
@@ -51,13 +53,15 @@ def test_fidelity_doc_is_generated_from_the_registry_and_current():
     for r in every:
         assert f"`{r.id}`" in on_disk
     for node_type, cls in spec.SERVED.items():
-        assert re.search(rf"\| {node_type} \| {cls} \| {len(spec.fields(cls))} \| {len(spec.get_edges(cls))} \|",
-                         on_disk)
+        assert re.search(
+            rf"\| {node_type} \| {cls} \| {len(spec.fields(cls))} \| {len(spec.get_edges(cls))} \|", on_disk
+        )
 
 
 def test_fidelity_doc_script_prints_the_same():
-    out = subprocess.run([sys.executable, "-m", "fb_sandbox.rules"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fb_sandbox.rules"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert out == rules.fidelity_markdown()
 
 

@@ -6,6 +6,7 @@ Explicit regressions for each input measured by the fuzzer of issue 18 (JSON 20k
 URL, a busy port for `admonster sandbox`), then Hypothesis fuzz tests of the HTTP routes (against a real
 `admonster serve`) and of the slash-command parser. The fuzz tests are deterministic (derandomize=True) and bounded.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from admonster_chat import SlashSyntaxError, parse_slash, slash_to_call
 from fb_utils import MAX_JSON_DEPTH, ValidationError, load_json_bounded
 from fi_facebook import REGISTRY, validate_args
-from testkit import SANDBOX_START_ENV, Errors, ServerThread, free_port, running_server
+from testkit import SANDBOX_START_ENV, Errors, ServerThread, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEEP = "[" * 50_000 + "]" * 50_000
@@ -57,10 +58,16 @@ def _no_crash_logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixtur
 def test_the_guard_bounds_depth_size_numbers_and_encoding():
     assert load_json_bounded('{"a": [1, {"b": "[[[[["}]}') == {"a": [1, {"b": "[[[[["}]}
     assert load_json_bounded("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
-    cases = [(DEEP, "levels deep", 400), ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "levels deep", 400),
-             ("x" * (1 << 20 + 1), "byte limit", 413), (b"\xff\xfe{}", "not UTF-8", 400),
-             (json.dumps({"audit_id": BIG_ID}), "out of range", 400), ('{"a": NaN}', "not valid JSON", 400),
-             ("1" * 5000, "not valid JSON", 400), ("{", "not valid JSON", 400)]
+    cases = [
+        (DEEP, "levels deep", 400),
+        ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "levels deep", 400),
+        ("x" * (1 << 20 + 1), "byte limit", 413),
+        (b"\xff\xfe{}", "not UTF-8", 400),
+        (json.dumps({"audit_id": BIG_ID}), "out of range", 400),
+        ('{"a": NaN}', "not valid JSON", 400),
+        ("1" * 5000, "not valid JSON", 400),
+        ("{", "not valid JSON", 400),
+    ]
     for text, fragment, status in cases:
         with pytest.raises(ValidationError, match=fragment) as caught:
             load_json_bounded(text)
@@ -90,6 +97,7 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
         key = await runtime.store.create_api_key(workspace.id)
         auth = {"Authorization": f"Bearer {key}"}
         async with aiohttp.ClientSession(headers=auth) as session:
+
             async def post(path: str, body: bytes | dict) -> tuple[int, dict]:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 async with session.post(url + path, data=data, headers={"Content-Type": "application/json"}) as resp:
@@ -105,12 +113,19 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
             assert status == 400 and "levels deep" in body["text"]
             status, body = await post("/v1/chat", ('{"thread_id": "t1", "message": ' + DEEP + "}").encode())
             assert status == 400 and "levels deep" in body["text"]
-            status, body = await post("/v1/chat", {"thread_id": "t1", "message": "/tool list_campaigns " + "[" * 15_000})
+            status, body = await post(
+                "/v1/chat", {"thread_id": "t1", "message": "/tool list_campaigns " + "[" * 15_000}
+            )
             assert status == 200 and not body["ok"] and "levels deep" in body["reply"], body
-            status, body = await post("/v1/chat", {"thread_id": "t1", "message": "/list_campaigns status=" + "[" * 15_000})
+            status, body = await post(
+                "/v1/chat", {"thread_id": "t1", "message": "/list_campaigns status=" + "[" * 15_000}
+            )
             assert status == 200 and not body["ok"] and "levels deep" in body["reply"], body
-            async with session.post(url + "/mcp", data=DEEP.encode(), headers={"Content-Type": "application/json",
-                                                                               "Accept": "application/json, text/event-stream"}) as resp:
+            async with session.post(
+                url + "/mcp",
+                data=DEEP.encode(),
+                headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+            ) as resp:
                 error = (await resp.json())["error"]  # a JSON-RPC parse error carrying our one line
                 assert resp.status == 400 and error["code"] == -32700 and "levels deep" in error["message"]
             # over the body limit: 413 with one line
@@ -123,8 +138,12 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
                 assert status == 200 and not body["ok"] and f"unknown argument {extra!r}" in body["text"], body
 
             # ids above 2^63 in undo / get_launch / experiment_status, as JSON numbers and as chat words
-            for op, field in (("undo", "audit_id"), ("get_launch", "launch_id"), ("experiment_status", "experiment_id"),
-                              ("reconcile", "audit_id")):
+            for op, field in (
+                ("undo", "audit_id"),
+                ("get_launch", "launch_id"),
+                ("experiment_status", "experiment_id"),
+                ("reconcile", "audit_id"),
+            ):
                 for value in (BIG_ID, 2**64 + 7, -BIG_ID - 1, str(BIG_ID)):
                     status, body = await post("/v1/tools/facebook", {"op": op, "args": {field: value}})
                     # a JSON number is refused with the body (400), a string by the op's validation (200, ok false)
@@ -143,16 +162,25 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
                     assert resp.status == 400 and "thread_id" in (await resp.json())["text"]
 
             # the backslash / userinfo URL as an image source: one validation line
-            for source in (BAD_URL, "http://user:pw@127.0.0.1:1/a.png", "http://[::1/a.png", "http://example.com:99999/a.png"):
-                status, body = await post("/v1/tools/facebook", {"op": "upload_image",
-                                                                 "args": {"source": source, "ad_account_id": "act_1"}})
+            for source in (
+                BAD_URL,
+                "http://user:pw@127.0.0.1:1/a.png",
+                "http://[::1/a.png",
+                "http://example.com:99999/a.png",
+            ):
+                status, body = await post(
+                    "/v1/tools/facebook", {"op": "upload_image", "args": {"source": source, "ad_account_id": "act_1"}}
+                )
                 assert status == 200 and not body["ok"] and body["text"].startswith("ERROR validation"), (source, body)
 
         # non-UTF-8 bytes in Authorization: 401 with one line, on /v1/ and on /mcp
         for path in ("/v1/tools/facebook", "/mcp"):
-            status, answer = await _raw(url, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                        b"Authorization: Bearer amk_\xff\xfe\xc3\x28\r\nContent-Type: application/json\r\n"
-                                        b"Content-Length: 15\r\n\r\n{\"op\": \"help\"}")
+            status, answer = await _raw(
+                url,
+                b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Authorization: Bearer amk_\xff\xfe\xc3\x28\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 15\r\n\r\n{"op": "help"}',
+            )
             assert status == 401 and "ERROR auth" in answer, answer
     _no_crash_logs(caplog, capfd)
 
@@ -163,25 +191,52 @@ async def test_every_measured_input_answers_one_line_over_http(tmp_path, caplog,
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {**os.environ, **SANDBOX_START_ENV, "ADMONSTER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "400"}
+    env = {
+        **os.environ,
+        **SANDBOX_START_ENV,
+        "ADMONSTER_HOME": str(home),
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "COLUMNS": "400",
+    }
     for key in ("ADMONSTER_GRAPH_URL", "ADMONSTER_ACCESS_TOKEN", "ADMONSTER_LLM_BASE_URL", "ADMONSTER_LLM_MODEL"):
         env.pop(key, None)
     return env
 
 
 def test_piped_chat_and_cli_answer_bad_lines_with_one_error_line(tmp_path):
-    lines = ["/tool list_campaigns " + DEEP, "/tool list_campaigns {\"self\": 1}", f"/undo {BIG_ID}",
-             f"/experiment {2**70}", f"/tool get_launch {{\"launch_id\": {2**64}}}",
-             f"/tool upload_image {{\"source\": {json.dumps(BAD_URL)}}}", "/campaigns " + "[" * 10_000, "/status"]
-    result = subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input="\n".join(lines) + "\n", text=True,
-                            capture_output=True, cwd=ROOT, env=_env(tmp_path), timeout=120)
+    lines = [
+        "/tool list_campaigns " + DEEP,
+        '/tool list_campaigns {"self": 1}',
+        f"/undo {BIG_ID}",
+        f"/experiment {2**70}",
+        f'/tool get_launch {{"launch_id": {2**64}}}',
+        f'/tool upload_image {{"source": {json.dumps(BAD_URL)}}}',
+        "/campaigns " + "[" * 10_000,
+        "/status",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "chat"],
+        input="\n".join(lines) + "\n",
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        timeout=120,
+    )
     _no_crash_text(result.stdout + result.stderr)
     assert result.returncode == 1, result.stderr[-2000:]  # piped lines failed: exit status 1, after answering them all
     assert result.stdout.count("ERROR validation") >= len(lines) - 1, result.stdout[-3000:]
     assert "Demo Store" in result.stdout  # the chat went on to the last line
-    for args in (DEEP[:20_000], json.dumps({"audit_id": BIG_ID}), "{\"a\": NaN}"):
-        call = subprocess.run([sys.executable, "-m", "admonster_bot", "call", "undo", args], text=True, capture_output=True,
-                              cwd=ROOT, env=_env(tmp_path), timeout=120)
+    for args in (DEEP[:20_000], json.dumps({"audit_id": BIG_ID}), '{"a": NaN}'):
+        call = subprocess.run(
+            [sys.executable, "-m", "admonster_bot", "call", "undo", args],
+            text=True,
+            capture_output=True,
+            cwd=ROOT,
+            env=_env(tmp_path),
+            timeout=120,
+        )
         _no_crash_text(call.stdout + call.stderr)
         assert call.returncode == 1 and "ERROR validation" in call.stdout + call.stderr
 
@@ -192,8 +247,14 @@ def test_sandbox_on_a_busy_port_says_so_in_one_line(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         for command in (["admonster_bot", "sandbox"], ["fb_sandbox"]):
-            result = subprocess.run([sys.executable, "-m", *command, "--port", str(port), "--db", ":memory:"], text=True,
-                                    capture_output=True, cwd=ROOT, env=_env(tmp_path), timeout=60)
+            result = subprocess.run(
+                [sys.executable, "-m", *command, "--port", str(port), "--db", ":memory:"],
+                text=True,
+                capture_output=True,
+                cwd=ROOT,
+                env=_env(tmp_path),
+                timeout=60,
+            )
             assert result.returncode != 0
             _no_crash_text(result.stdout + result.stderr)
             assert f"port {port} is in use: choose another with --port" in result.stderr, result.stderr
@@ -204,19 +265,47 @@ def test_sandbox_on_a_busy_port_says_so_in_one_line(tmp_path):
 # Fuzz: the slash-command parser
 # ---------------------------------------------------------------------------------------------------------------
 
-COMMAND_NAMES = sorted({"tool", "help", "undo", "experiment", "budget", "campaigns", "status", "use", "pause"} |
-                       set(REGISTRY.names()))
-WORDS = st.one_of(st.text(max_size=30), st.integers(min_value=-(2**80), max_value=2**80).map(str),
-                  st.sampled_from(["[" * 200, "{" * 200, "[]", "{}", "null", "true", "NaN", "Infinity", "1e999",
-                                   '"', "'", "\\", "a=b", "limit=1e400", "dry_run=true", BAD_URL, "x" * 5000]),
-                  st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                               lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                               max_leaves=10).map(json.dumps))
+COMMAND_NAMES = sorted(
+    {"tool", "help", "undo", "experiment", "budget", "campaigns", "status", "use", "pause"} | set(REGISTRY.names())
+)
+WORDS = st.one_of(
+    st.text(max_size=30),
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.sampled_from(
+        [
+            "[" * 200,
+            "{" * 200,
+            "[]",
+            "{}",
+            "null",
+            "true",
+            "NaN",
+            "Infinity",
+            "1e999",
+            '"',
+            "'",
+            "\\",
+            "a=b",
+            "limit=1e400",
+            "dry_run=true",
+            BAD_URL,
+            "x" * 5000,
+        ]
+    ),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=10,
+    ).map(json.dumps),
+)
 
 
 @settings(max_examples=400, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-@given(command=st.sampled_from(COMMAND_NAMES), words=st.lists(WORDS, max_size=4),
-       option=st.tuples(st.sampled_from(["limit", "status", "audit_id", "x", "dry_run"]), WORDS))
+@given(
+    command=st.sampled_from(COMMAND_NAMES),
+    words=st.lists(WORDS, max_size=4),
+    option=st.tuples(st.sampled_from(["limit", "status", "audit_id", "x", "dry_run"]), WORDS),
+)
 def test_fuzz_slash_parser_never_raises_anything_but_a_one_line_error(command, words, option):
     line = "/" + " ".join([command, *[json.dumps(w) if " " in w else w for w in words], f"{option[0]}={option[1]}"])
     try:
@@ -259,41 +348,149 @@ def fuzz_server(tmp_path_factory):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=15)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=15,
+)
 # Reads and refused writes only: a fuzzer creating campaigns would only slow the test down.
-FUZZ_OPS = st.sampled_from(["help", "list_campaigns", "get_campaign", "undo", "get_launch", "experiment_status",
-                            "upload_image", "reconcile", "audit_log", "update_campaign", "nope", "", "/undo", "HELP"])
+FUZZ_OPS = st.sampled_from(
+    [
+        "help",
+        "list_campaigns",
+        "get_campaign",
+        "undo",
+        "get_launch",
+        "experiment_status",
+        "upload_image",
+        "reconcile",
+        "audit_log",
+        "update_campaign",
+        "nope",
+        "",
+        "/undo",
+        "HELP",
+    ]
+)
 TOOL_BODIES = st.fixed_dictionaries(
     {"op": FUZZ_OPS | st.text(max_size=10) | JSON_VALUES},
-    optional={"args": st.dictionaries(st.sampled_from(["limit", "audit_id", "launch_id", "experiment_id", "campaign_id",
-                                                       "source", "self", "interface", "args", "dry_run", "confirm"]),
-                                      JSON_VALUES, max_size=4) | JSON_VALUES | st.just(DEEP),
-              "self": JSON_VALUES, "interface": JSON_VALUES, "top_level": JSON_VALUES})
-CHAT_LINES = st.sampled_from(["/status", "/help", f"/undo {BIG_ID}", "/tool undo {\"audit_id\": 1e999}", "hello",
-                              "/experiment " + "9" * 40, "/tool " + "[" * 5000, "/budget x y z", "/tool help \"", "/use act_1"])
-CHAT_BODIES = st.fixed_dictionaries({
-    "thread_id": st.one_of(st.just("t1"), st.just("t1"), st.just("t1"), st.sampled_from(["t" * 5000, "a/b", "", " "]),
-                           st.text(max_size=120), JSON_VALUES),
-    "message": st.one_of(CHAT_LINES, CHAT_LINES, st.text(min_size=1, max_size=40), JSON_VALUES)})
-BODIES = st.fixed_dictionaries({"thread_id": st.sampled_from(["t1"] * 6 + ["t" * 5000, "a/b", "", " "]) | st.text(max_size=120) | JSON_VALUES,
-                                     "message": st.sampled_from(["/status", "/help", f"/undo {BIG_ID}", "/tool undo {\"audit_id\": 1e999}",
-                                                                 "/experiment " + "9" * 40, "/tool " + "[" * 5000]) | st.text(max_size=40) | JSON_VALUES})
-BODIES = st.one_of(TOOL_BODIES.map(json.dumps), CHAT_BODIES.map(json.dumps), JSON_VALUES.map(json.dumps),
-                   st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
-                   st.integers(min_value=1, max_value=30_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
-                   st.text(max_size=200)).map(lambda text: text.encode("utf-8", "surrogatepass")) | st.binary(max_size=200)
-PATHS = st.sampled_from(["/v1/tools/facebook"] * 4 + ["/v1/chat"] * 3 + ["/mcp"] * 2 + [ "/v1/threads/t1", "/v1/threads/" + "t" * 5000,
-                         "/v1/files/abc/x.png", "/healthz", "/", "/console", "/console/static/console.js",
-                         "/console/static/..%2f..%2fsecret.key", "/oauth/facebook/callback?state=x&code=y", "/v1/",
-                         "/v1/threads/%00", "/nope"]) | st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
-                                                                 max_size=60).map(lambda p: "/" + p.replace("#", ""))
-AUTH = st.sampled_from(["valid"] * 12 + ["none", "Bearer ", "Bearer amk_nope", "Basic xyz", "Bearer " + "k" * 5000]) | \
-    st.binary(min_size=1, max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b and b"\x00" not in b)
+    optional={
+        "args": st.dictionaries(
+            st.sampled_from(
+                [
+                    "limit",
+                    "audit_id",
+                    "launch_id",
+                    "experiment_id",
+                    "campaign_id",
+                    "source",
+                    "self",
+                    "interface",
+                    "args",
+                    "dry_run",
+                    "confirm",
+                ]
+            ),
+            JSON_VALUES,
+            max_size=4,
+        )
+        | JSON_VALUES
+        | st.just(DEEP),
+        "self": JSON_VALUES,
+        "interface": JSON_VALUES,
+        "top_level": JSON_VALUES,
+    },
+)
+CHAT_LINES = st.sampled_from(
+    [
+        "/status",
+        "/help",
+        f"/undo {BIG_ID}",
+        '/tool undo {"audit_id": 1e999}',
+        "hello",
+        "/experiment " + "9" * 40,
+        "/tool " + "[" * 5000,
+        "/budget x y z",
+        '/tool help "',
+        "/use act_1",
+    ]
+)
+CHAT_BODIES = st.fixed_dictionaries(
+    {
+        "thread_id": st.one_of(
+            st.just("t1"),
+            st.just("t1"),
+            st.just("t1"),
+            st.sampled_from(["t" * 5000, "a/b", "", " "]),
+            st.text(max_size=120),
+            JSON_VALUES,
+        ),
+        "message": st.one_of(CHAT_LINES, CHAT_LINES, st.text(min_size=1, max_size=40), JSON_VALUES),
+    }
+)
+BODIES = st.fixed_dictionaries(
+    {
+        "thread_id": st.sampled_from(["t1"] * 6 + ["t" * 5000, "a/b", "", " "]) | st.text(max_size=120) | JSON_VALUES,
+        "message": st.sampled_from(
+            [
+                "/status",
+                "/help",
+                f"/undo {BIG_ID}",
+                '/tool undo {"audit_id": 1e999}',
+                "/experiment " + "9" * 40,
+                "/tool " + "[" * 5000,
+            ]
+        )
+        | st.text(max_size=40)
+        | JSON_VALUES,
+    }
+)
+BODIES = st.one_of(
+    TOOL_BODIES.map(json.dumps),
+    CHAT_BODIES.map(json.dumps),
+    JSON_VALUES.map(json.dumps),
+    st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(min_value=1, max_value=30_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.text(max_size=200),
+).map(lambda text: text.encode("utf-8", "surrogatepass")) | st.binary(max_size=200)
+PATHS = st.sampled_from(
+    ["/v1/tools/facebook"] * 4
+    + ["/v1/chat"] * 3
+    + ["/mcp"] * 2
+    + [
+        "/v1/threads/t1",
+        "/v1/threads/" + "t" * 5000,
+        "/v1/files/abc/x.png",
+        "/healthz",
+        "/",
+        "/console",
+        "/console/static/console.js",
+        "/console/static/..%2f..%2fsecret.key",
+        "/oauth/facebook/callback?state=x&code=y",
+        "/v1/",
+        "/v1/threads/%00",
+        "/nope",
+    ]
+) | st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=60).map(
+    lambda p: "/" + p.replace("#", "")
+)
+AUTH = st.sampled_from(
+    ["valid"] * 12 + ["none", "Bearer ", "Bearer amk_nope", "Basic xyz", "Bearer " + "k" * 5000]
+) | st.binary(min_size=1, max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b and b"\x00" not in b)
 
 
-def _send(server: ServerThread, capfd: pytest.CaptureFixture, method: str, path: str, auth: str | bytes, body: bytes,
-          content_type: str) -> None:
+def _send(
+    server: ServerThread,
+    capfd: pytest.CaptureFixture,
+    method: str,
+    path: str,
+    auth: str | bytes,
+    body: bytes,
+    content_type: str,
+) -> None:
     """One request with raw control over its bytes; asserts no 500, no crash text in the answer or in the server's log."""
     server.errors.records.clear()
     connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=60)
@@ -319,7 +516,9 @@ def _send(server: ServerThread, capfd: pytest.CaptureFixture, method: str, path:
     _no_crash_text(answer)
     out, err = capfd.readouterr()  # what the server printed or logged while answering
     _no_crash_text(out + err)
-    assert not server.errors.records, [(r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in server.errors.records]
+    assert not server.errors.records, [
+        (r.getMessage(), r.exc_info and repr(r.exc_info[1])) for r in server.errors.records
+    ]
     FUZZ_ANSWERS.append((path[:40], response.status))
 
 
@@ -327,15 +526,20 @@ def _encoded(strategy: st.SearchStrategy) -> st.SearchStrategy:
     return strategy.map(lambda text: text.encode("utf-8", "surrogatepass"))
 
 
-HOSTILE_BODIES = _encoded(st.one_of(st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
-                                    st.integers(min_value=1, max_value=30_000).map(lambda n: '{"op": "help", "args": ' * n + "1" + "}" * n),
-                                    st.text(max_size=100))) | st.binary(max_size=100)
+HOSTILE_BODIES = _encoded(
+    st.one_of(
+        st.integers(min_value=1, max_value=60_000).map(lambda n: "[" * n + "]" * n),
+        st.integers(min_value=1, max_value=30_000).map(lambda n: '{"op": "help", "args": ' * n + "1" + "}" * n),
+        st.text(max_size=100),
+    )
+) | st.binary(max_size=100)
 API_REQUESTS = st.one_of(
     st.tuples(st.just("/v1/tools/facebook"), _encoded(TOOL_BODIES.map(json.dumps))),
     st.tuples(st.just("/v1/tools/facebook"), _encoded(TOOL_BODIES.map(json.dumps))),
     st.tuples(st.just("/v1/chat"), _encoded(CHAT_BODIES.map(json.dumps))),
     st.tuples(st.just("/v1/chat"), _encoded(CHAT_BODIES.map(json.dumps))),
-    st.tuples(st.sampled_from(["/v1/tools/facebook", "/v1/chat", "/mcp"]), HOSTILE_BODIES))
+    st.tuples(st.sampled_from(["/v1/tools/facebook", "/v1/chat", "/mcp"]), HOSTILE_BODIES),
+)
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
@@ -347,8 +551,13 @@ def test_fuzz_api_bodies_never_answer_500_or_a_traceback(fuzz_server, capfd, req
 
 
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-@given(method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE"]), path=PATHS, auth=AUTH, body=BODIES,
-       content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]))
+@given(
+    method=st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE"]),
+    path=PATHS,
+    auth=AUTH,
+    body=BODIES,
+    content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]),
+)
 def test_fuzz_http_routes_never_answer_500_or_a_traceback(fuzz_server, capfd, method, path, auth, body, content_type):
     """Any method, path, Authorization header (raw bytes too), content type and body."""
     _send(fuzz_server, capfd, method, path, auth, body, content_type)
@@ -369,16 +578,42 @@ def test_llm_tool_arguments_are_bounded_too():
 def test_stdio_mcp_survives_a_deep_line_and_checks_the_next_call(tmp_path):
     """`admonster mcp` (stdio): the SDK parses each line itself; a 50k-deep line crashes nothing (no answer, no
     traceback) and the next call's stray key and out-of-range id are one validation line."""
-    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
-             {"jsonrpc": "2.0", "method": "notifications/initialized"}, DEEP,
-             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-              "params": {"name": "facebook", "arguments": {"op": "undo", "args": {"audit_id": 1}, "self": 1}}},
-             {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-              "params": {"name": "undo", "arguments": {"audit_id": 2**64}}}]
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        DEEP,
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "facebook", "arguments": {"op": "undo", "args": {"audit_id": 1}, "self": 1}},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "undo", "arguments": {"audit_id": 2**64}},
+        },
+    ]
     text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
-    process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "admonster_bot", "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=_env(tmp_path),
+    )
     watchdog = threading.Timer(120, process.kill)  # a missing answer fails the test instead of hanging it
     watchdog.start()
     try:

@@ -1,6 +1,7 @@
 """DESIGN.md's layout as a test: data flows one way between the flat top-level modules. Every import (at module level
 or inside a function) between our modules is read from the source; the module graph has no cycle, the op modules
 never reach up into the dispatcher or the interfaces, and the sandbox never imports the product."""
+
 from __future__ import annotations
 
 import ast
@@ -34,7 +35,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(path[path.index(nxt):] + [nxt])
+                found.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 walk(nxt, path + [nxt])
         state[node] = "done"
@@ -56,8 +57,11 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_op_modules_never_reach_up():
-    upward = {name: sorted(imports - OP_MODULES) for name, imports in module_graph().items()
-              if name in OP_MODULES and imports - OP_MODULES}
+    upward = {
+        name: sorted(imports - OP_MODULES)
+        for name, imports in module_graph().items()
+        if name in OP_MODULES and imports - OP_MODULES
+    }
     assert upward == {}, "op modules import only fb_* modules (fb_utils below them)"
 
 
@@ -70,4 +74,6 @@ def test_every_module_is_installed():
     import tomllib
 
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"])
-    assert declared == OURS, f"pyproject.toml py-modules: missing {sorted(OURS - declared)}, stale {sorted(declared - OURS)}"
+    assert declared == OURS, (
+        f"pyproject.toml py-modules: missing {sorted(OURS - declared)}, stale {sorted(declared - OURS)}"
+    )

@@ -1,9 +1,10 @@
 """The throwaway PostgreSQL server the tests start themselves (tests/pgserver.py, fixtures in tests/conftest.py)."""
+
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,21 +37,41 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def run_inner_session(tmp_path: Path, source: str, *, env: dict[str, str] | None = None,
-                      wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+def run_inner_session(
+    tmp_path: Path, source: str, *, env: dict[str, str] | None = None, wait: bool = True
+) -> subprocess.CompletedProcess | subprocess.Popen:
     """A separate pytest session over one test file, with this suite's fixtures (tests/conftest.py as a plugin)."""
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(source)
     child_env = {k: v for k, v in os.environ.items() if k != pgserver.TEST_DATABASE_URL_ENV}
     child_env.update({"PYTHONPATH": str(TESTS), "PG_HARNESS_RECORD": str(tmp_path / "record.jsonl"), **(env or {})})
-    command = [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-rA",
-               "-o", "asyncio_default_fixture_loop_scope=function",
-               f"--basetemp={tmp_path / 'inner-basetemp'}", str(test_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "conftest",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        f"--basetemp={tmp_path / 'inner-basetemp'}",
+        str(test_file),
+    ]
     if not wait:
-        return subprocess.Popen(command, cwd=tmp_path, env=child_env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(command, cwd=tmp_path, env=child_env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=300)
+        return subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return subprocess.run(
+        command, cwd=tmp_path, env=child_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+    )
 
 
 def records(tmp_path: Path) -> list[dict]:
@@ -58,7 +79,7 @@ def records(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-INNER_HELPERS = '''
+INNER_HELPERS = """
 import asyncio, json, os, pathlib, time
 import asyncpg
 import pgserver
@@ -81,7 +102,7 @@ async def look_and_write(url):
         return name, tables
     finally:
         await connection.close()
-'''
+"""
 
 
 async def test_the_server_accepts_asyncpg_connections_to_a_fresh_database(postgres_url):
@@ -106,7 +127,11 @@ def test_fixture_sqlalchemy_url_names_host_port_and_superuser(postgres_server, p
 
     url = make_url(postgres_url)
     assert (url.drivername, url.host, url.port, url.username) == (
-        "postgresql+asyncpg", postgres_server.host, postgres_server.port, postgres_server.superuser)
+        "postgresql+asyncpg",
+        postgres_server.host,
+        postgres_server.port,
+        postgres_server.superuser,
+    )
     assert make_url(postgres_server.url("x", driver="postgresql")).drivername == "postgresql"
 
 
@@ -127,7 +152,10 @@ async def test_sqlalchemy_async_engine_runs_on_the_fresh_database(postgres_url):
 
 
 def test_each_test_gets_its_own_empty_database_dropped_after_it_and_the_server_goes_at_the_end(tmp_path):
-    done = run_inner_session(tmp_path, INNER_HELPERS + '''
+    done = run_inner_session(
+        tmp_path,
+        INNER_HELPERS
+        + """
 
 OPEN = []
 
@@ -148,13 +176,14 @@ def test_second(postgres_server, postgres_url):
 
 def test_fails_on_purpose(postgres_url):
     assert postgres_url == "a failing test must not keep the server alive"
-''')
+""",
+    )
     output = done.stdout + done.stderr
     first, second = records(tmp_path)
     assert done.returncode == 1, output
     assert re.search(r"\b1 failed, 2 passed in ", output), output
     assert first["name"] != second["name"]
-    assert (first["tables"], second["tables"]) == (0, 0)   # the first test's table did not follow into the second
+    assert (first["tables"], second["tables"]) == (0, 0)  # the first test's table did not follow into the second
     assert second["own_exists"] is True and second["first_exists"] is False
     assert Path(first["folder"]).name.startswith(pgserver.FOLDER_PREFIX)
     assert not Path(first["folder"]).exists()
@@ -162,12 +191,17 @@ def test_fails_on_purpose(postgres_url):
 
 
 def test_an_interrupted_session_still_stops_the_server_and_removes_its_folder(tmp_path):
-    child = run_inner_session(tmp_path, INNER_HELPERS + '''
+    child = run_inner_session(
+        tmp_path,
+        INNER_HELPERS
+        + """
 
 def test_waits_for_ctrl_c(postgres_server, postgres_url):
     note(folder=str(postgres_server.folder), port=postgres_server.port)
     time.sleep(120)
-''', wait=False)
+""",
+        wait=False,
+    )
     try:
         deadline = time.monotonic() + 120
         while not records(tmp_path) and child.poll() is None and time.monotonic() < deadline:
@@ -188,9 +222,16 @@ def test_waits_for_ctrl_c(postgres_server, postgres_url):
 
 def test_a_server_left_by_a_killed_session_is_stopped_and_removed_by_the_next(tmp_path):
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time, pgserver; s = pgserver.start_server(); "
-                               "print(s.folder, s.port, flush=True); time.sleep(120)"],
-        cwd=TESTS, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import time, pgserver; s = pgserver.start_server(); print(s.folder, s.port, flush=True); time.sleep(120)",
+        ],
+        cwd=TESTS,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         folder, port = child.stdout.readline().split()
     finally:
@@ -212,8 +253,10 @@ async def test_the_server_listens_on_loopback_only_and_trusts_only_loopback(post
         try:
             listen = await connection.fetchval("SHOW listen_addresses")
             hba = await connection.fetch("SELECT type, address, auth_method FROM pg_hba_file_rules")
-            durability = [await connection.fetchval(f"SHOW {name}")
-                          for name in ("fsync", "full_page_writes", "synchronous_commit")]
+            durability = [
+                await connection.fetchval(f"SHOW {name}")
+                for name in ("fsync", "full_page_writes", "synchronous_commit")
+            ]
         finally:
             await connection.close()
     finally:
@@ -226,21 +269,27 @@ async def test_the_server_listens_on_loopback_only_and_trusts_only_loopback(post
 
 def test_the_data_folder_is_outside_the_homes_the_suite_scans(postgres_server, tmp_path_factory):
     if postgres_server.folder is None:
-        pytest.fail("this check is about the server the harness starts; unset ADMONSTER_TEST_DATABASE_URL", pytrace=False)
+        pytest.fail(
+            "this check is about the server the harness starts; unset ADMONSTER_TEST_DATABASE_URL", pytrace=False
+        )
     basetemp = tmp_path_factory.getbasetemp().resolve()
     assert basetemp not in postgres_server.folder.resolve().parents
     assert (postgres_server.data_folder / "PG_VERSION").is_file()
 
 
 def test_without_postgresql_the_tests_that_need_it_fail_with_one_line_saying_make_test_installs_it(tmp_path):
-    done = run_inner_session(tmp_path, f'''
+    done = run_inner_session(
+        tmp_path,
+        f"""
 import pgserver
 pgserver.DEBIAN_ROOT = {str(tmp_path / "no-postgresql")!r}
 
 
 def test_needs_postgres(postgres_url):
     assert postgres_url
-''', env={"PATH": str(tmp_path / "empty-bin")})
+""",
+        env={"PATH": str(tmp_path / "empty-bin")},
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "1 error" in output and "skipped" not in output, output
@@ -250,12 +299,17 @@ def test_needs_postgres(postgres_url):
 
 
 def test_an_existing_server_from_the_environment_is_used_and_left_running(tmp_path, postgres_server):
-    done = run_inner_session(tmp_path, INNER_HELPERS + '''
+    done = run_inner_session(
+        tmp_path,
+        INNER_HELPERS
+        + """
 
 def test_on_the_existing_server(postgres_server, postgres_url):
     name, tables = pgserver.run_sync(look_and_write(postgres_url))
     note(name=name, tables=tables, folder=str(postgres_server.folder), port=postgres_server.port)
-''', env={pgserver.TEST_DATABASE_URL_ENV: postgres_server.url(postgres_server.admin_database, driver="postgresql")})
+""",
+        env={pgserver.TEST_DATABASE_URL_ENV: postgres_server.url(postgres_server.admin_database, driver="postgresql")},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (used,) = records(tmp_path)
     assert (used["port"], used["folder"], used["tables"]) == (postgres_server.port, "None", 0)
@@ -266,7 +320,12 @@ def test_on_the_existing_server(postgres_server, postgres_url):
 def test_server_from_url_reads_credentials_and_admin_database():
     server = pgserver.server_from_url("postgresql+asyncpg://ops:p%40ss@db.internal:6543/admin")
     assert (server.host, server.port, server.superuser, server.password, server.admin_database) == (
-        "db.internal", 6543, "ops", "p@ss", "admin")
+        "db.internal",
+        6543,
+        "ops",
+        "p@ss",
+        "admin",
+    )
     assert server.url("t_1") == "postgresql+asyncpg://ops:p%40ss@db.internal:6543/t_1"
     assert server.folder is None
     server.stop()  # an existing server is never stopped here: a no-op
@@ -294,9 +353,14 @@ def test_make_installs_debians_postgresql_only_when_initdb_is_missing(tmp_path, 
     if machine.endswith("on PATH"):
         (fake_bin / "initdb").write_text("#!/bin/sh\n")
         (fake_bin / "initdb").chmod(0o755)
-    done = subprocess.run(["make", "--no-print-directory", "-C", str(TESTS.parent), "postgresql",
-                           f"POSTGRES_LIB={debian_root}"], env={**os.environ, "PATH": f"{fake_bin}:/usr/bin:/bin"},
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(TESTS.parent), "postgresql", f"POSTGRES_LIB={debian_root}"],
+        env={**os.environ, "PATH": f"{fake_bin}:/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     installed = calls.read_text().splitlines() if calls.exists() else []
     if machine == "without PostgreSQL":

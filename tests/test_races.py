@@ -4,11 +4,11 @@ one of each object and every answer names them; one confirmation confirmed twice
 is one clear line; ten undos of one entry run one; two creates with one client tag make one object; two processes
 confirming, or undoing, the same thing run it once. Each test checks the sandbox's objects and requests, every answer,
 and the audit log."""
+
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,11 @@ class Served:
 
     async def tool(self, op: str, args: dict | None = None) -> dict:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}/v1/tools/facebook", json={"op": op, "args": args or {}},
-                                    headers={"Authorization": f"Bearer {self.key}"}) as answer:
+            async with session.post(
+                f"{self.url}/v1/tools/facebook",
+                json={"op": op, "args": args or {}},
+                headers={"Authorization": f"Bearer {self.key}"},
+            ) as answer:
                 assert answer.status == 200, await answer.text()
                 body = await answer.json()
         assert "Traceback" not in body["text"], body["text"]
@@ -54,8 +57,11 @@ class Served:
 
     async def named(self, type_: str, name: str) -> list[dict]:
         """Live objects of a type whose name starts with ``name``."""
-        return [o for o in (await self.sandbox("GET", f"objects?type={type_}"))["data"]
-                if str(o.get("name", "")).startswith(name) and o.get("status") != "DELETED"]
+        return [
+            o
+            for o in (await self.sandbox("GET", f"objects?type={type_}"))["data"]
+            if str(o.get("name", "")).startswith(name) and o.get("status") != "DELETED"
+        ]
 
     async def posts(self) -> dict[str, int]:
         return {r: n for r, n in (await self.sandbox("GET", "stats"))["by_route"].items() if not r.startswith("GET")}
@@ -107,22 +113,39 @@ async def test_identical_launches_through_serve_build_one_of_each(served, tmp_pa
     args["creatives"][0]["image"] = await _image_hash(served, tmp_path, account)
     await served.sandbox("POST", "stats/reset")
     # The creative is slow, so every copy arrives while the first one is mid-launch.
-    await served.sandbox("POST", "faults", {"kind": "delay", "method": "POST", "path": r"^act_\d+/adcreatives$", "delay_ms": 1500})
+    await served.sandbox(
+        "POST", "faults", {"kind": "delay", "method": "POST", "path": r"^act_\d+/adcreatives$", "delay_ms": 1500}
+    )
     answers = await served.at_once(*[("launch_campaign", args)] * copies)
     assert all(a["ok"] for a in answers), [a["text"] for a in answers]
-    ids = {(a["data"]["launch_id"], a["data"]["campaign_id"], a["data"]["adset_id"], tuple(a["data"]["creative_ids"]),
-            tuple(a["data"]["ad_ids"])) for a in answers}
+    ids = {
+        (
+            a["data"]["launch_id"],
+            a["data"]["campaign_id"],
+            a["data"]["adset_id"],
+            tuple(a["data"]["creative_ids"]),
+            tuple(a["data"]["ad_ids"]),
+        )
+        for a in answers
+    }
     assert len(ids) == 1, ids
     launch_id, campaign_id, adset_id, creative_ids, ad_ids = ids.pop()
     assert all(f"launch #{launch_id}" in a["text"] and campaign_id in a["text"] for a in answers)
     [ran] = [a for a in answers if a["text"].startswith(f"Launched campaign {name} ({campaign_id})")]
-    others = [a for a in answers if a is not ran]    # they waited for it, then report it: they made nothing themselves
-    assert all(a["data"]["already_launched"] and a["text"].startswith(f"Already launched as launch #{launch_id}; nothing was "
-                                                                       "created twice") for a in others), [a["text"] for a in others]
-    assert {t: [o["id"] for o in await served.named(t, name)] for t in TYPES} == \
-        {"campaign": [campaign_id], "adset": [adset_id], "adcreative": list(creative_ids), "ad": list(ad_ids)}
+    others = [a for a in answers if a is not ran]  # they waited for it, then report it: they made nothing themselves
+    assert all(
+        a["data"]["already_launched"]
+        and a["text"].startswith(f"Already launched as launch #{launch_id}; nothing was created twice")
+        for a in others
+    ), [a["text"] for a in others]
+    assert {t: [o["id"] for o in await served.named(t, name)] for t in TYPES} == {
+        "campaign": [campaign_id],
+        "adset": [adset_id],
+        "adcreative": list(creative_ids),
+        "ad": list(ad_ids),
+    }
     posts = await served.posts()
-    assert [posts.get(route, 0) for route in CREATES] == [1, 1, 1, 1], posts            # nothing was even sent twice
+    assert [posts.get(route, 0) for route in CREATES] == [1, 1, 1, 1], posts  # nothing was even sent twice
     entries = await served.audit("launch_campaign")
     assert len(entries) == copies and {e.outcome for e in entries} == {"ok"}
     assert all({campaign_id, adset_id, *creative_ids, *ad_ids} <= set(e.object_ids) for e in entries)
@@ -143,7 +166,9 @@ async def test_one_confirmation_confirmed_twice_at_once_runs_once(served):
     answers = await served.at_once(("confirm", {"confirm": confirmation}), ("confirm", {"confirm": confirmation}))
     [ran] = [a for a in answers if a["ok"]]
     [refused] = [a for a in answers if not a["ok"]]
-    assert ran["text"].startswith("Updated campaign") and f"audit #{ran['data']['audit_id']}" in ran["text"], ran["text"]
+    assert ran["text"].startswith("Updated campaign") and f"audit #{ran['data']['audit_id']}" in ran["text"], ran[
+        "text"
+    ]
     assert refused["text"].startswith(f"ERROR validation: Confirmation {confirmation} was already used or cancelled")
     assert "Nothing was run again" in refused["text"] and len(refused["text"].splitlines()) == 1, refused["text"]
     assert await _budget(served, campaign["id"]) == before * 3
@@ -163,17 +188,23 @@ async def test_ten_undos_of_one_entry_through_serve_run_once(served):
     assert lowered["ok"], lowered["text"]
     audit_id = lowered["data"]["audit_id"]
     await served.sandbox("POST", "stats/reset")
-    await served.sandbox("POST", "faults", {"kind": "delay", "method": "POST", "path": "^$", "delay_ms": 500})  # the undo's batch
+    await served.sandbox(
+        "POST", "faults", {"kind": "delay", "method": "POST", "path": "^$", "delay_ms": 500}
+    )  # the undo's batch
     answers = await served.at_once(*[("undo", {"audit_id": audit_id})] * 10)
     ran = [a for a in answers if a["ok"] and a["data"].get("undone") == audit_id]
     assert len(ran) == 1, [a["text"] for a in answers]
     assert ran[0]["text"].startswith(f"Undid #{audit_id} (update_campaign):")
     for other in answers:
         if other is not ran[0]:
-            assert (other["text"].startswith(f"ERROR validation: Audit entry #{audit_id} is already undone, or being undone, by #")
-                    or other["text"].startswith(f"ERROR validation: Audit entry #{audit_id} was already undone by #")
-                    or other["text"].startswith(f"Nothing to undo for #{audit_id}")), other["text"]
-            assert len(other["text"].splitlines()) <= 2, other["text"]      # the line, and the audit number
+            assert (
+                other["text"].startswith(
+                    f"ERROR validation: Audit entry #{audit_id} is already undone, or being undone, by #"
+                )
+                or other["text"].startswith(f"ERROR validation: Audit entry #{audit_id} was already undone by #")
+                or other["text"].startswith(f"Nothing to undo for #{audit_id}")
+            ), other["text"]
+            assert len(other["text"].splitlines()) <= 2, other["text"]  # the line, and the audit number
     assert await _budget(served, campaign["id"]) == before
     assert sum((await served.posts()).values()) == 1
     undos = [e for e in await served.audit("undo") if e.outcome == "ok" and e.undo_of == audit_id]
@@ -186,10 +217,18 @@ async def test_ten_undos_of_one_entry_through_serve_run_once(served):
 
 async def test_two_creates_with_one_client_tag_at_once_make_one_object(served):
     account = await _usd_account(served)
-    args = {"name": "Tagged twice", "objective": "OUTCOME_TRAFFIC", "ad_account_id": account, "client_tag": "am-race-0000000001"}
+    args = {
+        "name": "Tagged twice",
+        "objective": "OUTCOME_TRAFFIC",
+        "ad_account_id": account,
+        "client_tag": "am-race-0000000001",
+    }
     await served.sandbox("POST", "stats/reset")
-    await served.sandbox("POST", "faults", {"kind": "delay", "method": "POST", "path": r"^act_\d+/campaigns$", "delay_ms": 800,
-                                            "count": 2})
+    await served.sandbox(
+        "POST",
+        "faults",
+        {"kind": "delay", "method": "POST", "path": r"^act_\d+/campaigns$", "delay_ms": 800, "count": 2},
+    )
     answers = await served.at_once(("create_campaign", args), ("create_campaign", args))
     assert all(a["ok"] for a in answers), [a["text"] for a in answers]
     made = await served.named("campaign", "Tagged twice")
@@ -212,7 +251,9 @@ def _two_at_once(home: Home, op: str, args: dict) -> list[tuple[int, dict]]:
 
 def _process_home(sandbox, tmp_path: Path) -> tuple[Home, dict]:
     home = Home(sandbox, tmp_path / "home")
-    account = next(a["id"] for a in sandbox.control("GET", "objects?type=adaccount")["data"] if a.get("currency") == "USD")
+    account = next(
+        a["id"] for a in sandbox.control("GET", "objects?type=adaccount")["data"] if a.get("currency") == "USD"
+    )
     code, listed, err = home.call("list_campaigns", {"ad_account_id": account, "status": ["ACTIVE"], "limit": 50})
     assert code == 0, (listed, err)
     return home, next(c for c in listed["campaigns"] if c.get("daily_budget"))
@@ -258,7 +299,9 @@ def test_two_processes_undoing_one_entry_run_it_once(crash_sandbox, tmp_path):
     ran = [data for code, data in answers if code == 0 and data.get("undone") == lowered["audit_id"]]
     assert len(ran) == 1, answers
     [other] = [data for _, data in answers if data is not ran[0]]
-    assert other.get("undone") is None and ("already undone" in str(other.get("message")) or other.get("changes") == []), other
+    assert other.get("undone") is None and (
+        "already undone" in str(other.get("message")) or other.get("changes") == []
+    ), other
     assert _sandbox_budget(crash_sandbox, campaign["id"]) == before
     undos = [e for e in home.audit() if e["op"] == "undo" and e["outcome"] == "ok"]
     assert len(undos) == 1

@@ -3,6 +3,7 @@
 A/B plan, which is the file beside its photos; and the shell commands for programs. No ERROR, no traceback, no
 machine hint in what a person reads. Not run: `make chat`/`make test` themselves, and the lines that need a secret
 the reader must paste (`amk_…` API keys), which tests/test_admonster_server.py covers."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,8 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 def chat_table(text: str) -> list[str]:
     """The commands of the table under "In the chat, try these", in order."""
-    section = text[text.index("In the chat, try these"):]
-    table = section[section.index("| type |"):].split("\n\n", 1)[0]
+    section = text[text.index("In the chat, try these") :]
+    table = section[section.index("| type |") :].split("\n\n", 1)[0]
     return [row.split("`", 2)[1] for row in table.splitlines() if row.startswith("| `")]
 
 
@@ -36,8 +37,15 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def chat(lines: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "admonster_bot", "chat"], input=lines, capture_output=True, text=True,
-                          cwd=ROOT, env=environment(home), timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "chat"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment(home),
+        timeout=240,
+    )
 
 
 def reads_well(run: subprocess.CompletedProcess) -> str:
@@ -53,9 +61,18 @@ def test_the_chat_table_runs_as_printed_in_order(tmp_path):
     out = reads_well(chat("\n".join(commands) + "\n", tmp_path / "home"))
     # the table's promises, in its order: a pause, a held resume that /confirm runs, a held budget that /reject drops,
     # an undo, and a created campaign whose next step is a command
-    order = ["Paused campaign", "Waiting for your confirmation", "Resumed campaign", "Waiting for your confirmation",
-             "Dropped c-", "Undid #2", "Created campaign Summer Sale", "Next, an ad set", "Commands by task",
-             "Example:"]
+    order = [
+        "Paused campaign",
+        "Waiting for your confirmation",
+        "Resumed campaign",
+        "Waiting for your confirmation",
+        "Dropped c-",
+        "Undid #2",
+        "Created campaign Summer Sale",
+        "Next, an ad set",
+        "Commands by task",
+        "Example:",
+    ]
     at = 0
     for words in order:
         at = out.index(words, at) + len(words)
@@ -77,8 +94,9 @@ def test_the_shell_examples_for_programs_run_as_printed(tmp_path):
     lines = [printed]
     for lang, body in fenced_blocks(README):
         if lang == "sh":
-            lines += [line for line in body.splitlines()
-                      if line.startswith(".venv/bin/admonster ") and " serve" not in line]
+            lines += [
+                line for line in body.splitlines() if line.startswith(".venv/bin/admonster ") and " serve" not in line
+            ]
     assert len(lines) >= 5, lines
     for line in lines:
         run = subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)

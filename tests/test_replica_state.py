@@ -1,6 +1,7 @@
 """State that must survive a load balancer (issue 21 item 3; docs/replicas-state.md): what one replica hands out or
 holds, another replica on the same database serves or respects. Each "replica" here is its own Store connection (and
 its own Graph client where Facebook is called) on one database: a SQLite file or a fresh PostgreSQL database."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,9 +48,13 @@ async def test_a_file_offered_by_one_replica_is_served_by_another(two_stores, tm
     found = await second.find(workspace, file_id, "spend é.png", folder)  # the other replica, same shared folder
     assert found is not None and found.path == folder / "charts" / "spend é.png" and found.content_type == "image/png"
     assert await second.find(workspace, file_id, "spend%20%C3%A9.png", folder) is not None  # the URL's form too
-    assert [(listed_id, entry.name) for listed_id, entry in await second.shelved(workspace, folder)] == [(file_id, "spend é.png")]
+    assert [(listed_id, entry.name) for listed_id, entry in await second.shelved(workspace, folder)] == [
+        (file_id, "spend é.png")
+    ]
     # Never another workspace's, never under another name, never a kind not offered, never outside the folder.
-    assert await second.find(other, file_id, "spend é.png", folder) is None and await second.shelved(other, folder) == []
+    assert (
+        await second.find(other, file_id, "spend é.png", folder) is None and await second.shelved(other, folder) == []
+    )
     assert await second.find(workspace, file_id, "other.png", folder) is None
     assert await first.urls(workspace, ["run.sh", "../outside.png"], folder) == [None, None]
     # A file changed since it was offered is not served; an expired offer is gone on every replica.
@@ -58,7 +63,10 @@ async def test_a_file_offered_by_one_replica_is_served_by_another(two_stores, tm
     again = (await first.offer(workspace, "charts/spend é.png", folder)).split("/")[3]
     assert await second.find(workspace, again, "spend é.png", folder) is not None
     now[0] += 61
-    assert await second.find(workspace, again, "spend é.png", folder) is None and await first.shelved(workspace, folder) == []
+    assert (
+        await second.find(workspace, again, "spend é.png", folder) is None
+        and await first.shelved(workspace, folder) == []
+    )
 
 
 async def test_the_database_keeps_each_workspaces_newest_offers(two_stores, tmp_path):
@@ -88,22 +96,37 @@ async def test_a_signin_started_on_one_replica_completes_on_another_once(two_sto
     # The person declines on Facebook: the callback reaches the other replica, which accepts the state and uses it up
     # (no Graph call is needed to see that); the same link is then used up on every replica.
     with pytest.raises(ValidationError, match="you chose not to connect"):
-        await second.complete(state=state, code=None, error="access_denied", error_description=None,
-                              redirect_uri="https://admonster.example/callback", binding_secret="browser secret")
+        await second.complete(
+            state=state,
+            code=None,
+            error="access_denied",
+            error_description=None,
+            redirect_uri="https://admonster.example/callback",
+            binding_secret="browser secret",
+        )
     for replica in (first, second):
         with pytest.raises(ValidationError, match="already used"):
-            await replica.complete(state=state, code=None, error="access_denied", error_description=None,
-                                   redirect_uri="https://admonster.example/callback", binding_secret="browser secret")
+            await replica.complete(
+                state=state,
+                code=None,
+                error="access_denied",
+                error_description=None,
+                redirect_uri="https://admonster.example/callback",
+                binding_secret="browser secret",
+            )
     # The state is signed: every replica needs the same ADMONSTER_STATE_SECRET (or secret key) to read it.
     assert await first.state_workspace(state) == workspace
-    assert await Connector(two_stores[1], app, b"a replica configured with another secret").state_workspace(state) is None
+    assert (
+        await Connector(two_stores[1], app, b"a replica configured with another secret").state_workspace(state) is None
+    )
 
 
 # -- single flight: the launch lease is in the database ---------------------------------------------------------
 
 
-async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(sandbox, demo_token, demo_accounts,
-                                                                             postgres_url, tmp_path):
+async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(
+    sandbox, demo_token, demo_accounts, postgres_url, tmp_path
+):
     from test_fb_ads_launch import KINDS, _live, launch_args
 
     key = Fernet.generate_key()
@@ -120,8 +143,12 @@ async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(sa
         answers = await asyncio.gather(*(facebook.call("launch_campaign", dict(args)) for facebook in replicas))
         assert all(answer.ok for answer in answers), [answer.text for answer in answers]
         assert answers[0].data["campaign_id"] == answers[1].data["campaign_id"]
-        assert {type_: len(await _live(sandbox, type_, "Replicas")) for type_, _ in KINDS} == \
-            {"campaign": 1, "adset": 1, "adcreative": 1, "ad": 1}
+        assert {type_: len(await _live(sandbox, type_, "Replicas")) for type_, _ in KINDS} == {
+            "campaign": 1,
+            "adset": 1,
+            "adcreative": 1,
+            "ad": 1,
+        }
         routes = (await sandbox.stats())["by_route"]
         assert routes.get("POST act_x/campaigns", 0) == 1 and routes.get("POST act_x/ads", 0) == 1  # none sent twice
         assert len(await replicas[1].store.list_launches(replicas[1].workspace.id)) == 1
@@ -143,8 +170,10 @@ async def test_an_mcp_session_id_unknown_to_a_replica_is_answered_404_and_a_new_
     secret = Fernet.generate_key().decode()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    async with running_server(tmp_path / "a", database_url=postgres_url, secret_key=secret) as (first_url, first_runtime), \
-            running_server(tmp_path / "b", database_url=postgres_url, secret_key=secret) as (second_url, _):
+    async with (
+        running_server(tmp_path / "a", database_url=postgres_url, secret_key=secret) as (first_url, first_runtime),
+        running_server(tmp_path / "b", database_url=postgres_url, secret_key=secret) as (second_url, _),
+    ):
         workspace = await first_runtime.store.ensure_workspace("acme")
         key = await first_runtime.store.create_api_key(workspace.id)  # one key, valid on every replica
         async with aiohttp.ClientSession() as http:

@@ -6,6 +6,7 @@ an experiment due): every job slot runs once, every campaign is paused once (the
 count of writes agree), every notification reaches the webhook once, and each replica stops cleanly on SIGTERM after
 draining the outbox. Replicas opening an empty database at once migrate it once (the advisory lock). Real processes, real HTTP,
 no mocks; `make bench` (bench/replicas.py) runs the scale proof with hundreds more workspaces."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,9 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) ->
 
 async def _tool(url: str, key: str, op: str, args: dict | None = None) -> dict:
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{url}/v1/tools/facebook", json={"op": op, "args": args or {}},
-                                headers={"Authorization": f"Bearer {key}"}) as answer:
+        async with session.post(
+            f"{url}/v1/tools/facebook", json={"op": op, "args": args or {}}, headers={"Authorization": f"Bearer {key}"}
+        ) as answer:
             return await answer.json()
 
 
@@ -58,9 +60,13 @@ def replicas(tmp_path, postgres_url):
     key = Fernet.generate_key().decode()
     processes = []
     try:
+
         def env_for(number: int) -> dict:
-            return {**sandbox.live_env(tmp_path / f"home{number}"), "ADMONSTER_DATABASE_URL": postgres_url,
-                    "ADMONSTER_SECRET_KEY": key}
+            return {
+                **sandbox.live_env(tmp_path / f"home{number}"),
+                "ADMONSTER_DATABASE_URL": postgres_url,
+                "ADMONSTER_SECRET_KEY": key,
+            }
 
         created = _cli(["workspace", "create", "agency"], env_for(0))
         assert created.returncode == 0, created.stderr
@@ -71,8 +77,14 @@ def replicas(tmp_path, postgres_url):
         urls = []
         for number in range(3):
             port = free_port()
-            process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT,
-                                       env=env_for(number), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)],
+                cwd=ROOT,
+                env=env_for(number),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             processes.append(process)
             _wait_for_port(port, process)
             urls.append(f"http://127.0.0.1:{port}")
@@ -99,8 +111,10 @@ async def test_a_confirmation_made_on_one_replica_is_confirmed_on_another_once(r
     confirmation = held["data"]["confirmation_id"]
     assert not held["ok"] and held["data"]["error"] == "confirmation_required"
 
-    answers = await asyncio.gather(_tool(first, key, "confirm", {"confirm": confirmation}),
-                                   _tool(second, key, "confirm", {"confirm": confirmation}))
+    answers = await asyncio.gather(
+        _tool(first, key, "confirm", {"confirm": confirmation}),
+        _tool(second, key, "confirm", {"confirm": confirmation}),
+    )
     assert sorted(answer["ok"] for answer in answers) == [False, True]  # one replica ran it, the other says used
     audits = [await _tool(url, key, "audit_log") for url in (first, second, third)]
     entries = [[(e["id"], e["op"], e["outcome"]) for e in audit["data"]["entries"]] for audit in audits]
@@ -147,12 +161,14 @@ async def test_a_fleet_of_workspaces_on_three_replicas_acts_once_and_notifies_on
     replicas = replicakit.Replicas(tmp_path, postgres_url, key, sandbox, 3, {"ADMONSTER_NOTIFY_WEBHOOK_URL": hook.url})
     try:
         fleet = await replicakit.make_fleet(postgres_url, key, sandbox, FLEET)
-        campaigns = list(fleet.alert_campaign.values()) + [c for pair in fleet.experiment_campaigns.values() for c in pair]
+        campaigns = list(fleet.alert_campaign.values()) + [
+            c for pair in fleet.experiment_campaigns.values() for c in pair
+        ]
         assert len(set(campaigns)) == 3 * FLEET
         await sandbox.control("POST", "stats/reset")
         await replicas.start(await sandbox.control("GET", "app"))
         ran = await replicakit.wait_for_jobs(postgres_url, HOURLY, 150)  # ~15 s on a quiet machine
-        assert HOURLY <= ran, f"not run: {sorted(HOURLY - ran)}"
+        assert ran >= HOURLY, f"not run: {sorted(HOURLY - ran)}"
         writes = (await sandbox.control("GET", "stats"))["by_route"]
         async with aiohttp.ClientSession() as session:  # the health check a load balancer asks each replica
             for url in replicas.urls:
@@ -193,8 +209,9 @@ async def test_replicas_opening_an_empty_database_at_once_migrate_it_once(postgr
     migrate while the others wait and find the schema at head. Without the lock they deadlock in the DDL (the wait
     below fails) or trip over each other's tables."""
     key = Fernet.generate_key()
-    opened = await asyncio.wait_for(asyncio.gather(*(Store.open(postgres_url, secret_key=key) for _ in range(4)),
-                                                   return_exceptions=True), 60)
+    opened = await asyncio.wait_for(
+        asyncio.gather(*(Store.open(postgres_url, secret_key=key) for _ in range(4)), return_exceptions=True), 60
+    )
     try:
         assert [type(store).__name__ for store in opened] == ["Store"] * 4, opened
         assert {await store.schema_version() for store in opened} == {int(head_revision())}
@@ -205,7 +222,9 @@ async def test_replicas_opening_an_empty_database_at_once_migrate_it_once(postgr
     connection = await asyncpg.connect(replicakit.plain_dsn(postgres_url))
     try:
         versions = [row["version_num"] for row in await connection.fetch("SELECT version_num FROM alembic_version")]
-        applied = await connection.fetchval("SELECT count(*) FROM schema_version WHERE version = $1", int(head_revision()))
+        applied = await connection.fetchval(
+            "SELECT count(*) FROM schema_version WHERE version = $1", int(head_revision())
+        )
     finally:
         await connection.close()
     assert versions == [head_revision()] and applied == 1
@@ -213,12 +232,24 @@ async def test_replicas_opening_an_empty_database_at_once_migrate_it_once(postgr
 
 def test_a_replica_whose_database_is_down_says_so_in_one_line(tmp_path):
     """What an operator sees when ADMONSTER_DATABASE_URL points at a server that is not there: one line, exit 1."""
-    env = {**os.environ, "ADMONSTER_HOME": str(tmp_path / "home"), "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode(),
-           "ADMONSTER_DATABASE_URL": f"postgresql+asyncpg://admonster:hunter2secret@127.0.0.1:{free_port()}/admonster"}
-    done = subprocess.run([sys.executable, "-m", "admonster_bot", "serve", "--port", "0"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "ADMONSTER_HOME": str(tmp_path / "home"),
+        "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode(),
+        "ADMONSTER_DATABASE_URL": f"postgresql+asyncpg://admonster:hunter2secret@127.0.0.1:{free_port()}/admonster",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "admonster_bot", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.startswith("ERROR store: Could not open the database postgresql+asyncpg://admonster:***@127.0.0.1:")
+    assert done.stderr.startswith(
+        "ERROR store: Could not open the database postgresql+asyncpg://admonster:***@127.0.0.1:"
+    )
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr and "hunter2secret" not in done.stderr
     assert "Fix: check ADMONSTER_DATABASE_URL and that the server runs." in done.stderr
 
@@ -235,14 +266,23 @@ async def test_a_replica_that_loses_its_database_answers_503_in_one_line_and_rea
     try:
         pgserver.run_sync(server.create_database("outage"))
         url = server.url("outage")
-        env = {**sandbox.live_env(tmp_path / "home"), "ADMONSTER_DATABASE_URL": url,
-               "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode()}
+        env = {
+            **sandbox.live_env(tmp_path / "home"),
+            "ADMONSTER_DATABASE_URL": url,
+            "ADMONSTER_SECRET_KEY": Fernet.generate_key().decode(),
+        }
         created = _cli(["workspace", "create", "agency"], env)
         assert created.returncode == 0, created.stderr
         api_key = re.search(r"amk_[A-Za-z0-9_-]+", created.stdout).group()
         port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)], cwd=ROOT,
-                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "admonster_bot", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _wait_for_port(port, process)
         base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {api_key}"}
 
@@ -255,7 +295,9 @@ async def test_a_replica_that_loses_its_database_answers_503_in_one_line_and_rea
         for path in ("/v1/me", "/readyz"):
             status, headers, body = await get(path)
             assert status == 503 and headers["Retry-After"] == "30", body
-            assert body["text"].startswith("ERROR unavailable: The database cannot be reached. Fix: Try again in 30 seconds")
+            assert body["text"].startswith(
+                "ERROR unavailable: The database cannot be reached. Fix: Try again in 30 seconds"
+            )
             assert "\n" not in body["text"] and "Traceback" not in body["text"] and url not in body["text"]
         assert (await get("/healthz"))[0] == 200  # liveness: the process serves, the proxy keeps it and waits
         status, _, body = await get("/v1/threads/t1")

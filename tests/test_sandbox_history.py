@@ -3,18 +3,19 @@ the state the objects had on that day, whatever is changed or read afterwards.
 
 Each case runs the same change in the test's sandbox and leaves a twin sandbox (same seed, same frozen clock) untouched
 or reads it first: the days before the change must be equal in both."""
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import AsyncIterator
 
 from conftest import SandboxHandle, running_sandbox
 from fb_sandbox import delivery
 from fb_utils import GraphClient
 from testkit import SANDBOX_START
 
-NOW = SANDBOX_START.timestamp() + 3600      # frozen here in both sandboxes: the same days everywhere
+NOW = SANDBOX_START.timestamp() + 3600  # frozen here in both sandboxes: the same days everywhere
 DAY = 86400
 
 
@@ -44,8 +45,11 @@ async def _client(sandbox: SandboxHandle) -> AsyncIterator[GraphClient]:
 
 
 async def daily_spend(sandbox: SandboxHandle, object_id: str, preset: str = "last_30d") -> dict[str, str]:
-    rows = (await graph_get(sandbox, f"{object_id}/insights", fields="spend", date_preset=preset, time_increment="1",
-                            limit="100"))["data"]
+    rows = (
+        await graph_get(
+            sandbox, f"{object_id}/insights", fields="spend", date_preset=preset, time_increment="1", limit="100"
+        )
+    )["data"]
     return {row["date_start"]: row["spend"] for row in rows}
 
 
@@ -65,7 +69,7 @@ async def test_pausing_a_campaign_before_any_report_keeps_the_spend_it_had(faceb
     async with running_sandbox() as untouched:
         await freeze(sandbox, untouched)
         account_id, campaign_id = await spending_campaign(sandbox, "USD")
-        had = await daily_spend(untouched, campaign_id)            # read first, nothing changed
+        had = await daily_spend(untouched, campaign_id)  # read first, nothing changed
         assert sum(float(v) for v in had.values()) > 0, had
 
         paused = await facebook.call("pause_campaign", {"campaign_id": campaign_id})
@@ -87,23 +91,30 @@ async def test_a_budget_change_never_rewrites_past_spend_in_yen(sandbox):
         target = campaign["id"] if campaign.get("daily_budget") else adsets[0]["id"]
         budget = int((campaign if target == campaign["id"] else adsets[0])["daily_budget"])
         assert (await graph_post(sandbox, target, daily_budget=str(budget * 3)))["success"] is True
-        assert await daily_spend(sandbox, campaign_id) == had       # the past, read after the change
+        assert await daily_spend(sandbox, campaign_id) == had  # the past, read after the change
         for handle in (sandbox, untouched):
             await handle.control("POST", "clock", {"advance": 2 * DAY})
         after, twin_after = await daily_spend(sandbox, campaign_id), await daily_spend(untouched, campaign_id)
-        kept = {d: v for d, v in had.items() if d in after}           # last_30d has moved on by two days
-        assert len(kept) == len(had) - 2 and {d: after[d] for d in kept} == kept   # still the same two days later
+        kept = {d: v for d, v in had.items() if d in after}  # last_30d has moved on by two days
+        assert len(kept) == len(had) - 2 and {d: after[d] for d in kept} == kept  # still the same two days later
         new_days = sorted(set(after) - set(had))
-        assert new_days and sum(float(after[d]) for d in new_days) > sum(float(twin_after[d]) for d in new_days), \
-            (after, twin_after)   # the higher budget counts from the day it was set
+        assert new_days and sum(float(after[d]) for d in new_days) > sum(float(twin_after[d]) for d in new_days), (
+            after,
+            twin_after,
+        )  # the higher budget counts from the day it was set
 
 
 async def test_a_campaign_paused_mid_day_delivers_that_day_until_the_pause(sandbox):
     async with running_sandbox() as untouched:
         await freeze(sandbox, untouched)
-        made = [(await handle.control("POST", "delivery", {"scenario": {"ads": 1, "adsets": 1, "days": 3,
-                                                                       "name": "Mid-day pause"}}))["scenario"]
-                for handle in (sandbox, untouched)]
+        made = [
+            (
+                await handle.control(
+                    "POST", "delivery", {"scenario": {"ads": 1, "adsets": 1, "days": 3, "name": "Mid-day pause"}}
+                )
+            )["scenario"]
+            for handle in (sandbox, untouched)
+        ]
         assert made[0]["campaign_id"] == made[1]["campaign_id"]
         campaign_id, account_id = made[0]["campaign_id"], made[0]["account_id"]
         sb = sandbox.server.sandbox
@@ -118,7 +129,7 @@ async def test_a_campaign_paused_mid_day_delivers_that_day_until_the_pause(sandb
         paused, running = await daily_spend(sandbox, campaign_id), await daily_spend(untouched, campaign_id)
         day = today.isoformat()
         assert {d: v for d, v in paused.items() if d < day} == {d: v for d, v in running.items() if d < day}
-        assert 0 < float(paused[day]) < float(running[day]), (paused, running)   # the hours before the pause only
+        assert 0 < float(paused[day]) < float(running[day]), (paused, running)  # the hours before the pause only
         later = (today + timedelta(days=1)).isoformat()
         assert later not in paused and later in running
 

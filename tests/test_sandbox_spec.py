@@ -1,6 +1,7 @@
 """The sandbox walks Meta's spec (the facebook_business SDK): every field of every served node type answers, every
 GET edge answers (data or an empty paged list, never 2500), nested field expansion and edge modifiers work, Page
 picture answers. Over real HTTP against a real sandbox; the field and edge lists come from the SDK."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ DAY = 86400
 
 def chunks(names, size=CHUNK):
     names = sorted(names)
-    return [names[i:i + size] for i in range(0, len(names), size)]
+    return [names[i : i + size] for i in range(0, len(names), size)]
 
 
 async def first_of(sandbox, kind: str) -> dict | None:
@@ -35,11 +36,19 @@ async def demo_objects(graph: Graph, sandbox) -> dict[str, str]:
     out = {}
     pixel = (await graph.get(f"{USD}/adspixels")).body["data"][0]["id"]
     made = {
-        "customaudience": await graph.post(f"{USD}/customaudiences", {
-            "name": "Spec walk", "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"}),
-        "customconversion": await graph.post(f"{USD}/customconversions", {
-            "name": "Spec walk", "pixel_id": pixel, "custom_event_type": "PURCHASE",
-            "rule": json.dumps({"and": [{"event": {"eq": "PageView"}}]})}),
+        "customaudience": await graph.post(
+            f"{USD}/customaudiences",
+            {"name": "Spec walk", "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"},
+        ),
+        "customconversion": await graph.post(
+            f"{USD}/customconversions",
+            {
+                "name": "Spec walk",
+                "pixel_id": pixel,
+                "custom_event_type": "PURCHASE",
+                "rule": json.dumps({"and": [{"event": {"eq": "PageView"}}]}),
+            },
+        ),
         "video": await graph.post(f"{USD}/advideos", {"file_url": f"{sandbox.url}/__sandbox/files/sample.mp4"}),
         "report_run": await graph.post(f"{USD}/insights", {"fields": "spend", "date_preset": "last_7d"}),
     }
@@ -50,9 +59,16 @@ async def demo_objects(graph: Graph, sandbox) -> dict[str, str]:
     business = (await graph.get("me/businesses")).body["data"][0]["id"]
     start = int(await now_of(sandbox)) + DAY
     cells = [{"name": f"Cell {i}", "treatment_percentage": 50, "campaigns": [c]} for i, c in enumerate(campaigns)]
-    study = await graph.post(f"{business}/ad_studies", {
-        "name": "Spec walk", "type": "SPLIT_TEST", "start_time": str(start), "end_time": str(start + 14 * DAY),
-        "cells": json.dumps(cells)})
+    study = await graph.post(
+        f"{business}/ad_studies",
+        {
+            "name": "Spec walk",
+            "type": "SPLIT_TEST",
+            "start_time": str(start),
+            "end_time": str(start + 14 * DAY),
+            "cells": json.dumps(cells),
+        },
+    )
     assert study.status == 200, study.body
     out["adstudy"] = study.body["id"]
     out["adstudycell"] = (await graph.get(f"{study.body['id']}/cells")).body["data"][0]["id"]
@@ -108,7 +124,13 @@ async def test_every_sdk_get_edge_of_every_served_node_answers(graph, sandbox):
                 failures.append((kind, edge, answer.status, answer.body))
             elif answer.status == 200 and answer.body.get("data") == []:
                 empty += 1
-    print("FAILURES", [(k, e, s, b.get("error", {}).get("message", "")[:90] if isinstance(b, dict) else b) for k, e, s, b in failures])
+    print(
+        "FAILURES",
+        [
+            (k, e, s, b.get("error", {}).get("message", "")[:90] if isinstance(b, dict) else b)
+            for k, e, s, b in failures
+        ],
+    )
     assert not failures
     assert walked == sum(len(spec.get_edges(spec.SERVED[k])) for k in objects) and empty < walked
     unknown = await graph.get(f"{USD}/surely_not_an_edge")
@@ -154,8 +176,9 @@ async def test_page_picture_is_a_url_object(graph, sandbox):
     assert resp.status == 200 and data.startswith(b"\x89PNG")
     # without redirect=0 the edge redirects to the image, as Meta's does
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{sandbox.url}/v26.0/{page}/picture", params=graph.auth(),
-                               allow_redirects=False) as resp:
+        async with session.get(
+            f"{sandbox.url}/v26.0/{page}/picture", params=graph.auth(), allow_redirects=False
+        ) as resp:
             location = resp.headers.get("Location", "")
     assert resp.status == 302 and "/__sandbox/media/picture/" in location
 
@@ -178,8 +201,9 @@ async def test_nested_expansion_and_edge_modifiers(graph, sandbox):
     following = (await graph.get(camp, fields="adsets.limit(100){name}")).body["adsets"]["data"]
     assert len(following) == counts[camp]
 
-    rows = (await graph.get(f"{USD}/insights", level="campaign", fields="campaign_id,spend",
-                            date_preset="last_7d")).body["data"]
+    rows = (
+        await graph.get(f"{USD}/insights", level="campaign", fields="campaign_id,spend", date_preset="last_7d")
+    ).body["data"]
     camp = max(rows, key=lambda r: float(r["spend"]))["campaign_id"]
     spend = (await graph.get(f"{camp}/insights", fields="spend", date_preset="last_7d")).body["data"]
     expanded = (await graph.get(camp, fields="insights.date_preset(last_7d){spend}")).body["insights"]["data"]
@@ -189,27 +213,35 @@ async def test_nested_expansion_and_edge_modifiers(graph, sandbox):
 
     tree = (await graph.get(USD, fields="campaigns.limit(100){name,adsets{name}}")).body["campaigns"]["data"]
     assert {c["id"] for c in tree} == set(counts)
-    assert {c["id"]: len(c.get("adsets", {}).get("data", [])) for c in tree} == {k: min(v, 25) for k, v in counts.items()}
+    assert {c["id"]: len(c.get("adsets", {}).get("data", [])) for c in tree} == {
+        k: min(v, 25) for k, v in counts.items()
+    }
 
     listed = (await graph.get(f"{USD}/campaigns", fields="name,adsets.limit(1){name}", limit="2")).body["data"]
     assert all(len(c["adsets"]["data"]) <= 1 for c in listed) and any(c["adsets"]["data"] for c in listed)
 
 
 async def test_malformed_fields_answer_metas_syntax_error(graph, sandbox):
-    for text, position in (("name,adsets{name", 16), ("name,,id", 5), ("adsets{id}{name}", 10),
-                           ("adsets.limit(5", 14)):
+    for text, position in (("name,adsets{name", 16), ("name,,id", 5), ("adsets{id}{name}", 10), ("adsets.limit(5", 14)):
         answer = await graph.get(USD, fields=text)
         assert answer.status == 400 and answer.error["code"] == 2500, (text, answer.body)
-        assert answer.error["message"].startswith("Syntax error") and f"at character {position}: {text}" in \
-            answer.error["message"], (text, answer.error["message"])
+        assert (
+            answer.error["message"].startswith("Syntax error")
+            and f"at character {position}: {text}" in answer.error["message"]
+        ), (text, answer.error["message"])
     nested_unknown = await graph.get(USD, fields="campaigns{surely_not_a_field}")
-    assert nested_unknown.status == 400 and nested_unknown.error["code"] == 100 and \
-        "(Campaign)" in nested_unknown.error["message"]
+    assert (
+        nested_unknown.status == 400
+        and nested_unknown.error["code"] == 100
+        and "(Campaign)" in nested_unknown.error["message"]
+    )
 
 
 def test_field_syntax_parse_tree():
-    fields = parse_fields('name.as(title),insights.date_preset(last_7d).time_range({"since":"a","until":"b"})'
-                          '{spend,actions},adsets.limit(5){name,ads{id}},name')
+    fields = parse_fields(
+        'name.as(title),insights.date_preset(last_7d).time_range({"since":"a","until":"b"})'
+        "{spend,actions},adsets.limit(5){name,ads{id}},name"
+    )
     assert fields == ["name", "insights", "adsets"]
     assert fields[0].alias == "title" and fields[0].key == "title" and fields[0].modifiers == {}
     assert fields[1].modifiers == {"date_preset": "last_7d", "time_range": '{"since":"a","until":"b"}'}

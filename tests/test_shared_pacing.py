@@ -3,11 +3,12 @@ calls, so a replica that sees an account at 90 % (or throttled) slows the others
 sandbox over HTTP on its development tier (60 points of ad-account score per 300 s: fb_sandbox/usage.py); the store is
 real, on SQLite and PostgreSQL. Time is simulated: a client's sleep moves the sandbox's clock and the shared wall clock
 together (the shared rows hold wall-clock UTC)."""
+
 from __future__ import annotations
 
 import random
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
@@ -72,9 +73,14 @@ async def make_client(world, demo_token):
 
     def make(store: Store | None, **options) -> tuple[GraphClient, Waits]:
         waits = Waits(world)
-        client = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=world.sandbox.url,
-                             shared_usage=StoreSharedUsage(store) if store is not None else None, wall_clock=world.wall,
-                             **{"sleep": waits.sleep, "on_wait": waits.on_wait, "rng": random.Random(7), **options})
+        client = GraphClient(
+            demo_token["access_token"],
+            app_secret=demo_token["app_secret"],
+            base_url=world.sandbox.url,
+            shared_usage=StoreSharedUsage(store) if store is not None else None,
+            wall_clock=world.wall,
+            **{"sleep": waits.sleep, "on_wait": waits.on_wait, "rng": random.Random(7), **options},
+        )
         clients.append(client)
         return client, waits
 
@@ -110,23 +116,57 @@ def pacing_levels(waits: Waits, account: str) -> list[int]:
 
 
 async def test_shared_usage_keeps_the_newest_sighting_and_the_longest_block(shared_store):
-    at = datetime(2026, 3, 2, 20, 0, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 2, 20, 0, 0, tzinfo=UTC)
     assert await shared_store.account_usage_share("act_1") is None
-    await shared_store.publish_account_usage("act_1", usage_pct=91.5, measure="ad-account usage", window_seconds=300,
-                                             seen_at=at.replace(second=10), block_until=at.replace(minute=5))
+    await shared_store.publish_account_usage(
+        "act_1",
+        usage_pct=91.5,
+        measure="ad-account usage",
+        window_seconds=300,
+        seen_at=at.replace(second=10),
+        block_until=at.replace(minute=5),
+    )
     # An older sighting arriving late changes nothing but may not shorten the block; a newer one replaces the usage.
-    await shared_store.publish_account_usage("act_1", usage_pct=20, measure="ads_management usage", window_seconds=60,
-                                             seen_at=at.replace(second=5), block_until=at.replace(minute=1))
+    await shared_store.publish_account_usage(
+        "act_1",
+        usage_pct=20,
+        measure="ads_management usage",
+        window_seconds=60,
+        seen_at=at.replace(second=5),
+        block_until=at.replace(minute=1),
+    )
     row = await shared_store.account_usage_share("act_1")
-    assert (row.usage_pct, row.measure, row.window_seconds, row.seen_at) == (91.5, "ad-account usage", 300, at.replace(second=10))
+    assert (row.usage_pct, row.measure, row.window_seconds, row.seen_at) == (
+        91.5,
+        "ad-account usage",
+        300,
+        at.replace(second=10),
+    )
     assert row.block_until == at.replace(minute=5)
-    await shared_store.publish_account_usage("act_1", usage_pct=80, measure="insights usage", window_seconds=120,
-                                             seen_at=at.replace(second=30), block_until=None)
+    await shared_store.publish_account_usage(
+        "act_1",
+        usage_pct=80,
+        measure="insights usage",
+        window_seconds=120,
+        seen_at=at.replace(second=30),
+        block_until=None,
+    )
     row = await shared_store.account_usage_share("act_1")
-    assert (row.usage_pct, row.measure, row.window_seconds, row.seen_at) == (80, "insights usage", 120, at.replace(second=30))
+    assert (row.usage_pct, row.measure, row.window_seconds, row.seen_at) == (
+        80,
+        "insights usage",
+        120,
+        at.replace(second=30),
+    )
     assert row.block_until == at.replace(minute=5)  # a sighting without a throttle does not lift an earlier block
-    await shared_store.publish_account_usage("act_1", usage_pct=100, measure="ad-account usage", window_seconds=300,
-                                             seen_at=at.replace(second=40), block_until=at.replace(minute=9))
+    await shared_store.publish_account_usage(
+        "act_1",
+        usage_pct=100,
+        measure="ad-account usage",
+        window_seconds=300,
+        seen_at=at.replace(second=40),
+        block_until=at.replace(minute=9),
+    )
     assert (await shared_store.account_usage_share("act_1")).block_until == at.replace(minute=9)
     assert await shared_store.account_usage_share("act_2") is None  # per ad account
 
@@ -134,7 +174,9 @@ async def test_shared_usage_keeps_the_newest_sighting_and_the_longest_block(shar
 # Two Graph clients on one database ----------------------------------------------------------------------------------
 
 
-async def test_a_client_that_made_no_call_paces_when_another_saw_high_usage(sandbox, make_client, shared_store, account_id):
+async def test_a_client_that_made_no_call_paces_when_another_saw_high_usage(
+    sandbox, make_client, shared_store, account_id
+):
     busy, busy_waits = make_client(shared_store)
     reached = await drive_to(busy, account_id, 90)
     assert reached >= 90 and pacing_levels(busy_waits, account_id)  # it paced itself on the way
@@ -168,7 +210,9 @@ async def test_the_shared_row_is_read_at_most_once_per_few_seconds(sandbox, make
     assert Counting.reads == 1  # only before the first call, when it knew nothing of the account
 
 
-async def test_a_throttle_met_by_one_client_stops_the_others_before_they_call(sandbox, make_client, shared_store, account_id):
+async def test_a_throttle_met_by_one_client_stops_the_others_before_they_call(
+    sandbox, make_client, shared_store, account_id
+):
     unpaced, _ = make_client(shared_store, pace_threshold=101)  # a client that does not pace: the sandbox blocks it
     with pytest.raises(RateLimitError) as caught:
         for _ in range(90):
@@ -185,7 +229,9 @@ async def test_a_throttle_met_by_one_client_stops_the_others_before_they_call(sa
     patient, patient_waits = make_client(shared_store, max_wait=600)  # waits the throttle out, then calls once
     assert (await patient.get(account_id, {"fields": "id"}))["id"] == account_id
     assert len(patient_waits.sleeps) == 1 and 295 <= patient_waits.sleeps[0] <= 301
-    assert patient_waits.messages[0].startswith(f"Waiting {round(patient_waits.sleeps[0])} s more for Facebook's throttle on {account_id}")
+    assert patient_waits.messages[0].startswith(
+        f"Waiting {round(patient_waits.sleeps[0])} s more for Facebook's throttle on {account_id}"
+    )
     assert await reads(sandbox) == sent + 1
 
     alone, _ = make_client(None)  # without the shared store the call goes out and Facebook refuses it again
@@ -222,7 +268,10 @@ async def test_usage_is_published_when_it_crosses_the_threshold_not_on_every_cal
     await drive_to(client, account_id, 90)
     calls = client.request_count
     assert recorder.published and recorder.published[0].pct >= 75
-    assert all(p.account == account_id and p.measure == "ad-account usage" and p.block_until is None for p in recorder.published)
+    assert all(
+        p.account == account_id and p.measure == "ad-account usage" and p.block_until is None
+        for p in recorder.published
+    )
     assert len(recorder.published) < calls - 40  # the ~45 calls under the threshold published nothing
     seen = [p.seen_at for p in recorder.published]
     assert all(b - a >= 5.0 for a, b in zip(seen, seen[1:]))  # while over it, at most once per 5 s
@@ -238,11 +287,20 @@ async def replicas(sandbox, world, demo_token, postgres_url, demo_accounts, tmp_
     for n in range(3):
         store = await Store.open(postgres_url, secret_key=key)
         waits = Waits(world)
-        graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url,
-                            sleep=waits.sleep, on_wait=waits.on_wait, rng=random.Random(n), wall_clock=world.wall)
+        graph = GraphClient(
+            demo_token["access_token"],
+            app_secret=demo_token["app_secret"],
+            base_url=sandbox.url,
+            sleep=waits.sleep,
+            on_wait=waits.on_wait,
+            rng=random.Random(n),
+            wall_clock=world.wall,
+        )
         workspace = await store.ensure_workspace(f"replica-{n}")  # another workspace on each: the account is shared
         await store.set_selection(workspace.id, "ad_account", demo_accounts["USD"])
-        made.append((Facebook(store, graph, workspace, clock=sandbox_clock(sandbox), files_home=tmp_path / "home"), waits))
+        made.append(
+            (Facebook(store, graph, workspace, clock=sandbox_clock(sandbox), files_home=tmp_path / "home"), waits)
+        )
     try:
         yield made
     finally:

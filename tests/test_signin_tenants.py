@@ -4,6 +4,7 @@ A sign-in link works only in the browser that asked for it (an HttpOnly, SameSit
 or, from a terminal, only at that terminal's own loopback listener; moving a workspace to another Facebook user needs
 `switch`; disconnecting one workspace revokes the app only when no other workspace holds the same user's token.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ async def workspace(runtime, name: str, *, connected: bool) -> tuple[object, str
 
 
 async def tool(session: aiohttp.ClientSession, url: str, key: str, op: str, args: dict | None = None) -> dict:
-    async with session.post(f"{url}/v1/tools/facebook", json={"op": op, "args": args or {}},
-                            headers={"Authorization": f"Bearer {key}"}) as resp:
+    async with session.post(
+        f"{url}/v1/tools/facebook", json={"op": op, "args": args or {}}, headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
         return await resp.json()
 
 
@@ -55,7 +57,9 @@ async def consent(session: aiohttp.ClientSession, link: str, *, user: str | None
     parsed = urllib.parse.urlsplit(link)
     query = dict(urllib.parse.parse_qsl(parsed.query))
     query.update({"decision": "allow", **({"user": user} if user else {})})
-    confirm = urllib.parse.urlunsplit(parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query)))
+    confirm = urllib.parse.urlunsplit(
+        parsed._replace(path=parsed.path + "/confirm", query=urllib.parse.urlencode(query))
+    )
     async with session.get(confirm) as page:
         return page.status, await page.text()
 
@@ -71,8 +75,10 @@ async def graph_get(runtime, token: str, path: str) -> tuple[int, dict]:
     """GET on the sandbox's Graph API with a token (and its appsecret_proof, which the app requires)."""
     proof = hmac.new(runtime.app.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{runtime.sandbox_url}/{runtime.settings.api_version}/{path}",
-                               params={"access_token": token, "appsecret_proof": proof}) as resp:
+        async with session.get(
+            f"{runtime.sandbox_url}/{runtime.settings.api_version}/{path}",
+            params={"access_token": token, "appsecret_proof": proof},
+        ) as resp:
             return resp.status, await resp.json()
 
 
@@ -80,15 +86,17 @@ async def test_the_cookie_is_httponly_lax_and_only_for_the_callback(server):
     url, runtime = server
     ws, key = await workspace(runtime, "alpha", connected=False)
     async with browser() as session:
-        async with session.post(f"{url}/v1/tools/facebook", json={"op": "connect"},
-                                headers={"Authorization": f"Bearer {key}"}) as resp:
+        async with session.post(
+            f"{url}/v1/tools/facebook", json={"op": "connect"}, headers={"Authorization": f"Bearer {key}"}
+        ) as resp:
             assert (await resp.json())["ok"]
             cookie = resp.cookies[f"admonster_signin_{ws.id}"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == CALLBACK_PATH
     assert len(cookie.value) >= 40 and cookie.value not in (await runtime.store.list_workspaces()).__repr__()
     async with browser() as session:  # other answers set no cookie
-        async with session.post(f"{url}/v1/tools/facebook", json={"op": "token_status"},
-                                headers={"Authorization": f"Bearer {key}"}) as resp:
+        async with session.post(
+            f"{url}/v1/tools/facebook", json={"op": "token_status"}, headers={"Authorization": f"Bearer {key}"}
+        ) as resp:
             assert not [c for c in resp.cookies if c.startswith("admonster_signin_")]
 
 
@@ -118,8 +126,9 @@ async def test_a_link_completed_without_its_cookie_is_refused(server):
         assert status == 403 and "started in another browser" in page
         assert await runtime.store.load_token(alpha.id) is None
         # a forged cookie of the right name does not help either
-        stranger.cookie_jar.update_cookies({f"admonster_signin_{alpha.id}": "guessed"},
-                                           response_url=aiohttp.client.URL(url + CALLBACK_PATH))
+        stranger.cookie_jar.update_cookies(
+            {f"admonster_signin_{alpha.id}": "guessed"}, response_url=aiohttp.client.URL(url + CALLBACK_PATH)
+        )
         status, _ = await consent(stranger, link)
         assert status == 403 and await runtime.store.load_token(alpha.id) is None
 
@@ -150,8 +159,11 @@ async def test_chat_connect_switch_sets_the_cookie_and_allows_the_switch(server)
     alpha, alpha_key = await workspace(runtime, "alpha", connected=True)
     async with browser() as session:
         assert (await tool(session, url, alpha_key, "token_status"))["ok"]
-        async with session.post(f"{url}/v1/chat", json={"thread_id": "t1", "message": "/connect --switch"},
-                                headers={"Authorization": f"Bearer {alpha_key}"}) as resp:
+        async with session.post(
+            f"{url}/v1/chat",
+            json={"thread_id": "t1", "message": "/connect --switch"},
+            headers={"Authorization": f"Bearer {alpha_key}"},
+        ) as resp:
             answer = await resp.json()
         assert answer["ok"], answer
         call = answer["tool_calls"][0]
@@ -215,10 +227,16 @@ async def test_disconnect_is_per_workspace_and_revokes_with_the_last_one(server)
         assert (await runtime.store.load_token(alpha.id)).user_id == (await runtime.store.load_token(beta.id)).user_id
 
         plan = await tool(session, url, alpha_key, "disconnect")
-        done = await tool(session, url, alpha_key, "confirm", {"confirm": plan["data"]["confirmation_id"]}) \
-            if plan["data"].get("confirmation_id") else plan
+        done = (
+            await tool(session, url, alpha_key, "confirm", {"confirm": plan["data"]["confirmation_id"]})
+            if plan["data"].get("confirmation_id")
+            else plan
+        )
         assert done["ok"], done
-        assert "keeps access for 1 other workspace(s) of the same Facebook user, so the app was not revoked" in done["text"]
+        assert (
+            "keeps access for 1 other workspace(s) of the same Facebook user, so the app was not revoked"
+            in done["text"]
+        )
         assert done["data"]["revoked"] is False
         assert await runtime.store.load_token(alpha.id) is None
         # beta still works, and the app is still granted for the user (checked on the sandbox with beta's token)
@@ -227,8 +245,11 @@ async def test_disconnect_is_per_workspace_and_revokes_with_the_last_one(server)
         assert status == 200 and {"permission": "ads_management", "status": "granted"} in permissions["data"]
 
         plan = await tool(session, url, beta_key, "disconnect")
-        done = await tool(session, url, beta_key, "confirm", {"confirm": plan["data"]["confirmation_id"]}) \
-            if plan["data"].get("confirmation_id") else plan
+        done = (
+            await tool(session, url, beta_key, "confirm", {"confirm": plan["data"]["confirmation_id"]})
+            if plan["data"].get("confirmation_id")
+            else plan
+        )
         assert done["ok"], done
         assert "Facebook permissions revoked" in done["text"] and done["data"]["revoked"] is True
         for token in (alpha_token, beta_token):  # the last one revoked the app for the user: both tokens are dead
@@ -247,10 +268,12 @@ async def test_sandbox_workspaces_have_worlds_of_their_own(server):
             accounts = await tool(session, url, key, "list_ad_accounts")
             campaigns = await tool(session, url, key, "list_campaigns")
             assert accounts["ok"] and campaigns["ok"], (accounts, campaigns)
-            seen[name] = {"accounts": {a["id"] for a in accounts["data"]["accounts"]},
-                          "campaigns": {c["id"] for c in campaigns["data"]["campaigns"]},
-                          "names": sorted(c["name"] for c in campaigns["data"]["campaigns"]),
-                          "user": (await runtime.store.load_token((await runtime.store.ensure_workspace(name)).id)).user_id}
+            seen[name] = {
+                "accounts": {a["id"] for a in accounts["data"]["accounts"]},
+                "campaigns": {c["id"] for c in campaigns["data"]["campaigns"]},
+                "names": sorted(c["name"] for c in campaigns["data"]["campaigns"]),
+                "user": (await runtime.store.load_token((await runtime.store.ensure_workspace(name)).id)).user_id,
+            }
         async with aiohttp.ClientSession() as plain:  # `default` keeps the seeded demo user
             async with plain.get(f"{runtime.sandbox_url}/__sandbox/objects", params={"type": "user"}) as resp:
                 names = {u["id"]: u["name"] for u in (await resp.json())["data"]}

@@ -1,6 +1,7 @@
 """Two voices from one result (issue 19): what a person reads (`OpResult.text`: chat, console, slash-commands) holds
 no machine hints — op calls, argument JSON, `data.` paths, escapes — while an LLM (`llm_text`: MCP, the chat loop)
 gets the hints too. Every op's own example is run against the sandbox and both voices are read."""
+
 from __future__ import annotations
 
 import re
@@ -16,14 +17,23 @@ MACHINE_HINTS = {
 
 
 def machine_hints(text: str) -> list[str]:
-    return [f"{kind}: …{text[max(0, m.start() - 40):m.end() + 20]}…"
-            for kind, pattern in MACHINE_HINTS.items() for m in [pattern.search(text)] if m]
+    return [
+        f"{kind}: …{text[max(0, m.start() - 40) : m.end() + 20]}…"
+        for kind, pattern in MACHINE_HINTS.items()
+        for m in [pattern.search(text)]
+        if m
+    ]
 
 
 def test_the_patterns_catch_what_users_reported():
-    for reported in ('Fix: Correct the argument(s); op=help with args={"op": "x"}', "Use in targeting: (data.targeting)",
-                     'More: list_campaigns with after="Y3Vy"', '(got "\\u00a54,000")', "args: Value error, bad",
-                     "Reconnect.."):
+    for reported in (
+        'Fix: Correct the argument(s); op=help with args={"op": "x"}',
+        "Use in targeting: (data.targeting)",
+        'More: list_campaigns with after="Y3Vy"',
+        '(got "\\u00a54,000")',
+        "args: Value error, bad",
+        "Reconnect..",
+    ):
         assert machine_hints(reported), reported
     assert machine_hints("More: /list_campaigns after=Y3Vy · 2026-02-23 to 2026-03-01 · $1.50 …") == []
 
@@ -51,8 +61,18 @@ def test_launch_steps_and_counts_read_as_people_say_them():
     from fb_utils import counted
 
     assert [step_words(s) for s in ("campaign", "image:0", "video:1.0", "creative:0", "ad:2")] == [
-        "campaign", "image upload of creative 1", "video upload of creative 2, card 1", "creative 1", "ad 3"]
-    assert [counted(n, "purchase") for n in (0, 1, 2, 1204)] == ["0 purchases", "1 purchase", "2 purchases", "1,204 purchases"]
+        "campaign",
+        "image upload of creative 1",
+        "video upload of creative 2, card 1",
+        "creative 1",
+        "ad 3",
+    ]
+    assert [counted(n, "purchase") for n in (0, 1, 2, 1204)] == [
+        "0 purchases",
+        "1 purchase",
+        "2 purchases",
+        "1,204 purchases",
+    ]
 
 
 def test_an_invalid_token_reads_with_one_full_stop():
@@ -60,9 +80,13 @@ def test_an_invalid_token_reads_with_one_full_stop():
 
     from fi_facebook import TokenHealth
 
-    said = TokenHealth(connected=True, valid=False, reason="Error validating access token: Session has expired.").describe(
-        datetime(2026, 12, 6, tzinfo=UTC))
-    assert said == "The Facebook token is not valid: Error validating access token: Session has expired. Reconnect with /connect."
+    said = TokenHealth(
+        connected=True, valid=False, reason="Error validating access token: Session has expired."
+    ).describe(datetime(2026, 12, 6, tzinfo=UTC))
+    assert (
+        said
+        == "The Facebook token is not valid: Error validating access token: Session has expired. Reconnect with /connect."
+    )
     assert machine_hints(said) == []
 
 
@@ -96,8 +120,11 @@ async def test_a_bare_confirm_answers_what_this_conversation_asked_across_reques
 
         async def say(thread: str, message: str) -> dict:
             async with aiohttp.ClientSession() as session:
-                async with session.post(f"{url}/v1/chat", json={"thread_id": thread, "message": message},
-                                        headers={"Authorization": f"Bearer {key}"}) as resp:
+                async with session.post(
+                    f"{url}/v1/chat",
+                    json={"thread_id": thread, "message": message},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as resp:
                     assert resp.status == 200
                     return await resp.json()
 
@@ -129,7 +156,9 @@ async def test_an_errors_fix_names_commands_for_a_person_and_calls_for_an_llm(fa
     fix, llm_fix = gone.text.split(" Fix: ")[1], gone.llm_text.split(" Fix: ")[1]
     assert "/list_alerts" in fix and "/list_alerts" not in llm_fix and "list_alerts" in llm_fix, (fix, llm_fix)
     names = facebook.registry.names()
-    assert commands_in_fix("ERROR x: y. Fix: resume_launch with launch_id=5 and after=x, or `admonster connect`.", names) \
+    assert (
+        commands_in_fix("ERROR x: y. Fix: resume_launch with launch_id=5 and after=x, or `admonster connect`.", names)
         == "ERROR x: y. Fix: /resume_launch launch_id=5 after=x, or `admonster connect`."
+    )
     for command in ('/tool send_events {"pixel_id": "1"}', "/help create_adset"):  # already commands: left as they are
         assert commands_in_fix(f"ERROR x: y. Fix: {command}.", names) == f"ERROR x: y. Fix: {command}."

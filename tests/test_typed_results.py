@@ -3,15 +3,15 @@ op), published as its MCP tool's outputSchema; the official MCP client checks ev
 The suite checks every answer any test gets (tests/conftest.py sets ADMONSTER_CHECK_RESULTS); here: the declarations
 are complete, each op's example answers data its model allows (and each write's dry run the dry-run model), the check
 names a difference, and the official client over stdio validates what it receives."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from fb_utils import OpKind, graph_object
-from fi_facebook import CHECK_RESULTS_ENV, DryRunData, REGISTRY, ResultMismatch, check_error, check_result
-from fb_utils import OpResult, ValidationError
+from fb_utils import OpKind, OpResult, ValidationError, graph_object
+from fi_facebook import CHECK_RESULTS_ENV, REGISTRY, DryRunData, ResultMismatch, check_error, check_result
 
 
 def test_every_op_declares_a_result_model():
@@ -66,8 +66,12 @@ async def test_every_ops_example_answers_data_its_model_allows(facebook):
 
 def test_a_difference_is_named_and_logged(tmp_path, monkeypatch):
     spec = REGISTRY.require("list_campaigns")
-    good = {"ad_account_id": "act_1", "currency": "USD", "next_after": None,
-            "campaigns": [{"id": "1", "name": "A", "daily_budget": "5000", "status": "PAUSED"}]}
+    good = {
+        "ad_account_id": "act_1",
+        "currency": "USD",
+        "next_after": None,
+        "campaigns": [{"id": "1", "name": "A", "daily_budget": "5000", "status": "PAUSED"}],
+    }
     assert REGISTRY.result_problems(spec, good) == []
     drifted = {**good, "currency": 978, "surprise": True, "campaigns": [{"id": "1", "daily_budget": 5000}]}
     problems = REGISTRY.result_problems(spec, drifted)

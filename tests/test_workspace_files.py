@@ -2,6 +2,7 @@
 files ops write land in each workspace's own folder under unguessable names; out_dir/filename never leave it; remote
 callers read only files their workspace uploaded (POST /v1/files) and never learn whether a server path exists; the
 local terminal still reads the person's own files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,9 @@ class Tenant:
 
     async def tool(self, op: str, args: dict) -> dict:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}/v1/tools/facebook", json={"op": op, "args": args}, headers=self.headers) as resp:
+            async with session.post(
+                f"{self.url}/v1/tools/facebook", json={"op": op, "args": args}, headers=self.headers
+            ) as resp:
                 assert resp.status == 200
                 return await resp.json()
 
@@ -40,12 +43,18 @@ class Tenant:
 
     async def upload(self, name: str, data: bytes) -> tuple[int, dict]:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{self.url}/v1/files", params={"name": name}, data=data, headers=self.headers) as resp:
+            async with session.post(
+                f"{self.url}/v1/files", params={"name": name}, data=data, headers=self.headers
+            ) as resp:
                 return resp.status, await resp.json()
 
     async def mcp(self, op: str, args: dict) -> dict:
-        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "facebook", "arguments": {"op": op, "args": args}}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "facebook", "arguments": {"op": op, "args": args}},
+        }
         headers = {**self.headers, "Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{self.url}/mcp", json=call, headers=headers) as resp:
@@ -79,12 +88,16 @@ async def test_each_workspace_writes_its_own_folder_under_unguessable_names(tena
     assert path.resolve().is_relative_to(alpha.folder.resolve()) and not Path(name).is_absolute()
     # The name starts with a random token: the same chart made twice has two names, neither predictable.
     again = await alpha.tool("chart_insights", {"date_preset": "last_7d"})
-    assert again["files"][0] != name and Path(name).name.split("-", 1)[1] == Path(again["files"][0]).name.split("-", 1)[1]
+    assert (
+        again["files"][0] != name and Path(name).name.split("-", 1)[1] == Path(again["files"][0]).name.split("-", 1)[1]
+    )
     assert len(Path(name).name.split("-", 1)[0]) == 24
     # No server path in the answer, anywhere.
     home = str(alpha.runtime.settings.home)
     assert home not in chart["text"] and home not in str(chart["data"]) and home not in str(chart["files"])
-    assert not (Path.cwd() / "admonster-reports").exists() or not any((Path.cwd() / "admonster-reports").glob(f"*{Path(name).name}"))
+    assert not (Path.cwd() / "admonster-reports").exists() or not any(
+        (Path.cwd() / "admonster-reports").glob(f"*{Path(name).name}")
+    )
 
 
 async def test_beta_cannot_read_alphas_chart_through_upload_image(tenants):
@@ -93,7 +106,13 @@ async def test_beta_cannot_read_alphas_chart_through_upload_image(tenants):
     [name] = chart["files"]
     full = str(alpha.folder / name)
     lines = set()
-    for source in (full, name, f"admonster-reports/{Path(name).name}", Path(name).name, f"../{alpha.workspace.id}/{name}"):
+    for source in (
+        full,
+        name,
+        f"admonster-reports/{Path(name).name}",
+        Path(name).name,
+        f"../{alpha.workspace.id}/{name}",
+    ):
         answer = await beta.tool("upload_image", {"source": source})
         lines.add(_one_line(answer).replace(repr(source[:80]), "X"))
         assert "hash" not in (answer["data"] or {})
@@ -115,11 +134,19 @@ async def test_beta_cannot_overwrite_alphas_export(tenants):
     assert (await alpha.get(second["file_urls"][0]))[0] == 404
 
 
-@pytest.mark.parametrize("args", [
-    {"out_dir": "__ABS__"}, {"out_dir": "../"}, {"out_dir": "../../x"}, {"out_dir": "~/x"},
-    {"filename": "__ABS__/planted.csv"}, {"filename": "../planted.csv"}, {"filename": "a/../../planted.csv"},
-    {"out_dir": "link"},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"out_dir": "__ABS__"},
+        {"out_dir": "../"},
+        {"out_dir": "../../x"},
+        {"out_dir": "~/x"},
+        {"filename": "__ABS__/planted.csv"},
+        {"filename": "../planted.csv"},
+        {"filename": "a/../../planted.csv"},
+        {"out_dir": "link"},
+    ],
+)
 async def test_beta_cannot_write_outside_its_folder(tenants, tmp_path, args):
     _alpha, beta = tenants
     outside = tmp_path / "outside"
@@ -170,9 +197,11 @@ async def test_remote_errors_do_not_reveal_whether_a_path_exists(tenants, tmp_pa
     home = alpha.runtime.settings.home
     real, fake = str(home / "secret.key"), str(home / "no-such.key")
     assert Path(real).exists() and not Path(fake).exists()
-    for op, field, extra in (("add_users", "source", {"audience_id": "120210000000000001"}),
-                             ("launch_experiment", "plan_file", {}),
-                             ("upload_video", "path", {})):
+    for op, field, extra in (
+        ("add_users", "source", {"audience_id": "120210000000000001"}),
+        ("launch_experiment", "plan_file", {}),
+        ("upload_video", "path", {}),
+    ):
         texts = []
         for value in (real, fake):
             answer = await beta.tool(op, {**extra, field: value})
@@ -200,12 +229,28 @@ async def test_local_chat_still_reads_the_persons_own_files(tenants, tmp_path):
 
 
 def _plan_with_images(images: list[str]) -> dict:
-    return {"name": "Photo test", "hypothesis": "A warmer photo gets more clicks", "variable": "creative",
-            "metric": "ctr", "campaign": {"objective": "OUTCOME_TRAFFIC"},
-            "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}}, "daily_budget": 3000,
-            "variants": [{"name": label, "creative": {"kind": "image", "image": image, "message": f"Offer {label}",
-                                                      "link": "https://example.com/offer", "headline": f"Look {label}"}}
-                         for label, image in zip("AB", images)]}
+    return {
+        "name": "Photo test",
+        "hypothesis": "A warmer photo gets more clicks",
+        "variable": "creative",
+        "metric": "ctr",
+        "campaign": {"objective": "OUTCOME_TRAFFIC"},
+        "adset": {"targeting": {"geo_locations": {"countries": ["US"]}}},
+        "daily_budget": 3000,
+        "variants": [
+            {
+                "name": label,
+                "creative": {
+                    "kind": "image",
+                    "image": image,
+                    "message": f"Offer {label}",
+                    "link": "https://example.com/offer",
+                    "headline": f"Look {label}",
+                },
+            }
+            for label, image in zip("AB", images)
+        ],
+    }
 
 
 async def test_an_uploaded_plan_cannot_name_server_files(tenants, tmp_path):

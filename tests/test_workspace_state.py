@@ -2,6 +2,7 @@
 ExperimentRecords) itself: every Protocol method is called on it against a real store, on SQLite and PostgreSQL, and
 answers with the fb_utils records; another workspace's state sees none of it; refusals are the product's
 ValidationError with fix and blame_field."""
+
 from __future__ import annotations
 
 import inspect
@@ -52,8 +53,9 @@ def test_each_protocol_method_has_the_protocols_signature(protocol):
     for name in protocol_methods(protocol):
         ours = inspect.signature(getattr(WorkspaceState, name))
         theirs = inspect.signature(getattr(protocol, name))
-        assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
-            [(p.name, p.kind, p.default) for p in theirs.parameters.values()], name
+        assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in theirs.parameters.values()
+        ], name
         assert inspect.iscoroutinefunction(getattr(WorkspaceState, name)), name
     assert "policy" in protocol.__annotations__ or protocol is not LaunchJournal
 
@@ -78,7 +80,7 @@ async def test_every_launch_journal_method_on_a_real_store(state, store):
     await state.finish(launch.id, "rolled_back")
     called.add("finish")
     assert (await state.find("k1")).status == "rolled_back"
-    assert (await state.start("k1", {"name": "Again"})).steps == {}   # a rolled-back launch starts again empty
+    assert (await state.start("k1", {"name": "Again"})).steps == {}  # a rolled-back launch starts again empty
 
     holder = await state.claim("launch:k1", "A")
     assert isinstance(holder, LeaseHolder) and holder.owner == "A" and holder.expires_at > holder.claimed_at
@@ -87,9 +89,9 @@ async def test_every_launch_journal_method_on_a_real_store(state, store):
     await state.release("launch:k1", "A")
     assert (await state.claim("launch:k1", "B")).owner == "B"
     called |= {"claim", "renew", "release"}
-    async with single_flight(state, "launch:k2", "launch") as lease:   # the journal single_flight takes
+    async with single_flight(state, "launch:k2", "launch") as lease:  # the journal single_flight takes
         assert (await store.claim_lease(state.workspace_id, "launch:k2", "other", 30)).owner == lease.owner
-    assert (await state.claim("launch:k2", "C")).owner == "C"           # released after the block
+    assert (await state.claim("launch:k2", "C")).owner == "C"  # released after the block
     assert called == protocol_methods(LaunchJournal)
 
 
@@ -98,9 +100,20 @@ async def test_every_insights_records_method_on_a_real_store(state, store, clock
     await store.set_setting(state.workspace_id, "agency_fee_pct", 10)
     assert await state.setting("agency_fee_pct") == 10 and await state.setting("none", "d") == "d"
     called.add("setting")
-    rule = AlertRuleRecord(id=0, name="CPA too high", object_id="120", level="campaign", metric="cpa", operator=">",
-                           threshold=500.0, window="today", action="notify", cooldown_hours=6.0, ad_account_id="act_1",
-                           currency="USD")
+    rule = AlertRuleRecord(
+        id=0,
+        name="CPA too high",
+        object_id="120",
+        level="campaign",
+        metric="cpa",
+        operator=">",
+        threshold=500.0,
+        window="today",
+        action="notify",
+        cooldown_hours=6.0,
+        ad_account_id="act_1",
+        currency="USD",
+    )
     saved = await state.add_alert(rule)
     called.add("add_alert")
     assert saved.id > 0 and replace(saved, id=0) == rule
@@ -140,9 +153,18 @@ async def test_every_insights_records_method_on_a_real_store(state, store, clock
 
 async def test_every_experiment_records_method_on_a_real_store(state, store):
     called = set()
-    record = ExperimentRecord(id=0, key="plan-1", name="Headline test", plan={"variants": ["A", "B"]}, status="running",
-                              ad_account_id="act_1", currency="USD", variants=[{"name": "A", "state": "running"}],
-                              started_at="2026-03-01T12:00:00+00:00", ends_at="2026-03-08T12:00:00+00:00")
+    record = ExperimentRecord(
+        id=0,
+        key="plan-1",
+        name="Headline test",
+        plan={"variants": ["A", "B"]},
+        status="running",
+        ad_account_id="act_1",
+        currency="USD",
+        variants=[{"name": "A", "state": "running"}],
+        started_at="2026-03-01T12:00:00+00:00",
+        ends_at="2026-03-08T12:00:00+00:00",
+    )
     assert await state.find_experiment("plan-1") is None
     called.add("find_experiment")
     saved = await state.add_experiment(record)
@@ -168,7 +190,10 @@ async def test_every_experiment_records_method_on_a_real_store(state, store):
     assert await other.get_experiment(saved.id) is None and await other.experiments() == []
     with pytest.raises(ValidationError) as caught:
         await other.update_experiment(replace(saved, status="stopped"))
-    assert caught.value.blame_field == "experiment_id" and caught.value.message == f"Experiment {saved.id} is not in this workspace"
+    assert (
+        caught.value.blame_field == "experiment_id"
+        and caught.value.message == f"Experiment {saved.id} is not in this workspace"
+    )
     assert called == protocol_methods(ExperimentRecords)
 
 
@@ -180,5 +205,6 @@ async def test_a_store_refusal_is_the_products_validation_error_and_reads_as_one
     assert error.message == "Selection kind 'campaign' is not known"
     assert error.fix == "use ad_account, page, instagram_account."
     assert str(error) == "Selection kind 'campaign' is not known. Fix: use ad_account, page, instagram_account."
-    assert error.to_text() == ("ERROR validation: Selection kind 'campaign' is not known. "
-                               "Fix: use ad_account, page, instagram_account.")
+    assert error.to_text() == (
+        "ERROR validation: Selection kind 'campaign' is not known. Fix: use ad_account, page, instagram_account."
+    )

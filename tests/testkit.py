@@ -1,4 +1,5 @@
 """Small helpers shared by the tests (the tests folder is on sys.path, so tests import this by name)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,9 @@ from typing import Any
 # Where every test sandbox's clock starts: a fixed day, so no test depends on the date it runs. 20:00 UTC is 12:00 in
 # Los Angeles and 05:00 next morning in Tokyo (the demo accounts' zones): hours from any midnight, a week before DST.
 SANDBOX_START = datetime(2026, 3, 2, 20, 0, 0, tzinfo=UTC)
-SANDBOX_START_ENV = {"ADMONSTER_SANDBOX_CLOCK_START": SANDBOX_START.isoformat()}  # the same, for the product as a process
+SANDBOX_START_ENV = {
+    "ADMONSTER_SANDBOX_CLOCK_START": SANDBOX_START.isoformat()
+}  # the same, for the product as a process
 
 
 class FakeClock:
@@ -41,8 +44,9 @@ def sandbox_settings(tmp_path: Path, **overrides: Any) -> Any:
     """Settings for a runtime whose embedded sandbox lives under ``tmp_path`` and starts its clock at SANDBOX_START."""
     from admonster_config import load_settings
 
-    return load_settings(home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", sandbox_clock_start=SANDBOX_START,
-                         **overrides)
+    return load_settings(
+        home=tmp_path / "home", sandbox_db=tmp_path / "sandbox.db", sandbox_clock_start=SANDBOX_START, **overrides
+    )
 
 
 @contextlib.asynccontextmanager
@@ -80,6 +84,7 @@ async def workspaces_on_a_server(tmp_path: Path, names: tuple[str, ...] = ("alph
 def sandbox_clock(sandbox: Any):
     """The clock of a sandbox (anything with its ``url``) as a Facebook session's ``clock``: ops' "now" follows the
     simulated time, as `admonster_runtime` makes it in sandbox mode."""
+
     async def now() -> datetime:
         import aiohttp
 
@@ -93,8 +98,14 @@ def job_context(runtime: Any) -> Any:
     """A JobContext over an opened runtime (sandbox mode): its store, notifier and time source."""
     from admonster_jobs import JobContext
 
-    return JobContext(store=runtime.store, notifier=runtime.notifier, settings=runtime.settings, sessions=runtime,
-                      time_source=runtime.time_source, tz=UTC)
+    return JobContext(
+        store=runtime.store,
+        notifier=runtime.notifier,
+        settings=runtime.settings,
+        sessions=runtime,
+        time_source=runtime.time_source,
+        tz=UTC,
+    )
 
 
 class ServerThread:

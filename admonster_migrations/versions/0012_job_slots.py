@@ -3,6 +3,7 @@
 Revision ID: 0012
 Revises: 0011
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -15,12 +16,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table("job_slots",
-                    sa.Column("name", sa.Text(), nullable=False),
-                    sa.Column("slot", sa.Text(), nullable=False),
-                    sa.Column("owner", sa.Text(), nullable=False),
-                    sa.Column("claimed_at", sa.Text(), nullable=False),
-                    sa.PrimaryKeyConstraint("name", "slot"))
+    op.create_table(
+        "job_slots",
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("slot", sa.Text(), nullable=False),
+        sa.Column("owner", sa.Text(), nullable=False),
+        sa.Column("claimed_at", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("name", "slot"),
+    )
 
 
 def downgrade() -> None:

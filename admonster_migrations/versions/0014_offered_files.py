@@ -4,6 +4,7 @@ serves a link another one handed out (the files stay on disk under the home: a v
 Revision ID: 0014
 Revises: 0013
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -16,19 +17,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table("offered_files",
-                    sa.Column("file_id", sa.Text(), nullable=False),
-                    sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-                    sa.Column("relative_path", sa.Text(), nullable=False),
-                    sa.Column("name", sa.Text(), nullable=False),
-                    sa.Column("content_type", sa.Text(), nullable=False),
-                    sa.Column("disposition", sa.Text(), nullable=False),
-                    sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-                    sa.Column("mtime_ns", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-                    sa.Column("offered_at", sa.Text(), nullable=False),
-                    sa.Column("expires_at", sa.Text(), nullable=False),
-                    sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
-                    sa.PrimaryKeyConstraint("file_id"))
+    op.create_table(
+        "offered_files",
+        sa.Column("file_id", sa.Text(), nullable=False),
+        sa.Column("workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("relative_path", sa.Text(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("content_type", sa.Text(), nullable=False),
+        sa.Column("disposition", sa.Text(), nullable=False),
+        sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("mtime_ns", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("offered_at", sa.Text(), nullable=False),
+        sa.Column("expires_at", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("file_id"),
+    )
     op.create_index("offered_files_workspace", "offered_files", ["workspace_id", "offered_at"])
 
 
