@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import types
 import typing
@@ -60,6 +62,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
@@ -155,12 +158,16 @@ class SecretKeyError(StoreError):
 
 def database_unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the database server cannot be reached (down, restarting, the network gone), not that a
-    statement was wrong: the connection was refused, dropped or invalidated."""
+    statement was wrong or that something else failed: the connection was refused, dropped, invalidated or not had in
+    time from the pool. A file, disk or permission error elsewhere in a request is not counted."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
-        isinstance(error, OSError) and error.errno is not None
-    )
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, ConnectionError, socket.gaierror)):
+        return True
+    return isinstance(error, OSError) and error.errno in UNREACHABLE_ERRNOS
+
+
+UNREACHABLE_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -87,3 +87,24 @@ async def test_a_notification_dedupe_key_is_queued_once(replicas):
     )
     assert len([m for m in made if m is not None]) == 1
     assert len(await first.unread_inbox(workspace)) == 1
+
+
+def test_only_a_database_that_cannot_be_reached_counts_as_unreachable():
+    """The server's 503 (admonster_server.database_outage) is for the database only: a refused or dropped connection
+    counts; a file, disk or permission error elsewhere in a request, or a wrong statement, does not."""
+    import errno
+    import socket
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from admonster_store import database_unreachable
+
+    assert database_unreachable(ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed"))
+    assert database_unreachable(OSError(errno.EHOSTUNREACH, "No route to host"))
+    assert database_unreachable(socket.gaierror(-2, "Name or service not known"))
+    assert database_unreachable(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+    assert not database_unreachable(PermissionError(errno.EACCES, "Permission denied"))
+    assert not database_unreachable(OSError(errno.ENOSPC, "No space left on device"))
+    assert not database_unreachable(TimeoutError())
+    assert not database_unreachable(ProgrammingError("SELEC 1", {}, Exception("syntax error")))
+    assert not database_unreachable(ValueError("bad"))
