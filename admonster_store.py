@@ -1628,25 +1628,31 @@ class Store:
 
     async def set_selection(self, workspace_id: int, kind: str, value: str | None) -> None:
         """Select an ad account, page or Instagram account; None clears the selection."""
-        _check_selection_kind(kind)
+        await self.set_selections(workspace_id, {kind: value})
+
+    async def set_selections(self, workspace_id: int, chosen: dict[str, str | None]) -> None:
+        """Set several selections in one transaction (a page with its Instagram account): a reader in another request
+        or replica sees all of them or none, never the page without its Instagram account. None clears one."""
+        for kind in chosen:
+            _check_selection_kind(kind)
         async with self._tx(workspace_id) as conn:
-            if value is None or not str(value).strip():
+            for kind, value in chosen.items():
+                mine = (selections.c.workspace_id == workspace_id, selections.c.kind == kind)
+                if value is None or not str(value).strip():
+                    await conn.execute(delete(selections).where(*mine))
+                    continue
                 await conn.execute(
-                    delete(selections).where(selections.c.workspace_id == workspace_id, selections.c.kind == kind)
+                    self._upsert(
+                        selections,
+                        {
+                            "workspace_id": workspace_id,
+                            "kind": kind,
+                            "value": str(value).strip(),
+                            "updated_at": _iso(self._now()),
+                        },
+                        ("workspace_id", "kind"),
+                    )
                 )
-                return
-            await conn.execute(
-                self._upsert(
-                    selections,
-                    {
-                        "workspace_id": workspace_id,
-                        "kind": kind,
-                        "value": str(value).strip(),
-                        "updated_at": _iso(self._now()),
-                    },
-                    ("workspace_id", "kind"),
-                )
-            )
 
     async def all_selections(self, workspace_id: int) -> dict[str, str | None]:
         """Every selection kind mapped to its value (None when unset)."""

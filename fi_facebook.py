@@ -2449,7 +2449,6 @@ class Facebook:
         self.connector = connector
         self.callback_url = callback_url  # async () -> the OAuth redirect URI this interface listens on
         self._on_disconnect = on_disconnect
-        self._selections: dict[str, str | None] | None = None
 
     async def call(
         self,
@@ -2604,8 +2603,8 @@ class Facebook:
         ctx = await self._context(interface)
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
-            for kind, value in outcome.selections.items():
-                await self.select(kind, value)
+            if outcome.selections:
+                await self.store.set_selections(self.workspace.id, outcome.selections)
             return outcome
         plan: WritePlan = outcome
         if dry_run:
@@ -2650,14 +2649,13 @@ class Facebook:
             await self._on_disconnect(self.workspace)
 
     async def selections(self) -> dict[str, str | None]:
-        """The workspace's selected ad account, page and Instagram account (read once, kept current by select())."""
-        if self._selections is None:
-            self._selections = dict(await self.store.all_selections(self.workspace.id))
-        return self._selections
+        """The workspace's selected ad account, page and Instagram account, read from the store on every call: another
+        request or replica may have changed them since this session's last op, and a stale copy would launch for the
+        old page or key the same launch differently."""
+        return dict(await self.store.all_selections(self.workspace.id))
 
     async def select(self, kind: str, value: str | None) -> None:
         await self.store.set_selection(self.workspace.id, kind, value)
-        (await self.selections())[kind] = value
 
     async def _context(self, interface: str) -> FacebookContext:
         chosen = await self.selections()

@@ -74,7 +74,8 @@ async def test_identical_launches_at_once_build_one_of_each_and_name_the_same_id
     first = answers[0].data
     assert {_ids(a.data) for a in answers} == {_ids(first)}
     assert all(f"launch #{first['launch_id']}" in a.text and first["campaign_id"] in a.text for a in answers)
-    assert answers[0].text.startswith(f"Launched campaign {name} ({first['campaign_id']})")
+    launched = [a for a in answers if a.text.startswith(f"Launched campaign {name} ({first['campaign_id']})")]
+    assert len(launched) == 1 and all(a.text.startswith("Already launched as") for a in answers if a not in launched)
     assert await _counts(sandbox, name) == {"campaign": 1, "adset": 1, "adcreative": 1, "ad": 1}
     routes = (await sandbox.stats())["by_route"]
     assert [routes.get(route, 0) for route in CREATE_ROUTES] == [1, 1, 1, 1, 1]  # nothing was even sent twice

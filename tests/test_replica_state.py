@@ -158,6 +158,71 @@ async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(
             await facebook.store.close()
 
 
+# -- selections: read from the database on every op, written together -------------------------------------------
+
+
+async def test_a_page_selected_on_one_replica_is_what_the_others_next_launch_uses(
+    two_stores, sandbox, demo_token, demo_accounts, tmp_path
+):
+    """A session no longer keeps its own copy of the selections: a replica that read them before another replica
+    selected a page (and with it its Instagram account) builds its next launch for that page and Instagram account."""
+    from test_fb_ads_launch import launch_args
+
+    replicas = []
+    for store in two_stores:
+        graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url)
+        workspace = await store.ensure_workspace("team")
+        replicas.append(Facebook(store, graph, workspace, clock=sandbox_clock(sandbox), files_home=tmp_path / "home"))
+    await two_stores[0].set_selection(replicas[0].workspace.id, "ad_account", demo_accounts["USD"])
+    page = next(
+        p
+        for p in await replicas[0].graph.get_all("me/accounts", {"fields": "id,instagram_business_account"})
+        if p.get("instagram_business_account")
+    )
+    args = {**launch_args(tmp_path, "Selected elsewhere"), "page_id": page["id"], "dry_run": True}
+
+    def instagram_in(preview) -> set:
+        bodies = [r["params"] for r in preview.data["requests"] if r["path"].endswith("/adcreatives")]
+        return {(b.get("object_story_spec") or {}).get("instagram_user_id") for b in bodies}
+
+    try:
+        before = await replicas[1].call("launch_campaign", dict(args))
+        assert before.ok and instagram_in(before) == {None}, before.text
+        chosen = await replicas[0].call("select_page", {"page_id": page["id"]})
+        assert chosen.ok and chosen.data["selected"]["instagram_account"], chosen.text
+        after = await replicas[1].call("launch_campaign", dict(args))
+        assert after.ok and instagram_in(after) == {page["instagram_business_account"]["id"]}, after.text
+    finally:
+        for facebook in replicas:
+            await facebook.graph.close()
+
+
+async def test_a_page_and_its_instagram_account_are_read_together_or_not_at_all(two_stores):
+    """select_page stores the page and its Instagram account in one transaction: over many concurrent reads on the
+    other replica, none sees one page with another page's Instagram account (a launch would be keyed on that mix)."""
+    workspace = (await two_stores[0].ensure_workspace("w")).id
+    pairs = [
+        {"page": "400000000000001", "instagram_account": "17841400000000001"},
+        {"page": "400000000000002", "instagram_account": "17841400000000002"},
+    ]
+    seen: list[tuple] = []
+
+    async def select_back_and_forth() -> None:
+        for round_ in range(150):
+            await two_stores[0].set_selections(workspace, pairs[round_ % 2])
+
+    async def read_meanwhile() -> None:
+        for _ in range(150):
+            chosen = await two_stores[1].all_selections(workspace)
+            seen.append((chosen["page"], chosen["instagram_account"]))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(select_back_and_forth(), read_meanwhile())
+    consistent = {(None, None)} | {(p["page"], p["instagram_account"]) for p in pairs}
+    assert set(seen) <= consistent, set(seen) - consistent
+    assert len(set(seen) - {(None, None)}) == 2  # the reader did see the writer's changes while it ran
+
+
 # -- MCP sessions live in one replica's memory: another answers 404 and the client starts a new session there ------
 
 
