@@ -75,6 +75,7 @@ class Runtime:
         stamp = hashlib.sha256((token or "").encode()).hexdigest()
         cached = self._sessions.get(workspace.id)
         if cached and cached[0] == stamp:
+            await cached[1].refresh_selections()  # another request or replica may have selected since
             return cached[1]
         if cached and cached[1].graph is not None:
             await cached[1].graph.close()

@@ -2439,6 +2439,7 @@ class Facebook:
         self.files_dir = workspace_files_dir(
             files_home if files_home is not None else Path(tempfile.gettempdir()) / "admonster", workspace.id
         )
+        self._selections: dict[str, str | None] | None = None
         self.single_flight = single_flight  # the launch leases: how long one lasts, how long a second request waits
         self.clock = clock  # async: the runtime's "now" (the sandbox's clock in sandbox mode); None: the store's clock
         self.graph = graph
@@ -2604,7 +2605,7 @@ class Facebook:
         outcome = await spec.handler(ctx, model)
         if isinstance(outcome, OpResult):
             if outcome.selections:
-                await self.store.set_selections(self.workspace.id, outcome.selections)
+                await self.select_together(outcome.selections)
             return outcome
         plan: WritePlan = outcome
         if dry_run:
@@ -2649,13 +2650,23 @@ class Facebook:
             await self._on_disconnect(self.workspace)
 
     async def selections(self) -> dict[str, str | None]:
-        """The workspace's selected ad account, page and Instagram account, read from the store on every call: another
-        request or replica may have changed them since this session's last op, and a stale copy would launch for the
-        old page or key the same launch differently."""
-        return dict(await self.store.all_selections(self.workspace.id))
+        """The workspace's selected ad account, page and Instagram account, as this request read them from the store
+        (refresh_selections, at the start of every request) and as its own ops changed them since."""
+        return self._selections if self._selections is not None else await self.refresh_selections()
+
+    async def refresh_selections(self) -> dict[str, str | None]:
+        """Read the selections again: another request, process or replica may have changed them (the runtime calls
+        this each time it hands the session to a request; a stale copy would launch for the old page)."""
+        self._selections = dict(await self.store.all_selections(self.workspace.id))
+        return self._selections
 
     async def select(self, kind: str, value: str | None) -> None:
-        await self.store.set_selection(self.workspace.id, kind, value)
+        await self.select_together({kind: value})
+
+    async def select_together(self, chosen: dict[str, str | None]) -> None:
+        """Store selections in one transaction (a page with its Instagram account): no reader sees one without the other."""
+        await self.store.set_selections(self.workspace.id, chosen)
+        (await self.selections()).update(chosen)
 
     async def _context(self, interface: str) -> FacebookContext:
         chosen = await self.selections()

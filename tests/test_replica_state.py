@@ -158,43 +158,7 @@ async def test_two_replicas_launching_the_same_campaign_at_once_build_it_once(
             await facebook.store.close()
 
 
-# -- selections: read from the database on every op, written together -------------------------------------------
-
-
-async def test_a_page_selected_on_one_replica_is_what_the_others_next_launch_uses(
-    two_stores, sandbox, demo_token, demo_accounts, tmp_path
-):
-    """A session no longer keeps its own copy of the selections: a replica that read them before another replica
-    selected a page (and with it its Instagram account) builds its next launch for that page and Instagram account."""
-    from test_fb_ads_launch import launch_args
-
-    replicas = []
-    for store in two_stores:
-        graph = GraphClient(demo_token["access_token"], app_secret=demo_token["app_secret"], base_url=sandbox.url)
-        workspace = await store.ensure_workspace("team")
-        replicas.append(Facebook(store, graph, workspace, clock=sandbox_clock(sandbox), files_home=tmp_path / "home"))
-    await two_stores[0].set_selection(replicas[0].workspace.id, "ad_account", demo_accounts["USD"])
-    page = next(
-        p
-        for p in await replicas[0].graph.get_all("me/accounts", {"fields": "id,instagram_business_account"})
-        if p.get("instagram_business_account")
-    )
-    args = {**launch_args(tmp_path, "Selected elsewhere"), "page_id": page["id"], "dry_run": True}
-
-    def instagram_in(preview) -> set:
-        bodies = [r["params"] for r in preview.data["requests"] if r["path"].endswith("/adcreatives")]
-        return {(b.get("object_story_spec") or {}).get("instagram_user_id") for b in bodies}
-
-    try:
-        before = await replicas[1].call("launch_campaign", dict(args))
-        assert before.ok and instagram_in(before) == {None}, before.text
-        chosen = await replicas[0].call("select_page", {"page_id": page["id"]})
-        assert chosen.ok and chosen.data["selected"]["instagram_account"], chosen.text
-        after = await replicas[1].call("launch_campaign", dict(args))
-        assert after.ok and instagram_in(after) == {page["instagram_business_account"]["id"]}, after.text
-    finally:
-        for facebook in replicas:
-            await facebook.graph.close()
+# -- selections: a page and its Instagram account are written together ------------------------------------------
 
 
 async def test_a_page_and_its_instagram_account_are_read_together_or_not_at_all(two_stores):

@@ -124,6 +124,20 @@ async def test_a_confirmation_made_on_one_replica_is_confirmed_on_another_once(r
     assert campaign["data"]["campaign"]["status"] == "ACTIVE"
 
 
+async def test_an_ad_account_selected_on_one_replica_is_the_one_the_others_next_request_uses(replicas):
+    """Each request reads the workspace's selections again: a replica whose session read them earlier follows a
+    selection made on another replica since (with a stale copy it would list, or launch in, the old account)."""
+    (first, second, third), key, sandbox, _ = replicas
+    accounts = sandbox.control("GET", "objects?type=adaccount")["data"]
+    before = await _tool(first, key, "list_campaigns")
+    assert before["ok"], before["text"]
+    other = next(a["id"] for a in accounts if a["id"] != before["data"]["ad_account_id"])
+    selected = await _tool(second, key, "select_ad_account", {"ad_account_id": other})
+    assert selected["ok"], selected["text"]
+    after = await asyncio.gather(*(_tool(url, key, "list_campaigns") for url in (first, second, third)))
+    assert [answer["data"]["ad_account_id"] for answer in after] == [other] * 3, [a["text"] for a in after]
+
+
 async def test_three_replicas_running_their_schedulers_claim_each_job_slot_once(replicas):
     """Each replica's scheduler sees the hourly jobs due at start (they never ran); all three look, one runs each."""
     urls, key, _, database_url = replicas
