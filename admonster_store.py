@@ -1,8 +1,10 @@
 """Ad Monster state: workspaces, settings, selections, audit log, confirmations and encrypted tokens, on SQLAlchemy 2 Core.
 
 Two engines: SQLite through aiosqlite (the embedded default, one file in ADMONSTER_HOME) and PostgreSQL through asyncpg
-(``ADMONSTER_DATABASE_URL=postgresql+asyncpg://…``). Each stored concept is declared once, as a frozen dataclass whose
-fields carry their column facts (``column(...)``); ``record_table`` derives the SQLAlchemy ``Table`` from it and
+(``ADMONSTER_DATABASE_URL=postgresql+asyncpg://…``). Each stored concept is declared once: a record the ops use in
+fb_utils (the store's record subclasses it, adding the workspace and its own times), a record only the bot side uses
+here, as a frozen dataclass whose fields carry their column facts (``column(...)``). ``record_table`` derives the
+SQLAlchemy ``Table`` from the record and
 ``from_row`` maps a row back, with JSON, UTC times and flags converted by the column types (``JsonText``, ``UtcText``,
 ``Flag``) in one place. The schema is migrated by Alembic (admonster_migrations/) when the store opens; a SQLite home
 made before Alembic is first brought to the last frozen script (admonster_store_legacy) and stamped.
@@ -288,13 +290,33 @@ def _sql_type(annotation: Any, what: str, given: Any = None) -> tuple[Any, bool]
     raise TypeError(f"No column type for {annotation!r} ({what})")
 
 
-def record_table(name: str, record: type, *extra: Any, label: str) -> Table:
+def _column_info(spec: Any, annotation: Any, stored_as: dict[str, dict[str, Any]]) -> ColumnInfo:
+    """How a field is stored: as its `column()` says, or for a field declared in fb_utils (no column facts there, as
+    fb_utils knows no SQL) by these rules, with `stored_as` adding what they cannot know."""
+    if COLUMN in spec.metadata:
+        return typing.cast("ColumnInfo", spec.metadata[COLUMN])
+    base = typing.get_origin(annotation) or annotation
+    facts: dict[str, Any] = {}
+    if spec.name == "id":
+        facts.update(primary_key=True, autoincrement=True)
+    if base in (dict, list):
+        facts["name"] = f"{spec.name}_json"
+    if spec.default_factory in (dict, list):
+        facts["server_default"] = "{}" if spec.default_factory is dict else "[]"
+    elif isinstance(spec.default, bool | int):
+        facts["server_default"] = sql_text(str(int(spec.default)))
+    return ColumnInfo(**{**facts, **stored_as.get(spec.name, {})})
+
+
+def record_table(
+    name: str, record: type, *extra: Any, label: str, stored_as: dict[str, dict[str, Any]] | None = None
+) -> Table:
     """The table of `record`: one column per stored field, then `extra` columns, constraints and indexes."""
     hints = typing.get_type_hints(record)
     columns: list[Column[Any]] = []
     autoincrement = False
     for spec in fields(record):
-        info: ColumnInfo = spec.metadata.get(COLUMN, ColumnInfo())
+        info = _column_info(spec, hints[spec.name], stored_as or {})
         if not info.stored:
             continue
         sql_type, nullable = _sql_type(hints[spec.name], f"{label} {spec.name.replace('_', ' ')}", info.sql_type)
@@ -325,7 +347,7 @@ def from_row(table: Table, row: Any, **computed: Any) -> Any:
     values = {
         spec.name: mapping[table.c[spec.name]]
         for spec in fields(record)
-        if spec.metadata.get(COLUMN, ColumnInfo()).stored and spec.name not in computed
+        if spec.name in table.c and spec.name not in computed
     }
     return record(**values, **computed)
 
@@ -558,57 +580,32 @@ class ChatMessage:
     created_at: str = column()
 
 
-@dataclass(frozen=True)
-class Launch:
-    """One recorded launch: the request (no secrets), its status and each step's outcome, in the order they ran."""
+# The records ops read and write are declared once, in fb_utils; the store's record of each adds only what storage
+# needs: the workspace the row belongs to and the times the store keeps. Their columns follow _column_info's rules
+# (an `id` is the table's key; a dict or list is JSON text in `<name>_json`; a dict, list, number or flag default is
+# also the column's server default); what those rules cannot know is given to record_table as `stored_as`.
 
-    id: int = column(primary_key=True, autoincrement=True)
+
+@dataclass(kw_only=True)
+class Launch(LaunchRecord):
+    """A launch as stored: fb_utils.LaunchRecord in its workspace."""
+
     workspace_id: int = workspace_ref()
-    key: str = column()
-    request: dict[str, Any] = column(name="request_json")
-    status: str = column()  # "running" | "failed" | "done" | "rolled_back"
-    steps: dict[str, dict[str, Any]] = column(
-        name="steps_json", server_default="{}", sql_type=JsonText("Launch steps", sort_keys=False)
-    )  # in the order they ran
-    created_at: str = column()
-    updated_at: str = column()
 
 
-@dataclass(frozen=True)
-class Lease:
-    """Who may run the launch or experiment named `key` now: `owner` until `expires_at` (ISO-8601 UTC, milliseconds)."""
+@dataclass(frozen=True, kw_only=True)
+class Lease(LeaseHolder):
+    """Who may run the launch or experiment named `key` now: fb_utils.LeaseHolder, keyed in its workspace."""
 
     workspace_id: int = workspace_ref(primary_key=True)
     key: str = column(primary_key=True)
-    owner: str = column()
-    claimed_at: str = column()
-    expires_at: str = column()
 
 
-@dataclass(frozen=True)
-class AlertRule:
-    """A workspace's alert: when `metric` over `window` of `object_id` crosses `threshold`, do `action`.
+@dataclass(kw_only=True)
+class AlertRule(AlertRuleRecord):
+    """An alert rule as stored: fb_utils.AlertRuleRecord in its workspace, with when it was made."""
 
-    Money thresholds (spend, cpc, cpm, cpa) and `max_budget` are in minor units of `currency`.
-    """
-
-    id: int = column(primary_key=True, autoincrement=True)
     workspace_id: int = workspace_ref()
-    name: str = column()
-    object_id: str = column()
-    level: str = column()
-    ad_account_id: str | None = column()
-    currency: str | None = column()
-    metric: str = column()
-    operator: str = column()
-    threshold: float = column()
-    window: str = column()
-    action: str = column()
-    scale_pct: int | None = column()
-    max_budget: int | None = column()
-    cooldown_hours: float = column()
-    enabled: bool = column(server_default=sql_text("1"))
-    last_fired_at: datetime | None = column()
     created_at: str = column()
 
 
@@ -628,81 +625,41 @@ class AlertEvent:
     detail: dict[str, Any] = column(name="detail_json", server_default="{}")
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One object's metrics for one day (the account's day), as insights reported them."""
+@dataclass(kw_only=True)
+class Snapshot(SnapshotRecord):
+    """One object's day as stored: fb_utils.SnapshotRecord, one per workspace, object and day."""
 
     workspace_id: int = workspace_ref(primary_key=True)
-    object_id: str = column(primary_key=True)
-    level: str = column()
-    day: str = column(primary_key=True)
-    metrics: dict[str, Any] = column(name="metrics_json")
     updated_at: str = column()
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One ad account's spend on one day, in minor units of its currency, with the agency fee on it."""
+@dataclass(kw_only=True)
+class LedgerEntry(SpendRecord):
+    """One ad account's day of spend as stored: fb_utils.SpendRecord, one per workspace, account and day."""
 
     workspace_id: int = workspace_ref(primary_key=True)
-    ad_account_id: str = column(primary_key=True)
-    day: str = column(primary_key=True)
-    spend_minor: int = column()
-    currency: str = column()
-    fee_minor: int = column(server_default=sql_text("0"))
     updated_at: str = column()
 
 
-@dataclass(frozen=True)
-class BillingPause:
-    """The campaigns Ad Monster paused because an ad account's billing failed; resumed_at once they run again."""
+@dataclass(kw_only=True)
+class BillingPause(BillingPauseRecord):
+    """A billing pause as stored: fb_utils.BillingPauseRecord in its workspace."""
 
-    id: int = column(primary_key=True, autoincrement=True)
     workspace_id: int = workspace_ref()
-    ad_account_id: str = column()
-    object_ids: list[str] = column(name="object_ids_json")
-    reason: str = column()
-    created_at: str = column()
-    resumed_at: str | None = column()
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """One A/B test: the plan it came from, each variant's objects and state, and the last evaluation.
+@dataclass(kw_only=True)
+class Experiment(ExperimentRecord):
+    """An A/B test as stored: fb_utils.ExperimentRecord in its workspace."""
 
-    ``variants`` is one dict per variant in the plan's order (``name``, object ids, ``state``: running, stopped, winner
-    or loser); times are ISO-8601 UTC strings.
-    """
-
-    id: int = column(primary_key=True, autoincrement=True)
     workspace_id: int = workspace_ref()
-    key: str = column()
-    name: str = column()
-    plan: dict[str, Any] = column(name="plan_json")
-    status: str = column()  # "running" | "completed" | "stopped"
-    ad_account_id: str = column()
-    currency: str = column()
-    variants: list[dict[str, Any]] = column(name="variants_json", server_default="[]")
-    study_id: str | None = column()
-    winner: str | None = column()
-    outcome: dict[str, Any] = column(name="outcome_json", server_default="{}")
-    started_at: str = column()
-    ends_at: str = column()
-    last_scaled_at: str | None = column()
-    created_at: str = column()
-    updated_at: str = column()
 
 
-@dataclass(frozen=True)
-class ExperimentEntry:
-    """One thing an experiment did (launched, variant_stopped, winner, scaled, ...), with its details."""
+@dataclass(kw_only=True)
+class ExperimentEntry(ExperimentEvent):
+    """One thing an experiment did, as stored: fb_utils.ExperimentEvent in its workspace."""
 
-    id: int = column(primary_key=True, autoincrement=True)
     workspace_id: int = workspace_ref()
-    experiment_id: int = column(references="experiments.id", ondelete="CASCADE")
-    at: str = column()
-    action: str = column()
-    detail: dict[str, Any] = column(name="detail_json", server_default="{}")
 
 
 # -- the tables -------------------------------------------------------------------------------------------------
@@ -767,7 +724,12 @@ chat_messages = record_table(
     "chat_messages", ChatMessage, _in("role", ("system", "user", "assistant", "tool")), label="Chat message"
 )
 launches = record_table(
-    "launches", Launch, _in("status", LAUNCH_STATUSES), UniqueConstraint("workspace_id", "key"), label="Launch"
+    "launches",
+    Launch,
+    _in("status", LAUNCH_STATUSES),
+    UniqueConstraint("workspace_id", "key"),
+    label="Launch",
+    stored_as={"steps": {"sql_type": JsonText("Launch steps", sort_keys=False)}},  # in the order they ran
 )
 leases = record_table("leases", Lease, label="Lease")
 alert_rules = record_table(
@@ -783,9 +745,18 @@ alert_events = record_table(
     "alert_events", AlertEvent, Index("alert_events_workspace", "workspace_id", "id"), label="Alert event"
 )
 perf_snapshots = record_table(
-    "perf_snapshots", Snapshot, Index("perf_snapshots_day", "workspace_id", "day"), label="Snapshot"
+    "perf_snapshots",
+    Snapshot,
+    Index("perf_snapshots_day", "workspace_id", "day"),
+    label="Snapshot",
+    stored_as={"object_id": {"primary_key": True}, "day": {"primary_key": True}},
 )
-spend_ledger = record_table("spend_ledger", LedgerEntry, label="Ledger entry")
+spend_ledger = record_table(
+    "spend_ledger",
+    LedgerEntry,
+    label="Ledger entry",
+    stored_as={"ad_account_id": {"primary_key": True}, "day": {"primary_key": True}},
+)
 billing_pauses = record_table(
     "billing_pauses",
     BillingPause,
@@ -800,12 +771,14 @@ experiments = record_table(
     UniqueConstraint("workspace_id", "name"),
     Index("experiments_status", "workspace_id", "status", "id"),
     label="Experiment",
+    stored_as={"variants": {"server_default": "[]"}},
 )
 experiment_events = record_table(
     "experiment_events",
     ExperimentEntry,
     Index("experiment_events_experiment", "workspace_id", "experiment_id", "id"),
     label="Experiment event",
+    stored_as={"experiment_id": {"references": "experiments.id", "ondelete": "CASCADE"}},
 )
 # The releases before Alembic counted their scripts here; the store still writes the revision number it reached, so
 # such a release refuses a home migrated past the schema it knows (instead of breaking it).

@@ -8,6 +8,7 @@ import json
 import re
 import sqlite3
 from datetime import UTC, datetime
+from inspect import get_annotations
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -74,6 +75,39 @@ async def test_every_record_matches_the_migrated_schema(migrated):
         # and the table has no column the declaration does not name (extras are declared on the table itself)
         assert set(found[table.name]) == {column.name for column in table.c}, table.name
     assert await migrated.schema_version() == int(head_revision())
+
+
+STORAGE_FIELDS = {"workspace_id", "key", "created_at", "updated_at"}
+
+
+def test_a_record_the_ops_use_is_declared_once_in_fb_utils():
+    """The store's record of each concept the ops read and write is a subclass of the fb_utils record that declares
+    none of its fields again (only the workspace and the store's own times), so a field added there is a column."""
+    import fb_utils
+
+    shared = {
+        table.name: (record, base)
+        for table in RECORD_TABLES
+        for record in [table.info["record"]]
+        for base in record.__mro__[1:2]
+        if base.__module__ == "fb_utils"
+    }
+    assert set(shared) == {
+        "launches",
+        "leases",
+        "alert_rules",
+        "perf_snapshots",
+        "spend_ledger",
+        "billing_pauses",
+        "experiments",
+        "experiment_events",
+    }
+    for name, (record, base) in shared.items():
+        own = set(get_annotations(record))
+        assert own <= STORAGE_FIELDS and not own & {spec.name for spec in dataclasses.fields(base)}, name
+        assert getattr(fb_utils, base.__name__) is base
+        table = next(t for t in RECORD_TABLES if t.name == name)
+        assert {spec.name for spec in dataclasses.fields(base)} <= set(table.c.keys()), name
 
 
 async def test_json_time_and_flag_columns_are_converted_in_one_place(migrated, clock):
