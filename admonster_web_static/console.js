@@ -365,10 +365,16 @@
     $("console").hidden = false;
     $("sign-out").hidden = false;
     $("jump").hidden = false;
-    await loadMe();
-    showToken(status);
-    await loadHistory();
-    await refreshAll(status);
+    // Busy until every section has loaded: screen readers wait, and so can a script (sections grow as they load).
+    $("console").setAttribute("aria-busy", "true");
+    try {
+      await loadMe();
+      showToken(status);
+      await loadHistory();
+      await refreshAll(status);
+    } finally {
+      $("console").removeAttribute("aria-busy");
+    }
   }
 
   // The workspace this key belongs to (GET /v1/me): its name in the header, and the currencies without cents.

@@ -94,6 +94,8 @@ async def sign_in(page, key: str) -> None:
     await page.get_by_label("Workspace API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#token-status")).to_contain_text("Token valid", timeout=20_000)
+    # Every section loaded: until then the layout still moves, and a click can land beside its button.
+    await expect(page.locator("#console")).not_to_have_attribute("aria-busy", "true", timeout=30_000)
 
 
 async def check_layout(page, name: str, tmp_path: Path) -> None:
