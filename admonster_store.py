@@ -4,9 +4,8 @@ Two engines: SQLite through aiosqlite (the embedded default, one file in ADMONST
 (``ADMONSTER_DATABASE_URL=postgresql+asyncpg://…``). Each stored concept is declared once: a record the ops use in
 fb_utils (the store's record subclasses it, adding the workspace and its own times), a record only the bot side uses
 here, as a frozen dataclass whose fields carry their column facts (``column(...)``). ``record_table`` derives the
-SQLAlchemy ``Table`` from the record and
-``from_row`` maps a row back, with JSON, UTC times and flags converted by the column types (``JsonText``, ``UtcText``,
-``Flag``) in one place. The schema is migrated by Alembic (admonster_migrations/) when the store opens; a SQLite home
+SQLAlchemy ``Table`` from the record and ``from_row`` maps a row back, with JSON, UTC times and flags converted by the
+column types (``JsonText``, ``UtcText``, ``Flag``) in one place. The schema is migrated by Alembic (admonster_migrations/) when the store opens; a SQLite home
 made before Alembic is first brought to the last frozen script (admonster_store_legacy) and stamped.
 """
 
