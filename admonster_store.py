@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -1140,10 +1141,10 @@ _AUDIT_BY_ID = select(audit_log).where(
 )
 _TOKEN_OF = select(tokens).where(tokens.c.workspace_id == bindparam("workspace_id"))
 _ADD_AUDIT = insert(audit_log).returning(audit_log.c.id)  # the columns come as parameters
+# Equalities, not IN: SQLAlchemy expands an IN list's parameter again on every execution (bench item 10).
+_UNSETTLED = or_(*(audit_log.c.outcome == outcome for outcome in UNSETTLED_OUTCOMES))
 _SETTLE_AUDIT = update(audit_log).where(
-    audit_log.c.workspace_id == bindparam("entry_workspace"),
-    audit_log.c.id == bindparam("entry_id"),
-    audit_log.c.outcome.in_(UNSETTLED_OUTCOMES),
+    audit_log.c.workspace_id == bindparam("entry_workspace"), audit_log.c.id == bindparam("entry_id"), _UNSETTLED
 )
 
 
@@ -1720,11 +1721,6 @@ class Store:
             values["fbtrace_id"] = fbtrace_id
         if undo_of is not None:
             values["undo_of"] = undo_of
-        unsettled = (
-            audit_log.c.workspace_id == workspace_id,
-            audit_log.c.id == audit_id,
-            audit_log.c.outcome.in_(UNSETTLED_OUTCOMES),
-        )
         if not tags:  # the hot path: one UPDATE built once, the values as parameters
             return typing.cast(
                 "bool",
@@ -1733,6 +1729,7 @@ class Store:
                 )
                 == 1,
             )
+        unsettled = (audit_log.c.workspace_id == workspace_id, audit_log.c.id == audit_id, _UNSETTLED)
         async with self._tx(workspace_id) as conn:
             held = await conn.scalar(select(audit_log.c.tags).where(*unsettled).with_for_update())
             values["tags"] = _clean_tags([*(held or []), *tags])
@@ -1763,9 +1760,7 @@ class Store:
     async def unsettled_audit(self, workspace_id: int) -> list[AuditEntry]:
         """The workspace's entries still pending or unknown (a crash mid-write, a lost answer), oldest first."""
         return await self._all(
-            select(audit_log)
-            .where(audit_log.c.workspace_id == workspace_id, audit_log.c.outcome.in_(UNSETTLED_OUTCOMES))
-            .order_by(audit_log.c.id),
+            select(audit_log).where(audit_log.c.workspace_id == workspace_id, _UNSETTLED).order_by(audit_log.c.id),
             audit_log,
         )
 
